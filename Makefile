@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: Apache-2.0
+# kray's one build: krayd, libkray (.so with a version script, .a, pkg-config), the worker
+# host, the kray CLI, examples, benchmarks and tests.  Everything lands in build/.
+#
+#   make            build everything
+#   make deps       install the Debian packages kray needs (only those missing)
+#   make demo       deps + build + start kray + run the main job (examples) + stop
+#   make test       deps + build + every test
+#   make bench      run the benchmarks (figures and JSON)
+
+CC      ?= cc
+O       := build
+PREFIX  ?= /usr/local
+# The interpreter the Python wrapper is built and tested with (Debian's, see KERNEL-FACTS).
+PYTHON  ?= /usr/bin/python3
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing -Iinclude -MMD -MP
+LDLIBS_DAEMON := -luring -lnuma
+LDLIBS_CLIENT := -ldl
+
+SONAME  := libkray.so.0
+LIBVER  := 0.1.0
+
+COMMON_SRC := $(wildcard common/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
+CLIENT_SRC := $(wildcard libclient/*.c)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(O)/%.o)
+CLIENT_PIC := $(CLIENT_SRC:%.c=$(O)/pic/%.o) $(COMMON_SRC:%.c=$(O)/pic/%.o)
+
+LIBKRAY    := $(O)/lib/libkray.so
+BINS       := $(O)/bin/krayd $(O)/bin/kray $(O)/bin/kray-worker
+
+EX_FNS     := $(wildcard examples/*_fns.c)
+EX_BINS_SRC:= $(filter-out $(EX_FNS),$(wildcard examples/*.c))
+EXAMPLES   := $(EX_FNS:examples/%.c=$(O)/examples/lib%.so) $(EX_BINS_SRC:examples/%.c=$(O)/examples/%)
+BENCH_SRC  := $(wildcard bench/*.c)
+BENCHES    := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT       := $(UNIT_SRC:tests/%.c=$(O)/tests/%)
+INTEG_SRC  := $(wildcard tests/integration/test_*.c)
+INTEG      := $(INTEG_SRC:tests/%.c=$(O)/tests/%)
+INTEG_LIB  := $(filter-out $(INTEG_SRC),$(wildcard tests/integration/*.c))
+FIXTURES   := $(patsubst tests/fixtures/%.c,$(O)/tests/lib%.so,$(wildcard tests/fixtures/*.c))
+
+RPATH = -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../../lib'
+
+.PHONY: all deps demo test test-unit test-integration bench clean
+all: $(LIBKRAY) $(O)/lib/libkray.a $(O)/lib/pkgconfig/kray.pc $(BINS) $(EXAMPLES) $(BENCHES) \
+     $(UNIT) $(INTEG) $(FIXTURES)
+
+deps:
+	@dist/install-deps.sh
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(O)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(LIBKRAY): $(CLIENT_PIC) libclient/libkray.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=libclient/libkray.map \
+		-o $@.$(LIBVER) $(CLIENT_PIC) $(LDLIBS_CLIENT)
+	ln -sf libkray.so.$(LIBVER) $(O)/lib/$(SONAME)
+	ln -sf libkray.so.$(LIBVER) $@
+
+$(O)/lib/libkray.a: $(CLIENT_PIC)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(O)/lib/pkgconfig/kray.pc: libclient/kray.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIBVER)|' $< > $@
+
+$(O)/bin/krayd: $(DAEMON_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
+
+$(O)/bin/kray: $(O)/tools/kray.o $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH)
+
+$(O)/bin/kray-worker: $(O)/tools/kray-worker.o $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH)
+
+# Remote-function libraries: examples/*_fns.c and tests/fixtures/*.c.
+$(O)/examples/lib%.so: examples/%.c include/kray/kray.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< -L$(O)/lib -lkray $(RPATH) -lm
+$(O)/tests/lib%.so: tests/fixtures/%.c include/kray/kray.h $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< -L$(O)/lib -lkray $(RPATH) -lm
+
+$(O)/examples/%: examples/%.c $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH) -lm
+
+$(O)/bench/%: bench/%.c $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH) -lm
+
+$(O)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(COMMON_OBJ) -lcriterion
+
+$(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LIBKRAY) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(COMMON_OBJ) -L$(O)/lib -lkray $(RPATH) -lcriterion
+
+# Tests find the build through these; each test starts its own krayd on its own socket.
+TEST_ENV = KRAY_KRAYD=$(CURDIR)/$(O)/bin/krayd KRAY_WORKER=$(CURDIR)/$(O)/bin/kray-worker \
+	KRAY_TEST_CODE_PATH=$(CURDIR)/$(O)/tests/libtestfns.so KRAY_BIN=$(CURDIR)/$(O)/bin
+
+test: deps
+	@$(MAKE) --no-print-directory -s all
+	@$(MAKE) --no-print-directory -s test-unit test-integration
+
+test-unit: $(UNIT)
+	@set -e; for t in $(UNIT); do echo "== $$t"; $(TEST_ENV) $$t --jobs 2; done
+
+test-integration: $(INTEG) $(FIXTURES) $(BINS)
+	@set -e; for t in $(INTEG); do echo "== $$t"; $(TEST_ENV) $$t --jobs 1; done
+
+demo: deps
+	@$(MAKE) --no-print-directory -s all
+	@dist/demo.sh
+
+bench: all
+	@set -e; for b in $(BENCHES); do $(TEST_ENV) $$b; done
+
+clean:
+	rm -rf $(O)
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A growable byte buffer with a read offset: the output queue of every connection and the
+ * builder of every frame.  Header-only; both krayd and libkray use it.
+ */
+#ifndef KRAY_COMMON_BUF_H
+#define KRAY_COMMON_BUF_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kbuf {
+	uint8_t *data;
+	size_t len; /* bytes written */
+	size_t off; /* bytes already consumed from the front */
+	size_t cap;
+};
+
+static inline void kbuf_free(struct kbuf *b)
+{
+	free(b->data);
+	*b = (struct kbuf){ 0 };
+}
+
+/*
+ * Makes room for n more bytes.  Running out of memory for a message buffer is fatal, as
+ * in Redis' zmalloc: there is no useful way to go on with half a frame queued.
+ */
+static inline void kbuf_reserve(struct kbuf *b, size_t n)
+{
+	if (b->len + n <= b->cap)
+		return;
+	if (b->off && b->off == b->len) {
+		b->off = b->len = 0;
+		if (n <= b->cap)
+			return;
+	}
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + n)
+		cap *= 2;
+	uint8_t *p = realloc(b->data, cap);
+	if (!p)
+		abort();
+	b->data = p;
+	b->cap = cap;
+}
+
+/* Appends n bytes (p may be NULL to append zeroes). */
+static inline void kbuf_put(struct kbuf *b, const void *p, size_t n)
+{
+	kbuf_reserve(b, n);
+	if (p)
+		memcpy(b->data + b->len, p, n);
+	else
+		memset(b->data + b->len, 0, n);
+	b->len += n;
+}
+
+static inline size_t kbuf_pending(const struct kbuf *b)
+{
+	return b->len - b->off;
+}
+
+/* Drops n consumed bytes from the front; compacts when everything was consumed. */
+static inline void kbuf_consume(struct kbuf *b, size_t n)
+{
+	b->off += n;
+	if (b->off == b->len)
+		b->off = b->len = 0;
+}
+
+/* Moves unconsumed bytes to the front so that the tail has room for reads. */
+static inline void kbuf_compact(struct kbuf *b)
+{
+	if (!b->off)
+		return;
+	memmove(b->data, b->data + b->off, b->len - b->off);
+	b->len -= b->off;
+	b->off = 0;
+}
+
+#endif /* KRAY_COMMON_BUF_H */

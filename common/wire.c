@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Frame codec: see wire.h.  Every decoder walks the whole body once and rejects it unless
+ * every byte is accounted for, so handlers downstream can iterate without checks.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int wire_check_hdr(const struct kray_frame_hdr *h, size_t max_body)
+{
+	if (h->magic != KRAY_WIRE_MAGIC || h->version != KRAY_WIRE_VERSION)
+		return -EPROTO;
+	if (h->type == 0 || h->type > KRAY_MSG_TYPE_MAX)
+		return -EBADMSG;
+	if (h->len > max_body)
+		return -EMSGSIZE;
+	return 0;
+}
+
+int wire_rd_fixed(struct wire_rd *r, void *dst, size_t n)
+{
+	if (r->left < n)
+		return -EBADMSG;
+	memcpy(dst, r->p, n);
+	r->p += n;
+	r->left -= n;
+	return 0;
+}
+
+int wire_rd_bytes(struct wire_rd *r, size_t n, const void **ret)
+{
+	size_t padded = KRAY_PAD8(n);
+
+	if (n > KRAY_FRAME_MAX || r->left < padded)
+		return -EBADMSG;
+	*ret = r->p;
+	r->p += padded;
+	r->left -= padded;
+	return 0;
+}
+
+int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
+{
+	struct kray_wire_value v;
+	const void *data = NULL;
+
+	if (wire_rd_fixed(r, &v, sizeof(v)))
+		return -EBADMSG;
+	switch (v.type) {
+	case KRAY_WT_NIL:
+	case KRAY_WT_INT64:
+	case KRAY_WT_F64:
+		if (v.len || v.err)
+			return -EBADMSG;
+		break;
+	case KRAY_WT_BYTES:
+		if (v.err)
+			return -EBADMSG;
+		break;
+	case KRAY_WT_REF:
+		if (v.len != sizeof(struct kray_oid) || v.err)
+			return -EBADMSG;
+		break;
+	case KRAY_WT_ERROR:
+		if (v.err == KRAY_WE_NONE || v.err > KRAY_WE_MAX)
+			return -EBADMSG;
+		break;
+	default:
+		return -EBADMSG;
+	}
+	if (v.len && wire_rd_bytes(r, v.len, &data))
+		return -EBADMSG;
+	*ret = (struct wire_value){ .type = v.type, .err = v.err, .scalar = v.scalar,
+				    .data = data, .len = v.len };
+	return 0;
+}
+
+/* Walks n values so that later iteration needs no checks. */
+static int check_values(struct wire_rd r, uint32_t n, bool allow_ref, bool allow_error)
+{
+	struct wire_value v;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (wire_rd_value(&r, &v))
+			return -EBADMSG;
+		if ((v.type == KRAY_WT_REF && !allow_ref) ||
+		    (v.type == KRAY_WT_ERROR && !allow_error))
+			return -EBADMSG;
+	}
+	return wire_rd_end(&r);
+}
+
+int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret)
+{
+	struct wire_rd r;
+	struct wire_hello h;
+	const void *path = NULL;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &h.m, sizeof(h.m)))
+		return -EBADMSG;
+	if (h.m.role != KRAY_ROLE_DRIVER && h.m.role != KRAY_ROLE_WORKER)
+		return -EBADMSG;
+	if (h.m.path_len > KRAY_PATH_MAX || wire_rd_bytes(&r, h.m.path_len, &path) ||
+	    wire_rd_end(&r))
+		return -EBADMSG;
+	h.path = path;
+	*ret = h;
+	return 0;
+}
+
+int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
+{
+	struct wire_rd r;
+	struct wire_submit s;
+	const void *name;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &s.m, sizeof(s.m)))
+		return -EBADMSG;
+	if (s.m.name_len == 0 || s.m.nargs > KRAY_ARGS_MAX ||
+	    s.m.num_returns > KRAY_RETURNS_MAX || s.m.max_retries < -1 ||
+	    wire_rd_bytes(&r, s.m.name_len, &name))
+		return -EBADMSG;
+	if (memchr(name, 0, s.m.name_len))
+		return -EBADMSG;
+	if (check_values(r, s.m.nargs, true, false))
+		return -EBADMSG;
+	s.name = name;
+	s.args = r;
+	*ret = s;
+	return 0;
+}
+
+int wire_dec_exec(const void *body, size_t len, struct wire_exec *ret)
+{
+	struct wire_rd r;
+	struct wire_exec e;
+	const void *name;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &e.m, sizeof(e.m)))
+		return -EBADMSG;
+	if (e.m.name_len == 0 || e.m.nargs > KRAY_ARGS_MAX ||
+	    e.m.num_returns > KRAY_RETURNS_MAX || wire_rd_bytes(&r, e.m.name_len, &name))
+		return -EBADMSG;
+	if (memchr(name, 0, e.m.name_len) || check_values(r, e.m.nargs, false, false))
+		return -EBADMSG;
+	e.name = name;
+	e.args = r;
+	*ret = e;
+	return 0;
+}
+
+int wire_dec_result(const void *body, size_t len, struct wire_result *ret)
+{
+	struct wire_rd r;
+	struct wire_result res;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &res.m, sizeof(res.m)) || res.m.n > KRAY_RETURNS_MAX ||
+	    check_values(r, res.m.n, false, true))
+		return -EBADMSG;
+	res.values = r;
+	*ret = res;
+	return 0;
+}
+
+static int dec_oids(struct wire_rd *r, uint32_t n, struct wire_oids *ret)
+{
+	const void *p;
+
+	if (n > KRAY_REFS_MAX || r->left != (size_t)n * sizeof(struct kray_oid))
+		return -EBADMSG;
+	if (n && wire_rd_bytes(r, (size_t)n * sizeof(struct kray_oid), &p))
+		return -EBADMSG;
+	ret->n = n;
+	ret->oids = n ? p : NULL;
+	return 0;
+}
+
+int wire_dec_get(const void *body, size_t len, struct wire_get *ret)
+{
+	struct wire_rd r;
+	struct kray_msg_get m;
+	struct wire_get g;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || dec_oids(&r, m.n, &g.ids))
+		return -EBADMSG;
+	g.timeout_ms = m.timeout_ms;
+	*ret = g;
+	return 0;
+}
+
+int wire_dec_get_reply(const void *body, size_t len, struct wire_get_reply *ret)
+{
+	struct wire_rd r;
+	struct kray_msg_get_reply m;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.n > KRAY_REFS_MAX ||
+	    (m.status != 0 && m.n != 0) || check_values(r, m.n, false, true))
+		return -EBADMSG;
+	*ret = (struct wire_get_reply){ .status = m.status, .n = m.n, .values = r };
+	return 0;
+}
+
+int wire_dec_put(const void *body, size_t len, struct wire_put *ret)
+{
+	struct wire_rd r;
+	struct wire_put p;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &p.oid, sizeof(p.oid)) || wire_rd_value(&r, &p.value) ||
+	    wire_rd_end(&r) || p.value.type == KRAY_WT_REF || p.value.type == KRAY_WT_ERROR)
+		return -EBADMSG;
+	*ret = p;
+	return 0;
+}
+
+int wire_dec_refs(const void *body, size_t len, struct wire_oids *ret)
+{
+	struct wire_rd r;
+	struct kray_msg_refs m;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)))
+		return -EBADMSG;
+	return dec_oids(&r, m.n, ret);
+}
+
+static int dec_text(const void *body, size_t len, struct wire_text *ret, size_t max)
+{
+	struct wire_rd r;
+	struct {
+		int32_t code;
+		uint32_t len;
+	} m;
+	const void *text = NULL;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.len > max ||
+	    wire_rd_bytes(&r, m.len, &text) || wire_rd_end(&r))
+		return -EBADMSG;
+	*ret = (struct wire_text){ .code = m.code, .text = text, .len = m.len };
+	return 0;
+}
+
+int wire_dec_error(const void *body, size_t len, struct wire_text *ret)
+{
+	return dec_text(body, len, ret, 65536);
+}
+
+int wire_dec_job(const void *body, size_t len, struct wire_text *ret)
+{
+	return dec_text(body, len, ret, KRAY_PATH_MAX);
+}
+
+int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size)
+{
+	if (len != size)
+		return -EBADMSG;
+	memcpy(dst, body, size);
+	return 0;
+}
+
+size_t wire_begin(struct kbuf *b, uint16_t type, uint64_t req)
+{
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+				    .type = type, .req = req };
+	size_t off = b->len;
+
+	kbuf_put(b, &h, sizeof(h));
+	return off;
+}
+
+void wire_end(struct kbuf *b, size_t hdr_off)
+{
+	uint32_t len = (uint32_t)(b->len - hdr_off - sizeof(struct kray_frame_hdr));
+
+	memcpy(b->data + hdr_off + offsetof(struct kray_frame_hdr, len), &len, sizeof(len));
+}
+
+void wire_put_padded(struct kbuf *b, const void *p, size_t n)
+{
+	kbuf_put(b, p, n);
+	if (KRAY_PAD8(n) != n)
+		kbuf_put(b, NULL, KRAY_PAD8(n) - n);
+}
+
+void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
+		    const void *data, uint32_t len)
+{
+	struct kray_wire_value v = { .type = type, .err = err, .len = len, .scalar = scalar };
+
+	kbuf_put(b, &v, sizeof(v));
+	if (len)
+		wire_put_padded(b, data, len);
+}
+
+void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)n);
+}
+
+void wire_put_error_frame(struct kbuf *b, uint64_t req, int code, const char *msg)
+{
+	size_t off = wire_begin(b, KRAY_MSG_ERROR, req);
+	struct kray_msg_error e = { .code = code, .len = (uint32_t)strlen(msg) };
+
+	kbuf_put(b, &e, sizeof(e));
+	wire_put_padded(b, msg, e.len);
+	wire_end(b, off);
+}

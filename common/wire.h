@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The codec of the wire protocol (include/uapi/kray_wire.h): frame header checks, a
+ * bounds-checked reader for bodies, one validating decoder per message that has a
+ * variable part, and the writer helpers.  Shared by krayd and libkray.
+ *
+ * Decoders never trust a length: every read is checked against what is left of the body,
+ * and they return -EBADMSG on anything malformed.  Values they return point into the
+ * body (no copies); they are valid while the body is.
+ */
+#ifndef KRAY_COMMON_WIRE_H
+#define KRAY_COMMON_WIRE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../include/uapi/kray_wire.h"
+#include "buf.h"
+
+/* A reader over a frame body. */
+struct wire_rd {
+	const uint8_t *p;
+	size_t left;
+};
+
+/* A decoded value, pointing into the body. */
+struct wire_value {
+	uint8_t type; /* enum kray_wire_type */
+	uint8_t err; /* enum kray_wire_err */
+	uint64_t scalar;
+	const void *data;
+	uint32_t len;
+};
+
+static inline void wire_rd_init(struct wire_rd *r, const void *body, size_t len)
+{
+	r->p = body;
+	r->left = len;
+}
+
+/*
+ * Checks a frame header.  Returns 0, -EPROTO (bad magic or version), -EBADMSG (unknown
+ * type) or -EMSGSIZE (body longer than max_body).
+ */
+int wire_check_hdr(const struct kray_frame_hdr *h, size_t max_body);
+
+/* Copies n bytes.  Returns 0 or -EBADMSG (short body). */
+int wire_rd_fixed(struct wire_rd *r, void *dst, size_t n);
+/* Points *ret at n bytes and skips them and their padding.  Returns 0 or -EBADMSG. */
+int wire_rd_bytes(struct wire_rd *r, size_t n, const void **ret);
+/* Decodes one value and checks its type and length.  Returns 0 or -EBADMSG. */
+int wire_rd_value(struct wire_rd *r, struct wire_value *ret);
+/* Returns 0 if the body was consumed exactly, else -EBADMSG. */
+static inline int wire_rd_end(const struct wire_rd *r)
+{
+	return r->left ? -EBADMSG : 0;
+}
+
+struct wire_hello {
+	struct kray_msg_hello m;
+	const char *path; /* not NUL-terminated; path_len bytes */
+};
+
+struct wire_submit {
+	struct kray_msg_submit m;
+	const char *name; /* not NUL-terminated; m.name_len bytes */
+	struct wire_rd args; /* m.nargs values, already validated */
+};
+
+struct wire_exec {
+	struct kray_msg_exec m;
+	const char *name;
+	struct wire_rd args;
+};
+
+struct wire_result {
+	struct kray_msg_result m;
+	struct wire_rd values; /* m.n values, already validated */
+};
+
+struct wire_oids {
+	uint32_t n;
+	const struct kray_oid *oids; /* may be unaligned: copy before use */
+};
+
+struct wire_get {
+	int64_t timeout_ms;
+	struct wire_oids ids;
+};
+
+struct wire_get_reply {
+	int32_t status;
+	uint32_t n;
+	struct wire_rd values;
+};
+
+struct wire_put {
+	struct kray_oid oid;
+	struct wire_value value;
+};
+
+struct wire_text {
+	int32_t code; /* ERROR: negative errno; JOB: job id */
+	const char *text; /* not NUL-terminated */
+	uint32_t len;
+};
+
+/* Body decoders: each returns 0 or -EBADMSG and fills *ret only on success. */
+int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret);
+int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret);
+int wire_dec_exec(const void *body, size_t len, struct wire_exec *ret);
+int wire_dec_result(const void *body, size_t len, struct wire_result *ret);
+int wire_dec_get(const void *body, size_t len, struct wire_get *ret);
+int wire_dec_get_reply(const void *body, size_t len, struct wire_get_reply *ret);
+int wire_dec_put(const void *body, size_t len, struct wire_put *ret);
+int wire_dec_refs(const void *body, size_t len, struct wire_oids *ret);
+int wire_dec_error(const void *body, size_t len, struct wire_text *ret);
+int wire_dec_job(const void *body, size_t len, struct wire_text *ret);
+/* Fixed-size bodies (HELLO_OK, REJECT, STATUS_REPLY): exact length or -EBADMSG. */
+int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size);
+
+/* Writers.  wire_begin() appends a header and returns its offset; wire_end() fills in the
+ * body length.  Out of memory is fatal (see buf.h). */
+size_t wire_begin(struct kbuf *b, uint16_t type, uint64_t req);
+void wire_end(struct kbuf *b, size_t hdr_off);
+void wire_put_padded(struct kbuf *b, const void *p, size_t n);
+void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
+		    const void *data, uint32_t len);
+/* An ERROR value whose text is formatted (truncated to 4 KiB). */
+void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A whole ERROR frame. */
+void wire_put_error_frame(struct kbuf *b, uint64_t req, int code, const char *msg);
+
+static inline bool oid_eq(const struct kray_oid *a, const struct kray_oid *b)
+{
+	return a->node == b->node && a->owner == b->owner && a->seq == b->seq &&
+	       a->index == b->index;
+}
+
+static inline uint64_t oid_hash(const struct kray_oid *o)
+{
+	uint64_t h = ((uint64_t)o->owner << 32 | o->seq) * 0x9e3779b97f4a7c15ull;
+	h ^= ((uint64_t)o->node << 32 | o->index) * 0xc2b2ae3d27d4eb4full;
+	return h ^ (h >> 29);
+}
+
+#endif /* KRAY_COMMON_WIRE_H */

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Settings from defaults, a config file and flags (see config.h).  One table lists every
+ * setting once; flags and file keys both go through set_key(), so they cannot drift.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum kind { K_STR, K_INT, K_SIZE, K_LEVEL };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off, size;
+	long min, max;
+	const char *help;
+};
+
+#define INT(n, f, lo, hi, h) { n, K_INT, offsetof(struct config, f), sizeof(int), lo, hi, h }
+
+static const struct key keys[] = {
+	{ "socket", K_STR, offsetof(struct config, socket), sizeof(((struct config *)0)->socket),
+	  0, 0, "unix socket path for local clients" },
+	INT("num-cpus", num_cpus, 0, 4096, "CPU slots for tasks (0: online CPUs)"),
+	INT("max-workers", max_workers, 1, 65536, "most worker processes, blocked ones included"),
+	INT("prestart", prestart, -1, 4096, "workers started at boot (-1: num-cpus)"),
+	{ "store-size", K_SIZE, offsetof(struct config, store_size), 8, 0, 0,
+	  "object store capacity (bytes, K/M/G suffix)" },
+	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,
+	  "largest object carried inline (bytes)" },
+	{ "code-path", K_STR, offsetof(struct config, code_path),
+	  sizeof(((struct config *)0)->code_path), 0, 0, "default code search path (dirs, .so)" },
+	{ "worker", K_STR, offsetof(struct config, worker), PATH_MAX, 0, 0,
+	  "worker host binary" },
+	{ "pidfile", K_STR, offsetof(struct config, pidfile), PATH_MAX, 0, 0,
+	  "write the pid here" },
+	{ "remove-dir", K_STR, offsetof(struct config, remove_dir), PATH_MAX, 0, 0,
+	  "remove this (private) directory at exit" },
+	{ "log-level", K_LEVEL, offsetof(struct config, log_level), sizeof(int), 0, 0,
+	  "error, warn, info or debug" },
+	INT("ready-fd", ready_fd, -1, 65535, "write one byte to this fd when serving"),
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'G': case 'g': v <<= 10; /* fall through */
+	case 'M': case 'm': v <<= 10; /* fall through */
+	case 'K': case 'k': v <<= 10; end++; break;
+	}
+	if (*end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static const struct key *find_key(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *a = keys[i].name, *b = name;
+
+		/* "num_cpus" and "num-cpus" are the same key. */
+		while (*a && (*a == *b || (*a == '-' && *b == '_')))
+			a++, b++;
+		if (!*a && !*b)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+/* Sets one key.  Returns 0, or -EINVAL with *ret_why set. */
+static int set_key(struct config *cfg, const struct key *k, const char *val, const char **ret_why)
+{
+	char *dst = (char *)cfg + k->off;
+	char *end;
+	long v;
+	uint64_t sz;
+	int lvl;
+
+	switch (k->kind) {
+	case K_STR:
+		if (strlen(val) >= k->size) {
+			*ret_why = "value too long";
+			return -EINVAL;
+		}
+		strcpy(dst, val);
+		return 0;
+	case K_INT:
+		errno = 0;
+		v = strtol(val, &end, 10);
+		if (errno || end == val || *end || v < k->min || v > k->max) {
+			*ret_why = "not an integer in range";
+			return -EINVAL;
+		}
+		*(int *)dst = (int)v;
+		return 0;
+	case K_SIZE:
+		if (parse_size(val, &sz) || (k->size == 4 && sz > UINT32_MAX)) {
+			*ret_why = "not a size (bytes, with optional K/M/G)";
+			return -EINVAL;
+		}
+		if (k->size == 4)
+			*(uint32_t *)dst = (uint32_t)sz;
+		else
+			*(uint64_t *)dst = sz;
+		return 0;
+	case K_LEVEL:
+		lvl = log_parse_level(val);
+		if (lvl < 0) {
+			*ret_why = "not one of error, warn, info, debug";
+			return -EINVAL;
+		}
+		*(int *)dst = lvl;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = 0;
+	return s;
+}
+
+static int load_file(struct config *cfg, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char line[8192];
+	int lineno = 0, r = 0;
+
+	if (!f) {
+		fprintf(stderr, "krayd: %s: %s\n", path, strerror(errno));
+		return -EINVAL;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s = trim(line), *eq, *key, *val;
+		const struct key *k;
+		const char *why;
+
+		lineno++;
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			fprintf(stderr, "krayd: %s:%d: expected 'key = value'\n", path, lineno);
+			r = -EINVAL;
+			break;
+		}
+		*eq = 0;
+		key = trim(s);
+		val = trim(eq + 1);
+		k = find_key(key);
+		if (!k || !strcmp(key, "ready-fd")) {
+			fprintf(stderr, "krayd: %s:%d: unknown key '%s'\n", path, lineno, key);
+			r = -EINVAL;
+			break;
+		}
+		if (set_key(cfg, k, val, &why)) {
+			fprintf(stderr, "krayd: %s:%d: %s: %s: '%s'\n", path, lineno, key, why, val);
+			r = -EINVAL;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static void usage(void)
+{
+	printf("usage: krayd [--config FILE] [--KEY VALUE]...\n\nsettings:\n");
+	for (size_t i = 0; i < NKEYS; i++)
+		printf("  --%-14s %s\n", keys[i].name, keys[i].help);
+}
+
+static void set_defaults(struct config *cfg)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+
+	*cfg = (struct config){ 0 };
+	snprintf(cfg->socket, sizeof(cfg->socket), "%s/kray-%u/krayd.sock",
+		 rt && *rt ? rt : "/tmp", (unsigned)getuid());
+	cfg->store_size = 1ull << 30;
+	cfg->inline_max = 64 << 10;
+	cfg->log_level = LOG_INFO;
+	cfg->ready_fd = -1;
+	cfg->prestart = -1;
+	cfg->max_workers = 0;
+}
+
+int config_load(struct config *cfg, int argc, char **argv)
+{
+	struct option opts[NKEYS + 3];
+	const char *why;
+	int c, idx;
+
+	set_defaults(cfg);
+	for (size_t i = 0; i < NKEYS; i++)
+		opts[i] = (struct option){ keys[i].name, required_argument, NULL, 0 };
+	opts[NKEYS] = (struct option){ "config", required_argument, NULL, 'c' };
+	opts[NKEYS + 1] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[NKEYS + 2] = (struct option){ 0 };
+
+	/* The file first, so that flags override it whatever their order. */
+	for (int i = 1; i < argc; i++) {
+		const char *path = NULL;
+
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			path = argv[i + 1];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+		if (path && load_file(cfg, path))
+			return -EINVAL;
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+		if (c == 'h') {
+			usage();
+			return 1;
+		}
+		if (c == 'c')
+			continue;
+		if (c != 0) {
+			fprintf(stderr, "krayd: try --help\n");
+			return -EINVAL;
+		}
+		if (set_key(cfg, &keys[idx], optarg, &why)) {
+			fprintf(stderr, "krayd: --%s: %s: '%s'\n", keys[idx].name, why, optarg);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "krayd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!cfg->num_cpus) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg->num_cpus = n > 0 ? (int)n : 1;
+	}
+	if (!cfg->max_workers)
+		cfg->max_workers = cfg->num_cpus * 16 < 64 ? 64 : cfg->num_cpus * 16;
+	if (cfg->prestart < 0 || cfg->prestart > cfg->num_cpus)
+		cfg->prestart = cfg->num_cpus;
+	return 0;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * krayd's settings: defaults, then the config file (--config), then flags, each later one
+ * overriding.  The file is "key = value" lines with '#' comments; keys are the long flag
+ * names.  An unknown key or a bad value is an error that names the line.
+ */
+#ifndef KRAYD_CONFIG_H
+#define KRAYD_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+struct config {
+	char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int num_cpus; /* CPU slots; 0 = online CPUs */
+	int max_workers; /* including workers blocked in get */
+	uint64_t store_size; /* object store capacity, bytes */
+	uint32_t inline_max; /* largest object carried inline */
+	char code_path[4096]; /* default code search path for jobs */
+	char worker[PATH_MAX]; /* worker host binary */
+	char pidfile[PATH_MAX];
+	char remove_dir[PATH_MAX]; /* a private directory removed at exit */
+	int log_level;
+	int ready_fd; /* written one byte when serving; -1 none */
+	int prestart; /* workers started at boot */
+};
+
+/* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage
+ * printed), or -EINVAL with a message on stderr. */
+int config_load(struct config *cfg, int argc, char **argv);
+
+#endif

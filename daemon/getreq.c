@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Pending gets.  A get is answered when the last of its objects is sealed, or with
+ * -ETIMEDOUT at its deadline.  Each pending object holds a dep pointing at the get, so a
+ * get outlives its answer (and its connection) until every dep has fired; `done` says it
+ * was answered.  A worker's get blocks the worker: its CPU slot is free until the answer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "krayd.h"
+
+static void unlink_get(struct krayd *d, struct getreq *g)
+{
+	if (g->prev)
+		g->prev->next = g->next;
+	else if (d->gets == g)
+		d->gets = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	g->next = g->prev = NULL;
+}
+
+static void maybe_free(struct getreq *g)
+{
+	if (g->done && !g->deps) {
+		free(g->ids);
+		free(g);
+	}
+}
+
+static void finish(struct krayd *d, struct getreq *g, int status)
+{
+	struct conn *c = g->conn;
+
+	g->done = true;
+	unlink_get(d, g);
+	if (!c)
+		return;
+	if (c->worker)
+		sched_blocked(c->worker, false);
+
+	struct kray_msg_get_reply m = { .status = status, .n = status ? 0 : g->n };
+	size_t off = wire_begin(&c->out, KRAY_MSG_GET_REPLY, g->req);
+
+	kbuf_put(&c->out, &m, sizeof(m));
+	for (uint32_t i = 0; i < m.n; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+
+		if (o && o->state == OBJ_READY) {
+			store_put_value(&c->out, o);
+		} else {
+			const struct kray_oid *id = &g->ids[i];
+
+			wire_put_errorf(&c->out, KRAY_WE_OBJECT_LOST,
+					"object %u.%u.%u.%u does not exist (never created, or "
+					"released by its owner)",
+					id->node, id->owner, id->seq, id->index);
+		}
+	}
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+}
+
+void get_start(struct conn *c, uint64_t req, const struct wire_get *wg)
+{
+	struct krayd *d = c->d;
+	struct getreq *g = calloc(1, sizeof(*g));
+
+	if (!g || (wg->ids.n && !(g->ids = malloc(wg->ids.n * sizeof(*g->ids)))))
+		abort();
+	g->conn = c;
+	g->req = req;
+	g->n = wg->ids.n;
+	if (g->n)
+		memcpy(g->ids, wg->ids.oids, g->n * sizeof(*g->ids));
+	g->deadline_ns = wg->timeout_ms < 0 ? -1 : now_ns() + wg->timeout_ms * 1000000;
+
+	for (uint32_t i = 0; i < g->n; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+		struct dep *dep;
+
+		if (!o || o->state == OBJ_READY)
+			continue;
+		dep = calloc(1, sizeof(*dep));
+		if (!dep)
+			abort();
+		dep->get = g;
+		dep->next = o->deps;
+		o->deps = dep;
+		g->deps++;
+		g->missing++;
+	}
+	g->next = d->gets;
+	if (d->gets)
+		d->gets->prev = g;
+	d->gets = g;
+	if (!g->missing) {
+		finish(d, g, 0);
+	} else if (wg->timeout_ms == 0) {
+		finish(d, g, -ETIMEDOUT);
+	} else if (c->worker && c->worker->head) {
+		sched_blocked(c->worker, true);
+	}
+	maybe_free(g);
+}
+
+void get_dep_ready(struct krayd *d, struct getreq *g)
+{
+	g->deps--;
+	if (!g->done && --g->missing == 0)
+		finish(d, g, 0);
+	maybe_free(g);
+}
+
+void get_expire(struct krayd *d, int64_t now)
+{
+	struct getreq *g = d->gets, *next;
+
+	for (; g; g = next) {
+		next = g->next;
+		if (g->deadline_ns >= 0 && g->deadline_ns <= now) {
+			finish(d, g, -ETIMEDOUT);
+			maybe_free(g);
+		}
+	}
+}
+
+int64_t get_next_deadline(struct krayd *d)
+{
+	int64_t best = -1;
+
+	for (struct getreq *g = d->gets; g; g = g->next)
+		if (g->deadline_ns >= 0 && (best < 0 || g->deadline_ns < best))
+			best = g->deadline_ns;
+	return best;
+}
+
+void get_conn_gone(struct conn *c)
+{
+	struct getreq *g = c->d->gets, *next;
+
+	for (; g; g = next) {
+		next = g->next;
+		if (g->conn != c)
+			continue;
+		g->conn = NULL;
+		g->done = true;
+		unlink_get(c->d, g);
+		maybe_free(g);
+	}
+}

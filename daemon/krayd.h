@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * krayd's state: one struct per thing the daemon tracks (connection, worker, task,
+ * object, pending get) and the daemon itself.  Everything runs on the one io_uring loop
+ * thread, so nothing here is locked.
+ *
+ * Who owns what:
+ *  - struct krayd owns the connections, the workers, the object table and the task queue.
+ *  - A task is owned by exactly one place at a time: the dependency wait (deps_left > 0),
+ *    the ready queue, or a worker's in-flight list.
+ *  - An object is freed when it is ready and nothing references it (refs == 0): refs
+ *    count client references (mirrored per connection in conn->refs) and argument holds
+ *    of pending tasks.
+ */
+#ifndef KRAYD_KRAYD_H
+#define KRAYD_KRAYD_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/buf.h"
+#include "../common/oidmap.h"
+#include "../common/wire.h"
+#include "config.h"
+
+struct krayd;
+struct worker;
+
+enum conn_role { ROLE_NONE = 0, ROLE_DRIVER = KRAY_ROLE_DRIVER, ROLE_WORKER = KRAY_ROLE_WORKER };
+
+struct conn {
+	struct krayd *d;
+	int fd;
+	uint32_t id; /* client id: the owner field of the oids this connection creates */
+	enum conn_role role;
+	uint32_t job; /* the job this connection's submissions belong to */
+	struct kbuf in; /* received, not yet parsed */
+	struct kbuf out; /* queued replies */
+	struct kbuf sending; /* what the in-flight send is sending */
+	struct oidmap refs; /* oid -> references this connection holds */
+	struct worker *worker; /* ROLE_WORKER */
+	int ops; /* io_uring operations in flight on fd */
+	bool recv_armed, send_armed, closed, dirty;
+	struct conn *next, *prev; /* d->conns */
+	struct conn *dirty_next; /* d->dirty list: has output to send */
+};
+
+enum worker_state { W_STARTING, W_READY, W_DEAD };
+
+struct worker {
+	uint32_t id;
+	pid_t pid;
+	enum worker_state state;
+	struct conn *conn;
+	struct task *head, *tail; /* in flight, in dispatch order; head is running */
+	unsigned inflight;
+	bool blocked; /* in a get: its CPU slot is given back */
+	uint32_t *jobs; /* jobs whose code path it has been told */
+	unsigned njobs, jobs_cap;
+	struct worker *next;
+};
+
+/* Per-function statistics, interned by name: drive how deep krayd pipelines tasks. */
+struct fnstat {
+	char *name;
+	uint8_t name_len;
+	uint64_t avg_ns; /* moving average of the run time; 0 = not known yet */
+	uint64_t runs;
+	struct fnstat *next;
+};
+
+struct task {
+	struct kray_oid id; /* index 0 */
+	uint32_t job;
+	struct fnstat *fn;
+	uint16_t num_returns, nargs;
+	int16_t max_retries;
+	uint16_t attempts; /* worker deaths so far */
+	int deps_left;
+	bool holds; /* holds a reference on each REF argument */
+	uint8_t *args; /* the submit's encoded arguments */
+	uint32_t args_len;
+	struct task *next; /* ready queue or worker in-flight list */
+};
+
+/* Something waiting for an object: a task's argument, or a get. */
+struct dep {
+	struct dep *next;
+	struct task *task; /* or */
+	struct getreq *get;
+};
+
+enum obj_state { OBJ_PENDING, OBJ_READY };
+
+struct obj {
+	struct kray_oid id;
+	enum obj_state state;
+	uint8_t type, err; /* enum kray_wire_type / kray_wire_err */
+	uint64_t scalar;
+	void *data;
+	uint32_t len;
+	uint32_t refs;
+	struct dep *deps;
+};
+
+struct getreq {
+	struct conn *conn; /* NULL once the connection is gone */
+	uint64_t req;
+	uint32_t n, missing;
+	unsigned deps; /* dep entries still pointing here */
+	bool done;
+	int64_t deadline_ns; /* < 0: none */
+	struct kray_oid *ids;
+	struct getreq *next, *prev; /* d->gets, when it has a deadline */
+};
+
+struct job {
+	uint32_t id;
+	char *code_path;
+	struct job *next;
+};
+
+struct krayd {
+	struct config cfg;
+	struct io_uring ring;
+	int listen_fd, signal_fd;
+	uint32_t node;
+	uint32_t next_client, next_worker;
+	bool stopping;
+
+	struct conn *conns, *dirty;
+	struct worker *workers;
+	unsigned nworkers, starting, start_failures;
+	struct job *jobs;
+	struct fnstat *fns;
+
+	struct oidmap objs; /* oid -> struct obj * */
+	struct task *qhead, *qtail; /* ready queue */
+	struct getreq *gets; /* gets with a deadline */
+
+	struct kray_wire_stats st;
+};
+
+/* loop.c */
+int loop_init(struct krayd *d);
+int loop_run(struct krayd *d);
+void loop_fini(struct krayd *d);
+void conn_flush_later(struct conn *c);
+void conn_close(struct conn *c, const char *why);
+int64_t now_ns(void);
+
+/* proto.c: frames from clients and workers; proto_why says why one was refused */
+extern const char *proto_why;
+int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+void proto_conn_gone(struct conn *c);
+
+/* store.c */
+struct obj *store_get(struct krayd *d, const struct kray_oid *id);
+struct obj *store_create(struct krayd *d, const struct kray_oid *id);
+void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v);
+void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);
+void store_ref(struct obj *o);
+void store_unref(struct krayd *d, struct obj *o);
+void store_put_value(struct kbuf *b, const struct obj *o);
+void store_fini(struct krayd *d);
+
+/* task.c */
+void task_submit(struct conn *c, const struct wire_submit *s);
+void task_dep_ready(struct krayd *d, struct task *t, struct obj *o);
+void task_finish(struct krayd *d, struct task *t, struct wire_rd values, uint32_t n);
+void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void task_free(struct krayd *d, struct task *t);
+
+/* sched.c */
+void sched_enqueue(struct krayd *d, struct task *t, bool front);
+void sched_dispatch(struct krayd *d);
+void sched_result(struct conn *c, const struct wire_result *r);
+void sched_reject(struct conn *c, const struct kray_oid *task);
+void sched_blocked(struct worker *w, bool blocked);
+struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len);
+const char *job_code_path(struct krayd *d, uint32_t job);
+int job_add(struct krayd *d, uint32_t id, const char *path, size_t len);
+void sched_fini(struct krayd *d);
+
+/* worker.c */
+int worker_spawn(struct krayd *d);
+struct worker *worker_by_id(struct krayd *d, uint32_t id);
+void worker_attach(struct worker *w, struct conn *c);
+void worker_conn_lost(struct worker *w);
+void worker_reap(struct krayd *d);
+void worker_stop_all(struct krayd *d);
+
+/* getreq.c */
+void get_start(struct conn *c, uint64_t req, const struct wire_get *g);
+void get_dep_ready(struct krayd *d, struct getreq *g);
+void get_expire(struct krayd *d, int64_t now);
+int64_t get_next_deadline(struct krayd *d);
+void get_conn_gone(struct conn *c);
+
+#endif

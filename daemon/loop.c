@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The event loop: one io_uring that does all of krayd's socket I/O.
+ *
+ * Each connection has at most one receive and one send in flight.  Received bytes are
+ * parsed into frames and handed to proto_handle(); replies are appended to the
+ * connection's output buffer and marked dirty, and all dirty connections are flushed once
+ * per loop turn, so a burst of work costs one send per connection rather than one per
+ * frame.  Signals arrive through a signalfd read on the same ring; get deadlines set the
+ * wait timeout.  user_data is the connection pointer with the operation in the low bits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "krayd.h"
+#include "log.h"
+
+enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4 };
+#define OP_MASK 7ull
+#define RECV_CHUNK (256u << 10)
+
+static struct signalfd_siginfo sig_info;
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct io_uring_sqe *get_sqe(struct krayd *d)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
+
+	if (!sqe) {
+		io_uring_submit(&d->ring);
+		sqe = io_uring_get_sqe(&d->ring);
+	}
+	if (!sqe)
+		abort(); /* cannot happen: a submit always frees the whole SQ */
+	return sqe;
+}
+
+static void arm_accept(struct krayd *d)
+{
+	struct io_uring_sqe *sqe = get_sqe(d);
+
+	io_uring_prep_multishot_accept(sqe, d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, OP_ACCEPT);
+}
+
+static void arm_signal(struct krayd *d)
+{
+	struct io_uring_sqe *sqe = get_sqe(d);
+
+	io_uring_prep_read(sqe, d->signal_fd, &sig_info, sizeof(sig_info), 0);
+	io_uring_sqe_set_data64(sqe, OP_SIGNAL);
+}
+
+static void arm_recv(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->recv_armed || c->closed)
+		return;
+	kbuf_compact(&c->in);
+	kbuf_reserve(&c->in, RECV_CHUNK);
+	sqe = get_sqe(c->d);
+	io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
+	c->recv_armed = true;
+	c->ops++;
+}
+
+static void arm_send(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+	struct kbuf t;
+
+	if (c->send_armed || c->closed)
+		return;
+	if (!kbuf_pending(&c->sending)) {
+		if (!kbuf_pending(&c->out))
+			return;
+		t = c->sending;
+		c->sending = c->out;
+		c->out = t;
+		c->out.len = c->out.off = 0;
+	}
+	sqe = get_sqe(c->d);
+	io_uring_prep_send(sqe, c->fd, c->sending.data + c->sending.off, kbuf_pending(&c->sending),
+			   MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SEND);
+	c->send_armed = true;
+	c->ops++;
+}
+
+void conn_flush_later(struct conn *c)
+{
+	if (c->dirty || c->closed)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->d->dirty;
+	c->d->dirty = c;
+}
+
+static void conn_free(struct conn *c)
+{
+	struct krayd *d = c->d;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	close(c->fd);
+	kbuf_free(&c->in);
+	kbuf_free(&c->out);
+	kbuf_free(&c->sending);
+	oidmap_free(&c->refs);
+	free(c);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	if (c->closed)
+		return;
+	log_debug("connection %u closed: %s", c->id, why);
+	c->closed = true;
+	c->d->st.clients--;
+	proto_conn_gone(c);
+	/* A last ERROR frame to a misbehaving peer: best effort, not waited for. */
+	if (!c->send_armed && kbuf_pending(&c->out) &&
+	    send(c->fd, c->out.data + c->out.off, kbuf_pending(&c->out),
+		 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("final send: %s", strerror(errno));
+	/* Wake the operations in flight.  The connection is freed by flush_dirty() or when
+	 * they have come back, never here: callers may still be looking at it. */
+	shutdown(c->fd, SHUT_RDWR);
+	if (!c->dirty) {
+		c->dirty = true;
+		c->dirty_next = c->d->dirty;
+		c->d->dirty = c;
+	}
+}
+
+static void new_conn(struct krayd *d, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->d = d;
+	c->fd = fd;
+	c->id = ++d->next_client;
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
+	d->st.clients++;
+	arm_recv(c);
+}
+
+/* Parses every complete frame in c->in.  A malformed frame gets an ERROR reply and closes
+ * the connection: the stream cannot be trusted past it. */
+static void parse_frames(struct conn *c)
+{
+	while (!c->closed) {
+		struct kray_frame_hdr h;
+		size_t avail = kbuf_pending(&c->in);
+		int r;
+
+		if (avail < sizeof(h))
+			break;
+		memcpy(&h, c->in.data + c->in.off, sizeof(h));
+		r = wire_check_hdr(&h, KRAY_FRAME_MAX);
+		if (r) {
+			c->d->st.frames_rejected++;
+			wire_put_error_frame(&c->out, h.req, r,
+					     r == -EMSGSIZE ? "frame too large" :
+					     r == -EPROTO   ? "bad magic or protocol version" :
+							      "unknown frame type");
+			conn_flush_later(c);
+			conn_close(c, "bad frame header");
+			return;
+		}
+		if (avail < sizeof(h) + h.len) {
+			/* Make room for the whole frame so the next receive can complete it. */
+			kbuf_compact(&c->in);
+			kbuf_reserve(&c->in, sizeof(h) + h.len - avail);
+			break;
+		}
+		r = proto_handle(c, &h, c->in.data + c->in.off + sizeof(h));
+		kbuf_consume(&c->in, sizeof(h) + h.len);
+		if (r) {
+			c->d->st.frames_rejected++;
+			wire_put_error_frame(&c->out, h.req, r, proto_why);
+			conn_flush_later(c);
+			conn_close(c, "bad frame body");
+			return;
+		}
+	}
+}
+
+static void on_recv(struct conn *c, int res)
+{
+	c->recv_armed = false;
+	if (c->closed)
+		return;
+	if (res <= 0) {
+		conn_close(c, res == 0 ? "end of stream" : strerror(-res));
+		return;
+	}
+	c->in.len += (size_t)res;
+	parse_frames(c);
+	arm_recv(c);
+}
+
+static void on_send(struct conn *c, int res)
+{
+	c->send_armed = false;
+	if (c->closed)
+		return;
+	if (res < 0) {
+		conn_close(c, strerror(-res));
+		return;
+	}
+	kbuf_consume(&c->sending, (size_t)res);
+	arm_send(c);
+}
+
+static void on_signal(struct krayd *d, int res)
+{
+	if (res != sizeof(sig_info)) {
+		log_err("signalfd read: %s", res < 0 ? strerror(-res) : "short read");
+		d->stopping = true;
+		return;
+	}
+	switch (sig_info.ssi_signo) {
+	case SIGCHLD:
+		worker_reap(d);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_info("signal %d: shutting down", sig_info.ssi_signo);
+		d->stopping = true;
+		break;
+	default:
+		break;
+	}
+	if (!d->stopping)
+		arm_signal(d);
+}
+
+static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	struct conn *c = (struct conn *)(uintptr_t)(ud & ~OP_MASK);
+
+	switch (ud & OP_MASK) {
+	case OP_ACCEPT:
+		if (cqe->res >= 0)
+			new_conn(d, cqe->res);
+		else if (cqe->res != -EINVAL)
+			log_warn("accept: %s", strerror(-cqe->res));
+		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
+			arm_accept(d);
+		return;
+	case OP_SIGNAL:
+		on_signal(d, cqe->res);
+		return;
+	case OP_RECV:
+		c->ops--;
+		on_recv(c, cqe->res);
+		break;
+	case OP_SEND:
+		c->ops--;
+		on_send(c, cqe->res);
+		break;
+	}
+	if (c->closed && !c->ops && !c->dirty)
+		conn_free(c);
+}
+
+static void flush_dirty(struct krayd *d)
+{
+	while (d->dirty) {
+		struct conn *c = d->dirty;
+
+		d->dirty = c->dirty_next;
+		c->dirty = false;
+		if (c->closed) {
+			if (!c->ops)
+				conn_free(c);
+			continue;
+		}
+		arm_send(c);
+	}
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A stale socket from a crashed krayd is replaced; a live one is not. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 512)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int loop_init(struct krayd *d)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+					      IORING_SETUP_SINGLE_ISSUER };
+	sigset_t mask;
+	int r;
+
+	r = io_uring_queue_init_params(256, &d->ring, &p);
+	if (r == -EINVAL) {
+		p.flags = 0; /* an older kernel: the flags are optimisations only */
+		r = io_uring_queue_init_params(256, &d->ring, &p);
+	}
+	if (r) {
+		log_err("io_uring: %s", strerror(-r));
+		return r;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigdelset(&mask, SIGPIPE);
+	d->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (d->signal_fd < 0) {
+		r = -errno;
+		log_err("signalfd: %s", strerror(-r));
+		goto err_ring;
+	}
+	d->listen_fd = listen_unix(d->cfg.socket);
+	if (d->listen_fd < 0) {
+		r = d->listen_fd;
+		log_err("%s: %s", d->cfg.socket,
+			r == -EADDRINUSE ? "another krayd is serving this socket" : strerror(-r));
+		goto err_signal;
+	}
+	arm_accept(d);
+	arm_signal(d);
+	return 0;
+
+err_signal:
+	close(d->signal_fd);
+err_ring:
+	io_uring_queue_exit(&d->ring);
+	return r;
+}
+
+int loop_run(struct krayd *d)
+{
+	while (!d->stopping) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts, *tsp = NULL;
+		unsigned head, seen = 0;
+		int64_t deadline = get_next_deadline(d);
+		int r;
+
+		flush_dirty(d);
+		if (deadline >= 0) {
+			int64_t wait = deadline - now_ns();
+
+			if (wait < 0)
+				wait = 0;
+			ts.tv_sec = wait / 1000000000;
+			ts.tv_nsec = wait % 1000000000;
+			tsp = &ts;
+		}
+		r = io_uring_submit_and_wait_timeout(&d->ring, &cqe, 1, tsp, NULL);
+		if (r < 0 && r != -ETIME && r != -EINTR) {
+			log_err("io_uring wait: %s", strerror(-r));
+			return r;
+		}
+		io_uring_for_each_cqe(&d->ring, head, cqe)
+		{
+			handle_cqe(d, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&d->ring, seen);
+		if (deadline >= 0)
+			get_expire(d, now_ns());
+		sched_dispatch(d);
+	}
+	return 0;
+}
+
+void loop_fini(struct krayd *d)
+{
+	while (d->conns) {
+		struct conn *c = d->conns;
+
+		if (!c->closed)
+			conn_close(c, "krayd stopping");
+		c->ops = 0;
+		c->dirty = false;
+		conn_free(c);
+	}
+	d->dirty = NULL;
+	close(d->listen_fd);
+	unlink(d->cfg.socket);
+	close(d->signal_fd);
+	io_uring_queue_exit(&d->ring);
+}

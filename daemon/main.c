@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * krayd: kray's per-node daemon.  Reads its settings, opens its socket, prestarts the
+ * worker pool, tells whoever started it that it is ready, runs the event loop until
+ * SIGTERM, then stops every worker and removes what it created.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "krayd.h"
+#include "log.h"
+
+static uint32_t new_node_id(void)
+{
+	uint32_t id = 0;
+
+	while (!id)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = (uint32_t)getpid();
+	return id;
+}
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f) ? -errno : 0;
+}
+
+static void ensure_dir(const char *sock)
+{
+	char dir[sizeof(((struct config *)0)->socket)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", sock);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0700) && errno != EEXIST)
+			log_warn("mkdir %s: %s", dir, strerror(errno));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct krayd d;
+	int r;
+
+	r = config_load(&d.cfg, argc, argv);
+	if (r)
+		return r > 0 ? 0 : 2;
+	log_level = d.cfg.log_level;
+	d.node = new_node_id();
+	ensure_dir(d.cfg.socket);
+
+	r = loop_init(&d);
+	if (r)
+		return 1;
+	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
+		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
+	for (int i = 0; i < d.cfg.prestart; i++)
+		if (worker_spawn(&d))
+			break;
+	log_info("serving %s: node %08x, %d CPU slots, code path '%s'", d.cfg.socket, d.node,
+		 d.cfg.num_cpus, d.cfg.code_path);
+	if (d.cfg.ready_fd >= 0) {
+		if (write(d.cfg.ready_fd, "R", 1) != 1)
+			log_warn("ready fd: %s", strerror(errno));
+		close(d.cfg.ready_fd);
+	}
+
+	r = loop_run(&d);
+
+	d.stopping = true;
+	worker_stop_all(&d);
+	loop_fini(&d);
+	sched_fini(&d);
+	store_fini(&d);
+	if (d.cfg.pidfile[0])
+		unlink(d.cfg.pidfile);
+	if (d.cfg.remove_dir[0] && rmdir(d.cfg.remove_dir))
+		log_warn("rmdir %s: %s", d.cfg.remove_dir, strerror(errno));
+	log_info("stopped");
+	return r ? 1 : 0;
+}

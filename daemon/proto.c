@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * What krayd does with each frame a client or worker sends.  A handler returns 0, or a
+ * negative errno for a frame that breaks the protocol: the loop then answers with an
+ * ERROR frame carrying proto_why and closes the connection.  Errors that belong to one
+ * task (unknown function, missing argument) are not protocol errors: they become error
+ * values in that task's return objects.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "krayd.h"
+#include "log.h"
+
+const char *proto_why;
+
+static int fail(const char *why, int code)
+{
+	proto_why = why;
+	return code;
+}
+
+static void conn_ref_add(struct conn *c, struct obj *o)
+{
+	bool fresh;
+
+	(*oidmap_upsert(&c->refs, &o->id, &fresh))++;
+	store_ref(o);
+}
+
+static void conn_ref_drop(struct conn *c, const struct kray_oid *id)
+{
+	uint64_t *n = oidmap_get(&c->refs, id);
+	struct obj *o;
+
+	if (!n)
+		return; /* not held: a double release is ignored */
+	if (--*n == 0)
+		oidmap_del(&c->refs, id);
+	o = store_get(c->d, id);
+	if (o)
+		store_unref(c->d, o);
+}
+
+static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct wire_hello h;
+	struct kray_msg_hello_ok ok = { .node = d->node, .client = c->id,
+					.inline_max = d->cfg.inline_max };
+	size_t off;
+
+	if (c->role != ROLE_NONE)
+		return fail("hello sent twice", -EPROTO);
+	if (wire_dec_hello(body, len, &h))
+		return fail("malformed hello", -EBADMSG);
+	if (h.m.role == KRAY_ROLE_WORKER) {
+		struct worker *w = worker_by_id(d, h.m.worker_id);
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+
+		/* Only the process krayd started may speak as that worker. */
+		if (!w || w->state != W_STARTING ||
+		    getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cred.pid != w->pid)
+			return fail("not a worker this krayd started", -EPERM);
+		d->starting--;
+		d->start_failures = 0;
+		worker_attach(w, c);
+	} else {
+		c->role = ROLE_DRIVER;
+		c->job = c->id;
+		if (h.m.path_len)
+			job_add(d, c->job, h.path, h.m.path_len);
+		else
+			job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path));
+		ok.job = c->job;
+	}
+	off = wire_begin(&c->out, KRAY_MSG_HELLO_OK, 0);
+	kbuf_put(&c->out, &ok, sizeof(ok));
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+	return 0;
+}
+
+static int on_submit(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_submit s;
+	struct kray_oid id = { c->d->node, c->id, 0, 0 };
+
+	if (wire_dec_submit(body, len, &s))
+		return fail("malformed submit", -EBADMSG);
+	id.seq = s.m.seq;
+	if (s.m.num_returns && store_get(c->d, &id))
+		return fail("task id reused", -EEXIST);
+	task_submit(c, &s);
+	return 0;
+}
+
+static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct wire_put p;
+	struct obj *o;
+
+	if (wire_dec_put(body, len, &p))
+		return fail("malformed put", -EBADMSG);
+	if (p.oid.node != d->node || p.oid.owner != c->id || p.oid.index != KRAY_OID_PUT)
+		return fail("put of an object id this client does not own", -EPERM);
+	o = store_create(d, &p.oid);
+	if (!o)
+		return fail("object id reused", -EEXIST);
+	conn_ref_add(c, o);
+	store_seal(d, o, &p.value);
+	return 0;
+}
+
+static int on_release(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_oids ids;
+
+	if (wire_dec_refs(body, len, &ids))
+		return fail("malformed release", -EBADMSG);
+	for (uint32_t i = 0; i < ids.n; i++) {
+		struct kray_oid id;
+
+		memcpy(&id, &ids.oids[i], sizeof(id));
+		conn_ref_drop(c, &id);
+	}
+	return 0;
+}
+
+static void on_status(struct conn *c, uint64_t req)
+{
+	struct krayd *d = c->d;
+	struct kray_wire_stats st = d->st;
+	size_t off;
+
+	st.node = d->node;
+	st.workers = d->nworkers;
+	st.workers_busy = st.workers_blocked = 0;
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (w->blocked)
+			st.workers_blocked++;
+		else if (w->inflight)
+			st.workers_busy++;
+	}
+	off = wire_begin(&c->out, KRAY_MSG_STATUS_REPLY, req);
+	kbuf_put(&c->out, &st, sizeof(st));
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+}
+
+int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	struct wire_get g;
+	struct wire_result res;
+	struct kray_msg_reject rej;
+
+	proto_why = "malformed frame";
+	if (c->role == ROLE_NONE && h->type != KRAY_MSG_HELLO)
+		return fail("the first frame must be a hello", -EPROTO);
+	switch (h->type) {
+	case KRAY_MSG_HELLO:
+		return on_hello(c, body, h->len);
+	case KRAY_MSG_SUBMIT:
+		return on_submit(c, body, h->len);
+	case KRAY_MSG_GET:
+		if (wire_dec_get(body, h->len, &g))
+			return fail("malformed get", -EBADMSG);
+		get_start(c, h->req, &g);
+		return 0;
+	case KRAY_MSG_PUT:
+		return on_put(c, body, h->len);
+	case KRAY_MSG_RELEASE:
+		return on_release(c, body, h->len);
+	case KRAY_MSG_STATUS:
+		if (h->len)
+			return fail("malformed status", -EBADMSG);
+		on_status(c, h->req);
+		return 0;
+	case KRAY_MSG_RESULT:
+		if (c->role != ROLE_WORKER)
+			return fail("result from a non-worker", -EPROTO);
+		if (wire_dec_result(body, h->len, &res))
+			return fail("malformed result", -EBADMSG);
+		sched_result(c, &res);
+		return 0;
+	case KRAY_MSG_REJECT:
+		if (c->role != ROLE_WORKER)
+			return fail("reject from a non-worker", -EPROTO);
+		if (wire_dec_fixed(body, h->len, &rej, sizeof(rej)))
+			return fail("malformed reject", -EBADMSG);
+		sched_reject(c, &rej.task);
+		return 0;
+	default:
+		return fail("frame type not accepted by krayd", -EBADMSG);
+	}
+}
+
+void proto_conn_gone(struct conn *c)
+{
+	struct krayd *d = c->d;
+
+	get_conn_gone(c);
+	/* A process that goes away releases everything it held. */
+	oidmap_for_each(&c->refs, s)
+	{
+		struct obj *o = store_get(d, &s->key);
+
+		while (o && s->val--) {
+			if (o->refs == 1 && o->state == OBJ_READY) {
+				store_unref(d, o);
+				break;
+			}
+			store_unref(d, o);
+		}
+	}
+	oidmap_free(&c->refs);
+	if (c->worker)
+		worker_conn_lost(c->worker);
+}

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The local scheduler: a FIFO of ready tasks, num_cpus CPU slots, and a pool of workers.
+ *
+ * A worker running a task holds a slot, unless it is blocked in a get: then its slot is
+ * given back (as in Ray), so nested tasks can always run.  Idle workers take tasks first;
+ * when every slot is busy, short tasks are pipelined: a worker may hold several tasks in
+ * flight, as many as fit in PIPE_BUDGET_NS of that function's measured run time, so that
+ * no-op tasks cost one socket round trip per batch instead of per task while long tasks
+ * are never queued behind each other.  A function not run yet is not pipelined.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "krayd.h"
+#include "log.h"
+
+#define PIPE_BUDGET_NS 100000
+#define PIPE_MAX 64
+
+struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len)
+{
+	struct fnstat *f;
+
+	for (f = d->fns; f; f = f->next)
+		if (f->name_len == len && !memcmp(f->name, name, len))
+			return f;
+	f = calloc(1, sizeof(*f));
+	if (!f || !(f->name = malloc(len)))
+		abort();
+	memcpy(f->name, name, len);
+	f->name_len = len;
+	f->next = d->fns;
+	d->fns = f;
+	return f;
+}
+
+const char *job_code_path(struct krayd *d, uint32_t job)
+{
+	for (struct job *j = d->jobs; j; j = j->next)
+		if (j->id == job)
+			return j->code_path;
+	return NULL;
+}
+
+int job_add(struct krayd *d, uint32_t id, const char *path, size_t len)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j || !(j->code_path = strndup(path, len)))
+		abort();
+	j->id = id;
+	j->next = d->jobs;
+	d->jobs = j;
+	return 0;
+}
+
+void sched_enqueue(struct krayd *d, struct task *t, bool front)
+{
+	t->next = NULL;
+	if (!d->qhead) {
+		d->qhead = d->qtail = t;
+	} else if (front) {
+		t->next = d->qhead;
+		d->qhead = t;
+	} else {
+		d->qtail->next = t;
+		d->qtail = t;
+	}
+	d->st.tasks_queued++;
+}
+
+static struct task *dequeue(struct krayd *d)
+{
+	struct task *t = d->qhead;
+
+	d->qhead = t->next;
+	if (!d->qhead)
+		d->qtail = NULL;
+	t->next = NULL;
+	d->st.tasks_queued--;
+	return t;
+}
+
+static unsigned pipe_depth(const struct fnstat *f)
+{
+	uint64_t n;
+
+	if (!f->avg_ns)
+		return 1;
+	n = PIPE_BUDGET_NS / f->avg_ns;
+	return n < 1 ? 1 : n > PIPE_MAX ? PIPE_MAX : (unsigned)n;
+}
+
+static void tell_job(struct worker *w, uint32_t job, const char *path)
+{
+	struct kray_msg_job m = { .job = job, .path_len = (uint32_t)strlen(path) };
+	size_t off;
+
+	for (unsigned i = 0; i < w->njobs; i++)
+		if (w->jobs[i] == job)
+			return;
+	if (w->njobs == w->jobs_cap) {
+		w->jobs_cap = w->jobs_cap ? w->jobs_cap * 2 : 4;
+		w->jobs = realloc(w->jobs, w->jobs_cap * sizeof(*w->jobs));
+		if (!w->jobs)
+			abort();
+	}
+	w->jobs[w->njobs++] = job;
+	off = wire_begin(&w->conn->out, KRAY_MSG_JOB, 0);
+	kbuf_put(&w->conn->out, &m, sizeof(m));
+	wire_put_padded(&w->conn->out, path, m.path_len);
+	wire_end(&w->conn->out, off);
+}
+
+/* Sends t to w: its arguments with every REF replaced by the object's value. */
+static void send_exec(struct krayd *d, struct worker *w, struct task *t)
+{
+	struct kbuf *b = &w->conn->out;
+	struct kray_msg_exec m = { .task = t->id, .job = t->job, .num_returns = t->num_returns,
+				   .nargs = t->nargs, .name_len = t->fn->name_len };
+	const char *path = job_code_path(d, t->job);
+	struct wire_rd r;
+	struct wire_value v;
+	size_t off;
+
+	tell_job(w, t->job, path ? path : "");
+	off = wire_begin(b, KRAY_MSG_EXEC, 0);
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, t->fn->name, t->fn->name_len);
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs; i++) {
+		if (wire_rd_value(&r, &v))
+			break;
+		if (v.type == KRAY_WT_REF) {
+			struct kray_oid id;
+
+			memcpy(&id, v.data, sizeof(id));
+			store_put_value(b, store_get(d, &id)); /* held and ready */
+		} else {
+			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
+		}
+	}
+	wire_end(b, off);
+	conn_flush_later(w->conn);
+
+	if (w->tail)
+		w->tail->next = t;
+	else
+		w->head = t;
+	w->tail = t;
+	w->inflight++;
+}
+
+static bool runnable(const struct worker *w)
+{
+	return w->state == W_READY && w->conn && !w->conn->closed && !w->blocked;
+}
+
+/* Stops idle workers beyond the free slots: workers blocked in gets made the pool grow, and
+ * it shrinks back once they are done. */
+static void trim_pool(struct krayd *d, unsigned active)
+{
+	unsigned keep = (unsigned)d->cfg.num_cpus > active ? (unsigned)d->cfg.num_cpus - active : 0;
+
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (!runnable(w) || w->inflight)
+			continue;
+		if (keep)
+			keep--;
+		else
+			conn_close(w->conn, "worker not needed");
+	}
+}
+
+void sched_dispatch(struct krayd *d)
+{
+	unsigned active = 0, slots = (unsigned)d->cfg.num_cpus;
+
+	if (d->stopping)
+		return;
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (runnable(w) && w->inflight)
+			active++;
+	}
+	while (d->qhead) {
+		struct task *t = d->qhead;
+		struct worker *best = NULL;
+
+		if (active < slots) {
+			for (struct worker *w = d->workers; w; w = w->next)
+				if (runnable(w) && !w->inflight) {
+					best = w;
+					active++;
+					break;
+				}
+		}
+		if (!best) {
+			unsigned depth = pipe_depth(t->fn);
+
+			for (struct worker *w = d->workers; w && depth > 1; w = w->next)
+				if (runnable(w) && w->inflight && w->inflight < depth &&
+				    (!best || w->inflight < best->inflight))
+					best = w;
+		}
+		if (!best)
+			break;
+		send_exec(d, best, dequeue(d));
+	}
+	if (d->qhead) {
+		/* Start workers for the slots that have none, as far as the queue needs. */
+		unsigned want = slots > active + d->starting ? slots - active - d->starting : 0;
+		unsigned queued = (unsigned)d->st.tasks_queued;
+
+		if (want > queued)
+			want = queued;
+		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
+		       d->start_failures < 3)
+			if (worker_spawn(d))
+				break;
+	} else {
+		trim_pool(d, active);
+	}
+}
+
+static struct task *unlink_inflight(struct worker *w, const struct kray_oid *id)
+{
+	struct task *prev = NULL;
+
+	for (struct task *t = w->head; t; prev = t, t = t->next) {
+		if (!oid_eq(&t->id, id))
+			continue;
+		if (prev)
+			prev->next = t->next;
+		else
+			w->head = t->next;
+		if (w->tail == t)
+			w->tail = prev;
+		t->next = NULL;
+		w->inflight--;
+		return t;
+	}
+	return NULL;
+}
+
+void sched_result(struct conn *c, const struct wire_result *r)
+{
+	struct worker *w = c->worker;
+	struct task *t = unlink_inflight(w, &r->m.task);
+
+	if (!t) {
+		log_warn("worker %u: result for a task it does not hold", w->id);
+		return;
+	}
+	t->fn->runs++;
+	t->fn->avg_ns = t->fn->avg_ns ? (t->fn->avg_ns * 7 + r->m.exec_ns) / 8 : r->m.exec_ns;
+	if (!t->fn->avg_ns)
+		t->fn->avg_ns = 1;
+	task_finish(c->d, t, r->values, r->m.n);
+}
+
+void sched_reject(struct conn *c, const struct kray_oid *id)
+{
+	struct task *t = unlink_inflight(c->worker, id);
+
+	if (t)
+		sched_enqueue(c->d, t, true);
+}
+
+void sched_blocked(struct worker *w, bool blocked)
+{
+	w->blocked = blocked;
+}
+
+void sched_fini(struct krayd *d)
+{
+	while (d->qhead)
+		task_free(d, dequeue(d));
+	while (d->fns) {
+		struct fnstat *f = d->fns;
+
+		d->fns = f->next;
+		free(f->name);
+		free(f);
+	}
+	while (d->jobs) {
+		struct job *j = d->jobs;
+
+		d->jobs = j->next;
+		free(j->code_path);
+		free(j);
+	}
+}

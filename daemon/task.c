@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Task life cycle: a submit creates the task's return objects, takes a hold on every
+ * argument object and waits for the pending ones; the scheduler runs it; its result (or
+ * its failure) seals the return objects and drops the holds.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "krayd.h"
+#include "log.h"
+
+struct task_err {
+	struct krayd *d;
+	struct obj *obj; /* an argument that is an error */
+	unsigned arg;
+};
+
+/* Calls fn for each REF argument of t.  Stops early when fn returns nonzero. */
+static int for_each_ref(struct task *t, int (*fn)(struct task *, unsigned, struct kray_oid *,
+						  void *),
+			void *arg)
+{
+	struct wire_rd r;
+	struct wire_value v;
+	struct kray_oid id;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs; i++) {
+		if (wire_rd_value(&r, &v))
+			return -1; /* validated at submit: cannot happen */
+		if (v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		int ret = fn(t, i, &id, arg);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int check_exists(struct task *t, unsigned i, struct kray_oid *id, void *arg)
+{
+	struct krayd *d = arg;
+
+	if (store_get(d, id))
+		return 0;
+	task_fail(d, t, KRAY_WE_OBJECT_LOST,
+		  "argument %u of '%.*s': object %u.%u.%u.%u does not exist (never created, or "
+		  "released by its owner)",
+		  i, t->fn->name_len, t->fn->name, id->node, id->owner, id->seq, id->index);
+	return 1;
+}
+
+static int hold(struct task *t, unsigned i, struct kray_oid *id, void *arg)
+{
+	struct task_err *e = arg;
+	struct obj *o = store_get(e->d, id);
+
+	(void)t;
+	store_ref(o);
+	if (o->state == OBJ_READY && o->type == KRAY_WT_ERROR && !e->obj) {
+		e->obj = o;
+		e->arg = i;
+	}
+	return 0;
+}
+
+static int release(struct task *t, unsigned i, struct kray_oid *id, void *arg)
+{
+	struct krayd *d = arg;
+	struct obj *o = store_get(d, id);
+
+	(void)t;
+	(void)i;
+	if (o)
+		store_unref(d, o);
+	return 0;
+}
+
+static int wait_for(struct task *t, unsigned i, struct kray_oid *id, void *arg)
+{
+	struct krayd *d = arg;
+	struct obj *o = store_get(d, id);
+	struct dep *dep;
+
+	(void)i;
+	if (o->state == OBJ_READY)
+		return 0;
+	dep = calloc(1, sizeof(*dep));
+	if (!dep)
+		abort();
+	dep->task = t;
+	dep->next = o->deps;
+	o->deps = dep;
+	t->deps_left++;
+	return 0;
+}
+
+void task_free(struct krayd *d, struct task *t)
+{
+	if (t->holds)
+		for_each_ref(t, release, d);
+	free(t->args);
+	free(t);
+}
+
+static void fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg)
+{
+	task_fail(d, t, o->err, "argument %u of '%.*s' is an error: %.*s", arg, t->fn->name_len,
+		  t->fn->name, (int)o->len, (const char *)o->data);
+}
+
+void task_submit(struct conn *c, const struct wire_submit *s)
+{
+	struct krayd *d = c->d;
+	struct task *t = calloc(1, sizeof(*t));
+	struct task_err e = { .d = d };
+
+	if (!t)
+		abort();
+	t->id = (struct kray_oid){ d->node, c->id, s->m.seq, 0 };
+	t->job = s->m.job && job_code_path(d, s->m.job) ? s->m.job : c->job;
+	t->fn = sched_fn(d, s->name, s->m.name_len);
+	t->num_returns = s->m.num_returns;
+	t->nargs = s->m.nargs;
+	t->max_retries = s->m.max_retries;
+	d->st.tasks_submitted++;
+
+	/* The return objects exist from now on, held by the submitter. */
+	for (unsigned i = 0; i < t->num_returns; i++) {
+		struct kray_oid id = t->id;
+		struct obj *o;
+		bool fresh;
+
+		id.index = i;
+		o = store_get(d, &id);
+		if (!o)
+			o = store_create(d, &id);
+		store_ref(o);
+		(*oidmap_upsert(&c->refs, &id, &fresh))++;
+	}
+	if (s->args.left) {
+		t->args = malloc(s->args.left);
+		if (!t->args)
+			abort();
+		memcpy(t->args, s->args.p, s->args.left);
+	}
+	t->args_len = (uint32_t)s->args.left;
+	if (for_each_ref(t, check_exists, d))
+		return;
+	for_each_ref(t, hold, &e);
+	t->holds = true;
+	if (e.obj) {
+		fail_from_arg(d, t, e.obj, e.arg);
+		return;
+	}
+	for_each_ref(t, wait_for, d);
+	if (t->deps_left)
+		d->st.tasks_waiting++;
+	else
+		sched_enqueue(d, t, false);
+}
+
+void task_dep_ready(struct krayd *d, struct task *t, struct obj *o)
+{
+	(void)o;
+	if (--t->deps_left)
+		return;
+	d->st.tasks_waiting--;
+	/* An argument that turned out to be an error fails the task, as in Ray. */
+	struct task_err e = { .d = d };
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !e.obj; i++) {
+		struct obj *a;
+		struct kray_oid id;
+
+		if (wire_rd_value(&r, &v) || v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		a = store_get(d, &id);
+		if (a && a->type == KRAY_WT_ERROR) {
+			e.obj = a;
+			e.arg = i;
+		}
+	}
+	if (e.obj)
+		fail_from_arg(d, t, e.obj, e.arg);
+	else
+		sched_enqueue(d, t, false);
+}
+
+/* Seals return slot i of t. */
+static struct obj *ret_obj(struct krayd *d, struct task *t, unsigned i)
+{
+	struct kray_oid id = t->id;
+
+	id.index = i;
+	return store_get(d, &id);
+}
+
+void task_finish(struct krayd *d, struct task *t, struct wire_rd values, uint32_t n)
+{
+	struct wire_value v, err = { 0 };
+
+	/* A worker answers with num_returns values, or with one error for all of them. */
+	if (n == 1) {
+		struct wire_rd peek = values;
+
+		if (!wire_rd_value(&peek, &v) && v.type == KRAY_WT_ERROR)
+			err = v;
+	}
+	if (!err.type && n != t->num_returns) {
+		task_fail(d, t, KRAY_WE_INTERNAL, "'%.*s' returned %u values, expected %u",
+			  t->fn->name_len, t->fn->name, n, t->num_returns);
+		return;
+	}
+	for (unsigned i = 0; i < t->num_returns; i++) {
+		struct obj *o = ret_obj(d, t, i);
+
+		if (!err.type && wire_rd_value(&values, &v))
+			break; /* validated by the decoder: cannot happen */
+		if (o)
+			store_seal(d, o, err.type ? &err : &v);
+	}
+	if (err.type)
+		d->st.tasks_failed++;
+	else
+		d->st.tasks_finished++;
+	task_free(d, t);
+}
+
+void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	log_debug("task %u.%u failed: %s", t->id.owner, t->id.seq, msg);
+	for (unsigned i = 0; i < t->num_returns; i++) {
+		struct obj *o = ret_obj(d, t, i);
+
+		if (o)
+			store_seal_error(d, o, err, msg, (size_t)n);
+	}
+	d->st.tasks_failed++;
+	task_free(d, t);
+}

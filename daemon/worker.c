@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The worker pool's processes: spawning a worker host, matching its connection to the
+ * process krayd started (by id and peer pid), and what a worker's death means for the
+ * tasks it held.  A death is handled when the process is reaped, so the error can say
+ * how it died; the head of its in-flight list was running and counts an attempt, the
+ * rest had not started and are simply queued again.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "krayd.h"
+#include "log.h"
+
+extern char **environ;
+
+static const char *worker_path(struct krayd *d)
+{
+	static char path[PATH_MAX];
+	const char *env = getenv("KRAY_WORKER");
+	ssize_t n;
+	char *slash;
+
+	if (d->cfg.worker[0])
+		return d->cfg.worker;
+	if (env && *env)
+		return env;
+	/* Next to krayd: build/bin/ in the tree, $PREFIX/bin/ when installed. */
+	n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+	if (n > 0) {
+		path[n] = 0;
+		slash = strrchr(path, '/');
+		if (slash) {
+			strcpy(slash + 1, "kray-worker");
+			if (!access(path, X_OK))
+				return path;
+		}
+	}
+	return "kray-worker";
+}
+
+int worker_spawn(struct krayd *d)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	char id[32], sock[sizeof(d->cfg.socket) + 16], ppid[32];
+	const char *path = worker_path(d);
+	char *argv[] = { (char *)path, NULL };
+	char **envp;
+	size_t n = 0;
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	while (environ[n])
+		n++;
+	envp = calloc(n + 4, sizeof(*envp));
+	if (!envp) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->id = ++d->next_worker;
+	snprintf(id, sizeof(id), "KRAY_WORKER_ID=%u", w->id);
+	snprintf(sock, sizeof(sock), "KRAY_SOCKET=%s", d->cfg.socket);
+	snprintf(ppid, sizeof(ppid), "KRAY_PARENT_PID=%d", (int)getpid());
+	envp[0] = id;
+	envp[1] = sock;
+	envp[2] = ppid;
+	for (size_t i = 0, j = 3; i < n; i++)
+		if (strncmp(environ[i], "KRAY_WORKER_ID=", 15) &&
+		    strncmp(environ[i], "KRAY_SOCKET=", 12) &&
+		    strncmp(environ[i], "KRAY_PARENT_PID=", 16))
+			envp[j++] = environ[i];
+
+	posix_spawnattr_t attr;
+	sigset_t none;
+
+	/* The worker must not inherit krayd's blocked signals. */
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	r = posix_spawnp(&w->pid, path, NULL, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	free(envp);
+	if (r) {
+		log_err("cannot start worker %s: %s", path, strerror(r));
+		d->start_failures++;
+		free(w);
+		return -r;
+	}
+	w->state = W_STARTING;
+	w->next = d->workers;
+	d->workers = w;
+	d->nworkers++;
+	d->starting++;
+	d->st.workers_started++;
+	log_debug("worker %u started, pid %d", w->id, (int)w->pid);
+	return 0;
+}
+
+struct worker *worker_by_id(struct krayd *d, uint32_t id)
+{
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->id == id)
+			return w;
+	return NULL;
+}
+
+void worker_attach(struct worker *w, struct conn *c)
+{
+	w->conn = c;
+	w->state = W_READY;
+	c->worker = w;
+	c->role = ROLE_WORKER;
+}
+
+void worker_conn_lost(struct worker *w)
+{
+	w->conn = NULL;
+	/* It is dead or misbehaving: make sure, and let the reaper account for its tasks. */
+	if (w->state != W_DEAD)
+		kill(w->pid, SIGKILL);
+}
+
+static void describe(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
+{
+	struct task *t = w->head, *rest;
+
+	if (!t)
+		return;
+	rest = t->next;
+	w->head = w->tail = NULL;
+	w->inflight = 0;
+
+	/* The others had not started: back to the front of the queue, in order. */
+	struct task *stack = NULL;
+
+	while (rest) {
+		struct task *n = rest->next;
+
+		rest->next = stack;
+		stack = rest;
+		rest = n;
+	}
+	while (stack) {
+		struct task *n = stack->next;
+
+		sched_enqueue(d, stack, true);
+		stack = n;
+	}
+	t->next = NULL;
+	t->attempts++;
+	if (t->max_retries < 0 || t->attempts <= t->max_retries) {
+		log_info("worker %u (pid %d) %s while running '%.*s': retrying (%u of %d)", w->id,
+			 (int)w->pid, how, t->fn->name_len, t->fn->name, t->attempts,
+			 t->max_retries);
+		d->st.tasks_retried++;
+		sched_enqueue(d, t, true);
+		return;
+	}
+	task_fail(d, t, KRAY_WE_WORKER_DIED,
+		  "worker died while running '%.*s': pid %d %s; %u attempt%s, max_retries %d",
+		  t->fn->name_len, t->fn->name, (int)w->pid, how, t->attempts,
+		  t->attempts == 1 ? "" : "s", t->max_retries);
+}
+
+static void fail_queue(struct krayd *d, const char *how)
+{
+	while (d->qhead) {
+		struct task *t = d->qhead;
+
+		d->qhead = t->next;
+		if (!d->qhead)
+			d->qtail = NULL;
+		d->st.tasks_queued--;
+		task_fail(d, t, KRAY_WE_INTERNAL, "cannot start a worker for '%.*s': %s",
+			  t->fn->name_len, t->fn->name, how);
+	}
+}
+
+static void worker_gone(struct krayd *d, struct worker *w, int status)
+{
+	char how[128];
+	bool was_starting = w->state == W_STARTING;
+
+	describe(status, how, sizeof(how));
+	w->state = W_DEAD;
+	if (w->conn)
+		conn_close(w->conn, "worker exited");
+	if (was_starting) {
+		d->starting--;
+	}
+	if (was_starting && !d->stopping) {
+		d->start_failures++;
+		log_warn("worker %u (pid %d) %s before connecting", w->id, (int)w->pid, how);
+		if (d->start_failures >= 3 && !d->stopping)
+			fail_queue(d, how);
+	} else if (!d->stopping) {
+		log_debug("worker %u (pid %d) %s", w->id, (int)w->pid, how);
+	}
+	if (!d->stopping && (w->head || WIFSIGNALED(status)))
+		d->st.workers_died++;
+	if (!d->stopping) {
+		tasks_lost(d, w, how);
+	} else {
+		while (w->head) {
+			struct task *t = w->head;
+
+			w->head = t->next;
+			task_free(d, t);
+		}
+	}
+
+	struct worker **pp = &d->workers;
+
+	while (*pp != w)
+		pp = &(*pp)->next;
+	*pp = w->next;
+	d->nworkers--;
+	free(w->jobs);
+	free(w);
+}
+
+void worker_reap(struct krayd *d)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (struct worker *w = d->workers; w; w = w->next)
+			if (w->pid == pid) {
+				worker_gone(d, w, status);
+				break;
+			}
+	}
+}
+
+void worker_stop_all(struct krayd *d)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	/* Closing their sockets asks them to exit; SIGTERM interrupts a long task. */
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (w->conn)
+			conn_close(w->conn, "krayd stopping");
+		kill(w->pid, SIGTERM);
+	}
+	for (int i = 0; i < 300 && d->workers; i++) {
+		worker_reap(d);
+		if (d->workers)
+			nanosleep(&ts, NULL);
+	}
+	for (struct worker *w = d->workers; w; w = w->next)
+		kill(w->pid, SIGKILL);
+	while (d->workers) {
+		int status;
+		pid_t pid = waitpid(d->workers->pid, &status, 0);
+
+		if (pid < 0 && errno != EINTR)
+			status = 0;
+		else if (pid < 0)
+			continue;
+		worker_gone(d, d->workers, status);
+	}
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# install-deps.sh - installs the Debian 12 packages kray needs to build, test and run,
+# and only those that are missing.  Run by `make deps` (and so by `make demo`/`make test`).
+set -euo pipefail
+
+# The packages kray needs: add new ones here.
+PACKAGES=(
+	build-essential pkg-config liburing-dev libnuma-dev libbpf-dev libelf-dev zlib1g-dev
+	libcriterion-dev clang llvm bpftool libsystemd-dev iproute2 procps
+)
+
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps: dpkg-query not found: this script is for Debian 12; install by hand: ${PACKAGES[*]}" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	installed "$p" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all present"
+	exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO=(sudo)
+else
+	echo "deps: missing ${missing[*]}; run as root or install sudo" >&2
+	exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { "${SUDO[@]}" apt-get update -q &&
+       "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps: apt-get failed (output above)" >&2
+	exit 1
+fi

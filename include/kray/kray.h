@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kray.h - the C API of kray, a distributed task framework in the line of Ray.
+ *
+ * A driver connects with kray_init(), submits remote functions with kray_call() and gets
+ * futures (kray_ref) back; kray_get() waits for their values.  Remote functions live in
+ * shared libraries on the job's code search path and are declared with KRAY_REMOTE().
+ *
+ * Conventions: every call that acts returns 0 or a negative errno, and on error leaves a
+ * message retrievable with kray_errmsg().  Out-parameters are written only on success.
+ * A kray handle is not thread-safe: use one per thread.  The library owns no thread.
+ */
+#ifndef KRAY_KRAY_H
+#define KRAY_KRAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KRAY_VERSION_MAJOR 0
+#define KRAY_VERSION_MINOR 1
+
+typedef struct kray kray; /* a connection to krayd: a driver, or a worker's own */
+typedef struct kray_ctx kray_ctx; /* the task a worker is running */
+
+/* A future: names the task that will make the object and the process that owns it. */
+typedef struct kray_ref {
+	uint32_t node, owner, seq, index;
+} kray_ref;
+
+enum kray_type {
+	KRAY_NIL = 0,
+	KRAY_INT64 = 1,
+	KRAY_F64 = 2,
+	KRAY_BYTES = 3,
+	KRAY_REF = 4, /* only as an argument: resolved to the object's value before the call */
+	KRAY_ERROR = 5, /* only from kray_get: the task failed; err says how, data why */
+};
+
+enum kray_errkind {
+	KRAY_ERR_NONE = 0,
+	KRAY_ERR_TASK = 1, /* the function reported an error (kray_fail) */
+	KRAY_ERR_WORKER_DIED = 2, /* its worker died max_retries + 1 times */
+	KRAY_ERR_UNKNOWN_FUNCTION = 3, /* no such function on the job's code search path */
+	KRAY_ERR_BAD_ARGS = 4, /* wrong number of arguments */
+	KRAY_ERR_OBJECT_LOST = 5, /* an argument's object does not exist (released?) */
+	KRAY_ERR_INTERNAL = 6,
+};
+
+/*
+ * A value: an argument, a return value, or what kray_get() hands back.  For KRAY_BYTES,
+ * data/len; for KRAY_ERROR, data is a NUL-terminated message (len excludes the NUL) and
+ * err the kind.  Values from kray_get() own their memory: release with kray_value_clear().
+ */
+typedef struct kray_value {
+	enum kray_type type;
+	enum kray_errkind err;
+	int64_t i;
+	double f;
+	const void *data;
+	size_t len;
+	kray_ref ref;
+	void *priv_; /* owned memory, freed by kray_value_clear() */
+} kray_value;
+
+#define KRAY_V_INT(x) ((kray_value){ .type = KRAY_INT64, .i = (x) })
+#define KRAY_V_F64(x) ((kray_value){ .type = KRAY_F64, .f = (x) })
+#define KRAY_V_BYTES(p, n) ((kray_value){ .type = KRAY_BYTES, .data = (p), .len = (n) })
+#define KRAY_V_REF(r) ((kray_value){ .type = KRAY_REF, .ref = (r) })
+
+/* Frees what a value owns and resets it to KRAY_NIL.  NULL-safe. */
+void kray_value_clear(kray_value *v);
+
+/* ---- connecting ---------------------------------------------------------------------- */
+
+struct kray_config {
+	/* Socket path of a running krayd (kray start).  NULL: start a private krayd for this
+	 * process, stopped by kray_shutdown(), as ray.init() does.  The environment variable
+	 * KRAY_ADDRESS is used when this is NULL and it is set. */
+	const char *address;
+	/* Colon-separated directories and .so files holding this job's remote functions. */
+	const char *code_path;
+	/* Private krayd only: CPU slots (0: one per online CPU) and krayd binary (NULL: next
+	 * to libkray, then $KRAY_KRAYD, then PATH). */
+	int num_cpus;
+	const char *krayd_path;
+};
+
+/*
+ * Connects to krayd, or starts a private one.  cfg may be NULL (all defaults).
+ * Returns 0 and *ret_k, or a negative errno; on error *ret_k is untouched and a message is
+ * printed by nobody: use kray_init_errmsg() for it.
+ */
+int kray_init(kray **ret_k, const struct kray_config *cfg);
+
+/* The reason the last kray_init() in this thread failed. */
+const char *kray_init_errmsg(void);
+
+/* Disconnects (releasing every ref this process holds) and stops a private krayd.
+ * NULL-safe. */
+void kray_shutdown(kray *k);
+
+/* The message of the last failed call on k (never NULL). */
+const char *kray_errmsg(const kray *k);
+
+/* The connection's socket, for poll()-based event loops. */
+int kray_fd(const kray *k);
+
+/* ---- tasks and objects --------------------------------------------------------------- */
+
+struct kray_call_opts {
+	unsigned num_returns; /* 0 is allowed; the default (opts NULL) is 1 */
+	int max_retries; /* retries after a worker death; -1 forever; default 3 */
+};
+#define KRAY_CALL_OPTS_DEFAULT ((struct kray_call_opts){ .num_returns = 1, .max_retries = 3 })
+
+/*
+ * Submits fn(args...) and writes its num_returns futures to ret_refs.  Arguments of type
+ * KRAY_REF are resolved to their objects' values before the call (the task waits for
+ * them).  Submission is asynchronous and batched: nothing is sent until a call that waits
+ * (kray_get, kray_status) or kray_flush().  Returns 0, -EINVAL (bad name, counts or
+ * argument type), -E2BIG (frame too large) or -EPIPE (krayd is gone).
+ */
+int kray_call(kray *k, const char *fn, const kray_value *args, size_t nargs,
+	      const struct kray_call_opts *opts, kray_ref *ret_refs);
+
+/* Stores a value (not a REF or ERROR) as a new object owned by this process. */
+int kray_put(kray *k, const kray_value *v, kray_ref *ret_ref);
+
+/*
+ * Waits until all n objects exist and writes their values to ret_vals (each to be
+ * released with kray_value_clear()).  timeout_ms < 0 waits forever.
+ * Returns 0; -ETIMEDOUT when the timeout passed first (ret_vals untouched);
+ * -EREMOTEIO when at least one value is a KRAY_ERROR (all of ret_vals is written, and
+ * kray_errmsg() gives the first error); -EPIPE if krayd went away; -EINVAL on bad input.
+ * In a worker, a get that waits gives the worker's CPU slot back while it waits.
+ */
+int kray_get(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms, kray_value *ret_vals);
+
+/* Drops this process's references; an object nobody references is freed. */
+int kray_release(kray *k, const kray_ref *refs, size_t n);
+
+/* Sends everything buffered. */
+int kray_flush(kray *k);
+
+struct kray_stats {
+	uint64_t node, clients, workers, workers_busy, workers_blocked;
+	uint64_t tasks_submitted, tasks_finished, tasks_failed, tasks_retried;
+	uint64_t tasks_queued, tasks_waiting;
+	uint64_t objects, object_bytes;
+	uint64_t workers_started, workers_died, frames_rejected;
+};
+
+/* Asks krayd for its counters. */
+int kray_status(kray *k, struct kray_stats *ret_stats);
+
+/* ---- remote functions ---------------------------------------------------------------- */
+
+typedef int (*kray_fn)(kray_ctx *ctx, const kray_value *args, size_t nargs);
+
+#define KRAY_FN_ABI 1
+#define KRAY_FN_SYMBOL_PREFIX "kray_fn__"
+#define KRAY_NARGS_ANY (-1)
+
+struct kray_fn_desc {
+	uint32_t abi; /* KRAY_FN_ABI */
+	int32_t nargs; /* argument count, or KRAY_NARGS_ANY */
+	const char *name;
+	kray_fn fn;
+};
+
+/*
+ * Declares a remote function in a shared library:
+ *
+ *	KRAY_REMOTE(square, 1)
+ *	{
+ *		return kray_return_int(ctx, 0, args[0].i * args[0].i);
+ *	}
+ *
+ * The body sees ctx, args and nargs, returns 0 on success or the result of kray_fail().
+ * A return slot the function leaves unset is KRAY_NIL.
+ */
+#define KRAY_REMOTE(fname, nargs_decl)                                                       \
+	static int fname(kray_ctx *ctx, const kray_value *args, size_t nargs);               \
+	__attribute__((visibility("default"), used)) const struct kray_fn_desc               \
+		kray_fn__##fname = { KRAY_FN_ABI, (nargs_decl), #fname, fname };             \
+	static int fname(kray_ctx *ctx __attribute__((unused)),                              \
+			 const kray_value *args __attribute__((unused)),                     \
+			 size_t nargs __attribute__((unused)))
+
+/* Sets return slot idx (copied).  Returns 0 or -EINVAL (idx out of range, bad type). */
+int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v);
+int kray_return_int(kray_ctx *ctx, unsigned idx, int64_t x);
+int kray_return_f64(kray_ctx *ctx, unsigned idx, double x);
+int kray_return_bytes(kray_ctx *ctx, unsigned idx, const void *data, size_t len);
+
+/* Records the task's error message; return its result from the function. */
+int kray_fail(kray_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The worker's own connection, for nested tasks, puts and gets. */
+kray *kray_ctx_client(kray_ctx *ctx);
+
+/* Number of return slots the caller asked for. */
+unsigned kray_ctx_num_returns(const kray_ctx *ctx);
+
+/* The worker host's main loop (kray-worker and language hosts call it).  Returns an exit
+ * status. */
+int kray_worker_main(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KRAY_KRAY_H */

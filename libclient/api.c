@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The driver API: calls, puts, gets, releases and status.  A call allocates its task id
+ * locally (owner = this connection, seq = a counter), so it needs no reply and is only
+ * appended to the output buffer; anything that waits flushes it first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+#define SAME(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME(KRAY_INT64, KRAY_WT_INT64) && SAME(KRAY_F64, KRAY_WT_F64) &&
+		       SAME(KRAY_BYTES, KRAY_WT_BYTES) && SAME(KRAY_REF, KRAY_WT_REF) &&
+		       SAME(KRAY_ERROR, KRAY_WT_ERROR) && SAME(KRAY_NIL, KRAY_WT_NIL),
+	       "public and wire value types agree");
+_Static_assert(SAME(KRAY_ERR_TASK, KRAY_WE_TASK) &&
+		       SAME(KRAY_ERR_WORKER_DIED, KRAY_WE_WORKER_DIED) &&
+		       SAME(KRAY_ERR_UNKNOWN_FUNCTION, KRAY_WE_UNKNOWN_FUNCTION) &&
+		       SAME(KRAY_ERR_BAD_ARGS, KRAY_WE_BAD_ARGS) &&
+		       SAME(KRAY_ERR_OBJECT_LOST, KRAY_WE_OBJECT_LOST) &&
+		       SAME(KRAY_ERR_INTERNAL, KRAY_WE_INTERNAL),
+	       "public and wire error kinds agree");
+_Static_assert(sizeof(kray_ref) == sizeof(struct kray_oid), "a ref is an oid");
+
+/* Flush before the buffer grows past this, so a long run of calls stays bounded. */
+#define OUT_HIGH_WATER (1u << 20)
+
+static int check_value(struct kray *k, const kray_value *v, bool allow_ref)
+{
+	switch (v->type) {
+	case KRAY_NIL:
+	case KRAY_INT64:
+	case KRAY_F64:
+		return 0;
+	case KRAY_BYTES:
+		if (v->len && !v->data)
+			return kc_fail(k, -EINVAL, "bytes value with NULL data");
+		if (v->len > KRAY_FRAME_MAX / 2)
+			return kc_fail(k, -E2BIG, "bytes value of %zu bytes is too large", v->len);
+		return 0;
+	case KRAY_REF:
+		if (allow_ref)
+			return 0;
+		/* fall through */
+	default:
+		return kc_fail(k, -EINVAL, "value type %d not allowed here", (int)v->type);
+	}
+}
+
+static void put_value(struct kbuf *b, const kray_value *v)
+{
+	uint64_t scalar = 0;
+
+	switch (v->type) {
+	case KRAY_INT64:
+		memcpy(&scalar, &v->i, sizeof(scalar));
+		wire_put_value(b, KRAY_WT_INT64, 0, scalar, NULL, 0);
+		break;
+	case KRAY_F64:
+		memcpy(&scalar, &v->f, sizeof(scalar));
+		wire_put_value(b, KRAY_WT_F64, 0, scalar, NULL, 0);
+		break;
+	case KRAY_BYTES:
+		wire_put_value(b, KRAY_WT_BYTES, 0, 0, v->data, (uint32_t)v->len);
+		break;
+	case KRAY_REF:
+		wire_put_value(b, KRAY_WT_REF, 0, 0, &v->ref, sizeof(v->ref));
+		break;
+	default:
+		wire_put_value(b, KRAY_WT_NIL, 0, 0, NULL, 0);
+		break;
+	}
+}
+
+/* Drops a frame begun at off whose body grew too large; returns -E2BIG. */
+static int frame_too_big(struct kray *k, size_t off)
+{
+	k->out.len = off;
+	return kc_fail(k, -E2BIG, "request larger than %u bytes", KRAY_FRAME_MAX);
+}
+
+static int maybe_flush(struct kray *k)
+{
+	return kbuf_pending(&k->out) > OUT_HIGH_WATER ? kc_flush(k) : 0;
+}
+
+KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args, size_t nargs,
+			  const struct kray_call_opts *opts, kray_ref *ret_refs)
+{
+	struct kray_call_opts o = opts ? *opts : KRAY_CALL_OPTS_DEFAULT;
+	struct kray_msg_submit m = { 0 };
+	size_t name_len, off;
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!fn || !(name_len = strlen(fn)) || name_len > KRAY_NAME_MAX)
+		return kc_fail(k, -EINVAL, "function name must be 1 to %d bytes", KRAY_NAME_MAX);
+	if (nargs > KRAY_ARGS_MAX || (nargs && !args))
+		return kc_fail(k, -EINVAL, "at most %d arguments", KRAY_ARGS_MAX);
+	if (o.num_returns > KRAY_RETURNS_MAX || (o.num_returns && !ret_refs))
+		return kc_fail(k, -EINVAL, "num_returns must be 0 to %d", KRAY_RETURNS_MAX);
+	if (o.max_retries < -1 || o.max_retries > INT16_MAX)
+		return kc_fail(k, -EINVAL, "max_retries must be -1 to %d", INT16_MAX);
+	for (size_t i = 0; i < nargs; i++)
+		if ((r = check_value(k, &args[i], true)))
+			return r;
+
+	m.seq = ++k->next_seq;
+	m.job = k->job;
+	m.num_returns = (uint16_t)o.num_returns;
+	m.nargs = (uint16_t)nargs;
+	m.max_retries = (int16_t)o.max_retries;
+	m.name_len = (uint8_t)name_len;
+	off = wire_begin(&k->out, KRAY_MSG_SUBMIT, 0);
+	kbuf_put(&k->out, &m, sizeof(m));
+	wire_put_padded(&k->out, fn, name_len);
+	for (size_t i = 0; i < nargs; i++)
+		put_value(&k->out, &args[i]);
+	if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)
+		return frame_too_big(k, off);
+	wire_end(&k->out, off);
+	for (unsigned i = 0; i < o.num_returns; i++)
+		ret_refs[i] = (kray_ref){ k->node, k->client, m.seq, i };
+	return maybe_flush(k);
+}
+
+KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
+{
+	struct kray_msg_put m;
+	size_t off;
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!v)
+		return kc_fail(k, -EINVAL, "no value");
+	if ((r = check_value(k, v, false)))
+		return r;
+	m.oid = (struct kray_oid){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
+	off = wire_begin(&k->out, KRAY_MSG_PUT, 0);
+	kbuf_put(&k->out, &m, sizeof(m));
+	put_value(&k->out, v);
+	wire_end(&k->out, off);
+	memcpy(ret_ref, &m.oid, sizeof(*ret_ref));
+	return maybe_flush(k);
+}
+
+KRAY_EXPORT void kray_value_clear(kray_value *v)
+{
+	if (!v)
+		return;
+	free(v->priv_);
+	*v = (kray_value){ .type = KRAY_NIL };
+}
+
+/* Copies a wire value into a caller-owned kray_value. */
+static void take_value(const struct wire_value *w, kray_value *v)
+{
+	*v = (kray_value){ .type = (enum kray_type)w->type, .err = (enum kray_errkind)w->err };
+	switch (w->type) {
+	case KRAY_WT_INT64:
+		memcpy(&v->i, &w->scalar, sizeof(v->i));
+		break;
+	case KRAY_WT_F64:
+		memcpy(&v->f, &w->scalar, sizeof(v->f));
+		break;
+	case KRAY_WT_BYTES:
+	case KRAY_WT_ERROR:
+		/* One extra NUL so error text (and text bytes) can be used as a C string. */
+		v->priv_ = malloc((size_t)w->len + 1);
+		if (!v->priv_)
+			abort();
+		memcpy(v->priv_, w->data, w->len);
+		((char *)v->priv_)[w->len] = 0;
+		v->data = v->priv_;
+		v->len = w->len;
+		break;
+	}
+}
+
+KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms,
+			 kray_value *ret_vals)
+{
+	struct kray_msg_get m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
+				  .n = (uint32_t)n };
+	struct kray_frame_hdr h;
+	struct wire_get_reply rep;
+	const uint8_t *body;
+	uint64_t req = ++k->next_req;
+	size_t off;
+	int r, first_err = -1;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (n > KRAY_REFS_MAX || (n && (!refs || !ret_vals)))
+		return kc_fail(k, -EINVAL, "a get takes 0 to %d refs", KRAY_REFS_MAX);
+	if (k->ws)
+		kc_worker_before_block(k);
+	off = wire_begin(&k->out, KRAY_MSG_GET, req);
+	kbuf_put(&k->out, &m, sizeof(m));
+	kbuf_put(&k->out, refs, n * sizeof(*refs));
+	wire_end(&k->out, off);
+	r = kc_wait(k, KRAY_MSG_GET_REPLY, req, &h, &body);
+	if (r)
+		return r;
+	if (wire_dec_get_reply(body, h.len, &rep) || (rep.status == 0 && rep.n != n)) {
+		kc_consume(k, &h);
+		k->broken = true;
+		return kc_fail(k, -EBADMSG, "malformed get reply from krayd");
+	}
+	if (rep.status) {
+		kc_consume(k, &h);
+		return kc_fail(k, rep.status, "get timed out after %lld ms", (long long)timeout_ms);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct wire_value w;
+
+		wire_rd_value(&rep.values, &w); /* validated by wire_dec_get_reply() */
+		take_value(&w, &ret_vals[i]);
+		if (w.type == KRAY_WT_ERROR && first_err < 0)
+			first_err = (int)i;
+	}
+	kc_consume(k, &h);
+	if (first_err >= 0)
+		return kc_fail(k, -EREMOTEIO, "%s", (const char *)ret_vals[first_err].data);
+	return 0;
+}
+
+KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
+{
+	struct kray_msg_refs m = { .n = (uint32_t)n };
+	size_t off;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!n)
+		return 0;
+	if (n > KRAY_REFS_MAX || !refs)
+		return kc_fail(k, -EINVAL, "a release takes 1 to %d refs", KRAY_REFS_MAX);
+	off = wire_begin(&k->out, KRAY_MSG_RELEASE, 0);
+	kbuf_put(&k->out, &m, sizeof(m));
+	kbuf_put(&k->out, refs, n * sizeof(*refs));
+	wire_end(&k->out, off);
+	return maybe_flush(k);
+}
+
+KRAY_EXPORT int kray_flush(struct kray *k)
+{
+	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : kc_flush(k);
+}
+
+KRAY_EXPORT int kray_status(struct kray *k, struct kray_stats *ret_stats)
+{
+	struct kray_wire_stats st;
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	uint64_t req = ++k->next_req;
+	size_t off;
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	off = wire_begin(&k->out, KRAY_MSG_STATUS, req);
+	wire_end(&k->out, off);
+	r = kc_wait(k, KRAY_MSG_STATUS_REPLY, req, &h, &body);
+	if (r)
+		return r;
+	r = wire_dec_fixed(body, h.len, &st, sizeof(st));
+	kc_consume(k, &h);
+	if (r)
+		return kc_fail(k, -EBADMSG, "malformed status reply from krayd");
+	_Static_assert(sizeof(struct kray_stats) == sizeof(st), "stats layouts agree");
+	memcpy(ret_stats, &st, sizeof(st));
+	return 0;
+}

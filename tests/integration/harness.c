@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Integration test harness (see harness.h): starts and stops krayds owned by the test,
+ * opens kray handles, and cleans both up from the suites' .fini so that a failed
+ * assertion does not leave daemons or temp dirs behind.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_HANDLES 16
+#define MAX_KRAYDS 4
+#define MAX_TMPDIRS 8
+
+static kray *handles[MAX_HANDLES];
+static struct harness krayds[MAX_KRAYDS]; /* copies: the tests' may be on the stack */
+static char tmpdirs[MAX_TMPDIRS][128];
+
+int64_t harness_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+void harness_rm_rf(const char *path)
+{
+	if (path && *path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int make_tmpdir(char *buf, size_t size)
+{
+	const char *base = getenv("TMPDIR");
+
+	/* sun_path is 108 bytes: keep the directory short. */
+	if (!base || !*base || strlen(base) > 60)
+		base = "/tmp";
+	if ((size_t)snprintf(buf, size, "%s/kray-test-XXXXXX", base) >= size)
+		return -ENAMETOOLONG;
+	if (!mkdtemp(buf))
+		return -errno;
+	return 0;
+}
+
+void harness_tmpdir(char *buf, size_t size)
+{
+	int rc = make_tmpdir(buf, size);
+
+	cr_assert_eq(rc, 0, "mkdtemp: %s", strerror(-rc));
+	for (int i = 0; i < MAX_TMPDIRS; i++) {
+		if (!tmpdirs[i][0]) {
+			snprintf(tmpdirs[i], sizeof(tmpdirs[i]), "%s", buf);
+			break;
+		}
+	}
+}
+
+int harness_start_krayd(struct harness *h, int num_cpus)
+{
+	const char *krayd = getenv("KRAY_KRAYD");
+	const char *code = getenv("KRAY_TEST_CODE_PATH");
+	const char *worker = getenv("KRAY_WORKER");
+	char cpus[16], fdstr[16];
+	int pfd[2], rc;
+	struct pollfd p;
+	char byte;
+	pid_t pid;
+
+	memset(h, 0, sizeof(*h));
+	if (!krayd || !code) {
+		fprintf(stderr, "harness: KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set "
+				"(run through make test-integration)\n");
+		return -ENOENT;
+	}
+	rc = make_tmpdir(h->dir, sizeof(h->dir));
+	if (rc)
+		return rc;
+	snprintf(h->sock, sizeof(h->sock), "%s/krayd.sock", h->dir);
+	if (pipe2(pfd, O_CLOEXEC)) {
+		rc = -errno;
+		harness_rm_rf(h->dir);
+		return rc;
+	}
+	snprintf(cpus, sizeof(cpus), "%d", num_cpus);
+
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		harness_rm_rf(h->dir);
+		return rc;
+	}
+	if (pid == 0) {
+		char *argv[16];
+		int n = 0;
+
+		/* Die with the test process, even if it is killed by a timeout. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		close(pfd[0]);
+		if (pfd[1] < 3) {
+			int fd = fcntl(pfd[1], F_DUPFD, 3);
+
+			if (fd < 0)
+				_exit(126);
+			pfd[1] = fd;
+		} else {
+			fcntl(pfd[1], F_SETFD, 0); /* keep it across exec */
+		}
+		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
+		argv[n++] = (char *)krayd;
+		argv[n++] = "--socket";
+		argv[n++] = h->sock;
+		argv[n++] = "--num-cpus";
+		argv[n++] = cpus;
+		argv[n++] = "--code-path";
+		argv[n++] = (char *)code;
+		argv[n++] = "--ready-fd";
+		argv[n++] = fdstr;
+		if (worker && *worker) {
+			argv[n++] = "--worker";
+			argv[n++] = (char *)worker;
+		}
+		argv[n] = NULL;
+		execv(krayd, argv);
+		fprintf(stderr, "harness: exec %s: %s\n", krayd, strerror(errno));
+		_exit(127);
+	}
+
+	close(pfd[1]);
+	h->pid = pid;
+	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+	rc = poll(&p, 1, 10000);
+	if (rc == 1 && read(pfd[0], &byte, 1) == 1) {
+		close(pfd[0]);
+		for (int i = 0; i < MAX_KRAYDS; i++) {
+			if (!krayds[i].pid) {
+				krayds[i] = *h;
+				break;
+			}
+		}
+		return 0;
+	}
+	close(pfd[0]);
+	fprintf(stderr, "harness: krayd %s (pid %d) did not become ready in 10 s%s\n", krayd,
+		(int)pid, rc == 1 ? " (it exited)" : "");
+	harness_stop_krayd(h);
+	return rc == 1 ? -ECHILD : -ETIMEDOUT;
+}
+
+int harness_krayd_alive(struct harness *h)
+{
+	int status;
+
+	if (h->pid <= 0)
+		return 0;
+	return waitpid(h->pid, &status, WNOHANG) == 0;
+}
+
+int harness_stop_krayd(struct harness *h)
+{
+	int status = -1;
+
+	for (int i = 0; i < MAX_KRAYDS; i++)
+		if (h->pid > 0 && krayds[i].pid == h->pid)
+			krayds[i] = (struct harness){ 0 };
+	if (h->pid > 0) {
+		int64_t deadline = harness_now_ms() + 5000;
+		pid_t r;
+
+		kill(h->pid, SIGTERM);
+		while ((r = waitpid(h->pid, &status, WNOHANG)) == 0 &&
+		       harness_now_ms() < deadline)
+			usleep(10000);
+		if (r == 0) {
+			fprintf(stderr, "harness: krayd %d ignored SIGTERM for 5 s, killing it\n",
+				(int)h->pid);
+			kill(h->pid, SIGKILL);
+			waitpid(h->pid, &status, 0);
+		} else if (r < 0) {
+			status = -1;
+		}
+		h->pid = 0;
+	}
+	if (h->dir[0]) {
+		harness_rm_rf(h->dir);
+		h->dir[0] = 0;
+	}
+	return status;
+}
+
+static void register_handle(kray *k)
+{
+	for (int i = 0; i < MAX_HANDLES; i++) {
+		if (!handles[i]) {
+			handles[i] = k;
+			return;
+		}
+	}
+}
+
+kray *harness_embedded(int num_cpus)
+{
+	struct kray_config cfg = { 0 };
+	kray *k = NULL;
+	int rc;
+
+	/* KRAY_ADDRESS would turn address = NULL into "connect there". */
+	unsetenv("KRAY_ADDRESS");
+	cfg.address = NULL;
+	cfg.code_path = getenv("KRAY_TEST_CODE_PATH");
+	cfg.num_cpus = num_cpus;
+	cr_assert_not_null(cfg.code_path, "KRAY_TEST_CODE_PATH is not set");
+	rc = kray_init(&k, &cfg);
+	cr_assert_eq(rc, 0, "kray_init (private krayd): %d %s", rc, kray_init_errmsg());
+	cr_assert_not_null(k, "kray_init returned 0 but no handle");
+	register_handle(k);
+	return k;
+}
+
+kray *harness_connect(const char *sock)
+{
+	struct kray_config cfg = { 0 };
+	kray *k = NULL;
+	int rc;
+
+	cfg.address = sock;
+	cfg.code_path = getenv("KRAY_TEST_CODE_PATH");
+	rc = kray_init(&k, &cfg);
+	cr_assert_eq(rc, 0, "kray_init(%s): %d %s", sock, rc, kray_init_errmsg());
+	cr_assert_not_null(k, "kray_init returned 0 but no handle");
+	register_handle(k);
+	return k;
+}
+
+void harness_shutdown(kray *k)
+{
+	for (int i = 0; i < MAX_HANDLES; i++)
+		if (handles[i] == k)
+			handles[i] = NULL;
+	kray_shutdown(k);
+}
+
+void harness_cleanup(void)
+{
+	for (int i = 0; i < MAX_HANDLES; i++) {
+		if (handles[i]) {
+			kray_shutdown(handles[i]);
+			handles[i] = NULL;
+		}
+	}
+	for (int i = 0; i < MAX_KRAYDS; i++) {
+		if (krayds[i].pid) {
+			struct harness h = krayds[i];
+
+			harness_stop_krayd(&h);
+		}
+	}
+	for (int i = 0; i < MAX_TMPDIRS; i++) {
+		if (tmpdirs[i][0]) {
+			harness_rm_rf(tmpdirs[i]);
+			tmpdirs[i][0] = 0;
+		}
+	}
+}
+
+int harness_get1(kray *k, kray_ref ref, int64_t timeout_ms, kray_value *ret)
+{
+	return kray_get(k, &ref, 1, timeout_ms, ret);
+}
+
+kray_ref harness_call1(kray *k, const char *fn, const kray_value *args, size_t nargs)
+{
+	kray_ref r;
+	int rc = kray_call(k, fn, args, nargs, NULL, &r);
+
+	cr_assert_eq(rc, 0, "kray_call(%s): %d %s", fn, rc, kray_errmsg(k));
+	return r;
+}
+
+const char *harness_errkind(int err)
+{
+	static const char *const names[] = { "NONE",	     "TASK",	 "WORKER_DIED",
+					     "UNKNOWN_FUNCTION", "BAD_ARGS", "OBJECT_LOST",
+					     "INTERNAL" };
+
+	if (err >= 0 && err < (int)(sizeof(names) / sizeof(names[0])))
+		return names[err];
+	return "?";
+}
+
+void harness_expect_int(kray *k, const char *fn, const kray_value *args, size_t nargs,
+			int64_t want)
+{
+	kray_ref r = harness_call1(k, fn, args, nargs);
+	kray_value v = { 0 };
+	int rc = harness_get1(k, r, 60000, &v);
+
+	cr_assert_eq(rc, 0, "get of %s: %d %s (value type %d: %s)", fn, rc, kray_errmsg(k),
+		     v.type, v.type == KRAY_ERROR ? (const char *)v.data : "");
+	cr_assert_eq(v.type, KRAY_INT64, "%s returned type %d, want INT64", fn, v.type);
+	cr_assert_eq(v.i, want, "%s returned %lld, want %lld", fn, (long long)v.i,
+		     (long long)want);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+}
+
+void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_t nargs,
+			  const struct kray_call_opts *opts, enum kray_errkind err,
+			  const char *needle1, const char *needle2)
+{
+	kray_ref r;
+	kray_value v = { 0 };
+	int rc = kray_call(k, fn, args, nargs, opts, &r);
+
+	cr_assert_eq(rc, 0, "kray_call(%s): %d %s", fn, rc, kray_errmsg(k));
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get of %s: rc %d, want -EREMOTEIO (%s)", fn, rc,
+		     kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_ERROR, "%s: value type %d, want KRAY_ERROR", fn, v.type);
+	cr_assert_not_null(v.data, "%s: error value without a message", fn);
+	cr_assert_eq(strlen(v.data), v.len, "%s: error message len %zu != strlen %zu", fn,
+		     v.len, strlen(v.data));
+	cr_assert_eq(v.err, err, "%s: error kind %s (%d), want %s; message: %s", fn,
+		     harness_errkind(v.err), v.err, harness_errkind(err),
+		     (const char *)v.data);
+	if (needle1)
+		cr_assert(strstr(v.data, needle1), "%s: message \"%s\" lacks \"%s\"", fn,
+			  (const char *)v.data, needle1);
+	if (needle2)
+		cr_assert(strstr(v.data, needle2), "%s: message \"%s\" lacks \"%s\"", fn,
+			  (const char *)v.data, needle2);
+	cr_assert(kray_errmsg(k) && *kray_errmsg(k), "%s: kray_errmsg empty after -EREMOTEIO",
+		  fn);
+	kray_value_clear(&v);
+	cr_assert_eq(v.type, KRAY_NIL, "kray_value_clear did not reset the value to NIL");
+	kray_release(k, &r, 1);
+}
+
+struct kray_stats harness_status(kray *k)
+{
+	struct kray_stats st;
+	int rc = kray_status(k, &st);
+
+	cr_assert_eq(rc, 0, "kray_status: %d %s", rc, kray_errmsg(k));
+	return st;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers shared by the integration tests (linked into every tests/integration/test_*):
+ * a krayd started by the test itself on a private socket, embedded (private) krayds
+ * through kray_init(), cleanup that runs even when an assertion fails, and small timing
+ * and value helpers.
+ */
+#ifndef KRAY_TESTS_HARNESS_H
+#define KRAY_TESTS_HARNESS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <kray/kray.h>
+
+/* A krayd this test started: its private directory, socket and pid. */
+struct harness {
+	char dir[128];
+	char sock[160];
+	pid_t pid;
+};
+
+/*
+ * Starts "$KRAY_KRAYD --socket <dir>/krayd.sock --num-cpus N --code-path
+ * $KRAY_TEST_CODE_PATH --ready-fd FD" in a new temp dir and waits (10 s at most) for its
+ * ready byte.  Registers h for harness_cleanup().  Returns 0 or a negative errno (with a
+ * message on stderr).
+ */
+int harness_start_krayd(struct harness *h, int num_cpus);
+
+/* True while the krayd started by h is still running (has not exited or crashed). */
+int harness_krayd_alive(struct harness *h);
+
+/*
+ * Stops it: SIGTERM to the pid started, SIGKILL after 5 s, waitpid, then removes the temp
+ * dir.  Returns the wait status, or -1 if none was running.  Safe to call twice.
+ */
+int harness_stop_krayd(struct harness *h);
+
+/* kray_init() with a private krayd (address NULL, code path from the environment).
+ * Asserts success; the handle is shut down by harness_cleanup() if the test does not. */
+kray *harness_embedded(int num_cpus);
+
+/* kray_init() to the krayd at sock.  Asserts success; registered like harness_embedded. */
+kray *harness_connect(const char *sock);
+
+/* kray_shutdown() of a handle from harness_embedded/harness_connect, unregistering it. */
+void harness_shutdown(kray *k);
+
+/* Shuts down every registered handle and stops every registered krayd.  Used as the
+ * .fini of every suite, so it runs after a failed assertion too. */
+void harness_cleanup(void);
+
+/* Milliseconds on the monotonic clock. */
+int64_t harness_now_ms(void);
+
+/* A new private temp dir (mkdtemp) in buf; asserts success.  Removed by harness_cleanup. */
+void harness_tmpdir(char *buf, size_t size);
+
+/* Removes a directory tree; ignores errors. */
+void harness_rm_rf(const char *path);
+
+/* Calls kray_get on one ref with timeout_ms and returns rc; *ret is written. */
+int harness_get1(kray *k, kray_ref ref, int64_t timeout_ms, kray_value *ret);
+
+/* Submits fn(args) with one return, asserting kray_call succeeded. */
+kray_ref harness_call1(kray *k, const char *fn, const kray_value *args, size_t nargs);
+
+/* Submits fn(args), gets its one value (60 s timeout) and asserts it is INT64 want. */
+void harness_expect_int(kray *k, const char *fn, const kray_value *args, size_t nargs,
+			int64_t want);
+
+/* Submits fn(args), gets its one value and asserts it is an ERROR of kind err whose
+ * message contains every non-NULL needle. */
+void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_t nargs,
+			  const struct kray_call_opts *opts, enum kray_errkind err,
+			  const char *needle1, const char *needle2);
+
+/* kray_status(), asserting success. */
+struct kray_stats harness_status(kray *k);
+
+/* The name of an enum kray_errkind, for messages. */
+const char *harness_errkind(int err);
+
+#endif /* KRAY_TESTS_HARNESS_H */

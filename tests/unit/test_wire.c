@@ -1,0 +1,1512 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Unit tests of the wire codec (common/wire.h): round trips of every writer/decoder pair,
+ * the frame header checks, every malformed-body rule the decoders promise to enforce, and
+ * a randomized mutation run (bit flips, truncations, extensions, hostile length fields)
+ * in which no decoder may crash or return anything but 0 or -EBADMSG.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/wire.h"
+
+#define HDR sizeof(struct kray_frame_hdr)
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+/* A frame built with the writers; body/len point inside b. */
+struct frame {
+	struct kbuf b;
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	size_t len;
+};
+
+static void frame_done(struct frame *f, size_t off)
+{
+	wire_end(&f->b, off);
+	memcpy(&f->h, f->b.data + off, HDR);
+	f->body = f->b.data + off + HDR;
+	f->len = f->b.len - off - HDR;
+	cr_assert_eq(f->h.len, f->len, "header len %u != body bytes %zu", f->h.len, f->len);
+	cr_assert_eq(wire_check_hdr(&f->h, KRAY_FRAME_MAX), 0, "writer made a bad header");
+	cr_assert_eq(f->len % 8, 0, "body of %zu bytes is not padded to 8", f->len);
+}
+
+static uint64_t f64_bits(double d)
+{
+	uint64_t u;
+
+	memcpy(&u, &d, sizeof(u));
+	return u;
+}
+
+static double bits_f64(uint64_t u)
+{
+	double d;
+
+	memcpy(&d, &u, sizeof(d));
+	return d;
+}
+
+static const struct kray_oid OID_A = { 1, 2, 3, 0 };
+static const struct kray_oid OID_B = { 7, 8, 9, KRAY_OID_PUT };
+static const uint8_t BYTES5[5] = { 'h', 'e', 'l', 'l', 'o' };
+
+static void put_submit_hdr(struct kbuf *b, const char *name, uint16_t nargs, uint16_t nret,
+			   int16_t retries)
+{
+	struct kray_msg_submit m = { .seq = 42, .job = 5, .num_returns = nret, .nargs = nargs,
+				     .max_retries = retries,
+				     .name_len = (uint8_t)strlen(name) };
+
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, name, m.name_len);
+}
+
+/* submit square-ish(int 7, f64 2.5, bytes "hello", ref OID_A, bytes "", nil) */
+static void build_submit(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_SUBMIT, 99);
+
+	put_submit_hdr(&f->b, "fn_name", 6, 2, -1);
+	wire_put_value(&f->b, KRAY_WT_INT64, 0, (uint64_t)-7, NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_F64, 0, f64_bits(2.5), NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_BYTES, 0, 0, BYTES5, sizeof(BYTES5));
+	wire_put_value(&f->b, KRAY_WT_REF, 0, 0, &OID_A, sizeof(OID_A));
+	wire_put_value(&f->b, KRAY_WT_BYTES, 0, 0, NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_NIL, 0, 0, NULL, 0);
+	frame_done(f, off);
+}
+
+static void build_hello(struct frame *f)
+{
+	static const char path[] = "/a/b:/c.so";
+	size_t off = wire_begin(&f->b, KRAY_MSG_HELLO, 1);
+	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = 1234, .worker_id = 0,
+				    .path_len = sizeof(path) - 1 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	wire_put_padded(&f->b, path, m.path_len);
+	frame_done(f, off);
+}
+
+static void build_exec(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_EXEC, 0);
+	struct kray_msg_exec m = { .task = { 1, 2, 3, 0 }, .job = 4, .num_returns = 3,
+				   .nargs = 3, .name_len = 3 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	wire_put_padded(&f->b, "abc", 3);
+	wire_put_value(&f->b, KRAY_WT_INT64, 0, 11, NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_BYTES, 0, 0, BYTES5, sizeof(BYTES5));
+	wire_put_value(&f->b, KRAY_WT_F64, 0, f64_bits(-1.0), NULL, 0);
+	frame_done(f, off);
+}
+
+static void build_result(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_RESULT, 0);
+	struct kray_msg_result m = { .task = { 1, 2, 3, 0 }, .exec_ns = 12345, .n = 3 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	wire_put_value(&f->b, KRAY_WT_INT64, 0, 81, NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_NIL, 0, 0, NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_BYTES, 0, 0, "xyzzy12", 7);
+	frame_done(f, off);
+}
+
+static void build_result_err(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_RESULT, 0);
+	struct kray_msg_result m = { .task = { 1, 2, 3, 0 }, .n = 1 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	wire_put_errorf(&f->b, KRAY_WE_TASK, "task %s failed: %d", "fail", 7);
+	frame_done(f, off);
+}
+
+static void build_get(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_GET, 77);
+	struct kray_msg_get m = { .timeout_ms = -1, .n = 2 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	kbuf_put(&f->b, &OID_A, sizeof(OID_A));
+	kbuf_put(&f->b, &OID_B, sizeof(OID_B));
+	frame_done(f, off);
+}
+
+static void build_get_reply(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_GET_REPLY, 77);
+	struct kray_msg_get_reply m = { .status = 0, .n = 3 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	wire_put_value(&f->b, KRAY_WT_INT64, 0, 9, NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_ERROR, KRAY_WE_WORKER_DIED, 0, "died", 4);
+	wire_put_value(&f->b, KRAY_WT_BYTES, 0, 0, BYTES5, sizeof(BYTES5));
+	frame_done(f, off);
+}
+
+static void build_put(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_PUT, 0);
+
+	kbuf_put(&f->b, &OID_B, sizeof(OID_B));
+	wire_put_value(&f->b, KRAY_WT_BYTES, 0, 0, "0123456789", 10);
+	frame_done(f, off);
+}
+
+static void build_refs(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_RELEASE, 0);
+	struct kray_msg_refs m = { .n = 2 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	kbuf_put(&f->b, &OID_A, sizeof(OID_A));
+	kbuf_put(&f->b, &OID_B, sizeof(OID_B));
+	frame_done(f, off);
+}
+
+static void build_error(struct frame *f)
+{
+	wire_put_error_frame(&f->b, 5, -EPROTO, "bad frame, goodbye");
+	frame_done(f, 0);
+}
+
+static void build_job(struct frame *f)
+{
+	static const char path[] = "/x/libfns.so";
+	size_t off = wire_begin(&f->b, KRAY_MSG_JOB, 0);
+	struct kray_msg_job m = { .job = 3, .path_len = sizeof(path) - 1 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	wire_put_padded(&f->b, path, m.path_len);
+	frame_done(f, off);
+}
+
+/* Every variable-body decoder behind one signature. */
+enum dec_kind {
+	D_HELLO, D_SUBMIT, D_EXEC, D_RESULT, D_GET, D_GET_REPLY, D_PUT, D_REFS, D_ERROR,
+	D_JOB, D_HELLO_OK, D_REJECT, D_STATS, D_COUNT
+};
+
+static const char *const dec_names[D_COUNT] = {
+	"hello", "submit", "exec", "result", "get", "get_reply", "put", "refs", "error",
+	"job", "hello_ok", "reject", "stats",
+};
+
+/* Touches every byte a decoded value points at, so that sanitizers see overreads. */
+static unsigned touch(const void *p, size_t n)
+{
+	const volatile uint8_t *q = p;
+	unsigned s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += q[i];
+	return s;
+}
+
+/* Walks n already-validated values: each must decode, and the reader must end exactly. */
+static int walk_values(struct wire_rd r, uint32_t n)
+{
+	struct wire_value v;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (wire_rd_value(&r, &v))
+			return -1;
+		touch(v.data, v.len);
+	}
+	return wire_rd_end(&r) ? -1 : 0;
+}
+
+/*
+ * Runs decoder k over body.  Returns the decoder's result; when it accepted, also checks
+ * that what it returned is consistent (walk_values == 0), else returns -1000.
+ */
+static int run_dec(enum dec_kind k, const void *body, size_t len)
+{
+	union {
+		struct wire_hello hello;
+		struct wire_submit submit;
+		struct wire_exec exec;
+		struct wire_result result;
+		struct wire_get get;
+		struct wire_get_reply get_reply;
+		struct wire_put put;
+		struct wire_oids refs;
+		struct wire_text text;
+		struct kray_msg_hello_ok hello_ok;
+		struct kray_msg_reject reject;
+		struct kray_wire_stats stats;
+	} u;
+	int rc;
+
+	switch (k) {
+	case D_HELLO:
+		rc = wire_dec_hello(body, len, &u.hello);
+		if (!rc)
+			touch(u.hello.path, u.hello.m.path_len);
+		return rc;
+	case D_SUBMIT:
+		rc = wire_dec_submit(body, len, &u.submit);
+		if (!rc) {
+			touch(u.submit.name, u.submit.m.name_len);
+			if (walk_values(u.submit.args, u.submit.m.nargs))
+				return -1000;
+		}
+		return rc;
+	case D_EXEC:
+		rc = wire_dec_exec(body, len, &u.exec);
+		if (!rc) {
+			touch(u.exec.name, u.exec.m.name_len);
+			if (walk_values(u.exec.args, u.exec.m.nargs))
+				return -1000;
+		}
+		return rc;
+	case D_RESULT:
+		rc = wire_dec_result(body, len, &u.result);
+		if (!rc && walk_values(u.result.values, u.result.m.n))
+			return -1000;
+		return rc;
+	case D_GET:
+		rc = wire_dec_get(body, len, &u.get);
+		if (!rc)
+			touch(u.get.ids.oids, u.get.ids.n * sizeof(struct kray_oid));
+		return rc;
+	case D_GET_REPLY:
+		rc = wire_dec_get_reply(body, len, &u.get_reply);
+		if (!rc && walk_values(u.get_reply.values, u.get_reply.n))
+			return -1000;
+		return rc;
+	case D_PUT:
+		rc = wire_dec_put(body, len, &u.put);
+		if (!rc)
+			touch(u.put.value.data, u.put.value.len);
+		return rc;
+	case D_REFS:
+		rc = wire_dec_refs(body, len, &u.refs);
+		if (!rc)
+			touch(u.refs.oids, u.refs.n * sizeof(struct kray_oid));
+		return rc;
+	case D_ERROR:
+		rc = wire_dec_error(body, len, &u.text);
+		if (!rc)
+			touch(u.text.text, u.text.len);
+		return rc;
+	case D_JOB:
+		rc = wire_dec_job(body, len, &u.text);
+		if (!rc)
+			touch(u.text.text, u.text.len);
+		return rc;
+	case D_HELLO_OK:
+		return wire_dec_fixed(body, len, &u.hello_ok, sizeof(u.hello_ok));
+	case D_REJECT:
+		return wire_dec_fixed(body, len, &u.reject, sizeof(u.reject));
+	case D_STATS:
+		return wire_dec_fixed(body, len, &u.stats, sizeof(u.stats));
+	default:
+		return -1000;
+	}
+}
+
+/* A copy of len bytes in its own allocation, so that overreads hit the allocation end. */
+static uint8_t *dup_exact(const void *p, size_t len)
+{
+	uint8_t *q = malloc(len ? len : 1);
+
+	cr_assert_not_null(q);
+	if (len)
+		memcpy(q, p, len);
+	return q;
+}
+
+/* ---- frame header -------------------------------------------------------------------- */
+
+static struct kray_frame_hdr good_hdr(void)
+{
+	return (struct kray_frame_hdr){ .magic = KRAY_WIRE_MAGIC,
+					.version = KRAY_WIRE_VERSION,
+					.type = KRAY_MSG_SUBMIT,
+					.len = 64 };
+}
+
+Test(hdr, accepts_every_known_type)
+{
+	struct kray_frame_hdr h = good_hdr();
+
+	for (unsigned t = 1; t <= KRAY_MSG_TYPE_MAX; t++) {
+		h.type = (uint16_t)t;
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "type %u rejected", t);
+	}
+}
+
+Test(hdr, bad_magic)
+{
+	struct kray_frame_hdr h = good_hdr();
+
+	h.magic = 0x4b415259; /* byte-swapped "KRAY" */
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EPROTO, "bad magic not -EPROTO");
+	h.magic = 0;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EPROTO, "zero magic not -EPROTO");
+}
+
+Test(hdr, bad_version)
+{
+	struct kray_frame_hdr h = good_hdr();
+
+	h.version = 0;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EPROTO, "version 0 not -EPROTO");
+	h.version = KRAY_WIRE_VERSION + 1;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EPROTO, "version+1 not -EPROTO");
+}
+
+Test(hdr, unknown_type)
+{
+	struct kray_frame_hdr h = good_hdr();
+
+	h.type = 0;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type 0 not -EBADMSG");
+	h.type = KRAY_MSG_TYPE_MAX + 1;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type MAX+1 not -EBADMSG");
+	h.type = 0xffff;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type 0xffff not -EBADMSG");
+}
+
+Test(hdr, oversize_len)
+{
+	struct kray_frame_hdr h = good_hdr();
+
+	h.len = KRAY_FRAME_MAX;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "len == KRAY_FRAME_MAX rejected");
+	h.len = KRAY_FRAME_MAX + 1;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EMSGSIZE,
+		     "len > KRAY_FRAME_MAX not -EMSGSIZE");
+	h.len = UINT32_MAX;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EMSGSIZE, "len ~0 not -EMSGSIZE");
+	h.len = 129;
+	cr_assert_eq(wire_check_hdr(&h, 128), -EMSGSIZE, "max_body argument ignored");
+	h.len = 128;
+	cr_assert_eq(wire_check_hdr(&h, 128), 0, "len == max_body rejected");
+}
+
+Test(hdr, writer_fills_header)
+{
+	struct frame f = { 0 };
+
+	build_get(&f);
+	cr_assert_eq(f.h.magic, KRAY_WIRE_MAGIC, "magic");
+	cr_assert_eq(f.h.version, KRAY_WIRE_VERSION, "version");
+	cr_assert_eq(f.h.type, KRAY_MSG_GET, "type");
+	cr_assert_eq(f.h.req, 77, "req not kept");
+	cr_assert_eq(f.h.flags, 0, "flags not 0");
+	kbuf_free(&f.b);
+}
+
+Test(hdr, two_frames_in_one_buffer)
+{
+	struct kbuf b = { 0 };
+	struct kray_frame_hdr h1, h2;
+	size_t o1 = wire_begin(&b, KRAY_MSG_STATUS, 1);
+
+	wire_end(&b, o1);
+	size_t o2 = wire_begin(&b, KRAY_MSG_REJECT, 2);
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	wire_end(&b, o2);
+	memcpy(&h1, b.data + o1, HDR);
+	memcpy(&h2, b.data + o2, HDR);
+	cr_assert_eq(h1.len, 0, "empty STATUS body has len %u", h1.len);
+	cr_assert_eq(h2.len, sizeof(OID_A), "second frame len %u", h2.len);
+	cr_assert_eq(o2, HDR, "second frame should start right after the first");
+	kbuf_free(&b);
+}
+
+/* ---- round trips --------------------------------------------------------------------- */
+
+Test(roundtrip, hello)
+{
+	struct frame f = { 0 };
+	struct wire_hello h;
+
+	build_hello(&f);
+	cr_assert_eq(wire_dec_hello(f.body, f.len, &h), 0, "valid hello rejected");
+	cr_assert_eq(h.m.role, KRAY_ROLE_DRIVER, "role");
+	cr_assert_eq(h.m.pid, 1234, "pid");
+	cr_assert_eq(h.m.path_len, 10, "path_len");
+	cr_assert(!memcmp(h.path, "/a/b:/c.so", 10), "path bytes differ");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, hello_worker_no_path)
+{
+	struct frame f = { 0 };
+	struct wire_hello h;
+	size_t off = wire_begin(&f.b, KRAY_MSG_HELLO, 0);
+	struct kray_msg_hello m = { .role = KRAY_ROLE_WORKER, .pid = 9, .worker_id = 17 };
+
+	kbuf_put(&f.b, &m, sizeof(m));
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_hello(f.body, f.len, &h), 0, "worker hello rejected");
+	cr_assert_eq(h.m.role, KRAY_ROLE_WORKER, "role");
+	cr_assert_eq(h.m.worker_id, 17, "worker_id");
+	cr_assert_eq(h.m.path_len, 0, "path_len");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, submit_all_arg_types)
+{
+	struct frame f = { 0 };
+	struct wire_submit s;
+	struct wire_value v;
+	struct kray_oid oid;
+
+	build_submit(&f);
+	cr_assert_eq(wire_dec_submit(f.body, f.len, &s), 0, "valid submit rejected");
+	cr_assert_eq(s.m.seq, 42, "seq");
+	cr_assert_eq(s.m.job, 5, "job");
+	cr_assert_eq(s.m.num_returns, 2, "num_returns");
+	cr_assert_eq(s.m.nargs, 6, "nargs");
+	cr_assert_eq(s.m.max_retries, -1, "max_retries");
+	cr_assert_eq(s.m.name_len, 7, "name_len");
+	cr_assert(!memcmp(s.name, "fn_name", 7), "name differs");
+
+	cr_assert_eq(wire_rd_value(&s.args, &v), 0, "arg 0");
+	cr_assert_eq(v.type, KRAY_WT_INT64, "arg 0 type %u", v.type);
+	cr_assert_eq((int64_t)v.scalar, -7, "arg 0 value");
+
+	cr_assert_eq(wire_rd_value(&s.args, &v), 0, "arg 1");
+	cr_assert_eq(v.type, KRAY_WT_F64, "arg 1 type %u", v.type);
+	cr_assert_float_eq(bits_f64(v.scalar), 2.5, 0.0, "arg 1 value");
+
+	cr_assert_eq(wire_rd_value(&s.args, &v), 0, "arg 2");
+	cr_assert_eq(v.type, KRAY_WT_BYTES, "arg 2 type %u", v.type);
+	cr_assert_eq(v.len, 5, "arg 2 len %u", v.len);
+	cr_assert(!memcmp(v.data, "hello", 5), "arg 2 bytes");
+
+	cr_assert_eq(wire_rd_value(&s.args, &v), 0, "arg 3");
+	cr_assert_eq(v.type, KRAY_WT_REF, "arg 3 type %u", v.type);
+	cr_assert_eq(v.len, sizeof(oid), "arg 3 len %u", v.len);
+	memcpy(&oid, v.data, sizeof(oid));
+	cr_assert(oid_eq(&oid, &OID_A), "arg 3 oid differs");
+
+	cr_assert_eq(wire_rd_value(&s.args, &v), 0, "arg 4");
+	cr_assert_eq(v.type, KRAY_WT_BYTES, "arg 4 type %u", v.type);
+	cr_assert_eq(v.len, 0, "arg 4 (empty bytes) len %u", v.len);
+
+	cr_assert_eq(wire_rd_value(&s.args, &v), 0, "arg 5");
+	cr_assert_eq(v.type, KRAY_WT_NIL, "arg 5 type %u", v.type);
+
+	cr_assert_eq(wire_rd_end(&s.args), 0, "args not consumed exactly");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, submit_no_args_max_name)
+{
+	struct frame f = { 0 };
+	struct wire_submit s;
+	char name[KRAY_NAME_MAX + 1];
+	size_t off = wire_begin(&f.b, KRAY_MSG_SUBMIT, 0);
+
+	memset(name, 'n', KRAY_NAME_MAX);
+	name[KRAY_NAME_MAX] = 0;
+	put_submit_hdr(&f.b, name, 0, 0, 0);
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_submit(f.body, f.len, &s), 0, "255-byte name rejected");
+	cr_assert_eq(s.m.name_len, KRAY_NAME_MAX, "name_len");
+	cr_assert_eq(s.m.num_returns, 0, "num_returns 0 must be allowed");
+	cr_assert_eq(wire_rd_end(&s.args), 0, "no args, reader not at end");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, submit_limits_inclusive)
+{
+	struct frame f = { 0 };
+	struct wire_submit s;
+	size_t off = wire_begin(&f.b, KRAY_MSG_SUBMIT, 0);
+
+	put_submit_hdr(&f.b, "f", KRAY_ARGS_MAX, KRAY_RETURNS_MAX, 3);
+	for (int i = 0; i < KRAY_ARGS_MAX; i++)
+		wire_put_value(&f.b, KRAY_WT_INT64, 0, (uint64_t)i, NULL, 0);
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_submit(f.body, f.len, &s), 0,
+		     "nargs == KRAY_ARGS_MAX / num_returns == KRAY_RETURNS_MAX rejected");
+	cr_assert_eq(s.m.nargs, KRAY_ARGS_MAX, "nargs");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, exec)
+{
+	struct frame f = { 0 };
+	struct wire_exec e;
+	struct wire_value v;
+
+	build_exec(&f);
+	cr_assert_eq(wire_dec_exec(f.body, f.len, &e), 0, "valid exec rejected");
+	cr_assert_eq(e.m.task.seq, 3, "task.seq");
+	cr_assert_eq(e.m.job, 4, "job");
+	cr_assert_eq(e.m.num_returns, 3, "num_returns");
+	cr_assert_eq(e.m.nargs, 3, "nargs");
+	cr_assert(!memcmp(e.name, "abc", 3), "name");
+	cr_assert_eq(wire_rd_value(&e.args, &v), 0, "arg 0");
+	cr_assert_eq(v.type, KRAY_WT_INT64, "arg 0 type");
+	cr_assert_eq(v.scalar, 11, "arg 0 value");
+	cr_assert_eq(wire_rd_value(&e.args, &v), 0, "arg 1");
+	cr_assert_eq(v.type, KRAY_WT_BYTES, "arg 1 type");
+	cr_assert(v.len == 5 && !memcmp(v.data, "hello", 5), "arg 1 bytes");
+	cr_assert_eq(wire_rd_value(&e.args, &v), 0, "arg 2");
+	cr_assert_eq(v.type, KRAY_WT_F64, "arg 2 type");
+	cr_assert_float_eq(bits_f64(v.scalar), -1.0, 0.0, "arg 2 value");
+	cr_assert_eq(wire_rd_end(&e.args), 0, "exec args not consumed exactly");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, result_values)
+{
+	struct frame f = { 0 };
+	struct wire_result res;
+	struct wire_value v;
+
+	build_result(&f);
+	cr_assert_eq(wire_dec_result(f.body, f.len, &res), 0, "valid result rejected");
+	cr_assert_eq(res.m.n, 3, "n");
+	cr_assert_eq(res.m.exec_ns, 12345, "exec_ns");
+	cr_assert(oid_eq(&res.m.task, &(struct kray_oid){ 1, 2, 3, 0 }), "task oid");
+	cr_assert_eq(wire_rd_value(&res.values, &v), 0, "value 0");
+	cr_assert(v.type == KRAY_WT_INT64 && v.scalar == 81, "value 0 is not INT64 81");
+	cr_assert_eq(wire_rd_value(&res.values, &v), 0, "value 1");
+	cr_assert_eq(v.type, KRAY_WT_NIL, "value 1 is not NIL");
+	cr_assert_eq(wire_rd_value(&res.values, &v), 0, "value 2");
+	cr_assert(v.type == KRAY_WT_BYTES && v.len == 7 && !memcmp(v.data, "xyzzy12", 7),
+		  "value 2 bytes");
+	cr_assert_eq(wire_rd_end(&res.values), 0, "values not consumed exactly");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, result_error)
+{
+	struct frame f = { 0 };
+	struct wire_result res;
+	struct wire_value v;
+	static const char want[] = "task fail failed: 7";
+
+	build_result_err(&f);
+	cr_assert_eq(wire_dec_result(f.body, f.len, &res), 0, "error result rejected");
+	cr_assert_eq(res.m.n, 1, "n");
+	cr_assert_eq(wire_rd_value(&res.values, &v), 0, "value 0");
+	cr_assert_eq(v.type, KRAY_WT_ERROR, "type %u", v.type);
+	cr_assert_eq(v.err, KRAY_WE_TASK, "err %u", v.err);
+	cr_assert_eq(v.len, sizeof(want) - 1, "len %u", v.len);
+	cr_assert(!memcmp(v.data, want, v.len), "message %.*s", (int)v.len,
+		  (const char *)v.data);
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, errorf_truncates_to_4k)
+{
+	struct kbuf b = { 0 };
+	struct wire_rd r;
+	struct wire_value v;
+	char big[10000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	wire_put_errorf(&b, KRAY_WE_INTERNAL, "%s", big);
+	wire_rd_init(&r, b.data, b.len);
+	cr_assert_eq(wire_rd_value(&r, &v), 0, "long errorf value rejected");
+	cr_assert_eq(v.type, KRAY_WT_ERROR, "type");
+	cr_assert_eq(v.len, 4095, "message not truncated to 4095 bytes: %u", v.len);
+	cr_assert_eq(wire_rd_end(&r), 0, "trailing bytes after value");
+	kbuf_free(&b);
+}
+
+Test(roundtrip, get)
+{
+	struct frame f = { 0 };
+	struct wire_get g;
+	struct kray_oid o[2];
+
+	build_get(&f);
+	cr_assert_eq(wire_dec_get(f.body, f.len, &g), 0, "valid get rejected");
+	cr_assert_eq(g.timeout_ms, -1, "timeout_ms");
+	cr_assert_eq(g.ids.n, 2, "n");
+	memcpy(o, g.ids.oids, sizeof(o));
+	cr_assert(oid_eq(&o[0], &OID_A) && oid_eq(&o[1], &OID_B), "oids differ");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, get_empty)
+{
+	struct frame f = { 0 };
+	struct wire_get g;
+	size_t off = wire_begin(&f.b, KRAY_MSG_GET, 0);
+	struct kray_msg_get m = { .timeout_ms = 100, .n = 0 };
+
+	kbuf_put(&f.b, &m, sizeof(m));
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_get(f.body, f.len, &g), 0, "empty get rejected");
+	cr_assert_eq(g.ids.n, 0, "n");
+	cr_assert_eq(g.timeout_ms, 100, "timeout_ms");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, get_reply_values)
+{
+	struct frame f = { 0 };
+	struct wire_get_reply g;
+	struct wire_value v;
+
+	build_get_reply(&f);
+	cr_assert_eq(wire_dec_get_reply(f.body, f.len, &g), 0, "valid get_reply rejected");
+	cr_assert_eq(g.status, 0, "status");
+	cr_assert_eq(g.n, 3, "n");
+	cr_assert_eq(wire_rd_value(&g.values, &v), 0, "value 0");
+	cr_assert(v.type == KRAY_WT_INT64 && v.scalar == 9, "value 0");
+	cr_assert_eq(wire_rd_value(&g.values, &v), 0, "value 1");
+	cr_assert(v.type == KRAY_WT_ERROR && v.err == KRAY_WE_WORKER_DIED && v.len == 4 &&
+			  !memcmp(v.data, "died", 4),
+		  "value 1 is not the error");
+	cr_assert_eq(wire_rd_value(&g.values, &v), 0, "value 2");
+	cr_assert(v.type == KRAY_WT_BYTES && v.len == 5, "value 2");
+	cr_assert_eq(wire_rd_end(&g.values), 0, "values not consumed exactly");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, get_reply_timeout)
+{
+	struct frame f = { 0 };
+	struct wire_get_reply g;
+	size_t off = wire_begin(&f.b, KRAY_MSG_GET_REPLY, 3);
+	struct kray_msg_get_reply m = { .status = -ETIMEDOUT, .n = 0 };
+
+	kbuf_put(&f.b, &m, sizeof(m));
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_get_reply(f.body, f.len, &g), 0, "timeout reply rejected");
+	cr_assert_eq(g.status, -ETIMEDOUT, "status %d", g.status);
+	cr_assert_eq(g.n, 0, "n");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, put)
+{
+	struct frame f = { 0 };
+	struct wire_put p;
+
+	build_put(&f);
+	cr_assert_eq(wire_dec_put(f.body, f.len, &p), 0, "valid put rejected");
+	cr_assert(oid_eq(&p.oid, &OID_B), "oid");
+	cr_assert_eq(p.value.type, KRAY_WT_BYTES, "type");
+	cr_assert(p.value.len == 10 && !memcmp(p.value.data, "0123456789", 10), "bytes");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, put_scalars)
+{
+	static const uint8_t types[] = { KRAY_WT_NIL, KRAY_WT_INT64, KRAY_WT_F64 };
+
+	for (size_t i = 0; i < sizeof(types); i++) {
+		struct frame f = { 0 };
+		struct wire_put p;
+		size_t off = wire_begin(&f.b, KRAY_MSG_PUT, 0);
+
+		kbuf_put(&f.b, &OID_A, sizeof(OID_A));
+		wire_put_value(&f.b, types[i], 0, 0x1122334455667788ull, NULL, 0);
+		frame_done(&f, off);
+		cr_assert_eq(wire_dec_put(f.body, f.len, &p), 0, "put of type %u rejected",
+			     types[i]);
+		cr_assert_eq(p.value.type, types[i], "type");
+		cr_assert_eq(p.value.scalar, 0x1122334455667788ull, "scalar");
+		kbuf_free(&f.b);
+	}
+}
+
+Test(roundtrip, refs)
+{
+	struct frame f = { 0 };
+	struct wire_oids o;
+	struct kray_oid got[2];
+
+	build_refs(&f);
+	cr_assert_eq(wire_dec_refs(f.body, f.len, &o), 0, "valid refs rejected");
+	cr_assert_eq(o.n, 2, "n");
+	memcpy(got, o.oids, sizeof(got));
+	cr_assert(oid_eq(&got[0], &OID_A) && oid_eq(&got[1], &OID_B), "oids differ");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, refs_empty)
+{
+	struct kray_msg_refs m = { .n = 0 };
+	struct wire_oids o;
+
+	cr_assert_eq(wire_dec_refs(&m, sizeof(m), &o), 0, "empty refs rejected");
+	cr_assert_eq(o.n, 0, "n");
+}
+
+Test(roundtrip, error_frame)
+{
+	struct frame f = { 0 };
+	struct wire_text t;
+
+	build_error(&f);
+	cr_assert_eq(f.h.type, KRAY_MSG_ERROR, "type");
+	cr_assert_eq(f.h.req, 5, "req");
+	cr_assert_eq(wire_dec_error(f.body, f.len, &t), 0, "valid error rejected");
+	cr_assert_eq(t.code, -EPROTO, "code %d", t.code);
+	cr_assert_eq(t.len, strlen("bad frame, goodbye"), "len %u", t.len);
+	cr_assert(!memcmp(t.text, "bad frame, goodbye", t.len), "text");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, error_frame_empty_text)
+{
+	struct frame f = { 0 };
+	struct wire_text t;
+
+	wire_put_error_frame(&f.b, 0, -EINVAL, "");
+	frame_done(&f, 0);
+	cr_assert_eq(wire_dec_error(f.body, f.len, &t), 0, "empty error text rejected");
+	cr_assert_eq(t.code, -EINVAL, "code");
+	cr_assert_eq(t.len, 0, "len");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, job)
+{
+	struct frame f = { 0 };
+	struct wire_text t;
+
+	build_job(&f);
+	cr_assert_eq(wire_dec_job(f.body, f.len, &t), 0, "valid job rejected");
+	cr_assert_eq(t.code, 3, "job id %d", t.code);
+	cr_assert(t.len == 12 && !memcmp(t.text, "/x/libfns.so", 12), "path");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, fixed_bodies)
+{
+	struct kray_msg_hello_ok ok = { .node = 1, .client = 2, .job = 3, .inline_max = 4 }, ok2;
+	struct kray_msg_reject rj = { .task = { 5, 6, 7, 0 } }, rj2;
+	struct kray_wire_stats st, st2;
+
+	for (size_t i = 0; i < sizeof(st) / 8; i++)
+		((uint64_t *)&st)[i] = i * 1000 + 1;
+	cr_assert_eq(wire_dec_fixed(&ok, sizeof(ok), &ok2, sizeof(ok2)), 0, "hello_ok");
+	cr_assert(!memcmp(&ok, &ok2, sizeof(ok)), "hello_ok differs");
+	cr_assert_eq(wire_dec_fixed(&rj, sizeof(rj), &rj2, sizeof(rj2)), 0, "reject");
+	cr_assert(oid_eq(&rj.task, &rj2.task), "reject differs");
+	cr_assert_eq(wire_dec_fixed(&st, sizeof(st), &st2, sizeof(st2)), 0, "stats");
+	cr_assert(!memcmp(&st, &st2, sizeof(st)), "stats differ");
+
+	cr_assert_eq(wire_dec_fixed(&st, sizeof(st) - 1, &st2, sizeof(st2)), -EBADMSG,
+		     "short fixed body accepted");
+	cr_assert_eq(wire_dec_fixed(&st, sizeof(st), &ok2, sizeof(ok2)), -EBADMSG,
+		     "long fixed body accepted");
+	cr_assert_eq(wire_dec_fixed(&ok, 0, &ok2, sizeof(ok2)), -EBADMSG,
+		     "empty fixed body accepted");
+}
+
+/* ---- malformed bodies ---------------------------------------------------------------- */
+
+/* Builds every valid sample body: kinds[i] decodes frames[i]. */
+#define NSAMPLES 14
+static void build_samples(struct frame *f, enum dec_kind *kinds)
+{
+	static struct kray_msg_hello_ok ok = { 1, 2, 3, 4 };
+	static struct kray_msg_reject rj = { { 5, 6, 7, 0 } };
+	static struct kray_wire_stats st = { .objects = 3 };
+	size_t off;
+	int i = 0;
+
+	memset(f, 0, NSAMPLES * sizeof(*f));
+	build_hello(&f[i]), kinds[i++] = D_HELLO;
+	build_submit(&f[i]), kinds[i++] = D_SUBMIT;
+	build_exec(&f[i]), kinds[i++] = D_EXEC;
+	build_result(&f[i]), kinds[i++] = D_RESULT;
+	build_result_err(&f[i]), kinds[i++] = D_RESULT;
+	build_get(&f[i]), kinds[i++] = D_GET;
+	build_get_reply(&f[i]), kinds[i++] = D_GET_REPLY;
+	build_put(&f[i]), kinds[i++] = D_PUT;
+	build_refs(&f[i]), kinds[i++] = D_REFS;
+	build_error(&f[i]), kinds[i++] = D_ERROR;
+	build_job(&f[i]), kinds[i++] = D_JOB;
+	off = wire_begin(&f[i].b, KRAY_MSG_HELLO_OK, 0);
+	kbuf_put(&f[i].b, &ok, sizeof(ok));
+	frame_done(&f[i], off), kinds[i++] = D_HELLO_OK;
+	off = wire_begin(&f[i].b, KRAY_MSG_STATUS_REPLY, 0);
+	kbuf_put(&f[i].b, &st, sizeof(st));
+	frame_done(&f[i], off), kinds[i++] = D_STATS;
+	off = wire_begin(&f[i].b, KRAY_MSG_REJECT, 0);
+	kbuf_put(&f[i].b, &rj, sizeof(rj));
+	frame_done(&f[i], off), kinds[i++] = D_REJECT;
+	cr_assert_eq(i, NSAMPLES, "sample count");
+}
+
+static void free_samples(struct frame *f)
+{
+	for (int i = 0; i < NSAMPLES; i++)
+		kbuf_free(&f[i].b);
+}
+
+Test(malformed, samples_are_valid)
+{
+	struct frame f[NSAMPLES];
+	enum dec_kind k[NSAMPLES];
+
+	build_samples(f, k);
+	for (int i = 0; i < NSAMPLES; i++)
+		cr_assert_eq(run_dec(k[i], f[i].body, f[i].len), 0, "sample %d (%s) rejected",
+			     i, dec_names[k[i]]);
+	free_samples(f);
+}
+
+Test(malformed, submit_every_truncation)
+{
+	struct frame f = { 0 };
+	struct wire_submit s;
+
+	build_submit(&f);
+	for (size_t n = 0; n < f.len; n++) {
+		uint8_t *p = dup_exact(f.body, n);
+
+		cr_assert_eq(wire_dec_submit(p, n, &s), -EBADMSG,
+			     "submit truncated to %zu of %zu bytes not rejected", n, f.len);
+		free(p);
+	}
+	kbuf_free(&f.b);
+}
+
+Test(malformed, every_decoder_every_truncation)
+{
+	struct frame f[NSAMPLES];
+	enum dec_kind k[NSAMPLES];
+
+	build_samples(f, k);
+	for (int i = 0; i < NSAMPLES; i++) {
+		for (size_t n = 0; n < f[i].len; n++) {
+			uint8_t *p = dup_exact(f[i].body, n);
+			int rc = run_dec(k[i], p, n);
+
+			cr_assert_eq(rc, -EBADMSG, "%s truncated to %zu of %zu bytes: rc %d",
+				     dec_names[k[i]], n, f[i].len, rc);
+			free(p);
+		}
+	}
+	free_samples(f);
+}
+
+Test(malformed, trailing_garbage)
+{
+	struct frame f[NSAMPLES];
+	enum dec_kind k[NSAMPLES];
+	static const size_t extra[] = { 1, 7, 8, 16, 24 };
+
+	build_samples(f, k);
+	for (int i = 0; i < NSAMPLES; i++) {
+		for (size_t e = 0; e < sizeof(extra) / sizeof(extra[0]); e++) {
+			size_t n = f[i].len + extra[e];
+			uint8_t *p = calloc(1, n);
+
+			cr_assert_not_null(p);
+			memcpy(p, f[i].body, f[i].len);
+			cr_assert_eq(run_dec(k[i], p, n), -EBADMSG,
+				     "%s with %zu trailing zero bytes accepted",
+				     dec_names[k[i]], extra[e]);
+			free(p);
+		}
+	}
+	free_samples(f);
+}
+
+/* A submit body with one custom header; args appended by the caller. */
+static int dec_submit_with(struct kray_msg_submit m, const void *name, size_t name_bytes,
+			   void (*args)(struct kbuf *))
+{
+	struct kbuf b = { 0 };
+	struct wire_submit s;
+	int rc;
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, name, name_bytes);
+	if (args)
+		args(&b);
+	rc = wire_dec_submit(b.data, b.len, &s);
+	kbuf_free(&b);
+	return rc;
+}
+
+static void one_int(struct kbuf *b)
+{
+	wire_put_value(b, KRAY_WT_INT64, 0, 1, NULL, 0);
+}
+
+Test(malformed, submit_header_fields)
+{
+	struct kray_msg_submit m = { .num_returns = 1, .nargs = 1, .name_len = 3 };
+
+	cr_assert_eq(dec_submit_with(m, "abc", 3, one_int), 0, "baseline submit rejected");
+
+	struct kray_msg_submit z = m;
+	z.name_len = 0;
+	cr_assert_eq(dec_submit_with(z, "", 0, one_int), -EBADMSG, "name_len 0 accepted");
+
+	cr_assert_eq(dec_submit_with(m, "a\0c", 3, one_int), -EBADMSG, "name with NUL accepted");
+	cr_assert_eq(dec_submit_with(m, "\0bc", 3, one_int), -EBADMSG,
+		     "name starting with NUL accepted");
+
+	struct kray_msg_submit a = m;
+	a.nargs = KRAY_ARGS_MAX + 1;
+	cr_assert_eq(dec_submit_with(a, "abc", 3, one_int), -EBADMSG,
+		     "nargs > KRAY_ARGS_MAX accepted");
+	a.nargs = 0xffff;
+	cr_assert_eq(dec_submit_with(a, "abc", 3, one_int), -EBADMSG, "nargs 0xffff accepted");
+
+	struct kray_msg_submit r = m;
+	r.num_returns = KRAY_RETURNS_MAX + 1;
+	cr_assert_eq(dec_submit_with(r, "abc", 3, one_int), -EBADMSG,
+		     "num_returns > KRAY_RETURNS_MAX accepted");
+
+	struct kray_msg_submit mr = m;
+	mr.max_retries = -2;
+	cr_assert_eq(dec_submit_with(mr, "abc", 3, one_int), -EBADMSG,
+		     "max_retries -2 accepted");
+	mr.max_retries = -1;
+	cr_assert_eq(dec_submit_with(mr, "abc", 3, one_int), 0, "max_retries -1 rejected");
+
+	struct kray_msg_submit n2 = m;
+	n2.nargs = 2;
+	cr_assert_eq(dec_submit_with(n2, "abc", 3, one_int), -EBADMSG,
+		     "nargs 2 with 1 value accepted");
+	n2.nargs = 0;
+	cr_assert_eq(dec_submit_with(n2, "abc", 3, one_int), -EBADMSG,
+		     "nargs 0 with 1 value accepted");
+
+	struct kray_msg_submit nl = m;
+	nl.name_len = 200;
+	cr_assert_eq(dec_submit_with(nl, "abc", 3, one_int), -EBADMSG,
+		     "name_len past the body accepted");
+}
+
+/* Decodes a submit whose single argument is the raw value v (+payload). */
+static int dec_submit_raw_arg(struct kray_wire_value v, const void *payload, size_t n)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_submit m = { .num_returns = 1, .nargs = 1, .name_len = 1 };
+	struct wire_submit s;
+	int rc;
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, "f", 1);
+	kbuf_put(&b, &v, sizeof(v));
+	if (n)
+		wire_put_padded(&b, payload, n);
+	rc = wire_dec_submit(b.data, b.len, &s);
+	kbuf_free(&b);
+	return rc;
+}
+
+Test(malformed, value_rules)
+{
+	static const uint8_t zeros[32];
+	struct kray_wire_value v;
+
+	v = (struct kray_wire_value){ .type = KRAY_WT_INT64, .scalar = 5 };
+	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), 0, "baseline INT64 rejected");
+
+	v = (struct kray_wire_value){ .type = KRAY_WT_MAX + 1 };
+	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), -EBADMSG, "type 6 accepted");
+	v = (struct kray_wire_value){ .type = 0xff };
+	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), -EBADMSG, "type 255 accepted");
+
+	v = (struct kray_wire_value){ .type = KRAY_WT_INT64, .len = 8 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 8), -EBADMSG, "INT64 with len 8 accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_F64, .len = 8 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 8), -EBADMSG, "F64 with len 8 accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_NIL, .len = 8 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 8), -EBADMSG, "NIL with len 8 accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_INT64, .err = KRAY_WE_TASK };
+	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), -EBADMSG, "INT64 with err accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_BYTES, .err = KRAY_WE_TASK, .len = 1 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 1), -EBADMSG, "BYTES with err accepted");
+
+	v = (struct kray_wire_value){ .type = KRAY_WT_REF, .len = 16 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 16), 0, "REF with len 16 rejected");
+	v = (struct kray_wire_value){ .type = KRAY_WT_REF, .len = 8 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 8), -EBADMSG, "REF with len 8 accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_REF, .len = 24 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 24), -EBADMSG, "REF with len 24 accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_REF, .len = 0 };
+	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), -EBADMSG, "REF with len 0 accepted");
+
+	v = (struct kray_wire_value){ .type = KRAY_WT_BYTES, .len = 100 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 10), -EBADMSG,
+		     "BYTES longer than the body accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_BYTES, .len = UINT32_MAX };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 16), -EBADMSG, "BYTES len ~0 accepted");
+	v = (struct kray_wire_value){ .type = KRAY_WT_BYTES, .len = KRAY_FRAME_MAX + 1 };
+	cr_assert_eq(dec_submit_raw_arg(v, zeros, 16), -EBADMSG,
+		     "BYTES len > KRAY_FRAME_MAX accepted");
+}
+
+/* Decodes a result with one raw value. */
+static int dec_result_raw(struct kray_wire_value v, const void *payload, size_t n)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_result m = { .n = 1 };
+	struct wire_result res;
+	int rc;
+
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &v, sizeof(v));
+	if (n)
+		wire_put_padded(&b, payload, n);
+	rc = wire_dec_result(b.data, b.len, &res);
+	kbuf_free(&b);
+	return rc;
+}
+
+Test(malformed, error_value_rules)
+{
+	struct kray_wire_value v;
+
+	v = (struct kray_wire_value){ .type = KRAY_WT_ERROR, .err = KRAY_WE_TASK, .len = 3 };
+	cr_assert_eq(dec_result_raw(v, "why", 3), 0, "baseline ERROR rejected");
+	v.len = 0;
+	cr_assert_eq(dec_result_raw(v, NULL, 0), 0, "ERROR with empty text rejected");
+	v = (struct kray_wire_value){ .type = KRAY_WT_ERROR, .err = KRAY_WE_NONE, .len = 3 };
+	cr_assert_eq(dec_result_raw(v, "why", 3), -EBADMSG, "ERROR with err 0 accepted");
+	v.err = KRAY_WE_MAX + 1;
+	cr_assert_eq(dec_result_raw(v, "why", 3), -EBADMSG, "ERROR with err > MAX accepted");
+	v.err = 0xff;
+	cr_assert_eq(dec_result_raw(v, "why", 3), -EBADMSG, "ERROR with err 255 accepted");
+}
+
+Test(malformed, ref_inside_result)
+{
+	struct kray_wire_value v = { .type = KRAY_WT_REF, .len = 16 };
+
+	cr_assert_eq(dec_result_raw(v, &OID_A, 16), -EBADMSG, "REF inside result accepted");
+}
+
+Test(malformed, result_counts)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_result m = { .n = KRAY_RETURNS_MAX + 1 };
+	struct wire_result res;
+
+	kbuf_put(&b, &m, sizeof(m));
+	for (int i = 0; i < KRAY_RETURNS_MAX + 1; i++)
+		wire_put_value(&b, KRAY_WT_NIL, 0, 0, NULL, 0);
+	cr_assert_eq(wire_dec_result(b.data, b.len, &res), -EBADMSG,
+		     "result with n > KRAY_RETURNS_MAX accepted");
+	kbuf_free(&b);
+
+	m.n = 2;
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_value(&b, KRAY_WT_NIL, 0, 0, NULL, 0);
+	cr_assert_eq(wire_dec_result(b.data, b.len, &res), -EBADMSG,
+		     "result n=2 with 1 value accepted");
+	kbuf_free(&b);
+
+	m.n = 0;
+	kbuf_put(&b, &m, sizeof(m));
+	cr_assert_eq(wire_dec_result(b.data, b.len, &res), 0, "result n=0 rejected");
+	kbuf_free(&b);
+}
+
+Test(malformed, error_inside_submit_args)
+{
+	struct kray_wire_value v = { .type = KRAY_WT_ERROR, .err = KRAY_WE_TASK, .len = 4 };
+
+	cr_assert_eq(dec_submit_raw_arg(v, "oops", 4), -EBADMSG,
+		     "ERROR inside submit args accepted");
+}
+
+Test(malformed, exec_rejects_ref_and_error)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_exec m = { .num_returns = 1, .nargs = 1, .name_len = 1 };
+	struct wire_exec e;
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, "f", 1);
+	wire_put_value(&b, KRAY_WT_REF, 0, 0, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG,
+		     "REF inside exec args accepted (should be resolved by krayd)");
+	kbuf_free(&b);
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, "f", 1);
+	wire_put_value(&b, KRAY_WT_ERROR, KRAY_WE_TASK, 0, "x", 1);
+	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG,
+		     "ERROR inside exec args accepted");
+	kbuf_free(&b);
+
+	m.name_len = 0;
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_value(&b, KRAY_WT_INT64, 0, 0, NULL, 0);
+	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG, "exec name_len 0 accepted");
+	kbuf_free(&b);
+
+	m.name_len = 2;
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, "a\0", 2);
+	wire_put_value(&b, KRAY_WT_INT64, 0, 0, NULL, 0);
+	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG, "exec name with NUL accepted");
+	kbuf_free(&b);
+
+	m = (struct kray_msg_exec){ .num_returns = 1, .nargs = KRAY_ARGS_MAX + 1,
+				    .name_len = 1 };
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, "f", 1);
+	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG,
+		     "exec nargs > KRAY_ARGS_MAX accepted");
+	kbuf_free(&b);
+
+	m = (struct kray_msg_exec){ .num_returns = KRAY_RETURNS_MAX + 1, .name_len = 1 };
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, "f", 1);
+	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG,
+		     "exec num_returns > KRAY_RETURNS_MAX accepted");
+	kbuf_free(&b);
+}
+
+Test(malformed, refs_count_mismatch)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_refs m = { .n = 2 };
+	struct wire_oids o;
+
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG, "n=2 with 1 oid accepted");
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), 0, "n=2 with 2 oids rejected");
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG, "n=2 with 3 oids accepted");
+	cr_assert_eq(wire_dec_refs(b.data, b.len - 8, &o), -EBADMSG,
+		     "n=2 with 2.5 oids accepted");
+	kbuf_free(&b);
+
+	m.n = 0;
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG, "n=0 with 1 oid accepted");
+	kbuf_free(&b);
+}
+
+Test(malformed, refs_too_many)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_refs m = { .n = KRAY_REFS_MAX };
+	struct kray_msg_get g = { .timeout_ms = 0, .n = KRAY_REFS_MAX };
+	struct wire_oids o;
+	struct wire_get wg;
+
+	/* exactly at the limit is fine */
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, NULL, (size_t)KRAY_REFS_MAX * 16);
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), 0, "n == KRAY_REFS_MAX rejected");
+	kbuf_free(&b);
+
+	/* one more, with a body that matches the count, must still be rejected */
+	m.n = KRAY_REFS_MAX + 1;
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, NULL, (size_t)(KRAY_REFS_MAX + 1) * 16);
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG,
+		     "refs n > KRAY_REFS_MAX accepted");
+	kbuf_free(&b);
+
+	g.n = KRAY_REFS_MAX + 1;
+	kbuf_put(&b, &g, sizeof(g));
+	kbuf_put(&b, NULL, (size_t)(KRAY_REFS_MAX + 1) * 16);
+	cr_assert_eq(wire_dec_get(b.data, b.len, &wg), -EBADMSG,
+		     "get n > KRAY_REFS_MAX accepted");
+	kbuf_free(&b);
+
+	/* a count whose byte size would overflow 32 bits */
+	m.n = 0x10000001u;
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, NULL, 16);
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG, "refs n 0x10000001 accepted");
+	kbuf_free(&b);
+}
+
+Test(malformed, get_count_mismatch)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_get g = { .timeout_ms = 5, .n = 3 };
+	struct wire_get wg;
+
+	kbuf_put(&b, &g, sizeof(g));
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_get(b.data, b.len, &wg), -EBADMSG, "get n=3 with 2 oids accepted");
+	kbuf_free(&b);
+}
+
+Test(malformed, get_reply_rules)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_get_reply m = { .status = -ETIMEDOUT, .n = 1 };
+	struct wire_get_reply g;
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_value(&b, KRAY_WT_INT64, 0, 1, NULL, 0);
+	cr_assert_eq(wire_dec_get_reply(b.data, b.len, &g), -EBADMSG,
+		     "get_reply with status != 0 and n != 0 accepted");
+	kbuf_free(&b);
+
+	m = (struct kray_msg_get_reply){ .status = 0, .n = 1 };
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_value(&b, KRAY_WT_REF, 0, 0, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_get_reply(b.data, b.len, &g), -EBADMSG,
+		     "REF inside get_reply accepted");
+	kbuf_free(&b);
+
+	m = (struct kray_msg_get_reply){ .status = 0, .n = KRAY_REFS_MAX + 1 };
+	kbuf_put(&b, &m, sizeof(m));
+	cr_assert_eq(wire_dec_get_reply(b.data, b.len, &g), -EBADMSG,
+		     "get_reply n > KRAY_REFS_MAX accepted");
+	kbuf_free(&b);
+}
+
+Test(malformed, put_rules)
+{
+	struct kbuf b = { 0 };
+	struct wire_put p;
+
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	wire_put_value(&b, KRAY_WT_REF, 0, 0, &OID_B, sizeof(OID_B));
+	cr_assert_eq(wire_dec_put(b.data, b.len, &p), -EBADMSG, "put of a REF accepted");
+	kbuf_free(&b);
+
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	wire_put_value(&b, KRAY_WT_ERROR, KRAY_WE_TASK, 0, "e", 1);
+	cr_assert_eq(wire_dec_put(b.data, b.len, &p), -EBADMSG, "put of an ERROR accepted");
+	kbuf_free(&b);
+
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_put(b.data, b.len, &p), -EBADMSG, "put without a value accepted");
+	kbuf_free(&b);
+}
+
+Test(malformed, hello_rules)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_hello m = { .role = 0 };
+	struct wire_hello h;
+	char *path;
+
+	kbuf_put(&b, &m, sizeof(m));
+	cr_assert_eq(wire_dec_hello(b.data, b.len, &h), -EBADMSG, "role 0 accepted");
+	kbuf_free(&b);
+
+	m.role = 3;
+	kbuf_put(&b, &m, sizeof(m));
+	cr_assert_eq(wire_dec_hello(b.data, b.len, &h), -EBADMSG, "role 3 accepted");
+	kbuf_free(&b);
+
+	path = calloc(1, KRAY_PATH_MAX + 8);
+	cr_assert_not_null(path);
+	memset(path, 'p', KRAY_PATH_MAX + 1);
+	m = (struct kray_msg_hello){ .role = KRAY_ROLE_DRIVER, .path_len = KRAY_PATH_MAX };
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, path, KRAY_PATH_MAX);
+	cr_assert_eq(wire_dec_hello(b.data, b.len, &h), 0, "path of KRAY_PATH_MAX rejected");
+	kbuf_free(&b);
+
+	m.path_len = KRAY_PATH_MAX + 1;
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, path, KRAY_PATH_MAX + 1);
+	cr_assert_eq(wire_dec_hello(b.data, b.len, &h), -EBADMSG,
+		     "path longer than KRAY_PATH_MAX accepted");
+	kbuf_free(&b);
+	free(path);
+}
+
+Test(malformed, text_rules)
+{
+	struct kbuf b = { 0 };
+	struct {
+		int32_t code;
+		uint32_t len;
+	} m = { -EPROTO, 65537 };
+	struct wire_text t;
+	char *big = calloc(1, 65544);
+
+	cr_assert_not_null(big);
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, big, m.len);
+	cr_assert_eq(wire_dec_error(b.data, b.len, &t), -EBADMSG,
+		     "error text over 64 KiB accepted");
+	kbuf_free(&b);
+
+	m.len = KRAY_PATH_MAX + 1;
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, big, m.len);
+	cr_assert_eq(wire_dec_job(b.data, b.len, &t), -EBADMSG,
+		     "job path over KRAY_PATH_MAX accepted");
+	kbuf_free(&b);
+
+	m.len = 9;
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, big, 8);
+	cr_assert_eq(wire_dec_error(b.data, b.len, &t), -EBADMSG,
+		     "error text longer than the body accepted");
+	kbuf_free(&b);
+	free(big);
+}
+
+Test(malformed, reader_bounds)
+{
+	uint8_t buf[16] = { 0 };
+	struct wire_rd r;
+	const void *p;
+	uint8_t dst[16];
+
+	wire_rd_init(&r, buf, sizeof(buf));
+	cr_assert_eq(wire_rd_fixed(&r, dst, 17), -EBADMSG, "fixed read past end");
+	cr_assert_eq(r.left, 16, "failed read moved the reader");
+	/* 9 bytes pad to 16: fits exactly */
+	cr_assert_eq(wire_rd_bytes(&r, 9, &p), 0, "9 bytes (+pad) in 16 rejected");
+	cr_assert_eq(r.left, 0, "padding not skipped");
+	cr_assert_eq(wire_rd_bytes(&r, 1, &p), -EBADMSG, "read past end accepted");
+	wire_rd_init(&r, buf, sizeof(buf));
+	cr_assert_eq(wire_rd_bytes(&r, 16, &p), 0, "16 bytes of 16 rejected");
+	cr_assert_eq(wire_rd_end(&r), 0, "not at end");
+	wire_rd_init(&r, buf, 15);
+	cr_assert_eq(wire_rd_bytes(&r, 9, &p), -EBADMSG, "9 bytes (+pad) in 15 accepted");
+	wire_rd_init(&r, buf, sizeof(buf));
+	cr_assert_eq(wire_rd_bytes(&r, SIZE_MAX - 3, &p), -EBADMSG, "huge n accepted");
+	cr_assert_eq(wire_rd_bytes(&r, (size_t)UINT32_MAX + 1, &p), -EBADMSG,
+		     "n of 4 GiB accepted");
+}
+
+/* ---- randomized mutations ------------------------------------------------------------ */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64* */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ull;
+}
+
+static const uint32_t interesting[] = {
+	0,	  1,	     7,		 8,	      15,	    16,		   17,
+	255,	  256,	     1023,	 1024,	      1025,	    0x7fff,	   0x8000,
+	0xffff,	  0x10000,   0x10001,	 0x7fffffff,  0x80000000u, 0xfffffff8u, 0xfffffff9u,
+	0xffffffffu, KRAY_FRAME_MAX, KRAY_FRAME_MAX + 1,
+};
+
+/* Mutates p[0..*len) in place (cap bytes available); may change *len. */
+static void mutate(uint8_t *p, size_t *len, size_t cap)
+{
+	unsigned nmut = 1 + (unsigned)(rnd() % 4);
+
+	for (unsigned m = 0; m < nmut; m++) {
+		switch (rnd() % 6) {
+		case 0: /* bit flip */
+		case 1:
+			if (*len) {
+				size_t i = rnd() % *len;
+
+				p[i] ^= (uint8_t)(1u << (rnd() % 8));
+			}
+			break;
+		case 2: /* truncate */
+			if (*len)
+				*len = rnd() % *len;
+			break;
+		case 3: /* extend with random bytes */ {
+			size_t add = 1 + rnd() % 24;
+
+			if (*len + add > cap)
+				add = cap - *len;
+			for (size_t i = 0; i < add; i++)
+				p[*len + i] = (uint8_t)rnd();
+			*len += add;
+			break;
+		}
+		case 4: /* a hostile 32-bit field at an aligned offset */
+			if (*len >= 4) {
+				size_t off = (rnd() % (*len / 4)) * 4;
+				uint32_t v = interesting[rnd() %
+							 (sizeof(interesting) /
+							  sizeof(interesting[0]))];
+
+				memcpy(p + off, &v, sizeof(v));
+			}
+			break;
+		case 5: /* random byte */
+			if (*len)
+				p[rnd() % *len] = (uint8_t)rnd();
+			break;
+		}
+	}
+}
+
+Test(fuzz, random_mutations_never_crash, .timeout = 120)
+{
+	struct frame f[NSAMPLES];
+	enum dec_kind k[NSAMPLES];
+	size_t cap = 0;
+	const uint64_t seed = 0x6b72617964ull;
+	unsigned accepted = 0;
+
+	rng_state = seed;
+	build_samples(f, k);
+	for (int i = 0; i < NSAMPLES; i++)
+		if (f[i].len + 64 > cap)
+			cap = f[i].len + 64;
+
+	for (unsigned it = 0; it < 100000; it++) {
+		int s = (int)(rnd() % NSAMPLES);
+		size_t len = f[s].len;
+		uint8_t *work = malloc(cap);
+		uint8_t *p;
+
+		cr_assert_not_null(work);
+		memcpy(work, f[s].body, len);
+		mutate(work, &len, cap);
+		/* exact-size copy so that any overread leaves the allocation */
+		p = dup_exact(work, len);
+		free(work);
+
+		for (int d = 0; d < D_COUNT; d++) {
+			int rc = run_dec((enum dec_kind)d, p, len);
+
+			if (rc != 0 && rc != -EBADMSG)
+				cr_assert_fail("iteration %u (seed %#llx, sample %s, len %zu): "
+					       "%s decoder returned %d",
+					       it, (unsigned long long)seed, dec_names[k[s]], len,
+					       dec_names[d], rc);
+			if (!rc)
+				accepted++;
+		}
+
+		/* the header checker on a mutated header, too */
+		struct kray_frame_hdr h = f[s].h;
+		size_t hl = sizeof(h);
+
+		mutate((uint8_t *)&h, &hl, sizeof(h));
+		int hrc = wire_check_hdr(&h, KRAY_FRAME_MAX);
+
+		if (hrc != 0 && hrc != -EPROTO && hrc != -EBADMSG && hrc != -EMSGSIZE)
+			cr_assert_fail("iteration %u: wire_check_hdr returned %d", it, hrc);
+		free(p);
+	}
+	/* sanity: the mutations are not so destructive that nothing ever decodes */
+	cr_assert_gt(accepted, 100, "only %u mutated bodies decoded: mutator too harsh?",
+		     accepted);
+	free_samples(f);
+}

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * kray: the command line.  `kray start` runs a long-lived local krayd in the background
+ * (its log next to its socket), `kray stop` stops it by the pid it recorded, `kray status`
+ * prints its counters.  Every command takes --socket (default $KRAY_ADDRESS, else
+ * $XDG_RUNTIME_DIR/kray-UID/krayd.sock or /tmp/kray-UID/krayd.sock, as krayd's default).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <kray/kray.h>
+
+static char sock[PATH_MAX];
+
+static void default_socket(void)
+{
+	const char *a = getenv("KRAY_ADDRESS"), *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (a && *a)
+		snprintf(sock, sizeof(sock), "%s", a);
+	else
+		snprintf(sock, sizeof(sock), "%s/kray-%u/krayd.sock", rt && *rt ? rt : "/tmp",
+			 (unsigned)getuid());
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: kray start [--socket PATH] [krayd flags...]   start a local krayd\n"
+		"       kray stop [--socket PATH]                     stop it\n"
+		"       kray status [--socket PATH]                   show its counters\n");
+	return 2;
+}
+
+/* krayd next to this binary (build/bin, $PREFIX/bin), else $KRAY_KRAYD, else PATH. */
+static void krayd_bin(char *buf, size_t len)
+{
+	const char *env = getenv("KRAY_KRAYD");
+	ssize_t n = readlink("/proc/self/exe", buf, len - 8);
+
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return;
+	}
+	if (n > 0) {
+		buf[n] = 0;
+		char *slash = strrchr(buf, '/');
+
+		if (slash) {
+			strcpy(slash + 1, "krayd");
+			if (!access(buf, X_OK))
+				return;
+		}
+	}
+	snprintf(buf, len, "krayd");
+}
+
+static int cmd_start(int argc, char **argv)
+{
+	char bin[PATH_MAX], pidfile[PATH_MAX + 8], logfile[PATH_MAX + 8], fdarg[16];
+	char *args[argc + 12];
+	int pfd[2], n = 0, status;
+	struct pollfd p;
+	pid_t pid;
+	char c;
+
+	krayd_bin(bin, sizeof(bin));
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", sock);
+	snprintf(logfile, sizeof(logfile), "%s.log", sock);
+	if (pipe2(pfd, O_CLOEXEC))
+		return perror("pipe"), 1;
+	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+	args[n++] = bin;
+	args[n++] = "--socket";
+	args[n++] = sock;
+	args[n++] = "--pidfile";
+	args[n++] = pidfile;
+	args[n++] = "--ready-fd";
+	args[n++] = fdarg;
+	for (int i = 0; i < argc; i++)
+		args[n++] = argv[i];
+	args[n] = NULL;
+
+	/* The socket's directory must exist before krayd opens its log there. */
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s", sock);
+	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
+		*strrchr(dir, '/') = 0;
+		mkdir(dir, 0700);
+	}
+	pid = fork();
+	if (pid < 0)
+		return perror("fork"), 1;
+	if (pid == 0) {
+		int log = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int null = open("/dev/null", O_RDONLY);
+
+		setsid();
+		if (log >= 0) {
+			dup2(log, STDOUT_FILENO);
+			dup2(log, STDERR_FILENO);
+		}
+		if (null >= 0)
+			dup2(null, STDIN_FILENO);
+		fcntl(pfd[1], F_SETFD, 0);
+		execvp(bin, args);
+		_exit(127);
+	}
+	close(pfd[1]);
+	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+	if (poll(&p, 1, 30000) != 1 || read(pfd[0], &c, 1) != 1) {
+		waitpid(pid, &status, WNOHANG);
+		fprintf(stderr, "kray: krayd did not start; its log: %s\n", logfile);
+		return 1;
+	}
+	printf("kray: krayd running (pid %d), socket %s\n", (int)pid, sock);
+	return 0;
+}
+
+static pid_t read_pid(void)
+{
+	char pidfile[PATH_MAX + 8];
+	FILE *f;
+	int pid = 0;
+
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", sock);
+	f = fopen(pidfile, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid;
+}
+
+static int cmd_stop(void)
+{
+	pid_t pid = read_pid();
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	if (pid <= 0 || kill(pid, SIGTERM)) {
+		fprintf(stderr, "kray: no krayd running at %s\n", sock);
+		return 1;
+	}
+	for (int i = 0; i < 500 && !kill(pid, 0); i++)
+		nanosleep(&ts, NULL);
+	if (!kill(pid, 0)) {
+		fprintf(stderr, "kray: krayd (pid %d) did not stop in 10 s; killing it\n", (int)pid);
+		kill(pid, SIGKILL);
+	}
+	printf("kray: krayd stopped\n");
+	return 0;
+}
+
+static int cmd_status(void)
+{
+	struct kray_config cfg = { .address = sock };
+	struct kray_stats st;
+	kray *k;
+	int r = kray_init(&k, &cfg);
+
+	if (r) {
+		fprintf(stderr, "kray: %s\n", kray_init_errmsg());
+		return 1;
+	}
+	r = kray_status(k, &st);
+	if (r) {
+		fprintf(stderr, "kray: %s\n", kray_errmsg(k));
+		kray_shutdown(k);
+		return 1;
+	}
+	printf("node %08llx at %s\n"
+	       "  clients  %llu\n"
+	       "  workers  %llu (%llu busy, %llu blocked in get; %llu started, %llu died)\n"
+	       "  tasks    %llu submitted, %llu finished, %llu failed, %llu retried, "
+	       "%llu queued, %llu waiting for arguments\n"
+	       "  objects  %llu (%llu bytes)\n"
+	       "  rejected frames %llu\n",
+	       (unsigned long long)st.node, sock, (unsigned long long)st.clients - 1,
+	       (unsigned long long)st.workers, (unsigned long long)st.workers_busy,
+	       (unsigned long long)st.workers_blocked, (unsigned long long)st.workers_started,
+	       (unsigned long long)st.workers_died, (unsigned long long)st.tasks_submitted,
+	       (unsigned long long)st.tasks_finished, (unsigned long long)st.tasks_failed,
+	       (unsigned long long)st.tasks_retried, (unsigned long long)st.tasks_queued,
+	       (unsigned long long)st.tasks_waiting, (unsigned long long)st.objects,
+	       (unsigned long long)st.object_bytes, (unsigned long long)st.frames_rejected);
+	kray_shutdown(k);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+	int i = 2;
+
+	if (argc < 2)
+		return usage();
+	cmd = argv[1];
+	default_socket();
+	if (i + 1 < argc && !strcmp(argv[i], "--socket")) {
+		snprintf(sock, sizeof(sock), "%s", argv[i + 1]);
+		i += 2;
+	}
+	if (!strcmp(cmd, "start"))
+		return cmd_start(argc - i, argv + i);
+	if (i < argc)
+		return usage();
+	if (!strcmp(cmd, "stop"))
+		return cmd_stop();
+	if (!strcmp(cmd, "status"))
+		return cmd_status();
+	return usage();
+}
