@@ -337,8 +337,10 @@ static int listen_unix(const char *path)
 
 int loop_init(struct krayd *d)
 {
-	struct io_uring_params p = { .flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-					      IORING_SETUP_SINGLE_ISSUER };
+	/* One thread submits and reaps, so completions' task work can wait until it asks
+	 * for events (DEFER_TASKRUN): no interruptions while it handles a batch. */
+	struct io_uring_params p = { .flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+					      IORING_SETUP_DEFER_TASKRUN };
 	sigset_t mask;
 	int r;
 

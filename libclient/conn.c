@@ -67,12 +67,24 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 			return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 		kbuf_compact(&k->in);
 		kbuf_reserve(&k->in, avail >= sizeof(h) ? sizeof(h) + h.len - avail : 65536);
-		n = recv(k->fd, k->in.data + k->in.len, k->in.cap - k->in.len,
-			 block ? 0 : MSG_DONTWAIT);
+		n = recv(k->fd, k->in.data + k->in.len, k->in.cap - k->in.len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!block)
+				return 0;
+			/*
+			 * Sleep in poll(), not in recv(): a reader blocked in recv() on a unix
+			 * socket is woken each time krayd consumes what this side sent (the
+			 * write-space wakeup does not filter by event), which costs a context
+			 * switch per request; poll() waits for POLLIN only.
+			 */
+			struct pollfd p = { .fd = k->fd, .events = POLLIN };
+
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				return kc_fail(k, -errno, "poll: %s", strerror(errno));
+			continue;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && !block && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
 		if (n <= 0) {
 			k->broken = true;
 			return kc_fail(k, -EPIPE, "lost the connection to krayd: %s",
