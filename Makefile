@@ -91,7 +91,7 @@ $(O)/bin/kray-worker: $(O)/tools/kray-worker.o $(LIBKRAY)
 	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH)
 
 # Remote-function libraries: examples/*_fns.c and tests/fixtures/*.c.
-$(O)/examples/lib%.so: examples/%.c include/kray/kray.h
+$(O)/examples/lib%.so: examples/%.c include/kray/kray.h $(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< -L$(O)/lib -lkray $(RPATH) -lm
 $(O)/tests/lib%.so: tests/fixtures/%.c include/kray/kray.h $(LIBKRAY)

@@ -139,7 +139,8 @@ void conn_close(struct conn *c, const char *why)
 		return;
 	log_debug("connection %u closed: %s", c->id, why);
 	c->closed = true;
-	c->d->st.clients--;
+	if (c->role == ROLE_DRIVER)
+		c->d->st.drivers--;
 	proto_conn_gone(c);
 	/* A last ERROR frame to a misbehaving peer: best effort, not waited for. */
 	if (!c->send_armed && kbuf_pending(&c->out) &&
@@ -171,7 +172,6 @@ static void new_conn(struct krayd *d, int fd)
 	if (d->conns)
 		d->conns->prev = c;
 	d->conns = c;
-	d->st.clients++;
 	arm_recv(c);
 }
 

@@ -71,6 +71,7 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 	} else {
 		c->role = ROLE_DRIVER;
 		c->job = c->id;
+		d->st.drivers++;
 		if (h.m.path_len)
 			job_add(d, c->job, h.path, h.m.path_len);
 		else

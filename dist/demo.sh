@@ -20,10 +20,6 @@ for f in "$KRAY" "$B/bin/krayd" "$B/examples/square" "$B/examples/pi"; do
 	[ -x "$f" ] || fail "$f is missing: run 'make all' first"
 done
 
-# Where the CLI and krayd find the binaries when not told otherwise.
-export KRAY_KRAYD=${KRAY_KRAYD:-$B/bin/krayd}
-export KRAY_WORKER=${KRAY_WORKER:-$B/bin/kray-worker}
-
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kray-demo.XXXXXX")
 sock=$dir/krayd.sock
 started=0

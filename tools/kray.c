@@ -181,13 +181,13 @@ static int cmd_status(void)
 		return 1;
 	}
 	printf("node %08llx at %s\n"
-	       "  clients  %llu\n"
+	       "  drivers  %llu\n"
 	       "  workers  %llu (%llu busy, %llu blocked in get; %llu started, %llu died)\n"
 	       "  tasks    %llu submitted, %llu finished, %llu failed, %llu retried, "
 	       "%llu queued, %llu waiting for arguments\n"
 	       "  objects  %llu (%llu bytes)\n"
 	       "  rejected frames %llu\n",
-	       (unsigned long long)st.node, sock, (unsigned long long)st.clients - 1,
+	       (unsigned long long)st.node, sock, (unsigned long long)st.drivers - 1,
 	       (unsigned long long)st.workers, (unsigned long long)st.workers_busy,
 	       (unsigned long long)st.workers_blocked, (unsigned long long)st.workers_started,
 	       (unsigned long long)st.workers_died, (unsigned long long)st.tasks_submitted,

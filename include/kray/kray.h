@@ -147,7 +147,7 @@ int kray_release(kray *k, const kray_ref *refs, size_t n);
 int kray_flush(kray *k);
 
 struct kray_stats {
-	uint64_t node, clients, workers, workers_busy, workers_blocked;
+	uint64_t node, drivers, workers, workers_busy, workers_blocked;
 	uint64_t tasks_submitted, tasks_finished, tasks_failed, tasks_retried;
 	uint64_t tasks_queued, tasks_waiting;
 	uint64_t objects, object_bytes;

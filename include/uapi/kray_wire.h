@@ -192,7 +192,7 @@ _Static_assert(sizeof(struct kray_msg_job) == 8, "job is 8 bytes");
 
 struct kray_wire_stats {
 	__u64 node;
-	__u64 clients;
+	__u64 drivers; /* driver connections */
 	__u64 workers;
 	__u64 workers_busy;
 	__u64 workers_blocked;
