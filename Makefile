@@ -17,8 +17,8 @@ PYTHON  ?= /usr/bin/python3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing -Iinclude -MMD -MP
-LDLIBS_DAEMON := -luring -lnuma
-LDLIBS_CLIENT := -ldl
+LDLIBS_DAEMON := -luring -lnuma -lpthread
+LDLIBS_CLIENT := -ldl -lnuma
 
 SONAME  := libkray.so.0
 LIBVER  := 0.1.0

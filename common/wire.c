@@ -62,6 +62,8 @@ int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 			return -EBADMSG;
 		break;
 	case KRAY_WT_REF:
+	case KRAY_WT_OBJECT:
+	case KRAY_WT_FD:
 		if (v.len != sizeof(struct kray_oid) || v.err)
 			return -EBADMSG;
 		break;
@@ -79,19 +81,22 @@ int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 	return 0;
 }
 
-/* Walks n values so that later iteration needs no checks. */
-static int check_values(struct wire_rd r, uint32_t n, bool allow_ref, bool allow_error)
+#define T(x) (1u << (x))
+#define PLAIN (T(KRAY_WT_NIL) | T(KRAY_WT_INT64) | T(KRAY_WT_F64) | T(KRAY_WT_BYTES))
+
+/* Walks n values, each of a type in `allowed`, so later iteration needs no checks.
+ * Returns the number of FD values, or -EBADMSG. */
+static int check_values(struct wire_rd r, uint32_t n, unsigned allowed)
 {
 	struct wire_value v;
+	int fds = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		if (wire_rd_value(&r, &v))
+		if (wire_rd_value(&r, &v) || !(allowed & T(v.type)))
 			return -EBADMSG;
-		if ((v.type == KRAY_WT_REF && !allow_ref) ||
-		    (v.type == KRAY_WT_ERROR && !allow_error))
-			return -EBADMSG;
+		fds += v.type == KRAY_WT_FD;
 	}
-	return wire_rd_end(&r);
+	return wire_rd_end(&r) ? -EBADMSG : fds;
 }
 
 int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret)
@@ -128,7 +133,7 @@ int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
 		return -EBADMSG;
 	if (memchr(name, 0, s.m.name_len))
 		return -EBADMSG;
-	if (check_values(r, s.m.nargs, true, false))
+	if (check_values(r, s.m.nargs, PLAIN | T(KRAY_WT_REF)) < 0)
 		return -EBADMSG;
 	s.name = name;
 	s.args = r;
@@ -148,7 +153,10 @@ int wire_dec_exec(const void *body, size_t len, struct wire_exec *ret)
 	if (e.m.name_len == 0 || e.m.nargs > KRAY_ARGS_MAX ||
 	    e.m.num_returns > KRAY_RETURNS_MAX || wire_rd_bytes(&r, e.m.name_len, &name))
 		return -EBADMSG;
-	if (memchr(name, 0, e.m.name_len) || check_values(r, e.m.nargs, false, false))
+	if (memchr(name, 0, e.m.name_len))
+		return -EBADMSG;
+	e.nfds = check_values(r, e.m.nargs, PLAIN | T(KRAY_WT_FD));
+	if (e.nfds < 0)
 		return -EBADMSG;
 	e.name = name;
 	e.args = r;
@@ -163,7 +171,7 @@ int wire_dec_result(const void *body, size_t len, struct wire_result *ret)
 
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &res.m, sizeof(res.m)) || res.m.n > KRAY_RETURNS_MAX ||
-	    check_values(r, res.m.n, false, true))
+	    check_values(r, res.m.n, PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_OBJECT)) < 0)
 		return -EBADMSG;
 	res.values = r;
 	*ret = res;
@@ -202,11 +210,15 @@ int wire_dec_get_reply(const void *body, size_t len, struct wire_get_reply *ret)
 	struct wire_rd r;
 	struct kray_msg_get_reply m;
 
+	int fds;
+
 	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.n > KRAY_REFS_MAX ||
-	    (m.status != 0 && m.n != 0) || check_values(r, m.n, false, true))
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.n > KRAY_REFS_MAX || (m.status != 0 && m.n != 0))
 		return -EBADMSG;
-	*ret = (struct wire_get_reply){ .status = m.status, .n = m.n, .values = r };
+	fds = check_values(r, m.n, PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_FD));
+	if (fds < 0)
+		return -EBADMSG;
+	*ret = (struct wire_get_reply){ .status = m.status, .n = m.n, .values = r, .nfds = fds };
 	return 0;
 }
 
@@ -217,9 +229,24 @@ int wire_dec_put(const void *body, size_t len, struct wire_put *ret)
 
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &p.oid, sizeof(p.oid)) || wire_rd_value(&r, &p.value) ||
-	    wire_rd_end(&r) || p.value.type == KRAY_WT_REF || p.value.type == KRAY_WT_ERROR)
+	    wire_rd_end(&r) || !(PLAIN & T(p.value.type)))
 		return -EBADMSG;
 	*ret = p;
+	return 0;
+}
+
+int wire_dec_wait(const void *body, size_t len, struct wire_wait *ret)
+{
+	struct wire_rd r;
+	struct kray_msg_wait m;
+	struct wire_wait w;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.num_ready > m.n || dec_oids(&r, m.n, &w.ids))
+		return -EBADMSG;
+	w.timeout_ms = m.timeout_ms;
+	w.num_ready = m.num_ready;
+	*ret = w;
 	return 0;
 }
 

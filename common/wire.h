@@ -73,6 +73,7 @@ struct wire_exec {
 	struct kray_msg_exec m;
 	const char *name;
 	struct wire_rd args;
+	int nfds; /* FD values among the args */
 };
 
 struct wire_result {
@@ -94,6 +95,13 @@ struct wire_get_reply {
 	int32_t status;
 	uint32_t n;
 	struct wire_rd values;
+	int nfds; /* FD values among them */
+};
+
+struct wire_wait {
+	int64_t timeout_ms;
+	uint32_t num_ready;
+	struct wire_oids ids;
 };
 
 struct wire_put {
@@ -116,9 +124,11 @@ int wire_dec_get(const void *body, size_t len, struct wire_get *ret);
 int wire_dec_get_reply(const void *body, size_t len, struct wire_get_reply *ret);
 int wire_dec_put(const void *body, size_t len, struct wire_put *ret);
 int wire_dec_refs(const void *body, size_t len, struct wire_oids *ret);
+int wire_dec_wait(const void *body, size_t len, struct wire_wait *ret);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);
 int wire_dec_job(const void *body, size_t len, struct wire_text *ret);
-/* Fixed-size bodies (HELLO_OK, REJECT, STATUS_REPLY): exact length or -EBADMSG. */
+/* Fixed-size bodies (HELLO_OK, REJECT, STATUS_REPLY, CREATE, CREATE_REPLY, SEAL): exact
+ * length or -EBADMSG. */
 int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size);
 
 /* Writers.  wire_begin() appends a header and returns its offset; wire_end() fills in the

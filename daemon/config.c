@@ -35,6 +35,10 @@ static const struct key keys[] = {
 	INT("prestart", prestart, -1, 4096, "workers started at boot (-1: num-cpus)"),
 	{ "store-size", K_SIZE, offsetof(struct config, store_size), 8, 0, 0,
 	  "object store capacity (bytes, K/M/G suffix)" },
+	{ "spill-dir", K_STR, offsetof(struct config, spill_dir), PATH_MAX, 0, 0,
+	  "directory for spilled objects (default: <socket>.spill)" },
+	{ "pool-size", K_SIZE, offsetof(struct config, pool_size), 8, 0, 0,
+	  "pre-faulted memory kept ready for new objects (0: none)" },
 	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,
 	  "largest object carried inline (bytes)" },
 	{ "code-path", K_STR, offsetof(struct config, code_path),
@@ -204,6 +208,7 @@ static void set_defaults(struct config *cfg)
 		 rt && *rt ? rt : "/tmp", (unsigned)getuid());
 	cfg->store_size = 1ull << 30;
 	cfg->inline_max = 64 << 10;
+	cfg->pool_size = 256ull << 20;
 	cfg->log_level = LOG_INFO;
 	cfg->ready_fd = -1;
 	cfg->prestart = -1;
@@ -259,6 +264,12 @@ int config_load(struct config *cfg, int argc, char **argv)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 		cfg->num_cpus = n > 0 ? (int)n : 1;
+	}
+	if (!cfg->spill_dir[0])
+		snprintf(cfg->spill_dir, sizeof(cfg->spill_dir), "%s.spill", cfg->socket);
+	if (cfg->inline_max > (1u << 20)) {
+		fprintf(stderr, "krayd: inline-max is at most 1M\n");
+		return -EINVAL;
 	}
 	if (!cfg->max_workers)
 		cfg->max_workers = cfg->num_cpus * 16 < 64 ? 64 : cfg->num_cpus * 16;

@@ -21,6 +21,8 @@ struct config {
 	char worker[PATH_MAX]; /* worker host binary */
 	char pidfile[PATH_MAX];
 	char remove_dir[PATH_MAX]; /* a private directory removed at exit */
+	char spill_dir[PATH_MAX]; /* where full-store objects go; default <socket>.spill */
+	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
 	int log_level;
 	int ready_fd; /* written one byte when serving; -1 none */
 	int prestart; /* workers started at boot */

@@ -31,6 +31,46 @@ static void maybe_free(struct getreq *g)
 	}
 }
 
+static void reply_get(struct conn *c, struct getreq *g, int status)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_get_reply m = { .status = status, .n = status ? 0 : g->n };
+	size_t off = wire_begin(&c->out, KRAY_MSG_GET_REPLY, g->req);
+
+	kbuf_put(&c->out, &m, sizeof(m));
+	for (uint32_t i = 0; i < m.n; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+
+		if (o && o->state == OBJ_READY) {
+			store_send_value(c, o);
+		} else {
+			const struct kray_oid *id = &g->ids[i];
+
+			wire_put_errorf(&c->out, KRAY_WE_OBJECT_LOST,
+					"object %u.%u.%u.%u does not exist (never created, or "
+					"released by its owner)",
+					id->node, id->owner, id->seq, id->index);
+		}
+	}
+	conn_end_frame(c, off);
+}
+
+static void reply_wait(struct conn *c, struct getreq *g)
+{
+	struct kray_msg_refs m = { .n = g->n };
+	size_t off = wire_begin(&c->out, KRAY_MSG_WAIT_REPLY, g->req);
+
+	kbuf_put(&c->out, &m, sizeof(m));
+	for (uint32_t i = 0; i < g->n; i++) {
+		struct obj *o = store_get(c->d, &g->ids[i]);
+		uint8_t ready = !o || o->state == OBJ_READY; /* a missing one: get says why */
+
+		kbuf_put(&c->out, &ready, 1);
+	}
+	kbuf_put(&c->out, NULL, KRAY_PAD8(g->n) - g->n);
+	conn_end_frame(c, off);
+}
+
 static void finish(struct krayd *d, struct getreq *g, int status)
 {
 	struct conn *c = g->conn;
@@ -41,44 +81,42 @@ static void finish(struct krayd *d, struct getreq *g, int status)
 		return;
 	if (c->worker)
 		sched_blocked(c->worker, false);
-
-	struct kray_msg_get_reply m = { .status = status, .n = status ? 0 : g->n };
-	size_t off = wire_begin(&c->out, KRAY_MSG_GET_REPLY, g->req);
-
-	kbuf_put(&c->out, &m, sizeof(m));
-	for (uint32_t i = 0; i < m.n; i++) {
-		struct obj *o = store_get(d, &g->ids[i]);
-
-		if (o && o->state == OBJ_READY) {
-			store_put_value(&c->out, o);
-		} else {
-			const struct kray_oid *id = &g->ids[i];
-
-			wire_put_errorf(&c->out, KRAY_WE_OBJECT_LOST,
-					"object %u.%u.%u.%u does not exist (never created, or "
-					"released by its owner)",
-					id->node, id->owner, id->seq, id->index);
-		}
-	}
-	wire_end(&c->out, off);
+	if (g->wait)
+		reply_wait(c, g);
+	else
+		reply_get(c, g, status);
 	conn_flush_later(c);
 }
 
-void get_start(struct conn *c, uint64_t req, const struct wire_get *wg)
+void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_t timeout_ms,
+	       bool wait, uint32_t num_ready)
 {
 	struct krayd *d = c->d;
 	struct getreq *g = calloc(1, sizeof(*g));
+	uint32_t pending = 0;
 
-	if (!g || (wg->ids.n && !(g->ids = malloc(wg->ids.n * sizeof(*g->ids)))))
+	if (!g || (ids->n && !(g->ids = malloc(ids->n * sizeof(*g->ids)))))
 		abort();
 	g->conn = c;
 	g->req = req;
-	g->n = wg->ids.n;
+	g->wait = wait;
+	g->n = ids->n;
 	if (g->n)
-		memcpy(g->ids, wg->ids.oids, g->n * sizeof(*g->ids));
-	g->deadline_ns = wg->timeout_ms < 0 ? -1 : now_ns() + wg->timeout_ms * 1000000;
+		memcpy(g->ids, ids->oids, g->n * sizeof(*g->ids));
+	g->deadline_ns = timeout_ms < 0 ? -1 : now_ns() + timeout_ms * 1000000;
 
 	for (uint32_t i = 0; i < g->n; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+
+		if (o && o->state != OBJ_READY)
+			pending++;
+	}
+	/* A get needs every object; a wait needs num_ready of them. */
+	if (wait)
+		g->missing = num_ready > g->n - pending ? num_ready - (g->n - pending) : 0;
+	else
+		g->missing = pending;
+	for (uint32_t i = 0; i < g->n && g->missing; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 		struct dep *dep;
 
@@ -91,7 +129,6 @@ void get_start(struct conn *c, uint64_t req, const struct wire_get *wg)
 		dep->next = o->deps;
 		o->deps = dep;
 		g->deps++;
-		g->missing++;
 	}
 	g->next = d->gets;
 	if (d->gets)
@@ -99,7 +136,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_get *wg)
 	d->gets = g;
 	if (!g->missing) {
 		finish(d, g, 0);
-	} else if (wg->timeout_ms == 0) {
+	} else if (timeout_ms == 0) {
 		finish(d, g, -ETIMEDOUT);
 	} else if (c->worker && c->worker->head) {
 		sched_blocked(c->worker, true);

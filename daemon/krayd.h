@@ -18,7 +18,9 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "../common/buf.h"
 #include "../common/oidmap.h"
@@ -30,6 +32,18 @@ struct worker;
 
 enum conn_role { ROLE_NONE = 0, ROLE_DRIVER = KRAY_ROLE_DRIVER, ROLE_WORKER = KRAY_ROLE_WORKER };
 
+/* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
+ * the queue (a dup) and due with the frame at stream positions [start, end). */
+struct fdq_ent {
+	int fd;
+	uint64_t start, end;
+};
+
+struct fdq {
+	struct fdq_ent *e;
+	unsigned head, n, cap;
+};
+
 struct conn {
 	struct krayd *d;
 	int fd;
@@ -40,6 +54,18 @@ struct conn {
 	struct kbuf out; /* queued replies */
 	struct kbuf sending; /* what the in-flight send is sending */
 	struct oidmap refs; /* oid -> references this connection holds */
+	struct oidmap pins; /* oid -> views of large objects handed to this connection */
+	struct fdq fdq; /* fds for frames in `sending` and `out` */
+	int frame_fds[KRAY_FDS_PER_MSG]; /* fds of the frame being built */
+	unsigned frame_nfds;
+	uint64_t sent; /* stream bytes sent so far */
+	unsigned send_nfds; /* fds attached to the send in flight */
+	struct msghdr msg; /* the send in flight */
+	struct iovec iov;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * KRAY_FDS_PER_MSG)];
+		struct cmsghdr align;
+	} cmsg;
 	struct worker *worker; /* ROLE_WORKER */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
@@ -94,6 +120,11 @@ struct dep {
 
 enum obj_state { OBJ_PENDING, OBJ_READY };
 
+/*
+ * An object.  Small values are inline (data/len).  A large one (type KRAY_WT_FD) is a
+ * sealed memfd of `size` bytes, in memory (fd >= 0, on the LRU list) or spilled to a file
+ * (spilled); while its creator writes it, it is pending with `writer` set.
+ */
 struct obj {
 	struct kray_oid id;
 	enum obj_state state;
@@ -102,12 +133,19 @@ struct obj {
 	void *data;
 	uint32_t len;
 	uint32_t refs;
+	uint32_t pins; /* views handed out and not yet dropped */
+	int fd;
+	bool spilled;
+	uint64_t size;
+	struct conn *writer; /* the connection writing it (pending large objects) */
+	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
 	struct dep *deps;
 };
 
 struct getreq {
 	struct conn *conn; /* NULL once the connection is gone */
 	uint64_t req;
+	bool wait; /* a kray_wait(): answer with ready flags once `missing` reaches 0 */
 	uint32_t n, missing;
 	unsigned deps; /* dep entries still pointing here */
 	bool done;
@@ -137,6 +175,8 @@ struct krayd {
 	struct fnstat *fns;
 
 	struct oidmap objs; /* oid -> struct obj * */
+	struct obj *lru_head, *lru_tail; /* large objects in memory */
+	struct pool *pool;
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets with a deadline */
 
@@ -148,6 +188,11 @@ int loop_init(struct krayd *d);
 int loop_run(struct krayd *d);
 void loop_fini(struct krayd *d);
 void conn_flush_later(struct conn *c);
+/* Adds fd (dup'ed) to the frame being built in c->out.  Returns 0 or -errno (-EMFILE,
+ * or -E2BIG past KRAY_FDS_PER_MSG). */
+int conn_frame_fd(struct conn *c, int fd);
+/* Ends the frame begun at out offset off: its length, its fd count, and its fds queued. */
+void conn_end_frame(struct conn *c, size_t off);
 void conn_close(struct conn *c, const char *why);
 int64_t now_ns(void);
 
@@ -162,14 +207,36 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id);
 void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v);
 void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);
 void store_ref(struct obj *o);
+/* A reference held by connection c (released when c goes). */
+void store_conn_ref(struct conn *c, struct obj *o);
+void store_conn_unref(struct conn *c, const struct kray_oid *id);
+void store_unpin(struct krayd *d, struct obj *o);
 void store_unref(struct krayd *d, struct obj *o);
-void store_put_value(struct kbuf *b, const struct obj *o);
+/* Appends o's value to c's output; a large object goes as an FD value with its memfd
+ * (restored from disk first if need be), and counts as a pin until c unpins it. */
+void store_send_value(struct conn *c, struct obj *o);
 void store_fini(struct krayd *d);
+
+/* store_mem.c: large objects */
+int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
+int store_seal_large(struct conn *c, const struct kray_oid *id);
+int store_move(struct krayd *d, struct obj *dst, struct obj *src);
+int store_restore(struct krayd *d, struct obj *o);
+void store_drop_large(struct krayd *d, struct obj *o);
+int store_mem_init(struct krayd *d);
+void store_mem_fini(struct krayd *d);
+
+/* pool.c: pre-faulted memfds */
+struct pool *pool_start(uint64_t budget);
+/* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
+int pool_take(struct pool *p, uint64_t size);
+uint64_t pool_bytes(struct pool *p);
+void pool_stop(struct pool *p);
 
 /* task.c */
 void task_submit(struct conn *c, const struct wire_submit *s);
 void task_dep_ready(struct krayd *d, struct task *t, struct obj *o);
-void task_finish(struct krayd *d, struct task *t, struct wire_rd values, uint32_t n);
+void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint32_t n);
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void task_free(struct krayd *d, struct task *t);
@@ -194,7 +261,8 @@ void worker_reap(struct krayd *d);
 void worker_stop_all(struct krayd *d);
 
 /* getreq.c */
-void get_start(struct conn *c, uint64_t req, const struct wire_get *g);
+void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_t timeout_ms,
+	       bool wait, uint32_t num_ready);
 void get_dep_ready(struct krayd *d, struct getreq *g);
 void get_expire(struct krayd *d, int64_t now);
 int64_t get_next_deadline(struct krayd *d);

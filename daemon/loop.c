@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,9 +84,76 @@ static void arm_recv(struct conn *c)
 	c->ops++;
 }
 
+/* Stream position of byte `off` of c->out. */
+static uint64_t out_pos(const struct conn *c, size_t off)
+{
+	return c->sent + kbuf_pending(&c->sending) + (off - c->out.off);
+}
+
+int conn_frame_fd(struct conn *c, int fd)
+{
+	int dup_fd;
+
+	if (c->frame_nfds == KRAY_FDS_PER_MSG)
+		return -E2BIG;
+	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dup_fd < 0)
+		return -errno;
+	c->frame_fds[c->frame_nfds++] = dup_fd;
+	return 0;
+}
+
+void conn_end_frame(struct conn *c, size_t off)
+{
+	struct fdq *q = &c->fdq;
+	uint64_t start = out_pos(c, off), end;
+	uint32_t flags = c->frame_nfds;
+
+	wire_end(&c->out, off);
+	end = out_pos(c, c->out.len);
+	memcpy(c->out.data + off + offsetof(struct kray_frame_hdr, flags), &flags, sizeof(flags));
+	if (q->n + c->frame_nfds > q->cap) {
+		unsigned cap = q->cap ? q->cap : 16;
+		struct fdq_ent *e;
+
+		while (cap < q->n + c->frame_nfds)
+			cap *= 2;
+		e = malloc(cap * sizeof(*e));
+		if (!e)
+			abort();
+		for (unsigned i = 0; i < q->n; i++)
+			e[i] = q->e[(q->head + i) % q->cap];
+		free(q->e);
+		q->e = e;
+		q->head = 0;
+		q->cap = cap;
+	}
+	for (unsigned i = 0; i < c->frame_nfds; i++)
+		q->e[(q->head + q->n++) % q->cap] =
+			(struct fdq_ent){ .fd = c->frame_fds[i], .start = start, .end = end };
+	c->frame_nfds = 0;
+}
+
+static void fdq_pop(struct fdq *q, unsigned n)
+{
+	while (n--) {
+		close(q->e[q->head].fd);
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+	}
+}
+
+/*
+ * Sends what is queued.  Descriptors ride with the send that contains the end of their
+ * frame (or an earlier one), at most KRAY_FDS_PER_MSG per send: when more are due, the
+ * send stops at the start of the frame whose descriptor does not fit.
+ */
 static void arm_send(struct conn *c)
 {
 	struct io_uring_sqe *sqe;
+	struct fdq *q = &c->fdq;
+	size_t len;
+	unsigned nf = 0;
 	struct kbuf t;
 
 	if (c->send_armed || c->closed)
@@ -98,9 +166,35 @@ static void arm_send(struct conn *c)
 		c->out = t;
 		c->out.len = c->out.off = 0;
 	}
+	len = kbuf_pending(&c->sending);
+	while (nf < q->n) {
+		const struct fdq_ent *e = &q->e[(q->head + nf) % q->cap];
+
+		if (e->start >= c->sent + len)
+			break;
+		if (nf == KRAY_FDS_PER_MSG) {
+			len = e->start - c->sent;
+			break;
+		}
+		nf++;
+	}
+	c->iov = (struct iovec){ c->sending.data + c->sending.off, len };
+	c->msg = (struct msghdr){ .msg_iov = &c->iov, .msg_iovlen = 1 };
+	if (nf) {
+		struct cmsghdr *cm;
+
+		c->msg.msg_control = c->cmsg.buf;
+		c->msg.msg_controllen = CMSG_SPACE(nf * sizeof(int));
+		cm = CMSG_FIRSTHDR(&c->msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(nf * sizeof(int));
+		for (unsigned i = 0; i < nf; i++)
+			((int *)CMSG_DATA(cm))[i] = q->e[(q->head + i) % q->cap].fd;
+	}
+	c->send_nfds = nf;
 	sqe = get_sqe(c->d);
-	io_uring_prep_send(sqe, c->fd, c->sending.data + c->sending.off, kbuf_pending(&c->sending),
-			   MSG_NOSIGNAL);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SEND);
 	c->send_armed = true;
 	c->ops++;
@@ -130,6 +224,11 @@ static void conn_free(struct conn *c)
 	kbuf_free(&c->out);
 	kbuf_free(&c->sending);
 	oidmap_free(&c->refs);
+	oidmap_free(&c->pins);
+	fdq_pop(&c->fdq, c->fdq.n);
+	free(c->fdq.e);
+	for (unsigned i = 0; i < c->frame_nfds; i++)
+		close(c->frame_fds[i]);
 	free(c);
 }
 
@@ -143,7 +242,7 @@ void conn_close(struct conn *c, const char *why)
 		c->d->st.drivers--;
 	proto_conn_gone(c);
 	/* A last ERROR frame to a misbehaving peer: best effort, not waited for. */
-	if (!c->send_armed && kbuf_pending(&c->out) &&
+	if (!c->send_armed && !kbuf_pending(&c->sending) && !c->fdq.n && kbuf_pending(&c->out) &&
 	    send(c->fd, c->out.data + c->out.off, kbuf_pending(&c->out),
 		 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("final send: %s", strerror(errno));
@@ -239,6 +338,11 @@ static void on_send(struct conn *c, int res)
 		conn_close(c, strerror(-res));
 		return;
 	}
+	/* The descriptors went with the first byte, whatever part of the data did. */
+	if (res > 0)
+		fdq_pop(&c->fdq, c->send_nfds);
+	c->send_nfds = 0;
+	c->sent += (uint64_t)res;
 	kbuf_consume(&c->sending, (size_t)res);
 	arm_send(c);
 }

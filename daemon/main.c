@@ -66,6 +66,11 @@ int main(int argc, char **argv)
 	r = loop_init(&d);
 	if (r)
 		return 1;
+	if (store_mem_init(&d)) {
+		log_err("object store: out of memory");
+		loop_fini(&d);
+		return 1;
+	}
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
 	for (int i = 0; i < d.cfg.prestart; i++)
@@ -86,6 +91,7 @@ int main(int argc, char **argv)
 	loop_fini(&d);
 	sched_fini(&d);
 	store_fini(&d);
+	store_mem_fini(&d);
 	if (d.cfg.pidfile[0])
 		unlink(d.cfg.pidfile);
 	if (d.cfg.remove_dir[0] && rmdir(d.cfg.remove_dir))

@@ -22,28 +22,6 @@ static int fail(const char *why, int code)
 	return code;
 }
 
-static void conn_ref_add(struct conn *c, struct obj *o)
-{
-	bool fresh;
-
-	(*oidmap_upsert(&c->refs, &o->id, &fresh))++;
-	store_ref(o);
-}
-
-static void conn_ref_drop(struct conn *c, const struct kray_oid *id)
-{
-	uint64_t *n = oidmap_get(&c->refs, id);
-	struct obj *o;
-
-	if (!n)
-		return; /* not held: a double release is ignored */
-	if (--*n == 0)
-		oidmap_del(&c->refs, id);
-	o = store_get(c->d, id);
-	if (o)
-		store_unref(c->d, o);
-}
-
 static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = c->d;
@@ -112,7 +90,7 @@ static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
 	o = store_create(d, &p.oid);
 	if (!o)
 		return fail("object id reused", -EEXIST);
-	conn_ref_add(c, o);
+	store_conn_ref(c, o);
 	store_seal(d, o, &p.value);
 	return 0;
 }
@@ -127,7 +105,64 @@ static int on_release(struct conn *c, const uint8_t *body, uint32_t len)
 		struct kray_oid id;
 
 		memcpy(&id, &ids.oids[i], sizeof(id));
-		conn_ref_drop(c, &id);
+		store_conn_unref(c, &id);
+	}
+	return 0;
+}
+
+static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_create m;
+	struct kray_msg_create_reply rep = { 0 };
+	size_t off;
+	int fd = -1;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return fail("malformed create", -EBADMSG);
+	if (m.oid.node != d->node || m.oid.owner != c->id || m.oid.index != KRAY_OID_PUT)
+		return fail("create of an object id this client does not own", -EPERM);
+	if (m.size <= d->cfg.inline_max || m.size > (1ull << 40))
+		return fail("create size out of range", -EINVAL);
+	if (store_get(d, &m.oid))
+		return fail("object id reused", -EEXIST);
+	rep.status = store_create_large(c, &m.oid, m.size, &fd);
+	off = wire_begin(&c->out, KRAY_MSG_CREATE_REPLY, req);
+	kbuf_put(&c->out, &rep, sizeof(rep));
+	if (!rep.status && conn_frame_fd(c, fd)) {
+		/* Out of descriptors: undo, and say so. */
+		struct obj *o = store_get(d, &m.oid);
+
+		rep.status = -EMFILE;
+		memcpy(c->out.data + off + sizeof(struct kray_frame_hdr), &rep, sizeof(rep));
+		store_seal_error(d, o, KRAY_WE_INTERNAL, "create failed", 13);
+		store_conn_unref(c, &m.oid);
+	}
+	conn_end_frame(c, off);
+	conn_flush_later(c);
+	return 0;
+}
+
+static int on_unpin(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_oids ids;
+
+	if (wire_dec_refs(body, len, &ids))
+		return fail("malformed unpin", -EBADMSG);
+	for (uint32_t i = 0; i < ids.n; i++) {
+		struct kray_oid id;
+		uint64_t *n;
+		struct obj *o;
+
+		memcpy(&id, &ids.oids[i], sizeof(id));
+		n = oidmap_get(&c->pins, &id);
+		if (!n)
+			continue; /* not pinned by this client: ignored */
+		if (--*n == 0)
+			oidmap_del(&c->pins, &id);
+		o = store_get(c->d, &id);
+		if (o)
+			store_unpin(c->d, o);
 	}
 	return 0;
 }
@@ -139,6 +174,7 @@ static void on_status(struct conn *c, uint64_t req)
 	size_t off;
 
 	st.node = d->node;
+	st.pool_bytes = pool_bytes(d->pool);
 	st.workers = d->nworkers;
 	st.workers_busy = st.workers_blocked = 0;
 	for (struct worker *w = d->workers; w; w = w->next) {
@@ -156,6 +192,8 @@ static void on_status(struct conn *c, uint64_t req)
 int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
 {
 	struct wire_get g;
+	struct wire_wait wt;
+	struct kray_msg_seal seal;
 	struct wire_result res;
 	struct kray_msg_reject rej;
 
@@ -170,8 +208,23 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	case KRAY_MSG_GET:
 		if (wire_dec_get(body, h->len, &g))
 			return fail("malformed get", -EBADMSG);
-		get_start(c, h->req, &g);
+		get_start(c, h->req, &g.ids, g.timeout_ms, false, 0);
 		return 0;
+	case KRAY_MSG_WAIT:
+		if (wire_dec_wait(body, h->len, &wt))
+			return fail("malformed wait", -EBADMSG);
+		get_start(c, h->req, &wt.ids, wt.timeout_ms, true, wt.num_ready);
+		return 0;
+	case KRAY_MSG_CREATE:
+		return on_create(c, h->req, body, h->len);
+	case KRAY_MSG_SEAL:
+		if (wire_dec_fixed(body, h->len, &seal, sizeof(seal)))
+			return fail("malformed seal", -EBADMSG);
+		if (store_seal_large(c, &seal.oid))
+			return fail("seal of an object this client is not writing", -ENOENT);
+		return 0;
+	case KRAY_MSG_UNPIN:
+		return on_unpin(c, body, h->len);
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
 	case KRAY_MSG_RELEASE:
@@ -205,17 +258,35 @@ void proto_conn_gone(struct conn *c)
 	struct krayd *d = c->d;
 
 	get_conn_gone(c);
-	/* A process that goes away releases everything it held. */
+	/* A process that goes away drops its views and everything it held; objects it was
+	 * still writing become errors for whoever waits on them. */
+	oidmap_for_each(&c->pins, s)
+	{
+		struct obj *o = store_get(d, &s->key);
+
+		for (uint64_t i = 0; o && i < s->val; i++)
+			store_unpin(d, o);
+	}
+	oidmap_free(&c->pins);
 	oidmap_for_each(&c->refs, s)
 	{
 		struct obj *o = store_get(d, &s->key);
 
-		while (o && s->val--) {
-			if (o->refs == 1 && o->state == OBJ_READY) {
-				store_unref(d, o);
-				break;
-			}
+		if (o && o->writer == c) {
+			static const char msg[] = "its creator exited before sealing it";
+
+			o->writer = NULL;
+			store_drop_large(d, o);
+			o->type = KRAY_WT_NIL;
+			store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);
+			o = store_get(d, &s->key);
+		}
+		for (uint64_t i = 0; o && i < s->val; i++) {
+			bool last = o->refs == 1;
+
 			store_unref(d, o);
+			if (last)
+				break;
 		}
 	}
 	oidmap_free(&c->refs);

@@ -136,12 +136,12 @@ static void send_exec(struct krayd *d, struct worker *w, struct task *t)
 			struct kray_oid id;
 
 			memcpy(&id, v.data, sizeof(id));
-			store_put_value(b, store_get(d, &id)); /* held and ready */
+			store_send_value(w->conn, store_get(d, &id)); /* held and ready */
 		} else {
 			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
 		}
 	}
-	wire_end(b, off);
+	conn_end_frame(w->conn, off);
 	conn_flush_later(w->conn);
 
 	if (w->tail)
@@ -256,7 +256,7 @@ void sched_result(struct conn *c, const struct wire_result *r)
 	t->fn->avg_ns = t->fn->avg_ns ? (t->fn->avg_ns * 7 + r->m.exec_ns) / 8 : r->m.exec_ns;
 	if (!t->fn->avg_ns)
 		t->fn->avg_ns = 1;
-	task_finish(c->d, t, r->values, r->m.n);
+	task_finish(c, t, r->values, r->m.n);
 }
 
 void sched_reject(struct conn *c, const struct kray_oid *id)

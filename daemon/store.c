@@ -7,6 +7,7 @@
  * An object is freed when it is ready and unreferenced.  A pending object is never freed:
  * its task will seal it, and that is when an unreferenced result is dropped.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id)
 		abort();
 	o->id = *id;
 	o->state = OBJ_PENDING;
+	o->fd = -1;
 	*slot = (uint64_t)(uintptr_t)o;
 	d->st.objects++;
 	return o;
@@ -40,7 +42,9 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id)
 static void obj_free(struct krayd *d, struct obj *o)
 {
 	oidmap_del(&d->objs, &o->id);
+	store_drop_large(d, o);
 	d->st.objects--;
+	d->st.evicted_total++;
 	d->st.object_bytes -= o->len;
 	free(o->data);
 	free(o);
@@ -102,15 +106,49 @@ void store_ref(struct obj *o)
 	o->refs++;
 }
 
+/* Frees o once nothing references it and nobody has it mapped. */
 void store_unref(struct krayd *d, struct obj *o)
 {
-	if (--o->refs == 0 && o->state == OBJ_READY)
+	if (--o->refs == 0 && !o->pins && o->state == OBJ_READY)
 		obj_free(d, o);
 }
 
-void store_put_value(struct kbuf *b, const struct obj *o)
+void store_unpin(struct krayd *d, struct obj *o)
 {
-	wire_put_value(b, o->type, o->err, o->scalar, o->data, o->len);
+	if (!o->pins || --o->pins)
+		return;
+	d->st.objects_pinned--;
+	if (!o->refs && o->state == OBJ_READY)
+		obj_free(d, o);
+}
+
+void store_send_value(struct conn *c, struct obj *o)
+{
+	struct krayd *d = c->d;
+	bool fresh;
+	int r = 0;
+
+	if (o->type != KRAY_WT_FD) {
+		wire_put_value(&c->out, o->type, o->err, o->scalar, o->data, o->len);
+		return;
+	}
+	if (o->spilled)
+		r = store_restore(d, o);
+	if (!r)
+		r = conn_frame_fd(c, o->fd);
+	if (r) {
+		wire_put_errorf(&c->out, r == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
+				"object %u.%u.%u.%u (%llu bytes) cannot be mapped: %s", o->id.node,
+				o->id.owner, o->id.seq, o->id.index, (unsigned long long)o->size,
+				r == -ENOSPC ? "the object store is full of pinned objects" :
+				r == -E2BIG  ? "more than 253 large objects in one message" :
+					       strerror(-r));
+		return;
+	}
+	wire_put_value(&c->out, KRAY_WT_FD, 0, o->size, &o->id, sizeof(o->id));
+	if (o->pins++ == 0)
+		d->st.objects_pinned++;
+	(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
 }
 
 void store_fini(struct krayd *d)
@@ -125,8 +163,31 @@ void store_fini(struct krayd *d)
 			free(o->deps);
 			o->deps = n;
 		}
+		store_drop_large(d, o);
 		free(o->data);
 		free(o);
 	}
 	oidmap_free(&d->objs);
+}
+
+void store_conn_ref(struct conn *c, struct obj *o)
+{
+	bool fresh;
+
+	(*oidmap_upsert(&c->refs, &o->id, &fresh))++;
+	store_ref(o);
+}
+
+void store_conn_unref(struct conn *c, const struct kray_oid *id)
+{
+	uint64_t *n = oidmap_get(&c->refs, id);
+	struct obj *o;
+
+	if (!n)
+		return; /* not held: a double release is ignored */
+	if (--*n == 0)
+		oidmap_del(&c->refs, id);
+	o = store_get(c->d, id);
+	if (o)
+		store_unref(c->d, o);
 }

@@ -46,6 +46,12 @@ static int check_exists(struct task *t, unsigned i, struct kray_oid *id, void *a
 {
 	struct krayd *d = arg;
 
+	if (id->node == t->id.node && id->owner == t->id.owner && id->seq == t->id.seq) {
+		/* It would wait for itself forever. */
+		task_fail(d, t, KRAY_WE_BAD_ARGS, "argument %u of '%.*s' is its own result", i,
+			  t->fn->name_len, t->fn->name);
+		return 1;
+	}
 	if (store_get(d, id))
 		return 0;
 	task_fail(d, t, KRAY_WE_OBJECT_LOST,
@@ -205,8 +211,35 @@ static struct obj *ret_obj(struct krayd *d, struct task *t, unsigned i)
 	return store_get(d, &id);
 }
 
-void task_finish(struct krayd *d, struct task *t, struct wire_rd values, uint32_t n)
+/* Seals return slot o with a value the worker sent: an OBJECT value moves the large
+ * object the worker created (it must be the worker's own) into the slot. */
+static void seal_return(struct conn *from, struct task *t, struct obj *o,
+			const struct wire_value *v)
 {
+	struct krayd *d = from->d;
+	struct kray_oid src_id;
+	struct obj *src;
+
+	if (v->type != KRAY_WT_OBJECT) {
+		store_seal(d, o, v);
+		return;
+	}
+	memcpy(&src_id, v->data, sizeof(src_id));
+	src = store_get(d, &src_id);
+	if (!src || src_id.owner != from->id || src_id.node != d->node ||
+	    store_move(d, o, src)) {
+		static const char msg[] = "the worker returned an object it does not own";
+
+		(void)t;
+		store_seal_error(d, o, KRAY_WE_INTERNAL, msg, sizeof(msg) - 1);
+	}
+	if (src)
+		store_conn_unref(from, &src_id);
+}
+
+void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint32_t n)
+{
+	struct krayd *d = from->d;
 	struct wire_value v, err = { 0 };
 
 	/* A worker answers with num_returns values, or with one error for all of them. */
@@ -226,8 +259,12 @@ void task_finish(struct krayd *d, struct task *t, struct wire_rd values, uint32_
 
 		if (!err.type && wire_rd_value(&values, &v))
 			break; /* validated by the decoder: cannot happen */
-		if (o)
-			store_seal(d, o, err.type ? &err : &v);
+		if (!o)
+			continue;
+		if (err.type)
+			store_seal(d, o, &err);
+		else
+			seal_return(from, t, o, &v);
 	}
 	if (err.type)
 		d->st.tasks_failed++;

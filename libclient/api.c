@@ -128,86 +128,81 @@ KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args
 	return maybe_flush(k);
 }
 
-KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
+void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v)
 {
 	struct kray_msg_put m;
 	size_t off;
-	int r;
 
-	if (k->broken)
-		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	if (!v)
-		return kc_fail(k, -EINVAL, "no value");
-	if ((r = check_value(k, v, false)))
-		return r;
-	m.oid = (struct kray_oid){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
+	memcpy(&m.oid, id, sizeof(m.oid));
 	off = wire_begin(&k->out, KRAY_MSG_PUT, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
 	put_value(&k->out, v);
 	wire_end(&k->out, off);
-	memcpy(ret_ref, &m.oid, sizeof(*ret_ref));
-	return maybe_flush(k);
+	kc_cache_put(k, id, v);
 }
 
-KRAY_EXPORT void kray_value_clear(kray_value *v)
+KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
 {
-	if (!v)
-		return;
-	free(v->priv_);
-	*v = (kray_value){ .type = KRAY_NIL };
-}
-
-/* Copies a wire value into a caller-owned kray_value. */
-static void take_value(const struct wire_value *w, kray_value *v)
-{
-	*v = (kray_value){ .type = (enum kray_type)w->type, .err = (enum kray_errkind)w->err };
-	switch (w->type) {
-	case KRAY_WT_INT64:
-		memcpy(&v->i, &w->scalar, sizeof(v->i));
-		break;
-	case KRAY_WT_F64:
-		memcpy(&v->f, &w->scalar, sizeof(v->f));
-		break;
-	case KRAY_WT_BYTES:
-	case KRAY_WT_ERROR:
-		/* One extra NUL so error text (and text bytes) can be used as a C string. */
-		v->priv_ = malloc((size_t)w->len + 1);
-		if (!v->priv_)
-			abort();
-		memcpy(v->priv_, w->data, w->len);
-		((char *)v->priv_)[w->len] = 0;
-		v->data = v->priv_;
-		v->len = w->len;
-		break;
-	}
-}
-
-KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms,
-			 kray_value *ret_vals)
-{
-	struct kray_msg_get m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
-				  .n = (uint32_t)n };
-	struct kray_frame_hdr h;
-	struct wire_get_reply rep;
-	const uint8_t *body;
-	uint64_t req = ++k->next_req;
-	size_t off;
-	int r, first_err = -1;
+	kray_ref id;
+	void *p;
+	int r;
 
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	if (n > KRAY_REFS_MAX || (n && (!refs || !ret_vals)))
-		return kc_fail(k, -EINVAL, "a get takes 0 to %d refs", KRAY_REFS_MAX);
-	if (k->ws)
-		kc_worker_before_block(k);
-	off = wire_begin(&k->out, KRAY_MSG_GET, req);
+	if (!v || !ret_ref)
+		return kc_fail(k, -EINVAL, "kray_put needs a value and ret_ref");
+	if ((r = check_value(k, v, false)))
+		return r;
+	if (v->type == KRAY_BYTES && v->len > k->inline_max) {
+		r = kc_create(k, v->len, &id, &p);
+		if (r)
+			return r;
+		memcpy(p, v->data, v->len);
+		r = kray_seal(k, &id);
+	} else {
+		id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
+		kc_put_inline(k, &id, v);
+		r = maybe_flush(k);
+	}
+	if (!r)
+		*ret_ref = id;
+	return r;
+}
+
+/* Sends one GET for refs that are not here yet; returns its request id. */
+static uint64_t send_get(struct kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms)
+{
+	struct kray_msg_get m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
+				  .n = (uint32_t)n };
+	uint64_t req = ++k->next_req;
+	size_t off = wire_begin(&k->out, KRAY_MSG_GET, req);
+
 	kbuf_put(&k->out, &m, sizeof(m));
 	kbuf_put(&k->out, refs, n * sizeof(*refs));
 	wire_end(&k->out, off);
-	r = kc_wait(k, KRAY_MSG_GET_REPLY, req, &h, &body);
+	return req;
+}
+
+/*
+ * Receives one reply to the GETs with request ids first.. first + nreq - 1 (sent for
+ * consecutive chunks of KRAY_FDS_PER_MSG refs of ask/idx) and fills its values in.
+ */
+static int recv_get(struct kray *k, uint64_t first, size_t nreq, const size_t *idx,
+		    size_t nask, int64_t timeout_ms, kray_value *vals)
+{
+	struct kray_frame_hdr h;
+	struct wire_get_reply rep;
+	const uint8_t *body;
+	size_t chunk, n;
+	int *fds;
+	int r = kc_wait_range(k, KRAY_MSG_GET_REPLY, first, first + nreq - 1, &h, &body);
+
 	if (r)
 		return r;
-	if (wire_dec_get_reply(body, h.len, &rep) || (rep.status == 0 && rep.n != n)) {
+	chunk = (size_t)(h.req - first) * KRAY_FDS_PER_MSG;
+	n = nask - chunk < KRAY_FDS_PER_MSG ? nask - chunk : KRAY_FDS_PER_MSG;
+	if (wire_dec_get_reply(body, h.len, &rep) || (rep.status == 0 && rep.n != n) ||
+	    (unsigned)rep.nfds != KRAY_FRAME_NFDS(h.flags)) {
 		kc_consume(k, &h);
 		k->broken = true;
 		return kc_fail(k, -EBADMSG, "malformed get reply from krayd");
@@ -216,17 +211,125 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 		kc_consume(k, &h);
 		return kc_fail(k, rep.status, "get timed out after %lld ms", (long long)timeout_ms);
 	}
+	fds = kc_frame_fds(k, &h);
 	for (size_t i = 0; i < n; i++) {
 		struct wire_value w;
 
 		wire_rd_value(&rep.values, &w); /* validated by wire_dec_get_reply() */
-		take_value(&w, &ret_vals[i]);
-		if (w.type == KRAY_WT_ERROR && first_err < 0)
-			first_err = (int)i;
+		kc_take_value(k, &w, &fds, &vals[idx[chunk + i]]);
 	}
 	kc_consume(k, &h);
-	if (first_err >= 0)
-		return kc_fail(k, -EREMOTEIO, "%s", (const char *)ret_vals[first_err].data);
+	return 0;
+}
+
+KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms,
+			 kray_value *ret_vals)
+{
+	uint64_t first = 0;
+	size_t *idx, nask = 0, nreq = 0;
+	kray_value *vals;
+	kray_ref *ask;
+	int r = 0, first_err = -1;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (n > KRAY_REFS_MAX || (n && (!refs || !ret_vals)))
+		return kc_fail(k, -EINVAL, "a get takes 0 to %d refs", KRAY_REFS_MAX);
+	vals = calloc(n ? n : 1, sizeof(*vals));
+	ask = malloc((n ? n : 1) * sizeof(*ask));
+	idx = malloc((n ? n : 1) * sizeof(*idx));
+	if (!vals || !ask || !idx)
+		abort();
+	/* What this process has already costs no round trip. */
+	for (size_t i = 0; i < n; i++)
+		if (!kc_cached(k, &refs[i], &vals[i])) {
+			ask[nask] = refs[i];
+			idx[nask++] = i;
+		}
+	if (nask) {
+		if (k->ws)
+			kc_worker_before_block(k);
+		/* At most KRAY_FDS_PER_MSG refs per GET, so that each reply's descriptors
+		 * fit in one message. */
+		for (size_t i = 0; i < nask; i += KRAY_FDS_PER_MSG, nreq++) {
+			uint64_t req = send_get(k, ask + i,
+						nask - i < KRAY_FDS_PER_MSG ? nask - i :
+									      KRAY_FDS_PER_MSG,
+						timeout_ms);
+
+			if (!nreq)
+				first = req;
+		}
+		for (size_t j = 0; j < nreq; j++) {
+			int rr = recv_get(k, first, nreq, idx, nask, timeout_ms, vals);
+
+			if (rr && !r)
+				r = rr;
+			if (rr && rr != -ETIMEDOUT)
+				break; /* the connection is gone or broken */
+		}
+		for (size_t i = 0; i < nask && !r; i++)
+			kc_cache_put(k, &ask[i], &vals[idx[i]]);
+	}
+	if (r) {
+		for (size_t i = 0; i < n; i++)
+			kray_value_clear(&vals[i]);
+	} else {
+		for (size_t i = 0; i < n && first_err < 0; i++)
+			if (vals[i].type == KRAY_ERROR)
+				first_err = (int)i;
+		memcpy(ret_vals, vals, n * sizeof(*vals));
+		if (first_err >= 0)
+			r = kc_fail(k, -EREMOTEIO, "%s", (const char *)vals[first_err].data);
+	}
+	free(vals);
+	free(ask);
+	free(idx);
+	return r;
+}
+
+KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t num_ready,
+			  int64_t timeout_ms, uint8_t *ret_ready, size_t *ret_num_ready)
+{
+	struct kray_msg_wait m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
+				   .n = (uint32_t)n, .num_ready = (uint32_t)num_ready };
+	struct kray_frame_hdr h;
+	struct wire_rd rd;
+	struct kray_msg_refs rep;
+	const void *flags;
+	const uint8_t *body;
+	uint64_t req = ++k->next_req;
+	size_t off, count = 0;
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (n > KRAY_REFS_MAX || num_ready > n || (n && (!refs || !ret_ready)))
+		return kc_fail(k, -EINVAL, "a wait takes 0 to %d refs and num_ready <= n",
+			       KRAY_REFS_MAX);
+	if (k->ws)
+		kc_worker_before_block(k);
+	off = wire_begin(&k->out, KRAY_MSG_WAIT, req);
+	kbuf_put(&k->out, &m, sizeof(m));
+	kbuf_put(&k->out, refs, n * sizeof(*refs));
+	wire_end(&k->out, off);
+	r = kc_wait(k, KRAY_MSG_WAIT_REPLY, req, &h, &body);
+	if (r)
+		return r;
+	wire_rd_init(&rd, body, h.len);
+	if (wire_rd_fixed(&rd, &rep, sizeof(rep)) || rep.n != n ||
+	    wire_rd_bytes(&rd, n, &flags) || wire_rd_end(&rd)) {
+		kc_consume(k, &h);
+		k->broken = true;
+		return kc_fail(k, -EBADMSG, "malformed wait reply from krayd");
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret_ready[i] = ((const uint8_t *)flags)[i] ? 1 : 0;
+		count += ret_ready[i];
+	}
+	kc_consume(k, &h);
+	if (ret_num_ready)
+		*ret_num_ready = count;
 	return 0;
 }
 
@@ -245,6 +348,8 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 	kbuf_put(&k->out, &m, sizeof(m));
 	kbuf_put(&k->out, refs, n * sizeof(*refs));
 	wire_end(&k->out, off);
+	for (size_t i = 0; i < n; i++)
+		kc_cache_drop(k, &refs[i]);
 	return maybe_flush(k);
 }
 

@@ -12,11 +12,18 @@
 
 #include "kray/kray.h"
 #include "../common/buf.h"
+#include "../common/oidmap.h"
 #include "../common/wire.h"
 
 #define KRAY_EXPORT __attribute__((visibility("default")))
 
 struct worker_state;
+
+/* Descriptors received with frames, in order (see KRAY_FRAME_NFDS). */
+struct rfdq {
+	int *fd;
+	unsigned head, n, cap;
+};
 
 struct kray {
 	int fd;
@@ -27,6 +34,10 @@ struct kray {
 	uint64_t next_req;
 	struct kbuf out; /* frames not sent yet */
 	struct kbuf in; /* bytes received, not yet parsed */
+	struct rfdq fds; /* descriptors received, not yet taken */
+	struct oidmap views; /* oid -> struct view *: large objects mapped here */
+	struct oidmap cache; /* oid -> struct kray_mem *: small values this process has */
+	struct oidmap writing; /* oid -> struct view *: objects being created here */
 	bool broken; /* the connection is unusable */
 	char err[1024];
 	/* In a worker: frames that are not replies (EXEC, JOB) go here. */
@@ -59,6 +70,50 @@ void kc_consume(struct kray *k, const struct kray_frame_hdr *h);
  */
 int kc_wait(struct kray *k, uint16_t type, uint64_t req, struct kray_frame_hdr *ret_h,
 	    const uint8_t **ret_body);
+/* The same for any request id in [lo, hi]: replies to pipelined requests may come in any
+ * order. */
+int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
+		  struct kray_frame_hdr *ret_h, const uint8_t **ret_body);
+
+/* The descriptors of the frame h (KRAY_FRAME_NFDS of them), at the front of k->fds.  A
+ * taker sets an entry to -1; kc_consume() closes whatever was not taken. */
+int *kc_frame_fds(struct kray *k, const struct kray_frame_hdr *h);
+
+/* objects.c: what a kray_value's priv_ points to. */
+enum mem_kind { MEM_HEAP = 1, MEM_VIEW = 2 };
+
+struct kray_mem { /* a heap copy: header, then len + 1 bytes */
+	uint32_t kind; /* MEM_HEAP */
+	uint32_t refs; /* the cache and values share it */
+	size_t len;
+	uint8_t type;
+	uint64_t scalar;
+	char data[];
+};
+
+struct view { /* a read-only mapping of a large object */
+	uint32_t kind; /* MEM_VIEW */
+	uint32_t refs;
+	struct kray *k; /* NULL after kray_shutdown() */
+	kray_ref id;
+	void *addr;
+	size_t size;
+	int fd; /* the writer's fd, while being created */
+};
+
+/* Turns a received value into a kray_value.  FD values take the frame's next descriptor
+ * from *fds (verifying its seals and size) and map it, or reuse this process's mapping. */
+void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret);
+/* A value that owns a heap copy of data. */
+void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret);
+/* A new reference to a cached small value or mapped object, or false. */
+bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret);
+/* Remembers a small value this process put or got. */
+void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v);
+void kc_cache_drop(struct kray *k, const kray_ref *id);
+void kc_objects_fini(struct kray *k);
+/* Creates a large object for this process (also used for a worker's large returns). */
+int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
 
 /* worker.c: called by kray_get() in a worker before it blocks. */
 void kc_worker_before_block(struct kray *k);

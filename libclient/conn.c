@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -43,6 +44,76 @@ int kc_flush(struct kray *k)
 	return 0;
 }
 
+static void fdq_push(struct rfdq *q, int fd)
+{
+	if (q->n == q->cap) {
+		unsigned cap = q->cap ? q->cap * 2 : 16;
+		int *f = malloc(cap * sizeof(*f));
+
+		if (!f)
+			abort();
+		for (unsigned i = 0; i < q->n; i++)
+			f[i] = q->fd[(q->head + i) % q->cap];
+		free(q->fd);
+		q->fd = f;
+		q->head = 0;
+		q->cap = cap;
+	}
+	q->fd[(q->head + q->n++) % q->cap] = fd;
+}
+
+/* recv() that also collects the descriptors krayd sends (SCM_RIGHTS) into k->fds. */
+static ssize_t recv_fds(struct kray *k)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * KRAY_FDS_PER_MSG)];
+		struct cmsghdr align;
+	} cmsg;
+	struct iovec iov = { k->in.data + k->in.len, k->in.cap - k->in.len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsg.buf,
+			      .msg_controllen = sizeof(cmsg.buf) };
+	ssize_t n = recvmsg(k->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n <= 0)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+			fdq_push(&k->fds, ((int *)CMSG_DATA(c))[i]);
+	}
+	if (msg.msg_flags & MSG_CTRUNC) {
+		k->broken = true;
+		errno = EMSGSIZE; /* descriptors were lost: the stream cannot be trusted */
+		return -1;
+	}
+	return n;
+}
+
+int *kc_frame_fds(struct kray *k, const struct kray_frame_hdr *h)
+{
+	struct rfdq *q = &k->fds;
+	unsigned n = KRAY_FRAME_NFDS(h->flags);
+
+	if (!n)
+		return NULL;
+	if (q->n < n)
+		return NULL;
+	/* Make the frame's descriptors contiguous. */
+	if (q->head + n > q->cap) {
+		int *f = malloc(q->cap * sizeof(*f));
+
+		if (!f)
+			abort();
+		for (unsigned i = 0; i < q->n; i++)
+			f[i] = q->fd[(q->head + i) % q->cap];
+		free(q->fd);
+		q->fd = f;
+		q->head = 0;
+	}
+	return &q->fd[q->head];
+}
+
 int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 		  const uint8_t **ret_body)
 {
@@ -58,6 +129,11 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 				return kc_fail(k, -EBADMSG, "malformed frame from krayd");
 			}
 			if (avail >= sizeof(h) + h.len) {
+				if (k->fds.n < KRAY_FRAME_NFDS(h.flags)) {
+					k->broken = true;
+					return kc_fail(k, -EBADMSG,
+						       "a frame from krayd lacks its descriptors");
+				}
 				*ret_h = h;
 				*ret_body = k->in.data + k->in.off + sizeof(h);
 				return 1;
@@ -67,7 +143,7 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 			return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 		kbuf_compact(&k->in);
 		kbuf_reserve(&k->in, avail >= sizeof(h) ? sizeof(h) + h.len - avail : 65536);
-		n = recv(k->fd, k->in.data + k->in.len, k->in.cap - k->in.len, MSG_DONTWAIT);
+		n = recv_fds(k);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!block)
 				return 0;
@@ -96,11 +172,25 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 
 void kc_consume(struct kray *k, const struct kray_frame_hdr *h)
 {
+	struct rfdq *q = &k->fds;
+
+	for (unsigned i = KRAY_FRAME_NFDS(h->flags); i && q->n; i--) {
+		if (q->fd[q->head] >= 0)
+			close(q->fd[q->head]);
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+	}
 	kbuf_consume(&k->in, sizeof(*h) + h->len);
 }
 
 int kc_wait(struct kray *k, uint16_t type, uint64_t req, struct kray_frame_hdr *ret_h,
 	    const uint8_t **ret_body)
+{
+	return kc_wait_range(k, type, req, req, ret_h, ret_body);
+}
+
+int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
+		  struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
 {
 	struct kray_frame_hdr h;
 	const uint8_t *body;
@@ -110,7 +200,7 @@ int kc_wait(struct kray *k, uint16_t type, uint64_t req, struct kray_frame_hdr *
 		r = kc_next_frame(k, true, &h, &body);
 		if (r < 0)
 			return r;
-		if (h.type == type && h.req == req) {
+		if (h.type == type && h.req >= lo && h.req <= hi) {
 			*ret_h = h;
 			*ret_body = body;
 			return 0;

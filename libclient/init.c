@@ -186,6 +186,13 @@ KRAY_EXPORT void kray_shutdown(struct kray *k)
 	if (k->fd >= 0)
 		close(k->fd);
 	stop_private(k);
+	kc_objects_fini(k);
+	while (k->fds.n) {
+		close(k->fds.fd[k->fds.head]);
+		k->fds.head = (k->fds.head + 1) % k->fds.cap;
+		k->fds.n--;
+	}
+	free(k->fds.fd);
 	kbuf_free(&k->out);
 	kbuf_free(&k->in);
 	free(k);

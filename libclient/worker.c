@@ -46,8 +46,12 @@ struct job {
 struct exec {
 	uint8_t *body;
 	uint32_t len;
+	int fds[KRAY_FDS_PER_MSG]; /* its large arguments' memfds */
+	unsigned nfds;
 	struct exec *next;
 };
+
+static void exec_free(struct exec *e);
 
 struct worker_state {
 	struct job *jobs;
@@ -168,6 +172,10 @@ static const struct kray_fn_desc *find_fn(struct job *j, const char *name)
 KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
 {
 	kray_value *dst;
+	kray_ref id;
+	void *p;
+	uint64_t scalar = 0;
+	int r;
 
 	if (idx >= ctx->num_returns || !v ||
 	    (v->type != KRAY_NIL && v->type != KRAY_INT64 && v->type != KRAY_F64 &&
@@ -176,15 +184,22 @@ KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
 		return -EINVAL;
 	dst = &ctx->rets[idx];
 	kray_value_clear(dst);
-	*dst = *v;
-	dst->priv_ = NULL;
-	if (v->type == KRAY_BYTES) {
-		dst->priv_ = malloc(v->len ? v->len : 1);
-		if (!dst->priv_)
-			return -ENOMEM;
-		memcpy(dst->priv_, v->data, v->len);
-		dst->data = dst->priv_;
+	if (v->type == KRAY_BYTES && v->len > ctx->k->inline_max) {
+		/* A large result goes straight into the object store; the slot names it
+		 * (an internal KRAY_REF: krayd moves that object into the return slot). */
+		r = kc_create(ctx->k, v->len, &id, &p);
+		if (r)
+			return r;
+		memcpy(p, v->data, v->len);
+		r = kray_seal(ctx->k, &id);
+		if (r)
+			return r;
+		*dst = (kray_value){ .type = KRAY_REF, .ref = id };
+		return 0;
 	}
+	memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
+	       sizeof(scalar));
+	kc_mem_value((uint8_t)v->type, scalar, v->data, v->type == KRAY_BYTES ? v->len : 0, dst);
 	return 0;
 }
 
@@ -256,10 +271,18 @@ void kc_worker_before_block(struct kray *k)
 		ws->qhead = e->next;
 		memcpy(&m, e->body, sizeof(m));
 		put_reject(k, &m.task);
-		free(e->body);
-		free(e);
+		exec_free(e);
 	}
 	ws->qtail = NULL;
+}
+
+static void exec_free(struct exec *e)
+{
+	for (unsigned i = 0; i < e->nfds; i++)
+		if (e->fds[i] >= 0)
+			close(e->fds[i]);
+	free(e->body);
+	free(e);
 }
 
 static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
@@ -286,6 +309,15 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 		abort();
 	memcpy(e->body, body, h->len);
 	e->len = h->len;
+	e->nfds = KRAY_FRAME_NFDS(h->flags);
+	if (e->nfds) {
+		int *fds = kc_frame_fds(k, h);
+
+		for (unsigned i = 0; i < e->nfds; i++) {
+			e->fds[i] = fds[i];
+			fds[i] = -1;
+		}
+	}
 	if (ws->qtail)
 		ws->qtail->next = e;
 	else
@@ -344,10 +376,29 @@ static void run(struct kray *k, struct exec *e)
 				 desc->nargs == 1 ? "" : "s", x.m.nargs);
 		return;
 	}
+	int *fds = e->fds, nfd_used = 0;
+
 	for (unsigned i = 0; i < x.m.nargs; i++) {
 		struct wire_value w;
 
 		wire_rd_value(&x.args, &w); /* validated by wire_dec_exec() */
+		if (w.type == KRAY_WT_FD) {
+			/* A large argument: a read-only view of the store's memory. */
+			int *f = (unsigned)nfd_used < e->nfds ? fds + nfd_used : NULL;
+
+			kc_take_value(k, &w, &f, &args[i]);
+			nfd_used++;
+			if (args[i].type == KRAY_ERROR) {
+				put_result_error(k, &x.m.task, 0, KRAY_WE_INTERNAL,
+						 "argument %u of '%s': %s", i, name,
+						 (const char *)args[i].data);
+				for (unsigned a = 0; a <= i; a++)
+					if (args[a].priv_)
+						kray_value_clear(&args[a]);
+				return;
+			}
+			continue;
+		}
 		args[i] = (kray_value){ .type = (enum kray_type)w.type, .data = w.data,
 					.len = w.len };
 		memcpy(w.type == KRAY_WT_F64 ? (void *)&args[i].f : (void *)&args[i].i, &w.scalar,
@@ -381,6 +432,11 @@ static void run(struct kray *k, struct exec *e)
 			const kray_value *v = &ctx.rets[i];
 			uint64_t scalar = 0;
 
+			if (v->type == KRAY_REF) { /* a large result, already in the store */
+				wire_put_value(&k->out, KRAY_WT_OBJECT, 0, 0, &v->ref,
+					       sizeof(v->ref));
+				continue;
+			}
 			memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
 			       sizeof(scalar));
 			wire_put_value(&k->out, (uint8_t)v->type, 0,
@@ -390,8 +446,12 @@ static void run(struct kray *k, struct exec *e)
 		wire_end(&k->out, off);
 	}
 	for (unsigned i = 0; i < x.m.num_returns; i++)
-		kray_value_clear(&ctx.rets[i]);
+		if (ctx.rets[i].type != KRAY_REF)
+			kray_value_clear(&ctx.rets[i]);
 	free(ctx.rets);
+	for (unsigned i = 0; i < x.m.nargs; i++)
+		if (args[i].priv_)
+			kray_value_clear(&args[i]);
 }
 
 KRAY_EXPORT int kray_worker_main(int argc, char **argv)
@@ -439,8 +499,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 			if (!ws.qhead)
 				ws.qtail = NULL;
 			run(&k, e);
-			free(e->body);
-			free(e);
+			exec_free(e);
 		}
 		if (!ws.qhead && kc_flush(&k))
 			break;

@@ -48,12 +48,15 @@ enum kray_errkind {
 	KRAY_ERR_BAD_ARGS = 4, /* wrong number of arguments */
 	KRAY_ERR_OBJECT_LOST = 5, /* an argument's object does not exist (released?) */
 	KRAY_ERR_INTERNAL = 6,
+	KRAY_ERR_STORE_FULL = 7, /* the object store is full and nothing could be spilled */
 };
 
 /*
  * A value: an argument, a return value, or what kray_get() hands back.  For KRAY_BYTES,
  * data/len; for KRAY_ERROR, data is a NUL-terminated message (len excludes the NUL) and
  * err the kind.  Values from kray_get() own their memory: release with kray_value_clear().
+ * A large object's bytes (over the inline limit, 64 KiB by default) are a read-only view
+ * of the object store's shared memory, not a copy: writing to them faults.
  */
 typedef struct kray_value {
 	enum kray_type type;
@@ -143,6 +146,27 @@ int kray_get(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms, kray_v
 /* Drops this process's references; an object nobody references is freed. */
 int kray_release(kray *k, const kray_ref *refs, size_t n);
 
+/*
+ * Creates an object of size bytes to be written in place (no extra copy): *ret_data is
+ * writable memory until kray_seal(), which publishes the object and unmaps it.  Objects
+ * over the inline limit live in a memfd from the object store's pool of pre-faulted
+ * memory, sealed (F_SEAL_WRITE|SHRINK|GROW|SEAL) before anyone else sees them.
+ * Returns 0, -ENOSPC (the store is full of pinned objects), -EINVAL or -EPIPE.
+ */
+int kray_create(kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
+
+/* Publishes an object made by kray_create().  Returns 0, -ENOENT (not being created
+ * here) or -EPIPE. */
+int kray_seal(kray *k, const kray_ref *ref);
+
+/*
+ * Waits until num_ready of the n objects exist (or the timeout passes: timeout_ms < 0
+ * waits forever, 0 only polls) and writes 1 or 0 per ref to ret_ready and the count to
+ * *ret_num_ready.  Returns 0 (also on timeout), -EINVAL or -EPIPE.
+ */
+int kray_wait(kray *k, const kray_ref *refs, size_t n, size_t num_ready, int64_t timeout_ms,
+	      uint8_t *ret_ready, size_t *ret_num_ready);
+
 /* Sends everything buffered. */
 int kray_flush(kray *k);
 
@@ -150,8 +174,17 @@ struct kray_stats {
 	uint64_t node, drivers, workers, workers_busy, workers_blocked;
 	uint64_t tasks_submitted, tasks_finished, tasks_failed, tasks_retried;
 	uint64_t tasks_queued, tasks_waiting;
-	uint64_t objects, object_bytes;
+	uint64_t objects; /* objects in the store, pending ones included */
+	uint64_t object_bytes; /* bytes of inline objects */
 	uint64_t workers_started, workers_died, frames_rejected;
+	uint64_t store_capacity; /* bytes */
+	uint64_t store_bytes; /* bytes of large objects in memory */
+	uint64_t objects_pinned; /* large objects some process has mapped */
+	uint64_t objects_spilled, bytes_spilled; /* now on disk */
+	uint64_t spilled_total, restored_total; /* bytes ever written to / read from disk */
+	uint64_t evicted_total; /* objects freed because nothing referenced them */
+	uint64_t pool_bytes; /* pre-faulted memory ready for new objects */
+	uint64_t reserved_[7];
 };
 
 /* Asks krayd for its counters. */

@@ -65,8 +65,22 @@ enum kray_msg_type {
 	KRAY_MSG_RESULT = 12, /* W->D  kray_msg_result + values */
 	KRAY_MSG_REJECT = 13, /* W->D  kray_msg_reject: task handed back unstarted */
 	KRAY_MSG_JOB = 14, /* D->W  kray_msg_job + code path */
-	KRAY_MSG_TYPE_MAX = 14,
+	KRAY_MSG_CREATE = 15, /* C->D  kray_msg_create: a memfd for a large object */
+	KRAY_MSG_CREATE_REPLY = 16, /* D->C  kray_msg_create_reply, + 1 fd on success */
+	KRAY_MSG_SEAL = 17, /* C->D  kray_msg_seal: the object is written; publish it */
+	KRAY_MSG_UNPIN = 18, /* C->D  kray_msg_refs: views of these objects were dropped */
+	KRAY_MSG_WAIT = 19, /* C->D  kray_msg_wait + oids */
+	KRAY_MSG_WAIT_REPLY = 20, /* D->C  kray_msg_refs + one byte per oid (1 = ready), padded */
+	KRAY_MSG_TYPE_MAX = 20,
 };
+
+/*
+ * File descriptors travel with frames by SCM_RIGHTS, krayd -> client only.  A frame that
+ * carries fds says how many in the low bits of its flags; they arrive no later than the
+ * frame's last byte and are taken in order, one per KRAY_WT_FD value.
+ */
+#define KRAY_FRAME_NFDS(flags) ((flags) & 0xffffu)
+#define KRAY_FDS_PER_MSG 253 /* SCM_MAX_FD */
 
 enum kray_role {
 	KRAY_ROLE_DRIVER = 1,
@@ -97,7 +111,11 @@ enum kray_wire_type {
 	KRAY_WT_BYTES = 3,
 	KRAY_WT_REF = 4, /* payload: struct kray_oid */
 	KRAY_WT_ERROR = 5, /* err: enum kray_wire_err, payload: message text */
-	KRAY_WT_MAX = 5,
+	KRAY_WT_FD = 6, /* a large object: payload = its oid, scalar = size; its sealed
+			 * memfd is the frame's next fd */
+	KRAY_WT_OBJECT = 7, /* RESULT only: payload = oid of a sealed object the worker
+			     * created; it becomes this return slot (moved, not copied) */
+	KRAY_WT_MAX = 7,
 };
 
 enum kray_wire_err {
@@ -108,7 +126,8 @@ enum kray_wire_err {
 	KRAY_WE_BAD_ARGS = 4, /* wrong argument count or type */
 	KRAY_WE_OBJECT_LOST = 5, /* an argument object does not exist */
 	KRAY_WE_INTERNAL = 6,
-	KRAY_WE_MAX = 6,
+	KRAY_WE_STORE_FULL = 7, /* the object store is full of pinned objects */
+	KRAY_WE_MAX = 7,
 };
 
 /* A value: this header, then `len` payload bytes padded to 8. */
@@ -184,6 +203,29 @@ struct kray_msg_reject {
 	struct kray_oid task;
 };
 
+struct kray_msg_create {
+	struct kray_oid oid; /* a put id of the sender */
+	__u64 size; /* > inline_max */
+};
+_Static_assert(sizeof(struct kray_msg_create) == 24, "create is 24 bytes");
+
+struct kray_msg_create_reply {
+	__s32 status; /* 0 (one fd follows) or -errno, e.g. -ENOSPC */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_create_reply) == 8, "create_reply is 8 bytes");
+
+struct kray_msg_seal {
+	struct kray_oid oid;
+};
+
+struct kray_msg_wait {
+	__s64 timeout_ms; /* < 0: wait forever */
+	__u32 n; /* oids that follow */
+	__u32 num_ready; /* answer once this many are ready */
+};
+_Static_assert(sizeof(struct kray_msg_wait) == 16, "wait is 16 bytes");
+
 struct kray_msg_job {
 	__u32 job;
 	__u32 path_len; /* code search path bytes that follow */
@@ -207,8 +249,19 @@ struct kray_wire_stats {
 	__u64 workers_started;
 	__u64 workers_died;
 	__u64 frames_rejected;
+	/* the object store */
+	__u64 store_capacity;
+	__u64 store_bytes; /* bytes of memfd objects in memory */
+	__u64 objects_pinned; /* objects some process has mapped */
+	__u64 objects_spilled; /* now on disk */
+	__u64 bytes_spilled; /* now on disk */
+	__u64 spilled_total; /* bytes ever written to disk */
+	__u64 restored_total; /* bytes ever read back */
+	__u64 evicted_total; /* objects freed because nothing referenced them */
+	__u64 pool_bytes; /* pre-faulted memory waiting in the pool */
+	__u64 reserved[7];
 };
-_Static_assert(sizeof(struct kray_wire_stats) == 128, "stats is 128 bytes");
+_Static_assert(sizeof(struct kray_wire_stats) == 256, "stats is 256 bytes");
 
 #define KRAY_PAD8(n) (((n) + 7u) & ~7u)
 

@@ -54,6 +54,7 @@ static double bits_f64(uint64_t u)
 }
 
 static const struct kray_oid OID_A = { 1, 2, 3, 0 };
+static const uint8_t zeros24[24];
 static const struct kray_oid OID_B = { 7, 8, 9, KRAY_OID_PUT };
 static const uint8_t BYTES5[5] = { 'h', 'e', 'l', 'l', 'o' };
 
@@ -191,15 +192,42 @@ static void build_job(struct frame *f)
 	frame_done(f, off);
 }
 
+static void build_wait(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_WAIT, 8);
+	struct kray_msg_wait m = { .timeout_ms = 250, .n = 2, .num_ready = 1 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	kbuf_put(&f->b, &OID_A, sizeof(OID_A));
+	kbuf_put(&f->b, &OID_B, sizeof(OID_B));
+	frame_done(f, off);
+}
+
+/* exec(int 1, FD OID_A of 1 MiB, FD OID_B of 2 MiB) */
+static void build_exec_fd(struct frame *f)
+{
+	size_t off = wire_begin(&f->b, KRAY_MSG_EXEC, 0);
+	struct kray_msg_exec m = { .task = { 1, 2, 3, 0 }, .job = 4, .num_returns = 1,
+				   .nargs = 3, .name_len = 4 };
+
+	kbuf_put(&f->b, &m, sizeof(m));
+	wire_put_padded(&f->b, "fdfn", 4);
+	wire_put_value(&f->b, KRAY_WT_INT64, 0, 1, NULL, 0);
+	wire_put_value(&f->b, KRAY_WT_FD, 0, 1 << 20, &OID_A, sizeof(OID_A));
+	wire_put_value(&f->b, KRAY_WT_FD, 0, 2 << 20, &OID_B, sizeof(OID_B));
+	frame_done(f, off);
+}
+
 /* Every variable-body decoder behind one signature. */
 enum dec_kind {
 	D_HELLO, D_SUBMIT, D_EXEC, D_RESULT, D_GET, D_GET_REPLY, D_PUT, D_REFS, D_ERROR,
-	D_JOB, D_HELLO_OK, D_REJECT, D_STATS, D_COUNT
+	D_JOB, D_HELLO_OK, D_REJECT, D_STATS, D_WAIT, D_CREATE, D_CREATE_REPLY, D_SEAL,
+	D_COUNT
 };
 
 static const char *const dec_names[D_COUNT] = {
 	"hello", "submit", "exec", "result", "get", "get_reply", "put", "refs", "error",
-	"job", "hello_ok", "reject", "stats",
+	"job", "hello_ok", "reject", "stats", "wait", "create", "create_reply", "seal",
 };
 
 /* Touches every byte a decoded value points at, so that sanitizers see overreads. */
@@ -226,6 +254,20 @@ static int walk_values(struct wire_rd r, uint32_t n)
 	return wire_rd_end(&r) ? -1 : 0;
 }
 
+/* Counts the FD values among n already-validated values. */
+static int count_fds(struct wire_rd r, uint32_t n)
+{
+	struct wire_value v;
+	int fds = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (wire_rd_value(&r, &v))
+			return -1;
+		fds += v.type == KRAY_WT_FD;
+	}
+	return fds;
+}
+
 /*
  * Runs decoder k over body.  Returns the decoder's result; when it accepted, also checks
  * that what it returned is consistent (walk_values == 0), else returns -1000.
@@ -245,6 +287,10 @@ static int run_dec(enum dec_kind k, const void *body, size_t len)
 		struct kray_msg_hello_ok hello_ok;
 		struct kray_msg_reject reject;
 		struct kray_wire_stats stats;
+		struct wire_wait wait;
+		struct kray_msg_create create;
+		struct kray_msg_create_reply create_reply;
+		struct kray_msg_seal seal;
 	} u;
 	int rc;
 
@@ -266,7 +312,8 @@ static int run_dec(enum dec_kind k, const void *body, size_t len)
 		rc = wire_dec_exec(body, len, &u.exec);
 		if (!rc) {
 			touch(u.exec.name, u.exec.m.name_len);
-			if (walk_values(u.exec.args, u.exec.m.nargs))
+			if (walk_values(u.exec.args, u.exec.m.nargs) ||
+			    count_fds(u.exec.args, u.exec.m.nargs) != u.exec.nfds)
 				return -1000;
 		}
 		return rc;
@@ -282,7 +329,8 @@ static int run_dec(enum dec_kind k, const void *body, size_t len)
 		return rc;
 	case D_GET_REPLY:
 		rc = wire_dec_get_reply(body, len, &u.get_reply);
-		if (!rc && walk_values(u.get_reply.values, u.get_reply.n))
+		if (!rc && (walk_values(u.get_reply.values, u.get_reply.n) ||
+			    count_fds(u.get_reply.values, u.get_reply.n) != u.get_reply.nfds))
 			return -1000;
 		return rc;
 	case D_PUT:
@@ -311,6 +359,20 @@ static int run_dec(enum dec_kind k, const void *body, size_t len)
 		return wire_dec_fixed(body, len, &u.reject, sizeof(u.reject));
 	case D_STATS:
 		return wire_dec_fixed(body, len, &u.stats, sizeof(u.stats));
+	case D_WAIT:
+		rc = wire_dec_wait(body, len, &u.wait);
+		if (!rc) {
+			touch(u.wait.ids.oids, u.wait.ids.n * sizeof(struct kray_oid));
+			if (u.wait.num_ready > u.wait.ids.n)
+				return -1000;
+		}
+		return rc;
+	case D_CREATE:
+		return wire_dec_fixed(body, len, &u.create, sizeof(u.create));
+	case D_CREATE_REPLY:
+		return wire_dec_fixed(body, len, &u.create_reply, sizeof(u.create_reply));
+	case D_SEAL:
+		return wire_dec_fixed(body, len, &u.seal, sizeof(u.seal));
 	default:
 		return -1000;
 	}
@@ -814,12 +876,13 @@ Test(roundtrip, fixed_bodies)
 /* ---- malformed bodies ---------------------------------------------------------------- */
 
 /* Builds every valid sample body: kinds[i] decodes frames[i]. */
-#define NSAMPLES 14
+#define NSAMPLES 18
 static void build_samples(struct frame *f, enum dec_kind *kinds)
 {
 	static struct kray_msg_hello_ok ok = { 1, 2, 3, 4 };
 	static struct kray_msg_reject rj = { { 5, 6, 7, 0 } };
 	static struct kray_wire_stats st = { .objects = 3 };
+	static struct kray_msg_create cr = { .oid = { 1, 2, 3, KRAY_OID_PUT }, .size = 1 << 20 };
 	size_t off;
 	int i = 0;
 
@@ -844,6 +907,14 @@ static void build_samples(struct frame *f, enum dec_kind *kinds)
 	off = wire_begin(&f[i].b, KRAY_MSG_REJECT, 0);
 	kbuf_put(&f[i].b, &rj, sizeof(rj));
 	frame_done(&f[i], off), kinds[i++] = D_REJECT;
+	build_wait(&f[i]), kinds[i++] = D_WAIT;
+	off = wire_begin(&f[i].b, KRAY_MSG_CREATE, 0);
+	kbuf_put(&f[i].b, &cr, sizeof(cr));
+	frame_done(&f[i], off), kinds[i++] = D_CREATE;
+	off = wire_begin(&f[i].b, KRAY_MSG_SEAL, 0);
+	kbuf_put(&f[i].b, &OID_B, sizeof(OID_B));
+	frame_done(&f[i], off), kinds[i++] = D_SEAL;
+	build_exec_fd(&f[i]), kinds[i++] = D_EXEC;
 	cr_assert_eq(i, NSAMPLES, "sample count");
 }
 
@@ -1019,7 +1090,7 @@ Test(malformed, value_rules)
 	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), 0, "baseline INT64 rejected");
 
 	v = (struct kray_wire_value){ .type = KRAY_WT_MAX + 1 };
-	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), -EBADMSG, "type 6 accepted");
+	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), -EBADMSG, "type KRAY_WT_MAX + 1 accepted");
 	v = (struct kray_wire_value){ .type = 0xff };
 	cr_assert_eq(dec_submit_raw_arg(v, NULL, 0), -EBADMSG, "type 255 accepted");
 
@@ -1386,6 +1457,194 @@ Test(malformed, reader_bounds)
 	cr_assert_eq(wire_rd_bytes(&r, SIZE_MAX - 3, &p), -EBADMSG, "huge n accepted");
 	cr_assert_eq(wire_rd_bytes(&r, (size_t)UINT32_MAX + 1, &p), -EBADMSG,
 		     "n of 4 GiB accepted");
+}
+
+/* ---- large-object values (FD, OBJECT) and WAIT --------------------------------------- */
+
+Test(roundtrip, exec_with_fds)
+{
+	struct frame f = { 0 };
+	struct wire_exec e;
+	struct wire_value v;
+	struct kray_oid o;
+
+	build_exec_fd(&f);
+	cr_assert_eq(wire_dec_exec(f.body, f.len, &e), 0, "exec with FD values rejected");
+	cr_assert_eq(e.nfds, 2, "nfds %d, want 2", e.nfds);
+	cr_assert_eq(wire_rd_value(&e.args, &v), 0, "arg 0");
+	cr_assert_eq(v.type, KRAY_WT_INT64, "arg 0 type");
+	cr_assert_eq(wire_rd_value(&e.args, &v), 0, "arg 1");
+	cr_assert_eq(v.type, KRAY_WT_FD, "arg 1 type %u", v.type);
+	cr_assert_eq(v.scalar, 1 << 20, "arg 1 size %llu", (unsigned long long)v.scalar);
+	memcpy(&o, v.data, sizeof(o));
+	cr_assert(oid_eq(&o, &OID_A), "arg 1 oid");
+	cr_assert_eq(wire_rd_value(&e.args, &v), 0, "arg 2");
+	cr_assert(v.type == KRAY_WT_FD && v.scalar == 2 << 20, "arg 2");
+	cr_assert_eq(wire_rd_end(&e.args), 0, "args not consumed exactly");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, get_reply_with_fd)
+{
+	struct frame f = { 0 };
+	struct wire_get_reply g;
+	size_t off = wire_begin(&f.b, KRAY_MSG_GET_REPLY, 1);
+	struct kray_msg_get_reply m = { .status = 0, .n = 2 };
+
+	kbuf_put(&f.b, &m, sizeof(m));
+	wire_put_value(&f.b, KRAY_WT_FD, 0, 123456, &OID_A, sizeof(OID_A));
+	wire_put_value(&f.b, KRAY_WT_INT64, 0, 1, NULL, 0);
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_get_reply(f.body, f.len, &g), 0, "get_reply with an FD rejected");
+	cr_assert_eq(g.nfds, 1, "nfds %d, want 1", g.nfds);
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, result_with_object)
+{
+	struct frame f = { 0 };
+	struct wire_result res;
+	struct wire_value v;
+	size_t off = wire_begin(&f.b, KRAY_MSG_RESULT, 0);
+	struct kray_msg_result m = { .task = { 1, 2, 3, 0 }, .n = 2 };
+
+	kbuf_put(&f.b, &m, sizeof(m));
+	wire_put_value(&f.b, KRAY_WT_OBJECT, 0, 0, &OID_B, sizeof(OID_B));
+	wire_put_value(&f.b, KRAY_WT_NIL, 0, 0, NULL, 0);
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_result(f.body, f.len, &res), 0, "result with an OBJECT rejected");
+	cr_assert_eq(wire_rd_value(&res.values, &v), 0, "value 0");
+	cr_assert_eq(v.type, KRAY_WT_OBJECT, "value 0 type %u", v.type);
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, wait)
+{
+	struct frame f = { 0 };
+	struct wire_wait w;
+	struct kray_oid o[2];
+
+	build_wait(&f);
+	cr_assert_eq(wire_dec_wait(f.body, f.len, &w), 0, "valid wait rejected");
+	cr_assert_eq(w.timeout_ms, 250, "timeout_ms");
+	cr_assert_eq(w.num_ready, 1, "num_ready");
+	cr_assert_eq(w.ids.n, 2, "n");
+	memcpy(o, w.ids.oids, sizeof(o));
+	cr_assert(oid_eq(&o[0], &OID_A) && oid_eq(&o[1], &OID_B), "oids differ");
+	kbuf_free(&f.b);
+}
+
+Test(roundtrip, create_and_seal_fixed)
+{
+	struct kray_msg_create c = { .oid = { 1, 2, 3, KRAY_OID_PUT }, .size = 99 }, c2;
+	struct kray_msg_create_reply r = { .status = -ENOSPC }, r2;
+	struct kray_msg_seal s = { .oid = { 4, 5, 6, KRAY_OID_PUT } }, s2;
+
+	cr_assert_eq(wire_dec_fixed(&c, sizeof(c), &c2, sizeof(c2)), 0, "create");
+	cr_assert(c2.size == 99 && oid_eq(&c2.oid, &c.oid), "create differs");
+	cr_assert_eq(wire_dec_fixed(&r, sizeof(r), &r2, sizeof(r2)), 0, "create_reply");
+	cr_assert_eq(r2.status, -ENOSPC, "create_reply status");
+	cr_assert_eq(wire_dec_fixed(&s, sizeof(s), &s2, sizeof(s2)), 0, "seal");
+	cr_assert(oid_eq(&s2.oid, &s.oid), "seal differs");
+	cr_assert_eq(wire_dec_fixed(&c, sizeof(c) - 8, &c2, sizeof(c2)), -EBADMSG,
+		     "short create accepted");
+}
+
+/* Where FD and OBJECT values may appear, and their shape. */
+Test(malformed, fd_and_object_placement)
+{
+	struct kray_wire_value fd = { .type = KRAY_WT_FD, .len = 16, .scalar = 1 << 20 };
+	struct kray_wire_value obj = { .type = KRAY_WT_OBJECT, .len = 16 };
+	struct kbuf b = { 0 };
+	struct wire_put p;
+	struct wire_get_reply g;
+
+	/* clients never send fds: not in submit args, not in a put */
+	cr_assert_eq(dec_submit_raw_arg(fd, &OID_A, 16), -EBADMSG, "FD in submit args accepted");
+	cr_assert_eq(dec_submit_raw_arg(obj, &OID_A, 16), -EBADMSG,
+		     "OBJECT in submit args accepted");
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	kbuf_put(&b, &fd, sizeof(fd));
+	kbuf_put(&b, &OID_B, sizeof(OID_B));
+	cr_assert_eq(wire_dec_put(b.data, b.len, &p), -EBADMSG, "put of an FD accepted");
+	kbuf_free(&b);
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	kbuf_put(&b, &obj, sizeof(obj));
+	kbuf_put(&b, &OID_B, sizeof(OID_B));
+	cr_assert_eq(wire_dec_put(b.data, b.len, &p), -EBADMSG, "put of an OBJECT accepted");
+	kbuf_free(&b);
+
+	/* a worker result may name an OBJECT, never an FD */
+	cr_assert_eq(dec_result_raw(obj, &OID_A, 16), 0, "OBJECT in a result rejected");
+	cr_assert_eq(dec_result_raw(fd, &OID_A, 16), -EBADMSG, "FD in a result accepted");
+
+	/* a get reply carries FDs but not OBJECTs */
+	struct kray_msg_get_reply m = { .n = 1 };
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &obj, sizeof(obj));
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_get_reply(b.data, b.len, &g), -EBADMSG,
+		     "OBJECT in a get reply accepted");
+	kbuf_free(&b);
+
+	/* shape: 16-byte oid payload, no err */
+	fd.len = 8;
+	cr_assert_eq(dec_result_raw(fd, &OID_A, 8), -EBADMSG, "FD with len 8 accepted");
+	obj.len = 24;
+	cr_assert_eq(dec_result_raw(obj, zeros24, 24), -EBADMSG, "OBJECT with len 24 accepted");
+	obj.len = 16;
+	obj.err = KRAY_WE_TASK;
+	cr_assert_eq(dec_result_raw(obj, &OID_A, 16), -EBADMSG, "OBJECT with err accepted");
+}
+
+/* FD values in an exec are only for large objects; REF/ERROR/OBJECT are not allowed. */
+Test(malformed, exec_value_types)
+{
+	static const uint8_t bad[] = { KRAY_WT_REF, KRAY_WT_ERROR, KRAY_WT_OBJECT };
+
+	for (size_t i = 0; i < sizeof(bad); i++) {
+		struct kbuf b = { 0 };
+		struct kray_msg_exec m = { .num_returns = 1, .nargs = 1, .name_len = 1 };
+		struct wire_exec e;
+
+		kbuf_put(&b, &m, sizeof(m));
+		wire_put_padded(&b, "f", 1);
+		wire_put_value(&b, bad[i], bad[i] == KRAY_WT_ERROR ? KRAY_WE_TASK : 0, 0, &OID_A,
+			       sizeof(OID_A));
+		cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG,
+			     "value type %u in exec args accepted", bad[i]);
+		kbuf_free(&b);
+	}
+}
+
+Test(malformed, wait_rules)
+{
+	struct kbuf b = { 0 };
+	struct kray_msg_wait m = { .timeout_ms = -1, .n = 1, .num_ready = 2 };
+	struct wire_wait w;
+
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_wait(b.data, b.len, &w), -EBADMSG, "num_ready > n accepted");
+	kbuf_free(&b);
+
+	m = (struct kray_msg_wait){ .n = 2, .num_ready = 1 };
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &OID_A, sizeof(OID_A));
+	cr_assert_eq(wire_dec_wait(b.data, b.len, &w), -EBADMSG, "wait n=2 with 1 oid accepted");
+	kbuf_free(&b);
+
+	m = (struct kray_msg_wait){ .n = KRAY_REFS_MAX + 1, .num_ready = 1 };
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, NULL, (size_t)(KRAY_REFS_MAX + 1) * 16);
+	cr_assert_eq(wire_dec_wait(b.data, b.len, &w), -EBADMSG,
+		     "wait n > KRAY_REFS_MAX accepted");
+	kbuf_free(&b);
+
+	m = (struct kray_msg_wait){ .n = 0, .num_ready = 0 };
+	kbuf_put(&b, &m, sizeof(m));
+	cr_assert_eq(wire_dec_wait(b.data, b.len, &w), 0, "empty wait rejected");
+	kbuf_free(&b);
 }
 
 /* ---- randomized mutations ------------------------------------------------------------ */

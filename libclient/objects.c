@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Objects on the client side: the memory behind kray_values, read-only views of large
+ * objects, the small values this process already has, and creating large objects.
+ *
+ * A large object arrives as a sealed memfd.  It is checked (all four seals, the size
+ * krayd announced) and mapped read-only once per process: later gets of the same object,
+ * here or by another value, share the mapping.  When the last value using a view is
+ * cleared, it is unmapped and krayd is told (UNPIN), so the object may be freed or spilled.
+ *
+ * Small values this process put or got are kept (they are immutable) until it releases
+ * its reference, so getting them again needs no round trip: in Ray, small objects live in
+ * their owner's memory for the same reason.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <numa.h>
+#include <numaif.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+static const struct kray_oid *oid(const kray_ref *r)
+{
+	return (const struct kray_oid *)r;
+}
+
+static struct kray_mem *mem_new(uint8_t type, uint64_t scalar, const void *data, size_t len)
+{
+	struct kray_mem *m = malloc(sizeof(*m) + len + 1);
+
+	if (!m)
+		abort();
+	*m = (struct kray_mem){ .kind = MEM_HEAP, .refs = 1, .len = len, .type = type,
+				.scalar = scalar };
+	if (len)
+		memcpy(m->data, data, len);
+	m->data[len] = 0; /* error text (and text bytes) can be used as a C string */
+	return m;
+}
+
+static void mem_put(struct kray_mem *m)
+{
+	if (--m->refs == 0)
+		free(m);
+}
+
+static void value_from_mem(struct kray_mem *m, kray_value *v)
+{
+	*v = (kray_value){ .type = (enum kray_type)m->type, .priv_ = m };
+	switch (m->type) {
+	case KRAY_WT_INT64:
+		memcpy(&v->i, &m->scalar, sizeof(v->i));
+		break;
+	case KRAY_WT_F64:
+		memcpy(&v->f, &m->scalar, sizeof(v->f));
+		break;
+	case KRAY_WT_BYTES:
+	case KRAY_WT_ERROR:
+		v->data = m->data;
+		v->len = m->len;
+		v->err = (enum kray_errkind)(m->scalar & 0xff);
+		break;
+	}
+}
+
+static void view_put(struct view *vw)
+{
+	struct kray *k = vw->k;
+
+	if (--vw->refs)
+		return;
+	munmap(vw->addr, vw->size);
+	if (k) {
+		struct kray_msg_refs m = { .n = 1 };
+		size_t off;
+
+		oidmap_del(&k->views, oid(&vw->id));
+		if (!k->broken) {
+			off = wire_begin(&k->out, KRAY_MSG_UNPIN, 0);
+			kbuf_put(&k->out, &m, sizeof(m));
+			kbuf_put(&k->out, &vw->id, sizeof(vw->id));
+			wire_end(&k->out, off);
+			/* A worker's unpins go with its results; a driver's go now, so krayd
+			 * can free or spill the object. */
+			if (!k->ws)
+				kc_flush(k);
+		}
+	}
+	free(vw);
+}
+
+KRAY_EXPORT void kray_value_clear(kray_value *v)
+{
+	uint32_t *kind;
+
+	if (!v)
+		return;
+	kind = v->priv_;
+	if (kind && *kind == MEM_HEAP)
+		mem_put(v->priv_);
+	else if (kind && *kind == MEM_VIEW)
+		view_put(v->priv_);
+	*v = (kray_value){ .type = KRAY_NIL };
+}
+
+void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret)
+{
+	value_from_mem(mem_new(type, scalar, data, len), ret);
+}
+
+static void value_from_view(struct view *vw, kray_value *v)
+{
+	vw->refs++;
+	*v = (kray_value){ .type = KRAY_BYTES, .data = vw->addr, .len = vw->size, .priv_ = vw };
+}
+
+static void error_value(kray_value *v, const char *fmt, const kray_ref *id, const char *why)
+{
+	char msg[256];
+	struct kray_mem *m;
+
+	snprintf(msg, sizeof(msg), fmt, id->node, id->owner, id->seq, id->index, why);
+	m = mem_new(KRAY_WT_ERROR, KRAY_WE_INTERNAL, msg, strlen(msg));
+	value_from_mem(m, v);
+}
+
+/* Maps a large object's memfd read-only after checking that it really is sealed. */
+static struct view *map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
+			   const char **ret_why)
+{
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+	struct view *vw;
+	void *p;
+
+	if (seals < 0 || (seals & ALL_SEALS) != ALL_SEALS) {
+		*ret_why = "its memfd is not sealed";
+		return NULL;
+	}
+	if (fstat(fd, &st) || (uint64_t)st.st_size != size) {
+		*ret_why = "its memfd's size does not match";
+		return NULL;
+	}
+	p = size ? mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0) : NULL;
+	if (p == MAP_FAILED) {
+		*ret_why = strerror(errno);
+		return NULL;
+	}
+	vw = calloc(1, sizeof(*vw));
+	if (!vw)
+		abort();
+	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .id = *id, .addr = p, .size = size,
+			     .fd = -1 };
+	bool fresh;
+
+	*oidmap_upsert(&k->views, oid(id), &fresh) = (uint64_t)(uintptr_t)vw;
+	return vw;
+}
+
+void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret)
+{
+	struct kray_mem *m;
+	uint64_t *slot;
+	kray_ref id;
+	const char *why = "no descriptor came with it";
+	int fd;
+
+	if (w->type != KRAY_WT_FD) {
+		m = mem_new(w->type, w->type == KRAY_WT_ERROR ? w->err : w->scalar, w->data,
+			    w->len);
+		value_from_mem(m, ret);
+		return;
+	}
+	memcpy(&id, w->data, sizeof(id));
+	fd = *fds ? **fds : -1;
+	if (*fds) {
+		**fds = -1; /* taken: closed here, not by kc_consume() */
+		(*fds)++;
+	}
+	slot = oidmap_get(&k->views, oid(&id));
+	if (slot) {
+		/* Mapped already: krayd pinned it once more; one pin per view is enough. */
+		struct view *vw = (struct view *)(uintptr_t)*slot;
+		struct kray_msg_refs msg = { .n = 1 };
+		size_t off = wire_begin(&k->out, KRAY_MSG_UNPIN, 0);
+
+		kbuf_put(&k->out, &msg, sizeof(msg));
+		kbuf_put(&k->out, &id, sizeof(id));
+		wire_end(&k->out, off);
+		if (fd >= 0)
+			close(fd);
+		value_from_view(vw, ret);
+		return;
+	}
+	if (fd >= 0) {
+		struct view *vw = map_fd(k, &id, fd, w->scalar, &why);
+
+		close(fd);
+		if (vw) {
+			value_from_view(vw, ret);
+			return;
+		}
+	}
+	error_value(ret, "object %u.%u.%u.%u cannot be mapped: %s", &id, why);
+}
+
+bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
+{
+	uint64_t *slot = oidmap_get(&k->cache, oid(id));
+
+	if (slot) {
+		struct kray_mem *m = (struct kray_mem *)(uintptr_t)*slot;
+
+		m->refs++;
+		value_from_mem(m, ret);
+		return true;
+	}
+	slot = oidmap_get(&k->views, oid(id));
+	if (slot) {
+		value_from_view((struct view *)(uintptr_t)*slot, ret);
+		return true;
+	}
+	return false;
+}
+
+void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v)
+{
+	struct kray_mem *m;
+	uint64_t scalar = 0;
+	bool fresh;
+	uint64_t *slot;
+
+	if (v->type == KRAY_ERROR || v->type == KRAY_REF)
+		return;
+	if (v->type == KRAY_INT64)
+		memcpy(&scalar, &v->i, sizeof(scalar));
+	else if (v->type == KRAY_F64)
+		memcpy(&scalar, &v->f, sizeof(scalar));
+	slot = oidmap_upsert(&k->cache, oid(id), &fresh);
+	if (!fresh)
+		return;
+	if (v->priv_ && *(uint32_t *)v->priv_ == MEM_HEAP) {
+		m = v->priv_;
+		m->refs++;
+	} else {
+		m = mem_new((uint8_t)v->type, scalar, v->data, v->type == KRAY_BYTES ? v->len : 0);
+	}
+	*slot = (uint64_t)(uintptr_t)m;
+}
+
+void kc_cache_drop(struct kray *k, const kray_ref *id)
+{
+	uint64_t *slot = oidmap_get(&k->cache, oid(id));
+
+	if (!slot)
+		return;
+	mem_put((struct kray_mem *)(uintptr_t)*slot);
+	oidmap_del(&k->cache, oid(id));
+}
+
+void kc_objects_fini(struct kray *k)
+{
+	oidmap_for_each(&k->cache, s) mem_put((struct kray_mem *)(uintptr_t)s->val);
+	oidmap_free(&k->cache);
+	/* Values still using a view keep their mapping; it is theirs to clear. */
+	oidmap_for_each(&k->views, s)((struct view *)(uintptr_t)s->val)->k = NULL;
+	oidmap_free(&k->views);
+	oidmap_for_each(&k->writing, s)
+	{
+		struct view *vw = (struct view *)(uintptr_t)s->val;
+
+		munmap(vw->addr, vw->size);
+		close(vw->fd);
+		free(vw);
+	}
+	oidmap_free(&k->writing);
+}
+
+/* Prefers the NUMA node this thread runs on for pages the object does not have yet
+ * (a no-op on one node; pooled pages are already placed by krayd). */
+static void bind_local(void *p, size_t size)
+{
+	static int nodes = -1;
+	unsigned long mask;
+	int node;
+
+	if (nodes < 0)
+		nodes = numa_available() < 0 ? 0 : numa_max_node() + 1;
+	if (nodes <= 1 || nodes > (int)(8 * sizeof(mask)))
+		return;
+	node = numa_node_of_cpu(sched_getcpu());
+	if (node < 0)
+		return;
+	mask = 1ul << node;
+	mbind(p, size, MPOL_PREFERRED, &mask, sizeof(mask) * 8, MPOL_MF_MOVE);
+}
+
+int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
+{
+	struct kray_msg_create m = { .size = size };
+	struct kray_msg_create_reply rep;
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	uint64_t req = ++k->next_req;
+	struct view *vw;
+	size_t off;
+	int r, fd, *fds;
+	void *p;
+	bool fresh;
+
+	m.oid = (struct kray_oid){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
+	off = wire_begin(&k->out, KRAY_MSG_CREATE, req);
+	kbuf_put(&k->out, &m, sizeof(m));
+	wire_end(&k->out, off);
+	r = kc_wait(k, KRAY_MSG_CREATE_REPLY, req, &h, &body);
+	if (r)
+		return r;
+	if (wire_dec_fixed(body, h.len, &rep, sizeof(rep)) ||
+	    KRAY_FRAME_NFDS(h.flags) != (rep.status ? 0u : 1u)) {
+		kc_consume(k, &h);
+		k->broken = true;
+		return kc_fail(k, -EBADMSG, "malformed create reply from krayd");
+	}
+	if (rep.status) {
+		kc_consume(k, &h);
+		return kc_fail(k, rep.status, "cannot create an object of %zu bytes: %s", size,
+			       rep.status == -ENOSPC ? "the object store is full of pinned objects" :
+						       strerror(-rep.status));
+	}
+	fds = kc_frame_fds(k, &h);
+	fd = fds[0];
+	fds[0] = -1;
+	kc_consume(k, &h);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		r = -errno;
+		close(fd);
+		return kc_fail(k, r, "mmap of a new object: %s", strerror(-r));
+	}
+	bind_local(p, size);
+	/* One batched fault pass instead of a fault per page while the caller writes. */
+	madvise(p, size, MADV_POPULATE_WRITE);
+	vw = calloc(1, sizeof(*vw));
+	if (!vw)
+		abort();
+	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .addr = p, .size = size, .fd = fd };
+	memcpy(&vw->id, &m.oid, sizeof(vw->id));
+	*oidmap_upsert(&k->writing, &m.oid, &fresh) = (uint64_t)(uintptr_t)vw;
+	*ret_ref = vw->id;
+	*ret_data = p;
+	return 0;
+}
+
+KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
+{
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!ret_ref || !ret_data)
+		return kc_fail(k, -EINVAL, "kray_create needs ret_ref and ret_data");
+	if (size <= k->inline_max) {
+		/* Small: a heap buffer, sent inline by kray_seal(). */
+		struct view *vw = calloc(1, sizeof(*vw));
+		bool fresh;
+
+		if (!vw || !(vw->addr = malloc(size ? size : 1)))
+			abort();
+		vw->kind = MEM_HEAP;
+		vw->size = size;
+		vw->fd = -1;
+		vw->id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
+		*oidmap_upsert(&k->writing, oid(&vw->id), &fresh) = (uint64_t)(uintptr_t)vw;
+		*ret_ref = vw->id;
+		*ret_data = vw->addr;
+		return 0;
+	}
+	return kc_create(k, size, ret_ref, ret_data);
+}
+
+/* Sends a PUT of an inline value under id. */
+void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v);
+
+KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
+{
+	uint64_t *slot = ref ? oidmap_get(&k->writing, oid(ref)) : NULL;
+	struct kray_msg_seal m;
+	struct view *vw;
+	size_t off;
+
+	if (!slot)
+		return kc_fail(k, -ENOENT, "kray_seal: not an object this process is creating");
+	vw = (struct view *)(uintptr_t)*slot;
+	oidmap_del(&k->writing, oid(ref));
+	if (vw->kind == MEM_HEAP) {
+		kray_value v = KRAY_V_BYTES(vw->addr, vw->size);
+
+		kc_put_inline(k, ref, &v);
+		free(vw->addr);
+		free(vw);
+		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
+	}
+	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails. */
+	munmap(vw->addr, vw->size);
+	close(vw->fd);
+	free(vw);
+	memcpy(&m.oid, ref, sizeof(m.oid));
+	off = wire_begin(&k->out, KRAY_MSG_SEAL, 0);
+	kbuf_put(&k->out, &m, sizeof(m));
+	wire_end(&k->out, off);
+	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
+}

@@ -1,0 +1,1623 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * End-to-end tests of tasks and objects through the public C API (kray.h): every test
+ * starts its own krayd, either a private one through kray_init(address = NULL) or one the
+ * harness starts on its own socket, and runs the remote functions of
+ * tests/fixtures/testfns.c in it.  Covers results, refs as arguments, put/get, multiple
+ * returns, nested tasks with every CPU slot busy, error propagation, worker deaths and
+ * retries, get timeouts, bad input, many drivers at once, and clients that send garbage.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <kray/kray.h>
+
+#include "../../common/wire.h"
+#include "harness.h"
+
+TestSuite(tasks, .fini = harness_cleanup, .timeout = 60);
+
+static kray_value bytes_of(const char *s)
+{
+	return KRAY_V_BYTES(s, strlen(s));
+}
+
+/* ---- results ------------------------------------------------------------------------- */
+
+/* The README's first example: square(0..3) -> [0, 1, 4, 9]. */
+Test(tasks, seed_example, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_ref refs[4];
+	kray_value vals[4];
+	int rc;
+
+	for (int i = 0; i < 4; i++) {
+		kray_value a = KRAY_V_INT(i);
+
+		rc = kray_call(k, "square", &a, 1, NULL, &refs[i]);
+		cr_assert_eq(rc, 0, "kray_call(square, %d): %d %s", i, rc, kray_errmsg(k));
+	}
+	rc = kray_get(k, refs, 4, 30000, vals);
+	cr_assert_eq(rc, 0, "kray_get: %d %s", rc, kray_errmsg(k));
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(vals[i].type, KRAY_INT64, "value %d has type %d", i, vals[i].type);
+		cr_assert_eq(vals[i].i, i * i, "square(%d) = %lld", i, (long long)vals[i].i);
+		kray_value_clear(&vals[i]);
+	}
+	cr_assert_eq(kray_release(k, refs, 4), 0, "kray_release: %s", kray_errmsg(k));
+	harness_shutdown(k);
+}
+
+/* Scalar and bytes values travel both ways unchanged. */
+Test(tasks, value_types, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a[2] = { KRAY_V_F64(1.5), KRAY_V_F64(2.25) };
+	kray_value v = { 0 };
+	kray_ref r;
+	int rc;
+
+	r = harness_call1(k, "sum_f64", a, 2);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "sum_f64: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_F64, "sum_f64 type %d", v.type);
+	cr_assert_float_eq(v.f, 3.75, 0.0, "sum_f64 = %g", v.f);
+	kray_value_clear(&v);
+
+	static const char msg[] = "bytes \0 with a NUL and \xff high bytes";
+	kray_value b = KRAY_V_BYTES(msg, sizeof(msg));
+
+	r = harness_call1(k, "echo_bytes", &b, 1);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "echo_bytes: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES, "echo_bytes type %d", v.type);
+	cr_assert_eq(v.len, sizeof(msg), "echo_bytes len %zu", v.len);
+	cr_assert(!memcmp(v.data, msg, sizeof(msg)), "echo_bytes content differs");
+	kray_value_clear(&v);
+
+	b = KRAY_V_BYTES(NULL, 0);
+	r = harness_call1(k, "echo_bytes", &b, 1);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "echo_bytes(empty): %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES, "echo_bytes(empty) type %d", v.type);
+	cr_assert_eq(v.len, 0, "echo_bytes(empty) len %zu", v.len);
+	kray_value_clear(&v);
+
+	kray_value neg = KRAY_V_INT(-3037000499LL);
+	harness_expect_int(k, "square", &neg, 1, 3037000499LL * 3037000499LL);
+
+	/* tasks run in worker processes, not in the driver */
+	r = harness_call1(k, "pid", NULL, 0);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "pid: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_INT64 && v.i > 0 && v.i != getpid(),
+		  "pid() returned %lld, the driver is %d", (long long)v.i, (int)getpid());
+	harness_shutdown(k);
+}
+
+/* A value can be fetched more than once, and twice in one get. */
+Test(tasks, get_twice, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a = KRAY_V_INT(12);
+	kray_ref r = harness_call1(k, "square", &a, 1);
+	kray_ref two[2] = { r, r };
+	kray_value v[2];
+	int rc;
+
+	rc = harness_get1(k, r, 30000, &v[0]);
+	cr_assert_eq(rc, 0, "first get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v[0].type == KRAY_INT64 && v[0].i == 144, "first get: %lld",
+		  (long long)v[0].i);
+	kray_value_clear(&v[0]);
+	rc = harness_get1(k, r, 30000, &v[0]);
+	cr_assert_eq(rc, 0, "second get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v[0].type == KRAY_INT64 && v[0].i == 144, "second get: %lld",
+		  (long long)v[0].i);
+	kray_value_clear(&v[0]);
+	rc = kray_get(k, two, 2, 30000, v);
+	cr_assert_eq(rc, 0, "get [r, r]: %d %s", rc, kray_errmsg(k));
+	for (int i = 0; i < 2; i++) {
+		cr_assert(v[i].type == KRAY_INT64 && v[i].i == 144, "get [r, r][%d]: %lld", i,
+			  (long long)v[i].i);
+		kray_value_clear(&v[i]);
+	}
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* 10,000 async tasks, then every object is freed once the refs are released. */
+Test(tasks, ten_thousand_tasks, .timeout = 60)
+{
+	enum { N = 10000 };
+	kray *k = harness_embedded(2);
+	kray_ref *refs = calloc(N, sizeof(*refs));
+	kray_value *vals = calloc(N, sizeof(*vals));
+	struct kray_stats st;
+	int64_t deadline;
+	int rc;
+
+	cr_assert(refs && vals, "out of memory");
+	for (int i = 0; i < N; i++) {
+		kray_value a = KRAY_V_INT(i);
+
+		rc = kray_call(k, "square", &a, 1, NULL, &refs[i]);
+		cr_assert_eq(rc, 0, "kray_call %d: %d %s", i, rc, kray_errmsg(k));
+	}
+	rc = kray_get(k, refs, N, 50000, vals);
+	cr_assert_eq(rc, 0, "kray_get of %d refs: %d %s", N, rc, kray_errmsg(k));
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(vals[i].type, KRAY_INT64, "value %d has type %d", i, vals[i].type);
+		cr_assert_eq(vals[i].i, (int64_t)i * i, "square(%d) = %lld", i,
+			     (long long)vals[i].i);
+		kray_value_clear(&vals[i]);
+	}
+	st = harness_status(k);
+	cr_assert_geq(st.tasks_submitted, N, "tasks_submitted %llu",
+		      (unsigned long long)st.tasks_submitted);
+	cr_assert_geq(st.tasks_finished, N, "tasks_finished %llu",
+		      (unsigned long long)st.tasks_finished);
+	cr_assert_geq(st.objects, N, "objects %llu before release",
+		      (unsigned long long)st.objects);
+
+	rc = kray_release(k, refs, N);
+	cr_assert_eq(rc, 0, "kray_release: %d %s", rc, kray_errmsg(k));
+	deadline = harness_now_ms() + 10000;
+	do {
+		st = harness_status(k);
+		if (!st.objects)
+			break;
+		usleep(20000);
+	} while (harness_now_ms() < deadline);
+	cr_assert_eq(st.objects, 0, "%llu objects (%llu bytes) left 10 s after releasing all",
+		     (unsigned long long)st.objects, (unsigned long long)st.object_bytes);
+	free(refs);
+	free(vals);
+	harness_shutdown(k);
+}
+
+/* ---- refs as arguments --------------------------------------------------------------- */
+
+Test(tasks, ref_arguments, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a = KRAY_V_INT(3);
+	kray_ref r1 = harness_call1(k, "square", &a, 1);
+	kray_value args[2] = { KRAY_V_REF(r1), KRAY_V_INT(1) };
+
+	/* add(square(3), 1) = 10 */
+	harness_expect_int(k, "add", args, 2, 10);
+	/* both arguments refs: add(9, 9) */
+	args[1] = KRAY_V_REF(r1);
+	harness_expect_int(k, "add", args, 2, 18);
+	/* the function sees the resolved value, never a REF */
+	harness_expect_int(k, "type_of", args, 1, KRAY_INT64);
+	kray_release(k, &r1, 1);
+	harness_shutdown(k);
+}
+
+/* A chain of 100 adds, each waiting for the previous one. */
+Test(tasks, dependent_chain, .timeout = 60)
+{
+	enum { N = 100 };
+	kray *k = harness_embedded(2);
+	kray_ref refs[N];
+	kray_value v = { 0 };
+	int rc;
+
+	kray_value first[2] = { KRAY_V_INT(0), KRAY_V_INT(1) };
+	refs[0] = harness_call1(k, "add", first, 2);
+	for (int i = 1; i < N; i++) {
+		kray_value a[2] = { KRAY_V_REF(refs[i - 1]), KRAY_V_INT(1) };
+
+		refs[i] = harness_call1(k, "add", a, 2);
+	}
+	rc = harness_get1(k, refs[N - 1], 50000, &v);
+	cr_assert_eq(rc, 0, "get of the chain's end: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_INT64 && v.i == N, "chain of %d adds gave %lld (type %d)", N,
+		  (long long)v.i, v.type);
+	rc = harness_get1(k, refs[N / 2], 1000, &v);
+	cr_assert(rc == 0 && v.i == N / 2 + 1, "middle of the chain: rc %d value %lld", rc,
+		  (long long)v.i);
+	kray_release(k, refs, N);
+	harness_shutdown(k);
+}
+
+/* ---- put ----------------------------------------------------------------------------- */
+
+Test(tasks, put_objects, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	static const char text[] = "hello kray";
+	kray_value in, v = { 0 };
+	kray_ref pi, pb, pf, pe;
+	int rc;
+
+	in = KRAY_V_INT(7);
+	rc = kray_put(k, &in, &pi);
+	cr_assert_eq(rc, 0, "kray_put(int): %d %s", rc, kray_errmsg(k));
+	in = bytes_of(text);
+	rc = kray_put(k, &in, &pb);
+	cr_assert_eq(rc, 0, "kray_put(bytes): %d %s", rc, kray_errmsg(k));
+	in = KRAY_V_F64(0.5);
+	rc = kray_put(k, &in, &pf);
+	cr_assert_eq(rc, 0, "kray_put(f64): %d %s", rc, kray_errmsg(k));
+	in = KRAY_V_BYTES(NULL, 0);
+	rc = kray_put(k, &in, &pe);
+	cr_assert_eq(rc, 0, "kray_put(empty bytes): %d %s", rc, kray_errmsg(k));
+
+	/* get back what was put */
+	rc = harness_get1(k, pb, 10000, &v);
+	cr_assert_eq(rc, 0, "get of a put: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES, "type %d", v.type);
+	cr_assert(v.len == strlen(text) && !memcmp(v.data, text, v.len),
+		  "put bytes came back as %.*s", (int)v.len, (const char *)v.data);
+	kray_value_clear(&v);
+	rc = harness_get1(k, pi, 10000, &v);
+	cr_assert(rc == 0 && v.type == KRAY_INT64 && v.i == 7, "get of put(7): rc %d", rc);
+	rc = harness_get1(k, pe, 10000, &v);
+	cr_assert(rc == 0 && v.type == KRAY_BYTES && v.len == 0,
+		  "get of put(empty): rc %d type %d len %zu", rc, v.type, v.len);
+	kray_value_clear(&v);
+
+	/* puts as arguments */
+	kray_value a = KRAY_V_REF(pi);
+	harness_expect_int(k, "square", &a, 1, 49);
+
+	a = KRAY_V_REF(pb);
+	kray_ref r = harness_call1(k, "echo_bytes", &a, 1);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "echo_bytes(put): %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == strlen(text) && !memcmp(v.data, text, v.len),
+		  "echo_bytes(put) differs");
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+
+	kray_value f[2] = { KRAY_V_REF(pf), KRAY_V_F64(0.25) };
+	r = harness_call1(k, "sum_f64", f, 2);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert(rc == 0 && v.type == KRAY_F64 && v.f == 0.75, "sum_f64(put 0.5, 0.25): rc %d",
+		  rc);
+	kray_release(k, &r, 1);
+
+	/* neither a REF nor an ERROR can be put */
+	kray_ref bad = { 0xdead, 0xdead, 0xdead, 0xdead }, keep = bad;
+	in = KRAY_V_REF(pi);
+	rc = kray_put(k, &in, &bad);
+	cr_assert_lt(rc, 0, "kray_put of a REF returned %d", rc);
+	cr_assert(!memcmp(&bad, &keep, sizeof(bad)), "failed kray_put wrote its ref");
+	in = (kray_value){ .type = KRAY_ERROR, .err = KRAY_ERR_TASK, .data = "x", .len = 1 };
+	rc = kray_put(k, &in, &bad);
+	cr_assert_lt(rc, 0, "kray_put of an ERROR returned %d", rc);
+
+	kray_ref all[4] = { pi, pb, pf, pe };
+	kray_release(k, all, 4);
+	harness_shutdown(k);
+}
+
+/* Objects past the inline limit (64 KiB by default), both put and returned. */
+Test(tasks, large_objects, .timeout = 60)
+{
+	enum { PUT_LEN = 1 << 20, RET_LEN = 3 << 20, SEED = 7 };
+	kray *k = harness_embedded(2);
+	uint8_t *buf = malloc(PUT_LEN);
+	kray_value in, v = { 0 };
+	kray_ref p, r;
+	int rc;
+
+	cr_assert_not_null(buf);
+	for (size_t i = 0; i < PUT_LEN; i++)
+		buf[i] = (uint8_t)(SEED + i);
+	in = KRAY_V_BYTES(buf, PUT_LEN);
+	rc = kray_put(k, &in, &p);
+	cr_assert_eq(rc, 0, "kray_put of 1 MiB: %d %s", rc, kray_errmsg(k));
+	memset(buf, 0, PUT_LEN); /* the put copied it */
+
+	rc = harness_get1(k, p, 30000, &v);
+	cr_assert_eq(rc, 0, "get of the 1 MiB put: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == PUT_LEN, "type %d len %zu", v.type, v.len);
+	for (size_t i = 0; i < PUT_LEN; i++)
+		if (((const uint8_t *)v.data)[i] != (uint8_t)(SEED + i))
+			cr_assert_fail("byte %zu of the 1 MiB put differs", i);
+	kray_value_clear(&v);
+
+	kray_value a[2] = { KRAY_V_REF(p), KRAY_V_INT(SEED) };
+	harness_expect_int(k, "check_bytes", a, 2, PUT_LEN);
+
+	kray_value m[2] = { KRAY_V_INT(RET_LEN), KRAY_V_INT(SEED + 1) };
+	r = harness_call1(k, "make_bytes", m, 2);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "make_bytes(3 MiB): %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == RET_LEN, "type %d len %zu", v.type, v.len);
+	for (size_t i = 0; i < RET_LEN; i++)
+		if (((const uint8_t *)v.data)[i] != (uint8_t)(SEED + 1 + i))
+			cr_assert_fail("byte %zu of the 3 MiB result differs", i);
+	kray_value_clear(&v);
+
+	/* a large task result as another task's argument */
+	kray_value c[2] = { KRAY_V_REF(r), KRAY_V_INT(SEED + 1) };
+	harness_expect_int(k, "check_bytes", c, 2, RET_LEN);
+
+	kray_release(k, &p, 1);
+	kray_release(k, &r, 1);
+	free(buf);
+	harness_shutdown(k);
+}
+
+/* ---- returns ------------------------------------------------------------------------- */
+
+Test(tasks, multiple_returns, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value a = KRAY_V_INT(5), vals[3];
+	kray_ref refs[3], one;
+	int rc;
+
+	o.num_returns = 3;
+	rc = kray_call(k, "multi", &a, 1, &o, refs);
+	cr_assert_eq(rc, 0, "kray_call(multi): %d %s", rc, kray_errmsg(k));
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < i; j++)
+			cr_assert(memcmp(&refs[i], &refs[j], sizeof(kray_ref)),
+				  "return refs %d and %d are equal", i, j);
+	rc = kray_get(k, refs, 3, 30000, vals);
+	cr_assert_eq(rc, 0, "kray_get(multi): %d %s", rc, kray_errmsg(k));
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(vals[i].type, KRAY_INT64, "return %d type %d", i, vals[i].type);
+		cr_assert_eq(vals[i].i, 5 + i, "return %d = %lld", i, (long long)vals[i].i);
+	}
+	/* the second return as an argument */
+	kray_value sq = KRAY_V_REF(refs[1]);
+	harness_expect_int(k, "square", &sq, 1, 36);
+	kray_release(k, refs, 3);
+
+	/* slots a function leaves unset are NIL */
+	one = harness_call1(k, "noop", NULL, 0);
+	rc = harness_get1(k, one, 30000, &vals[0]);
+	cr_assert_eq(rc, 0, "noop: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(vals[0].type, KRAY_NIL, "noop returned type %d, want NIL", vals[0].type);
+	kray_release(k, &one, 1);
+
+	/* num_returns 0: nothing to get, but the call is fine */
+	o.num_returns = 0;
+	rc = kray_call(k, "noop", NULL, 0, &o, refs);
+	cr_assert_eq(rc, 0, "noop with num_returns 0: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(kray_flush(k), 0, "kray_flush: %s", kray_errmsg(k));
+	harness_status(k);
+	harness_shutdown(k);
+}
+
+/* ---- nested tasks -------------------------------------------------------------------- */
+
+/* 4 trees of nested(3, 2) on 2 CPU slots: every worker ends up waiting in kray_get inside
+ * a task, which must give its slot back or this deadlocks. */
+Test(tasks, nested_all_workers_busy, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a[2] = { KRAY_V_INT(3), KRAY_V_INT(2) };
+	kray_ref refs[4];
+	kray_value vals[4];
+	int rc;
+
+	for (int i = 0; i < 4; i++)
+		refs[i] = harness_call1(k, "nested", a, 2);
+	rc = kray_get(k, refs, 4, 50000, vals);
+	cr_assert_eq(rc, 0, "kray_get of 4 nested trees: %d %s", rc, kray_errmsg(k));
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(vals[i].type, KRAY_INT64, "tree %d: type %d (%s)", i, vals[i].type,
+			     vals[i].type == KRAY_ERROR ? (const char *)vals[i].data : "");
+		cr_assert_eq(vals[i].i, 8, "tree %d = %lld, want 8", i, (long long)vals[i].i);
+	}
+	kray_release(k, refs, 4);
+	harness_shutdown(k);
+}
+
+/* ---- errors -------------------------------------------------------------------------- */
+
+Test(tasks, task_error_propagates, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value boom = bytes_of("boom");
+	kray_value vals[2];
+	struct kray_stats st;
+	kray_ref rf, rd, two[2];
+	int rc;
+
+	harness_expect_error(k, "fail", &boom, 1, NULL, KRAY_ERR_TASK, "fail", "boom");
+
+	/* a task depending on a failed one fails too, without running */
+	rf = harness_call1(k, "fail", &boom, 1);
+	kray_value dep[2] = { KRAY_V_REF(rf), KRAY_V_INT(1) };
+	rd = harness_call1(k, "add", dep, 2);
+	rc = harness_get1(k, rd, 30000, &vals[0]);
+	cr_assert_eq(rc, -EREMOTEIO, "dependent of a failed task: rc %d, want -EREMOTEIO", rc);
+	cr_assert_eq(vals[0].type, KRAY_ERROR, "dependent's value type %d", vals[0].type);
+	cr_assert_neq(vals[0].err, KRAY_ERR_NONE, "dependent's error has kind NONE");
+	cr_assert(vals[0].data && *(const char *)vals[0].data, "dependent's error has no text");
+	kray_value_clear(&vals[0]);
+
+	/* a get mixing a good and a failed object writes both and reports the error */
+	kray_value four = KRAY_V_INT(4);
+	two[0] = harness_call1(k, "square", &four, 1);
+	two[1] = rf;
+	rc = kray_get(k, two, 2, 30000, vals);
+	cr_assert_eq(rc, -EREMOTEIO, "get [ok, failed]: rc %d", rc);
+	cr_assert(vals[0].type == KRAY_INT64 && vals[0].i == 16,
+		  "get [ok, failed]: the good value is type %d", vals[0].type);
+	cr_assert_eq(vals[1].type, KRAY_ERROR, "get [ok, failed]: second type %d",
+		     vals[1].type);
+	cr_assert(strstr(kray_errmsg(k), "boom"), "kray_errmsg \"%s\" lacks the first error",
+		  kray_errmsg(k));
+	kray_value_clear(&vals[0]);
+	kray_value_clear(&vals[1]);
+
+	/* a wrong argument type is the function's own error (testfns checks types) */
+	kray_value wrong = bytes_of("x");
+	harness_expect_error(k, "square", &wrong, 1, NULL, KRAY_ERR_TASK, "int64", NULL);
+
+	st = harness_status(k);
+	cr_assert_geq(st.tasks_failed, 2, "tasks_failed %llu",
+		      (unsigned long long)st.tasks_failed);
+	kray_release(k, two, 2);
+	kray_release(k, &rd, 1);
+
+	/* errors do not poison the session */
+	kray_value three = KRAY_V_INT(3);
+	harness_expect_int(k, "square", &three, 1, 9);
+	harness_shutdown(k);
+}
+
+Test(tasks, unknown_function, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+
+	harness_expect_error(k, "no_such_function_xyz", NULL, 0, NULL,
+			     KRAY_ERR_UNKNOWN_FUNCTION, "no_such_function_xyz", NULL);
+	harness_shutdown(k);
+}
+
+Test(tasks, wrong_argument_count, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a[5] = { KRAY_V_INT(1), KRAY_V_INT(2), KRAY_V_INT(3), KRAY_V_F64(4),
+			    bytes_of("5") };
+
+	harness_expect_error(k, "square", a, 2, NULL, KRAY_ERR_BAD_ARGS, NULL, NULL);
+	harness_expect_error(k, "square", NULL, 0, NULL, KRAY_ERR_BAD_ARGS, NULL, NULL);
+	harness_expect_error(k, "add", a, 1, NULL, KRAY_ERR_BAD_ARGS, NULL, NULL);
+	/* KRAY_NARGS_ANY takes any count */
+	harness_expect_int(k, "count_args", NULL, 0, 0);
+	harness_expect_int(k, "count_args", a, 1, 1);
+	harness_expect_int(k, "count_args", a, 5, 5);
+	harness_shutdown(k);
+}
+
+/* ---- worker deaths ------------------------------------------------------------------- */
+
+Test(tasks, worker_death_is_retried, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	char dir[128], path[192];
+	struct kray_stats st;
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/died-once", dir);
+	kray_value a = bytes_of(path);
+	harness_expect_int(k, "die_once", &a, 1, 42);
+	cr_assert_eq(access(path, F_OK), 0, "die_once never ran its dying branch");
+	st = harness_status(k);
+	cr_assert_geq(st.tasks_retried, 1, "tasks_retried %llu",
+		      (unsigned long long)st.tasks_retried);
+	cr_assert_geq(st.workers_died, 1, "workers_died %llu",
+		      (unsigned long long)st.workers_died);
+	harness_shutdown(k);
+}
+
+Test(tasks, worker_always_dies, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	struct kray_stats s0, s1;
+
+	s0 = harness_status(k);
+	harness_expect_error(k, "die_always", NULL, 0, NULL, KRAY_ERR_WORKER_DIED, "die_always",
+			     NULL);
+	s1 = harness_status(k);
+	/* default max_retries 3: four deaths, three retries */
+	cr_assert_geq(s1.workers_died - s0.workers_died, 4, "%llu worker deaths, want 4",
+		      (unsigned long long)(s1.workers_died - s0.workers_died));
+	cr_assert_geq(s1.tasks_retried - s0.tasks_retried, 3, "%llu retries, want 3",
+		      (unsigned long long)(s1.tasks_retried - s0.tasks_retried));
+	cr_assert_geq(s1.tasks_failed - s0.tasks_failed, 1, "tasks_failed did not grow");
+
+	/* krayd replaces the dead workers */
+	kray_value five = KRAY_V_INT(5);
+	harness_expect_int(k, "square", &five, 1, 25);
+	harness_shutdown(k);
+}
+
+Test(tasks, worker_dies_no_retries, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	struct kray_stats s0, s1;
+
+	o.max_retries = 0;
+	s0 = harness_status(k);
+	harness_expect_error(k, "die_always", NULL, 0, &o, KRAY_ERR_WORKER_DIED, "die_always",
+			     NULL);
+	s1 = harness_status(k);
+	cr_assert_eq(s1.tasks_retried, s0.tasks_retried,
+		     "max_retries 0, yet the task was retried %llu times",
+		     (unsigned long long)(s1.tasks_retried - s0.tasks_retried));
+	cr_assert_geq(s1.workers_died - s0.workers_died, 1, "no worker death counted");
+
+	kray_value five = KRAY_V_INT(5);
+	harness_expect_int(k, "square", &five, 1, 25);
+	harness_shutdown(k);
+}
+
+/* ---- get timeouts -------------------------------------------------------------------- */
+
+Test(tasks, get_timeout, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a = KRAY_V_INT(2000);
+	kray_value v = { .type = KRAY_F64, .f = 123.0 };
+	int64_t t0 = harness_now_ms(), t1, dt;
+	kray_ref r = harness_call1(k, "sleep_ms", &a, 1);
+	int rc;
+
+	t1 = harness_now_ms();
+	rc = harness_get1(k, r, 100, &v);
+	dt = harness_now_ms() - t1;
+	cr_assert_eq(rc, -ETIMEDOUT, "get with 100 ms timeout: rc %d (%s)", rc, kray_errmsg(k));
+	cr_assert_lt(dt, 1500, "get with 100 ms timeout took %lld ms", (long long)dt);
+	cr_assert_geq(dt, 50, "get with 100 ms timeout returned after only %lld ms",
+		      (long long)dt);
+	cr_assert(v.type == KRAY_F64 && v.f == 123.0, "a timed-out get wrote its values");
+
+	rc = harness_get1(k, r, 0, &v);
+	cr_assert_eq(rc, -ETIMEDOUT, "get with timeout 0 on a running task: rc %d", rc);
+
+	rc = harness_get1(k, r, -1, &v);
+	cr_assert_eq(rc, 0, "get without timeout: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_INT64 && v.i == 2000, "sleep_ms returned %lld",
+		  (long long)v.i);
+	dt = harness_now_ms() - t0;
+	cr_assert_geq(dt, 1900, "sleep_ms(2000) finished after %lld ms", (long long)dt);
+
+	/* a finished object needs no waiting, even with timeout 0 */
+	rc = harness_get1(k, r, 0, &v);
+	cr_assert(rc == 0 && v.i == 2000, "get with timeout 0 of a finished task: rc %d", rc);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* ---- bad input ----------------------------------------------------------------------- */
+
+Test(tasks, call_bad_input, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_ref r = { 1, 2, 3, 4 }, keep = r;
+	kray_value one = KRAY_V_INT(1);
+	char name[KRAY_NAME_MAX + 2];
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value *many;
+	int rc;
+
+	rc = kray_call(k, NULL, &one, 1, NULL, &r);
+	cr_assert_eq(rc, -EINVAL, "NULL name: rc %d", rc);
+	cr_assert(*kray_errmsg(k), "no kray_errmsg after a failed call");
+	rc = kray_call(k, "", &one, 1, NULL, &r);
+	cr_assert_eq(rc, -EINVAL, "empty name: rc %d", rc);
+
+	memset(name, 'a', KRAY_NAME_MAX + 1);
+	name[KRAY_NAME_MAX + 1] = 0;
+	rc = kray_call(k, name, &one, 1, NULL, &r);
+	cr_assert_eq(rc, -EINVAL, "256-byte name: rc %d", rc);
+	cr_assert(!memcmp(&r, &keep, sizeof(r)), "a failed kray_call wrote its ref");
+
+	o.num_returns = KRAY_RETURNS_MAX + 1;
+	rc = kray_call(k, "multi", &one, 1, &o, &r);
+	cr_assert_eq(rc, -EINVAL, "num_returns %d: rc %d", KRAY_RETURNS_MAX + 1, rc);
+
+	many = calloc(KRAY_ARGS_MAX + 1, sizeof(*many));
+	cr_assert_not_null(many);
+	for (int i = 0; i <= KRAY_ARGS_MAX; i++)
+		many[i] = KRAY_V_INT(i);
+	rc = kray_call(k, "count_args", many, KRAY_ARGS_MAX + 1, NULL, &r);
+	cr_assert_eq(rc, -EINVAL, "%d arguments: rc %d", KRAY_ARGS_MAX + 1, rc);
+
+	kray_value err = { .type = KRAY_ERROR, .err = KRAY_ERR_TASK, .data = "e", .len = 1 };
+	rc = kray_call(k, "identity", &err, 1, NULL, &r);
+	cr_assert_eq(rc, -EINVAL, "an ERROR argument: rc %d", rc);
+	kray_value odd = { .type = (enum kray_type)99 };
+	rc = kray_call(k, "identity", &odd, 1, NULL, &r);
+	cr_assert_eq(rc, -EINVAL, "an argument of type 99: rc %d", rc);
+	cr_assert(!memcmp(&r, &keep, sizeof(r)), "a failed kray_call wrote its ref");
+
+	/* the limits themselves are fine */
+	harness_expect_int(k, "count_args", many, KRAY_ARGS_MAX, KRAY_ARGS_MAX);
+	free(many);
+	name[KRAY_NAME_MAX] = 0;
+	harness_expect_error(k, name, NULL, 0, NULL, KRAY_ERR_UNKNOWN_FUNCTION, "aaaa", NULL);
+
+	/* and the handle still works after all that */
+	harness_expect_int(k, "square", &one, 1, 1);
+	harness_shutdown(k);
+}
+
+/* An argument whose object was released before the task needed it. */
+Test(tasks, released_ref_argument, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value in = KRAY_V_INT(5), v = { 0 };
+	kray_ref p, r;
+	int rc;
+
+	rc = kray_put(k, &in, &p);
+	cr_assert_eq(rc, 0, "kray_put: %d %s", rc, kray_errmsg(k));
+	rc = kray_release(k, &p, 1);
+	cr_assert_eq(rc, 0, "kray_release: %d %s", rc, kray_errmsg(k));
+	harness_status(k); /* the release has reached krayd */
+
+	kray_value a = KRAY_V_REF(p);
+	r = harness_call1(k, "square", &a, 1);
+	rc = harness_get1(k, r, 10000, &v);
+	cr_assert_neq(rc, -ETIMEDOUT, "a task on a released object hangs instead of failing");
+	cr_assert_eq(rc, -EREMOTEIO, "task on a released object: rc %d (%s)", rc,
+		     kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
+	cr_assert_eq(v.err, KRAY_ERR_OBJECT_LOST, "error kind %s: %s", harness_errkind(v.err),
+		     (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* An argument naming an object that never existed: a return slot its task does not have. */
+Test(tasks, made_up_ref_argument, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value two = KRAY_V_INT(2), v = { 0 };
+	kray_ref real, fake, r;
+	int rc;
+
+	real = harness_call1(k, "square", &two, 1);
+	rc = harness_get1(k, real, 30000, &v);
+	cr_assert_eq(rc, 0, "square(2): %d %s", rc, kray_errmsg(k));
+	fake = real;
+	fake.index = 5; /* square has one return */
+
+	kray_value a = KRAY_V_REF(fake);
+	r = harness_call1(k, "square", &a, 1);
+	rc = harness_get1(k, r, 10000, &v);
+	cr_assert_neq(rc, -ETIMEDOUT, "a task on a never-existing object hangs");
+	cr_assert_eq(rc, -EREMOTEIO, "task on a made-up ref: rc %d (%s)", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
+	cr_assert_eq(v.err, KRAY_ERR_OBJECT_LOST, "error kind %s: %s", harness_errkind(v.err),
+		     (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	kray_release(k, &real, 1);
+	harness_shutdown(k);
+}
+
+/* kray_get of a ref that names nothing must answer, not hang. */
+Test(tasks, get_unknown_ref, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value two = KRAY_V_INT(2), v = { 0 };
+	kray_ref real, fake;
+	int rc;
+
+	real = harness_call1(k, "square", &two, 1);
+	rc = harness_get1(k, real, 30000, &v);
+	cr_assert_eq(rc, 0, "square(2): %d %s", rc, kray_errmsg(k));
+	fake = real;
+	fake.index = 9;
+	rc = harness_get1(k, fake, 5000, &v);
+	cr_assert_neq(rc, -ETIMEDOUT, "kray_get of a never-existing object waits forever");
+	cr_assert(rc == -EREMOTEIO || rc == -EINVAL || rc == -ENOENT,
+		  "kray_get of a never-existing object: rc %d (%s)", rc, kray_errmsg(k));
+	if (rc == -EREMOTEIO) {
+		cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
+		cr_assert_eq(v.err, KRAY_ERR_OBJECT_LOST, "kind %s", harness_errkind(v.err));
+		kray_value_clear(&v);
+	}
+	kray_release(k, &real, 1);
+	harness_shutdown(k);
+}
+
+/* ---- connecting ---------------------------------------------------------------------- */
+
+Test(tasks, status_and_handle, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value one = KRAY_V_INT(1);
+	struct kray_stats st;
+	int fd;
+
+	harness_expect_int(k, "square", &one, 1, 1);
+	st = harness_status(k);
+	cr_assert_geq(st.workers, 1, "workers %llu", (unsigned long long)st.workers);
+	cr_assert_geq(st.drivers, 1, "drivers %llu", (unsigned long long)st.drivers);
+	cr_assert_geq(st.tasks_submitted, 1, "tasks_submitted %llu",
+		      (unsigned long long)st.tasks_submitted);
+	cr_assert_geq(st.tasks_finished, 1, "tasks_finished %llu",
+		      (unsigned long long)st.tasks_finished);
+	cr_assert_geq(st.workers_started, st.workers, "workers_started %llu < workers %llu",
+		      (unsigned long long)st.workers_started, (unsigned long long)st.workers);
+	fd = kray_fd(k);
+	cr_assert_geq(fd, 0, "kray_fd %d", fd);
+	cr_assert_neq(fcntl(fd, F_GETFD), -1, "kray_fd %d is not open", fd);
+	cr_assert_not_null(kray_errmsg(k), "kray_errmsg returned NULL");
+	harness_shutdown(k);
+	kray_shutdown(NULL);
+	kray_value_clear(NULL);
+}
+
+Test(tasks, init_failure, .timeout = 30)
+{
+	struct kray_config cfg = { 0 };
+	kray *k = (kray *)0x1;
+	int rc;
+
+	cfg.address = "/nonexistent-kray-dir/krayd.sock";
+	cfg.code_path = getenv("KRAY_TEST_CODE_PATH");
+	rc = kray_init(&k, &cfg);
+	cr_assert_lt(rc, 0, "kray_init to a missing socket returned %d", rc);
+	cr_assert_eq(k, (kray *)0x1, "a failed kray_init wrote *ret_k");
+	cr_assert(kray_init_errmsg() && *kray_init_errmsg(), "no kray_init_errmsg");
+}
+
+/* ---- many drivers -------------------------------------------------------------------- */
+
+/* One driver process: 500 squares against the krayd at sock.  Returns an exit code. */
+static int driver_child(const char *sock, int id)
+{
+	enum { N = 500 };
+	struct kray_config cfg = { .address = sock,
+				   .code_path = getenv("KRAY_TEST_CODE_PATH") };
+	kray_ref refs[N];
+	kray_value vals[N];
+	kray *k;
+	int rc;
+
+	rc = kray_init(&k, &cfg);
+	if (rc) {
+		fprintf(stderr, "driver %d: kray_init: %d %s\n", id, rc, kray_init_errmsg());
+		return 2;
+	}
+	for (int i = 0; i < N; i++) {
+		kray_value a = KRAY_V_INT(id * 1000 + i);
+
+		rc = kray_call(k, "square", &a, 1, NULL, &refs[i]);
+		if (rc) {
+			fprintf(stderr, "driver %d: kray_call %d: %d %s\n", id, i, rc,
+				kray_errmsg(k));
+			return 3;
+		}
+	}
+	rc = kray_get(k, refs, N, 40000, vals);
+	if (rc) {
+		fprintf(stderr, "driver %d: kray_get: %d %s\n", id, rc, kray_errmsg(k));
+		return 4;
+	}
+	for (int i = 0; i < N; i++) {
+		int64_t x = id * 1000 + i;
+
+		if (vals[i].type != KRAY_INT64 || vals[i].i != x * x) {
+			fprintf(stderr, "driver %d: square(%lld) gave type %d value %lld\n", id,
+				(long long)x, vals[i].type, (long long)vals[i].i);
+			return 5;
+		}
+		kray_value_clear(&vals[i]);
+	}
+	if (kray_release(k, refs, N)) {
+		fprintf(stderr, "driver %d: kray_release: %s\n", id, kray_errmsg(k));
+		return 6;
+	}
+	kray_shutdown(k);
+	return 0;
+}
+
+Test(tasks, eight_drivers, .timeout = 60)
+{
+	enum { DRIVERS = 8 };
+	struct harness h;
+	pid_t pids[DRIVERS];
+	int status[DRIVERS], left = DRIVERS, rc;
+	int64_t deadline;
+	struct kray_stats st;
+	kray *k;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+	fflush(NULL);
+	for (int i = 0; i < DRIVERS; i++) {
+		pids[i] = fork();
+		cr_assert_geq(pids[i], 0, "fork: %s", strerror(errno));
+		if (pids[i] == 0)
+			_exit(driver_child(h.sock, i + 1));
+		status[i] = -1;
+	}
+	deadline = harness_now_ms() + 50000;
+	while (left && harness_now_ms() < deadline) {
+		for (int i = 0; i < DRIVERS; i++) {
+			if (status[i] != -1)
+				continue;
+			if (waitpid(pids[i], &status[i], WNOHANG) == pids[i])
+				left--;
+			else
+				status[i] = -1;
+		}
+		usleep(10000);
+	}
+	for (int i = 0; i < DRIVERS; i++) {
+		if (status[i] == -1) {
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+		}
+	}
+	cr_assert_eq(left, 0, "%d of %d drivers did not finish in 50 s", left, DRIVERS);
+	for (int i = 0; i < DRIVERS; i++)
+		cr_assert(WIFEXITED(status[i]) && WEXITSTATUS(status[i]) == 0,
+			  "driver %d: %s %d", i + 1,
+			  WIFEXITED(status[i]) ? "exit code" : "killed by signal",
+			  WIFEXITED(status[i]) ? WEXITSTATUS(status[i]) : WTERMSIG(status[i]));
+
+	k = harness_connect(h.sock);
+	st = harness_status(k);
+	cr_assert_geq(st.tasks_finished, DRIVERS * 500, "tasks_finished %llu",
+		      (unsigned long long)st.tasks_finished);
+	harness_shutdown(k);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
+	rc = harness_stop_krayd(&h);
+	cr_assert(rc != -1 && !(WIFSIGNALED(rc) && WTERMSIG(rc) != SIGTERM),
+		  "krayd died of signal %d at SIGTERM", WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
+}
+
+/* ---- garbage clients ----------------------------------------------------------------- */
+
+static int raw_connect(const char *sock)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s",
+		     sock, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Sends without SIGPIPE; krayd may have closed already, which is fine. */
+static void raw_send(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return;
+		p = (const uint8_t *)p + w;
+		n -= (size_t)w;
+	}
+}
+
+/* Reads exactly n bytes.  Returns n, 0 at EOF before any byte, or -errno. */
+static ssize_t read_full(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
+
+		if (r == 0)
+			return got ? -EPIPE : 0;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+/* Expects one ERROR frame from krayd and then the end of the connection. */
+static void expect_error_then_eof(int fd, const char *what)
+{
+	struct kray_frame_hdr h;
+	struct wire_text t;
+	uint8_t body[4096], extra;
+	ssize_t r = read_full(fd, &h, sizeof(h));
+
+	cr_assert_eq(r, (ssize_t)sizeof(h), "%s: no ERROR frame header (read %zd: %s)", what,
+		     r, r < 0 ? strerror((int)-r) : "EOF");
+	cr_assert_eq(h.magic, KRAY_WIRE_MAGIC, "%s: reply magic %#x", what, h.magic);
+	cr_assert_eq(h.version, KRAY_WIRE_VERSION, "%s: reply version %u", what, h.version);
+	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u, want ERROR", what, h.type);
+	cr_assert_leq(h.len, sizeof(body), "%s: ERROR body of %u bytes", what, h.len);
+	r = read_full(fd, body, h.len);
+	cr_assert_eq(r, (ssize_t)h.len, "%s: short ERROR body (%zd of %u)", what, r, h.len);
+	cr_assert_eq(wire_dec_error(body, h.len, &t), 0, "%s: malformed ERROR body", what);
+	cr_assert_lt(t.code, 0, "%s: ERROR code %d is not a negative errno", what, t.code);
+	r = recv(fd, &extra, 1, 0);
+	cr_assert(r == 0 || (r < 0 && errno == ECONNRESET),
+		  "%s: connection not closed after the ERROR frame (recv %zd: %s)", what, r,
+		  r < 0 ? strerror(errno) : "data");
+}
+
+static struct kray_frame_hdr hdr(uint16_t type, uint32_t len)
+{
+	return (struct kray_frame_hdr){ .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+					.type = type, .len = len };
+}
+
+Test(tasks, garbage_clients, .timeout = 60)
+{
+	struct harness h;
+	struct kray_frame_hdr fh;
+	struct kray_stats st;
+	uint8_t junk[256];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	int fd, rc;
+	kray *k;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+
+	/* random bytes */
+	for (size_t i = 0; i < sizeof(junk); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		junk[i] = (uint8_t)x;
+	}
+	junk[0] = 'X'; /* never the magic */
+	fd = raw_connect(h.sock);
+	raw_send(fd, junk, sizeof(junk));
+	expect_error_then_eof(fd, "random bytes");
+	close(fd);
+
+	/* a well-formed header with a bad magic */
+	fh = hdr(KRAY_MSG_STATUS, 0);
+	fh.magic = 0x12345678;
+	fd = raw_connect(h.sock);
+	raw_send(fd, &fh, sizeof(fh));
+	expect_error_then_eof(fd, "bad magic");
+	close(fd);
+
+	/* a bad version */
+	fh = hdr(KRAY_MSG_STATUS, 0);
+	fh.version = 99;
+	fd = raw_connect(h.sock);
+	raw_send(fd, &fh, sizeof(fh));
+	expect_error_then_eof(fd, "bad version");
+	close(fd);
+
+	/* an unknown type */
+	fh = hdr(0, 0);
+	fd = raw_connect(h.sock);
+	raw_send(fd, &fh, sizeof(fh));
+	expect_error_then_eof(fd, "type 0");
+	close(fd);
+
+	/* a body longer than KRAY_FRAME_MAX */
+	fh = hdr(KRAY_MSG_SUBMIT, KRAY_FRAME_MAX + 1);
+	fd = raw_connect(h.sock);
+	raw_send(fd, &fh, sizeof(fh));
+	expect_error_then_eof(fd, "len > KRAY_FRAME_MAX");
+	close(fd);
+
+	/* a good header with a malformed body: HELLO with role 0 */
+	struct {
+		struct kray_frame_hdr h;
+		struct kray_msg_hello m;
+	} bad_hello = { hdr(KRAY_MSG_HELLO, sizeof(struct kray_msg_hello)), { .role = 0 } };
+	fd = raw_connect(h.sock);
+	raw_send(fd, &bad_hello, sizeof(bad_hello));
+	expect_error_then_eof(fd, "HELLO with role 0");
+	close(fd);
+
+	/* a header announcing 100 bytes, then 10 bytes, then goodbye (mid-frame) */
+	fh = hdr(KRAY_MSG_HELLO, 100);
+	fd = raw_connect(h.sock);
+	raw_send(fd, &fh, sizeof(fh));
+	raw_send(fd, junk, 10);
+	close(fd);
+
+	/* half a header, then goodbye; and a connection that says nothing */
+	fd = raw_connect(h.sock);
+	raw_send(fd, &fh, 10);
+	close(fd);
+	fd = raw_connect(h.sock);
+	close(fd);
+
+	/* krayd survived all of it and still serves real clients */
+	usleep(100000);
+	cr_assert(harness_krayd_alive(&h), "krayd died from garbage input");
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 10; i++) {
+		kray_value a = KRAY_V_INT(i);
+
+		harness_expect_int(k, "square", &a, 1, i * i);
+	}
+	st = harness_status(k);
+	cr_assert_geq(st.frames_rejected, 6, "frames_rejected %llu after 6 bad frames",
+		      (unsigned long long)st.frames_rejected);
+	harness_shutdown(k);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
+	rc = harness_stop_krayd(&h);
+	cr_assert(rc != -1 && !(WIFSIGNALED(rc) && WTERMSIG(rc) != SIGTERM),
+		  "krayd died of signal %d at SIGTERM", WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
+}
+
+/* ---- more semantics ------------------------------------------------------------------ */
+
+/* The API inside a task: kray_return's refusals, put/get and nested errors. */
+Test(tasks, worker_side_api, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a[2];
+
+	harness_expect_int(k, "return_checks", NULL, 0, 1);
+	a[0] = KRAY_V_INT(21);
+	harness_expect_int(k, "put_get", a, 1, 21);
+	/* a nested task whose worker dies (no retries): the parent sees WORKER_DIED */
+	a[0] = bytes_of("die_always");
+	a[1] = KRAY_V_INT(0);
+	harness_expect_int(k, "call_and_get", a, 2, -100 - KRAY_ERR_WORKER_DIED);
+	a[0] = bytes_of("no_such_function_abc");
+	harness_expect_int(k, "call_and_get", a, 2, -100 - KRAY_ERR_UNKNOWN_FUNCTION);
+	harness_shutdown(k);
+}
+
+/* A very long kray_fail message arrives whole or truncated, but well-formed. */
+Test(tasks, long_error_message, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value n = KRAY_V_INT(100000);
+	kray_value v = { 0 };
+	kray_ref r = harness_call1(k, "long_fail", &n, 1);
+	int rc = harness_get1(k, r, 30000, &v);
+
+	cr_assert_eq(rc, -EREMOTEIO, "long_fail: rc %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
+	cr_assert_eq(v.err, KRAY_ERR_TASK, "kind %s", harness_errkind(v.err));
+	cr_assert_geq(v.len, 1000, "message cut to %zu bytes", v.len);
+	cr_assert_eq(strlen(v.data), v.len, "len %zu != strlen %zu", v.len, strlen(v.data));
+	cr_assert(strstr(v.data, "long_fail"), "message lacks the function name");
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* With 2 CPU slots, at most 2 tasks run at once; the counters say what waits. */
+Test(tasks, cpu_slots_and_counters, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value ms = KRAY_V_INT(1000), vals[5];
+	kray_ref refs[5];
+	struct kray_stats st;
+	int64_t t0 = harness_now_ms(), deadline, dt;
+	int rc;
+
+	for (int i = 0; i < 4; i++)
+		refs[i] = harness_call1(k, "sleep_ms", &ms, 1);
+	kray_value dep[2] = { KRAY_V_REF(refs[3]), KRAY_V_INT(1) };
+	refs[4] = harness_call1(k, "add", dep, 2);
+
+	deadline = harness_now_ms() + 900;
+	do {
+		st = harness_status(k);
+		if (st.workers_busy == 2)
+			break;
+		usleep(10000);
+	} while (harness_now_ms() < deadline);
+	cr_assert_eq(st.workers_busy, 2, "workers_busy %llu, want 2 (2 CPU slots)",
+		     (unsigned long long)st.workers_busy);
+	cr_assert_eq(st.tasks_queued, 2, "tasks_queued %llu, want 2",
+		     (unsigned long long)st.tasks_queued);
+	cr_assert_eq(st.tasks_waiting, 1, "tasks_waiting %llu, want 1 (add on a pending ref)",
+		     (unsigned long long)st.tasks_waiting);
+	cr_assert_geq(st.tasks_submitted, 5, "tasks_submitted %llu",
+		      (unsigned long long)st.tasks_submitted);
+
+	rc = kray_get(k, refs, 5, 30000, vals);
+	dt = harness_now_ms() - t0;
+	cr_assert_eq(rc, 0, "kray_get: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(vals[4].i, 1001, "add(sleep_ms(1000), 1) = %lld", (long long)vals[4].i);
+	cr_assert_geq(dt, 1900, "4 x 1 s on 2 slots took %lld ms: more than 2 ran at once",
+		      (long long)dt);
+	cr_assert_lt(dt, 3500, "4 x 1 s on 2 slots took %lld ms: not run in parallel",
+		     (long long)dt);
+	st = harness_status(k);
+	cr_assert(st.workers_busy == 0 && st.tasks_queued == 0 && st.tasks_waiting == 0,
+		  "idle krayd reports busy %llu queued %llu waiting %llu",
+		  (unsigned long long)st.workers_busy, (unsigned long long)st.tasks_queued,
+		  (unsigned long long)st.tasks_waiting);
+	kray_release(k, refs, 5);
+	harness_shutdown(k);
+}
+
+/* kray_shutdown() releases what the driver held; another driver sees the store empty. */
+Test(tasks, shutdown_releases_refs, .timeout = 60)
+{
+	struct harness h;
+	struct kray_stats st;
+	kray *a, *b;
+	int64_t deadline;
+	int rc;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+	a = harness_connect(h.sock);
+	for (int i = 0; i < 5; i++) {
+		kray_value x = KRAY_V_INT(i), v;
+		kray_ref p;
+
+		cr_assert_eq(kray_put(a, &x, &p), 0, "kray_put: %s", kray_errmsg(a));
+		kray_ref r = harness_call1(a, "square", &x, 1);
+		cr_assert_eq(harness_get1(a, r, 30000, &v), 0, "get: %s", kray_errmsg(a));
+	}
+	st = harness_status(a);
+	cr_assert_geq(st.objects, 10, "objects %llu, want >= 10",
+		      (unsigned long long)st.objects);
+	harness_shutdown(a);
+
+	b = harness_connect(h.sock);
+	deadline = harness_now_ms() + 10000;
+	do {
+		st = harness_status(b);
+		if (!st.objects)
+			break;
+		usleep(20000);
+	} while (harness_now_ms() < deadline);
+	cr_assert_eq(st.objects, 0, "%llu objects left 10 s after their owner disconnected",
+		     (unsigned long long)st.objects);
+	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
+/*
+ * A task waiting for an object its owner has not made yet (a ref to a later task id of the
+ * same driver, which kray_call could still produce) waits while the driver lives.  Once
+ * the driver disconnects, nothing can make that object or want the result: krayd must
+ * drop the task and its return object instead of keeping them forever.
+ */
+Test(tasks, shutdown_drops_waiting_tasks, .timeout = 60)
+{
+	struct harness h;
+	struct kray_stats st;
+	kray_value two = KRAY_V_INT(2), v = { 0 };
+	kray_ref real, future, r;
+	int64_t deadline;
+	kray *a, *b;
+	int rc;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+	a = harness_connect(h.sock);
+	real = harness_call1(a, "square", &two, 1);
+	rc = harness_get1(a, real, 30000, &v);
+	cr_assert_eq(rc, 0, "square(2): %d %s", rc, kray_errmsg(a));
+	future = real;
+	future.seq += 1000; /* a task id this driver has not used yet */
+	kray_value arg = KRAY_V_REF(future);
+	r = harness_call1(a, "square", &arg, 1);
+	(void)r;
+	rc = harness_get1(a, r, 200, &v);
+	cr_assert_eq(rc, -ETIMEDOUT, "a task on a not-yet-made object: rc %d (%s)", rc,
+		     kray_errmsg(a));
+	st = harness_status(a);
+	cr_assert_eq(st.tasks_waiting, 1, "tasks_waiting %llu, want 1",
+		     (unsigned long long)st.tasks_waiting);
+	harness_shutdown(a);
+
+	b = harness_connect(h.sock);
+	deadline = harness_now_ms() + 10000;
+	do {
+		st = harness_status(b);
+		if (!st.tasks_waiting && !st.objects)
+			break;
+		usleep(20000);
+	} while (harness_now_ms() < deadline);
+	cr_assert(!st.tasks_waiting && !st.objects,
+		  "10 s after its driver left: tasks_waiting %llu objects %llu",
+		  (unsigned long long)st.tasks_waiting, (unsigned long long)st.objects);
+	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
+/* A driver killed mid-work: krayd cleans up after it and goes on serving. */
+Test(tasks, driver_killed, .timeout = 60)
+{
+	struct harness h;
+	struct kray_stats st;
+	int64_t deadline;
+	int rc, status;
+	pid_t pid;
+	kray *k;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct kray_config cfg = { .address = h.sock,
+					   .code_path = getenv("KRAY_TEST_CODE_PATH") };
+		static uint8_t big[1 << 20];
+		kray_value ms = KRAY_V_INT(100), in = KRAY_V_BYTES(big, sizeof(big));
+		kray_ref r, p;
+		kray *c;
+
+		if (kray_init(&c, &cfg))
+			_exit(2);
+		if (kray_put(c, &in, &p))
+			_exit(3);
+		for (int i = 0; i < 20; i++)
+			if (kray_call(c, "sleep_ms", &ms, 1, NULL, &r))
+				_exit(4);
+		if (kray_flush(c))
+			_exit(5);
+		usleep(150000); /* some of them are running now */
+		raise(SIGKILL);
+		_exit(6);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		  "the driver did not get as far as its SIGKILL (exit code %d)",
+		  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+	k = harness_connect(h.sock);
+	deadline = harness_now_ms() + 15000;
+	do {
+		st = harness_status(k);
+		if (!st.objects && !st.tasks_queued && !st.workers_busy)
+			break;
+		usleep(20000);
+	} while (harness_now_ms() < deadline);
+	cr_assert(!st.objects && !st.tasks_queued && !st.workers_busy,
+		  "15 s after the driver died: objects %llu queued %llu busy %llu",
+		  (unsigned long long)st.objects, (unsigned long long)st.tasks_queued,
+		  (unsigned long long)st.workers_busy);
+	for (int i = 0; i < 5; i++) {
+		kray_value a = KRAY_V_INT(i);
+
+		harness_expect_int(k, "square", &a, 1, i * i);
+	}
+	harness_shutdown(k);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
+	harness_stop_krayd(&h);
+}
+
+/* When krayd goes away, calls that wait fail with -EPIPE instead of hanging. */
+Test(tasks, krayd_gone, .timeout = 60)
+{
+	struct harness h;
+	kray_value ms = KRAY_V_INT(5000), v = { 0 };
+	struct kray_stats st;
+	kray_ref r;
+	kray *k;
+	int rc;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+	k = harness_connect(h.sock);
+	r = harness_call1(k, "sleep_ms", &ms, 1);
+	cr_assert_eq(kray_flush(k), 0, "kray_flush: %s", kray_errmsg(k));
+	harness_status(k);
+	harness_stop_krayd(&h);
+
+	rc = harness_get1(k, r, 10000, &v);
+	cr_assert_eq(rc, -EPIPE, "get after krayd exited: rc %d (%s)", rc, kray_errmsg(k));
+	rc = kray_status(k, &st);
+	cr_assert_eq(rc, -EPIPE, "status after krayd exited: rc %d", rc);
+	rc = kray_call(k, "square", &ms, 1, NULL, &r);
+	cr_assert(rc == 0 || rc == -EPIPE, "kray_call after krayd exited: rc %d", rc);
+	rc = kray_flush(k);
+	cr_assert_eq(rc, -EPIPE, "kray_flush after krayd exited: rc %d", rc);
+	harness_shutdown(k);
+}
+
+/* KRAY_ADDRESS is used when cfg.address is NULL. */
+Test(tasks, address_from_environment, .timeout = 60)
+{
+	struct harness h;
+	struct kray_config cfg = { 0 };
+	struct kray_stats st;
+	kray_value a = KRAY_V_INT(6);
+	kray *k = NULL, *k2;
+	int rc;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+	setenv("KRAY_ADDRESS", h.sock, 1);
+	cfg.code_path = getenv("KRAY_TEST_CODE_PATH");
+	rc = kray_init(&k, &cfg);
+	unsetenv("KRAY_ADDRESS");
+	cr_assert_eq(rc, 0, "kray_init with KRAY_ADDRESS: %d %s", rc, kray_init_errmsg());
+	for (int i = 0; i < 7; i++)
+		harness_expect_int(k, "square", &a, 1, 36);
+
+	k2 = harness_connect(h.sock);
+	st = harness_status(k2);
+	cr_assert_geq(st.tasks_finished, 7, "the tasks did not run on the KRAY_ADDRESS krayd "
+					    "(tasks_finished %llu)",
+		      (unsigned long long)st.tasks_finished);
+	kray_shutdown(k);
+	harness_shutdown(k2);
+	harness_stop_krayd(&h);
+}
+
+/* Reads our child pids; returns how many. */
+static int my_children(pid_t *pids, int max)
+{
+	char path[64];
+	FILE *f;
+	int n = 0, pid;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)gettid());
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (n < max && fscanf(f, "%d", &pid) == 1)
+		pids[n++] = pid;
+	fclose(f);
+	return n;
+}
+
+/* Two private krayds in one process; kray_shutdown stops each one. */
+Test(tasks, private_krayd_lifecycle, .timeout = 60)
+{
+	pid_t before[16], during[16], after[16];
+	int nb, nd, na;
+	kray *k1, *k2;
+	kray_value a = KRAY_V_INT(4);
+
+	nb = my_children(before, 16);
+	k1 = harness_embedded(1);
+	k2 = harness_embedded(1);
+	harness_expect_int(k1, "square", &a, 1, 16);
+	harness_expect_int(k2, "square", &a, 1, 16);
+	nd = my_children(during, 16);
+	harness_shutdown(k1);
+	harness_shutdown(k2);
+	na = my_children(after, 16);
+	if (nb < 0)
+		cr_skip_test("no /proc/self/task/N/children here");
+	cr_assert_geq(nd, nb, "children went from %d to %d", nb, nd);
+	cr_assert_eq(na, nb,
+		     "%d processes started by kray_init are still children after kray_shutdown",
+		     na - nb);
+}
+
+/* kray_init(NULL config): all defaults, a private krayd with one slot per CPU. */
+Test(tasks, init_null_config, .timeout = 60)
+{
+	struct kray_stats st;
+	kray *k = NULL;
+	int rc;
+
+	unsetenv("KRAY_ADDRESS");
+	rc = kray_init(&k, NULL);
+	cr_assert_eq(rc, 0, "kray_init(NULL): %d %s", rc, kray_init_errmsg());
+	rc = kray_status(k, &st);
+	cr_assert_eq(rc, 0, "kray_status: %d %s", rc, kray_errmsg(k));
+	kray_shutdown(k);
+}
+
+/* ---- protocol fuzzing ---------------------------------------------------------------- */
+
+static uint64_t fz_state = 0x243f6a8885a308d3ull;
+
+static uint64_t fz_rand(void)
+{
+	fz_state ^= fz_state << 13;
+	fz_state ^= fz_state >> 7;
+	fz_state ^= fz_state << 17;
+	return fz_state;
+}
+
+/* Drains whatever krayd says for up to ms milliseconds; stops at EOF. */
+static void raw_drain(int fd, int ms)
+{
+	int64_t end = harness_now_ms() + ms;
+	uint8_t buf[4096];
+
+	while (harness_now_ms() < end) {
+		struct timeval tv = { .tv_usec = 5000 };
+		ssize_t r;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		r = recv(fd, buf, sizeof(buf), 0);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			return;
+	}
+}
+
+/* Builds one valid frame of a random kind into b for a driver with the given ids. */
+static void fz_frame(struct kbuf *b, const struct kray_msg_hello_ok *ok, uint32_t seq)
+{
+	struct kray_oid oid = { ok->node, ok->client, seq, 0 };
+	size_t off;
+
+	switch (fz_rand() % 5) {
+	case 0: { /* square(x) or add(x, REF earlier) */
+		int add = fz_rand() & 1;
+		struct kray_msg_submit m = { .seq = seq, .job = ok->job, .num_returns = 1,
+					     .nargs = (uint16_t)(add ? 2 : 1), .max_retries = 0,
+					     .name_len = (uint8_t)(add ? 3 : 6) };
+		struct kray_oid dep = { ok->node, ok->client, seq > 1 ? seq - 1 : 1, 0 };
+
+		off = wire_begin(b, KRAY_MSG_SUBMIT, 0);
+		kbuf_put(b, &m, sizeof(m));
+		wire_put_padded(b, add ? "add" : "square", m.name_len);
+		wire_put_value(b, KRAY_WT_INT64, 0, fz_rand() % 1000, NULL, 0);
+		if (add)
+			wire_put_value(b, KRAY_WT_REF, 0, 0, &dep, sizeof(dep));
+		break;
+	}
+	case 1: { /* get with a short timeout */
+		struct kray_msg_get g = { .timeout_ms = 20, .n = 1 };
+
+		off = wire_begin(b, KRAY_MSG_GET, seq);
+		kbuf_put(b, &g, sizeof(g));
+		kbuf_put(b, &oid, sizeof(oid));
+		break;
+	}
+	case 2: { /* put */
+		oid.index = KRAY_OID_PUT;
+		off = wire_begin(b, KRAY_MSG_PUT, 0);
+		kbuf_put(b, &oid, sizeof(oid));
+		wire_put_value(b, KRAY_WT_BYTES, 0, 0, "fuzzing!", 8);
+		break;
+	}
+	case 3: { /* release */
+		struct kray_msg_refs m = { .n = 1 };
+
+		off = wire_begin(b, KRAY_MSG_RELEASE, 0);
+		kbuf_put(b, &m, sizeof(m));
+		kbuf_put(b, &oid, sizeof(oid));
+		break;
+	}
+	default:
+		off = wire_begin(b, KRAY_MSG_STATUS, seq);
+		break;
+	}
+	wire_end(b, off);
+}
+
+/*
+ * Hundreds of connections that say HELLO properly and then send valid frames with random
+ * damage (bit flips, hostile length and count fields, truncation).  krayd must answer or
+ * hang up, never crash, and still serve a real driver afterwards.
+ */
+Test(tasks, protocol_fuzz, .timeout = 60)
+{
+	enum { CONNS = 300 };
+	struct harness h;
+	struct kray_stats st;
+	int64_t deadline;
+	int rc;
+	kray *k;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+
+	for (int c = 0; c < CONNS; c++) {
+		struct kray_frame_hdr rh;
+		struct kray_msg_hello_ok ok;
+		struct kbuf b = { 0 };
+		int fd = raw_connect(h.sock);
+		size_t off = wire_begin(&b, KRAY_MSG_HELLO, 1);
+		struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
+
+		kbuf_put(&b, &m, sizeof(m));
+		wire_end(&b, off);
+		raw_send(fd, b.data, b.len);
+		b.len = 0;
+		cr_assert_eq(read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh),
+			     "conn %d: no reply to HELLO", c);
+		cr_assert_eq(rh.type, KRAY_MSG_HELLO_OK, "conn %d: HELLO answered by type %u", c,
+			     rh.type);
+		cr_assert_eq(rh.len, sizeof(ok), "conn %d: HELLO_OK of %u bytes", c, rh.len);
+		cr_assert_eq(read_full(fd, &ok, sizeof(ok)), (ssize_t)sizeof(ok),
+			     "conn %d: short HELLO_OK", c);
+
+		/* a few good frames, then one damaged frame, then maybe more good ones */
+		unsigned good = (unsigned)(fz_rand() % 4);
+		for (unsigned i = 0; i < good; i++)
+			fz_frame(&b, &ok, i + 1);
+		size_t bad = b.len;
+		fz_frame(&b, &ok, good + 1);
+		size_t flen = b.len - bad;
+		unsigned nmut = 1 + (unsigned)(fz_rand() % 3);
+
+		for (unsigned i = 0; i < nmut; i++) {
+			uint8_t *p = b.data + bad;
+
+			switch (fz_rand() % 4) {
+			case 0: /* flip a bit in the body */
+				if (flen > sizeof(struct kray_frame_hdr)) {
+					size_t at = sizeof(struct kray_frame_hdr) +
+						    fz_rand() % (flen - sizeof(struct kray_frame_hdr));
+
+					p[at] ^= (uint8_t)(1u << (fz_rand() % 8));
+				}
+				break;
+			case 1: /* a hostile 32-bit field anywhere in the body */
+				if (flen >= sizeof(struct kray_frame_hdr) + 4) {
+					static const uint32_t vals[] = { 0, 1, 0xffff, 0x10001,
+									 0x7fffffff, 0xffffffffu };
+					size_t at = sizeof(struct kray_frame_hdr) +
+						    (fz_rand() % ((flen - 24) / 4)) * 4;
+					uint32_t v = vals[fz_rand() % 6];
+
+					memcpy(p + at, &v, 4);
+				}
+				break;
+			case 2: { /* shrink the header's len, keeping the bytes */
+				struct kray_frame_hdr fh;
+
+				memcpy(&fh, p, sizeof(fh));
+				if (fh.len)
+					fh.len = (uint32_t)(fz_rand() % fh.len);
+				memcpy(p, &fh, sizeof(fh));
+				break;
+			}
+			default: /* flip a bit in the header's type or flags */
+				p[6 + fz_rand() % 6] ^= (uint8_t)(1u << (fz_rand() % 8));
+				break;
+			}
+		}
+		if (fz_rand() % 3 == 0)
+			fz_frame(&b, &ok, good + 2);
+		raw_send(fd, b.data, b.len);
+		raw_drain(fd, 15);
+		close(fd);
+		kbuf_free(&b);
+		if (c % 50 == 49)
+			cr_assert(harness_krayd_alive(&h), "krayd died after %d fuzz connections",
+				  c + 1);
+	}
+
+	cr_assert(harness_krayd_alive(&h), "krayd died from fuzzed frames");
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 10; i++) {
+		kray_value a = KRAY_V_INT(i);
+
+		harness_expect_int(k, "square", &a, 1, i * i);
+	}
+	deadline = harness_now_ms() + 10000;
+	do {
+		st = harness_status(k);
+		if (!st.objects && !st.tasks_queued && !st.tasks_waiting && !st.workers_busy)
+			break;
+		usleep(20000);
+	} while (harness_now_ms() < deadline);
+	cr_assert(!st.objects && !st.tasks_queued && !st.tasks_waiting && !st.workers_busy,
+		  "after every fuzz client left: objects %llu queued %llu waiting %llu busy %llu",
+		  (unsigned long long)st.objects, (unsigned long long)st.tasks_queued,
+		  (unsigned long long)st.tasks_waiting, (unsigned long long)st.workers_busy);
+	harness_shutdown(k);
+	rc = harness_stop_krayd(&h);
+	cr_assert(rc != -1 && !(WIFSIGNALED(rc) && WTERMSIG(rc) != SIGTERM),
+		  "krayd died of signal %d at SIGTERM", WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
+}
