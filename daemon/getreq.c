@@ -103,7 +103,10 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	g->n = ids->n;
 	if (g->n)
 		memcpy(g->ids, ids->oids, g->n * sizeof(*g->ids));
-	g->deadline_ns = timeout_ms < 0 ? -1 : now_ns() + timeout_ms * 1000000;
+	/* A timeout too far away to represent is forever. */
+	g->deadline_ns = timeout_ms < 0 || timeout_ms > (INT64_MAX - now_ns()) / 1000000 ?
+				 -1 :
+				 now_ns() + timeout_ms * 1000000;
 
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);

@@ -242,7 +242,9 @@ void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v)
 	bool fresh;
 	uint64_t *slot;
 
-	if (v->type == KRAY_ERROR || v->type == KRAY_REF)
+	/* Errors are not kept (a retry may fix them) and views are kept as views. */
+	if (v->type == KRAY_ERROR || v->type == KRAY_REF ||
+	    (v->priv_ && *(uint32_t *)v->priv_ == MEM_VIEW))
 		return;
 	if (v->type == KRAY_INT64)
 		memcpy(&scalar, &v->i, sizeof(scalar));

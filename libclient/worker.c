@@ -65,6 +65,7 @@ struct kray_ctx {
 	kray_value *rets;
 	char err[4096];
 	bool failed;
+	int store_err; /* a large return did not fit in the object store */
 };
 
 /* ---- code loading ---- */
@@ -188,8 +189,12 @@ KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
 		/* A large result goes straight into the object store; the slot names it
 		 * (an internal KRAY_REF: krayd moves that object into the return slot). */
 		r = kc_create(ctx->k, v->len, &id, &p);
-		if (r)
+		if (r) {
+			/* The task fails with the store's reason, whatever the function does. */
+			ctx->store_err = r;
+			snprintf(ctx->err, sizeof(ctx->err), "%s", ctx->k->err);
 			return r;
+		}
 		memcpy(p, v->data, v->len);
 		r = kray_seal(ctx->k, &id);
 		if (r)
@@ -419,7 +424,11 @@ static void run(struct kray *k, struct exec *e)
 
 	ws->in_task = false;
 	k->job = saved_job;
-	if (rc || ctx.failed) {
+	if (ctx.store_err) {
+		put_result_error(k, &x.m.task, ns,
+				 ctx.store_err == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
+				 "task '%s' failed: its result: %s", name, ctx.err);
+	} else if (rc || ctx.failed) {
 		put_result_error(k, &x.m.task, ns, KRAY_WE_TASK, "task '%s' failed: %s", name,
 				 ctx.failed ? ctx.err : "returned an error code");
 	} else {

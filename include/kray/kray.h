@@ -45,7 +45,7 @@ enum kray_errkind {
 	KRAY_ERR_TASK = 1, /* the function reported an error (kray_fail) */
 	KRAY_ERR_WORKER_DIED = 2, /* its worker died max_retries + 1 times */
 	KRAY_ERR_UNKNOWN_FUNCTION = 3, /* no such function on the job's code search path */
-	KRAY_ERR_BAD_ARGS = 4, /* wrong number of arguments */
+	KRAY_ERR_BAD_ARGS = 4, /* wrong number of arguments, or an argument refers to itself */
 	KRAY_ERR_OBJECT_LOST = 5, /* an argument's object does not exist (released?) */
 	KRAY_ERR_INTERNAL = 6,
 	KRAY_ERR_STORE_FULL = 7, /* the object store is full and nothing could be spilled */
@@ -224,7 +224,9 @@ struct kray_fn_desc {
 			 const kray_value *args __attribute__((unused)),                     \
 			 size_t nargs __attribute__((unused)))
 
-/* Sets return slot idx (copied).  Returns 0 or -EINVAL (idx out of range, bad type). */
+/* Sets return slot idx (copied; a large value goes straight into the object store).
+ * Returns 0, -EINVAL (idx out of range, bad type), or -ENOSPC when a large value does not
+ * fit in the store: the task then fails with KRAY_ERR_STORE_FULL whatever it returns. */
 int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v);
 int kray_return_int(kray_ctx *ctx, unsigned idx, int64_t x);
 int kray_return_f64(kray_ctx *ctx, unsigned idx, double x);

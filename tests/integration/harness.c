@@ -83,6 +83,11 @@ void harness_tmpdir(char *buf, size_t size)
 
 int harness_start_krayd(struct harness *h, int num_cpus)
 {
+	return harness_start_krayd_opts(h, num_cpus, NULL);
+}
+
+int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const *extra)
+{
 	const char *krayd = getenv("KRAY_KRAYD");
 	const char *code = getenv("KRAY_TEST_CODE_PATH");
 	const char *worker = getenv("KRAY_WORKER");
@@ -118,7 +123,7 @@ int harness_start_krayd(struct harness *h, int num_cpus)
 		return rc;
 	}
 	if (pid == 0) {
-		char *argv[16];
+		char *argv[48];
 		int n = 0;
 
 		/* Die with the test process, even if it is killed by a timeout. */
@@ -147,6 +152,8 @@ int harness_start_krayd(struct harness *h, int num_cpus)
 			argv[n++] = "--worker";
 			argv[n++] = (char *)worker;
 		}
+		for (int i = 0; extra && extra[i] && n < 47; i++)
+			argv[n++] = (char *)extra[i];
 		argv[n] = NULL;
 		execv(krayd, argv);
 		fprintf(stderr, "harness: exec %s: %s\n", krayd, strerror(errno));
@@ -308,7 +315,7 @@ const char *harness_errkind(int err)
 {
 	static const char *const names[] = { "NONE",	     "TASK",	 "WORKER_DIED",
 					     "UNKNOWN_FUNCTION", "BAD_ARGS", "OBJECT_LOST",
-					     "INTERNAL" };
+					     "INTERNAL",	     "STORE_FULL" };
 
 	if (err >= 0 && err < (int)(sizeof(names) / sizeof(names[0])))
 		return names[err];

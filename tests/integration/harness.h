@@ -28,6 +28,9 @@ struct harness {
  */
 int harness_start_krayd(struct harness *h, int num_cpus);
 
+/* The same with more krayd flags (a NULL-terminated list, e.g. "--store-size", "8M"). */
+int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const *extra);
+
 /* True while the krayd started by h is still running (has not exited or crashed). */
 int harness_krayd_alive(struct harness *h);
 

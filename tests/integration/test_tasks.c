@@ -104,6 +104,7 @@ Test(tasks, value_types, .timeout = 60)
 	cr_assert_eq(rc, 0, "pid: %d %s", rc, kray_errmsg(k));
 	cr_assert(v.type == KRAY_INT64 && v.i > 0 && v.i != getpid(),
 		  "pid() returned %lld, the driver is %d", (long long)v.i, (int)getpid());
+	kray_value_clear(&v);
 	harness_shutdown(k);
 }
 
@@ -228,9 +229,11 @@ Test(tasks, dependent_chain, .timeout = 60)
 	cr_assert_eq(rc, 0, "get of the chain's end: %d %s", rc, kray_errmsg(k));
 	cr_assert(v.type == KRAY_INT64 && v.i == N, "chain of %d adds gave %lld (type %d)", N,
 		  (long long)v.i, v.type);
+	kray_value_clear(&v);
 	rc = harness_get1(k, refs[N / 2], 1000, &v);
 	cr_assert(rc == 0 && v.i == N / 2 + 1, "middle of the chain: rc %d value %lld", rc,
 		  (long long)v.i);
+	kray_value_clear(&v);
 	kray_release(k, refs, N);
 	harness_shutdown(k);
 }
@@ -267,6 +270,7 @@ Test(tasks, put_objects, .timeout = 60)
 	kray_value_clear(&v);
 	rc = harness_get1(k, pi, 10000, &v);
 	cr_assert(rc == 0 && v.type == KRAY_INT64 && v.i == 7, "get of put(7): rc %d", rc);
+	kray_value_clear(&v);
 	rc = harness_get1(k, pe, 10000, &v);
 	cr_assert(rc == 0 && v.type == KRAY_BYTES && v.len == 0,
 		  "get of put(empty): rc %d type %d len %zu", rc, v.type, v.len);
@@ -290,6 +294,7 @@ Test(tasks, put_objects, .timeout = 60)
 	rc = harness_get1(k, r, 30000, &v);
 	cr_assert(rc == 0 && v.type == KRAY_F64 && v.f == 0.75, "sum_f64(put 0.5, 0.25): rc %d",
 		  rc);
+	kray_value_clear(&v);
 	kray_release(k, &r, 1);
 
 	/* neither a REF nor an ERROR can be put */
@@ -378,6 +383,7 @@ Test(tasks, multiple_returns, .timeout = 60)
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(vals[i].type, KRAY_INT64, "return %d type %d", i, vals[i].type);
 		cr_assert_eq(vals[i].i, 5 + i, "return %d = %lld", i, (long long)vals[i].i);
+		kray_value_clear(&vals[i]);
 	}
 	/* the second return as an argument */
 	kray_value sq = KRAY_V_REF(refs[1]);
@@ -389,6 +395,7 @@ Test(tasks, multiple_returns, .timeout = 60)
 	rc = harness_get1(k, one, 30000, &vals[0]);
 	cr_assert_eq(rc, 0, "noop: %d %s", rc, kray_errmsg(k));
 	cr_assert_eq(vals[0].type, KRAY_NIL, "noop returned type %d, want NIL", vals[0].type);
+	kray_value_clear(&vals[0]);
 	kray_release(k, &one, 1);
 
 	/* num_returns 0: nothing to get, but the call is fine */
@@ -420,6 +427,7 @@ Test(tasks, nested_all_workers_busy, .timeout = 60)
 		cr_assert_eq(vals[i].type, KRAY_INT64, "tree %d: type %d (%s)", i, vals[i].type,
 			     vals[i].type == KRAY_ERROR ? (const char *)vals[i].data : "");
 		cr_assert_eq(vals[i].i, 8, "tree %d = %lld, want 8", i, (long long)vals[i].i);
+		kray_value_clear(&vals[i]);
 	}
 	kray_release(k, refs, 4);
 	harness_shutdown(k);
@@ -596,12 +604,14 @@ Test(tasks, get_timeout, .timeout = 60)
 	cr_assert_eq(rc, 0, "get without timeout: %d %s", rc, kray_errmsg(k));
 	cr_assert(v.type == KRAY_INT64 && v.i == 2000, "sleep_ms returned %lld",
 		  (long long)v.i);
+	kray_value_clear(&v);
 	dt = harness_now_ms() - t0;
 	cr_assert_geq(dt, 1900, "sleep_ms(2000) finished after %lld ms", (long long)dt);
 
 	/* a finished object needs no waiting, even with timeout 0 */
 	rc = harness_get1(k, r, 0, &v);
 	cr_assert(rc == 0 && v.i == 2000, "get with timeout 0 of a finished task: rc %d", rc);
+	kray_value_clear(&v);
 	kray_release(k, &r, 1);
 	harness_shutdown(k);
 }
@@ -699,6 +709,7 @@ Test(tasks, made_up_ref_argument, .timeout = 60)
 	real = harness_call1(k, "square", &two, 1);
 	rc = harness_get1(k, real, 30000, &v);
 	cr_assert_eq(rc, 0, "square(2): %d %s", rc, kray_errmsg(k));
+	kray_value_clear(&v);
 	fake = real;
 	fake.index = 5; /* square has one return */
 
@@ -727,6 +738,7 @@ Test(tasks, get_unknown_ref, .timeout = 60)
 	real = harness_call1(k, "square", &two, 1);
 	rc = harness_get1(k, real, 30000, &v);
 	cr_assert_eq(rc, 0, "square(2): %d %s", rc, kray_errmsg(k));
+	kray_value_clear(&v);
 	fake = real;
 	fake.index = 9;
 	rc = harness_get1(k, fake, 5000, &v);
@@ -1142,6 +1154,8 @@ Test(tasks, cpu_slots_and_counters, .timeout = 60)
 	dt = harness_now_ms() - t0;
 	cr_assert_eq(rc, 0, "kray_get: %d %s", rc, kray_errmsg(k));
 	cr_assert_eq(vals[4].i, 1001, "add(sleep_ms(1000), 1) = %lld", (long long)vals[4].i);
+	for (int i = 0; i < 5; i++)
+		kray_value_clear(&vals[i]);
 	cr_assert_geq(dt, 1900, "4 x 1 s on 2 slots took %lld ms: more than 2 ran at once",
 		      (long long)dt);
 	cr_assert_lt(dt, 3500, "4 x 1 s on 2 slots took %lld ms: not run in parallel",
@@ -1174,6 +1188,7 @@ Test(tasks, shutdown_releases_refs, .timeout = 60)
 		cr_assert_eq(kray_put(a, &x, &p), 0, "kray_put: %s", kray_errmsg(a));
 		kray_ref r = harness_call1(a, "square", &x, 1);
 		cr_assert_eq(harness_get1(a, r, 30000, &v), 0, "get: %s", kray_errmsg(a));
+		kray_value_clear(&v);
 	}
 	st = harness_status(a);
 	cr_assert_geq(st.objects, 10, "objects %llu, want >= 10",
@@ -1190,56 +1205,6 @@ Test(tasks, shutdown_releases_refs, .timeout = 60)
 	} while (harness_now_ms() < deadline);
 	cr_assert_eq(st.objects, 0, "%llu objects left 10 s after their owner disconnected",
 		     (unsigned long long)st.objects);
-	harness_shutdown(b);
-	harness_stop_krayd(&h);
-}
-
-/*
- * A task waiting for an object its owner has not made yet (a ref to a later task id of the
- * same driver, which kray_call could still produce) waits while the driver lives.  Once
- * the driver disconnects, nothing can make that object or want the result: krayd must
- * drop the task and its return object instead of keeping them forever.
- */
-Test(tasks, shutdown_drops_waiting_tasks, .timeout = 60)
-{
-	struct harness h;
-	struct kray_stats st;
-	kray_value two = KRAY_V_INT(2), v = { 0 };
-	kray_ref real, future, r;
-	int64_t deadline;
-	kray *a, *b;
-	int rc;
-
-	rc = harness_start_krayd(&h, 2);
-	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
-	a = harness_connect(h.sock);
-	real = harness_call1(a, "square", &two, 1);
-	rc = harness_get1(a, real, 30000, &v);
-	cr_assert_eq(rc, 0, "square(2): %d %s", rc, kray_errmsg(a));
-	future = real;
-	future.seq += 1000; /* a task id this driver has not used yet */
-	kray_value arg = KRAY_V_REF(future);
-	r = harness_call1(a, "square", &arg, 1);
-	(void)r;
-	rc = harness_get1(a, r, 200, &v);
-	cr_assert_eq(rc, -ETIMEDOUT, "a task on a not-yet-made object: rc %d (%s)", rc,
-		     kray_errmsg(a));
-	st = harness_status(a);
-	cr_assert_eq(st.tasks_waiting, 1, "tasks_waiting %llu, want 1",
-		     (unsigned long long)st.tasks_waiting);
-	harness_shutdown(a);
-
-	b = harness_connect(h.sock);
-	deadline = harness_now_ms() + 10000;
-	do {
-		st = harness_status(b);
-		if (!st.tasks_waiting && !st.objects)
-			break;
-		usleep(20000);
-	} while (harness_now_ms() < deadline);
-	cr_assert(!st.tasks_waiting && !st.objects,
-		  "10 s after its driver left: tasks_waiting %llu objects %llu",
-		  (unsigned long long)st.tasks_waiting, (unsigned long long)st.objects);
 	harness_shutdown(b);
 	harness_stop_krayd(&h);
 }
@@ -1556,8 +1521,8 @@ Test(tasks, protocol_fuzz, .timeout = 60)
 			switch (fz_rand() % 4) {
 			case 0: /* flip a bit in the body */
 				if (flen > sizeof(struct kray_frame_hdr)) {
-					size_t at = sizeof(struct kray_frame_hdr) +
-						    fz_rand() % (flen - sizeof(struct kray_frame_hdr));
+					size_t hl = sizeof(struct kray_frame_hdr);
+					size_t at = hl + fz_rand() % (flen - hl);
 
 					p[at] ^= (uint8_t)(1u << (fz_rand() % 8));
 				}
@@ -1620,4 +1585,421 @@ Test(tasks, protocol_fuzz, .timeout = 60)
 	rc = harness_stop_krayd(&h);
 	cr_assert(rc != -1 && !(WIFSIGNALED(rc) && WTERMSIG(rc) != SIGTERM),
 		  "krayd died of signal %d at SIGTERM", WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
+}
+
+/*
+ * A raw client submits add(1, REF <its own return object>): a task that waits for itself
+ * (kray_call cannot build one; a buggy or hostile client can), then hangs up.  Nothing
+ * can ever run that task: krayd must not keep it, or its return object, once the client
+ * is gone.
+ */
+Test(tasks, self_dependent_task_dropped, .timeout = 60)
+{
+	struct harness h;
+	struct kray_frame_hdr rh;
+	struct kray_msg_hello_ok ok;
+	struct kray_stats st;
+	struct kbuf b = { 0 };
+	int64_t deadline;
+	int fd, rc;
+	kray *k;
+
+	rc = harness_start_krayd(&h, 2);
+	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
+	fd = raw_connect(h.sock);
+	size_t off = wire_begin(&b, KRAY_MSG_HELLO, 1);
+	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
+	kbuf_put(&b, &m, sizeof(m));
+	wire_end(&b, off);
+	raw_send(fd, b.data, b.len);
+	b.len = 0;
+	cr_assert_eq(read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh), "no HELLO_OK");
+	cr_assert_eq(rh.type, KRAY_MSG_HELLO_OK, "HELLO answered by type %u", rh.type);
+	cr_assert_eq(read_full(fd, &ok, sizeof(ok)), (ssize_t)sizeof(ok), "short HELLO_OK");
+
+	struct kray_msg_submit sm = { .seq = 1, .job = ok.job, .num_returns = 1, .nargs = 2,
+				      .max_retries = 0, .name_len = 3 };
+	struct kray_oid self = { ok.node, ok.client, 1, 0 };
+	off = wire_begin(&b, KRAY_MSG_SUBMIT, 0);
+	kbuf_put(&b, &sm, sizeof(sm));
+	wire_put_padded(&b, "add", 3);
+	wire_put_value(&b, KRAY_WT_INT64, 0, 1, NULL, 0);
+	wire_put_value(&b, KRAY_WT_REF, 0, 0, &self, sizeof(self));
+	wire_end(&b, off);
+	off = wire_begin(&b, KRAY_MSG_STATUS, 2);
+	wire_end(&b, off);
+	raw_send(fd, b.data, b.len);
+	kbuf_free(&b);
+	raw_drain(fd, 200);
+	close(fd);
+
+	k = harness_connect(h.sock);
+	deadline = harness_now_ms() + 10000;
+	do {
+		st = harness_status(k);
+		if (!st.tasks_waiting && !st.objects)
+			break;
+		usleep(20000);
+	} while (harness_now_ms() < deadline);
+	cr_assert(!st.tasks_waiting && !st.objects,
+		  "10 s after its client left, a self-dependent task is still kept: "
+		  "tasks_waiting %llu objects %llu",
+		  (unsigned long long)st.tasks_waiting, (unsigned long long)st.objects);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- kray_wait, kray_create/kray_seal and the object store --------------------------- */
+
+Test(tasks, wait_for_some, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value fast = KRAY_V_INT(50), slow = KRAY_V_INT(3000), two = KRAY_V_INT(2);
+	kray_ref refs[3];
+	uint8_t ready[3];
+	size_t nready = 99;
+	int64_t t0, dt;
+	int rc;
+
+	refs[0] = harness_call1(k, "sleep_ms", &fast, 1);
+	refs[1] = harness_call1(k, "sleep_ms", &slow, 1);
+	refs[2] = harness_call1(k, "square", &two, 1);
+
+	t0 = harness_now_ms();
+	rc = kray_wait(k, refs, 3, 2, 10000, ready, &nready);
+	dt = harness_now_ms() - t0;
+	cr_assert_eq(rc, 0, "kray_wait(2 of 3): %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(nready, 2, "num_ready %zu, want 2", nready);
+	cr_assert(ready[0] == 1 && ready[1] == 0 && ready[2] == 1, "ready = [%u %u %u]",
+		  ready[0], ready[1], ready[2]);
+	cr_assert_lt(dt, 2500, "waiting for the 2 quick ones took %lld ms", (long long)dt);
+
+	/* all 3 with a short timeout: returns 0 with what is ready */
+	t0 = harness_now_ms();
+	rc = kray_wait(k, refs, 3, 3, 100, ready, &nready);
+	dt = harness_now_ms() - t0;
+	cr_assert_eq(rc, 0, "kray_wait that timed out: rc %d (0 expected)", rc);
+	cr_assert_eq(nready, 2, "num_ready %zu after the timeout, want 2", nready);
+	cr_assert_eq(ready[1], 0, "the slow task is reported ready");
+	cr_assert_lt(dt, 1500, "kray_wait with 100 ms timeout took %lld ms", (long long)dt);
+
+	/* timeout 0 only polls */
+	rc = kray_wait(k, refs, 3, 3, 0, ready, &nready);
+	cr_assert(rc == 0 && nready == 2, "polling kray_wait: rc %d num_ready %zu", rc, nready);
+
+	/* num_ready > n is bad input */
+	rc = kray_wait(k, refs, 3, 4, 0, ready, &nready);
+	cr_assert_eq(rc, -EINVAL, "kray_wait with num_ready > n: rc %d", rc);
+
+	/* waiting forever for all of them */
+	rc = kray_wait(k, refs, 3, 3, -1, ready, &nready);
+	cr_assert(rc == 0 && nready == 3 && ready[1] == 1, "kray_wait(all): rc %d num_ready %zu",
+		  rc, nready);
+
+	/* an error counts as ready */
+	kray_value boom = bytes_of("boom");
+	kray_ref f = harness_call1(k, "fail", &boom, 1);
+	rc = kray_wait(k, &f, 1, 1, 10000, ready, &nready);
+	cr_assert(rc == 0 && nready == 1 && ready[0] == 1,
+		  "kray_wait on a failed task: rc %d num_ready %zu", rc, nready);
+	kray_release(k, refs, 3);
+	kray_release(k, &f, 1);
+	harness_shutdown(k);
+}
+
+Test(tasks, create_and_seal, .timeout = 60)
+{
+	enum { BIG = 1 << 20, SMALL = 100, SEED = 3 };
+	kray *k = harness_embedded(2);
+	kray_ref big, small, r, bogus = { 1, 2, 3, 4 };
+	kray_value v = { 0 };
+	uint8_t *p;
+	int rc;
+
+	rc = kray_create(k, BIG, &big, (void **)&p);
+	cr_assert_eq(rc, 0, "kray_create(1 MiB): %d %s", rc, kray_errmsg(k));
+	cr_assert_not_null(p, "kray_create gave no memory");
+
+	/* a task on an object still being written waits for kray_seal */
+	kray_value a[2] = { KRAY_V_REF(big), KRAY_V_INT(SEED) };
+	r = harness_call1(k, "check_bytes", a, 2);
+	rc = harness_get1(k, r, 300, &v);
+	cr_assert_eq(rc, -ETIMEDOUT, "a task on an unsealed object: rc %d (%s)", rc,
+		     kray_errmsg(k));
+	for (size_t i = 0; i < BIG; i++)
+		p[i] = (uint8_t)(SEED + i);
+	rc = kray_seal(k, &big);
+	cr_assert_eq(rc, 0, "kray_seal: %d %s", rc, kray_errmsg(k));
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "check_bytes(created): %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_INT64 && v.i == BIG, "check_bytes(created) = %lld",
+		  (long long)v.i);
+	kray_value_clear(&v);
+
+	rc = harness_get1(k, big, 30000, &v);
+	cr_assert_eq(rc, 0, "get of the created object: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == BIG, "type %d len %zu", v.type, v.len);
+	for (size_t i = 0; i < BIG; i++)
+		if (((const uint8_t *)v.data)[i] != (uint8_t)(SEED + i))
+			cr_assert_fail("byte %zu of the created object differs", i);
+	kray_value_clear(&v);
+
+	rc = kray_seal(k, &big);
+	cr_assert_eq(rc, -ENOENT, "sealing twice: rc %d", rc);
+	rc = kray_seal(k, &bogus);
+	cr_assert_eq(rc, -ENOENT, "sealing a made-up ref: rc %d", rc);
+
+	/* under the inline limit too */
+	rc = kray_create(k, SMALL, &small, (void **)&p);
+	cr_assert_eq(rc, 0, "kray_create(100): %d %s", rc, kray_errmsg(k));
+	memcpy(p, "small object", 12);
+	memset(p + 12, '.', SMALL - 12);
+	cr_assert_eq(kray_seal(k, &small), 0, "kray_seal(small): %s", kray_errmsg(k));
+	rc = harness_get1(k, small, 30000, &v);
+	cr_assert(rc == 0 && v.type == KRAY_BYTES && v.len == SMALL &&
+			  !memcmp(v.data, "small object", 12),
+		  "get of the small created object: rc %d len %zu", rc, v.len);
+	kray_value_clear(&v);
+
+	kray_release(k, &big, 1);
+	kray_release(k, &small, 1);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* A large value from kray_get is a read-only view: writing to it faults. */
+Test(tasks, large_value_is_read_only, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value m[2] = { KRAY_V_INT(1 << 20), KRAY_V_INT(0) }, v = { 0 };
+	kray_ref r = harness_call1(k, "make_bytes", m, 2);
+	int rc = harness_get1(k, r, 30000, &v), status;
+	pid_t pid;
+
+	cr_assert_eq(rc, 0, "make_bytes: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == 1 << 20, "type %d len %zu", v.type, v.len);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork");
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		((volatile uint8_t *)v.data)[12345] = 1;
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
+	cr_assert(WIFSIGNALED(status) &&
+			  (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS),
+		  "writing to a large value did not fault (%s %d)",
+		  WIFEXITED(status) ? "exit" : "signal",
+		  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* Waits until cond(st) holds (10 s at most) and returns the last stats. */
+static struct kray_stats poll_stats(kray *k, int (*cond)(const struct kray_stats *))
+{
+	int64_t deadline = harness_now_ms() + 10000;
+	struct kray_stats st;
+
+	do {
+		st = harness_status(k);
+		if (cond(&st))
+			break;
+		usleep(20000);
+	} while (harness_now_ms() < deadline);
+	return st;
+}
+
+static int unpinned(const struct kray_stats *st)
+{
+	return st->objects_pinned == 0;
+}
+
+static int store_empty(const struct kray_stats *st)
+{
+	return st->objects == 0 && st->store_bytes == 0 && st->objects_spilled == 0;
+}
+
+/* The store's counters follow large objects: bytes, pins, frees. */
+Test(tasks, store_counters, .timeout = 60)
+{
+	enum { LEN = 2 << 20 };
+	kray *k = harness_embedded(2);
+	uint8_t *buf = calloc(1, LEN);
+	kray_value in = KRAY_V_BYTES(buf, LEN), v = { 0 };
+	struct kray_stats st;
+	kray_ref p;
+	int rc;
+
+	cr_assert_not_null(buf);
+	rc = kray_put(k, &in, &p);
+	cr_assert_eq(rc, 0, "kray_put(2 MiB): %d %s", rc, kray_errmsg(k));
+	st = harness_status(k);
+	cr_assert_geq(st.store_bytes, LEN, "store_bytes %llu after a 2 MiB put",
+		      (unsigned long long)st.store_bytes);
+	cr_assert_geq(st.store_capacity, st.store_bytes, "store_capacity %llu < store_bytes",
+		      (unsigned long long)st.store_capacity);
+
+	rc = harness_get1(k, p, 30000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	st = harness_status(k);
+	cr_assert_geq(st.objects_pinned, 1, "objects_pinned %llu while a view is held",
+		      (unsigned long long)st.objects_pinned);
+	kray_value_clear(&v);
+	st = poll_stats(k, unpinned);
+	cr_assert_eq(st.objects_pinned, 0, "objects_pinned %llu 10 s after the view was dropped",
+		     (unsigned long long)st.objects_pinned);
+
+	kray_release(k, &p, 1);
+	st = poll_stats(k, store_empty);
+	cr_assert(store_empty(&st), "after release: objects %llu store_bytes %llu spilled %llu",
+		  (unsigned long long)st.objects, (unsigned long long)st.store_bytes,
+		  (unsigned long long)st.objects_spilled);
+	cr_assert_geq(st.evicted_total, 1, "evicted_total %llu",
+		      (unsigned long long)st.evicted_total);
+	free(buf);
+	harness_shutdown(k);
+}
+
+/* More large objects than the store holds: some go to disk and come back intact. */
+Test(tasks, store_spills_and_restores, .timeout = 60)
+{
+	enum { N = 8, LEN = 2 << 20 };
+	static const char *const flags[] = { "--store-size", "8M", "--pool-size", "4M", NULL };
+	struct harness h;
+	struct kray_stats st;
+	kray_ref refs[N];
+	uint8_t *buf = malloc(LEN);
+	kray *k;
+	int rc;
+
+	cr_assert_not_null(buf);
+	rc = harness_start_krayd_opts(&h, 2, flags);
+	cr_assert_eq(rc, 0, "harness_start_krayd_opts: %d", rc);
+	k = harness_connect(h.sock);
+	for (int i = 0; i < N; i++) {
+		kray_value in = KRAY_V_BYTES(buf, LEN);
+
+		for (size_t j = 0; j < LEN; j++)
+			buf[j] = (uint8_t)(i * 7 + j);
+		rc = kray_put(k, &in, &refs[i]);
+		cr_assert_eq(rc, 0, "kray_put %d of %d x 2 MiB into an 8 MiB store: %d %s", i, N,
+			     rc, kray_errmsg(k));
+	}
+	st = harness_status(k);
+	cr_assert_leq(st.store_bytes, 8 << 20, "store_bytes %llu over the 8 MiB capacity",
+		      (unsigned long long)st.store_bytes);
+	cr_assert_geq(st.objects_spilled, 1, "objects_spilled %llu with 16 MiB in 8 MiB",
+		      (unsigned long long)st.objects_spilled);
+	cr_assert_geq(st.spilled_total, LEN, "spilled_total %llu",
+		      (unsigned long long)st.spilled_total);
+
+	/* every one comes back right, read here and by a task */
+	for (int i = 0; i < N; i++) {
+		kray_value v = { 0 };
+
+		rc = harness_get1(k, refs[i], 30000, &v);
+		cr_assert_eq(rc, 0, "get %d: %d %s", i, rc, kray_errmsg(k));
+		cr_assert(v.type == KRAY_BYTES && v.len == LEN, "object %d: type %d len %zu", i,
+			  v.type, v.len);
+		for (size_t j = 0; j < LEN; j++)
+			if (((const uint8_t *)v.data)[j] != (uint8_t)(i * 7 + j))
+				cr_assert_fail("object %d byte %zu differs after spilling", i, j);
+		kray_value_clear(&v);
+		kray_value a[2] = { KRAY_V_REF(refs[i]), KRAY_V_INT(i * 7) };
+		harness_expect_int(k, "check_bytes", a, 2, LEN);
+	}
+	st = harness_status(k);
+	cr_assert_geq(st.restored_total, LEN, "restored_total %llu",
+		      (unsigned long long)st.restored_total);
+
+	kray_release(k, refs, N);
+	st = poll_stats(k, store_empty);
+	cr_assert(store_empty(&st), "after release: objects %llu store_bytes %llu spilled %llu",
+		  (unsigned long long)st.objects, (unsigned long long)st.store_bytes,
+		  (unsigned long long)st.objects_spilled);
+	free(buf);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* When every byte of the store is pinned, creating more fails cleanly. */
+Test(tasks, store_full_of_pinned_objects, .timeout = 60)
+{
+	enum { LEN = 3 << 20 };
+	static const char *const flags[] = { "--store-size", "4M", "--pool-size", "4M", NULL };
+	struct harness h;
+	kray_value in, v = { 0 }, e = { 0 };
+	uint8_t *buf = calloc(1, LEN), *p;
+	kray_ref a, c, r;
+	kray *k;
+	int rc;
+
+	cr_assert_not_null(buf);
+	rc = harness_start_krayd_opts(&h, 2, flags);
+	cr_assert_eq(rc, 0, "harness_start_krayd_opts: %d", rc);
+	k = harness_connect(h.sock);
+	in = KRAY_V_BYTES(buf, LEN);
+	rc = kray_put(k, &in, &a);
+	cr_assert_eq(rc, 0, "kray_put(3 MiB): %d %s", rc, kray_errmsg(k));
+	rc = harness_get1(k, a, 30000, &v); /* pins it */
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+
+	rc = kray_create(k, LEN, &c, (void **)&p);
+	cr_assert_eq(rc, -ENOSPC, "kray_create(3 MiB) with 3 of 4 MiB pinned: rc %d (%s)", rc,
+		     kray_errmsg(k));
+
+	kray_value m[2] = { KRAY_V_INT(LEN), KRAY_V_INT(0) };
+	r = harness_call1(k, "make_bytes", m, 2);
+	rc = harness_get1(k, r, 30000, &e);
+	cr_assert_eq(rc, -EREMOTEIO, "a 3 MiB result with the store pinned full: rc %d", rc);
+	cr_assert(e.type == KRAY_ERROR && e.err == KRAY_ERR_STORE_FULL,
+		  "a 3 MiB result with the store pinned full: type %d kind %s: %s", e.type,
+		  harness_errkind(e.err), e.type == KRAY_ERROR ? (const char *)e.data : "");
+	kray_value_clear(&e);
+
+	/* unpinned, the space can be used again (by spilling or freeing) */
+	kray_value_clear(&v);
+	kray_release(k, &a, 1);
+	poll_stats(k, store_empty);
+	kray_release(k, &r, 1);
+	rc = kray_create(k, LEN, &c, (void **)&p);
+	cr_assert_eq(rc, 0, "kray_create after the pin was dropped: %d %s", rc, kray_errmsg(k));
+	memset(p, 1, LEN);
+	cr_assert_eq(kray_seal(k, &c), 0, "kray_seal: %s", kray_errmsg(k));
+	kray_release(k, &c, 1);
+	free(buf);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* A timeout too large to add to a clock (INT64_MAX ms) means "wait", not "overflow". */
+Test(tasks, huge_timeouts, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value ms = KRAY_V_INT(300), v = { 0 };
+	uint8_t ready;
+	size_t nready = 0;
+	kray_ref r;
+	int rc;
+
+	r = harness_call1(k, "sleep_ms", &ms, 1);
+	rc = kray_wait(k, &r, 1, 1, INT64_MAX, &ready, &nready);
+	cr_assert(rc == 0 && nready == 1 && ready == 1,
+		  "kray_wait with timeout INT64_MAX: rc %d num_ready %zu", rc, nready);
+	kray_release(k, &r, 1);
+
+	r = harness_call1(k, "sleep_ms", &ms, 1);
+	rc = harness_get1(k, r, INT64_MAX, &v);
+	cr_assert_eq(rc, 0, "kray_get with timeout INT64_MAX: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_INT64 && v.i == 300, "sleep_ms(300) = %lld", (long long)v.i);
+	kray_value_clear(&v);
+	rc = harness_get1(k, r, INT64_MAX / 1000, &v);
+	cr_assert_eq(rc, 0, "kray_get with timeout INT64_MAX / 1000: %d", rc);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
 }

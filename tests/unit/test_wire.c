@@ -54,9 +54,9 @@ static double bits_f64(uint64_t u)
 }
 
 static const struct kray_oid OID_A = { 1, 2, 3, 0 };
-static const uint8_t zeros24[24];
 static const struct kray_oid OID_B = { 7, 8, 9, KRAY_OID_PUT };
 static const uint8_t BYTES5[5] = { 'h', 'e', 'l', 'l', 'o' };
+static const uint8_t zeros24[24];
 
 static void put_submit_hdr(struct kbuf *b, const char *name, uint16_t nargs, uint16_t nret,
 			   int16_t retries)
@@ -1661,10 +1661,9 @@ static uint64_t rnd(void)
 }
 
 static const uint32_t interesting[] = {
-	0,	  1,	     7,		 8,	      15,	    16,		   17,
-	255,	  256,	     1023,	 1024,	      1025,	    0x7fff,	   0x8000,
-	0xffff,	  0x10000,   0x10001,	 0x7fffffff,  0x80000000u, 0xfffffff8u, 0xfffffff9u,
-	0xffffffffu, KRAY_FRAME_MAX, KRAY_FRAME_MAX + 1,
+	0, 1, 7, 8, 15, 16, 17, 255, 256, 1023, 1024, 1025,
+	0x7fff, 0x8000, 0xffff, 0x10000, 0x10001, 0x7fffffff, 0x80000000u,
+	0xfffffff8u, 0xfffffff9u, 0xffffffffu, KRAY_FRAME_MAX, KRAY_FRAME_MAX + 1,
 };
 
 /* Mutates p[0..*len) in place (cap bytes available); may change *len. */
