@@ -46,9 +46,11 @@ int wire_rd_bytes(struct wire_rd *r, size_t n, const void **ret)
 int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 {
 	struct kray_wire_value v;
-	const void *data = NULL;
+	const void *data = NULL, *refs = NULL;
 
 	if (wire_rd_fixed(r, &v, sizeof(v)))
+		return -EBADMSG;
+	if (v.nrefs && (v.type == KRAY_WT_ERROR || v.type == KRAY_WT_REF))
 		return -EBADMSG;
 	switch (v.type) {
 	case KRAY_WT_NIL:
@@ -76,13 +78,16 @@ int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 	}
 	if (v.len && wire_rd_bytes(r, v.len, &data))
 		return -EBADMSG;
-	*ret = (struct wire_value){ .type = v.type, .err = v.err, .scalar = v.scalar,
-				    .data = data, .len = v.len };
+	if (v.nrefs && wire_rd_bytes(r, (size_t)v.nrefs * sizeof(struct kray_oid), &refs))
+		return -EBADMSG;
+	*ret = (struct wire_value){ .type = v.type, .err = v.err, .nrefs = v.nrefs,
+				    .scalar = v.scalar, .data = data, .len = v.len, .refs = refs };
 	return 0;
 }
 
 #define T(x) (1u << (x))
 #define PLAIN (T(KRAY_WT_NIL) | T(KRAY_WT_INT64) | T(KRAY_WT_F64) | T(KRAY_WT_BYTES))
+#define NESTED (1u << 31) /* values may contain refs */
 
 /* Walks n values, each of a type in `allowed`, so later iteration needs no checks.
  * Returns the number of FD values, or -EBADMSG. */
@@ -92,7 +97,8 @@ static int check_values(struct wire_rd r, uint32_t n, unsigned allowed)
 	int fds = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		if (wire_rd_value(&r, &v) || !(allowed & T(v.type)))
+		if (wire_rd_value(&r, &v) || !(allowed & T(v.type)) ||
+		    (v.nrefs && !(allowed & NESTED)))
 			return -EBADMSG;
 		fds += v.type == KRAY_WT_FD;
 	}
@@ -171,7 +177,7 @@ int wire_dec_result(const void *body, size_t len, struct wire_result *ret)
 
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &res.m, sizeof(res.m)) || res.m.n > KRAY_RETURNS_MAX ||
-	    check_values(r, res.m.n, PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_OBJECT)) < 0)
+	    check_values(r, res.m.n, PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_OBJECT) | NESTED) < 0)
 		return -EBADMSG;
 	res.values = r;
 	*ret = res;
@@ -215,7 +221,7 @@ int wire_dec_get_reply(const void *body, size_t len, struct wire_get_reply *ret)
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.n > KRAY_REFS_MAX || (m.status != 0 && m.n != 0))
 		return -EBADMSG;
-	fds = check_values(r, m.n, PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_FD));
+	fds = check_values(r, m.n, PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_FD) | NESTED);
 	if (fds < 0)
 		return -EBADMSG;
 	*ret = (struct wire_get_reply){ .status = m.status, .n = m.n, .values = r, .nfds = fds };
@@ -320,14 +326,24 @@ void wire_put_padded(struct kbuf *b, const void *p, size_t n)
 		kbuf_put(b, NULL, KRAY_PAD8(n) - n);
 }
 
-void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
-		    const void *data, uint32_t len)
+void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
+			 const void *data, uint32_t len, const struct kray_oid *refs,
+			 uint16_t nrefs)
 {
-	struct kray_wire_value v = { .type = type, .err = err, .len = len, .scalar = scalar };
+	struct kray_wire_value v = { .type = type, .err = err, .nrefs = nrefs, .len = len,
+				     .scalar = scalar };
 
 	kbuf_put(b, &v, sizeof(v));
 	if (len)
 		wire_put_padded(b, data, len);
+	if (nrefs)
+		kbuf_put(b, refs, nrefs * sizeof(*refs));
+}
+
+void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
+		    const void *data, uint32_t len)
+{
+	wire_put_value_refs(b, type, err, scalar, data, len, NULL, 0);
 }
 
 void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)

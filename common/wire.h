@@ -29,9 +29,11 @@ struct wire_rd {
 struct wire_value {
 	uint8_t type; /* enum kray_wire_type */
 	uint8_t err; /* enum kray_wire_err */
+	uint16_t nrefs;
 	uint64_t scalar;
 	const void *data;
 	uint32_t len;
+	const struct kray_oid *refs; /* nrefs contained ids; may be unaligned: copy */
 };
 
 static inline void wire_rd_init(struct wire_rd *r, const void *body, size_t len)
@@ -138,6 +140,10 @@ void wire_end(struct kbuf *b, size_t hdr_off);
 void wire_put_padded(struct kbuf *b, const void *p, size_t n);
 void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 		    const void *data, uint32_t len);
+/* The same, with nrefs contained object ids. */
+void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
+			 const void *data, uint32_t len, const struct kray_oid *refs,
+			 uint16_t nrefs);
 /* An ERROR value whose text is formatted (truncated to 4 KiB). */
 void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

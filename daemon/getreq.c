@@ -40,15 +40,14 @@ static void reply_get(struct conn *c, struct getreq *g, int status)
 	kbuf_put(&c->out, &m, sizeof(m));
 	for (uint32_t i = 0; i < m.n; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
+		const struct kray_oid *id = &g->ids[i];
 
-		if (o && o->state == OBJ_READY) {
+		if (o && o->state == OBJ_READY && oidmap_get(&c->refs, id)) {
 			store_send_value(c, o);
 		} else {
-			const struct kray_oid *id = &g->ids[i];
-
 			wire_put_errorf(&c->out, KRAY_WE_OBJECT_LOST,
-					"object %u.%u.%u.%u does not exist (never created, or "
-					"released by its owner)",
+					"object %u.%u.%u.%u is not held by this process (never "
+					"received, or released)",
 					id->node, id->owner, id->seq, id->index);
 		}
 	}
@@ -108,10 +107,11 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 				 -1 :
 				 now_ns() + timeout_ms * 1000000;
 
+	/* Only refs this process holds are waited for; the others are errors. */
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 
-		if (o && o->state != OBJ_READY)
+		if (o && o->state != OBJ_READY && oidmap_get(&c->refs, &g->ids[i]))
 			pending++;
 	}
 	/* A get needs every object; a wait needs num_ready of them. */
@@ -123,7 +123,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 		struct obj *o = store_get(d, &g->ids[i]);
 		struct dep *dep;
 
-		if (!o || o->state == OBJ_READY)
+		if (!o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]))
 			continue;
 		dep = calloc(1, sizeof(*dep));
 		if (!dep)

@@ -138,6 +138,8 @@ struct obj {
 	bool spilled;
 	uint64_t size;
 	struct conn *writer; /* the connection writing it (pending large objects) */
+	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
+	uint16_t ncontained;
 	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
 	struct dep *deps;
 };
@@ -205,6 +207,8 @@ void proto_conn_gone(struct conn *c);
 struct obj *store_get(struct krayd *d, const struct kray_oid *id);
 struct obj *store_create(struct krayd *d, const struct kray_oid *id);
 void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v);
+/* Whether connection c holds every ref a value contains (it may then store them). */
+bool store_holds_refs(struct conn *c, const struct wire_value *v);
 void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);
 void store_ref(struct obj *o);
 /* A reference held by connection c (released when c goes). */

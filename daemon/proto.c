@@ -91,6 +91,12 @@ static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
 	if (!o)
 		return fail("object id reused", -EEXIST);
 	store_conn_ref(c, o);
+	if (!store_holds_refs(c, &p.value)) {
+		static const char msg[] = "the put contains a ref its process does not hold";
+
+		store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);
+		return 0;
+	}
 	store_seal(d, o, &p.value);
 	return 0;
 }

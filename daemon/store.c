@@ -41,6 +41,14 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id)
 
 static void obj_free(struct krayd *d, struct obj *o)
 {
+	/* Nested refs go with their container. */
+	for (uint16_t i = 0; i < o->ncontained; i++) {
+		struct obj *in = store_get(d, &o->contained[i]);
+
+		if (in)
+			store_unref(d, in);
+	}
+	free(o->contained);
 	oidmap_del(&d->objs, &o->id);
 	store_drop_large(d, o);
 	d->st.objects--;
@@ -71,6 +79,25 @@ static void fire(struct krayd *d, struct obj *o)
 	store_unref(d, o);
 }
 
+static void contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)
+{
+	if (!n)
+		return;
+	o->contained = malloc(n * sizeof(*o->contained));
+	if (!o->contained)
+		abort();
+	memcpy(o->contained, refs, n * sizeof(*o->contained));
+	o->ncontained = n;
+	for (uint16_t i = 0; i < n; i++) {
+		struct obj *in = store_get(d, &o->contained[i]);
+
+		if (in)
+			store_ref(in);
+		else
+			o->contained[i] = (struct kray_oid){ 0 }; /* checked by the caller */
+	}
+}
+
 static void seal(struct krayd *d, struct obj *o, uint8_t type, uint8_t err, uint64_t scalar,
 		 const void *data, size_t len)
 {
@@ -93,7 +120,21 @@ static void seal(struct krayd *d, struct obj *o, uint8_t type, uint8_t err, uint
 
 void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v)
 {
+	if (o->state != OBJ_READY)
+		contain(d, o, v->refs, v->nrefs);
 	seal(d, o, v->type, v->err, v->scalar, v->data, v->len);
+}
+
+bool store_holds_refs(struct conn *c, const struct wire_value *v)
+{
+	for (uint16_t i = 0; i < v->nrefs; i++) {
+		struct kray_oid id;
+
+		memcpy(&id, &v->refs[i], sizeof(id));
+		if (!oidmap_get(&c->refs, &id))
+			return false;
+	}
+	return true;
 }
 
 void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len)
@@ -128,8 +169,16 @@ void store_send_value(struct conn *c, struct obj *o)
 	bool fresh;
 	int r = 0;
 
+	/* Whoever gets an object borrows the refs it contains. */
+	for (uint16_t i = 0; i < o->ncontained; i++) {
+		struct obj *in = store_get(d, &o->contained[i]);
+
+		if (in)
+			store_conn_ref(c, in);
+	}
 	if (o->type != KRAY_WT_FD) {
-		wire_put_value(&c->out, o->type, o->err, o->scalar, o->data, o->len);
+		wire_put_value_refs(&c->out, o->type, o->err, o->scalar, o->data, o->len,
+				    o->contained, o->ncontained);
 		return;
 	}
 	if (o->spilled)
@@ -145,7 +194,8 @@ void store_send_value(struct conn *c, struct obj *o)
 					       strerror(-r));
 		return;
 	}
-	wire_put_value(&c->out, KRAY_WT_FD, 0, o->size, &o->id, sizeof(o->id));
+	wire_put_value_refs(&c->out, KRAY_WT_FD, 0, o->size, &o->id, sizeof(o->id),
+			    o->contained, o->ncontained);
 	if (o->pins++ == 0)
 		d->st.objects_pinned++;
 	(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
@@ -164,6 +214,7 @@ void store_fini(struct krayd *d)
 			o->deps = n;
 		}
 		store_drop_large(d, o);
+		free(o->contained);
 		free(o->data);
 		free(o);
 	}

@@ -220,6 +220,12 @@ static void seal_return(struct conn *from, struct task *t, struct obj *o,
 	struct kray_oid src_id;
 	struct obj *src;
 
+	if (!store_holds_refs(from, v)) {
+		static const char msg[] = "the result contains a ref its worker does not hold";
+
+		store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);
+		return;
+	}
 	if (v->type != KRAY_WT_OBJECT) {
 		store_seal(d, o, v);
 		return;

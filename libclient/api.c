@@ -50,29 +50,37 @@ static int check_value(struct kray *k, const kray_value *v, bool allow_ref)
 	}
 }
 
-static void put_value(struct kbuf *b, const kray_value *v)
+static void put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
+		      uint16_t nrefs)
 {
 	uint64_t scalar = 0;
+	uint8_t type = KRAY_WT_NIL;
+	const void *data = NULL;
+	uint32_t len = 0;
 
 	switch (v->type) {
 	case KRAY_INT64:
 		memcpy(&scalar, &v->i, sizeof(scalar));
-		wire_put_value(b, KRAY_WT_INT64, 0, scalar, NULL, 0);
+		type = KRAY_WT_INT64;
 		break;
 	case KRAY_F64:
 		memcpy(&scalar, &v->f, sizeof(scalar));
-		wire_put_value(b, KRAY_WT_F64, 0, scalar, NULL, 0);
+		type = KRAY_WT_F64;
 		break;
 	case KRAY_BYTES:
-		wire_put_value(b, KRAY_WT_BYTES, 0, 0, v->data, (uint32_t)v->len);
+		type = KRAY_WT_BYTES;
+		data = v->data;
+		len = (uint32_t)v->len;
 		break;
 	case KRAY_REF:
-		wire_put_value(b, KRAY_WT_REF, 0, 0, &v->ref, sizeof(v->ref));
+		type = KRAY_WT_REF;
+		data = &v->ref;
+		len = sizeof(v->ref);
 		break;
 	default:
-		wire_put_value(b, KRAY_WT_NIL, 0, 0, NULL, 0);
 		break;
 	}
+	wire_put_value_refs(b, type, 0, scalar, data, len, refs, nrefs);
 }
 
 /* Drops a frame begun at off whose body grew too large; returns -E2BIG. */
@@ -119,7 +127,7 @@ KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_put_padded(&k->out, fn, name_len);
 	for (size_t i = 0; i < nargs; i++)
-		put_value(&k->out, &args[i]);
+		put_value(&k->out, &args[i], NULL, 0);
 	if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)
 		return frame_too_big(k, off);
 	wire_end(&k->out, off);
@@ -128,7 +136,8 @@ KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args
 	return maybe_flush(k);
 }
 
-void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v)
+void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const kray_ref *refs,
+		   uint16_t nrefs)
 {
 	struct kray_msg_put m;
 	size_t off;
@@ -136,9 +145,10 @@ void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v)
 	memcpy(&m.oid, id, sizeof(m.oid));
 	off = wire_begin(&k->out, KRAY_MSG_PUT, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
-	put_value(&k->out, v);
+	put_value(&k->out, v, (const struct kray_oid *)refs, nrefs);
 	wire_end(&k->out, off);
-	kc_cache_put(k, id, v);
+	if (!nrefs)
+		kc_cache_put(k, id, v);
 }
 
 KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
@@ -161,12 +171,31 @@ KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
 		r = kray_seal(k, &id);
 	} else {
 		id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
-		kc_put_inline(k, &id, v);
+		kc_put_inline(k, &id, v, NULL, 0);
 		r = maybe_flush(k);
 	}
 	if (!r)
 		*ret_ref = id;
 	return r;
+}
+
+KRAY_EXPORT int kray_put_refs(struct kray *k, const kray_value *v, const kray_ref *refs,
+			      size_t nrefs, kray_ref *ret_ref)
+{
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!v || !ret_ref || nrefs > UINT16_MAX || (nrefs && !refs))
+		return kc_fail(k, -EINVAL, "kray_put_refs takes a value and 0 to 65535 refs");
+	if ((r = check_value(k, v, false)))
+		return r;
+	if (v->type == KRAY_BYTES && v->len > k->inline_max)
+		return kc_fail(k, -EINVAL, "only values up to %u bytes may contain refs",
+			       k->inline_max);
+	*ret_ref = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
+	kc_put_inline(k, ret_ref, v, refs, (uint16_t)nrefs);
+	return maybe_flush(k);
 }
 
 /* Sends one GET for refs that are not here yet; returns its request id. */

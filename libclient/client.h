@@ -82,12 +82,14 @@ int *kc_frame_fds(struct kray *k, const struct kray_frame_hdr *h);
 /* objects.c: what a kray_value's priv_ points to. */
 enum mem_kind { MEM_HEAP = 1, MEM_VIEW = 2 };
 
-struct kray_mem { /* a heap copy: header, then len + 1 bytes */
+struct kray_mem { /* a heap copy: header, contained refs, then len + 1 bytes */
 	uint32_t kind; /* MEM_HEAP */
 	uint32_t refs; /* the cache and values share it */
 	size_t len;
 	uint8_t type;
 	uint64_t scalar;
+	kray_ref *nested; /* contained refs, nnested of them */
+	size_t nnested;
 	char data[];
 };
 
@@ -106,6 +108,9 @@ struct view { /* a read-only mapping of a large object */
 void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret);
 /* A value that owns a heap copy of data. */
 void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret);
+/* Sends a PUT of an inline value (with nrefs contained refs) under id. */
+void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const kray_ref *refs,
+		   uint16_t nrefs);
 /* A new reference to a cached small value or mapped object, or false. */
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret);
 /* Remembers a small value this process put or got. */

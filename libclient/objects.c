@@ -50,15 +50,29 @@ static struct kray_mem *mem_new(uint8_t type, uint64_t scalar, const void *data,
 	return m;
 }
 
+static void mem_set_nested(struct kray_mem *m, const struct kray_oid *refs, size_t n)
+{
+	if (!n)
+		return;
+	m->nested = malloc(n * sizeof(*m->nested));
+	if (!m->nested)
+		abort();
+	memcpy(m->nested, refs, n * sizeof(*m->nested));
+	m->nnested = n;
+}
+
 static void mem_put(struct kray_mem *m)
 {
-	if (--m->refs == 0)
-		free(m);
+	if (--m->refs)
+		return;
+	free(m->nested);
+	free(m);
 }
 
 static void value_from_mem(struct kray_mem *m, kray_value *v)
 {
-	*v = (kray_value){ .type = (enum kray_type)m->type, .priv_ = m };
+	*v = (kray_value){ .type = (enum kray_type)m->type, .priv_ = m, .refs = m->nested,
+			   .nrefs = m->nnested };
 	switch (m->type) {
 	case KRAY_WT_INT64:
 		memcpy(&v->i, &m->scalar, sizeof(v->i));
@@ -180,6 +194,7 @@ void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_v
 	if (w->type != KRAY_WT_FD) {
 		m = mem_new(w->type, w->type == KRAY_WT_ERROR ? w->err : w->scalar, w->data,
 			    w->len);
+		mem_set_nested(m, w->refs, w->nrefs);
 		value_from_mem(m, ret);
 		return;
 	}
@@ -243,7 +258,7 @@ void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v)
 	uint64_t *slot;
 
 	/* Errors are not kept (a retry may fix them) and views are kept as views. */
-	if (v->type == KRAY_ERROR || v->type == KRAY_REF ||
+	if (v->type == KRAY_ERROR || v->type == KRAY_REF || v->nrefs ||
 	    (v->priv_ && *(uint32_t *)v->priv_ == MEM_VIEW))
 		return;
 	if (v->type == KRAY_INT64)
@@ -390,9 +405,6 @@ KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void
 	return kc_create(k, size, ret_ref, ret_data);
 }
 
-/* Sends a PUT of an inline value under id. */
-void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v);
-
 KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 {
 	uint64_t *slot = ref ? oidmap_get(&k->writing, oid(ref)) : NULL;
@@ -407,7 +419,7 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 	if (vw->kind == MEM_HEAP) {
 		kray_value v = KRAY_V_BYTES(vw->addr, vw->size);
 
-		kc_put_inline(k, ref, &v);
+		kc_put_inline(k, ref, &v, NULL, 0);
 		free(vw->addr);
 		free(vw);
 		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;

@@ -46,7 +46,8 @@ enum kray_errkind {
 	KRAY_ERR_WORKER_DIED = 2, /* its worker died max_retries + 1 times */
 	KRAY_ERR_UNKNOWN_FUNCTION = 3, /* no such function on the job's code search path */
 	KRAY_ERR_BAD_ARGS = 4, /* wrong number of arguments, or an argument refers to itself */
-	KRAY_ERR_OBJECT_LOST = 5, /* an argument's object does not exist (released?) */
+	KRAY_ERR_OBJECT_LOST = 5, /* the object does not exist, or this process does not
+				   * hold a ref to it (never received, or released) */
 	KRAY_ERR_INTERNAL = 6,
 	KRAY_ERR_STORE_FULL = 7, /* the object store is full and nothing could be spilled */
 };
@@ -66,6 +67,10 @@ typedef struct kray_value {
 	const void *data;
 	size_t len;
 	kray_ref ref;
+	/* From kray_get(): the refs this object contains (nested refs).  The getter now
+	 * holds a reference on each (it borrows them) and releases them with kray_release(). */
+	const kray_ref *refs;
+	size_t nrefs;
 	void *priv_; /* owned memory, freed by kray_value_clear() */
 } kray_value;
 
@@ -142,6 +147,15 @@ int kray_put(kray *k, const kray_value *v, kray_ref *ret_ref);
  * In a worker, a get that waits gives the worker's CPU slot back while it waits.
  */
 int kray_get(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms, kray_value *ret_vals);
+
+/*
+ * Stores a small value (up to the inline limit) that contains refs: the new object keeps
+ * the objects they name alive until it is freed itself, and a process that gets it
+ * borrows them (see kray_value.refs).  This process must hold each ref.
+ * Returns 0, -EINVAL (too many refs: at most 65,535; or a large value) or -EPIPE.
+ */
+int kray_put_refs(kray *k, const kray_value *v, const kray_ref *refs, size_t nrefs,
+		  kray_ref *ret_ref);
 
 /* Drops this process's references; an object nobody references is freed. */
 int kray_release(kray *k, const kray_ref *refs, size_t n);

@@ -130,11 +130,14 @@ enum kray_wire_err {
 	KRAY_WE_MAX = 7,
 };
 
-/* A value: this header, then `len` payload bytes padded to 8. */
+/*
+ * A value: this header, then `len` payload bytes padded to 8, then `nrefs` object ids the
+ * value contains (nested refs: only in PUT, RESULT and GET_REPLY values).
+ */
 struct kray_wire_value {
 	__u8 type; /* enum kray_wire_type */
 	__u8 err; /* enum kray_wire_err, for KRAY_WT_ERROR */
-	__u16 pad;
+	__u16 nrefs; /* contained object ids after the payload */
 	__u32 len; /* payload bytes (BYTES, REF, ERROR) */
 	__u64 scalar; /* INT64 or F64 bits */
 };

@@ -1,0 +1,735 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bench_objects.c - object store throughput and latency, with Ray's metric names
+ * (python/ray/_private/ray_perf.py), against the floor of the machine:
+ *
+ *   memcpy_gigabytes (floor)     memcpy of 100 MiB into a buffer that is already mapped
+ *                                and was written once (no page faults), in GB/s
+ *   single_client_put_calls      kray_put of a small int, refs released 1,000 at a time
+ *   single_client_get_calls      kray_get of the same small put object (served from this
+ *                                process's own memory, as from Ray's owner store)
+ *   single_client_put_gigabytes  kray_put of 100 MiB bytes values, each released after,
+ *                                against a krayd with the default pre-fault pool
+ *   ..._nopool                   the same against a krayd started with --pool-size 0
+ *   create_seal_gigabytes        kray_create + memcpy + kray_seal of 100 MiB (default pool)
+ *   get_1gib_first / get_1mib_first
+ *                                kray_get of an object already on the node that this
+ *                                process has not mapped: a round trip to krayd, the fd,
+ *                                the mapping
+ *   get_1gib_repeat / get_1mib_repeat
+ *                                kray_get of the same object while a value still holds
+ *                                its mapping (reused, no round trip)
+ *   get_1gib_clear / get_1mib_clear
+ *                                kray_value_clear of the last value using the mapping
+ *                                (munmap, and the unpin sent to krayd)
+ *
+ * GB is 10^9 bytes.  Every figure is the median over rounds.  The small-object rounds
+ * last about a second each, after a warm-up; each large-put round times a burst of a few
+ * puts per mode, each burst starting with krayd's pool refilled (the pool's budget,
+ * 256 MiB by default, holds two 100 MiB memfds; later puts of a burst take memfds the
+ * pool thread is still pre-faulting, or fresh ones).  A round's burst time ends with a
+ * kray_status round trip, so the last seal is included.  The memcpy floor is sampled
+ * before every burst, so that noise on this machine hits both alike; "vs floor" is
+ * put GB/s / memcpy GB/s.  The get latencies are compared with the 1 MiB ones instead
+ * (1 GiB should cost about what 1 MiB does: the data is not touched).
+ *
+ * The bench starts its own krayds (like tests/integration/harness.c: $KRAY_KRAYD, else
+ * ../bin/krayd next to this program, each on a private socket in a mkdtemp directory):
+ * one with the default pool and a 2 GiB store (room for the 1 GiB object), one with
+ * --pool-size 0.  It checks the bytes it gets back and that the objects, bytes and pins
+ * krayd counts return to where they started once everything is released.  Memory: at
+ * most about 1.5 GiB at a time.
+ *
+ *	bench_objects [--quick] [--json FILE]
+ */
+#include <kray/kray.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SMALL_BATCH 1000
+#define BIG_SIZE (100ul << 20)
+#define HUGE_SIZE (1ul << 30)
+#define MIB_SIZE (1ul << 20)
+#define REPEAT_GETS 1000
+#define GET_TIMEOUT_MS 60000
+#define MAX_ROUNDS 16
+#define MAX_KRAYDS 2
+
+static int rounds = 5;
+static double round_s = 1.0;
+static int burst = 4; /* large puts per mode per round */
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *why)
+{
+	fprintf(stderr, "bench_objects: %s: %s\n", what, why);
+	exit(1);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median of v[0..n), v untouched. */
+static double median(const double *v, size_t n)
+{
+	double tmp[256];
+
+	if (!n)
+		return 0;
+	if (n > 256)
+		n = 256;
+	memcpy(tmp, v, n * sizeof(*v));
+	qsort(tmp, n, sizeof(*tmp), cmp_double);
+	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+static void *map_anon(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap", strerror(errno));
+	return p;
+}
+
+/* A pattern that differs per object (seed) and per 8-byte word, so a wrong page, a
+ * wrong object or a stale mapping shows. */
+static uint64_t pattern(uint64_t seed, size_t i)
+{
+	return (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;
+}
+
+static void fill(void *p, size_t size, uint64_t seed)
+{
+	uint64_t *w = p;
+
+	for (size_t i = 0; i < size / 8; i++)
+		w[i] = pattern(seed, i);
+}
+
+/* Checks every word (full) or one word per 4 KiB page and the last one. */
+static int check(const void *p, size_t size, uint64_t seed, int full)
+{
+	const uint64_t *w = p;
+	size_t step = full ? 1 : 512;
+
+	for (size_t i = 0; i < size / 8; i += step)
+		if (w[i] != pattern(seed, i))
+			return -1;
+	return w[size / 8 - 1] == pattern(seed, size / 8 - 1) ? 0 : -1;
+}
+
+/* ---- krayds of our own ------------------------------------------------------------- */
+
+struct krayd {
+	const char *name;
+	pid_t pid;
+	char dir[128], sock[160];
+	kray *k;
+	struct kray_stats base; /* after connecting */
+};
+
+static struct krayd *krayds[MAX_KRAYDS];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+static void krayd_stop(struct krayd *d)
+{
+	if (d->k) {
+		kray_shutdown(d->k);
+		d->k = NULL;
+	}
+	if (d->pid > 0) {
+		double deadline = now() + 5;
+		int status;
+		pid_t r;
+
+		kill(d->pid, SIGTERM);
+		while ((r = waitpid(d->pid, &status, WNOHANG)) == 0 && now() < deadline)
+			usleep(10000);
+		if (r == 0) {
+			fprintf(stderr, "bench_objects: krayd %d ignored SIGTERM, killing it\n",
+				(int)d->pid);
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, &status, 0);
+		}
+		d->pid = 0;
+	}
+	if (d->dir[0]) {
+		nftw(d->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		d->dir[0] = '\0';
+	}
+	for (int i = 0; i < MAX_KRAYDS; i++)
+		if (krayds[i] == d)
+			krayds[i] = NULL;
+}
+
+/* On any exit (die() included): no krayd or directory is left behind. */
+static void stop_all(void)
+{
+	for (int i = 0; i < MAX_KRAYDS; i++)
+		if (krayds[i])
+			krayd_stop(krayds[i]);
+}
+
+/* Starts krayd with extra flags (NULL-terminated), waits for --ready-fd and connects. */
+static void krayd_start(struct krayd *d, const char *bin, const char *const *extra)
+{
+	const char *worker = getenv("KRAY_WORKER"), *code = getenv("KRAY_TEST_CODE_PATH");
+	const char *base = getenv("TMPDIR");
+	char fdstr[16];
+	struct pollfd p;
+	int pfd[2], rc;
+	char byte;
+
+	/* sun_path is 108 bytes: keep the directory short. */
+	if (!base || !*base || strlen(base) > 60)
+		base = "/tmp";
+	snprintf(d->dir, sizeof(d->dir), "%s/kray-bench-XXXXXX", base);
+	if (!mkdtemp(d->dir)) {
+		d->dir[0] = '\0';
+		die("mkdtemp", strerror(errno));
+	}
+	for (int i = 0; i < MAX_KRAYDS; i++) {
+		if (!krayds[i]) {
+			krayds[i] = d;
+			break;
+		}
+	}
+	snprintf(d->sock, sizeof(d->sock), "%s/krayd.sock", d->dir);
+	if (pipe2(pfd, O_CLOEXEC))
+		die("pipe2", strerror(errno));
+	d->pid = fork();
+	if (d->pid < 0)
+		die("fork", strerror(errno));
+	if (d->pid == 0) {
+		char *argv[32];
+		int n = 0;
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		close(pfd[0]);
+		if (pfd[1] < 3) {
+			int fd = fcntl(pfd[1], F_DUPFD, 3);
+
+			if (fd < 0)
+				_exit(126);
+			pfd[1] = fd;
+		} else {
+			fcntl(pfd[1], F_SETFD, 0); /* keep it across exec */
+		}
+		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
+		argv[n++] = (char *)bin;
+		argv[n++] = "--socket";
+		argv[n++] = d->sock;
+		argv[n++] = "--ready-fd";
+		argv[n++] = fdstr;
+		/* No tasks here: no worker processes competing for the two cores. */
+		argv[n++] = "--num-cpus";
+		argv[n++] = "1";
+		argv[n++] = "--prestart";
+		argv[n++] = "0";
+		argv[n++] = "--log-level";
+		argv[n++] = "warn";
+		if (worker && *worker) {
+			argv[n++] = "--worker";
+			argv[n++] = (char *)worker;
+		}
+		if (code && *code) {
+			argv[n++] = "--code-path";
+			argv[n++] = (char *)code;
+		}
+		for (int i = 0; extra && extra[i] && n < 31; i++)
+			argv[n++] = (char *)extra[i];
+		argv[n] = NULL;
+		execv(bin, argv);
+		fprintf(stderr, "bench_objects: exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+	rc = poll(&p, 1, 10000);
+	if (rc != 1 || read(pfd[0], &byte, 1) != 1)
+		die(bin, rc == 1 ? "krayd exited before serving" : "krayd not ready in 10 s");
+	close(pfd[0]);
+
+	struct kray_config cfg = { .address = d->sock };
+
+	if (kray_init(&d->k, &cfg) < 0)
+		die("kray_init", kray_init_errmsg());
+	if (kray_status(d->k, &d->base) < 0)
+		die("kray_status", kray_errmsg(d->k));
+}
+
+static void status(kray *k, struct kray_stats *st)
+{
+	if (kray_status(k, st) < 0)
+		die("kray_status", kray_errmsg(k));
+}
+
+/* Objects, large-object bytes and pins back to where they were after connecting?
+ * Prints what is left otherwise.  Returns 0 or -1. */
+static int leak_check(struct krayd *d, const char *after)
+{
+	struct kray_stats st;
+
+	status(d->k, &st);
+	if (st.objects == d->base.objects && st.store_bytes == d->base.store_bytes &&
+	    st.objects_pinned == d->base.objects_pinned && st.object_bytes == d->base.object_bytes)
+		return 0;
+	fprintf(stderr,
+		"bench_objects: LEAK? krayd %s after %s: objects %llu (was %llu), object_bytes "
+		"%llu (was %llu), store_bytes %llu (was %llu), objects_pinned %llu (was %llu)\n",
+		d->name, after, (unsigned long long)st.objects,
+		(unsigned long long)d->base.objects, (unsigned long long)st.object_bytes,
+		(unsigned long long)d->base.object_bytes, (unsigned long long)st.store_bytes,
+		(unsigned long long)d->base.store_bytes, (unsigned long long)st.objects_pinned,
+		(unsigned long long)d->base.objects_pinned);
+	return -1;
+}
+
+/* ---- metrics ------------------------------------------------------------------------- */
+
+enum {
+	M_MEMCPY,
+	M_PUT_CALLS,
+	M_GET_CALLS,
+	M_PUT_GB,
+	M_PUT_GB_NOPOOL,
+	M_CREATE_GB,
+	M_GET_1GIB_FIRST,
+	M_GET_1GIB_REPEAT,
+	M_GET_1GIB_CLEAR,
+	M_GET_1MIB_FIRST,
+	M_GET_1MIB_REPEAT,
+	M_GET_1MIB_CLEAR,
+	M_COUNT,
+};
+
+struct metric {
+	const char *key, *label, *unit, *fmt;
+	int vs; /* ratio column: -1 none, else the metric it is divided by */
+	double r[MAX_ROUNDS];
+	double med;
+};
+
+static struct metric m[M_COUNT] = {
+	[M_MEMCPY] = { "memcpy_gigabytes", "memcpy 100 MiB (floor)", "GB/s", "%12.2f", M_MEMCPY },
+	[M_PUT_CALLS] = { "single_client_put_calls", "single_client_put_calls", "puts/s",
+			  "%12.0f", -1 },
+	[M_GET_CALLS] = { "single_client_get_calls", "single_client_get_calls", "gets/s",
+			  "%12.0f", -1 },
+	[M_PUT_GB] = { "single_client_put_gigabytes", "single_client_put_gigabytes", "GB/s",
+		       "%12.2f", M_MEMCPY },
+	[M_PUT_GB_NOPOOL] = { "single_client_put_gigabytes_nopool",
+			      "  same, krayd --pool-size 0", "GB/s", "%12.2f", M_MEMCPY },
+	[M_CREATE_GB] = { "create_seal_gigabytes", "kray_create+memcpy+kray_seal", "GB/s",
+			  "%12.2f", M_MEMCPY },
+	[M_GET_1GIB_FIRST] = { "get_1gib_first_us", "get 1 GiB, first (maps it)", "us",
+			       "%12.1f", M_GET_1MIB_FIRST },
+	[M_GET_1GIB_REPEAT] = { "get_1gib_repeat_us", "get 1 GiB, repeat (mapped)", "us",
+				"%12.3f", M_GET_1MIB_REPEAT },
+	[M_GET_1GIB_CLEAR] = { "get_1gib_clear_us", "clear 1 GiB value (unmaps)", "us",
+			       "%12.1f", M_GET_1MIB_CLEAR },
+	[M_GET_1MIB_FIRST] = { "get_1mib_first_us", "get 1 MiB, first (maps it)", "us",
+			       "%12.1f", -1 },
+	[M_GET_1MIB_REPEAT] = { "get_1mib_repeat_us", "get 1 MiB, repeat (mapped)", "us",
+				"%12.3f", -1 },
+	[M_GET_1MIB_CLEAR] = { "get_1mib_clear_us", "clear 1 MiB value (unmaps)", "us",
+			       "%12.1f", -1 },
+};
+
+/* ---- small objects ------------------------------------------------------------------- */
+
+static void put_small_batch(kray *k, kray_ref *refs)
+{
+	for (int i = 0; i < SMALL_BATCH; i++)
+		if (kray_put(k, &KRAY_V_INT(i), &refs[i]) < 0)
+			die("kray_put", kray_errmsg(k));
+	if (kray_release(k, refs, SMALL_BATCH) < 0)
+		die("kray_release", kray_errmsg(k));
+}
+
+/* Puts of a small int; a round ends with a status round trip, so krayd has taken them. */
+static void bench_put_calls(kray *k)
+{
+	static kray_ref refs[SMALL_BATCH];
+	struct kray_stats st;
+	double end = now() + (round_s < 1 ? round_s : 1);
+
+	do
+		put_small_batch(k, refs);
+	while (now() < end);
+	status(k, &st);
+	for (int r = 0; r < rounds; r++) {
+		double t0 = now(), t;
+		size_t n = 0;
+
+		end = t0 + round_s;
+		do {
+			put_small_batch(k, refs);
+			n += SMALL_BATCH;
+		} while (now() < end);
+		status(k, &st);
+		t = now();
+		m[M_PUT_CALLS].r[r] = n / (t - t0);
+	}
+}
+
+static void get_small_batch(kray *k, const kray_ref *ref)
+{
+	kray_value v;
+
+	for (int i = 0; i < SMALL_BATCH; i++) {
+		if (kray_get(k, ref, 1, GET_TIMEOUT_MS, &v) < 0)
+			die("kray_get", kray_errmsg(k));
+		if (v.type != KRAY_INT64 || v.i != 42)
+			die("kray_get", "a small get returned the wrong value");
+		kray_value_clear(&v);
+	}
+}
+
+static void bench_get_calls(kray *k)
+{
+	double end = now() + (round_s < 1 ? round_s : 1);
+	kray_ref ref;
+
+	if (kray_put(k, &KRAY_V_INT(42), &ref) < 0)
+		die("kray_put", kray_errmsg(k));
+	do
+		get_small_batch(k, &ref);
+	while (now() < end);
+	for (int r = 0; r < rounds; r++) {
+		double t0 = now(), t;
+		size_t n = 0;
+
+		end = t0 + round_s;
+		do {
+			get_small_batch(k, &ref);
+			n += SMALL_BATCH;
+		} while ((t = now()) < end);
+		m[M_GET_CALLS].r[r] = n / (t - t0);
+	}
+	if (kray_release(k, &ref, 1) < 0)
+		die("kray_release", kray_errmsg(k));
+}
+
+/* ---- large puts and the memcpy floor ------------------------------------------------- */
+
+static void *src, *dst; /* BIG_SIZE each: the value to put, the floor's target */
+
+/* GB/s of the median of three copies of BIG_SIZE into dst (mapped, written once). */
+static double memcpy_sample(void)
+{
+	double t[3];
+
+	for (int i = 0; i < 3; i++) {
+		double t0 = now();
+
+		memcpy(dst, src, BIG_SIZE);
+		__asm__ volatile("" : : "r"(dst) : "memory");
+		t[i] = now() - t0;
+	}
+	return BIG_SIZE / median(t, 3) / 1e9;
+}
+
+/* Waits (5 s at most) until krayd's pool holds want bytes. */
+static void wait_pool(kray *k, uint64_t want)
+{
+	double deadline = now() + 5;
+	struct kray_stats st;
+
+	for (;;) {
+		status(k, &st);
+		if (st.pool_bytes >= want || now() > deadline)
+			return;
+		usleep(2000);
+	}
+}
+
+enum { VIA_PUT, VIA_CREATE };
+
+static void put_big(kray *k, int via, kray_ref *ref)
+{
+	if (via == VIA_PUT) {
+		if (kray_put(k, &KRAY_V_BYTES(src, BIG_SIZE), ref) < 0)
+			die("kray_put 100 MiB", kray_errmsg(k));
+	} else {
+		void *p;
+
+		if (kray_create(k, BIG_SIZE, ref, &p) < 0)
+			die("kray_create 100 MiB", kray_errmsg(k));
+		memcpy(p, src, BIG_SIZE);
+		if (kray_seal(k, ref) < 0)
+			die("kray_seal", kray_errmsg(k));
+	}
+}
+
+/* A burst of puts, each released after; GB/s, through the last seal. */
+static double put_burst(kray *k, int via)
+{
+	struct kray_stats st;
+	double t0 = now();
+	kray_ref ref;
+
+	for (int i = 0; i < burst; i++) {
+		put_big(k, via, &ref);
+		if (kray_release(k, &ref, 1) < 0)
+			die("kray_release", kray_errmsg(k));
+	}
+	status(k, &st);
+	return (double)burst * BIG_SIZE / (now() - t0) / 1e9;
+}
+
+/* Puts one object, gets it back and compares every byte. */
+static void verify_big(kray *k, int via, const char *what)
+{
+	kray_value v;
+	kray_ref ref;
+
+	put_big(k, via, &ref);
+	if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v) < 0)
+		die(what, kray_errmsg(k));
+	if (v.type != KRAY_BYTES || v.len != BIG_SIZE || memcmp(v.data, src, BIG_SIZE))
+		die(what, "the object read back differs from what was put");
+	kray_value_clear(&v);
+	if (kray_release(k, &ref, 1) < 0)
+		die("kray_release", kray_errmsg(k));
+}
+
+static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool)
+{
+	double floor_s[3 * MAX_ROUNDS];
+
+	/* Warm-up: teach the pool the size (it fills on demand) and fault in the paths. */
+	for (int i = 0; i < 2; i++) {
+		put_burst(pooled->k, VIA_PUT);
+		put_burst(nopool->k, VIA_PUT);
+		memcpy_sample();
+	}
+	for (int r = 0; r < rounds; r++) {
+		floor_s[0] = memcpy_sample();
+		wait_pool(pooled->k, 2 * BIG_SIZE);
+		m[M_PUT_GB].r[r] = put_burst(pooled->k, VIA_PUT);
+		floor_s[1] = memcpy_sample();
+		m[M_PUT_GB_NOPOOL].r[r] = put_burst(nopool->k, VIA_PUT);
+		floor_s[2] = memcpy_sample();
+		wait_pool(pooled->k, 2 * BIG_SIZE);
+		m[M_CREATE_GB].r[r] = put_burst(pooled->k, VIA_CREATE);
+		m[M_MEMCPY].r[r] = median(floor_s, 3);
+	}
+	verify_big(pooled->k, VIA_PUT, "kray_put 100 MiB, default pool");
+	verify_big(nopool->k, VIA_PUT, "kray_put 100 MiB, --pool-size 0");
+	verify_big(pooled->k, VIA_CREATE, "kray_create 100 MiB");
+}
+
+/* ---- get latency --------------------------------------------------------------------- */
+
+/* First get (mapping it), repeat gets while mapped, and the clear that unmaps. */
+static void bench_get_big(kray *k, size_t size, int first, int repeat, int clear)
+{
+	double rep[REPEAT_GETS];
+	uint64_t seed = size;
+	kray_value v, v2;
+	kray_ref ref;
+	void *p;
+
+	if (kray_create(k, size, &ref, &p) < 0)
+		die("kray_create", kray_errmsg(k));
+	fill(p, size, seed);
+	if (kray_seal(k, &ref) < 0)
+		die("kray_seal", kray_errmsg(k));
+	/* Warm-up: one map and unmap, checking every byte. */
+	if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v) < 0)
+		die("kray_get", kray_errmsg(k));
+	if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, 1))
+		die("kray_get", "a large object read back differs from what was written");
+	kray_value_clear(&v);
+
+	for (int r = 0; r < rounds; r++) {
+		double t0 = now(), t1;
+
+		if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v) < 0)
+			die("kray_get", kray_errmsg(k));
+		t1 = now();
+		m[first].r[r] = (t1 - t0) * 1e6;
+		if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, 0))
+			die("kray_get", "a large object read back differs from what was written");
+		for (int i = 0; i < REPEAT_GETS; i++) {
+			t0 = now();
+			if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v2) < 0)
+				die("kray_get", kray_errmsg(k));
+			kray_value_clear(&v2);
+			rep[i] = (now() - t0) * 1e6;
+		}
+		m[repeat].r[r] = median(rep, REPEAT_GETS);
+		t0 = now();
+		kray_value_clear(&v);
+		m[clear].r[r] = (now() - t0) * 1e6;
+	}
+	if (kray_release(k, &ref, 1) < 0)
+		die("kray_release", kray_errmsg(k));
+}
+
+/* ---- report -------------------------------------------------------------------------- */
+
+static double ratio(int i)
+{
+	int d = m[i].vs;
+
+	return d >= 0 && m[d].med > 0 ? m[i].med / m[d].med : 0;
+}
+
+static void json(FILE *f, int leaks)
+{
+	fprintf(f, "{");
+	for (int i = 0; i < M_COUNT; i++)
+		fprintf(f, "\"%s\": %.3f, ", m[i].key, m[i].med);
+	fprintf(f, "\"put_vs_memcpy\": %.3f, \"put_nopool_vs_memcpy\": %.3f, "
+		"\"create_seal_vs_memcpy\": %.3f, \"get_1gib_vs_1mib_first\": %.2f, "
+		"\"object_bytes\": %lu, \"burst\": %d, \"rounds\": %d, \"round_s\": %.2f, "
+		"\"online_cpus\": %ld, \"leaks\": %s, \"per_round\": {",
+		ratio(M_PUT_GB), ratio(M_PUT_GB_NOPOOL), ratio(M_CREATE_GB),
+		ratio(M_GET_1GIB_FIRST), BIG_SIZE, burst, rounds, round_s,
+		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false");
+	for (int i = 0; i < M_COUNT; i++) {
+		fprintf(f, "%s\"%s\": [", i ? ", " : "", m[i].key);
+		for (int r = 0; r < rounds; r++)
+			fprintf(f, "%s%.3f", r ? ", " : "", m[i].r[r]);
+		fprintf(f, "]");
+	}
+	fprintf(f, "}}\n");
+}
+
+static void report(int leaks, const char *json_file)
+{
+	for (int i = 0; i < M_COUNT; i++)
+		m[i].med = median(m[i].r, rounds);
+	printf("bench_objects: median of %d rounds, %d x 100 MiB puts per burst, "
+	       "%ld online CPUs\n", rounds, burst, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("  (ratio: GB/s over the memcpy floor's GB/s; 1 GiB get time over the 1 MiB one)\n");
+	printf("  %-36s %12s  %-7s %9s\n", "metric", "value", "unit", "ratio");
+	for (int i = 0; i < M_COUNT; i++) {
+		printf("  %-36s ", m[i].label);
+		printf(m[i].fmt, m[i].med);
+		printf("  %-7s ", m[i].unit);
+		if (m[i].vs >= 0)
+			printf("%8.2fx\n", ratio(i));
+		else
+			printf("%9s\n", "");
+	}
+	if (leaks)
+		printf("  WARNING: krayd's object counters did not return to their start "
+		       "(see stderr)\n");
+	printf("JSON: ");
+	json(stdout, leaks);
+	if (json_file) {
+		FILE *f = fopen(json_file, "w");
+
+		if (!f)
+			die(json_file, strerror(errno));
+		json(f, leaks);
+		if (fclose(f))
+			die(json_file, strerror(errno));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *json_file = NULL, *bin = getenv("KRAY_KRAYD");
+	char exe[PATH_MAX], fallback[PATH_MAX + 64];
+	static const char *const pooled_flags[] = { "--store-size", "2G", NULL };
+	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
+	struct krayd pooled = { .name = "default-pool" }, nopool = { .name = "pool-size-0" };
+	int leaks = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			rounds = 3;
+			round_s = 0.25;
+			burst = 3;
+		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
+			json_file = argv[++i];
+		} else {
+			fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (!bin || !*bin) {
+		ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+		if (len < 0)
+			die("readlink /proc/self/exe", strerror(errno));
+		exe[len] = '\0';
+		snprintf(fallback, sizeof(fallback), "%s/../bin/krayd", dirname(exe));
+		bin = fallback;
+	}
+	if (access(bin, X_OK) < 0)
+		die(bin, "krayd is missing (make all?)");
+	unsetenv("KRAY_ADDRESS");
+	atexit(stop_all);
+
+	src = map_anon(BIG_SIZE);
+	dst = map_anon(BIG_SIZE);
+	fill(src, BIG_SIZE, 7);
+	memset(dst, 0, BIG_SIZE);
+
+	krayd_start(&pooled, bin, pooled_flags);
+	krayd_start(&nopool, bin, nopool_flags);
+
+	bench_put_calls(pooled.k);
+	bench_get_calls(pooled.k);
+	leaks |= leak_check(&pooled, "small puts and gets");
+
+	bench_put_bytes(&pooled, &nopool);
+	leaks |= leak_check(&pooled, "100 MiB puts");
+	leaks |= leak_check(&nopool, "100 MiB puts");
+	krayd_stop(&nopool);
+	munmap(src, BIG_SIZE);
+	munmap(dst, BIG_SIZE);
+
+	bench_get_big(pooled.k, MIB_SIZE, M_GET_1MIB_FIRST, M_GET_1MIB_REPEAT, M_GET_1MIB_CLEAR);
+	bench_get_big(pooled.k, HUGE_SIZE, M_GET_1GIB_FIRST, M_GET_1GIB_REPEAT,
+		      M_GET_1GIB_CLEAR);
+	leaks |= leak_check(&pooled, "1 MiB and 1 GiB gets");
+	krayd_stop(&pooled);
+
+	report(leaks, json_file);
+	return 0;
+}
