@@ -180,21 +180,26 @@ static int cmd_status(void)
 		kray_shutdown(k);
 		return 1;
 	}
+#define U(x) ((unsigned long long)(x))
 	printf("node %08llx at %s\n"
 	       "  drivers  %llu\n"
 	       "  workers  %llu (%llu busy, %llu blocked in get; %llu started, %llu died)\n"
 	       "  tasks    %llu submitted, %llu finished, %llu failed, %llu retried, "
 	       "%llu queued, %llu waiting for arguments\n"
-	       "  objects  %llu (%llu bytes)\n"
+	       "  objects  %llu (%llu bytes inline); store %llu of %llu bytes in memory, "
+	       "%llu pinned\n"
+	       "  spilled  %llu objects (%llu bytes) now; %llu bytes spilled, %llu restored "
+	       "in all; %llu freed; pool %llu bytes\n"
 	       "  rejected frames %llu\n",
-	       (unsigned long long)st.node, sock, (unsigned long long)st.drivers - 1,
-	       (unsigned long long)st.workers, (unsigned long long)st.workers_busy,
-	       (unsigned long long)st.workers_blocked, (unsigned long long)st.workers_started,
-	       (unsigned long long)st.workers_died, (unsigned long long)st.tasks_submitted,
-	       (unsigned long long)st.tasks_finished, (unsigned long long)st.tasks_failed,
-	       (unsigned long long)st.tasks_retried, (unsigned long long)st.tasks_queued,
-	       (unsigned long long)st.tasks_waiting, (unsigned long long)st.objects,
-	       (unsigned long long)st.object_bytes, (unsigned long long)st.frames_rejected);
+	       U(st.node), sock, U(st.drivers) - 1, U(st.workers), U(st.workers_busy),
+	       U(st.workers_blocked), U(st.workers_started), U(st.workers_died),
+	       U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed),
+	       U(st.tasks_retried), U(st.tasks_queued), U(st.tasks_waiting), U(st.objects),
+	       U(st.object_bytes), U(st.store_bytes), U(st.store_capacity), U(st.objects_pinned),
+	       U(st.objects_spilled), U(st.bytes_spilled), U(st.spilled_total),
+	       U(st.restored_total), U(st.evicted_total), U(st.pool_bytes),
+	       U(st.frames_rejected));
+#undef U
 	kray_shutdown(k);
 	return 0;
 }
