@@ -17,7 +17,7 @@ PYTHON  ?= /usr/bin/python3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing -Iinclude -MMD -MP
-LDLIBS_DAEMON := -luring -lnuma -lpthread
+LDLIBS_DAEMON := -luring -lnuma -lpthread -lsystemd
 LDLIBS_CLIENT := -ldl -lnuma
 
 SONAME  := libkray.so.0

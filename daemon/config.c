@@ -39,6 +39,8 @@ static const struct key keys[] = {
 	  "directory for spilled objects (default: <socket>.spill)" },
 	{ "pool-size", K_SIZE, offsetof(struct config, pool_size), 8, 0, 0,
 	  "pre-faulted memory kept ready for new objects (0: none)" },
+	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
+	  "HOST:PORT for the Prometheus endpoint (default off)" },
 	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,
 	  "largest object carried inline (bytes)" },
 	{ "code-path", K_STR, offsetof(struct config, code_path),
@@ -215,6 +217,19 @@ static void set_defaults(struct config *cfg)
 	cfg->max_workers = 0;
 }
 
+int config_reload(struct config *cfg)
+{
+	struct config fresh;
+
+	if (!cfg->config[0])
+		return 0;
+	set_defaults(&fresh);
+	if (load_file(&fresh, cfg->config))
+		return -EINVAL;
+	cfg->log_level = fresh.log_level;
+	return 0;
+}
+
 int config_load(struct config *cfg, int argc, char **argv)
 {
 	struct option opts[NKEYS + 3];
@@ -238,6 +253,8 @@ int config_load(struct config *cfg, int argc, char **argv)
 			path = argv[i] + 9;
 		if (path && load_file(cfg, path))
 			return -EINVAL;
+		if (path)
+			snprintf(cfg->config, sizeof(cfg->config), "%s", path);
 	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {

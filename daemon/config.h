@@ -23,6 +23,8 @@ struct config {
 	char remove_dir[PATH_MAX]; /* a private directory removed at exit */
 	char spill_dir[PATH_MAX]; /* where full-store objects go; default <socket>.spill */
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
+	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
+	char config[PATH_MAX]; /* the config file, re-read on SIGHUP */
 	int log_level;
 	int ready_fd; /* written one byte when serving; -1 none */
 	int prestart; /* workers started at boot */
@@ -31,5 +33,9 @@ struct config {
 /* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage
  * printed), or -EINVAL with a message on stderr. */
 int config_load(struct config *cfg, int argc, char **argv);
+
+/* SIGHUP: re-reads the config file and applies what can change while running (the log
+ * level).  Returns 0 or -EINVAL (message on stderr; nothing changed). */
+int config_reload(struct config *cfg);
 
 #endif

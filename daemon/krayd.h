@@ -30,7 +30,12 @@
 struct krayd;
 struct worker;
 
-enum conn_role { ROLE_NONE = 0, ROLE_DRIVER = KRAY_ROLE_DRIVER, ROLE_WORKER = KRAY_ROLE_WORKER };
+enum conn_role {
+	ROLE_NONE = 0,
+	ROLE_DRIVER = KRAY_ROLE_DRIVER,
+	ROLE_WORKER = KRAY_ROLE_WORKER,
+	ROLE_METRICS = 100, /* a Prometheus scrape */
+};
 
 /* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
  * the queue (a dup) and due with the frame at stream positions [start, end). */
@@ -69,6 +74,7 @@ struct conn {
 	struct worker *worker; /* ROLE_WORKER */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
+	bool close_when_sent; /* metrics: close once the reply is out */
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
 };
@@ -166,6 +172,7 @@ struct krayd {
 	struct config cfg;
 	struct io_uring ring;
 	int listen_fd, signal_fd;
+	int metrics_fd; /* -1: no metrics endpoint */
 	uint32_t node;
 	uint32_t next_client, next_worker;
 	bool stopping;
@@ -197,6 +204,11 @@ int conn_frame_fd(struct conn *c, int fd);
 void conn_end_frame(struct conn *c, size_t off);
 void conn_close(struct conn *c, const char *why);
 int64_t now_ns(void);
+
+/* metrics.c: the Prometheus endpoint */
+int metrics_listen(const char *spec);
+void metrics_render(struct krayd *d, struct kbuf *b);
+void metrics_on_recv(struct conn *c);
 
 /* proto.c: frames from clients and workers; proto_why says why one was refused */
 extern const char *proto_why;

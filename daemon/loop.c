@@ -26,7 +26,7 @@
 #include "krayd.h"
 #include "log.h"
 
-enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4 };
+enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_ACCEPT_METRICS = 5 };
 #define OP_MASK 7ull
 #define RECV_CHUNK (256u << 10)
 
@@ -53,12 +53,12 @@ static struct io_uring_sqe *get_sqe(struct krayd *d)
 	return sqe;
 }
 
-static void arm_accept(struct krayd *d)
+static void arm_accept(struct krayd *d, int fd, uint64_t op)
 {
 	struct io_uring_sqe *sqe = get_sqe(d);
 
-	io_uring_prep_multishot_accept(sqe, d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, OP_ACCEPT);
+	io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, op);
 }
 
 static void arm_signal(struct krayd *d)
@@ -256,7 +256,7 @@ void conn_close(struct conn *c, const char *why)
 	}
 }
 
-static void new_conn(struct krayd *d, int fd)
+static void new_conn(struct krayd *d, int fd, enum conn_role role)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -266,6 +266,7 @@ static void new_conn(struct krayd *d, int fd)
 	}
 	c->d = d;
 	c->fd = fd;
+	c->role = role;
 	c->id = ++d->next_client;
 	c->next = d->conns;
 	if (d->conns)
@@ -325,7 +326,10 @@ static void on_recv(struct conn *c, int res)
 		return;
 	}
 	c->in.len += (size_t)res;
-	parse_frames(c);
+	if (c->role == ROLE_METRICS)
+		metrics_on_recv(c);
+	else
+		parse_frames(c);
 	arm_recv(c);
 }
 
@@ -345,6 +349,8 @@ static void on_send(struct conn *c, int res)
 	c->sent += (uint64_t)res;
 	kbuf_consume(&c->sending, (size_t)res);
 	arm_send(c);
+	if (c->close_when_sent && !c->send_armed)
+		conn_close(c, "reply sent");
 }
 
 static void on_signal(struct krayd *d, int res)
@@ -357,6 +363,14 @@ static void on_signal(struct krayd *d, int res)
 	switch (sig_info.ssi_signo) {
 	case SIGCHLD:
 		worker_reap(d);
+		break;
+	case SIGHUP:
+		if (config_reload(&d->cfg) == 0) {
+			log_level = d->cfg.log_level;
+			log_info("reloaded %s", d->cfg.config[0] ? d->cfg.config : "(no config file)");
+		} else {
+			log_warn("reload of %s failed; settings unchanged", d->cfg.config);
+		}
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -377,12 +391,13 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 
 	switch (ud & OP_MASK) {
 	case OP_ACCEPT:
+	case OP_ACCEPT_METRICS:
 		if (cqe->res >= 0)
-			new_conn(d, cqe->res);
+			new_conn(d, cqe->res, ud == OP_ACCEPT ? ROLE_NONE : ROLE_METRICS);
 		else if (cqe->res != -EINVAL)
-			log_warn("accept: %s", strerror(-cqe->res));
+			log_warn_ratelimited("accept: %s", strerror(-cqe->res));
 		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
-			arm_accept(d);
+			arm_accept(d, ud == OP_ACCEPT ? d->listen_fd : d->metrics_fd, ud);
 		return;
 	case OP_SIGNAL:
 		on_signal(d, cqe->res);
@@ -478,10 +493,24 @@ int loop_init(struct krayd *d)
 			r == -EADDRINUSE ? "another krayd is serving this socket" : strerror(-r));
 		goto err_signal;
 	}
-	arm_accept(d);
+	d->metrics_fd = -1;
+	if (d->cfg.metrics[0]) {
+		d->metrics_fd = metrics_listen(d->cfg.metrics);
+		if (d->metrics_fd < 0) {
+			r = d->metrics_fd;
+			log_err("metrics %s: %s", d->cfg.metrics,
+				r == -EINVAL ? "not HOST:PORT" : strerror(-r));
+			goto err_listen;
+		}
+		arm_accept(d, d->metrics_fd, OP_ACCEPT_METRICS);
+	}
+	arm_accept(d, d->listen_fd, OP_ACCEPT);
 	arm_signal(d);
 	return 0;
 
+err_listen:
+	close(d->listen_fd);
+	unlink(d->cfg.socket);
 err_signal:
 	close(d->signal_fd);
 err_ring:
@@ -538,6 +567,8 @@ void loop_fini(struct krayd *d)
 		conn_free(c);
 	}
 	d->dirty = NULL;
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
 	close(d->listen_fd);
 	unlink(d->cfg.socket);
 	close(d->signal_fd);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
 			break;
 	log_info("serving %s: node %08x, %d CPU slots, code path '%s'", d.cfg.socket, d.node,
 		 d.cfg.num_cpus, d.cfg.code_path);
+	/* Under systemd (Type=notify): serving now. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s, %d CPU slots", d.cfg.socket, d.cfg.num_cpus);
 	if (d.cfg.ready_fd >= 0) {
 		if (write(d.cfg.ready_fd, "R", 1) != 1)
 			log_warn("ready fd: %s", strerror(errno));
@@ -86,6 +89,7 @@ int main(int argc, char **argv)
 
 	r = loop_run(&d);
 
+	sd_notify(0, "STOPPING=1");
 	d.stopping = true;
 	worker_stop_all(&d);
 	loop_fini(&d);

@@ -148,6 +148,8 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 		argv[n++] = (char *)code;
 		argv[n++] = "--ready-fd";
 		argv[n++] = fdstr;
+		argv[n++] = "--log-level"; /* quiet on success; KRAY_TEST_LOG=info to see more */
+		argv[n++] = getenv("KRAY_TEST_LOG") ? getenv("KRAY_TEST_LOG") : "warn";
 		if (worker && *worker) {
 			argv[n++] = "--worker";
 			argv[n++] = (char *)worker;
