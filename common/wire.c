@@ -66,6 +66,7 @@ int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 	case KRAY_WT_REF:
 	case KRAY_WT_OBJECT:
 	case KRAY_WT_FD:
+	case KRAY_WT_ACTOR:
 		if (v.len != sizeof(struct kray_oid) || v.err)
 			return -EBADMSG;
 		break;
@@ -139,7 +140,7 @@ int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
 		return -EBADMSG;
 	if (memchr(name, 0, s.m.name_len))
 		return -EBADMSG;
-	if (check_values(r, s.m.nargs, PLAIN | T(KRAY_WT_REF)) < 0)
+	if (check_values(r, s.m.nargs, PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR)) < 0)
 		return -EBADMSG;
 	s.name = name;
 	s.args = r;
@@ -161,7 +162,7 @@ int wire_dec_exec(const void *body, size_t len, struct wire_exec *ret)
 		return -EBADMSG;
 	if (memchr(name, 0, e.m.name_len))
 		return -EBADMSG;
-	e.nfds = check_values(r, e.m.nargs, PLAIN | T(KRAY_WT_FD));
+	e.nfds = check_values(r, e.m.nargs, PLAIN | T(KRAY_WT_FD) | T(KRAY_WT_ACTOR));
 	if (e.nfds < 0)
 		return -EBADMSG;
 	e.name = name;
@@ -238,6 +239,63 @@ int wire_dec_put(const void *body, size_t len, struct wire_put *ret)
 	    wire_rd_end(&r) || !(PLAIN & T(p.value.type)))
 		return -EBADMSG;
 	*ret = p;
+	return 0;
+}
+
+/* A name of n bytes (no NUL inside), padded. */
+static int rd_name(struct wire_rd *r, uint8_t n, const char **ret)
+{
+	const void *p = NULL;
+
+	if (n && (wire_rd_bytes(r, n, &p) || memchr(p, 0, n)))
+		return -EBADMSG;
+	*ret = p;
+	return 0;
+}
+
+int wire_dec_actor_create(const void *body, size_t len, struct wire_actor_create *ret)
+{
+	struct wire_rd r;
+	struct wire_actor_create a;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &a.m, sizeof(a.m)) || !a.m.class_len || !a.m.max_concurrency ||
+	    a.m.nargs > KRAY_ARGS_MAX || a.m.max_restarts < -1 || a.m.max_task_retries < -1 ||
+	    a.m.detached > 1 || rd_name(&r, a.m.class_len, &a.cls) ||
+	    rd_name(&r, a.m.name_len, &a.name) || rd_name(&r, a.m.ns_len, &a.ns) ||
+	    check_values(r, a.m.nargs, PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR)) < 0)
+		return -EBADMSG;
+	a.args = r;
+	*ret = a;
+	return 0;
+}
+
+int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret)
+{
+	struct wire_rd r;
+	struct wire_get_actor g;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &g.m, sizeof(g.m)) || !g.m.name_len ||
+	    rd_name(&r, g.m.name_len, &g.name) || rd_name(&r, g.m.ns_len, &g.ns) ||
+	    wire_rd_end(&r))
+		return -EBADMSG;
+	*ret = g;
+	return 0;
+}
+
+int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *ret)
+{
+	struct wire_rd r;
+	struct wire_actor_reply a;
+	const void *text = NULL;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &a.m, sizeof(a.m)) || a.m.len > 4096 ||
+	    wire_rd_bytes(&r, a.m.len, &text) || wire_rd_end(&r))
+		return -EBADMSG;
+	a.text = text;
+	*ret = a;
 	return 0;
 }
 

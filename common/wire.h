@@ -117,6 +117,22 @@ struct wire_text {
 	uint32_t len;
 };
 
+struct wire_actor_create {
+	struct kray_msg_actor_create m;
+	const char *cls, *name, *ns; /* not NUL-terminated; name/ns may be NULL */
+	struct wire_rd args; /* m.nargs values, already validated */
+};
+
+struct wire_get_actor {
+	struct kray_msg_get_actor m;
+	const char *name, *ns;
+};
+
+struct wire_actor_reply {
+	struct kray_msg_actor_reply m;
+	const char *text; /* m.len bytes */
+};
+
 /* Body decoders: each returns 0 or -EBADMSG and fills *ret only on success. */
 int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret);
 int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret);
@@ -127,6 +143,9 @@ int wire_dec_get_reply(const void *body, size_t len, struct wire_get_reply *ret)
 int wire_dec_put(const void *body, size_t len, struct wire_put *ret);
 int wire_dec_refs(const void *body, size_t len, struct wire_oids *ret);
 int wire_dec_wait(const void *body, size_t len, struct wire_wait *ret);
+int wire_dec_actor_create(const void *body, size_t len, struct wire_actor_create *ret);
+int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret);
+int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *ret);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);
 int wire_dec_job(const void *body, size_t len, struct wire_text *ret);
 /* Fixed-size bodies (HELLO_OK, REJECT, STATUS_REPLY, CREATE, CREATE_REPLY, SEAL): exact

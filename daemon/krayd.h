@@ -29,6 +29,7 @@
 
 struct krayd;
 struct worker;
+struct actor;
 
 enum conn_role {
 	ROLE_NONE = 0,
@@ -89,6 +90,7 @@ struct worker {
 	struct task *head, *tail; /* in flight, in dispatch order; head is running */
 	unsigned inflight;
 	bool blocked; /* in a get: its CPU slot is given back */
+	struct actor *actor; /* the actor it hosts: not in the task pool */
 	uint32_t *jobs; /* jobs whose code path it has been told */
 	unsigned njobs, jobs_cap;
 	struct worker *next;
@@ -112,9 +114,40 @@ struct task {
 	uint16_t attempts; /* worker deaths so far */
 	int deps_left;
 	bool holds; /* holds a reference on each REF argument */
+	bool ctor; /* an actor's constructor (owned by the actor, never queued) */
+	struct actor *actor; /* a method call (or constructor) of this actor */
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;
-	struct task *next; /* ready queue or worker in-flight list */
+	struct task *next; /* ready queue, actor queue or worker in-flight list */
+};
+
+/*
+ * An actor: a class instance in its own worker process.  Its method calls queue here in
+ * submission order and go to its worker, at most max_concurrency at a time; a call waits
+ * at the head until its arguments exist, so later calls never overtake it.  Its handle is
+ * the object with the actor's id: whoever holds a reference to that object holds a
+ * handle, and when the object is freed the actor ends.
+ */
+enum actor_state { A_PENDING, A_STARTING, A_ALIVE, A_DEAD };
+
+struct actor {
+	struct kray_oid id; /* index KRAY_OID_ACTOR */
+	struct task *ctor; /* class name, job and constructor arguments */
+	uint32_t owner; /* the creator's connection id */
+	char *name, *ns; /* NULL: unnamed */
+	bool detached, no_restart;
+	int16_t max_restarts, max_task_retries;
+	uint16_t max_concurrency;
+	uint32_t slots_milli; /* CPU slots held while placed */
+	bool placed;
+	enum actor_state state;
+	struct worker *w;
+	struct task *qhead, *qtail; /* calls not sent yet */
+	unsigned inflight;
+	uint16_t restarts;
+	uint8_t death_err; /* enum kray_wire_err */
+	char death[512];
+	struct actor *next;
 };
 
 /* Something waiting for an object: a task's argument, or a get. */
@@ -183,6 +216,8 @@ struct krayd {
 	struct job *jobs;
 	struct fnstat *fns;
 
+	struct actor *actors;
+	uint32_t actor_slots_milli; /* CPU slots held by placed actors */
 	struct oidmap objs; /* oid -> struct obj * */
 	struct obj *lru_head, *lru_tail; /* large objects in memory */
 	struct pool *pool;
@@ -256,8 +291,35 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void task_free(struct krayd *d, struct task *t);
+/* Takes holds on t's ref arguments and registers it on the pending ones.  Returns 1 when
+ * it must wait, 0 when it can run, -1 when it failed (a missing or error argument; t is
+ * failed and freed, unless it is a constructor: then its actor is). */
+int task_resolve(struct krayd *d, struct task *t);
+/* The first argument of t that is an error object, or NULL (*ret_arg: its index). */
+struct obj *task_error_arg(struct krayd *d, struct task *t, unsigned *ret_arg);
+void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg);
+
+/* actor.c */
+int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_oid *ret_id,
+		 const char **ret_why);
+struct actor *actor_find(struct krayd *d, const struct kray_oid *id);
+struct actor *actor_by_name(struct krayd *d, const char *name, size_t len, const char *ns,
+			    size_t ns_len);
+int actor_kill(struct krayd *d, struct actor *a, bool no_restart);
+void actor_enqueue(struct krayd *d, struct actor *a, struct task *t);
+void actor_dispatch(struct krayd *d, struct actor *a);
+void actor_ctor_ready(struct krayd *d, struct actor *a);
+void actor_ctor_failed(struct krayd *d, struct actor *a, uint8_t err, const char *msg, size_t len);
+void actor_result(struct conn *c, struct task *t, const struct wire_result *r);
+void actor_worker_ready(struct krayd *d, struct worker *w);
+void actor_worker_died(struct krayd *d, struct worker *w, const char *how);
+void actor_handle_gone(struct krayd *d, const struct kray_oid *id);
+void actor_owner_gone(struct krayd *d, uint32_t owner);
+void actor_fini(struct krayd *d);
+unsigned actor_count(struct krayd *d, enum actor_state state);
 
 /* sched.c */
+void sched_send_exec(struct krayd *d, struct worker *w, struct task *t);
 void sched_enqueue(struct krayd *d, struct task *t, bool front);
 void sched_dispatch(struct krayd *d);
 void sched_result(struct conn *c, const struct wire_result *r);
@@ -270,6 +332,8 @@ void sched_fini(struct krayd *d);
 
 /* worker.c */
 int worker_spawn(struct krayd *d);
+/* A worker dedicated to hosting actor a (started now; a is told when it connects). */
+int worker_spawn_actor(struct krayd *d, struct actor *a);
 struct worker *worker_by_id(struct krayd *d, uint32_t id);
 void worker_attach(struct worker *w, struct conn *c);
 void worker_conn_lost(struct worker *w);

@@ -94,6 +94,7 @@ int main(int argc, char **argv)
 	worker_stop_all(&d);
 	loop_fini(&d);
 	sched_fini(&d);
+	actor_fini(&d);
 	store_fini(&d);
 	store_mem_fini(&d);
 	if (d.cfg.pidfile[0])

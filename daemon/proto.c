@@ -173,6 +173,68 @@ static int on_unpin(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+static void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
+			const char *why)
+{
+	struct kray_msg_actor_reply m = { .status = status };
+	size_t off = wire_begin(&c->out, KRAY_MSG_ACTOR_REPLY, req);
+
+	if (id)
+		m.actor = *id;
+	m.len = status && why ? (uint32_t)strlen(why) : 0;
+	kbuf_put(&c->out, &m, sizeof(m));
+	wire_put_padded(&c->out, why, m.len);
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+}
+
+static int on_actor_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct wire_actor_create m;
+	struct kray_oid id;
+	const char *why = NULL;
+	int r;
+
+	if (wire_dec_actor_create(body, len, &m))
+		return fail("malformed actor create", -EBADMSG);
+	r = actor_create(c, &m, &id, &why);
+	actor_reply(c, req, r, r ? NULL : &id, why);
+	return 0;
+}
+
+static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct wire_get_actor m;
+	struct actor *a;
+	struct obj *h;
+
+	if (wire_dec_get_actor(body, len, &m))
+		return fail("malformed get actor", -EBADMSG);
+	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
+	h = a ? store_get(c->d, &a->id) : NULL;
+	if (!h) {
+		actor_reply(c, req, -ENOENT, NULL, "no live actor has this name in this namespace");
+		return 0;
+	}
+	store_conn_ref(c, h); /* the caller now holds a handle */
+	actor_reply(c, req, 0, &a->id, NULL);
+	return 0;
+}
+
+static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_kill m;
+	struct actor *a;
+	int r;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return fail("malformed kill", -EBADMSG);
+	a = actor_find(c->d, &m.actor);
+	r = a ? actor_kill(c->d, a, m.no_restart != 0) : -ENOENT;
+	actor_reply(c, req, r, &m.actor, r ? "no such live actor" : NULL);
+	return 0;
+}
+
 static void on_status(struct conn *c, uint64_t req)
 {
 	struct krayd *d = c->d;
@@ -181,6 +243,8 @@ static void on_status(struct conn *c, uint64_t req)
 
 	st.node = d->node;
 	st.pool_bytes = pool_bytes(d->pool);
+	st.actors_alive = actor_count(d, A_ALIVE);
+	st.actors_pending = actor_count(d, A_PENDING) + actor_count(d, A_STARTING);
 	st.workers = d->nworkers;
 	st.workers_busy = st.workers_blocked = 0;
 	for (struct worker *w = d->workers; w; w = w->next) {
@@ -231,6 +295,12 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return 0;
 	case KRAY_MSG_UNPIN:
 		return on_unpin(c, body, h->len);
+	case KRAY_MSG_ACTOR_CREATE:
+		return on_actor_create(c, h->req, body, h->len);
+	case KRAY_MSG_GET_ACTOR:
+		return on_get_actor(c, h->req, body, h->len);
+	case KRAY_MSG_KILL:
+		return on_kill(c, h->req, body, h->len);
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
 	case KRAY_MSG_RELEASE:
@@ -264,6 +334,8 @@ void proto_conn_gone(struct conn *c)
 	struct krayd *d = c->d;
 
 	get_conn_gone(c);
+	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
+		actor_owner_gone(d, c->id);
 	/* A process that goes away drops its views and everything it held; objects it was
 	 * still writing become errors for whoever waits on them. */
 	oidmap_for_each(&c->pins, s)

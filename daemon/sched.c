@@ -114,11 +114,13 @@ static void tell_job(struct worker *w, uint32_t job, const char *path)
 }
 
 /* Sends t to w: its arguments with every REF replaced by the object's value. */
-static void send_exec(struct krayd *d, struct worker *w, struct task *t)
+void sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 {
 	struct kbuf *b = &w->conn->out;
 	struct kray_msg_exec m = { .task = t->id, .job = t->job, .num_returns = t->num_returns,
-				   .nargs = t->nargs, .name_len = t->fn->name_len };
+				   .nargs = t->nargs, .name_len = t->fn->name_len,
+				   .ctor = t->ctor,
+				   .max_concurrency = t->ctor ? t->actor->max_concurrency : 0 };
 	const char *path = job_code_path(d, t->job);
 	struct wire_rd r;
 	struct wire_value v;
@@ -154,14 +156,14 @@ static void send_exec(struct krayd *d, struct worker *w, struct task *t)
 
 static bool runnable(const struct worker *w)
 {
-	return w->state == W_READY && w->conn && !w->conn->closed && !w->blocked;
+	return w->state == W_READY && w->conn && !w->conn->closed && !w->blocked && !w->actor;
 }
 
 /* Stops idle workers beyond the free slots: workers blocked in gets made the pool grow, and
  * it shrinks back once they are done. */
-static void trim_pool(struct krayd *d, unsigned active)
+static void trim_pool(struct krayd *d, unsigned slots, unsigned active)
 {
-	unsigned keep = (unsigned)d->cfg.num_cpus > active ? (unsigned)d->cfg.num_cpus - active : 0;
+	unsigned keep = slots > active ? slots - active : 0;
 
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (!runnable(w) || w->inflight)
@@ -175,7 +177,10 @@ static void trim_pool(struct krayd *d, unsigned active)
 
 void sched_dispatch(struct krayd *d)
 {
-	unsigned active = 0, slots = (unsigned)d->cfg.num_cpus;
+	/* Actors that hold CPUs take their slots away from tasks. */
+	unsigned held = (d->actor_slots_milli + 999) / 1000;
+	unsigned active = 0, slots = (unsigned)d->cfg.num_cpus > held ?
+					     (unsigned)d->cfg.num_cpus - held : 0;
 
 	if (d->stopping)
 		return;
@@ -205,7 +210,7 @@ void sched_dispatch(struct krayd *d)
 		}
 		if (!best)
 			break;
-		send_exec(d, best, dequeue(d));
+		sched_send_exec(d, best, dequeue(d));
 	}
 	if (d->qhead) {
 		/* Start workers for the slots that have none, as far as the queue needs. */
@@ -219,7 +224,7 @@ void sched_dispatch(struct krayd *d)
 			if (worker_spawn(d))
 				break;
 	} else {
-		trim_pool(d, active);
+		trim_pool(d, slots, active);
 	}
 }
 
@@ -252,6 +257,10 @@ void sched_result(struct conn *c, const struct wire_result *r)
 		log_warn("worker %u: result for a task it does not hold", w->id);
 		return;
 	}
+	if (t->actor) {
+		actor_result(c, t, r);
+		return;
+	}
 	t->fn->runs++;
 	t->fn->avg_ns = t->fn->avg_ns ? (t->fn->avg_ns * 7 + r->m.exec_ns) / 8 : r->m.exec_ns;
 	if (!t->fn->avg_ns)
@@ -261,8 +270,9 @@ void sched_result(struct conn *c, const struct wire_result *r)
 
 void sched_reject(struct conn *c, const struct kray_oid *id)
 {
-	struct task *t = unlink_inflight(c->worker, id);
+	struct task *t = c->worker->actor ? NULL : unlink_inflight(c->worker, id);
 
+	/* An actor never hands calls back: its calls wait for it, in order. */
 	if (t)
 		sched_enqueue(c->d, t, true);
 }

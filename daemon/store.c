@@ -53,6 +53,8 @@ static void obj_free(struct krayd *d, struct obj *o)
 	store_drop_large(d, o);
 	d->st.objects--;
 	d->st.evicted_total++;
+	if (o->id.index == KRAY_OID_ACTOR)
+		actor_handle_gone(d, &o->id); /* the last handle went */
 	d->st.object_bytes -= o->len;
 	free(o->data);
 	free(o);

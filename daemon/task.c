@@ -31,7 +31,9 @@ static int for_each_ref(struct task *t, int (*fn)(struct task *, unsigned, struc
 	for (unsigned i = 0; i < t->nargs; i++) {
 		if (wire_rd_value(&r, &v))
 			return -1; /* validated at submit: cannot happen */
-		if (v.type != KRAY_WT_REF)
+		/* Actor handles are held like refs (the actor must outlive the call) but
+		 * passed as they are; their objects are always ready. */
+		if (v.type != KRAY_WT_REF && v.type != KRAY_WT_ACTOR)
 			continue;
 		memcpy(&id, v.data, sizeof(id));
 		int ret = fn(t, i, &id, arg);
@@ -54,10 +56,15 @@ static int check_exists(struct task *t, unsigned i, struct kray_oid *id, void *a
 	}
 	if (store_get(d, id))
 		return 0;
-	task_fail(d, t, KRAY_WE_OBJECT_LOST,
-		  "argument %u of '%.*s': object %u.%u.%u.%u does not exist (never created, or "
-		  "released by its owner)",
-		  i, t->fn->name_len, t->fn->name, id->node, id->owner, id->seq, id->index);
+	if (id->index == KRAY_OID_ACTOR)
+		task_fail(d, t, KRAY_WE_ACTOR_DIED,
+			  "argument %u of '%.*s': actor %u.%u.%u has no handle left (released)", i,
+			  t->fn->name_len, t->fn->name, id->node, id->owner, id->seq);
+	else
+		task_fail(d, t, KRAY_WE_OBJECT_LOST,
+			  "argument %u of '%.*s': object %u.%u.%u.%u does not exist (never "
+			  "created, or released by its owner)",
+			  i, t->fn->name_len, t->fn->name, id->node, id->owner, id->seq, id->index);
 	return 1;
 }
 
@@ -114,17 +121,58 @@ void task_free(struct krayd *d, struct task *t)
 	free(t);
 }
 
-static void fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg)
+void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg)
 {
 	task_fail(d, t, o->err, "argument %u of '%.*s' is an error: %.*s", arg, t->fn->name_len,
 		  t->fn->name, (int)o->len, (const char *)o->data);
+}
+
+struct obj *task_error_arg(struct krayd *d, struct task *t, unsigned *ret_arg)
+{
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs; i++) {
+		struct obj *a;
+		struct kray_oid id;
+
+		if (wire_rd_value(&r, &v) || v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		a = store_get(d, &id);
+		if (a && a->type == KRAY_WT_ERROR) {
+			*ret_arg = i;
+			return a;
+		}
+	}
+	return NULL;
+}
+
+int task_resolve(struct krayd *d, struct task *t)
+{
+	struct task_err e = { .d = d };
+
+	if (for_each_ref(t, check_exists, d))
+		return -1;
+	for_each_ref(t, hold, &e);
+	t->holds = true;
+	if (e.obj) {
+		task_fail_from_arg(d, t, e.obj, e.arg);
+		return -1;
+	}
+	for_each_ref(t, wait_for, d);
+	if (!t->deps_left)
+		return 0;
+	d->st.tasks_waiting++;
+	return 1;
 }
 
 void task_submit(struct conn *c, const struct wire_submit *s)
 {
 	struct krayd *d = c->d;
 	struct task *t = calloc(1, sizeof(*t));
-	struct task_err e = { .d = d };
+	struct actor *a = NULL;
 
 	if (!t)
 		abort();
@@ -156,48 +204,54 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 		memcpy(t->args, s->args.p, s->args.left);
 	}
 	t->args_len = (uint32_t)s->args.left;
-	if (for_each_ref(t, check_exists, d))
+	if (s->m.actor.index == KRAY_OID_ACTOR) {
+		a = actor_find(d, &s->m.actor);
+		if (!a || a->state == A_DEAD || !oidmap_get(&c->refs, &s->m.actor)) {
+			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
+				  !a			       ? "no such actor" :
+				  a->state == A_DEAD ? a->death :
+							     "this process holds no handle to the actor");
+			return;
+		}
+		t->actor = a;
+	}
+	switch (task_resolve(d, t)) {
+	case -1:
 		return;
-	for_each_ref(t, hold, &e);
-	t->holds = true;
-	if (e.obj) {
-		fail_from_arg(d, t, e.obj, e.arg);
+	case 0:
+		if (a)
+			actor_enqueue(d, a, t);
+		else
+			sched_enqueue(d, t, false);
+		return;
+	default:
+		if (a)
+			actor_enqueue(d, a, t); /* waits at its place in the actor's queue */
 		return;
 	}
-	for_each_ref(t, wait_for, d);
-	if (t->deps_left)
-		d->st.tasks_waiting++;
-	else
-		sched_enqueue(d, t, false);
 }
 
 void task_dep_ready(struct krayd *d, struct task *t, struct obj *o)
 {
+	struct obj *err;
+	unsigned arg;
+
 	(void)o;
 	if (--t->deps_left)
 		return;
 	d->st.tasks_waiting--;
-	/* An argument that turned out to be an error fails the task, as in Ray. */
-	struct task_err e = { .d = d };
-	struct wire_rd r;
-	struct wire_value v;
-
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !e.obj; i++) {
-		struct obj *a;
-		struct kray_oid id;
-
-		if (wire_rd_value(&r, &v) || v.type != KRAY_WT_REF)
-			continue;
-		memcpy(&id, v.data, sizeof(id));
-		a = store_get(d, &id);
-		if (a && a->type == KRAY_WT_ERROR) {
-			e.obj = a;
-			e.arg = i;
-		}
+	if (t->ctor) {
+		actor_ctor_ready(d, t->actor);
+		return;
 	}
-	if (e.obj)
-		fail_from_arg(d, t, e.obj, e.arg);
+	if (t->actor) {
+		actor_dispatch(d, t->actor); /* it decides, in order */
+		return;
+	}
+	/* An argument that turned out to be an error fails the task, as in Ray. */
+	err = task_error_arg(d, t, &arg);
+	if (err)
+		task_fail_from_arg(d, t, err, arg);
 	else
 		sched_enqueue(d, t, false);
 }
@@ -293,6 +347,10 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 	if ((size_t)n >= sizeof(msg))
 		n = sizeof(msg) - 1;
 	log_debug("task %u.%u failed: %s", t->id.owner, t->id.seq, msg);
+	if (t->ctor) {
+		actor_ctor_failed(d, t->actor, err, msg, (size_t)n);
+		return;
+	}
 	for (unsigned i = 0; i < t->num_returns; i++) {
 		struct obj *o = ret_obj(d, t, i);
 

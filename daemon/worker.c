@@ -47,7 +47,25 @@ static const char *worker_path(struct krayd *d)
 	return "kray-worker";
 }
 
+static struct worker *spawn(struct krayd *d);
+
 int worker_spawn(struct krayd *d)
+{
+	return spawn(d) ? 0 : -1;
+}
+
+int worker_spawn_actor(struct krayd *d, struct actor *a)
+{
+	struct worker *w = spawn(d);
+
+	if (!w)
+		return -1;
+	w->actor = a;
+	a->w = w;
+	return 0;
+}
+
+static struct worker *spawn(struct krayd *d)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	char id[32], sock[sizeof(d->cfg.socket) + 16], ppid[32];
@@ -58,13 +76,13 @@ int worker_spawn(struct krayd *d)
 	int r;
 
 	if (!w)
-		return -ENOMEM;
+		return NULL;
 	while (environ[n])
 		n++;
 	envp = calloc(n + 4, sizeof(*envp));
 	if (!envp) {
 		free(w);
-		return -ENOMEM;
+		return NULL;
 	}
 	w->id = ++d->next_worker;
 	snprintf(id, sizeof(id), "KRAY_WORKER_ID=%u", w->id);
@@ -94,7 +112,7 @@ int worker_spawn(struct krayd *d)
 		log_err("cannot start worker %s: %s", path, strerror(r));
 		d->start_failures++;
 		free(w);
-		return -r;
+		return NULL;
 	}
 	w->state = W_STARTING;
 	w->next = d->workers;
@@ -103,7 +121,7 @@ int worker_spawn(struct krayd *d)
 	d->starting++;
 	d->st.workers_started++;
 	log_debug("worker %u started, pid %d", w->id, (int)w->pid);
-	return 0;
+	return w;
 }
 
 struct worker *worker_by_id(struct krayd *d, uint32_t id)
@@ -120,6 +138,8 @@ void worker_attach(struct worker *w, struct conn *c)
 	w->state = W_READY;
 	c->worker = w;
 	c->role = ROLE_WORKER;
+	if (w->actor)
+		actor_worker_ready(c->d, w);
 }
 
 void worker_conn_lost(struct worker *w)
@@ -207,7 +227,9 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 	if (was_starting) {
 		d->starting--;
 	}
-	if (was_starting && !d->stopping) {
+	if (was_starting && w->actor) {
+		w->actor->no_restart = true; /* it would fail again: do not spin */
+	} else if (was_starting && !d->stopping) {
 		d->start_failures++;
 		log_warn("worker %u (pid %d) %s before connecting", w->id, (int)w->pid, how);
 		if (d->start_failures >= 3 && !d->stopping)
@@ -215,16 +237,20 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 	} else if (!d->stopping) {
 		log_debug("worker %u (pid %d) %s", w->id, (int)w->pid, how);
 	}
-	if (!d->stopping && (w->head || WIFSIGNALED(status)))
+	if (!d->stopping && (w->head || WIFSIGNALED(status)) && !(w->actor && !w->head &&
+								       w->actor->state == A_DEAD))
 		d->st.workers_died++;
-	if (!d->stopping) {
+	if (!d->stopping && w->actor) {
+		actor_worker_died(d, w, how);
+	} else if (!d->stopping) {
 		tasks_lost(d, w, how);
 	} else {
 		while (w->head) {
 			struct task *t = w->head;
 
 			w->head = t->next;
-			task_free(d, t);
+			if (!t->ctor) /* the actor owns its constructor */
+				task_free(d, t);
 		}
 	}
 

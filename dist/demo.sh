@@ -16,7 +16,7 @@ fail() {
 	exit 1
 }
 
-for f in "$KRAY" "$B/bin/krayd" "$B/examples/square" "$B/examples/pi"; do
+for f in "$KRAY" "$B/bin/krayd" "$B/examples/square" "$B/examples/counter" "$B/examples/pi"; do
 	[ -x "$f" ] || fail "$f is missing: run 'make all' first"
 done
 
@@ -47,6 +47,9 @@ export KRAY_ADDRESS=$sock
 
 step "square (examples/square.c)"
 "$B/examples/square" || fail "examples/square"
+
+step "counter (examples/counter.c): four actors"
+"$B/examples/counter" || fail "examples/counter"
 
 step "pi (examples/pi.c)"
 "$B/examples/pi" || fail "examples/pi"

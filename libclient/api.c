@@ -28,7 +28,7 @@ _Static_assert(sizeof(kray_ref) == sizeof(struct kray_oid), "a ref is an oid");
 /* Flush before the buffer grows past this, so a long run of calls stays bounded. */
 #define OUT_HIGH_WATER (1u << 20)
 
-static int check_value(struct kray *k, const kray_value *v, bool allow_ref)
+int kc_check_value(struct kray *k, const kray_value *v, bool allow_ref)
 {
 	switch (v->type) {
 	case KRAY_NIL:
@@ -42,6 +42,7 @@ static int check_value(struct kray *k, const kray_value *v, bool allow_ref)
 			return kc_fail(k, -E2BIG, "bytes value of %zu bytes is too large", v->len);
 		return 0;
 	case KRAY_REF:
+	case KRAY_ACTOR:
 		if (allow_ref)
 			return 0;
 		/* fall through */
@@ -50,8 +51,8 @@ static int check_value(struct kray *k, const kray_value *v, bool allow_ref)
 	}
 }
 
-static void put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
-		      uint16_t nrefs)
+void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
+		  uint16_t nrefs)
 {
 	uint64_t scalar = 0;
 	uint8_t type = KRAY_WT_NIL;
@@ -73,7 +74,8 @@ static void put_value(struct kbuf *b, const kray_value *v, const struct kray_oid
 		len = (uint32_t)v->len;
 		break;
 	case KRAY_REF:
-		type = KRAY_WT_REF;
+	case KRAY_ACTOR:
+		type = v->type == KRAY_REF ? KRAY_WT_REF : KRAY_WT_ACTOR;
 		data = &v->ref;
 		len = sizeof(v->ref);
 		break;
@@ -98,6 +100,12 @@ static int maybe_flush(struct kray *k)
 KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args, size_t nargs,
 			  const struct kray_call_opts *opts, kray_ref *ret_refs)
 {
+	return kc_submit(k, NULL, fn, args, nargs, opts, ret_refs);
+}
+
+int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_value *args,
+	      size_t nargs, const struct kray_call_opts *opts, kray_ref *ret_refs)
+{
 	struct kray_call_opts o = opts ? *opts : KRAY_CALL_OPTS_DEFAULT;
 	struct kray_msg_submit m = { 0 };
 	size_t name_len, off;
@@ -114,7 +122,7 @@ KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args
 	if (o.max_retries < -1 || o.max_retries > INT16_MAX)
 		return kc_fail(k, -EINVAL, "max_retries must be -1 to %d", INT16_MAX);
 	for (size_t i = 0; i < nargs; i++)
-		if ((r = check_value(k, &args[i], true)))
+		if ((r = kc_check_value(k, &args[i], true)))
 			return r;
 
 	m.seq = ++k->next_seq;
@@ -123,11 +131,13 @@ KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args
 	m.nargs = (uint16_t)nargs;
 	m.max_retries = (int16_t)o.max_retries;
 	m.name_len = (uint8_t)name_len;
+	if (actor)
+		memcpy(&m.actor, actor, sizeof(m.actor));
 	off = wire_begin(&k->out, KRAY_MSG_SUBMIT, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_put_padded(&k->out, fn, name_len);
 	for (size_t i = 0; i < nargs; i++)
-		put_value(&k->out, &args[i], NULL, 0);
+		kc_put_value(&k->out, &args[i], NULL, 0);
 	if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)
 		return frame_too_big(k, off);
 	wire_end(&k->out, off);
@@ -145,7 +155,7 @@ void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, cons
 	memcpy(&m.oid, id, sizeof(m.oid));
 	off = wire_begin(&k->out, KRAY_MSG_PUT, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
-	put_value(&k->out, v, (const struct kray_oid *)refs, nrefs);
+	kc_put_value(&k->out, v, (const struct kray_oid *)refs, nrefs);
 	wire_end(&k->out, off);
 	if (!nrefs)
 		kc_cache_put(k, id, v);
@@ -161,7 +171,7 @@ KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (!v || !ret_ref)
 		return kc_fail(k, -EINVAL, "kray_put needs a value and ret_ref");
-	if ((r = check_value(k, v, false)))
+	if ((r = kc_check_value(k, v, false)))
 		return r;
 	if (v->type == KRAY_BYTES && v->len > k->inline_max) {
 		r = kc_create(k, v->len, &id, &p);
@@ -188,7 +198,7 @@ KRAY_EXPORT int kray_put_refs(struct kray *k, const kray_value *v, const kray_re
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (!v || !ret_ref || nrefs > UINT16_MAX || (nrefs && !refs))
 		return kc_fail(k, -EINVAL, "kray_put_refs takes a value and 0 to 65535 refs");
-	if ((r = check_value(k, v, false)))
+	if ((r = kc_check_value(k, v, false)))
 		return r;
 	if (v->type == KRAY_BYTES && v->len > k->inline_max)
 		return kc_fail(k, -EINVAL, "only values up to %u bytes may contain refs",

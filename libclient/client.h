@@ -120,6 +120,13 @@ void kc_objects_fini(struct kray *k);
 /* Creates a large object for this process (also used for a worker's large returns). */
 int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
 
+/* api.c: shared by calls and actor calls (actor NULL: a task). */
+int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_value *args,
+	      size_t nargs, const struct kray_call_opts *opts, kray_ref *ret_refs);
+int kc_check_value(struct kray *k, const kray_value *v, bool allow_ref);
+void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
+		  uint16_t nrefs);
+
 /* worker.c: called by kray_get() in a worker before it blocks. */
 void kc_worker_before_block(struct kray *k);
 

@@ -216,7 +216,8 @@ int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 			kc_consume(k, &h);
 			return r;
 		}
-		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB)) {
+		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
+				    h.type == KRAY_MSG_ACTOR_STOP)) {
 			k->on_frame(k, &h, body);
 			kc_consume(k, &h);
 			r = kc_flush(k);

@@ -38,6 +38,7 @@ enum kray_type {
 	KRAY_BYTES = 3,
 	KRAY_REF = 4, /* only as an argument: resolved to the object's value before the call */
 	KRAY_ERROR = 5, /* only from kray_get: the task failed; err says how, data why */
+	KRAY_ACTOR = 8, /* an actor handle (.ref), passed to tasks and actors as is */
 };
 
 enum kray_errkind {
@@ -50,6 +51,8 @@ enum kray_errkind {
 				   * hold a ref to it (never received, or released) */
 	KRAY_ERR_INTERNAL = 6,
 	KRAY_ERR_STORE_FULL = 7, /* the object store is full and nothing could be spilled */
+	KRAY_ERR_ACTOR_DIED = 8, /* the actor is dead: killed, crashed past max_restarts, or
+				  * its creator exited; the message says which */
 };
 
 /*
@@ -78,6 +81,7 @@ typedef struct kray_value {
 #define KRAY_V_F64(x) ((kray_value){ .type = KRAY_F64, .f = (x) })
 #define KRAY_V_BYTES(p, n) ((kray_value){ .type = KRAY_BYTES, .data = (p), .len = (n) })
 #define KRAY_V_REF(r) ((kray_value){ .type = KRAY_REF, .ref = (r) })
+#define KRAY_V_ACTOR(a) ((kray_value){ .type = KRAY_ACTOR, .ref = (a) })
 
 /* Frees what a value owns and resets it to KRAY_NIL.  NULL-safe. */
 void kray_value_clear(kray_value *v);
@@ -198,11 +202,130 @@ struct kray_stats {
 	uint64_t spilled_total, restored_total; /* bytes ever written to / read from disk */
 	uint64_t evicted_total; /* objects freed because nothing referenced them */
 	uint64_t pool_bytes; /* pre-faulted memory ready for new objects */
-	uint64_t reserved_[7];
+	uint64_t actors_alive, actors_pending; /* pending: waiting for CPUs or arguments */
+	uint64_t reserved_[5];
 };
 
 /* Asks krayd for its counters. */
 int kray_status(kray *k, struct kray_stats *ret_stats);
+
+/* ---- actors -------------------------------------------------------------------------- */
+
+/*
+ * An actor is an instance of a class declared with KRAY_ACTOR() in a shared library on
+ * the job's code path, living in its own worker process.  Its handle is a kray_ref: pass
+ * it to kray_actor_call(), to tasks and to other actors (KRAY_V_ACTOR), and drop it with
+ * kray_release().  An actor ends when no handle to it remains or its creator exits (unless
+ * detached), or when killed.
+ */
+struct kray_actor_opts {
+	const char *name; /* NULL: unnamed; else unique in its namespace */
+	const char *ns; /* namespace of the name; NULL: "" */
+	int detached; /* outlives its creator; ends only by kray_kill() */
+	int max_restarts; /* restarts after its process dies; -1 forever; default 0 */
+	int max_task_retries; /* retries of calls in flight when it died; -1 forever */
+	unsigned max_concurrency; /* methods that may run at once, on threads; default 1 */
+	double num_cpus; /* CPU slots it holds while alive; default 0 */
+};
+#define KRAY_ACTOR_OPTS_DEFAULT ((struct kray_actor_opts){ .max_concurrency = 1 })
+
+/*
+ * Creates an actor of class cls with constructor args.  Returns 0 and its handle once
+ * krayd accepted it (the constructor runs in the actor's process; if it fails, every call
+ * fails with its error), or -EEXIST (the name is taken), -EINVAL, -EPIPE.
+ */
+int kray_actor_create(kray *k, const char *cls, const kray_value *args, size_t nargs,
+		      const struct kray_actor_opts *opts, kray_ref *ret_actor);
+
+/*
+ * Calls method on the actor, like kray_call(): returns num_returns futures.  Calls made
+ * through one connection run in the order they were made, also when earlier ones wait for
+ * arguments.  A call on a dead actor fails with KRAY_ERR_ACTOR_DIED at get.
+ */
+int kray_actor_call(kray *k, kray_ref actor, const char *method, const kray_value *args,
+		    size_t nargs, const struct kray_call_opts *opts, kray_ref *ret_refs);
+
+/* Looks up a named actor (ns NULL: "") and gives this process a handle to it.
+ * Returns 0, -ENOENT (no live actor has that name) or -EPIPE. */
+int kray_get_actor(kray *k, const char *name, const char *ns, kray_ref *ret_actor);
+
+/* Kills the actor's process now.  With no_restart, or when no restarts are left, the actor
+ * is dead for good; else it restarts.  Returns 0, -ENOENT (unknown or already dead) or
+ * -EPIPE. */
+int kray_kill(kray *k, kray_ref actor, int no_restart);
+
+/* Declares an actor class: a state struct type, a constructor with nargs arguments:
+ *
+ *	struct counter { int64_t n; };
+ *	KRAY_ACTOR(Counter, struct counter, 0) { self->n = 0; return 0; }
+ *	KRAY_METHOD(Counter, incr, 0) { return kray_return_int(ctx, 0, ++self->n); }
+ *
+ * The constructor and methods see ctx, self (the state, zeroed before the constructor),
+ * args and nargs.  KRAY_ACTOR_DESTRUCTOR(Counter) { ... } runs when the actor ends
+ * normally (not when its process is killed). */
+typedef int (*kray_method_fn)(kray_ctx *ctx, void *self, const kray_value *args, size_t nargs);
+typedef void (*kray_dtor_fn)(void *self);
+
+#define KRAY_CLASS_SYMBOL_PREFIX "kray_class__"
+#define KRAY_METHOD_SYMBOL_PREFIX "kray_method__"
+#define KRAY_DTOR_SYMBOL_PREFIX "kray_dtor__"
+
+struct kray_class_desc {
+	uint32_t abi; /* KRAY_FN_ABI */
+	int32_t nargs; /* constructor arguments, or KRAY_NARGS_ANY */
+	const char *name;
+	size_t state_size;
+	kray_method_fn ctor;
+};
+
+struct kray_method_desc {
+	uint32_t abi;
+	int32_t nargs;
+	const char *name;
+	kray_method_fn fn;
+};
+
+#define KRAY_ACTOR(cls, state_type, nargs_decl)                                               \
+	typedef state_type kray_state__##cls;                                                \
+	static int kray_ctor__##cls(kray_ctx *, kray_state__##cls *, const kray_value *,     \
+				    size_t);                                                 \
+	static int kray_ctor_thunk__##cls(kray_ctx *c, void *s, const kray_value *a, size_t n) \
+	{                                                                                    \
+		return kray_ctor__##cls(c, s, a, n);                                         \
+	}                                                                                    \
+	__attribute__((visibility("default"), used)) const struct kray_class_desc            \
+		kray_class__##cls = { KRAY_FN_ABI, (nargs_decl), #cls, sizeof(state_type),   \
+				      kray_ctor_thunk__##cls };                              \
+	static int kray_ctor__##cls(kray_ctx *ctx __attribute__((unused)),                   \
+				    kray_state__##cls *self __attribute__((unused)),         \
+				    const kray_value *args __attribute__((unused)),          \
+				    size_t nargs __attribute__((unused)))
+
+#define KRAY_METHOD(cls, method, nargs_decl)                                                  \
+	static int kray_m__##cls##__##method(kray_ctx *, kray_state__##cls *,               \
+					     const kray_value *, size_t);                    \
+	static int kray_mt__##cls##__##method(kray_ctx *c, void *s, const kray_value *a,     \
+					      size_t n)                                      \
+	{                                                                                    \
+		return kray_m__##cls##__##method(c, s, a, n);                                \
+	}                                                                                    \
+	__attribute__((visibility("default"), used)) const struct kray_method_desc           \
+		kray_method__##cls##__##method = { KRAY_FN_ABI, (nargs_decl), #method,       \
+						   kray_mt__##cls##__##method };             \
+	static int kray_m__##cls##__##method(kray_ctx *ctx __attribute__((unused)),          \
+					     kray_state__##cls *self __attribute__((unused)), \
+					     const kray_value *args __attribute__((unused)),  \
+					     size_t nargs __attribute__((unused)))
+
+#define KRAY_ACTOR_DESTRUCTOR(cls)                                                           \
+	static void kray_d__##cls(kray_state__##cls *);                                      \
+	static void kray_dt__##cls(void *s)                                                  \
+	{                                                                                    \
+		kray_d__##cls(s);                                                            \
+	}                                                                                    \
+	__attribute__((visibility("default"), used)) const kray_dtor_fn kray_dtor__##cls =   \
+		kray_dt__##cls;                                                              \
+	static void kray_d__##cls(kray_state__##cls *self __attribute__((unused)))
 
 /* ---- remote functions ---------------------------------------------------------------- */
 
@@ -249,7 +372,8 @@ int kray_return_bytes(kray_ctx *ctx, unsigned idx, const void *data, size_t len)
 /* Records the task's error message; return its result from the function. */
 int kray_fail(kray_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The worker's own connection, for nested tasks, puts and gets. */
+/* The worker's own connection, for nested tasks, puts, gets and actor calls.  NULL in
+ * an actor with max_concurrency > 1: a kray handle serves one thread. */
 kray *kray_ctx_client(kray_ctx *ctx);
 
 /* Number of return slots the caller asked for. */

@@ -71,7 +71,12 @@ enum kray_msg_type {
 	KRAY_MSG_UNPIN = 18, /* C->D  kray_msg_refs: views of these objects were dropped */
 	KRAY_MSG_WAIT = 19, /* C->D  kray_msg_wait + oids */
 	KRAY_MSG_WAIT_REPLY = 20, /* D->C  kray_msg_refs + one byte per oid (1 = ready), padded */
-	KRAY_MSG_TYPE_MAX = 20,
+	KRAY_MSG_ACTOR_CREATE = 21, /* C->D  kray_msg_actor_create + class, name, ns + args */
+	KRAY_MSG_GET_ACTOR = 22, /* C->D  kray_msg_get_actor + name + ns */
+	KRAY_MSG_KILL = 23, /* C->D  kray_msg_kill */
+	KRAY_MSG_ACTOR_REPLY = 24, /* D->C  kray_msg_actor_reply (to the three above) */
+	KRAY_MSG_ACTOR_STOP = 25, /* D->W  empty: run the destructor and exit */
+	KRAY_MSG_TYPE_MAX = 25,
 };
 
 /*
@@ -115,7 +120,8 @@ enum kray_wire_type {
 			 * memfd is the frame's next fd */
 	KRAY_WT_OBJECT = 7, /* RESULT only: payload = oid of a sealed object the worker
 			     * created; it becomes this return slot (moved, not copied) */
-	KRAY_WT_MAX = 7,
+	KRAY_WT_ACTOR = 8, /* an actor handle: payload = the actor's id */
+	KRAY_WT_MAX = 8,
 };
 
 enum kray_wire_err {
@@ -127,7 +133,8 @@ enum kray_wire_err {
 	KRAY_WE_OBJECT_LOST = 5, /* an argument object does not exist */
 	KRAY_WE_INTERNAL = 6,
 	KRAY_WE_STORE_FULL = 7, /* the object store is full of pinned objects */
-	KRAY_WE_MAX = 7,
+	KRAY_WE_ACTOR_DIED = 8, /* the actor is dead (killed, crashed, its creator exited) */
+	KRAY_WE_MAX = 8,
 };
 
 /*
@@ -149,11 +156,12 @@ struct kray_msg_submit {
 	__u16 num_returns;
 	__u16 nargs;
 	__s16 max_retries; /* -1: retry forever */
-	__u8 name_len; /* function name bytes that follow, padded to 8 */
+	__u8 name_len; /* function (or method) name bytes that follow, padded to 8 */
 	__u8 pad;
 	__u64 reserved;
+	struct kray_oid actor; /* a method call on this actor; all zero: a task */
 };
-_Static_assert(sizeof(struct kray_msg_submit) == 24, "submit is 24 bytes");
+_Static_assert(sizeof(struct kray_msg_submit) == 40, "submit is 40 bytes");
 
 struct kray_msg_get {
 	__s64 timeout_ms; /* < 0: wait forever */
@@ -190,9 +198,50 @@ struct kray_msg_exec {
 	__u16 num_returns;
 	__u16 nargs;
 	__u8 name_len;
-	__u8 pad[7];
+	__u8 ctor; /* 1: construct the actor of class `name`; the worker is its host */
+	__u16 max_concurrency; /* ctor: methods that may run at once (threads) */
+	__u32 pad;
 };
 _Static_assert(sizeof(struct kray_msg_exec) == 32, "exec is 32 bytes");
+
+/* Actor ids are object ids with this index: (node, creator, seq) names the creation. */
+#define KRAY_OID_ACTOR 0xfffffffeu
+
+struct kray_msg_actor_create {
+	__u32 seq; /* actor id = (node, sender, seq, KRAY_OID_ACTOR) */
+	__u32 job;
+	__s16 max_restarts; /* -1: forever */
+	__s16 max_task_retries; /* calls in flight when it died: -1 forever */
+	__u16 max_concurrency; /* >= 1 */
+	__u16 nargs; /* constructor arguments that follow the names */
+	__u32 num_cpus_milli; /* CPU slots it holds while alive, in thousandths */
+	__u8 detached; /* outlives its creator: ends only by kill */
+	__u8 class_len; /* then class, name and namespace bytes, each padded to 8 */
+	__u8 name_len; /* 0: unnamed */
+	__u8 ns_len;
+};
+_Static_assert(sizeof(struct kray_msg_actor_create) == 24, "actor_create is 24 bytes");
+
+struct kray_msg_get_actor {
+	__u8 name_len; /* then name and namespace bytes, each padded to 8 */
+	__u8 ns_len;
+	__u8 pad[6];
+};
+_Static_assert(sizeof(struct kray_msg_get_actor) == 8, "get_actor is 8 bytes");
+
+struct kray_msg_kill {
+	struct kray_oid actor;
+	__u32 no_restart;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_kill) == 24, "kill is 24 bytes");
+
+struct kray_msg_actor_reply {
+	__s32 status; /* 0 or -errno */
+	__u32 len; /* message bytes after the id, padded */
+	struct kray_oid actor;
+};
+_Static_assert(sizeof(struct kray_msg_actor_reply) == 24, "actor_reply is 24 bytes");
 
 struct kray_msg_result {
 	struct kray_oid task;
@@ -262,7 +311,9 @@ struct kray_wire_stats {
 	__u64 restored_total; /* bytes ever read back */
 	__u64 evicted_total; /* objects freed because nothing referenced them */
 	__u64 pool_bytes; /* pre-faulted memory waiting in the pool */
-	__u64 reserved[7];
+	__u64 actors_alive;
+	__u64 actors_pending; /* waiting for CPU slots or constructor arguments */
+	__u64 reserved[5];
 };
 _Static_assert(sizeof(struct kray_wire_stats) == 256, "stats is 256 bytes");
 

@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * One call in a worker, from EXEC to RESULT: find what to run (a remote function, an
+ * actor's constructor or method), turn the arguments into kray_values (large ones are
+ * read-only views of the store), run it, and answer with its return slots or one error.
+ * Preparing and finishing happen on the worker's loop thread; running may happen on an
+ * actor's method thread, where the context has no connection (ctx->k is NULL) and large
+ * return values are moved into the store when the call is finished.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+/* ---- the context remote functions see ---- */
+
+/* Moves a large value into the object store and leaves an internal KRAY_REF naming it in
+ * the slot: krayd moves that object into the task's return slot.  Loop thread only. */
+static int store_large(kray_ctx *ctx, kray_value *dst, const void *data, size_t len)
+{
+	kray_ref id;
+	void *p;
+	int r = kc_create(ctx->k, len, &id, &p);
+
+	if (!r) {
+		memcpy(p, data, len);
+		r = kray_seal(ctx->k, &id);
+	}
+	if (r) {
+		/* The task fails with the store's reason, whatever the function does. */
+		ctx->store_err = r;
+		snprintf(ctx->err, sizeof(ctx->err), "%s", ctx->k->err);
+		return r;
+	}
+	*dst = (kray_value){ .type = KRAY_REF, .ref = id };
+	return 0;
+}
+
+KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
+{
+	kray_value *dst;
+	uint64_t scalar = 0;
+
+	if (idx >= ctx->num_returns || !v ||
+	    (v->type != KRAY_NIL && v->type != KRAY_INT64 && v->type != KRAY_F64 &&
+	     v->type != KRAY_BYTES) ||
+	    (v->type == KRAY_BYTES && v->len && !v->data) || v->len > KRAY_FRAME_MAX / 2)
+		return -EINVAL;
+	dst = &ctx->rets[idx];
+	kray_value_clear(dst);
+	if (v->type == KRAY_BYTES && ctx->k && v->len > ctx->k->inline_max)
+		return store_large(ctx, dst, v->data, v->len);
+	memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
+	       sizeof(scalar));
+	kc_mem_value((uint8_t)v->type, scalar, v->data, v->type == KRAY_BYTES ? v->len : 0, dst);
+	return 0;
+}
+
+KRAY_EXPORT int kray_return_int(kray_ctx *ctx, unsigned idx, int64_t x)
+{
+	return kray_return(ctx, idx, &KRAY_V_INT(x));
+}
+
+KRAY_EXPORT int kray_return_f64(kray_ctx *ctx, unsigned idx, double x)
+{
+	return kray_return(ctx, idx, &KRAY_V_F64(x));
+}
+
+KRAY_EXPORT int kray_return_bytes(kray_ctx *ctx, unsigned idx, const void *data, size_t len)
+{
+	return kray_return(ctx, idx, &KRAY_V_BYTES(data, len));
+}
+
+KRAY_EXPORT int kray_fail(kray_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+	va_end(ap);
+	ctx->failed = true;
+	return -EREMOTEIO;
+}
+
+KRAY_EXPORT kray *kray_ctx_client(kray_ctx *ctx)
+{
+	return ctx->k;
+}
+
+KRAY_EXPORT unsigned kray_ctx_num_returns(const kray_ctx *ctx)
+{
+	return ctx->num_returns;
+}
+
+/* ---- one call ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+void exec_free(struct exec *e)
+{
+	for (unsigned i = 0; i < e->nfds; i++)
+		if (e->fds[i] >= 0)
+			close(e->fds[i]);
+	free(e->body);
+	free(e);
+}
+
+static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, uint8_t err,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, uint8_t err,
+		      const char *fmt, ...)
+{
+	struct kray_msg_result m = { .task = *task, .exec_ns = ns, .n = 1 };
+	char msg[4096];
+	va_list ap;
+	size_t off;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	off = wire_begin(&k->out, KRAY_MSG_RESULT, 0);
+	kbuf_put(&k->out, &m, sizeof(m));
+	wire_put_value(&k->out, KRAY_WT_ERROR, err, 0, msg, (uint32_t)strlen(msg));
+	wire_end(&k->out, off);
+}
+
+static void call_free(struct call *c)
+{
+	for (unsigned i = 0; c->args && i < c->x.m.nargs; i++)
+		if (c->args[i].priv_)
+			kray_value_clear(&c->args[i]);
+	for (unsigned i = 0; c->ctx.rets && i < c->x.m.num_returns; i++)
+		if (c->ctx.rets[i].type != KRAY_REF)
+			kray_value_clear(&c->ctx.rets[i]);
+	free(c->ctx.rets);
+	free(c->args);
+	exec_free(c->e);
+	free(c);
+}
+
+/* Finds what c runs.  Returns 0, or answers with an error and returns -1. */
+static int resolve(struct kray *k, struct call *c)
+{
+	struct worker_state *ws = k->ws;
+	struct job *j = code_job(ws, c->x.m.job);
+	char sym[2 * KRAY_NAME_MAX + 32], why[1200];
+	int32_t nargs;
+
+	if (c->x.m.ctor) {
+		const struct kray_class_desc *cls;
+
+		snprintf(sym, sizeof(sym), KRAY_CLASS_SYMBOL_PREFIX "%s", c->name);
+		cls = code_find(j, sym);
+		if (!cls || cls->abi != KRAY_FN_ABI) {
+			code_describe(j, why, sizeof(why));
+			put_error(k, &c->x.m.task, 0, KRAY_WE_UNKNOWN_FUNCTION,
+				  "unknown actor class '%s': %s", c->name, why);
+			return -1;
+		}
+		c->method = cls->ctor;
+		c->self = calloc(1, cls->state_size ? cls->state_size : 1);
+		if (!c->self)
+			abort();
+		nargs = cls->nargs;
+	} else if (ws->cls) {
+		const struct kray_method_desc *m;
+
+		snprintf(sym, sizeof(sym), KRAY_METHOD_SYMBOL_PREFIX "%s__%s", ws->cls->name,
+			 c->name);
+		m = code_find(ws->cls_job, sym);
+		if (!m || m->abi != KRAY_FN_ABI) {
+			put_error(k, &c->x.m.task, 0, KRAY_WE_UNKNOWN_FUNCTION,
+				  "actor class '%s' has no method '%s'", ws->cls->name, c->name);
+			return -1;
+		}
+		c->method = m->fn;
+		c->self = ws->self;
+		nargs = m->nargs;
+	} else {
+		const struct kray_fn_desc *f;
+
+		snprintf(sym, sizeof(sym), KRAY_FN_SYMBOL_PREFIX "%s", c->name);
+		f = code_find(j, sym);
+		if (!f || f->abi != KRAY_FN_ABI) {
+			code_describe(j, why, sizeof(why));
+			put_error(k, &c->x.m.task, 0, KRAY_WE_UNKNOWN_FUNCTION,
+				  "unknown function '%s': %s", c->name, why);
+			return -1;
+		}
+		c->fn = f->fn;
+		nargs = f->nargs;
+	}
+	if (nargs != KRAY_NARGS_ANY && (unsigned)nargs != c->x.m.nargs) {
+		put_error(k, &c->x.m.task, 0, KRAY_WE_BAD_ARGS, "%s() takes %d argument%s, got %u",
+			  c->name, nargs, nargs == 1 ? "" : "s", c->x.m.nargs);
+		return -1;
+	}
+	return 0;
+}
+
+/* Turns the wire arguments into kray_values.  Returns 0, or answers and returns -1. */
+static int take_args(struct kray *k, struct call *c)
+{
+	int *fds = c->e->fds;
+	unsigned nfd = 0;
+
+	c->args = calloc(c->x.m.nargs ? c->x.m.nargs : 1, sizeof(*c->args));
+	if (!c->args)
+		abort();
+	for (unsigned i = 0; i < c->x.m.nargs; i++) {
+		kray_value *a = &c->args[i];
+		struct wire_value w;
+
+		wire_rd_value(&c->x.args, &w); /* validated by wire_dec_exec() */
+		switch (w.type) {
+		case KRAY_WT_FD: {
+			/* A large argument: a read-only view of the store's memory. */
+			int *f = nfd < c->e->nfds ? fds + nfd : NULL;
+
+			kc_take_value(k, &w, &f, a);
+			nfd++;
+			if (a->type == KRAY_ERROR) {
+				put_error(k, &c->x.m.task, 0, KRAY_WE_INTERNAL,
+					  "argument %u of '%s': %s", i, c->name,
+					  (const char *)a->data);
+				return -1;
+			}
+			break;
+		}
+		case KRAY_WT_ACTOR:
+			*a = (kray_value){ .type = KRAY_ACTOR };
+			memcpy(&a->ref, w.data, sizeof(a->ref));
+			break;
+		default:
+			*a = (kray_value){ .type = (enum kray_type)w.type, .data = w.data,
+					   .len = w.len };
+			memcpy(w.type == KRAY_WT_F64 ? (void *)&a->f : (void *)&a->i, &w.scalar,
+			       sizeof(w.scalar));
+		}
+	}
+	return 0;
+}
+
+struct call *call_prepare(struct kray *k, struct exec *e)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->e = e;
+	if (wire_dec_exec(e->body, e->len, &c->x)) {
+		call_free(c); /* krayd sent garbage: nothing sensible to answer */
+		return NULL;
+	}
+	memcpy(c->name, c->x.name, c->x.m.name_len);
+	c->name[c->x.m.name_len] = 0;
+	if (resolve(k, c) || take_args(k, c)) {
+		if (c->x.m.ctor)
+			free(c->self);
+		call_free(c);
+		return NULL;
+	}
+	c->ctx.k = k->ws->host && !c->x.m.ctor ? NULL : k;
+	c->ctx.num_returns = c->x.m.num_returns;
+	c->ctx.rets = calloc(c->x.m.num_returns ? c->x.m.num_returns : 1, sizeof(*c->ctx.rets));
+	if (!c->ctx.rets)
+		abort();
+	return c;
+}
+
+void call_execute(struct call *c)
+{
+	uint64_t t0 = mono_ns();
+
+	if (c->fn)
+		c->rc = c->fn(&c->ctx, c->args, c->x.m.nargs);
+	else
+		c->rc = c->method(&c->ctx, c->self, c->args, c->x.m.nargs);
+	c->ns = mono_ns() - t0;
+}
+
+/* A constructor that succeeded makes this worker the actor's host. */
+static void become_host(struct kray *k, struct call *c)
+{
+	struct worker_state *ws = k->ws;
+	struct job *j = code_job(ws, c->x.m.job);
+	char sym[KRAY_NAME_MAX + 32];
+	const kray_dtor_fn *dtor;
+
+	snprintf(sym, sizeof(sym), KRAY_CLASS_SYMBOL_PREFIX "%s", c->name);
+	ws->cls = code_find(j, sym);
+	ws->cls_job = j;
+	ws->self = c->self;
+	snprintf(sym, sizeof(sym), KRAY_DTOR_SYMBOL_PREFIX "%s", c->name);
+	dtor = code_find(j, sym);
+	ws->dtor = dtor ? *dtor : NULL;
+	if (c->x.m.max_concurrency > 1)
+		ws->host = host_start(c->x.m.max_concurrency);
+}
+
+void call_finish(struct kray *k, struct call *c)
+{
+	const char *what = c->x.m.ctor ? "constructor of" : c->method ? "method" : "task";
+	bool ok = !c->rc && !c->ctx.failed && !c->ctx.store_err;
+
+	/* Large values returned on a method thread go to the store here. */
+	for (unsigned i = 0; ok && i < c->x.m.num_returns; i++) {
+		kray_value *v = &c->ctx.rets[i];
+
+		if (v->type == KRAY_BYTES && v->len > k->inline_max) {
+			kray_value copy = *v;
+
+			c->ctx.k = k;
+			*v = (kray_value){ 0 };
+			ok = !store_large(&c->ctx, v, copy.data, copy.len);
+			kray_value_clear(&copy);
+		}
+	}
+	if (c->ctx.store_err) {
+		put_error(k, &c->x.m.task, c->ns,
+			  c->ctx.store_err == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
+			  "%s '%s' failed: its result: %s", what, c->name, c->ctx.err);
+	} else if (!ok) {
+		put_error(k, &c->x.m.task, c->ns, KRAY_WE_TASK, "%s '%s' failed: %s", what, c->name,
+			  c->ctx.failed ? c->ctx.err : "returned an error code");
+	} else {
+		struct kray_msg_result m = { .task = c->x.m.task, .exec_ns = c->ns,
+					     .n = c->x.m.num_returns };
+		size_t off = wire_begin(&k->out, KRAY_MSG_RESULT, 0);
+
+		kbuf_put(&k->out, &m, sizeof(m));
+		for (unsigned i = 0; i < c->x.m.num_returns; i++) {
+			const kray_value *v = &c->ctx.rets[i];
+			uint64_t scalar = 0;
+
+			if (v->type == KRAY_REF) { /* a large result, already in the store */
+				wire_put_value(&k->out, KRAY_WT_OBJECT, 0, 0, &v->ref,
+					       sizeof(v->ref));
+				continue;
+			}
+			memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
+			       sizeof(scalar));
+			wire_put_value(&k->out, (uint8_t)v->type, 0,
+				       v->type == KRAY_BYTES ? 0 : scalar, v->data,
+				       v->type == KRAY_BYTES ? (uint32_t)v->len : 0);
+		}
+		wire_end(&k->out, off);
+	}
+	if (c->x.m.ctor) {
+		if (ok)
+			become_host(k, c);
+		else
+			free(c->self);
+	}
+	call_free(c);
+}

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Job code in a worker: each job's code search path (directories, whose every *.so is
+ * loaded, and .so files) is dlopen()ed the first time the job sends work here, and symbols
+ * (kray_fn__*, kray_class__*, kray_method__*) are looked up in its libraries and cached.
+ */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+struct sym_cache {
+	char *sym;
+	const void *addr;
+	struct sym_cache *next;
+};
+
+struct job {
+	uint32_t id;
+	char *path;
+	void **libs;
+	unsigned nlibs;
+	char errors[1024]; /* what failed to load */
+	struct sym_cache *syms;
+	struct job *next;
+};
+
+static void add_lib(struct job *j, const char *file)
+{
+	void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+	size_t used = strlen(j->errors);
+	void **libs;
+
+	if (!h) {
+		snprintf(j->errors + used, sizeof(j->errors) - used, "%s%s", used ? "; " : "",
+			 dlerror());
+		return;
+	}
+	libs = realloc(j->libs, (j->nlibs + 1) * sizeof(*libs));
+	if (!libs)
+		abort();
+	j->libs = libs;
+	j->libs[j->nlibs++] = h;
+}
+
+static int so_filter(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+
+	return n > 3 && !strcmp(e->d_name + n - 3, ".so");
+}
+
+static void load(struct job *j)
+{
+	char *copy = strdup(j->path), *save = NULL;
+
+	if (!copy)
+		abort();
+	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+		struct dirent **list;
+		int n = scandir(p, &list, so_filter, alphasort);
+
+		if (n < 0) {
+			add_lib(j, p); /* not a directory: a library file */
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			char file[4096];
+
+			snprintf(file, sizeof(file), "%s/%s", p, list[i]->d_name);
+			add_lib(j, file);
+			free(list[i]);
+		}
+		free(list);
+	}
+	free(copy);
+}
+
+struct job *code_job(struct worker_state *ws, uint32_t id)
+{
+	for (struct job *j = ws->jobs; j; j = j->next)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len)
+{
+	struct wire_text t;
+	struct job *j;
+
+	if (wire_dec_job(body, len, &t) || code_job(ws, (uint32_t)t.code))
+		return;
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->path = strndup(t.text, t.len)))
+		abort();
+	j->id = (uint32_t)t.code;
+	j->next = ws->jobs;
+	ws->jobs = j;
+	load(j);
+}
+
+const void *code_find(struct job *j, const char *sym)
+{
+	const void *addr = NULL;
+	struct sym_cache *c;
+
+	if (!j)
+		return NULL;
+	for (c = j->syms; c; c = c->next)
+		if (!strcmp(c->sym, sym))
+			return c->addr;
+	for (unsigned i = 0; i < j->nlibs && !addr; i++)
+		addr = dlsym(j->libs[i], sym);
+	if (!addr)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->sym = strdup(sym)))
+		abort();
+	c->addr = addr;
+	c->next = j->syms;
+	j->syms = c;
+	return addr;
+}
+
+void code_describe(struct job *j, char *buf, size_t len)
+{
+	snprintf(buf, len, "not found on the job's code path '%s'%s%s", j ? j->path : "",
+		 j && j->errors[0] ? "; load errors: " : "", j ? j->errors : "");
+}
+
+void code_fini(struct worker_state *ws)
+{
+	while (ws->jobs) {
+		struct job *j = ws->jobs;
+
+		ws->jobs = j->next;
+		while (j->syms) {
+			struct sym_cache *c = j->syms;
+
+			j->syms = c->next;
+			free(c->sym);
+			free(c);
+		}
+		free(j->libs); /* the libraries stay loaded until exit */
+		free(j->path);
+		free(j);
+	}
+}

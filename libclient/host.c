@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * An actor's method threads (max_concurrency > 1): the worker's loop thread prepares
+ * calls and hands them over; a thread runs one, puts it on the done list and wakes the
+ * loop through an eventfd; the loop sends the result.  Only the loop thread touches the
+ * connection, so a method on a thread gets no kray handle (kray_ctx_client() is NULL).
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+struct host {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct call *todo, *todo_tail, *done;
+	unsigned busy; /* handed over and not yet collected */
+	bool stop;
+	int efd;
+	unsigned nthreads;
+	pthread_t threads[];
+};
+
+static void *thread_main(void *arg)
+{
+	struct host *h = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		struct call *c;
+
+		while (!h->todo && !h->stop)
+			pthread_cond_wait(&h->cond, &h->lock);
+		if (!h->todo)
+			break;
+		c = h->todo;
+		h->todo = c->next;
+		if (!h->todo)
+			h->todo_tail = NULL;
+		pthread_mutex_unlock(&h->lock);
+		call_execute(c);
+		pthread_mutex_lock(&h->lock);
+		c->next = h->done;
+		h->done = c;
+		if (write(h->efd, &one, sizeof(one)) != sizeof(one))
+			abort(); /* an eventfd write of 1 cannot fail short of overflow */
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+struct host *host_start(unsigned threads)
+{
+	struct host *h = calloc(1, sizeof(*h) + threads * sizeof(pthread_t));
+
+	if (!h)
+		abort();
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	h->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->efd < 0)
+		abort();
+	for (unsigned i = 0; i < threads; i++)
+		if (!pthread_create(&h->threads[h->nthreads], NULL, thread_main, h))
+			h->nthreads++;
+	return h;
+}
+
+void host_submit(struct host *h, struct call *c)
+{
+	pthread_mutex_lock(&h->lock);
+	c->next = NULL;
+	if (h->todo_tail)
+		h->todo_tail->next = c;
+	else
+		h->todo = c;
+	h->todo_tail = c;
+	h->busy++;
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+struct call *host_done(struct host *h)
+{
+	struct call *c;
+	uint64_t n;
+
+	pthread_mutex_lock(&h->lock);
+	c = h->done;
+	if (c) {
+		h->done = c->next;
+		h->busy--;
+	} else if (read(h->efd, &n, sizeof(n)) < 0) {
+		/* nothing pending: the counter was already drained */
+	}
+	pthread_mutex_unlock(&h->lock);
+	return c;
+}
+
+int host_fd(const struct host *h)
+{
+	return h->efd;
+}
+
+unsigned host_busy(const struct host *h)
+{
+	return h->busy;
+}
+
+void host_stop(struct host *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned i = 0; i < h->nthreads; i++)
+		pthread_join(h->threads[i], NULL);
+	close(h->efd);
+	pthread_mutex_destroy(&h->lock);
+	pthread_cond_destroy(&h->cond);
+	free(h);
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The worker host's private pieces: the job code it loaded (code.c), one task or method
+ * call from EXEC to RESULT (call.c), the actor it may host and its threads (host.c), and
+ * the loop that ties them together (worker.c).
+ */
+#ifndef KRAY_LIBCLIENT_WORKER_H
+#define KRAY_LIBCLIENT_WORKER_H
+
+#include "client.h"
+
+struct job;
+
+/* An EXEC frame as received, with its large arguments' memfds. */
+struct exec {
+	uint8_t *body;
+	uint32_t len;
+	int fds[KRAY_FDS_PER_MSG];
+	unsigned nfds;
+	struct exec *next;
+};
+
+struct kray_ctx {
+	struct kray *k; /* NULL on an actor's thread */
+	unsigned num_returns;
+	kray_value *rets;
+	char err[4096];
+	bool failed;
+	int store_err; /* a large return did not fit in the object store */
+};
+
+/* One call from EXEC to RESULT. */
+struct call {
+	struct exec *e;
+	struct wire_exec x;
+	char name[KRAY_NAME_MAX + 1];
+	kray_fn fn; /* a task, or */
+	kray_method_fn method; /* a method or constructor (self is the actor's state) */
+	void *self;
+	kray_value *args;
+	struct kray_ctx ctx;
+	int rc;
+	uint64_t ns;
+	struct call *next;
+};
+
+struct worker_state {
+	struct job *jobs;
+	struct exec *qhead, *qtail; /* EXECs not started */
+	bool in_task; /* a task runs on the loop thread (its gets reject new EXECs) */
+	bool stop; /* ACTOR_STOP: finish, run the destructor, exit */
+	/* The actor this worker hosts, once constructed. */
+	const struct kray_class_desc *cls;
+	struct job *cls_job;
+	void *self;
+	kray_dtor_fn dtor;
+	struct host *host; /* threads, for max_concurrency > 1 */
+};
+
+/* code.c */
+void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len);
+struct job *code_job(struct worker_state *ws, uint32_t id);
+/* The symbol in the job's libraries (cached), or NULL. */
+const void *code_find(struct job *j, const char *sym);
+/* "unknown ...: not found on the job's code path '...'; load errors: ..." */
+void code_describe(struct job *j, char *buf, size_t len);
+void code_fini(struct worker_state *ws);
+
+/* call.c */
+/* Decodes e and finds what to run.  Returns the call, or NULL when e was answered with an
+ * error RESULT already (e is then freed). */
+struct call *call_prepare(struct kray *k, struct exec *e);
+void call_execute(struct call *c);
+/* Sends the RESULT (on the loop thread), frees c and its exec. */
+void call_finish(struct kray *k, struct call *c);
+void exec_free(struct exec *e);
+
+/* host.c: an actor's method threads */
+struct host *host_start(unsigned threads);
+void host_submit(struct host *h, struct call *c);
+/* A finished call, or NULL. */
+struct call *host_done(struct host *h);
+/* Readable when a call has finished. */
+int host_fd(const struct host *h);
+unsigned host_busy(const struct host *h);
+void host_stop(struct host *h);
+
+#endif
