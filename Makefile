@@ -7,6 +7,7 @@
 #   make demo       deps + build + start kray + run the main job (examples) + stop
 #   make test       deps + build + every test
 #   make bench      run the benchmarks (figures and JSON)
+#   make install    install to $(DESTDIR)$(PREFIX) (default /usr/local); make uninstall
 
 CC      ?= cc
 O       := build
@@ -116,7 +117,7 @@ $(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LIBKRAY) $(COMMON
 
 # Tests find the build through these; each test starts its own krayd on its own socket.
 TEST_ENV = KRAY_KRAYD=$(CURDIR)/$(O)/bin/krayd KRAY_WORKER=$(CURDIR)/$(O)/bin/kray-worker \
-	KRAY_TEST_CODE_PATH=$(CURDIR)/$(O)/tests/libtestfns.so KRAY_BIN=$(CURDIR)/$(O)/bin
+	KRAY_TEST_CODE_PATH=$(CURDIR)/$(O)/tests KRAY_BIN=$(CURDIR)/$(O)/bin
 
 test: deps
 	@$(MAKE) --no-print-directory -s all
@@ -137,5 +138,56 @@ bench: all
 
 clean:
 	rm -rf $(O)
+
+# ---- install / uninstall ---------------------------------------------------------------
+# `make install` copies the build to $(DESTDIR)$(PREFIX) (a staging root when DESTDIR is
+# set, as packagers do); `make uninstall` with the same PREFIX and DESTDIR removes exactly
+# what it copied.  Files that name paths (kray.pc, krayd.service) are written for PREFIX,
+# not for DESTDIR.  libkray finds krayd at <libdir>/../bin/krayd and krayd finds
+# kray-worker next to itself, so all three programs go to bin/ and the library to lib/
+# (not a multiarch lib/<triplet>/).  The library is renamed into place, because install(1)
+# would rewrite the old file in place, under the programs that have it mapped.  Not
+# installed yet, because they do not exist: the Python package (python/) and the compiled
+# BPF objects (bpf/, issue 5).
+DESTDIR      ?=
+BINDIR       := $(PREFIX)/bin
+LIBDIR       := $(PREFIX)/lib
+INCLUDEDIR   := $(PREFIX)/include
+PKGCONFIGDIR := $(LIBDIR)/pkgconfig
+MANDIR       := $(PREFIX)/share/man
+DATADIR      := $(PREFIX)/share/kray
+UNITDIR      := $(PREFIX)/lib/systemd/system
+SYSUSERSDIR  := $(PREFIX)/lib/sysusers.d
+
+# Every installed file, for uninstall (the two library links included).
+INSTALLED := $(addprefix $(BINDIR)/,krayd kray kray-worker) \
+	$(addprefix $(LIBDIR)/,libkray.so.$(LIBVER) $(SONAME) libkray.so libkray.a) \
+	$(INCLUDEDIR)/kray/kray.h $(PKGCONFIGDIR)/kray.pc \
+	$(MANDIR)/man8/krayd.8 $(MANDIR)/man1/kray.1 \
+	$(UNITDIR)/krayd.service $(SYSUSERSDIR)/kray.conf $(DATADIR)/krayd.conf.example
+
+.PHONY: install uninstall
+install: $(LIBKRAY) $(O)/lib/libkray.a $(BINS)
+	install -D -m 0755 -t $(DESTDIR)$(BINDIR) $(BINS)
+	install -D -m 0755 $(LIBKRAY).$(LIBVER) $(DESTDIR)$(LIBDIR)/libkray.so.$(LIBVER).new
+	mv -f $(DESTDIR)$(LIBDIR)/libkray.so.$(LIBVER).new $(DESTDIR)$(LIBDIR)/libkray.so.$(LIBVER)
+	ln -sf libkray.so.$(LIBVER) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf libkray.so.$(LIBVER) $(DESTDIR)$(LIBDIR)/libkray.so
+	install -D -m 0644 $(O)/lib/libkray.a $(DESTDIR)$(LIBDIR)/libkray.a
+	install -D -m 0644 include/kray/kray.h $(DESTDIR)$(INCLUDEDIR)/kray/kray.h
+	install -d $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(UNITDIR)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIBVER)|' libclient/kray.pc.in \
+		> $(DESTDIR)$(PKGCONFIGDIR)/kray.pc
+	sed -e 's|@BINDIR@|$(BINDIR)|g' dist/systemd/krayd.service.in \
+		> $(DESTDIR)$(UNITDIR)/krayd.service
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/kray.pc $(DESTDIR)$(UNITDIR)/krayd.service
+	install -D -m 0644 dist/systemd/kray.sysusers $(DESTDIR)$(SYSUSERSDIR)/kray.conf
+	install -D -m 0644 dist/man/krayd.8 $(DESTDIR)$(MANDIR)/man8/krayd.8
+	install -D -m 0644 dist/man/kray.1 $(DESTDIR)$(MANDIR)/man1/kray.1
+	install -D -m 0644 dist/krayd.conf.example $(DESTDIR)$(DATADIR)/krayd.conf.example
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(INCLUDEDIR)/kray $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
