@@ -4,13 +4,18 @@
  * (python/ray/_private/ray_perf.py), against the floor of the machine:
  *
  *   memcpy_gigabytes (floor)     memcpy of 100 MiB into a buffer that is already mapped
- *                                and was written once (no page faults), in GB/s
+ *                                and was written once (no page faults)
+ *   memcpy_fresh_map_gigabytes   a reference, no krayd: map a memfd whose pages exist
+ *                                (written once), populate, memcpy 100 MiB, unmap; the
+ *                                best a writer that maps every object anew can do here
  *   single_client_put_calls      kray_put of a small int, refs released 1,000 at a time
  *   single_client_get_calls      kray_get of the same small put object (served from this
  *                                process's own memory, as from Ray's owner store)
  *   single_client_put_gigabytes  kray_put of 100 MiB bytes values, each released after,
- *                                against a krayd with the default pre-fault pool
- *   ..._nopool                   the same against a krayd started with --pool-size 0
+ *                                in bursts, against a krayd with the default pool
+ *   ..._pool_hit                 the puts of those bursts that found a pre-faulted memfd
+ *                                ready in krayd's pool
+ *   ..._nopool                   the bursts against a krayd started with --pool-size 0
  *   create_seal_gigabytes        kray_create + memcpy + kray_seal of 100 MiB (default pool)
  *   get_1gib_first / get_1mib_first
  *                                kray_get of an object already on the node that this
@@ -24,21 +29,24 @@
  *                                (munmap, and the unpin sent to krayd)
  *
  * GB is 10^9 bytes.  Every figure is the median over rounds.  The small-object rounds
- * last about a second each, after a warm-up; each large-put round times a burst of a few
- * puts per mode, each burst starting with krayd's pool refilled (the pool's budget,
- * 256 MiB by default, holds two 100 MiB memfds; later puts of a burst take memfds the
- * pool thread is still pre-faulting, or fresh ones).  A round's burst time ends with a
- * kray_status round trip, so the last seal is included.  The memcpy floor is sampled
- * before every burst, so that noise on this machine hits both alike; "vs floor" is
- * put GB/s / memcpy GB/s.  The get latencies are compared with the 1 MiB ones instead
- * (1 GiB should cost about what 1 MiB does: the data is not touched).
+ * last about a second each, after a warm-up, and end with a kray_status round trip so
+ * that krayd has taken every put.  A large-put round times one burst of a few puts per
+ * mode, each ended by a status round trip (the last seal is included).  Every burst and
+ * floor sample starts with the pool thread idle and the pool as full as it gets (its
+ * budget, 256 MiB by default, holds two 100 MiB memfds; it grows only when a create finds
+ * it empty, so the warm-up empties it on purpose first); later puts of a burst take
+ * memfds the pool thread is still pre-faulting, or fresh ones.  The memcpy floor is
+ * sampled between the bursts, so that noise on this machine hits both alike; the ratio
+ * column is GB/s over the floor's GB/s.  The get latencies are compared with the 1 MiB
+ * ones instead (1 GiB should cost about what 1 MiB does: the data is not touched).
  *
- * The bench starts its own krayds (like tests/integration/harness.c: $KRAY_KRAYD, else
- * ../bin/krayd next to this program, each on a private socket in a mkdtemp directory):
- * one with the default pool and a 2 GiB store (room for the 1 GiB object), one with
- * --pool-size 0.  It checks the bytes it gets back and that the objects, bytes and pins
- * krayd counts return to where they started once everything is released.  Memory: at
- * most about 1.5 GiB at a time.
+ * The bench starts its own krayds (as tests/integration/harness.c does: $KRAY_KRAYD, else
+ * ../bin/krayd next to this program, each on a private socket in a mkdtemp directory,
+ * stopped by pid): one with the default pool and a 2 GiB store (room for the 1 GiB
+ * object), one with --pool-size 0.  It checks the bytes it gets back, and that the
+ * objects, bytes and pins krayd counts return to where they started once everything is
+ * released (a difference is printed and sets "leaks" in the JSON).  Memory: at most about
+ * 1.5 GiB at a time.
  *
  *	bench_objects [--quick] [--json FILE]
  */
@@ -69,10 +77,17 @@
 #define GET_TIMEOUT_MS 60000
 #define MAX_ROUNDS 16
 #define MAX_KRAYDS 2
+#define MAX_BURST 8
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 static int rounds = 5;
 static double round_s = 1.0;
-static int burst = 4; /* large puts per mode per round */
+static int burst = 4; /* large puts per mode per round, at most MAX_BURST */
+static double phase_s[3]; /* small objects, large puts, large gets */
+static uint64_t pool_full_mib; /* what the default pool held when idle */
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -100,15 +115,18 @@ static int cmp_double(const void *a, const void *b)
 /* Median of v[0..n), v untouched. */
 static double median(const double *v, size_t n)
 {
-	double tmp[256];
+	double *tmp, x;
 
 	if (!n)
 		return 0;
-	if (n > 256)
-		n = 256;
+	tmp = malloc(n * sizeof(*v));
+	if (!tmp)
+		die("malloc", strerror(ENOMEM));
 	memcpy(tmp, v, n * sizeof(*v));
 	qsort(tmp, n, sizeof(*tmp), cmp_double);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+	x = n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+	free(tmp);
+	return x;
 }
 
 static void *map_anon(size_t size)
@@ -127,19 +145,20 @@ static uint64_t pattern(uint64_t seed, size_t i)
 	return (i + 1) * 0x9e3779b97f4a7c15ull ^ seed;
 }
 
-static void fill(void *p, size_t size, uint64_t seed)
+/* Writes every step-th 8-byte word and the last one (step 512: one per 4 KiB page). */
+static void fill(void *p, size_t size, uint64_t seed, size_t step)
 {
 	uint64_t *w = p;
 
-	for (size_t i = 0; i < size / 8; i++)
+	for (size_t i = 0; i < size / 8; i += step)
 		w[i] = pattern(seed, i);
+	w[size / 8 - 1] = pattern(seed, size / 8 - 1);
 }
 
-/* Checks every word (full) or one word per 4 KiB page and the last one. */
-static int check(const void *p, size_t size, uint64_t seed, int full)
+/* Checks every step-th word (a multiple of fill's step) and the last one. */
+static int check(const void *p, size_t size, uint64_t seed, size_t step)
 {
 	const uint64_t *w = p;
-	size_t step = full ? 1 : 512;
 
 	for (size_t i = 0; i < size / 8; i += step)
 		if (w[i] != pattern(seed, i))
@@ -328,9 +347,11 @@ static int leak_check(struct krayd *d, const char *after)
 
 enum {
 	M_MEMCPY,
+	M_MEMCPY_FRESH,
 	M_PUT_CALLS,
 	M_GET_CALLS,
 	M_PUT_GB,
+	M_PUT_GB_POOL_HIT,
 	M_PUT_GB_NOPOOL,
 	M_CREATE_GB,
 	M_GET_1GIB_FIRST,
@@ -351,12 +372,17 @@ struct metric {
 
 static struct metric m[M_COUNT] = {
 	[M_MEMCPY] = { "memcpy_gigabytes", "memcpy 100 MiB (floor)", "GB/s", "%12.2f", M_MEMCPY },
+	[M_MEMCPY_FRESH] = { "memcpy_fresh_map_gigabytes", "  same, into a fresh mapping (ref)",
+			     "GB/s", "%12.2f", M_MEMCPY },
 	[M_PUT_CALLS] = { "single_client_put_calls", "single_client_put_calls", "puts/s",
 			  "%12.0f", -1 },
 	[M_GET_CALLS] = { "single_client_get_calls", "single_client_get_calls", "gets/s",
 			  "%12.0f", -1 },
 	[M_PUT_GB] = { "single_client_put_gigabytes", "single_client_put_gigabytes", "GB/s",
 		       "%12.2f", M_MEMCPY },
+	[M_PUT_GB_POOL_HIT] = { "single_client_put_gigabytes_pool_hit",
+				"  same, puts that found a pool memfd", "GB/s", "%12.2f",
+				M_MEMCPY },
 	[M_PUT_GB_NOPOOL] = { "single_client_put_gigabytes_nopool",
 			      "  same, krayd --pool-size 0", "GB/s", "%12.2f", M_MEMCPY },
 	[M_CREATE_GB] = { "create_seal_gigabytes", "kray_create+memcpy+kray_seal", "GB/s",
@@ -453,6 +479,7 @@ static void bench_get_calls(kray *k)
 /* ---- large puts and the memcpy floor ------------------------------------------------- */
 
 static void *src, *dst; /* BIG_SIZE each: the value to put, the floor's target */
+static int ref_fd = -1; /* a memfd of BIG_SIZE, written once: the fresh-mapping reference */
 
 /* GB/s of the median of three copies of BIG_SIZE into dst (mapped, written once). */
 static double memcpy_sample(void)
@@ -469,16 +496,44 @@ static double memcpy_sample(void)
 	return BIG_SIZE / median(t, 3) / 1e9;
 }
 
-/* Waits (5 s at most) until krayd's pool holds want bytes. */
-static void wait_pool(kray *k, uint64_t want)
+/*
+ * GB/s of what a writer of a new object does at best, without krayd: map a memfd whose
+ * pages exist already (written once), populate the page table, copy, unmap.  The gap
+ * between this and the floor is what writing through a new mapping costs on this machine.
+ */
+static double memcpy_fresh_sample(void)
 {
-	double deadline = now() + 5;
+	double t0 = now();
+	void *p = mmap(NULL, BIG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ref_fd, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap", strerror(errno));
+	madvise(p, BIG_SIZE, MADV_POPULATE_WRITE);
+	memcpy(p, src, BIG_SIZE);
+	munmap(p, BIG_SIZE);
+	return BIG_SIZE / (now() - t0) / 1e9;
+}
+
+/*
+ * Waits until krayd's pool holds want bytes, or has not changed for stable_s seconds, or
+ * 4 s passed; returns what it holds.  The pool refills what is taken from it and grows
+ * (within its budget) only when a create finds it empty.
+ */
+static uint64_t wait_pool(kray *k, uint64_t want, double stable_s)
+{
+	double t = now(), deadline = t + 4, since = t;
 	struct kray_stats st;
+	uint64_t last = 0;
 
 	for (;;) {
 		status(k, &st);
-		if (st.pool_bytes >= want || now() > deadline)
-			return;
+		t = now();
+		if (st.pool_bytes != last) {
+			last = st.pool_bytes;
+			since = t;
+		}
+		if (st.pool_bytes >= want || t - since > stable_s || t > deadline)
+			return st.pool_bytes;
 		usleep(2000);
 	}
 }
@@ -501,20 +556,36 @@ static void put_big(kray *k, int via, kray_ref *ref)
 	}
 }
 
-/* A burst of puts, each released after; GB/s, through the last seal. */
-static double put_burst(kray *k, int via)
+/*
+ * A burst of puts, each released after; GB/s, up to a status round trip after the last
+ * seal.  A status before each put (50 us against tens of ms) tells whether krayd's pool
+ * had a memfd ready for it: the GB/s of those puts, up to the next put's status, are
+ * appended to hits (when not NULL).
+ */
+static double put_burst(kray *k, int via, double *hits, int *nhits)
 {
 	struct kray_stats st;
-	double t0 = now();
+	double t0 = now(), t = t0;
+	int hit = 0;
 	kray_ref ref;
 
-	for (int i = 0; i < burst; i++) {
+	for (int i = 0; i <= burst; i++) {
+		status(k, &st);
+		if (i) {
+			double t1 = now();
+
+			if (hit && hits)
+				hits[(*nhits)++] = BIG_SIZE / (t1 - t) / 1e9;
+			t = t1;
+		}
+		if (i == burst)
+			break;
+		hit = st.pool_bytes >= BIG_SIZE;
 		put_big(k, via, &ref);
 		if (kray_release(k, &ref, 1) < 0)
 			die("kray_release", kray_errmsg(k));
 	}
-	status(k, &st);
-	return (double)burst * BIG_SIZE / (now() - t0) / 1e9;
+	return (double)burst * BIG_SIZE / (t - t0) / 1e9;
 }
 
 /* Puts one object, gets it back and compares every byte. */
@@ -535,30 +606,52 @@ static void verify_big(kray *k, int via, const char *what)
 
 static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool)
 {
-	double floor_s[3 * MAX_ROUNDS];
+	double floor_s[2], fresh_s[2], hits[MAX_BURST];
+	uint64_t pool_full;
+	int nhits;
 
-	/* Warm-up: teach the pool the size (it fills on demand) and fault in the paths. */
-	for (int i = 0; i < 2; i++) {
-		put_burst(pooled->k, VIA_PUT);
-		put_burst(nopool->k, VIA_PUT);
-		memcpy_sample();
+	/*
+	 * Warm-up: creates in a row that find the pool empty make it grow to its budget (it
+	 * learns sizes from demand); what it then holds when idle is what every burst starts
+	 * with.  Then one burst each way, to fault the paths in.
+	 */
+	for (int i = 0; i < 3; i++) {
+		kray_ref ref;
+		void *p;
+
+		if (kray_create(pooled->k, BIG_SIZE, &ref, &p) < 0)
+			die("kray_create 100 MiB", kray_errmsg(pooled->k));
+		if (kray_seal(pooled->k, &ref) < 0 || kray_release(pooled->k, &ref, 1) < 0)
+			die("kray_seal", kray_errmsg(pooled->k));
 	}
+	pool_full = wait_pool(pooled->k, UINT64_MAX, 1);
+	put_burst(pooled->k, VIA_PUT, NULL, NULL);
+	put_burst(nopool->k, VIA_PUT, NULL, NULL);
+	memcpy_sample();
+	memcpy_fresh_sample();
+
+	/* The floor and every burst start with the pool thread idle, so that it competes
+	 * with nothing measured. */
 	for (int r = 0; r < rounds; r++) {
+		wait_pool(pooled->k, pool_full, 0.5);
 		floor_s[0] = memcpy_sample();
-		wait_pool(pooled->k, 2 * BIG_SIZE);
-		m[M_PUT_GB].r[r] = put_burst(pooled->k, VIA_PUT);
+		fresh_s[0] = memcpy_fresh_sample();
+		m[M_PUT_GB_NOPOOL].r[r] = put_burst(nopool->k, VIA_PUT, NULL, NULL);
+		nhits = 0;
+		m[M_PUT_GB].r[r] = put_burst(pooled->k, VIA_PUT, hits, &nhits);
+		m[M_PUT_GB_POOL_HIT].r[r] = median(hits, nhits);
+		wait_pool(pooled->k, pool_full, 0.5);
 		floor_s[1] = memcpy_sample();
-		m[M_PUT_GB_NOPOOL].r[r] = put_burst(nopool->k, VIA_PUT);
-		floor_s[2] = memcpy_sample();
-		wait_pool(pooled->k, 2 * BIG_SIZE);
-		m[M_CREATE_GB].r[r] = put_burst(pooled->k, VIA_CREATE);
-		m[M_MEMCPY].r[r] = median(floor_s, 3);
+		fresh_s[1] = memcpy_fresh_sample();
+		m[M_CREATE_GB].r[r] = put_burst(pooled->k, VIA_CREATE, NULL, NULL);
+		m[M_MEMCPY].r[r] = median(floor_s, 2);
+		m[M_MEMCPY_FRESH].r[r] = median(fresh_s, 2);
 	}
+	pool_full_mib = pool_full >> 20;
 	verify_big(pooled->k, VIA_PUT, "kray_put 100 MiB, default pool");
 	verify_big(nopool->k, VIA_PUT, "kray_put 100 MiB, --pool-size 0");
 	verify_big(pooled->k, VIA_CREATE, "kray_create 100 MiB");
 }
-
 /* ---- get latency --------------------------------------------------------------------- */
 
 /* First get (mapping it), repeat gets while mapped, and the clear that unmaps. */
@@ -570,15 +663,19 @@ static void bench_get_big(kray *k, size_t size, int first, int repeat, int clear
 	kray_ref ref;
 	void *p;
 
+	/* 1 MiB: every word; 1 GiB: one word per page (kray_create zeroed the rest), then
+	 * one per 64 KiB in the rounds, so that checking does not dominate the run. */
+	size_t step = size > BIG_SIZE ? 512 : 1, round_step = size > BIG_SIZE ? 8192 : 1;
+
 	if (kray_create(k, size, &ref, &p) < 0)
 		die("kray_create", kray_errmsg(k));
-	fill(p, size, seed);
+	fill(p, size, seed, step);
 	if (kray_seal(k, &ref) < 0)
 		die("kray_seal", kray_errmsg(k));
-	/* Warm-up: one map and unmap, checking every byte. */
+	/* Warm-up: one map and unmap, checking all that was written. */
 	if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v) < 0)
 		die("kray_get", kray_errmsg(k));
-	if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, 1))
+	if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, step))
 		die("kray_get", "a large object read back differs from what was written");
 	kray_value_clear(&v);
 
@@ -589,7 +686,7 @@ static void bench_get_big(kray *k, size_t size, int first, int repeat, int clear
 			die("kray_get", kray_errmsg(k));
 		t1 = now();
 		m[first].r[r] = (t1 - t0) * 1e6;
-		if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, 0))
+		if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, round_step))
 			die("kray_get", "a large object read back differs from what was written");
 		for (int i = 0; i < REPEAT_GETS; i++) {
 			t0 = now();
@@ -621,13 +718,20 @@ static void json(FILE *f, int leaks)
 	fprintf(f, "{");
 	for (int i = 0; i < M_COUNT; i++)
 		fprintf(f, "\"%s\": %.3f, ", m[i].key, m[i].med);
-	fprintf(f, "\"put_vs_memcpy\": %.3f, \"put_nopool_vs_memcpy\": %.3f, "
-		"\"create_seal_vs_memcpy\": %.3f, \"get_1gib_vs_1mib_first\": %.2f, "
-		"\"object_bytes\": %lu, \"burst\": %d, \"rounds\": %d, \"round_s\": %.2f, "
-		"\"online_cpus\": %ld, \"leaks\": %s, \"per_round\": {",
-		ratio(M_PUT_GB), ratio(M_PUT_GB_NOPOOL), ratio(M_CREATE_GB),
-		ratio(M_GET_1GIB_FIRST), BIG_SIZE, burst, rounds, round_s,
-		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false");
+	fprintf(f, "\"put_vs_memcpy\": %.3f, \"put_pool_hit_vs_memcpy\": %.3f, "
+		"\"put_nopool_vs_memcpy\": %.3f, \"create_seal_vs_memcpy\": %.3f, "
+		"\"fresh_map_vs_memcpy\": %.3f, \"get_1gib_vs_1mib_first\": %.2f, "
+		"\"get_1gib_vs_1mib_clear\": %.2f, \"put_size_bytes\": %lu, \"burst\": %d, "
+		"\"pool_idle_mib\": %llu, \"rounds\": %d, \"round_s\": %.2f, \"online_cpus\": %ld, "
+		"\"leaks\": %s, "
+		"\"phase_s\": {\"small\": %.2f, \"puts\": %.2f, \"gets\": %.2f}, "
+		"\"per_round\": {",
+		ratio(M_PUT_GB), ratio(M_PUT_GB_POOL_HIT), ratio(M_PUT_GB_NOPOOL),
+		ratio(M_CREATE_GB), ratio(M_MEMCPY_FRESH), ratio(M_GET_1GIB_FIRST),
+		ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst, (unsigned long long)pool_full_mib,
+		rounds, round_s,
+		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false", phase_s[0], phase_s[1],
+		phase_s[2]);
 	for (int i = 0; i < M_COUNT; i++) {
 		fprintf(f, "%s\"%s\": [", i ? ", " : "", m[i].key);
 		for (int r = 0; r < rounds; r++)
@@ -678,6 +782,7 @@ int main(int argc, char **argv)
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
 	struct krayd pooled = { .name = "default-pool" }, nopool = { .name = "pool-size-0" };
 	int leaks = 0;
+	double t;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick")) {
@@ -707,28 +812,39 @@ int main(int argc, char **argv)
 
 	src = map_anon(BIG_SIZE);
 	dst = map_anon(BIG_SIZE);
-	fill(src, BIG_SIZE, 7);
+	fill(src, BIG_SIZE, 7, 1);
 	memset(dst, 0, BIG_SIZE);
+	ref_fd = memfd_create("bench-objects-ref", MFD_CLOEXEC);
+	if (ref_fd < 0 || ftruncate(ref_fd, BIG_SIZE))
+		die("memfd", strerror(errno));
+	memcpy_fresh_sample();
 
 	krayd_start(&pooled, bin, pooled_flags);
 	krayd_start(&nopool, bin, nopool_flags);
 
+	t = now();
 	bench_put_calls(pooled.k);
 	bench_get_calls(pooled.k);
 	leaks |= leak_check(&pooled, "small puts and gets");
+	phase_s[0] = now() - t;
 
+	t = now();
 	bench_put_bytes(&pooled, &nopool);
 	leaks |= leak_check(&pooled, "100 MiB puts");
 	leaks |= leak_check(&nopool, "100 MiB puts");
 	krayd_stop(&nopool);
 	munmap(src, BIG_SIZE);
 	munmap(dst, BIG_SIZE);
+	close(ref_fd);
+	phase_s[1] = now() - t;
 
+	t = now();
 	bench_get_big(pooled.k, MIB_SIZE, M_GET_1MIB_FIRST, M_GET_1MIB_REPEAT, M_GET_1MIB_CLEAR);
 	bench_get_big(pooled.k, HUGE_SIZE, M_GET_1GIB_FIRST, M_GET_1GIB_REPEAT,
 		      M_GET_1GIB_CLEAR);
 	leaks |= leak_check(&pooled, "1 MiB and 1 GiB gets");
 	krayd_stop(&pooled);
+	phase_s[2] = now() - t;
 
 	report(leaks, json_file);
 	return 0;

@@ -404,19 +404,24 @@ void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 	wire_put_value_refs(b, type, err, scalar, data, len, NULL, 0);
 }
 
+size_t wire_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf, size, fmt, ap);
+
+	if (n < 0)
+		return 0;
+	return (size_t)n >= size ? size - 1 : (size_t)n;
+}
+
 void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)
 {
 	char msg[4096];
 	va_list ap;
-	int n;
+	size_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = wire_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(msg))
-		n = sizeof(msg) - 1;
 	wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)n);
 }
 

@@ -12,6 +12,7 @@
 #define KRAY_COMMON_WIRE_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -163,6 +164,8 @@ void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 			 const void *data, uint32_t len, const struct kray_oid *refs,
 			 uint16_t nrefs);
+/* vsnprintf() that returns the length actually written (truncated, never negative). */
+size_t wire_vformat(char *buf, size_t size, const char *fmt, va_list ap);
 /* An ERROR value whose text is formatted (truncated to 4 KiB). */
 void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

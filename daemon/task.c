@@ -337,25 +337,21 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 {
 	char msg[4096];
 	va_list ap;
-	int n;
+	size_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = wire_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(msg))
-		n = sizeof(msg) - 1;
 	log_debug("task %u.%u failed: %s", t->id.owner, t->id.seq, msg);
 	if (t->ctor) {
-		actor_ctor_failed(d, t->actor, err, msg, (size_t)n);
+		actor_ctor_failed(d, t->actor, err, msg, n);
 		return;
 	}
 	for (unsigned i = 0; i < t->num_returns; i++) {
 		struct obj *o = ret_obj(d, t, i);
 
 		if (o)
-			store_seal_error(d, o, err, msg, (size_t)n);
+			store_seal_error(d, o, err, msg, n);
 	}
 	d->st.tasks_failed++;
 	task_free(d, t);

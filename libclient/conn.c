@@ -44,21 +44,25 @@ int kc_flush(struct kray *k)
 	return 0;
 }
 
+/* Moves the queued descriptors to the front of a new array of cap entries. */
+static void fdq_relayout(struct rfdq *q, unsigned cap)
+{
+	int *f = malloc(cap * sizeof(*f));
+
+	if (!f)
+		abort();
+	for (unsigned i = 0; i < q->n; i++)
+		f[i] = q->fd[(q->head + i) % q->cap];
+	free(q->fd);
+	q->fd = f;
+	q->head = 0;
+	q->cap = cap;
+}
+
 static void fdq_push(struct rfdq *q, int fd)
 {
-	if (q->n == q->cap) {
-		unsigned cap = q->cap ? q->cap * 2 : 16;
-		int *f = malloc(cap * sizeof(*f));
-
-		if (!f)
-			abort();
-		for (unsigned i = 0; i < q->n; i++)
-			f[i] = q->fd[(q->head + i) % q->cap];
-		free(q->fd);
-		q->fd = f;
-		q->head = 0;
-		q->cap = cap;
-	}
+	if (q->n == q->cap)
+		fdq_relayout(q, q->cap ? q->cap * 2 : 16);
 	q->fd[(q->head + q->n++) % q->cap] = fd;
 }
 
@@ -100,17 +104,8 @@ int *kc_frame_fds(struct kray *k, const struct kray_frame_hdr *h)
 	if (q->n < n)
 		return NULL;
 	/* Make the frame's descriptors contiguous. */
-	if (q->head + n > q->cap) {
-		int *f = malloc(q->cap * sizeof(*f));
-
-		if (!f)
-			abort();
-		for (unsigned i = 0; i < q->n; i++)
-			f[i] = q->fd[(q->head + i) % q->cap];
-		free(q->fd);
-		q->fd = f;
-		q->head = 0;
-	}
+	if (q->head + n > q->cap)
+		fdq_relayout(q, q->cap);
 	return &q->fd[q->head];
 }
 
