@@ -226,7 +226,8 @@ int config_reload(struct config *cfg)
 	set_defaults(&fresh);
 	if (load_file(&fresh, cfg->config))
 		return -EINVAL;
-	cfg->log_level = fresh.log_level;
+	if (!cfg->log_level_flag) /* flags win over the file, also on reload */
+		cfg->log_level = fresh.log_level;
 	return 0;
 }
 
@@ -268,6 +269,8 @@ int config_load(struct config *cfg, int argc, char **argv)
 			fprintf(stderr, "krayd: try --help\n");
 			return -EINVAL;
 		}
+		if (keys[idx].kind == K_LEVEL)
+			cfg->log_level_flag = true;
 		if (set_key(cfg, &keys[idx], optarg, &why)) {
 			fprintf(stderr, "krayd: --%s: %s: '%s'\n", keys[idx].name, why, optarg);
 			return -EINVAL;

@@ -8,6 +8,7 @@
 #define KRAYD_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/un.h>
 
@@ -25,6 +26,7 @@ struct config {
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
 	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
 	char config[PATH_MAX]; /* the config file, re-read on SIGHUP */
+	bool log_level_flag; /* --log-level was given: a reload keeps it */
 	int log_level;
 	int ready_fd; /* written one byte when serving; -1 none */
 	int prestart; /* workers started at boot */

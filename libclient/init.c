@@ -141,11 +141,44 @@ static void stop_private(struct kray *k)
 	k->private_dir = NULL;
 }
 
+/*
+ * The code path with every relative entry made absolute: workers do not share the
+ * driver's working directory (under systemd theirs is /).  *ret is NULL for no path.
+ */
+static int absolute_path(struct kray *k, const char *path, char **ret)
+{
+	struct kbuf b = { 0 };
+	char cwd[PATH_MAX];
+	const char *p = path;
+
+	*ret = NULL;
+	if (!path || !*path)
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return kc_fail(k, -errno, "getcwd: %s", strerror(errno));
+	while (*p) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		if (b.len)
+			kbuf_put(&b, ":", 1);
+		if (n && p[0] != '/') {
+			kbuf_put(&b, cwd, strlen(cwd));
+			kbuf_put(&b, "/", 1);
+		}
+		kbuf_put(&b, p, n);
+		p += n + (end ? 1 : 0);
+	}
+	kbuf_put(&b, "", 1);
+	*ret = (char *)b.data;
+	return 0;
+}
+
 KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 {
 	struct kray *k = calloc(1, sizeof(*k));
 	const char *addr = cfg && cfg->address ? cfg->address : getenv("KRAY_ADDRESS");
-	char sock[PATH_MAX];
+	char sock[PATH_MAX], *code_path = NULL;
 	int r;
 
 	if (!k) {
@@ -160,7 +193,10 @@ KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 		if (r)
 			goto err;
 	}
-	r = kc_connect(k, sock, KRAY_ROLE_DRIVER, 0, cfg ? cfg->code_path : NULL);
+	r = absolute_path(k, cfg ? cfg->code_path : NULL, &code_path);
+	if (!r)
+		r = kc_connect(k, sock, KRAY_ROLE_DRIVER, 0, code_path);
+	free(code_path);
 	if (r)
 		goto err;
 	*ret_k = k;

@@ -42,7 +42,7 @@ static int usage(void)
 	return 2;
 }
 
-/* krayd next to this binary (build/bin, $PREFIX/bin), else $KRAY_KRAYD, else PATH. */
+/* $KRAY_KRAYD, else krayd next to this binary (build/bin, $PREFIX/bin), else PATH. */
 static void krayd_bin(char *buf, size_t len)
 {
 	const char *env = getenv("KRAY_KRAYD");
@@ -214,9 +214,14 @@ int main(int argc, char **argv)
 		return usage();
 	cmd = argv[1];
 	default_socket();
-	if (i + 1 < argc && !strcmp(argv[i], "--socket")) {
-		snprintf(sock, sizeof(sock), "%s", argv[i + 1]);
-		i += 2;
+	/* --socket may stand anywhere; the rest of `start`'s flags go to krayd. */
+	for (int j = 2; j < argc; j++) {
+		if (strcmp(argv[j], "--socket") || j + 1 >= argc)
+			continue;
+		snprintf(sock, sizeof(sock), "%s", argv[j + 1]);
+		memmove(&argv[j], &argv[j + 2], (size_t)(argc - j - 2 + 1) * sizeof(*argv));
+		argc -= 2;
+		break;
 	}
 	if (!strcmp(cmd, "start"))
 		return cmd_start(argc - i, argv + i);
