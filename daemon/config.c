@@ -39,6 +39,8 @@ static const struct key keys[] = {
 	  "directory for spilled objects (default: <socket>.spill)" },
 	{ "pool-size", K_SIZE, offsetof(struct config, pool_size), 8, 0, 0,
 	  "pre-faulted memory kept ready for new objects (0: none)" },
+	INT("hugepages", hugepages, 0, 1,
+	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
 	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
 	  "HOST:PORT for the Prometheus endpoint (default off)" },
 	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,

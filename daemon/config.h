@@ -24,6 +24,7 @@ struct config {
 	char remove_dir[PATH_MAX]; /* a private directory removed at exit */
 	char spill_dir[PATH_MAX]; /* where full-store objects go; default <socket>.spill */
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
+	int hugepages; /* large objects in hugetlb memfds when huge pages are reserved */
 	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
 	char config[PATH_MAX]; /* the config file, re-read on SIGHUP */
 	bool log_level_flag; /* --log-level was given: a reload keeps it */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,8 @@
 #include "log.h"
 
 #define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#define HUGE_PAGE (2ull << 20)
+#define HUGE_MIN (1ull << 20)
 
 static void lru_add(struct krayd *d, struct obj *o)
 {
@@ -69,12 +72,35 @@ static int copy_fd(int out, int in, uint64_t size)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && off == 0 && (errno == EINVAL || errno == ENOSYS))
+			break; /* a source sendfile cannot read (hugetlbfs): map it instead */
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EIO; /* the source is shorter than it claims */
 	}
-	return 0;
+	if ((uint64_t)off == size)
+		return 0;
+
+	struct stat st;
+	void *p;
+	int r = 0;
+
+	if (fstat(in, &st))
+		return -errno;
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, in, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	for (uint64_t done = 0; done < size && !r;) {
+		ssize_t n = write(out, (char *)p + done, size - done);
+
+		if (n < 0 && errno != EINTR)
+			r = -errno;
+		else if (n > 0)
+			done += (uint64_t)n;
+	}
+	munmap(p, (size_t)st.st_size);
+	return r;
 }
 
 /* Writes o to its spill file and frees its memory.  Returns 0 or -errno (the object is
@@ -130,11 +156,29 @@ static int make_room(struct krayd *d, uint64_t size)
 	return d->st.store_bytes + size > d->cfg.store_size ? -ENOSPC : 0;
 }
 
-/* A memfd of exactly size bytes, from the pool when it has one. */
-static int new_memfd(struct krayd *d, uint64_t size)
+/*
+ * A memfd for an object of size bytes.  With `hugepages` set and huge pages reserved
+ * (vm.nr_hugepages), objects of 1 MiB or more get a hugetlb memfd, rounded up to whole
+ * 2 MiB pages (readers map the whole file; the object's size travels in the frame): 512
+ * times fewer page faults, which on our VMs is ten times the write speed.  Otherwise the
+ * memfd comes from the pool and has exactly size bytes.  A restore never uses hugetlb
+ * (hugetlbfs cannot be written with write(2)).
+ */
+static int new_memfd(struct krayd *d, uint64_t size, bool restore)
 {
-	int fd = pool_take(d->pool, size);
+	int fd;
 
+	if (d->cfg.hugepages && !restore && size >= HUGE_MIN) {
+		fd = memfd_create("kray-object", MFD_HUGETLB | MFD_ALLOW_SEALING | MFD_CLOEXEC);
+		if (fd >= 0 && !ftruncate(fd, (off_t)((size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1))))
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		log_warn_ratelimited("no huge pages for a %llu-byte object (vm.nr_hugepages?): "
+				     "using normal pages",
+				     (unsigned long long)size);
+	}
+	fd = pool_take(d->pool, size);
 	if (fd < 0)
 		return fd;
 	if (ftruncate(fd, (off_t)size)) {
@@ -156,7 +200,7 @@ int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size,
 	r = make_room(d, size);
 	if (r)
 		return r;
-	fd = new_memfd(d, size);
+	fd = new_memfd(d, size, false);
 	if (fd < 0)
 		return fd;
 	o = store_create(d, id);
@@ -186,7 +230,7 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 		return -ENOENT;
 	o->writer = NULL;
 	if (fcntl(o->fd, F_ADD_SEALS, ALL_SEALS) || fstat(o->fd, &st) ||
-	    (uint64_t)st.st_size != o->size) {
+	    (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
 			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
 		d->st.store_bytes -= o->size;
@@ -242,7 +286,7 @@ int store_restore(struct krayd *d, struct obj *o)
 	in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
-	fd = new_memfd(d, o->size);
+	fd = new_memfd(d, o->size, true);
 	if (fd < 0) {
 		close(in);
 		return fd;

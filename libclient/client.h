@@ -99,7 +99,8 @@ struct view { /* a read-only mapping of a large object */
 	struct kray *k; /* NULL after kray_shutdown() */
 	kray_ref id;
 	void *addr;
-	size_t size;
+	size_t size; /* the object's */
+	size_t maplen; /* the mapping's: whole (huge) pages */
 	int fd; /* the writer's fd, while being created */
 };
 

@@ -31,6 +31,7 @@
 #endif
 #define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define POPULATE_MAX (4u << 20)
+#define HUGE_PAGE (2ull << 20)
 
 static const struct kray_oid *oid(const kray_ref *r)
 {
@@ -96,7 +97,7 @@ static void view_put(struct view *vw)
 
 	if (--vw->refs)
 		return;
-	munmap(vw->addr, vw->size);
+	munmap(vw->addr, vw->maplen);
 	if (k) {
 		struct kray_msg_refs m = { .n = 1 };
 		size_t off;
@@ -158,21 +159,25 @@ static struct view *map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t 
 	struct stat st;
 	int seals = fcntl(fd, F_GET_SEALS);
 	struct view *vw;
+	size_t maplen;
 	void *p;
 
 	if (seals < 0 || (seals & ALL_SEALS) != ALL_SEALS) {
 		*ret_why = "its memfd is not sealed";
 		return NULL;
 	}
-	if (fstat(fd, &st) || (uint64_t)st.st_size != size) {
+	/* A hugetlb memfd is rounded up to whole huge pages: at least size, never less. */
+	if (fstat(fd, &st) || (uint64_t)st.st_size < size ||
+	    (uint64_t)st.st_size - size >= HUGE_PAGE) {
 		*ret_why = "its memfd's size does not match";
 		return NULL;
 	}
+	maplen = (size_t)st.st_size;
 	/* Small objects are mapped in one pass; large ones fault their pages in as they are
 	 * read, so a get costs the same whatever the size (a 1 GiB populate is ~40 ms). */
-	p = size ? mmap(NULL, size, PROT_READ,
-			MAP_SHARED | (size <= POPULATE_MAX ? MAP_POPULATE : 0), fd, 0) :
-		   NULL;
+	p = maplen ? mmap(NULL, maplen, PROT_READ,
+			  MAP_SHARED | (maplen <= POPULATE_MAX ? MAP_POPULATE : 0), fd, 0) :
+		     NULL;
 	if (p == MAP_FAILED) {
 		*ret_why = strerror(errno);
 		return NULL;
@@ -181,7 +186,7 @@ static struct view *map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t 
 	if (!vw)
 		abort();
 	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .id = *id, .addr = p, .size = size,
-			     .fd = -1 };
+			     .maplen = maplen, .fd = -1 };
 	bool fresh;
 
 	*oidmap_upsert(&k->views, oid(id), &fresh) = (uint64_t)(uintptr_t)vw;
@@ -303,8 +308,12 @@ void kc_objects_fini(struct kray *k)
 	{
 		struct view *vw = (struct view *)(uintptr_t)s->val;
 
-		munmap(vw->addr, vw->size);
-		close(vw->fd);
+		if (vw->kind == MEM_VIEW) {
+			munmap(vw->addr, vw->maplen);
+			close(vw->fd);
+		} else {
+			free(vw->addr);
+		}
 		free(vw);
 	}
 	oidmap_free(&k->writing);
@@ -337,7 +346,8 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	const uint8_t *body;
 	uint64_t req = ++k->next_req;
 	struct view *vw;
-	size_t off;
+	struct stat st;
+	size_t off, maplen;
 	int r, fd, *fds;
 	void *p;
 	bool fresh;
@@ -365,19 +375,25 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	fd = fds[0];
 	fds[0] = -1;
 	kc_consume(k, &h);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (fstat(fd, &st) || (uint64_t)st.st_size < size) {
+		close(fd);
+		return kc_fail(k, -EBADMSG, "krayd sent a memfd smaller than the object");
+	}
+	maplen = (size_t)st.st_size; /* a hugetlb memfd is rounded up to whole pages */
+	p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		r = -errno;
 		close(fd);
 		return kc_fail(k, r, "mmap of a new object: %s", strerror(-r));
 	}
-	bind_local(p, size);
+	bind_local(p, maplen);
 	/* One batched fault pass instead of a fault per page while the caller writes. */
-	madvise(p, size, MADV_POPULATE_WRITE);
+	madvise(p, maplen, MADV_POPULATE_WRITE);
 	vw = calloc(1, sizeof(*vw));
 	if (!vw)
 		abort();
-	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .addr = p, .size = size, .fd = fd };
+	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .addr = p, .size = size, .maplen = maplen,
+			     .fd = fd };
 	memcpy(&vw->id, &m.oid, sizeof(vw->id));
 	*oidmap_upsert(&k->writing, &m.oid, &fresh) = (uint64_t)(uintptr_t)vw;
 	*ret_ref = vw->id;
@@ -430,7 +446,7 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 	}
 	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails. */
-	munmap(vw->addr, vw->size);
+	munmap(vw->addr, vw->maplen);
 	close(vw->fd);
 	free(vw);
 	memcpy(&m.oid, ref, sizeof(m.oid));
