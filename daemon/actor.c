@@ -116,6 +116,17 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	}
 	unplace(d, a);
 	fail_queue(d, a);
+	/* What kept it alive or what it kept: its constructor's arguments (other actors'
+	 * handles among them) and, if detached, krayd's own hold on its handle. */
+	if (!a->ctor->deps_left)
+		task_release_holds(d, a->ctor);
+	if (a->detached) {
+		struct obj *h = store_get(d, &a->id);
+
+		a->detached = false;
+		if (h)
+			store_unref(d, h);
+	}
 	place_pending(d);
 }
 
@@ -212,7 +223,7 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 
 	store_seal(d, h, &v);
 	a->state = A_PENDING;
-	if (task_resolve(d, t) == 0)
+	if (task_resolve(d, c, t) == 0)
 		try_place(d, a);
 	*ret_id = id;
 	return 0;

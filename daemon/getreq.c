@@ -62,7 +62,8 @@ static void reply_wait(struct conn *c, struct getreq *g)
 	kbuf_put(&c->out, &m, sizeof(m));
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct obj *o = store_get(c->d, &g->ids[i]);
-		uint8_t ready = !o || o->state == OBJ_READY; /* a missing one: get says why */
+		/* One that is missing or not held is "ready": a get says why at once. */
+		uint8_t ready = !o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]);
 
 		kbuf_put(&c->out, &ready, 1);
 	}

@@ -116,6 +116,7 @@ struct task {
 	bool holds; /* holds a reference on each REF argument */
 	bool ctor; /* an actor's constructor (owned by the actor, never queued) */
 	struct actor *actor; /* a method call (or constructor) of this actor */
+	struct conn *submitter; /* only while its arguments are checked */
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;
 	struct task *next; /* ready queue, actor queue or worker in-flight list */
@@ -291,10 +292,12 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void task_free(struct krayd *d, struct task *t);
+/* Drops t's references on its arguments (a dead actor's constructor keeps its struct). */
+void task_release_holds(struct krayd *d, struct task *t);
 /* Takes holds on t's ref arguments and registers it on the pending ones.  Returns 1 when
  * it must wait, 0 when it can run, -1 when it failed (a missing or error argument; t is
  * failed and freed, unless it is a constructor: then its actor is). */
-int task_resolve(struct krayd *d, struct task *t);
+int task_resolve(struct krayd *d, struct conn *submitter, struct task *t);
 /* The first argument of t that is an error object, or NULL (*ret_arg: its index). */
 struct obj *task_error_arg(struct krayd *d, struct task *t, unsigned *ret_arg);
 void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg);
@@ -320,6 +323,8 @@ unsigned actor_count(struct krayd *d, enum actor_state state);
 
 /* sched.c */
 void sched_send_exec(struct krayd *d, struct worker *w, struct task *t);
+/* Gives back the actor handles a worker's connection borrowed for running t. */
+void sched_unlend(struct conn *c, struct task *t);
 void sched_enqueue(struct krayd *d, struct task *t, bool front);
 void sched_dispatch(struct krayd *d);
 void sched_result(struct conn *c, const struct wire_result *r);

@@ -139,6 +139,13 @@ void sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 
 			memcpy(&id, v.data, sizeof(id));
 			store_send_value(w->conn, store_get(d, &id)); /* held and ready */
+		} else if (v.type == KRAY_WT_ACTOR) {
+			struct kray_oid id;
+
+			/* The worker borrows the handle while it runs the call. */
+			memcpy(&id, v.data, sizeof(id));
+			store_conn_ref(w->conn, store_get(d, &id)); /* held by the task */
+			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
 		} else {
 			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
 		}
@@ -228,6 +235,25 @@ void sched_dispatch(struct krayd *d)
 	}
 }
 
+/* Gives back the actor handles worker connection c borrowed for t. */
+void sched_unlend(struct conn *c, struct task *t)
+{
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs; i++) {
+		struct kray_oid id;
+
+		if (wire_rd_value(&r, &v))
+			break;
+		if (v.type != KRAY_WT_ACTOR)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		store_conn_unref(c, &id);
+	}
+}
+
 static struct task *unlink_inflight(struct worker *w, const struct kray_oid *id)
 {
 	struct task *prev = NULL;
@@ -257,6 +283,10 @@ void sched_result(struct conn *c, const struct wire_result *r)
 		log_warn("worker %u: result for a task it does not hold", w->id);
 		return;
 	}
+	/* Handles given to a constructor stay with the actor's process (its state may
+	 * keep them) until it exits; a call's are lent for the call. */
+	if (!t->ctor)
+		sched_unlend(c, t);
 	if (t->actor) {
 		actor_result(c, t, r);
 		return;
@@ -273,8 +303,10 @@ void sched_reject(struct conn *c, const struct kray_oid *id)
 	struct task *t = c->worker->actor ? NULL : unlink_inflight(c->worker, id);
 
 	/* An actor never hands calls back: its calls wait for it, in order. */
-	if (t)
+	if (t) {
+		sched_unlend(c, t);
 		sched_enqueue(c->d, t, true);
+	}
 }
 
 void sched_blocked(struct worker *w, bool blocked)

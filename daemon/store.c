@@ -191,7 +191,9 @@ void store_send_value(struct conn *c, struct obj *o)
 		wire_put_errorf(&c->out, r == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
 				"object %u.%u.%u.%u (%llu bytes) cannot be mapped: %s", o->id.node,
 				o->id.owner, o->id.seq, o->id.index, (unsigned long long)o->size,
-				r == -ENOSPC ? "the object store is full of pinned objects" :
+				r == -ENOSPC ? "the object store is full and nothing more can be "
+					       "spilled (every object is mapped, or the spill "
+					       "directory is full)" :
 				r == -E2BIG  ? "more than 253 large objects in one message" :
 					       strerror(-r));
 		return;

@@ -54,9 +54,13 @@ static int check_exists(struct task *t, unsigned i, struct kray_oid *id, void *a
 			  t->fn->name_len, t->fn->name);
 		return 1;
 	}
-	if (store_get(d, id))
+	if (store_get(d, id) && (!t->submitter || oidmap_get(&t->submitter->refs, id)))
 		return 0;
-	if (id->index == KRAY_OID_ACTOR)
+	if (store_get(d, id)) /* it exists, but the submitter holds no ref to it */
+		task_fail(d, t, KRAY_WE_OBJECT_LOST,
+			  "argument %u of '%.*s': object %u.%u.%u.%u is not held by the caller", i,
+			  t->fn->name_len, t->fn->name, id->node, id->owner, id->seq, id->index);
+	else if (id->index == KRAY_OID_ACTOR)
 		task_fail(d, t, KRAY_WE_ACTOR_DIED,
 			  "argument %u of '%.*s': actor %u.%u.%u has no handle left (released)", i,
 			  t->fn->name_len, t->fn->name, id->node, id->owner, id->seq);
@@ -113,10 +117,16 @@ static int wait_for(struct task *t, unsigned i, struct kray_oid *id, void *arg)
 	return 0;
 }
 
-void task_free(struct krayd *d, struct task *t)
+void task_release_holds(struct krayd *d, struct task *t)
 {
 	if (t->holds)
 		for_each_ref(t, release, d);
+	t->holds = false;
+}
+
+void task_free(struct krayd *d, struct task *t)
+{
+	task_release_holds(d, t);
 	free(t->args);
 	free(t);
 }
@@ -149,11 +159,16 @@ struct obj *task_error_arg(struct krayd *d, struct task *t, unsigned *ret_arg)
 	return NULL;
 }
 
-int task_resolve(struct krayd *d, struct task *t)
+int task_resolve(struct krayd *d, struct conn *submitter, struct task *t)
 {
 	struct task_err e = { .d = d };
+	int r;
 
-	if (for_each_ref(t, check_exists, d))
+	/* Arguments must be refs the submitter holds, not just objects that exist. */
+	t->submitter = submitter;
+	r = for_each_ref(t, check_exists, d);
+	t->submitter = NULL;
+	if (r)
 		return -1;
 	for_each_ref(t, hold, &e);
 	t->holds = true;
@@ -206,16 +221,19 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	t->args_len = (uint32_t)s->args.left;
 	if (s->m.actor.index == KRAY_OID_ACTOR) {
 		a = actor_find(d, &s->m.actor);
-		if (!a || a->state == A_DEAD || !oidmap_get(&c->refs, &s->m.actor)) {
+		if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
-				  !a			       ? "no such actor" :
-				  a->state == A_DEAD ? a->death :
-							     "this process holds no handle to the actor");
+				  a ? a->death : "no such actor");
+			return;
+		}
+		if (!oidmap_get(&c->refs, &s->m.actor)) {
+			task_fail(d, t, KRAY_WE_OBJECT_LOST,
+				  "this process holds no handle to the actor (released?)");
 			return;
 		}
 		t->actor = a;
 	}
-	switch (task_resolve(d, t)) {
+	switch (task_resolve(d, c, t)) {
 	case -1:
 		return;
 	case 0:

@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -31,7 +33,6 @@
 #endif
 #define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define POPULATE_MAX (4u << 20)
-#define HUGE_PAGE (2ull << 20)
 
 static const struct kray_oid *oid(const kray_ref *r)
 {
@@ -157,6 +158,7 @@ static struct view *map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t 
 			   const char **ret_why)
 {
 	struct stat st;
+	struct statfs fs;
 	int seals = fcntl(fd, F_GET_SEALS);
 	struct view *vw;
 	size_t maplen;
@@ -166,13 +168,19 @@ static struct view *map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t 
 		*ret_why = "its memfd is not sealed";
 		return NULL;
 	}
-	/* A hugetlb memfd is rounded up to whole huge pages: at least size, never less. */
-	if (fstat(fd, &st) || (uint64_t)st.st_size < size ||
-	    (uint64_t)st.st_size - size >= HUGE_PAGE) {
+	/* Exactly size bytes, or for a hugetlb memfd size rounded up to whole huge pages. */
+	if (fstat(fd, &st) || fstatfs(fd, &fs)) {
+		*ret_why = strerror(errno);
+		return NULL;
+	}
+	maplen = size;
+	if (fs.f_type == HUGETLBFS_MAGIC && st.st_blksize > 0)
+		maplen = (size + (size_t)st.st_blksize - 1) / (size_t)st.st_blksize *
+			 (size_t)st.st_blksize;
+	if ((uint64_t)st.st_size != maplen) {
 		*ret_why = "its memfd's size does not match";
 		return NULL;
 	}
-	maplen = (size_t)st.st_size;
 	/* Small objects are mapped in one pass; large ones fault their pages in as they are
 	 * read, so a get costs the same whatever the size (a 1 GiB populate is ~40 ms). */
 	p = maplen ? mmap(NULL, maplen, PROT_READ,
@@ -252,11 +260,8 @@ bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
 		value_from_mem(m, ret);
 		return true;
 	}
-	slot = oidmap_get(&k->views, oid(id));
-	if (slot) {
-		value_from_view((struct view *)(uintptr_t)*slot, ret);
-		return true;
-	}
+	/* Not views: a view may outlive the ref (released), and a get must then fail.  A get
+	 * of a mapped object asks krayd, and kc_take_value() reuses the mapping. */
 	return false;
 }
 
@@ -368,7 +373,9 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	if (rep.status) {
 		kc_consume(k, &h);
 		return kc_fail(k, rep.status, "cannot create an object of %zu bytes: %s", size,
-			       rep.status == -ENOSPC ? "the object store is full of pinned objects" :
+			       rep.status == -ENOSPC ? "the object store is full and nothing more "
+						       "can be spilled (every object is mapped, or "
+						       "the spill directory is full)" :
 						       strerror(-rep.status));
 	}
 	fds = kc_frame_fds(k, &h);
