@@ -17,7 +17,10 @@ PYTHON  ?= /usr/bin/python3
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing -Iinclude -MMD -MP
+# What kray needs whatever CFLAGS says (a command-line CFLAGS replaces only the above).
+override CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing -Iinclude -MMD -MP
+# Sanitizers (make test-asan): AddressSanitizer, LeakSanitizer and UBSan in every binary.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS_DAEMON := -luring -lnuma -lpthread -lsystemd
 LDLIBS_CLIENT := -ldl -lnuma
 
@@ -49,7 +52,7 @@ FIXTURES   := $(patsubst tests/fixtures/%.c,$(O)/tests/lib%.so,$(wildcard tests/
 
 RPATH = -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../../lib'
 
-.PHONY: all deps demo test test-unit test-integration bench clean
+.PHONY: all deps demo test test-asan test-unit test-integration bench clean
 all: $(LIBKRAY) $(O)/lib/libkray.a $(O)/lib/pkgconfig/kray.pc $(BINS) $(EXAMPLES) $(BENCHES) \
      $(UNIT) $(INTEG) $(FIXTURES)
 
@@ -123,6 +126,16 @@ test: deps
 	@$(MAKE) --no-print-directory -s all
 	@$(MAKE) --no-print-directory -s test-unit test-integration
 
+# The whole suite again with every binary built with ASan, LSan and UBSan (build-asan/):
+# any report fails the run.
+test-asan: deps
+	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" all
+	@ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=66 \
+	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 $(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
+		test-unit test-integration
+
 test-unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $(TEST_ENV) $$t --jobs 2; done
 
@@ -137,7 +150,7 @@ bench: all
 	@set -e; for b in $(BENCHES); do $(TEST_ENV) $$b; done
 
 clean:
-	rm -rf $(O)
+	rm -rf $(O) build-asan
 
 # ---- install / uninstall ---------------------------------------------------------------
 # `make install` copies the build to $(DESTDIR)$(PREFIX) (a staging root when DESTDIR is

@@ -164,12 +164,13 @@ int task_resolve(struct krayd *d, struct conn *submitter, struct task *t)
 	struct task_err e = { .d = d };
 	int r;
 
-	/* Arguments must be refs the submitter holds, not just objects that exist. */
+	/* Arguments must be refs the submitter holds, not just objects that exist.  A failed
+	 * check has failed (and freed) t. */
 	t->submitter = submitter;
 	r = for_each_ref(t, check_exists, d);
-	t->submitter = NULL;
 	if (r)
 		return -1;
+	t->submitter = NULL;
 	for_each_ref(t, hold, &e);
 	t->holds = true;
 	if (e.obj) {

@@ -52,6 +52,9 @@ int kc_fail(struct kray *k, int code, const char *fmt, ...) __attribute__((forma
 int kc_connect(struct kray *k, const char *path, uint32_t role, uint32_t worker_id,
 	       const char *code_path);
 
+/* Closes the connection and frees everything k holds but k itself. */
+void kc_close(struct kray *k);
+
 /* Writes everything in k->out.  Returns 0 or -EPIPE. */
 int kc_flush(struct kray *k);
 

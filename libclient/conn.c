@@ -266,3 +266,20 @@ int kc_connect(struct kray *k, const char *path, uint32_t role, uint32_t worker_
 	k->inline_max = ok.inline_max;
 	return 0;
 }
+
+void kc_close(struct kray *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+	kc_objects_fini(k);
+	while (k->fds.n) {
+		close(k->fds.fd[k->fds.head]);
+		k->fds.head = (k->fds.head + 1) % k->fds.cap;
+		k->fds.n--;
+	}
+	free(k->fds.fd);
+	k->fds = (struct rfdq){ 0 };
+	kbuf_free(&k->out);
+	kbuf_free(&k->in);
+}

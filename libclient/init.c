@@ -204,11 +204,8 @@ KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 
 err:
 	snprintf(init_err, sizeof(init_err), "%s", k->err);
-	if (k->fd >= 0)
-		close(k->fd);
+	kc_close(k);
 	stop_private(k);
-	kbuf_free(&k->out);
-	kbuf_free(&k->in);
 	free(k);
 	return r;
 }
@@ -219,17 +216,7 @@ KRAY_EXPORT void kray_shutdown(struct kray *k)
 		return;
 	if (!k->broken)
 		kc_flush(k);
-	if (k->fd >= 0)
-		close(k->fd);
+	kc_close(k);
 	stop_private(k);
-	kc_objects_fini(k);
-	while (k->fds.n) {
-		close(k->fds.fd[k->fds.head]);
-		k->fds.head = (k->fds.head + 1) % k->fds.cap;
-		k->fds.n--;
-	}
-	free(k->fds.fd);
-	kbuf_free(&k->out);
-	kbuf_free(&k->in);
 	free(k);
 }

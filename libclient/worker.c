@@ -189,6 +189,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	r = kc_connect(&k, sock, KRAY_ROLE_WORKER, (uint32_t)strtoul(id, NULL, 10), NULL);
 	if (r) {
 		fprintf(stderr, "kray-worker: %s\n", k.err);
+		kc_close(&k);
 		return 1;
 	}
 	for (;;) {
@@ -211,6 +212,9 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	if (ws.stop && ws.self && ws.dtor)
 		ws.dtor(ws.self);
 	free(ws.self);
+	while (ws.qhead)
+		exec_free(pop(&ws));
 	code_fini(&ws);
+	kc_close(&k);
 	return 0;
 }
