@@ -27,6 +27,8 @@
 #include "krayd.h"
 #include "log.h"
 
+#define ACTOR_PIPELINE 64
+
 struct actor *actor_find(struct krayd *d, const struct kray_oid *id)
 {
 	for (struct actor *a = d->actors; a; a = a->next)
@@ -278,8 +280,11 @@ void actor_dispatch(struct krayd *d, struct actor *a)
 		fail_queue(d, a);
 		return;
 	}
-	while (a->state == A_ALIVE && a->qhead && a->inflight < a->max_concurrency &&
-	       a->w && a->w->conn && !a->w->conn->closed) {
+	/* Beyond the calls that may run, up to ACTOR_PIPELINE more wait in the worker, in
+	 * order: a stream of calls then costs one round trip per batch, not per call. */
+	while (a->state == A_ALIVE && a->qhead &&
+	       a->inflight < (unsigned)a->max_concurrency + ACTOR_PIPELINE && a->w &&
+	       a->w->conn && !a->w->conn->closed) {
 		struct task *t = a->qhead;
 		struct obj *err;
 		unsigned arg;
@@ -337,8 +342,9 @@ void actor_worker_died(struct krayd *d, struct worker *w, const char *how)
 	a->inflight = 0;
 	restart = a->state != A_DEAD && !a->no_restart &&
 		  (a->max_restarts < 0 || a->restarts < a->max_restarts);
-	/* Calls it was running: again after the restart if their retries allow. */
-	while (t) {
+	/* The first max_concurrency calls it held may have been running: again after the
+	 * restart if their retries allow.  The rest had not started: queued as they were. */
+	for (unsigned i = 0; t; i++) {
 		struct task *next = t->next;
 
 		t->next = NULL;
@@ -346,11 +352,14 @@ void actor_worker_died(struct krayd *d, struct worker *w, const char *how)
 			t = next;
 			continue;
 		}
-		t->attempts++;
-		if (restart && (a->max_task_retries < 0 || t->attempts <= a->max_task_retries)) {
+		if (i < a->max_concurrency)
+			t->attempts++;
+		if (i >= a->max_concurrency ||
+		    (restart && (a->max_task_retries < 0 || t->attempts <= a->max_task_retries))) {
 			*tail = t;
 			tail = &t->next;
-			d->st.tasks_retried++;
+			if (i < a->max_concurrency)
+				d->st.tasks_retried++;
 		} else {
 			task_fail(d, t, KRAY_WE_ACTOR_DIED,
 				  "actor '%.*s' died while running '%.*s' (pid %d %s)",
