@@ -353,6 +353,7 @@ enum {
 	M_PUT_GB,
 	M_PUT_GB_POOL_HIT,
 	M_PUT_GB_NOPOOL,
+	M_PUT_GB_HUGE,
 	M_CREATE_GB,
 	M_GET_1GIB_FIRST,
 	M_GET_1GIB_REPEAT,
@@ -385,6 +386,9 @@ static struct metric m[M_COUNT] = {
 				M_MEMCPY },
 	[M_PUT_GB_NOPOOL] = { "single_client_put_gigabytes_nopool",
 			      "  same, krayd --pool-size 0", "GB/s", "%12.2f", M_MEMCPY },
+	[M_PUT_GB_HUGE] = { "single_client_put_gigabytes_hugepages",
+			    "  same, krayd --hugepages 1", "GB/s", "%12.2f",
+			    M_MEMCPY },
 	[M_CREATE_GB] = { "create_seal_gigabytes", "kray_create+memcpy+kray_seal", "GB/s",
 			  "%12.2f", M_MEMCPY },
 	[M_GET_1GIB_FIRST] = { "get_1gib_first_us", "get 1 GiB, first (maps it)", "us",
@@ -604,7 +608,7 @@ static void verify_big(kray *k, int via, const char *what)
 		die("kray_release", kray_errmsg(k));
 }
 
-static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool)
+static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct krayd *huge)
 {
 	double floor_s[2], fresh_s[2], hits[MAX_BURST];
 	uint64_t pool_full;
@@ -627,6 +631,8 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool)
 	pool_full = wait_pool(pooled->k, UINT64_MAX, 1);
 	put_burst(pooled->k, VIA_PUT, NULL, NULL);
 	put_burst(nopool->k, VIA_PUT, NULL, NULL);
+	if (huge)
+		put_burst(huge->k, VIA_PUT, NULL, NULL); /* the host backs the huge pages */
 	memcpy_sample();
 	memcpy_fresh_sample();
 
@@ -637,6 +643,8 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool)
 		floor_s[0] = memcpy_sample();
 		fresh_s[0] = memcpy_fresh_sample();
 		m[M_PUT_GB_NOPOOL].r[r] = put_burst(nopool->k, VIA_PUT, NULL, NULL);
+		if (huge)
+			m[M_PUT_GB_HUGE].r[r] = put_burst(huge->k, VIA_PUT, NULL, NULL);
 		nhits = 0;
 		m[M_PUT_GB].r[r] = put_burst(pooled->k, VIA_PUT, hits, &nhits);
 		m[M_PUT_GB_POOL_HIT].r[r] = median(hits, nhits);
@@ -650,6 +658,8 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool)
 	pool_full_mib = pool_full >> 20;
 	verify_big(pooled->k, VIA_PUT, "kray_put 100 MiB, default pool");
 	verify_big(nopool->k, VIA_PUT, "kray_put 100 MiB, --pool-size 0");
+	if (huge)
+		verify_big(huge->k, VIA_PUT, "kray_put 100 MiB, --hugepages 1");
 	verify_big(pooled->k, VIA_CREATE, "kray_create 100 MiB");
 }
 /* ---- get latency --------------------------------------------------------------------- */
@@ -774,13 +784,30 @@ static void report(int leaks, const char *json_file)
 	}
 }
 
+/* Huge pages the kernel holds in reserve (sysctl vm.nr_hugepages); kray never sets it. */
+static long reserved_hugepages(void)
+{
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r");
+	long n = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	const char *json_file = NULL, *bin = getenv("KRAY_KRAYD");
 	char exe[PATH_MAX], fallback[PATH_MAX + 64];
 	static const char *const pooled_flags[] = { "--store-size", "2G", NULL };
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
+	static const char *const huge_flags[] = { "--hugepages", "1", "--pool-size", "0", NULL };
 	struct krayd pooled = { .name = "default-pool" }, nopool = { .name = "pool-size-0" };
+	struct krayd huge = { .name = "hugepages" };
+	int have_huge = reserved_hugepages() >= (long)(2 * BIG_SIZE / (2 << 20) + 2);
 	int leaks = 0;
 	double t;
 
@@ -821,6 +848,8 @@ int main(int argc, char **argv)
 
 	krayd_start(&pooled, bin, pooled_flags);
 	krayd_start(&nopool, bin, nopool_flags);
+	if (have_huge)
+		krayd_start(&huge, bin, huge_flags);
 
 	t = now();
 	bench_put_calls(pooled.k);
@@ -829,10 +858,14 @@ int main(int argc, char **argv)
 	phase_s[0] = now() - t;
 
 	t = now();
-	bench_put_bytes(&pooled, &nopool);
+	bench_put_bytes(&pooled, &nopool, have_huge ? &huge : NULL);
 	leaks |= leak_check(&pooled, "100 MiB puts");
 	leaks |= leak_check(&nopool, "100 MiB puts");
 	krayd_stop(&nopool);
+	if (have_huge) {
+		leaks |= leak_check(&huge, "100 MiB puts");
+		krayd_stop(&huge);
+	}
 	munmap(src, BIG_SIZE);
 	munmap(dst, BIG_SIZE);
 	close(ref_fd);
