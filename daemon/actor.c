@@ -446,3 +446,36 @@ void actor_fini(struct krayd *d)
 		free(a);
 	}
 }
+
+/* One line per actor for `kray status`: id, class, name, state and why. */
+void actor_describe(struct krayd *d, struct kbuf *b)
+{
+	static const char *const states[] = { "pending", "starting", "alive", "dead" };
+	uint32_t cap = (uint32_t)d->cfg.num_cpus * 1000;
+
+	for (struct actor *a = d->actors; a; a = a->next) {
+		char line[1024], why[600] = "";
+		int n;
+
+		if (a->state == A_DEAD && !store_get(d, &a->id))
+			continue; /* dead and forgotten: nobody holds a handle */
+		if (a->state == A_PENDING && a->ctor->deps_left)
+			snprintf(why, sizeof(why), "waiting for %d constructor argument%s",
+				 a->ctor->deps_left, a->ctor->deps_left == 1 ? "" : "s");
+		else if (a->state == A_PENDING && !a->placed)
+			snprintf(why, sizeof(why), "waiting for %.3g CPU slots (%.3g of %d free)",
+				 a->slots_milli / 1000.0,
+				 (cap - d->actor_slots_milli) / 1000.0, d->cfg.num_cpus);
+		else if (a->state == A_DEAD)
+			snprintf(why, sizeof(why), "%s", a->death);
+		else if (a->w)
+			snprintf(why, sizeof(why), "pid %d, %u call%s in flight, %u restart%s",
+				 (int)a->w->pid, a->inflight, a->inflight == 1 ? "" : "s",
+				 a->restarts, a->restarts == 1 ? "" : "s");
+		n = snprintf(line, sizeof(line), "%u.%u.%u %.*s %s%s%s %s: %s\n", a->id.node,
+			     a->id.owner, a->id.seq, a->ctor->fn->name_len, a->ctor->fn->name,
+			     a->name ? a->ns : "", a->name ? "/" : "", a->name ? a->name : "-",
+			     states[a->state], why);
+		kbuf_put(b, line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	}
+}

@@ -320,6 +320,7 @@ void actor_handle_gone(struct krayd *d, const struct kray_oid *id);
 void actor_owner_gone(struct krayd *d, uint32_t owner);
 void actor_fini(struct krayd *d);
 unsigned actor_count(struct krayd *d, enum actor_state state);
+void actor_describe(struct krayd *d, struct kbuf *b);
 
 /* sched.c */
 void sched_send_exec(struct krayd *d, struct worker *w, struct task *t);

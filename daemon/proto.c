@@ -301,6 +301,25 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return on_get_actor(c, h->req, body, h->len);
 	case KRAY_MSG_KILL:
 		return on_kill(c, h->req, body, h->len);
+	case KRAY_MSG_LIST_ACTORS: {
+		struct kbuf text = { 0 };
+		struct kray_msg_error m = { 0 };
+		size_t off;
+
+		if (h->len)
+			return fail("malformed list actors", -EBADMSG);
+		actor_describe(c->d, &text);
+		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
+			text.len = 60000;
+		m.len = (uint32_t)text.len;
+		off = wire_begin(&c->out, KRAY_MSG_TEXT_REPLY, h->req);
+		kbuf_put(&c->out, &m, sizeof(m));
+		wire_put_padded(&c->out, text.data, text.len);
+		wire_end(&c->out, off);
+		kbuf_free(&text);
+		conn_flush_later(c);
+		return 0;
+	}
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
 	case KRAY_MSG_RELEASE:

@@ -5,6 +5,7 @@
  * create, lookup and kill wait for krayd's answer.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
@@ -152,4 +153,34 @@ KRAY_EXPORT int kray_kill(struct kray *k, kray_ref actor, int no_restart)
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_end(&k->out, off);
 	return actor_request(k, req, NULL);
+}
+
+KRAY_EXPORT int kray_describe_actors(struct kray *k, char **ret_text)
+{
+	struct kray_frame_hdr h;
+	struct wire_text t;
+	const uint8_t *body;
+	uint64_t req = ++k->next_req;
+	size_t off;
+	char *text;
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	off = wire_begin(&k->out, KRAY_MSG_LIST_ACTORS, req);
+	wire_end(&k->out, off);
+	r = kc_wait(k, KRAY_MSG_TEXT_REPLY, req, &h, &body);
+	if (r)
+		return r;
+	if (wire_dec_error(body, h.len, &t)) {
+		kc_consume(k, &h);
+		k->broken = true;
+		return kc_fail(k, -EBADMSG, "malformed actor list from krayd");
+	}
+	text = strndup(t.text, t.len);
+	kc_consume(k, &h);
+	if (!text)
+		return kc_fail(k, -ENOMEM, "out of memory");
+	*ret_text = text;
+	return 0;
 }

@@ -201,6 +201,11 @@ static int cmd_status(void)
 	       U(st.restored_total), U(st.evicted_total), U(st.pool_bytes), U(st.actors_alive),
 	       U(st.actors_pending), U(st.frames_rejected));
 #undef U
+	char *actors = NULL;
+
+	if (!kray_describe_actors(k, &actors) && *actors)
+		printf("actors:\n%s", actors);
+	free(actors);
 	kray_shutdown(k);
 	return 0;
 }

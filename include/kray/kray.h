@@ -209,6 +209,10 @@ struct kray_stats {
 /* Asks krayd for its counters. */
 int kray_status(kray *k, struct kray_stats *ret_stats);
 
+/* A line per actor krayd knows (id, class, namespace/name, state, and why it waits or
+ * died), for people: *ret_text is malloc()ed, NUL-terminated, freed by the caller. */
+int kray_describe_actors(kray *k, char **ret_text);
+
 /* ---- actors -------------------------------------------------------------------------- */
 
 /*

@@ -76,7 +76,9 @@ enum kray_msg_type {
 	KRAY_MSG_KILL = 23, /* C->D  kray_msg_kill */
 	KRAY_MSG_ACTOR_REPLY = 24, /* D->C  kray_msg_actor_reply (to the three above) */
 	KRAY_MSG_ACTOR_STOP = 25, /* D->W  empty: run the destructor and exit */
-	KRAY_MSG_TYPE_MAX = 25,
+	KRAY_MSG_LIST_ACTORS = 26, /* C->D  empty */
+	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
+	KRAY_MSG_TYPE_MAX = 27,
 };
 
 /*

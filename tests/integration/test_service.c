@@ -357,3 +357,52 @@ Test(service, cli_start_status_stop, .timeout = 60)
 	snprintf(cmd, sizeof(cmd), "%s/kray status --socket %s >/dev/null 2>&1", bin, sock);
 	cr_assert_neq(system(cmd), 0, "status succeeded after stop");
 }
+
+Test(service, status_says_why_an_actor_waits, .timeout = 60)
+{
+	struct harness h;
+	struct kray_actor_opts big = KRAY_ACTOR_OPTS_DEFAULT, small = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref a, b;
+	char *text = NULL;
+
+	cr_assert_eq(harness_start_krayd(&h, 2), 0);
+	kray *k = harness_connect(h.sock);
+
+	big.num_cpus = 2;
+	small.num_cpus = 1;
+	small.name = "waiter";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &big, &a), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &small, &b), 0, "%s",
+		     kray_errmsg(k));
+	/* Once the first is up, the second still waits for its slot. */
+	struct kray_stats st;
+
+	for (int i = 0; i < 500; i++) {
+		st = harness_status(k);
+		if (st.actors_alive == 1)
+			break;
+		usleep(10000);
+	}
+	cr_assert_eq(st.actors_alive, 1, "the first actor did not start");
+	cr_assert_eq(st.actors_pending, 1, "actors_pending %llu",
+		     (unsigned long long)st.actors_pending);
+	cr_assert_eq(kray_describe_actors(k, &text), 0, "%s", kray_errmsg(k));
+	cr_assert(strstr(text, "/waiter pending: waiting for 1 CPU slots (0 of 2 free)"),
+		  "actor list:\n%s", text);
+	free(text);
+	cr_assert_eq(kray_kill(k, a, 1), 0, "%s", kray_errmsg(k));
+	/* The slots are free now: the waiter starts. */
+	for (int i = 0; i < 500; i++) {
+		st = harness_status(k);
+		if (st.actors_alive == 1 && !st.actors_pending)
+			break;
+		usleep(10000);
+	}
+	cr_assert_eq(st.actors_alive, 1, "the waiting actor did not start");
+	cr_assert_eq(kray_describe_actors(k, &text), 0);
+	cr_assert(strstr(text, "/waiter alive: pid"), "actor list:\n%s", text);
+	free(text);
+	kray_release(k, &a, 1);
+	kray_release(k, &b, 1);
+	harness_shutdown(k);
+}
