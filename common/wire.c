@@ -263,11 +263,62 @@ int wire_dec_actor_create(const void *body, size_t len, struct wire_actor_create
 	    a.m.nargs > KRAY_ARGS_MAX || a.m.max_restarts < -1 || a.m.max_task_retries < -1 ||
 	    a.m.detached > 1 || rd_name(&r, a.m.class_len, &a.cls) ||
 	    rd_name(&r, a.m.name_len, &a.name) || rd_name(&r, a.m.ns_len, &a.ns) ||
+	    rd_name(&r, a.m.res_len, &a.res) ||
 	    check_values(r, a.m.nargs, PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR)) < 0)
 		return -EBADMSG;
 	a.args = r;
 	*ret = a;
 	return 0;
+}
+
+int wire_parse_resources(const char *s, size_t len, struct wire_resource *ret)
+{
+	size_t i = 0;
+	int n = 0;
+
+	while (i < len) {
+		struct wire_resource r = { 0 };
+		size_t nl = 0;
+		uint64_t whole = 0, frac = 0, scale = 1000;
+		bool digits = false;
+
+		while (i < len && s[i] == ' ')
+			i++;
+		while (i < len && s[i] != ':' && s[i] != ',') {
+			char c = s[i++];
+
+			if (nl + 1 >= sizeof(r.name) || !(c == '_' || c == '-' || c == '.' ||
+							  (c >= 'a' && c <= 'z') ||
+							  (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+				return -EINVAL;
+			r.name[nl++] = c;
+		}
+		if (!nl || i >= len || s[i++] != ':')
+			return -EINVAL;
+		while (i < len && s[i] >= '0' && s[i] <= '9') {
+			whole = whole * 10 + (uint64_t)(s[i++] - '0');
+			digits = true;
+			if (whole > 1000000000)
+				return -EINVAL;
+		}
+		if (i < len && s[i] == '.') {
+			i++;
+			while (i < len && s[i] >= '0' && s[i] <= '9') {
+				if (scale == 1)
+					return -EINVAL; /* more than 3 decimals */
+				scale /= 10;
+				frac += (uint64_t)(s[i++] - '0') * scale;
+				digits = true;
+			}
+		}
+		if (!digits || (i < len && s[i++] != ',') || n == KRAY_RESOURCES_MAX)
+			return -EINVAL;
+		r.milli = whole * 1000 + frac;
+		if (ret)
+			ret[n] = r;
+		n++;
+	}
+	return n;
 }
 
 int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret)

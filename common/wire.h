@@ -120,7 +120,7 @@ struct wire_text {
 
 struct wire_actor_create {
 	struct kray_msg_actor_create m;
-	const char *cls, *name, *ns; /* not NUL-terminated; name/ns may be NULL */
+	const char *cls, *name, *ns, *res; /* not NUL-terminated; name/ns/res may be NULL */
 	struct wire_rd args; /* m.nargs values, already validated */
 };
 
@@ -133,6 +133,14 @@ struct wire_actor_reply {
 	struct kray_msg_actor_reply m;
 	const char *text; /* m.len bytes */
 };
+
+/* A resource list "NAME:QTY,..." (quantities with up to 3 decimals).  Returns the count
+ * (at most KRAY_RESOURCES_MAX, names up to 31 bytes) or -EINVAL. */
+struct wire_resource {
+	char name[32];
+	uint64_t milli;
+};
+int wire_parse_resources(const char *s, size_t len, struct wire_resource *ret);
 
 /* Body decoders: each returns 0 or -EBADMSG and fills *ret only on success. */
 int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret);

@@ -82,12 +82,46 @@ static void fail_queue(struct krayd *d, struct actor *a)
 	}
 }
 
+static struct node_resource *node_res(struct krayd *d, const char *name)
+{
+	for (int i = 0; i < d->nres; i++)
+		if (!strcmp(d->res[i].r.name, name))
+			return &d->res[i];
+	return NULL;
+}
+
 static void unplace(struct krayd *d, struct actor *a)
 {
 	if (!a->placed)
 		return;
 	a->placed = false;
 	d->actor_slots_milli -= a->slots_milli;
+	for (int i = 0; i < a->nres; i++)
+		node_res(d, a->res[i].name)->used_milli -= a->res[i].milli;
+}
+
+/* What a's placement waits for, or NULL when everything it needs is free. */
+static const char *missing(struct krayd *d, struct actor *a, char *buf, size_t len)
+{
+	uint32_t cap = (uint32_t)d->cfg.num_cpus * 1000;
+
+	if (d->actor_slots_milli + a->slots_milli > cap) {
+		snprintf(buf, len, "waiting for %.3g CPU slots (%.3g of %d free)",
+			 a->slots_milli / 1000.0, (cap - d->actor_slots_milli) / 1000.0,
+			 d->cfg.num_cpus);
+		return buf;
+	}
+	for (int i = 0; i < a->nres; i++) {
+		struct node_resource *n = node_res(d, a->res[i].name);
+
+		if (n->used_milli + a->res[i].milli > n->r.milli) {
+			snprintf(buf, len, "waiting for %.3g %s (%.3g of %.3g free)",
+				 a->res[i].milli / 1000.0, a->res[i].name,
+				 (n->r.milli - n->used_milli) / 1000.0, n->r.milli / 1000.0);
+			return buf;
+		}
+	}
+	return NULL;
 }
 
 static void place_pending(struct krayd *d);
@@ -132,18 +166,20 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	place_pending(d);
 }
 
-/* Starts a's process if its CPU slots are free. */
+/* Starts a's process if the CPU slots and resources it needs are free. */
 static void try_place(struct krayd *d, struct actor *a)
 {
-	uint32_t cap = (uint32_t)d->cfg.num_cpus * 1000;
+	char why[160];
 
 	if (a->state != A_PENDING || a->ctor->deps_left || d->stopping)
 		return;
 	if (!a->placed) {
-		if (d->actor_slots_milli + a->slots_milli > cap)
-			return; /* waits: `kray status` counts it as pending */
+		if (missing(d, a, why, sizeof(why)))
+			return; /* waits: `kray status` says for what */
 		a->placed = true;
 		d->actor_slots_milli += a->slots_milli;
+		for (int i = 0; i < a->nres; i++)
+			node_res(d, a->res[i].name)->used_milli += a->res[i].milli;
 	}
 	if (worker_spawn_actor(d, a)) {
 		actor_dead(d, a, KRAY_WE_INTERNAL, "actor '%.*s' cannot start a worker",
@@ -183,6 +219,22 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 		*ret_why = "it needs more CPUs than this node has";
 		return -EINVAL;
 	}
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	int nres = wire_parse_resources(m->res, m->m.res_len, res);
+
+	if (nres < 0) {
+		*ret_why = "resources are not NAME:QTY,... (at most 16, 3 decimals)";
+		return -EINVAL;
+	}
+	for (int i = 0; i < nres; i++) {
+		struct node_resource *n = node_res(d, res[i].name);
+
+		if (!n || n->r.milli < res[i].milli) {
+			*ret_why = "it needs a custom resource this node does not have (or not "
+				   "that much)";
+			return -EINVAL;
+		}
+	}
 	a = calloc(1, sizeof(*a));
 	t = calloc(1, sizeof(*t));
 	if (!a || !t)
@@ -194,6 +246,8 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 	a->max_task_retries = m->m.max_task_retries;
 	a->max_concurrency = m->m.max_concurrency;
 	a->slots_milli = m->m.num_cpus_milli;
+	a->nres = nres;
+	memcpy(a->res, res, (size_t)nres * sizeof(*res));
 	if (m->m.name_len && (!(a->name = strndup(m->name, m->m.name_len)) ||
 			      !(a->ns = strndup(m->ns ? m->ns : "", m->m.ns_len))))
 		abort();
@@ -451,7 +505,6 @@ void actor_fini(struct krayd *d)
 void actor_describe(struct krayd *d, struct kbuf *b)
 {
 	static const char *const states[] = { "pending", "starting", "alive", "dead" };
-	uint32_t cap = (uint32_t)d->cfg.num_cpus * 1000;
 
 	for (struct actor *a = d->actors; a; a = a->next) {
 		char line[1024], why[600] = "";
@@ -463,9 +516,7 @@ void actor_describe(struct krayd *d, struct kbuf *b)
 			snprintf(why, sizeof(why), "waiting for %d constructor argument%s",
 				 a->ctor->deps_left, a->ctor->deps_left == 1 ? "" : "s");
 		else if (a->state == A_PENDING && !a->placed)
-			snprintf(why, sizeof(why), "waiting for %.3g CPU slots (%.3g of %d free)",
-				 a->slots_milli / 1000.0,
-				 (cap - d->actor_slots_milli) / 1000.0, d->cfg.num_cpus);
+			missing(d, a, why, sizeof(why));
 		else if (a->state == A_DEAD)
 			snprintf(why, sizeof(why), "%s", a->death);
 		else if (a->w)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/wire.h"
 #include "log.h"
 
 enum kind { K_STR, K_INT, K_SIZE, K_LEVEL };
@@ -41,6 +42,8 @@ static const struct key keys[] = {
 	  "pre-faulted memory kept ready for new objects (0: none)" },
 	INT("hugepages", hugepages, 0, 1,
 	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
+	{ "resources", K_STR, offsetof(struct config, resources), 256, 0, 0,
+	  "custom resources of this node, e.g. GPU:2,ssd:1" },
 	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
 	  "HOST:PORT for the Prometheus endpoint (default off)" },
 	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,
@@ -286,6 +289,10 @@ int config_load(struct config *cfg, int argc, char **argv)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 		cfg->num_cpus = n > 0 ? (int)n : 1;
+	}
+	if (wire_parse_resources(cfg->resources, strlen(cfg->resources), NULL) < 0) {
+		fprintf(stderr, "krayd: resources: not NAME:QTY,...: '%s'\n", cfg->resources);
+		return -EINVAL;
 	}
 	if (!cfg->spill_dir[0])
 		snprintf(cfg->spill_dir, sizeof(cfg->spill_dir), "%s.spill", cfg->socket);

@@ -26,6 +26,7 @@ struct config {
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
 	int hugepages; /* large objects in hugetlb memfds when huge pages are reserved */
 	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
+	char resources[256]; /* custom resources of this node: "NAME:QTY,..." */
 	char config[PATH_MAX]; /* the config file, re-read on SIGHUP */
 	bool log_level_flag; /* --log-level was given: a reload keeps it */
 	int log_level;

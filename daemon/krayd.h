@@ -140,6 +140,8 @@ struct actor {
 	int16_t max_restarts, max_task_retries;
 	uint16_t max_concurrency;
 	uint32_t slots_milli; /* CPU slots held while placed */
+	struct wire_resource res[KRAY_RESOURCES_MAX]; /* custom resources held while placed */
+	int nres;
 	bool placed;
 	enum actor_state state;
 	struct worker *w;
@@ -219,6 +221,11 @@ struct krayd {
 
 	struct actor *actors;
 	uint32_t actor_slots_milli; /* CPU slots held by placed actors */
+	struct node_resource {
+		struct wire_resource r; /* name and total */
+		uint64_t used_milli;
+	} res[KRAY_RESOURCES_MAX]; /* this node's custom resources */
+	int nres;
 	struct oidmap objs; /* oid -> struct obj * */
 	struct obj *lru_head, *lru_tail; /* large objects in memory */
 	struct pool *pool;

@@ -62,6 +62,14 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	log_level = d.cfg.log_level;
 	d.node = new_node_id();
+	{
+		struct wire_resource res[KRAY_RESOURCES_MAX];
+
+		/* Checked by config_load(). */
+		d.nres = wire_parse_resources(d.cfg.resources, strlen(d.cfg.resources), res);
+		for (int i = 0; i < d.nres; i++)
+			d.res[i].r = res[i];
+	}
 	ensure_dir(d.cfg.socket);
 
 	r = loop_init(&d);

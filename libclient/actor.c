@@ -50,7 +50,7 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 {
 	struct kray_actor_opts o = opts ? *opts : KRAY_ACTOR_OPTS_DEFAULT;
 	struct kray_msg_actor_create m = { 0 };
-	size_t cls_len = 0, name_len = 0, ns_len = 0, off;
+	size_t cls_len = 0, name_len = 0, ns_len = 0, res_len = 0, off;
 	uint64_t req = ++k->next_req;
 	int r;
 
@@ -64,6 +64,10 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 		return r;
 	if (o.name && !name_len)
 		return kc_fail(k, -EINVAL, "an actor name cannot be empty");
+	res_len = o.resources ? strlen(o.resources) : 0;
+	if (res_len > 255 || wire_parse_resources(o.resources, res_len, NULL) < 0)
+		return kc_fail(k, -EINVAL, "resources must be \"NAME:QTY,...\" (at most %d)",
+			       KRAY_RESOURCES_MAX);
 	if (nargs > KRAY_ARGS_MAX || (nargs && !args))
 		return kc_fail(k, -EINVAL, "at most %d constructor arguments", KRAY_ARGS_MAX);
 	if (o.max_restarts < -1 || o.max_restarts > INT16_MAX || o.max_task_retries < -1 ||
@@ -88,11 +92,13 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 	m.class_len = (uint8_t)cls_len;
 	m.name_len = (uint8_t)name_len;
 	m.ns_len = (uint8_t)ns_len;
+	m.res_len = (uint8_t)res_len;
 	off = wire_begin(&k->out, KRAY_MSG_ACTOR_CREATE, req);
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_put_padded(&k->out, cls, cls_len);
 	wire_put_padded(&k->out, o.name, name_len);
 	wire_put_padded(&k->out, o.ns, ns_len);
+	wire_put_padded(&k->out, o.resources, res_len);
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
 	if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {

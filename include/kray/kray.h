@@ -230,6 +230,8 @@ struct kray_actor_opts {
 	int max_task_retries; /* retries of calls in flight when it died; -1 forever */
 	unsigned max_concurrency; /* methods that may run at once, on threads; default 1 */
 	double num_cpus; /* CPU slots it holds while alive; default 0 */
+	const char *resources; /* custom resources it holds while alive: "GPU:1,ssd:0.5"
+				* (the node declares its own with krayd's `resources`) */
 };
 #define KRAY_ACTOR_OPTS_DEFAULT ((struct kray_actor_opts){ .max_concurrency = 1 })
 

@@ -218,11 +218,15 @@ struct kray_msg_actor_create {
 	__u16 nargs; /* constructor arguments that follow the names */
 	__u32 num_cpus_milli; /* CPU slots it holds while alive, in thousandths */
 	__u8 detached; /* outlives its creator: ends only by kill */
-	__u8 class_len; /* then class, name and namespace bytes, each padded to 8 */
+	__u8 class_len; /* then class, name, namespace and resources, each padded to 8 */
 	__u8 name_len; /* 0: unnamed */
 	__u8 ns_len;
+	__u8 res_len; /* custom resources it holds while alive: "NAME:QTY,..." */
+	__u8 pad[7];
 };
-_Static_assert(sizeof(struct kray_msg_actor_create) == 24, "actor_create is 24 bytes");
+_Static_assert(sizeof(struct kray_msg_actor_create) == 32, "actor_create is 32 bytes");
+
+#define KRAY_RESOURCES_MAX 16 /* custom resources of a node or an actor */
 
 struct kray_msg_get_actor {
 	__u8 name_len; /* then name and namespace bytes, each padded to 8 */

@@ -406,3 +406,48 @@ Test(service, status_says_why_an_actor_waits, .timeout = 60)
 	kray_release(k, &b, 1);
 	harness_shutdown(k);
 }
+
+Test(service, custom_resources_place_actors, .timeout = 60)
+{
+	struct harness h;
+	struct kray_actor_opts gpu = KRAY_ACTOR_OPTS_DEFAULT, bad = KRAY_ACTOR_OPTS_DEFAULT;
+	const char *extra[] = { "--resources", "GPU:1,ssd:2.5", NULL };
+	kray_ref a, b, c;
+	char *text = NULL;
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 2, extra), 0);
+	kray *k = harness_connect(h.sock);
+
+	gpu.resources = "GPU:1";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &gpu, &a), 0, "%s", kray_errmsg(k));
+	gpu.name = "second";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &gpu, &b), 0, "%s", kray_errmsg(k));
+	/* A resource the node lacks, or more of one than it has, cannot be placed here. */
+	bad.resources = "TPU:1";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &bad, &c), -EINVAL);
+	bad.resources = "ssd:3";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &bad, &c), -EINVAL);
+	bad.resources = "GPU";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &bad, &c), -EINVAL);
+
+	kray_ref r;
+	kray_value v;
+
+	cr_assert_eq(kray_actor_call(k, a, "incr", &KRAY_V_INT(1), 1, NULL, &r), 0);
+	cr_assert_eq(kray_get(k, &r, 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_describe_actors(k, &text), 0);
+	cr_assert(strstr(text, "/second pending: waiting for 1 GPU (0 of 1 free)"),
+		  "actor list:\n%s", text);
+	free(text);
+	cr_assert_eq(kray_actor_call(k, b, "incr", &KRAY_V_INT(5), 1, NULL, &r), 0);
+	cr_assert_eq(kray_get(k, &r, 1, 300, &v), -ETIMEDOUT, "the second GPU actor ran");
+	kray_release(k, &a, 1); /* its GPU goes to the waiting one */
+	cr_assert_eq(kray_get(k, &r, 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 5);
+	harness_shutdown(k);
+
+	const char *broken[] = { "--resources", "GPU=1", NULL };
+	struct harness h2;
+
+	cr_assert_neq(harness_start_krayd_opts(&h2, 1, broken), 0, "krayd took resources GPU=1");
+}
