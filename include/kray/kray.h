@@ -139,7 +139,9 @@ struct kray_call_opts {
 int kray_call(kray *k, const char *fn, const kray_value *args, size_t nargs,
 	      const struct kray_call_opts *opts, kray_ref *ret_refs);
 
-/* Stores a value (not a REF or ERROR) as a new object owned by this process. */
+/* Stores a value (not a REF or ERROR) as a new object owned by this process.  A large
+ * value is copied once, into the object store (see kray_create()).  Returns 0, -EINVAL,
+ * -ENOSPC (the store is full and nothing can be spilled) or -EPIPE. */
 int kray_put(kray *k, const kray_value *v, kray_ref *ret_ref);
 
 /*
@@ -161,7 +163,8 @@ int kray_get(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms, kray_v
 int kray_put_refs(kray *k, const kray_value *v, const kray_ref *refs, size_t nrefs,
 		  kray_ref *ret_ref);
 
-/* Drops this process's references; an object nobody references is freed. */
+/* Drops this process's references; an object nobody references is freed.  Batched like
+ * kray_call(): krayd hears of it with the next call that waits, or kray_flush(). */
 int kray_release(kray *k, const kray_ref *refs, size_t n);
 
 /*
@@ -169,7 +172,8 @@ int kray_release(kray *k, const kray_ref *refs, size_t n);
  * writable memory until kray_seal(), which publishes the object and unmaps it.  Objects
  * over the inline limit live in a memfd from the object store's pool of pre-faulted
  * memory, sealed (F_SEAL_WRITE|SHRINK|GROW|SEAL) before anyone else sees them.
- * Returns 0, -ENOSPC (the store is full of pinned objects), -EINVAL or -EPIPE.
+ * Returns 0, -ENOSPC (the store is full and nothing can be spilled: every object is
+ * mapped, or the spill directory is full), -EINVAL or -EPIPE.
  */
 int kray_create(kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
 
