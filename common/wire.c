@@ -273,6 +273,7 @@ int wire_dec_actor_create(const void *body, size_t len, struct wire_actor_create
 
 int wire_parse_resources(const char *s, size_t len, struct wire_resource *ret)
 {
+	struct wire_resource all[KRAY_RESOURCES_MAX];
 	size_t i = 0;
 	int n = 0;
 
@@ -313,11 +314,15 @@ int wire_parse_resources(const char *s, size_t len, struct wire_resource *ret)
 		}
 		if (!digits || (i < len && s[i++] != ',') || n == KRAY_RESOURCES_MAX)
 			return -EINVAL;
+		/* A name twice would be checked once against the node but held twice. */
+		for (int j = 0; j < n; j++)
+			if (!strcmp(all[j].name, r.name))
+				return -EINVAL;
 		r.milli = whole * 1000 + frac;
-		if (ret)
-			ret[n] = r;
-		n++;
+		all[n++] = r;
 	}
+	if (ret && n)
+		memcpy(ret, all, (size_t)n * sizeof(*ret));
 	return n;
 }
 

@@ -134,8 +134,9 @@ struct wire_actor_reply {
 	const char *text; /* m.len bytes */
 };
 
-/* A resource list "NAME:QTY,..." (quantities with up to 3 decimals).  Returns the count
- * (at most KRAY_RESOURCES_MAX, names up to 31 bytes) or -EINVAL. */
+/* A resource list "NAME:QTY,..." (unique names up to 31 bytes, quantities with up to 3
+ * decimals).  Returns the count (at most KRAY_RESOURCES_MAX) or -EINVAL; writes ret
+ * only on success. */
 struct wire_resource {
 	char name[32];
 	uint64_t milli;

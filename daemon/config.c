@@ -64,21 +64,24 @@ static const struct key keys[] = {
 
 static int parse_size(const char *s, uint64_t *ret)
 {
-	char *end;
+	unsigned int shift = 0;
 	unsigned long long v;
+	char *end;
 
+	if (*s < '0' || *s > '9') /* strtoull() takes " 1", "+1" and "-1" (ULLONG_MAX) */
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case 'G': case 'g': v <<= 10; /* fall through */
-	case 'M': case 'm': v <<= 10; /* fall through */
-	case 'K': case 'k': v <<= 10; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'K': case 'k': shift = 10; end++; break;
 	}
-	if (*end)
+	if (*end || v > UINT64_MAX >> shift)
 		return -EINVAL;
-	*ret = v;
+	*ret = (uint64_t)v << shift;
 	return 0;
 }
 
@@ -167,11 +170,18 @@ static int load_file(struct config *cfg, const char *path)
 		return -EINVAL;
 	}
 	while (fgets(line, sizeof(line), f)) {
+		bool whole = strchr(line, '\n') || feof(f); /* before trim() drops the '\n' */
 		char *s = trim(line), *eq, *key, *val;
 		const struct key *k;
 		const char *why;
 
 		lineno++;
+		if (!whole) {
+			fprintf(stderr, "krayd: %s:%d: line longer than %zu bytes\n", path, lineno,
+				sizeof(line) - 2);
+			r = -EINVAL;
+			break;
+		}
 		if (!*s || *s == '#')
 			continue;
 		eq = strchr(s, '=');
