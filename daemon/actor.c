@@ -354,8 +354,8 @@ void actor_dispatch(struct krayd *d, struct actor *a)
 			task_fail_from_arg(d, t, err, arg);
 			continue;
 		}
-		sched_send_exec(d, a->w, t);
-		a->inflight++;
+		if (!sched_send_exec(d, a->w, t))
+			a->inflight++;
 	}
 }
 

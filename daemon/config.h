@@ -12,13 +12,15 @@
 #include <stdint.h>
 #include <sys/un.h>
 
+#include "../include/uapi/kray_wire.h"
+
 struct config {
 	char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int num_cpus; /* CPU slots; 0 = online CPUs */
 	int max_workers; /* including workers blocked in get */
 	uint64_t store_size; /* object store capacity, bytes */
 	uint32_t inline_max; /* largest object carried inline */
-	char code_path[4096]; /* default code search path for jobs */
+	char code_path[KRAY_PATH_MAX + 1]; /* default code search path for jobs */
 	char worker[PATH_MAX]; /* worker host binary */
 	char pidfile[PATH_MAX];
 	char remove_dir[PATH_MAX]; /* a private directory removed at exit */

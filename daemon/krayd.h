@@ -330,7 +330,9 @@ unsigned actor_count(struct krayd *d, enum actor_state state);
 void actor_describe(struct krayd *d, struct kbuf *b);
 
 /* sched.c */
-void sched_send_exec(struct krayd *d, struct worker *w, struct task *t);
+/* Returns 0, or -1 when t cannot be sent (too many or too large arguments, an argument
+ * that cannot be restored): t has been failed. */
+int sched_send_exec(struct krayd *d, struct worker *w, struct task *t);
 /* Gives back the actor handles a worker's connection borrowed for running t. */
 void sched_unlend(struct conn *c, struct task *t);
 void sched_enqueue(struct krayd *d, struct task *t, bool front);

@@ -87,6 +87,9 @@ static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
 		return fail("malformed put", -EBADMSG);
 	if (p.oid.node != d->node || p.oid.owner != c->id || p.oid.index != KRAY_OID_PUT)
 		return fail("put of an object id this client does not own", -EPERM);
+	if (p.value.len > d->cfg.inline_max)
+		return fail("inline put larger than inline-max (large objects go through create)",
+			    -EMSGSIZE);
 	o = store_create(d, &p.oid);
 	if (!o)
 		return fail("object id reused", -EEXIST);
@@ -128,11 +131,11 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 		return fail("malformed create", -EBADMSG);
 	if (m.oid.node != d->node || m.oid.owner != c->id || m.oid.index != KRAY_OID_PUT)
 		return fail("create of an object id this client does not own", -EPERM);
-	if (m.size <= d->cfg.inline_max || m.size > (1ull << 40))
-		return fail("create size out of range", -EINVAL);
+	if (m.size <= d->cfg.inline_max)
+		return fail("create of an object small enough to be inline", -EINVAL);
 	if (store_get(d, &m.oid))
 		return fail("object id reused", -EEXIST);
-	rep.status = store_create_large(c, &m.oid, m.size, &fd);
+	rep.status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
 	off = wire_begin(&c->out, KRAY_MSG_CREATE_REPLY, req);
 	kbuf_put(&c->out, &rep, sizeof(rep));
 	if (!rep.status && conn_frame_fd(c, fd)) {

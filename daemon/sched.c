@@ -9,6 +9,7 @@
  * no-op tasks cost one socket round trip per batch instead of per task while long tasks
  * are never queued behind each other.  A function not run yet is not pipelined.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,7 +115,63 @@ static void tell_job(struct worker *w, uint32_t job, const char *path)
 }
 
 /* Sends t to w: its arguments with every REF replaced by the object's value. */
-void sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
+/*
+ * Checks that t's arguments, resolved, fit in one EXEC: at most KRAY_FDS_PER_MSG large
+ * objects (each restored from disk if it was spilled) and KRAY_FRAME_MAX bytes.  Fails t
+ * and returns -1 otherwise.
+ */
+static int exec_fits(struct krayd *d, struct task *t)
+{
+	uint64_t bytes = sizeof(struct kray_msg_exec) + KRAY_PAD8(t->fn->name_len);
+	unsigned large = 0;
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid id;
+		struct obj *o;
+		int err;
+
+		bytes += sizeof(struct kray_wire_value);
+		if (v.type != KRAY_WT_REF) {
+			bytes += KRAY_PAD8(v.len);
+			continue;
+		}
+		memcpy(&id, v.data, sizeof(id));
+		o = store_get(d, &id);
+		if (o->type != KRAY_WT_FD) {
+			bytes += KRAY_PAD8(o->len) + o->ncontained * sizeof(struct kray_oid);
+			continue;
+		}
+		bytes += sizeof(struct kray_oid);
+		if (++large > KRAY_FDS_PER_MSG) {
+			task_fail(d, t, KRAY_WE_BAD_ARGS,
+				  "'%.*s' has more than %d large arguments (one message carries "
+				  "at most %d memfds)",
+				  t->fn->name_len, t->fn->name, KRAY_FDS_PER_MSG, KRAY_FDS_PER_MSG);
+			return -1;
+		}
+		err = store_restore(d, o);
+		if (err) {
+			task_fail(d, t, err == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
+				  "argument %u of '%.*s' cannot be restored from disk: %s", i,
+				  t->fn->name_len, t->fn->name,
+				  err == -ENOSPC ? "the object store is full" : strerror(-err));
+			return -1;
+		}
+	}
+	if (bytes > KRAY_FRAME_MAX) {
+		task_fail(d, t, KRAY_WE_BAD_ARGS,
+			  "the arguments of '%.*s' come to %llu bytes inline, more than one message "
+			  "carries (%u); pass large values as objects (kray_put)",
+			  t->fn->name_len, t->fn->name, (unsigned long long)bytes, KRAY_FRAME_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 {
 	struct kbuf *b = &w->conn->out;
 	struct kray_msg_exec m = { .task = t->id, .job = t->job, .num_returns = t->num_returns,
@@ -126,6 +183,8 @@ void sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	struct wire_value v;
 	size_t off;
 
+	if (exec_fits(d, t))
+		return -1;
 	tell_job(w, t->job, path ? path : "");
 	off = wire_begin(b, KRAY_MSG_EXEC, 0);
 	kbuf_put(b, &m, sizeof(m));
@@ -159,6 +218,7 @@ void sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 		w->head = t;
 	w->tail = t;
 	w->inflight++;
+	return 0;
 }
 
 static bool runnable(const struct worker *w)
@@ -217,7 +277,8 @@ void sched_dispatch(struct krayd *d)
 		}
 		if (!best)
 			break;
-		sched_send_exec(d, best, dequeue(d));
+		if (sched_send_exec(d, best, dequeue(d)) && active && !best->inflight)
+			active--; /* it failed instead: the worker stays idle */
 	}
 	if (d->qhead) {
 		/* Start workers for the slots that have none, as far as the queue needs. */

@@ -38,8 +38,11 @@ int kc_check_value(struct kray *k, const kray_value *v, bool allow_ref)
 	case KRAY_BYTES:
 		if (v->len && !v->data)
 			return kc_fail(k, -EINVAL, "bytes value with NULL data");
-		if (v->len > KRAY_FRAME_MAX / 2)
-			return kc_fail(k, -E2BIG, "bytes value of %zu bytes is too large", v->len);
+		/* Inline (call arguments) they must fit in a message; as objects (allow_ref
+		 * false: puts) they go to the store, up to KRAY_OBJECT_MAX. */
+		if (allow_ref ? v->len > KRAY_FRAME_MAX / 2 : v->len > KRAY_OBJECT_MAX)
+			return kc_fail(k, allow_ref ? -E2BIG : -EFBIG,
+				       "bytes value of %zu bytes is too large", v->len);
 		return 0;
 	case KRAY_REF:
 	case KRAY_ACTOR:

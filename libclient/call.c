@@ -49,7 +49,7 @@ KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
 	if (idx >= ctx->num_returns || !v ||
 	    (v->type != KRAY_NIL && v->type != KRAY_INT64 && v->type != KRAY_F64 &&
 	     v->type != KRAY_BYTES) ||
-	    (v->type == KRAY_BYTES && v->len && !v->data) || v->len > KRAY_FRAME_MAX / 2)
+	    (v->type == KRAY_BYTES && v->len && !v->data) || v->len > KRAY_OBJECT_MAX)
 		return -EINVAL;
 	dst = &ctx->rets[idx];
 	kray_value_clear(dst);
@@ -341,7 +341,7 @@ void call_finish(struct kray *k, struct call *c)
 		size_t off = wire_begin(&k->out, KRAY_MSG_RESULT, 0);
 
 		kbuf_put(&k->out, &m, sizeof(m));
-		for (unsigned i = 0; i < c->x.m.num_returns; i++) {
+		for (unsigned i = 0; i < c->x.m.num_returns && k->out.len - off <= KRAY_FRAME_MAX; i++) {
 			const kray_value *v = &c->ctx.rets[i];
 			uint64_t scalar = 0;
 
@@ -356,7 +356,21 @@ void call_finish(struct kray *k, struct call *c)
 				       v->type == KRAY_BYTES ? 0 : scalar, v->data,
 				       v->type == KRAY_BYTES ? (uint32_t)v->len : 0);
 		}
-		wire_end(&k->out, off);
+		if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
+			/* Many inline values past what one message carries: say so. */
+			size_t bytes = k->out.len - off;
+
+			k->out.len = off;
+			for (unsigned i = 0; i < c->x.m.num_returns; i++)
+				if (c->ctx.rets[i].type == KRAY_REF) /* stored for nothing */
+					kray_release(k, &c->ctx.rets[i].ref, 1);
+			put_error(k, &c->x.m.task, c->ns, KRAY_WE_TASK,
+				  "%s '%s' failed: its results come to more than %zu bytes inline, "
+				  "more than one message carries (%u)",
+				  what, c->name, bytes, KRAY_FRAME_MAX);
+		} else {
+			wire_end(&k->out, off);
+		}
 	}
 	if (c->x.m.ctor) {
 		if (ok)

@@ -376,6 +376,7 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 			       rep.status == -ENOSPC ? "the object store is full and nothing more "
 						       "can be spilled (every object is mapped, or "
 						       "the spill directory is full)" :
+			       rep.status == -EFBIG  ? "larger than the largest object (1 TiB)" :
 						       strerror(-rep.status));
 	}
 	fds = kc_frame_fds(k, &h);
@@ -414,6 +415,9 @@ KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (!ret_ref || !ret_data)
 		return kc_fail(k, -EINVAL, "kray_create needs ret_ref and ret_data");
+	if (size > KRAY_OBJECT_MAX)
+		return kc_fail(k, -EFBIG, "objects are at most %llu bytes",
+			       (unsigned long long)KRAY_OBJECT_MAX);
 	if (size <= k->inline_max) {
 		/* Small: a heap buffer, sent inline by kray_seal(). */
 		struct view *vw = calloc(1, sizeof(*vw));

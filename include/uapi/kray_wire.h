@@ -24,6 +24,7 @@
 #define KRAY_ARGS_MAX 1024 /* arguments of one task */
 #define KRAY_RETURNS_MAX 256 /* num_returns of one task */
 #define KRAY_REFS_MAX 65536 /* refs in one get, wait or release */
+#define KRAY_OBJECT_MAX (1ull << 40) /* bytes of one object */
 
 /*
  * An object id names the task that made the object and the process that owns it:
