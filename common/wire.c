@@ -162,7 +162,7 @@ int wire_dec_exec(const void *body, size_t len, struct wire_exec *ret)
 		return -EBADMSG;
 	if (memchr(name, 0, e.m.name_len))
 		return -EBADMSG;
-	e.nfds = check_values(r, e.m.nargs, PLAIN | T(KRAY_WT_FD) | T(KRAY_WT_ACTOR));
+	e.nfds = check_values(r, e.m.nargs, PLAIN | T(KRAY_WT_FD) | T(KRAY_WT_ACTOR) | NESTED);
 	if (e.nfds < 0)
 		return -EBADMSG;
 	e.name = name;

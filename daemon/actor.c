@@ -312,8 +312,11 @@ void actor_worker_ready(struct krayd *d, struct worker *w)
 {
 	struct actor *a = w->actor;
 
-	if (a->state != A_STARTING || a->w != w)
+	if (a->state != A_STARTING || a->w != w) {
+		/* The actor died while this process was starting: it has nothing to host. */
+		conn_close(w->conn, "its actor is gone");
 		return;
+	}
 	sched_send_exec(d, w, a->ctor);
 }
 
@@ -450,17 +453,20 @@ void actor_worker_died(struct krayd *d, struct worker *w, const char *how)
 
 int actor_kill(struct krayd *d, struct actor *a, bool no_restart)
 {
+	struct worker *w = a->w;
+
 	if (a->state == A_DEAD)
 		return -ENOENT;
 	if (no_restart)
 		a->no_restart = true;
-	if (a->w) {
-		kill(a->w->pid, SIGKILL); /* the reaper decides: restart or dead */
-		return 0;
-	}
-	if (a->no_restart)
+	if (a->no_restart || (a->max_restarts >= 0 && a->restarts >= a->max_restarts)) {
+		/* Dead now, not when the process is reaped: its name is free at once and
+		 * every later call fails. */
 		actor_dead(d, a, KRAY_WE_ACTOR_DIED, "actor '%.*s' was killed",
 			   a->ctor->fn->name_len, a->ctor->fn->name);
+	}
+	if (w)
+		kill(w->pid, SIGKILL); /* the reaper retries or fails what it was running */
 	return 0;
 }
 

@@ -296,7 +296,8 @@ void sched_dispatch(struct krayd *d)
 	}
 }
 
-/* Gives back the actor handles worker connection c borrowed for t. */
+/* Gives back the actor handles, and the refs inside argument objects, that worker
+ * connection c borrowed for t. */
 void sched_unlend(struct conn *c, struct task *t)
 {
 	struct wire_rd r;
@@ -308,10 +309,18 @@ void sched_unlend(struct conn *c, struct task *t)
 
 		if (wire_rd_value(&r, &v))
 			break;
-		if (v.type != KRAY_WT_ACTOR)
+		if (v.type != KRAY_WT_ACTOR && v.type != KRAY_WT_REF)
 			continue;
 		memcpy(&id, v.data, sizeof(id));
-		store_conn_unref(c, &id);
+		if (v.type == KRAY_WT_ACTOR) {
+			store_conn_unref(c, &id);
+			continue;
+		}
+		/* The refs an argument object contains were lent with it (store_send_value). */
+		struct obj *o = store_get(c->d, &id);
+
+		for (uint16_t j = 0; o && j < o->ncontained; j++)
+			store_conn_unref(c, &o->contained[j]);
 	}
 }
 

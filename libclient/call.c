@@ -244,8 +244,11 @@ static int take_args(struct kray *k, struct call *c)
 			memcpy(&a->ref, w.data, sizeof(a->ref));
 			break;
 		default:
+			/* Refs the argument contains are lent to this call (krayd takes them
+			 * back when it answers). */
 			*a = (kray_value){ .type = (enum kray_type)w.type, .data = w.data,
-					   .len = w.len };
+					   .len = w.len, .refs = (const kray_ref *)w.refs,
+					   .nrefs = w.nrefs };
 			memcpy(w.type == KRAY_WT_F64 ? (void *)&a->f : (void *)&a->i, &w.scalar,
 			       sizeof(w.scalar));
 		}
