@@ -178,6 +178,7 @@ struct obj {
 	uint32_t pins; /* views handed out and not yet dropped */
 	int fd;
 	bool spilled;
+	bool exec_pin; /* pinned while an EXEC that takes it is built */
 	uint64_t size;
 	struct conn *writer; /* the connection writing it (pending large objects) */
 	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
@@ -269,6 +270,7 @@ void store_ref(struct obj *o);
 /* A reference held by connection c (released when c goes). */
 void store_conn_ref(struct conn *c, struct obj *o);
 void store_conn_unref(struct conn *c, const struct kray_oid *id);
+void store_pin(struct krayd *d, struct obj *o);
 void store_unpin(struct krayd *d, struct obj *o);
 void store_unref(struct krayd *d, struct obj *o);
 /* Appends o's value to c's output; a large object goes as an FD value with its memfd

@@ -115,6 +115,28 @@ static void tell_job(struct worker *w, uint32_t job, const char *path)
 }
 
 /* Sends t to w: its arguments with every REF replaced by the object's value. */
+/* Drops the pins exec_fits() took on t's large arguments (those already in memory). */
+static void unpin_args(struct krayd *d, struct task *t)
+{
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid id;
+		struct obj *o;
+
+		if (v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		o = store_get(d, &id);
+		if (o->type == KRAY_WT_FD && o->pins && o->exec_pin) {
+			o->exec_pin = false;
+			store_unpin(d, o);
+		}
+	}
+}
+
 /*
  * Checks that t's arguments, resolved, fit in one EXEC: at most KRAY_FDS_PER_MSG large
  * objects (each restored from disk if it was spilled) and KRAY_FRAME_MAX bytes.  Fails t
@@ -146,6 +168,7 @@ static int exec_fits(struct krayd *d, struct task *t)
 		}
 		bytes += sizeof(struct kray_oid);
 		if (++large > KRAY_FDS_PER_MSG) {
+			unpin_args(d, t);
 			task_fail(d, t, KRAY_WE_BAD_ARGS,
 				  "'%.*s' has more than %d large arguments (one message carries "
 				  "at most %d memfds)",
@@ -154,14 +177,21 @@ static int exec_fits(struct krayd *d, struct task *t)
 		}
 		err = store_restore(d, o);
 		if (err) {
+			unpin_args(d, t);
 			task_fail(d, t, err == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
 				  "argument %u of '%.*s' cannot be restored from disk: %s", i,
 				  t->fn->name_len, t->fn->name,
 				  err == -ENOSPC ? "the object store is full" : strerror(-err));
 			return -1;
 		}
+		/* Restoring the next one must not spill this one again. */
+		if (!o->exec_pin) {
+			o->exec_pin = true;
+			store_pin(d, o);
+		}
 	}
 	if (bytes > KRAY_FRAME_MAX) {
+		unpin_args(d, t);
 		task_fail(d, t, KRAY_WE_BAD_ARGS,
 			  "the arguments of '%.*s' come to %llu bytes inline, more than one message "
 			  "carries (%u); pass large values as objects (kray_put)",
@@ -211,6 +241,7 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	}
 	conn_end_frame(w->conn, off);
 	conn_flush_later(w->conn);
+	unpin_args(d, t); /* the worker's views pin them now */
 
 	if (w->tail)
 		w->tail->next = t;

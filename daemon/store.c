@@ -156,6 +156,12 @@ void store_unref(struct krayd *d, struct obj *o)
 		obj_free(d, o);
 }
 
+void store_pin(struct krayd *d, struct obj *o)
+{
+	if (o->pins++ == 0)
+		d->st.objects_pinned++;
+}
+
 void store_unpin(struct krayd *d, struct obj *o)
 {
 	if (!o->pins || --o->pins)
@@ -200,8 +206,7 @@ void store_send_value(struct conn *c, struct obj *o)
 	}
 	wire_put_value_refs(&c->out, KRAY_WT_FD, 0, o->size, &o->id, sizeof(o->id),
 			    o->contained, o->ncontained);
-	if (o->pins++ == 0)
-		d->st.objects_pinned++;
+	store_pin(d, o);
 	(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
 }
 
