@@ -142,7 +142,7 @@ enum kray_wire_err {
 
 /*
  * A value: this header, then `len` payload bytes padded to 8, then `nrefs` object ids the
- * value contains (nested refs: only in PUT, RESULT and GET_REPLY values).
+ * value contains (nested refs: only in PUT, RESULT, GET_REPLY and EXEC values).
  */
 struct kray_wire_value {
 	__u8 type; /* enum kray_wire_type */

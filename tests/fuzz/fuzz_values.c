@@ -166,8 +166,9 @@ static void lists(const struct seen *s, const uint8_t *p, size_t len)
 		struct kray_msg_exec em = { .nargs = (uint16_t)n, .num_returns = 1, .name_len = 1 };
 		struct wire_exec we;
 
+		/* EXEC arguments may carry the refs their objects contain (lent for the call). */
 		ok = exact && n <= KRAY_ARGS_MAX &&
-		     allows(s, PLAIN | T(KRAY_WT_FD) | T(KRAY_WT_ACTOR));
+		     allows(s, PLAIN | T(KRAY_WT_FD) | T(KRAY_WT_ACTOR) | NESTED);
 		memcpy(fixed, &em, sizeof(em));
 		memcpy(fixed + sizeof(em), name, sizeof(name));
 		body = wrap(fixed, sizeof(em) + sizeof(name), p, len, &blen);
