@@ -91,8 +91,7 @@ struct worker {
 	unsigned inflight;
 	bool blocked; /* in a get: its CPU slot is given back */
 	struct actor *actor; /* the actor it hosts: not in the task pool */
-	uint32_t *jobs; /* jobs whose code path it has been told */
-	unsigned njobs, jobs_cap;
+	struct oidmap jobs; /* {job, 0, 0, 0}: jobs whose code path it has been told */
 	struct worker *next;
 };
 
@@ -218,6 +217,7 @@ struct krayd {
 	struct worker *workers;
 	unsigned nworkers, starting, start_failures;
 	struct job *jobs;
+	struct oidmap job_index; /* {job, 0, 0, 0} -> struct job * */
 	struct fnstat *fns;
 
 	struct actor *actors;

@@ -36,23 +36,27 @@ struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len)
 	return f;
 }
 
+/* Jobs are looked up on every EXEC: indexed by id (one per driver ever connected). */
 const char *job_code_path(struct krayd *d, uint32_t job)
 {
-	for (struct job *j = d->jobs; j; j = j->next)
-		if (j->id == job)
-			return j->code_path;
-	return NULL;
+	struct kray_oid key = { .node = job };
+	uint64_t *v = oidmap_get(&d->job_index, &key);
+
+	return v ? ((struct job *)(uintptr_t)*v)->code_path : NULL;
 }
 
 int job_add(struct krayd *d, uint32_t id, const char *path, size_t len)
 {
 	struct job *j = calloc(1, sizeof(*j));
+	struct kray_oid key = { .node = id };
+	bool fresh;
 
 	if (!j || !(j->code_path = strndup(path, len)))
 		abort();
 	j->id = id;
 	j->next = d->jobs;
 	d->jobs = j;
+	*oidmap_upsert(&d->job_index, &key, &fresh) = (uint64_t)(uintptr_t)j;
 	return 0;
 }
 
@@ -96,25 +100,19 @@ static unsigned pipe_depth(const struct fnstat *f)
 static void tell_job(struct worker *w, uint32_t job, const char *path)
 {
 	struct kray_msg_job m = { .job = job, .path_len = (uint32_t)strlen(path) };
+	struct kray_oid key = { .node = job };
 	size_t off;
+	bool fresh;
 
-	for (unsigned i = 0; i < w->njobs; i++)
-		if (w->jobs[i] == job)
-			return;
-	if (w->njobs == w->jobs_cap) {
-		w->jobs_cap = w->jobs_cap ? w->jobs_cap * 2 : 4;
-		w->jobs = realloc(w->jobs, w->jobs_cap * sizeof(*w->jobs));
-		if (!w->jobs)
-			abort();
-	}
-	w->jobs[w->njobs++] = job;
+	oidmap_upsert(&w->jobs, &key, &fresh);
+	if (!fresh)
+		return;
 	off = wire_begin(&w->conn->out, KRAY_MSG_JOB, 0);
 	kbuf_put(&w->conn->out, &m, sizeof(m));
 	wire_put_padded(&w->conn->out, path, m.path_len);
 	wire_end(&w->conn->out, off);
 }
 
-/* Sends t to w: its arguments with every REF replaced by the object's value. */
 /* Drops the pins exec_fits() took on t's large arguments (those already in memory). */
 static void unpin_args(struct krayd *d, struct task *t)
 {
@@ -426,6 +424,7 @@ void sched_fini(struct krayd *d)
 		free(f->name);
 		free(f);
 	}
+	oidmap_free(&d->job_index);
 	while (d->jobs) {
 		struct job *j = d->jobs;
 

@@ -260,7 +260,7 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 		pp = &(*pp)->next;
 	*pp = w->next;
 	d->nworkers--;
-	free(w->jobs);
+	oidmap_free(&w->jobs);
 	free(w);
 }
 

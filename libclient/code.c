@@ -81,9 +81,12 @@ static void load(struct job *j)
 
 struct job *code_job(struct worker_state *ws, uint32_t id)
 {
+	/* A worker that served many drivers knows many jobs; calls come in runs of one. */
+	if (ws->last_job && ws->last_job->id == id)
+		return ws->last_job;
 	for (struct job *j = ws->jobs; j; j = j->next)
 		if (j->id == id)
-			return j;
+			return ws->last_job = j;
 	return NULL;
 }
 
@@ -134,6 +137,7 @@ void code_describe(struct job *j, char *buf, size_t len)
 
 void code_fini(struct worker_state *ws)
 {
+	ws->last_job = NULL;
 	while (ws->jobs) {
 		struct job *j = ws->jobs;
 

@@ -45,7 +45,7 @@ struct call {
 };
 
 struct worker_state {
-	struct job *jobs;
+	struct job *jobs, *last_job;
 	struct exec *qhead, *qtail; /* EXECs not started */
 	bool in_task; /* a task runs on the loop thread (its gets reject new EXECs) */
 	bool stop; /* ACTOR_STOP: finish, run the destructor, exit */
