@@ -137,8 +137,8 @@ static void unpin_args(struct krayd *d, struct task *t)
 
 /*
  * Checks that t's arguments, resolved, fit in one EXEC: at most KRAY_FDS_PER_MSG large
- * objects (each restored from disk if it was spilled) and KRAY_FRAME_MAX bytes.  Fails t
- * and returns -1 otherwise.
+ * objects (each restored from disk if it was spilled, and pinned) and KRAY_FRAME_MAX
+ * bytes.  Returns how many large arguments it pinned, or fails t and returns -1.
  */
 static int exec_fits(struct krayd *d, struct task *t)
 {
@@ -196,7 +196,7 @@ static int exec_fits(struct krayd *d, struct task *t)
 			  t->fn->name_len, t->fn->name, (unsigned long long)bytes, KRAY_FRAME_MAX);
 		return -1;
 	}
-	return 0;
+	return (int)large;
 }
 
 int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
@@ -210,8 +210,9 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	struct wire_rd r;
 	struct wire_value v;
 	size_t off;
+	int pinned = exec_fits(d, t);
 
-	if (exec_fits(d, t))
+	if (pinned < 0)
 		return -1;
 	tell_job(w, t->job, path ? path : "");
 	off = wire_begin(b, KRAY_MSG_EXEC, 0);
@@ -239,7 +240,8 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	}
 	conn_end_frame(w->conn, off);
 	conn_flush_later(w->conn);
-	unpin_args(d, t); /* the worker's views pin them now */
+	if (pinned) /* the worker's views pin them now; most tasks have no large argument */
+		unpin_args(d, t);
 
 	if (w->tail)
 		w->tail->next = t;
