@@ -52,9 +52,16 @@ FIXTURES   := $(patsubst tests/fixtures/%.c,$(O)/tests/lib%.so,$(wildcard tests/
 
 RPATH = -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../../lib'
 
+# The larger parts (bpf/, python/, kmod/, the cluster) keep their rules in mk/<part>.mk,
+# included here: each adds what it builds to ALL_EXTRA and its test targets to TEST_EXTRA
+# (run by `make test` after the C suites).
+ALL_EXTRA  :=
+TEST_EXTRA :=
+include $(sort $(wildcard mk/*.mk))
+
 .PHONY: all deps demo test test-asan test-tsan test-unit test-integration bench clean
 all: $(LIBKRAY) $(O)/lib/libkray.a $(O)/lib/pkgconfig/kray.pc $(BINS) $(EXAMPLES) $(BENCHES) \
-     $(UNIT) $(INTEG) $(FIXTURES)
+     $(UNIT) $(INTEG) $(FIXTURES) $(ALL_EXTRA)
 
 deps:
 	@dist/install-deps.sh
@@ -124,7 +131,7 @@ TEST_ENV = KRAY_KRAYD=$(CURDIR)/$(O)/bin/krayd KRAY_WORKER=$(CURDIR)/$(O)/bin/kr
 
 test: deps
 	@$(MAKE) --no-print-directory -s all
-	@$(MAKE) --no-print-directory -s test-unit test-integration test-fuzz-replay
+	@$(MAKE) --no-print-directory -s test-unit test-integration test-fuzz-replay $(TEST_EXTRA)
 
 # The whole suite again with every binary built with ASan, LSan and UBSan (build-asan/):
 # any report fails the run.
