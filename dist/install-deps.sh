@@ -10,6 +10,7 @@ PACKAGES=(
 	build-essential pkg-config liburing-dev libnuma-dev libbpf-dev libelf-dev zlib1g-dev
 	libcriterion-dev clang llvm bpftool libsystemd-dev iproute2 procps
 	libclang-rt-14-dev # libFuzzer for make fuzz: clang only recommends it
+	python3-dev python3-cloudpickle python3-numpy python3-pytest # the Python wrapper (python/)
 )
 
 installed() {

@@ -100,6 +100,12 @@ static int maybe_flush(struct kray *k)
 	return kbuf_pending(&k->out) > OUT_HIGH_WATER ? kc_flush(k) : 0;
 }
 
+KRAY_EXPORT void kray_ids(const kray *k, struct kray_ids *ret_ids)
+{
+	*ret_ids = (struct kray_ids){ .node = k->node, .client = k->client, .job = k->job,
+				      .inline_max = k->inline_max };
+}
+
 KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args, size_t nargs,
 			  const struct kray_call_opts *opts, kray_ref *ret_refs)
 {

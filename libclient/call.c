@@ -61,6 +61,36 @@ KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
 	return 0;
 }
 
+KRAY_EXPORT int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *v,
+				 const kray_ref *refs, size_t nrefs)
+{
+	kray_value *dst;
+
+	if (!nrefs)
+		return kray_return(ctx, idx, v);
+	if (idx >= ctx->num_returns || !v || v->type != KRAY_BYTES || (v->len && !v->data) ||
+	    !refs || nrefs > UINT16_MAX || (ctx->k && v->len > ctx->k->inline_max))
+		return -EINVAL;
+	dst = &ctx->rets[idx];
+	kray_value_clear(dst);
+	kc_mem_value_refs(KRAY_WT_BYTES, v->data, v->len, refs, nrefs, dst);
+	return 0;
+}
+
+KRAY_EXPORT int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref)
+{
+	kray_value *dst;
+
+	/* krayd checks that the object is this worker's own and sealed when it moves it. */
+	if (idx >= ctx->num_returns || !ref || !ctx->k || ref->index != KRAY_OID_PUT ||
+	    ref->owner != ctx->k->client)
+		return -EINVAL;
+	dst = &ctx->rets[idx];
+	kray_value_clear(dst);
+	*dst = (kray_value){ .type = KRAY_REF, .ref = *ref };
+	return 0;
+}
+
 KRAY_EXPORT int kray_return_int(kray_ctx *ctx, unsigned idx, int64_t x)
 {
 	return kray_return(ctx, idx, &KRAY_V_INT(x));
@@ -90,6 +120,11 @@ KRAY_EXPORT int kray_fail(kray_ctx *ctx, const char *fmt, ...)
 KRAY_EXPORT kray *kray_ctx_client(kray_ctx *ctx)
 {
 	return ctx->k;
+}
+
+KRAY_EXPORT kray_ref kray_ctx_task(const kray_ctx *ctx)
+{
+	return ctx->task;
 }
 
 KRAY_EXPORT unsigned kray_ctx_num_returns(const kray_ctx *ctx)
@@ -276,6 +311,7 @@ struct call *call_prepare(struct kray *k, struct exec *e)
 		return NULL;
 	}
 	c->ctx.k = k->ws->host && !c->x.m.ctor ? NULL : k;
+	memcpy(&c->ctx.task, &c->x.m.task, sizeof(c->ctx.task));
 	c->ctx.num_returns = c->x.m.num_returns;
 	c->ctx.rets = calloc(c->x.m.num_returns ? c->x.m.num_returns : 1, sizeof(*c->ctx.rets));
 	if (!c->ctx.rets)
@@ -322,7 +358,13 @@ void call_finish(struct kray *k, struct call *c)
 	for (unsigned i = 0; ok && i < c->x.m.num_returns; i++) {
 		kray_value *v = &c->ctx.rets[i];
 
-		if (v->type == KRAY_BYTES && v->len > k->inline_max) {
+		if (v->type == KRAY_BYTES && v->len > k->inline_max && v->nrefs) {
+			c->ctx.failed = true;
+			snprintf(c->ctx.err, sizeof(c->ctx.err),
+				 "return value %u contains refs and is larger than %u bytes", i,
+				 k->inline_max);
+			ok = false;
+		} else if (v->type == KRAY_BYTES && v->len > k->inline_max) {
 			kray_value copy = *v;
 
 			c->ctx.k = k;
@@ -355,9 +397,10 @@ void call_finish(struct kray *k, struct call *c)
 			}
 			memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
 			       sizeof(scalar));
-			wire_put_value(&k->out, (uint8_t)v->type, 0,
-				       v->type == KRAY_BYTES ? 0 : scalar, v->data,
-				       v->type == KRAY_BYTES ? (uint32_t)v->len : 0);
+			wire_put_value_refs(&k->out, (uint8_t)v->type, 0,
+					    v->type == KRAY_BYTES ? 0 : scalar, v->data,
+					    v->type == KRAY_BYTES ? (uint32_t)v->len : 0,
+					    (const struct kray_oid *)v->refs, (uint16_t)v->nrefs);
 		}
 		if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
 			/* Many inline values past what one message carries: say so. */

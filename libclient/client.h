@@ -112,6 +112,9 @@ struct view { /* a read-only mapping of a large object */
 void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret);
 /* A value that owns a heap copy of data. */
 void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret);
+/* The same, with refs the value contains (its .refs and .nrefs). */
+void kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref *refs,
+		       size_t nrefs, kray_value *ret);
 /* Sends a PUT of an inline value (with nrefs contained refs) under id. */
 void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const kray_ref *refs,
 		   uint16_t nrefs);

@@ -88,9 +88,20 @@ static int start_private(struct kray *k, const struct kray_config *cfg, char *so
 		return kc_fail(k, -errno, "pipe: %s", strerror(errno));
 	}
 	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
-	char *argv[] = { bin, "--socket", sock, "--num-cpus", cpus, "--ready-fd", fdarg,
+	char *base[] = { bin, "--socket", sock, "--num-cpus", cpus, "--ready-fd", fdarg,
 			 "--remove-dir", dir, "--log-level", "warn", "--code-path",
-			 (char *)(cfg && cfg->code_path ? cfg->code_path : ""), NULL };
+			 (char *)(cfg && cfg->code_path ? cfg->code_path : "") };
+	size_t nbase = sizeof(base) / sizeof(base[0]), nextra = 0;
+
+	while (cfg && cfg->krayd_args && cfg->krayd_args[nextra])
+		nextra++;
+	/* Built before fork(): the child may only exec. */
+	char *argv[nbase + nextra + 1];
+
+	memcpy(argv, base, sizeof(base));
+	for (size_t i = 0; i < nextra; i++)
+		argv[nbase + i] = (char *)cfg->krayd_args[i];
+	argv[nbase + nextra] = NULL;
 
 	pid = fork();
 	if (pid < 0) {

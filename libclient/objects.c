@@ -137,6 +137,15 @@ void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, k
 	value_from_mem(mem_new(type, scalar, data, len), ret);
 }
 
+void kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref *refs,
+		       size_t nrefs, kray_value *ret)
+{
+	struct kray_mem *m = mem_new(type, 0, data, len);
+
+	mem_set_nested(m, (const struct kray_oid *)refs, nrefs);
+	value_from_mem(m, ret);
+}
+
 static void value_from_view(struct view *vw, kray_value *v)
 {
 	vw->refs++;

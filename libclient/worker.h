@@ -22,6 +22,7 @@ struct exec {
 
 struct kray_ctx {
 	struct kray *k; /* NULL on an actor's thread */
+	kray_ref task; /* the EXEC's task id (a constructor's: the actor id at index 0) */
 	unsigned num_returns;
 	kray_value *rets;
 	char err[4096];

@@ -99,6 +99,9 @@ struct kray_config {
 	 * to libkray, then $KRAY_KRAYD, then PATH). */
 	int num_cpus;
 	const char *krayd_path;
+	/* Private krayd only: more settings for it, as krayd flags ("--store-size", "2G",
+	 * ...), NULL-terminated; NULL: none. */
+	const char *const *krayd_args;
 };
 
 /*
@@ -114,6 +117,14 @@ const char *kray_init_errmsg(void);
 /* Disconnects (releasing every ref this process holds) and stops a private krayd.
  * NULL-safe. */
 void kray_shutdown(kray *k);
+
+/* Who k is: the node, its client id (the owner of the objects it makes), the job its
+ * calls belong to (in a worker running a task: the task's job) and krayd's inline limit. */
+struct kray_ids {
+	uint32_t node, client, job;
+	uint32_t inline_max; /* largest object carried inline (larger ones are memfds) */
+};
+void kray_ids(const kray *k, struct kray_ids *ret_ids);
 
 /* The message of the last failed call on k (never NULL). */
 const char *kray_errmsg(const kray *k);
@@ -379,12 +390,30 @@ int kray_return_int(kray_ctx *ctx, unsigned idx, int64_t x);
 int kray_return_f64(kray_ctx *ctx, unsigned idx, double x);
 int kray_return_bytes(kray_ctx *ctx, unsigned idx, const void *data, size_t len);
 
+/*
+ * Sets return slot idx to a small BYTES value (up to the inline limit) that contains refs
+ * (nested refs, as kray_put_refs()): whoever gets the result borrows them.  The worker must
+ * hold each ref until the task's result is sent (refs it made, or that its arguments lent
+ * it).  Returns 0 or -EINVAL (bad slot, type, size, or more than 65,535 refs).
+ */
+int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *v, const kray_ref *refs,
+		     size_t nrefs);
+
+/* Sets return slot idx to a large object this worker made with kray_create() and
+ * kray_seal() on kray_ctx_client(ctx): krayd moves it into the slot (no copy).  Returns 0
+ * or -EINVAL (not this worker's put object, or no client in this context). */
+int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref);
+
 /* Records the task's error message; return its result from the function. */
 int kray_fail(kray_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The worker's own connection, for nested tasks, puts, gets and actor calls.  NULL in
  * an actor with max_concurrency > 1: a kray handle serves one thread. */
 kray *kray_ctx_client(kray_ctx *ctx);
+
+/* The id of the running task: its return objects are this with index 0, 1, ...  In an
+ * actor's constructor it is the actor's id with index 0. */
+kray_ref kray_ctx_task(const kray_ctx *ctx);
 
 /* Number of return slots the caller asked for. */
 unsigned kray_ctx_num_returns(const kray_ctx *ctx);

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: Apache-2.0
+"""kray: a distributed task framework in the line of Ray, with Ray's core Python API.
+
+    import kray as ray
+
+    ray.init()
+
+    @ray.remote
+    def square(x):
+        return x * x
+
+    print(ray.get([square.remote(i) for i in range(4)]))
+
+See docs/python.md for what differs from Ray.
+"""
+import atexit
+import os
+
+from . import _kray
+from . import exceptions
+from ._remote import (ActorClass, ActorHandle, CFunction, RemoteFunction, cfunction,
+                      method, remote)
+from . import _remote
+from . import _serial
+from ._serial import ObjectRef
+
+__version__ = "0.1.0"
+
+__all__ = ["init", "shutdown", "is_initialized", "remote", "method", "get", "put", "wait",
+           "cancel", "kill", "get_actor", "get_runtime_context", "cfunction", "ObjectRef",
+           "ActorHandle", "exceptions", "available_resources", "cluster_resources",
+           "nodes", "timeline"]
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+SHIM = os.path.join(_PKG_DIR, "libkray_python.so")
+
+_state = {"num_cpus": None, "resources": {}, "address": None}
+
+
+class _InitContext(dict):
+    """What init() returns (Ray returns a context with address_info)."""
+
+    @property
+    def address_info(self):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutdown()
+
+
+def _default_address():
+    addr = os.environ.get("KRAY_ADDRESS")
+    if addr:
+        return addr
+    run = os.environ.get("XDG_RUNTIME_DIR")
+    base = run if run else "/tmp"
+    return os.path.join(base, f"kray-{os.getuid()}", "krayd.sock")
+
+
+def _size(v):
+    if isinstance(v, str):
+        return v
+    if not isinstance(v, int) or v <= 0:
+        raise ValueError("object_store_memory must be a positive number of bytes")
+    return str(v)
+
+
+def init(address=None, *, num_cpus=None, num_gpus=None, object_store_memory=None,
+         resources=None, namespace=None, ignore_reinit_error=False, code_path=None,
+         runtime_env=None, log_to_driver=True, logging_level=None, include_dashboard=None,
+         configure_logging=True, _krayd_args=None, **kwargs):
+    """Connects to krayd, or (address None or "local") starts a private krayd for this
+    process, as ray.init() does.  address="auto" is the krayd of `kray start`
+    ($KRAY_ADDRESS, else the default socket); any other string is a krayd socket path.
+
+    kray-only: code_path, a ':'-separated string or list of directories and .so files
+    holding C remote functions (kray.cfunction) for this job."""
+    if kwargs:
+        raise TypeError(f"init() got unexpected keyword argument(s): {sorted(kwargs)}")
+    if is_initialized():
+        if ignore_reinit_error:
+            return _InitContext(address=_state["address"])
+        raise RuntimeError("Maybe you called kray.init twice by accident? This error can be "
+                           "suppressed by passing in 'ignore_reinit_error=True' or by calling "
+                           "'kray.shutdown()' prior to 'kray.init()'.")
+    if isinstance(address, str) and address.startswith("ray://"):
+        raise ValueError("kray has no ray:// client; use a krayd socket path")
+    if address == "local":
+        address = None
+    elif address == "auto":
+        address = _default_address()
+    elif isinstance(address, str) and address.startswith("unix:"):
+        address = address[5:]
+    krayd_args = list(_krayd_args or [])
+    res = dict(resources or {})
+    if num_gpus:
+        res["GPU"] = num_gpus
+    if address is not None and (num_cpus is not None or res or object_store_memory):
+        raise ValueError("When connecting to an existing krayd, num_cpus, num_gpus, "
+                         "resources and object_store_memory must not be given (they are "
+                         "krayd settings)")
+    if object_store_memory is not None:
+        krayd_args += ["--store-size", _size(object_store_memory)]
+    if res:
+        if any(not isinstance(v, (int, float)) or v < 0 for v in res.values()):
+            raise ValueError("resources must map names to quantities >= 0")
+        krayd_args += ["--resources", ",".join(f"{k}:{v:g}" for k, v in sorted(res.items()))]
+    if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 0):
+        raise ValueError("num_cpus must be an integer >= 0")
+    if isinstance(code_path, (list, tuple)):
+        code_path = ":".join(code_path)
+    path = SHIM + (":" + code_path if code_path else "")
+    _kray.init(address, path, num_cpus or 0, krayd_args)
+    _remote.session[0] += 1
+    _remote.namespace[0] = namespace or ""
+    _state.update(num_cpus=num_cpus or os.cpu_count(), resources=res, address=address)
+    return _InitContext(address=address or "private krayd", namespace=namespace or "")
+
+
+def shutdown(_exiting_interpreter=False):
+    """Disconnects; a private krayd stops with its workers and objects."""
+    _kray.shutdown()
+    _remote.session[0] += 1
+
+
+atexit.register(shutdown)
+
+
+def is_initialized():
+    return bool(_kray.connected())
+
+
+def _as_list(object_refs, what):
+    if isinstance(object_refs, ObjectRef):
+        return [object_refs], True
+    if isinstance(object_refs, (list, tuple)):
+        for r in object_refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(f"{what} takes an ObjectRef or a list of ObjectRefs, got a "
+                                f"list containing {type(r).__name__}")
+        return list(object_refs), False
+    raise ValueError(f"'object_refs' must either be an ObjectRef or a list of ObjectRefs, "
+                     f"got {type(object_refs).__name__}")
+
+
+def _ms(timeout):
+    if timeout is None:
+        return -1
+    if timeout < 0:
+        raise ValueError("timeout can't be negative")
+    return int(timeout * 1000)
+
+
+def get(object_refs, *, timeout=None):
+    """The values of one ObjectRef or a list of them, waiting up to timeout seconds
+    (None: forever).  Raises the task's error (RayTaskError, also an instance of the
+    original exception's class), GetTimeoutError, or another kray.exceptions error."""
+    refs, single = _as_list(object_refs, "get")
+    items = _kray.get(refs, _ms(timeout))
+    if items is None:
+        raise exceptions.GetTimeoutError(
+            f"Get timed out: some object(s) not ready after {timeout} s.")
+    decode = _serial.decode
+    if single:
+        return decode(items[0])
+    return [decode(i) for i in items]
+
+
+def put(value, *, _owner=None):
+    """Stores value in the object store (once: large buffers are written in place) and
+    returns its ObjectRef."""
+    if isinstance(value, ObjectRef):
+        raise TypeError("Calling 'put' on an ObjectRef is not allowed. If you really want "
+                        "to do this, you can wrap the ObjectRef in a list and call 'put' "
+                        "on it.")
+    return _serial.put_value(value)
+
+
+def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
+    """(ready, not_ready): the first num_returns refs that are ready (in the order given),
+    once that many are or timeout seconds passed, and the others."""
+    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
+        raise TypeError("wait() expected a list of ObjectRefs, got "
+                        f"{type(object_refs).__name__}")
+    refs, _ = _as_list(list(object_refs), "wait")
+    if len(set(refs)) != len(refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if num_returns <= 0:
+        raise ValueError("Invalid number of objects to return %d." % num_returns)
+    if num_returns > len(refs):
+        raise ValueError("num_returns cannot be greater than the number of objects "
+                         "provided to kray.wait.")
+    flags = _kray.wait(refs, num_returns, _ms(timeout))
+    ready, not_ready = [], []
+    for r, f in zip(refs, flags):
+        (ready if f and len(ready) < num_returns else not_ready).append(r)
+    return ready, not_ready
+
+
+def cancel(object_ref, *, force=False, recursive=True):
+    """Cancels the task that makes object_ref: a queued task never runs; a running one
+    is interrupted (force=True: its worker is killed).  get then raises
+    TaskCancelledError.  recursive: the tasks it submitted are cancelled too."""
+    if isinstance(object_ref, ActorHandle) or not isinstance(object_ref, ObjectRef):
+        raise TypeError("kray.cancel() only supported for non-actor object refs. For "
+                        "actors, try kray.kill().")
+    if not hasattr(_kray, "cancel"):
+        raise NotImplementedError("kray.cancel needs krayd support this build lacks")
+    _kray.cancel(object_ref, bool(force), bool(recursive))
+
+
+def kill(actor, *, no_restart=True):
+    """Kills the actor's process now; with no_restart=False it restarts if it may."""
+    if not isinstance(actor, ActorHandle):
+        raise ValueError("kray.kill() only supported for actors. For tasks, try "
+                         "kray.cancel(). Got: %s." % type(actor).__name__)
+    try:
+        _kray.kill(actor._ref, bool(no_restart))
+    except LookupError:
+        pass  # already dead: as in Ray, killing a dead actor is not an error
+
+
+def get_actor(name, namespace=None):
+    """The handle of the live actor with this name (in namespace, else the job's)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("Please supply a non-empty value to get_actor")
+    return _remote.get_actor(name, namespace)
+
+
+class RuntimeContext:
+    """What get_runtime_context() returns: ids of the job, task, actor and node."""
+
+    def _ids(self):
+        return _kray.ids()
+
+    def get_job_id(self):
+        return f"{self._ids()[2]:08x}"
+
+    def get_node_id(self):
+        return f"{self._ids()[0]:08x}"
+
+    def get_worker_id(self):
+        node, client, _ = self._ids()
+        return f"{node:08x}{client:08x}"
+
+    def get_task_id(self):
+        from . import _worker
+        t = _worker.current_task_id()
+        return None if t is None else "%08x%08x%08x" % t[:3]
+
+    def get_actor_id(self):
+        from . import _worker
+        a = _worker.actor_id
+        return None if a is None else "%08x%08x%08x%08x" % a
+
+    def get_actor_name(self):
+        return None
+
+    @property
+    def namespace(self):
+        return _remote.namespace[0]
+
+    @property
+    def job_id(self):
+        return self.get_job_id()
+
+    @property
+    def node_id(self):
+        return self.get_node_id()
+
+    @property
+    def task_id(self):
+        return self.get_task_id()
+
+    @property
+    def actor_id(self):
+        return self.get_actor_id()
+
+    @property
+    def worker_id(self):
+        return self.get_worker_id()
+
+    def get(self):
+        return {"job_id": self.job_id, "node_id": self.node_id, "task_id": self.task_id,
+                "actor_id": self.actor_id, "namespace": self.namespace}
+
+
+def get_runtime_context():
+    return RuntimeContext()
+
+
+def cluster_resources():
+    """{'CPU': n, ...custom resources}: this node's (kray runs one node today)."""
+    r = {"CPU": float(_state["num_cpus"] or os.cpu_count())}
+    r.update({k: float(v) for k, v in _state["resources"].items()})
+    return r
+
+
+def available_resources():
+    return cluster_resources()
+
+
+def nodes():
+    node, _, _ = _kray.ids()
+    return [{"NodeID": f"{node:08x}", "Alive": True, "Resources": cluster_resources()}]
+
+
+def timeline(filename=None):
+    raise NotImplementedError("kray has no timeline; see `kray status` and `kray top`")

@@ -1,0 +1,380 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Remote functions, actor classes, actor handles and C functions (``@kray.remote``).
+
+A Python task is a call of the C remote function ``kray_py_task`` that the shim
+(libkray_python.so, on every Python job's code path) declares; an actor is an instance of
+its C actor class ``kray_py_actor``, whose one method ``call`` names the Python method.
+The function or class travels once per process as an object in the store (its "blob"),
+and each call passes a ref to it, so krayd and the C worker need no notion of Python.
+"""
+import inspect
+import os
+import sys
+
+from . import _kray
+from . import _serial
+from . import exceptions
+
+PY_TASK = "kray_py_task"
+PY_ACTOR = "kray_py_actor"
+PY_METHOD = "call"
+
+_TASK_OPTIONS = {"num_returns", "max_retries", "num_cpus", "num_gpus", "resources", "name",
+                 "retry_exceptions", "memory", "runtime_env", "scheduling_strategy",
+                 "_metadata"}
+_ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts", "max_task_retries",
+                  "max_concurrency", "name", "namespace", "lifetime", "memory",
+                  "runtime_env", "scheduling_strategy", "get_if_exists", "max_pending_calls",
+                  "_metadata"}
+
+# Bumped by kray.init/shutdown: blobs put under an earlier connection are gone.
+session = [0]
+namespace = [""]
+
+
+def _check(opts, allowed, what):
+    bad = set(opts) - allowed
+    if bad:
+        raise ValueError(f"invalid option(s) for {what}: {', '.join(sorted(bad))}")
+    n = opts.get("num_returns")
+    if n is not None and (not isinstance(n, int) or n < 0):
+        raise ValueError("num_returns must be an integer >= 0")
+    for k in ("num_cpus", "num_gpus"):
+        v = opts.get(k)
+        if v is not None and (not isinstance(v, (int, float)) or v < 0):
+            raise ValueError(f"{k} must be a number >= 0")
+    r = opts.get("resources")
+    if r is not None:
+        if not isinstance(r, dict) or any(not isinstance(v, (int, float)) or v < 0
+                                          for v in r.values()):
+            raise ValueError("resources must be a dict of names to quantities >= 0")
+        if "CPU" in r or "GPU" in r:
+            raise ValueError("use num_cpus and num_gpus instead of resources['CPU'/'GPU']")
+    lt = opts.get("lifetime")
+    if lt not in (None, "detached", "non_detached"):
+        raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
+
+
+def _resources(opts):
+    r = dict(opts.get("resources") or {})
+    if opts.get("num_gpus"):
+        r["GPU"] = opts["num_gpus"]
+    return ",".join(f"{k}:{v:g}" for k, v in sorted(r.items())) or None
+
+
+class _Blob:
+    """A function or class as an object in the store, put once per connection."""
+
+    def __init__(self, obj):
+        self._obj = obj
+        self._ref = None
+        self._session = None
+
+    def ref(self):
+        if self._ref is None or self._session != session[0]:
+            import cloudpickle
+            code = cloudpickle.dumps(self._obj, protocol=5)
+            name = getattr(self._obj, "__qualname__", repr(self._obj))
+            paths = [p for p in sys.path if p and os.path.isdir(p)]
+            self._ref = _serial.put_value((os.urandom(16), paths, code, name))
+            self._session = session[0]
+        return self._ref
+
+
+def _call_args(head, args, kwargs):
+    """C arguments of a Python call: head, the args blob (inline bytes, or a ref when it
+    contains refs or is large), then the top-level refs."""
+    data, bufs, refs, top = _serial.dumps_args(args, kwargs)
+    if refs or bufs or len(data) > 32768:
+        blob = _serial._put(0, data, bufs, refs)
+    else:
+        blob = _kray.pack(0, data, bufs)
+    return [head, blob] + top
+
+
+def _bind_check(sig, args, kwargs, what):
+    if sig is not None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{what}: {e}") from None
+
+
+def _signature(obj):
+    try:
+        return inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+
+
+def _refs(out, n):
+    if n == 1:
+        return out[0]
+    if n == 0:
+        return None
+    return out
+
+
+class RemoteFunction:
+    """A function made remote with @kray.remote; call it with .remote()."""
+
+    def __init__(self, fn, options):
+        _check(options, _TASK_OPTIONS, "a remote function")
+        self._function = fn
+        self._options = options
+        self._blob = _Blob(fn)
+        self._sig = _signature(fn)
+        self.__name__ = getattr(fn, "__name__", "remote_function")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Remote functions cannot be called directly. Instead of running "
+                        f"'{self.__name__}()', try '{self.__name__}.remote()'.")
+
+    def __reduce__(self):
+        return (RemoteFunction, (self._function, self._options))
+
+    def options(self, **options):
+        merged = dict(self._options)
+        merged.update(options)
+        _check(merged, _TASK_OPTIONS, "a remote function")
+        return _Bound(self, merged)
+
+    def remote(self, *args, **kwargs):
+        return self._remote(args, kwargs, self._options)
+
+    def _remote(self, args, kwargs, opts):
+        _bind_check(self._sig, args, kwargs, self.__name__)
+        n = opts.get("num_returns", 1)
+        if n is None:
+            n = 1
+        retries = opts.get("max_retries", 3)
+        cargs = _call_args(self._blob.ref(), args, kwargs)
+        return _refs(_kray.submit(PY_TASK, cargs, n, -1 if retries < 0 else retries, None), n)
+
+
+class _Bound:
+    """f.options(...): call .remote() on it."""
+
+    def __init__(self, target, opts):
+        self._target = target
+        self._opts = opts
+
+    def remote(self, *args, **kwargs):
+        return self._target._remote(args, kwargs, self._opts)
+
+
+def method(*args, **kwargs):
+    """@kray.method(num_returns=N) on an actor method sets its default num_returns."""
+    if args:
+        raise TypeError("use @kray.method(num_returns=...)")
+    bad = set(kwargs) - {"num_returns", "concurrency_group", "max_task_retries",
+                         "retry_exceptions"}
+    if bad:
+        raise ValueError(f"invalid option(s) for kray.method: {', '.join(sorted(bad))}")
+
+    def deco(fn):
+        if "num_returns" in kwargs:
+            fn.__kray_num_returns__ = kwargs["num_returns"]
+        return fn
+    return deco
+
+
+def _methods(cls):
+    meta = {}
+    for name, fn in inspect.getmembers(cls, callable):
+        if name.startswith("__") and name != "__call__":
+            continue
+        sig = _signature(fn)
+        if sig is not None and not isinstance(inspect.getattr_static(cls, name, None),
+                                              (staticmethod, classmethod)):
+            params = list(sig.parameters.values())[1:]  # self
+            sig = sig.replace(parameters=params)
+        meta[name] = (getattr(fn, "__kray_num_returns__", 1), sig)
+    return meta
+
+
+class ActorClass:
+    """A class made remote with @kray.remote; create actors with .remote()."""
+
+    def __init__(self, cls, options):
+        _check(options, _ACTOR_OPTIONS, "an actor class")
+        self._cls = cls
+        self._options = options
+        self._blob = _Blob(cls)
+        self._meta = _methods(cls)
+        self._sig = _signature(cls)
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Actors cannot be instantiated directly. Instead of "
+                        f"'{self.__name__}()', use '{self.__name__}.remote()'.")
+
+    def __reduce__(self):
+        return (ActorClass, (self._cls, self._options))
+
+    def options(self, **options):
+        merged = dict(self._options)
+        merged.update(options)
+        _check(merged, _ACTOR_OPTIONS, "an actor class")
+        return _Bound(self, merged)
+
+    def remote(self, *args, **kwargs):
+        return self._remote(args, kwargs, self._options)
+
+    def _remote(self, args, kwargs, opts):
+        _bind_check(self._sig, args, kwargs, self.__name__)
+        name = opts.get("name")
+        ns = opts.get("namespace")
+        if ns is None:
+            ns = namespace[0]
+        if name is not None and opts.get("get_if_exists"):
+            try:
+                return get_actor(name, ns)
+            except ValueError:
+                pass
+        cargs = _call_args(self._blob.ref(), args, kwargs)
+        mc = opts.get("max_concurrency") or 1
+        try:
+            ref = _kray.actor_create(
+                PY_ACTOR, cargs, name, ns if name is not None else None,
+                opts.get("lifetime") == "detached", opts.get("max_restarts", 0) or 0,
+                opts.get("max_task_retries", 0) or 0, mc, float(opts.get("num_cpus") or 0),
+                _resources(opts))
+        except FileExistsError as e:
+            raise ValueError(f"The name {name} (namespace={ns!r}) is already taken: "
+                             f"{e}") from None
+        return ActorHandle(ref, {k: (v[0], v[1]) for k, v in self._meta.items()},
+                           self.__name__)
+
+
+def get_actor(name, namespace_=None):
+    ns = namespace[0] if namespace_ is None else namespace_
+    try:
+        ref = _kray.get_actor(name, ns)
+    except LookupError:
+        raise ValueError(f"Failed to look up actor with name '{name}' in namespace "
+                         f"'{ns}'") from None
+    return ActorHandle(ref, None, None)
+
+
+class ActorHandle:
+    """A handle to an actor: call its methods with handle.method.remote(...).  Pass it
+    to tasks and other actors like any value."""
+
+    def __init__(self, ref, meta, class_name):
+        self._ref = ref
+        self._meta = meta  # name -> (num_returns, signature or None), or None: unknown
+        self._class_name = class_name
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        meta = self.__dict__.get("_meta")
+        if meta is not None and name not in meta:
+            raise AttributeError(f"'{self._class_name}' actor has no method '{name}'")
+        nret, sig = meta[name] if meta is not None else (1, None)
+        return ActorMethod(self, name, nret, sig)
+
+    def __reduce__(self):
+        meta = None if self._meta is None else {k: (v[0], None) for k, v in
+                                                self._meta.items()}
+        return (ActorHandle, (self._ref, meta, self._class_name))
+
+    def __repr__(self):
+        return f"Actor({self._class_name or '?'}, {self._ref.hex()})"
+
+    def __hash__(self):
+        return hash(self._ref)
+
+    def __eq__(self, other):
+        return isinstance(other, ActorHandle) and other._ref == self._ref
+
+    @property
+    def _actor_id(self):
+        return self._ref.hex()
+
+
+class ActorMethod:
+    def __init__(self, handle, name, num_returns, sig):
+        self._handle = handle
+        self._name = name
+        self._num_returns = num_returns
+        self._sig = sig
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Actor methods cannot be called directly. Instead of running "
+                        f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    def options(self, **opts):
+        bad = set(opts) - {"num_returns", "name", "concurrency_group"}
+        if bad:
+            raise ValueError(f"invalid option(s) for an actor method: {sorted(bad)}")
+        return _MethodBound(self, opts.get("num_returns", self._num_returns))
+
+    def remote(self, *args, **kwargs):
+        return self._remote(args, kwargs, self._num_returns)
+
+    def _remote(self, args, kwargs, n):
+        _bind_check(self._sig, args, kwargs, self._name)
+        cargs = _call_args(self._name.encode(), args, kwargs)
+        return _refs(_kray.submit(PY_METHOD, cargs, n, 0, self._handle._ref), n)
+
+
+class _MethodBound:
+    def __init__(self, m, n):
+        self._m = m
+        self._n = n
+
+    def remote(self, *args, **kwargs):
+        return self._m._remote(args, kwargs, self._n)
+
+
+class CFunction:
+    """A C remote function (KRAY_REMOTE in a library on the job's code path), called by
+    name: kray.cfunction("square").remote(3).  Arguments are int, float, bytes, None,
+    ObjectRefs and actor handles; results come back as int, float, bytes or None."""
+
+    def __init__(self, name, options=None):
+        self._name = name
+        self._options = dict(options or {})
+        _check(self._options, {"num_returns", "max_retries"}, "a C function")
+
+    def options(self, **options):
+        merged = dict(self._options)
+        merged.update(options)
+        return CFunction(self._name, merged)
+
+    def remote(self, *args):
+        n = self._options.get("num_returns", 1)
+        retries = self._options.get("max_retries", 3)
+        cargs = [(a._ref,) if isinstance(a, ActorHandle) else a for a in args]
+        return _refs(_kray.submit(self._name, cargs, n, retries, None), n)
+
+
+def cfunction(name, **options):
+    return CFunction(name, options)
+
+
+def remote(*args, **kwargs):
+    """@kray.remote or @kray.remote(**options) on a function or a class."""
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return _make(args[0], {})
+    if args:
+        raise TypeError("The @kray.remote decorator must be applied either with no "
+                        "arguments or with keyword options only")
+    return lambda obj: _make(obj, kwargs)
+
+
+def _make(obj, opts):
+    if inspect.isclass(obj):
+        return ActorClass(obj, opts)
+    if callable(obj):
+        return RemoteFunction(obj, opts)
+    raise TypeError("@kray.remote applies to functions and classes")
+
+
+_ = exceptions  # re-exported through kray

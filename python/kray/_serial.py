@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Serialization: values with pickle protocol 5 and out-of-band buffers, functions and
+classes with cloudpickle.
+
+A value becomes (pickle stream, [buffers], [refs]); the C extension lays them out in one
+object (header, stream, each buffer 64-byte aligned), writing a large one straight into
+the store's memory.  Refs and actor handles inside a value are not pickled as data: they
+are recorded as the object's nested refs, so krayd keeps what they name alive and whoever
+gets the object borrows them.  Getting it back, the buffers are read-only memoryviews of
+the object (of the store's shared memory when large): numpy arrays come back zero-copy.
+"""
+import pickle
+import threading
+
+import cloudpickle
+
+from . import _kray
+from . import exceptions
+
+_tls = threading.local()
+
+# Types pickle handles the same way as cloudpickle, faster.
+_PLAIN = frozenset((int, float, str, bytes, bool, type(None), complex))
+
+
+class ObjectRef(_kray.Ref):
+    """A future: the id of an object kray stores (``ray.ObjectRef``)."""
+
+    __slots__ = ()
+
+    def hex(self):
+        return self.binary().hex()
+
+    def task_id(self):
+        node, owner, seq, _ = self._fields()
+        return f"{node:08x}{owner:08x}{seq:08x}"
+
+    def __repr__(self):
+        return f"ObjectRef({self.hex()})"
+
+    def __reduce__(self):
+        refs = getattr(_tls, "refs", None)
+        if refs is None:
+            raise TypeError("an ObjectRef can only be serialized by kray (pass it to a "
+                            "task, put it, or return it)")
+        refs.append(self)
+        return (_rebuild_ref, (len(refs) - 1,))
+
+
+_kray.set_ref_type(ObjectRef)
+
+
+def _rebuild_ref(i):
+    return _tls.in_refs[i]
+
+
+def _plain(v):
+    t = type(v)
+    if t in _PLAIN:
+        return True
+    if (t is tuple or t is list) and len(v) <= 16:
+        return all(type(x) in _PLAIN for x in v)
+    if t is dict and len(v) <= 16:
+        return all(type(x) in _PLAIN for x in v.values())
+    return False
+
+
+def dumps(value):
+    """(pickle bytes, out-of-band buffers, refs) of a value."""
+    bufs = []
+    refs = []
+    prev = getattr(_tls, "refs", None)
+    _tls.refs = refs
+    try:
+        if _plain(value):
+            data = pickle.dumps(value, 5)
+        else:
+            data = cloudpickle.dumps(value, protocol=5, buffer_callback=bufs.append)
+    finally:
+        _tls.refs = prev
+    return data, bufs, refs
+
+
+def dumps_args(args, kwargs):
+    """Arguments of a call: top-level ObjectRefs become C REF arguments (krayd resolves
+    them before the call, as Ray does); the rest is one pickled (args, kwargs, where)."""
+    where = []
+    top = []
+    if any(isinstance(a, ObjectRef) for a in args):
+        args = list(args)
+        for i, a in enumerate(args):
+            if isinstance(a, ObjectRef):
+                where.append(i)
+                top.append(a)
+                args[i] = None
+    if kwargs and any(isinstance(a, ObjectRef) for a in kwargs.values()):
+        kwargs = dict(kwargs)
+        for k, a in kwargs.items():
+            if isinstance(a, ObjectRef):
+                where.append(k)
+                top.append(a)
+                kwargs[k] = None
+    data, bufs, refs = dumps((tuple(args), kwargs, tuple(where)))
+    return data, bufs, refs, top
+
+
+def loads(pick, bufs, refs):
+    prev = getattr(_tls, "in_refs", None)
+    _tls.in_refs = refs
+    try:
+        return pickle.loads(pick, buffers=bufs)
+    finally:
+        _tls.in_refs = prev
+
+
+def put_value(value, kind=0):
+    data, bufs, refs = dumps(value)
+    return _put(kind, data, bufs, refs)
+
+
+def _put(kind, data, bufs, refs):
+    try:
+        return _kray.put(kind, data, bufs, refs)
+    except MemoryError as e:
+        raise exceptions.ObjectStoreFullError(str(e)) from None
+    except ValueError:
+        if not refs:
+            raise
+        # Too large to carry refs inline: store the body alone and a small object that
+        # holds the refs and names the body.
+        body = _kray.put(kind, data, bufs, [])
+        return _kray.put(2, pickle.dumps(len(refs), 5), [], list(refs) + [body])
+
+
+def decode(item):
+    """The Python value of one decoded object (see the extension's ext_decode)."""
+    tag = item[0]
+    if tag == 1:
+        return item[1]
+    if tag == 2:
+        raise error_from_kray(item[1], item[2])
+    _, kind, pick, bufs, refs = item
+    if kind == 2:  # a large value with refs: body in the last ref
+        n = pickle.loads(pick)
+        body = _kray.get([refs[n]], -1)[0]
+        if body[0] != 0:
+            return decode(body)
+        _, kind, pick, bufs, _ = body
+        refs = refs[:n]
+    value = loads(pick, bufs, refs)
+    if kind == 1:
+        raise value.as_instanceof_cause() if isinstance(value, exceptions.RayTaskError) \
+            else value
+    return value
+
+
+def error_from_kray(kind, msg):
+    """The exception for an error libkray reported (a C task, a dead worker, ...)."""
+    if kind == _kray.ERR_WORKER_DIED:
+        return exceptions.WorkerCrashedError(msg)
+    if kind == _kray.ERR_ACTOR_DIED:
+        return exceptions.ActorDiedError(msg)
+    if kind == _kray.ERR_OBJECT_LOST:
+        return exceptions.ObjectLostError(msg)
+    if kind == _kray.ERR_STORE_FULL:
+        return exceptions.ObjectStoreFullError(msg)
+    if kind == ERR_CANCELLED:
+        return exceptions.TaskCancelledError(message=msg)
+    if kind == _kray.ERR_TASK:
+        if "cancelled" in msg and msg.startswith("task cancelled"):
+            return exceptions.TaskCancelledError(message=msg)
+        return exceptions.RayTaskError("", msg, None)
+    if kind == _kray.ERR_BAD_ARGS:
+        return exceptions.RayTaskError("", msg, TypeError(msg)).as_instanceof_cause()
+    if kind == _kray.ERR_UNKNOWN_FUNCTION:
+        return exceptions.CrossLanguageError(msg)
+    return exceptions.RaySystemError(msg)
+
+
+ERR_CANCELLED = getattr(_kray, "ERR_CANCELLED", -1)

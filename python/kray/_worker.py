@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What a worker runs for a Python task, actor constructor or method call.
+
+The extension's _worker_call() decodes the call's arguments and calls execute() (see
+python/src/worker.c and shim.c).  Arguments, as the driver side sends them
+(kray/_remote.py):
+
+  task        [function blob, args blob, *top-level ref values]
+  constructor [class blob, args blob, *top-level ref values]
+  method      [method name (bytes), args blob, *top-level ref values]
+
+A blob is (key, sys.path of the sender, cloudpickled function or class, name); workers
+cache what they loaded by the blob's bytes.  Results are returned as (kind, pickle,
+buffers, refs) per return slot; a task that raises stores a RayTaskError in every slot.
+"""
+import os
+import sys
+import threading
+import traceback
+
+from . import _serial
+from . import exceptions
+
+_loaded = {}  # blob bytes -> function or class
+_ctx = threading.local()  # task_id of the call this thread runs
+actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
+
+
+def current_task_id():
+    return getattr(_ctx, "task_id", None)
+
+
+def _load(item):
+    _, _, pick, bufs, refs = item
+    obj = _loaded.get(pick)
+    if obj is None:
+        key, path, code, name = _serial.loads(pick, bufs, refs)
+        for p in path:
+            if p not in sys.path:
+                sys.path.append(p)
+        import cloudpickle  # noqa: F401 (functions may need its reducers)
+        obj = _serial.loads(code, [], refs)
+        _loaded[bytes(pick)] = obj
+    return obj
+
+
+def _call_args(blob, top):
+    args, kwargs, where = _serial.decode(blob)
+    if where:
+        args = list(args)
+        for w, item in zip(where, top):
+            v = _serial.decode(item)
+            if isinstance(w, int):
+                args[w] = v
+            else:
+                kwargs[w] = v
+    return args, kwargs
+
+
+def _error(name, e):
+    if isinstance(e, exceptions.RayTaskError):
+        # An argument was the error of an earlier task: it propagates as it is.
+        err = exceptions.RayTaskError(e.function_name, e.traceback_str, e.cause, pid=e.pid)
+    else:
+        tb = traceback.format_exception(type(e), e, e.__traceback__)
+        err = exceptions.RayTaskError(name, "".join(tb), e, pid=os.getpid())
+    try:
+        return (1,) + _serial.dumps(err)
+    except Exception:
+        # The cause cannot be pickled: keep its traceback and type name only.
+        err = exceptions.RayTaskError(err.function_name, err.traceback_str, None,
+                                      pid=err.pid)
+        return (1,) + _serial.dumps(err)
+
+
+def _results(name, result, nret):
+    if nret == 1:
+        return [(0,) + _serial.dumps(result)]
+    if nret == 0:
+        return []
+    vals = tuple(result)
+    if len(vals) != nret:
+        raise ValueError(f"{name}() returned {len(vals)} values, num_returns={nret}")
+    return [(0,) + _serial.dumps(v) for v in vals]
+
+
+def execute(mode, args, inst, nret, task_id):
+    global actor_id
+    _ctx.task_id = task_id
+    if mode == 1:
+        actor_id = (task_id[0], task_id[1], task_id[2], 0xFFFFFFFE)
+        try:
+            cls = _load(args[0])
+            a, kw = _call_args(args[1], args[2:])
+            return (cls(*a, **kw), None)
+        except BaseException as e:  # the actor is dead: every call says why
+            return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+    name = "task"
+    try:
+        if mode == 0:
+            fn = _load(args[0])
+            name = getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
+        else:
+            name = args[0][1].decode()
+            fn = getattr(inst, name)
+            name = f"{type(inst).__name__}.{name}"
+        a, kw = _call_args(args[1], args[2:])
+        result = fn(*a, **kw)
+        return _results(name, result, nret)
+    except BaseException as e:
+        return [_error(name, e)] * nret
+    finally:
+        _ctx.task_id = None

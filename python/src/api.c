@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The driver-side functions of kray._kray: connect, submit tasks and actor calls, put,
+ * get, wait, actors by name, kill, cancel, status.  Each maps to one libkray call on the
+ * connection this thread may use (ext_client()); kray/__init__.py and kray/_api.py give
+ * them Ray's names and arguments.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "ext.h"
+
+/* Runs stmt under ext_mu with the GIL dropped: for calls that may wait on krayd. */
+#define BLOCKING(stmt)                                                                     \
+	do {                                                                               \
+		Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&ext_mu);                        \
+		stmt;                                                                      \
+		pthread_mutex_unlock(&ext_mu);                                             \
+		Py_END_ALLOW_THREADS                                                       \
+	} while (0)
+#define LOCKED(stmt)                                                                       \
+	do {                                                                               \
+		pthread_mutex_lock(&ext_mu);                                               \
+		stmt;                                                                      \
+		pthread_mutex_unlock(&ext_mu);                                             \
+	} while (0)
+
+PyObject *ext_fail(kray *k, int r, const char *what)
+{
+	PyObject *type = PyExc_RuntimeError;
+
+	if (r == -ENOSPC)
+		type = PyExc_MemoryError; /* kray.exceptions maps it to ObjectStoreFullError */
+	else if (r == -EINVAL || r == -E2BIG)
+		type = PyExc_ValueError;
+	else if (r == -ENOENT)
+		type = PyExc_LookupError;
+	else if (r == -EEXIST)
+		type = PyExc_FileExistsError;
+	else if (r == -EPIPE)
+		type = PyExc_ConnectionError;
+	PyErr_Format(type, "%s: %s", what, k ? kray_errmsg(k) : strerror(-r));
+	return NULL;
+}
+
+kray *ext_client(void)
+{
+	kray *k;
+
+	if (ext_ctx) {
+		k = kray_ctx_client(ext_ctx);
+		if (!k)
+			PyErr_SetString(PyExc_RuntimeError,
+					 "kray calls are not available inside an actor with "
+					 "max_concurrency > 1 (its methods run on threads)");
+		return k;
+	}
+	if (ext.in_worker) {
+		PyErr_SetString(PyExc_RuntimeError,
+				"kray calls in a worker are available only while a task runs");
+		return NULL;
+	}
+	if (!ext.driver)
+		PyErr_SetString(PyExc_RuntimeError, "kray is not initialized: call kray.init()");
+	return ext.driver;
+}
+
+static PyObject *refs_list(const kray_ref *refs, size_t n)
+{
+	PyObject *l = PyList_New((Py_ssize_t)n);
+
+	for (size_t i = 0; l && i < n; i++) {
+		PyObject *r = ext_ref_new(&refs[i], true);
+
+		if (!r) {
+			Py_DECREF(l);
+			return NULL;
+		}
+		PyList_SET_ITEM(l, (Py_ssize_t)i, r);
+	}
+	return l;
+}
+
+/* init(address, code_path, num_cpus, krayd_args) */
+static PyObject *api_init(PyObject *self, PyObject *args)
+{
+	const char *address, *code_path;
+	PyObject *extra, *seq = NULL;
+	struct kray_config cfg = { 0 };
+	const char **argv = NULL;
+	int num_cpus, r;
+	kray *k = NULL;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "zziO", &address, &code_path, &num_cpus, &extra))
+		return NULL;
+	if (ext.in_worker)
+		Py_RETURN_NONE; /* a worker is connected already: ray.init() there is a no-op */
+	if (ext.driver)
+		return PyErr_Format(PyExc_RuntimeError, "kray is already initialized");
+	if (!(seq = PySequence_Fast(extra, "krayd_args must be a list")))
+		return NULL;
+	argv = calloc((size_t)PySequence_Fast_GET_SIZE(seq) + 1, sizeof(*argv));
+	if (!argv) {
+		Py_DECREF(seq);
+		return PyErr_NoMemory();
+	}
+	for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
+		if (!(argv[i] = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i))))
+			goto err;
+	cfg.address = address;
+	cfg.code_path = code_path;
+	cfg.num_cpus = num_cpus;
+	cfg.krayd_args = argv;
+	Py_BEGIN_ALLOW_THREADS r = kray_init(&k, &cfg);
+	Py_END_ALLOW_THREADS if (r)
+	{
+		PyErr_Format(PyExc_ConnectionError, "kray.init: %s", kray_init_errmsg());
+		goto err;
+	}
+	LOCKED(ext.driver = k);
+	free(argv);
+	Py_DECREF(seq);
+	Py_RETURN_NONE;
+err:
+	free(argv);
+	Py_DECREF(seq);
+	return NULL;
+}
+
+static PyObject *api_shutdown(PyObject *self, PyObject *unused)
+{
+	kray *k;
+
+	(void)self;
+	(void)unused;
+	LOCKED(k = ext.driver; ext.driver = NULL);
+	if (k)
+		BLOCKING(kray_shutdown(k));
+	Py_RETURN_NONE;
+}
+
+static PyObject *api_connected(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return PyBool_FromLong(ext.driver || ext.in_worker);
+}
+
+/* (node, client, job) of this thread's connection. */
+static PyObject *api_ids(PyObject *self, PyObject *unused)
+{
+	struct kray_ids ids;
+	kray *k = ext_client();
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	LOCKED(kray_ids(k, &ids));
+	return Py_BuildValue("(III)", ids.node, ids.client, ids.job);
+}
+
+/* submit(fn, args, num_returns, max_retries, actor or None) -> [ObjectRef] */
+static PyObject *api_submit(PyObject *self, PyObject *args)
+{
+	const char *fn;
+	PyObject *list, *actor, *out = NULL;
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value *vals = NULL;
+	kray_ref *rets = NULL, aid;
+	size_t n;
+	int r;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "sO!IiO", &fn, &PyList_Type, &list, &o.num_returns,
+			      &o.max_retries, &actor))
+		return NULL;
+	if (actor != Py_None && !ext_ref_get(actor, &aid))
+		return PyErr_Format(PyExc_TypeError, "actor must be an ObjectRef");
+	if (!(k = ext_client()) || ext_args(list, &vals, &n))
+		return NULL;
+	rets = calloc(o.num_returns ? o.num_returns : 1, sizeof(*rets));
+	if (!rets) {
+		free(vals);
+		return PyErr_NoMemory();
+	}
+	if (actor == Py_None)
+		LOCKED(r = kray_call(k, fn, vals, n, &o, rets));
+	else
+		LOCKED(r = kray_actor_call(k, aid, fn, vals, n, &o, rets));
+	free(vals);
+	out = r ? ext_fail(k, r, fn) : refs_list(rets, o.num_returns);
+	free(rets);
+	return out;
+}
+
+/* actor_create(cls, args, name, ns, detached, max_restarts, max_task_retries,
+ *              max_concurrency, num_cpus, resources) -> ObjectRef (the handle) */
+static PyObject *api_actor_create(PyObject *self, PyObject *args)
+{
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	const char *cls;
+	PyObject *list;
+	kray_value *vals;
+	kray_ref id;
+	size_t n;
+	int r;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "sO!zzpiiIdz", &cls, &PyList_Type, &list, &o.name, &o.ns,
+			      &o.detached, &o.max_restarts, &o.max_task_retries,
+			      &o.max_concurrency, &o.num_cpus, &o.resources))
+		return NULL;
+	if (!(k = ext_client()) || ext_args(list, &vals, &n))
+		return NULL;
+	BLOCKING(r = kray_actor_create(k, cls, vals, n, &o, &id));
+	free(vals);
+	if (r)
+		return ext_fail(k, r, "actor creation");
+	return ext_ref_new(&id, true);
+}
+
+static PyObject *api_get_actor(PyObject *self, PyObject *args)
+{
+	const char *name, *ns;
+	kray_ref id;
+	int r;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "sz", &name, &ns) || !(k = ext_client()))
+		return NULL;
+	BLOCKING(r = kray_get_actor(k, name, ns, &id));
+	if (r)
+		return ext_fail(k, r, "get_actor");
+	return ext_ref_new(&id, true);
+}
+
+static PyObject *api_kill(PyObject *self, PyObject *args)
+{
+	PyObject *actor;
+	int no_restart, r;
+	kray_ref id;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "Op", &actor, &no_restart) || !(k = ext_client()))
+		return NULL;
+	if (!ext_ref_get(actor, &id))
+		return PyErr_Format(PyExc_TypeError, "kill takes an actor handle");
+	BLOCKING(r = kray_kill(k, id, no_restart));
+	if (r)
+		return ext_fail(k, r, "kill");
+	Py_RETURN_NONE;
+}
+
+/* put(kind, pickle, buffers, refs) -> ObjectRef.  Written once, in place: a large value
+ * goes straight into the store's memory. */
+static PyObject *api_put(PyObject *self, PyObject *args)
+{
+	PyObject *pickle, *bufs, *reflist;
+	unsigned kind;
+	Py_ssize_t size;
+	kray_ref id, *refs = NULL;
+	size_t nrefs = 0;
+	void *p;
+	int r;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "IO!O!O", &kind, &PyBytes_Type, &pickle, &PyList_Type, &bufs,
+			      &reflist))
+		return NULL;
+	if (!(k = ext_client()) || ext_layout(pickle, bufs, &size) || ext_refs(reflist, &refs, &nrefs))
+		return NULL;
+	if (nrefs) {
+		/* Values with refs are small (pickle refuses nothing; libkray refuses large
+		 * ones with -EINVAL and kray/_serial.py then stores the body separately). */
+		void *tmp = malloc((size_t)size);
+		kray_value v = KRAY_V_BYTES(tmp, (size_t)size);
+
+		if (!tmp) {
+			free(refs);
+			return PyErr_NoMemory();
+		}
+		ext_write(tmp, kind, pickle, bufs);
+		LOCKED(r = kray_put_refs(k, &v, refs, nrefs, &id));
+		free(tmp);
+	} else {
+		BLOCKING(r = kray_create(k, (size_t)size, &id, &p));
+		if (!r) {
+			/* The GIL is needed to read the buffers; the copy itself is one memcpy
+			 * per buffer. */
+			ext_write(p, kind, pickle, bufs);
+			LOCKED(r = kray_seal(k, &id));
+		}
+	}
+	free(refs);
+	if (r)
+		return ext_fail(k, r, "put");
+	return ext_ref_new(&id, true);
+}
+
+/* pack(kind, pickle, buffers) -> bytes laid out as a value (a small call argument). */
+static PyObject *api_pack(PyObject *self, PyObject *args)
+{
+	PyObject *pickle, *bufs, *out;
+	unsigned kind;
+	Py_ssize_t size;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "IO!O!", &kind, &PyBytes_Type, &pickle, &PyList_Type, &bufs) ||
+	    ext_layout(pickle, bufs, &size) || !(out = PyBytes_FromStringAndSize(NULL, size)))
+		return NULL;
+	ext_write(PyBytes_AS_STRING(out), kind, pickle, bufs);
+	return out;
+}
+
+/* get(refs, timeout_ms) -> [decoded] (see ext_decode), or None on timeout. */
+static PyObject *api_get(PyObject *self, PyObject *args)
+{
+	PyObject *reflist, *out;
+	long long timeout_ms;
+	kray_value *vals;
+	kray_ref *refs;
+	size_t n;
+	int r;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "OL", &reflist, &timeout_ms) || !(k = ext_client()) ||
+	    ext_refs(reflist, &refs, &n))
+		return NULL;
+	vals = calloc(n ? n : 1, sizeof(*vals));
+	if (!vals) {
+		free(refs);
+		return PyErr_NoMemory();
+	}
+	BLOCKING(if (ext.in_worker) ext_flush_pending(k);
+		 r = kray_get(k, refs, n, timeout_ms, vals));
+	free(refs);
+	if (r == -ETIMEDOUT) {
+		free(vals);
+		Py_RETURN_NONE;
+	}
+	if (r && r != -EREMOTEIO) {
+		free(vals);
+		return ext_fail(k, r, "get");
+	}
+	out = PyList_New((Py_ssize_t)n);
+	for (size_t i = 0; i < n; i++) {
+		PyObject *o = out ? ext_decode(&vals[i], true) : NULL;
+
+		if (!o) {
+			LOCKED(for (size_t j = i; j < n; j++) kray_value_clear(&vals[j]));
+			Py_XDECREF(out);
+			out = NULL;
+			break;
+		}
+		PyList_SET_ITEM(out, (Py_ssize_t)i, o);
+	}
+	free(vals);
+	return out;
+}
+
+/* wait(refs, num_ready, timeout_ms) -> bytes, one 0/1 per ref */
+static PyObject *api_wait(PyObject *self, PyObject *args)
+{
+	PyObject *reflist, *out;
+	long long timeout_ms;
+	Py_ssize_t num_ready;
+	kray_ref *refs;
+	uint8_t *ready;
+	size_t n, got;
+	int r;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "OnL", &reflist, &num_ready, &timeout_ms) ||
+	    !(k = ext_client()) || ext_refs(reflist, &refs, &n))
+		return NULL;
+	ready = calloc(n ? n : 1, 1);
+	if (!ready) {
+		free(refs);
+		return PyErr_NoMemory();
+	}
+	BLOCKING(if (ext.in_worker) ext_flush_pending(k);
+		 r = kray_wait(k, refs, n, (size_t)num_ready, timeout_ms, ready, &got));
+	free(refs);
+	out = r ? ext_fail(k, r, "wait") : PyBytes_FromStringAndSize((char *)ready, (Py_ssize_t)n);
+	free(ready);
+	return out;
+}
+
+static PyObject *api_flush(PyObject *self, PyObject *unused)
+{
+	kray *k = ext_client();
+	int r;
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	BLOCKING(r = kray_flush(k));
+	if (r)
+		return ext_fail(k, r, "flush");
+	Py_RETURN_NONE;
+}
+
+static PyObject *api_status(PyObject *self, PyObject *unused)
+{
+	struct kray_stats st;
+	kray *k = ext_client();
+	int r;
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	BLOCKING(r = kray_status(k, &st));
+	if (r)
+		return ext_fail(k, r, "status");
+	return Py_BuildValue(
+		"{sKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "workers", st.workers,
+		"tasks_submitted", st.tasks_submitted, "tasks_finished", st.tasks_finished,
+		"tasks_failed", st.tasks_failed, "tasks_retried", st.tasks_retried, "objects",
+		st.objects, "store_bytes", st.store_bytes, "store_capacity", st.store_capacity,
+		"workers_died", st.workers_died, "actors_alive", st.actors_alive,
+		"objects_pinned", st.objects_pinned);
+}
+
+/* set_ref_type(cls): the Python class refs are made as (a subclass of Ref). */
+static PyObject *api_set_ref_type(PyObject *self, PyObject *cls)
+{
+	(void)self;
+	if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &ExtRefType))
+		return PyErr_Format(PyExc_TypeError, "not a subclass of Ref");
+	Py_INCREF(cls);
+	Py_XDECREF((PyObject *)ext.ref_type);
+	ext.ref_type = (PyTypeObject *)cls;
+	Py_RETURN_NONE;
+}
+
+/* Memory of a buffer-supporting object: for tests of zero-copy ((address, length)). */
+static PyObject *api_address(PyObject *self, PyObject *o)
+{
+	Py_buffer b;
+	PyObject *r;
+
+	(void)self;
+	if (PyObject_GetBuffer(o, &b, PyBUF_SIMPLE))
+		return NULL;
+	r = Py_BuildValue("(Kn)", (unsigned long long)(uintptr_t)b.buf, b.len);
+	PyBuffer_Release(&b);
+	return r;
+}
+
+PyMethodDef ext_api_methods[] = {
+	{ "init", api_init, METH_VARARGS, "connect, or start a private krayd" },
+	{ "shutdown", api_shutdown, METH_NOARGS, "disconnect (and stop a private krayd)" },
+	{ "connected", api_connected, METH_NOARGS, "whether kray calls can be made" },
+	{ "ids", api_ids, METH_NOARGS, "(node, client, job)" },
+	{ "submit", api_submit, METH_VARARGS, "a task or actor call" },
+	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
+	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
+	{ "kill", api_kill, METH_VARARGS, "kill an actor" },
+	{ "put", api_put, METH_VARARGS, "store a value" },
+	{ "pack", api_pack, METH_VARARGS, "a value's bytes" },
+	{ "get", api_get, METH_VARARGS, "values of refs" },
+	{ "wait", api_wait, METH_VARARGS, "which refs are ready" },
+	{ "flush", api_flush, METH_NOARGS, "send what is buffered" },
+	{ "status", api_status, METH_NOARGS, "krayd's counters" },
+	{ "set_ref_type", api_set_ref_type, METH_O, "the ObjectRef class" },
+	{ "address", api_address, METH_O, "(address, length) of a buffer" },
+	{ NULL, NULL, 0, NULL },
+};

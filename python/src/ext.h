@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kray._kray, the C extension under `import kray`: the pieces it shares between its files.
+ *
+ * The extension is a thin layer over libkray's public API (kray/kray.h).  It keeps one
+ * connection per process: a driver's (kray.init) or, in a worker, the worker's own
+ * connection while a task runs on the loop thread.  Everything Python-shaped (pickling,
+ * options, exceptions) lives in the Python modules of the package; this layer moves bytes,
+ * refs and views.
+ *
+ * Locking: a kray handle serves one thread at a time, so every libkray call on it runs
+ * under ext_mu, a recursive mutex (a Python object freed while it is held may release a
+ * ref).  Calls that may block (get, wait, actor requests) drop the GIL first.
+ */
+#ifndef KRAY_PYTHON_EXT_H
+#define KRAY_PYTHON_EXT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <kray/kray.h>
+
+/* Values written by kray's Python layer start with this header. */
+#define PYV_MAGIC 0x5950524bu /* "KRPY" */
+#define PYV_ALIGN 64 /* out-of-band buffers start at this alignment */
+
+enum pyv_kind {
+	PYV_VALUE = 0, /* a pickled value */
+	PYV_ERROR = 1, /* a pickled exception a task raised */
+};
+
+struct pyv_hdr {
+	uint32_t magic;
+	uint32_t kind; /* enum pyv_kind */
+	uint32_t nbufs; /* out-of-band buffers */
+	uint32_t pad;
+	uint64_t pickle_len;
+	/* then nbufs x { u64 offset, u64 len } from the start of the value, the pickle
+	 * stream, and each buffer at its offset (PYV_ALIGN-aligned) */
+};
+
+struct ext_state {
+	kray *driver; /* kray.init()'s connection, or NULL */
+	bool in_worker; /* this process is a worker (the shim loaded us) */
+	kray *worker_k; /* the worker's connection, once a call gave it to us */
+	kray_ref *pending; /* refs to release once it is safe (worker only) */
+	size_t npending, cap_pending;
+	PyTypeObject *ref_type; /* kray.ObjectRef (a Python subclass of _kray.Ref) */
+};
+
+extern struct ext_state ext;
+extern pthread_mutex_t ext_mu;
+/* The task this thread runs, in a worker (NULL on an actor's method thread). */
+extern __thread kray_ctx *ext_ctx;
+
+/* The connection this thread may use, or NULL with a Python exception set. */
+kray *ext_client(void);
+/* Sets a Python exception for a failed libkray call and returns NULL. */
+PyObject *ext_fail(kray *k, int r, const char *what);
+/* Releases the refs deferred in a worker (ext_mu held). */
+void ext_flush_pending(kray *k);
+
+/* ref.c: _kray.Ref, the base of kray.ObjectRef */
+extern PyTypeObject ExtRefType;
+typedef struct {
+	PyObject_HEAD kray_ref id;
+	bool owned; /* this object holds a reference and releases it when freed */
+} ExtRef;
+/* A new kray.ObjectRef for id; owned says whether it takes over a reference. */
+PyObject *ext_ref_new(const kray_ref *id, bool owned);
+/* True and *ret when o is a Ref. */
+bool ext_ref_get(PyObject *o, kray_ref *ret);
+
+/* value.c */
+extern PyTypeObject ExtBufferType;
+/* Turns Python arguments (bytes, int, float, None, Ref, (Ref,) for an actor handle) into
+ * kray_values; the values borrow from args, which must stay alive. */
+int ext_args(PyObject *list, kray_value **ret_vals, size_t *ret_n);
+/* Decodes a value from libkray: takes over v (it is cleared or moved).  owned_refs says
+ * whether the nested refs are this process's (a get) or lent (a worker's arguments). */
+PyObject *ext_decode(kray_value *v, bool owned_refs);
+/* The same for bytes (data, len) that buf (a bytes-like object) holds. */
+PyObject *ext_decode_bytes(PyObject *buf, const void *data, size_t len, const kray_ref *refs,
+			   size_t nrefs, bool owned_refs);
+/* Lays out a Python value (kind, pickle bytes, buffers) into dst of ext_size() bytes. */
+int ext_layout(PyObject *pickle, PyObject *bufs, Py_ssize_t *ret_size);
+void ext_write(void *dst, uint32_t kind, PyObject *pickle, PyObject *bufs);
+/* The refs of a Python list as an array (malloc'ed). */
+int ext_refs(PyObject *list, kray_ref **ret, size_t *ret_n);
+
+/* api.c and worker.c: the module's functions */
+extern PyMethodDef ext_api_methods[];
+extern PyMethodDef ext_worker_methods[];
+
+#endif

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libkray_python.so: Python tasks and actors for kray's worker host.
+ *
+ * kray.init() puts this library on the job's code path.  Any kray-worker that gets a
+ * Python task loads it like any job library, and it declares the three entry points a
+ * Python job needs in C terms: a remote function (kray_py_task), an actor class
+ * (kray_py_actor) and its one method (call, which names the Python method in its first
+ * argument).  On the first call it starts an interpreter inside the worker (the first
+ * task on a fresh worker pays Python's start-up once), imports kray._kray and hands it
+ * the call; the GIL is released between calls, so an actor's method threads each take it.
+ *
+ * Why inside kray-worker and not a separate `python3 -m kray.worker` pool: C and Python
+ * tasks then share one pool of workers and one scheduler with no notion of language, and
+ * the worker protocol stays in one place (libkray's worker loop).  See
+ * docs/ARCHITECTURE.md, "Python".
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <kray/kray.h>
+
+#ifndef KRAY_LIBPYTHON
+#error "KRAY_LIBPYTHON (libpython's soname) must be defined by the build"
+#endif
+#ifndef KRAY_PYTHON_EXE
+#define KRAY_PYTHON_EXE "/usr/bin/python3"
+#endif
+
+static pthread_once_t py_once = PTHREAD_ONCE_INIT;
+static const char *py_err; /* why Python could not start, or NULL */
+static PyObject *py_call; /* kray._kray._worker_call */
+static PyObject *py_drop; /* kray._kray._drop_instance */
+
+/* The directory above this library's: the package's parent, for sys.path. */
+static void package_root(char *buf, size_t len)
+{
+	Dl_info info;
+	char tmp[PATH_MAX];
+
+	buf[0] = 0;
+	if (!dladdr((void *)package_root, &info) || !info.dli_fname)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s", info.dli_fname);
+	snprintf(buf, len, "%s", dirname(dirname(tmp)));
+}
+
+static void start_python(void)
+{
+	char root[PATH_MAX];
+	PyConfig config;
+	PyStatus st;
+	PyObject *mod;
+
+	/* The worker loaded libpython as a dependency of this library, privately; Python's
+	 * own extension modules (numpy, _pickle) need its symbols global. */
+	if (!dlopen(KRAY_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {
+		py_err = "cannot make libpython's symbols global";
+		return;
+	}
+	PyConfig_InitPythonConfig(&config);
+	config.install_signal_handlers = 0; /* SIGINT and SIGTERM keep kray-worker's meaning */
+	config.parse_argv = 0;
+	st = PyConfig_SetBytesString(&config, &config.program_name, KRAY_PYTHON_EXE);
+	if (!PyStatus_Exception(st))
+		st = Py_InitializeFromConfig(&config);
+	PyConfig_Clear(&config);
+	if (PyStatus_Exception(st)) {
+		py_err = st.err_msg ? st.err_msg : "Python did not start";
+		return;
+	}
+	package_root(root, sizeof(root));
+	PyObject *path = PySys_GetObject("path"), *s = PyUnicode_FromString(root);
+
+	if (path && s)
+		PyList_Insert(path, 0, s);
+	Py_XDECREF(s);
+	mod = PyImport_ImportModule("kray._kray");
+	if (mod) {
+		py_call = PyObject_GetAttrString(mod, "_worker_call");
+		py_drop = PyObject_GetAttrString(mod, "_drop_instance");
+		Py_DECREF(mod);
+	}
+	if (!py_call || !py_drop) {
+		PyErr_Print();
+		py_err = "cannot import kray._kray (see the worker's stderr)";
+	}
+	PyEval_SaveThread(); /* from now on each call takes the GIL */
+}
+
+/* The message of the current Python exception, for kray_fail(). */
+static void fail_with_exception(kray_ctx *ctx, int *rc)
+{
+	PyObject *type, *value, *tb, *s;
+
+	PyErr_Fetch(&type, &value, &tb);
+	s = value ? PyObject_Str(value) : NULL;
+	*rc = kray_fail(ctx, "%s", s && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "error");
+	if (!s)
+		PyErr_Clear();
+	Py_XDECREF(s);
+	Py_XDECREF(type);
+	Py_XDECREF(value);
+	Py_XDECREF(tb);
+}
+
+/* mode 0: a task, 1: the constructor, 2: a method; selfp holds the actor's instance. */
+static int enter(kray_ctx *ctx, PyObject **selfp, const kray_value *args, size_t nargs, int mode)
+{
+	PyGILState_STATE g;
+	PyObject *r;
+	int rc = 0;
+
+	pthread_once(&py_once, start_python);
+	if (py_err)
+		return kray_fail(ctx, "Python is not available in this worker: %s", py_err);
+	g = PyGILState_Ensure();
+	r = PyObject_CallFunction(py_call, "KKniK", (unsigned long long)(uintptr_t)ctx,
+				  (unsigned long long)(uintptr_t)args, (Py_ssize_t)nargs, mode,
+				  (unsigned long long)(uintptr_t)selfp);
+	if (!r)
+		fail_with_exception(ctx, &rc);
+	Py_XDECREF(r);
+	PyGILState_Release(g);
+	return rc;
+}
+
+KRAY_REMOTE(kray_py_task, KRAY_NARGS_ANY)
+{
+	return enter(ctx, NULL, args, nargs, 0);
+}
+
+struct py_actor {
+	PyObject *instance;
+};
+
+KRAY_ACTOR(kray_py_actor, struct py_actor, KRAY_NARGS_ANY)
+{
+	return enter(ctx, &self->instance, args, nargs, 1);
+}
+
+KRAY_METHOD(kray_py_actor, call, KRAY_NARGS_ANY)
+{
+	return enter(ctx, &self->instance, args, nargs, 2);
+}
+
+KRAY_ACTOR_DESTRUCTOR(kray_py_actor)
+{
+	PyGILState_STATE g;
+	PyObject *r;
+
+	if (!self->instance || py_err)
+		return;
+	g = PyGILState_Ensure();
+	r = PyObject_CallFunction(py_drop, "K", (unsigned long long)(uintptr_t)&self->instance);
+	if (!r)
+		PyErr_Clear();
+	Py_XDECREF(r);
+	PyGILState_Release(g);
+}

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The worker side of kray._kray: one Python task, actor constructor or method call, from
+ * the kray_values libkray's worker loop hands the shim (libkray_python.so) to the return
+ * slots.  The shim owns the interpreter and calls _worker_call() with the GIL held; what
+ * to run is decided in kray/_worker.py.
+ *
+ * Arguments: small ones are copied (they live in the EXEC frame, freed after the call);
+ * a large one, a read-only view of the store, is taken over by a _kray.Buffer when the
+ * call runs on the loop thread, so an array argument is not copied and may outlive the
+ * call.  On an actor's method thread the connection is off limits, and so is the view's
+ * unpin: the bytes are copied there.
+ *
+ * Results: a large value is written once, into an object this worker creates, and moved
+ * into the return slot (kray_return_object); a small one is copied into the slot; one
+ * that contains refs goes with them (kray_return_refs).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ext.h"
+
+static PyObject *decode_arg(kray_value *a, bool movable)
+{
+	kray_value copy = *a;
+	PyObject *buf, *o;
+
+	if (a->priv_ && movable) {
+		/* The call's array no longer frees this view: the Buffer does. */
+		a->priv_ = NULL;
+		a->type = KRAY_NIL;
+		return ext_decode(&copy, false);
+	}
+	if (a->type != KRAY_BYTES) {
+		copy.priv_ = NULL; /* scalars and errors: nothing to free here */
+		return ext_decode(&copy, false);
+	}
+	if (!(buf = PyBytes_FromStringAndSize(a->data, (Py_ssize_t)a->len)))
+		return NULL;
+	o = ext_decode_bytes(buf, PyBytes_AS_STRING(buf), a->len, a->refs, a->nrefs, false);
+	Py_DECREF(buf);
+	return o;
+}
+
+/* Sets return slot i from (kind, pickle, buffers, refs). */
+static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, PyObject *item)
+{
+	PyObject *pickle, *bufs, *reflist;
+	unsigned kind;
+	Py_ssize_t size;
+	kray_ref *refs = NULL, id;
+	size_t nrefs = 0;
+	void *p;
+	int r;
+
+	if (!PyArg_ParseTuple(item, "IO!O!O", &kind, &PyBytes_Type, &pickle, &PyList_Type, &bufs,
+			      &reflist) ||
+	    ext_layout(pickle, bufs, &size) || ext_refs(reflist, &refs, &nrefs))
+		return -1;
+	if (!nrefs && k && (size_t)size > inline_max) {
+		pthread_mutex_lock(&ext_mu);
+		r = kray_create(k, (size_t)size, &id, &p);
+		pthread_mutex_unlock(&ext_mu);
+		if (!r) {
+			ext_write(p, kind, pickle, bufs);
+			pthread_mutex_lock(&ext_mu);
+			r = kray_seal(k, &id);
+			if (!r)
+				r = kray_return_object(ctx, i, &id);
+			pthread_mutex_unlock(&ext_mu);
+		}
+		free(refs);
+		if (r) {
+			ext_fail(k, r, "storing a result");
+			return -1;
+		}
+		return 0;
+	}
+	p = malloc(size ? (size_t)size : 1);
+	if (!p) {
+		free(refs);
+		PyErr_NoMemory();
+		return -1;
+	}
+	ext_write(p, kind, pickle, bufs);
+	kray_value v = KRAY_V_BYTES(p, (size_t)size);
+	r = nrefs ? kray_return_refs(ctx, i, &v, refs, nrefs) : kray_return(ctx, i, &v);
+	free(p);
+	free(refs);
+	if (r) {
+		PyErr_Format(PyExc_ValueError,
+			     "result %u (%zd bytes, %zu refs) cannot be returned: %s", i, size, nrefs,
+			     nrefs ? "values containing refs must fit inline" : strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * _worker_call(ctx, args, nargs, mode, selfp) -> None.  mode 0: a task, 1: an actor's
+ * constructor (the instance is stored at selfp), 2: a method of the instance at selfp.
+ * Raises only when the call cannot be answered normally (the shim then fails the task
+ * with the message).
+ */
+static PyObject *worker_call(PyObject *self, PyObject *args)
+{
+	unsigned long long ctx_addr, args_addr, self_addr;
+	Py_ssize_t nargs;
+	int mode;
+	PyObject *mod = NULL, *fn = NULL, *pargs = NULL, *inst, *res = NULL, *out = NULL;
+	kray_ctx *ctx, *saved = ext_ctx;
+	kray_value *vals;
+	PyObject **selfp;
+	struct kray_ids ids = { .inline_max = 64 << 10 };
+	unsigned nret;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "KKniK", &ctx_addr, &args_addr, &nargs, &mode, &self_addr))
+		return NULL;
+	ctx = (kray_ctx *)(uintptr_t)ctx_addr;
+	vals = (kray_value *)(uintptr_t)args_addr;
+	selfp = (PyObject **)(uintptr_t)self_addr;
+	k = kray_ctx_client(ctx);
+	nret = kray_ctx_num_returns(ctx);
+	ext.in_worker = true;
+	ext_ctx = ctx;
+	pthread_mutex_lock(&ext_mu);
+	if (k) {
+		ext.worker_k = k;
+		kray_ids(k, &ids);
+		/* Results of earlier calls were sent before this EXEC was read: what they
+		 * held can go now. */
+		ext_flush_pending(k);
+	}
+	pthread_mutex_unlock(&ext_mu);
+
+	if (!(pargs = PyList_New(nargs)))
+		goto out;
+	for (Py_ssize_t i = 0; i < nargs; i++) {
+		PyObject *o = decode_arg(&vals[i], k != NULL);
+
+		if (!o)
+			goto out;
+		PyList_SET_ITEM(pargs, i, o);
+	}
+	if (!(mod = PyImport_ImportModule("kray._worker")) ||
+	    !(fn = PyObject_GetAttrString(mod, "execute")))
+		goto out;
+	kray_ref task = kray_ctx_task(ctx);
+	PyObject *tid = Py_BuildValue("(IIII)", task.node, task.owner, task.seq, task.index);
+
+	if (!tid)
+		goto out;
+	inst = mode == 0 ? Py_None : (*selfp ? *selfp : Py_None);
+	res = PyObject_CallFunction(fn, "iOOIN", mode, pargs, inst, nret, tid);
+	if (!res)
+		goto out;
+	if (mode == 1) {
+		/* The constructor returns (instance, None) or (None, error results). */
+		PyObject *obj, *errs;
+
+		if (!PyArg_ParseTuple(res, "OO", &obj, &errs))
+			goto out;
+		if (obj != Py_None) {
+			Py_INCREF(obj);
+			Py_XDECREF(*selfp);
+			*selfp = obj;
+			out = Py_None;
+			Py_INCREF(out);
+			goto out;
+		}
+		PyErr_SetObject(PyExc_RuntimeError, errs);
+		goto out;
+	}
+	if (!PyList_Check(res) || PyList_GET_SIZE(res) != (Py_ssize_t)nret) {
+		PyErr_Format(PyExc_RuntimeError, "the task returned the wrong number of values");
+		goto out;
+	}
+	for (unsigned i = 0; i < nret; i++)
+		if (set_return(ctx, k, ids.inline_max, i, PyList_GET_ITEM(res, i)))
+			goto out;
+	out = Py_None;
+	Py_INCREF(out);
+out:
+	ext_ctx = saved;
+	Py_XDECREF(res);
+	Py_XDECREF(fn);
+	Py_XDECREF(mod);
+	Py_XDECREF(pargs);
+	return out;
+}
+
+/* _drop_instance(selfp): the actor ends normally. */
+static PyObject *worker_drop(PyObject *self, PyObject *arg)
+{
+	PyObject **selfp = (PyObject **)(uintptr_t)PyLong_AsUnsignedLongLong(arg);
+
+	(void)self;
+	if (PyErr_Occurred())
+		return NULL;
+	Py_CLEAR(*selfp);
+	Py_RETURN_NONE;
+}
+
+PyMethodDef ext_worker_methods[] = {
+	{ "_worker_call", worker_call, METH_VARARGS, "run one call in a worker (the shim's)" },
+	{ "_drop_instance", worker_drop, METH_O, "free an actor's instance" },
+	{ NULL, NULL, 0, NULL },
+};
