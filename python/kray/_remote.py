@@ -76,7 +76,8 @@ class _Blob:
             code = cloudpickle.dumps(self._obj, protocol=5)
             name = getattr(self._obj, "__qualname__", repr(self._obj))
             paths = [p for p in sys.path if p and os.path.isdir(p)]
-            self._ref = _serial.put_value((os.urandom(16), paths, code, name))
+            self._ref = _serial.put_value((os.urandom(16), paths, code, name,
+                                           namespace[0]))
             self._session = session[0]
         return self._ref
 

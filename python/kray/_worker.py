@@ -18,6 +18,7 @@ import sys
 import threading
 import traceback
 
+from . import _remote
 from . import _serial
 from . import exceptions
 
@@ -32,16 +33,18 @@ def current_task_id():
 
 def _load(item):
     _, _, pick, bufs, refs = item
-    obj = _loaded.get(pick)
-    if obj is None:
-        key, path, code, name = _serial.loads(pick, bufs, refs)
+    entry = _loaded.get(pick)
+    if entry is None:
+        key, path, code, name, ns = _serial.loads(pick, bufs, refs)
         for p in path:
             if p not in sys.path:
                 sys.path.append(p)
         import cloudpickle  # noqa: F401 (functions may need its reducers)
-        obj = _serial.loads(code, [], refs)
-        _loaded[bytes(pick)] = obj
-    return obj
+        entry = (_serial.loads(code, [], refs), ns)
+        _loaded[bytes(pick)] = entry
+    # The job's namespace, for get_actor and named actors made here.
+    _remote.namespace[0] = entry[1]
+    return entry[0]
 
 
 def _call_args(blob, top):
@@ -62,7 +65,9 @@ def _error(name, e):
         # An argument was the error of an earlier task: it propagates as it is.
         err = exceptions.RayTaskError(e.function_name, e.traceback_str, e.cause, pid=e.pid)
     else:
-        tb = traceback.format_exception(type(e), e, e.__traceback__)
+        # Without this module's own frame: the traceback starts in the user's function.
+        tb = traceback.format_exception(type(e), e, e.__traceback__.tb_next or
+                                        e.__traceback__)
         err = exceptions.RayTaskError(name, "".join(tb), e, pid=os.getpid())
     try:
         return (1,) + _serial.dumps(err)

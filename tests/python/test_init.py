@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: Apache-2.0
+"""init(num_cpus=, address=, object_store_memory=, resources=, namespace=), shutdown,
+is_initialized."""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BUILD
+
+
+def test_init_shutdown_is_initialized(fresh):
+    ray = fresh
+    assert not ray.is_initialized()
+    ray.init(num_cpus=1)
+    assert ray.is_initialized()
+    assert ray.get(ray.put(5)) == 5
+    ray.shutdown()
+    assert not ray.is_initialized()
+    with pytest.raises(RuntimeError):
+        ray.get(ray.put(1))
+
+
+def test_init_twice(fresh):
+    ray = fresh
+    ray.init(num_cpus=1)
+    with pytest.raises(RuntimeError):
+        ray.init(num_cpus=1)
+    ray.init(ignore_reinit_error=True)
+    assert ray.is_initialized()
+
+
+def test_num_cpus_runs_tasks_in_parallel(fresh):
+    ray = fresh
+    ray.init(num_cpus=2)
+
+    @ray.remote
+    def sleep():
+        time.sleep(0.5)
+        return os.getpid()
+
+    ray.get(sleep.remote())  # warm a worker
+    t = time.monotonic()
+    pids = ray.get([sleep.remote() for _ in range(2)])
+    assert time.monotonic() - t < 0.95
+    assert len(set(pids)) == 2
+    assert ray.cluster_resources()["CPU"] == 2
+
+
+def test_object_store_memory(fresh):
+    ray = fresh
+    ray.init(num_cpus=1, object_store_memory=64 << 20)
+    assert ray._kray.status()["store_capacity"] == 64 << 20
+
+
+def test_resources(fresh):
+    ray = fresh
+    ray.init(num_cpus=1, resources={"widget": 1})
+    assert ray.cluster_resources()["widget"] == 1
+
+    @ray.remote(resources={"widget": 1})
+    class Holder:
+        def ping(self):
+            return "pong"
+
+    a = Holder.remote()
+    assert ray.get(a.ping.remote(), timeout=30) == "pong"
+    b = Holder.remote()  # the only widget is taken: b waits for it
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        ray.get(b.ping.remote(), timeout=0.5)
+    ray.kill(a)
+    assert ray.get(b.ping.remote(), timeout=30) == "pong"
+
+
+def test_namespace(fresh):
+    ray = fresh
+    ray.init(num_cpus=1, namespace="alpha")
+
+    @ray.remote
+    class Named:
+        def ns(self):
+            return ray.get_runtime_context().namespace
+
+    a = Named.options(name="one").remote()
+    assert ray.get(ray.get_actor("one").ns.remote()) == "alpha"
+    assert ray.get_actor("one", namespace="alpha")._ref == a._ref
+    with pytest.raises(ValueError):
+        ray.get_actor("one", namespace="beta")
+    Named.options(name="one", namespace="beta").remote()  # another namespace: allowed
+    assert ray.get_runtime_context().namespace == "alpha"
+
+
+def test_address_connects_to_running_krayd(fresh):
+    ray = fresh
+    d = tempfile.mkdtemp(prefix="kray-pytest-")
+    sock = os.path.join(d, "krayd.sock")
+    r, w = os.pipe()
+    p = subprocess.Popen([os.path.join(BUILD, "bin", "krayd"), "--socket", sock,
+                          "--num-cpus", "1", "--ready-fd", str(w), "--log-level", "warn"],
+                         pass_fds=(w,))
+    os.close(w)
+    try:
+        assert os.read(r, 1)  # krayd says it is serving
+        ray.init(address=sock)
+        with pytest.raises(ValueError):
+            ray.shutdown()
+            ray.init(address=sock, num_cpus=4)  # a setting of the krayd, not the driver
+        ray.init(address=sock)
+
+        @ray.remote
+        def hello():
+            return "hi"
+
+        assert ray.get(hello.remote()) == "hi"
+        assert ray._kray.status()["node"] != 0
+        ray.shutdown()
+        assert p.poll() is None  # still serving: it is not ours to stop
+    finally:
+        os.close(r)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        for f in os.listdir(d):
+            os.unlink(os.path.join(d, f)) if os.path.isfile(os.path.join(d, f)) else None
+        subprocess.run(["rm", "-rf", d])
