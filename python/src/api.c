@@ -186,10 +186,12 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 		free(vals);
 		return PyErr_NoMemory();
 	}
+	/* Sent at once, as Ray does: a driver may submit and then only sleep or poll. */
 	if (actor == Py_None)
-		LOCKED(r = kray_call(k, fn, vals, n, &o, rets));
+		LOCKED(r = kray_call(k, fn, vals, n, &o, rets); if (!r) r = kray_flush(k));
 	else
-		LOCKED(r = kray_actor_call(k, aid, fn, vals, n, &o, rets));
+		LOCKED(r = kray_actor_call(k, aid, fn, vals, n, &o, rets);
+		       if (!r) r = kray_flush(k));
 	free(vals);
 	out = r ? ext_fail(k, r, fn) : refs_list(rets, o.num_returns);
 	free(rets);

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: Apache-2.0
+"""@remote functions: options, .options(), num_returns, kwargs and defaults, arity,
+refs as arguments (top level and nested), refs in results, nested calls, retries."""
+import os
+import signal
+import time
+
+import pytest
+
+
+def test_remote_without_and_with_options(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def plain(x):
+        return x + 1
+
+    @ray.remote(num_returns=2, max_retries=1, num_cpus=1)
+    def pair(x):
+        return x, -x
+
+    assert ray.get(plain.remote(1)) == 2
+    a, b = pair.remote(3)
+    assert ray.get([a, b]) == [3, -3]
+
+
+def test_options_override(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def three():
+        return 1, 2, 3
+
+    refs = three.options(num_returns=3).remote()
+    assert isinstance(refs, list) and len(refs) == 3
+    assert ray.get(refs) == [1, 2, 3]
+    assert ray.get(three.remote()) == (1, 2, 3)
+    with pytest.raises(ValueError):
+        three.options(no_such_option=1)
+
+
+def test_num_returns_zero(ray_start):
+    ray = ray_start
+
+    @ray.remote(num_returns=0)
+    def nothing():
+        pass
+
+    assert nothing.remote() is None
+
+
+def test_kwargs_and_defaults(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def f(a, b=10, *rest, c=100, **kw):
+        return a + b + sum(rest) + c + sum(kw.values())
+
+    assert ray.get(f.remote(1)) == 111
+    assert ray.get(f.remote(1, 2)) == 103
+    assert ray.get(f.remote(1, 2, 3, 4, c=0, d=1000)) == 1010
+    assert ray.get(f.remote(a=5, c=ray.put(1))) == 16  # a ref as a keyword argument
+
+
+def test_wrong_arity_raises_at_remote(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def two(a, b):
+        return a + b
+
+    with pytest.raises(TypeError):
+        two.remote(1)
+    with pytest.raises(TypeError):
+        two.remote(1, 2, 3)
+    with pytest.raises(TypeError):
+        two.remote(1, c=2)
+    with pytest.raises(TypeError):
+        two(1, 2)  # remote functions are called with .remote()
+
+
+def test_ref_arguments_are_resolved(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def add(a, b):
+        return a + b
+
+    x = ray.put(20)
+    y = add.remote(x, 1)
+    z = add.remote(y, y)  # a pending ref: the task waits for it
+    assert ray.get(z) == 42
+
+
+def test_refs_nested_in_arguments_stay_refs(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def inside(d):
+        assert isinstance(d["r"][0], ray.ObjectRef)
+        return ray.get(d["r"][0]) * 2
+
+    assert ray.get(inside.remote({"r": [ray.put(21)]})) == 42
+
+
+def test_refs_in_results(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def leaf(x):
+        return x * 3
+
+    @ray.remote
+    def maker():
+        return {"refs": [leaf.remote(i) for i in range(3)], "own": ray.put("mine")}
+
+    out = ray.get(maker.remote())
+    assert ray.get(out["refs"]) == [0, 3, 6]
+    assert ray.get(out["own"]) == "mine"
+
+
+def test_nested_remote_call(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def fib(n):
+        if n < 2:
+            return n
+        return sum(ray.get([fib.remote(n - 1), fib.remote(n - 2)]))
+
+    assert ray.get(fib.remote(7)) == 13
+
+
+def test_worker_killed_mid_task_is_retried(ray_start, tmp_path):
+    ray = ray_start
+    pidfile = tmp_path / "pid"
+
+    @ray.remote(max_retries=1)
+    def slow(path):
+        if os.path.exists(path):
+            return "second attempt"
+        with open(path + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(path + ".tmp", path)
+        time.sleep(60)
+        return "first attempt"
+
+    ref = slow.remote(str(pidfile))
+    deadline = time.monotonic() + 30
+    while not pidfile.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    before = ray._kray.status()["workers_died"]
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the worker running our task
+    assert ray.get(ref, timeout=60) == "second attempt"
+    assert ray._kray.status()["workers_died"] == before + 1
+
+
+def test_worker_death_past_max_retries(ray_start):
+    ray = ray_start
+
+    @ray.remote(max_retries=0)
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(die.remote(), timeout=60)
+
+
+def test_closures_and_local_classes(ray_start):
+    ray = ray_start
+    factor = 7
+
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    @ray.remote
+    def scale(b):
+        return Box(b.v * factor)
+
+    assert ray.get(scale.remote(Box(6))).v == 42
+
+
+def test_many_tasks(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def ident(i):
+        return i
+
+    assert ray.get([ident.remote(i) for i in range(2000)]) == list(range(2000))
