@@ -29,7 +29,7 @@ class ObjectRef(_kray.Ref):
     __slots__ = ()
 
     def hex(self):
-        return self.binary().hex()
+        return "%08x%08x%08x%08x" % self._fields()  # node, owner, seq, index
 
     def task_id(self):
         node, owner, seq, _ = self._fields()

@@ -17,12 +17,17 @@ BUILD = os.environ.get("KRAY_BUILD", os.path.join(ROOT, "build"))
 
 
 @pytest.fixture(scope="module")
-def ray_start():
-    if kray.is_initialized():
-        kray.shutdown()
-    kray.init(num_cpus=2)
-    yield kray
+def _module_krayd():
+    yield
     kray.shutdown()
+
+
+@pytest.fixture
+def ray_start(_module_krayd):
+    """kray, connected to this module's private krayd (started on first use)."""
+    if not kray.is_initialized():
+        kray.init(num_cpus=2)
+    return kray
 
 
 @pytest.fixture

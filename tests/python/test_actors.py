@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Actors: @remote classes with and without options, .options(), method(num_returns=),
+name/namespace/get_actor, lifetime="detached", max_restarts, max_task_retries,
+max_concurrency, kill, handles passed to tasks and actors, per-caller order."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+
+def make_counter(ray):
+    @ray.remote
+    class Counter:
+        def __init__(self, start=0):
+            self.n = start
+
+        def incr(self, by=1):
+            self.n += by
+            return self.n
+
+        def pid(self):
+            return os.getpid()
+
+        @ray.method(num_returns=2)
+        def pair(self):
+            return self.n, -self.n
+
+    return Counter
+
+
+def test_actor_state_and_order(ray_start):
+    ray = ray_start
+    c = make_counter(ray).remote(10)
+    refs = [c.incr.remote() for _ in range(100)]
+    assert ray.get(refs) == list(range(11, 111))  # one caller: in order
+    assert ray.get(c.incr.remote(by=5)) == 115
+
+
+def test_actor_options_and_constructor_arity(ray_start):
+    ray = ray_start
+    Counter = make_counter(ray)
+    c = Counter.options(max_concurrency=1, num_cpus=0).remote(start=3)
+    assert ray.get(c.incr.remote()) == 4
+    with pytest.raises(TypeError):
+        Counter.remote(1, 2)
+    with pytest.raises(TypeError):
+        Counter()
+    with pytest.raises(TypeError):
+        c.incr.remote(1, 2)
+    with pytest.raises(AttributeError):
+        c.no_such_method
+    with pytest.raises(ValueError):
+        Counter.options(bad_option=1)
+
+
+def test_method_num_returns(ray_start):
+    ray = ray_start
+    c = make_counter(ray).remote(4)
+    a, b = c.pair.remote()
+    assert ray.get([a, b]) == [4, -4]
+    x, y, z = c.incr.options(num_returns=3).remote(0) if False else (None, None, None)
+    refs = c.pair.options(num_returns=1).remote()
+    assert ray.get(refs) == (4, -4)
+
+
+def test_named_actor_and_get_actor(ray_start):
+    ray = ray_start
+    Counter = make_counter(ray)
+    c = Counter.options(name="counter-a").remote()
+    ray.get(c.incr.remote())
+    same = ray.get_actor("counter-a")
+    assert ray.get(same.incr.remote()) == 2
+    with pytest.raises(ValueError):
+        Counter.options(name="counter-a").remote()  # the name is taken
+    with pytest.raises(ValueError):
+        ray.get_actor("no-such-actor")
+    got = Counter.options(name="counter-a", get_if_exists=True).remote()
+    assert ray.get(got.incr.remote()) == 3
+
+
+def test_detached_actor_outlives_its_creator(ray_start):
+    ray = ray_start
+    Counter = make_counter(ray)
+
+    @ray.remote
+    def create():
+        Counter.options(name="kept", lifetime="detached").remote(100)
+        Counter.options(name="dropped").remote(100)
+        return True
+
+    assert ray.get(create.remote())
+    kept = ray.get_actor("kept")
+    assert ray.get(kept.incr.remote()) == 101
+    ray.kill(kept)
+
+
+def test_handle_passed_to_task_and_actor(ray_start):
+    ray = ray_start
+    c = make_counter(ray).remote()
+
+    @ray.remote
+    def bump(counter, times):
+        return ray.get([counter.incr.remote() for _ in range(times)])[-1]
+
+    @ray.remote
+    class Owner:
+        def __init__(self, counter):
+            self.counter = counter
+
+        def bump(self):
+            return ray.get(self.counter.incr.remote(10))
+
+    assert ray.get(bump.remote(c, 3)) == 3
+    o = Owner.remote(c)
+    assert ray.get(o.bump.remote()) == 13
+    assert ray.get(bump.remote({"nested": c}["nested"], 1)) == 14
+
+
+def test_kill(ray_start):
+    ray = ray_start
+    c = make_counter(ray).remote()
+    ray.get(c.incr.remote())
+    ray.kill(c)
+    with pytest.raises(ray.exceptions.RayActorError) as e:
+        ray.get(c.incr.remote(), timeout=30)
+    assert isinstance(e.value, ray.exceptions.ActorDiedError)
+    with pytest.raises(ValueError):
+        ray.kill("not an actor")
+
+
+def test_max_restarts(ray_start):
+    ray = ray_start
+    c = make_counter(ray).options(max_restarts=1, max_task_retries=1).remote(5)
+    pid = ray.get(c.pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    # Restarted: the constructor ran again, the state is new.
+    assert ray.get(c.incr.remote(), timeout=60) == 6
+    assert ray.get(c.pid.remote()) != pid
+    ray.kill(c, no_restart=False)  # the restart is used up: it stays dead
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(c.incr.remote(), timeout=60)
+
+
+def test_max_concurrency(ray_start):
+    ray = ray_start
+
+    @ray.remote(max_concurrency=4)
+    class Sleeper:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.now = 0
+            self.peak = 0
+
+        def nap(self):
+            with self.lock:
+                self.now += 1
+                self.peak = max(self.peak, self.now)
+            time.sleep(0.3)
+            with self.lock:
+                self.now -= 1
+            return self.peak
+
+    s = Sleeper.remote()
+    t = time.monotonic()
+    peaks = ray.get([s.nap.remote() for _ in range(4)])
+    assert max(peaks) > 1
+    assert time.monotonic() - t < 1.1
+
+
+def test_constructor_error(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    class Broken:
+        def __init__(self):
+            raise ValueError("no")
+
+        def ping(self):
+            return 1
+
+    b = Broken.remote()
+    with pytest.raises(ray.exceptions.RayError) as e:
+        ray.get(b.ping.remote(), timeout=30)
+    assert "ValueError" in str(e.value)
+
+
+def test_actor_method_error_keeps_type_and_actor_lives(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    class Picky:
+        def check(self, x):
+            if x < 0:
+                raise KeyError(x)
+            return x
+
+    p = Picky.remote()
+    with pytest.raises(KeyError):
+        ray.get(p.check.remote(-1))
+    assert ray.get(p.check.remote(1)) == 1
