@@ -111,6 +111,8 @@ struct task {
 	uint16_t num_returns, nargs;
 	int16_t max_retries;
 	uint16_t attempts; /* worker deaths so far */
+	bool cancelled; /* kray_cancel(): fails with KRAY_WE_CANCELLED instead of finishing */
+	struct kray_oid parent; /* the task whose worker submitted it (all zero: a driver) */
 	int deps_left;
 	bool holds; /* holds a reference on each REF argument */
 	bool ctor; /* an actor's constructor (owned by the actor, never queued) */
@@ -232,6 +234,7 @@ struct krayd {
 	struct pool *pool;
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets with a deadline */
+	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */
 
 	struct kray_wire_stats st;
 };
@@ -310,6 +313,12 @@ int task_resolve(struct krayd *d, struct conn *submitter, struct task *t);
 /* The first argument of t that is an error object, or NULL (*ret_arg: its index). */
 struct obj *task_error_arg(struct krayd *d, struct task *t, unsigned *ret_arg);
 void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg);
+
+/* cancel.c */
+/* Cancels the task making object id (see kray_cancel()).  flags: KRAY_CANCEL_*. */
+void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags);
+/* Fails t if it was cancelled while it waited; returns whether it did. */
+bool task_cancelled_fail(struct krayd *d, struct task *t);
 
 /* actor.c */
 int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_oid *ret_id,

@@ -323,6 +323,17 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		conn_flush_later(c);
 		return 0;
 	}
+	case KRAY_MSG_CANCEL: {
+		struct kray_msg_cancel m;
+
+		if (wire_dec_fixed(body, h->len, &m, sizeof(m)) ||
+		    (m.flags & ~(KRAY_CANCEL_FORCE | KRAY_CANCEL_RECURSIVE)) || m.pad)
+			return fail("malformed cancel", -EBADMSG);
+		/* Only a holder of the ref may cancel the task behind it. */
+		if (oidmap_get(&c->refs, &m.oid))
+			task_cancel(c->d, &m.oid, m.flags);
+		return 0;
+	}
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
 	case KRAY_MSG_RELEASE:

@@ -392,6 +392,11 @@ void sched_result(struct conn *c, const struct wire_result *r)
 		actor_result(c, t, r);
 		return;
 	}
+	if (t->cancelled) {
+		task_fail(c->d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled",
+			  t->fn->name_len, t->fn->name);
+		return;
+	}
 	t->fn->runs++;
 	t->fn->avg_ns = t->fn->avg_ns ? (t->fn->avg_ns * 7 + r->m.exec_ns) / 8 : r->m.exec_ns;
 	if (!t->fn->avg_ns)
@@ -406,7 +411,11 @@ void sched_reject(struct conn *c, const struct kray_oid *id)
 	/* An actor never hands calls back: its calls wait for it, in order. */
 	if (t) {
 		sched_unlend(c, t);
-		sched_enqueue(c->d, t, true);
+		if (t->cancelled)
+			task_fail(c->d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled",
+				  t->fn->name_len, t->fn->name);
+		else
+			sched_enqueue(c->d, t, true);
 	}
 }
 
@@ -427,6 +436,7 @@ void sched_fini(struct krayd *d)
 		free(f);
 	}
 	oidmap_free(&d->job_index);
+	oidmap_free(&d->cancelled);
 	while (d->jobs) {
 		struct job *j = d->jobs;
 

@@ -126,6 +126,7 @@ void task_release_holds(struct krayd *d, struct task *t)
 
 void task_free(struct krayd *d, struct task *t)
 {
+	oidmap_del(&d->cancelled, &t->id);
 	task_release_holds(d, t);
 	free(t->args);
 	free(t);
@@ -198,6 +199,9 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	t->num_returns = s->m.num_returns;
 	t->nargs = s->m.nargs;
 	t->max_retries = s->m.max_retries;
+	/* A worker submits on behalf of the task it runs: kray_cancel(recursive) finds it. */
+	if (c->role == ROLE_WORKER && c->worker && c->worker->head)
+		t->parent = c->worker->head->id;
 	d->st.tasks_submitted++;
 
 	/* The return objects exist from now on, held by the submitter. */
@@ -267,6 +271,8 @@ void task_dep_ready(struct krayd *d, struct task *t, struct obj *o)
 		actor_dispatch(d, t->actor); /* it decides, in order */
 		return;
 	}
+	if (task_cancelled_fail(d, t))
+		return;
 	/* An argument that turned out to be an error fails the task, as in Ray. */
 	err = task_error_arg(d, t, &arg);
 	if (err)

@@ -182,10 +182,19 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
 	while (stack) {
 		struct task *n = stack->next;
 
-		sched_enqueue(d, stack, true);
+		if (stack->cancelled)
+			task_fail(d, stack, KRAY_WE_CANCELLED, "task '%.*s' was cancelled",
+				  stack->fn->name_len, stack->fn->name);
+		else
+			sched_enqueue(d, stack, true);
 		stack = n;
 	}
 	t->next = NULL;
+	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
+		task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled (its worker, pid %d, "
+			  "was killed)", t->fn->name_len, t->fn->name, (int)w->pid);
+		return;
+	}
 	t->attempts++;
 	if (t->max_retries < 0 || t->attempts <= t->max_retries) {
 		log_info("worker %u (pid %d) %s while running '%.*s': retrying (%u of %d)", w->id,

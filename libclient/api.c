@@ -21,7 +21,8 @@ _Static_assert(SAME(KRAY_ERR_TASK, KRAY_WE_TASK) &&
 		       SAME(KRAY_ERR_UNKNOWN_FUNCTION, KRAY_WE_UNKNOWN_FUNCTION) &&
 		       SAME(KRAY_ERR_BAD_ARGS, KRAY_WE_BAD_ARGS) &&
 		       SAME(KRAY_ERR_OBJECT_LOST, KRAY_WE_OBJECT_LOST) &&
-		       SAME(KRAY_ERR_INTERNAL, KRAY_WE_INTERNAL),
+		       SAME(KRAY_ERR_INTERNAL, KRAY_WE_INTERNAL) &&
+		       SAME(KRAY_ERR_CANCELLED, KRAY_WE_CANCELLED),
 	       "public and wire error kinds agree");
 _Static_assert(sizeof(kray_ref) == sizeof(struct kray_oid), "a ref is an oid");
 
@@ -104,6 +105,23 @@ KRAY_EXPORT void kray_ids(const kray *k, struct kray_ids *ret_ids)
 {
 	*ret_ids = (struct kray_ids){ .node = k->node, .client = k->client, .job = k->job,
 				      .inline_max = k->inline_max };
+}
+
+KRAY_EXPORT int kray_cancel(struct kray *k, const kray_ref *ref, int force, int recursive)
+{
+	struct kray_msg_cancel m = { 0 };
+	size_t off;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!ref)
+		return kc_fail(k, -EINVAL, "kray_cancel needs a ref");
+	memcpy(&m.oid, ref, sizeof(m.oid));
+	m.flags = (force ? KRAY_CANCEL_FORCE : 0) | (recursive ? KRAY_CANCEL_RECURSIVE : 0);
+	off = wire_begin(&k->out, KRAY_MSG_CANCEL, 0);
+	kbuf_put(&k->out, &m, sizeof(m));
+	wire_end(&k->out, off);
+	return maybe_flush(k);
 }
 
 KRAY_EXPORT int kray_call(struct kray *k, const char *fn, const kray_value *args, size_t nargs,

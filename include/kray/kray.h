@@ -53,6 +53,7 @@ enum kray_errkind {
 	KRAY_ERR_STORE_FULL = 7, /* the object store is full and nothing could be spilled */
 	KRAY_ERR_ACTOR_DIED = 8, /* the actor is dead: killed, crashed past max_restarts, or
 				  * its creator exited; the message says which */
+	KRAY_ERR_CANCELLED = 9, /* the task was cancelled (kray_cancel) */
 };
 
 /*
@@ -199,6 +200,17 @@ int kray_seal(kray *k, const kray_ref *ref);
  */
 int kray_wait(kray *k, const kray_ref *refs, size_t n, size_t num_ready, int64_t timeout_ms,
 	      uint8_t *ret_ready, size_t *ret_num_ready);
+
+/*
+ * Cancels the task that makes ref (one of its return refs; this process must hold it), as
+ * Ray's cancel: a task not started yet never runs; a running one is killed with its
+ * worker when force is set, else it runs to the end; either way its results become
+ * KRAY_ERROR values of kind KRAY_ERR_CANCELLED.  With recursive, the tasks it submitted
+ * (queued or running) are cancelled too.  A finished task, an actor call that has started
+ * and a put object are left alone.  Batched like kray_call().  Returns 0, -EINVAL or
+ * -EPIPE.
+ */
+int kray_cancel(kray *k, const kray_ref *ref, int force, int recursive);
 
 /* Sends everything buffered. */
 int kray_flush(kray *k);

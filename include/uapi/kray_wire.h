@@ -79,8 +79,16 @@ enum kray_msg_type {
 	KRAY_MSG_ACTOR_STOP = 25, /* D->W  empty: run the destructor and exit */
 	KRAY_MSG_LIST_ACTORS = 26, /* C->D  empty */
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
-	KRAY_MSG_TYPE_MAX = 27,
+	/* 32-39: the Python wrapper's range (issue 6) */
+	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply */
+	KRAY_MSG_TYPE_MAX = 32, /* the highest type; the gaps below it are not types */
 };
+
+/* Whether t is a message type: numbers in the gaps between the ranges are not. */
+static inline int kray_msg_type_known(unsigned int t)
+{
+	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL;
+}
 
 /*
  * File descriptors travel with frames by SCM_RIGHTS, krayd -> client only.  A frame that
@@ -137,7 +145,8 @@ enum kray_wire_err {
 	KRAY_WE_INTERNAL = 6,
 	KRAY_WE_STORE_FULL = 7, /* the object store is full of pinned objects */
 	KRAY_WE_ACTOR_DIED = 8, /* the actor is dead (killed, crashed, its creator exited) */
-	KRAY_WE_MAX = 8,
+	KRAY_WE_CANCELLED = 9, /* the task was cancelled (kray_cancel) */
+	KRAY_WE_MAX = 9,
 };
 
 /*
@@ -249,6 +258,16 @@ struct kray_msg_actor_reply {
 	struct kray_oid actor;
 };
 _Static_assert(sizeof(struct kray_msg_actor_reply) == 24, "actor_reply is 24 bytes");
+
+/* Cancel the task that makes oid (any of its return objects; the sender must hold it). */
+struct kray_msg_cancel {
+	struct kray_oid oid;
+	__u32 flags; /* KRAY_CANCEL_* */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_cancel) == 24, "cancel is 24 bytes");
+#define KRAY_CANCEL_FORCE 1u /* a running task: kill its worker */
+#define KRAY_CANCEL_RECURSIVE 2u /* also the tasks it submitted */
 
 struct kray_msg_result {
 	struct kray_oid task;

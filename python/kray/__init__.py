@@ -207,8 +207,6 @@ def cancel(object_ref, *, force=False, recursive=True):
     if isinstance(object_ref, ActorHandle) or not isinstance(object_ref, ObjectRef):
         raise TypeError("kray.cancel() only supported for non-actor object refs. For "
                         "actors, try kray.kill().")
-    if not hasattr(_kray, "cancel"):
-        raise NotImplementedError("kray.cancel needs krayd support this build lacks")
     _kray.cancel(object_ref, bool(force), bool(recursive))
 
 

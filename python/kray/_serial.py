@@ -167,8 +167,6 @@ def error_from_kray(kind, msg):
     if kind == ERR_CANCELLED:
         return exceptions.TaskCancelledError(message=msg)
     if kind == _kray.ERR_TASK:
-        if "cancelled" in msg and msg.startswith("task cancelled"):
-            return exceptions.TaskCancelledError(message=msg)
         return exceptions.RayTaskError("", msg, None)
     if kind == _kray.ERR_BAD_ARGS:
         return exceptions.RayTaskError("", msg, TypeError(msg)).as_instanceof_cause()
@@ -177,4 +175,4 @@ def error_from_kray(kind, msg):
     return exceptions.RaySystemError(msg)
 
 
-ERR_CANCELLED = getattr(_kray, "ERR_CANCELLED", -1)
+ERR_CANCELLED = _kray.ERR_CANCELLED

@@ -306,6 +306,25 @@ static PyObject *api_put(PyObject *self, PyObject *args)
 	return ext_ref_new(&id, true);
 }
 
+/* cancel(ref, force, recursive) */
+static PyObject *api_cancel(PyObject *self, PyObject *args)
+{
+	PyObject *ref;
+	int force, recursive, r;
+	kray_ref id;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "Opp", &ref, &force, &recursive) || !(k = ext_client()))
+		return NULL;
+	if (!ext_ref_get(ref, &id))
+		return PyErr_Format(PyExc_TypeError, "cancel takes an ObjectRef");
+	LOCKED(r = kray_cancel(k, &id, force, recursive); if (!r) r = kray_flush(k));
+	if (r)
+		return ext_fail(k, r, "cancel");
+	Py_RETURN_NONE;
+}
+
 /* pack(kind, pickle, buffers) -> bytes laid out as a value (a small call argument). */
 static PyObject *api_pack(PyObject *self, PyObject *args)
 {
@@ -470,6 +489,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
 	{ "kill", api_kill, METH_VARARGS, "kill an actor" },
 	{ "put", api_put, METH_VARARGS, "store a value" },
+	{ "cancel", api_cancel, METH_VARARGS, "cancel a task" },
 	{ "pack", api_pack, METH_VARARGS, "a value's bytes" },
 	{ "get", api_get, METH_VARARGS, "values of refs" },
 	{ "wait", api_wait, METH_VARARGS, "which refs are ready" },

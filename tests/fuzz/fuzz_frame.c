@@ -512,6 +512,7 @@ FIXED(create, sizeof(struct kray_msg_create))
 FIXED(create_reply, sizeof(struct kray_msg_create_reply))
 FIXED(seal, sizeof(struct kray_msg_seal))
 FIXED(kill, sizeof(struct kray_msg_kill))
+FIXED(cancel, sizeof(struct kray_msg_cancel))
 
 typedef void (*chk_fn)(const uint8_t *body, size_t len);
 
@@ -543,13 +544,14 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_KILL] = chk_kill,
 	[KRAY_MSG_ACTOR_REPLY] = chk_actor_reply,
 	[KRAY_MSG_ACTOR_STOP] = chk_empty,
+	[KRAY_MSG_CANCEL] = chk_cancel,
 };
 
 static const chk_fn every[] = {
 	chk_hello, chk_submit, chk_exec, chk_result, chk_get, chk_get_reply, chk_put, chk_refs,
 	chk_wait, chk_wait_reply, chk_actor_create, chk_get_actor, chk_actor_reply, chk_error,
 	chk_job, chk_empty, chk_hello_ok, chk_reject, chk_create, chk_create_reply, chk_seal,
-	chk_kill, chk_status_reply,
+	chk_kill, chk_status_reply, chk_cancel,
 };
 
 /* What wire_check_hdr() promises in wire.h. */
@@ -557,7 +559,7 @@ static int hdr_model(const struct kray_frame_hdr *h, size_t max_body)
 {
 	if (h->magic != KRAY_WIRE_MAGIC || h->version != KRAY_WIRE_VERSION)
 		return -EPROTO;
-	if (h->type == 0 || h->type > KRAY_MSG_TYPE_MAX)
+	if (!kray_msg_type_known(h->type))
 		return -EBADMSG;
 	return h->len > max_body ? -EMSGSIZE : 0;
 }

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""cancel(force=, recursive=): queued tasks never run, running ones are killed (force) or
+have their result replaced; get raises TaskCancelledError."""
+import os
+import time
+
+import pytest
+
+
+def wait_file(path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def test_cancel_queued_task_never_runs(fresh, tmp_path):
+    ray = fresh
+    ray.init(num_cpus=1)
+
+    @ray.remote
+    def block(path):
+        open(path, "w").close()
+        time.sleep(1.5)
+        return "blocker"
+
+    @ray.remote
+    def mark(path):
+        open(path, "w").close()
+        return "ran"
+
+    first = block.remote(str(tmp_path / "started"))
+    wait_file(tmp_path / "started")
+    queued = mark.remote(str(tmp_path / "queued-ran"))  # the one CPU is busy
+    ray.cancel(queued)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(queued, timeout=30)
+    assert ray.get(first) == "blocker"
+    assert not (tmp_path / "queued-ran").exists()
+
+
+def test_cancel_waiting_for_arguments(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def slow():
+        time.sleep(1)
+        return 1
+
+    @ray.remote
+    def after(x):
+        return x + 1
+
+    dep = slow.remote()
+    waiting = after.remote(dep)
+    ray.cancel(waiting)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(waiting, timeout=30)
+    assert ray.get(dep) == 1
+
+
+def test_force_cancel_kills_running_task(ray_start, tmp_path):
+    ray = ray_start
+
+    @ray.remote(max_retries=3)
+    def forever(path):
+        open(path, "w").close()
+        time.sleep(120)
+
+    ref = forever.remote(str(tmp_path / "running"))
+    wait_file(tmp_path / "running")
+    t = time.monotonic()
+    ray.cancel(ref, force=True)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=30)
+    assert time.monotonic() - t < 20  # killed, not retried
+
+
+def test_cancel_running_without_force_discards_result(ray_start, tmp_path):
+    ray = ray_start
+
+    @ray.remote
+    def short(path):
+        open(path, "w").close()
+        time.sleep(0.5)
+        return "result"
+
+    ref = short.remote(str(tmp_path / "running"))
+    wait_file(tmp_path / "running")
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=30)
+
+
+def test_recursive_cancel(ray_start, tmp_path):
+    ray = ray_start
+
+    @ray.remote
+    def child(path):
+        open(path, "w").close()
+        time.sleep(120)
+
+    @ray.remote
+    def parent(path):
+        c = child.remote(path)
+        return ray.get(c)
+
+    ref = parent.remote(str(tmp_path / "child"))
+    wait_file(tmp_path / "child")
+    ray.cancel(ref, force=True, recursive=True)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=30)
+    # The child was killed too: a new task gets a CPU within the test's time.
+    @ray.remote
+    def quick():
+        return "ok"
+
+    assert ray.get([quick.remote() for _ in range(2)], timeout=30) == ["ok", "ok"]
+
+
+def test_cancel_finished_task_and_bad_input(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    def done():
+        return 5
+
+    ref = done.remote()
+    assert ray.get(ref) == 5
+    ray.cancel(ref)  # too late: nothing happens
+    assert ray.get(ref) == 5
+    with pytest.raises(TypeError):
+        ray.cancel("not a ref")
