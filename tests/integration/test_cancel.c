@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * kray_cancel() through the public C API: a queued task never runs, a task waiting for
+ * its arguments fails when they arrive, a running one is killed with its worker (force)
+ * or has its result replaced, children go with recursive, finished tasks and malformed
+ * cancels change nothing.  Remote functions from tests/fixtures/testfns.c.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kray/kray.h>
+
+#include "harness.h"
+
+TestSuite(cancel, .fini = harness_cleanup, .timeout = 60);
+
+static void expect_cancelled(kray *k, kray_ref r)
+{
+	kray_value v;
+
+	cr_assert_eq(harness_get1(k, r, 30000, &v), -EREMOTEIO, "cancelled task did not fail");
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "error kind %d: %s", v.err,
+		     (const char *)v.data);
+	kray_value_clear(&v);
+}
+
+/* Waits until krayd runs n tasks (busy workers). */
+static void wait_busy(kray *k, uint64_t n)
+{
+	struct kray_stats st;
+
+	for (int i = 0; i < 3000; i++) {
+		cr_assert_eq(kray_status(k, &st), 0);
+		if (st.workers_busy >= n)
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("never %llu busy workers", (unsigned long long)n);
+}
+
+Test(cancel, queued_task_never_runs)
+{
+	kray *k = harness_embedded(1);
+	kray_ref busy = harness_call1(k, "sleep_ms", &KRAY_V_INT(1000), 1);
+	kray_ref queued;
+	kray_value v;
+	struct kray_stats st;
+
+	wait_busy(k, 1);
+	queued = harness_call1(k, "sleep_ms", &KRAY_V_INT(0), 1);
+	cr_assert_eq(kray_cancel(k, &queued, 0, 0), 0);
+	expect_cancelled(k, queued);
+	cr_assert_eq(harness_get1(k, busy, 30000, &v), 0);
+	kray_value_clear(&v);
+	cr_assert_eq(kray_status(k, &st), 0);
+	cr_assert_eq(st.tasks_finished, 1, "the cancelled task ran");
+}
+
+Test(cancel, waiting_for_arguments)
+{
+	kray *k = harness_embedded(2);
+	kray_ref dep = harness_call1(k, "sleep_ms", &KRAY_V_INT(500), 1);
+	kray_ref waiting = harness_call1(k, "square", &KRAY_V_REF(dep), 1);
+
+	cr_assert_eq(kray_cancel(k, &waiting, 0, 0), 0);
+	expect_cancelled(k, waiting);
+	harness_expect_int(k, "square", &KRAY_V_INT(3), 1, 9);
+}
+
+Test(cancel, force_kills_the_worker_no_retry)
+{
+	kray *k = harness_embedded(1);
+	struct kray_call_opts o = { .num_returns = 1, .max_retries = 5 };
+	struct kray_stats before, after;
+	kray_ref r;
+
+	cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(60000), 1, &o, &r), 0);
+	wait_busy(k, 1);
+	cr_assert_eq(kray_status(k, &before), 0);
+	cr_assert_eq(kray_cancel(k, &r, 1, 0), 0);
+	expect_cancelled(k, r);
+	cr_assert_eq(kray_status(k, &after), 0);
+	cr_assert_eq(after.tasks_retried, before.tasks_retried, "a cancelled task was retried");
+	harness_expect_int(k, "square", &KRAY_V_INT(4), 1, 16); /* the pool recovers */
+}
+
+Test(cancel, running_without_force_finishes_then_fails)
+{
+	kray *k = harness_embedded(1);
+	kray_ref r = harness_call1(k, "sleep_ms", &KRAY_V_INT(300), 1);
+	struct kray_stats st;
+
+	wait_busy(k, 1);
+	cr_assert_eq(kray_cancel(k, &r, 0, 0), 0);
+	expect_cancelled(k, r);
+	cr_assert_eq(kray_status(k, &st), 0);
+	cr_assert_eq(st.workers_died, 0, "a worker was killed without force");
+}
+
+Test(cancel, finished_task_and_put_untouched)
+{
+	kray *k = harness_embedded(1);
+	kray_ref r = harness_call1(k, "square", &KRAY_V_INT(5), 1), p;
+	kray_value v;
+
+	cr_assert_eq(harness_get1(k, r, 30000, &v), 0);
+	kray_value_clear(&v);
+	cr_assert_eq(kray_put(k, &KRAY_V_INT(7), &p), 0);
+	cr_assert_eq(kray_cancel(k, &r, 1, 1), 0);
+	cr_assert_eq(kray_cancel(k, &p, 1, 1), 0);
+	cr_assert_eq(harness_get1(k, r, 30000, &v), 0);
+	cr_assert_eq(v.i, 25);
+	cr_assert_eq(harness_get1(k, p, 30000, &v), 0);
+	cr_assert_eq(v.i, 7);
+	cr_assert_eq(kray_cancel(k, NULL, 0, 0), -EINVAL);
+}
+
+/* A ref this process does not hold is not its to cancel: nothing happens. */
+Test(cancel, only_holders_cancel)
+{
+	kray *k = harness_embedded(1);
+	kray_ref r = harness_call1(k, "sleep_ms", &KRAY_V_INT(200), 1);
+	kray_ref other = r;
+	kray_value v;
+
+	other.seq += 1000; /* a task that does not exist */
+	cr_assert_eq(kray_cancel(k, &other, 1, 1), 0);
+	cr_assert_eq(harness_get1(k, r, 30000, &v), 0);
+	cr_assert_eq(v.i, 200);
+}
