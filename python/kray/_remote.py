@@ -93,7 +93,24 @@ def _call_args(head, args, kwargs):
     return [head, blob] + top
 
 
-def _bind_check(sig, args, kwargs, what):
+def _arity(sig):
+    """(min, max) positional arguments when sig takes only plain positional parameters,
+    so that the common call is checked without Signature.bind."""
+    if sig is None:
+        return None
+    lo = hi = 0
+    for p in sig.parameters.values():
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            return None
+        hi += 1
+        if p.default is p.empty:
+            lo = hi
+    return lo, hi
+
+
+def _bind_check(sig, args, kwargs, what, arity=None):
+    if arity is not None and not kwargs and arity[0] <= len(args) <= arity[1]:
+        return
     if sig is not None:
         try:
             sig.bind(*args, **kwargs)
@@ -125,6 +142,7 @@ class RemoteFunction:
         self._options = options
         self._blob = _Blob(fn)
         self._sig = _signature(fn)
+        self._arity = _arity(self._sig)
         self.__name__ = getattr(fn, "__name__", "remote_function")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -146,7 +164,7 @@ class RemoteFunction:
         return self._remote(args, kwargs, self._options)
 
     def _remote(self, args, kwargs, opts):
-        _bind_check(self._sig, args, kwargs, self.__name__)
+        _bind_check(self._sig, args, kwargs, self.__name__, self._arity)
         n = opts.get("num_returns", 1)
         if n is None:
             n = 1
@@ -305,6 +323,7 @@ class ActorMethod:
         self._name = name
         self._num_returns = num_returns
         self._sig = sig
+        self._arity = _arity(sig)
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
@@ -320,7 +339,7 @@ class ActorMethod:
         return self._remote(args, kwargs, self._num_returns)
 
     def _remote(self, args, kwargs, n):
-        _bind_check(self._sig, args, kwargs, self._name)
+        _bind_check(self._sig, args, kwargs, self._name, self._arity)
         cargs = _call_args(self._name.encode(), args, kwargs)
         return _refs(_kray.submit(PY_METHOD, cargs, n, 0, self._handle._ref), n)
 

@@ -100,6 +100,9 @@ def dumps_args(args, kwargs):
                 where.append(k)
                 top.append(a)
                 kwargs[k] = None
+    if all(type(a) in _PLAIN for a in args) and \
+            (not kwargs or all(type(a) in _PLAIN for a in kwargs.values())):
+        return pickle.dumps((tuple(args), kwargs, tuple(where)), 5), [], [], top
     data, bufs, refs = dumps((tuple(args), kwargs, tuple(where)))
     return data, bufs, refs, top
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "ext.h"
 
@@ -24,6 +25,78 @@
 		stmt;                                                                      \
 		pthread_mutex_unlock(&ext_mu);                                             \
 	} while (0)
+
+/*
+ * The driver's flusher.  Ray sends a task when .remote() returns; libkray batches
+ * submissions until something waits, which is what makes 1,000 submissions cost one
+ * write.  A thread of the extension (libkray owns none) gives both: the first submission
+ * after a flush wakes it, it lets the burst gather for FLUSH_DELAY_NS, then sends it all.
+ * A get or wait in between sends it first anyway.  Workers flush at each submission
+ * instead: their connection belongs to libkray's worker loop, not to this lock.
+ */
+#define FLUSH_DELAY_NS 50000
+static pthread_mutex_t fl_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fl_cond = PTHREAD_COND_INITIALIZER;
+static bool fl_run, fl_dirty;
+static pthread_t fl_thread;
+
+static void *flusher_main(void *unused)
+{
+	struct timespec delay = { 0, FLUSH_DELAY_NS };
+
+	(void)unused;
+	pthread_mutex_lock(&fl_mu);
+	for (;;) {
+		while (fl_run && !fl_dirty)
+			pthread_cond_wait(&fl_cond, &fl_mu);
+		if (!fl_run)
+			break;
+		pthread_mutex_unlock(&fl_mu);
+		nanosleep(&delay, NULL);
+		pthread_mutex_lock(&ext_mu); /* lock order: ext_mu, then fl_mu */
+		pthread_mutex_lock(&fl_mu);
+		fl_dirty = false;
+		pthread_mutex_unlock(&fl_mu);
+		if (ext.driver)
+			kray_flush(ext.driver); /* an error shows at the next call */
+		pthread_mutex_unlock(&ext_mu);
+		pthread_mutex_lock(&fl_mu);
+	}
+	pthread_mutex_unlock(&fl_mu);
+	return NULL;
+}
+
+/* After a submission, ext_mu held: sends it now (worker) or soon (driver). */
+static int sent_soon(kray *k)
+{
+	if (k != ext.driver || !fl_run)
+		return kray_flush(k);
+	pthread_mutex_lock(&fl_mu);
+	if (!fl_dirty) {
+		fl_dirty = true;
+		pthread_cond_signal(&fl_cond);
+	}
+	pthread_mutex_unlock(&fl_mu);
+	return 0;
+}
+
+static void flusher_start(void)
+{
+	fl_run = true;
+	if (pthread_create(&fl_thread, NULL, flusher_main, NULL))
+		fl_run = false; /* every submission flushes instead */
+}
+
+static void flusher_stop(void)
+{
+	if (!fl_run)
+		return;
+	pthread_mutex_lock(&fl_mu);
+	fl_run = false;
+	pthread_cond_signal(&fl_cond);
+	pthread_mutex_unlock(&fl_mu);
+	pthread_join(fl_thread, NULL);
+}
 
 PyObject *ext_fail(kray *k, int r, const char *what)
 {
@@ -119,6 +192,7 @@ static PyObject *api_init(PyObject *self, PyObject *args)
 		goto err;
 	}
 	LOCKED(ext.driver = k);
+	flusher_start();
 	free(argv);
 	Py_DECREF(seq);
 	Py_RETURN_NONE;
@@ -134,7 +208,8 @@ static PyObject *api_shutdown(PyObject *self, PyObject *unused)
 
 	(void)self;
 	(void)unused;
-	LOCKED(k = ext.driver; ext.driver = NULL);
+	Py_BEGIN_ALLOW_THREADS flusher_stop();
+	Py_END_ALLOW_THREADS LOCKED(k = ext.driver; ext.driver = NULL);
 	if (k)
 		BLOCKING(kray_shutdown(k));
 	Py_RETURN_NONE;
@@ -186,12 +261,12 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 		free(vals);
 		return PyErr_NoMemory();
 	}
-	/* Sent at once, as Ray does: a driver may submit and then only sleep or poll. */
+	/* Sent without a get, as Ray does: a driver may submit and then only sleep. */
 	if (actor == Py_None)
-		LOCKED(r = kray_call(k, fn, vals, n, &o, rets); if (!r) r = kray_flush(k));
+		LOCKED(r = kray_call(k, fn, vals, n, &o, rets); if (!r) r = sent_soon(k));
 	else
 		LOCKED(r = kray_actor_call(k, aid, fn, vals, n, &o, rets);
-		       if (!r) r = kray_flush(k));
+		       if (!r) r = sent_soon(k));
 	free(vals);
 	out = r ? ext_fail(k, r, fn) : refs_list(rets, o.num_returns);
 	free(rets);
@@ -319,7 +394,7 @@ static PyObject *api_cancel(PyObject *self, PyObject *args)
 		return NULL;
 	if (!ext_ref_get(ref, &id))
 		return PyErr_Format(PyExc_TypeError, "cancel takes an ObjectRef");
-	LOCKED(r = kray_cancel(k, &id, force, recursive); if (!r) r = kray_flush(k));
+	LOCKED(r = kray_cancel(k, &id, force, recursive); if (!r) r = sent_soon(k));
 	if (r)
 		return ext_fail(k, r, "cancel");
 	Py_RETURN_NONE;

@@ -145,9 +145,14 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 			goto out;
 		PyList_SET_ITEM(pargs, i, o);
 	}
-	if (!(mod = PyImport_ImportModule("kray._worker")) ||
-	    !(fn = PyObject_GetAttrString(mod, "execute")))
+	/* Looked up once: this runs for every task. */
+	static PyObject *execute;
+
+	if (!execute && (!(mod = PyImport_ImportModule("kray._worker")) ||
+			 !(execute = PyObject_GetAttrString(mod, "execute"))))
 		goto out;
+	fn = execute;
+	Py_INCREF(fn);
 	kray_ref task = kray_ctx_task(ctx);
 	PyObject *tid = Py_BuildValue("(IIII)", task.node, task.owner, task.seq, task.index);
 
