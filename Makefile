@@ -254,9 +254,10 @@ clean:
 # not for DESTDIR.  libkray finds krayd at <libdir>/../bin/krayd and krayd finds
 # kray-worker next to itself, so all three programs go to bin/ and the library to lib/
 # (not a multiarch lib/<triplet>/).  The library is renamed into place, because install(1)
-# would rewrite the old file in place, under the programs that have it mapped.  Not
-# installed yet, because they do not exist: the Python package (python/) and the compiled
-# BPF objects (bpf/, issue 5).
+# would rewrite the old file in place, under the programs that have it mapped.  The
+# Python package is installed by mk/python.mk (install-python, into
+# PREFIX/lib/pythonX.Y/dist-packages/kray).  Not installed yet, because they do not
+# exist: the compiled BPF objects (bpf/, issue 5).
 DESTDIR      ?=
 BINDIR       := $(PREFIX)/bin
 LIBDIR       := $(PREFIX)/lib

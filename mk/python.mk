@@ -65,3 +65,4 @@ install-python: $(PY_TARGETS)
 uninstall: uninstall-python
 uninstall-python:
 	rm -rf $(DESTDIR)$(PY_INSTDIR)
+	rmdir $(DESTDIR)$(dir $(PY_INSTDIR)) $(DESTDIR)$(PREFIX)/lib/python$(PY_VER) 2>/dev/null || true

@@ -13,6 +13,7 @@ A blob is (key, sys.path of the sender, cloudpickled function or class, name); w
 cache what they loaded by the blob's bytes.  Results are returned as (kind, pickle,
 buffers, refs) per return slot; a task that raises stores a RayTaskError in every slot.
 """
+import inspect
 import os
 import sys
 import threading
@@ -25,6 +26,16 @@ from . import exceptions
 _loaded = {}  # blob bytes -> function or class
 _ctx = threading.local()  # task_id of the call this thread runs
 actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
+
+
+def _event_loop():
+    """One event loop per thread for async def methods (they run one at a time on it,
+    or on each of an actor's max_concurrency threads)."""
+    loop = getattr(_ctx, "loop", None)
+    if loop is None:
+        import asyncio
+        loop = _ctx.loop = asyncio.new_event_loop()
+    return loop
 
 
 def current_task_id():
@@ -111,6 +122,8 @@ def execute(mode, args, inst, nret, task_id):
             name = f"{type(inst).__name__}.{name}"
         a, kw = _call_args(args[1], args[2:])
         result = fn(*a, **kw)
+        if inspect.iscoroutine(result):  # an async def method or function
+            result = _event_loop().run_until_complete(result)
         return _results(name, result, nret)
     except BaseException as e:
         return [_error(name, e)] * nret

@@ -200,3 +200,17 @@ def test_actor_method_error_keeps_type_and_actor_lives(ray_start):
     with pytest.raises(KeyError):
         ray.get(p.check.remote(-1))
     assert ray.get(p.check.remote(1)) == 1
+
+
+def test_async_methods(ray_start):
+    ray = ray_start
+    import asyncio
+
+    @ray.remote
+    class Async:
+        async def twice(self, x):
+            await asyncio.sleep(0.01)
+            return 2 * x
+
+    a = Async.remote()
+    assert ray.get([a.twice.remote(i) for i in range(3)]) == [0, 2, 4]
