@@ -60,7 +60,6 @@ def test_method_num_returns(ray_start):
     c = make_counter(ray).remote(4)
     a, b = c.pair.remote()
     assert ray.get([a, b]) == [4, -4]
-    x, y, z = c.incr.options(num_returns=3).remote(0) if False else (None, None, None)
     refs = c.pair.options(num_returns=1).remote()
     assert ray.get(refs) == (4, -4)
 
