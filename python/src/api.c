@@ -14,7 +14,8 @@
 /* Runs stmt under ext_mu with the GIL dropped: for calls that may wait on krayd. */
 #define BLOCKING(stmt)                                                                     \
 	do {                                                                               \
-		Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&ext_mu);                        \
+		Py_BEGIN_ALLOW_THREADS                                                     \
+		pthread_mutex_lock(&ext_mu);                                               \
 		stmt;                                                                      \
 		pthread_mutex_unlock(&ext_mu);                                             \
 		Py_END_ALLOW_THREADS                                                       \
@@ -53,6 +54,10 @@ static void *flusher_main(void *unused)
 			break;
 		pthread_mutex_unlock(&fl_mu);
 		nanosleep(&delay, NULL);
+		pthread_mutex_lock(&fl_mu);
+		if (!fl_dirty)
+			continue; /* a get or wait sent it meanwhile (the common sync case) */
+		pthread_mutex_unlock(&fl_mu);
 		pthread_mutex_lock(&ext_mu); /* lock order: ext_mu, then fl_mu */
 		pthread_mutex_lock(&fl_mu);
 		fl_dirty = false;
@@ -78,6 +83,14 @@ static int sent_soon(kray *k)
 	}
 	pthread_mutex_unlock(&fl_mu);
 	return 0;
+}
+
+/* A call that waits sends everything first: the flusher has nothing to do. */
+static void sent_now(void)
+{
+	pthread_mutex_lock(&fl_mu);
+	fl_dirty = false;
+	pthread_mutex_unlock(&fl_mu);
 }
 
 static void flusher_start(void)
@@ -185,9 +198,10 @@ static PyObject *api_init(PyObject *self, PyObject *args)
 	cfg.code_path = code_path;
 	cfg.num_cpus = num_cpus;
 	cfg.krayd_args = argv;
-	Py_BEGIN_ALLOW_THREADS r = kray_init(&k, &cfg);
-	Py_END_ALLOW_THREADS if (r)
-	{
+	Py_BEGIN_ALLOW_THREADS
+	r = kray_init(&k, &cfg);
+	Py_END_ALLOW_THREADS
+	if (r) {
 		PyErr_Format(PyExc_ConnectionError, "kray.init: %s", kray_init_errmsg());
 		goto err;
 	}
@@ -208,8 +222,10 @@ static PyObject *api_shutdown(PyObject *self, PyObject *unused)
 
 	(void)self;
 	(void)unused;
-	Py_BEGIN_ALLOW_THREADS flusher_stop();
-	Py_END_ALLOW_THREADS LOCKED(k = ext.driver; ext.driver = NULL);
+	Py_BEGIN_ALLOW_THREADS
+	flusher_stop();
+	Py_END_ALLOW_THREADS
+	LOCKED(k = ext.driver; ext.driver = NULL);
 	if (k)
 		BLOCKING(kray_shutdown(k));
 	Py_RETURN_NONE;
@@ -435,6 +451,8 @@ static PyObject *api_get(PyObject *self, PyObject *args)
 		free(refs);
 		return PyErr_NoMemory();
 	}
+	if (k == ext.driver)
+		sent_now();
 	BLOCKING(if (ext.in_worker) ext_flush_pending(k);
 		 r = kray_get(k, refs, n, timeout_ms, vals));
 	free(refs);
@@ -483,6 +501,8 @@ static PyObject *api_wait(PyObject *self, PyObject *args)
 		free(refs);
 		return PyErr_NoMemory();
 	}
+	if (k == ext.driver)
+		sent_now();
 	BLOCKING(if (ext.in_worker) ext_flush_pending(k);
 		 r = kray_wait(k, refs, n, (size_t)num_ready, timeout_ms, ready, &got));
 	free(refs);

@@ -84,7 +84,7 @@ PyObject *ext_decode(kray_value *v, bool owned_refs);
 /* The same for bytes (data, len) that buf (a bytes-like object) holds. */
 PyObject *ext_decode_bytes(PyObject *buf, const void *data, size_t len, const kray_ref *refs,
 			   size_t nrefs, bool owned_refs);
-/* Lays out a Python value (kind, pickle bytes, buffers) into dst of ext_size() bytes. */
+/* The size of a Python value laid out (ext_layout), and the layout written into dst. */
 int ext_layout(PyObject *pickle, PyObject *bufs, Py_ssize_t *ret_size);
 void ext_write(void *dst, uint32_t kind, PyObject *pickle, PyObject *bufs);
 /* The refs of a Python list as an array (malloc'ed). */
