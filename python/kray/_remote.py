@@ -50,6 +50,10 @@ def _check(opts, allowed, what):
             raise ValueError("resources must be a dict of names to quantities >= 0")
         if "CPU" in r or "GPU" in r:
             raise ValueError("use num_cpus and num_gpus instead of resources['CPU'/'GPU']")
+    rex = opts.get("retry_exceptions")
+    if rex not in (None, True, False) and (not isinstance(rex, (list, tuple)) or not all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in rex)):
+        raise ValueError("retry_exceptions must be a bool or a list of exception classes")
     lt = opts.get("lifetime")
     if lt not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
@@ -82,10 +86,10 @@ class _Blob:
         return self._ref
 
 
-def _call_args(head, args, kwargs):
+def _call_args(head, args, kwargs, retry=None):
     """C arguments of a Python call: head, the args blob (inline bytes, or a ref when it
     contains refs or is large), then the top-level refs."""
-    data, bufs, refs, top = _serial.dumps_args(args, kwargs)
+    data, bufs, refs, top = _serial.dumps_args(args, kwargs, retry)
     if refs or bufs or len(data) > 32768:
         blob = _serial._put(0, data, bufs, refs)
     else:
@@ -169,7 +173,13 @@ class RemoteFunction:
         if n is None:
             n = 1
         retries = opts.get("max_retries", 3)
-        cargs = _call_args(self._blob.ref(), args, kwargs)
+        if retries is None:
+            retries = 3
+        rex = opts.get("retry_exceptions")
+        retry = None
+        if rex and retries != 0:
+            retry = (retries, True if rex is True else tuple(rex))
+        cargs = _call_args(self._blob.ref(), args, kwargs, retry)
         return _refs(_kray.submit(PY_TASK, cargs, n, -1 if retries < 0 else retries, None), n)
 
 

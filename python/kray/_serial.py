@@ -38,6 +38,28 @@ class ObjectRef(_kray.Ref):
     def __repr__(self):
         return f"ObjectRef({self.hex()})"
 
+    def __await__(self):
+        # Blocking, like get: kray has no event loop integration yet.
+        from . import get
+        if False:
+            yield
+        return get(self)
+
+    def future(self):
+        """A concurrent.futures.Future that a thread completes with get()."""
+        import concurrent.futures
+        import threading
+        from . import get
+        fut = concurrent.futures.Future()
+
+        def run():
+            try:
+                fut.set_result(get(self))
+            except BaseException as e:  # noqa: B902 (the future carries it)
+                fut.set_exception(e)
+        threading.Thread(target=run, daemon=True).start()
+        return fut
+
     def __reduce__(self):
         refs = getattr(_tls, "refs", None)
         if refs is None:
@@ -81,9 +103,11 @@ def dumps(value):
     return data, bufs, refs
 
 
-def dumps_args(args, kwargs):
+def dumps_args(args, kwargs, retry=None):
     """Arguments of a call: top-level ObjectRefs become C REF arguments (krayd resolves
-    them before the call, as Ray does); the rest is one pickled (args, kwargs, where)."""
+    them before the call, as Ray does); the rest is one pickled (args, kwargs, where),
+    with a fourth element (max_retries, True or exception classes) when the task retries
+    on exceptions."""
     where = []
     top = []
     if any(isinstance(a, ObjectRef) for a in args):
@@ -100,10 +124,11 @@ def dumps_args(args, kwargs):
                 where.append(k)
                 top.append(a)
                 kwargs[k] = None
-    if all(type(a) in _PLAIN for a in args) and \
+    blob = (tuple(args), kwargs, tuple(where)) + ((retry,) if retry else ())
+    if not retry and all(type(a) in _PLAIN for a in args) and \
             (not kwargs or all(type(a) in _PLAIN for a in kwargs.values())):
-        return pickle.dumps((tuple(args), kwargs, tuple(where)), 5), [], [], top
-    data, bufs, refs = dumps((tuple(args), kwargs, tuple(where)))
+        return pickle.dumps(blob, 5), [], [], top
+    data, bufs, refs = dumps(blob)
     return data, bufs, refs, top
 
 

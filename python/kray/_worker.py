@@ -59,7 +59,7 @@ def _load(item):
 
 
 def _call_args(blob, top):
-    args, kwargs, where = _serial.decode(blob)
+    args, kwargs, where, *retry = _serial.decode(blob)
     if where:
         args = list(args)
         for w, item in zip(where, top):
@@ -68,7 +68,7 @@ def _call_args(blob, top):
                 args[w] = v
             else:
                 kwargs[w] = v
-    return args, kwargs
+    return args, kwargs, (retry[0] if retry else None)
 
 
 def _error(name, e):
@@ -107,7 +107,7 @@ def execute(mode, args, inst, nret, task_id):
         actor_id = (task_id[0], task_id[1], task_id[2], 0xFFFFFFFE)
         try:
             cls = _load(args[0])
-            a, kw = _call_args(args[1], args[2:])
+            a, kw, _ = _call_args(args[1], args[2:])
             return (cls(*a, **kw), None)
         except BaseException as e:  # the actor is dead: every call says why
             return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
@@ -120,10 +120,20 @@ def execute(mode, args, inst, nret, task_id):
             name = args[0][1].decode()
             fn = getattr(inst, name)
             name = f"{type(inst).__name__}.{name}"
-        a, kw = _call_args(args[1], args[2:])
-        result = fn(*a, **kw)
-        if inspect.iscoroutine(result):  # an async def method or function
-            result = _event_loop().run_until_complete(result)
+        a, kw, retry = _call_args(args[1], args[2:])
+        attempt = 0
+        while True:
+            try:
+                result = fn(*a, **kw)
+                if inspect.iscoroutine(result):  # an async def method or function
+                    result = _event_loop().run_until_complete(result)
+                break
+            except Exception as e:
+                # retry_exceptions: run again here, up to max_retries (-1: forever).
+                if not retry or (0 <= retry[0] <= attempt) or (
+                        retry[1] is not True and not isinstance(e, retry[1])):
+                    raise
+                attempt += 1
         return _results(name, result, nret)
     except BaseException as e:
         return [_error(name, e)] * nret

@@ -118,3 +118,33 @@ def test_large_value_containing_refs(ray_start):
     ref = ray.put({"ref": inner, "big": b"z" * (4 << 20)})
     out = ray.get(ref)
     assert ray.get(out["ref"]) == "inner" and len(out["big"]) == 4 << 20
+
+
+def test_objects_freed_when_unreferenced(ray_start):
+    ray = ray_start
+    import gc
+    base = ray._kray.status()
+    refs = [ray.put(np.zeros(4 << 20, dtype=np.uint8)) for _ in range(4)]
+    held = ray._kray.status()
+    assert held["store_bytes"] - base["store_bytes"] >= 4 * (4 << 20)
+    del refs
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while ray._kray.status()["store_bytes"] > base["store_bytes"]:
+        assert time.monotonic() < deadline, "objects not freed after their refs went"
+        time.sleep(0.01)
+
+
+def test_await_and_future(ray_start):
+    ray = ray_start
+    import asyncio
+
+    @ray.remote
+    def val(x):
+        return x
+
+    async def main():
+        return await val.remote(3)
+
+    assert asyncio.run(main()) == 3
+    assert val.remote(4).future().result(timeout=30) == 4

@@ -190,3 +190,31 @@ def test_many_tasks(ray_start):
         return i
 
     assert ray.get([ident.remote(i) for i in range(2000)]) == list(range(2000))
+
+
+def test_retry_exceptions(ray_start, tmp_path):
+    ray = ray_start
+    counter = tmp_path / "attempts"
+
+    @ray.remote(max_retries=3, retry_exceptions=[OSError])
+    def flaky(path):
+        n = int(open(path).read()) if os.path.exists(path) else 0
+        with open(path, "w") as f:
+            f.write(str(n + 1))
+        if n < 2:
+            raise OSError("not yet")
+        return n
+
+    assert ray.get(flaky.remote(str(counter))) == 2  # two failures, then success
+    counter.unlink()
+    with pytest.raises(OSError):
+        ray.get(flaky.options(max_retries=1).remote(str(counter)))  # out of retries
+
+    @ray.remote(max_retries=5, retry_exceptions=[KeyError])
+    def wrong_type():
+        raise ValueError("not retried")
+
+    with pytest.raises(ValueError):
+        ray.get(wrong_type.remote())
+    with pytest.raises(ValueError):
+        wrong_type.options(retry_exceptions="yes")
