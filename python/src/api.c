@@ -205,7 +205,7 @@ static PyObject *api_init(PyObject *self, PyObject *args)
 		PyErr_Format(PyExc_ConnectionError, "kray.init: %s", kray_init_errmsg());
 		goto err;
 	}
-	LOCKED(ext.driver = k);
+	LOCKED(ext.driver = k; ext.session++);
 	flusher_start();
 	free(argv);
 	Py_DECREF(seq);

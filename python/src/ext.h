@@ -48,6 +48,7 @@ struct ext_state {
 	kray_ref *pending; /* refs to release once it is safe (worker only) */
 	size_t npending, cap_pending;
 	PyTypeObject *ref_type; /* kray.ObjectRef (a Python subclass of _kray.Ref) */
+	uint32_t session; /* bumped by each kray.init(): refs of an earlier one are stale */
 };
 
 extern struct ext_state ext;
@@ -67,6 +68,7 @@ extern PyTypeObject ExtRefType;
 typedef struct {
 	PyObject_HEAD kray_ref id;
 	bool owned; /* this object holds a reference and releases it when freed */
+	uint32_t session; /* ext.session when it was made */
 } ExtRef;
 /* A new kray.ObjectRef for id; owned says whether it takes over a reference. */
 PyObject *ext_ref_new(const kray_ref *id, bool owned);

@@ -36,7 +36,8 @@ static void ref_dealloc(PyObject *self)
 {
 	ExtRef *r = (ExtRef *)self;
 
-	if (r->owned) {
+	/* A ref from before the last kray.init() belongs to a connection that is gone. */
+	if (r->owned && r->session == ext.session) {
 		pthread_mutex_lock(&ext_mu);
 		if (ext.in_worker)
 			defer_release(&r->id);
@@ -65,6 +66,7 @@ PyObject *ext_ref_new(const kray_ref *id, bool owned)
 	}
 	r->id = *id;
 	r->owned = owned;
+	r->session = ext.session;
 	return (PyObject *)r;
 }
 
