@@ -3,7 +3,11 @@
 (kray.init() without an address) and stops it at the end; tests that need their own
 settings start one of their own with `fresh`.  Run with `make test-python`."""
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -37,6 +41,27 @@ def fresh():
         kray.shutdown()
     yield kray
     kray.shutdown()
+
+
+@pytest.fixture
+def krayd_socket(tmp_path_factory):
+    """A krayd of the test's own (as `kray start` runs one), on a private socket: several
+    drivers can connect to it.  Stopped (SIGTERM to the pid started) at the end."""
+    d = tempfile.mkdtemp(prefix="kray-pytest-")
+    sock = os.path.join(d, "krayd.sock")
+    r, w = os.pipe()
+    p = subprocess.Popen([os.path.join(BUILD, "bin", "krayd"), "--socket", sock,
+                          "--num-cpus", "2", "--ready-fd", str(w), "--log-level", "warn",
+                          "--remove-dir", d], pass_fds=(w,))
+    os.close(w)
+    try:
+        assert os.read(r, 1), "krayd did not start"
+        yield sock
+    finally:
+        os.close(r)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def python_env():

@@ -213,3 +213,49 @@ def test_async_methods(ray_start):
 
     a = Async.remote()
     assert ray.get([a.twice.remote(i) for i in range(3)]) == [0, 2, 4]
+
+
+DRIVER = """
+import sys
+import kray as ray
+ray.init(address=sys.argv[1])
+
+@ray.remote
+class Keeper:
+    def __init__(self):
+        self.n = 0
+    def incr(self):
+        self.n += 1
+        return self.n
+
+k = Keeper.options(name="keeper", lifetime="detached").remote()
+t = Keeper.options(name="transient").remote()
+assert ray.get([k.incr.remote(), t.incr.remote()]) == [1, 1]
+"""
+
+
+def test_detached_actor_survives_its_driver(fresh, krayd_socket, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import python_env
+    ray = fresh
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    out = subprocess.run([sys.executable, str(script), krayd_socket], env=python_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    ray.init(address=krayd_socket)
+    keeper = ray.get_actor("keeper")
+    assert ray.get(keeper.incr.remote(), timeout=30) == 2  # its state survived
+    deadline = time.monotonic() + 10
+    while True:  # the non-detached one ended with its creator
+        try:
+            ray.get_actor("transient")
+        except ValueError:
+            break
+        assert time.monotonic() < deadline, "a non-detached actor outlived its driver"
+        time.sleep(0.05)
+    ray.kill(keeper)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(keeper.incr.remote(), timeout=30)

@@ -2,14 +2,9 @@
 """init(num_cpus=, address=, object_store_memory=, resources=, namespace=), shutdown,
 is_initialized."""
 import os
-import signal
-import subprocess
-import tempfile
 import time
 
 import pytest
-
-from conftest import BUILD
 
 
 def test_init_shutdown_is_initialized(fresh):
@@ -93,35 +88,20 @@ def test_namespace(fresh):
     assert ray.get_runtime_context().namespace == "alpha"
 
 
-def test_address_connects_to_running_krayd(fresh):
+def test_address_connects_to_running_krayd(fresh, krayd_socket):
     ray = fresh
-    d = tempfile.mkdtemp(prefix="kray-pytest-")
-    sock = os.path.join(d, "krayd.sock")
-    r, w = os.pipe()
-    p = subprocess.Popen([os.path.join(BUILD, "bin", "krayd"), "--socket", sock,
-                          "--num-cpus", "1", "--ready-fd", str(w), "--log-level", "warn"],
-                         pass_fds=(w,))
-    os.close(w)
-    try:
-        assert os.read(r, 1)  # krayd says it is serving
-        ray.init(address=sock)
-        with pytest.raises(ValueError):
-            ray.shutdown()
-            ray.init(address=sock, num_cpus=4)  # a setting of the krayd, not the driver
-        ray.init(address=sock)
-
-        @ray.remote
-        def hello():
-            return "hi"
-
-        assert ray.get(hello.remote()) == "hi"
-        assert ray._kray.status()["node"] != 0
+    ray.init(address=krayd_socket)
+    with pytest.raises(ValueError):
         ray.shutdown()
-        assert p.poll() is None  # still serving: it is not ours to stop
-    finally:
-        os.close(r)
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=30)
-        for f in os.listdir(d):
-            os.unlink(os.path.join(d, f)) if os.path.isfile(os.path.join(d, f)) else None
-        subprocess.run(["rm", "-rf", d])
+        ray.init(address=krayd_socket, num_cpus=4)  # a setting of the krayd, not ours
+    ray.init(address=krayd_socket)
+
+    @ray.remote
+    def hello():
+        return "hi"
+
+    assert ray.get(hello.remote()) == "hi"
+    node = ray._kray.status()["node"]
+    ray.shutdown()
+    ray.init(address="unix:" + krayd_socket)  # the same krayd: it outlived our driver
+    assert ray._kray.status()["node"] == node
