@@ -3,11 +3,13 @@
  * The calls libkray gained for language hosts (the Python wrapper): results that contain
  * refs (kray_return_refs), large results moved into the return slot without a copy
  * (kray_return_object), the running task's id (kray_ctx_task) and a connection's ids
- * (kray_ids).  Remote functions from tests/fixtures/returnfns.c.
+ * (kray_ids), and settings for a private krayd (kray_config.krayd_args).  Remote
+ * functions from tests/fixtures/returnfns.c.
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <kray/kray.h>
@@ -75,4 +77,29 @@ Test(returns, task_and_client_ids)
 	cr_assert_eq(ids.client, r.owner);
 	cr_assert_neq(ids.job, 0);
 	cr_assert_geq(ids.inline_max, 1024);
+}
+
+/* kray_config.krayd_args reach a private krayd: its store size and custom resources. */
+Test(returns, private_krayd_args)
+{
+	const char *args[] = { "--store-size", "64M", "--resources", "widget:2", NULL };
+	struct kray_config cfg = { .num_cpus = 1, .krayd_args = args };
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	struct kray_stats st;
+	kray_ref a;
+	kray *k;
+
+	cfg.code_path = getenv("KRAY_TEST_CODE_PATH");
+	cr_assert_eq(kray_init(&k, &cfg), 0, "%s", kray_init_errmsg());
+	cr_assert_eq(kray_status(k, &st), 0);
+	cr_assert_eq(st.store_capacity, 64u << 20);
+	o.resources = "widget:3";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &o, &a), -EINVAL,
+		     "an actor got 3 of the 2 widgets the krayd_args declared");
+	kray_shutdown(k);
+
+	const char *bad[] = { "--no-such-setting", "1", NULL };
+
+	cfg.krayd_args = bad;
+	cr_assert_neq(kray_init(&k, &cfg), 0, "krayd started with an unknown setting");
 }
