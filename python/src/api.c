@@ -30,16 +30,29 @@
 /*
  * The driver's flusher.  Ray sends a task when .remote() returns; libkray batches
  * submissions until something waits, which is what makes 1,000 submissions cost one
- * write.  A thread of the extension (libkray owns none) gives both: the first submission
- * after a flush wakes it, it lets the burst gather for FLUSH_DELAY_NS, then sends it all.
- * A get or wait in between sends it first anyway.  Workers flush at each submission
- * instead: their connection belongs to libkray's worker loop, not to this lock.
+ * write.  A thread of the extension (libkray owns none) gives both.  A submission that
+ * comes long after the last send (FLUSH_IDLE_NS; a program that submits, then gets) is
+ * sent at once, which starts the task soonest and wakes no thread.  One that follows
+ * closely (a burst) wakes the thread, which lets the burst gather for FLUSH_DELAY_NS and
+ * then sends it all; a get or wait in between sends it first anyway.  Workers flush at
+ * each submission instead: their connection belongs to libkray's worker loop, not to
+ * this lock.
  */
 #define FLUSH_DELAY_NS 50000
+#define FLUSH_IDLE_NS 100000
 static pthread_mutex_t fl_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t fl_cond = PTHREAD_COND_INITIALIZER;
 static bool fl_run, fl_dirty;
 static pthread_t fl_thread;
+static int64_t fl_last_ns; /* the last send of the driver's buffer (under ext_mu) */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void *flusher_main(void *unused)
 {
@@ -64,6 +77,7 @@ static void *flusher_main(void *unused)
 		pthread_mutex_unlock(&fl_mu);
 		if (ext.driver)
 			kray_flush(ext.driver); /* an error shows at the next call */
+		fl_last_ns = mono_ns();
 		pthread_mutex_unlock(&ext_mu);
 		pthread_mutex_lock(&fl_mu);
 	}
@@ -74,8 +88,15 @@ static void *flusher_main(void *unused)
 /* After a submission, ext_mu held: sends it now (worker) or soon (driver). */
 static int sent_soon(kray *k)
 {
+	int64_t now;
+
 	if (k != ext.driver || !fl_run)
 		return kray_flush(k);
+	now = mono_ns();
+	if (now - fl_last_ns > FLUSH_IDLE_NS) {
+		fl_last_ns = now;
+		return kray_flush(k);
+	}
 	pthread_mutex_lock(&fl_mu);
 	if (!fl_dirty) {
 		fl_dirty = true;
@@ -88,6 +109,7 @@ static int sent_soon(kray *k)
 /* A call that waits sends everything first: the flusher has nothing to do. */
 static void sent_now(void)
 {
+	fl_last_ns = mono_ns(); /* racy read-modify of a hint: only timing depends on it */
 	pthread_mutex_lock(&fl_mu);
 	fl_dirty = false;
 	pthread_mutex_unlock(&fl_mu);
