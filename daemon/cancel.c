@@ -6,19 +6,23 @@
  *  - in the ready queue: it is taken out and fails with KRAY_WE_CANCELLED at once;
  *  - waiting for its arguments (or an actor call in its actor's queue): its id is noted
  *    in d->cancelled and it fails when its arguments arrive, instead of running;
- *  - in a worker's in-flight list: it is marked.  With KRAY_CANCEL_FORCE and the task
- *    running (the list's head), its worker is killed; the death is then a cancellation,
- *    not a fault to retry.  Otherwise it runs to the end and its result is replaced by the
- *    cancellation error (a task is never interrupted in the middle of its code).
+ *  - in a worker's in-flight list: it is marked, and its result will be replaced by the
+ *    cancellation error.  If it is running (the list's head): with KRAY_CANCEL_FORCE its
+ *    worker is killed, and the death is a cancellation, not a fault to retry; without,
+ *    the worker is sent KRAY_CANCEL_SIGNAL naming the task, which interrupts a Python
+ *    task (KeyboardInterrupt, as in Ray) and leaves a C one running to its end.
  * With KRAY_CANCEL_RECURSIVE the tasks it submitted (tasks whose parent it is, queued or
  * in flight) are cancelled the same way; children still waiting for arguments are not
  * reached.  A finished task is left alone.
  */
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "krayd.h"
 #include "log.h"
+
+_Static_assert(KRAY_CANCEL_SIGNAL == SIGUSR2, "the cancel signal is SIGUSR2");
 
 #define CANCEL_DEPTH_MAX 64 /* recursion through generations of children */
 
@@ -58,10 +62,18 @@ static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_
 			if (!oid_eq(&t->id, tid))
 				continue;
 			t->cancelled = true;
-			if ((flags & KRAY_CANCEL_FORCE) && t == w->head && w->pid > 0) {
+			if (t != w->head || w->pid <= 0)
+				return true; /* not started: it fails when it comes back */
+			if (flags & KRAY_CANCEL_FORCE) {
 				log_info("cancel: killing worker %u (pid %d) running '%.*s'", w->id,
 					 (int)w->pid, t->fn->name_len, t->fn->name);
 				kill(w->pid, SIGKILL); /* reaped as any death: tasks_lost() */
+			} else {
+				/* A request: a Python task is interrupted, a C one runs on. */
+				union sigval v = { .sival_ptr = (void *)(uintptr_t)(
+							   (uint64_t)t->id.owner << 32 | t->id.seq) };
+
+				sigqueue(w->pid, KRAY_CANCEL_SIGNAL, v);
 			}
 			return true;
 		}

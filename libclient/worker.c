@@ -184,6 +184,9 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	}
 	/* Die with krayd, even if it is SIGKILLed. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* krayd asks a language host to interrupt a cancelled task with this signal (see
+	 * KRAY_CANCEL_SIGNAL); a C task cannot be interrupted and runs on. */
+	signal(KRAY_CANCEL_SIGNAL, SIG_IGN);
 	if (ppid && getppid() != (pid_t)atoi(ppid))
 		return 1;
 	r = kc_connect(&k, sock, KRAY_ROLE_WORKER, (uint32_t)strtoul(id, NULL, 10), NULL);

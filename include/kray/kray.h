@@ -204,8 +204,9 @@ int kray_wait(kray *k, const kray_ref *refs, size_t n, size_t num_ready, int64_t
 /*
  * Cancels the task that makes ref (one of its return refs; this process must hold it), as
  * Ray's cancel: a task not started yet never runs; a running one is killed with its
- * worker when force is set, else it runs to the end; either way its results become
- * KRAY_ERROR values of kind KRAY_ERR_CANCELLED.  With recursive, the tasks it submitted
+ * worker when force is set, else a Python task is interrupted (KeyboardInterrupt) and a
+ * C task runs to its end; either way its results become KRAY_ERROR values of kind
+ * KRAY_ERR_CANCELLED.  With recursive, the tasks it submitted
  * (queued or running) are cancelled too.  A finished task, an actor call that has started
  * and a put object are left alone.  Batched like kray_call().  Returns 0, -EINVAL or
  * -EPIPE.

@@ -268,6 +268,10 @@ struct kray_msg_cancel {
 _Static_assert(sizeof(struct kray_msg_cancel) == 24, "cancel is 24 bytes");
 #define KRAY_CANCEL_FORCE 1u /* a running task: kill its worker */
 #define KRAY_CANCEL_RECURSIVE 2u /* also the tasks it submitted */
+/* Without FORCE, krayd queues this signal to the worker running the task, with the task's
+ * (owner << 32 | seq) as its value: a worker that can interrupt the task (the Python
+ * host) does so if it still runs that task; kray-worker ignores it otherwise. */
+#define KRAY_CANCEL_SIGNAL 12 /* SIGUSR2 on Linux */
 
 struct kray_msg_result {
 	struct kray_oid task;

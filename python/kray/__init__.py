@@ -202,8 +202,9 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
 
 def cancel(object_ref, *, force=False, recursive=True):
     """Cancels the task that makes object_ref: a queued task never runs; a running one
-    is interrupted (force=True: its worker is killed).  get then raises
-    TaskCancelledError.  recursive: the tasks it submitted are cancelled too."""
+    gets a KeyboardInterrupt (force=True: its worker is killed; a C task runs to its end
+    unless forced).  get then raises TaskCancelledError.  recursive: the tasks it
+    submitted are cancelled too."""
     if isinstance(object_ref, ActorHandle) or not isinstance(object_ref, ObjectRef):
         raise TypeError("kray.cancel() only supported for non-actor object refs. For "
                         "actors, try kray.kill().")

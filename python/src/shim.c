@@ -21,9 +21,13 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include <kray/kray.h>
+#include <uapi/kray_wire.h>
+
+_Static_assert(KRAY_CANCEL_SIGNAL == SIGUSR2, "the cancel signal is SIGUSR2");
 
 #ifndef KRAY_LIBPYTHON
 #error "KRAY_LIBPYTHON (libpython's soname) must be defined by the build"
@@ -31,6 +35,28 @@
 #ifndef KRAY_PYTHON_EXE
 #define KRAY_PYTHON_EXE "/usr/bin/python3"
 #endif
+
+/* The task running Python on the loop thread, as (owner << 32 | seq), or 0. */
+static volatile uintptr_t py_current;
+
+/* KRAY_CANCEL_SIGNAL: krayd asks to interrupt a cancelled task.  Only if it still runs
+ * here (the value names it): then a KeyboardInterrupt, as Ray raises, at Python's next
+ * check (a sleep or a blocking call returns with EINTR and checks at once). */
+static void on_cancel_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (si->si_code == SI_QUEUE && py_current &&
+	    (uintptr_t)si->si_value.sival_ptr == py_current)
+		PyErr_SetInterruptEx(SIGINT);
+}
+
+/* Drops an interrupt meant for a task that has finished.  GIL held. */
+static void drop_stale_interrupt(void)
+{
+	if (PyErr_CheckSignals())
+		PyErr_Clear();
+}
 
 static pthread_once_t py_once = PTHREAD_ONCE_INIT;
 static const char *py_err; /* why Python could not start, or NULL */
@@ -73,6 +99,16 @@ static void start_python(void)
 	if (PyStatus_Exception(st)) {
 		py_err = st.err_msg ? st.err_msg : "Python did not start";
 		return;
+	}
+	/* SIGINT raises KeyboardInterrupt (the interpreter installed no handlers), so that
+	 * PyErr_SetInterruptEx() works; the cancel signal trips it.  No SA_RESTART: a
+	 * sleeping task wakes. */
+	if (PyRun_SimpleString("import signal\n"
+			       "signal.signal(signal.SIGINT, signal.default_int_handler)\n") == 0) {
+		struct sigaction sa = { .sa_sigaction = on_cancel_signal, .sa_flags = SA_SIGINFO };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(KRAY_CANCEL_SIGNAL, &sa, NULL);
 	}
 	package_root(root, sizeof(root));
 	PyObject *path = PySys_GetObject("path"), *s = PyUnicode_FromString(root);
@@ -120,9 +156,20 @@ static int enter(kray_ctx *ctx, PyObject **selfp, const kray_value *args, size_t
 	if (py_err)
 		return kray_fail(ctx, "Python is not available in this worker: %s", py_err);
 	g = PyGILState_Ensure();
+	if (mode == 0) { /* tasks run on the loop thread; only they are cancelled */
+		kray_ref t = kray_ctx_task(ctx);
+
+		drop_stale_interrupt();
+		py_current = (uintptr_t)((uint64_t)t.owner << 32 | t.seq);
+	}
 	r = PyObject_CallFunction(py_call, "KKniK", (unsigned long long)(uintptr_t)ctx,
 				  (unsigned long long)(uintptr_t)args, (Py_ssize_t)nargs, mode,
 				  (unsigned long long)(uintptr_t)selfp);
+	if (mode == 0) {
+		py_current = 0;
+		if (r)
+			drop_stale_interrupt();
+	}
 	if (!r)
 		fail_with_exception(ctx, &rc);
 	Py_XDECREF(r);

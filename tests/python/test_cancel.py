@@ -76,20 +76,35 @@ def test_force_cancel_kills_running_task(ray_start, tmp_path):
     assert time.monotonic() - t < 20  # killed, not retried
 
 
-def test_cancel_running_without_force_discards_result(ray_start, tmp_path):
+def test_cancel_running_without_force_interrupts(ray_start, tmp_path):
     ray = ray_start
 
     @ray.remote
-    def short(path):
+    def sleeper(path):
         open(path, "w").close()
-        time.sleep(0.5)
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:  # what Ray raises in a task cancelled without force
+            open(path + ".interrupted", "w").close()
+            raise
         return "result"
 
-    ref = short.remote(str(tmp_path / "running"))
+    before = ray._kray.status()["workers_died"]
+    ref = sleeper.remote(str(tmp_path / "running"))
     wait_file(tmp_path / "running")
-    ray.cancel(ref)
+    t = time.monotonic()
+    ray.cancel(ref, force=False)
     with pytest.raises(ray.exceptions.TaskCancelledError):
         ray.get(ref, timeout=30)
+    assert time.monotonic() - t < 20, "the task was not interrupted"
+    assert (tmp_path / "running.interrupted").exists()
+    assert ray._kray.status()["workers_died"] == before  # the worker lives on
+
+    @ray.remote
+    def after():
+        return "next task runs normally"
+
+    assert ray.get([after.remote() for _ in range(4)]) == ["next task runs normally"] * 4
 
 
 def test_recursive_cancel(ray_start, tmp_path):
