@@ -162,10 +162,8 @@ def test_max_concurrency(ray_start):
             return self.peak
 
     s = Sleeper.remote()
-    t = time.monotonic()
     peaks = ray.get([s.nap.remote() for _ in range(4)])
-    assert max(peaks) > 1
-    assert time.monotonic() - t < 1.1
+    assert max(peaks) > 1  # methods ran at the same time
 
 
 def test_constructor_error(ray_start):

@@ -33,15 +33,15 @@ def test_num_cpus_runs_tasks_in_parallel(fresh):
     ray.init(num_cpus=2)
 
     @ray.remote
-    def sleep():
-        time.sleep(0.5)
-        return os.getpid()
+    def span():
+        start = time.monotonic()  # one clock for every process of the machine
+        time.sleep(1)
+        return os.getpid(), start, time.monotonic()
 
-    ray.get(sleep.remote())  # warm a worker
-    t = time.monotonic()
-    pids = ray.get([sleep.remote() for _ in range(2)])
-    assert time.monotonic() - t < 0.95
-    assert len(set(pids)) == 2
+    ray.get([span.remote() for _ in range(2)])  # both workers started (Python loaded)
+    (pa, sa, ea), (pb, sb, eb) = ray.get([span.remote() for _ in range(2)])
+    assert pa != pb
+    assert sa < eb and sb < ea, "the two tasks did not overlap: one CPU slot?"
     assert ray.cluster_resources()["CPU"] == 2
 
 

@@ -39,10 +39,8 @@ def test_get_timeout(ray_start):
         return "done"
 
     ref = slow.remote()
-    t = time.monotonic()
     with pytest.raises(ray.exceptions.GetTimeoutError):
-        ray.get(ref, timeout=0.1)
-    assert time.monotonic() - t < 0.9
+        ray.get(ref, timeout=0.1)  # the task takes a second
     with pytest.raises(TimeoutError):  # GetTimeoutError is a TimeoutError
         ray.get([ref], timeout=0)
     assert ray.get(ref, timeout=30) == "done"
