@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # demo.sh - what `make demo` runs after the build: starts a local krayd with
-# `kray start`, runs the example jobs (square, pi) against it through $KRAY_ADDRESS,
-# shows `kray status`, and stops it.  krayd is stopped and the temporary directory
+# `kray start`, runs the example jobs (square, pi, and the Python seed examples) against
+# it through $KRAY_ADDRESS, shows `kray status`, and stops it.  krayd is stopped and the temporary directory
 # removed however the script ends.
 set -euo pipefail
 
@@ -53,6 +53,16 @@ step "counter (examples/counter.c): four actors"
 
 step "pi (examples/pi.c)"
 "$B/examples/pi" || fail "examples/pi"
+
+# The seed's Ray examples in Python, against the same krayd (kray.init() uses
+# $KRAY_ADDRESS), when the package is built.
+if [ -f "$B/python/kray/__init__.py" ]; then
+	step "the seed's Ray examples in Python (examples/python/tasks.py, actors.py)"
+	PYTHONPATH=$B/python /usr/bin/python3 "$root/examples/python/tasks.py" ||
+		fail "examples/python/tasks.py"
+	PYTHONPATH=$B/python /usr/bin/python3 "$root/examples/python/actors.py" ||
+		fail "examples/python/actors.py"
+fi
 
 step "kray status"
 "$KRAY" status --socket "$sock" || fail "kray status"
