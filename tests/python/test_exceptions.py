@@ -115,3 +115,23 @@ def test_c_function_errors(ray_start):
     ray = ray_start
     with pytest.raises(ray.exceptions.CrossLanguageError):
         ray.get(ray.cfunction("no_such_c_function").remote(1))
+
+
+def test_unpicklable_result_and_argument(ray_start):
+    ray = ray_start
+    import threading
+
+    @ray.remote
+    def lock():
+        return threading.Lock()
+
+    with pytest.raises(TypeError):  # the task's result cannot be pickled
+        ray.get(lock.remote())
+
+    @ray.remote
+    def ident(x):
+        return x
+
+    with pytest.raises(TypeError):  # raised at .remote(), in the caller
+        ident.remote(threading.Lock())
+    assert ray.get(ident.remote(1)) == 1
