@@ -89,6 +89,8 @@ def _plain(v):
 
 def dumps(value):
     """(pickle bytes, out-of-band buffers, refs) of a value."""
+    if type(value) in _PLAIN:  # the common small result: no refs, no buffers
+        return pickle.dumps(value, 5), [], []
     bufs = []
     refs = []
     prev = getattr(_tls, "refs", None)
@@ -133,6 +135,8 @@ def dumps_args(args, kwargs, retry=None):
 
 
 def loads(pick, bufs, refs):
+    if not refs:  # nothing to rebuild: no thread-local context needed
+        return pickle.loads(pick, buffers=bufs)
     prev = getattr(_tls, "in_refs", None)
     _tls.in_refs = refs
     try:

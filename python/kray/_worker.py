@@ -51,11 +51,12 @@ def _load(item):
             if p not in sys.path:
                 sys.path.append(p)
         import cloudpickle  # noqa: F401 (functions may need its reducers)
-        entry = (_serial.loads(code, [], refs), ns)
+        obj = _serial.loads(code, [], refs)
+        entry = (obj, ns, getattr(obj, "__qualname__", getattr(obj, "__name__", "task")))
         _loaded[bytes(pick)] = entry
     # The job's namespace, for get_actor and named actors made here.
     _remote.namespace[0] = entry[1]
-    return entry[0]
+    return entry
 
 
 def _call_args(blob, top):
@@ -106,7 +107,7 @@ def execute(mode, args, inst, nret, task_id):
     if mode == 1:
         actor_id = (task_id[0], task_id[1], task_id[2], 0xFFFFFFFE)
         try:
-            cls = _load(args[0])
+            cls = _load(args[0])[0]
             a, kw, _ = _call_args(args[1], args[2:])
             return (cls(*a, **kw), None)
         except BaseException as e:  # the actor is dead: every call says why
@@ -114,8 +115,7 @@ def execute(mode, args, inst, nret, task_id):
     name = "task"
     try:
         if mode == 0:
-            fn = _load(args[0])
-            name = getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
+            fn, _, name = _load(args[0])
         else:
             name = args[0][1].decode()
             fn = getattr(inst, name)
