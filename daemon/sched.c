@@ -248,7 +248,8 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	else
 		w->head = t;
 	w->tail = t;
-	w->inflight++;
+	if (!w->inflight++)
+		kbpf_worker_busy(d, w, t);
 	return 0;
 }
 
@@ -318,6 +319,12 @@ void sched_dispatch(struct krayd *d)
 
 		if (want > queued)
 			want = queued;
+		/* The CPUs are oversubscribed (daemon/bpf_sched.c): another worker would only
+		 * wait for a CPU too.  Queue; the busy workers' results dispatch again. */
+		if (want && active && kbpf_oversubscribed(d)) {
+			kbpf_deferred(d);
+			want = 0;
+		}
 		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
 		       d->start_failures < 3)
 			if (worker_spawn(d))
@@ -388,6 +395,7 @@ void sched_result(struct conn *c, const struct wire_result *r)
 	 * keep them) until it exits; a call's are lent for the call. */
 	if (!t->ctor)
 		sched_unlend(c, t);
+	kbpf_worker_done(c->d, w);
 	if (t->actor) {
 		actor_result(c, t, r);
 		return;

@@ -198,6 +198,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	t->num_returns = s->m.num_returns;
 	t->nargs = s->m.nargs;
 	t->max_retries = s->m.max_retries;
+	t->submit_ns = now_ns();
 	d->st.tasks_submitted++;
 
 	/* The return objects exist from now on, held by the submitter. */
