@@ -93,9 +93,9 @@ $(O)/bin/krayd: $(DAEMON_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
 
-$(O)/bin/kray: $(O)/tools/kray.o $(LIBKRAY)
+$(O)/bin/kray: $(O)/tools/kray.o $(O)/tools/kray_top.o $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH)
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) -L$(O)/lib -lkray $(RPATH)
 
 $(O)/bin/kray-worker: $(O)/tools/kray-worker.o $(LIBKRAY)
 	@mkdir -p $(dir $@)

@@ -31,10 +31,12 @@ void kbpf_worker_busy(struct krayd *d, struct worker *w, const struct task *t);
 /* w sent a result. */
 void kbpf_worker_done(struct krayd *d, struct worker *w);
 
+/* bpf_sched.c: samples the workers' metrics if a window has passed (every dispatch). */
+void kbpf_tick(struct krayd *d);
 /*
  * bpf_sched.c: whether the run-queue wait of the busy workers over the last sample window
  * says the CPUs are oversubscribed (then krayd queues tasks rather than start workers).
- * Samples the maps at most every KBPF_WINDOW_NS.  False when BPF is off.
+ * From the last kbpf_tick() sample.  False when BPF is off.
  */
 bool kbpf_oversubscribed(struct krayd *d);
 /* Counts a worker start skipped because of it. */

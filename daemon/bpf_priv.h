@@ -16,6 +16,7 @@ struct kbpf {
 	int64_t sampled_ns; /* last window's end; 0: none yet */
 	int64_t published_ns; /* sampled_ns of what the sched map shows */
 	bool oversubscribed; /* the last window's verdict */
+	unsigned busy; /* busy workers at the last sample */
 	int64_t deferred_since; /* a worker start waits on the verdict; 0: none */
 	uint64_t wait_permille, windows_over;
 	uint64_t spawns_deferred; /* dispatch rounds that queued instead of starting workers */

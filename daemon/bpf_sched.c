@@ -13,7 +13,7 @@
  *
  * Guards, so that the decision can never stall work: it applies only while some worker is
  * running tasks (whose results re-run the dispatch), never to a queue head older than
- * KBPF_STARVE_NS, and a deferred start is looked at again every window.  Workers blocked
+ * KBPF_STARVE_NS, and the verdict is sampled again every window while workers are busy.  Workers blocked
  * in a get are not busy, so nested tasks still get the workers they need.
  */
 #include <errno.h>
@@ -78,19 +78,19 @@ static void sample(struct krayd *d, struct kbpf *b, int64_t now)
 	uint64_t wait = 0;
 	unsigned busy = 0;
 
+	/* A worker started during the window counts from its start (its entry began at 0). */
 	for (struct worker *w = d->workers; w; w = w->next) {
 		uint64_t dw, dr;
-		bool seen = w->bpf_seen;
 
 		if (!worker_delta(b, w, now, &dw, &dr))
 			continue;
-		w->bpf_seen = true;
-		if (!seen || !w->inflight || w->blocked || w->state != W_READY)
+		if (!w->inflight || w->blocked || w->state != W_READY)
 			continue;
 		wait += dw;
 		busy++;
 	}
 	b->sampled_ns = now;
+	b->busy = busy;
 	if (baseline)
 		return;
 	b->wait_permille = busy ? wait * 1000 / ((uint64_t)window * busy) : 0;
@@ -103,6 +103,18 @@ static void sample(struct krayd *d, struct kbpf *b, int64_t now)
 	publish(b, now);
 }
 
+void kbpf_tick(struct krayd *d)
+{
+	struct kbpf *b = d->bpf;
+	int64_t now;
+
+	if (!b)
+		return;
+	now = now_ns();
+	if (now - b->sampled_ns >= KBPF_WINDOW_NS)
+		sample(d, b, now);
+}
+
 bool kbpf_oversubscribed(struct krayd *d)
 {
 	struct kbpf *b = d->bpf;
@@ -111,8 +123,6 @@ bool kbpf_oversubscribed(struct krayd *d)
 	if (!b || d->cfg.oversub_wait <= 0)
 		return false;
 	now = now_ns();
-	if (now - b->sampled_ns >= KBPF_WINDOW_NS)
-		sample(d, b, now);
 	if (!b->oversubscribed || !d->qhead || now - d->qhead->submit_ns > KBPF_STARVE_NS)
 		return false;
 	return true;
@@ -141,7 +151,9 @@ int64_t kbpf_next_deadline(struct krayd *d)
 {
 	struct kbpf *b = d->bpf;
 
-	if (!b || !b->deferred_since || !d->qhead)
+	/* While workers are busy the verdict is kept fresh (ten samples a second), so that
+	 * it is current when a task arrives and `kray top` sees it. */
+	if (!b || (!b->busy && !(b->deferred_since && d->qhead)))
 		return -1;
 	return b->sampled_ns + KBPF_WINDOW_NS;
 }

@@ -95,7 +95,6 @@ struct worker {
 	struct oidmap jobs; /* {job, 0, 0, 0}: jobs whose code path it has been told */
 	uint64_t tasks_done; /* results it sent */
 	uint64_t bpf_wait, bpf_run; /* run-queue wait and on-CPU ns at the last BPF sample */
-	bool bpf_seen; /* sampled once: the next sample has a baseline */
 	struct worker *next;
 };
 

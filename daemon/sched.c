@@ -283,6 +283,7 @@ void sched_dispatch(struct krayd *d)
 
 	if (d->stopping)
 		return;
+	kbpf_tick(d);
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (runnable(w) && w->inflight)
 			active++;
