@@ -316,8 +316,14 @@ void sched_dispatch(struct krayd *d)
 	if (d->qhead) {
 		/* Start workers for the slots that have none, as far as the queue needs. */
 		unsigned want = slots > active + d->starting ? slots - active - d->starting : 0;
-		unsigned queued = (unsigned)d->st.tasks_queued;
+		unsigned queued = (unsigned)d->st.tasks_queued, pool_starting = 0;
 
+		/* Pool workers still starting will take queued tasks: count them, or every loop
+		 * turn before they connect would start another one per queued task. */
+		for (struct worker *w = d->workers; w; w = w->next)
+			if (w->state == W_STARTING && !w->actor)
+				pool_starting++;
+		queued = queued > pool_starting ? queued - pool_starting : 0;
 		if (want > queued)
 			want = queued;
 		/* The CPUs are oversubscribed (daemon/bpf_sched.c): another worker would only
