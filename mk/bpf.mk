@@ -32,3 +32,11 @@ $(O)/daemon/bpf_metrics.o: $(BPF_SKEL)
 $(O)/daemon/bpf_%.o: override CFLAGS += -I$(O)/bpf
 
 ALL_EXTRA += $(BPF_OBJ) $(BPF_SKEL)
+
+# The task suite again on the daemon path with BPF off (the default is on): both modes
+# stay tested.  test_bpf itself runs with the other integration tests.
+.PHONY: test-bpf-off
+test-bpf-off: $(O)/tests/integration/test_tasks $(FIXTURES) $(BINS)
+	@echo "== $(O)/tests/integration/test_tasks (KRAY_BPF=off)"
+	@$(TEST_ENV) KRAY_BPF=off $(O)/tests/integration/test_tasks --jobs 1
+TEST_EXTRA += test-bpf-off
