@@ -21,7 +21,7 @@ $(O)/bpf/vmlinux.h: bpf/gen-vmlinux.sh
 	@mkdir -p $(dir $@)
 	bpf/gen-vmlinux.sh $@
 
-$(O)/bpf/%.bpf.o: bpf/%.bpf.c include/uapi/kray_bpf.h $(O)/bpf/vmlinux.h
+$(O)/bpf/%.bpf.o: bpf/%.bpf.c include/uapi/kray_bpf.h include/uapi/kray_wire.h $(O)/bpf/vmlinux.h
 	$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o
@@ -40,3 +40,8 @@ test-bpf-off: $(O)/tests/integration/test_tasks $(FIXTURES) $(BINS)
 	@echo "== $(O)/tests/integration/test_tasks (KRAY_BPF=off)"
 	@$(TEST_ENV) KRAY_BPF=off $(O)/tests/integration/test_tasks --jobs 1
 TEST_EXTRA += test-bpf-off
+
+# The fast-path measurements load the sk_skb prototype: libbpf and its skeleton.
+$(O)/bench/bench_bpf: bench/bench_bpf.c $(O)/bpf/fastpath_proto.skel.h $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(O)/bpf -o $@ $< -L$(O)/lib -lkray $(RPATH) -lbpf -lelf -lz
