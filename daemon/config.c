@@ -251,7 +251,7 @@ static void set_defaults(struct config *cfg)
 	const char *bpf = getenv("KRAY_BPF");
 
 	cfg->bpf = !(bpf && (!strcmp(bpf, "off") || !strcmp(bpf, "0")));
-	cfg->oversub_wait = 25;
+	cfg->oversub_wait = 50;
 }
 
 int config_reload(struct config *cfg)
