@@ -94,6 +94,10 @@ static void sample(struct krayd *d, struct kbpf *b, int64_t now)
 	if (baseline)
 		return;
 	b->wait_permille = busy ? wait * 1000 / ((uint64_t)window * busy) : 0;
+	/* A switch-in between reading the clock and reading the map can add a few us past
+	 * the window's end. */
+	if (b->wait_permille > 1000)
+		b->wait_permille = 1000;
 	b->oversubscribed = d->cfg.oversub_wait > 0 &&
 			    b->wait_permille >= (uint64_t)d->cfg.oversub_wait * 10;
 	if (b->oversubscribed)

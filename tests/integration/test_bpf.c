@@ -511,3 +511,119 @@ Test(bpf, off_without_privileges)
 	start_logged(&h, opts, log, sizeof(log));
 	expect_daemon_path(&h, log, "no privileges for BPF");
 }
+
+/* A bad value for the switch is refused at start, naming the key. */
+Test(bpf, bad_switch_value_refused)
+{
+	char cmd[512], out[1024];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --bpf maybe 2>&1", getenv("KRAY_KRAYD"));
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	cr_assert_eq(WEXITSTATUS(pclose(p)), 2, "krayd --bpf maybe:\n%s", out);
+	cr_assert(strstr(out, "--bpf") && strstr(out, "not on or off"), "%s", out);
+}
+
+/* ---- reconciliation ------------------------------------------------------------------ */
+
+/* A worker that dies leaves the maps when krayd reaps it; its replacement is accounted. */
+Test(bpf, dead_worker_leaves_the_maps)
+{
+	struct harness h;
+	const char *opts[] = { "--prestart", "1", NULL };
+	char dir[128];
+	int64_t pid, pid2;
+	__u32 key;
+	struct kray_worker_stats s;
+	kray *k;
+	int fd, r = 0;
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
+	k = harness_connect(h.sock);
+	pin_dir(k, dir, sizeof(dir));
+	pid = call_int(k, "burn_cpu_ms", 0);
+	key = (__u32)pid;
+	fd = open_map(dir, "workers");
+	cr_assert_eq(kbm_lookup(fd, &key, &s), 0);
+	/* The pid a task of this test's own krayd returned: that worker and no other. */
+	cr_assert_eq(kill((pid_t)pid, SIGKILL), 0);
+	for (int i = 0; i < 250; i++) {
+		r = kbm_lookup(fd, &key, &s);
+		if (r == -ENOENT)
+			break;
+		sleep_ms(20);
+	}
+	cr_assert_eq(r, -ENOENT, "the dead worker %lld is still in the map", (long long)pid);
+	pid2 = call_int(k, "burn_cpu_ms", 0);
+	cr_assert_neq(pid2, pid);
+	key = (__u32)pid2;
+	cr_assert_eq(kbm_lookup(fd, &key, &s), 0, "the new worker is not accounted");
+	cr_assert_eq(s.worker_id, 2);
+	close(fd);
+}
+
+/*
+ * The decision never stalls nested tasks: with the most eager threshold, hogs on the CPUs
+ * and a long task keeping a worker busy, a tree of nested tasks (whose parents block in
+ * gets) still completes, and correctly.
+ */
+Test(bpf, nested_tasks_finish_on_oversubscribed_cpus)
+{
+	enum { HOGS = 4 };
+	const char *opts[] = { "--prestart", "0", "--oversubscribed-wait", "1", NULL };
+	struct harness h;
+	pid_t hogs[HOGS];
+	kray_value args[2] = { KRAY_V_INT(2), KRAY_V_INT(3) }, v;
+	kray_ref spin, tree;
+	int64_t t0;
+	kray *k;
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 4, opts), 0);
+	k = harness_connect(h.sock);
+	start_hogs(hogs, HOGS);
+	spin = harness_call1(k, "spin_wall_ms", &KRAY_V_INT(3000), 1);
+	cr_assert_eq(kray_flush(k), 0);
+	sleep_ms(500);
+	t0 = harness_now_ms();
+	tree = harness_call1(k, "nested", args, 2);
+	cr_assert_eq(harness_get1(k, tree, 40000, &v), 0, "nested: %s", kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_INT64);
+	cr_assert_eq(v.i, 9, "nested(2, 3) = %lld", (long long)v.i);
+	cr_log_info("nested(2, 3) on oversubscribed CPUs: %lld ms",
+		    (long long)(harness_now_ms() - t0));
+	stop_hogs(hogs, HOGS);
+	cr_assert_eq(harness_get1(k, spin, 30000, &v), 0);
+	kray_release(k, &spin, 1);
+	kray_release(k, &tree, 1);
+}
+
+/* ---- kray top, live ------------------------------------------------------------------ */
+
+/* The live table refreshes (clearing the screen each time) and ends on SIGINT. */
+Test(bpf, top_live_refreshes_until_interrupted)
+{
+	struct harness h;
+	const char *bin = getenv("KRAY_BIN");
+	char cmd[512], out[16384];
+	unsigned tables = 0;
+	FILE *p;
+	size_t n;
+
+	cr_assert_not_null(bin);
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	snprintf(cmd, sizeof(cmd), "timeout -s INT 1.3 '%s/kray' top --socket %s --interval 200",
+		 bin, h.sock);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	pclose(p);
+	for (char *s = strstr(out, "\033[H\033[J"); s; s = strstr(s + 1, "\033[H\033[J"))
+		tables++;
+	cr_assert_geq(tables, 3, "%u refreshes in 1.3 s at 200 ms:\n%s", tables, out);
+	cr_assert(strstr(out, "WORKER"), "%s", out);
+}
