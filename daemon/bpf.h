@@ -23,6 +23,10 @@ int kbpf_start(struct krayd *d);
 /* Detaches, unpins and removes the pin directory. */
 void kbpf_stop(struct krayd *d);
 
+/* bpf_prom.c: the metrics in the Prometheus text format, appended to b (nothing when off). */
+struct kbuf;
+void kbpf_render(struct krayd *d, struct kbuf *b);
+
 /* Worker w was started (its pid is accounted from now on) / has been reaped. */
 void kbpf_worker_add(struct krayd *d, struct worker *w);
 void kbpf_worker_del(struct krayd *d, struct worker *w);

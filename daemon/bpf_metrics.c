@@ -136,6 +136,7 @@ int kbpf_start(struct krayd *d)
 	b->workers_fd = bpf_map__fd(skel->maps.workers);
 	b->winfo_fd = bpf_map__fd(skel->maps.winfo);
 	b->sched_fd = bpf_map__fd(skel->maps.sched);
+	b->dispatch_fd = bpf_map__fd(skel->maps.dispatch);
 	bpf_map_update_elem(b->sched_fd, &zero, &st, BPF_ANY);
 	d->bpf = b;
 	log_info("bpf: scheduler metrics on, maps pinned in %s", b->dir);

@@ -12,7 +12,7 @@ struct sched_metrics;
 struct kbpf {
 	struct sched_metrics *skel;
 	char dir[64]; /* /sys/fs/bpf/kray/<node> */
-	int workers_fd, winfo_fd, sched_fd;
+	int workers_fd, winfo_fd, sched_fd, dispatch_fd;
 	int64_t sampled_ns; /* last window's end; 0: none yet */
 	int64_t published_ns; /* sampled_ns of what the sched map shows */
 	bool oversubscribed; /* the last window's verdict */

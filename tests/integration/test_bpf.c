@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
@@ -626,4 +629,70 @@ Test(bpf, top_live_refreshes_until_interrupted)
 		tables++;
 	cr_assert_geq(tables, 3, "%u refreshes in 1.3 s at 200 ms:\n%s", tables, out);
 	cr_assert(strstr(out, "WORKER"), "%s", out);
+}
+
+/* ---- Prometheus ---------------------------------------------------------------------- */
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* The value of the first sample line that starts with prefix, or -1. */
+static double sample(const char *text, const char *prefix)
+{
+	for (const char *p = strstr(text, prefix); p; p = strstr(p + 1, prefix))
+		if (p == text || p[-1] == '\n')
+			return strtod(p + strlen(prefix), NULL);
+	return -1;
+}
+
+/* The endpoint carries the workers' figures too (its format is checked by test_service). */
+Test(bpf, prometheus_endpoint_has_the_bpf_metrics)
+{
+	struct harness h;
+	char port_s[32], out[65536];
+	int port = free_port();
+	kray *k;
+	size_t n;
+	double cpu;
+
+	snprintf(port_s, sizeof(port_s), "127.0.0.1:%d", port);
+	const char *opts[] = { "--prestart", "1", "--metrics", port_s, NULL };
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
+	k = harness_connect(h.sock);
+	call_int(k, "burn_cpu_ms", 100);
+	{
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ssize_t r;
+
+		cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
+			     strerror(errno));
+		cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+		n = 0;
+		while (n < sizeof(out) - 1 && (r = read(fd, out + n, sizeof(out) - 1 - n)) > 0)
+			n += (size_t)r;
+		out[n] = 0;
+		close(fd);
+	}
+	cpu = sample(out, "kray_worker_cpu_seconds_total{worker=\"1\"} ");
+	cr_assert_geq(cpu, 0.09, "worker 1 on-CPU %g s after a 100 ms burn:\n%s", cpu, out);
+	cr_assert_geq(sample(out, "kray_worker_runqueue_wait_seconds_total{worker=\"1\"} "), 0);
+	cr_assert_geq(sample(out, "kray_worker_context_switches_total{worker=\"1\",kind=\"voluntary\"} "), 0);
+	cr_assert_geq(sample(out, "kray_worker_context_switches_total{worker=\"1\",kind=\"involuntary\"} "), 0);
+	cr_assert_geq(sample(out, "kray_dispatch_latency_samples_total "), 1);
+	cr_assert_geq(sample(out, "kray_cpus_oversubscribed "), 0);
 }
