@@ -254,9 +254,9 @@ clean:
 # not for DESTDIR.  libkray finds krayd at <libdir>/../bin/krayd and krayd finds
 # kray-worker next to itself, so all three programs go to bin/ and the library to lib/
 # (not a multiarch lib/<triplet>/).  The library is renamed into place, because install(1)
-# would rewrite the old file in place, under the programs that have it mapped.  Not
-# installed yet, because they do not exist: the Python package (python/) and the compiled
-# BPF objects (bpf/, issue 5).
+# would rewrite the old file in place, under the programs that have it mapped.  The BPF
+# programs are compiled into krayd (skeletons, mk/bpf.mk).  Not installed yet, because it
+# does not exist: the Python package (python/).
 DESTDIR      ?=
 BINDIR       := $(PREFIX)/bin
 LIBDIR       := $(PREFIX)/lib
