@@ -216,6 +216,12 @@ int kray_top_main(const char *sock, bool once, unsigned interval_ms)
 		nanosleep(&ts, NULL);
 		if (stop)
 			break;
+		/* Our fds keep the maps alive after krayd exits: its removing them is the sign. */
+		if (access(dir, F_OK)) {
+			fprintf(stderr, "kray top: %s is gone: krayd stopped\n", dir);
+			close_maps(&m);
+			return 1;
+		}
 		t1 = mono_ns();
 		ncur = read_rows(&m, cur, t1);
 		if (!once)

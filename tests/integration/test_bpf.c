@@ -696,3 +696,30 @@ Test(bpf, prometheus_endpoint_has_the_bpf_metrics)
 	cr_assert_geq(sample(out, "kray_dispatch_latency_samples_total "), 1);
 	cr_assert_geq(sample(out, "kray_cpus_oversubscribed "), 0);
 }
+
+/* The live table ends, saying why, when its krayd stops (the maps it holds stay valid, so
+ * it would otherwise show a dead krayd's last figures forever). */
+Test(bpf, top_ends_when_krayd_stops)
+{
+	struct harness h;
+	const char *bin = getenv("KRAY_BIN");
+	char cmd[512], out[16384];
+	FILE *p;
+	size_t n;
+	int status;
+
+	cr_assert_not_null(bin);
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	/* The stop happens while it runs: (sleep; kill) in the background of the shell. */
+	snprintf(cmd, sizeof(cmd),
+		 "(sleep 0.5; kill %d) & timeout 10 '%s/kray' top --socket %s --interval 100 2>&1",
+		 (int)h.pid, bin, h.sock);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	status = pclose(p);
+	cr_assert_eq(WEXITSTATUS(status), 1, "kray top exited %d:\n%s", WEXITSTATUS(status), out);
+	cr_assert(strstr(out, "krayd stopped"), "%s", out);
+	harness_stop_krayd(&h);
+}
