@@ -9,9 +9,10 @@
  * or preempted while still runnable) to the moment sched_switch gives it one.
  *
  * The same sched_switch also measures dispatch latency: when krayd sends a task to an
- * idle worker it writes the task's submit time into the worker's `winfo` entry; the next
- * time that worker gets a CPU (to read the task) the program adds now - submit to the
- * `dispatch` histogram and clears the field.  So the figure includes krayd's own work,
+ * idle worker it stores the task's submit time in the worker's slot of `submits` (an
+ * mmapable array: a plain store in krayd, no system call on the task's path); the next
+ * time that worker gets a CPU (to read the task) the program swaps the slot for 0 and
+ * adds now - submit to the `dispatch` histogram.  So the figure includes krayd's own work,
  * the socket and the worker's run-queue wait, which is what a caller waits for.
  *
  * Trade-offs: threads are keyed by pid (thread id); only a pool worker's main thread is
@@ -43,6 +44,15 @@ struct {
 	__type(value, struct kray_worker_info);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } winfo SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, KRAY_BPF_MAX_WORKERS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} submits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -115,16 +125,16 @@ static __always_inline void switched_out(__u32 pid, __u64 now, bool still_runnab
 	}
 }
 
-static __always_inline void dispatch_sample(__u32 pid, __u64 now)
+static __always_inline void dispatch_sample(const struct kray_worker_stats *s, __u64 now)
 {
-	struct kray_worker_info *wi = bpf_map_lookup_elem(&winfo, &pid);
-	__u32 zero = 0;
+	__u32 slot = s->slot, zero = 0;
+	__u64 *p = bpf_map_lookup_elem(&submits, &slot);
 	struct kray_hist *h;
 	__u64 submit;
 
-	if (!wi || !(submit = wi->submit_ns))
+	/* Swapped, not read then cleared: krayd may store the next task's time meanwhile. */
+	if (!p || !*p || !(submit = __sync_lock_test_and_set(p, 0)))
 		return;
-	wi->submit_ns = 0;
 	h = bpf_map_lookup_elem(&dispatch, &zero);
 	if (!h || now < submit)
 		return;
@@ -150,7 +160,7 @@ static __always_inline void switched_in(__u32 pid, __u64 now)
 	}
 	s->runnable_since = 0;
 	s->oncpu_since = now;
-	dispatch_sample(pid, now);
+	dispatch_sample(s, now);
 }
 
 /* prev_state 0 (TASK_RUNNING) means prev was preempted and stays on the run queue. */

@@ -30,6 +30,8 @@ void kbpf_render(struct krayd *d, struct kbuf *b);
 /* Worker w was started (its pid is accounted from now on) / has been reaped. */
 void kbpf_worker_add(struct krayd *d, struct worker *w);
 void kbpf_worker_del(struct krayd *d, struct worker *w);
+/* Writes the winfo entries that changed, if KBPF_INFO_NS has passed (every dispatch). */
+void kbpf_flush_info(struct krayd *d, int64_t now);
 /* w was idle and has been sent t: a dispatch-latency sample is due when it gets a CPU. */
 void kbpf_worker_busy(struct krayd *d, struct worker *w, const struct task *t);
 /* w sent a result. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -29,6 +30,8 @@
 #include "krayd.h"
 #include "log.h"
 #include "sched_metrics.skel.h"
+
+#define SUBMITS_LEN (KRAY_BPF_MAX_WORKERS * sizeof(__u64)) /* whole pages */
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -137,6 +140,13 @@ int kbpf_start(struct krayd *d)
 	b->winfo_fd = bpf_map__fd(skel->maps.winfo);
 	b->sched_fd = bpf_map__fd(skel->maps.sched);
 	b->dispatch_fd = bpf_map__fd(skel->maps.dispatch);
+	b->submits = mmap(NULL, SUBMITS_LEN, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  bpf_map__fd(skel->maps.submits), 0);
+	if (b->submits == MAP_FAILED) {
+		r = -errno;
+		b->submits = NULL;
+		goto err_destroy;
+	}
 	bpf_map_update_elem(b->sched_fd, &zero, &st, BPF_ANY);
 	d->bpf = b;
 	log_info("bpf: scheduler metrics on, maps pinned in %s", b->dir);
@@ -160,6 +170,7 @@ void kbpf_stop(struct krayd *d)
 
 	if (!b)
 		return;
+	munmap(b->submits, SUBMITS_LEN);
 	bpf_object__unpin_maps(b->skel->obj, NULL);
 	sched_metrics__destroy(b->skel);
 	if (rmdir(b->dir))
@@ -168,58 +179,104 @@ void kbpf_stop(struct krayd *d)
 	d->bpf = NULL;
 }
 
-static void put_info(struct kbpf *b, struct worker *w, const struct task *t)
+/* Writes w's winfo entry (what it runs, tasks done): a system call, so it is done at most
+ * every KBPF_INFO_NS for busy workers (kbpf_flush_info), never on a task's path. */
+static void put_info(struct kbpf *b, struct worker *w)
 {
 	struct kray_worker_info wi = { .worker_id = w->id, .busy = w->inflight,
 				       .tasks_done = w->tasks_done };
 	__u32 pid = (__u32)w->pid;
 
-	if (t) {
-		wi.submit_ns = (uint64_t)t->submit_ns;
-		memcpy(wi.fn, t->fn->name,
-		       t->fn->name_len < KRAY_BPF_FN_LEN - 1 ? t->fn->name_len : KRAY_BPF_FN_LEN - 1);
-	} else if (w->head) {
+	if (w->head)
 		memcpy(wi.fn, w->head->fn->name,
 		       w->head->fn->name_len < KRAY_BPF_FN_LEN - 1 ? w->head->fn->name_len :
 								     KRAY_BPF_FN_LEN - 1);
-	}
 	bpf_map_update_elem(b->winfo_fd, &pid, &wi, BPF_ANY);
+	w->bpf_dirty = false;
+}
+
+void kbpf_flush_info(struct krayd *d, int64_t now)
+{
+	struct kbpf *b = d->bpf;
+
+	if (!b || !b->ndirty || now - b->info_ns < KBPF_INFO_NS)
+		return;
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->bpf_dirty)
+			put_info(b, w);
+	b->ndirty = 0;
+	b->info_ns = now;
+}
+
+static void mark_dirty(struct kbpf *b, struct worker *w)
+{
+	if (!w->bpf_dirty) {
+		w->bpf_dirty = true;
+		b->ndirty++;
+	}
 }
 
 void kbpf_worker_add(struct krayd *d, struct worker *w)
 {
+	struct kbpf *b = d->bpf;
 	struct kray_worker_stats s = { .worker_id = w->id };
 	__u32 pid = (__u32)w->pid;
+	unsigned slot;
 
-	if (!d->bpf)
+	if (!b)
 		return;
-	/* Fails only when KRAY_BPF_MAX_WORKERS are accounted: this one is not, then. */
-	if (bpf_map_update_elem(d->bpf->workers_fd, &pid, &s, BPF_ANY))
+	for (slot = 0; slot < KRAY_BPF_MAX_WORKERS && b->slot_used[slot]; slot++)
+		;
+	if (slot == KRAY_BPF_MAX_WORKERS) {
+		log_warn_ratelimited("bpf: worker %u not accounted: %u workers are", w->id,
+				     KRAY_BPF_MAX_WORKERS);
+		return;
+	}
+	s.slot = slot;
+	__atomic_store_n(&b->submits[slot], 0, __ATOMIC_RELAXED);
+	if (bpf_map_update_elem(b->workers_fd, &pid, &s, BPF_ANY)) {
 		log_warn_ratelimited("bpf: worker %u not accounted: %s", w->id, strerror(errno));
-	put_info(d->bpf, w, NULL);
+		return;
+	}
+	b->slot_used[slot] = true;
+	w->bpf_slot = slot;
+	w->bpf_in = true;
+	put_info(b, w);
 }
 
 void kbpf_worker_del(struct krayd *d, struct worker *w)
 {
+	struct kbpf *b = d->bpf;
 	__u32 pid = (__u32)w->pid;
 
-	if (!d->bpf)
+	if (!b || !w->bpf_in)
 		return;
-	bpf_map_delete_elem(d->bpf->workers_fd, &pid);
-	bpf_map_delete_elem(d->bpf->winfo_fd, &pid);
+	bpf_map_delete_elem(b->workers_fd, &pid);
+	bpf_map_delete_elem(b->winfo_fd, &pid);
+	__atomic_store_n(&b->submits[w->bpf_slot], 0, __ATOMIC_RELAXED);
+	b->slot_used[w->bpf_slot] = false;
+	if (w->bpf_dirty)
+		b->ndirty--;
+	w->bpf_in = w->bpf_dirty = false;
 }
 
 void kbpf_worker_busy(struct krayd *d, struct worker *w, const struct task *t)
 {
-	if (d->bpf)
-		put_info(d->bpf, w, t);
+	struct kbpf *b = d->bpf;
+
+	if (!b || !w->bpf_in)
+		return;
+	/* A store into the shared mapping, before the EXEC is sent: the worker cannot get
+	 * a CPU for this task before the program can see it. */
+	if (t->submit_ns > 0)
+		__atomic_store_n(&b->submits[w->bpf_slot], (uint64_t)t->submit_ns,
+				 __ATOMIC_RELEASE);
+	mark_dirty(b, w);
 }
 
 void kbpf_worker_done(struct krayd *d, struct worker *w)
 {
 	w->tasks_done++;
-	/* One map write when it goes idle, else every 32 results: a pipelined stream of
-	 * short tasks must not pay a system call per task for the view. */
-	if (d->bpf && (!w->inflight || !(w->tasks_done & 31)))
-		put_info(d->bpf, w, NULL);
+	if (d->bpf && w->bpf_in)
+		mark_dirty(d->bpf, w);
 }

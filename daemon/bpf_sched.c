@@ -117,6 +117,7 @@ void kbpf_tick(struct krayd *d)
 	now = now_ns();
 	if (now - b->sampled_ns >= KBPF_WINDOW_NS)
 		sample(d, b, now);
+	kbpf_flush_info(d, now);
 }
 
 bool kbpf_oversubscribed(struct krayd *d)
@@ -157,7 +158,9 @@ int64_t kbpf_next_deadline(struct krayd *d)
 
 	/* While workers are busy the verdict is kept fresh (ten samples a second), so that
 	 * it is current when a task arrives and `kray top` sees it. */
-	if (!b || (!b->busy && !(b->deferred_since && d->qhead)))
+	if (!b)
 		return -1;
+	if (!b->busy && !(b->deferred_since && d->qhead))
+		return b->ndirty ? b->info_ns + KBPF_INFO_NS : -1;
 	return b->sampled_ns + KBPF_WINDOW_NS;
 }

@@ -95,6 +95,8 @@ struct worker {
 	struct oidmap jobs; /* {job, 0, 0, 0}: jobs whose code path it has been told */
 	uint64_t tasks_done; /* results it sent */
 	uint64_t bpf_wait, bpf_run; /* run-queue wait and on-CPU ns at the last BPF sample */
+	unsigned bpf_slot; /* its slot in the BPF `submits` map, when bpf_in */
+	bool bpf_in, bpf_dirty; /* accounted in the BPF maps; its winfo entry is stale */
 	struct worker *next;
 };
 

@@ -13,7 +13,7 @@ BPF_ARCH    := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_SRC     := $(wildcard bpf/*.bpf.c)
 BPF_OBJ     := $(BPF_SRC:bpf/%.bpf.c=$(O)/bpf/%.bpf.o)
 BPF_SKEL    := $(BPF_SRC:bpf/%.bpf.c=$(O)/bpf/%.skel.h)
-BPF_CFLAGS  := -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -I$(O)/bpf
+BPF_CFLAGS  := -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -I$(O)/bpf
 
 LDLIBS_DAEMON += -lbpf -lelf -lz
 

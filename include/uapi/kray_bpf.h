@@ -10,8 +10,11 @@
  *    worker it starts and deletes it when the worker is reaped; the sched_* tracepoint
  *    programs update only entries that exist, so only kray workers are accounted.
  *  - winfo (hash, pid -> kray_worker_info): krayd's view of the worker (what it runs, how
- *    many tasks it finished); submit_ns is consumed by the sched_switch program, which
- *    turns it into a dispatch-latency sample when the worker next gets a CPU.
+ *    many tasks it finished), refreshed at most every 100 ms, off the tasks' path.
+ *  - submits (mmapable array, worker slot -> __u64): krayd stores, in its mapping and
+ *    without a system call, the submit time of a task it sends to an idle worker; the
+ *    sched_switch program swaps it for 0 and turns it into a dispatch-latency sample when
+ *    that worker next gets a CPU.  A worker's slot is in its `workers` entry.
  *  - dispatch (array[1], kray_hist): submit-to-start latency of tasks, log2 of us.
  *  - sched (array[1], kray_sched_state): krayd's scheduling decision from the metrics.
  */
@@ -30,7 +33,7 @@
 /* Per worker thread, written by the tracepoint programs (all times CLOCK_MONOTONIC ns). */
 struct kray_worker_stats {
 	__u32 worker_id; /* krayd's id of the worker */
-	__u32 pad_;
+	__u32 slot; /* its index in `submits` */
 	__u64 oncpu_ns; /* time spent running, up to its last switch out */
 	__u64 oncpu_since; /* when it last got a CPU; 0 while off CPU */
 	__u64 runnable_since; /* when it last became runnable without a CPU; 0: not waiting */
@@ -48,10 +51,9 @@ struct kray_worker_info {
 	__u32 worker_id;
 	__u32 busy; /* tasks in flight on it */
 	__u64 tasks_done; /* results received from it */
-	__u64 submit_ns; /* submit time of the task just sent to the idle worker; 0: none */
 	char fn[KRAY_BPF_FN_LEN]; /* function of the task it runs (NUL-padded); "" idle */
 };
-_Static_assert(sizeof(struct kray_worker_info) == 24 + KRAY_BPF_FN_LEN, "kray_worker_info");
+_Static_assert(sizeof(struct kray_worker_info) == 16 + KRAY_BPF_FN_LEN, "kray_worker_info");
 
 struct kray_hist {
 	__u64 count;

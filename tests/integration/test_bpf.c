@@ -33,7 +33,9 @@
 
 TestSuite(bpf, .fini = harness_cleanup, .timeout = 60);
 
-static const char *const map_names[] = { "workers", "winfo", "dispatch", "sched" };
+static const char *const map_names[] = { "workers", "winfo", "submits", "dispatch", "sched" };
+
+static void sleep_ms(int ms);
 
 static void pin_dir(kray *k, char *buf, size_t len)
 {
@@ -225,15 +227,23 @@ Test(bpf, burn_200ms_counts_200ms)
 	cr_assert_gt(hist.sum_ns, 0);
 	cr_assert_lt(hist.sum_ns / hist.count, 1000000000ull, "mean dispatch latency over 1 s");
 
-	/* And the worker's info: tasks done, idle now. */
+	/* And the worker's info (refreshed every 100 ms): tasks done, idle now. */
 	struct kray_worker_info wi;
 	__u32 key = (__u32)pid;
 
 	fd = open_map(dir, "winfo");
-	cr_assert_eq(kbm_lookup(fd, &key, &wi), 0);
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(kbm_lookup(fd, &key, &wi), 0);
+		if (wi.tasks_done == 2 && !wi.busy)
+			break;
+		sleep_ms(20);
+	}
 	close(fd);
-	cr_assert_eq(wi.tasks_done, 2);
+	cr_assert_eq(wi.tasks_done, 2, "winfo says %llu tasks done",
+		     (unsigned long long)wi.tasks_done);
 	cr_assert_eq(wi.busy, 0);
+	cr_assert_eq(wi.fn[0], 0, "an idle worker shows '%.48s'", wi.fn);
+	cr_assert_eq(wi.worker_id, 1);
 }
 
 /* ---- the scheduling decision --------------------------------------------------------- */
