@@ -85,34 +85,32 @@ static __always_inline __u32 slot_of(__u64 ns)
 	return s < KRAY_BPF_HIST_SLOTS ? s : KRAY_BPF_HIST_SLOTS - 1;
 }
 
-static __always_inline void runnable(__u32 pid, __u64 now)
+/* The clock is read only for kray's workers: most switches on the machine are not theirs. */
+static __always_inline void runnable(__u32 pid)
 {
 	struct kray_worker_stats *s = bpf_map_lookup_elem(&workers, &pid);
 
 	if (s && !s->runnable_since && !s->oncpu_since)
-		s->runnable_since = now;
+		s->runnable_since = bpf_ktime_get_ns();
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(on_wakeup, struct task_struct *p)
 {
-	runnable(p->pid, bpf_ktime_get_ns());
+	runnable(p->pid);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(on_wakeup_new, struct task_struct *p)
 {
-	runnable(p->pid, bpf_ktime_get_ns());
+	runnable(p->pid);
 	return 0;
 }
 
-static __always_inline void switched_out(__u32 pid, __u64 now, bool still_runnable)
+static __always_inline void switched_out(struct kray_worker_stats *s, __u64 now,
+					 bool still_runnable)
 {
-	struct kray_worker_stats *s = bpf_map_lookup_elem(&workers, &pid);
-
-	if (!s)
-		return;
 	if (s->oncpu_since && now > s->oncpu_since)
 		__sync_fetch_and_add(&s->oncpu_ns, now - s->oncpu_since);
 	s->oncpu_since = 0;
@@ -143,14 +141,10 @@ static __always_inline void dispatch_sample(const struct kray_worker_stats *s, _
 	__sync_fetch_and_add(&h->slot[slot_of(now - submit) & (KRAY_BPF_HIST_SLOTS - 1)], 1);
 }
 
-static __always_inline void switched_in(__u32 pid, __u64 now)
+static __always_inline void switched_in(struct kray_worker_stats *s, __u64 now)
 {
-	struct kray_worker_stats *s = bpf_map_lookup_elem(&workers, &pid);
-	__u64 since;
+	__u64 since = s->runnable_since;
 
-	if (!s)
-		return;
-	since = s->runnable_since;
 	if (since && now > since) {
 		__u64 wait = now - since;
 
@@ -168,9 +162,20 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u32 prev_pid = prev->pid, next_pid = next->pid;
+	struct kray_worker_stats *out = bpf_map_lookup_elem(&workers, &prev_pid);
+	struct kray_worker_stats *in = bpf_map_lookup_elem(&workers, &next_pid);
+	__u64 now;
 
-	switched_out(prev->pid, now, prev_state == 0);
-	switched_in(next->pid, now);
+	/* Two branches rather than `!out && !in`, which clang turns into an OR of the
+	 * pointers that the verifier refuses. */
+	if (out) {
+		now = bpf_ktime_get_ns();
+		switched_out(out, now, prev_state == 0);
+		if (in)
+			switched_in(in, now);
+	} else if (in) {
+		switched_in(in, bpf_ktime_get_ns());
+	}
 	return 0;
 }

@@ -82,8 +82,10 @@ static const char *why_off(int err)
 {
 	switch (err) {
 	case -EPERM:
-	case -EACCES:
 		return "no privileges for BPF (needs root or CAP_BPF+CAP_PERFMON)";
+	case -EACCES: /* what a program load returns when the verifier refuses it */
+		return "the kernel refused the programs (no privileges, or the verifier: "
+		       "--log-level debug shows its log)";
 	case -ENOSYS:
 	case -EOPNOTSUPP:
 	case -EINVAL:
