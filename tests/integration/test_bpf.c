@@ -205,7 +205,9 @@ Test(bpf, burn_200ms_counts_200ms)
 		  (long long)bpf_ms);
 	cr_assert(llabs(bpf_ms - proc_ms) <= 30, "BPF %lld ms vs /proc %lld ms",
 		  (long long)bpf_ms, (long long)proc_ms);
-	cr_assert_gt(s1.nvcsw, 0, "the worker has slept, waiting for tasks: a voluntary switch");
+	/* It left its CPU to wait for its first task at least (voluntary, or involuntary when
+	 * the task arrived before the switch completed): some switch is counted. */
+	cr_assert_gt(s1.nvcsw + s1.nivcsw, 0, "no switch counted at all");
 	cr_assert_eq(s1.worker_id, 1);
 
 	/* The run-queue histogram holds every wait it counted. */
