@@ -17,13 +17,16 @@
  *
  * The daemon-path figures are taken with krayd's BPF scheduler metrics on and off, which
  * is also their cost (two krayds of each, alternated, so that load from elsewhere on the
- * machine falls on both).  Each figure is the median of several rounds.  The sk_skb figures
+ * machine falls on both).  Every frame through the floor, the relay and the proxy is
+ * checked to come back whole, in order, as the answer to its request: the bench stops
+ * if the in-kernel steering loses, reorders or cuts one.  Each figure is the median of several rounds.  The sk_skb figures
  * need root (CAP_BPF); without it they are reported as skipped.
  *
  *	bench_bpf [--quick] [--json FILE]
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -169,8 +172,13 @@ static pid_t start_echo(int fd, uint16_t reply)
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		make_frame(r, reply);
-		while (!read_all(fd, f, FRAME))
+		/* The answer names the request it answers: the driver side checks that every
+		 * frame came back whole, in order, as an answer. */
+		while (!read_all(fd, f, FRAME)) {
+			memcpy(r + offsetof(struct kray_frame_hdr, req),
+			       f + offsetof(struct kray_frame_hdr, req), sizeof(__u64));
 			write_all(fd, r, FRAME);
+		}
 		_exit(0);
 	}
 	return pid;
@@ -211,6 +219,30 @@ struct fig {
 	int n;
 };
 
+static uint64_t next_seq;
+
+static void send_seq(int fd, uint8_t *f)
+{
+	uint64_t seq = ++next_seq;
+
+	memcpy(f + offsetof(struct kray_frame_hdr, req), &seq, sizeof(seq));
+	write_all(fd, f, FRAME);
+}
+
+/* Checks that r is the answer (KRAY_MSG_FAST_RESULT) to request seq, whole. */
+static void check_answer(const uint8_t *r, uint64_t seq)
+{
+	struct kray_frame_hdr h;
+
+	memcpy(&h, r, sizeof(h));
+	if (h.magic != KRAY_WIRE_MAGIC || h.type != KRAY_MSG_FAST_RESULT ||
+	    h.len != FRAME - sizeof(h) || h.req != seq) {
+		fprintf(stderr, "bench_bpf: frame %llu came back as type %u, req %llu, len %u\n",
+			(unsigned long long)seq, h.type, (unsigned long long)h.req, h.len);
+		die("check", "a frame was lost, reordered or cut");
+	}
+}
+
 /* Round trips of FRAME bytes on fd (the echo answers): us per round trip, per round; and
  * the machine's CPU us per round trip. */
 static void pingpong(int fd, uint16_t type, struct fig *rt, struct fig *cpu)
@@ -219,9 +251,10 @@ static void pingpong(int fd, uint16_t type, struct fig *rt, struct fig *cpu)
 
 	make_frame(f, type);
 	for (int i = 0; i < 200; i++) { /* warm-up */
-		write_all(fd, f, FRAME);
+		send_seq(fd, f);
 		if (read_all(fd, r, FRAME))
 			die("ping-pong", "peer closed");
+		check_answer(r, next_seq);
 	}
 	for (int k = 0; k < rounds; k++) {
 		double t0 = now(), c0 = system_cpu_s(), t;
@@ -229,9 +262,10 @@ static void pingpong(int fd, uint16_t type, struct fig *rt, struct fig *cpu)
 
 		do {
 			for (int i = 0; i < 100; i++, n++) {
-				write_all(fd, f, FRAME);
+				send_seq(fd, f);
 				if (read_all(fd, r, FRAME))
 					die("ping-pong", "peer closed");
+				check_answer(r, next_seq);
 			}
 			t = now();
 		} while (t - t0 < round_s);
@@ -256,10 +290,14 @@ static void async_frames(int fd, uint16_t type, struct fig *fps)
 		do {
 			/* Half the batch at a time keeps both socket buffers from filling up. */
 			for (int h = 0; h < 2; h++) {
+				uint64_t first = next_seq + 1;
+
 				for (int i = 0; i < ASYNC_BATCH / 2; i++)
-					write_all(fd, f, FRAME);
+					send_seq(fd, f);
 				if (read_all(fd, r, FRAME * (ASYNC_BATCH / 2)))
 					die("async", "peer closed");
+				for (int i = 0; i < ASYNC_BATCH / 2; i++)
+					check_answer(r + (size_t)i * FRAME, first + (uint64_t)i);
 			}
 			n += ASYNC_BATCH;
 			t = now();
