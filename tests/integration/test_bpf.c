@@ -37,6 +37,16 @@ static const char *const map_names[] = { "workers", "winfo", "submits", "dispatc
 
 static void sleep_ms(int ms);
 
+/* Skips the test where krayd cannot run BPF programs: not root, or a kernel without BTF
+ * (krayd then runs without them, as the off_* tests check). */
+static void require_bpf(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("BPF needs root (CAP_BPF and CAP_PERFMON): not root here");
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		cr_skip_test("the kernel has no BTF (/sys/kernel/btf/vmlinux): no tp_btf programs");
+}
+
 static void pin_dir(kray *k, char *buf, size_t len)
 {
 	struct kray_stats st = harness_status(k);
@@ -121,6 +131,8 @@ Test(bpf, maps_pinned_with_btf_and_removed)
 	FILE *p;
 	size_t n;
 
+	require_bpf();
+
 	cr_assert_eq(harness_start_krayd(&h, 1), 0);
 	k = harness_connect(h.sock);
 	pin_dir(k, dir, sizeof(dir));
@@ -158,6 +170,8 @@ Test(bpf, two_krayds_two_dirs)
 	char da[128], db[128];
 	kray *ka, *kb;
 
+	require_bpf();
+
 	cr_assert_eq(harness_start_krayd(&a, 1), 0);
 	cr_assert_eq(harness_start_krayd(&b, 1), 0);
 	ka = harness_connect(a.sock);
@@ -185,6 +199,8 @@ Test(bpf, burn_200ms_counts_200ms)
 	char dir[128];
 	int64_t pid, pid2, p0, p1, bpf_ms, proc_ms;
 	kray *k;
+
+	require_bpf();
 
 	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
 	k = harness_connect(h.sock);
@@ -298,6 +314,8 @@ static void oversubscribed_run(const char *limit, bool expect_deferred)
 	kray *k;
 	struct kray_stats st;
 
+	require_bpf();
+
 	cr_assert_eq(harness_start_krayd_opts(&h, 8, opts), 0);
 	k = harness_connect(h.sock);
 	pin_dir(k, dir, sizeof(dir));
@@ -394,6 +412,8 @@ Test(bpf, top_once_shows_the_running_task)
 	kray *k;
 	FILE *p;
 	size_t n;
+
+	require_bpf();
 
 	cr_assert_not_null(bin, "KRAY_BIN is not set (run through make)");
 	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
@@ -518,6 +538,8 @@ Test(bpf, off_without_privileges)
 	char log[256];
 	int caps[] = { CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN };
 
+	require_bpf();
+
 	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
 		if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0))
 			cr_skip_test("cannot drop capability %d from the bounding set: %s",
@@ -557,6 +579,8 @@ Test(bpf, dead_worker_leaves_the_maps)
 	struct kray_worker_stats s;
 	kray *k;
 	int fd, r = 0;
+
+	require_bpf();
 
 	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
 	k = harness_connect(h.sock);
@@ -598,6 +622,8 @@ Test(bpf, nested_tasks_finish_on_oversubscribed_cpus)
 	int64_t t0;
 	kray *k;
 
+	require_bpf();
+
 	cr_assert_eq(harness_start_krayd_opts(&h, 4, opts), 0);
 	k = harness_connect(h.sock);
 	start_hogs(hogs, HOGS);
@@ -628,6 +654,8 @@ Test(bpf, top_live_refreshes_until_interrupted)
 	unsigned tables = 0;
 	FILE *p;
 	size_t n;
+
+	require_bpf();
 
 	cr_assert_not_null(bin);
 	cr_assert_eq(harness_start_krayd(&h, 1), 0);
@@ -679,6 +707,8 @@ Test(bpf, prometheus_endpoint_has_the_bpf_metrics)
 	size_t n;
 	double cpu;
 
+	require_bpf();
+
 	snprintf(port_s, sizeof(port_s), "127.0.0.1:%d", port);
 	const char *opts[] = { "--prestart", "1", "--metrics", port_s, NULL };
 
@@ -720,6 +750,8 @@ Test(bpf, top_ends_when_krayd_stops)
 	FILE *p;
 	size_t n;
 	int status;
+
+	require_bpf();
 
 	cr_assert_not_null(bin);
 	cr_assert_eq(harness_start_krayd(&h, 1), 0);
