@@ -266,6 +266,17 @@ Test(bpf, burn_200ms_counts_200ms)
 
 /* ---- the scheduling decision --------------------------------------------------------- */
 
+/* Two CPU hogs per online CPU (at most MAX_HOGS), so that kray's workers wait for a CPU
+ * whatever the machine's size.  Returns how many were started. */
+#define MAX_HOGS 64
+
+static int hog_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN) * 2;
+
+	return n < 4 ? 4 : n > MAX_HOGS ? MAX_HOGS : (int)n;
+}
+
 /* CPU hogs outside kray, dying with the test process whatever happens to it. */
 static void start_hogs(pid_t *pids, int n)
 {
@@ -298,17 +309,18 @@ static void sleep_ms(int ms)
 }
 
 /*
- * 8 CPU slots on a machine with far fewer CPUs, and hogs outside kray on them: the busy
- * workers wait for a CPU most of the time.  With the decision on (oversubscribed-wait
+ * 8 CPU slots, and two hogs per CPU outside kray: the busy workers wait for a CPU most
+ * of the time.  With the decision on (oversubscribed-wait
  * 25%), krayd queues new tasks instead of starting workers; with it off it starts a
  * worker per task.  Both runs finish every task with the right result.
  */
 static void oversubscribed_run(const char *limit, bool expect_deferred)
 {
-	enum { HOGS = 4, LONG = 2, SHORT = 4 };
+	enum { LONG = 2, SHORT = 4 };
+	const int HOGS = hog_count();
 	const char *opts[] = { "--prestart", "0", "--oversubscribed-wait", limit, NULL };
 	struct harness h;
-	pid_t hogs[HOGS];
+	pid_t hogs[MAX_HOGS];
 	kray_ref refs[LONG + SHORT];
 	char dir[128];
 	kray *k;
@@ -347,9 +359,9 @@ static void oversubscribed_run(const char *limit, bool expect_deferred)
 		    limit, (unsigned long long)st.workers, (unsigned long long)ss.wait_permille,
 		    ss.oversubscribed, (unsigned long long)ss.spawns_deferred);
 	cr_assert_geq(ss.wait_permille, 250,
-		      "4 hogs and 2 spinning workers on this machine, yet the workers waited "
+		      "%d hogs and 2 spinning workers on this machine, yet the workers waited "
 		      "only %llu permille of the time for a CPU",
-		      (unsigned long long)ss.wait_permille);
+		      HOGS, (unsigned long long)ss.wait_permille);
 	{
 		/* The run-queue wait shows in the workers' own entries too. */
 		uint64_t wait = 0;
@@ -613,10 +625,10 @@ Test(bpf, dead_worker_leaves_the_maps)
  */
 Test(bpf, nested_tasks_finish_on_oversubscribed_cpus)
 {
-	enum { HOGS = 4 };
+	const int HOGS = hog_count();
 	const char *opts[] = { "--prestart", "0", "--oversubscribed-wait", "1", NULL };
 	struct harness h;
-	pid_t hogs[HOGS];
+	pid_t hogs[MAX_HOGS];
 	kray_value args[2] = { KRAY_V_INT(2), KRAY_V_INT(3) }, v;
 	kray_ref spin, tree;
 	int64_t t0;
