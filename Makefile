@@ -93,9 +93,9 @@ $(O)/bin/krayd: $(DAEMON_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
 
-$(O)/bin/kray: $(O)/tools/kray.o $(LIBKRAY)
+$(O)/bin/kray: $(O)/tools/kray.o $(O)/tools/kray_top.o $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH)
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) -L$(O)/lib -lkray $(RPATH)
 
 $(O)/bin/kray-worker: $(O)/tools/kray-worker.o $(LIBKRAY)
 	@mkdir -p $(dir $@)
@@ -254,10 +254,9 @@ clean:
 # not for DESTDIR.  libkray finds krayd at <libdir>/../bin/krayd and krayd finds
 # kray-worker next to itself, so all three programs go to bin/ and the library to lib/
 # (not a multiarch lib/<triplet>/).  The library is renamed into place, because install(1)
-# would rewrite the old file in place, under the programs that have it mapped.  The
-# Python package is installed by mk/python.mk (install-python, into
-# PREFIX/lib/pythonX.Y/dist-packages/kray).  Not installed yet, because they do not
-# exist: the compiled BPF objects (bpf/, issue 5).
+# would rewrite the old file in place, under the programs that have it mapped.  The BPF
+# programs are compiled into krayd (skeletons, mk/bpf.mk); the Python package is installed
+# by mk/python.mk (install-python, into PREFIX/lib/pythonX.Y/dist-packages/kray).
 DESTDIR      ?=
 BINDIR       := $(PREFIX)/bin
 LIBDIR       := $(PREFIX)/lib

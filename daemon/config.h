@@ -34,6 +34,8 @@ struct config {
 	int log_level;
 	int ready_fd; /* written one byte when serving; -1 none */
 	int prestart; /* workers started at boot */
+	bool bpf; /* scheduler metrics in BPF (daemon/bpf.h); default on, KRAY_BPF=off */
+	int oversub_wait; /* percent of run-queue wait that stops new workers; 0: never */
 };
 
 /* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage

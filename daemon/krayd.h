@@ -25,6 +25,7 @@
 #include "../common/buf.h"
 #include "../common/oidmap.h"
 #include "../common/wire.h"
+#include "bpf.h"
 #include "config.h"
 
 struct krayd;
@@ -92,6 +93,10 @@ struct worker {
 	bool blocked; /* in a get: its CPU slot is given back */
 	struct actor *actor; /* the actor it hosts: not in the task pool */
 	struct oidmap jobs; /* {job, 0, 0, 0}: jobs whose code path it has been told */
+	uint64_t tasks_done; /* results it sent */
+	uint64_t bpf_wait, bpf_run; /* run-queue wait and on-CPU ns at the last BPF sample */
+	unsigned bpf_slot; /* its slot in the BPF `submits` map, when bpf_in */
+	bool bpf_in, bpf_dirty; /* accounted in the BPF maps; its winfo entry is stale */
 	struct worker *next;
 };
 
@@ -118,6 +123,7 @@ struct task {
 	bool ctor; /* an actor's constructor (owned by the actor, never queued) */
 	struct actor *actor; /* a method call (or constructor) of this actor */
 	struct conn *submitter; /* only while its arguments are checked */
+	int64_t submit_ns; /* when it was submitted (dispatch latency, starvation guard) */
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;
 	struct task *next; /* ready queue, actor queue or worker in-flight list */
@@ -237,6 +243,7 @@ struct krayd {
 	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */
 
 	struct kray_wire_stats st;
+	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 };
 
 /* loop.c */

@@ -524,9 +524,11 @@ int loop_run(struct krayd *d)
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts, *tsp = NULL;
 		unsigned head, seen = 0;
-		int64_t deadline = get_next_deadline(d);
+		int64_t deadline = get_next_deadline(d), bpf_deadline = kbpf_next_deadline(d);
 		int r;
 
+		if (bpf_deadline >= 0 && (deadline < 0 || bpf_deadline < deadline))
+			deadline = bpf_deadline;
 		flush_dirty(d);
 		if (deadline >= 0) {
 			int64_t wait = deadline - now_ns();

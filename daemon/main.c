@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 		loop_fini(&d);
 		return 1;
 	}
+	kbpf_start(&d); /* before the first worker, so that every worker is accounted */
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
 	for (int i = 0; i < d.cfg.prestart; i++)
@@ -100,6 +101,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	d.stopping = true;
 	worker_stop_all(&d);
+	kbpf_stop(&d);
 	loop_fini(&d);
 	sched_fini(&d);
 	actor_fini(&d);

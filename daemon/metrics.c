@@ -105,6 +105,7 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
 #undef C
 #undef G
+	kbpf_render(d, b); /* the BPF scheduler metrics, when krayd runs them */
 }
 
 void metrics_on_recv(struct conn *c)

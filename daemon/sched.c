@@ -248,7 +248,8 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	else
 		w->head = t;
 	w->tail = t;
-	w->inflight++;
+	if (!w->inflight++)
+		kbpf_worker_busy(d, w, t);
 	return 0;
 }
 
@@ -282,6 +283,7 @@ void sched_dispatch(struct krayd *d)
 
 	if (d->stopping)
 		return;
+	kbpf_tick(d);
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (runnable(w) && w->inflight)
 			active++;
@@ -314,10 +316,22 @@ void sched_dispatch(struct krayd *d)
 	if (d->qhead) {
 		/* Start workers for the slots that have none, as far as the queue needs. */
 		unsigned want = slots > active + d->starting ? slots - active - d->starting : 0;
-		unsigned queued = (unsigned)d->st.tasks_queued;
+		unsigned queued = (unsigned)d->st.tasks_queued, pool_starting = 0;
 
+		/* Pool workers still starting will take queued tasks: count them, or every loop
+		 * turn before they connect would start another one per queued task. */
+		for (struct worker *w = d->workers; w; w = w->next)
+			if (w->state == W_STARTING && !w->actor)
+				pool_starting++;
+		queued = queued > pool_starting ? queued - pool_starting : 0;
 		if (want > queued)
 			want = queued;
+		/* The CPUs are oversubscribed (daemon/bpf_sched.c): another worker would only
+		 * wait for a CPU too.  Queue; the busy workers' results dispatch again. */
+		if (want && active && kbpf_oversubscribed(d)) {
+			kbpf_deferred(d);
+			want = 0;
+		}
 		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
 		       d->start_failures < 3)
 			if (worker_spawn(d))
@@ -388,6 +402,7 @@ void sched_result(struct conn *c, const struct wire_result *r)
 	 * keep them) until it exits; a call's are lent for the call. */
 	if (!t->ctor)
 		sched_unlend(c, t);
+	kbpf_worker_done(c->d, w);
 	if (t->actor) {
 		actor_result(c, t, r);
 		return;

@@ -202,6 +202,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	/* A worker submits on behalf of the task it runs: kray_cancel(recursive) finds it. */
 	if (c->role == ROLE_WORKER && c->worker && c->worker->head)
 		t->parent = c->worker->head->id;
+	t->submit_ns = now_ns();
 	d->st.tasks_submitted++;
 
 	/* The return objects exist from now on, held by the submitter. */

@@ -120,6 +120,7 @@ static struct worker *spawn(struct krayd *d)
 	d->nworkers++;
 	d->starting++;
 	d->st.workers_started++;
+	kbpf_worker_add(d, w);
 	log_debug("worker %u started, pid %d", w->id, (int)w->pid);
 	return w;
 }
@@ -231,6 +232,7 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 
 	describe(status, how, sizeof(how));
 	w->state = W_DEAD;
+	kbpf_worker_del(d, w);
 	if (w->conn)
 		conn_close(w->conn, "worker exited");
 	if (was_starting) {

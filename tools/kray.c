@@ -2,7 +2,8 @@
 /*
  * kray: the command line.  `kray start` runs a long-lived local krayd in the background
  * (its log next to its socket), `kray stop` stops it by the pid it recorded, `kray status`
- * prints its counters.  Every command takes --socket (default $KRAY_ADDRESS, else
+ * prints its counters, `kray top` shows how the kernel schedules its workers (from the
+ * BPF maps krayd pins; tools/kray_top.c).  Every command takes --socket (default $KRAY_ADDRESS, else
  * $XDG_RUNTIME_DIR/kray-UID/krayd.sock or /tmp/kray-UID/krayd.sock, as krayd's default).
  */
 #include <errno.h>
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #include <kray/kray.h>
+
+#include "kray_top.h"
 
 static char sock[PATH_MAX];
 
@@ -38,7 +41,9 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: kray start [--socket PATH] [krayd flags...]   start a local krayd\n"
 		"       kray stop [--socket PATH]                     stop it\n"
-		"       kray status [--socket PATH]                   show its counters\n");
+		"       kray status [--socket PATH]                   show its counters\n"
+		"       kray top [--socket PATH] [--once] [--interval MS]\n"
+		"                                 per-worker CPU, run-queue wait, switches (BPF)\n");
 	return 2;
 }
 
@@ -230,6 +235,25 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "start"))
 		return cmd_start(argc - i, argv + i);
+	if (!strcmp(cmd, "top")) {
+		bool once = false;
+		long ms = 1000;
+
+		for (; i < argc; i++) {
+			if (!strcmp(argv[i], "--once")) {
+				once = true;
+			} else if (!strcmp(argv[i], "--interval") && i + 1 < argc) {
+				char *end;
+
+				ms = strtol(argv[++i], &end, 10);
+				if (*end || ms < 10 || ms > 3600000)
+					return usage();
+			} else {
+				return usage();
+			}
+		}
+		return kray_top_main(sock, once, (unsigned)ms);
+	}
 	if (i < argc)
 		return usage();
 	if (!strcmp(cmd, "stop"))

@@ -12,7 +12,9 @@
 #ifndef KRAY_UAPI_WIRE_H
 #define KRAY_UAPI_WIRE_H
 
+#ifndef __VMLINUX_H__ /* BPF programs get the types from vmlinux.h */
 #include <linux/types.h>
+#endif
 
 #define KRAY_WIRE_MAGIC 0x5952414bu /* "KRAY" */
 #define KRAY_WIRE_VERSION 1

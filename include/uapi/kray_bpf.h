@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * The BPF maps kray pins under /sys/fs/bpf/kray/<node>/ (KRAY_BPF_PIN_ROOT): the one
+ * definition of their keys and values, shared by the programs in bpf/, krayd
+ * (daemon/bpf_*.c), `kray top` and the tests.  Fixed-width types, explicit padding and
+ * _Static_assert'ed sizes, as for the wire frames: a map value is an ABI.
+ *
+ * Who writes what:
+ *  - workers (hash, pid -> kray_worker_stats): krayd inserts a zeroed entry for each pool
+ *    worker it starts and deletes it when the worker is reaped; the sched_* tracepoint
+ *    programs update only entries that exist, so only kray workers are accounted.
+ *  - winfo (hash, pid -> kray_worker_info): krayd's view of the worker (what it runs, how
+ *    many tasks it finished), refreshed at most every 100 ms, off the tasks' path.
+ *  - submits (mmapable array, worker slot -> __u64): krayd stores, in its mapping and
+ *    without a system call, the submit time of a task it sends to an idle worker; the
+ *    sched_switch program swaps it for 0 and turns it into a dispatch-latency sample when
+ *    that worker next gets a CPU.  A worker's slot is in its `workers` entry.
+ *  - dispatch (array[1], kray_hist): submit-to-start latency of tasks, log2 of us.
+ *  - sched (array[1], kray_sched_state): krayd's scheduling decision from the metrics.
+ */
+#ifndef KRAY_UAPI_BPF_H
+#define KRAY_UAPI_BPF_H
+
+#ifndef __VMLINUX_H__ /* BPF programs get the types from vmlinux.h */
+#include <linux/types.h>
+#endif
+
+#define KRAY_BPF_PIN_ROOT "/sys/fs/bpf/kray"
+#define KRAY_BPF_HIST_SLOTS 32 /* slot i: values in [2^i, 2^(i+1)) microseconds; 0: < 2 us */
+#define KRAY_BPF_MAX_WORKERS 4096
+#define KRAY_BPF_FN_LEN 48
+
+/* Per worker thread, written by the tracepoint programs (all times CLOCK_MONOTONIC ns). */
+struct kray_worker_stats {
+	__u32 worker_id; /* krayd's id of the worker */
+	__u32 slot; /* its index in `submits` */
+	__u64 oncpu_ns; /* time spent running, up to its last switch out */
+	__u64 oncpu_since; /* when it last got a CPU; 0 while off CPU */
+	__u64 runnable_since; /* when it last became runnable without a CPU; 0: not waiting */
+	__u64 rq_wait_ns; /* total time runnable but not running */
+	__u64 rq_waits; /* number of waits in rq_hist */
+	__u64 nvcsw; /* switched out because it blocked (voluntary) */
+	__u64 nivcsw; /* switched out while runnable (preempted: involuntary) */
+	__u64 rq_hist[KRAY_BPF_HIST_SLOTS]; /* run-queue waits, log2 microseconds */
+};
+_Static_assert(sizeof(struct kray_worker_stats) == 64 + 8 * KRAY_BPF_HIST_SLOTS,
+	       "kray_worker_stats layout");
+
+/* Per worker, written by krayd when it hands the worker work and when it gets results. */
+struct kray_worker_info {
+	__u32 worker_id;
+	__u32 busy; /* tasks in flight on it */
+	__u64 tasks_done; /* results received from it */
+	char fn[KRAY_BPF_FN_LEN]; /* function of the task it runs (NUL-padded); "" idle */
+};
+_Static_assert(sizeof(struct kray_worker_info) == 16 + KRAY_BPF_FN_LEN, "kray_worker_info");
+
+struct kray_hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 slot[KRAY_BPF_HIST_SLOTS];
+};
+_Static_assert(sizeof(struct kray_hist) == 16 + 8 * KRAY_BPF_HIST_SLOTS, "kray_hist layout");
+
+/* krayd's reading of the metrics (daemon/bpf_sched.c) and what it decided. */
+struct kray_sched_state {
+	__u64 sampled_ns; /* when krayd last sampled the workers */
+	__u64 wait_permille; /* run-queue wait / (wait + on-CPU) of busy workers, last window */
+	__u32 oversubscribed; /* 1: krayd queues tasks instead of starting workers */
+	__u32 threshold_permille; /* the wait share above which it does */
+	__u64 spawns_deferred; /* dispatch rounds that queued instead of starting workers */
+	__u64 windows_over; /* sample windows that found the CPUs oversubscribed */
+};
+_Static_assert(sizeof(struct kray_sched_state) == 40, "kray_sched_state layout");
+
+/*
+ * Wire types 40-47 belong to the BPF fast path.  Only the measurement prototype
+ * (bpf/fastpath_proto.bpf.c, bench/bench_bpf.c) uses them today; krayd's decoder rejects
+ * them as unknown (they are above KRAY_MSG_TYPE_MAX), so no peer can send them to krayd.
+ * Their bodies are those of EXEC and RESULT.
+ */
+#define KRAY_MSG_FAST_EXEC 40 /* driver -> worker, steered by BPF: kray_msg_exec + ... */
+#define KRAY_MSG_FAST_RESULT 41 /* worker -> driver, steered by BPF: kray_msg_result + ... */
+
+#endif
