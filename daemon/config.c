@@ -16,7 +16,7 @@
 #include "../common/wire.h"
 #include "log.h"
 
-enum kind { K_STR, K_INT, K_SIZE, K_LEVEL };
+enum kind { K_STR, K_INT, K_SIZE, K_LEVEL, K_BOOL };
 
 struct key {
 	const char *name;
@@ -59,6 +59,21 @@ static const struct key keys[] = {
 	{ "log-level", K_LEVEL, offsetof(struct config, log_level), sizeof(int), 0, 0,
 	  "error, warn, info or debug" },
 	INT("ready-fd", ready_fd, -1, 65535, "write one byte to this fd when serving"),
+	/* The cluster (docs/cluster.md). */
+	{ "head", K_BOOL, offsetof(struct config, head), sizeof(int), 0, 1,
+	  "run the cluster's GCS here (--head, or head = 1)" },
+	{ "address", K_STR, offsetof(struct config, address), 256, 0, 0,
+	  "HOST:PORT of the head to join" },
+	{ "node-listen", K_STR, offsetof(struct config, node_listen), 256, 0, 0,
+	  "HOST:PORT for links from other nodes (default 127.0.0.1:6380 on the head, "
+	  "127.0.0.1:0 elsewhere)" },
+	{ "token-file", K_STR, offsetof(struct config, token_file), PATH_MAX, 0, 0,
+	  "the cluster token (the head writes one if missing; default <socket>.token)" },
+	{ "token", K_STR, offsetof(struct config, token), 256, 0, 0,
+	  "the cluster token itself (instead of token-file)" },
+	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
+	INT("node-timeout-ms", node_timeout_ms, 20, 3600000,
+	    "a node silent this long is dead"),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -134,6 +149,14 @@ static int set_key(struct config *cfg, const struct key *k, const char *val, con
 			*(uint32_t *)dst = (uint32_t)sz;
 		else
 			*(uint64_t *)dst = sz;
+		return 0;
+	case K_BOOL:
+		if (strcmp(val, "0") && strcmp(val, "1") && strcmp(val, "true") &&
+		    strcmp(val, "false")) {
+			*ret_why = "not 0, 1, true or false";
+			return -EINVAL;
+		}
+		*(int *)dst = val[0] == '1' || val[0] == 't';
 		return 0;
 	case K_LEVEL:
 		lvl = log_parse_level(val);
@@ -230,6 +253,8 @@ static void set_defaults(struct config *cfg)
 	cfg->ready_fd = -1;
 	cfg->prestart = -1;
 	cfg->max_workers = 0;
+	cfg->heartbeat_ms = 500;
+	cfg->node_timeout_ms = 5000;
 }
 
 int config_reload(struct config *cfg)
@@ -254,7 +279,10 @@ int config_load(struct config *cfg, int argc, char **argv)
 
 	set_defaults(cfg);
 	for (size_t i = 0; i < NKEYS; i++)
-		opts[i] = (struct option){ keys[i].name, required_argument, NULL, 0 };
+		opts[i] = (struct option){ keys[i].name,
+					   keys[i].kind == K_BOOL ? optional_argument :
+								    required_argument,
+					   NULL, 0 };
 	opts[NKEYS] = (struct option){ "config", required_argument, NULL, 'c' };
 	opts[NKEYS + 1] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[NKEYS + 2] = (struct option){ 0 };
@@ -286,7 +314,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 		}
 		if (keys[idx].kind == K_LEVEL)
 			cfg->log_level_flag = true;
-		if (set_key(cfg, &keys[idx], optarg, &why)) {
+		if (set_key(cfg, &keys[idx], optarg ? optarg : "1", &why)) {
 			fprintf(stderr, "krayd: --%s: %s: '%s'\n", keys[idx].name, why, optarg);
 			return -EINVAL;
 		}
@@ -308,6 +336,15 @@ int config_load(struct config *cfg, int argc, char **argv)
 		snprintf(cfg->spill_dir, sizeof(cfg->spill_dir), "%s.spill", cfg->socket);
 	if (cfg->inline_max > (1u << 20)) {
 		fprintf(stderr, "krayd: inline-max is at most 1M\n");
+		return -EINVAL;
+	}
+	if (!cfg->node_listen[0] && (cfg->head || cfg->address[0]))
+		snprintf(cfg->node_listen, sizeof(cfg->node_listen), "%s",
+			 cfg->head ? "127.0.0.1:6380" : "127.0.0.1:0");
+	if (!cfg->token_file[0])
+		snprintf(cfg->token_file, sizeof(cfg->token_file), "%s.token", cfg->socket);
+	if (cfg->node_timeout_ms <= cfg->heartbeat_ms) {
+		fprintf(stderr, "krayd: node-timeout-ms must be longer than heartbeat-ms\n");
 		return -EINVAL;
 	}
 	if (!cfg->max_workers)

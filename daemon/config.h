@@ -34,6 +34,13 @@ struct config {
 	int log_level;
 	int ready_fd; /* written one byte when serving; -1 none */
 	int prestart; /* workers started at boot */
+	/* The cluster */
+	int head; /* run the GCS */
+	char address[256]; /* HOST:PORT of the head to join; empty: none */
+	char node_listen[256]; /* HOST:PORT for node links; empty: single node */
+	char token_file[PATH_MAX];
+	char token[256];
+	int heartbeat_ms, node_timeout_ms;
 };
 
 /* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage

@@ -36,7 +36,12 @@ enum conn_role {
 	ROLE_DRIVER = KRAY_ROLE_DRIVER,
 	ROLE_WORKER = KRAY_ROLE_WORKER,
 	ROLE_METRICS = 100, /* a Prometheus scrape */
+	ROLE_PEER_AUTH = 101, /* a TCP link to another node that has not proven the token */
+	ROLE_PEER = 102, /* an authenticated link to another node (daemon/net.c) */
 };
+
+struct link;
+struct cluster;
 
 /* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
  * the queue (a dup) and due with the frame at stream positions [start, end). */
@@ -73,6 +78,7 @@ struct conn {
 		struct cmsghdr align;
 	} cmsg;
 	struct worker *worker; /* ROLE_WORKER */
+	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
 	bool close_when_sent; /* metrics: close once the reply is out */
@@ -116,6 +122,11 @@ struct task {
 	bool ctor; /* an actor's constructor (owned by the actor, never queued) */
 	struct actor *actor; /* a method call (or constructor) of this actor */
 	struct conn *submitter; /* only while its arguments are checked */
+	struct wire_resource *res; /* custom resources it needs (a node that has them runs it) */
+	uint8_t nres;
+	uint32_t fwd_node; /* owner side: the node it was forwarded to (0: none) */
+	uint32_t fwd_link; /* owner side: the id of the link it went over */
+	uint32_t from_link; /* run here for another node: the id of the link it came from */
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;
 	struct task *next; /* ready queue, actor queue or worker in-flight list */
@@ -234,6 +245,7 @@ struct krayd {
 	struct getreq *gets; /* gets with a deadline */
 
 	struct kray_wire_stats st;
+	struct cluster *cl; /* NULL: a single node (daemon/cluster.h) */
 };
 
 /* loop.c */
@@ -247,7 +259,29 @@ int conn_frame_fd(struct conn *c, int fd);
 /* Ends the frame begun at out offset off: its length, its fd count, and its fds queued. */
 void conn_end_frame(struct conn *c, size_t off);
 void conn_close(struct conn *c, const char *why);
+/* A connection for fd (taken over), with its first receive armed. */
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role);
+/* Arms c's send if it has output (node links call it after queueing). */
+void conn_kick(struct conn *c);
 int64_t now_ns(void);
+
+/* The cluster (cluster.h): hooks the core calls.  All are no-ops on a single node. */
+int64_t cluster_next_deadline(struct krayd *d);
+void cluster_tick(struct krayd *d, int64_t now);
+int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+void net_accepted(struct krayd *d, int fd);
+void net_rearm(struct krayd *d);
+void net_connected(struct conn *c, int res);
+void net_conn_gone(struct conn *c);
+/* Streams more of the objects queued to a node link when its output ran low. */
+void xfer_refill(struct conn *c);
+/* Forwards t to a node that has its resources when this one lacks them.  Returns true
+ * when t was taken (forwarded, or failed for want of such a node). */
+bool remote_take(struct krayd *d, struct task *t);
+/* A forwarded task ended here: its returns go back to its owner's node. */
+void remote_task_done(struct krayd *d, struct task *t);
+/* The LIST_NODES text. */
+void cluster_describe(struct krayd *d, struct kbuf *b);
 
 /* metrics.c: the Prometheus endpoint */
 int metrics_listen(const char *spec);
@@ -281,6 +315,11 @@ void store_fini(struct krayd *d);
 /* store_mem.c: large objects */
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
+/* Gives pending object o a memfd of size bytes that c writes (an object arriving from
+ * another node), then store_seal_large().  Returns 0 or -errno (-ENOSPC, -EBUSY). */
+int store_begin_large(struct conn *c, struct obj *o, uint64_t size);
+/* Undoes store_begin_large(): o is pending with no memory again. */
+void store_abort_large(struct krayd *d, struct obj *o);
 int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 int store_restore(struct krayd *d, struct obj *o);
 void store_drop_large(struct krayd *d, struct obj *o);

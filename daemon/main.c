@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "krayd.h"
 #include "log.h"
 
@@ -80,6 +81,12 @@ int main(int argc, char **argv)
 		loop_fini(&d);
 		return 1;
 	}
+	if (cluster_init(&d)) {
+		loop_fini(&d);
+		cluster_fini(&d);
+		store_mem_fini(&d);
+		return 1;
+	}
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
 	for (int i = 0; i < d.cfg.prestart; i++)
@@ -101,6 +108,7 @@ int main(int argc, char **argv)
 	d.stopping = true;
 	worker_stop_all(&d);
 	loop_fini(&d);
+	cluster_fini(&d);
 	sched_fini(&d);
 	actor_fini(&d);
 	store_fini(&d);

@@ -304,14 +304,18 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return on_get_actor(c, h->req, body, h->len);
 	case KRAY_MSG_KILL:
 		return on_kill(c, h->req, body, h->len);
-	case KRAY_MSG_LIST_ACTORS: {
+	case KRAY_MSG_LIST_ACTORS:
+	case KRAY_MSG_LIST_NODES: {
 		struct kbuf text = { 0 };
 		struct kray_msg_error m = { 0 };
 		size_t off;
 
 		if (h->len)
-			return fail("malformed list actors", -EBADMSG);
-		actor_describe(c->d, &text);
+			return fail("malformed list request", -EBADMSG);
+		if (h->type == KRAY_MSG_LIST_NODES)
+			cluster_describe(c->d, &text);
+		else
+			actor_describe(c->d, &text);
 		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
 			text.len = 60000;
 		m.len = (uint32_t)text.len;

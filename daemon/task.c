@@ -127,6 +127,7 @@ void task_release_holds(struct krayd *d, struct task *t)
 void task_free(struct krayd *d, struct task *t)
 {
 	task_release_holds(d, t);
+	free(t->res);
 	free(t->args);
 	free(t);
 }
@@ -220,6 +221,18 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 		memcpy(t->args, s->args.p, s->args.left);
 	}
 	t->args_len = (uint32_t)s->args.left;
+	if (s->m.res_len) {
+		struct wire_resource res[KRAY_RESOURCES_MAX];
+		int n = wire_parse_resources(s->res, s->m.res_len, res); /* checked: >= 0 */
+
+		if (n > 0) {
+			t->res = malloc((size_t)n * sizeof(*res));
+			if (!t->res)
+				abort();
+			memcpy(t->res, res, (size_t)n * sizeof(*res));
+			t->nres = (uint8_t)n;
+		}
+	}
 	if (s->m.actor.index == KRAY_OID_ACTOR) {
 		a = actor_find(d, &s->m.actor);
 		if (!a || a->state == A_DEAD) {
@@ -349,6 +362,8 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 		d->st.tasks_failed++;
 	else
 		d->st.tasks_finished++;
+	if (t->from_link)
+		remote_task_done(d, t); /* run for another node: the returns go back */
 	task_free(d, t);
 }
 
@@ -373,5 +388,7 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 			store_seal_error(d, o, err, msg, n);
 	}
 	d->st.tasks_failed++;
+	if (t->from_link)
+		remote_task_done(d, t);
 	task_free(d, t);
 }

@@ -125,7 +125,11 @@ int kray_fd(const kray *k);
 
 struct kray_call_opts {
 	unsigned num_returns; /* 0 is allowed; the default (opts NULL) is 1 */
-	int max_retries; /* retries after a worker death; -1 forever; default 3 */
+	int max_retries; /* retries after a worker (or node) death; -1 forever; default 3 */
+	/* Custom resources the task needs, "NAME:QTY,..." (NULL: none).  In a cluster a task
+	 * whose resources this node lacks runs on a node that has them (docs/cluster.md);
+	 * if no live node has them, it fails with KRAY_ERR_BAD_ARGS. */
+	const char *resources;
 };
 #define KRAY_CALL_OPTS_DEFAULT ((struct kray_call_opts){ .num_returns = 1, .max_retries = 3 })
 
@@ -216,6 +220,11 @@ int kray_status(kray *k, struct kray_stats *ret_stats);
 /* A line per actor krayd knows (id, class, namespace/name, state, and why it waits or
  * died), for people: *ret_text is malloc()ed, NUL-terminated, freed by the caller. */
 int kray_describe_actors(kray *k, char **ret_text);
+
+/* A line per node of the cluster (id, address, ALIVE or DEAD, CPUs, load, resources),
+ * for people: *ret_text is malloc()ed, NUL-terminated ("" outside a cluster), freed by
+ * the caller.  Returns 0, -EPIPE or -EBADMSG. */
+int kray_describe_nodes(kray *k, char **ret_text);
 
 /* ---- actors -------------------------------------------------------------------------- */
 

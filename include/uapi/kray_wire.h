@@ -79,7 +79,24 @@ enum kray_msg_type {
 	KRAY_MSG_ACTOR_STOP = 25, /* D->W  empty: run the destructor and exit */
 	KRAY_MSG_LIST_ACTORS = 26, /* C->D  empty */
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
-	KRAY_MSG_TYPE_MAX = 27,
+	KRAY_MSG_TYPE_MAX = 27, /* last of the local protocol (1..27) */
+
+	/* Between nodes (issue 7), numbers 48-79: only on authenticated TCP links, except
+	 * LIST_NODES, which a local client sends.  See docs/cluster.md. */
+	KRAY_MSG_NODE_CHALLENGE = 48, /* N->N kray_msg_node_challenge: the acceptor's nonce */
+	KRAY_MSG_NODE_AUTH = 49, /* N->N kray_msg_node_auth: the connector's proof */
+	KRAY_MSG_NODE_AUTH_OK = 50, /* N->N kray_msg_node_auth: the acceptor's proof */
+	KRAY_MSG_NODE_REGISTER = 51, /* N->head kray_msg_node + resources */
+	KRAY_MSG_NODE_HEARTBEAT = 52, /* N->head kray_msg_node + resources */
+	KRAY_MSG_NODE_VIEW = 53, /* head->N kray_msg_refs layout: n, then n node entries */
+	KRAY_MSG_LIST_NODES = 54, /* C->D empty; answered with TEXT_REPLY */
+	KRAY_MSG_FWD_TASK = 55, /* N->N kray_msg_fwd_task + name, path, resources, args */
+	KRAY_MSG_OBJ_PUSH = 56, /* N->N kray_msg_obj_push + inline payload or first chunk */
+	KRAY_MSG_OBJ_CHUNK = 57, /* N->N kray_msg_obj_chunk + data */
+	KRAY_MSG_FWD_DONE = 58, /* N->N kray_msg_fwd_done: the task's returns were pushed */
+	KRAY_MSG_PEER_RELEASE = 59, /* N->N kray_msg_refs + oids: drop the link's holds */
+	KRAY_MSG_NODE_TYPE_MIN = 48,
+	KRAY_MSG_NODE_TYPE_MAX = 59,
 };
 
 /*
@@ -160,7 +177,8 @@ struct kray_msg_submit {
 	__u16 nargs;
 	__s16 max_retries; /* -1: retry forever */
 	__u8 name_len; /* function (or method) name bytes that follow, padded to 8 */
-	__u8 pad;
+	__u8 res_len; /* custom resources the task needs, "NAME:QTY,...", after the name,
+		       * padded to 8: a node that has them runs it (issue 7) */
 	__u64 reserved;
 	struct kray_oid actor; /* a method call on this actor; all zero: a task */
 };
@@ -323,6 +341,88 @@ struct kray_wire_stats {
 	__u64 reserved[5];
 };
 _Static_assert(sizeof(struct kray_wire_stats) == 256, "stats is 256 bytes");
+
+/* ---- between nodes (issue 7) ---------------------------------------------------------- */
+
+#define KRAY_NONCE_LEN 32
+#define KRAY_MAC_LEN 32 /* HMAC-SHA256 */
+#define KRAY_AUTH_BODY_MAX 128 /* longest body read from a link that has not proven itself */
+
+struct kray_msg_node_challenge {
+	__u8 nonce[KRAY_NONCE_LEN];
+};
+_Static_assert(sizeof(struct kray_msg_node_challenge) == 32, "challenge is 32 bytes");
+
+/*
+ * The proof of the cluster token: mac = HMAC-SHA256(token, role || nonce_acceptor ||
+ * nonce_connector || node), role "C" from the connector, "A" from the acceptor, so that
+ * neither proof can be replayed as the other.  The token itself never travels.
+ */
+struct kray_msg_node_auth {
+	__u8 nonce[KRAY_NONCE_LEN]; /* the connector's nonce (AUTH); zero in AUTH_OK */
+	__u8 mac[KRAY_MAC_LEN];
+	__u32 node; /* the sender's node id */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_node_auth) == 72, "node_auth is 72 bytes");
+
+/* A node's entry: its address for node links, its capacity and its load. */
+struct kray_msg_node {
+	__u32 node;
+	__u32 addr; /* IPv4, network byte order */
+	__u16 port; /* host byte order */
+	__u8 alive; /* in NODE_VIEW: 0 once the head declared it dead */
+	__u8 res_len; /* resources "NAME:QTY,..." that follow, padded to 8 */
+	__u32 num_cpus;
+	__u32 workers;
+	__u32 workers_busy;
+	__u64 tasks_queued;
+	__u64 store_bytes;
+	__u64 tasks_finished;
+};
+_Static_assert(sizeof(struct kray_msg_node) == 48, "node is 48 bytes");
+
+/* A task sent to the node that runs it.  Its id keeps the owner's node: the returns are
+ * pushed back to that node (OBJ_PUSH) and FWD_DONE ends it. */
+struct kray_msg_fwd_task {
+	struct kray_oid task; /* index 0 */
+	struct kray_oid actor; /* reserved: zero */
+	__u32 job; /* the job on the owner's node */
+	__u16 num_returns;
+	__u16 nargs;
+	__s16 max_retries;
+	__u8 name_len;
+	__u8 res_len;
+	__u32 path_len; /* the job's code search path */
+};
+_Static_assert(sizeof(struct kray_msg_fwd_task) == 48, "fwd_task is 48 bytes");
+
+/* An object's value sent to another node.  Inline values (size == len) come whole; a
+ * large object (type KRAY_WT_FD) comes in chunks of at most KRAY_CHUNK bytes, the first
+ * one in this frame, the rest in OBJ_CHUNK frames in order. */
+struct kray_msg_obj_push {
+	struct kray_oid oid;
+	__u8 type; /* enum kray_wire_type of the value (FD: large) */
+	__u8 err;
+	__u16 pad;
+	__u32 len; /* payload bytes in this frame */
+	__u64 scalar;
+	__u64 size; /* whole payload */
+};
+_Static_assert(sizeof(struct kray_msg_obj_push) == 40, "obj_push is 40 bytes");
+#define KRAY_CHUNK (4u << 20)
+
+struct kray_msg_obj_chunk {
+	struct kray_oid oid;
+	__u64 offset;
+	__u32 len;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_obj_chunk) == 32, "obj_chunk is 32 bytes");
+
+struct kray_msg_fwd_done {
+	struct kray_oid task;
+};
 
 #define KRAY_PAD8(n) (((n) + 7u) & ~7u)
 

@@ -557,7 +557,8 @@ static int hdr_model(const struct kray_frame_hdr *h, size_t max_body)
 {
 	if (h->magic != KRAY_WIRE_MAGIC || h->version != KRAY_WIRE_VERSION)
 		return -EPROTO;
-	if (h->type == 0 || h->type > KRAY_MSG_TYPE_MAX)
+	if (h->type == 0 || (h->type > KRAY_MSG_TYPE_MAX && h->type < KRAY_MSG_NODE_TYPE_MIN) ||
+	    h->type > KRAY_MSG_NODE_TYPE_MAX)
 		return -EBADMSG;
 	return h->len > max_body ? -EMSGSIZE : 0;
 }

@@ -439,6 +439,15 @@ Test(hdr, unknown_type)
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type MAX+1 not -EBADMSG");
 	h.type = 0xffff;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type 0xffff not -EBADMSG");
+	/* The node-to-node range (48-59) is known; the gaps around it are not. */
+	h.type = KRAY_MSG_NODE_TYPE_MIN - 1;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type in the gap accepted");
+	h.type = KRAY_MSG_NODE_TYPE_MAX + 1;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type past nodes accepted");
+	for (unsigned t = KRAY_MSG_NODE_TYPE_MIN; t <= KRAY_MSG_NODE_TYPE_MAX; t++) {
+		h.type = (uint16_t)t;
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "node type %u rejected", t);
+	}
 }
 
 Test(hdr, oversize_len)

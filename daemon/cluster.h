@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cluster inside krayd (issue 7, docs/cluster.md): what the node-link files share.
+ *
+ *  - net.c     TCP links between nodes on the io_uring loop, and the token handshake
+ *  - gcs.c     the head's tables: nodes (with heartbeats and deaths)
+ *  - node.c    the member side: joining the head, heartbeats, the cluster view, placement
+ *  - remote.c  tasks run on another node: forwarding, results, retries on node death
+ *  - xfer.c    objects sent between nodes: values inline, large objects in chunks
+ *
+ * A link is one TCP connection (struct conn with role ROLE_PEER_AUTH, then ROLE_PEER)
+ * plus this state.  Links carry frames both ways: a node answers on the link a request
+ * came in on, so a node that connected out needs no connection back.
+ */
+#ifndef KRAYD_CLUSTER_H
+#define KRAYD_CLUSTER_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "krayd.h"
+
+struct xitem;
+
+struct link {
+	struct krayd *d;
+	struct conn *c;
+	uint32_t id; /* tasks name their link by id: a link may go while they live */
+	uint32_t node; /* the node at the other end, once it has proven the token */
+	bool outbound; /* we connected */
+	bool up; /* proven both ways */
+	bool to_head; /* our link to the head (member side) */
+	uint8_t nonce[KRAY_NONCE_LEN]; /* ours */
+	uint8_t peer_nonce[KRAY_NONCE_LEN];
+	struct sockaddr_in sa; /* outbound: where it connects (kept for the connect) */
+	int64_t since; /* made at; unproven links are closed after AUTH_TIMEOUT_NS */
+	struct kbuf backlog; /* frames queued before it was proven */
+	struct xitem *xhead, *xtail; /* large objects streaming out, in order */
+	struct {
+		struct kray_oid id; /* the large object arriving, chunk by chunk */
+		uint64_t off, size;
+		bool active, discard;
+	} rx;
+	struct link *next;
+};
+
+struct node_entry {
+	struct kray_msg_node m;
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	int nres;
+	char res_text[256];
+	int64_t last_seen; /* head: last register or heartbeat */
+	struct link *link; /* head: the link the node reports over */
+};
+
+struct cluster {
+	int listen_fd;
+	struct sockaddr_in self; /* where other nodes reach this one */
+	uint8_t token[256];
+	size_t token_len;
+	struct link *links;
+	/* member side */
+	struct link *head_link;
+	struct sockaddr_in head_sa;
+	int64_t next_heartbeat, next_connect;
+	/* every node known: the head's table on the head, the last view elsewhere */
+	struct node_entry *nodes;
+	unsigned nnodes, cap;
+	struct task *fwd; /* tasks this node forwarded and still waits for */
+	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
+	uint64_t forwarded, received; /* counters for kray status */
+	uint32_t next_link;
+	int64_t next_tick;
+	bool view_from_head; /* a member has heard from the head */
+};
+
+#define AUTH_TIMEOUT_NS (5ll * 1000000000)
+
+/* loop.c */
+struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role);
+void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
+void conn_start_recv(struct conn *c);
+void loop_accept_nodes(struct krayd *d, int fd);
+
+/* net.c */
+int net_init(struct krayd *d);
+void net_fini(struct krayd *d);
+void net_accepted(struct krayd *d, int fd);
+void net_rearm(struct krayd *d);
+void net_connected(struct conn *c, int res);
+int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+void net_conn_gone(struct conn *c);
+/* The link to node (connecting it if need be), or NULL when the node is not known. */
+struct link *net_link_to(struct krayd *d, uint32_t node);
+/* Opens an outbound link to sa. */
+struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa);
+/* Where frames for l go now: its backlog until it is up, behind streaming objects, or
+ * its connection's output.  Call net_flush() after writing. */
+struct kbuf *net_out(struct link *l);
+void net_flush(struct link *l);
+void net_close_unproven(struct krayd *d, int64_t now);
+struct link *net_link_by_id(struct krayd *d, uint32_t id);
+/* Closes every link to node (it died). */
+void net_drop_node(struct krayd *d, uint32_t node);
+/* Parses "IPV4:PORT" ("localhost" too).  Returns 0 or -EINVAL. */
+int net_parse_addr(const char *s, struct sockaddr_in *ret);
+
+/* gcs.c (the head) */
+void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
+void gcs_tick(struct krayd *d, int64_t now);
+void gcs_link_gone(struct link *l);
+
+/* node.c */
+int cluster_init(struct krayd *d);
+void cluster_fini(struct krayd *d);
+int64_t cluster_next_deadline(struct krayd *d);
+void cluster_tick(struct krayd *d, int64_t now);
+void node_self(struct krayd *d, struct node_entry *ret);
+void node_on_view(struct link *l, const uint8_t *body, uint32_t len);
+void node_link_up(struct link *l);
+void node_link_gone(struct link *l);
+struct node_entry *node_find(struct krayd *d, uint32_t node);
+/* Writes one kray_msg_node (+ resources) for e to b. */
+void node_put_entry(struct kbuf *b, const struct node_entry *e);
+/* Whether this node's totals cover need. */
+bool node_has(const struct node_entry *e, const struct wire_resource *need, int n);
+/* A live node other than this one whose totals cover need, least loaded first; 0: none. */
+uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid);
+void node_describe(struct krayd *d, struct kbuf *b);
+
+/* remote.c */
+bool remote_forward(struct krayd *d, struct task *t);
+int remote_on_task(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_done(struct link *l, const uint8_t *body, uint32_t len);
+/* Link l went: the tasks forwarded over it are retried elsewhere or failed. */
+void remote_link_gone(struct link *l);
+void remote_fini(struct krayd *d);
+
+/* xfer.c */
+void xfer_push(struct link *l, struct obj *o);
+struct kbuf *xfer_after(struct xitem *x);
+int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len);
+int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);
+void xfer_link_gone(struct link *l);
+
+#endif

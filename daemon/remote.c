@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Tasks that run on another node.
+ *
+ * Owner side: a task that needs custom resources this node does not have is forwarded,
+ * once its arguments exist, to a live node that has them (node_pick()): its argument
+ * objects are pushed first (xfer.c), then FWD_TASK.  The task stays here, in cl->fwd,
+ * holding its arguments, until FWD_DONE; its return objects stay here too (pending), and
+ * the other node pushes their values back, so a get here works as for a local task.  If
+ * the link it went over closes (the node died, or the head declared it dead), the task
+ * is retried elsewhere within max_retries, or fails with WORKER_DIED: a driver never
+ * waits on a dead node.
+ *
+ * Running side: a forwarded task is a normal task here, with the owner's task id, its
+ * arguments held by the link (they were pushed), its job mapped to a local job with the
+ * owner's code path, and its return objects held by the link until they are pushed back.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "log.h"
+
+static int fail(const char *why, int code)
+{
+	proto_why = why;
+	return code;
+}
+
+static bool local_has(struct krayd *d, const struct task *t)
+{
+	for (unsigned i = 0; i < t->nres; i++) {
+		int j;
+
+		for (j = 0; j < d->nres; j++)
+			if (!strcmp(d->res[j].r.name, t->res[i].name) &&
+			    d->res[j].r.milli >= t->res[i].milli)
+				break;
+		if (j == d->nres)
+			return false;
+	}
+	return true;
+}
+
+static void res_text(const struct task *t, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (unsigned i = 0; i < t->nres && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s:%g", i ? "," : "",
+					t->res[i].name, (double)t->res[i].milli / 1000);
+}
+
+/* Sends t over l: its argument objects, then the task. */
+static void send_task(struct krayd *d, struct link *l, struct task *t)
+{
+	const char *path = job_code_path(d, t->job);
+	struct kray_msg_fwd_task m = { .task = t->id, .job = t->job,
+				       .num_returns = t->num_returns, .nargs = t->nargs,
+				       .max_retries = t->max_retries,
+				       .name_len = t->fn->name_len };
+	struct wire_rd r;
+	struct wire_value v;
+	struct kbuf *b;
+	size_t off;
+
+	if (!path)
+		path = "";
+	m.path_len = (uint32_t)strlen(path);
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid id;
+
+		if (v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		xfer_push(l, store_get(d, &id)); /* held by t, and ready */
+	}
+	b = net_out(l);
+	off = wire_begin(b, KRAY_MSG_FWD_TASK, 0);
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, t->fn->name, t->fn->name_len);
+	wire_put_padded(b, path, m.path_len);
+	kbuf_put(b, t->args, t->args_len);
+	wire_end(b, off);
+	net_flush(l);
+}
+
+bool remote_take(struct krayd *d, struct task *t)
+{
+	char need[256];
+	uint32_t node;
+	struct link *l;
+	struct wire_rd r;
+	struct wire_value v;
+
+	if (!t->nres || t->from_link || t->actor || local_has(d, t))
+		return false;
+	res_text(t, need, sizeof(need));
+	node = d->cl ? node_pick(d, t->res, t->nres, t->fwd_node) : 0;
+	if (!node && d->cl && t->fwd_node)
+		node = node_pick(d, t->res, t->nres, 0); /* the one it ran on is the only one */
+	l = node ? net_link_to(d, node) : NULL;
+	if (!l) {
+		task_fail(d, t, KRAY_WE_BAD_ARGS, "no live node has the resources '%s' that '%.*s' "
+			  "needs", need, t->fn->name_len, t->fn->name);
+		return true;
+	}
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		if (v.type != KRAY_WT_ACTOR)
+			continue;
+		task_fail(d, t, KRAY_WE_BAD_ARGS,
+			  "'%.*s' needs resources '%s' of another node, and actor handles cannot "
+			  "be sent to another node yet", t->fn->name_len, t->fn->name, need);
+		return true;
+	}
+	send_task(d, l, t);
+	t->fwd_node = node;
+	t->fwd_link = l->id;
+	t->next = d->cl->fwd;
+	d->cl->fwd = t;
+	d->cl->forwarded++;
+	log_debug("task %u.%u ('%.*s', needs %s) forwarded to node %08x", t->id.owner, t->id.seq,
+		  t->fn->name_len, t->fn->name, need, node);
+	return true;
+}
+
+static struct task *unlink_fwd(struct cluster *cl, const struct kray_oid *id, uint32_t link)
+{
+	for (struct task **p = &cl->fwd; *p; p = &(*p)->next) {
+		struct task *t = *p;
+
+		if ((id && oid_eq(&t->id, id)) || (!id && t->fwd_link == link)) {
+			*p = t->next;
+			t->next = NULL;
+			return t;
+		}
+	}
+	return NULL;
+}
+
+int remote_on_done(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_fwd_done m;
+	struct task *t;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return fail("malformed fwd done", -EBADMSG);
+	t = unlink_fwd(d->cl, &m.task, 0);
+	if (!t)
+		return 0; /* retried elsewhere already */
+	/* Returns the other node did not send (it cannot happen, but a get must never
+	 * wait for them) become errors. */
+	for (unsigned i = 0; i < t->num_returns; i++) {
+		struct kray_oid id = t->id;
+		struct obj *o;
+
+		id.index = i;
+		o = store_get(d, &id);
+		if (o && o->state == OBJ_PENDING && !o->writer) {
+			static const char msg[] = "the node that ran the task did not return it";
+
+			store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);
+		}
+	}
+	d->st.tasks_finished++;
+	task_free(d, t);
+	return 0;
+}
+
+void remote_link_gone(struct link *l)
+{
+	struct krayd *d = l->d;
+	struct task *t;
+
+	while ((t = unlink_fwd(d->cl, NULL, l->id))) {
+		if (t->max_retries < 0 || t->attempts < t->max_retries) {
+			t->attempts++;
+			d->st.tasks_retried++;
+			log_info("task %u.%u: node %08x is gone; retrying it elsewhere", t->id.owner,
+				 t->id.seq, t->fwd_node);
+			sched_enqueue(d, t, true); /* remote_take() picks another node */
+		} else {
+			task_fail(d, t, KRAY_WE_WORKER_DIED,
+				  "node %08x died while it ran '%.*s' (retries exhausted: %d)",
+				  t->fwd_node, t->fn->name_len, t->fn->name, t->max_retries);
+		}
+	}
+}
+
+/* The local job for (owner node, job) with that job's code path. */
+static uint32_t map_job(struct krayd *d, uint32_t node, uint32_t job, const char *path,
+			uint32_t path_len)
+{
+	struct kray_oid key = { .node = node, .owner = job };
+	bool fresh;
+	uint64_t *v = oidmap_upsert(&d->cl->jobs, &key, &fresh);
+
+	if (fresh) {
+		/* Client ids and job ids share one space here: take the next client id. */
+		*v = ++d->next_client;
+		job_add(d, (uint32_t)*v, path, path_len);
+	}
+	return (uint32_t)*v;
+}
+
+int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct wire_fwd_task f;
+	struct task *t;
+
+	if (wire_dec_fwd_task(body, len, &f))
+		return fail("malformed forwarded task", -EBADMSG);
+	if (f.m.task.node != l->node || f.m.task.index)
+		return fail("a forwarded task must be its sender's", -EPERM);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		abort();
+	t->id = f.m.task;
+	t->job = map_job(d, l->node, f.m.job, f.path, f.m.path_len);
+	t->fn = sched_fn(d, f.name, f.m.name_len);
+	t->num_returns = f.m.num_returns;
+	t->nargs = f.m.nargs;
+	t->max_retries = f.m.max_retries;
+	t->from_link = l->id;
+	d->st.tasks_submitted++;
+	d->cl->received++;
+	/* Its returns are held by the link until they have been pushed back. */
+	for (unsigned i = 0; i < t->num_returns; i++) {
+		struct kray_oid id = t->id;
+		struct obj *o;
+
+		id.index = i;
+		o = store_get(d, &id);
+		if (!o)
+			o = store_create(d, &id);
+		store_conn_ref(l->c, o);
+	}
+	if (f.args.left) {
+		t->args = malloc(f.args.left);
+		if (!t->args)
+			abort();
+		memcpy(t->args, f.args.p, f.args.left);
+	}
+	t->args_len = (uint32_t)f.args.left;
+	/* Its arguments were pushed ahead of it and are held by the link. */
+	switch (task_resolve(d, l->c, t)) {
+	case 0:
+		sched_enqueue(d, t, false);
+		break;
+	default:
+		break; /* failed (answered), or waits for an argument still arriving */
+	}
+	return 0;
+}
+
+void remote_task_done(struct krayd *d, struct task *t)
+{
+	struct link *l = d->cl ? net_link_by_id(d, t->from_link) : NULL;
+	struct kray_msg_fwd_done m = { .task = t->id };
+	struct wire_rd r;
+	struct wire_value v;
+	struct kbuf *b;
+	size_t off;
+
+	if (!l)
+		return; /* the owner's node is gone, with everything its link held */
+	for (unsigned i = 0; i < t->num_returns; i++) {
+		struct kray_oid id = t->id;
+		struct obj *o;
+
+		id.index = i;
+		o = store_get(d, &id);
+		if (o)
+			xfer_push(l, o);
+		store_conn_unref(l->c, &id);
+	}
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid id;
+
+		if (v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		store_conn_unref(l->c, &id); /* the push's hold */
+	}
+	b = net_out(l);
+	off = wire_begin(b, KRAY_MSG_FWD_DONE, 0);
+	kbuf_put(b, &m, sizeof(m));
+	wire_end(b, off);
+	net_flush(l);
+}
+
+void remote_fini(struct krayd *d)
+{
+	while (d->cl->fwd) {
+		struct task *t = d->cl->fwd;
+
+		d->cl->fwd = t->next;
+		task_free(d, t);
+	}
+}

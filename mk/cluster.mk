@@ -1,0 +1,6 @@
+# SPDX-License-Identifier: Apache-2.0
+# The cluster (issue 7, docs/cluster.md): krayd's node links prove the cluster token with
+# HMAC-SHA256 from libcrypto.  Its tests (tests/integration/test_cluster.c) and benchmark
+# (bench/bench_cluster.c) are picked up by the main Makefile's wildcards; both make their
+# own network namespaces and need root (they skip, saying so, without it).
+LDLIBS_DAEMON += -lcrypto
