@@ -68,9 +68,13 @@ struct cluster {
 	struct node_entry *nodes;
 	unsigned nnodes, cap;
 	struct task *fwd; /* tasks this node forwarded and still waits for */
+	struct oidmap fwd_index; /* their ids -> struct task * */
 	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
 	uint64_t forwarded, received; /* counters for kray status */
 	uint32_t next_link;
+	struct {
+		uint32_t node, n;
+	} sent[64]; /* tasks forwarded and not done, per node: placement spreads them */
 	int64_t next_tick;
 	bool view_from_head; /* a member has heard from the head */
 };
@@ -127,6 +131,8 @@ void node_put_entry(struct kbuf *b, const struct node_entry *e);
 bool node_has(const struct node_entry *e, const struct wire_resource *need, int n);
 /* A live node other than this one whose totals cover need, least loaded first; 0: none. */
 uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid);
+/* Counts a task forwarded to (delta 1) or back from (-1) node. */
+void node_sent(struct krayd *d, uint32_t node, int delta);
 void node_describe(struct krayd *d, struct kbuf *b);
 
 /* remote.c */

@@ -122,7 +122,7 @@ void gcs_link_gone(struct link *l)
 	struct node_entry *e = l->node ? node_find(l->d, l->node) : NULL;
 
 	/* Only the link it reports over says it is gone: links to it for work may close
-	 * for other reasons. */
-	if (e && e->link == l)
+	 * for other reasons.  A head that stops closes them all itself. */
+	if (e && e->link == l && !l->d->stopping)
 		declare_dead(l->d, e, "its link to the head closed");
 }

@@ -126,6 +126,7 @@ struct task {
 	uint8_t nres;
 	uint32_t fwd_node; /* owner side: the node it was forwarded to (0: none) */
 	uint32_t fwd_link; /* owner side: the id of the link it went over */
+	struct task *fwd_prev; /* owner side: in the forwarded list (next is the other way) */
 	uint32_t from_link; /* run here for another node: the id of the link it came from */
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;

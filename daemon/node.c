@@ -75,6 +75,29 @@ bool node_has(const struct node_entry *e, const struct wire_resource *need, int 
 	return true;
 }
 
+static uint32_t *sent_slot(struct cluster *cl, uint32_t node, bool add)
+{
+	unsigned n = sizeof(cl->sent) / sizeof(cl->sent[0]);
+
+	for (unsigned i = 0; i < n; i++)
+		if (cl->sent[i].node == node)
+			return &cl->sent[i].n;
+	for (unsigned i = 0; add && i < n; i++)
+		if (!cl->sent[i].n) {
+			cl->sent[i].node = node;
+			return &cl->sent[i].n;
+		}
+	return NULL;
+}
+
+void node_sent(struct krayd *d, uint32_t node, int delta)
+{
+	uint32_t *n = sent_slot(d->cl, node, delta > 0);
+
+	if (n && (delta > 0 || *n))
+		*n += (uint32_t)delta;
+}
+
 uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid)
 {
 	struct node_entry *best = NULL;
@@ -86,7 +109,11 @@ uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uin
 
 		if (!e->m.alive || e->m.node == d->node || e->m.node == avoid || !node_has(e, need, n))
 			continue;
-		load = (double)(e->m.tasks_queued + e->m.workers_busy) /
+		/* Its last report, plus what we sent it since: a burst of tasks spreads over
+		 * the nodes instead of all going to the one that was idle a heartbeat ago. */
+		uint32_t *sent = sent_slot(d->cl, e->m.node, false);
+
+		load = (double)(e->m.tasks_queued + e->m.workers_busy + (sent ? *sent : 0)) /
 		       (e->m.num_cpus ? e->m.num_cpus : 1);
 		if (!best || load < best_load) {
 			best = e;
@@ -123,7 +150,7 @@ void node_link_gone(struct link *l)
 
 	if (l != cl->head_link)
 		return;
-	if (l->up)
+	if (l->up && !l->d->stopping)
 		log_warn("lost the link to the head; joining again");
 	cl->head_link = NULL;
 }

@@ -88,6 +88,35 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 	net_flush(l);
 }
 
+static void fwd_add(struct krayd *d, struct task *t)
+{
+	struct cluster *cl = d->cl;
+	bool fresh;
+
+	t->fwd_prev = NULL;
+	t->next = cl->fwd;
+	if (cl->fwd)
+		cl->fwd->fwd_prev = t;
+	cl->fwd = t;
+	*oidmap_upsert(&cl->fwd_index, &t->id, &fresh) = (uint64_t)(uintptr_t)t;
+	node_sent(d, t->fwd_node, 1);
+}
+
+static void fwd_del(struct krayd *d, struct task *t)
+{
+	struct cluster *cl = d->cl;
+
+	if (t->fwd_prev)
+		t->fwd_prev->next = t->next;
+	else
+		cl->fwd = t->next;
+	if (t->next)
+		t->next->fwd_prev = t->fwd_prev;
+	t->next = t->fwd_prev = NULL;
+	oidmap_del(&cl->fwd_index, &t->id);
+	node_sent(d, t->fwd_node, -1);
+}
+
 bool remote_take(struct krayd *d, struct task *t)
 {
 	char need[256];
@@ -120,26 +149,11 @@ bool remote_take(struct krayd *d, struct task *t)
 	send_task(d, l, t);
 	t->fwd_node = node;
 	t->fwd_link = l->id;
-	t->next = d->cl->fwd;
-	d->cl->fwd = t;
+	fwd_add(d, t);
 	d->cl->forwarded++;
 	log_debug("task %u.%u ('%.*s', needs %s) forwarded to node %08x", t->id.owner, t->id.seq,
 		  t->fn->name_len, t->fn->name, need, node);
 	return true;
-}
-
-static struct task *unlink_fwd(struct cluster *cl, const struct kray_oid *id, uint32_t link)
-{
-	for (struct task **p = &cl->fwd; *p; p = &(*p)->next) {
-		struct task *t = *p;
-
-		if ((id && oid_eq(&t->id, id)) || (!id && t->fwd_link == link)) {
-			*p = t->next;
-			t->next = NULL;
-			return t;
-		}
-	}
-	return NULL;
 }
 
 int remote_on_done(struct link *l, const uint8_t *body, uint32_t len)
@@ -147,12 +161,17 @@ int remote_on_done(struct link *l, const uint8_t *body, uint32_t len)
 	struct krayd *d = l->d;
 	struct kray_msg_fwd_done m;
 	struct task *t;
+	uint64_t *v;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return fail("malformed fwd done", -EBADMSG);
-	t = unlink_fwd(d->cl, &m.task, 0);
-	if (!t)
+	v = oidmap_get(&d->cl->fwd_index, &m.task);
+	if (!v)
 		return 0; /* retried elsewhere already */
+	t = (struct task *)(uintptr_t)*v;
+	if (t->fwd_link != l->id)
+		return 0; /* an answer from a link it is no longer on */
+	fwd_del(d, t);
 	/* Returns the other node did not send (it cannot happen, but a get must never
 	 * wait for them) become errors. */
 	for (unsigned i = 0; i < t->num_returns; i++) {
@@ -175,9 +194,13 @@ int remote_on_done(struct link *l, const uint8_t *body, uint32_t len)
 void remote_link_gone(struct link *l)
 {
 	struct krayd *d = l->d;
-	struct task *t;
+	struct task *t, *next;
 
-	while ((t = unlink_fwd(d->cl, NULL, l->id))) {
+	for (t = d->cl->fwd; t; t = next) {
+		next = t->next;
+		if (t->fwd_link != l->id)
+			continue;
+		fwd_del(d, t);
 		if (t->max_retries < 0 || t->attempts < t->max_retries) {
 			t->attempts++;
 			d->st.tasks_retried++;
@@ -301,7 +324,8 @@ void remote_fini(struct krayd *d)
 	while (d->cl->fwd) {
 		struct task *t = d->cl->fwd;
 
-		d->cl->fwd = t->next;
+		fwd_del(d, t);
 		task_free(d, t);
 	}
+	oidmap_free(&d->cl->fwd_index);
 }
