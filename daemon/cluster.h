@@ -129,8 +129,11 @@ struct node_entry *node_find(struct krayd *d, uint32_t node);
 void node_put_entry(struct kbuf *b, const struct node_entry *e);
 /* Whether this node's totals cover need. */
 bool node_has(const struct node_entry *e, const struct wire_resource *need, int n);
-/* A live node other than this one whose totals cover need, least loaded first; 0: none. */
-uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid);
+/* A live node other than this one (and avoid) whose totals cover need, the least loaded
+ * (tasks queued and running per CPU, with those sent since its last report); its load in
+ * *ret_load (may be NULL).  0: none. */
+uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid,
+		   double *ret_load);
 /* Counts a task forwarded to (delta 1) or back from (-1) node. */
 void node_sent(struct krayd *d, uint32_t node, int delta);
 void node_describe(struct krayd *d, struct kbuf *b);

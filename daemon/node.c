@@ -98,7 +98,8 @@ void node_sent(struct krayd *d, uint32_t node, int delta)
 		*n += (uint32_t)delta;
 }
 
-uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid)
+uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid,
+		   double *ret_load)
 {
 	struct node_entry *best = NULL;
 	double best_load = 0;
@@ -120,6 +121,8 @@ uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uin
 			best_load = load;
 		}
 	}
+	if (best && ret_load)
+		*ret_load = best_load;
 	return best ? best->m.node : 0;
 }
 

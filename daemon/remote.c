@@ -117,33 +117,95 @@ static void fwd_del(struct krayd *d, struct task *t)
 	node_sent(d, t->fwd_node, -1);
 }
 
+static bool has_actor_arg(const struct task *t)
+{
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++)
+		if (v.type == KRAY_WT_ACTOR)
+			return true;
+	return false;
+}
+
+/* Whether t has an argument that is a large object here: it runs where that is. */
+static bool has_large_arg(struct krayd *d, const struct task *t)
+{
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid id;
+		struct obj *o;
+
+		if (v.type == KRAY_WT_ACTOR)
+			return true; /* handles do not cross nodes yet: keep it here */
+		if (v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		o = store_get(d, &id);
+		if (o && o->type == KRAY_WT_FD)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Spillback for load: a task this node could run, but only after num_cpus others already
+ * queued here, goes to a node that is less loaded (by its last report and what we sent it
+ * since), unless one of its arguments is a large object here (moving it would cost more
+ * than waiting; Ray prefers the node that holds the arguments too).  Returns that node or 0.
+ */
+static uint32_t spill_target(struct krayd *d, struct task *t)
+{
+	double here, there = 0;
+	unsigned cpus = d->cfg.num_cpus > 0 ? (unsigned)d->cfg.num_cpus : 1;
+	unsigned busy = 0;
+	uint32_t node;
+
+	if (!d->cl || d->st.tasks_queued < cpus)
+		return 0;
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->inflight && !w->blocked && !w->actor)
+			busy++;
+	here = (double)(d->st.tasks_queued + busy) / cpus;
+	node = node_pick(d, t->res, t->nres, 0, &there);
+	if (!node || there + 1.0 / cpus >= here || has_large_arg(d, t))
+		return 0;
+	return node;
+}
+
 bool remote_take(struct krayd *d, struct task *t)
 {
 	char need[256];
 	uint32_t node;
 	struct link *l;
-	struct wire_rd r;
-	struct wire_value v;
 
-	if (!t->nres || t->from_link || t->actor || local_has(d, t))
-		return false;
+	if (t->from_link || t->actor)
+		return false; /* sent here by another node, or an actor's call: runs here */
+	if (!t->nres || local_has(d, t)) {
+		node = spill_target(d, t);
+		if (!node || !(l = net_link_to(d, node)))
+			return false;
+		goto send;
+	}
 	res_text(t, need, sizeof(need));
-	node = d->cl ? node_pick(d, t->res, t->nres, t->fwd_node) : 0;
+	node = d->cl ? node_pick(d, t->res, t->nres, t->fwd_node, NULL) : 0;
 	if (!node && d->cl && t->fwd_node)
-		node = node_pick(d, t->res, t->nres, 0); /* the one it ran on is the only one */
+		node = node_pick(d, t->res, t->nres, 0, NULL); /* the one it ran on is the only one */
 	l = node ? net_link_to(d, node) : NULL;
 	if (!l) {
 		task_fail(d, t, KRAY_WE_BAD_ARGS, "no live node has the resources '%s' that '%.*s' "
 			  "needs", need, t->fn->name_len, t->fn->name);
 		return true;
 	}
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
-		if (v.type != KRAY_WT_ACTOR)
-			continue;
+send:
+	if (has_actor_arg(t)) {
 		task_fail(d, t, KRAY_WE_BAD_ARGS,
-			  "'%.*s' needs resources '%s' of another node, and actor handles cannot "
-			  "be sent to another node yet", t->fn->name_len, t->fn->name, need);
+			  "'%.*s' must run on another node (resources), and actor handles cannot "
+			  "be sent to another node yet", t->fn->name_len, t->fn->name);
 		return true;
 	}
 	send_task(d, l, t);
@@ -151,8 +213,8 @@ bool remote_take(struct krayd *d, struct task *t)
 	t->fwd_link = l->id;
 	fwd_add(d, t);
 	d->cl->forwarded++;
-	log_debug("task %u.%u ('%.*s', needs %s) forwarded to node %08x", t->id.owner, t->id.seq,
-		  t->fn->name_len, t->fn->name, need, node);
+	log_debug("task %u.%u ('%.*s') forwarded to node %08x", t->id.owner, t->id.seq,
+		  t->fn->name_len, t->fn->name, node);
 	return true;
 }
 
