@@ -70,6 +70,7 @@ struct cluster {
 	struct task *fwd; /* tasks this node forwarded and still waits for */
 	struct oidmap fwd_index; /* their ids -> struct task * */
 	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
+	struct oidmap ractors; /* actors this node made elsewhere -> link id << 32 | node */
 	uint64_t forwarded, received; /* counters for kray status */
 	uint32_t next_link;
 	struct {
@@ -144,6 +145,9 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_done(struct link *l, const uint8_t *body, uint32_t len);
 /* Link l went: the tasks forwarded over it are retried elsewhere or failed. */
 void remote_link_gone(struct link *l);
+int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_release(struct link *l, const uint8_t *body, uint32_t len);
 void remote_fini(struct krayd *d);
 
 /* xfer.c */

@@ -128,6 +128,8 @@ struct task {
 	uint32_t fwd_link; /* owner side: the id of the link it went over */
 	struct task *fwd_prev; /* owner side: in the forwarded list (next is the other way) */
 	uint32_t from_link; /* run here for another node: the id of the link it came from */
+	bool ractor; /* owner side: a call of an actor on another node (ractor_id) */
+	struct kray_oid ractor_id;
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;
 	struct task *next; /* ready queue, actor queue or worker in-flight list */
@@ -283,6 +285,13 @@ bool remote_take(struct krayd *d, struct task *t);
 void remote_task_done(struct krayd *d, struct task *t);
 /* The LIST_NODES text. */
 void cluster_describe(struct krayd *d, struct kbuf *b);
+/* Actors on other nodes (remote.c).  remote_actor_create() returns 0 when a node that has
+ * the resources took it (*ret_id written), -ENOENT when none has them. */
+int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
+			const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+bool remote_actor_known(struct krayd *d, const struct kray_oid *id);
+void remote_actor_gone(struct krayd *d, const struct kray_oid *id);
+int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);
 
 /* metrics.c: the Prometheus endpoint */
 int metrics_listen(const char *spec);
@@ -354,6 +363,9 @@ void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned
 /* actor.c */
 int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_oid *ret_id,
 		 const char **ret_why);
+/* The same for an actor another node asked for: id and job given; c is the link. */
+int actor_create_as(struct conn *c, const struct wire_actor_create *m,
+		    const struct kray_oid *id, uint32_t job, const char **ret_why);
 struct actor *actor_find(struct krayd *d, const struct kray_oid *id);
 struct actor *actor_by_name(struct krayd *d, const char *name, size_t len, const char *ns,
 			    size_t ns_len);

@@ -323,6 +323,12 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 		return xfer_on_push(l, body, h->len);
 	case KRAY_MSG_OBJ_CHUNK:
 		return xfer_on_chunk(l, body, h->len);
+	case KRAY_MSG_FWD_ACTOR:
+		return remote_on_actor(l, body, h->len);
+	case KRAY_MSG_FWD_KILL:
+		return remote_on_kill(l, body, h->len);
+	case KRAY_MSG_PEER_RELEASE:
+		return remote_on_release(l, body, h->len);
 	case KRAY_MSG_ERROR:
 		return fail("the other node closed the link", -ECONNRESET);
 	default:

@@ -233,7 +233,10 @@ static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return fail("malformed kill", -EBADMSG);
 	a = actor_find(c->d, &m.actor);
-	r = a ? actor_kill(c->d, a, m.no_restart != 0) : -ENOENT;
+	if (a)
+		r = actor_kill(c->d, a, m.no_restart != 0);
+	else
+		r = c->d->cl ? remote_actor_kill(c->d, &m.actor, m.no_restart != 0) : -ENOENT;
 	actor_reply(c, req, r, &m.actor, r ? "no such live actor" : NULL);
 	return 0;
 }

@@ -57,7 +57,7 @@ static void res_text(const struct task *t, char *buf, size_t len)
 static void send_task(struct krayd *d, struct link *l, struct task *t)
 {
 	const char *path = job_code_path(d, t->job);
-	struct kray_msg_fwd_task m = { .task = t->id, .job = t->job,
+	struct kray_msg_fwd_task m = { .task = t->id, .actor = t->ractor_id, .job = t->job,
 				       .num_returns = t->num_returns, .nargs = t->nargs,
 				       .max_retries = t->max_retries,
 				       .name_len = t->fn->name_len };
@@ -185,6 +185,20 @@ bool remote_take(struct krayd *d, struct task *t)
 
 	if (t->from_link || t->actor)
 		return false; /* sent here by another node, or an actor's call: runs here */
+	if (t->ractor) {
+		uint64_t *v = oidmap_get(&d->cl->ractors, &t->ractor_id);
+
+		/* Over the link that created it: the calls keep their order, and the
+		 * actor's node holds its handle for that link. */
+		l = v ? net_link_by_id(d, (uint32_t)(*v >> 32)) : NULL;
+		if (!l || !l->up) {
+			task_fail(d, t, KRAY_WE_ACTOR_DIED, "the node of actor %u.%u.%u is gone",
+				  t->ractor_id.node, t->ractor_id.owner, t->ractor_id.seq);
+			return true;
+		}
+		node = l->node;
+		goto send;
+	}
 	if (!t->nres || local_has(d, t)) {
 		node = spill_target(d, t);
 		if (!node || !(l = net_link_to(d, node)))
@@ -263,7 +277,12 @@ void remote_link_gone(struct link *l)
 		if (t->fwd_link != l->id)
 			continue;
 		fwd_del(d, t);
-		if (t->max_retries < 0 || t->attempts < t->max_retries) {
+		if (t->ractor) {
+			/* Restarting actors on another node is not done yet. */
+			task_fail(d, t, KRAY_WE_ACTOR_DIED,
+				  "node %08x, where actor %u.%u.%u lived, is gone", t->fwd_node,
+				  t->ractor_id.node, t->ractor_id.owner, t->ractor_id.seq);
+		} else if (t->max_retries < 0 || t->attempts < t->max_retries) {
 			t->attempts++;
 			d->st.tasks_retried++;
 			log_info("task %u.%u: node %08x is gone; retrying it elsewhere", t->id.owner,
@@ -333,13 +352,197 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 		memcpy(t->args, f.args.p, f.args.left);
 	}
 	t->args_len = (uint32_t)f.args.left;
+	if (f.m.actor.index == KRAY_OID_ACTOR) {
+		struct actor *a = actor_find(d, &f.m.actor);
+
+		if (!a || a->state == A_DEAD) {
+			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
+				  a ? a->death : "no such actor on its node");
+			return 0;
+		}
+		t->actor = a;
+	}
 	/* Its arguments were pushed ahead of it and are held by the link. */
 	switch (task_resolve(d, l->c, t)) {
+	case -1:
+		break; /* failed, and answered */
 	case 0:
-		sched_enqueue(d, t, false);
+		if (t->actor)
+			actor_enqueue(d, t->actor, t);
+		else
+			sched_enqueue(d, t, false);
 		break;
 	default:
-		break; /* failed (answered), or waits for an argument still arriving */
+		if (t->actor)
+			actor_enqueue(d, t->actor, t); /* waits at its place in the queue */
+		break;
+	}
+	return 0;
+}
+
+/* ---- actors on other nodes ---------------------------------------------------------- */
+
+int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
+			const struct wire_resource *res, int nres, struct kray_oid *ret_id)
+{
+	struct krayd *d = c->d;
+	struct kray_oid id = { d->node, c->id, m->m.seq, KRAY_OID_ACTOR };
+	uint32_t job = m->m.job && job_code_path(d, m->m.job) ? m->m.job : c->job;
+	const char *path = job_code_path(d, job);
+	struct kray_msg_fwd_actor f = { .actor = id, .job = job };
+	uint32_t node = node_pick(d, res, nres, 0, NULL);
+	struct link *l = node ? net_link_to(d, node) : NULL;
+	struct wire_rd r;
+	struct wire_value v;
+	struct kbuf *b;
+	struct obj *h;
+	bool fresh;
+	size_t off;
+
+	if (!node)
+		return -ENOENT;
+	if (!l)
+		return -EHOSTUNREACH;
+	if (!path)
+		path = "";
+	f.path_len = (uint32_t)strlen(path);
+	/* Constructor arguments that are objects go ahead of it; the other node's link
+	 * holds them for the actor's life. */
+	wire_rd_init(&r, m->args.p, m->args.left);
+	for (unsigned i = 0; i < m->m.nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid aid;
+		struct obj *o;
+
+		if (v.type == KRAY_WT_ACTOR)
+			return -EINVAL; /* handles do not cross nodes yet */
+		if (v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&aid, v.data, sizeof(aid));
+		o = store_get(d, &aid);
+		if (!o || o->state != OBJ_READY || !oidmap_get(&c->refs, &aid))
+			return -EINVAL; /* must exist already to go with it */
+		xfer_push(l, o);
+	}
+	b = net_out(l);
+	off = wire_begin(b, KRAY_MSG_FWD_ACTOR, 0);
+	kbuf_put(b, &f, sizeof(f));
+	wire_put_padded(b, path, f.path_len);
+	kbuf_put(b, &m->m, sizeof(m->m));
+	wire_put_padded(b, m->cls, m->m.class_len);
+	wire_put_padded(b, m->name, m->m.name_len);
+	wire_put_padded(b, m->ns, m->m.ns_len);
+	wire_put_padded(b, m->res, m->m.res_len);
+	kbuf_put(b, m->args.p, m->args.left);
+	wire_end(b, off);
+	net_flush(l);
+
+	/* The handle here, as for a local actor; its calls go to that node. */
+	h = store_create(d, &id);
+	store_conn_ref(c, h);
+	if (m->m.detached)
+		store_ref(h);
+	v = (struct wire_value){ .type = KRAY_WT_ACTOR, .data = &id, .len = sizeof(id) };
+	store_seal(d, h, &v);
+	*oidmap_upsert(&d->cl->ractors, &id, &fresh) = (uint64_t)l->id << 32 | node;
+	log_debug("actor %u.%u.%u ('%.*s') placed on node %08x", id.node, id.owner, id.seq,
+		  m->m.class_len, m->cls, node);
+	*ret_id = id;
+	return 0;
+}
+
+bool remote_actor_known(struct krayd *d, const struct kray_oid *id)
+{
+	return oidmap_get(&d->cl->ractors, id) != NULL;
+}
+
+void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
+{
+	uint64_t *v = oidmap_get(&d->cl->ractors, id);
+	struct link *l = v ? net_link_by_id(d, (uint32_t)(*v >> 32)) : NULL;
+	struct kray_msg_refs m = { .n = 1 };
+	struct kbuf *b;
+	size_t off;
+
+	if (!v)
+		return;
+	oidmap_del(&d->cl->ractors, id);
+	if (!l)
+		return;
+	b = net_out(l);
+	off = wire_begin(b, KRAY_MSG_PEER_RELEASE, 0);
+	kbuf_put(b, &m, sizeof(m));
+	kbuf_put(b, id, sizeof(*id));
+	wire_end(b, off);
+	net_flush(l);
+}
+
+int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart)
+{
+	uint64_t *v = oidmap_get(&d->cl->ractors, id);
+	struct link *l = v ? net_link_by_id(d, (uint32_t)(*v >> 32)) : NULL;
+	struct kray_msg_kill m = { .actor = *id, .no_restart = no_restart };
+	struct kbuf *b;
+	size_t off;
+
+	if (!l)
+		return -ENOENT;
+	b = net_out(l);
+	off = wire_begin(b, KRAY_MSG_FWD_KILL, 0);
+	kbuf_put(b, &m, sizeof(m));
+	wire_end(b, off);
+	net_flush(l);
+	return 0;
+}
+
+int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_fwd_actor f;
+	struct wire_actor_create m;
+	struct wire_rd r;
+	const void *path = "";
+	const char *why = NULL;
+	uint32_t job;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &f, sizeof(f)) || f.path_len > KRAY_PATH_MAX ||
+	    (f.path_len && wire_rd_bytes(&r, f.path_len, &path)) ||
+	    memchr(path, 0, f.path_len) || wire_dec_actor_create(r.p, r.left, &m))
+		return fail("malformed forwarded actor", -EBADMSG);
+	if (f.actor.node != l->node || f.actor.index != KRAY_OID_ACTOR ||
+	    f.actor.seq != m.m.seq)
+		return fail("a forwarded actor must be its sender's", -EPERM);
+	job = map_job(d, l->node, f.job, path, f.path_len);
+	if (actor_create_as(l->c, &m, &f.actor, job, &why))
+		log_warn("actor '%.*s' from node %08x not created: %s", m.m.class_len, m.cls,
+			 l->node, why ? why : "refused");
+	return 0;
+}
+
+int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_kill m;
+	struct actor *a;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return fail("malformed forwarded kill", -EBADMSG);
+	a = actor_find(l->d, &m.actor);
+	if (a && m.actor.node == l->node)
+		actor_kill(l->d, a, m.no_restart != 0);
+	return 0;
+}
+
+int remote_on_release(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct wire_oids ids;
+
+	if (wire_dec_refs(body, len, &ids))
+		return fail("malformed release", -EBADMSG);
+	for (uint32_t i = 0; i < ids.n; i++) {
+		struct kray_oid id;
+
+		memcpy(&id, &ids.oids[i], sizeof(id));
+		store_conn_unref(l->c, &id);
 	}
 	return 0;
 }
@@ -390,4 +593,5 @@ void remote_fini(struct krayd *d)
 		task_free(d, t);
 	}
 	oidmap_free(&d->cl->fwd_index);
+	oidmap_free(&d->cl->ractors);
 }

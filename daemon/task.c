@@ -235,12 +235,21 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	}
 	if (s->m.actor.index == KRAY_OID_ACTOR) {
 		a = actor_find(d, &s->m.actor);
-		if (!a || a->state == A_DEAD) {
+		if (!a && d->cl && remote_actor_known(d, &s->m.actor)) {
+			/* An actor on another node: the call goes there (remote.c). */
+			if (!oidmap_get(&c->refs, &s->m.actor)) {
+				task_fail(d, t, KRAY_WE_OBJECT_LOST,
+					  "this process holds no handle to the actor (released?)");
+				return;
+			}
+			t->ractor = true;
+			t->ractor_id = s->m.actor;
+		} else if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
 				  a ? a->death : "no such actor");
 			return;
 		}
-		if (!oidmap_get(&c->refs, &s->m.actor)) {
+		if (a && !oidmap_get(&c->refs, &s->m.actor)) {
 			task_fail(d, t, KRAY_WE_OBJECT_LOST,
 				  "this process holds no handle to the actor (released?)");
 			return;

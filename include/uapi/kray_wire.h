@@ -95,8 +95,10 @@ enum kray_msg_type {
 	KRAY_MSG_OBJ_CHUNK = 57, /* N->N kray_msg_obj_chunk + data */
 	KRAY_MSG_FWD_DONE = 58, /* N->N kray_msg_fwd_done: the task's returns were pushed */
 	KRAY_MSG_PEER_RELEASE = 59, /* N->N kray_msg_refs + oids: drop the link's holds */
+	KRAY_MSG_FWD_ACTOR = 60, /* N->N kray_msg_fwd_actor + path + an ACTOR_CREATE body */
+	KRAY_MSG_FWD_KILL = 61, /* N->N kray_msg_kill */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	KRAY_MSG_NODE_TYPE_MAX = 59,
+	KRAY_MSG_NODE_TYPE_MAX = 61,
 };
 
 /*
@@ -386,7 +388,8 @@ _Static_assert(sizeof(struct kray_msg_node) == 48, "node is 48 bytes");
  * pushed back to that node (OBJ_PUSH) and FWD_DONE ends it. */
 struct kray_msg_fwd_task {
 	struct kray_oid task; /* index 0 */
-	struct kray_oid actor; /* reserved: zero */
+	struct kray_oid actor; /* a method call on this actor (on the receiving node); zero:
+				* a task */
 	__u32 job; /* the job on the owner's node */
 	__u16 num_returns;
 	__u16 nargs;
@@ -423,6 +426,14 @@ _Static_assert(sizeof(struct kray_msg_obj_chunk) == 32, "obj_chunk is 32 bytes")
 struct kray_msg_fwd_done {
 	struct kray_oid task;
 };
+
+/* An actor created on another node: its id keeps the creator's node and client. */
+struct kray_msg_fwd_actor {
+	struct kray_oid actor;
+	__u32 job; /* the creator's job on its node */
+	__u32 path_len; /* its code search path, padded, then the ACTOR_CREATE body */
+};
+_Static_assert(sizeof(struct kray_msg_fwd_actor) == 24, "fwd_actor is 24 bytes");
 
 #define KRAY_PAD8(n) (((n) + 7u) & ~7u)
 

@@ -404,8 +404,54 @@ Test(cluster, restarted_head_is_joined_again)
 	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:1"), 3);
 }
 
+static int64_t actor_int(kray *k, kray_ref a, const char *method)
+{
+	kray_ref r;
+	kray_value v;
+	int rc;
+
+	cr_assert_eq(kray_actor_call(k, a, method, NULL, 0, NULL, &r), 0, "%s", kray_errmsg(k));
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "%s: %d %s", method, rc, v.type == KRAY_ERROR ? (char *)v.data : "");
+	kray_release(k, &r, 1);
+	return v.i;
+}
+
 Test(cluster, actor_on_node3_called_from_node1)
 {
-	cr_skip_test("actors placed on another node are not implemented yet (issue 7, "
-		     "docs/cluster.md: what is missing)");
+	kray *k = three_nodes(PER_NODE);
+	kray *k3 = harness_connect(node[2].sock);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref a, r[20];
+	kray_value v[20];
+	char *text = NULL;
+
+	o.resources = "n3:1";
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, a, "node"), 3, "the actor does not live on node 3");
+	/* A stream of calls keeps its order. */
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(kray_actor_call(k, a, "incr", NULL, 0, NULL, &r[i]), 0);
+	cr_assert_eq(kray_get(k, r, 20, 30000, v), 0, "%s", kray_errmsg(k));
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(v[i].i, i + 1, "call %d answered %lld", i, (long long)v[i].i);
+	kray_release(k, r, 20);
+	/* Node 3 lists it. */
+	cr_assert_eq(kray_describe_actors(k3, &text), 0);
+	cr_assert_not_null(strstr(text, "Where"), "node 3 does not list the actor:\n%s", text);
+	free(text);
+	/* Releasing the last handle on node 1 ends it on node 3. */
+	kray_release(k, &a, 1);
+	kray_flush(k);
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(kray_describe_actors(k3, &text), 0);
+		/* Dead, or dead and forgotten (no handle left anywhere). */
+		bool dead = !strstr(text, "Where") || strstr(text, "dead");
+
+		free(text);
+		if (dead)
+			return;
+		usleep(20000);
+	}
+	cr_assert_fail("the actor on node 3 did not end when node 1 released it");
 }
