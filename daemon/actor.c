@@ -141,6 +141,8 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	va_end(ap);
 	a->death_err = err;
 	a->state = A_DEAD;
+	if (a->name && d->cl)
+		gcs_actor_changed(d, a, false);
 	log_debug("actor %u.%u dead: %s", a->id.owner, a->id.seq, a->death);
 	if (a->w && a->w->conn) {
 		/* Still running (its handle went, or its creator exited): let it run its
@@ -315,6 +317,8 @@ int actor_create_as(struct conn *c, const struct wire_actor_create *m,
 
 	store_seal(d, h, &v);
 	a->state = A_PENDING;
+	if (a->name && d->cl)
+		gcs_actor_changed(d, a, true);
 	if (task_resolve(d, c, t) == 0)
 		try_place(d, a);
 	return 0;

@@ -54,6 +54,38 @@ struct node_entry {
 	struct link *link; /* head: the link the node reports over */
 };
 
+/* The head's tables besides nodes: named actors and the key-value store (gcs.c), kept in
+ * memory and in the GCS log (gcs_log.c). */
+struct gname {
+	struct kray_oid id;
+	uint32_t host;
+	bool detached;
+	char name[KRAY_NAME_MAX + 1], ns[KRAY_NAME_MAX + 1];
+	struct gname *next;
+};
+
+struct gkv {
+	char key[KRAY_NAME_MAX + 1];
+	void *val;
+	uint32_t len;
+	struct gkv *next;
+};
+
+/* A client request this node passed on (to the head, or to an actor's node) and answers
+ * when the reply comes back. */
+enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV };
+
+struct pending {
+	uint64_t token;
+	enum pend_kind kind;
+	uint32_t conn_id; /* the client's connection (it may be gone by then) */
+	uint64_t req;
+	struct kray_oid actor; /* PEND_ATTACH */
+	uint32_t host;
+	int64_t deadline;
+	struct pending *next;
+};
+
 struct cluster {
 	int listen_fd;
 	struct sockaddr_in self; /* where other nodes reach this one */
@@ -78,6 +110,14 @@ struct cluster {
 	} sent[64]; /* tasks forwarded and not done, per node: placement spreads them */
 	int64_t next_tick;
 	bool view_from_head; /* a member has heard from the head */
+	/* the head's tables and log */
+	struct gname *names;
+	struct gkv *kv;
+	int log_fd;
+	uint64_t log_records;
+	/* requests passed on */
+	struct pending *pend;
+	uint64_t next_token;
 };
 
 #define AUTH_TIMEOUT_NS (5ll * 1000000000)
@@ -115,6 +155,33 @@ int net_parse_addr(const char *s, struct sockaddr_in *ret);
 void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 void gcs_tick(struct krayd *d, int64_t now);
 void gcs_link_gone(struct link *l);
+/* Applies a GCS_ACTOR or KV (put/delete) record, from a node or from the log replay;
+ * log: append it to the log.  Returns 0 or -EBADMSG. */
+int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len, bool log);
+struct gname *gcs_find_name(struct krayd *d, const char *name, size_t len, const char *ns,
+			    size_t ns_len);
+struct gkv *gcs_kv_find(struct krayd *d, const char *key, size_t len);
+int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len);
+int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len);
+void gcs_fini(struct krayd *d);
+/* Sends this node's live named actors to the head (after joining it again). */
+void gcs_reregister(struct krayd *d, struct link *head);
+
+/* gcs_log.c: the head's append-only log of GCS_ACTOR and KV records */
+int gcs_log_open(struct krayd *d);
+void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len);
+void gcs_log_close(struct krayd *d);
+
+/* lookup.c: requests passed on for local clients */
+struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, uint64_t req);
+struct pending *pend_take(struct krayd *d, uint64_t token);
+struct conn *pend_conn(struct krayd *d, const struct pending *p);
+void pend_expire(struct krayd *d, int64_t now);
+int lookup_on_reply(struct link *l, const uint8_t *body, uint32_t len);
+int lookup_on_attach(struct link *l, const uint8_t *body, uint32_t len);
+int lookup_on_attach_reply(struct link *l, const uint8_t *body, uint32_t len);
+int kv_on_reply(struct link *l, const uint8_t *body, uint32_t len);
+void lookup_fini(struct krayd *d);
 
 /* node.c */
 int cluster_init(struct krayd *d);

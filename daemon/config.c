@@ -71,6 +71,8 @@ static const struct key keys[] = {
 	  "the cluster token (the head writes one if missing; default <socket>.token)" },
 	{ "token", K_STR, offsetof(struct config, token), 256, 0, 0,
 	  "the cluster token itself (instead of token-file)" },
+	{ "gcs-log", K_STR, offsetof(struct config, gcs_log), PATH_MAX, 0, 0,
+	  "the head's GCS log (named actors, KV); default <socket>.gcs" },
 	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
 	INT("node-timeout-ms", node_timeout_ms, 20, 3600000,
 	    "a node silent this long is dead"),
@@ -341,6 +343,8 @@ int config_load(struct config *cfg, int argc, char **argv)
 	if (!cfg->node_listen[0] && (cfg->head || cfg->address[0]))
 		snprintf(cfg->node_listen, sizeof(cfg->node_listen), "%s",
 			 cfg->head ? "127.0.0.1:6380" : "127.0.0.1:0");
+	if (!cfg->gcs_log[0])
+		snprintf(cfg->gcs_log, sizeof(cfg->gcs_log), "%s.gcs", cfg->socket);
 	if (!cfg->token_file[0])
 		snprintf(cfg->token_file, sizeof(cfg->token_file), "%s.token", cfg->socket);
 	if (cfg->node_timeout_ms <= cfg->heartbeat_ms) {

@@ -41,6 +41,7 @@ struct config {
 	char token_file[PATH_MAX];
 	char token[256];
 	int heartbeat_ms, node_timeout_ms;
+	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
 };
 
 /* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage

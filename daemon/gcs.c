@@ -9,6 +9,7 @@
  * to it are retried elsewhere (remote.c), and its resources leave the view.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -125,4 +126,312 @@ void gcs_link_gone(struct link *l)
 	 * for other reasons.  A head that stops closes them all itself. */
 	if (e && e->link == l && !l->d->stopping)
 		declare_dead(l->d, e, "its link to the head closed");
+}
+
+/* ---- named actors and the key-value table ------------------------------------------ */
+
+struct gname *gcs_find_name(struct krayd *d, const char *name, size_t len, const char *ns,
+			    size_t ns_len)
+{
+	for (struct gname *g = d->cl->names; g; g = g->next)
+		if (strlen(g->name) == len && !memcmp(g->name, name, len) &&
+		    strlen(g->ns) == ns_len && !memcmp(g->ns, ns, ns_len))
+			return g;
+	return NULL;
+}
+
+struct gkv *gcs_kv_find(struct krayd *d, const char *key, size_t len)
+{
+	for (struct gkv *e = d->cl->kv; e; e = e->next)
+		if (strlen(e->key) == len && !memcmp(e->key, key, len))
+			return e;
+	return NULL;
+}
+
+/* A name or key of n bytes with no NUL in it, padded. */
+static int rd_str(struct wire_rd *r, uint8_t n, const void **ret)
+{
+	*ret = "";
+	if (n && (wire_rd_bytes(r, n, ret) || memchr(*ret, 0, n)))
+		return -EBADMSG;
+	return 0;
+}
+
+static int apply_actor(struct krayd *d, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_gcs_actor m;
+	struct wire_rd r;
+	const void *name, *ns;
+	struct gname *g, **p;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.name_len || rd_str(&r, m.name_len, &name) ||
+	    rd_str(&r, m.ns_len, &ns) || wire_rd_end(&r))
+		return -EBADMSG;
+	g = gcs_find_name(d, name, m.name_len, ns, m.ns_len);
+	if (!m.alive) {
+		/* Only the actor that has the name gives it up. */
+		for (p = &d->cl->names; g && *p; p = &(*p)->next)
+			if (*p == g && oid_eq(&g->id, &m.actor)) {
+				*p = g->next;
+				free(g);
+				break;
+			}
+		return 0;
+	}
+	if (!g) {
+		g = calloc(1, sizeof(*g));
+		if (!g)
+			abort();
+		memcpy(g->name, name, m.name_len);
+		memcpy(g->ns, ns, m.ns_len);
+		g->next = d->cl->names;
+		d->cl->names = g;
+	}
+	/* The latest registration wins: a restarted actor, or a name taken again after
+	 * its holder died with a node the head has not declared dead yet. */
+	g->id = m.actor;
+	g->host = m.host;
+	g->detached = m.detached;
+	return 0;
+}
+
+static int apply_kv(struct krayd *d, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_kv m;
+	struct wire_rd r;
+	const void *key, *val = NULL;
+	struct gkv *e, **p;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.key_len || rd_str(&r, m.key_len, &key) ||
+	    m.value_len > KRAY_KV_VALUE_MAX ||
+	    (m.value_len && wire_rd_bytes(&r, m.value_len, &val)) || wire_rd_end(&r) ||
+	    (m.op != KRAY_KV_PUT && m.op != KRAY_KV_DEL))
+		return -EBADMSG;
+	e = gcs_kv_find(d, key, m.key_len);
+	if (m.op == KRAY_KV_DEL) {
+		for (p = &d->cl->kv; e && *p; p = &(*p)->next)
+			if (*p == e) {
+				*p = e->next;
+				free(e->val);
+				free(e);
+				break;
+			}
+		return 0;
+	}
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			abort();
+		memcpy(e->key, key, m.key_len);
+		e->next = d->cl->kv;
+		d->cl->kv = e;
+	}
+	free(e->val);
+	e->val = malloc(m.value_len ? m.value_len : 1);
+	if (!e->val)
+		abort();
+	memcpy(e->val, val, m.value_len);
+	e->len = m.value_len;
+	return 0;
+}
+
+int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len, bool log)
+{
+	int r = type == KRAY_MSG_GCS_ACTOR ? apply_actor(d, body, len) :
+		type == KRAY_MSG_KV	   ? apply_kv(d, body, len) :
+					     -EBADMSG;
+
+	if (!r && log)
+		gcs_log_append(d, type, body, len);
+	return r;
+}
+
+int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_gcs_lookup m;
+	struct kray_msg_gcs_lookup_reply rep = { .status = -ENOENT };
+	struct wire_rd r;
+	const void *name, *ns;
+	struct gname *g;
+	struct node_entry *host;
+	struct kbuf *b;
+	size_t off;
+
+	if (!d->cfg.head) {
+		proto_why = "this node is not the head";
+		return -EPROTO;
+	}
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.name_len || rd_str(&r, m.name_len, &name) ||
+	    rd_str(&r, m.ns_len, &ns) || wire_rd_end(&r)) {
+		proto_why = "malformed lookup";
+		return -EBADMSG;
+	}
+	rep.token = m.token;
+	g = gcs_find_name(d, name, m.name_len, ns, m.ns_len);
+	host = g ? node_find(d, g->host) : NULL;
+	if (g && host && host->m.alive) {
+		rep.status = 0;
+		rep.host = g->host;
+		rep.actor = g->id;
+	}
+	b = net_out(l);
+	off = wire_begin(b, KRAY_MSG_GCS_LOOKUP_REPLY, 0);
+	kbuf_put(b, &rep, sizeof(rep));
+	wire_end(b, off);
+	net_flush(l);
+	return 0;
+}
+
+/* Runs a KV request on the head; the reply (status and, for a get, the value) goes to b
+ * as a KV_REPLY with request id req. */
+static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kbuf *b,
+		   uint64_t req)
+{
+	struct kray_msg_kv m, rep = { 0 };
+	struct wire_rd r;
+	const void *key;
+	struct gkv *e = NULL;
+	size_t off;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.key_len || rd_str(&r, m.key_len, &key)) {
+		rep.status = -EINVAL;
+	} else {
+		rep.token = m.token;
+		rep.op = m.op;
+		if (m.op == KRAY_KV_GET) {
+			e = gcs_kv_find(d, key, m.key_len);
+			rep.status = e ? 0 : -ENOENT;
+			rep.value_len = e ? e->len : 0;
+		} else {
+			rep.status = gcs_apply(d, KRAY_MSG_KV, body, len, true) ? -EINVAL : 0;
+		}
+	}
+	off = wire_begin(b, KRAY_MSG_KV_REPLY, req);
+	kbuf_put(b, &rep, sizeof(rep));
+	if (e)
+		wire_put_padded(b, e->val, e->len);
+	wire_end(b, off);
+}
+
+int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len)
+{
+	if (!l->d->cfg.head) {
+		proto_why = "this node is not the head";
+		return -EPROTO;
+	}
+	kv_run(l->d, body, len, net_out(l), 0);
+	net_flush(l);
+	return 0;
+}
+
+int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_kv m;
+	struct pending *p;
+	struct kbuf *b;
+	size_t off;
+
+	if (len < sizeof(m)) {
+		proto_why = "malformed kv";
+		return -EBADMSG;
+	}
+	if (!d->cl || d->cfg.head) {
+		struct kray_msg_kv rep = { .status = -ENOTCONN };
+
+		if (d->cl) {
+			kv_run(d, body, len, &c->out, req);
+		} else {
+			/* One node: no head to keep the table. */
+			off = wire_begin(&c->out, KRAY_MSG_KV_REPLY, req);
+			kbuf_put(&c->out, &rep, sizeof(rep));
+			wire_end(&c->out, off);
+		}
+		conn_flush_later(c);
+		return 0;
+	}
+	if (!d->cl->head_link || !d->cl->head_link->up) {
+		struct kray_msg_kv rep = { .status = -EAGAIN };
+
+		off = wire_begin(&c->out, KRAY_MSG_KV_REPLY, req);
+		kbuf_put(&c->out, &rep, sizeof(rep));
+		wire_end(&c->out, off);
+		conn_flush_later(c);
+		return 0;
+	}
+	/* To the head, with our token in place of the client's. */
+	p = pend_new(d, PEND_KV, c, req);
+	memcpy(&m, body, sizeof(m));
+	m.token = p->token;
+	b = net_out(d->cl->head_link);
+	off = wire_begin(b, KRAY_MSG_KV, 0);
+	kbuf_put(b, &m, sizeof(m));
+	kbuf_put(b, body + sizeof(m), len - sizeof(m));
+	wire_end(b, off);
+	net_flush(d->cl->head_link);
+	return 0;
+}
+
+static void put_gcs_actor(struct kbuf *b, struct krayd *d, struct actor *a, bool alive)
+{
+	struct kray_msg_gcs_actor m = { .actor = a->id, .host = d->node, .alive = alive,
+					.detached = a->detached,
+					.name_len = (uint8_t)strlen(a->name),
+					.ns_len = (uint8_t)strlen(a->ns) };
+	size_t off = wire_begin(b, KRAY_MSG_GCS_ACTOR, 0);
+
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, a->name, m.name_len);
+	wire_put_padded(b, a->ns, m.ns_len);
+	wire_end(b, off);
+}
+
+void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive)
+{
+	struct link *head = d->cl->head_link;
+	struct kbuf tmp = { 0 };
+
+	if (d->cfg.head) {
+		put_gcs_actor(&tmp, d, a, alive);
+		gcs_apply(d, KRAY_MSG_GCS_ACTOR, tmp.data + sizeof(struct kray_frame_hdr),
+			  (uint32_t)(tmp.len - sizeof(struct kray_frame_hdr)), true);
+		kbuf_free(&tmp);
+		return;
+	}
+	/* Without a link to the head now, it learns at the next join (gcs_reregister). */
+	if (head && head->up) {
+		put_gcs_actor(net_out(head), d, a, alive);
+		net_flush(head);
+	}
+}
+
+void gcs_reregister(struct krayd *d, struct link *head)
+{
+	for (struct actor *a = d->actors; a; a = a->next)
+		if (a->name && a->state != A_DEAD)
+			put_gcs_actor(net_out(head), d, a, true);
+	net_flush(head);
+}
+
+void gcs_fini(struct krayd *d)
+{
+	while (d->cl->names) {
+		struct gname *g = d->cl->names;
+
+		d->cl->names = g->next;
+		free(g);
+	}
+	while (d->cl->kv) {
+		struct gkv *e = d->cl->kv;
+
+		d->cl->kv = e->next;
+		free(e->val);
+		free(e);
+	}
+	gcs_log_close(d);
 }

@@ -283,6 +283,16 @@ void xfer_refill(struct conn *c);
 bool remote_take(struct krayd *d, struct task *t);
 /* A forwarded task ended here: its returns go back to its owner's node. */
 void remote_task_done(struct krayd *d, struct task *t);
+/* The ACTOR_REPLY to a client's ACTOR_CREATE, GET_ACTOR or KILL (proto.c). */
+void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
+		 const char *why);
+/* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
+void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
+		  size_t ns_len);
+/* A named actor of this node was born (alive) or died: the head's table learns it. */
+void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive);
+/* KV frames from a local client (gcs.c). */
+int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len);
 /* The LIST_NODES text. */
 void cluster_describe(struct krayd *d, struct kbuf *b);
 /* Actors on other nodes (remote.c).  remote_actor_create() returns 0 when a node that has

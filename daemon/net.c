@@ -323,6 +323,23 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 		return xfer_on_push(l, body, h->len);
 	case KRAY_MSG_OBJ_CHUNK:
 		return xfer_on_chunk(l, body, h->len);
+	case KRAY_MSG_GCS_ACTOR:
+		if (!l->d->cfg.head)
+			return fail("this node is not the head", -EPROTO);
+		return gcs_apply(l->d, h->type, body, h->len, true) ?
+			       fail("malformed named actor", -EBADMSG) : 0;
+	case KRAY_MSG_GCS_LOOKUP:
+		return gcs_on_lookup(l, body, h->len);
+	case KRAY_MSG_GCS_LOOKUP_REPLY:
+		return lookup_on_reply(l, body, h->len);
+	case KRAY_MSG_ACTOR_ATTACH:
+		return lookup_on_attach(l, body, h->len);
+	case KRAY_MSG_ACTOR_ATTACH_REPLY:
+		return lookup_on_attach_reply(l, body, h->len);
+	case KRAY_MSG_KV:
+		return gcs_on_kv(l, body, h->len);
+	case KRAY_MSG_KV_REPLY:
+		return kv_on_reply(l, body, h->len);
 	case KRAY_MSG_FWD_ACTOR:
 		return remote_on_actor(l, body, h->len);
 	case KRAY_MSG_FWD_KILL:

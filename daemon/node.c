@@ -143,6 +143,7 @@ void node_link_up(struct link *l)
 	if (l->to_head) {
 		log_info("joined the head at node %08x", l->node);
 		report(l->d, l, KRAY_MSG_NODE_REGISTER);
+		gcs_reregister(l->d, l); /* a restarted head learns our named actors again */
 		l->d->cl->next_heartbeat = now_ns() + ms(l->d->cfg.heartbeat_ms);
 	}
 }
@@ -191,10 +192,11 @@ void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
 		free(nodes);
 		goto bad;
 	}
-	/* Nodes that died since the last view: close our links to them, so what we sent
-	 * them is retried elsewhere now rather than when TCP gives up. */
+	/* Nodes the head declared dead since the last view: close our links to them, so
+	 * what we sent them is retried elsewhere now rather than when TCP gives up.  A node
+	 * missing from the view is not dead: a restarted head has not heard from it yet. */
 	for (unsigned i = 0; i < cl->nnodes; i++) {
-		bool alive = false;
+		bool alive = true;
 
 		if (!cl->nodes[i].m.alive)
 			continue;
@@ -264,6 +266,7 @@ void cluster_tick(struct krayd *d, int64_t now)
 		return;
 	cl->next_tick = now + (hb / 4 > ms(5) ? hb / 4 : ms(5));
 	net_close_unproven(d, now);
+	pend_expire(d, now);
 	if (d->cfg.head) {
 		gcs_tick(d, now);
 		return;
@@ -347,6 +350,7 @@ int cluster_init(struct krayd *d)
 	if (!cl)
 		abort();
 	cl->listen_fd = -1;
+	cl->log_fd = -1;
 	d->cl = cl;
 	if (d->cfg.address[0] && net_parse_addr(d->cfg.address, &cl->head_sa)) {
 		log_err("address: not IPV4:PORT: '%s'", d->cfg.address);
@@ -356,6 +360,8 @@ int cluster_init(struct krayd *d)
 	if (!r)
 		r = net_init(d);
 	if (r)
+		return r;
+	if (d->cfg.head && (r = gcs_log_open(d)))
 		return r;
 	if (d->cfg.head) {
 		cl->nnodes = cl->cap = 1;
@@ -380,6 +386,8 @@ void cluster_fini(struct krayd *d)
 	if (!cl)
 		return;
 	remote_fini(d);
+	lookup_fini(d);
+	gcs_fini(d);
 	net_fini(d);
 	free(cl->nodes);
 	oidmap_free(&cl->jobs);

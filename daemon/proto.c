@@ -176,8 +176,8 @@ static int on_unpin(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-static void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
-			const char *why)
+void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
+		 const char *why)
 {
 	struct kray_msg_actor_reply m = { .status = status };
 	size_t off = wire_begin(&c->out, KRAY_MSG_ACTOR_REPLY, req);
@@ -215,6 +215,11 @@ static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint3
 		return fail("malformed get actor", -EBADMSG);
 	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
 	h = a ? store_get(c->d, &a->id) : NULL;
+	if (!h && c->d->cl) {
+		/* Maybe on another node: the head's table says (answered later). */
+		lookup_start(c, req, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
+		return 0;
+	}
 	if (!h) {
 		actor_reply(c, req, -ENOENT, NULL, "no live actor has this name in this namespace");
 		return 0;
@@ -332,6 +337,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	}
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
+	case KRAY_MSG_KV:
+		return kv_from_client(c, h->req, body, h->len);
 	case KRAY_MSG_RELEASE:
 		return on_release(c, body, h->len);
 	case KRAY_MSG_STATUS:

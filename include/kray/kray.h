@@ -221,6 +221,17 @@ int kray_status(kray *k, struct kray_stats *ret_stats);
  * died), for people: *ret_text is malloc()ed, NUL-terminated, freed by the caller. */
 int kray_describe_actors(kray *k, char **ret_text);
 
+/*
+ * The cluster's key-value table, kept by the head (and in its GCS log, so it survives a
+ * head restart).  Keys are 1 to 255 bytes, values up to 1 MiB.  kray_kv_get() gives a
+ * malloc()ed copy (*ret_val, freed by the caller) and its length.  Each returns 0,
+ * -ENOENT (get: no such key), -ENOTCONN (not in a cluster), -EAGAIN or -ETIMEDOUT (the
+ * head is not reachable), -EINVAL or -EPIPE.  Deleting a missing key is not an error.
+ */
+int kray_kv_put(kray *k, const char *key, const void *val, size_t len);
+int kray_kv_get(kray *k, const char *key, void **ret_val, size_t *ret_len);
+int kray_kv_del(kray *k, const char *key);
+
 /* A line per node of the cluster (id, address, ALIVE or DEAD, CPUs, load, resources),
  * for people: *ret_text is malloc()ed, NUL-terminated ("" outside a cluster), freed by
  * the caller.  Returns 0, -EPIPE or -EBADMSG. */

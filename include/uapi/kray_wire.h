@@ -97,8 +97,15 @@ enum kray_msg_type {
 	KRAY_MSG_PEER_RELEASE = 59, /* N->N kray_msg_refs + oids: drop the link's holds */
 	KRAY_MSG_FWD_ACTOR = 60, /* N->N kray_msg_fwd_actor + path + an ACTOR_CREATE body */
 	KRAY_MSG_FWD_KILL = 61, /* N->N kray_msg_kill */
+	KRAY_MSG_GCS_ACTOR = 62, /* N->head kray_msg_gcs_actor + name + ns: a named actor */
+	KRAY_MSG_GCS_LOOKUP = 63, /* N->head kray_msg_gcs_lookup + name + ns */
+	KRAY_MSG_GCS_LOOKUP_REPLY = 64, /* head->N kray_msg_gcs_lookup_reply */
+	KRAY_MSG_ACTOR_ATTACH = 65, /* N->N kray_msg_actor_attach: hold a handle for me */
+	KRAY_MSG_ACTOR_ATTACH_REPLY = 66, /* N->N kray_msg_actor_attach (status set) */
+	KRAY_MSG_KV = 67, /* C->D, N->head kray_msg_kv + key + value: put, get or delete */
+	KRAY_MSG_KV_REPLY = 68, /* D->C, head->N kray_msg_kv + value (get) */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	KRAY_MSG_NODE_TYPE_MAX = 61,
+	KRAY_MSG_NODE_TYPE_MAX = 68,
 };
 
 /*
@@ -434,6 +441,55 @@ struct kray_msg_fwd_actor {
 	__u32 path_len; /* its code search path, padded, then the ACTOR_CREATE body */
 };
 _Static_assert(sizeof(struct kray_msg_fwd_actor) == 24, "fwd_actor is 24 bytes");
+
+/* A named actor in the head's table: where it lives.  alive 0 removes it. */
+struct kray_msg_gcs_actor {
+	struct kray_oid actor;
+	__u32 host; /* the node whose krayd runs it */
+	__u8 alive;
+	__u8 detached;
+	__u8 name_len; /* then name and namespace, each padded to 8 */
+	__u8 ns_len;
+};
+_Static_assert(sizeof(struct kray_msg_gcs_actor) == 24, "gcs_actor is 24 bytes");
+
+struct kray_msg_gcs_lookup {
+	__u64 token; /* echoed */
+	__u8 name_len;
+	__u8 ns_len;
+	__u8 pad[6];
+};
+_Static_assert(sizeof(struct kray_msg_gcs_lookup) == 16, "gcs_lookup is 16 bytes");
+
+struct kray_msg_gcs_lookup_reply {
+	__u64 token;
+	__s32 status; /* 0 or -ENOENT */
+	__u32 host;
+	struct kray_oid actor;
+};
+_Static_assert(sizeof(struct kray_msg_gcs_lookup_reply) == 32, "lookup_reply is 32 bytes");
+
+struct kray_msg_actor_attach {
+	__u64 token;
+	__s32 status; /* reply: 0 (the link now holds a handle) or -ENOENT */
+	__u32 pad;
+	struct kray_oid actor;
+};
+_Static_assert(sizeof(struct kray_msg_actor_attach) == 32, "actor_attach is 32 bytes");
+
+/* The cluster's key-value table, kept by the head (and in its log). */
+enum kray_kv_op { KRAY_KV_PUT = 1, KRAY_KV_GET = 2, KRAY_KV_DEL = 3 };
+#define KRAY_KV_VALUE_MAX (1u << 20)
+struct kray_msg_kv {
+	__u64 token; /* node links: echoed in the reply */
+	__s32 status; /* reply: 0, -ENOENT */
+	__u8 op; /* enum kray_kv_op */
+	__u8 key_len; /* then key (padded), then value_len bytes (padded) */
+	__u16 pad;
+	__u32 value_len;
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct kray_msg_kv) == 24, "kv is 24 bytes");
 
 #define KRAY_PAD8(n) (((n) + 7u) & ~7u)
 

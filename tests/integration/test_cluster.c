@@ -122,6 +122,13 @@ static kray *three_nodes(const char *const res[3])
 	start_node(2, res[2], NULL);
 	k = harness_connect(node[0].sock);
 	wait_nodes(k, 3, 0, 10000);
+	/* And every node has heard the whole view from the head. */
+	for (int i = 1; i < 3; i++) {
+		kray *ki = harness_connect(node[i].sock);
+
+		wait_nodes(ki, 3, 0, 5000);
+		harness_shutdown(ki);
+	}
 	return k;
 }
 
@@ -380,18 +387,69 @@ Test(cluster, hung_node_is_declared_dead_then_rejoins)
 	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:1"), 3);
 }
 
-Test(cluster, restarted_head_is_joined_again)
+static void kv_expect(kray *k, const char *key, const char *want)
+{
+	void *val = NULL;
+	size_t len = 0;
+	int rc = kray_kv_get(k, key, &val, &len);
+
+	cr_assert_eq(rc, 0, "kv get %s: %d %s", key, rc, kray_errmsg(k));
+	cr_assert_eq(len, strlen(want), "kv %s: %zu bytes", key, len);
+	cr_assert_eq(memcmp(val, want, len), 0, "kv %s: wrong value", key);
+	free(val);
+}
+
+Test(cluster, kv_table_kept_by_the_head)
 {
 	kray *k = three_nodes(PER_NODE);
-	char old_token[256], listen[32];
+	kray *k3 = harness_connect(node[2].sock);
+	void *val;
+	size_t len;
+
+	cr_assert_eq(kray_kv_put(k3, "config", "from node 3", 11), 0, "%s", kray_errmsg(k3));
+	kv_expect(k, "config", "from node 3");
+	cr_assert_eq(kray_kv_put(k, "config", "replaced", 8), 0);
+	kv_expect(k3, "config", "replaced");
+	cr_assert_eq(kray_kv_del(k3, "config"), 0);
+	cr_assert_eq(kray_kv_get(k, "config", &val, &len), -ENOENT);
+	cr_assert_eq(kray_kv_get(k3, "never-put", &val, &len), -ENOENT);
+	cr_assert_eq(kray_kv_put(k, "", "x", 1), -EINVAL);
+}
+
+static int64_t actor_int(kray *k, kray_ref a, const char *method);
+
+Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k2 = harness_connect(node[1].sock);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	char old_token[256], old_log[256], listen[32];
 	const char *args[] = { "--head", "--node-listen", listen, "--token-file", old_token,
-			       "--resources", "n1:1", "--heartbeat-ms", "100",
-			       "--node-timeout-ms", "1000", NULL };
+			       "--gcs-log", old_log, "--resources", "n1:1", "--heartbeat-ms",
+			       "100", "--node-timeout-ms", "1000", NULL };
+	kray_ref a, found;
 	int saved;
 
+	/* State in the GCS: a key, and a named detached actor living on node 3 (placed
+	 * there for its resources by a driver on the head). */
+	cr_assert_eq(kray_kv_put(k2, "model", "v1", 2), 0, "%s", kray_errmsg(k2));
+	o.name = "keeper";
+	o.detached = 1;
+	o.resources = "n3:1";
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	/* Found by name from node 2 (the head says where it lives). */
+	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
+	cr_assert_eq(actor_int(k2, found, "node"), 3);
+	cr_assert_eq(actor_int(k2, found, "incr"), 2);
+	kray_release(k2, &found, 1);
+	kray_release(k, &a, 1);
+	harness_shutdown(k); /* its creator is gone: detached, it lives on */
+
+	/* Kill the head; start a new one with the old token and log. */
 	snprintf(old_token, sizeof(old_token), "%s", token_file);
+	snprintf(old_log, sizeof(old_log), "%s.gcs", node[0].sock);
 	snprintf(listen, sizeof(listen), "%s:" PORT, net.addr[0]);
-	harness_shutdown(k);
 	kill(node[0].pid, SIGKILL);
 	usleep(300 * 1000);
 	setenv("KRAY_TEST_NODE", "1", 1);
@@ -400,8 +458,18 @@ Test(cluster, restarted_head_is_joined_again)
 	netns_leave(saved);
 	k = harness_connect(node[3].sock);
 	wait_nodes(k, 3, 0, 10000);
+
+	/* The nodes joined again and work goes on. */
 	cr_assert_eq(call_int(k, "where", NULL, 0, "n2:1"), 2);
 	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:1"), 3);
+	/* The actor is found again, with its state: the same instance. */
+	cr_assert_eq(kray_get_actor(k, "keeper", NULL, &found), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, found, "incr"), 3);
+	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
+	cr_assert_eq(actor_int(k2, found, "incr"), 4);
+	/* And the key. */
+	kv_expect(k, "model", "v1");
+	kv_expect(k2, "model", "v1");
 }
 
 static int64_t actor_int(kray *k, kray_ref a, const char *method)
