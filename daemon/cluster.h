@@ -103,6 +103,9 @@ struct cluster {
 	struct oidmap fwd_index; /* their ids -> struct task * */
 	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
 	struct oidmap ractors; /* actors this node made elsewhere -> link id << 32 | node */
+	struct oidmap lineage; /* task id -> struct task *: finished elsewhere, returns kept
+				* there; run again if that node dies before they are pulled */
+	uint64_t pulled, rebuilt; /* counters */
 	uint64_t forwarded, received; /* counters for kray status */
 	uint32_t next_link;
 	struct {
@@ -215,11 +218,14 @@ void remote_link_gone(struct link *l);
 int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_release(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_pull(struct link *l, const uint8_t *body, uint32_t len);
 void remote_fini(struct krayd *d);
 
 /* xfer.c */
 void xfer_push(struct link *l, struct obj *o);
 struct kbuf *xfer_after(struct xitem *x);
+void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg);
 int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len);
 int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);
 void xfer_link_gone(struct link *l);

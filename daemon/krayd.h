@@ -129,6 +129,8 @@ struct task {
 	struct task *fwd_prev; /* owner side: in the forwarded list (next is the other way) */
 	uint32_t from_link; /* run here for another node: the id of the link it came from */
 	bool ractor; /* owner side: a call of an actor on another node (ractor_id) */
+	uint16_t held_remote; /* owner side: its returns still kept by the node that ran it:
+			       * the task is kept as their lineage */
 	struct kray_oid ractor_id;
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;
@@ -194,6 +196,9 @@ struct obj {
 	bool exec_pin; /* pinned while an EXEC that takes it is built */
 	uint64_t size;
 	struct conn *writer; /* the connection writing it (pending large objects) */
+	uint32_t remote_link; /* pending: made elsewhere and kept there; pulled over this link
+			       * when wanted (remote.c) */
+	bool pulling;
 	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
 	uint16_t ncontained;
 	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
@@ -293,6 +298,11 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
 void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive);
 /* KV frames from a local client (gcs.c). */
 int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len);
+/* An object made on another node and kept there: something here waits for it, so pull
+ * it (once).  No-op for other objects. */
+void remote_want(struct krayd *d, struct obj *o);
+/* o, made elsewhere, arrived (pulled) or is being freed here: the other node may drop it. */
+void remote_obj_settled(struct krayd *d, struct obj *o);
 /* The LIST_NODES text. */
 void cluster_describe(struct krayd *d, struct kbuf *b);
 /* Actors on other nodes (remote.c).  remote_actor_create() returns 0 when a node that has

@@ -340,6 +340,10 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 		return gcs_on_kv(l, body, h->len);
 	case KRAY_MSG_KV_REPLY:
 		return kv_on_reply(l, body, h->len);
+	case KRAY_MSG_OBJ_HELD:
+		return remote_on_held(l, body, h->len);
+	case KRAY_MSG_OBJ_PULL:
+		return remote_on_pull(l, body, h->len);
 	case KRAY_MSG_FWD_ACTOR:
 		return remote_on_actor(l, body, h->len);
 	case KRAY_MSG_FWD_KILL:

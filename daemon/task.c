@@ -114,6 +114,7 @@ static int wait_for(struct task *t, unsigned i, struct kray_oid *id, void *arg)
 	dep->next = o->deps;
 	o->deps = dep;
 	t->deps_left++;
+	remote_want(d, o);
 	return 0;
 }
 

@@ -56,6 +56,13 @@ static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type,
 	wire_end(b, off);
 }
 
+void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg)
+{
+	push_inline(net_out(l), id, KRAY_WT_ERROR, KRAY_WE_OBJECT_LOST, 0, msg,
+		    (uint32_t)strlen(msg));
+	net_flush(l);
+}
+
 void xfer_push(struct link *l, struct obj *o)
 {
 	struct krayd *d = l->d;
@@ -201,6 +208,8 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 		struct wire_value v = { .type = m.type, .err = m.err, .scalar = m.scalar,
 					.data = data, .len = m.len };
 
+		if (usable && o->remote_link)
+			remote_obj_settled(d, o); /* pulled: the other copy may go */
 		if (usable)
 			store_seal(d, o, &v);
 		return 0;
@@ -267,8 +276,12 @@ int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
 	if (l->rx.off < l->rx.size)
 		return 0;
 	l->rx.active = false;
-	if (!l->rx.discard)
+	if (!l->rx.discard) {
+		o = store_get(d, &m.oid);
+		if (o && o->remote_link)
+			remote_obj_settled(d, o); /* pulled: the other copy may go */
 		store_seal_large(l->c, &m.oid);
+	}
 	return 0;
 }
 

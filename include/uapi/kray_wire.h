@@ -104,8 +104,10 @@ enum kray_msg_type {
 	KRAY_MSG_ACTOR_ATTACH_REPLY = 66, /* N->N kray_msg_actor_attach (status set) */
 	KRAY_MSG_KV = 67, /* C->D, N->head kray_msg_kv + key + value: put, get or delete */
 	KRAY_MSG_KV_REPLY = 68, /* D->C, head->N kray_msg_kv + value (get) */
+	KRAY_MSG_OBJ_HELD = 69, /* N->owner kray_msg_obj_held: I keep this return; pull it */
+	KRAY_MSG_OBJ_PULL = 70, /* owner->N kray_msg_obj_held: push it to me now */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	KRAY_MSG_NODE_TYPE_MAX = 68,
+	KRAY_MSG_NODE_TYPE_MAX = 70,
 };
 
 /*
@@ -433,6 +435,14 @@ _Static_assert(sizeof(struct kray_msg_obj_chunk) == 32, "obj_chunk is 32 bytes")
 struct kray_msg_fwd_done {
 	struct kray_oid task;
 };
+
+/* A large return kept by the node that made it, until its owner pulls it (on the first
+ * get or use) or releases it (PEER_RELEASE). */
+struct kray_msg_obj_held {
+	struct kray_oid oid;
+	__u64 size;
+};
+_Static_assert(sizeof(struct kray_msg_obj_held) == 24, "obj_held is 24 bytes");
 
 /* An actor created on another node: its id keeps the creator's node and client. */
 struct kray_msg_fwd_actor {

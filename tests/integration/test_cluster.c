@@ -370,6 +370,60 @@ Test(cluster, killed_node_tasks_finish_elsewhere)
 	wait_nodes(k, 2, 1, 5000);
 }
 
+Test(cluster, object_only_on_killed_node_is_rebuilt_from_lineage)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = three_nodes(res);
+	kray *kn[2] = { harness_connect(node[1].sock), harness_connect(node[2].sock) };
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT, pinned = KRAY_CALL_OPTS_DEFAULT;
+	kray_value size = KRAY_V_INT(1 << 20), v;
+	kray_ref r, lost;
+	char only[8];
+	int ran_on = 0, other, rc;
+	int64_t t0 = harness_now_ms();
+
+	/* A large result stays on the node that made it until the owner wants it. */
+	o.resources = "any:1";
+	cr_assert_eq(kray_call(k, "big_where", &size, 1, &o, &r), 0);
+	kray_flush(k);
+	while (!ran_on && harness_now_ms() - t0 < 20000) {
+		for (int i = 0; i < 2; i++)
+			if (harness_status(kn[i]).tasks_finished)
+				ran_on = i + 2;
+		usleep(10000);
+	}
+	cr_assert(ran_on, "big_where did not run on node 2 or 3");
+	other = ran_on == 2 ? 3 : 2;
+	/* One more that only that node can make: it cannot be rebuilt. */
+	snprintf(only, sizeof(only), "n%d:1", ran_on);
+	pinned.resources = only;
+	cr_assert_eq(kray_call(k, "big_where", &size, 1, &pinned, &lost), 0);
+	kray_flush(k);
+	while (harness_status(kn[ran_on - 2]).tasks_finished < 2 && harness_now_ms() - t0 < 20000)
+		usleep(10000);
+	harness_shutdown(kn[0]);
+	harness_shutdown(kn[1]);
+
+	kill(node[ran_on - 1].pid, SIGKILL); /* with the only copies */
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, v.type == KRAY_ERROR ? (char *)v.data : "");
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, 1u << 20);
+	int64_t made_on;
+
+	memcpy(&made_on, v.data, sizeof(made_on));
+	cr_assert_eq(made_on, other, "the object was not rebuilt on node %d (made on %lld)", other,
+		     (long long)made_on);
+	kray_value_clear(&v);
+	cr_assert_geq(count_nodes(k, " ALIVE "), 2);
+
+	/* The one only the dead node could make: an error, not a hang. */
+	rc = harness_get1(k, lost, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get of an object that cannot be rebuilt: %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR);
+	kray_value_clear(&v);
+}
+
 Test(cluster, hung_node_is_declared_dead_then_rejoins)
 {
 	kray *k = three_nodes(PER_NODE);
