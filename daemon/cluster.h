@@ -86,6 +86,20 @@ struct pending {
 	struct pending *next;
 };
 
+/* An actor on another node, seen from a node that holds handles to it. */
+struct ractor {
+	struct kray_oid id;
+	uint32_t link, node; /* where it lives now, and the link that holds our handle */
+	/* Set when this node created it: enough to create it again elsewhere when its node
+	 * dies (FWD_ACTOR body); empty for actors found by name. */
+	struct kbuf create;
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	int nres;
+	int16_t max_restarts, max_task_retries;
+	uint16_t restarts;
+	bool no_restart;
+};
+
 struct cluster {
 	int listen_fd;
 	struct sockaddr_in self; /* where other nodes reach this one */
@@ -102,7 +116,8 @@ struct cluster {
 	struct task *fwd; /* tasks this node forwarded and still waits for */
 	struct oidmap fwd_index; /* their ids -> struct task * */
 	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
-	struct oidmap ractors; /* actors this node made elsewhere -> link id << 32 | node */
+	struct oidmap ractors; /* actors living on other nodes that this node holds handles
+				* to -> struct ractor * */
 	struct oidmap lineage; /* task id -> struct task *: finished elsewhere, returns kept
 				* there; run again if that node dies before they are pulled */
 	uint64_t pulled, rebuilt; /* counters */
@@ -219,6 +234,8 @@ int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_release(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
+/* The record of actor id living on node over link l (made if missing). */
+struct ractor *ractor_get(struct krayd *d, const struct kray_oid *id, bool add);
 int remote_on_pull(struct link *l, const uint8_t *body, uint32_t len);
 void remote_fini(struct krayd *d);
 

@@ -102,7 +102,6 @@ void pend_expire(struct krayd *d, int64_t now)
 static void give_handle(struct krayd *d, struct conn *c, struct pending *p, struct link *l)
 {
 	struct obj *h = store_get(d, &p->actor);
-	bool fresh;
 
 	if (!h) {
 		struct wire_value v = { .type = KRAY_WT_ACTOR, .data = &p->actor,
@@ -114,10 +113,13 @@ static void give_handle(struct krayd *d, struct conn *c, struct pending *p, stru
 	} else {
 		store_conn_ref(c, h);
 	}
-	uint64_t *v = oidmap_upsert(&d->cl->ractors, &p->actor, &fresh);
+	struct ractor *ra = ractor_get(d, &p->actor, false);
 
-	if (fresh)
-		*v = (uint64_t)l->id << 32 | p->host;
+	if (!ra) {
+		ra = ractor_get(d, &p->actor, true);
+		ra->link = l->id;
+		ra->node = p->host;
+	}
 	actor_reply(c, p->req, 0, &p->actor, NULL);
 }
 

@@ -186,12 +186,12 @@ bool remote_take(struct krayd *d, struct task *t)
 	if (t->from_link || t->actor)
 		return false; /* sent here by another node, or an actor's call: runs here */
 	if (t->ractor) {
-		uint64_t *v = oidmap_get(&d->cl->ractors, &t->ractor_id);
+		struct ractor *ra = ractor_get(d, &t->ractor_id, false);
 
 		/* Over the link that created it: the calls keep their order, and the
 		 * actor's node holds its handle for that link. */
-		l = v ? net_link_by_id(d, (uint32_t)(*v >> 32)) : NULL;
-		if (!l || !l->up) {
+		l = ra ? net_link_by_id(d, ra->link) : NULL;
+		if (!l) {
 			task_fail(d, t, KRAY_WE_ACTOR_DIED, "the node of actor %u.%u.%u is gone",
 				  t->ractor_id.node, t->ractor_id.owner, t->ractor_id.seq);
 			return true;
@@ -430,22 +430,89 @@ static void rebuild(struct krayd *d, struct link *l)
 	free(ids);
 }
 
+/* Actors this node created that lived at the other end of l: created again on another
+ * node that has their resources, within their max_restarts (their state starts over, as
+ * in any restart). */
+static void restart_actors(struct krayd *d, struct link *l)
+{
+	oidmap_for_each(&d->cl->ractors, s)
+	{
+		struct ractor *ra = (struct ractor *)(uintptr_t)s->val;
+		uint32_t node;
+		struct link *to;
+		struct kbuf *b;
+		size_t off;
+
+		if (ra->link != l->id)
+			continue;
+		ra->link = 0;
+		if (!ra->create.len || ra->no_restart ||
+		    (ra->max_restarts >= 0 && ra->restarts >= ra->max_restarts))
+			continue;
+		node = node_pick(d, ra->res, ra->nres, ra->node, NULL);
+		to = node ? net_link_to(d, node) : NULL;
+		if (!to) {
+			log_warn("actor %u.%u.%u: its node %08x is gone and no other live node has "
+				 "its resources", ra->id.node, ra->id.owner, ra->id.seq, ra->node);
+			continue;
+		}
+		log_info("actor %u.%u.%u: its node %08x is gone; restarting it on node %08x (%u "
+			 "of %d)", ra->id.node, ra->id.owner, ra->id.seq, ra->node, node,
+			 ra->restarts + 1, ra->max_restarts);
+		ra->restarts++;
+		ra->link = to->id;
+		ra->node = node;
+		b = net_out(to);
+		off = wire_begin(b, KRAY_MSG_FWD_ACTOR, 0);
+		kbuf_put(b, ra->create.data, ra->create.len);
+		wire_end(b, off);
+		net_flush(to);
+	}
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	const struct task *x = *(struct task *const *)a, *y = *(struct task *const *)b;
+
+	if (x->id.owner != y->id.owner)
+		return x->id.owner < y->id.owner ? -1 : 1;
+	return x->id.seq < y->id.seq ? -1 : x->id.seq > y->id.seq;
+}
+
 void remote_link_gone(struct link *l)
 {
 	struct krayd *d = l->d;
-	struct task *t, *next;
+	struct task *t, *next, **calls = NULL;
+	size_t ncalls = 0, cap = 0;
 
 	rebuild(d, l);
+	restart_actors(d, l);
 	for (t = d->cl->fwd; t; t = next) {
 		next = t->next;
 		if (t->fwd_link != l->id)
 			continue;
 		fwd_del(d, t);
 		if (t->ractor) {
-			/* Restarting actors on another node is not done yet. */
+			struct ractor *ra = ractor_get(d, &t->ractor_id, false);
+
+			if (ra && ra->link &&
+			    (ra->max_task_retries < 0 || t->attempts < ra->max_task_retries)) {
+				/* Sent again to the restarted actor, in their first order. */
+				if (ncalls == cap) {
+					cap = cap ? cap * 2 : 16;
+					calls = realloc(calls, cap * sizeof(*calls));
+					if (!calls)
+						abort();
+				}
+				t->attempts++;
+				calls[ncalls++] = t;
+				continue;
+			}
 			task_fail(d, t, KRAY_WE_ACTOR_DIED,
-				  "node %08x, where actor %u.%u.%u lived, is gone", t->fwd_node,
-				  t->ractor_id.node, t->ractor_id.owner, t->ractor_id.seq);
+				  "node %08x, where actor %u.%u.%u lived, is gone%s", t->fwd_node,
+				  t->ractor_id.node, t->ractor_id.owner, t->ractor_id.seq,
+				  ra && ra->link ? " (it restarted; this call's retries are spent)" :
+						   "");
 		} else if (t->max_retries < 0 || t->attempts < t->max_retries) {
 			t->attempts++;
 			d->st.tasks_retried++;
@@ -458,6 +525,13 @@ void remote_link_gone(struct link *l)
 				  t->fwd_node, t->fn->name_len, t->fn->name, t->max_retries);
 		}
 	}
+	if (ncalls)
+		qsort(calls, ncalls, sizeof(*calls), by_seq);
+	for (size_t i = 0; i < ncalls; i++) {
+		d->st.tasks_retried++;
+		sched_enqueue(d, calls[i], false); /* -> remote_take(): the actor's new node */
+	}
+	free(calls);
 }
 
 /* The local job for (owner node, job) with that job's code path. */
@@ -560,7 +634,8 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	struct wire_value v;
 	struct kbuf *b;
 	struct obj *h;
-	bool fresh;
+	struct ractor *ra;
+	bool refs = false;
 	size_t off;
 
 	if (!node)
@@ -586,6 +661,27 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 		if (!o || o->state != OBJ_READY || !oidmap_get(&c->refs, &aid))
 			return -EINVAL; /* must exist already to go with it */
 		xfer_push(l, o);
+		refs = true;
+	}
+	ra = ractor_get(d, &id, true);
+	ra->link = l->id;
+	ra->node = node;
+	ra->nres = nres;
+	memcpy(ra->res, res, (size_t)nres * sizeof(*res));
+	ra->max_restarts = m->m.max_restarts;
+	ra->max_task_retries = m->m.max_task_retries;
+	/* What it takes to create it again elsewhere; not kept when its constructor takes
+	 * objects (they would have to be kept too). */
+	b = refs ? NULL : &ra->create;
+	if (b) {
+		kbuf_put(b, &f, sizeof(f));
+		wire_put_padded(b, path, f.path_len);
+		kbuf_put(b, &m->m, sizeof(m->m));
+		wire_put_padded(b, m->cls, m->m.class_len);
+		wire_put_padded(b, m->name, m->m.name_len);
+		wire_put_padded(b, m->ns, m->m.ns_len);
+		wire_put_padded(b, m->res, m->m.res_len);
+		kbuf_put(b, m->args.p, m->args.left);
 	}
 	b = net_out(l);
 	off = wire_begin(b, KRAY_MSG_FWD_ACTOR, 0);
@@ -607,29 +703,56 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 		store_ref(h);
 	v = (struct wire_value){ .type = KRAY_WT_ACTOR, .data = &id, .len = sizeof(id) };
 	store_seal(d, h, &v);
-	*oidmap_upsert(&d->cl->ractors, &id, &fresh) = (uint64_t)l->id << 32 | node;
 	log_debug("actor %u.%u.%u ('%.*s') placed on node %08x", id.node, id.owner, id.seq,
 		  m->m.class_len, m->cls, node);
 	*ret_id = id;
 	return 0;
 }
 
+struct ractor *ractor_get(struct krayd *d, const struct kray_oid *id, bool add)
+{
+	uint64_t *v;
+	bool fresh;
+	struct ractor *ra;
+
+	if (!add) {
+		v = oidmap_get(&d->cl->ractors, id);
+		return v ? (struct ractor *)(uintptr_t)*v : NULL;
+	}
+	v = oidmap_upsert(&d->cl->ractors, id, &fresh);
+	if (!fresh)
+		return (struct ractor *)(uintptr_t)*v;
+	ra = calloc(1, sizeof(*ra));
+	if (!ra)
+		abort();
+	ra->id = *id;
+	*v = (uint64_t)(uintptr_t)ra;
+	return ra;
+}
+
+static void ractor_free(struct ractor *ra)
+{
+	kbuf_free(&ra->create);
+	free(ra);
+}
+
 bool remote_actor_known(struct krayd *d, const struct kray_oid *id)
 {
-	return oidmap_get(&d->cl->ractors, id) != NULL;
+	return ractor_get(d, id, false) != NULL;
 }
 
 void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
 {
-	uint64_t *v = oidmap_get(&d->cl->ractors, id);
-	struct link *l = v ? net_link_by_id(d, (uint32_t)(*v >> 32)) : NULL;
+	struct ractor *ra = ractor_get(d, id, false);
+	struct link *l = ra ? net_link_by_id(d, ra->link) : NULL;
 	struct kray_msg_refs m = { .n = 1 };
 	struct kbuf *b;
 	size_t off;
 
-	if (!v)
+	if (!ra)
 		return;
 	oidmap_del(&d->cl->ractors, id);
+	ractor_free(ra);
 	if (!l)
 		return;
 	b = net_out(l);
@@ -642,14 +765,16 @@ void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
 
 int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart)
 {
-	uint64_t *v = oidmap_get(&d->cl->ractors, id);
-	struct link *l = v ? net_link_by_id(d, (uint32_t)(*v >> 32)) : NULL;
+	struct ractor *ra = ractor_get(d, id, false);
+	struct link *l = ra ? net_link_by_id(d, ra->link) : NULL;
 	struct kray_msg_kill m = { .actor = *id, .no_restart = no_restart };
 	struct kbuf *b;
 	size_t off;
 
 	if (!l)
 		return -ENOENT;
+	if (no_restart || (ra->max_restarts >= 0 && ra->restarts >= ra->max_restarts))
+		ra->no_restart = true;
 	b = net_out(l);
 	off = wire_begin(b, KRAY_MSG_FWD_KILL, 0);
 	kbuf_put(b, &m, sizeof(m));
@@ -769,6 +894,8 @@ void remote_fini(struct krayd *d)
 		task_free(d, t);
 	}
 	oidmap_free(&d->cl->fwd_index);
+	oidmap_for_each(&d->cl->ractors, s)
+		ractor_free((struct ractor *)(uintptr_t)s->val);
 	oidmap_free(&d->cl->ractors);
 	oidmap_for_each(&d->cl->lineage, s)
 		task_free(d, (struct task *)(uintptr_t)s->val);

@@ -577,3 +577,43 @@ Test(cluster, actor_on_node3_called_from_node1)
 	}
 	cr_assert_fail("the actor on node 3 did not end when node 1 released it");
 }
+
+Test(cluster, actor_restarts_on_another_node_when_its_node_dies)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = three_nodes(res);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_value ms = KRAY_V_INT(2000), v;
+	kray_ref a, r;
+	int64_t first, second;
+	int rc;
+
+	o.resources = "any:1";
+	o.max_restarts = 1;
+	o.max_task_retries = -1;
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	first = actor_int(k, a, "node");
+	cr_assert(first == 2 || first == 3, "placed on node %lld", (long long)first);
+	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	cr_assert_eq(actor_int(k, a, "incr"), 2);
+	/* A call in flight when its node dies is run again by the restarted actor. */
+	cr_assert_eq(kray_actor_call(k, a, "nap", &ms, 1, NULL, &r), 0);
+	kray_flush(k);
+	usleep(400 * 1000);
+	kill(node[first - 1].pid, SIGKILL);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "the call in flight: %d %s", rc,
+		     v.type == KRAY_ERROR ? (char *)v.data : "");
+	second = v.i;
+	cr_assert_eq(second, 5 - first, "restarted on node %lld", (long long)second);
+	kray_release(k, &r, 1);
+	cr_assert_eq(actor_int(k, a, "node"), second);
+	cr_assert_eq(actor_int(k, a, "incr"), 1, "a restarted actor starts over");
+	/* No restarts left: its next death is final. */
+	kill(node[second - 1].pid, SIGKILL);
+	cr_assert_eq(kray_actor_call(k, a, "node", NULL, 0, NULL, &r), 0);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "a call after the last death: %d", rc);
+	cr_assert_eq(v.err, KRAY_ERR_ACTOR_DIED, "error kind %s", harness_errkind(v.err));
+	kray_value_clear(&v);
+}
