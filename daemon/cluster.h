@@ -25,7 +25,7 @@ struct xitem;
 
 struct link {
 	struct krayd *d;
-	struct conn *c;
+	struct conn *c; /* NULL once its connection is gone (freed by net_sweep()) */
 	uint32_t id; /* tasks name their link by id: a link may go while they live */
 	uint32_t node; /* the node at the other end, once it has proven the token */
 	bool outbound; /* we connected */
@@ -163,6 +163,8 @@ struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa);
 struct kbuf *net_out(struct link *l);
 void net_flush(struct link *l);
 void net_close_unproven(struct krayd *d, int64_t now);
+/* Frees the links whose connection has gone (not while anything walks the list). */
+void net_sweep(struct krayd *d);
 struct link *net_link_by_id(struct krayd *d, uint32_t id);
 /* Closes every link to node (it died). */
 void net_drop_node(struct krayd *d, uint32_t node);

@@ -126,6 +126,9 @@ void gcs_link_gone(struct link *l)
 	 * for other reasons.  A head that stops closes them all itself. */
 	if (e && e->link == l && !l->d->stopping)
 		declare_dead(l->d, e, "its link to the head closed");
+	for (unsigned i = 0; i < l->d->cl->nnodes; i++)
+		if (l->d->cl->nodes[i].link == l)
+			l->d->cl->nodes[i].link = NULL; /* the struct goes at the next sweep */
 }
 
 /* ---- named actors and the key-value table ------------------------------------------ */

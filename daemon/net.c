@@ -71,17 +71,6 @@ static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 	return l;
 }
 
-static void link_free(struct krayd *d, struct link *l)
-{
-	for (struct link **p = &d->cl->links; *p; p = &(*p)->next)
-		if (*p == l) {
-			*p = l->next;
-			break;
-		}
-	kbuf_free(&l->backlog);
-	free(l);
-}
-
 static void send_frame(struct conn *c, uint16_t type, const void *body, size_t len)
 {
 	size_t off = wire_begin(&c->out, type, 0);
@@ -170,10 +159,10 @@ struct link *net_link_to(struct krayd *d, uint32_t node)
 
 	/* Any proven link to it will do: links carry frames both ways. */
 	for (l = d->cl->links; l; l = l->next)
-		if (l->up && l->node == node && !l->c->closed)
+		if (l->c && l->up && l->node == node && !l->c->closed)
 			return l;
 	for (l = d->cl->links; l; l = l->next)
-		if (l->outbound && !l->up && l->node == node && !l->c->closed)
+		if (l->c && l->outbound && !l->up && l->node == node && !l->c->closed)
 			return l;
 	e = node_find(d, node);
 	if (!e || !e->m.alive)
@@ -200,20 +189,20 @@ struct link *net_link_by_id(struct krayd *d, uint32_t id)
 {
 	for (struct link *l = d->cl->links; l; l = l->next)
 		if (l->id == id)
-			return l->c->closed ? NULL : l;
+			return l->c && !l->c->closed ? l : NULL;
 	return NULL;
 }
 
 void net_drop_node(struct krayd *d, uint32_t node)
 {
 	for (struct link *l = d->cl->links; l; l = l->next)
-		if (l->node == node && !l->c->closed)
+		if (l->c && l->node == node && !l->c->closed)
 			conn_close(l->c, "its node is dead");
 }
 
 void net_flush(struct link *l)
 {
-	if (l->up && !l->c->closed)
+	if (l->c && l->up && !l->c->closed)
 		conn_flush_later(l->c);
 }
 
@@ -367,14 +356,32 @@ void net_conn_gone(struct conn *c)
 	if (d->cfg.head)
 		gcs_link_gone(l);
 	node_link_gone(l);
+	/* Freed later (net_sweep()): callers up the stack may be walking the links. */
 	c->link = NULL;
-	link_free(d, l);
+	l->c = NULL;
+}
+
+void net_sweep(struct krayd *d)
+{
+	struct link **p = &d->cl->links;
+
+	while (*p) {
+		struct link *l = *p;
+
+		if (l->c) {
+			p = &l->next;
+			continue;
+		}
+		*p = l->next;
+		kbuf_free(&l->backlog);
+		free(l);
+	}
 }
 
 void net_close_unproven(struct krayd *d, int64_t now)
 {
 	for (struct link *l = d->cl->links; l; l = l->next)
-		if (!l->up && !l->c->closed && now - l->since > AUTH_TIMEOUT_NS)
+		if (l->c && !l->up && !l->c->closed && now - l->since > AUTH_TIMEOUT_NS)
 			conn_close(l->c, "did not prove the cluster token in time");
 }
 
@@ -433,6 +440,7 @@ int net_init(struct krayd *d)
 
 void net_fini(struct krayd *d)
 {
+	net_sweep(d); /* every connection is closed by now */
 	if (d->cl->listen_fd >= 0)
 		close(d->cl->listen_fd);
 	d->cl->listen_fd = -1;

@@ -265,6 +265,7 @@ void cluster_tick(struct krayd *d, int64_t now)
 	if (!cl || now < cl->next_tick)
 		return;
 	cl->next_tick = now + (hb / 4 > ms(5) ? hb / 4 : ms(5));
+	net_sweep(d);
 	net_close_unproven(d, now);
 	pend_expire(d, now);
 	if (d->cfg.head) {
