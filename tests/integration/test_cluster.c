@@ -191,6 +191,24 @@ Test(cluster, seed_example_forced_to_each_node)
 				     "square(%d) on node %d", x, j + 1);
 		}
 	}
+	/* The example a user runs (examples/cluster.c) says the same. */
+	char cmd[512], out[4096];
+	size_t n;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "KRAY_ADDRESS=%s %s/../examples/cluster n1 n2 n3 2>&1",
+		 node[0].sock, getenv("KRAY_BIN"));
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	cr_assert_eq(pclose(p), 0, "examples/cluster failed:\n%s", out);
+	for (int j = 1; j <= 3; j++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "on the node with n%d: [0, 1, 4, 9]", j);
+		cr_assert_not_null(strstr(out, want), "no '%s' in:\n%s", want, out);
+	}
 	/* Resources no node has: an error, not a hang. */
 	harness_expect_error(k, "where", NULL, 0,
 			     &(struct kray_call_opts){ .num_returns = 1, .resources = "gpu:1" },
