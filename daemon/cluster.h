@@ -64,6 +64,12 @@ struct gname {
 	struct gname *next;
 };
 
+struct gjob {
+	struct kray_msg_gcs_job m;
+	char *path;
+	struct gjob *next;
+};
+
 struct gkv {
 	char key[KRAY_NAME_MAX + 1];
 	void *val;
@@ -131,6 +137,7 @@ struct cluster {
 	/* the head's tables and log */
 	struct gname *names;
 	struct gkv *kv;
+	struct gjob *jobs_table;
 	int log_fd;
 	uint64_t log_records;
 	/* requests passed on */
@@ -184,6 +191,8 @@ struct gkv *gcs_kv_find(struct krayd *d, const char *key, size_t len);
 int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len);
 int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len);
 void gcs_fini(struct krayd *d);
+/* The job table as text (head only), after the nodes in LIST_NODES. */
+void gcs_describe_jobs(struct krayd *d, struct kbuf *b);
 /* Sends this node's live named actors to the head (after joining it again). */
 void gcs_reregister(struct krayd *d, struct link *head);
 

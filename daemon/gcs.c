@@ -10,9 +10,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "cluster.h"
 #include "log.h"
@@ -240,10 +242,37 @@ static int apply_kv(struct krayd *d, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+static int apply_job(struct krayd *d, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_gcs_job m;
+	struct wire_rd r;
+	const void *path = "";
+	struct gjob *j;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.path_len > KRAY_PATH_MAX ||
+	    (m.path_len && wire_rd_bytes(&r, m.path_len, &path)) || wire_rd_end(&r) ||
+	    memchr(path, 0, m.path_len))
+		return -EBADMSG;
+	for (j = d->cl->jobs_table; j; j = j->next)
+		if (j->m.node == m.node && j->m.job == m.job)
+			break;
+	if (!j) {
+		j = calloc(1, sizeof(*j));
+		if (!j || !(j->path = strndup(path, m.path_len)))
+			abort();
+		j->next = d->cl->jobs_table;
+		d->cl->jobs_table = j;
+	}
+	j->m = m;
+	return 0;
+}
+
 int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len, bool log)
 {
 	int r = type == KRAY_MSG_GCS_ACTOR ? apply_actor(d, body, len) :
 		type == KRAY_MSG_KV	   ? apply_kv(d, body, len) :
+		type == KRAY_MSG_GCS_JOB   ? apply_job(d, body, len) :
 					     -EBADMSG;
 
 	if (!r && log)
@@ -413,16 +442,93 @@ void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive)
 	}
 }
 
+static void put_gcs_job(struct kbuf *b, struct conn *c, bool alive);
+
 void gcs_reregister(struct krayd *d, struct link *head)
 {
 	for (struct actor *a = d->actors; a; a = a->next)
 		if (a->name && a->state != A_DEAD)
 			put_gcs_actor(net_out(head), d, a, true);
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->role == ROLE_DRIVER && !c->closed)
+			put_gcs_job(net_out(head), c, true);
 	net_flush(head);
+}
+
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void put_gcs_job(struct kbuf *b, struct conn *c, bool alive)
+{
+	const char *path = job_code_path(c->d, c->job);
+	struct kray_msg_gcs_job m = { .node = c->d->node, .job = c->job, .pid = c->pid,
+				      .start_ms = c->start_ms,
+				      .end_ms = alive ? 0 : realtime_ms() };
+	size_t off = wire_begin(b, KRAY_MSG_GCS_JOB, 0);
+
+	if (!path)
+		path = "";
+	m.path_len = (uint32_t)strlen(path);
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, path, m.path_len);
+	wire_end(b, off);
+}
+
+void gcs_job_changed(struct conn *c, bool alive)
+{
+	struct krayd *d = c->d;
+	struct link *head = d->cl->head_link;
+	struct kbuf tmp = { 0 };
+
+	if (alive)
+		c->start_ms = realtime_ms();
+	if (d->cfg.head) {
+		put_gcs_job(&tmp, c, alive);
+		gcs_apply(d, KRAY_MSG_GCS_JOB, tmp.data + sizeof(struct kray_frame_hdr),
+			  (uint32_t)(tmp.len - sizeof(struct kray_frame_hdr)), true);
+		kbuf_free(&tmp);
+	} else if (head && head->up) {
+		put_gcs_job(net_out(head), c, alive);
+		net_flush(head);
+	}
+}
+
+void gcs_describe_jobs(struct krayd *d, struct kbuf *b)
+{
+	char line[KRAY_PATH_MAX + 160];
+	bool first = true;
+
+	for (struct gjob *j = d->cl->jobs_table; j; j = j->next) {
+		struct node_entry *e = node_find(d, j->m.node);
+		const char *state = j->m.end_ms			  ? "FINISHED" :
+				    e && e->m.alive		  ? "RUNNING" :
+								    "NODE GONE";
+		int n;
+
+		if (first)
+			kbuf_put(b, "jobs:\n", 6);
+		first = false;
+		n = snprintf(line, sizeof(line), "%08x/%u pid %u %s started %llu ms ago code '%s'\n",
+			     j->m.node, j->m.job, j->m.pid, state,
+			     (unsigned long long)(realtime_ms() - j->m.start_ms), j->path);
+		kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	}
 }
 
 void gcs_fini(struct krayd *d)
 {
+	while (d->cl->jobs_table) {
+		struct gjob *j = d->cl->jobs_table;
+
+		d->cl->jobs_table = j->next;
+		free(j->path);
+		free(j);
+	}
 	while (d->cl->names) {
 		struct gname *g = d->cl->names;
 

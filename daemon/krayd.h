@@ -61,6 +61,8 @@ struct conn {
 	uint32_t id; /* client id: the owner field of the oids this connection creates */
 	enum conn_role role;
 	uint32_t job; /* the job this connection's submissions belong to */
+	uint32_t pid; /* drivers: the pid they said (for the cluster's job table) */
+	uint64_t start_ms; /* drivers: when they connected (realtime) */
 	struct kbuf in; /* received, not yet parsed */
 	struct kbuf out; /* queued replies */
 	struct kbuf sending; /* what the in-flight send is sending */
@@ -296,6 +298,8 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
 		  size_t ns_len);
 /* A named actor of this node was born (alive) or died: the head's table learns it. */
 void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive);
+/* A driver connected (alive) or went: the head's job table learns it (gcs.c). */
+void gcs_job_changed(struct conn *c, bool alive);
 /* KV frames from a local client (gcs.c). */
 int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len);
 /* An object made on another node and kept there: something here waits for it, so pull

@@ -317,6 +317,11 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 			return fail("this node is not the head", -EPROTO);
 		return gcs_apply(l->d, h->type, body, h->len, true) ?
 			       fail("malformed named actor", -EBADMSG) : 0;
+	case KRAY_MSG_GCS_JOB:
+		if (!l->d->cfg.head)
+			return fail("this node is not the head", -EPROTO);
+		return gcs_apply(l->d, h->type, body, h->len, true) ?
+			       fail("malformed job", -EBADMSG) : 0;
 	case KRAY_MSG_GCS_LOOKUP:
 		return gcs_on_lookup(l, body, h->len);
 	case KRAY_MSG_GCS_LOOKUP_REPLY:

@@ -249,7 +249,20 @@ void node_describe(struct krayd *d, struct kbuf *b)
 
 void cluster_describe(struct krayd *d, struct kbuf *b)
 {
+	char line[256];
+	int n;
+
 	node_describe(d, b);
+	if (!d->cl)
+		return;
+	n = snprintf(line, sizeof(line),
+		     "this node: %llu tasks sent to other nodes, %llu run for them, %llu objects "
+		     "pulled, %llu tasks run again (lineage)\n",
+		     (unsigned long long)d->cl->forwarded, (unsigned long long)d->cl->received,
+		     (unsigned long long)d->cl->pulled, (unsigned long long)d->cl->rebuilt);
+	kbuf_put(b, line, (size_t)n);
+	if (d->cfg.head)
+		gcs_describe_jobs(d, b);
 }
 
 int64_t cluster_next_deadline(struct krayd *d)

@@ -54,6 +54,9 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 			job_add(d, c->job, h.path, h.m.path_len);
 		else
 			job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path));
+		c->pid = h.m.pid;
+		if (d->cl)
+			gcs_job_changed(c, true);
 		ok.job = c->job;
 	}
 	off = wire_begin(&c->out, KRAY_MSG_HELLO_OK, 0);
@@ -370,6 +373,8 @@ void proto_conn_gone(struct conn *c)
 	struct krayd *d = c->d;
 
 	get_conn_gone(c);
+	if (c->role == ROLE_DRIVER && d->cl)
+		gcs_job_changed(c, false);
 	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
 		actor_owner_gone(d, c->id);
 	/* A process that goes away drops its views and everything it held; objects it was

@@ -106,8 +106,9 @@ enum kray_msg_type {
 	KRAY_MSG_KV_REPLY = 68, /* D->C, head->N kray_msg_kv + value (get) */
 	KRAY_MSG_OBJ_HELD = 69, /* N->owner kray_msg_obj_held: I keep this return; pull it */
 	KRAY_MSG_OBJ_PULL = 70, /* owner->N kray_msg_obj_held: push it to me now */
+	KRAY_MSG_GCS_JOB = 71, /* N->head kray_msg_gcs_job + code path: a driver came or went */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	KRAY_MSG_NODE_TYPE_MAX = 70,
+	KRAY_MSG_NODE_TYPE_MAX = 71,
 };
 
 /*
@@ -462,6 +463,17 @@ struct kray_msg_gcs_actor {
 	__u8 ns_len;
 };
 _Static_assert(sizeof(struct kray_msg_gcs_actor) == 24, "gcs_actor is 24 bytes");
+
+/* A job (a driver's connection) in the head's table. */
+struct kray_msg_gcs_job {
+	__u32 node; /* the node the driver is connected to */
+	__u32 job; /* its job id there */
+	__u32 pid;
+	__u32 path_len; /* code search path that follows, padded */
+	__u64 start_ms; /* CLOCK_REALTIME, milliseconds */
+	__u64 end_ms; /* 0 while it runs */
+};
+_Static_assert(sizeof(struct kray_msg_gcs_job) == 32, "gcs_job is 32 bytes");
 
 struct kray_msg_gcs_lookup {
 	__u64 token; /* echoed */

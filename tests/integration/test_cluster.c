@@ -175,6 +175,16 @@ Test(cluster, three_nodes_join_and_show_in_status)
 	cr_assert_not_null(strstr(out, "nodes:"), "no node list in kray status:\n%s", out);
 	cr_assert_not_null(strstr(out, "resources 'n3:1'"), "node 3 missing:\n%s", out);
 	cr_assert_not_null(strstr(out, "(this node)"), "own node not marked:\n%s", out);
+
+	/* The head's job table: every driver of the cluster, running or finished. */
+	int running = count_nodes(k, " RUNNING ");
+
+	cr_assert_geq(running, 2, "the head lists %d running jobs (drivers on nodes 1 and 3)",
+		      running);
+	harness_shutdown(k3);
+	for (int i = 0; i < 100 && count_nodes(k, " FINISHED ") < 1; i++)
+		usleep(20000);
+	cr_assert_geq(count_nodes(k, " FINISHED "), 1, "a driver that left is not FINISHED");
 }
 
 Test(cluster, seed_example_forced_to_each_node)
@@ -539,6 +549,10 @@ Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 	cr_assert_eq(actor_int(k, found, "incr"), 3);
 	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
 	cr_assert_eq(actor_int(k2, found, "incr"), 4);
+	/* The job table: the first driver's job (finished before the kill) from the log,
+	 * node 2's driver (still running) from node 2's new registration. */
+	cr_assert_geq(count_nodes(k, " FINISHED "), 1, "the log's finished job is gone");
+	cr_assert_geq(count_nodes(k, " RUNNING "), 2, "running jobs were not registered again");
 	/* And the key. */
 	kv_expect(k, "model", "v1");
 	kv_expect(k2, "model", "v1");
