@@ -37,6 +37,9 @@ struct link {
 	int64_t since; /* made at; unproven links are closed after AUTH_TIMEOUT_NS */
 	struct kbuf backlog; /* frames queued before it was proven */
 	struct xitem *xhead, *xtail; /* large objects streaming out, in order */
+	int pipe[2]; /* memfd -> pipe -> socket for their chunks; -1 until first needed */
+	unsigned pipe_size;
+	bool no_splice; /* splicing failed once: chunks are copied instead */
 	struct {
 		struct kray_oid id; /* the large object arriving, chunk by chunk */
 		uint64_t off, size;
@@ -151,6 +154,11 @@ struct cluster {
 struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role);
 void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
 void conn_start_recv(struct conn *c);
+/* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
+bool conn_idle_out(const struct conn *c);
+/* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
+ * completes with xfer_spliced(). */
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
 void loop_accept_nodes(struct krayd *d, int fd);
 
 /* net.c */

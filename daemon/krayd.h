@@ -83,6 +83,7 @@ struct conn {
 	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
+	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
 	bool close_when_sent; /* metrics: close once the reply is out */
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
@@ -285,6 +286,8 @@ void net_connected(struct conn *c, int res);
 void net_conn_gone(struct conn *c);
 /* Streams more of the objects queued to a node link when its output ran low. */
 void xfer_refill(struct conn *c);
+/* A splice of a node link finished with res (bytes or -errno). */
+void xfer_spliced(struct conn *c, int res);
 /* Forwards t to a node that has its resources when this one lacks them.  Returns true
  * when t was taken (forwarded, or failed for want of such a node). */
 bool remote_take(struct krayd *d, struct task *t);

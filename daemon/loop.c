@@ -27,11 +27,12 @@
 #include "krayd.h"
 #include "log.h"
 
-/* Node links (daemon/net.c) use OP_ACCEPT_NODE and OP_CONNECT; user_data 0 is a linked
- * timeout whose completion needs nothing. */
+/* Node links (daemon/net.c) use OP_ACCEPT_NODE, OP_CONNECT and OP_SPLICE (objects
+ * streamed from a memfd, xfer.c); user_data 0 is a linked timeout whose completion needs
+ * nothing.  Connections come from calloc(), 16-byte aligned: four low bits are free. */
 enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_ACCEPT_METRICS = 5,
-	  OP_ACCEPT_NODE = 6, OP_CONNECT = 7 };
-#define OP_MASK 7ull
+	  OP_ACCEPT_NODE = 6, OP_CONNECT = 7, OP_SPLICE = 8 };
+#define OP_MASK 15ull
 #define RECV_CHUNK (256u << 10)
 
 static struct signalfd_siginfo sig_info;
@@ -160,8 +161,8 @@ static void arm_send(struct conn *c)
 	unsigned nf = 0;
 	struct kbuf t;
 
-	if (c->send_armed || c->closed)
-		return;
+	if (c->send_armed || c->closed || c->splicing)
+		return; /* (a splice writes the stream's next bytes: frames wait for it) */
 	if (!kbuf_pending(&c->sending)) {
 		if (!kbuf_pending(&c->out))
 			return;
@@ -310,6 +311,22 @@ void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int 
 	sqe = get_sqe(c->d);
 	io_uring_prep_link_timeout(sqe, &ts, 0);
 	io_uring_sqe_set_data64(sqe, 0);
+}
+
+bool conn_idle_out(const struct conn *c)
+{
+	return !c->send_armed && !c->splicing && !kbuf_pending(&c->sending) &&
+	       !kbuf_pending(&c->out);
+}
+
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len)
+{
+	struct io_uring_sqe *sqe = get_sqe(c->d);
+
+	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	c->splicing = true;
+	c->ops++;
 }
 
 void conn_start_recv(struct conn *c)
@@ -466,6 +483,12 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 	case OP_CONNECT:
 		c->ops--;
 		net_connected(c, cqe->res);
+		break;
+	case OP_SPLICE:
+		c->ops--;
+		c->splicing = false;
+		if (!c->closed)
+			xfer_spliced(c, cqe->res);
 		break;
 	case OP_SIGNAL:
 		on_signal(d, cqe->res);

@@ -64,6 +64,7 @@ static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 	l->c = c;
 	l->outbound = outbound;
 	l->id = ++d->cl->next_link;
+	l->pipe[0] = l->pipe[1] = -1;
 	l->since = now_ns();
 	l->next = d->cl->links;
 	d->cl->links = l;

@@ -3,9 +3,13 @@
  * Objects sent from one node to another over a link.
  *
  * An inline value goes in one OBJ_PUSH frame.  A large object goes as an OBJ_PUSH header
- * and then KRAY_CHUNK-sized OBJ_CHUNK frames read straight from its sealed memfd; the
- * chunks are produced as the socket drains (xfer_refill() from the loop's send
- * completion), at most two ahead, so a 1 GB object costs 8 MiB of buffer, not 1 GB.
+ * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space: it is
+ * spliced from the sealed memfd into a pipe and from the pipe into the socket, on the
+ * io_uring (a memfd cannot be spliced to a TCP socket directly; KERNEL-FACTS.md).  The
+ * chunks are produced as the socket drains (xfer_refill() from the loop's send and
+ * splice completions), so a 1 GB object needs one pipe, not 1 GB of buffer.  Where the
+ * kernel refuses the splice (a hugetlb memfd), the payload is read into the output buffer
+ * instead, at most two chunks ahead.
  * Frames queued for the link while an object streams wait behind it (xitem.after), so
  * the receiver sees every link's frames in the order they were queued and can write
  * chunks into one memfd at a time.
@@ -18,6 +22,7 @@
  * read and dropped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +33,11 @@
 
 struct xitem {
 	struct obj *o; /* held (ref and pin) until it has been sent */
-	uint64_t off, size;
+	uint64_t off, size; /* off: the next byte of the object to stream */
+	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
+	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
+	uint8_t pad; /* zero bytes owed after the current chunk's payload */
+	uint8_t stage; /* the splice in flight: 1 memfd -> pipe, 2 pipe -> socket */
 	struct kbuf after; /* frames queued behind it */
 	struct xitem *next;
 };
@@ -145,24 +154,107 @@ static int put_chunk(struct conn *c, struct xitem *x)
 	return 0;
 }
 
+/* Copies the n payload bytes owed for the current chunk into c's output (the splice was
+ * refused).  Returns 0 or -errno. */
+static int copy_raw(struct conn *c, struct xitem *x, uint32_t n)
+{
+	uint32_t done = 0;
+
+	kbuf_reserve(&c->out, n);
+	while (done < n) {
+		ssize_t got = pread(x->o->fd, c->out.data + c->out.len + done, n - done,
+				    (off_t)(x->off + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		done += (uint32_t)got;
+	}
+	c->out.len += n;
+	x->off += n;
+	x->chunk_left -= n;
+	return 0;
+}
+
+static bool have_pipe(struct link *l)
+{
+	int sz;
+
+	if (l->pipe[0] >= 0)
+		return true;
+	if (l->no_splice || pipe2(l->pipe, O_CLOEXEC)) {
+		l->pipe[0] = l->pipe[1] = -1;
+		return false;
+	}
+	/* A larger pipe moves more per splice; the default (64 KiB) works too. */
+	sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
+	l->pipe_size = sz > 0 ? (unsigned)sz : 65536;
+	return true;
+}
+
+/* The header of a chunk whose payload follows outside the buffer. */
+static void put_chunk_header(struct conn *c, struct xitem *x, uint32_t n)
+{
+	struct kray_msg_obj_chunk m = { .oid = x->o->id, .offset = x->off, .len = n };
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+				    .type = KRAY_MSG_OBJ_CHUNK,
+				    .len = (uint32_t)(sizeof(m) + KRAY_PAD8(n)) };
+
+	kbuf_put(&c->out, &h, sizeof(h));
+	kbuf_put(&c->out, &m, sizeof(m));
+	x->chunk_left = n;
+	x->pad = (uint8_t)(KRAY_PAD8(n) - n);
+}
+
 void xfer_refill(struct conn *c)
 {
 	struct link *l = c->link;
 	bool added = false;
+	int r = 0;
 
-	if (!l || !l->up || c->closed)
+	if (!l || !l->up || c->closed || c->splicing)
 		return;
-	while (l->xhead && kbuf_pending(&c->out) < 2 * (size_t)KRAY_CHUNK) {
+	while (l->xhead) {
 		struct xitem *x = l->xhead;
 
+		if (x->in_pipe || x->chunk_left) {
+			/* The payload is the stream's next bytes: once all before it is sent. */
+			if (!conn_idle_out(c))
+				break;
+			if (l->no_splice) {
+				r = copy_raw(c, x, x->chunk_left);
+				if (r)
+					goto fail;
+				added = true;
+				continue;
+			}
+			if (x->in_pipe) {
+				x->stage = 2;
+				conn_splice(c, l->pipe[0], -1, c->fd, x->in_pipe);
+			} else {
+				x->stage = 1;
+				conn_splice(c, x->o->fd, (int64_t)x->off, l->pipe[1],
+					    x->chunk_left < l->pipe_size ? x->chunk_left :
+									   l->pipe_size);
+			}
+			return;
+		}
+		if (x->pad) {
+			kbuf_put(&c->out, NULL, x->pad);
+			x->pad = 0;
+			added = true;
+		}
+		if (kbuf_pending(&c->out) >= 2 * (size_t)KRAY_CHUNK)
+			break;
 		if (x->off < x->size) {
-			int r = put_chunk(c, x);
+			uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK :
+								     (uint32_t)(x->size - x->off);
 
-			if (r) {
-				log_warn("node %08x: reading object %u.%u.%u for it: %s", l->node,
-					 x->o->id.owner, x->o->id.seq, x->o->id.index, strerror(-r));
-				conn_close(c, "an object could not be read");
-				return;
+			if (have_pipe(l)) {
+				put_chunk_header(c, x, n);
+			} else if ((r = put_chunk(c, x))) {
+				goto fail;
 			}
 			added = true;
 			continue;
@@ -176,6 +268,46 @@ void xfer_refill(struct conn *c)
 	}
 	if (added)
 		conn_flush_later(c);
+	return;
+fail:
+	log_warn("node %08x: reading an object for it: %s", l->node, strerror(-r));
+	conn_close(c, "an object could not be read");
+}
+
+void xfer_spliced(struct conn *c, int res)
+{
+	struct link *l = c->link;
+	struct xitem *x = l ? l->xhead : NULL;
+
+	if (!x || !x->stage)
+		return;
+	if (res <= 0) {
+		if (x->stage == 1 && !x->in_pipe && (res == -EINVAL || res == -ENOSYS)) {
+			/* This memfd cannot be spliced (hugetlbfs): copy from now on. */
+			log_info("node %08x: splice from an object refused (%s); copying instead",
+				 l->node, strerror(-res));
+			l->no_splice = true;
+			x->stage = 0;
+			xfer_refill(c);
+			conn_kick(c);
+			return;
+		}
+		log_warn("node %08x: sending an object: %s", l->node,
+			 res ? strerror(-res) : "the object ended early");
+		conn_close(c, "an object could not be sent");
+		return;
+	}
+	if (x->stage == 1) {
+		x->in_pipe += (uint32_t)res;
+		x->off += (uint32_t)res;
+		x->chunk_left -= (uint32_t)res;
+	} else {
+		x->in_pipe -= (uint32_t)res;
+		c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
+	}
+	x->stage = 0;
+	xfer_refill(c);
+	conn_kick(c);
 }
 
 int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
@@ -296,6 +428,12 @@ void xfer_link_gone(struct link *l)
 		item_free(d, x);
 	}
 	l->xtail = NULL;
+	/* A splice in flight holds its own references to the files. */
+	if (l->pipe[0] >= 0) {
+		close(l->pipe[0]);
+		close(l->pipe[1]);
+		l->pipe[0] = l->pipe[1] = -1;
+	}
 	if (l->rx.active && !l->rx.discard) {
 		struct obj *o = store_get(d, &l->rx.id);
 
