@@ -10,6 +10,7 @@ PACKAGES=(
 	build-essential pkg-config liburing-dev libnuma-dev libbpf-dev libelf-dev zlib1g-dev
 	libcriterion-dev clang llvm bpftool libsystemd-dev iproute2 procps
 	libclang-rt-14-dev # libFuzzer for make fuzz: clang only recommends it
+	libssl-dev # libcrypto: HMAC-SHA256 of the cluster token (daemon/net.c)
 )
 
 installed() {
