@@ -154,6 +154,11 @@ static void start_node(int i, const char *res)
 		argv[n++] = "warn";
 		argv[n++] = "--store-size";
 		argv[n++] = "3G";
+		/* Room in the pool for a pre-faulted 1 GiB memfd, as on a node that receives
+		 * large objects (docs/objects.md): the object a transfer writes is fresh
+		 * memory otherwise, at page-fault speed. */
+		argv[n++] = "--pool-size";
+		argv[n++] = getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M";
 		argv[n++] = "--node-listen";
 		argv[n++] = listen;
 		argv[n++] = "--resources";
