@@ -6,6 +6,9 @@
  *  - gcs.c     the head's tables: nodes (with heartbeats and deaths)
  *  - node.c    the member side: joining the head, heartbeats, the cluster view, placement
  *  - remote.c  tasks run on another node: forwarding, results, retries on node death
+ *  - ractor.c  actors living on another node: placement, calls, restarts
+ *  - lineage.c large returns kept where they were made: pulls, lineage reconstruction
+ *  - gcs_log.c the head's log; lookup.c requests the head or another node answers
  *  - xfer.c    objects sent between nodes: values inline, large objects in chunks
  *
  * A link is one TCP connection (struct conn with role ROLE_PEER_AUTH, then ROLE_PEER)
@@ -253,8 +256,20 @@ int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_release(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
-/* The record of actor id living on node over link l (made if missing). */
+uint32_t remote_map_job(struct krayd *d, uint32_t node, uint32_t job, const char *path,
+			uint32_t path_len);
+
+/* ractor.c: actors on other nodes */
+/* The record of actor id (made if missing and add). */
 struct ractor *ractor_get(struct krayd *d, const struct kray_oid *id, bool add);
+/* l went: actors this node created over it are created again elsewhere. */
+void ractor_link_gone(struct krayd *d, struct link *l);
+void ractor_fini(struct krayd *d);
+
+/* lineage.c: large returns held where they were made */
+/* l went: objects held at its other end are rebuilt by running their tasks again. */
+void lineage_link_gone(struct krayd *d, struct link *l);
+void lineage_fini(struct krayd *d);
 int remote_on_pull(struct link *l, const uint8_t *body, uint32_t len);
 void remote_fini(struct krayd *d);
 

@@ -80,7 +80,8 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 	e->m = m;
 	e->nres = nres;
 	memcpy(e->res, parsed, (size_t)nres * sizeof(*parsed));
-	memcpy(e->res_text, res, m.res_len);
+	if (m.res_len) /* (res is NULL without resources) */
+		memcpy(e->res_text, res, m.res_len);
 	e->res_text[m.res_len] = 0;
 	e->last_seen = now_ns();
 	e->link = l;
@@ -237,7 +238,8 @@ static int apply_kv(struct krayd *d, const uint8_t *body, uint32_t len)
 	e->val = malloc(m.value_len ? m.value_len : 1);
 	if (!e->val)
 		abort();
-	memcpy(e->val, val, m.value_len);
+	if (m.value_len)
+		memcpy(e->val, val, m.value_len);
 	e->len = m.value_len;
 	return 0;
 }

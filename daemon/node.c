@@ -185,7 +185,8 @@ void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
 			free(nodes);
 			goto bad;
 		}
-		memcpy(e->res_text, res, e->m.res_len);
+		if (e->m.res_len)
+			memcpy(e->res_text, res, e->m.res_len);
 		e->res_text[e->m.res_len] = 0;
 	}
 	if (wire_rd_end(&r)) {
@@ -222,10 +223,8 @@ void node_describe(struct krayd *d, struct kbuf *b)
 	struct cluster *cl = d->cl;
 	char line[512];
 
-	if (!cl) {
-		kbuf_put(b, "", 0);
-		return;
-	}
+	if (!cl)
+		return; /* one node: no list */
 	for (unsigned i = 0; i < cl->nnodes; i++) {
 		struct node_entry e = cl->nodes[i];
 		char addr[INET_ADDRSTRLEN];

@@ -62,7 +62,8 @@ static int kv_request(struct kray *k, uint8_t op, const char *key, const void *v
 			kc_consume(k, &h);
 			return kc_fail(k, -ENOMEM, "out of memory");
 		}
-		memcpy(copy, data, m.value_len);
+		if (m.value_len)
+			memcpy(copy, data, m.value_len);
 		*ret_val = copy;
 		*ret_len = m.value_len;
 	}
