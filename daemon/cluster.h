@@ -34,6 +34,7 @@ struct link {
 	bool outbound; /* we connected */
 	bool up; /* proven both ways */
 	bool to_head; /* our link to the head (member side) */
+	bool proved; /* outbound: we sent our proof (so a close now means a refusal) */
 	uint8_t nonce[KRAY_NONCE_LEN]; /* ours */
 	uint8_t peer_nonce[KRAY_NONCE_LEN];
 	struct sockaddr_in sa; /* outbound: where it connects (kept for the connect) */

@@ -234,6 +234,7 @@ static int on_challenge(struct link *l, const uint8_t *body, uint32_t len)
 	memcpy(a.nonce, l->nonce, KRAY_NONCE_LEN);
 	mac(l->d->cl, 'C', l->peer_nonce, l->nonce, a.node, a.mac);
 	send_frame(l->c, KRAY_MSG_NODE_AUTH, &a, sizeof(a));
+	l->proved = true;
 	return 0;
 }
 

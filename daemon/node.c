@@ -154,9 +154,21 @@ void node_link_gone(struct link *l)
 
 	if (l != cl->head_link)
 		return;
-	if (l->up && !l->d->stopping)
-		log_warn("lost the link to the head; joining again");
 	cl->head_link = NULL;
+	if (l->d->stopping)
+		return;
+	/* Say why joining fails: the common mistakes are a wrong token and an address the
+	 * head does not listen on. */
+	if (l->up)
+		log_warn("lost the link to the head; joining again");
+	else if (l->proved)
+		log_warn_ratelimited("the head at %s refused this node: is the token in %s the "
+				     "head's? (retrying)",
+				     l->d->cfg.address,
+				     l->d->cfg.token[0] ? "--token" : l->d->cfg.token_file);
+	else
+		log_warn_ratelimited("cannot reach the head at %s (retrying every %d ms)",
+				     l->d->cfg.address, l->d->cfg.heartbeat_ms);
 }
 
 void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
@@ -388,6 +400,11 @@ int cluster_init(struct krayd *d)
 		log_info("joining the head at %s; node links on %s:%u", d->cfg.address,
 			 inet_ntoa(cl->self.sin_addr), ntohs(cl->self.sin_port));
 	}
+	/* Other nodes connect to the address this one listens on. */
+	if ((ntohl(cl->self.sin_addr.s_addr) >> 24) == 127 &&
+	    (ntohl(cl->head_sa.sin_addr.s_addr) >> 24) != 127 && !d->cfg.head)
+		log_warn("node-listen is a loopback address, but the head is not on this "
+			 "machine: other nodes cannot reach this one (set node-listen)");
 	cl->next_tick = now_ns();
 	return 0;
 }
