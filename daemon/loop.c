@@ -297,7 +297,9 @@ void conn_kick(struct conn *c)
 }
 
 /* Starts a connect on c's socket to sa (kept alive by the caller until it completes), with
- * a timeout so that an unreachable address fails rather than hangs. */
+ * a timeout so that an unreachable address fails rather than hangs.  The timeout is read
+ * when the SQEs are submitted, so one static timespec serves every connect (they all use
+ * node-timeout-ms). */
 void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms)
 {
 	static struct __kernel_timespec ts;
