@@ -226,6 +226,49 @@ Test(cluster, seed_example_forced_to_each_node)
 			     KRAY_ERR_BAD_ARGS, "no live node", "gpu:1");
 }
 
+Test(cluster, busy_node_spills_tasks_but_keeps_those_with_large_arguments)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray_value ms = KRAY_V_INT(300), vals[16], arg;
+	kray_ref r[16], big;
+	void *data;
+	int elsewhere = 0;
+
+	/* A large object here: tasks that take it stay with it. */
+	cr_assert_eq(kray_create(k, 1 << 20, &big, &data), 0, "%s", kray_errmsg(k));
+	memset(data, 1, 1 << 20);
+	cr_assert_eq(kray_seal(k, &big), 0);
+	arg = (kray_value)KRAY_V_REF(big);
+	/* Twelve tasks on a head with 2 CPU slots: those that would wait go elsewhere. */
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(kray_call(k, "sleep_where", &ms, 1, NULL, &r[i]), 0);
+	for (int i = 12; i < 16; i++)
+		cr_assert_eq(kray_call(k, "where_arg", &arg, 1, NULL, &r[i]), 0);
+	cr_assert_eq(kray_get(k, r, 16, 30000, vals), 0, "%s", kray_errmsg(k));
+	for (int i = 0; i < 12; i++) {
+		cr_assert(vals[i].i >= 1 && vals[i].i <= 3, "task %d: node %lld", i,
+			  (long long)vals[i].i);
+		elsewhere += vals[i].i != 1;
+	}
+	cr_assert_geq(elsewhere, 3, "only %d of 12 waiting tasks went to the idle nodes",
+		      elsewhere);
+	for (int i = 12; i < 16; i++)
+		cr_assert_eq(vals[i].i, 1, "a task with a large argument here ran on node %lld",
+			     (long long)vals[i].i);
+}
+
+/* Without a cluster, the KV calls say so (no root needed). */
+Test(cluster, kv_needs_a_cluster)
+{
+	kray *k = harness_embedded(1);
+	void *val;
+	size_t len;
+
+	cr_assert_eq(kray_kv_put(k, "a", "1", 1), -ENOTCONN, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_kv_get(k, "a", &val, &len), -ENOTCONN);
+	cr_assert_null(strstr(kray_errmsg(k), "(null)"));
+}
+
 static uint8_t big_byte(uint64_t i, uint64_t seed)
 {
 	uint64_t x = (i >> 3) * 0x9e3779b97f4a7c15ull + seed;
