@@ -140,6 +140,10 @@ int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
 		return -EBADMSG;
 	if (memchr(name, 0, s.m.name_len))
 		return -EBADMSG;
+	s.res = NULL;
+	if (s.m.res_len && (wire_rd_bytes(&r, s.m.res_len, (const void **)&s.res) ||
+			    wire_parse_resources(s.res, s.m.res_len, NULL) < 0))
+		return -EBADMSG;
 	if (check_values(r, s.m.nargs, PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR)) < 0)
 		return -EBADMSG;
 	s.name = name;
@@ -250,6 +254,29 @@ static int rd_name(struct wire_rd *r, uint8_t n, const char **ret)
 	if (n && (wire_rd_bytes(r, n, &p) || memchr(p, 0, n)))
 		return -EBADMSG;
 	*ret = p;
+	return 0;
+}
+
+int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret)
+{
+	struct wire_rd r;
+	struct wire_fwd_task f;
+	const void *res;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &f.m, sizeof(f.m)) || !f.m.name_len ||
+	    f.m.nargs > KRAY_ARGS_MAX || f.m.num_returns > KRAY_RETURNS_MAX ||
+	    f.m.max_retries < -1 || f.m.path_len > KRAY_PATH_MAX ||
+	    rd_name(&r, f.m.name_len, &f.name) ||
+	    (f.m.path_len && (wire_rd_bytes(&r, f.m.path_len, (const void **)&f.path) ||
+			      memchr(f.path, 0, f.m.path_len))) ||
+	    (f.m.res_len && wire_rd_bytes(&r, f.m.res_len, &res)) ||
+	    check_values(r, f.m.nargs, PLAIN | T(KRAY_WT_REF)) < 0)
+		return -EBADMSG;
+	if (!f.m.path_len)
+		f.path = "";
+	f.args = r;
+	*ret = f;
 	return 0;
 }
 

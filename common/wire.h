@@ -69,6 +69,7 @@ struct wire_hello {
 struct wire_submit {
 	struct kray_msg_submit m;
 	const char *name; /* not NUL-terminated; m.name_len bytes */
+	const char *res; /* m.res_len bytes of resources, checked by wire_parse_resources() */
 	struct wire_rd args; /* m.nargs values, already validated */
 };
 
@@ -124,6 +125,12 @@ struct wire_actor_create {
 	struct wire_rd args; /* m.nargs values, already validated */
 };
 
+struct wire_fwd_task {
+	struct kray_msg_fwd_task m;
+	const char *name, *path; /* not NUL-terminated */
+	struct wire_rd args; /* m.nargs values (no actor handles), already validated */
+};
+
 struct wire_get_actor {
 	struct kray_msg_get_actor m;
 	const char *name, *ns;
@@ -154,6 +161,7 @@ int wire_dec_put(const void *body, size_t len, struct wire_put *ret);
 int wire_dec_refs(const void *body, size_t len, struct wire_oids *ret);
 int wire_dec_wait(const void *body, size_t len, struct wire_wait *ret);
 int wire_dec_actor_create(const void *body, size_t len, struct wire_actor_create *ret);
+int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret);
 int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret);
 int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *ret);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);

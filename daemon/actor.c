@@ -141,6 +141,8 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	va_end(ap);
 	a->death_err = err;
 	a->state = A_DEAD;
+	if (a->name && d->cl)
+		gcs_actor_changed(d, a, false);
 	log_debug("actor %u.%u dead: %s", a->id.owner, a->id.seq, a->death);
 	if (a->w && a->w->conn) {
 		/* Still running (its handle went, or its creator exited): let it run its
@@ -201,6 +203,41 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 {
 	struct krayd *d = c->d;
 	struct kray_oid id = { d->node, c->id, m->m.seq, KRAY_OID_ACTOR };
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	int nres = wire_parse_resources(m->res, m->m.res_len, res);
+	int r;
+
+	/* An actor needing resources only another node has is placed there. */
+	if (d->cl && nres > 0) {
+		for (int i = 0; i < nres; i++) {
+			struct node_resource *n = node_res(d, res[i].name);
+
+			if (n && n->r.milli >= res[i].milli)
+				continue;
+			if (store_get(d, &id)) {
+				*ret_why = "actor id reused";
+				return -EEXIST;
+			}
+			r = remote_actor_create(c, m, res, nres, ret_id);
+			if (r != -ENOENT) {
+				*ret_why = "no link to the node that has its resources";
+				return r;
+			}
+			break; /* no node has them: refused below */
+		}
+	}
+	r = actor_create_as(c, m, &id, m->m.job && job_code_path(d, m->m.job) ? m->m.job : c->job,
+			    ret_why);
+	if (!r)
+		*ret_id = id;
+	return r;
+}
+
+int actor_create_as(struct conn *c, const struct wire_actor_create *m,
+		    const struct kray_oid *idp, uint32_t job, const char **ret_why)
+{
+	struct krayd *d = c->d;
+	struct kray_oid id = *idp;
 	uint64_t need = m->m.num_cpus_milli;
 	struct actor *a;
 	struct task *t;
@@ -252,8 +289,9 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 			      !(a->ns = strndup(m->ns ? m->ns : "", m->m.ns_len))))
 		abort();
 	/* The constructor is a task the actor keeps, to run again at each restart. */
-	t->id = (struct kray_oid){ d->node, c->id, m->m.seq, 0 };
-	t->job = m->m.job && job_code_path(d, m->m.job) ? m->m.job : c->job;
+	t->id = id;
+	t->id.index = 0;
+	t->job = job;
 	t->fn = sched_fn(d, m->cls, m->m.class_len);
 	t->nargs = m->m.nargs;
 	t->ctor = true;
@@ -279,9 +317,10 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 
 	store_seal(d, h, &v);
 	a->state = A_PENDING;
+	if (a->name && d->cl)
+		gcs_actor_changed(d, a, true);
 	if (task_resolve(d, c, t) == 0)
 		try_place(d, a);
-	*ret_id = id;
 	return 0;
 }
 
@@ -474,6 +513,8 @@ void actor_handle_gone(struct krayd *d, const struct kray_oid *id)
 {
 	struct actor *a = actor_find(d, id);
 
+	if (!a && d->cl)
+		remote_actor_gone(d, id); /* its node drops the handle this node held */
 	if (a && a->state != A_DEAD)
 		actor_dead(d, a, KRAY_WE_ACTOR_DIED, "actor '%.*s' ended: no handle to it remains",
 			   a->ctor->fn->name_len, a->ctor->fn->name);

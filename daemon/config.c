@@ -22,7 +22,7 @@ struct key {
 	const char *name;
 	enum kind kind;
 	size_t off, size;
-	long min, max;
+	long min, max; /* K_BOOL: max 1 lets the flag stand alone (--head) */
 	const char *help;
 };
 
@@ -63,6 +63,23 @@ static const struct key keys[] = {
 	  "on/off: scheduler metrics in BPF maps (default on; env KRAY_BPF)" },
 	INT("oversubscribed-wait", oversub_wait, 0, 100,
 	    "run-queue wait % of busy workers that stops new workers (0: never)"),
+	/* The cluster (docs/cluster.md). */
+	{ "head", K_BOOL, offsetof(struct config, head), sizeof(bool), 0, 1,
+	  "run the cluster's GCS here (--head, or head = 1)" },
+	{ "address", K_STR, offsetof(struct config, address), 256, 0, 0,
+	  "HOST:PORT of the head to join" },
+	{ "node-listen", K_STR, offsetof(struct config, node_listen), 256, 0, 0,
+	  "HOST:PORT for links from other nodes (default 127.0.0.1:6380 on the head, "
+	  "127.0.0.1:0 elsewhere)" },
+	{ "token-file", K_STR, offsetof(struct config, token_file), PATH_MAX, 0, 0,
+	  "the cluster token (the head writes one if missing; default <socket>.token)" },
+	{ "token", K_STR, offsetof(struct config, token), 256, 0, 0,
+	  "the cluster token itself (instead of token-file)" },
+	{ "gcs-log", K_STR, offsetof(struct config, gcs_log), PATH_MAX, 0, 0,
+	  "the head's GCS log (named actors, KV); default <socket>.gcs" },
+	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
+	INT("node-timeout-ms", node_timeout_ms, 20, 3600000,
+	    "a node silent this long is dead"),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -252,6 +269,8 @@ static void set_defaults(struct config *cfg)
 
 	cfg->bpf = !(bpf && (!strcmp(bpf, "off") || !strcmp(bpf, "0")));
 	cfg->oversub_wait = 50;
+	cfg->heartbeat_ms = 500;
+	cfg->node_timeout_ms = 5000;
 }
 
 int config_reload(struct config *cfg)
@@ -276,7 +295,11 @@ int config_load(struct config *cfg, int argc, char **argv)
 
 	set_defaults(cfg);
 	for (size_t i = 0; i < NKEYS; i++)
-		opts[i] = (struct option){ keys[i].name, required_argument, NULL, 0 };
+		opts[i] = (struct option){ keys[i].name,
+					   keys[i].kind == K_BOOL && keys[i].max ?
+						   optional_argument :
+						   required_argument,
+					   NULL, 0 };
 	opts[NKEYS] = (struct option){ "config", required_argument, NULL, 'c' };
 	opts[NKEYS + 1] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[NKEYS + 2] = (struct option){ 0 };
@@ -308,7 +331,7 @@ int config_load(struct config *cfg, int argc, char **argv)
 		}
 		if (keys[idx].kind == K_LEVEL)
 			cfg->log_level_flag = true;
-		if (set_key(cfg, &keys[idx], optarg, &why)) {
+		if (set_key(cfg, &keys[idx], optarg ? optarg : "1", &why)) {
 			fprintf(stderr, "krayd: --%s: %s: '%s'\n", keys[idx].name, why, optarg);
 			return -EINVAL;
 		}
@@ -330,6 +353,17 @@ int config_load(struct config *cfg, int argc, char **argv)
 		snprintf(cfg->spill_dir, sizeof(cfg->spill_dir), "%s.spill", cfg->socket);
 	if (cfg->inline_max > (1u << 20)) {
 		fprintf(stderr, "krayd: inline-max is at most 1M\n");
+		return -EINVAL;
+	}
+	if (!cfg->node_listen[0] && (cfg->head || cfg->address[0]))
+		snprintf(cfg->node_listen, sizeof(cfg->node_listen), "%s",
+			 cfg->head ? "127.0.0.1:6380" : "127.0.0.1:0");
+	if (!cfg->gcs_log[0])
+		snprintf(cfg->gcs_log, sizeof(cfg->gcs_log), "%s.gcs", cfg->socket);
+	if (!cfg->token_file[0])
+		snprintf(cfg->token_file, sizeof(cfg->token_file), "%s.token", cfg->socket);
+	if (cfg->node_timeout_ms <= cfg->heartbeat_ms) {
+		fprintf(stderr, "krayd: node-timeout-ms must be longer than heartbeat-ms\n");
 		return -EINVAL;
 	}
 	if (!cfg->max_workers)

@@ -36,6 +36,14 @@ struct config {
 	int prestart; /* workers started at boot */
 	bool bpf; /* scheduler metrics in BPF (daemon/bpf.h); default on, KRAY_BPF=off */
 	int oversub_wait; /* percent of run-queue wait that stops new workers; 0: never */
+	/* The cluster */
+	bool head; /* run the GCS */
+	char address[256]; /* HOST:PORT of the head to join; empty: none */
+	char node_listen[256]; /* HOST:PORT for node links; empty: single node */
+	char token_file[PATH_MAX];
+	char token[256];
+	int heartbeat_ms, node_timeout_ms;
+	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
 };
 
 /* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage

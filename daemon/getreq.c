@@ -133,6 +133,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 		dep->next = o->deps;
 		o->deps = dep;
 		g->deps++;
+		remote_want(d, o); /* kept by the node that made it: fetch it now */
 	}
 	g->next = d->gets;
 	if (d->gets)

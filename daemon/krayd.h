@@ -37,7 +37,12 @@ enum conn_role {
 	ROLE_DRIVER = KRAY_ROLE_DRIVER,
 	ROLE_WORKER = KRAY_ROLE_WORKER,
 	ROLE_METRICS = 100, /* a Prometheus scrape */
+	ROLE_PEER_AUTH = 101, /* a TCP link to another node that has not proven the token */
+	ROLE_PEER = 102, /* an authenticated link to another node (daemon/net.c) */
 };
+
+struct link;
+struct cluster;
 
 /* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
  * the queue (a dup) and due with the frame at stream positions [start, end). */
@@ -57,6 +62,8 @@ struct conn {
 	uint32_t id; /* client id: the owner field of the oids this connection creates */
 	enum conn_role role;
 	uint32_t job; /* the job this connection's submissions belong to */
+	uint32_t pid; /* drivers: the pid they said (for the cluster's job table) */
+	uint64_t start_ms; /* drivers: when they connected (realtime) */
 	struct kbuf in; /* received, not yet parsed */
 	struct kbuf out; /* queued replies */
 	struct kbuf sending; /* what the in-flight send is sending */
@@ -74,8 +81,10 @@ struct conn {
 		struct cmsghdr align;
 	} cmsg;
 	struct worker *worker; /* ROLE_WORKER */
+	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
+	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
 	bool close_when_sent; /* metrics: close once the reply is out */
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
@@ -124,6 +133,16 @@ struct task {
 	struct actor *actor; /* a method call (or constructor) of this actor */
 	struct conn *submitter; /* only while its arguments are checked */
 	int64_t submit_ns; /* when it was submitted (dispatch latency, starvation guard) */
+	struct wire_resource *res; /* custom resources it needs (a node that has them runs it) */
+	uint8_t nres;
+	uint32_t fwd_node; /* owner side: the node it was forwarded to (0: none) */
+	uint32_t fwd_link; /* owner side: the id of the link it went over */
+	struct task *fwd_prev; /* owner side: in the forwarded list (next is the other way) */
+	uint32_t from_link; /* run here for another node: the id of the link it came from */
+	bool ractor; /* owner side: a call of an actor on another node (ractor_id) */
+	uint16_t held_remote; /* owner side: its returns still kept by the node that ran it:
+			       * the task is kept as their lineage */
+	struct kray_oid ractor_id;
 	uint8_t *args; /* the submit's encoded arguments */
 	uint32_t args_len;
 	struct task *next; /* ready queue, actor queue or worker in-flight list */
@@ -188,6 +207,9 @@ struct obj {
 	bool exec_pin; /* pinned while an EXEC that takes it is built */
 	uint64_t size;
 	struct conn *writer; /* the connection writing it (pending large objects) */
+	uint32_t remote_link; /* pending: made elsewhere and kept there; pulled over this link
+			       * when wanted (remote.c) */
+	bool pulling;
 	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
 	uint16_t ncontained;
 	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
@@ -244,6 +266,7 @@ struct krayd {
 
 	struct kray_wire_stats st;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
+	struct cluster *cl; /* NULL: a single node (daemon/cluster.h) */
 };
 
 /* loop.c */
@@ -257,7 +280,55 @@ int conn_frame_fd(struct conn *c, int fd);
 /* Ends the frame begun at out offset off: its length, its fd count, and its fds queued. */
 void conn_end_frame(struct conn *c, size_t off);
 void conn_close(struct conn *c, const char *why);
+/* A connection for fd (taken over), with its first receive armed. */
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role);
+/* Arms c's send if it has output (node links call it after queueing). */
+void conn_kick(struct conn *c);
 int64_t now_ns(void);
+
+/* The cluster (cluster.h): hooks the core calls.  All are no-ops on a single node. */
+int64_t cluster_next_deadline(struct krayd *d);
+void cluster_tick(struct krayd *d, int64_t now);
+int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+void net_accepted(struct krayd *d, int fd);
+void net_rearm(struct krayd *d);
+void net_connected(struct conn *c, int res);
+void net_conn_gone(struct conn *c);
+/* Streams more of the objects queued to a node link when its output ran low. */
+void xfer_refill(struct conn *c);
+/* A splice of a node link finished with res (bytes or -errno). */
+void xfer_spliced(struct conn *c, int res);
+/* Forwards t to a node that has its resources when this one lacks them.  Returns true
+ * when t was taken (forwarded, or failed for want of such a node). */
+bool remote_take(struct krayd *d, struct task *t);
+/* A forwarded task ended here: its returns go back to its owner's node. */
+void remote_task_done(struct krayd *d, struct task *t);
+/* The ACTOR_REPLY to a client's ACTOR_CREATE, GET_ACTOR or KILL (proto.c). */
+void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
+		 const char *why);
+/* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
+void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
+		  size_t ns_len);
+/* A named actor of this node was born (alive) or died: the head's table learns it. */
+void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive);
+/* A driver connected (alive) or went: the head's job table learns it (gcs.c). */
+void gcs_job_changed(struct conn *c, bool alive);
+/* KV frames from a local client (gcs.c). */
+int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len);
+/* An object made on another node and kept there: something here waits for it, so pull
+ * it (once).  No-op for other objects. */
+void remote_want(struct krayd *d, struct obj *o);
+/* o, made elsewhere, arrived (pulled) or is being freed here: the other node may drop it. */
+void remote_obj_settled(struct krayd *d, struct obj *o);
+/* The LIST_NODES text. */
+void cluster_describe(struct krayd *d, struct kbuf *b);
+/* Actors on other nodes (remote.c).  remote_actor_create() returns 0 when a node that has
+ * the resources took it (*ret_id written), -ENOENT when none has them. */
+int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
+			const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+bool remote_actor_known(struct krayd *d, const struct kray_oid *id);
+void remote_actor_gone(struct krayd *d, const struct kray_oid *id);
+int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);
 
 /* metrics.c: the Prometheus endpoint */
 int metrics_listen(const char *spec);
@@ -291,6 +362,11 @@ void store_fini(struct krayd *d);
 /* store_mem.c: large objects */
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
+/* Gives pending object o a memfd of size bytes that c writes (an object arriving from
+ * another node), then store_seal_large().  Returns 0 or -errno (-ENOSPC, -EBUSY). */
+int store_begin_large(struct conn *c, struct obj *o, uint64_t size);
+/* Undoes store_begin_large(): o is pending with no memory again. */
+void store_abort_large(struct krayd *d, struct obj *o);
 int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 int store_restore(struct krayd *d, struct obj *o);
 void store_drop_large(struct krayd *d, struct obj *o);
@@ -330,6 +406,9 @@ bool task_cancelled_fail(struct krayd *d, struct task *t);
 /* actor.c */
 int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_oid *ret_id,
 		 const char **ret_why);
+/* The same for an actor another node asked for: id and job given; c is the link. */
+int actor_create_as(struct conn *c, const struct wire_actor_create *m,
+		    const struct kray_oid *id, uint32_t job, const char **ret_why);
 struct actor *actor_find(struct krayd *d, const struct kray_oid *id);
 struct actor *actor_by_name(struct krayd *d, const char *name, size_t len, const char *ns,
 			    size_t ns_len);

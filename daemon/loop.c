@@ -23,11 +23,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "krayd.h"
 #include "log.h"
 
-enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_ACCEPT_METRICS = 5 };
-#define OP_MASK 7ull
+/* Node links (daemon/net.c) use OP_ACCEPT_NODE, OP_CONNECT and OP_SPLICE (objects
+ * streamed from a memfd, xfer.c); user_data 0 is a linked timeout whose completion needs
+ * nothing.  Connections come from calloc(), 16-byte aligned: four low bits are free. */
+enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_ACCEPT_METRICS = 5,
+	  OP_ACCEPT_NODE = 6, OP_CONNECT = 7, OP_SPLICE = 8 };
+#define OP_MASK 15ull
 #define RECV_CHUNK (256u << 10)
 
 static struct signalfd_siginfo sig_info;
@@ -156,8 +161,8 @@ static void arm_send(struct conn *c)
 	unsigned nf = 0;
 	struct kbuf t;
 
-	if (c->send_armed || c->closed)
-		return;
+	if (c->send_armed || c->closed || c->splicing)
+		return; /* (a splice writes the stream's next bytes: frames wait for it) */
 	if (!kbuf_pending(&c->sending)) {
 		if (!kbuf_pending(&c->out))
 			return;
@@ -241,6 +246,8 @@ void conn_close(struct conn *c, const char *why)
 	if (c->role == ROLE_DRIVER)
 		c->d->st.drivers--;
 	proto_conn_gone(c);
+	if (c->link)
+		net_conn_gone(c);
 	/* A last ERROR frame to a misbehaving peer: best effort, not waited for. */
 	if (!c->send_armed && !kbuf_pending(&c->sending) && !c->fdq.n && kbuf_pending(&c->out) &&
 	    send(c->fd, c->out.data + c->out.off, kbuf_pending(&c->out),
@@ -256,13 +263,13 @@ void conn_close(struct conn *c, const char *why)
 	}
 }
 
-static void new_conn(struct krayd *d, int fd, enum conn_role role)
+struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->d = d;
 	c->fd = fd;
@@ -272,7 +279,66 @@ static void new_conn(struct krayd *d, int fd, enum conn_role role)
 	if (d->conns)
 		d->conns->prev = c;
 	d->conns = c;
+	return c;
+}
+
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role)
+{
+	struct conn *c = conn_new_idle(d, fd, role);
+
+	if (c)
+		arm_recv(c);
+	return c;
+}
+
+void conn_kick(struct conn *c)
+{
+	arm_send(c);
+}
+
+/* Starts a connect on c's socket to sa (kept alive by the caller until it completes), with
+ * a timeout so that an unreachable address fails rather than hangs.  The timeout is read
+ * when the SQEs are submitted, so one static timespec serves every connect (they all use
+ * node-timeout-ms). */
+void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+	static struct __kernel_timespec ts;
+	struct io_uring_sqe *sqe = get_sqe(c->d);
+
+	ts = (struct __kernel_timespec){ timeout_ms / 1000, (timeout_ms % 1000) * 1000000ll };
+	io_uring_prep_connect(sqe, c->fd, sa, len);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_CONNECT);
+	sqe->flags |= IOSQE_IO_LINK;
+	c->ops++;
+	sqe = get_sqe(c->d);
+	io_uring_prep_link_timeout(sqe, &ts, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+}
+
+bool conn_idle_out(const struct conn *c)
+{
+	return !c->send_armed && !c->splicing && !kbuf_pending(&c->sending) &&
+	       !kbuf_pending(&c->out);
+}
+
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len)
+{
+	struct io_uring_sqe *sqe = get_sqe(c->d);
+
+	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	c->splicing = true;
+	c->ops++;
+}
+
+void conn_start_recv(struct conn *c)
+{
 	arm_recv(c);
+}
+
+void loop_accept_nodes(struct krayd *d, int fd)
+{
+	arm_accept(d, fd, OP_ACCEPT_NODE);
 }
 
 /* Parses every complete frame in c->in.  A malformed frame gets an ERROR reply and closes
@@ -287,7 +353,9 @@ static void parse_frames(struct conn *c)
 		if (avail < sizeof(h))
 			break;
 		memcpy(&h, c->in.data + c->in.off, sizeof(h));
-		r = wire_check_hdr(&h, KRAY_FRAME_MAX);
+		/* A link that has not proven the token gets no room for a large frame. */
+		r = wire_check_hdr(&h, c->role == ROLE_PEER_AUTH ? KRAY_AUTH_BODY_MAX :
+								   KRAY_FRAME_MAX);
 		if (r) {
 			c->d->st.frames_rejected++;
 			wire_put_error_frame(&c->out, h.req, r,
@@ -304,7 +372,10 @@ static void parse_frames(struct conn *c)
 			kbuf_reserve(&c->in, sizeof(h) + h.len - avail);
 			break;
 		}
-		r = proto_handle(c, &h, c->in.data + c->in.off + sizeof(h));
+		if (c->role == ROLE_PEER_AUTH || c->role == ROLE_PEER)
+			r = net_handle(c, &h, c->in.data + c->in.off + sizeof(h));
+		else
+			r = proto_handle(c, &h, c->in.data + c->in.off + sizeof(h));
 		kbuf_consume(&c->in, sizeof(h) + h.len);
 		if (r) {
 			c->d->st.frames_rejected++;
@@ -348,6 +419,8 @@ static void on_send(struct conn *c, int res)
 	c->send_nfds = 0;
 	c->sent += (uint64_t)res;
 	kbuf_consume(&c->sending, (size_t)res);
+	if (c->role == ROLE_PEER)
+		xfer_refill(c); /* the next chunks of objects streaming to that node */
 	arm_send(c);
 	if (c->close_when_sent && !c->send_armed)
 		conn_close(c, "reply sent");
@@ -390,15 +463,35 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 	struct conn *c = (struct conn *)(uintptr_t)(ud & ~OP_MASK);
 
 	switch (ud & OP_MASK) {
+	case 0:
+		return; /* a connect's linked timeout */
 	case OP_ACCEPT:
 	case OP_ACCEPT_METRICS:
 		if (cqe->res >= 0)
-			new_conn(d, cqe->res, ud == OP_ACCEPT ? ROLE_NONE : ROLE_METRICS);
+			conn_new(d, cqe->res, ud == OP_ACCEPT ? ROLE_NONE : ROLE_METRICS);
 		else if (cqe->res != -EINVAL)
 			log_warn_ratelimited("accept: %s", strerror(-cqe->res));
 		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
 			arm_accept(d, ud == OP_ACCEPT ? d->listen_fd : d->metrics_fd, ud);
 		return;
+	case OP_ACCEPT_NODE:
+		if (cqe->res >= 0)
+			net_accepted(d, cqe->res);
+		else if (cqe->res != -EINVAL)
+			log_warn_ratelimited("accept (nodes): %s", strerror(-cqe->res));
+		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
+			net_rearm(d);
+		return;
+	case OP_CONNECT:
+		c->ops--;
+		net_connected(c, cqe->res);
+		break;
+	case OP_SPLICE:
+		c->ops--;
+		c->splicing = false;
+		if (!c->closed)
+			xfer_spliced(c, cqe->res);
+		break;
 	case OP_SIGNAL:
 		on_signal(d, cqe->res);
 		return;
@@ -524,11 +617,14 @@ int loop_run(struct krayd *d)
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts, *tsp = NULL;
 		unsigned head, seen = 0;
-		int64_t deadline = get_next_deadline(d), bpf_deadline = kbpf_next_deadline(d);
+		int64_t deadline = get_next_deadline(d), bpf_deadline = kbpf_next_deadline(d),
+			tick = cluster_next_deadline(d);
 		int r;
 
 		if (bpf_deadline >= 0 && (deadline < 0 || bpf_deadline < deadline))
 			deadline = bpf_deadline;
+		if (tick >= 0 && (deadline < 0 || tick < deadline))
+			deadline = tick;
 		flush_dirty(d);
 		if (deadline >= 0) {
 			int64_t wait = deadline - now_ns();
@@ -550,8 +646,12 @@ int loop_run(struct krayd *d)
 			seen++;
 		}
 		io_uring_cq_advance(&d->ring, seen);
-		if (deadline >= 0)
-			get_expire(d, now_ns());
+		if (deadline >= 0) {
+			int64_t now = now_ns();
+
+			get_expire(d, now);
+			cluster_tick(d, now);
+		}
 		sched_dispatch(d);
 	}
 	return 0;

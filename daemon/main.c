@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "krayd.h"
 #include "log.h"
 
@@ -80,6 +81,12 @@ int main(int argc, char **argv)
 		loop_fini(&d);
 		return 1;
 	}
+	if (cluster_init(&d)) {
+		loop_fini(&d);
+		cluster_fini(&d);
+		store_mem_fini(&d);
+		return 1;
+	}
 	kbpf_start(&d); /* before the first worker, so that every worker is accounted */
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
@@ -103,6 +110,7 @@ int main(int argc, char **argv)
 	worker_stop_all(&d);
 	kbpf_stop(&d);
 	loop_fini(&d);
+	cluster_fini(&d);
 	sched_fini(&d);
 	actor_fini(&d);
 	store_fini(&d);

@@ -54,6 +54,9 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 			job_add(d, c->job, h.path, h.m.path_len);
 		else
 			job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path));
+		c->pid = h.m.pid;
+		if (d->cl)
+			gcs_job_changed(c, true);
 		ok.job = c->job;
 	}
 	off = wire_begin(&c->out, KRAY_MSG_HELLO_OK, 0);
@@ -176,8 +179,8 @@ static int on_unpin(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-static void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
-			const char *why)
+void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
+		 const char *why)
 {
 	struct kray_msg_actor_reply m = { .status = status };
 	size_t off = wire_begin(&c->out, KRAY_MSG_ACTOR_REPLY, req);
@@ -215,6 +218,11 @@ static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint3
 		return fail("malformed get actor", -EBADMSG);
 	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
 	h = a ? store_get(c->d, &a->id) : NULL;
+	if (!h && c->d->cl) {
+		/* Maybe on another node: the head's table says (answered later). */
+		lookup_start(c, req, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
+		return 0;
+	}
 	if (!h) {
 		actor_reply(c, req, -ENOENT, NULL, "no live actor has this name in this namespace");
 		return 0;
@@ -233,7 +241,10 @@ static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return fail("malformed kill", -EBADMSG);
 	a = actor_find(c->d, &m.actor);
-	r = a ? actor_kill(c->d, a, m.no_restart != 0) : -ENOENT;
+	if (a)
+		r = actor_kill(c->d, a, m.no_restart != 0);
+	else
+		r = c->d->cl ? remote_actor_kill(c->d, &m.actor, m.no_restart != 0) : -ENOENT;
 	actor_reply(c, req, r, &m.actor, r ? "no such live actor" : NULL);
 	return 0;
 }
@@ -304,14 +315,18 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return on_get_actor(c, h->req, body, h->len);
 	case KRAY_MSG_KILL:
 		return on_kill(c, h->req, body, h->len);
-	case KRAY_MSG_LIST_ACTORS: {
+	case KRAY_MSG_LIST_ACTORS:
+	case KRAY_MSG_LIST_NODES: {
 		struct kbuf text = { 0 };
 		struct kray_msg_error m = { 0 };
 		size_t off;
 
 		if (h->len)
-			return fail("malformed list actors", -EBADMSG);
-		actor_describe(c->d, &text);
+			return fail("malformed list request", -EBADMSG);
+		if (h->type == KRAY_MSG_LIST_NODES)
+			cluster_describe(c->d, &text);
+		else
+			actor_describe(c->d, &text);
 		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
 			text.len = 60000;
 		m.len = (uint32_t)text.len;
@@ -336,6 +351,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	}
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
+	case KRAY_MSG_KV:
+		return kv_from_client(c, h->req, body, h->len);
 	case KRAY_MSG_RELEASE:
 		return on_release(c, body, h->len);
 	case KRAY_MSG_STATUS:
@@ -367,6 +384,8 @@ void proto_conn_gone(struct conn *c)
 	struct krayd *d = c->d;
 
 	get_conn_gone(c);
+	if (c->role == ROLE_DRIVER && d->cl)
+		gcs_job_changed(c, false);
 	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
 		actor_owner_gone(d, c->id);
 	/* A process that goes away drops its views and everything it held; objects it was

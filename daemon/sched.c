@@ -62,6 +62,10 @@ int job_add(struct krayd *d, uint32_t id, const char *path, size_t len)
 
 void sched_enqueue(struct krayd *d, struct task *t, bool front)
 {
+	/* In a cluster, a task that needs resources only another node has runs there, and one
+	 * that would wait here may go to a less loaded node (remote.c). */
+	if ((t->nres || d->cl) && remote_take(d, t))
+		return;
 	t->next = NULL;
 	if (!d->qhead) {
 		d->qhead = d->qtail = t;

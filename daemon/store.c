@@ -41,6 +41,8 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id)
 
 static void obj_free(struct krayd *d, struct obj *o)
 {
+	if (o->remote_link)
+		remote_obj_settled(d, o); /* its copy elsewhere goes too */
 	/* Nested refs go with their container. */
 	for (uint16_t i = 0; i < o->ncontained; i++) {
 		struct obj *in = store_get(d, &o->contained[i]);

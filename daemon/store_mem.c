@@ -219,6 +219,39 @@ int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size,
 	return 0;
 }
 
+int store_begin_large(struct conn *c, struct obj *o, uint64_t size)
+{
+	struct krayd *d = c->d;
+	int fd, r;
+
+	if (o->state != OBJ_PENDING || o->writer || o->fd >= 0)
+		return -EBUSY;
+	r = make_room(d, size);
+	if (r)
+		return r;
+	fd = new_memfd(d, size, false);
+	if (fd < 0)
+		return fd;
+	o->type = KRAY_WT_FD;
+	o->fd = fd;
+	o->size = size;
+	o->writer = c;
+	d->st.store_bytes += size;
+	return 0;
+}
+
+void store_abort_large(struct krayd *d, struct obj *o)
+{
+	if (o->state != OBJ_PENDING || o->fd < 0)
+		return;
+	d->st.store_bytes -= o->size;
+	close(o->fd);
+	o->fd = -1;
+	o->size = 0;
+	o->type = KRAY_WT_NIL;
+	o->writer = NULL;
+}
+
 int store_seal_large(struct conn *c, const struct kray_oid *id)
 {
 	struct krayd *d = c->d;

@@ -114,6 +114,7 @@ static int wait_for(struct task *t, unsigned i, struct kray_oid *id, void *arg)
 	dep->next = o->deps;
 	o->deps = dep;
 	t->deps_left++;
+	remote_want(d, o);
 	return 0;
 }
 
@@ -128,6 +129,7 @@ void task_free(struct krayd *d, struct task *t)
 {
 	oidmap_del(&d->cancelled, &t->id);
 	task_release_holds(d, t);
+	free(t->res);
 	free(t->args);
 	free(t);
 }
@@ -225,14 +227,35 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 		memcpy(t->args, s->args.p, s->args.left);
 	}
 	t->args_len = (uint32_t)s->args.left;
+	if (s->m.res_len) {
+		struct wire_resource res[KRAY_RESOURCES_MAX];
+		int n = wire_parse_resources(s->res, s->m.res_len, res); /* checked: >= 0 */
+
+		if (n > 0) {
+			t->res = malloc((size_t)n * sizeof(*res));
+			if (!t->res)
+				abort();
+			memcpy(t->res, res, (size_t)n * sizeof(*res));
+			t->nres = (uint8_t)n;
+		}
+	}
 	if (s->m.actor.index == KRAY_OID_ACTOR) {
 		a = actor_find(d, &s->m.actor);
-		if (!a || a->state == A_DEAD) {
+		if (!a && d->cl && remote_actor_known(d, &s->m.actor)) {
+			/* An actor on another node: the call goes there (remote.c). */
+			if (!oidmap_get(&c->refs, &s->m.actor)) {
+				task_fail(d, t, KRAY_WE_OBJECT_LOST,
+					  "this process holds no handle to the actor (released?)");
+				return;
+			}
+			t->ractor = true;
+			t->ractor_id = s->m.actor;
+		} else if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
 				  a ? a->death : "no such actor");
 			return;
 		}
-		if (!oidmap_get(&c->refs, &s->m.actor)) {
+		if (a && !oidmap_get(&c->refs, &s->m.actor)) {
 			task_fail(d, t, KRAY_WE_OBJECT_LOST,
 				  "this process holds no handle to the actor (released?)");
 			return;
@@ -356,6 +379,8 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 		d->st.tasks_failed++;
 	else
 		d->st.tasks_finished++;
+	if (t->from_link)
+		remote_task_done(d, t); /* run for another node: the returns go back */
 	task_free(d, t);
 }
 
@@ -380,5 +405,7 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 			store_seal_error(d, o, err, msg, n);
 	}
 	d->st.tasks_failed++;
+	if (t->from_link)
+		remote_task_done(d, t);
 	task_free(d, t);
 }

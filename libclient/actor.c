@@ -161,7 +161,20 @@ KRAY_EXPORT int kray_kill(struct kray *k, kray_ref actor, int no_restart)
 	return actor_request(k, req, NULL);
 }
 
+static int describe(struct kray *k, uint16_t type, char **ret_text);
+
 KRAY_EXPORT int kray_describe_actors(struct kray *k, char **ret_text)
+{
+	return describe(k, KRAY_MSG_LIST_ACTORS, ret_text);
+}
+
+KRAY_EXPORT int kray_describe_nodes(struct kray *k, char **ret_text)
+{
+	return describe(k, KRAY_MSG_LIST_NODES, ret_text);
+}
+
+/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) answered with TEXT_REPLY. */
+static int describe(struct kray *k, uint16_t type, char **ret_text)
 {
 	struct kray_frame_hdr h;
 	struct wire_text t;
@@ -173,7 +186,7 @@ KRAY_EXPORT int kray_describe_actors(struct kray *k, char **ret_text)
 
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	off = wire_begin(&k->out, KRAY_MSG_LIST_ACTORS, req);
+	off = wire_begin(&k->out, type, req);
 	wire_end(&k->out, off);
 	r = kc_wait(k, KRAY_MSG_TEXT_REPLY, req, &h, &body);
 	if (r)
@@ -181,7 +194,7 @@ KRAY_EXPORT int kray_describe_actors(struct kray *k, char **ret_text)
 	if (wire_dec_error(body, h.len, &t)) {
 		kc_consume(k, &h);
 		k->broken = true;
-		return kc_fail(k, -EBADMSG, "malformed actor list from krayd");
+		return kc_fail(k, -EBADMSG, "malformed listing from krayd");
 	}
 	text = strndup(t.text, t.len);
 	kc_consume(k, &h);

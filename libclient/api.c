@@ -135,7 +135,7 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 {
 	struct kray_call_opts o = opts ? *opts : KRAY_CALL_OPTS_DEFAULT;
 	struct kray_msg_submit m = { 0 };
-	size_t name_len, off;
+	size_t name_len, res_len, off;
 	int r;
 
 	if (k->broken)
@@ -151,6 +151,10 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	for (size_t i = 0; i < nargs; i++)
 		if ((r = kc_check_value(k, &args[i], true)))
 			return r;
+	res_len = o.resources ? strlen(o.resources) : 0;
+	if (res_len > 255 || (res_len && wire_parse_resources(o.resources, res_len, NULL) < 0))
+		return kc_fail(k, -EINVAL, "resources must be \"NAME:QTY,...\" (at most %d, "
+			       "255 bytes)", KRAY_RESOURCES_MAX);
 
 	m.seq = ++k->next_seq;
 	m.job = k->job;
@@ -158,11 +162,13 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	m.nargs = (uint16_t)nargs;
 	m.max_retries = (int16_t)o.max_retries;
 	m.name_len = (uint8_t)name_len;
+	m.res_len = (uint8_t)res_len;
 	if (actor)
 		memcpy(&m.actor, actor, sizeof(m.actor));
 	off = wire_begin(&k->out, KRAY_MSG_SUBMIT, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_put_padded(&k->out, fn, name_len);
+	wire_put_padded(&k->out, o.resources, res_len);
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
 	if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)

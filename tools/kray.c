@@ -40,6 +40,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: kray start [--socket PATH] [krayd flags...]   start a local krayd\n"
+		"       kray start --head [--node-listen IP:PORT]     ... as a cluster's head\n"
+		"       kray start --address=HEAD:PORT --token-file F ... joining a cluster\n"
 		"       kray stop [--socket PATH]                     stop it\n"
 		"       kray status [--socket PATH]                   show its counters\n"
 		"       kray top [--socket PATH] [--once] [--interval MS]\n"
@@ -130,6 +132,15 @@ static int cmd_start(int argc, char **argv)
 		return 1;
 	}
 	printf("kray: krayd running (pid %d), socket %s\n", (int)pid, sock);
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--head") || !strncmp(argv[i], "--head=", 7)) {
+			/* krayd wrote the token there unless it was given another. */
+			printf("kray: head of a cluster; nodes join with\n"
+			       "  kray start --address=HOST:PORT --token-file=%s.token\n"
+			       "  (copy that file to each node; HOST:PORT is the head's node-listen)\n",
+			       sock);
+			break;
+		}
 	return 0;
 }
 
@@ -206,8 +217,11 @@ static int cmd_status(void)
 	       U(st.restored_total), U(st.evicted_total), U(st.pool_bytes), U(st.actors_alive),
 	       U(st.actors_pending), U(st.frames_rejected));
 #undef U
-	char *actors = NULL;
+	char *actors = NULL, *nodes = NULL;
 
+	if (!kray_describe_nodes(k, &nodes) && *nodes)
+		printf("nodes:\n%s", nodes);
+	free(nodes);
 	if (!kray_describe_actors(k, &actors) && *actors)
 		printf("actors:\n%s", actors);
 	free(actors);

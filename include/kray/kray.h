@@ -137,7 +137,11 @@ int kray_fd(const kray *k);
 
 struct kray_call_opts {
 	unsigned num_returns; /* 0 is allowed; the default (opts NULL) is 1 */
-	int max_retries; /* retries after a worker death; -1 forever; default 3 */
+	int max_retries; /* retries after a worker (or node) death; -1 forever; default 3 */
+	/* Custom resources the task needs, "NAME:QTY,..." (NULL: none).  In a cluster a task
+	 * whose resources this node lacks runs on a node that has them (docs/cluster.md);
+	 * if no live node has them, it fails with KRAY_ERR_BAD_ARGS. */
+	const char *resources;
 };
 #define KRAY_CALL_OPTS_DEFAULT ((struct kray_call_opts){ .num_returns = 1, .max_retries = 3 })
 
@@ -240,6 +244,22 @@ int kray_status(kray *k, struct kray_stats *ret_stats);
 /* A line per actor krayd knows (id, class, namespace/name, state, and why it waits or
  * died), for people: *ret_text is malloc()ed, NUL-terminated, freed by the caller. */
 int kray_describe_actors(kray *k, char **ret_text);
+
+/*
+ * The cluster's key-value table, kept by the head (and in its GCS log, so it survives a
+ * head restart).  Keys are 1 to 255 bytes, values up to 1 MiB.  kray_kv_get() gives a
+ * malloc()ed copy (*ret_val, freed by the caller) and its length.  Each returns 0,
+ * -ENOENT (get: no such key), -ENOTCONN (not in a cluster), -EAGAIN or -ETIMEDOUT (the
+ * head is not reachable), -EINVAL or -EPIPE.  Deleting a missing key is not an error.
+ */
+int kray_kv_put(kray *k, const char *key, const void *val, size_t len);
+int kray_kv_get(kray *k, const char *key, void **ret_val, size_t *ret_len);
+int kray_kv_del(kray *k, const char *key);
+
+/* A line per node of the cluster (id, address, ALIVE or DEAD, CPUs, load, resources),
+ * for people: *ret_text is malloc()ed, NUL-terminated ("" outside a cluster), freed by
+ * the caller.  Returns 0, -EPIPE or -EBADMSG. */
+int kray_describe_nodes(kray *k, char **ret_text);
 
 /* ---- actors -------------------------------------------------------------------------- */
 

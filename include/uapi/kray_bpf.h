@@ -76,7 +76,7 @@ _Static_assert(sizeof(struct kray_sched_state) == 40, "kray_sched_state layout")
 /*
  * Wire types 40-47 belong to the BPF fast path.  Only the measurement prototype
  * (bpf/fastpath_proto.bpf.c, bench/bench_bpf.c) uses them today; krayd's decoder rejects
- * them as unknown (they are above KRAY_MSG_TYPE_MAX), so no peer can send them to krayd.
+ * them as unknown (kray_msg_type_known() leaves 40-47 out), so no peer can send them to krayd.
  * Their bodies are those of EXEC and RESULT.
  */
 #define KRAY_MSG_FAST_EXEC 40 /* driver -> worker, steered by BPF: kray_msg_exec + ... */

@@ -83,13 +83,42 @@ enum kray_msg_type {
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
 	/* 32-39: the Python wrapper's range (issue 6) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply */
-	KRAY_MSG_TYPE_MAX = 32, /* the highest type; the gaps below it are not types */
+	/* Between nodes (issue 7), numbers 48-79: only on authenticated TCP links, except
+	 * LIST_NODES, which a local client sends.  See docs/cluster.md. */
+	KRAY_MSG_NODE_CHALLENGE = 48, /* N->N kray_msg_node_challenge: the acceptor's nonce */
+	KRAY_MSG_NODE_AUTH = 49, /* N->N kray_msg_node_auth: the connector's proof */
+	KRAY_MSG_NODE_AUTH_OK = 50, /* N->N kray_msg_node_auth: the acceptor's proof */
+	KRAY_MSG_NODE_REGISTER = 51, /* N->head kray_msg_node + resources */
+	KRAY_MSG_NODE_HEARTBEAT = 52, /* N->head kray_msg_node + resources */
+	KRAY_MSG_NODE_VIEW = 53, /* head->N kray_msg_refs layout: n, then n node entries */
+	KRAY_MSG_LIST_NODES = 54, /* C->D empty; answered with TEXT_REPLY */
+	KRAY_MSG_FWD_TASK = 55, /* N->N kray_msg_fwd_task + name, path, resources, args */
+	KRAY_MSG_OBJ_PUSH = 56, /* N->N kray_msg_obj_push + inline payload or first chunk */
+	KRAY_MSG_OBJ_CHUNK = 57, /* N->N kray_msg_obj_chunk + data */
+	KRAY_MSG_FWD_DONE = 58, /* N->N kray_msg_fwd_done: the task's returns were pushed */
+	KRAY_MSG_PEER_RELEASE = 59, /* N->N kray_msg_refs + oids: drop the link's holds */
+	KRAY_MSG_FWD_ACTOR = 60, /* N->N kray_msg_fwd_actor + path + an ACTOR_CREATE body */
+	KRAY_MSG_FWD_KILL = 61, /* N->N kray_msg_kill */
+	KRAY_MSG_GCS_ACTOR = 62, /* N->head kray_msg_gcs_actor + name + ns: a named actor */
+	KRAY_MSG_GCS_LOOKUP = 63, /* N->head kray_msg_gcs_lookup + name + ns */
+	KRAY_MSG_GCS_LOOKUP_REPLY = 64, /* head->N kray_msg_gcs_lookup_reply */
+	KRAY_MSG_ACTOR_ATTACH = 65, /* N->N kray_msg_actor_attach: hold a handle for me */
+	KRAY_MSG_ACTOR_ATTACH_REPLY = 66, /* N->N kray_msg_actor_attach (status set) */
+	KRAY_MSG_KV = 67, /* C->D, N->head kray_msg_kv + key + value: put, get or delete */
+	KRAY_MSG_KV_REPLY = 68, /* D->C, head->N kray_msg_kv + value (get) */
+	KRAY_MSG_OBJ_HELD = 69, /* N->owner kray_msg_obj_held: I keep this return; pull it */
+	KRAY_MSG_OBJ_PULL = 70, /* owner->N kray_msg_obj_held: push it to me now */
+	KRAY_MSG_GCS_JOB = 71, /* N->head kray_msg_gcs_job + code path: a driver came or went */
+	KRAY_MSG_NODE_TYPE_MIN = 48,
+	KRAY_MSG_NODE_TYPE_MAX = 71,
+	KRAY_MSG_TYPE_MAX = 71, /* the highest type; the gaps below it are not types */
 };
 
 /* Whether t is a message type: numbers in the gaps between the ranges are not. */
 static inline int kray_msg_type_known(unsigned int t)
 {
-	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL;
+	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL ||
+	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX);
 }
 
 /*
@@ -171,7 +200,8 @@ struct kray_msg_submit {
 	__u16 nargs;
 	__s16 max_retries; /* -1: retry forever */
 	__u8 name_len; /* function (or method) name bytes that follow, padded to 8 */
-	__u8 pad;
+	__u8 res_len; /* custom resources the task needs, "NAME:QTY,...", after the name,
+		       * padded to 8: a node that has them runs it (issue 7) */
 	__u64 reserved;
 	struct kray_oid actor; /* a method call on this actor; all zero: a task */
 };
@@ -348,6 +378,165 @@ struct kray_wire_stats {
 	__u64 reserved[5];
 };
 _Static_assert(sizeof(struct kray_wire_stats) == 256, "stats is 256 bytes");
+
+/* ---- between nodes (issue 7) ---------------------------------------------------------- */
+
+#define KRAY_NONCE_LEN 32
+#define KRAY_MAC_LEN 32 /* HMAC-SHA256 */
+#define KRAY_AUTH_BODY_MAX 128 /* longest body read from a link that has not proven itself */
+
+struct kray_msg_node_challenge {
+	__u8 nonce[KRAY_NONCE_LEN];
+};
+_Static_assert(sizeof(struct kray_msg_node_challenge) == 32, "challenge is 32 bytes");
+
+/*
+ * The proof of the cluster token: mac = HMAC-SHA256(token, role || nonce_acceptor ||
+ * nonce_connector || node), role "C" from the connector, "A" from the acceptor, so that
+ * neither proof can be replayed as the other.  The token itself never travels.
+ */
+struct kray_msg_node_auth {
+	__u8 nonce[KRAY_NONCE_LEN]; /* the connector's nonce (AUTH); zero in AUTH_OK */
+	__u8 mac[KRAY_MAC_LEN];
+	__u32 node; /* the sender's node id */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_node_auth) == 72, "node_auth is 72 bytes");
+
+/* A node's entry: its address for node links, its capacity and its load. */
+struct kray_msg_node {
+	__u32 node;
+	__u32 addr; /* IPv4, network byte order */
+	__u16 port; /* host byte order */
+	__u8 alive; /* in NODE_VIEW: 0 once the head declared it dead */
+	__u8 res_len; /* resources "NAME:QTY,..." that follow, padded to 8 */
+	__u32 num_cpus;
+	__u32 workers;
+	__u32 workers_busy;
+	__u64 tasks_queued;
+	__u64 store_bytes;
+	__u64 tasks_finished;
+};
+_Static_assert(sizeof(struct kray_msg_node) == 48, "node is 48 bytes");
+
+/* A task sent to the node that runs it.  Its id keeps the owner's node: the returns are
+ * pushed back to that node (OBJ_PUSH) and FWD_DONE ends it. */
+struct kray_msg_fwd_task {
+	struct kray_oid task; /* index 0 */
+	struct kray_oid actor; /* a method call on this actor (on the receiving node); zero:
+				* a task */
+	__u32 job; /* the job on the owner's node */
+	__u16 num_returns;
+	__u16 nargs;
+	__s16 max_retries;
+	__u8 name_len;
+	__u8 res_len;
+	__u32 path_len; /* the job's code search path */
+};
+_Static_assert(sizeof(struct kray_msg_fwd_task) == 48, "fwd_task is 48 bytes");
+
+/* An object's value sent to another node.  Inline values (size == len) come whole; a
+ * large object (type KRAY_WT_FD) comes in chunks of at most KRAY_CHUNK bytes, the first
+ * one in this frame, the rest in OBJ_CHUNK frames in order. */
+struct kray_msg_obj_push {
+	struct kray_oid oid;
+	__u8 type; /* enum kray_wire_type of the value (FD: large) */
+	__u8 err;
+	__u16 pad;
+	__u32 len; /* payload bytes in this frame */
+	__u64 scalar;
+	__u64 size; /* whole payload */
+};
+_Static_assert(sizeof(struct kray_msg_obj_push) == 40, "obj_push is 40 bytes");
+#define KRAY_CHUNK (4u << 20)
+
+struct kray_msg_obj_chunk {
+	struct kray_oid oid;
+	__u64 offset;
+	__u32 len;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_obj_chunk) == 32, "obj_chunk is 32 bytes");
+
+struct kray_msg_fwd_done {
+	struct kray_oid task;
+};
+
+/* A large return kept by the node that made it, until its owner pulls it (on the first
+ * get or use) or releases it (PEER_RELEASE). */
+struct kray_msg_obj_held {
+	struct kray_oid oid;
+	__u64 size;
+};
+_Static_assert(sizeof(struct kray_msg_obj_held) == 24, "obj_held is 24 bytes");
+
+/* An actor created on another node: its id keeps the creator's node and client. */
+struct kray_msg_fwd_actor {
+	struct kray_oid actor;
+	__u32 job; /* the creator's job on its node */
+	__u32 path_len; /* its code search path, padded, then the ACTOR_CREATE body */
+};
+_Static_assert(sizeof(struct kray_msg_fwd_actor) == 24, "fwd_actor is 24 bytes");
+
+/* A named actor in the head's table: where it lives.  alive 0 removes it. */
+struct kray_msg_gcs_actor {
+	struct kray_oid actor;
+	__u32 host; /* the node whose krayd runs it */
+	__u8 alive;
+	__u8 detached;
+	__u8 name_len; /* then name and namespace, each padded to 8 */
+	__u8 ns_len;
+};
+_Static_assert(sizeof(struct kray_msg_gcs_actor) == 24, "gcs_actor is 24 bytes");
+
+/* A job (a driver's connection) in the head's table. */
+struct kray_msg_gcs_job {
+	__u32 node; /* the node the driver is connected to */
+	__u32 job; /* its job id there */
+	__u32 pid;
+	__u32 path_len; /* code search path that follows, padded */
+	__u64 start_ms; /* CLOCK_REALTIME, milliseconds */
+	__u64 end_ms; /* 0 while it runs */
+};
+_Static_assert(sizeof(struct kray_msg_gcs_job) == 32, "gcs_job is 32 bytes");
+
+struct kray_msg_gcs_lookup {
+	__u64 token; /* echoed */
+	__u8 name_len;
+	__u8 ns_len;
+	__u8 pad[6];
+};
+_Static_assert(sizeof(struct kray_msg_gcs_lookup) == 16, "gcs_lookup is 16 bytes");
+
+struct kray_msg_gcs_lookup_reply {
+	__u64 token;
+	__s32 status; /* 0 or -ENOENT */
+	__u32 host;
+	struct kray_oid actor;
+};
+_Static_assert(sizeof(struct kray_msg_gcs_lookup_reply) == 32, "lookup_reply is 32 bytes");
+
+struct kray_msg_actor_attach {
+	__u64 token;
+	__s32 status; /* reply: 0 (the link now holds a handle) or -ENOENT */
+	__u32 pad;
+	struct kray_oid actor;
+};
+_Static_assert(sizeof(struct kray_msg_actor_attach) == 32, "actor_attach is 32 bytes");
+
+/* The cluster's key-value table, kept by the head (and in its log). */
+enum kray_kv_op { KRAY_KV_PUT = 1, KRAY_KV_GET = 2, KRAY_KV_DEL = 3 };
+#define KRAY_KV_VALUE_MAX (1u << 20)
+struct kray_msg_kv {
+	__u64 token; /* node links: echoed in the reply */
+	__s32 status; /* reply: 0, -ENOENT */
+	__u8 op; /* enum kray_kv_op */
+	__u8 key_len; /* then key (padded), then value_len bytes (padded) */
+	__u16 pad;
+	__u32 value_len;
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct kray_msg_kv) == 24, "kv is 24 bytes");
 
 #define KRAY_PAD8(n) (((n) + 7u) & ~7u)
 

@@ -176,14 +176,18 @@ static void chk_submit(const uint8_t *body, size_t len)
 	FUZZ_CHECK(x.m.name_len && !memchr(x.name, 0, x.m.name_len));
 	FUZZ_CHECK(x.m.nargs <= KRAY_ARGS_MAX && x.m.num_returns <= KRAY_RETURNS_MAX);
 	FUZZ_CHECK(x.m.max_retries >= -1);
+	/* Resources, when present, are a list krayd can parse (issue 7). */
+	FUZZ_CHECK(!x.m.res_len || wire_parse_resources(x.res, x.m.res_len, NULL) >= 0);
 	again_begin(&a, KRAY_MSG_SUBMIT);
 	kbuf_put(&a.b, &x.m, sizeof(x.m));
 	wire_put_padded(&a.b, x.name, x.m.name_len);
+	wire_put_padded(&a.b, x.res, x.m.res_len);
 	walk(x.args, x.m.nargs, SUBMIT_ARGS, &a.b);
 	p = again_end(&a, len);
 	FUZZ_CHECK(wire_dec_submit(p, len, &y) == 0);
 	FUZZ_CHECK(!memcmp(&x.m, &y.m, sizeof(x.m)));
 	FUZZ_CHECK(same_bytes(x.name, y.name, x.m.name_len));
+	FUZZ_CHECK(same_bytes(x.res, y.res, x.m.res_len));
 	same_values(x.args, y.args, x.m.nargs);
 	again_free(&a);
 }
@@ -514,6 +518,30 @@ FIXED(seal, sizeof(struct kray_msg_seal))
 FIXED(kill, sizeof(struct kray_msg_kill))
 FIXED(cancel, sizeof(struct kray_msg_cancel))
 
+/* A task forwarded between nodes (issue 7): what remote_on_task() relies on. */
+static void chk_fwd_task(const uint8_t *body, size_t len)
+{
+	struct wire_fwd_task x;
+
+	if (wire_dec_fwd_task(body, len, &x))
+		return;
+	FUZZ_CHECK(x.m.name_len && !memchr(x.name, 0, x.m.name_len));
+	FUZZ_CHECK(x.m.nargs <= KRAY_ARGS_MAX && x.m.num_returns <= KRAY_RETURNS_MAX);
+	FUZZ_CHECK(x.m.max_retries >= -1 && x.m.path_len <= KRAY_PATH_MAX);
+	FUZZ_CHECK(!memchr(x.path, 0, x.m.path_len));
+	/* Its arguments are plain values and refs only: walk them. */
+	{
+		struct wire_rd r = x.args;
+		struct wire_value v;
+
+		for (unsigned i = 0; i < x.m.nargs; i++) {
+			FUZZ_CHECK(wire_rd_value(&r, &v) == 0);
+			FUZZ_CHECK(v.type <= KRAY_WT_BYTES || v.type == KRAY_WT_REF);
+		}
+		FUZZ_CHECK(wire_rd_end(&r) == 0);
+	}
+}
+
 typedef void (*chk_fn)(const uint8_t *body, size_t len);
 
 /* The decoder each type's reader uses (krayd's proto.c, libkray's conn.c and api.c).
@@ -551,7 +579,7 @@ static const chk_fn every[] = {
 	chk_hello, chk_submit, chk_exec, chk_result, chk_get, chk_get_reply, chk_put, chk_refs,
 	chk_wait, chk_wait_reply, chk_actor_create, chk_get_actor, chk_actor_reply, chk_error,
 	chk_job, chk_empty, chk_hello_ok, chk_reject, chk_create, chk_create_reply, chk_seal,
-	chk_kill, chk_status_reply, chk_cancel,
+	chk_kill, chk_status_reply, chk_cancel, chk_fwd_task,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

@@ -144,6 +144,29 @@ static void frames(void)
 		put(&m, sizeof(m));
 		put_name("increment");
 		done("submit-method");
+		/* With resources: run where they are (issue 7). */
+		m = (struct kray_msg_submit){ .seq = 5, .job = 1, .num_returns = 1, .nargs = 1,
+					      .max_retries = 3, .name_len = 6, .res_len = 11 };
+		frame(KRAY_MSG_SUBMIT);
+		put(&m, sizeof(m));
+		put_name("square");
+		put_name("GPU:1,ssd:2");
+		wire_put_value(b, KRAY_WT_INT64, 0, 7, NULL, 0);
+		done("submit-resources");
+	}
+	{
+		/* A task forwarded to another node, with its code path. */
+		struct kray_msg_fwd_task m = { .task = { 0x11, 2, 9, 0 }, .job = 1,
+					       .num_returns = 1, .nargs = 2, .max_retries = 3,
+					       .name_len = 6, .path_len = 14 };
+
+		frame(KRAY_MSG_FWD_TASK);
+		put(&m, sizeof(m));
+		put_name("square");
+		put_name("/opt/kray/jobs");
+		wire_put_value(b, KRAY_WT_INT64, 0, 7, NULL, 0);
+		wire_put_value(b, KRAY_WT_REF, 0, 0, &A, sizeof(A));
+		done("fwd-task");
 	}
 	{
 		struct kray_msg_get m = { .timeout_ms = -1, .n = 3 };

@@ -455,6 +455,15 @@ Test(hdr, unknown_type)
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type MAX+1 not -EBADMSG");
 	h.type = 0xffff;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type 0xffff not -EBADMSG");
+	/* The node-to-node range (48-59) is known; the gaps around it are not. */
+	h.type = KRAY_MSG_NODE_TYPE_MIN - 1;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type in the gap accepted");
+	h.type = KRAY_MSG_NODE_TYPE_MAX + 1;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type past nodes accepted");
+	for (unsigned t = KRAY_MSG_NODE_TYPE_MIN; t <= KRAY_MSG_NODE_TYPE_MAX; t++) {
+		h.type = (uint16_t)t;
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "node type %u rejected", t);
+	}
 }
 
 Test(hdr, oversize_len)
@@ -615,6 +624,76 @@ Test(roundtrip, submit_limits_inclusive)
 	cr_assert_eq(wire_dec_submit(f.body, f.len, &s), 0,
 		     "nargs == KRAY_ARGS_MAX / num_returns == KRAY_RETURNS_MAX rejected");
 	cr_assert_eq(s.m.nargs, KRAY_ARGS_MAX, "nargs");
+	kbuf_free(&f.b);
+}
+
+/* Resources after the name (issue 7): decoded; a list krayd cannot parse is refused. */
+Test(roundtrip, submit_resources)
+{
+	struct frame f = { 0 };
+	struct wire_submit s;
+	struct kray_msg_submit m = { .seq = 1, .num_returns = 1, .nargs = 1, .name_len = 2,
+				     .res_len = 11 };
+	size_t off = wire_begin(&f.b, KRAY_MSG_SUBMIT, 0);
+
+	kbuf_put(&f.b, &m, sizeof(m));
+	wire_put_padded(&f.b, "fn", 2);
+	wire_put_padded(&f.b, "GPU:1,ssd:2", 11);
+	wire_put_value(&f.b, KRAY_WT_INT64, 0, 7, NULL, 0);
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_submit(f.body, f.len, &s), 0, "submit with resources rejected");
+	cr_assert_eq(s.m.res_len, 11);
+	cr_assert_eq(memcmp(s.res, "GPU:1,ssd:2", 11), 0, "resources not decoded");
+	cr_assert_eq(s.m.nargs, 1);
+	kbuf_free(&f.b);
+
+	f = (struct frame){ 0 };
+	m.res_len = 5;
+	off = wire_begin(&f.b, KRAY_MSG_SUBMIT, 0);
+	kbuf_put(&f.b, &m, sizeof(m));
+	wire_put_padded(&f.b, "fn", 2);
+	wire_put_padded(&f.b, "GPU=1", 5);
+	wire_put_value(&f.b, KRAY_WT_INT64, 0, 7, NULL, 0);
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_submit(f.body, f.len, &s), -EBADMSG, "bad resources accepted");
+	kbuf_free(&f.b);
+}
+
+/* A task forwarded between nodes: name, code path, plain and ref arguments only. */
+Test(roundtrip, fwd_task)
+{
+	struct frame f = { 0 };
+	struct wire_fwd_task t;
+	struct kray_msg_fwd_task m = { .task = OID_A, .job = 3, .num_returns = 2, .nargs = 2,
+				       .max_retries = -1, .name_len = 6, .path_len = 9 };
+	size_t off = wire_begin(&f.b, KRAY_MSG_FWD_TASK, 0);
+
+	m.task.index = 0;
+	kbuf_put(&f.b, &m, sizeof(m));
+	wire_put_padded(&f.b, "square", 6);
+	wire_put_padded(&f.b, "/opt/jobs", 9);
+	wire_put_value(&f.b, KRAY_WT_INT64, 0, 7, NULL, 0);
+	wire_put_value(&f.b, KRAY_WT_REF, 0, 0, &OID_A, sizeof(OID_A));
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_fwd_task(f.body, f.len, &t), 0, "forwarded task rejected");
+	cr_assert_eq(t.m.num_returns, 2);
+	cr_assert_eq(memcmp(t.name, "square", 6), 0);
+	cr_assert_eq(memcmp(t.path, "/opt/jobs", 9), 0);
+	cr_assert_eq(t.args.left, f.len - sizeof(m) - 8 - 16, "arguments not where expected");
+	/* One byte short: refused. */
+	cr_assert_eq(wire_dec_fwd_task(f.body, f.len - 8, &t), -EBADMSG, "short body accepted");
+	kbuf_free(&f.b);
+
+	/* An actor handle cannot travel in one. */
+	f = (struct frame){ 0 };
+	m.nargs = 1;
+	off = wire_begin(&f.b, KRAY_MSG_FWD_TASK, 0);
+	kbuf_put(&f.b, &m, sizeof(m));
+	wire_put_padded(&f.b, "square", 6);
+	wire_put_padded(&f.b, "/opt/jobs", 9);
+	wire_put_value(&f.b, KRAY_WT_ACTOR, 0, 0, &OID_A, sizeof(OID_A));
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_fwd_task(f.body, f.len, &t), -EBADMSG, "actor handle accepted");
 	kbuf_free(&f.b);
 }
 

@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bench_cluster.c - the cluster (docs/cluster.md) on network namespaces, each figure next
+ * to a baseline measured in the same run:
+ *
+ *   tcp_stream_gbps        the floor: a plain TCP stream of 1 GiB from node 2's namespace
+ *                          to node 1's over the same veth/bridge (write(2) of a mapped
+ *                          buffer, read(2) into one; no kray)
+ *   transfer_gbps          a 1 GiB object made on node 1 given as the argument of a task
+ *                          that must run on node 2 (resources): the time from the call to
+ *                          its result, i.e. the object streamed from node 1's memfd into a
+ *                          new sealed memfd on node 2, the task, and the reply
+ *   transfer_vs_tcp        transfer_gbps / tcp_stream_gbps (goal: >= 0.8)
+ *   tasks_per_s_1node      300 tasks of sleep_where(10 ms) from a driver on the head,
+ *                          with the head alone (2 CPU slots)
+ *   tasks_per_s_3nodes     the same once two more nodes (2 slots each) have joined: tasks
+ *                          that would wait spill to them.  The tasks sleep rather than
+ *                          compute because the three nodes share this machine's CPUs.
+ *   detect_dead_hung_ms    a node stopped (SIGSTOP: no heartbeats, no reset) until the
+ *                          head lists it DEAD; heartbeat-ms 100, node-timeout-ms 1000
+ *   detect_dead_killed_ms  a node killed (SIGKILL: the kernel resets its links) until the
+ *                          head lists it DEAD
+ *
+ * Medians of 5 rounds (--quick: 1); every round is printed too, since both transfers
+ * swing by a factor of two on a shared 2-vCPU VM.  GB is 10^9 bytes.  Needs root (network
+ * namespaces); prints why and exits 0 without.  Removes its namespaces and krayds.
+ *
+ *	bench_cluster [--quick] [--json FILE]
+ */
+#include <kray/kray.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tests/integration/netns.h"
+
+#define GIB (1ul << 30)
+#define MAX_ROUNDS 5
+#define NTASKS 300
+
+static struct netns_cluster net;
+static pid_t krayd_pid[3];
+static char dirs[3][64], socks[3][96], token_file[128];
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void cleanup(void)
+{
+	for (int i = 0; i < 3; i++) {
+		if (krayd_pid[i] > 0) {
+			kill(krayd_pid[i], SIGCONT);
+			kill(krayd_pid[i], SIGTERM);
+			waitpid(krayd_pid[i], NULL, 0);
+			krayd_pid[i] = 0;
+		}
+		if (dirs[i][0]) {
+			char cmd[128];
+
+			snprintf(cmd, sizeof(cmd), "rm -rf %s", dirs[i]);
+			if (system(cmd))
+				fprintf(stderr, "bench_cluster: could not remove %s\n", dirs[i]);
+			dirs[i][0] = 0;
+		}
+	}
+	netns_cleanup_all();
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench_cluster: %s\n", what);
+	cleanup();
+	exit(1);
+}
+
+/* Starts node i's krayd in its namespace and waits for it to serve. */
+static void start_node(int i, const char *res)
+{
+	const char *krayd = getenv("KRAY_KRAYD"), *code = getenv("KRAY_TEST_CODE_PATH");
+	const char *worker = getenv("KRAY_WORKER");
+	char listen[32], head[32], fdarg[16], envn[8];
+	int pfd[2], saved;
+	char c;
+	struct pollfd p;
+
+	if (!krayd || !code)
+		die("KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set (make bench)");
+	snprintf(dirs[i], sizeof(dirs[i]), "/tmp/kray-bench-XXXXXX");
+	if (!mkdtemp(dirs[i]))
+		die("mkdtemp");
+	snprintf(socks[i], sizeof(socks[i]), "%s/krayd.sock", dirs[i]);
+	if (i == 0)
+		snprintf(token_file, sizeof(token_file), "%s.token", socks[0]);
+	snprintf(listen, sizeof(listen), "%s:7000", net.addr[i]);
+	snprintf(head, sizeof(head), "%s:7000", net.addr[0]);
+	snprintf(envn, sizeof(envn), "%d", i + 1);
+	setenv("KRAY_TEST_NODE", envn, 1);
+	if (pipe2(pfd, O_CLOEXEC))
+		die("pipe");
+	saved = netns_enter(net.ns[i]);
+	if (saved < 0)
+		die("setns");
+	krayd_pid[i] = fork();
+	if (krayd_pid[i] == 0) {
+		const char *argv[40];
+		int n = 0;
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		fcntl(pfd[1], F_SETFD, 0);
+		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+		argv[n++] = krayd;
+		argv[n++] = "--socket";
+		argv[n++] = socks[i];
+		argv[n++] = "--num-cpus";
+		argv[n++] = "2";
+		argv[n++] = "--code-path";
+		argv[n++] = code;
+		argv[n++] = "--ready-fd";
+		argv[n++] = fdarg;
+		argv[n++] = "--log-level";
+		argv[n++] = "warn";
+		argv[n++] = "--store-size";
+		argv[n++] = "3G";
+		/* Room in the pool for a pre-faulted 1 GiB memfd, as on a node that receives
+		 * large objects (docs/objects.md): the object a transfer writes is fresh
+		 * memory otherwise, at page-fault speed. */
+		argv[n++] = "--pool-size";
+		argv[n++] = getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M";
+		argv[n++] = "--node-listen";
+		argv[n++] = listen;
+		argv[n++] = "--resources";
+		argv[n++] = res;
+		argv[n++] = "--heartbeat-ms";
+		argv[n++] = "100";
+		argv[n++] = "--node-timeout-ms";
+		argv[n++] = "1000";
+		if (worker) {
+			argv[n++] = "--worker";
+			argv[n++] = worker;
+		}
+		if (i == 0) {
+			argv[n++] = "--head";
+		} else {
+			argv[n++] = "--address";
+			argv[n++] = head;
+			argv[n++] = "--token-file";
+			argv[n++] = token_file;
+		}
+		argv[n] = NULL;
+		execv(krayd, (char **)argv);
+		_exit(127);
+	}
+	netns_leave(saved);
+	close(pfd[1]);
+	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+	if (poll(&p, 1, 10000) != 1 || read(pfd[0], &c, 1) != 1)
+		die("a krayd did not start");
+	close(pfd[0]);
+}
+
+static int count(kray *k, const char *word)
+{
+	char *text = NULL;
+	int n = 0;
+
+	if (kray_describe_nodes(k, &text))
+		die("describe nodes");
+	for (char *p = text; (p = strstr(p, word)); p += strlen(word))
+		n++;
+	free(text);
+	return n;
+}
+
+/* Milliseconds until the head lists alive/dead nodes (polling every 5 ms). */
+static double wait_nodes(kray *k, int alive, int dead)
+{
+	double t0 = now_s();
+
+	while (now_s() - t0 < 20) {
+		if (count(k, " ALIVE ") == alive && count(k, " DEAD ") == dead)
+			return (now_s() - t0) * 1000;
+		usleep(5000);
+	}
+	die("nodes did not reach the expected state in 20 s");
+	return -1;
+}
+
+/* The plain TCP stream: node 2 sends size bytes to node 1.  Returns seconds. */
+static double tcp_stream(size_t size)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(7100) };
+	int ready[2], saved, fd;
+	size_t chunk = 4u << 20;
+	char *buf = malloc(chunk), c;
+	double t0, t;
+	pid_t srv;
+
+	if (!buf || pipe(ready))
+		die("out of memory");
+	memset(buf, 0x5a, chunk);
+	inet_pton(AF_INET, net.addr[0], &sa.sin_addr);
+	saved = netns_enter(net.ns[0]);
+	srv = fork();
+	if (srv == 0) {
+		int one = 1, l = socket(AF_INET, SOCK_STREAM, 0), s;
+		size_t got = 0;
+
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1))
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		s = accept(l, NULL, NULL);
+		while (got < size) {
+			ssize_t n = read(s, buf, chunk);
+
+			if (n <= 0)
+				_exit(1);
+			got += (size_t)n;
+		}
+		if (write(s, "d", 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	netns_leave(saved);
+	if (read(ready[0], &c, 1) != 1)
+		die("tcp server");
+	saved = netns_enter(net.ns[1]);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	netns_leave(saved);
+	t0 = now_s();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		die("tcp connect");
+	for (size_t sent = 0; sent < size;) {
+		ssize_t n = write(fd, buf, size - sent < chunk ? size - sent : chunk);
+
+		if (n <= 0)
+			die("tcp write");
+		sent += (size_t)n;
+	}
+	if (read(fd, &c, 1) != 1)
+		die("tcp ack");
+	t = now_s() - t0;
+	close(fd);
+	waitpid(srv, NULL, 0);
+	close(ready[0]);
+	close(ready[1]);
+	free(buf);
+	return t;
+}
+
+static kray *connect_to(int i)
+{
+	struct kray_config cfg = { .address = socks[i], .code_path = getenv("KRAY_TEST_CODE_PATH") };
+	kray *k;
+
+	if (kray_init(&k, &cfg))
+		die(kray_init_errmsg());
+	return k;
+}
+
+/* One cross-node transfer of the object ref to node 2.  Returns seconds. */
+static double transfer(kray *k, kray_ref ref, size_t size)
+{
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value arg = KRAY_V_REF(ref), v;
+	kray_ref r;
+	double t0 = now_s(), t;
+
+	o.resources = "n2:1";
+	if (kray_call(k, "bytes_len", &arg, 1, &o, &r) || kray_get(k, &r, 1, 120000, &v))
+		die(kray_errmsg(k));
+	t = now_s() - t0;
+	if (v.type != KRAY_INT64 || (size_t)v.i != size)
+		die("the transfer came back wrong");
+	kray_release(k, &r, 1);
+	return t;
+}
+
+static double tasks_per_s(kray *k)
+{
+	kray_ref r[NTASKS];
+	kray_value ms = KRAY_V_INT(10), v[NTASKS];
+	double t0 = now_s();
+
+	for (int i = 0; i < NTASKS; i++)
+		if (kray_call(k, "sleep_where", &ms, 1, NULL, &r[i]))
+			die(kray_errmsg(k));
+	if (kray_get(k, r, NTASKS, 120000, v))
+		die(kray_errmsg(k));
+	double t = now_s() - t0;
+
+	for (int i = 0; i < NTASKS; i++)
+		kray_value_clear(&v[i]);
+	kray_release(k, r, NTASKS);
+	return NTASKS / t;
+}
+
+int main(int argc, char **argv)
+{
+	const char *json_file = NULL;
+	int rounds = 5;
+	double tcp[MAX_ROUNDS], xfer[MAX_ROUNDS], one[MAX_ROUNDS], three[MAX_ROUNDS];
+	double hung[MAX_ROUNDS], killed;
+	char why[128];
+	kray *k;
+	kray_ref big;
+	void *data;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick"))
+			rounds = 1;
+		else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+			json_file = argv[++i];
+	}
+	if (netns_cluster_up(&net, 3, why, sizeof(why))) {
+		printf("bench_cluster: skipped: %s\n", why);
+		return 0;
+	}
+	atexit(cleanup);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* The head alone first: tasks/s on one node. */
+	start_node(0, "n1:1");
+	k = connect_to(0);
+	wait_nodes(k, 1, 0);
+	tasks_per_s(k); /* warm-up: workers started */
+	for (int r = 0; r < rounds; r++)
+		one[r] = tasks_per_s(k);
+
+	start_node(1, "n2:1");
+	start_node(2, "n3:1");
+	wait_nodes(k, 3, 0);
+	tasks_per_s(k);
+	for (int r = 0; r < rounds; r++)
+		three[r] = tasks_per_s(k);
+
+	/* 1 GiB from node 1 to node 2, and the plain TCP stream between the same two
+	 * namespaces, alternated so that noise hits both. */
+	if (kray_create(k, GIB, &big, &data))
+		die(kray_errmsg(k));
+	memset(data, 0xa5, GIB);
+	if (kray_seal(k, &big))
+		die(kray_errmsg(k));
+	transfer(k, big, GIB); /* warm-up: node 2's workers and pool */
+	for (int r = 0; r < rounds; r++) {
+		tcp[r] = GIB / tcp_stream(GIB) / 1e9;
+		xfer[r] = GIB / transfer(k, big, GIB) / 1e9;
+		printf("  round %d: tcp %.2f GB/s, kray %.2f GB/s (%.0f%%)\n", r + 1, tcp[r],
+		       xfer[r], 100 * xfer[r] / tcp[r]);
+	}
+	kray_release(k, &big, 1);
+
+	/* Dead-node detection. */
+	for (int r = 0; r < rounds; r++) {
+		kill(krayd_pid[2], SIGSTOP);
+		hung[r] = wait_nodes(k, 2, 1);
+		kill(krayd_pid[2], SIGCONT);
+		wait_nodes(k, 3, 0);
+	}
+	kill(krayd_pid[2], SIGKILL);
+	killed = wait_nodes(k, 2, 1);
+	waitpid(krayd_pid[2], NULL, 0);
+	krayd_pid[2] = 0;
+	kray_shutdown(k);
+
+	double mt = median(tcp, rounds), mx = median(xfer, rounds), m1 = median(one, rounds),
+	       m3 = median(three, rounds), mh = median(hung, rounds);
+
+	printf("bench_cluster (medians of %d; 3 nodes in network namespaces on one machine)\n",
+	       rounds);
+	printf("  %-24s %10.2f GB/s   (baseline: plain TCP between the namespaces)\n",
+	       "tcp_stream_gbps", mt);
+	printf("  %-24s %10.2f GB/s   %.0f%% of the TCP stream (goal 80%%)\n",
+	       "transfer_gbps (1 GiB)", mx, 100 * mx / mt);
+	printf("  %-24s %10.0f /s\n", "tasks_per_s_1node", m1);
+	printf("  %-24s %10.0f /s     x%.2f of one node\n", "tasks_per_s_3nodes", m3, m3 / m1);
+	printf("  %-24s %10.0f ms     (node-timeout-ms 1000, heartbeat-ms 100)\n",
+	       "detect_dead_hung_ms", mh);
+	printf("  %-24s %10.0f ms     (the link reset says it at once)\n",
+	       "detect_dead_killed_ms", killed);
+	FILE *f = json_file ? fopen(json_file, "w") : stdout;
+
+	if (f) {
+		fprintf(f,
+			"{\"bench\":\"cluster\",\"rounds\":%d,\"tcp_stream_gbps\":%.3f,"
+			"\"transfer_gbps\":%.3f,\"transfer_vs_tcp\":%.3f,"
+			"\"tasks_per_s_1node\":%.1f,\"tasks_per_s_3nodes\":%.1f,"
+			"\"detect_dead_hung_ms\":%.1f,\"detect_dead_killed_ms\":%.1f}\n",
+			rounds, mt, mx, mx / mt, m1, m3, mh, killed);
+		if (f != stdout)
+			fclose(f);
+	}
+	return 0;
+}

@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: Apache-2.0
+# The cluster (issue 7, docs/cluster.md): krayd's node links prove the cluster token with
+# HMAC-SHA256 from libcrypto.  Its tests (tests/integration/test_cluster.c) and benchmark
+# (bench/bench_cluster.c) are picked up by the main Makefile's wildcards; both make their
+# own network namespaces and need root (they skip, saying so, without it).
+LDLIBS_DAEMON += -lcrypto
+
+# The benchmark makes its network namespaces with the tests' helper.
+$(O)/bench/bench_cluster: bench/bench_cluster.c tests/integration/netns.c $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ bench/bench_cluster.c tests/integration/netns.c -L$(O)/lib -lkray \
+		$(RPATH) -lm

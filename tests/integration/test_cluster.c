@@ -1,0 +1,742 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The cluster (issue 7, docs/cluster.md), for real: three krayds, each in its own network
+ * namespace (netns.h), joined by veth pairs on a bridge, node 1 the head.  Drivers talk to
+ * a krayd over its unix socket from the test's own namespace; everything between nodes
+ * goes over TCP between the namespaces.  Needs root (skips without).
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../include/uapi/kray_wire.h"
+#include "harness.h"
+#include "netns.h"
+
+#define PORT "7000"
+
+static struct netns_cluster net;
+static struct harness node[4];
+static char token_file[256];
+
+static void fini(void)
+{
+	harness_cleanup();
+	netns_cleanup_all();
+}
+
+TestSuite(cluster, .fini = fini, .timeout = 120);
+
+/* Starts node i (0-based) in its namespace with resources res and extra flags. */
+static void start_node(int i, const char *res, const char *const *more)
+{
+	const char *args[24];
+	char listen[32], env[8], head[32];
+	int n = 0, saved, rc;
+
+	snprintf(listen, sizeof(listen), "%s:" PORT, net.addr[i]);
+	snprintf(head, sizeof(head), "%s:" PORT, net.addr[0]);
+	args[n++] = "--node-listen";
+	args[n++] = listen;
+	args[n++] = "--resources";
+	args[n++] = res;
+	args[n++] = "--heartbeat-ms";
+	args[n++] = "100";
+	args[n++] = "--node-timeout-ms";
+	args[n++] = "1000";
+	if (i == 0) {
+		args[n++] = "--head";
+	} else {
+		args[n++] = "--address";
+		args[n++] = head;
+		args[n++] = "--token-file";
+		args[n++] = token_file;
+	}
+	for (int j = 0; more && more[j] && n < 23; j++)
+		args[n++] = more[j];
+	args[n] = NULL;
+	snprintf(env, sizeof(env), "%d", i + 1);
+	setenv("KRAY_TEST_NODE", env, 1); /* inherited by its workers: where() says it */
+	saved = netns_enter(net.ns[i]);
+	cr_assert_geq(saved, 0, "setns %s: %s", net.ns[i], strerror(-saved));
+	rc = harness_start_krayd_opts(&node[i], 2, args);
+	netns_leave(saved);
+	cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, strerror(-rc));
+	if (i == 0)
+		snprintf(token_file, sizeof(token_file), "%s.token", node[0].sock);
+}
+
+/* Counts the lines of kray_describe_nodes() that contain word. */
+static int count_nodes(kray *k, const char *word)
+{
+	char *text = NULL;
+	int n = 0;
+
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe nodes: %s", kray_errmsg(k));
+	for (char *p = text; (p = strstr(p, word)); p += strlen(word))
+		n++;
+	free(text);
+	return n;
+}
+
+/* Waits up to ms for exactly `alive` ALIVE and `dead` DEAD nodes; returns the ms it took,
+ * or fails. */
+static int64_t wait_nodes(kray *k, int alive, int dead, int64_t ms)
+{
+	int64_t t0 = harness_now_ms();
+	int a = -1, d = -1;
+
+	while (harness_now_ms() - t0 < ms) {
+		a = count_nodes(k, " ALIVE ");
+		d = count_nodes(k, " DEAD ");
+		if (a == alive && d == dead)
+			return harness_now_ms() - t0;
+		usleep(20000);
+	}
+	cr_assert_fail("waited %lld ms for %d alive and %d dead nodes; have %d and %d",
+		       (long long)ms, alive, dead, a, d);
+	return -1;
+}
+
+/* Three nodes: node i has resources res[i]; returns a driver connected to the head. */
+static kray *three_nodes(const char *const res[3])
+{
+	char why[128];
+	int rc = netns_cluster_up(&net, 3, why, sizeof(why));
+	kray *k;
+
+	if (rc)
+		cr_skip_test("needs network namespaces: %s", why);
+	start_node(0, res[0], NULL);
+	start_node(1, res[1], NULL);
+	start_node(2, res[2], NULL);
+	k = harness_connect(node[0].sock);
+	wait_nodes(k, 3, 0, 10000);
+	/* And every node has heard the whole view from the head. */
+	for (int i = 1; i < 3; i++) {
+		kray *ki = harness_connect(node[i].sock);
+
+		wait_nodes(ki, 3, 0, 5000);
+		harness_shutdown(ki);
+	}
+	return k;
+}
+
+static const char *const PER_NODE[3] = { "n1:1", "n2:1", "n3:1" };
+
+static int64_t call_int(kray *k, const char *fn, const kray_value *args, size_t nargs,
+			const char *res)
+{
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_ref r;
+	kray_value v;
+	int rc;
+
+	o.resources = res;
+	cr_assert_eq(kray_call(k, fn, args, nargs, &o, &r), 0, "call %s: %s", fn, kray_errmsg(k));
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "get %s (%s): %d %s", fn, res ? res : "-", rc,
+		     v.type == KRAY_ERROR ? (const char *)v.data : kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_INT64, "%s returned type %d", fn, v.type);
+	kray_release(k, &r, 1);
+	return v.i;
+}
+
+Test(cluster, three_nodes_join_and_show_in_status)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k3 = harness_connect(node[2].sock);
+	char cmd[512], out[4096];
+	size_t n;
+	FILE *p;
+
+	/* Every node has the whole view, from the head. */
+	wait_nodes(k3, 3, 0, 5000);
+	wait_nodes(harness_connect(node[1].sock), 3, 0, 5000);
+	cr_assert_eq(count_nodes(k, "resources 'n2:1'"), 1, "node 2's resources not listed");
+	cr_assert_eq(count_nodes(k, " head"), 1, "the head is not marked");
+	/* And `kray status` prints them. */
+	snprintf(cmd, sizeof(cmd), "%s/kray status --socket %s", getenv("KRAY_BIN"), node[1].sock);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	cr_assert_eq(pclose(p), 0, "kray status failed: %s", out);
+	cr_assert_not_null(strstr(out, "nodes:"), "no node list in kray status:\n%s", out);
+	cr_assert_not_null(strstr(out, "resources 'n3:1'"), "node 3 missing:\n%s", out);
+	cr_assert_not_null(strstr(out, "(this node)"), "own node not marked:\n%s", out);
+
+	/* The head's job table: every driver of the cluster, running or finished. */
+	int running = count_nodes(k, " RUNNING ");
+
+	cr_assert_geq(running, 2, "the head lists %d running jobs (drivers on nodes 1 and 3)",
+		      running);
+	harness_shutdown(k3);
+	for (int i = 0; i < 100 && count_nodes(k, " FINISHED ") < 1; i++)
+		usleep(20000);
+	cr_assert_geq(count_nodes(k, " FINISHED "), 1, "a driver that left is not FINISHED");
+}
+
+Test(cluster, seed_example_forced_to_each_node)
+{
+	kray *k = three_nodes(PER_NODE);
+
+	for (int j = 0; j < 3; j++) {
+		cr_assert_eq(call_int(k, "where", NULL, 0, PER_NODE[j]), j + 1,
+			     "a task needing %s did not run on node %d", PER_NODE[j], j + 1);
+		for (int x = 0; x < 4; x++) {
+			kray_value a = KRAY_V_INT(x);
+
+			cr_assert_eq(call_int(k, "square", &a, 1, PER_NODE[j]), x * x,
+				     "square(%d) on node %d", x, j + 1);
+		}
+	}
+	/* The example a user runs (examples/cluster.c) says the same. */
+	char cmd[512], out[4096];
+	size_t n;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "KRAY_ADDRESS=%s %s/../examples/cluster n1 n2 n3 2>&1",
+		 node[0].sock, getenv("KRAY_BIN"));
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	cr_assert_eq(pclose(p), 0, "examples/cluster failed:\n%s", out);
+	for (int j = 1; j <= 3; j++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "on the node with n%d: [0, 1, 4, 9]", j);
+		cr_assert_not_null(strstr(out, want), "no '%s' in:\n%s", want, out);
+	}
+	/* Resources no node has: an error, not a hang. */
+	harness_expect_error(k, "where", NULL, 0,
+			     &(struct kray_call_opts){ .num_returns = 1, .resources = "gpu:1" },
+			     KRAY_ERR_BAD_ARGS, "no live node", "gpu:1");
+}
+
+Test(cluster, busy_node_spills_tasks_but_keeps_those_with_large_arguments)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray_value ms = KRAY_V_INT(300), vals[16], arg;
+	kray_ref r[16], big;
+	void *data;
+	int elsewhere = 0;
+
+	/* A large object here: tasks that take it stay with it. */
+	cr_assert_eq(kray_create(k, 1 << 20, &big, &data), 0, "%s", kray_errmsg(k));
+	memset(data, 1, 1 << 20);
+	cr_assert_eq(kray_seal(k, &big), 0);
+	arg = (kray_value)KRAY_V_REF(big);
+	/* Twelve tasks on a head with 2 CPU slots: those that would wait go elsewhere. */
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(kray_call(k, "sleep_where", &ms, 1, NULL, &r[i]), 0);
+	for (int i = 12; i < 16; i++)
+		cr_assert_eq(kray_call(k, "where_arg", &arg, 1, NULL, &r[i]), 0);
+	cr_assert_eq(kray_get(k, r, 16, 30000, vals), 0, "%s", kray_errmsg(k));
+	for (int i = 0; i < 12; i++) {
+		cr_assert(vals[i].i >= 1 && vals[i].i <= 3, "task %d: node %lld", i,
+			  (long long)vals[i].i);
+		elsewhere += vals[i].i != 1;
+	}
+	cr_assert_geq(elsewhere, 3, "only %d of 12 waiting tasks went to the idle nodes",
+		      elsewhere);
+	for (int i = 12; i < 16; i++)
+		cr_assert_eq(vals[i].i, 1, "a task with a large argument here ran on node %lld",
+			     (long long)vals[i].i);
+}
+
+/* Without a cluster, the KV calls say so (no root needed). */
+Test(cluster, kv_needs_a_cluster)
+{
+	kray *k = harness_embedded(1);
+	void *val;
+	size_t len;
+
+	cr_assert_eq(kray_kv_put(k, "a", "1", 1), -ENOTCONN, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_kv_get(k, "a", &val, &len), -ENOTCONN);
+	cr_assert_null(strstr(kray_errmsg(k), "(null)"));
+}
+
+static uint8_t big_byte(uint64_t i, uint64_t seed)
+{
+	uint64_t x = (i >> 3) * 0x9e3779b97f4a7c15ull + seed;
+
+	return (uint8_t)(x >> (8 * (i & 7)));
+}
+
+Test(cluster, object_200mb_made_on_node2_read_on_node3)
+{
+	const size_t size = 200u << 20;
+	kray *k3;
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value a[2] = { KRAY_V_INT((int64_t)size), KRAY_V_INT(12345) }, v;
+	kray_ref r;
+	const uint8_t *p;
+	int rc;
+
+	harness_shutdown(three_nodes(PER_NODE));
+	k3 = harness_connect(node[2].sock);
+	o.resources = "n2:1";
+	cr_assert_eq(kray_call(k3, "big", a, 2, &o, &r), 0);
+	rc = harness_get1(k3, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, v.type == KRAY_ERROR ? (char *)v.data : "");
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, size, "got %zu bytes", v.len);
+	p = v.data;
+	for (size_t i = 0; i < size; i++)
+		if (p[i] != big_byte(i, 12345))
+			cr_assert_fail("byte %zu differs: %u, want %u", i, p[i], big_byte(i, 12345));
+	kray_value_clear(&v);
+	kray_release(k3, &r, 1);
+
+	/* The other way: a large argument put on node 3 goes to node 2 for the call. */
+	void *data;
+	kray_ref big_ref;
+
+	cr_assert_eq(kray_create(k3, 64u << 20, &big_ref, &data), 0, "%s", kray_errmsg(k3));
+	memset(data, 0x5a, 64u << 20);
+	cr_assert_eq(kray_seal(k3, &big_ref), 0);
+	kray_value arg = KRAY_V_REF(big_ref);
+
+	cr_assert_eq(call_int(k3, "bytes_len", &arg, 1, "n2:1"), 64 << 20);
+}
+
+/* A TCP connection to the head's node port from node 1's namespace. */
+static int dial_head(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(PORT)) };
+	int saved = netns_enter(net.ns[0]), fd;
+
+	cr_assert_geq(saved, 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	inet_pton(AF_INET, net.addr[0], &sa.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
+		     strerror(errno));
+	netns_leave(saved);
+	return fd;
+}
+
+/* Whether the peer closes fd within ms (reading and dropping what it sends). */
+static bool closed_within(int fd, int ms)
+{
+	int64_t t0 = harness_now_ms();
+	char buf[4096];
+
+	while (harness_now_ms() - t0 < ms) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			return true;
+	}
+	return false;
+}
+
+static void send_frame(int fd, uint16_t type, const void *body, uint32_t len)
+{
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+				    .type = type, .len = len };
+
+	cr_assert_eq(send(fd, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
+	if (len)
+		send(fd, body, len, MSG_NOSIGNAL);
+}
+
+Test(cluster, connection_without_the_token_is_refused)
+{
+	kray *k = three_nodes(PER_NODE);
+	struct kray_msg_node_auth forged = { .node = 0x1234 };
+	struct kray_msg_node reg = { .node = 0x1234, .num_cpus = 64 };
+	int fd;
+
+	/* A forged proof. */
+	fd = dial_head();
+	send_frame(fd, KRAY_MSG_NODE_AUTH, &forged, sizeof(forged));
+	cr_assert(closed_within(fd, 3000), "a wrong token was not refused");
+	close(fd);
+	/* Work before the proof. */
+	fd = dial_head();
+	send_frame(fd, KRAY_MSG_NODE_REGISTER, &reg, sizeof(reg));
+	cr_assert(closed_within(fd, 3000), "a register before the proof was not refused");
+	close(fd);
+	/* A large frame before the proof is not even read. */
+	fd = dial_head();
+	send_frame(fd, KRAY_MSG_NODE_AUTH, NULL, 64u << 20);
+	cr_assert(closed_within(fd, 3000), "a 64 MiB frame before the proof was accepted");
+	close(fd);
+	/* Silence: closed after the handshake timeout. */
+	fd = dial_head();
+	cr_assert(closed_within(fd, 8000), "a silent connection was kept");
+	close(fd);
+
+	/* A krayd with another token does not join. */
+	char listen[32], head[32];
+	const char *args[] = { "--node-listen", listen, "--address", head, "--token",
+			       "not-the-cluster-token-at-all", NULL };
+	int saved;
+
+	snprintf(listen, sizeof(listen), "%s:7001", net.addr[2]);
+	snprintf(head, sizeof(head), "%s:" PORT, net.addr[0]);
+	saved = netns_enter(net.ns[2]);
+	cr_assert_eq(harness_start_krayd_opts(&node[3], 1, args), 0);
+	netns_leave(saved);
+	usleep(1500 * 1000);
+	cr_assert_eq(count_nodes(k, " ALIVE "), 3, "a node with a wrong token joined");
+	cr_assert(harness_krayd_alive(&node[0]), "the head died");
+
+	/* And the head goes on serving everyone else. */
+	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:1"), 3);
+	cr_assert_eq(call_int(k, "where", NULL, 0, "n2:1"), 2);
+}
+
+Test(cluster, killed_node_tasks_finish_elsewhere)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = three_nodes(res);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT, only3 = KRAY_CALL_OPTS_DEFAULT;
+	kray_value ms = KRAY_V_INT(1500), vals[6], v;
+	kray_ref r[6], r3;
+
+	o.resources = "any:1";
+	o.max_retries = 3;
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(kray_call(k, "sleep_where", &ms, 1, &o, &r[i]), 0);
+	/* One that only node 3 can run, without retries: it must fail, not hang. */
+	only3.resources = "n3:1";
+	only3.max_retries = 0;
+	cr_assert_eq(kray_call(k, "sleep_where", &ms, 1, &only3, &r3), 0);
+	kray_flush(k);
+	usleep(500 * 1000);
+	kill(node[2].pid, SIGKILL); /* mid-run */
+
+	cr_assert_eq(kray_get(k, r, 6, 30000, vals), 0, "get: %s", kray_errmsg(k));
+	for (int i = 0; i < 6; i++) {
+		cr_assert_eq(vals[i].type, KRAY_INT64);
+		/* Node 3 died before any of its tasks could finish: all ran on node 2. */
+		cr_assert_eq(vals[i].i, 2, "task %d finished on node %lld", i,
+			     (long long)vals[i].i);
+	}
+	cr_assert_eq(harness_get1(k, r3, 10000, &v), -EREMOTEIO);
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert_eq(v.err, KRAY_ERR_WORKER_DIED, "error kind %s", harness_errkind(v.err));
+	cr_assert_not_null(strstr(v.data, "died"), "message: %s", (char *)v.data);
+	kray_value_clear(&v);
+	struct kray_stats st = harness_status(k);
+
+	cr_assert_geq(st.tasks_retried, 1, "no task was retried: none went to node 3?");
+	wait_nodes(k, 2, 1, 5000);
+}
+
+Test(cluster, object_only_on_killed_node_is_rebuilt_from_lineage)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = three_nodes(res);
+	kray *kn[2] = { harness_connect(node[1].sock), harness_connect(node[2].sock) };
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT, pinned = KRAY_CALL_OPTS_DEFAULT;
+	kray_value size = KRAY_V_INT(1 << 20), v;
+	kray_ref r, lost;
+	char only[8];
+	int ran_on = 0, other, rc;
+	int64_t t0 = harness_now_ms();
+
+	/* A large result stays on the node that made it until the owner wants it. */
+	o.resources = "any:1";
+	cr_assert_eq(kray_call(k, "big_where", &size, 1, &o, &r), 0);
+	kray_flush(k);
+	while (!ran_on && harness_now_ms() - t0 < 20000) {
+		for (int i = 0; i < 2; i++)
+			if (harness_status(kn[i]).tasks_finished)
+				ran_on = i + 2;
+		usleep(10000);
+	}
+	cr_assert(ran_on, "big_where did not run on node 2 or 3");
+	other = ran_on == 2 ? 3 : 2;
+	/* One more that only that node can make: it cannot be rebuilt. */
+	snprintf(only, sizeof(only), "n%d:1", ran_on);
+	pinned.resources = only;
+	cr_assert_eq(kray_call(k, "big_where", &size, 1, &pinned, &lost), 0);
+	kray_flush(k);
+	while (harness_status(kn[ran_on - 2]).tasks_finished < 2 && harness_now_ms() - t0 < 20000)
+		usleep(10000);
+	harness_shutdown(kn[0]);
+	harness_shutdown(kn[1]);
+
+	kill(node[ran_on - 1].pid, SIGKILL); /* with the only copies */
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, v.type == KRAY_ERROR ? (char *)v.data : "");
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, 1u << 20);
+	int64_t made_on;
+
+	memcpy(&made_on, v.data, sizeof(made_on));
+	cr_assert_eq(made_on, other, "the object was not rebuilt on node %d (made on %lld)", other,
+		     (long long)made_on);
+	kray_value_clear(&v);
+	cr_assert_geq(count_nodes(k, " ALIVE "), 2);
+
+	/* The one only the dead node could make: an error, not a hang. */
+	rc = harness_get1(k, lost, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get of an object that cannot be rebuilt: %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR);
+	kray_value_clear(&v);
+}
+
+Test(cluster, hung_node_is_declared_dead_then_rejoins)
+{
+	kray *k = three_nodes(PER_NODE);
+	int64_t took;
+
+	kill(node[2].pid, SIGSTOP); /* no heartbeats, but no reset either */
+	took = wait_nodes(k, 2, 1, 5000);
+	cr_assert_leq(took, 3000, "a silent node took %lld ms to be declared dead (timeout "
+		      "1000 ms)", (long long)took);
+	harness_expect_error(k, "where", NULL, 0,
+			     &(struct kray_call_opts){ .num_returns = 1, .resources = "n3:1" },
+			     KRAY_ERR_BAD_ARGS, "no live node", NULL);
+	kill(node[2].pid, SIGCONT);
+	wait_nodes(k, 3, 0, 5000);
+	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:1"), 3);
+}
+
+static void kv_expect(kray *k, const char *key, const char *want)
+{
+	void *val = NULL;
+	size_t len = 0;
+	int rc = kray_kv_get(k, key, &val, &len);
+
+	cr_assert_eq(rc, 0, "kv get %s: %d %s", key, rc, kray_errmsg(k));
+	cr_assert_eq(len, strlen(want), "kv %s: %zu bytes", key, len);
+	cr_assert_eq(memcmp(val, want, len), 0, "kv %s: wrong value", key);
+	free(val);
+}
+
+Test(cluster, kv_table_kept_by_the_head)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k3 = harness_connect(node[2].sock);
+	void *val;
+	size_t len;
+
+	cr_assert_eq(kray_kv_put(k3, "config", "from node 3", 11), 0, "%s", kray_errmsg(k3));
+	kv_expect(k, "config", "from node 3");
+	cr_assert_eq(kray_kv_put(k, "config", "replaced", 8), 0);
+	kv_expect(k3, "config", "replaced");
+	cr_assert_eq(kray_kv_del(k3, "config"), 0);
+	cr_assert_eq(kray_kv_get(k, "config", &val, &len), -ENOENT);
+	cr_assert_eq(kray_kv_get(k3, "never-put", &val, &len), -ENOENT);
+	cr_assert_eq(kray_kv_put(k, "", "x", 1), -EINVAL);
+}
+
+/* A head alone, on loopback (no namespaces, no root): its GCS log survives a torn tail. */
+Test(cluster, gcs_log_replay_cuts_a_torn_record)
+{
+	struct harness h1, h2;
+	char dir[128], log[256], tok[256];
+	const char *args[] = { "--head", "--node-listen", "127.0.0.1:0", "--gcs-log", log,
+			       "--token-file", tok, NULL };
+	struct stat st;
+	off_t good;
+	kray *k;
+	FILE *f;
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(log, sizeof(log), "%s/gcs.log", dir);
+	snprintf(tok, sizeof(tok), "%s/token", dir);
+	cr_assert_eq(harness_start_krayd_opts(&h1, 1, args), 0);
+	k = harness_connect(h1.sock);
+	cr_assert_eq(kray_kv_put(k, "a", "1", 1), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_kv_put(k, "b", "22", 2), 0);
+	cr_assert_eq(kray_kv_del(k, "a"), 0);
+	harness_shutdown(k);
+	harness_stop_krayd(&h1);
+	cr_assert_eq(stat(log, &st), 0);
+	good = st.st_size;
+	cr_assert_gt(good, 0, "nothing was logged");
+	/* Half a record, as if the head died in the middle of writing it. */
+	f = fopen(log, "a");
+	cr_assert_not_null(f);
+	fwrite("KRAY\x01\x00\x43\x00\xff\xff", 1, 10, f);
+	fclose(f);
+
+	cr_assert_eq(harness_start_krayd_opts(&h2, 1, args), 0, "the head refused its log");
+	cr_assert_eq(stat(log, &st), 0);
+	cr_assert_eq(st.st_size, good, "the torn record was not cut off (%lld bytes, want %lld)",
+		     (long long)st.st_size, (long long)good);
+	k = harness_connect(h2.sock);
+	kv_expect(k, "b", "22");
+	void *val;
+	size_t len;
+
+	cr_assert_eq(kray_kv_get(k, "a", &val, &len), -ENOENT, "a deleted key came back");
+	/* And it goes on logging. */
+	cr_assert_eq(kray_kv_put(k, "c", "333", 3), 0);
+	cr_assert_eq(stat(log, &st), 0);
+	cr_assert_gt(st.st_size, good);
+}
+
+static int64_t actor_int(kray *k, kray_ref a, const char *method);
+
+Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k2 = harness_connect(node[1].sock);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	char old_token[256], old_log[256], listen[32];
+	const char *args[] = { "--head", "--node-listen", listen, "--token-file", old_token,
+			       "--gcs-log", old_log, "--resources", "n1:1", "--heartbeat-ms",
+			       "100", "--node-timeout-ms", "1000", NULL };
+	kray_ref a, found;
+	int saved;
+
+	/* State in the GCS: a key, and a named detached actor living on node 3 (placed
+	 * there for its resources by a driver on the head). */
+	cr_assert_eq(kray_kv_put(k2, "model", "v1", 2), 0, "%s", kray_errmsg(k2));
+	o.name = "keeper";
+	o.detached = 1;
+	o.resources = "n3:1";
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	/* Found by name from node 2 (the head says where it lives). */
+	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
+	cr_assert_eq(actor_int(k2, found, "node"), 3);
+	cr_assert_eq(actor_int(k2, found, "incr"), 2);
+	kray_release(k2, &found, 1);
+	kray_release(k, &a, 1);
+	harness_shutdown(k); /* its creator is gone: detached, it lives on */
+
+	/* Kill the head; start a new one with the old token and log. */
+	snprintf(old_token, sizeof(old_token), "%s", token_file);
+	snprintf(old_log, sizeof(old_log), "%s.gcs", node[0].sock);
+	snprintf(listen, sizeof(listen), "%s:" PORT, net.addr[0]);
+	kill(node[0].pid, SIGKILL);
+	usleep(300 * 1000);
+	setenv("KRAY_TEST_NODE", "1", 1);
+	saved = netns_enter(net.ns[0]);
+	cr_assert_eq(harness_start_krayd_opts(&node[3], 2, args), 0);
+	netns_leave(saved);
+	k = harness_connect(node[3].sock);
+	wait_nodes(k, 3, 0, 10000);
+
+	/* The nodes joined again and work goes on. */
+	cr_assert_eq(call_int(k, "where", NULL, 0, "n2:1"), 2);
+	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:1"), 3);
+	/* The actor is found again, with its state: the same instance. */
+	cr_assert_eq(kray_get_actor(k, "keeper", NULL, &found), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, found, "incr"), 3);
+	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
+	cr_assert_eq(actor_int(k2, found, "incr"), 4);
+	/* The job table: the first driver's job (finished before the kill) from the log,
+	 * node 2's driver (still running) from node 2's new registration. */
+	cr_assert_geq(count_nodes(k, " FINISHED "), 1, "the log's finished job is gone");
+	cr_assert_geq(count_nodes(k, " RUNNING "), 2, "running jobs were not registered again");
+	/* And the key. */
+	kv_expect(k, "model", "v1");
+	kv_expect(k2, "model", "v1");
+}
+
+static int64_t actor_int(kray *k, kray_ref a, const char *method)
+{
+	kray_ref r;
+	kray_value v;
+	int rc;
+
+	cr_assert_eq(kray_actor_call(k, a, method, NULL, 0, NULL, &r), 0, "%s", kray_errmsg(k));
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "%s: %d %s", method, rc, v.type == KRAY_ERROR ? (char *)v.data : "");
+	kray_release(k, &r, 1);
+	return v.i;
+}
+
+Test(cluster, actor_on_node3_called_from_node1)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k3 = harness_connect(node[2].sock);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref a, r[20];
+	kray_value v[20];
+	char *text = NULL;
+
+	o.resources = "n3:1";
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, a, "node"), 3, "the actor does not live on node 3");
+	/* A stream of calls keeps its order. */
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(kray_actor_call(k, a, "incr", NULL, 0, NULL, &r[i]), 0);
+	cr_assert_eq(kray_get(k, r, 20, 30000, v), 0, "%s", kray_errmsg(k));
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(v[i].i, i + 1, "call %d answered %lld", i, (long long)v[i].i);
+	kray_release(k, r, 20);
+	/* Node 3 lists it. */
+	cr_assert_eq(kray_describe_actors(k3, &text), 0);
+	cr_assert_not_null(strstr(text, "Where"), "node 3 does not list the actor:\n%s", text);
+	free(text);
+	/* Releasing the last handle on node 1 ends it on node 3. */
+	kray_release(k, &a, 1);
+	kray_flush(k);
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(kray_describe_actors(k3, &text), 0);
+		/* Dead, or dead and forgotten (no handle left anywhere). */
+		bool dead = !strstr(text, "Where") || strstr(text, "dead");
+
+		free(text);
+		if (dead)
+			return;
+		usleep(20000);
+	}
+	cr_assert_fail("the actor on node 3 did not end when node 1 released it");
+}
+
+Test(cluster, actor_restarts_on_another_node_when_its_node_dies)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = three_nodes(res);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_value ms = KRAY_V_INT(2000), v;
+	kray_ref a, r;
+	int64_t first, second;
+	int rc;
+
+	o.resources = "any:1";
+	o.max_restarts = 1;
+	o.max_task_retries = -1;
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	first = actor_int(k, a, "node");
+	cr_assert(first == 2 || first == 3, "placed on node %lld", (long long)first);
+	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	cr_assert_eq(actor_int(k, a, "incr"), 2);
+	/* A call in flight when its node dies is run again by the restarted actor. */
+	cr_assert_eq(kray_actor_call(k, a, "nap", &ms, 1, NULL, &r), 0);
+	kray_flush(k);
+	usleep(400 * 1000);
+	kill(node[first - 1].pid, SIGKILL);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "the call in flight: %d %s", rc,
+		     v.type == KRAY_ERROR ? (char *)v.data : "");
+	second = v.i;
+	cr_assert_eq(second, 5 - first, "restarted on node %lld", (long long)second);
+	kray_release(k, &r, 1);
+	cr_assert_eq(actor_int(k, a, "node"), second);
+	cr_assert_eq(actor_int(k, a, "incr"), 1, "a restarted actor starts over");
+	/* No restarts left: its next death is final. */
+	kill(node[second - 1].pid, SIGKILL);
+	cr_assert_eq(kray_actor_call(k, a, "node", NULL, 0, NULL, &r), 0);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "a call after the last death: %d", rc);
+	cr_assert_eq(v.err, KRAY_ERR_ACTOR_DIED, "error kind %s", harness_errkind(v.err));
+	kray_value_clear(&v);
+}
