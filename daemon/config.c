@@ -42,6 +42,7 @@ static const struct key keys[] = {
 	  "pre-faulted memory kept ready for new objects (0: none)" },
 	INT("hugepages", hugepages, 0, 1,
 	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
+	INT("kmod", kmod, 0, 1, "1: publish large objects in /dev/kray when it is loaded"),
 	{ "resources", K_STR, offsetof(struct config, resources), 256, 0, 0,
 	  "custom resources of this node, e.g. GPU:2,ssd:1" },
 	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
@@ -230,6 +231,7 @@ static void set_defaults(struct config *cfg)
 	cfg->ready_fd = -1;
 	cfg->prestart = -1;
 	cfg->max_workers = 0;
+	cfg->kmod = 1;
 }
 
 int config_reload(struct config *cfg)

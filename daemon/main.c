@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 		loop_fini(&d);
 		return 1;
 	}
+	kmod_init(&d);
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
 	for (int i = 0; i < d.cfg.prestart; i++)
@@ -104,6 +105,7 @@ int main(int argc, char **argv)
 	sched_fini(&d);
 	actor_fini(&d);
 	store_fini(&d);
+	kmod_fini(&d);
 	store_mem_fini(&d);
 	if (d.cfg.pidfile[0])
 		unlink(d.cfg.pidfile);

@@ -119,9 +119,9 @@ static long ioc_withdraw(struct kray_sess *s, void __user *uarg)
 
 	if (r)
 		return r;
-	if (a.flags)
+	if (a.flags & ~KRAY_KMOD_WITHDRAW_IF_UNUSED)
 		return -EINVAL;
-	return kray_table_withdraw(s, &a.oid);
+	return kray_table_withdraw(s, &a.oid, a.flags & KRAY_KMOD_WITHDRAW_IF_UNUSED);
 }
 
 /* Installs file as a new close-on-exec fd once `out` (which names the fd) is copied to

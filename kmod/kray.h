@@ -38,7 +38,7 @@ void kray_table_stats(u64 *ret_used, u32 *ret_objects);
 int kray_table_attach(struct kray_sess *s, u32 node);
 void kray_table_detach(struct kray_sess *s);
 int kray_table_publish(struct kray_sess *s, struct kray_kmod_publish *a);
-int kray_table_withdraw(struct kray_sess *s, const struct kray_oid *oid);
+int kray_table_withdraw(struct kray_sess *s, const struct kray_oid *oid, bool if_unused);
 /* A reference to the object's memfd (fput() it), after the scope check. */
 int kray_table_get(struct kray_sess *s, const struct kray_oid *oid, struct file **ret_file,
 		   u64 *ret_size);

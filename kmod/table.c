@@ -14,6 +14,7 @@
  */
 #include <linux/cred.h>
 #include <linux/capability.h>
+#include <linux/dcache.h>
 #include <linux/fcntl.h>
 #include <linux/file.h>
 #include <linux/hashtable.h>
@@ -225,7 +226,20 @@ static void drop(struct kray_obj *o)
 	kfree(o);
 }
 
-int kray_table_withdraw(struct kray_sess *s, const struct kray_oid *oid)
+/*
+ * Under kray_lock: whether a file a get opened (an fd, or a mapping's file) is alive.
+ * Every get opens its own file on the memfd's dentry, and each file holds a dentry
+ * reference; the table's memfd (the daemon's own file, however many fds and mappings
+ * the daemon has of it) holds one.  A get racing with a withdraw may open its file just
+ * after we looked: it still gets the object's bytes (it holds the memfd), the daemon just
+ * does not count that reader's memory.
+ */
+static bool in_use(const struct kray_obj *o)
+{
+	return d_count(o->memfd->f_path.dentry) > 1;
+}
+
+int kray_table_withdraw(struct kray_sess *s, const struct kray_oid *oid, bool if_unused)
 {
 	struct kray_obj *o;
 	int r = 0;
@@ -236,6 +250,8 @@ int kray_table_withdraw(struct kray_sess *s, const struct kray_oid *oid)
 		r = -ENOENT;
 	else if (s->role != KRAY_SESS_DAEMON || s->node != o->node)
 		r = -EPERM;
+	else if (if_unused && in_use(o))
+		r = -EBUSY;
 	else
 		unhook(o);
 	spin_unlock(&kray_lock);

@@ -99,7 +99,9 @@ static void view_put(struct view *vw)
 	if (--vw->refs)
 		return;
 	munmap(vw->addr, vw->maplen);
-	if (k) {
+	if (k && vw->pinless) {
+		oidmap_del(&k->views, oid(&vw->id));
+	} else if (k) {
 		struct kray_msg_refs m = { .n = 1 };
 		size_t off;
 
@@ -137,7 +139,7 @@ void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, k
 	value_from_mem(mem_new(type, scalar, data, len), ret);
 }
 
-static void value_from_view(struct view *vw, kray_value *v)
+void kc_view_value(struct view *vw, kray_value *v)
 {
 	vw->refs++;
 	*v = (kray_value){ .type = KRAY_BYTES, .data = vw->addr, .len = vw->size, .priv_ = vw };
@@ -153,9 +155,8 @@ static void error_value(kray_value *v, const char *fmt, const kray_ref *id, cons
 	value_from_mem(m, v);
 }
 
-/* Maps a large object's memfd read-only after checking that it really is sealed. */
-static struct view *map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
-			   const char **ret_why)
+struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
+		       const char **ret_why)
 {
 	struct stat st;
 	struct statfs fs;
@@ -234,15 +235,15 @@ void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_v
 		wire_end(&k->out, off);
 		if (fd >= 0)
 			close(fd);
-		value_from_view(vw, ret);
+		kc_view_value(vw, ret);
 		return;
 	}
 	if (fd >= 0) {
-		struct view *vw = map_fd(k, &id, fd, w->scalar, &why);
+		struct view *vw = kc_map_fd(k, &id, fd, w->scalar, &why);
 
 		close(fd);
 		if (vw) {
-			value_from_view(vw, ret);
+			kc_view_value(vw, ret);
 			return;
 		}
 	}

@@ -83,11 +83,18 @@ struct kray_kmod_publish {
 };
 _Static_assert(sizeof(struct kray_kmod_publish) == 48, "kmod publish is 48 bytes");
 
-/* KRAY_IOC_WITHDRAW: takes oid out of the table.  -ENOENT: not there; -EPERM: the caller
- * is not the daemon of the object's node.  Gotten fds and mappings stay valid. */
+/*
+ * KRAY_IOC_WITHDRAW: takes oid out of the table.  -ENOENT: not there; -EPERM: the caller
+ * is not the daemon of the object's node.  Gotten fds and mappings stay valid.  With
+ * KRAY_KMOD_WITHDRAW_IF_UNUSED it fails with -EBUSY instead while any fd or mapping a get
+ * handed out is still alive: a daemon about to spill an object asks that way, since an
+ * object someone maps is pinned (in memory whatever the daemon does).
+ */
+#define KRAY_KMOD_WITHDRAW_IF_UNUSED 1u
+
 struct kray_kmod_withdraw {
 	__u32 size;
-	__u32 flags;
+	__u32 flags; /* 0 or KRAY_KMOD_WITHDRAW_IF_UNUSED */
 	struct kray_oid oid;
 };
 _Static_assert(sizeof(struct kray_kmod_withdraw) == 24, "kmod withdraw is 24 bytes");

@@ -290,6 +290,41 @@ static void t_publish_get_map(void)
 	end();
 }
 
+static int withdraw_if_unused(int sess, struct kray_oid id)
+{
+	struct kray_kmod_withdraw a = { .size = sizeof(a), .flags = KRAY_KMOD_WITHDRAW_IF_UNUSED,
+					.oid = id };
+
+	return ioctl(sess, KRAY_IOC_WITHDRAW, &a);
+}
+
+/* A withdraw for spilling sees who holds what a get handed out. */
+static void t_in_use(void)
+{
+	int own = make_memfd(8192, 5, -1), plain = dev_open(), got;
+	void *mine, *theirs;
+
+	begin("withdraw-if-unused");
+	CHECK(publish(dmn, oid(NODE, 5), own, KRAY_KMOD_SCOPE_UID, 0) == 0);
+	/* The daemon's own fd and mapping do not count. */
+	mine = mmap(NULL, 8192, PROT_READ, MAP_SHARED, own, 0);
+	CHECK(mine != MAP_FAILED);
+	got = get(plain, oid(NODE, 5), NULL);
+	CHECK(got >= 0);
+	FAILS(EBUSY, withdraw_if_unused(dmn, oid(NODE, 5)));
+	theirs = mmap(NULL, 8192, PROT_READ, MAP_SHARED, got, 0);
+	CHECK(theirs != MAP_FAILED);
+	close(got);
+	FAILS(EBUSY, withdraw_if_unused(dmn, oid(NODE, 5))); /* the mapping holds it */
+	munmap(theirs, 8192);
+	CHECK(withdraw_if_unused(dmn, oid(NODE, 5)) == 0);
+	FAILS(ENOENT, get(plain, oid(NODE, 5), NULL));
+	munmap(mine, 8192);
+	close(own);
+	close(plain);
+	end();
+}
+
 static void t_unsealed(void)
 {
 	int plain = dev_open(), pipes[2];
@@ -842,6 +877,7 @@ int main(void)
 	t_version();
 	t_attach();
 	t_publish_get_map();
+	t_in_use();
 	t_unsealed();
 	t_scope();
 	t_wait();

@@ -95,10 +95,10 @@ timeout "$TIMEOUT" qemu-system-x86_64 "${ACCEL[@]}" -kernel "$VMLINUZ" \
 echo "test-kmod: guest ran $(($(date +%s) - start)) s"
 
 # ---- verdict from the markers ----------------------------------------------------------
-tr -d '\r' <"$LOG" | grep -aE '^(KRAY-TEST|KRAY-INFO|KRAY-GUEST|KRAY-KRAY)' | sed 's/^/  /' || true
-EXPECT=(version attach publish-get-map refuse-unsealed scope wait-2-of-3 wait-timeout
+tr -d '\r' <"$LOG" | grep -aE '^ *(KRAY-TEST|KRAY-INFO|KRAY-GUEST|KRAY-DRIVER|krayd:)' | sed 's/^/  /' || true
+EXPECT=(version attach publish-get-map withdraw-if-unused refuse-unsealed scope wait-2-of-3 wait-timeout
 	bad-args memory-bound-and-release kill-daemon-and-adopt unload-with-objects)
-[ "$WITH_KRAY" = 1 ] && EXPECT+=(krayd-publishes-driver-gets)
+[ "$WITH_KRAY" = 1 ] && EXPECT+=(krayd-publishes-driver-gets krayd-restart-drops-orphans)
 fail=0
 clean=$(tr -d '\r' <"$LOG")
 for t in "${EXPECT[@]}"; do

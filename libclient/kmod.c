@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libkray's side of /dev/kray (kmod/, docs/kmod.md).  Where the module is loaded, krayd
+ * publishes its large objects there, and a get of one that this process does not have
+ * yet is one ioctl (the module installs a read-only fd of the sealed memfd here) instead
+ * of a GET round trip through krayd's loop.  Anything the module does not hold for us -
+ * small objects, pending ones, spilled ones, another uid's, or everything when the module
+ * is not loaded - goes to krayd over the socket as before, with the same results.
+ *
+ * A view mapped this way holds no pin in krayd (krayd never handed out its fd): dropping
+ * it sends no UNPIN.  krayd still sees that it is mapped, through the module, before it
+ * spills the object (kmod_withdraw(if_unused) in daemon/kmod.c).
+ *
+ * $KRAY_KMOD=0 makes libkray ignore the module (benchmarks and tests compare both paths).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "uapi/kray_kmod.h"
+
+void kc_kmod_open(struct kray *k)
+{
+	const char *env = getenv("KRAY_KMOD");
+	struct kray_kmod_version v = { 0 };
+	int fd;
+
+	if (k->kmod_fd >= 0 || (env && !strcmp(env, "0")))
+		return;
+	fd = open(KRAY_KMOD_DEVICE, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return; /* not loaded: the socket path */
+	if (ioctl(fd, KRAY_IOC_VERSION, &v) || v.abi != KRAY_KMOD_ABI) {
+		close(fd);
+		return;
+	}
+	k->kmod_fd = fd;
+}
+
+void kc_kmod_close(struct kray *k)
+{
+	if (k->kmod_fd >= 0)
+		close(k->kmod_fd);
+	k->kmod_fd = -1;
+}
+
+bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret)
+{
+	struct kray_kmod_get a = { .size = sizeof(a) };
+	const char *why;
+	struct view *vw;
+	uint64_t *slot;
+
+	if (k->kmod_fd < 0)
+		return false;
+	memcpy(&a.oid, id, sizeof(a.oid));
+	slot = oidmap_get(&k->views, (const struct kray_oid *)id);
+	if (slot) {
+		/* Mapped here already: the module only needs to confirm it still holds it. */
+		if (!kc_kmod_all_ready(k, id, 1))
+			return false;
+		kc_view_value((struct view *)(uintptr_t)*slot, ret);
+		return true;
+	}
+	if (ioctl(k->kmod_fd, KRAY_IOC_GET, &a))
+		return false; /* ENOENT, EACCES: krayd knows what to answer */
+	vw = kc_map_fd(k, id, a.ret_fd, a.ret_size, &why);
+	close(a.ret_fd);
+	if (!vw)
+		return false; /* krayd's answer will say why */
+	vw->pinless = true;
+	kc_view_value(vw, ret);
+	return true;
+}
+
+bool kc_kmod_all_ready(struct kray *k, const kray_ref *refs, size_t n)
+{
+	struct kray_kmod_wait a = { .size = sizeof(a), .n = (uint32_t)n, .k = (uint32_t)n,
+				    .timeout_ms = 0, .ids = (uintptr_t)refs };
+	uint8_t stack[64], *ready = stack;
+	long r;
+
+	if (k->kmod_fd < 0 || !n || n > KRAY_KMOD_WAIT_MAX)
+		return false;
+	if (n > sizeof(stack) && !(ready = malloc(n)))
+		return false;
+	a.ready = (uintptr_t)ready;
+	r = ioctl(k->kmod_fd, KRAY_IOC_WAIT, &a);
+	if (ready != stack)
+		free(ready);
+	return r == (long)n;
+}

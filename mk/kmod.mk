@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: Apache-2.0
+# The optional kernel module /dev/kray (issue 8; kmod/, docs/kmod.md).
+#
+#   make kmod        build kray.ko against Debian's headers (linux-headers-amd64), W=1,
+#                    in $(O)/kmod/module/ (skips with a message when the headers are absent)
+#   make test-kmod   build it, boot Debian's kernel under qemu with the module, the guest
+#                    test program and krayd, and check the markers the guest prints
+#                    (tests/kmod/run-qemu.sh; part of `make test`)
+#
+# The host cannot load modules, so nothing here loads kray.ko on it.  The driver the guest
+# runs against krayd (tests/kmod/kmod_driver.c) is built with everything else.
+.PHONY: kmod test-kmod
+
+KMOD_KVER = $(shell dpkg-query -W -f='$${Depends}' linux-headers-amd64 2>/dev/null | \
+	grep -o 'linux-headers-[^ ,]*' | head -1 | sed 's/^linux-headers-//')
+KMOD_DRIVER := $(O)/tests/kmod/kmod_driver
+ALL_EXTRA += $(KMOD_DRIVER)
+TEST_EXTRA += test-kmod
+
+$(KMOD_DRIVER): tests/kmod/kmod_driver.c include/uapi/kray_kmod.h $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH)
+
+kmod:
+	@if [ -z "$(KMOD_KVER)" ]; then \
+		echo "kmod: SKIPPED: linux-headers-amd64 is not installed (make deps)"; \
+	else \
+		tests/kmod/build-module.sh $(KMOD_KVER) $(CURDIR)/$(O)/kmod/module && \
+		echo "kmod: $(O)/kmod/module/kray.ko (for $(KMOD_KVER))"; \
+	fi
+
+test-kmod: $(BINS) $(KMOD_DRIVER)
+	@echo "== tests/kmod/run-qemu.sh"
+	@tests/kmod/run-qemu.sh $(O)

@@ -1,0 +1,57 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Run by the kmod test guest's /init after kmod_guest (which unloads the module at its end):
+# kray itself with /dev/kray.  Loads kray.ko again, starts krayd, and runs the driver
+# through the module and through the socket; then kills krayd while an object is published
+# and checks that the next krayd withdraws the orphan.  Prints KRAY-TEST markers.
+B=/kray/bin
+D=/kray/tests/kmod/kmod_driver
+S=/tmp/k/krayd.sock
+L=/tmp/k/krayd.log
+export KRAY_ADDRESS=$S
+
+fail() {
+	echo "KRAY-TEST FAIL $1: $2"
+	[ -f $L ] && sed 's/^/  krayd: /' $L | tail -20
+	exit 1
+}
+
+start_krayd() {
+	$B/krayd --socket $S --prestart 0 --pool-size 0 --log-level debug >>$L 2>&1 &
+	KRAYD=$!
+	for i in $(seq 1 200); do
+		[ -S $S ] && return 0
+		sleep 0.1
+	done
+	fail "$1" "krayd did not start"
+}
+
+mkdir -p /tmp/k
+insmod /kray.ko || fail krayd-publishes-driver-gets "insmod"
+start_krayd krayd-publishes-driver-gets
+grep -q "/dev/kray: publishing large objects" $L ||
+	fail krayd-publishes-driver-gets "krayd did not attach to /dev/kray"
+$D get kmod || fail krayd-publishes-driver-gets "driver through the module"
+KRAY_KMOD=0 $D get socket || fail krayd-publishes-driver-gets "driver through the socket"
+echo "KRAY-TEST ok krayd-publishes-driver-gets"
+
+# krayd dies with an object published: the module keeps it; the next krayd withdraws it.
+rm -f /tmp/k/held
+$D hold /tmp/k/held &
+HOLDER=$!
+for i in $(seq 1 100); do [ -f /tmp/k/held ] && break; sleep 0.1; done
+[ "$($D count)" = objects=1 ] || fail krayd-restart-drops-orphans "the held object is not in the table"
+kill -9 $KRAYD
+wait $KRAYD 2>/dev/null
+kill $HOLDER
+wait $HOLDER 2>/dev/null
+rm -f $S
+[ "$($D count)" = objects=1 ] || fail krayd-restart-drops-orphans "the orphan did not stay in the table"
+start_krayd krayd-restart-drops-orphans
+grep -q "withdrew 1 objects left by krayds that died" $L ||
+	fail krayd-restart-drops-orphans "the new krayd did not adopt the orphan"
+[ "$($D count)" = objects=0 ] || fail krayd-restart-drops-orphans "the orphan is still there"
+kill $KRAYD
+wait $KRAYD 2>/dev/null
+echo "KRAY-TEST ok krayd-restart-drops-orphans"
+rmmod kray || echo "KRAY-TEST FAIL rmmod after krayd"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# pack-kray.sh BUILD_DIR ROOT - copies krayd, libkray, the kmod test driver and every
+# shared library they load (what ldd lists, with the dynamic loader) into the initramfs
+# tree ROOT, keeping the build's layout under /kray so that the programs' RPATHs
+# ($ORIGIN/../lib) find libkray, and the system's paths for the rest.
+set -euo pipefail
+BUILD=$1
+ROOT=$2
+mkdir -p "$ROOT/kray/bin" "$ROOT/kray/lib" "$ROOT/kray/tests/kmod"
+cp "$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$ROOT/kray/bin/"
+cp -a "$BUILD"/lib/libkray.so* "$ROOT/kray/lib/"
+cp "$BUILD/tests/kmod/kmod_driver" "$ROOT/kray/tests/kmod/"
+cp "$(dirname "$0")/kray-guest.sh" "$ROOT/kray-guest.sh"
+for bin in "$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$BUILD/tests/kmod/kmod_driver"; do
+	ldd "$bin" | grep -o '/[^ ]*' || true
+done | sort -u | while read -r lib; do
+	case "$lib" in "$BUILD"/*) continue ;; esac
+	mkdir -p "$ROOT$(dirname "$lib")"
+	cp -L "$lib" "$ROOT$lib"
+done
