@@ -10,7 +10,7 @@ PACKAGES=(
 	build-essential pkg-config liburing-dev libnuma-dev libbpf-dev libelf-dev zlib1g-dev
 	libcriterion-dev clang llvm bpftool libsystemd-dev iproute2 procps
 	libclang-rt-14-dev # libFuzzer for make fuzz: clang only recommends it
-	linux-headers-amd64 qemu-system-x86 busybox-static cpio # kmod/: build kray.ko, boot it under qemu (make test-kmod)
+	linux-headers-amd64 qemu-system-x86 busybox-static cpio strace # kmod/: build kray.ko, boot it under qemu, count syscalls per get (make test-kmod)
 )
 
 installed() {

@@ -8,12 +8,19 @@
 set -euo pipefail
 BUILD=$1
 ROOT=$2
-mkdir -p "$ROOT/kray/bin" "$ROOT/kray/lib" "$ROOT/kray/tests/kmod"
+mkdir -p "$ROOT/kray/bin" "$ROOT/kray/lib" "$ROOT/kray/tests/kmod" "$ROOT/kray/bench"
 cp "$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$ROOT/kray/bin/"
 cp -a "$BUILD"/lib/libkray.so* "$ROOT/kray/lib/"
 cp "$BUILD/tests/kmod/kmod_driver" "$ROOT/kray/tests/kmod/"
 cp "$(dirname "$0")/kray-guest.sh" "$ROOT/kray-guest.sh"
-for bin in "$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$BUILD/tests/kmod/kmod_driver"; do
+bins=("$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$BUILD/tests/kmod/kmod_driver")
+# The system-call count of a get (bench_kmod --counts-only) needs strace in the guest.
+if [ -x "$BUILD/bench/bench_kmod" ] && command -v strace >/dev/null; then
+	cp "$BUILD/bench/bench_kmod" "$ROOT/kray/bench/"
+	cp "$(command -v strace)" "$ROOT/bin/strace"
+	bins+=("$BUILD/bench/bench_kmod" "$(command -v strace)")
+fi
+for bin in "${bins[@]}"; do
 	ldd "$bin" | grep -o '/[^ ]*' || true
 done | sort -u | while read -r lib; do
 	case "$lib" in "$BUILD"/*) continue ;; esac
