@@ -32,3 +32,14 @@ kmod:
 test-kmod: $(BINS) $(KMOD_DRIVER)
 	@echo "== tests/kmod/run-qemu.sh"
 	@tests/kmod/run-qemu.sh $(O)
+
+# The same guest run with krayd, libkray and the driver built with ASan/LSan/UBSan
+# (build-asan/, as `make test-asan` builds them): the kmod paths of krayd and libkray only
+# run where the module is loaded, so this is where the sanitizers see them.
+.PHONY: test-kmod-asan
+test-kmod-asan:
+	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
+		build-asan/bin/krayd build-asan/bin/kray-worker build-asan/tests/kmod/kmod_driver \
+		build-asan/bench/bench_kmod
+	@echo "== tests/kmod/run-qemu.sh build-asan"
+	@tests/kmod/run-qemu.sh build-asan
