@@ -14,7 +14,7 @@ int wire_check_hdr(const struct kray_frame_hdr *h, size_t max_body)
 {
 	if (h->magic != KRAY_WIRE_MAGIC || h->version != KRAY_WIRE_VERSION)
 		return -EPROTO;
-	if (h->type == 0 || h->type > KRAY_MSG_TYPE_MAX)
+	if (h->type == 0 || (h->type > KRAY_MSG_TYPE_MAX && h->type != KRAY_MSG_KMOD_PIN))
 		return -EBADMSG;
 	if (h->len > max_body)
 		return -EMSGSIZE;

@@ -145,6 +145,26 @@ int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused)
 	return 0;
 }
 
+void kmod_pin(struct conn *c, const struct wire_oids *ids)
+{
+	for (uint32_t i = 0; i < ids->n; i++) {
+		struct kray_oid id;
+		struct obj *o;
+		bool fresh;
+
+		memcpy(&id, &ids->oids[i], sizeof(id));
+		o = store_get(c->d, &id);
+		/* Only what a get would have pinned: a large object in memory that c holds
+		 * (the client only asks the module for those, so the rest is a no-op; its
+		 * UNPIN later is ignored the same way). */
+		if (!o || o->state != OBJ_READY || o->type != KRAY_WT_FD || o->fd < 0 ||
+		    !oidmap_get(&c->refs, &id))
+			continue;
+		store_pin(c->d, o);
+		(*oidmap_upsert(&c->pins, &id, &fresh))++;
+	}
+}
+
 void kmod_fini(struct krayd *d)
 {
 	/* store_fini() withdrew every object; closing detaches this node. */

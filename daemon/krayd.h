@@ -298,6 +298,8 @@ void kmod_publish(struct krayd *d, struct obj *o);
  * a reader holds an fd or a mapping the module handed out.  Returns 0 or -EBUSY. */
 int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused);
 void kmod_fini(struct krayd *d);
+/* KMOD_PIN: c mapped these objects through /dev/kray; pin those it holds, as a get would. */
+void kmod_pin(struct conn *c, const struct wire_oids *ids);
 
 /* pool.c: pre-faulted memfds */
 struct pool *pool_start(uint64_t budget);

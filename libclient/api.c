@@ -146,6 +146,7 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	wire_end(&k->out, off);
 	for (unsigned i = 0; i < o.num_returns; i++)
 		ret_refs[i] = (kray_ref){ k->node, k->client, m.seq, i };
+	kc_kmod_hold(k, ret_refs, o.num_returns);
 	return maybe_flush(k);
 }
 
@@ -400,6 +401,7 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 	wire_end(&k->out, off);
 	for (size_t i = 0; i < n; i++)
 		kc_cache_drop(k, &refs[i]);
+	kc_kmod_unhold(k, refs, n);
 	return maybe_flush(k);
 }
 

@@ -28,6 +28,7 @@ struct rfdq {
 struct kray {
 	int fd;
 	int kmod_fd; /* /dev/kray for local gets (kmod.c), or -1 */
+	struct oidmap held; /* with kmod_fd: refs this process holds, counted as krayd does */
 	pid_t krayd_pid; /* a private krayd this handle started, or 0 */
 	char *private_dir;
 	uint32_t node, client, job, inline_max;
@@ -106,7 +107,6 @@ struct view { /* a read-only mapping of a large object */
 	size_t size; /* the object's */
 	size_t maplen; /* the mapping's: whole (huge) pages */
 	int fd; /* the writer's fd, while being created */
-	bool pinless; /* mapped through /dev/kray: krayd holds no pin to drop */
 };
 
 /* Maps a large object's memfd read-only after checking its seals and size; NULL with
@@ -142,6 +142,10 @@ void kc_kmod_close(struct kray *k);
 bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret);
 /* Whether the module holds every one of the n refs (all ready), in one ioctl. */
 bool kc_kmod_all_ready(struct kray *k, const kray_ref *refs, size_t n);
+/* This process got (hold) or released (unhold) a reference to each of the n refs: the
+ * module is asked only for refs held here, so that it answers as krayd would. */
+void kc_kmod_hold(struct kray *k, const kray_ref *refs, size_t n);
+void kc_kmod_unhold(struct kray *k, const kray_ref *refs, size_t n);
 
 /* api.c: shared by calls and actor calls (actor NULL: a task). */
 int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_value *args,

@@ -99,9 +99,7 @@ static void view_put(struct view *vw)
 	if (--vw->refs)
 		return;
 	munmap(vw->addr, vw->maplen);
-	if (k && vw->pinless) {
-		oidmap_del(&k->views, oid(&vw->id));
-	} else if (k) {
+	if (k) {
 		struct kray_msg_refs m = { .n = 1 };
 		size_t off;
 
@@ -407,6 +405,7 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	*oidmap_upsert(&k->writing, &m.oid, &fresh) = (uint64_t)(uintptr_t)vw;
 	*ret_ref = vw->id;
 	*ret_data = p;
+	kc_kmod_hold(k, ret_ref, 1);
 	return 0;
 }
 

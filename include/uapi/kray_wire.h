@@ -79,7 +79,9 @@ enum kray_msg_type {
 	KRAY_MSG_ACTOR_STOP = 25, /* D->W  empty: run the destructor and exit */
 	KRAY_MSG_LIST_ACTORS = 26, /* C->D  empty */
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
-	KRAY_MSG_TYPE_MAX = 27,
+	KRAY_MSG_TYPE_MAX = 27, /* the last of the core types, 1 to 27 */
+	/* 80-87: /dev/kray (kmod/, docs/kmod.md); only those below are known */
+	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
 };
 
 /*

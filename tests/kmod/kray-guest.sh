@@ -31,7 +31,7 @@ insmod /kray.ko || fail krayd-publishes-driver-gets "insmod"
 start_krayd krayd-publishes-driver-gets
 grep -q "/dev/kray: publishing large objects" $L ||
 	fail krayd-publishes-driver-gets "krayd did not attach to /dev/kray"
-$D get kmod || fail krayd-publishes-driver-gets "driver through the module"
+KRAYD_PID=$KRAYD $D get kmod || fail krayd-publishes-driver-gets "driver through the module"
 KRAY_KMOD=0 $D get socket || fail krayd-publishes-driver-gets "driver through the socket"
 echo "KRAY-TEST ok krayd-publishes-driver-gets"
 
