@@ -9,6 +9,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
+mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm # Criterion's arena (the suites)
 echo "KRAY-GUEST booted $(uname -r)"
 if insmod /kray.ko max_bytes=8388608; then
 	/kmod_guest

@@ -74,4 +74,22 @@ wait $KRAYD 2>/dev/null
 grep -qE "ERROR: AddressSanitizer|LeakSanitizer: detected|runtime error" $L &&
 	fail krayd-restart-drops-orphans "krayd's sanitizers reported (log below)"
 echo "KRAY-TEST ok krayd-restart-drops-orphans"
+
+# The host's integration suites, run here with the module (KRAY_KMOD_SUITES at pack time).
+if [ -f /kray/suites ]; then
+	unset KRAY_ADDRESS
+	filter=$(cat /kray/filter 2>/dev/null)
+	for s in $(cat /kray/suites); do
+		KRAY_KRAYD=$B/krayd KRAY_WORKER=$B/kray-worker KRAY_TEST_CODE_PATH=/kray/tests \
+			KRAY_BIN=$B /kray/tests/integration/test_$s --jobs 1 \
+			${filter:+--filter "$filter"} >/tmp/suite.log 2>&1
+		rc=$?
+		sed 's/^/  /' /tmp/suite.log
+		if [ $rc = 0 ]; then
+			echo "KRAY-TEST ok suite-$s-with-kmod"
+		else
+			echo "KRAY-TEST FAIL suite-$s-with-kmod: exit $rc"
+		fi
+	done
+fi
 rmmod kray || echo "KRAY-TEST FAIL rmmod after krayd"

@@ -20,6 +20,17 @@ if [ -x "$BUILD/bench/bench_kmod" ] && command -v strace >/dev/null; then
 	cp "$(command -v strace)" "$ROOT/bin/strace"
 	bins+=("$BUILD/bench/bench_kmod" "$(command -v strace)")
 fi
+# The integration suites named in $KRAY_KMOD_SUITES (e.g. "objects tasks"): the same
+# tests as on the host, here with krayd and libkray using the module.
+for s in ${KRAY_KMOD_SUITES:-}; do
+	mkdir -p "$ROOT/kray/tests/integration"
+	cp "$BUILD/tests/integration/test_$s" "$ROOT/kray/tests/integration/"
+	cp "$BUILD"/tests/lib*.so "$ROOT/kray/tests/"
+	bins+=("$BUILD/tests/integration/test_$s")
+	echo "$s" >>"$ROOT/kray/suites"
+done
+[ -n "${KRAY_KMOD_FILTER:-}" ] && echo "$KRAY_KMOD_FILTER" >"$ROOT/kray/filter"
+true
 for bin in "${bins[@]}"; do
 	ldd "$bin" | grep -o '/[^ ]*' || true
 done | sort -u | while read -r lib; do

@@ -9,7 +9,10 @@
 # module and the statically linked guest programs, boots it, and decides pass or fail from
 # the markers the guest prints on the serial console (qemu's exit code says nothing about
 # the guest).  With KRAY_KMOD_KRAY=1 (the default when build/bin/krayd exists) the guest also
-# runs krayd with the module and a driver that gets an object through /dev/kray.
+# runs krayd with the module and a driver that gets an object through /dev/kray; with
+# KRAY_KMOD_SUITES="objects ..." it also runs those integration suites (build/tests/
+# integration/test_NAME, the host's tests) in the guest, krayd and libkray using the module
+# (KRAY_KMOD_FILTER: a Criterion --filter for them).
 #
 # Exits 0 when every guest test passed, 1 when one failed, and 0 with a line starting
 # "test-kmod: SKIPPED:" when it cannot run here (no headers, no qemu, the Debian archive
@@ -38,9 +41,13 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not inst
 command -v cpio >/dev/null || skip "cpio is not installed"
 
 mkdir -p "$K"
+# Everything of this run lives in its own directory, so that two runs never collide.
+RUN=$(mktemp -d "$K/run.XXXXXX")
+trap 'rm -rf "$RUN"' EXIT
+
 # ---- the module, built in a copy so the source tree stays clean -------------------------
-"$ROOT/tests/kmod/build-module.sh" "$KVER" "$K/module" >"$K/module.log" 2>&1 || {
-	cat "$K/module.log"
+"$ROOT/tests/kmod/build-module.sh" "$KVER" "$RUN/module" >"$RUN/module.log" 2>&1 || {
+	cat "$RUN/module.log"
 	echo "test-kmod: FAILED: kray.ko does not build cleanly against $KVER (log above)"
 	exit 1
 }
@@ -60,12 +67,10 @@ if [ ! -s "$VMLINUZ" ]; then
 fi
 
 # ---- the initramfs: busybox, kray.ko, the guest programs, /init --------------------------
-RUN=$(mktemp -d "$K/run.XXXXXX")
-trap 'rm -rf "$RUN"' EXIT
 IR="$RUN/root"
 mkdir -p "$IR"/{bin,dev,proc,sys,tmp,etc}
 cp /bin/busybox "$IR/bin/busybox"
-cp "$K/module/kray.ko" "$IR/kray.ko"
+cp "$RUN/module/kray.ko" "$IR/kray.ko"
 gcc -static -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
 	-D_GNU_SOURCE -I"$ROOT/include" "$ROOT/tests/kmod/kmod_guest.c" -o "$IR/kmod_guest"
 printf 'root:x:0:0::/:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n' >"$IR/etc/passwd"
@@ -84,21 +89,28 @@ echo "$WITH_KRAY" >"$IR/with-kray"
 (cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1) >"$RUN/initramfs.gz"
 
 # ---- boot ------------------------------------------------------------------------------
+# The integration suites (KRAY_KMOD_SUITES) need room for their stores and spill dirs.
+MEM=512
+[ -n "${KRAY_KMOD_SUITES:-}" ] && MEM=3072
 ACCEL=()
 [ -w /dev/kvm ] && ACCEL=(-enable-kvm -cpu host)
-LOG="$K/guest.log"
-echo "test-kmod: booting $KVER under qemu${ACCEL:+ (kvm)}; serial log in $LOG"
+LOG="$RUN/guest.log"
+echo "test-kmod: booting $KVER under qemu${ACCEL:+ (kvm)}; serial log in $K/guest.log"
 start=$(date +%s)
 timeout "$TIMEOUT" qemu-system-x86_64 "${ACCEL[@]}" -kernel "$VMLINUZ" \
 	-initrd "$RUN/initramfs.gz" -append "console=ttyS0 panic=-1 quiet loglevel=5" \
-	-nographic -m 512 -smp 2 -no-reboot </dev/null >"$LOG" 2>&1 || true
+	-nographic -m "$MEM" -smp 2 -no-reboot </dev/null >"$LOG" 2>&1 || true
 echo "test-kmod: guest ran $(($(date +%s) - start)) s"
+cp "$LOG" "$K/guest.log.$$" && mv -f "$K/guest.log.$$" "$K/guest.log" # the last run's
 
 # ---- verdict from the markers ----------------------------------------------------------
 tr -d '\r' <"$LOG" | grep -aE '^ *(KRAY-TEST|KRAY-INFO|KRAY-GUEST|KRAY-DRIVER|krayd:)' | sed 's/^/  /' || true
 EXPECT=(version attach publish-get-map withdraw-if-unused refuse-unsealed scope wait-2-of-3 wait-timeout
 	bad-args memory-bound-and-release kill-daemon-and-adopt unload-with-objects)
 [ "$WITH_KRAY" = 1 ] && EXPECT+=(krayd-publishes-driver-gets kmod-get-syscalls krayd-restart-drops-orphans)
+if [ "$WITH_KRAY" = 1 ]; then
+	for s in ${KRAY_KMOD_SUITES:-}; do EXPECT+=("suite-$s-with-kmod"); done
+fi
 fail=0
 clean=$(tr -d '\r' <"$LOG")
 for t in "${EXPECT[@]}"; do
@@ -116,7 +128,7 @@ if grep -aqE 'BUG:|WARNING:|Oops|Call Trace|KASAN|general protection' <<<"$clean
 	fail=1
 fi
 if [ $fail -ne 0 ]; then
-	echo "test-kmod: FAILED (full serial log: $LOG)"
+	echo "test-kmod: FAILED (full serial log: $K/guest.log)"
 	exit 1
 fi
 echo "test-kmod: passed (${#EXPECT[@]} guest tests)"
