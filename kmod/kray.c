@@ -98,6 +98,7 @@ static long ioc_attach(struct kray_sess *s, void __user *uarg)
 
 static long ioc_publish(struct kray_sess *s, void __user *uarg)
 {
+	struct kray_kmod_publish __user *ua = uarg;
 	struct kray_kmod_publish a;
 	int r = args_in(&a, uarg, sizeof(a));
 
@@ -105,11 +106,19 @@ static long ioc_publish(struct kray_sess *s, void __user *uarg)
 		return r;
 	if (a.flags || a.pad)
 		return -EINVAL;
+	/* The size goes back in the same struct: one that cannot be written fails before
+	 * anything is published, and a copy that fails after (the caller unmapped it
+	 * meanwhile) takes the publish back. */
+	if (put_user(0ULL, &ua->ret_size))
+		return -EFAULT;
 	r = kray_table_publish(s, &a);
 	if (r)
 		return r;
-	/* Published: a failed copy of the size changes nothing (the caller knows it). */
-	return put_user(a.ret_size, &((struct kray_kmod_publish __user *)uarg)->ret_size);
+	if (put_user(a.ret_size, &ua->ret_size)) {
+		kray_table_withdraw(s, &a.oid, false);
+		return -EFAULT;
+	}
+	return 0;
 }
 
 static long ioc_withdraw(struct kray_sess *s, void __user *uarg)
@@ -241,6 +250,9 @@ static long ioc_adopt(struct kray_sess *s, void __user *uarg)
 		return r;
 	if (a.flags || !a.from_node)
 		return -EINVAL;
+	/* Fail on a struct that cannot take the count before anything moves. */
+	if (put_user(0U, &((struct kray_kmod_adopt __user *)uarg)->ret_count))
+		return -EFAULT;
 	r = kray_table_adopt(s, a.from_node, &a.ret_count);
 	if (r)
 		return r;

@@ -640,10 +640,21 @@ static void t_bad_args(void)
 
 		*ro = (struct kray_kmod_get){ .size = sizeof(*ro), .oid = oid(NODE, 1) };
 		*rs = (struct kray_kmod_session){ .size = sizeof(*rs), .job = 1 };
+		struct kray_kmod_publish *rp = (void *)((char *)ro + 1024);
+		struct kray_kmod_adopt *ra = (void *)((char *)ro + 2048);
+		int fd = make_memfd(100, 1, -1);
+
+		*rp = (struct kray_kmod_publish){ .size = sizeof(*rp), .oid = oid(NODE, 41),
+						  .fd = fd, .scope = KRAY_KMOD_SCOPE_UID };
+		*ra = (struct kray_kmod_adopt){ .size = sizeof(*ra), .from_node = 555 };
 		mprotect(ro, 4096, PROT_READ);
 		FAILS(EFAULT, ioctl(dmn, KRAY_IOC_GET, ro));
 		FAILS(EFAULT, ioctl(dmn, KRAY_IOC_SESSION, rs));
+		FAILS(EFAULT, ioctl(dmn, KRAY_IOC_PUBLISH, rp)); /* and nothing published: */
+		FAILS(ENOENT, get(dmn, oid(NODE, 41), NULL));
+		FAILS(EFAULT, ioctl(dmn, KRAY_IOC_ADOPT, ra));
 		munmap(ro, 4096);
+		close(fd);
 	}
 	/* Nothing changed, nothing leaked. */
 	struct kray_kmod_version v2;
