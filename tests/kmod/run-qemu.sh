@@ -106,7 +106,7 @@ cp "$LOG" "$K/guest.log.$$" && mv -f "$K/guest.log.$$" "$K/guest.log" # the last
 # ---- verdict from the markers ----------------------------------------------------------
 tr -d '\r' <"$LOG" | grep -aE '^ *(KRAY-TEST|KRAY-INFO|KRAY-GUEST|KRAY-DRIVER|krayd:)' | sed 's/^/  /' || true
 EXPECT=(version attach publish-get-map withdraw-if-unused refuse-unsealed scope wait-2-of-3 wait-timeout
-	bad-args memory-bound-and-release kill-daemon-and-adopt unload-with-objects)
+	bad-args memory-bound-and-release concurrent-stress kill-daemon-and-adopt unload-with-objects)
 [ "$WITH_KRAY" = 1 ] && EXPECT+=(krayd-publishes-driver-gets kmod-get-syscalls krayd-restart-drops-orphans)
 if [ "$WITH_KRAY" = 1 ]; then
 	for s in ${KRAY_KMOD_SUITES:-}; do EXPECT+=("suite-$s-with-kmod"); done
