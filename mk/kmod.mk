@@ -29,7 +29,7 @@ kmod:
 		echo "kmod: $(O)/kmod/module/kray.ko (for $(KMOD_KVER))"; \
 	fi
 
-test-kmod: $(BINS) $(KMOD_DRIVER)
+test-kmod: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls
 	@echo "== tests/kmod/run-qemu.sh"
 	@tests/kmod/run-qemu.sh $(O)
 
@@ -40,7 +40,7 @@ test-kmod: $(BINS) $(KMOD_DRIVER)
 test-kmod-asan:
 	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
 		build-asan/bin/krayd build-asan/bin/kray-worker build-asan/tests/kmod/kmod_driver \
-		build-asan/bench/bench_kmod
+		build-asan/bench/bench_kmod build-asan/examples/kmod_ls
 	@echo "== tests/kmod/run-qemu.sh build-asan"
 	@tests/kmod/run-qemu.sh build-asan
 
@@ -48,7 +48,7 @@ test-kmod-asan:
 # module: the same tests pass on both paths (about 6 minutes without KVM; CI runs it).
 KMOD_SUITES ?= objects tasks actors limits
 .PHONY: test-kmod-suites
-test-kmod-suites: $(BINS) $(KMOD_DRIVER) $(INTEG) $(FIXTURES)
+test-kmod-suites: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls $(INTEG) $(FIXTURES)
 	@echo "== tests/kmod/run-qemu.sh with the suites: $(KMOD_SUITES)"
 	@KRAY_KMOD_SUITES="$(KMOD_SUITES)" KRAY_KMOD_TIMEOUT=$${KRAY_KMOD_TIMEOUT:-1200} \
 		tests/kmod/run-qemu.sh $(O)

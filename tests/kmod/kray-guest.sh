@@ -64,6 +64,9 @@ kill $HOLDER
 wait $HOLDER 2>/dev/null
 rm -f $S
 [ "$($D count)" = objects=1 ] || fail krayd-restart-drops-orphans "the orphan did not stay in the table"
+/kray/examples/kmod_ls | sed 's/^/KRAY-INFO kmod_ls: /'
+/kray/examples/kmod_ls | grep -q "(orphan: its krayd is gone)" ||
+	fail krayd-restart-drops-orphans "examples/kmod_ls does not show the orphan"
 start_krayd krayd-restart-drops-orphans
 grep -q "withdrew 1 objects left by krayds that died" $L ||
 	fail krayd-restart-drops-orphans "the new krayd did not adopt the orphan"

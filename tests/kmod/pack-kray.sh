@@ -12,8 +12,10 @@ mkdir -p "$ROOT/kray/bin" "$ROOT/kray/lib" "$ROOT/kray/tests/kmod" "$ROOT/kray/b
 cp "$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$ROOT/kray/bin/"
 cp -a "$BUILD"/lib/libkray.so* "$ROOT/kray/lib/"
 cp "$BUILD/tests/kmod/kmod_driver" "$ROOT/kray/tests/kmod/"
+mkdir -p "$ROOT/kray/examples" && cp "$BUILD/examples/kmod_ls" "$ROOT/kray/examples/"
 cp "$(dirname "$0")/kray-guest.sh" "$ROOT/kray-guest.sh"
-bins=("$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$BUILD/tests/kmod/kmod_driver")
+bins=("$BUILD/bin/krayd" "$BUILD/bin/kray-worker" "$BUILD/tests/kmod/kmod_driver"
+	"$BUILD/examples/kmod_ls")
 # The system-call count of a get (bench_kmod --counts-only) needs strace in the guest.
 if [ -x "$BUILD/bench/bench_kmod" ] && command -v strace >/dev/null; then
 	cp "$BUILD/bench/bench_kmod" "$ROOT/kray/bench/"

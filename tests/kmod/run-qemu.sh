@@ -78,7 +78,8 @@ printf 'root:x:0:0::/:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n' >"$IR/etc/passw
 WITH_KRAY=${KRAY_KMOD_KRAY:-auto}
 if [ "$WITH_KRAY" = auto ]; then
 	WITH_KRAY=0
-	[ -x "$BUILD/bin/krayd" ] && [ -x "$BUILD/tests/kmod/kmod_driver" ] && WITH_KRAY=1
+	[ -x "$BUILD/bin/krayd" ] && [ -x "$BUILD/tests/kmod/kmod_driver" ] &&
+		[ -x "$BUILD/examples/kmod_ls" ] && WITH_KRAY=1
 fi
 if [ "$WITH_KRAY" = 1 ]; then
 	"$ROOT/tests/kmod/pack-kray.sh" "$BUILD" "$IR"
