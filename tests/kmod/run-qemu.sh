@@ -52,10 +52,12 @@ trap 'rm -rf "$RUN"' EXIT
 	exit 1
 }
 
-# ---- the kernel image, downloaded once per version --------------------------------------
-VMLINUZ="$K/vmlinuz-$KVER"
+# ---- the kernel image, downloaded once per version (for every build dir: build/kmod/) ---
+CACHE="$ROOT/build/kmod"
+mkdir -p "$CACHE"
+VMLINUZ="$CACHE/vmlinuz-$KVER"
 if [ ! -s "$VMLINUZ" ]; then
-	dl=$(mktemp -d "$K/dl.XXXXXX")
+	dl=$(mktemp -d "$CACHE/dl.XXXXXX")
 	if ! (cd "$dl" && apt-get download "linux-image-$KVER") >"$dl/log" 2>&1; then
 		sed 's/^/  /' "$dl/log" | tail -5
 		rm -rf "$dl"
