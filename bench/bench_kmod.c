@@ -305,7 +305,8 @@ struct count {
 static int count_syscalls(const char *self, struct count *c, int max)
 {
 	char out[] = "/tmp/bench_kmod.strace.XXXXXX", line[4096], cur[48] = "";
-	char *argv[] = { "strace", "-f", "-qq", "-s", "128", "-o", out, (char *)self, "--count-child", NULL };
+	char *argv[] = { "strace", "-f", "-qq", "-s", "128", "-o", out,
+			 (char *)self, "--count-child", NULL };
 	int fd = mkstemp(out), n = 0, st;
 	pid_t pid, main_pid = 0;
 	FILE *f;
@@ -396,11 +397,13 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--syscalls")) {
 			syscalls = 1;
 		} else if (!strcmp(argv[i], "--counts-only")) {
-			syscalls = counts_only = 1; /* where timing means nothing (the qemu guest) */
+			/* Where timing means nothing (the qemu guest). */
+			syscalls = counts_only = 1;
 		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
 			json_file = argv[++i];
 		} else {
-			fprintf(stderr, "usage: %s [--quick] [--syscalls | --counts-only] [--json FILE]\n",
+			fprintf(stderr,
+				"usage: %s [--quick] [--syscalls | --counts-only] [--json FILE]\n",
 				argv[0]);
 			return 2;
 		}
@@ -466,8 +469,10 @@ int main(int argc, char **argv)
 		for (int i = 0; i < ncount; i++) {
 			fprintf(f, ", \"syscalls_%s\": {\"driver\": %.2f, \"krayd\": ",
 				counts[i].name, (double)counts[i].driver / (double)counts[i].gets);
+			double kd = (double)counts[i].krayd / (double)counts[i].gets;
+
 			if (krayd_traced)
-				fprintf(f, "%.2f}", (double)counts[i].krayd / (double)counts[i].gets);
+				fprintf(f, "%.2f}", kd);
 			else
 				fprintf(f, "null}");
 		}

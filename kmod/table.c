@@ -157,6 +157,9 @@ static int check_memfd(struct file *f, u64 *ret_size)
 
 int kray_table_publish(struct kray_sess *s, struct kray_kmod_publish *a)
 {
+	/* The parameters may change at any time (sysfs): read each once. */
+	u64 max_bytes = READ_ONCE(kray_max_bytes);
+	u32 max_objects = READ_ONCE(kray_max_objects);
 	kuid_t euid = current_euid();
 	struct kray_obj *o;
 	struct file *f;
@@ -195,8 +198,7 @@ int kray_table_publish(struct kray_sess *s, struct kray_kmod_publish *a)
 		r = -EPERM;
 	else if (find(&a->oid))
 		r = -EEXIST;
-	else if (kray_nobjs >= READ_ONCE(kray_max_objects) ||
-		 size > READ_ONCE(kray_max_bytes) - min_t(u64, kray_used, READ_ONCE(kray_max_bytes)))
+	else if (kray_nobjs >= max_objects || size > max_bytes - min(kray_used, max_bytes))
 		r = -ENOSPC;
 	if (!r) {
 		o->node = s->node;
@@ -346,8 +348,9 @@ int kray_table_list(u32 node, struct kray_kmod_entry *buf, u32 max, u32 *ret_tot
 			e->oid = o->oid;
 			e->node = o->node;
 			e->scope = o->scope;
-			e->scope_id = o->scope == KRAY_KMOD_SCOPE_UID ? from_kuid_munged(ns, o->uid) :
-									 o->job;
+			e->scope_id = o->scope == KRAY_KMOD_SCOPE_UID ?
+					      from_kuid_munged(ns, o->uid) :
+					      o->job;
 			e->flags = node_live(o->node) ? 0 : KRAY_KMOD_ENTRY_ORPHAN;
 			e->size = o->size;
 		}

@@ -547,7 +547,8 @@ static void t_bad_args(void)
 		close(fd);
 	}
 	{
-		struct kray_kmod_withdraw a = { .size = sizeof(a), .flags = 2, .oid = oid(NODE, 1) };
+		struct kray_kmod_withdraw a = { .size = sizeof(a), .flags = 2,
+						.oid = oid(NODE, 1) };
 
 		FAILS(EINVAL, ioctl(dmn, KRAY_IOC_WITHDRAW, &a));
 		a.flags = 0;
@@ -749,11 +750,14 @@ static int stress_reader(void *arg)
 		return 1;
 	while (now_ms() < end) {
 		uint32_t i = (x = x * 1103515245u + 12345u) >> 16 & 63;
-		struct kray_oid ids[4] = { oid(NODE, 1000 + i), oid(NODE, 1000 + (i + 1) % 64),
-					   oid(NODE, 1000 + (i + 2) % 64), oid(NODE, 1000 + (i + 3) % 64) };
+		struct kray_oid ids[4];
 		uint8_t ready[4];
 		uint64_t size;
-		int fd = get(s, ids[0], &size);
+		int fd;
+
+		for (uint32_t j = 0; j < 4; j++)
+			ids[j] = oid(NODE, 1000 + (i + j) % 64);
+		fd = get(s, ids[0], &size);
 
 		if (fd >= 0) {
 			if (size != 4096 + i || !bytes_ok(fd, (size_t)size, 1000 + i))
