@@ -29,7 +29,7 @@ kmod:
 		echo "kmod: $(O)/kmod/module/kray.ko (for $(KMOD_KVER))"; \
 	fi
 
-test-kmod: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls
+test-kmod: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls $(O)/bench/bench_kmod
 	@echo "== tests/kmod/run-qemu.sh"
 	@tests/kmod/run-qemu.sh $(O)
 
