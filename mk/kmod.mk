@@ -45,10 +45,15 @@ test-kmod-asan:
 	@tests/kmod/run-qemu.sh build-asan
 
 # The host's integration suites again, in the guest, with krayd and libkray using the
-# module: the same tests pass on both paths (about 6 minutes without KVM; CI runs it).
+# module: the same tests pass on both paths (about 5 minutes without KVM; CI runs it).
+# Left out by default: objects/spill_many_times_the_store, whose 1,000 restores of 8 MiB
+# take 117 of its 120 s under emulation (it passed through the module; KMOD_SUITES_FILTER=
+# with nothing after it runs everything, with KVM).
 KMOD_SUITES ?= objects tasks actors limits
+KMOD_SUITES_FILTER ?= !(objects/spill_many_times_the_store)
 .PHONY: test-kmod-suites
-test-kmod-suites: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls $(INTEG) $(FIXTURES)
+test-kmod-suites: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls $(O)/bench/bench_kmod \
+		  $(INTEG) $(FIXTURES)
 	@echo "== tests/kmod/run-qemu.sh with the suites: $(KMOD_SUITES)"
-	@KRAY_KMOD_SUITES="$(KMOD_SUITES)" KRAY_KMOD_TIMEOUT=$${KRAY_KMOD_TIMEOUT:-1200} \
-		tests/kmod/run-qemu.sh $(O)
+	@KRAY_KMOD_SUITES="$(KMOD_SUITES)" KRAY_KMOD_FILTER='$(KMOD_SUITES_FILTER)' \
+		KRAY_KMOD_TIMEOUT=$${KRAY_KMOD_TIMEOUT:-1200} tests/kmod/run-qemu.sh $(O)
