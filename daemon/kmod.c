@@ -29,7 +29,9 @@
 #include "krayd.h"
 #include "log.h"
 
-/* Adopts and withdraws the orphans of dead krayds of this uid.  Returns how many. */
+/* Adopts and withdraws the orphans of dead krayds of this uid (as krayd publishes them:
+ * scope uid = its own; root's LIST also shows other users', which are left alone).
+ * Returns how many. */
 static unsigned drop_orphans(struct krayd *d)
 {
 	struct kray_kmod_list l = { .size = sizeof(l) };
@@ -52,7 +54,8 @@ static unsigned drop_orphans(struct krayd *d)
 	for (uint32_t i = 0; i < l.max; i++) {
 		struct kray_kmod_adopt a = { .size = sizeof(a), .from_node = e[i].node };
 
-		if (!(e[i].flags & KRAY_KMOD_ENTRY_ORPHAN))
+		if (!(e[i].flags & KRAY_KMOD_ENTRY_ORPHAN) || e[i].scope != KRAY_KMOD_SCOPE_UID ||
+		    e[i].scope_id != geteuid())
 			continue;
 		/* One adopt takes all of a node's orphans; later entries of that node find
 		 * their node gone (ret_count 0) and are withdrawn all the same. */
