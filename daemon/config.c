@@ -42,6 +42,7 @@ static const struct key keys[] = {
 	  "pre-faulted memory kept ready for new objects (0: none)" },
 	INT("hugepages", hugepages, 0, 1,
 	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
+	INT("kmod", kmod, 0, 1, "1: publish large objects in /dev/kray when it is loaded"),
 	{ "resources", K_STR, offsetof(struct config, resources), 256, 0, 0,
 	  "custom resources of this node, e.g. GPU:2,ssd:1" },
 	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
@@ -271,6 +272,7 @@ static void set_defaults(struct config *cfg)
 	cfg->oversub_wait = 50;
 	cfg->heartbeat_ms = 500;
 	cfg->node_timeout_ms = 5000;
+	cfg->kmod = 1;
 }
 
 int config_reload(struct config *cfg)

@@ -205,6 +205,7 @@ struct obj {
 	int fd;
 	bool spilled;
 	bool exec_pin; /* pinned while an EXEC that takes it is built */
+	bool kmod; /* published in /dev/kray (kmod.c) */
 	uint64_t size;
 	struct conn *writer; /* the connection writing it (pending large objects) */
 	uint32_t remote_link; /* pending: made elsewhere and kept there; pulled over this link
@@ -239,6 +240,7 @@ struct krayd {
 	struct io_uring ring;
 	int listen_fd, signal_fd;
 	int metrics_fd; /* -1: no metrics endpoint */
+	int kmod_fd; /* /dev/kray, attached as this node's daemon; -1: not used */
 	uint32_t node;
 	uint32_t next_client, next_worker;
 	bool stopping;
@@ -372,6 +374,18 @@ int store_restore(struct krayd *d, struct obj *o);
 void store_drop_large(struct krayd *d, struct obj *o);
 int store_mem_init(struct krayd *d);
 void store_mem_fini(struct krayd *d);
+
+/* kmod.c: /dev/kray, the optional kernel object table (docs/kmod.md).  Without the
+ * module (or with kmod = 0) every function here does nothing. */
+void kmod_init(struct krayd *d);
+/* Publishes a sealed large object in memory, so that local readers get it in one ioctl. */
+void kmod_publish(struct krayd *d, struct obj *o);
+/* Withdraws o if published.  With if_unused, fails with -EBUSY (o stays published) while
+ * a reader holds an fd or a mapping the module handed out.  Returns 0 or -EBUSY. */
+int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused);
+void kmod_fini(struct krayd *d);
+/* KMOD_PIN: c mapped these objects through /dev/kray; pin those it holds, as a get would. */
+void kmod_pin(struct conn *c, const struct wire_oids *ids);
 
 /* pool.c: pre-faulted memfds */
 struct pool *pool_start(uint64_t budget);

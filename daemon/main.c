@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 		store_mem_fini(&d);
 		return 1;
 	}
+	kmod_init(&d);
 	kbpf_start(&d); /* before the first worker, so that every worker is accounted */
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
 	sched_fini(&d);
 	actor_fini(&d);
 	store_fini(&d);
+	kmod_fini(&d);
 	store_mem_fini(&d);
 	if (d.cfg.pidfile[0])
 		unlink(d.cfg.pidfile);

@@ -309,6 +309,14 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return 0;
 	case KRAY_MSG_UNPIN:
 		return on_unpin(c, body, h->len);
+	case KRAY_MSG_KMOD_PIN: {
+		struct wire_oids ids;
+
+		if (wire_dec_refs(body, h->len, &ids))
+			return fail("malformed kmod pin", -EBADMSG);
+		kmod_pin(c, &ids);
+		return 0;
+	}
 	case KRAY_MSG_ACTOR_CREATE:
 		return on_actor_create(c, h->req, body, h->len);
 	case KRAY_MSG_GET_ACTOR:

@@ -110,19 +110,26 @@ static int spill(struct krayd *d, struct obj *o)
 	char path[PATH_MAX + 64];
 	int fd, r;
 
-	if (mkdir(d->cfg.spill_dir, 0700) && errno != EEXIST)
-		return -errno;
+	/* A reader that mapped it through /dev/kray holds it: as good as a pin. */
+	if (kmod_withdraw(d, o, true))
+		return -EBUSY;
+	if (mkdir(d->cfg.spill_dir, 0700) && errno != EEXIST) {
+		r = -errno;
+		goto err_republish;
+	}
 	spill_path(d, o, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		goto err_republish;
+	}
 	r = copy_fd(fd, o->fd, o->size);
 	if (!r && fsync(fd))
 		r = -errno;
 	close(fd);
 	if (r) {
 		unlink(path);
-		return r;
+		goto err_republish;
 	}
 	lru_del(d, o);
 	close(o->fd);
@@ -135,6 +142,10 @@ static int spill(struct krayd *d, struct obj *o)
 	log_debug("spilled %u.%u.%u (%llu bytes)", o->id.owner, o->id.seq, o->id.index,
 		  (unsigned long long)o->size);
 	return 0;
+
+err_republish:
+	kmod_publish(d, o);
+	return r;
 }
 
 /* Spills until size more bytes fit.  Returns 0 or -ENOSPC. */
@@ -150,7 +161,7 @@ static int make_room(struct krayd *d, uint64_t size)
 		if (o->pins || o->state != OBJ_READY)
 			continue;
 		last = spill(d, o);
-		if (last)
+		if (last && last != -EBUSY) /* -EBUSY: mapped through /dev/kray */
 			log_warn("cannot spill to %s: %s", d->cfg.spill_dir, strerror(-last));
 	}
 	return d->st.store_bytes + size > d->cfg.store_size ? -ENOSPC : 0;
@@ -274,6 +285,7 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 		return 0;
 	}
 	lru_add(d, o);
+	kmod_publish(d, o); /* before the seal wakes anyone */
 	struct wire_value v = { .type = KRAY_WT_FD, .scalar = o->size };
 
 	store_seal(d, o, &v);
@@ -291,6 +303,7 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src)
 			return r;
 	}
 	/* Take src's memory; src stays, empty, until its references go. */
+	kmod_withdraw(d, src, false);
 	dst->type = KRAY_WT_FD;
 	dst->fd = src->fd;
 	dst->size = src->size;
@@ -299,6 +312,7 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src)
 	src->size = 0;
 	src->type = KRAY_WT_NIL;
 	lru_add(d, dst);
+	kmod_publish(d, dst);
 	struct wire_value v = { .type = KRAY_WT_FD, .scalar = dst->size };
 
 	store_seal(d, dst, &v);
@@ -336,6 +350,7 @@ int store_restore(struct krayd *d, struct obj *o)
 	o->fd = fd;
 	o->spilled = false;
 	lru_add(d, o);
+	kmod_publish(d, o);
 	d->st.store_bytes += o->size;
 	d->st.objects_spilled--;
 	d->st.bytes_spilled -= o->size;
@@ -346,6 +361,7 @@ int store_restore(struct krayd *d, struct obj *o)
 void store_drop_large(struct krayd *d, struct obj *o)
 {
 	if (o->fd >= 0) {
+		kmod_withdraw(d, o, false); /* out of the table before its memory goes */
 		lru_del(d, o);
 		close(o->fd);
 		d->st.store_bytes -= o->size;

@@ -176,6 +176,7 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	wire_end(&k->out, off);
 	for (unsigned i = 0; i < o.num_returns; i++)
 		ret_refs[i] = (kray_ref){ k->node, k->client, m.seq, i };
+	kc_kmod_hold(k, ret_refs, o.num_returns);
 	return maybe_flush(k);
 }
 
@@ -312,9 +313,9 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 	idx = malloc((n ? n : 1) * sizeof(*idx));
 	if (!vals || !ask || !idx)
 		abort();
-	/* What this process has already costs no round trip. */
+	/* What this process has already, or the module holds, costs no round trip. */
 	for (size_t i = 0; i < n; i++)
-		if (!kc_cached(k, &refs[i], &vals[i])) {
+		if (!kc_cached(k, &refs[i], &vals[i]) && !kc_kmod_get(k, &refs[i], &vals[i])) {
 			ask[nask] = refs[i];
 			idx[nask++] = i;
 		}
@@ -379,6 +380,14 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 	if (n > KRAY_REFS_MAX || num_ready > n || (n && (!refs || !ret_ready)))
 		return kc_fail(k, -EINVAL, "a wait takes 0 to %d refs and num_ready <= n",
 			       KRAY_REFS_MAX);
+	/* Objects the module holds are sealed: when it holds them all, they are all ready
+	 * (small objects never enter the module: such a wait asks krayd). */
+	if (kc_kmod_all_ready(k, refs, n)) {
+		memset(ret_ready, 1, n);
+		if (ret_num_ready)
+			*ret_num_ready = n;
+		return 0;
+	}
 	if (k->ws)
 		kc_worker_before_block(k);
 	off = wire_begin(&k->out, KRAY_MSG_WAIT, req);
@@ -422,6 +431,7 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 	wire_end(&k->out, off);
 	for (size_t i = 0; i < n; i++)
 		kc_cache_drop(k, &refs[i]);
+	kc_kmod_unhold(k, refs, n);
 	return maybe_flush(k);
 }
 

@@ -27,6 +27,8 @@ struct rfdq {
 
 struct kray {
 	int fd;
+	int kmod_fd; /* /dev/kray for local gets (kmod.c), or -1 */
+	struct oidmap held; /* with kmod_fd: refs this process holds, counted as krayd does */
 	pid_t krayd_pid; /* a private krayd this handle started, or 0 */
 	char *private_dir;
 	uint32_t node, client, job, inline_max;
@@ -107,6 +109,13 @@ struct view { /* a read-only mapping of a large object */
 	int fd; /* the writer's fd, while being created */
 };
 
+/* Maps a large object's memfd read-only after checking its seals and size; NULL with
+ * *ret_why set when it cannot.  The fd stays the caller's. */
+struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
+		       const char **ret_why);
+/* A new value using the view (one more reference to it). */
+void kc_view_value(struct view *vw, kray_value *ret);
+
 /* Turns a received value into a kray_value.  FD values take the frame's next descriptor
  * from *fds (verifying its seals and size) and map it, or reuse this process's mapping. */
 void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret);
@@ -126,6 +135,20 @@ void kc_cache_drop(struct kray *k, const kray_ref *id);
 void kc_objects_fini(struct kray *k);
 /* Creates a large object for this process (also used for a worker's large returns). */
 int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
+
+/* kmod.c: /dev/kray, when the module is loaded (docs/kmod.md). */
+/* Opens it for k unless $KRAY_KMOD is 0; without it, k->kmod_fd stays -1. */
+void kc_kmod_open(struct kray *k);
+void kc_kmod_close(struct kray *k);
+/* A large object the module holds, as a value (mapped, or this process's mapping reused),
+ * in one ioctl; false when the module does not have it for us: ask krayd. */
+bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret);
+/* Whether the module holds every one of the n refs (all ready), in one ioctl. */
+bool kc_kmod_all_ready(struct kray *k, const kray_ref *refs, size_t n);
+/* This process got (hold) or released (unhold) a reference to each of the n refs: the
+ * module is asked only for refs held here, so that it answers as krayd would. */
+void kc_kmod_hold(struct kray *k, const kray_ref *refs, size_t n);
+void kc_kmod_unhold(struct kray *k, const kray_ref *refs, size_t n);
 
 /* api.c: shared by calls and actor calls (actor NULL: a task). */
 int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_value *args,

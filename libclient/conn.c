@@ -264,6 +264,7 @@ int kc_connect(struct kray *k, const char *path, uint32_t role, uint32_t worker_
 	k->client = ok.client;
 	k->job = ok.job;
 	k->inline_max = ok.inline_max;
+	kc_kmod_open(k);
 	return 0;
 }
 
@@ -272,6 +273,7 @@ void kc_close(struct kray *k)
 	if (k->fd >= 0)
 		close(k->fd);
 	k->fd = -1;
+	kc_kmod_close(k);
 	kc_objects_fini(k);
 	while (k->fds.n) {
 		close(k->fds.fd[k->fds.head]);

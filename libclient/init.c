@@ -197,6 +197,7 @@ KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 		return -ENOMEM;
 	}
 	k->fd = -1;
+	k->kmod_fd = -1;
 	if (addr && *addr) {
 		snprintf(sock, sizeof(sock), "%s", addr);
 	} else {

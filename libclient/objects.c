@@ -146,7 +146,7 @@ void kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_re
 	value_from_mem(m, ret);
 }
 
-static void value_from_view(struct view *vw, kray_value *v)
+void kc_view_value(struct view *vw, kray_value *v)
 {
 	vw->refs++;
 	*v = (kray_value){ .type = KRAY_BYTES, .data = vw->addr, .len = vw->size, .priv_ = vw };
@@ -162,9 +162,8 @@ static void error_value(kray_value *v, const char *fmt, const kray_ref *id, cons
 	value_from_mem(m, v);
 }
 
-/* Maps a large object's memfd read-only after checking that it really is sealed. */
-static struct view *map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
-			   const char **ret_why)
+struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
+		       const char **ret_why)
 {
 	struct stat st;
 	struct statfs fs;
@@ -243,15 +242,15 @@ void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_v
 		wire_end(&k->out, off);
 		if (fd >= 0)
 			close(fd);
-		value_from_view(vw, ret);
+		kc_view_value(vw, ret);
 		return;
 	}
 	if (fd >= 0) {
-		struct view *vw = map_fd(k, &id, fd, w->scalar, &why);
+		struct view *vw = kc_map_fd(k, &id, fd, w->scalar, &why);
 
 		close(fd);
 		if (vw) {
-			value_from_view(vw, ret);
+			kc_view_value(vw, ret);
 			return;
 		}
 	}
@@ -415,6 +414,7 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	*oidmap_upsert(&k->writing, &m.oid, &fresh) = (uint64_t)(uintptr_t)vw;
 	*ret_ref = vw->id;
 	*ret_data = p;
+	kc_kmod_hold(k, ret_ref, 1);
 	return 0;
 }
 

@@ -173,7 +173,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	const char *sock = getenv("KRAY_SOCKET"), *id = getenv("KRAY_WORKER_ID");
 	const char *ppid = getenv("KRAY_PARENT_PID");
 	struct worker_state ws = { 0 };
-	struct kray k = { .fd = -1, .ws = &ws, .on_frame = on_frame };
+	struct kray k = { .fd = -1, .kmod_fd = -1, .ws = &ws, .on_frame = on_frame };
 	int r;
 
 	(void)argc;

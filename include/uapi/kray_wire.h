@@ -111,14 +111,16 @@ enum kray_msg_type {
 	KRAY_MSG_GCS_JOB = 71, /* N->head kray_msg_gcs_job + code path: a driver came or went */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
 	KRAY_MSG_NODE_TYPE_MAX = 71,
-	KRAY_MSG_TYPE_MAX = 71, /* the highest type; the gaps below it are not types */
+	/* 80-87: /dev/kray (kmod/, docs/kmod.md) */
+	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
+	KRAY_MSG_TYPE_MAX = 80, /* the highest type; the gaps below it are not types */
 };
 
 /* Whether t is a message type: numbers in the gaps between the ranges are not. */
 static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL ||
-	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX);
+	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) || t == KRAY_MSG_KMOD_PIN;
 }
 
 /*

@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(cfg.max_workers >= 1 && cfg.max_workers <= 65536);
 	FUZZ_CHECK(cfg.prestart >= 0 && cfg.prestart <= cfg.num_cpus);
 	FUZZ_CHECK(cfg.hugepages == 0 || cfg.hugepages == 1);
+	FUZZ_CHECK(cfg.kmod == 0 || cfg.kmod == 1);
 	FUZZ_CHECK(cfg.inline_max <= (1u << 20));
 	FUZZ_CHECK(cfg.log_level >= LOG_ERR && cfg.log_level <= LOG_DEBUG);
 	FUZZ_CHECK(cfg.ready_fd == -1 && !cfg.log_level_flag);

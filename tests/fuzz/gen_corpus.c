@@ -219,6 +219,10 @@ static void frames(void)
 		put(&m, sizeof(m));
 		put(&P, sizeof(P));
 		done("unpin");
+		frame(KRAY_MSG_KMOD_PIN);
+		put(&m, sizeof(m));
+		put(&P, sizeof(P));
+		done("kmod-pin");
 	}
 	{
 		struct kray_wire_stats st = { .node = 0x11, .drivers = 1, .workers = 4 };

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1385,6 +1386,74 @@ Test(limits, raw_counts, .timeout = 60)
 	}
 	kbuf_free(&b);
 	expect_serving(&h, "raw counts past the limits");
+}
+
+/*
+ * KMOD_PIN (wire type 80): a client that mapped objects through /dev/kray asks krayd to
+ * count those views as pins, as its own gets do (docs/kmod.md).  No module is needed to
+ * test krayd's side: the frame is written on a libkray connection's socket.  krayd pins
+ * only large objects in memory that the connection holds; a pin keeps a released object
+ * alive until the UNPIN; past 65,536 ids, or malformed, it is refused like UNPIN.
+ */
+Test(limits, raw_kmod_pin, .timeout = 60)
+{
+	struct harness h = start(2, NULL);
+	kray *owner = harness_connect(h.sock), *other = harness_connect(h.sock);
+	struct kray_msg_refs m = { .n = 1 };
+	struct kbuf b = { 0 };
+	struct kray_stats st;
+	kray_value v;
+	kray_ref ref;
+	uint8_t *buf = pattern(INLINE_MAX + 1, 7);
+	size_t off;
+
+	v = KRAY_V_BYTES(buf, INLINE_MAX + 1);
+	cr_assert_eq(kray_put(owner, &v, &ref), 0, "put: %s", kray_errmsg(owner));
+	st = harness_status(owner);
+	cr_assert(st.objects == 1 && st.objects_pinned == 0, "objects %llu pinned %llu",
+		  (unsigned long long)st.objects, (unsigned long long)st.objects_pinned);
+
+	/* another connection, which does not hold it: ignored */
+	off = wire_begin(&b, KRAY_MSG_KMOD_PIN, 0);
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &ref, sizeof(ref));
+	wire_end(&b, off);
+	raw_send(kray_fd(other), b.data, b.len);
+	st = harness_status(other);
+	cr_assert_eq(st.objects_pinned, 0, "a KMOD_PIN of an unheld object pinned it");
+
+	/* the owner: pinned, and the pin outlives its reference */
+	raw_send(kray_fd(owner), b.data, b.len);
+	st = harness_status(owner);
+	cr_assert_eq(st.objects_pinned, 1, "KMOD_PIN of a held large object: %llu pinned",
+		     (unsigned long long)st.objects_pinned);
+	cr_assert_eq(kray_release(owner, &ref, 1), 0, "release");
+	st = harness_status(owner);
+	cr_assert(st.objects == 1 && st.objects_pinned == 1,
+		  "released but pinned: objects %llu pinned %llu", (unsigned long long)st.objects,
+		  (unsigned long long)st.objects_pinned);
+	b.data[offsetof(struct kray_frame_hdr, type)] = KRAY_MSG_UNPIN;
+	raw_send(kray_fd(owner), b.data, b.len);
+	st = harness_status(owner);
+	cr_assert(st.objects == 0 && st.objects_pinned == 0,
+		  "after the UNPIN: objects %llu pinned %llu", (unsigned long long)st.objects,
+		  (unsigned long long)st.objects_pinned);
+	b.len = b.off = 0;
+
+	/* past the limit, and short */
+	raw_oids(&b, KRAY_MSG_KMOD_PIN, KRAY_REFS_MAX + 1);
+	raw_expect_error(&h, &b, -EBADMSG, "KMOD_PIN of 65537 ids");
+	off = wire_begin(&b, KRAY_MSG_KMOD_PIN, 0);
+	m.n = 2;
+	kbuf_put(&b, &m, sizeof(m));
+	kbuf_put(&b, &ref, sizeof(ref));
+	wire_end(&b, off);
+	raw_expect_error(&h, &b, -EBADMSG, "KMOD_PIN of 2 ids carrying 1");
+	kbuf_free(&b);
+	free(buf);
+	harness_shutdown(other);
+	harness_shutdown(owner);
+	expect_serving(&h, "KMOD_PIN frames");
 }
 
 /*

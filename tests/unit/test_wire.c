@@ -425,6 +425,21 @@ Test(hdr, gap_types_rejected)
 	}
 }
 
+/* The kmod range (80-87) knows only its types; the gap before it stays unknown. */
+Test(hdr, kmod_range)
+{
+	struct kray_frame_hdr h = good_hdr();
+
+	h.type = KRAY_MSG_KMOD_PIN;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "KMOD_PIN rejected");
+	for (unsigned t = KRAY_MSG_NODE_TYPE_MAX + 1; t < 1024; t++) {
+		if (t == KRAY_MSG_KMOD_PIN)
+			continue;
+		h.type = (uint16_t)t;
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
+	}
+}
+
 Test(hdr, bad_magic)
 {
 	struct kray_frame_hdr h = good_hdr();
