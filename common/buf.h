@@ -49,6 +49,8 @@ static inline void kbuf_reserve(struct kbuf *b, size_t n)
 /* Appends n bytes (p may be NULL to append zeroes). */
 static inline void kbuf_put(struct kbuf *b, const void *p, size_t n)
 {
+	if (!n) /* nothing to add: b->data may still be NULL (UBSan objects to NULL + 0) */
+		return;
 	kbuf_reserve(b, n);
 	if (p)
 		memcpy(b->data + b->len, p, n);

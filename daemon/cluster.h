@@ -255,7 +255,6 @@ int remote_on_done(struct link *l, const uint8_t *body, uint32_t len);
 void remote_link_gone(struct link *l);
 int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
-int remote_on_release(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
 uint32_t remote_map_job(struct krayd *d, uint32_t node, uint32_t job, const char *path,
 			uint32_t path_len);

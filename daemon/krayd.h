@@ -340,6 +340,7 @@ void metrics_on_recv(struct conn *c);
 /* proto.c: frames from clients and workers; proto_why says why one was refused */
 extern const char *proto_why;
 int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+int proto_release(struct conn *c, const uint8_t *body, uint32_t len);
 void proto_conn_gone(struct conn *c);
 
 /* store.c */

@@ -345,7 +345,7 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 	case KRAY_MSG_FWD_KILL:
 		return remote_on_kill(l, body, h->len);
 	case KRAY_MSG_PEER_RELEASE:
-		return remote_on_release(l, body, h->len);
+		return proto_release(l->c, body, h->len);
 	case KRAY_MSG_ERROR:
 		return fail("the other node closed the link", -ECONNRESET);
 	default:

@@ -107,7 +107,8 @@ static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-static int on_release(struct conn *c, const uint8_t *body, uint32_t len)
+/* RELEASE from a client, and PEER_RELEASE from a node link (its conn holds the refs). */
+int proto_release(struct conn *c, const uint8_t *body, uint32_t len)
 {
 	struct wire_oids ids;
 
@@ -362,7 +363,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	case KRAY_MSG_KV:
 		return kv_from_client(c, h->req, body, h->len);
 	case KRAY_MSG_RELEASE:
-		return on_release(c, body, h->len);
+		return proto_release(c, body, h->len);
 	case KRAY_MSG_STATUS:
 		if (h->len)
 			return fail("malformed status", -EBADMSG);

@@ -224,21 +224,6 @@ int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-int remote_on_release(struct link *l, const uint8_t *body, uint32_t len)
-{
-	struct wire_oids ids;
-
-	if (wire_dec_refs(body, len, &ids))
-		return fail("malformed release", -EBADMSG);
-	for (uint32_t i = 0; i < ids.n; i++) {
-		struct kray_oid id;
-
-		memcpy(&id, &ids.oids[i], sizeof(id));
-		store_conn_unref(l->c, &id);
-	}
-	return 0;
-}
-
 /* Actors this node created that lived at the other end of l: created again on another
  * node that has their resources, within their max_restarts (their state starts over, as
  * in any restart). */
