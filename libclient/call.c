@@ -185,6 +185,16 @@ static void call_free(struct call *c)
 	free(c);
 }
 
+/* The length of a name's symbol part.  A name "fn:label" runs fn; the label (a Python
+ * function's qualified name, say) only names the task to krayd's per-function statistics,
+ * to errors and to kray top. */
+static int sym_len(const char *name)
+{
+	const char *colon = strchr(name, ':');
+
+	return colon ? (int)(colon - name) : (int)strlen(name);
+}
+
 /* Finds what c runs.  Returns 0, or answers with an error and returns -1. */
 static int resolve(struct kray *k, struct call *c)
 {
@@ -196,7 +206,8 @@ static int resolve(struct kray *k, struct call *c)
 	if (c->x.m.ctor) {
 		const struct kray_class_desc *cls;
 
-		snprintf(sym, sizeof(sym), KRAY_CLASS_SYMBOL_PREFIX "%s", c->name);
+		snprintf(sym, sizeof(sym), KRAY_CLASS_SYMBOL_PREFIX "%.*s", sym_len(c->name),
+			 c->name);
 		cls = code_find(j, sym);
 		if (!cls || cls->abi != KRAY_FN_ABI) {
 			code_describe(j, why, sizeof(why));
@@ -212,8 +223,8 @@ static int resolve(struct kray *k, struct call *c)
 	} else if (ws->cls) {
 		const struct kray_method_desc *m;
 
-		snprintf(sym, sizeof(sym), KRAY_METHOD_SYMBOL_PREFIX "%s__%s", ws->cls->name,
-			 c->name);
+		snprintf(sym, sizeof(sym), KRAY_METHOD_SYMBOL_PREFIX "%s__%.*s", ws->cls->name,
+			 sym_len(c->name), c->name);
 		m = code_find(ws->cls_job, sym);
 		if (!m || m->abi != KRAY_FN_ABI) {
 			put_error(k, &c->x.m.task, 0, KRAY_WE_UNKNOWN_FUNCTION,
@@ -226,7 +237,7 @@ static int resolve(struct kray *k, struct call *c)
 	} else {
 		const struct kray_fn_desc *f;
 
-		snprintf(sym, sizeof(sym), KRAY_FN_SYMBOL_PREFIX "%s", c->name);
+		snprintf(sym, sizeof(sym), KRAY_FN_SYMBOL_PREFIX "%.*s", sym_len(c->name), c->name);
 		f = code_find(j, sym);
 		if (!f || f->abi != KRAY_FN_ABI) {
 			code_describe(j, why, sizeof(why));
@@ -338,11 +349,11 @@ static void become_host(struct kray *k, struct call *c)
 	char sym[KRAY_NAME_MAX + 32];
 	const kray_dtor_fn *dtor;
 
-	snprintf(sym, sizeof(sym), KRAY_CLASS_SYMBOL_PREFIX "%s", c->name);
+	snprintf(sym, sizeof(sym), KRAY_CLASS_SYMBOL_PREFIX "%.*s", sym_len(c->name), c->name);
 	ws->cls = code_find(j, sym);
 	ws->cls_job = j;
 	ws->self = c->self;
-	snprintf(sym, sizeof(sym), KRAY_DTOR_SYMBOL_PREFIX "%s", c->name);
+	snprintf(sym, sizeof(sym), KRAY_DTOR_SYMBOL_PREFIX "%.*s", sym_len(c->name), c->name);
 	dtor = code_find(j, sym);
 	ws->dtor = dtor ? *dtor : NULL;
 	if (c->x.m.max_concurrency > 1)

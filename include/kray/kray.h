@@ -150,7 +150,9 @@ struct kray_call_opts {
  * KRAY_REF are resolved to their objects' values before the call (the task waits for
  * them).  Submission is asynchronous and batched: nothing is sent until a call that waits
  * (kray_get, kray_status) or kray_flush().  Returns 0, -EINVAL (bad name, counts or
- * argument type), -E2BIG (frame too large) or -EPIPE (krayd is gone).
+ * argument type), -E2BIG (frame too large) or -EPIPE (krayd is gone).  A name
+ * "fn:label" runs fn; krayd keeps run-time statistics, errors and kray top under the
+ * whole name (the Python wrapper labels each function so).
  */
 int kray_call(kray *k, const char *fn, const kray_value *args, size_t nargs,
 	      const struct kray_call_opts *opts, kray_ref *ret_refs);

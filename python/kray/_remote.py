@@ -4,6 +4,10 @@
 A Python task is a call of the C remote function ``kray_py_task`` that the shim
 (libkray_python.so, on every Python job's code path) declares; an actor is an instance of
 its C actor class ``kray_py_actor``, whose one method ``call`` names the Python method.
+Each is sent as ``<C name>:<label>`` (``kray_py_task:mymod.f``, ``call:incr``): the worker
+runs the C name and krayd keeps its per-function run times (which decide how deep it
+pipelines), errors and kray top under the whole name, so each Python function counts as
+its own.
 The function or class travels once per process as an object in the store (its "blob"),
 and each call passes a ref to it, so krayd and the C worker need no notion of Python.
 """
@@ -18,6 +22,18 @@ from . import exceptions
 PY_TASK = "kray_py_task"
 PY_ACTOR = "kray_py_actor"
 PY_METHOD = "call"
+
+
+def _labelled(base, label):
+    """``base:label`` within kray's 255-byte names (see the module's docstring)."""
+    name = f"{base}:{label}".replace("\0", "").encode("utf-8", "replace")[:255]
+    return name.decode("utf-8", "ignore")
+
+
+def _qualname(obj):
+    mod = getattr(obj, "__module__", None)
+    q = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or "?"
+    return f"{mod}.{q}" if mod else q
 
 _TASK_OPTIONS = {"num_returns", "max_retries", "num_cpus", "num_gpus", "resources", "name",
                  "retry_exceptions", "memory", "runtime_env", "scheduling_strategy",
@@ -145,6 +161,7 @@ class RemoteFunction:
         self._function = fn
         self._options = options
         self._blob = _Blob(fn)
+        self._task_name = _labelled(PY_TASK, _qualname(fn))
         self._sig = _signature(fn)
         self._arity = _arity(self._sig)
         self.__name__ = getattr(fn, "__name__", "remote_function")
@@ -180,7 +197,8 @@ class RemoteFunction:
         if rex and retries != 0:
             retry = (retries, True if rex is True else tuple(rex))
         cargs = _call_args(self._blob.ref(), args, kwargs, retry)
-        return _refs(_kray.submit(PY_TASK, cargs, n, -1 if retries < 0 else retries, None), n)
+        return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
+                                  None), n)
 
 
 class _Bound:
@@ -232,6 +250,7 @@ class ActorClass:
         self._cls = cls
         self._options = options
         self._blob = _Blob(cls)
+        self._actor_name = _labelled(PY_ACTOR, _qualname(cls))
         self._meta = _methods(cls)
         self._sig = _signature(cls)
         self.__name__ = cls.__name__
@@ -269,7 +288,7 @@ class ActorClass:
         mc = opts.get("max_concurrency") or 1
         try:
             ref = _kray.actor_create(
-                PY_ACTOR, cargs, name, ns if name is not None else None,
+                self._actor_name, cargs, name, ns if name is not None else None,
                 opts.get("lifetime") == "detached", opts.get("max_restarts", 0) or 0,
                 opts.get("max_task_retries", 0) or 0, mc, float(opts.get("num_cpus") or 0),
                 _resources(opts))
@@ -351,7 +370,8 @@ class ActorMethod:
     def _remote(self, args, kwargs, n):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
         cargs = _call_args(self._name.encode(), args, kwargs)
-        return _refs(_kray.submit(PY_METHOD, cargs, n, 0, self._handle._ref), n)
+        return _refs(_kray.submit(_labelled(PY_METHOD, self._name), cargs, n, 0,
+                                  self._handle._ref), n)
 
 
 class _MethodBound:

@@ -497,6 +497,22 @@ Test(tasks, unknown_function, .timeout = 60)
 	harness_shutdown(k);
 }
 
+/* "fn:label" runs fn; the label only names the task (Python sends each function so). */
+Test(tasks, labelled_names, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value a = KRAY_V_INT(7);
+
+	harness_expect_int(k, "square:my.module.label", &a, 1, 49);
+	harness_expect_int(k, "square:", &a, 1, 49);
+	harness_expect_error(k, "no_such_fn:label", &a, 1, NULL, KRAY_ERR_UNKNOWN_FUNCTION,
+			     "no_such_fn:label", NULL);
+	/* The symbol is what comes before the first colon, not a prefix of the name. */
+	harness_expect_error(k, "squ:are", &a, 1, NULL, KRAY_ERR_UNKNOWN_FUNCTION, "squ:are",
+			     NULL);
+	harness_shutdown(k);
+}
+
 Test(tasks, wrong_argument_count, .timeout = 60)
 {
 	kray *k = harness_embedded(2);

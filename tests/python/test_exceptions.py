@@ -95,8 +95,10 @@ def test_worker_crashed_error(ray_start):
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
 
-    with pytest.raises(ray.exceptions.WorkerCrashedError):
+    with pytest.raises(ray.exceptions.WorkerCrashedError) as e:
         ray.get(die.remote(), timeout=60)
+    # Each Python function reaches krayd under its own name (kray_py_task:<qualname>).
+    assert "test_worker_crashed_error.<locals>.die" in str(e.value)
 
 
 def test_object_store_full(fresh):
