@@ -147,7 +147,8 @@ test-asan: deps
 # method threads), built in build-tsan/ and driven by the normal test binaries (Criterion
 # itself does not run under TSan).  A race stops krayd or the worker: the tests fail.
 TSAN_TESTS := $(O)/tests/integration/test_actors $(O)/tests/integration/test_objects
-test-tsan: deps all
+test-tsan: deps
+	@$(MAKE) --no-print-directory -s all
 	@$(MAKE) --no-print-directory -s O=build-tsan CC="$(CC) -fsanitize=thread" CFLAGS="-O1 -g" \
 		build-tsan/bin/krayd build-tsan/bin/kray-worker
 	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (TSan krayd and workers)"; \

@@ -46,7 +46,7 @@ static struct task *unlink_queued(struct krayd *d, const struct kray_oid *tid)
 	return NULL;
 }
 
-static void fail_cancelled(struct krayd *d, struct task *t)
+void task_fail_cancelled(struct krayd *d, struct task *t)
 {
 	task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled", t->fn->name_len,
 		  t->fn->name);
@@ -108,7 +108,7 @@ static void cancel_one(struct krayd *d, const struct kray_oid *tid, uint32_t fla
 	struct kids kids = { 0 };
 
 	if (t) {
-		fail_cancelled(d, t);
+		task_fail_cancelled(d, t);
 	} else if (!cancel_inflight(d, tid, flags)) {
 		struct obj *o = store_get(d, tid);
 		bool fresh;
@@ -144,6 +144,6 @@ bool task_cancelled_fail(struct krayd *d, struct task *t)
 {
 	if (!oidmap_get(&d->cancelled, &t->id))
 		return false;
-	fail_cancelled(d, t); /* task_free() forgets the id */
+	task_fail_cancelled(d, t); /* task_free() forgets the id */
 	return true;
 }

@@ -415,6 +415,8 @@ void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned
 /* cancel.c */
 /* Cancels the task making object id (see kray_cancel()).  flags: KRAY_CANCEL_*. */
 void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags);
+/* Fails t with KRAY_WE_CANCELLED. */
+void task_fail_cancelled(struct krayd *d, struct task *t);
 /* Fails t if it was cancelled while it waited; returns whether it did. */
 bool task_cancelled_fail(struct krayd *d, struct task *t);
 

@@ -207,12 +207,12 @@ bool remote_take(struct krayd *d, struct task *t)
 			return false;
 		goto send;
 	}
-	res_text(t, need, sizeof(need));
 	node = d->cl ? node_pick(d, t->res, t->nres, t->fwd_node, NULL) : 0;
 	if (!node && d->cl && t->fwd_node)
 		node = node_pick(d, t->res, t->nres, 0, NULL); /* the one it ran on is the only one */
 	l = node ? net_link_to(d, node) : NULL;
 	if (!l) {
+		res_text(t, need, sizeof(need));
 		task_fail(d, t, KRAY_WE_BAD_ARGS, "no live node has the resources '%s' that '%.*s' "
 			  "needs", need, t->fn->name_len, t->fn->name);
 		return true;

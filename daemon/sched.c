@@ -284,6 +284,9 @@ void sched_dispatch(struct krayd *d)
 	unsigned held = (d->actor_slots_milli + 999) / 1000;
 	unsigned active = 0, slots = (unsigned)d->cfg.num_cpus > held ?
 					     (unsigned)d->cfg.num_cpus - held : 0;
+	/* Pool workers still starting will take queued tasks: counted, or every loop turn
+	 * before they connect would start another one per queued task. */
+	unsigned pool_starting = 0;
 
 	if (d->stopping)
 		return;
@@ -291,6 +294,8 @@ void sched_dispatch(struct krayd *d)
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (runnable(w) && w->inflight)
 			active++;
+		else if (w->state == W_STARTING && !w->actor)
+			pool_starting++;
 	}
 	while (d->qhead) {
 		struct task *t = d->qhead;
@@ -320,13 +325,8 @@ void sched_dispatch(struct krayd *d)
 	if (d->qhead) {
 		/* Start workers for the slots that have none, as far as the queue needs. */
 		unsigned want = slots > active + d->starting ? slots - active - d->starting : 0;
-		unsigned queued = (unsigned)d->st.tasks_queued, pool_starting = 0;
+		unsigned queued = (unsigned)d->st.tasks_queued;
 
-		/* Pool workers still starting will take queued tasks: count them, or every loop
-		 * turn before they connect would start another one per queued task. */
-		for (struct worker *w = d->workers; w; w = w->next)
-			if (w->state == W_STARTING && !w->actor)
-				pool_starting++;
 		queued = queued > pool_starting ? queued - pool_starting : 0;
 		if (want > queued)
 			want = queued;
@@ -412,8 +412,7 @@ void sched_result(struct conn *c, const struct wire_result *r)
 		return;
 	}
 	if (t->cancelled) {
-		task_fail(c->d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled",
-			  t->fn->name_len, t->fn->name);
+		task_fail_cancelled(c->d, t);
 		return;
 	}
 	t->fn->runs++;
@@ -431,8 +430,7 @@ void sched_reject(struct conn *c, const struct kray_oid *id)
 	if (t) {
 		sched_unlend(c, t);
 		if (t->cancelled)
-			task_fail(c->d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled",
-				  t->fn->name_len, t->fn->name);
+			task_fail_cancelled(c->d, t);
 		else
 			sched_enqueue(c->d, t, true);
 	}

@@ -184,8 +184,7 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
 		struct task *n = stack->next;
 
 		if (stack->cancelled)
-			task_fail(d, stack, KRAY_WE_CANCELLED, "task '%.*s' was cancelled",
-				  stack->fn->name_len, stack->fn->name);
+			task_fail_cancelled(d, stack);
 		else
 			sched_enqueue(d, stack, true);
 		stack = n;

@@ -397,7 +397,9 @@ void call_finish(struct kray *k, struct call *c)
 		size_t off = wire_begin(&k->out, KRAY_MSG_RESULT, 0);
 
 		kbuf_put(&k->out, &m, sizeof(m));
-		for (unsigned i = 0; i < c->x.m.num_returns && k->out.len - off <= KRAY_FRAME_MAX; i++) {
+		for (unsigned i = 0; i < c->x.m.num_returns &&
+				     k->out.len - off - sizeof(struct kray_frame_hdr) <= KRAY_FRAME_MAX;
+		     i++) {
 			const kray_value *v = &c->ctx.rets[i];
 			uint64_t scalar = 0;
 
@@ -427,6 +429,10 @@ void call_finish(struct kray *k, struct call *c)
 				  what, c->name, bytes, KRAY_FRAME_MAX);
 		} else {
 			wire_end(&k->out, off);
+			/* Large results move into the return slots: no longer this worker's. */
+			for (unsigned i = 0; i < c->x.m.num_returns; i++)
+				if (c->ctx.rets[i].type == KRAY_REF)
+					kc_kmod_unhold(k, &c->ctx.rets[i].ref, 1);
 		}
 	}
 	if (c->x.m.ctor) {

@@ -350,6 +350,7 @@ class ActorMethod:
     def __init__(self, handle, name, num_returns, sig):
         self._handle = handle
         self._name = name
+        self._cname = _labelled(PY_METHOD, name)
         self._num_returns = num_returns
         self._sig = sig
         self._arity = _arity(sig)
@@ -370,8 +371,7 @@ class ActorMethod:
     def _remote(self, args, kwargs, n):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
         cargs = _call_args(self._name.encode(), args, kwargs)
-        return _refs(_kray.submit(_labelled(PY_METHOD, self._name), cargs, n, 0,
-                                  self._handle._ref), n)
+        return _refs(_kray.submit(self._cname, cargs, n, 0, self._handle._ref), n)
 
 
 class _MethodBound:

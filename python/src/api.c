@@ -393,14 +393,22 @@ static PyObject *api_put(PyObject *self, PyObject *args)
 		return NULL;
 	if (nrefs) {
 		/* Values with refs are small (pickle refuses nothing; libkray refuses large
-		 * ones with -EINVAL and kray/_serial.py then stores the body separately). */
-		void *tmp = malloc((size_t)size);
-		kray_value v = KRAY_V_BYTES(tmp, (size_t)size);
+		 * ones and kray/_serial.py then stores the body separately): refuse those
+		 * before laying them out for nothing. */
+		struct kray_ids ids;
+		kray_value v;
+		void *tmp;
 
-		if (!tmp) {
+		kray_ids(k, &ids);
+		if ((size_t)size > ids.inline_max) {
+			free(refs);
+			return PyErr_Format(PyExc_ValueError, "a value with refs must fit inline");
+		}
+		if (!(tmp = malloc((size_t)size))) {
 			free(refs);
 			return PyErr_NoMemory();
 		}
+		v = KRAY_V_BYTES(tmp, (size_t)size);
 		ext_write(tmp, kind, pickle, bufs);
 		LOCKED(r = kray_put_refs(k, &v, refs, nrefs, &id));
 		free(tmp);

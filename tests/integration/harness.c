@@ -317,7 +317,8 @@ const char *harness_errkind(int err)
 {
 	static const char *const names[] = { "NONE",	     "TASK",	 "WORKER_DIED",
 					     "UNKNOWN_FUNCTION", "BAD_ARGS", "OBJECT_LOST",
-					     "INTERNAL",	     "STORE_FULL" };
+					     "INTERNAL",	     "STORE_FULL", "ACTOR_DIED",
+					     "CANCELLED" };
 
 	if (err >= 0 && err < (int)(sizeof(names) / sizeof(names[0])))
 		return names[err];

@@ -37,11 +37,6 @@ static kray_value bytes_of(const char *s)
 	return KRAY_V_BYTES(s, strlen(s));
 }
 
-static const char *kind_name(int err)
-{
-	return err == KRAY_ERR_ACTOR_DIED ? "ACTOR_DIED" : harness_errkind(err);
-}
-
 /* ---- helpers ------------------------------------------------------------------------- */
 
 static kray_ref create(kray *k, const char *cls, const kray_value *args, size_t nargs,
@@ -82,7 +77,7 @@ static int64_t get_int(kray *k, kray_ref r, const char *what)
 	int64_t x;
 
 	cr_assert_eq(rc, 0, "%s: get: %d %s (value type %d, %s: %s)", what, rc, kray_errmsg(k),
-		     v.type, kind_name(v.err), v.type == KRAY_ERROR ? (const char *)v.data : "");
+		     v.type, harness_errkind(v.err), v.type == KRAY_ERROR ? (const char *)v.data : "");
 	cr_assert_eq(v.type, KRAY_INT64, "%s: value type %d, want INT64", what, v.type);
 	x = v.i;
 	kray_value_clear(&v);
@@ -116,7 +111,7 @@ static void expect_err(kray *k, kray_ref r, enum kray_errkind err, const char *w
 	cr_assert_eq(v.type, KRAY_ERROR, "%s: value type %d, want ERROR", what, v.type);
 	cr_assert_not_null(v.data, "%s: error without a message", what);
 	cr_assert_eq(v.err, err, "%s: error kind %s (%d), want %s; message: %s", what,
-		     kind_name(v.err), v.err, kind_name(err), (const char *)v.data);
+		     harness_errkind(v.err), v.err, harness_errkind(err), (const char *)v.data);
 	if (needle1)
 		cr_assert(strstr(v.data, needle1), "%s: message \"%s\" lacks \"%s\"", what,
 			  (const char *)v.data, needle1);
