@@ -82,6 +82,8 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	C("tasks_finished_total", "Tasks that returned their values.", s->tasks_finished);
 	C("tasks_failed_total", "Tasks that ended in an error.", s->tasks_failed);
 	C("tasks_retried_total", "Task attempts repeated after a worker died.", s->tasks_retried);
+	C("tasks_handed_back_total",
+	  "Pipelined tasks a worker blocked in a get handed back unstarted.", s->tasks_handed_back);
 	G("tasks_queued", "Tasks ready to run, waiting for a worker.", s->tasks_queued);
 	G("tasks_waiting", "Tasks waiting for argument objects.", s->tasks_waiting);
 	G("drivers", "Connected driver processes.", s->drivers);

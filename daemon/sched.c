@@ -428,6 +428,7 @@ void sched_reject(struct conn *c, const struct kray_oid *id)
 
 	/* An actor never hands calls back: its calls wait for it, in order. */
 	if (t) {
+		c->d->st.tasks_handed_back++;
 		sched_unlend(c, t);
 		if (t->cancelled)
 			task_fail_cancelled(c->d, t);

@@ -113,6 +113,8 @@ struct view { /* a read-only mapping of a large object */
  * *ret_why set when it cannot.  The fd stays the caller's. */
 struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
 		       const char **ret_why);
+/* Queues an UNPIN of id: krayd pinned it once for every FD value it sent this process. */
+void kc_put_unpin(struct kray *k, const kray_ref *id);
 /* A new value using the view (one more reference to it). */
 void kc_view_value(struct view *vw, kray_value *ret);
 

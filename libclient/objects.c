@@ -92,6 +92,16 @@ static void value_from_mem(struct kray_mem *m, kray_value *v)
 	}
 }
 
+void kc_put_unpin(struct kray *k, const kray_ref *id)
+{
+	struct kray_msg_refs m = { .n = 1 };
+	size_t off = wire_begin(&k->out, KRAY_MSG_UNPIN, 0);
+
+	kbuf_put(&k->out, &m, sizeof(m));
+	kbuf_put(&k->out, id, sizeof(*id));
+	wire_end(&k->out, off);
+}
+
 static void view_put(struct view *vw)
 {
 	struct kray *k = vw->k;
@@ -100,15 +110,9 @@ static void view_put(struct view *vw)
 		return;
 	munmap(vw->addr, vw->maplen);
 	if (k) {
-		struct kray_msg_refs m = { .n = 1 };
-		size_t off;
-
 		oidmap_del(&k->views, oid(&vw->id));
 		if (!k->broken) {
-			off = wire_begin(&k->out, KRAY_MSG_UNPIN, 0);
-			kbuf_put(&k->out, &m, sizeof(m));
-			kbuf_put(&k->out, &vw->id, sizeof(vw->id));
-			wire_end(&k->out, off);
+			kc_put_unpin(k, &vw->id);
 			/* A worker's unpins go with its results; a driver's go now, so krayd
 			 * can free or spill the object. */
 			if (!k->ws)
@@ -234,12 +238,8 @@ void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_v
 	if (slot) {
 		/* Mapped already: krayd pinned it once more; one pin per view is enough. */
 		struct view *vw = (struct view *)(uintptr_t)*slot;
-		struct kray_msg_refs msg = { .n = 1 };
-		size_t off = wire_begin(&k->out, KRAY_MSG_UNPIN, 0);
 
-		kbuf_put(&k->out, &msg, sizeof(msg));
-		kbuf_put(&k->out, &id, sizeof(id));
-		wire_end(&k->out, off);
+		kc_put_unpin(k, &id);
 		if (fd >= 0)
 			close(fd);
 		kc_view_value(vw, ret);

@@ -22,11 +22,31 @@
 
 #include "worker.h"
 
-static void put_reject(struct kray *k, const struct kray_oid *task)
+/*
+ * Hands an EXEC back unstarted.  krayd pinned every large argument it sent (one pin per
+ * FD value, on this connection) and lent the refs inside argument objects: it takes the
+ * loans back itself (sched_reject), and the pins are given back here, since no view of
+ * them will ever be cleared.  The descriptors themselves are closed with the frame.
+ */
+static void put_reject(struct kray *k, const void *body, size_t len)
 {
-	struct kray_msg_reject m = { .task = *task };
-	size_t off = wire_begin(&k->out, KRAY_MSG_REJECT, 0);
+	struct kray_msg_reject m;
+	struct wire_exec x;
+	struct wire_value v;
+	size_t off;
 
+	if (wire_dec_exec(body, len, &x))
+		return; /* garbage from krayd: nothing to hand back */
+	for (unsigned i = 0; i < x.m.nargs && !wire_rd_value(&x.args, &v); i++) {
+		kray_ref id;
+
+		if (v.type != KRAY_WT_FD)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		kc_put_unpin(k, &id);
+	}
+	m = (struct kray_msg_reject){ .task = x.m.task };
+	off = wire_begin(&k->out, KRAY_MSG_REJECT, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_end(&k->out, off);
 }
@@ -39,11 +59,9 @@ void kc_worker_before_block(struct kray *k)
 		return; /* an actor's calls are its own: they wait for it */
 	while (ws->qhead) {
 		struct exec *e = ws->qhead;
-		struct kray_msg_exec m;
 
 		ws->qhead = e->next;
-		memcpy(&m, e->body, sizeof(m));
-		put_reject(k, &m.task);
+		put_reject(k, e->body, e->len);
 		exec_free(e);
 	}
 	ws->qtail = NULL;
@@ -70,10 +88,7 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 		return;
 	if (ws->in_task && !ws->cls) {
 		/* Blocked in a get: this task can run elsewhere. */
-		struct kray_msg_exec m;
-
-		memcpy(&m, body, sizeof(m));
-		put_reject(k, &m.task);
+		put_reject(k, body, h->len);
 		return;
 	}
 	e = calloc(1, sizeof(*e));

@@ -201,7 +201,7 @@ static int cmd_status(void)
 	       "  drivers  %llu\n"
 	       "  workers  %llu (%llu busy, %llu blocked in get; %llu started, %llu died)\n"
 	       "  tasks    %llu submitted, %llu finished, %llu failed, %llu retried, "
-	       "%llu queued, %llu waiting for arguments\n"
+	       "%llu queued, %llu waiting for arguments, %llu handed back\n"
 	       "  objects  %llu (%llu bytes inline); store %llu of %llu bytes in memory, "
 	       "%llu pinned\n"
 	       "  spilled  %llu objects (%llu bytes) now; %llu bytes spilled, %llu restored "
@@ -211,7 +211,8 @@ static int cmd_status(void)
 	       U(st.node), sock, U(st.drivers) - 1, U(st.workers), U(st.workers_busy),
 	       U(st.workers_blocked), U(st.workers_started), U(st.workers_died),
 	       U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed),
-	       U(st.tasks_retried), U(st.tasks_queued), U(st.tasks_waiting), U(st.objects),
+	       U(st.tasks_retried), U(st.tasks_queued), U(st.tasks_waiting),
+	       U(st.tasks_handed_back), U(st.objects),
 	       U(st.object_bytes), U(st.store_bytes), U(st.store_capacity), U(st.objects_pinned),
 	       U(st.objects_spilled), U(st.bytes_spilled), U(st.spilled_total),
 	       U(st.restored_total), U(st.evicted_total), U(st.pool_bytes), U(st.actors_alive),

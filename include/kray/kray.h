@@ -237,7 +237,9 @@ struct kray_stats {
 	uint64_t evicted_total; /* objects freed because nothing referenced them */
 	uint64_t pool_bytes; /* pre-faulted memory ready for new objects */
 	uint64_t actors_alive, actors_pending; /* pending: waiting for CPUs or arguments */
-	uint64_t reserved_[5];
+	uint64_t tasks_handed_back; /* pipelined to a worker that then blocked in a get, and
+				     * handed back unstarted to run elsewhere */
+	uint64_t reserved_[4];
 };
 
 /* Asks krayd for its counters. */
