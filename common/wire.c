@@ -261,16 +261,17 @@ int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret)
 {
 	struct wire_rd r;
 	struct wire_fwd_task f;
-	const void *res;
 
 	wire_rd_init(&r, body, len);
+	f.res = "";
 	if (wire_rd_fixed(&r, &f.m, sizeof(f.m)) || !f.m.name_len ||
 	    f.m.nargs > KRAY_ARGS_MAX || f.m.num_returns > KRAY_RETURNS_MAX ||
 	    f.m.max_retries < -1 || f.m.path_len > KRAY_PATH_MAX ||
 	    rd_name(&r, f.m.name_len, &f.name) ||
 	    (f.m.path_len && (wire_rd_bytes(&r, f.m.path_len, (const void **)&f.path) ||
 			      memchr(f.path, 0, f.m.path_len))) ||
-	    (f.m.res_len && wire_rd_bytes(&r, f.m.res_len, &res)) ||
+	    (f.m.res_len && (wire_rd_bytes(&r, f.m.res_len, (const void **)&f.res) ||
+			     wire_parse_resources(f.res, f.m.res_len, NULL) < 0)) ||
 	    check_values(r, f.m.nargs, PLAIN | T(KRAY_WT_REF)) < 0)
 		return -EBADMSG;
 	if (!f.m.path_len)

@@ -127,7 +127,7 @@ struct wire_actor_create {
 
 struct wire_fwd_task {
 	struct kray_msg_fwd_task m;
-	const char *name, *path; /* not NUL-terminated */
+	const char *name, *path, *res; /* not NUL-terminated; res: m.res_len bytes, checked */
 	struct wire_rd args; /* m.nargs values (no actor handles), already validated */
 };
 

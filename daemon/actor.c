@@ -82,7 +82,7 @@ static void fail_queue(struct krayd *d, struct actor *a)
 	}
 }
 
-static struct node_resource *node_res(struct krayd *d, const char *name)
+struct node_resource *node_res(struct krayd *d, const char *name)
 {
 	for (int i = 0; i < d->nres; i++)
 		if (!strcmp(d->res[i].r.name, name))

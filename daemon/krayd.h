@@ -100,6 +100,9 @@ struct worker {
 	struct task *head, *tail; /* in flight, in dispatch order; head is running */
 	unsigned inflight;
 	bool blocked; /* in a get: its CPU slot is given back */
+	uint32_t cpu_milli; /* CPU (thousandths of a slot) its running task holds */
+	bool plain; /* runs tasks of the default shape only (1 CPU, no custom resources):
+		     * more of those may be pipelined to it */
 	struct actor *actor; /* the actor it hosts: not in the task pool */
 	struct oidmap jobs; /* {job, 0, 0, 0}: jobs whose code path it has been told */
 	uint64_t tasks_done; /* results it sent */
@@ -135,6 +138,9 @@ struct task {
 	int64_t submit_ns; /* when it was submitted (dispatch latency, starvation guard) */
 	struct wire_resource *res; /* custom resources it needs (a node that has them runs it) */
 	uint8_t nres;
+	bool res_held; /* its custom resources are taken from the node's while it runs */
+	uint32_t cpu_milli; /* CPU slots it holds while it runs, in thousandths (1000 unless
+			     * submitted with "CPU:n"; 0 runs beside the slots) */
 	uint32_t fwd_node; /* owner side: the node it was forwarded to (0: none) */
 	uint32_t fwd_link; /* owner side: the id of the link it went over */
 	struct task *fwd_prev; /* owner side: in the forwarded list (next is the other way) */
@@ -399,6 +405,7 @@ void pool_stop(struct pool *p);
 void task_submit(struct conn *c, const struct wire_submit *s);
 void task_dep_ready(struct krayd *d, struct task *t, struct obj *o);
 void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint32_t n);
+int task_set_resources(struct krayd *d, struct task *t, const char *s, size_t len);
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void task_free(struct krayd *d, struct task *t);
@@ -421,6 +428,8 @@ void task_fail_cancelled(struct krayd *d, struct task *t);
 bool task_cancelled_fail(struct krayd *d, struct task *t);
 
 /* actor.c */
+/* This node's custom resource of that name, or NULL. */
+struct node_resource *node_res(struct krayd *d, const char *name);
 int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_oid *ret_id,
 		 const char **ret_why);
 /* The same for an actor another node asked for: id and job given; c is the link. */
@@ -451,6 +460,8 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t);
 void sched_unlend(struct conn *c, struct task *t);
 void sched_enqueue(struct krayd *d, struct task *t, bool front);
 void sched_dispatch(struct krayd *d);
+/* Gives back the custom resources t held on its worker (result, hand-back, death). */
+void sched_res_give(struct krayd *d, struct task *t);
 void sched_result(struct conn *c, const struct wire_result *r);
 void sched_reject(struct conn *c, const struct kray_oid *task);
 void sched_blocked(struct worker *w, bool blocked);

@@ -45,14 +45,38 @@ static bool local_has(struct krayd *d, const struct task *t)
 	return true;
 }
 
-static void res_text(const struct task *t, char *buf, size_t len)
+/* Appends ",NAME:QTY" (QTY from thousandths, as short as it goes) to buf if all of it
+ * fits, so that the text always parses. */
+static size_t res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli)
+{
+	char qty[32];
+	int n = snprintf(qty, sizeof(qty), "%llu.%03llu", (unsigned long long)(milli / 1000),
+			 (unsigned long long)(milli % 1000));
+
+	while (qty[n - 1] == '0')
+		qty[--n] = 0;
+	if (qty[n - 1] == '.')
+		qty[--n] = 0;
+	n = snprintf(buf + off, len - off, "%s%s:%s", off ? "," : "", name, qty);
+	if (n < 0 || (size_t)n >= len - off) {
+		buf[off] = 0;
+		return off;
+	}
+	return off + (size_t)n;
+}
+
+/* t's resources as a submit gives them ("CPU:2,GPU:0.5"; CPU only when not 1), for
+ * FWD_TASK (at most 255 bytes) and messages.  Returns the length. */
+static size_t res_text(const struct task *t, char *buf, size_t len)
 {
 	size_t off = 0;
 
 	buf[0] = 0;
-	for (unsigned i = 0; i < t->nres && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%s:%g", i ? "," : "",
-					t->res[i].name, (double)t->res[i].milli / 1000);
+	if (t->cpu_milli != 1000)
+		off = res_add(buf, off, len, "CPU", t->cpu_milli);
+	for (unsigned i = 0; i < t->nres; i++)
+		off = res_add(buf, off, len, t->res[i].name, t->res[i].milli);
+	return off;
 }
 
 /* Sends t over l: its argument objects, then the task. */
@@ -63,6 +87,7 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 				       .num_returns = t->num_returns, .nargs = t->nargs,
 				       .max_retries = t->max_retries,
 				       .name_len = t->fn->name_len };
+	char res[256]; /* res_len is 8 bits; the submit's own text fitted */
 	struct wire_rd r;
 	struct wire_value v;
 	struct kbuf *b;
@@ -71,6 +96,7 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 	if (!path)
 		path = "";
 	m.path_len = (uint32_t)strlen(path);
+	m.res_len = (uint8_t)res_text(t, res, sizeof(res));
 	wire_rd_init(&r, t->args, t->args_len);
 	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
 		struct kray_oid id;
@@ -85,6 +111,7 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 	kbuf_put(b, &m, sizeof(m));
 	wire_put_padded(b, t->fn->name, t->fn->name_len);
 	wire_put_padded(b, path, m.path_len);
+	wire_put_padded(b, res, m.res_len);
 	kbuf_put(b, t->args, t->args_len);
 	wire_end(b, off);
 	net_flush(l);
@@ -167,7 +194,8 @@ static uint32_t spill_target(struct krayd *d, struct task *t)
 	unsigned busy = 0;
 	uint32_t node;
 
-	if (!d->cl || d->st.tasks_queued < cpus)
+	/* Another node's CPU count is not known here: tasks of more than one CPU stay. */
+	if (!d->cl || d->st.tasks_queued < cpus || t->cpu_milli > 1000)
 		return 0;
 	for (struct worker *w = d->workers; w; w = w->next)
 		if (w->inflight && !w->blocked && !w->actor)
@@ -397,6 +425,8 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 		memcpy(t->args, f.args.p, f.args.left);
 	}
 	t->args_len = (uint32_t)f.args.left;
+	if (task_set_resources(d, t, f.res, f.m.res_len))
+		return 0; /* failed, and answered */
 	if (f.m.actor.index == KRAY_OID_ACTOR) {
 		struct actor *a = actor_find(d, &f.m.actor);
 

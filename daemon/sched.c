@@ -2,8 +2,9 @@
 /*
  * The local scheduler: a FIFO of ready tasks, num_cpus CPU slots, and a pool of workers.
  *
- * A worker running a task holds a slot, unless it is blocked in a get: then its slot is
- * given back (as in Ray), so nested tasks can always run.  Idle workers take tasks first;
+ * A worker running a task holds that task's CPU (one slot unless it asked otherwise) and
+ * the task its custom resources, unless it is blocked in a get: then its CPU is given back
+ * (as in Ray), so nested tasks can always run.  Idle workers take tasks first;
  * when every slot is busy, short tasks are pipelined: a worker may hold several tasks in
  * flight, as many as fit in PIPE_BUDGET_NS of that function's measured run time, so that
  * no-op tasks cost one socket round trip per batch instead of per task while long tasks
@@ -262,12 +263,47 @@ static bool runnable(const struct worker *w)
 	return w->state == W_READY && w->conn && !w->conn->closed && !w->blocked && !w->actor;
 }
 
+/* A task of the default shape: one CPU slot, no custom resources.  Only those are
+ * pipelined, behind others of the same shape. */
+static bool plain(const struct task *t)
+{
+	return t->cpu_milli == 1000 && !t->nres;
+}
+
+/* Whether t's custom resources are free now (the node has them: remote_take() saw to
+ * that before it was queued). */
+static bool res_free(struct krayd *d, const struct task *t)
+{
+	for (unsigned i = 0; i < t->nres; i++) {
+		struct node_resource *n = node_res(d, t->res[i].name);
+
+		if (!n || n->used_milli + t->res[i].milli > n->r.milli)
+			return false;
+	}
+	return true;
+}
+
+static void res_take(struct krayd *d, struct task *t)
+{
+	for (unsigned i = 0; i < t->nres; i++)
+		node_res(d, t->res[i].name)->used_milli += t->res[i].milli;
+	t->res_held = t->nres > 0;
+}
+
+/* Gives back the custom resources t took when it went to a worker. */
+void sched_res_give(struct krayd *d, struct task *t)
+{
+	if (!t->res_held)
+		return;
+	for (unsigned i = 0; i < t->nres; i++)
+		node_res(d, t->res[i].name)->used_milli -= t->res[i].milli;
+	t->res_held = false;
+}
+
 /* Stops idle workers beyond the free slots: workers blocked in gets made the pool grow, and
  * it shrinks back once they are done. */
-static void trim_pool(struct krayd *d, unsigned slots, unsigned active)
+static void trim_pool(struct krayd *d, unsigned keep)
 {
-	unsigned keep = slots > active ? slots - active : 0;
-
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (!runnable(w) || w->inflight)
 			continue;
@@ -278,71 +314,121 @@ static void trim_pool(struct krayd *d, unsigned slots, unsigned active)
 	}
 }
 
+static struct worker *idle_worker(struct krayd *d)
+{
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (runnable(w) && !w->inflight)
+			return w;
+	return NULL;
+}
+
+/* The busy worker with the fewest tasks that can take plain task t behind its own. */
+static struct worker *pipeline_worker(struct krayd *d, const struct task *t)
+{
+	unsigned depth = pipe_depth(t->fn);
+	struct worker *best = NULL;
+
+	for (struct worker *w = d->workers; w && depth > 1; w = w->next)
+		if (runnable(w) && w->plain && w->inflight && w->inflight < depth &&
+		    (!best || w->inflight < best->inflight))
+			best = w;
+	return best;
+}
+
+static void unqueue(struct krayd *d, struct task **pp, struct task *prev)
+{
+	struct task *t = *pp;
+
+	*pp = t->next;
+	if (d->qtail == t)
+		d->qtail = prev;
+	t->next = NULL;
+	d->st.tasks_queued--;
+}
+
+/*
+ * Starts what can start.  CPU is counted in thousandths of a slot: a running task holds
+ * its cpu_milli (a worker blocked in a get gives it back), actors hold theirs.  The queue
+ * is FIFO, but a task whose CPU or custom resources are not free now is stepped over, so
+ * that it does not hold up tasks that could run; the scan ends SCAN_MAX tasks past the
+ * first one that could not start, which bounds the work per turn with a long queue.
+ */
+#define SCAN_MAX 256
+
 void sched_dispatch(struct krayd *d)
 {
-	/* Actors that hold CPUs take their slots away from tasks. */
-	unsigned held = (d->actor_slots_milli + 999) / 1000;
-	unsigned active = 0, slots = (unsigned)d->cfg.num_cpus > held ?
-					     (unsigned)d->cfg.num_cpus - held : 0;
+	uint64_t cap = (uint64_t)d->cfg.num_cpus * 1000, used = d->actor_slots_milli;
 	/* Pool workers still starting will take queued tasks: counted, or every loop turn
 	 * before they connect would start another one per queued task. */
-	unsigned pool_starting = 0;
+	unsigned idle = 0, pool_starting = 0, want = 0, past = 0;
+	struct task **pp = &d->qhead, *prev = NULL, *t;
 
 	if (d->stopping)
 		return;
 	kbpf_tick(d);
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (runnable(w) && w->inflight)
-			active++;
+			used += w->cpu_milli;
+		else if (runnable(w))
+			idle++;
 		else if (w->state == W_STARTING && !w->actor)
 			pool_starting++;
 	}
-	while (d->qhead) {
-		struct task *t = d->qhead;
-		struct worker *best = NULL;
+	while ((t = *pp) && past <= SCAN_MAX) {
+		bool fits = (!t->cpu_milli || used + t->cpu_milli <= cap) && res_free(d, t);
+		struct worker *w = fits && idle ? idle_worker(d) : NULL;
 
-		if (active < slots) {
-			for (struct worker *w = d->workers; w; w = w->next)
-				if (runnable(w) && !w->inflight) {
-					best = w;
-					active++;
-					break;
-				}
+		if (w) {
+			unqueue(d, pp, prev);
+			idle--;
+			if (sched_send_exec(d, w, t))
+				continue; /* failed instead: the worker stays idle */
+			w->cpu_milli = t->cpu_milli;
+			w->plain = plain(t);
+			used += t->cpu_milli;
+			res_take(d, t);
+			continue;
 		}
-		if (!best) {
-			unsigned depth = pipe_depth(t->fn);
-
-			for (struct worker *w = d->workers; w && depth > 1; w = w->next)
-				if (runnable(w) && w->inflight && w->inflight < depth &&
-				    (!best || w->inflight < best->inflight))
-					best = w;
+		w = plain(t) ? pipeline_worker(d, t) : NULL;
+		if (w) {
+			unqueue(d, pp, prev);
+			sched_send_exec(d, w, t);
+			continue;
 		}
-		if (!best)
-			break;
-		if (sched_send_exec(d, best, dequeue(d)) && active && !best->inflight)
-			active--; /* it failed instead: the worker stays idle */
-	}
-	if (d->qhead) {
-		/* Start workers for the slots that have none, as far as the queue needs. */
-		unsigned want = slots > active + d->starting ? slots - active - d->starting : 0;
-		unsigned queued = (unsigned)d->st.tasks_queued;
-
-		queued = queued > pool_starting ? queued - pool_starting : 0;
-		if (want > queued)
-			want = queued;
-		/* The CPUs are oversubscribed (daemon/bpf_sched.c): another worker would only
-		 * wait for a CPU too.  Queue; the busy workers' results dispatch again. */
-		if (want && active && kbpf_oversubscribed(d)) {
-			kbpf_deferred(d);
-			want = 0;
-		}
-		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
-		       d->start_failures < 3)
-			if (worker_spawn(d))
+		/* It waits: for a worker to start, or for CPU or resources to be given back.
+		 * Plain tasks behind a plain one that waits cannot start either: start
+		 * workers for as many as the free CPU holds, and look further only for a
+		 * task of another shape that an idle worker could take. */
+		if (plain(t)) {
+			if (fits)
+				want += (unsigned)((cap - used) / 1000);
+			if (fits || !idle)
 				break;
-	} else {
-		trim_pool(d, slots, active);
+		} else if (fits) {
+			want++; /* its CPU counted as taken: no more start than the slots hold */
+			used += t->cpu_milli;
+		}
+		past++;
+		prev = t;
+		pp = &t->next;
 	}
+	if (want > d->st.tasks_queued)
+		want = (unsigned)d->st.tasks_queued;
+	if (!d->qhead) {
+		trim_pool(d, cap > used ? (unsigned)((cap - used) / 1000) : 0);
+		return;
+	}
+	/* Start workers for the waiting tasks that fit, less those starting already. */
+	want = want > pool_starting ? want - pool_starting : 0;
+	/* The CPUs are oversubscribed (daemon/bpf_sched.c): another worker would only wait
+	 * for a CPU too.  Queue; the busy workers' results dispatch again. */
+	if (want && used > d->actor_slots_milli && kbpf_oversubscribed(d)) {
+		kbpf_deferred(d);
+		want = 0;
+	}
+	while (want-- && d->nworkers < (unsigned)d->cfg.max_workers && d->start_failures < 3)
+		if (worker_spawn(d))
+			break;
 }
 
 /* Gives back the actor handles, and the refs inside argument objects, that worker
@@ -373,7 +459,8 @@ void sched_unlend(struct conn *c, struct task *t)
 	}
 }
 
-static struct task *unlink_inflight(struct worker *w, const struct kray_oid *id)
+static struct task *unlink_inflight(struct krayd *d, struct worker *w,
+				    const struct kray_oid *id)
 {
 	struct task *prev = NULL;
 
@@ -388,6 +475,7 @@ static struct task *unlink_inflight(struct worker *w, const struct kray_oid *id)
 			w->tail = prev;
 		t->next = NULL;
 		w->inflight--;
+		sched_res_give(d, t);
 		return t;
 	}
 	return NULL;
@@ -396,7 +484,7 @@ static struct task *unlink_inflight(struct worker *w, const struct kray_oid *id)
 void sched_result(struct conn *c, const struct wire_result *r)
 {
 	struct worker *w = c->worker;
-	struct task *t = unlink_inflight(w, &r->m.task);
+	struct task *t = unlink_inflight(c->d, w, &r->m.task);
 
 	if (!t) {
 		log_warn("worker %u: result for a task it does not hold", w->id);
@@ -424,7 +512,7 @@ void sched_result(struct conn *c, const struct wire_result *r)
 
 void sched_reject(struct conn *c, const struct kray_oid *id)
 {
-	struct task *t = c->worker->actor ? NULL : unlink_inflight(c->worker, id);
+	struct task *t = c->worker->actor ? NULL : unlink_inflight(c->d, c->worker, id);
 
 	/* An actor never hands calls back: its calls wait for it, in order. */
 	if (t) {

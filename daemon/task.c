@@ -187,6 +187,40 @@ int task_resolve(struct krayd *d, struct conn *submitter, struct task *t)
 	return 1;
 }
 
+/*
+ * Takes t's resources from a submit's text "NAME:QTY,..." (checked by the decoder):
+ * "CPU" is the number of CPU slots it holds while it runs (1 if not given, as in Ray;
+ * fractions and 0 are allowed), the others are custom resources.  A task that needs more
+ * CPUs than this node has fails (BAD_ARGS; returns -1), as it would wait forever.
+ */
+int task_set_resources(struct krayd *d, struct task *t, const char *s, size_t len)
+{
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	int n = len ? wire_parse_resources(s, len, res) : 0;
+
+	t->cpu_milli = 1000;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(res[i].name, "CPU"))
+			continue;
+		t->cpu_milli = (uint32_t)(res[i].milli < UINT32_MAX ? res[i].milli : UINT32_MAX);
+		res[i--] = res[--n];
+	}
+	if (n > 0) {
+		t->res = malloc((size_t)n * sizeof(*res));
+		if (!t->res)
+			abort();
+		memcpy(t->res, res, (size_t)n * sizeof(*res));
+		t->nres = (uint8_t)n;
+	}
+	if (t->cpu_milli > (uint64_t)d->cfg.num_cpus * 1000) {
+		task_fail(d, t, KRAY_WE_BAD_ARGS,
+			  "'%.*s' needs %.3g CPUs and this node has %d (it would never run)",
+			  t->fn->name_len, t->fn->name, t->cpu_milli / 1000.0, d->cfg.num_cpus);
+		return -1;
+	}
+	return 0;
+}
+
 void task_submit(struct conn *c, const struct wire_submit *s)
 {
 	struct krayd *d = c->d;
@@ -227,18 +261,8 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 		memcpy(t->args, s->args.p, s->args.left);
 	}
 	t->args_len = (uint32_t)s->args.left;
-	if (s->m.res_len) {
-		struct wire_resource res[KRAY_RESOURCES_MAX];
-		int n = wire_parse_resources(s->res, s->m.res_len, res); /* checked: >= 0 */
-
-		if (n > 0) {
-			t->res = malloc((size_t)n * sizeof(*res));
-			if (!t->res)
-				abort();
-			memcpy(t->res, res, (size_t)n * sizeof(*res));
-			t->nres = (uint8_t)n;
-		}
-	}
+	if (task_set_resources(d, t, s->res, s->m.res_len))
+		return;
 	if (s->m.actor.index == KRAY_OID_ACTOR) {
 		a = actor_find(d, &s->m.actor);
 		if (!a && d->cl && remote_actor_known(d, &s->m.actor)) {

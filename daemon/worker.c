@@ -169,6 +169,8 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
 	rest = t->next;
 	w->head = w->tail = NULL;
 	w->inflight = 0;
+	for (struct task *x = t; x; x = x->next)
+		sched_res_give(d, x);
 
 	/* The others had not started: back to the front of the queue, in order. */
 	struct task *stack = NULL;

@@ -75,11 +75,16 @@ def _check(opts, allowed, what):
         raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
 
 
-def _resources(opts):
+def _resources(opts, cpus=False):
+    """krayd's text for opts' resources; with cpus (a task), num_cpus too: a task holds 1
+    CPU unless it says otherwise (an actor's num_cpus goes separately)."""
     r = dict(opts.get("resources") or {})
     if opts.get("num_gpus"):
         r["GPU"] = opts["num_gpus"]
-    return ",".join(f"{k}:{v:g}" for k, v in sorted(r.items())) or None
+    if cpus and opts.get("num_cpus") is not None and opts["num_cpus"] != 1:
+        r["CPU"] = opts["num_cpus"]
+    return ",".join(f"{k}:{round(v, 3):g}" if v < 1e6 else f"{k}:{int(v)}"
+                    for k, v in sorted(r.items())) or None
 
 
 class _Blob:
@@ -161,6 +166,7 @@ class RemoteFunction:
         self._function = fn
         self._options = options
         self._blob = _Blob(fn)
+        self._res = _resources(options, cpus=True)
         self._task_name = _labelled(PY_TASK, _qualname(fn))
         self._sig = _signature(fn)
         self._arity = _arity(self._sig)
@@ -182,9 +188,9 @@ class RemoteFunction:
         return _Bound(self, merged)
 
     def remote(self, *args, **kwargs):
-        return self._remote(args, kwargs, self._options)
+        return self._remote(args, kwargs, self._options, self._res)
 
-    def _remote(self, args, kwargs, opts):
+    def _remote(self, args, kwargs, opts, res=None):
         _bind_check(self._sig, args, kwargs, self.__name__, self._arity)
         n = opts.get("num_returns", 1)
         if n is None:
@@ -198,7 +204,7 @@ class RemoteFunction:
             retry = (retries, True if rex is True else tuple(rex))
         cargs = _call_args(self._blob.ref(), args, kwargs, retry)
         return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
-                                  None), n)
+                                  None, res), n)
 
 
 class _Bound:
@@ -207,8 +213,11 @@ class _Bound:
     def __init__(self, target, opts):
         self._target = target
         self._opts = opts
+        self._res = _resources(opts, cpus=True) if isinstance(target, RemoteFunction) else None
 
     def remote(self, *args, **kwargs):
+        if self._res is not None:
+            return self._target._remote(args, kwargs, self._opts, self._res)
         return self._target._remote(args, kwargs, self._opts)
 
 

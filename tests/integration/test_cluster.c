@@ -608,7 +608,7 @@ Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 	cr_assert_eq(kray_kv_put(k2, "model", "v1", 2), 0, "%s", kray_errmsg(k2));
 	o.name = "keeper";
 	o.detached = 1;
-	o.resources = "n3:1";
+	o.resources = "n3:0.5"; /* half: tasks that need n3 still run beside it */
 	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(actor_int(k, a, "incr"), 1);
 	/* Found by name from node 2 (the head says where it lives). */
@@ -634,7 +634,7 @@ Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 
 	/* The nodes joined again and work goes on. */
 	cr_assert_eq(call_int(k, "where", NULL, 0, "n2:1"), 2);
-	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:1"), 3);
+	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:0.5"), 3);
 	/* The actor is found again, with its state: the same instance. */
 	cr_assert_eq(kray_get_actor(k, "keeper", NULL, &found), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(actor_int(k, found, "incr"), 3);

@@ -70,6 +70,34 @@ def test_resources(fresh):
     assert ray.get(b.ping.remote(), timeout=30) == "pong"
 
 
+def test_task_num_cpus_and_resources(fresh):
+    """A task holds its num_cpus and resources while it runs, as in Ray."""
+    ray = fresh
+    ray.init(num_cpus=2, resources={"disk": 1})
+
+    @ray.remote
+    def span():
+        start = time.monotonic()
+        time.sleep(0.5)
+        return start, time.monotonic()
+
+    ray.get([span.remote() for _ in range(2)])  # both workers started (Python loaded)
+    # two tasks of 2 CPUs on 2 CPUs: one after the other
+    (sa, ea), (sb, eb) = ray.get([span.options(num_cpus=2).remote() for _ in range(2)])
+    assert eb <= sa or ea <= sb, "two 2-CPU tasks overlapped on a 2-CPU node"
+    # two tasks that need the only disk: one after the other
+    (sa, ea), (sb, eb) = ray.get([span.options(resources={"disk": 1}).remote()
+                                  for _ in range(2)])
+    assert eb <= sa or ea <= sb, "two tasks holding disk:1 overlapped"
+    # a task that needs no CPU runs beside two that hold both
+    busy = [span.options(num_cpus=1).remote() for _ in range(2)]
+    (s0, e0) = ray.get(span.options(num_cpus=0).remote())
+    (sa, ea), (sb, eb) = ray.get(busy)
+    assert s0 < max(ea, eb), "the 0-CPU task waited for the CPUs"
+    with pytest.raises(ray.exceptions.RayTaskError, match="needs 3 CPUs"):
+        ray.get(span.options(num_cpus=3).remote(), timeout=30)
+
+
 def test_namespace(fresh):
     ray = fresh
     ray.init(num_cpus=1, namespace="alpha")
