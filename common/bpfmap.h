@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reading kray's pinned BPF maps (include/uapi/kray_bpf.h) with the bpf(2) system call
- * alone, for `kray top` and the tests: they need four commands, not libbpf (krayd, which
- * loads programs, links libbpf).  Each returns 0 or -errno, like the rest of kray.
+ * alone, for `kray top` and the tests: they need a few commands, not libbpf (krayd, which
+ * loads programs, links libbpf), and removing the pins of krayds that are gone (krayd at
+ * start, the tests after killing one).  Each returns 0 or -errno, like the rest of kray.
  */
 #ifndef KRAY_COMMON_BPFMAP_H
 #define KRAY_COMMON_BPFMAP_H
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -65,6 +71,132 @@ static inline int kbm_info(int fd, struct bpf_map_info *ret_info)
 	a.info.info_len = sizeof(*ret_info);
 	a.info.info = (uint64_t)(uintptr_t)ret_info;
 	return kbm_sys(BPF_OBJ_GET_INFO_BY_FD, &a);
+}
+
+/*
+ * Removes the pin directories under root (KRAY_BPF_PIN_ROOT) of krayds that are gone: a
+ * krayd's maps stay pinned after it is SIGKILLed, but its programs go with it, so a
+ * directory whose `workers` map no loaded program uses is stale (and one without that map
+ * too: the caller holds the root's flock, which krayd holds from mkdir to attach, so no
+ * directory is half made).  Needs CAP_SYS_ADMIN to see the programs; without it nothing is
+ * removed.  Returns how many directories it removed, or -errno.
+ */
+#define KBM_MAX_MAP_IDS 4096
+
+/* Locks root (flock on the directory) against krayds setting up or sweeping; returns
+ * the fd to close, or -errno. */
+static inline int kbm_lock(const char *root)
+{
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static inline int kbm_live_map_ids(uint32_t *ids, unsigned max, unsigned *ret_n)
+{
+	union bpf_attr a;
+	uint32_t id = 0;
+	unsigned n = 0;
+	int r;
+
+	for (;;) {
+		uint32_t maps[64];
+		struct bpf_prog_info info;
+		int fd;
+
+		memset(&a, 0, sizeof(a));
+		a.start_id = id;
+		r = kbm_sys(BPF_PROG_GET_NEXT_ID, &a);
+		if (r == -ENOENT)
+			break;
+		if (r)
+			return r;
+		id = a.next_id;
+		memset(&a, 0, sizeof(a));
+		a.prog_id = id;
+		fd = kbm_sys(BPF_PROG_GET_FD_BY_ID, &a);
+		if (fd == -ENOENT)
+			continue; /* unloaded meanwhile */
+		if (fd < 0)
+			return fd;
+		memset(&info, 0, sizeof(info));
+		info.nr_map_ids = 64;
+		info.map_ids = (uint64_t)(uintptr_t)maps;
+		memset(&a, 0, sizeof(a));
+		a.info.bpf_fd = (uint32_t)fd;
+		a.info.info_len = sizeof(info);
+		a.info.info = (uint64_t)(uintptr_t)&info;
+		r = kbm_sys(BPF_OBJ_GET_INFO_BY_FD, &a);
+		close(fd);
+		if (r)
+			return r;
+		for (unsigned i = 0; i < info.nr_map_ids && i < 64 && n < max; i++)
+			ids[n++] = maps[i];
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static inline int kbm_sweep(const char *root)
+{
+	static uint32_t live[KBM_MAX_MAP_IDS];
+	unsigned nlive = 0;
+	char path[512];
+	struct dirent *e;
+	int removed = 0, r;
+	DIR *dir;
+
+	r = kbm_live_map_ids(live, KBM_MAX_MAP_IDS, &nlive);
+	if (r)
+		return r;
+	dir = opendir(root);
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(dir))) {
+		struct bpf_map_info info;
+		bool used = false;
+		DIR *sub;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/workers", root, e->d_name);
+		fd = kbm_open(path);
+		if (fd >= 0) {
+			if (kbm_info(fd, &info))
+				used = true; /* cannot tell: keep it */
+			for (unsigned i = 0; !used && i < nlive; i++)
+				used = live[i] == info.id;
+			close(fd);
+		} else if (fd != -ENOENT) {
+			continue; /* cannot tell: keep it */
+		}
+		if (used)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+		sub = opendir(path);
+		if (!sub)
+			continue;
+		for (struct dirent *f; (f = readdir(sub));) {
+			char entry[768];
+
+			if (f->d_name[0] == '.')
+				continue;
+			snprintf(entry, sizeof(entry), "%s/%s", path, f->d_name);
+			unlink(entry);
+		}
+		closedir(sub);
+		removed += !rmdir(path);
+	}
+	closedir(dir);
+	return removed;
 }
 
 /* The value below which fraction permille of a log2-microsecond histogram lies: the upper

@@ -24,6 +24,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "../common/bpfmap.h"
 #include "../include/uapi/kray_bpf.h"
 #include "bpf.h"
 #include "bpf_priv.h"
@@ -101,7 +102,7 @@ int kbpf_start(struct krayd *d)
 	struct sched_metrics *skel;
 	struct kray_sched_state st = { .threshold_permille = (uint32_t)d->cfg.oversub_wait * 10 };
 	__u32 zero = 0;
-	int r;
+	int r, lock = -1, swept;
 
 	if (!d->cfg.bpf) {
 		log_info("bpf: off by configuration: no scheduler metrics, kray top has nothing "
@@ -120,7 +121,18 @@ int kbpf_start(struct krayd *d)
 		r = -errno;
 		goto err_free;
 	}
-	/* Exclusive: a leftover directory is another krayd's (or a crashed one's), not ours. */
+	/* Held until the programs are attached, so that no other krayd's sweep takes this
+	 * directory for a dead krayd's. */
+	lock = kbm_lock(KRAY_BPF_PIN_ROOT);
+	if (lock < 0) {
+		r = lock;
+		goto err_free;
+	}
+	swept = kbm_sweep(KRAY_BPF_PIN_ROOT);
+	if (swept > 0)
+		log_info("bpf: removed %d pin director%s left by krayds that are gone", swept,
+			 swept == 1 ? "y" : "ies");
+	/* Exclusive: a leftover directory is another krayd's, not ours. */
 	if (mkdir(b->dir, 0700)) {
 		r = -errno;
 		goto err_free;
@@ -150,6 +162,7 @@ int kbpf_start(struct krayd *d)
 		goto err_destroy;
 	}
 	bpf_map_update_elem(b->sched_fd, &zero, &st, BPF_ANY);
+	close(lock);
 	d->bpf = b;
 	log_info("bpf: scheduler metrics on, maps pinned in %s", b->dir);
 	return 0;
@@ -160,6 +173,8 @@ err_destroy:
 err_rmdir:
 	rmdir(b->dir);
 err_free:
+	if (lock >= 0)
+		close(lock);
 	log_warn("bpf: off: %s (%s); no scheduler metrics, tasks run on the daemon path",
 		 why_off(r), b->dir);
 	free(b);

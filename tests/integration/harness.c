@@ -21,6 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../common/bpfmap.h"
+#include "../../include/uapi/kray_bpf.h"
+
 #define MAX_HANDLES 16
 #define MAX_KRAYDS 4
 #define MAX_TMPDIRS 8
@@ -297,6 +300,19 @@ void harness_cleanup(void)
 			tmpdirs[i][0] = 0;
 		}
 	}
+	harness_sweep_bpf();
+}
+
+/* A krayd a test SIGKILLed (or that crashed) leaves its BPF maps pinned: removed here, as
+ * krayd does at start (common/bpfmap.h); only the directories of krayds that are gone. */
+void harness_sweep_bpf(void)
+{
+	int lock = kbm_lock(KRAY_BPF_PIN_ROOT);
+
+	if (lock < 0)
+		return; /* no pins (no bpffs, or not root) */
+	kbm_sweep(KRAY_BPF_PIN_ROOT);
+	close(lock);
 }
 
 int harness_get1(kray *k, kray_ref ref, int64_t timeout_ms, kray_value *ret)

@@ -53,6 +53,8 @@ void harness_shutdown(kray *k);
 /* Shuts down every registered handle and stops every registered krayd.  Used as the
  * .fini of every suite, so it runs after a failed assertion too. */
 void harness_cleanup(void);
+/* Removes the BPF pin directories of krayds that are gone (part of harness_cleanup). */
+void harness_sweep_bpf(void);
 
 /* Milliseconds on the monotonic clock. */
 int64_t harness_now_ms(void);

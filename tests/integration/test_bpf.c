@@ -187,6 +187,43 @@ Test(bpf, two_krayds_two_dirs)
 	harness_expect_int(kb, "square", &KRAY_V_INT(7), 1, 49);
 }
 
+/*
+ * A SIGKILLed krayd cannot unpin its maps.  Its programs go with it, which is how the
+ * next krayd (at start) and the tests (harness_sweep_bpf) tell its directory from a live
+ * krayd's: the dead one's is removed, the live one's stays.
+ */
+Test(bpf, killed_krayds_pins_are_swept)
+{
+	struct harness dead, live;
+	char dd[128], dl[128];
+	kray *kd, *kl;
+	int status;
+
+	require_bpf();
+
+	cr_assert_eq(harness_start_krayd(&dead, 1), 0);
+	cr_assert_eq(harness_start_krayd(&live, 1), 0);
+	kd = harness_connect(dead.sock);
+	kl = harness_connect(live.sock);
+	pin_dir(kd, dd, sizeof(dd));
+	pin_dir(kl, dl, sizeof(dl));
+	harness_shutdown(kd);
+	cr_assert_eq(kill(dead.pid, SIGKILL), 0);
+	status = harness_stop_krayd(&dead); /* reaps it, removes its temp dir */
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %#x", status);
+	cr_assert(dir_exists(dd), "%s went with its krayd: nothing to sweep", dd);
+
+	/* the programs are released asynchronously after the process is gone */
+	for (int i = 0; i < 100 && dir_exists(dd); i++) {
+		harness_sweep_bpf();
+		if (dir_exists(dd))
+			sleep_ms(20);
+	}
+	cr_assert(!dir_exists(dd), "%s of the SIGKILLed krayd is still pinned after sweeps", dd);
+	cr_assert(dir_exists(dl), "the sweep removed the live krayd's %s", dl);
+	harness_expect_int(kl, "square", &KRAY_V_INT(6), 1, 36);
+}
+
 /* ---- the figures --------------------------------------------------------------------- */
 
 /* A task that burns 200 ms of CPU adds about 200 ms to its worker's on-CPU time, as the
@@ -211,7 +248,18 @@ Test(bpf, burn_200ms_counts_200ms)
 	pid2 = call_int(k, "burn_cpu_ms", 200);
 	cr_assert_eq(pid2, pid, "the second task ran in another worker (%lld, %lld)",
 		     (long long)pid, (long long)pid2);
+	/* On-CPU time is added when the worker leaves the CPU, which may come after its
+	 * result reached us: read once it has stopped changing (the worker waits). */
 	s1 = worker_stats(dir, (int)pid);
+	for (int i = 0; i < 50; i++) {
+		struct kray_worker_stats again;
+
+		sleep_ms(20);
+		again = worker_stats(dir, (int)pid);
+		if (again.oncpu_ns == s1.oncpu_ns)
+			break;
+		s1 = again;
+	}
 	p1 = proc_cpu_ns((int)pid);
 	bpf_ms = (int64_t)(s1.oncpu_ns - s0.oncpu_ns) / 1000000;
 	proc_ms = (p1 - p0) / 1000000;
