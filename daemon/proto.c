@@ -257,6 +257,7 @@ static void on_status(struct conn *c, uint64_t req)
 	size_t off;
 
 	st.node = d->node;
+	st.num_cpus = (uint64_t)d->cfg.num_cpus;
 	st.pool_bytes = pool_bytes(d->pool);
 	st.actors_alive = actor_count(d, A_ALIVE);
 	st.actors_pending = actor_count(d, A_PENDING) + actor_count(d, A_STARTING);

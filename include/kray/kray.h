@@ -239,7 +239,8 @@ struct kray_stats {
 	uint64_t actors_alive, actors_pending; /* pending: waiting for CPUs or arguments */
 	uint64_t tasks_handed_back; /* pipelined to a worker that then blocked in a get, and
 				     * handed back unstarted to run elsewhere */
-	uint64_t reserved_[4];
+	uint64_t num_cpus; /* this node's CPU slots (krayd's num-cpus) */
+	uint64_t reserved_[3];
 };
 
 /* Asks krayd for its counters. */

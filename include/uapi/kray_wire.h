@@ -378,7 +378,8 @@ struct kray_wire_stats {
 	__u64 actors_alive;
 	__u64 actors_pending; /* waiting for CPU slots or constructor arguments */
 	__u64 tasks_handed_back; /* pipelined tasks a worker blocked in a get gave back */
-	__u64 reserved[4];
+	__u64 num_cpus; /* CPU slots of this node */
+	__u64 reserved[3];
 };
 _Static_assert(sizeof(struct kray_wire_stats) == 256, "stats is 256 bytes");
 

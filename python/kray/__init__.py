@@ -14,6 +14,7 @@
 See docs/python.md for what differs from Ray.
 """
 import atexit
+import re
 import os
 
 from . import _kray
@@ -291,20 +292,62 @@ def get_runtime_context():
     return RuntimeContext()
 
 
-def cluster_resources():
-    """{'CPU': n, ...custom resources}: this node's (kray runs one node today)."""
-    r = {"CPU": float(_state["num_cpus"] or os.cpu_count())}
-    r.update({k: float(v) for k, v in _state["resources"].items()})
-    return r
+_NODE_LINE = re.compile(r"^([0-9a-f]{8}) (\S+):(\d+) (ALIVE|DEAD) cpus (\d+) workers \d+ "
+                        r"\((\d+) busy\) .* resources '([^']*)'")
 
 
-def available_resources():
-    return cluster_resources()
+def _parse_resources(text):
+    out = {}
+    for item in filter(None, text.split(",")):
+        name, _, qty = item.partition(":")
+        out[name.strip()] = float(qty)
+    return out
 
 
 def nodes():
-    node, _, _ = _kray.ids()
-    return [{"NodeID": f"{node:08x}", "Alive": True, "Resources": cluster_resources()}]
+    """A dict per node, as Ray's: NodeID, Alive, NodeManagerAddress, NodeManagerPort,
+    Resources ({'CPU': n, ...custom}), and kray's BusyCPUs.  Outside a cluster, this node
+    (its custom resources are known when this process started the krayd)."""
+    out = []
+    for line in _kray.describe_nodes().splitlines():
+        m = _NODE_LINE.match(line)
+        if not m:
+            continue
+        res = {"CPU": float(m.group(5))}
+        res.update(_parse_resources(m.group(7)))
+        out.append({"NodeID": m.group(1), "Alive": m.group(4) == "ALIVE",
+                    "NodeManagerAddress": m.group(2), "NodeManagerPort": int(m.group(3)),
+                    "Resources": res, "BusyCPUs": float(m.group(6))})
+    if not out:
+        st = _kray.status()
+        res = {"CPU": float(st["num_cpus"])}
+        res.update({k: float(v) for k, v in _state["resources"].items()})
+        out.append({"NodeID": f"{st['node']:08x}", "Alive": True,
+                    "NodeManagerAddress": "127.0.0.1", "NodeManagerPort": 0,
+                    "Resources": res, "BusyCPUs": None})
+    return out
+
+
+def cluster_resources():
+    """{'CPU': n, ...custom resources}, summed over the live nodes."""
+    total = {}
+    for n in nodes():
+        if n["Alive"]:
+            for k, v in n["Resources"].items():
+                total[k] = total.get(k, 0.0) + v
+    return total
+
+
+def available_resources():
+    """cluster_resources() less the CPUs busy now (custom resources: totals)."""
+    free = {}
+    for n in nodes():
+        if n["Alive"]:
+            for k, v in n["Resources"].items():
+                if k == "CPU" and n["BusyCPUs"] is not None:
+                    v = max(0.0, v - n["BusyCPUs"])
+                free[k] = free.get(k, 0.0) + v
+    return free
 
 
 def timeline(filename=None):

@@ -571,12 +571,34 @@ static PyObject *api_status(PyObject *self, PyObject *unused)
 	if (r)
 		return ext_fail(k, r, "status");
 	return Py_BuildValue(
-		"{sKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "workers", st.workers,
+		"{sKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus", st.num_cpus,
+		"workers", st.workers,
 		"tasks_submitted", st.tasks_submitted, "tasks_finished", st.tasks_finished,
 		"tasks_failed", st.tasks_failed, "tasks_retried", st.tasks_retried, "objects",
 		st.objects, "store_bytes", st.store_bytes, "store_capacity", st.store_capacity,
 		"workers_died", st.workers_died, "actors_alive", st.actors_alive,
 		"objects_pinned", st.objects_pinned);
+}
+
+/* describe_nodes() -> str: a line per node of the cluster ("" outside one), as `kray status`
+ * prints them (kray_describe_nodes). */
+static PyObject *api_describe_nodes(PyObject *self, PyObject *unused)
+{
+	kray *k = ext_client();
+	char *text = NULL;
+	PyObject *s;
+	int r;
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	BLOCKING(r = kray_describe_nodes(k, &text));
+	if (r)
+		return ext_fail(k, r, "describe_nodes");
+	s = PyUnicode_FromString(text);
+	free(text);
+	return s;
 }
 
 /* set_ref_type(cls): the Python class refs are made as (a subclass of Ref). */
@@ -611,6 +633,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "connected", api_connected, METH_NOARGS, "whether kray calls can be made" },
 	{ "ids", api_ids, METH_NOARGS, "(node, client, job)" },
 	{ "submit", api_submit, METH_VARARGS, "a task or actor call" },
+	{ "describe_nodes", api_describe_nodes, METH_NOARGS, "the cluster's nodes, as text" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
 	{ "kill", api_kill, METH_VARARGS, "kill an actor" },

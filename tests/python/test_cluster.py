@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""nodes(), cluster_resources() and available_resources() over a two-node cluster on
+loopback (a head and a node that joins it), and tasks that go to the node with their
+resources."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BUILD
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _krayd(d, name, *args):
+    sock = os.path.join(d, name + ".sock")
+    r, w = os.pipe()
+    p = subprocess.Popen([os.path.join(BUILD, "bin", "krayd"), "--socket", sock,
+                          "--num-cpus", "2", "--ready-fd", str(w), "--log-level", "warn",
+                          "--heartbeat-ms", "100", "--node-timeout-ms", "2000", *args],
+                         pass_fds=(w,))
+    os.close(w)
+    try:
+        assert os.read(r, 1), f"krayd {name} did not start"
+    finally:
+        os.close(r)
+    return p, sock
+
+
+@pytest.fixture
+def two_nodes():
+    d = tempfile.mkdtemp(prefix="kray-pytest-cluster-")
+    port = _free_port()
+    procs = []
+    try:
+        head, head_sock = _krayd(d, "head", "--head", "--node-listen", f"127.0.0.1:{port}",
+                                 "--resources", "n1:1")
+        procs.append(head)
+        node, _ = _krayd(d, "node", "--address", f"127.0.0.1:{port}", "--token-file",
+                         head_sock + ".token", "--node-listen", "127.0.0.1:0",
+                         "--resources", "GPU:2")
+        procs.append(node)
+        yield head_sock
+    finally:
+        for p in procs:  # the pids started here, nothing else
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_nodes_and_resources_of_a_cluster(fresh, two_nodes):
+    ray = fresh
+    ray.init(address=two_nodes)
+    deadline = time.monotonic() + 20
+    while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+        assert time.monotonic() < deadline, f"the node did not join: {ray.nodes()}"
+        time.sleep(0.1)
+    nodes = ray.nodes()
+    assert len({n["NodeID"] for n in nodes}) == 2
+    assert all(n["NodeManagerAddress"] == "127.0.0.1" for n in nodes)
+    total = ray.cluster_resources()
+    assert total == {"CPU": 4.0, "n1": 1.0, "GPU": 2.0}, total
+    assert ray.available_resources()["CPU"] <= 4.0
+
+    @ray.remote
+    def where():
+        return ray.get_runtime_context().get_node_id()
+
+    here = ray.get(where.options(resources={"n1": 1}).remote(), timeout=30)
+    there = ray.get(where.options(num_gpus=1).remote(), timeout=30)
+    ids = {n["NodeID"]: n for n in nodes}
+    assert here != there
+    assert ids[here]["Resources"].get("n1") == 1.0
+    assert ids[there]["Resources"].get("GPU") == 2.0
+
+
+def test_nodes_outside_a_cluster(fresh):
+    ray = fresh
+    ray.init(num_cpus=2, resources={"widget": 3})
+    (n,) = ray.nodes()
+    assert n["Alive"] and n["Resources"] == {"CPU": 2.0, "widget": 3.0}
+    assert ray.cluster_resources() == {"CPU": 2.0, "widget": 3.0}
