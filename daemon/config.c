@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,9 @@ static const struct key keys[] = {
 	  sizeof(((struct config *)0)->code_path), 0, 0, "default code search path (dirs, .so)" },
 	{ "worker", K_STR, offsetof(struct config, worker), PATH_MAX, 0, 0,
 	  "worker host binary" },
+	{ "worker-user", K_STR, offsetof(struct config, worker_user), 64, 0, 0,
+	  "run workers (and so every task and actor) as this user, without capabilities; "
+	  "krayd must run as root (default: krayd's own user)" },
 	{ "pidfile", K_STR, offsetof(struct config, pidfile), PATH_MAX, 0, 0,
 	  "write the pid here" },
 	{ "remove-dir", K_STR, offsetof(struct config, remove_dir), PATH_MAX, 0, 0,
@@ -367,6 +371,22 @@ int config_load(struct config *cfg, int argc, char **argv)
 	if (cfg->node_timeout_ms <= cfg->heartbeat_ms) {
 		fprintf(stderr, "krayd: node-timeout-ms must be longer than heartbeat-ms\n");
 		return -EINVAL;
+	}
+	if (cfg->worker_user[0]) {
+		struct passwd *pw = getpwnam(cfg->worker_user);
+
+		if (!pw) {
+			fprintf(stderr, "krayd: worker-user: no such user '%s'\n", cfg->worker_user);
+			return -EINVAL;
+		}
+		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+			fprintf(stderr, "krayd: worker-user %s needs krayd to run as root (it runs "
+					"as uid %u)\n",
+				cfg->worker_user, (unsigned)geteuid());
+			return -EINVAL;
+		}
+		cfg->worker_uid = pw->pw_uid;
+		cfg->worker_gid = pw->pw_gid;
 	}
 	if (!cfg->max_workers)
 		cfg->max_workers = cfg->num_cpus * 16 < 64 ? 64 : cfg->num_cpus * 16;

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "../include/uapi/kray_wire.h"
@@ -22,6 +23,9 @@ struct config {
 	uint32_t inline_max; /* largest object carried inline */
 	char code_path[KRAY_PATH_MAX + 1]; /* default code search path for jobs */
 	char worker[PATH_MAX]; /* worker host binary */
+	char worker_user[64]; /* run workers as this user; empty: krayd's own */
+	uid_t worker_uid; /* worker_user resolved (when set) */
+	gid_t worker_gid;
 	char pidfile[PATH_MAX];
 	char remove_dir[PATH_MAX]; /* a private directory removed at exit */
 	char spill_dir[PATH_MAX]; /* where full-store objects go; default <socket>.spill */

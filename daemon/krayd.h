@@ -81,6 +81,8 @@ struct conn {
 		struct cmsghdr align;
 	} cmsg;
 	struct worker *worker; /* ROLE_WORKER */
+	uint32_t spawned; /* the id of the worker krayd started on this socketpair; 0: an
+			   * accepted connection (a worker hello is refused on it) */
 	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;

@@ -36,16 +36,16 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 		return fail("malformed hello", -EBADMSG);
 	if (h.m.role == KRAY_ROLE_WORKER) {
 		struct worker *w = worker_by_id(d, h.m.worker_id);
-		struct ucred cred;
-		socklen_t cl = sizeof(cred);
 
-		/* Only the process krayd started may speak as that worker. */
-		if (!w || w->state != W_STARTING ||
-		    getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cred.pid != w->pid)
+		/* Only the process krayd started, on the socketpair it was given, may speak
+		 * as that worker. */
+		if (!w || w->state != W_STARTING || !c->spawned || c->spawned != w->id)
 			return fail("not a worker this krayd started", -EPERM);
 		d->starting--;
 		d->start_failures = 0;
 		worker_attach(w, c);
+	} else if (c->spawned) {
+		return fail("a worker's connection must say hello as that worker", -EPERM);
 	} else {
 		c->role = ROLE_DRIVER;
 		c->job = c->id;

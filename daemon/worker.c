@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The worker pool's processes: spawning a worker host, matching its connection to the
- * process krayd started (by id and peer pid), and what a worker's death means for the
+ * The worker pool's processes: spawning a worker host on a socketpair (so its connection
+ * is known to be that worker's), and what a worker's death means for the
  * tasks it held.  A death is handled when the process is reaped, so the error can say
  * how it died; the head of its in-flight list was running and counts an attempt, the
  * rest had not started and are simply queued again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,40 +67,71 @@ int worker_spawn_actor(struct krayd *d, struct actor *a)
 	return 0;
 }
 
+/* The variables krayd sets for a worker; inherited ones of these names are dropped. */
+static const char *const WORKER_ENV[] = { "KRAY_WORKER_ID=", "KRAY_SOCKET=", "KRAY_SOCKET_FD=",
+					  "KRAY_PARENT_PID=", "KRAY_WORKER_UID=",
+					  "KRAY_WORKER_GID=" };
+#define NWORKER_ENV (sizeof(WORKER_ENV) / sizeof(WORKER_ENV[0]))
+
+static bool worker_env(const char *var)
+{
+	for (size_t i = 0; i < NWORKER_ENV; i++)
+		if (!strncmp(var, WORKER_ENV[i], strlen(WORKER_ENV[i])))
+			return true;
+	return false;
+}
+
+/*
+ * Starts a worker host.  Its connection is one end of a socketpair made here, so krayd
+ * knows which worker speaks on it without trusting what the process says, and a worker
+ * that runs as another user (worker-user) needs no access to krayd's socket.  That
+ * worker drops to its user before it reads anything (libclient/worker.c): the kray-worker
+ * binary is krayd's, the code it loads later is the job's.
+ */
 static struct worker *spawn(struct krayd *d)
 {
 	struct worker *w = calloc(1, sizeof(*w));
-	char id[32], sock[sizeof(d->cfg.socket) + 16], ppid[32];
+	char vars[NWORKER_ENV][PATH_MAX + 32];
 	const char *path = worker_path(d);
 	char *argv[] = { (char *)path, NULL };
+	posix_spawnattr_t attr;
+	struct conn *c;
+	sigset_t none;
 	char **envp;
-	size_t n = 0;
-	int r;
+	size_t n = 0, j = 0;
+	int sv[2], r;
 
 	if (!w)
 		return NULL;
-	while (environ[n])
-		n++;
-	envp = calloc(n + 4, sizeof(*envp));
-	if (!envp) {
+	/* The worker's end must survive exec: no SOCK_CLOEXEC on it (krayd starts
+	 * processes from this thread only, so it leaks into no other child). */
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		log_err("cannot start a worker: socketpair: %s", strerror(errno));
 		free(w);
 		return NULL;
 	}
+	fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+	while (environ[n])
+		n++;
+	envp = calloc(n + NWORKER_ENV + 1, sizeof(*envp));
+	if (!envp)
+		abort();
 	w->id = ++d->next_worker;
-	snprintf(id, sizeof(id), "KRAY_WORKER_ID=%u", w->id);
-	snprintf(sock, sizeof(sock), "KRAY_SOCKET=%s", d->cfg.socket);
-	snprintf(ppid, sizeof(ppid), "KRAY_PARENT_PID=%d", (int)getpid());
-	envp[0] = id;
-	envp[1] = sock;
-	envp[2] = ppid;
-	for (size_t i = 0, j = 3; i < n; i++)
-		if (strncmp(environ[i], "KRAY_WORKER_ID=", 15) &&
-		    strncmp(environ[i], "KRAY_SOCKET=", 12) &&
-		    strncmp(environ[i], "KRAY_PARENT_PID=", 16))
+	snprintf(vars[j++], sizeof(vars[0]), "KRAY_WORKER_ID=%u", w->id);
+	snprintf(vars[j++], sizeof(vars[0]), "KRAY_SOCKET=%s", d->cfg.socket);
+	snprintf(vars[j++], sizeof(vars[0]), "KRAY_SOCKET_FD=%d", sv[1]);
+	snprintf(vars[j++], sizeof(vars[0]), "KRAY_PARENT_PID=%d", (int)getpid());
+	if (d->cfg.worker_user[0]) {
+		snprintf(vars[j++], sizeof(vars[0]), "KRAY_WORKER_UID=%u",
+			 (unsigned)d->cfg.worker_uid);
+		snprintf(vars[j++], sizeof(vars[0]), "KRAY_WORKER_GID=%u",
+			 (unsigned)d->cfg.worker_gid);
+	}
+	for (size_t i = 0; i < j; i++)
+		envp[i] = vars[i];
+	for (size_t i = 0; i < n; i++)
+		if (!worker_env(environ[i]))
 			envp[j++] = environ[i];
-
-	posix_spawnattr_t attr;
-	sigset_t none;
 
 	/* The worker must not inherit krayd's blocked signals. */
 	sigemptyset(&none);
@@ -108,8 +141,10 @@ static struct worker *spawn(struct krayd *d)
 	r = posix_spawnp(&w->pid, path, NULL, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
 	free(envp);
+	close(sv[1]);
 	if (r) {
 		log_err("cannot start worker %s: %s", path, strerror(r));
+		close(sv[0]);
 		d->start_failures++;
 		free(w);
 		return NULL;
@@ -120,6 +155,9 @@ static struct worker *spawn(struct krayd *d)
 	d->nworkers++;
 	d->starting++;
 	d->st.workers_started++;
+	c = conn_new(d, sv[0], ROLE_NONE); /* out of memory: the worker sees EOF and exits */
+	if (c)
+		c->spawned = w->id;
 	kbpf_worker_add(d, w);
 	log_debug("worker %u started, pid %d", w->id, (int)w->pid);
 	return w;

@@ -53,6 +53,8 @@ int kc_fail(struct kray *k, int code, const char *fmt, ...) __attribute__((forma
 /* Connects to the krayd socket at path and says hello.  Returns 0 or -errno. */
 int kc_connect(struct kray *k, const char *path, uint32_t role, uint32_t worker_id,
 	       const char *code_path);
+/* Says hello on k->fd, connected already (a worker's socketpair end).  0 or -errno. */
+int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code_path);
 
 /* Closes the connection and frees everything k holds but k itself. */
 void kc_close(struct kray *k);

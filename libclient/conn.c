@@ -229,13 +229,6 @@ int kc_connect(struct kray *k, const char *path, uint32_t role, uint32_t worker_
 	       const char *code_path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct kray_msg_hello h = { .role = role, .pid = (uint32_t)getpid(),
-				    .worker_id = worker_id };
-	struct kray_msg_hello_ok ok;
-	struct kray_frame_hdr rh;
-	const uint8_t *body;
-	size_t off;
-	int r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return kc_fail(k, -ENAMETOOLONG, "socket path too long: %s", path);
@@ -248,6 +241,19 @@ int kc_connect(struct kray *k, const char *path, uint32_t role, uint32_t worker_
 	if (connect(k->fd, (struct sockaddr *)&sa, sizeof(sa)))
 		return kc_fail(k, -errno, "cannot connect to krayd at %s: %s", path,
 			       strerror(errno));
+	return kc_hello(k, role, worker_id, code_path);
+}
+
+int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code_path)
+{
+	struct kray_msg_hello h = { .role = role, .pid = (uint32_t)getpid(),
+				    .worker_id = worker_id };
+	struct kray_msg_hello_ok ok;
+	struct kray_frame_hdr rh;
+	const uint8_t *body;
+	size_t off;
+	int r;
+
 	h.path_len = code_path ? (uint32_t)strlen(code_path) : 0;
 	off = wire_begin(&k->out, KRAY_MSG_HELLO, 0);
 	kbuf_put(&k->out, &h, sizeof(h));

@@ -12,6 +12,8 @@
  * (host.c) while this loop keeps reading and answering.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -183,9 +185,40 @@ static int host_turn(struct kray *k)
 	return p[0].revents ? take_frames(k, false) : 0;
 }
 
+/*
+ * A worker of a krayd with worker-user set starts as root (krayd's user) and becomes that
+ * user here, before it reads a byte from krayd or loads any job code: no supplementary
+ * groups, then the group, then the user (which drops every capability), and no way back
+ * (no_new_privs; setuid(0) must fail).  Returns 0, or -1 with a message.
+ */
+static int become_worker_user(void)
+{
+	const char *u = getenv("KRAY_WORKER_UID"), *g = getenv("KRAY_WORKER_GID");
+	uid_t uid;
+	gid_t gid;
+
+	if (!u || !g)
+		return 0;
+	uid = (uid_t)strtoul(u, NULL, 10);
+	gid = (gid_t)strtoul(g, NULL, 10);
+	if ((getuid() == 0 && setgroups(0, NULL)) || setresgid(gid, gid, gid) ||
+	    setresuid(uid, uid, uid)) {
+		fprintf(stderr, "kray-worker: cannot become uid %u gid %u: %s\n", (unsigned)uid,
+			(unsigned)gid, strerror(errno));
+		return -1;
+	}
+	if (uid != 0 && setuid(0) == 0) {
+		fprintf(stderr, "kray-worker: could become root again after dropping to %u\n",
+			(unsigned)uid);
+		return -1;
+	}
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return 0;
+}
+
 KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 {
-	const char *sock = getenv("KRAY_SOCKET"), *id = getenv("KRAY_WORKER_ID");
+	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
 	const char *ppid = getenv("KRAY_PARENT_PID");
 	struct worker_state ws = { 0 };
 	struct kray k = { .fd = -1, .kmod_fd = -1, .ws = &ws, .on_frame = on_frame };
@@ -193,8 +226,9 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	if (!sock || !id) {
-		fprintf(stderr, "kray-worker: started by krayd only (KRAY_SOCKET, KRAY_WORKER_ID)\n");
+	if (!sockfd || !id) {
+		fprintf(stderr, "kray-worker: started by krayd only (KRAY_SOCKET_FD, "
+				"KRAY_WORKER_ID)\n");
 		return 2;
 	}
 	/* Die with krayd, even if it is SIGKILLed. */
@@ -204,7 +238,12 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	signal(KRAY_CANCEL_SIGNAL, SIG_IGN);
 	if (ppid && getppid() != (pid_t)atoi(ppid))
 		return 1;
-	r = kc_connect(&k, sock, KRAY_ROLE_WORKER, (uint32_t)strtoul(id, NULL, 10), NULL);
+	if (become_worker_user())
+		return 1;
+	/* krayd's socketpair end: no access to its socket needed */
+	k.fd = atoi(sockfd);
+	fcntl(k.fd, F_SETFD, FD_CLOEXEC); /* not for the processes tasks start */
+	r = kc_hello(&k, KRAY_ROLE_WORKER, (uint32_t)strtoul(id, NULL, 10), NULL);
 	if (r) {
 		fprintf(stderr, "kray-worker: %s\n", k.err);
 		kc_close(&k);

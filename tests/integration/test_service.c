@@ -8,11 +8,15 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -450,4 +454,76 @@ Test(service, custom_resources_place_actors, .timeout = 60)
 	struct harness h2;
 
 	cr_assert_neq(harness_start_krayd_opts(&h2, 1, broken), 0, "krayd took resources GPU=1");
+}
+
+/* Whether user pw could load path (every directory above it searchable, it readable). */
+static bool readable_as(const struct passwd *pw, const char *path)
+{
+	pid_t pid = fork();
+	int status;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid))
+			_exit(2);
+		_exit(access(path, R_OK) ? 1 : 0);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * worker-user: krayd (root) runs its workers, and so every task, as that user, without
+ * capabilities or supplementary groups; krayd's socket need not be reachable by that
+ * user (a worker talks over a socketpair krayd made).  An unknown user is refused at
+ * start with exit status 2.
+ */
+Test(service, worker_user_runs_tasks_without_privileges, .timeout = 60)
+{
+	const char *const bad[] = { "--socket", "/nonexistent/k.sock", "--worker-user",
+				    "no-such-user-kray", NULL };
+	const char *code = getenv("KRAY_TEST_CODE_PATH");
+	const char *opts[] = { "--worker-user", "nobody", NULL };
+	struct passwd *pw = getpwnam("nobody");
+	char lib[PATH_MAX], errfile[PATH_MAX], err[1024], tmp[128];
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	struct harness h;
+	kray_value v[4];
+	kray_ref r[4];
+	int status, rc;
+	kray *k;
+
+	if (geteuid() != 0)
+		cr_skip_test("worker-user needs krayd to run as root: not root here");
+	if (!pw)
+		cr_skip_test("there is no user nobody");
+	cr_assert(code);
+	snprintf(lib, sizeof(lib), "%s/libtestfns.so", code);
+	if (!readable_as(pw, lib))
+		cr_skip_test("%s is not readable by nobody (a directory above it is closed)", lib);
+
+	/* an unknown user: krayd says so and exits 2 */
+	harness_tmpdir(tmp, sizeof(tmp));
+	snprintf(errfile, sizeof(errfile), "%s/err", tmp);
+	status = wait_exit(spawn_krayd(bad, NULL, errfile), 10000);
+	slurp(errfile, err, sizeof(err));
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x: %s", status, err);
+	cr_assert(strstr(err, "no such user 'no-such-user-kray'"), "stderr: %s", err);
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
+	k = harness_connect(h.sock);
+	o.num_returns = 4;
+	rc = kray_call(k, "worker_identity", NULL, 0, &o, r);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	rc = kray_get(k, r, 4, 30000, v);
+	cr_assert_eq(rc, 0, "get: %d %s %s", rc, kray_errmsg(k),
+		     v[0].type == KRAY_ERROR ? (const char *)v[0].data : "");
+	cr_assert_eq(v[0].i, (int64_t)pw->pw_uid, "the task ran as uid %lld", (long long)v[0].i);
+	cr_assert_eq(v[1].i, (int64_t)pw->pw_gid, "the task ran as gid %lld", (long long)v[1].i);
+	cr_assert_eq(v[2].i, 0, "the task has capabilities %#llx", (unsigned long long)v[2].i);
+	cr_assert_eq(v[3].i, 0, "the task has %lld supplementary groups", (long long)v[3].i);
+	kray_release(k, r, 4);
+	harness_expect_int(k, "square", &KRAY_V_INT(9), 1, 81);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
 }
