@@ -2,11 +2,14 @@
 /*
  * Integration test harness (see harness.h): starts and stops krayds owned by the test,
  * opens kray handles, and cleans both up from the suites' .fini so that a failed
- * assertion does not leave daemons or temp dirs behind.
+ * assertion does not leave daemons or temp dirs behind.  Also the raw-socket helpers that
+ * tests of what krayd refuses use to hand it frames no libkray would send.
  */
 #include "harness.h"
 
 #include <criterion/criterion.h>
+
+#include "../../common/wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -380,4 +385,109 @@ struct kray_stats harness_status(kray *k)
 
 	cr_assert_eq(rc, 0, "kray_status: %d %s", rc, kray_errmsg(k));
 	return st;
+}
+
+/* ---- raw sockets ------------------------------------------------------------------------ */
+
+int harness_raw_connect(const char *sock, int rcv_timeout_s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = rcv_timeout_s };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s",
+		     sock, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+void harness_raw_send(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p = (const uint8_t *)p + w;
+		n -= (size_t)w;
+	}
+}
+
+ssize_t harness_read_full(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
+
+		if (r == 0)
+			return got ? -EPIPE : 0;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+void harness_raw_hello(int fd, struct kray_msg_hello_ok *ok)
+{
+	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
+	struct kray_frame_hdr rh;
+	struct kbuf b = { 0 };
+	size_t off = wire_begin(&b, KRAY_MSG_HELLO, 0);
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_end(&b, off);
+	harness_raw_send(fd, b.data, b.len);
+	kbuf_free(&b);
+	cr_assert_eq(harness_read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh), "no HELLO_OK");
+	cr_assert_eq(rh.type, KRAY_MSG_HELLO_OK, "HELLO answered by type %u", rh.type);
+	cr_assert_eq(rh.len, sizeof(*ok), "HELLO_OK of %u bytes", rh.len);
+	cr_assert_eq(harness_read_full(fd, ok, sizeof(*ok)), (ssize_t)sizeof(*ok),
+		     "short HELLO_OK");
+}
+
+void harness_expect_error_frame(int fd, int want, const char *what)
+{
+	struct kray_frame_hdr h;
+	struct wire_text t;
+	uint8_t body[4096], extra;
+	ssize_t r = harness_read_full(fd, &h, sizeof(h));
+
+	cr_assert_eq(r, (ssize_t)sizeof(h), "%s: no ERROR frame (read %zd: %s)", what, r,
+		     r < 0 ? strerror((int)-r) : "EOF");
+	cr_assert_eq(h.magic, KRAY_WIRE_MAGIC, "%s: reply magic %#x", what, h.magic);
+	cr_assert_eq(h.version, KRAY_WIRE_VERSION, "%s: reply version %u", what, h.version);
+	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u, want ERROR", what, h.type);
+	cr_assert_leq(h.len, sizeof(body), "%s: ERROR body of %u bytes", what, h.len);
+	r = harness_read_full(fd, body, h.len);
+	cr_assert_eq(r, (ssize_t)h.len, "%s: short ERROR body (%zd of %u)", what, r, h.len);
+	cr_assert_eq(wire_dec_error(body, h.len, &t), 0, "%s: malformed ERROR body", what);
+	cr_assert(want ? t.code == want : t.code < 0, "%s: ERROR code %d (%.*s), want %d (%s)",
+		  what, t.code, (int)t.len, t.text, want, want ? strerror(-want) : "< 0");
+	cr_assert_gt(t.len, 0, "%s: ERROR frame without a message", what);
+	r = recv(fd, &extra, 1, 0);
+	cr_assert(r == 0 || (r < 0 && errno == ECONNRESET),
+		  "%s: connection not closed after the ERROR frame (recv %zd: %s)", what, r,
+		  r < 0 ? strerror(errno) : "data");
+}
+
+void harness_raw_expect_error(struct harness *h, const void *frame, size_t len, int want,
+			      const char *what)
+{
+	struct kray_msg_hello_ok ok;
+	int fd = harness_raw_connect(h->sock, 10);
+
+	harness_raw_hello(fd, &ok);
+	harness_raw_send(fd, frame, len);
+	harness_expect_error_frame(fd, want, what);
+	close(fd);
+	cr_assert(harness_krayd_alive(h), "krayd exited after %s", what);
 }

@@ -611,22 +611,6 @@ enum fake_mode {
 #define FAKE_LEN (1u << 20)
 #define FAKE_SEED 77
 
-static ssize_t fk_read(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -1 : (ssize_t)got;
-		got += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
 static int fk_send(int fd, const uint8_t *p, size_t n, int pass_fd)
 {
 	union {
@@ -760,12 +744,12 @@ static int fake_krayd(int lfd, const enum fake_mode *modes, int nmodes)
 			size_t off;
 			int r;
 
-			if (fk_read(c, &h, sizeof(h)) != (ssize_t)sizeof(h))
+			if (harness_read_full(c, &h, sizeof(h)) != (ssize_t)sizeof(h))
 				break; /* the client went away */
 			if (h.magic != KRAY_WIRE_MAGIC || h.len > (1u << 20))
 				return 11;
 			body = malloc(h.len + 1);
-			if (!body || fk_read(c, body, h.len) != (ssize_t)h.len)
+			if (!body || harness_read_full(c, body, h.len) != (ssize_t)h.len)
 				return 12;
 			if (h.type == KRAY_MSG_HELLO) {
 				struct kray_msg_hello_ok ok = { .node = 0x600d, .client = 7,
