@@ -29,6 +29,7 @@
 #include <kray/kray.h>
 
 #include "../../common/wire.h"
+#include "../fixtures/maps.h"
 #include "../fixtures/pattern.h"
 #include "harness.h"
 
@@ -110,29 +111,6 @@ static void expect_int_ref(kray *k, kray_ref r, int64_t want, const char *what)
 	cr_assert_eq(v.i, want, "%s: %lld, want %lld", what, (long long)v.i, (long long)want);
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
-}
-
-/* 1 if the page at p is mapped without write permission, 0 if writable, -1 unknown. */
-static int read_only(const void *p)
-{
-	uintptr_t a = (uintptr_t)p;
-	char line[512];
-	int ret = -1;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		char perms[8];
-
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
-			ret = perms[1] == 'w' ? 0 : 1;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
 }
 
 /* A buffer of n bytes of pattern seed (pattern.h). */
@@ -857,8 +835,8 @@ Test(limits, inline_max_object, .timeout = 60)
 		cr_assert_eq(got.len, size, "make_pattern: %zu bytes", got.len);
 		cr_assert_eq(pattern_check(got.data, 0, size, seed), -1,
 			     "make_pattern(%zu) bytes differ", size);
-		cr_assert_eq(read_only(got.data), large ? 1 : 0,
-			     "a %zu-byte result: read-only %d", size, read_only(got.data));
+		cr_assert_eq(maps_read_only(got.data), large ? 1 : 0,
+			     "a %zu-byte result: read-only %d", size, maps_read_only(got.data));
 		kray_value_clear(&got);
 		kray_release(k, &t, 1);
 		kray_release(k, &r, 1);
