@@ -113,6 +113,18 @@ static void expect_int_ref(kray *k, kray_ref r, int64_t want, const char *what)
 	kray_release(k, &r, 1);
 }
 
+/* Calls method() without arguments on actor a and expects an INT64 equal to want. */
+static void expect_method_int(kray *k, kray_ref a, const char *method, int64_t want,
+			      const char *what)
+{
+	kray_ref r;
+	int rc = kray_actor_call(k, a, method, NULL, 0, NULL, &r);
+
+	cr_assert_eq(rc, 0, "%s: kray_actor_call(%.32s): %d %s", what, method, rc,
+		     kray_errmsg(k));
+	expect_int_ref(k, r, want, what);
+}
+
 /* A buffer of n bytes of pattern seed (pattern.h). */
 static uint8_t *pattern(size_t n, uint64_t seed)
 {
@@ -202,16 +214,12 @@ Test(limits, actor_names, .timeout = 60)
 	rc = kray_actor_create(k, cls, NULL, 0, &o, &a);
 	cr_assert_eq(rc, 0, "create: 255-byte class, name and namespace: %d %s", rc,
 		     kray_errmsg(k));
-	rc = kray_actor_call(k, a, method, NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "255-byte method: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 255, "the 255-byte method");
+	expect_method_int(k, a, method, 255, "the 255-byte method");
 	rc = kray_get_actor(k, name, ns, &found);
 	cr_assert_eq(rc, 0, "kray_get_actor(255-byte name, 255-byte ns): %d %s", rc,
 		     kray_errmsg(k));
 	cr_assert(!memcmp(&found, &a, sizeof(a)), "kray_get_actor found another actor");
-	rc = kray_actor_call(k, found, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 0, "nargs() through the looked-up handle");
+	expect_method_int(k, found, "nargs", 0, "nargs() through the looked-up handle");
 	kray_release(k, &found, 1);
 
 	/* one byte more: refused before anything is sent */
@@ -234,9 +242,7 @@ Test(limits, actor_names, .timeout = 60)
 		  "a 256-byte method name");
 
 	/* the actor and the connection are fine after the refusals */
-	rc = kray_actor_call(k, a, method, NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "255-byte method after the refusals: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 255, "the 255-byte method after the refusals");
+	expect_method_int(k, a, method, 255, "the 255-byte method after the refusals");
 	kray_release(k, &a, 1);
 	free(cls);
 	free(method);
@@ -272,9 +278,7 @@ Test(limits, arguments, .timeout = 60)
 
 	rc = kray_actor_create(k, cls, args, KRAY_ARGS_MAX, NULL, &a);
 	cr_assert_eq(rc, 0, "a constructor with 1024 arguments: %d %s", rc, kray_errmsg(k));
-	rc = kray_actor_call(k, a, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, KRAY_ARGS_MAX, "the constructor's argument count");
+	expect_method_int(k, a, "nargs", KRAY_ARGS_MAX, "the constructor's argument count");
 	rc = kray_actor_call(k, a, "nargs", args, KRAY_ARGS_MAX + 1, NULL, &r);
 	expect_rc(k, rc, -EINVAL, "a method call with 1025 arguments");
 	expect_rc(k, kray_actor_create(k, cls, args, KRAY_ARGS_MAX + 1, NULL, &r), -EINVAL,
@@ -480,9 +484,7 @@ Test(limits, option_counts, .timeout = 60)
 	rc = kray_actor_create(k, cls, NULL, 0, &o, &act);
 	cr_assert_eq(rc, 0, "restarts 32767, retries 32767, 1024 threads: %d %s", rc,
 		     kray_errmsg(k));
-	rc = kray_actor_call(k, act, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 0, "an actor with 1024 method threads");
+	expect_method_int(k, act, "nargs", 0, "an actor with 1024 method threads");
 	kray_release(k, &act, 1);
 	o = KRAY_ACTOR_OPTS_DEFAULT;
 	o.max_restarts = INT16_MAX + 1;
@@ -507,9 +509,7 @@ Test(limits, option_counts, .timeout = 60)
 	o.num_cpus = 2;
 	rc = kray_actor_create(k, cls, NULL, 0, &o, &act);
 	cr_assert_eq(rc, 0, "num_cpus 2 on a node of 2: %d %s", rc, kray_errmsg(k));
-	rc = kray_actor_call(k, act, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 0, "an actor holding every CPU slot");
+	expect_method_int(k, act, "nargs", 0, "an actor holding every CPU slot");
 	st = harness_status(k);
 	cr_assert_eq(st.actors_alive, 1, "actors_alive %llu", (unsigned long long)st.actors_alive);
 	kray_release(k, &act, 1);
