@@ -41,8 +41,9 @@ BINS       := $(O)/bin/krayd $(O)/bin/kray $(O)/bin/kray-worker
 EX_FNS     := $(wildcard examples/*_fns.c)
 EX_BINS_SRC:= $(filter-out $(EX_FNS),$(wildcard examples/*.c))
 EXAMPLES   := $(EX_FNS:examples/%.c=$(O)/examples/lib%.so) $(EX_BINS_SRC:examples/%.c=$(O)/examples/%)
-# bench/bench_common.c is linked into every bench (bench_bpf has its own rule, mk/bpf.mk).
-BENCH_LIB  := bench/bench_common.c
+# Linked into every bench (bench_bpf has its own rule, mk/bpf.mk): bench/bench_common.c and
+# the krayd start/stop it shares with the tests' harness.
+BENCH_LIB  := bench/bench_common.c tests/integration/spawn.c
 BENCH_SRC  := $(filter-out $(BENCH_LIB),$(wildcard bench/*.c))
 BENCHES    := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)

@@ -5,19 +5,14 @@
  * krayd, so that the figures of different benches are measured the same way.
  */
 #include "bench_common.h"
+#include "../tests/integration/spawn.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,87 +186,35 @@ void bench_path_from_env(const char *name, const char *rel, char *buf, size_t le
 	snprintf(buf, len, "%s/%s", dir, rel);
 }
 
-/* ---- a private krayd -------------------------------------------------------------------- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-void bench_rm_rf(const char *path)
-{
-	if (path && *path)
-		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
+/* ---- a private krayd (tests/integration/spawn.c, as in the tests' harness) ---------------- */
 
 void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags)
 {
-	const char *worker = getenv("KRAY_WORKER"), *base = getenv("TMPDIR");
-	char fdstr[16];
-	struct pollfd p;
-	int pfd[2], rc;
-	char byte;
+	const char *worker = getenv("KRAY_WORKER");
+	const char *argv[48];
+	int n = 0, rc;
 
-	/* sun_path is 108 bytes: keep the directory short. */
-	if (!base || !*base || strlen(base) > 60)
-		base = "/tmp";
-	snprintf(d->dir, sizeof(d->dir), "%s/kray-bench-XXXXXX", base);
-	if (!mkdtemp(d->dir)) {
-		d->dir[0] = '\0';
-		bench_die("mkdtemp", strerror(errno));
-	}
+	rc = spawn_tmpdir("kray-bench", d->dir, sizeof(d->dir));
+	if (rc)
+		bench_die("mkdtemp", strerror(-rc));
 	snprintf(d->sock, sizeof(d->sock), "%s/krayd.sock", d->dir);
-	if (pipe2(pfd, O_CLOEXEC))
-		bench_die("pipe2", strerror(errno));
-	d->pid = fork();
-	if (d->pid < 0)
-		bench_die("fork", strerror(errno));
-	if (d->pid == 0) {
-		char *argv[48];
-		int n = 0;
-
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		if (pfd[1] < 3) {
-			int fd = fcntl(pfd[1], F_DUPFD, 3);
-
-			if (fd < 0)
-				_exit(126);
-			pfd[1] = fd;
-		} else {
-			fcntl(pfd[1], F_SETFD, 0); /* keep it across exec */
-		}
-		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
-		argv[n++] = (char *)bin;
-		argv[n++] = "--socket";
-		argv[n++] = d->sock;
-		argv[n++] = "--ready-fd";
-		argv[n++] = fdstr;
-		argv[n++] = "--log-level";
-		argv[n++] = "warn";
-		if (worker && *worker) {
-			argv[n++] = "--worker";
-			argv[n++] = (char *)worker;
-		}
-		for (int i = 0; flags && flags[i] && n < 47; i++)
-			argv[n++] = (char *)flags[i];
-		argv[n] = NULL;
-		execv(bin, argv);
-		fprintf(stderr, "%s: exec %s: %s\n", bench_name, bin, strerror(errno));
-		_exit(127);
+	argv[n++] = bin;
+	argv[n++] = "--socket";
+	argv[n++] = d->sock;
+	argv[n++] = "--log-level";
+	argv[n++] = "warn";
+	if (worker && *worker) {
+		argv[n++] = "--worker";
+		argv[n++] = worker;
 	}
-	close(pfd[1]);
-	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
-	rc = poll(&p, 1, 10000);
-	if (rc != 1 || read(pfd[0], &byte, 1) != 1)
-		bench_die(bin, rc == 1 ? "krayd exited before serving" : "krayd not ready in 10 s");
-	close(pfd[0]);
+	for (int i = 0; flags && flags[i] && n < 47; i++)
+		argv[n++] = flags[i];
+	argv[n] = NULL;
+	rc = spawn_ready(argv, 10000, &d->pid);
+	if (rc == -ECHILD)
+		bench_die(bin, "krayd exited before serving");
+	if (rc)
+		bench_die(bin, rc == -ETIMEDOUT ? "krayd not ready in 10 s" : strerror(-rc));
 }
 
 void bench_krayd_stop(struct bench_krayd *d)
@@ -279,24 +222,11 @@ void bench_krayd_stop(struct bench_krayd *d)
 	if (getpid() != main_pid)
 		return;
 	if (d->pid > 0) {
-		double deadline = bench_now() + 5;
-		int status;
-		pid_t r;
-
-		kill(d->pid, SIGCONT);
-		kill(d->pid, SIGTERM);
-		while ((r = waitpid(d->pid, &status, WNOHANG)) == 0 && bench_now() < deadline)
-			usleep(10000);
-		if (r == 0) {
-			fprintf(stderr, "%s: krayd %d ignored SIGTERM, killing it\n", bench_name,
-				(int)d->pid);
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &status, 0);
-		}
+		spawn_stop(d->pid, 5000, bench_name);
 		d->pid = 0;
 	}
 	if (d->dir[0]) {
-		bench_rm_rf(d->dir);
+		spawn_rm_rf(d->dir);
 		d->dir[0] = '\0';
 	}
 }

@@ -63,10 +63,10 @@ struct bench_krayd {
 };
 
 /*
- * Starts "bin --socket <dir>/krayd.sock --ready-fd FD --log-level warn [--worker
- * $KRAY_WORKER] flags..." (flags NULL-terminated) in a new mkdtemp directory under
- * $TMPDIR (or /tmp) and waits 10 s at most for its ready byte.  The krayd gets SIGTERM if
- * the bench dies.  Dies on failure.
+ * Starts "bin --socket <dir>/krayd.sock --log-level warn [--worker $KRAY_WORKER]
+ * flags... --ready-fd FD" (flags NULL-terminated) in a new mkdtemp directory under
+ * $TMPDIR (or /tmp) and waits 10 s at most for its ready byte (spawn_ready(), shared with
+ * the tests' harness).  The krayd gets SIGTERM if the bench dies.  Dies on failure.
  */
 void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags);
 
@@ -75,9 +75,6 @@ void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const
  * removes its directory.  Only in the process that started it; safe to call twice.
  */
 void bench_krayd_stop(struct bench_krayd *d);
-
-/* Removes a directory tree; ignores errors. */
-void bench_rm_rf(const char *path);
 
 /*
  * Prints "JSON: " and emit(stdout, arg), then, when file is not NULL, emit(file, arg)

@@ -6,20 +6,17 @@
  * tests of what krayd refuses use to hand it frames no libkray would send.
  */
 #include "harness.h"
+#include "spawn.h"
 
 #include <criterion/criterion.h>
 
 #include "../../common/wire.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -42,40 +39,14 @@ int64_t harness_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 void harness_rm_rf(const char *path)
 {
-	if (path && *path)
-		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int make_tmpdir(char *buf, size_t size)
-{
-	const char *base = getenv("TMPDIR");
-
-	/* sun_path is 108 bytes: keep the directory short. */
-	if (!base || !*base || strlen(base) > 60)
-		base = "/tmp";
-	if ((size_t)snprintf(buf, size, "%s/kray-test-XXXXXX", base) >= size)
-		return -ENAMETOOLONG;
-	if (!mkdtemp(buf))
-		return -errno;
-	return 0;
+	spawn_rm_rf(path);
 }
 
 void harness_tmpdir(char *buf, size_t size)
 {
-	int rc = make_tmpdir(buf, size);
+	int rc = spawn_tmpdir("kray-test", buf, size);
 
 	cr_assert_eq(rc, 0, "mkdtemp: %s", strerror(-rc));
 	for (int i = 0; i < MAX_TMPDIRS; i++) {
@@ -96,11 +67,9 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 	const char *krayd = getenv("KRAY_KRAYD");
 	const char *code = getenv("KRAY_TEST_CODE_PATH");
 	const char *worker = getenv("KRAY_WORKER");
-	char cpus[16], fdstr[16];
-	int pfd[2], rc;
-	struct pollfd p;
-	char byte;
-	pid_t pid;
+	const char *argv[48];
+	char cpus[16];
+	int n = 0, rc;
 
 	memset(h, 0, sizeof(*h));
 	if (!krayd || !code) {
@@ -108,84 +77,43 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 				"(run through make test-integration)\n");
 		return -ENOENT;
 	}
-	rc = make_tmpdir(h->dir, sizeof(h->dir));
+	rc = spawn_tmpdir("kray-test", h->dir, sizeof(h->dir));
 	if (rc)
 		return rc;
 	snprintf(h->sock, sizeof(h->sock), "%s/krayd.sock", h->dir);
-	if (pipe2(pfd, O_CLOEXEC)) {
-		rc = -errno;
-		harness_rm_rf(h->dir);
-		return rc;
-	}
 	snprintf(cpus, sizeof(cpus), "%d", num_cpus);
+	argv[n++] = krayd;
+	argv[n++] = "--socket";
+	argv[n++] = h->sock;
+	argv[n++] = "--num-cpus";
+	argv[n++] = cpus;
+	argv[n++] = "--code-path";
+	argv[n++] = code;
+	argv[n++] = "--log-level"; /* quiet on success; KRAY_TEST_LOG=info to see more */
+	argv[n++] = getenv("KRAY_TEST_LOG") ? getenv("KRAY_TEST_LOG") : "warn";
+	if (worker && *worker) {
+		argv[n++] = "--worker";
+		argv[n++] = worker;
+	}
+	for (int i = 0; extra && extra[i] && n < 47; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
 
-	pid = fork();
-	if (pid < 0) {
-		rc = -errno;
-		close(pfd[0]);
-		close(pfd[1]);
+	rc = spawn_ready(argv, 10000, &h->pid);
+	if (rc) {
+		fprintf(stderr, "harness: krayd %s did not become ready in 10 s (%s)\n", krayd,
+			rc == -ECHILD ? "it exited" : strerror(-rc));
 		harness_rm_rf(h->dir);
+		h->dir[0] = 0;
 		return rc;
 	}
-	if (pid == 0) {
-		char *argv[48];
-		int n = 0;
-
-		/* Die with the test process, even if it is killed by a timeout. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		if (pfd[1] < 3) {
-			int fd = fcntl(pfd[1], F_DUPFD, 3);
-
-			if (fd < 0)
-				_exit(126);
-			pfd[1] = fd;
-		} else {
-			fcntl(pfd[1], F_SETFD, 0); /* keep it across exec */
+	for (int i = 0; i < MAX_KRAYDS; i++) {
+		if (!krayds[i].pid) {
+			krayds[i] = *h;
+			break;
 		}
-		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
-		argv[n++] = (char *)krayd;
-		argv[n++] = "--socket";
-		argv[n++] = h->sock;
-		argv[n++] = "--num-cpus";
-		argv[n++] = cpus;
-		argv[n++] = "--code-path";
-		argv[n++] = (char *)code;
-		argv[n++] = "--ready-fd";
-		argv[n++] = fdstr;
-		argv[n++] = "--log-level"; /* quiet on success; KRAY_TEST_LOG=info to see more */
-		argv[n++] = getenv("KRAY_TEST_LOG") ? getenv("KRAY_TEST_LOG") : "warn";
-		if (worker && *worker) {
-			argv[n++] = "--worker";
-			argv[n++] = (char *)worker;
-		}
-		for (int i = 0; extra && extra[i] && n < 47; i++)
-			argv[n++] = (char *)extra[i];
-		argv[n] = NULL;
-		execv(krayd, argv);
-		fprintf(stderr, "harness: exec %s: %s\n", krayd, strerror(errno));
-		_exit(127);
 	}
-
-	close(pfd[1]);
-	h->pid = pid;
-	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
-	rc = poll(&p, 1, 10000);
-	if (rc == 1 && read(pfd[0], &byte, 1) == 1) {
-		close(pfd[0]);
-		for (int i = 0; i < MAX_KRAYDS; i++) {
-			if (!krayds[i].pid) {
-				krayds[i] = *h;
-				break;
-			}
-		}
-		return 0;
-	}
-	close(pfd[0]);
-	fprintf(stderr, "harness: krayd %s (pid %d) did not become ready in 10 s%s\n", krayd,
-		(int)pid, rc == 1 ? " (it exited)" : "");
-	harness_stop_krayd(h);
-	return rc == 1 ? -ECHILD : -ETIMEDOUT;
+	return 0;
 }
 
 int harness_krayd_alive(struct harness *h)
@@ -205,21 +133,7 @@ int harness_stop_krayd(struct harness *h)
 		if (h->pid > 0 && krayds[i].pid == h->pid)
 			krayds[i] = (struct harness){ 0 };
 	if (h->pid > 0) {
-		int64_t deadline = harness_now_ms() + 5000;
-		pid_t r;
-
-		kill(h->pid, SIGTERM);
-		while ((r = waitpid(h->pid, &status, WNOHANG)) == 0 &&
-		       harness_now_ms() < deadline)
-			usleep(10000);
-		if (r == 0) {
-			fprintf(stderr, "harness: krayd %d ignored SIGTERM for 5 s, killing it\n",
-				(int)h->pid);
-			kill(h->pid, SIGKILL);
-			waitpid(h->pid, &status, 0);
-		} else if (r < 0) {
-			status = -1;
-		}
+		status = spawn_stop(h->pid, 5000, "harness");
 		h->pid = 0;
 	}
 	if (h->dir[0]) {
