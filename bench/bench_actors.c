@@ -31,10 +31,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_calls.h"
 #include "bench_common.h"
 
 #define ASYNC_BATCH 1000
-#define GET_TIMEOUT_MS 60000
 #define MAX_ROUNDS 16
 #define MAX_DRIVERS 64
 #define MAX_ACTORS 64
@@ -77,98 +77,30 @@ static kray_ref new_actor(kray *k)
 	return a;
 }
 
-static void noop_call(kray *k, kray_ref a, kray_ref *ref)
+/* Call i goes to actor i % n of the op's actors (struct actors). */
+struct actors {
+	const kray_ref *a;
+	size_t n;
+};
+
+static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
 {
-	if (kray_actor_call(k, a, "noop", NULL, 0, NULL, ref) < 0)
-		bench_die("kray_actor_call noop", kray_errmsg(k));
-}
+	const struct actors *as = op->arg;
 
-static void get_all(kray *k, kray_ref *refs, size_t n, kray_value *vals)
-{
-	if (kray_get(k, refs, n, GET_TIMEOUT_MS, vals) < 0)
-		bench_die("kray_get", kray_errmsg(k));
-	for (size_t i = 0; i < n; i++)
-		kray_value_clear(&vals[i]);
-	if (kray_release(k, refs, n) < 0)
-		bench_die("kray_release", kray_errmsg(k));
-}
-
-/* One batch: ASYNC_BATCH calls to each of the n actors, round-robin, then one get. */
-static size_t async_batch(kray *k, const kray_ref *actors, size_t n, kray_ref *refs,
-			  kray_value *vals)
-{
-	size_t total = ASYNC_BATCH * n;
-
-	for (size_t i = 0; i < total; i++)
-		noop_call(k, actors[i % n], &refs[i]);
-	get_all(k, refs, total, vals);
-	return total;
-}
-
-/* Warm-up: the actors are constructed, and both the sync and async paths are hot. */
-static void warm_up(kray *k, const kray_ref *actors, size_t n, kray_ref *refs, kray_value *vals)
-{
-	double end = bench_now() + (round_s < 1 ? round_s : 1);
-
-	do {
-		async_batch(k, actors, n, refs, vals);
-		for (int i = 0; i < 100; i++) {
-			noop_call(k, actors[i % n], &refs[0]);
-			get_all(k, refs, 1, vals);
-		}
-	} while (bench_now() < end);
-}
-
-/* Per round: calls/s and median round trip in µs. */
-static void bench_sync(kray *k, kray_ref a, double *cps, double *rt_us)
-{
-	struct bench_samples s = { 0 };
-	kray_value val;
-	kray_ref ref;
-
-	for (int r = 0; r < rounds; r++) {
-		double t0 = bench_now(), end = t0 + round_s, t = t0;
-
-		s.n = 0;
-		while (t < end) {
-			noop_call(k, a, &ref);
-			get_all(k, &ref, 1, &val);
-			double t1 = bench_now();
-
-			bench_push(&s, (t1 - t) * 1e6);
-			t = t1;
-		}
-		cps[r] = s.n / (t - t0);
-		rt_us[r] = bench_median(s.v, s.n);
-	}
-	bench_samples_free(&s);
-}
-
-/* Per round: calls/s over n actors. */
-static void bench_async(kray *k, const kray_ref *actors, size_t n, kray_ref *refs,
-			kray_value *vals, double *cps)
-{
-	for (int r = 0; r < rounds; r++) {
-		double t0 = bench_now(), end = t0 + round_s, t = t0;
-		size_t calls = 0;
-
-		while (t < end) {
-			calls += async_batch(k, actors, n, refs, vals);
-			t = bench_now();
-		}
-		cps[r] = calls / (t - t0);
-	}
+	if (kray_actor_call(op->k, as->a[i % as->n], "noop", NULL, 0, NULL, ref) < 0)
+		bench_die("kray_actor_call noop", kray_errmsg(op->k));
 }
 
 /* ---- n:n: driver processes, each with its own actor -------------------------------- */
 
+/* One driver's figure of one round. */
 struct round_report {
-	double calls, seconds;
+	double calls_per_s;
 };
 
 /*
  * A forked driver: connects, creates its actor, warms up, says it is ready, then runs
- * one async round per go byte and reports calls and seconds.  Never returns.
+ * one async round per go byte and reports its calls/s.  Never returns.
  */
 static void nn_driver(const char *sock, const char *code_path, int go_fd, int rep_fd)
 {
@@ -176,21 +108,16 @@ static void nn_driver(const char *sock, const char *code_path, int go_fd, int re
 	static kray_value vals[ASYNC_BATCH];
 	kray *k = connect_to(sock, code_path);
 	kray_ref a = new_actor(k);
+	struct actors as = { &a, 1 };
+	struct bench_op op = { .k = k, .submit = noop_call, .arg = &as };
 	struct round_report rep = { 0 };
 	char b;
 
-	warm_up(k, &a, 1, refs, vals);
+	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
 	if (write(rep_fd, &rep, sizeof(rep)) != sizeof(rep))
 		bench_die("report", strerror(errno));
 	while (read(go_fd, &b, 1) == 1) {
-		double t0 = bench_now(), end = t0 + round_s, t = t0;
-		size_t calls = 0;
-
-		while (t < end) {
-			calls += async_batch(k, &a, 1, refs, vals);
-			t = bench_now();
-		}
-		rep = (struct round_report){ (double)calls, t - t0 };
+		bench_async_rounds(&op, ASYNC_BATCH, 1, round_s, refs, vals, &rep.calls_per_s);
 		if (write(rep_fd, &rep, sizeof(rep)) != sizeof(rep))
 			bench_die("report", strerror(errno));
 	}
@@ -254,7 +181,7 @@ static void bench_nn(const char *sock, const char *code_path, int drivers, doubl
 				bench_die("go", strerror(errno));
 		for (int i = 0; i < drivers; i++) {
 			read_report(rep[i], &r);
-			cps[round] += r.calls / r.seconds;
+			cps[round] += r.calls_per_s;
 		}
 	}
 	for (int i = 0; i < drivers; i++) {
@@ -369,16 +296,20 @@ int main(int argc, char **argv)
 	k = connect_to(address, code_path);
 
 	/* 1:1 */
-	actors[0] = new_actor(k);
-	warm_up(k, actors, 1, refs, vals);
-	bench_sync(k, actors[0], res[R_SYNC].v, res[R_SYNC_RT].v);
-	bench_async(k, actors, 1, refs, vals, res[R_ASYNC].v);
+	struct actors as = { actors, 1 };
+	struct bench_op op = { .k = k, .submit = noop_call, .arg = &as };
 
-	/* 1:n */
+	actors[0] = new_actor(k);
+	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
+	bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
+	bench_async_rounds(&op, ASYNC_BATCH, rounds, round_s, refs, vals, res[R_ASYNC].v);
+
+	/* 1:n: ASYNC_BATCH calls to each actor per batch, round-robin */
 	for (long i = 1; i < n_actors; i++)
 		actors[i] = new_actor(k);
-	warm_up(k, actors, (size_t)n_actors, refs, vals);
-	bench_async(k, actors, (size_t)n_actors, refs, vals, res[R_1N].v);
+	as.n = (size_t)n_actors;
+	bench_warm_up(&op, ASYNC_BATCH * as.n, round_s, refs, vals);
+	bench_async_rounds(&op, ASYNC_BATCH * as.n, rounds, round_s, refs, vals, res[R_1N].v);
 	if (kray_release(k, actors, (size_t)n_actors) < 0)
 		bench_die("kray_release", kray_errmsg(k));
 	if (kray_flush(k) < 0)

@@ -22,10 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_calls.h"
 #include "bench_common.h"
 
 #define ASYNC_BATCH 1000
-#define GET_TIMEOUT_MS 60000
 #define MAX_ROUNDS 16
 
 static int rounds = 5;
@@ -33,84 +33,11 @@ static double round_s = 1.0;
 
 /* ---- kray tasks -------------------------------------------------------------------- */
 
-static void noop_call(kray *k, kray_ref *ref)
+static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
 {
-	if (kray_call(k, "noop", NULL, 0, NULL, ref) < 0)
-		bench_die("kray_call noop", kray_errmsg(k));
-}
-
-static void get_all(kray *k, kray_ref *refs, size_t n, kray_value *vals)
-{
-	if (kray_get(k, refs, n, GET_TIMEOUT_MS, vals) < 0)
-		bench_die("kray_get", kray_errmsg(k));
-	for (size_t i = 0; i < n; i++)
-		kray_value_clear(&vals[i]);
-	if (kray_release(k, refs, n) < 0)
-		bench_die("kray_release", kray_errmsg(k));
-}
-
-/* Per round: tasks/s and median round trip in µs. */
-static void bench_sync(kray *k, double *tps, double *rt_us)
-{
-	struct bench_samples s = { 0 };
-	kray_value val;
-	kray_ref ref;
-
-	for (int r = 0; r < rounds; r++) {
-		double t0 = bench_now(), end = t0 + round_s, t = t0;
-
-		s.n = 0;
-		while (t < end) {
-			noop_call(k, &ref);
-			get_all(k, &ref, 1, &val);
-			double t1 = bench_now();
-
-			bench_push(&s, (t1 - t) * 1e6);
-			t = t1;
-		}
-		tps[r] = s.n / (t - t0);
-		rt_us[r] = bench_median(s.v, s.n);
-	}
-	bench_samples_free(&s);
-}
-
-/* Per round: tasks/s. */
-static void bench_async(kray *k, double *tps)
-{
-	static kray_ref refs[ASYNC_BATCH];
-	static kray_value vals[ASYNC_BATCH];
-
-	for (int r = 0; r < rounds; r++) {
-		double t0 = bench_now(), end = t0 + round_s, t = t0;
-		size_t n = 0;
-
-		while (t < end) {
-			for (int i = 0; i < ASYNC_BATCH; i++)
-				noop_call(k, &refs[i]);
-			get_all(k, refs, ASYNC_BATCH, vals);
-			n += ASYNC_BATCH;
-			t = bench_now();
-		}
-		tps[r] = n / (t - t0);
-	}
-}
-
-static void warm_up(kray *k)
-{
-	static kray_ref refs[ASYNC_BATCH];
-	static kray_value vals[ASYNC_BATCH];
-	double end = bench_now() + (round_s < 1 ? round_s : 1);
-
-	/* Start the workers, then fill the caches and pools on both paths. */
-	do {
-		for (int i = 0; i < ASYNC_BATCH; i++)
-			noop_call(k, &refs[i]);
-		get_all(k, refs, ASYNC_BATCH, vals);
-		for (int i = 0; i < 100; i++) {
-			noop_call(k, &refs[0]);
-			get_all(k, refs, 1, vals);
-		}
-	} while (bench_now() < end);
+	(void)i;
+	if (kray_call(op->k, "noop", NULL, 0, NULL, ref) < 0)
+		bench_die("kray_call noop", kray_errmsg(op->k));
 }
 
 /* ---- report -------------------------------------------------------------------------- */
@@ -146,6 +73,8 @@ static void json(FILE *f, void *arg)
 int main(int argc, char **argv)
 {
 	const char *json_file = NULL, *address = NULL;
+	static kray_ref refs[ASYNC_BATCH];
+	static kray_value vals[ASYNC_BATCH];
 	char code_path[PATH_MAX + 64];
 	struct report rep = { 0 };
 	kray *k;
@@ -179,9 +108,11 @@ int main(int argc, char **argv)
 
 	if (kray_init(&k, &cfg) < 0)
 		bench_die("kray_init", kray_init_errmsg());
-	warm_up(k);
-	bench_sync(k, rep.stps, rep.srt);
-	bench_async(k, rep.atps);
+	struct bench_op op = { .k = k, .submit = noop_call };
+
+	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
+	bench_sync_rounds(&op, rounds, round_s, rep.stps, rep.srt);
+	bench_async_rounds(&op, ASYNC_BATCH, rounds, round_s, refs, vals, rep.atps);
 	kray_shutdown(k);
 
 	double pp = bench_median_of(rep.pp, rounds), stps = bench_median_of(rep.stps, rounds);
