@@ -290,7 +290,7 @@ int main(int argc, char **argv)
 
 		bench_path_from_env("KRAY_KRAYD", "../bin/krayd", bin, sizeof(bin));
 		atexit(stop_krayd);
-		bench_krayd_start(&krayd, bin, flags);
+		bench_krayd_start(&krayd, bin, flags, NULL);
 		address = krayd.sock;
 	}
 	k = connect_to(address, code_path);

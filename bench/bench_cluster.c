@@ -99,7 +99,7 @@ static void start_node(int i, const char *res)
 	saved = netns_enter(net.ns[i]);
 	if (saved < 0)
 		bench_die("setns", NULL);
-	bench_krayd_start(&nodes[i], krayd, flags);
+	bench_krayd_start(&nodes[i], krayd, flags, NULL);
 	netns_leave(saved);
 	if (i == 0)
 		snprintf(token_file, sizeof(token_file), "%s.token", nodes[0].sock);

@@ -188,29 +188,15 @@ void bench_path_from_env(const char *name, const char *rel, char *buf, size_t le
 
 /* ---- a private krayd (tests/integration/spawn.c, as in the tests' harness) ---------------- */
 
-void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags)
+void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags,
+		       const char *const *more)
 {
-	const char *worker = getenv("KRAY_WORKER");
-	const char *argv[48];
-	int n = 0, rc;
+	int rc = spawn_tmpdir("kray-bench", d->dir, sizeof(d->dir));
 
-	rc = spawn_tmpdir("kray-bench", d->dir, sizeof(d->dir));
 	if (rc)
 		bench_die("mkdtemp", strerror(-rc));
 	snprintf(d->sock, sizeof(d->sock), "%s/krayd.sock", d->dir);
-	argv[n++] = bin;
-	argv[n++] = "--socket";
-	argv[n++] = d->sock;
-	argv[n++] = "--log-level";
-	argv[n++] = "warn";
-	if (worker && *worker) {
-		argv[n++] = "--worker";
-		argv[n++] = worker;
-	}
-	for (int i = 0; flags && flags[i] && n < 47; i++)
-		argv[n++] = flags[i];
-	argv[n] = NULL;
-	rc = spawn_ready(argv, 10000, &d->pid);
+	rc = spawn_krayd(bin, d->sock, "warn", flags, more, 10000, &d->pid);
 	if (rc == -ECHILD)
 		bench_die(bin, "krayd exited before serving");
 	if (rc)

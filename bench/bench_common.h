@@ -64,11 +64,13 @@ struct bench_krayd {
 
 /*
  * Starts "bin --socket <dir>/krayd.sock --log-level warn [--worker $KRAY_WORKER]
- * flags... --ready-fd FD" (flags NULL-terminated) in a new mkdtemp directory under
- * $TMPDIR (or /tmp) and waits 10 s at most for its ready byte (spawn_ready(), shared with
- * the tests' harness).  The krayd gets SIGTERM if the bench dies.  Dies on failure.
+ * flags... more... --ready-fd FD" (flags and more NULL-terminated, either may be NULL) in
+ * a new mkdtemp directory under $TMPDIR (or /tmp) and waits 10 s at most for its ready
+ * byte (spawn_krayd(), shared with the tests' harness).  The krayd gets SIGTERM if the
+ * bench dies.  Dies on failure.
  */
-void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags);
+void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags,
+		       const char *const *more);
 
 /*
  * Stops it: SIGCONT (it may be stopped) and SIGTERM to its pid, SIGKILL after 5 s, then

@@ -156,24 +156,18 @@ static void stop_all(void)
 static void krayd_start(struct krayd *d, const char *bin, const char *const *extra)
 {
 	const char *code = getenv("KRAY_TEST_CODE_PATH");
-	/* No tasks here: no worker processes competing for the two cores. */
-	const char *flags[32] = { "--num-cpus", "1", "--prestart", "0" };
-	int n = 4;
+	/* No tasks here: no worker processes competing for the two cores.  The code path
+	 * when one is set (the list ends early otherwise). */
+	const char *const flags[] = { "--num-cpus", "1", "--prestart", "0",
+				      code && *code ? "--code-path" : NULL, code, NULL };
 
-	if (code && *code) {
-		flags[n++] = "--code-path";
-		flags[n++] = code;
-	}
-	for (int i = 0; extra && extra[i] && n < 31; i++)
-		flags[n++] = extra[i];
-	flags[n] = NULL;
 	for (int i = 0; i < MAX_KRAYDS; i++) {
 		if (!krayds[i]) {
 			krayds[i] = d;
 			break;
 		}
 	}
-	bench_krayd_start(&d->d, bin, flags);
+	bench_krayd_start(&d->d, bin, flags, extra);
 
 	struct kray_config cfg = { .address = d->d.sock };
 

@@ -66,10 +66,8 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 {
 	const char *krayd = getenv("KRAY_KRAYD");
 	const char *code = getenv("KRAY_TEST_CODE_PATH");
-	const char *worker = getenv("KRAY_WORKER");
-	const char *argv[48];
 	char cpus[16];
-	int n = 0, rc;
+	int rc;
 
 	memset(h, 0, sizeof(*h));
 	if (!krayd || !code) {
@@ -82,24 +80,11 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 		return rc;
 	snprintf(h->sock, sizeof(h->sock), "%s/krayd.sock", h->dir);
 	snprintf(cpus, sizeof(cpus), "%d", num_cpus);
-	argv[n++] = krayd;
-	argv[n++] = "--socket";
-	argv[n++] = h->sock;
-	argv[n++] = "--num-cpus";
-	argv[n++] = cpus;
-	argv[n++] = "--code-path";
-	argv[n++] = code;
-	argv[n++] = "--log-level"; /* quiet on success; KRAY_TEST_LOG=info to see more */
-	argv[n++] = getenv("KRAY_TEST_LOG") ? getenv("KRAY_TEST_LOG") : "warn";
-	if (worker && *worker) {
-		argv[n++] = "--worker";
-		argv[n++] = worker;
-	}
-	for (int i = 0; extra && extra[i] && n < 47; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
 
-	rc = spawn_ready(argv, 10000, &h->pid);
+	const char *const flags[] = { "--num-cpus", cpus, "--code-path", code, NULL };
+	const char *level = getenv("KRAY_TEST_LOG"); /* quiet on success; info: more */
+
+	rc = spawn_krayd(krayd, h->sock, level ? level : "warn", flags, extra, 10000, &h->pid);
 	if (rc) {
 		fprintf(stderr, "harness: krayd %s did not become ready in 10 s (%s)\n", krayd,
 			rc == -ECHILD ? "it exited" : strerror(-rc));

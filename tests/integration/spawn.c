@@ -115,6 +115,28 @@ int spawn_ready(const char *const *argv, int timeout_ms, pid_t *ret_pid)
 	return rc == 1 ? -ECHILD : -ETIMEDOUT;
 }
 
+int spawn_krayd(const char *krayd, const char *sock, const char *log_level,
+		const char *const *flags, const char *const *more, int timeout_ms, pid_t *ret_pid)
+{
+	const char *worker = getenv("KRAY_WORKER");
+	const char *argv[MAX_ARGS + 1] = { krayd, "--socket", sock, "--log-level", log_level };
+	const char *const *lists[2] = { flags, more };
+	int n = 5;
+
+	if (worker && *worker) {
+		argv[n++] = "--worker";
+		argv[n++] = worker;
+	}
+	for (int l = 0; l < 2; l++)
+		for (int i = 0; lists[l] && lists[l][i]; i++) {
+			if (n == MAX_ARGS)
+				return -E2BIG;
+			argv[n++] = lists[l][i];
+		}
+	argv[n] = NULL;
+	return spawn_ready(argv, timeout_ms, ret_pid);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;

@@ -31,6 +31,14 @@ void spawn_rm_rf(const char *path);
 int spawn_ready(const char *const *argv, int timeout_ms, pid_t *ret_pid);
 
 /*
+ * spawn_ready() of "krayd --socket sock --log-level log_level [--worker $KRAY_WORKER]
+ * flags... more..." (flags and more NULL-terminated, either may be NULL; 40 at most in
+ * all): the flags every krayd of the tests and benchmarks gets, then the caller's.
+ */
+int spawn_krayd(const char *krayd, const char *sock, const char *log_level,
+		const char *const *flags, const char *const *more, int timeout_ms, pid_t *ret_pid);
+
+/*
  * Stops pid: SIGCONT (it may be stopped) and SIGTERM, then SIGKILL after grace_ms, and
  * reaps it.  Says so on stderr, as "<who>: ...", when it had to kill.  Returns the wait
  * status, or -1 if pid could not be waited for.
