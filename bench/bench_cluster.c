@@ -73,33 +73,23 @@ static void start_node(int i, const char *res)
 	snprintf(envn, sizeof(envn), "%d", i + 1);
 	setenv("KRAY_TEST_NODE", envn, 1);
 
-	const char *flags[32] = {
+	const char *const flags[] = {
 		"--num-cpus", "2", "--code-path", code, "--store-size", "3G",
 		/* Room in the pool for a pre-faulted 1 GiB memfd, as on a node that receives
 		 * large objects (docs/objects.md): the object a transfer writes is fresh
 		 * memory otherwise, at page-fault speed. */
 		"--pool-size", getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M",
 		"--node-listen", listen, "--resources", res,
-		"--heartbeat-ms", "100", "--node-timeout-ms", "1000",
+		"--heartbeat-ms", "100", "--node-timeout-ms", "1000", NULL,
 	};
-	int n = 0;
+	/* Node 1 is the head; the others join it with the token it wrote. */
+	const char *const head_flags[] = { "--head", NULL };
+	const char *const join_flags[] = { "--address", head, "--token-file", token_file, NULL };
 
-	while (flags[n])
-		n++;
-
-	if (i == 0) {
-		flags[n++] = "--head";
-	} else {
-		flags[n++] = "--address";
-		flags[n++] = head;
-		flags[n++] = "--token-file";
-		flags[n++] = token_file;
-	}
-	flags[n] = NULL;
 	saved = netns_enter(net.ns[i]);
 	if (saved < 0)
 		bench_die("setns", NULL);
-	bench_krayd_start(&nodes[i], krayd, flags, NULL);
+	bench_krayd_start(&nodes[i], krayd, flags, i == 0 ? head_flags : join_flags);
 	netns_leave(saved);
 	if (i == 0)
 		snprintf(token_file, sizeof(token_file), "%s.token", nodes[0].sock);
