@@ -235,7 +235,8 @@ static void json(FILE *f, void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *json_file = NULL, *address = NULL;
+	struct bench_opts o = { 0 };
+	const char *address;
 	static kray_ref refs[ASYNC_BATCH * MAX_ACTORS];
 	static kray_value vals[ASYNC_BATCH * MAX_ACTORS];
 	char code_path[PATH_MAX + 64], bin[PATH_MAX + 64];
@@ -254,13 +255,8 @@ int main(int argc, char **argv)
 
 	bench_init("bench_actors");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			rounds = 3;
-			round_s = 0.25;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json_file = argv[++i];
-		} else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
-			address = argv[++i];
+		if (bench_opt(argc, argv, &i, true, &o)) {
+			continue;
 		} else if (!strcmp(argv[i], "--drivers") && i + 1 < argc) {
 			drivers = atoi(argv[++i]);
 			if (drivers < 1 || drivers > MAX_DRIVERS)
@@ -273,6 +269,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (o.quick) {
+		rounds = 3;
+		round_s = 0.25;
+	}
+	address = o.address;
 	if (n_actors < 1)
 		n_actors = 1;
 	if (n_actors > MAX_ACTORS)
@@ -340,7 +341,7 @@ int main(int argc, char **argv)
 	       "calls/s", 1e6 / ncps / pp);
 	printf("  %-24s (n=%-3d) %12.0f  %-8s %8.2fx\n", "n_n_actor_calls_async", drivers, nncps,
 	       "calls/s", 1e6 / nncps / pp);
-	bench_json_out(json_file, json,
+	bench_json_out(o.json_file, json,
 		       &(struct report){ res, n_actors, drivers, which });
 	return 0;
 }

@@ -44,6 +44,27 @@ void bench_die(const char *what, const char *why)
 	exit(1);
 }
 
+bool bench_opt(int argc, char **argv, int *i, bool with_address, struct bench_opts *o)
+{
+	const char *arg = argv[*i];
+
+	if (!strcmp(arg, "--quick")) {
+		o->quick = true;
+		return true;
+	}
+	if (*i + 1 >= argc)
+		return false;
+	if (!strcmp(arg, "--json")) {
+		o->json_file = argv[++*i];
+		return true;
+	}
+	if (with_address && !strcmp(arg, "--address")) {
+		o->address = argv[++*i];
+		return true;
+	}
+	return false;
+}
+
 double bench_now(void)
 {
 	struct timespec ts;

@@ -9,6 +9,7 @@
 #ifndef KRAY_BENCH_COMMON_H
 #define KRAY_BENCH_COMMON_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -24,6 +25,20 @@ void bench_set_child(const char *tag);
 
 /* Prints "<name>: what: why" (or "<name>: what" when why is NULL) and exits 1. */
 __attribute__((noreturn)) void bench_die(const char *what, const char *why);
+
+/* The options the call and object benches share (what --quick means is each bench's). */
+struct bench_opts {
+	bool quick; /* --quick: fewer, shorter rounds */
+	const char *json_file; /* --json FILE: the JSON line into FILE too */
+	const char *address; /* --address SOCKET: a running krayd instead of a private one */
+};
+
+/*
+ * If argv[*i] is --quick, --json FILE or, when with_address, --address SOCKET: notes it
+ * in o, moves *i past its value and returns true.  Returns false for anything else (the
+ * bench's own options, or a usage error).
+ */
+bool bench_opt(int argc, char **argv, int *i, bool with_address, struct bench_opts *o);
 
 /* Seconds on the monotonic clock. */
 double bench_now(void);

@@ -651,7 +651,7 @@ static long reserved_hugepages(void)
 
 int main(int argc, char **argv)
 {
-	const char *json_file = NULL;
+	struct bench_opts o = { 0 };
 	char bin[PATH_MAX + 64];
 	static const char *const pooled_flags[] = { "--store-size", "2G", NULL };
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
@@ -664,16 +664,15 @@ int main(int argc, char **argv)
 
 	bench_init("bench_objects");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			rounds = 3;
-			round_s = 0.25;
-			burst = 3;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json_file = argv[++i];
-		} else {
+		if (!bench_opt(argc, argv, &i, false, &o)) {
 			fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
 			return 2;
 		}
+	}
+	if (o.quick) {
+		rounds = 3;
+		round_s = 0.25;
+		burst = 3;
 	}
 	bench_path_from_env("KRAY_KRAYD", "../bin/krayd", bin, sizeof(bin));
 	if (access(bin, X_OK) < 0)
@@ -723,6 +722,6 @@ int main(int argc, char **argv)
 	krayd_stop(&pooled);
 	phase_s[2] = bench_now() - t;
 
-	report(leaks, json_file);
+	report(leaks, o.json_file);
 	return 0;
 }

@@ -72,7 +72,8 @@ static void json(FILE *f, void *arg)
 
 int main(int argc, char **argv)
 {
-	const char *json_file = NULL, *address = NULL;
+	struct bench_opts o = { 0 };
+	const char *address;
 	static kray_ref refs[ASYNC_BATCH];
 	static kray_value vals[ASYNC_BATCH];
 	char code_path[PATH_MAX + 64];
@@ -81,19 +82,17 @@ int main(int argc, char **argv)
 
 	bench_init("bench_tasks");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			rounds = 3;
-			round_s = 0.25;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json_file = argv[++i];
-		} else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
-			address = argv[++i];
-		} else {
+		if (!bench_opt(argc, argv, &i, true, &o)) {
 			fprintf(stderr, "usage: %s [--quick] [--json FILE] [--address SOCKET]\n",
 				argv[0]);
 			return 2;
 		}
 	}
+	if (o.quick) {
+		rounds = 3;
+		round_s = 0.25;
+	}
+	address = o.address;
 	bench_path_from_env("KRAY_TEST_CODE_PATH", "../tests/libtestfns.so", code_path,
 			    sizeof(code_path));
 	if (access(code_path, R_OK) < 0)
@@ -131,6 +130,6 @@ int main(int argc, char **argv)
 	       srt / pp);
 	printf("  %-32s %12.0f  %-8s %8.2fx\n", "single_client_tasks_async", atps, "tasks/s",
 	       1e6 / atps / pp);
-	bench_json_out(json_file, json, &rep);
+	bench_json_out(o.json_file, json, &rep);
 	return 0;
 }
