@@ -41,7 +41,10 @@ BINS       := $(O)/bin/krayd $(O)/bin/kray $(O)/bin/kray-worker
 EX_FNS     := $(wildcard examples/*_fns.c)
 EX_BINS_SRC:= $(filter-out $(EX_FNS),$(wildcard examples/*.c))
 EXAMPLES   := $(EX_FNS:examples/%.c=$(O)/examples/lib%.so) $(EX_BINS_SRC:examples/%.c=$(O)/examples/%)
-BENCH_SRC  := $(wildcard bench/*.c)
+# Linked into every bench (bench_bpf has its own rule, mk/bpf.mk): bench/bench_common.c, the
+# krayd start/stop it shares with the tests' harness, and the call loops (bench_calls.c).
+BENCH_LIB  := bench/bench_common.c bench/bench_calls.c tests/integration/spawn.c
+BENCH_SRC  := $(filter-out $(BENCH_LIB),$(wildcard bench/*.c))
 BENCHES    := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT       := $(UNIT_SRC:tests/%.c=$(O)/tests/%)
@@ -113,9 +116,9 @@ $(O)/examples/%: examples/%.c $(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH) -lm
 
-$(O)/bench/%: bench/%.c $(LIBKRAY)
+$(O)/bench/%: bench/%.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< -L$(O)/lib -lkray $(RPATH) -lm
+	$(CC) $(CFLAGS) -o $@ $< $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm
 
 $(O)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(dir $@)

@@ -24,261 +24,36 @@
 #include <kray/kray.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_calls.h"
+#include "bench_common.h"
+
 #define ASYNC_BATCH 1000
-#define PING_SIZE 64
-#define GET_TIMEOUT_MS 60000
 #define MAX_ROUNDS 16
 #define MAX_DRIVERS 64
 #define MAX_ACTORS 64
 
 static int rounds = 5;
 static double round_s = 1.0;
-static pid_t main_pid;
 
-struct samples {
-	double *v;
-	size_t n, cap;
-};
+/* Our own krayd (unless --address): stopped on any exit of the bench, bench_die() included. */
+static struct bench_krayd krayd;
 
-static double now(void)
+static void stop_krayd(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_actors%s: %s: %s\n", getpid() == main_pid ? "" : " (driver)",
-		what, why);
-	if (getpid() != main_pid)
-		_exit(1); /* a forked driver: the krayd and its directory are the parent's */
-	exit(1);
-}
-
-static void push(struct samples *s, double x)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? 2 * s->cap : 4096;
-		s->v = realloc(s->v, s->cap * sizeof(*s->v));
-		if (!s->v)
-			die("realloc", strerror(ENOMEM));
-	}
-	s->v[s->n++] = x;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Median of v[0..n); sorts v. */
-static double median(double *v, size_t n)
-{
-	if (!n)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	bench_krayd_stop(&krayd);
 }
 
 /* Median of the per-round figures, leaving them in order. */
 static double median_of(const double *per_round)
 {
-	double tmp[MAX_ROUNDS];
-
-	memcpy(tmp, per_round, rounds * sizeof(*tmp));
-	return median(tmp, rounds);
-}
-
-/* ---- the floor: AF_UNIX ping-pong (as in bench_tasks.c) ---------------------------- */
-
-static int xfer(int fd, char *buf, int writing)
-{
-	size_t done = 0;
-
-	while (done < PING_SIZE) {
-		ssize_t r = writing ? write(fd, buf + done, PING_SIZE - done) :
-				      read(fd, buf + done, PING_SIZE - done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		done += r;
-	}
-	return 0;
-}
-
-/* Per round: median round trip in µs. */
-static void bench_pingpong(double *rt_us)
-{
-	char buf[PING_SIZE] = { 0 };
-	int sv[2];
-	pid_t pid;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		die("socketpair", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		die("fork", strerror(errno));
-	if (pid == 0) {
-		close(sv[0]);
-		while (!xfer(sv[1], buf, 0) && !xfer(sv[1], buf, 1))
-			;
-		_exit(0);
-	}
-	close(sv[1]);
-
-	struct samples s = { 0 };
-
-	for (int w = 0; w < 1000; w++)
-		if (xfer(sv[0], buf, 1) || xfer(sv[0], buf, 0))
-			die("ping-pong", "peer went away");
-	for (int r = 0; r < rounds; r++) {
-		double end = now() + round_s;
-
-		s.n = 0;
-		for (double t = now(); t < end;) {
-			if (xfer(sv[0], buf, 1) || xfer(sv[0], buf, 0))
-				die("ping-pong", "peer went away");
-			double t1 = now();
-
-			push(&s, (t1 - t) * 1e6);
-			t = t1;
-		}
-		rt_us[r] = median(s.v, s.n);
-	}
-	close(sv[0]);
-	waitpid(pid, NULL, 0);
-	free(s.v);
-}
-
-/* ---- our own krayd ------------------------------------------------------------------- */
-
-static pid_t krayd_pid;
-static char krayd_dir[128], krayd_sock[160];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-/* On any exit of the bench itself (die() included): no krayd or directory is left. */
-static void krayd_stop(void)
-{
-	if (getpid() != main_pid)
-		return;
-	if (krayd_pid > 0) {
-		double deadline = now() + 5;
-		int status;
-		pid_t r;
-
-		kill(krayd_pid, SIGTERM);
-		while ((r = waitpid(krayd_pid, &status, WNOHANG)) == 0 && now() < deadline)
-			usleep(10000);
-		if (r == 0) {
-			fprintf(stderr, "bench_actors: krayd %d ignored SIGTERM, killing it\n",
-				(int)krayd_pid);
-			kill(krayd_pid, SIGKILL);
-			waitpid(krayd_pid, &status, 0);
-		}
-		krayd_pid = 0;
-	}
-	if (krayd_dir[0]) {
-		nftw(krayd_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-		krayd_dir[0] = '\0';
-	}
-}
-
-/* Starts bin on a private socket with one CPU slot per online CPU; waits for --ready-fd. */
-static void krayd_start(const char *bin, const char *code_path)
-{
-	const char *worker = getenv("KRAY_WORKER"), *base = getenv("TMPDIR");
-	char fdstr[16];
-	struct pollfd p;
-	int pfd[2], rc;
-	char byte;
-
-	/* sun_path is 108 bytes: keep the directory short. */
-	if (!base || !*base || strlen(base) > 60)
-		base = "/tmp";
-	snprintf(krayd_dir, sizeof(krayd_dir), "%s/kray-bench-XXXXXX", base);
-	if (!mkdtemp(krayd_dir)) {
-		krayd_dir[0] = '\0';
-		die("mkdtemp", strerror(errno));
-	}
-	atexit(krayd_stop);
-	snprintf(krayd_sock, sizeof(krayd_sock), "%s/krayd.sock", krayd_dir);
-	if (pipe2(pfd, O_CLOEXEC))
-		die("pipe2", strerror(errno));
-	krayd_pid = fork();
-	if (krayd_pid < 0)
-		die("fork", strerror(errno));
-	if (krayd_pid == 0) {
-		char *argv[24];
-		int n = 0;
-
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		if (pfd[1] < 3) {
-			int fd = fcntl(pfd[1], F_DUPFD, 3);
-
-			if (fd < 0)
-				_exit(126);
-			pfd[1] = fd;
-		} else {
-			fcntl(pfd[1], F_SETFD, 0); /* keep it across exec */
-		}
-		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
-		argv[n++] = (char *)bin;
-		argv[n++] = "--socket";
-		argv[n++] = krayd_sock;
-		argv[n++] = "--ready-fd";
-		argv[n++] = fdstr;
-		argv[n++] = "--num-cpus";
-		argv[n++] = "0";
-		argv[n++] = "--log-level";
-		argv[n++] = "warn";
-		argv[n++] = "--code-path";
-		argv[n++] = (char *)code_path;
-		if (worker && *worker) {
-			argv[n++] = "--worker";
-			argv[n++] = (char *)worker;
-		}
-		argv[n] = NULL;
-		execv(bin, argv);
-		fprintf(stderr, "bench_actors: exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-	close(pfd[1]);
-	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
-	rc = poll(&p, 1, 10000);
-	if (rc != 1 || read(pfd[0], &byte, 1) != 1)
-		die(bin, rc == 1 ? "krayd exited before serving" : "krayd not ready in 10 s");
-	close(pfd[0]);
+	return bench_median_of(per_round, rounds);
 }
 
 static kray *connect_to(const char *sock, const char *code_path)
@@ -287,7 +62,7 @@ static kray *connect_to(const char *sock, const char *code_path)
 	kray *k;
 
 	if (kray_init(&k, &cfg) < 0)
-		die("kray_init", kray_init_errmsg());
+		bench_die("kray_init", kray_init_errmsg());
 	return k;
 }
 
@@ -298,102 +73,34 @@ static kray_ref new_actor(kray *k)
 	kray_ref a;
 
 	if (kray_actor_create(k, "Noop", NULL, 0, NULL, &a) < 0)
-		die("kray_actor_create Noop", kray_errmsg(k));
+		bench_die("kray_actor_create Noop", kray_errmsg(k));
 	return a;
 }
 
-static void noop_call(kray *k, kray_ref a, kray_ref *ref)
+/* Call i goes to actor i % n of the op's actors (struct actors). */
+struct actors {
+	const kray_ref *a;
+	size_t n;
+};
+
+static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
 {
-	if (kray_actor_call(k, a, "noop", NULL, 0, NULL, ref) < 0)
-		die("kray_actor_call noop", kray_errmsg(k));
-}
+	const struct actors *as = op->arg;
 
-static void get_all(kray *k, kray_ref *refs, size_t n, kray_value *vals)
-{
-	if (kray_get(k, refs, n, GET_TIMEOUT_MS, vals) < 0)
-		die("kray_get", kray_errmsg(k));
-	for (size_t i = 0; i < n; i++)
-		kray_value_clear(&vals[i]);
-	if (kray_release(k, refs, n) < 0)
-		die("kray_release", kray_errmsg(k));
-}
-
-/* One batch: ASYNC_BATCH calls to each of the n actors, round-robin, then one get. */
-static size_t async_batch(kray *k, const kray_ref *actors, size_t n, kray_ref *refs,
-			  kray_value *vals)
-{
-	size_t total = ASYNC_BATCH * n;
-
-	for (size_t i = 0; i < total; i++)
-		noop_call(k, actors[i % n], &refs[i]);
-	get_all(k, refs, total, vals);
-	return total;
-}
-
-/* Warm-up: the actors are constructed, and both the sync and async paths are hot. */
-static void warm_up(kray *k, const kray_ref *actors, size_t n, kray_ref *refs, kray_value *vals)
-{
-	double end = now() + (round_s < 1 ? round_s : 1);
-
-	do {
-		async_batch(k, actors, n, refs, vals);
-		for (int i = 0; i < 100; i++) {
-			noop_call(k, actors[i % n], &refs[0]);
-			get_all(k, refs, 1, vals);
-		}
-	} while (now() < end);
-}
-
-/* Per round: calls/s and median round trip in µs. */
-static void bench_sync(kray *k, kray_ref a, double *cps, double *rt_us)
-{
-	struct samples s = { 0 };
-	kray_value val;
-	kray_ref ref;
-
-	for (int r = 0; r < rounds; r++) {
-		double t0 = now(), end = t0 + round_s, t = t0;
-
-		s.n = 0;
-		while (t < end) {
-			noop_call(k, a, &ref);
-			get_all(k, &ref, 1, &val);
-			double t1 = now();
-
-			push(&s, (t1 - t) * 1e6);
-			t = t1;
-		}
-		cps[r] = s.n / (t - t0);
-		rt_us[r] = median(s.v, s.n);
-	}
-	free(s.v);
-}
-
-/* Per round: calls/s over n actors. */
-static void bench_async(kray *k, const kray_ref *actors, size_t n, kray_ref *refs,
-			kray_value *vals, double *cps)
-{
-	for (int r = 0; r < rounds; r++) {
-		double t0 = now(), end = t0 + round_s, t = t0;
-		size_t calls = 0;
-
-		while (t < end) {
-			calls += async_batch(k, actors, n, refs, vals);
-			t = now();
-		}
-		cps[r] = calls / (t - t0);
-	}
+	if (kray_actor_call(op->k, as->a[i % as->n], "noop", NULL, 0, NULL, ref) < 0)
+		bench_die("kray_actor_call noop", kray_errmsg(op->k));
 }
 
 /* ---- n:n: driver processes, each with its own actor -------------------------------- */
 
+/* One driver's figure of one round. */
 struct round_report {
-	double calls, seconds;
+	double calls_per_s;
 };
 
 /*
  * A forked driver: connects, creates its actor, warms up, says it is ready, then runs
- * one async round per go byte and reports calls and seconds.  Never returns.
+ * one async round per go byte and reports its calls/s.  Never returns.
  */
 static void nn_driver(const char *sock, const char *code_path, int go_fd, int rep_fd)
 {
@@ -401,23 +108,18 @@ static void nn_driver(const char *sock, const char *code_path, int go_fd, int re
 	static kray_value vals[ASYNC_BATCH];
 	kray *k = connect_to(sock, code_path);
 	kray_ref a = new_actor(k);
+	struct actors as = { &a, 1 };
+	struct bench_op op = { .k = k, .submit = noop_call, .arg = &as };
 	struct round_report rep = { 0 };
 	char b;
 
-	warm_up(k, &a, 1, refs, vals);
+	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
 	if (write(rep_fd, &rep, sizeof(rep)) != sizeof(rep))
-		die("report", strerror(errno));
+		bench_die("report", strerror(errno));
 	while (read(go_fd, &b, 1) == 1) {
-		double t0 = now(), end = t0 + round_s, t = t0;
-		size_t calls = 0;
-
-		while (t < end) {
-			calls += async_batch(k, &a, 1, refs, vals);
-			t = now();
-		}
-		rep = (struct round_report){ (double)calls, t - t0 };
+		bench_async_rounds(&op, ASYNC_BATCH, 1, round_s, refs, vals, &rep.calls_per_s);
 		if (write(rep_fd, &rep, sizeof(rep)) != sizeof(rep))
-			die("report", strerror(errno));
+			bench_die("report", strerror(errno));
 	}
 	kray_release(k, &a, 1);
 	kray_shutdown(k);
@@ -434,7 +136,7 @@ static void read_report(int fd, struct round_report *rep)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			die("n:n driver", "exited before reporting (see its message above)");
+			bench_die("n:n driver", "exited before reporting (see its message above)");
 		done += (size_t)r;
 	}
 }
@@ -451,11 +153,12 @@ static void bench_nn(const char *sock, const char *code_path, int drivers, doubl
 		int g[2], p[2];
 
 		if (pipe2(g, O_CLOEXEC) || pipe2(p, O_CLOEXEC))
-			die("pipe2", strerror(errno));
+			bench_die("pipe2", strerror(errno));
 		pids[i] = fork();
 		if (pids[i] < 0)
-			die("fork", strerror(errno));
+			bench_die("fork", strerror(errno));
 		if (pids[i] == 0) {
+			bench_set_child("driver");
 			for (int j = 0; j < i; j++) {
 				close(go[j]);
 				close(rep[j]);
@@ -475,10 +178,10 @@ static void bench_nn(const char *sock, const char *code_path, int drivers, doubl
 		cps[round] = 0;
 		for (int i = 0; i < drivers; i++)
 			if (write(go[i], "g", 1) != 1)
-				die("go", strerror(errno));
+				bench_die("go", strerror(errno));
 		for (int i = 0; i < drivers; i++) {
 			read_report(rep[i], &r);
-			cps[round] += r.calls / r.seconds;
+			cps[round] += r.calls_per_s;
 		}
 	}
 	for (int i = 0; i < drivers; i++) {
@@ -487,7 +190,7 @@ static void bench_nn(const char *sock, const char *code_path, int drivers, doubl
 		close(go[i]); /* the driver's read ends: it cleans up and exits */
 		if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
 		    WEXITSTATUS(status))
-			die("n:n driver", "did not exit cleanly");
+			bench_die("n:n driver", "did not exit cleanly");
 		close(rep[i]);
 	}
 }
@@ -501,8 +204,18 @@ struct result {
 
 enum { R_PP, R_SYNC, R_SYNC_RT, R_ASYNC, R_1N, R_NN, R_N };
 
-static void json(FILE *f, struct result *res, long n_actors, int drivers, const char *krayd)
+/* What json() prints. */
+struct report {
+	const struct result *res;
+	long n_actors;
+	int drivers;
+	const char *krayd;
+};
+
+static void json(FILE *f, void *arg)
 {
+	const struct report *rep = arg;
+	const struct result *res = rep->res;
 	double pp = median_of(res[R_PP].v), srt = median_of(res[R_SYNC_RT].v);
 
 	fprintf(f, "{");
@@ -511,33 +224,22 @@ static void json(FILE *f, struct result *res, long n_actors, int drivers, const 
 	fprintf(f, "\"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
 		"\"rounds\": %d, \"round_s\": %.2f, \"online_cpus\": %ld, \"krayd\": \"%s\", "
 		"\"per_round\": {",
-		srt / pp, n_actors, drivers, rounds, round_s, sysconf(_SC_NPROCESSORS_ONLN), krayd);
+		srt / pp, rep->n_actors, rep->drivers, rounds, round_s,
+		sysconf(_SC_NPROCESSORS_ONLN), rep->krayd);
 	for (int i = 0; i < R_N; i++) {
-		fprintf(f, "%s\"%s\": [", i ? ", " : "", res[i].name);
-		for (int r = 0; r < rounds; r++)
-			fprintf(f, "%s%.3f", r ? ", " : "", res[i].v[r]);
-		fprintf(f, "]");
+		fprintf(f, "%s", i ? ", " : "");
+		bench_json_array(f, res[i].name, res[i].v, rounds);
 	}
 	fprintf(f, "}}\n");
 }
 
-/* $KRAY_KRAYD, else ../bin/krayd next to this program. */
-static void find_krayd(const char *exe_dir, char *buf, size_t len)
-{
-	const char *env = getenv("KRAY_KRAYD");
-
-	if (env && *env)
-		snprintf(buf, len, "%s", env);
-	else
-		snprintf(buf, len, "%s/../bin/krayd", exe_dir);
-}
-
 int main(int argc, char **argv)
 {
-	const char *json_file = NULL, *address = NULL, *code_path = getenv("KRAY_TEST_CODE_PATH");
+	struct bench_opts o = { 0 };
+	const char *address;
 	static kray_ref refs[ASYNC_BATCH * MAX_ACTORS];
 	static kray_value vals[ASYNC_BATCH * MAX_ACTORS];
-	char exe[PATH_MAX], exe_dir[PATH_MAX], fallback[PATH_MAX + 64], bin[PATH_MAX + 64];
+	char code_path[PATH_MAX + 64], bin[PATH_MAX + 64];
 	struct result res[R_N] = {
 		[R_PP] = { "unix_pingpong_rt_us" },
 		[R_SYNC] = { "1_1_actor_calls_sync" },
@@ -549,22 +251,16 @@ int main(int argc, char **argv)
 	long n_actors = sysconf(_SC_NPROCESSORS_ONLN);
 	int drivers = 2;
 	kray_ref actors[MAX_ACTORS];
-	ssize_t len;
 	kray *k;
 
-	main_pid = getpid();
+	bench_init("bench_actors");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			rounds = 3;
-			round_s = 0.25;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json_file = argv[++i];
-		} else if (!strcmp(argv[i], "--address") && i + 1 < argc) {
-			address = argv[++i];
+		if (bench_opt(argc, argv, &i, true, &o)) {
+			continue;
 		} else if (!strcmp(argv[i], "--drivers") && i + 1 < argc) {
 			drivers = atoi(argv[++i]);
 			if (drivers < 1 || drivers > MAX_DRIVERS)
-				die("--drivers", "must be 1 to 64");
+				bench_die("--drivers", "must be 1 to 64");
 		} else {
 			fprintf(stderr,
 				"usage: %s [--quick] [--json FILE] [--address SOCKET] "
@@ -573,47 +269,52 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (o.quick) {
+		rounds = 3;
+		round_s = 0.25;
+	}
+	address = o.address;
 	if (n_actors < 1)
 		n_actors = 1;
 	if (n_actors > MAX_ACTORS)
 		n_actors = MAX_ACTORS;
-	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (len < 0)
-		die("readlink /proc/self/exe", strerror(errno));
-	exe[len] = '\0';
-	snprintf(exe_dir, sizeof(exe_dir), "%s", dirname(exe));
-	if (!code_path || !*code_path) {
-		snprintf(fallback, sizeof(fallback), "%s/../tests", exe_dir);
-		code_path = fallback;
-	}
+	bench_path_from_env("KRAY_TEST_CODE_PATH", "../tests", code_path, sizeof(code_path));
 	if (access(code_path, R_OK) < 0)
-		die(code_path, "the no-op actor library is missing (make all?)");
+		bench_die(code_path, "the no-op actor library is missing (make all?)");
 
 	/* The floor first, before any krayd or worker exists. */
-	bench_pingpong(res[R_PP].v);
+	bench_pingpong(rounds, round_s, res[R_PP].v);
 
 	if (!address) {
-		find_krayd(exe_dir, bin, sizeof(bin));
-		krayd_start(bin, code_path);
-		address = krayd_sock;
+		/* $KRAY_KRAYD, else ../bin/krayd next to this program; one slot per CPU. */
+		const char *const flags[] = { "--num-cpus", "0", "--code-path", code_path, NULL };
+
+		bench_path_from_env("KRAY_KRAYD", "../bin/krayd", bin, sizeof(bin));
+		atexit(stop_krayd);
+		bench_krayd_start(&krayd, bin, flags, NULL);
+		address = krayd.sock;
 	}
 	k = connect_to(address, code_path);
 
 	/* 1:1 */
-	actors[0] = new_actor(k);
-	warm_up(k, actors, 1, refs, vals);
-	bench_sync(k, actors[0], res[R_SYNC].v, res[R_SYNC_RT].v);
-	bench_async(k, actors, 1, refs, vals, res[R_ASYNC].v);
+	struct actors as = { actors, 1 };
+	struct bench_op op = { .k = k, .submit = noop_call, .arg = &as };
 
-	/* 1:n */
+	actors[0] = new_actor(k);
+	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
+	bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
+	bench_async_rounds(&op, ASYNC_BATCH, rounds, round_s, refs, vals, res[R_ASYNC].v);
+
+	/* 1:n: ASYNC_BATCH calls to each actor per batch, round-robin */
 	for (long i = 1; i < n_actors; i++)
 		actors[i] = new_actor(k);
-	warm_up(k, actors, (size_t)n_actors, refs, vals);
-	bench_async(k, actors, (size_t)n_actors, refs, vals, res[R_1N].v);
+	as.n = (size_t)n_actors;
+	bench_warm_up(&op, ASYNC_BATCH * as.n, round_s, refs, vals);
+	bench_async_rounds(&op, ASYNC_BATCH * as.n, rounds, round_s, refs, vals, res[R_1N].v);
 	if (kray_release(k, actors, (size_t)n_actors) < 0)
-		die("kray_release", kray_errmsg(k));
+		bench_die("kray_release", kray_errmsg(k));
 	if (kray_flush(k) < 0)
-		die("kray_flush", kray_errmsg(k));
+		bench_die("kray_flush", kray_errmsg(k));
 
 	/* n:n */
 	bench_nn(address, code_path, drivers, res[R_NN].v);
@@ -622,7 +323,7 @@ int main(int argc, char **argv)
 	double pp = median_of(res[R_PP].v), scps = median_of(res[R_SYNC].v);
 	double srt = median_of(res[R_SYNC_RT].v), acps = median_of(res[R_ASYNC].v);
 	double ncps = median_of(res[R_1N].v), nncps = median_of(res[R_NN].v);
-	const char *which = krayd_pid ? "own" : "shared";
+	const char *which = krayd.pid ? "own" : "shared";
 
 	/* "vs floor": time per call / one ping-pong round trip. */
 	printf("bench_actors: median of %d rounds x %.2f s, %s krayd, %ld online CPUs\n", rounds,
@@ -640,16 +341,7 @@ int main(int argc, char **argv)
 	       "calls/s", 1e6 / ncps / pp);
 	printf("  %-24s (n=%-3d) %12.0f  %-8s %8.2fx\n", "n_n_actor_calls_async", drivers, nncps,
 	       "calls/s", 1e6 / nncps / pp);
-	printf("JSON: ");
-	json(stdout, res, n_actors, drivers, which);
-	if (json_file) {
-		FILE *f = fopen(json_file, "w");
-
-		if (!f)
-			die(json_file, strerror(errno));
-		json(f, res, n_actors, drivers, which);
-		if (fclose(f))
-			die(json_file, strerror(errno));
-	}
+	bench_json_out(o.json_file, json,
+		       &(struct report){ res, n_actors, drivers, which });
 	return 0;
 }

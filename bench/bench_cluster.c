@@ -31,164 +31,68 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../tests/integration/netns.h"
+#include "bench_common.h"
 
 #define GIB (1ul << 30)
 #define MAX_ROUNDS 5
 #define NTASKS 300
 
 static struct netns_cluster net;
-static pid_t krayd_pid[3];
-static char dirs[3][64], socks[3][96], token_file[128];
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_d);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+static struct bench_krayd nodes[3];
+static char token_file[sizeof(nodes[0].sock) + 8];
 
 static void cleanup(void)
 {
-	for (int i = 0; i < 3; i++) {
-		if (krayd_pid[i] > 0) {
-			kill(krayd_pid[i], SIGCONT);
-			kill(krayd_pid[i], SIGTERM);
-			waitpid(krayd_pid[i], NULL, 0);
-			krayd_pid[i] = 0;
-		}
-		if (dirs[i][0]) {
-			char cmd[128];
-
-			snprintf(cmd, sizeof(cmd), "rm -rf %s", dirs[i]);
-			if (system(cmd))
-				fprintf(stderr, "bench_cluster: could not remove %s\n", dirs[i]);
-			dirs[i][0] = 0;
-		}
-	}
+	for (int i = 0; i < 3; i++)
+		bench_krayd_stop(&nodes[i]);
 	netns_cleanup_all();
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_cluster: %s\n", what);
-	cleanup();
-	exit(1);
 }
 
 /* Starts node i's krayd in its namespace and waits for it to serve. */
 static void start_node(int i, const char *res)
 {
 	const char *krayd = getenv("KRAY_KRAYD"), *code = getenv("KRAY_TEST_CODE_PATH");
-	const char *worker = getenv("KRAY_WORKER");
-	char listen[32], head[32], fdarg[16], envn[8];
-	int pfd[2], saved;
-	char c;
-	struct pollfd p;
+	char listen[32], head[32], envn[8];
+	int saved;
 
 	if (!krayd || !code)
-		die("KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set (make bench)");
-	snprintf(dirs[i], sizeof(dirs[i]), "/tmp/kray-bench-XXXXXX");
-	if (!mkdtemp(dirs[i]))
-		die("mkdtemp");
-	snprintf(socks[i], sizeof(socks[i]), "%s/krayd.sock", dirs[i]);
-	if (i == 0)
-		snprintf(token_file, sizeof(token_file), "%s.token", socks[0]);
+		bench_die("KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set (make bench)", NULL);
 	snprintf(listen, sizeof(listen), "%s:7000", net.addr[i]);
 	snprintf(head, sizeof(head), "%s:7000", net.addr[0]);
 	snprintf(envn, sizeof(envn), "%d", i + 1);
 	setenv("KRAY_TEST_NODE", envn, 1);
-	if (pipe2(pfd, O_CLOEXEC))
-		die("pipe");
-	saved = netns_enter(net.ns[i]);
-	if (saved < 0)
-		die("setns");
-	krayd_pid[i] = fork();
-	if (krayd_pid[i] == 0) {
-		const char *argv[40];
-		int n = 0;
 
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		fcntl(pfd[1], F_SETFD, 0);
-		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
-		argv[n++] = krayd;
-		argv[n++] = "--socket";
-		argv[n++] = socks[i];
-		argv[n++] = "--num-cpus";
-		argv[n++] = "2";
-		argv[n++] = "--code-path";
-		argv[n++] = code;
-		argv[n++] = "--ready-fd";
-		argv[n++] = fdarg;
-		argv[n++] = "--log-level";
-		argv[n++] = "warn";
-		argv[n++] = "--store-size";
-		argv[n++] = "3G";
+	const char *const flags[] = {
+		"--num-cpus", "2", "--code-path", code, "--store-size", "3G",
 		/* Room in the pool for a pre-faulted 1 GiB memfd, as on a node that receives
 		 * large objects (docs/objects.md): the object a transfer writes is fresh
 		 * memory otherwise, at page-fault speed. */
-		argv[n++] = "--pool-size";
-		argv[n++] = getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M";
-		argv[n++] = "--node-listen";
-		argv[n++] = listen;
-		argv[n++] = "--resources";
-		argv[n++] = res;
-		argv[n++] = "--heartbeat-ms";
-		argv[n++] = "100";
-		argv[n++] = "--node-timeout-ms";
-		argv[n++] = "1000";
-		if (worker) {
-			argv[n++] = "--worker";
-			argv[n++] = worker;
-		}
-		if (i == 0) {
-			argv[n++] = "--head";
-		} else {
-			argv[n++] = "--address";
-			argv[n++] = head;
-			argv[n++] = "--token-file";
-			argv[n++] = token_file;
-		}
-		argv[n] = NULL;
-		execv(krayd, (char **)argv);
-		_exit(127);
-	}
+		"--pool-size", getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M",
+		"--node-listen", listen, "--resources", res,
+		"--heartbeat-ms", "100", "--node-timeout-ms", "1000", NULL,
+	};
+	/* Node 1 is the head; the others join it with the token it wrote. */
+	const char *const head_flags[] = { "--head", NULL };
+	const char *const join_flags[] = { "--address", head, "--token-file", token_file, NULL };
+
+	saved = netns_enter(net.ns[i]);
+	if (saved < 0)
+		bench_die("setns", NULL);
+	bench_krayd_start(&nodes[i], krayd, flags, i == 0 ? head_flags : join_flags);
 	netns_leave(saved);
-	close(pfd[1]);
-	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
-	if (poll(&p, 1, 10000) != 1 || read(pfd[0], &c, 1) != 1)
-		die("a krayd did not start");
-	close(pfd[0]);
+	if (i == 0)
+		snprintf(token_file, sizeof(token_file), "%s.token", nodes[0].sock);
 }
 
 static int count(kray *k, const char *word)
@@ -197,7 +101,7 @@ static int count(kray *k, const char *word)
 	int n = 0;
 
 	if (kray_describe_nodes(k, &text))
-		die("describe nodes");
+		bench_die("describe nodes", NULL);
 	for (char *p = text; (p = strstr(p, word)); p += strlen(word))
 		n++;
 	free(text);
@@ -207,14 +111,14 @@ static int count(kray *k, const char *word)
 /* Milliseconds until the head lists alive/dead nodes (polling every 5 ms). */
 static double wait_nodes(kray *k, int alive, int dead)
 {
-	double t0 = now_s();
+	double t0 = bench_now();
 
-	while (now_s() - t0 < 20) {
+	while (bench_now() - t0 < 20) {
 		if (count(k, " ALIVE ") == alive && count(k, " DEAD ") == dead)
-			return (now_s() - t0) * 1000;
+			return (bench_now() - t0) * 1000;
 		usleep(5000);
 	}
-	die("nodes did not reach the expected state in 20 s");
+	bench_die("nodes did not reach the expected state in 20 s", NULL);
 	return -1;
 }
 
@@ -229,7 +133,7 @@ static double tcp_stream(size_t size)
 	pid_t srv;
 
 	if (!buf || pipe(ready))
-		die("out of memory");
+		bench_die("out of memory", NULL);
 	memset(buf, 0x5a, chunk);
 	inet_pton(AF_INET, net.addr[0], &sa.sin_addr);
 	saved = netns_enter(net.ns[0]);
@@ -257,23 +161,23 @@ static double tcp_stream(size_t size)
 	}
 	netns_leave(saved);
 	if (read(ready[0], &c, 1) != 1)
-		die("tcp server");
+		bench_die("tcp server", NULL);
 	saved = netns_enter(net.ns[1]);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	netns_leave(saved);
-	t0 = now_s();
+	t0 = bench_now();
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
-		die("tcp connect");
+		bench_die("tcp connect", NULL);
 	for (size_t sent = 0; sent < size;) {
 		ssize_t n = write(fd, buf, size - sent < chunk ? size - sent : chunk);
 
 		if (n <= 0)
-			die("tcp write");
+			bench_die("tcp write", NULL);
 		sent += (size_t)n;
 	}
 	if (read(fd, &c, 1) != 1)
-		die("tcp ack");
-	t = now_s() - t0;
+		bench_die("tcp ack", NULL);
+	t = bench_now() - t0;
 	close(fd);
 	waitpid(srv, NULL, 0);
 	close(ready[0]);
@@ -284,11 +188,12 @@ static double tcp_stream(size_t size)
 
 static kray *connect_to(int i)
 {
-	struct kray_config cfg = { .address = socks[i], .code_path = getenv("KRAY_TEST_CODE_PATH") };
+	struct kray_config cfg = { .address = nodes[i].sock,
+				   .code_path = getenv("KRAY_TEST_CODE_PATH") };
 	kray *k;
 
 	if (kray_init(&k, &cfg))
-		die(kray_init_errmsg());
+		bench_die(kray_init_errmsg(), NULL);
 	return k;
 }
 
@@ -298,14 +203,14 @@ static double transfer(kray *k, kray_ref ref, size_t size)
 	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
 	kray_value arg = KRAY_V_REF(ref), v;
 	kray_ref r;
-	double t0 = now_s(), t;
+	double t0 = bench_now(), t;
 
 	o.resources = "n2:1";
 	if (kray_call(k, "bytes_len", &arg, 1, &o, &r) || kray_get(k, &r, 1, 120000, &v))
-		die(kray_errmsg(k));
-	t = now_s() - t0;
+		bench_die(kray_errmsg(k), NULL);
+	t = bench_now() - t0;
 	if (v.type != KRAY_INT64 || (size_t)v.i != size)
-		die("the transfer came back wrong");
+		bench_die("the transfer came back wrong", NULL);
 	kray_release(k, &r, 1);
 	return t;
 }
@@ -314,14 +219,14 @@ static double tasks_per_s(kray *k)
 {
 	kray_ref r[NTASKS];
 	kray_value ms = KRAY_V_INT(10), v[NTASKS];
-	double t0 = now_s();
+	double t0 = bench_now();
 
 	for (int i = 0; i < NTASKS; i++)
 		if (kray_call(k, "sleep_where", &ms, 1, NULL, &r[i]))
-			die(kray_errmsg(k));
+			bench_die(kray_errmsg(k), NULL);
 	if (kray_get(k, r, NTASKS, 120000, v))
-		die(kray_errmsg(k));
-	double t = now_s() - t0;
+		bench_die(kray_errmsg(k), NULL);
+	double t = bench_now() - t0;
 
 	for (int i = 0; i < NTASKS; i++)
 		kray_value_clear(&v[i]);
@@ -340,6 +245,7 @@ int main(int argc, char **argv)
 	kray_ref big;
 	void *data;
 
+	bench_init("bench_cluster");
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--quick"))
 			rounds = 1;
@@ -371,10 +277,10 @@ int main(int argc, char **argv)
 	/* 1 GiB from node 1 to node 2, and the plain TCP stream between the same two
 	 * namespaces, alternated so that noise hits both. */
 	if (kray_create(k, GIB, &big, &data))
-		die(kray_errmsg(k));
+		bench_die(kray_errmsg(k), NULL);
 	memset(data, 0xa5, GIB);
 	if (kray_seal(k, &big))
-		die(kray_errmsg(k));
+		bench_die(kray_errmsg(k), NULL);
 	transfer(k, big, GIB); /* warm-up: node 2's workers and pool */
 	for (int r = 0; r < rounds; r++) {
 		tcp[r] = GIB / tcp_stream(GIB) / 1e9;
@@ -386,19 +292,20 @@ int main(int argc, char **argv)
 
 	/* Dead-node detection. */
 	for (int r = 0; r < rounds; r++) {
-		kill(krayd_pid[2], SIGSTOP);
+		kill(nodes[2].pid, SIGSTOP);
 		hung[r] = wait_nodes(k, 2, 1);
-		kill(krayd_pid[2], SIGCONT);
+		kill(nodes[2].pid, SIGCONT);
 		wait_nodes(k, 3, 0);
 	}
-	kill(krayd_pid[2], SIGKILL);
+	kill(nodes[2].pid, SIGKILL);
 	killed = wait_nodes(k, 2, 1);
-	waitpid(krayd_pid[2], NULL, 0);
-	krayd_pid[2] = 0;
+	waitpid(nodes[2].pid, NULL, 0);
+	nodes[2].pid = 0;
 	kray_shutdown(k);
 
-	double mt = median(tcp, rounds), mx = median(xfer, rounds), m1 = median(one, rounds),
-	       m3 = median(three, rounds), mh = median(hung, rounds);
+	size_t nr = (size_t)rounds;
+	double mt = bench_median(tcp, nr), mx = bench_median(xfer, nr), m1 = bench_median(one, nr);
+	double m3 = bench_median(three, nr), mh = bench_median(hung, nr);
 
 	printf("bench_cluster (medians of %d; 3 nodes in network namespaces on one machine)\n",
 	       rounds);

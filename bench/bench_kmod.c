@@ -44,8 +44,9 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench_common.h"
 
 #define SIZE (1u << 20)
 #define MAX_ROUNDS 16
@@ -66,50 +67,28 @@ static const char *const names[NMETRIC] = {
 static double res[NMETRIC][MAX_ROUNDS];
 static int have[NMETRIC];
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_kmod: %s: %s\n", what, why);
-	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* Runs fn per_round times per round and records each round's median in µs. */
-#define TIMED(m, body)                                                                    \
+/*
+ * Runs body per_round times per round and records each round's median in µs; untimed
+ * runs after each body, outside the clock (an unmap or a clear that is not part of it).
+ */
+#define TIMED_THEN(m, body, untimed)                                                      \
 	do {                                                                              \
 		double *s_ = malloc(sizeof(double) * (size_t)per_round);                  \
 		if (!s_)                                                                  \
-			die("malloc", "out of memory");                                   \
+			bench_die("malloc", "out of memory");                             \
 		for (int r_ = 0; r_ < rounds; r_++) {                                     \
 			for (int i_ = 0; i_ < per_round; i_++) {                          \
-				double t0_ = now();                                       \
+				double t0_ = bench_now();                                 \
 				body;                                                     \
-				s_[i_] = (now() - t0_) * 1e6;                             \
+				s_[i_] = (bench_now() - t0_) * 1e6;                       \
+				untimed;                                                  \
 			}                                                                 \
-			res[m][r_] = median(s_, per_round);                               \
+			res[m][r_] = bench_median(s_, (size_t)per_round);                 \
 		}                                                                         \
 		have[m] = 1;                                                              \
 		free(s_);                                                                 \
 	} while (0)
+#define TIMED(m, body) TIMED_THEN(m, body, )
 
 static void pingpong(void)
 {
@@ -118,7 +97,7 @@ static void pingpong(void)
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		die("socketpair", strerror(errno));
+		bench_die("socketpair", strerror(errno));
 	pid = fork();
 	if (pid == 0) {
 		close(sv[0]);
@@ -129,7 +108,7 @@ static void pingpong(void)
 	}
 	close(sv[1]);
 	TIMED(PINGPONG, if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
-			    read(sv[0], buf, sizeof(buf)) != sizeof(buf)) die("ping-pong", "peer"));
+			    read(sv[0], buf, sizeof(buf)) != sizeof(buf)) bench_die("ping-pong", "peer"));
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
 }
@@ -143,10 +122,10 @@ static void *check_and_map(int fd)
 
 	if ((fcntl(fd, F_GET_SEALS) & ALL_SEALS) != ALL_SEALS || fstat(fd, &st) ||
 	    fstatfs(fd, &fs) || st.st_size != SIZE)
-		die("reopen", "not a sealed 1 MiB memfd");
+		bench_die("reopen", "not a sealed 1 MiB memfd");
 	p = mmap(NULL, SIZE, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (p == MAP_FAILED)
-		die("mmap", strerror(errno));
+		bench_die("mmap", strerror(errno));
 	return p;
 }
 
@@ -157,39 +136,24 @@ static void reopen_map(void)
 	void *p;
 
 	if (fd < 0 || ftruncate(fd, SIZE))
-		die("memfd", strerror(errno));
+		bench_die("memfd", strerror(errno));
 	p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
-		die("mmap", strerror(errno));
+		bench_die("mmap", strerror(errno));
 	memset(p, 7, SIZE);
 	munmap(p, SIZE);
 	if (fcntl(fd, F_ADD_SEALS, ALL_SEALS))
-		die("seal", strerror(errno));
+		bench_die("seal", strerror(errno));
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	TIMED(REOPEN, {
 		int ro = open(path, O_RDONLY | O_CLOEXEC);
 
 		if (ro < 0)
-			die("reopen", strerror(errno));
+			bench_die("reopen", strerror(errno));
 		close(ro);
 	});
 	/* The unmap is not part of a get (it comes with the value's clear). */
-	double *s = malloc(sizeof(double) * (size_t)per_round);
-
-	if (!s)
-		die("malloc", "out of memory");
-	for (int r = 0; r < rounds; r++) {
-		for (int i = 0; i < per_round; i++) {
-			double t0 = now();
-
-			p = check_and_map(fd);
-			s[i] = (now() - t0) * 1e6;
-			munmap(p, SIZE);
-		}
-		res[MAP][r] = median(s, per_round);
-	}
-	have[MAP] = 1;
-	free(s);
+	TIMED_THEN(MAP, p = check_and_map(fd), munmap(p, SIZE));
 	close(fd);
 }
 
@@ -197,7 +161,7 @@ static void mark(const char *what)
 {
 	/* A system call strace shows and nothing else makes: write to fd -1. */
 	if (write(-1, what, strlen(what)) >= 0)
-		die("mark", "wrote to fd -1");
+		bench_die("mark", "wrote to fd -1");
 }
 
 static kray *connect_krayd(int use_kmod)
@@ -206,7 +170,7 @@ static kray *connect_krayd(int use_kmod)
 
 	setenv("KRAY_KMOD", use_kmod ? "1" : "0", 1); /* read by each kray_init() */
 	if (kray_init(&k, NULL))
-		die("kray_init", "cannot start or reach krayd");
+		bench_die("kray_init", "cannot start or reach krayd");
 	return k;
 }
 
@@ -215,17 +179,17 @@ static void put_big(kray *k, kray_ref *ref)
 	void *data;
 
 	if (kray_create(k, SIZE, ref, &data))
-		die("kray_create", kray_errmsg(k));
+		bench_die("kray_create", kray_errmsg(k));
 	memset(data, 5, SIZE);
 	if (kray_seal(k, ref))
-		die("kray_seal", kray_errmsg(k));
+		bench_die("kray_seal", kray_errmsg(k));
 }
 
 static void get_one(kray *k, const kray_ref *ref, kray_value *v)
 {
 	if (kray_get(k, ref, 1, 10000, v) || v->type != KRAY_BYTES || v->len != SIZE ||
 	    ((const uint8_t *)v->data)[SIZE - 1] != 5)
-		die("kray_get", kray_errmsg(k));
+		bench_die("kray_get", kray_errmsg(k));
 }
 
 /* Gets through krayd (use_kmod 0) or the module: repeat (mapped) and first (not). */
@@ -240,7 +204,7 @@ static void gets(int use_kmod, int count_only)
 
 	put_big(k, &ref);
 	if (kray_status(k, &st))
-		die("kray_status", kray_errmsg(k));
+		bench_die("kray_status", kray_errmsg(k));
 	get_one(k, &ref, &hold); /* mapped while the repeat gets run */
 	if (count_only) {
 		snprintf(m, sizeof(m), "kray-mark:begin:%s_get_repeat", tag);
@@ -269,22 +233,8 @@ static void gets(int use_kmod, int count_only)
 			kray_flush(k);
 		}
 	} else {
-		double *s = malloc(sizeof(double) * (size_t)per_round);
-
-		if (!s)
-			die("malloc", "out of memory");
-		for (int r = 0; r < rounds; r++) {
-			for (int i = 0; i < per_round; i++) {
-				double t0 = now();
-
-				get_one(k, &ref, &v);
-				s[i] = (now() - t0) * 1e6;
-				kray_value_clear(&v);
-			}
-			res[use_kmod ? K_FIRST : S_FIRST][r] = median(s, per_round);
-		}
-		have[use_kmod ? K_FIRST : S_FIRST] = 1;
-		free(s);
+		TIMED_THEN(use_kmod ? K_FIRST : S_FIRST, get_one(k, &ref, &v),
+			   kray_value_clear(&v));
 	}
 	kray_release(k, &ref, 1);
 	kray_shutdown(k);
@@ -373,10 +323,35 @@ static void count_child(void)
 
 static double med(enum metric m)
 {
-	double v[MAX_ROUNDS];
+	return bench_median_of(res[m], (size_t)rounds);
+}
 
-	memcpy(v, res[m], sizeof(v));
-	return median(v, rounds);
+/* What json() needs beside the results. */
+struct report {
+	const struct count *counts;
+	int ncount, krayd_traced;
+};
+
+static void json(FILE *f, void *arg)
+{
+	const struct report *rep = arg;
+
+	fprintf(f, "{\"kmod_loaded\": %s, \"rounds\": %d, \"gets_per_round\": %d",
+		kmod_loaded() ? "true" : "false", rounds, per_round);
+	for (int m = 0; m < NMETRIC; m++)
+		if (have[m])
+			fprintf(f, ", \"%s\": %.3f", names[m], med(m));
+	for (int i = 0; i < rep->ncount; i++) {
+		const struct count *c = &rep->counts[i];
+
+		fprintf(f, ", \"syscalls_%s\": {\"driver\": %.2f, \"krayd\": ", c->name,
+			(double)c->driver / (double)c->gets);
+		if (rep->krayd_traced)
+			fprintf(f, "%.2f}", (double)c->krayd / (double)c->gets);
+		else
+			fprintf(f, "null}");
+	}
+	fprintf(f, "}\n");
 }
 
 int main(int argc, char **argv)
@@ -387,6 +362,7 @@ int main(int argc, char **argv)
 	char self[PATH_MAX];
 	ssize_t len;
 
+	bench_init("bench_kmod");
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--count-child")) {
 			count_child();
@@ -450,35 +426,6 @@ int main(int argc, char **argv)
 			printf("  krayd (not traced: $KRAY_ADDRESS)\n");
 	}
 
-	FILE *outs[2] = { stdout, json_file ? fopen(json_file, "w") : NULL };
-
-	if (json_file && !outs[1])
-		die(json_file, strerror(errno));
-	for (int o = 0; o < 2; o++) {
-		FILE *f = outs[o];
-
-		if (!f)
-			continue;
-		if (o == 0)
-			fprintf(f, "JSON: ");
-		fprintf(f, "{\"kmod_loaded\": %s, \"rounds\": %d, \"gets_per_round\": %d",
-			kmod_loaded() ? "true" : "false", rounds, per_round);
-		for (int m = 0; m < NMETRIC; m++)
-			if (have[m])
-				fprintf(f, ", \"%s\": %.3f", names[m], med(m));
-		for (int i = 0; i < ncount; i++) {
-			fprintf(f, ", \"syscalls_%s\": {\"driver\": %.2f, \"krayd\": ",
-				counts[i].name, (double)counts[i].driver / (double)counts[i].gets);
-			double kd = (double)counts[i].krayd / (double)counts[i].gets;
-
-			if (krayd_traced)
-				fprintf(f, "%.2f}", kd);
-			else
-				fprintf(f, "null}");
-		}
-		fprintf(f, "}\n");
-		if (o == 1 && fclose(f))
-			die(json_file, strerror(errno));
-	}
+	bench_json_out(json_file, json, &(struct report){ counts, ncount, krayd_traced });
 	return 0;
 }

@@ -40,9 +40,9 @@
  * column is GB/s over the floor's GB/s.  The get latencies are compared with the 1 MiB
  * ones instead (1 GiB should cost about what 1 MiB does: the data is not touched).
  *
- * The bench starts its own krayds (as tests/integration/harness.c does: $KRAY_KRAYD, else
- * ../bin/krayd next to this program, each on a private socket in a mkdtemp directory,
- * stopped by pid): one with the default pool and a 2 GiB store (room for the 1 GiB
+ * The bench starts its own krayds (bench_krayd_start() in bench_common.c: $KRAY_KRAYD,
+ * else ../bin/krayd next to this program, each on a private socket in a mkdtemp
+ * directory, stopped by pid): one with the default pool and a 2 GiB store (room for the 1 GiB
  * object), one with --pool-size 0.  It checks the bytes it gets back, and that the
  * objects, bytes and pins krayd counts return to where they started once everything is
  * released (a difference is printed and sets "leaks" in the JSON).  Memory: at most about
@@ -52,22 +52,15 @@
  */
 #include <kray/kray.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <libgen.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench_common.h"
 
 #define SMALL_BATCH 1000
 #define BIG_SIZE (100ul << 20)
@@ -91,50 +84,12 @@ static uint64_t pool_full_mib; /* what the default pool held when idle */
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_objects: %s: %s\n", what, why);
-	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Median of v[0..n), v untouched. */
-static double median(const double *v, size_t n)
-{
-	double *tmp, x;
-
-	if (!n)
-		return 0;
-	tmp = malloc(n * sizeof(*v));
-	if (!tmp)
-		die("malloc", strerror(ENOMEM));
-	memcpy(tmp, v, n * sizeof(*v));
-	qsort(tmp, n, sizeof(*tmp), cmp_double);
-	x = n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-	free(tmp);
-	return x;
-}
-
 static void *map_anon(size_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
-		die("mmap", strerror(errno));
+		bench_die("mmap", strerror(errno));
 	return p;
 }
 
@@ -170,24 +125,12 @@ static int check(const void *p, size_t size, uint64_t seed, size_t step)
 
 struct krayd {
 	const char *name;
-	pid_t pid;
-	char dir[128], sock[160];
+	struct bench_krayd d;
 	kray *k;
 	struct kray_stats base; /* after connecting */
 };
 
 static struct krayd *krayds[MAX_KRAYDS];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
 
 static void krayd_stop(struct krayd *d)
 {
@@ -195,32 +138,13 @@ static void krayd_stop(struct krayd *d)
 		kray_shutdown(d->k);
 		d->k = NULL;
 	}
-	if (d->pid > 0) {
-		double deadline = now() + 5;
-		int status;
-		pid_t r;
-
-		kill(d->pid, SIGTERM);
-		while ((r = waitpid(d->pid, &status, WNOHANG)) == 0 && now() < deadline)
-			usleep(10000);
-		if (r == 0) {
-			fprintf(stderr, "bench_objects: krayd %d ignored SIGTERM, killing it\n",
-				(int)d->pid);
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &status, 0);
-		}
-		d->pid = 0;
-	}
-	if (d->dir[0]) {
-		nftw(d->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-		d->dir[0] = '\0';
-	}
+	bench_krayd_stop(&d->d);
 	for (int i = 0; i < MAX_KRAYDS; i++)
 		if (krayds[i] == d)
 			krayds[i] = NULL;
 }
 
-/* On any exit (die() included): no krayd or directory is left behind. */
+/* On any exit (bench_die() included): no krayd or directory is left behind. */
 static void stop_all(void)
 {
 	for (int i = 0; i < MAX_KRAYDS; i++)
@@ -231,95 +155,32 @@ static void stop_all(void)
 /* Starts krayd with extra flags (NULL-terminated), waits for --ready-fd and connects. */
 static void krayd_start(struct krayd *d, const char *bin, const char *const *extra)
 {
-	const char *worker = getenv("KRAY_WORKER"), *code = getenv("KRAY_TEST_CODE_PATH");
-	const char *base = getenv("TMPDIR");
-	char fdstr[16];
-	struct pollfd p;
-	int pfd[2], rc;
-	char byte;
+	const char *code = getenv("KRAY_TEST_CODE_PATH");
+	/* No tasks here: no worker processes competing for the two cores.  The code path
+	 * when one is set (the list ends early otherwise). */
+	const char *const flags[] = { "--num-cpus", "1", "--prestart", "0",
+				      code && *code ? "--code-path" : NULL, code, NULL };
 
-	/* sun_path is 108 bytes: keep the directory short. */
-	if (!base || !*base || strlen(base) > 60)
-		base = "/tmp";
-	snprintf(d->dir, sizeof(d->dir), "%s/kray-bench-XXXXXX", base);
-	if (!mkdtemp(d->dir)) {
-		d->dir[0] = '\0';
-		die("mkdtemp", strerror(errno));
-	}
 	for (int i = 0; i < MAX_KRAYDS; i++) {
 		if (!krayds[i]) {
 			krayds[i] = d;
 			break;
 		}
 	}
-	snprintf(d->sock, sizeof(d->sock), "%s/krayd.sock", d->dir);
-	if (pipe2(pfd, O_CLOEXEC))
-		die("pipe2", strerror(errno));
-	d->pid = fork();
-	if (d->pid < 0)
-		die("fork", strerror(errno));
-	if (d->pid == 0) {
-		char *argv[32];
-		int n = 0;
+	bench_krayd_start(&d->d, bin, flags, extra);
 
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		if (pfd[1] < 3) {
-			int fd = fcntl(pfd[1], F_DUPFD, 3);
-
-			if (fd < 0)
-				_exit(126);
-			pfd[1] = fd;
-		} else {
-			fcntl(pfd[1], F_SETFD, 0); /* keep it across exec */
-		}
-		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
-		argv[n++] = (char *)bin;
-		argv[n++] = "--socket";
-		argv[n++] = d->sock;
-		argv[n++] = "--ready-fd";
-		argv[n++] = fdstr;
-		/* No tasks here: no worker processes competing for the two cores. */
-		argv[n++] = "--num-cpus";
-		argv[n++] = "1";
-		argv[n++] = "--prestart";
-		argv[n++] = "0";
-		argv[n++] = "--log-level";
-		argv[n++] = "warn";
-		if (worker && *worker) {
-			argv[n++] = "--worker";
-			argv[n++] = (char *)worker;
-		}
-		if (code && *code) {
-			argv[n++] = "--code-path";
-			argv[n++] = (char *)code;
-		}
-		for (int i = 0; extra && extra[i] && n < 31; i++)
-			argv[n++] = (char *)extra[i];
-		argv[n] = NULL;
-		execv(bin, argv);
-		fprintf(stderr, "bench_objects: exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-	close(pfd[1]);
-	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
-	rc = poll(&p, 1, 10000);
-	if (rc != 1 || read(pfd[0], &byte, 1) != 1)
-		die(bin, rc == 1 ? "krayd exited before serving" : "krayd not ready in 10 s");
-	close(pfd[0]);
-
-	struct kray_config cfg = { .address = d->sock };
+	struct kray_config cfg = { .address = d->d.sock };
 
 	if (kray_init(&d->k, &cfg) < 0)
-		die("kray_init", kray_init_errmsg());
+		bench_die("kray_init", kray_init_errmsg());
 	if (kray_status(d->k, &d->base) < 0)
-		die("kray_status", kray_errmsg(d->k));
+		bench_die("kray_status", kray_errmsg(d->k));
 }
 
 static void status(kray *k, struct kray_stats *st)
 {
 	if (kray_status(k, st) < 0)
-		die("kray_status", kray_errmsg(k));
+		bench_die("kray_status", kray_errmsg(k));
 }
 
 /* Objects, large-object bytes and pins back to where they were after connecting?
@@ -411,9 +272,9 @@ static void put_small_batch(kray *k, kray_ref *refs)
 {
 	for (int i = 0; i < SMALL_BATCH; i++)
 		if (kray_put(k, &KRAY_V_INT(i), &refs[i]) < 0)
-			die("kray_put", kray_errmsg(k));
+			bench_die("kray_put", kray_errmsg(k));
 	if (kray_release(k, refs, SMALL_BATCH) < 0)
-		die("kray_release", kray_errmsg(k));
+		bench_die("kray_release", kray_errmsg(k));
 }
 
 /* Puts of a small int; a round ends with a status round trip, so krayd has taken them. */
@@ -421,23 +282,23 @@ static void bench_put_calls(kray *k)
 {
 	static kray_ref refs[SMALL_BATCH];
 	struct kray_stats st;
-	double end = now() + (round_s < 1 ? round_s : 1);
+	double end = bench_now() + (round_s < 1 ? round_s : 1);
 
 	do
 		put_small_batch(k, refs);
-	while (now() < end);
+	while (bench_now() < end);
 	status(k, &st);
 	for (int r = 0; r < rounds; r++) {
-		double t0 = now(), t;
+		double t0 = bench_now(), t;
 		size_t n = 0;
 
 		end = t0 + round_s;
 		do {
 			put_small_batch(k, refs);
 			n += SMALL_BATCH;
-		} while (now() < end);
+		} while (bench_now() < end);
 		status(k, &st);
-		t = now();
+		t = bench_now();
 		m[M_PUT_CALLS].r[r] = n / (t - t0);
 	}
 }
@@ -448,36 +309,36 @@ static void get_small_batch(kray *k, const kray_ref *ref)
 
 	for (int i = 0; i < SMALL_BATCH; i++) {
 		if (kray_get(k, ref, 1, GET_TIMEOUT_MS, &v) < 0)
-			die("kray_get", kray_errmsg(k));
+			bench_die("kray_get", kray_errmsg(k));
 		if (v.type != KRAY_INT64 || v.i != 42)
-			die("kray_get", "a small get returned the wrong value");
+			bench_die("kray_get", "a small get returned the wrong value");
 		kray_value_clear(&v);
 	}
 }
 
 static void bench_get_calls(kray *k)
 {
-	double end = now() + (round_s < 1 ? round_s : 1);
+	double end = bench_now() + (round_s < 1 ? round_s : 1);
 	kray_ref ref;
 
 	if (kray_put(k, &KRAY_V_INT(42), &ref) < 0)
-		die("kray_put", kray_errmsg(k));
+		bench_die("kray_put", kray_errmsg(k));
 	do
 		get_small_batch(k, &ref);
-	while (now() < end);
+	while (bench_now() < end);
 	for (int r = 0; r < rounds; r++) {
-		double t0 = now(), t;
+		double t0 = bench_now(), t;
 		size_t n = 0;
 
 		end = t0 + round_s;
 		do {
 			get_small_batch(k, &ref);
 			n += SMALL_BATCH;
-		} while ((t = now()) < end);
+		} while ((t = bench_now()) < end);
 		m[M_GET_CALLS].r[r] = n / (t - t0);
 	}
 	if (kray_release(k, &ref, 1) < 0)
-		die("kray_release", kray_errmsg(k));
+		bench_die("kray_release", kray_errmsg(k));
 }
 
 /* ---- large puts and the memcpy floor ------------------------------------------------- */
@@ -491,13 +352,13 @@ static double memcpy_sample(void)
 	double t[3];
 
 	for (int i = 0; i < 3; i++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		memcpy(dst, src, BIG_SIZE);
 		__asm__ volatile("" : : "r"(dst) : "memory");
-		t[i] = now() - t0;
+		t[i] = bench_now() - t0;
 	}
-	return BIG_SIZE / median(t, 3) / 1e9;
+	return BIG_SIZE / bench_median_of(t, 3) / 1e9;
 }
 
 /*
@@ -507,15 +368,15 @@ static double memcpy_sample(void)
  */
 static double memcpy_fresh_sample(void)
 {
-	double t0 = now();
+	double t0 = bench_now();
 	void *p = mmap(NULL, BIG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ref_fd, 0);
 
 	if (p == MAP_FAILED)
-		die("mmap", strerror(errno));
+		bench_die("mmap", strerror(errno));
 	madvise(p, BIG_SIZE, MADV_POPULATE_WRITE);
 	memcpy(p, src, BIG_SIZE);
 	munmap(p, BIG_SIZE);
-	return BIG_SIZE / (now() - t0) / 1e9;
+	return BIG_SIZE / (bench_now() - t0) / 1e9;
 }
 
 /*
@@ -525,13 +386,13 @@ static double memcpy_fresh_sample(void)
  */
 static uint64_t wait_pool(kray *k, uint64_t want, double stable_s)
 {
-	double t = now(), deadline = t + 4, since = t;
+	double t = bench_now(), deadline = t + 4, since = t;
 	struct kray_stats st;
 	uint64_t last = 0;
 
 	for (;;) {
 		status(k, &st);
-		t = now();
+		t = bench_now();
 		if (st.pool_bytes != last) {
 			last = st.pool_bytes;
 			since = t;
@@ -548,15 +409,15 @@ static void put_big(kray *k, int via, kray_ref *ref)
 {
 	if (via == VIA_PUT) {
 		if (kray_put(k, &KRAY_V_BYTES(src, BIG_SIZE), ref) < 0)
-			die("kray_put 100 MiB", kray_errmsg(k));
+			bench_die("kray_put 100 MiB", kray_errmsg(k));
 	} else {
 		void *p;
 
 		if (kray_create(k, BIG_SIZE, ref, &p) < 0)
-			die("kray_create 100 MiB", kray_errmsg(k));
+			bench_die("kray_create 100 MiB", kray_errmsg(k));
 		memcpy(p, src, BIG_SIZE);
 		if (kray_seal(k, ref) < 0)
-			die("kray_seal", kray_errmsg(k));
+			bench_die("kray_seal", kray_errmsg(k));
 	}
 }
 
@@ -569,14 +430,14 @@ static void put_big(kray *k, int via, kray_ref *ref)
 static double put_burst(kray *k, int via, double *hits, int *nhits)
 {
 	struct kray_stats st;
-	double t0 = now(), t = t0;
+	double t0 = bench_now(), t = t0;
 	int hit = 0;
 	kray_ref ref;
 
 	for (int i = 0; i <= burst; i++) {
 		status(k, &st);
 		if (i) {
-			double t1 = now();
+			double t1 = bench_now();
 
 			if (hit && hits)
 				hits[(*nhits)++] = BIG_SIZE / (t1 - t) / 1e9;
@@ -587,7 +448,7 @@ static double put_burst(kray *k, int via, double *hits, int *nhits)
 		hit = st.pool_bytes >= BIG_SIZE;
 		put_big(k, via, &ref);
 		if (kray_release(k, &ref, 1) < 0)
-			die("kray_release", kray_errmsg(k));
+			bench_die("kray_release", kray_errmsg(k));
 	}
 	return (double)burst * BIG_SIZE / (t - t0) / 1e9;
 }
@@ -600,12 +461,12 @@ static void verify_big(kray *k, int via, const char *what)
 
 	put_big(k, via, &ref);
 	if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v) < 0)
-		die(what, kray_errmsg(k));
+		bench_die(what, kray_errmsg(k));
 	if (v.type != KRAY_BYTES || v.len != BIG_SIZE || memcmp(v.data, src, BIG_SIZE))
-		die(what, "the object read back differs from what was put");
+		bench_die(what, "the object read back differs from what was put");
 	kray_value_clear(&v);
 	if (kray_release(k, &ref, 1) < 0)
-		die("kray_release", kray_errmsg(k));
+		bench_die("kray_release", kray_errmsg(k));
 }
 
 static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct krayd *huge)
@@ -624,9 +485,9 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 		void *p;
 
 		if (kray_create(pooled->k, BIG_SIZE, &ref, &p) < 0)
-			die("kray_create 100 MiB", kray_errmsg(pooled->k));
+			bench_die("kray_create 100 MiB", kray_errmsg(pooled->k));
 		if (kray_seal(pooled->k, &ref) < 0 || kray_release(pooled->k, &ref, 1) < 0)
-			die("kray_seal", kray_errmsg(pooled->k));
+			bench_die("kray_seal", kray_errmsg(pooled->k));
 	}
 	pool_full = wait_pool(pooled->k, UINT64_MAX, 1);
 	put_burst(pooled->k, VIA_PUT, NULL, NULL);
@@ -647,13 +508,13 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 			m[M_PUT_GB_HUGE].r[r] = put_burst(huge->k, VIA_PUT, NULL, NULL);
 		nhits = 0;
 		m[M_PUT_GB].r[r] = put_burst(pooled->k, VIA_PUT, hits, &nhits);
-		m[M_PUT_GB_POOL_HIT].r[r] = median(hits, nhits);
+		m[M_PUT_GB_POOL_HIT].r[r] = bench_median_of(hits, nhits);
 		wait_pool(pooled->k, pool_full, 0.5);
 		floor_s[1] = memcpy_sample();
 		fresh_s[1] = memcpy_fresh_sample();
 		m[M_CREATE_GB].r[r] = put_burst(pooled->k, VIA_CREATE, NULL, NULL);
-		m[M_MEMCPY].r[r] = median(floor_s, 2);
-		m[M_MEMCPY_FRESH].r[r] = median(fresh_s, 2);
+		m[M_MEMCPY].r[r] = bench_median_of(floor_s, 2);
+		m[M_MEMCPY_FRESH].r[r] = bench_median_of(fresh_s, 2);
 	}
 	pool_full_mib = pool_full >> 20;
 	verify_big(pooled->k, VIA_PUT, "kray_put 100 MiB, default pool");
@@ -678,40 +539,40 @@ static void bench_get_big(kray *k, size_t size, int first, int repeat, int clear
 	size_t step = size > BIG_SIZE ? 512 : 1, round_step = size > BIG_SIZE ? 8192 : 1;
 
 	if (kray_create(k, size, &ref, &p) < 0)
-		die("kray_create", kray_errmsg(k));
+		bench_die("kray_create", kray_errmsg(k));
 	fill(p, size, seed, step);
 	if (kray_seal(k, &ref) < 0)
-		die("kray_seal", kray_errmsg(k));
+		bench_die("kray_seal", kray_errmsg(k));
 	/* Warm-up: one map and unmap, checking all that was written. */
 	if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v) < 0)
-		die("kray_get", kray_errmsg(k));
+		bench_die("kray_get", kray_errmsg(k));
 	if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, step))
-		die("kray_get", "a large object read back differs from what was written");
+		bench_die("kray_get", "a large object read back differs from what was written");
 	kray_value_clear(&v);
 
 	for (int r = 0; r < rounds; r++) {
-		double t0 = now(), t1;
+		double t0 = bench_now(), t1;
 
 		if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v) < 0)
-			die("kray_get", kray_errmsg(k));
-		t1 = now();
+			bench_die("kray_get", kray_errmsg(k));
+		t1 = bench_now();
 		m[first].r[r] = (t1 - t0) * 1e6;
 		if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, round_step))
-			die("kray_get", "a large object read back differs from what was written");
+			bench_die("kray_get", "a large object read back differs from what was written");
 		for (int i = 0; i < REPEAT_GETS; i++) {
-			t0 = now();
+			t0 = bench_now();
 			if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v2) < 0)
-				die("kray_get", kray_errmsg(k));
+				bench_die("kray_get", kray_errmsg(k));
 			kray_value_clear(&v2);
-			rep[i] = (now() - t0) * 1e6;
+			rep[i] = (bench_now() - t0) * 1e6;
 		}
-		m[repeat].r[r] = median(rep, REPEAT_GETS);
-		t0 = now();
+		m[repeat].r[r] = bench_median_of(rep, REPEAT_GETS);
+		t0 = bench_now();
 		kray_value_clear(&v);
-		m[clear].r[r] = (now() - t0) * 1e6;
+		m[clear].r[r] = (bench_now() - t0) * 1e6;
 	}
 	if (kray_release(k, &ref, 1) < 0)
-		die("kray_release", kray_errmsg(k));
+		bench_die("kray_release", kray_errmsg(k));
 }
 
 /* ---- report -------------------------------------------------------------------------- */
@@ -723,8 +584,10 @@ static double ratio(int i)
 	return d >= 0 && m[d].med > 0 ? m[i].med / m[d].med : 0;
 }
 
-static void json(FILE *f, int leaks)
+static void json(FILE *f, void *arg)
 {
+	int leaks = *(const int *)arg;
+
 	fprintf(f, "{");
 	for (int i = 0; i < M_COUNT; i++)
 		fprintf(f, "\"%s\": %.3f, ", m[i].key, m[i].med);
@@ -743,10 +606,8 @@ static void json(FILE *f, int leaks)
 		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false", phase_s[0], phase_s[1],
 		phase_s[2]);
 	for (int i = 0; i < M_COUNT; i++) {
-		fprintf(f, "%s\"%s\": [", i ? ", " : "", m[i].key);
-		for (int r = 0; r < rounds; r++)
-			fprintf(f, "%s%.3f", r ? ", " : "", m[i].r[r]);
-		fprintf(f, "]");
+		fprintf(f, "%s", i ? ", " : "");
+		bench_json_array(f, m[i].key, m[i].r, rounds);
 	}
 	fprintf(f, "}}\n");
 }
@@ -754,7 +615,7 @@ static void json(FILE *f, int leaks)
 static void report(int leaks, const char *json_file)
 {
 	for (int i = 0; i < M_COUNT; i++)
-		m[i].med = median(m[i].r, rounds);
+		m[i].med = bench_median_of(m[i].r, rounds);
 	printf("bench_objects: median of %d rounds, %d x 100 MiB puts per burst, "
 	       "%ld online CPUs\n", rounds, burst, sysconf(_SC_NPROCESSORS_ONLN));
 	printf("  (ratio: GB/s over the memcpy floor's GB/s; 1 GiB get time over the 1 MiB one)\n");
@@ -771,17 +632,7 @@ static void report(int leaks, const char *json_file)
 	if (leaks)
 		printf("  WARNING: krayd's object counters did not return to their start "
 		       "(see stderr)\n");
-	printf("JSON: ");
-	json(stdout, leaks);
-	if (json_file) {
-		FILE *f = fopen(json_file, "w");
-
-		if (!f)
-			die(json_file, strerror(errno));
-		json(f, leaks);
-		if (fclose(f))
-			die(json_file, strerror(errno));
-	}
+	bench_json_out(json_file, json, &leaks);
 }
 
 /* Huge pages the kernel holds in reserve (sysctl vm.nr_hugepages); kray never sets it. */
@@ -800,8 +651,8 @@ static long reserved_hugepages(void)
 
 int main(int argc, char **argv)
 {
-	const char *json_file = NULL, *bin = getenv("KRAY_KRAYD");
-	char exe[PATH_MAX], fallback[PATH_MAX + 64];
+	struct bench_opts o = { 0 };
+	char bin[PATH_MAX + 64];
 	static const char *const pooled_flags[] = { "--store-size", "2G", NULL };
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
 	static const char *const huge_flags[] = { "--hugepages", "1", "--pool-size", "0", NULL };
@@ -811,29 +662,21 @@ int main(int argc, char **argv)
 	int leaks = 0;
 	double t;
 
+	bench_init("bench_objects");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			rounds = 3;
-			round_s = 0.25;
-			burst = 3;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json_file = argv[++i];
-		} else {
+		if (!bench_opt(argc, argv, &i, false, &o)) {
 			fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!bin || !*bin) {
-		ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-		if (len < 0)
-			die("readlink /proc/self/exe", strerror(errno));
-		exe[len] = '\0';
-		snprintf(fallback, sizeof(fallback), "%s/../bin/krayd", dirname(exe));
-		bin = fallback;
+	if (o.quick) {
+		rounds = 3;
+		round_s = 0.25;
+		burst = 3;
 	}
+	bench_path_from_env("KRAY_KRAYD", "../bin/krayd", bin, sizeof(bin));
 	if (access(bin, X_OK) < 0)
-		die(bin, "krayd is missing (make all?)");
+		bench_die(bin, "krayd is missing (make all?)");
 	unsetenv("KRAY_ADDRESS");
 	atexit(stop_all);
 
@@ -843,7 +686,7 @@ int main(int argc, char **argv)
 	memset(dst, 0, BIG_SIZE);
 	ref_fd = memfd_create("bench-objects-ref", MFD_CLOEXEC);
 	if (ref_fd < 0 || ftruncate(ref_fd, BIG_SIZE))
-		die("memfd", strerror(errno));
+		bench_die("memfd", strerror(errno));
 	memcpy_fresh_sample();
 
 	krayd_start(&pooled, bin, pooled_flags);
@@ -851,13 +694,13 @@ int main(int argc, char **argv)
 	if (have_huge)
 		krayd_start(&huge, bin, huge_flags);
 
-	t = now();
+	t = bench_now();
 	bench_put_calls(pooled.k);
 	bench_get_calls(pooled.k);
 	leaks |= leak_check(&pooled, "small puts and gets");
-	phase_s[0] = now() - t;
+	phase_s[0] = bench_now() - t;
 
-	t = now();
+	t = bench_now();
 	bench_put_bytes(&pooled, &nopool, have_huge ? &huge : NULL);
 	leaks |= leak_check(&pooled, "100 MiB puts");
 	leaks |= leak_check(&nopool, "100 MiB puts");
@@ -869,16 +712,16 @@ int main(int argc, char **argv)
 	munmap(src, BIG_SIZE);
 	munmap(dst, BIG_SIZE);
 	close(ref_fd);
-	phase_s[1] = now() - t;
+	phase_s[1] = bench_now() - t;
 
-	t = now();
+	t = bench_now();
 	bench_get_big(pooled.k, MIB_SIZE, M_GET_1MIB_FIRST, M_GET_1MIB_REPEAT, M_GET_1MIB_CLEAR);
 	bench_get_big(pooled.k, HUGE_SIZE, M_GET_1GIB_FIRST, M_GET_1GIB_REPEAT,
 		      M_GET_1GIB_CLEAR);
 	leaks |= leak_check(&pooled, "1 MiB and 1 GiB gets");
 	krayd_stop(&pooled);
-	phase_s[2] = now() - t;
+	phase_s[2] = bench_now() - t;
 
-	report(leaks, json_file);
+	report(leaks, o.json_file);
 	return 0;
 }

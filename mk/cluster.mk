@@ -6,7 +6,8 @@
 LDLIBS_DAEMON += -lcrypto
 
 # The benchmark makes its network namespaces with the tests' helper.
-$(O)/bench/bench_cluster: bench/bench_cluster.c tests/integration/netns.c $(LIBKRAY)
+$(O)/bench/bench_cluster: bench/bench_cluster.c tests/integration/netns.c \
+			 $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ bench/bench_cluster.c tests/integration/netns.c -L$(O)/lib -lkray \
-		$(RPATH) -lm
+	$(CC) $(CFLAGS) -o $@ bench/bench_cluster.c tests/integration/netns.c \
+		$(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm

@@ -2,21 +2,23 @@
 /*
  * Integration test harness (see harness.h): starts and stops krayds owned by the test,
  * opens kray handles, and cleans both up from the suites' .fini so that a failed
- * assertion does not leave daemons or temp dirs behind.
+ * assertion does not leave daemons or temp dirs behind.  Also the raw-socket helpers that
+ * tests of what krayd refuses use to hand it frames no libkray would send.
  */
 #include "harness.h"
+#include "spawn.h"
 
 #include <criterion/criterion.h>
 
+#include "../../common/wire.h"
+
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,40 +42,14 @@ int64_t harness_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 void harness_rm_rf(const char *path)
 {
-	if (path && *path)
-		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int make_tmpdir(char *buf, size_t size)
-{
-	const char *base = getenv("TMPDIR");
-
-	/* sun_path is 108 bytes: keep the directory short. */
-	if (!base || !*base || strlen(base) > 60)
-		base = "/tmp";
-	if ((size_t)snprintf(buf, size, "%s/kray-test-XXXXXX", base) >= size)
-		return -ENAMETOOLONG;
-	if (!mkdtemp(buf))
-		return -errno;
-	return 0;
+	spawn_rm_rf(path);
 }
 
 void harness_tmpdir(char *buf, size_t size)
 {
-	int rc = make_tmpdir(buf, size);
+	int rc = spawn_tmpdir("kray-test", buf, size);
 
 	cr_assert_eq(rc, 0, "mkdtemp: %s", strerror(-rc));
 	for (int i = 0; i < MAX_TMPDIRS; i++) {
@@ -93,12 +69,8 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 {
 	const char *krayd = getenv("KRAY_KRAYD");
 	const char *code = getenv("KRAY_TEST_CODE_PATH");
-	const char *worker = getenv("KRAY_WORKER");
-	char cpus[16], fdstr[16];
-	int pfd[2], rc;
-	struct pollfd p;
-	char byte;
-	pid_t pid;
+	char cpus[16];
+	int rc;
 
 	memset(h, 0, sizeof(*h));
 	if (!krayd || !code) {
@@ -106,84 +78,30 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 				"(run through make test-integration)\n");
 		return -ENOENT;
 	}
-	rc = make_tmpdir(h->dir, sizeof(h->dir));
+	rc = spawn_tmpdir("kray-test", h->dir, sizeof(h->dir));
 	if (rc)
 		return rc;
 	snprintf(h->sock, sizeof(h->sock), "%s/krayd.sock", h->dir);
-	if (pipe2(pfd, O_CLOEXEC)) {
-		rc = -errno;
-		harness_rm_rf(h->dir);
-		return rc;
-	}
 	snprintf(cpus, sizeof(cpus), "%d", num_cpus);
 
-	pid = fork();
-	if (pid < 0) {
-		rc = -errno;
-		close(pfd[0]);
-		close(pfd[1]);
+	const char *const flags[] = { "--num-cpus", cpus, "--code-path", code, NULL };
+	const char *level = getenv("KRAY_TEST_LOG"); /* quiet on success; info: more */
+
+	rc = spawn_krayd(krayd, h->sock, level ? level : "warn", flags, extra, 10000, &h->pid);
+	if (rc) {
+		fprintf(stderr, "harness: krayd %s did not become ready in 10 s (%s)\n", krayd,
+			rc == -ECHILD ? "it exited" : strerror(-rc));
 		harness_rm_rf(h->dir);
+		h->dir[0] = 0;
 		return rc;
 	}
-	if (pid == 0) {
-		char *argv[48];
-		int n = 0;
-
-		/* Die with the test process, even if it is killed by a timeout. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		if (pfd[1] < 3) {
-			int fd = fcntl(pfd[1], F_DUPFD, 3);
-
-			if (fd < 0)
-				_exit(126);
-			pfd[1] = fd;
-		} else {
-			fcntl(pfd[1], F_SETFD, 0); /* keep it across exec */
+	for (int i = 0; i < MAX_KRAYDS; i++) {
+		if (!krayds[i].pid) {
+			krayds[i] = *h;
+			break;
 		}
-		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
-		argv[n++] = (char *)krayd;
-		argv[n++] = "--socket";
-		argv[n++] = h->sock;
-		argv[n++] = "--num-cpus";
-		argv[n++] = cpus;
-		argv[n++] = "--code-path";
-		argv[n++] = (char *)code;
-		argv[n++] = "--ready-fd";
-		argv[n++] = fdstr;
-		argv[n++] = "--log-level"; /* quiet on success; KRAY_TEST_LOG=info to see more */
-		argv[n++] = getenv("KRAY_TEST_LOG") ? getenv("KRAY_TEST_LOG") : "warn";
-		if (worker && *worker) {
-			argv[n++] = "--worker";
-			argv[n++] = (char *)worker;
-		}
-		for (int i = 0; extra && extra[i] && n < 47; i++)
-			argv[n++] = (char *)extra[i];
-		argv[n] = NULL;
-		execv(krayd, argv);
-		fprintf(stderr, "harness: exec %s: %s\n", krayd, strerror(errno));
-		_exit(127);
 	}
-
-	close(pfd[1]);
-	h->pid = pid;
-	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
-	rc = poll(&p, 1, 10000);
-	if (rc == 1 && read(pfd[0], &byte, 1) == 1) {
-		close(pfd[0]);
-		for (int i = 0; i < MAX_KRAYDS; i++) {
-			if (!krayds[i].pid) {
-				krayds[i] = *h;
-				break;
-			}
-		}
-		return 0;
-	}
-	close(pfd[0]);
-	fprintf(stderr, "harness: krayd %s (pid %d) did not become ready in 10 s%s\n", krayd,
-		(int)pid, rc == 1 ? " (it exited)" : "");
-	harness_stop_krayd(h);
-	return rc == 1 ? -ECHILD : -ETIMEDOUT;
+	return 0;
 }
 
 int harness_krayd_alive(struct harness *h)
@@ -203,21 +121,7 @@ int harness_stop_krayd(struct harness *h)
 		if (h->pid > 0 && krayds[i].pid == h->pid)
 			krayds[i] = (struct harness){ 0 };
 	if (h->pid > 0) {
-		int64_t deadline = harness_now_ms() + 5000;
-		pid_t r;
-
-		kill(h->pid, SIGTERM);
-		while ((r = waitpid(h->pid, &status, WNOHANG)) == 0 &&
-		       harness_now_ms() < deadline)
-			usleep(10000);
-		if (r == 0) {
-			fprintf(stderr, "harness: krayd %d ignored SIGTERM for 5 s, killing it\n",
-				(int)h->pid);
-			kill(h->pid, SIGKILL);
-			waitpid(h->pid, &status, 0);
-		} else if (r < 0) {
-			status = -1;
-		}
+		status = spawn_stop(h->pid, 5000, "harness");
 		h->pid = 0;
 	}
 	if (h->dir[0]) {
@@ -396,4 +300,109 @@ struct kray_stats harness_status(kray *k)
 
 	cr_assert_eq(rc, 0, "kray_status: %d %s", rc, kray_errmsg(k));
 	return st;
+}
+
+/* ---- raw sockets ------------------------------------------------------------------------ */
+
+int harness_raw_connect(const char *sock, int rcv_timeout_s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = rcv_timeout_s };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s",
+		     sock, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+void harness_raw_send(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p = (const uint8_t *)p + w;
+		n -= (size_t)w;
+	}
+}
+
+ssize_t harness_read_full(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
+
+		if (r == 0)
+			return got ? -EPIPE : 0;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)r;
+	}
+	return (ssize_t)n;
+}
+
+void harness_raw_hello(int fd, struct kray_msg_hello_ok *ok)
+{
+	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
+	struct kray_frame_hdr rh;
+	struct kbuf b = { 0 };
+	size_t off = wire_begin(&b, KRAY_MSG_HELLO, 0);
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_end(&b, off);
+	harness_raw_send(fd, b.data, b.len);
+	kbuf_free(&b);
+	cr_assert_eq(harness_read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh), "no HELLO_OK");
+	cr_assert_eq(rh.type, KRAY_MSG_HELLO_OK, "HELLO answered by type %u", rh.type);
+	cr_assert_eq(rh.len, sizeof(*ok), "HELLO_OK of %u bytes", rh.len);
+	cr_assert_eq(harness_read_full(fd, ok, sizeof(*ok)), (ssize_t)sizeof(*ok),
+		     "short HELLO_OK");
+}
+
+void harness_expect_error_frame(int fd, int want, const char *what)
+{
+	struct kray_frame_hdr h;
+	struct wire_text t;
+	uint8_t body[4096], extra;
+	ssize_t r = harness_read_full(fd, &h, sizeof(h));
+
+	cr_assert_eq(r, (ssize_t)sizeof(h), "%s: no ERROR frame (read %zd: %s)", what, r,
+		     r < 0 ? strerror((int)-r) : "EOF");
+	cr_assert_eq(h.magic, KRAY_WIRE_MAGIC, "%s: reply magic %#x", what, h.magic);
+	cr_assert_eq(h.version, KRAY_WIRE_VERSION, "%s: reply version %u", what, h.version);
+	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u, want ERROR", what, h.type);
+	cr_assert_leq(h.len, sizeof(body), "%s: ERROR body of %u bytes", what, h.len);
+	r = harness_read_full(fd, body, h.len);
+	cr_assert_eq(r, (ssize_t)h.len, "%s: short ERROR body (%zd of %u)", what, r, h.len);
+	cr_assert_eq(wire_dec_error(body, h.len, &t), 0, "%s: malformed ERROR body", what);
+	cr_assert(want ? t.code == want : t.code < 0, "%s: ERROR code %d (%.*s), want %d (%s)",
+		  what, t.code, (int)t.len, t.text, want, want ? strerror(-want) : "< 0");
+	cr_assert_gt(t.len, 0, "%s: ERROR frame without a message", what);
+	r = recv(fd, &extra, 1, 0);
+	cr_assert(r == 0 || (r < 0 && errno == ECONNRESET),
+		  "%s: connection not closed after the ERROR frame (recv %zd: %s)", what, r,
+		  r < 0 ? strerror(errno) : "data");
+}
+
+void harness_raw_expect_error(struct harness *h, const void *frame, size_t len, int want,
+			      const char *what)
+{
+	struct kray_msg_hello_ok ok;
+	int fd = harness_raw_connect(h->sock, 10);
+
+	harness_raw_hello(fd, &ok);
+	harness_raw_send(fd, frame, len);
+	harness_expect_error_frame(fd, want, what);
+	close(fd);
+	cr_assert(harness_krayd_alive(h), "krayd exited after %s", what);
 }

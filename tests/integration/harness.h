@@ -2,12 +2,13 @@
 /*
  * Helpers shared by the integration tests (linked into every tests/integration/test_*):
  * a krayd started by the test itself on a private socket, embedded (private) krayds
- * through kray_init(), cleanup that runs even when an assertion fails, and small timing
- * and value helpers.
+ * through kray_init(), cleanup that runs even when an assertion fails, small timing and
+ * value helpers, and raw sockets that hand krayd frames no libkray would send.
  */
 #ifndef KRAY_TESTS_HARNESS_H
 #define KRAY_TESTS_HARNESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -86,5 +87,36 @@ struct kray_stats harness_status(kray *k);
 
 /* The name of an enum kray_errkind, for messages. */
 const char *harness_errkind(int err);
+
+/* ---- raw sockets: hand-made frames, for the tests of what krayd refuses ---------------- */
+
+struct kray_msg_hello_ok;
+
+/* A plain AF_UNIX connection to krayd's socket with a receive timeout of rcv_timeout_s
+ * (a read that would wait longer fails); asserts success.  Says nothing yet. */
+int harness_raw_connect(const char *sock, int rcv_timeout_s);
+
+/* Sends all of p, without SIGPIPE; stops quietly where krayd has closed already (it
+ * answers a bad header before the body arrives). */
+void harness_raw_send(int fd, const void *p, size_t n);
+
+/* Reads exactly n bytes.  Returns n, 0 at EOF before any byte, or -errno (-EPIPE at EOF
+ * after some). */
+ssize_t harness_read_full(int fd, void *p, size_t n);
+
+/* Says HELLO as a driver (no code path) and reads HELLO_OK into *ok; asserts it came. */
+void harness_raw_hello(int fd, struct kray_msg_hello_ok *ok);
+
+/*
+ * Asserts that the next frame on fd is one ERROR (right magic and version, a well-formed
+ * body with a message) of code want, or of any negative errno if want is 0, and that
+ * krayd then closes the connection.  what names the case in the messages.
+ */
+void harness_expect_error_frame(int fd, int want, const char *what);
+
+/* Sends frame (len bytes, one or more whole frames) on a new raw driver connection
+ * after HELLO, expects ERROR want and the end of the connection, and that krayd lives. */
+void harness_raw_expect_error(struct harness *h, const void *frame, size_t len, int want,
+			      const char *what);
 
 #endif /* KRAY_TESTS_HARNESS_H */

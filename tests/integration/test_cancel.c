@@ -139,70 +139,17 @@ Test(cancel, only_holders_cancel)
 
 /* ---- malformed CANCEL frames --------------------------------------------------------- */
 
-static ssize_t read_full(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
-
-		if (r <= 0)
-			return r < 0 ? -errno : (ssize_t)got;
-		got += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
-/* A raw driver connection that said HELLO. */
-static int raw_driver(const char *sock)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
-	struct kray_msg_hello_ok ok;
-	struct timeval tv = { .tv_sec = 10 };
-	struct kray_frame_hdr h;
-	struct kbuf b = { 0 };
-	size_t off = wire_begin(&b, KRAY_MSG_HELLO, 0);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	kbuf_put(&b, &m, sizeof(m));
-	wire_end(&b, off);
-	cr_assert_eq(send(fd, b.data, b.len, MSG_NOSIGNAL), (ssize_t)b.len);
-	kbuf_free(&b);
-	cr_assert_eq(read_full(fd, &h, sizeof(h)), (ssize_t)sizeof(h));
-	cr_assert_eq(h.type, KRAY_MSG_HELLO_OK);
-	cr_assert_eq(read_full(fd, &ok, sizeof(ok)), (ssize_t)sizeof(ok));
-	return fd;
-}
-
 /* Sends a frame of type with body and expects an ERROR frame of code want, then EOF. */
 static void expect_refused(struct harness *hs, uint16_t type, const void *body, size_t len,
 			   int want, const char *what)
 {
-	int fd = raw_driver(hs->sock);
-	struct kray_frame_hdr h;
 	struct kbuf b = { 0 };
 	size_t off = wire_begin(&b, type, 0);
-	uint8_t reply[4096], extra;
-	struct wire_text t;
 
 	kbuf_put(&b, body, len);
 	wire_end(&b, off);
-	send(fd, b.data, b.len, MSG_NOSIGNAL);
+	harness_raw_expect_error(hs, b.data, b.len, want, what);
 	kbuf_free(&b);
-	cr_assert_eq(read_full(fd, &h, sizeof(h)), (ssize_t)sizeof(h), "%s: no reply", what);
-	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u", what, h.type);
-	cr_assert_leq(h.len, sizeof(reply));
-	cr_assert_eq(read_full(fd, reply, h.len), (ssize_t)h.len);
-	cr_assert_eq(wire_dec_error(reply, h.len, &t), 0);
-	cr_assert_eq(t.code, want, "%s: ERROR %d (%.*s)", what, t.code, (int)t.len, t.text);
-	cr_assert_leq(recv(fd, &extra, 1, 0), 0, "%s: the connection stayed open", what);
-	close(fd);
-	cr_assert(harness_krayd_alive(hs), "krayd exited after %s", what);
 }
 
 Test(cancel, malformed_frames_refused)

@@ -29,6 +29,7 @@
 #include <kray/kray.h>
 
 #include "../../common/wire.h"
+#include "../fixtures/maps.h"
 #include "../fixtures/pattern.h"
 #include "harness.h"
 
@@ -112,27 +113,16 @@ static void expect_int_ref(kray *k, kray_ref r, int64_t want, const char *what)
 	kray_release(k, &r, 1);
 }
 
-/* 1 if the page at p is mapped without write permission, 0 if writable, -1 unknown. */
-static int read_only(const void *p)
+/* Calls method() without arguments on actor a and expects an INT64 equal to want. */
+static void expect_method_int(kray *k, kray_ref a, const char *method, int64_t want,
+			      const char *what)
 {
-	uintptr_t a = (uintptr_t)p;
-	char line[512];
-	int ret = -1;
-	FILE *f = fopen("/proc/self/maps", "re");
+	kray_ref r;
+	int rc = kray_actor_call(k, a, method, NULL, 0, NULL, &r);
 
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		char perms[8];
-
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
-			ret = perms[1] == 'w' ? 0 : 1;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
+	cr_assert_eq(rc, 0, "%s: kray_actor_call(%.32s): %d %s", what, method, rc,
+		     kray_errmsg(k));
+	expect_int_ref(k, r, want, what);
 }
 
 /* A buffer of n bytes of pattern seed (pattern.h). */
@@ -165,114 +155,12 @@ static struct kray_stats expect_no_objects(kray *k, const char *after)
 
 /* ---- raw sockets --------------------------------------------------------------------- */
 
-static int raw_connect(const char *sock)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 10 };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s",
-		     sock, strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-/* Sends without SIGPIPE; krayd may have closed already (it answers a bad header before
- * the body arrives), which is fine. */
-static void raw_send(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		p = (const uint8_t *)p + w;
-		n -= (size_t)w;
-	}
-}
-
-/* Reads exactly n bytes.  Returns n, 0 at EOF before any byte, or -errno. */
-static ssize_t read_full(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
-
-		if (r == 0)
-			return got ? -EPIPE : 0;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		got += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
-/* Says HELLO as a driver (no code path) and reads HELLO_OK into *ok. */
-static void raw_hello(int fd, struct kray_msg_hello_ok *ok)
-{
-	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
-	struct kray_frame_hdr rh;
-	struct kbuf b = { 0 };
-	size_t off = wire_begin(&b, KRAY_MSG_HELLO, 0);
-
-	kbuf_put(&b, &m, sizeof(m));
-	wire_end(&b, off);
-	raw_send(fd, b.data, b.len);
-	kbuf_free(&b);
-	cr_assert_eq(read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh), "no HELLO_OK");
-	cr_assert_eq(rh.type, KRAY_MSG_HELLO_OK, "HELLO answered by type %u", rh.type);
-	cr_assert_eq(rh.len, sizeof(*ok), "HELLO_OK of %u bytes", rh.len);
-	cr_assert_eq(read_full(fd, ok, sizeof(*ok)), (ssize_t)sizeof(*ok), "short HELLO_OK");
-}
-
-/*
- * Expects one ERROR frame with code want (any negative errno if want is 0) as the next
- * frame, and then the end of the connection.
- */
-static void expect_error_frame(int fd, int want, const char *what)
-{
-	struct kray_frame_hdr h;
-	struct wire_text t;
-	uint8_t body[4096], extra;
-	ssize_t r = read_full(fd, &h, sizeof(h));
-
-	cr_assert_eq(r, (ssize_t)sizeof(h), "%s: no ERROR frame (read %zd: %s)", what, r,
-		     r < 0 ? strerror((int)-r) : "EOF");
-	cr_assert_eq(h.magic, KRAY_WIRE_MAGIC, "%s: reply magic %#x", what, h.magic);
-	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u, want ERROR", what, h.type);
-	cr_assert_leq(h.len, sizeof(body), "%s: ERROR body of %u bytes", what, h.len);
-	r = read_full(fd, body, h.len);
-	cr_assert_eq(r, (ssize_t)h.len, "%s: short ERROR body (%zd of %u)", what, r, h.len);
-	cr_assert_eq(wire_dec_error(body, h.len, &t), 0, "%s: malformed ERROR body", what);
-	cr_assert(want ? t.code == want : t.code < 0, "%s: ERROR code %d (%.*s), want %d (%s)",
-		  what, t.code, (int)t.len, t.text, want, want ? strerror(-want) : "< 0");
-	cr_assert_gt(t.len, 0, "%s: ERROR frame without a message", what);
-	r = recv(fd, &extra, 1, 0);
-	cr_assert(r == 0 || (r < 0 && errno == ECONNRESET),
-		  "%s: connection not closed after the ERROR frame (recv %zd: %s)", what, r,
-		  r < 0 ? strerror(errno) : "data");
-}
-
-/* Sends the frame in b on a new raw driver connection and expects ERROR want, then EOF. */
+/* Sends the frame in b on a new raw driver connection and expects ERROR want, then EOF;
+ * empties b for the next frame. */
 static void raw_expect_error(struct harness *h, struct kbuf *b, int want, const char *what)
 {
-	struct kray_msg_hello_ok ok;
-	int fd = raw_connect(h->sock);
-
-	raw_hello(fd, &ok);
-	raw_send(fd, b->data, b->len);
-	expect_error_frame(fd, want, what);
-	close(fd);
+	harness_raw_expect_error(h, b->data, b->len, want, what);
 	b->len = b->off = 0;
-	cr_assert(harness_krayd_alive(h), "krayd exited after %s", what);
 }
 
 /* ---- names --------------------------------------------------------------------------- */
@@ -326,16 +214,12 @@ Test(limits, actor_names, .timeout = 60)
 	rc = kray_actor_create(k, cls, NULL, 0, &o, &a);
 	cr_assert_eq(rc, 0, "create: 255-byte class, name and namespace: %d %s", rc,
 		     kray_errmsg(k));
-	rc = kray_actor_call(k, a, method, NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "255-byte method: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 255, "the 255-byte method");
+	expect_method_int(k, a, method, 255, "the 255-byte method");
 	rc = kray_get_actor(k, name, ns, &found);
 	cr_assert_eq(rc, 0, "kray_get_actor(255-byte name, 255-byte ns): %d %s", rc,
 		     kray_errmsg(k));
 	cr_assert(!memcmp(&found, &a, sizeof(a)), "kray_get_actor found another actor");
-	rc = kray_actor_call(k, found, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 0, "nargs() through the looked-up handle");
+	expect_method_int(k, found, "nargs", 0, "nargs() through the looked-up handle");
 	kray_release(k, &found, 1);
 
 	/* one byte more: refused before anything is sent */
@@ -358,9 +242,7 @@ Test(limits, actor_names, .timeout = 60)
 		  "a 256-byte method name");
 
 	/* the actor and the connection are fine after the refusals */
-	rc = kray_actor_call(k, a, method, NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "255-byte method after the refusals: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 255, "the 255-byte method after the refusals");
+	expect_method_int(k, a, method, 255, "the 255-byte method after the refusals");
 	kray_release(k, &a, 1);
 	free(cls);
 	free(method);
@@ -396,9 +278,7 @@ Test(limits, arguments, .timeout = 60)
 
 	rc = kray_actor_create(k, cls, args, KRAY_ARGS_MAX, NULL, &a);
 	cr_assert_eq(rc, 0, "a constructor with 1024 arguments: %d %s", rc, kray_errmsg(k));
-	rc = kray_actor_call(k, a, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, KRAY_ARGS_MAX, "the constructor's argument count");
+	expect_method_int(k, a, "nargs", KRAY_ARGS_MAX, "the constructor's argument count");
 	rc = kray_actor_call(k, a, "nargs", args, KRAY_ARGS_MAX + 1, NULL, &r);
 	expect_rc(k, rc, -EINVAL, "a method call with 1025 arguments");
 	expect_rc(k, kray_actor_create(k, cls, args, KRAY_ARGS_MAX + 1, NULL, &r), -EINVAL,
@@ -604,9 +484,7 @@ Test(limits, option_counts, .timeout = 60)
 	rc = kray_actor_create(k, cls, NULL, 0, &o, &act);
 	cr_assert_eq(rc, 0, "restarts 32767, retries 32767, 1024 threads: %d %s", rc,
 		     kray_errmsg(k));
-	rc = kray_actor_call(k, act, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 0, "an actor with 1024 method threads");
+	expect_method_int(k, act, "nargs", 0, "an actor with 1024 method threads");
 	kray_release(k, &act, 1);
 	o = KRAY_ACTOR_OPTS_DEFAULT;
 	o.max_restarts = INT16_MAX + 1;
@@ -631,9 +509,7 @@ Test(limits, option_counts, .timeout = 60)
 	o.num_cpus = 2;
 	rc = kray_actor_create(k, cls, NULL, 0, &o, &act);
 	cr_assert_eq(rc, 0, "num_cpus 2 on a node of 2: %d %s", rc, kray_errmsg(k));
-	rc = kray_actor_call(k, act, "nargs", NULL, 0, NULL, &r);
-	cr_assert_eq(rc, 0, "nargs: %d %s", rc, kray_errmsg(k));
-	expect_int_ref(k, r, 0, "an actor holding every CPU slot");
+	expect_method_int(k, act, "nargs", 0, "an actor holding every CPU slot");
 	st = harness_status(k);
 	cr_assert_eq(st.actors_alive, 1, "actors_alive %llu", (unsigned long long)st.actors_alive);
 	kray_release(k, &act, 1);
@@ -959,8 +835,8 @@ Test(limits, inline_max_object, .timeout = 60)
 		cr_assert_eq(got.len, size, "make_pattern: %zu bytes", got.len);
 		cr_assert_eq(pattern_check(got.data, 0, size, seed), -1,
 			     "make_pattern(%zu) bytes differ", size);
-		cr_assert_eq(read_only(got.data), large ? 1 : 0,
-			     "a %zu-byte result: read-only %d", size, read_only(got.data));
+		cr_assert_eq(maps_read_only(got.data), large ? 1 : 0,
+			     "a %zu-byte result: read-only %d", size, maps_read_only(got.data));
 		kray_value_clear(&got);
 		kray_release(k, &t, 1);
 		kray_release(k, &r, 1);
@@ -1235,23 +1111,23 @@ Test(limits, frame_past_max_raw, .timeout = 60)
 	kray *k;
 	int fd;
 
-	fd = raw_connect(h.sock);
-	raw_send(fd, &fh, sizeof(fh));
-	expect_error_frame(fd, -EMSGSIZE, "KRAY_FRAME_MAX + 1 before HELLO");
+	fd = harness_raw_connect(h.sock, 10);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_expect_error_frame(fd, -EMSGSIZE, "KRAY_FRAME_MAX + 1 before HELLO");
 	close(fd);
 
-	fd = raw_connect(h.sock);
-	raw_hello(fd, &ok);
-	raw_send(fd, &fh, sizeof(fh));
-	expect_error_frame(fd, -EMSGSIZE, "KRAY_FRAME_MAX + 1 after HELLO");
+	fd = harness_raw_connect(h.sock, 10);
+	harness_raw_hello(fd, &ok);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_expect_error_frame(fd, -EMSGSIZE, "KRAY_FRAME_MAX + 1 after HELLO");
 	close(fd);
 
 	fh.len = UINT32_MAX;
 	fh.type = KRAY_MSG_SUBMIT;
-	fd = raw_connect(h.sock);
-	raw_hello(fd, &ok);
-	raw_send(fd, &fh, sizeof(fh));
-	expect_error_frame(fd, -EMSGSIZE, "a frame of 4 GiB - 1");
+	fd = harness_raw_connect(h.sock, 10);
+	harness_raw_hello(fd, &ok);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_expect_error_frame(fd, -EMSGSIZE, "a frame of 4 GiB - 1");
 	close(fd);
 
 	k = harness_connect(h.sock);
@@ -1322,9 +1198,9 @@ Test(limits, raw_counts, .timeout = 60)
 		wire_put_padded(&b, path, KRAY_PATH_MAX + 1);
 		wire_end(&b, off);
 		free(path);
-		fd = raw_connect(h.sock);
-		raw_send(fd, b.data, b.len);
-		expect_error_frame(fd, -EBADMSG, "HELLO with a 4097-byte code path");
+		fd = harness_raw_connect(h.sock, 10);
+		harness_raw_send(fd, b.data, b.len);
+		harness_expect_error_frame(fd, -EBADMSG, "HELLO with a 4097-byte code path");
 		close(fd);
 		b.len = 0;
 	}
@@ -1361,19 +1237,19 @@ Test(limits, raw_counts, .timeout = 60)
 		struct wire_value w;
 		uint8_t *body;
 
-		fd = raw_connect(h.sock);
-		raw_hello(fd, &ok);
+		fd = harness_raw_connect(h.sock, 10);
+		harness_raw_hello(fd, &ok);
 		raw_oids(&b, KRAY_MSG_GET, KRAY_REFS_MAX);
-		raw_send(fd, b.data, b.len);
+		harness_raw_send(fd, b.data, b.len);
 		b.len = 0;
-		cr_assert_eq(read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh),
+		cr_assert_eq(harness_read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh),
 			     "no reply to a GET of 65536 ids");
 		cr_assert_eq(rh.type, KRAY_MSG_GET_REPLY, "GET of 65536 ids answered by type %u",
 			     rh.type);
 		cr_assert_leq(rh.len, KRAY_FRAME_MAX, "GET_REPLY of %u bytes", rh.len);
 		body = malloc(rh.len);
 		cr_assert_not_null(body);
-		cr_assert_eq(read_full(fd, body, rh.len), (ssize_t)rh.len, "short GET_REPLY");
+		cr_assert_eq(harness_read_full(fd, body, rh.len), (ssize_t)rh.len, "short GET_REPLY");
 		cr_assert_eq(wire_dec_get_reply(body, rh.len, &rep), 0, "malformed GET_REPLY");
 		cr_assert_eq(rep.n, KRAY_REFS_MAX, "GET_REPLY with %u values", rep.n);
 		for (uint32_t i = 0; i < rep.n; i++) {
@@ -1418,12 +1294,12 @@ Test(limits, raw_kmod_pin, .timeout = 60)
 	kbuf_put(&b, &m, sizeof(m));
 	kbuf_put(&b, &ref, sizeof(ref));
 	wire_end(&b, off);
-	raw_send(kray_fd(other), b.data, b.len);
+	harness_raw_send(kray_fd(other), b.data, b.len);
 	st = harness_status(other);
 	cr_assert_eq(st.objects_pinned, 0, "a KMOD_PIN of an unheld object pinned it");
 
 	/* the owner: pinned, and the pin outlives its reference */
-	raw_send(kray_fd(owner), b.data, b.len);
+	harness_raw_send(kray_fd(owner), b.data, b.len);
 	st = harness_status(owner);
 	cr_assert_eq(st.objects_pinned, 1, "KMOD_PIN of a held large object: %llu pinned",
 		     (unsigned long long)st.objects_pinned);
@@ -1433,7 +1309,7 @@ Test(limits, raw_kmod_pin, .timeout = 60)
 		  "released but pinned: objects %llu pinned %llu", (unsigned long long)st.objects,
 		  (unsigned long long)st.objects_pinned);
 	b.data[offsetof(struct kray_frame_hdr, type)] = KRAY_MSG_UNPIN;
-	raw_send(kray_fd(owner), b.data, b.len);
+	harness_raw_send(kray_fd(owner), b.data, b.len);
 	st = harness_status(owner);
 	cr_assert(st.objects == 0 && st.objects_pinned == 0,
 		  "after the UNPIN: objects %llu pinned %llu", (unsigned long long)st.objects,
@@ -1475,14 +1351,14 @@ Test(limits, raw_put_past_inline_max, .timeout = 60)
 	int fd;
 
 	/* at the limit: accepted (the object exists while the connection holds it) */
-	fd = raw_connect(h.sock);
-	raw_hello(fd, &ok);
+	fd = harness_raw_connect(h.sock, 10);
+	harness_raw_hello(fd, &ok);
 	struct kray_msg_put m = { .oid = { ok.node, ok.client, 1, KRAY_OID_PUT } };
 	off = wire_begin(&b, KRAY_MSG_PUT, 0);
 	kbuf_put(&b, &m, sizeof(m));
 	wire_put_value(&b, KRAY_WT_BYTES, 0, 0, buf, INLINE_MAX);
 	wire_end(&b, off);
-	raw_send(fd, b.data, b.len);
+	harness_raw_send(fd, b.data, b.len);
 	b.len = 0;
 	k = harness_connect(h.sock);
 	int64_t deadline = harness_now_ms() + 5000;
@@ -1498,10 +1374,10 @@ Test(limits, raw_put_past_inline_max, .timeout = 60)
 	kbuf_put(&b, &m, sizeof(m));
 	wire_put_value(&b, KRAY_WT_BYTES, 0, 0, buf, INLINE_MAX + 1);
 	wire_end(&b, off);
-	raw_send(fd, b.data, b.len);
+	harness_raw_send(fd, b.data, b.len);
 	kbuf_free(&b);
 	free(buf);
-	expect_error_frame(fd, -EMSGSIZE, "a raw PUT of inline-max + 1 bytes");
+	harness_expect_error_frame(fd, -EMSGSIZE, "a raw PUT of inline-max + 1 bytes");
 	close(fd);
 	harness_shutdown(k);
 	expect_serving(&h, "raw PUTs at and past inline-max");

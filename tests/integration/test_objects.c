@@ -33,6 +33,7 @@
 #include <kray/kray.h>
 
 #include "../../common/wire.h"
+#include "../fixtures/maps.h"
 #include "../fixtures/pattern.h"
 #include "harness.h"
 
@@ -98,28 +99,6 @@ static void expect_all_freed(kray *k, const char *when)
 
 	cr_assert(all_freed(&st), "%s, 15 s later the store still holds: " ST_FMT, when,
 		  ST_ARGS(st));
-}
-
-/* 1 if the page at p is mapped without write permission, 0 if writable, -1 if unmapped. */
-static int mapped_read_only(const void *p)
-{
-	uintptr_t a = (uintptr_t)p;
-	char line[512];
-	int ret = -1;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	cr_assert_not_null(f, "/proc/self/maps: %s", strerror(errno));
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		char perms[8];
-
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
-			ret = perms[1] == 'w' ? 0 : 1;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
 }
 
 static int count_fds(void)
@@ -287,7 +266,7 @@ Test(objects, put_get_sizes, .timeout = 60)
 		v = get_ok(k, r, what);
 		expect_pattern(&v, len, 100 + i, what);
 		if (len > INLINE)
-			cr_assert_eq(mapped_read_only(v.data), 1,
+			cr_assert_eq(maps_read_only(v.data), 1,
 				     "%s: not a read-only mapping (a copy?)", what);
 		kray_value_clear(&v);
 		cr_assert_eq(v.type, KRAY_NIL, "kray_value_clear did not reset the value");
@@ -339,7 +318,7 @@ Test(objects, task_sizes, .timeout = 90)
 		v = get_ok(k, made, what);
 		expect_pattern(&v, len, seed + 1000, what);
 		if (len > INLINE)
-			cr_assert_eq(mapped_read_only(v.data), 1,
+			cr_assert_eq(maps_read_only(v.data), 1,
 				     "%s: the result is not a read-only view", what);
 		sum = checksum64(v.data, v.len);
 		kray_value_clear(&v);
@@ -397,7 +376,7 @@ Test(objects, inline_limit_from_krayd, .timeout = 60)
 			expect_pattern(&v, len, len, what);
 			st = harness_status(k);
 			if (len > 1000) {
-				cr_assert_eq(mapped_read_only(v.data), 1, "%s: not a view", what);
+				cr_assert_eq(maps_read_only(v.data), 1, "%s: not a view", what);
 				cr_assert_eq(st.store_bytes, len, "%s: store_bytes %llu", what,
 					     (unsigned long long)st.store_bytes);
 			} else {
@@ -429,7 +408,7 @@ Test(objects, zero_copy_views, .timeout = 60)
 
 	v1 = get_ok(k, r, "first get");
 	expect_pattern(&v1, LEN, SEED, "first get");
-	cr_assert_eq(mapped_read_only(v1.data), 1, "a large value is not mapped read-only");
+	cr_assert_eq(maps_read_only(v1.data), 1, "a large value is not mapped read-only");
 
 	/* writing faults, and the view cannot be made writable either */
 	status = write_in_child((const uint8_t *)v1.data + LEN / 2);
@@ -611,22 +590,6 @@ enum fake_mode {
 #define FAKE_LEN (1u << 20)
 #define FAKE_SEED 77
 
-static ssize_t fk_read(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -1 : (ssize_t)got;
-		got += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
 static int fk_send(int fd, const uint8_t *p, size_t n, int pass_fd)
 {
 	union {
@@ -760,12 +723,12 @@ static int fake_krayd(int lfd, const enum fake_mode *modes, int nmodes)
 			size_t off;
 			int r;
 
-			if (fk_read(c, &h, sizeof(h)) != (ssize_t)sizeof(h))
+			if (harness_read_full(c, &h, sizeof(h)) != (ssize_t)sizeof(h))
 				break; /* the client went away */
 			if (h.magic != KRAY_WIRE_MAGIC || h.len > (1u << 20))
 				return 11;
 			body = malloc(h.len + 1);
-			if (!body || fk_read(c, body, h.len) != (ssize_t)h.len)
+			if (!body || harness_read_full(c, body, h.len) != (ssize_t)h.len)
 				return 12;
 			if (h.type == KRAY_MSG_HELLO) {
 				struct kray_msg_hello_ok ok = { .node = 0x600d, .client = 7,
@@ -873,7 +836,7 @@ Test(objects, reader_checks_seals, .timeout = 60)
 			cr_assert_eq(rc, 0, "%s: kray_get: %d %s", cases[i].what, rc,
 				     kray_errmsg(k));
 			expect_pattern(&v, FAKE_LEN, FAKE_SEED, cases[i].what);
-			cr_assert_eq(mapped_read_only(v.data), 1, "%s: not mapped read-only",
+			cr_assert_eq(maps_read_only(v.data), 1, "%s: not mapped read-only",
 				     cases[i].what);
 		} else {
 			expect_error(k, rc, &v, KRAY_ERR_NONE, cases[i].needle, cases[i].what);

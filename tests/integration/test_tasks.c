@@ -921,77 +921,6 @@ Test(tasks, eight_drivers, .timeout = 60)
 
 /* ---- garbage clients ----------------------------------------------------------------- */
 
-static int raw_connect(const char *sock)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 5 };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s",
-		     sock, strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-/* Sends without SIGPIPE; krayd may have closed already, which is fine. */
-static void raw_send(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w <= 0)
-			return;
-		p = (const uint8_t *)p + w;
-		n -= (size_t)w;
-	}
-}
-
-/* Reads exactly n bytes.  Returns n, 0 at EOF before any byte, or -errno. */
-static ssize_t read_full(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
-
-		if (r == 0)
-			return got ? -EPIPE : 0;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		got += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
-/* Expects one ERROR frame from krayd and then the end of the connection. */
-static void expect_error_then_eof(int fd, const char *what)
-{
-	struct kray_frame_hdr h;
-	struct wire_text t;
-	uint8_t body[4096], extra;
-	ssize_t r = read_full(fd, &h, sizeof(h));
-
-	cr_assert_eq(r, (ssize_t)sizeof(h), "%s: no ERROR frame header (read %zd: %s)", what,
-		     r, r < 0 ? strerror((int)-r) : "EOF");
-	cr_assert_eq(h.magic, KRAY_WIRE_MAGIC, "%s: reply magic %#x", what, h.magic);
-	cr_assert_eq(h.version, KRAY_WIRE_VERSION, "%s: reply version %u", what, h.version);
-	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u, want ERROR", what, h.type);
-	cr_assert_leq(h.len, sizeof(body), "%s: ERROR body of %u bytes", what, h.len);
-	r = read_full(fd, body, h.len);
-	cr_assert_eq(r, (ssize_t)h.len, "%s: short ERROR body (%zd of %u)", what, r, h.len);
-	cr_assert_eq(wire_dec_error(body, h.len, &t), 0, "%s: malformed ERROR body", what);
-	cr_assert_lt(t.code, 0, "%s: ERROR code %d is not a negative errno", what, t.code);
-	r = recv(fd, &extra, 1, 0);
-	cr_assert(r == 0 || (r < 0 && errno == ECONNRESET),
-		  "%s: connection not closed after the ERROR frame (recv %zd: %s)", what, r,
-		  r < 0 ? strerror(errno) : "data");
-}
-
 static struct kray_frame_hdr hdr(uint16_t type, uint32_t len)
 {
 	return (struct kray_frame_hdr){ .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
@@ -1017,39 +946,39 @@ Test(tasks, garbage_clients, .timeout = 60)
 		junk[i] = (uint8_t)x;
 	}
 	junk[0] = 'X'; /* never the magic */
-	fd = raw_connect(h.sock);
-	raw_send(fd, junk, sizeof(junk));
-	expect_error_then_eof(fd, "random bytes");
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, junk, sizeof(junk));
+	harness_expect_error_frame(fd, 0, "random bytes");
 	close(fd);
 
 	/* a well-formed header with a bad magic */
 	fh = hdr(KRAY_MSG_STATUS, 0);
 	fh.magic = 0x12345678;
-	fd = raw_connect(h.sock);
-	raw_send(fd, &fh, sizeof(fh));
-	expect_error_then_eof(fd, "bad magic");
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_expect_error_frame(fd, 0, "bad magic");
 	close(fd);
 
 	/* a bad version */
 	fh = hdr(KRAY_MSG_STATUS, 0);
 	fh.version = 99;
-	fd = raw_connect(h.sock);
-	raw_send(fd, &fh, sizeof(fh));
-	expect_error_then_eof(fd, "bad version");
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_expect_error_frame(fd, 0, "bad version");
 	close(fd);
 
 	/* an unknown type */
 	fh = hdr(0, 0);
-	fd = raw_connect(h.sock);
-	raw_send(fd, &fh, sizeof(fh));
-	expect_error_then_eof(fd, "type 0");
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_expect_error_frame(fd, 0, "type 0");
 	close(fd);
 
 	/* a body longer than KRAY_FRAME_MAX */
 	fh = hdr(KRAY_MSG_SUBMIT, KRAY_FRAME_MAX + 1);
-	fd = raw_connect(h.sock);
-	raw_send(fd, &fh, sizeof(fh));
-	expect_error_then_eof(fd, "len > KRAY_FRAME_MAX");
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_expect_error_frame(fd, 0, "len > KRAY_FRAME_MAX");
 	close(fd);
 
 	/* a good header with a malformed body: HELLO with role 0 */
@@ -1057,23 +986,23 @@ Test(tasks, garbage_clients, .timeout = 60)
 		struct kray_frame_hdr h;
 		struct kray_msg_hello m;
 	} bad_hello = { hdr(KRAY_MSG_HELLO, sizeof(struct kray_msg_hello)), { .role = 0 } };
-	fd = raw_connect(h.sock);
-	raw_send(fd, &bad_hello, sizeof(bad_hello));
-	expect_error_then_eof(fd, "HELLO with role 0");
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, &bad_hello, sizeof(bad_hello));
+	harness_expect_error_frame(fd, 0, "HELLO with role 0");
 	close(fd);
 
 	/* a header announcing 100 bytes, then 10 bytes, then goodbye (mid-frame) */
 	fh = hdr(KRAY_MSG_HELLO, 100);
-	fd = raw_connect(h.sock);
-	raw_send(fd, &fh, sizeof(fh));
-	raw_send(fd, junk, 10);
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, &fh, sizeof(fh));
+	harness_raw_send(fd, junk, 10);
 	close(fd);
 
 	/* half a header, then goodbye; and a connection that says nothing */
-	fd = raw_connect(h.sock);
-	raw_send(fd, &fh, 10);
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_send(fd, &fh, 10);
 	close(fd);
-	fd = raw_connect(h.sock);
+	fd = harness_raw_connect(h.sock, 5);
 	close(fd);
 
 	/* krayd survived all of it and still serves real clients */
@@ -1506,20 +1435,20 @@ Test(tasks, protocol_fuzz, .timeout = 60)
 		struct kray_frame_hdr rh;
 		struct kray_msg_hello_ok ok;
 		struct kbuf b = { 0 };
-		int fd = raw_connect(h.sock);
+		int fd = harness_raw_connect(h.sock, 5);
 		size_t off = wire_begin(&b, KRAY_MSG_HELLO, 1);
 		struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
 
 		kbuf_put(&b, &m, sizeof(m));
 		wire_end(&b, off);
-		raw_send(fd, b.data, b.len);
+		harness_raw_send(fd, b.data, b.len);
 		b.len = 0;
-		cr_assert_eq(read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh),
+		cr_assert_eq(harness_read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh),
 			     "conn %d: no reply to HELLO", c);
 		cr_assert_eq(rh.type, KRAY_MSG_HELLO_OK, "conn %d: HELLO answered by type %u", c,
 			     rh.type);
 		cr_assert_eq(rh.len, sizeof(ok), "conn %d: HELLO_OK of %u bytes", c, rh.len);
-		cr_assert_eq(read_full(fd, &ok, sizeof(ok)), (ssize_t)sizeof(ok),
+		cr_assert_eq(harness_read_full(fd, &ok, sizeof(ok)), (ssize_t)sizeof(ok),
 			     "conn %d: short HELLO_OK", c);
 
 		/* a few good frames, then one damaged frame, then maybe more good ones */
@@ -1570,7 +1499,7 @@ Test(tasks, protocol_fuzz, .timeout = 60)
 		}
 		if (fz_rand() % 3 == 0)
 			fz_frame(&b, &ok, good + 2);
-		raw_send(fd, b.data, b.len);
+		harness_raw_send(fd, b.data, b.len);
 		raw_drain(fd, 15);
 		close(fd);
 		kbuf_free(&b);
@@ -1612,7 +1541,6 @@ Test(tasks, protocol_fuzz, .timeout = 60)
 Test(tasks, self_dependent_task_dropped, .timeout = 60)
 {
 	struct harness h;
-	struct kray_frame_hdr rh;
 	struct kray_msg_hello_ok ok;
 	struct kray_stats st;
 	struct kbuf b = { 0 };
@@ -1622,21 +1550,13 @@ Test(tasks, self_dependent_task_dropped, .timeout = 60)
 
 	rc = harness_start_krayd(&h, 2);
 	cr_assert_eq(rc, 0, "harness_start_krayd: %d", rc);
-	fd = raw_connect(h.sock);
-	size_t off = wire_begin(&b, KRAY_MSG_HELLO, 1);
-	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() };
-	kbuf_put(&b, &m, sizeof(m));
-	wire_end(&b, off);
-	raw_send(fd, b.data, b.len);
-	b.len = 0;
-	cr_assert_eq(read_full(fd, &rh, sizeof(rh)), (ssize_t)sizeof(rh), "no HELLO_OK");
-	cr_assert_eq(rh.type, KRAY_MSG_HELLO_OK, "HELLO answered by type %u", rh.type);
-	cr_assert_eq(read_full(fd, &ok, sizeof(ok)), (ssize_t)sizeof(ok), "short HELLO_OK");
+	fd = harness_raw_connect(h.sock, 5);
+	harness_raw_hello(fd, &ok);
 
 	struct kray_msg_submit sm = { .seq = 1, .job = ok.job, .num_returns = 1, .nargs = 2,
 				      .max_retries = 0, .name_len = 3 };
 	struct kray_oid self = { ok.node, ok.client, 1, 0 };
-	off = wire_begin(&b, KRAY_MSG_SUBMIT, 0);
+	size_t off = wire_begin(&b, KRAY_MSG_SUBMIT, 0);
 	kbuf_put(&b, &sm, sizeof(sm));
 	wire_put_padded(&b, "add", 3);
 	wire_put_value(&b, KRAY_WT_INT64, 0, 1, NULL, 0);
@@ -1644,7 +1564,7 @@ Test(tasks, self_dependent_task_dropped, .timeout = 60)
 	wire_end(&b, off);
 	off = wire_begin(&b, KRAY_MSG_STATUS, 2);
 	wire_end(&b, off);
-	raw_send(fd, b.data, b.len);
+	harness_raw_send(fd, b.data, b.len);
 	kbuf_free(&b);
 	raw_drain(fd, 200);
 	close(fd);

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bench_common.c - the helpers every C benchmark used to carry a copy of (bench_common.h):
+ * one clock, one median, one ping-pong floor and one way to start and stop a private
+ * krayd, so that the figures of different benches are measured the same way.
+ */
+#include "bench_common.h"
+#include "../tests/integration/spawn.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PING_SIZE 64
+
+static const char *bench_name = "bench";
+static const char *child_tag; /* set in a forked child: die with _exit() */
+static pid_t main_pid;
+
+void bench_init(const char *name)
+{
+	bench_name = name;
+	main_pid = getpid();
+}
+
+void bench_set_child(const char *tag)
+{
+	child_tag = tag;
+}
+
+void bench_die(const char *what, const char *why)
+{
+	fprintf(stderr, "%s%s%s%s: %s%s%s\n", bench_name, child_tag ? " (" : "",
+		child_tag ? child_tag : "", child_tag ? ")" : "", what, why ? ": " : "",
+		why ? why : "");
+	if (child_tag)
+		_exit(1); /* the exit handlers (krayd, directories) are the parent's */
+	exit(1);
+}
+
+bool bench_opt(int argc, char **argv, int *i, bool with_address, struct bench_opts *o)
+{
+	const char *arg = argv[*i];
+
+	if (!strcmp(arg, "--quick")) {
+		o->quick = true;
+		return true;
+	}
+	if (*i + 1 >= argc)
+		return false;
+	if (!strcmp(arg, "--json")) {
+		o->json_file = argv[++*i];
+		return true;
+	}
+	if (with_address && !strcmp(arg, "--address")) {
+		o->address = argv[++*i];
+		return true;
+	}
+	return false;
+}
+
+double bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- samples and medians ----------------------------------------------------------- */
+
+void bench_push(struct bench_samples *s, double x)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 4096;
+		s->v = realloc(s->v, s->cap * sizeof(*s->v));
+		if (!s->v)
+			bench_die("realloc", strerror(ENOMEM));
+	}
+	s->v[s->n++] = x;
+}
+
+void bench_samples_free(struct bench_samples *s)
+{
+	free(s->v);
+	*s = (struct bench_samples){ 0 };
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bench_median(double *v, size_t n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double bench_median_of(const double *v, size_t n)
+{
+	double *tmp, x;
+
+	if (!n)
+		return 0;
+	tmp = malloc(n * sizeof(*v));
+	if (!tmp)
+		bench_die("malloc", strerror(ENOMEM));
+	memcpy(tmp, v, n * sizeof(*v));
+	x = bench_median(tmp, n);
+	free(tmp);
+	return x;
+}
+
+/* ---- the floor: AF_UNIX ping-pong -------------------------------------------------- */
+
+static int xfer(int fd, char *buf, int writing)
+{
+	size_t done = 0;
+
+	while (done < PING_SIZE) {
+		ssize_t r = writing ? write(fd, buf + done, PING_SIZE - done) :
+				      read(fd, buf + done, PING_SIZE - done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		done += r;
+	}
+	return 0;
+}
+
+void bench_pingpong(int rounds, double round_s, double *rt_us)
+{
+	char buf[PING_SIZE] = { 0 };
+	struct bench_samples s = { 0 };
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		bench_die("socketpair", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		bench_die("fork", strerror(errno));
+	if (pid == 0) {
+		close(sv[0]);
+		while (!xfer(sv[1], buf, 0) && !xfer(sv[1], buf, 1))
+			;
+		_exit(0);
+	}
+	close(sv[1]);
+	for (int w = 0; w < 1000; w++)
+		if (xfer(sv[0], buf, 1) || xfer(sv[0], buf, 0))
+			bench_die("ping-pong", "peer went away");
+	for (int r = 0; r < rounds; r++) {
+		double end = bench_now() + round_s;
+
+		s.n = 0;
+		for (double t = bench_now(); t < end;) {
+			if (xfer(sv[0], buf, 1) || xfer(sv[0], buf, 0))
+				bench_die("ping-pong", "peer went away");
+			double t1 = bench_now();
+
+			bench_push(&s, (t1 - t) * 1e6);
+			t = t1;
+		}
+		rt_us[r] = bench_median(s.v, s.n);
+	}
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	bench_samples_free(&s);
+}
+
+/* ---- paths ---------------------------------------------------------------------------- */
+
+void bench_exe_dir(char *buf, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n < 0)
+		bench_die("readlink /proc/self/exe", strerror(errno));
+	exe[n] = '\0';
+	snprintf(buf, len, "%s", dirname(exe));
+}
+
+void bench_path_from_env(const char *name, const char *rel, char *buf, size_t len)
+{
+	const char *env = getenv(name);
+	char dir[PATH_MAX];
+
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return;
+	}
+	bench_exe_dir(dir, sizeof(dir));
+	snprintf(buf, len, "%s/%s", dir, rel);
+}
+
+/* ---- a private krayd (tests/integration/spawn.c, as in the tests' harness) ---------------- */
+
+void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags,
+		       const char *const *more)
+{
+	int rc = spawn_tmpdir("kray-bench", d->dir, sizeof(d->dir));
+
+	if (rc)
+		bench_die("mkdtemp", strerror(-rc));
+	snprintf(d->sock, sizeof(d->sock), "%s/krayd.sock", d->dir);
+	rc = spawn_krayd(bin, d->sock, "warn", flags, more, 10000, &d->pid);
+	if (rc == -ECHILD)
+		bench_die(bin, "krayd exited before serving");
+	if (rc)
+		bench_die(bin, rc == -ETIMEDOUT ? "krayd not ready in 10 s" : strerror(-rc));
+}
+
+void bench_krayd_stop(struct bench_krayd *d)
+{
+	if (getpid() != main_pid)
+		return;
+	if (d->pid > 0) {
+		spawn_stop(d->pid, 5000, bench_name);
+		d->pid = 0;
+	}
+	if (d->dir[0]) {
+		spawn_rm_rf(d->dir);
+		d->dir[0] = '\0';
+	}
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+void bench_json_out(const char *file, void (*emit)(FILE *f, void *arg), void *arg)
+{
+	FILE *f;
+
+	printf("JSON: ");
+	emit(stdout, arg);
+	if (!file)
+		return;
+	f = fopen(file, "w");
+	if (!f)
+		bench_die(file, strerror(errno));
+	emit(f, arg);
+	if (fclose(f))
+		bench_die(file, strerror(errno));
+}
+
+void bench_json_array(FILE *f, const char *name, const double *v, int n)
+{
+	fprintf(f, "\"%s\": [", name);
+	for (int r = 0; r < n; r++)
+		fprintf(f, "%s%.3f", r ? ", " : "", v[r]);
+	fprintf(f, "]");
+}

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the C benchmarks share (linked into every build/bench/bench_* but bench_bpf): the
+ * clock, dying with the bench's name, samples and medians, the AF_UNIX ping-pong floor,
+ * a private krayd started and stopped by pid, finding the build next to the program, and
+ * printing a JSON report to stdout and a file.  Benchmarks are programs, not tests: every
+ * failure here ends the bench with a message (bench_die), so nothing returns an error.
+ */
+#ifndef KRAY_BENCH_COMMON_H
+#define KRAY_BENCH_COMMON_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* The bench's name for messages ("bench_tasks"); call first in main(). */
+void bench_init(const char *name);
+
+/*
+ * In a process forked by the bench that must not run the bench's exit handlers (its
+ * krayd and directories are the parent's): bench_die() then says "<name> (<tag>)" and
+ * _exit()s.
+ */
+void bench_set_child(const char *tag);
+
+/* Prints "<name>: what: why" (or "<name>: what" when why is NULL) and exits 1. */
+__attribute__((noreturn)) void bench_die(const char *what, const char *why);
+
+/* The options the call and object benches share (what --quick means is each bench's). */
+struct bench_opts {
+	bool quick; /* --quick: fewer, shorter rounds */
+	const char *json_file; /* --json FILE: the JSON line into FILE too */
+	const char *address; /* --address SOCKET: a running krayd instead of a private one */
+};
+
+/*
+ * If argv[*i] is --quick, --json FILE or, when with_address, --address SOCKET: notes it
+ * in o, moves *i past its value and returns true.  Returns false for anything else (the
+ * bench's own options, or a usage error).
+ */
+bool bench_opt(int argc, char **argv, int *i, bool with_address, struct bench_opts *o);
+
+/* Seconds on the monotonic clock. */
+double bench_now(void);
+
+/* A growing array of samples (zero-initialise; bench_samples_free() frees it). */
+struct bench_samples {
+	double *v;
+	size_t n, cap;
+};
+
+void bench_push(struct bench_samples *s, double x);
+void bench_samples_free(struct bench_samples *s);
+
+/* Median of v[0..n), 0 when n is 0; sorts v. */
+double bench_median(double *v, size_t n);
+
+/* The same, leaving v in order. */
+double bench_median_of(const double *v, size_t n);
+
+/*
+ * The floor of a round trip: a 64-byte AF_UNIX stream ping-pong with a forked peer,
+ * 1,000 warm-up exchanges, then `rounds` rounds of round_s seconds; rt_us[r] is round r's
+ * median round trip in µs.
+ */
+void bench_pingpong(int rounds, double round_s, double *rt_us);
+
+/* The directory this program is in (from /proc/self/exe). */
+void bench_exe_dir(char *buf, size_t len);
+
+/* $name when set and not empty, else <this program's dir>/<rel>. */
+void bench_path_from_env(const char *name, const char *rel, char *buf, size_t len);
+
+/* A krayd this bench started: its private directory and socket, its pid. */
+struct bench_krayd {
+	pid_t pid;
+	char dir[128], sock[160];
+};
+
+/*
+ * Starts "bin --socket <dir>/krayd.sock --log-level warn [--worker $KRAY_WORKER]
+ * flags... more... --ready-fd FD" (flags and more NULL-terminated, either may be NULL) in
+ * a new mkdtemp directory under $TMPDIR (or /tmp) and waits 10 s at most for its ready
+ * byte (spawn_krayd(), shared with the tests' harness).  The krayd gets SIGTERM if the
+ * bench dies.  Dies on failure.
+ */
+void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags,
+		       const char *const *more);
+
+/*
+ * Stops it: SIGCONT (it may be stopped) and SIGTERM to its pid, SIGKILL after 5 s, then
+ * removes its directory.  Only in the process that started it; safe to call twice.
+ */
+void bench_krayd_stop(struct bench_krayd *d);
+
+/*
+ * Prints "JSON: " and emit(stdout, arg), then, when file is not NULL, emit(file, arg)
+ * into that file.  Dies if the file cannot be written.
+ */
+void bench_json_out(const char *file, void (*emit)(FILE *f, void *arg), void *arg);
+
+/* `"name": [v[0], v[1], ...]` with n values, 3 decimals. */
+void bench_json_array(FILE *f, const char *name, const double *v, int n);
+
+#endif /* KRAY_BENCH_COMMON_H */
