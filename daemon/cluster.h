@@ -86,7 +86,7 @@ struct gkv {
 
 /* A client request this node passed on (to the head, or to an actor's node) and answers
  * when the reply comes back. */
-enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV };
+enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV, PEND_CLAIM };
 
 struct pending {
 	uint64_t token;
@@ -95,6 +95,7 @@ struct pending {
 	uint64_t req;
 	struct kray_oid actor; /* PEND_ATTACH */
 	uint32_t host;
+	struct kbuf create; /* PEND_CLAIM: the ACTOR_CREATE body to run once the name is ours */
 	int64_t deadline;
 	struct pending *next;
 };
@@ -216,6 +217,18 @@ void gcs_log_close(struct krayd *d);
 /* lookup.c: requests passed on for local clients */
 struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, uint64_t req);
 struct pending *pend_take(struct krayd *d, uint64_t token);
+void pend_free(struct pending *p);
+/* Creates the named actor of an ACTOR_CREATE (body) once the head has given this node its
+ * name (a name is the cluster's, as in Ray); answers the client then. */
+void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m,
+		 const uint8_t *body, uint32_t len);
+/* Gives the name claimed for actor id back to the head's table (its creation failed). */
+void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *name,
+		      size_t len, const char *ns, size_t ns_len);
+/* On the head: gives name in ns to actor on host, or returns the entry of the live actor
+ * (on a live node) that has it already. */
+struct gname *gcs_claim(struct krayd *d, const char *name, size_t len, const char *ns,
+			size_t ns_len, const struct kray_oid *actor, uint32_t host);
 struct conn *pend_conn(struct krayd *d, const struct pending *p);
 void pend_expire(struct krayd *d, int64_t now);
 int lookup_on_reply(struct link *l, const uint8_t *body, uint32_t len);

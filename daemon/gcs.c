@@ -163,6 +163,40 @@ static int rd_str(struct wire_rd *r, uint8_t n, const void **ret)
 	return 0;
 }
 
+/* The table's entry for name in ns, made if there is none, held by actor on host. */
+static struct gname *claim_name(struct krayd *d, const void *name, size_t len, const void *ns,
+				size_t ns_len, const struct kray_oid *actor, uint32_t host)
+{
+	struct gname *g = gcs_find_name(d, name, len, ns, ns_len);
+
+	if (!g) {
+		g = calloc(1, sizeof(*g));
+		if (!g)
+			abort();
+		memcpy(g->name, name, len);
+		memcpy(g->ns, ns, ns_len);
+		g->next = d->cl->names;
+		d->cl->names = g;
+	}
+	g->id = *actor;
+	g->host = host;
+	return g;
+}
+
+struct gname *gcs_claim(struct krayd *d, const char *name, size_t len, const char *ns,
+			size_t ns_len, const struct kray_oid *actor, uint32_t host)
+{
+	struct gname *g = gcs_find_name(d, name, len, ns, ns_len);
+	struct node_entry *e = g ? node_find(d, g->host) : NULL;
+
+	if (g && e && e->m.alive && !oid_eq(&g->id, actor))
+		return g; /* taken */
+	/* Free (or its holder's node is dead): the claimant's from now on, before its
+	 * actor registers (that comes next, or the name's release if creation failed). */
+	claim_name(d, name, len, ns, ns_len, actor, host);
+	return NULL;
+}
+
 static int apply_actor(struct krayd *d, const uint8_t *body, uint32_t len)
 {
 	struct kray_msg_gcs_actor m;
@@ -185,19 +219,10 @@ static int apply_actor(struct krayd *d, const uint8_t *body, uint32_t len)
 			}
 		return 0;
 	}
-	if (!g) {
-		g = calloc(1, sizeof(*g));
-		if (!g)
-			abort();
-		memcpy(g->name, name, m.name_len);
-		memcpy(g->ns, ns, m.ns_len);
-		g->next = d->cl->names;
-		d->cl->names = g;
-	}
 	/* The latest registration wins: a restarted actor, or a name taken again after
-	 * its holder died with a node the head has not declared dead yet. */
-	g->id = m.actor;
-	g->host = m.host;
+	 * its holder died with a node the head has not declared dead yet.  (A new name
+	 * was claimed first: claim_start().) */
+	g = claim_name(d, name, m.name_len, ns, m.ns_len, &m.actor, m.host);
 	g->detached = m.detached;
 	return 0;
 }
@@ -305,9 +330,15 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 		return -EBADMSG;
 	}
 	rep.token = m.token;
-	g = gcs_find_name(d, name, m.name_len, ns, m.ns_len);
-	host = g ? node_find(d, g->host) : NULL;
-	if (g && host && host->m.alive) {
+	if (m.claim) {
+		g = gcs_claim(d, name, m.name_len, ns, m.ns_len, &m.actor, l->node);
+	} else {
+		g = gcs_find_name(d, name, m.name_len, ns, m.ns_len);
+		host = g ? node_find(d, g->host) : NULL;
+		if (!host || !host->m.alive)
+			g = NULL;
+	}
+	if (g) {
 		rep.status = 0;
 		rep.host = g->host;
 		rep.actor = g->id;
@@ -411,27 +442,41 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	return 0;
 }
 
-static void put_gcs_actor(struct kbuf *b, struct krayd *d, struct actor *a, bool alive)
+static void put_gcs_name(struct kbuf *b, const struct kray_msg_gcs_actor *m, const char *name,
+			 const char *ns)
 {
-	struct kray_msg_gcs_actor m = { .actor = a->id, .host = d->node, .alive = alive,
-					.detached = a->detached,
-					.name_len = (uint8_t)strlen(a->name),
-					.ns_len = (uint8_t)strlen(a->ns) };
 	size_t off = wire_begin(b, KRAY_MSG_GCS_ACTOR, 0);
 
-	kbuf_put(b, &m, sizeof(m));
-	wire_put_padded(b, a->name, m.name_len);
-	wire_put_padded(b, a->ns, m.ns_len);
+	kbuf_put(b, m, sizeof(*m));
+	wire_put_padded(b, name, m->name_len);
+	wire_put_padded(b, ns, m->ns_len);
 	wire_end(b, off);
 }
 
-void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive)
+static struct kray_msg_gcs_actor actor_entry(struct krayd *d, struct actor *a, bool alive)
+{
+	return (struct kray_msg_gcs_actor){ .actor = a->id, .host = d->node, .alive = alive,
+					    .detached = a->detached,
+					    .name_len = (uint8_t)strlen(a->name),
+					    .ns_len = (uint8_t)strlen(a->ns) };
+}
+
+static void put_gcs_actor(struct kbuf *b, struct krayd *d, struct actor *a, bool alive)
+{
+	struct kray_msg_gcs_actor m = actor_entry(d, a, alive);
+
+	put_gcs_name(b, &m, a->name, a->ns);
+}
+
+/* Sends m (name and ns) to the head's table, or applies it there on the head. */
+static void to_table(struct krayd *d, const struct kray_msg_gcs_actor *m, const char *name,
+		     const char *ns)
 {
 	struct link *head = d->cl->head_link;
 	struct kbuf tmp = { 0 };
 
 	if (d->cfg.head) {
-		put_gcs_actor(&tmp, d, a, alive);
+		put_gcs_name(&tmp, m, name, ns);
 		gcs_apply(d, KRAY_MSG_GCS_ACTOR, tmp.data + sizeof(struct kray_frame_hdr),
 			  (uint32_t)(tmp.len - sizeof(struct kray_frame_hdr)), true);
 		kbuf_free(&tmp);
@@ -439,9 +484,28 @@ void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive)
 	}
 	/* Without a link to the head now, it learns at the next join (gcs_reregister). */
 	if (head && head->up) {
-		put_gcs_actor(net_out(head), d, a, alive);
+		put_gcs_name(net_out(head), m, name, ns);
 		net_flush(head);
 	}
+}
+
+void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive)
+{
+	struct kray_msg_gcs_actor m = actor_entry(d, a, alive);
+
+	to_table(d, &m, a->name, a->ns);
+}
+
+void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *name,
+		      size_t len, const char *ns, size_t ns_len)
+{
+	struct kray_msg_gcs_actor m = { .actor = *id, .host = d->node, .name_len = (uint8_t)len,
+					.ns_len = (uint8_t)ns_len };
+	char n[KRAY_NAME_MAX + 1], s[KRAY_NAME_MAX + 1];
+
+	snprintf(n, sizeof(n), "%.*s", (int)len, name);
+	snprintf(s, sizeof(s), "%.*s", (int)ns_len, ns);
+	to_table(d, &m, n, s);
 }
 
 static void put_gcs_job(struct kbuf *b, struct conn *c, bool alive);

@@ -10,6 +10,7 @@
  * client never waits on a node that went away.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,12 @@ struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, u
 	p->next = d->cl->pend;
 	d->cl->pend = p;
 	return p;
+}
+
+void pend_free(struct pending *p)
+{
+	kbuf_free(&p->create);
+	free(p);
 }
 
 struct pending *pend_take(struct krayd *d, uint64_t token)
@@ -81,6 +88,8 @@ static void answer_fail(struct krayd *d, struct pending *p, int status, const ch
 		actor_reply(c, p->req, status, NULL, why);
 }
 
+static void claim_expired(struct krayd *d, struct pending *p);
+
 void pend_expire(struct krayd *d, int64_t now)
 {
 	struct pending **pp = &d->cl->pend;
@@ -93,8 +102,10 @@ void pend_expire(struct krayd *d, int64_t now)
 			continue;
 		}
 		*pp = p->next;
+		if (p->kind == PEND_CLAIM)
+			claim_expired(d, p);
 		answer_fail(d, p, -ETIMEDOUT, "the node that knows did not answer in time");
-		free(p);
+		pend_free(p);
 	}
 }
 
@@ -167,6 +178,83 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
 	net_flush(head);
 }
 
+/*
+ * A named actor in a cluster: its name must be free on every node, so the head, which
+ * keeps the names, is asked to give it to this actor first (a lookup with claim set).
+ * The ACTOR_CREATE is kept meanwhile and run when the answer comes (claim_done()); the
+ * client waits for its reply as for any lookup.  Two nodes that claim one name at once
+ * are answered in turn: the second is told it is taken.
+ */
+void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m,
+		 const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_gcs_lookup q = { .name_len = m->m.name_len, .ns_len = m->m.ns_len,
+					 .claim = 1,
+					 .actor = { d->node, c->id, m->m.seq, KRAY_OID_ACTOR } };
+	struct link *head = d->cl->head_link;
+	struct pending *p;
+	struct kbuf *b;
+	size_t off;
+
+	if (!head || !head->up) {
+		actor_reply(c, req, -EAGAIN, NULL,
+			    "the head is not reachable, and a name is the cluster's: it must "
+			    "say the name is free");
+		return;
+	}
+	p = pend_new(d, PEND_CLAIM, c, req);
+	p->actor = q.actor;
+	kbuf_put(&p->create, body, len);
+	q.token = p->token;
+	b = net_out(head);
+	off = wire_begin(b, KRAY_MSG_GCS_LOOKUP, 0);
+	kbuf_put(b, &q, sizeof(q));
+	wire_put_padded(b, m->name, m->m.name_len);
+	wire_put_padded(b, m->ns ? m->ns : "", m->m.ns_len);
+	wire_end(b, off);
+	net_flush(head);
+}
+
+/* The head answered a claim: the name is taken (status 0), or it is ours. */
+static void claim_done(struct krayd *d, struct pending *p,
+		       const struct kray_msg_gcs_lookup_reply *m)
+{
+	struct conn *c = pend_conn(d, p);
+	struct wire_actor_create a;
+	struct kray_oid id;
+	const char *why = NULL;
+	char taken[96];
+	int r;
+
+	if (!m->status && !oid_eq(&m->actor, &p->actor)) {
+		if (c) {
+			snprintf(taken, sizeof(taken),
+				 "an actor with this name lives on node %08x", m->host);
+			actor_reply(c, p->req, -EEXIST, NULL, taken);
+		}
+		return;
+	}
+	if (wire_dec_actor_create(p->create.data, p->create.len, &a))
+		return; /* decoded once already: cannot happen */
+	r = c ? actor_create(c, &a, &id, &why) : -ENOTCONN;
+	if (r) /* not created after all: the name goes back */
+		gcs_name_release(d, &p->actor, a.name, a.m.name_len, a.ns ? a.ns : "",
+				 a.m.ns_len);
+	if (c)
+		actor_reply(c, p->req, r, r ? NULL : &id, why);
+}
+
+/* A claim the head did not answer in time: whatever it did with it, the name goes back. */
+static void claim_expired(struct krayd *d, struct pending *p)
+{
+	struct wire_actor_create a;
+
+	if (!wire_dec_actor_create(p->create.data, p->create.len, &a))
+		gcs_name_release(d, &p->actor, a.name, a.m.name_len, a.ns ? a.ns : "",
+				 a.m.ns_len);
+}
+
 /* The head's answer (from the head itself: lookup_start()). */
 static int on_reply(struct krayd *d, const uint8_t *body, uint32_t len)
 {
@@ -181,16 +269,21 @@ static int on_reply(struct krayd *d, const uint8_t *body, uint32_t len)
 		return fail("malformed lookup reply", -EBADMSG);
 	p = pend_take(d, m.token);
 	if (!p)
-		return 0; /* expired */
+		return 0; /* expired (a claimed name stays the head's until its holder dies) */
+	if (p->kind == PEND_CLAIM) {
+		claim_done(d, p, &m);
+		pend_free(p);
+		return 0;
+	}
 	if (m.status || m.host == d->node) {
 		answer_fail(d, p, -ENOENT, "no live actor has this name in this namespace");
-		free(p);
+		pend_free(p);
 		return 0;
 	}
 	to = net_link_to(d, m.host);
 	if (!to) {
 		answer_fail(d, p, -ENOENT, "the named actor's node is not reachable");
-		free(p);
+		pend_free(p);
 		return 0;
 	}
 	/* Ask its node to hold a handle for our link, then give the client one here. */
@@ -254,11 +347,11 @@ int lookup_on_attach_reply(struct link *l, const uint8_t *body, uint32_t len)
 	if (m.status || !c) {
 		if (m.status)
 			answer_fail(d, p, -ENOENT, "the named actor is gone");
-		free(p);
+		pend_free(p);
 		goto undo;
 	}
 	give_handle(d, c, p, l);
-	free(p);
+	pend_free(p);
 	return 0;
 undo:
 	if (!m.status) {
@@ -292,7 +385,7 @@ int kv_on_reply(struct link *l, const uint8_t *body, uint32_t len)
 	c = p ? pend_conn(d, p) : NULL;
 	if (c)
 		kv_answer(c, p->req, m.status, val, m.value_len);
-	free(p);
+	pend_free(p);
 	return 0;
 }
 
@@ -302,6 +395,6 @@ void lookup_fini(struct krayd *d)
 		struct pending *p = d->cl->pend;
 
 		d->cl->pend = p->next;
-		free(p);
+		pend_free(p);
 	}
 }

@@ -508,9 +508,12 @@ struct kray_msg_gcs_lookup {
 	__u64 token; /* echoed */
 	__u8 name_len;
 	__u8 ns_len;
-	__u8 pad[6];
+	__u8 claim; /* 1: take the name for actor if no live actor has it (the reply's
+		     * status is -ENOENT then: it was free, and is now the claimant's) */
+	__u8 pad[5];
+	struct kray_oid actor; /* claim: the id the claimant's new actor has */
 };
-_Static_assert(sizeof(struct kray_msg_gcs_lookup) == 16, "gcs_lookup is 16 bytes");
+_Static_assert(sizeof(struct kray_msg_gcs_lookup) == 32, "gcs_lookup is 32 bytes");
 
 struct kray_msg_gcs_lookup_reply {
 	__u64 token;

@@ -662,6 +662,56 @@ static int64_t actor_int(kray *k, kray_ref a, const char *method)
 	return v.i;
 }
 
+/*
+ * A name is the cluster's, as in Ray: an actor named on node 2 keeps the name from
+ * creations on node 3 and on the head (-EEXIST, naming its node), until it is killed;
+ * then the name can be taken anywhere.
+ */
+Test(cluster, actor_names_are_unique_in_the_cluster)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k2 = harness_connect(node[1].sock), *k3 = harness_connect(node[2].sock);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref a, b, found;
+	int rc;
+
+	o.name = "solo";
+	cr_assert_eq(kray_actor_create(k2, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k2));
+	cr_assert_eq(actor_int(k2, a, "node"), 2);
+	rc = kray_actor_create(k3, "Where", NULL, 0, &o, &b);
+	cr_assert_eq(rc, -EEXIST, "a second 'solo' on node 3: %d %s", rc, kray_errmsg(k3));
+	cr_assert(strstr(kray_errmsg(k3), "lives on node"), "%s", kray_errmsg(k3));
+	rc = kray_actor_create(k, "Where", NULL, 0, &o, &b);
+	cr_assert_eq(rc, -EEXIST, "a second 'solo' on the head: %d %s", rc, kray_errmsg(k));
+	/* another namespace is another name */
+	o.ns = "other";
+	cr_assert_eq(kray_actor_create(k3, "Where", NULL, 0, &o, &b), 0, "%s", kray_errmsg(k3));
+	cr_assert_eq(actor_int(k3, b, "node"), 3);
+	kray_release(k3, &b, 1);
+	o.ns = NULL;
+	/* the name is found from node 3: still the one on node 2 */
+	cr_assert_eq(kray_get_actor(k3, "solo", NULL, &found), 0, "%s", kray_errmsg(k3));
+	cr_assert_eq(actor_int(k3, found, "incr"), 1);
+	kray_release(k3, &found, 1);
+
+	/* killed, its name is free on every node */
+	cr_assert_eq(kray_kill(k2, a, 1), 0, "%s", kray_errmsg(k2));
+	kray_release(k2, &a, 1);
+	for (int i = 0; i < 100; i++) {
+		rc = kray_actor_create(k3, "Where", NULL, 0, &o, &b);
+		if (rc != -EEXIST)
+			break;
+		usleep(20000); /* node 2 tells the head the actor is gone */
+	}
+	cr_assert_eq(rc, 0, "'solo' on node 3 after the first was killed: %d %s", rc,
+		     kray_errmsg(k3));
+	cr_assert_eq(actor_int(k3, b, "node"), 3);
+	kray_release(k3, &b, 1);
+	harness_shutdown(k3);
+	harness_shutdown(k2);
+	harness_shutdown(k);
+}
+
 Test(cluster, actor_on_node3_called_from_node1)
 {
 	kray *k = three_nodes(PER_NODE);
