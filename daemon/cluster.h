@@ -148,6 +148,7 @@ struct cluster {
 	struct gjob *jobs_table;
 	int log_fd;
 	uint64_t log_records;
+	uint64_t log_base; /* records the log held after its last compaction (or replay) */
 	/* requests passed on */
 	struct pending *pend;
 	uint64_t next_token;
@@ -213,6 +214,7 @@ void gcs_reregister(struct krayd *d, struct link *head);
 int gcs_log_open(struct krayd *d);
 void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len);
 void gcs_log_close(struct krayd *d);
+uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b);
 
 /* lookup.c: requests passed on for local clients */
 struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, uint64_t req);

@@ -610,3 +610,37 @@ void gcs_fini(struct krayd *d)
 	}
 	gcs_log_close(d);
 }
+
+/* The tables as the frames that would make them (GCS_ACTOR, KV puts, GCS_JOB), for the
+ * log's compaction (gcs_log.c).  Returns how many. */
+uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b)
+{
+	uint64_t n = 0;
+
+	for (struct gname *g = d->cl->names; g; g = g->next, n++) {
+		struct kray_msg_gcs_actor m = { .actor = g->id, .host = g->host, .alive = 1,
+						.detached = g->detached,
+						.name_len = (uint8_t)strlen(g->name),
+						.ns_len = (uint8_t)strlen(g->ns) };
+
+		put_gcs_name(b, &m, g->name, g->ns);
+	}
+	for (struct gkv *e = d->cl->kv; e; e = e->next, n++) {
+		struct kray_msg_kv m = { .op = KRAY_KV_PUT, .key_len = (uint8_t)strlen(e->key),
+					 .value_len = e->len };
+		size_t off = wire_begin(b, KRAY_MSG_KV, 0);
+
+		kbuf_put(b, &m, sizeof(m));
+		wire_put_padded(b, e->key, m.key_len);
+		wire_put_padded(b, e->val, e->len);
+		wire_end(b, off);
+	}
+	for (struct gjob *j = d->cl->jobs_table; j; j = j->next, n++) {
+		size_t off = wire_begin(b, KRAY_MSG_GCS_JOB, 0);
+
+		kbuf_put(b, &j->m, sizeof(j->m));
+		wire_put_padded(b, j->path, j->m.path_len);
+		wire_end(b, off);
+	}
+	return n;
+}

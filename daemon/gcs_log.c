@@ -7,9 +7,17 @@
  * write(2) on an O_APPEND descriptor and fdatasync()ed before the change is acknowledged:
  * the tables change rarely (actors are named, keys are put), so durability costs little.
  * The node table is not logged: nodes register again when they reconnect.
+ *
+ * Compaction: once the log holds twice as many records as it did after its last
+ * compaction (and at least COMPACT_MIN), it is rewritten as the tables stand (one record
+ * per name, key and job: gcs_snapshot()) into a new file that is fsync()ed and renamed
+ * over the old one, so a head that dies at any point replays either log whole.  A key
+ * put a million times then costs one record, not a million.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +25,8 @@
 
 #include "cluster.h"
 #include "log.h"
+
+#define COMPACT_MIN 1024
 
 int gcs_log_open(struct krayd *d)
 {
@@ -64,10 +74,58 @@ int gcs_log_open(struct krayd *d)
 	}
 	free(buf);
 	cl->log_fd = fd;
+	cl->log_base = cl->log_records;
 	if (cl->log_records)
 		log_info("recovered %llu GCS records from %s", (unsigned long long)cl->log_records,
 			 d->cfg.gcs_log);
 	return 0;
+}
+
+/* Rewrites the log as the tables stand; on any failure the old log stays in use. */
+static void compact(struct krayd *d)
+{
+	struct cluster *cl = d->cl;
+	char tmp[PATH_MAX + 8], dir[PATH_MAX], *slash;
+	struct kbuf b = { 0 };
+	uint64_t n = gcs_snapshot(d, &b);
+	int fd, dfd;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", d->cfg.gcs_log);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || fsync(fd) ||
+	    rename(tmp, d->cfg.gcs_log)) {
+		log_warn_ratelimited("gcs-log %s: cannot compact it (%s); it keeps growing",
+				     d->cfg.gcs_log, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		kbuf_free(&b);
+		cl->log_base = cl->log_records; /* try again after as many more */
+		return;
+	}
+	close(fd);
+	/* The rename itself must be durable before records go into the new file. */
+	snprintf(dir, sizeof(dir), "%s", d->cfg.gcs_log);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	fd = open(d->cfg.gcs_log, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("gcs-log %s: reopening after compaction: %s", d->cfg.gcs_log,
+			 strerror(errno));
+	}
+	close(cl->log_fd);
+	cl->log_fd = fd;
+	log_info("gcs-log %s: compacted %llu records into %llu (%zu bytes)", d->cfg.gcs_log,
+		 (unsigned long long)cl->log_records, (unsigned long long)n, b.len);
+	cl->log_records = cl->log_base = n;
+	kbuf_free(&b);
 }
 
 void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len)
@@ -87,6 +145,8 @@ void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len
 	else
 		cl->log_records++;
 	kbuf_free(&b);
+	if (cl->log_records >= COMPACT_MIN && cl->log_records >= 2 * cl->log_base)
+		compact(d);
 }
 
 void gcs_log_close(struct krayd *d)

@@ -589,6 +589,72 @@ Test(cluster, gcs_log_replay_cuts_a_torn_record)
 	cr_assert_gt(st.st_size, good);
 }
 
+/*
+ * A key put thousands of times does not make the GCS log grow with it: the log is
+ * compacted to the tables as they stand, and a head restarted on the compacted log has
+ * them all (the last value of each key, deleted keys gone).
+ */
+Test(cluster, gcs_log_is_compacted)
+{
+	struct harness h1, h2;
+	char dir[128], log[256], tok[256], key[16], val[128];
+	const char *args[] = { "--head", "--node-listen", "127.0.0.1:0", "--gcs-log", log,
+			       "--token-file", tok, NULL };
+	struct stat st;
+	kray *k;
+	int rc;
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(log, sizeof(log), "%s/gcs.log", dir);
+	snprintf(tok, sizeof(tok), "%s/token", dir);
+	cr_assert_eq(harness_start_krayd_opts(&h1, 1, args), 0);
+	k = harness_connect(h1.sock);
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		cr_assert_eq(kray_kv_put(k, key, key, strlen(key)), 0, "%s", kray_errmsg(k));
+	}
+	memset(val, 'v', sizeof(val));
+	for (int i = 0; i < 3000; i++) {
+		snprintf(val, sizeof(val), "%08d", i); /* 8 digits, a NUL, then 'v's */
+		rc = kray_kv_put(k, "hot", val, sizeof(val));
+		cr_assert_eq(rc, 0, "put %d: %d %s", i, rc, kray_errmsg(k));
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		cr_assert_eq(kray_kv_del(k, key), 0);
+	}
+	cr_assert_eq(stat(log, &st), 0);
+	/* 3,050 records of at least 160 bytes would be 480 KB: compacted, far less */
+	cr_assert_lt(st.st_size, 200 * 1024, "the log holds %lld bytes after 3,050 changes to "
+		     "41 keys: not compacted", (long long)st.st_size);
+	harness_shutdown(k);
+	harness_stop_krayd(&h1);
+
+	cr_assert_eq(harness_start_krayd_opts(&h2, 1, args), 0, "the head refused its log");
+	k = harness_connect(h2.sock);
+	for (int i = 0; i < 40; i++) {
+		void *v;
+		size_t len;
+
+		snprintf(key, sizeof(key), "k%d", i);
+		if (i < 10) {
+			cr_assert_eq(kray_kv_get(k, key, &v, &len), -ENOENT, "deleted %s is back",
+				     key);
+			continue;
+		}
+		kv_expect(k, key, key);
+	}
+	void *v = NULL;
+	size_t len = 0;
+
+	cr_assert_eq(kray_kv_get(k, "hot", &v, &len), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(len, sizeof(val));
+	cr_assert_str_eq((const char *)v, "00002999", "hot holds an old value after replay");
+	free(v);
+	harness_shutdown(k);
+	harness_stop_krayd(&h2);
+}
+
 static int64_t actor_int(kray *k, kray_ref a, const char *method);
 
 Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
