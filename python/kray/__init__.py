@@ -328,26 +328,25 @@ def nodes():
     return out
 
 
-def cluster_resources():
-    """{'CPU': n, ...custom resources}, summed over the live nodes."""
-    total = {}
+def _sum_resources(free):
+    out = {}
     for n in nodes():
         if n["Alive"]:
             for k, v in n["Resources"].items():
-                total[k] = total.get(k, 0.0) + v
-    return total
+                if free and k == "CPU" and n["BusyCPUs"] is not None:
+                    v = max(0.0, v - n["BusyCPUs"])
+                out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def cluster_resources():
+    """{'CPU': n, ...custom resources}, summed over the live nodes."""
+    return _sum_resources(False)
 
 
 def available_resources():
     """cluster_resources() less the CPUs busy now (custom resources: totals)."""
-    free = {}
-    for n in nodes():
-        if n["Alive"]:
-            for k, v in n["Resources"].items():
-                if k == "CPU" and n["BusyCPUs"] is not None:
-                    v = max(0.0, v - n["BusyCPUs"])
-                free[k] = free.get(k, 0.0) + v
-    return free
+    return _sum_resources(True)
 
 
 def timeline(filename=None):

@@ -64,6 +64,21 @@ static int64_t get_ints(kray *k, kray_ref *refs, size_t n, int64_t want)
 	return harness_now_ms() - t0;
 }
 
+/* Runs n sleep_ms(ms) tasks that each need res, and waits for them; returns the ms it
+ * took from the first submit. */
+static int64_t sleepers(kray *k, int n, int64_t ms, const char *res)
+{
+	kray_value arg = KRAY_V_INT(ms);
+	kray_ref refs[8];
+	int64_t t0 = harness_now_ms();
+
+	cr_assert_leq(n, 8);
+	for (int i = 0; i < n; i++)
+		refs[i] = call_res(k, "sleep_ms", &arg, 1, res, 3);
+	get_ints(k, refs, (size_t)n, ms);
+	return harness_now_ms() - t0;
+}
+
 static bool ready(kray *k, kray_ref r)
 {
 	uint8_t rd = 0;
@@ -79,14 +94,8 @@ Test(resources, task_holds_its_cpus, .timeout = 60)
 {
 	struct harness h;
 	kray *k = start(&h, 2, NULL);
-	kray_value ms = KRAY_V_INT(300);
-	kray_ref refs[4];
-	int64_t t0 = harness_now_ms(), dt;
+	int64_t dt = sleepers(k, 4, 300, "CPU:2");
 
-	for (int i = 0; i < 4; i++)
-		refs[i] = call_res(k, "sleep_ms", &ms, 1, "CPU:2", 3);
-	get_ints(k, refs, 4, 300);
-	dt = harness_now_ms() - t0;
 	cr_assert_geq(dt, 4 * 300 - 50,
 		      "4 tasks of 2 CPUs x 300 ms on 2 CPUs took %lld ms: some ran at once",
 		      (long long)dt);
@@ -145,14 +154,8 @@ Test(resources, fractions_add_up, .timeout = 60)
 {
 	struct harness h;
 	kray *k = start(&h, 3, "acc:1");
-	kray_value ms = KRAY_V_INT(1500);
-	kray_ref r[3];
-	int64_t t0 = harness_now_ms(), dt;
+	int64_t dt = sleepers(k, 3, 1500, "acc:0.5,CPU:0.5");
 
-	for (int i = 0; i < 3; i++)
-		r[i] = call_res(k, "sleep_ms", &ms, 1, "acc:0.5,CPU:0.5", 3);
-	get_ints(k, r, 3, 1500);
-	dt = harness_now_ms() - t0;
 	cr_assert_geq(dt, 2 * 1500 - 50,
 		      "3 tasks of acc:0.5 on acc:1 took %lld ms: all three ran at once",
 		      (long long)dt);
