@@ -405,6 +405,7 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 	t->nargs = f.m.nargs;
 	t->max_retries = f.m.max_retries;
 	t->from_link = l->id;
+	t->submit_ns = now_ns();
 	d->st.tasks_submitted++;
 	d->cl->received++;
 	/* Its returns are held by the link until they have been pushed back. */

@@ -335,6 +335,20 @@ static struct worker *pipeline_worker(struct krayd *d, const struct task *t)
 	return best;
 }
 
+/*
+ * A task of several CPUs that plain tasks have kept out for STARVE_NS: it could run once
+ * running tasks end (its resources are free, and the actors leave it room), so the scan
+ * stops there and lets CPUs free up for it.
+ */
+#define STARVE_NS 1000000000ll
+
+static bool starved(struct krayd *d, const struct task *t, uint64_t cap)
+{
+	return t->cpu_milli > 1000 && d->actor_slots_milli <= cap &&
+	       t->cpu_milli <= cap - d->actor_slots_milli &&
+	       res_free(d, t) && now_ns() - t->submit_ns > STARVE_NS;
+}
+
 static void unqueue(struct krayd *d, struct task **pp, struct task *prev)
 {
 	struct task *t = *pp;
@@ -407,6 +421,8 @@ void sched_dispatch(struct krayd *d)
 		} else if (fits) {
 			want++; /* its CPU counted as taken: no more start than the slots hold */
 			used += t->cpu_milli;
+		} else if (starved(d, t, cap)) {
+			break; /* the tasks behind it wait, so that slots drain until it fits */
 		}
 		past++;
 		prev = t;

@@ -163,6 +163,31 @@ Test(resources, fractions_add_up, .timeout = 60)
 	harness_stop_krayd(&h);
 }
 
+/*
+ * A task of both CPUs queued among plain ones is not kept out for ever by the plain tasks
+ * behind it, which would take every slot that frees: after a second of waiting, they wait
+ * for it instead.
+ */
+Test(resources, task_of_many_cpus_is_not_starved, .timeout = 60)
+{
+	struct harness h;
+	kray *k = start(&h, 2, NULL);
+	kray_value ms = KRAY_V_INT(500), three = KRAY_V_INT(3);
+	kray_ref plain[12], big;
+
+	for (int i = 0; i < 4; i++)
+		plain[i] = call_res(k, "sleep_ms", &ms, 1, NULL, 3);
+	big = call_res(k, "square", &three, 1, "CPU:2", 3);
+	for (int i = 4; i < 12; i++)
+		plain[i] = call_res(k, "sleep_ms", &ms, 1, NULL, 3);
+	get_ints(k, &big, 1, 9);
+	cr_assert(!ready(k, plain[11]),
+		  "the 2-CPU task ran only after every plain task behind it (12 x 500 ms)");
+	get_ints(k, plain, 12, 500);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
 /* What a task held comes back when its worker dies (and when it fails or is retried). */
 Test(resources, given_back_when_the_worker_dies, .timeout = 60)
 {
