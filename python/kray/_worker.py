@@ -28,6 +28,9 @@ _ctx = threading.local()  # task_id of the call this thread runs
 actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
 
 
+# The method a handle from get_actor() calls first: (class name, {method: num_returns}).
+METHODS_CALL = "__kray_methods__"
+
 def _event_loop():
     """One event loop per thread for async def methods (they run one at a time on it,
     or on each of an actor's max_concurrency threads)."""
@@ -118,6 +121,11 @@ def execute(mode, args, inst, nret, task_id):
             fn, _, name = _load(args[0])
         else:
             name = args[0][1].decode()
+            if name == METHODS_CALL:
+                # A handle from get_actor() asks for the class's methods.
+                from . import _remote
+                table = {k: v[0] for k, v in _remote._methods(type(inst)).items()}
+                return _results(name, (type(inst).__name__, table), nret)
             fn = getattr(inst, name)
             name = f"{type(inst).__name__}.{name}"
         a, kw, retry = _call_args(args[1], args[2:])

@@ -77,6 +77,12 @@ def test_named_actor_and_get_actor(ray_start):
         ray.get_actor("no-such-actor")
     got = Counter.options(name="counter-a", get_if_exists=True).remote()
     assert ray.get(got.incr.remote()) == 3
+    # a handle from get_actor knows the class's methods and their num_returns
+    a, b = same.pair.remote()
+    assert ray.get([a, b]) == [3, -3]
+    with pytest.raises(AttributeError, match="no method 'nope'"):
+        same.nope
+    assert "Counter" in repr(same)
 
 
 def test_detached_actor_outlives_its_creator(ray_start):
