@@ -317,12 +317,13 @@ def get_actor(name, namespace_=None):
                          f"'{ns}'") from None
     h = ActorHandle(ref, None, None)
     # Its methods and their num_returns, from the actor itself (one round trip), as a
-    # handle made by .remote() knows them.  A C actor does not answer: any name goes.
+    # handle made by .remote() knows them.  A C actor does not answer, and an actor busy
+    # for 2 s with a long method is not waited for: then any name goes.
     from . import _worker
     try:
         out = _kray.get(_kray.submit(_labelled(PY_METHOD, _worker.METHODS_CALL),
                                      _call_args(_worker.METHODS_CALL.encode(), (), {}), 1,
-                                     0, ref), 30000)
+                                     0, ref), 2000)
         cls, table = _serial.decode(out[0])
         h._class_name = cls
         h._meta = {k: (n, None) for k, n in table.items()}
