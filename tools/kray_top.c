@@ -179,12 +179,17 @@ int kray_top_main(const char *sock, bool once, unsigned interval_ms)
 	struct maps m;
 	char dir[64];
 	kray *k;
-	int r = kray_init(&k, &cfg);
+	int r;
 	static struct row a[MAX_ROWS], b[MAX_ROWS];
 	struct row *prev = a, *cur = b;
 	unsigned nprev, ncur;
 	uint64_t t0, t1;
 
+	/* First thing, so that an interrupt while it connects ends it too (a background
+	 * job may have inherited SIGINT ignored, which would make it run on for ever). */
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	r = kray_init(&k, &cfg);
 	if (r) {
 		fprintf(stderr, "kray top: %s\n", kray_init_errmsg());
 		return 1;
@@ -205,8 +210,6 @@ int kray_top_main(const char *sock, bool once, unsigned interval_ms)
 			dir, strerror(-r));
 		return 1;
 	}
-	signal(SIGINT, on_sigint);
-	signal(SIGTERM, on_sigint);
 	t0 = mono_ns();
 	nprev = read_rows(&m, prev, t0);
 	for (;;) {
