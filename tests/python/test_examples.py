@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The seed's two Ray examples, verbatim but for `import kray as ray`, each in its own
-interpreter (examples/python/tasks.py and actors.py)."""
+interpreter (examples/python/tasks.py and actors.py), and the resources example."""
 import os
 import subprocess
 import sys
@@ -25,3 +25,11 @@ def test_actor_example():
     src = open(os.path.join(ROOT, "examples", "python", "actors.py")).read()
     assert "counters = [Counter.remote() for i in range(4)]" in src
     assert run_example("actors.py") == "[1, 1, 1, 1]"
+
+
+def test_resources_example():
+    out = run_example("resources.py").splitlines()
+    assert out[0] == "cluster: {'CPU': 2.0, 'disk': 1.0}"
+    started = {line.split()[0]: float(line.split()[3]) for line in out[1:]}
+    assert abs(started["disk-2"] - started["disk-1"]) >= 0.45, started  # one disk
+    assert started["no-cpu"] < started["two-cpus"], started  # 0 CPUs runs beside
