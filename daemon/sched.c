@@ -101,7 +101,7 @@ static unsigned pipe_depth(const struct fnstat *f)
 	return n < 1 ? 1 : n > PIPE_MAX ? PIPE_MAX : (unsigned)n;
 }
 
-static void tell_job(struct worker *w, uint32_t job, const char *path)
+void sched_tell_job(struct worker *w, uint32_t job, const char *path)
 {
 	struct kray_msg_job m = { .job = job, .path_len = (uint32_t)strlen(path) };
 	struct kray_oid key = { .node = job };
@@ -218,7 +218,7 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 
 	if (pinned < 0)
 		return -1;
-	tell_job(w, t->job, path ? path : "");
+	sched_tell_job(w, t->job, path ? path : "");
 	off = wire_begin(b, KRAY_MSG_EXEC, 0);
 	kbuf_put(b, &m, sizeof(m));
 	wire_put_padded(b, t->fn->name, t->fn->name_len);
@@ -269,13 +269,31 @@ static void trim_pool(struct krayd *d, unsigned slots, unsigned active)
 	unsigned keep = slots > active ? slots - active : 0;
 
 	for (struct worker *w = d->workers; w; w = w->next) {
-		if (!runnable(w) || w->inflight)
+		if (!runnable(w) || w->inflight || kfast_running(d, w))
 			continue;
 		if (keep)
 			keep--;
-		else
+		else if (kfast_retire(d, w)) /* not if the fast path just gave it a task */
 			conn_close(w->conn, "worker not needed");
 	}
+}
+
+/*
+ * The fast path (bpf_fast.c) runs tasks krayd does not see.  A queued task must not wait
+ * for a wake-up that never comes: when no daemon-path task is in flight and no worker is
+ * starting, nothing will call sched_dispatch() again, so the queue's head tasks go to the
+ * workers that run fast tasks, one each, to run next (their results wake krayd).
+ */
+static void unstrand(struct krayd *d)
+{
+	if (!d->fast || !d->qhead || d->starting)
+		return;
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->state == W_READY && w->inflight)
+			return;
+	for (struct worker *w = d->workers; w && d->qhead; w = w->next)
+		if (runnable(w) && !w->inflight && kfast_pass(d, w))
+			sched_send_exec(d, w, dequeue(d));
 }
 
 void sched_dispatch(struct krayd *d)
@@ -292,8 +310,8 @@ void sched_dispatch(struct krayd *d)
 		return;
 	kbpf_tick(d);
 	for (struct worker *w = d->workers; w; w = w->next) {
-		if (runnable(w) && w->inflight)
-			active++;
+		if (runnable(w) && (w->inflight || kfast_running(d, w)))
+			active++; /* a fast task holds a CPU slot too */
 		else if (w->state == W_STARTING && !w->actor)
 			pool_starting++;
 	}
@@ -303,7 +321,7 @@ void sched_dispatch(struct krayd *d)
 
 		if (active < slots) {
 			for (struct worker *w = d->workers; w; w = w->next)
-				if (runnable(w) && !w->inflight) {
+				if (runnable(w) && !w->inflight && kfast_claim(d, w)) {
 					best = w;
 					active++;
 					break;
@@ -342,6 +360,12 @@ void sched_dispatch(struct krayd *d)
 				break;
 	} else {
 		trim_pool(d, slots, active);
+	}
+	if (d->fast) {
+		unstrand(d);
+		for (struct worker *w = d->workers; w; w = w->next)
+			if (runnable(w))
+				kfast_settle(d, w, d->qhead != NULL);
 	}
 }
 

@@ -160,12 +160,20 @@ static void describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
+/* none_ran: a fast task was running, so the tasks krayd sent it had not started. */
+static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool none_ran)
 {
 	struct task *t = w->head, *rest;
 
 	if (!t)
 		return;
+	if (none_ran) {
+		/* Put a dummy head in front so that every real task is requeued unstarted. */
+		static struct task dummy;
+
+		dummy = (struct task){ .next = t };
+		t = &dummy;
+	}
 	rest = t->next;
 	w->head = w->tail = NULL;
 	w->inflight = 0;
@@ -190,6 +198,8 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
 		stack = n;
 	}
 	t->next = NULL;
+	if (none_ran)
+		return;
 	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
 		task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled (its worker, pid %d, "
 			  "was killed)", t->fn->name_len, t->fn->name, (int)w->pid);
@@ -227,11 +237,12 @@ static void fail_queue(struct krayd *d, const char *how)
 static void worker_gone(struct krayd *d, struct worker *w, int status)
 {
 	char how[128];
-	bool was_starting = w->state == W_STARTING;
+	bool was_starting = w->state == W_STARTING, fast_ran;
 
 	describe(status, how, sizeof(how));
 	w->state = W_DEAD;
 	kbpf_worker_del(d, w);
+	fast_ran = kfast_worker_gone(d, w, how);
 	if (w->conn)
 		conn_close(w->conn, "worker exited");
 	if (was_starting) {
@@ -247,13 +258,13 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 	} else if (!d->stopping) {
 		log_debug("worker %u (pid %d) %s", w->id, (int)w->pid, how);
 	}
-	if (!d->stopping && (w->head || WIFSIGNALED(status)) && !(w->actor && !w->head &&
+	if (!d->stopping && (w->head || fast_ran || WIFSIGNALED(status)) && !(w->actor && !w->head &&
 								       w->actor->state == A_DEAD))
 		d->st.workers_died++;
 	if (!d->stopping && w->actor) {
 		actor_worker_died(d, w, how);
 	} else if (!d->stopping) {
-		tasks_lost(d, w, how);
+		tasks_lost(d, w, how, fast_ran);
 	} else {
 		while (w->head) {
 			struct task *t = w->head;

@@ -237,7 +237,9 @@ struct kray_stats {
 	uint64_t evicted_total; /* objects freed because nothing referenced them */
 	uint64_t pool_bytes; /* pre-faulted memory ready for new objects */
 	uint64_t actors_alive, actors_pending; /* pending: waiting for CPUs or arguments */
-	uint64_t reserved_[5];
+	uint64_t fast_tasks; /* synchronous calls steered in the kernel (docs/fastpath.md) */
+	uint64_t fast_bounced; /* fast calls that found no idle worker (ran on krayd's path) */
+	uint64_t reserved_[3];
 };
 
 /* Asks krayd for its counters. */
