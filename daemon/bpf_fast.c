@@ -243,7 +243,9 @@ int kfast_open(struct conn *c, uint64_t req)
 		__atomic_store_n(&f->fd[slot].token, rep.token, __ATOMIC_SEQ_CST);
 		key = slot;
 	}
-	if (bpf_map_update_elem(f->socks_fd, &key, &sv[0], BPF_ANY)) {
+	uint64_t sock = (uint64_t)sv[0]; /* the map's value is 8 bytes */
+
+	if (bpf_map_update_elem(f->socks_fd, &key, &sock, BPF_ANY)) {
 		rep.status = -errno;
 		log_warn_ratelimited("bpf: fast connection refused: sockmap: %s", strerror(errno));
 		if (w)

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The BPF fast path for synchronous calls (docs/fastpath.md): a call whose result is got
+ * at once is steered by krayd's sk_skb program to an idle worker and back.  These tests
+ * check that such calls return exactly what the daemon path returns (ints, doubles,
+ * bytes small and large, errors, unknown functions, wrong arity, nested calls), that they
+ * really went through the program and not through krayd (the program's counters in
+ * kray_status and krayd's own task counter), that a worker killed in the middle of a fast
+ * task leads to a retry or a WORKER_DIED error rather than a hang, that tasks queued in
+ * krayd are never stranded behind fast ones, and that the fast path switches off.
+ *
+ * They need root and BPF (CAP_BPF, sk_skb on AF_UNIX); elsewhere they skip, naming why.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kray/kray.h>
+
+#include "harness.h"
+
+TestSuite(fastpath, .fini = harness_cleanup, .timeout = 60);
+
+/* A private krayd with the fast path, once its workers take fast tasks; skips without. */
+static kray *fast_krayd(int num_cpus)
+{
+	const char *env = getenv("KRAY_FASTPATH"), *bpf = getenv("KRAY_BPF");
+	kray *k;
+	int64_t until;
+
+	if ((env && (!strcmp(env, "off") || !strcmp(env, "0"))) ||
+	    (bpf && (!strcmp(bpf, "off") || !strcmp(bpf, "0"))))
+		cr_skip_test("the fast path is switched off (KRAY_FASTPATH / KRAY_BPF)");
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	k = harness_embedded(num_cpus);
+	/* The first calls bounce to the daemon path until a worker has connected. */
+	until = harness_now_ms() + 10000;
+	while (harness_now_ms() < until) {
+		kray_value v;
+		kray_ref r = harness_call1(k, "square", &KRAY_V_INT(3), 1);
+		int rc = kray_get(k, &r, 1, -1, &v);
+
+		cr_assert_eq(rc, 0, "warm-up call: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.i, 9);
+		kray_release(k, &r, 1);
+		if (harness_status(k).fast_tasks > 0)
+			return k;
+		usleep(20000);
+	}
+	cr_skip_test("krayd has no fast path here (sk_skb on AF_UNIX not available?)");
+	return NULL;
+}
+
+/* Calls fn(args) and gets its value at once: the fast path's shape. */
+static int sync_call(kray *k, const char *fn, const kray_value *args, size_t nargs,
+		     kray_value *ret)
+{
+	kray_ref r;
+	int rc = kray_call(k, fn, args, nargs, NULL, &r);
+
+	cr_assert_eq(rc, 0, "kray_call(%s): %d %s", fn, rc, kray_errmsg(k));
+	rc = kray_get(k, &r, 1, -1, ret);
+	kray_release(k, &r, 1);
+	return rc;
+}
+
+Test(fastpath, results_are_exact)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k), after;
+	static char big[12000];
+	kray_value v;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + 1);
+	for (int i = 0; i < 50; i++) {
+		rc = sync_call(k, "add", (kray_value[]){ KRAY_V_INT(i), KRAY_V_INT(1000) }, 2, &v);
+		cr_assert_eq(rc, 0, "add: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.type, KRAY_INT64);
+		cr_assert_eq(v.i, i + 1000, "add(%d, 1000) = %lld", i, (long long)v.i);
+	}
+	rc = sync_call(k, "sum_f64", (kray_value[]){ KRAY_V_F64(1.25), KRAY_V_F64(2.5) }, 2, &v);
+	cr_assert_eq(rc, 0, "sum_f64: %s", kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_F64);
+	cr_assert_float_eq(v.f, 3.75, 1e-12);
+	rc = sync_call(k, "echo_bytes", &KRAY_V_BYTES("hello fast path", 15), 1, &v);
+	cr_assert_eq(rc, 0, "echo_bytes: %s", kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, 15);
+	cr_assert_eq(memcmp(v.data, "hello fast path", 15), 0);
+	kray_value_clear(&v);
+	/* 12,000 bytes in and out: one fast frame each way. */
+	rc = sync_call(k, "echo_bytes", &KRAY_V_BYTES(big, sizeof(big)), 1, &v);
+	cr_assert_eq(rc, 0, "echo_bytes(12000): %s", kray_errmsg(k));
+	cr_assert_eq(v.len, sizeof(big));
+	cr_assert_eq(memcmp(v.data, big, sizeof(big)), 0, "12,000 bytes came back changed");
+	kray_value_clear(&v);
+	rc = sync_call(k, "identity", &(kray_value){ .type = KRAY_NIL }, 1, &v);
+	cr_assert_eq(rc, 0, "identity(nil): %s", kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_NIL);
+	after = harness_status(k);
+	cr_assert_geq(after.fast_tasks - before.fast_tasks, 50,
+		      "only %llu of 54 calls went through the fast path (%llu bounced)",
+		      (unsigned long long)(after.fast_tasks - before.fast_tasks),
+		      (unsigned long long)(after.fast_bounced - before.fast_bounced));
+	/* krayd itself never saw them as tasks. */
+	cr_assert_leq(after.tasks_submitted - before.tasks_submitted,
+		      after.fast_bounced - before.fast_bounced,
+		      "krayd handled %llu of the calls",
+		      (unsigned long long)(after.tasks_submitted - before.tasks_submitted));
+	harness_shutdown(k);
+}
+
+Test(fastpath, errors_are_exact)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k);
+	kray_value v;
+	int rc;
+
+	rc = sync_call(k, "fail", &KRAY_V_BYTES("on purpose", 10), 1, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "fail(): rc %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert_eq(v.err, KRAY_ERR_TASK, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "on purpose"), "message: %s", (const char *)v.data);
+	cr_assert(strstr(kray_errmsg(k), "on purpose"), "errmsg: %s", kray_errmsg(k));
+	kray_value_clear(&v);
+
+	rc = sync_call(k, "no_such_function", &KRAY_V_INT(1), 1, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_UNKNOWN_FUNCTION, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "no_such_function"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+
+	rc = sync_call(k, "square", (kray_value[]){ KRAY_V_INT(1), KRAY_V_INT(2) }, 2, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_BAD_ARGS, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "takes 1 argument"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+
+	rc = sync_call(k, "square", &KRAY_V_F64(2.0), 1, &v); /* the function checks types */
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_TASK, "kind %s", harness_errkind(v.err));
+	kray_value_clear(&v);
+	cr_assert_geq(harness_status(k).fast_tasks - before.fast_tasks, 4);
+	harness_shutdown(k);
+}
+
+/* A fast result is an ordinary object afterwards: passed to a task, waited on, got again. */
+Test(fastpath, result_usable_later)
+{
+	kray *k = fast_krayd(2);
+	kray_ref r, r2;
+	kray_value v;
+	uint8_t ready;
+	int rc;
+
+	r = harness_call1(k, "square", &KRAY_V_INT(12), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 144);
+	/* krayd learns of it only now, when it is named in a submit. */
+	r2 = harness_call1(k, "add", (kray_value[]){ KRAY_V_REF(r), KRAY_V_INT(1) }, 2);
+	rc = harness_get1(k, r2, 30000, &v);
+	cr_assert_eq(rc, 0, "add(ref, 1): %s", kray_errmsg(k));
+	cr_assert_eq(v.i, 145);
+	rc = kray_wait(k, &r, 1, 1, 5000, &ready, NULL);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(ready, 1, "a fast result is not ready for kray_wait");
+	rc = harness_get1(k, r, 5000, &v);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(v.i, 144);
+	cr_assert_eq(kray_release(k, &r, 1), 0);
+	cr_assert_eq(kray_release(k, &r2, 1), 0);
+	/* An error result, got again after krayd was told of it. */
+	r = harness_call1(k, "fail", &KRAY_V_BYTES("again", 5), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	kray_value_clear(&v);
+	rc = harness_get1(k, r, 5000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "the second get of an error: %d", rc);
+	cr_assert(strstr(v.data, "again"), "%s", (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* Results too large for a fast frame are kept by krayd and got from there. */
+Test(fastpath, large_results)
+{
+	kray *k = fast_krayd(2);
+	int64_t sizes[] = { 20000, 60000, 3 << 20 };
+	kray_value v;
+
+	for (unsigned i = 0; i < 3; i++) {
+		int rc = sync_call(k, "make_bytes",
+				   (kray_value[]){ KRAY_V_INT(sizes[i]), KRAY_V_INT(5) }, 2, &v);
+
+		cr_assert_eq(rc, 0, "make_bytes(%lld): %d %s", (long long)sizes[i], rc,
+			     kray_errmsg(k));
+		cr_assert_eq(v.type, KRAY_BYTES);
+		cr_assert_eq(v.len, (size_t)sizes[i]);
+		for (size_t j = 0; j < v.len; j += 997)
+			cr_assert_eq(((const uint8_t *)v.data)[j], (uint8_t)((5 + j) & 0xff),
+				     "byte %zu of %lld", j, (long long)sizes[i]);
+		kray_value_clear(&v);
+	}
+	harness_shutdown(k);
+}
+
+/* A task submitted from inside a fast task runs and is got there. */
+Test(fastpath, nested_calls)
+{
+	kray *k = fast_krayd(2);
+	kray_value v;
+	int rc = sync_call(k, "call_and_get", (kray_value[]){ KRAY_V_BYTES("pid", 3),
+							      KRAY_V_INT(0) },
+			   2, &v);
+
+	cr_assert_eq(rc, 0, "call_and_get: %d %s", rc, kray_errmsg(k));
+	cr_assert_gt(v.i, 0, "nested pid() = %lld", (long long)v.i);
+	cr_assert_neq(v.i, getpid());
+	harness_shutdown(k);
+}
