@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,4 +230,226 @@ Test(fastpath, nested_calls)
 	cr_assert_gt(v.i, 0, "nested pid() = %lld", (long long)v.i);
 	cr_assert_neq(v.i, getpid());
 	harness_shutdown(k);
+}
+
+/* ---- faults ------------------------------------------------------------------------------ */
+
+/* A worker SIGKILLed in the middle of a fast task: its driver hears of it from krayd and
+ * runs the task again on the daemon path (max_retries), which succeeds. */
+Test(fastpath, worker_killed_retries)
+{
+	kray *k = fast_krayd(2);
+	char dir[128], path[200];
+	struct kray_stats before = harness_status(k), after;
+	kray_value v;
+	int64_t t0;
+	int rc;
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/died", dir);
+	t0 = harness_now_ms();
+	rc = sync_call(k, "die_once", &KRAY_V_BYTES(path, strlen(path)), 1, &v);
+	cr_assert_eq(rc, 0, "die_once: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 42, "die_once returned %lld", (long long)v.i);
+	cr_assert_lt(harness_now_ms() - t0, 20000, "the retry took too long");
+	after = harness_status(k);
+	cr_assert_geq(after.fast_tasks - before.fast_tasks, 1, "the first run was not fast");
+	cr_assert_geq(after.workers_died - before.workers_died, 1, "no worker died");
+	/* The retry went to krayd. */
+	cr_assert_geq(after.tasks_submitted - before.tasks_submitted, 1);
+	harness_shutdown(k);
+}
+
+/* With no retries left, the driver reports WORKER_DIED, naming the function. */
+Test(fastpath, worker_killed_no_retries)
+{
+	kray *k = fast_krayd(2);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	struct kray_stats before = harness_status(k);
+	kray_value v;
+	kray_ref r;
+	int rc;
+
+	o.max_retries = 0;
+	rc = kray_call(k, "die_always", NULL, 0, &o, &r);
+	cr_assert_eq(rc, 0);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "die_always: rc %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert_eq(v.err, KRAY_ERR_WORKER_DIED, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "die_always"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+	cr_assert_geq(harness_status(k).fast_tasks - before.fast_tasks, 1);
+	/* krayd knows the error too, once it is named. */
+	rc = harness_get1(k, r, 5000, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_WORKER_DIED);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	/* Retries left (-1: forever, here once): the daemon path runs it again and again. */
+	harness_shutdown(k);
+}
+
+/* ---- the shared claim ---------------------------------------------------------------- */
+
+struct slow_call {
+	kray *k;
+	int64_t ms;
+	int rc;
+	int64_t got;
+};
+
+static void *slow_thread(void *arg)
+{
+	struct slow_call *s = arg;
+	kray_value v = { 0 };
+
+	s->rc = sync_call(s->k, "sleep_ms", &KRAY_V_INT(s->ms), 1, &v);
+	s->got = v.i;
+	return NULL;
+}
+
+/* One CPU slot, one worker, busy with a fast task: a task another driver submits to
+ * krayd meanwhile must run as soon as the worker is free, not wait forever for a
+ * wake-up krayd never gets (the program frees the worker without telling krayd). */
+Test(fastpath, queued_task_not_stranded)
+{
+	struct harness h;
+	kray *a, *b;
+	struct slow_call s = { .ms = 800 };
+	struct kray_stats before;
+	pthread_t th;
+	kray_value v;
+	kray_ref r;
+	int64_t t0;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	a = harness_connect(h.sock);
+	b = harness_connect(h.sock);
+	for (int i = 0; i < 200 && !harness_status(a).fast_tasks; i++) {
+		rc = sync_call(a, "square", &KRAY_V_INT(2), 1, &v); /* until the worker is fast */
+		cr_assert_eq(rc, 0);
+		usleep(10000);
+	}
+	if (!harness_status(a).fast_tasks)
+		cr_skip_test("krayd has no fast path here");
+	before = harness_status(a);
+	s.k = a;
+	cr_assert_eq(pthread_create(&th, NULL, slow_thread, &s), 0);
+	usleep(200000); /* the slow task runs on the only worker now */
+	cr_assert_eq(harness_status(b).fast_tasks - before.fast_tasks, 1,
+		     "the slow call did not take the fast path");
+	t0 = harness_now_ms();
+	r = harness_call1(b, "square", &KRAY_V_INT(6), 1);
+	rc = harness_get1(b, r, 15000, &v); /* a timed get: the daemon path */
+	cr_assert_eq(rc, 0, "the queued task: %d %s", rc, kray_errmsg(b));
+	cr_assert_eq(v.i, 36);
+	cr_assert_lt(harness_now_ms() - t0, 5000, "the queued task waited %lld ms",
+		     (long long)(harness_now_ms() - t0));
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 0, "the slow fast call: %d", s.rc);
+	cr_assert_eq(s.got, 800);
+	/* Afterwards the worker is claimable again: a sync call goes fast. */
+	before = harness_status(a);
+	for (int i = 0; i < 100 && harness_status(a).fast_tasks == before.fast_tasks; i++) {
+		rc = sync_call(a, "square", &KRAY_V_INT(4), 1, &v);
+		cr_assert_eq(rc, 0);
+		cr_assert_eq(v.i, 16);
+		usleep(10000);
+	}
+	cr_assert_gt(harness_status(a).fast_tasks, before.fast_tasks,
+		     "the worker never went back to the fast path");
+	harness_shutdown(a);
+	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
+/* Many drivers at once, each making synchronous calls, with two workers: every result
+ * is right whether the call went fast or bounced to krayd. */
+struct many {
+	const char *sock;
+	int id, rc;
+};
+
+static void *many_thread(void *arg)
+{
+	struct many *m = arg;
+	kray *k = harness_connect(m->sock);
+
+	for (int i = 0; i < 300 && !m->rc; i++) {
+		kray_value v;
+		int64_t a = m->id * 100000 + i;
+
+		if (sync_call(k, "add", (kray_value[]){ KRAY_V_INT(a), KRAY_V_INT(7) }, 2, &v) ||
+		    v.type != KRAY_INT64 || v.i != a + 7)
+			m->rc = -1;
+	}
+	return NULL;
+}
+
+Test(fastpath, many_drivers)
+{
+	struct harness h;
+	struct many m[4];
+	pthread_t th[4];
+	kray *k;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 2), 0);
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct many){ .sock = h.sock, .id = i };
+		cr_assert_eq(pthread_create(&th[i], NULL, many_thread, &m[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(m[i].rc, 0, "driver %d got a wrong result", i);
+	}
+	k = harness_connect(h.sock);
+	struct kray_stats st = harness_status(k);
+
+	cr_log_info("many_drivers: %llu fast, %llu bounced to krayd",
+		    (unsigned long long)st.fast_tasks, (unsigned long long)st.fast_bounced);
+	cr_assert_eq(st.fast_tasks + st.tasks_submitted >= 1200, 1,
+		     "%llu fast + %llu submitted < 1200", (unsigned long long)st.fast_tasks,
+		     (unsigned long long)st.tasks_submitted);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- switching it off ------------------------------------------------------------------- */
+
+static void expect_no_fast(const char *flag, const char *val)
+{
+	struct harness h;
+	const char *const extra[] = { flag, val, NULL };
+	kray *k;
+	kray_value v;
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 2, extra), 0);
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 30; i++) {
+		int rc = sync_call(k, "square", &KRAY_V_INT(i), 1, &v);
+
+		cr_assert_eq(rc, 0, "%s %s: %d %s", flag, val, rc, kray_errmsg(k));
+		cr_assert_eq(v.i, i * i);
+		usleep(2000);
+	}
+	cr_assert_eq(harness_status(k).fast_tasks, 0, "%s %s: calls went fast", flag, val);
+	cr_assert_geq(harness_status(k).tasks_submitted, 30);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+Test(fastpath, fastpath_off)
+{
+	expect_no_fast("--fastpath", "off");
+}
+
+Test(fastpath, bpf_off)
+{
+	expect_no_fast("--bpf", "off");
 }
