@@ -149,10 +149,8 @@ static int fast_send(struct kray *k, const void *p, size_t len)
 	return 0;
 }
 
-/* The next whole frame on the fast connection, if one has arrived (block: wait for it).
- * Returns 1 with *ret_h and *ret_body set (consume with fast_consume()), 0, or -EPIPE. */
-static int fast_next(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
-		     const uint8_t **ret_body)
+/* The next whole frame on the fast connection, if one has arrived.  Returns 1 with *ret_h and *ret_body set (consume with fast_consume()), 0, or -EPIPE. */
+static int fast_next(struct kray *k, struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
 {
 	for (;;) {
 		size_t avail = kbuf_pending(&k->fast_in);
@@ -172,7 +170,7 @@ static int fast_next(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 		kbuf_compact(&k->fast_in);
 		kbuf_reserve(&k->fast_in, KRAY_FAST_FRAME_MAX);
 		n = recv(k->fast_fd, k->fast_in.data + k->fast_in.len,
-			 k->fast_in.cap - k->fast_in.len, block ? 0 : MSG_DONTWAIT);
+			 k->fast_in.cap - k->fast_in.len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -375,43 +373,48 @@ int kc_fast_get(struct kray *k, kray_value *ret)
 		struct kray_frame_hdr h;
 		const uint8_t *body;
 		struct kray_msg_fast f;
+		struct kray_oid id;
 
-		r = fast_next(k, false, &h, &body);
+		/* Straight to sleep: the answer cannot be there yet. */
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = fall_back(k, &submit);
+			break;
+		}
+		if (p[1].revents) {
+			r = main_frame(k, &submit, &task, ret);
+			if (r)
+				break;
+		}
+		if (!p[0].revents)
+			continue;
+		r = fast_next(k, &h, &body);
 		if (r < 0) {
 			/* The fast connection broke (krayd stopping?): krayd decides. */
 			r = fall_back(k, &submit);
 			break;
 		}
-		if (r == 1) {
-			if (h.len < sizeof(f) + sizeof(struct kray_oid)) {
-				fast_consume(k, &h);
-				continue;
-			}
-			memcpy(&f, body, sizeof(f));
-			if (h.type == KRAY_MSG_FAST_EXEC) { /* ours, back: no idle worker */
-				fast_consume(k, &h);
-				r = fall_back(k, &submit);
-				break;
-			}
-			struct kray_oid id;
-
-			memcpy(&id, body + sizeof(f), sizeof(id));
-			if (h.type != KRAY_MSG_FAST_RESULT || !oid_eq(&id, &task)) {
-				fast_consume(k, &h);
-				continue; /* nothing else is in flight: stray, ignored */
-			}
-			r = fast_result(k, &submit, &task, &f, body + sizeof(f), h.len - sizeof(f),
-					ret);
+		if (r == 0)
+			continue; /* part of a frame */
+		if (h.len < sizeof(f) + sizeof(id)) {
 			fast_consume(k, &h);
-			break;
+			continue;
 		}
-		r = main_frame(k, &submit, &task, ret);
-		if (r)
-			break;
-		if (poll(p, 2, -1) < 0 && errno != EINTR) {
+		memcpy(&f, body, sizeof(f));
+		memcpy(&id, body + sizeof(f), sizeof(id));
+		if (h.type == KRAY_MSG_FAST_EXEC) { /* ours, back: no idle worker */
+			fast_consume(k, &h);
 			r = fall_back(k, &submit);
 			break;
 		}
+		if (h.type != KRAY_MSG_FAST_RESULT || !oid_eq(&id, &task)) {
+			fast_consume(k, &h);
+			continue; /* nothing else is in flight: stray, ignored */
+		}
+		r = fast_result(k, &submit, &task, &f, body + sizeof(f), h.len - sizeof(f), ret);
+		fast_consume(k, &h);
+		break;
 	}
 out:
 	kbuf_free(&submit);
@@ -478,7 +481,7 @@ int kc_fast_take(struct kray *k, struct kbuf *ret_body)
 
 	if (k->fast_state != 1)
 		return 0;
-	r = fast_next(k, false, &h, &body);
+	r = fast_next(k, &h, &body);
 	if (r <= 0)
 		return r;
 	if (h.type == KRAY_MSG_FAST_EXEC && h.len > sizeof(struct kray_msg_fast))

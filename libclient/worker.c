@@ -134,9 +134,12 @@ static int take_fast(struct kray *k)
 	struct worker_state *ws = k->ws;
 	struct kbuf body = { 0 };
 
-	while (kc_fast_take(k, &body) == 1) {
+	/* One recv; more only for what that one left in the buffer. */
+	do {
 		struct exec *e;
 
+		if (kc_fast_take(k, &body) != 1)
+			break;
 		if (body.len < sizeof(struct kray_msg_exec)) {
 			body.len = 0; /* cannot happen: the program checked the frame */
 			continue;
@@ -152,12 +155,16 @@ static int take_fast(struct kray *k)
 		ws->qhead = e;
 		if (!ws->qtail)
 			ws->qtail = e;
-	}
+	} while (k->fast_state == 1 && kbuf_pending(&k->fast_in));
 	kbuf_free(&body);
 	return 0;
 }
 
-/* Takes in what krayd and the fast path sent (waiting for something if block). */
+/*
+ * Takes in what krayd and the fast path sent, waiting for something if block.  The fast
+ * connection is looked at only when the worker would sleep: a fast task comes only to an
+ * idle worker (the program claims it), so a worker with tasks queued pays nothing for it.
+ */
 static int wait_frames(struct kray *k, bool block)
 {
 	struct worker_state *ws = k->ws;
@@ -170,12 +177,19 @@ static int wait_frames(struct kray *k, bool block)
 				       { .fd = k->fast_fd, .events = POLLIN } };
 
 		r = take_frames(k, false);
-		if (!r)
-			r = take_fast(k);
-		if (r || !block || ws->qhead || ws->stop || k->fast_state != 1)
+		if (r || !block || ws->qhead || ws->stop)
 			return r;
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
 			return -errno;
+		}
+		if (p[1].revents)
+			take_fast(k);
+		if (ws->qhead && !p[0].revents)
+			return 0;
+		if (k->fast_state != 1)
+			return take_frames(k, block);
 	}
 }
 
