@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <kray/kray.h>
@@ -50,6 +51,7 @@ static kray *fast_krayd(int num_cpus)
 
 		cr_assert_eq(rc, 0, "warm-up call: %d %s", rc, kray_errmsg(k));
 		cr_assert_eq(v.i, 9);
+		kray_value_clear(&v);
 		kray_release(k, &r, 1);
 		if (harness_status(k).fast_tasks > 0)
 			return k;
@@ -69,6 +71,15 @@ static int sync_call(kray *k, const char *fn, const kray_value *args, size_t nar
 	cr_assert_eq(rc, 0, "kray_call(%s): %d %s", fn, rc, kray_errmsg(k));
 	rc = kray_get(k, &r, 1, -1, ret);
 	kray_release(k, &r, 1);
+	if (ret->type == KRAY_INT64 || ret->type == KRAY_F64 || ret->type == KRAY_NIL) {
+		kray_value scalar = { .type = ret->type, .i = ret->i };
+
+		/* Scalars are returned without their storage: nothing for callers to clear. */
+		if (ret->type == KRAY_F64)
+			scalar.f = ret->f;
+		kray_value_clear(ret);
+		*ret = scalar;
+	}
 	return rc;
 }
 
@@ -168,17 +179,20 @@ Test(fastpath, result_usable_later)
 	rc = kray_get(k, &r, 1, -1, &v);
 	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
 	cr_assert_eq(v.i, 144);
+	kray_value_clear(&v);
 	/* krayd learns of it only now, when it is named in a submit. */
 	r2 = harness_call1(k, "add", (kray_value[]){ KRAY_V_REF(r), KRAY_V_INT(1) }, 2);
 	rc = harness_get1(k, r2, 30000, &v);
 	cr_assert_eq(rc, 0, "add(ref, 1): %s", kray_errmsg(k));
 	cr_assert_eq(v.i, 145);
+	kray_value_clear(&v);
 	rc = kray_wait(k, &r, 1, 1, 5000, &ready, NULL);
 	cr_assert_eq(rc, 0);
 	cr_assert_eq(ready, 1, "a fast result is not ready for kray_wait");
 	rc = harness_get1(k, r, 5000, &v);
 	cr_assert_eq(rc, 0);
 	cr_assert_eq(v.i, 144);
+	kray_value_clear(&v);
 	cr_assert_eq(kray_release(k, &r, 1), 0);
 	cr_assert_eq(kray_release(k, &r2, 1), 0);
 	/* An error result, got again after krayd was told of it. */
@@ -347,6 +361,7 @@ Test(fastpath, queued_task_not_stranded)
 	rc = harness_get1(b, r, 15000, &v); /* a timed get: the daemon path */
 	cr_assert_eq(rc, 0, "the queued task: %d %s", rc, kray_errmsg(b));
 	cr_assert_eq(v.i, 36);
+	kray_value_clear(&v);
 	cr_assert_lt(harness_now_ms() - t0, 5000, "the queued task waited %lld ms",
 		     (long long)(harness_now_ms() - t0));
 	pthread_join(th, NULL);
@@ -416,6 +431,64 @@ Test(fastpath, many_drivers)
 	cr_assert_eq(st.fast_tasks + st.tasks_submitted >= 1200, 1,
 		     "%llu fast + %llu submitted < 1200", (unsigned long long)st.fast_tasks,
 		     (unsigned long long)st.tasks_submitted);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* A driver killed while its fast call runs: the worker's answer has nowhere to go and is
+ * dropped, the worker is free again, and the next driver's calls go fast. */
+Test(fastpath, driver_dies_mid_call)
+{
+	struct harness h;
+	struct kray_stats st0, st;
+	kray *k;
+	kray_value v;
+	pid_t child;
+	int64_t until;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 200 && !harness_status(k).fast_tasks; i++) {
+		cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(2), 1, &v), 0);
+		usleep(10000);
+	}
+	if (!harness_status(k).fast_tasks)
+		cr_skip_test("krayd has no fast path here");
+	st0 = harness_status(k);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (!child) {
+		struct kray_config cfg = { .address = h.sock };
+		kray *c;
+		kray_ref r;
+
+		if (kray_init(&c, &cfg) || kray_call(c, "sleep_ms", &KRAY_V_INT(1500), 1, NULL, &r))
+			_exit(2);
+		kray_get(c, &r, 1, -1, &v); /* killed in here */
+		_exit(3);
+	}
+	until = harness_now_ms() + 5000;
+	while (harness_status(k).fast_tasks == st0.fast_tasks && harness_now_ms() < until)
+		usleep(5000);
+	cr_assert_gt(harness_status(k).fast_tasks, st0.fast_tasks,
+		     "the child's call did not go fast");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	/* The one worker is still sleeping for the dead driver; calls meanwhile bounce to
+	 * krayd (and run after it); once it is free, they go fast again. */
+	st0 = harness_status(k);
+	until = harness_now_ms() + 15000;
+	do {
+		rc = sync_call(k, "add", (kray_value[]){ KRAY_V_INT(40), KRAY_V_INT(2) }, 2, &v);
+		cr_assert_eq(rc, 0, "add: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.i, 42);
+		st = harness_status(k);
+	} while (st.fast_tasks == st0.fast_tasks && harness_now_ms() < until);
+	cr_assert_gt(st.fast_tasks, st0.fast_tasks, "the worker never became claimable again");
+	cr_assert(harness_krayd_alive(&h), "krayd died");
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 }
