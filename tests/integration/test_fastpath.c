@@ -19,12 +19,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <kray/kray.h>
 
+#include "../../include/uapi/kray_wire.h"
 #include "harness.h"
 
 TestSuite(fastpath, .fini = harness_cleanup, .timeout = 60);
@@ -489,6 +493,101 @@ Test(fastpath, driver_dies_mid_call)
 	} while (st.fast_tasks == st0.fast_tasks && harness_now_ms() < until);
 	cr_assert_gt(st.fast_tasks, st0.fast_tasks, "the worker never became claimable again");
 	cr_assert(harness_krayd_alive(&h), "krayd died");
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- bad input ------------------------------------------------------------------------ */
+
+static int raw_driver(const char *sock, uint32_t *ret_client)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 5 };
+	struct {
+		struct kray_frame_hdr h;
+		struct kray_msg_hello m;
+	} hello = { { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+		      .type = KRAY_MSG_HELLO, .len = sizeof(struct kray_msg_hello) },
+		    { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() } };
+	struct {
+		struct kray_frame_hdr h;
+		struct kray_msg_hello_ok ok;
+	} rep;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(send(fd, &hello, sizeof(hello), MSG_NOSIGNAL), (ssize_t)sizeof(hello));
+	cr_assert_eq(recv(fd, &rep, sizeof(rep), MSG_WAITALL), (ssize_t)sizeof(rep));
+	cr_assert_eq(rep.h.type, KRAY_MSG_HELLO_OK);
+	*ret_client = rep.ok.client;
+	return fd;
+}
+
+/* Sends one frame and expects krayd's ERROR frame, then the end of the connection. */
+static void expect_refused(const char *sock, uint16_t type, const void *body, uint32_t len,
+			   const char *what)
+{
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+				    .type = type, .len = len };
+	uint8_t buf[4096];
+	uint32_t client;
+	int fd = raw_driver(sock, &client);
+	ssize_t r;
+
+	(void)client;
+	cr_assert_eq(send(fd, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
+	if (len)
+		cr_assert_eq(send(fd, body, len, MSG_NOSIGNAL), (ssize_t)len);
+	r = recv(fd, &h, sizeof(h), MSG_WAITALL);
+	cr_assert_eq(r, (ssize_t)sizeof(h), "%s: no reply", what);
+	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u, want ERROR", what, h.type);
+	cr_assert_leq(h.len, sizeof(buf));
+	recv(fd, buf, h.len, MSG_WAITALL);
+	cr_assert_eq(recv(fd, buf, 1, 0), 0, "%s: connection left open", what);
+	close(fd);
+}
+
+/* Fast-path frames krayd must refuse from a client: each gets an ERROR and its
+ * connection closed; krayd goes on serving. */
+Test(fastpath, bad_frames_refused)
+{
+	struct harness h;
+	struct {
+		struct kray_msg_result m;
+		struct kray_wire_value v;
+		struct kray_oid ref;
+	} done = { .m = { .task = { 0, 999999, 1, 0 }, .n = 1 },
+		   .v = { .type = KRAY_WT_INT64, .scalar = 7 } };
+	uint32_t client;
+	uint64_t junk = 0;
+	kray *k;
+	kray_value v;
+	int fd;
+
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	k = harness_connect(h.sock);
+	done.m.task.node = (uint32_t)harness_status(k).node;
+	/* A result registered for a task of another client. */
+	expect_refused(h.sock, KRAY_MSG_FAST_DONE, &done,
+		       sizeof(done.m) + sizeof(done.v), "FAST_DONE of another client");
+	/* A result that is a ref. */
+	fd = raw_driver(h.sock, &client);
+	close(fd);
+	done.m.task.owner = client + 1; /* the next connection's id */
+	done.v = (struct kray_wire_value){ .type = KRAY_WT_REF, .len = sizeof(struct kray_oid) };
+	expect_refused(h.sock, KRAY_MSG_FAST_DONE, &done, sizeof(done), "FAST_DONE of a ref");
+	/* Frames that only workers or the program may send. */
+	expect_refused(h.sock, KRAY_MSG_FAST_STORE, &done, sizeof(done.m) + sizeof(done.v),
+		       "FAST_STORE from a driver");
+	expect_refused(h.sock, KRAY_MSG_FAST_EXEC, &junk, sizeof(junk), "FAST_EXEC to krayd");
+	expect_refused(h.sock, KRAY_MSG_FAST_RESULT, &junk, sizeof(junk), "FAST_RESULT to krayd");
+	expect_refused(h.sock, KRAY_MSG_FAST_OPEN, &junk, sizeof(junk), "FAST_OPEN with a body");
+	cr_assert(harness_krayd_alive(&h), "krayd died from bad fast frames");
+	cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(5), 1, &v), 0);
+	cr_assert_eq(v.i, 25);
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 }
