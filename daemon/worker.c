@@ -160,21 +160,15 @@ static void describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-/* none_ran: a fast task was running, so the tasks krayd sent it had not started. */
+/* none_ran: a fast task was running (bpf_fast.c), so none of the tasks krayd sent it had
+ * started: all go back to the queue, none counts an attempt. */
 static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool none_ran)
 {
 	struct task *t = w->head, *rest;
 
 	if (!t)
 		return;
-	if (none_ran) {
-		/* Put a dummy head in front so that every real task is requeued unstarted. */
-		static struct task dummy;
-
-		dummy = (struct task){ .next = t };
-		t = &dummy;
-	}
-	rest = t->next;
+	rest = none_ran ? t : t->next;
 	w->head = w->tail = NULL;
 	w->inflight = 0;
 
@@ -197,9 +191,9 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool 
 			sched_enqueue(d, stack, true);
 		stack = n;
 	}
-	t->next = NULL;
 	if (none_ran)
-		return;
+		return; /* t was requeued with the rest */
+	t->next = NULL;
 	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
 		task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled (its worker, pid %d, "
 			  "was killed)", t->fn->name_len, t->fn->name, (int)w->pid);

@@ -386,6 +386,75 @@ Test(fastpath, queued_task_not_stranded)
 	harness_stop_krayd(&h);
 }
 
+/* The one worker of krayd's process (its only child), or -1. */
+static pid_t only_worker(pid_t krayd)
+{
+	char path[64];
+	long pid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)krayd, (int)krayd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = -1;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/* The worker dies while it runs a fast task and holds a task krayd handed it to run next
+ * (FAST_DAEMON): the fast task is retried by its driver, krayd's task is requeued (it
+ * had not started), and both finish. */
+Test(fastpath, worker_killed_with_queued_task)
+{
+	struct harness h;
+	kray *a, *b;
+	struct slow_call s = { .ms = 3000 };
+	struct kray_stats before;
+	pthread_t th;
+	kray_value v;
+	kray_ref r;
+	pid_t w;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	a = harness_connect(h.sock);
+	b = harness_connect(h.sock);
+	for (int i = 0; i < 200 && !harness_status(a).fast_tasks; i++) {
+		cr_assert_eq(sync_call(a, "square", &KRAY_V_INT(2), 1, &v), 0);
+		usleep(10000);
+	}
+	if (!harness_status(a).fast_tasks)
+		cr_skip_test("krayd has no fast path here");
+	w = only_worker(h.pid);
+	cr_assert_gt(w, 0, "cannot find krayd's worker");
+	before = harness_status(a);
+	s.k = a;
+	cr_assert_eq(pthread_create(&th, NULL, slow_thread, &s), 0);
+	usleep(200000);
+	cr_assert_eq(harness_status(b).fast_tasks - before.fast_tasks, 1,
+		     "the slow call did not take the fast path");
+	r = harness_call1(b, "square", &KRAY_V_INT(6), 1);
+	cr_assert_eq(kray_flush(b), 0);
+	usleep(200000); /* krayd hands it to the busy worker (nothing else would wake it) */
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	rc = harness_get1(b, r, 20000, &v);
+	cr_assert_eq(rc, 0, "krayd's task: %d %s", rc, kray_errmsg(b));
+	cr_assert_eq(v.i, 36);
+	kray_value_clear(&v);
+	kray_release(b, &r, 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 0, "the fast call after its worker died: %d %s", s.rc, kray_errmsg(a));
+	cr_assert_eq(s.got, 3000);
+	cr_assert_geq(harness_status(a).workers_died, 1);
+	harness_shutdown(a);
+	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
 /* Many drivers at once, each making synchronous calls, with two workers: every result
  * is right whether the call went fast or bounced to krayd. */
 struct many {
