@@ -289,8 +289,8 @@ static void unstrand(struct krayd *d)
 	if (!d->fast || !d->qhead || d->starting)
 		return;
 	for (struct worker *w = d->workers; w; w = w->next)
-		if (w->state == W_READY && w->inflight)
-			return;
+		if (w->state == W_READY && w->inflight && !w->blocked)
+			return; /* its result will dispatch (a blocked one may wait on the queue) */
 	for (struct worker *w = d->workers; w && d->qhead; w = w->next)
 		if (runnable(w) && !w->inflight && kfast_pass(d, w))
 			sched_send_exec(d, w, dequeue(d));
