@@ -566,6 +566,85 @@ Test(fastpath, driver_dies_mid_call)
 	harness_stop_krayd(&h);
 }
 
+/* Synchronous callers and a pipelining caller share two workers for two seconds: the
+ * program and krayd claim the same workers all the time, and every result must be right
+ * and every call must end. */
+struct mixed {
+	const char *sock;
+	int id, rc;
+	bool pipeline;
+	int64_t until;
+	long calls;
+};
+
+static void *mixed_thread(void *arg)
+{
+	struct mixed *m = arg;
+	kray *k = harness_connect(m->sock);
+	kray_ref refs[100];
+	kray_value vals[100];
+
+	while (!m->rc && harness_now_ms() < m->until) {
+		if (!m->pipeline) {
+			kray_value v;
+			int64_t a = m->id * 1000000 + m->calls;
+
+			if (sync_call(k, "add", (kray_value[]){ KRAY_V_INT(a), KRAY_V_INT(1) }, 2,
+				      &v) ||
+			    v.i != a + 1)
+				m->rc = -1;
+			m->calls++;
+			continue;
+		}
+		for (int i = 0; i < 100; i++)
+			if (kray_call(k, "square", &KRAY_V_INT(i), 1, NULL, &refs[i]))
+				m->rc = -2;
+		if (kray_get(k, refs, 100, -1, vals))
+			m->rc = -3;
+		for (int i = 0; i < 100 && !m->rc; i++) {
+			if (vals[i].type != KRAY_INT64 || vals[i].i != i * i)
+				m->rc = -4;
+			kray_value_clear(&vals[i]);
+		}
+		kray_release(k, refs, 100);
+		m->calls += 100;
+	}
+	return NULL;
+}
+
+Test(fastpath, mixed_sync_and_pipelined)
+{
+	struct harness h;
+	struct mixed m[3];
+	pthread_t th[3];
+	struct kray_stats st;
+	kray *k;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 2), 0);
+	for (int i = 0; i < 3; i++) {
+		m[i] = (struct mixed){ .sock = h.sock, .id = i, .pipeline = i == 2,
+				       .until = harness_now_ms() + 2000 };
+		cr_assert_eq(pthread_create(&th[i], NULL, mixed_thread, &m[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(m[i].rc, 0, "caller %d went wrong (%d) after %ld calls", i, m[i].rc,
+			     m[i].calls);
+		cr_assert_gt(m[i].calls, 0, "caller %d made no call", i);
+	}
+	k = harness_connect(h.sock);
+	st = harness_status(k);
+	cr_log_info("mixed: %ld + %ld sync calls (%llu fast, %llu bounced), %ld pipelined",
+		    m[0].calls, m[1].calls, (unsigned long long)st.fast_tasks,
+		    (unsigned long long)st.fast_bounced, m[2].calls);
+	cr_assert_eq(st.tasks_queued, 0);
+	cr_assert(harness_krayd_alive(&h));
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
 /* ---- bad input ------------------------------------------------------------------------ */
 
 static int raw_driver(const char *sock, uint32_t *ret_client)
