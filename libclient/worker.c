@@ -170,15 +170,16 @@ static int wait_frames(struct kray *k, bool block)
 	struct worker_state *ws = k->ws;
 	int r;
 
-	if (k->fast_state != 1)
+	if (k->fast_state != 1 || !block)
 		return take_frames(k, block);
-	for (;;) {
+	/* Bytes already received may hold whole frames: those first, then sleep on both
+	 * connections (poll reports anything that arrives meanwhile, so no read is needed
+	 * before it: an idle worker makes two system calls per fast task, as a ping-pong). */
+	r = kbuf_pending(&k->in) ? take_frames(k, false) : 0;
+	while (!r && !ws->qhead && !ws->stop && k->fast_state == 1) {
 		struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
 				       { .fd = k->fast_fd, .events = POLLIN } };
 
-		r = take_frames(k, false);
-		if (r || !block || ws->qhead || ws->stop)
-			return r;
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -186,11 +187,12 @@ static int wait_frames(struct kray *k, bool block)
 		}
 		if (p[1].revents)
 			take_fast(k);
-		if (ws->qhead && !p[0].revents)
-			return 0;
-		if (k->fast_state != 1)
-			return take_frames(k, block);
+		if (p[0].revents)
+			r = take_frames(k, false);
 	}
+	if (!r && k->fast_state != 1 && !ws->qhead && !ws->stop)
+		r = take_frames(k, true); /* the fast connection broke: krayd's only */
+	return r;
 }
 
 static void run_call(struct kray *k, struct call *c)
