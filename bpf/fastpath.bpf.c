@@ -105,12 +105,16 @@ static __always_inline int claim(const struct fast_head *p)
 		w = bpf_map_lookup_elem(&fast_workers, &key);
 		if (!w || w->state != KRAY_FW_IDLE)
 			continue;
-		if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_FAST) !=
+		if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) !=
 		    KRAY_FW_IDLE)
 			continue; /* krayd (or another CPU) took it first */
 		w->driver = p->f.slot;
 		w->task = p->task;
 		w->start_ns = bpf_ktime_get_ns();
+		/* Only now FAST: krayd, finding a dead worker FAST, reads a whole entry. */
+		if (__sync_val_compare_and_swap(&w->state, KRAY_FW_CLAIMING, KRAY_FW_FAST) !=
+		    KRAY_FW_CLAIMING)
+			return -1; /* krayd retired it meanwhile (it died): send the task back */
 		count(&w->tasks);
 		return (int)i;
 	}

@@ -312,7 +312,7 @@ bool kfast_running(struct krayd *d, const struct worker *w)
 	uint32_t *s = state_of(d, w);
 	uint32_t v = s ? load(s) : KRAY_FW_OFF;
 
-	return v == KRAY_FW_FAST || v == KRAY_FW_FAST_DAEMON;
+	return v == KRAY_FW_FAST || v == KRAY_FW_FAST_DAEMON || v == KRAY_FW_CLAIMING;
 }
 
 bool kfast_pass(struct krayd *d, struct worker *w)
@@ -334,6 +334,8 @@ bool kfast_pass(struct krayd *d, struct worker *w)
 		case KRAY_FW_FAST_DAEMON:
 		case KRAY_FW_DAEMON:
 			return true;
+		case KRAY_FW_CLAIMING: /* for nanoseconds: it becomes FAST (or IDLE) */
+			break;
 		default:
 			return false;
 		}

@@ -101,6 +101,9 @@ enum kray_fast_state {
 	KRAY_FW_DAEMON = 2, /* krayd uses it (tasks in flight, or kept for its queue) */
 	KRAY_FW_FAST = 3, /* runs a fast task */
 	KRAY_FW_FAST_DAEMON = 4, /* runs a fast task and krayd has sent it tasks too */
+	KRAY_FW_CLAIMING = 5, /* the program is writing down the task it steers to it; it
+			       * then moves it to FAST, or sends the task back if krayd took it
+			       * OFF meanwhile: FAST always comes with the entry written */
 };
 
 struct kray_fast_worker {
