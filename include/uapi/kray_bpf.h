@@ -77,14 +77,15 @@ _Static_assert(sizeof(struct kray_sched_state) == 40, "kray_sched_state layout")
 
 /*
  * The fast path for synchronous calls (bpf/fastpath.bpf.c, daemon/bpf_fast.c,
- * docs/fastpath.md).  Wire types 40-47 are its frames (kray_wire.h).
+ * docs/fastpath.md).  Wire types 40-46 are its frames (kray_wire.h).
  *
  *  - fast_socks (sockmap): krayd's ends of the fast connections, a driver's at its slot,
  *    a worker's at KRAY_FAST_DRIVERS + its slot.  Not pinned (it holds sockets).
  *  - fast_workers (mmapable array, slot -> kray_fast_worker): the idle-worker claim.  The
- *    program moves a worker IDLE -> FAST when it steers a task to it and FAST -> IDLE when
- *    the result passes; krayd takes it IDLE -> DAEMON before it sends an EXEC and gives it
- *    back when the worker is idle and no task waits in its queue.  Both sides change the
+ *    program moves a worker IDLE -> CLAIMING -> FAST when it steers a task to it and
+ *    FAST -> IDLE when the result passes; krayd takes it IDLE -> DAEMON before it sends
+ *    an EXEC and gives it back when the worker is idle and no task waits in its queue.
+ *    Both sides change the
  *    state only with compare-and-swap (krayd on its mapping), so a worker is never given
  *    two tasks at once by the two paths.  The rest of the entry is the program's
  *    bookkeeping of the task it runs, read by krayd when a worker dies.
