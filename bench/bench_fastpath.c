@@ -319,7 +319,8 @@ int main(int argc, char **argv)
 	printf("bench_fastpath: medians of %d rounds of %.1f s per mode (one run, same machine)\n",
 	       2 * rounds, round_s);
 	printf("  %-40s %12s %12s %12s\n", "", "fast path", "daemon path", "floor");
-	printf("  %-40s %9.1f us %9.1f us %9.1f us\n", "sync round trip (call + get)", frt, drt, fl);
+	printf("  %-40s %9.1f us %9.1f us %9.1f us\n", "sync round trip (call + get)", frt, drt,
+	       fl);
 	printf("  %-40s %11.2fx %11.2fx %11.2fx\n", "  / floor", frt / fl, drt / fl, 1.0);
 	printf("  %-40s %9.2f us %9.2f us\n", "  krayd CPU per sync task", median(&fast.cpu_sync),
 	       median(&daemon.cpu_sync));

@@ -10,8 +10,9 @@
  *
  *  - FAST_EXEC from a driver: claim an idle worker (IDLE -> CLAIMING, compare-and-swap,
  *    the same atomic krayd uses on its mapping of `fast_workers`), note which driver and
- *    task it runs, make it FAST, and send the frame out of that worker's connection.  No idle worker: send
- *    the frame back to the driver, which then submits on the daemon path (a "bounce").
+ *    task it runs, make it FAST, and send the frame out of that worker's connection.
+ *    No idle worker: send the frame back to the driver, which then submits on the daemon
+ *    path (a "bounce").
  *  - FAST_RESULT from a worker: give the worker back (FAST -> IDLE, or FAST_DAEMON ->
  *    DAEMON when krayd sent it tasks meanwhile) and send the frame to the driver noted.
  *

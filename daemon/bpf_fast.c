@@ -439,7 +439,8 @@ int kfast_done(struct conn *c, const uint8_t *body, uint32_t len, const char **r
 	}
 	/* What a fast frame carries: inline values without refs (large ones are stored by
 	 * the worker, FAST_STORE). */
-	if (v.nrefs || v.type > KRAY_WT_ERROR || v.type == KRAY_WT_REF || v.len > d->cfg.inline_max) {
+	if (v.nrefs || v.type > KRAY_WT_ERROR || v.type == KRAY_WT_REF ||
+	    v.len > d->cfg.inline_max) {
 		*ret_why = "fast result that is not an inline value";
 		return -EBADMSG;
 	}

@@ -252,8 +252,8 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 	} else if (!d->stopping) {
 		log_debug("worker %u (pid %d) %s", w->id, (int)w->pid, how);
 	}
-	if (!d->stopping && (w->head || fast_ran || WIFSIGNALED(status)) && !(w->actor && !w->head &&
-								       w->actor->state == A_DEAD))
+	if (!d->stopping && (w->head || fast_ran || WIFSIGNALED(status)) &&
+	    !(w->actor && !w->head && w->actor->state == A_DEAD))
 		d->st.workers_died++;
 	if (!d->stopping && w->actor) {
 		actor_worker_died(d, w, how);

@@ -180,7 +180,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	r = maybe_flush(k);
 	/* Still the last frame in the buffer: if the next operation gets its result, it
 	 * may go on the fast path instead (fast.c). */
-	if (!r && k->out.len > off && kc_fast_eligible(k, actor, args, nargs, &o, k->out.len - off)) {
+	if (!r && k->out.len > off &&
+	    kc_fast_eligible(k, actor, args, nargs, &o, k->out.len - off)) {
 		k->defer = true;
 		k->defer_off = off;
 		k->defer_end = k->out.len;

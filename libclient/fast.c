@@ -149,7 +149,8 @@ static int fast_send(struct kray *k, const void *p, size_t len)
 	return 0;
 }
 
-/* The next whole frame on the fast connection, if one has arrived.  Returns 1 with *ret_h and *ret_body set (consume with fast_consume()), 0, or -EPIPE. */
+/* The next whole frame on the fast connection, if one has arrived.  Returns 1 with *ret_h
+ * and *ret_body set (consume with fast_consume()), 0, or -EPIPE. */
 static int fast_next(struct kray *k, struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
 {
 	for (;;) {
