@@ -445,9 +445,12 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 		return kc_fail(k, -EINVAL, "a release takes 1 to %d refs", KRAY_REFS_MAX);
 	off = wire_begin(&k->out, KRAY_MSG_RELEASE, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
-	for (size_t i = 0; i < n; i++) /* fast results krayd never heard of stay unheard */
-		if (!kbuf_pending(&k->fast_pending) || !kc_fast_forget(k, &refs[i]))
-			kbuf_put(&k->out, &refs[i], sizeof(*refs));
+	if (!kbuf_pending(&k->fast_pending))
+		kbuf_put(&k->out, refs, n * sizeof(*refs));
+	else /* fast results krayd never heard of stay unheard */
+		for (size_t i = 0; i < n; i++)
+			if (!kc_fast_forget(k, &refs[i]))
+				kbuf_put(&k->out, &refs[i], sizeof(*refs));
 	m.n = (uint32_t)((k->out.len - off - sizeof(struct kray_frame_hdr) - sizeof(m)) /
 			 sizeof(*refs));
 	if (!m.n)
