@@ -239,6 +239,52 @@ Test(fastpath, large_results)
 	harness_shutdown(k);
 }
 
+/* What a task can return besides plain values, through the fast path: a value holding a
+ * ref, an object written in place (both kept by krayd for the driver: FAST_STORE), and
+ * the task's own id, which must be the id of the driver's ref. */
+Test(fastpath, special_returns)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k);
+	kray_value v, inner;
+	kray_ref r;
+	int rc;
+
+	r = harness_call1(k, "ret_with_ref", &KRAY_V_INT(77), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "ret_with_ref: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, 6);
+	cr_assert_eq(memcmp(v.data, "holder", 6), 0);
+	cr_assert_eq(v.nrefs, 1, "the value holds %zu refs", v.nrefs);
+	rc = harness_get1(k, v.refs[0], 5000, &inner);
+	cr_assert_eq(rc, 0, "the contained ref: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(inner.i, 77);
+	kray_value_clear(&inner);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+
+	r = harness_call1(k, "ret_object", &KRAY_V_INT(100000), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "ret_object: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.len, 100000);
+	for (size_t i = 0; i < v.len; i += 499)
+		cr_assert_eq(((const uint8_t *)v.data)[i], (uint8_t)(i % 251), "byte %zu", i);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+
+	r = harness_call1(k, "my_task_id", NULL, 0);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "my_task_id: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.len, sizeof(r));
+	cr_assert_eq(memcmp(v.data, &r, sizeof(r)), 0, "the task saw another id than its ref");
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	cr_assert_geq(harness_status(k).fast_tasks - before.fast_tasks, 3,
+		      "not all three went fast");
+	harness_shutdown(k);
+}
+
 /* A task submitted from inside a fast task runs and is got there. */
 Test(fastpath, nested_calls)
 {
