@@ -21,7 +21,7 @@ test-fastpath-asan:
 	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
 		build-asan/bin/krayd build-asan/bin/kray-worker \
 		build-asan/tests/integration/test_fastpath build-asan/tests/integration/test_tasks \
-		build-asan/tests/libtestfns.so
+		build-asan/tests/libtestfns.so build-asan/tests/libreturnfns.so
 	@set -e; for t in test_fastpath test_tasks; do echo "== build-asan/tests/integration/$$t"; \
 	 ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=66 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
