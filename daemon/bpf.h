@@ -50,4 +50,41 @@ void kbpf_deferred(struct krayd *d);
 /* When krayd must look again (a deferred start waits for the next window); -1: never. */
 int64_t kbpf_next_deadline(struct krayd *d);
 
+/*
+ * bpf_fast.c: the fast path for synchronous calls (bpf/fastpath.bpf.c, docs/fastpath.md).
+ * All no-ops (claims always granted) when d->fast is NULL.
+ */
+struct conn;
+struct kray_wire_stats;
+/* Loads the program and its maps (pinned beside the metrics) if BPF is on and
+ * `fastpath` is; logs why not otherwise.  kfast_stop() before kbpf_stop(). */
+void kfast_start(struct krayd *d);
+void kfast_stop(struct krayd *d);
+/* FAST_OPEN from a driver or a pool worker: answers with a fast connection or a refusal.
+ * Returns 0. */
+int kfast_open(struct conn *c, uint64_t req);
+/* A driver's connection closed: its fast connection goes too. */
+void kfast_conn_gone(struct conn *c);
+/* krayd wants idle worker w for an EXEC: true when it has it (IDLE -> DAEMON), false when
+ * the program gave it a fast task first. */
+bool kfast_claim(struct krayd *d, struct worker *w);
+/* Whether w runs a fast task (krayd does not count it in w->inflight). */
+bool kfast_running(struct krayd *d, const struct worker *w);
+/* krayd sends a task to w although it may run a fast task (FAST -> FAST_DAEMON): it runs
+ * after that one, and its result wakes krayd.  False when w cannot take tasks. */
+bool kfast_pass(struct krayd *d, struct worker *w);
+/* After a dispatch round: w is held for krayd while tasks are queued, given back to the
+ * program when it is idle and nothing is. */
+void kfast_settle(struct krayd *d, struct worker *w, bool queued);
+/* Before krayd stops an idle worker: false (keep it) when it runs a fast task. */
+bool kfast_retire(struct krayd *d, struct worker *w);
+/* Worker w died (how): returns whether it was running a fast task (its driver is told). */
+bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how);
+/* FAST_DONE from a driver, FAST_STORE from a worker.  Return 0, or -errno with *ret_why
+ * for a frame that breaks the protocol. */
+int kfast_done(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why);
+int kfast_store(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why);
+/* The program's counters in a STATUS reply. */
+void kfast_stats(struct krayd *d, struct kray_wire_stats *st);
+
 #endif

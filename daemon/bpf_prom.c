@@ -104,5 +104,16 @@ void kbpf_render(struct krayd *d, struct kbuf *b)
 	     "Dispatch rounds that queued tasks instead of starting workers (oversubscribed).");
 	put(b, "kray_worker_starts_deferred_total %llu\n",
 	    (unsigned long long)k->spawns_deferred);
+	if (d->fast) { /* docs/fastpath.md */
+		struct kray_wire_stats st = { 0 };
+
+		kfast_stats(d, &st);
+		head(b, "kray_fast_tasks_total", "counter",
+		     "Synchronous calls steered to an idle worker by the BPF fast path.");
+		put(b, "kray_fast_tasks_total %llu\n", (unsigned long long)st.fast_tasks);
+		head(b, "kray_fast_bounced_total", "counter",
+		     "Fast calls sent back to the daemon path (no idle worker, or tasks queued).");
+		put(b, "kray_fast_bounced_total %llu\n", (unsigned long long)st.fast_bounced);
+	}
 	free(ws);
 }

@@ -68,6 +68,9 @@ static const struct key keys[] = {
 	  "on/off: scheduler metrics in BPF maps (default on; env KRAY_BPF)" },
 	INT("oversubscribed-wait", oversub_wait, 0, 100,
 	    "run-queue wait % of busy workers that stops new workers (0: never)"),
+	{ "fastpath", K_BOOL, offsetof(struct config, fastpath), sizeof(bool), 0, 0,
+	  "on/off: synchronous calls steered to idle workers in BPF (needs bpf; default on; "
+	  "env KRAY_FASTPATH)" },
 	/* The cluster (docs/cluster.md). */
 	{ "head", K_BOOL, offsetof(struct config, head), sizeof(bool), 0, 1,
 	  "run the cluster's GCS here (--head, or head = 1)" },
@@ -274,6 +277,10 @@ static void set_defaults(struct config *cfg)
 
 	cfg->bpf = !(bpf && (!strcmp(bpf, "off") || !strcmp(bpf, "0")));
 	cfg->oversub_wait = 50;
+	/* KRAY_FASTPATH=off: the same for the fast path alone (bpf = off also turns it off). */
+	const char *fast = getenv("KRAY_FASTPATH");
+
+	cfg->fastpath = !(fast && (!strcmp(fast, "off") || !strcmp(fast, "0")));
 	cfg->heartbeat_ms = 500;
 	cfg->node_timeout_ms = 5000;
 	cfg->kmod = 1;

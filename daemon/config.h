@@ -41,6 +41,7 @@ struct config {
 	int prestart; /* workers started at boot */
 	bool bpf; /* scheduler metrics in BPF (daemon/bpf.h); default on, KRAY_BPF=off */
 	int oversub_wait; /* percent of run-queue wait that stops new workers; 0: never */
+	bool fastpath; /* the BPF fast path for synchronous calls; default on, KRAY_FASTPATH */
 	/* The cluster */
 	bool head; /* run the GCS */
 	char address[256]; /* HOST:PORT of the head to join; empty: none */

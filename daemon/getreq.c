@@ -143,8 +143,8 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 		finish(d, g, 0);
 	} else if (timeout_ms == 0) {
 		finish(d, g, -ETIMEDOUT);
-	} else if (c->worker && c->worker->head) {
-		sched_blocked(c->worker, true);
+	} else if (c->worker && (c->worker->head || kfast_running(d, c->worker))) {
+		sched_blocked(c->worker, true); /* a fast task's get blocks it too */
 	}
 	maybe_free(g);
 }

@@ -84,6 +84,7 @@ struct conn {
 	uint32_t spawned; /* the id of the worker krayd started on this socketpair; 0: an
 			   * accepted connection (a worker hello is refused on it) */
 	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
+	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
 	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
@@ -111,6 +112,7 @@ struct worker {
 	uint64_t bpf_wait, bpf_run; /* run-queue wait and on-CPU ns at the last BPF sample */
 	unsigned bpf_slot; /* its slot in the BPF `submits` map, when bpf_in */
 	bool bpf_in, bpf_dirty; /* accounted in the BPF maps; its winfo entry is stale */
+	uint16_t fast_slot; /* its fast connection's slot + 1 (bpf_fast.c); 0: none */
 	struct worker *next;
 };
 
@@ -276,6 +278,7 @@ struct krayd {
 
 	struct kray_wire_stats st;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
+	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */
 	struct cluster *cl; /* NULL: a single node (daemon/cluster.h) */
 };
 
@@ -468,6 +471,8 @@ void sched_result(struct conn *c, const struct wire_result *r);
 void sched_reject(struct conn *c, const struct kray_oid *task);
 void sched_blocked(struct worker *w, bool blocked);
 struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len);
+/* Sends w the JOB frame (code path) of job, unless it has had it. */
+void sched_tell_job(struct worker *w, uint32_t job, const char *path);
 const char *job_code_path(struct krayd *d, uint32_t job);
 int job_add(struct krayd *d, uint32_t id, const char *path, size_t len);
 void sched_fini(struct krayd *d);

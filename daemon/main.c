@@ -89,6 +89,7 @@ int main(int argc, char **argv)
 	}
 	kmod_init(&d);
 	kbpf_start(&d); /* before the first worker, so that every worker is accounted */
+	kfast_start(&d);
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
 	for (int i = 0; i < d.cfg.prestart; i++)
@@ -109,6 +110,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	d.stopping = true;
 	worker_stop_all(&d);
+	kfast_stop(&d);
 	kbpf_stop(&d);
 	loop_fini(&d);
 	cluster_fini(&d);

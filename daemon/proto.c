@@ -288,6 +288,7 @@ static void on_status(struct conn *c, uint64_t req)
 	st.pool_bytes = pool_bytes(d->pool);
 	st.actors_alive = actor_count(d, A_ALIVE);
 	st.actors_pending = actor_count(d, A_PENDING) + actor_count(d, A_STARTING);
+	kfast_stats(d, &st);
 	st.workers = d->nworkers;
 	st.workers_busy = st.workers_blocked = 0;
 	for (struct worker *w = d->workers; w; w = w->next) {
@@ -386,6 +387,14 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 			task_cancel(c->d, &m.oid, m.flags);
 		return 0;
 	}
+	case KRAY_MSG_FAST_OPEN:
+		if (h->len)
+			return fail("malformed fast open", -EBADMSG);
+		return kfast_open(c, h->req);
+	case KRAY_MSG_FAST_DONE:
+		return kfast_done(c, body, h->len, &proto_why);
+	case KRAY_MSG_FAST_STORE:
+		return kfast_store(c, body, h->len, &proto_why);
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
 	case KRAY_MSG_KV:
@@ -421,6 +430,7 @@ void proto_conn_gone(struct conn *c)
 	struct krayd *d = c->d;
 
 	get_conn_gone(c);
+	kfast_conn_gone(c);
 	if (c->role == ROLE_DRIVER && d->cl)
 		gcs_job_changed(c, false);
 	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
@@ -457,6 +467,10 @@ void proto_conn_gone(struct conn *c)
 		}
 	}
 	oidmap_free(&c->refs);
-	if (c->worker)
+	if (c->worker) {
+		/* The fast path must not steer a task to it now (one it runs is reconciled
+		 * when the process is reaped). */
+		kfast_retire(d, c->worker);
 		worker_conn_lost(c->worker);
+	}
 }

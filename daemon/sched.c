@@ -102,7 +102,7 @@ static unsigned pipe_depth(const struct fnstat *f)
 	return n < 1 ? 1 : n > PIPE_MAX ? PIPE_MAX : (unsigned)n;
 }
 
-static void tell_job(struct worker *w, uint32_t job, const char *path)
+void sched_tell_job(struct worker *w, uint32_t job, const char *path)
 {
 	struct kray_msg_job m = { .job = job, .path_len = (uint32_t)strlen(path) };
 	struct kray_oid key = { .node = job };
@@ -219,7 +219,7 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 
 	if (pinned < 0)
 		return -1;
-	tell_job(w, t->job, path ? path : "");
+	sched_tell_job(w, t->job, path ? path : "");
 	off = wire_begin(b, KRAY_MSG_EXEC, 0);
 	kbuf_put(b, &m, sizeof(m));
 	wire_put_padded(b, t->fn->name, t->fn->name_len);
@@ -305,19 +305,49 @@ void sched_res_give(struct krayd *d, struct task *t)
 static void trim_pool(struct krayd *d, unsigned keep)
 {
 	for (struct worker *w = d->workers; w; w = w->next) {
-		if (!runnable(w) || w->inflight)
+		if (!runnable(w) || w->inflight || kfast_running(d, w))
 			continue;
 		if (keep)
 			keep--;
-		else
+		else if (kfast_retire(d, w)) /* not if the fast path just gave it a task */
 			conn_close(w->conn, "worker not needed");
 	}
 }
 
+/* Sends t to w, which was idle: w holds t's CPU, t its resources.  -1: t failed instead. */
+static int start_on(struct krayd *d, struct worker *w, struct task *t)
+{
+	if (sched_send_exec(d, w, t))
+		return -1;
+	w->cpu_milli = t->cpu_milli;
+	w->plain = plain(t);
+	res_take(d, t);
+	return 0;
+}
+
+/*
+ * The fast path (bpf_fast.c) runs tasks krayd does not see.  A queued task must not wait
+ * for a wake-up that never comes: when no daemon-path task is in flight and no worker is
+ * starting, nothing will call sched_dispatch() again, so the queue's head tasks go to the
+ * workers that run fast tasks, one each, to run next (their results wake krayd).
+ */
+static void unstrand(struct krayd *d)
+{
+	if (!d->fast || !d->qhead || d->starting)
+		return;
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->state == W_READY && w->inflight && !w->blocked)
+			return; /* its result will dispatch (a blocked one may wait on the queue) */
+	for (struct worker *w = d->workers; w && d->qhead; w = w->next)
+		if (runnable(w) && !w->inflight && res_free(d, d->qhead) && kfast_pass(d, w))
+			start_on(d, w, dequeue(d));
+}
+
+/* An idle worker, claimed from the fast path (whose program may give it a task first). */
 static struct worker *idle_worker(struct krayd *d)
 {
 	for (struct worker *w = d->workers; w; w = w->next)
-		if (runnable(w) && !w->inflight)
+		if (runnable(w) && !w->inflight && kfast_claim(d, w))
 			return w;
 	return NULL;
 }
@@ -383,6 +413,8 @@ void sched_dispatch(struct krayd *d)
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (runnable(w) && w->inflight)
 			used += w->cpu_milli;
+		else if (runnable(w) && kfast_running(d, w))
+			used += 1000; /* a fast task (always plain) holds a CPU slot too */
 		else if (runnable(w))
 			idle++;
 		else if (w->state == W_STARTING && !w->actor)
@@ -395,12 +427,8 @@ void sched_dispatch(struct krayd *d)
 		if (w) {
 			unqueue(d, pp, prev);
 			idle--;
-			if (sched_send_exec(d, w, t))
-				continue; /* failed instead: the worker stays idle */
-			w->cpu_milli = t->cpu_milli;
-			w->plain = plain(t);
-			used += t->cpu_milli;
-			res_take(d, t);
+			if (!start_on(d, w, t)) /* else it failed: the worker stays idle */
+				used += t->cpu_milli;
 			continue;
 		}
 		w = plain(t) ? pipeline_worker(d, t) : NULL;
@@ -432,19 +460,26 @@ void sched_dispatch(struct krayd *d)
 		want = (unsigned)d->st.tasks_queued;
 	if (!d->qhead) {
 		trim_pool(d, cap > used ? (unsigned)((cap - used) / 1000) : 0);
-		return;
+	} else {
+		/* Start workers for the waiting tasks that fit, less those starting already. */
+		want = want > pool_starting ? want - pool_starting : 0;
+		/* The CPUs are oversubscribed (daemon/bpf_sched.c): another worker would only
+		 * wait for a CPU too.  Queue; the busy workers' results dispatch again. */
+		if (want && used > d->actor_slots_milli && kbpf_oversubscribed(d)) {
+			kbpf_deferred(d);
+			want = 0;
+		}
+		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
+		       d->start_failures < 3)
+			if (worker_spawn(d))
+				break;
 	}
-	/* Start workers for the waiting tasks that fit, less those starting already. */
-	want = want > pool_starting ? want - pool_starting : 0;
-	/* The CPUs are oversubscribed (daemon/bpf_sched.c): another worker would only wait
-	 * for a CPU too.  Queue; the busy workers' results dispatch again. */
-	if (want && used > d->actor_slots_milli && kbpf_oversubscribed(d)) {
-		kbpf_deferred(d);
-		want = 0;
+	if (d->fast) {
+		unstrand(d);
+		for (struct worker *w = d->workers; w; w = w->next)
+			if (runnable(w))
+				kfast_settle(d, w, d->qhead != NULL);
 	}
-	while (want-- && d->nworkers < (unsigned)d->cfg.max_workers && d->start_failures < 3)
-		if (worker_spawn(d))
-			break;
 }
 
 /* Gives back the actor handles, and the refs inside argument objects, that worker

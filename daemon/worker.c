@@ -198,13 +198,15 @@ static void describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
+/* none_ran: a fast task was running (bpf_fast.c), so none of the tasks krayd sent it had
+ * started: all go back to the queue, none counts an attempt. */
+static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool none_ran)
 {
 	struct task *t = w->head, *rest;
 
 	if (!t)
 		return;
-	rest = t->next;
+	rest = none_ran ? t : t->next;
 	w->head = w->tail = NULL;
 	w->inflight = 0;
 	for (struct task *x = t; x; x = x->next)
@@ -229,6 +231,8 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how)
 			sched_enqueue(d, stack, true);
 		stack = n;
 	}
+	if (none_ran)
+		return; /* t was requeued with the rest */
 	t->next = NULL;
 	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
 		task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled (its worker, pid %d, "
@@ -267,11 +271,12 @@ static void fail_queue(struct krayd *d, const char *how)
 static void worker_gone(struct krayd *d, struct worker *w, int status)
 {
 	char how[128];
-	bool was_starting = w->state == W_STARTING;
+	bool was_starting = w->state == W_STARTING, fast_ran;
 
 	describe(status, how, sizeof(how));
 	w->state = W_DEAD;
 	kbpf_worker_del(d, w);
+	fast_ran = kfast_worker_gone(d, w, how);
 	if (w->conn)
 		conn_close(w->conn, "worker exited");
 	if (was_starting) {
@@ -287,13 +292,13 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 	} else if (!d->stopping) {
 		log_debug("worker %u (pid %d) %s", w->id, (int)w->pid, how);
 	}
-	if (!d->stopping && (w->head || WIFSIGNALED(status)) && !(w->actor && !w->head &&
-								       w->actor->state == A_DEAD))
+	if (!d->stopping && (w->head || fast_ran || WIFSIGNALED(status)) &&
+	    !(w->actor && !w->head && w->actor->state == A_DEAD))
 		d->st.workers_died++;
 	if (!d->stopping && w->actor) {
 		actor_worker_died(d, w, how);
 	} else if (!d->stopping) {
-		tasks_lost(d, w, how);
+		tasks_lost(d, w, how, fast_ran);
 	} else {
 		while (w->head) {
 			struct task *t = w->head;

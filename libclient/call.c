@@ -151,6 +151,12 @@ void exec_free(struct exec *e)
 	free(e);
 }
 
+/* Where a call's RESULT goes: krayd, or the fast task's answer (worker.c sends it). */
+static struct kbuf *results(struct kray *k)
+{
+	return k->ws && k->ws->results ? k->ws->results : &k->out;
+}
+
 static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, uint8_t err,
 		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -162,13 +168,15 @@ static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, 
 	va_list ap;
 	size_t off;
 
+	struct kbuf *b = results(k);
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	off = wire_begin(&k->out, KRAY_MSG_RESULT, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
-	wire_put_value(&k->out, KRAY_WT_ERROR, err, 0, msg, (uint32_t)strlen(msg));
-	wire_end(&k->out, off);
+	off = wire_begin(b, KRAY_MSG_RESULT, 0);
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)strlen(msg));
+	wire_end(b, off);
 }
 
 static void call_free(struct call *c)
@@ -392,34 +400,35 @@ void call_finish(struct kray *k, struct call *c)
 		put_error(k, &c->x.m.task, c->ns, KRAY_WE_TASK, "%s '%s' failed: %s", what, c->name,
 			  c->ctx.failed ? c->ctx.err : "returned an error code");
 	} else {
+		struct kbuf *b = results(k);
 		struct kray_msg_result m = { .task = c->x.m.task, .exec_ns = c->ns,
 					     .n = c->x.m.num_returns };
-		size_t off = wire_begin(&k->out, KRAY_MSG_RESULT, 0);
+		size_t off = wire_begin(b, KRAY_MSG_RESULT, 0);
 
-		kbuf_put(&k->out, &m, sizeof(m));
+		kbuf_put(b, &m, sizeof(m));
 		for (unsigned i = 0; i < c->x.m.num_returns &&
-				     k->out.len - off - sizeof(struct kray_frame_hdr) <= KRAY_FRAME_MAX;
+				     b->len - off - sizeof(struct kray_frame_hdr) <= KRAY_FRAME_MAX;
 		     i++) {
 			const kray_value *v = &c->ctx.rets[i];
 			uint64_t scalar = 0;
 
 			if (v->type == KRAY_REF) { /* a large result, already in the store */
-				wire_put_value(&k->out, KRAY_WT_OBJECT, 0, 0, &v->ref,
+				wire_put_value(b, KRAY_WT_OBJECT, 0, 0, &v->ref,
 					       sizeof(v->ref));
 				continue;
 			}
 			memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
 			       sizeof(scalar));
-			wire_put_value_refs(&k->out, (uint8_t)v->type, 0,
+			wire_put_value_refs(b, (uint8_t)v->type, 0,
 					    v->type == KRAY_BYTES ? 0 : scalar, v->data,
 					    v->type == KRAY_BYTES ? (uint32_t)v->len : 0,
 					    (const struct kray_oid *)v->refs, (uint16_t)v->nrefs);
 		}
-		if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
+		if (b->len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
 			/* Many inline values past what one message carries: say so. */
-			size_t bytes = k->out.len - off;
+			size_t bytes = b->len - off;
 
-			k->out.len = off;
+			b->len = off;
 			for (unsigned i = 0; i < c->x.m.num_returns; i++)
 				if (c->ctx.rets[i].type == KRAY_REF) /* stored for nothing */
 					kray_release(k, &c->ctx.rets[i].ref, 1);
@@ -428,7 +437,7 @@ void call_finish(struct kray *k, struct call *c)
 				  "more than one message carries (%u)",
 				  what, c->name, bytes, KRAY_FRAME_MAX);
 		} else {
-			wire_end(&k->out, off);
+			wire_end(b, off);
 			/* Large results move into the return slots: no longer this worker's. */
 			for (unsigned i = 0; i < c->x.m.num_returns; i++)
 				if (c->ctx.rets[i].type == KRAY_REF)

@@ -45,6 +45,17 @@ struct kray {
 	/* In a worker: frames that are not replies (EXEC, JOB) go here. */
 	void (*on_frame)(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body);
 	struct worker_state *ws;
+	/* The BPF fast path (fast.c).  fast_state: 0 not asked yet, 1 open, -1 unavailable. */
+	int fast_state;
+	int fast_fd;
+	uint32_t fast_slot;
+	uint64_t fast_token;
+	struct kbuf fast_in; /* received on fast_fd, not yet parsed */
+	struct kbuf fast_pending; /* FAST_DONE frames krayd has not been sent yet */
+	/* The last call's SUBMIT is out[defer_off, defer_end) and may still go fast. */
+	bool defer;
+	size_t defer_off, defer_end;
+	uint32_t defer_seq;
 };
 
 /* Sets k's error message and returns code (a negative errno). */
@@ -160,6 +171,27 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 int kc_check_value(struct kray *k, const kray_value *v, bool allow_ref);
 void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
 		  uint16_t nrefs);
+
+/* fast.c: the BPF fast path for synchronous calls (docs/fastpath.md). */
+/* Whether a call may take it (its SUBMIT frame is frame_len bytes). */
+bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args,
+		      size_t nargs, const struct kray_call_opts *o, size_t frame_len);
+/* kray_get() of the deferred call's return ref: runs the call on the fast path.  Returns
+ * 0 or -EREMOTEIO with *ret set (the answer), 1 when the SUBMIT went back to the output
+ * buffer (ask krayd as usual), 2 when krayd holds the result already (ask krayd), or
+ * another -errno. */
+int kc_fast_get(struct kray *k, kray_value *ret);
+/* kc_flush() calls this first: pending registrations go before everything queued. */
+void kc_fast_before_flush(struct kray *k);
+/* A released ref whose registration is still pending: dropped; returns whether it was. */
+bool kc_fast_forget(struct kray *k, const kray_ref *ref);
+void kc_fast_close(struct kray *k);
+/* Worker side: opens the worker's fast connection (0 or -EOPNOTSUPP); takes one arrived
+ * FAST_EXEC's exec body into ret_body (1; 0 when none arrived; -EPIPE); sends the answer
+ * to the fast task, from the RESULT frame in res (empty: not run). */
+int kc_fast_worker_open(struct kray *k);
+int kc_fast_take(struct kray *k, struct kbuf *ret_body);
+int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task);
 
 /* worker.c: called by kray_get() in a worker before it blocks. */
 void kc_worker_before_block(struct kray *k);

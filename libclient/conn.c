@@ -27,6 +27,7 @@ int kc_fail(struct kray *k, int code, const char *fmt, ...)
 
 int kc_flush(struct kray *k)
 {
+	kc_fast_before_flush(k);
 	while (kbuf_pending(&k->out)) {
 		ssize_t n = send(k->fd, k->out.data + k->out.off, kbuf_pending(&k->out),
 				 MSG_NOSIGNAL);
@@ -279,6 +280,7 @@ void kc_close(struct kray *k)
 	if (k->fd >= 0)
 		close(k->fd);
 	k->fd = -1;
+	kc_fast_close(k);
 	kc_kmod_close(k);
 	kc_objects_fini(k);
 	while (k->fds.n) {

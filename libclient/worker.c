@@ -143,20 +143,124 @@ static struct exec *pop(struct worker_state *ws)
 	return e;
 }
 
-/* Runs one call on this thread; its nested tasks belong to its job. */
-static void run_here(struct kray *k, struct exec *e)
+/* Takes in the fast tasks that arrived (at most one: the program claims this worker for
+ * one at a time); they go first.  Returns 0: a broken fast connection only ends the fast
+ * path here. */
+static int take_fast(struct kray *k)
 {
-	struct call *c = call_prepare(k, e);
+	struct worker_state *ws = k->ws;
+	struct kbuf body = { 0 };
+
+	/* One recv; more only for what that one left in the buffer. */
+	do {
+		struct exec *e;
+
+		if (kc_fast_take(k, &body) != 1)
+			break;
+		if (body.len < sizeof(struct kray_msg_exec)) {
+			body.len = 0; /* cannot happen: the program checked the frame */
+			continue;
+		}
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			abort();
+		e->body = (uint8_t *)body.data;
+		e->len = (uint32_t)body.len;
+		e->fast = true;
+		body = (struct kbuf){ 0 };
+		e->next = ws->qhead;
+		ws->qhead = e;
+		if (!ws->qtail)
+			ws->qtail = e;
+	} while (k->fast_state == 1 && kbuf_pending(&k->fast_in));
+	kbuf_free(&body);
+	return 0;
+}
+
+/*
+ * Takes in what krayd and the fast path sent, waiting for something if block.  The fast
+ * connection is looked at only when the worker would sleep: a fast task comes only to an
+ * idle worker (the program claims it), so a worker with tasks queued pays nothing for it.
+ */
+static int wait_frames(struct kray *k, bool block)
+{
+	struct worker_state *ws = k->ws;
+	int r;
+
+	if (k->fast_state != 1 || !block)
+		return take_frames(k, block);
+	/* Bytes already received may hold whole frames: those first, then sleep on both
+	 * connections (poll reports anything that arrives meanwhile, so no read is needed
+	 * before it: an idle worker makes two system calls per fast task, as a ping-pong). */
+	r = kbuf_pending(&k->in) ? take_frames(k, false) : 0;
+	while (!r && !ws->qhead && !ws->stop && k->fast_state == 1) {
+		struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
+				       { .fd = k->fast_fd, .events = POLLIN } };
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (p[1].revents)
+			take_fast(k);
+		if (p[0].revents)
+			r = take_frames(k, false);
+	}
+	if (!r && k->fast_state != 1 && !ws->qhead && !ws->stop)
+		r = take_frames(k, true); /* the fast connection broke: krayd's only */
+	return r;
+}
+
+static void run_call(struct kray *k, struct call *c)
+{
 	uint32_t job = k->job;
 
-	if (!c)
-		return;
 	k->job = c->x.m.job;
 	k->ws->in_task = true;
 	call_execute(c);
 	k->ws->in_task = false;
 	k->job = job;
 	call_finish(k, c);
+}
+
+/* A fast task: run as any other, but its RESULT is the fast answer (kc_fast_reply). */
+static void run_fast(struct kray *k, struct exec *e)
+{
+	struct worker_state *ws = k->ws;
+	struct kbuf res = { 0 };
+	struct kray_msg_exec m;
+	struct call *c;
+
+	memcpy(&m, e->body, sizeof(m));
+	/* krayd sends every driver's code path to fast workers; it may still be on its way. */
+	if (!code_job(ws, m.job))
+		take_frames(k, false);
+	if (code_job(ws, m.job)) {
+		ws->results = &res;
+		c = call_prepare(k, e);
+		if (c)
+			run_call(k, c);
+		ws->results = NULL;
+	} else {
+		exec_free(e); /* unknown job: the driver submits it to krayd instead */
+	}
+	kc_fast_reply(k, &res, &m.task);
+	kbuf_free(&res);
+}
+
+/* Runs one call on this thread; its nested tasks belong to its job. */
+static void run_here(struct kray *k, struct exec *e)
+{
+	struct call *c;
+
+	if (e->fast) {
+		run_fast(k, e);
+		return;
+	}
+	c = call_prepare(k, e);
+	if (c)
+		run_call(k, c);
 }
 
 /* An actor with method threads: hand calls over, send what they finished. */
@@ -249,11 +353,14 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		kc_close(&k);
 		return 1;
 	}
+	/* Pool workers take fast tasks too; krayd refuses an actor's worker (or any, with
+	 * the fast path off), which then works as before. */
+	kc_fast_worker_open(&k);
 	for (;;) {
 		if (ws.host) {
 			r = host_turn(&k);
 		} else {
-			r = take_frames(&k, !ws.qhead && !ws.stop);
+			r = wait_frames(&k, !ws.qhead && !ws.stop);
 			if (!r && ws.qhead)
 				run_here(&k, pop(&ws));
 			if (!r && !ws.qhead)

@@ -17,6 +17,7 @@ struct exec {
 	uint32_t len;
 	int fds[KRAY_FDS_PER_MSG];
 	unsigned nfds;
+	bool fast; /* a FAST_EXEC: the answer goes back on the fast connection */
 	struct exec *next;
 };
 
@@ -56,6 +57,7 @@ struct worker_state {
 	void *self;
 	kray_dtor_fn dtor;
 	struct host *host; /* threads, for max_concurrency > 1 */
+	struct kbuf *results; /* where RESULT frames go: k->out, or a fast task's buffer */
 };
 
 /* code.c */

@@ -240,7 +240,9 @@ struct kray_stats {
 	uint64_t tasks_handed_back; /* pipelined to a worker that then blocked in a get, and
 				     * handed back unstarted to run elsewhere */
 	uint64_t num_cpus; /* this node's CPU slots (krayd's num-cpus) */
-	uint64_t reserved_[3];
+	uint64_t fast_tasks; /* synchronous calls steered in the kernel (docs/fastpath.md) */
+	uint64_t fast_bounced; /* fast calls that found no idle worker (ran on krayd's path) */
+	uint64_t reserved_[1];
 };
 
 /* Asks krayd for its counters. */

@@ -25,6 +25,8 @@
 #include <linux/types.h>
 #endif
 
+#include "kray_wire.h" /* struct kray_oid */
+
 #define KRAY_BPF_PIN_ROOT "/sys/fs/bpf/kray"
 #define KRAY_BPF_HIST_SLOTS 32 /* slot i: values in [2^i, 2^(i+1)) microseconds; 0: < 2 us */
 #define KRAY_BPF_MAX_WORKERS 4096
@@ -74,12 +76,61 @@ struct kray_sched_state {
 _Static_assert(sizeof(struct kray_sched_state) == 40, "kray_sched_state layout");
 
 /*
- * Wire types 40-47 belong to the BPF fast path.  Only the measurement prototype
- * (bpf/fastpath_proto.bpf.c, bench/bench_bpf.c) uses them today; krayd's decoder rejects
- * them as unknown (kray_msg_type_known() leaves 40-47 out), so no peer can send them to krayd.
- * Their bodies are those of EXEC and RESULT.
+ * The fast path for synchronous calls (bpf/fastpath.bpf.c, daemon/bpf_fast.c,
+ * docs/fastpath.md).  Wire types 40-46 are its frames (kray_wire.h).
+ *
+ *  - fast_socks (sockmap): krayd's ends of the fast connections, a driver's at its slot,
+ *    a worker's at KRAY_FAST_DRIVERS + its slot.  Not pinned (it holds sockets).
+ *  - fast_workers (mmapable array, slot -> kray_fast_worker): the idle-worker claim.  The
+ *    program moves a worker IDLE -> CLAIMING -> FAST when it steers a task to it and
+ *    FAST -> IDLE when the result passes; krayd takes it IDLE -> DAEMON before it sends
+ *    an EXEC and gives it back when the worker is idle and no task waits in its queue.
+ *    Both sides change the
+ *    state only with compare-and-swap (krayd on its mapping), so a worker is never given
+ *    two tasks at once by the two paths.  The rest of the entry is the program's
+ *    bookkeeping of the task it runs, read by krayd when a worker dies.
+ *  - fast_drivers (mmapable array, slot -> kray_fast_driver): the token of each driver's
+ *    fast connection (0: slot free) and its counters.
+ *  - fast_stats (array[1], kray_fast_stats): what the program did, summed.
  */
-#define KRAY_MSG_FAST_EXEC 40 /* driver -> worker, steered by BPF: kray_msg_exec + ... */
-#define KRAY_MSG_FAST_RESULT 41 /* worker -> driver, steered by BPF: kray_msg_result + ... */
+#define KRAY_FAST_DRIVERS 256 /* fast connections of drivers */
+#define KRAY_FAST_WORKERS 256 /* pool workers that can take fast tasks */
+
+enum kray_fast_state {
+	KRAY_FW_OFF = 0, /* no fast connection, or retired: never claimed */
+	KRAY_FW_IDLE = 1, /* claimable by either side */
+	KRAY_FW_DAEMON = 2, /* krayd uses it (tasks in flight, or kept for its queue) */
+	KRAY_FW_FAST = 3, /* runs a fast task */
+	KRAY_FW_FAST_DAEMON = 4, /* runs a fast task and krayd has sent it tasks too */
+	KRAY_FW_CLAIMING = 5, /* the program is writing down the task it steers to it; it
+			       * then moves it to FAST, or sends the task back if krayd took it
+			       * OFF meanwhile: FAST always comes with the entry written */
+};
+
+struct kray_fast_worker {
+	__u32 state; /* enum kray_fast_state */
+	__u32 driver; /* the driver slot of the fast task it runs (or ran last) */
+	__u64 token; /* its fast connection's token; 0: none */
+	struct kray_oid task; /* the fast task it runs (or ran last) */
+	__u64 start_ns; /* when the program steered that task to it */
+	__u64 tasks; /* fast tasks steered to it */
+};
+_Static_assert(sizeof(struct kray_fast_worker) == 48, "kray_fast_worker layout");
+
+struct kray_fast_driver {
+	__u64 token; /* 0: slot free */
+	__u64 tasks; /* its fast tasks steered to a worker */
+	__u64 bounced; /* its fast tasks sent back: no idle worker */
+	__u64 pad;
+};
+_Static_assert(sizeof(struct kray_fast_driver) == 32, "kray_fast_driver layout");
+
+struct kray_fast_stats {
+	__u64 steered; /* FAST_EXEC frames sent to a worker */
+	__u64 results; /* FAST_RESULT frames sent to their driver */
+	__u64 bounced; /* FAST_EXEC frames sent back to their driver */
+	__u64 dropped; /* malformed frames, wrong tokens, results nobody waits for */
+};
+_Static_assert(sizeof(struct kray_fast_stats) == 32, "kray_fast_stats layout");
 
 #endif

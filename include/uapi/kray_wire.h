@@ -83,6 +83,20 @@ enum kray_msg_type {
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
 	/* 32-39: the Python wrapper's range (issue 6) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply */
+	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
+	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
+	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
+	 * (no idle worker) and submits on the daemon path. */
+	KRAY_MSG_FAST_EXEC = 40, /* driver -> worker  kray_msg_fast + kray_msg_exec + ... */
+	KRAY_MSG_FAST_RESULT = 41, /* worker -> driver  kray_msg_fast + kray_msg_result + ... */
+	KRAY_MSG_FAST_OPEN = 42, /* C->D  empty: give me a fast connection */
+	KRAY_MSG_FAST_OPEN_REPLY = 43, /* D->C  kray_msg_fast_open_reply, + 1 fd on success */
+	KRAY_MSG_FAST_DONE = 44, /* C->D  kray_msg_result + 1 value: a fast task's result */
+	KRAY_MSG_FAST_LOST = 45, /* D->C  kray_msg_fast_lost + text: its worker died */
+	KRAY_MSG_FAST_STORE = 46, /* W->D  kray_msg_result + values: a result too large for a
+				   * fast frame, kept by krayd for the driver */
+	KRAY_MSG_FAST_TYPE_MIN = 40,
+	KRAY_MSG_FAST_TYPE_MAX = 46,
 	/* Between nodes (issue 7), numbers 48-79: only on authenticated TCP links, except
 	 * LIST_NODES, which a local client sends.  See docs/cluster.md. */
 	KRAY_MSG_NODE_CHALLENGE = 48, /* N->N kray_msg_node_challenge: the acceptor's nonce */
@@ -120,6 +134,7 @@ enum kray_msg_type {
 static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL ||
+	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) || t == KRAY_MSG_KMOD_PIN;
 }
 
@@ -348,6 +363,36 @@ struct kray_msg_job {
 };
 _Static_assert(sizeof(struct kray_msg_job) == 8, "job is 8 bytes");
 
+/*
+ * The fast path (docs/fastpath.md).  FAST_EXEC and FAST_RESULT start with this prefix: the
+ * sender's slot and the slot's secret token, which krayd handed out with the connection
+ * and the BPF program checks (and zeroes before the frame leaves).  A fast frame is at most
+ * KRAY_FAST_FRAME_MAX bytes, header included, so that it is one skb.
+ */
+struct kray_msg_fast {
+	__u32 slot; /* FAST_EXEC: the driver's slot; FAST_RESULT: the worker's */
+	__u32 flags; /* KRAY_FAST_* */
+	__u64 token;
+};
+_Static_assert(sizeof(struct kray_msg_fast) == 16, "fast prefix is 16 bytes");
+#define KRAY_FAST_FRAME_MAX 16384u
+#define KRAY_FAST_STORED 1u /* FAST_RESULT: krayd keeps the result (FAST_STORE): get it */
+#define KRAY_FAST_NOT_RUN 2u /* FAST_RESULT: not run here (unknown job): use the daemon path */
+
+struct kray_msg_fast_open_reply {
+	__s32 status; /* 0 (one fd follows), -EOPNOTSUPP (fast path off), -ENOSPC (no slot) */
+	__u32 slot;
+	__u64 token;
+};
+_Static_assert(sizeof(struct kray_msg_fast_open_reply) == 16, "fast_open_reply is 16 bytes");
+
+struct kray_msg_fast_lost {
+	struct kray_oid task; /* the fast task whose worker died */
+	__u32 len; /* how it died: text that follows, padded */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_fast_lost) == 24, "fast_lost is 24 bytes");
+
 struct kray_wire_stats {
 	__u64 node;
 	__u64 drivers; /* driver connections */
@@ -379,7 +424,9 @@ struct kray_wire_stats {
 	__u64 actors_pending; /* waiting for CPU slots or constructor arguments */
 	__u64 tasks_handed_back; /* pipelined tasks a worker blocked in a get gave back */
 	__u64 num_cpus; /* CPU slots of this node */
-	__u64 reserved[3];
+	__u64 fast_tasks; /* steered by the BPF fast path to a worker (krayd never saw them) */
+	__u64 fast_bounced; /* fast frames sent back to their driver: no idle worker */
+	__u64 reserved[1];
 };
 _Static_assert(sizeof(struct kray_wire_stats) == 256, "stats is 256 bytes");
 

@@ -1878,3 +1878,24 @@ Test(fuzz, random_mutations_never_crash, .timeout = 120)
 		     accepted);
 	free_samples(f);
 }
+
+/* The BPF fast path's range (40-47) knows 40-46; 47 and the gaps around it stay unknown. */
+Test(hdr, fast_range)
+{
+	struct kray_frame_hdr h = good_hdr();
+
+	for (unsigned t = KRAY_MSG_FAST_TYPE_MIN; t <= KRAY_MSG_FAST_TYPE_MAX; t++) {
+		h.type = (uint16_t)t;
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "fast type %u rejected", t);
+	}
+	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
+		h.type = (uint16_t)t;
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
+	}
+	for (unsigned t = KRAY_MSG_FAST_TYPE_MAX + 1; t < KRAY_MSG_NODE_TYPE_MIN; t++) {
+		h.type = (uint16_t)t;
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
+	}
+	cr_assert_eq(KRAY_MSG_FAST_EXEC, 40);
+	cr_assert_eq(KRAY_MSG_FAST_STORE, 46);
+}

@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libkray's side of the BPF fast path (docs/fastpath.md): a synchronous call goes to an
+ * idle worker through krayd's BPF program and its result comes straight back, without
+ * waking krayd.
+ *
+ * A call is a fast candidate when it is a task (not an actor call) with one return,
+ * inline arguments only (no refs), default resources, and its SUBMIT frame is still the
+ * last thing in the output buffer when the very next operation is kray_get() of exactly
+ * its return ref with no timeout.  The SUBMIT is then taken back out of the buffer and
+ * sent as a FAST_EXEC on the fast connection.  Anything else that writes to or flushes
+ * the buffer first sends the SUBMIT to krayd as usual, so nothing changes for programs
+ * that pipeline calls (the fast path is slower than krayd's batching for those).
+ *
+ * What can happen to a FAST_EXEC, and what the driver does:
+ *  - a FAST_RESULT with the value: it is the answer; the value is cached, and a FAST_DONE
+ *    registering it with krayd waits in k->fast_pending until something is sent to krayd
+ *    (then it goes first, so krayd knows the object before any frame that names it), or
+ *    is dropped if the ref is released first (a call, get, release costs krayd nothing);
+ *  - a FAST_RESULT that says STORED: the worker gave the result to krayd (too large for a
+ *    fast frame, or containing refs): an ordinary GET fetches it;
+ *  - its own FAST_EXEC back (no idle worker), or a FAST_RESULT that says NOT_RUN: the
+ *    SUBMIT goes to krayd after all;
+ *  - a FAST_LOST on the main connection (the worker died): the SUBMIT goes to krayd with
+ *    one retry fewer, or, with none left, the call fails with WORKER_DIED here.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+
+/* Pending registrations past this are sent with the next flush rather than kept. */
+#define PENDING_MAX (64u << 10)
+
+/* The fast frame for a SUBMIT frame (header included), built in b.  Returns 0, or -E2BIG
+ * when it would not fit one fast frame. */
+static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct kbuf *b)
+{
+	struct kray_frame_hdr h;
+	struct wire_submit s;
+	struct kray_msg_fast f = { .slot = k->fast_slot, .token = k->fast_token };
+	struct kray_msg_exec m = { 0 };
+	size_t off;
+
+	memcpy(&h, submit, sizeof(h));
+	if (wire_dec_submit(submit + sizeof(h), len - sizeof(h), &s))
+		return -EINVAL; /* cannot happen: we wrote it */
+	m.task = (struct kray_oid){ k->node, k->client, s.m.seq, 0 };
+	m.job = s.m.job;
+	m.num_returns = s.m.num_returns;
+	m.nargs = s.m.nargs;
+	m.name_len = s.m.name_len;
+	off = wire_begin(b, KRAY_MSG_FAST_EXEC, 0);
+	kbuf_put(b, &f, sizeof(f));
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, s.name, s.m.name_len);
+	kbuf_put(b, s.args.p, s.args.left);
+	wire_end(b, off);
+	return b->len - off > KRAY_FAST_FRAME_MAX ? -E2BIG : 0;
+}
+
+bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args,
+		      size_t nargs, const struct kray_call_opts *o, size_t frame_len)
+{
+	if (k->ws || actor || k->fast_state < 0 || o->num_returns != 1 ||
+	    (o->resources && *o->resources) ||
+	    frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
+		return false;
+	for (size_t i = 0; i < nargs; i++)
+		if (args[i].type == KRAY_REF || args[i].type == KRAY_ACTOR)
+			return false; /* krayd resolves refs: the daemon path */
+	return true;
+}
+
+/* Asks krayd for a fast connection (once per handle).  Sets k->fast_state. */
+static void fast_open(struct kray *k)
+{
+	const char *env = getenv("KRAY_FASTPATH");
+	struct kray_msg_fast_open_reply rep;
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	uint64_t req;
+	size_t off;
+	int *fds;
+
+	k->fast_state = -1;
+	if (env && (!strcmp(env, "off") || !strcmp(env, "0")))
+		return;
+	req = ++k->next_req;
+	off = wire_begin(&k->out, KRAY_MSG_FAST_OPEN, req);
+	wire_end(&k->out, off);
+	if (kc_wait(k, KRAY_MSG_FAST_OPEN_REPLY, req, &h, &body))
+		return;
+	fds = kc_frame_fds(k, &h);
+	if (!wire_dec_fixed(body, h.len, &rep, sizeof(rep)) && !rep.status && fds &&
+	    KRAY_FRAME_NFDS(h.flags) == 1) {
+		k->fast_fd = fds[0];
+		fds[0] = -1;
+		k->fast_slot = rep.slot;
+		k->fast_token = rep.token;
+		k->fast_state = 1;
+	}
+	kc_consume(k, &h);
+}
+
+int kc_fast_worker_open(struct kray *k)
+{
+	fast_open(k);
+	return k->fast_state == 1 ? 0 : -EOPNOTSUPP;
+}
+
+void kc_fast_close(struct kray *k)
+{
+	if (k->fast_state == 1)
+		close(k->fast_fd);
+	k->fast_state = 0;
+	kbuf_free(&k->fast_in);
+	kbuf_free(&k->fast_pending);
+}
+
+/* Gives up on the fast connection (it broke): later calls take the daemon path. */
+static void fast_broken(struct kray *k)
+{
+	if (k->fast_state == 1)
+		close(k->fast_fd);
+	k->fast_state = -1;
+}
+
+/* Sends one whole fast frame.  Returns 0 or -EPIPE. */
+static int fast_send(struct kray *k, const void *p, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(k->fast_fd, p, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	/* One skb per frame: a short write cannot be completed (the program drops what it
+	 * cannot parse), so the connection is done. */
+	if (n != (ssize_t)len) {
+		fast_broken(k);
+		return -EPIPE;
+	}
+	return 0;
+}
+
+/* The next whole frame on the fast connection, if one has arrived.  Returns 1 with *ret_h
+ * and *ret_body set (consume with fast_consume()), 0, or -EPIPE. */
+static int fast_next(struct kray *k, struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
+{
+	for (;;) {
+		size_t avail = kbuf_pending(&k->fast_in);
+		ssize_t n;
+
+		if (avail >= sizeof(*ret_h)) {
+			memcpy(ret_h, k->fast_in.data + k->fast_in.off, sizeof(*ret_h));
+			if (wire_check_hdr(ret_h, KRAY_FAST_FRAME_MAX)) {
+				fast_broken(k);
+				return -EPIPE;
+			}
+			if (avail >= sizeof(*ret_h) + ret_h->len) {
+				*ret_body = k->fast_in.data + k->fast_in.off + sizeof(*ret_h);
+				return 1;
+			}
+		}
+		kbuf_compact(&k->fast_in);
+		kbuf_reserve(&k->fast_in, KRAY_FAST_FRAME_MAX);
+		n = recv(k->fast_fd, k->fast_in.data + k->fast_in.len,
+			 k->fast_in.cap - k->fast_in.len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			fast_broken(k);
+			return -EPIPE;
+		}
+		k->fast_in.len += (size_t)n;
+	}
+}
+
+static void fast_consume(struct kray *k, const struct kray_frame_hdr *h)
+{
+	kbuf_consume(&k->fast_in, sizeof(*h) + h->len);
+}
+
+/* Keeps a FAST_DONE that registers task's value v with krayd, to go before the next frame
+ * sent to krayd (kc_fast_before_flush). */
+static void add_pending(struct kray *k, const struct kray_oid *task, uint64_t exec_ns,
+			const struct wire_value *v)
+{
+	struct kray_msg_result m = { .task = *task, .exec_ns = exec_ns, .n = 1 };
+	size_t off = wire_begin(&k->fast_pending, KRAY_MSG_FAST_DONE, 0);
+
+	kbuf_put(&k->fast_pending, &m, sizeof(m));
+	wire_put_value(&k->fast_pending, v->type, v->err, v->scalar, v->data, v->len);
+	wire_end(&k->fast_pending, off);
+}
+
+void kc_fast_before_flush(struct kray *k)
+{
+	struct kbuf b = { 0 };
+
+	k->defer = false;
+	if (!kbuf_pending(&k->fast_pending))
+		return;
+	/* The registrations go first: frames already queued may name those objects. */
+	kbuf_put(&b, k->fast_pending.data + k->fast_pending.off, kbuf_pending(&k->fast_pending));
+	kbuf_put(&b, k->out.data + k->out.off, kbuf_pending(&k->out));
+	kbuf_free(&k->out);
+	k->out = b;
+	k->fast_pending.off = k->fast_pending.len = 0;
+}
+
+bool kc_fast_forget(struct kray *k, const kray_ref *ref)
+{
+	struct kbuf *p = &k->fast_pending;
+
+	for (size_t off = p->off; off + sizeof(struct kray_frame_hdr) <= p->len;) {
+		struct kray_frame_hdr h;
+		struct kray_msg_result m;
+		size_t end;
+
+		memcpy(&h, p->data + off, sizeof(h));
+		end = off + sizeof(h) + h.len;
+		memcpy(&m, p->data + off + sizeof(h), sizeof(m));
+		if (!memcmp(&m.task, ref, sizeof(m.task))) {
+			/* Released before krayd ever needed it: krayd never hears of it. */
+			memmove(p->data + off, p->data + end, p->len - end);
+			p->len -= end - off;
+			return true;
+		}
+		off = end;
+	}
+	return false;
+}
+
+/* The daemon path after all: the SUBMIT goes back into the output buffer. */
+static int fall_back(struct kray *k, const struct kbuf *submit)
+{
+	kbuf_put(&k->out, submit->data, submit->len);
+	return 1;
+}
+
+/* The worker of our fast task died.  Returns 1 (retry on the daemon path) or -EREMOTEIO
+ * with *ret set to the WORKER_DIED error. */
+static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
+		const char *how, size_t how_len, kray_value *ret)
+{
+	struct kray_msg_submit *m = (struct kray_msg_submit *)(submit->data +
+							      sizeof(struct kray_frame_hdr));
+	struct wire_value v = { .type = KRAY_WT_ERROR, .err = KRAY_WE_WORKER_DIED };
+	char msg[512];
+	int16_t retries;
+
+	memcpy(&retries, &m->max_retries, sizeof(retries));
+	if (retries != 0) {
+		/* The fast attempt counts as one. */
+		if (retries > 0)
+			retries--;
+		memcpy(&m->max_retries, &retries, sizeof(retries));
+		return fall_back(k, submit);
+	}
+	snprintf(msg, sizeof(msg),
+		 "worker died while running '%.*s' (fast path): %.*s; 1 attempt, max_retries 0",
+		 (int)m->name_len, (const char *)(m + 1), (int)how_len, how);
+	v.data = msg;
+	v.len = (uint32_t)strlen(msg);
+	kc_take_value(k, &v, NULL, ret);
+	add_pending(k, task, 0, &v);
+	return kc_fail(k, -EREMOTEIO, "%s", msg);
+}
+
+/* Handles a frame from krayd while a fast task runs.  Returns 0 (go on waiting), 1 (fall
+ * back to the daemon path), or what lost() returns, or -errno. */
+static int main_frame(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
+		      kray_value *ret)
+{
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	struct wire_rd rd;
+	struct kray_msg_fast_lost m;
+	const void *how;
+	int r = kc_next_frame(k, false, &h, &body);
+
+	if (r <= 0)
+		return r;
+	if (h.type == KRAY_MSG_FAST_LOST) {
+		wire_rd_init(&rd, body, h.len);
+		if (wire_rd_fixed(&rd, &m, sizeof(m)) || wire_rd_bytes(&rd, m.len, &how) ||
+		    wire_rd_end(&rd)) {
+			kc_consume(k, &h);
+			k->broken = true;
+			return kc_fail(k, -EBADMSG, "malformed frame from krayd");
+		}
+		r = oid_eq(&m.task, task) ? lost(k, submit, task, how, m.len, ret) : 0;
+		kc_consume(k, &h);
+		return r;
+	}
+	if (h.type == KRAY_MSG_ERROR) {
+		struct wire_text t;
+
+		k->broken = true;
+		r = wire_dec_error(body, h.len, &t) ?
+			    kc_fail(k, -EBADMSG, "malformed error frame from krayd") :
+			    kc_fail(k, t.code < 0 ? t.code : -EPROTO,
+				    "krayd refused a request: %.*s", (int)t.len, t.text);
+		kc_consume(k, &h);
+		return r;
+	}
+	kc_consume(k, &h);
+	k->broken = true;
+	return kc_fail(k, -EPROTO, "unexpected frame type %u from krayd", h.type);
+}
+
+/* A FAST_RESULT for our task.  Returns what kc_fast_get() returns. */
+static int fast_result(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
+		       const struct kray_msg_fast *f, const uint8_t *body, size_t len,
+		       kray_value *ret)
+{
+	struct wire_result r;
+	struct wire_value v;
+
+	if (f->flags & KRAY_FAST_NOT_RUN)
+		return fall_back(k, submit);
+	if (f->flags & KRAY_FAST_STORED)
+		return 2; /* krayd holds it for us: an ordinary get */
+	if (wire_dec_result(body, len, &r) || r.m.n != 1 || wire_rd_value(&r.values, &v) ||
+	    v.nrefs || v.type == KRAY_WT_FD || v.type == KRAY_WT_OBJECT || v.type == KRAY_WT_REF ||
+	    v.len > k->inline_max) {
+		fast_broken(k);
+		k->broken = true;
+		return kc_fail(k, -EBADMSG, "malformed fast result");
+	}
+	kc_take_value(k, &v, NULL, ret);
+	kc_cache_put(k, (const kray_ref *)task, ret);
+	add_pending(k, task, r.m.exec_ns, &v);
+	if (kbuf_pending(&k->fast_pending) > PENDING_MAX) {
+		kc_flush(k); /* a failure shows on the next call */
+	}
+	if (v.type == KRAY_WT_ERROR)
+		return kc_fail(k, -EREMOTEIO, "%s", (const char *)ret->data);
+	return 0;
+}
+
+int kc_fast_get(struct kray *k, kray_value *ret)
+{
+	struct kray_oid task = { k->node, k->client, k->defer_seq, 0 };
+	struct kbuf submit = { 0 }, exec = { 0 };
+	int r = 1;
+
+	/* Take the SUBMIT back out of the buffer; it returns if the fast path declines. */
+	k->defer = false;
+	kbuf_put(&submit, k->out.data + k->defer_off, k->defer_end - k->defer_off);
+	k->out.len = k->defer_off;
+	if (!k->fast_state)
+		fast_open(k);
+	if (k->fast_state != 1 || k->broken || build_exec(k, submit.data, submit.len, &exec)) {
+		r = fall_back(k, &submit);
+		goto out;
+	}
+	if (fast_send(k, exec.data, exec.len)) {
+		r = fall_back(k, &submit);
+		goto out;
+	}
+	for (;;) {
+		struct pollfd p[2] = { { .fd = k->fast_fd, .events = POLLIN },
+				       { .fd = k->fd, .events = POLLIN } };
+		struct kray_frame_hdr h;
+		const uint8_t *body;
+		struct kray_msg_fast f;
+		struct kray_oid id;
+
+		/* Straight to sleep: the answer cannot be there yet. */
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = fall_back(k, &submit);
+			break;
+		}
+		if (p[1].revents) {
+			r = main_frame(k, &submit, &task, ret);
+			if (r)
+				break;
+		}
+		if (!p[0].revents)
+			continue;
+		r = fast_next(k, &h, &body);
+		if (r < 0) {
+			/* The fast connection broke (krayd stopping?): krayd decides. */
+			r = fall_back(k, &submit);
+			break;
+		}
+		if (r == 0)
+			continue; /* part of a frame */
+		if (h.len < sizeof(f) + sizeof(id)) {
+			fast_consume(k, &h);
+			continue;
+		}
+		memcpy(&f, body, sizeof(f));
+		memcpy(&id, body + sizeof(f), sizeof(id));
+		if (h.type == KRAY_MSG_FAST_EXEC) { /* ours, back: no idle worker */
+			fast_consume(k, &h);
+			r = fall_back(k, &submit);
+			break;
+		}
+		if (h.type != KRAY_MSG_FAST_RESULT || !oid_eq(&id, &task)) {
+			fast_consume(k, &h);
+			continue; /* nothing else is in flight: stray, ignored */
+		}
+		r = fast_result(k, &submit, &task, &f, body + sizeof(f), h.len - sizeof(f), ret);
+		fast_consume(k, &h);
+		break;
+	}
+out:
+	kbuf_free(&submit);
+	kbuf_free(&exec);
+	return r;
+}
+
+int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
+{
+	struct kray_msg_fast f = { .slot = k->fast_slot, .token = k->fast_token };
+	struct kray_msg_result m = { .task = *task };
+	struct kray_frame_hdr h = { 0 };
+	struct wire_result r;
+	struct wire_value v;
+	bool inline_ok = true;
+	struct kbuf b = { 0 };
+	size_t off;
+	int ret;
+
+	if (kbuf_pending(res) < sizeof(h)) {
+		f.flags = KRAY_FAST_NOT_RUN; /* not a task we could start: the daemon path */
+	} else {
+		memcpy(&h, res->data + res->off, sizeof(h));
+		if (wire_dec_result(res->data + res->off + sizeof(h), h.len, &r)) {
+			f.flags = KRAY_FAST_NOT_RUN;
+		} else {
+			for (uint32_t i = 0; i < r.m.n && inline_ok; i++)
+				inline_ok = !wire_rd_value(&r.values, &v) && !v.nrefs &&
+					    v.type != KRAY_WT_OBJECT && v.type != KRAY_WT_FD &&
+					    v.type != KRAY_WT_REF;
+			if (!inline_ok || r.m.n != 1 ||
+			    sizeof(h) + sizeof(f) + h.len > KRAY_FAST_FRAME_MAX) {
+				struct kray_stats st;
+
+				/* Too large, or holding refs: krayd keeps it for the driver.
+				 * The round trip makes sure it has before the driver asks. */
+				memcpy(res->data + res->off + offsetof(struct kray_frame_hdr, type),
+				       &(uint16_t){ KRAY_MSG_FAST_STORE }, sizeof(uint16_t));
+				kbuf_put(&k->out, res->data + res->off, kbuf_pending(res));
+				ret = kray_status(k, &st);
+				if (ret)
+					return ret;
+				f.flags = KRAY_FAST_STORED;
+			}
+		}
+	}
+	off = wire_begin(&b, KRAY_MSG_FAST_RESULT, 0);
+	kbuf_put(&b, &f, sizeof(f));
+	if (f.flags)
+		kbuf_put(&b, &m, sizeof(m));
+	else
+		kbuf_put(&b, res->data + res->off + sizeof(h), h.len);
+	wire_end(&b, off);
+	ret = fast_send(k, b.data, b.len);
+	kbuf_free(&b);
+	return ret;
+}
+
+int kc_fast_take(struct kray *k, struct kbuf *ret_body)
+{
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	int r;
+
+	if (k->fast_state != 1)
+		return 0;
+	r = fast_next(k, &h, &body);
+	if (r <= 0)
+		return r;
+	if (h.type == KRAY_MSG_FAST_EXEC && h.len > sizeof(struct kray_msg_fast))
+		kbuf_put(ret_body, body + sizeof(struct kray_msg_fast),
+			 h.len - sizeof(struct kray_msg_fast));
+	fast_consume(k, &h);
+	return 1;
+}

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: Apache-2.0
+# The BPF fast path for synchronous calls (issue 5 item 5, docs/fastpath.md):
+# bpf/fastpath.bpf.c (built with the other programs by mk/bpf.mk), krayd's glue
+# daemon/bpf_fast.c, libkray's libclient/fast.c, and its tests.
+
+$(O)/daemon/bpf_fast.o: $(O)/bpf/fastpath.skel.h
+
+# The task suite with BPF on but the fast path off: with `make test-integration` (fast
+# path on, the default) and test-bpf-off (everything off), all three modes stay tested.
+.PHONY: test-fastpath-off
+test-fastpath-off: $(O)/tests/integration/test_tasks $(FIXTURES) $(BINS)
+	@echo "== $(O)/tests/integration/test_tasks (KRAY_FASTPATH=off)"
+	@$(TEST_ENV) KRAY_FASTPATH=off $(O)/tests/integration/test_tasks --jobs 1
+TEST_EXTRA += test-fastpath-off
+
+# The fast path's krayd and libkray parts under ASan/LSan/UBSan (build-asan/, as `make
+# test-asan` builds it): test_fastpath, then the task suite, with sanitized krayd,
+# workers and drivers.  Any report fails the run.
+.PHONY: test-fastpath-asan
+test-fastpath-asan:
+	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
+		build-asan/bin/krayd build-asan/bin/kray-worker \
+		build-asan/tests/integration/test_fastpath build-asan/tests/integration/test_tasks \
+		build-asan/tests/libtestfns.so build-asan/tests/libreturnfns.so
+	@set -e; for t in test_fastpath test_tasks; do echo "== build-asan/tests/integration/$$t"; \
+	 ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=66 \
+	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 $(MAKE) --no-print-directory -s O=build-asan TEST_ONE=$$t test-fastpath-run-one; done
+
+.PHONY: test-fastpath-run-one
+test-fastpath-run-one:
+	@$(TEST_ENV) $(O)/tests/integration/$(TEST_ONE) --jobs 1

@@ -1,0 +1,825 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The BPF fast path for synchronous calls (docs/fastpath.md): a call whose result is got
+ * at once is steered by krayd's sk_skb program to an idle worker and back.  These tests
+ * check that such calls return exactly what the daemon path returns (ints, doubles,
+ * bytes small and large, errors, unknown functions, wrong arity, nested calls), that they
+ * really went through the program and not through krayd (the program's counters in
+ * kray_status and krayd's own task counter), that a worker killed in the middle of a fast
+ * task leads to a retry or a WORKER_DIED error rather than a hang, that tasks queued in
+ * krayd are never stranded behind fast ones, and that the fast path switches off.
+ *
+ * They need root and BPF (CAP_BPF, sk_skb on AF_UNIX); elsewhere they skip, naming why.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <kray/kray.h>
+
+#include "../../include/uapi/kray_wire.h"
+#include "harness.h"
+
+TestSuite(fastpath, .fini = harness_cleanup, .timeout = 60);
+
+/* A private krayd with the fast path, once its workers take fast tasks; skips without. */
+static kray *fast_krayd(int num_cpus)
+{
+	const char *env = getenv("KRAY_FASTPATH"), *bpf = getenv("KRAY_BPF");
+	kray *k;
+	int64_t until;
+
+	if ((env && (!strcmp(env, "off") || !strcmp(env, "0"))) ||
+	    (bpf && (!strcmp(bpf, "off") || !strcmp(bpf, "0"))))
+		cr_skip_test("the fast path is switched off (KRAY_FASTPATH / KRAY_BPF)");
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	k = harness_embedded(num_cpus);
+	/* The first calls bounce to the daemon path until a worker has connected. */
+	until = harness_now_ms() + 10000;
+	while (harness_now_ms() < until) {
+		kray_value v;
+		kray_ref r = harness_call1(k, "square", &KRAY_V_INT(3), 1);
+		int rc = kray_get(k, &r, 1, -1, &v);
+
+		cr_assert_eq(rc, 0, "warm-up call: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.i, 9);
+		kray_value_clear(&v);
+		kray_release(k, &r, 1);
+		if (harness_status(k).fast_tasks > 0)
+			return k;
+		usleep(20000);
+	}
+	cr_skip_test("krayd has no fast path here (sk_skb on AF_UNIX not available?)");
+	return NULL;
+}
+
+/* Calls fn(args) and gets its value at once: the fast path's shape. */
+static int sync_call(kray *k, const char *fn, const kray_value *args, size_t nargs,
+		     kray_value *ret)
+{
+	kray_ref r;
+	int rc = kray_call(k, fn, args, nargs, NULL, &r);
+
+	cr_assert_eq(rc, 0, "kray_call(%s): %d %s", fn, rc, kray_errmsg(k));
+	rc = kray_get(k, &r, 1, -1, ret);
+	kray_release(k, &r, 1);
+	if (ret->type == KRAY_INT64 || ret->type == KRAY_F64 || ret->type == KRAY_NIL) {
+		kray_value scalar = { .type = ret->type, .i = ret->i };
+
+		/* Scalars are returned without their storage: nothing for callers to clear. */
+		if (ret->type == KRAY_F64)
+			scalar.f = ret->f;
+		kray_value_clear(ret);
+		*ret = scalar;
+	}
+	return rc;
+}
+
+Test(fastpath, results_are_exact)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k), after;
+	static char big[12000];
+	kray_value v;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + 1);
+	for (int i = 0; i < 50; i++) {
+		rc = sync_call(k, "add", (kray_value[]){ KRAY_V_INT(i), KRAY_V_INT(1000) }, 2, &v);
+		cr_assert_eq(rc, 0, "add: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.type, KRAY_INT64);
+		cr_assert_eq(v.i, i + 1000, "add(%d, 1000) = %lld", i, (long long)v.i);
+	}
+	rc = sync_call(k, "sum_f64", (kray_value[]){ KRAY_V_F64(1.25), KRAY_V_F64(2.5) }, 2, &v);
+	cr_assert_eq(rc, 0, "sum_f64: %s", kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_F64);
+	cr_assert_float_eq(v.f, 3.75, 1e-12);
+	rc = sync_call(k, "echo_bytes", &KRAY_V_BYTES("hello fast path", 15), 1, &v);
+	cr_assert_eq(rc, 0, "echo_bytes: %s", kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, 15);
+	cr_assert_eq(memcmp(v.data, "hello fast path", 15), 0);
+	kray_value_clear(&v);
+	/* 12,000 bytes in and out: one fast frame each way. */
+	rc = sync_call(k, "echo_bytes", &KRAY_V_BYTES(big, sizeof(big)), 1, &v);
+	cr_assert_eq(rc, 0, "echo_bytes(12000): %s", kray_errmsg(k));
+	cr_assert_eq(v.len, sizeof(big));
+	cr_assert_eq(memcmp(v.data, big, sizeof(big)), 0, "12,000 bytes came back changed");
+	kray_value_clear(&v);
+	rc = sync_call(k, "identity", &(kray_value){ .type = KRAY_NIL }, 1, &v);
+	cr_assert_eq(rc, 0, "identity(nil): %s", kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_NIL);
+	after = harness_status(k);
+	cr_assert_geq(after.fast_tasks - before.fast_tasks, 50,
+		      "only %llu of 54 calls went through the fast path (%llu bounced)",
+		      (unsigned long long)(after.fast_tasks - before.fast_tasks),
+		      (unsigned long long)(after.fast_bounced - before.fast_bounced));
+	/* krayd itself never saw them as tasks, and holds no object for them: each result
+	 * was released before krayd needed to hear of it. */
+	cr_assert_eq(after.objects, before.objects, "krayd keeps %llu objects it did not before",
+		     (unsigned long long)(after.objects - before.objects));
+	/* (Bounced calls, if any, went through krayd.) */
+	cr_assert_leq(after.tasks_submitted - before.tasks_submitted,
+		      after.fast_bounced - before.fast_bounced,
+		      "krayd handled %llu of the calls",
+		      (unsigned long long)(after.tasks_submitted - before.tasks_submitted));
+	harness_shutdown(k);
+}
+
+Test(fastpath, errors_are_exact)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k);
+	kray_value v;
+	int rc;
+
+	rc = sync_call(k, "fail", &KRAY_V_BYTES("on purpose", 10), 1, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "fail(): rc %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert_eq(v.err, KRAY_ERR_TASK, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "on purpose"), "message: %s", (const char *)v.data);
+	cr_assert(strstr(kray_errmsg(k), "on purpose"), "errmsg: %s", kray_errmsg(k));
+	kray_value_clear(&v);
+
+	rc = sync_call(k, "no_such_function", &KRAY_V_INT(1), 1, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_UNKNOWN_FUNCTION, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "no_such_function"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+
+	rc = sync_call(k, "square", (kray_value[]){ KRAY_V_INT(1), KRAY_V_INT(2) }, 2, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_BAD_ARGS, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "takes 1 argument"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+
+	rc = sync_call(k, "square", &KRAY_V_F64(2.0), 1, &v); /* the function checks types */
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_TASK, "kind %s", harness_errkind(v.err));
+	kray_value_clear(&v);
+	cr_assert_geq(harness_status(k).fast_tasks - before.fast_tasks, 4);
+	harness_shutdown(k);
+}
+
+/* A fast result is an ordinary object afterwards: passed to a task, waited on, got again. */
+Test(fastpath, result_usable_later)
+{
+	kray *k = fast_krayd(2);
+	kray_ref r, r2;
+	kray_value v;
+	uint8_t ready;
+	int rc;
+
+	r = harness_call1(k, "square", &KRAY_V_INT(12), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 144);
+	kray_value_clear(&v);
+	/* krayd learns of it only now, when it is named in a submit. */
+	r2 = harness_call1(k, "add", (kray_value[]){ KRAY_V_REF(r), KRAY_V_INT(1) }, 2);
+	rc = harness_get1(k, r2, 30000, &v);
+	cr_assert_eq(rc, 0, "add(ref, 1): %s", kray_errmsg(k));
+	cr_assert_eq(v.i, 145);
+	kray_value_clear(&v);
+	rc = kray_wait(k, &r, 1, 1, 5000, &ready, NULL);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(ready, 1, "a fast result is not ready for kray_wait");
+	rc = harness_get1(k, r, 5000, &v);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(v.i, 144);
+	kray_value_clear(&v);
+	cr_assert_eq(kray_release(k, &r, 1), 0);
+	cr_assert_eq(kray_release(k, &r2, 1), 0);
+	/* An error result, got again after krayd was told of it. */
+	r = harness_call1(k, "fail", &KRAY_V_BYTES("again", 5), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	kray_value_clear(&v);
+	rc = harness_get1(k, r, 5000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "the second get of an error: %d", rc);
+	cr_assert(strstr(v.data, "again"), "%s", (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* Results too large for a fast frame are kept by krayd and got from there. */
+Test(fastpath, large_results)
+{
+	kray *k = fast_krayd(2);
+	int64_t sizes[] = { 20000, 60000, 3 << 20 };
+	kray_value v;
+
+	for (unsigned i = 0; i < 3; i++) {
+		int rc = sync_call(k, "make_bytes",
+				   (kray_value[]){ KRAY_V_INT(sizes[i]), KRAY_V_INT(5) }, 2, &v);
+
+		cr_assert_eq(rc, 0, "make_bytes(%lld): %d %s", (long long)sizes[i], rc,
+			     kray_errmsg(k));
+		cr_assert_eq(v.type, KRAY_BYTES);
+		cr_assert_eq(v.len, (size_t)sizes[i]);
+		for (size_t j = 0; j < v.len; j += 997)
+			cr_assert_eq(((const uint8_t *)v.data)[j], (uint8_t)((5 + j) & 0xff),
+				     "byte %zu of %lld", j, (long long)sizes[i]);
+		kray_value_clear(&v);
+	}
+	harness_shutdown(k);
+}
+
+/* What a task can return besides plain values, through the fast path: a value holding a
+ * ref, an object written in place (both kept by krayd for the driver: FAST_STORE), and
+ * the task's own id, which must be the id of the driver's ref. */
+Test(fastpath, special_returns)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k);
+	kray_value v, inner;
+	kray_ref r;
+	int rc;
+
+	r = harness_call1(k, "ret_with_ref", &KRAY_V_INT(77), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "ret_with_ref: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, 6);
+	cr_assert_eq(memcmp(v.data, "holder", 6), 0);
+	cr_assert_eq(v.nrefs, 1, "the value holds %zu refs", v.nrefs);
+	rc = harness_get1(k, v.refs[0], 5000, &inner);
+	cr_assert_eq(rc, 0, "the contained ref: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(inner.i, 77);
+	kray_value_clear(&inner);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+
+	r = harness_call1(k, "ret_object", &KRAY_V_INT(100000), 1);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "ret_object: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.len, 100000);
+	for (size_t i = 0; i < v.len; i += 499)
+		cr_assert_eq(((const uint8_t *)v.data)[i], (uint8_t)(i % 251), "byte %zu", i);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+
+	r = harness_call1(k, "my_task_id", NULL, 0);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0, "my_task_id: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.len, sizeof(r));
+	cr_assert_eq(memcmp(v.data, &r, sizeof(r)), 0, "the task saw another id than its ref");
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	cr_assert_geq(harness_status(k).fast_tasks - before.fast_tasks, 3,
+		      "not all three went fast");
+	harness_shutdown(k);
+}
+
+/* A task submitted from inside a fast task runs and is got there. */
+Test(fastpath, nested_calls)
+{
+	kray *k = fast_krayd(2);
+	kray_value v;
+	int rc = sync_call(k, "call_and_get", (kray_value[]){ KRAY_V_BYTES("pid", 3),
+							      KRAY_V_INT(0) },
+			   2, &v);
+
+	cr_assert_eq(rc, 0, "call_and_get: %d %s", rc, kray_errmsg(k));
+	cr_assert_gt(v.i, 0, "nested pid() = %lld", (long long)v.i);
+	cr_assert_neq(v.i, getpid());
+	harness_shutdown(k);
+}
+
+/* ---- faults ------------------------------------------------------------------------------ */
+
+/* A worker SIGKILLed in the middle of a fast task: its driver hears of it from krayd and
+ * runs the task again on the daemon path (max_retries), which succeeds. */
+Test(fastpath, worker_killed_retries)
+{
+	kray *k = fast_krayd(2);
+	char dir[128], path[200];
+	struct kray_stats before = harness_status(k), after;
+	kray_value v;
+	int64_t t0;
+	int rc;
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/died", dir);
+	t0 = harness_now_ms();
+	rc = sync_call(k, "die_once", &KRAY_V_BYTES(path, strlen(path)), 1, &v);
+	cr_assert_eq(rc, 0, "die_once: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 42, "die_once returned %lld", (long long)v.i);
+	cr_assert_lt(harness_now_ms() - t0, 20000, "the retry took too long");
+	after = harness_status(k);
+	cr_assert_geq(after.fast_tasks - before.fast_tasks, 1, "the first run was not fast");
+	cr_assert_geq(after.workers_died - before.workers_died, 1, "no worker died");
+	/* The retry went to krayd. */
+	cr_assert_geq(after.tasks_submitted - before.tasks_submitted, 1);
+	harness_shutdown(k);
+}
+
+/* With no retries left, the driver reports WORKER_DIED, naming the function. */
+Test(fastpath, worker_killed_no_retries)
+{
+	kray *k = fast_krayd(2);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	struct kray_stats before = harness_status(k);
+	kray_value v;
+	kray_ref r;
+	int rc;
+
+	o.max_retries = 0;
+	rc = kray_call(k, "die_always", NULL, 0, &o, &r);
+	cr_assert_eq(rc, 0);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "die_always: rc %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert_eq(v.err, KRAY_ERR_WORKER_DIED, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "die_always"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+	cr_assert_geq(harness_status(k).fast_tasks - before.fast_tasks, 1);
+	/* krayd knows the error too, once it is named. */
+	rc = harness_get1(k, r, 5000, &v);
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_WORKER_DIED);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	/* Retries left (-1: forever, here once): the daemon path runs it again and again. */
+	harness_shutdown(k);
+}
+
+/* ---- the shared claim ---------------------------------------------------------------- */
+
+struct slow_call {
+	kray *k;
+	int64_t ms;
+	int rc;
+	int64_t got;
+};
+
+static void *slow_thread(void *arg)
+{
+	struct slow_call *s = arg;
+	kray_value v = { 0 };
+
+	s->rc = sync_call(s->k, "sleep_ms", &KRAY_V_INT(s->ms), 1, &v);
+	s->got = v.i;
+	return NULL;
+}
+
+/* One CPU slot, one worker, busy with a fast task: a task another driver submits to
+ * krayd meanwhile must run as soon as the worker is free, not wait forever for a
+ * wake-up krayd never gets (the program frees the worker without telling krayd). */
+Test(fastpath, queued_task_not_stranded)
+{
+	struct harness h;
+	kray *a, *b;
+	struct slow_call s = { .ms = 800 };
+	struct kray_stats before;
+	pthread_t th;
+	kray_value v;
+	kray_ref r;
+	int64_t t0;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	a = harness_connect(h.sock);
+	b = harness_connect(h.sock);
+	for (int i = 0; i < 200 && !harness_status(a).fast_tasks; i++) {
+		rc = sync_call(a, "square", &KRAY_V_INT(2), 1, &v); /* until the worker is fast */
+		cr_assert_eq(rc, 0);
+		usleep(10000);
+	}
+	if (!harness_status(a).fast_tasks)
+		cr_skip_test("krayd has no fast path here");
+	before = harness_status(a);
+	s.k = a;
+	cr_assert_eq(pthread_create(&th, NULL, slow_thread, &s), 0);
+	usleep(200000); /* the slow task runs on the only worker now */
+	cr_assert_eq(harness_status(b).fast_tasks - before.fast_tasks, 1,
+		     "the slow call did not take the fast path");
+	t0 = harness_now_ms();
+	r = harness_call1(b, "square", &KRAY_V_INT(6), 1);
+	rc = harness_get1(b, r, 15000, &v); /* a timed get: the daemon path */
+	cr_assert_eq(rc, 0, "the queued task: %d %s", rc, kray_errmsg(b));
+	cr_assert_eq(v.i, 36);
+	kray_value_clear(&v);
+	cr_assert_lt(harness_now_ms() - t0, 5000, "the queued task waited %lld ms",
+		     (long long)(harness_now_ms() - t0));
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 0, "the slow fast call: %d", s.rc);
+	cr_assert_eq(s.got, 800);
+	/* Afterwards the worker is claimable again: a sync call goes fast. */
+	before = harness_status(a);
+	for (int i = 0; i < 100 && harness_status(a).fast_tasks == before.fast_tasks; i++) {
+		rc = sync_call(a, "square", &KRAY_V_INT(4), 1, &v);
+		cr_assert_eq(rc, 0);
+		cr_assert_eq(v.i, 16);
+		usleep(10000);
+	}
+	cr_assert_gt(harness_status(a).fast_tasks, before.fast_tasks,
+		     "the worker never went back to the fast path");
+	harness_shutdown(a);
+	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
+/* The one worker of krayd's process (its only child), or -1. */
+static pid_t only_worker(pid_t krayd)
+{
+	char path[64];
+	long pid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)krayd, (int)krayd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = -1;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/* The worker dies while it runs a fast task and holds a task krayd handed it to run next
+ * (FAST_DAEMON): the fast task is retried by its driver, krayd's task is requeued (it
+ * had not started), and both finish. */
+Test(fastpath, worker_killed_with_queued_task)
+{
+	struct harness h;
+	kray *a, *b;
+	struct slow_call s = { .ms = 3000 };
+	struct kray_stats before;
+	pthread_t th;
+	kray_value v;
+	kray_ref r;
+	pid_t w;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	a = harness_connect(h.sock);
+	b = harness_connect(h.sock);
+	for (int i = 0; i < 200 && !harness_status(a).fast_tasks; i++) {
+		cr_assert_eq(sync_call(a, "square", &KRAY_V_INT(2), 1, &v), 0);
+		usleep(10000);
+	}
+	if (!harness_status(a).fast_tasks)
+		cr_skip_test("krayd has no fast path here");
+	w = only_worker(h.pid);
+	cr_assert_gt(w, 0, "cannot find krayd's worker");
+	before = harness_status(a);
+	s.k = a;
+	cr_assert_eq(pthread_create(&th, NULL, slow_thread, &s), 0);
+	usleep(200000);
+	cr_assert_eq(harness_status(b).fast_tasks - before.fast_tasks, 1,
+		     "the slow call did not take the fast path");
+	r = harness_call1(b, "square", &KRAY_V_INT(6), 1);
+	cr_assert_eq(kray_flush(b), 0);
+	usleep(200000); /* krayd hands it to the busy worker (nothing else would wake it) */
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	rc = harness_get1(b, r, 20000, &v);
+	cr_assert_eq(rc, 0, "krayd's task: %d %s", rc, kray_errmsg(b));
+	cr_assert_eq(v.i, 36);
+	kray_value_clear(&v);
+	kray_release(b, &r, 1);
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 0, "the fast call after its worker died: %d %s", s.rc, kray_errmsg(a));
+	cr_assert_eq(s.got, 3000);
+	cr_assert_geq(harness_status(a).workers_died, 1);
+	harness_shutdown(a);
+	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
+/* Many drivers at once, each making synchronous calls, with two workers: every result
+ * is right whether the call went fast or bounced to krayd. */
+struct many {
+	const char *sock;
+	int id, rc;
+};
+
+static void *many_thread(void *arg)
+{
+	struct many *m = arg;
+	kray *k = harness_connect(m->sock);
+
+	for (int i = 0; i < 300 && !m->rc; i++) {
+		kray_value v;
+		int64_t a = m->id * 100000 + i;
+
+		if (sync_call(k, "add", (kray_value[]){ KRAY_V_INT(a), KRAY_V_INT(7) }, 2, &v) ||
+		    v.type != KRAY_INT64 || v.i != a + 7)
+			m->rc = -1;
+	}
+	return NULL;
+}
+
+Test(fastpath, many_drivers)
+{
+	struct harness h;
+	struct many m[4];
+	pthread_t th[4];
+	kray *k;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 2), 0);
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct many){ .sock = h.sock, .id = i };
+		cr_assert_eq(pthread_create(&th[i], NULL, many_thread, &m[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(m[i].rc, 0, "driver %d got a wrong result", i);
+	}
+	k = harness_connect(h.sock);
+	struct kray_stats st = harness_status(k);
+
+	cr_log_info("many_drivers: %llu fast, %llu bounced to krayd",
+		    (unsigned long long)st.fast_tasks, (unsigned long long)st.fast_bounced);
+	cr_assert_eq(st.fast_tasks + st.tasks_submitted >= 1200, 1,
+		     "%llu fast + %llu submitted < 1200", (unsigned long long)st.fast_tasks,
+		     (unsigned long long)st.tasks_submitted);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* A driver killed while its fast call runs: the worker's answer has nowhere to go and is
+ * dropped, the worker is free again, and the next driver's calls go fast. */
+Test(fastpath, driver_dies_mid_call)
+{
+	struct harness h;
+	struct kray_stats st0, st;
+	kray *k;
+	kray_value v;
+	pid_t child;
+	int64_t until;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 200 && !harness_status(k).fast_tasks; i++) {
+		cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(2), 1, &v), 0);
+		usleep(10000);
+	}
+	if (!harness_status(k).fast_tasks)
+		cr_skip_test("krayd has no fast path here");
+	st0 = harness_status(k);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (!child) {
+		struct kray_config cfg = { .address = h.sock };
+		kray *c;
+		kray_ref r;
+
+		if (kray_init(&c, &cfg) || kray_call(c, "sleep_ms", &KRAY_V_INT(1500), 1, NULL, &r))
+			_exit(2);
+		kray_get(c, &r, 1, -1, &v); /* killed in here */
+		_exit(3);
+	}
+	until = harness_now_ms() + 5000;
+	while (harness_status(k).fast_tasks == st0.fast_tasks && harness_now_ms() < until)
+		usleep(5000);
+	cr_assert_gt(harness_status(k).fast_tasks, st0.fast_tasks,
+		     "the child's call did not go fast");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	/* The one worker is still sleeping for the dead driver; calls meanwhile bounce to
+	 * krayd (and run after it); once it is free, they go fast again. */
+	st0 = harness_status(k);
+	until = harness_now_ms() + 15000;
+	do {
+		rc = sync_call(k, "add", (kray_value[]){ KRAY_V_INT(40), KRAY_V_INT(2) }, 2, &v);
+		cr_assert_eq(rc, 0, "add: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.i, 42);
+		st = harness_status(k);
+	} while (st.fast_tasks == st0.fast_tasks && harness_now_ms() < until);
+	cr_assert_gt(st.fast_tasks, st0.fast_tasks, "the worker never became claimable again");
+	cr_assert(harness_krayd_alive(&h), "krayd died");
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* Synchronous callers and a pipelining caller share two workers for two seconds: the
+ * program and krayd claim the same workers all the time, and every result must be right
+ * and every call must end. */
+struct mixed {
+	const char *sock;
+	int id, rc;
+	bool pipeline;
+	int64_t until;
+	long calls;
+};
+
+static void *mixed_thread(void *arg)
+{
+	struct mixed *m = arg;
+	kray *k = harness_connect(m->sock);
+	kray_ref refs[100];
+	kray_value vals[100];
+
+	while (!m->rc && harness_now_ms() < m->until) {
+		if (!m->pipeline) {
+			kray_value v;
+			int64_t a = m->id * 1000000 + m->calls;
+
+			if (sync_call(k, "add", (kray_value[]){ KRAY_V_INT(a), KRAY_V_INT(1) }, 2,
+				      &v) ||
+			    v.i != a + 1)
+				m->rc = -1;
+			m->calls++;
+			continue;
+		}
+		for (int i = 0; i < 100; i++)
+			if (kray_call(k, "square", &KRAY_V_INT(i), 1, NULL, &refs[i]))
+				m->rc = -2;
+		if (kray_get(k, refs, 100, -1, vals))
+			m->rc = -3;
+		for (int i = 0; i < 100 && !m->rc; i++) {
+			if (vals[i].type != KRAY_INT64 || vals[i].i != i * i)
+				m->rc = -4;
+			kray_value_clear(&vals[i]);
+		}
+		kray_release(k, refs, 100);
+		m->calls += 100;
+	}
+	return NULL;
+}
+
+Test(fastpath, mixed_sync_and_pipelined)
+{
+	struct harness h;
+	struct mixed m[3];
+	pthread_t th[3];
+	struct kray_stats st;
+	kray *k;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 2), 0);
+	for (int i = 0; i < 3; i++) {
+		m[i] = (struct mixed){ .sock = h.sock, .id = i, .pipeline = i == 2,
+				       .until = harness_now_ms() + 2000 };
+		cr_assert_eq(pthread_create(&th[i], NULL, mixed_thread, &m[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(m[i].rc, 0, "caller %d went wrong (%d) after %ld calls", i, m[i].rc,
+			     m[i].calls);
+		cr_assert_gt(m[i].calls, 0, "caller %d made no call", i);
+	}
+	k = harness_connect(h.sock);
+	st = harness_status(k);
+	cr_log_info("mixed: %ld + %ld sync calls (%llu fast, %llu bounced), %ld pipelined",
+		    m[0].calls, m[1].calls, (unsigned long long)st.fast_tasks,
+		    (unsigned long long)st.fast_bounced, m[2].calls);
+	cr_assert_eq(st.tasks_queued, 0);
+	cr_assert(harness_krayd_alive(&h));
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- bad input ------------------------------------------------------------------------ */
+
+static int raw_driver(const char *sock, uint32_t *ret_client)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 5 };
+	struct {
+		struct kray_frame_hdr h;
+		struct kray_msg_hello m;
+	} hello = { { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+		      .type = KRAY_MSG_HELLO, .len = sizeof(struct kray_msg_hello) },
+		    { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() } };
+	struct {
+		struct kray_frame_hdr h;
+		struct kray_msg_hello_ok ok;
+	} rep;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(send(fd, &hello, sizeof(hello), MSG_NOSIGNAL), (ssize_t)sizeof(hello));
+	cr_assert_eq(recv(fd, &rep, sizeof(rep), MSG_WAITALL), (ssize_t)sizeof(rep));
+	cr_assert_eq(rep.h.type, KRAY_MSG_HELLO_OK);
+	*ret_client = rep.ok.client;
+	return fd;
+}
+
+/* Sends one frame and expects krayd's ERROR frame, then the end of the connection. */
+static void expect_refused(const char *sock, uint16_t type, const void *body, uint32_t len,
+			   const char *what)
+{
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+				    .type = type, .len = len };
+	uint8_t buf[4096];
+	uint32_t client;
+	int fd = raw_driver(sock, &client);
+	ssize_t r;
+
+	(void)client;
+	cr_assert_eq(send(fd, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
+	if (len)
+		cr_assert_eq(send(fd, body, len, MSG_NOSIGNAL), (ssize_t)len);
+	r = recv(fd, &h, sizeof(h), MSG_WAITALL);
+	cr_assert_eq(r, (ssize_t)sizeof(h), "%s: no reply", what);
+	cr_assert_eq(h.type, KRAY_MSG_ERROR, "%s: reply type %u, want ERROR", what, h.type);
+	cr_assert_leq(h.len, sizeof(buf));
+	recv(fd, buf, h.len, MSG_WAITALL);
+	cr_assert_eq(recv(fd, buf, 1, 0), 0, "%s: connection left open", what);
+	close(fd);
+}
+
+/* Fast-path frames krayd must refuse from a client: each gets an ERROR and its
+ * connection closed; krayd goes on serving. */
+Test(fastpath, bad_frames_refused)
+{
+	struct harness h;
+	struct {
+		struct kray_msg_result m;
+		struct kray_wire_value v;
+		struct kray_oid ref;
+	} done = { .m = { .task = { 0, 999999, 1, 0 }, .n = 1 },
+		   .v = { .type = KRAY_WT_INT64, .scalar = 7 } };
+	uint32_t client;
+	uint64_t junk = 0;
+	kray *k;
+	kray_value v;
+	int fd;
+
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	k = harness_connect(h.sock);
+	done.m.task.node = (uint32_t)harness_status(k).node;
+	/* A result registered for a task of another client. */
+	expect_refused(h.sock, KRAY_MSG_FAST_DONE, &done,
+		       sizeof(done.m) + sizeof(done.v), "FAST_DONE of another client");
+	/* A result that is a ref. */
+	fd = raw_driver(h.sock, &client);
+	close(fd);
+	done.m.task.owner = client + 1; /* the next connection's id */
+	done.v = (struct kray_wire_value){ .type = KRAY_WT_REF, .len = sizeof(struct kray_oid) };
+	expect_refused(h.sock, KRAY_MSG_FAST_DONE, &done, sizeof(done), "FAST_DONE of a ref");
+	/* Frames that only workers or the program may send. */
+	expect_refused(h.sock, KRAY_MSG_FAST_STORE, &done, sizeof(done.m) + sizeof(done.v),
+		       "FAST_STORE from a driver");
+	expect_refused(h.sock, KRAY_MSG_FAST_EXEC, &junk, sizeof(junk), "FAST_EXEC to krayd");
+	expect_refused(h.sock, KRAY_MSG_FAST_RESULT, &junk, sizeof(junk), "FAST_RESULT to krayd");
+	expect_refused(h.sock, KRAY_MSG_FAST_OPEN, &junk, sizeof(junk), "FAST_OPEN with a body");
+	cr_assert(harness_krayd_alive(&h), "krayd died from bad fast frames");
+	cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(5), 1, &v), 0);
+	cr_assert_eq(v.i, 25);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- switching it off ------------------------------------------------------------------- */
+
+static void expect_no_fast(const char *flag, const char *val)
+{
+	struct harness h;
+	const char *const extra[] = { flag, val, NULL };
+	kray *k;
+	kray_value v;
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 2, extra), 0);
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 30; i++) {
+		int rc = sync_call(k, "square", &KRAY_V_INT(i), 1, &v);
+
+		cr_assert_eq(rc, 0, "%s %s: %d %s", flag, val, rc, kray_errmsg(k));
+		cr_assert_eq(v.i, i * i);
+		usleep(2000);
+	}
+	cr_assert_eq(harness_status(k).fast_tasks, 0, "%s %s: calls went fast", flag, val);
+	cr_assert_geq(harness_status(k).tasks_submitted, 30);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+Test(fastpath, fastpath_off)
+{
+	expect_no_fast("--fastpath", "off");
+}
+
+Test(fastpath, bpf_off)
+{
+	expect_no_fast("--bpf", "off");
+}
