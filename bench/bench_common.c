@@ -263,3 +263,32 @@ void bench_json_array(FILE *f, const char *name, const double *v, int n)
 		fprintf(f, "%s%.3f", r ? ", " : "", v[r]);
 	fprintf(f, "]");
 }
+
+void bench_json_fig(FILE *f, const char *name, const struct bench_samples *s, bool last)
+{
+	fprintf(f, "  \"%s\": {\"median\": %.3f, ", name, bench_median_of(s->v, s->n));
+	bench_json_array(f, "rounds", s->v, (int)s->n);
+	fprintf(f, "}%s\n", last ? "" : ",");
+}
+
+/* ---- another process's CPU time -------------------------------------------------------- */
+
+double bench_proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* The name in parentheses may hold spaces: the fields start after the last ')'. */
+	if (!p || !(p = strrchr(buf, ')')))
+		return 0;
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What the C benchmarks share (linked into every build/bench/bench_* but bench_bpf): the
- * clock, dying with the bench's name, samples and medians, the AF_UNIX ping-pong floor,
- * a private krayd started and stopped by pid, finding the build next to the program, and
- * printing a JSON report to stdout and a file.  Benchmarks are programs, not tests: every
- * failure here ends the bench with a message (bench_die), so nothing returns an error.
+ * What the C benchmarks share (linked into every build/bench/bench_*): the clock, dying
+ * with the bench's name, samples and medians, the AF_UNIX ping-pong floor, a private krayd
+ * started and stopped by pid and the CPU time it uses, finding the build next to the
+ * program, and printing a JSON report to stdout and a file.  Benchmarks are programs, not
+ * tests: every failure here ends the bench with a message (bench_die), so nothing returns
+ * an error.
  */
 #ifndef KRAY_BENCH_COMMON_H
 #define KRAY_BENCH_COMMON_H
@@ -101,5 +102,14 @@ void bench_json_out(const char *file, void (*emit)(FILE *f, void *arg), void *ar
 
 /* `"name": [v[0], v[1], ...]` with n values, 3 decimals. */
 void bench_json_array(FILE *f, const char *name, const double *v, int n);
+
+/*
+ * One line of a JSON object, indented by two: `"name": {"median": M, "rounds": [...]}`
+ * (3 decimals), then "," unless last, then a newline.
+ */
+void bench_json_fig(FILE *f, const char *name, const struct bench_samples *s, bool last);
+
+/* CPU seconds (utime + stime, /proc/<pid>/stat) the process has used; 0 if unreadable. */
+double bench_proc_cpu_s(pid_t pid);
 
 #endif /* KRAY_BENCH_COMMON_H */
