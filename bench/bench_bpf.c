@@ -19,23 +19,26 @@
  * is also their cost (two krayds of each, alternated, so that load from elsewhere on the
  * machine falls on both).  Every frame through the floor, the relay and the proxy is
  * checked to come back whole, in order, as the answer to its request: the bench stops
- * if the in-kernel steering loses, reorders or cuts one.  Each figure is the median of several rounds.  The sk_skb figures
- * need root (CAP_BPF); without it they are reported as skipped.
+ * if the in-kernel steering loses, reorders or cuts one.  Each figure is the median of
+ * several rounds.  The sk_skb figures need root (CAP_BPF); without it they are reported as
+ * skipped.
+ *
+ * The clock, the krayds, the call loops and the JSON are bench_common.c's and
+ * bench_calls.c's; this bench's own are the framed, checked ping-pong (floor, relay and
+ * proxy alike), the sk_skb prototype's loading and reading krayd's CPU time per round.
  *
  *	bench_bpf [--quick] [--json FILE]
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -44,46 +47,15 @@
 
 #include "../include/uapi/kray_bpf.h"
 #include "../include/uapi/kray_wire.h"
+#include "bench_calls.h"
+#include "bench_common.h"
 #include "fastpath_proto.skel.h"
 
 #define FRAME 64
 #define ASYNC_BATCH 1000
-#define MAX_ROUNDS 32
 
 static int rounds = 5;
 static double round_s = 0.5;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_bpf: %s: %s\n", what, why);
-	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[MAX_ROUNDS];
-
-	if (n <= 0)
-		return 0;
-	memcpy(s, v, sizeof(*v) * (size_t)n);
-	qsort(s, (size_t)n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 /* Busy + idle jiffies of all CPUs, as seconds of CPU time used. */
 static double system_cpu_s(void)
@@ -103,25 +75,6 @@ static double system_cpu_s(void)
 	return (double)busy / (double)sysconf(_SC_CLK_TCK);
 }
 
-static double proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
-	if (!p || !(p = strrchr(buf, ')')))
-		return 0;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static void write_all(int fd, const void *p, size_t n)
 {
 	while (n) {
@@ -130,7 +83,7 @@ static void write_all(int fd, const void *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			die("write", strerror(errno));
+			bench_die("write", strerror(errno));
 		p = (const char *)p + w;
 		n -= (size_t)w;
 	}
@@ -166,10 +119,11 @@ static pid_t start_echo(int fd, uint16_t reply)
 	pid_t pid = fork();
 
 	if (pid < 0)
-		die("fork", strerror(errno));
+		bench_die("fork", strerror(errno));
 	if (!pid) {
 		uint8_t f[FRAME], r[FRAME];
 
+		bench_set_child("echo");
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		make_frame(r, reply);
 		/* The answer names the request it answers: the driver side checks that every
@@ -190,11 +144,12 @@ static pid_t start_relay(int a, int b)
 	pid_t pid = fork();
 
 	if (pid < 0)
-		die("fork", strerror(errno));
+		bench_die("fork", strerror(errno));
 	if (!pid) {
 		struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
 		char buf[65536];
 
+		bench_set_child("relay");
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		for (;;) {
 			if (poll(p, 2, -1) < 0)
@@ -214,11 +169,6 @@ static pid_t start_relay(int a, int b)
 	return pid;
 }
 
-struct fig {
-	double v[MAX_ROUNDS];
-	int n;
-};
-
 static uint64_t next_seq;
 
 static void send_seq(int fd, uint8_t *f)
@@ -237,15 +187,19 @@ static void check_answer(const uint8_t *r, uint64_t seq)
 	memcpy(&h, r, sizeof(h));
 	if (h.magic != KRAY_WIRE_MAGIC || h.type != KRAY_MSG_FAST_RESULT ||
 	    h.len != FRAME - sizeof(h) || h.req != seq) {
-		fprintf(stderr, "bench_bpf: frame %llu came back as type %u, req %llu, len %u\n",
-			(unsigned long long)seq, h.type, (unsigned long long)h.req, h.len);
-		die("check", "a frame was lost, reordered or cut");
+		char why[160];
+
+		snprintf(why, sizeof(why),
+			 "frame %llu came back as type %u, req %llu, len %u: a frame was lost, "
+			 "reordered or cut",
+			 (unsigned long long)seq, h.type, (unsigned long long)h.req, h.len);
+		bench_die("check", why);
 	}
 }
 
 /* Round trips of FRAME bytes on fd (the echo answers): us per round trip, per round; and
  * the machine's CPU us per round trip. */
-static void pingpong(int fd, uint16_t type, struct fig *rt, struct fig *cpu)
+static void pingpong(int fd, uint16_t type, struct bench_samples *rt, struct bench_samples *cpu)
 {
 	uint8_t f[FRAME], r[FRAME];
 
@@ -253,38 +207,38 @@ static void pingpong(int fd, uint16_t type, struct fig *rt, struct fig *cpu)
 	for (int i = 0; i < 200; i++) { /* warm-up */
 		send_seq(fd, f);
 		if (read_all(fd, r, FRAME))
-			die("ping-pong", "peer closed");
+			bench_die("ping-pong", "peer closed");
 		check_answer(r, next_seq);
 	}
 	for (int k = 0; k < rounds; k++) {
-		double t0 = now(), c0 = system_cpu_s(), t;
+		double t0 = bench_now(), c0 = system_cpu_s(), t;
 		long n = 0;
 
 		do {
 			for (int i = 0; i < 100; i++, n++) {
 				send_seq(fd, f);
 				if (read_all(fd, r, FRAME))
-					die("ping-pong", "peer closed");
+					bench_die("ping-pong", "peer closed");
 				check_answer(r, next_seq);
 			}
-			t = now();
+			t = bench_now();
 		} while (t - t0 < round_s);
-		rt->v[rt->n++] = (t - t0) / (double)n * 1e6;
-		cpu->v[cpu->n++] = (system_cpu_s() - c0) / (double)n * 1e6;
+		bench_push(rt, (t - t0) / (double)n * 1e6);
+		bench_push(cpu, (system_cpu_s() - c0) / (double)n * 1e6);
 	}
 }
 
 /* ASYNC_BATCH frames in flight (written one per write, as the proxy needs), then their
  * answers: frames per second, per round. */
-static void async_frames(int fd, uint16_t type, struct fig *fps)
+static void async_frames(int fd, uint16_t type, struct bench_samples *fps)
 {
 	uint8_t f[FRAME], *r = malloc(FRAME * ASYNC_BATCH);
 
 	if (!r)
-		die("malloc", strerror(ENOMEM));
+		bench_die("malloc", strerror(ENOMEM));
 	make_frame(f, type);
 	for (int k = 0; k < rounds; k++) {
-		double t0 = now(), t;
+		double t0 = bench_now(), t;
 		long n = 0;
 
 		do {
@@ -295,20 +249,20 @@ static void async_frames(int fd, uint16_t type, struct fig *fps)
 				for (int i = 0; i < ASYNC_BATCH / 2; i++)
 					send_seq(fd, f);
 				if (read_all(fd, r, FRAME * (ASYNC_BATCH / 2)))
-					die("async", "peer closed");
+					bench_die("async", "peer closed");
 				for (int i = 0; i < ASYNC_BATCH / 2; i++)
 					check_answer(r + (size_t)i * FRAME, first + (uint64_t)i);
 			}
 			n += ASYNC_BATCH;
-			t = now();
+			t = bench_now();
 		} while (t - t0 < round_s);
-		fps->v[fps->n++] = (double)n / (t - t0);
+		bench_push(fps, (double)n / (t - t0));
 	}
 	free(r);
 }
 
 struct proxy_figs {
-	struct fig rt, cpu, fps;
+	struct bench_samples rt, cpu, fps;
 	bool ok;
 	char why[160];
 	unsigned long long steered;
@@ -339,7 +293,7 @@ static void bench_proxy(struct proxy_figs *pf)
 	/* a: driver <-> broker's end a[1] (key 0); b: broker's end b[0] (key 1) <-> worker. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b))
-		die("socketpair", strerror(errno));
+		bench_die("socketpair", strerror(errno));
 	{
 		__u64 fa = (__u64)a[1], fb = (__u64)b[0];
 
@@ -366,142 +320,124 @@ out:
 
 /* ---- krayd's daemon path ------------------------------------------------------------- */
 
-static pid_t start_krayd(const char *sock, const char *bpf)
-{
-	const char *krayd = getenv("KRAY_KRAYD"), *code = getenv("KRAY_TEST_CODE_PATH");
-	int pfd[2];
-	char fdstr[16], c;
-	pid_t pid;
+struct daemon_figs {
+	struct bench_samples rt, tps, cpu_sync, cpu_async;
+};
 
-	if (!krayd || !code)
-		die("environment", "KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set (make bench)");
-	if (pipe(pfd))
-		die("pipe", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		die("fork", strerror(errno));
-	if (!pid) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		snprintf(fdstr, sizeof(fdstr), "%d", pfd[1]);
-		execl(krayd, krayd, "--socket", sock, "--code-path", code, "--ready-fd", fdstr,
-		      "--bpf", bpf, "--log-level", "warn", (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	if (read(pfd[0], &c, 1) != 1)
-		die("krayd", "did not start");
-	close(pfd[0]);
-	return pid;
+static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
+{
+	(void)i;
+	if (kray_call(op->k, "noop", NULL, 0, NULL, ref))
+		bench_die("noop", kray_errmsg(op->k));
 }
 
-struct daemon_figs {
-	struct fig rt, tps, cpu_sync, cpu_async;
-};
+/*
+ * The rounds of bench_calls.c one at a time, with krayd's CPU time read around each:
+ * calls = rate x the round's length (one bench_now() longer than bench_calls' own clock,
+ * noise at these lengths).  The sync figure stays the mean round trip, 1 / rate.
+ */
+static void daemon_rounds(const struct bench_op *op, pid_t pid, kray_ref *refs,
+			  kray_value *vals, struct daemon_figs *df)
+{
+	for (int sync = 1; sync >= 0; sync--) {
+		for (int r = 0; r < rounds; r++) {
+			double t0 = bench_now(), c0 = bench_proc_cpu_s(pid), per_s, rt_us, cpu_us;
+
+			if (sync)
+				bench_sync_rounds(op, 1, round_s, &per_s, &rt_us);
+			else
+				bench_async_rounds(op, ASYNC_BATCH, 1, round_s, refs, vals, &per_s);
+			cpu_us = (bench_proc_cpu_s(pid) - c0) / (per_s * (bench_now() - t0)) * 1e6;
+			bench_push(sync ? &df->rt : &df->tps, sync ? 1e6 / per_s : per_s);
+			bench_push(sync ? &df->cpu_sync : &df->cpu_async, cpu_us);
+		}
+	}
+}
+
+/* The krayd being measured; stopped at exit too, should the bench die. */
+static struct bench_krayd krayd;
+
+static void stop_krayd(void)
+{
+	bench_krayd_stop(&krayd);
+}
 
 static void bench_daemon(const char *bpf, struct daemon_figs *df)
 {
-	char dir[] = "/tmp/kray-bench-bpf-XXXXXX", sock[64];
-	struct kray_config cfg = { 0 };
-	kray_ref *refs = malloc(sizeof(*refs) * ASYNC_BATCH);
-	kray_value *vals = malloc(sizeof(*vals) * ASYNC_BATCH);
-	kray *k;
-	pid_t pid;
+	static kray_ref refs[ASYNC_BATCH];
+	static kray_value vals[ASYNC_BATCH];
+	const char *flags[] = { "--bpf", bpf, NULL };
+	struct bench_op op = { .submit = noop_call };
 
-	if (!refs || !vals || !mkdtemp(dir))
-		die("setup", strerror(errno));
-	snprintf(sock, sizeof(sock), "%s/krayd.sock", dir);
-	pid = start_krayd(sock, bpf);
-	cfg.address = sock;
-	if (kray_init(&k, &cfg))
-		die("kray_init", kray_init_errmsg());
-	for (int i = 0; i < 200; i++) { /* warm-up: workers started, function known */
-		if (kray_call(k, "noop", NULL, 0, NULL, &refs[0]) ||
-		    kray_get(k, refs, 1, 60000, vals))
-			die("noop", kray_errmsg(k));
-		kray_value_clear(&vals[0]);
-		kray_release(k, refs, 1);
-	}
-	for (int r = 0; r < rounds; r++) {
-		double t0 = now(), c0 = proc_cpu_s(pid), t;
-		long n = 0;
+	bench_krayd_start_build(&krayd, flags);
+	struct kray_config cfg = { .address = krayd.sock };
 
-		do {
-			if (kray_call(k, "noop", NULL, 0, NULL, &refs[0]) ||
-			    kray_get(k, refs, 1, 60000, vals))
-				die("noop", kray_errmsg(k));
-			kray_value_clear(&vals[0]);
-			kray_release(k, refs, 1);
-			n++;
-			t = now();
-		} while (t - t0 < round_s);
-		df->rt.v[df->rt.n++] = (t - t0) / (double)n * 1e6;
-		df->cpu_sync.v[df->cpu_sync.n++] = (proc_cpu_s(pid) - c0) / (double)n * 1e6;
-	}
-	for (int r = 0; r < rounds; r++) {
-		double t0 = now(), c0 = proc_cpu_s(pid), t;
-		long n = 0;
+	if (kray_init(&op.k, &cfg))
+		bench_die("kray_init", kray_init_errmsg());
 
-		do {
-			for (int i = 0; i < ASYNC_BATCH; i++)
-				if (kray_call(k, "noop", NULL, 0, NULL, &refs[i]))
-					die("noop", kray_errmsg(k));
-			if (kray_get(k, refs, ASYNC_BATCH, 60000, vals))
-				die("get", kray_errmsg(k));
-			for (int i = 0; i < ASYNC_BATCH; i++)
-				kray_value_clear(&vals[i]);
-			kray_release(k, refs, ASYNC_BATCH);
-			n += ASYNC_BATCH;
-			t = now();
-		} while (t - t0 < round_s);
-		df->tps.v[df->tps.n++] = (double)n / (t - t0);
-		df->cpu_async.v[df->cpu_async.n++] = (proc_cpu_s(pid) - c0) / (double)n * 1e6;
-	}
-	kray_shutdown(k);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	rmdir(dir);
-	free(refs);
-	free(vals);
+	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals); /* workers started, function known */
+	daemon_rounds(&op, krayd.pid, refs, vals, df);
+	kray_shutdown(op.k);
+	bench_krayd_stop(&krayd);
 }
 
-static void json_fig(FILE *f, const char *name, const struct fig *x, bool last)
+/* ---- report -------------------------------------------------------------------------- */
+
+struct report {
+	struct bench_samples floor_rt, floor_cpu, floor_fps, relay_rt, relay_cpu;
+	struct proxy_figs pf;
+	struct daemon_figs on, off;
+};
+
+static void json(FILE *f, void *arg)
 {
-	fprintf(f, "  \"%s\": {\"median\": %.3f, \"rounds\": [", name, median(x->v, x->n));
-	for (int i = 0; i < x->n; i++)
-		fprintf(f, "%s%.3f", i ? ", " : "", x->v[i]);
-	fprintf(f, "]}%s\n", last ? "" : ",");
+	const struct report *rep = arg;
+
+	fprintf(f, "{\n  \"bench\": \"bench_bpf\",\n");
+	bench_json_fig(f, "unix_pingpong_rt_us", &rep->floor_rt, false);
+	bench_json_fig(f, "unix_pingpong_cpu_us", &rep->floor_cpu, false);
+	bench_json_fig(f, "unix_pingpong_async_fps", &rep->floor_fps, false);
+	bench_json_fig(f, "user_relay_rt_us", &rep->relay_rt, false);
+	if (rep->pf.ok) {
+		bench_json_fig(f, "skskb_proxy_rt_us", &rep->pf.rt, false);
+		bench_json_fig(f, "skskb_proxy_cpu_us", &rep->pf.cpu, false);
+		bench_json_fig(f, "skskb_proxy_async_fps", &rep->pf.fps, false);
+	}
+	bench_json_fig(f, "daemon_sync_rt_us_bpf_off", &rep->off.rt, false);
+	bench_json_fig(f, "daemon_sync_rt_us_bpf_on", &rep->on.rt, false);
+	bench_json_fig(f, "daemon_async_tps_bpf_off", &rep->off.tps, false);
+	bench_json_fig(f, "daemon_async_tps_bpf_on", &rep->on.tps, false);
+	bench_json_fig(f, "krayd_cpu_us_per_task_sync_bpf_off", &rep->off.cpu_sync, false);
+	bench_json_fig(f, "krayd_cpu_us_per_task_sync_bpf_on", &rep->on.cpu_sync, false);
+	/* us per task is also s per million tasks */
+	bench_json_fig(f, "krayd_cpu_s_per_M_async_bpf_off", &rep->off.cpu_async, false);
+	bench_json_fig(f, "krayd_cpu_s_per_M_async_bpf_on", &rep->on.cpu_async, true);
+	fprintf(f, "}\n");
 }
 
 int main(int argc, char **argv)
 {
-	const char *json_file = NULL;
-	struct fig floor_rt = { 0 }, floor_cpu = { 0 }, floor_fps = { 0 };
-	struct fig relay_rt = { 0 }, relay_cpu = { 0 };
-	struct proxy_figs pf = { 0 };
-	struct daemon_figs on = { 0 }, off = { 0 };
+	struct bench_opts o = { 0 };
+	struct report rep = { 0 };
+	struct proxy_figs *pf = &rep.pf;
+	struct daemon_figs *on = &rep.on, *off = &rep.off;
 	int s[2], a[2], b[2];
 	pid_t echo, relay;
+	double fl;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			rounds = 3;
-			round_s = 0.2;
-		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
-			json_file = argv[++i];
-		} else {
-			fprintf(stderr, "usage: bench_bpf [--quick] [--json FILE]\n");
-			return 2;
-		}
-	}
+	bench_init("bench_bpf");
+	bench_opts_parse(argc, argv, "bench_bpf [--quick] [--json FILE]", &o);
+	rounds = o.quick ? 3 : rounds;
+	round_s = o.quick ? 0.2 : round_s;
 	signal(SIGPIPE, SIG_IGN);
 
-	/* The floor: a plain ping-pong. */
+	/* The floor: a plain ping-pong, of the frames the proxy steers (not bench_pingpong:
+	 * the same checked frames and echo as the relay and the proxy, and CPU time too). */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s))
-		die("socketpair", strerror(errno));
+		bench_die("socketpair", strerror(errno));
 	echo = start_echo(s[1], KRAY_MSG_FAST_RESULT);
-	pingpong(s[0], KRAY_MSG_FAST_EXEC, &floor_rt, &floor_cpu);
-	async_frames(s[0], KRAY_MSG_FAST_EXEC, &floor_fps);
+	pingpong(s[0], KRAY_MSG_FAST_EXEC, &rep.floor_rt, &rep.floor_cpu);
+	async_frames(s[0], KRAY_MSG_FAST_EXEC, &rep.floor_fps);
 	close(s[0]);
 	close(s[1]);
 	kill(echo, SIGKILL); /* it holds both ends: it would never see the end */
@@ -510,10 +446,10 @@ int main(int argc, char **argv)
 	/* Through a user-space relay. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b))
-		die("socketpair", strerror(errno));
+		bench_die("socketpair", strerror(errno));
 	relay = start_relay(a[1], b[0]);
 	echo = start_echo(b[1], KRAY_MSG_FAST_RESULT);
-	pingpong(a[0], KRAY_MSG_FAST_EXEC, &relay_rt, &relay_cpu);
+	pingpong(a[0], KRAY_MSG_FAST_EXEC, &rep.relay_rt, &rep.relay_cpu);
 	close(a[0]);
 	close(a[1]);
 	close(b[0]);
@@ -524,74 +460,45 @@ int main(int argc, char **argv)
 	waitpid(echo, NULL, 0);
 
 	fprintf(stderr, "bench_bpf: floor and relay done; sk_skb proxy...\n");
-	bench_proxy(&pf);
+	bench_proxy(pf);
+	atexit(stop_krayd); /* from here on krayds run */
 	/* Alternated, so that a burst of load on the machine hits both modes alike. */
 	for (int i = 0; i < 2; i++) {
 		fprintf(stderr, "bench_bpf: daemon path, BPF metrics off (%d of 2)...\n", i + 1);
-		bench_daemon("off", &off);
+		bench_daemon("off", off);
 		fprintf(stderr, "bench_bpf: daemon path, BPF metrics on (%d of 2)...\n", i + 1);
-		bench_daemon("on", &on);
+		bench_daemon("on", on);
 	}
 
+	fl = bench_med(&rep.floor_rt);
 	printf("bench_bpf: medians of %d rounds of %.1f s (one run, same machine)\n", rounds,
 	       round_s);
 	printf("  %-42s %10.1f us   (machine CPU %.1f us per round trip)\n",
-	       "unix_pingpong_rt (the floor)", median(floor_rt.v, floor_rt.n),
-	       median(floor_cpu.v, floor_cpu.n));
-	if (pf.ok) {
+	       "unix_pingpong_rt (the floor)", fl, bench_med(&rep.floor_cpu));
+	if (pf->ok) {
 		printf("  %-42s %10.1f us   (machine CPU %.1f us; %.2fx the floor; %llu frames "
 		       "steered)\n",
-		       "skskb_proxy_rt (BPF steers, broker asleep)", median(pf.rt.v, pf.rt.n),
-		       median(pf.cpu.v, pf.cpu.n),
-		       median(pf.rt.v, pf.rt.n) / median(floor_rt.v, floor_rt.n), pf.steered);
+		       "skskb_proxy_rt (BPF steers, broker asleep)", bench_med(&pf->rt),
+		       bench_med(&pf->cpu), bench_med(&pf->rt) / fl, pf->steered);
 	} else {
-		printf("  %-42s skipped: %s\n", "skskb_proxy_rt", pf.why);
+		printf("  %-42s skipped: %s\n", "skskb_proxy_rt", pf->why);
 	}
 	printf("  %-42s %10.1f us   (machine CPU %.1f us)\n", "user_relay_rt",
-	       median(relay_rt.v, relay_rt.n), median(relay_cpu.v, relay_cpu.n));
+	       bench_med(&rep.relay_rt), bench_med(&rep.relay_cpu));
 	printf("  %-42s %10.1f us   (krayd CPU %.1f us per task)\n",
-	       "daemon_sync_rt, BPF metrics off", median(off.rt.v, off.rt.n),
-	       median(off.cpu_sync.v, off.cpu_sync.n));
+	       "daemon_sync_rt, BPF metrics off", bench_med(&off->rt), bench_med(&off->cpu_sync));
 	printf("  %-42s %10.1f us   (krayd CPU %.1f us per task)\n",
-	       "daemon_sync_rt, BPF metrics on", median(on.rt.v, on.rt.n),
-	       median(on.cpu_sync.v, on.cpu_sync.n));
+	       "daemon_sync_rt, BPF metrics on", bench_med(&on->rt), bench_med(&on->cpu_sync));
 	printf("  %-42s %10.0f /s\n", "unix_pingpong_async (1000 in flight)",
-	       median(floor_fps.v, floor_fps.n));
-	if (pf.ok)
+	       bench_med(&rep.floor_fps));
+	if (pf->ok)
 		printf("  %-42s %10.0f /s\n", "skskb_proxy_async (1000 in flight)",
-		       median(pf.fps.v, pf.fps.n));
+		       bench_med(&pf->fps));
 	printf("  %-42s %10.0f /s   (krayd %.2f CPU s per million tasks)\n",
-	       "daemon_async_tps, BPF metrics off", median(off.tps.v, off.tps.n),
-	       median(off.cpu_async.v, off.cpu_async.n));
+	       "daemon_async_tps, BPF metrics off", bench_med(&off->tps),
+	       bench_med(&off->cpu_async));
 	printf("  %-42s %10.0f /s   (krayd %.2f CPU s per million tasks)\n",
-	       "daemon_async_tps, BPF metrics on", median(on.tps.v, on.tps.n),
-	       median(on.cpu_async.v, on.cpu_async.n));
-
-	FILE *f = json_file ? fopen(json_file, "we") : stdout;
-
-	if (!f)
-		die(json_file, strerror(errno));
-	fprintf(f, "{\n  \"bench\": \"bench_bpf\",\n");
-	json_fig(f, "unix_pingpong_rt_us", &floor_rt, false);
-	json_fig(f, "unix_pingpong_cpu_us", &floor_cpu, false);
-	json_fig(f, "unix_pingpong_async_fps", &floor_fps, false);
-	json_fig(f, "user_relay_rt_us", &relay_rt, false);
-	if (pf.ok) {
-		json_fig(f, "skskb_proxy_rt_us", &pf.rt, false);
-		json_fig(f, "skskb_proxy_cpu_us", &pf.cpu, false);
-		json_fig(f, "skskb_proxy_async_fps", &pf.fps, false);
-	}
-	json_fig(f, "daemon_sync_rt_us_bpf_off", &off.rt, false);
-	json_fig(f, "daemon_sync_rt_us_bpf_on", &on.rt, false);
-	json_fig(f, "daemon_async_tps_bpf_off", &off.tps, false);
-	json_fig(f, "daemon_async_tps_bpf_on", &on.tps, false);
-	json_fig(f, "krayd_cpu_us_per_task_sync_bpf_off", &off.cpu_sync, false);
-	json_fig(f, "krayd_cpu_us_per_task_sync_bpf_on", &on.cpu_sync, false);
-	/* us per task is also s per million tasks */
-	json_fig(f, "krayd_cpu_s_per_M_async_bpf_off", &off.cpu_async, false);
-	json_fig(f, "krayd_cpu_s_per_M_async_bpf_on", &on.cpu_async, true);
-	fprintf(f, "}\n");
-	if (f != stdout)
-		fclose(f);
+	       "daemon_async_tps, BPF metrics on", bench_med(&on->tps), bench_med(&on->cpu_async));
+	bench_json_out(o.json_file, json, &rep);
 	return 0;
 }

@@ -65,6 +65,16 @@ bool bench_opt(int argc, char **argv, int *i, bool with_address, struct bench_op
 	return false;
 }
 
+void bench_opts_parse(int argc, char **argv, const char *usage, struct bench_opts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!bench_opt(argc, argv, &i, false, o)) {
+			fprintf(stderr, "usage: %s\n", usage);
+			exit(2);
+		}
+	}
+}
+
 double bench_now(void)
 {
 	struct timespec ts;
@@ -120,6 +130,11 @@ double bench_median_of(const double *v, size_t n)
 	x = bench_median(tmp, n);
 	free(tmp);
 	return x;
+}
+
+double bench_med(const struct bench_samples *s)
+{
+	return bench_median_of(s->v, s->n);
 }
 
 /* ---- the floor: AF_UNIX ping-pong -------------------------------------------------- */
@@ -222,6 +237,16 @@ void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const
 		bench_die(bin, "krayd exited before serving");
 	if (rc)
 		bench_die(bin, rc == -ETIMEDOUT ? "krayd not ready in 10 s" : strerror(-rc));
+}
+
+void bench_krayd_start_build(struct bench_krayd *d, const char *const *flags)
+{
+	char bin[PATH_MAX], code[PATH_MAX];
+	const char *code_flags[] = { "--code-path", code, NULL };
+
+	bench_path_from_env("KRAY_KRAYD", "../bin/krayd", bin, sizeof(bin));
+	bench_path_from_env("KRAY_TEST_CODE_PATH", "../tests", code, sizeof(code));
+	bench_krayd_start(d, bin, code_flags, flags);
 }
 
 void bench_krayd_stop(struct bench_krayd *d)

@@ -41,6 +41,12 @@ struct bench_opts {
  */
 bool bench_opt(int argc, char **argv, int *i, bool with_address, struct bench_opts *o);
 
+/*
+ * All of argv through bench_opt() (no --address): anything else prints
+ * "usage: <usage>" and exits 2.
+ */
+void bench_opts_parse(int argc, char **argv, const char *usage, struct bench_opts *o);
+
 /* Seconds on the monotonic clock. */
 double bench_now(void);
 
@@ -52,6 +58,9 @@ struct bench_samples {
 
 void bench_push(struct bench_samples *s, double x);
 void bench_samples_free(struct bench_samples *s);
+
+/* Median of s's samples, 0 when it has none; leaves them in order. */
+double bench_med(const struct bench_samples *s);
 
 /* Median of v[0..n), 0 when n is 0; sorts v. */
 double bench_median(double *v, size_t n);
@@ -87,6 +96,13 @@ struct bench_krayd {
  */
 void bench_krayd_start(struct bench_krayd *d, const char *bin, const char *const *flags,
 		       const char *const *more);
+
+/*
+ * bench_krayd_start() of this build's krayd with the test functions: $KRAY_KRAYD (else
+ * ../bin/krayd next to this program) with "--code-path" $KRAY_TEST_CODE_PATH (else
+ * ../tests next to it), then flags (NULL-terminated, may be NULL).  Dies on failure.
+ */
+void bench_krayd_start_build(struct bench_krayd *d, const char *const *flags);
 
 /*
  * Stops it: SIGCONT (it may be stopped) and SIGTERM to its pid, SIGKILL after 5 s, then

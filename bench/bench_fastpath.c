@@ -26,7 +26,6 @@
  *	bench_fastpath [--quick] [--json FILE]
  */
 #include <kray/kray.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -111,36 +110,40 @@ static void async_round(const struct bench_op *op, pid_t pid, kray_ref *refs, kr
 
 	bench_async_rounds(op, BATCH, 1, round_s, refs, vals, &per_s);
 	bench_push(&m->tps, per_s);
-	bench_push(&m->cpu_async, (bench_proc_cpu_s(pid) - c0) / (per_s * (bench_now() - t0)) * 1e6);
+	bench_push(&m->cpu_async,
+		   (bench_proc_cpu_s(pid) - c0) / (per_s * (bench_now() - t0)) * 1e6);
+}
+
+/* The krayd of the mode being measured; stopped at exit too, should the bench die. */
+static struct bench_krayd krayd;
+
+static void stop_krayd(void)
+{
+	bench_krayd_stop(&krayd);
 }
 
 static void bench_mode(struct mode *m, const char *fastpath)
 {
 	static kray_ref refs[BATCH];
 	static kray_value vals[BATCH];
-	char bin[PATH_MAX], code[PATH_MAX];
-	const char *flags[] = { "--code-path", code, "--num-cpus", "2", "--fastpath", fastpath,
-				NULL };
-	struct bench_krayd d = { 0 };
-	struct kray_config cfg = { 0 };
+	const char *flags[] = { "--num-cpus", "2", "--fastpath", fastpath, NULL };
 	kray *k;
 
-	bench_path_from_env("KRAY_KRAYD", "../bin/krayd", bin, sizeof(bin));
-	bench_path_from_env("KRAY_TEST_CODE_PATH", "../tests", code, sizeof(code));
-	bench_krayd_start(&d, bin, flags, NULL);
-	cfg.address = d.sock;
+	bench_krayd_start_build(&krayd, flags);
+	struct kray_config cfg = { .address = krayd.sock };
+
 	if (kray_init(&k, &cfg))
 		bench_die("kray_init", kray_init_errmsg());
-	struct bench_op op = { .k = k, .submit = noop_call };
-
 	for (int i = 0; i < 500; i++) /* warm-up: workers connected, function known */
 		sync_call(k);
+	struct bench_op op = { .k = k, .submit = noop_call };
+
 	for (int r = 0; r < rounds; r++)
-		sync_round(k, d.pid, m);
+		sync_round(k, krayd.pid, m);
 	for (int r = 0; r < rounds; r++)
-		async_round(&op, d.pid, refs, vals, m);
+		async_round(&op, krayd.pid, refs, vals, m);
 	kray_shutdown(k);
-	bench_krayd_stop(&d);
+	bench_krayd_stop(&krayd);
 }
 
 /* ---- report -------------------------------------------------------------------------- */
@@ -149,11 +152,6 @@ struct report {
 	struct bench_samples floor_rt;
 	struct mode fast, daemon;
 };
-
-static double med(const struct bench_samples *s)
-{
-	return bench_median_of(s->v, s->n);
-}
 
 static void json(FILE *f, void *arg)
 {
@@ -184,20 +182,14 @@ int main(int argc, char **argv)
 	double floor_rt[MAX_ROUNDS], fl, frt, drt;
 
 	bench_init("bench_fastpath");
-	for (int i = 1; i < argc; i++) {
-		if (!bench_opt(argc, argv, &i, false, &o)) {
-			fprintf(stderr, "usage: bench_fastpath [--quick] [--json FILE]\n");
-			return 2;
-		}
-	}
-	if (o.quick) {
-		rounds = 3;
-		round_s = 0.2;
-	}
+	bench_opts_parse(argc, argv, "bench_fastpath [--quick] [--json FILE]", &o);
+	rounds = o.quick ? 3 : rounds;
+	round_s = o.quick ? 0.2 : round_s;
 	signal(SIGPIPE, SIG_IGN);
 	bench_pingpong(rounds, round_s, floor_rt);
 	for (int r = 0; r < rounds; r++)
 		bench_push(&rep.floor_rt, floor_rt[r]);
+	atexit(stop_krayd); /* from here on krayds run */
 	/* Alternated (on, off, off, on), so that a burst of load on the machine, or being
 	 * first, hits both modes alike. */
 	for (int i = 0; i < 4; i++) {
@@ -207,24 +199,25 @@ int main(int argc, char **argv)
 			i + 1);
 		bench_mode(on ? fast : daemon, on ? "on" : "off");
 	}
-	fl = med(&rep.floor_rt);
-	frt = med(&fast->rt);
-	drt = med(&daemon->rt);
+	fl = bench_med(&rep.floor_rt);
+	frt = bench_med(&fast->rt);
+	drt = bench_med(&daemon->rt);
 	printf("bench_fastpath: medians of %d rounds of %.1f s per mode (one run, same machine)\n",
 	       2 * rounds, round_s);
 	printf("  %-40s %12s %12s %12s\n", "", "fast path", "daemon path", "floor");
 	printf("  %-40s %9.1f us %9.1f us %9.1f us\n", "sync round trip (call + get)", frt, drt,
 	       fl);
 	printf("  %-40s %11.2fx %11.2fx %11.2fx\n", "  / floor", frt / fl, drt / fl, 1.0);
-	printf("  %-40s %9.2f us %9.2f us\n", "  krayd CPU per sync task", med(&fast->cpu_sync),
-	       med(&daemon->cpu_sync));
-	printf("  %-40s %11.0f%% %11s\n", "  share steered by BPF", med(&fast->share) * 100, "-");
-	printf("  %-40s %10.0f/s %10.0f/s\n", "async (1,000 in flight)", med(&fast->tps),
-	       med(&daemon->tps));
+	printf("  %-40s %9.2f us %9.2f us\n", "  krayd CPU per sync task",
+	       bench_med(&fast->cpu_sync), bench_med(&daemon->cpu_sync));
+	printf("  %-40s %11.0f%% %11s\n", "  share steered by BPF", bench_med(&fast->share) * 100,
+	       "-");
+	printf("  %-40s %10.0f/s %10.0f/s\n", "async (1,000 in flight)", bench_med(&fast->tps),
+	       bench_med(&daemon->tps));
 	printf("  %-40s %11.2fx %12s\n", "  fast-path mode / daemon path",
-	       med(&fast->tps) / med(&daemon->tps), "");
+	       bench_med(&fast->tps) / bench_med(&daemon->tps), "");
 	printf("  %-40s %9.2f s  %9.2f s\n", "  krayd CPU s per million async tasks",
-	       med(&fast->cpu_async), med(&daemon->cpu_async));
+	       bench_med(&fast->cpu_async), bench_med(&daemon->cpu_async));
 	if (!fast->fast_seen)
 		printf("  (no call took the fast path: krayd has none here; run as root)\n");
 	bench_json_out(o.json_file, json, &rep);

@@ -41,7 +41,10 @@ test-bpf-off: $(O)/tests/integration/test_tasks $(FIXTURES) $(BINS)
 	@$(TEST_ENV) KRAY_BPF=off $(O)/tests/integration/test_tasks --jobs 1
 TEST_EXTRA += test-bpf-off
 
-# The fast-path measurements load the sk_skb prototype: libbpf and its skeleton.
-$(O)/bench/bench_bpf: bench/bench_bpf.c $(O)/bpf/fastpath_proto.skel.h $(LIBKRAY)
+# The fast-path measurements load the sk_skb prototype: libbpf and its skeleton, with
+# BENCH_LIB as every bench.
+$(O)/bench/bench_bpf: bench/bench_bpf.c $(O)/bpf/fastpath_proto.skel.h $(BENCH_LIB:%.c=$(O)/%.o) \
+		      $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(O)/bpf -o $@ $< -L$(O)/lib -lkray $(RPATH) -lbpf -lelf -lz
+	$(CC) $(CFLAGS) -I$(O)/bpf -o $@ $< $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) \
+		-lbpf -lelf -lz -lm
