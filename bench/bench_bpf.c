@@ -374,7 +374,6 @@ static void bench_daemon(const char *bpf, struct daemon_figs *df)
 
 	if (kray_init(&op.k, &cfg))
 		bench_die("kray_init", kray_init_errmsg());
-
 	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals); /* workers started, function known */
 	daemon_rounds(&op, krayd.pid, refs, vals, df);
 	kray_shutdown(op.k);
