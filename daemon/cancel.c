@@ -30,19 +30,9 @@ static struct task *unlink_queued(struct krayd *d, const struct kray_oid *tid)
 {
 	struct task *prev = NULL;
 
-	for (struct task *t = d->qhead; t; prev = t, t = t->next) {
-		if (!oid_eq(&t->id, tid))
-			continue;
-		if (prev)
-			prev->next = t->next;
-		else
-			d->qhead = t->next;
-		if (d->qtail == t)
-			d->qtail = prev;
-		t->next = NULL;
-		d->st.tasks_queued--;
-		return t;
-	}
+	for (struct task **pp = &d->qhead; *pp; prev = *pp, pp = &(*pp)->next)
+		if (oid_eq(&(*pp)->id, tid))
+			return sched_unqueue(d, pp, prev);
 	return NULL;
 }
 

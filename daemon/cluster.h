@@ -183,6 +183,8 @@ struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa);
  * its connection's output.  Call net_flush() after writing. */
 struct kbuf *net_out(struct link *l);
 void net_flush(struct link *l);
+/* Sends a frame whose body is the fixed struct m (len bytes) over l, now. */
+void net_send_fixed(struct link *l, uint16_t type, const void *m, size_t len);
 void net_close_unproven(struct krayd *d, int64_t now);
 /* Frees the links whose connection has gone (not while anything walks the list). */
 void net_sweep(struct krayd *d);

@@ -316,8 +316,6 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 	const void *name, *ns;
 	struct gname *g;
 	struct node_entry *host;
-	struct kbuf *b;
-	size_t off;
 
 	if (!d->cfg.head) {
 		proto_why = "this node is not the head";
@@ -343,11 +341,7 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 		rep.host = g->host;
 		rep.actor = g->id;
 	}
-	b = net_out(l);
-	off = wire_begin(b, KRAY_MSG_GCS_LOOKUP_REPLY, 0);
-	kbuf_put(b, &rep, sizeof(rep));
-	wire_end(b, off);
-	net_flush(l);
+	net_send_fixed(l, KRAY_MSG_GCS_LOOKUP_REPLY, &rep, sizeof(rep));
 	return 0;
 }
 

@@ -464,6 +464,8 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t);
 /* Gives back the actor handles a worker's connection borrowed for running t. */
 void sched_unlend(struct conn *c, struct task *t);
 void sched_enqueue(struct krayd *d, struct task *t, bool front);
+/* Takes the queued task *pp (prev: the one before it, NULL at the head) out of the queue. */
+struct task *sched_unqueue(struct krayd *d, struct task **pp, struct task *prev);
 void sched_dispatch(struct krayd *d);
 /* Gives back the custom resources t held on its worker (result, hand-back, death). */
 void sched_res_give(struct krayd *d, struct task *t);

@@ -179,11 +179,40 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
 }
 
 /*
+ * The name of ACTOR_CREATE a (claimed for id claim) is this node's to use, unless
+ * taken_by names the node of the live actor that has it: creates the actor and answers
+ * client c (gone: NULL).  A creation that fails gives the name back.
+ */
+static void claimed(struct krayd *d, struct conn *c, uint64_t req,
+		    const struct wire_actor_create *a, const struct kray_oid *claim,
+		    bool taken, uint32_t taken_by)
+{
+	struct kray_oid id;
+	const char *why = NULL;
+	char msg[96];
+	int r;
+
+	if (taken) {
+		snprintf(msg, sizeof(msg), "an actor with this name lives on node %08x",
+			 taken_by);
+		if (c)
+			actor_reply(c, req, -EEXIST, NULL, msg);
+		return;
+	}
+	r = c ? actor_create(c, a, &id, &why) : -ENOTCONN;
+	if (r)
+		gcs_name_release(d, claim, a->name, a->m.name_len, a->ns ? a->ns : "",
+				 a->m.ns_len);
+	if (c)
+		actor_reply(c, req, r, r ? NULL : &id, why);
+}
+
+/*
  * A named actor in a cluster: its name must be free on every node, so the head, which
- * keeps the names, is asked to give it to this actor first (a lookup with claim set).
- * The ACTOR_CREATE is kept meanwhile and run when the answer comes (claim_done()); the
- * client waits for its reply as for any lookup.  Two nodes that claim one name at once
- * are answered in turn: the second is told it is taken.
+ * keeps the names, is asked to give it to this actor first (a lookup with claim set; on
+ * the head itself, at once).  The ACTOR_CREATE is kept meanwhile and run when the answer
+ * comes (claim_done()); the client waits for its reply as for any lookup.  Two nodes
+ * that claim one name at once are answered in turn: the second is told it is taken.
  */
 void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m,
 		 const uint8_t *body, uint32_t len)
@@ -197,6 +226,13 @@ void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m
 	struct kbuf *b;
 	size_t off;
 
+	if (d->cfg.head) {
+		struct gname *g = gcs_claim(d, m->name, m->m.name_len, m->ns ? m->ns : "",
+					    m->m.ns_len, &q.actor, d->node);
+
+		claimed(d, c, req, m, &q.actor, g != NULL, g ? g->host : 0);
+		return;
+	}
 	if (!head || !head->up) {
 		actor_reply(c, req, -EAGAIN, NULL,
 			    "the head is not reachable, and a name is the cluster's: it must "
@@ -220,29 +256,12 @@ void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m
 static void claim_done(struct krayd *d, struct pending *p,
 		       const struct kray_msg_gcs_lookup_reply *m)
 {
-	struct conn *c = pend_conn(d, p);
 	struct wire_actor_create a;
-	struct kray_oid id;
-	const char *why = NULL;
-	char taken[96];
-	int r;
 
-	if (!m->status && !oid_eq(&m->actor, &p->actor)) {
-		if (c) {
-			snprintf(taken, sizeof(taken),
-				 "an actor with this name lives on node %08x", m->host);
-			actor_reply(c, p->req, -EEXIST, NULL, taken);
-		}
-		return;
-	}
 	if (wire_dec_actor_create(p->create.data, p->create.len, &a))
 		return; /* decoded once already: cannot happen */
-	r = c ? actor_create(c, &a, &id, &why) : -ENOTCONN;
-	if (r) /* not created after all: the name goes back */
-		gcs_name_release(d, &p->actor, a.name, a.m.name_len, a.ns ? a.ns : "",
-				 a.m.ns_len);
-	if (c)
-		actor_reply(c, p->req, r, r ? NULL : &id, why);
+	claimed(d, pend_conn(d, p), p->req, &a, &p->actor,
+		!m->status && !oid_eq(&m->actor, &p->actor), m->host);
 }
 
 /* A claim the head did not answer in time: whatever it did with it, the name goes back. */
@@ -262,8 +281,6 @@ static int on_reply(struct krayd *d, const uint8_t *body, uint32_t len)
 	struct kray_msg_actor_attach a = { 0 };
 	struct pending *p;
 	struct link *to;
-	struct kbuf *b;
-	size_t off;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return fail("malformed lookup reply", -EBADMSG);
@@ -294,11 +311,7 @@ static int on_reply(struct krayd *d, const uint8_t *body, uint32_t len)
 	d->cl->pend = p;
 	a.token = p->token;
 	a.actor = m.actor;
-	b = net_out(to);
-	off = wire_begin(b, KRAY_MSG_ACTOR_ATTACH, 0);
-	kbuf_put(b, &a, sizeof(a));
-	wire_end(b, off);
-	net_flush(to);
+	net_send_fixed(to, KRAY_MSG_ACTOR_ATTACH, &a, sizeof(a));
 	return 0;
 }
 
@@ -313,8 +326,6 @@ int lookup_on_attach(struct link *l, const uint8_t *body, uint32_t len)
 	struct kray_msg_actor_attach m;
 	struct actor *a;
 	struct obj *h;
-	struct kbuf *b;
-	size_t off;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return fail("malformed attach", -EBADMSG);
@@ -323,11 +334,7 @@ int lookup_on_attach(struct link *l, const uint8_t *body, uint32_t len)
 	m.status = h ? 0 : -ENOENT;
 	if (h)
 		store_conn_ref(l->c, h); /* dropped by PEER_RELEASE or when the link goes */
-	b = net_out(l);
-	off = wire_begin(b, KRAY_MSG_ACTOR_ATTACH_REPLY, 0);
-	kbuf_put(b, &m, sizeof(m));
-	wire_end(b, off);
-	net_flush(l);
+	net_send_fixed(l, KRAY_MSG_ACTOR_ATTACH_REPLY, &m, sizeof(m));
 	return 0;
 }
 

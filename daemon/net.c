@@ -207,6 +207,16 @@ void net_flush(struct link *l)
 		conn_flush_later(l->c);
 }
 
+void net_send_fixed(struct link *l, uint16_t type, const void *m, size_t len)
+{
+	struct kbuf *b = net_out(l);
+	size_t off = wire_begin(b, type, 0);
+
+	kbuf_put(b, m, len);
+	wire_end(b, off);
+	net_flush(l);
+}
+
 static void link_up(struct link *l)
 {
 	struct conn *c = l->c;

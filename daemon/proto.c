@@ -208,27 +208,7 @@ static int on_actor_create(struct conn *c, uint64_t req, const uint8_t *body, ui
 	/* In a cluster a name is the cluster's: the head's table must give it first. */
 	if (m.m.name_len && c->d->cl &&
 	    !actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len)) {
-		struct kray_oid claim = { c->d->node, c->id, m.m.seq, KRAY_OID_ACTOR };
-		struct gname *g;
-		char taken[96];
-
-		if (!c->d->cfg.head) {
-			claim_start(c, req, &m, body, len);
-			return 0;
-		}
-		g = gcs_claim(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len, &claim,
-			      c->d->node);
-		if (g) {
-			snprintf(taken, sizeof(taken), "an actor with this name lives on node %08x",
-				 g->host);
-			actor_reply(c, req, -EEXIST, NULL, taken);
-			return 0;
-		}
-		r = actor_create(c, &m, &id, &why);
-		if (r)
-			gcs_name_release(c->d, &claim, m.name, m.m.name_len, m.ns ? m.ns : "",
-					 m.m.ns_len);
-		actor_reply(c, req, r, r ? NULL : &id, why);
+		claim_start(c, req, &m, body, len);
 		return 0;
 	}
 	r = actor_create(c, &m, &id, &why);

@@ -73,19 +73,6 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	memcpy(ra->res, res, (size_t)nres * sizeof(*res));
 	ra->max_restarts = m->m.max_restarts;
 	ra->max_task_retries = m->m.max_task_retries;
-	/* What it takes to create it again elsewhere; not kept when its constructor takes
-	 * objects (they would have to be kept too). */
-	b = refs ? NULL : &ra->create;
-	if (b) {
-		kbuf_put(b, &f, sizeof(f));
-		wire_put_padded(b, path, f.path_len);
-		kbuf_put(b, &m->m, sizeof(m->m));
-		wire_put_padded(b, m->cls, m->m.class_len);
-		wire_put_padded(b, m->name, m->m.name_len);
-		wire_put_padded(b, m->ns, m->m.ns_len);
-		wire_put_padded(b, m->res, m->m.res_len);
-		kbuf_put(b, m->args.p, m->args.left);
-	}
 	b = net_out(l);
 	off = wire_begin(b, KRAY_MSG_FWD_ACTOR, 0);
 	kbuf_put(b, &f, sizeof(f));
@@ -96,6 +83,11 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	wire_put_padded(b, m->ns, m->m.ns_len);
 	wire_put_padded(b, m->res, m->m.res_len);
 	kbuf_put(b, m->args.p, m->args.left);
+	/* What it takes to create it again elsewhere (the body just written); not kept
+	 * when its constructor takes objects (they would have to be kept too). */
+	if (!refs)
+		kbuf_put(&ra->create, b->data + off + sizeof(struct kray_frame_hdr),
+			 b->len - off - sizeof(struct kray_frame_hdr));
 	wire_end(b, off);
 	net_flush(l);
 
@@ -171,18 +163,12 @@ int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restar
 	struct ractor *ra = ractor_get(d, id, false);
 	struct link *l = ra ? net_link_by_id(d, ra->link) : NULL;
 	struct kray_msg_kill m = { .actor = *id, .no_restart = no_restart };
-	struct kbuf *b;
-	size_t off;
 
 	if (!l)
 		return -ENOENT;
 	if (no_restart || (ra->max_restarts >= 0 && ra->restarts >= ra->max_restarts))
 		ra->no_restart = true;
-	b = net_out(l);
-	off = wire_begin(b, KRAY_MSG_FWD_KILL, 0);
-	kbuf_put(b, &m, sizeof(m));
-	wire_end(b, off);
-	net_flush(l);
+	net_send_fixed(l, KRAY_MSG_FWD_KILL, &m, sizeof(m));
 	return 0;
 }
 

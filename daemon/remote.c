@@ -498,11 +498,7 @@ void remote_task_done(struct krayd *d, struct task *t)
 		memcpy(&id, v.data, sizeof(id));
 		store_conn_unref(l->c, &id); /* the push's hold */
 	}
-	b = net_out(l);
-	off = wire_begin(b, KRAY_MSG_FWD_DONE, 0);
-	kbuf_put(b, &m, sizeof(m));
-	wire_end(b, off);
-	net_flush(l);
+	net_send_fixed(l, KRAY_MSG_FWD_DONE, &m, sizeof(m));
 }
 
 void remote_fini(struct krayd *d)

@@ -80,16 +80,21 @@ void sched_enqueue(struct krayd *d, struct task *t, bool front)
 	d->st.tasks_queued++;
 }
 
-static struct task *dequeue(struct krayd *d)
+struct task *sched_unqueue(struct krayd *d, struct task **pp, struct task *prev)
 {
-	struct task *t = d->qhead;
+	struct task *t = *pp;
 
-	d->qhead = t->next;
-	if (!d->qhead)
-		d->qtail = NULL;
+	*pp = t->next;
+	if (d->qtail == t)
+		d->qtail = prev;
 	t->next = NULL;
 	d->st.tasks_queued--;
 	return t;
+}
+
+static struct task *dequeue(struct krayd *d)
+{
+	return sched_unqueue(d, &d->qhead, NULL);
 }
 
 static unsigned pipe_depth(const struct fnstat *f)
@@ -379,17 +384,6 @@ static bool starved(struct krayd *d, const struct task *t, uint64_t cap)
 	       res_free(d, t) && now_ns() - t->submit_ns > STARVE_NS;
 }
 
-static void unqueue(struct krayd *d, struct task **pp, struct task *prev)
-{
-	struct task *t = *pp;
-
-	*pp = t->next;
-	if (d->qtail == t)
-		d->qtail = prev;
-	t->next = NULL;
-	d->st.tasks_queued--;
-}
-
 /*
  * Starts what can start.  CPU is counted in thousandths of a slot: a running task holds
  * its cpu_milli (a worker blocked in a get gives it back), actors hold theirs.  The queue
@@ -425,7 +419,7 @@ void sched_dispatch(struct krayd *d)
 		struct worker *w = fits && idle ? idle_worker(d) : NULL;
 
 		if (w) {
-			unqueue(d, pp, prev);
+			sched_unqueue(d, pp, prev);
 			idle--;
 			if (!start_on(d, w, t)) /* else it failed: the worker stays idle */
 				used += t->cpu_milli;
@@ -433,7 +427,7 @@ void sched_dispatch(struct krayd *d)
 		}
 		w = plain(t) ? pipeline_worker(d, t) : NULL;
 		if (w) {
-			unqueue(d, pp, prev);
+			sched_unqueue(d, pp, prev);
 			sched_send_exec(d, w, t);
 			continue;
 		}

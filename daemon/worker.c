@@ -257,12 +257,8 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool 
 static void fail_queue(struct krayd *d, const char *how)
 {
 	while (d->qhead) {
-		struct task *t = d->qhead;
+		struct task *t = sched_unqueue(d, &d->qhead, NULL);
 
-		d->qhead = t->next;
-		if (!d->qhead)
-			d->qtail = NULL;
-		d->st.tasks_queued--;
 		task_fail(d, t, KRAY_WE_INTERNAL, "cannot start a worker for '%.*s': %s",
 			  t->fn->name_len, t->fn->name, how);
 	}
