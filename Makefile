@@ -28,7 +28,8 @@ SONAME  := libkray.so.0
 LIBVER  := 0.1.0
 
 COMMON_SRC := $(wildcard common/*.c)
-DAEMON_SRC := $(wildcard daemon/*.c)
+# krayd's parts, one folder each (docs/ARCHITECTURE.md): the core, then what plugs into it.
+DAEMON_SRC := $(wildcard daemon/*.c daemon/core/*.c daemon/cluster/*.c daemon/bpf/*.c daemon/kmod/*.c)
 CLIENT_SRC := $(wildcard libclient/*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/%.o)
@@ -91,6 +92,9 @@ $(O)/lib/libkray.a: $(CLIENT_PIC)
 $(O)/lib/pkgconfig/kray.pc: libclient/kray.pc.in
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIBVER)|' $< > $@
+
+# krayd's files include each other's headers by their path below daemon/.
+$(DAEMON_OBJ): override CFLAGS += -iquote daemon
 
 $(O)/bin/krayd: $(DAEMON_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -193,7 +197,7 @@ FUZZ_STAMP   := $(O)/fuzz/corpus/.stamp
 # The inputs of target $(1): generated seeds, then what tests/fuzz/corpus/ holds for it.
 fuzz_inputs   = $(O)/fuzz/corpus/$(1) $(wildcard tests/fuzz/corpus/$(1))
 # fuzz_config also links krayd's settings parser and what it calls.
-FUZZ_CONFIG_SRC := daemon/config.c daemon/log.c
+FUZZ_CONFIG_SRC := daemon/core/config.c daemon/core/log.c
 
 $(FUZZ_REPLAY): $(O)/fuzz/fuzz_%: $(O)/tests/fuzz/fuzz_%.o $(O)/tests/fuzz/driver.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -218,7 +222,7 @@ test-fuzz-replay: $(FUZZ_REPLAY) $(FUZZ_STAMP)
 FUZZ_CFLAGS := -std=gnu11 $(WARN) -Wno-unknown-warning-option -D_GNU_SOURCE \
 	-fno-strict-aliasing -Iinclude -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_HDRS := $(wildcard include/uapi/*.h common/*.h daemon/config.h daemon/log.h tests/fuzz/*.h)
+FUZZ_HDRS := $(wildcard include/uapi/*.h common/*.h daemon/core/config.h daemon/core/log.h tests/fuzz/*.h)
 
 $(FUZZ_LF): $(O)/fuzz/libfuzzer/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)

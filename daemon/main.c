@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cluster.h"
-#include "krayd.h"
-#include "log.h"
+#include "cluster/cluster.h"
+#include "core/krayd.h"
+#include "core/log.h"
 
 static uint32_t new_node_id(void)
 {

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-# bpf/ (issue 5): the BPF programs, their skeletons, krayd's BPF glue (daemon/bpf_*.c),
+# bpf/ (issue 5): the BPF programs, their skeletons, krayd's BPF glue (daemon/bpf/bpf_*.c),
 # the BPF tests and the test target that reruns the task suite with BPF off.
 #
 #   bpf/<name>.bpf.c --clang -target bpf--> $(O)/bpf/<name>.bpf.o
-#                    --bpftool gen skeleton--> $(O)/bpf/<name>.skel.h (included by daemon/bpf_*.c)
+#                    --bpftool gen skeleton--> $(O)/bpf/<name>.skel.h (included by daemon/bpf/bpf_*.c)
 # vmlinux.h is generated from the running kernel's BTF by bpf/gen-vmlinux.sh (CO-RE: the
 # objects still load on other kernels).
 
@@ -28,8 +28,8 @@ $(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
 
 # krayd's glue includes the skeletons (generated, so named here, not found by -MMD).
-$(O)/daemon/bpf_metrics.o: $(BPF_SKEL)
-$(O)/daemon/bpf_%.o: override CFLAGS += -I$(O)/bpf
+$(O)/daemon/bpf/bpf_metrics.o: $(BPF_SKEL)
+$(O)/daemon/bpf/bpf_%.o: override CFLAGS += -I$(O)/bpf
 
 ALL_EXTRA += $(BPF_OBJ) $(BPF_SKEL)
 

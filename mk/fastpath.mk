@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # The BPF fast path for synchronous calls (issue 5 item 5, docs/fastpath.md):
 # bpf/fastpath.bpf.c (built with the other programs by mk/bpf.mk), krayd's glue
-# daemon/bpf_fast.c, libkray's libclient/fast.c, and its tests.
+# daemon/bpf/bpf_fast.c, libkray's libclient/fast.c, and its tests.
 
-$(O)/daemon/bpf_fast.o: $(O)/bpf/fastpath.skel.h
+$(O)/daemon/bpf/bpf_fast.o: $(O)/bpf/fastpath.skel.h
 
 # The task suite with BPF on but the fast path off: with `make test-integration` (fast
 # path on, the default) and test-bpf-off (everything off), all three modes stay tested.

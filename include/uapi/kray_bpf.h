@@ -64,7 +64,7 @@ struct kray_hist {
 };
 _Static_assert(sizeof(struct kray_hist) == 16 + 8 * KRAY_BPF_HIST_SLOTS, "kray_hist layout");
 
-/* krayd's reading of the metrics (daemon/bpf_sched.c) and what it decided. */
+/* krayd's reading of the metrics (daemon/bpf/bpf_sched.c) and what it decided. */
 struct kray_sched_state {
 	__u64 sampled_ns; /* when krayd last sampled the workers */
 	__u64 wait_permille; /* run-queue wait / (wait + on-CPU) of busy workers, last window */
@@ -76,7 +76,7 @@ struct kray_sched_state {
 _Static_assert(sizeof(struct kray_sched_state) == 40, "kray_sched_state layout");
 
 /*
- * The fast path for synchronous calls (bpf/fastpath.bpf.c, daemon/bpf_fast.c,
+ * The fast path for synchronous calls (bpf/fastpath.bpf.c, daemon/bpf/bpf_fast.c,
  * docs/fastpath.md).  Wire types 40-46 are its frames (kray_wire.h).
  *
  *  - fast_socks (sockmap): krayd's ends of the fast connections, a driver's at its slot,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * fuzz_config: krayd's settings parser (daemon/config.c) on any config file.  The input is
+ * fuzz_config: krayd's settings parser (daemon/core/config.c) on any config file.  The input is
  * the file: it is written to a memfd and read through /proc/self/fd/N, as
  * `krayd --config FILE` reads it, and the file is read again by config_reload(), as on
  * SIGHUP.
@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "../../common/wire.h"
-#include "../../daemon/config.h"
-#include "../../daemon/log.h"
+#include "../../daemon/core/config.h"
+#include "../../daemon/core/log.h"
 #include "fuzz.h"
 
 static int file_fd = -1;

@@ -145,7 +145,7 @@ static void write_file(const char *path, const char *text)
 	cr_assert(fputs(text, f) >= 0 && fclose(f) == 0, "write %s", path);
 }
 
-/* The settings krayd --help lists (from its table in daemon/config.c); returns how many. */
+/* The settings krayd --help lists (from its table in daemon/core/config.c); returns how many. */
 static int krayd_keys(char keys[][32])
 {
 	static char out[OUT_MAX];

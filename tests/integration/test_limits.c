@@ -36,7 +36,7 @@
 TestSuite(limits, .fini = harness_cleanup, .timeout = 120);
 
 #define GET_MS 60000 /* a get that should answer soon, with room for a slow machine */
-#define INLINE_MAX (64u << 10) /* krayd's default inline-max (daemon/config.c) */
+#define INLINE_MAX (64u << 10) /* krayd's default inline-max (daemon/core/config.c) */
 
 /* ---- helpers ------------------------------------------------------------------------- */
 

@@ -52,7 +52,7 @@
 #define DRIVERS 6 /* driver processes at once */
 #define STORE_SIZE "64M" /* small, so that objects spill */
 #define POOL_SIZE "32M"
-#define POOL_MAX 64 /* memfds the pool keeps at most (daemon/pool.c) */
+#define POOL_MAX 64 /* memfds the pool keeps at most (daemon/core/pool.c) */
 #define GET_MS 30000 /* a get that must answer: a hang fails the driver */
 #define MAX_OBJECT (16u << 20)
 #define INLINE_MAX (64u << 10) /* krayd's default inline-max */

@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * krayd's side of the BPF fast path (bpf/fastpath.bpf.c, docs/fastpath.md): synchronous
+ * calls that a driver's BPF-steered frame hands straight to an idle pool worker, and whose
+ * result goes straight back, without waking krayd.
+ *
+ * krayd's jobs here are the ones the program cannot do:
+ *  - hand out fast connections (FAST_OPEN): a socketpair per driver or worker, krayd's end
+ *    in the sockmap with the verdict program, the other end sent back with a secret token;
+ *  - share the idle-worker claim: the scheduler takes a worker (IDLE -> DAEMON, a
+ *    compare-and-swap on the mmapped `fast_workers`, the same atomic the program uses)
+ *    before it sends it an EXEC, and gives it back only while no task waits in its queue,
+ *    so the fast path never overtakes queued work or runs a worker twice;
+ *  - reconcile: a worker that dies while its entry says FAST was running the fast task
+ *    the entry names, and the task's driver is told on its main connection (FAST_LOST);
+ *  - keep the results the driver registers (FAST_DONE) and those a worker could not send
+ *    in a fast frame (FAST_STORE).
+ * Without BPF, or with `fastpath = off`, d->fast is NULL and every function is a no-op:
+ * a FAST_OPEN is refused and libkray stays on the daemon path.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../../include/uapi/kray_bpf.h"
+#include "bpf/bpf.h"
+#include "bpf/bpf_priv.h"
+#include "fastpath.skel.h"
+#include "core/krayd.h"
+#include "core/log.h"
+
+#define WORKERS_LEN (KRAY_FAST_WORKERS * sizeof(struct kray_fast_worker))
+#define DRIVERS_LEN (KRAY_FAST_DRIVERS * sizeof(struct kray_fast_driver))
+
+struct kfast {
+	struct fastpath *skel;
+	int socks_fd, stats_fd;
+	struct kray_fast_worker *fw; /* fast_workers, mapped: shared with the program */
+	struct kray_fast_driver *fd; /* fast_drivers, mapped */
+	struct conn *drivers[KRAY_FAST_DRIVERS];
+	int dsock[KRAY_FAST_DRIVERS]; /* krayd's ends; -1: slot free */
+	struct worker *workers[KRAY_FAST_WORKERS];
+	int wsock[KRAY_FAST_WORKERS];
+	unsigned nworkers; /* worker slots in use are below this */
+};
+
+static bool cas(uint32_t *p, uint32_t from, uint32_t to)
+{
+	return __atomic_compare_exchange_n(p, &from, to, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST);
+}
+
+static uint32_t *state_of(struct krayd *d, const struct worker *w)
+{
+	return d->fast && w->fast_slot ? &d->fast->fw[w->fast_slot - 1].state : NULL;
+}
+
+static uint32_t load(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
+void kfast_start(struct krayd *d)
+{
+	struct kfast *f;
+	struct fastpath *skel;
+	int r;
+
+	if (!d->cfg.fastpath) {
+		log_info("bpf: fast path off by configuration: synchronous calls take the daemon "
+			 "path");
+		return;
+	}
+	if (!d->bpf)
+		return; /* kbpf_start() said why */
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return;
+	for (unsigned i = 0; i < KRAY_FAST_DRIVERS; i++)
+		f->dsock[i] = -1;
+	for (unsigned i = 0; i < KRAY_FAST_WORKERS; i++)
+		f->wsock[i] = -1;
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = d->bpf->dir);
+	skel = fastpath__open_opts(&opts);
+	if (!skel) {
+		r = -errno;
+		goto err_free;
+	}
+	r = fastpath__load(skel);
+	if (r)
+		goto err_destroy;
+	f->skel = skel;
+	f->socks_fd = bpf_map__fd(skel->maps.fast_socks);
+	f->stats_fd = bpf_map__fd(skel->maps.fast_stats);
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.fast_verdict), f->socks_fd,
+			    BPF_SK_SKB_VERDICT, 0)) {
+		r = -errno;
+		goto err_destroy;
+	}
+	f->fw = mmap(NULL, WORKERS_LEN, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     bpf_map__fd(skel->maps.fast_workers), 0);
+	if (f->fw == MAP_FAILED) {
+		r = -errno;
+		f->fw = NULL;
+		goto err_destroy;
+	}
+	f->fd = mmap(NULL, DRIVERS_LEN, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     bpf_map__fd(skel->maps.fast_drivers), 0);
+	if (f->fd == MAP_FAILED) {
+		r = -errno;
+		f->fd = NULL;
+		goto err_unmap;
+	}
+	d->fast = f;
+	log_info("bpf: fast path on: synchronous calls go to idle workers through %s/fast_*",
+		 d->bpf->dir);
+	return;
+
+err_unmap:
+	munmap(f->fw, WORKERS_LEN);
+err_destroy:
+	bpf_object__unpin_maps(skel->obj, NULL);
+	fastpath__destroy(skel);
+err_free:
+	log_warn("bpf: fast path off: %s; synchronous calls take the daemon path", strerror(-r));
+	free(f);
+}
+
+void kfast_stop(struct krayd *d)
+{
+	struct kfast *f = d->fast;
+
+	if (!f)
+		return;
+	for (unsigned i = 0; i < KRAY_FAST_DRIVERS; i++)
+		if (f->dsock[i] >= 0)
+			close(f->dsock[i]);
+	for (unsigned i = 0; i < KRAY_FAST_WORKERS; i++)
+		if (f->wsock[i] >= 0)
+			close(f->wsock[i]);
+	munmap(f->fw, WORKERS_LEN);
+	munmap(f->fd, DRIVERS_LEN);
+	bpf_object__unpin_maps(f->skel->obj, NULL);
+	fastpath__destroy(f->skel);
+	free(f);
+	d->fast = NULL;
+}
+
+static uint64_t new_token(void)
+{
+	uint64_t t = 0;
+
+	while (!t)
+		if (getrandom(&t, sizeof(t), 0) != sizeof(t))
+			t = (uint64_t)now_ns() * 0x9e3779b97f4a7c15ull; /* cannot happen */
+	return t;
+}
+
+static void open_reply(struct conn *c, uint64_t req, const struct kray_msg_fast_open_reply *rep,
+		       int fd)
+{
+	size_t off = wire_begin(&c->out, KRAY_MSG_FAST_OPEN_REPLY, req);
+
+	kbuf_put(&c->out, rep, sizeof(*rep));
+	if (fd >= 0 && conn_frame_fd(c, fd)) {
+		struct kray_msg_fast_open_reply no = { .status = -EMFILE };
+
+		memcpy(c->out.data + off + sizeof(struct kray_frame_hdr), &no, sizeof(no));
+	}
+	conn_end_frame(c, off);
+	conn_flush_later(c);
+}
+
+/* A worker with a fast connection may get fast tasks of any job: it learns every driver's
+ * code path, as it would with its first EXEC of that job. */
+static void tell_jobs(struct krayd *d, struct worker *w, struct conn *only)
+{
+	struct kfast *f = d->fast;
+
+	for (unsigned i = 0; i < KRAY_FAST_DRIVERS; i++) {
+		struct conn *c = f->drivers[i];
+		const char *path;
+
+		if (!c || (only && c != only))
+			continue;
+		path = job_code_path(d, c->job);
+		sched_tell_job(w, c->job, path ? path : "");
+	}
+	conn_flush_later(w->conn);
+}
+
+int kfast_open(struct conn *c, uint64_t req)
+{
+	struct krayd *d = c->d;
+	struct kfast *f = d->fast;
+	struct kray_msg_fast_open_reply rep = { .status = -EOPNOTSUPP };
+	struct worker *w = c->role == ROLE_WORKER ? c->worker : NULL;
+	unsigned slot, max = w ? KRAY_FAST_WORKERS : KRAY_FAST_DRIVERS;
+	uint32_t key;
+	int sv[2];
+
+	if (!f || (c->role != ROLE_DRIVER && !w) || (w && w->actor)) {
+		open_reply(c, req, &rep, -1); /* actors' workers take no fast tasks */
+		return 0;
+	}
+	if (w ? w->fast_slot : c->fast_slot) {
+		rep.status = -EEXIST;
+		open_reply(c, req, &rep, -1);
+		return 0;
+	}
+	for (slot = 0; slot < max && (w ? f->wsock[slot] : f->dsock[slot]) >= 0; slot++)
+		;
+	if (slot == max) {
+		rep.status = -ENOSPC;
+		open_reply(c, req, &rep, -1);
+		return 0;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		rep.status = -errno;
+		open_reply(c, req, &rep, -1);
+		return 0;
+	}
+	rep.token = new_token();
+	rep.slot = slot;
+	if (w) {
+		struct kray_fast_worker *e = &f->fw[slot];
+
+		/* krayd holds it until the scheduler finds it idle with nothing queued. */
+		memset(e, 0, sizeof(*e));
+		__atomic_store_n(&e->token, rep.token, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&e->state, KRAY_FW_DAEMON, __ATOMIC_SEQ_CST);
+		key = KRAY_FAST_DRIVERS + slot;
+	} else {
+		memset(&f->fd[slot], 0, sizeof(f->fd[slot]));
+		__atomic_store_n(&f->fd[slot].token, rep.token, __ATOMIC_SEQ_CST);
+		key = slot;
+	}
+	uint64_t sock = (uint64_t)sv[0]; /* the map's value is 8 bytes */
+
+	if (bpf_map_update_elem(f->socks_fd, &key, &sock, BPF_ANY)) {
+		rep.status = -errno;
+		log_warn_ratelimited("bpf: fast connection refused: sockmap: %s", strerror(errno));
+		if (w)
+			memset(&f->fw[slot], 0, sizeof(f->fw[slot]));
+		else
+			memset(&f->fd[slot], 0, sizeof(f->fd[slot]));
+		close(sv[0]);
+		close(sv[1]);
+		open_reply(c, req, &rep, -1);
+		return 0;
+	}
+	rep.status = 0;
+	if (w) {
+		f->wsock[slot] = sv[0];
+		f->workers[slot] = w;
+		w->fast_slot = (uint16_t)(slot + 1);
+		if (slot + 1 > f->nworkers) {
+			f->nworkers = slot + 1;
+			__atomic_store_n(&f->skel->bss->nworkers, f->nworkers, __ATOMIC_SEQ_CST);
+		}
+		tell_jobs(d, w, NULL);
+	} else {
+		f->dsock[slot] = sv[0];
+		f->drivers[slot] = c;
+		c->fast_slot = (uint16_t)(slot + 1);
+		for (unsigned i = 0; i < f->nworkers; i++)
+			if (f->workers[i] && f->workers[i]->conn)
+				tell_jobs(d, f->workers[i], c);
+	}
+	open_reply(c, req, &rep, sv[1]);
+	close(sv[1]);
+	return 0;
+}
+
+void kfast_conn_gone(struct conn *c)
+{
+	struct kfast *f = c->d->fast;
+	unsigned slot = c->fast_slot - 1u;
+	uint32_t key = slot;
+
+	if (!f || !c->fast_slot)
+		return;
+	/* No frame of its is accepted from now on; results on their way are dropped. */
+	__atomic_store_n(&f->fd[slot].token, 0, __ATOMIC_SEQ_CST);
+	bpf_map_delete_elem(f->socks_fd, &key);
+	close(f->dsock[slot]);
+	f->dsock[slot] = -1;
+	f->drivers[slot] = NULL;
+	c->fast_slot = 0;
+}
+
+bool kfast_claim(struct krayd *d, struct worker *w)
+{
+	uint32_t *s = state_of(d, w);
+
+	if (!s)
+		return true;
+	return cas(s, KRAY_FW_IDLE, KRAY_FW_DAEMON) || load(s) == KRAY_FW_DAEMON ||
+	       load(s) == KRAY_FW_OFF;
+}
+
+bool kfast_running(struct krayd *d, const struct worker *w)
+{
+	uint32_t *s = state_of(d, w);
+	uint32_t v = s ? load(s) : KRAY_FW_OFF;
+
+	return v == KRAY_FW_FAST || v == KRAY_FW_FAST_DAEMON || v == KRAY_FW_CLAIMING;
+}
+
+bool kfast_pass(struct krayd *d, struct worker *w)
+{
+	uint32_t *s = state_of(d, w);
+
+	if (!s)
+		return false;
+	for (;;) {
+		switch (load(s)) {
+		case KRAY_FW_FAST:
+			if (cas(s, KRAY_FW_FAST, KRAY_FW_FAST_DAEMON))
+				return true;
+			break;
+		case KRAY_FW_IDLE: /* it has just finished: an ordinary claim */
+			if (cas(s, KRAY_FW_IDLE, KRAY_FW_DAEMON))
+				return true;
+			break;
+		case KRAY_FW_FAST_DAEMON:
+		case KRAY_FW_DAEMON:
+			return true;
+		case KRAY_FW_CLAIMING: /* for nanoseconds: it becomes FAST (or IDLE) */
+			break;
+		default:
+			return false;
+		}
+	}
+}
+
+void kfast_settle(struct krayd *d, struct worker *w, bool queued)
+{
+	uint32_t *s = state_of(d, w);
+
+	if (!s)
+		return;
+	if (!w->inflight) /* krayd's tasks are done; the fast one may still run */
+		cas(s, KRAY_FW_FAST_DAEMON, KRAY_FW_FAST);
+	if (queued)
+		cas(s, KRAY_FW_IDLE, KRAY_FW_DAEMON); /* the queue goes first */
+	else if (!w->inflight && !w->blocked)
+		cas(s, KRAY_FW_DAEMON, KRAY_FW_IDLE);
+}
+
+bool kfast_retire(struct krayd *d, struct worker *w)
+{
+	uint32_t *s = state_of(d, w);
+
+	return !s || cas(s, KRAY_FW_IDLE, KRAY_FW_OFF) || cas(s, KRAY_FW_DAEMON, KRAY_FW_OFF) ||
+	       load(s) == KRAY_FW_OFF;
+}
+
+/* Tells the driver of a fast task that its worker died (how), on its main connection. */
+static void tell_lost(struct krayd *d, const struct kray_fast_worker *e, const char *how)
+{
+	struct conn *c = e->driver < KRAY_FAST_DRIVERS ? d->fast->drivers[e->driver] : NULL;
+	struct kray_msg_fast_lost m = { .task = e->task };
+	size_t off;
+
+	if (!c || c->closed || e->task.owner != c->id)
+		return; /* the driver went too */
+	m.len = (uint32_t)strlen(how);
+	off = wire_begin(&c->out, KRAY_MSG_FAST_LOST, 0);
+	kbuf_put(&c->out, &m, sizeof(m));
+	wire_put_padded(&c->out, how, m.len);
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+}
+
+bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how)
+{
+	struct kfast *f = d->fast;
+	unsigned slot = w->fast_slot - 1u;
+	uint32_t key = KRAY_FAST_DRIVERS + slot, old;
+	struct kray_fast_worker e;
+
+	if (!f || !w->fast_slot)
+		return false;
+	/* From now on the program cannot claim it; what it was doing is in the entry. */
+	old = __atomic_exchange_n(&f->fw[slot].state, KRAY_FW_OFF, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&f->fw[slot].token, 0, __ATOMIC_SEQ_CST);
+	memcpy(&e, &f->fw[slot], sizeof(e));
+	bpf_map_delete_elem(f->socks_fd, &key);
+	close(f->wsock[slot]);
+	f->wsock[slot] = -1;
+	f->workers[slot] = NULL;
+	w->fast_slot = 0;
+	if (old != KRAY_FW_FAST && old != KRAY_FW_FAST_DAEMON)
+		return false;
+	log_info("worker %u (pid %d) %s while running fast task %u.%u: its driver retries it",
+		 w->id, (int)w->pid, how, e.task.owner, e.task.seq);
+	tell_lost(d, &e, how);
+	return true;
+}
+
+/* The return object of a fast task, held by driver connection c; NULL if it exists. */
+static struct obj *fast_return(struct conn *c, const struct kray_oid *task)
+{
+	struct kray_oid id = *task;
+	struct obj *o;
+
+	id.index = 0;
+	if (store_get(c->d, &id))
+		return NULL;
+	o = store_create(c->d, &id);
+	store_conn_ref(c, o);
+	return o;
+}
+
+int kfast_done(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why)
+{
+	struct krayd *d = c->d;
+	struct wire_result r;
+	struct wire_value v;
+	struct obj *o;
+
+	if (c->role != ROLE_DRIVER || wire_dec_result(body, len, &r) || r.m.n != 1 ||
+	    wire_rd_value(&r.values, &v)) {
+		*ret_why = "malformed fast result";
+		return -EBADMSG;
+	}
+	if (r.m.task.node != d->node || r.m.task.owner != c->id || r.m.task.index) {
+		*ret_why = "fast result for a task this client does not own";
+		return -EPERM;
+	}
+	/* What a fast frame carries: inline values without refs (large ones are stored by
+	 * the worker, FAST_STORE). */
+	if (v.nrefs || v.type > KRAY_WT_ERROR || v.type == KRAY_WT_REF ||
+	    v.len > d->cfg.inline_max) {
+		*ret_why = "fast result that is not an inline value";
+		return -EBADMSG;
+	}
+	o = fast_return(c, &r.m.task);
+	if (!o) {
+		*ret_why = "task id reused";
+		return -EEXIST;
+	}
+	store_seal(d, o, &v);
+	return 0;
+}
+
+int kfast_store(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why)
+{
+	struct krayd *d = c->d;
+	struct kfast *f = d->fast;
+	struct worker *w = c->worker;
+	struct kray_fast_worker e;
+	struct wire_result r;
+	struct conn *drv;
+	struct task *t;
+
+	if (c->role != ROLE_WORKER || wire_dec_result(body, len, &r) || r.m.n != 1) {
+		*ret_why = "malformed fast store";
+		return -EBADMSG;
+	}
+	if (!f || !w || !w->fast_slot || !kfast_running(d, w)) {
+		*ret_why = "fast store from a worker that runs no fast task";
+		return -EPERM;
+	}
+	memcpy(&e, &f->fw[w->fast_slot - 1], sizeof(e));
+	if (!oid_eq(&e.task, &r.m.task)) {
+		*ret_why = "fast store for a task the worker does not run";
+		return -EPERM;
+	}
+	drv = e.driver < KRAY_FAST_DRIVERS ? f->drivers[e.driver] : NULL;
+	if (drv && (drv->id != e.task.owner || !fast_return(drv, &e.task)))
+		drv = NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		abort();
+	t->id = e.task;
+	t->num_returns = drv ? 1 : 0; /* a driver that went: nothing to seal */
+	t->fn = sched_fn(d, "(fast task)", 11);
+	/* As a RESULT: a large value the worker stored moves into the slot. */
+	task_finish(c, t, r.values, r.m.n);
+	return 0;
+}
+
+void kfast_stats(struct krayd *d, struct kray_wire_stats *st)
+{
+	struct kray_fast_stats s;
+	uint32_t zero = 0;
+
+	if (d->fast && !bpf_map_lookup_elem(d->fast->stats_fd, &zero, &s)) {
+		st->fast_tasks = s.steered;
+		st->fast_bounced = s.bounced;
+	}
+}

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Loads the scheduler-metrics programs (bpf/sched_metrics.bpf.c) into krayd and keeps
+ * their maps pinned, with BTF, under /sys/fs/bpf/kray/<node>/ so that bpftool and
+ * `kray top` can read them.  The node id is random per krayd start, so krayds on one
+ * machine get distinct directories; the directory is removed at clean shutdown.
+ *
+ * BPF is an optimisation and a view, never a requirement: any failure here (no bpffs,
+ * no CAP_BPF, a kernel without BTF) is logged once and krayd runs without it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../../common/bpfmap.h"
+#include "../../include/uapi/kray_bpf.h"
+#include "bpf/bpf.h"
+#include "bpf/bpf_priv.h"
+#include "core/krayd.h"
+#include "core/log.h"
+#include "sched_metrics.skel.h"
+
+#define SUBMITS_LEN (KRAY_BPF_MAX_WORKERS * sizeof(__u64)) /* whole pages */
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+/* libbpf's own messages go to the debug log: a failed load is summarised once by us. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	if (level == LIBBPF_DEBUG || log_level < LOG_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	log_debug("libbpf: %s", line);
+	return 0;
+}
+
+/*
+ * bpffs must be mounted at /sys/fs/bpf for pinning.  Systemd mounts it; a bare VM may not
+ * have: mount it then, as bpftool does.  The check and the mount run under a lock so that
+ * two krayds starting together do not stack two mounts (the second would hide the first
+ * one's pins).
+ */
+static int ensure_bpffs(void)
+{
+	struct statfs st;
+	int lock, r = 0;
+
+	if (!statfs("/sys/fs/bpf", &st) && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	lock = open("/sys/fs/bpf", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock < 0)
+		return -errno;
+	flock(lock, LOCK_EX);
+	if (statfs("/sys/fs/bpf", &st) || st.f_type != BPF_FS_MAGIC) {
+		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+			r = -errno;
+		else
+			log_info("bpf: mounted bpffs at /sys/fs/bpf");
+	}
+	flock(lock, LOCK_UN);
+	close(lock);
+	return r;
+}
+
+static const char *why_off(int err)
+{
+	switch (err) {
+	case -EPERM:
+		return "no privileges for BPF (needs root or CAP_BPF+CAP_PERFMON)";
+	case -EACCES: /* what a program load returns when the verifier refuses it */
+		return "the kernel refused the programs (no privileges, or the verifier: "
+		       "--log-level debug shows its log)";
+	case -ENOSYS:
+	case -EOPNOTSUPP:
+	case -EINVAL:
+		return "the kernel does not support the programs (BPF, BTF tracepoints)";
+	default:
+		return strerror(-err);
+	}
+}
+
+int kbpf_start(struct krayd *d)
+{
+	struct kbpf *b;
+	struct sched_metrics *skel;
+	struct kray_sched_state st = { .threshold_permille = (uint32_t)d->cfg.oversub_wait * 10 };
+	__u32 zero = 0;
+	int r, lock = -1, swept;
+
+	if (!d->cfg.bpf) {
+		log_info("bpf: off by configuration: no scheduler metrics, kray top has nothing "
+			 "to show; tasks run on the daemon path");
+		return 0;
+	}
+	libbpf_set_print(libbpf_log);
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	snprintf(b->dir, sizeof(b->dir), KRAY_BPF_PIN_ROOT "/%08x", d->node);
+	r = ensure_bpffs();
+	if (r)
+		goto err_free;
+	if (mkdir(KRAY_BPF_PIN_ROOT, 0700) && errno != EEXIST) {
+		r = -errno;
+		goto err_free;
+	}
+	/* Held until the programs are attached, so that no other krayd's sweep takes this
+	 * directory for a dead krayd's. */
+	lock = kbm_lock(KRAY_BPF_PIN_ROOT);
+	if (lock < 0) {
+		r = lock;
+		goto err_free;
+	}
+	swept = kbm_sweep(KRAY_BPF_PIN_ROOT);
+	if (swept > 0)
+		log_info("bpf: removed %d pin director%s left by krayds that are gone", swept,
+			 swept == 1 ? "y" : "ies");
+	/* Exclusive: a leftover directory is another krayd's, not ours. */
+	if (mkdir(b->dir, 0700)) {
+		r = -errno;
+		goto err_free;
+	}
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = b->dir);
+	skel = sched_metrics__open_opts(&opts);
+	if (!skel) {
+		r = -errno;
+		goto err_rmdir;
+	}
+	r = sched_metrics__load(skel);
+	if (r)
+		goto err_destroy;
+	r = sched_metrics__attach(skel);
+	if (r)
+		goto err_destroy;
+	b->skel = skel;
+	b->workers_fd = bpf_map__fd(skel->maps.workers);
+	b->winfo_fd = bpf_map__fd(skel->maps.winfo);
+	b->sched_fd = bpf_map__fd(skel->maps.sched);
+	b->dispatch_fd = bpf_map__fd(skel->maps.dispatch);
+	b->submits = mmap(NULL, SUBMITS_LEN, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  bpf_map__fd(skel->maps.submits), 0);
+	if (b->submits == MAP_FAILED) {
+		r = -errno;
+		b->submits = NULL;
+		goto err_destroy;
+	}
+	bpf_map_update_elem(b->sched_fd, &zero, &st, BPF_ANY);
+	close(lock);
+	d->bpf = b;
+	log_info("bpf: scheduler metrics on, maps pinned in %s", b->dir);
+	return 0;
+
+err_destroy:
+	bpf_object__unpin_maps(skel->obj, NULL);
+	sched_metrics__destroy(skel);
+err_rmdir:
+	rmdir(b->dir);
+err_free:
+	if (lock >= 0)
+		close(lock);
+	log_warn("bpf: off: %s (%s); no scheduler metrics, tasks run on the daemon path",
+		 why_off(r), b->dir);
+	free(b);
+	return 0;
+}
+
+void kbpf_stop(struct krayd *d)
+{
+	struct kbpf *b = d->bpf;
+
+	if (!b)
+		return;
+	munmap(b->submits, SUBMITS_LEN);
+	bpf_object__unpin_maps(b->skel->obj, NULL);
+	sched_metrics__destroy(b->skel);
+	if (rmdir(b->dir))
+		log_warn("bpf: rmdir %s: %s", b->dir, strerror(errno));
+	free(b);
+	d->bpf = NULL;
+}
+
+/* Writes w's winfo entry (what it runs, tasks done): a system call, so it is done at most
+ * every KBPF_INFO_NS for busy workers (kbpf_flush_info), never on a task's path. */
+static void put_info(struct kbpf *b, struct worker *w)
+{
+	struct kray_worker_info wi = { .worker_id = w->id, .busy = w->inflight,
+				       .tasks_done = w->tasks_done };
+	__u32 pid = (__u32)w->pid;
+
+	if (w->head)
+		memcpy(wi.fn, w->head->fn->name,
+		       w->head->fn->name_len < KRAY_BPF_FN_LEN - 1 ? w->head->fn->name_len :
+								     KRAY_BPF_FN_LEN - 1);
+	bpf_map_update_elem(b->winfo_fd, &pid, &wi, BPF_ANY);
+	w->bpf_dirty = false;
+}
+
+void kbpf_flush_info(struct krayd *d, int64_t now)
+{
+	struct kbpf *b = d->bpf;
+
+	if (!b || !b->ndirty || now - b->info_ns < KBPF_INFO_NS)
+		return;
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->bpf_dirty)
+			put_info(b, w);
+	b->ndirty = 0;
+	b->info_ns = now;
+}
+
+static void mark_dirty(struct kbpf *b, struct worker *w)
+{
+	if (!w->bpf_dirty) {
+		w->bpf_dirty = true;
+		b->ndirty++;
+	}
+}
+
+void kbpf_worker_add(struct krayd *d, struct worker *w)
+{
+	struct kbpf *b = d->bpf;
+	struct kray_worker_stats s = { .worker_id = w->id };
+	__u32 pid = (__u32)w->pid;
+	unsigned slot;
+
+	if (!b)
+		return;
+	for (slot = 0; slot < KRAY_BPF_MAX_WORKERS && b->slot_used[slot]; slot++)
+		;
+	if (slot == KRAY_BPF_MAX_WORKERS) {
+		log_warn_ratelimited("bpf: worker %u not accounted: %u workers are", w->id,
+				     KRAY_BPF_MAX_WORKERS);
+		return;
+	}
+	s.slot = slot;
+	__atomic_store_n(&b->submits[slot], 0, __ATOMIC_RELAXED);
+	if (bpf_map_update_elem(b->workers_fd, &pid, &s, BPF_ANY)) {
+		log_warn_ratelimited("bpf: worker %u not accounted: %s", w->id, strerror(errno));
+		return;
+	}
+	b->slot_used[slot] = true;
+	w->bpf_slot = slot;
+	w->bpf_in = true;
+	put_info(b, w);
+}
+
+void kbpf_worker_del(struct krayd *d, struct worker *w)
+{
+	struct kbpf *b = d->bpf;
+	__u32 pid = (__u32)w->pid;
+
+	if (!b || !w->bpf_in)
+		return;
+	bpf_map_delete_elem(b->workers_fd, &pid);
+	bpf_map_delete_elem(b->winfo_fd, &pid);
+	__atomic_store_n(&b->submits[w->bpf_slot], 0, __ATOMIC_RELAXED);
+	b->slot_used[w->bpf_slot] = false;
+	if (w->bpf_dirty)
+		b->ndirty--;
+	w->bpf_in = w->bpf_dirty = false;
+}
+
+void kbpf_worker_busy(struct krayd *d, struct worker *w, const struct task *t)
+{
+	struct kbpf *b = d->bpf;
+
+	if (!b || !w->bpf_in)
+		return;
+	/* A store into the shared mapping, before the EXEC is sent: the worker cannot get
+	 * a CPU for this task before the program can see it. */
+	if (t->submit_ns > 0)
+		__atomic_store_n(&b->submits[w->bpf_slot], (uint64_t)t->submit_ns,
+				 __ATOMIC_RELEASE);
+	mark_dirty(b, w);
+}
+
+void kbpf_worker_done(struct krayd *d, struct worker *w)
+{
+	w->tasks_done++;
+	if (d->bpf && w->bpf_in)
+		mark_dirty(d->bpf, w);
+}

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cluster inside krayd (issue 7, docs/cluster.md): what the node-link files share.
+ *
+ *  - net.c     TCP links between nodes on the io_uring loop, and the token handshake
+ *  - gcs.c     the head's tables: nodes (with heartbeats and deaths)
+ *  - node.c    the member side: joining the head, heartbeats, the cluster view, placement
+ *  - remote.c  tasks run on another node: forwarding, results, retries on node death
+ *  - ractor.c  actors living on another node: placement, calls, restarts
+ *  - lineage.c large returns kept where they were made: pulls, lineage reconstruction
+ *  - gcs_log.c the head's log; lookup.c requests the head or another node answers
+ *  - xfer.c    objects sent between nodes: values inline, large objects in chunks
+ *
+ * A link is one TCP connection (struct conn with role ROLE_PEER_AUTH, then ROLE_PEER)
+ * plus this state.  Links carry frames both ways: a node answers on the link a request
+ * came in on, so a node that connected out needs no connection back.
+ */
+#ifndef KRAYD_CLUSTER_H
+#define KRAYD_CLUSTER_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/krayd.h"
+
+struct xitem;
+
+struct link {
+	struct krayd *d;
+	struct conn *c; /* NULL once its connection is gone (freed by net_sweep()) */
+	uint32_t id; /* tasks name their link by id: a link may go while they live */
+	uint32_t node; /* the node at the other end, once it has proven the token */
+	bool outbound; /* we connected */
+	bool up; /* proven both ways */
+	bool to_head; /* our link to the head (member side) */
+	bool proved; /* outbound: we sent our proof (so a close now means a refusal) */
+	uint8_t nonce[KRAY_NONCE_LEN]; /* ours */
+	uint8_t peer_nonce[KRAY_NONCE_LEN];
+	struct sockaddr_in sa; /* outbound: where it connects (kept for the connect) */
+	int64_t since; /* made at; unproven links are closed after AUTH_TIMEOUT_NS */
+	struct kbuf backlog; /* frames queued before it was proven */
+	struct xitem *xhead, *xtail; /* large objects streaming out, in order */
+	int pipe[2]; /* memfd -> pipe -> socket for their chunks; -1 until first needed */
+	unsigned pipe_size;
+	bool no_splice; /* splicing failed once: chunks are copied instead */
+	struct {
+		struct kray_oid id; /* the large object arriving, chunk by chunk */
+		uint64_t off, size;
+		bool active, discard;
+	} rx;
+	struct link *next;
+};
+
+struct node_entry {
+	struct kray_msg_node m;
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	int nres;
+	char res_text[256];
+	int64_t last_seen; /* head: last register or heartbeat */
+	struct link *link; /* head: the link the node reports over */
+};
+
+/* The head's tables besides nodes: named actors and the key-value store (gcs.c), kept in
+ * memory and in the GCS log (gcs_log.c). */
+struct gname {
+	struct kray_oid id;
+	uint32_t host;
+	bool detached;
+	char name[KRAY_NAME_MAX + 1], ns[KRAY_NAME_MAX + 1];
+	struct gname *next;
+};
+
+struct gjob {
+	struct kray_msg_gcs_job m;
+	char *path;
+	struct gjob *next;
+};
+
+struct gkv {
+	char key[KRAY_NAME_MAX + 1];
+	void *val;
+	uint32_t len;
+	struct gkv *next;
+};
+
+/* A client request this node passed on (to the head, or to an actor's node) and answers
+ * when the reply comes back. */
+enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV, PEND_CLAIM };
+
+struct pending {
+	uint64_t token;
+	enum pend_kind kind;
+	uint32_t conn_id; /* the client's connection (it may be gone by then) */
+	uint64_t req;
+	struct kray_oid actor; /* PEND_ATTACH */
+	uint32_t host;
+	struct kbuf create; /* PEND_CLAIM: the ACTOR_CREATE body to run once the name is ours */
+	int64_t deadline;
+	struct pending *next;
+};
+
+/* An actor on another node, seen from a node that holds handles to it. */
+struct ractor {
+	struct kray_oid id;
+	uint32_t link, node; /* where it lives now, and the link that holds our handle */
+	/* Set when this node created it: enough to create it again elsewhere when its node
+	 * dies (FWD_ACTOR body); empty for actors found by name. */
+	struct kbuf create;
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	int nres;
+	int16_t max_restarts, max_task_retries;
+	uint16_t restarts;
+	bool no_restart;
+};
+
+struct cluster {
+	int listen_fd;
+	struct sockaddr_in self; /* where other nodes reach this one */
+	uint8_t token[256];
+	size_t token_len;
+	struct link *links;
+	/* member side */
+	struct link *head_link;
+	struct sockaddr_in head_sa;
+	int64_t next_heartbeat, next_connect;
+	/* every node known: the head's table on the head, the last view elsewhere */
+	struct node_entry *nodes;
+	unsigned nnodes, cap;
+	struct task *fwd; /* tasks this node forwarded and still waits for */
+	struct oidmap fwd_index; /* their ids -> struct task * */
+	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
+	struct oidmap ractors; /* actors living on other nodes that this node holds handles
+				* to -> struct ractor * */
+	struct oidmap lineage; /* task id -> struct task *: finished elsewhere, returns kept
+				* there; run again if that node dies before they are pulled */
+	uint64_t pulled, rebuilt; /* counters */
+	uint64_t forwarded, received; /* counters for kray status */
+	uint32_t next_link;
+	struct {
+		uint32_t node, n;
+	} sent[64]; /* tasks forwarded and not done, per node: placement spreads them */
+	int64_t next_tick;
+	bool view_from_head; /* a member has heard from the head */
+	/* the head's tables and log */
+	struct gname *names;
+	struct gkv *kv;
+	struct gjob *jobs_table;
+	int log_fd;
+	uint64_t log_records;
+	uint64_t log_base; /* records the log held after its last compaction (or replay) */
+	/* requests passed on */
+	struct pending *pend;
+	uint64_t next_token;
+};
+
+#define AUTH_TIMEOUT_NS (5ll * 1000000000)
+
+/* loop.c */
+struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role);
+void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
+void conn_start_recv(struct conn *c);
+/* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
+bool conn_idle_out(const struct conn *c);
+/* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
+ * completes with xfer_spliced(). */
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
+void loop_accept_nodes(struct krayd *d, int fd);
+
+/* net.c */
+int net_init(struct krayd *d);
+void net_fini(struct krayd *d);
+void net_accepted(struct krayd *d, int fd);
+void net_rearm(struct krayd *d);
+void net_connected(struct conn *c, int res);
+int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+void net_conn_gone(struct conn *c);
+/* The link to node (connecting it if need be), or NULL when the node is not known. */
+struct link *net_link_to(struct krayd *d, uint32_t node);
+/* Opens an outbound link to sa. */
+struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa);
+/* Where frames for l go now: its backlog until it is up, behind streaming objects, or
+ * its connection's output.  Call net_flush() after writing. */
+struct kbuf *net_out(struct link *l);
+void net_flush(struct link *l);
+/* Sends a frame whose body is the fixed struct m (len bytes) over l, now. */
+void net_send_fixed(struct link *l, uint16_t type, const void *m, size_t len);
+void net_close_unproven(struct krayd *d, int64_t now);
+/* Frees the links whose connection has gone (not while anything walks the list). */
+void net_sweep(struct krayd *d);
+struct link *net_link_by_id(struct krayd *d, uint32_t id);
+/* Closes every link to node (it died). */
+void net_drop_node(struct krayd *d, uint32_t node);
+/* Parses "IPV4:PORT" ("localhost" too).  Returns 0 or -EINVAL. */
+int net_parse_addr(const char *s, struct sockaddr_in *ret);
+
+/* gcs.c (the head) */
+void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
+void gcs_tick(struct krayd *d, int64_t now);
+void gcs_link_gone(struct link *l);
+/* Applies a GCS_ACTOR or KV (put/delete) record, from a node or from the log replay;
+ * log: append it to the log.  Returns 0 or -EBADMSG. */
+int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len, bool log);
+struct gname *gcs_find_name(struct krayd *d, const char *name, size_t len, const char *ns,
+			    size_t ns_len);
+struct gkv *gcs_kv_find(struct krayd *d, const char *key, size_t len);
+int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len);
+int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len);
+void gcs_fini(struct krayd *d);
+/* The job table as text (head only), after the nodes in LIST_NODES. */
+void gcs_describe_jobs(struct krayd *d, struct kbuf *b);
+/* Sends this node's live named actors to the head (after joining it again). */
+void gcs_reregister(struct krayd *d, struct link *head);
+
+/* gcs_log.c: the head's append-only log of GCS_ACTOR and KV records */
+int gcs_log_open(struct krayd *d);
+void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len);
+void gcs_log_close(struct krayd *d);
+uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b);
+
+/* lookup.c: requests passed on for local clients */
+struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, uint64_t req);
+struct pending *pend_take(struct krayd *d, uint64_t token);
+void pend_free(struct pending *p);
+/* Creates the named actor of an ACTOR_CREATE (body) once the head has given this node its
+ * name (a name is the cluster's, as in Ray); answers the client then. */
+void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m,
+		 const uint8_t *body, uint32_t len);
+/* Gives the name claimed for actor id back to the head's table (its creation failed). */
+void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *name,
+		      size_t len, const char *ns, size_t ns_len);
+/* On the head: gives name in ns to actor on host, or returns the entry of the live actor
+ * (on a live node) that has it already. */
+struct gname *gcs_claim(struct krayd *d, const char *name, size_t len, const char *ns,
+			size_t ns_len, const struct kray_oid *actor, uint32_t host);
+struct conn *pend_conn(struct krayd *d, const struct pending *p);
+void pend_expire(struct krayd *d, int64_t now);
+int lookup_on_reply(struct link *l, const uint8_t *body, uint32_t len);
+int lookup_on_attach(struct link *l, const uint8_t *body, uint32_t len);
+int lookup_on_attach_reply(struct link *l, const uint8_t *body, uint32_t len);
+int kv_on_reply(struct link *l, const uint8_t *body, uint32_t len);
+void lookup_fini(struct krayd *d);
+
+/* node.c */
+int cluster_init(struct krayd *d);
+void cluster_fini(struct krayd *d);
+int64_t cluster_next_deadline(struct krayd *d);
+void cluster_tick(struct krayd *d, int64_t now);
+void node_self(struct krayd *d, struct node_entry *ret);
+void node_on_view(struct link *l, const uint8_t *body, uint32_t len);
+void node_link_up(struct link *l);
+void node_link_gone(struct link *l);
+struct node_entry *node_find(struct krayd *d, uint32_t node);
+/* Writes one kray_msg_node (+ resources) for e to b. */
+void node_put_entry(struct kbuf *b, const struct node_entry *e);
+/* Whether this node's totals cover need. */
+bool node_has(const struct node_entry *e, const struct wire_resource *need, int n);
+/* A live node other than this one (and avoid) whose totals cover need, the least loaded
+ * (tasks queued and running per CPU, with those sent since its last report); its load in
+ * *ret_load (may be NULL).  0: none. */
+uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid,
+		   double *ret_load);
+/* Counts a task forwarded to (delta 1) or back from (-1) node. */
+void node_sent(struct krayd *d, uint32_t node, int delta);
+void node_describe(struct krayd *d, struct kbuf *b);
+
+/* remote.c */
+bool remote_forward(struct krayd *d, struct task *t);
+int remote_on_task(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_done(struct link *l, const uint8_t *body, uint32_t len);
+/* Link l went: the tasks forwarded over it are retried elsewhere or failed. */
+void remote_link_gone(struct link *l);
+int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
+int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
+uint32_t remote_map_job(struct krayd *d, uint32_t node, uint32_t job, const char *path,
+			uint32_t path_len);
+
+/* ractor.c: actors on other nodes */
+/* The record of actor id (made if missing and add). */
+struct ractor *ractor_get(struct krayd *d, const struct kray_oid *id, bool add);
+/* l went: actors this node created over it are created again elsewhere. */
+void ractor_link_gone(struct krayd *d, struct link *l);
+void ractor_fini(struct krayd *d);
+
+/* lineage.c: large returns held where they were made */
+/* l went: objects held at its other end are rebuilt by running their tasks again. */
+void lineage_link_gone(struct krayd *d, struct link *l);
+void lineage_fini(struct krayd *d);
+int remote_on_pull(struct link *l, const uint8_t *body, uint32_t len);
+void remote_fini(struct krayd *d);
+
+/* xfer.c */
+void xfer_push(struct link *l, struct obj *o);
+struct kbuf *xfer_after(struct xitem *x);
+void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg);
+int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len);
+int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);
+void xfer_link_gone(struct link *l);
+
+#endif

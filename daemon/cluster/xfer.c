@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Objects sent from one node to another over a link.
+ *
+ * An inline value goes in one OBJ_PUSH frame.  A large object goes as an OBJ_PUSH header
+ * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space: it is
+ * spliced from the sealed memfd into a pipe and from the pipe into the socket, on the
+ * io_uring (a memfd cannot be spliced to a TCP socket directly; KERNEL-FACTS.md).  The
+ * chunks are produced as the socket drains (xfer_refill() from the loop's send and
+ * splice completions), so a 1 GB object needs one pipe, not 1 GB of buffer.  Where the
+ * kernel refuses the splice (a hugetlb memfd), the payload is read into the output buffer
+ * instead, at most two chunks ahead.
+ * Frames queued for the link while an object streams wait behind it (xitem.after), so
+ * the receiver sees every link's frames in the order they were queued and can write
+ * chunks into one memfd at a time.
+ *
+ * The receiver writes the chunks into a new memfd from its store (store_begin_large())
+ * and seals it like any other object (store_seal_large()).  An object this node owns
+ * that comes home (a forwarded task's return) fills its pending object; an object of
+ * another node becomes a copy held by the link that brought it (released when the task
+ * it came for is done).  A copy that already exists is not written twice: its chunks are
+ * read and dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+#include "core/log.h"
+
+struct xitem {
+	struct obj *o; /* held (ref and pin) until it has been sent */
+	uint64_t off, size; /* off: the next byte of the object to stream */
+	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
+	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
+	uint8_t pad; /* zero bytes owed after the current chunk's payload */
+	uint8_t stage; /* the splice in flight: 1 memfd -> pipe, 2 pipe -> socket */
+	struct kbuf after; /* frames queued behind it */
+	struct xitem *next;
+};
+
+static int fail(const char *why, int code)
+{
+	proto_why = why;
+	return code;
+}
+
+struct kbuf *xfer_after(struct xitem *x)
+{
+	return &x->after;
+}
+
+static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type, uint8_t err,
+			uint64_t scalar, const void *data, uint32_t len)
+{
+	struct kray_msg_obj_push m = { .oid = *id, .type = type, .err = err, .len = len,
+				       .scalar = scalar, .size = len };
+	size_t off = wire_begin(b, KRAY_MSG_OBJ_PUSH, 0);
+
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, data, len);
+	wire_end(b, off);
+}
+
+void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg)
+{
+	push_inline(net_out(l), id, KRAY_WT_ERROR, KRAY_WE_OBJECT_LOST, 0, msg,
+		    (uint32_t)strlen(msg));
+	net_flush(l);
+}
+
+void xfer_push(struct link *l, struct obj *o)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_obj_push m = { .oid = o->id, .type = KRAY_WT_FD };
+	struct xitem *x;
+	struct kbuf *b = net_out(l);
+	size_t off;
+	int r;
+
+	if (o->type != KRAY_WT_FD) {
+		/* Nested refs do not cross nodes yet: the value goes without them. */
+		push_inline(b, &o->id, o->type, o->err, o->scalar, o->data, o->len);
+		net_flush(l);
+		return;
+	}
+	r = o->spilled ? store_restore(d, o) : 0;
+	if (r) {
+		char msg[128];
+		int n = snprintf(msg, sizeof(msg), "object %u.%u.%u.%u could not be restored to "
+				 "send it to another node: %s", o->id.node, o->id.owner, o->id.seq,
+				 o->id.index, strerror(-r));
+
+		push_inline(b, &o->id, KRAY_WT_ERROR, KRAY_WE_STORE_FULL, 0, msg, (uint32_t)n);
+		net_flush(l);
+		return;
+	}
+	m.scalar = m.size = o->size;
+	off = wire_begin(b, KRAY_MSG_OBJ_PUSH, 0);
+	kbuf_put(b, &m, sizeof(m));
+	wire_end(b, off);
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		abort();
+	x->o = o;
+	x->size = o->size;
+	store_ref(o);
+	store_pin(d, o); /* not spilled while it streams */
+	if (l->xtail)
+		l->xtail->next = x;
+	else
+		l->xhead = x;
+	l->xtail = x;
+	if (l->up && l->xhead == x)
+		xfer_refill(l->c);
+}
+
+static void item_free(struct krayd *d, struct xitem *x)
+{
+	store_unpin(d, x->o);
+	store_unref(d, x->o);
+	kbuf_free(&x->after);
+	free(x);
+}
+
+/* Appends the next chunk of x to c's output.  Returns 0 or -errno (the object could not
+ * be read: the link is closed, since the receiver cannot be told mid-object). */
+static int put_chunk(struct conn *c, struct xitem *x)
+{
+	uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK : (uint32_t)(x->size - x->off);
+	struct kray_msg_obj_chunk m = { .oid = x->o->id, .offset = x->off, .len = n };
+	size_t off = wire_begin(&c->out, KRAY_MSG_OBJ_CHUNK, 0);
+	uint32_t done = 0;
+
+	kbuf_put(&c->out, &m, sizeof(m));
+	kbuf_reserve(&c->out, KRAY_PAD8(n));
+	while (done < n) {
+		ssize_t got = pread(x->o->fd, c->out.data + c->out.len + done, n - done,
+				    (off_t)(x->off + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		done += (uint32_t)got;
+	}
+	memset(c->out.data + c->out.len + n, 0, KRAY_PAD8(n) - n);
+	c->out.len += KRAY_PAD8(n);
+	wire_end(&c->out, off);
+	x->off += n;
+	return 0;
+}
+
+/* Copies the n payload bytes owed for the current chunk into c's output (the splice was
+ * refused).  Returns 0 or -errno. */
+static int copy_raw(struct conn *c, struct xitem *x, uint32_t n)
+{
+	uint32_t done = 0;
+
+	kbuf_reserve(&c->out, n);
+	while (done < n) {
+		ssize_t got = pread(x->o->fd, c->out.data + c->out.len + done, n - done,
+				    (off_t)(x->off + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		done += (uint32_t)got;
+	}
+	c->out.len += n;
+	x->off += n;
+	x->chunk_left -= n;
+	return 0;
+}
+
+static bool have_pipe(struct link *l)
+{
+	int sz;
+
+	if (l->pipe[0] >= 0)
+		return true;
+	if (l->no_splice || pipe2(l->pipe, O_CLOEXEC)) {
+		l->pipe[0] = l->pipe[1] = -1;
+		return false;
+	}
+	/* A larger pipe moves more per splice; the default (64 KiB) works too. */
+	sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
+	l->pipe_size = sz > 0 ? (unsigned)sz : 65536;
+	return true;
+}
+
+/* The header of a chunk whose payload follows outside the buffer. */
+static void put_chunk_header(struct conn *c, struct xitem *x, uint32_t n)
+{
+	struct kray_msg_obj_chunk m = { .oid = x->o->id, .offset = x->off, .len = n };
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+				    .type = KRAY_MSG_OBJ_CHUNK,
+				    .len = (uint32_t)(sizeof(m) + KRAY_PAD8(n)) };
+
+	kbuf_put(&c->out, &h, sizeof(h));
+	kbuf_put(&c->out, &m, sizeof(m));
+	x->chunk_left = n;
+	x->pad = (uint8_t)(KRAY_PAD8(n) - n);
+}
+
+void xfer_refill(struct conn *c)
+{
+	struct link *l = c->link;
+	bool added = false;
+	int r = 0;
+
+	if (!l || !l->up || c->closed || c->splicing)
+		return;
+	while (l->xhead) {
+		struct xitem *x = l->xhead;
+
+		if (x->in_pipe || x->chunk_left) {
+			/* The payload is the stream's next bytes: once all before it is sent. */
+			if (!conn_idle_out(c))
+				break;
+			if (l->no_splice) {
+				r = copy_raw(c, x, x->chunk_left);
+				if (r)
+					goto fail;
+				added = true;
+				continue;
+			}
+			if (x->in_pipe) {
+				x->stage = 2;
+				conn_splice(c, l->pipe[0], -1, c->fd, x->in_pipe);
+			} else {
+				x->stage = 1;
+				conn_splice(c, x->o->fd, (int64_t)x->off, l->pipe[1],
+					    x->chunk_left < l->pipe_size ? x->chunk_left :
+									   l->pipe_size);
+			}
+			return;
+		}
+		if (x->pad) {
+			kbuf_put(&c->out, NULL, x->pad);
+			x->pad = 0;
+			added = true;
+		}
+		if (kbuf_pending(&c->out) >= 2 * (size_t)KRAY_CHUNK)
+			break;
+		if (x->off < x->size) {
+			uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK :
+								     (uint32_t)(x->size - x->off);
+
+			if (have_pipe(l)) {
+				put_chunk_header(c, x, n);
+			} else if ((r = put_chunk(c, x))) {
+				goto fail;
+			}
+			added = true;
+			continue;
+		}
+		kbuf_put(&c->out, x->after.data + x->after.off, kbuf_pending(&x->after));
+		l->xhead = x->next;
+		if (!l->xhead)
+			l->xtail = NULL;
+		item_free(c->d, x);
+		added = true;
+	}
+	if (added)
+		conn_flush_later(c);
+	return;
+fail:
+	log_warn("node %08x: reading an object for it: %s", l->node, strerror(-r));
+	conn_close(c, "an object could not be read");
+}
+
+void xfer_spliced(struct conn *c, int res)
+{
+	struct link *l = c->link;
+	struct xitem *x = l ? l->xhead : NULL;
+
+	if (!x || !x->stage)
+		return;
+	if (res <= 0) {
+		if (x->stage == 1 && !x->in_pipe && (res == -EINVAL || res == -ENOSYS)) {
+			/* This memfd cannot be spliced (hugetlbfs): copy from now on. */
+			log_info("node %08x: splice from an object refused (%s); copying instead",
+				 l->node, strerror(-res));
+			l->no_splice = true;
+			x->stage = 0;
+			xfer_refill(c);
+			conn_kick(c);
+			return;
+		}
+		log_warn("node %08x: sending an object: %s", l->node,
+			 res ? strerror(-res) : "the object ended early");
+		conn_close(c, "an object could not be sent");
+		return;
+	}
+	if (x->stage == 1) {
+		x->in_pipe += (uint32_t)res;
+		x->off += (uint32_t)res;
+		x->chunk_left -= (uint32_t)res;
+	} else {
+		x->in_pipe -= (uint32_t)res;
+		c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
+	}
+	x->stage = 0;
+	xfer_refill(c);
+	conn_kick(c);
+}
+
+int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_obj_push m;
+	struct wire_rd r;
+	const void *data = NULL;
+	struct obj *o;
+	bool foreign, usable;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || (m.len && wire_rd_bytes(&r, m.len, &data)) ||
+	    wire_rd_end(&r))
+		return fail("malformed object push", -EBADMSG);
+	if (m.type == KRAY_WT_FD ? (m.len || !m.size || m.size > KRAY_OBJECT_MAX) :
+	    (m.size != m.len || m.type > KRAY_WT_ERROR || m.type == KRAY_WT_REF ||
+	     m.err > KRAY_WE_MAX))
+		return fail("bad object push", -EBADMSG);
+	if (l->rx.active)
+		return fail("object push in the middle of another object", -EPROTO);
+	o = store_get(d, &m.oid);
+	foreign = m.oid.node != d->node;
+	if (!o && foreign)
+		o = store_create(d, &m.oid);
+	if (o && foreign)
+		store_conn_ref(l->c, o); /* the copy is the link's until its task is done */
+	usable = o && o->state == OBJ_PENDING && !o->writer && o->fd < 0;
+	if (m.type != KRAY_WT_FD) {
+		struct wire_value v = { .type = m.type, .err = m.err, .scalar = m.scalar,
+					.data = data, .len = m.len };
+
+		if (usable && o->remote_link)
+			remote_obj_settled(d, o); /* pulled: the other copy may go */
+		if (usable)
+			store_seal(d, o, &v);
+		return 0;
+	}
+	l->rx.id = m.oid;
+	l->rx.off = 0;
+	l->rx.size = m.size;
+	l->rx.active = true;
+	l->rx.discard = !usable;
+	if (usable) {
+		int e = store_begin_large(l->c, o, m.size);
+
+		if (e) {
+			char msg[160];
+			int n = snprintf(msg, sizeof(msg), "no room for a %llu-byte object from node "
+					 "%08x: %s", (unsigned long long)m.size, l->node,
+					 strerror(-e));
+
+			l->rx.discard = true;
+			store_seal_error(d, o, KRAY_WE_STORE_FULL, msg, (size_t)n);
+		}
+	}
+	return 0;
+}
+
+int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_obj_chunk m;
+	struct wire_rd r;
+	const void *data;
+	uint32_t done = 0;
+	struct obj *o;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.len || wire_rd_bytes(&r, m.len, &data) ||
+	    wire_rd_end(&r))
+		return fail("malformed object chunk", -EBADMSG);
+	if (!l->rx.active || !oid_eq(&m.oid, &l->rx.id) || m.offset != l->rx.off ||
+	    m.len > l->rx.size - l->rx.off)
+		return fail("object chunk out of order", -EPROTO);
+	o = l->rx.discard ? NULL : store_get(d, &m.oid);
+	while (o && done < m.len) {
+		ssize_t n = pwrite(o->fd, (const char *)data + done, m.len - done,
+				   (off_t)(m.offset + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			char msg[128];
+			int k = snprintf(msg, sizeof(msg), "writing an object from node %08x: %s",
+					 l->node, strerror(n < 0 ? errno : EIO));
+
+			o->writer = NULL;
+			store_abort_large(d, o);
+			store_seal_error(d, o, KRAY_WE_STORE_FULL, msg, (size_t)k);
+			l->rx.discard = true;
+			o = NULL;
+			break;
+		}
+		done += (uint32_t)n;
+	}
+	l->rx.off += m.len;
+	if (l->rx.off < l->rx.size)
+		return 0;
+	l->rx.active = false;
+	if (!l->rx.discard) {
+		o = store_get(d, &m.oid);
+		if (o && o->remote_link)
+			remote_obj_settled(d, o); /* pulled: the other copy may go */
+		store_seal_large(l->c, &m.oid);
+	}
+	return 0;
+}
+
+void xfer_link_gone(struct link *l)
+{
+	struct krayd *d = l->d;
+
+	while (l->xhead) {
+		struct xitem *x = l->xhead;
+
+		l->xhead = x->next;
+		item_free(d, x);
+	}
+	l->xtail = NULL;
+	/* A splice in flight holds its own references to the files. */
+	if (l->pipe[0] >= 0) {
+		close(l->pipe[0]);
+		close(l->pipe[1]);
+		l->pipe[0] = l->pipe[1] = -1;
+	}
+	if (l->rx.active && !l->rx.discard) {
+		struct obj *o = store_get(d, &l->rx.id);
+
+		/* Half an object: back to pending, for the task's retry to fill. */
+		if (o && o->writer == l->c)
+			store_abort_large(d, o);
+	}
+	l->rx.active = false;
+}

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Cancelling tasks (kray_cancel, Ray's ray.cancel).
+ *
+ * Where the task is decides what cancelling does:
+ *  - in the ready queue: it is taken out and fails with KRAY_WE_CANCELLED at once;
+ *  - waiting for its arguments (or an actor call in its actor's queue): its id is noted
+ *    in d->cancelled and it fails when its arguments arrive, instead of running;
+ *  - in a worker's in-flight list: it is marked, and its result will be replaced by the
+ *    cancellation error.  If it is running (the list's head): with KRAY_CANCEL_FORCE its
+ *    worker is killed, and the death is a cancellation, not a fault to retry; without,
+ *    the worker is sent KRAY_CANCEL_SIGNAL naming the task, which interrupts a Python
+ *    task (KeyboardInterrupt, as in Ray) and leaves a C one running to its end.
+ * With KRAY_CANCEL_RECURSIVE the tasks it submitted (tasks whose parent it is, queued or
+ * in flight) are cancelled the same way; children still waiting for arguments are not
+ * reached.  A finished task is left alone.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/krayd.h"
+#include "core/log.h"
+
+_Static_assert(KRAY_CANCEL_SIGNAL == SIGUSR2, "the cancel signal is SIGUSR2");
+
+#define CANCEL_DEPTH_MAX 64 /* recursion through generations of children */
+
+static struct task *unlink_queued(struct krayd *d, const struct kray_oid *tid)
+{
+	struct task *prev = NULL;
+
+	for (struct task **pp = &d->qhead; *pp; prev = *pp, pp = &(*pp)->next)
+		if (oid_eq(&(*pp)->id, tid))
+			return sched_unqueue(d, pp, prev);
+	return NULL;
+}
+
+void task_fail_cancelled(struct krayd *d, struct task *t)
+{
+	task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled", t->fn->name_len,
+		  t->fn->name);
+}
+
+/* Marks t, running on w, cancelled; returns true if it was found there. */
+static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_t flags)
+{
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (w->actor || w->state == W_DEAD)
+			continue;
+		for (struct task *t = w->head; t; t = t->next) {
+			if (!oid_eq(&t->id, tid))
+				continue;
+			t->cancelled = true;
+			if (t != w->head || w->pid <= 0)
+				return true; /* not started: it fails when it comes back */
+			if (flags & KRAY_CANCEL_FORCE) {
+				log_info("cancel: killing worker %u (pid %d) running '%.*s'", w->id,
+					 (int)w->pid, t->fn->name_len, t->fn->name);
+				kill(w->pid, SIGKILL); /* reaped as any death: tasks_lost() */
+			} else {
+				/* A request: a Python task is interrupted, a C one runs on. */
+				union sigval v = { .sival_ptr = (void *)(uintptr_t)(
+							   (uint64_t)t->id.owner << 32 | t->id.seq) };
+
+				sigqueue(w->pid, KRAY_CANCEL_SIGNAL, v);
+			}
+			return true;
+		}
+	}
+	return false;
+}
+
+struct kids {
+	struct kray_oid *id;
+	size_t n, cap;
+};
+
+/* Adds the tasks of list (linked by next) whose parent is tid. */
+static void collect(struct kids *k, struct task *list, const struct kray_oid *tid)
+{
+	for (struct task *c = list; c; c = c->next) {
+		if (!oid_eq(&c->parent, tid))
+			continue;
+		if (k->n == k->cap) {
+			k->cap = k->cap ? 2 * k->cap : 16;
+			k->id = realloc(k->id, k->cap * sizeof(*k->id));
+			if (!k->id)
+				abort();
+		}
+		k->id[k->n++] = c->id;
+	}
+}
+
+static void cancel_one(struct krayd *d, const struct kray_oid *tid, uint32_t flags, int depth)
+{
+	struct task *t = unlink_queued(d, tid);
+	struct kids kids = { 0 };
+
+	if (t) {
+		task_fail_cancelled(d, t);
+	} else if (!cancel_inflight(d, tid, flags)) {
+		struct obj *o = store_get(d, tid);
+		bool fresh;
+
+		/* Still to come (its return object is pending): fail it when it is ready. */
+		if (o && o->state == OBJ_PENDING)
+			*oidmap_upsert(&d->cancelled, tid, &fresh) = 1;
+	}
+	if (!(flags & KRAY_CANCEL_RECURSIVE) || depth >= CANCEL_DEPTH_MAX)
+		return;
+	/* Collect first: cancelling changes the lists walked here. */
+	collect(&kids, d->qhead, tid);
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (!w->actor)
+			collect(&kids, w->head, tid);
+	for (size_t i = 0; i < kids.n; i++)
+		cancel_one(d, &kids.id[i], flags, depth + 1);
+	free(kids.id);
+}
+
+void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags)
+{
+	struct kray_oid tid = *id;
+
+	tid.index = 0;
+	if (id->index == KRAY_OID_PUT || id->index == KRAY_OID_ACTOR)
+		return; /* not made by a task */
+	cancel_one(d, &tid, flags, 0);
+	sched_dispatch(d);
+}
+
+bool task_cancelled_fail(struct krayd *d, struct task *t)
+{
+	if (!oidmap_get(&d->cancelled, &t->id))
+		return false;
+	task_fail_cancelled(d, t); /* task_free() forgets the id */
+	return true;
+}

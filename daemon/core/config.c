@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Settings from defaults, a config file and flags (see config.h).  One table lists every
+ * setting once; flags and file keys both go through set_key(), so they cannot drift.
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../common/wire.h"
+#include "core/log.h"
+
+enum kind { K_STR, K_INT, K_SIZE, K_LEVEL, K_BOOL };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off, size;
+	long min, max; /* K_BOOL: max 1 lets the flag stand alone (--head) */
+	const char *help;
+};
+
+#define INT(n, f, lo, hi, h) { n, K_INT, offsetof(struct config, f), sizeof(int), lo, hi, h }
+
+static const struct key keys[] = {
+	{ "socket", K_STR, offsetof(struct config, socket), sizeof(((struct config *)0)->socket),
+	  0, 0, "unix socket path for local clients" },
+	INT("num-cpus", num_cpus, 0, 4096, "CPU slots for tasks (0: online CPUs)"),
+	INT("max-workers", max_workers, 1, 65536, "most worker processes, blocked ones included"),
+	INT("prestart", prestart, -1, 4096, "workers started at boot (-1: num-cpus)"),
+	{ "store-size", K_SIZE, offsetof(struct config, store_size), 8, 0, 0,
+	  "object store capacity (bytes, K/M/G suffix)" },
+	{ "spill-dir", K_STR, offsetof(struct config, spill_dir), PATH_MAX, 0, 0,
+	  "directory for spilled objects (default: <socket>.spill)" },
+	{ "pool-size", K_SIZE, offsetof(struct config, pool_size), 8, 0, 0,
+	  "pre-faulted memory kept ready for new objects (0: none)" },
+	INT("hugepages", hugepages, 0, 1,
+	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
+	INT("kmod", kmod, 0, 1, "1: publish large objects in /dev/kray when it is loaded"),
+	{ "resources", K_STR, offsetof(struct config, resources), 256, 0, 0,
+	  "custom resources of this node, e.g. GPU:2,ssd:1" },
+	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
+	  "HOST:PORT for the Prometheus endpoint (default off)" },
+	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,
+	  "largest object carried inline (bytes)" },
+	{ "code-path", K_STR, offsetof(struct config, code_path),
+	  sizeof(((struct config *)0)->code_path), 0, 0, "default code search path (dirs, .so)" },
+	{ "worker", K_STR, offsetof(struct config, worker), PATH_MAX, 0, 0,
+	  "worker host binary" },
+	{ "worker-user", K_STR, offsetof(struct config, worker_user), 64, 0, 0,
+	  "run workers (and so every task and actor) as this user, without capabilities; "
+	  "krayd must run as root (default: krayd's own user)" },
+	{ "pidfile", K_STR, offsetof(struct config, pidfile), PATH_MAX, 0, 0,
+	  "write the pid here" },
+	{ "remove-dir", K_STR, offsetof(struct config, remove_dir), PATH_MAX, 0, 0,
+	  "remove this (private) directory at exit" },
+	{ "log-level", K_LEVEL, offsetof(struct config, log_level), sizeof(int), 0, 0,
+	  "error, warn, info or debug" },
+	INT("ready-fd", ready_fd, -1, 65535, "write one byte to this fd when serving"),
+	{ "bpf", K_BOOL, offsetof(struct config, bpf), sizeof(bool), 0, 0,
+	  "on/off: scheduler metrics in BPF maps (default on; env KRAY_BPF)" },
+	INT("oversubscribed-wait", oversub_wait, 0, 100,
+	    "run-queue wait % of busy workers that stops new workers (0: never)"),
+	{ "fastpath", K_BOOL, offsetof(struct config, fastpath), sizeof(bool), 0, 0,
+	  "on/off: synchronous calls steered to idle workers in BPF (needs bpf; default on; "
+	  "env KRAY_FASTPATH)" },
+	/* The cluster (docs/cluster.md). */
+	{ "head", K_BOOL, offsetof(struct config, head), sizeof(bool), 0, 1,
+	  "run the cluster's GCS here (--head, or head = 1)" },
+	{ "address", K_STR, offsetof(struct config, address), 256, 0, 0,
+	  "HOST:PORT of the head to join" },
+	{ "node-listen", K_STR, offsetof(struct config, node_listen), 256, 0, 0,
+	  "HOST:PORT for links from other nodes (default 127.0.0.1:6380 on the head, "
+	  "127.0.0.1:0 elsewhere)" },
+	{ "token-file", K_STR, offsetof(struct config, token_file), PATH_MAX, 0, 0,
+	  "the cluster token (the head writes one if missing; default <socket>.token)" },
+	{ "token", K_STR, offsetof(struct config, token), 256, 0, 0,
+	  "the cluster token itself (instead of token-file)" },
+	{ "gcs-log", K_STR, offsetof(struct config, gcs_log), PATH_MAX, 0, 0,
+	  "the head's GCS log (named actors, KV); default <socket>.gcs" },
+	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
+	INT("node-timeout-ms", node_timeout_ms, 20, 3600000,
+	    "a node silent this long is dead"),
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int parse_size(const char *s, uint64_t *ret)
+{
+	unsigned int shift = 0;
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9') /* strtoull() takes " 1", "+1" and "-1" (ULLONG_MAX) */
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'K': case 'k': shift = 10; end++; break;
+	}
+	if (*end || v > UINT64_MAX >> shift)
+		return -EINVAL;
+	*ret = (uint64_t)v << shift;
+	return 0;
+}
+
+static const struct key *find_key(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *a = keys[i].name, *b = name;
+
+		/* "num_cpus" and "num-cpus" are the same key. */
+		while (*a && (*a == *b || (*a == '-' && *b == '_')))
+			a++, b++;
+		if (!*a && !*b)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+/* Sets one key.  Returns 0, or -EINVAL with *ret_why set. */
+static int set_key(struct config *cfg, const struct key *k, const char *val, const char **ret_why)
+{
+	char *dst = (char *)cfg + k->off;
+	char *end;
+	long v;
+	uint64_t sz;
+	int lvl;
+
+	switch (k->kind) {
+	case K_STR:
+		if (strlen(val) >= k->size) {
+			*ret_why = "value too long";
+			return -EINVAL;
+		}
+		strcpy(dst, val);
+		return 0;
+	case K_INT:
+		errno = 0;
+		v = strtol(val, &end, 10);
+		if (errno || end == val || *end || v < k->min || v > k->max) {
+			*ret_why = "not an integer in range";
+			return -EINVAL;
+		}
+		*(int *)dst = (int)v;
+		return 0;
+	case K_SIZE:
+		if (parse_size(val, &sz) || (k->size == 4 && sz > UINT32_MAX)) {
+			*ret_why = "not a size (bytes, with optional K/M/G)";
+			return -EINVAL;
+		}
+		if (k->size == 4)
+			*(uint32_t *)dst = (uint32_t)sz;
+		else
+			*(uint64_t *)dst = sz;
+		return 0;
+	case K_BOOL:
+		if (!strcmp(val, "on") || !strcmp(val, "1") || !strcmp(val, "true") ||
+		    !strcmp(val, "yes")) {
+			*(bool *)dst = true;
+		} else if (!strcmp(val, "off") || !strcmp(val, "0") || !strcmp(val, "false") ||
+			   !strcmp(val, "no")) {
+			*(bool *)dst = false;
+		} else {
+			*ret_why = "not on or off";
+			return -EINVAL;
+		}
+		return 0;
+	case K_LEVEL:
+		lvl = log_parse_level(val);
+		if (lvl < 0) {
+			*ret_why = "not one of error, warn, info, debug";
+			return -EINVAL;
+		}
+		*(int *)dst = lvl;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = 0;
+	return s;
+}
+
+static int load_file(struct config *cfg, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char line[8192];
+	int lineno = 0, r = 0;
+
+	if (!f) {
+		fprintf(stderr, "krayd: %s: %s\n", path, strerror(errno));
+		return -EINVAL;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		bool whole = strchr(line, '\n') || feof(f); /* before trim() drops the '\n' */
+		char *s = trim(line), *eq, *key, *val;
+		const struct key *k;
+		const char *why;
+
+		lineno++;
+		if (!whole) {
+			fprintf(stderr, "krayd: %s:%d: line longer than %zu bytes\n", path, lineno,
+				sizeof(line) - 2);
+			r = -EINVAL;
+			break;
+		}
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			fprintf(stderr, "krayd: %s:%d: expected 'key = value'\n", path, lineno);
+			r = -EINVAL;
+			break;
+		}
+		*eq = 0;
+		key = trim(s);
+		val = trim(eq + 1);
+		k = find_key(key);
+		if (!k || !strcmp(key, "ready-fd")) {
+			fprintf(stderr, "krayd: %s:%d: unknown key '%s'\n", path, lineno, key);
+			r = -EINVAL;
+			break;
+		}
+		if (set_key(cfg, k, val, &why)) {
+			fprintf(stderr, "krayd: %s:%d: %s: %s: '%s'\n", path, lineno, key, why, val);
+			r = -EINVAL;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static void usage(void)
+{
+	printf("usage: krayd [--config FILE] [--KEY VALUE]...\n\nsettings:\n");
+	for (size_t i = 0; i < NKEYS; i++)
+		printf("  --%-14s %s\n", keys[i].name, keys[i].help);
+}
+
+static void set_defaults(struct config *cfg)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+
+	*cfg = (struct config){ 0 };
+	snprintf(cfg->socket, sizeof(cfg->socket), "%s/kray-%u/krayd.sock",
+		 rt && *rt ? rt : "/tmp", (unsigned)getuid());
+	cfg->store_size = 1ull << 30;
+	cfg->inline_max = 64 << 10;
+	cfg->pool_size = 256ull << 20;
+	cfg->log_level = LOG_INFO;
+	cfg->ready_fd = -1;
+	cfg->prestart = -1;
+	cfg->max_workers = 0;
+	/* KRAY_BPF=off switches BPF off for every krayd a process starts (the tests run the
+	 * task suite both ways with it); the file and flags still win. */
+	const char *bpf = getenv("KRAY_BPF");
+
+	cfg->bpf = !(bpf && (!strcmp(bpf, "off") || !strcmp(bpf, "0")));
+	cfg->oversub_wait = 50;
+	/* KRAY_FASTPATH=off: the same for the fast path alone (bpf = off also turns it off). */
+	const char *fast = getenv("KRAY_FASTPATH");
+
+	cfg->fastpath = !(fast && (!strcmp(fast, "off") || !strcmp(fast, "0")));
+	cfg->heartbeat_ms = 500;
+	cfg->node_timeout_ms = 5000;
+	cfg->kmod = 1;
+}
+
+int config_reload(struct config *cfg)
+{
+	struct config fresh;
+
+	if (!cfg->config[0])
+		return 0;
+	set_defaults(&fresh);
+	if (load_file(&fresh, cfg->config))
+		return -EINVAL;
+	if (!cfg->log_level_flag) /* flags win over the file, also on reload */
+		cfg->log_level = fresh.log_level;
+	return 0;
+}
+
+int config_load(struct config *cfg, int argc, char **argv)
+{
+	struct option opts[NKEYS + 3];
+	const char *why;
+	int c, idx;
+
+	set_defaults(cfg);
+	for (size_t i = 0; i < NKEYS; i++)
+		opts[i] = (struct option){ keys[i].name,
+					   keys[i].kind == K_BOOL && keys[i].max ?
+						   optional_argument :
+						   required_argument,
+					   NULL, 0 };
+	opts[NKEYS] = (struct option){ "config", required_argument, NULL, 'c' };
+	opts[NKEYS + 1] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[NKEYS + 2] = (struct option){ 0 };
+
+	/* The file first, so that flags override it whatever their order. */
+	for (int i = 1; i < argc; i++) {
+		const char *path = NULL;
+
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			path = argv[i + 1];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+		if (path && load_file(cfg, path))
+			return -EINVAL;
+		if (path)
+			snprintf(cfg->config, sizeof(cfg->config), "%s", path);
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+		if (c == 'h') {
+			usage();
+			return 1;
+		}
+		if (c == 'c')
+			continue;
+		if (c != 0) {
+			fprintf(stderr, "krayd: try --help\n");
+			return -EINVAL;
+		}
+		if (keys[idx].kind == K_LEVEL)
+			cfg->log_level_flag = true;
+		if (set_key(cfg, &keys[idx], optarg ? optarg : "1", &why)) {
+			fprintf(stderr, "krayd: --%s: %s: '%s'\n", keys[idx].name, why, optarg);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "krayd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!cfg->num_cpus) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg->num_cpus = n > 0 ? (int)n : 1;
+	}
+	if (wire_parse_resources(cfg->resources, strlen(cfg->resources), NULL) < 0) {
+		fprintf(stderr, "krayd: resources: not NAME:QTY,...: '%s'\n", cfg->resources);
+		return -EINVAL;
+	}
+	if (!cfg->spill_dir[0])
+		snprintf(cfg->spill_dir, sizeof(cfg->spill_dir), "%s.spill", cfg->socket);
+	if (cfg->inline_max > (1u << 20)) {
+		fprintf(stderr, "krayd: inline-max is at most 1M\n");
+		return -EINVAL;
+	}
+	if (!cfg->node_listen[0] && (cfg->head || cfg->address[0]))
+		snprintf(cfg->node_listen, sizeof(cfg->node_listen), "%s",
+			 cfg->head ? "127.0.0.1:6380" : "127.0.0.1:0");
+	if (!cfg->gcs_log[0])
+		snprintf(cfg->gcs_log, sizeof(cfg->gcs_log), "%s.gcs", cfg->socket);
+	if (!cfg->token_file[0])
+		snprintf(cfg->token_file, sizeof(cfg->token_file), "%s.token", cfg->socket);
+	if (cfg->node_timeout_ms <= cfg->heartbeat_ms) {
+		fprintf(stderr, "krayd: node-timeout-ms must be longer than heartbeat-ms\n");
+		return -EINVAL;
+	}
+	if (cfg->worker_user[0]) {
+		struct passwd *pw = getpwnam(cfg->worker_user);
+
+		if (!pw) {
+			fprintf(stderr, "krayd: worker-user: no such user '%s'\n", cfg->worker_user);
+			return -EINVAL;
+		}
+		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+			fprintf(stderr, "krayd: worker-user %s needs krayd to run as root (it runs "
+					"as uid %u)\n",
+				cfg->worker_user, (unsigned)geteuid());
+			return -EINVAL;
+		}
+		cfg->worker_uid = pw->pw_uid;
+		cfg->worker_gid = pw->pw_gid;
+	}
+	if (!cfg->max_workers)
+		cfg->max_workers = cfg->num_cpus * 16 < 64 ? 64 : cfg->num_cpus * 16;
+	if (cfg->prestart < 0 || cfg->prestart > cfg->num_cpus)
+		cfg->prestart = cfg->num_cpus;
+	return 0;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * krayd's settings: defaults, then the config file (--config), then flags, each later one
+ * overriding.  The file is "key = value" lines with '#' comments; keys are the long flag
+ * names.  An unknown key or a bad value is an error that names the line.
+ */
+#ifndef KRAYD_CONFIG_H
+#define KRAYD_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "../../include/uapi/kray_wire.h"
+
+struct config {
+	char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int num_cpus; /* CPU slots; 0 = online CPUs */
+	int max_workers; /* including workers blocked in get */
+	uint64_t store_size; /* object store capacity, bytes */
+	uint32_t inline_max; /* largest object carried inline */
+	char code_path[KRAY_PATH_MAX + 1]; /* default code search path for jobs */
+	char worker[PATH_MAX]; /* worker host binary */
+	char worker_user[64]; /* run workers as this user; empty: krayd's own */
+	uid_t worker_uid; /* worker_user resolved (when set) */
+	gid_t worker_gid;
+	char pidfile[PATH_MAX];
+	char remove_dir[PATH_MAX]; /* a private directory removed at exit */
+	char spill_dir[PATH_MAX]; /* where full-store objects go; default <socket>.spill */
+	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
+	int hugepages; /* large objects in hugetlb memfds when huge pages are reserved */
+	int kmod; /* 1: publish large objects in /dev/kray when the module is loaded */
+	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
+	char resources[256]; /* custom resources of this node: "NAME:QTY,..." */
+	char config[PATH_MAX]; /* the config file, re-read on SIGHUP */
+	bool log_level_flag; /* --log-level was given: a reload keeps it */
+	int log_level;
+	int ready_fd; /* written one byte when serving; -1 none */
+	int prestart; /* workers started at boot */
+	bool bpf; /* scheduler metrics in BPF (daemon/bpf.h); default on, KRAY_BPF=off */
+	int oversub_wait; /* percent of run-queue wait that stops new workers; 0: never */
+	bool fastpath; /* the BPF fast path for synchronous calls; default on, KRAY_FASTPATH */
+	/* The cluster */
+	bool head; /* run the GCS */
+	char address[256]; /* HOST:PORT of the head to join; empty: none */
+	char node_listen[256]; /* HOST:PORT for node links; empty: single node */
+	char token_file[PATH_MAX];
+	char token[256];
+	int heartbeat_ms, node_timeout_ms;
+	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
+};
+
+/* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage
+ * printed), or -EINVAL with a message on stderr. */
+int config_load(struct config *cfg, int argc, char **argv);
+
+/* SIGHUP: re-reads the config file and applies what can change while running (the log
+ * level).  Returns 0 or -EINVAL (message on stderr; nothing changed). */
+int config_reload(struct config *cfg);
+
+#endif

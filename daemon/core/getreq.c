@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Pending gets.  A get is answered when the last of its objects is sealed, or with
+ * -ETIMEDOUT at its deadline.  Each pending object holds a dep pointing at the get, so a
+ * get outlives its answer (and its connection) until every dep has fired; `done` says it
+ * was answered.  A worker's get blocks the worker: its CPU slot is free until the answer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/krayd.h"
+
+static void unlink_get(struct krayd *d, struct getreq *g)
+{
+	if (g->prev)
+		g->prev->next = g->next;
+	else if (d->gets == g)
+		d->gets = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	g->next = g->prev = NULL;
+}
+
+static void maybe_free(struct getreq *g)
+{
+	if (g->done && !g->deps) {
+		free(g->ids);
+		free(g);
+	}
+}
+
+static void reply_get(struct conn *c, struct getreq *g, int status)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_get_reply m = { .status = status, .n = status ? 0 : g->n };
+	size_t off = wire_begin(&c->out, KRAY_MSG_GET_REPLY, g->req);
+
+	kbuf_put(&c->out, &m, sizeof(m));
+	for (uint32_t i = 0; i < m.n; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+		const struct kray_oid *id = &g->ids[i];
+
+		if (o && o->state == OBJ_READY && oidmap_get(&c->refs, id)) {
+			store_send_value(c, o);
+		} else {
+			wire_put_errorf(&c->out, KRAY_WE_OBJECT_LOST,
+					"object %u.%u.%u.%u is not held by this process (never "
+					"received, or released)",
+					id->node, id->owner, id->seq, id->index);
+		}
+	}
+	conn_end_frame(c, off);
+}
+
+static void reply_wait(struct conn *c, struct getreq *g)
+{
+	struct kray_msg_refs m = { .n = g->n };
+	size_t off = wire_begin(&c->out, KRAY_MSG_WAIT_REPLY, g->req);
+
+	kbuf_put(&c->out, &m, sizeof(m));
+	for (uint32_t i = 0; i < g->n; i++) {
+		struct obj *o = store_get(c->d, &g->ids[i]);
+		/* One that is missing or not held is "ready": a get says why at once. */
+		uint8_t ready = !o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]);
+
+		kbuf_put(&c->out, &ready, 1);
+	}
+	kbuf_put(&c->out, NULL, KRAY_PAD8(g->n) - g->n);
+	conn_end_frame(c, off);
+}
+
+static void finish(struct krayd *d, struct getreq *g, int status)
+{
+	struct conn *c = g->conn;
+
+	g->done = true;
+	unlink_get(d, g);
+	if (!c)
+		return;
+	if (c->worker)
+		sched_blocked(c->worker, false);
+	if (g->wait)
+		reply_wait(c, g);
+	else
+		reply_get(c, g, status);
+	conn_flush_later(c);
+}
+
+void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_t timeout_ms,
+	       bool wait, uint32_t num_ready)
+{
+	struct krayd *d = c->d;
+	struct getreq *g = calloc(1, sizeof(*g));
+	uint32_t pending = 0;
+
+	if (!g || (ids->n && !(g->ids = malloc(ids->n * sizeof(*g->ids)))))
+		abort();
+	g->conn = c;
+	g->req = req;
+	g->wait = wait;
+	g->n = ids->n;
+	if (g->n)
+		memcpy(g->ids, ids->oids, g->n * sizeof(*g->ids));
+	/* A timeout too far away to represent is forever. */
+	g->deadline_ns = timeout_ms < 0 || timeout_ms > (INT64_MAX - now_ns()) / 1000000 ?
+				 -1 :
+				 now_ns() + timeout_ms * 1000000;
+
+	/* Only refs this process holds are waited for; the others are errors. */
+	for (uint32_t i = 0; i < g->n; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+
+		if (o && o->state != OBJ_READY && oidmap_get(&c->refs, &g->ids[i]))
+			pending++;
+	}
+	/* A get needs every object; a wait needs num_ready of them. */
+	if (wait)
+		g->missing = num_ready > g->n - pending ? num_ready - (g->n - pending) : 0;
+	else
+		g->missing = pending;
+	for (uint32_t i = 0; i < g->n && g->missing; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+		struct dep *dep;
+
+		if (!o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]))
+			continue;
+		dep = calloc(1, sizeof(*dep));
+		if (!dep)
+			abort();
+		dep->get = g;
+		dep->next = o->deps;
+		o->deps = dep;
+		g->deps++;
+		remote_want(d, o); /* kept by the node that made it: fetch it now */
+	}
+	g->next = d->gets;
+	if (d->gets)
+		d->gets->prev = g;
+	d->gets = g;
+	if (!g->missing) {
+		finish(d, g, 0);
+	} else if (timeout_ms == 0) {
+		finish(d, g, -ETIMEDOUT);
+	} else if (c->worker && (c->worker->head || kfast_running(d, c->worker))) {
+		sched_blocked(c->worker, true); /* a fast task's get blocks it too */
+	}
+	maybe_free(g);
+}
+
+void get_dep_ready(struct krayd *d, struct getreq *g)
+{
+	g->deps--;
+	if (!g->done && --g->missing == 0)
+		finish(d, g, 0);
+	maybe_free(g);
+}
+
+void get_expire(struct krayd *d, int64_t now)
+{
+	struct getreq *g = d->gets, *next;
+
+	for (; g; g = next) {
+		next = g->next;
+		if (g->deadline_ns >= 0 && g->deadline_ns <= now) {
+			finish(d, g, -ETIMEDOUT);
+			maybe_free(g);
+		}
+	}
+}
+
+int64_t get_next_deadline(struct krayd *d)
+{
+	int64_t best = -1;
+
+	for (struct getreq *g = d->gets; g; g = g->next)
+		if (g->deadline_ns >= 0 && (best < 0 || g->deadline_ns < best))
+			best = g->deadline_ns;
+	return best;
+}
+
+void get_conn_gone(struct conn *c)
+{
+	struct getreq *g = c->d->gets, *next;
+
+	for (; g; g = next) {
+		next = g->next;
+		if (g->conn != c)
+			continue;
+		g->conn = NULL;
+		g->done = true;
+		unlink_get(c->d, g);
+		maybe_free(g);
+	}
+}

@@ -1,0 +1,678 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The event loop: one io_uring that does all of krayd's socket I/O.
+ *
+ * Each connection has at most one receive and one send in flight.  Received bytes are
+ * parsed into frames and handed to proto_handle(); replies are appended to the
+ * connection's output buffer and marked dirty, and all dirty connections are flushed once
+ * per loop turn, so a burst of work costs one send per connection rather than one per
+ * frame.  Signals arrive through a signalfd read on the same ring; get deadlines set the
+ * wait timeout.  user_data is the connection pointer with the operation in the low bits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+#include "core/krayd.h"
+#include "core/log.h"
+
+/* Node links (daemon/cluster/net.c) use OP_ACCEPT_NODE, OP_CONNECT and OP_SPLICE (objects
+ * streamed from a memfd, xfer.c); user_data 0 is a linked timeout whose completion needs
+ * nothing.  Connections come from calloc(), 16-byte aligned: four low bits are free. */
+enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_ACCEPT_METRICS = 5,
+	  OP_ACCEPT_NODE = 6, OP_CONNECT = 7, OP_SPLICE = 8 };
+#define OP_MASK 15ull
+#define RECV_CHUNK (256u << 10)
+
+static struct signalfd_siginfo sig_info;
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct io_uring_sqe *get_sqe(struct krayd *d)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
+
+	if (!sqe) {
+		io_uring_submit(&d->ring);
+		sqe = io_uring_get_sqe(&d->ring);
+	}
+	if (!sqe)
+		abort(); /* cannot happen: a submit always frees the whole SQ */
+	return sqe;
+}
+
+static void arm_accept(struct krayd *d, int fd, uint64_t op)
+{
+	struct io_uring_sqe *sqe = get_sqe(d);
+
+	io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, op);
+}
+
+static void arm_signal(struct krayd *d)
+{
+	struct io_uring_sqe *sqe = get_sqe(d);
+
+	io_uring_prep_read(sqe, d->signal_fd, &sig_info, sizeof(sig_info), 0);
+	io_uring_sqe_set_data64(sqe, OP_SIGNAL);
+}
+
+static void arm_recv(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->recv_armed || c->closed)
+		return;
+	kbuf_compact(&c->in);
+	kbuf_reserve(&c->in, RECV_CHUNK);
+	sqe = get_sqe(c->d);
+	io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
+	c->recv_armed = true;
+	c->ops++;
+}
+
+/* Stream position of byte `off` of c->out. */
+static uint64_t out_pos(const struct conn *c, size_t off)
+{
+	return c->sent + kbuf_pending(&c->sending) + (off - c->out.off);
+}
+
+int conn_frame_fd(struct conn *c, int fd)
+{
+	int dup_fd;
+
+	if (c->frame_nfds == KRAY_FDS_PER_MSG)
+		return -E2BIG;
+	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dup_fd < 0)
+		return -errno;
+	c->frame_fds[c->frame_nfds++] = dup_fd;
+	return 0;
+}
+
+void conn_end_frame(struct conn *c, size_t off)
+{
+	struct fdq *q = &c->fdq;
+	uint64_t start = out_pos(c, off), end;
+	uint32_t flags = c->frame_nfds;
+
+	wire_end(&c->out, off);
+	end = out_pos(c, c->out.len);
+	memcpy(c->out.data + off + offsetof(struct kray_frame_hdr, flags), &flags, sizeof(flags));
+	if (q->n + c->frame_nfds > q->cap) {
+		unsigned cap = q->cap ? q->cap : 16;
+		struct fdq_ent *e;
+
+		while (cap < q->n + c->frame_nfds)
+			cap *= 2;
+		e = malloc(cap * sizeof(*e));
+		if (!e)
+			abort();
+		for (unsigned i = 0; i < q->n; i++)
+			e[i] = q->e[(q->head + i) % q->cap];
+		free(q->e);
+		q->e = e;
+		q->head = 0;
+		q->cap = cap;
+	}
+	for (unsigned i = 0; i < c->frame_nfds; i++)
+		q->e[(q->head + q->n++) % q->cap] =
+			(struct fdq_ent){ .fd = c->frame_fds[i], .start = start, .end = end };
+	c->frame_nfds = 0;
+}
+
+static void fdq_pop(struct fdq *q, unsigned n)
+{
+	while (n--) {
+		close(q->e[q->head].fd);
+		q->head = (q->head + 1) % q->cap;
+		q->n--;
+	}
+}
+
+/*
+ * Sends what is queued.  Descriptors ride with the send that contains the end of their
+ * frame (or an earlier one), at most KRAY_FDS_PER_MSG per send: when more are due, the
+ * send stops at the start of the frame whose descriptor does not fit.
+ */
+static void arm_send(struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+	struct fdq *q = &c->fdq;
+	size_t len;
+	unsigned nf = 0;
+	struct kbuf t;
+
+	if (c->send_armed || c->closed || c->splicing)
+		return; /* (a splice writes the stream's next bytes: frames wait for it) */
+	if (!kbuf_pending(&c->sending)) {
+		if (!kbuf_pending(&c->out))
+			return;
+		t = c->sending;
+		c->sending = c->out;
+		c->out = t;
+		c->out.len = c->out.off = 0;
+	}
+	len = kbuf_pending(&c->sending);
+	while (nf < q->n) {
+		const struct fdq_ent *e = &q->e[(q->head + nf) % q->cap];
+
+		if (e->start >= c->sent + len)
+			break;
+		if (nf == KRAY_FDS_PER_MSG) {
+			len = e->start - c->sent;
+			break;
+		}
+		nf++;
+	}
+	c->iov = (struct iovec){ c->sending.data + c->sending.off, len };
+	c->msg = (struct msghdr){ .msg_iov = &c->iov, .msg_iovlen = 1 };
+	if (nf) {
+		struct cmsghdr *cm;
+
+		c->msg.msg_control = c->cmsg.buf;
+		c->msg.msg_controllen = CMSG_SPACE(nf * sizeof(int));
+		cm = CMSG_FIRSTHDR(&c->msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(nf * sizeof(int));
+		for (unsigned i = 0; i < nf; i++)
+			((int *)CMSG_DATA(cm))[i] = q->e[(q->head + i) % q->cap].fd;
+	}
+	c->send_nfds = nf;
+	sqe = get_sqe(c->d);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SEND);
+	c->send_armed = true;
+	c->ops++;
+}
+
+void conn_flush_later(struct conn *c)
+{
+	if (c->dirty || c->closed)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->d->dirty;
+	c->d->dirty = c;
+}
+
+static void conn_free(struct conn *c)
+{
+	struct krayd *d = c->d;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	close(c->fd);
+	kbuf_free(&c->in);
+	kbuf_free(&c->out);
+	kbuf_free(&c->sending);
+	oidmap_free(&c->refs);
+	oidmap_free(&c->pins);
+	fdq_pop(&c->fdq, c->fdq.n);
+	free(c->fdq.e);
+	for (unsigned i = 0; i < c->frame_nfds; i++)
+		close(c->frame_fds[i]);
+	free(c);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	if (c->closed)
+		return;
+	log_debug("connection %u closed: %s", c->id, why);
+	c->closed = true;
+	if (c->role == ROLE_DRIVER)
+		c->d->st.drivers--;
+	proto_conn_gone(c);
+	if (c->link)
+		net_conn_gone(c);
+	/* A last ERROR frame to a misbehaving peer: best effort, not waited for. */
+	if (!c->send_armed && !kbuf_pending(&c->sending) && !c->fdq.n && kbuf_pending(&c->out) &&
+	    send(c->fd, c->out.data + c->out.off, kbuf_pending(&c->out),
+		 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("final send: %s", strerror(errno));
+	/* Wake the operations in flight.  The connection is freed by flush_dirty() or when
+	 * they have come back, never here: callers may still be looking at it. */
+	shutdown(c->fd, SHUT_RDWR);
+	if (!c->dirty) {
+		c->dirty = true;
+		c->dirty_next = c->d->dirty;
+		c->d->dirty = c;
+	}
+}
+
+struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->d = d;
+	c->fd = fd;
+	c->role = role;
+	c->id = ++d->next_client;
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
+	return c;
+}
+
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role)
+{
+	struct conn *c = conn_new_idle(d, fd, role);
+
+	if (c)
+		arm_recv(c);
+	return c;
+}
+
+void conn_kick(struct conn *c)
+{
+	arm_send(c);
+}
+
+/* Starts a connect on c's socket to sa (kept alive by the caller until it completes), with
+ * a timeout so that an unreachable address fails rather than hangs.  The timeout is read
+ * when the SQEs are submitted, so one static timespec serves every connect (they all use
+ * node-timeout-ms). */
+void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+	static struct __kernel_timespec ts;
+	struct io_uring_sqe *sqe = get_sqe(c->d);
+
+	ts = (struct __kernel_timespec){ timeout_ms / 1000, (timeout_ms % 1000) * 1000000ll };
+	io_uring_prep_connect(sqe, c->fd, sa, len);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_CONNECT);
+	sqe->flags |= IOSQE_IO_LINK;
+	c->ops++;
+	sqe = get_sqe(c->d);
+	io_uring_prep_link_timeout(sqe, &ts, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+}
+
+bool conn_idle_out(const struct conn *c)
+{
+	return !c->send_armed && !c->splicing && !kbuf_pending(&c->sending) &&
+	       !kbuf_pending(&c->out);
+}
+
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len)
+{
+	struct io_uring_sqe *sqe = get_sqe(c->d);
+
+	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	c->splicing = true;
+	c->ops++;
+}
+
+void conn_start_recv(struct conn *c)
+{
+	arm_recv(c);
+}
+
+void loop_accept_nodes(struct krayd *d, int fd)
+{
+	arm_accept(d, fd, OP_ACCEPT_NODE);
+}
+
+/* Parses every complete frame in c->in.  A malformed frame gets an ERROR reply and closes
+ * the connection: the stream cannot be trusted past it. */
+static void parse_frames(struct conn *c)
+{
+	while (!c->closed) {
+		struct kray_frame_hdr h;
+		size_t avail = kbuf_pending(&c->in);
+		int r;
+
+		if (avail < sizeof(h))
+			break;
+		memcpy(&h, c->in.data + c->in.off, sizeof(h));
+		/* A link that has not proven the token gets no room for a large frame. */
+		r = wire_check_hdr(&h, c->role == ROLE_PEER_AUTH ? KRAY_AUTH_BODY_MAX :
+								   KRAY_FRAME_MAX);
+		if (r) {
+			c->d->st.frames_rejected++;
+			wire_put_error_frame(&c->out, h.req, r,
+					     r == -EMSGSIZE ? "frame too large" :
+					     r == -EPROTO   ? "bad magic or protocol version" :
+							      "unknown frame type");
+			conn_flush_later(c);
+			conn_close(c, "bad frame header");
+			return;
+		}
+		if (avail < sizeof(h) + h.len) {
+			/* Make room for the whole frame so the next receive can complete it. */
+			kbuf_compact(&c->in);
+			kbuf_reserve(&c->in, sizeof(h) + h.len - avail);
+			break;
+		}
+		if (c->role == ROLE_PEER_AUTH || c->role == ROLE_PEER)
+			r = net_handle(c, &h, c->in.data + c->in.off + sizeof(h));
+		else
+			r = proto_handle(c, &h, c->in.data + c->in.off + sizeof(h));
+		kbuf_consume(&c->in, sizeof(h) + h.len);
+		if (r) {
+			c->d->st.frames_rejected++;
+			wire_put_error_frame(&c->out, h.req, r, proto_why);
+			conn_flush_later(c);
+			conn_close(c, "bad frame body");
+			return;
+		}
+	}
+}
+
+static void on_recv(struct conn *c, int res)
+{
+	c->recv_armed = false;
+	if (c->closed)
+		return;
+	if (res <= 0) {
+		conn_close(c, res == 0 ? "end of stream" : strerror(-res));
+		return;
+	}
+	c->in.len += (size_t)res;
+	if (c->role == ROLE_METRICS)
+		metrics_on_recv(c);
+	else
+		parse_frames(c);
+	arm_recv(c);
+}
+
+static void on_send(struct conn *c, int res)
+{
+	c->send_armed = false;
+	if (c->closed)
+		return;
+	if (res < 0) {
+		conn_close(c, strerror(-res));
+		return;
+	}
+	/* The descriptors went with the first byte, whatever part of the data did. */
+	if (res > 0)
+		fdq_pop(&c->fdq, c->send_nfds);
+	c->send_nfds = 0;
+	c->sent += (uint64_t)res;
+	kbuf_consume(&c->sending, (size_t)res);
+	if (c->role == ROLE_PEER)
+		xfer_refill(c); /* the next chunks of objects streaming to that node */
+	arm_send(c);
+	if (c->close_when_sent && !c->send_armed)
+		conn_close(c, "reply sent");
+}
+
+static void on_signal(struct krayd *d, int res)
+{
+	if (res != sizeof(sig_info)) {
+		log_err("signalfd read: %s", res < 0 ? strerror(-res) : "short read");
+		d->stopping = true;
+		return;
+	}
+	switch (sig_info.ssi_signo) {
+	case SIGCHLD:
+		worker_reap(d);
+		break;
+	case SIGHUP:
+		if (config_reload(&d->cfg) == 0) {
+			log_level = d->cfg.log_level;
+			log_info("reloaded %s", d->cfg.config[0] ? d->cfg.config : "(no config file)");
+		} else {
+			log_warn("reload of %s failed; settings unchanged", d->cfg.config);
+		}
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_info("signal %d: shutting down", sig_info.ssi_signo);
+		d->stopping = true;
+		break;
+	default:
+		break;
+	}
+	if (!d->stopping)
+		arm_signal(d);
+}
+
+static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	struct conn *c = (struct conn *)(uintptr_t)(ud & ~OP_MASK);
+
+	switch (ud & OP_MASK) {
+	case 0:
+		return; /* a connect's linked timeout */
+	case OP_ACCEPT:
+	case OP_ACCEPT_METRICS:
+		if (cqe->res >= 0)
+			conn_new(d, cqe->res, ud == OP_ACCEPT ? ROLE_NONE : ROLE_METRICS);
+		else if (cqe->res != -EINVAL)
+			log_warn_ratelimited("accept: %s", strerror(-cqe->res));
+		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
+			arm_accept(d, ud == OP_ACCEPT ? d->listen_fd : d->metrics_fd, ud);
+		return;
+	case OP_ACCEPT_NODE:
+		if (cqe->res >= 0)
+			net_accepted(d, cqe->res);
+		else if (cqe->res != -EINVAL)
+			log_warn_ratelimited("accept (nodes): %s", strerror(-cqe->res));
+		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
+			net_rearm(d);
+		return;
+	case OP_CONNECT:
+		c->ops--;
+		net_connected(c, cqe->res);
+		break;
+	case OP_SPLICE:
+		c->ops--;
+		c->splicing = false;
+		if (!c->closed)
+			xfer_spliced(c, cqe->res);
+		break;
+	case OP_SIGNAL:
+		on_signal(d, cqe->res);
+		return;
+	case OP_RECV:
+		c->ops--;
+		on_recv(c, cqe->res);
+		break;
+	case OP_SEND:
+		c->ops--;
+		on_send(c, cqe->res);
+		break;
+	}
+	if (c->closed && !c->ops && !c->dirty)
+		conn_free(c);
+}
+
+static void flush_dirty(struct krayd *d)
+{
+	while (d->dirty) {
+		struct conn *c = d->dirty;
+
+		d->dirty = c->dirty_next;
+		c->dirty = false;
+		if (c->closed) {
+			if (!c->ops)
+				conn_free(c);
+			continue;
+		}
+		arm_send(c);
+	}
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A stale socket from a crashed krayd is replaced; a live one is not. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 512)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int loop_init(struct krayd *d)
+{
+	/* One thread submits and reaps, so completions' task work can wait until it asks
+	 * for events (DEFER_TASKRUN): no interruptions while it handles a batch. */
+	struct io_uring_params p = { .flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+					      IORING_SETUP_DEFER_TASKRUN };
+	sigset_t mask;
+	int r;
+
+	r = io_uring_queue_init_params(256, &d->ring, &p);
+	if (r == -EINVAL) {
+		p.flags = 0; /* an older kernel: the flags are optimisations only */
+		r = io_uring_queue_init_params(256, &d->ring, &p);
+	}
+	if (r) {
+		log_err("io_uring: %s", strerror(-r));
+		return r;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigdelset(&mask, SIGPIPE);
+	d->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (d->signal_fd < 0) {
+		r = -errno;
+		log_err("signalfd: %s", strerror(-r));
+		goto err_ring;
+	}
+	d->listen_fd = listen_unix(d->cfg.socket);
+	if (d->listen_fd < 0) {
+		r = d->listen_fd;
+		log_err("%s: %s", d->cfg.socket,
+			r == -EADDRINUSE ? "another krayd is serving this socket" : strerror(-r));
+		goto err_signal;
+	}
+	d->metrics_fd = -1;
+	if (d->cfg.metrics[0]) {
+		d->metrics_fd = metrics_listen(d->cfg.metrics);
+		if (d->metrics_fd < 0) {
+			r = d->metrics_fd;
+			log_err("metrics %s: %s", d->cfg.metrics,
+				r == -EINVAL ? "not HOST:PORT" : strerror(-r));
+			goto err_listen;
+		}
+		arm_accept(d, d->metrics_fd, OP_ACCEPT_METRICS);
+	}
+	arm_accept(d, d->listen_fd, OP_ACCEPT);
+	arm_signal(d);
+	return 0;
+
+err_listen:
+	close(d->listen_fd);
+	unlink(d->cfg.socket);
+err_signal:
+	close(d->signal_fd);
+err_ring:
+	io_uring_queue_exit(&d->ring);
+	return r;
+}
+
+int loop_run(struct krayd *d)
+{
+	while (!d->stopping) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts, *tsp = NULL;
+		unsigned head, seen = 0;
+		int64_t deadline = get_next_deadline(d), bpf_deadline = kbpf_next_deadline(d),
+			tick = cluster_next_deadline(d);
+		int r;
+
+		if (bpf_deadline >= 0 && (deadline < 0 || bpf_deadline < deadline))
+			deadline = bpf_deadline;
+		if (tick >= 0 && (deadline < 0 || tick < deadline))
+			deadline = tick;
+		flush_dirty(d);
+		if (deadline >= 0) {
+			int64_t wait = deadline - now_ns();
+
+			if (wait < 0)
+				wait = 0;
+			ts.tv_sec = wait / 1000000000;
+			ts.tv_nsec = wait % 1000000000;
+			tsp = &ts;
+		}
+		r = io_uring_submit_and_wait_timeout(&d->ring, &cqe, 1, tsp, NULL);
+		if (r < 0 && r != -ETIME && r != -EINTR) {
+			log_err("io_uring wait: %s", strerror(-r));
+			return r;
+		}
+		io_uring_for_each_cqe(&d->ring, head, cqe)
+		{
+			handle_cqe(d, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&d->ring, seen);
+		if (deadline >= 0) {
+			int64_t now = now_ns();
+
+			get_expire(d, now);
+			cluster_tick(d, now);
+		}
+		sched_dispatch(d);
+	}
+	return 0;
+}
+
+void loop_fini(struct krayd *d)
+{
+	while (d->conns) {
+		struct conn *c = d->conns;
+
+		if (!c->closed)
+			conn_close(c, "krayd stopping");
+		c->ops = 0;
+		c->dirty = false;
+		conn_free(c);
+	}
+	d->dirty = NULL;
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
+	close(d->listen_fd);
+	unlink(d->cfg.socket);
+	close(d->signal_fd);
+	io_uring_queue_exit(&d->ring);
+}

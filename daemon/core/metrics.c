@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The Prometheus endpoint: a TCP listener (off unless `metrics = HOST:PORT` is set; use a
+ * loopback address unless the network is trusted) served by the same io_uring loop.  Any
+ * request gets the text exposition format (version 0.0.4) of krayd's counters, and the
+ * connection closes.  No HTTP parsing beyond finding the end of the request head.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/krayd.h"
+#include "core/log.h"
+
+int metrics_listen(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
+	struct addrinfo *ai;
+	int fd, r, one = 1;
+
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host) || !colon[1])
+		return -EINVAL;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:9090 */
+		memmove(host, host + 1, strlen(host) - 2);
+		host[strlen(host) - 2] = 0;
+	}
+	r = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (r)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 64)) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	r = fd;
+out:
+	freeaddrinfo(ai);
+	return r;
+}
+
+static void metric(struct kbuf *b, const char *name, const char *type, const char *help,
+		   uint64_t v)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help,
+			 name, type, name, (unsigned long long)v);
+
+	kbuf_put(b, line, (size_t)n);
+}
+
+void metrics_render(struct krayd *d, struct kbuf *b)
+{
+	const struct kray_wire_stats *s = &d->st;
+	uint64_t busy = 0, blocked = 0;
+
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (w->blocked)
+			blocked++;
+		else if (w->inflight)
+			busy++;
+	}
+#define C(n, h, v) metric(b, "kray_" n, "counter", h, v)
+#define G(n, h, v) metric(b, "kray_" n, "gauge", h, v)
+	C("tasks_submitted_total", "Tasks submitted to this node.", s->tasks_submitted);
+	C("tasks_finished_total", "Tasks that returned their values.", s->tasks_finished);
+	C("tasks_failed_total", "Tasks that ended in an error.", s->tasks_failed);
+	C("tasks_retried_total", "Task attempts repeated after a worker died.", s->tasks_retried);
+	C("tasks_handed_back_total",
+	  "Pipelined tasks a worker blocked in a get handed back unstarted.", s->tasks_handed_back);
+	G("tasks_queued", "Tasks ready to run, waiting for a worker.", s->tasks_queued);
+	G("tasks_waiting", "Tasks waiting for argument objects.", s->tasks_waiting);
+	G("drivers", "Connected driver processes.", s->drivers);
+	G("workers", "Worker processes.", d->nworkers);
+	G("workers_busy", "Workers running a task.", busy);
+	G("workers_blocked", "Workers blocked in a get (their CPU slot given back).", blocked);
+	C("workers_started_total", "Worker processes started.", s->workers_started);
+	C("workers_died_total", "Workers that died unexpectedly.", s->workers_died);
+	G("objects", "Objects in the store, pending ones included.", s->objects);
+	G("object_inline_bytes", "Bytes of small (inline) objects.", s->object_bytes);
+	G("store_bytes", "Bytes of large objects in memory.", s->store_bytes);
+	G("store_capacity_bytes", "Memory for large objects.", d->cfg.store_size);
+	G("objects_pinned", "Large objects mapped by some process.", s->objects_pinned);
+	G("objects_spilled", "Objects on disk now.", s->objects_spilled);
+	G("spilled_bytes", "Bytes on disk now.", s->bytes_spilled);
+	C("spilled_bytes_total", "Bytes ever written to disk.", s->spilled_total);
+	C("restored_bytes_total", "Bytes ever read back from disk.", s->restored_total);
+	C("objects_freed_total", "Objects freed because nothing referenced them.",
+	  s->evicted_total);
+	G("pool_bytes", "Pre-faulted memory ready for new objects.", pool_bytes(d->pool));
+	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
+#undef C
+#undef G
+	kbpf_render(d, b); /* the BPF scheduler metrics, when krayd runs them */
+}
+
+void metrics_on_recv(struct conn *c)
+{
+	struct kbuf body = { 0 };
+	char head[160];
+	int n;
+
+	/* Answer once the request head is complete (or absurdly long). */
+	if (!memmem(c->in.data + c->in.off, kbuf_pending(&c->in), "\r\n\r\n", 4) &&
+	    !memmem(c->in.data + c->in.off, kbuf_pending(&c->in), "\n\n", 2) &&
+	    kbuf_pending(&c->in) < 8192)
+		return;
+	metrics_render(c->d, &body);
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		     body.len);
+	kbuf_put(&c->out, head, (size_t)n);
+	kbuf_put(&c->out, body.data, body.len);
+	kbuf_free(&body);
+	c->in.off = c->in.len = 0;
+	c->close_when_sent = true;
+	conn_flush_later(c);
+}

@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * What krayd does with each frame a client or worker sends.  A handler returns 0, or a
+ * negative errno for a frame that breaks the protocol: the loop then answers with an
+ * ERROR frame carrying proto_why and closes the connection.  Errors that belong to one
+ * task (unknown function, missing argument) are not protocol errors: they become error
+ * values in that task's return objects.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "cluster/cluster.h"
+#include "core/krayd.h"
+#include "core/log.h"
+
+const char *proto_why;
+
+static int fail(const char *why, int code)
+{
+	proto_why = why;
+	return code;
+}
+
+static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct wire_hello h;
+	struct kray_msg_hello_ok ok = { .node = d->node, .client = c->id,
+					.inline_max = d->cfg.inline_max };
+	size_t off;
+
+	if (c->role != ROLE_NONE)
+		return fail("hello sent twice", -EPROTO);
+	if (wire_dec_hello(body, len, &h))
+		return fail("malformed hello", -EBADMSG);
+	if (h.m.role == KRAY_ROLE_WORKER) {
+		struct worker *w = worker_by_id(d, h.m.worker_id);
+
+		/* Only the process krayd started, on the socketpair it was given, may speak
+		 * as that worker. */
+		if (!w || w->state != W_STARTING || !c->spawned || c->spawned != w->id)
+			return fail("not a worker this krayd started", -EPERM);
+		d->starting--;
+		d->start_failures = 0;
+		worker_attach(w, c);
+	} else if (c->spawned) {
+		return fail("a worker's connection must say hello as that worker", -EPERM);
+	} else {
+		c->role = ROLE_DRIVER;
+		c->job = c->id;
+		d->st.drivers++;
+		if (h.m.path_len)
+			job_add(d, c->job, h.path, h.m.path_len);
+		else
+			job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path));
+		c->pid = h.m.pid;
+		if (d->cl)
+			gcs_job_changed(c, true);
+		ok.job = c->job;
+	}
+	off = wire_begin(&c->out, KRAY_MSG_HELLO_OK, 0);
+	kbuf_put(&c->out, &ok, sizeof(ok));
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+	return 0;
+}
+
+static int on_submit(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_submit s;
+	struct kray_oid id = { c->d->node, c->id, 0, 0 };
+
+	if (wire_dec_submit(body, len, &s))
+		return fail("malformed submit", -EBADMSG);
+	id.seq = s.m.seq;
+	if (s.m.num_returns && store_get(c->d, &id))
+		return fail("task id reused", -EEXIST);
+	task_submit(c, &s);
+	return 0;
+}
+
+static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct wire_put p;
+	struct obj *o;
+
+	if (wire_dec_put(body, len, &p))
+		return fail("malformed put", -EBADMSG);
+	if (p.oid.node != d->node || p.oid.owner != c->id || p.oid.index != KRAY_OID_PUT)
+		return fail("put of an object id this client does not own", -EPERM);
+	if (p.value.len > d->cfg.inline_max)
+		return fail("inline put larger than inline-max (large objects go through create)",
+			    -EMSGSIZE);
+	o = store_create(d, &p.oid);
+	if (!o)
+		return fail("object id reused", -EEXIST);
+	store_conn_ref(c, o);
+	if (!store_holds_refs(c, &p.value)) {
+		static const char msg[] = "the put contains a ref its process does not hold";
+
+		store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);
+		return 0;
+	}
+	store_seal(d, o, &p.value);
+	return 0;
+}
+
+/* RELEASE from a client, and PEER_RELEASE from a node link (its conn holds the refs). */
+int proto_release(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_oids ids;
+
+	if (wire_dec_refs(body, len, &ids))
+		return fail("malformed release", -EBADMSG);
+	for (uint32_t i = 0; i < ids.n; i++) {
+		struct kray_oid id;
+
+		memcpy(&id, &ids.oids[i], sizeof(id));
+		store_conn_unref(c, &id);
+	}
+	return 0;
+}
+
+static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_create m;
+	struct kray_msg_create_reply rep = { 0 };
+	size_t off;
+	int fd = -1;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return fail("malformed create", -EBADMSG);
+	if (m.oid.node != d->node || m.oid.owner != c->id || m.oid.index != KRAY_OID_PUT)
+		return fail("create of an object id this client does not own", -EPERM);
+	if (m.size <= d->cfg.inline_max)
+		return fail("create of an object small enough to be inline", -EINVAL);
+	if (store_get(d, &m.oid))
+		return fail("object id reused", -EEXIST);
+	rep.status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
+	off = wire_begin(&c->out, KRAY_MSG_CREATE_REPLY, req);
+	kbuf_put(&c->out, &rep, sizeof(rep));
+	if (!rep.status && conn_frame_fd(c, fd)) {
+		/* Out of descriptors: undo, and say so. */
+		struct obj *o = store_get(d, &m.oid);
+
+		rep.status = -EMFILE;
+		memcpy(c->out.data + off + sizeof(struct kray_frame_hdr), &rep, sizeof(rep));
+		store_seal_error(d, o, KRAY_WE_INTERNAL, "create failed", 13);
+		store_conn_unref(c, &m.oid);
+	}
+	conn_end_frame(c, off);
+	conn_flush_later(c);
+	return 0;
+}
+
+static int on_unpin(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_oids ids;
+
+	if (wire_dec_refs(body, len, &ids))
+		return fail("malformed unpin", -EBADMSG);
+	for (uint32_t i = 0; i < ids.n; i++) {
+		struct kray_oid id;
+		uint64_t *n;
+		struct obj *o;
+
+		memcpy(&id, &ids.oids[i], sizeof(id));
+		n = oidmap_get(&c->pins, &id);
+		if (!n)
+			continue; /* not pinned by this client: ignored */
+		if (--*n == 0)
+			oidmap_del(&c->pins, &id);
+		o = store_get(c->d, &id);
+		if (o)
+			store_unpin(c->d, o);
+	}
+	return 0;
+}
+
+void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
+		 const char *why)
+{
+	struct kray_msg_actor_reply m = { .status = status };
+	size_t off = wire_begin(&c->out, KRAY_MSG_ACTOR_REPLY, req);
+
+	if (id)
+		m.actor = *id;
+	m.len = status && why ? (uint32_t)strlen(why) : 0;
+	kbuf_put(&c->out, &m, sizeof(m));
+	wire_put_padded(&c->out, why, m.len);
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+}
+
+static int on_actor_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct wire_actor_create m;
+	struct kray_oid id;
+	const char *why = NULL;
+	int r;
+
+	if (wire_dec_actor_create(body, len, &m))
+		return fail("malformed actor create", -EBADMSG);
+	/* In a cluster a name is the cluster's: the head's table must give it first. */
+	if (m.m.name_len && c->d->cl &&
+	    !actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len)) {
+		claim_start(c, req, &m, body, len);
+		return 0;
+	}
+	r = actor_create(c, &m, &id, &why);
+	actor_reply(c, req, r, r ? NULL : &id, why);
+	return 0;
+}
+
+static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct wire_get_actor m;
+	struct actor *a;
+	struct obj *h;
+
+	if (wire_dec_get_actor(body, len, &m))
+		return fail("malformed get actor", -EBADMSG);
+	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
+	h = a ? store_get(c->d, &a->id) : NULL;
+	if (!h && c->d->cl) {
+		/* Maybe on another node: the head's table says (answered later). */
+		lookup_start(c, req, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
+		return 0;
+	}
+	if (!h) {
+		actor_reply(c, req, -ENOENT, NULL, "no live actor has this name in this namespace");
+		return 0;
+	}
+	store_conn_ref(c, h); /* the caller now holds a handle */
+	actor_reply(c, req, 0, &a->id, NULL);
+	return 0;
+}
+
+static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_kill m;
+	struct actor *a;
+	int r;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return fail("malformed kill", -EBADMSG);
+	a = actor_find(c->d, &m.actor);
+	if (a)
+		r = actor_kill(c->d, a, m.no_restart != 0);
+	else
+		r = c->d->cl ? remote_actor_kill(c->d, &m.actor, m.no_restart != 0) : -ENOENT;
+	actor_reply(c, req, r, &m.actor, r ? "no such live actor" : NULL);
+	return 0;
+}
+
+static void on_status(struct conn *c, uint64_t req)
+{
+	struct krayd *d = c->d;
+	struct kray_wire_stats st = d->st;
+	size_t off;
+
+	st.node = d->node;
+	st.num_cpus = (uint64_t)d->cfg.num_cpus;
+	st.pool_bytes = pool_bytes(d->pool);
+	st.actors_alive = actor_count(d, A_ALIVE);
+	st.actors_pending = actor_count(d, A_PENDING) + actor_count(d, A_STARTING);
+	kfast_stats(d, &st);
+	st.workers = d->nworkers;
+	st.workers_busy = st.workers_blocked = 0;
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (w->blocked)
+			st.workers_blocked++;
+		else if (w->inflight)
+			st.workers_busy++;
+	}
+	off = wire_begin(&c->out, KRAY_MSG_STATUS_REPLY, req);
+	kbuf_put(&c->out, &st, sizeof(st));
+	wire_end(&c->out, off);
+	conn_flush_later(c);
+}
+
+int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	struct wire_get g;
+	struct wire_wait wt;
+	struct kray_msg_seal seal;
+	struct wire_result res;
+	struct kray_msg_reject rej;
+
+	proto_why = "malformed frame";
+	if (c->role == ROLE_NONE && h->type != KRAY_MSG_HELLO)
+		return fail("the first frame must be a hello", -EPROTO);
+	switch (h->type) {
+	case KRAY_MSG_HELLO:
+		return on_hello(c, body, h->len);
+	case KRAY_MSG_SUBMIT:
+		return on_submit(c, body, h->len);
+	case KRAY_MSG_GET:
+		if (wire_dec_get(body, h->len, &g))
+			return fail("malformed get", -EBADMSG);
+		get_start(c, h->req, &g.ids, g.timeout_ms, false, 0);
+		return 0;
+	case KRAY_MSG_WAIT:
+		if (wire_dec_wait(body, h->len, &wt))
+			return fail("malformed wait", -EBADMSG);
+		get_start(c, h->req, &wt.ids, wt.timeout_ms, true, wt.num_ready);
+		return 0;
+	case KRAY_MSG_CREATE:
+		return on_create(c, h->req, body, h->len);
+	case KRAY_MSG_SEAL:
+		if (wire_dec_fixed(body, h->len, &seal, sizeof(seal)))
+			return fail("malformed seal", -EBADMSG);
+		if (store_seal_large(c, &seal.oid))
+			return fail("seal of an object this client is not writing", -ENOENT);
+		return 0;
+	case KRAY_MSG_UNPIN:
+		return on_unpin(c, body, h->len);
+	case KRAY_MSG_KMOD_PIN: {
+		struct wire_oids ids;
+
+		if (wire_dec_refs(body, h->len, &ids))
+			return fail("malformed kmod pin", -EBADMSG);
+		kmod_pin(c, &ids);
+		return 0;
+	}
+	case KRAY_MSG_ACTOR_CREATE:
+		return on_actor_create(c, h->req, body, h->len);
+	case KRAY_MSG_GET_ACTOR:
+		return on_get_actor(c, h->req, body, h->len);
+	case KRAY_MSG_KILL:
+		return on_kill(c, h->req, body, h->len);
+	case KRAY_MSG_LIST_ACTORS:
+	case KRAY_MSG_LIST_NODES: {
+		struct kbuf text = { 0 };
+		struct kray_msg_error m = { 0 };
+		size_t off;
+
+		if (h->len)
+			return fail("malformed list request", -EBADMSG);
+		if (h->type == KRAY_MSG_LIST_NODES)
+			cluster_describe(c->d, &text);
+		else
+			actor_describe(c->d, &text);
+		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
+			text.len = 60000;
+		m.len = (uint32_t)text.len;
+		off = wire_begin(&c->out, KRAY_MSG_TEXT_REPLY, h->req);
+		kbuf_put(&c->out, &m, sizeof(m));
+		wire_put_padded(&c->out, text.data, text.len);
+		wire_end(&c->out, off);
+		kbuf_free(&text);
+		conn_flush_later(c);
+		return 0;
+	}
+	case KRAY_MSG_CANCEL: {
+		struct kray_msg_cancel m;
+
+		if (wire_dec_fixed(body, h->len, &m, sizeof(m)) ||
+		    (m.flags & ~(KRAY_CANCEL_FORCE | KRAY_CANCEL_RECURSIVE)) || m.pad)
+			return fail("malformed cancel", -EBADMSG);
+		/* Only a holder of the ref may cancel the task behind it. */
+		if (oidmap_get(&c->refs, &m.oid))
+			task_cancel(c->d, &m.oid, m.flags);
+		return 0;
+	}
+	case KRAY_MSG_FAST_OPEN:
+		if (h->len)
+			return fail("malformed fast open", -EBADMSG);
+		return kfast_open(c, h->req);
+	case KRAY_MSG_FAST_DONE:
+		return kfast_done(c, body, h->len, &proto_why);
+	case KRAY_MSG_FAST_STORE:
+		return kfast_store(c, body, h->len, &proto_why);
+	case KRAY_MSG_PUT:
+		return on_put(c, body, h->len);
+	case KRAY_MSG_KV:
+		return kv_from_client(c, h->req, body, h->len);
+	case KRAY_MSG_RELEASE:
+		return proto_release(c, body, h->len);
+	case KRAY_MSG_STATUS:
+		if (h->len)
+			return fail("malformed status", -EBADMSG);
+		on_status(c, h->req);
+		return 0;
+	case KRAY_MSG_RESULT:
+		if (c->role != ROLE_WORKER)
+			return fail("result from a non-worker", -EPROTO);
+		if (wire_dec_result(body, h->len, &res))
+			return fail("malformed result", -EBADMSG);
+		sched_result(c, &res);
+		return 0;
+	case KRAY_MSG_REJECT:
+		if (c->role != ROLE_WORKER)
+			return fail("reject from a non-worker", -EPROTO);
+		if (wire_dec_fixed(body, h->len, &rej, sizeof(rej)))
+			return fail("malformed reject", -EBADMSG);
+		sched_reject(c, &rej.task);
+		return 0;
+	default:
+		return fail("frame type not accepted by krayd", -EBADMSG);
+	}
+}
+
+void proto_conn_gone(struct conn *c)
+{
+	struct krayd *d = c->d;
+
+	get_conn_gone(c);
+	kfast_conn_gone(c);
+	if (c->role == ROLE_DRIVER && d->cl)
+		gcs_job_changed(c, false);
+	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
+		actor_owner_gone(d, c->id);
+	/* A process that goes away drops its views and everything it held; objects it was
+	 * still writing become errors for whoever waits on them. */
+	oidmap_for_each(&c->pins, s)
+	{
+		struct obj *o = store_get(d, &s->key);
+
+		for (uint64_t i = 0; o && i < s->val; i++)
+			store_unpin(d, o);
+	}
+	oidmap_free(&c->pins);
+	oidmap_for_each(&c->refs, s)
+	{
+		struct obj *o = store_get(d, &s->key);
+
+		if (o && o->writer == c) {
+			static const char msg[] = "its creator exited before sealing it";
+
+			o->writer = NULL;
+			store_drop_large(d, o);
+			o->type = KRAY_WT_NIL;
+			store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);
+			o = store_get(d, &s->key);
+		}
+		for (uint64_t i = 0; o && i < s->val; i++) {
+			bool last = o->refs == 1;
+
+			store_unref(d, o);
+			if (last)
+				break;
+		}
+	}
+	oidmap_free(&c->refs);
+	if (c->worker) {
+		/* The fast path must not steer a task to it now (one it runs is reconciled
+		 * when the process is reaped). */
+		kfast_retire(d, c->worker);
+		worker_conn_lost(c->worker);
+	}
+}

@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The local scheduler: a FIFO of ready tasks, num_cpus CPU slots, and a pool of workers.
+ *
+ * A worker running a task holds that task's CPU (one slot unless it asked otherwise) and
+ * the task its custom resources, unless it is blocked in a get: then its CPU is given back
+ * (as in Ray), so nested tasks can always run.  Idle workers take tasks first;
+ * when every slot is busy, short tasks are pipelined: a worker may hold several tasks in
+ * flight, as many as fit in PIPE_BUDGET_NS of that function's measured run time, so that
+ * no-op tasks cost one socket round trip per batch instead of per task while long tasks
+ * are never queued behind each other.  A function not run yet is not pipelined.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/krayd.h"
+#include "core/log.h"
+
+#define PIPE_BUDGET_NS 100000
+#define PIPE_MAX 64
+
+struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len)
+{
+	struct fnstat *f;
+
+	for (f = d->fns; f; f = f->next)
+		if (f->name_len == len && !memcmp(f->name, name, len))
+			return f;
+	f = calloc(1, sizeof(*f));
+	if (!f || !(f->name = malloc(len)))
+		abort();
+	memcpy(f->name, name, len);
+	f->name_len = len;
+	f->next = d->fns;
+	d->fns = f;
+	return f;
+}
+
+/* Jobs are looked up on every EXEC: indexed by id (one per driver ever connected). */
+const char *job_code_path(struct krayd *d, uint32_t job)
+{
+	struct kray_oid key = { .node = job };
+	uint64_t *v = oidmap_get(&d->job_index, &key);
+
+	return v ? ((struct job *)(uintptr_t)*v)->code_path : NULL;
+}
+
+int job_add(struct krayd *d, uint32_t id, const char *path, size_t len)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	struct kray_oid key = { .node = id };
+	bool fresh;
+
+	if (!j || !(j->code_path = strndup(path, len)))
+		abort();
+	j->id = id;
+	j->next = d->jobs;
+	d->jobs = j;
+	*oidmap_upsert(&d->job_index, &key, &fresh) = (uint64_t)(uintptr_t)j;
+	return 0;
+}
+
+void sched_enqueue(struct krayd *d, struct task *t, bool front)
+{
+	/* In a cluster, a task that needs resources only another node has runs there, and one
+	 * that would wait here may go to a less loaded node (remote.c). */
+	if ((t->nres || d->cl) && remote_take(d, t))
+		return;
+	t->next = NULL;
+	if (!d->qhead) {
+		d->qhead = d->qtail = t;
+	} else if (front) {
+		t->next = d->qhead;
+		d->qhead = t;
+	} else {
+		d->qtail->next = t;
+		d->qtail = t;
+	}
+	d->st.tasks_queued++;
+}
+
+struct task *sched_unqueue(struct krayd *d, struct task **pp, struct task *prev)
+{
+	struct task *t = *pp;
+
+	*pp = t->next;
+	if (d->qtail == t)
+		d->qtail = prev;
+	t->next = NULL;
+	d->st.tasks_queued--;
+	return t;
+}
+
+static struct task *dequeue(struct krayd *d)
+{
+	return sched_unqueue(d, &d->qhead, NULL);
+}
+
+static unsigned pipe_depth(const struct fnstat *f)
+{
+	uint64_t n;
+
+	if (!f->avg_ns)
+		return 1;
+	n = PIPE_BUDGET_NS / f->avg_ns;
+	return n < 1 ? 1 : n > PIPE_MAX ? PIPE_MAX : (unsigned)n;
+}
+
+void sched_tell_job(struct worker *w, uint32_t job, const char *path)
+{
+	struct kray_msg_job m = { .job = job, .path_len = (uint32_t)strlen(path) };
+	struct kray_oid key = { .node = job };
+	size_t off;
+	bool fresh;
+
+	oidmap_upsert(&w->jobs, &key, &fresh);
+	if (!fresh)
+		return;
+	off = wire_begin(&w->conn->out, KRAY_MSG_JOB, 0);
+	kbuf_put(&w->conn->out, &m, sizeof(m));
+	wire_put_padded(&w->conn->out, path, m.path_len);
+	wire_end(&w->conn->out, off);
+}
+
+/* Drops the pins exec_fits() took on t's large arguments (those already in memory). */
+static void unpin_args(struct krayd *d, struct task *t)
+{
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid id;
+		struct obj *o;
+
+		if (v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		o = store_get(d, &id);
+		if (o->type == KRAY_WT_FD && o->pins && o->exec_pin) {
+			o->exec_pin = false;
+			store_unpin(d, o);
+		}
+	}
+}
+
+/*
+ * Checks that t's arguments, resolved, fit in one EXEC: at most KRAY_FDS_PER_MSG large
+ * objects (each restored from disk if it was spilled, and pinned) and KRAY_FRAME_MAX
+ * bytes.  Returns how many large arguments it pinned, or fails t and returns -1.
+ */
+static int exec_fits(struct krayd *d, struct task *t)
+{
+	uint64_t bytes = sizeof(struct kray_msg_exec) + KRAY_PAD8(t->fn->name_len);
+	unsigned large = 0;
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
+		struct kray_oid id;
+		struct obj *o;
+		int err;
+
+		bytes += sizeof(struct kray_wire_value);
+		if (v.type != KRAY_WT_REF) {
+			bytes += KRAY_PAD8(v.len);
+			continue;
+		}
+		memcpy(&id, v.data, sizeof(id));
+		o = store_get(d, &id);
+		if (o->type != KRAY_WT_FD) {
+			bytes += KRAY_PAD8(o->len) + o->ncontained * sizeof(struct kray_oid);
+			continue;
+		}
+		bytes += sizeof(struct kray_oid);
+		if (++large > KRAY_FDS_PER_MSG) {
+			unpin_args(d, t);
+			task_fail(d, t, KRAY_WE_BAD_ARGS,
+				  "'%.*s' has more than %d large arguments (one message carries "
+				  "at most %d memfds)",
+				  t->fn->name_len, t->fn->name, KRAY_FDS_PER_MSG, KRAY_FDS_PER_MSG);
+			return -1;
+		}
+		err = store_restore(d, o);
+		if (err) {
+			unpin_args(d, t);
+			task_fail(d, t, err == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
+				  "argument %u of '%.*s' cannot be restored from disk: %s", i,
+				  t->fn->name_len, t->fn->name,
+				  err == -ENOSPC ? "the object store is full" : strerror(-err));
+			return -1;
+		}
+		/* Restoring the next one must not spill this one again. */
+		if (!o->exec_pin) {
+			o->exec_pin = true;
+			store_pin(d, o);
+		}
+	}
+	if (bytes > KRAY_FRAME_MAX) {
+		unpin_args(d, t);
+		task_fail(d, t, KRAY_WE_BAD_ARGS,
+			  "the arguments of '%.*s' come to %llu bytes inline, more than one message "
+			  "carries (%u); pass large values as objects (kray_put)",
+			  t->fn->name_len, t->fn->name, (unsigned long long)bytes, KRAY_FRAME_MAX);
+		return -1;
+	}
+	return (int)large;
+}
+
+int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
+{
+	struct kbuf *b = &w->conn->out;
+	struct kray_msg_exec m = { .task = t->id, .job = t->job, .num_returns = t->num_returns,
+				   .nargs = t->nargs, .name_len = t->fn->name_len,
+				   .ctor = t->ctor,
+				   .max_concurrency = t->ctor ? t->actor->max_concurrency : 0 };
+	const char *path = job_code_path(d, t->job);
+	struct wire_rd r;
+	struct wire_value v;
+	size_t off;
+	int pinned = exec_fits(d, t);
+
+	if (pinned < 0)
+		return -1;
+	sched_tell_job(w, t->job, path ? path : "");
+	off = wire_begin(b, KRAY_MSG_EXEC, 0);
+	kbuf_put(b, &m, sizeof(m));
+	wire_put_padded(b, t->fn->name, t->fn->name_len);
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs; i++) {
+		if (wire_rd_value(&r, &v))
+			break;
+		if (v.type == KRAY_WT_REF) {
+			struct kray_oid id;
+
+			memcpy(&id, v.data, sizeof(id));
+			store_send_value(w->conn, store_get(d, &id)); /* held and ready */
+		} else if (v.type == KRAY_WT_ACTOR) {
+			struct kray_oid id;
+
+			/* The worker borrows the handle while it runs the call. */
+			memcpy(&id, v.data, sizeof(id));
+			store_conn_ref(w->conn, store_get(d, &id)); /* held by the task */
+			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
+		} else {
+			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
+		}
+	}
+	conn_end_frame(w->conn, off);
+	conn_flush_later(w->conn);
+	if (pinned) /* the worker's views pin them now; most tasks have no large argument */
+		unpin_args(d, t);
+
+	if (w->tail)
+		w->tail->next = t;
+	else
+		w->head = t;
+	w->tail = t;
+	if (!w->inflight++)
+		kbpf_worker_busy(d, w, t);
+	return 0;
+}
+
+static bool runnable(const struct worker *w)
+{
+	return w->state == W_READY && w->conn && !w->conn->closed && !w->blocked && !w->actor;
+}
+
+/* A task of the default shape: one CPU slot, no custom resources.  Only those are
+ * pipelined, behind others of the same shape. */
+static bool plain(const struct task *t)
+{
+	return t->cpu_milli == 1000 && !t->nres;
+}
+
+/* Whether t's custom resources are free now (the node has them: remote_take() saw to
+ * that before it was queued). */
+static bool res_free(struct krayd *d, const struct task *t)
+{
+	for (unsigned i = 0; i < t->nres; i++) {
+		struct node_resource *n = node_res(d, t->res[i].name);
+
+		if (!n || n->used_milli + t->res[i].milli > n->r.milli)
+			return false;
+	}
+	return true;
+}
+
+static void res_take(struct krayd *d, struct task *t)
+{
+	for (unsigned i = 0; i < t->nres; i++)
+		node_res(d, t->res[i].name)->used_milli += t->res[i].milli;
+	t->res_held = t->nres > 0;
+}
+
+/* Gives back the custom resources t took when it went to a worker. */
+void sched_res_give(struct krayd *d, struct task *t)
+{
+	if (!t->res_held)
+		return;
+	for (unsigned i = 0; i < t->nres; i++)
+		node_res(d, t->res[i].name)->used_milli -= t->res[i].milli;
+	t->res_held = false;
+}
+
+/* Stops idle workers beyond the free slots: workers blocked in gets made the pool grow, and
+ * it shrinks back once they are done. */
+static void trim_pool(struct krayd *d, unsigned keep)
+{
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (!runnable(w) || w->inflight || kfast_running(d, w))
+			continue;
+		if (keep)
+			keep--;
+		else if (kfast_retire(d, w)) /* not if the fast path just gave it a task */
+			conn_close(w->conn, "worker not needed");
+	}
+}
+
+/* Sends t to w, which was idle: w holds t's CPU, t its resources.  -1: t failed instead. */
+static int start_on(struct krayd *d, struct worker *w, struct task *t)
+{
+	if (sched_send_exec(d, w, t))
+		return -1;
+	w->cpu_milli = t->cpu_milli;
+	w->plain = plain(t);
+	res_take(d, t);
+	return 0;
+}
+
+/*
+ * The fast path (bpf_fast.c) runs tasks krayd does not see.  A queued task must not wait
+ * for a wake-up that never comes: when no daemon-path task is in flight and no worker is
+ * starting, nothing will call sched_dispatch() again, so the queue's head tasks go to the
+ * workers that run fast tasks, one each, to run next (their results wake krayd).
+ */
+static void unstrand(struct krayd *d)
+{
+	if (!d->fast || !d->qhead || d->starting)
+		return;
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->state == W_READY && w->inflight && !w->blocked)
+			return; /* its result will dispatch (a blocked one may wait on the queue) */
+	for (struct worker *w = d->workers; w && d->qhead; w = w->next)
+		if (runnable(w) && !w->inflight && res_free(d, d->qhead) && kfast_pass(d, w))
+			start_on(d, w, dequeue(d));
+}
+
+/* An idle worker, claimed from the fast path (whose program may give it a task first). */
+static struct worker *idle_worker(struct krayd *d)
+{
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (runnable(w) && !w->inflight && kfast_claim(d, w))
+			return w;
+	return NULL;
+}
+
+/* The busy worker with the fewest tasks that can take plain task t behind its own. */
+static struct worker *pipeline_worker(struct krayd *d, const struct task *t)
+{
+	unsigned depth = pipe_depth(t->fn);
+	struct worker *best = NULL;
+
+	for (struct worker *w = d->workers; w && depth > 1; w = w->next)
+		if (runnable(w) && w->plain && w->inflight && w->inflight < depth &&
+		    (!best || w->inflight < best->inflight))
+			best = w;
+	return best;
+}
+
+/*
+ * A task of several CPUs that plain tasks have kept out for STARVE_NS: it could run once
+ * running tasks end (its resources are free, and the actors leave it room), so the scan
+ * stops there and lets CPUs free up for it.
+ */
+#define STARVE_NS 1000000000ll
+
+static bool starved(struct krayd *d, const struct task *t, uint64_t cap)
+{
+	return t->cpu_milli > 1000 && d->actor_slots_milli <= cap &&
+	       t->cpu_milli <= cap - d->actor_slots_milli &&
+	       res_free(d, t) && now_ns() - t->submit_ns > STARVE_NS;
+}
+
+/*
+ * Starts what can start.  CPU is counted in thousandths of a slot: a running task holds
+ * its cpu_milli (a worker blocked in a get gives it back), actors hold theirs.  The queue
+ * is FIFO, but a task whose CPU or custom resources are not free now is stepped over, so
+ * that it does not hold up tasks that could run; the scan ends SCAN_MAX tasks past the
+ * first one that could not start, which bounds the work per turn with a long queue.
+ */
+#define SCAN_MAX 256
+
+void sched_dispatch(struct krayd *d)
+{
+	uint64_t cap = (uint64_t)d->cfg.num_cpus * 1000, used = d->actor_slots_milli;
+	/* Pool workers still starting will take queued tasks: counted, or every loop turn
+	 * before they connect would start another one per queued task. */
+	unsigned idle = 0, pool_starting = 0, want = 0, past = 0;
+	struct task **pp = &d->qhead, *prev = NULL, *t;
+
+	if (d->stopping)
+		return;
+	kbpf_tick(d);
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (runnable(w) && w->inflight)
+			used += w->cpu_milli;
+		else if (runnable(w) && kfast_running(d, w))
+			used += 1000; /* a fast task (always plain) holds a CPU slot too */
+		else if (runnable(w))
+			idle++;
+		else if (w->state == W_STARTING && !w->actor)
+			pool_starting++;
+	}
+	while ((t = *pp) && past <= SCAN_MAX) {
+		bool fits = (!t->cpu_milli || used + t->cpu_milli <= cap) && res_free(d, t);
+		struct worker *w = fits && idle ? idle_worker(d) : NULL;
+
+		if (w) {
+			sched_unqueue(d, pp, prev);
+			idle--;
+			if (!start_on(d, w, t)) /* else it failed: the worker stays idle */
+				used += t->cpu_milli;
+			continue;
+		}
+		w = plain(t) ? pipeline_worker(d, t) : NULL;
+		if (w) {
+			sched_unqueue(d, pp, prev);
+			sched_send_exec(d, w, t);
+			continue;
+		}
+		/* It waits: for a worker to start, or for CPU or resources to be given back.
+		 * Plain tasks behind a plain one that waits cannot start either: start
+		 * workers for as many as the free CPU holds, and look further only for a
+		 * task of another shape that an idle worker could take. */
+		if (plain(t)) {
+			if (fits)
+				want += (unsigned)((cap - used) / 1000);
+			if (fits || !idle)
+				break;
+		} else if (fits) {
+			want++; /* its CPU counted as taken: no more start than the slots hold */
+			used += t->cpu_milli;
+		} else if (starved(d, t, cap)) {
+			break; /* the tasks behind it wait, so that slots drain until it fits */
+		}
+		past++;
+		prev = t;
+		pp = &t->next;
+	}
+	if (want > d->st.tasks_queued)
+		want = (unsigned)d->st.tasks_queued;
+	if (!d->qhead) {
+		trim_pool(d, cap > used ? (unsigned)((cap - used) / 1000) : 0);
+	} else {
+		/* Start workers for the waiting tasks that fit, less those starting already. */
+		want = want > pool_starting ? want - pool_starting : 0;
+		/* The CPUs are oversubscribed (daemon/bpf/bpf_sched.c): another worker would only
+		 * wait for a CPU too.  Queue; the busy workers' results dispatch again. */
+		if (want && used > d->actor_slots_milli && kbpf_oversubscribed(d)) {
+			kbpf_deferred(d);
+			want = 0;
+		}
+		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
+		       d->start_failures < 3)
+			if (worker_spawn(d))
+				break;
+	}
+	if (d->fast) {
+		unstrand(d);
+		for (struct worker *w = d->workers; w; w = w->next)
+			if (runnable(w))
+				kfast_settle(d, w, d->qhead != NULL);
+	}
+}
+
+/* Gives back the actor handles, and the refs inside argument objects, that worker
+ * connection c borrowed for t. */
+void sched_unlend(struct conn *c, struct task *t)
+{
+	struct wire_rd r;
+	struct wire_value v;
+
+	wire_rd_init(&r, t->args, t->args_len);
+	for (unsigned i = 0; i < t->nargs; i++) {
+		struct kray_oid id;
+
+		if (wire_rd_value(&r, &v))
+			break;
+		if (v.type != KRAY_WT_ACTOR && v.type != KRAY_WT_REF)
+			continue;
+		memcpy(&id, v.data, sizeof(id));
+		if (v.type == KRAY_WT_ACTOR) {
+			store_conn_unref(c, &id);
+			continue;
+		}
+		/* The refs an argument object contains were lent with it (store_send_value). */
+		struct obj *o = store_get(c->d, &id);
+
+		for (uint16_t j = 0; o && j < o->ncontained; j++)
+			store_conn_unref(c, &o->contained[j]);
+	}
+}
+
+static struct task *unlink_inflight(struct krayd *d, struct worker *w,
+				    const struct kray_oid *id)
+{
+	struct task *prev = NULL;
+
+	for (struct task *t = w->head; t; prev = t, t = t->next) {
+		if (!oid_eq(&t->id, id))
+			continue;
+		if (prev)
+			prev->next = t->next;
+		else
+			w->head = t->next;
+		if (w->tail == t)
+			w->tail = prev;
+		t->next = NULL;
+		w->inflight--;
+		sched_res_give(d, t);
+		return t;
+	}
+	return NULL;
+}
+
+void sched_result(struct conn *c, const struct wire_result *r)
+{
+	struct worker *w = c->worker;
+	struct task *t = unlink_inflight(c->d, w, &r->m.task);
+
+	if (!t) {
+		log_warn("worker %u: result for a task it does not hold", w->id);
+		return;
+	}
+	/* Handles given to a constructor stay with the actor's process (its state may
+	 * keep them) until it exits; a call's are lent for the call. */
+	if (!t->ctor)
+		sched_unlend(c, t);
+	kbpf_worker_done(c->d, w);
+	if (t->actor) {
+		actor_result(c, t, r);
+		return;
+	}
+	if (t->cancelled) {
+		task_fail_cancelled(c->d, t);
+		return;
+	}
+	t->fn->runs++;
+	t->fn->avg_ns = t->fn->avg_ns ? (t->fn->avg_ns * 7 + r->m.exec_ns) / 8 : r->m.exec_ns;
+	if (!t->fn->avg_ns)
+		t->fn->avg_ns = 1;
+	task_finish(c, t, r->values, r->m.n);
+}
+
+void sched_reject(struct conn *c, const struct kray_oid *id)
+{
+	struct task *t = c->worker->actor ? NULL : unlink_inflight(c->d, c->worker, id);
+
+	/* An actor never hands calls back: its calls wait for it, in order. */
+	if (t) {
+		c->d->st.tasks_handed_back++;
+		sched_unlend(c, t);
+		if (t->cancelled)
+			task_fail_cancelled(c->d, t);
+		else
+			sched_enqueue(c->d, t, true);
+	}
+}
+
+void sched_blocked(struct worker *w, bool blocked)
+{
+	w->blocked = blocked;
+}
+
+void sched_fini(struct krayd *d)
+{
+	while (d->qhead)
+		task_free(d, dequeue(d));
+	while (d->fns) {
+		struct fnstat *f = d->fns;
+
+		d->fns = f->next;
+		free(f->name);
+		free(f);
+	}
+	oidmap_free(&d->job_index);
+	oidmap_free(&d->cancelled);
+	while (d->jobs) {
+		struct job *j = d->jobs;
+
+		d->jobs = j->next;
+		free(j->code_path);
+		free(j);
+	}
+}

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The object table: every object krayd knows, pending (its task has not finished) or
+ * ready (sealed: immutable from then on).  Values up to inline_max live here in krayd's
+ * memory; large objects move to sealed memfds with the object store (issue 3).
+ *
+ * An object is freed when it is ready and unreferenced.  A pending object is never freed:
+ * its task will seal it, and that is when an unreferenced result is dropped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/krayd.h"
+
+struct obj *store_get(struct krayd *d, const struct kray_oid *id)
+{
+	uint64_t *v = oidmap_get(&d->objs, id);
+
+	return v ? (struct obj *)(uintptr_t)*v : NULL;
+}
+
+struct obj *store_create(struct krayd *d, const struct kray_oid *id)
+{
+	struct obj *o;
+	bool fresh;
+	uint64_t *slot = oidmap_upsert(&d->objs, id, &fresh);
+
+	if (!fresh)
+		return NULL;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		abort();
+	o->id = *id;
+	o->state = OBJ_PENDING;
+	o->fd = -1;
+	*slot = (uint64_t)(uintptr_t)o;
+	d->st.objects++;
+	return o;
+}
+
+static void obj_free(struct krayd *d, struct obj *o)
+{
+	if (o->remote_link)
+		remote_obj_settled(d, o); /* its copy elsewhere goes too */
+	/* Nested refs go with their container. */
+	for (uint16_t i = 0; i < o->ncontained; i++) {
+		struct obj *in = store_get(d, &o->contained[i]);
+
+		if (in)
+			store_unref(d, in);
+	}
+	free(o->contained);
+	oidmap_del(&d->objs, &o->id);
+	store_drop_large(d, o);
+	d->st.objects--;
+	d->st.evicted_total++;
+	if (o->id.index == KRAY_OID_ACTOR)
+		actor_handle_gone(d, &o->id); /* the last handle went */
+	d->st.object_bytes -= o->len;
+	free(o->data);
+	free(o);
+}
+
+/* Wakes everything waiting for o, then drops it if nobody holds it. */
+static void fire(struct krayd *d, struct obj *o)
+{
+	struct dep *dep = o->deps;
+
+	o->deps = NULL;
+	/* Hold o while its waiters run: one of them may drop the last reference. */
+	o->refs++;
+	while (dep) {
+		struct dep *next = dep->next;
+
+		if (dep->task)
+			task_dep_ready(d, dep->task, o);
+		else
+			get_dep_ready(d, dep->get);
+		free(dep);
+		dep = next;
+	}
+	store_unref(d, o);
+}
+
+static void contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)
+{
+	if (!n)
+		return;
+	o->contained = malloc(n * sizeof(*o->contained));
+	if (!o->contained)
+		abort();
+	memcpy(o->contained, refs, n * sizeof(*o->contained));
+	o->ncontained = n;
+	for (uint16_t i = 0; i < n; i++) {
+		struct obj *in = store_get(d, &o->contained[i]);
+
+		if (in)
+			store_ref(in);
+		else
+			o->contained[i] = (struct kray_oid){ 0 }; /* checked by the caller */
+	}
+}
+
+static void seal(struct krayd *d, struct obj *o, uint8_t type, uint8_t err, uint64_t scalar,
+		 const void *data, size_t len)
+{
+	if (o->state == OBJ_READY)
+		return; /* sealed objects are immutable: a late duplicate result is dropped */
+	o->type = type;
+	o->err = err;
+	o->scalar = scalar;
+	o->len = (uint32_t)len;
+	if (len) {
+		o->data = malloc(len);
+		if (!o->data)
+			abort();
+		memcpy(o->data, data, len);
+	}
+	o->state = OBJ_READY;
+	d->st.object_bytes += len;
+	fire(d, o);
+}
+
+void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v)
+{
+	if (o->state != OBJ_READY)
+		contain(d, o, v->refs, v->nrefs);
+	seal(d, o, v->type, v->err, v->scalar, v->data, v->len);
+}
+
+bool store_holds_refs(struct conn *c, const struct wire_value *v)
+{
+	for (uint16_t i = 0; i < v->nrefs; i++) {
+		struct kray_oid id;
+
+		memcpy(&id, &v->refs[i], sizeof(id));
+		if (!oidmap_get(&c->refs, &id))
+			return false;
+	}
+	return true;
+}
+
+void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len)
+{
+	seal(d, o, KRAY_WT_ERROR, err, 0, msg, len);
+}
+
+void store_ref(struct obj *o)
+{
+	o->refs++;
+}
+
+/* Frees o once nothing references it and nobody has it mapped. */
+void store_unref(struct krayd *d, struct obj *o)
+{
+	if (--o->refs == 0 && !o->pins && o->state == OBJ_READY)
+		obj_free(d, o);
+}
+
+void store_pin(struct krayd *d, struct obj *o)
+{
+	if (o->pins++ == 0)
+		d->st.objects_pinned++;
+}
+
+void store_unpin(struct krayd *d, struct obj *o)
+{
+	if (!o->pins || --o->pins)
+		return;
+	d->st.objects_pinned--;
+	if (!o->refs && o->state == OBJ_READY)
+		obj_free(d, o);
+}
+
+void store_send_value(struct conn *c, struct obj *o)
+{
+	struct krayd *d = c->d;
+	bool fresh;
+	int r = 0;
+
+	/* Whoever gets an object borrows the refs it contains. */
+	for (uint16_t i = 0; i < o->ncontained; i++) {
+		struct obj *in = store_get(d, &o->contained[i]);
+
+		if (in)
+			store_conn_ref(c, in);
+	}
+	if (o->type != KRAY_WT_FD) {
+		wire_put_value_refs(&c->out, o->type, o->err, o->scalar, o->data, o->len,
+				    o->contained, o->ncontained);
+		return;
+	}
+	if (o->spilled)
+		r = store_restore(d, o);
+	if (!r)
+		r = conn_frame_fd(c, o->fd);
+	if (r) {
+		wire_put_errorf(&c->out, r == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
+				"object %u.%u.%u.%u (%llu bytes) cannot be mapped: %s", o->id.node,
+				o->id.owner, o->id.seq, o->id.index, (unsigned long long)o->size,
+				r == -ENOSPC ? "the object store is full and nothing more can be "
+					       "spilled (every object is mapped, or the spill "
+					       "directory is full)" :
+				r == -E2BIG  ? "more than 253 large objects in one message" :
+					       strerror(-r));
+		return;
+	}
+	wire_put_value_refs(&c->out, KRAY_WT_FD, 0, o->size, &o->id, sizeof(o->id),
+			    o->contained, o->ncontained);
+	store_pin(d, o);
+	(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
+}
+
+void store_fini(struct krayd *d)
+{
+	oidmap_for_each(&d->objs, s)
+	{
+		struct obj *o = (struct obj *)(uintptr_t)s->val;
+
+		while (o->deps) {
+			struct dep *n = o->deps->next;
+
+			free(o->deps);
+			o->deps = n;
+		}
+		store_drop_large(d, o);
+		free(o->contained);
+		free(o->data);
+		free(o);
+	}
+	oidmap_free(&d->objs);
+}
+
+void store_conn_ref(struct conn *c, struct obj *o)
+{
+	bool fresh;
+
+	(*oidmap_upsert(&c->refs, &o->id, &fresh))++;
+	store_ref(o);
+}
+
+void store_conn_unref(struct conn *c, const struct kray_oid *id)
+{
+	uint64_t *n = oidmap_get(&c->refs, id);
+	struct obj *o;
+
+	if (!n)
+		return; /* not held: a double release is ignored */
+	if (--*n == 0)
+		oidmap_del(&c->refs, id);
+	o = store_get(c->d, id);
+	if (o)
+		store_unref(c->d, o);
+}
