@@ -317,16 +317,12 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 	struct gname *g;
 	struct node_entry *host;
 
-	if (!d->cfg.head) {
-		proto_why = "this node is not the head";
-		return -EPROTO;
-	}
+	if (!d->cfg.head)
+		return conn_fail(l->c, "this node is not the head", -EPROTO);
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.name_len || rd_str(&r, m.name_len, &name) ||
-	    rd_str(&r, m.ns_len, &ns) || wire_rd_end(&r)) {
-		proto_why = "malformed lookup";
-		return -EBADMSG;
-	}
+	    rd_str(&r, m.ns_len, &ns) || wire_rd_end(&r))
+		return conn_fail(l->c, "malformed lookup", -EBADMSG);
 	rep.token = m.token;
 	if (m.claim) {
 		g = gcs_claim(d, name, m.name_len, ns, m.ns_len, &m.actor, l->node);
@@ -379,10 +375,8 @@ static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kb
 
 int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len)
 {
-	if (!l->d->cfg.head) {
-		proto_why = "this node is not the head";
-		return -EPROTO;
-	}
+	if (!l->d->cfg.head)
+		return conn_fail(l->c, "this node is not the head", -EPROTO);
 	kv_run(l->d, body, len, net_out(l), 0);
 	net_flush(l);
 	return 0;
@@ -396,10 +390,8 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	struct kbuf *b;
 	size_t off;
 
-	if (len < sizeof(m)) {
-		proto_why = "malformed kv";
-		return -EBADMSG;
-	}
+	if (len < sizeof(m))
+		return conn_fail(c, "malformed kv", -EBADMSG);
 	if (!d->cl || d->cfg.head) {
 		struct kray_msg_kv rep = { .status = -ENOTCONN };
 

@@ -18,11 +18,6 @@
 #include "cluster/cluster.h"
 #include "core/log.h"
 
-static int fail(const char *why, int code)
-{
-	proto_why = why;
-	return code;
-}
 
 static void send_oids(struct link *l, uint16_t type, const struct kray_oid *id)
 {
@@ -52,7 +47,7 @@ int remote_on_held(struct link *l, const uint8_t *body, uint32_t len)
 	uint64_t *v;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed held object", -EBADMSG);
+		return conn_fail(l->c, "malformed held object", -EBADMSG);
 	o = store_get(d, &m.oid);
 	tid = m.oid;
 	tid.index = 0;
@@ -116,7 +111,7 @@ int remote_on_pull(struct link *l, const uint8_t *body, uint32_t len)
 	struct obj *o;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed pull", -EBADMSG);
+		return conn_fail(l->c, "malformed pull", -EBADMSG);
 	o = store_get(l->d, &m.oid);
 	if (o && o->state == OBJ_READY && oidmap_get(&l->c->refs, &m.oid))
 		xfer_push(l, o);

@@ -17,11 +17,6 @@
 #include "cluster/cluster.h"
 #include "core/log.h"
 
-static int fail(const char *why, int code)
-{
-	proto_why = why;
-	return code;
-}
 
 struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, uint64_t req)
 {
@@ -283,7 +278,7 @@ static int on_reply(struct krayd *d, const uint8_t *body, uint32_t len)
 	struct link *to;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed lookup reply", -EBADMSG);
+		return -EBADMSG;
 	p = pend_take(d, m.token);
 	if (!p)
 		return 0; /* expired (a claimed name stays the head's until its holder dies) */
@@ -317,7 +312,7 @@ static int on_reply(struct krayd *d, const uint8_t *body, uint32_t len)
 
 int lookup_on_reply(struct link *l, const uint8_t *body, uint32_t len)
 {
-	return on_reply(l->d, body, len);
+	return on_reply(l->d, body, len) ? conn_fail(l->c, "malformed lookup reply", -EBADMSG) : 0;
 }
 
 /* On the actor's node: hold a handle for this link. */
@@ -328,7 +323,7 @@ int lookup_on_attach(struct link *l, const uint8_t *body, uint32_t len)
 	struct obj *h;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed attach", -EBADMSG);
+		return conn_fail(l->c, "malformed attach", -EBADMSG);
 	a = actor_find(l->d, &m.actor);
 	h = a && a->state != A_DEAD ? store_get(l->d, &m.actor) : NULL;
 	m.status = h ? 0 : -ENOENT;
@@ -346,7 +341,7 @@ int lookup_on_attach_reply(struct link *l, const uint8_t *body, uint32_t len)
 	struct conn *c;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed attach reply", -EBADMSG);
+		return conn_fail(l->c, "malformed attach reply", -EBADMSG);
 	p = pend_take(d, m.token);
 	if (!p)
 		goto undo;
@@ -387,7 +382,7 @@ int kv_on_reply(struct link *l, const uint8_t *body, uint32_t len)
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.value_len > KRAY_KV_VALUE_MAX ||
 	    (m.value_len && wire_rd_bytes(&r, m.value_len, &val)) || wire_rd_end(&r))
-		return fail("malformed kv reply", -EBADMSG);
+		return conn_fail(l->c, "malformed kv reply", -EBADMSG);
 	p = pend_take(d, m.token);
 	c = p ? pend_conn(d, p) : NULL;
 	if (c)

@@ -28,11 +28,6 @@
 #include "cluster/cluster.h"
 #include "core/log.h"
 
-static int fail(const char *why, int code)
-{
-	proto_why = why;
-	return code;
-}
 
 static void mac(const struct cluster *cl, char role, const uint8_t *nonce_a,
 		const uint8_t *nonce_c, uint32_t node, uint8_t *ret)
@@ -238,7 +233,7 @@ static int on_challenge(struct link *l, const uint8_t *body, uint32_t len)
 	struct kray_msg_node_auth a = { .node = l->d->node };
 
 	if (!l->outbound || wire_dec_fixed(body, len, &ch, sizeof(ch)))
-		return fail("unexpected challenge", -EPROTO);
+		return conn_fail(l->c, "unexpected challenge", -EPROTO);
 	memcpy(l->peer_nonce, ch.nonce, KRAY_NONCE_LEN);
 	nonce(l->nonce);
 	memcpy(a.nonce, l->nonce, KRAY_NONCE_LEN);
@@ -254,14 +249,14 @@ static int on_auth(struct link *l, const uint8_t *body, uint32_t len)
 	uint8_t want[KRAY_MAC_LEN];
 
 	if (l->outbound || wire_dec_fixed(body, len, &a, sizeof(a)))
-		return fail("unexpected auth", -EPROTO);
+		return conn_fail(l->c, "unexpected auth", -EPROTO);
 	mac(l->d->cl, 'C', l->nonce, a.nonce, a.node, want);
 	if (CRYPTO_memcmp(want, a.mac, KRAY_MAC_LEN)) {
 		log_warn_ratelimited("node link refused: wrong cluster token");
-		return fail("wrong cluster token", -EACCES);
+		return conn_fail(l->c, "wrong cluster token", -EACCES);
 	}
 	if (a.node == l->d->node || !a.node)
-		return fail("a node id that is not another node's", -EPROTO);
+		return conn_fail(l->c, "a node id that is not another node's", -EPROTO);
 	memcpy(l->peer_nonce, a.nonce, KRAY_NONCE_LEN);
 	l->node = a.node;
 	mac(l->d->cl, 'A', l->nonce, l->peer_nonce, ok.node, ok.mac);
@@ -276,15 +271,15 @@ static int on_auth_ok(struct link *l, const uint8_t *body, uint32_t len)
 	uint8_t want[KRAY_MAC_LEN];
 
 	if (!l->outbound || wire_dec_fixed(body, len, &a, sizeof(a)))
-		return fail("unexpected auth ok", -EPROTO);
+		return conn_fail(l->c, "unexpected auth ok", -EPROTO);
 	mac(l->d->cl, 'A', l->peer_nonce, l->nonce, a.node, want);
 	if (CRYPTO_memcmp(want, a.mac, KRAY_MAC_LEN)) {
 		log_warn_ratelimited("node link: the other end does not know the cluster token");
-		return fail("wrong cluster token", -EACCES);
+		return conn_fail(l->c, "wrong cluster token", -EACCES);
 	}
 	/* A link made to reach a given node must reach that one. */
 	if (l->node && l->node != a.node)
-		return fail("another node answers at that address", -EPROTO);
+		return conn_fail(l->c, "another node answers at that address", -EPROTO);
 	l->node = a.node;
 	link_up(l);
 	return 0;
@@ -303,14 +298,14 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 		case KRAY_MSG_NODE_AUTH_OK:
 			return on_auth_ok(l, body, h->len);
 		default:
-			return fail("prove the cluster token first", -EACCES);
+			return conn_fail(l->c, "prove the cluster token first", -EACCES);
 		}
 	}
 	switch (h->type) {
 	case KRAY_MSG_NODE_REGISTER:
 	case KRAY_MSG_NODE_HEARTBEAT:
 		if (!l->d->cfg.head)
-			return fail("this node is not the head", -EPROTO);
+			return conn_fail(l->c, "this node is not the head", -EPROTO);
 		gcs_on_report(l, h, body);
 		return 0;
 	case KRAY_MSG_NODE_VIEW:
@@ -326,14 +321,14 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 		return xfer_on_chunk(l, body, h->len);
 	case KRAY_MSG_GCS_ACTOR:
 		if (!l->d->cfg.head)
-			return fail("this node is not the head", -EPROTO);
+			return conn_fail(l->c, "this node is not the head", -EPROTO);
 		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       fail("malformed named actor", -EBADMSG) : 0;
+			       conn_fail(l->c, "malformed named actor", -EBADMSG) : 0;
 	case KRAY_MSG_GCS_JOB:
 		if (!l->d->cfg.head)
-			return fail("this node is not the head", -EPROTO);
+			return conn_fail(l->c, "this node is not the head", -EPROTO);
 		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       fail("malformed job", -EBADMSG) : 0;
+			       conn_fail(l->c, "malformed job", -EBADMSG) : 0;
 	case KRAY_MSG_GCS_LOOKUP:
 		return gcs_on_lookup(l, body, h->len);
 	case KRAY_MSG_GCS_LOOKUP_REPLY:
@@ -357,9 +352,9 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 	case KRAY_MSG_PEER_RELEASE:
 		return proto_release(l->c, body, h->len);
 	case KRAY_MSG_ERROR:
-		return fail("the other node closed the link", -ECONNRESET);
+		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
 	default:
-		return fail("frame type not accepted on a node link", -EBADMSG);
+		return conn_fail(l->c, "frame type not accepted on a node link", -EBADMSG);
 	}
 }
 

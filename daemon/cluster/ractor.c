@@ -17,11 +17,6 @@
 #include "cluster/cluster.h"
 #include "core/log.h"
 
-static int fail(const char *why, int code)
-{
-	proto_why = why;
-	return code;
-}
 
 int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 			const struct wire_resource *res, int nres, struct kray_oid *ret_id)
@@ -186,10 +181,10 @@ int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len)
 	if (wire_rd_fixed(&r, &f, sizeof(f)) || f.path_len > KRAY_PATH_MAX ||
 	    (f.path_len && wire_rd_bytes(&r, f.path_len, &path)) ||
 	    memchr(path, 0, f.path_len) || wire_dec_actor_create(r.p, r.left, &m))
-		return fail("malformed forwarded actor", -EBADMSG);
+		return conn_fail(l->c, "malformed forwarded actor", -EBADMSG);
 	if (f.actor.node != l->node || f.actor.index != KRAY_OID_ACTOR ||
 	    f.actor.seq != m.m.seq)
-		return fail("a forwarded actor must be its sender's", -EPERM);
+		return conn_fail(l->c, "a forwarded actor must be its sender's", -EPERM);
 	job = remote_map_job(d, l->node, f.job, path, f.path_len);
 	if (actor_create_as(l->c, &m, &f.actor, job, &why))
 		log_warn("actor '%.*s' from node %08x not created: %s", m.m.class_len, m.cls,
@@ -203,7 +198,7 @@ int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
 	struct actor *a;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed forwarded kill", -EBADMSG);
+		return conn_fail(l->c, "malformed forwarded kill", -EBADMSG);
 	a = actor_find(l->d, &m.actor);
 	if (a && m.actor.node == l->node)
 		actor_kill(l->d, a, m.no_restart != 0);

@@ -24,11 +24,6 @@
 #include "cluster/cluster.h"
 #include "core/log.h"
 
-static int fail(const char *why, int code)
-{
-	proto_why = why;
-	return code;
-}
 
 static bool local_has(struct krayd *d, const struct task *t)
 {
@@ -270,7 +265,7 @@ int remote_on_done(struct link *l, const uint8_t *body, uint32_t len)
 	uint64_t *v;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed fwd done", -EBADMSG);
+		return conn_fail(l->c, "malformed fwd done", -EBADMSG);
 	v = oidmap_get(&d->cl->fwd_index, &m.task);
 	if (!v)
 		return 0; /* retried elsewhere already */
@@ -392,9 +387,9 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 	struct task *t;
 
 	if (wire_dec_fwd_task(body, len, &f))
-		return fail("malformed forwarded task", -EBADMSG);
+		return conn_fail(l->c, "malformed forwarded task", -EBADMSG);
 	if (f.m.task.node != l->node || f.m.task.index)
-		return fail("a forwarded task must be its sender's", -EPERM);
+		return conn_fail(l->c, "a forwarded task must be its sender's", -EPERM);
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		abort();

@@ -42,11 +42,6 @@ struct xitem {
 	struct xitem *next;
 };
 
-static int fail(const char *why, int code)
-{
-	proto_why = why;
-	return code;
-}
 
 struct kbuf *xfer_after(struct xitem *x)
 {
@@ -322,13 +317,13 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || (m.len && wire_rd_bytes(&r, m.len, &data)) ||
 	    wire_rd_end(&r))
-		return fail("malformed object push", -EBADMSG);
+		return conn_fail(l->c, "malformed object push", -EBADMSG);
 	if (m.type == KRAY_WT_FD ? (m.len || !m.size || m.size > KRAY_OBJECT_MAX) :
 	    (m.size != m.len || m.type > KRAY_WT_ERROR || m.type == KRAY_WT_REF ||
 	     m.err > KRAY_WE_MAX))
-		return fail("bad object push", -EBADMSG);
+		return conn_fail(l->c, "bad object push", -EBADMSG);
 	if (l->rx.active)
-		return fail("object push in the middle of another object", -EPROTO);
+		return conn_fail(l->c, "object push in the middle of another object", -EPROTO);
 	o = store_get(d, &m.oid);
 	foreign = m.oid.node != d->node;
 	if (!o && foreign)
@@ -379,10 +374,10 @@ int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.len || wire_rd_bytes(&r, m.len, &data) ||
 	    wire_rd_end(&r))
-		return fail("malformed object chunk", -EBADMSG);
+		return conn_fail(l->c, "malformed object chunk", -EBADMSG);
 	if (!l->rx.active || !oid_eq(&m.oid, &l->rx.id) || m.offset != l->rx.off ||
 	    m.len > l->rx.size - l->rx.off)
-		return fail("object chunk out of order", -EPROTO);
+		return conn_fail(l->c, "object chunk out of order", -EPROTO);
 	o = l->rx.discard ? NULL : store_get(d, &m.oid);
 	while (o && done < m.len) {
 		ssize_t n = pwrite(o->fd, (const char *)data + done, m.len - done,

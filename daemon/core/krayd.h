@@ -27,6 +27,7 @@
 #include "../../common/wire.h"
 #include "bpf/bpf.h"
 #include "core/config.h"
+#include "core/ext.h"
 
 struct krayd;
 struct worker;
@@ -89,6 +90,7 @@ struct conn {
 	bool recv_armed, send_armed, closed, dirty;
 	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
 	bool close_when_sent; /* metrics: close once the reply is out */
+	const char *why; /* why its last frame was refused (conn_fail()), for the ERROR frame */
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
 };
@@ -277,6 +279,10 @@ struct krayd {
 	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */
 
 	struct kray_wire_stats st;
+	/* The parts outside the core: their hook tables (core/ext.h), and the state each
+	 * keeps (the core never reads it). */
+	const struct ext *ext[EXT_MAX];
+	unsigned next_ext;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */
 	struct cluster *cl; /* NULL: a single node (daemon/cluster/cluster.h) */
@@ -293,6 +299,9 @@ int conn_frame_fd(struct conn *c, int fd);
 /* Ends the frame begun at out offset off: its length, its fd count, and its fds queued. */
 void conn_end_frame(struct conn *c, size_t off);
 void conn_close(struct conn *c, const char *why);
+/* Refuses the frame being handled: notes why (a static string) for the ERROR frame that
+ * answers it, and returns code (a negative errno) for the handler to return. */
+int conn_fail(struct conn *c, const char *why, int code);
 /* A connection for fd (taken over), with its first receive armed. */
 struct conn *conn_new(struct krayd *d, int fd, enum conn_role role);
 /* Arms c's send if it has output (node links call it after queueing). */
@@ -348,8 +357,7 @@ int metrics_listen(const char *spec);
 void metrics_render(struct krayd *d, struct kbuf *b);
 void metrics_on_recv(struct conn *c);
 
-/* proto.c: frames from clients and workers; proto_why says why one was refused */
-extern const char *proto_why;
+/* proto.c: frames from clients and workers */
 int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 int proto_release(struct conn *c, const uint8_t *body, uint32_t len);
 void proto_conn_gone(struct conn *c);

@@ -291,6 +291,12 @@ struct conn *conn_new(struct krayd *d, int fd, enum conn_role role)
 	return c;
 }
 
+int conn_fail(struct conn *c, const char *why, int code)
+{
+	c->why = why;
+	return code;
+}
+
 void conn_kick(struct conn *c)
 {
 	arm_send(c);
@@ -379,7 +385,7 @@ static void parse_frames(struct conn *c)
 		kbuf_consume(&c->in, sizeof(h) + h.len);
 		if (r) {
 			c->d->st.frames_rejected++;
-			wire_put_error_frame(&c->out, h.req, r, proto_why);
+			wire_put_error_frame(&c->out, h.req, r, c->why ? c->why : "malformed frame");
 			conn_flush_later(c);
 			conn_close(c, "bad frame body");
 			return;

@@ -2,7 +2,7 @@
 /*
  * What krayd does with each frame a client or worker sends.  A handler returns 0, or a
  * negative errno for a frame that breaks the protocol: the loop then answers with an
- * ERROR frame carrying proto_why and closes the connection.  Errors that belong to one
+ * ERROR frame carrying the reason conn_fail() gave and closes the connection.  Errors that belong to one
  * task (unknown function, missing argument) are not protocol errors: they become error
  * values in that task's return objects.
  */
@@ -15,13 +15,6 @@
 #include "core/krayd.h"
 #include "core/log.h"
 
-const char *proto_why;
-
-static int fail(const char *why, int code)
-{
-	proto_why = why;
-	return code;
-}
 
 static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 {
@@ -32,21 +25,21 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 	size_t off;
 
 	if (c->role != ROLE_NONE)
-		return fail("hello sent twice", -EPROTO);
+		return conn_fail(c, "hello sent twice", -EPROTO);
 	if (wire_dec_hello(body, len, &h))
-		return fail("malformed hello", -EBADMSG);
+		return conn_fail(c, "malformed hello", -EBADMSG);
 	if (h.m.role == KRAY_ROLE_WORKER) {
 		struct worker *w = worker_by_id(d, h.m.worker_id);
 
 		/* Only the process krayd started, on the socketpair it was given, may speak
 		 * as that worker. */
 		if (!w || w->state != W_STARTING || !c->spawned || c->spawned != w->id)
-			return fail("not a worker this krayd started", -EPERM);
+			return conn_fail(c, "not a worker this krayd started", -EPERM);
 		d->starting--;
 		d->start_failures = 0;
 		worker_attach(w, c);
 	} else if (c->spawned) {
-		return fail("a worker's connection must say hello as that worker", -EPERM);
+		return conn_fail(c, "a worker's connection must say hello as that worker", -EPERM);
 	} else {
 		c->role = ROLE_DRIVER;
 		c->job = c->id;
@@ -73,10 +66,10 @@ static int on_submit(struct conn *c, const uint8_t *body, uint32_t len)
 	struct kray_oid id = { c->d->node, c->id, 0, 0 };
 
 	if (wire_dec_submit(body, len, &s))
-		return fail("malformed submit", -EBADMSG);
+		return conn_fail(c, "malformed submit", -EBADMSG);
 	id.seq = s.m.seq;
 	if (s.m.num_returns && store_get(c->d, &id))
-		return fail("task id reused", -EEXIST);
+		return conn_fail(c, "task id reused", -EEXIST);
 	task_submit(c, &s);
 	return 0;
 }
@@ -88,15 +81,15 @@ static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
 	struct obj *o;
 
 	if (wire_dec_put(body, len, &p))
-		return fail("malformed put", -EBADMSG);
+		return conn_fail(c, "malformed put", -EBADMSG);
 	if (p.oid.node != d->node || p.oid.owner != c->id || p.oid.index != KRAY_OID_PUT)
-		return fail("put of an object id this client does not own", -EPERM);
+		return conn_fail(c, "put of an object id this client does not own", -EPERM);
 	if (p.value.len > d->cfg.inline_max)
-		return fail("inline put larger than inline-max (large objects go through create)",
+		return conn_fail(c, "inline put larger than inline-max (large objects go through create)",
 			    -EMSGSIZE);
 	o = store_create(d, &p.oid);
 	if (!o)
-		return fail("object id reused", -EEXIST);
+		return conn_fail(c, "object id reused", -EEXIST);
 	store_conn_ref(c, o);
 	if (!store_holds_refs(c, &p.value)) {
 		static const char msg[] = "the put contains a ref its process does not hold";
@@ -114,7 +107,7 @@ int proto_release(struct conn *c, const uint8_t *body, uint32_t len)
 	struct wire_oids ids;
 
 	if (wire_dec_refs(body, len, &ids))
-		return fail("malformed release", -EBADMSG);
+		return conn_fail(c, "malformed release", -EBADMSG);
 	for (uint32_t i = 0; i < ids.n; i++) {
 		struct kray_oid id;
 
@@ -133,13 +126,13 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 	int fd = -1;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed create", -EBADMSG);
+		return conn_fail(c, "malformed create", -EBADMSG);
 	if (m.oid.node != d->node || m.oid.owner != c->id || m.oid.index != KRAY_OID_PUT)
-		return fail("create of an object id this client does not own", -EPERM);
+		return conn_fail(c, "create of an object id this client does not own", -EPERM);
 	if (m.size <= d->cfg.inline_max)
-		return fail("create of an object small enough to be inline", -EINVAL);
+		return conn_fail(c, "create of an object small enough to be inline", -EINVAL);
 	if (store_get(d, &m.oid))
-		return fail("object id reused", -EEXIST);
+		return conn_fail(c, "object id reused", -EEXIST);
 	rep.status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
 	off = wire_begin(&c->out, KRAY_MSG_CREATE_REPLY, req);
 	kbuf_put(&c->out, &rep, sizeof(rep));
@@ -162,7 +155,7 @@ static int on_unpin(struct conn *c, const uint8_t *body, uint32_t len)
 	struct wire_oids ids;
 
 	if (wire_dec_refs(body, len, &ids))
-		return fail("malformed unpin", -EBADMSG);
+		return conn_fail(c, "malformed unpin", -EBADMSG);
 	for (uint32_t i = 0; i < ids.n; i++) {
 		struct kray_oid id;
 		uint64_t *n;
@@ -204,7 +197,7 @@ static int on_actor_create(struct conn *c, uint64_t req, const uint8_t *body, ui
 	int r;
 
 	if (wire_dec_actor_create(body, len, &m))
-		return fail("malformed actor create", -EBADMSG);
+		return conn_fail(c, "malformed actor create", -EBADMSG);
 	/* In a cluster a name is the cluster's: the head's table must give it first. */
 	if (m.m.name_len && c->d->cl &&
 	    !actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len)) {
@@ -223,7 +216,7 @@ static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint3
 	struct obj *h;
 
 	if (wire_dec_get_actor(body, len, &m))
-		return fail("malformed get actor", -EBADMSG);
+		return conn_fail(c, "malformed get actor", -EBADMSG);
 	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
 	h = a ? store_get(c->d, &a->id) : NULL;
 	if (!h && c->d->cl) {
@@ -247,7 +240,7 @@ static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	int r;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
-		return fail("malformed kill", -EBADMSG);
+		return conn_fail(c, "malformed kill", -EBADMSG);
 	a = actor_find(c->d, &m.actor);
 	if (a)
 		r = actor_kill(c->d, a, m.no_restart != 0);
@@ -291,9 +284,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	struct wire_result res;
 	struct kray_msg_reject rej;
 
-	proto_why = "malformed frame";
 	if (c->role == ROLE_NONE && h->type != KRAY_MSG_HELLO)
-		return fail("the first frame must be a hello", -EPROTO);
+		return conn_fail(c, "the first frame must be a hello", -EPROTO);
 	switch (h->type) {
 	case KRAY_MSG_HELLO:
 		return on_hello(c, body, h->len);
@@ -301,21 +293,21 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return on_submit(c, body, h->len);
 	case KRAY_MSG_GET:
 		if (wire_dec_get(body, h->len, &g))
-			return fail("malformed get", -EBADMSG);
+			return conn_fail(c, "malformed get", -EBADMSG);
 		get_start(c, h->req, &g.ids, g.timeout_ms, false, 0);
 		return 0;
 	case KRAY_MSG_WAIT:
 		if (wire_dec_wait(body, h->len, &wt))
-			return fail("malformed wait", -EBADMSG);
+			return conn_fail(c, "malformed wait", -EBADMSG);
 		get_start(c, h->req, &wt.ids, wt.timeout_ms, true, wt.num_ready);
 		return 0;
 	case KRAY_MSG_CREATE:
 		return on_create(c, h->req, body, h->len);
 	case KRAY_MSG_SEAL:
 		if (wire_dec_fixed(body, h->len, &seal, sizeof(seal)))
-			return fail("malformed seal", -EBADMSG);
+			return conn_fail(c, "malformed seal", -EBADMSG);
 		if (store_seal_large(c, &seal.oid))
-			return fail("seal of an object this client is not writing", -ENOENT);
+			return conn_fail(c, "seal of an object this client is not writing", -ENOENT);
 		return 0;
 	case KRAY_MSG_UNPIN:
 		return on_unpin(c, body, h->len);
@@ -323,7 +315,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		struct wire_oids ids;
 
 		if (wire_dec_refs(body, h->len, &ids))
-			return fail("malformed kmod pin", -EBADMSG);
+			return conn_fail(c, "malformed kmod pin", -EBADMSG);
 		kmod_pin(c, &ids);
 		return 0;
 	}
@@ -340,7 +332,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		size_t off;
 
 		if (h->len)
-			return fail("malformed list request", -EBADMSG);
+			return conn_fail(c, "malformed list request", -EBADMSG);
 		if (h->type == KRAY_MSG_LIST_NODES)
 			cluster_describe(c->d, &text);
 		else
@@ -361,7 +353,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 
 		if (wire_dec_fixed(body, h->len, &m, sizeof(m)) ||
 		    (m.flags & ~(KRAY_CANCEL_FORCE | KRAY_CANCEL_RECURSIVE)) || m.pad)
-			return fail("malformed cancel", -EBADMSG);
+			return conn_fail(c, "malformed cancel", -EBADMSG);
 		/* Only a holder of the ref may cancel the task behind it. */
 		if (oidmap_get(&c->refs, &m.oid))
 			task_cancel(c->d, &m.oid, m.flags);
@@ -369,12 +361,12 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	}
 	case KRAY_MSG_FAST_OPEN:
 		if (h->len)
-			return fail("malformed fast open", -EBADMSG);
+			return conn_fail(c, "malformed fast open", -EBADMSG);
 		return kfast_open(c, h->req);
 	case KRAY_MSG_FAST_DONE:
-		return kfast_done(c, body, h->len, &proto_why);
+		return kfast_done(c, body, h->len, &c->why);
 	case KRAY_MSG_FAST_STORE:
-		return kfast_store(c, body, h->len, &proto_why);
+		return kfast_store(c, body, h->len, &c->why);
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
 	case KRAY_MSG_KV:
@@ -383,25 +375,25 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return proto_release(c, body, h->len);
 	case KRAY_MSG_STATUS:
 		if (h->len)
-			return fail("malformed status", -EBADMSG);
+			return conn_fail(c, "malformed status", -EBADMSG);
 		on_status(c, h->req);
 		return 0;
 	case KRAY_MSG_RESULT:
 		if (c->role != ROLE_WORKER)
-			return fail("result from a non-worker", -EPROTO);
+			return conn_fail(c, "result from a non-worker", -EPROTO);
 		if (wire_dec_result(body, h->len, &res))
-			return fail("malformed result", -EBADMSG);
+			return conn_fail(c, "malformed result", -EBADMSG);
 		sched_result(c, &res);
 		return 0;
 	case KRAY_MSG_REJECT:
 		if (c->role != ROLE_WORKER)
-			return fail("reject from a non-worker", -EPROTO);
+			return conn_fail(c, "reject from a non-worker", -EPROTO);
 		if (wire_dec_fixed(body, h->len, &rej, sizeof(rej)))
-			return fail("malformed reject", -EBADMSG);
+			return conn_fail(c, "malformed reject", -EBADMSG);
 		sched_reject(c, &rej.task);
 		return 0;
 	default:
-		return fail("frame type not accepted by krayd", -EBADMSG);
+		return conn_fail(c, "frame type not accepted by krayd", -EBADMSG);
 	}
 }
 

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * How the parts outside krayd's core (the cluster, the BPF glue, the kmod glue) plug into
+ * it: each fills in one table of hooks at start and adds it with ext_add().  The core
+ * never names a symbol of theirs; it calls the ext_*() functions below, which call every
+ * added table's hook, in the order the tables were added, and combine the answers as each
+ * comment says.  A NULL hook is skipped; with no table added, each ext_*() gives the
+ * answer of a single node without BPF or /dev/kray.  This is sched_ext's shape: one
+ * designated-initializer table per part, so what a part does to the core reads in one
+ * place (daemon/cluster/cluster.c, daemon/bpf/bpf_metrics.c, daemon/bpf/bpf_fast.c,
+ * daemon/kmod/kmod.c).
+ *
+ * Frames a part answers (the fast path's, KMOD_PIN, KV) are registered separately with
+ * proto_on() (core/proto.h); timers and before-sleep work are hooks here.
+ */
+#ifndef KRAYD_CORE_EXT_H
+#define KRAYD_CORE_EXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct krayd;
+struct conn;
+struct task;
+struct obj;
+struct worker;
+struct actor;
+struct kbuf;
+struct kray_oid;
+struct kray_wire_stats;
+struct wire_actor_create;
+struct wire_resource;
+
+#define EXT_MAX 4
+
+struct ext {
+	const char *name;
+
+	/* The loop.  next_deadline: when tick must run next (CLOCK_MONOTONIC ns), -1 for
+	 * never; the loop sleeps until the earliest of them.  before_dispatch: every loop
+	 * turn, before the scheduler starts queued tasks. */
+	int64_t (*next_deadline)(struct krayd *d);
+	void (*tick)(struct krayd *d, int64_t now);
+	void (*before_dispatch)(struct krayd *d);
+
+	/* Placement.  place: takes t instead of the local queue (runs it elsewhere, or fails
+	 * it for want of a node that can); true when taken. */
+	bool (*place)(struct krayd *d, struct task *t);
+
+	/* Workers.  worker_claim: krayd wants idle w for an EXEC (false: another path gave it
+	 * work first).  worker_busy: w runs work krayd did not send (it holds a CPU slot).
+	 * worker_pass: w, busy that way, may take a task after its own.  worker_settle: after
+	 * a dispatch round (queued: tasks wait).  worker_retire: krayd would stop idle w
+	 * (false: keep it).  worker_gone: w was reaped; true when it ran such work.
+	 * may_start: false to queue tasks rather than start a worker now (the part counts it).
+	 * exec_sent: idle w was sent t.  result: w sent a result. */
+	bool (*worker_claim)(struct krayd *d, struct worker *w);
+	bool (*worker_busy)(struct krayd *d, const struct worker *w);
+	bool (*worker_pass)(struct krayd *d, struct worker *w);
+	void (*worker_settle)(struct krayd *d, struct worker *w, bool queued);
+	bool (*worker_retire)(struct krayd *d, struct worker *w);
+	void (*worker_started)(struct krayd *d, struct worker *w);
+	bool (*worker_gone)(struct krayd *d, struct worker *w, const char *how);
+	bool (*may_start)(struct krayd *d);
+	void (*exec_sent)(struct krayd *d, struct worker *w, const struct task *t);
+	void (*result)(struct krayd *d, struct worker *w);
+
+	/* Tasks.  task_done: t, run here for another node (t->rem.from_link), ended. */
+	void (*task_done)(struct krayd *d, struct task *t);
+
+	/* Objects.  obj_wanted: something waits for o, made and kept elsewhere.  obj_settled:
+	 * o, made elsewhere, arrived or is being freed.  obj_published: large o is sealed in
+	 * memory.  obj_withdraw: o's memory goes (if_unused: only when no reader maps it
+	 * through the part; returns 0 or -EBUSY). */
+	void (*obj_wanted)(struct krayd *d, struct obj *o);
+	void (*obj_settled)(struct krayd *d, struct obj *o);
+	void (*obj_published)(struct krayd *d, struct obj *o);
+	int (*obj_withdraw)(struct krayd *d, struct obj *o, bool if_unused);
+
+	/* Actors.  actor_changed: named actor a of this node was born or died.
+	 * actor_place: an actor this node cannot host (returns 0 with *ret_id, -ENOENT when
+	 * no node can, or -errno).  actor_known: id lives elsewhere.  actor_released: the
+	 * last local handle of id (not an actor of this node) went.  actor_kill: id lives
+	 * elsewhere (0, or -ENOENT).  actor_lookup / actor_claim: a GET_ACTOR of a name this
+	 * node does not know, an ACTOR_CREATE of a name it has not claimed; true when the
+	 * part answers the client (later). */
+	void (*actor_changed)(struct krayd *d, struct actor *a, bool alive);
+	int (*actor_place)(struct conn *c, const struct wire_actor_create *m,
+			   const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+	bool (*actor_known)(struct krayd *d, const struct kray_oid *id);
+	void (*actor_released)(struct krayd *d, const struct kray_oid *id);
+	int (*actor_kill)(struct krayd *d, const struct kray_oid *id, bool no_restart);
+	bool (*actor_lookup)(struct conn *c, uint64_t req, const char *name, size_t len,
+			     const char *ns, size_t ns_len);
+	bool (*actor_claim)(struct conn *c, uint64_t req, const struct wire_actor_create *m,
+			    const uint8_t *body, uint32_t len);
+
+	/* Clients.  driver_changed: a driver said hello (alive) or went.  conn_gone: any
+	 * client connection closed. */
+	void (*driver_changed)(struct conn *c, bool alive);
+	void (*conn_gone)(struct conn *c);
+
+	/* Introspection: counters for STATUS, the LIST_NODES text, Prometheus lines. */
+	void (*stats)(struct krayd *d, struct kray_wire_stats *st);
+	void (*describe_nodes)(struct krayd *d, struct kbuf *b);
+	void (*render_metrics)(struct krayd *d, struct kbuf *b);
+};
+
+/* Adds e (kept, not copied).  Returns 0, or -ENOSPC past EXT_MAX tables. */
+int ext_add(struct krayd *d, const struct ext *e);
+
+int64_t ext_next_deadline(struct krayd *d); /* the earliest; -1: none */
+void ext_tick(struct krayd *d, int64_t now);
+void ext_before_dispatch(struct krayd *d);
+bool ext_place(struct krayd *d, struct task *t); /* the first that takes t */
+bool ext_worker_claim(struct krayd *d, struct worker *w); /* all grant (none: true) */
+bool ext_worker_busy(struct krayd *d, const struct worker *w); /* any */
+bool ext_worker_pass(struct krayd *d, struct worker *w); /* any */
+bool ext_can_pass(struct krayd *d); /* some part has worker_pass */
+void ext_worker_settle(struct krayd *d, struct worker *w, bool queued);
+bool ext_worker_retire(struct krayd *d, struct worker *w); /* all agree (none: true) */
+void ext_worker_started(struct krayd *d, struct worker *w);
+bool ext_worker_gone(struct krayd *d, struct worker *w, const char *how); /* any */
+bool ext_may_start(struct krayd *d); /* all agree (none: true) */
+void ext_exec_sent(struct krayd *d, struct worker *w, const struct task *t);
+void ext_result(struct krayd *d, struct worker *w);
+void ext_task_done(struct krayd *d, struct task *t);
+void ext_obj_wanted(struct krayd *d, struct obj *o);
+void ext_obj_settled(struct krayd *d, struct obj *o);
+void ext_obj_published(struct krayd *d, struct obj *o);
+int ext_obj_withdraw(struct krayd *d, struct obj *o, bool if_unused); /* first error */
+void ext_actor_changed(struct krayd *d, struct actor *a, bool alive);
+/* The first part's answer other than -ENOENT; -ENOENT when none has one. */
+int ext_actor_place(struct conn *c, const struct wire_actor_create *m,
+		    const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+bool ext_actor_known(struct krayd *d, const struct kray_oid *id);
+void ext_actor_released(struct krayd *d, const struct kray_oid *id);
+int ext_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);
+bool ext_actor_lookup(struct conn *c, uint64_t req, const char *name, size_t len,
+		      const char *ns, size_t ns_len);
+bool ext_actor_claim(struct conn *c, uint64_t req, const struct wire_actor_create *m,
+		     const uint8_t *body, uint32_t len);
+void ext_driver_changed(struct conn *c, bool alive);
+void ext_conn_gone(struct conn *c);
+void ext_stats(struct krayd *d, struct kray_wire_stats *st);
+void ext_describe_nodes(struct krayd *d, struct kbuf *b);
+void ext_render_metrics(struct krayd *d, struct kbuf *b);
+
+#endif
