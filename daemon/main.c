@@ -18,6 +18,7 @@
 #include "cluster/cluster.h"
 #include "core/krayd.h"
 #include "core/log.h"
+#include "kmod/kmod.h"
 
 static uint32_t new_node_id(void)
 {
@@ -76,6 +77,21 @@ int main(int argc, char **argv)
 	r = loop_init(&d);
 	if (r)
 		return 1;
+	/* The core's own wiring to the loop: clients on krayd's socket, the scheduler after
+	 * each batch of events, worker deaths on SIGCHLD, get deadlines; then the parts
+	 * outside the core plug in (cluster, /dev/kray, BPF: core/ext.h). */
+	d.client_kind = &proto_client;
+	d.worker_ready = actor_worker_ready;
+	d.worker_lost = sched_worker_lost;
+	d.handle_gone = actor_handle_gone;
+	loop_on_turn(&d, sched_dispatch);
+	loop_on_child(&d, worker_reap);
+	if (loop_listen(&d, d.listen_fd, proto_accepted, "clients") ||
+	    loop_timer(&d, get_next_deadline, get_expire) ||
+	    loop_timer(&d, ext_next_deadline, ext_tick) || metrics_init(&d)) {
+		loop_fini(&d);
+		return 1;
+	}
 	if (store_mem_init(&d)) {
 		log_err("object store: out of memory");
 		loop_fini(&d);
@@ -88,8 +104,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	kmod_init(&d);
-	kbpf_start(&d); /* before the first worker, so that every worker is accounted */
-	kfast_start(&d);
+	bpf_plug(&d); /* before the first worker, so that every worker is accounted */
 	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
 		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
 	for (int i = 0; i < d.cfg.prestart; i++)
@@ -110,9 +125,9 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	d.stopping = true;
 	worker_stop_all(&d);
-	kfast_stop(&d);
-	kbpf_stop(&d);
+	bpf_unplug(&d);
 	loop_fini(&d);
+	metrics_fini(&d);
 	cluster_fini(&d);
 	sched_fini(&d);
 	actor_fini(&d);

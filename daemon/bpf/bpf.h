@@ -18,6 +18,11 @@ struct krayd;
 struct worker;
 struct task;
 
+/* bpf_plug.c: starts the BPF part and plugs it into the core (core/ext.h); returns 0
+ * whether or not BPF could be used (d->bpf says).  bpf_unplug() stops it. */
+int bpf_plug(struct krayd *d);
+void bpf_unplug(struct krayd *d);
+
 /* Loads, pins and attaches.  Returns 0 whether or not BPF could be used (d->bpf says). */
 int kbpf_start(struct krayd *d);
 /* Detaches, unpins and removes the pin directory. */
@@ -57,12 +62,11 @@ int64_t kbpf_next_deadline(struct krayd *d);
 struct conn;
 struct kray_wire_stats;
 /* Loads the program and its maps (pinned beside the metrics) if BPF is on and
- * `fastpath` is; logs why not otherwise.  kfast_stop() before kbpf_stop(). */
+ * `fastpath` is; logs why not otherwise.  It answers FAST_OPEN (a fast connection or a
+ * refusal), FAST_DONE from drivers and FAST_STORE from workers either way.  kfast_stop()
+ * before kbpf_stop(). */
 void kfast_start(struct krayd *d);
 void kfast_stop(struct krayd *d);
-/* FAST_OPEN from a driver or a pool worker: answers with a fast connection or a refusal.
- * Returns 0. */
-int kfast_open(struct conn *c, uint64_t req);
 /* A driver's connection closed: its fast connection goes too. */
 void kfast_conn_gone(struct conn *c);
 /* krayd wants idle worker w for an EXEC: true when it has it (IDLE -> DAEMON), false when
@@ -80,10 +84,6 @@ void kfast_settle(struct krayd *d, struct worker *w, bool queued);
 bool kfast_retire(struct krayd *d, struct worker *w);
 /* Worker w died (how): returns whether it was running a fast task (its driver is told). */
 bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how);
-/* FAST_DONE from a driver, FAST_STORE from a worker.  Return 0, or -errno with *ret_why
- * for a frame that breaks the protocol. */
-int kfast_done(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why);
-int kfast_store(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why);
 /* The program's counters in a STATUS reply. */
 void kfast_stats(struct krayd *d, struct kray_wire_stats *st);
 

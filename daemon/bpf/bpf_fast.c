@@ -68,12 +68,34 @@ static uint32_t load(const uint32_t *p)
 	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
 }
 
+static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+static int on_fast_done(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+
+/* What the fast path does to the core: the claims on idle workers, their reconciliation,
+ * and its counters (core/ext.h).  Added only while the program is loaded. */
+static const struct ext fast_ext = {
+	.name = "fastpath",
+	.worker_claim = kfast_claim,
+	.worker_busy = kfast_running,
+	.worker_pass = kfast_pass,
+	.worker_settle = kfast_settle,
+	.worker_retire = kfast_retire,
+	.worker_gone = kfast_worker_gone,
+	.conn_gone = kfast_conn_gone,
+	.stats = kfast_stats,
+};
+
 void kfast_start(struct krayd *d)
 {
 	struct kfast *f;
 	struct fastpath *skel;
 	int r;
 
+	/* Always: clients ask, and are told no when it is off. */
+	proto_on(d, KRAY_MSG_FAST_OPEN, on_fast_open);
+	proto_on(d, KRAY_MSG_FAST_DONE, on_fast_done);
+	proto_on(d, KRAY_MSG_FAST_STORE, on_fast_store);
 	if (!d->cfg.fastpath) {
 		log_info("bpf: fast path off by configuration: synchronous calls take the daemon "
 			 "path");
@@ -120,6 +142,7 @@ void kfast_start(struct krayd *d)
 		goto err_unmap;
 	}
 	d->fast = f;
+	ext_add(d, &fast_ext);
 	log_info("bpf: fast path on: synchronous calls go to idle workers through %s/fast_*",
 		 d->bpf->dir);
 	return;
@@ -197,8 +220,9 @@ static void tell_jobs(struct krayd *d, struct worker *w, struct conn *only)
 	conn_flush_later(w->conn);
 }
 
-int kfast_open(struct conn *c, uint64_t req)
+static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
 {
+	uint64_t req = h->req;
 	struct krayd *d = c->d;
 	struct kfast *f = d->fast;
 	struct kray_msg_fast_open_reply rep = { .status = -EOPNOTSUPP };
@@ -207,6 +231,9 @@ int kfast_open(struct conn *c, uint64_t req)
 	uint32_t key;
 	int sv[2];
 
+	(void)body;
+	if (h->len)
+		return conn_fail(c, "malformed fast open", -EBADMSG);
 	if (!f || (c->role != ROLE_DRIVER && !w) || (w && w->actor)) {
 		open_reply(c, req, &rep, -1); /* actors' workers take no fast tasks */
 		return 0;
@@ -421,40 +448,34 @@ static struct obj *fast_return(struct conn *c, const struct kray_oid *task)
 	return o;
 }
 
-int kfast_done(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why)
+static int on_fast_done(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
 {
+	uint32_t len = h->len;
 	struct krayd *d = c->d;
 	struct wire_result r;
 	struct wire_value v;
 	struct obj *o;
 
 	if (c->role != ROLE_DRIVER || wire_dec_result(body, len, &r) || r.m.n != 1 ||
-	    wire_rd_value(&r.values, &v)) {
-		*ret_why = "malformed fast result";
-		return -EBADMSG;
-	}
-	if (r.m.task.node != d->node || r.m.task.owner != c->id || r.m.task.index) {
-		*ret_why = "fast result for a task this client does not own";
-		return -EPERM;
-	}
+	    wire_rd_value(&r.values, &v)) 
+		return conn_fail(c, "malformed fast result", -EBADMSG);
+	if (r.m.task.node != d->node || r.m.task.owner != c->id || r.m.task.index) 
+		return conn_fail(c, "fast result for a task this client does not own", -EPERM);
 	/* What a fast frame carries: inline values without refs (large ones are stored by
 	 * the worker, FAST_STORE). */
 	if (v.nrefs || v.type > KRAY_WT_ERROR || v.type == KRAY_WT_REF ||
-	    v.len > d->cfg.inline_max) {
-		*ret_why = "fast result that is not an inline value";
-		return -EBADMSG;
-	}
+	    v.len > d->cfg.inline_max) 
+		return conn_fail(c, "fast result that is not an inline value", -EBADMSG);
 	o = fast_return(c, &r.m.task);
-	if (!o) {
-		*ret_why = "task id reused";
-		return -EEXIST;
-	}
+	if (!o) 
+		return conn_fail(c, "task id reused", -EEXIST);
 	store_seal(d, o, &v);
 	return 0;
 }
 
-int kfast_store(struct conn *c, const uint8_t *body, uint32_t len, const char **ret_why)
+static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
 {
+	uint32_t len = h->len;
 	struct krayd *d = c->d;
 	struct kfast *f = d->fast;
 	struct worker *w = c->worker;
@@ -463,19 +484,13 @@ int kfast_store(struct conn *c, const uint8_t *body, uint32_t len, const char **
 	struct conn *drv;
 	struct task *t;
 
-	if (c->role != ROLE_WORKER || wire_dec_result(body, len, &r) || r.m.n != 1) {
-		*ret_why = "malformed fast store";
-		return -EBADMSG;
-	}
-	if (!f || !w || !w->fast_slot || !kfast_running(d, w)) {
-		*ret_why = "fast store from a worker that runs no fast task";
-		return -EPERM;
-	}
+	if (c->role != ROLE_WORKER || wire_dec_result(body, len, &r) || r.m.n != 1) 
+		return conn_fail(c, "malformed fast store", -EBADMSG);
+	if (!f || !w || !w->fast_slot || !kfast_running(d, w)) 
+		return conn_fail(c, "fast store from a worker that runs no fast task", -EPERM);
 	memcpy(&e, &f->fw[w->fast_slot - 1], sizeof(e));
-	if (!oid_eq(&e.task, &r.m.task)) {
-		*ret_why = "fast store for a task the worker does not run";
-		return -EPERM;
-	}
+	if (!oid_eq(&e.task, &r.m.task)) 
+		return conn_fail(c, "fast store for a task the worker does not run", -EPERM);
 	drv = e.driver < KRAY_FAST_DRIVERS ? f->drivers[e.driver] : NULL;
 	if (drv && (drv->id != e.task.owner || !fast_return(drv, &e.task)))
 		drv = NULL;

@@ -24,7 +24,35 @@
 
 #include "core/krayd.h"
 
-struct xitem;
+/* A large object streaming to another node over a link (xfer.c), in the link's queue. */
+struct xitem {
+	struct obj *o; /* held (ref and pin) until it has been sent */
+	uint64_t off, size; /* off: the next byte of the object to stream */
+	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
+	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
+	uint8_t pad; /* zero bytes owed after the current chunk's payload */
+	uint8_t stage; /* the splice in flight: 1 memfd -> pipe, 2 pipe -> socket */
+	struct kbuf after; /* frames queued behind it (net_out()) */
+	struct xitem *next;
+};
+
+struct link;
+
+/* What the cluster's top (cluster.c) does with the events of a link: net.c, which owns the
+ * links, calls only these.  frame: a frame on a link that has proven the token (returns 0,
+ * or conn_fail()'s code); up: it has been proven both ways; gone: its connection closed;
+ * sent: its output ran low; spliced: a splice on it finished with res. */
+struct net_hooks {
+	int (*frame)(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
+	void (*up)(struct link *l);
+	void (*gone)(struct link *l);
+	void (*sent)(struct link *l);
+	void (*spliced)(struct link *l, int res);
+};
+
+typedef int (*gcs_apply_fn)(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
+			    bool log);
+typedef uint64_t (*gcs_snapshot_fn)(struct krayd *d, struct kbuf *b);
 
 struct link {
 	struct krayd *d;
@@ -115,6 +143,7 @@ struct ractor {
 };
 
 struct cluster {
+	struct net_hooks hooks; /* set by cluster.c */
 	int listen_fd;
 	struct sockaddr_in self; /* where other nodes reach this one */
 	uint8_t token[256];
@@ -147,6 +176,8 @@ struct cluster {
 	struct gkv *kv;
 	struct gjob *jobs_table;
 	int log_fd;
+	gcs_apply_fn log_apply; /* replay and compaction call back into gcs.c */
+	gcs_snapshot_fn log_snapshot;
 	uint64_t log_records;
 	uint64_t log_base; /* records the log held after its last compaction (or replay) */
 	/* requests passed on */
@@ -157,7 +188,6 @@ struct cluster {
 #define AUTH_TIMEOUT_NS (5ll * 1000000000)
 
 /* loop.c */
-struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role);
 void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
 void conn_start_recv(struct conn *c);
 /* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
@@ -165,16 +195,10 @@ bool conn_idle_out(const struct conn *c);
 /* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
  * completes with xfer_spliced(). */
 void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
-void loop_accept_nodes(struct krayd *d, int fd);
 
 /* net.c */
 int net_init(struct krayd *d);
 void net_fini(struct krayd *d);
-void net_accepted(struct krayd *d, int fd);
-void net_rearm(struct krayd *d);
-void net_connected(struct conn *c, int res);
-int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
-void net_conn_gone(struct conn *c);
 /* The link to node (connecting it if need be), or NULL when the node is not known. */
 struct link *net_link_to(struct krayd *d, uint32_t node);
 /* Opens an outbound link to sa. */
@@ -207,21 +231,26 @@ struct gkv *gcs_kv_find(struct krayd *d, const char *key, size_t len);
 int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len);
 int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len);
 void gcs_fini(struct krayd *d);
+/* Opens the head's log and replays it into the tables (gcs_log.c). */
+int gcs_open(struct krayd *d);
 /* The job table as text (head only), after the nodes in LIST_NODES. */
 void gcs_describe_jobs(struct krayd *d, struct kbuf *b);
 /* Sends this node's live named actors to the head (after joining it again). */
 void gcs_reregister(struct krayd *d, struct link *head);
 
 /* gcs_log.c: the head's append-only log of GCS_ACTOR and KV records */
-int gcs_log_open(struct krayd *d);
+int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot);
 void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len);
 void gcs_log_close(struct krayd *d);
 uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b);
 
-/* lookup.c: requests passed on for local clients */
+/* pend.c: requests passed on for local clients */
 struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, uint64_t req);
 struct pending *pend_take(struct krayd *d, uint64_t token);
 void pend_free(struct pending *p);
+struct conn *pend_conn(struct krayd *d, const struct pending *p);
+
+/* lookup.c: named actors elsewhere, and KV requests, for local clients */
 /* Creates the named actor of an ACTOR_CREATE (body) once the head has given this node its
  * name (a name is the cluster's, as in Ray); answers the client then. */
 void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m,
@@ -233,7 +262,6 @@ void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *na
  * (on a live node) that has it already. */
 struct gname *gcs_claim(struct krayd *d, const char *name, size_t len, const char *ns,
 			size_t ns_len, const struct kray_oid *actor, uint32_t host);
-struct conn *pend_conn(struct krayd *d, const struct pending *p);
 void pend_expire(struct krayd *d, int64_t now);
 int lookup_on_reply(struct link *l, const uint8_t *body, uint32_t len);
 int lookup_on_attach(struct link *l, const uint8_t *body, uint32_t len);
@@ -241,15 +269,49 @@ int lookup_on_attach_reply(struct link *l, const uint8_t *body, uint32_t len);
 int kv_on_reply(struct link *l, const uint8_t *body, uint32_t len);
 void lookup_fini(struct krayd *d);
 
-/* node.c */
-int cluster_init(struct krayd *d);
-void cluster_fini(struct krayd *d);
+/* What cluster.c plugs into the core (core/ext.h) and into the links (struct net_hooks). */
 int64_t cluster_next_deadline(struct krayd *d);
 void cluster_tick(struct krayd *d, int64_t now);
+/* The LIST_NODES text. */
+void cluster_describe(struct krayd *d, struct kbuf *b);
+/* Streams more of the objects queued to a node link when its output ran low. */
+void xfer_refill(struct conn *c);
+/* A splice of a node link finished with res (bytes or -errno). */
+void xfer_spliced(struct conn *c, int res);
+/* Forwards t to a node that has its resources when this one lacks them.  Returns true
+ * when t was taken (forwarded, or failed for want of such a node). */
+bool remote_take(struct krayd *d, struct task *t);
+/* A forwarded task ended here: its returns go back to its owner's node. */
+void remote_task_done(struct krayd *d, struct task *t);
+/* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
+void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
+		  size_t ns_len);
+/* A named actor of this node was born (alive) or died: the head's table learns it. */
+void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive);
+/* A driver connected (alive) or went: the head's job table learns it (gcs.c). */
+void gcs_job_changed(struct conn *c, bool alive);
+/* KV frames from a local client (gcs.c). */
+int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len);
+/* An object made on another node and kept there: something here waits for it, so pull
+ * it (once).  No-op for other objects. */
+void remote_want(struct krayd *d, struct obj *o);
+/* o, made elsewhere, arrived (pulled) or is being freed here: the other node may drop it. */
+void remote_obj_settled(struct krayd *d, struct obj *o);
+/* Actors on other nodes (remote.c).  remote_actor_create() returns 0 when a node that has
+ * the resources took it (*ret_id written), -ENOENT when none has them. */
+int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
+			const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+bool remote_actor_known(struct krayd *d, const struct kray_oid *id);
+void remote_actor_gone(struct krayd *d, const struct kray_oid *id);
+int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);
+
+/* cluster.c: the part's top.  cluster_init() plugs it into the core (always: a single node
+ * answers KV requests and LIST_NODES through it too). */
+int cluster_init(struct krayd *d);
+void cluster_fini(struct krayd *d);
+
+/* node.c */
 void node_self(struct krayd *d, struct node_entry *ret);
-void node_on_view(struct link *l, const uint8_t *body, uint32_t len);
-void node_link_up(struct link *l);
-void node_link_gone(struct link *l);
 struct node_entry *node_find(struct krayd *d, uint32_t node);
 /* Writes one kray_msg_node (+ resources) for e to b. */
 void node_put_entry(struct kbuf *b, const struct node_entry *e);
@@ -263,6 +325,9 @@ uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uin
 /* Counts a task forwarded to (delta 1) or back from (-1) node. */
 void node_sent(struct krayd *d, uint32_t node, int delta);
 void node_describe(struct krayd *d, struct kbuf *b);
+/* The local job for (owner node, job) with that job's code path (made on first use). */
+uint32_t node_map_job(struct krayd *d, uint32_t node, uint32_t job, const char *path,
+		      uint32_t path_len);
 
 /* remote.c */
 bool remote_forward(struct krayd *d, struct task *t);
@@ -273,8 +338,7 @@ void remote_link_gone(struct link *l);
 int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
-uint32_t remote_map_job(struct krayd *d, uint32_t node, uint32_t job, const char *path,
-			uint32_t path_len);
+
 
 /* ractor.c: actors on other nodes */
 /* The record of actor id (made if missing and add). */
@@ -292,7 +356,6 @@ void remote_fini(struct krayd *d);
 
 /* xfer.c */
 void xfer_push(struct link *l, struct obj *o);
-struct kbuf *xfer_after(struct xitem *x);
 void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg);
 int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len);
 int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);

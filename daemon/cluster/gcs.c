@@ -307,6 +307,11 @@ int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
 	return r;
 }
 
+int gcs_open(struct krayd *d)
+{
+	return gcs_log_open(d, gcs_apply, gcs_snapshot);
+}
+
 int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;

@@ -28,7 +28,7 @@
 
 #define COMPACT_MIN 1024
 
-int gcs_log_open(struct krayd *d)
+int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot)
 {
 	struct cluster *cl = d->cl;
 	struct stat st;
@@ -36,6 +36,8 @@ int gcs_log_open(struct krayd *d)
 	size_t off = 0, good = 0;
 	int fd = open(d->cfg.gcs_log, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
+	d->cl->log_apply = apply;
+	d->cl->log_snapshot = snapshot;
 	cl->log_fd = -1;
 	if (fd < 0 || fstat(fd, &st)) {
 		log_err("gcs-log %s: %s", d->cfg.gcs_log, strerror(errno));
@@ -59,7 +61,7 @@ int gcs_log_open(struct krayd *d)
 		if (wire_check_hdr(&h, KRAY_KV_VALUE_MAX + 4096) ||
 		    off + sizeof(h) + h.len > (size_t)st.st_size)
 			break;
-		if (gcs_apply(d, h.type, buf + off + sizeof(h), h.len, false))
+		if (d->cl->log_apply(d, h.type, buf + off + sizeof(h), h.len, false))
 			break;
 		off += sizeof(h) + h.len;
 		good = off;
@@ -87,7 +89,7 @@ static void compact(struct krayd *d)
 	struct cluster *cl = d->cl;
 	char tmp[PATH_MAX + 8], dir[PATH_MAX], *slash;
 	struct kbuf b = { 0 };
-	uint64_t n = gcs_snapshot(d, &b);
+	uint64_t n = d->cl->log_snapshot(d, &b);
 	int fd, dfd;
 
 	snprintf(tmp, sizeof(tmp), "%s.new", d->cfg.gcs_log);

@@ -49,6 +49,8 @@ static void nonce(uint8_t *p)
 		abort(); /* no randomness: no safe handshake */
 }
 
+static const struct conn_kind link_kind;
+
 static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 {
 	struct link *l = calloc(1, sizeof(*l));
@@ -57,6 +59,7 @@ static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 		abort();
 	l->d = d;
 	l->c = c;
+	c->frame_max = KRAY_AUTH_BODY_MAX; /* no room for a large frame before the proof */
 	l->outbound = outbound;
 	l->id = ++d->cl->next_link;
 	l->pipe[0] = l->pipe[1] = -1;
@@ -84,7 +87,7 @@ static void tune(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-void net_accepted(struct krayd *d, int fd)
+static void net_accepted(struct krayd *d, int fd)
 {
 	struct conn *c;
 	struct link *l;
@@ -95,19 +98,13 @@ void net_accepted(struct krayd *d, int fd)
 		return;
 	}
 	tune(fd);
-	c = conn_new(d, fd, ROLE_PEER_AUTH);
+	c = conn_new(d, fd, ROLE_PEER_AUTH, &link_kind);
 	if (!c)
 		return;
 	l = link_new(d, c, false);
 	nonce(l->nonce);
 	memcpy(ch.nonce, l->nonce, sizeof(ch.nonce));
 	send_frame(c, KRAY_MSG_NODE_CHALLENGE, &ch, sizeof(ch));
-}
-
-void net_rearm(struct krayd *d)
-{
-	if (d->cl && d->cl->listen_fd >= 0)
-		loop_accept_nodes(d, d->cl->listen_fd);
 }
 
 struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa)
@@ -121,7 +118,7 @@ struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa)
 		return NULL;
 	}
 	tune(fd);
-	c = conn_new_idle(d, fd, ROLE_PEER_AUTH);
+	c = conn_new_idle(d, fd, ROLE_PEER_AUTH, &link_kind);
 	if (!c)
 		return NULL;
 	l = link_new(d, c, true);
@@ -131,7 +128,7 @@ struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa)
 	return l;
 }
 
-void net_connected(struct conn *c, int res)
+static void net_connected(struct conn *c, int res)
 {
 	char addr[INET_ADDRSTRLEN];
 
@@ -175,7 +172,7 @@ struct kbuf *net_out(struct link *l)
 {
 	/* Behind the objects streaming out, whatever the link's state: frames keep order. */
 	if (l->xtail)
-		return xfer_after(l->xtail);
+		return &l->xtail->after;
 	if (!l->up)
 		return &l->backlog;
 	return &l->c->out;
@@ -218,13 +215,13 @@ static void link_up(struct link *l)
 
 	l->up = true;
 	c->role = ROLE_PEER;
+	c->frame_max = 0;
 	if (kbuf_pending(&l->backlog))
 		kbuf_put(&c->out, l->backlog.data + l->backlog.off, kbuf_pending(&l->backlog));
 	kbuf_free(&l->backlog);
-	xfer_refill(c);
 	conn_flush_later(c);
 	log_debug("link to node %08x up (%s)", l->node, l->outbound ? "out" : "in");
-	node_link_up(l);
+	l->d->cl->hooks.up(l);
 }
 
 static int on_challenge(struct link *l, const uint8_t *body, uint32_t len)
@@ -285,7 +282,7 @@ static int on_auth_ok(struct link *l, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
+static int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
 {
 	struct link *l = c->link;
 
@@ -301,77 +298,44 @@ int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *bo
 			return conn_fail(l->c, "prove the cluster token first", -EACCES);
 		}
 	}
-	switch (h->type) {
-	case KRAY_MSG_NODE_REGISTER:
-	case KRAY_MSG_NODE_HEARTBEAT:
-		if (!l->d->cfg.head)
-			return conn_fail(l->c, "this node is not the head", -EPROTO);
-		gcs_on_report(l, h, body);
-		return 0;
-	case KRAY_MSG_NODE_VIEW:
-		node_on_view(l, body, h->len);
-		return 0;
-	case KRAY_MSG_FWD_TASK:
-		return remote_on_task(l, body, h->len);
-	case KRAY_MSG_FWD_DONE:
-		return remote_on_done(l, body, h->len);
-	case KRAY_MSG_OBJ_PUSH:
-		return xfer_on_push(l, body, h->len);
-	case KRAY_MSG_OBJ_CHUNK:
-		return xfer_on_chunk(l, body, h->len);
-	case KRAY_MSG_GCS_ACTOR:
-		if (!l->d->cfg.head)
-			return conn_fail(l->c, "this node is not the head", -EPROTO);
-		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       conn_fail(l->c, "malformed named actor", -EBADMSG) : 0;
-	case KRAY_MSG_GCS_JOB:
-		if (!l->d->cfg.head)
-			return conn_fail(l->c, "this node is not the head", -EPROTO);
-		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       conn_fail(l->c, "malformed job", -EBADMSG) : 0;
-	case KRAY_MSG_GCS_LOOKUP:
-		return gcs_on_lookup(l, body, h->len);
-	case KRAY_MSG_GCS_LOOKUP_REPLY:
-		return lookup_on_reply(l, body, h->len);
-	case KRAY_MSG_ACTOR_ATTACH:
-		return lookup_on_attach(l, body, h->len);
-	case KRAY_MSG_ACTOR_ATTACH_REPLY:
-		return lookup_on_attach_reply(l, body, h->len);
-	case KRAY_MSG_KV:
-		return gcs_on_kv(l, body, h->len);
-	case KRAY_MSG_KV_REPLY:
-		return kv_on_reply(l, body, h->len);
-	case KRAY_MSG_OBJ_HELD:
-		return remote_on_held(l, body, h->len);
-	case KRAY_MSG_OBJ_PULL:
-		return remote_on_pull(l, body, h->len);
-	case KRAY_MSG_FWD_ACTOR:
-		return remote_on_actor(l, body, h->len);
-	case KRAY_MSG_FWD_KILL:
-		return remote_on_kill(l, body, h->len);
-	case KRAY_MSG_PEER_RELEASE:
-		return proto_release(l->c, body, h->len);
-	case KRAY_MSG_ERROR:
-		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
-	default:
-		return conn_fail(l->c, "frame type not accepted on a node link", -EBADMSG);
-	}
+	return l->d->cl->hooks.frame(l, h, body);
 }
 
-void net_conn_gone(struct conn *c)
+static void net_conn_gone(struct conn *c)
 {
 	struct link *l = c->link;
 	struct krayd *d = c->d;
 
-	xfer_link_gone(l);
-	remote_link_gone(l);
-	if (d->cfg.head)
-		gcs_link_gone(l);
-	node_link_gone(l);
+	d->cl->hooks.gone(l);
 	/* Freed later (net_sweep()): callers up the stack may be walking the links. */
 	c->link = NULL;
 	l->c = NULL;
 }
+
+static void link_closed(struct conn *c)
+{
+	proto_conn_gone(c); /* the refs the other node held through it */
+	net_conn_gone(c);
+}
+
+static void link_sent(struct conn *c)
+{
+	if (c->role == ROLE_PEER)
+		c->d->cl->hooks.sent(c->link);
+}
+
+static void link_spliced(struct conn *c, int res)
+{
+	c->d->cl->hooks.spliced(c->link, res);
+}
+
+static const struct conn_kind link_kind = {
+	.frame = net_handle,
+	.sent = link_sent,
+	.spliced = link_spliced,
+	.connected = net_connected,
+	.gone = link_closed,
+};
 
 void net_sweep(struct krayd *d)
 {
@@ -446,8 +410,12 @@ int net_init(struct krayd *d)
 		cl->listen_fd = -1;
 		return r;
 	}
-	loop_accept_nodes(d, cl->listen_fd);
-	return 0;
+	r = loop_listen(d, cl->listen_fd, net_accepted, "nodes");
+	if (r) {
+		close(cl->listen_fd);
+		cl->listen_fd = -1;
+	}
+	return r;
 }
 
 void net_fini(struct krayd *d)

@@ -185,7 +185,7 @@ int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len)
 	if (f.actor.node != l->node || f.actor.index != KRAY_OID_ACTOR ||
 	    f.actor.seq != m.m.seq)
 		return conn_fail(l->c, "a forwarded actor must be its sender's", -EPERM);
-	job = remote_map_job(d, l->node, f.job, path, f.path_len);
+	job = node_map_job(d, l->node, f.job, path, f.path_len);
 	if (actor_create_as(l->c, &m, &f.actor, job, &why))
 		log_warn("actor '%.*s' from node %08x not created: %s", m.m.class_len, m.cls,
 			 l->node, why ? why : "refused");

@@ -315,8 +315,6 @@ void remote_link_gone(struct link *l)
 	struct task *t, *next, **calls = NULL;
 	size_t ncalls = 0, cap = 0;
 
-	lineage_link_gone(d, l);
-	ractor_link_gone(d, l);
 	for (t = d->cl->fwd; t; t = next) {
 		next = t->next;
 		if (t->fwd_link != l->id)
@@ -364,22 +362,6 @@ void remote_link_gone(struct link *l)
 	free(calls);
 }
 
-/* The local job for (owner node, job) with that job's code path. */
-uint32_t remote_map_job(struct krayd *d, uint32_t node, uint32_t job, const char *path,
-			uint32_t path_len)
-{
-	struct kray_oid key = { .node = node, .owner = job };
-	bool fresh;
-	uint64_t *v = oidmap_upsert(&d->cl->jobs, &key, &fresh);
-
-	if (fresh) {
-		/* Client ids and job ids share one space here: take the next client id. */
-		*v = ++d->next_client;
-		job_add(d, (uint32_t)*v, path, path_len);
-	}
-	return (uint32_t)*v;
-}
-
 int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;
@@ -394,7 +376,7 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 	if (!t)
 		abort();
 	t->id = f.m.task;
-	t->job = remote_map_job(d, l->node, f.m.job, f.path, f.m.path_len);
+	t->job = node_map_job(d, l->node, f.m.job, f.path, f.m.path_len);
 	t->fn = sched_fn(d, f.name, f.m.name_len);
 	t->num_returns = f.m.num_returns;
 	t->nargs = f.m.nargs;
@@ -505,6 +487,4 @@ void remote_fini(struct krayd *d)
 		task_free(d, t);
 	}
 	oidmap_free(&d->cl->fwd_index);
-	ractor_fini(d);
-	lineage_fini(d);
 }

@@ -31,22 +31,6 @@
 #include "cluster/cluster.h"
 #include "core/log.h"
 
-struct xitem {
-	struct obj *o; /* held (ref and pin) until it has been sent */
-	uint64_t off, size; /* off: the next byte of the object to stream */
-	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
-	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
-	uint8_t pad; /* zero bytes owed after the current chunk's payload */
-	uint8_t stage; /* the splice in flight: 1 memfd -> pipe, 2 pipe -> socket */
-	struct kbuf after; /* frames queued behind it */
-	struct xitem *next;
-};
-
-
-struct kbuf *xfer_after(struct xitem *x)
-{
-	return &x->after;
-}
 
 static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type, uint8_t err,
 			uint64_t scalar, const void *data, uint32_t len)
@@ -336,7 +320,7 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 					.data = data, .len = m.len };
 
 		if (usable && o->remote_link)
-			remote_obj_settled(d, o); /* pulled: the other copy may go */
+			ext_obj_settled(d, o); /* pulled: the other copy may go */
 		if (usable)
 			store_seal(d, o, &v);
 		return 0;
@@ -406,7 +390,7 @@ int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
 	if (!l->rx.discard) {
 		o = store_get(d, &m.oid);
 		if (o && o->remote_link)
-			remote_obj_settled(d, o); /* pulled: the other copy may go */
+			ext_obj_settled(d, o); /* pulled: the other copy may go */
 		store_seal_large(l->c, &m.oid);
 	}
 	return 0;

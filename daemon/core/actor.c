@@ -141,8 +141,8 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	va_end(ap);
 	a->death_err = err;
 	a->state = A_DEAD;
-	if (a->name && d->cl)
-		gcs_actor_changed(d, a, false);
+	if (a->name)
+		ext_actor_changed(d, a, false);
 	log_debug("actor %u.%u dead: %s", a->id.owner, a->id.seq, a->death);
 	if (a->w && a->w->conn) {
 		/* Still running (its handle went, or its creator exited): let it run its
@@ -208,7 +208,7 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 	int r;
 
 	/* An actor needing resources only another node has is placed there. */
-	if (d->cl && nres > 0) {
+	if (nres > 0) {
 		for (int i = 0; i < nres; i++) {
 			struct node_resource *n = node_res(d, res[i].name);
 
@@ -218,7 +218,7 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 				*ret_why = "actor id reused";
 				return -EEXIST;
 			}
-			r = remote_actor_create(c, m, res, nres, ret_id);
+			r = ext_actor_place(c, m, res, nres, ret_id);
 			if (r != -ENOENT) {
 				*ret_why = "no link to the node that has its resources";
 				return r;
@@ -317,8 +317,8 @@ int actor_create_as(struct conn *c, const struct wire_actor_create *m,
 
 	store_seal(d, h, &v);
 	a->state = A_PENDING;
-	if (a->name && d->cl)
-		gcs_actor_changed(d, a, true);
+	if (a->name)
+		ext_actor_changed(d, a, true);
 	if (task_resolve(d, c, t) == 0)
 		try_place(d, a);
 	return 0;
@@ -513,8 +513,8 @@ void actor_handle_gone(struct krayd *d, const struct kray_oid *id)
 {
 	struct actor *a = actor_find(d, id);
 
-	if (!a && d->cl)
-		remote_actor_gone(d, id); /* its node drops the handle this node held */
+	if (!a)
+		ext_actor_released(d, id); /* its node drops the handle this node held */
 	if (a && a->state != A_DEAD)
 		actor_dead(d, a, KRAY_WE_ACTOR_DIED, "actor '%.*s' ended: no handle to it remains",
 			   a->ctor->fn->name_len, a->ctor->fn->name);

@@ -36,12 +36,6 @@ static struct task *unlink_queued(struct krayd *d, const struct kray_oid *tid)
 	return NULL;
 }
 
-void task_fail_cancelled(struct krayd *d, struct task *t)
-{
-	task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled", t->fn->name_len,
-		  t->fn->name);
-}
-
 /* Marks t, running on w, cancelled; returns true if it was found there. */
 static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_t flags)
 {
@@ -128,12 +122,4 @@ void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags)
 		return; /* not made by a task */
 	cancel_one(d, &tid, flags, 0);
 	sched_dispatch(d);
-}
-
-bool task_cancelled_fail(struct krayd *d, struct task *t)
-{
-	if (!oidmap_get(&d->cancelled, &t->id))
-		return false;
-	task_fail_cancelled(d, t); /* task_free() forgets the id */
-	return true;
 }

@@ -88,6 +88,8 @@ static void finish(struct krayd *d, struct getreq *g, int status)
 	conn_flush_later(c);
 }
 
+static void dep_ready(struct krayd *d, void *arg, struct obj *o);
+
 void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_t timeout_ms,
 	       bool wait, uint32_t num_ready)
 {
@@ -122,18 +124,12 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 		g->missing = pending;
 	for (uint32_t i = 0; i < g->n && g->missing; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
-		struct dep *dep;
 
 		if (!o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]))
 			continue;
-		dep = calloc(1, sizeof(*dep));
-		if (!dep)
-			abort();
-		dep->get = g;
-		dep->next = o->deps;
-		o->deps = dep;
+		store_wait(d, o, dep_ready, g);
 		g->deps++;
-		remote_want(d, o); /* kept by the node that made it: fetch it now */
+		ext_obj_wanted(d, o); /* kept by the node that made it: fetch it now */
 	}
 	g->next = d->gets;
 	if (d->gets)
@@ -143,14 +139,17 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 		finish(d, g, 0);
 	} else if (timeout_ms == 0) {
 		finish(d, g, -ETIMEDOUT);
-	} else if (c->worker && (c->worker->head || kfast_running(d, c->worker))) {
+	} else if (c->worker && (c->worker->head || ext_worker_busy(d, c->worker))) {
 		sched_blocked(c->worker, true); /* a fast task's get blocks it too */
 	}
 	maybe_free(g);
 }
 
-void get_dep_ready(struct krayd *d, struct getreq *g)
+static void dep_ready(struct krayd *d, void *arg, struct obj *o)
 {
+	struct getreq *g = arg;
+
+	(void)o;
 	g->deps--;
 	if (!g->done && --g->missing == 0)
 		finish(d, g, 0);

@@ -29,9 +29,12 @@
 #include "core/config.h"
 #include "core/ext.h"
 
+#define LOOP_TIMERS 4
+
 struct krayd;
 struct worker;
 struct actor;
+struct listener;
 
 enum conn_role {
 	ROLE_NONE = 0,
@@ -44,6 +47,28 @@ enum conn_role {
 
 struct link;
 struct cluster;
+struct conn;
+
+/*
+ * What the loop does with a connection's events: each part that makes connections has one
+ * (proto.c: clients and workers; metrics.c: Prometheus scrapes; cluster/net.c: node links).
+ * frame: a whole frame arrived (the loop parses them, at most frame_max bytes of body);
+ * returns 0, or conn_fail()'s code to refuse it and close the connection.  recv: bytes
+ * arrived in c->in, unparsed (instead of frame).  sent: some output went.  spliced,
+ * connected: a conn_splice() or conn_connect() finished with res.  gone: it closed.
+ * All but frame/recv may be NULL.
+ */
+struct conn_kind {
+	int (*frame)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+	void (*recv)(struct conn *c);
+	void (*sent)(struct conn *c);
+	void (*spliced)(struct conn *c, int res);
+	void (*connected)(struct conn *c, int res);
+	void (*gone)(struct conn *c);
+};
+
+/* A handler of one frame type (proto_on()). */
+typedef int (*proto_handler)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 
 /* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
  * the queue (a dup) and due with the frame at stream positions [start, end). */
@@ -59,7 +84,9 @@ struct fdq {
 
 struct conn {
 	struct krayd *d;
+	const struct conn_kind *kind;
 	int fd;
+	uint32_t frame_max; /* the largest frame body it may send (0: KRAY_FRAME_MAX) */
 	uint32_t id; /* client id: the owner field of the oids this connection creates */
 	enum conn_role role;
 	uint32_t job; /* the job this connection's submissions belong to */
@@ -191,11 +218,12 @@ struct actor {
 	struct actor *next;
 };
 
-/* Something waiting for an object: a task's argument, or a get. */
+/* Something waiting for an object (a task's argument, a get): ready(d, arg, o) runs once
+ * o is sealed (store_wait()). */
 struct dep {
 	struct dep *next;
-	struct task *task; /* or */
-	struct getreq *get;
+	void (*ready)(struct krayd *d, void *arg, struct obj *o);
+	void *arg;
 };
 
 enum obj_state { OBJ_PENDING, OBJ_READY };
@@ -281,8 +309,28 @@ struct krayd {
 	struct kray_wire_stats st;
 	/* The parts outside the core: their hook tables (core/ext.h), and the state each
 	 * keeps (the core never reads it). */
+	const struct conn_kind *client_kind; /* a worker's connection (proto_client) */
+	/* The core's own upward calls, wired by main.c, so that worker.c and store.c call
+	 * nothing above them: an actor's worker connected (actor_worker_ready); a worker was
+	 * reaped (sched_worker_lost); the last handle of an actor went (actor_handle_gone). */
+	void (*worker_ready)(struct krayd *d, struct worker *w);
+	void (*worker_lost)(struct krayd *d, struct worker *w, const char *how, bool was_starting,
+			    bool fast_ran);
+	void (*handle_gone)(struct krayd *d, const struct kray_oid *id);
 	const struct ext *ext[EXT_MAX];
 	unsigned next_ext;
+	proto_handler handlers[KRAY_MSG_TYPE_MAX + 1]; /* proto_on() */
+	/* What registered with the loop (loop_listen(), loop_timer(), ...). */
+	struct {
+		struct listener *listeners;
+		struct {
+			int64_t (*next)(struct krayd *d);
+			void (*run)(struct krayd *d, int64_t now);
+		} timers[LOOP_TIMERS];
+		unsigned ntimers;
+		void (*turn)(struct krayd *d);
+		void (*child)(struct krayd *d);
+	} loop;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */
 	struct cluster *cl; /* NULL: a single node (daemon/cluster/cluster.h) */
@@ -302,63 +350,49 @@ void conn_close(struct conn *c, const char *why);
 /* Refuses the frame being handled: notes why (a static string) for the ERROR frame that
  * answers it, and returns code (a negative errno) for the handler to return. */
 int conn_fail(struct conn *c, const char *why, int code);
-/* A connection for fd (taken over), with its first receive armed. */
-struct conn *conn_new(struct krayd *d, int fd, enum conn_role role);
+/* A connection for fd (taken over), of that kind, with its first receive armed. */
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role,
+		      const struct conn_kind *kind);
+/* The same, without a receive armed (conn_connect() and conn_start_recv() do). */
+struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role,
+			   const struct conn_kind *kind);
+/* Accepts connections on listening socket fd as they come: accepted(d, new fd).  what
+ * names it in logs.  Returns 0 or -ENOMEM.  The caller closes fd after loop_fini(). */
+int loop_listen(struct krayd *d, int fd, void (*accepted)(struct krayd *d, int fd),
+		const char *what);
+/* Has the loop wake by next(d) (CLOCK_MONOTONIC ns; -1: no deadline) and then call run
+ * (may be NULL).  Returns 0 or -ENOSPC past LOOP_TIMERS. */
+int loop_timer(struct krayd *d, int64_t (*next)(struct krayd *d),
+	       void (*run)(struct krayd *d, int64_t now));
+/* turn runs after each batch of completions (the scheduler); child on SIGCHLD. */
+static inline void loop_on_turn(struct krayd *d, void (*turn)(struct krayd *d))
+{
+	d->loop.turn = turn;
+}
+static inline void loop_on_child(struct krayd *d, void (*child)(struct krayd *d))
+{
+	d->loop.child = child;
+}
 /* Arms c's send if it has output (node links call it after queueing). */
 void conn_kick(struct conn *c);
 int64_t now_ns(void);
 
-/* The cluster (cluster.h): hooks the core calls.  All are no-ops on a single node. */
-int64_t cluster_next_deadline(struct krayd *d);
-void cluster_tick(struct krayd *d, int64_t now);
-int net_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
-void net_accepted(struct krayd *d, int fd);
-void net_rearm(struct krayd *d);
-void net_connected(struct conn *c, int res);
-void net_conn_gone(struct conn *c);
-/* Streams more of the objects queued to a node link when its output ran low. */
-void xfer_refill(struct conn *c);
-/* A splice of a node link finished with res (bytes or -errno). */
-void xfer_spliced(struct conn *c, int res);
-/* Forwards t to a node that has its resources when this one lacks them.  Returns true
- * when t was taken (forwarded, or failed for want of such a node). */
-bool remote_take(struct krayd *d, struct task *t);
-/* A forwarded task ended here: its returns go back to its owner's node. */
-void remote_task_done(struct krayd *d, struct task *t);
-/* The ACTOR_REPLY to a client's ACTOR_CREATE, GET_ACTOR or KILL (proto.c). */
-void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
-		 const char *why);
-/* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
-void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
-		  size_t ns_len);
-/* A named actor of this node was born (alive) or died: the head's table learns it. */
-void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive);
-/* A driver connected (alive) or went: the head's job table learns it (gcs.c). */
-void gcs_job_changed(struct conn *c, bool alive);
-/* KV frames from a local client (gcs.c). */
-int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len);
-/* An object made on another node and kept there: something here waits for it, so pull
- * it (once).  No-op for other objects. */
-void remote_want(struct krayd *d, struct obj *o);
-/* o, made elsewhere, arrived (pulled) or is being freed here: the other node may drop it. */
-void remote_obj_settled(struct krayd *d, struct obj *o);
-/* The LIST_NODES text. */
-void cluster_describe(struct krayd *d, struct kbuf *b);
-/* Actors on other nodes (remote.c).  remote_actor_create() returns 0 when a node that has
- * the resources took it (*ret_id written), -ENOENT when none has them. */
-int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
-			const struct wire_resource *res, int nres, struct kray_oid *ret_id);
-bool remote_actor_known(struct krayd *d, const struct kray_oid *id);
-void remote_actor_gone(struct krayd *d, const struct kray_oid *id);
-int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);
-
-/* metrics.c: the Prometheus endpoint */
-int metrics_listen(const char *spec);
+/* metrics.c: the Prometheus endpoint (when `metrics` is set) */
+int metrics_init(struct krayd *d);
+void metrics_fini(struct krayd *d);
 void metrics_render(struct krayd *d, struct kbuf *b);
-void metrics_on_recv(struct conn *c);
 
 /* proto.c: frames from clients and workers */
+/* The ACTOR_REPLY to a client's ACTOR_CREATE, GET_ACTOR or KILL. */
+void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,
+		 const char *why);
+/* Has fn answer frames of this type from clients and workers (a part outside the core:
+ * the fast path's, KMOD_PIN, KV).  fn returns 0, or conn_fail()'s code. */
+void proto_on(struct krayd *d, uint16_t type, proto_handler fn);
 int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+/* Clients' and workers' connections; proto_accepted() makes one for an accepted fd. */
+extern const struct conn_kind proto_client;
+void proto_accepted(struct krayd *d, int fd);
 int proto_release(struct conn *c, const uint8_t *body, uint32_t len);
 void proto_conn_gone(struct conn *c);
 
@@ -370,6 +404,9 @@ void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v);
 bool store_holds_refs(struct conn *c, const struct wire_value *v);
 void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);
 void store_ref(struct obj *o);
+/* Calls ready(d, arg, o) when pending object o is sealed (once; o is held while it runs). */
+void store_wait(struct krayd *d, struct obj *o, void (*ready)(struct krayd *d, void *arg,
+							      struct obj *o), void *arg);
 /* A reference held by connection c (released when c goes). */
 void store_conn_ref(struct conn *c, struct obj *o);
 void store_conn_unref(struct conn *c, const struct kray_oid *id);
@@ -381,7 +418,25 @@ void store_unref(struct krayd *d, struct obj *o);
 void store_send_value(struct conn *c, struct obj *o);
 void store_fini(struct krayd *d);
 
-/* store_mem.c: large objects */
+/* Every seal of a large object's memfd: immutable from then on. */
+#define STORE_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* store_mem.c: the memory of large objects (capacity, pool, LRU, spill and restore) */
+/* Spills until size more bytes fit.  Returns 0 or -ENOSPC. */
+int store_make_room(struct krayd *d, uint64_t size);
+/* A memfd of size bytes to write (restore: for a restore from disk), or -errno. */
+int store_new_memfd(struct krayd *d, uint64_t size, bool restore);
+/* o (sealed, in memory) joins / leaves the spill order. */
+void store_lru_add(struct krayd *d, struct obj *o);
+void store_lru_del(struct krayd *d, struct obj *o);
+/* Brings spilled o back into memory (no-op when it is there).  Returns 0 or -errno. */
+int store_restore(struct krayd *d, struct obj *o);
+/* Frees o's memory or spill file. */
+void store_drop_large(struct krayd *d, struct obj *o);
+int store_mem_init(struct krayd *d);
+void store_mem_fini(struct krayd *d);
+
+/* store_large.c: writing large objects */
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
 /* Gives pending object o a memfd of size bytes that c writes (an object arriving from
@@ -390,22 +445,6 @@ int store_begin_large(struct conn *c, struct obj *o, uint64_t size);
 /* Undoes store_begin_large(): o is pending with no memory again. */
 void store_abort_large(struct krayd *d, struct obj *o);
 int store_move(struct krayd *d, struct obj *dst, struct obj *src);
-int store_restore(struct krayd *d, struct obj *o);
-void store_drop_large(struct krayd *d, struct obj *o);
-int store_mem_init(struct krayd *d);
-void store_mem_fini(struct krayd *d);
-
-/* kmod.c: /dev/kray, the optional kernel object table (docs/kmod.md).  Without the
- * module (or with kmod = 0) every function here does nothing. */
-void kmod_init(struct krayd *d);
-/* Publishes a sealed large object in memory, so that local readers get it in one ioctl. */
-void kmod_publish(struct krayd *d, struct obj *o);
-/* Withdraws o if published.  With if_unused, fails with -EBUSY (o stays published) while
- * a reader holds an fd or a mapping the module handed out.  Returns 0 or -EBUSY. */
-int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused);
-void kmod_fini(struct krayd *d);
-/* KMOD_PIN: c mapped these objects through /dev/kray; pin those it holds, as a get would. */
-void kmod_pin(struct conn *c, const struct wire_oids *ids);
 
 /* pool.c: pre-faulted memfds */
 struct pool *pool_start(uint64_t budget);
@@ -416,7 +455,6 @@ void pool_stop(struct pool *p);
 
 /* task.c */
 void task_submit(struct conn *c, const struct wire_submit *s);
-void task_dep_ready(struct krayd *d, struct task *t, struct obj *o);
 void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint32_t n);
 int task_set_resources(struct krayd *d, struct task *t, const char *s, size_t len);
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
@@ -432,13 +470,14 @@ int task_resolve(struct krayd *d, struct conn *submitter, struct task *t);
 struct obj *task_error_arg(struct krayd *d, struct task *t, unsigned *ret_arg);
 void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg);
 
-/* cancel.c */
-/* Cancels the task making object id (see kray_cancel()).  flags: KRAY_CANCEL_*. */
-void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags);
 /* Fails t with KRAY_WE_CANCELLED. */
 void task_fail_cancelled(struct krayd *d, struct task *t);
 /* Fails t if it was cancelled while it waited; returns whether it did. */
 bool task_cancelled_fail(struct krayd *d, struct task *t);
+
+/* cancel.c */
+/* Cancels the task making object id (see kray_cancel()).  flags: KRAY_CANCEL_*. */
+void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags);
 
 /* actor.c */
 /* This node's custom resource of that name, or NULL. */
@@ -486,6 +525,10 @@ void sched_tell_job(struct worker *w, uint32_t job, const char *path);
 const char *job_code_path(struct krayd *d, uint32_t job);
 int job_add(struct krayd *d, uint32_t id, const char *path, size_t len);
 void sched_fini(struct krayd *d);
+/* Worker w was reaped (how it died): its tasks are queued again or failed, or its actor is
+ * told; with was_starting, three failed starts in a row fail the queue. */
+void sched_worker_lost(struct krayd *d, struct worker *w, const char *how, bool was_starting,
+		       bool fast_ran);
 
 /* worker.c */
 int worker_spawn(struct krayd *d);
@@ -500,7 +543,6 @@ void worker_stop_all(struct krayd *d);
 /* getreq.c */
 void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_t timeout_ms,
 	       bool wait, uint32_t num_ready);
-void get_dep_ready(struct krayd *d, struct getreq *g);
 void get_expire(struct krayd *d, int64_t now);
 int64_t get_next_deadline(struct krayd *d);
 void get_conn_gone(struct conn *c);

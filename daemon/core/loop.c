@@ -3,11 +3,15 @@
  * The event loop: one io_uring that does all of krayd's socket I/O.
  *
  * Each connection has at most one receive and one send in flight.  Received bytes are
- * parsed into frames and handed to proto_handle(); replies are appended to the
- * connection's output buffer and marked dirty, and all dirty connections are flushed once
- * per loop turn, so a burst of work costs one send per connection rather than one per
- * frame.  Signals arrive through a signalfd read on the same ring; get deadlines set the
- * wait timeout.  user_data is the connection pointer with the operation in the low bits.
+ * parsed into frames and handed to the connection's kind (struct conn_kind: clients and
+ * workers, Prometheus scrapes, node links); replies are appended to the connection's
+ * output buffer and marked dirty, and all dirty connections are flushed once per loop
+ * turn, so a burst of work costs one send per connection rather than one per frame.
+ * Signals arrive through a signalfd read on the same ring; the timers registered with
+ * loop_timer() set the wait timeout, and the turn hook (the scheduler) runs after each
+ * batch of completions.  The loop names no module: whoever listens, connects or keeps
+ * time registers with it.  user_data is the connection (or listener) pointer with the
+ * operation in the low bits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,11 +31,18 @@
 #include "core/krayd.h"
 #include "core/log.h"
 
-/* Node links (daemon/cluster/net.c) use OP_ACCEPT_NODE, OP_CONNECT and OP_SPLICE (objects
- * streamed from a memfd, xfer.c); user_data 0 is a linked timeout whose completion needs
- * nothing.  Connections come from calloc(), 16-byte aligned: four low bits are free. */
-enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_ACCEPT_METRICS = 5,
-	  OP_ACCEPT_NODE = 6, OP_CONNECT = 7, OP_SPLICE = 8 };
+/* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SPLICE (objects streamed from a
+ * memfd, xfer.c); user_data 0 is a linked timeout whose completion needs nothing.
+ * Connections and listeners come from calloc(), 16-byte aligned: four low bits are free. */
+enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_CONNECT = 7, OP_SPLICE = 8 };
+
+struct listener {
+	struct krayd *d;
+	int fd;
+	void (*accepted)(struct krayd *d, int fd);
+	const char *what;
+	struct listener *next;
+};
 #define OP_MASK 15ull
 #define RECV_CHUNK (256u << 10)
 
@@ -58,12 +69,36 @@ static struct io_uring_sqe *get_sqe(struct krayd *d)
 	return sqe;
 }
 
-static void arm_accept(struct krayd *d, int fd, uint64_t op)
+static void arm_accept(struct listener *l)
 {
-	struct io_uring_sqe *sqe = get_sqe(d);
+	struct io_uring_sqe *sqe = get_sqe(l->d);
 
-	io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, op);
+	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)l | OP_ACCEPT);
+}
+
+int loop_listen(struct krayd *d, int fd, void (*accepted)(struct krayd *d, int fd),
+		const char *what)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	*l = (struct listener){ .d = d, .fd = fd, .accepted = accepted, .what = what,
+				.next = d->loop.listeners };
+	d->loop.listeners = l;
+	arm_accept(l);
+	return 0;
+}
+
+int loop_timer(struct krayd *d, int64_t (*next)(struct krayd *d),
+	       void (*run)(struct krayd *d, int64_t now))
+{
+	if (d->loop.ntimers == LOOP_TIMERS)
+		return -ENOSPC;
+	d->loop.timers[d->loop.ntimers].next = next;
+	d->loop.timers[d->loop.ntimers++].run = run;
+	return 0;
 }
 
 static void arm_signal(struct krayd *d)
@@ -243,11 +278,8 @@ void conn_close(struct conn *c, const char *why)
 		return;
 	log_debug("connection %u closed: %s", c->id, why);
 	c->closed = true;
-	if (c->role == ROLE_DRIVER)
-		c->d->st.drivers--;
-	proto_conn_gone(c);
-	if (c->link)
-		net_conn_gone(c);
+	if (c->kind->gone)
+		c->kind->gone(c);
 	/* A last ERROR frame to a misbehaving peer: best effort, not waited for. */
 	if (!c->send_armed && !kbuf_pending(&c->sending) && !c->fdq.n && kbuf_pending(&c->out) &&
 	    send(c->fd, c->out.data + c->out.off, kbuf_pending(&c->out),
@@ -263,7 +295,8 @@ void conn_close(struct conn *c, const char *why)
 	}
 }
 
-struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role)
+struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role,
+			   const struct conn_kind *kind)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -274,6 +307,7 @@ struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role)
 	c->d = d;
 	c->fd = fd;
 	c->role = role;
+	c->kind = kind;
 	c->id = ++d->next_client;
 	c->next = d->conns;
 	if (d->conns)
@@ -282,9 +316,10 @@ struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role)
 	return c;
 }
 
-struct conn *conn_new(struct krayd *d, int fd, enum conn_role role)
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role,
+		      const struct conn_kind *kind)
 {
-	struct conn *c = conn_new_idle(d, fd, role);
+	struct conn *c = conn_new_idle(d, fd, role, kind);
 
 	if (c)
 		arm_recv(c);
@@ -342,11 +377,6 @@ void conn_start_recv(struct conn *c)
 	arm_recv(c);
 }
 
-void loop_accept_nodes(struct krayd *d, int fd)
-{
-	arm_accept(d, fd, OP_ACCEPT_NODE);
-}
-
 /* Parses every complete frame in c->in.  A malformed frame gets an ERROR reply and closes
  * the connection: the stream cannot be trusted past it. */
 static void parse_frames(struct conn *c)
@@ -360,8 +390,7 @@ static void parse_frames(struct conn *c)
 			break;
 		memcpy(&h, c->in.data + c->in.off, sizeof(h));
 		/* A link that has not proven the token gets no room for a large frame. */
-		r = wire_check_hdr(&h, c->role == ROLE_PEER_AUTH ? KRAY_AUTH_BODY_MAX :
-								   KRAY_FRAME_MAX);
+		r = wire_check_hdr(&h, c->frame_max ? c->frame_max : KRAY_FRAME_MAX);
 		if (r) {
 			c->d->st.frames_rejected++;
 			wire_put_error_frame(&c->out, h.req, r,
@@ -378,10 +407,8 @@ static void parse_frames(struct conn *c)
 			kbuf_reserve(&c->in, sizeof(h) + h.len - avail);
 			break;
 		}
-		if (c->role == ROLE_PEER_AUTH || c->role == ROLE_PEER)
-			r = net_handle(c, &h, c->in.data + c->in.off + sizeof(h));
-		else
-			r = proto_handle(c, &h, c->in.data + c->in.off + sizeof(h));
+		c->why = NULL;
+		r = c->kind->frame(c, &h, c->in.data + c->in.off + sizeof(h));
 		kbuf_consume(&c->in, sizeof(h) + h.len);
 		if (r) {
 			c->d->st.frames_rejected++;
@@ -403,8 +430,8 @@ static void on_recv(struct conn *c, int res)
 		return;
 	}
 	c->in.len += (size_t)res;
-	if (c->role == ROLE_METRICS)
-		metrics_on_recv(c);
+	if (c->kind->recv)
+		c->kind->recv(c);
 	else
 		parse_frames(c);
 	arm_recv(c);
@@ -425,8 +452,8 @@ static void on_send(struct conn *c, int res)
 	c->send_nfds = 0;
 	c->sent += (uint64_t)res;
 	kbuf_consume(&c->sending, (size_t)res);
-	if (c->role == ROLE_PEER)
-		xfer_refill(c); /* the next chunks of objects streaming to that node */
+	if (c->kind->sent)
+		c->kind->sent(c); /* node links: the next chunks of objects streaming out */
 	arm_send(c);
 	if (c->close_when_sent && !c->send_armed)
 		conn_close(c, "reply sent");
@@ -441,7 +468,8 @@ static void on_signal(struct krayd *d, int res)
 	}
 	switch (sig_info.ssi_signo) {
 	case SIGCHLD:
-		worker_reap(d);
+		if (d->loop.child)
+			d->loop.child(d);
 		break;
 	case SIGHUP:
 		if (config_reload(&d->cfg) == 0) {
@@ -471,32 +499,26 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 	switch (ud & OP_MASK) {
 	case 0:
 		return; /* a connect's linked timeout */
-	case OP_ACCEPT:
-	case OP_ACCEPT_METRICS:
+	case OP_ACCEPT: {
+		struct listener *l = (struct listener *)(uintptr_t)(ud & ~OP_MASK);
+
 		if (cqe->res >= 0)
-			conn_new(d, cqe->res, ud == OP_ACCEPT ? ROLE_NONE : ROLE_METRICS);
+			l->accepted(d, cqe->res);
 		else if (cqe->res != -EINVAL)
-			log_warn_ratelimited("accept: %s", strerror(-cqe->res));
-		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
-			arm_accept(d, ud == OP_ACCEPT ? d->listen_fd : d->metrics_fd, ud);
+			log_warn_ratelimited("accept (%s): %s", l->what, strerror(-cqe->res));
+		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping && l->fd >= 0)
+			arm_accept(l);
 		return;
-	case OP_ACCEPT_NODE:
-		if (cqe->res >= 0)
-			net_accepted(d, cqe->res);
-		else if (cqe->res != -EINVAL)
-			log_warn_ratelimited("accept (nodes): %s", strerror(-cqe->res));
-		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping)
-			net_rearm(d);
-		return;
+	}
 	case OP_CONNECT:
 		c->ops--;
-		net_connected(c, cqe->res);
+		c->kind->connected(c, cqe->res);
 		break;
 	case OP_SPLICE:
 		c->ops--;
 		c->splicing = false;
 		if (!c->closed)
-			xfer_spliced(c, cqe->res);
+			c->kind->spliced(c, cqe->res);
 		break;
 	case OP_SIGNAL:
 		on_signal(d, cqe->res);
@@ -592,24 +614,9 @@ int loop_init(struct krayd *d)
 			r == -EADDRINUSE ? "another krayd is serving this socket" : strerror(-r));
 		goto err_signal;
 	}
-	d->metrics_fd = -1;
-	if (d->cfg.metrics[0]) {
-		d->metrics_fd = metrics_listen(d->cfg.metrics);
-		if (d->metrics_fd < 0) {
-			r = d->metrics_fd;
-			log_err("metrics %s: %s", d->cfg.metrics,
-				r == -EINVAL ? "not HOST:PORT" : strerror(-r));
-			goto err_listen;
-		}
-		arm_accept(d, d->metrics_fd, OP_ACCEPT_METRICS);
-	}
-	arm_accept(d, d->listen_fd, OP_ACCEPT);
 	arm_signal(d);
 	return 0;
 
-err_listen:
-	close(d->listen_fd);
-	unlink(d->cfg.socket);
 err_signal:
 	close(d->signal_fd);
 err_ring:
@@ -623,14 +630,15 @@ int loop_run(struct krayd *d)
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts, *tsp = NULL;
 		unsigned head, seen = 0;
-		int64_t deadline = get_next_deadline(d), bpf_deadline = kbpf_next_deadline(d),
-			tick = cluster_next_deadline(d);
+		int64_t deadline = -1;
 		int r;
 
-		if (bpf_deadline >= 0 && (deadline < 0 || bpf_deadline < deadline))
-			deadline = bpf_deadline;
-		if (tick >= 0 && (deadline < 0 || tick < deadline))
-			deadline = tick;
+		for (unsigned i = 0; i < d->loop.ntimers; i++) {
+			int64_t t = d->loop.timers[i].next(d);
+
+			if (t >= 0 && (deadline < 0 || t < deadline))
+				deadline = t;
+		}
 		flush_dirty(d);
 		if (deadline >= 0) {
 			int64_t wait = deadline - now_ns();
@@ -655,10 +663,12 @@ int loop_run(struct krayd *d)
 		if (deadline >= 0) {
 			int64_t now = now_ns();
 
-			get_expire(d, now);
-			cluster_tick(d, now);
+			for (unsigned i = 0; i < d->loop.ntimers; i++)
+				if (d->loop.timers[i].run)
+					d->loop.timers[i].run(d, now);
 		}
-		sched_dispatch(d);
+		if (d->loop.turn)
+			d->loop.turn(d);
 	}
 	return 0;
 }
@@ -675,8 +685,12 @@ void loop_fini(struct krayd *d)
 		conn_free(c);
 	}
 	d->dirty = NULL;
-	if (d->metrics_fd >= 0)
-		close(d->metrics_fd);
+	while (d->loop.listeners) {
+		struct listener *l = d->loop.listeners;
+
+		d->loop.listeners = l->next;
+		free(l);
+	}
 	close(d->listen_fd);
 	unlink(d->cfg.socket);
 	close(d->signal_fd);

@@ -18,7 +18,7 @@
 #include "core/krayd.h"
 #include "core/log.h"
 
-int metrics_listen(const char *spec)
+static int metrics_listen(const char *spec)
 {
 	char host[256];
 	const char *colon = strrchr(spec, ':');
@@ -107,10 +107,10 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
 #undef C
 #undef G
-	kbpf_render(d, b); /* the BPF scheduler metrics, when krayd runs them */
+	ext_render_metrics(d, b); /* the BPF scheduler metrics, when krayd runs them */
 }
 
-void metrics_on_recv(struct conn *c)
+static void on_recv(struct conn *c)
 {
 	struct kbuf body = { 0 };
 	char head[160];
@@ -132,4 +132,40 @@ void metrics_on_recv(struct conn *c)
 	c->in.off = c->in.len = 0;
 	c->close_when_sent = true;
 	conn_flush_later(c);
+}
+
+static const struct conn_kind scrape = { .recv = on_recv };
+
+static void accepted(struct krayd *d, int fd)
+{
+	conn_new(d, fd, ROLE_METRICS, &scrape);
+}
+
+int metrics_init(struct krayd *d)
+{
+	int r;
+
+	d->metrics_fd = -1;
+	if (!d->cfg.metrics[0])
+		return 0;
+	d->metrics_fd = metrics_listen(d->cfg.metrics);
+	if (d->metrics_fd < 0) {
+		r = d->metrics_fd;
+		log_err("metrics %s: %s", d->cfg.metrics,
+			r == -EINVAL ? "not HOST:PORT" : strerror(-r));
+		return r;
+	}
+	r = loop_listen(d, d->metrics_fd, accepted, "metrics");
+	if (r) {
+		close(d->metrics_fd);
+		d->metrics_fd = -1;
+	}
+	return r;
+}
+
+void metrics_fini(struct krayd *d)
+{
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
+	d->metrics_fd = -1;
 }

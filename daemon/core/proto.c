@@ -49,8 +49,7 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 		else
 			job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path));
 		c->pid = h.m.pid;
-		if (d->cl)
-			gcs_job_changed(c, true);
+		ext_driver_changed(c, true);
 		ok.job = c->job;
 	}
 	off = wire_begin(&c->out, KRAY_MSG_HELLO_OK, 0);
@@ -199,11 +198,10 @@ static int on_actor_create(struct conn *c, uint64_t req, const uint8_t *body, ui
 	if (wire_dec_actor_create(body, len, &m))
 		return conn_fail(c, "malformed actor create", -EBADMSG);
 	/* In a cluster a name is the cluster's: the head's table must give it first. */
-	if (m.m.name_len && c->d->cl &&
-	    !actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len)) {
-		claim_start(c, req, &m, body, len);
+	if (m.m.name_len &&
+	    !actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len) &&
+	    ext_actor_claim(c, req, &m, body, len))
 		return 0;
-	}
 	r = actor_create(c, &m, &id, &why);
 	actor_reply(c, req, r, r ? NULL : &id, why);
 	return 0;
@@ -219,11 +217,9 @@ static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint3
 		return conn_fail(c, "malformed get actor", -EBADMSG);
 	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
 	h = a ? store_get(c->d, &a->id) : NULL;
-	if (!h && c->d->cl) {
-		/* Maybe on another node: the head's table says (answered later). */
-		lookup_start(c, req, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
+	/* Maybe on another node: the head's table says (answered later). */
+	if (!h && ext_actor_lookup(c, req, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len))
 		return 0;
-	}
 	if (!h) {
 		actor_reply(c, req, -ENOENT, NULL, "no live actor has this name in this namespace");
 		return 0;
@@ -245,7 +241,7 @@ static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	if (a)
 		r = actor_kill(c->d, a, m.no_restart != 0);
 	else
-		r = c->d->cl ? remote_actor_kill(c->d, &m.actor, m.no_restart != 0) : -ENOENT;
+		r = ext_actor_kill(c->d, &m.actor, m.no_restart != 0);
 	actor_reply(c, req, r, &m.actor, r ? "no such live actor" : NULL);
 	return 0;
 }
@@ -261,7 +257,7 @@ static void on_status(struct conn *c, uint64_t req)
 	st.pool_bytes = pool_bytes(d->pool);
 	st.actors_alive = actor_count(d, A_ALIVE);
 	st.actors_pending = actor_count(d, A_PENDING) + actor_count(d, A_STARTING);
-	kfast_stats(d, &st);
+	ext_stats(d, &st);
 	st.workers = d->nworkers;
 	st.workers_busy = st.workers_blocked = 0;
 	for (struct worker *w = d->workers; w; w = w->next) {
@@ -274,6 +270,12 @@ static void on_status(struct conn *c, uint64_t req)
 	kbuf_put(&c->out, &st, sizeof(st));
 	wire_end(&c->out, off);
 	conn_flush_later(c);
+}
+
+void proto_on(struct krayd *d, uint16_t type, proto_handler fn)
+{
+	if (type <= KRAY_MSG_TYPE_MAX)
+		d->handlers[type] = fn;
 }
 
 int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
@@ -311,14 +313,6 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return 0;
 	case KRAY_MSG_UNPIN:
 		return on_unpin(c, body, h->len);
-	case KRAY_MSG_KMOD_PIN: {
-		struct wire_oids ids;
-
-		if (wire_dec_refs(body, h->len, &ids))
-			return conn_fail(c, "malformed kmod pin", -EBADMSG);
-		kmod_pin(c, &ids);
-		return 0;
-	}
 	case KRAY_MSG_ACTOR_CREATE:
 		return on_actor_create(c, h->req, body, h->len);
 	case KRAY_MSG_GET_ACTOR:
@@ -334,7 +328,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		if (h->len)
 			return conn_fail(c, "malformed list request", -EBADMSG);
 		if (h->type == KRAY_MSG_LIST_NODES)
-			cluster_describe(c->d, &text);
+			ext_describe_nodes(c->d, &text);
 		else
 			actor_describe(c->d, &text);
 		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
@@ -359,18 +353,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 			task_cancel(c->d, &m.oid, m.flags);
 		return 0;
 	}
-	case KRAY_MSG_FAST_OPEN:
-		if (h->len)
-			return conn_fail(c, "malformed fast open", -EBADMSG);
-		return kfast_open(c, h->req);
-	case KRAY_MSG_FAST_DONE:
-		return kfast_done(c, body, h->len, &c->why);
-	case KRAY_MSG_FAST_STORE:
-		return kfast_store(c, body, h->len, &c->why);
 	case KRAY_MSG_PUT:
 		return on_put(c, body, h->len);
-	case KRAY_MSG_KV:
-		return kv_from_client(c, h->req, body, h->len);
 	case KRAY_MSG_RELEASE:
 		return proto_release(c, body, h->len);
 	case KRAY_MSG_STATUS:
@@ -393,6 +377,9 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		sched_reject(c, &rej.task);
 		return 0;
 	default:
+		/* Frames a part outside the core answers (the fast path, /dev/kray, KV). */
+		if (h->type <= KRAY_MSG_TYPE_MAX && c->d->handlers[h->type])
+			return c->d->handlers[h->type](c, h, body);
 		return conn_fail(c, "frame type not accepted by krayd", -EBADMSG);
 	}
 }
@@ -401,10 +388,12 @@ void proto_conn_gone(struct conn *c)
 {
 	struct krayd *d = c->d;
 
+	if (c->role == ROLE_DRIVER)
+		d->st.drivers--;
 	get_conn_gone(c);
-	kfast_conn_gone(c);
-	if (c->role == ROLE_DRIVER && d->cl)
-		gcs_job_changed(c, false);
+	ext_conn_gone(c);
+	if (c->role == ROLE_DRIVER)
+		ext_driver_changed(c, false);
 	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
 		actor_owner_gone(d, c->id);
 	/* A process that goes away drops its views and everything it held; objects it was
@@ -442,7 +431,14 @@ void proto_conn_gone(struct conn *c)
 	if (c->worker) {
 		/* The fast path must not steer a task to it now (one it runs is reconciled
 		 * when the process is reaped). */
-		kfast_retire(d, c->worker);
+		ext_worker_retire(d, c->worker);
 		worker_conn_lost(c->worker);
 	}
+}
+
+const struct conn_kind proto_client = { .frame = proto_handle, .gone = proto_conn_gone };
+
+void proto_accepted(struct krayd *d, int fd)
+{
+	conn_new(d, fd, ROLE_NONE, &proto_client);
 }

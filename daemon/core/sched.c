@@ -64,8 +64,8 @@ int job_add(struct krayd *d, uint32_t id, const char *path, size_t len)
 void sched_enqueue(struct krayd *d, struct task *t, bool front)
 {
 	/* In a cluster, a task that needs resources only another node has runs there, and one
-	 * that would wait here may go to a less loaded node (remote.c). */
-	if ((t->nres || d->cl) && remote_take(d, t))
+	 * that would wait here may go to a less loaded node (cluster/remote.c). */
+	if (ext_place(d, t))
 		return;
 	t->next = NULL;
 	if (!d->qhead) {
@@ -259,7 +259,7 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 		w->head = t;
 	w->tail = t;
 	if (!w->inflight++)
-		kbpf_worker_busy(d, w, t);
+		ext_exec_sent(d, w, t);
 	return 0;
 }
 
@@ -310,11 +310,11 @@ void sched_res_give(struct krayd *d, struct task *t)
 static void trim_pool(struct krayd *d, unsigned keep)
 {
 	for (struct worker *w = d->workers; w; w = w->next) {
-		if (!runnable(w) || w->inflight || kfast_running(d, w))
+		if (!runnable(w) || w->inflight || ext_worker_busy(d, w))
 			continue;
 		if (keep)
 			keep--;
-		else if (kfast_retire(d, w)) /* not if the fast path just gave it a task */
+		else if (ext_worker_retire(d, w)) /* not if the fast path just gave it a task */
 			conn_close(w->conn, "worker not needed");
 	}
 }
@@ -338,13 +338,13 @@ static int start_on(struct krayd *d, struct worker *w, struct task *t)
  */
 static void unstrand(struct krayd *d)
 {
-	if (!d->fast || !d->qhead || d->starting)
+	if (!ext_can_pass(d) || !d->qhead || d->starting)
 		return;
 	for (struct worker *w = d->workers; w; w = w->next)
 		if (w->state == W_READY && w->inflight && !w->blocked)
 			return; /* its result will dispatch (a blocked one may wait on the queue) */
 	for (struct worker *w = d->workers; w && d->qhead; w = w->next)
-		if (runnable(w) && !w->inflight && res_free(d, d->qhead) && kfast_pass(d, w))
+		if (runnable(w) && !w->inflight && res_free(d, d->qhead) && ext_worker_pass(d, w))
 			start_on(d, w, dequeue(d));
 }
 
@@ -352,7 +352,7 @@ static void unstrand(struct krayd *d)
 static struct worker *idle_worker(struct krayd *d)
 {
 	for (struct worker *w = d->workers; w; w = w->next)
-		if (runnable(w) && !w->inflight && kfast_claim(d, w))
+		if (runnable(w) && !w->inflight && ext_worker_claim(d, w))
 			return w;
 	return NULL;
 }
@@ -403,11 +403,11 @@ void sched_dispatch(struct krayd *d)
 
 	if (d->stopping)
 		return;
-	kbpf_tick(d);
+	ext_before_dispatch(d);
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (runnable(w) && w->inflight)
 			used += w->cpu_milli;
-		else if (runnable(w) && kfast_running(d, w))
+		else if (runnable(w) && ext_worker_busy(d, w))
 			used += 1000; /* a fast task (always plain) holds a CPU slot too */
 		else if (runnable(w))
 			idle++;
@@ -459,20 +459,18 @@ void sched_dispatch(struct krayd *d)
 		want = want > pool_starting ? want - pool_starting : 0;
 		/* The CPUs are oversubscribed (daemon/bpf/bpf_sched.c): another worker would only
 		 * wait for a CPU too.  Queue; the busy workers' results dispatch again. */
-		if (want && used > d->actor_slots_milli && kbpf_oversubscribed(d)) {
-			kbpf_deferred(d);
+		if (want && used > d->actor_slots_milli && !ext_may_start(d))
 			want = 0;
-		}
 		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
 		       d->start_failures < 3)
 			if (worker_spawn(d))
 				break;
 	}
-	if (d->fast) {
+	if (ext_can_pass(d)) {
 		unstrand(d);
 		for (struct worker *w = d->workers; w; w = w->next)
 			if (runnable(w))
-				kfast_settle(d, w, d->qhead != NULL);
+				ext_worker_settle(d, w, d->qhead != NULL);
 	}
 }
 
@@ -539,7 +537,7 @@ void sched_result(struct conn *c, const struct wire_result *r)
 	 * keep them) until it exits; a call's are lent for the call. */
 	if (!t->ctor)
 		sched_unlend(c, t);
-	kbpf_worker_done(c->d, w);
+	ext_result(c->d, w);
 	if (t->actor) {
 		actor_result(c, t, r);
 		return;
@@ -594,5 +592,91 @@ void sched_fini(struct krayd *d)
 		d->jobs = j->next;
 		free(j->code_path);
 		free(j);
+	}
+}
+
+/* none_ran: a fast task was running (bpf_fast.c), so none of the tasks krayd sent it had
+ * started: all go back to the queue, none counts an attempt. */
+static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool none_ran)
+{
+	struct task *t = w->head, *rest;
+
+	if (!t)
+		return;
+	rest = none_ran ? t : t->next;
+	w->head = w->tail = NULL;
+	w->inflight = 0;
+	for (struct task *x = t; x; x = x->next)
+		sched_res_give(d, x);
+
+	/* The others had not started: back to the front of the queue, in order. */
+	struct task *stack = NULL;
+
+	while (rest) {
+		struct task *n = rest->next;
+
+		rest->next = stack;
+		stack = rest;
+		rest = n;
+	}
+	while (stack) {
+		struct task *n = stack->next;
+
+		if (stack->cancelled)
+			task_fail_cancelled(d, stack);
+		else
+			sched_enqueue(d, stack, true);
+		stack = n;
+	}
+	if (none_ran)
+		return; /* t was requeued with the rest */
+	t->next = NULL;
+	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
+		task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled (its worker, pid %d, "
+			  "was killed)", t->fn->name_len, t->fn->name, (int)w->pid);
+		return;
+	}
+	t->attempts++;
+	if (t->max_retries < 0 || t->attempts <= t->max_retries) {
+		log_info("worker %u (pid %d) %s while running '%.*s': retrying (%u of %d)", w->id,
+			 (int)w->pid, how, t->fn->name_len, t->fn->name, t->attempts,
+			 t->max_retries);
+		d->st.tasks_retried++;
+		sched_enqueue(d, t, true);
+		return;
+	}
+	task_fail(d, t, KRAY_WE_WORKER_DIED,
+		  "worker died while running '%.*s': pid %d %s; %u attempt%s, max_retries %d",
+		  t->fn->name_len, t->fn->name, (int)w->pid, how, t->attempts,
+		  t->attempts == 1 ? "" : "s", t->max_retries);
+}
+
+static void fail_queue(struct krayd *d, const char *how)
+{
+	while (d->qhead) {
+		struct task *t = sched_unqueue(d, &d->qhead, NULL);
+
+		task_fail(d, t, KRAY_WE_INTERNAL, "cannot start a worker for '%.*s': %s",
+			  t->fn->name_len, t->fn->name, how);
+	}
+}
+
+void sched_worker_lost(struct krayd *d, struct worker *w, const char *how, bool was_starting,
+		       bool fast_ran)
+{
+	if (was_starting && !w->actor && !d->stopping && d->start_failures >= 3)
+		fail_queue(d, how);
+	if (!d->stopping && w->actor) {
+		actor_worker_died(d, w, how);
+	} else if (!d->stopping) {
+		tasks_lost(d, w, how, fast_ran);
+	} else {
+		while (w->head) {
+			struct task *t = w->head;
+
+			w->head = t->next;
+			if (!t->ctor) /* the actor owns its constructor */
+				task_free(d, t);
+		}
 	}
 }

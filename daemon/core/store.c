@@ -42,7 +42,7 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id)
 static void obj_free(struct krayd *d, struct obj *o)
 {
 	if (o->remote_link)
-		remote_obj_settled(d, o); /* its copy elsewhere goes too */
+		ext_obj_settled(d, o); /* its copy elsewhere goes too */
 	/* Nested refs go with their container. */
 	for (uint16_t i = 0; i < o->ncontained; i++) {
 		struct obj *in = store_get(d, &o->contained[i]);
@@ -56,7 +56,7 @@ static void obj_free(struct krayd *d, struct obj *o)
 	d->st.objects--;
 	d->st.evicted_total++;
 	if (o->id.index == KRAY_OID_ACTOR)
-		actor_handle_gone(d, &o->id); /* the last handle went */
+		d->handle_gone(d, &o->id); /* the last handle went */
 	d->st.object_bytes -= o->len;
 	free(o->data);
 	free(o);
@@ -73,14 +73,25 @@ static void fire(struct krayd *d, struct obj *o)
 	while (dep) {
 		struct dep *next = dep->next;
 
-		if (dep->task)
-			task_dep_ready(d, dep->task, o);
-		else
-			get_dep_ready(d, dep->get);
+		dep->ready(d, dep->arg, o);
 		free(dep);
 		dep = next;
 	}
 	store_unref(d, o);
+}
+
+void store_wait(struct krayd *d, struct obj *o, void (*ready)(struct krayd *d, void *arg,
+							      struct obj *o), void *arg)
+{
+	struct dep *dep = calloc(1, sizeof(*dep));
+
+	(void)d;
+	if (!dep)
+		abort();
+	dep->ready = ready;
+	dep->arg = arg;
+	dep->next = o->deps;
+	o->deps = dep;
 }
 
 static void contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)

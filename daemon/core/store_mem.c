@@ -1,13 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Large objects: memfds sealed before anyone but their writer sees them, a capacity, and
- * spilling to disk when the capacity is reached.
- *
- * A writer asks for an object (CREATE): krayd makes room, hands it a memfd from the pool
- * of pre-faulted memory, and the writer maps it, writes it and asks krayd to SEAL it.
- * krayd seals (F_SEAL_WRITE fails while any writable mapping exists, so a sealed object
- * is immutable) and publishes it.  Readers get a dup of the fd and map it read-only;
- * each view is a pin until the reader drops it.
+ * The memory of large objects: memfds from the pool of pre-faulted memory, a capacity,
+ * and spilling to disk when the capacity is reached (writing them is store_large.c's).
  *
  * Room is made by spilling the least recently created unpinned objects that are still
  * referenced to files under spill_dir (unreferenced objects are freed at once, so there
@@ -28,11 +22,10 @@
 #include "core/krayd.h"
 #include "core/log.h"
 
-#define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define HUGE_PAGE (2ull << 20)
 #define HUGE_MIN (1ull << 20)
 
-static void lru_add(struct krayd *d, struct obj *o)
+void store_lru_add(struct krayd *d, struct obj *o)
 {
 	o->lru_next = NULL;
 	o->lru_prev = d->lru_tail;
@@ -43,7 +36,7 @@ static void lru_add(struct krayd *d, struct obj *o)
 	d->lru_tail = o;
 }
 
-static void lru_del(struct krayd *d, struct obj *o)
+void store_lru_del(struct krayd *d, struct obj *o)
 {
 	if (o->lru_prev)
 		o->lru_prev->lru_next = o->lru_next;
@@ -111,7 +104,7 @@ static int spill(struct krayd *d, struct obj *o)
 	int fd, r;
 
 	/* A reader that mapped it through /dev/kray holds it: as good as a pin. */
-	if (kmod_withdraw(d, o, true))
+	if (ext_obj_withdraw(d, o, true))
 		return -EBUSY;
 	if (mkdir(d->cfg.spill_dir, 0700) && errno != EEXIST) {
 		r = -errno;
@@ -131,7 +124,7 @@ static int spill(struct krayd *d, struct obj *o)
 		unlink(path);
 		goto err_republish;
 	}
-	lru_del(d, o);
+	store_lru_del(d, o);
 	close(o->fd);
 	o->fd = -1;
 	o->spilled = true;
@@ -144,12 +137,12 @@ static int spill(struct krayd *d, struct obj *o)
 	return 0;
 
 err_republish:
-	kmod_publish(d, o);
+	ext_obj_published(d, o);
 	return r;
 }
 
 /* Spills until size more bytes fit.  Returns 0 or -ENOSPC. */
-static int make_room(struct krayd *d, uint64_t size)
+int store_make_room(struct krayd *d, uint64_t size)
 {
 	struct obj *o = d->lru_head, *next;
 	int last = 0;
@@ -175,7 +168,7 @@ static int make_room(struct krayd *d, uint64_t size)
  * memfd comes from the pool and has exactly size bytes.  A restore never uses hugetlb
  * (hugetlbfs cannot be written with write(2)).
  */
-static int new_memfd(struct krayd *d, uint64_t size, bool restore)
+int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
 {
 	int fd;
 
@@ -201,124 +194,6 @@ static int new_memfd(struct krayd *d, uint64_t size, bool restore)
 	return fd;
 }
 
-int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd)
-{
-	struct krayd *d = c->d;
-	struct obj *o;
-	bool fresh;
-	int fd, r;
-
-	r = make_room(d, size);
-	if (r)
-		return r;
-	fd = new_memfd(d, size, false);
-	if (fd < 0)
-		return fd;
-	o = store_create(d, id);
-	if (!o) {
-		close(fd);
-		return -EEXIST;
-	}
-	o->type = KRAY_WT_FD;
-	o->fd = fd;
-	o->size = size;
-	o->writer = c;
-	d->st.store_bytes += size;
-	(*oidmap_upsert(&c->refs, id, &fresh))++;
-	store_ref(o);
-	*ret_fd = fd;
-	return 0;
-}
-
-int store_begin_large(struct conn *c, struct obj *o, uint64_t size)
-{
-	struct krayd *d = c->d;
-	int fd, r;
-
-	if (o->state != OBJ_PENDING || o->writer || o->fd >= 0)
-		return -EBUSY;
-	r = make_room(d, size);
-	if (r)
-		return r;
-	fd = new_memfd(d, size, false);
-	if (fd < 0)
-		return fd;
-	o->type = KRAY_WT_FD;
-	o->fd = fd;
-	o->size = size;
-	o->writer = c;
-	d->st.store_bytes += size;
-	return 0;
-}
-
-void store_abort_large(struct krayd *d, struct obj *o)
-{
-	if (o->state != OBJ_PENDING || o->fd < 0)
-		return;
-	d->st.store_bytes -= o->size;
-	close(o->fd);
-	o->fd = -1;
-	o->size = 0;
-	o->type = KRAY_WT_NIL;
-	o->writer = NULL;
-}
-
-int store_seal_large(struct conn *c, const struct kray_oid *id)
-{
-	struct krayd *d = c->d;
-	struct obj *o = store_get(d, id);
-	struct stat st;
-	char msg[128];
-
-	if (!o || o->writer != c || o->state != OBJ_PENDING)
-		return -ENOENT;
-	o->writer = NULL;
-	if (fcntl(o->fd, F_ADD_SEALS, ALL_SEALS) || fstat(o->fd, &st) ||
-	    (uint64_t)st.st_size < o->size) {
-		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
-			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
-		d->st.store_bytes -= o->size;
-		close(o->fd);
-		o->fd = -1;
-		o->type = KRAY_WT_NIL;
-		store_seal_error(d, o, KRAY_WE_INTERNAL, msg, strlen(msg));
-		return 0;
-	}
-	lru_add(d, o);
-	kmod_publish(d, o); /* before the seal wakes anyone */
-	struct wire_value v = { .type = KRAY_WT_FD, .scalar = o->size };
-
-	store_seal(d, o, &v);
-	return 0;
-}
-
-int store_move(struct krayd *d, struct obj *dst, struct obj *src)
-{
-	if (src->type != KRAY_WT_FD || src->state != OBJ_READY || src->pins)
-		return -EINVAL;
-	if (src->spilled) {
-		int r = store_restore(d, src);
-
-		if (r)
-			return r;
-	}
-	/* Take src's memory; src stays, empty, until its references go. */
-	kmod_withdraw(d, src, false);
-	dst->type = KRAY_WT_FD;
-	dst->fd = src->fd;
-	dst->size = src->size;
-	lru_del(d, src);
-	src->fd = -1;
-	src->size = 0;
-	src->type = KRAY_WT_NIL;
-	lru_add(d, dst);
-	kmod_publish(d, dst);
-	struct wire_value v = { .type = KRAY_WT_FD, .scalar = dst->size };
-
-	store_seal(d, dst, &v);
-	return 0;
-}
-
 int store_restore(struct krayd *d, struct obj *o)
 {
 	char path[PATH_MAX + 64];
@@ -326,21 +201,21 @@ int store_restore(struct krayd *d, struct obj *o)
 
 	if (!o->spilled)
 		return 0;
-	r = make_room(d, o->size);
+	r = store_make_room(d, o->size);
 	if (r)
 		return r;
 	spill_path(d, o, path, sizeof(path));
 	in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
-	fd = new_memfd(d, o->size, true);
+	fd = store_new_memfd(d, o->size, true);
 	if (fd < 0) {
 		close(in);
 		return fd;
 	}
 	r = copy_fd(fd, in, o->size);
 	close(in);
-	if (!r && fcntl(fd, F_ADD_SEALS, ALL_SEALS))
+	if (!r && fcntl(fd, F_ADD_SEALS, STORE_SEALS))
 		r = -errno;
 	if (r) {
 		close(fd);
@@ -349,8 +224,8 @@ int store_restore(struct krayd *d, struct obj *o)
 	unlink(path);
 	o->fd = fd;
 	o->spilled = false;
-	lru_add(d, o);
-	kmod_publish(d, o);
+	store_lru_add(d, o);
+	ext_obj_published(d, o);
 	d->st.store_bytes += o->size;
 	d->st.objects_spilled--;
 	d->st.bytes_spilled -= o->size;
@@ -361,8 +236,8 @@ int store_restore(struct krayd *d, struct obj *o)
 void store_drop_large(struct krayd *d, struct obj *o)
 {
 	if (o->fd >= 0) {
-		kmod_withdraw(d, o, false); /* out of the table before its memory goes */
-		lru_del(d, o);
+		ext_obj_withdraw(d, o, false); /* out of the table before its memory goes */
+		store_lru_del(d, o);
 		close(o->fd);
 		d->st.store_bytes -= o->size;
 	}

@@ -98,23 +98,24 @@ static int release(struct task *t, unsigned i, struct kray_oid *id, void *arg)
 	return 0;
 }
 
+static void task_dep_ready(struct krayd *d, struct task *t, struct obj *o);
+
+static void dep_ready(struct krayd *d, void *arg, struct obj *o)
+{
+	task_dep_ready(d, arg, o);
+}
+
 static int wait_for(struct task *t, unsigned i, struct kray_oid *id, void *arg)
 {
 	struct krayd *d = arg;
 	struct obj *o = store_get(d, id);
-	struct dep *dep;
 
 	(void)i;
 	if (o->state == OBJ_READY)
 		return 0;
-	dep = calloc(1, sizeof(*dep));
-	if (!dep)
-		abort();
-	dep->task = t;
-	dep->next = o->deps;
-	o->deps = dep;
+	store_wait(d, o, dep_ready, t);
 	t->deps_left++;
-	remote_want(d, o);
+	ext_obj_wanted(d, o);
 	return 0;
 }
 
@@ -265,7 +266,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 		return;
 	if (s->m.actor.index == KRAY_OID_ACTOR) {
 		a = actor_find(d, &s->m.actor);
-		if (!a && d->cl && remote_actor_known(d, &s->m.actor)) {
+		if (!a && ext_actor_known(d, &s->m.actor)) {
 			/* An actor on another node: the call goes there (remote.c). */
 			if (!oidmap_get(&c->refs, &s->m.actor)) {
 				task_fail(d, t, KRAY_WE_OBJECT_LOST,
@@ -302,7 +303,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	}
 }
 
-void task_dep_ready(struct krayd *d, struct task *t, struct obj *o)
+static void task_dep_ready(struct krayd *d, struct task *t, struct obj *o)
 {
 	struct obj *err;
 	unsigned arg;
@@ -404,7 +405,7 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 	else
 		d->st.tasks_finished++;
 	if (t->from_link)
-		remote_task_done(d, t); /* run for another node: the returns go back */
+		ext_task_done(d, t); /* run for another node: the returns go back */
 	task_free(d, t);
 }
 
@@ -430,6 +431,20 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 	}
 	d->st.tasks_failed++;
 	if (t->from_link)
-		remote_task_done(d, t);
+		ext_task_done(d, t);
 	task_free(d, t);
+}
+
+void task_fail_cancelled(struct krayd *d, struct task *t)
+{
+	task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled", t->fn->name_len,
+		  t->fn->name);
+}
+
+bool task_cancelled_fail(struct krayd *d, struct task *t)
+{
+	if (!oidmap_get(&d->cancelled, &t->id))
+		return false;
+	task_fail_cancelled(d, t); /* task_free() forgets the id */
+	return true;
 }

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The worker pool's processes: spawning a worker host on a socketpair (so its connection
- * is known to be that worker's), and what a worker's death means for the
- * tasks it held.  A death is handled when the process is reaped, so the error can say
- * how it died; the head of its in-flight list was running and counts an attempt, the
- * rest had not started and are simply queued again.
+ * is known to be that worker's), reaping them, and saying how each died.  What a death
+ * means for the tasks it held, or the actor it hosted, is the scheduler's
+ * (sched_worker_lost(), through d->worker_lost): this file calls nothing above it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,10 +154,10 @@ static struct worker *spawn(struct krayd *d)
 	d->nworkers++;
 	d->starting++;
 	d->st.workers_started++;
-	c = conn_new(d, sv[0], ROLE_NONE); /* out of memory: the worker sees EOF and exits */
+	c = conn_new(d, sv[0], ROLE_NONE, d->client_kind); /* out of memory: the worker sees EOF and exits */
 	if (c)
 		c->spawned = w->id;
-	kbpf_worker_add(d, w);
+	ext_worker_started(d, w);
 	log_debug("worker %u started, pid %d", w->id, (int)w->pid);
 	return w;
 }
@@ -178,7 +177,7 @@ void worker_attach(struct worker *w, struct conn *c)
 	c->worker = w;
 	c->role = ROLE_WORKER;
 	if (w->actor)
-		actor_worker_ready(c->d, w);
+		c->d->worker_ready(c->d, w);
 }
 
 void worker_conn_lost(struct worker *w)
@@ -198,72 +197,6 @@ static void describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 }
 
-/* none_ran: a fast task was running (bpf_fast.c), so none of the tasks krayd sent it had
- * started: all go back to the queue, none counts an attempt. */
-static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool none_ran)
-{
-	struct task *t = w->head, *rest;
-
-	if (!t)
-		return;
-	rest = none_ran ? t : t->next;
-	w->head = w->tail = NULL;
-	w->inflight = 0;
-	for (struct task *x = t; x; x = x->next)
-		sched_res_give(d, x);
-
-	/* The others had not started: back to the front of the queue, in order. */
-	struct task *stack = NULL;
-
-	while (rest) {
-		struct task *n = rest->next;
-
-		rest->next = stack;
-		stack = rest;
-		rest = n;
-	}
-	while (stack) {
-		struct task *n = stack->next;
-
-		if (stack->cancelled)
-			task_fail_cancelled(d, stack);
-		else
-			sched_enqueue(d, stack, true);
-		stack = n;
-	}
-	if (none_ran)
-		return; /* t was requeued with the rest */
-	t->next = NULL;
-	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
-		task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled (its worker, pid %d, "
-			  "was killed)", t->fn->name_len, t->fn->name, (int)w->pid);
-		return;
-	}
-	t->attempts++;
-	if (t->max_retries < 0 || t->attempts <= t->max_retries) {
-		log_info("worker %u (pid %d) %s while running '%.*s': retrying (%u of %d)", w->id,
-			 (int)w->pid, how, t->fn->name_len, t->fn->name, t->attempts,
-			 t->max_retries);
-		d->st.tasks_retried++;
-		sched_enqueue(d, t, true);
-		return;
-	}
-	task_fail(d, t, KRAY_WE_WORKER_DIED,
-		  "worker died while running '%.*s': pid %d %s; %u attempt%s, max_retries %d",
-		  t->fn->name_len, t->fn->name, (int)w->pid, how, t->attempts,
-		  t->attempts == 1 ? "" : "s", t->max_retries);
-}
-
-static void fail_queue(struct krayd *d, const char *how)
-{
-	while (d->qhead) {
-		struct task *t = sched_unqueue(d, &d->qhead, NULL);
-
-		task_fail(d, t, KRAY_WE_INTERNAL, "cannot start a worker for '%.*s': %s",
-			  t->fn->name_len, t->fn->name, how);
-	}
-}
-
 static void worker_gone(struct krayd *d, struct worker *w, int status)
 {
 	char how[128];
@@ -271,8 +204,7 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 
 	describe(status, how, sizeof(how));
 	w->state = W_DEAD;
-	kbpf_worker_del(d, w);
-	fast_ran = kfast_worker_gone(d, w, how);
+	fast_ran = ext_worker_gone(d, w, how);
 	if (w->conn)
 		conn_close(w->conn, "worker exited");
 	if (was_starting) {
@@ -283,27 +215,13 @@ static void worker_gone(struct krayd *d, struct worker *w, int status)
 	} else if (was_starting && !d->stopping) {
 		d->start_failures++;
 		log_warn("worker %u (pid %d) %s before connecting", w->id, (int)w->pid, how);
-		if (d->start_failures >= 3 && !d->stopping)
-			fail_queue(d, how);
 	} else if (!d->stopping) {
 		log_debug("worker %u (pid %d) %s", w->id, (int)w->pid, how);
 	}
 	if (!d->stopping && (w->head || fast_ran || WIFSIGNALED(status)) &&
 	    !(w->actor && !w->head && w->actor->state == A_DEAD))
 		d->st.workers_died++;
-	if (!d->stopping && w->actor) {
-		actor_worker_died(d, w, how);
-	} else if (!d->stopping) {
-		tasks_lost(d, w, how, fast_ran);
-	} else {
-		while (w->head) {
-			struct task *t = w->head;
-
-			w->head = t->next;
-			if (!t->ctor) /* the actor owns its constructor */
-				task_free(d, t);
-		}
-	}
+	d->worker_lost(d, w, how, was_starting, fast_ran); /* its tasks, or its actor */
 
 	struct worker **pp = &d->workers;
 

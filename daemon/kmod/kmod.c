@@ -27,6 +27,7 @@
 
 #include "../../include/uapi/kray_kmod.h"
 #include "core/krayd.h"
+#include "kmod/kmod.h"
 #include "core/log.h"
 
 /* Adopts and withdraws the orphans of dead krayds of this uid (as krayd publishes them:
@@ -70,6 +71,19 @@ static unsigned drop_orphans(struct krayd *d)
 	return dropped;
 }
 
+static int on_kmod_pin(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+/* Publishes a sealed large object in memory, so that local readers get it in one ioctl. */
+static void kmod_publish(struct krayd *d, struct obj *o);
+/* Withdraws o if published.  With if_unused, fails with -EBUSY (o stays published) while
+ * a reader holds an fd or a mapping the module handed out.  Returns 0 or -EBUSY. */
+static int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused);
+
+static const struct ext kmod_ext = {
+	.name = "kmod",
+	.obj_published = kmod_publish,
+	.obj_withdraw = kmod_withdraw,
+};
+
 void kmod_init(struct krayd *d)
 {
 	struct kray_kmod_version v = { 0 };
@@ -78,6 +92,9 @@ void kmod_init(struct krayd *d)
 	int fd;
 
 	d->kmod_fd = -1;
+	/* Always: each hook does nothing without the device. */
+	proto_on(d, KRAY_MSG_KMOD_PIN, on_kmod_pin);
+	ext_add(d, &kmod_ext);
 	if (!d->cfg.kmod)
 		return;
 	fd = open(KRAY_KMOD_DEVICE, O_RDWR | O_CLOEXEC);
@@ -112,7 +129,7 @@ void kmod_init(struct krayd *d)
 		 (unsigned long long)v.max_bytes, v.objects);
 }
 
-void kmod_publish(struct krayd *d, struct obj *o)
+static void kmod_publish(struct krayd *d, struct obj *o)
 {
 	struct kray_kmod_publish a = { .size = sizeof(a), .fd = o->fd,
 				       .scope = KRAY_KMOD_SCOPE_UID, .scope_id = geteuid() };
@@ -130,7 +147,7 @@ void kmod_publish(struct krayd *d, struct obj *o)
 	o->kmod = true;
 }
 
-int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused)
+static int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused)
 {
 	struct kray_kmod_withdraw a = { .size = sizeof(a),
 					.flags = if_unused ? KRAY_KMOD_WITHDRAW_IF_UNUSED : 0 };
@@ -148,7 +165,7 @@ int kmod_withdraw(struct krayd *d, struct obj *o, bool if_unused)
 	return 0;
 }
 
-void kmod_pin(struct conn *c, const struct wire_oids *ids)
+static void kmod_pin(struct conn *c, const struct wire_oids *ids)
 {
 	for (uint32_t i = 0; i < ids->n; i++) {
 		struct kray_oid id;
@@ -174,4 +191,15 @@ void kmod_fini(struct krayd *d)
 	if (d->kmod_fd >= 0)
 		close(d->kmod_fd);
 	d->kmod_fd = -1;
+}
+
+/* KMOD_PIN: c mapped these objects through /dev/kray; pin those it holds, as a get would. */
+static int on_kmod_pin(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	struct wire_oids ids;
+
+	if (wire_dec_refs(body, h->len, &ids))
+		return conn_fail(c, "malformed kmod pin", -EBADMSG);
+	kmod_pin(c, &ids);
+	return 0;
 }

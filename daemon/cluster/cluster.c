@@ -1,0 +1,484 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The cluster part of krayd, at its top: what plugs it into the core and into its own
+ * links.  It starts the parts (net, gcs, node, remote, ractor, lineage, lookup, xfer),
+ * fills the core's hook table (core/ext.h) and the links' (struct net_hooks), and runs
+ * this node as a member: the token, joining the head (and joining again when the link to
+ * it closes, e.g. when the head restarts), heartbeats with this node's load.  Nothing in
+ * the cluster calls this file; it calls them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+#include "core/log.h"
+
+static int64_t ms(int v)
+{
+	return (int64_t)v * 1000000;
+}
+
+static void report(struct krayd *d, struct link *l, uint16_t type)
+{
+	struct node_entry self;
+	struct kbuf *b = net_out(l);
+	size_t off = wire_begin(b, type, 0);
+
+	node_self(d, &self);
+	node_put_entry(b, &self);
+	wire_end(b, off);
+	net_flush(l);
+}
+
+static void member_link_up(struct link *l)
+{
+	if (l->to_head) {
+		log_info("joined the head at node %08x", l->node);
+		report(l->d, l, KRAY_MSG_NODE_REGISTER);
+		gcs_reregister(l->d, l); /* a restarted head learns our named actors again */
+		l->d->cl->next_heartbeat = now_ns() + ms(l->d->cfg.heartbeat_ms);
+	}
+}
+
+static void member_link_gone(struct link *l)
+{
+	struct cluster *cl = l->d->cl;
+
+	if (l != cl->head_link)
+		return;
+	cl->head_link = NULL;
+	if (l->d->stopping)
+		return;
+	/* Say why joining fails: the common mistakes are a wrong token and an address the
+	 * head does not listen on. */
+	if (l->up)
+		log_warn("lost the link to the head; joining again");
+	else if (l->proved)
+		log_warn_ratelimited("the head at %s refused this node: is the token in %s the "
+				     "head's? (retrying)",
+				     l->d->cfg.address,
+				     l->d->cfg.token[0] ? "--token" : l->d->cfg.token_file);
+	else
+		log_warn_ratelimited("cannot reach the head at %s (retrying every %d ms)",
+				     l->d->cfg.address, l->d->cfg.heartbeat_ms);
+}
+
+/* The head's view of the cluster (members only). */
+static void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct cluster *cl = d->cl;
+	struct kray_msg_refs n;
+	struct wire_rd r;
+	struct node_entry *nodes;
+
+	if (!l->to_head)
+		return; /* only the head's view counts */
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &n, sizeof(n)) || n.n > 65536)
+		goto bad;
+	nodes = calloc(n.n ? n.n : 1, sizeof(*nodes));
+	if (!nodes)
+		abort();
+	for (uint32_t i = 0; i < n.n; i++) {
+		const void *res = NULL;
+		struct node_entry *e = &nodes[i];
+
+		if (wire_rd_fixed(&r, &e->m, sizeof(e->m)) ||
+		    (e->m.res_len && wire_rd_bytes(&r, e->m.res_len, &res)) ||
+		    (e->nres = wire_parse_resources(res, e->m.res_len, e->res)) < 0) {
+			free(nodes);
+			goto bad;
+		}
+		if (e->m.res_len)
+			memcpy(e->res_text, res, e->m.res_len);
+		e->res_text[e->m.res_len] = 0;
+	}
+	if (wire_rd_end(&r)) {
+		free(nodes);
+		goto bad;
+	}
+	/* Nodes the head declared dead since the last view: close our links to them, so
+	 * what we sent them is retried elsewhere now rather than when TCP gives up.  A node
+	 * missing from the view is not dead: a restarted head has not heard from it yet. */
+	for (unsigned i = 0; i < cl->nnodes; i++) {
+		bool alive = true;
+
+		if (!cl->nodes[i].m.alive)
+			continue;
+		for (uint32_t j = 0; j < n.n; j++)
+			if (nodes[j].m.node == cl->nodes[i].m.node)
+				alive = nodes[j].m.alive;
+		if (!alive && cl->nodes[i].m.node != d->node) {
+			log_warn("node %08x is dead (the head says)", cl->nodes[i].m.node);
+			net_drop_node(d, cl->nodes[i].m.node);
+		}
+	}
+	free(cl->nodes);
+	cl->nodes = nodes;
+	cl->nnodes = cl->cap = n.n;
+	cl->view_from_head = true;
+	return;
+bad:
+	log_warn_ratelimited("malformed node view from the head ignored");
+}
+
+/* A frame on a link that has proven the token: the part it is for handles it. */
+static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	switch (h->type) {
+	case KRAY_MSG_NODE_REGISTER:
+	case KRAY_MSG_NODE_HEARTBEAT:
+		if (!l->d->cfg.head)
+			return conn_fail(l->c, "this node is not the head", -EPROTO);
+		gcs_on_report(l, h, body);
+		return 0;
+	case KRAY_MSG_NODE_VIEW:
+		node_on_view(l, body, h->len);
+		return 0;
+	case KRAY_MSG_FWD_TASK:
+		return remote_on_task(l, body, h->len);
+	case KRAY_MSG_FWD_DONE:
+		return remote_on_done(l, body, h->len);
+	case KRAY_MSG_OBJ_PUSH:
+		return xfer_on_push(l, body, h->len);
+	case KRAY_MSG_OBJ_CHUNK:
+		return xfer_on_chunk(l, body, h->len);
+	case KRAY_MSG_GCS_ACTOR:
+		if (!l->d->cfg.head)
+			return conn_fail(l->c, "this node is not the head", -EPROTO);
+		return gcs_apply(l->d, h->type, body, h->len, true) ?
+			       conn_fail(l->c, "malformed named actor", -EBADMSG) : 0;
+	case KRAY_MSG_GCS_JOB:
+		if (!l->d->cfg.head)
+			return conn_fail(l->c, "this node is not the head", -EPROTO);
+		return gcs_apply(l->d, h->type, body, h->len, true) ?
+			       conn_fail(l->c, "malformed job", -EBADMSG) : 0;
+	case KRAY_MSG_GCS_LOOKUP:
+		return gcs_on_lookup(l, body, h->len);
+	case KRAY_MSG_GCS_LOOKUP_REPLY:
+		return lookup_on_reply(l, body, h->len);
+	case KRAY_MSG_ACTOR_ATTACH:
+		return lookup_on_attach(l, body, h->len);
+	case KRAY_MSG_ACTOR_ATTACH_REPLY:
+		return lookup_on_attach_reply(l, body, h->len);
+	case KRAY_MSG_KV:
+		return gcs_on_kv(l, body, h->len);
+	case KRAY_MSG_KV_REPLY:
+		return kv_on_reply(l, body, h->len);
+	case KRAY_MSG_OBJ_HELD:
+		return remote_on_held(l, body, h->len);
+	case KRAY_MSG_OBJ_PULL:
+		return remote_on_pull(l, body, h->len);
+	case KRAY_MSG_FWD_ACTOR:
+		return remote_on_actor(l, body, h->len);
+	case KRAY_MSG_FWD_KILL:
+		return remote_on_kill(l, body, h->len);
+	case KRAY_MSG_PEER_RELEASE:
+		return proto_release(l->c, body, h->len);
+	case KRAY_MSG_ERROR:
+		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
+	default:
+		return conn_fail(l->c, "frame type not accepted on a node link", -EBADMSG);
+	}
+}
+
+/* A link came up: the objects queued to stream to its node start (xfer.c), and a link to
+ * the head makes this node a member. */
+static void on_link_up(struct link *l)
+{
+	xfer_refill(l->c);
+	member_link_up(l);
+}
+
+/* Link l went: what each part had in flight over it is retried elsewhere or failed. */
+static void on_link_gone(struct link *l)
+{
+	struct krayd *d = l->d;
+
+	xfer_link_gone(l);
+	lineage_link_gone(d, l);
+	ractor_link_gone(d, l);
+	remote_link_gone(l);
+	if (d->cfg.head)
+		gcs_link_gone(l);
+	member_link_gone(l);
+}
+
+void cluster_describe(struct krayd *d, struct kbuf *b)
+{
+	char line[256];
+	int n;
+
+	node_describe(d, b);
+	if (!d->cl)
+		return;
+	n = snprintf(line, sizeof(line),
+		     "this node: %llu tasks sent to other nodes, %llu run for them, %llu objects "
+		     "pulled, %llu tasks run again (lineage)\n",
+		     (unsigned long long)d->cl->forwarded, (unsigned long long)d->cl->received,
+		     (unsigned long long)d->cl->pulled, (unsigned long long)d->cl->rebuilt);
+	kbuf_put(b, line, (size_t)n);
+	if (d->cfg.head)
+		gcs_describe_jobs(d, b);
+}
+
+int64_t cluster_next_deadline(struct krayd *d)
+{
+	return d->cl ? d->cl->next_tick : -1;
+}
+
+void cluster_tick(struct krayd *d, int64_t now)
+{
+	struct cluster *cl = d->cl;
+	int64_t hb = ms(d->cfg.heartbeat_ms);
+
+	if (!cl || now < cl->next_tick)
+		return;
+	cl->next_tick = now + (hb / 4 > ms(5) ? hb / 4 : ms(5));
+	net_sweep(d);
+	net_close_unproven(d, now);
+	pend_expire(d, now);
+	if (d->cfg.head) {
+		gcs_tick(d, now);
+		return;
+	}
+	if (!cl->head_link && now >= cl->next_connect) {
+		cl->next_connect = now + hb;
+		cl->head_link = net_connect(d, &cl->head_sa);
+		if (cl->head_link)
+			cl->head_link->to_head = true;
+	}
+	if (cl->head_link && cl->head_link->up && now >= cl->next_heartbeat) {
+		cl->next_heartbeat = now + hb;
+		report(d, cl->head_link, KRAY_MSG_NODE_HEARTBEAT);
+	}
+}
+
+/* The token: --token, else the token file; the head writes a fresh one when there is
+ * none.  Surrounding white space is not part of it. */
+static int load_token(struct krayd *d)
+{
+	struct cluster *cl = d->cl;
+	char buf[sizeof(cl->token) + 1];
+	size_t n = 0;
+	int fd;
+
+	if (d->cfg.token[0]) {
+		snprintf(buf, sizeof(buf), "%s", d->cfg.token);
+		n = strlen(buf);
+	} else {
+		fd = open(d->cfg.token_file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && d->cfg.head) {
+			uint8_t raw[32];
+
+			if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+				return -EIO;
+			for (size_t i = 0; i < sizeof(raw); i++)
+				snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+			fd = open(d->cfg.token_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd < 0 || write(fd, buf, 64) != 64 || write(fd, "\n", 1) != 1) {
+				log_err("token-file %s: %s", d->cfg.token_file, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				return -EIO;
+			}
+			close(fd);
+			log_info("wrote a new cluster token to %s", d->cfg.token_file);
+			n = 64;
+		} else if (fd < 0) {
+			log_err("no cluster token: %s: %s (give --token or --token-file; the head "
+				"writes one at start)",
+				d->cfg.token_file, strerror(errno));
+			return -ENOENT;
+		} else {
+			ssize_t got = read(fd, buf, sizeof(buf) - 1);
+
+			close(fd);
+			n = got > 0 ? (size_t)got : 0;
+		}
+	}
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r' ||
+		     buf[n - 1] == '\t'))
+		buf[--n] = 0;
+	if (n < 16 || n > sizeof(cl->token)) {
+		log_err("the cluster token must be 16 to %zu bytes", sizeof(cl->token));
+		return -EINVAL;
+	}
+	memcpy(cl->token, buf, n);
+	cl->token_len = n;
+	return 0;
+}
+
+/* ---- the core's hooks (core/ext.h): each does nothing on a single node ---- */
+
+static bool ext_place_task(struct krayd *d, struct task *t)
+{
+	/* A task that needs resources only another node has runs there (on a single node it
+	 * fails: none has them), and one that would wait here may go to a less loaded node. */
+	return (t->nres || d->cl) && remote_take(d, t);
+}
+
+static void ext_named_actor(struct krayd *d, struct actor *a, bool alive)
+{
+	if (d->cl)
+		gcs_actor_changed(d, a, alive);
+}
+
+static int ext_place_actor(struct conn *c, const struct wire_actor_create *m,
+			   const struct wire_resource *res, int nres, struct kray_oid *ret_id)
+{
+	return c->d->cl ? remote_actor_create(c, m, res, nres, ret_id) : -ENOENT;
+}
+
+static bool ext_known_actor(struct krayd *d, const struct kray_oid *id)
+{
+	return d->cl && remote_actor_known(d, id);
+}
+
+static void ext_released_actor(struct krayd *d, const struct kray_oid *id)
+{
+	if (d->cl)
+		remote_actor_gone(d, id); /* its node drops the handle this node held */
+}
+
+static int ext_kill_actor(struct krayd *d, const struct kray_oid *id, bool no_restart)
+{
+	return d->cl ? remote_actor_kill(d, id, no_restart) : -ENOENT;
+}
+
+static bool ext_lookup_actor(struct conn *c, uint64_t req, const char *name, size_t len,
+			     const char *ns, size_t ns_len)
+{
+	if (!c->d->cl)
+		return false;
+	lookup_start(c, req, name, len, ns, ns_len);
+	return true;
+}
+
+/* In a cluster a name is the cluster's: the head's table must give it first. */
+static bool ext_claim_actor(struct conn *c, uint64_t req, const struct wire_actor_create *m,
+			    const uint8_t *body, uint32_t len)
+{
+	if (!c->d->cl)
+		return false;
+	claim_start(c, req, m, body, len);
+	return true;
+}
+
+static void ext_driver(struct conn *c, bool alive)
+{
+	if (c->d->cl)
+		gcs_job_changed(c, alive);
+}
+
+static const struct ext cluster_ext = {
+	.name = "cluster",
+	.next_deadline = cluster_next_deadline,
+	.tick = cluster_tick,
+	.place = ext_place_task,
+	.task_done = remote_task_done,
+	.obj_wanted = remote_want,
+	.obj_settled = remote_obj_settled,
+	.actor_changed = ext_named_actor,
+	.actor_place = ext_place_actor,
+	.actor_known = ext_known_actor,
+	.actor_released = ext_released_actor,
+	.actor_kill = ext_kill_actor,
+	.actor_lookup = ext_lookup_actor,
+	.actor_claim = ext_claim_actor,
+	.driver_changed = ext_driver,
+	.describe_nodes = cluster_describe,
+};
+
+/* KV from a local client: the head's table (on a single node, -ENOTCONN). */
+static int on_kv(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	return kv_from_client(c, h->req, body, h->len);
+}
+
+static void on_link_sent(struct link *l)
+{
+	xfer_refill(l->c);
+}
+
+static void on_link_spliced(struct link *l, int res)
+{
+	xfer_spliced(l->c, res);
+}
+
+int cluster_init(struct krayd *d)
+{
+	struct cluster *cl;
+	int r;
+
+	proto_on(d, KRAY_MSG_KV, on_kv);
+	r = ext_add(d, &cluster_ext);
+	if (r)
+		return r;
+	if (!d->cfg.head && !d->cfg.address[0])
+		return 0;
+	cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		abort();
+	cl->listen_fd = -1;
+	cl->log_fd = -1;
+	cl->hooks = (struct net_hooks){ .frame = on_frame, .up = on_link_up, .gone = on_link_gone,
+					.sent = on_link_sent, .spliced = on_link_spliced };
+	d->cl = cl;
+	if (d->cfg.address[0] && net_parse_addr(d->cfg.address, &cl->head_sa)) {
+		log_err("address: not IPV4:PORT: '%s'", d->cfg.address);
+		return -EINVAL;
+	}
+	r = load_token(d);
+	if (!r)
+		r = net_init(d);
+	if (r)
+		return r;
+	if (d->cfg.head && (r = gcs_open(d)))
+		return r;
+	if (d->cfg.head) {
+		cl->nnodes = cl->cap = 1;
+		cl->nodes = calloc(1, sizeof(*cl->nodes));
+		if (!cl->nodes)
+			abort();
+		node_self(d, &cl->nodes[0]);
+		log_info("head: GCS serving node links on %s:%u", inet_ntoa(cl->self.sin_addr),
+			 ntohs(cl->self.sin_port));
+	} else {
+		log_info("joining the head at %s; node links on %s:%u", d->cfg.address,
+			 inet_ntoa(cl->self.sin_addr), ntohs(cl->self.sin_port));
+	}
+	/* Other nodes connect to the address this one listens on. */
+	if ((ntohl(cl->self.sin_addr.s_addr) >> 24) == 127 &&
+	    (ntohl(cl->head_sa.sin_addr.s_addr) >> 24) != 127 && !d->cfg.head)
+		log_warn("node-listen is a loopback address, but the head is not on this "
+			 "machine: other nodes cannot reach this one (set node-listen)");
+	cl->next_tick = now_ns();
+	return 0;
+}
+
+void cluster_fini(struct krayd *d)
+{
+	struct cluster *cl = d->cl;
+
+	if (!cl)
+		return;
+	remote_fini(d);
+	ractor_fini(d);
+	lineage_fini(d);
+	lookup_fini(d);
+	gcs_fini(d);
+	net_fini(d);
+	free(cl->nodes);
+	oidmap_free(&cl->jobs);
+	free(cl);
+	d->cl = NULL;
+}
