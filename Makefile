@@ -63,7 +63,7 @@ ALL_EXTRA  :=
 TEST_EXTRA :=
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all deps demo test test-asan test-tsan test-unit test-integration bench clean
+.PHONY: all deps demo test test-asan test-tsan test-unit test-layers test-integration bench clean
 all: $(LIBKRAY) $(O)/lib/libkray.a $(O)/lib/pkgconfig/kray.pc $(BINS) $(EXAMPLES) $(BENCHES) \
      $(UNIT) $(INTEG) $(FIXTURES) $(ALL_EXTRA)
 
@@ -124,21 +124,49 @@ $(O)/bench/%: bench/%.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm
 
-$(O)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(COMMON_OBJ) -lcriterion
+# Every Criterion binary logs its skipped tests and their reasons (tests/skiplog.c).
+SKIPLOG_OBJ := $(O)/tests/skiplog.o
+SKIP_LOG    := $(O)/skipped.txt
 
-$(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LIBKRAY) $(COMMON_OBJ)
+$(O)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ) $(SKIPLOG_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(COMMON_OBJ) -L$(O)/lib -lkray $(RPATH) -lcriterion
+	$(CC) $(CFLAGS) -o $@ $< $(SKIPLOG_OBJ) $(COMMON_OBJ) -lcriterion
+
+# Unit tests of krayd's core modules link the core alone (tests/unit/core.h): the layers
+# make that possible (docs/ARCHITECTURE.md).
+CORE_OBJ   := $(filter $(O)/daemon/core/%,$(DAEMON_OBJ))
+UNIT_CORE  := $(addprefix $(O)/tests/unit/,test_store test_sched test_task)
+$(UNIT_CORE): $(O)/tests/unit/%: tests/unit/%.c $(O)/tests/unit/core.o $(CORE_OBJ) $(COMMON_OBJ) \
+	      $(SKIPLOG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -iquote daemon -o $@ $< $(O)/tests/unit/core.o $(CORE_OBJ) $(SKIPLOG_OBJ) \
+		$(COMMON_OBJ) -lcriterion $(LDLIBS_DAEMON)
+$(O)/tests/unit/core.o: override CFLAGS += -iquote daemon
+
+$(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LIBKRAY) $(COMMON_OBJ) $(SKIPLOG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) -L$(O)/lib -lkray $(RPATH) \
+		-lcriterion
 
 # Tests find the build through these; each test starts its own krayd on its own socket.
 TEST_ENV = KRAY_KRAYD=$(CURDIR)/$(O)/bin/krayd KRAY_WORKER=$(CURDIR)/$(O)/bin/kray-worker \
-	KRAY_TEST_CODE_PATH=$(CURDIR)/$(O)/tests KRAY_BIN=$(CURDIR)/$(O)/bin
+	KRAY_TEST_CODE_PATH=$(CURDIR)/$(O)/tests KRAY_BIN=$(CURDIR)/$(O)/bin \
+	KRAY_SKIP_LOG=$(CURDIR)/$(SKIP_LOG)
 
+# Ends with the list of tests that were skipped, each with its reason (tests/skiplog.c).
 test: deps
 	@$(MAKE) --no-print-directory -s all
-	@$(MAKE) --no-print-directory -s test-unit test-integration test-fuzz-replay $(TEST_EXTRA)
+	@rm -f $(SKIP_LOG)
+	@r=0; $(MAKE) --no-print-directory -s test-unit test-layers test-integration \
+		test-fuzz-replay $(TEST_EXTRA) || r=$$?; tools/skipped.sh $(SKIP_LOG); exit $$r
+
+# krayd's layers hold (docs/ARCHITECTURE.md, "Layers"): no core file calls the cluster,
+# BPF or kmod parts; fewer than 10 pairs of files call each other; the one cycle is
+# actor/sched/task.
+test-layers: $(O)/bin/krayd
+	@echo "== krayd's call graph (tools/callgraph.py)"
+	@$(PYTHON) tools/callgraph.py $(O)/daemon --check --max-pairs 9 --core core \
+		--outer cluster,bpf,kmod --allow-cycle actor,sched,task
 
 # The whole suite again with every binary built with ASan, LSan and UBSan (build-asan/):
 # any report fails the run.

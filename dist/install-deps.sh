@@ -12,6 +12,7 @@ PACKAGES=(
 	libclang-rt-14-dev # libFuzzer for make fuzz: clang only recommends it
 	python3-dev python3-cloudpickle python3-numpy python3-pytest # the Python wrapper (python/)
 	libssl-dev # libcrypto: HMAC-SHA256 of the cluster token (daemon/cluster/net.c)
+	groff-base systemd # test_install renders the man pages and checks the unit (systemd-analyze)
 	linux-headers-amd64 qemu-system-x86 busybox-static cpio strace # kmod/: build kray.ko, boot it under qemu, count syscalls per get (make test-kmod)
 )
 

@@ -20,6 +20,17 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("KRAY_BUILD", os.path.join(ROOT, "build"))
 
 
+def pytest_runtest_logreport(report):
+    """Each skipped test, with its reason, goes to $KRAY_SKIP_LOG (`make test` lists them
+    at the end, beside the Criterion suites' skips: tests/skiplog.c)."""
+    path = os.environ.get("KRAY_SKIP_LOG")
+    if not path or not report.skipped:
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    with open(path, "a") as f:
+        f.write(f"{report.nodeid}: {reason.removeprefix('Skipped: ')}\n")
+
+
 @pytest.fixture(scope="module")
 def _module_krayd():
     yield

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The object table and large objects of krayd's core (daemon/core/store.c, store_large.c,
+ * store_mem.c), without a daemon around them: waiters, reference counting, nested refs,
+ * pins, the hooks the store calls, memfds written, sealed and spilled for real.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "core.h"
+
+static struct kray_oid oid(uint32_t seq, uint32_t index)
+{
+	return (struct kray_oid){ .node = 7, .owner = 1, .seq = seq, .index = index };
+}
+
+static void seal_int(struct obj *o, int64_t v)
+{
+	struct wire_value val = { .type = KRAY_WT_INT64, .scalar = (uint64_t)v };
+
+	store_seal(&d, o, &val);
+}
+
+static struct {
+	unsigned calls;
+	bool ready_when_called;
+	struct obj *o;
+} woken[2];
+
+static void on_ready(struct krayd *k, void *arg, struct obj *o)
+{
+	unsigned i = (unsigned)(uintptr_t)arg;
+
+	(void)k;
+	woken[i].calls++;
+	woken[i].ready_when_called = o->state == OBJ_READY;
+	woken[i].o = o;
+}
+
+TestSuite(store, .init = NULL, .fini = core_teardown, .timeout = 30);
+
+Test(store, waiters_run_once_when_sealed)
+{
+	struct kray_oid id = oid(1, 0);
+	struct obj *o;
+
+	core_setup(NULL);
+	memset(woken, 0, sizeof(woken));
+	o = store_create(&d, &id);
+	cr_assert_not_null(o);
+	cr_assert_null(store_create(&d, &id), "an id is created once");
+	store_ref(o);
+	store_wait(&d, o, on_ready, (void *)0);
+	store_wait(&d, o, on_ready, (void *)1);
+	cr_assert_eq(woken[0].calls + woken[1].calls, 0, "nothing runs before the seal");
+	seal_int(o, 42);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(woken[i].calls, 1);
+		cr_assert(woken[i].ready_when_called);
+		cr_assert_eq(woken[i].o, o);
+	}
+	cr_assert_eq(o->type, KRAY_WT_INT64);
+	cr_assert_eq(o->scalar, 42);
+	seal_int(o, 43); /* a late duplicate result */
+	cr_assert_eq(o->scalar, 42, "a sealed object is immutable");
+	cr_assert_eq(woken[0].calls, 1, "waiters run once");
+	store_unref(&d, o);
+}
+
+Test(store, unreferenced_objects_are_freed_when_ready)
+{
+	struct kray_oid a = oid(2, 0), b = oid(3, 0);
+	struct obj *o;
+
+	core_setup(NULL);
+	o = store_create(&d, &a);
+	store_ref(o);
+	seal_int(o, 1);
+	cr_assert_eq(d.st.objects, 1);
+	store_unref(&d, o);
+	cr_assert_null(store_get(&d, &a), "the last reference frees it");
+	cr_assert_eq(d.st.objects, 0);
+
+	/* A pending object nobody holds stays until its task seals it, then goes. */
+	o = store_create(&d, &b);
+	store_ref(o);
+	store_unref(&d, o);
+	cr_assert_eq(store_get(&d, &b), o, "pending objects are never freed");
+	seal_int(o, 2);
+	cr_assert_null(store_get(&d, &b), "an unreferenced result is dropped at its seal");
+}
+
+Test(store, nested_refs_live_as_long_as_their_container)
+{
+	struct kray_oid in_id = oid(4, 0), out_id = oid(5, 0);
+	struct obj *in, *out;
+	struct wire_value v = { .type = KRAY_WT_BYTES, .data = "x", .len = 1, .nrefs = 1,
+				.refs = &in_id };
+
+	core_setup(NULL);
+	in = store_create(&d, &in_id);
+	store_ref(in);
+	seal_int(in, 9);
+	out = store_create(&d, &out_id);
+	store_ref(out);
+	store_seal(&d, out, &v);
+	cr_assert_eq(out->ncontained, 1);
+	cr_assert_eq(in->refs, 2, "the container holds what it contains");
+	store_unref(&d, in); /* its creator lets go */
+	cr_assert_eq(store_get(&d, &in_id), in, "kept alive by the container");
+	store_unref(&d, out);
+	cr_assert_null(store_get(&d, &out_id));
+	cr_assert_null(store_get(&d, &in_id), "freed with its container");
+}
+
+Test(store, pins_keep_an_object_and_an_actor_handle_says_when_it_goes)
+{
+	struct kray_oid id = oid(6, 0), actor = oid(7, KRAY_OID_ACTOR);
+	struct obj *o, *h;
+
+	core_setup(NULL);
+	o = store_create(&d, &id);
+	store_ref(o);
+	seal_int(o, 3);
+	store_pin(&d, o);
+	cr_assert_eq(d.st.objects_pinned, 1);
+	store_unref(&d, o);
+	cr_assert_eq(store_get(&d, &id), o, "a view keeps it");
+	store_unpin(&d, o);
+	cr_assert_null(store_get(&d, &id));
+	cr_assert_eq(d.st.objects_pinned, 0);
+
+	h = store_create(&d, &actor);
+	store_ref(h);
+	seal_int(h, 0);
+	cr_assert_eq(probe.handles_gone, 0);
+	store_unref(&d, h);
+	cr_assert_eq(probe.handles_gone, 1, "the core is told the last handle went");
+	cr_assert(oid_eq(&probe.last_handle, &actor));
+}
+
+static void fill(int fd, size_t size, uint8_t seed)
+{
+	uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(p, MAP_FAILED);
+	for (size_t i = 0; i < size; i++)
+		p[i] = (uint8_t)(seed + i * 7);
+	munmap(p, size);
+}
+
+static bool same(int fd, size_t size, uint8_t seed)
+{
+	uint8_t *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	bool ok = true;
+
+	cr_assert_neq(p, MAP_FAILED);
+	for (size_t i = 0; i < size && ok; i++)
+		ok = p[i] == (uint8_t)(seed + i * 7);
+	munmap(p, size);
+	return ok;
+}
+
+Test(store, large_objects_are_written_sealed_published_and_withdrawn)
+{
+	struct kray_oid id = oid(8, KRAY_OID_PUT);
+	struct conn *c;
+	struct obj *o;
+	int fd = -1;
+	size_t size = (1u << 20) + 3;
+
+	core_setup(NULL);
+	c = core_client();
+	cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+	fill(fd, size, 5);
+	cr_assert_eq(store_seal_large(c, &id), 0);
+	o = store_get(&d, &id);
+	cr_assert_eq(o->state, OBJ_READY);
+	cr_assert_eq(o->type, KRAY_WT_FD);
+	cr_assert_eq(o->size, size);
+	cr_assert_eq(fcntl(o->fd, F_GET_SEALS) & STORE_SEALS, STORE_SEALS, "sealed for good");
+	cr_assert(same(o->fd, size, 5));
+	cr_assert_eq(probe.published, 1, "the parts hear of it (/dev/kray)");
+	cr_assert_eq(d.st.store_bytes, size);
+	cr_assert_eq(store_seal_large(c, &id), -ENOENT, "sealed once");
+	store_conn_unref(c, &id);
+	cr_assert_null(store_get(&d, &id));
+	cr_assert_eq(probe.withdrawn, 1, "withdrawn before its memory goes");
+	cr_assert_eq(d.st.store_bytes, 0);
+	core_client_free(c);
+}
+
+Test(store, a_writer_that_still_maps_it_writable_gets_an_error_object)
+{
+	struct kray_oid id = oid(9, KRAY_OID_PUT);
+	struct conn *c;
+	struct obj *o;
+	void *w;
+	int fd = -1;
+
+	core_setup(NULL);
+	c = core_client();
+	cr_assert_eq(store_create_large(c, &id, 1 << 20, &fd), 0);
+	w = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(w, MAP_FAILED);
+	cr_assert_eq(store_seal_large(c, &id), 0);
+	o = store_get(&d, &id);
+	cr_assert_eq(o->state, OBJ_READY);
+	cr_assert_eq(o->type, KRAY_WT_ERROR, "never a half-written object");
+	cr_assert_eq(o->err, KRAY_WE_INTERNAL);
+	cr_assert(memmem(o->data, o->len, "writable", 8), "says why: %.*s", (int)o->len,
+		  (char *)o->data);
+	munmap(w, 1 << 20);
+	core_client_free(c);
+}
+
+Test(store, a_full_store_spills_and_restores_byte_for_byte)
+{
+	const char *flags[] = { "--store-size", "8M", NULL };
+	struct kray_oid a = oid(10, KRAY_OID_PUT), b = oid(11, KRAY_OID_PUT);
+	size_t size = 5u << 20;
+	struct obj *oa, *ob;
+	struct conn *c;
+	struct stat st;
+	int fd;
+
+	core_setup(flags);
+	c = core_client();
+	cr_assert_eq(store_create_large(c, &a, size, &fd), 0);
+	fill(fd, size, 1);
+	cr_assert_eq(store_seal_large(c, &a), 0);
+	cr_assert_eq(store_create_large(c, &b, size, &fd), 0, "room is made by spilling a");
+	oa = store_get(&d, &a);
+	cr_assert(oa->spilled);
+	cr_assert_eq(oa->fd, -1);
+	cr_assert_eq(d.st.objects_spilled, 1);
+	cr_assert_eq(stat(d.cfg.spill_dir, &st), 0, "the spill directory exists");
+	fill(fd, size, 2);
+	cr_assert_eq(store_seal_large(c, &b), 0);
+	cr_assert_eq(store_restore(&d, oa), 0, "b is spilled in turn");
+	ob = store_get(&d, &b);
+	cr_assert(!oa->spilled);
+	cr_assert(ob->spilled);
+	cr_assert(same(oa->fd, size, 1), "a came back as it was written");
+	cr_assert_eq(store_restore(&d, ob), 0);
+	cr_assert(same(ob->fd, size, 2));
+	store_pin(&d, ob); /* mapped by a reader: it cannot go to disk now */
+	cr_assert_eq(store_restore(&d, oa), -ENOSPC, "a does not fit beside b, which is in use");
+	cr_assert(oa->spilled);
+	store_unpin(&d, ob);
+	cr_assert_eq(store_restore(&d, oa), 0);
+	cr_assert(same(oa->fd, size, 1));
+	core_client_free(c);
+	cr_assert_eq(d.st.objects_spilled, 0, "spill files go with their objects");
+}
