@@ -15,8 +15,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bpf/bpf.h"
 #include "cluster/cluster.h"
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/getreq.h"
+#include "core/sched.h"
+#include "core/proto.h"
+#include "core/metrics.h"
 #include "core/log.h"
 #include "kmod/kmod.h"
 

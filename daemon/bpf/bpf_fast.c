@@ -35,6 +35,12 @@
 #include "bpf/bpf_priv.h"
 #include "fastpath.skel.h"
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/task.h"
+#include "core/store.h"
+#include "core/sched.h"
+#include "core/proto.h"
 #include "core/log.h"
 
 #define WORKERS_LEN (KRAY_FAST_WORKERS * sizeof(struct kray_fast_worker))

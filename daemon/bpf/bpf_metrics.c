@@ -29,6 +29,8 @@
 #include "bpf/bpf.h"
 #include "bpf/bpf_priv.h"
 #include "core/krayd.h"
+#include "core/worker.h"
+#include "core/task.h"
 #include "core/log.h"
 #include "sched_metrics.skel.h"
 

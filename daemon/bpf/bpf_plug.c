@@ -10,6 +10,7 @@
 
 #include "bpf/bpf.h"
 #include "core/krayd.h"
+#include "core/worker.h"
 
 static bool may_start(struct krayd *d)
 {

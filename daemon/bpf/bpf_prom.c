@@ -16,6 +16,9 @@
 #include "bpf/bpf.h"
 #include "bpf/bpf_priv.h"
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/task.h"
 
 static void put(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

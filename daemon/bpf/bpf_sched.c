@@ -25,6 +25,9 @@
 #include "bpf/bpf.h"
 #include "bpf/bpf_priv.h"
 #include "core/krayd.h"
+#include "core/task.h"
+#include "core/conn.h"
+#include "core/worker.h"
 #include "core/log.h"
 
 #define KBPF_WINDOW_NS (100 * 1000 * 1000LL) /* sample at most this often */

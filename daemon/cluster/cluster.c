@@ -18,6 +18,10 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/task.h"
+#include "core/actor.h"
+#include "core/proto.h"
 
 static int64_t ms(int v)
 {

@@ -18,6 +18,9 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/actor.h"
+#include "core/sched.h"
 
 static void view_frame(struct krayd *d, struct kbuf *b)
 {

@@ -17,6 +17,10 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/task.h"
+#include "core/store.h"
+#include "core/sched.h"
 
 
 static void send_oids(struct link *l, uint16_t type, const struct kray_oid *id)
@@ -58,7 +62,7 @@ int remote_on_held(struct link *l, const uint8_t *body, uint32_t len)
 		return 0;
 	}
 	o->remote_link = l->id;
-	((struct task *)(uintptr_t)*v)->held_remote++;
+	((struct task *)(uintptr_t)*v)->rem.held_remote++;
 	if (o->deps)
 		remote_want(d, o); /* a get or a task already waits for it */
 	return 0;
@@ -93,15 +97,15 @@ void remote_obj_settled(struct krayd *d, struct obj *o)
 	if (v) {
 		struct task *t = (struct task *)(uintptr_t)*v;
 
-		if (!--t->held_remote) {
+		if (!--t->rem.held_remote) {
 			oidmap_del(&d->cl->lineage, &tid);
 			task_free(d, t);
 		}
 	} else if (d->cl && (v = oidmap_get(&d->cl->fwd_index, &tid))) {
 		struct task *t = (struct task *)(uintptr_t)*v;
 
-		if (t->held_remote)
-			t->held_remote--;
+		if (t->rem.held_remote)
+			t->rem.held_remote--;
 	}
 }
 
@@ -162,11 +166,11 @@ void lineage_link_gone(struct krayd *d, struct link *l)
 		}
 		t = (struct task *)(uintptr_t)*v;
 		oidmap_del(&d->cl->lineage, &tid);
-		t->held_remote = 0;
+		t->rem.held_remote = 0;
 		d->cl->rebuilt++;
 		log_info("task %u.%u ('%.*s'): node %08x, which kept its result, is gone; running "
 			 "it again", t->id.owner, t->id.seq, t->fn->name_len, t->fn->name,
-			 t->fwd_node);
+			 t->rem.fwd_node);
 		sched_enqueue(d, t, true);
 	}
 	free(ids);

@@ -16,6 +16,10 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/proto.h"
 
 static void kv_answer(struct conn *c, uint64_t req, int status, const void *val, uint32_t len)
 {

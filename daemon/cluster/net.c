@@ -27,6 +27,8 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/proto.h"
 
 
 static void mac(const struct cluster *cl, char role, const uint8_t *nonce_a,

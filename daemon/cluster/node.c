@@ -15,6 +15,9 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/sched.h"
 
 struct node_entry *node_find(struct krayd *d, uint32_t node)
 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "cluster/cluster.h"
+#include "core/conn.h"
 
 struct pending *pend_new(struct krayd *d, enum pend_kind kind, struct conn *c, uint64_t req)
 {

@@ -16,6 +16,10 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/sched.h"
 
 
 int remote_actor_create(struct conn *c, const struct wire_actor_create *m,

@@ -23,6 +23,12 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/task.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/sched.h"
 
 
 static bool local_has(struct krayd *d, const struct task *t)
@@ -78,13 +84,12 @@ static size_t res_text(const struct task *t, char *buf, size_t len)
 static void send_task(struct krayd *d, struct link *l, struct task *t)
 {
 	const char *path = job_code_path(d, t->job);
-	struct kray_msg_fwd_task m = { .task = t->id, .actor = t->ractor_id, .job = t->job,
+	struct kray_msg_fwd_task m = { .task = t->id, .actor = t->rem.ractor_id, .job = t->job,
 				       .num_returns = t->num_returns, .nargs = t->nargs,
 				       .max_retries = t->max_retries,
 				       .name_len = t->fn->name_len };
 	char res[256]; /* res_len is 8 bits; the submit's own text fitted */
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 	struct kbuf *b;
 	size_t off;
 
@@ -92,15 +97,9 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 		path = "";
 	m.path_len = (uint32_t)strlen(path);
 	m.res_len = (uint8_t)res_text(t, res, sizeof(res));
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
-		struct kray_oid id;
-
-		if (v.type != KRAY_WT_REF)
-			continue;
-		memcpy(&id, v.data, sizeof(id));
-		xfer_push(l, store_get(d, &id)); /* held by t, and ready */
-	}
+	for (task_arg_first(&a, t); task_arg_next(&a);)
+		if (a.v.type == KRAY_WT_REF)
+			xfer_push(l, store_get(d, &a.id)); /* held by t, and ready */
 	b = net_out(l);
 	off = wire_begin(b, KRAY_MSG_FWD_TASK, 0);
 	kbuf_put(b, &m, sizeof(m));
@@ -117,38 +116,36 @@ static void fwd_add(struct krayd *d, struct task *t)
 	struct cluster *cl = d->cl;
 	bool fresh;
 
-	t->fwd_prev = NULL;
+	t->rem.fwd_prev = NULL;
 	t->next = cl->fwd;
 	if (cl->fwd)
-		cl->fwd->fwd_prev = t;
+		cl->fwd->rem.fwd_prev = t;
 	cl->fwd = t;
 	*oidmap_upsert(&cl->fwd_index, &t->id, &fresh) = (uint64_t)(uintptr_t)t;
-	node_sent(d, t->fwd_node, 1);
+	node_sent(d, t->rem.fwd_node, 1);
 }
 
 static void fwd_del(struct krayd *d, struct task *t)
 {
 	struct cluster *cl = d->cl;
 
-	if (t->fwd_prev)
-		t->fwd_prev->next = t->next;
+	if (t->rem.fwd_prev)
+		t->rem.fwd_prev->next = t->next;
 	else
 		cl->fwd = t->next;
 	if (t->next)
-		t->next->fwd_prev = t->fwd_prev;
-	t->next = t->fwd_prev = NULL;
+		t->next->rem.fwd_prev = t->rem.fwd_prev;
+	t->next = t->rem.fwd_prev = NULL;
 	oidmap_del(&cl->fwd_index, &t->id);
-	node_sent(d, t->fwd_node, -1);
+	node_sent(d, t->rem.fwd_node, -1);
 }
 
 static bool has_actor_arg(const struct task *t)
 {
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++)
-		if (v.type == KRAY_WT_ACTOR)
+	for (task_arg_first(&a, t); task_arg_next(&a);)
+		if (a.v.type == KRAY_WT_ACTOR)
 			return true;
 	return false;
 }
@@ -156,20 +153,16 @@ static bool has_actor_arg(const struct task *t)
 /* Whether t has an argument that is a large object here: it runs where that is. */
 static bool has_large_arg(struct krayd *d, const struct task *t)
 {
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
-		struct kray_oid id;
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
 		struct obj *o;
 
-		if (v.type == KRAY_WT_ACTOR)
+		if (a.v.type == KRAY_WT_ACTOR)
 			return true; /* handles do not cross nodes yet: keep it here */
-		if (v.type != KRAY_WT_REF)
+		if (a.v.type != KRAY_WT_REF)
 			continue;
-		memcpy(&id, v.data, sizeof(id));
-		o = store_get(d, &id);
+		o = store_get(d, &a.id);
 		if (o && o->type == KRAY_WT_FD)
 			return true;
 	}
@@ -208,17 +201,17 @@ bool remote_take(struct krayd *d, struct task *t)
 	uint32_t node;
 	struct link *l;
 
-	if (t->from_link || t->actor)
+	if (t->rem.from_link || t->actor)
 		return false; /* sent here by another node, or an actor's call: runs here */
-	if (t->ractor) {
-		struct ractor *ra = ractor_get(d, &t->ractor_id, false);
+	if (t->rem.ractor) {
+		struct ractor *ra = ractor_get(d, &t->rem.ractor_id, false);
 
 		/* Over the link that created it: the calls keep their order, and the
 		 * actor's node holds its handle for that link. */
 		l = ra ? net_link_by_id(d, ra->link) : NULL;
 		if (!l) {
 			task_fail(d, t, KRAY_WE_ACTOR_DIED, "the node of actor %u.%u.%u is gone",
-				  t->ractor_id.node, t->ractor_id.owner, t->ractor_id.seq);
+				  t->rem.ractor_id.node, t->rem.ractor_id.owner, t->rem.ractor_id.seq);
 			return true;
 		}
 		node = l->node;
@@ -230,8 +223,8 @@ bool remote_take(struct krayd *d, struct task *t)
 			return false;
 		goto send;
 	}
-	node = d->cl ? node_pick(d, t->res, t->nres, t->fwd_node, NULL) : 0;
-	if (!node && d->cl && t->fwd_node)
+	node = d->cl ? node_pick(d, t->res, t->nres, t->rem.fwd_node, NULL) : 0;
+	if (!node && d->cl && t->rem.fwd_node)
 		node = node_pick(d, t->res, t->nres, 0, NULL); /* the one it ran on is the only one */
 	l = node ? net_link_to(d, node) : NULL;
 	if (!l) {
@@ -248,8 +241,8 @@ send:
 		return true;
 	}
 	send_task(d, l, t);
-	t->fwd_node = node;
-	t->fwd_link = l->id;
+	t->rem.fwd_node = node;
+	t->rem.fwd_link = l->id;
 	fwd_add(d, t);
 	d->cl->forwarded++;
 	log_debug("task %u.%u ('%.*s') forwarded to node %08x", t->id.owner, t->id.seq,
@@ -270,7 +263,7 @@ int remote_on_done(struct link *l, const uint8_t *body, uint32_t len)
 	if (!v)
 		return 0; /* retried elsewhere already */
 	t = (struct task *)(uintptr_t)*v;
-	if (t->fwd_link != l->id)
+	if (t->rem.fwd_link != l->id)
 		return 0; /* an answer from a link it is no longer on */
 	fwd_del(d, t);
 	/* Returns the other node did not send (it cannot happen, but a get must never
@@ -288,7 +281,7 @@ int remote_on_done(struct link *l, const uint8_t *body, uint32_t len)
 		}
 	}
 	d->st.tasks_finished++;
-	if (t->held_remote) {
+	if (t->rem.held_remote) {
 		/* Its large returns are still on that node: keep the task, to run it again
 		 * if the node dies before they are pulled. */
 		bool fresh;
@@ -317,11 +310,11 @@ void remote_link_gone(struct link *l)
 
 	for (t = d->cl->fwd; t; t = next) {
 		next = t->next;
-		if (t->fwd_link != l->id)
+		if (t->rem.fwd_link != l->id)
 			continue;
 		fwd_del(d, t);
-		if (t->ractor) {
-			struct ractor *ra = ractor_get(d, &t->ractor_id, false);
+		if (t->rem.ractor) {
+			struct ractor *ra = ractor_get(d, &t->rem.ractor_id, false);
 
 			if (ra && ra->link &&
 			    (ra->max_task_retries < 0 || t->attempts < ra->max_task_retries)) {
@@ -337,20 +330,20 @@ void remote_link_gone(struct link *l)
 				continue;
 			}
 			task_fail(d, t, KRAY_WE_ACTOR_DIED,
-				  "node %08x, where actor %u.%u.%u lived, is gone%s", t->fwd_node,
-				  t->ractor_id.node, t->ractor_id.owner, t->ractor_id.seq,
+				  "node %08x, where actor %u.%u.%u lived, is gone%s", t->rem.fwd_node,
+				  t->rem.ractor_id.node, t->rem.ractor_id.owner, t->rem.ractor_id.seq,
 				  ra && ra->link ? " (it restarted; this call's retries are spent)" :
 						   "");
 		} else if (t->max_retries < 0 || t->attempts < t->max_retries) {
 			t->attempts++;
 			d->st.tasks_retried++;
 			log_info("task %u.%u: node %08x is gone; retrying it elsewhere", t->id.owner,
-				 t->id.seq, t->fwd_node);
+				 t->id.seq, t->rem.fwd_node);
 			sched_enqueue(d, t, true); /* remote_take() picks another node */
 		} else {
 			task_fail(d, t, KRAY_WE_WORKER_DIED,
 				  "node %08x died while it ran '%.*s' (retries exhausted: %d)",
-				  t->fwd_node, t->fn->name_len, t->fn->name, t->max_retries);
+				  t->rem.fwd_node, t->fn->name_len, t->fn->name, t->max_retries);
 		}
 	}
 	if (ncalls)
@@ -381,7 +374,7 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 	t->num_returns = f.m.num_returns;
 	t->nargs = f.m.nargs;
 	t->max_retries = f.m.max_retries;
-	t->from_link = l->id;
+	t->rem.from_link = l->id;
 	t->submit_ns = now_ns();
 	d->st.tasks_submitted++;
 	d->cl->received++;
@@ -435,10 +428,9 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 
 void remote_task_done(struct krayd *d, struct task *t)
 {
-	struct link *l = d->cl ? net_link_by_id(d, t->from_link) : NULL;
+	struct link *l = d->cl ? net_link_by_id(d, t->rem.from_link) : NULL;
 	struct kray_msg_fwd_done m = { .task = t->id };
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 	struct kbuf *b;
 	size_t off;
 
@@ -466,15 +458,9 @@ void remote_task_done(struct krayd *d, struct task *t)
 			xfer_push(l, o);
 		store_conn_unref(l->c, &id);
 	}
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
-		struct kray_oid id;
-
-		if (v.type != KRAY_WT_REF)
-			continue;
-		memcpy(&id, v.data, sizeof(id));
-		store_conn_unref(l->c, &id); /* the push's hold */
-	}
+	for (task_arg_first(&a, t); task_arg_next(&a);)
+		if (a.v.type == KRAY_WT_REF)
+			store_conn_unref(l->c, &a.id); /* the push's hold */
 	net_send_fixed(l, KRAY_MSG_FWD_DONE, &m, sizeof(m));
 }
 

@@ -30,6 +30,8 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/conn.h"
+#include "core/store.h"
 
 
 static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type, uint8_t err,

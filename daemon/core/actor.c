@@ -25,6 +25,12 @@
 #include <string.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/task.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/sched.h"
 #include "core/log.h"
 
 #define ACTOR_PIPELINE 64

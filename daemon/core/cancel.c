@@ -20,6 +20,10 @@
 #include <stdlib.h>
 
 #include "core/krayd.h"
+#include "core/worker.h"
+#include "core/task.h"
+#include "core/store.h"
+#include "core/sched.h"
 #include "core/log.h"
 
 _Static_assert(KRAY_CANCEL_SIGNAL == SIGUSR2, "the cancel signal is SIGUSR2");

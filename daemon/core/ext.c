@@ -8,6 +8,11 @@
 
 #include "core/ext.h"
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/task.h"
+#include "core/actor.h"
+#include "core/store.h"
 
 int ext_add(struct krayd *d, const struct ext *e)
 {

@@ -11,6 +11,11 @@
 #include <string.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/store.h"
+#include "core/getreq.h"
+#include "core/worker.h"
+#include "core/sched.h"
 
 static void unlink_get(struct krayd *d, struct getreq *g)
 {

@@ -27,8 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "cluster/cluster.h"
 #include "core/krayd.h"
+#include "core/conn.h"
 #include "core/log.h"
 
 /* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SPLICE (objects streamed from a
@@ -58,11 +61,11 @@ int64_t now_ns(void)
 
 static struct io_uring_sqe *get_sqe(struct krayd *d)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(d->ring);
 
 	if (!sqe) {
-		io_uring_submit(&d->ring);
-		sqe = io_uring_get_sqe(&d->ring);
+		io_uring_submit(d->ring);
+		sqe = io_uring_get_sqe(d->ring);
 	}
 	if (!sqe)
 		abort(); /* cannot happen: a submit always frees the whole SQ */
@@ -584,13 +587,18 @@ int loop_init(struct krayd *d)
 	sigset_t mask;
 	int r;
 
-	r = io_uring_queue_init_params(256, &d->ring, &p);
+	d->ring = calloc(1, sizeof(*d->ring));
+	if (!d->ring)
+		return -ENOMEM;
+	r = io_uring_queue_init_params(256, d->ring, &p);
 	if (r == -EINVAL) {
 		p.flags = 0; /* an older kernel: the flags are optimisations only */
-		r = io_uring_queue_init_params(256, &d->ring, &p);
+		r = io_uring_queue_init_params(256, d->ring, &p);
 	}
 	if (r) {
 		log_err("io_uring: %s", strerror(-r));
+		free(d->ring);
+		d->ring = NULL;
 		return r;
 	}
 	sigemptyset(&mask);
@@ -620,7 +628,9 @@ int loop_init(struct krayd *d)
 err_signal:
 	close(d->signal_fd);
 err_ring:
-	io_uring_queue_exit(&d->ring);
+	io_uring_queue_exit(d->ring);
+	free(d->ring);
+	d->ring = NULL;
 	return r;
 }
 
@@ -649,17 +659,17 @@ int loop_run(struct krayd *d)
 			ts.tv_nsec = wait % 1000000000;
 			tsp = &ts;
 		}
-		r = io_uring_submit_and_wait_timeout(&d->ring, &cqe, 1, tsp, NULL);
+		r = io_uring_submit_and_wait_timeout(d->ring, &cqe, 1, tsp, NULL);
 		if (r < 0 && r != -ETIME && r != -EINTR) {
 			log_err("io_uring wait: %s", strerror(-r));
 			return r;
 		}
-		io_uring_for_each_cqe(&d->ring, head, cqe)
+		io_uring_for_each_cqe(d->ring, head, cqe)
 		{
 			handle_cqe(d, cqe);
 			seen++;
 		}
-		io_uring_cq_advance(&d->ring, seen);
+		io_uring_cq_advance(d->ring, seen);
 		if (deadline >= 0) {
 			int64_t now = now_ns();
 
@@ -694,5 +704,7 @@ void loop_fini(struct krayd *d)
 	close(d->listen_fd);
 	unlink(d->cfg.socket);
 	close(d->signal_fd);
-	io_uring_queue_exit(&d->ring);
+	io_uring_queue_exit(d->ring);
+	free(d->ring);
+	d->ring = NULL;
 }

@@ -16,6 +16,10 @@
 #include <unistd.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/store.h"
+#include "core/metrics.h"
 #include "core/log.h"
 
 static int metrics_listen(const char *spec)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/krayd.h"
+#include "core/store.h"
 #include "core/log.h"
 
 #ifndef MADV_POPULATE_WRITE

@@ -13,6 +13,14 @@
 
 #include "cluster/cluster.h"
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/task.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/getreq.h"
+#include "core/sched.h"
+#include "core/proto.h"
 #include "core/log.h"
 
 

@@ -15,6 +15,12 @@
 #include <string.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/task.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/sched.h"
 #include "core/log.h"
 
 #define PIPE_BUDGET_NS 100000
@@ -126,18 +132,14 @@ void sched_tell_job(struct worker *w, uint32_t job, const char *path)
 /* Drops the pins exec_fits() took on t's large arguments (those already in memory). */
 static void unpin_args(struct krayd *d, struct task *t)
 {
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
-		struct kray_oid id;
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
 		struct obj *o;
 
-		if (v.type != KRAY_WT_REF)
+		if (a.v.type != KRAY_WT_REF)
 			continue;
-		memcpy(&id, v.data, sizeof(id));
-		o = store_get(d, &id);
+		o = store_get(d, &a.id);
 		if (o->type == KRAY_WT_FD && o->pins && o->exec_pin) {
 			o->exec_pin = false;
 			store_unpin(d, o);
@@ -154,22 +156,19 @@ static int exec_fits(struct krayd *d, struct task *t)
 {
 	uint64_t bytes = sizeof(struct kray_msg_exec) + KRAY_PAD8(t->fn->name_len);
 	unsigned large = 0;
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs && !wire_rd_value(&r, &v); i++) {
-		struct kray_oid id;
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
+		unsigned i = a.i;
 		struct obj *o;
 		int err;
 
 		bytes += sizeof(struct kray_wire_value);
-		if (v.type != KRAY_WT_REF) {
-			bytes += KRAY_PAD8(v.len);
+		if (a.v.type != KRAY_WT_REF) {
+			bytes += KRAY_PAD8(a.v.len);
 			continue;
 		}
-		memcpy(&id, v.data, sizeof(id));
-		o = store_get(d, &id);
+		o = store_get(d, &a.id);
 		if (o->type != KRAY_WT_FD) {
 			bytes += KRAY_PAD8(o->len) + o->ncontained * sizeof(struct kray_oid);
 			continue;
@@ -217,8 +216,7 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 				   .ctor = t->ctor,
 				   .max_concurrency = t->ctor ? t->actor->max_concurrency : 0 };
 	const char *path = job_code_path(d, t->job);
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 	size_t off;
 	int pinned = exec_fits(d, t);
 
@@ -228,25 +226,15 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	off = wire_begin(b, KRAY_MSG_EXEC, 0);
 	kbuf_put(b, &m, sizeof(m));
 	wire_put_padded(b, t->fn->name, t->fn->name_len);
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs; i++) {
-		if (wire_rd_value(&r, &v))
-			break;
-		if (v.type == KRAY_WT_REF) {
-			struct kray_oid id;
-
-			memcpy(&id, v.data, sizeof(id));
-			store_send_value(w->conn, store_get(d, &id)); /* held and ready */
-		} else if (v.type == KRAY_WT_ACTOR) {
-			struct kray_oid id;
-
-			/* The worker borrows the handle while it runs the call. */
-			memcpy(&id, v.data, sizeof(id));
-			store_conn_ref(w->conn, store_get(d, &id)); /* held by the task */
-			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
-		} else {
-			wire_put_value(b, v.type, v.err, v.scalar, v.data, v.len);
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
+		if (a.v.type == KRAY_WT_REF) {
+			store_send_value(w->conn, store_get(d, &a.id)); /* held and ready */
+			continue;
 		}
+		/* The worker borrows an actor handle while it runs the call. */
+		if (a.v.type == KRAY_WT_ACTOR)
+			store_conn_ref(w->conn, store_get(d, &a.id)); /* held by the task */
+		wire_put_value(b, a.v.type, a.v.err, a.v.scalar, a.v.data, a.v.len);
 	}
 	conn_end_frame(w->conn, off);
 	conn_flush_later(w->conn);
@@ -478,24 +466,17 @@ void sched_dispatch(struct krayd *d)
  * connection c borrowed for t. */
 void sched_unlend(struct conn *c, struct task *t)
 {
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs; i++) {
-		struct kray_oid id;
-
-		if (wire_rd_value(&r, &v))
-			break;
-		if (v.type != KRAY_WT_ACTOR && v.type != KRAY_WT_REF)
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
+		if (a.v.type != KRAY_WT_ACTOR && a.v.type != KRAY_WT_REF)
 			continue;
-		memcpy(&id, v.data, sizeof(id));
-		if (v.type == KRAY_WT_ACTOR) {
-			store_conn_unref(c, &id);
+		if (a.v.type == KRAY_WT_ACTOR) {
+			store_conn_unref(c, &a.id);
 			continue;
 		}
 		/* The refs an argument object contains were lent with it (store_send_value). */
-		struct obj *o = store_get(c->d, &id);
+		struct obj *o = store_get(c->d, &a.id);
 
 		for (uint16_t j = 0; o && j < o->ncontained; j++)
 			store_conn_unref(c, &o->contained[j]);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/store.h"
 
 struct obj *store_get(struct krayd *d, const struct kray_oid *id)
 {

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/store.h"
 
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd)
 {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/krayd.h"
+#include "core/store.h"
 #include "core/log.h"
 
 #define HUGE_PAGE (2ull << 20)

@@ -10,6 +10,12 @@
 #include <string.h>
 
 #include "core/krayd.h"
+#include "core/worker.h"
+#include "core/conn.h"
+#include "core/task.h"
+#include "core/actor.h"
+#include "core/store.h"
+#include "core/sched.h"
 #include "core/log.h"
 
 struct task_err {
@@ -23,20 +29,14 @@ static int for_each_ref(struct task *t, int (*fn)(struct task *, unsigned, struc
 						  void *),
 			void *arg)
 {
-	struct wire_rd r;
-	struct wire_value v;
-	struct kray_oid id;
+	struct task_arg a;
 
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs; i++) {
-		if (wire_rd_value(&r, &v))
-			return -1; /* validated at submit: cannot happen */
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
 		/* Actor handles are held like refs (the actor must outlive the call) but
 		 * passed as they are; their objects are always ready. */
-		if (v.type != KRAY_WT_REF && v.type != KRAY_WT_ACTOR)
+		if (a.v.type != KRAY_WT_REF && a.v.type != KRAY_WT_ACTOR)
 			continue;
-		memcpy(&id, v.data, sizeof(id));
-		int ret = fn(t, i, &id, arg);
+		int ret = fn(t, a.i, &a.id, arg);
 
 		if (ret)
 			return ret;
@@ -143,21 +143,14 @@ void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned
 
 struct obj *task_error_arg(struct krayd *d, struct task *t, unsigned *ret_arg)
 {
-	struct wire_rd r;
-	struct wire_value v;
+	struct task_arg a;
 
-	wire_rd_init(&r, t->args, t->args_len);
-	for (unsigned i = 0; i < t->nargs; i++) {
-		struct obj *a;
-		struct kray_oid id;
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
+		struct obj *o = a.v.type == KRAY_WT_REF ? store_get(d, &a.id) : NULL;
 
-		if (wire_rd_value(&r, &v) || v.type != KRAY_WT_REF)
-			continue;
-		memcpy(&id, v.data, sizeof(id));
-		a = store_get(d, &id);
-		if (a && a->type == KRAY_WT_ERROR) {
-			*ret_arg = i;
-			return a;
+		if (o && o->type == KRAY_WT_ERROR) {
+			*ret_arg = a.i;
+			return o;
 		}
 	}
 	return NULL;
@@ -273,8 +266,8 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 					  "this process holds no handle to the actor (released?)");
 				return;
 			}
-			t->ractor = true;
-			t->ractor_id = s->m.actor;
+			t->rem.ractor = true;
+			t->rem.ractor_id = s->m.actor;
 		} else if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
 				  a ? a->death : "no such actor");
@@ -404,7 +397,7 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 		d->st.tasks_failed++;
 	else
 		d->st.tasks_finished++;
-	if (t->from_link)
+	if (t->rem.from_link)
 		ext_task_done(d, t); /* run for another node: the returns go back */
 	task_free(d, t);
 }
@@ -430,7 +423,7 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 			store_seal_error(d, o, err, msg, n);
 	}
 	d->st.tasks_failed++;
-	if (t->from_link)
+	if (t->rem.from_link)
 		ext_task_done(d, t);
 	task_free(d, t);
 }

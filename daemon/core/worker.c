@@ -19,6 +19,10 @@
 #include <unistd.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/worker.h"
+#include "core/actor.h"
+#include "core/sched.h"
 #include "core/log.h"
 
 extern char **environ;

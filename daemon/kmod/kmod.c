@@ -27,6 +27,9 @@
 
 #include "../../include/uapi/kray_kmod.h"
 #include "core/krayd.h"
+#include "core/conn.h"
+#include "core/store.h"
+#include "core/proto.h"
 #include "kmod/kmod.h"
 #include "core/log.h"
 

@@ -15,7 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/conn.h"
 #include "core/krayd.h"
+#include "core/proto.h"
+#include "core/sched.h"
+#include "core/store.h"
+#include "core/task.h"
+#include "core/worker.h"
 
 struct probe {
 	unsigned published, withdrawn, settled, placed, exec_sent, claims, handles_gone;

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * krayd's core: connections and the event loop (loop.c).
+ *
+ * Every socket krayd serves is a struct conn driven by the one io_uring loop: its frames
+ * are parsed by the loop and handed to its kind (struct conn_kind); replies go to its
+ * output buffer, flushed once per loop turn, with descriptors (SCM_RIGHTS) queued to ride
+ * with their frames.  The loop also runs what registered with it: listeners, timers, the
+ * turn hook and SIGCHLD.
+ */
+#ifndef KRAYD_CORE_CONN_H
+#define KRAYD_CORE_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "../../common/buf.h"
+#include "../../common/oidmap.h"
+#include "../../common/wire.h"
+
+#include "core/krayd.h"
+
+struct krayd;
+struct conn;
+struct worker;
+struct task;
+struct actor;
+struct obj;
+struct getreq;
+struct kbuf;
+
+enum conn_role {
+	ROLE_NONE = 0,
+	ROLE_DRIVER = KRAY_ROLE_DRIVER,
+	ROLE_WORKER = KRAY_ROLE_WORKER,
+	ROLE_METRICS = 100, /* a Prometheus scrape */
+	ROLE_PEER_AUTH = 101, /* a TCP link to another node that has not proven the token */
+	ROLE_PEER = 102, /* an authenticated link to another node (daemon/cluster/net.c) */
+};
+
+/*
+ * What the loop does with a connection's events: each part that makes connections has one
+ * (proto.c: clients and workers; metrics.c: Prometheus scrapes; cluster/net.c: node links).
+ * frame: a whole frame arrived (the loop parses them, at most frame_max bytes of body);
+ * returns 0, or conn_fail()'s code to refuse it and close the connection.  recv: bytes
+ * arrived in c->in, unparsed (instead of frame).  sent: some output went.  spliced,
+ * connected: a conn_splice() or conn_connect() finished with res.  gone: it closed.
+ * All but frame/recv may be NULL.
+ */
+struct conn_kind {
+	int (*frame)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+	void (*recv)(struct conn *c);
+	void (*sent)(struct conn *c);
+	void (*spliced)(struct conn *c, int res);
+	void (*connected)(struct conn *c, int res);
+	void (*gone)(struct conn *c);
+};
+
+
+/* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
+ * the queue (a dup) and due with the frame at stream positions [start, end). */
+struct fdq_ent {
+	int fd;
+	uint64_t start, end;
+};
+
+struct fdq {
+	struct fdq_ent *e;
+	unsigned head, n, cap;
+};
+
+struct conn {
+	struct krayd *d;
+	const struct conn_kind *kind;
+	int fd;
+	uint32_t frame_max; /* the largest frame body it may send (0: KRAY_FRAME_MAX) */
+	uint32_t id; /* client id: the owner field of the oids this connection creates */
+	enum conn_role role;
+	uint32_t job; /* the job this connection's submissions belong to */
+	uint32_t pid; /* drivers: the pid they said (for the cluster's job table) */
+	uint64_t start_ms; /* drivers: when they connected (realtime) */
+	struct kbuf in; /* received, not yet parsed */
+	struct kbuf out; /* queued replies */
+	struct kbuf sending; /* what the in-flight send is sending */
+	struct oidmap refs; /* oid -> references this connection holds */
+	struct oidmap pins; /* oid -> views of large objects handed to this connection */
+	struct fdq fdq; /* fds for frames in `sending` and `out` */
+	int frame_fds[KRAY_FDS_PER_MSG]; /* fds of the frame being built */
+	unsigned frame_nfds;
+	uint64_t sent; /* stream bytes sent so far */
+	unsigned send_nfds; /* fds attached to the send in flight */
+	struct msghdr msg; /* the send in flight */
+	struct iovec iov;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * KRAY_FDS_PER_MSG)];
+		struct cmsghdr align;
+	} cmsg;
+	struct worker *worker; /* ROLE_WORKER */
+	uint32_t spawned; /* the id of the worker krayd started on this socketpair; 0: an
+			   * accepted connection (a worker hello is refused on it) */
+	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
+	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
+	int ops; /* io_uring operations in flight on fd */
+	bool recv_armed, send_armed, closed, dirty;
+	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
+	bool close_when_sent; /* metrics: close once the reply is out */
+	const char *why; /* why its last frame was refused (conn_fail()), for the ERROR frame */
+	struct conn *next, *prev; /* d->conns */
+	struct conn *dirty_next; /* d->dirty list: has output to send */
+};
+
+/* loop.c */
+int loop_init(struct krayd *d);
+int loop_run(struct krayd *d);
+void loop_fini(struct krayd *d);
+void conn_flush_later(struct conn *c);
+/* Adds fd (dup'ed) to the frame being built in c->out.  Returns 0 or -errno (-EMFILE,
+ * or -E2BIG past KRAY_FDS_PER_MSG). */
+int conn_frame_fd(struct conn *c, int fd);
+/* Ends the frame begun at out offset off: its length, its fd count, and its fds queued. */
+void conn_end_frame(struct conn *c, size_t off);
+void conn_close(struct conn *c, const char *why);
+/* Refuses the frame being handled: notes why (a static string) for the ERROR frame that
+ * answers it, and returns code (a negative errno) for the handler to return. */
+int conn_fail(struct conn *c, const char *why, int code);
+/* A connection for fd (taken over), of that kind, with its first receive armed. */
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role,
+		      const struct conn_kind *kind);
+/* The same, without a receive armed (conn_connect() and conn_start_recv() do). */
+struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role,
+			   const struct conn_kind *kind);
+/* Accepts connections on listening socket fd as they come: accepted(d, new fd).  what
+ * names it in logs.  Returns 0 or -ENOMEM.  The caller closes fd after loop_fini(). */
+int loop_listen(struct krayd *d, int fd, void (*accepted)(struct krayd *d, int fd),
+		const char *what);
+/* Has the loop wake by next(d) (CLOCK_MONOTONIC ns; -1: no deadline) and then call run
+ * (may be NULL).  Returns 0 or -ENOSPC past LOOP_TIMERS. */
+int loop_timer(struct krayd *d, int64_t (*next)(struct krayd *d),
+	       void (*run)(struct krayd *d, int64_t now));
+/* turn runs after each batch of completions (the scheduler); child on SIGCHLD. */
+static inline void loop_on_turn(struct krayd *d, void (*turn)(struct krayd *d))
+{
+	d->loop.turn = turn;
+}
+static inline void loop_on_child(struct krayd *d, void (*child)(struct krayd *d))
+{
+	d->loop.child = child;
+}
+/* Arms c's send if it has output (node links call it after queueing). */
+void conn_kick(struct conn *c);
+int64_t now_ns(void);
+
+#endif

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * krayd's core: the local scheduler and the job table (sched.c).
+ */
+#ifndef KRAYD_CORE_SCHED_H
+#define KRAYD_CORE_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/krayd.h"
+
+struct krayd;
+struct conn;
+struct worker;
+struct task;
+struct actor;
+struct obj;
+struct getreq;
+struct kbuf;
+
+struct job {
+	uint32_t id;
+	char *code_path;
+	struct job *next;
+};
+
+/* sched.c */
+/* Returns 0, or -1 when t cannot be sent (too many or too large arguments, an argument
+ * that cannot be restored): t has been failed. */
+int sched_send_exec(struct krayd *d, struct worker *w, struct task *t);
+/* Gives back the actor handles a worker's connection borrowed for running t. */
+void sched_unlend(struct conn *c, struct task *t);
+void sched_enqueue(struct krayd *d, struct task *t, bool front);
+/* Takes the queued task *pp (prev: the one before it, NULL at the head) out of the queue. */
+struct task *sched_unqueue(struct krayd *d, struct task **pp, struct task *prev);
+void sched_dispatch(struct krayd *d);
+/* Gives back the custom resources t held on its worker (result, hand-back, death). */
+void sched_res_give(struct krayd *d, struct task *t);
+void sched_result(struct conn *c, const struct wire_result *r);
+void sched_reject(struct conn *c, const struct kray_oid *task);
+void sched_blocked(struct worker *w, bool blocked);
+struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len);
+/* Sends w the JOB frame (code path) of job, unless it has had it. */
+void sched_tell_job(struct worker *w, uint32_t job, const char *path);
+const char *job_code_path(struct krayd *d, uint32_t job);
+int job_add(struct krayd *d, uint32_t id, const char *path, size_t len);
+void sched_fini(struct krayd *d);
+/* Worker w was reaped (how it died): its tasks are queued again or failed, or its actor is
+ * told; with was_starting, three failed starts in a row fail the queue. */
+void sched_worker_lost(struct krayd *d, struct worker *w, const char *how, bool was_starting,
+		       bool fast_ran);
+
+#endif

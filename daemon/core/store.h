@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * krayd's core: the object table and large objects (store.c, store_mem.c, store_large.c, pool.c).
+ *
+ * An object is freed when it is ready and nothing references it (refs == 0): refs count
+ * client references (mirrored per connection in conn->refs) and argument holds of pending
+ * tasks.
+ */
+#ifndef KRAYD_CORE_STORE_H
+#define KRAYD_CORE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../common/wire.h"
+
+#include "core/krayd.h"
+
+struct krayd;
+struct conn;
+struct worker;
+struct task;
+struct actor;
+struct obj;
+struct getreq;
+struct kbuf;
+
+/* Something waiting for an object (a task's argument, a get): ready(d, arg, o) runs once
+ * o is sealed (store_wait()). */
+struct dep {
+	struct dep *next;
+	void (*ready)(struct krayd *d, void *arg, struct obj *o);
+	void *arg;
+};
+
+enum obj_state { OBJ_PENDING, OBJ_READY };
+
+/*
+ * An object.  Small values are inline (data/len).  A large one (type KRAY_WT_FD) is a
+ * sealed memfd of `size` bytes, in memory (fd >= 0, on the LRU list) or spilled to a file
+ * (spilled); while its creator writes it, it is pending with `writer` set.
+ */
+struct obj {
+	struct kray_oid id;
+	enum obj_state state;
+	uint8_t type, err; /* enum kray_wire_type / kray_wire_err */
+	uint64_t scalar;
+	void *data;
+	uint32_t len;
+	uint32_t refs;
+	uint32_t pins; /* views handed out and not yet dropped */
+	int fd;
+	bool spilled;
+	bool exec_pin; /* pinned while an EXEC that takes it is built */
+	bool kmod; /* published in /dev/kray (kmod.c) */
+	uint64_t size;
+	struct conn *writer; /* the connection writing it (pending large objects) */
+	uint32_t remote_link; /* pending: made elsewhere and kept there; pulled over this link
+			       * when wanted (remote.c) */
+	bool pulling;
+	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
+	uint16_t ncontained;
+	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
+	struct dep *deps;
+};
+
+/* store.c */
+struct obj *store_get(struct krayd *d, const struct kray_oid *id);
+struct obj *store_create(struct krayd *d, const struct kray_oid *id);
+void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v);
+/* Whether connection c holds every ref a value contains (it may then store them). */
+bool store_holds_refs(struct conn *c, const struct wire_value *v);
+void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);
+void store_ref(struct obj *o);
+/* Calls ready(d, arg, o) when pending object o is sealed (once; o is held while it runs). */
+void store_wait(struct krayd *d, struct obj *o, void (*ready)(struct krayd *d, void *arg,
+							      struct obj *o), void *arg);
+/* A reference held by connection c (released when c goes). */
+void store_conn_ref(struct conn *c, struct obj *o);
+void store_conn_unref(struct conn *c, const struct kray_oid *id);
+void store_pin(struct krayd *d, struct obj *o);
+void store_unpin(struct krayd *d, struct obj *o);
+void store_unref(struct krayd *d, struct obj *o);
+/* Appends o's value to c's output; a large object goes as an FD value with its memfd
+ * (restored from disk first if need be), and counts as a pin until c unpins it. */
+void store_send_value(struct conn *c, struct obj *o);
+void store_fini(struct krayd *d);
+
+/* Every seal of a large object's memfd: immutable from then on. */
+#define STORE_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* store_mem.c: the memory of large objects (capacity, pool, LRU, spill and restore) */
+/* Spills until size more bytes fit.  Returns 0 or -ENOSPC. */
+int store_make_room(struct krayd *d, uint64_t size);
+/* A memfd of size bytes to write (restore: for a restore from disk), or -errno. */
+int store_new_memfd(struct krayd *d, uint64_t size, bool restore);
+/* o (sealed, in memory) joins / leaves the spill order. */
+void store_lru_add(struct krayd *d, struct obj *o);
+void store_lru_del(struct krayd *d, struct obj *o);
+/* Brings spilled o back into memory (no-op when it is there).  Returns 0 or -errno. */
+int store_restore(struct krayd *d, struct obj *o);
+/* Frees o's memory or spill file. */
+void store_drop_large(struct krayd *d, struct obj *o);
+int store_mem_init(struct krayd *d);
+void store_mem_fini(struct krayd *d);
+
+/* store_large.c: writing large objects */
+int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
+int store_seal_large(struct conn *c, const struct kray_oid *id);
+/* Gives pending object o a memfd of size bytes that c writes (an object arriving from
+ * another node), then store_seal_large().  Returns 0 or -errno (-ENOSPC, -EBUSY). */
+int store_begin_large(struct conn *c, struct obj *o, uint64_t size);
+/* Undoes store_begin_large(): o is pending with no memory again. */
+void store_abort_large(struct krayd *d, struct obj *o);
+int store_move(struct krayd *d, struct obj *dst, struct obj *src);
+
+/* pool.c: pre-faulted memfds */
+struct pool *pool_start(uint64_t budget);
+/* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
+int pool_take(struct pool *p, uint64_t size);
+uint64_t pool_bytes(struct pool *p);
+void pool_stop(struct pool *p);
+
+#endif
