@@ -468,6 +468,29 @@ void wire_put_padded(struct kbuf *b, const void *p, size_t n)
 		kbuf_put(b, NULL, KRAY_PAD8(n) - n);
 }
 
+size_t wire_frame_open(struct kbuf *b, uint16_t type, uint64_t req, const struct wire_part *parts,
+		       unsigned n)
+{
+	size_t off = wire_begin(b, type, req);
+
+	for (unsigned i = 0; i < n; i++) {
+		if (parts[i].pad)
+			wire_put_padded(b, parts[i].p, parts[i].len);
+		else
+			kbuf_put(b, parts[i].p, parts[i].len);
+	}
+	return off;
+}
+
+size_t wire_frame(struct kbuf *b, uint16_t type, uint64_t req, const struct wire_part *parts,
+		  unsigned n)
+{
+	size_t off = wire_frame_open(b, type, req, parts, n);
+
+	wire_end(b, off);
+	return off;
+}
+
 void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 			 const void *data, uint32_t len, const struct kray_oid *refs,
 			 uint16_t nrefs)

@@ -175,6 +175,36 @@ int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size);
 size_t wire_begin(struct kbuf *b, uint16_t type, uint64_t req);
 void wire_end(struct kbuf *b, size_t hdr_off);
 void wire_put_padded(struct kbuf *b, const void *p, size_t n);
+
+/*
+ * A frame whose body is a list of parts, written whole: every fixed-layout frame krayd
+ * sends is one wire_frame() call, so the header, the padding and the length are written
+ * in one place.  A part is len bytes at p (NULL: zeros), padded to 8 when pad is set:
+ *
+ *	WIRE_FRAME(b, KRAY_MSG_ACTOR_REPLY, req, WIRE_FIXED(m), WIRE_PADDED(why, m.len));
+ *
+ * wire_frame_open() writes the same but leaves the frame open for values to follow; the
+ * caller ends it with wire_end() (or, for a frame that carries descriptors, krayd's
+ * conn_end_frame()).  Both return the frame's offset in b.
+ */
+struct wire_part {
+	const void *p;
+	size_t len;
+	bool pad;
+};
+size_t wire_frame_open(struct kbuf *b, uint16_t type, uint64_t req, const struct wire_part *parts,
+		       unsigned n);
+size_t wire_frame(struct kbuf *b, uint16_t type, uint64_t req, const struct wire_part *parts,
+		  unsigned n);
+#define WIRE_FIXED(m) ((struct wire_part){ &(m), sizeof(m), false })
+#define WIRE_RAW(p, n) ((struct wire_part){ (p), (n), false })
+#define WIRE_PADDED(p, n) ((struct wire_part){ (p), (n), true })
+#define WIRE_PARTS_(...) ((const struct wire_part[]){ __VA_ARGS__ })
+#define WIRE_NPARTS_(...) (sizeof(WIRE_PARTS_(__VA_ARGS__)) / sizeof(struct wire_part))
+#define WIRE_FRAME(b, type, req, ...) \
+	wire_frame(b, type, req, WIRE_PARTS_(__VA_ARGS__), WIRE_NPARTS_(__VA_ARGS__))
+#define WIRE_FRAME_OPEN(b, type, req, ...) \
+	wire_frame_open(b, type, req, WIRE_PARTS_(__VA_ARGS__), WIRE_NPARTS_(__VA_ARGS__))
 void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 		    const void *data, uint32_t len);
 /* The same, with nrefs contained object ids. */

@@ -196,9 +196,8 @@ static uint64_t new_token(void)
 static void open_reply(struct conn *c, uint64_t req, const struct kray_msg_fast_open_reply *rep,
 		       int fd)
 {
-	size_t off = wire_begin(&c->out, KRAY_MSG_FAST_OPEN_REPLY, req);
+	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_FAST_OPEN_REPLY, req, WIRE_FIXED(*rep));
 
-	kbuf_put(&c->out, rep, sizeof(*rep));
 	if (fd >= 0 && conn_frame_fd(c, fd)) {
 		struct kray_msg_fast_open_reply no = { .status = -EMFILE };
 
@@ -402,15 +401,11 @@ static void tell_lost(struct krayd *d, const struct kray_fast_worker *e, const c
 {
 	struct conn *c = e->driver < KRAY_FAST_DRIVERS ? d->fast->drivers[e->driver] : NULL;
 	struct kray_msg_fast_lost m = { .task = e->task };
-	size_t off;
 
 	if (!c || c->closed || e->task.owner != c->id)
 		return; /* the driver went too */
 	m.len = (uint32_t)strlen(how);
-	off = wire_begin(&c->out, KRAY_MSG_FAST_LOST, 0);
-	kbuf_put(&c->out, &m, sizeof(m));
-	wire_put_padded(&c->out, how, m.len);
-	wire_end(&c->out, off);
+	WIRE_FRAME(&c->out, KRAY_MSG_FAST_LOST, 0, WIRE_FIXED(m), WIRE_PADDED(how, m.len));
 	conn_flush_later(c);
 }
 

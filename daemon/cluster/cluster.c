@@ -32,7 +32,7 @@ static void report(struct krayd *d, struct link *l, uint16_t type)
 {
 	struct node_entry self;
 	struct kbuf *b = net_out(l);
-	size_t off = wire_begin(b, type, 0);
+	size_t off = wire_frame_open(b, type, 0, NULL, 0);
 
 	node_self(d, &self);
 	node_put_entry(b, &self);

@@ -25,9 +25,8 @@
 static void view_frame(struct krayd *d, struct kbuf *b)
 {
 	struct kray_msg_refs n = { .n = d->cl->nnodes };
-	size_t off = wire_begin(b, KRAY_MSG_NODE_VIEW, 0);
+	size_t off = WIRE_FRAME_OPEN(b, KRAY_MSG_NODE_VIEW, 0, WIRE_FIXED(n));
 
-	kbuf_put(b, &n, sizeof(n));
 	for (unsigned i = 0; i < d->cl->nnodes; i++)
 		node_put_entry(b, &d->cl->nodes[i]);
 	wire_end(b, off);
@@ -358,7 +357,6 @@ static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kb
 	struct wire_rd r;
 	const void *key;
 	struct gkv *e = NULL;
-	size_t off;
 
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.key_len || rd_str(&r, m.key_len, &key)) {
@@ -374,11 +372,8 @@ static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kb
 			rep.status = gcs_apply(d, KRAY_MSG_KV, body, len, true) ? -EINVAL : 0;
 		}
 	}
-	off = wire_begin(b, KRAY_MSG_KV_REPLY, req);
-	kbuf_put(b, &rep, sizeof(rep));
-	if (e)
-		wire_put_padded(b, e->val, e->len);
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(rep),
+		   WIRE_PADDED(e ? e->val : NULL, e ? e->len : 0));
 }
 
 int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len)
@@ -396,7 +391,6 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	struct kray_msg_kv m;
 	struct pending *p;
 	struct kbuf *b;
-	size_t off;
 
 	if (len < sizeof(m))
 		return conn_fail(c, "malformed kv", -EBADMSG);
@@ -407,9 +401,7 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 			kv_run(d, body, len, &c->out, req);
 		} else {
 			/* One node: no head to keep the table. */
-			off = wire_begin(&c->out, KRAY_MSG_KV_REPLY, req);
-			kbuf_put(&c->out, &rep, sizeof(rep));
-			wire_end(&c->out, off);
+			WIRE_FRAME(&c->out, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(rep));
 		}
 		conn_flush_later(c);
 		return 0;
@@ -417,9 +409,7 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	if (!d->cl->head_link || !d->cl->head_link->up) {
 		struct kray_msg_kv rep = { .status = -EAGAIN };
 
-		off = wire_begin(&c->out, KRAY_MSG_KV_REPLY, req);
-		kbuf_put(&c->out, &rep, sizeof(rep));
-		wire_end(&c->out, off);
+		WIRE_FRAME(&c->out, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(rep));
 		conn_flush_later(c);
 		return 0;
 	}
@@ -428,10 +418,7 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	memcpy(&m, body, sizeof(m));
 	m.token = p->token;
 	b = net_out(d->cl->head_link);
-	off = wire_begin(b, KRAY_MSG_KV, 0);
-	kbuf_put(b, &m, sizeof(m));
-	kbuf_put(b, body + sizeof(m), len - sizeof(m));
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_KV, 0, WIRE_FIXED(m), WIRE_RAW(body + sizeof(m), len - sizeof(m)));
 	net_flush(d->cl->head_link);
 	return 0;
 }
@@ -439,12 +426,8 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 static void put_gcs_name(struct kbuf *b, const struct kray_msg_gcs_actor *m, const char *name,
 			 const char *ns)
 {
-	size_t off = wire_begin(b, KRAY_MSG_GCS_ACTOR, 0);
-
-	kbuf_put(b, m, sizeof(*m));
-	wire_put_padded(b, name, m->name_len);
-	wire_put_padded(b, ns, m->ns_len);
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_GCS_ACTOR, 0, WIRE_FIXED(*m), WIRE_PADDED(name, m->name_len),
+		   WIRE_PADDED(ns, m->ns_len));
 }
 
 static struct kray_msg_gcs_actor actor_entry(struct krayd *d, struct actor *a, bool alive)
@@ -529,14 +512,10 @@ static void put_gcs_job(struct kbuf *b, struct conn *c, bool alive)
 	struct kray_msg_gcs_job m = { .node = c->d->node, .job = c->job, .pid = c->pid,
 				      .start_ms = c->start_ms,
 				      .end_ms = alive ? 0 : realtime_ms() };
-	size_t off = wire_begin(b, KRAY_MSG_GCS_JOB, 0);
-
 	if (!path)
 		path = "";
 	m.path_len = (uint32_t)strlen(path);
-	kbuf_put(b, &m, sizeof(m));
-	wire_put_padded(b, path, m.path_len);
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_GCS_JOB, 0, WIRE_FIXED(m), WIRE_PADDED(path, m.path_len));
 }
 
 void gcs_job_changed(struct conn *c, bool alive)
@@ -622,19 +601,11 @@ uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b)
 	for (struct gkv *e = d->cl->kv; e; e = e->next, n++) {
 		struct kray_msg_kv m = { .op = KRAY_KV_PUT, .key_len = (uint8_t)strlen(e->key),
 					 .value_len = e->len };
-		size_t off = wire_begin(b, KRAY_MSG_KV, 0);
-
-		kbuf_put(b, &m, sizeof(m));
-		wire_put_padded(b, e->key, m.key_len);
-		wire_put_padded(b, e->val, e->len);
-		wire_end(b, off);
+		WIRE_FRAME(b, KRAY_MSG_KV, 0, WIRE_FIXED(m), WIRE_PADDED(e->key, m.key_len),
+			   WIRE_PADDED(e->val, e->len));
 	}
 	for (struct gjob *j = d->cl->jobs_table; j; j = j->next, n++) {
-		size_t off = wire_begin(b, KRAY_MSG_GCS_JOB, 0);
-
-		kbuf_put(b, &j->m, sizeof(j->m));
-		wire_put_padded(b, j->path, j->m.path_len);
-		wire_end(b, off);
+		WIRE_FRAME(b, KRAY_MSG_GCS_JOB, 0, WIRE_FIXED(j->m), WIRE_PADDED(j->path, j->m.path_len));
 	}
 	return n;
 }

@@ -134,13 +134,10 @@ void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len
 {
 	struct cluster *cl = d->cl;
 	struct kbuf b = { 0 };
-	size_t off;
 
 	if (cl->log_fd < 0)
 		return;
-	off = wire_begin(&b, type, 0);
-	kbuf_put(&b, body, len);
-	wire_end(&b, off);
+	wire_frame(&b, type, 0, &WIRE_RAW(body, len), 1);
 	if (write(cl->log_fd, b.data, b.len) != (ssize_t)b.len || fdatasync(cl->log_fd))
 		log_warn_ratelimited("gcs-log %s: %s (the change holds until the head "
 				     "restarts)", d->cfg.gcs_log, strerror(errno));

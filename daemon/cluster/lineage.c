@@ -26,19 +26,16 @@
 static void send_oids(struct link *l, uint16_t type, const struct kray_oid *id)
 {
 	struct kbuf *b = net_out(l);
-	size_t off = wire_begin(b, type, 0);
 
 	if (type == KRAY_MSG_PEER_RELEASE) {
 		struct kray_msg_refs r = { .n = 1 };
 
-		kbuf_put(b, &r, sizeof(r));
-		kbuf_put(b, id, sizeof(*id));
+		WIRE_FRAME(b, type, 0, WIRE_FIXED(r), WIRE_FIXED(*id));
 	} else {
 		struct kray_msg_obj_held h = { .oid = *id };
 
-		kbuf_put(b, &h, sizeof(h));
+		WIRE_FRAME(b, type, 0, WIRE_FIXED(h));
 	}
-	wire_end(b, off);
 	net_flush(l);
 }
 

@@ -24,11 +24,7 @@
 static void kv_answer(struct conn *c, uint64_t req, int status, const void *val, uint32_t len)
 {
 	struct kray_msg_kv m = { .status = status, .value_len = len };
-	size_t off = wire_begin(&c->out, KRAY_MSG_KV_REPLY, req);
-
-	kbuf_put(&c->out, &m, sizeof(m));
-	wire_put_padded(&c->out, val, len);
-	wire_end(&c->out, off);
+	WIRE_FRAME(&c->out, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(m), WIRE_PADDED(val, len));
 	conn_flush_later(c);
 }
 
@@ -100,7 +96,6 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
 	struct link *head = d->cl->head_link;
 	struct pending *p;
 	struct kbuf *b;
-	size_t off;
 
 	if (d->cfg.head) {
 		/* The table is here: straight to the actor's node. */
@@ -126,11 +121,8 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
 	p = pend_new(d, PEND_LOOKUP, c, req);
 	m.token = p->token;
 	b = net_out(head);
-	off = wire_begin(b, KRAY_MSG_GCS_LOOKUP, 0);
-	kbuf_put(b, &m, sizeof(m));
-	wire_put_padded(b, name, len);
-	wire_put_padded(b, ns, ns_len);
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_GCS_LOOKUP, 0, WIRE_FIXED(m), WIRE_PADDED(name, len),
+		   WIRE_PADDED(ns, ns_len));
 	net_flush(head);
 }
 
@@ -180,7 +172,6 @@ void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m
 	struct link *head = d->cl->head_link;
 	struct pending *p;
 	struct kbuf *b;
-	size_t off;
 
 	if (d->cfg.head) {
 		struct gname *g = gcs_claim(d, m->name, m->m.name_len, m->ns ? m->ns : "",
@@ -200,11 +191,8 @@ void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m
 	kbuf_put(&p->create, body, len);
 	q.token = p->token;
 	b = net_out(head);
-	off = wire_begin(b, KRAY_MSG_GCS_LOOKUP, 0);
-	kbuf_put(b, &q, sizeof(q));
-	wire_put_padded(b, m->name, m->m.name_len);
-	wire_put_padded(b, m->ns ? m->ns : "", m->m.ns_len);
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_GCS_LOOKUP, 0, WIRE_FIXED(q), WIRE_PADDED(m->name, m->m.name_len),
+		   WIRE_PADDED(m->ns ? m->ns : "", m->m.ns_len));
 	net_flush(head);
 }
 
@@ -321,11 +309,7 @@ undo:
 		/* Nobody here wants the handle it took for us. */
 		struct kray_msg_refs r = { .n = 1 };
 		struct kbuf *b = net_out(l);
-		size_t off = wire_begin(b, KRAY_MSG_PEER_RELEASE, 0);
-
-		kbuf_put(b, &r, sizeof(r));
-		kbuf_put(b, &m.actor, sizeof(m.actor));
-		wire_end(b, off);
+		WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(r), WIRE_FIXED(m.actor));
 		net_flush(l);
 	}
 	return 0;

@@ -74,10 +74,7 @@ static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 
 static void send_frame(struct conn *c, uint16_t type, const void *body, size_t len)
 {
-	size_t off = wire_begin(&c->out, type, 0);
-
-	kbuf_put(&c->out, body, len);
-	wire_end(&c->out, off);
+	wire_frame(&c->out, type, 0, &WIRE_RAW(body, len), 1);
 	conn_flush_later(c);
 }
 
@@ -203,11 +200,7 @@ void net_flush(struct link *l)
 
 void net_send_fixed(struct link *l, uint16_t type, const void *m, size_t len)
 {
-	struct kbuf *b = net_out(l);
-	size_t off = wire_begin(b, type, 0);
-
-	kbuf_put(b, m, len);
-	wire_end(b, off);
+	wire_frame(net_out(l), type, 0, &WIRE_RAW(m, len), 1);
 	net_flush(l);
 }
 

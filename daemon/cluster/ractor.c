@@ -73,15 +73,10 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	ra->max_restarts = m->m.max_restarts;
 	ra->max_task_retries = m->m.max_task_retries;
 	b = net_out(l);
-	off = wire_begin(b, KRAY_MSG_FWD_ACTOR, 0);
-	kbuf_put(b, &f, sizeof(f));
-	wire_put_padded(b, path, f.path_len);
-	kbuf_put(b, &m->m, sizeof(m->m));
-	wire_put_padded(b, m->cls, m->m.class_len);
-	wire_put_padded(b, m->name, m->m.name_len);
-	wire_put_padded(b, m->ns, m->m.ns_len);
-	wire_put_padded(b, m->res, m->m.res_len);
-	kbuf_put(b, m->args.p, m->args.left);
+	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FWD_ACTOR, 0, WIRE_FIXED(f), WIRE_PADDED(path, f.path_len),
+			      WIRE_FIXED(m->m), WIRE_PADDED(m->cls, m->m.class_len),
+			      WIRE_PADDED(m->name, m->m.name_len), WIRE_PADDED(m->ns, m->m.ns_len),
+			      WIRE_PADDED(m->res, m->m.res_len), WIRE_RAW(m->args.p, m->args.left));
 	/* What it takes to create it again elsewhere (the body just written); not kept
 	 * when its constructor takes objects (they would have to be kept too). */
 	if (!refs)
@@ -141,7 +136,6 @@ void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
 	struct link *l = ra ? net_link_by_id(d, ra->link) : NULL;
 	struct kray_msg_refs m = { .n = 1 };
 	struct kbuf *b;
-	size_t off;
 
 	if (!ra)
 		return;
@@ -150,10 +144,7 @@ void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
 	if (!l)
 		return;
 	b = net_out(l);
-	off = wire_begin(b, KRAY_MSG_PEER_RELEASE, 0);
-	kbuf_put(b, &m, sizeof(m));
-	kbuf_put(b, id, sizeof(*id));
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(m), WIRE_FIXED(*id));
 	net_flush(l);
 }
 
@@ -220,7 +211,6 @@ void ractor_link_gone(struct krayd *d, struct link *l)
 		uint32_t node;
 		struct link *to;
 		struct kbuf *b;
-		size_t off;
 
 		if (ra->link != l->id)
 			continue;
@@ -242,9 +232,7 @@ void ractor_link_gone(struct krayd *d, struct link *l)
 		ra->link = to->id;
 		ra->node = node;
 		b = net_out(to);
-		off = wire_begin(b, KRAY_MSG_FWD_ACTOR, 0);
-		kbuf_put(b, ra->create.data, ra->create.len);
-		wire_end(b, off);
+		wire_frame(b, KRAY_MSG_FWD_ACTOR, 0, &WIRE_RAW(ra->create.data, ra->create.len), 1);
 		net_flush(to);
 	}
 }

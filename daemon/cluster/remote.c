@@ -91,7 +91,6 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 	char res[256]; /* res_len is 8 bits; the submit's own text fitted */
 	struct task_arg a;
 	struct kbuf *b;
-	size_t off;
 
 	if (!path)
 		path = "";
@@ -101,13 +100,9 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 		if (a.v.type == KRAY_WT_REF)
 			xfer_push(l, store_get(d, &a.id)); /* held by t, and ready */
 	b = net_out(l);
-	off = wire_begin(b, KRAY_MSG_FWD_TASK, 0);
-	kbuf_put(b, &m, sizeof(m));
-	wire_put_padded(b, t->fn->name, t->fn->name_len);
-	wire_put_padded(b, path, m.path_len);
-	wire_put_padded(b, res, m.res_len);
-	kbuf_put(b, t->args, t->args_len);
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_FWD_TASK, 0, WIRE_FIXED(m), WIRE_PADDED(t->fn->name, t->fn->name_len),
+		   WIRE_PADDED(path, m.path_len), WIRE_PADDED(res, m.res_len),
+		   WIRE_RAW(t->args, t->args_len));
 	net_flush(l);
 }
 
@@ -432,7 +427,6 @@ void remote_task_done(struct krayd *d, struct task *t)
 	struct kray_msg_fwd_done m = { .task = t->id };
 	struct task_arg a;
 	struct kbuf *b;
-	size_t off;
 
 	if (!l)
 		return; /* the owner's node is gone, with everything its link held */
@@ -449,9 +443,7 @@ void remote_task_done(struct krayd *d, struct task *t)
 			struct kray_msg_obj_held h = { .oid = id, .size = o->size };
 
 			b = net_out(l);
-			off = wire_begin(b, KRAY_MSG_OBJ_HELD, 0);
-			kbuf_put(b, &h, sizeof(h));
-			wire_end(b, off);
+			WIRE_FRAME(b, KRAY_MSG_OBJ_HELD, 0, WIRE_FIXED(h));
 			continue;
 		}
 		if (o)

@@ -39,11 +39,7 @@ static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type,
 {
 	struct kray_msg_obj_push m = { .oid = *id, .type = type, .err = err, .len = len,
 				       .scalar = scalar, .size = len };
-	size_t off = wire_begin(b, KRAY_MSG_OBJ_PUSH, 0);
-
-	kbuf_put(b, &m, sizeof(m));
-	wire_put_padded(b, data, len);
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_OBJ_PUSH, 0, WIRE_FIXED(m), WIRE_PADDED(data, len));
 }
 
 void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg)
@@ -59,7 +55,6 @@ void xfer_push(struct link *l, struct obj *o)
 	struct kray_msg_obj_push m = { .oid = o->id, .type = KRAY_WT_FD };
 	struct xitem *x;
 	struct kbuf *b = net_out(l);
-	size_t off;
 	int r;
 
 	if (o->type != KRAY_WT_FD) {
@@ -80,9 +75,7 @@ void xfer_push(struct link *l, struct obj *o)
 		return;
 	}
 	m.scalar = m.size = o->size;
-	off = wire_begin(b, KRAY_MSG_OBJ_PUSH, 0);
-	kbuf_put(b, &m, sizeof(m));
-	wire_end(b, off);
+	WIRE_FRAME(b, KRAY_MSG_OBJ_PUSH, 0, WIRE_FIXED(m));
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		abort();
@@ -113,10 +106,9 @@ static int put_chunk(struct conn *c, struct xitem *x)
 {
 	uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK : (uint32_t)(x->size - x->off);
 	struct kray_msg_obj_chunk m = { .oid = x->o->id, .offset = x->off, .len = n };
-	size_t off = wire_begin(&c->out, KRAY_MSG_OBJ_CHUNK, 0);
+	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_OBJ_CHUNK, 0, WIRE_FIXED(m));
 	uint32_t done = 0;
 
-	kbuf_put(&c->out, &m, sizeof(m));
 	kbuf_reserve(&c->out, KRAY_PAD8(n));
 	while (done < n) {
 		ssize_t got = pread(x->o->fd, c->out.data + c->out.len + done, n - done,

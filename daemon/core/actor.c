@@ -153,9 +153,7 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	if (a->w && a->w->conn) {
 		/* Still running (its handle went, or its creator exited): let it run its
 		 * destructor and exit; it is reaped like any worker. */
-		size_t off = wire_begin(&a->w->conn->out, KRAY_MSG_ACTOR_STOP, 0);
-
-		wire_end(&a->w->conn->out, off);
+		wire_frame(&a->w->conn->out, KRAY_MSG_ACTOR_STOP, 0, NULL, 0);
 		conn_flush_later(a->w->conn);
 	}
 	unplace(d, a);

@@ -40,9 +40,8 @@ static void reply_get(struct conn *c, struct getreq *g, int status)
 {
 	struct krayd *d = c->d;
 	struct kray_msg_get_reply m = { .status = status, .n = status ? 0 : g->n };
-	size_t off = wire_begin(&c->out, KRAY_MSG_GET_REPLY, g->req);
+	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_GET_REPLY, g->req, WIRE_FIXED(m));
 
-	kbuf_put(&c->out, &m, sizeof(m));
 	for (uint32_t i = 0; i < m.n; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 		const struct kray_oid *id = &g->ids[i];
@@ -62,9 +61,8 @@ static void reply_get(struct conn *c, struct getreq *g, int status)
 static void reply_wait(struct conn *c, struct getreq *g)
 {
 	struct kray_msg_refs m = { .n = g->n };
-	size_t off = wire_begin(&c->out, KRAY_MSG_WAIT_REPLY, g->req);
+	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_WAIT_REPLY, g->req, WIRE_FIXED(m));
 
-	kbuf_put(&c->out, &m, sizeof(m));
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct obj *o = store_get(c->d, &g->ids[i]);
 		/* One that is missing or not held is "ready": a get says why at once. */

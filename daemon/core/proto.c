@@ -30,7 +30,6 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 	struct wire_hello h;
 	struct kray_msg_hello_ok ok = { .node = d->node, .client = c->id,
 					.inline_max = d->cfg.inline_max };
-	size_t off;
 
 	if (c->role != ROLE_NONE)
 		return conn_fail(c, "hello sent twice", -EPROTO);
@@ -60,9 +59,7 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 		ext_driver_changed(c, true);
 		ok.job = c->job;
 	}
-	off = wire_begin(&c->out, KRAY_MSG_HELLO_OK, 0);
-	kbuf_put(&c->out, &ok, sizeof(ok));
-	wire_end(&c->out, off);
+	WIRE_FRAME(&c->out, KRAY_MSG_HELLO_OK, 0, WIRE_FIXED(ok));
 	conn_flush_later(c);
 	return 0;
 }
@@ -141,8 +138,7 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 	if (store_get(d, &m.oid))
 		return conn_fail(c, "object id reused", -EEXIST);
 	rep.status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
-	off = wire_begin(&c->out, KRAY_MSG_CREATE_REPLY, req);
-	kbuf_put(&c->out, &rep, sizeof(rep));
+	off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_CREATE_REPLY, req, WIRE_FIXED(rep));
 	if (!rep.status && conn_frame_fd(c, fd)) {
 		/* Out of descriptors: undo, and say so. */
 		struct obj *o = store_get(d, &m.oid);
@@ -185,14 +181,11 @@ void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid
 		 const char *why)
 {
 	struct kray_msg_actor_reply m = { .status = status };
-	size_t off = wire_begin(&c->out, KRAY_MSG_ACTOR_REPLY, req);
 
 	if (id)
 		m.actor = *id;
 	m.len = status && why ? (uint32_t)strlen(why) : 0;
-	kbuf_put(&c->out, &m, sizeof(m));
-	wire_put_padded(&c->out, why, m.len);
-	wire_end(&c->out, off);
+	WIRE_FRAME(&c->out, KRAY_MSG_ACTOR_REPLY, req, WIRE_FIXED(m), WIRE_PADDED(why, m.len));
 	conn_flush_later(c);
 }
 
@@ -258,7 +251,6 @@ static void on_status(struct conn *c, uint64_t req)
 {
 	struct krayd *d = c->d;
 	struct kray_wire_stats st = d->st;
-	size_t off;
 
 	st.node = d->node;
 	st.num_cpus = (uint64_t)d->cfg.num_cpus;
@@ -274,9 +266,7 @@ static void on_status(struct conn *c, uint64_t req)
 		else if (w->inflight)
 			st.workers_busy++;
 	}
-	off = wire_begin(&c->out, KRAY_MSG_STATUS_REPLY, req);
-	kbuf_put(&c->out, &st, sizeof(st));
-	wire_end(&c->out, off);
+	WIRE_FRAME(&c->out, KRAY_MSG_STATUS_REPLY, req, WIRE_FIXED(st));
 	conn_flush_later(c);
 }
 
@@ -331,7 +321,6 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	case KRAY_MSG_LIST_NODES: {
 		struct kbuf text = { 0 };
 		struct kray_msg_error m = { 0 };
-		size_t off;
 
 		if (h->len)
 			return conn_fail(c, "malformed list request", -EBADMSG);
@@ -342,10 +331,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
 			text.len = 60000;
 		m.len = (uint32_t)text.len;
-		off = wire_begin(&c->out, KRAY_MSG_TEXT_REPLY, h->req);
-		kbuf_put(&c->out, &m, sizeof(m));
-		wire_put_padded(&c->out, text.data, text.len);
-		wire_end(&c->out, off);
+		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
+			   WIRE_PADDED(text.data, text.len));
 		kbuf_free(&text);
 		conn_flush_later(c);
 		return 0;

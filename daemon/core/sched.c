@@ -117,16 +117,12 @@ void sched_tell_job(struct worker *w, uint32_t job, const char *path)
 {
 	struct kray_msg_job m = { .job = job, .path_len = (uint32_t)strlen(path) };
 	struct kray_oid key = { .node = job };
-	size_t off;
 	bool fresh;
 
 	oidmap_upsert(&w->jobs, &key, &fresh);
 	if (!fresh)
 		return;
-	off = wire_begin(&w->conn->out, KRAY_MSG_JOB, 0);
-	kbuf_put(&w->conn->out, &m, sizeof(m));
-	wire_put_padded(&w->conn->out, path, m.path_len);
-	wire_end(&w->conn->out, off);
+	WIRE_FRAME(&w->conn->out, KRAY_MSG_JOB, 0, WIRE_FIXED(m), WIRE_PADDED(path, m.path_len));
 }
 
 /* Drops the pins exec_fits() took on t's large arguments (those already in memory). */
@@ -223,9 +219,8 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	if (pinned < 0)
 		return -1;
 	sched_tell_job(w, t->job, path ? path : "");
-	off = wire_begin(b, KRAY_MSG_EXEC, 0);
-	kbuf_put(b, &m, sizeof(m));
-	wire_put_padded(b, t->fn->name, t->fn->name_len);
+	off = WIRE_FRAME_OPEN(b, KRAY_MSG_EXEC, 0, WIRE_FIXED(m),
+			      WIRE_PADDED(t->fn->name, t->fn->name_len));
 	for (task_arg_first(&a, t); task_arg_next(&a);) {
 		if (a.v.type == KRAY_WT_REF) {
 			store_send_value(w->conn, store_get(d, &a.id)); /* held and ready */
