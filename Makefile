@@ -73,9 +73,11 @@ $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# libkray's objects (its own and common/'s): allocation failure is -ENOMEM to the caller
+# there, never abort() (KRAY_KBUF_SOFT, common/buf.h).
 $(O)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(CC) $(CFLAGS) -DKRAY_KBUF_SOFT -fPIC -fvisibility=hidden -c $< -o $@
 
 $(LIBKRAY): $(CLIENT_PIC) libclient/libkray.map
 	@mkdir -p $(dir $@)
