@@ -23,6 +23,7 @@ override CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing -Iinclu
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIBS_DAEMON := -luring -lnuma -lpthread -lsystemd
 LDLIBS_CLIENT := -ldl -lnuma
+OBJCOPY ?= objcopy
 
 SONAME  := libkray.so.0
 LIBVER  := 0.1.0
@@ -86,9 +87,16 @@ $(LIBKRAY): $(CLIENT_PIC) libclient/libkray.map
 	ln -sf libkray.so.$(LIBVER) $(O)/lib/$(SONAME)
 	ln -sf libkray.so.$(LIBVER) $@
 
+# One relocatable object with everything but kray_* made local (the internals are hidden
+# already; the partial link lets objcopy turn them local), so that a static link of
+# libkray.a meets no kc_fail, wire_begin or oidmap_get of ours (tests/check-symbols.sh).
 $(O)/lib/libkray.a: $(CLIENT_PIC)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	$(LD) -r -o $(O)/lib/libkray-all.o $^
+	$(OBJCOPY) --localize-hidden $(O)/lib/libkray-all.o
+	rm -f $@
+	$(AR) rcs $@ $(O)/lib/libkray-all.o
+	rm -f $(O)/lib/libkray-all.o
 
 $(O)/lib/pkgconfig/kray.pc: libclient/kray.pc.in
 	@mkdir -p $(dir $@)
@@ -161,7 +169,8 @@ test-tsan: deps
 		KRAY_KRAYD=$(CURDIR)/build-tsan/bin/krayd KRAY_WORKER=$(CURDIR)/build-tsan/bin/kray-worker \
 		$$t --jobs 1; done
 
-test-unit: $(UNIT)
+test-unit: $(UNIT) $(LIBKRAY) $(O)/lib/libkray.a
+	@echo "== tests/check-symbols.sh"; CC="$(CC)" tests/check-symbols.sh $(O)/lib
 	@set -e; for t in $(UNIT); do echo "== $$t"; $(TEST_ENV) $$t --jobs 2; done
 
 test-integration: $(INTEG) $(FIXTURES) $(BINS)
