@@ -34,6 +34,8 @@
 #define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define POPULATE_MAX (4u << 20)
 
+static const char nomem_why[] = "out of memory";
+
 static const struct kray_oid *oid(const kray_ref *r)
 {
 	return (const struct kray_oid *)r;
@@ -289,7 +291,7 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 			oidmap_del(&k->views, oid(id));
 		if (p)
 			munmap(p, maplen);
-		*ret_why = "out of memory";
+		*ret_why = nomem_why;
 		return NULL;
 	}
 	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .id = *id, .addr = p, .size = size,
@@ -344,7 +346,7 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 		}
 	}
 	error_value(ret, "object %u.%u.%u.%u cannot be mapped: %s", &id, why);
-	return ret->priv_ ? 0 : -ENOMEM;
+	return ret->priv_ && why != nomem_why ? 0 : -ENOMEM;
 }
 
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
