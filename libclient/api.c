@@ -64,7 +64,9 @@ static int frame_too_big(struct kray *k, size_t off)
 
 static int maybe_flush(struct kray *k)
 {
-	return kbuf_pending(&k->out) > OUT_HIGH_WATER ? kc_flush(k) : 0;
+	if (kbuf_pending(&k->out) <= OUT_HIGH_WATER)
+		return 0;
+	return k->nonblock ? kc_flush_some(k) : kc_flush(k);
 }
 
 KRAY_EXPORT void kray_ids(const kray *k, struct kray_ids *ret_ids)

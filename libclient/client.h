@@ -33,6 +33,9 @@ struct kc_layer {
 	/* k->out is about to be written: a layer may put its own frames in front.  0, or
 	 * -errno with nothing written. */
 	int (*before_flush)(struct kray *k);
+	/* A frame no blocking wait asked for: returns 1 when the layer took it (the
+	 * connection consumes it then), 0 to leave it to others. */
+	int (*on_frame)(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body);
 	/* This process now holds a reference to each of the n refs (kc_hold()). */
 	void (*on_hold)(struct kray *k, const kray_ref *refs, size_t n);
 	/* kc_close(): frees what the layer keeps on k. */
@@ -40,7 +43,7 @@ struct kc_layer {
 };
 #define KC_LAYERS_MAX 4
 
-extern const struct kc_layer kc_fast_layer, kc_kmod_layer, kc_objects_layer;
+extern const struct kc_layer kc_fast_layer, kc_kmod_layer, kc_objects_layer, kc_async_layer;
 
 /* Descriptors received with frames, in order (see KRAY_FRAME_NFDS). */
 struct rfdq {
@@ -79,6 +82,9 @@ struct kray {
 	bool defer;
 	size_t defer_off, defer_end;
 	uint32_t defer_seq;
+	/* kray_get_async() (async.c): gets in flight and done; kray_set_nonblocking(). */
+	struct kc_async *async;
+	bool nonblock;
 	/* What registered on the connection (struct kc_layer). */
 	const struct kc_layer *layers[KC_LAYERS_MAX];
 	unsigned nlayers;
@@ -88,6 +94,8 @@ struct kray {
 void kc_layer_add(struct kray *k, const struct kc_layer *l);
 /* Registers the fast path, the module and objects on k (init.c): every handle's. */
 void kc_layers_init(struct kray *k);
+/* Offers a frame nobody waits for to the layers: 1 when one took it. */
+int kc_layers_take(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body);
 /* Tells the layers that this process holds the n refs. */
 void kc_hold(struct kray *k, const kray_ref *refs, size_t n);
 

@@ -40,6 +40,14 @@ void kc_hold(struct kray *k, const kray_ref *refs, size_t n)
 			k->layers[i]->on_hold(k, refs, n);
 }
 
+int kc_layers_take(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	for (unsigned i = 0; i < k->nlayers; i++)
+		if (k->layers[i]->on_frame && k->layers[i]->on_frame(k, h, body))
+			return 1;
+	return 0;
+}
+
 int kc_end(struct kray *k, size_t off)
 {
 	if (wire_end(&k->out, off))
@@ -312,6 +320,11 @@ int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 				    (int)t.len, t.text);
 			kc_consume(k, &h);
 			return r;
+		}
+		if (kc_layers_take(k, &h, body)) {
+			kc_consume(k, &h);
+			r = 0;
+			continue;
 		}
 		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
 				    h.type == KRAY_MSG_ACTOR_STOP)) {

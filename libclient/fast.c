@@ -316,6 +316,10 @@ static int main_frame(struct kray *k, struct kbuf *submit, const struct kray_oid
 
 	if (r <= 0)
 		return r;
+	if (kc_layers_take(k, &h, body)) { /* a reply to a kray_get_async(), say */
+		kc_consume(k, &h);
+		return 0;
+	}
 	if (h.type == KRAY_MSG_FAST_LOST) {
 		wire_rd_init(&rd, body, h.len);
 		if (wire_rd_fixed(&rd, &m, sizeof(m)) || wire_rd_bytes(&rd, m.len, &how) ||

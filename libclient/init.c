@@ -197,6 +197,7 @@ void kc_layers_init(struct kray *k)
 	kc_layer_add(k, &kc_fast_layer);
 	kc_layer_add(k, &kc_kmod_layer);
 	kc_layer_add(k, &kc_objects_layer);
+	kc_layer_add(k, &kc_async_layer);
 }
 
 KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)

@@ -180,8 +180,10 @@ static void view_put(struct view *vw)
 			kc_put_unpin(k, &vw->id);
 			/* A worker's unpins go with its results; a driver's go now, so krayd
 			 * can free or spill the object. */
-			if (!k->ws)
+			if (!k->ws && !k->nonblock)
 				kc_flush(k);
+			else if (!k->ws)
+				kc_flush_some(k);
 		}
 	}
 	free(vw);

@@ -8,6 +8,9 @@
  *
  * Conventions: every call that acts returns 0 or a negative errno, and on error leaves a
  * message retrievable with kray_errmsg().  Out-parameters are written only on success.
+ * Running out of memory inside the library is -ENOMEM from the call that needed it, never
+ * an abort(): what that call queued is dropped and the handle stays usable, except where
+ * a reply being received could not be kept (the handle then says -EPIPE from then on).
  * A kray handle is not thread-safe: use one per thread.  The library owns no thread.
  */
 #ifndef KRAY_KRAY_H
@@ -130,7 +133,8 @@ void kray_ids(const kray *k, struct kray_ids *ret_ids);
 /* The message of the last failed call on k (never NULL). */
 const char *kray_errmsg(const kray *k);
 
-/* The connection's socket, for poll()-based event loops. */
+/* The connection's socket, for poll()-based event loops (see "kray in your event loop"
+ * below: wait on it with kray_process(), never read it yourself). */
 int kray_fd(const kray *k);
 
 /* ---- tasks and objects --------------------------------------------------------------- */
@@ -267,6 +271,52 @@ int kray_kv_del(kray *k, const char *key);
  * for people: *ret_text is malloc()ed, NUL-terminated ("" outside a cluster), freed by
  * the caller.  Returns 0, -EPIPE or -EBADMSG. */
 int kray_describe_nodes(kray *k, char **ret_text);
+
+/* ---- kray in your event loop ------------------------------------------------------------ */
+
+/*
+ * As hiredis' async client: libkray never owns the loop and never blocks in these calls.
+ * Queue work (kray_call, kray_put, kray_release and kray_get_async only queue), then
+ * watch kray_fd() for POLLIN (and POLLOUT while kray_want_write() says so) and call
+ * kray_process() whenever it is ready.  Example: examples/poll_loop.c; docs/eventloop.md.
+ * Blocking calls (kray_get, kray_wait, ...) still work on the same handle: replies to
+ * asynchronous gets that arrive meanwhile are kept for the next kray_process().
+ */
+
+/*
+ * The callback of kray_get_async(): status 0 with *val the value, -EREMOTEIO with *val the
+ * error value (KRAY_ERROR), or another -errno with *val KRAY_NIL (-EPIPE: krayd is gone,
+ * -ENOMEM).  *val is the callback's: kray_value_clear() it, or move it somewhere and keep
+ * it.  It runs only from kray_process(), and may queue more work on k.
+ */
+typedef void kray_result_fn(kray *k, kray_ref ref, int status, kray_value *val, void *arg);
+
+/* Asks for ref's value without waiting: fn(k, ref, status, val, arg) runs from a later
+ * kray_process() once it is there (a value this process has already: from the next one).
+ * Returns 0, or -EINVAL, -ENOMEM or -EPIPE (fn will not run). */
+int kray_get_async(kray *k, const kray_ref *ref, kray_result_fn *fn, void *arg);
+
+/*
+ * Does what kray_fd() has for us, without blocking: writes what the socket takes of the
+ * queued requests, reads what arrived, completes the gets it answers and runs their
+ * callbacks (in submission order).  Returns how many callbacks ran, or -errno: -EPIPE
+ * when krayd is gone (every pending callback has then run, with -EPIPE), -ENOMEM (nothing
+ * lost: call it again), -EINVAL (k NULL).
+ */
+int kray_process(kray *k);
+
+/* 1 while queued requests wait for kray_fd() to be writable (poll it for POLLOUT and call
+ * kray_process()), else 0. */
+int kray_want_write(const kray *k);
+
+/* kray_get_async() calls whose callbacks have not run yet. */
+size_t kray_pending(const kray *k);
+
+/* With on set, calls that only queue (kray_call, kray_put of inline values, kray_release)
+ * never wait for the socket either: past 1 MiB queued they write what it takes now, and
+ * kray_process() writes the rest.  Off (the default) they block until it is written.
+ * Returns 0 or -EINVAL. */
+int kray_set_nonblocking(kray *k, int on);
 
 /* ---- actors -------------------------------------------------------------------------- */
 
