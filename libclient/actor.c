@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "listing.h"
 
 static int actor_request(struct kray *k, uint64_t req, kray_ref *ret_actor)
 {
@@ -206,4 +207,44 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 		return kc_fail(k, -ENOMEM, "out of memory");
 	*ret_text = text;
 	return 0;
+}
+
+static int parse_node(const char *line, size_t len, void *ret)
+{
+	return kc_parse_node_line(line, len, ret);
+}
+
+static int parse_actor(const char *line, size_t len, void *ret)
+{
+	return kc_parse_actor_line(line, len, ret);
+}
+
+KRAY_EXPORT int kray_list_nodes(struct kray *k, struct kray_node_info **ret, size_t *ret_n)
+{
+	char *text;
+	int r;
+
+	if (!ret || !ret_n)
+		return kc_fail(k, -EINVAL, "kray_list_nodes needs ret and ret_n");
+	if ((r = describe(k, KRAY_MSG_LIST_NODES, &text)))
+		return r;
+	r = kc_parse_listing(text, parse_node,
+			     sizeof(**ret), (void **)ret, ret_n);
+	free(text);
+	return r ? kc_fail(k, r, "out of memory") : 0;
+}
+
+KRAY_EXPORT int kray_list_actors(struct kray *k, struct kray_actor_info **ret, size_t *ret_n)
+{
+	char *text;
+	int r;
+
+	if (!ret || !ret_n)
+		return kc_fail(k, -EINVAL, "kray_list_actors needs ret and ret_n");
+	if ((r = describe(k, KRAY_MSG_LIST_ACTORS, &text)))
+		return r;
+	r = kc_parse_listing(text, parse_actor,
+			     sizeof(**ret), (void **)ret, ret_n);
+	free(text);
+	return r ? kc_fail(k, r, "out of memory") : 0;
 }

@@ -272,6 +272,47 @@ int kray_kv_del(kray *k, const char *key);
  * the caller.  Returns 0, -EPIPE or -EBADMSG. */
 int kray_describe_nodes(kray *k, char **ret_text);
 
+/*
+ * The same listings as structs, for programs (the Python package's kray.nodes() uses
+ * them).  krayd sends text (the lines above); libkray parses it, so lines it cannot parse
+ * (a newer krayd's, say) are skipped rather than guessed at.  *ret is a malloc()ed array of
+ * *ret_n entries (NULL and 0 when there are none), freed by the caller with free().
+ * Returns 0, -EPIPE, -EBADMSG or -ENOMEM.  docs/libkray.md shows both forms.
+ */
+struct kray_node_info {
+	uint32_t node; /* the node id (krayd's) */
+	uint16_t port; /* where it takes node links */
+	uint8_t alive; /* 1 ALIVE, 0 DEAD (missed its heartbeats) */
+	uint8_t head; /* 1 for the head (the first entry, when known) */
+	uint8_t self; /* 1 for the node this process is connected to */
+	uint32_t num_cpus, workers, workers_busy;
+	uint64_t tasks_queued, tasks_finished;
+	uint64_t store_mib; /* memory the object store uses, MiB */
+	char address[48]; /* IPv4, dotted */
+	char resources[256]; /* custom resources, "NAME:QTY,..." ("" for none) */
+	uint64_t reserved_[4];
+};
+/* Outside a cluster there is no list: 0 entries. */
+int kray_list_nodes(kray *k, struct kray_node_info **ret, size_t *ret_n);
+
+enum kray_actor_state {
+	KRAY_ACTOR_PENDING = 0, /* waiting for constructor arguments or for resources */
+	KRAY_ACTOR_STARTING = 1,
+	KRAY_ACTOR_ALIVE = 2,
+	KRAY_ACTOR_DEAD = 3,
+};
+struct kray_actor_info {
+	kray_ref id; /* the handle, as kray_actor_create() gives it */
+	enum kray_actor_state state;
+	int32_t pid; /* an alive actor's worker, else 0 */
+	uint32_t calls_in_flight, restarts; /* an alive actor's, else 0 */
+	char class_name[256];
+	char ns[256], name[256]; /* a named actor's namespace and name; "" when unnamed */
+	char detail[640]; /* why it waits, how it died, or its pid and calls (as described) */
+	uint64_t reserved_[4];
+};
+int kray_list_actors(kray *k, struct kray_actor_info **ret, size_t *ret_n);
+
 /* ---- kray in your event loop ------------------------------------------------------------ */
 
 /*
