@@ -136,6 +136,11 @@ $(O)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) -lcriterion
 $(O)/tests/unit/test_listing: $(O)/libclient/listing.o
+# The connection alone, built as in the library (soft allocation failure: KRAY_KBUF_SOFT).
+$(O)/tests/unit/test_conn: tests/unit/test_conn.c $(O)/pic/libclient/conn.o \
+		$(COMMON_SRC:%.c=$(O)/pic/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKRAY_KBUF_SOFT -o $@ $(filter %.c %.o,$^) -lcriterion
 
 $(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LIBKRAY) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
