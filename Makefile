@@ -179,6 +179,7 @@ test-tsan: deps
 
 test-unit: $(UNIT) $(LIBKRAY) $(O)/lib/libkray.a
 	@echo "== tests/check-symbols.sh"; CC="$(CC)" tests/check-symbols.sh $(O)/lib
+	@echo "== tests/libclient-pairs.sh"; tests/libclient-pairs.sh --check $(O)/pic/libclient
 	@set -e; for t in $(UNIT); do echo "== $$t"; $(TEST_ENV) $$t --jobs 2; done
 
 test-integration: $(INTEG) $(FIXTURES) $(BINS)
