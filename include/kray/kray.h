@@ -514,8 +514,9 @@ struct kray_fn_desc {
 			 size_t nargs __attribute__((unused)))
 
 /* Sets return slot idx (copied; a large value goes straight into the object store).
- * Returns 0, -EINVAL (idx out of range, bad type), or -ENOSPC when a large value does not
- * fit in the store: the task then fails with KRAY_ERR_STORE_FULL whatever it returns. */
+ * Returns 0, -EINVAL (idx out of range, bad type), -ENOMEM (no memory for the copy: the
+ * slot is left NIL), or -ENOSPC when a large value does not fit in the store: the task
+ * then fails with KRAY_ERR_STORE_FULL whatever it returns. */
 int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v);
 int kray_return_int(kray_ctx *ctx, unsigned idx, int64_t x);
 int kray_return_f64(kray_ctx *ctx, unsigned idx, double x);
