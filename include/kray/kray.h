@@ -334,7 +334,8 @@ typedef void kray_result_fn(kray *k, kray_ref ref, int status, kray_value *val, 
 
 /* Asks for ref's value without waiting: fn(k, ref, status, val, arg) runs from a later
  * kray_process() once it is there (a value this process has already: from the next one).
- * Returns 0, or -EINVAL, -ENOMEM or -EPIPE (fn will not run). */
+ * Keep ref until then.  kray_shutdown() drops callbacks that have not run, without running
+ * them.  Returns 0, or -EINVAL, -ENOMEM or -EPIPE (fn will not run). */
 int kray_get_async(kray *k, const kray_ref *ref, kray_result_fn *fn, void *arg);
 
 /*
