@@ -6,6 +6,7 @@
 #ifndef KRAY_COMMON_BUF_H
 #define KRAY_COMMON_BUF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ struct kbuf {
 	size_t len; /* bytes written */
 	size_t off; /* bytes already consumed from the front */
 	size_t cap;
+	bool nomem; /* libkray only: an append failed for lack of memory (see kbuf_reserve) */
 };
 
 static inline void kbuf_free(struct kbuf *b)
@@ -24,26 +26,37 @@ static inline void kbuf_free(struct kbuf *b)
 }
 
 /*
- * Makes room for n more bytes.  Running out of memory for a message buffer is fatal, as
- * in Redis' zmalloc: there is no useful way to go on with half a frame queued.
+ * Makes room for n more bytes; returns whether it did.  In krayd running out of memory for
+ * a message buffer is fatal, as in Redis' zmalloc: there is no useful way to go on with
+ * half a frame queued.  libkray is built with KRAY_KBUF_SOFT (the Makefile's pic rule):
+ * there it must not kill the program that loaded it, so a failed reserve sets b->nomem,
+ * every later append is dropped until someone clears it, and wire_end() drops the partial
+ * frame and returns -ENOMEM to the caller.
  */
-static inline void kbuf_reserve(struct kbuf *b, size_t n)
+static inline bool kbuf_reserve(struct kbuf *b, size_t n)
 {
 	if (b->len + n <= b->cap)
-		return;
+		return true;
 	if (b->off && b->off == b->len) {
 		b->off = b->len = 0;
 		if (n <= b->cap)
-			return;
+			return true;
 	}
 	size_t cap = b->cap ? b->cap : 4096;
 	while (cap < b->len + n)
 		cap *= 2;
 	uint8_t *p = realloc(b->data, cap);
-	if (!p)
+	if (!p) {
+#ifdef KRAY_KBUF_SOFT
+		b->nomem = true;
+		return false;
+#else
 		abort();
+#endif
+	}
 	b->data = p;
 	b->cap = cap;
+	return true;
 }
 
 /* Appends n bytes (p may be NULL to append zeroes). */
@@ -51,7 +64,8 @@ static inline void kbuf_put(struct kbuf *b, const void *p, size_t n)
 {
 	if (!n) /* nothing to add: b->data may still be NULL (UBSan objects to NULL + 0) */
 		return;
-	kbuf_reserve(b, n);
+	if (b->nomem || !kbuf_reserve(b, n))
+		return;
 	if (p)
 		memcpy(b->data + b->len, p, n);
 	else

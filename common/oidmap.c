@@ -29,15 +29,21 @@ uint64_t *oidmap_get(const struct oidmap *m, const struct kray_oid *key)
 	}
 }
 
-static void grow(struct oidmap *m)
+static bool grow(struct oidmap *m)
 {
 	struct oidmap old = *m;
 
 	m->cap = old.cap ? old.cap * 2 : 64;
 	m->n = 0;
 	m->slots = calloc(m->cap, sizeof(*m->slots));
-	if (!m->slots)
+	if (!m->slots) {
+#ifdef KRAY_KBUF_SOFT /* libkray: the caller gets NULL, the map is unchanged */
+		*m = old;
+		return false;
+#else
 		abort();
+#endif
+	}
 	oidmap_for_each(&old, s)
 	{
 		bool fresh;
@@ -45,6 +51,7 @@ static void grow(struct oidmap *m)
 		*oidmap_upsert(m, &s->key, &fresh) = s->val;
 	}
 	free(old.slots);
+	return true;
 }
 
 uint64_t *oidmap_upsert(struct oidmap *m, const struct kray_oid *key, bool *ret_new)
@@ -55,8 +62,8 @@ uint64_t *oidmap_upsert(struct oidmap *m, const struct kray_oid *key, bool *ret_
 		*ret_new = false;
 		return v;
 	}
-	if ((m->n + 1) * 4 > m->cap * 3)
-		grow(m);
+	if ((m->n + 1) * 4 > m->cap * 3 && !grow(m))
+		return NULL;
 	size_t i = slot_of(m, key);
 
 	while (m->slots[i].used)

@@ -29,7 +29,8 @@ void oidmap_free(struct oidmap *m);
 /* Returns a pointer to key's value, or NULL. */
 uint64_t *oidmap_get(const struct oidmap *m, const struct kray_oid *key);
 /* Returns a pointer to key's value, inserting it with value 0 if absent (*ret_new says
- * which).  Out of memory is fatal. */
+ * which).  Out of memory is fatal in krayd; in libkray (KRAY_KBUF_SOFT) it returns NULL
+ * and leaves the map as it was. */
 uint64_t *oidmap_upsert(struct oidmap *m, const struct kray_oid *key, bool *ret_new);
 /* Removes key.  Returns whether it was present. */
 bool oidmap_del(struct oidmap *m, const struct kray_oid *key);

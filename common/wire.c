@@ -454,11 +454,17 @@ size_t wire_begin(struct kbuf *b, uint16_t type, uint64_t req)
 	return off;
 }
 
-void wire_end(struct kbuf *b, size_t hdr_off)
+int wire_end(struct kbuf *b, size_t hdr_off)
 {
 	uint32_t len = (uint32_t)(b->len - hdr_off - sizeof(struct kray_frame_hdr));
 
+	if (b->nomem) { /* libkray only (KRAY_KBUF_SOFT): drop the partial frame */
+		b->len = hdr_off;
+		b->nomem = false;
+		return -ENOMEM;
+	}
 	memcpy(b->data + hdr_off + offsetof(struct kray_frame_hdr, len), &len, sizeof(len));
+	return 0;
 }
 
 void wire_put_padded(struct kbuf *b, const void *p, size_t n)

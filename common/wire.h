@@ -171,9 +171,10 @@ int wire_dec_job(const void *body, size_t len, struct wire_text *ret);
 int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size);
 
 /* Writers.  wire_begin() appends a header and returns its offset; wire_end() fills in the
- * body length.  Out of memory is fatal (see buf.h). */
+ * body length and returns 0; in libkray (KRAY_KBUF_SOFT) it returns -ENOMEM, the partial
+ * frame dropped, when an append ran out of memory.  Out of memory is fatal in krayd. */
 size_t wire_begin(struct kbuf *b, uint16_t type, uint64_t req);
-void wire_end(struct kbuf *b, size_t hdr_off);
+int wire_end(struct kbuf *b, size_t hdr_off);
 void wire_put_padded(struct kbuf *b, const void *p, size_t n);
 
 /*

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "listing.h"
 
 static int actor_request(struct kray *k, uint64_t req, kray_ref *ret_actor)
 {
@@ -101,12 +102,13 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 	wire_put_padded(&k->out, o.resources, res_len);
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
-	if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
+	if (!k->out.nomem && k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
 		k->out.len = off;
 		return kc_fail(k, -E2BIG, "constructor arguments larger than %u bytes",
 			       KRAY_FRAME_MAX);
 	}
-	wire_end(&k->out, off);
+	if (kc_end(k, off))
+		return -ENOMEM;
 	return actor_request(k, req, ret_actor);
 }
 
@@ -140,7 +142,8 @@ KRAY_EXPORT int kray_get_actor(struct kray *k, const char *name, const char *ns,
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_put_padded(&k->out, name, name_len);
 	wire_put_padded(&k->out, ns, ns_len);
-	wire_end(&k->out, off);
+	if (kc_end(k, off))
+		return -ENOMEM;
 	return actor_request(k, req, ret_actor);
 }
 
@@ -157,7 +160,8 @@ KRAY_EXPORT int kray_kill(struct kray *k, kray_ref actor, int no_restart)
 	memcpy(&m.actor, &actor, sizeof(m.actor));
 	off = wire_begin(&k->out, KRAY_MSG_KILL, req);
 	kbuf_put(&k->out, &m, sizeof(m));
-	wire_end(&k->out, off);
+	if (kc_end(k, off))
+		return -ENOMEM;
 	return actor_request(k, req, NULL);
 }
 
@@ -187,7 +191,8 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	off = wire_begin(&k->out, type, req);
-	wire_end(&k->out, off);
+	if ((r = kc_end(k, off)))
+		return r;
 	r = kc_wait(k, KRAY_MSG_TEXT_REPLY, req, &h, &body);
 	if (r)
 		return r;
@@ -202,4 +207,44 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 		return kc_fail(k, -ENOMEM, "out of memory");
 	*ret_text = text;
 	return 0;
+}
+
+static int parse_node(const char *line, size_t len, void *ret)
+{
+	return kc_parse_node_line(line, len, ret);
+}
+
+static int parse_actor(const char *line, size_t len, void *ret)
+{
+	return kc_parse_actor_line(line, len, ret);
+}
+
+KRAY_EXPORT int kray_list_nodes(struct kray *k, struct kray_node_info **ret, size_t *ret_n)
+{
+	char *text;
+	int r;
+
+	if (!ret || !ret_n)
+		return kc_fail(k, -EINVAL, "kray_list_nodes needs ret and ret_n");
+	if ((r = describe(k, KRAY_MSG_LIST_NODES, &text)))
+		return r;
+	r = kc_parse_listing(text, parse_node,
+			     sizeof(**ret), (void **)ret, ret_n);
+	free(text);
+	return r ? kc_fail(k, r, "out of memory") : 0;
+}
+
+KRAY_EXPORT int kray_list_actors(struct kray *k, struct kray_actor_info **ret, size_t *ret_n)
+{
+	char *text;
+	int r;
+
+	if (!ret || !ret_n)
+		return kc_fail(k, -EINVAL, "kray_list_actors needs ret and ret_n");
+	if ((r = describe(k, KRAY_MSG_LIST_ACTORS, &text)))
+		return r;
+	r = kc_parse_listing(text, parse_actor,
+			     sizeof(**ret), (void **)ret, ret_n);
+	free(text);
+	return r ? kc_fail(k, r, "out of memory") : 0;
 }

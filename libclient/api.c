@@ -55,40 +55,6 @@ int kc_check_value(struct kray *k, const kray_value *v, bool allow_ref)
 	}
 }
 
-void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
-		  uint16_t nrefs)
-{
-	uint64_t scalar = 0;
-	uint8_t type = KRAY_WT_NIL;
-	const void *data = NULL;
-	uint32_t len = 0;
-
-	switch (v->type) {
-	case KRAY_INT64:
-		memcpy(&scalar, &v->i, sizeof(scalar));
-		type = KRAY_WT_INT64;
-		break;
-	case KRAY_F64:
-		memcpy(&scalar, &v->f, sizeof(scalar));
-		type = KRAY_WT_F64;
-		break;
-	case KRAY_BYTES:
-		type = KRAY_WT_BYTES;
-		data = v->data;
-		len = (uint32_t)v->len;
-		break;
-	case KRAY_REF:
-	case KRAY_ACTOR:
-		type = v->type == KRAY_REF ? KRAY_WT_REF : KRAY_WT_ACTOR;
-		data = &v->ref;
-		len = sizeof(v->ref);
-		break;
-	default:
-		break;
-	}
-	wire_put_value_refs(b, type, 0, scalar, data, len, refs, nrefs);
-}
-
 /* Drops a frame begun at off whose body grew too large; returns -E2BIG. */
 static int frame_too_big(struct kray *k, size_t off)
 {
@@ -98,7 +64,9 @@ static int frame_too_big(struct kray *k, size_t off)
 
 static int maybe_flush(struct kray *k)
 {
-	return kbuf_pending(&k->out) > OUT_HIGH_WATER ? kc_flush(k) : 0;
+	if (kbuf_pending(&k->out) <= OUT_HIGH_WATER)
+		return 0;
+	return k->nonblock ? kc_flush_some(k) : kc_flush(k);
 }
 
 KRAY_EXPORT void kray_ids(const kray *k, struct kray_ids *ret_ids)
@@ -120,7 +88,8 @@ KRAY_EXPORT int kray_cancel(struct kray *k, const kray_ref *ref, int force, int 
 	m.flags = (force ? KRAY_CANCEL_FORCE : 0) | (recursive ? KRAY_CANCEL_RECURSIVE : 0);
 	off = wire_begin(&k->out, KRAY_MSG_CANCEL, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
-	wire_end(&k->out, off);
+	if (kc_end(k, off))
+		return -ENOMEM;
 	return maybe_flush(k);
 }
 
@@ -171,12 +140,13 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	wire_put_padded(&k->out, o.resources, res_len);
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
-	if (k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)
+	if (!k->out.nomem && k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)
 		return frame_too_big(k, off);
-	wire_end(&k->out, off);
+	if ((r = kc_end(k, off)))
+		return r;
 	for (unsigned i = 0; i < o.num_returns; i++)
 		ret_refs[i] = (kray_ref){ k->node, k->client, m.seq, i };
-	kc_kmod_hold(k, ret_refs, o.num_returns);
+	kc_hold(k, ret_refs, o.num_returns);
 	r = maybe_flush(k);
 	/* Still the last frame in the buffer: if the next operation gets its result, it
 	 * may go on the fast path instead (fast.c). */
@@ -188,21 +158,6 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 		k->defer_seq = m.seq;
 	}
 	return r;
-}
-
-void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const kray_ref *refs,
-		   uint16_t nrefs)
-{
-	struct kray_msg_put m;
-	size_t off;
-
-	memcpy(&m.oid, id, sizeof(m.oid));
-	off = wire_begin(&k->out, KRAY_MSG_PUT, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
-	kc_put_value(&k->out, v, (const struct kray_oid *)refs, nrefs);
-	wire_end(&k->out, off);
-	if (!nrefs)
-		kc_cache_put(k, id, v);
 }
 
 KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
@@ -225,8 +180,9 @@ KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
 		r = kray_seal(k, &id);
 	} else {
 		id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
-		kc_put_inline(k, &id, v, NULL, 0);
-		r = maybe_flush(k);
+		r = kc_put_inline(k, &id, v, NULL, 0);
+		if (!r)
+			r = maybe_flush(k);
 	}
 	if (!r)
 		*ret_ref = id;
@@ -236,6 +192,7 @@ KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
 KRAY_EXPORT int kray_put_refs(struct kray *k, const kray_value *v, const kray_ref *refs,
 			      size_t nrefs, kray_ref *ret_ref)
 {
+	kray_ref id;
 	int r;
 
 	if (k->broken)
@@ -247,12 +204,15 @@ KRAY_EXPORT int kray_put_refs(struct kray *k, const kray_value *v, const kray_re
 	if (v->type == KRAY_BYTES && v->len > k->inline_max)
 		return kc_fail(k, -EINVAL, "only values up to %u bytes may contain refs",
 			       k->inline_max);
-	*ret_ref = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
-	kc_put_inline(k, ret_ref, v, refs, (uint16_t)nrefs);
+	id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
+	if ((r = kc_put_inline(k, &id, v, refs, (uint16_t)nrefs)))
+		return r;
+	*ret_ref = id;
 	return maybe_flush(k);
 }
 
-/* Sends one GET for refs that are not here yet; returns its request id. */
+/* Queues one GET for refs that are not here yet; returns its request id, or 0 when out of
+ * memory (nothing queued). */
 static uint64_t send_get(struct kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms)
 {
 	struct kray_msg_get m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
@@ -262,8 +222,7 @@ static uint64_t send_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 
 	kbuf_put(&k->out, &m, sizeof(m));
 	kbuf_put(&k->out, refs, n * sizeof(*refs));
-	wire_end(&k->out, off);
-	return req;
+	return kc_end(k, off) ? 0 : req;
 }
 
 /*
@@ -295,14 +254,17 @@ static int recv_get(struct kray *k, uint64_t first, size_t nreq, const size_t *i
 		return kc_fail(k, rep.status, "get timed out after %lld ms", (long long)timeout_ms);
 	}
 	fds = kc_frame_fds(k, &h);
+	r = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct wire_value w;
 
 		wire_rd_value(&rep.values, &w); /* validated by wire_dec_get_reply() */
-		kc_take_value(k, &w, &fds, &vals[idx[chunk + i]]);
+		/* Every value is taken, even after one ran out of memory: each owns a pin. */
+		if (kc_take_value(k, &w, &fds, &vals[idx[chunk + i]]))
+			r = kc_fail(k, -ENOMEM, "out of memory taking a value");
 	}
 	kc_consume(k, &h);
-	return 0;
+	return r;
 }
 
 KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms,
@@ -329,8 +291,12 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 	vals = calloc(n ? n : 1, sizeof(*vals));
 	ask = malloc((n ? n : 1) * sizeof(*ask));
 	idx = malloc((n ? n : 1) * sizeof(*idx));
-	if (!vals || !ask || !idx)
-		abort();
+	if (!vals || !ask || !idx) {
+		free(vals);
+		free(ask);
+		free(idx);
+		return kc_fail(k, -ENOMEM, "out of memory");
+	}
 	/* What this process has already, or the module holds, costs no round trip. */
 	for (size_t i = 0; i < n; i++)
 		if (!kc_cached(k, &refs[i], &vals[i]) && !kc_kmod_get(k, &refs[i], &vals[i])) {
@@ -348,6 +314,10 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 									      KRAY_FDS_PER_MSG,
 						timeout_ms);
 
+			if (!req) { /* out of memory: wait for the GETs queued, then fail */
+				r = -ENOMEM;
+				break;
+			}
 			if (!nreq)
 				first = req;
 		}
@@ -356,9 +326,11 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 
 			if (rr && !r)
 				r = rr;
-			if (rr && rr != -ETIMEDOUT)
+			if (rr && rr != -ETIMEDOUT && rr != -ENOMEM)
 				break; /* the connection is gone or broken */
 		}
+		if (r == -ENOMEM)
+			kc_fail(k, r, "out of memory in kray_get");
 		for (size_t i = 0; i < nask && !r; i++)
 			kc_cache_put(k, &ask[i], &vals[idx[i]]);
 	}
@@ -411,7 +383,8 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 	off = wire_begin(&k->out, KRAY_MSG_WAIT, req);
 	kbuf_put(&k->out, &m, sizeof(m));
 	kbuf_put(&k->out, refs, n * sizeof(*refs));
-	wire_end(&k->out, off);
+	if ((r = kc_end(k, off)))
+		return r;
 	r = kc_wait(k, KRAY_MSG_WAIT_REPLY, req, &h, &body);
 	if (r)
 		return r;
@@ -451,6 +424,8 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 		for (size_t i = 0; i < n; i++)
 			if (!kc_fast_forget(k, &refs[i]))
 				kbuf_put(&k->out, &refs[i], sizeof(*refs));
+	if (k->out.nomem) /* nothing released: the caller may try again */
+		return kc_end(k, off);
 	m.n = (uint32_t)((k->out.len - off - sizeof(struct kray_frame_hdr) - sizeof(m)) /
 			 sizeof(*refs));
 	if (!m.n)
@@ -482,7 +457,8 @@ KRAY_EXPORT int kray_status(struct kray *k, struct kray_stats *ret_stats)
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	off = wire_begin(&k->out, KRAY_MSG_STATUS, req);
-	wire_end(&k->out, off);
+	if ((r = kc_end(k, off)))
+		return r;
 	r = kc_wait(k, KRAY_MSG_STATUS_REPLY, req, &h, &body);
 	if (r)
 		return r;

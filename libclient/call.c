@@ -57,8 +57,8 @@ KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
 		return store_large(ctx, dst, v->data, v->len);
 	memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
 	       sizeof(scalar));
-	kc_mem_value((uint8_t)v->type, scalar, v->data, v->type == KRAY_BYTES ? v->len : 0, dst);
-	return 0;
+	return kc_mem_value((uint8_t)v->type, scalar, v->data, v->type == KRAY_BYTES ? v->len : 0,
+			    dst);
 }
 
 KRAY_EXPORT int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *v,
@@ -73,8 +73,7 @@ KRAY_EXPORT int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *
 		return -EINVAL;
 	dst = &ctx->rets[idx];
 	kray_value_clear(dst);
-	kc_mem_value_refs(KRAY_WT_BYTES, v->data, v->len, refs, nrefs, dst);
-	return 0;
+	return kc_mem_value_refs(KRAY_WT_BYTES, v->data, v->len, refs, nrefs, dst);
 }
 
 KRAY_EXPORT int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref)
@@ -176,7 +175,8 @@ static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, 
 	off = wire_begin(b, KRAY_MSG_RESULT, 0);
 	kbuf_put(b, &m, sizeof(m));
 	wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)strlen(msg));
-	wire_end(b, off);
+	if (wire_end(b, off))
+		k->ws->nomem = true;
 }
 
 static void call_free(struct call *c)
@@ -225,8 +225,11 @@ static int resolve(struct kray *k, struct call *c)
 		}
 		c->method = cls->ctor;
 		c->self = calloc(1, cls->state_size ? cls->state_size : 1);
-		if (!c->self)
-			abort();
+		if (!c->self) {
+			put_error(k, &c->x.m.task, 0, KRAY_WE_INTERNAL,
+				  "out of memory for the state of actor class '%s'", c->name);
+			return -1;
+		}
 		nargs = cls->nargs;
 	} else if (ws->cls) {
 		const struct kray_method_desc *m;
@@ -271,8 +274,10 @@ static int take_args(struct kray *k, struct call *c)
 	unsigned nfd = 0;
 
 	c->args = calloc(c->x.m.nargs ? c->x.m.nargs : 1, sizeof(*c->args));
-	if (!c->args)
-		abort();
+	if (!c->args) {
+		put_error(k, &c->x.m.task, 0, KRAY_WE_INTERNAL, "out of memory for arguments");
+		return -1;
+	}
 	for (unsigned i = 0; i < c->x.m.nargs; i++) {
 		kray_value *a = &c->args[i];
 		struct wire_value w;
@@ -314,8 +319,16 @@ struct call *call_prepare(struct kray *k, struct exec *e)
 {
 	struct call *c = calloc(1, sizeof(*c));
 
-	if (!c)
-		abort();
+	if (!c) {
+		struct kray_msg_exec m;
+
+		if (e->len >= sizeof(m)) {
+			memcpy(&m, e->body, sizeof(m));
+			put_error(k, &m.task, 0, KRAY_WE_INTERNAL, "out of memory in the worker");
+		}
+		exec_free(e);
+		return NULL;
+	}
 	c->e = e;
 	if (wire_dec_exec(e->body, e->len, &c->x)) {
 		call_free(c); /* krayd sent garbage: nothing sensible to answer */
@@ -333,8 +346,13 @@ struct call *call_prepare(struct kray *k, struct exec *e)
 	memcpy(&c->ctx.task, &c->x.m.task, sizeof(c->ctx.task));
 	c->ctx.num_returns = c->x.m.num_returns;
 	c->ctx.rets = calloc(c->x.m.num_returns ? c->x.m.num_returns : 1, sizeof(*c->ctx.rets));
-	if (!c->ctx.rets)
-		abort();
+	if (!c->ctx.rets) {
+		put_error(k, &c->x.m.task, 0, KRAY_WE_INTERNAL, "out of memory in the worker");
+		if (c->x.m.ctor)
+			free(c->self);
+		call_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -365,7 +383,7 @@ static void become_host(struct kray *k, struct call *c)
 	dtor = code_find(j, sym);
 	ws->dtor = dtor ? *dtor : NULL;
 	if (c->x.m.max_concurrency > 1)
-		ws->host = host_start(c->x.m.max_concurrency);
+		ws->host = host_start(c->x.m.max_concurrency, call_execute);
 }
 
 void call_finish(struct kray *k, struct call *c)
@@ -436,8 +454,11 @@ void call_finish(struct kray *k, struct call *c)
 				  "%s '%s' failed: its results come to more than %zu bytes inline, "
 				  "more than one message carries (%u)",
 				  what, c->name, bytes, KRAY_FRAME_MAX);
+		} else if (wire_end(b, off)) {
+			/* Out of memory for the answer: the error is shorter. */
+			put_error(k, &c->x.m.task, c->ns, KRAY_WE_INTERNAL,
+				  "%s '%s': out of memory for its results", what, c->name);
 		} else {
-			wire_end(b, off);
 			/* Large results move into the return slots: no longer this worker's. */
 			for (unsigned i = 0; i < c->x.m.num_returns; i++)
 				if (c->ctx.rets[i].type == KRAY_REF)

@@ -18,6 +18,32 @@
 #define KRAY_EXPORT __attribute__((visibility("default")))
 
 struct worker_state;
+struct kray;
+
+/*
+ * A layer over the connection.  The fast path (fast.c), /dev/kray (kmod.c) and the
+ * object cache (objects.c) each register one on a handle (kc_layers_init(), init.c); the
+ * connection (conn.c) calls them at its events without knowing what they are.  Any hook
+ * may be NULL.
+ */
+struct kc_layer {
+	const char *name;
+	/* The hello was answered: k->node, k->client, ... are known. */
+	void (*on_hello)(struct kray *k);
+	/* k->out is about to be written: a layer may put its own frames in front.  0, or
+	 * -errno with nothing written. */
+	int (*before_flush)(struct kray *k);
+	/* A frame no blocking wait asked for: returns 1 when the layer took it (the
+	 * connection consumes it then), 0 to leave it to others. */
+	int (*on_frame)(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body);
+	/* This process now holds a reference to each of the n refs (kc_hold()). */
+	void (*on_hold)(struct kray *k, const kray_ref *refs, size_t n);
+	/* kc_close(): frees what the layer keeps on k. */
+	void (*on_close)(struct kray *k);
+};
+#define KC_LAYERS_MAX 4
+
+extern const struct kc_layer kc_fast_layer, kc_kmod_layer, kc_objects_layer, kc_async_layer;
 
 /* Descriptors received with frames, in order (see KRAY_FRAME_NFDS). */
 struct rfdq {
@@ -56,7 +82,22 @@ struct kray {
 	bool defer;
 	size_t defer_off, defer_end;
 	uint32_t defer_seq;
+	/* kray_get_async() (async.c): gets in flight and done; kray_set_nonblocking(). */
+	struct kc_async *async;
+	bool nonblock;
+	/* What registered on the connection (struct kc_layer). */
+	const struct kc_layer *layers[KC_LAYERS_MAX];
+	unsigned nlayers;
 };
+
+/* Adds a layer to k (in order: hooks run in the order layers were added). */
+void kc_layer_add(struct kray *k, const struct kc_layer *l);
+/* Registers the fast path, the module and objects on k (init.c): every handle's. */
+void kc_layers_init(struct kray *k);
+/* Offers a frame nobody waits for to the layers: 1 when one took it. */
+int kc_layers_take(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body);
+/* Tells the layers that this process holds the n refs. */
+void kc_hold(struct kray *k, const kray_ref *refs, size_t n);
 
 /* Sets k's error message and returns code (a negative errno). */
 int kc_fail(struct kray *k, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -70,8 +111,16 @@ int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code
 /* Closes the connection and frees everything k holds but k itself. */
 void kc_close(struct kray *k);
 
-/* Writes everything in k->out.  Returns 0 or -EPIPE. */
+/* Ends the frame begun at off in k->out.  Returns 0, or -ENOMEM with k's message set when
+ * an append ran out of memory (the partial frame is dropped: k->out is as before it). */
+int kc_end(struct kray *k, size_t off);
+
+/* Writes everything in k->out.  Returns 0 or -EPIPE (or a layer's -errno). */
 int kc_flush(struct kray *k);
+/* Writes what the socket takes now without waiting (the rest stays queued).  0/-errno. */
+int kc_flush_some(struct kray *k);
+/* A round trip to krayd (a STATUS): everything sent before it has been handled.  0/-errno. */
+int kc_sync(struct kray *k);
 
 /*
  * Makes the next frame available in k->in.  With block false, returns 0 when no whole
@@ -126,35 +175,35 @@ struct view { /* a read-only mapping of a large object */
  * *ret_why set when it cannot.  The fd stays the caller's. */
 struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
 		       const char **ret_why);
-/* Queues an UNPIN of id: krayd pinned it once for every FD value it sent this process. */
-void kc_put_unpin(struct kray *k, const kray_ref *id);
+/* Queues an UNPIN of id: krayd pinned it once for every FD value it sent this process.
+ * 0 or -ENOMEM (not queued: krayd keeps the pin until this process disconnects). */
+int kc_put_unpin(struct kray *k, const kray_ref *id);
 /* A new value using the view (one more reference to it). */
 void kc_view_value(struct view *vw, kray_value *ret);
 
 /* Turns a received value into a kray_value.  FD values take the frame's next descriptor
- * from *fds (verifying its seals and size) and map it, or reuse this process's mapping. */
-void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret);
-/* A value that owns a heap copy of data. */
-void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret);
+ * from *fds (verifying its seals and size) and map it, or reuse this process's mapping.
+ * Returns 0, or -ENOMEM with *ret a KRAY_ERROR value saying so (static: nothing to free). */
+int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret);
+/* A value that owns a heap copy of data.  0, or -ENOMEM with *ret KRAY_NIL. */
+int kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret);
 /* The same, with refs the value contains (its .refs and .nrefs). */
-void kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref *refs,
-		       size_t nrefs, kray_value *ret);
-/* Sends a PUT of an inline value (with nrefs contained refs) under id. */
-void kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const kray_ref *refs,
-		   uint16_t nrefs);
+int kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref *refs,
+		      size_t nrefs, kray_value *ret);
+/* Queues a PUT of an inline value (with nrefs contained refs) under id.  0 or -ENOMEM
+ * (nothing queued). */
+int kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const kray_ref *refs,
+		  uint16_t nrefs);
 /* A new reference to a cached small value or mapped object, or false. */
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret);
 /* Remembers a small value this process put or got. */
 void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v);
 void kc_cache_drop(struct kray *k, const kray_ref *id);
-void kc_objects_fini(struct kray *k);
 /* Creates a large object for this process (also used for a worker's large returns). */
 int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
 
-/* kmod.c: /dev/kray, when the module is loaded (docs/kmod.md). */
-/* Opens it for k unless $KRAY_KMOD is 0; without it, k->kmod_fd stays -1. */
-void kc_kmod_open(struct kray *k);
-void kc_kmod_close(struct kray *k);
+/* kmod.c: /dev/kray, when the module is loaded (docs/kmod.md).  Its layer opens it after
+ * the hello unless $KRAY_KMOD is 0 (without it, k->kmod_fd stays -1) and counts kc_hold(). */
 /* A large object the module holds, as a value (mapped, or this process's mapping reused),
  * in one ioctl; false when the module does not have it for us: ask krayd. */
 bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret);
@@ -181,11 +230,8 @@ bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *a
  * buffer (ask krayd as usual), 2 when krayd holds the result already (ask krayd), or
  * another -errno. */
 int kc_fast_get(struct kray *k, kray_value *ret);
-/* kc_flush() calls this first: pending registrations go before everything queued. */
-void kc_fast_before_flush(struct kray *k);
 /* A released ref whose registration is still pending: dropped; returns whether it was. */
 bool kc_fast_forget(struct kray *k, const kray_ref *ref);
-void kc_fast_close(struct kray *k);
 /* Worker side: opens the worker's fast connection (0 or -EOPNOTSUPP); takes one arrived
  * FAST_EXEC's exec body into ret_body (1; 0 when none arrived; -EPIPE); sends the answer
  * to the fast task, from the RESULT frame in res (empty: not run). */

@@ -40,8 +40,12 @@ static void add_lib(struct job *j, const char *file)
 		return;
 	}
 	libs = realloc(j->libs, (j->nlibs + 1) * sizeof(*libs));
-	if (!libs)
-		abort();
+	if (!libs) {
+		dlclose(h);
+		snprintf(j->errors + used, sizeof(j->errors) - used, "%s%s: out of memory",
+			 used ? "; " : "", file);
+		return;
+	}
 	j->libs = libs;
 	j->libs[j->nlibs++] = h;
 }
@@ -57,8 +61,10 @@ static void load(struct job *j)
 {
 	char *copy = strdup(j->path), *save = NULL;
 
-	if (!copy)
-		abort();
+	if (!copy) {
+		snprintf(j->errors, sizeof(j->errors), "out of memory loading the code path");
+		return;
+	}
 	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
 		struct dirent **list;
 		int n = scandir(p, &list, so_filter, alphasort);
@@ -97,9 +103,12 @@ void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len)
 
 	if (wire_dec_job(body, len, &t) || code_job(ws, (uint32_t)t.code))
 		return;
+	/* Out of memory: the job stays unknown, and its calls fail saying so. */
 	j = calloc(1, sizeof(*j));
-	if (!j || !(j->path = strndup(t.text, t.len)))
-		abort();
+	if (!j || !(j->path = strndup(t.text, t.len))) {
+		free(j);
+		return;
+	}
 	j->id = (uint32_t)t.code;
 	j->next = ws->jobs;
 	ws->jobs = j;
@@ -121,8 +130,10 @@ const void *code_find(struct job *j, const char *sym)
 	if (!addr)
 		return NULL;
 	c = calloc(1, sizeof(*c));
-	if (!c || !(c->sym = strdup(sym)))
-		abort();
+	if (!c || !(c->sym = strdup(sym))) {
+		free(c);
+		return addr; /* found, just not cached */
+	}
 	c->addr = addr;
 	c->next = j->syms;
 	j->syms = c;

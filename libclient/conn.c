@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * libkray's connection to krayd: a blocking unix stream socket with an output buffer
- * (submits are batched until something waits) and an input buffer parsed into frames.
+ * libkray's connection to krayd: a unix stream socket with an output buffer (submits are
+ * batched until something waits) and an input buffer parsed into frames.  It is the
+ * bottom layer: the fast path, /dev/kray and the object cache register hooks on it
+ * (struct kc_layer) and it knows nothing else of them.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,15 +27,58 @@ int kc_fail(struct kray *k, int code, const char *fmt, ...)
 	return code;
 }
 
-int kc_flush(struct kray *k)
+void kc_layer_add(struct kray *k, const struct kc_layer *l)
 {
-	kc_fast_before_flush(k);
+	if (k->nlayers < KC_LAYERS_MAX)
+		k->layers[k->nlayers++] = l;
+}
+
+void kc_hold(struct kray *k, const kray_ref *refs, size_t n)
+{
+	for (unsigned i = 0; i < k->nlayers; i++)
+		if (k->layers[i]->on_hold)
+			k->layers[i]->on_hold(k, refs, n);
+}
+
+int kc_layers_take(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	for (unsigned i = 0; i < k->nlayers; i++)
+		if (k->layers[i]->on_frame && k->layers[i]->on_frame(k, h, body))
+			return 1;
+	return 0;
+}
+
+int kc_end(struct kray *k, size_t off)
+{
+	if (wire_end(&k->out, off))
+		return kc_fail(k, -ENOMEM, "out of memory queuing a request");
+	return 0;
+}
+
+/* Writes what it can of k->out; with block, all of it.  0 or -errno. */
+static int flush(struct kray *k, bool block)
+{
+	for (unsigned i = 0; i < k->nlayers; i++) {
+		int r = k->layers[i]->before_flush ? k->layers[i]->before_flush(k) : 0;
+
+		if (r)
+			return r;
+	}
 	while (kbuf_pending(&k->out)) {
 		ssize_t n = send(k->fd, k->out.data + k->out.off, kbuf_pending(&k->out),
-				 MSG_NOSIGNAL);
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = { .fd = k->fd, .events = POLLOUT };
+
+			if (!block)
+				return 0;
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				return kc_fail(k, -errno, "poll: %s", strerror(errno));
+			continue;
+		}
 		if (n <= 0) {
 			k->broken = true;
 			k->out.len = k->out.off = 0;
@@ -45,26 +90,73 @@ int kc_flush(struct kray *k)
 	return 0;
 }
 
-/* Moves the queued descriptors to the front of a new array of cap entries. */
-static void fdq_relayout(struct rfdq *q, unsigned cap)
+int kc_flush(struct kray *k)
+{
+	return flush(k, true);
+}
+
+int kc_flush_some(struct kray *k)
+{
+	return flush(k, false);
+}
+
+int kc_sync(struct kray *k)
+{
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	uint64_t req = ++k->next_req;
+	size_t off = wire_begin(&k->out, KRAY_MSG_STATUS, req);
+	int r = kc_end(k, off);
+
+	if (!r)
+		r = kc_wait(k, KRAY_MSG_STATUS_REPLY, req, &h, &body);
+	if (!r)
+		kc_consume(k, &h);
+	return r;
+}
+
+/* Moves the queued descriptors to the front of a new array of cap entries.  0 or -ENOMEM
+ * (q unchanged). */
+static int fdq_grow(struct rfdq *q, unsigned cap)
 {
 	int *f = malloc(cap * sizeof(*f));
 
 	if (!f)
-		abort();
+		return -ENOMEM;
 	for (unsigned i = 0; i < q->n; i++)
 		f[i] = q->fd[(q->head + i) % q->cap];
 	free(q->fd);
 	q->fd = f;
 	q->head = 0;
 	q->cap = cap;
+	return 0;
 }
 
-static void fdq_push(struct rfdq *q, int fd)
+static void reverse(int *a, unsigned n)
 {
-	if (q->n == q->cap)
-		fdq_relayout(q, q->cap ? q->cap * 2 : 16);
+	for (unsigned i = 0; i < n / 2; i++) {
+		int t = a[i];
+
+		a[i] = a[n - 1 - i];
+		a[n - 1 - i] = t;
+	}
+}
+
+/* Moves the queued descriptors to the front of the array, in place (no allocation). */
+static void fdq_rotate(struct rfdq *q)
+{
+	reverse(q->fd, q->head);
+	reverse(q->fd + q->head, q->cap - q->head);
+	reverse(q->fd, q->cap);
+	q->head = 0;
+}
+
+static int fdq_push(struct rfdq *q, int fd)
+{
+	if (q->n == q->cap && fdq_grow(q, q->cap ? q->cap * 2 : 16))
+		return -ENOMEM;
 	q->fd[(q->head + q->n++) % q->cap] = fd;
+	return 0;
 }
 
 /* recv() that also collects the descriptors krayd sends (SCM_RIGHTS) into k->fds. */
@@ -78,6 +170,7 @@ static ssize_t recv_fds(struct kray *k)
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsg.buf,
 			      .msg_controllen = sizeof(cmsg.buf) };
 	ssize_t n = recvmsg(k->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	bool nomem = false;
 
 	if (n <= 0)
 		return n;
@@ -85,7 +178,16 @@ static ssize_t recv_fds(struct kray *k)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
-			fdq_push(&k->fds, ((int *)CMSG_DATA(c))[i]);
+			if (fdq_push(&k->fds, ((int *)CMSG_DATA(c))[i])) {
+				/* A descriptor lost: the stream cannot be trusted either. */
+				close(((int *)CMSG_DATA(c))[i]);
+				nomem = true;
+			}
+	}
+	if (nomem) {
+		k->broken = true;
+		errno = ENOMEM;
+		return -1;
 	}
 	if (msg.msg_flags & MSG_CTRUNC) {
 		k->broken = true;
@@ -106,7 +208,7 @@ int *kc_frame_fds(struct kray *k, const struct kray_frame_hdr *h)
 		return NULL;
 	/* Make the frame's descriptors contiguous. */
 	if (q->head + n > q->cap)
-		fdq_relayout(q, q->cap);
+		fdq_rotate(q);
 	return &q->fd[q->head];
 }
 
@@ -138,7 +240,10 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 		if (k->broken)
 			return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 		kbuf_compact(&k->in);
-		kbuf_reserve(&k->in, avail >= sizeof(h) ? sizeof(h) + h.len - avail : 65536);
+		if (!kbuf_reserve(&k->in, avail >= sizeof(h) ? sizeof(h) + h.len - avail : 65536)) {
+			k->in.nomem = false; /* nothing lost: a later call may try again */
+			return kc_fail(k, -ENOMEM, "out of memory receiving from krayd");
+		}
 		n = recv_fds(k);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!block)
@@ -157,6 +262,8 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ENOMEM)
+			return kc_fail(k, -ENOMEM, "out of memory receiving descriptors from krayd");
 		if (n <= 0) {
 			k->broken = true;
 			return kc_fail(k, -EPIPE, "lost the connection to krayd: %s",
@@ -194,6 +301,8 @@ int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 
 	while (!r) {
 		r = kc_next_frame(k, true, &h, &body);
+		if (r == -ENOMEM)
+			k->broken = true; /* the reply awaited would arrive unasked */
 		if (r < 0)
 			return r;
 		if (h.type == type && h.req >= lo && h.req <= hi) {
@@ -211,6 +320,11 @@ int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 				    (int)t.len, t.text);
 			kc_consume(k, &h);
 			return r;
+		}
+		if (kc_layers_take(k, &h, body)) {
+			kc_consume(k, &h);
+			r = 0;
+			continue;
 		}
 		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
 				    h.type == KRAY_MSG_ACTOR_STOP)) {
@@ -259,7 +373,8 @@ int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code
 	off = wire_begin(&k->out, KRAY_MSG_HELLO, 0);
 	kbuf_put(&k->out, &h, sizeof(h));
 	wire_put_padded(&k->out, code_path, h.path_len);
-	wire_end(&k->out, off);
+	if ((r = kc_end(k, off)))
+		return r;
 	r = kc_wait(k, KRAY_MSG_HELLO_OK, 0, &rh, &body);
 	if (r)
 		return r;
@@ -271,7 +386,9 @@ int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code
 	k->client = ok.client;
 	k->job = ok.job;
 	k->inline_max = ok.inline_max;
-	kc_kmod_open(k);
+	for (unsigned i = 0; i < k->nlayers; i++)
+		if (k->layers[i]->on_hello)
+			k->layers[i]->on_hello(k);
 	return 0;
 }
 
@@ -280,9 +397,9 @@ void kc_close(struct kray *k)
 	if (k->fd >= 0)
 		close(k->fd);
 	k->fd = -1;
-	kc_fast_close(k);
-	kc_kmod_close(k);
-	kc_objects_fini(k);
+	for (unsigned i = 0; i < k->nlayers; i++)
+		if (k->layers[i]->on_close)
+			k->layers[i]->on_close(k);
 	while (k->fds.n) {
 		close(k->fds.fd[k->fds.head]);
 		k->fds.head = (k->fds.head + 1) % k->fds.cap;

@@ -61,7 +61,8 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 	kbuf_put(b, &m, sizeof(m));
 	wire_put_padded(b, s.name, s.m.name_len);
 	kbuf_put(b, s.args.p, s.args.left);
-	wire_end(b, off);
+	if (wire_end(b, off))
+		return -ENOMEM;
 	return b->len - off > KRAY_FAST_FRAME_MAX ? -E2BIG : 0;
 }
 
@@ -94,7 +95,10 @@ static void fast_open(struct kray *k)
 		return;
 	req = ++k->next_req;
 	off = wire_begin(&k->out, KRAY_MSG_FAST_OPEN, req);
-	wire_end(&k->out, off);
+	if (kc_end(k, off)) {
+		k->fast_state = 0; /* out of memory: ask again next time */
+		return;
+	}
 	if (kc_wait(k, KRAY_MSG_FAST_OPEN_REPLY, req, &h, &body))
 		return;
 	fds = kc_frame_fds(k, &h);
@@ -115,7 +119,7 @@ int kc_fast_worker_open(struct kray *k)
 	return k->fast_state == 1 ? 0 : -EOPNOTSUPP;
 }
 
-void kc_fast_close(struct kray *k)
+static void fast_close(struct kray *k)
 {
 	if (k->fast_state == 1)
 		close(k->fast_fd);
@@ -150,7 +154,7 @@ static int fast_send(struct kray *k, const void *p, size_t len)
 }
 
 /* The next whole frame on the fast connection, if one has arrived.  Returns 1 with *ret_h
- * and *ret_body set (consume with fast_consume()), 0, or -EPIPE. */
+ * and *ret_body set (consume with fast_consume()), 0, -EPIPE or -ENOMEM. */
 static int fast_next(struct kray *k, struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
 {
 	for (;;) {
@@ -169,7 +173,10 @@ static int fast_next(struct kray *k, struct kray_frame_hdr *ret_h, const uint8_t
 			}
 		}
 		kbuf_compact(&k->fast_in);
-		kbuf_reserve(&k->fast_in, KRAY_FAST_FRAME_MAX);
+		if (!kbuf_reserve(&k->fast_in, KRAY_FAST_FRAME_MAX)) {
+			k->fast_in.nomem = false;
+			return -ENOMEM;
+		}
 		n = recv(k->fast_fd, k->fast_in.data + k->fast_in.len,
 			 k->fast_in.cap - k->fast_in.len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -189,32 +196,43 @@ static void fast_consume(struct kray *k, const struct kray_frame_hdr *h)
 	kbuf_consume(&k->fast_in, sizeof(*h) + h->len);
 }
 
-/* Keeps a FAST_DONE that registers task's value v with krayd, to go before the next frame
- * sent to krayd (kc_fast_before_flush). */
-static void add_pending(struct kray *k, const struct kray_oid *task, uint64_t exec_ns,
-			const struct wire_value *v)
+/*
+ * Keeps a FAST_DONE that registers task's value v with krayd, to go before the next frame
+ * sent to krayd (fast_before_flush).  Without memory for it krayd would never learn of
+ * the result: the connection is then marked broken and -ENOMEM returned.
+ */
+static int add_pending(struct kray *k, const struct kray_oid *task, uint64_t exec_ns,
+		       const struct wire_value *v)
 {
 	struct kray_msg_result m = { .task = *task, .exec_ns = exec_ns, .n = 1 };
 	size_t off = wire_begin(&k->fast_pending, KRAY_MSG_FAST_DONE, 0);
 
 	kbuf_put(&k->fast_pending, &m, sizeof(m));
 	wire_put_value(&k->fast_pending, v->type, v->err, v->scalar, v->data, v->len);
-	wire_end(&k->fast_pending, off);
+	if (wire_end(&k->fast_pending, off)) {
+		k->broken = true;
+		return kc_fail(k, -ENOMEM, "out of memory registering a fast result");
+	}
+	return 0;
 }
 
-void kc_fast_before_flush(struct kray *k)
+/* The connection's before_flush hook: pending registrations go before everything queued
+ * (frames already queued may name those objects).  0 or -ENOMEM (nothing changed). */
+static int fast_before_flush(struct kray *k)
 {
 	struct kbuf b = { 0 };
 
 	k->defer = false;
 	if (!kbuf_pending(&k->fast_pending))
-		return;
-	/* The registrations go first: frames already queued may name those objects. */
+		return 0;
+	if (!kbuf_reserve(&b, kbuf_pending(&k->fast_pending) + kbuf_pending(&k->out)))
+		return kc_fail(k, -ENOMEM, "out of memory sending fast results");
 	kbuf_put(&b, k->fast_pending.data + k->fast_pending.off, kbuf_pending(&k->fast_pending));
 	kbuf_put(&b, k->out.data + k->out.off, kbuf_pending(&k->out));
 	kbuf_free(&k->out);
 	k->out = b;
 	k->fast_pending.off = k->fast_pending.len = 0;
+	return 0;
 }
 
 bool kc_fast_forget(struct kray *k, const kray_ref *ref)
@@ -240,10 +258,16 @@ bool kc_fast_forget(struct kray *k, const kray_ref *ref)
 	return false;
 }
 
-/* The daemon path after all: the SUBMIT goes back into the output buffer. */
+/* The daemon path after all: the SUBMIT goes back into the output buffer (where it was:
+ * the room is there, unless something queued since). */
 static int fall_back(struct kray *k, const struct kbuf *submit)
 {
 	kbuf_put(&k->out, submit->data, submit->len);
+	if (k->out.nomem) {
+		k->out.nomem = false;
+		k->broken = true; /* the call is lost: nothing else is honest */
+		return kc_fail(k, -ENOMEM, "out of memory requeuing a call");
+	}
 	return 1;
 }
 
@@ -271,8 +295,10 @@ static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task
 		 (int)m->name_len, (const char *)(m + 1), (int)how_len, how);
 	v.data = msg;
 	v.len = (uint32_t)strlen(msg);
-	kc_take_value(k, &v, NULL, ret);
-	add_pending(k, task, 0, &v);
+	if (add_pending(k, task, 0, &v))
+		return -ENOMEM;
+	if (kc_take_value(k, &v, NULL, ret))
+		return kc_fail(k, -ENOMEM, "out of memory taking a fast result");
 	return kc_fail(k, -EREMOTEIO, "%s", msg);
 }
 
@@ -290,6 +316,10 @@ static int main_frame(struct kray *k, struct kbuf *submit, const struct kray_oid
 
 	if (r <= 0)
 		return r;
+	if (kc_layers_take(k, &h, body)) { /* a reply to a kray_get_async(), say */
+		kc_consume(k, &h);
+		return 0;
+	}
 	if (h.type == KRAY_MSG_FAST_LOST) {
 		wire_rd_init(&rd, body, h.len);
 		if (wire_rd_fixed(&rd, &m, sizeof(m)) || wire_rd_bytes(&rd, m.len, &how) ||
@@ -337,9 +367,11 @@ static int fast_result(struct kray *k, struct kbuf *submit, const struct kray_oi
 		k->broken = true;
 		return kc_fail(k, -EBADMSG, "malformed fast result");
 	}
-	kc_take_value(k, &v, NULL, ret);
+	if (add_pending(k, task, r.m.exec_ns, &v))
+		return -ENOMEM;
+	if (kc_take_value(k, &v, NULL, ret))
+		return kc_fail(k, -ENOMEM, "out of memory taking a fast result");
 	kc_cache_put(k, (const kray_ref *)task, ret);
-	add_pending(k, task, r.m.exec_ns, &v);
 	if (kbuf_pending(&k->fast_pending) > PENDING_MAX) {
 		kc_flush(k); /* a failure shows on the next call */
 	}
@@ -354,8 +386,11 @@ int kc_fast_get(struct kray *k, kray_value *ret)
 	struct kbuf submit = { 0 }, exec = { 0 };
 	int r = 1;
 
-	/* Take the SUBMIT back out of the buffer; it returns if the fast path declines. */
+	/* Take the SUBMIT back out of the buffer; it returns if the fast path declines.  Out
+	 * of memory for the copy: the daemon path, the SUBMIT left where it is. */
 	k->defer = false;
+	if (!kbuf_reserve(&submit, k->defer_end - k->defer_off))
+		return 1;
 	kbuf_put(&submit, k->out.data + k->defer_off, k->defer_end - k->defer_off);
 	k->out.len = k->defer_off;
 	if (!k->fast_state)
@@ -448,14 +483,16 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
 					    v.type != KRAY_WT_REF;
 			if (!inline_ok || r.m.n != 1 ||
 			    sizeof(h) + sizeof(f) + h.len > KRAY_FAST_FRAME_MAX) {
-				struct kray_stats st;
-
 				/* Too large, or holding refs: krayd keeps it for the driver.
 				 * The round trip makes sure it has before the driver asks. */
 				memcpy(res->data + res->off + offsetof(struct kray_frame_hdr, type),
 				       &(uint16_t){ KRAY_MSG_FAST_STORE }, sizeof(uint16_t));
 				kbuf_put(&k->out, res->data + res->off, kbuf_pending(res));
-				ret = kray_status(k, &st);
+				if (k->out.nomem) {
+					k->out.nomem = false;
+					return -ENOMEM;
+				}
+				ret = kc_sync(k);
 				if (ret)
 					return ret;
 				f.flags = KRAY_FAST_STORED;
@@ -468,7 +505,10 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
 		kbuf_put(&b, &m, sizeof(m));
 	else
 		kbuf_put(&b, res->data + res->off + sizeof(h), h.len);
-	wire_end(&b, off);
+	if (wire_end(&b, off)) {
+		kbuf_free(&b);
+		return -ENOMEM;
+	}
 	ret = fast_send(k, b.data, b.len);
 	kbuf_free(&b);
 	return ret;
@@ -488,6 +528,24 @@ int kc_fast_take(struct kray *k, struct kbuf *ret_body)
 	if (h.type == KRAY_MSG_FAST_EXEC && h.len > sizeof(struct kray_msg_fast))
 		kbuf_put(ret_body, body + sizeof(struct kray_msg_fast),
 			 h.len - sizeof(struct kray_msg_fast));
+	if (ret_body->nomem) {
+		/* Out of memory for the task: the driver takes the daemon path. */
+		struct kray_msg_exec m = { 0 };
+
+		ret_body->nomem = false;
+		ret_body->len = 0;
+		if (h.len >= sizeof(struct kray_msg_fast) + sizeof(m))
+			memcpy(&m, body + sizeof(struct kray_msg_fast), sizeof(m));
+		fast_consume(k, &h);
+		r = kc_fast_reply(k, ret_body, &m.task);
+		return r < 0 ? r : 1;
+	}
 	fast_consume(k, &h);
 	return 1;
 }
+
+const struct kc_layer kc_fast_layer = {
+	.name = "fast",
+	.before_flush = fast_before_flush,
+	.on_close = fast_close,
+};

@@ -20,9 +20,12 @@ struct host {
 	unsigned busy; /* handed over and not yet collected */
 	bool stop;
 	int efd;
+	void (*run)(struct call *c); /* call_execute(), given by the caller */
 	unsigned nthreads;
 	pthread_t threads[];
 };
+
+void host_stop(struct host *h);
 
 static void *thread_main(void *arg)
 {
@@ -42,7 +45,7 @@ static void *thread_main(void *arg)
 		if (!h->todo)
 			h->todo_tail = NULL;
 		pthread_mutex_unlock(&h->lock);
-		call_execute(c);
+		h->run(c);
 		pthread_mutex_lock(&h->lock);
 		c->next = h->done;
 		h->done = c;
@@ -53,20 +56,27 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-struct host *host_start(unsigned threads)
+struct host *host_start(unsigned threads, void (*run)(struct call *c))
 {
 	struct host *h = calloc(1, sizeof(*h) + threads * sizeof(pthread_t));
 
 	if (!h)
-		abort();
+		return NULL;
+	h->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->efd < 0) {
+		free(h);
+		return NULL;
+	}
+	h->run = run;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
-	h->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (h->efd < 0)
-		abort();
 	for (unsigned i = 0; i < threads; i++)
 		if (!pthread_create(&h->threads[h->nthreads], NULL, thread_main, h))
 			h->nthreads++;
+	if (!h->nthreads) {
+		host_stop(h);
+		return NULL;
+	}
 	return h;
 }
 

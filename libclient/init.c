@@ -173,6 +173,8 @@ static int absolute_path(struct kray *k, const char *path, char **ret)
 
 		if (b.len)
 			kbuf_put(&b, ":", 1);
+		if (b.nomem)
+			break;
 		if (n && p[0] != '/') {
 			kbuf_put(&b, cwd, strlen(cwd));
 			kbuf_put(&b, "/", 1);
@@ -181,8 +183,21 @@ static int absolute_path(struct kray *k, const char *path, char **ret)
 		p += n + (end ? 1 : 0);
 	}
 	kbuf_put(&b, "", 1);
+	if (b.nomem) {
+		kbuf_free(&b);
+		return kc_fail(k, -ENOMEM, "out of memory");
+	}
 	*ret = (char *)b.data;
 	return 0;
+}
+
+void kc_layers_init(struct kray *k)
+{
+	/* Closed in this order too: the fast connection, the module, then the objects. */
+	kc_layer_add(k, &kc_fast_layer);
+	kc_layer_add(k, &kc_kmod_layer);
+	kc_layer_add(k, &kc_objects_layer);
+	kc_layer_add(k, &kc_async_layer);
 }
 
 KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
@@ -198,6 +213,7 @@ KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 	}
 	k->fd = -1;
 	k->kmod_fd = -1;
+	kc_layers_init(k);
 	if (addr && *addr) {
 		snprintf(sock, sizeof(sock), "%s", addr);
 	} else {

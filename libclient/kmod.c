@@ -25,12 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "uapi/kray_kmod.h"
 
-void kc_kmod_open(struct kray *k)
+static void kmod_open(struct kray *k)
 {
 	const char *env = getenv("KRAY_KMOD");
 	struct kray_kmod_version v = { 0 };
@@ -48,7 +49,7 @@ void kc_kmod_open(struct kray *k)
 	k->kmod_fd = fd;
 }
 
-void kc_kmod_close(struct kray *k)
+static void kmod_close(struct kray *k)
 {
 	if (k->kmod_fd >= 0)
 		close(k->kmod_fd);
@@ -62,8 +63,14 @@ void kc_kmod_hold(struct kray *k, const kray_ref *refs, size_t n)
 
 	if (k->kmod_fd < 0)
 		return; /* without the module nothing asks: keep nothing */
-	for (size_t i = 0; i < n; i++)
-		(*oidmap_upsert(&k->held, (const struct kray_oid *)&refs[i], &fresh))++;
+	/* Without memory a ref is not counted: the module is then not asked for it (krayd
+	 * answers), which is always correct. */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t *c = oidmap_upsert(&k->held, (const struct kray_oid *)&refs[i], &fresh);
+
+		if (c)
+			(*c)++;
+	}
 }
 
 void kc_kmod_unhold(struct kray *k, const kray_ref *refs, size_t n)
@@ -79,15 +86,16 @@ void kc_kmod_unhold(struct kray *k, const kray_ref *refs, size_t n)
 	}
 }
 
-/* Queues a KMOD_PIN for id: krayd counts the view as it counts one it handed out. */
-static void queue_pin(struct kray *k, const kray_ref *id)
+/* Queues a KMOD_PIN for id: krayd counts the view as it counts one it handed out.  0 or
+ * -ENOMEM. */
+static int queue_pin(struct kray *k, const kray_ref *id)
 {
 	struct kray_msg_refs m = { .n = 1 };
 	size_t off = wire_begin(&k->out, KRAY_MSG_KMOD_PIN, 0);
 
 	kbuf_put(&k->out, &m, sizeof(m));
 	kbuf_put(&k->out, id, sizeof(*id));
-	wire_end(&k->out, off);
+	return kc_end(k, off);
 }
 
 bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret)
@@ -115,7 +123,12 @@ bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret)
 	close(a.ret_fd);
 	if (!vw)
 		return false; /* krayd's answer will say why */
-	queue_pin(k, id);
+	if (queue_pin(k, id)) { /* out of memory: no view here, krayd answers */
+		oidmap_del(&k->views, (const struct kray_oid *)id);
+		munmap(vw->addr, vw->maplen);
+		free(vw);
+		return false;
+	}
 	kc_view_value(vw, ret);
 	return true;
 }
@@ -140,3 +153,10 @@ bool kc_kmod_all_ready(struct kray *k, const kray_ref *refs, size_t n)
 		free(ready);
 	return r == (int)n;
 }
+
+const struct kc_layer kc_kmod_layer = {
+	.name = "kmod",
+	.on_hello = kmod_open,
+	.on_hold = kc_kmod_hold,
+	.on_close = kmod_close,
+};

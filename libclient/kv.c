@@ -35,7 +35,8 @@ static int kv_request(struct kray *k, uint8_t op, const char *key, const void *v
 	kbuf_put(&k->out, &m, sizeof(m));
 	wire_put_padded(&k->out, key, key_len);
 	wire_put_padded(&k->out, val, len);
-	wire_end(&k->out, off);
+	if ((rc = kc_end(k, off)))
+		return rc;
 	rc = kc_wait(k, KRAY_MSG_KV_REPLY, req, &h, &body);
 	if (rc)
 		return rc;

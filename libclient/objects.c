@@ -34,6 +34,8 @@
 #define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define POPULATE_MAX (4u << 20)
 
+static const char nomem_why[] = "out of memory";
+
 static const struct kray_oid *oid(const kray_ref *r)
 {
 	return (const struct kray_oid *)r;
@@ -44,7 +46,7 @@ static struct kray_mem *mem_new(uint8_t type, uint64_t scalar, const void *data,
 	struct kray_mem *m = malloc(sizeof(*m) + len + 1);
 
 	if (!m)
-		abort();
+		return NULL;
 	*m = (struct kray_mem){ .kind = MEM_HEAP, .refs = 1, .len = len, .type = type,
 				.scalar = scalar };
 	if (len)
@@ -53,15 +55,26 @@ static struct kray_mem *mem_new(uint8_t type, uint64_t scalar, const void *data,
 	return m;
 }
 
-static void mem_set_nested(struct kray_mem *m, const struct kray_oid *refs, size_t n)
+static int mem_set_nested(struct kray_mem *m, const struct kray_oid *refs, size_t n)
 {
 	if (!n)
-		return;
+		return 0;
 	m->nested = malloc(n * sizeof(*m->nested));
 	if (!m->nested)
-		abort();
+		return -ENOMEM;
 	memcpy(m->nested, refs, n * sizeof(*m->nested));
 	m->nnested = n;
+	return 0;
+}
+
+/* What a value becomes when its memory cannot be had: an error that owns nothing (no
+ * priv_, so kray_value_clear() frees nothing). */
+static void nomem_value(kray_value *v)
+{
+	static const char msg[] = "out of memory in libkray";
+
+	*v = (kray_value){ .type = KRAY_ERROR, .err = KRAY_ERR_INTERNAL, .data = msg,
+			   .len = sizeof(msg) - 1 };
 }
 
 static void mem_put(struct kray_mem *m)
@@ -92,14 +105,66 @@ static void value_from_mem(struct kray_mem *m, kray_value *v)
 	}
 }
 
-void kc_put_unpin(struct kray *k, const kray_ref *id)
+int kc_put_unpin(struct kray *k, const kray_ref *id)
 {
 	struct kray_msg_refs m = { .n = 1 };
 	size_t off = wire_begin(&k->out, KRAY_MSG_UNPIN, 0);
 
 	kbuf_put(&k->out, &m, sizeof(m));
 	kbuf_put(&k->out, id, sizeof(*id));
-	wire_end(&k->out, off);
+	return kc_end(k, off);
+}
+
+/* A value as the wire carries it (a call argument, an inline put). */
+void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
+		  uint16_t nrefs)
+{
+	uint64_t scalar = 0;
+	uint8_t type = KRAY_WT_NIL;
+	const void *data = NULL;
+	uint32_t len = 0;
+
+	switch (v->type) {
+	case KRAY_INT64:
+		memcpy(&scalar, &v->i, sizeof(scalar));
+		type = KRAY_WT_INT64;
+		break;
+	case KRAY_F64:
+		memcpy(&scalar, &v->f, sizeof(scalar));
+		type = KRAY_WT_F64;
+		break;
+	case KRAY_BYTES:
+		type = KRAY_WT_BYTES;
+		data = v->data;
+		len = (uint32_t)v->len;
+		break;
+	case KRAY_REF:
+	case KRAY_ACTOR:
+		type = v->type == KRAY_REF ? KRAY_WT_REF : KRAY_WT_ACTOR;
+		data = &v->ref;
+		len = sizeof(v->ref);
+		break;
+	default:
+		break;
+	}
+	wire_put_value_refs(b, type, 0, scalar, data, len, refs, nrefs);
+}
+
+int kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const kray_ref *refs,
+		  uint16_t nrefs)
+{
+	struct kray_msg_put m;
+	size_t off;
+
+	memcpy(&m.oid, id, sizeof(m.oid));
+	off = wire_begin(&k->out, KRAY_MSG_PUT, 0);
+	kbuf_put(&k->out, &m, sizeof(m));
+	kc_put_value(&k->out, v, (const struct kray_oid *)refs, nrefs);
+	if (kc_end(k, off))
+		return -ENOMEM;
+	if (!nrefs)
+		kc_cache_put(k, id, v); /* a cache: without memory, it is not kept */
+	return 0;
 }
 
 static void view_put(struct view *vw)
@@ -115,8 +180,10 @@ static void view_put(struct view *vw)
 			kc_put_unpin(k, &vw->id);
 			/* A worker's unpins go with its results; a driver's go now, so krayd
 			 * can free or spill the object. */
-			if (!k->ws)
+			if (!k->ws && !k->nonblock)
 				kc_flush(k);
+			else if (!k->ws)
+				kc_flush_some(k);
 		}
 	}
 	free(vw);
@@ -136,18 +203,30 @@ KRAY_EXPORT void kray_value_clear(kray_value *v)
 	*v = (kray_value){ .type = KRAY_NIL };
 }
 
-void kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret)
+int kc_mem_value(uint8_t type, uint64_t scalar, const void *data, size_t len, kray_value *ret)
 {
-	value_from_mem(mem_new(type, scalar, data, len), ret);
+	struct kray_mem *m = mem_new(type, scalar, data, len);
+
+	if (!m) {
+		*ret = (kray_value){ .type = KRAY_NIL };
+		return -ENOMEM;
+	}
+	value_from_mem(m, ret);
+	return 0;
 }
 
-void kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref *refs,
-		       size_t nrefs, kray_value *ret)
+int kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref *refs,
+		      size_t nrefs, kray_value *ret)
 {
 	struct kray_mem *m = mem_new(type, 0, data, len);
 
-	mem_set_nested(m, (const struct kray_oid *)refs, nrefs);
+	if (!m || mem_set_nested(m, (const struct kray_oid *)refs, nrefs)) {
+		free(m);
+		*ret = (kray_value){ .type = KRAY_NIL };
+		return -ENOMEM;
+	}
 	value_from_mem(m, ret);
+	return 0;
 }
 
 void kc_view_value(struct view *vw, kray_value *v)
@@ -163,7 +242,10 @@ static void error_value(kray_value *v, const char *fmt, const kray_ref *id, cons
 
 	snprintf(msg, sizeof(msg), fmt, id->node, id->owner, id->seq, id->index, why);
 	m = mem_new(KRAY_WT_ERROR, KRAY_WE_INTERNAL, msg, strlen(msg));
-	value_from_mem(m, v);
+	if (m)
+		value_from_mem(m, v);
+	else
+		nomem_value(v);
 }
 
 struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
@@ -202,18 +284,25 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 		*ret_why = strerror(errno);
 		return NULL;
 	}
-	vw = calloc(1, sizeof(*vw));
-	if (!vw)
-		abort();
+	bool fresh;
+	uint64_t *slot = oidmap_upsert(&k->views, oid(id), &fresh);
+
+	vw = slot ? calloc(1, sizeof(*vw)) : NULL;
+	if (!vw) {
+		if (slot)
+			oidmap_del(&k->views, oid(id));
+		if (p)
+			munmap(p, maplen);
+		*ret_why = nomem_why;
+		return NULL;
+	}
 	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .id = *id, .addr = p, .size = size,
 			     .maplen = maplen, .fd = -1 };
-	bool fresh;
-
-	*oidmap_upsert(&k->views, oid(id), &fresh) = (uint64_t)(uintptr_t)vw;
+	*slot = (uint64_t)(uintptr_t)vw;
 	return vw;
 }
 
-void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret)
+int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_value *ret)
 {
 	struct kray_mem *m;
 	uint64_t *slot;
@@ -224,9 +313,13 @@ void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_v
 	if (w->type != KRAY_WT_FD) {
 		m = mem_new(w->type, w->type == KRAY_WT_ERROR ? w->err : w->scalar, w->data,
 			    w->len);
-		mem_set_nested(m, w->refs, w->nrefs);
+		if (!m || mem_set_nested(m, w->refs, w->nrefs)) {
+			free(m);
+			nomem_value(ret);
+			return -ENOMEM;
+		}
 		value_from_mem(m, ret);
-		return;
+		return 0;
 	}
 	memcpy(&id, w->data, sizeof(id));
 	fd = *fds ? **fds : -1;
@@ -243,7 +336,7 @@ void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_v
 		if (fd >= 0)
 			close(fd);
 		kc_view_value(vw, ret);
-		return;
+		return 0;
 	}
 	if (fd >= 0) {
 		struct view *vw = kc_map_fd(k, &id, fd, w->scalar, &why);
@@ -251,10 +344,11 @@ void kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_v
 		close(fd);
 		if (vw) {
 			kc_view_value(vw, ret);
-			return;
+			return 0;
 		}
 	}
 	error_value(ret, "object %u.%u.%u.%u cannot be mapped: %s", &id, why);
+	return ret->priv_ && why != nomem_why ? 0 : -ENOMEM;
 }
 
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
@@ -288,14 +382,19 @@ void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v)
 		memcpy(&scalar, &v->i, sizeof(scalar));
 	else if (v->type == KRAY_F64)
 		memcpy(&scalar, &v->f, sizeof(scalar));
+	/* A cache: without memory the value is simply not kept. */
 	slot = oidmap_upsert(&k->cache, oid(id), &fresh);
-	if (!fresh)
+	if (!slot || !fresh)
 		return;
 	if (v->priv_ && *(uint32_t *)v->priv_ == MEM_HEAP) {
 		m = v->priv_;
 		m->refs++;
 	} else {
 		m = mem_new((uint8_t)v->type, scalar, v->data, v->type == KRAY_BYTES ? v->len : 0);
+		if (!m) {
+			oidmap_del(&k->cache, oid(id));
+			return;
+		}
 	}
 	*slot = (uint64_t)(uintptr_t)m;
 }
@@ -310,7 +409,7 @@ void kc_cache_drop(struct kray *k, const kray_ref *id)
 	oidmap_del(&k->cache, oid(id));
 }
 
-void kc_objects_fini(struct kray *k)
+static void objects_fini(struct kray *k)
 {
 	oidmap_for_each(&k->cache, s) mem_put((struct kray_mem *)(uintptr_t)s->val);
 	oidmap_free(&k->cache);
@@ -362,13 +461,15 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	struct stat st;
 	size_t off, maplen;
 	int r, fd, *fds;
+	uint64_t *slot;
 	void *p;
 	bool fresh;
 
 	m.oid = (struct kray_oid){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
 	off = wire_begin(&k->out, KRAY_MSG_CREATE, req);
 	kbuf_put(&k->out, &m, sizeof(m));
-	wire_end(&k->out, off);
+	if ((r = kc_end(k, off)))
+		return r;
 	r = kc_wait(k, KRAY_MSG_CREATE_REPLY, req, &h, &body);
 	if (r)
 		return r;
@@ -405,16 +506,23 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	bind_local(p, maplen);
 	/* One batched fault pass instead of a fault per page while the caller writes. */
 	madvise(p, maplen, MADV_POPULATE_WRITE);
-	vw = calloc(1, sizeof(*vw));
-	if (!vw)
-		abort();
+	slot = oidmap_upsert(&k->writing, &m.oid, &fresh);
+	vw = slot ? calloc(1, sizeof(*vw)) : NULL;
+	if (!vw) {
+		/* krayd drops the unsealed object when this connection closes. */
+		if (slot)
+			oidmap_del(&k->writing, &m.oid);
+		munmap(p, maplen);
+		close(fd);
+		return kc_fail(k, -ENOMEM, "out of memory creating an object");
+	}
 	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .addr = p, .size = size, .maplen = maplen,
 			     .fd = fd };
 	memcpy(&vw->id, &m.oid, sizeof(vw->id));
-	*oidmap_upsert(&k->writing, &m.oid, &fresh) = (uint64_t)(uintptr_t)vw;
+	*slot = (uint64_t)(uintptr_t)vw;
 	*ret_ref = vw->id;
 	*ret_data = p;
-	kc_kmod_hold(k, ret_ref, 1);
+	kc_hold(k, ret_ref, 1);
 	return 0;
 }
 
@@ -430,15 +538,24 @@ KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void
 	if (size <= k->inline_max) {
 		/* Small: a heap buffer, sent inline by kray_seal(). */
 		struct view *vw = calloc(1, sizeof(*vw));
+		uint64_t *slot = NULL;
 		bool fresh;
 
-		if (!vw || !(vw->addr = malloc(size ? size : 1)))
-			abort();
+		if (!vw || !(vw->addr = malloc(size ? size : 1)) ||
+		    !(slot = oidmap_upsert(&k->writing,
+					   oid(&(kray_ref){ k->node, k->client, k->next_seq + 1,
+							    KRAY_OID_PUT }),
+					   &fresh))) {
+			if (vw)
+				free(vw->addr);
+			free(vw);
+			return kc_fail(k, -ENOMEM, "out of memory creating an object");
+		}
 		vw->kind = MEM_HEAP;
 		vw->size = size;
 		vw->fd = -1;
 		vw->id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
-		*oidmap_upsert(&k->writing, oid(&vw->id), &fresh) = (uint64_t)(uintptr_t)vw;
+		*slot = (uint64_t)(uintptr_t)vw;
 		*ret_ref = vw->id;
 		*ret_data = vw->addr;
 		return 0;
@@ -456,22 +573,32 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 	if (!slot)
 		return kc_fail(k, -ENOENT, "kray_seal: not an object this process is creating");
 	vw = (struct view *)(uintptr_t)*slot;
-	oidmap_del(&k->writing, oid(ref));
+	/* Out of memory queuing the frame leaves the object being created: seal it again. */
 	if (vw->kind == MEM_HEAP) {
 		kray_value v = KRAY_V_BYTES(vw->addr, vw->size);
 
-		kc_put_inline(k, ref, &v, NULL, 0);
+		if (kc_put_inline(k, ref, &v, NULL, 0))
+			return -ENOMEM;
+		oidmap_del(&k->writing, oid(ref));
 		free(vw->addr);
 		free(vw);
 		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 	}
-	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails. */
-	munmap(vw->addr, vw->maplen);
-	close(vw->fd);
-	free(vw);
 	memcpy(&m.oid, ref, sizeof(m.oid));
 	off = wire_begin(&k->out, KRAY_MSG_SEAL, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
-	wire_end(&k->out, off);
+	if (kc_end(k, off))
+		return -ENOMEM;
+	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails (the SEAL is only
+	 * queued yet). */
+	oidmap_del(&k->writing, oid(ref));
+	munmap(vw->addr, vw->maplen);
+	close(vw->fd);
+	free(vw);
 	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 }
+
+const struct kc_layer kc_objects_layer = {
+	.name = "objects",
+	.on_close = objects_fini,
+};

@@ -50,7 +50,8 @@ static void put_reject(struct kray *k, const void *body, size_t len)
 	m = (struct kray_msg_reject){ .task = x.m.task };
 	off = wire_begin(&k->out, KRAY_MSG_REJECT, 0);
 	kbuf_put(&k->out, &m, sizeof(m));
-	wire_end(&k->out, off);
+	if (wire_end(&k->out, off))
+		k->ws->nomem = true; /* the task would wait forever: krayd must see us go */
 }
 
 void kc_worker_before_block(struct kray *k)
@@ -94,8 +95,12 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 		return;
 	}
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->body = malloc(h->len)))
-		abort();
+	if (!e || !(e->body = malloc(h->len))) {
+		/* Out of memory: the task is handed back, to run elsewhere or later. */
+		free(e);
+		put_reject(k, body, h->len);
+		return;
+	}
 	memcpy(e->body, body, h->len);
 	e->len = h->len;
 	e->nfds = KRAY_FRAME_NFDS(h->flags);
@@ -162,8 +167,15 @@ static int take_fast(struct kray *k)
 			continue;
 		}
 		e = calloc(1, sizeof(*e));
-		if (!e)
-			abort();
+		if (!e) { /* out of memory: the driver takes the daemon path */
+			struct kray_msg_exec m;
+			struct kbuf none = { 0 };
+
+			memcpy(&m, body.data, sizeof(m));
+			kc_fast_reply(k, &none, &m.task);
+			body.len = 0;
+			continue;
+		}
 		e->body = (uint8_t *)body.data;
 		e->len = (uint32_t)body.len;
 		e->fast = true;
@@ -328,6 +340,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	struct kray k = { .fd = -1, .kmod_fd = -1, .ws = &ws, .on_frame = on_frame };
 	int r;
 
+	kc_layers_init(&k);
 	(void)argc;
 	(void)argv;
 	if (!sockfd || !id) {
@@ -368,6 +381,10 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		}
 		if (r)
 			break; /* krayd closed the connection: time to go */
+		if (ws.nomem) {
+			fprintf(stderr, "kray-worker: out of memory for a task's answer: exiting\n");
+			break;
+		}
 		if (ws.stop && !ws.qhead && !(ws.host && host_busy(ws.host)))
 			break;
 	}

@@ -58,6 +58,9 @@ struct worker_state {
 	kray_dtor_fn dtor;
 	struct host *host; /* threads, for max_concurrency > 1 */
 	struct kbuf *results; /* where RESULT frames go: k->out, or a fast task's buffer */
+	/* A call's answer could not be queued for lack of memory: the worker exits, and
+	 * krayd answers for it (WORKER_DIED) rather than let the caller wait forever. */
+	bool nomem;
 };
 
 /* code.c */
@@ -79,7 +82,9 @@ void call_finish(struct kray *k, struct call *c);
 void exec_free(struct exec *e);
 
 /* host.c: an actor's method threads */
-struct host *host_start(unsigned threads);
+/* Threads that run calls with run; NULL when none could be had (out of memory, no
+ * threads): the actor's calls then run one at a time on the loop thread. */
+struct host *host_start(unsigned threads, void (*run)(struct call *c));
 void host_submit(struct host *h, struct call *c);
 /* A finished call, or NULL. */
 struct call *host_done(struct host *h);

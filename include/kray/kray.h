@@ -8,6 +8,9 @@
  *
  * Conventions: every call that acts returns 0 or a negative errno, and on error leaves a
  * message retrievable with kray_errmsg().  Out-parameters are written only on success.
+ * Running out of memory inside the library is -ENOMEM from the call that needed it, never
+ * an abort(): what that call queued is dropped and the handle stays usable, except where
+ * a reply being received could not be kept (the handle then says -EPIPE from then on).
  * A kray handle is not thread-safe: use one per thread.  The library owns no thread.
  */
 #ifndef KRAY_KRAY_H
@@ -130,7 +133,8 @@ void kray_ids(const kray *k, struct kray_ids *ret_ids);
 /* The message of the last failed call on k (never NULL). */
 const char *kray_errmsg(const kray *k);
 
-/* The connection's socket, for poll()-based event loops. */
+/* The connection's socket, for poll()-based event loops (see "kray in your event loop"
+ * below: wait on it with kray_process(), never read it yourself). */
 int kray_fd(const kray *k);
 
 /* ---- tasks and objects --------------------------------------------------------------- */
@@ -267,6 +271,94 @@ int kray_kv_del(kray *k, const char *key);
  * for people: *ret_text is malloc()ed, NUL-terminated ("" outside a cluster), freed by
  * the caller.  Returns 0, -EPIPE or -EBADMSG. */
 int kray_describe_nodes(kray *k, char **ret_text);
+
+/*
+ * The same listings as structs, for programs (the Python package's kray.nodes() uses
+ * them).  krayd sends text (the lines above); libkray parses it, so lines it cannot parse
+ * (a newer krayd's, say) are skipped rather than guessed at.  *ret is a malloc()ed array of
+ * *ret_n entries (NULL and 0 when there are none), freed by the caller with free().
+ * Returns 0, -EPIPE, -EBADMSG or -ENOMEM.  docs/libkray.md shows both forms.
+ */
+struct kray_node_info {
+	uint32_t node; /* the node id (krayd's) */
+	uint16_t port; /* where it takes node links */
+	uint8_t alive; /* 1 ALIVE, 0 DEAD (missed its heartbeats) */
+	uint8_t head; /* 1 for the head (the first entry, when known) */
+	uint8_t self; /* 1 for the node this process is connected to */
+	uint32_t num_cpus, workers, workers_busy;
+	uint64_t tasks_queued, tasks_finished;
+	uint64_t store_mib; /* memory the object store uses, MiB */
+	char address[48]; /* IPv4, dotted */
+	char resources[256]; /* custom resources, "NAME:QTY,..." ("" for none) */
+	uint64_t reserved_[4];
+};
+/* Outside a cluster there is no list: 0 entries. */
+int kray_list_nodes(kray *k, struct kray_node_info **ret, size_t *ret_n);
+
+enum kray_actor_state {
+	KRAY_ACTOR_PENDING = 0, /* waiting for constructor arguments or for resources */
+	KRAY_ACTOR_STARTING = 1,
+	KRAY_ACTOR_ALIVE = 2,
+	KRAY_ACTOR_DEAD = 3,
+};
+struct kray_actor_info {
+	kray_ref id; /* the handle, as kray_actor_create() gives it */
+	enum kray_actor_state state;
+	int32_t pid; /* an alive actor's worker, else 0 */
+	uint32_t calls_in_flight, restarts; /* an alive actor's, else 0 */
+	char class_name[256];
+	char ns[256], name[256]; /* a named actor's namespace and name; "" when unnamed */
+	char detail[640]; /* why it waits, how it died, or its pid and calls (as described) */
+	uint64_t reserved_[4];
+};
+int kray_list_actors(kray *k, struct kray_actor_info **ret, size_t *ret_n);
+
+/* ---- kray in your event loop ------------------------------------------------------------ */
+
+/*
+ * As hiredis' async client: libkray never owns the loop and never blocks in these calls.
+ * Queue work (kray_call, kray_put, kray_release and kray_get_async only queue), then
+ * watch kray_fd() for POLLIN (and POLLOUT while kray_want_write() says so) and call
+ * kray_process() whenever it is ready.  Example: examples/poll_loop.c; docs/eventloop.md.
+ * Blocking calls (kray_get, kray_wait, ...) still work on the same handle: replies to
+ * asynchronous gets that arrive meanwhile are kept for the next kray_process().
+ */
+
+/*
+ * The callback of kray_get_async(): status 0 with *val the value, -EREMOTEIO with *val the
+ * error value (KRAY_ERROR), or another -errno with *val KRAY_NIL (-EPIPE: krayd is gone,
+ * -ENOMEM).  *val is the callback's: kray_value_clear() it, or move it somewhere and keep
+ * it.  It runs only from kray_process(), and may queue more work on k.
+ */
+typedef void kray_result_fn(kray *k, kray_ref ref, int status, kray_value *val, void *arg);
+
+/* Asks for ref's value without waiting: fn(k, ref, status, val, arg) runs from a later
+ * kray_process() once it is there (a value this process has already: from the next one).
+ * Keep ref until then.  kray_shutdown() drops callbacks that have not run, without running
+ * them.  Returns 0, or -EINVAL, -ENOMEM or -EPIPE (fn will not run). */
+int kray_get_async(kray *k, const kray_ref *ref, kray_result_fn *fn, void *arg);
+
+/*
+ * Does what kray_fd() has for us, without blocking: writes what the socket takes of the
+ * queued requests, reads what arrived, completes the gets it answers and runs their
+ * callbacks (in submission order).  Returns how many callbacks ran, or -errno: -EPIPE
+ * when krayd is gone (every pending callback has then run, with -EPIPE), -ENOMEM (nothing
+ * lost: call it again), -EINVAL (k NULL).
+ */
+int kray_process(kray *k);
+
+/* 1 while queued requests wait for kray_fd() to be writable (poll it for POLLOUT and call
+ * kray_process()), else 0. */
+int kray_want_write(const kray *k);
+
+/* kray_get_async() calls whose callbacks have not run yet. */
+size_t kray_pending(const kray *k);
+
+/* With on set, calls that only queue (kray_call, kray_put of inline values, kray_release)
+ * never wait for the socket either: past 1 MiB queued they write what it takes now, and
+ * kray_process() writes the rest.  Off (the default) they block until it is written.
+ * Returns 0 or -EINVAL. */
+int kray_set_nonblocking(kray *k, int on);
 
 /* ---- actors -------------------------------------------------------------------------- */
 
@@ -423,8 +515,9 @@ struct kray_fn_desc {
 			 size_t nargs __attribute__((unused)))
 
 /* Sets return slot idx (copied; a large value goes straight into the object store).
- * Returns 0, -EINVAL (idx out of range, bad type), or -ENOSPC when a large value does not
- * fit in the store: the task then fails with KRAY_ERR_STORE_FULL whatever it returns. */
+ * Returns 0, -EINVAL (idx out of range, bad type), -ENOMEM (no memory for the copy: the
+ * slot is left NIL), or -ENOSPC when a large value does not fit in the store: the task
+ * then fails with KRAY_ERR_STORE_FULL whatever it returns. */
 int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v);
 int kray_return_int(kray_ctx *ctx, unsigned idx, int64_t x);
 int kray_return_f64(kray_ctx *ctx, unsigned idx, double x);

@@ -14,7 +14,6 @@
 See docs/python.md for what differs from Ray.
 """
 import atexit
-import re
 import os
 
 from . import _kray
@@ -292,10 +291,6 @@ def get_runtime_context():
     return RuntimeContext()
 
 
-_NODE_LINE = re.compile(r"^([0-9a-f]{8}) (\S+):(\d+) (ALIVE|DEAD) cpus (\d+) workers \d+ "
-                        r"\((\d+) busy\) .* resources '([^']*)'")
-
-
 def _parse_resources(text):
     out = {}
     for item in filter(None, text.split(",")):
@@ -309,15 +304,13 @@ def nodes():
     Resources ({'CPU': n, ...custom}), and kray's BusyCPUs.  Outside a cluster, this node
     (its custom resources are known when this process started the krayd)."""
     out = []
-    for line in _kray.describe_nodes().splitlines():
-        m = _NODE_LINE.match(line)
-        if not m:
-            continue
-        res = {"CPU": float(m.group(5))}
-        res.update(_parse_resources(m.group(7)))
-        out.append({"NodeID": m.group(1), "Alive": m.group(4) == "ALIVE",
-                    "NodeManagerAddress": m.group(2), "NodeManagerPort": int(m.group(3)),
-                    "Resources": res, "BusyCPUs": float(m.group(6))})
+    # kray_list_nodes(): libkray parses krayd's listing into structs (kray.h).
+    for n in _kray.list_nodes():
+        res = {"CPU": float(n["num_cpus"])}
+        res.update(_parse_resources(n["resources"]))
+        out.append({"NodeID": f"{n['node']:08x}", "Alive": n["alive"],
+                    "NodeManagerAddress": n["address"], "NodeManagerPort": n["port"],
+                    "Resources": res, "BusyCPUs": float(n["workers_busy"])})
     if not out:
         st = _kray.status()
         res = {"CPU": float(st["num_cpus"])}

@@ -601,6 +601,48 @@ static PyObject *api_describe_nodes(PyObject *self, PyObject *unused)
 	return s;
 }
 
+/* list_nodes() -> [dict]: the cluster's nodes ([] outside one), from kray_list_nodes():
+ * node, address, port, alive, head, self, num_cpus, workers, workers_busy, tasks_queued,
+ * tasks_finished, store_mib, resources ("NAME:QTY,..."). */
+static PyObject *api_list_nodes(PyObject *self, PyObject *unused)
+{
+	kray *k = ext_client();
+	struct kray_node_info *nodes = NULL;
+	PyObject *list;
+	size_t n = 0;
+	int r;
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	BLOCKING(r = kray_list_nodes(k, &nodes, &n));
+	if (r)
+		return ext_fail(k, r, "list_nodes");
+	list = PyList_New(0);
+	for (size_t i = 0; list && i < n; i++) {
+		const struct kray_node_info *e = &nodes[i];
+		PyObject *d = Py_BuildValue(
+			"{s:I,s:s,s:I,s:O,s:O,s:O,s:I,s:I,s:I,s:K,s:K,s:K,s:s}", "node", e->node,
+			"address", e->address, "port", (unsigned)e->port, "alive",
+			e->alive ? Py_True : Py_False, "head", e->head ? Py_True : Py_False, "self",
+			e->self ? Py_True : Py_False, "num_cpus", e->num_cpus, "workers", e->workers,
+			"workers_busy", e->workers_busy, "tasks_queued",
+			(unsigned long long)e->tasks_queued, "tasks_finished",
+			(unsigned long long)e->tasks_finished, "store_mib",
+			(unsigned long long)e->store_mib, "resources", e->resources);
+
+		if (!d || PyList_Append(list, d)) {
+			Py_XDECREF(d);
+			Py_CLEAR(list);
+			break;
+		}
+		Py_DECREF(d);
+	}
+	free(nodes);
+	return list;
+}
+
 /* set_ref_type(cls): the Python class refs are made as (a subclass of Ref). */
 static PyObject *api_set_ref_type(PyObject *self, PyObject *cls)
 {
@@ -634,6 +676,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "ids", api_ids, METH_NOARGS, "(node, client, job)" },
 	{ "submit", api_submit, METH_VARARGS, "a task or actor call" },
 	{ "describe_nodes", api_describe_nodes, METH_NOARGS, "the cluster's nodes, as text" },
+	{ "list_nodes", api_list_nodes, METH_NOARGS, "the cluster's nodes, as dicts" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
 	{ "kill", api_kill, METH_VARARGS, "kill an actor" },
