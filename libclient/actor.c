@@ -94,12 +94,9 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 	m.name_len = (uint8_t)name_len;
 	m.ns_len = (uint8_t)ns_len;
 	m.res_len = (uint8_t)res_len;
-	off = wire_begin(&k->out, KRAY_MSG_ACTOR_CREATE, req);
-	kbuf_put(&k->out, &m, sizeof(m));
-	wire_put_padded(&k->out, cls, cls_len);
-	wire_put_padded(&k->out, o.name, name_len);
-	wire_put_padded(&k->out, o.ns, ns_len);
-	wire_put_padded(&k->out, o.resources, res_len);
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_ACTOR_CREATE, req, WIRE_FIXED(m),
+				WIRE_PADDED(cls, cls_len), WIRE_PADDED(o.name, name_len),
+				WIRE_PADDED(o.ns, ns_len), WIRE_PADDED(o.resources, res_len));
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
 	if (!k->out.nomem && k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
@@ -138,10 +135,8 @@ KRAY_EXPORT int kray_get_actor(struct kray *k, const char *name, const char *ns,
 		return r;
 	m.name_len = (uint8_t)name_len;
 	m.ns_len = (uint8_t)ns_len;
-	off = wire_begin(&k->out, KRAY_MSG_GET_ACTOR, req);
-	kbuf_put(&k->out, &m, sizeof(m));
-	wire_put_padded(&k->out, name, name_len);
-	wire_put_padded(&k->out, ns, ns_len);
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET_ACTOR, req, WIRE_FIXED(m),
+				WIRE_PADDED(name, name_len), WIRE_PADDED(ns, ns_len));
 	if (kc_end(k, off))
 		return -ENOMEM;
 	return actor_request(k, req, ret_actor);
@@ -158,8 +153,7 @@ KRAY_EXPORT int kray_kill(struct kray *k, kray_ref actor, int no_restart)
 	if (actor.index != KRAY_OID_ACTOR)
 		return kc_fail(k, -EINVAL, "not an actor handle");
 	memcpy(&m.actor, &actor, sizeof(m.actor));
-	off = wire_begin(&k->out, KRAY_MSG_KILL, req);
-	kbuf_put(&k->out, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_KILL, req, WIRE_FIXED(m));
 	if (kc_end(k, off))
 		return -ENOMEM;
 	return actor_request(k, req, NULL);
@@ -190,7 +184,7 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	off = wire_begin(&k->out, type, req);
+	off = wire_frame_open(&k->out, type, req, NULL, 0);
 	if ((r = kc_end(k, off)))
 		return r;
 	r = kc_wait(k, KRAY_MSG_TEXT_REPLY, req, &h, &body);

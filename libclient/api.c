@@ -86,8 +86,7 @@ KRAY_EXPORT int kray_cancel(struct kray *k, const kray_ref *ref, int force, int 
 		return kc_fail(k, -EINVAL, "kray_cancel needs a ref");
 	memcpy(&m.oid, ref, sizeof(m.oid));
 	m.flags = (force ? KRAY_CANCEL_FORCE : 0) | (recursive ? KRAY_CANCEL_RECURSIVE : 0);
-	off = wire_begin(&k->out, KRAY_MSG_CANCEL, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_CANCEL, 0, WIRE_FIXED(m));
 	if (kc_end(k, off))
 		return -ENOMEM;
 	return maybe_flush(k);
@@ -134,10 +133,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	m.res_len = (uint8_t)res_len;
 	if (actor)
 		memcpy(&m.actor, actor, sizeof(m.actor));
-	off = wire_begin(&k->out, KRAY_MSG_SUBMIT, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
-	wire_put_padded(&k->out, fn, name_len);
-	wire_put_padded(&k->out, o.resources, res_len);
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SUBMIT, 0, WIRE_FIXED(m),
+				WIRE_PADDED(fn, name_len), WIRE_PADDED(o.resources, res_len));
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
 	if (!k->out.nomem && k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)
@@ -218,10 +215,9 @@ static uint64_t send_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 	struct kray_msg_get m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
 				  .n = (uint32_t)n };
 	uint64_t req = ++k->next_req;
-	size_t off = wire_begin(&k->out, KRAY_MSG_GET, req);
+	size_t off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET, req, WIRE_FIXED(m),
+				WIRE_RAW(refs, n * sizeof(*refs)));
 
-	kbuf_put(&k->out, &m, sizeof(m));
-	kbuf_put(&k->out, refs, n * sizeof(*refs));
 	return kc_end(k, off) ? 0 : req;
 }
 
@@ -380,9 +376,8 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 	}
 	if (k->ws)
 		kc_worker_before_block(k);
-	off = wire_begin(&k->out, KRAY_MSG_WAIT, req);
-	kbuf_put(&k->out, &m, sizeof(m));
-	kbuf_put(&k->out, refs, n * sizeof(*refs));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_WAIT, req, WIRE_FIXED(m),
+				WIRE_RAW(refs, n * sizeof(*refs)));
 	if ((r = kc_end(k, off)))
 		return r;
 	r = kc_wait(k, KRAY_MSG_WAIT_REPLY, req, &h, &body);
@@ -416,8 +411,7 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 		return 0;
 	if (n > KRAY_REFS_MAX || !refs)
 		return kc_fail(k, -EINVAL, "a release takes 1 to %d refs", KRAY_REFS_MAX);
-	off = wire_begin(&k->out, KRAY_MSG_RELEASE, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_RELEASE, 0, WIRE_FIXED(m));
 	if (!kbuf_pending(&k->fast_pending))
 		kbuf_put(&k->out, refs, n * sizeof(*refs));
 	else /* fast results krayd never heard of stay unheard */
@@ -456,7 +450,7 @@ KRAY_EXPORT int kray_status(struct kray *k, struct kray_stats *ret_stats)
 
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	off = wire_begin(&k->out, KRAY_MSG_STATUS, req);
+	off = wire_frame_open(&k->out, KRAY_MSG_STATUS, req, NULL, 0);
 	if ((r = kc_end(k, off)))
 		return r;
 	r = kc_wait(k, KRAY_MSG_STATUS_REPLY, req, &h, &body);

@@ -132,9 +132,8 @@ KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_
 		a->ndone++;
 	} else {
 		p->req = ++k->next_req;
-		off = wire_begin(&k->out, KRAY_MSG_GET, p->req);
-		kbuf_put(&k->out, &m, sizeof(m));
-		kbuf_put(&k->out, ref, sizeof(*ref));
+		off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET, p->req, WIRE_FIXED(m),
+					WIRE_RAW(ref, sizeof(*ref)));
 		if (kc_end(k, off)) {
 			free(p);
 			return -ENOMEM;

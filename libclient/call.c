@@ -172,8 +172,7 @@ static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	off = wire_begin(b, KRAY_MSG_RESULT, 0);
-	kbuf_put(b, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(b, KRAY_MSG_RESULT, 0, WIRE_FIXED(m));
 	wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)strlen(msg));
 	if (wire_end(b, off))
 		k->ws->nomem = true;
@@ -421,9 +420,8 @@ void call_finish(struct kray *k, struct call *c)
 		struct kbuf *b = results(k);
 		struct kray_msg_result m = { .task = c->x.m.task, .exec_ns = c->ns,
 					     .n = c->x.m.num_returns };
-		size_t off = wire_begin(b, KRAY_MSG_RESULT, 0);
+		size_t off = WIRE_FRAME_OPEN(b, KRAY_MSG_RESULT, 0, WIRE_FIXED(m));
 
-		kbuf_put(b, &m, sizeof(m));
 		for (unsigned i = 0; i < c->x.m.num_returns &&
 				     b->len - off - sizeof(struct kray_frame_hdr) <= KRAY_FRAME_MAX;
 		     i++) {

@@ -105,7 +105,7 @@ int kc_sync(struct kray *k)
 	struct kray_frame_hdr h;
 	const uint8_t *body;
 	uint64_t req = ++k->next_req;
-	size_t off = wire_begin(&k->out, KRAY_MSG_STATUS, req);
+	size_t off = wire_frame_open(&k->out, KRAY_MSG_STATUS, req, NULL, 0);
 	int r = kc_end(k, off);
 
 	if (!r)
@@ -370,9 +370,8 @@ int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code
 	int r;
 
 	h.path_len = code_path ? (uint32_t)strlen(code_path) : 0;
-	off = wire_begin(&k->out, KRAY_MSG_HELLO, 0);
-	kbuf_put(&k->out, &h, sizeof(h));
-	wire_put_padded(&k->out, code_path, h.path_len);
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_HELLO, 0, WIRE_FIXED(h),
+				WIRE_PADDED(code_path, h.path_len));
 	if ((r = kc_end(k, off)))
 		return r;
 	r = kc_wait(k, KRAY_MSG_HELLO_OK, 0, &rh, &body);

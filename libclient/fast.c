@@ -56,11 +56,8 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 	m.num_returns = s.m.num_returns;
 	m.nargs = s.m.nargs;
 	m.name_len = s.m.name_len;
-	off = wire_begin(b, KRAY_MSG_FAST_EXEC, 0);
-	kbuf_put(b, &f, sizeof(f));
-	kbuf_put(b, &m, sizeof(m));
-	wire_put_padded(b, s.name, s.m.name_len);
-	kbuf_put(b, s.args.p, s.args.left);
+	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FAST_EXEC, 0, WIRE_FIXED(f), WIRE_FIXED(m),
+				WIRE_PADDED(s.name, s.m.name_len), WIRE_RAW(s.args.p, s.args.left));
 	if (wire_end(b, off))
 		return -ENOMEM;
 	return b->len - off > KRAY_FAST_FRAME_MAX ? -E2BIG : 0;
@@ -94,7 +91,7 @@ static void fast_open(struct kray *k)
 	if (env && (!strcmp(env, "off") || !strcmp(env, "0")))
 		return;
 	req = ++k->next_req;
-	off = wire_begin(&k->out, KRAY_MSG_FAST_OPEN, req);
+	off = wire_frame_open(&k->out, KRAY_MSG_FAST_OPEN, req, NULL, 0);
 	if (kc_end(k, off)) {
 		k->fast_state = 0; /* out of memory: ask again next time */
 		return;
@@ -205,9 +202,8 @@ static int add_pending(struct kray *k, const struct kray_oid *task, uint64_t exe
 		       const struct wire_value *v)
 {
 	struct kray_msg_result m = { .task = *task, .exec_ns = exec_ns, .n = 1 };
-	size_t off = wire_begin(&k->fast_pending, KRAY_MSG_FAST_DONE, 0);
+	size_t off = WIRE_FRAME_OPEN(&k->fast_pending, KRAY_MSG_FAST_DONE, 0, WIRE_FIXED(m));
 
-	kbuf_put(&k->fast_pending, &m, sizeof(m));
 	wire_put_value(&k->fast_pending, v->type, v->err, v->scalar, v->data, v->len);
 	if (wire_end(&k->fast_pending, off)) {
 		k->broken = true;
@@ -499,8 +495,7 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
 			}
 		}
 	}
-	off = wire_begin(&b, KRAY_MSG_FAST_RESULT, 0);
-	kbuf_put(&b, &f, sizeof(f));
+	off = WIRE_FRAME_OPEN(&b, KRAY_MSG_FAST_RESULT, 0, WIRE_FIXED(f));
 	if (f.flags)
 		kbuf_put(&b, &m, sizeof(m));
 	else

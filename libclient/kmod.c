@@ -91,10 +91,9 @@ void kc_kmod_unhold(struct kray *k, const kray_ref *refs, size_t n)
 static int queue_pin(struct kray *k, const kray_ref *id)
 {
 	struct kray_msg_refs m = { .n = 1 };
-	size_t off = wire_begin(&k->out, KRAY_MSG_KMOD_PIN, 0);
+	size_t off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_KMOD_PIN, 0, WIRE_FIXED(m),
+				WIRE_RAW(id, sizeof(*id)));
 
-	kbuf_put(&k->out, &m, sizeof(m));
-	kbuf_put(&k->out, id, sizeof(*id));
 	return kc_end(k, off);
 }
 

@@ -31,10 +31,8 @@ static int kv_request(struct kray *k, uint8_t op, const char *key, const void *v
 	m.key_len = (uint8_t)key_len;
 	m.value_len = (uint32_t)len;
 	req = ++k->next_req;
-	off = wire_begin(&k->out, KRAY_MSG_KV, req);
-	kbuf_put(&k->out, &m, sizeof(m));
-	wire_put_padded(&k->out, key, key_len);
-	wire_put_padded(&k->out, val, len);
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_KV, req, WIRE_FIXED(m), WIRE_PADDED(key, key_len),
+				WIRE_PADDED(val, len));
 	if ((rc = kc_end(k, off)))
 		return rc;
 	rc = kc_wait(k, KRAY_MSG_KV_REPLY, req, &h, &body);

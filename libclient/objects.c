@@ -108,10 +108,9 @@ static void value_from_mem(struct kray_mem *m, kray_value *v)
 int kc_put_unpin(struct kray *k, const kray_ref *id)
 {
 	struct kray_msg_refs m = { .n = 1 };
-	size_t off = wire_begin(&k->out, KRAY_MSG_UNPIN, 0);
+	size_t off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_UNPIN, 0, WIRE_FIXED(m),
+				WIRE_RAW(id, sizeof(*id)));
 
-	kbuf_put(&k->out, &m, sizeof(m));
-	kbuf_put(&k->out, id, sizeof(*id));
 	return kc_end(k, off);
 }
 
@@ -157,8 +156,7 @@ int kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const
 	size_t off;
 
 	memcpy(&m.oid, id, sizeof(m.oid));
-	off = wire_begin(&k->out, KRAY_MSG_PUT, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_PUT, 0, WIRE_FIXED(m));
 	kc_put_value(&k->out, v, (const struct kray_oid *)refs, nrefs);
 	if (kc_end(k, off))
 		return -ENOMEM;
@@ -466,8 +464,7 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 	bool fresh;
 
 	m.oid = (struct kray_oid){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
-	off = wire_begin(&k->out, KRAY_MSG_CREATE, req);
-	kbuf_put(&k->out, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_CREATE, req, WIRE_FIXED(m));
 	if ((r = kc_end(k, off)))
 		return r;
 	r = kc_wait(k, KRAY_MSG_CREATE_REPLY, req, &h, &body);
@@ -585,8 +582,7 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 	}
 	memcpy(&m.oid, ref, sizeof(m.oid));
-	off = wire_begin(&k->out, KRAY_MSG_SEAL, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SEAL, 0, WIRE_FIXED(m));
 	if (kc_end(k, off))
 		return -ENOMEM;
 	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails (the SEAL is only

@@ -48,8 +48,7 @@ static void put_reject(struct kray *k, const void *body, size_t len)
 		kc_put_unpin(k, &id);
 	}
 	m = (struct kray_msg_reject){ .task = x.m.task };
-	off = wire_begin(&k->out, KRAY_MSG_REJECT, 0);
-	kbuf_put(&k->out, &m, sizeof(m));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_REJECT, 0, WIRE_FIXED(m));
 	if (wire_end(&k->out, off))
 		k->ws->nomem = true; /* the task would wait forever: krayd must see us go */
 }
