@@ -7,10 +7,12 @@
 #                   the unit's ExecStart= and the C and Python examples, upgrades to a
 #                   rebuilt version, purges; pip install into a venv; lintian
 #                   (tests/deb/run.sh; CI runs it, not `make test`)
-.PHONY: deb deb-build test-deb
+.PHONY: deb dist-build test-deb
 
-# What `make install` installs, built (debian/rules calls this, in its own O=).
-deb-build: $(LIBKRAY) $(O)/lib/libkray.a $(BINS) $(PY_TARGETS)
+# What `make install` installs, built: debian/rules (in O=debian/_build) and setup.py
+# (pip, in O=build/pip) call this.  `python` (mk/python.mk, included after this file) is
+# the Python package.
+dist-build: $(LIBKRAY) $(O)/lib/libkray.a $(BINS) python
 
 deb:
 	@tests/deb/build.sh $(O)/deb

@@ -23,7 +23,8 @@ else
 fi
 
 echo "deb: dpkg-buildpackage -us -uc -b in $SRC (log: $OUT/build.log)"
-if ! (cd "$SRC" && dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1; then
+# Not the outer make's flags (-s, -j, variables): debian/rules runs its own make.
+if ! (cd "$SRC" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES dpkg-buildpackage -us -uc -b) >"$OUT/build.log" 2>&1; then
 	tail -40 "$OUT/build.log" >&2
 	echo "deb: dpkg-buildpackage failed (the whole log: $OUT/build.log)" >&2
 	exit 1
