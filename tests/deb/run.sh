@@ -129,6 +129,7 @@ mount --bind /dev "$CH/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$CH/run"
 cp /etc/resolv.conf "$CH/etc/" 2>/dev/null || true
 
+: >"$T/krayd.log"
 mkdir -p "$CH/debs"
 cp "$T"/v1/*.deb "$T"/v2/*.deb "$CH/debs/"
 say "dpkg -i krayd libkray0 libkray-dev python3-kray $VERSION"
@@ -212,6 +213,11 @@ run_examples() { # $1: which installed version
 
 start_krayd
 run_examples "$VERSION"
+if grep -q 'bpf: scheduler metrics on' "$T/krayd.log"; then
+	say "krayd's BPF programs loaded in the chroot (bpf = on)"
+else
+	say "krayd ran without BPF here (its log: $T/krayd.log)"
+fi
 if in_ch runuser -u bob -- env KRAY_ADDRESS=/run/kray/krayd.sock /opt/kray-test/square >/dev/null 2>&1; then
 	fail "bob (not in the group kray) reached the service"
 fi
