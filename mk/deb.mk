@@ -14,8 +14,8 @@
 # the Python package.
 dist-build: $(LIBKRAY) $(O)/lib/libkray.a $(BINS) python
 
-deb:
+deb: deps
 	@tests/deb/build.sh $(O)/deb
 
-test-deb:
+test-deb: deps
 	@tests/deb/run.sh $(O)
