@@ -13,6 +13,9 @@ PACKAGES=(
 	python3-dev python3-cloudpickle python3-numpy python3-pytest # the Python wrapper (python/)
 	libssl-dev # libcrypto: HMAC-SHA256 of the cluster token (daemon/cluster/net.c)
 	groff-base systemd # test_install renders the man pages and checks the unit (systemd-analyze)
+	debhelper dh-python dh-dkms chrpath # make deb: dpkg-buildpackage with dh (debian/rules), the python3 and dkms sequences, RPATHs removed
+	lintian debootstrap # make test-deb: lintian's check, the pristine Debian 12 root the packages are installed into
+	python3-venv python3-setuptools python3-wheel python3-build # pip install --no-build-isolation . and python3 -m build --no-isolation --wheel (pyproject.toml, setup.py; make test-deb)
 	linux-headers-amd64 qemu-system-x86 busybox-static cpio strace # kmod/: build kray.ko, boot it under qemu, count syscalls per get (make test-kmod)
 )
 
