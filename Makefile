@@ -64,7 +64,8 @@ ALL_EXTRA  :=
 TEST_EXTRA :=
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all deps demo test test-asan test-tsan test-unit test-layers test-integration bench clean
+.PHONY: all deps demo test test-asan test-tsan test-unit test-layers test-integration bench clean \
+	format format-check
 all: $(LIBKRAY) $(O)/lib/libkray.a $(O)/lib/pkgconfig/kray.pc $(BINS) $(EXAMPLES) $(BENCHES) \
      $(UNIT) $(INTEG) $(FIXTURES) $(ALL_EXTRA)
 
@@ -177,6 +178,16 @@ test: deps
 	@rm -f $(SKIP_LOG)
 	@r=0; $(MAKE) --no-print-directory -s test-unit test-layers test-integration \
 		test-fuzz-replay $(TEST_EXTRA) || r=$$?; tools/skipped.sh $(SKIP_LOG); exit $$r
+
+# The C style (.clang-format: kernel style, 100 columns) over every tracked C file.
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	@clang-format -i $(FORMAT_SRC)
+format-check:
+	@echo "== clang-format (.clang-format)"
+	@clang-format --dry-run -Werror $(FORMAT_SRC) 2>&1 | head -40; \
+	 clang-format --dry-run -Werror $(FORMAT_SRC) >/dev/null 2>&1 || \
+	 { echo "format-check: files differ from .clang-format: run make format" >&2; exit 1; }
 
 # krayd's layers hold (docs/ARCHITECTURE.md, "Layers"): no core file calls the cluster,
 # BPF or kmod parts; fewer than 10 pairs of files call each other; the one cycle is

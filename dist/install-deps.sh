@@ -12,6 +12,7 @@ PACKAGES=(
 	libclang-rt-14-dev # libFuzzer for make fuzz: clang only recommends it
 	python3-dev python3-cloudpickle python3-numpy python3-pytest # the Python wrapper (python/)
 	libssl-dev # libcrypto: HMAC-SHA256 of the cluster token (daemon/cluster/net.c)
+	clang-format # make format-check (part of make test): the C style in .clang-format
 	groff-base systemd # test_install renders the man pages and checks the unit (systemd-analyze)
 	debhelper dh-python dh-dkms chrpath # make deb: dpkg-buildpackage with dh (debian/rules), the python3 and dkms sequences, RPATHs removed
 	lintian debootstrap # make test-deb: lintian's check, the pristine Debian 12 root the packages are installed into
