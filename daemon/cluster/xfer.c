@@ -34,6 +34,23 @@
 #include "core/store.h"
 
 
+/* Reads n bytes of fd at off into buf.  Returns 0 or -errno (-EIO: the file is short). */
+static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
+{
+	uint32_t done = 0;
+
+	while (done < n) {
+		ssize_t got = pread(fd, buf + done, n - done, (off_t)(off + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		done += (uint32_t)got;
+	}
+	return 0;
+}
+
 static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type, uint8_t err,
 			uint64_t scalar, const void *data, uint32_t len)
 {
@@ -107,19 +124,12 @@ static int put_chunk(struct conn *c, struct xitem *x)
 	uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK : (uint32_t)(x->size - x->off);
 	struct kray_msg_obj_chunk m = { .oid = x->o->id, .offset = x->off, .len = n };
 	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_OBJ_CHUNK, 0, WIRE_FIXED(m));
-	uint32_t done = 0;
+	int r;
 
 	kbuf_reserve(&c->out, KRAY_PAD8(n));
-	while (done < n) {
-		ssize_t got = pread(x->o->fd, c->out.data + c->out.len + done, n - done,
-				    (off_t)(x->off + done));
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
-		done += (uint32_t)got;
-	}
+	r = read_at(x->o->fd, c->out.data + c->out.len, n, x->off);
+	if (r)
+		return r;
 	memset(c->out.data + c->out.len + n, 0, KRAY_PAD8(n) - n);
 	c->out.len += KRAY_PAD8(n);
 	wire_end(&c->out, off);
@@ -131,19 +141,12 @@ static int put_chunk(struct conn *c, struct xitem *x)
  * refused).  Returns 0 or -errno. */
 static int copy_raw(struct conn *c, struct xitem *x, uint32_t n)
 {
-	uint32_t done = 0;
+	int r;
 
 	kbuf_reserve(&c->out, n);
-	while (done < n) {
-		ssize_t got = pread(x->o->fd, c->out.data + c->out.len + done, n - done,
-				    (off_t)(x->off + done));
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
-		done += (uint32_t)got;
-	}
+	r = read_at(x->o->fd, c->out.data + c->out.len, n, x->off);
+	if (r)
+		return r;
 	c->out.len += n;
 	x->off += n;
 	x->chunk_left -= n;
@@ -346,7 +349,7 @@ int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
 	struct kray_msg_obj_chunk m;
 	struct wire_rd r;
 	const void *data;
-	uint32_t done = 0;
+	int r;
 	struct obj *o;
 
 	wire_rd_init(&r, body, len);

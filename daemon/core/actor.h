@@ -12,15 +12,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 /*
  * An actor: a class instance in its own worker process.  Its method calls queue here in
  * submission order and go to its worker, at most max_concurrency at a time; a call waits

@@ -22,15 +22,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 enum conn_role {
 	ROLE_NONE = 0,
 	ROLE_DRIVER = KRAY_ROLE_DRIVER,
@@ -57,7 +48,6 @@ struct conn_kind {
 	void (*connected)(struct conn *c, int res);
 	void (*gone)(struct conn *c);
 };
-
 
 /* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
  * the queue (a dup) and due with the frame at stream positions [start, end). */

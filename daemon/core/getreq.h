@@ -12,15 +12,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 struct getreq {
 	struct conn *conn; /* NULL once the connection is gone */
 	uint64_t req;

@@ -37,6 +37,7 @@ struct kbpf;
 struct kfast;
 struct cluster;
 struct kray_frame_hdr;
+struct kbuf;
 
 /* A handler of one frame type (proto_on()). */
 typedef int (*proto_handler)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);

@@ -5,17 +5,7 @@
 #ifndef KRAYD_CORE_METRICS_H
 #define KRAYD_CORE_METRICS_H
 
-
 #include "core/krayd.h"
-
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
 
 /* metrics.c: the Prometheus endpoint (when `metrics` is set) */
 int metrics_init(struct krayd *d);

@@ -12,15 +12,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 /* proto.c: frames from clients and workers */
 /* The ACTOR_REPLY to a client's ACTOR_CREATE, GET_ACTOR or KILL. */
 void actor_reply(struct conn *c, uint64_t req, int status, const struct kray_oid *id,

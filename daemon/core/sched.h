@@ -10,15 +10,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 struct job {
 	uint32_t id;
 	char *code_path;

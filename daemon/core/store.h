@@ -16,15 +16,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 /* Something waiting for an object (a task's argument, a get): ready(d, arg, o) runs once
  * o is sealed (store_wait()). */
 struct dep {

@@ -17,15 +17,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 /* Per-function statistics, interned by name: drive how deep krayd pipelines tasks. */
 struct fnstat {
 	char *name;

@@ -16,15 +16,6 @@
 
 #include "core/krayd.h"
 
-struct krayd;
-struct conn;
-struct worker;
-struct task;
-struct actor;
-struct obj;
-struct getreq;
-struct kbuf;
-
 enum worker_state { W_STARTING, W_READY, W_DEAD };
 
 struct worker {
