@@ -349,7 +349,7 @@ int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
 	struct kray_msg_obj_chunk m;
 	struct wire_rd r;
 	const void *data;
-	int r;
+	uint32_t done = 0;
 	struct obj *o;
 
 	wire_rd_init(&r, body, len);
