@@ -127,3 +127,61 @@ void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags)
 	cancel_one(d, &tid, flags, 0);
 	sched_dispatch(d);
 }
+
+/* Takes the queued tasks of job out of the queue, in order, into a list of their own. */
+static struct task *unqueue_job(struct krayd *d, uint32_t job)
+{
+	struct task **pp = &d->qhead, *prev = NULL, *head = NULL, **tail = &head;
+
+	while (*pp) {
+		struct task *t = *pp;
+
+		if (t->job != job) {
+			prev = t;
+			pp = &t->next;
+			continue;
+		}
+		*tail = sched_unqueue(d, pp, prev);
+		tail = &(*tail)->next;
+	}
+	return head;
+}
+
+void job_end(struct krayd *d, uint32_t job)
+{
+	unsigned dropped = 0, stopped = 0;
+	struct task *t;
+
+	if (d->stopping)
+		return;
+	/* Failing a task wakes what waited on its returns, which may queue more of the job's
+	 * tasks: take them out until none is left. */
+	while ((t = unqueue_job(d, job))) {
+		while (t) {
+			struct task *next = t->next;
+
+			t->next = NULL;
+			task_fail(d, t, KRAY_WE_CANCELLED,
+				  "task '%.*s' was cancelled: the driver of its job exited",
+				  t->fn->name_len, t->fn->name);
+			dropped++;
+			t = next;
+		}
+	}
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (w->actor || w->state == W_DEAD)
+			continue;
+		for (t = w->head; t; t = t->next)
+			if (t->job == job)
+				t->cancelled = true; /* fails instead of finishing */
+		/* The job's code is running: stop it (the pool starts another worker). */
+		if (w->head && w->head->job == job && w->pid > 0) {
+			kill(w->pid, SIGKILL);
+			stopped++;
+		}
+	}
+	if (dropped || stopped)
+		log_info("job %u ended with its driver: %u queued task%s dropped, %u worker%s "
+			 "running its tasks stopped",
+			 job, dropped, dropped == 1 ? "" : "s", stopped, stopped == 1 ? "" : "s");
+}

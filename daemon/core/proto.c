@@ -391,6 +391,8 @@ void proto_conn_gone(struct conn *c)
 		ext_driver_changed(c, false);
 	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
 		actor_owner_gone(d, c->id);
+	if (c->role == ROLE_DRIVER && c->job == c->id)
+		job_end(d, c->job);
 	/* A process that goes away drops its views and everything it held; objects it was
 	 * still writing become errors for whoever waits on them. */
 	oidmap_for_each(&c->pins, s)

@@ -122,5 +122,10 @@ bool task_cancelled_fail(struct krayd *d, struct task *t);
 /* cancel.c */
 /* Cancels the task making object id (see kray_cancel()).  flags: KRAY_CANCEL_*. */
 void task_cancel(struct krayd *d, const struct kray_oid *id, uint32_t flags);
+/* The driver of job went (exit or crash): the job ends, as in Ray.  Its queued tasks fail
+ * (KRAY_WE_CANCELLED), its tasks on pool workers are cancelled and the workers running
+ * them killed (the pool starts others).  Its non-detached actors end with their creator
+ * (actor_owner_gone()); other jobs' tasks and detached actors go on. */
+void job_end(struct krayd *d, uint32_t job);
 
 #endif
