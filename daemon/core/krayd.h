@@ -55,6 +55,8 @@ struct krayd {
 	struct conn *conns, *dirty;
 	struct worker *workers;
 	unsigned nworkers, starting, start_failures;
+	unsigned nest_stalls; /* dispatch rounds with every pool worker blocked (sched.c) */
+	uint64_t nest_failed; /* tasks failed for nesting past the raised worker limit */
 	struct job *jobs;
 	struct oidmap job_index; /* {job, 0, 0, 0} -> struct job * */
 	struct fnstat *fns;

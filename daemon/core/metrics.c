@@ -109,6 +109,8 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	  s->evicted_total);
 	G("pool_bytes", "Pre-faulted memory ready for new objects.", pool_bytes(d->pool));
 	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
+	C("tasks_nesting_failed_total",
+	  "Tasks failed because nested tasks went deeper than the workers allow.", d->nest_failed);
 #undef C
 #undef G
 	ext_render_metrics(d, b); /* the BPF scheduler metrics, when krayd runs them */

@@ -376,13 +376,53 @@ static bool starved(struct krayd *d, const struct task *t, uint64_t cap)
  */
 #define SCAN_MAX 256
 
+/*
+ * Nested tasks deeper than max-workers: every pool worker is blocked in a get, waiting for
+ * tasks that wait in the queue for a worker.  Nothing would ever move, so the limit is
+ * raised for them, up to NEST_FACTOR times max-workers; past that the task at the head of
+ * the queue fails with a clear error (its caller's get returns it, so the chain unwinds)
+ * rather than the node hanging in silence.
+ */
+#define NEST_FACTOR 2
+
+static unsigned worker_limit(struct krayd *d, bool stalled)
+{
+	unsigned max = (unsigned)d->cfg.max_workers;
+
+	if (!stalled)
+		return max;
+	if (!d->nest_stalls++)
+		log_warn("every pool worker (%u) is blocked in a get while tasks wait: nested "
+			 "tasks deeper than max-workers (%u); starting workers beyond it, up to %u",
+			 d->nworkers, max, max * NEST_FACTOR);
+	return max * NEST_FACTOR;
+}
+
+static void fail_stalled(struct krayd *d)
+{
+	struct task *t = sched_unqueue(d, &d->qhead, NULL);
+
+	log_warn_ratelimited("'%.*s' cannot run: all %u workers are blocked waiting for nested "
+			     "tasks (max-workers %d, raised to %d for nesting)",
+			     t->fn->name_len, t->fn->name, d->nworkers, d->cfg.max_workers,
+			     d->cfg.max_workers * NEST_FACTOR);
+	d->nest_failed++;
+	task_fail(d, t, KRAY_WE_INTERNAL,
+		  "'%.*s' cannot run: tasks are nested deeper than this node's workers allow "
+		  "(max-workers %d, raised to %d for nesting, every one blocked waiting for a "
+		  "nested task)",
+		  t->fn->name_len, t->fn->name, d->cfg.max_workers,
+		  d->cfg.max_workers * NEST_FACTOR);
+}
+
 void sched_dispatch(struct krayd *d)
 {
 	uint64_t cap = (uint64_t)d->cfg.num_cpus * 1000, used = d->actor_slots_milli;
 	/* Pool workers still starting will take queued tasks: counted, or every loop turn
 	 * before they connect would start another one per queued task. */
-	unsigned idle = 0, pool_starting = 0, want = 0, past = 0;
+	unsigned idle = 0, pool_starting = 0, want = 0, past = 0, pool = 0, blocked = 0;
 	struct task **pp = &d->qhead, *prev = NULL, *t;
+	bool stalled;
 
 	if (d->stopping)
 		return;
@@ -396,7 +436,15 @@ void sched_dispatch(struct krayd *d)
 			idle++;
 		else if (w->state == W_STARTING && !w->actor)
 			pool_starting++;
+		if (!w->actor && w->state != W_DEAD) {
+			pool++;
+			blocked += w->blocked;
+		}
 	}
+	stalled = d->qhead && pool && blocked == pool && !pool_starting &&
+		  d->nworkers >= (unsigned)d->cfg.max_workers;
+	if (!stalled && !blocked)
+		d->nest_stalls = 0;
 	while ((t = *pp) && past <= SCAN_MAX) {
 		bool fits = (!t->cpu_milli || used + t->cpu_milli <= cap) && res_free(d, t);
 		struct worker *w = fits && idle ? idle_worker(d) : NULL;
@@ -444,10 +492,11 @@ void sched_dispatch(struct krayd *d)
 		 * wait for a CPU too.  Queue; the busy workers' results dispatch again. */
 		if (want && used > d->actor_slots_milli && !ext_may_start(d))
 			want = 0;
-		while (want-- && d->nworkers < (unsigned)d->cfg.max_workers &&
-		       d->start_failures < 3)
+		while (want-- && d->nworkers < worker_limit(d, stalled) && d->start_failures < 3)
 			if (worker_spawn(d))
 				break;
+		if (stalled && d->qhead && d->nworkers >= worker_limit(d, stalled))
+			fail_stalled(d);
 	}
 	if (ext_can_pass(d)) {
 		unstrand(d);

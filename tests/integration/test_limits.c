@@ -1554,3 +1554,33 @@ Test(limits, result_past_frame_max, .timeout = 120)
 	harness_shutdown(k);
 	expect_serving(&h, "a RESULT past KRAY_FRAME_MAX");
 }
+
+/* Nested tasks deeper than max-workers (every worker blocked in a get on a child that
+ * waits for a worker): krayd starts workers beyond the limit, up to twice it, and past
+ * that fails the waiting task with a clear error instead of hanging. */
+Test(limits, nesting_past_max_workers_never_hangs, .timeout = 120)
+{
+	const char *extra[] = { "--max-workers", "3", "--prestart", "0", NULL };
+	kray_value args[2] = { KRAY_V_INT(4), KRAY_V_INT(1) }, v;
+	struct harness h;
+	kray_ref r;
+	kray *k;
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, extra), 0);
+	k = harness_connect(h.sock);
+	/* Five levels on three workers: the limit is raised for them. */
+	harness_expect_int(k, "nested", args, 2, 1);
+	/* Nine levels: past twice the limit, the deepest waiting task fails, and says why. */
+	args[0] = KRAY_V_INT(8);
+	cr_assert_eq(kray_call(k, "nested", args, 2, NULL, &r), 0);
+	cr_assert_eq(harness_get1(k, r, 60000, &v), -EREMOTEIO, "nine levels did not fail");
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert(strstr((const char *)v.data, "max-workers"), "no reason: %s",
+		  (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	/* And the node serves on. */
+	harness_expect_int(k, "square", &KRAY_V_INT(7), 1, 49);
+	args[0] = KRAY_V_INT(2);
+	harness_expect_int(k, "nested", args, 2, 1);
+}
