@@ -13,11 +13,33 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/krayd.h"
 #include "core/conn.h"
 #include "core/store.h"
+
+/*
+ * Seals fd for good.  F_SEAL_WRITE fails with EBUSY while a writable mapping exists; a
+ * writer that unmapped just before its SEAL frame may still have the unmap in flight in
+ * the kernel (seen once in a long soak), so EBUSY is tried again, briefly, before the
+ * object fails: at most SEAL_TRIES times 1 ms on the loop.  Returns 0 or -1 (errno).
+ */
+#define SEAL_TRIES 5
+
+static int add_seals(int fd)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	for (int i = 0;; i++) {
+		if (!fcntl(fd, F_ADD_SEALS, STORE_SEALS))
+			return 0;
+		if (errno != EBUSY || i + 1 == SEAL_TRIES)
+			return -1;
+		nanosleep(&ms, NULL);
+	}
+}
 
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd)
 {
@@ -91,7 +113,7 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 	if (!o || o->writer != c || o->state != OBJ_PENDING)
 		return -ENOENT;
 	o->writer = NULL;
-	if (fcntl(o->fd, F_ADD_SEALS, STORE_SEALS) || fstat(o->fd, &st) ||
+	if (add_seals(o->fd) || fstat(o->fd, &st) ||
 	    (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
 			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
