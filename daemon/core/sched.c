@@ -421,6 +421,9 @@ void sched_dispatch(struct krayd *d)
 	/* Pool workers still starting will take queued tasks: counted, or every loop turn
 	 * before they connect would start another one per queued task. */
 	unsigned idle = 0, pool_starting = 0, want = 0, past = 0, pool = 0, blocked = 0;
+	/* Tasks of no CPU run beside the slots, but at most num-cpus of them at once: they
+	 * must not start a worker per task and crowd out every other job. */
+	unsigned zero = 0, zero_max = d->cfg.num_cpus > 0 ? (unsigned)d->cfg.num_cpus : 1;
 	struct task **pp = &d->qhead, *prev = NULL, *t;
 	bool stalled;
 
@@ -428,8 +431,10 @@ void sched_dispatch(struct krayd *d)
 		return;
 	ext_before_dispatch(d);
 	for (struct worker *w = d->workers; w; w = w->next) {
-		if (runnable(w) && w->inflight)
+		if (runnable(w) && w->inflight) {
 			used += w->cpu_milli;
+			zero += !w->cpu_milli;
+		}
 		else if (runnable(w) && ext_worker_busy(d, w))
 			used += 1000; /* a fast task (always plain) holds a CPU slot too */
 		else if (runnable(w))
@@ -446,14 +451,17 @@ void sched_dispatch(struct krayd *d)
 	if (!stalled && !blocked)
 		d->nest_stalls = 0;
 	while ((t = *pp) && past <= SCAN_MAX) {
-		bool fits = (!t->cpu_milli || used + t->cpu_milli <= cap) && res_free(d, t);
+		bool fits = (t->cpu_milli ? used + t->cpu_milli <= cap : zero < zero_max) &&
+			    res_free(d, t);
 		struct worker *w = fits && idle ? idle_worker(d) : NULL;
 
 		if (w) {
 			sched_unqueue(d, pp, prev);
 			idle--;
-			if (!start_on(d, w, t)) /* else it failed: the worker stays idle */
+			if (!start_on(d, w, t)) { /* else it failed: the worker stays idle */
 				used += t->cpu_milli;
+				zero += !t->cpu_milli;
+			}
 			continue;
 		}
 		w = plain(t) ? pipeline_worker(d, t) : NULL;
@@ -474,6 +482,7 @@ void sched_dispatch(struct krayd *d)
 		} else if (fits) {
 			want++; /* its CPU counted as taken: no more start than the slots hold */
 			used += t->cpu_milli;
+			zero += !t->cpu_milli;
 		} else if (starved(d, t, cap)) {
 			break; /* the tasks behind it wait, so that slots drain until it fits */
 		}

@@ -122,6 +122,38 @@ Test(resources, zero_cpu_task_runs_beside, .timeout = 60)
 	harness_stop_krayd(&h);
 }
 
+/* Tasks of 0 CPUs run beside the slots, but at most num-cpus of them at once: 20 of them
+ * neither start 20 workers nor keep a task that needs a CPU from running. */
+Test(resources, zero_cpu_tasks_are_bounded, .timeout = 60)
+{
+	struct harness h;
+	kray *k = start(&h, 2, NULL);
+	kray_value ms = KRAY_V_INT(400), three = KRAY_V_INT(3);
+	kray_ref zero[20], quick;
+	uint64_t most = 0;
+	int64_t t0;
+
+	for (int i = 0; i < 20; i++)
+		zero[i] = call_res(k, "sleep_ms", &ms, 1, "CPU:0", 3);
+	kray_flush(k);
+	t0 = harness_now_ms();
+	while (harness_now_ms() - t0 < 600) {
+		struct kray_stats st = harness_status(k);
+
+		if (st.workers_busy > most)
+			most = st.workers_busy;
+		usleep(10000);
+	}
+	cr_assert_leq(most, 2, "%llu tasks of 0 CPUs ran at once on 2 CPUs",
+		      (unsigned long long)most);
+	cr_assert_geq(most, 1, "none ran");
+	quick = call_res(k, "square", &three, 1, NULL, 3);
+	cr_assert_lt(get_ints(k, &quick, 1, 9), 1000, "a 1-CPU task waited behind them");
+	get_ints(k, zero, 20, 400);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
 /*
  * A custom resource limits how many of its tasks run at once, and tasks that do not need
  * it go past them.
