@@ -279,7 +279,7 @@ test-fuzz-replay: $(FUZZ_REPLAY) $(FUZZ_STAMP)
 
 # libFuzzer builds compile the sources themselves (no shared objects with the gcc build).
 FUZZ_CFLAGS := -std=gnu11 $(WARN) -Wno-unknown-warning-option -D_GNU_SOURCE \
-	-fno-strict-aliasing -Iinclude -O1 -g -fno-omit-frame-pointer \
+	-fno-strict-aliasing -Iinclude -iquote daemon -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_HDRS := $(wildcard include/uapi/*.h common/*.h daemon/core/config.h daemon/core/log.h tests/fuzz/*.h)
 
