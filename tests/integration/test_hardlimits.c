@@ -245,7 +245,7 @@ Test(hardlimits, half_open_node_links, .timeout = 120)
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	static int fd[3000];
-	long rss0, rss;
+	long rss0, rss, data0, data;
 	kray *k;
 
 	raise_nofile();
@@ -253,6 +253,7 @@ Test(hardlimits, half_open_node_links, .timeout = 120)
 	head = start(hargs);
 	snprintf(token, sizeof(token), "%s.token", head.sock);
 	rss0 = proc_kb(head.pid, "VmRSS");
+	data0 = proc_kb(head.pid, "VmData");
 	for (int i = 0; i < 3000; i++) {
 		fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_geq(fd[i], 0, "socket %d: %s", i, strerror(errno));
@@ -261,8 +262,11 @@ Test(hardlimits, half_open_node_links, .timeout = 120)
 	}
 	usleep(500 * 1000);
 	rss = proc_kb(head.pid, "VmRSS");
+	data = proc_kb(head.pid, "VmData");
 	cr_assert_lt(rss - rss0, 64 << 10, "3,000 half-open links: head VmRSS %ld -> %ld kB", rss0,
 		     rss);
+	cr_assert_lt(data - data0, 128 << 10, "3,000 half-open links: head VmData %ld -> %ld kB",
+		     data0, data);
 	/* A node with the token joins meanwhile (the flood is closed at the cap or timed
 	 * out: AUTH_TIMEOUT_NS). */
 	member = start(margs);
@@ -280,37 +284,28 @@ Test(hardlimits, half_open_node_links, .timeout = 120)
 }
 
 /*
- * krayd at its descriptor limit (set on the running krayd, prlimit(2)): the accepts that
- * fail with EMFILE pause instead of spinning (its CPU time stays low over a second), and
- * once descriptors are free again it serves new clients.
+ * krayd started under a low descriptor limit (RLIMIT_NOFILE 64, inherited): 300 clients
+ * connect; the accepts that fail with EMFILE pause instead of spinning (krayd's CPU time
+ * stays low over a second), and once they hang up krayd serves new clients again.
  */
 Test(hardlimits, descriptor_limit_does_not_spin, .timeout = 60)
 {
 	const char *const extra[] = { "--max-clients", "100000", NULL };
-	struct harness h = start(extra);
 	struct rlimit old, low;
-	char path[64];
-	int nfd = 0, fd[40];
+	struct harness h;
+	int fd[300];
 	long t0, t1;
+	int rc;
 
-	/* Let the workers start first: they need descriptors. */
-	expect_serving(&h, "start");
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)h.pid);
-	cr_assert_eq(prlimit(h.pid, RLIMIT_NOFILE, NULL, &old), 0, "prlimit: %s", strerror(errno));
-	{
-		char cmd[128];
-		FILE *p;
-
-		snprintf(cmd, sizeof(cmd), "ls %s | wc -l", path);
-		p = popen(cmd, "r");
-		cr_assert_not_null(p);
-		cr_assert_eq(fscanf(p, "%d", &nfd), 1);
-		pclose(p);
-	}
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
 	low = old;
-	low.rlim_cur = (rlim_t)nfd + 8;
-	cr_assert_eq(prlimit(h.pid, RLIMIT_NOFILE, &low, NULL), 0, "prlimit: %s", strerror(errno));
-	for (int i = 0; i < 40; i++)
+	low.rlim_cur = 64;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0, "setrlimit: %s", strerror(errno));
+	rc = harness_start_krayd_opts(&h, 2, extra);
+	setrlimit(RLIMIT_NOFILE, &old);
+	cr_assert_eq(rc, 0, "krayd did not start under RLIMIT_NOFILE 64: %d", rc);
+	raise_nofile();
+	for (int i = 0; i < 300; i++)
 		fd[i] = harness_raw_connect(h.sock, 10);
 	usleep(300 * 1000);
 	t0 = cpu_ticks(h.pid);
@@ -319,11 +314,46 @@ Test(hardlimits, descriptor_limit_does_not_spin, .timeout = 60)
 	cr_assert_lt(t1 - t0, sysconf(_SC_CLK_TCK) / 5,
 		     "krayd at EMFILE used %ld ticks of CPU in one second", t1 - t0);
 	cr_assert(harness_krayd_alive(&h), "krayd died at its descriptor limit");
-	for (int i = 0; i < 40; i++)
+	for (int i = 0; i < 300; i++)
 		close(fd[i]);
-	cr_assert_eq(prlimit(h.pid, RLIMIT_NOFILE, &old, NULL), 0);
 	usleep(300 * 1000);
 	expect_serving(&h, "the descriptor limit");
+}
+
+/* Past max-clients a new client gets ERROR -EUSERS and is closed; krayd serves the others
+ * and, once one leaves, a new one. */
+Test(hardlimits, max_clients_refused, .timeout = 60)
+{
+	const char *const extra[] = { "--max-clients", "12", NULL };
+	struct harness h = start(extra);
+	struct kray_msg_hello_ok ok;
+	int fd[16], n = 0, extra_fd;
+
+	/* Fill up to the limit (workers count too): connect until one is refused. */
+	for (;;) {
+		cr_assert_lt(n, 16, "max-clients 12: 16 clients accepted");
+		fd[n] = harness_raw_connect(h.sock, 5);
+		struct kray_frame_hdr hd;
+		struct pollfd p = { .fd = fd[n], .events = POLLIN };
+
+		if (poll(&p, 1, 300) > 0 && recv(fd[n], &hd, sizeof(hd), MSG_PEEK) > 0) {
+			harness_expect_error_frame(fd[n], -EUSERS, "a client past max-clients");
+			close(fd[n]);
+			break;
+		}
+		harness_raw_hello(fd[n], &ok);
+		n++;
+	}
+	cr_assert_gt(n, 0, "no client accepted under max-clients 12");
+	close(fd[--n]);
+	usleep(200 * 1000);
+	extra_fd = harness_raw_connect(h.sock, 5);
+	harness_raw_hello(extra_fd, &ok);
+	close(extra_fd);
+	while (n)
+		close(fd[--n]);
+	usleep(200 * 1000);
+	expect_serving(&h, "max-clients");
 }
 
 /* One HTTP exchange with the metrics endpoint: the reply's first bytes in buf. */
