@@ -110,6 +110,7 @@ struct conn {
 	int64_t deadline; /* closed then (CLOCK_MONOTONIC ns) unless cleared; 0: none */
 	const char *deadline_why; /* what it was late for */
 	size_t acct; /* its buffers' bytes as counted in d->loop.buf_bytes */
+	uint32_t rchunk; /* the room each receive asks for (loop.c arm_recv()) */
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
 };

@@ -101,7 +101,7 @@ struct krayd {
 		unsigned ndeadlines; /* connections with a deadline (conn_deadline()) */
 		int64_t next_sweep; /* when the deadlines are next checked */
 		int64_t accept_paused; /* the fd limit was hit: accepts resume then (0: not) */
-		uint64_t buf_bytes; /* every connection's buffers (their capacity) */
+		uint64_t buf_bytes; /* bytes held in every connection's buffers */
 		uint64_t freed_bytes; /* buffer bytes freed since the last malloc_trim() */
 		uint64_t refused_clients, closed_slow, closed_output, closed_greedy,
 			closed_nomem, accept_pauses; /* counters for the metrics */

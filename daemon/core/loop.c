@@ -133,7 +133,7 @@ static bool trusted(const struct conn *c)
 static void arm_recv(struct conn *c)
 {
 	struct io_uring_sqe *sqe;
-	bool small = c->role == ROLE_NONE || c->role == ROLE_PEER_AUTH || c->role == ROLE_METRICS;
+	bool hs = c->role == ROLE_NONE || c->role == ROLE_PEER_AUTH || c->role == ROLE_METRICS;
 
 	if (c->recv_armed || c->closed)
 		return;
@@ -142,7 +142,11 @@ static void arm_recv(struct conn *c)
 		c->d->loop.freed_bytes += c->in.cap;
 		kbuf_free(&c->in); /* a large frame went: so does its room */
 	}
-	if (kbuf_try_reserve(&c->in, small ? RECV_SMALL : RECV_CHUNK)) {
+	/* The room asked for grows from RECV_SMALL to RECV_CHUNK as receives fill it (after
+	 * the handshake): an idle client keeps a few KiB, a busy one gets the large chunk. */
+	if (!c->rchunk || hs)
+		c->rchunk = RECV_SMALL;
+	if (kbuf_try_reserve(&c->in, c->rchunk)) {
 		c->d->loop.closed_nomem++;
 		log_warn_ratelimited("connection %u closed: no memory for what it sends", c->id);
 		conn_close(c, "out of memory");
@@ -324,10 +328,17 @@ void conn_deadline(struct conn *c, int64_t at, const char *why)
 	c->deadline_why = at ? why : NULL;
 }
 
+/* The bytes c's buffers hold (received and not handled, queued and not sent): their
+ * room beyond that is mostly untouched pages, and an idle client holds none. */
+static size_t held(const struct conn *c)
+{
+	return kbuf_pending(&c->in) + kbuf_pending(&c->out) + kbuf_pending(&c->sending);
+}
+
 /* Counts c's buffers in d->loop.buf_bytes. */
 static void account(struct conn *c)
 {
-	size_t n = c->in.cap + c->out.cap + c->sending.cap;
+	size_t n = held(c);
 
 	c->d->loop.buf_bytes += n - c->acct;
 	c->acct = n;
@@ -480,9 +491,11 @@ void conn_start_recv(struct conn *c)
 }
 
 /* Parses every complete frame in c->in.  A malformed frame gets an ERROR reply and closes
- * the connection: the stream cannot be trusted past it. */
-static void parse_frames(struct conn *c)
+ * the connection: the stream cannot be trusted past it.  Returns how many it handled. */
+static unsigned parse_frames(struct conn *c)
 {
+	unsigned n = 0;
+
 	while (!c->closed) {
 		struct kray_frame_hdr h;
 		size_t avail = kbuf_pending(&c->in);
@@ -501,33 +514,36 @@ static void parse_frames(struct conn *c)
 							      "unknown frame type");
 			conn_flush_later(c);
 			conn_close(c, "bad frame header");
-			return;
+			return n;
 		}
 		if (avail < sizeof(h) + h.len)
 			break; /* the rest comes as it arrives: arm_recv() grows c->in with it */
 		c->why = NULL;
 		r = c->kind->frame(c, &h, c->in.data + c->in.off + sizeof(h));
 		kbuf_consume(&c->in, sizeof(h) + h.len);
+		n++;
 		if (r) {
 			c->d->st.frames_rejected++;
 			wire_put_error_frame(&c->out, h.req, r, c->why ? c->why : "malformed frame");
 			conn_flush_later(c);
 			conn_close(c, "bad frame body");
-			return;
+			return n;
 		}
 		if (output_over(c))
-			return;
+			return n;
 	}
+	return n;
 }
 
-/* A frame begun has frame-timeout-ms to arrive whole; a client has hello-timeout-ms to
- * say HELLO.  Workers and proven node links are krayd's own: no deadline. */
-static void frame_deadline(struct conn *c)
+/* A frame begun has frame-timeout-ms to arrive whole (the clock starts again at each
+ * frame that completes: a busy stream always has one begun); a client has
+ * hello-timeout-ms to say HELLO.  Workers and proven node links are krayd's own: none. */
+static void frame_deadline(struct conn *c, unsigned parsed)
 {
 	if (c->closed || trusted(c))
 		return;
 	if (kbuf_pending(&c->in)) {
-		if (!c->deadline)
+		if (!c->deadline || (parsed && c->role != ROLE_NONE))
 			conn_deadline(c, now_ns() + (int64_t)c->d->cfg.frame_timeout_ms * 1000000,
 				      late_frame);
 	} else if (c->deadline_why == late_frame ||
@@ -545,12 +561,13 @@ static void on_recv(struct conn *c, int res)
 		conn_close(c, res == 0 ? "end of stream" : strerror(-res));
 		return;
 	}
+	if ((size_t)res == c->in.cap - c->in.len && c->rchunk < RECV_CHUNK)
+		c->rchunk *= 2; /* it filled the room: more next time */
 	c->in.len += (size_t)res;
 	if (c->kind->recv) {
 		c->kind->recv(c);
 	} else {
-		parse_frames(c);
-		frame_deadline(c);
+		frame_deadline(c, parse_frames(c));
 	}
 	arm_recv(c);
 	if (!c->closed) {
@@ -703,9 +720,9 @@ static void flush_dirty(struct krayd *d)
 			continue;
 		}
 		arm_send(c);
-		if (c->acct != c->in.cap + c->out.cap + c->sending.cap) {
+		if (c->acct != held(c)) {
+			grew |= held(c) > c->acct;
 			account(c);
-			grew = true;
 		}
 	}
 	if (grew)
