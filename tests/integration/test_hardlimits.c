@@ -206,7 +206,8 @@ Test(hardlimits, client_not_reading_is_disconnected, .timeout = 90)
 /* A TCP port for this test's head on loopback (varied: others test at the same time). */
 static int pick_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
 
@@ -257,8 +258,8 @@ Test(hardlimits, half_open_node_links, .timeout = 120)
 	for (int i = 0; i < 3000; i++) {
 		fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_geq(fd[i], 0, "socket %d: %s", i, strerror(errno));
-		cr_assert_eq(connect(fd[i], (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %d: %s",
-			     i, strerror(errno));
+		cr_assert_eq(connect(fd[i], (struct sockaddr *)&sa, sizeof(sa)), 0,
+			     "connect %d: %s", i, strerror(errno));
 	}
 	usleep(500 * 1000);
 	rss = proc_kb(head.pid, "VmRSS");
