@@ -119,13 +119,16 @@ static void raise_nofile(void)
 /*
  * 20 clients each send a header claiming KRAY_FRAME_MAX (256 MiB) and 64 KiB of it, then
  * stall: krayd's memory grows with what arrived (not 20 x 256 MiB of address space), and
- * each is closed at frame-timeout-ms while krayd goes on serving.
+ * each is closed at frame-timeout-ms while krayd goes on serving; a client that never says
+ * HELLO is closed at hello-timeout-ms.
  */
 Test(hardlimits, stalled_large_frames, .timeout = 60)
 {
-	const char *const extra[] = { "--frame-timeout-ms", "1500", NULL };
+	const char *const extra[] = { "--frame-timeout-ms", "1500", "--hello-timeout-ms", "1500",
+				      NULL };
 	struct harness h = start(extra);
 	struct kray_msg_hello_ok ok;
+	int silent = harness_raw_connect(h.sock, 10);
 	struct kray_frame_hdr hdr = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
 				      .type = KRAY_MSG_PUT, .len = KRAY_FRAME_MAX };
 	static uint8_t part[64 << 10];
@@ -151,8 +154,10 @@ Test(hardlimits, stalled_large_frames, .timeout = 60)
 			  "a frame stalled past frame-timeout-ms was kept (client %d)", i);
 		close(fd[i]);
 	}
-	/* And one that never says HELLO is closed at hello-timeout-ms (10 s by default: the
-	 * frame's deadline is the same clock, tested above). */
+	/* And one that never said HELLO is closed at hello-timeout-ms. */
+	cr_assert(closed_within(silent, 3000, NULL),
+		  "a client silent past hello-timeout-ms was kept");
+	close(silent);
 	expect_serving(&h, "stalled frames closed");
 }
 
