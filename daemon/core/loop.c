@@ -359,7 +359,7 @@ static bool output_over(struct conn *c)
 	return true;
 }
 
-/* Past client-buffers-max, the connection with the most buffer space goes (workers and
+/* Past client-buffers-max, the connection whose buffers hold the most goes (workers and
  * proven node links are krayd's own and stay). */
 static void buffers_check(struct krayd *d)
 {

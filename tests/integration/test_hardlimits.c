@@ -208,6 +208,36 @@ Test(hardlimits, client_not_reading_is_disconnected, .timeout = 90)
 	expect_serving(&h, "a client disconnected at the output limit");
 }
 
+/*
+ * Past client-buffers-max (5 MiB here) the client whose buffers hold the most is closed:
+ * three clients each send 2 MiB of a frame claiming 256 MiB; one goes at once (long
+ * before frame-timeout-ms), the others stay, and krayd serves a new client.
+ */
+Test(hardlimits, total_buffer_cap, .timeout = 60)
+{
+	const char *const extra[] = { "--client-buffers-max", "5M", NULL };
+	struct harness h = start(extra);
+	struct kray_msg_hello_ok ok;
+	struct kray_frame_hdr hdr = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+				      .type = KRAY_MSG_PUT, .len = KRAY_FRAME_MAX };
+	static uint8_t part[2 << 20];
+	int fd[3], closed = 0;
+
+	for (int i = 0; i < 3; i++) {
+		fd[i] = harness_raw_connect(h.sock, 10);
+		harness_raw_hello(fd[i], &ok);
+		harness_raw_send(fd[i], &hdr, sizeof(hdr));
+		harness_raw_send(fd[i], part, sizeof(part));
+	}
+	for (int i = 0; i < 3; i++)
+		closed += closed_within(fd[i], i ? 200 : 2000, NULL);
+	cr_assert_eq(closed, 1, "client-buffers-max 5M, 3 x 2 MiB held: %d clients closed",
+		     closed);
+	expect_serving(&h, "client-buffers-max");
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+}
+
 /* A TCP port for this test's head on loopback (varied: others test at the same time). */
 static int pick_port(void)
 {
