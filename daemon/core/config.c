@@ -299,7 +299,7 @@ static void set_defaults(struct config *cfg)
 	cfg->node_timeout_ms = 5000;
 	cfg->hello_timeout_ms = 10000;
 	cfg->frame_timeout_ms = 10000;
-	cfg->client_output_limit = 256ull << 20;
+	cfg->client_output_limit = 512ull << 20; /* two frames of KRAY_FRAME_MAX */
 	cfg->client_buffers_max = 1ull << 30;
 	cfg->max_unproven_links = 64;
 	cfg->kmod = 1;
