@@ -6,6 +6,7 @@
 #ifndef KRAY_COMMON_BUF_H
 #define KRAY_COMMON_BUF_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,6 +58,30 @@ static inline bool kbuf_reserve(struct kbuf *b, size_t n)
 	b->data = p;
 	b->cap = cap;
 	return true;
+}
+
+/*
+ * The same without the abort: returns 0, or -ENOMEM with b unchanged.  For buffers whose
+ * size a peer decides (what a connection receives): its failure closes that connection.
+ */
+static inline int kbuf_try_reserve(struct kbuf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	uint8_t *p;
+
+	if (b->len + n <= b->cap)
+		return 0;
+	while (cap < b->len + n) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
 }
 
 /* Appends n bytes (p may be NULL to append zeroes). */

@@ -92,7 +92,20 @@ static void net_accepted(struct krayd *d, int fd)
 	struct link *l;
 	struct kray_msg_node_challenge ch;
 
+	unsigned unproven = 0;
+
 	if (!d->cl) {
+		close(fd);
+		return;
+	}
+	/* sshd's MaxStartups: links that have not proven the token are few and short-lived
+	 * (AUTH_TIMEOUT_NS); past the cap a new one is closed at once. */
+	for (l = d->cl->links; l; l = l->next)
+		if (l->c && !l->up && !l->outbound && !l->c->closed)
+			unproven++;
+	if (unproven >= (unsigned)d->cfg.max_unproven_links) {
+		log_warn_ratelimited("node link refused: %u links have not proven the token yet "
+				     "(max-unproven-links)", unproven);
 		close(fd);
 		return;
 	}

@@ -88,6 +88,20 @@ static const struct key keys[] = {
 	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
 	INT("node-timeout-ms", node_timeout_ms, 20, 3600000,
 	    "a node silent this long is dead"),
+	/* Limits on clients (docs/limits.md, "Connections and memory"). */
+	INT("max-clients", max_clients, 0, 1048576,
+	    "most connections at once (0: the fd limit less a reserve); more get an ERROR"),
+	INT("hello-timeout-ms", hello_timeout_ms, 10, 3600000,
+	    "a client that has not said HELLO this long after connecting is closed"),
+	INT("frame-timeout-ms", frame_timeout_ms, 10, 3600000,
+	    "a frame begun and not finished this long closes its connection"),
+	{ "client-output-limit", K_SIZE, offsetof(struct config, client_output_limit), 8, 0, 0,
+	  "replies queued to one client (not read) past which it is disconnected (0: none)" },
+	{ "client-buffers-max", K_SIZE, offsetof(struct config, client_buffers_max), 8, 0, 0,
+	  "all connections' buffers together; past it the greediest client is closed "
+	  "(0: none)" },
+	INT("max-unproven-links", max_unproven_links, 1, 65536,
+	    "node links at once that have not proven the cluster token; more are closed"),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -283,6 +297,11 @@ static void set_defaults(struct config *cfg)
 	cfg->fastpath = !(fast && (!strcmp(fast, "off") || !strcmp(fast, "0")));
 	cfg->heartbeat_ms = 500;
 	cfg->node_timeout_ms = 5000;
+	cfg->hello_timeout_ms = 10000;
+	cfg->frame_timeout_ms = 10000;
+	cfg->client_output_limit = 512ull << 20; /* two frames of KRAY_FRAME_MAX */
+	cfg->client_buffers_max = 1ull << 30;
+	cfg->max_unproven_links = 64;
 	cfg->kmod = 1;
 }
 

@@ -50,6 +50,12 @@ struct config {
 	char token[256];
 	int heartbeat_ms, node_timeout_ms;
 	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
+	/* Limits on clients (docs/limits.md) */
+	int max_clients; /* connections at once; 0: derived from RLIMIT_NOFILE */
+	int hello_timeout_ms, frame_timeout_ms;
+	uint64_t client_output_limit; /* unread replies of one client; 0: none */
+	uint64_t client_buffers_max; /* all connections' buffers; 0: none */
+	int max_unproven_links; /* node links before the token's proof */
 };
 
 /* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage

@@ -97,6 +97,10 @@ struct conn {
 	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
 	bool close_when_sent; /* metrics: close once the reply is out */
 	const char *why; /* why its last frame was refused (conn_fail()), for the ERROR frame */
+	int64_t deadline; /* closed then (CLOCK_MONOTONIC ns) unless cleared; 0: none */
+	const char *deadline_why; /* what it was late for */
+	size_t acct; /* its buffers' bytes as counted in d->loop.buf_bytes */
+	uint32_t rchunk; /* the room each receive asks for (loop.c arm_recv()) */
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
 };
@@ -138,6 +142,10 @@ static inline void loop_on_child(struct krayd *d, void (*child)(struct krayd *d)
 {
 	d->loop.child = child;
 }
+/* Closes c at `at` (CLOCK_MONOTONIC ns; 0: no deadline) unless changed before, logging
+ * that it was late for why (a static string).  The loop sets one itself for a client's
+ * HELLO and a frame begun; kinds (metrics) may set their own. */
+void conn_deadline(struct conn *c, int64_t at, const char *why);
 /* Arms c's send if it has output (node links call it after queueing). */
 void conn_kick(struct conn *c);
 int64_t now_ns(void);

@@ -19,7 +19,7 @@
 #include "core/config.h"
 #include "core/ext.h"
 
-#define LOOP_TIMERS 4
+#define LOOP_TIMERS 8
 
 struct io_uring;
 struct conn;
@@ -99,6 +99,15 @@ struct krayd {
 		unsigned ntimers;
 		void (*turn)(struct krayd *d);
 		void (*child)(struct krayd *d);
+		/* Limits (loop.c): connections and their deadlines, buffers, accept pauses. */
+		unsigned nconns, max_clients;
+		unsigned ndeadlines; /* connections with a deadline (conn_deadline()) */
+		int64_t next_sweep; /* when the deadlines are next checked */
+		int64_t accept_paused; /* the fd limit was hit: accepts resume then (0: not) */
+		uint64_t buf_bytes; /* bytes held in every connection's buffers */
+		uint64_t freed_bytes; /* buffer bytes freed since the last malloc_trim() */
+		uint64_t refused_clients, closed_slow, closed_output, closed_greedy,
+			closed_nomem, accept_pauses; /* counters for the metrics */
 	} loop;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */

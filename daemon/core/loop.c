@@ -15,11 +15,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -42,12 +44,23 @@ enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_CONNECT = 7
 struct listener {
 	struct krayd *d;
 	int fd;
+	bool paused; /* at the fd limit: re-armed by limits_run() */
 	void (*accepted)(struct krayd *d, int fd);
 	const char *what;
 	struct listener *next;
 };
 #define OP_MASK 15ull
 #define RECV_CHUNK (256u << 10)
+/* Before HELLO or the token's proof a connection gets a small receive buffer: it grows
+ * with what arrives, never with what a header claims. */
+#define RECV_SMALL 4096u
+#define BUF_KEEP (1u << 20) /* an emptied buffer larger than this is given back */
+#define SWEEP_NS 100000000ll /* deadlines are checked this often while there are some */
+#define ACCEPT_PAUSE_NS 100000000ll /* accepts wait this long after EMFILE/ENFILE */
+#define TRIM_BYTES (64ull << 20) /* malloc_trim() once this much buffer space was freed */
+
+static const char late_hello[] = "did not say HELLO in time (hello-timeout-ms)";
+static const char late_frame[] = "did not finish a frame in time (frame-timeout-ms)";
 
 static struct signalfd_siginfo sig_info;
 
@@ -112,14 +125,33 @@ static void arm_signal(struct krayd *d)
 	io_uring_sqe_set_data64(sqe, OP_SIGNAL);
 }
 
+static bool trusted(const struct conn *c)
+{
+	return c->role == ROLE_WORKER || c->role == ROLE_PEER;
+}
+
 static void arm_recv(struct conn *c)
 {
 	struct io_uring_sqe *sqe;
+	bool hs = c->role == ROLE_NONE || c->role == ROLE_PEER_AUTH || c->role == ROLE_METRICS;
 
 	if (c->recv_armed || c->closed)
 		return;
 	kbuf_compact(&c->in);
-	kbuf_reserve(&c->in, RECV_CHUNK);
+	if (!kbuf_pending(&c->in) && c->in.cap > BUF_KEEP) {
+		c->d->loop.freed_bytes += c->in.cap;
+		kbuf_free(&c->in); /* a large frame went: so does its room */
+	}
+	/* The room asked for grows from RECV_SMALL to RECV_CHUNK as receives fill it (after
+	 * the handshake): an idle client keeps a few KiB, a busy one gets the large chunk. */
+	if (!c->rchunk || hs)
+		c->rchunk = RECV_SMALL;
+	if (kbuf_try_reserve(&c->in, c->rchunk)) {
+		c->d->loop.closed_nomem++;
+		log_warn_ratelimited("connection %u closed: no memory for what it sends", c->id);
+		conn_close(c, "out of memory");
+		return;
+	}
 	sqe = get_sqe(c->d);
 	io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
@@ -262,6 +294,9 @@ static void conn_free(struct conn *c)
 		d->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	d->loop.nconns--;
+	d->loop.buf_bytes -= c->acct;
+	d->loop.freed_bytes += c->in.cap + c->out.cap + c->sending.cap;
 	close(c->fd);
 	kbuf_free(&c->in);
 	kbuf_free(&c->out);
@@ -273,6 +308,74 @@ static void conn_free(struct conn *c)
 	for (unsigned i = 0; i < c->frame_nfds; i++)
 		close(c->frame_fds[i]);
 	free(c);
+	/* Thousands of connections gone (a flood of half-open links): their memory goes back
+	 * to the system, not only to malloc's free lists. */
+	if (d->loop.freed_bytes > TRIM_BYTES) {
+		d->loop.freed_bytes = 0;
+		malloc_trim(0);
+	}
+}
+
+void conn_deadline(struct conn *c, int64_t at, const char *why)
+{
+	if (c->closed && at)
+		return;
+	if (!c->deadline && at)
+		c->d->loop.ndeadlines++;
+	else if (c->deadline && !at)
+		c->d->loop.ndeadlines--;
+	c->deadline = at;
+	c->deadline_why = at ? why : NULL;
+}
+
+/* The bytes c's buffers hold (received and not handled, queued and not sent): their
+ * room beyond that is mostly untouched pages, and an idle client holds none. */
+static size_t held(const struct conn *c)
+{
+	return kbuf_pending(&c->in) + kbuf_pending(&c->out) + kbuf_pending(&c->sending);
+}
+
+/* Counts c's buffers in d->loop.buf_bytes. */
+static void account(struct conn *c)
+{
+	size_t n = held(c);
+
+	c->d->loop.buf_bytes += n - c->acct;
+	c->acct = n;
+}
+
+/* Replies queued that the client has not taken: past client-output-limit it goes. */
+static bool output_over(struct conn *c)
+{
+	uint64_t lim = c->d->cfg.client_output_limit;
+
+	if (!lim || trusted(c) || kbuf_pending(&c->out) + kbuf_pending(&c->sending) <= lim)
+		return false;
+	c->d->loop.closed_output++;
+	log_warn_ratelimited("client %u disconnected: %zu bytes of replies not read "
+			     "(client-output-limit)", c->id,
+			     kbuf_pending(&c->out) + kbuf_pending(&c->sending));
+	conn_close(c, "output limit");
+	return true;
+}
+
+/* Past client-buffers-max, the connection whose buffers hold the most goes (workers and
+ * proven node links are krayd's own and stay). */
+static void buffers_check(struct krayd *d)
+{
+	while (d->cfg.client_buffers_max && d->loop.buf_bytes > d->cfg.client_buffers_max) {
+		struct conn *worst = NULL;
+
+		for (struct conn *c = d->conns; c; c = c->next)
+			if (!c->closed && !trusted(c) && (!worst || c->acct > worst->acct))
+				worst = c;
+		if (!worst)
+			return;
+		d->loop.closed_greedy++;
+		log_warn_ratelimited("client %u disconnected: its %zu buffer bytes pass "
+				     "client-buffers-max", worst->id, worst->acct);
+		conn_close(worst, "client-buffers-max");
+	}
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -281,6 +384,10 @@ void conn_close(struct conn *c, const char *why)
 		return;
 	log_debug("connection %u closed: %s", c->id, why);
 	c->closed = true;
+	conn_deadline(c, 0, NULL);
+	/* Its buffers no longer count against client-buffers-max (freed with it). */
+	c->d->loop.buf_bytes -= c->acct;
+	c->acct = 0;
 	if (c->kind->gone)
 		c->kind->gone(c);
 	/* A last ERROR frame to a misbehaving peer: best effort, not waited for. */
@@ -312,6 +419,9 @@ struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role,
 	c->role = role;
 	c->kind = kind;
 	c->id = ++d->next_client;
+	d->loop.nconns++;
+	if (role == ROLE_NONE)
+		conn_deadline(c, now_ns() + (int64_t)d->cfg.hello_timeout_ms * 1000000, late_hello);
 	c->next = d->conns;
 	if (d->conns)
 		d->conns->prev = c;
@@ -381,9 +491,11 @@ void conn_start_recv(struct conn *c)
 }
 
 /* Parses every complete frame in c->in.  A malformed frame gets an ERROR reply and closes
- * the connection: the stream cannot be trusted past it. */
-static void parse_frames(struct conn *c)
+ * the connection: the stream cannot be trusted past it.  Returns how many it handled. */
+static unsigned parse_frames(struct conn *c)
 {
+	unsigned n = 0;
+
 	while (!c->closed) {
 		struct kray_frame_hdr h;
 		size_t avail = kbuf_pending(&c->in);
@@ -402,24 +514,41 @@ static void parse_frames(struct conn *c)
 							      "unknown frame type");
 			conn_flush_later(c);
 			conn_close(c, "bad frame header");
-			return;
+			return n;
 		}
-		if (avail < sizeof(h) + h.len) {
-			/* Make room for the whole frame so the next receive can complete it. */
-			kbuf_compact(&c->in);
-			kbuf_reserve(&c->in, sizeof(h) + h.len - avail);
-			break;
-		}
+		if (avail < sizeof(h) + h.len)
+			break; /* the rest comes as it arrives: arm_recv() grows c->in with it */
 		c->why = NULL;
 		r = c->kind->frame(c, &h, c->in.data + c->in.off + sizeof(h));
 		kbuf_consume(&c->in, sizeof(h) + h.len);
+		n++;
 		if (r) {
 			c->d->st.frames_rejected++;
 			wire_put_error_frame(&c->out, h.req, r, c->why ? c->why : "malformed frame");
 			conn_flush_later(c);
 			conn_close(c, "bad frame body");
-			return;
+			return n;
 		}
+		if (output_over(c))
+			return n;
+	}
+	return n;
+}
+
+/* A frame begun has frame-timeout-ms to arrive whole (the clock starts again at each
+ * frame that completes: a busy stream always has one begun); a client has
+ * hello-timeout-ms to say HELLO.  Workers and proven node links are krayd's own: none. */
+static void frame_deadline(struct conn *c, unsigned parsed)
+{
+	if (c->closed || trusted(c))
+		return;
+	if (kbuf_pending(&c->in)) {
+		if (!c->deadline || (parsed && c->role != ROLE_NONE))
+			conn_deadline(c, now_ns() + (int64_t)c->d->cfg.frame_timeout_ms * 1000000,
+				      late_frame);
+	} else if (c->deadline_why == late_frame ||
+		   (c->deadline_why == late_hello && c->role != ROLE_NONE)) {
+		conn_deadline(c, 0, NULL);
 	}
 }
 
@@ -432,12 +561,19 @@ static void on_recv(struct conn *c, int res)
 		conn_close(c, res == 0 ? "end of stream" : strerror(-res));
 		return;
 	}
+	if ((size_t)res == c->in.cap - c->in.len && c->rchunk < RECV_CHUNK)
+		c->rchunk *= 2; /* it filled the room: more next time */
 	c->in.len += (size_t)res;
-	if (c->kind->recv)
+	if (c->kind->recv) {
 		c->kind->recv(c);
-	else
-		parse_frames(c);
+	} else {
+		frame_deadline(c, parse_frames(c));
+	}
 	arm_recv(c);
+	if (!c->closed) {
+		account(c);
+		buffers_check(c->d);
+	}
 }
 
 static void on_send(struct conn *c, int res)
@@ -455,6 +591,10 @@ static void on_send(struct conn *c, int res)
 	c->send_nfds = 0;
 	c->sent += (uint64_t)res;
 	kbuf_consume(&c->sending, (size_t)res);
+	if (!kbuf_pending(&c->sending) && c->sending.cap > BUF_KEEP) {
+		c->d->loop.freed_bytes += c->sending.cap;
+		kbuf_free(&c->sending); /* a large reply went: so does its room */
+	}
 	if (c->kind->sent)
 		c->kind->sent(c); /* node links: the next chunks of objects streaming out */
 	arm_send(c);
@@ -494,6 +634,8 @@ static void on_signal(struct krayd *d, int res)
 		arm_signal(d);
 }
 
+static void refuse_client(struct krayd *d, int fd);
+
 static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -505,11 +647,33 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 	case OP_ACCEPT: {
 		struct listener *l = (struct listener *)(uintptr_t)(ud & ~OP_MASK);
 
-		if (cqe->res >= 0)
+		if (cqe->res >= 0 && l->fd == d->listen_fd &&
+		    d->loop.nconns >= d->loop.max_clients) {
+			refuse_client(d, cqe->res);
+		} else if (cqe->res >= 0) {
 			l->accepted(d, cqe->res);
-		else if (cqe->res != -EINVAL)
+		} else if (cqe->res == -EMFILE || cqe->res == -ENFILE || cqe->res == -ENOMEM ||
+			   cqe->res == -ENOBUFS) {
+			/* Out of descriptors: retrying at once would spin.  Wait a while; the
+			 * clients wait in the backlog meanwhile. */
+			log_warn_ratelimited("accept (%s): %s; accepting again in 100 ms", l->what,
+					     strerror(-cqe->res));
+			d->loop.accept_pauses++;
+			if (cqe->flags & IORING_CQE_F_MORE) {
+				struct io_uring_sqe *sqe = get_sqe(d);
+
+				io_uring_prep_cancel64(sqe, ud, 0);
+				io_uring_sqe_set_data64(sqe, 0);
+			}
+			if (!l->paused) {
+				l->paused = true;
+				d->loop.accept_paused = now_ns() + ACCEPT_PAUSE_NS;
+			}
+			return;
+		} else if (cqe->res != -EINVAL && cqe->res != -ECANCELED) {
 			log_warn_ratelimited("accept (%s): %s", l->what, strerror(-cqe->res));
-		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping && l->fd >= 0)
+		}
+		if (!(cqe->flags & IORING_CQE_F_MORE) && !d->stopping && l->fd >= 0 && !l->paused)
 			arm_accept(l);
 		return;
 	}
@@ -541,18 +705,80 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 
 static void flush_dirty(struct krayd *d)
 {
+	bool grew = false;
+
 	while (d->dirty) {
 		struct conn *c = d->dirty;
 
 		d->dirty = c->dirty_next;
 		c->dirty = false;
+		if (!c->closed && output_over(c))
+			continue; /* (conn_close() queued it again: freed when next taken) */
 		if (c->closed) {
 			if (!c->ops)
 				conn_free(c);
 			continue;
 		}
 		arm_send(c);
+		if (c->acct != held(c)) {
+			grew |= held(c) > c->acct;
+			account(c);
+		}
 	}
+	if (grew)
+		buffers_check(d);
+}
+
+/* A client past max-clients: an ERROR frame (best effort) and the end. */
+static void refuse_client(struct krayd *d, int fd)
+{
+	struct kbuf b = { 0 };
+
+	d->loop.refused_clients++;
+	log_warn_ratelimited("client refused: %u connections already (max-clients)",
+			     d->loop.nconns);
+	wire_put_error_frame(&b, 0, -EUSERS, "too many clients (max-clients)");
+	if (send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("refusal: %s", strerror(errno));
+	kbuf_free(&b);
+	close(fd);
+}
+
+/* The limits' timer: connections past their deadline are closed, paused accepts resume. */
+static int64_t limits_next(struct krayd *d)
+{
+	int64_t t = -1;
+
+	if (d->loop.ndeadlines) {
+		if (!d->loop.next_sweep)
+			d->loop.next_sweep = now_ns() + SWEEP_NS;
+		t = d->loop.next_sweep;
+	}
+	if (d->loop.accept_paused && (t < 0 || d->loop.accept_paused < t))
+		t = d->loop.accept_paused;
+	return t;
+}
+
+static void limits_run(struct krayd *d, int64_t now)
+{
+	if (d->loop.accept_paused && now >= d->loop.accept_paused) {
+		d->loop.accept_paused = 0;
+		for (struct listener *l = d->loop.listeners; l; l = l->next)
+			if (l->paused) {
+				l->paused = false;
+				if (!d->stopping && l->fd >= 0)
+					arm_accept(l);
+			}
+	}
+	if (!d->loop.ndeadlines || now < d->loop.next_sweep)
+		return;
+	d->loop.next_sweep = 0;
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->deadline && now >= c->deadline && !c->closed) {
+			d->loop.closed_slow++;
+			log_warn_ratelimited("connection %u closed: %s", c->id, c->deadline_why);
+			conn_close(c, c->deadline_why);
+		}
 }
 
 static int listen_unix(const char *path)
@@ -622,6 +848,19 @@ int loop_init(struct krayd *d)
 			r == -EADDRINUSE ? "another krayd is serving this socket" : strerror(-r));
 		goto err_signal;
 	}
+	if (d->cfg.max_clients) {
+		d->loop.max_clients = (unsigned)d->cfg.max_clients;
+	} else {
+		/* The fd limit less a reserve for workers, objects, logs and node links. */
+		struct rlimit rl = { 1024, 1024 };
+		rlim_t n, reserve;
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1048576 ? 1048576 : rl.rlim_cur;
+		reserve = n / 8 < 64 ? 64 : n / 8;
+		d->loop.max_clients = n > reserve + 16 ? (unsigned)(n - reserve) : 16;
+	}
+	loop_timer(d, limits_next, limits_run);
 	arm_signal(d);
 	return 0;
 

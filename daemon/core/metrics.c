@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The Prometheus endpoint: a TCP listener (off unless `metrics = HOST:PORT` is set; use a
- * loopback address unless the network is trusted) served by the same io_uring loop.  Any
- * request gets the text exposition format (version 0.0.4) of krayd's counters, and the
- * connection closes.  No HTTP parsing beyond finding the end of the request head.
+ * loopback address unless the network is trusted) served by the same io_uring loop.
+ * `GET /metrics` (or `GET /`) gets the text exposition format (version 0.0.4) of krayd's
+ * counters, another method 405 and another path 404, and the connection closes.  A request
+ * has frame-timeout-ms to arrive and be answered; at most METRICS_CONNS connections at once
+ * (more get 503).  No HTTP parsing beyond the request line and the end of the head.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +23,10 @@
 #include "core/store.h"
 #include "core/metrics.h"
 #include "core/log.h"
+
+#define METRICS_CONNS 64
+
+static unsigned nscrapes; /* open metrics connections */
 
 static int metrics_listen(const char *spec)
 {
@@ -111,22 +117,68 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
 	C("tasks_nesting_failed_total",
 	  "Tasks failed because nested tasks went deeper than the workers allow.", d->nest_failed);
+	G("connections", "Open connections (clients, workers, node links, scrapes).",
+	  d->loop.nconns);
+	G("connection_buffer_bytes", "Memory of all connections' buffers.", d->loop.buf_bytes);
+	C("clients_refused_total", "Connections refused past max-clients.",
+	  d->loop.refused_clients);
+	C("clients_closed_slow_total",
+	  "Connections closed past hello-timeout-ms or frame-timeout-ms.", d->loop.closed_slow);
+	C("clients_closed_output_total", "Clients disconnected past client-output-limit.",
+	  d->loop.closed_output);
+	C("clients_closed_buffers_total", "Clients disconnected past client-buffers-max.",
+	  d->loop.closed_greedy);
+	C("clients_closed_nomem_total", "Connections closed for want of memory.",
+	  d->loop.closed_nomem);
+	C("accept_pauses_total", "Accepts paused at the descriptor limit (EMFILE/ENFILE).",
+	  d->loop.accept_pauses);
 #undef C
 #undef G
 	ext_render_metrics(d, b); /* the BPF scheduler metrics, when krayd runs them */
 }
 
+/* Does the request line (at p, n bytes) start with "METHOD PATH" and a space or end? */
+static bool is(const char *p, size_t n, const char *what)
+{
+	size_t len = strlen(what);
+
+	return n > len && !memcmp(p, what, len) && (p[len] == ' ' || p[len] == '\r' ||
+						      p[len] == '\n');
+}
+
+static void reply(struct conn *c, const char *status, const char *extra, const char *text)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.0 %s\r\n%sContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n%s", status, extra, strlen(text), text);
+
+	kbuf_put(&c->out, head, (size_t)n);
+}
+
 static void on_recv(struct conn *c)
 {
 	struct kbuf body = { 0 };
+	const char *p = (const char *)c->in.data + c->in.off;
+	size_t len = kbuf_pending(&c->in);
 	char head[160];
 	int n;
 
+	if (c->close_when_sent)
+		return; /* answered: what else it sends is ignored */
 	/* Answer once the request head is complete (or absurdly long). */
-	if (!memmem(c->in.data + c->in.off, kbuf_pending(&c->in), "\r\n\r\n", 4) &&
-	    !memmem(c->in.data + c->in.off, kbuf_pending(&c->in), "\n\n", 2) &&
-	    kbuf_pending(&c->in) < 8192)
+	if (!memmem(p, len, "\r\n\r\n", 4) && !memmem(p, len, "\n\n", 2) && len < 8192)
 		return;
+	c->close_when_sent = true;
+	if (!is(p, len, "GET /metrics") && !is(p, len, "GET /")) {
+		if (len < 4 || memcmp(p, "GET ", 4))
+			reply(c, "405 Method Not Allowed", "Allow: GET\r\n", "only GET\n");
+		else
+			reply(c, "404 Not Found", "", "only /metrics\n");
+		c->in.off = c->in.len = 0;
+		conn_flush_later(c);
+		return;
+	}
 	metrics_render(c->d, &body);
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
@@ -136,15 +188,39 @@ static void on_recv(struct conn *c)
 	kbuf_put(&c->out, body.data, body.len);
 	kbuf_free(&body);
 	c->in.off = c->in.len = 0;
-	c->close_when_sent = true;
 	conn_flush_later(c);
 }
 
-static const struct conn_kind scrape = { .recv = on_recv };
+static void gone(struct conn *c)
+{
+	(void)c;
+	nscrapes--;
+}
+
+static const struct conn_kind scrape = { .recv = on_recv, .gone = gone };
 
 static void accepted(struct krayd *d, int fd)
 {
-	conn_new(d, fd, ROLE_METRICS, &scrape);
+	static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
+				   "Connection: close\r\n\r\n";
+	struct conn *c;
+
+	if (nscrapes >= METRICS_CONNS) {
+		log_warn_ratelimited("metrics: %u connections already: one refused", nscrapes);
+		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("metrics refusal: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	nscrapes++; /* (before: gone() counts it down if it closes at once) */
+	c = conn_new(d, fd, ROLE_METRICS, &scrape);
+	if (!c) {
+		nscrapes--;
+		return;
+	}
+	/* An idle or slow scrape is closed: a request and its answer in frame-timeout-ms. */
+	conn_deadline(c, now_ns() + (int64_t)d->cfg.frame_timeout_ms * 1000000,
+		      "metrics request not done in time (frame-timeout-ms)");
 }
 
 int metrics_init(struct krayd *d)

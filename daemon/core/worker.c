@@ -159,8 +159,10 @@ static struct worker *spawn(struct krayd *d)
 	d->starting++;
 	d->st.workers_started++;
 	c = conn_new(d, sv[0], ROLE_NONE, d->client_kind); /* out of memory: the worker sees EOF and exits */
-	if (c)
+	if (c) {
 		c->spawned = w->id;
+		conn_deadline(c, 0, NULL); /* krayd's own worker: no deadline to say HELLO */
+	}
 	ext_worker_started(d, w);
 	log_debug("worker %u started, pid %d", w->id, (int)w->pid);
 	return w;
