@@ -89,7 +89,8 @@ static void krayd_bin(char *buf, size_t len)
 
 static int cmd_start(int argc, char **argv)
 {
-	char bin[PATH_MAX], pidfile[PATH_MAX + 8], logfile[PATH_MAX + 8], fdarg[16], why[PATH_MAX + 256];
+	char bin[PATH_MAX], pidfile[PATH_MAX + 8], logfile[PATH_MAX + 8], fdarg[16];
+	char why[PATH_MAX + 256];
 	char *args[argc + 12];
 	int pfd[2], n = 0, status, log;
 	struct pollfd p;

@@ -83,13 +83,18 @@ int store_spill_open(struct krayd *d)
 		}
 		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
+			int r = -errno;
+
 			log_err("spill dir %s: %s", path,
-				errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink?)" :
-								     strerror(errno));
-			return -errno;
+				r == -ELOOP || r == -ENOTDIR ? "not a directory (a symlink?)" :
+							       strerror(-r));
+			return r;
 		}
-		if (fstat(fd, &st))
-			goto err_close;
+		if (fstat(fd, &st)) {
+			log_err("spill dir %s: %s", path, strerror(errno));
+			close(fd);
+			return -EIO;
+		}
 		if (st.st_uid != geteuid() ||
 		    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
 			log_err("spill dir %s: owned by uid %u with mode %04o: it must be this "
@@ -101,8 +106,8 @@ int store_spill_open(struct krayd *d)
 		}
 		if (flock(fd, LOCK_EX | LOCK_NB)) {
 			if (errno == EWOULDBLOCK)
-				log_err("spill dir %s is in use by another running krayd: give each "
-					"krayd its own spill-dir",
+				log_err("spill dir %s is in use by another running krayd: "
+					"give each krayd its own spill-dir",
 					path);
 			else
 				log_err("spill dir %s: flock: %s", path, strerror(errno));
@@ -121,11 +126,6 @@ int store_spill_open(struct krayd *d)
 	d->spill_lock = fd;
 	sweep(d, fd);
 	return 0;
-
-err_close:
-	log_err("spill dir %s: %s", path, strerror(errno));
-	close(fd);
-	return -EIO;
 }
 
 void store_spill_close(struct krayd *d)
