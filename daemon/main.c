@@ -28,6 +28,7 @@
 #include "core/metrics.h"
 #include "core/log.h"
 #include "kmod/kmod.h"
+#include "../common/rundir.h"
 
 static uint32_t new_node_id(void)
 {
@@ -39,28 +40,45 @@ static uint32_t new_node_id(void)
 	return id;
 }
 
-static int write_pidfile(const char *path)
+/*
+ * Writes krayd's pid to path, created O_EXCL and never through a symlink.  A pid file that
+ * is there already is stale unless it names a running krayd serving sock (common/rundir.c):
+ * a stale one is replaced, and the log says so.  Returns 0 or -errno.
+ */
+static int write_pidfile(const char *path, const char *sock)
 {
-	FILE *f = fopen(path, "we");
+	char buf[32];
+	int fd, n;
 
-	if (!f)
-		return -errno;
-	fprintf(f, "%d\n", (int)getpid());
-	return fclose(f) ? -errno : 0;
-}
+	for (int tries = 0; tries < 2; tries++) {
+		pid_t old;
 
-static void ensure_dir(const char *sock)
-{
-	char dir[sizeof(((struct config *)0)->socket)];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", sock);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		if (mkdir(dir, 0700) && errno != EEXIST)
-			log_warn("mkdir %s: %s", dir, strerror(errno));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+		old = rundir_read_pid(path);
+		if (old > 0 && old != getpid() && rundir_is_krayd(old, sock))
+			return -EBUSY;
+		if (unlink(path) && errno != ENOENT)
+			return -errno;
+		if (old > 0)
+			log_warn("pidfile %s: replaced a stale one (pid %d is not a krayd serving "
+				 "%s)",
+				 path, (int)old, sock);
+		else
+			log_warn("pidfile %s: replaced a stale one (%s)", path,
+				 old == -ELOOP ? "a symlink" : "no pid in it");
 	}
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		int r = -errno;
+
+		close(fd);
+		return r ? r : -EIO;
+	}
+	return close(fd) ? -errno : 0;
 }
 
 int main(int argc, char **argv)
@@ -81,7 +99,16 @@ int main(int argc, char **argv)
 		for (int i = 0; i < d.nres; i++)
 			d.res[i].r = res[i];
 	}
-	ensure_dir(d.cfg.socket);
+	/* The socket's directory: created 0700, or refused if it is not ours or others may
+	 * write in it (issue 21), before krayd writes anything there. */
+	{
+		char why[PATH_MAX + 256];
+
+		if (rundir_prepare(d.cfg.socket, why, sizeof(why))) {
+			log_err("%s", why);
+			return 1;
+		}
+	}
 
 	r = loop_init(&d);
 	if (r)
@@ -101,21 +128,30 @@ int main(int argc, char **argv)
 		loop_fini(&d);
 		return 1;
 	}
+	/* Its spill dir is its own while it runs: another krayd's files stay untouched, a
+	 * crashed one's are removed (store_spill.c). */
+	if (store_spill_open(&d)) {
+		loop_fini(&d);
+		return 1;
+	}
 	if (store_mem_init(&d)) {
 		log_err("object store: out of memory");
 		loop_fini(&d);
+		store_spill_close(&d);
 		return 1;
 	}
 	if (cluster_init(&d)) {
 		loop_fini(&d);
 		cluster_fini(&d);
 		store_mem_fini(&d);
+		store_spill_close(&d);
 		return 1;
 	}
 	kmod_init(&d);
 	bpf_plug(&d); /* before the first worker, so that every worker is accounted */
-	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile)))
-		log_warn("pidfile %s: %s", d.cfg.pidfile, strerror(-r));
+	if (d.cfg.pidfile[0] && (r = write_pidfile(d.cfg.pidfile, d.cfg.socket)))
+		log_warn("pidfile %s: %s", d.cfg.pidfile,
+			 r == -EBUSY ? "names another running krayd; left alone" : strerror(-r));
 	for (int i = 0; i < d.cfg.prestart; i++)
 		if (worker_spawn(&d))
 			break;
@@ -143,6 +179,7 @@ int main(int argc, char **argv)
 	store_fini(&d);
 	kmod_fini(&d);
 	store_mem_fini(&d);
+	store_spill_close(&d);
 	if (d.cfg.pidfile[0])
 		unlink(d.cfg.pidfile);
 	if (d.cfg.remove_dir[0] && rmdir(d.cfg.remove_dir))

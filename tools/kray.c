@@ -4,7 +4,9 @@
  * (its log next to its socket), `kray stop` stops it by the pid it recorded, `kray status`
  * prints its counters, `kray top` shows how the kernel schedules its workers (from the
  * BPF maps krayd pins; tools/kray_top.c).  Every command takes --socket (default $KRAY_ADDRESS, else
- * $XDG_RUNTIME_DIR/kray-UID/krayd.sock or /tmp/kray-UID/krayd.sock, as krayd's default).
+ * krayd's default: $XDG_RUNTIME_DIR/kray-UID/krayd.sock, for root /run/kray/krayd.sock, else
+ * /tmp/kray-UID/krayd.sock; common/rundir.c).  The socket's directory must be this user's and
+ * shut to others, and `kray stop` signals only the krayd serving the socket (issue 21).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,25 +17,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <kray/kray.h>
 
 #include "kray_top.h"
+#include "../common/rundir.h"
 
 static char sock[PATH_MAX];
 
 static void default_socket(void)
 {
-	const char *a = getenv("KRAY_ADDRESS"), *rt = getenv("XDG_RUNTIME_DIR");
+	const char *a = getenv("KRAY_ADDRESS");
 
 	if (a && *a)
 		snprintf(sock, sizeof(sock), "%s", a);
 	else
-		snprintf(sock, sizeof(sock), "%s/kray-%u/krayd.sock", rt && *rt ? rt : "/tmp",
-			 (unsigned)getuid());
+		rundir_default_socket(sock, sizeof(sock));
+}
+
+/* An absolute socket path, so that krayd, its pid file and `kray stop` from another
+ * directory name the same socket (kept relative if the absolute one is too long). */
+static void absolute_socket(void)
+{
+	char cwd[PATH_MAX], abs[PATH_MAX * 2];
+
+	if (sock[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return;
+	snprintf(abs, sizeof(abs), "%s/%s", cwd, sock);
+	if (strlen(abs) < 108) /* sun_path */
+		snprintf(sock, sizeof(sock), "%s", abs);
 }
 
 static int usage(void)
@@ -75,8 +90,9 @@ static void krayd_bin(char *buf, size_t len)
 static int cmd_start(int argc, char **argv)
 {
 	char bin[PATH_MAX], pidfile[PATH_MAX + 8], logfile[PATH_MAX + 8], fdarg[16];
+	char why[PATH_MAX + 256];
 	char *args[argc + 12];
-	int pfd[2], n = 0, status;
+	int pfd[2], n = 0, status, log;
 	struct pollfd p;
 	pid_t pid;
 	char c;
@@ -84,8 +100,24 @@ static int cmd_start(int argc, char **argv)
 	krayd_bin(bin, sizeof(bin));
 	snprintf(pidfile, sizeof(pidfile), "%s.pid", sock);
 	snprintf(logfile, sizeof(logfile), "%s.log", sock);
-	if (pipe2(pfd, O_CLOEXEC))
+	/* The socket's directory must exist, be ours and shut to others before anything is
+	 * written there; the log is never a symlink or someone else's file. */
+	if (rundir_prepare(sock, why, sizeof(why))) {
+		fprintf(stderr, "kray: %s\n", why);
+		return 1;
+	}
+	log = rundir_open_log(logfile);
+	if (log < 0) {
+		fprintf(stderr, "kray: refusing the log %s: %s\n", logfile,
+			log == -ELOOP ? "it is a symlink" :
+			log == -EPERM ? "it is not a plain file of this user with one link" :
+					strerror(-log));
+		return 1;
+	}
+	if (pipe2(pfd, O_CLOEXEC)) {
+		close(log);
 		return perror("pipe"), 1;
+	}
 	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
 	args[n++] = bin;
 	args[n++] = "--socket";
@@ -98,26 +130,16 @@ static int cmd_start(int argc, char **argv)
 		args[n++] = argv[i];
 	args[n] = NULL;
 
-	/* The socket's directory must exist before krayd opens its log there. */
-	char dir[PATH_MAX];
-
-	snprintf(dir, sizeof(dir), "%s", sock);
-	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
-		*strrchr(dir, '/') = 0;
-		mkdir(dir, 0700);
-	}
 	pid = fork();
 	if (pid < 0)
 		return perror("fork"), 1;
 	if (pid == 0) {
-		int log = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		int null = open("/dev/null", O_RDONLY);
 
 		setsid();
-		if (log >= 0) {
-			dup2(log, STDOUT_FILENO);
-			dup2(log, STDERR_FILENO);
-		}
+		fcntl(log, F_SETFL, O_APPEND); /* O_NONBLOCK was for the open alone */
+		dup2(log, STDOUT_FILENO);
+		dup2(log, STDERR_FILENO);
 		if (null >= 0)
 			dup2(null, STDIN_FILENO);
 		fcntl(pfd[1], F_SETFD, 0);
@@ -125,6 +147,7 @@ static int cmd_start(int argc, char **argv)
 		_exit(127);
 	}
 	close(pfd[1]);
+	close(log);
 	p = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
 	if (poll(&p, 1, 30000) != 1 || read(pfd[0], &c, 1) != 1) {
 		waitpid(pid, &status, WNOHANG);
@@ -144,37 +167,45 @@ static int cmd_start(int argc, char **argv)
 	return 0;
 }
 
-static pid_t read_pid(void)
-{
-	char pidfile[PATH_MAX + 8];
-	FILE *f;
-	int pid = 0;
-
-	snprintf(pidfile, sizeof(pidfile), "%s.pid", sock);
-	f = fopen(pidfile, "re");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%d", &pid) != 1)
-		pid = 0;
-	fclose(f);
-	return pid;
-}
-
+/* Signals only the krayd that serves sock: a pid file can name any process (a stale one,
+ * or one that another user wrote), so its pid is checked first (common/rundir.c). */
 static int cmd_stop(void)
 {
-	pid_t pid = read_pid();
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	char pidfile[PATH_MAX + 8];
+	struct pollfd p;
+	pid_t pid;
+	int pidfd;
 
-	if (pid <= 0 || kill(pid, SIGTERM)) {
-		fprintf(stderr, "kray: no krayd running at %s\n", sock);
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", sock);
+	pid = rundir_read_pid(pidfile);
+	if (pid <= 0) {
+		fprintf(stderr, "kray: no krayd running at %s (pid file %s: %s)\n", sock, pidfile,
+			pid == -ENOENT ? "none" : pid == -ELOOP ? "a symlink" : "no pid in it");
 		return 1;
 	}
-	for (int i = 0; i < 500 && !kill(pid, 0); i++)
-		nanosleep(&ts, NULL);
-	if (!kill(pid, 0)) {
-		fprintf(stderr, "kray: krayd (pid %d) did not stop in 10 s; killing it\n", (int)pid);
-		kill(pid, SIGKILL);
+	/* A pidfd first, so that what is checked is what is signalled, even if the pid is
+	 * reused meanwhile. */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0 || !rundir_is_krayd(pid, sock)) {
+		fprintf(stderr,
+			"kray: no krayd running at %s: pid %d of %s is not the krayd serving it "
+			"(a stale or forged pid file); nothing signalled\n",
+			sock, (int)pid, pidfile);
+		if (pidfd >= 0)
+			close(pidfd);
+		return 1;
 	}
+	if (syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0)) {
+		fprintf(stderr, "kray: krayd (pid %d): %s\n", (int)pid, strerror(errno));
+		close(pidfd);
+		return 1;
+	}
+	p = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+	if (poll(&p, 1, 10000) != 1) {
+		fprintf(stderr, "kray: krayd (pid %d) did not stop in 10 s; killing it\n", (int)pid);
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	}
+	close(pidfd);
 	printf("kray: krayd stopped\n");
 	return 0;
 }
@@ -249,6 +280,7 @@ int main(int argc, char **argv)
 		argc -= 2;
 		break;
 	}
+	absolute_socket();
 	if (!strcmp(cmd, "start"))
 		return cmd_start(argc - i, argv + i);
 	if (!strcmp(cmd, "top")) {

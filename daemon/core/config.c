@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../common/rundir.h"
 #include "../../common/wire.h"
 #include "core/log.h"
 
@@ -273,11 +274,9 @@ static void usage(void)
 
 static void set_defaults(struct config *cfg)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-
 	*cfg = (struct config){ 0 };
-	snprintf(cfg->socket, sizeof(cfg->socket), "%s/kray-%u/krayd.sock",
-		 rt && *rt ? rt : "/tmp", (unsigned)getuid());
+	/* $XDG_RUNTIME_DIR/kray-UID, for root /run/kray, else /tmp/kray-UID (issue 21). */
+	rundir_default_socket(cfg->socket, sizeof(cfg->socket));
 	cfg->store_size = 1ull << 30;
 	cfg->inline_max = 64 << 10;
 	cfg->pool_size = 256ull << 20;

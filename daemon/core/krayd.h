@@ -71,6 +71,7 @@ struct krayd {
 	struct oidmap objs; /* oid -> struct obj * */
 	struct obj *lru_head, *lru_tail; /* large objects in memory */
 	struct pool *pool;
+	int spill_lock; /* the spill dir, flock()ed while krayd runs (store_spill.c); or -1 */
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets with a deadline */
 	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */

@@ -95,6 +95,13 @@ void store_drop_large(struct krayd *d, struct obj *o);
 int store_mem_init(struct krayd *d);
 void store_mem_fini(struct krayd *d);
 
+/* store_spill.c: the spill directory, locked while krayd runs; a crashed krayd's spill
+ * files removed.  Returns 0 (also when there is no spill dir to be had: spilling then
+ * fails) or -errno when another live krayd holds it or it is not safe (logged). */
+int store_spill_open(struct krayd *d);
+/* Lets go of it (after store_mem_fini() removed it). */
+void store_spill_close(struct krayd *d);
+
 /* store_large.c: writing large objects */
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);

@@ -55,9 +55,14 @@ def _default_address():
     addr = os.environ.get("KRAY_ADDRESS")
     if addr:
         return addr
+    # As krayd's and kray's default (common/rundir.c): $XDG_RUNTIME_DIR/kray-UID, for root
+    # /run/kray (only root can create it), else /tmp/kray-UID.
     run = os.environ.get("XDG_RUNTIME_DIR")
-    base = run if run else "/tmp"
-    return os.path.join(base, f"kray-{os.getuid()}", "krayd.sock")
+    if run:
+        return os.path.join(run, f"kray-{os.getuid()}", "krayd.sock")
+    if os.getuid() == 0:
+        return "/run/kray/krayd.sock"
+    return os.path.join("/tmp", f"kray-{os.getuid()}", "krayd.sock")
 
 
 def _size(v):

@@ -133,3 +133,26 @@ def test_address_connects_to_running_krayd(fresh, krayd_socket):
     ray.shutdown()
     ray.init(address="unix:" + krayd_socket)  # the same krayd: it outlived our driver
     assert ray._kray.status()["node"] == node
+
+
+@pytest.mark.parametrize("xdg", [None, "/nonexistent-xdg"])
+def test_auto_address_is_krayds_default(xdg, monkeypatch):
+    """address="auto" names the socket `kray start`, `kray status` and krayd default to
+    (common/rundir.c): $XDG_RUNTIME_DIR/kray-UID, for root /run/kray, else /tmp/kray-UID."""
+    import subprocess
+    import kray as k
+    from conftest import BUILD
+
+    env = dict(os.environ)
+    env.pop("KRAY_ADDRESS", None)
+    monkeypatch.delenv("KRAY_ADDRESS", raising=False)
+    if xdg:
+        env["XDG_RUNTIME_DIR"] = xdg
+        monkeypatch.setenv("XDG_RUNTIME_DIR", xdg)
+    else:
+        env.pop("XDG_RUNTIME_DIR", None)
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    r = subprocess.run([os.path.join(BUILD, "bin", "kray"), "status"], env=env,
+                       capture_output=True, text=True)
+    out = r.stdout + r.stderr  # "cannot connect to krayd at S: ..." or "node N at S"
+    assert f"at {k._default_address()}" in out, out
