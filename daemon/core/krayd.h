@@ -68,6 +68,7 @@ struct krayd {
 	struct oidmap objs; /* oid -> struct obj * */
 	struct obj *lru_head, *lru_tail; /* large objects in memory */
 	struct pool *pool;
+	bool thp; /* large objects in shmem transparent huge pages (store_mem.c) */
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets with a deadline */
 	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */
