@@ -615,8 +615,8 @@ static void json(FILE *f, void *arg)
 		"\"phase_s\": {\"small\": %.2f, \"puts\": %.2f, \"gets\": %.2f}, "
 		"\"per_round\": {",
 		ratio(M_PUT_GB), ratio(M_PUT_GB_POOL_HIT), ratio(M_PUT_GB_NOPOOL),
-		ratio(M_PUT_GB_THP_OFF), ratio(M_CREATE_GB), ratio(M_MEMCPY_FRESH), ratio(M_GET_1GIB_FIRST),
-		ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst, (unsigned long long)pool_full_mib,
+		ratio(M_PUT_GB_THP_OFF), ratio(M_CREATE_GB), ratio(M_MEMCPY_FRESH),
+		ratio(M_GET_1GIB_FIRST), ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst, (unsigned long long)pool_full_mib,
 		rounds, round_s,
 		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false", phase_s[0], phase_s[1],
 		phase_s[2]);

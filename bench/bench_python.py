@@ -247,7 +247,8 @@ def main():
     doc["rounds"] = {k: v[1] for k, v in py.items()}
     for mode, figs in large.items():
         doc[f"large_{mode}"] = {k: v[0] for k, v in figs.items()}
-        doc[f"large_{mode}"]["put_vs_memcpy"] = figs["put_gigabytes"][0] / figs["memcpy_gigabytes"][0]
+        doc[f"large_{mode}"]["put_vs_memcpy"] = (figs["put_gigabytes"][0] /
+                                                 figs["memcpy_gigabytes"][0])
         doc[f"large_{mode}"]["first_vs_mapped_read"] = (figs["first_read_gigabytes"][0] /
                                                        figs["mapped_read_gigabytes"][0])
         doc["rounds"][f"large_{mode}"] = {k: v[1] for k, v in figs.items()}

@@ -134,8 +134,8 @@ static void round_trips(bool thp)
 		task = harness_call1(k, "inspect_bytes", &a, 1);
 		rc = harness_get1(k, task, 60000, &sum);
 		cr_assert_eq(rc, 0, "%s: inspect_bytes: %d %s", what, rc, kray_errmsg(k));
-		cr_assert_eq((uint64_t)sum.i, checksum64(buf, len), "%s: the task's checksum differs",
-			     what);
+		cr_assert_eq((uint64_t)sum.i, checksum64(buf, len),
+			     "%s: the task's checksum differs", what);
 		kray_value_clear(&sum);
 		kray_release(k, &task, 1);
 		kray_release(k, &put, 1);
@@ -146,8 +146,8 @@ static void round_trips(bool thp)
 		rc = kray_create(k, len, &made, &p);
 		cr_assert_eq(rc, 0, "%s: %d %s", what, rc, kray_errmsg(k));
 		if (len >= 2 * MiB)
-			cr_assert_eq((uintptr_t)p % (2 * MiB), 0, "%s: writer's mapping at %p", what,
-				     p);
+			cr_assert_eq((uintptr_t)p % (2 * MiB), 0, "%s: writer's mapping at %p",
+				     what, p);
 		pattern_fill(p, 0, len, seed + 1);
 		rc = kray_seal(k, &made);
 		cr_assert_eq(rc, 0, "%s: seal: %d %s", what, rc, kray_errmsg(k));
