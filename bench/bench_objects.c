@@ -16,6 +16,8 @@
  *   ..._pool_hit                 the puts of those bursts that found a pre-faulted memfd
  *                                ready in krayd's pool
  *   ..._nopool                   the bursts against a krayd started with --pool-size 0
+ *   ..._thp_off                  the bursts against a krayd with the default pool started
+ *                                with --thp off (4 KiB pages: the figure before issue 14)
  *   create_seal_gigabytes        kray_create + memcpy + kray_seal of 100 MiB (default pool)
  *   get_1gib_first / get_1mib_first
  *                                kray_get of an object already on the node that this
@@ -69,7 +71,7 @@
 #define REPEAT_GETS 1000
 #define GET_TIMEOUT_MS 60000
 #define MAX_ROUNDS 16
-#define MAX_KRAYDS 2
+#define MAX_KRAYDS 4
 #define MAX_BURST 8
 
 #ifndef MADV_POPULATE_WRITE
@@ -214,6 +216,7 @@ enum {
 	M_PUT_GB,
 	M_PUT_GB_POOL_HIT,
 	M_PUT_GB_NOPOOL,
+	M_PUT_GB_THP_OFF,
 	M_PUT_GB_HUGE,
 	M_CREATE_GB,
 	M_GET_1GIB_FIRST,
@@ -247,6 +250,9 @@ static struct metric m[M_COUNT] = {
 				M_MEMCPY },
 	[M_PUT_GB_NOPOOL] = { "single_client_put_gigabytes_nopool",
 			      "  same, krayd --pool-size 0", "GB/s", "%12.2f", M_MEMCPY },
+	[M_PUT_GB_THP_OFF] = { "single_client_put_gigabytes_thp_off",
+			       "  same, krayd --thp off (4 KiB pages)", "GB/s", "%12.2f",
+			       M_MEMCPY },
 	[M_PUT_GB_HUGE] = { "single_client_put_gigabytes_hugepages",
 			    "  same, krayd --hugepages 1", "GB/s", "%12.2f",
 			    M_MEMCPY },
@@ -469,7 +475,8 @@ static void verify_big(kray *k, int via, const char *what)
 		bench_die("kray_release", kray_errmsg(k));
 }
 
-static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct krayd *huge)
+static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct krayd *huge,
+			    struct krayd *thpoff)
 {
 	double floor_s[2], fresh_s[2], hits[MAX_BURST];
 	uint64_t pool_full;
@@ -480,17 +487,20 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 	 * learns sizes from demand); what it then holds when idle is what every burst starts
 	 * with.  Then one burst each way, to fault the paths in.
 	 */
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 6; i++) {
+		kray *k = i < 3 ? pooled->k : thpoff->k;
 		kray_ref ref;
 		void *p;
 
-		if (kray_create(pooled->k, BIG_SIZE, &ref, &p) < 0)
-			bench_die("kray_create 100 MiB", kray_errmsg(pooled->k));
-		if (kray_seal(pooled->k, &ref) < 0 || kray_release(pooled->k, &ref, 1) < 0)
-			bench_die("kray_seal", kray_errmsg(pooled->k));
+		if (kray_create(k, BIG_SIZE, &ref, &p) < 0)
+			bench_die("kray_create 100 MiB", kray_errmsg(k));
+		if (kray_seal(k, &ref) < 0 || kray_release(k, &ref, 1) < 0)
+			bench_die("kray_seal", kray_errmsg(k));
 	}
 	pool_full = wait_pool(pooled->k, UINT64_MAX, 1);
+	wait_pool(thpoff->k, UINT64_MAX, 1);
 	put_burst(pooled->k, VIA_PUT, NULL, NULL);
+	put_burst(thpoff->k, VIA_PUT, NULL, NULL);
 	put_burst(nopool->k, VIA_PUT, NULL, NULL);
 	if (huge)
 		put_burst(huge->k, VIA_PUT, NULL, NULL); /* the host backs the huge pages */
@@ -504,6 +514,9 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 		floor_s[0] = memcpy_sample();
 		fresh_s[0] = memcpy_fresh_sample();
 		m[M_PUT_GB_NOPOOL].r[r] = put_burst(nopool->k, VIA_PUT, NULL, NULL);
+		wait_pool(thpoff->k, pool_full, 0.5);
+		m[M_PUT_GB_THP_OFF].r[r] = put_burst(thpoff->k, VIA_PUT, NULL, NULL);
+		wait_pool(pooled->k, pool_full, 0.5);
 		if (huge)
 			m[M_PUT_GB_HUGE].r[r] = put_burst(huge->k, VIA_PUT, NULL, NULL);
 		nhits = 0;
@@ -519,6 +532,7 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 	pool_full_mib = pool_full >> 20;
 	verify_big(pooled->k, VIA_PUT, "kray_put 100 MiB, default pool");
 	verify_big(nopool->k, VIA_PUT, "kray_put 100 MiB, --pool-size 0");
+	verify_big(thpoff->k, VIA_PUT, "kray_put 100 MiB, --thp off");
 	if (huge)
 		verify_big(huge->k, VIA_PUT, "kray_put 100 MiB, --hugepages 1");
 	verify_big(pooled->k, VIA_CREATE, "kray_create 100 MiB");
@@ -592,7 +606,8 @@ static void json(FILE *f, void *arg)
 	for (int i = 0; i < M_COUNT; i++)
 		fprintf(f, "\"%s\": %.3f, ", m[i].key, m[i].med);
 	fprintf(f, "\"put_vs_memcpy\": %.3f, \"put_pool_hit_vs_memcpy\": %.3f, "
-		"\"put_nopool_vs_memcpy\": %.3f, \"create_seal_vs_memcpy\": %.3f, "
+		"\"put_nopool_vs_memcpy\": %.3f, \"put_thp_off_vs_memcpy\": %.3f, "
+		"\"create_seal_vs_memcpy\": %.3f, "
 		"\"fresh_map_vs_memcpy\": %.3f, \"get_1gib_vs_1mib_first\": %.2f, "
 		"\"get_1gib_vs_1mib_clear\": %.2f, \"put_size_bytes\": %lu, \"burst\": %d, "
 		"\"pool_idle_mib\": %llu, \"rounds\": %d, \"round_s\": %.2f, \"online_cpus\": %ld, "
@@ -600,8 +615,8 @@ static void json(FILE *f, void *arg)
 		"\"phase_s\": {\"small\": %.2f, \"puts\": %.2f, \"gets\": %.2f}, "
 		"\"per_round\": {",
 		ratio(M_PUT_GB), ratio(M_PUT_GB_POOL_HIT), ratio(M_PUT_GB_NOPOOL),
-		ratio(M_CREATE_GB), ratio(M_MEMCPY_FRESH), ratio(M_GET_1GIB_FIRST),
-		ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst, (unsigned long long)pool_full_mib,
+		ratio(M_PUT_GB_THP_OFF), ratio(M_CREATE_GB), ratio(M_MEMCPY_FRESH),
+		ratio(M_GET_1GIB_FIRST), ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst, (unsigned long long)pool_full_mib,
 		rounds, round_s,
 		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false", phase_s[0], phase_s[1],
 		phase_s[2]);
@@ -655,9 +670,10 @@ int main(int argc, char **argv)
 	char bin[PATH_MAX + 64];
 	static const char *const pooled_flags[] = { "--store-size", "2G", NULL };
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
+	static const char *const thpoff_flags[] = { "--thp", "off", NULL };
 	static const char *const huge_flags[] = { "--hugepages", "1", "--pool-size", "0", NULL };
 	struct krayd pooled = { .name = "default-pool" }, nopool = { .name = "pool-size-0" };
-	struct krayd huge = { .name = "hugepages" };
+	struct krayd huge = { .name = "hugepages" }, thpoff = { .name = "thp-off" };
 	int have_huge = reserved_hugepages() >= (long)(2 * BIG_SIZE / (2 << 20) + 2);
 	int leaks = 0;
 	double t;
@@ -691,6 +707,7 @@ int main(int argc, char **argv)
 
 	krayd_start(&pooled, bin, pooled_flags);
 	krayd_start(&nopool, bin, nopool_flags);
+	krayd_start(&thpoff, bin, thpoff_flags);
 	if (have_huge)
 		krayd_start(&huge, bin, huge_flags);
 
@@ -701,10 +718,12 @@ int main(int argc, char **argv)
 	phase_s[0] = bench_now() - t;
 
 	t = bench_now();
-	bench_put_bytes(&pooled, &nopool, have_huge ? &huge : NULL);
+	bench_put_bytes(&pooled, &nopool, have_huge ? &huge : NULL, &thpoff);
 	leaks |= leak_check(&pooled, "100 MiB puts");
 	leaks |= leak_check(&nopool, "100 MiB puts");
+	leaks |= leak_check(&thpoff, "100 MiB puts");
 	krayd_stop(&nopool);
+	krayd_stop(&thpoff);
 	if (have_huge) {
 		leaks |= leak_check(&huge, "100 MiB puts");
 		krayd_stop(&huge);

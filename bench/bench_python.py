@@ -14,6 +14,15 @@ the machine's floors they report (a unix-socket ping-pong, a memcpy).
     single_client_wait_1k_refs   1,000 tasks, then wait() on what is not ready until
                                  nothing is (Ray's loop); rate of whole loops
 
+Large objects (issue 14), each against its floor from the same krayd session, once with
+krayd's default config (thp = auto: shmem transparent huge pages) and once with
+--thp off (4 KiB pages, the figures before):
+    put_gigabytes                kray.put of a 100 MiB numpy array (GB/s)
+    memcpy_gigabytes             np.copyto of the same array into one already written
+    first_read_gigabytes         a task sums its 800 MiB numpy argument, which another
+                                 process wrote: the first full read (mapping and faults)
+    mapped_read_gigabytes        the same task sums it again (memory already mapped)
+
 Each figure is the median of several rounds of about a second after a warm-up, against a
 private krayd with one CPU slot per online CPU.  Prints a table and one JSON line.
 
@@ -99,6 +108,67 @@ def python_figures():
     return out
 
 
+@kray.remote
+def read_twice(a):
+    """Sums a (an argument this process did not write) twice: seconds of each full read."""
+    t0 = time.perf_counter()
+    s1 = int(a.sum())
+    t1 = time.perf_counter()
+    s2 = int(a.sum())
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, s1 == s2 and not a.flags.writeable
+
+
+def large_figures(thp):
+    """Puts and first reads of large objects against a krayd with thp auto or off."""
+    kray.init(_krayd_args=["--store-size", "3G"] + ([] if thp else ["--thp", "off"]))
+    out = {}
+    try:
+        # kray_stats.store_huge: 1 = shmem THP (docs/objects.md)
+        out["store_huge"] = kray._kray.status()["store_huge"], []
+        arr = np.ones(100 * 2**20 // 8, dtype=np.int64)
+        dst = np.zeros_like(arr)
+        gb = arr.nbytes / 1e9
+        # Interleaved rounds: the floor and the puts see the same noise.
+        floor, puts = [], []
+        kray.put(arr)
+        for _ in range(ROUNDS):
+            floor.append(timeit_once(lambda: np.copyto(dst, arr), gb))
+            puts.append(timeit_once(lambda: kray.put(arr), gb))
+        out["memcpy_gigabytes"] = statistics.median(floor), floor
+        out["put_gigabytes"] = statistics.median(puts), puts
+        del dst
+        big = np.arange(800 * 2**20 // 8, dtype=np.int64)
+        gb = big.nbytes / 1e9
+        kray.get(read_twice.remote(kray.put(big)))  # warm-up: a worker, the code, the memory
+        first, mapped = [], []
+        for _ in range(max(3, ROUNDS - 2)):
+            ref = kray.put(big)
+            t_first, t_mapped, ok = kray.get(read_twice.remote(ref))
+            if not ok:
+                raise SystemExit("read_twice: the sums differ, or the argument is writable")
+            first.append(gb / t_first)
+            mapped.append(gb / t_mapped)
+            del ref
+        out["first_read_gigabytes"] = statistics.median(first), first
+        out["mapped_read_gigabytes"] = statistics.median(mapped), mapped
+    finally:
+        kray.shutdown()
+    return out
+
+
+def timeit_once(fn, multiplier):
+    """Rate of fn (x multiplier per second) over one round of ~ROUND_S."""
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= ROUND_S:
+            return n * multiplier / dt
+
+
 def c_figures(quick):
     """The C benches' JSON, each run once here (--quick): their metric -> value."""
     figs = {}
@@ -147,6 +217,7 @@ def main():
         py = python_figures()
     finally:
         kray.shutdown()
+    large = {"thp_off": large_figures(False), "thp_auto": large_figures(True)}
     c = {} if args.no_c else c_figures(args.quick)
     print(f"bench_python: median of {ROUNDS} rounds x {ROUND_S:.1f} s, private krayd, "
           f"{os.cpu_count()} online CPUs, Python {sys.version.split()[0]}")
@@ -161,8 +232,26 @@ def main():
     for f in FLOORS:
         if f in c:
             print(f"  {f + ' (floor)':30} {'':>12} {c[f]:12.2f}")
+    print("  large objects, Python (GB/s; ratio over the floor of the same krayd session):")
+    print(f"  {'metric':30} {'thp off':>12} {'thp auto':>12}  {'off/floor':>9} {'auto/floor':>10}")
+    for k, fl in (("put_gigabytes", "memcpy_gigabytes"), ("memcpy_gigabytes", None),
+                  ("first_read_gigabytes", "mapped_read_gigabytes"),
+                  ("mapped_read_gigabytes", None)):
+        off, on = large["thp_off"][k][0], large["thp_auto"][k][0]
+        r = (f"{off / large['thp_off'][fl][0]:9.2f} {on / large['thp_auto'][fl][0]:10.2f}"
+             if fl else f"{'(floor)':>9} {'(floor)':>10}")
+        print(f"  {k:30} {off:12.2f} {on:12.2f}  {r}")
+    print(f"  {'store_huge (kray status)':30} {large['thp_off']['store_huge'][0]:12d} "
+          f"{large['thp_auto']['store_huge'][0]:12d}  (1: shmem THP)")
     doc = {k: v[0] for k, v in py.items()}
     doc["rounds"] = {k: v[1] for k, v in py.items()}
+    for mode, figs in large.items():
+        doc[f"large_{mode}"] = {k: v[0] for k, v in figs.items()}
+        doc[f"large_{mode}"]["put_vs_memcpy"] = (figs["put_gigabytes"][0] /
+                                                 figs["memcpy_gigabytes"][0])
+        doc[f"large_{mode}"]["first_vs_mapped_read"] = (figs["first_read_gigabytes"][0] /
+                                                       figs["mapped_read_gigabytes"][0])
+        doc["rounds"][f"large_{mode}"] = {k: v[1] for k, v in figs.items()}
     doc["c_api"] = {k: c[k] for k in list(UNITS) + list(FLOORS) if k in c}
     line = json.dumps(doc)
     print("JSON: " + line)

@@ -239,7 +239,8 @@ static int cmd_status(void)
 	       "in all; %llu freed; pool %llu bytes\n"
 	       "  actors   %llu alive, %llu pending (waiting for CPU slots or arguments)\n"
 	       "  fast     %llu sync calls steered by BPF, %llu bounced to krayd\n"
-	       "  rejected frames %llu\n",
+	       "  rejected frames %llu\n"
+	       "  huge pages for large objects: %s\n",
 	       U(st.node), sock, U(st.drivers) - 1, U(st.workers), U(st.workers_busy),
 	       U(st.workers_blocked), U(st.workers_started), U(st.workers_died),
 	       U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed),
@@ -248,7 +249,12 @@ static int cmd_status(void)
 	       U(st.object_bytes), U(st.store_bytes), U(st.store_capacity), U(st.objects_pinned),
 	       U(st.objects_spilled), U(st.bytes_spilled), U(st.spilled_total),
 	       U(st.restored_total), U(st.evicted_total), U(st.pool_bytes), U(st.actors_alive),
-	       U(st.actors_pending), U(st.fast_tasks), U(st.fast_bounced), U(st.frames_rejected));
+	       U(st.actors_pending), U(st.fast_tasks), U(st.fast_bounced), U(st.frames_rejected),
+	       (st.store_huge & KRAY_STORE_HUGETLB) && (st.store_huge & KRAY_STORE_THP) ?
+		       "hugetlb where reserved, else shmem THP" :
+	       st.store_huge & KRAY_STORE_HUGETLB ? "hugetlb where reserved, else none" :
+	       st.store_huge & KRAY_STORE_THP	   ? "shmem THP" :
+						     "none (4 KiB pages)");
 #undef U
 	char *actors = NULL, *nodes = NULL;
 

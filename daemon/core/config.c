@@ -18,7 +18,7 @@
 #include "../../common/wire.h"
 #include "core/log.h"
 
-enum kind { K_STR, K_INT, K_SIZE, K_LEVEL, K_BOOL };
+enum kind { K_STR, K_INT, K_SIZE, K_LEVEL, K_BOOL, K_AUTO };
 
 struct key {
 	const char *name;
@@ -44,6 +44,9 @@ static const struct key keys[] = {
 	  "pre-faulted memory kept ready for new objects (0: none)" },
 	INT("hugepages", hugepages, 0, 1,
 	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
+	{ "thp", K_AUTO, offsetof(struct config, thp), sizeof(int), 0, 0,
+	  "auto/off: large objects in shmem transparent huge pages (auto, as root, sets "
+	  "shmem_enabled from never to advise)" },
 	INT("kmod", kmod, 0, 1, "1: publish large objects in /dev/kray when it is loaded"),
 	{ "resources", K_STR, offsetof(struct config, resources), 256, 0, 0,
 	  "custom resources of this node, e.g. GPU:2,ssd:1" },
@@ -191,6 +194,16 @@ static int set_key(struct config *cfg, const struct key *k, const char *val, con
 			return -EINVAL;
 		}
 		return 0;
+	case K_AUTO:
+		if (!strcmp(val, "auto") || !strcmp(val, "on") || !strcmp(val, "1")) {
+			*(int *)dst = 1;
+		} else if (!strcmp(val, "off") || !strcmp(val, "0")) {
+			*(int *)dst = 0;
+		} else {
+			*ret_why = "not auto or off";
+			return -EINVAL;
+		}
+		return 0;
 	case K_LEVEL:
 		lvl = log_parse_level(val);
 		if (lvl < 0) {
@@ -302,6 +315,7 @@ static void set_defaults(struct config *cfg)
 	cfg->client_buffers_max = 1ull << 30;
 	cfg->max_unproven_links = 64;
 	cfg->kmod = 1;
+	cfg->thp = 1;
 }
 
 int config_reload(struct config *cfg)

@@ -31,6 +31,7 @@ struct config {
 	char spill_dir[PATH_MAX]; /* where full-store objects go; default <socket>.spill */
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
 	int hugepages; /* large objects in hugetlb memfds when huge pages are reserved */
+	int thp; /* 1 (auto): large objects in shmem transparent huge pages where allowed */
 	int kmod; /* 1: publish large objects in /dev/kray when the module is loaded */
 	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
 	char resources[256]; /* custom resources of this node: "NAME:QTY,..." */

@@ -72,6 +72,7 @@ struct krayd {
 	struct obj *lru_head, *lru_tail; /* large objects in memory */
 	struct pool *pool;
 	int spill_lock; /* the spill dir, flock()ed while krayd runs (store_spill.c); or -1 */
+	bool thp; /* large objects in shmem transparent huge pages (store_mem.c) */
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets with a deadline */
 	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */

@@ -20,6 +20,7 @@
 #include "core/krayd.h"
 #include "core/store.h"
 #include "core/log.h"
+#include "../../common/hugemap.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -41,6 +42,7 @@ struct pool {
 	uint64_t orders[POOL_MAX]; /* sizes to fill */
 	unsigned norders;
 	bool stop;
+	bool huge; /* shmem THP: pages pre-faulted 2 MiB at a time (a writer maps them whole) */
 };
 
 static int fresh(uint64_t size)
@@ -58,10 +60,10 @@ static int fresh(uint64_t size)
 	return fd;
 }
 
-/* Allocates and zeroes every page of fd. */
-static int prefault(int fd, uint64_t size)
+/* Allocates and zeroes every page of fd (in huge pages with huge, where shmem allows). */
+static int prefault(int fd, uint64_t size, bool huge)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *p = kray_map_huge(fd, size, PROT_READ | PROT_WRITE, 0, huge);
 
 	if (p == MAP_FAILED)
 		return -errno;
@@ -91,7 +93,7 @@ static void *filler(void *arg)
 		size = p->orders[--p->norders];
 		pthread_mutex_unlock(&p->lock);
 		fd = fresh(size);
-		if (fd >= 0 && prefault(fd, size)) {
+		if (fd >= 0 && prefault(fd, size, p->huge)) {
 			close(fd);
 			fd = -1;
 		}
@@ -110,13 +112,14 @@ static void *filler(void *arg)
 	return NULL;
 }
 
-struct pool *pool_start(uint64_t budget)
+struct pool *pool_start(uint64_t budget, bool huge)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
 	p->budget = budget;
+	p->huge = huge;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	if (budget && pthread_create(&p->thread, NULL, filler, p)) {

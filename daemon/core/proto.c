@@ -138,6 +138,7 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 	if (store_get(d, &m.oid))
 		return conn_fail(c, "object id reused", -EEXIST);
 	rep.status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
+	rep.flags = !rep.status && d->thp ? KRAY_CREATE_HUGE : 0;
 	off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_CREATE_REPLY, req, WIRE_FIXED(rep));
 	if (!rep.status && conn_frame_fd(c, fd)) {
 		/* Out of descriptors: undo, and say so. */
@@ -255,6 +256,7 @@ static void on_status(struct conn *c, uint64_t req)
 	st.node = d->node;
 	st.num_cpus = (uint64_t)d->cfg.num_cpus;
 	st.pool_bytes = pool_bytes(d->pool);
+	st.store_huge = store_huge_flags(d);
 	st.actors_alive = actor_count(d, A_ALIVE);
 	st.actors_pending = actor_count(d, A_PENDING) + actor_count(d, A_STARTING);
 	ext_stats(d, &st);

@@ -94,6 +94,8 @@ int store_restore(struct krayd *d, struct obj *o);
 void store_drop_large(struct krayd *d, struct obj *o);
 int store_mem_init(struct krayd *d);
 void store_mem_fini(struct krayd *d);
+/* KRAY_STORE_* for the STATUS reply: the huge pages new large objects get now. */
+uint32_t store_huge_flags(struct krayd *d);
 
 /* store_spill.c: the spill directory, locked while krayd runs; a crashed krayd's spill
  * files removed.  Returns 0 (also when there is no spill dir to be had: spilling then
@@ -113,7 +115,8 @@ void store_abort_large(struct krayd *d, struct obj *o);
 int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 
 /* pool.c: pre-faulted memfds */
-struct pool *pool_start(uint64_t budget);
+/* huge: pre-fault in shmem transparent huge pages (MADV_HUGEPAGE). */
+struct pool *pool_start(uint64_t budget, bool huge);
 /* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
 int pool_take(struct pool *p, uint64_t size);
 uint64_t pool_bytes(struct pool *p);

@@ -25,6 +25,7 @@
 
 #define HUGE_PAGE (2ull << 20)
 #define HUGE_MIN (1ull << 20)
+#define SHMEM_ENABLED "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 
 void store_lru_add(struct krayd *d, struct obj *o)
 {
@@ -256,11 +257,97 @@ void store_drop_large(struct krayd *d, struct obj *o)
 	o->spilled = false;
 }
 
+/* The shmem THP setting in force ("always within_size [advise] never deny force" names
+ * it in brackets) into buf; false where the kernel has no shmem THP. */
+static bool shmem_thp_mode(char *buf, size_t len)
+{
+	char line[128], *a, *b;
+	int fd = open(SHMEM_ENABLED, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, line, sizeof(line) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	line[n] = 0;
+	a = strchr(line, '[');
+	b = a ? strchr(a, ']') : NULL;
+	if (!b)
+		return false;
+	*b = 0;
+	snprintf(buf, len, "%s", a + 1);
+	return true;
+}
+
+/* Whether a mapping with MADV_HUGEPAGE gets huge pages under this shmem setting. */
+static bool shmem_thp_allows(const char *mode)
+{
+	return !strcmp(mode, "advise") || !strcmp(mode, "always") ||
+	       !strcmp(mode, "within_size") || !strcmp(mode, "force");
+}
+
+/*
+ * thp = auto: large objects in shmem transparent huge pages.  shmem_enabled is "never" by
+ * default; krayd (as root) sets it to "advise", which gives huge pages only to mappings that
+ * ask with MADV_HUGEPAGE (kray's), and leaves it so at exit (other krayds on this machine
+ * may rely on it).  "deny" is an administrator's no and is kept.  Where the setting cannot
+ * be had, objects use 4 KiB pages as before.
+ */
+static void thp_init(struct krayd *d)
+{
+	char mode[32] = "";
+	const char *why = NULL;
+	int fd;
+
+	d->thp = false;
+	if (!d->cfg.thp) {
+		log_info("large objects in 4 KiB pages (thp = off)");
+		return;
+	}
+	if (!shmem_thp_mode(mode, sizeof(mode)))
+		why = "the kernel has no shmem transparent huge pages (" SHMEM_ENABLED ")";
+	else if (!strcmp(mode, "never")) {
+		fd = open(SHMEM_ENABLED, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "advise", 6) != 6)
+			why = errno == EACCES || errno == EPERM || errno == EROFS ?
+				      "cannot set " SHMEM_ENABLED " to advise (needs root and a "
+				      "writable /sys; see dist/systemd/krayd.service)" :
+				      "cannot set " SHMEM_ENABLED " to advise";
+		else
+			log_info("set " SHMEM_ENABLED " from never to advise");
+		if (fd >= 0)
+			close(fd);
+		if (!why && (!shmem_thp_mode(mode, sizeof(mode)) || !shmem_thp_allows(mode)))
+			why = "shmem_enabled did not take advise";
+	} else if (!shmem_thp_allows(mode)) {
+		why = "shmem_enabled is deny";
+	}
+	if (why) {
+		log_info("large objects in 4 KiB pages: %s", why);
+		return;
+	}
+	d->thp = true;
+	log_info("large objects in shmem transparent huge pages (shmem_enabled = %s)", mode);
+}
+
+uint32_t store_huge_flags(struct krayd *d)
+{
+	char mode[32];
+	uint32_t f = d->cfg.hugepages ? KRAY_STORE_HUGETLB : 0;
+
+	/* Read again: an administrator may have set it back to never since. */
+	if (d->thp && shmem_thp_mode(mode, sizeof(mode)) && shmem_thp_allows(mode))
+		f |= KRAY_STORE_THP;
+	return f;
+}
+
 int store_mem_init(struct krayd *d)
 {
 	d->st.store_capacity = d->cfg.store_size;
+	thp_init(d);
 	d->pool = pool_start(d->cfg.pool_size < d->cfg.store_size ? d->cfg.pool_size :
-								      d->cfg.store_size);
+								      d->cfg.store_size,
+			     d->thp);
 	return d->pool ? 0 : -ENOMEM;
 }
 

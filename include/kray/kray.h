@@ -246,8 +246,15 @@ struct kray_stats {
 	uint64_t num_cpus; /* this node's CPU slots (krayd's num-cpus) */
 	uint64_t fast_tasks; /* synchronous calls steered in the kernel (docs/fastpath.md) */
 	uint64_t fast_bounced; /* fast calls that found no idle worker (ran on krayd's path) */
-	uint64_t reserved_[1];
+	uint32_t store_huge; /* KRAY_STORE_THP (shmem transparent huge pages), KRAY_STORE_HUGETLB
+			      * (hugetlb memfds): the huge pages new large objects get; 0: 4 KiB */
+	uint32_t reserved_;
 };
+
+#ifndef KRAY_STORE_THP /* the same in uapi/kray_wire.h */
+#define KRAY_STORE_THP 1u
+#define KRAY_STORE_HUGETLB 2u
+#endif
 
 /* Asks krayd for its counters. */
 int kray_status(kray *k, struct kray_stats *ret_stats);

@@ -342,8 +342,9 @@ _Static_assert(sizeof(struct kray_msg_create) == 24, "create is 24 bytes");
 
 struct kray_msg_create_reply {
 	__s32 status; /* 0 (one fd follows) or -errno, e.g. -ENOSPC */
-	__u32 pad;
+	__u32 flags; /* KRAY_CREATE_*; 0 from a krayd older than them */
 };
+#define KRAY_CREATE_HUGE 1u /* map the memfd with MADV_HUGEPAGE (krayd's thp is on) */
 _Static_assert(sizeof(struct kray_msg_create_reply) == 8, "create_reply is 8 bytes");
 
 struct kray_msg_seal {
@@ -426,8 +427,13 @@ struct kray_wire_stats {
 	__u64 num_cpus; /* CPU slots of this node */
 	__u64 fast_tasks; /* steered by the BPF fast path to a worker (krayd never saw them) */
 	__u64 fast_bounced; /* fast frames sent back to their driver: no idle worker */
-	__u64 reserved[1];
+	__u32 store_huge; /* KRAY_STORE_*: which huge pages new large objects get */
+	__u32 reserved;
 };
+#ifndef KRAY_STORE_THP /* the same in kray/kray.h */
+#define KRAY_STORE_THP 1u /* shmem transparent huge pages (thp = auto, shmem_enabled allows) */
+#define KRAY_STORE_HUGETLB 2u /* hugetlb memfds (hugepages = 1) */
+#endif
 _Static_assert(sizeof(struct kray_wire_stats) == 256, "stats is 256 bytes");
 
 /* ---- between nodes (issue 7) ---------------------------------------------------------- */

@@ -571,13 +571,14 @@ static PyObject *api_status(PyObject *self, PyObject *unused)
 	if (r)
 		return ext_fail(k, r, "status");
 	return Py_BuildValue(
-		"{sKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus", st.num_cpus,
+		"{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus", st.num_cpus,
 		"workers", st.workers,
 		"tasks_submitted", st.tasks_submitted, "tasks_finished", st.tasks_finished,
 		"tasks_failed", st.tasks_failed, "tasks_retried", st.tasks_retried, "objects",
 		st.objects, "store_bytes", st.store_bytes, "store_capacity", st.store_capacity,
 		"workers_died", st.workers_died, "actors_alive", st.actors_alive,
-		"objects_pinned", st.objects_pinned);
+		"objects_pinned", st.objects_pinned, "store_huge",
+		(unsigned long long)st.store_huge);
 }
 
 /* describe_nodes() -> str: a line per node of the cluster ("" outside one), as `kray status`
