@@ -16,7 +16,8 @@ PY_LIBDIR  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config
 PY_OUT     := $(O)/python/kray
 PY_EXT_SRC := python/src/module.c python/src/api.c python/src/value.c python/src/ref.c \
 	python/src/worker.c
-PY_MODS    := $(wildcard python/kray/*.py)
+# The package's modules, with its subpackages (kray.tune, kray.rllib, kray.util: issue 16).
+PY_MODS    := $(shell find python/kray -name '*.py' | sort)
 PY_TARGETS := $(PY_OUT)/_kray$(PY_EXT) $(PY_OUT)/libkray_python.so \
 	$(PY_MODS:python/kray/%=$(PY_OUT)/%)
 # Found from the build tree (build/python/kray -> build/lib) and once installed
@@ -59,7 +60,8 @@ PY_INSTDIR := $(PREFIX)/lib/python$(PY_VER)/dist-packages/kray
 install: install-python
 install-python: $(PY_TARGETS)
 	install -d $(DESTDIR)$(PY_INSTDIR)
-	install -m 0644 -t $(DESTDIR)$(PY_INSTDIR) $(PY_MODS:python/kray/%=$(PY_OUT)/%)
+	for m in $(PY_MODS:python/kray/%=%); do \
+		install -D -m 0644 $(PY_OUT)/$$m $(DESTDIR)$(PY_INSTDIR)/$$m || exit 1; done
 	install -m 0755 -t $(DESTDIR)$(PY_INSTDIR) $(PY_OUT)/_kray$(PY_EXT) \
 		$(PY_OUT)/libkray_python.so
 uninstall: uninstall-python
