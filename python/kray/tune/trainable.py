@@ -11,7 +11,7 @@ import socket
 import tempfile
 import time
 
-from .checkpoint import Checkpoint
+from .checkpoint import _DICT_FILE, Checkpoint
 
 _META = ".tune_metadata"
 
@@ -145,7 +145,7 @@ class Trainable:
         os.makedirs(path, exist_ok=True)
         out = self.save_checkpoint(path)
         if isinstance(out, dict):
-            with open(os.path.join(path, "checkpoint.pkl"), "wb") as fh:
+            with open(os.path.join(path, _DICT_FILE), "wb") as fh:
                 pickle.dump(out, fh)
         elif isinstance(out, str) and os.path.abspath(out) != os.path.abspath(path):
             if not os.path.abspath(out).startswith(os.path.abspath(path)):
@@ -170,7 +170,7 @@ class Trainable:
             raise ValueError(f"restore(): no checkpoint directory at {checkpoint_path}")
         meta = _read_meta(checkpoint_path)
         if meta.get("kind") == "dict":
-            with open(os.path.join(checkpoint_path, "checkpoint.pkl"), "rb") as fh:
+            with open(os.path.join(checkpoint_path, _DICT_FILE), "rb") as fh:
                 self.load_checkpoint(pickle.load(fh))
         elif meta.get("relpath"):
             self.load_checkpoint(os.path.join(checkpoint_path, meta["relpath"]))
