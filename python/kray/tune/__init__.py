@@ -12,6 +12,7 @@
     print(analysis.best_config)
 """
 from . import logger, schedulers, search, session, stopper  # noqa: F401
+from .registry import register_env  # noqa: F401
 from ._run import (ExperimentAnalysis, Trial, get_trainable_cls,  # noqa: F401
                    register_trainable, run, with_resources)
 from .checkpoint import Checkpoint
