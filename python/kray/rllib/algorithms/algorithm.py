@@ -284,7 +284,13 @@ class Trainer(Trainable):
         self.timesteps = 0
         self.build()
         self.workers = []
-        worker_args = (c["env"], c["env_config"], c["model"], c["seed"])
+        # A registered env travels to the workers as its creator (their registry is empty).
+        from ...tune.registry import _env_creator
+        env = c["env"]
+        if isinstance(env, str) and _env_creator(env) is not None:
+            env = _env_creator(env)
+        self._worker_env = env
+        worker_args = (env, c["env_config"], c["model"], c["seed"])
         if c["num_workers"] == 0:
             self.local_worker = RolloutWorker(*worker_args, 0, c["num_envs_per_worker"],
                                               *self.gae_params(),
@@ -358,7 +364,7 @@ class Trainer(Trainable):
 
     def evaluate(self, num_episodes=10):
         """Greedy episodes (explore=False) with the current weights."""
-        w = RolloutWorker(self.config["env"], self.config["env_config"],
+        w = RolloutWorker(self._worker_env, self.config["env_config"],
                           self.config["model"], self.config["seed"], 99, 1,
                           *self.gae_params())
         rets = w.rollout(self.get_weights(), num_episodes)
