@@ -128,3 +128,19 @@ def test_cartpole_env():
     env.reset(seed=0)
     out = [env.step(i % 2) for i in range(5)]
     assert out[-1][3] and not out[-1][2]  # truncated at the limit
+
+
+ES_FAST = {"seed": 0, "episodes_per_batch": 50, "train_batch_size": 2000,
+           "noise_size": 2_000_000, "model": {"fcnet_hiddens": [16]}, "eval_prob": 0.05,
+           "stepsize": 0.05, "noise_stdev": 0.05}
+
+
+def test_es_solves_cartpole(ray, tmp_path):
+    from kray.rllib.agents.es import ESTrainer
+    analysis = tune.run("ES", config=dict(ES_FAST, env="CartPole-v0"),
+                        stop={"episode_reward_mean": 195, "training_iteration": 60},
+                        local_dir=str(tmp_path), verbose=0)
+    r = analysis.trials[0].last_result
+    assert r["episode_reward_mean"] >= 195, r
+    with pytest.raises(ValueError, match="Unknown config"):
+        ESTrainer({"sigma": 0.1}, "CartPole-v0")

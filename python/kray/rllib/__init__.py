@@ -8,8 +8,10 @@
 from ..tune._run import register_trainable
 from .algorithms.algorithm import Trainer
 from .algorithms.ppo import PPO, PPOConfig, PPOTrainer
+from .algorithms.es import ES, ESConfig, ESTrainer
 from .env import EnvError
 
 register_trainable("PPO", PPOTrainer)
+register_trainable("ES", ESTrainer)
 
-__all__ = ["Trainer", "PPOTrainer", "PPO", "PPOConfig", "EnvError"]
+__all__ = ["Trainer", "PPOTrainer", "PPO", "PPOConfig", "ESTrainer", "ES", "ESConfig", "EnvError"]
