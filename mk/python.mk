@@ -6,6 +6,7 @@
 #   make python        build the package into $(O)/python
 #   make test-python   the pytest suite (tests/python), part of `make test`
 #   make bench-python  bench/bench_python.py (Ray's microbenchmark names)
+#   make bench-rllib   bench/bench_rllib.py (PPO/ES parallel rollouts, Tune's overhead)
 
 PY_INC     := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 PY_EXT     := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
@@ -29,7 +30,7 @@ PY_CFLAGS  := $(filter-out -Wshadow,$(CFLAGS)) -I$(PY_INC) -fPIC -fvisibility=hi
 ALL_EXTRA  += $(PY_TARGETS)
 TEST_EXTRA += test-python
 
-.PHONY: python test-python bench-python install-python uninstall-python
+.PHONY: python test-python bench-python bench-rllib install-python uninstall-python
 python: $(PY_TARGETS)
 
 $(PY_OUT)/_kray$(PY_EXT): $(PY_EXT_SRC) python/src/ext.h include/kray/kray.h $(LIBKRAY)
@@ -55,6 +56,9 @@ test-python: $(PY_TARGETS) $(BINS)
 
 bench-python: $(PY_TARGETS) $(BINS) $(BENCHES)
 	@$(PY_TEST_ENV) $(PYTHON) bench/bench_python.py
+
+bench-rllib: $(PY_TARGETS) $(BINS)
+	@$(PY_TEST_ENV) $(PYTHON) bench/bench_rllib.py
 
 PY_INSTDIR := $(PREFIX)/lib/python$(PY_VER)/dist-packages/kray
 install: install-python
