@@ -190,3 +190,11 @@ def test_placement_group_refused(ray):
     import kray.util
     with pytest.raises(NotImplementedError, match="placement groups"):
         kray.util.placement_group([{"CPU": 1}])
+
+
+def test_libraries_as_attributes():
+    import kray as ray
+    assert ray.util.ActorPool is ActorPool and callable(ray.tune.run)
+    assert ray.util.multiprocessing.Pool.__name__ == "Pool"
+    with pytest.raises(AttributeError):
+        ray.no_such_library

@@ -10,6 +10,7 @@ Placement groups are not here: see docs/util.md for why and what krayd would nee
 """
 from .actor_pool import ActorPool
 from .queue import Queue, Empty, Full
+from . import multiprocessing  # noqa: F401 (ray.util.multiprocessing.Pool)
 
 __all__ = ["ActorPool", "Queue", "Empty", "Full", "placement_group"]
 
