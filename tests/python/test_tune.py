@@ -273,3 +273,21 @@ def test_pretty_print_and_registry(ray, tmp_path):
     tune.register_trainable("my_fn", train)
     a = tune.run("my_fn", local_dir=str(tmp_path), verbose=0)
     assert a.trials[0].last_result["v"] == 1
+
+
+def test_trainable_that_never_reports(ray, tmp_path, capfd):
+    def silent(config):
+        pass
+
+    analysis = tune.run(silent, local_dir=str(tmp_path), verbose=0)
+    assert analysis.trials[0].status == "TERMINATED"
+    assert "finished without reporting any result" in capfd.readouterr().err
+    # One that never ends is bounded by time_budget_s once it reports.
+    def forever(config):
+        while True:
+            time.sleep(0.05)
+            tune.report(x=1)
+
+    t0 = time.time()
+    analysis = tune.run(forever, local_dir=str(tmp_path), verbose=0, time_budget_s=1)
+    assert time.time() - t0 < 20 and analysis.trials[0].status == "TERMINATED"
