@@ -11,6 +11,7 @@ PACKAGES=(
 	libcriterion-dev clang llvm bpftool libsystemd-dev iproute2 procps
 	libclang-rt-14-dev # libFuzzer for make fuzz: clang only recommends it
 	python3-dev python3-cloudpickle python3-numpy python3-pytest # the Python wrapper (python/)
+	python3-torch python3-sklearn python3-joblib # kray.rllib's learner (torch), kray.util.joblib and its scikit-learn test and example (issue 16)
 	libssl-dev # libcrypto: HMAC-SHA256 of the cluster token (daemon/cluster/net.c)
 	clang-format # make format-check (part of make test): the C style in .clang-format
 	groff-base systemd # test_install renders the man pages and checks the unit (systemd-analyze)

@@ -6,6 +6,7 @@
 #   make python        build the package into $(O)/python
 #   make test-python   the pytest suite (tests/python), part of `make test`
 #   make bench-python  bench/bench_python.py (Ray's microbenchmark names)
+#   make bench-rllib   bench/bench_rllib.py (PPO/ES parallel rollouts, Tune's overhead)
 
 PY_INC     := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 PY_EXT     := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
@@ -16,7 +17,8 @@ PY_LIBDIR  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config
 PY_OUT     := $(O)/python/kray
 PY_EXT_SRC := python/src/module.c python/src/api.c python/src/value.c python/src/ref.c \
 	python/src/worker.c
-PY_MODS    := $(wildcard python/kray/*.py)
+# The package's modules, with its subpackages (kray.tune, kray.rllib, kray.util: issue 16).
+PY_MODS    := $(shell find python/kray -name '*.py' | sort)
 PY_TARGETS := $(PY_OUT)/_kray$(PY_EXT) $(PY_OUT)/libkray_python.so \
 	$(PY_MODS:python/kray/%=$(PY_OUT)/%)
 # Found from the build tree (build/python/kray -> build/lib) and once installed
@@ -28,7 +30,7 @@ PY_CFLAGS  := $(filter-out -Wshadow,$(CFLAGS)) -I$(PY_INC) -fPIC -fvisibility=hi
 ALL_EXTRA  += $(PY_TARGETS)
 TEST_EXTRA += test-python
 
-.PHONY: python test-python bench-python install-python uninstall-python
+.PHONY: python test-python bench-python bench-rllib install-python uninstall-python
 python: $(PY_TARGETS)
 
 $(PY_OUT)/_kray$(PY_EXT): $(PY_EXT_SRC) python/src/ext.h include/kray/kray.h $(LIBKRAY)
@@ -55,11 +57,15 @@ test-python: $(PY_TARGETS) $(BINS)
 bench-python: $(PY_TARGETS) $(BINS) $(BENCHES)
 	@$(PY_TEST_ENV) $(PYTHON) bench/bench_python.py
 
+bench-rllib: $(PY_TARGETS) $(BINS)
+	@$(PY_TEST_ENV) $(PYTHON) bench/bench_rllib.py
+
 PY_INSTDIR := $(PREFIX)/lib/python$(PY_VER)/dist-packages/kray
 install: install-python
 install-python: $(PY_TARGETS)
 	install -d $(DESTDIR)$(PY_INSTDIR)
-	install -m 0644 -t $(DESTDIR)$(PY_INSTDIR) $(PY_MODS:python/kray/%=$(PY_OUT)/%)
+	for m in $(PY_MODS:python/kray/%=%); do \
+		install -D -m 0644 $(PY_OUT)/$$m $(DESTDIR)$(PY_INSTDIR)/$$m || exit 1; done
 	install -m 0755 -t $(DESTDIR)$(PY_INSTDIR) $(PY_OUT)/_kray$(PY_EXT) \
 		$(PY_OUT)/libkray_python.so
 uninstall: uninstall-python

@@ -349,3 +349,14 @@ def available_resources():
 
 def timeline(filename=None):
     raise NotImplementedError("kray has no timeline; see `kray status` and `kray top`")
+
+
+_LIBRARIES = ("tune", "rllib", "util", "air")
+
+
+def __getattr__(name):
+    """ray.tune, ray.util, ... without importing them first, as `import ray` allows."""
+    if name in _LIBRARIES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

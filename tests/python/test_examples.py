@@ -33,3 +33,33 @@ def test_resources_example():
     started = {line.split()[0]: float(line.split()[3]) for line in out[1:]}
     assert abs(started["disk-2"] - started["disk-1"]) >= 0.45, started  # one disk
     assert started["no-cpu"] < started["two-cpus"], started  # 0 CPUs runs beside
+
+
+def run_example_args(name, *args):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", name),
+                          *args], env=python_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_tune_ppo_example():
+    """The seed's third program (kray.tune + kray.rllib), with a smaller network."""
+    src = open(os.path.join(ROOT, "examples", "python", "tune_ppo.py")).read()
+    assert "tune.run(PPOTrainer, config=config" in src
+    assert "from kray.rllib.agents.ppo import PPOTrainer" in src
+    last = run_example_args("tune_ppo.py", "--fast").splitlines()[-1]
+    assert last.startswith("solved: episode_reward_mean"), last
+    assert float(last.split()[2]) >= 195
+
+
+def test_es_example():
+    out = run_example_args("es_cartpole.py")
+    assert float(out.splitlines()[0].split(": ")[1]) >= 195, out
+
+
+def test_tune_sklearn_example():
+    out = run_example_args("tune_sklearn.py").splitlines()
+    best = [line for line in out if line.startswith("best config")][0]
+    assert float(best.split("accuracy ")[1].split(";")[0]) > 0.9, best
+    assert "5-fold cross validation on kray" in out[-1]

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Benchmarks of kray's libraries (issue 16), each against its baseline in the same run:
+
+  ppo_solve        time for PPO to solve CartPole-v0 (episode_reward_mean >= 195) with
+                   num_workers rollout actors, and the same PPO loop in one process
+                   (num_workers=0); samples per second collected by the rollouts
+  es_solve         the same for ES (its rollouts need actors: 1 worker vs 2)
+  tune_overhead    1,000 trials of a no-op function trainable with tune.run, against a
+                   plain loop of 1,000 kray tasks
+
+    PYTHONPATH=build/python python3 bench/bench_rllib.py [--trials 1000] [--rounds 1]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import kray
+from kray import tune
+from kray.rllib.agents.es import ESTrainer
+from kray.rllib.agents.ppo import PPOTrainer
+
+PPO_FAST = {"seed": 0, "lr": 3e-4, "num_sgd_iter": 6, "model": {"fcnet_hiddens": [64, 64]}}
+ES_FAST = {"seed": 0, "episodes_per_batch": 50, "train_batch_size": 2000,
+           "noise_size": 2_000_000, "model": {"fcnet_hiddens": [16]}, "eval_prob": 0.05,
+           "stepsize": 0.05, "noise_stdev": 0.05}
+
+
+def solve(cls, config, max_iter=60):
+    t0 = time.perf_counter()
+    trainer = cls(config, "CartPole-v0")
+    sample_s = steps = 0.0
+    for _ in range(max_iter):
+        r = trainer.train()
+        n = r["timesteps_this_iter"]
+        steps += n
+        sample_s += n / r["sampler_perf"]["samples_per_s"]
+        if r["episode_reward_mean"] >= 195:
+            break
+    trainer.stop()
+    return {"seconds": time.perf_counter() - t0, "iterations": r["training_iteration"],
+            "reward": r["episode_reward_mean"], "samples_per_s": steps / sample_s,
+            "solved": r["episode_reward_mean"] >= 195}
+
+
+def noop(config):
+    tune.report(done=1)
+
+
+@kray.remote
+def noop_task(i):
+    return i
+
+
+def tune_overhead(n):
+    d = tempfile.mkdtemp(prefix="bench-tune-")
+    try:
+        t0 = time.perf_counter()
+        tune.run(noop, config={"i": tune.grid_search(list(range(n)))}, local_dir=d,
+                 verbose=0)
+        t_tune = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    t0 = time.perf_counter()
+    for i in range(n):
+        kray.get(noop_task.remote(i))
+    t_seq = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    kray.get([noop_task.remote(i) for i in range(n)])
+    t_par = time.perf_counter() - t0
+    return {"trials": n, "tune_s": t_tune, "tasks_loop_s": t_seq, "tasks_batch_s": t_par,
+            "tune_ms_per_trial": 1000 * t_tune / n,
+            "overhead_ms_per_trial_vs_task_loop": 1000 * (t_tune - t_seq) / n}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    kray.init(num_cpus=os.cpu_count())
+    out = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    for name, cls, cfg, base in (("ppo", PPOTrainer, PPO_FAST, 0), ("es", ESTrainer, ES_FAST, 1)):
+        par, seq = [], []
+        for _ in range(args.rounds):
+            par.append(solve(cls, dict(cfg, num_workers=2)))
+            seq.append(solve(cls, dict(cfg, num_workers=base)))
+        med = statistics.median
+        out[name] = {"parallel_2_workers": par, f"baseline_{base}_workers": seq,
+                     "speedup": med(p["seconds"] for p in seq) / med(p["seconds"] for p in par),
+                     "sampling_speedup": med(p["samples_per_s"] for p in par) /
+                     med(p["samples_per_s"] for p in seq)}
+        print(f"{name}: solve {med(p['seconds'] for p in par):.1f} s with 2 rollout actors "
+              f"({med(p['samples_per_s'] for p in par):,.0f} samples/s) vs "
+              f"{med(p['seconds'] for p in seq):.1f} s with {base} "
+              f"({med(p['samples_per_s'] for p in seq):,.0f} samples/s): "
+              f"{out[name]['speedup']:.2f}x, sampling {out[name]['sampling_speedup']:.2f}x",
+              flush=True)
+    o = out["tune"] = tune_overhead(args.trials)
+    print(f"tune: {o['trials']} no-op trials in {o['tune_s']:.1f} s "
+          f"({o['tune_ms_per_trial']:.2f} ms/trial); a loop of {o['trials']} kray tasks "
+          f"{o['tasks_loop_s']:.2f} s, submitted together {o['tasks_batch_s']:.2f} s; "
+          f"overhead {o['overhead_ms_per_trial_vs_task_loop']:.2f} ms/trial", flush=True)
+    out["load_after"] = os.getloadavg()[0]
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+    kray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The algorithm base (RLlib's Trainer / Algorithm, a tune.Trainable) and the rollout
+workers: kray actors that each step their own copies of the env with the latest weights
+(sent once per iteration through the object store) and return sample batches."""
+import copy
+import math
+import os
+import time
+from collections import deque
+
+import numpy as np
+
+import kray
+
+from ...tune.trainable import Trainable
+from ..env import EnvError, make_env
+from ..models import MODEL_DEFAULTS, NumpyPolicy, check_model
+
+COMMON_CONFIG = {
+    "env": None,
+    "env_config": {},
+    "num_workers": 2,
+    "num_envs_per_worker": 1,
+    "num_cpus_per_worker": 1,
+    "num_cpus_for_driver": 1,
+    "num_gpus": 0,
+    "rollout_fragment_length": 200,
+    "batch_mode": "truncate_episodes",
+    "train_batch_size": 4000,
+    "gamma": 0.99,
+    "lr": 0.0001,
+    "model": dict(MODEL_DEFAULTS),
+    "framework": "torch",
+    "seed": None,
+    "explore": True,
+    "log_level": "WARN",
+    "metrics_num_episodes_for_smoothing": 100,
+    "min_time_s_per_iteration": None,
+    "observation_filter": "NoFilter",
+    "callbacks": None,
+    "horizon": None,
+    "disable_env_checking": False,
+}
+
+
+def merge_config(name, defaults, config):
+    """defaults updated with config; an unknown key (at the top or in model) raises."""
+    config = dict(config or {})
+    unknown = sorted(k for k in config if k not in defaults)
+    if unknown:
+        raise ValueError(f"Unknown config parameter(s) {unknown} for {name}: see "
+                         f"{name}'s DEFAULT_CONFIG for its {len(defaults)} keys")
+    out = copy.deepcopy(defaults)
+    for k, v in config.items():
+        if k == "model" and v is not None:
+            m = dict(MODEL_DEFAULTS)
+            m.update(v)
+            check_model(m)
+            out[k] = m
+        else:
+            out[k] = v
+    if out["framework"] not in ("torch", "numpy"):
+        raise ValueError(f"kray's RLlib runs on PyTorch: framework={out['framework']!r} is "
+                         "not available (use 'torch')")
+    if out["num_gpus"]:
+        raise ValueError("kray's RLlib learner runs on the CPU: num_gpus must be 0")
+    if out["observation_filter"] != "NoFilter":
+        raise ValueError("kray's RLlib has no observation filters: use 'NoFilter'")
+    if out["batch_mode"] not in ("truncate_episodes", "complete_episodes"):
+        raise ValueError("batch_mode must be 'truncate_episodes' or 'complete_episodes'")
+    for k in ("num_workers", "num_envs_per_worker", "train_batch_size",
+              "rollout_fragment_length"):
+        if not isinstance(out[k], int) or out[k] < (0 if k == "num_workers" else 1):
+            raise ValueError(f"{k} must be an integer >= {0 if k == 'num_workers' else 1}")
+    return out
+
+
+def _log_softmax(logits):
+    m = logits.max(axis=1, keepdims=True)
+    z = logits - m
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+class RolloutWorker:
+    """Steps num_envs copies of the env with the policy's weights; sample() returns a
+    batch of steps with advantages (GAE) computed here, as RLlib's postprocessing."""
+
+    def __init__(self, env, env_config, model, seed, index, num_envs, gamma, lam,
+                 complete_episodes=False):
+        self.envs = [make_env(env, env_config) for _ in range(num_envs)]
+        self.index = index
+        self.gamma, self.lam = gamma, lam
+        self.model = model
+        self.complete = complete_episodes
+        base = None if seed is None else seed * 1000 + index * 100
+        self.rng = np.random.default_rng(base)
+        self.obs = []
+        for k, e in enumerate(self.envs):
+            o, _ = e.reset(seed=None if base is None else base + k)
+            self.obs.append(np.asarray(o, dtype=np.float32).reshape(-1))
+        self.ep_ret = [0.0] * num_envs
+        self.ep_len = [0] * num_envs
+        self.policy = None
+
+    def ready(self):
+        return os.getpid()
+
+    def set_weights(self, weights):
+        self.policy = NumpyPolicy(weights, self.model["fcnet_activation"],
+                                  self.model["vf_share_layers"])
+
+    def _act(self, obs, explore=True):
+        logits, values = self.policy.logits_values(obs)
+        logp_all = _log_softmax(logits)
+        if explore:
+            u = self.rng.random((len(obs), 1))
+            cdf = np.cumsum(np.exp(logp_all), axis=1)
+            actions = np.minimum((u > cdf).sum(axis=1), logits.shape[1] - 1)
+        else:
+            actions = logits.argmax(axis=1)
+        return actions, logp_all[np.arange(len(obs)), actions], values, logits
+
+    def sample(self, weights, num_steps):
+        """At least num_steps steps over the envs (per env, num_steps / num_envs), with
+        the returns and lengths of the episodes that ended."""
+        self.set_weights(weights)
+        t0 = time.perf_counter()
+        n = len(self.envs)
+        per_env = max(1, math.ceil(num_steps / n))
+        cols = {k: [[] for _ in range(n)] for k in
+                ("obs", "actions", "logp", "vf", "rewards", "terminated", "boundary",
+                 "next_v", "logits")}
+        episodes = []
+        steps = 0
+        while True:
+            obs = np.stack(self.obs)
+            actions, logp, values, logits = self._act(obs)
+            for k, env in enumerate(self.envs):
+                a = int(actions[k])
+                o2, r, term, trunc, _ = env.step(a)
+                c = cols
+                c["obs"][k].append(self.obs[k])
+                c["actions"][k].append(a)
+                c["logp"][k].append(logp[k])
+                c["vf"][k].append(values[k])
+                c["logits"][k].append(logits[k])
+                c["rewards"][k].append(float(r))
+                c["terminated"][k].append(bool(term))
+                o2 = np.asarray(o2, dtype=np.float32).reshape(-1)
+                self.ep_ret[k] += float(r)
+                self.ep_len[k] += 1
+                if term or trunc:
+                    c["boundary"][k].append(True)
+                    # A truncated episode is bootstrapped from its last observation.
+                    c["next_v"][k].append(
+                        0.0 if term else float(self.policy.logits_values(o2[None])[1][0]))
+                    episodes.append((self.ep_ret[k], self.ep_len[k]))
+                    self.ep_ret[k], self.ep_len[k] = 0.0, 0
+                    o2, _ = env.reset()
+                    o2 = np.asarray(o2, dtype=np.float32).reshape(-1)
+                else:
+                    c["boundary"][k].append(False)
+                    c["next_v"][k].append(None)
+                self.obs[k] = o2
+            steps += n
+            if steps >= per_env * n and (not self.complete or self._all_at_boundary(cols)):
+                break
+        # The fragment's last step is bootstrapped from the current observation.
+        last_v = self.policy.logits_values(np.stack(self.obs))[1]
+        out = {k: [] for k in ("obs", "actions", "logp", "vf", "advantages",
+                               "value_targets", "logits")}
+        for k in range(n):
+            T = len(cols["rewards"][k])
+            if T == 0:
+                continue
+            vf = np.asarray(cols["vf"][k], dtype=np.float64)
+            adv = np.zeros(T)
+            last = 0.0
+            for t in reversed(range(T)):
+                if cols["boundary"][k][t]:
+                    nv, last = cols["next_v"][k][t], 0.0
+                elif t == T - 1:
+                    nv = float(last_v[k])
+                else:
+                    nv = vf[t + 1]
+                delta = cols["rewards"][k][t] + self.gamma * nv - vf[t]
+                last = delta + self.gamma * self.lam * last
+                adv[t] = last
+            out["obs"].append(np.asarray(cols["obs"][k], dtype=np.float32))
+            out["actions"].append(np.asarray(cols["actions"][k], dtype=np.int64))
+            out["logp"].append(np.asarray(cols["logp"][k], dtype=np.float32))
+            out["vf"].append(vf.astype(np.float32))
+            out["advantages"].append(adv.astype(np.float32))
+            out["value_targets"].append((adv + vf).astype(np.float32))
+            out["logits"].append(np.asarray(cols["logits"][k], dtype=np.float32))
+        batch = {k: np.concatenate(v) for k, v in out.items()}
+        return {"batch": batch, "episodes": episodes, "steps": len(batch["actions"]),
+                "sample_time": time.perf_counter() - t0}
+
+    def _all_at_boundary(self, cols):
+        return all(b and b[-1] for b in cols["boundary"])
+
+    def rollout(self, weights, num_episodes, explore=False):
+        """Whole episodes with the given weights (for evaluation): their returns."""
+        self.set_weights(weights)
+        env = self.envs[0]
+        rets = []
+        for _ in range(num_episodes):
+            o, _ = env.reset()
+            total, done = 0.0, False
+            while not done:
+                a = self._act(np.asarray(o, dtype=np.float32).reshape(1, -1), explore)[0]
+                o, r, term, trunc, _ = env.step(int(a[0]))
+                total += r
+                done = term or trunc
+            rets.append(total)
+        o, _ = env.reset()
+        self.obs[0] = np.asarray(o, dtype=np.float32).reshape(-1)
+        return rets
+
+
+def _in_actor():
+    try:
+        return kray.get_runtime_context().get_actor_id() is not None
+    except Exception:
+        return False
+
+
+def worker_cpus(config):
+    """CPUs each rollout actor holds: num_cpus_per_worker, scaled down (with a warning)
+    when the driver and the workers would not fit in the cluster together."""
+    n = config["num_workers"]
+    per = float(config["num_cpus_per_worker"])
+    if n == 0:
+        return per
+    try:
+        total = kray.cluster_resources().get("CPU", 0.0)
+    except Exception:
+        return per
+    driver = float(config["num_cpus_for_driver"]) if _in_actor() else 0.0
+    room = max(0.0, total - driver)
+    if n * per > room + 1e-9:
+        return math.floor(room / n * 100) / 100
+    return per
+
+
+class Trainer(Trainable):
+    """An RLlib algorithm: Trainer(config, env) then train(), or tune.run(Trainer)."""
+
+    _name = "Trainer"
+    _default_config = COMMON_CONFIG
+
+    def __init__(self, config=None, env=None, logger_creator=None, **kwargs):
+        config = dict(config or {})
+        if env is not None:
+            config["env"] = env
+        self._pre_config = merge_config(self._name, self._default_config, config)
+        super().__init__(config, logger_creator, **kwargs)
+
+    @classmethod
+    def default_resource_request(cls, config):
+        c = merge_config(cls._name, cls._default_config, config)
+        total = kray.cluster_resources().get("CPU", 0.0) if kray.is_initialized() else 0.0
+        extra = c["num_workers"] * float(c["num_cpus_per_worker"])
+        if total:
+            extra = min(extra, max(0.0, total - float(c["num_cpus_for_driver"])))
+        return {"cpu": float(c["num_cpus_for_driver"]), "extra_cpu": extra}
+
+    def setup(self, config):
+        c = self.config = self._pre_config
+        if c["env"] is None:
+            raise EnvError(f"{self._name} needs an env: config['env'] = 'CartPole-v0' (or "
+                           f"{self._name}(config, env='CartPole-v0'))")
+        self.env_probe = make_env(c["env"], c["env_config"])
+        space = self.env_probe.action_space
+        if not hasattr(space, "n"):
+            raise EnvError(f"kray's {self._name} supports discrete action spaces only; "
+                           f"{c['env']} has {space}")
+        self.obs_dim = int(np.prod(self.env_probe.observation_space.shape))
+        self.num_actions = int(space.n)
+        if c["seed"] is not None:
+            np.random.seed(c["seed"])
+        self.episodes = deque(maxlen=c["metrics_num_episodes_for_smoothing"])
+        self.timesteps = 0
+        self.build()
+        self.workers = []
+        # A registered env travels to the workers as its creator (their registry is empty).
+        from ...tune.registry import _env_creator
+        env = c["env"]
+        if isinstance(env, str) and _env_creator(env) is not None:
+            env = _env_creator(env)
+        self._worker_env = env
+        worker_args = (env, c["env_config"], c["model"], c["seed"])
+        if c["num_workers"] == 0:
+            self.local_worker = RolloutWorker(*worker_args, 0, c["num_envs_per_worker"],
+                                              *self.gae_params(),
+                                              c["batch_mode"] == "complete_episodes")
+        else:
+            self.local_worker = None
+            cls = kray.remote(RolloutWorker).options(num_cpus=worker_cpus(c))
+            self.workers = [cls.remote(*worker_args, i + 1, c["num_envs_per_worker"],
+                                       *self.gae_params(),
+                                       c["batch_mode"] == "complete_episodes")
+                            for i in range(c["num_workers"])]
+            try:
+                kray.get([w.ready.remote() for w in self.workers])
+            except Exception as e:
+                self.cleanup()
+                raise EnvError(f"the rollout workers could not start: {e}") from e
+
+    def gae_params(self):
+        return self.config["gamma"], 1.0
+
+    def build(self):
+        raise NotImplementedError
+
+    def sample(self, weights, total):
+        """total steps, split over the workers (or stepped here with num_workers=0)."""
+        if self.local_worker is not None:
+            outs = [self.local_worker.sample(weights, total)]
+        else:
+            ref = kray.put(weights)  # one copy in the store, read by every worker
+            per = math.ceil(total / len(self.workers))
+            outs = kray.get([w.sample.remote(ref, per) for w in self.workers])
+        batch = {k: np.concatenate([o["batch"][k] for o in outs]) for k in outs[0]["batch"]}
+        eps = [e for o in outs for e in o["episodes"]]
+        self.episodes.extend(eps)
+        return batch, eps
+
+    def episode_metrics(self, eps):
+        rets = [r for r, _ in self.episodes]
+        lens = [n for _, n in self.episodes]
+        nan = float("nan")
+        return {"episode_reward_mean": float(np.mean(rets)) if rets else nan,
+                "episode_reward_min": float(np.min(rets)) if rets else nan,
+                "episode_reward_max": float(np.max(rets)) if rets else nan,
+                "episode_len_mean": float(np.mean(lens)) if lens else nan,
+                "episodes_this_iter": len(eps)}
+
+    def cleanup(self):
+        for w in getattr(self, "workers", []):
+            try:
+                kray.kill(w)
+            except Exception:
+                pass
+        self.workers = []
+
+    def compute_single_action(self, observation, state=None, prev_action=None,
+                              prev_reward=None, info=None, policy_id="default_policy",
+                              full_fetch=False, explore=None):
+        obs = np.asarray(observation, dtype=np.float32).reshape(1, -1)
+        if obs.shape[1] != self.obs_dim:
+            raise ValueError(f"compute_action(): the observation has {obs.shape[1]} "
+                             f"values, the env's have {self.obs_dim}")
+        explore = self.config["explore"] if explore is None else explore
+        logits = self.policy_logits(obs)[0]
+        if explore:
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            return int(np.random.choice(len(p), p=p))
+        return int(np.argmax(logits))
+
+    compute_action = compute_single_action
+
+    def evaluate(self, num_episodes=10):
+        """Greedy episodes (explore=False) with the current weights."""
+        w = RolloutWorker(self._worker_env, self.config["env_config"],
+                          self.config["model"], self.config["seed"], 99, 1,
+                          *self.gae_params())
+        rets = w.rollout(self.get_weights(), num_episodes)
+        return {"evaluation": {"episode_reward_mean": float(np.mean(rets)),
+                               "episode_reward_min": float(np.min(rets)),
+                               "episode_reward_max": float(np.max(rets))}}
+
+    def __repr__(self):
+        return f"{self._name}(env={self.config.get('env')!r})"

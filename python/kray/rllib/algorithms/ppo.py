@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: Apache-2.0
+"""PPO (proximal policy optimization), as RLlib's: the rollout workers collect
+train_batch_size steps with the current weights, then the learner runs num_sgd_iter
+passes of minibatch SGD (sgd_minibatch_size) on the clipped surrogate objective with an
+adaptive KL penalty, a clipped value loss and an entropy bonus, in PyTorch."""
+import copy
+import time
+
+import numpy as np
+
+from .algorithm import COMMON_CONFIG, Trainer, merge_config
+
+DEFAULT_CONFIG = dict(copy.deepcopy(COMMON_CONFIG), **{
+    "lr": 5e-5,
+    "lambda": 1.0,
+    "use_critic": True,
+    "use_gae": True,
+    "kl_coeff": 0.2,
+    "kl_target": 0.01,
+    "sgd_minibatch_size": 128,
+    "shuffle_sequences": True,
+    "num_sgd_iter": 30,
+    "vf_loss_coeff": 1.0,
+    "entropy_coeff": 0.0,
+    "clip_param": 0.3,
+    "vf_clip_param": 10.0,
+    "grad_clip": None,
+})
+
+
+class PPOTrainer(Trainer):
+    """PPOTrainer(config=DEFAULT_CONFIG-like dict, env="CartPole-v0"), .train() -> result
+    with episode_reward_mean; a tune.Trainable (tune.run(PPOTrainer, config=...))."""
+
+    _name = "PPO"
+    _default_config = DEFAULT_CONFIG
+
+    def gae_params(self):
+        c = self.config
+        return c["gamma"], (c["lambda"] if c["use_gae"] else 1.0)
+
+    def build(self):
+        import torch
+        from ..models import make_torch_model
+        c = self.config
+        if c["sgd_minibatch_size"] > c["train_batch_size"]:
+            raise ValueError(f"sgd_minibatch_size ({c['sgd_minibatch_size']}) must be <= "
+                             f"train_batch_size ({c['train_batch_size']})")
+        if c["model"]["vf_share_layers"]:
+            raise ValueError("kray's PPO keeps separate policy and value networks: "
+                             "model.vf_share_layers must be False")
+        self.torch = torch
+        if c["seed"] is not None:
+            torch.manual_seed(c["seed"])
+        if c["num_workers"] and _in_trial():
+            torch.set_num_threads(max(1, int(c["num_cpus_for_driver"])))
+        self.net = make_torch_model(self.obs_dim, self.num_actions, c["model"])
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"])
+        self.kl_coeff = c["kl_coeff"]
+        self.rng = np.random.default_rng(c["seed"])
+
+    def get_weights(self):
+        return self.net.numpy_weights()
+
+    def set_weights(self, weights):
+        import torch
+        from torch import nn
+        with torch.no_grad():
+            for name in ("pi", "vf"):
+                lin = [m for m in getattr(self.net, name) if isinstance(m, nn.Linear)]
+                for m, (W, b) in zip(lin, weights[name]):
+                    m.weight.copy_(torch.as_tensor(W.T))
+                    m.bias.copy_(torch.as_tensor(b))
+
+    def policy_logits(self, obs):
+        with self.torch.no_grad():
+            return self.net(self.torch.as_tensor(obs))[0].numpy()
+
+    def step(self):
+        c = self.config
+        torch = self.torch
+        t0 = time.perf_counter()
+        batch, eps = self.sample(self.get_weights(), c["train_batch_size"])
+        t1 = time.perf_counter()
+        n = len(batch["actions"])
+        adv = batch["advantages"]
+        adv = (adv - adv.mean()) / max(1e-4, adv.std())
+        obs = torch.as_tensor(batch["obs"])
+        actions = torch.as_tensor(batch["actions"])
+        old_logp = torch.as_tensor(batch["logp"])
+        old_logits = torch.as_tensor(batch["logits"])
+        adv = torch.as_tensor(adv)
+        vt = torch.as_tensor(batch["value_targets"])
+        mb = c["sgd_minibatch_size"]
+        stats = {"policy_loss": [], "vf_loss": [], "kl": [], "entropy": [], "total_loss": []}
+        for _ in range(c["num_sgd_iter"]):
+            perm = self.rng.permutation(n) if c["shuffle_sequences"] else np.arange(n)
+            for start in range(0, n - mb + 1 if n >= mb else 1, mb):
+                idx = torch.as_tensor(perm[start:start + mb])
+                logits, v = self.net(obs[idx])
+                logp_all = torch.log_softmax(logits, dim=1)
+                logp = logp_all.gather(1, actions[idx, None]).squeeze(1)
+                ratio = torch.exp(logp - old_logp[idx])
+                a = adv[idx]
+                surrogate = torch.min(a * ratio, a * torch.clamp(
+                    ratio, 1 - c["clip_param"], 1 + c["clip_param"]))
+                old_lp_all = torch.log_softmax(old_logits[idx], dim=1)
+                kl = (old_lp_all.exp() * (old_lp_all - logp_all)).sum(1)
+                entropy = -(logp_all.exp() * logp_all).sum(1)
+                if c["use_critic"]:
+                    vf_loss = torch.clamp((v - vt[idx]) ** 2, 0, c["vf_clip_param"])
+                else:
+                    vf_loss = torch.zeros_like(logp)
+                loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
+                        c["entropy_coeff"] * entropy).mean()
+                self.opt.zero_grad()
+                loss.backward()
+                if c["grad_clip"]:
+                    torch.nn.utils.clip_grad_norm_(self.net.parameters(), c["grad_clip"])
+                self.opt.step()
+                stats["policy_loss"].append(float(-surrogate.mean()))
+                stats["vf_loss"].append(float(vf_loss.mean()))
+                stats["kl"].append(float(kl.mean()))
+                stats["entropy"].append(float(entropy.mean()))
+                stats["total_loss"].append(float(loss))
+        learner = {k: float(np.mean(v)) for k, v in stats.items()}
+        # The adaptive KL penalty (RLlib's update_kl).
+        if learner["kl"] > 2.0 * c["kl_target"]:
+            self.kl_coeff *= 1.5
+        elif learner["kl"] < 0.5 * c["kl_target"]:
+            self.kl_coeff *= 0.5
+        learner.update(cur_kl_coeff=self.kl_coeff, cur_lr=c["lr"])
+        t2 = time.perf_counter()
+        self.timesteps += n
+        result = self.episode_metrics(eps)
+        result.update(
+            timesteps_this_iter=n, num_env_steps_sampled=self.timesteps,
+            num_env_steps_trained=self.timesteps,
+            info={"learner": {"default_policy": {"learner_stats": learner}}},
+            timers={"sample_time_ms": 1000 * (t1 - t0), "learn_time_ms": 1000 * (t2 - t1)},
+            sampler_perf={"samples_per_s": n / max(t1 - t0, 1e-9)})
+        return result
+
+    def save_checkpoint(self, checkpoint_dir):
+        return {"weights": self.get_weights(), "optimizer": self.opt.state_dict(),
+                "kl_coeff": self.kl_coeff, "episodes": list(self.episodes),
+                "timesteps": self.timesteps}
+
+    def load_checkpoint(self, checkpoint):
+        self.set_weights(checkpoint["weights"])
+        self.opt.load_state_dict(checkpoint["optimizer"])
+        self.kl_coeff = checkpoint["kl_coeff"]
+        self.episodes.clear()
+        self.episodes.extend(checkpoint["episodes"])
+        self.timesteps = checkpoint["timesteps"]
+
+    def get_policy(self, policy_id="default_policy"):
+        return _Policy(self)
+
+
+class _Policy:
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.model = trainer.net
+
+    def get_weights(self):
+        return self.trainer.get_weights()
+
+    def set_weights(self, w):
+        self.trainer.set_weights(w)
+
+    def compute_single_action(self, obs, explore=None):
+        return self.trainer.compute_single_action(obs, explore=explore), [], {}
+
+
+def _in_trial():
+    from .algorithm import _in_actor
+    return _in_actor()
+
+
+PPO = PPOTrainer
+
+
+class AlgorithmConfig:
+    """The builder of Ray 2.x: PPOConfig().environment("CartPole-v1").rollouts(
+    num_rollout_workers=2).training(lr=...).build()."""
+
+    algo_class = None
+
+    def __init__(self, algo_class=None):
+        self.algo_class = algo_class or self.algo_class
+        self._config = copy.deepcopy(self.algo_class._default_config)
+
+    def _set(self, **kw):
+        renames = {"lambda_": "lambda", "num_rollout_workers": "num_workers",
+                   "env_runners": "num_workers", "num_env_runners": "num_workers"}
+        for k, v in kw.items():
+            if v is None:
+                continue
+            k = renames.get(k, k)
+            if k not in self._config:
+                raise TypeError(f"{type(self).__name__}: unknown setting {k!r}")
+            if k == "model":
+                m = dict(self._config["model"])
+                m.update(v)
+                v = m
+            self._config[k] = v
+        return self
+
+    def environment(self, env=None, *, env_config=None, **kw):
+        return self._set(env=env, env_config=env_config, **kw)
+
+    def rollouts(self, **kw):
+        return self._set(**kw)
+
+    env_runners = rollouts
+
+    def training(self, **kw):
+        return self._set(**kw)
+
+    def resources(self, **kw):
+        return self._set(**kw)
+
+    def framework(self, framework=None, **kw):
+        return self._set(framework=framework)
+
+    def debugging(self, seed=None, log_level=None, **kw):
+        return self._set(seed=seed, log_level=log_level)
+
+    def reporting(self, **kw):
+        return self._set(**kw)
+
+    def to_dict(self):
+        return copy.deepcopy(self._config)
+
+    def copy(self):
+        return copy.deepcopy(self)
+
+    def update_from_dict(self, d):
+        return self._set(**d)
+
+    def build(self, env=None):
+        merge_config(self.algo_class._name, self.algo_class._default_config, self._config)
+        return self.algo_class(config=self.to_dict(), env=env)
+
+
+class PPOConfig(AlgorithmConfig):
+    algo_class = PPOTrainer

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: Apache-2.0
+"""kray.rllib (issue 16): the seed's program (tune.run(PPOTrainer, ...)) solves
+CartPole-v0 with a fixed seed in a bounded number of iterations; the PPOTrainer API
+(DEFAULT_CONFIG, PPOConfig().build(), save/restore, compute_action); bad input."""
+import numpy as np
+import pytest
+
+from kray import tune
+from kray.rllib.agents.ppo import DEFAULT_CONFIG, PPOTrainer
+from kray.rllib.algorithms.ppo import PPOConfig
+from kray.rllib.env import CartPoleEnv, EnvError
+from kray.tune.logger import pretty_print
+
+# RLlib's defaults (two 256-wide layers, 30 SGD passes) cost ~40 s per iteration with
+# Debian's torch on 2 cores; this config solves CartPole-v0 in ~11 iterations (~10 s).
+FAST = {"seed": 0, "lr": 3e-4, "num_sgd_iter": 6, "model": {"fcnet_hiddens": [64, 64]}}
+
+
+@pytest.fixture
+def ray(ray_start):
+    return ray_start
+
+
+def test_seed_program_solves_cartpole(ray, tmp_path):
+    analysis = tune.run(PPOTrainer, config=dict(FAST, env="CartPole-v0"),
+                        stop={"episode_reward_mean": 195, "training_iteration": 25},
+                        local_dir=str(tmp_path), verbose=0, checkpoint_at_end=True)
+    t = analysis.trials[0]
+    assert t.status == "TERMINATED"
+    assert t.last_result["episode_reward_mean"] >= 195, t.last_result
+    assert t.last_result["training_iteration"] <= 25
+    assert t.last_result["timesteps_total"] >= 4000 * t.last_result["training_iteration"]
+    # The trained policy, restored from the trial's checkpoint, balances the pole.
+    trainer = PPOTrainer(dict(FAST, num_workers=0), "CartPole-v0")
+    trainer.restore(t.checkpoint)
+    env = CartPoleEnv()
+    obs, _ = env.reset(seed=1)
+    total, done = 0, False
+    while not done:
+        obs, r, term, trunc, _ = env.step(trainer.compute_action(obs, explore=False))
+        total += r
+        done = term or trunc
+    assert total >= 150, total
+    trainer.stop()
+
+
+def test_trainer_api(ray, tmp_path):
+    config = DEFAULT_CONFIG.copy()
+    config.update(FAST, num_workers=1, train_batch_size=400, sgd_minibatch_size=100,
+                  num_sgd_iter=2)
+    trainer = PPOTrainer(config, "CartPole-v1")
+    r = trainer.train()
+    assert r["training_iteration"] == 1 and r["timesteps_this_iter"] >= 400
+    assert r["episode_reward_mean"] > 0 and "learner_stats" in \
+        r["info"]["learner"]["default_policy"]
+    assert "episode_reward_mean:" in pretty_print(r)
+    path = trainer.save(str(tmp_path / "ck"))
+    w = trainer.get_weights()
+    a = trainer.compute_action(np.zeros(4, np.float32))
+    assert a in (0, 1)
+    trainer.stop()
+
+    algo = (PPOConfig().environment("CartPole-v0").rollouts(num_rollout_workers=0)
+            .training(lr=1e-3, train_batch_size=200, sgd_minibatch_size=50, num_sgd_iter=1,
+                      model={"fcnet_hiddens": [16]}).debugging(seed=3).build())
+    assert algo.train()["timesteps_total"] >= 200
+    algo.stop()
+    t2 = PPOTrainer(dict(config, num_workers=0), "CartPole-v1")
+    t2.restore(path)
+    assert t2.iteration == 1
+    np.testing.assert_allclose(t2.get_weights()["pi"][0][0], w["pi"][0][0])
+    t2.stop()
+
+
+def test_custom_env_and_bad_input(ray):
+    with pytest.raises(ValueError, match=r"Unknown config parameter\(s\) \['num_sgd_iters'\]"):
+        PPOTrainer({"num_sgd_iters": 3}, "CartPole-v0")
+    with pytest.raises(ValueError, match="Unknown model config"):
+        PPOTrainer({"model": {"fcnet_hidden": [8]}}, "CartPole-v0")
+    with pytest.raises(EnvError, match="not a known environment"):
+        PPOTrainer({"num_workers": 0}, "MountainCar-v9")
+    with pytest.raises(EnvError, match="needs an env"):
+        PPOTrainer({"num_workers": 0})
+    with pytest.raises(TypeError, match="unknown setting"):
+        PPOConfig().training(learning_rate=1)
+    with pytest.raises(ValueError, match="framework"):
+        PPOTrainer({"framework": "tf", "num_workers": 0}, "CartPole-v0")
+
+    class Corridor:
+        """A gymnasium-style env of the user's: walk right 5 steps."""
+        def __init__(self, env_config):
+            from kray.rllib.env import Box, Discrete
+            self.n = env_config.get("length", 5)
+            self.action_space = Discrete(2)
+            self.observation_space = Box(0.0, 100.0, shape=(1,))
+
+        def reset(self, *, seed=None, options=None):
+            self.pos = 0
+            return np.array([0.0], np.float32), {}
+
+        def step(self, action):
+            self.pos += 1 if action == 1 else 0
+            done = self.pos >= self.n
+            return np.array([self.pos], np.float32), 1.0 if done else -0.1, done, False, {}
+
+    tune.register_env("corridor", lambda cfg: Corridor(cfg))
+    trainer = PPOTrainer({"num_workers": 1, "train_batch_size": 200,
+                          "sgd_minibatch_size": 50, "num_sgd_iter": 1,
+                          "env_config": {"length": 3}, "model": {"fcnet_hiddens": [8]}},
+                         "corridor")
+    assert trainer.train()["episodes_this_iter"] > 0
+    trainer.stop()
+
+
+def test_cartpole_env():
+    env = CartPoleEnv(max_episode_steps=200)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (4,) and obs.dtype == np.float32 and info == {}
+    steps, done = 0, False
+    while not done:
+        obs, r, term, trunc, _ = env.step(1)  # always push right: falls quickly
+        steps += 1
+        done = term or trunc
+    assert term and not trunc and steps < 50
+    with pytest.raises(ValueError):
+        env.step(2)
+    env = CartPoleEnv(max_episode_steps=5)
+    env.reset(seed=0)
+    out = [env.step(i % 2) for i in range(5)]
+    assert out[-1][3] and not out[-1][2]  # truncated at the limit
+
+
+ES_FAST = {"seed": 0, "episodes_per_batch": 50, "train_batch_size": 2000,
+           "noise_size": 2_000_000, "model": {"fcnet_hiddens": [16]}, "eval_prob": 0.05,
+           "stepsize": 0.05, "noise_stdev": 0.05}
+
+
+def test_es_solves_cartpole(ray, tmp_path):
+    from kray.rllib.agents.es import ESTrainer
+    analysis = tune.run("ES", config=dict(ES_FAST, env="CartPole-v0"),
+                        stop={"episode_reward_mean": 195, "training_iteration": 60},
+                        local_dir=str(tmp_path), verbose=0)
+    r = analysis.trials[0].last_result
+    assert r["episode_reward_mean"] >= 195, r
+    with pytest.raises(ValueError, match="Unknown config"):
+        ESTrainer({"sigma": 0.1}, "CartPole-v0")
