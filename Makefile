@@ -176,7 +176,7 @@ TEST_ENV = KRAY_KRAYD=$(CURDIR)/$(O)/bin/krayd KRAY_WORKER=$(CURDIR)/$(O)/bin/kr
 test: deps
 	@$(MAKE) --no-print-directory -s all
 	@rm -f $(SKIP_LOG)
-	@r=0; $(MAKE) --no-print-directory -s test-unit test-layers test-integration \
+	@r=0; $(MAKE) --no-print-directory -s format-check test-unit test-layers test-integration \
 		test-fuzz-replay $(TEST_EXTRA) || r=$$?; tools/skipped.sh $(SKIP_LOG); exit $$r
 
 # The C style (.clang-format: kernel style, 100 columns) over every tracked C file.

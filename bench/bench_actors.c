@@ -221,7 +221,8 @@ static void json(FILE *f, void *arg)
 	fprintf(f, "{");
 	for (int i = 0; i < R_N; i++)
 		fprintf(f, "\"%s\": %.3f, ", res[i].name, median_of(res[i].v));
-	fprintf(f, "\"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
+	fprintf(f,
+		"\"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
 		"\"rounds\": %d, \"round_s\": %.2f, \"online_cpus\": %ld, \"krayd\": \"%s\", "
 		"\"per_round\": {",
 		srt / pp, rep->n_actors, rep->drivers, rounds, round_s,
@@ -341,7 +342,6 @@ int main(int argc, char **argv)
 	       "calls/s", 1e6 / ncps / pp);
 	printf("  %-24s (n=%-3d) %12.0f  %-8s %8.2fx\n", "n_n_actor_calls_async", drivers, nncps,
 	       "calls/s", 1e6 / nncps / pp);
-	bench_json_out(o.json_file, json,
-		       &(struct report){ res, n_actors, drivers, which });
+	bench_json_out(o.json_file, json, &(struct report){ res, n_actors, drivers, which });
 	return 0;
 }

@@ -106,8 +106,10 @@ static int read_all(int fd, void *p, size_t n)
 
 static void make_frame(uint8_t *f, uint16_t type)
 {
-	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-				    .type = type, .len = FRAME - sizeof(h) };
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC,
+				    .version = KRAY_WIRE_VERSION,
+				    .type = type,
+				    .len = FRAME - sizeof(h) };
 
 	memset(f, 0, FRAME);
 	memcpy(f, &h, sizeof(h));
@@ -146,7 +148,8 @@ static pid_t start_relay(int a, int b)
 	if (pid < 0)
 		bench_die("fork", strerror(errno));
 	if (!pid) {
-		struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+		struct pollfd p[2] = { { .fd = a, .events = POLLIN },
+				       { .fd = b, .events = POLLIN } };
 		char buf[65536];
 
 		bench_set_child("relay");
@@ -336,8 +339,8 @@ static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
  * calls = rate x the round's length (one bench_now() longer than bench_calls' own clock,
  * noise at these lengths).  The sync figure stays the mean round trip, 1 / rate.
  */
-static void daemon_rounds(const struct bench_op *op, pid_t pid, kray_ref *refs,
-			  kray_value *vals, struct daemon_figs *df)
+static void daemon_rounds(const struct bench_op *op, pid_t pid, kray_ref *refs, kray_value *vals,
+			  struct daemon_figs *df)
 {
 	for (int sync = 1; sync >= 0; sync--) {
 		for (int r = 0; r < rounds; r++) {

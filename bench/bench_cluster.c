@@ -74,13 +74,26 @@ static void start_node(int i, const char *res)
 	setenv("KRAY_TEST_NODE", envn, 1);
 
 	const char *const flags[] = {
-		"--num-cpus", "2", "--code-path", code, "--store-size", "3G",
+		"--num-cpus",
+		"2",
+		"--code-path",
+		code,
+		"--store-size",
+		"3G",
 		/* Room in the pool for a pre-faulted 1 GiB memfd, as on a node that receives
 		 * large objects (docs/objects.md): the object a transfer writes is fresh
 		 * memory otherwise, at page-fault speed. */
-		"--pool-size", getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M",
-		"--node-listen", listen, "--resources", res,
-		"--heartbeat-ms", "100", "--node-timeout-ms", "1000", NULL,
+		"--pool-size",
+		getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M",
+		"--node-listen",
+		listen,
+		"--resources",
+		res,
+		"--heartbeat-ms",
+		"100",
+		"--node-timeout-ms",
+		"1000",
+		NULL,
 	};
 	/* Node 1 is the head; the others join it with the token it wrote. */
 	const char *const head_flags[] = { "--head", NULL };
@@ -317,8 +330,8 @@ int main(int argc, char **argv)
 	printf("  %-24s %10.0f /s     x%.2f of one node\n", "tasks_per_s_3nodes", m3, m3 / m1);
 	printf("  %-24s %10.0f ms     (node-timeout-ms 1000, heartbeat-ms 100)\n",
 	       "detect_dead_hung_ms", mh);
-	printf("  %-24s %10.0f ms     (the link reset says it at once)\n",
-	       "detect_dead_killed_ms", killed);
+	printf("  %-24s %10.0f ms     (the link reset says it at once)\n", "detect_dead_killed_ms",
+	       killed);
 	FILE *f = json_file ? fopen(json_file, "w") : stdout;
 
 	if (f) {

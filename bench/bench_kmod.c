@@ -57,12 +57,10 @@ extern char **environ;
 
 static int rounds = 7, per_round = 2000;
 
-enum metric {
-	NULL_SYSCALL, PINGPONG, S_REPEAT, S_FIRST, REOPEN, MAP, K_REPEAT, K_FIRST, NMETRIC
-};
+enum metric { NULL_SYSCALL, PINGPONG, S_REPEAT, S_FIRST, REOPEN, MAP, K_REPEAT, K_FIRST, NMETRIC };
 static const char *const names[NMETRIC] = {
-	"null_syscall_us",   "unix_pingpong_rt_us", "socket_get_repeat_us", "socket_get_first_us",
-	"reopen_us",         "check_map_us",        "kmod_get_repeat_us",   "kmod_get_first_us",
+	"null_syscall_us", "unix_pingpong_rt_us", "socket_get_repeat_us", "socket_get_first_us",
+	"reopen_us",	   "check_map_us",	  "kmod_get_repeat_us",	  "kmod_get_first_us",
 };
 static double res[NMETRIC][MAX_ROUNDS];
 static int have[NMETRIC];
@@ -71,22 +69,22 @@ static int have[NMETRIC];
  * Runs body per_round times per round and records each round's median in µs; untimed
  * runs after each body, outside the clock (an unmap or a clear that is not part of it).
  */
-#define TIMED_THEN(m, body, untimed)                                                      \
-	do {                                                                              \
-		double *s_ = malloc(sizeof(double) * (size_t)per_round);                  \
-		if (!s_)                                                                  \
-			bench_die("malloc", "out of memory");                             \
-		for (int r_ = 0; r_ < rounds; r_++) {                                     \
-			for (int i_ = 0; i_ < per_round; i_++) {                          \
-				double t0_ = bench_now();                                 \
-				body;                                                     \
-				s_[i_] = (bench_now() - t0_) * 1e6;                       \
-				untimed;                                                  \
-			}                                                                 \
-			res[m][r_] = bench_median(s_, (size_t)per_round);                 \
-		}                                                                         \
-		have[m] = 1;                                                              \
-		free(s_);                                                                 \
+#define TIMED_THEN(m, body, untimed)                                      \
+	do {                                                              \
+		double *s_ = malloc(sizeof(double) * (size_t)per_round);  \
+		if (!s_)                                                  \
+			bench_die("malloc", "out of memory");             \
+		for (int r_ = 0; r_ < rounds; r_++) {                     \
+			for (int i_ = 0; i_ < per_round; i_++) {          \
+				double t0_ = bench_now();                 \
+				body;                                     \
+				s_[i_] = (bench_now() - t0_) * 1e6;       \
+				untimed;                                  \
+			}                                                 \
+			res[m][r_] = bench_median(s_, (size_t)per_round); \
+		}                                                         \
+		have[m] = 1;                                              \
+		free(s_);                                                 \
 	} while (0)
 #define TIMED(m, body) TIMED_THEN(m, body, )
 
@@ -107,8 +105,9 @@ static void pingpong(void)
 		_exit(0);
 	}
 	close(sv[1]);
-	TIMED(PINGPONG, if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
-			    read(sv[0], buf, sizeof(buf)) != sizeof(buf)) bench_die("ping-pong", "peer"));
+	TIMED(PINGPONG,
+	      if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
+		  read(sv[0], buf, sizeof(buf)) != sizeof(buf)) bench_die("ping-pong", "peer"));
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
 }
@@ -255,8 +254,8 @@ struct count {
 static int count_syscalls(const char *self, struct count *c, int max)
 {
 	char out[] = "/tmp/bench_kmod.strace.XXXXXX", line[4096], cur[48] = "";
-	char *argv[] = { "strace", "-f", "-qq", "-s", "128", "-o", out,
-			 (char *)self, "--count-child", NULL };
+	char *argv[] = { "strace", "-f",	 "-qq",		  "-s", "128", "-o",
+			 out,	   (char *)self, "--count-child", NULL };
 	int fd = mkstemp(out), n = 0, st;
 	pid_t pid, main_pid = 0;
 	FILE *f;

@@ -160,8 +160,10 @@ static void krayd_start(struct krayd *d, const char *bin, const char *const *ext
 	const char *code = getenv("KRAY_TEST_CODE_PATH");
 	/* No tasks here: no worker processes competing for the two cores.  The code path
 	 * when one is set (the list ends early otherwise). */
-	const char *const flags[] = { "--num-cpus", "1", "--prestart", "0",
-				      code && *code ? "--code-path" : NULL, code, NULL };
+	const char *const flags[] = {
+		"--num-cpus", "1", "--prestart", "0", code && *code ? "--code-path" : NULL,
+		code,	      NULL
+	};
 
 	for (int i = 0; i < MAX_KRAYDS; i++) {
 		if (!krayds[i]) {
@@ -198,11 +200,10 @@ static int leak_check(struct krayd *d, const char *after)
 	fprintf(stderr,
 		"bench_objects: LEAK? krayd %s after %s: objects %llu (was %llu), object_bytes "
 		"%llu (was %llu), store_bytes %llu (was %llu), objects_pinned %llu (was %llu)\n",
-		d->name, after, (unsigned long long)st.objects,
-		(unsigned long long)d->base.objects, (unsigned long long)st.object_bytes,
-		(unsigned long long)d->base.object_bytes, (unsigned long long)st.store_bytes,
-		(unsigned long long)d->base.store_bytes, (unsigned long long)st.objects_pinned,
-		(unsigned long long)d->base.objects_pinned);
+		d->name, after, (unsigned long long)st.objects, (unsigned long long)d->base.objects,
+		(unsigned long long)st.object_bytes, (unsigned long long)d->base.object_bytes,
+		(unsigned long long)st.store_bytes, (unsigned long long)d->base.store_bytes,
+		(unsigned long long)st.objects_pinned, (unsigned long long)d->base.objects_pinned);
 	return -1;
 }
 
@@ -239,37 +240,36 @@ static struct metric m[M_COUNT] = {
 	[M_MEMCPY] = { "memcpy_gigabytes", "memcpy 100 MiB (floor)", "GB/s", "%12.2f", M_MEMCPY },
 	[M_MEMCPY_FRESH] = { "memcpy_fresh_map_gigabytes", "  same, into a fresh mapping (ref)",
 			     "GB/s", "%12.2f", M_MEMCPY },
-	[M_PUT_CALLS] = { "single_client_put_calls", "single_client_put_calls", "puts/s",
-			  "%12.0f", -1 },
-	[M_GET_CALLS] = { "single_client_get_calls", "single_client_get_calls", "gets/s",
-			  "%12.0f", -1 },
+	[M_PUT_CALLS] = { "single_client_put_calls", "single_client_put_calls", "puts/s", "%12.0f",
+			  -1 },
+	[M_GET_CALLS] = { "single_client_get_calls", "single_client_get_calls", "gets/s", "%12.0f",
+			  -1 },
 	[M_PUT_GB] = { "single_client_put_gigabytes", "single_client_put_gigabytes", "GB/s",
 		       "%12.2f", M_MEMCPY },
 	[M_PUT_GB_POOL_HIT] = { "single_client_put_gigabytes_pool_hit",
 				"  same, puts that found a pool memfd", "GB/s", "%12.2f",
 				M_MEMCPY },
-	[M_PUT_GB_NOPOOL] = { "single_client_put_gigabytes_nopool",
-			      "  same, krayd --pool-size 0", "GB/s", "%12.2f", M_MEMCPY },
+	[M_PUT_GB_NOPOOL] = { "single_client_put_gigabytes_nopool", "  same, krayd --pool-size 0",
+			      "GB/s", "%12.2f", M_MEMCPY },
 	[M_PUT_GB_THP_OFF] = { "single_client_put_gigabytes_thp_off",
 			       "  same, krayd --thp off (4 KiB pages)", "GB/s", "%12.2f",
 			       M_MEMCPY },
-	[M_PUT_GB_HUGE] = { "single_client_put_gigabytes_hugepages",
-			    "  same, krayd --hugepages 1", "GB/s", "%12.2f",
-			    M_MEMCPY },
-	[M_CREATE_GB] = { "create_seal_gigabytes", "kray_create+memcpy+kray_seal", "GB/s",
-			  "%12.2f", M_MEMCPY },
-	[M_GET_1GIB_FIRST] = { "get_1gib_first_us", "get 1 GiB, first (maps it)", "us",
-			       "%12.1f", M_GET_1MIB_FIRST },
-	[M_GET_1GIB_REPEAT] = { "get_1gib_repeat_us", "get 1 GiB, repeat (mapped)", "us",
-				"%12.3f", M_GET_1MIB_REPEAT },
-	[M_GET_1GIB_CLEAR] = { "get_1gib_clear_us", "clear 1 GiB value (unmaps)", "us",
-			       "%12.1f", M_GET_1MIB_CLEAR },
-	[M_GET_1MIB_FIRST] = { "get_1mib_first_us", "get 1 MiB, first (maps it)", "us",
-			       "%12.1f", -1 },
-	[M_GET_1MIB_REPEAT] = { "get_1mib_repeat_us", "get 1 MiB, repeat (mapped)", "us",
-				"%12.3f", -1 },
-	[M_GET_1MIB_CLEAR] = { "get_1mib_clear_us", "clear 1 MiB value (unmaps)", "us",
-			       "%12.1f", -1 },
+	[M_PUT_GB_HUGE] = { "single_client_put_gigabytes_hugepages", "  same, krayd --hugepages 1",
+			    "GB/s", "%12.2f", M_MEMCPY },
+	[M_CREATE_GB] = { "create_seal_gigabytes", "kray_create+memcpy+kray_seal", "GB/s", "%12.2f",
+			  M_MEMCPY },
+	[M_GET_1GIB_FIRST] = { "get_1gib_first_us", "get 1 GiB, first (maps it)", "us", "%12.1f",
+			       M_GET_1MIB_FIRST },
+	[M_GET_1GIB_REPEAT] = { "get_1gib_repeat_us", "get 1 GiB, repeat (mapped)", "us", "%12.3f",
+				M_GET_1MIB_REPEAT },
+	[M_GET_1GIB_CLEAR] = { "get_1gib_clear_us", "clear 1 GiB value (unmaps)", "us", "%12.1f",
+			       M_GET_1MIB_CLEAR },
+	[M_GET_1MIB_FIRST] = { "get_1mib_first_us", "get 1 MiB, first (maps it)", "us", "%12.1f",
+			       -1 },
+	[M_GET_1MIB_REPEAT] = { "get_1mib_repeat_us", "get 1 MiB, repeat (mapped)", "us", "%12.3f",
+				-1 },
+	[M_GET_1MIB_CLEAR] = { "get_1mib_clear_us", "clear 1 MiB value (unmaps)", "us", "%12.1f",
+			       -1 },
 };
 
 /* ---- small objects ------------------------------------------------------------------- */
@@ -572,7 +572,8 @@ static void bench_get_big(kray *k, size_t size, int first, int repeat, int clear
 		t1 = bench_now();
 		m[first].r[r] = (t1 - t0) * 1e6;
 		if (v.type != KRAY_BYTES || v.len != size || check(v.data, size, seed, round_step))
-			bench_die("kray_get", "a large object read back differs from what was written");
+			bench_die("kray_get",
+				  "a large object read back differs from what was written");
 		for (int i = 0; i < REPEAT_GETS; i++) {
 			t0 = bench_now();
 			if (kray_get(k, &ref, 1, GET_TIMEOUT_MS, &v2) < 0)
@@ -605,7 +606,8 @@ static void json(FILE *f, void *arg)
 	fprintf(f, "{");
 	for (int i = 0; i < M_COUNT; i++)
 		fprintf(f, "\"%s\": %.3f, ", m[i].key, m[i].med);
-	fprintf(f, "\"put_vs_memcpy\": %.3f, \"put_pool_hit_vs_memcpy\": %.3f, "
+	fprintf(f,
+		"\"put_vs_memcpy\": %.3f, \"put_pool_hit_vs_memcpy\": %.3f, "
 		"\"put_nopool_vs_memcpy\": %.3f, \"put_thp_off_vs_memcpy\": %.3f, "
 		"\"create_seal_vs_memcpy\": %.3f, "
 		"\"fresh_map_vs_memcpy\": %.3f, \"get_1gib_vs_1mib_first\": %.2f, "
@@ -616,10 +618,9 @@ static void json(FILE *f, void *arg)
 		"\"per_round\": {",
 		ratio(M_PUT_GB), ratio(M_PUT_GB_POOL_HIT), ratio(M_PUT_GB_NOPOOL),
 		ratio(M_PUT_GB_THP_OFF), ratio(M_CREATE_GB), ratio(M_MEMCPY_FRESH),
-		ratio(M_GET_1GIB_FIRST), ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst, (unsigned long long)pool_full_mib,
-		rounds, round_s,
-		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false", phase_s[0], phase_s[1],
-		phase_s[2]);
+		ratio(M_GET_1GIB_FIRST), ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst,
+		(unsigned long long)pool_full_mib, rounds, round_s, sysconf(_SC_NPROCESSORS_ONLN),
+		leaks ? "true" : "false", phase_s[0], phase_s[1], phase_s[2]);
 	for (int i = 0; i < M_COUNT; i++) {
 		fprintf(f, "%s", i ? ", " : "");
 		bench_json_array(f, m[i].key, m[i].r, rounds);
@@ -632,7 +633,8 @@ static void report(int leaks, const char *json_file)
 	for (int i = 0; i < M_COUNT; i++)
 		m[i].med = bench_median_of(m[i].r, rounds);
 	printf("bench_objects: median of %d rounds, %d x 100 MiB puts per burst, "
-	       "%ld online CPUs\n", rounds, burst, sysconf(_SC_NPROCESSORS_ONLN));
+	       "%ld online CPUs\n",
+	       rounds, burst, sysconf(_SC_NPROCESSORS_ONLN));
 	printf("  (ratio: GB/s over the memcpy floor's GB/s; 1 GiB get time over the 1 MiB one)\n");
 	printf("  %-36s %12s  %-7s %9s\n", "metric", "value", "unit", "ratio");
 	for (int i = 0; i < M_COUNT; i++) {
@@ -735,8 +737,7 @@ int main(int argc, char **argv)
 
 	t = bench_now();
 	bench_get_big(pooled.k, MIB_SIZE, M_GET_1MIB_FIRST, M_GET_1MIB_REPEAT, M_GET_1MIB_CLEAR);
-	bench_get_big(pooled.k, HUGE_SIZE, M_GET_1GIB_FIRST, M_GET_1GIB_REPEAT,
-		      M_GET_1GIB_CLEAR);
+	bench_get_big(pooled.k, HUGE_SIZE, M_GET_1GIB_FIRST, M_GET_1GIB_REPEAT, M_GET_1GIB_CLEAR);
 	leaks |= leak_check(&pooled, "1 MiB and 1 GiB gets");
 	krayd_stop(&pooled);
 	phase_s[2] = bench_now() - t;

@@ -54,7 +54,8 @@ static void json(FILE *f, void *arg)
 	double pp = bench_median_of(rep->pp, rounds), stps = bench_median_of(rep->stps, rounds);
 	double srt = bench_median_of(rep->srt, rounds), atps = bench_median_of(rep->atps, rounds);
 
-	fprintf(f, "{\"single_client_tasks_sync\": %.1f, \"single_client_tasks_sync_rt_us\": %.3f, "
+	fprintf(f,
+		"{\"single_client_tasks_sync\": %.1f, \"single_client_tasks_sync_rt_us\": %.3f, "
 		"\"single_client_tasks_async\": %.1f, \"unix_pingpong_rt_us\": %.3f, "
 		"\"sync_rt_vs_pingpong\": %.2f, \"rounds\": %d, \"round_s\": %.2f, "
 		"\"online_cpus\": %ld, \"krayd\": \"%s\", \"per_round\": {",
@@ -126,8 +127,7 @@ int main(int argc, char **argv)
 	printf("  %-32s %12.2f  %-8s %8.2fx\n", "unix_pingpong_rt (floor)", pp, "us", 1.0);
 	printf("  %-32s %12.0f  %-8s %8.2fx\n", "single_client_tasks_sync", stps, "tasks/s",
 	       1e6 / stps / pp);
-	printf("  %-32s %12.2f  %-8s %8.2fx\n", "single_client_tasks_sync rt", srt, "us",
-	       srt / pp);
+	printf("  %-32s %12.2f  %-8s %8.2fx\n", "single_client_tasks_sync rt", srt, "us", srt / pp);
 	printf("  %-32s %12.0f  %-8s %8.2fx\n", "single_client_tasks_async", atps, "tasks/s",
 	       1e6 / atps / pp);
 	bench_json_out(o.json_file, json, &rep);

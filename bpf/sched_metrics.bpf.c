@@ -76,12 +76,28 @@ static __always_inline __u32 slot_of(__u64 ns)
 	__u64 us = ns / 1000;
 	__u32 s = 0;
 
-	if (us >> 32) { us >>= 32; s += 32; }
-	if (us >> 16) { us >>= 16; s += 16; }
-	if (us >> 8) { us >>= 8; s += 8; }
-	if (us >> 4) { us >>= 4; s += 4; }
-	if (us >> 2) { us >>= 2; s += 2; }
-	if (us >> 1) s += 1;
+	if (us >> 32) {
+		us >>= 32;
+		s += 32;
+	}
+	if (us >> 16) {
+		us >>= 16;
+		s += 16;
+	}
+	if (us >> 8) {
+		us >>= 8;
+		s += 8;
+	}
+	if (us >> 4) {
+		us >>= 4;
+		s += 4;
+	}
+	if (us >> 2) {
+		us >>= 2;
+		s += 2;
+	}
+	if (us >> 1)
+		s += 1;
 	return s < KRAY_BPF_HIST_SLOTS ? s : KRAY_BPF_HIST_SLOTS - 1;
 }
 

@@ -56,8 +56,9 @@ static inline void *kray_map_huge(int fd, size_t len, int prot, int flags, bool 
 		madvise(a, len, MADV_HUGEPAGE);
 #endif
 	if (flags & MAP_POPULATE)
-		madvise(a, len, (prot & PROT_WRITE) ? 23 /* MADV_POPULATE_WRITE */ :
-						      22 /* MADV_POPULATE_READ */);
+		madvise(a, len,
+			(prot & PROT_WRITE) ? 23 /* MADV_POPULATE_WRITE */ :
+					      22 /* MADV_POPULATE_READ */);
 	return a;
 }
 

@@ -44,8 +44,7 @@ static bool grow(struct oidmap *m)
 		abort();
 #endif
 	}
-	oidmap_for_each(&old, s)
-	{
+	oidmap_for_each (&old, s) {
 		bool fresh;
 
 		*oidmap_upsert(m, &s->key, &fresh) = s->val;

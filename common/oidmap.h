@@ -35,8 +35,8 @@ uint64_t *oidmap_upsert(struct oidmap *m, const struct kray_oid *key, bool *ret_
 /* Removes key.  Returns whether it was present. */
 bool oidmap_del(struct oidmap *m, const struct kray_oid *key);
 
-#define oidmap_for_each(m, s)                                                                \
-	for (struct oidmap_slot *s = (m)->slots; s && s < (m)->slots + (m)->cap; s++)      \
+#define oidmap_for_each(m, s)                                                         \
+	for (struct oidmap_slot *s = (m)->slots; s && s < (m)->slots + (m)->cap; s++) \
 		if (s->used)
 
 #endif /* KRAY_COMMON_OIDMAP_H */

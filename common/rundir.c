@@ -88,9 +88,10 @@ int rundir_prepare(const char *sock, char *why, size_t why_len)
 int rundir_open_log(const char *path)
 {
 	struct stat st;
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
-				    O_CLOEXEC,
-		      0600);
+	int fd =
+		open(path,
+		     O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC,
+		     0600);
 
 	if (fd < 0)
 		return -errno;

@@ -81,8 +81,13 @@ int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 		return -EBADMSG;
 	if (v.nrefs && wire_rd_bytes(r, (size_t)v.nrefs * sizeof(struct kray_oid), &refs))
 		return -EBADMSG;
-	*ret = (struct wire_value){ .type = v.type, .err = v.err, .nrefs = v.nrefs,
-				    .scalar = v.scalar, .data = data, .len = v.len, .refs = refs };
+	*ret = (struct wire_value){ .type = v.type,
+				    .err = v.err,
+				    .nrefs = v.nrefs,
+				    .scalar = v.scalar,
+				    .data = data,
+				    .len = v.len,
+				    .refs = refs };
 	return 0;
 }
 
@@ -134,9 +139,8 @@ int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &s.m, sizeof(s.m)))
 		return -EBADMSG;
-	if (s.m.name_len == 0 || s.m.nargs > KRAY_ARGS_MAX ||
-	    s.m.num_returns > KRAY_RETURNS_MAX || s.m.max_retries < -1 ||
-	    wire_rd_bytes(&r, s.m.name_len, &name))
+	if (s.m.name_len == 0 || s.m.nargs > KRAY_ARGS_MAX || s.m.num_returns > KRAY_RETURNS_MAX ||
+	    s.m.max_retries < -1 || wire_rd_bytes(&r, s.m.name_len, &name))
 		return -EBADMSG;
 	if (memchr(name, 0, s.m.name_len))
 		return -EBADMSG;
@@ -161,8 +165,8 @@ int wire_dec_exec(const void *body, size_t len, struct wire_exec *ret)
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &e.m, sizeof(e.m)))
 		return -EBADMSG;
-	if (e.m.name_len == 0 || e.m.nargs > KRAY_ARGS_MAX ||
-	    e.m.num_returns > KRAY_RETURNS_MAX || wire_rd_bytes(&r, e.m.name_len, &name))
+	if (e.m.name_len == 0 || e.m.nargs > KRAY_ARGS_MAX || e.m.num_returns > KRAY_RETURNS_MAX ||
+	    wire_rd_bytes(&r, e.m.name_len, &name))
 		return -EBADMSG;
 	if (memchr(name, 0, e.m.name_len))
 		return -EBADMSG;
@@ -264,10 +268,9 @@ int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret)
 
 	wire_rd_init(&r, body, len);
 	f.res = "";
-	if (wire_rd_fixed(&r, &f.m, sizeof(f.m)) || !f.m.name_len ||
-	    f.m.nargs > KRAY_ARGS_MAX || f.m.num_returns > KRAY_RETURNS_MAX ||
-	    f.m.max_retries < -1 || f.m.path_len > KRAY_PATH_MAX ||
-	    rd_name(&r, f.m.name_len, &f.name) ||
+	if (wire_rd_fixed(&r, &f.m, sizeof(f.m)) || !f.m.name_len || f.m.nargs > KRAY_ARGS_MAX ||
+	    f.m.num_returns > KRAY_RETURNS_MAX || f.m.max_retries < -1 ||
+	    f.m.path_len > KRAY_PATH_MAX || rd_name(&r, f.m.name_len, &f.name) ||
 	    (f.m.path_len && (wire_rd_bytes(&r, f.m.path_len, (const void **)&f.path) ||
 			      memchr(f.path, 0, f.m.path_len))) ||
 	    (f.m.res_len && (wire_rd_bytes(&r, f.m.res_len, (const void **)&f.res) ||
@@ -316,9 +319,9 @@ int wire_parse_resources(const char *s, size_t len, struct wire_resource *ret)
 		while (i < len && s[i] != ':' && s[i] != ',') {
 			char c = s[i++];
 
-			if (nl + 1 >= sizeof(r.name) || !(c == '_' || c == '-' || c == '.' ||
-							  (c >= 'a' && c <= 'z') ||
-							  (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			if (nl + 1 >= sizeof(r.name) ||
+			    !(c == '_' || c == '-' || c == '.' || (c >= 'a' && c <= 'z') ||
+			      (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
 				return -EINVAL;
 			r.name[nl++] = c;
 		}
@@ -361,8 +364,7 @@ int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret)
 
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &g.m, sizeof(g.m)) || !g.m.name_len ||
-	    rd_name(&r, g.m.name_len, &g.name) || rd_name(&r, g.m.ns_len, &g.ns) ||
-	    wire_rd_end(&r))
+	    rd_name(&r, g.m.name_len, &g.name) || rd_name(&r, g.m.ns_len, &g.ns) || wire_rd_end(&r))
 		return -EBADMSG;
 	*ret = g;
 	return 0;
@@ -419,8 +421,8 @@ static int dec_text(const void *body, size_t len, struct wire_text *ret, size_t 
 	const void *text = NULL;
 
 	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.len > max ||
-	    wire_rd_bytes(&r, m.len, &text) || wire_rd_end(&r))
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || m.len > max || wire_rd_bytes(&r, m.len, &text) ||
+	    wire_rd_end(&r))
 		return -EBADMSG;
 	*ret = (struct wire_text){ .code = m.code, .text = text, .len = m.len };
 	return 0;
@@ -446,8 +448,9 @@ int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size)
 
 size_t wire_begin(struct kbuf *b, uint16_t type, uint64_t req)
 {
-	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-				    .type = type, .req = req };
+	struct kray_frame_hdr h = {
+		.magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION, .type = type, .req = req
+	};
 	size_t off = b->len;
 
 	kbuf_put(b, &h, sizeof(h));
@@ -501,8 +504,9 @@ void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t sca
 			 const void *data, uint32_t len, const struct kray_oid *refs,
 			 uint16_t nrefs)
 {
-	struct kray_wire_value v = { .type = type, .err = err, .nrefs = nrefs, .len = len,
-				     .scalar = scalar };
+	struct kray_wire_value v = {
+		.type = type, .err = err, .nrefs = nrefs, .len = len, .scalar = scalar
+	};
 
 	kbuf_put(b, &v, sizeof(v));
 	if (len)
@@ -511,8 +515,8 @@ void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t sca
 		kbuf_put(b, refs, nrefs * sizeof(*refs));
 }
 
-void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
-		    const void *data, uint32_t len)
+void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar, const void *data,
+		    uint32_t len)
 {
 	wire_put_value_refs(b, type, err, scalar, data, len, NULL, 0);
 }

@@ -206,8 +206,8 @@ size_t wire_frame(struct kbuf *b, uint16_t type, uint64_t req, const struct wire
 	wire_frame(b, type, req, WIRE_PARTS_(__VA_ARGS__), WIRE_NPARTS_(__VA_ARGS__))
 #define WIRE_FRAME_OPEN(b, type, req, ...) \
 	wire_frame_open(b, type, req, WIRE_PARTS_(__VA_ARGS__), WIRE_NPARTS_(__VA_ARGS__))
-void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
-		    const void *data, uint32_t len);
+void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar, const void *data,
+		    uint32_t len);
 /* The same, with nrefs contained object ids. */
 void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 			 const void *data, uint32_t len, const struct kray_oid *refs,

@@ -87,8 +87,8 @@ int main(int argc, char **argv)
 	double pi = 4.0 * hits / samples;
 
 	printf("pi ~= %.6f  (error %+.2e vs M_PI)\n", pi, pi - M_PI);
-	printf("%ld tasks x %d samples = %.0f samples, %.3f s wall, %.0f tasks/s\n",
-	       ntasks, SAMPLES_PER_TASK, samples, wall, ntasks / wall);
+	printf("%ld tasks x %d samples = %.0f samples, %.3f s wall, %.0f tasks/s\n", ntasks,
+	       SAMPLES_PER_TASK, samples, wall, ntasks / wall);
 
 	free(refs);
 	free(vals);

@@ -135,8 +135,7 @@ static long ioc_withdraw(struct kray_sess *s, void __user *uarg)
 
 /* Installs file as a new close-on-exec fd once `out` (which names the fd) is copied to
  * the caller; on any failure the file is put and no fd is left.  Returns 0 or -errno. */
-static int install_fd(struct file *file, s32 *fd_field, void __user *uarg, void *out,
-		      size_t len)
+static int install_fd(struct file *file, s32 *fd_field, void __user *uarg, void *out, size_t len)
 {
 	int fd = get_unused_fd_flags(O_CLOEXEC);
 

@@ -45,8 +45,8 @@ int kray_table_get(struct kray_sess *s, const struct kray_oid *oid, struct file 
 /* Sets ready[i] for each of ids[0..n) the session may get; returns how many. */
 u32 kray_table_ready(struct kray_sess *s, const struct kray_oid *ids, u32 n, u8 *ready);
 /* Waits for kray_table_ready() >= k.  Returns the count, -ETIMEDOUT or -EINTR. */
-long kray_table_wait(struct kray_sess *s, const struct kray_oid *ids, u32 n, u32 k,
-		     s64 timeout_ms, u8 *ready);
+long kray_table_wait(struct kray_sess *s, const struct kray_oid *ids, u32 n, u32 k, s64 timeout_ms,
+		     u8 *ready);
 int kray_table_list(u32 node, struct kray_kmod_entry *buf, u32 max, u32 *ret_total);
 int kray_table_adopt(struct kray_sess *s, u32 from_node, u32 *ret_count);
 /* Drops every object (module unload: no session is left). */

@@ -70,7 +70,7 @@ static struct kray_obj *find(const struct kray_oid *oid)
 {
 	struct kray_obj *o;
 
-	hash_for_each_possible(kray_objs, o, hash, oid_hash(oid))
+	hash_for_each_possible (kray_objs, o, hash, oid_hash(oid))
 		if (oid_eq(&o->oid, oid))
 			return o;
 	return NULL;
@@ -81,7 +81,7 @@ static bool node_live(u32 node)
 {
 	struct kray_sess *d;
 
-	list_for_each_entry(d, &kray_daemons, daemons)
+	list_for_each_entry (d, &kray_daemons, daemons)
 		if (d->node == node)
 			return true;
 	return false;
@@ -118,7 +118,7 @@ int kray_table_attach(struct kray_sess *s, u32 node)
 		goto out;
 	}
 	if (!admin) {
-		hash_for_each(kray_objs, bkt, o, hash) {
+		hash_for_each (kray_objs, bkt, o, hash) {
 			if (o->node == node && !uid_eq(o->owner, euid)) {
 				r = -EPERM;
 				goto out;
@@ -305,8 +305,8 @@ u32 kray_table_ready(struct kray_sess *s, const struct kray_oid *ids, u32 n, u8 
 	return count;
 }
 
-long kray_table_wait(struct kray_sess *s, const struct kray_oid *ids, u32 n, u32 k,
-		     s64 timeout_ms, u8 *ready)
+long kray_table_wait(struct kray_sess *s, const struct kray_oid *ids, u32 n, u32 k, s64 timeout_ms,
+		     u8 *ready)
 {
 	long left;
 	u32 count;
@@ -339,7 +339,7 @@ int kray_table_list(u32 node, struct kray_kmod_entry *buf, u32 max, u32 *ret_tot
 	int bkt;
 
 	spin_lock(&kray_lock);
-	hash_for_each(kray_objs, bkt, o, hash) {
+	hash_for_each (kray_objs, bkt, o, hash) {
 		if ((node && o->node != node) || (!admin && !uid_eq(o->owner, euid)))
 			continue;
 		if (total < max) {
@@ -375,7 +375,7 @@ int kray_table_adopt(struct kray_sess *s, u32 from_node, u32 *ret_count)
 	} else if (from_node == s->node || node_live(from_node)) {
 		r = -EBUSY;
 	} else {
-		hash_for_each(kray_objs, bkt, o, hash) {
+		hash_for_each (kray_objs, bkt, o, hash) {
 			if (o->node == from_node && (admin || uid_eq(o->owner, euid))) {
 				o->node = s->node;
 				count++;
@@ -396,7 +396,7 @@ void kray_table_fini(void)
 	int bkt;
 
 	/* No session is left (each holds a module reference), so nothing races with this. */
-	hash_for_each_safe(kray_objs, bkt, tmp, o, hash) {
+	hash_for_each_safe (kray_objs, bkt, tmp, o, hash) {
 		unhook(o);
 		drop(o);
 	}

@@ -95,8 +95,8 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 	m.ns_len = (uint8_t)ns_len;
 	m.res_len = (uint8_t)res_len;
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_ACTOR_CREATE, req, WIRE_FIXED(m),
-				WIRE_PADDED(cls, cls_len), WIRE_PADDED(o.name, name_len),
-				WIRE_PADDED(o.ns, ns_len), WIRE_PADDED(o.resources, res_len));
+			      WIRE_PADDED(cls, cls_len), WIRE_PADDED(o.name, name_len),
+			      WIRE_PADDED(o.ns, ns_len), WIRE_PADDED(o.resources, res_len));
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
 	if (!k->out.nomem && k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX) {
@@ -136,7 +136,7 @@ KRAY_EXPORT int kray_get_actor(struct kray *k, const char *name, const char *ns,
 	m.name_len = (uint8_t)name_len;
 	m.ns_len = (uint8_t)ns_len;
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET_ACTOR, req, WIRE_FIXED(m),
-				WIRE_PADDED(name, name_len), WIRE_PADDED(ns, ns_len));
+			      WIRE_PADDED(name, name_len), WIRE_PADDED(ns, ns_len));
 	if (kc_end(k, off))
 		return -ENOMEM;
 	return actor_request(k, req, ret_actor);
@@ -222,8 +222,7 @@ KRAY_EXPORT int kray_list_nodes(struct kray *k, struct kray_node_info **ret, siz
 		return kc_fail(k, -EINVAL, "kray_list_nodes needs ret and ret_n");
 	if ((r = describe(k, KRAY_MSG_LIST_NODES, &text)))
 		return r;
-	r = kc_parse_listing(text, parse_node,
-			     sizeof(**ret), (void **)ret, ret_n);
+	r = kc_parse_listing(text, parse_node, sizeof(**ret), (void **)ret, ret_n);
 	free(text);
 	return r ? kc_fail(k, r, "out of memory") : 0;
 }
@@ -237,8 +236,7 @@ KRAY_EXPORT int kray_list_actors(struct kray *k, struct kray_actor_info **ret, s
 		return kc_fail(k, -EINVAL, "kray_list_actors needs ret and ret_n");
 	if ((r = describe(k, KRAY_MSG_LIST_ACTORS, &text)))
 		return r;
-	r = kc_parse_listing(text, parse_actor,
-			     sizeof(**ret), (void **)ret, ret_n);
+	r = kc_parse_listing(text, parse_actor, sizeof(**ret), (void **)ret, ret_n);
 	free(text);
 	return r ? kc_fail(k, r, "out of memory") : 0;
 }

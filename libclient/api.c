@@ -71,8 +71,9 @@ static int maybe_flush(struct kray *k)
 
 KRAY_EXPORT void kray_ids(const kray *k, struct kray_ids *ret_ids)
 {
-	*ret_ids = (struct kray_ids){ .node = k->node, .client = k->client, .job = k->job,
-				      .inline_max = k->inline_max };
+	*ret_ids = (struct kray_ids){
+		.node = k->node, .client = k->client, .job = k->job, .inline_max = k->inline_max
+	};
 }
 
 KRAY_EXPORT int kray_cancel(struct kray *k, const kray_ref *ref, int force, int recursive)
@@ -121,8 +122,10 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 			return r;
 	res_len = o.resources ? strlen(o.resources) : 0;
 	if (res_len > 255 || (res_len && wire_parse_resources(o.resources, res_len, NULL) < 0))
-		return kc_fail(k, -EINVAL, "resources must be \"NAME:QTY,...\" (at most %d, "
-			       "255 bytes)", KRAY_RESOURCES_MAX);
+		return kc_fail(k, -EINVAL,
+			       "resources must be \"NAME:QTY,...\" (at most %d, "
+			       "255 bytes)",
+			       KRAY_RESOURCES_MAX);
 
 	m.seq = ++k->next_seq;
 	m.job = k->job;
@@ -133,8 +136,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	m.res_len = (uint8_t)res_len;
 	if (actor)
 		memcpy(&m.actor, actor, sizeof(m.actor));
-	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SUBMIT, 0, WIRE_FIXED(m),
-				WIRE_PADDED(fn, name_len), WIRE_PADDED(o.resources, res_len));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SUBMIT, 0, WIRE_FIXED(m), WIRE_PADDED(fn, name_len),
+			      WIRE_PADDED(o.resources, res_len));
 	for (size_t i = 0; i < nargs; i++)
 		kc_put_value(&k->out, &args[i], NULL, 0);
 	if (!k->out.nomem && k->out.len - off - sizeof(struct kray_frame_hdr) > KRAY_FRAME_MAX)
@@ -216,7 +219,7 @@ static uint64_t send_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 				  .n = (uint32_t)n };
 	uint64_t req = ++k->next_req;
 	size_t off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET, req, WIRE_FIXED(m),
-				WIRE_RAW(refs, n * sizeof(*refs)));
+				     WIRE_RAW(refs, n * sizeof(*refs)));
 
 	return kc_end(k, off) ? 0 : req;
 }
@@ -225,8 +228,8 @@ static uint64_t send_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
  * Receives one reply to the GETs with request ids first.. first + nreq - 1 (sent for
  * consecutive chunks of KRAY_FDS_PER_MSG refs of ask/idx) and fills its values in.
  */
-static int recv_get(struct kray *k, uint64_t first, size_t nreq, const size_t *idx,
-		    size_t nask, int64_t timeout_ms, kray_value *vals)
+static int recv_get(struct kray *k, uint64_t first, size_t nreq, const size_t *idx, size_t nask,
+		    int64_t timeout_ms, kray_value *vals)
 {
 	struct kray_frame_hdr h;
 	struct wire_get_reply rep;
@@ -277,8 +280,8 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 	if (n > KRAY_REFS_MAX || (n && (!refs || !ret_vals)))
 		return kc_fail(k, -EINVAL, "a get takes 0 to %d refs", KRAY_REFS_MAX);
 	if (k->defer && n == 1 && timeout_ms < 0 && k->out.len == k->defer_end &&
-	    refs[0].node == k->node && refs[0].owner == k->client &&
-	    refs[0].seq == k->defer_seq && refs[0].index == 0) {
+	    refs[0].node == k->node && refs[0].owner == k->client && refs[0].seq == k->defer_seq &&
+	    refs[0].index == 0) {
 		r = kc_fast_get(k, ret_vals);
 		if (r <= 0)
 			return r;
@@ -305,10 +308,10 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 		/* At most KRAY_FDS_PER_MSG refs per GET, so that each reply's descriptors
 		 * fit in one message. */
 		for (size_t i = 0; i < nask; i += KRAY_FDS_PER_MSG, nreq++) {
-			uint64_t req = send_get(k, ask + i,
-						nask - i < KRAY_FDS_PER_MSG ? nask - i :
-									      KRAY_FDS_PER_MSG,
-						timeout_ms);
+			uint64_t req =
+				send_get(k, ask + i,
+					 nask - i < KRAY_FDS_PER_MSG ? nask - i : KRAY_FDS_PER_MSG,
+					 timeout_ms);
 
 			if (!req) { /* out of memory: wait for the GETs queued, then fail */
 				r = -ENOMEM;
@@ -351,7 +354,8 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 			  int64_t timeout_ms, uint8_t *ret_ready, size_t *ret_num_ready)
 {
 	struct kray_msg_wait m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
-				   .n = (uint32_t)n, .num_ready = (uint32_t)num_ready };
+				   .n = (uint32_t)n,
+				   .num_ready = (uint32_t)num_ready };
 	struct kray_frame_hdr h;
 	struct wire_rd rd;
 	struct kray_msg_refs rep;
@@ -377,15 +381,15 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 	if (k->ws)
 		kc_worker_before_block(k);
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_WAIT, req, WIRE_FIXED(m),
-				WIRE_RAW(refs, n * sizeof(*refs)));
+			      WIRE_RAW(refs, n * sizeof(*refs)));
 	if ((r = kc_end(k, off)))
 		return r;
 	r = kc_wait(k, KRAY_MSG_WAIT_REPLY, req, &h, &body);
 	if (r)
 		return r;
 	wire_rd_init(&rd, body, h.len);
-	if (wire_rd_fixed(&rd, &rep, sizeof(rep)) || rep.n != n ||
-	    wire_rd_bytes(&rd, n, &flags) || wire_rd_end(&rd)) {
+	if (wire_rd_fixed(&rd, &rep, sizeof(rep)) || rep.n != n || wire_rd_bytes(&rd, n, &flags) ||
+	    wire_rd_end(&rd)) {
 		kc_consume(k, &h);
 		k->broken = true;
 		return kc_fail(k, -EBADMSG, "malformed wait reply from krayd");

@@ -107,8 +107,7 @@ const struct kc_layer kc_async_layer = {
 	.on_close = async_close,
 };
 
-KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_fn *fn,
-			       void *arg)
+KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_fn *fn, void *arg)
 {
 	struct kray_msg_get m = { .timeout_ms = -1, .n = 1 };
 	struct kc_async *a;
@@ -133,7 +132,7 @@ KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_
 	} else {
 		p->req = ++k->next_req;
 		off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET, p->req, WIRE_FIXED(m),
-					WIRE_RAW(ref, sizeof(*ref)));
+				      WIRE_RAW(ref, sizeof(*ref)));
 		if (kc_end(k, off)) {
 			free(p);
 			return -ENOMEM;

@@ -304,8 +304,10 @@ static int take_args(struct kray *k, struct call *c)
 		default:
 			/* Refs the argument contains are lent to this call (krayd takes them
 			 * back when it answers). */
-			*a = (kray_value){ .type = (enum kray_type)w.type, .data = w.data,
-					   .len = w.len, .refs = (const kray_ref *)w.refs,
+			*a = (kray_value){ .type = (enum kray_type)w.type,
+					   .data = w.data,
+					   .len = w.len,
+					   .refs = (const kray_ref *)w.refs,
 					   .nrefs = w.nrefs };
 			memcpy(w.type == KRAY_WT_F64 ? (void *)&a->f : (void *)&a->i, &w.scalar,
 			       sizeof(w.scalar));
@@ -418,7 +420,8 @@ void call_finish(struct kray *k, struct call *c)
 			  c->ctx.failed ? c->ctx.err : "returned an error code");
 	} else {
 		struct kbuf *b = results(k);
-		struct kray_msg_result m = { .task = c->x.m.task, .exec_ns = c->ns,
+		struct kray_msg_result m = { .task = c->x.m.task,
+					     .exec_ns = c->ns,
 					     .n = c->x.m.num_returns };
 		size_t off = WIRE_FRAME_OPEN(b, KRAY_MSG_RESULT, 0, WIRE_FIXED(m));
 
@@ -429,11 +432,11 @@ void call_finish(struct kray *k, struct call *c)
 			uint64_t scalar = 0;
 
 			if (v->type == KRAY_REF) { /* a large result, already in the store */
-				wire_put_value(b, KRAY_WT_OBJECT, 0, 0, &v->ref,
-					       sizeof(v->ref));
+				wire_put_value(b, KRAY_WT_OBJECT, 0, 0, &v->ref, sizeof(v->ref));
 				continue;
 			}
-			memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
+			memcpy(&scalar,
+			       v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
 			       sizeof(scalar));
 			wire_put_value_refs(b, (uint8_t)v->type, 0,
 					    v->type == KRAY_BYTES ? 0 : scalar, v->data,

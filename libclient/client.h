@@ -218,13 +218,12 @@ void kc_kmod_unhold(struct kray *k, const kray_ref *refs, size_t n);
 int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_value *args,
 	      size_t nargs, const struct kray_call_opts *opts, kray_ref *ret_refs);
 int kc_check_value(struct kray *k, const kray_value *v, bool allow_ref);
-void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
-		  uint16_t nrefs);
+void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs, uint16_t nrefs);
 
 /* fast.c: the BPF fast path for synchronous calls (docs/fastpath.md). */
 /* Whether a call may take it (its SUBMIT frame is frame_len bytes). */
-bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args,
-		      size_t nargs, const struct kray_call_opts *o, size_t frame_len);
+bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
+		      const struct kray_call_opts *o, size_t frame_len);
 /* kray_get() of the deferred call's return ref: runs the call on the fast path.  Returns
  * 0 or -EREMOTEIO with *ret set (the answer), 1 when the SUBMIT went back to the output
  * buffer (ask krayd as usual), 2 when krayd holds the result already (ask krayd), or

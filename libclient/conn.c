@@ -167,7 +167,9 @@ static ssize_t recv_fds(struct kray *k)
 		struct cmsghdr align;
 	} cmsg;
 	struct iovec iov = { k->in.data + k->in.len, k->in.cap - k->in.len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsg.buf,
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cmsg.buf,
 			      .msg_controllen = sizeof(cmsg.buf) };
 	ssize_t n = recvmsg(k->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	bool nomem = false;
@@ -263,7 +265,8 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == ENOMEM)
-			return kc_fail(k, -ENOMEM, "out of memory receiving descriptors from krayd");
+			return kc_fail(k, -ENOMEM,
+				       "out of memory receiving descriptors from krayd");
 		if (n <= 0) {
 			k->broken = true;
 			return kc_fail(k, -EPIPE, "lost the connection to krayd: %s",
@@ -316,8 +319,8 @@ int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 			k->broken = true;
 			if (wire_dec_error(body, h.len, &t))
 				return kc_fail(k, -EBADMSG, "malformed error frame from krayd");
-			r = kc_fail(k, t.code < 0 ? t.code : -EPROTO, "krayd refused a request: %.*s",
-				    (int)t.len, t.text);
+			r = kc_fail(k, t.code < 0 ? t.code : -EPROTO,
+				    "krayd refused a request: %.*s", (int)t.len, t.text);
 			kc_consume(k, &h);
 			return r;
 		}
@@ -361,7 +364,8 @@ int kc_connect(struct kray *k, const char *path, uint32_t role, uint32_t worker_
 
 int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code_path)
 {
-	struct kray_msg_hello h = { .role = role, .pid = (uint32_t)getpid(),
+	struct kray_msg_hello h = { .role = role,
+				    .pid = (uint32_t)getpid(),
 				    .worker_id = worker_id };
 	struct kray_msg_hello_ok ok;
 	struct kray_frame_hdr rh;
@@ -371,7 +375,7 @@ int kc_hello(struct kray *k, uint32_t role, uint32_t worker_id, const char *code
 
 	h.path_len = code_path ? (uint32_t)strlen(code_path) : 0;
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_HELLO, 0, WIRE_FIXED(h),
-				WIRE_PADDED(code_path, h.path_len));
+			      WIRE_PADDED(code_path, h.path_len));
 	if ((r = kc_end(k, off)))
 		return r;
 	r = kc_wait(k, KRAY_MSG_HELLO_OK, 0, &rh, &body);

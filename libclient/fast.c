@@ -57,14 +57,14 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 	m.nargs = s.m.nargs;
 	m.name_len = s.m.name_len;
 	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FAST_EXEC, 0, WIRE_FIXED(f), WIRE_FIXED(m),
-				WIRE_PADDED(s.name, s.m.name_len), WIRE_RAW(s.args.p, s.args.left));
+			      WIRE_PADDED(s.name, s.m.name_len), WIRE_RAW(s.args.p, s.args.left));
 	if (wire_end(b, off))
 		return -ENOMEM;
 	return b->len - off > KRAY_FAST_FRAME_MAX ? -E2BIG : 0;
 }
 
-bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args,
-		      size_t nargs, const struct kray_call_opts *o, size_t frame_len)
+bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
+		      const struct kray_call_opts *o, size_t frame_len)
 {
 	if (k->ws || actor || k->fast_state < 0 || o->num_returns != 1 ||
 	    (o->resources && *o->resources) ||
@@ -269,11 +269,11 @@ static int fall_back(struct kray *k, const struct kbuf *submit)
 
 /* The worker of our fast task died.  Returns 1 (retry on the daemon path) or -EREMOTEIO
  * with *ret set to the WORKER_DIED error. */
-static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
-		const char *how, size_t how_len, kray_value *ret)
+static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task, const char *how,
+		size_t how_len, kray_value *ret)
 {
-	struct kray_msg_submit *m = (struct kray_msg_submit *)(submit->data +
-							      sizeof(struct kray_frame_hdr));
+	struct kray_msg_submit *m =
+		(struct kray_msg_submit *)(submit->data + sizeof(struct kray_frame_hdr));
 	struct wire_value v = { .type = KRAY_WT_ERROR, .err = KRAY_WE_WORKER_DIED };
 	char msg[512];
 	int16_t retries;

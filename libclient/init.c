@@ -88,8 +88,18 @@ static int start_private(struct kray *k, const struct kray_config *cfg, char *so
 		return kc_fail(k, -errno, "pipe: %s", strerror(errno));
 	}
 	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
-	char *base[] = { bin, "--socket", sock, "--num-cpus", cpus, "--ready-fd", fdarg,
-			 "--remove-dir", dir, "--log-level", "warn", "--code-path",
+	char *base[] = { bin,
+			 "--socket",
+			 sock,
+			 "--num-cpus",
+			 cpus,
+			 "--ready-fd",
+			 fdarg,
+			 "--remove-dir",
+			 dir,
+			 "--log-level",
+			 "warn",
+			 "--code-path",
 			 (char *)(cfg && cfg->code_path ? cfg->code_path : "") };
 	size_t nbase = sizeof(base) / sizeof(base[0]), nextra = 0;
 
@@ -127,8 +137,10 @@ static int start_private(struct kray *k, const struct kray_config *cfg, char *so
 		rmdir(dir);
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
 			return kc_fail(k, -ENOENT, "cannot run krayd '%s' (set KRAY_KRAYD)", bin);
-		return kc_fail(k, -ECHILD, "krayd '%s' did not start (status %d); see its log "
-			       "on stderr", bin, status);
+		return kc_fail(k, -ECHILD,
+			       "krayd '%s' did not start (status %d); see its log "
+			       "on stderr",
+			       bin, status);
 	}
 	close(pfd[0]);
 	k->krayd_pid = pid;

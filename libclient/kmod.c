@@ -92,7 +92,7 @@ static int queue_pin(struct kray *k, const kray_ref *id)
 {
 	struct kray_msg_refs m = { .n = 1 };
 	size_t off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_KMOD_PIN, 0, WIRE_FIXED(m),
-				WIRE_RAW(id, sizeof(*id)));
+				     WIRE_RAW(id, sizeof(*id)));
 
 	return kc_end(k, off);
 }
@@ -134,8 +134,11 @@ bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret)
 
 bool kc_kmod_all_ready(struct kray *k, const kray_ref *refs, size_t n)
 {
-	struct kray_kmod_wait a = { .size = sizeof(a), .n = (uint32_t)n, .k = (uint32_t)n,
-				    .timeout_ms = 0, .ids = (uintptr_t)refs };
+	struct kray_kmod_wait a = { .size = sizeof(a),
+				    .n = (uint32_t)n,
+				    .k = (uint32_t)n,
+				    .timeout_ms = 0,
+				    .ids = (uintptr_t)refs };
 	uint8_t stack[64], *ready = stack;
 	int r;
 

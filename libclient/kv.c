@@ -10,8 +10,8 @@
 
 #include "client.h"
 
-static int kv_request(struct kray *k, uint8_t op, const char *key, const void *val,
-		      size_t len, void **ret_val, size_t *ret_len)
+static int kv_request(struct kray *k, uint8_t op, const char *key, const void *val, size_t len,
+		      void **ret_val, size_t *ret_len)
 {
 	struct kray_msg_kv m = { .op = op };
 	struct kray_frame_hdr h;
@@ -32,7 +32,7 @@ static int kv_request(struct kray *k, uint8_t op, const char *key, const void *v
 	m.value_len = (uint32_t)len;
 	req = ++k->next_req;
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_KV, req, WIRE_FIXED(m), WIRE_PADDED(key, key_len),
-				WIRE_PADDED(val, len));
+			      WIRE_PADDED(val, len));
 	if ((rc = kc_end(k, off)))
 		return rc;
 	rc = kc_wait(k, KRAY_MSG_KV_REPLY, req, &h, &body);

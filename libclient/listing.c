@@ -37,10 +37,12 @@ int kc_parse_node_line(const char *line, size_t len, struct kray_node_info *ret)
 	if (copy_str(buf, sizeof(buf), line, len))
 		return -EINVAL;
 	memset(ret, 0, sizeof(*ret));
-	if (sscanf(buf, "%8x %63[0-9.]:%u %7s cpus %u workers %u (%u busy) queued %llu "
-			"finished %llu store %llu MiB resources '%n",
+	if (sscanf(buf,
+		   "%8x %63[0-9.]:%u %7s cpus %u workers %u (%u busy) queued %llu "
+		   "finished %llu store %llu MiB resources '%n",
 		   &node, addr, &port, state, &cpus, &workers, &busy, &queued, &finished, &mib,
-		   &n) != 10 || n < 0 || port > 65535)
+		   &n) != 10 ||
+	    n < 0 || port > 65535)
 		return -EINVAL;
 	if (!strcmp(state, "ALIVE"))
 		ret->alive = 1;
@@ -78,7 +80,8 @@ int kc_parse_actor_line(const char *line, size_t len, struct kray_actor_info *re
 		return -EINVAL;
 	memset(ret, 0, sizeof(*ret));
 	if (sscanf(buf, "%u.%u.%u %255s %519s %15[a-z]:%n", &node, &owner, &seq, cls, named, state,
-		   &n) != 6 || n < 0)
+		   &n) != 6 ||
+	    n < 0)
 		return -EINVAL;
 	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		if (!strcmp(state, states[i]))
@@ -108,8 +111,8 @@ int kc_parse_actor_line(const char *line, size_t len, struct kray_actor_info *re
 	return 0;
 }
 
-int kc_parse_listing(const char *text, int (*parse)(const char *, size_t, void *),
-		     size_t size, void **ret, size_t *ret_n)
+int kc_parse_listing(const char *text, int (*parse)(const char *, size_t, void *), size_t size,
+		     void **ret, size_t *ret_n)
 {
 	size_t n = 0, cap = 0;
 	char *out = NULL;

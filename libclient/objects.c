@@ -48,8 +48,9 @@ static struct kray_mem *mem_new(uint8_t type, uint64_t scalar, const void *data,
 
 	if (!m)
 		return NULL;
-	*m = (struct kray_mem){ .kind = MEM_HEAP, .refs = 1, .len = len, .type = type,
-				.scalar = scalar };
+	*m = (struct kray_mem){
+		.kind = MEM_HEAP, .refs = 1, .len = len, .type = type, .scalar = scalar
+	};
 	if (len)
 		memcpy(m->data, data, len);
 	m->data[len] = 0; /* error text (and text bytes) can be used as a C string */
@@ -74,8 +75,9 @@ static void nomem_value(kray_value *v)
 {
 	static const char msg[] = "out of memory in libkray";
 
-	*v = (kray_value){ .type = KRAY_ERROR, .err = KRAY_ERR_INTERNAL, .data = msg,
-			   .len = sizeof(msg) - 1 };
+	*v = (kray_value){
+		.type = KRAY_ERROR, .err = KRAY_ERR_INTERNAL, .data = msg, .len = sizeof(msg) - 1
+	};
 }
 
 static void mem_put(struct kray_mem *m)
@@ -88,8 +90,9 @@ static void mem_put(struct kray_mem *m)
 
 static void value_from_mem(struct kray_mem *m, kray_value *v)
 {
-	*v = (kray_value){ .type = (enum kray_type)m->type, .priv_ = m, .refs = m->nested,
-			   .nrefs = m->nnested };
+	*v = (kray_value){
+		.type = (enum kray_type)m->type, .priv_ = m, .refs = m->nested, .nrefs = m->nnested
+	};
 	switch (m->type) {
 	case KRAY_WT_INT64:
 		memcpy(&v->i, &m->scalar, sizeof(v->i));
@@ -110,14 +113,13 @@ int kc_put_unpin(struct kray *k, const kray_ref *id)
 {
 	struct kray_msg_refs m = { .n = 1 };
 	size_t off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_UNPIN, 0, WIRE_FIXED(m),
-				WIRE_RAW(id, sizeof(*id)));
+				     WIRE_RAW(id, sizeof(*id)));
 
 	return kc_end(k, off);
 }
 
 /* A value as the wire carries it (a call argument, an inline put). */
-void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs,
-		  uint16_t nrefs)
+void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *refs, uint16_t nrefs)
 {
 	uint64_t scalar = 0;
 	uint8_t type = KRAY_WT_NIL;
@@ -278,8 +280,8 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	 * read, so a get costs the same whatever the size (a 1 GiB populate is ~40 ms).
 	 * Large ones are mapped on a 2 MiB boundary with MADV_HUGEPAGE, so that an object in
 	 * huge pages costs a fault per 2 MiB, not per 4 KiB (common/hugemap.h). */
-	p = maplen ? kray_map_huge(fd, maplen, PROT_READ,
-				   maplen <= POPULATE_MAX ? MAP_POPULATE : 0, true) :
+	p = maplen ? kray_map_huge(fd, maplen, PROT_READ, maplen <= POPULATE_MAX ? MAP_POPULATE : 0,
+				   true) :
 		     NULL;
 	if (p == MAP_FAILED) {
 		*ret_why = strerror(errno);
@@ -297,8 +299,13 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 		*ret_why = nomem_why;
 		return NULL;
 	}
-	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .id = *id, .addr = p, .size = size,
-			     .maplen = maplen, .fd = -1 };
+	*vw = (struct view){ .kind = MEM_VIEW,
+			     .k = k,
+			     .id = *id,
+			     .addr = p,
+			     .size = size,
+			     .maplen = maplen,
+			     .fd = -1 };
 	*slot = (uint64_t)(uintptr_t)vw;
 	return vw;
 }
@@ -412,13 +419,14 @@ void kc_cache_drop(struct kray *k, const kray_ref *id)
 
 static void objects_fini(struct kray *k)
 {
-	oidmap_for_each(&k->cache, s) mem_put((struct kray_mem *)(uintptr_t)s->val);
+	oidmap_for_each (&k->cache, s)
+		mem_put((struct kray_mem *)(uintptr_t)s->val);
 	oidmap_free(&k->cache);
 	/* Values still using a view keep their mapping; it is theirs to clear. */
-	oidmap_for_each(&k->views, s)((struct view *)(uintptr_t)s->val)->k = NULL;
+	oidmap_for_each (&k->views, s)
+		((struct view *)(uintptr_t)s->val)->k = NULL;
 	oidmap_free(&k->views);
-	oidmap_for_each(&k->writing, s)
-	{
+	oidmap_for_each (&k->writing, s) {
 		struct view *vw = (struct view *)(uintptr_t)s->val;
 
 		if (vw->kind == MEM_VIEW) {
@@ -518,8 +526,9 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 		close(fd);
 		return kc_fail(k, -ENOMEM, "out of memory creating an object");
 	}
-	*vw = (struct view){ .kind = MEM_VIEW, .k = k, .addr = p, .size = size, .maplen = maplen,
-			     .fd = fd };
+	*vw = (struct view){
+		.kind = MEM_VIEW, .k = k, .addr = p, .size = size, .maplen = maplen, .fd = fd
+	};
 	memcpy(&vw->id, &m.oid, sizeof(vw->id));
 	*slot = (uint64_t)(uintptr_t)vw;
 	*ret_ref = vw->id;
@@ -544,10 +553,10 @@ KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void
 		bool fresh;
 
 		if (!vw || !(vw->addr = malloc(size ? size : 1)) ||
-		    !(slot = oidmap_upsert(&k->writing,
-					   oid(&(kray_ref){ k->node, k->client, k->next_seq + 1,
-							    KRAY_OID_PUT }),
-					   &fresh))) {
+		    !(slot = oidmap_upsert(
+			      &k->writing,
+			      oid(&(kray_ref){ k->node, k->client, k->next_seq + 1, KRAY_OID_PUT }),
+			      &fresh))) {
 			if (vw)
 				free(vw->addr);
 			free(vw);

@@ -381,7 +381,8 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		if (r)
 			break; /* krayd closed the connection: time to go */
 		if (ws.nomem) {
-			fprintf(stderr, "kray-worker: out of memory for a task's answer: exiting\n");
+			fprintf(stderr,
+				"kray-worker: out of memory for a task's answer: exiting\n");
 			break;
 		}
 		if (ws.stop && !ws.qhead && !(ws.host && host_busy(ws.host)))

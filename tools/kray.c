@@ -60,7 +60,8 @@ static int usage(void)
 		"       kray stop [--socket PATH]                     stop it\n"
 		"       kray status [--socket PATH]                   show its counters\n"
 		"       kray top [--socket PATH] [--once] [--interval MS]\n"
-		"                                 per-worker CPU, run-queue wait, switches (BPF)\n");
+		"                                 per-worker CPU, run-queue wait, switches "
+		"(BPF)\n");
 	return 2;
 }
 
@@ -160,7 +161,8 @@ static int cmd_start(int argc, char **argv)
 			/* krayd wrote the token there unless it was given another. */
 			printf("kray: head of a cluster; nodes join with\n"
 			       "  kray start --address=HOST:PORT --token-file=%s.token\n"
-			       "  (copy that file to each node; HOST:PORT is the head's node-listen)\n",
+			       "  (copy that file to each node; HOST:PORT is the head's "
+			       "node-listen)\n",
 			       sock);
 			break;
 		}
@@ -180,7 +182,9 @@ static int cmd_stop(void)
 	pid = rundir_read_pid(pidfile);
 	if (pid <= 0) {
 		fprintf(stderr, "kray: no krayd running at %s (pid file %s: %s)\n", sock, pidfile,
-			pid == -ENOENT ? "none" : pid == -ELOOP ? "a symlink" : "no pid in it");
+			pid == -ENOENT ? "none" :
+			pid == -ELOOP  ? "a symlink" :
+					 "no pid in it");
 		return 1;
 	}
 	/* A pidfd first, so that what is checked is what is signalled, even if the pid is
@@ -202,7 +206,8 @@ static int cmd_stop(void)
 	}
 	p = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 	if (poll(&p, 1, 10000) != 1) {
-		fprintf(stderr, "kray: krayd (pid %d) did not stop in 10 s; killing it\n", (int)pid);
+		fprintf(stderr, "kray: krayd (pid %d) did not stop in 10 s; killing it\n",
+			(int)pid);
 		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 	}
 	close(pidfd);
@@ -243,9 +248,8 @@ static int cmd_status(void)
 	       "  huge pages for large objects: %s\n",
 	       U(st.node), sock, U(st.drivers) - 1, U(st.workers), U(st.workers_busy),
 	       U(st.workers_blocked), U(st.workers_started), U(st.workers_died),
-	       U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed),
-	       U(st.tasks_retried), U(st.tasks_queued), U(st.tasks_waiting),
-	       U(st.tasks_handed_back), U(st.objects),
+	       U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed), U(st.tasks_retried),
+	       U(st.tasks_queued), U(st.tasks_waiting), U(st.tasks_handed_back), U(st.objects),
 	       U(st.object_bytes), U(st.store_bytes), U(st.store_capacity), U(st.objects_pinned),
 	       U(st.objects_spilled), U(st.bytes_spilled), U(st.spilled_total),
 	       U(st.restored_total), U(st.evicted_total), U(st.pool_bytes), U(st.actors_alive),
@@ -253,8 +257,8 @@ static int cmd_status(void)
 	       (st.store_huge & KRAY_STORE_HUGETLB) && (st.store_huge & KRAY_STORE_THP) ?
 		       "hugetlb where reserved, else shmem THP" :
 	       st.store_huge & KRAY_STORE_HUGETLB ? "hugetlb where reserved, else none" :
-	       st.store_huge & KRAY_STORE_THP	   ? "shmem THP" :
-						     "none (4 KiB pages)");
+	       st.store_huge & KRAY_STORE_THP	  ? "shmem THP" :
+						    "none (4 KiB pages)");
 #undef U
 	char *actors = NULL, *nodes = NULL;
 

@@ -153,13 +153,13 @@ static void print_table(const char *dir, const struct maps *m, const struct row 
 	       st.threshold_permille / 10,
 	       st.oversubscribed ? "OVERSUBSCRIBED, not starting workers" : "ok",
 	       (unsigned long long)st.spawns_deferred);
-	printf("%6s %8s %-24s %6s %9s %9s %8s %8s %8s\n", "WORKER", "PID", "TASK", "CPU%",
-	       "RQ p50", "RQ p99", "VCSW", "IVCSW", "DONE");
+	printf("%6s %8s %-24s %6s %9s %9s %8s %8s %8s\n", "WORKER", "PID", "TASK", "CPU%", "RQ p50",
+	       "RQ p99", "VCSW", "IVCSW", "DONE");
 	for (unsigned i = 0; i < n; i++) {
 		const struct row *w = &rows[i], *o = find_row(prev, nprev, w->pid);
-		double cpu = o && dt_ns && w->run >= o->run ? 100.0 * (double)(w->run - o->run) /
-								  (double)dt_ns :
-							  0.0;
+		double cpu = o && dt_ns && w->run >= o->run ?
+				     100.0 * (double)(w->run - o->run) / (double)dt_ns :
+				     0.0;
 		const char *task = w->have_info && w->wi.fn[0] ? w->wi.fn : "-";
 
 		print_us(p50, sizeof(p50), kbm_hist_pct(w->s.rq_hist, KRAY_BPF_HIST_SLOTS, 500));

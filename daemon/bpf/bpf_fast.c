@@ -60,8 +60,7 @@ struct kfast {
 
 static bool cas(uint32_t *p, uint32_t from, uint32_t to)
 {
-	return __atomic_compare_exchange_n(p, &from, to, false, __ATOMIC_SEQ_CST,
-					   __ATOMIC_SEQ_CST);
+	return __atomic_compare_exchange_n(p, &from, to, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
 static uint32_t *state_of(struct krayd *d, const struct worker *w)
@@ -458,17 +457,16 @@ static int on_fast_done(struct conn *c, const struct kray_frame_hdr *h, const ui
 	struct obj *o;
 
 	if (c->role != ROLE_DRIVER || wire_dec_result(body, len, &r) || r.m.n != 1 ||
-	    wire_rd_value(&r.values, &v)) 
+	    wire_rd_value(&r.values, &v))
 		return conn_fail(c, "malformed fast result", -EBADMSG);
-	if (r.m.task.node != d->node || r.m.task.owner != c->id || r.m.task.index) 
+	if (r.m.task.node != d->node || r.m.task.owner != c->id || r.m.task.index)
 		return conn_fail(c, "fast result for a task this client does not own", -EPERM);
 	/* What a fast frame carries: inline values without refs (large ones are stored by
 	 * the worker, FAST_STORE). */
-	if (v.nrefs || v.type > KRAY_WT_ERROR || v.type == KRAY_WT_REF ||
-	    v.len > d->cfg.inline_max) 
+	if (v.nrefs || v.type > KRAY_WT_ERROR || v.type == KRAY_WT_REF || v.len > d->cfg.inline_max)
 		return conn_fail(c, "fast result that is not an inline value", -EBADMSG);
 	o = fast_return(c, &r.m.task);
-	if (!o) 
+	if (!o)
 		return conn_fail(c, "task id reused", -EEXIST);
 	store_seal(d, o, &v);
 	return 0;
@@ -485,12 +483,12 @@ static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const u
 	struct conn *drv;
 	struct task *t;
 
-	if (c->role != ROLE_WORKER || wire_dec_result(body, len, &r) || r.m.n != 1) 
+	if (c->role != ROLE_WORKER || wire_dec_result(body, len, &r) || r.m.n != 1)
 		return conn_fail(c, "malformed fast store", -EBADMSG);
-	if (!f || !w || !w->fast_slot || !kfast_running(d, w)) 
+	if (!f || !w || !w->fast_slot || !kfast_running(d, w))
 		return conn_fail(c, "fast store from a worker that runs no fast task", -EPERM);
 	memcpy(&e, &f->fw[w->fast_slot - 1], sizeof(e));
-	if (!oid_eq(&e.task, &r.m.task)) 
+	if (!oid_eq(&e.task, &r.m.task))
 		return conn_fail(c, "fast store for a task the worker does not run", -EPERM);
 	drv = e.driver < KRAY_FAST_DRIVERS ? f->drivers[e.driver] : NULL;
 	if (drv && (drv->id != e.task.owner || !fast_return(drv, &e.task)))

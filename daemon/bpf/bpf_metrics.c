@@ -202,7 +202,8 @@ void kbpf_stop(struct krayd *d)
  * every KBPF_INFO_NS for busy workers (kbpf_flush_info), never on a task's path. */
 static void put_info(struct kbpf *b, struct worker *w)
 {
-	struct kray_worker_info wi = { .worker_id = w->id, .busy = w->inflight,
+	struct kray_worker_info wi = { .worker_id = w->id,
+				       .busy = w->inflight,
 				       .tasks_done = w->tasks_done };
 	__u32 pid = (__u32)w->pid;
 

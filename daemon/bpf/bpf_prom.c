@@ -84,7 +84,8 @@ void kbpf_render(struct krayd *d, struct kbuf *b)
 	head(b, "kray_worker_context_switches_total", "counter",
 	     "Times a worker left its CPU: blocked (voluntary) or preempted (involuntary).");
 	for (unsigned i = 0; i < n; i++) {
-		put(b, "kray_worker_context_switches_total{worker=\"%u\",kind=\"voluntary\"} %llu\n",
+		put(b,
+		    "kray_worker_context_switches_total{worker=\"%u\",kind=\"voluntary\"} %llu\n",
 		    ws[i].worker_id, (unsigned long long)ws[i].nvcsw);
 		put(b,
 		    "kray_worker_context_switches_total{worker=\"%u\",kind=\"involuntary\"} %llu\n",
@@ -105,8 +106,7 @@ void kbpf_render(struct krayd *d, struct kbuf *b)
 	put(b, "kray_runqueue_wait_ratio %.3f\n", (double)k->wait_permille / 1000);
 	head(b, "kray_worker_starts_deferred_total", "counter",
 	     "Dispatch rounds that queued tasks instead of starting workers (oversubscribed).");
-	put(b, "kray_worker_starts_deferred_total %llu\n",
-	    (unsigned long long)k->spawns_deferred);
+	put(b, "kray_worker_starts_deferred_total %llu\n", (unsigned long long)k->spawns_deferred);
 	if (d->fast) { /* docs/fastpath.md */
 		struct kray_wire_stats st = { 0 };
 

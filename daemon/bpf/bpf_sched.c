@@ -101,8 +101,8 @@ static void sample(struct krayd *d, struct kbpf *b, int64_t now)
 	 * the window's end. */
 	if (b->wait_permille > 1000)
 		b->wait_permille = 1000;
-	b->oversubscribed = d->cfg.oversub_wait > 0 &&
-			    b->wait_permille >= (uint64_t)d->cfg.oversub_wait * 10;
+	b->oversubscribed =
+		d->cfg.oversub_wait > 0 && b->wait_permille >= (uint64_t)d->cfg.oversub_wait * 10;
 	if (b->oversubscribed)
 		b->windows_over++;
 	else

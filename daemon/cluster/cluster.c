@@ -158,12 +158,14 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);
 		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       conn_fail(l->c, "malformed named actor", -EBADMSG) : 0;
+			       conn_fail(l->c, "malformed named actor", -EBADMSG) :
+			       0;
 	case KRAY_MSG_GCS_JOB:
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);
 		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       conn_fail(l->c, "malformed job", -EBADMSG) : 0;
+			       conn_fail(l->c, "malformed job", -EBADMSG) :
+			       0;
 	case KRAY_MSG_GCS_LOOKUP:
 		return gcs_on_lookup(l, body, h->len);
 	case KRAY_MSG_GCS_LOOKUP_REPLY:
@@ -434,8 +436,11 @@ int cluster_init(struct krayd *d)
 		abort();
 	cl->listen_fd = -1;
 	cl->log_fd = -1;
-	cl->hooks = (struct net_hooks){ .frame = on_frame, .up = on_link_up, .gone = on_link_gone,
-					.sent = on_link_sent, .spliced = on_link_spliced };
+	cl->hooks = (struct net_hooks){ .frame = on_frame,
+					.up = on_link_up,
+					.gone = on_link_gone,
+					.sent = on_link_sent,
+					.spliced = on_link_spliced };
 	d->cl = cl;
 	if (d->cfg.address[0] && net_parse_addr(d->cfg.address, &cl->head_sa)) {
 		log_err("address: not IPV4:PORT: '%s'", d->cfg.address);

@@ -256,8 +256,8 @@ struct conn *pend_conn(struct krayd *d, const struct pending *p);
 void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m,
 		 const uint8_t *body, uint32_t len);
 /* Gives the name claimed for actor id back to the head's table (its creation failed). */
-void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *name,
-		      size_t len, const char *ns, size_t ns_len);
+void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *name, size_t len,
+		      const char *ns, size_t ns_len);
 /* On the head: gives name in ns to actor on host, or returns the entry of the live actor
  * (on a live node) that has it already. */
 struct gname *gcs_claim(struct krayd *d, const char *name, size_t len, const char *ns,
@@ -338,7 +338,6 @@ void remote_link_gone(struct link *l);
 int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
-
 
 /* ractor.c: actors on other nodes */
 /* The record of actor id (made if missing and add). */

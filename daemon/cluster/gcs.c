@@ -350,8 +350,7 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 
 /* Runs a KV request on the head; the reply (status and, for a get, the value) goes to b
  * as a KV_REPLY with request id req. */
-static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kbuf *b,
-		   uint64_t req)
+static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kbuf *b, uint64_t req)
 {
 	struct kray_msg_kv m, rep = { 0 };
 	struct wire_rd r;
@@ -432,7 +431,9 @@ static void put_gcs_name(struct kbuf *b, const struct kray_msg_gcs_actor *m, con
 
 static struct kray_msg_gcs_actor actor_entry(struct krayd *d, struct actor *a, bool alive)
 {
-	return (struct kray_msg_gcs_actor){ .actor = a->id, .host = d->node, .alive = alive,
+	return (struct kray_msg_gcs_actor){ .actor = a->id,
+					    .host = d->node,
+					    .alive = alive,
 					    .detached = a->detached,
 					    .name_len = (uint8_t)strlen(a->name),
 					    .ns_len = (uint8_t)strlen(a->ns) };
@@ -473,11 +474,12 @@ void gcs_actor_changed(struct krayd *d, struct actor *a, bool alive)
 	to_table(d, &m, a->name, a->ns);
 }
 
-void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *name,
-		      size_t len, const char *ns, size_t ns_len)
+void gcs_name_release(struct krayd *d, const struct kray_oid *id, const char *name, size_t len,
+		      const char *ns, size_t ns_len)
 {
-	struct kray_msg_gcs_actor m = { .actor = *id, .host = d->node, .name_len = (uint8_t)len,
-					.ns_len = (uint8_t)ns_len };
+	struct kray_msg_gcs_actor m = {
+		.actor = *id, .host = d->node, .name_len = (uint8_t)len, .ns_len = (uint8_t)ns_len
+	};
 	char n[KRAY_NAME_MAX + 1], s[KRAY_NAME_MAX + 1];
 
 	snprintf(n, sizeof(n), "%.*s", (int)len, name);
@@ -509,7 +511,9 @@ static uint64_t realtime_ms(void)
 static void put_gcs_job(struct kbuf *b, struct conn *c, bool alive)
 {
 	const char *path = job_code_path(c->d, c->job);
-	struct kray_msg_gcs_job m = { .node = c->d->node, .job = c->job, .pid = c->pid,
+	struct kray_msg_gcs_job m = { .node = c->d->node,
+				      .job = c->job,
+				      .pid = c->pid,
 				      .start_ms = c->start_ms,
 				      .end_ms = alive ? 0 : realtime_ms() };
 	if (!path)
@@ -544,16 +548,17 @@ void gcs_describe_jobs(struct krayd *d, struct kbuf *b)
 
 	for (struct gjob *j = d->cl->jobs_table; j; j = j->next) {
 		struct node_entry *e = node_find(d, j->m.node);
-		const char *state = j->m.end_ms			  ? "FINISHED" :
-				    e && e->m.alive		  ? "RUNNING" :
-								    "NODE GONE";
+		const char *state = j->m.end_ms	    ? "FINISHED" :
+				    e && e->m.alive ? "RUNNING" :
+						      "NODE GONE";
 		int n;
 
 		if (first)
 			kbuf_put(b, "jobs:\n", 6);
 		first = false;
-		n = snprintf(line, sizeof(line), "%08x/%u pid %u %s started %llu ms ago code '%s'\n",
-			     j->m.node, j->m.job, j->m.pid, state,
+		n = snprintf(line, sizeof(line),
+			     "%08x/%u pid %u %s started %llu ms ago code '%s'\n", j->m.node,
+			     j->m.job, j->m.pid, state,
 			     (unsigned long long)(realtime_ms() - j->m.start_ms), j->path);
 		kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
@@ -591,7 +596,9 @@ uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b)
 	uint64_t n = 0;
 
 	for (struct gname *g = d->cl->names; g; g = g->next, n++) {
-		struct kray_msg_gcs_actor m = { .actor = g->id, .host = g->host, .alive = 1,
+		struct kray_msg_gcs_actor m = { .actor = g->id,
+						.host = g->host,
+						.alive = 1,
 						.detached = g->detached,
 						.name_len = (uint8_t)strlen(g->name),
 						.ns_len = (uint8_t)strlen(g->ns) };
@@ -599,13 +606,15 @@ uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b)
 		put_gcs_name(b, &m, g->name, g->ns);
 	}
 	for (struct gkv *e = d->cl->kv; e; e = e->next, n++) {
-		struct kray_msg_kv m = { .op = KRAY_KV_PUT, .key_len = (uint8_t)strlen(e->key),
+		struct kray_msg_kv m = { .op = KRAY_KV_PUT,
+					 .key_len = (uint8_t)strlen(e->key),
 					 .value_len = e->len };
 		WIRE_FRAME(b, KRAY_MSG_KV, 0, WIRE_FIXED(m), WIRE_PADDED(e->key, m.key_len),
 			   WIRE_PADDED(e->val, e->len));
 	}
 	for (struct gjob *j = d->cl->jobs_table; j; j = j->next, n++) {
-		WIRE_FRAME(b, KRAY_MSG_GCS_JOB, 0, WIRE_FIXED(j->m), WIRE_PADDED(j->path, j->m.path_len));
+		WIRE_FRAME(b, KRAY_MSG_GCS_JOB, 0, WIRE_FIXED(j->m),
+			   WIRE_PADDED(j->path, j->m.path_len));
 	}
 	return n;
 }

@@ -140,7 +140,8 @@ void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len
 	wire_frame(&b, type, 0, &WIRE_RAW(body, len), 1);
 	if (write(cl->log_fd, b.data, b.len) != (ssize_t)b.len || fdatasync(cl->log_fd))
 		log_warn_ratelimited("gcs-log %s: %s (the change holds until the head "
-				     "restarts)", d->cfg.gcs_log, strerror(errno));
+				     "restarts)",
+				     d->cfg.gcs_log, strerror(errno));
 	else
 		cl->log_records++;
 	kbuf_free(&b);

@@ -22,7 +22,6 @@
 #include "core/store.h"
 #include "core/sched.h"
 
-
 static void send_oids(struct link *l, uint16_t type, const struct kray_oid *id)
 {
 	struct kbuf *b = net_out(l);
@@ -128,8 +127,7 @@ void lineage_link_gone(struct krayd *d, struct link *l)
 	struct kray_oid *ids = NULL;
 	size_t n = 0, cap = 0;
 
-	oidmap_for_each(&d->objs, s)
-	{
+	oidmap_for_each (&d->objs, s) {
 		struct obj *o = (struct obj *)(uintptr_t)s->val;
 
 		if (o->remote_link != l->id)
@@ -166,8 +164,8 @@ void lineage_link_gone(struct krayd *d, struct link *l)
 		t->rem.held_remote = 0;
 		d->cl->rebuilt++;
 		log_info("task %u.%u ('%.*s'): node %08x, which kept its result, is gone; running "
-			 "it again", t->id.owner, t->id.seq, t->fn->name_len, t->fn->name,
-			 t->rem.fwd_node);
+			 "it again",
+			 t->id.owner, t->id.seq, t->fn->name_len, t->fn->name, t->rem.fwd_node);
 		sched_enqueue(d, t, true);
 	}
 	free(ids);
@@ -175,7 +173,7 @@ void lineage_link_gone(struct krayd *d, struct link *l)
 
 void lineage_fini(struct krayd *d)
 {
-	oidmap_for_each(&d->cl->lineage, s)
+	oidmap_for_each (&d->cl->lineage, s)
 		task_free(d, (struct task *)(uintptr_t)s->val);
 	oidmap_free(&d->cl->lineage);
 }

@@ -67,7 +67,8 @@ static void give_handle(struct krayd *d, struct conn *c, struct pending *p, stru
 	struct obj *h = store_get(d, &p->actor);
 
 	if (!h) {
-		struct wire_value v = { .type = KRAY_WT_ACTOR, .data = &p->actor,
+		struct wire_value v = { .type = KRAY_WT_ACTOR,
+					.data = &p->actor,
 					.len = sizeof(p->actor) };
 
 		h = store_create(d, &p->actor);
@@ -132,8 +133,8 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
  * client c (gone: NULL).  A creation that fails gives the name back.
  */
 static void claimed(struct krayd *d, struct conn *c, uint64_t req,
-		    const struct wire_actor_create *a, const struct kray_oid *claim,
-		    bool taken, uint32_t taken_by)
+		    const struct wire_actor_create *a, const struct kray_oid *claim, bool taken,
+		    uint32_t taken_by)
 {
 	struct kray_oid id;
 	const char *why = NULL;
@@ -141,16 +142,14 @@ static void claimed(struct krayd *d, struct conn *c, uint64_t req,
 	int r;
 
 	if (taken) {
-		snprintf(msg, sizeof(msg), "an actor with this name lives on node %08x",
-			 taken_by);
+		snprintf(msg, sizeof(msg), "an actor with this name lives on node %08x", taken_by);
 		if (c)
 			actor_reply(c, req, -EEXIST, NULL, msg);
 		return;
 	}
 	r = c ? actor_create(c, a, &id, &why) : -ENOTCONN;
 	if (r)
-		gcs_name_release(d, claim, a->name, a->m.name_len, a->ns ? a->ns : "",
-				 a->m.ns_len);
+		gcs_name_release(d, claim, a->name, a->m.name_len, a->ns ? a->ns : "", a->m.ns_len);
 	if (c)
 		actor_reply(c, req, r, r ? NULL : &id, why);
 }
@@ -166,7 +165,8 @@ void claim_start(struct conn *c, uint64_t req, const struct wire_actor_create *m
 		 const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = c->d;
-	struct kray_msg_gcs_lookup q = { .name_len = m->m.name_len, .ns_len = m->m.ns_len,
+	struct kray_msg_gcs_lookup q = { .name_len = m->m.name_len,
+					 .ns_len = m->m.ns_len,
 					 .claim = 1,
 					 .actor = { d->node, c->id, m->m.seq, KRAY_OID_ACTOR } };
 	struct link *head = d->cl->head_link;
@@ -214,8 +214,7 @@ static void claim_expired(struct krayd *d, struct pending *p)
 	struct wire_actor_create a;
 
 	if (!wire_dec_actor_create(p->create.data, p->create.len, &a))
-		gcs_name_release(d, &p->actor, a.name, a.m.name_len, a.ns ? a.ns : "",
-				 a.m.ns_len);
+		gcs_name_release(d, &p->actor, a.name, a.m.name_len, a.ns ? a.ns : "", a.m.ns_len);
 }
 
 /* The head's answer (from the head itself: lookup_start()). */

@@ -30,9 +30,8 @@
 #include "core/conn.h"
 #include "core/proto.h"
 
-
-static void mac(const struct cluster *cl, char role, const uint8_t *nonce_a,
-		const uint8_t *nonce_c, uint32_t node, uint8_t *ret)
+static void mac(const struct cluster *cl, char role, const uint8_t *nonce_a, const uint8_t *nonce_c,
+		uint32_t node, uint8_t *ret)
 {
 	uint8_t msg[1 + 2 * KRAY_NONCE_LEN + 4];
 	unsigned len = KRAY_MAC_LEN;
@@ -105,7 +104,8 @@ static void net_accepted(struct krayd *d, int fd)
 			unproven++;
 	if (unproven >= (unsigned)d->cfg.max_unproven_links) {
 		log_warn_ratelimited("node link refused: %u links have not proven the token yet "
-				     "(max-unproven-links)", unproven);
+				     "(max-unproven-links)",
+				     unproven);
 		close(fd);
 		return;
 	}
@@ -135,8 +135,7 @@ struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa)
 		return NULL;
 	l = link_new(d, c, true);
 	l->sa = *sa;
-	conn_connect(c, (const struct sockaddr *)&l->sa, sizeof(l->sa),
-		     d->cfg.node_timeout_ms);
+	conn_connect(c, (const struct sockaddr *)&l->sa, sizeof(l->sa), d->cfg.node_timeout_ms);
 	return l;
 }
 
@@ -409,8 +408,7 @@ int net_init(struct krayd *d)
 	if (cl->listen_fd < 0)
 		return -errno;
 	setsockopt(cl->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(cl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(cl->listen_fd, 128) ||
+	if (bind(cl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(cl->listen_fd, 128) ||
 	    getsockname(cl->listen_fd, (struct sockaddr *)&cl->self, &len)) {
 		r = -errno;
 		log_err("node-listen %s: %s", d->cfg.node_listen, strerror(-r));

@@ -64,7 +64,8 @@ bool node_has(const struct node_entry *e, const struct wire_resource *need, int 
 		int j;
 
 		for (j = 0; j < e->nres; j++)
-			if (!strcmp(e->res[j].name, need[i].name) && e->res[j].milli >= need[i].milli)
+			if (!strcmp(e->res[j].name, need[i].name) &&
+			    e->res[j].milli >= need[i].milli)
 				break;
 		if (j == e->nres)
 			return false;
@@ -105,7 +106,8 @@ uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uin
 		struct node_entry *e = &d->cl->nodes[i];
 		double load;
 
-		if (!e->m.alive || e->m.node == d->node || e->m.node == avoid || !node_has(e, need, n))
+		if (!e->m.alive || e->m.node == d->node || e->m.node == avoid ||
+		    !node_has(e, need, n))
 			continue;
 		/* Its last report, plus what we sent it since: a burst of tasks spreads over
 		 * the nodes instead of all going to the one that was idle a heartbeat ago. */
@@ -166,4 +168,3 @@ void node_describe(struct krayd *d, struct kbuf *b)
 		kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	}
 }
-

@@ -21,7 +21,6 @@
 #include "core/store.h"
 #include "core/sched.h"
 
-
 int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 			const struct wire_resource *res, int nres, struct kray_oid *ret_id)
 {
@@ -73,8 +72,9 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	ra->max_restarts = m->m.max_restarts;
 	ra->max_task_retries = m->m.max_task_retries;
 	b = net_out(l);
-	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FWD_ACTOR, 0, WIRE_FIXED(f), WIRE_PADDED(path, f.path_len),
-			      WIRE_FIXED(m->m), WIRE_PADDED(m->cls, m->m.class_len),
+	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FWD_ACTOR, 0, WIRE_FIXED(f),
+			      WIRE_PADDED(path, f.path_len), WIRE_FIXED(m->m),
+			      WIRE_PADDED(m->cls, m->m.class_len),
 			      WIRE_PADDED(m->name, m->m.name_len), WIRE_PADDED(m->ns, m->m.ns_len),
 			      WIRE_PADDED(m->res, m->m.res_len), WIRE_RAW(m->args.p, m->args.left));
 	/* What it takes to create it again elsewhere (the body just written); not kept
@@ -174,11 +174,10 @@ int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len)
 
 	wire_rd_init(&r, body, len);
 	if (wire_rd_fixed(&r, &f, sizeof(f)) || f.path_len > KRAY_PATH_MAX ||
-	    (f.path_len && wire_rd_bytes(&r, f.path_len, &path)) ||
-	    memchr(path, 0, f.path_len) || wire_dec_actor_create(r.p, r.left, &m))
+	    (f.path_len && wire_rd_bytes(&r, f.path_len, &path)) || memchr(path, 0, f.path_len) ||
+	    wire_dec_actor_create(r.p, r.left, &m))
 		return conn_fail(l->c, "malformed forwarded actor", -EBADMSG);
-	if (f.actor.node != l->node || f.actor.index != KRAY_OID_ACTOR ||
-	    f.actor.seq != m.m.seq)
+	if (f.actor.node != l->node || f.actor.index != KRAY_OID_ACTOR || f.actor.seq != m.m.seq)
 		return conn_fail(l->c, "a forwarded actor must be its sender's", -EPERM);
 	job = node_map_job(d, l->node, f.job, path, f.path_len);
 	if (actor_create_as(l->c, &m, &f.actor, job, &why))
@@ -205,8 +204,7 @@ int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
  * in any restart). */
 void ractor_link_gone(struct krayd *d, struct link *l)
 {
-	oidmap_for_each(&d->cl->ractors, s)
-	{
+	oidmap_for_each (&d->cl->ractors, s) {
 		struct ractor *ra = (struct ractor *)(uintptr_t)s->val;
 		uint32_t node;
 		struct link *to;
@@ -222,12 +220,14 @@ void ractor_link_gone(struct krayd *d, struct link *l)
 		to = node ? net_link_to(d, node) : NULL;
 		if (!to) {
 			log_warn("actor %u.%u.%u: its node %08x is gone and no other live node has "
-				 "its resources", ra->id.node, ra->id.owner, ra->id.seq, ra->node);
+				 "its resources",
+				 ra->id.node, ra->id.owner, ra->id.seq, ra->node);
 			continue;
 		}
 		log_info("actor %u.%u.%u: its node %08x is gone; restarting it on node %08x (%u "
-			 "of %d)", ra->id.node, ra->id.owner, ra->id.seq, ra->node, node,
-			 ra->restarts + 1, ra->max_restarts);
+			 "of %d)",
+			 ra->id.node, ra->id.owner, ra->id.seq, ra->node, node, ra->restarts + 1,
+			 ra->max_restarts);
 		ra->restarts++;
 		ra->link = to->id;
 		ra->node = node;
@@ -239,7 +239,7 @@ void ractor_link_gone(struct krayd *d, struct link *l)
 
 void ractor_fini(struct krayd *d)
 {
-	oidmap_for_each(&d->cl->ractors, s)
+	oidmap_for_each (&d->cl->ractors, s)
 		ractor_free((struct ractor *)(uintptr_t)s->val);
 	oidmap_free(&d->cl->ractors);
 }

@@ -30,7 +30,6 @@
 #include "core/store.h"
 #include "core/sched.h"
 
-
 static bool local_has(struct krayd *d, const struct task *t)
 {
 	for (unsigned i = 0; i < t->nres; i++) {
@@ -84,8 +83,11 @@ static size_t res_text(const struct task *t, char *buf, size_t len)
 static void send_task(struct krayd *d, struct link *l, struct task *t)
 {
 	const char *path = job_code_path(d, t->job);
-	struct kray_msg_fwd_task m = { .task = t->id, .actor = t->rem.ractor_id, .job = t->job,
-				       .num_returns = t->num_returns, .nargs = t->nargs,
+	struct kray_msg_fwd_task m = { .task = t->id,
+				       .actor = t->rem.ractor_id,
+				       .job = t->job,
+				       .num_returns = t->num_returns,
+				       .nargs = t->nargs,
 				       .max_retries = t->max_retries,
 				       .name_len = t->fn->name_len };
 	char res[256]; /* res_len is 8 bits; the submit's own text fitted */
@@ -100,9 +102,9 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 		if (a.v.type == KRAY_WT_REF)
 			xfer_push(l, store_get(d, &a.id)); /* held by t, and ready */
 	b = net_out(l);
-	WIRE_FRAME(b, KRAY_MSG_FWD_TASK, 0, WIRE_FIXED(m), WIRE_PADDED(t->fn->name, t->fn->name_len),
-		   WIRE_PADDED(path, m.path_len), WIRE_PADDED(res, m.res_len),
-		   WIRE_RAW(t->args, t->args_len));
+	WIRE_FRAME(b, KRAY_MSG_FWD_TASK, 0, WIRE_FIXED(m),
+		   WIRE_PADDED(t->fn->name, t->fn->name_len), WIRE_PADDED(path, m.path_len),
+		   WIRE_PADDED(res, m.res_len), WIRE_RAW(t->args, t->args_len));
 	net_flush(l);
 }
 
@@ -206,7 +208,8 @@ bool remote_take(struct krayd *d, struct task *t)
 		l = ra ? net_link_by_id(d, ra->link) : NULL;
 		if (!l) {
 			task_fail(d, t, KRAY_WE_ACTOR_DIED, "the node of actor %u.%u.%u is gone",
-				  t->rem.ractor_id.node, t->rem.ractor_id.owner, t->rem.ractor_id.seq);
+				  t->rem.ractor_id.node, t->rem.ractor_id.owner,
+				  t->rem.ractor_id.seq);
 			return true;
 		}
 		node = l->node;
@@ -220,19 +223,23 @@ bool remote_take(struct krayd *d, struct task *t)
 	}
 	node = d->cl ? node_pick(d, t->res, t->nres, t->rem.fwd_node, NULL) : 0;
 	if (!node && d->cl && t->rem.fwd_node)
-		node = node_pick(d, t->res, t->nres, 0, NULL); /* the one it ran on is the only one */
+		node = node_pick(d, t->res, t->nres, 0,
+				 NULL); /* the one it ran on is the only one */
 	l = node ? net_link_to(d, node) : NULL;
 	if (!l) {
 		res_text(t, need, sizeof(need));
-		task_fail(d, t, KRAY_WE_BAD_ARGS, "no live node has the resources '%s' that '%.*s' "
-			  "needs", need, t->fn->name_len, t->fn->name);
+		task_fail(d, t, KRAY_WE_BAD_ARGS,
+			  "no live node has the resources '%s' that '%.*s' "
+			  "needs",
+			  need, t->fn->name_len, t->fn->name);
 		return true;
 	}
 send:
 	if (has_actor_arg(t)) {
 		task_fail(d, t, KRAY_WE_BAD_ARGS,
 			  "'%.*s' must run on another node (resources), and actor handles cannot "
-			  "be sent to another node yet", t->fn->name_len, t->fn->name);
+			  "be sent to another node yet",
+			  t->fn->name_len, t->fn->name);
 		return true;
 	}
 	send_task(d, l, t);
@@ -324,16 +331,17 @@ void remote_link_gone(struct link *l)
 				calls[ncalls++] = t;
 				continue;
 			}
-			task_fail(d, t, KRAY_WE_ACTOR_DIED,
-				  "node %08x, where actor %u.%u.%u lived, is gone%s", t->rem.fwd_node,
-				  t->rem.ractor_id.node, t->rem.ractor_id.owner, t->rem.ractor_id.seq,
-				  ra && ra->link ? " (it restarted; this call's retries are spent)" :
-						   "");
+			task_fail(
+				d, t, KRAY_WE_ACTOR_DIED,
+				"node %08x, where actor %u.%u.%u lived, is gone%s", t->rem.fwd_node,
+				t->rem.ractor_id.node, t->rem.ractor_id.owner, t->rem.ractor_id.seq,
+				ra && ra->link ? " (it restarted; this call's retries are spent)" :
+						 "");
 		} else if (t->max_retries < 0 || t->attempts < t->max_retries) {
 			t->attempts++;
 			d->st.tasks_retried++;
-			log_info("task %u.%u: node %08x is gone; retrying it elsewhere", t->id.owner,
-				 t->id.seq, t->rem.fwd_node);
+			log_info("task %u.%u: node %08x is gone; retrying it elsewhere",
+				 t->id.owner, t->id.seq, t->rem.fwd_node);
 			sched_enqueue(d, t, true); /* remote_take() picks another node */
 		} else {
 			task_fail(d, t, KRAY_WE_WORKER_DIED,

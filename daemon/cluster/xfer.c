@@ -33,7 +33,6 @@
 #include "core/conn.h"
 #include "core/store.h"
 
-
 /* Reads n bytes of fd at off into buf.  Returns 0 or -errno (-EIO: the file is short). */
 static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
 {
@@ -54,8 +53,9 @@ static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
 static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type, uint8_t err,
 			uint64_t scalar, const void *data, uint32_t len)
 {
-	struct kray_msg_obj_push m = { .oid = *id, .type = type, .err = err, .len = len,
-				       .scalar = scalar, .size = len };
+	struct kray_msg_obj_push m = {
+		.oid = *id, .type = type, .err = err, .len = len, .scalar = scalar, .size = len
+	};
 	WIRE_FRAME(b, KRAY_MSG_OBJ_PUSH, 0, WIRE_FIXED(m), WIRE_PADDED(data, len));
 }
 
@@ -83,9 +83,10 @@ void xfer_push(struct link *l, struct obj *o)
 	r = o->spilled ? store_restore(d, o) : 0;
 	if (r) {
 		char msg[128];
-		int n = snprintf(msg, sizeof(msg), "object %u.%u.%u.%u could not be restored to "
-				 "send it to another node: %s", o->id.node, o->id.owner, o->id.seq,
-				 o->id.index, strerror(-r));
+		int n = snprintf(msg, sizeof(msg),
+				 "object %u.%u.%u.%u could not be restored to "
+				 "send it to another node: %s",
+				 o->id.node, o->id.owner, o->id.seq, o->id.index, strerror(-r));
 
 		push_inline(b, &o->id, KRAY_WT_ERROR, KRAY_WE_STORE_FULL, 0, msg, (uint32_t)n);
 		net_flush(l);
@@ -173,7 +174,8 @@ static bool have_pipe(struct link *l)
 static void put_chunk_header(struct conn *c, struct xitem *x, uint32_t n)
 {
 	struct kray_msg_obj_chunk m = { .oid = x->o->id, .offset = x->off, .len = n };
-	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
+	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC,
+				    .version = KRAY_WIRE_VERSION,
 				    .type = KRAY_MSG_OBJ_CHUNK,
 				    .len = (uint32_t)(sizeof(m) + KRAY_PAD8(n)) };
 
@@ -300,8 +302,8 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 	    wire_rd_end(&r))
 		return conn_fail(l->c, "malformed object push", -EBADMSG);
 	if (m.type == KRAY_WT_FD ? (m.len || !m.size || m.size > KRAY_OBJECT_MAX) :
-	    (m.size != m.len || m.type > KRAY_WT_ERROR || m.type == KRAY_WT_REF ||
-	     m.err > KRAY_WE_MAX))
+				   (m.size != m.len || m.type > KRAY_WT_ERROR ||
+				    m.type == KRAY_WT_REF || m.err > KRAY_WE_MAX))
 		return conn_fail(l->c, "bad object push", -EBADMSG);
 	if (l->rx.active)
 		return conn_fail(l->c, "object push in the middle of another object", -EPROTO);
@@ -313,8 +315,9 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 		store_conn_ref(l->c, o); /* the copy is the link's until its task is done */
 	usable = o && o->state == OBJ_PENDING && !o->writer && o->fd < 0;
 	if (m.type != KRAY_WT_FD) {
-		struct wire_value v = { .type = m.type, .err = m.err, .scalar = m.scalar,
-					.data = data, .len = m.len };
+		struct wire_value v = {
+			.type = m.type, .err = m.err, .scalar = m.scalar, .data = data, .len = m.len
+		};
 
 		if (usable && o->remote_link)
 			ext_obj_settled(d, o); /* pulled: the other copy may go */
@@ -332,9 +335,10 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 
 		if (e) {
 			char msg[160];
-			int n = snprintf(msg, sizeof(msg), "no room for a %llu-byte object from node "
-					 "%08x: %s", (unsigned long long)m.size, l->node,
-					 strerror(-e));
+			int n = snprintf(msg, sizeof(msg),
+					 "no room for a %llu-byte object from node "
+					 "%08x: %s",
+					 (unsigned long long)m.size, l->node, strerror(-e));
 
 			l->rx.discard = true;
 			store_seal_error(d, o, KRAY_WE_STORE_FULL, msg, (size_t)n);

@@ -237,8 +237,8 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 	return r;
 }
 
-int actor_create_as(struct conn *c, const struct wire_actor_create *m,
-		    const struct kray_oid *idp, uint32_t job, const char **ret_why)
+int actor_create_as(struct conn *c, const struct wire_actor_create *m, const struct kray_oid *idp,
+		    uint32_t job, const char **ret_why)
 {
 	struct krayd *d = c->d;
 	struct kray_oid id = *idp;
@@ -343,8 +343,7 @@ void actor_ctor_ready(struct krayd *d, struct actor *a)
 	try_place(d, a);
 }
 
-void actor_ctor_failed(struct krayd *d, struct actor *a, uint8_t err, const char *msg,
-		       size_t len)
+void actor_ctor_failed(struct krayd *d, struct actor *a, uint8_t err, const char *msg, size_t len)
 {
 	actor_dead(d, a, err == KRAY_WE_NONE ? KRAY_WE_TASK : err,
 		   "actor '%.*s' could not be constructed: %.*s", a->ctor->fn->name_len,
@@ -383,8 +382,8 @@ void actor_dispatch(struct krayd *d, struct actor *a)
 	/* Beyond the calls that may run, up to ACTOR_PIPELINE more wait in the worker, in
 	 * order: a stream of calls then costs one round trip per batch, not per call. */
 	while (a->state == A_ALIVE && a->qhead &&
-	       a->inflight < (unsigned)a->max_concurrency + ACTOR_PIPELINE && a->w &&
-	       a->w->conn && !a->w->conn->closed) {
+	       a->inflight < (unsigned)a->max_concurrency + ACTOR_PIPELINE && a->w && a->w->conn &&
+	       !a->w->conn->closed) {
 		struct task *t = a->qhead;
 		struct obj *err;
 		unsigned arg;
@@ -463,7 +462,8 @@ void actor_worker_died(struct krayd *d, struct worker *w, const char *how)
 		} else {
 			task_fail(d, t, KRAY_WE_ACTOR_DIED,
 				  "actor '%.*s' died while running '%.*s' (pid %d %s)",
-				  a->ctor->fn->name_len, a->ctor->fn->name, t->fn->name_len, t->fn->name, (int)w->pid, how);
+				  a->ctor->fn->name_len, a->ctor->fn->name, t->fn->name_len,
+				  t->fn->name, (int)w->pid, how);
 		}
 		t = next;
 	}
@@ -484,7 +484,9 @@ void actor_worker_died(struct krayd *d, struct worker *w, const char *how)
 	if (!restart) {
 		actor_dead(d, a, KRAY_WE_ACTOR_DIED, "actor '%.*s' died: pid %d %s%s",
 			   a->ctor->fn->name_len, a->ctor->fn->name, (int)w->pid, how,
-			   a->no_restart ? " (killed)" : a->max_restarts ? "; no restarts left" : "");
+			   a->no_restart   ? " (killed)" :
+			   a->max_restarts ? "; no restarts left" :
+					     "");
 		return;
 	}
 	a->restarts++;
@@ -528,8 +530,9 @@ void actor_owner_gone(struct krayd *d, uint32_t owner)
 {
 	for (struct actor *a = d->actors; a; a = a->next)
 		if (a->owner == owner && !a->detached && a->state != A_DEAD)
-			actor_dead(d, a, KRAY_WE_ACTOR_DIED, "actor '%.*s' ended: its creator exited",
-				   a->ctor->fn->name_len, a->ctor->fn->name);
+			actor_dead(d, a, KRAY_WE_ACTOR_DIED,
+				   "actor '%.*s' ended: its creator exited", a->ctor->fn->name_len,
+				   a->ctor->fn->name);
 }
 
 void actor_fini(struct krayd *d)

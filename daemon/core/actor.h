@@ -49,8 +49,8 @@ struct node_resource *node_res(struct krayd *d, const char *name);
 int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_oid *ret_id,
 		 const char **ret_why);
 /* The same for an actor another node asked for: id and job given; c is the link. */
-int actor_create_as(struct conn *c, const struct wire_actor_create *m,
-		    const struct kray_oid *id, uint32_t job, const char **ret_why);
+int actor_create_as(struct conn *c, const struct wire_actor_create *m, const struct kray_oid *id,
+		    uint32_t job, const char **ret_why);
 struct actor *actor_find(struct krayd *d, const struct kray_oid *id);
 struct actor *actor_by_name(struct krayd *d, const char *name, size_t len, const char *ns,
 			    size_t ns_len);

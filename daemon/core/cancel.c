@@ -58,8 +58,10 @@ static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_
 				kill(w->pid, SIGKILL); /* reaped as any death: tasks_lost() */
 			} else {
 				/* A request: a Python task is interrupted, a C one runs on. */
-				union sigval v = { .sival_ptr = (void *)(uintptr_t)(
-							   (uint64_t)t->id.owner << 32 | t->id.seq) };
+				union sigval v = { .sival_ptr =
+							   (void *)(uintptr_t)((uint64_t)t->id.owner
+										       << 32 |
+									       t->id.seq) };
 
 				sigqueue(w->pid, KRAY_CANCEL_SIGNAL, v);
 			}

@@ -28,11 +28,14 @@ struct key {
 	const char *help;
 };
 
-#define INT(n, f, lo, hi, h) { n, K_INT, offsetof(struct config, f), sizeof(int), lo, hi, h }
+#define INT(n, f, lo, hi, h)                                                 \
+	{                                                                    \
+		n, K_INT, offsetof(struct config, f), sizeof(int), lo, hi, h \
+	}
 
 static const struct key keys[] = {
-	{ "socket", K_STR, offsetof(struct config, socket), sizeof(((struct config *)0)->socket),
-	  0, 0, "unix socket path for local clients" },
+	{ "socket", K_STR, offsetof(struct config, socket), sizeof(((struct config *)0)->socket), 0,
+	  0, "unix socket path for local clients" },
 	INT("num-cpus", num_cpus, 0, 4096, "CPU slots for tasks (0: online CPUs)"),
 	INT("max-workers", max_workers, 1, 65536, "most worker processes, blocked ones included"),
 	INT("prestart", prestart, -1, 4096, "workers started at boot (-1: num-cpus)"),
@@ -56,8 +59,7 @@ static const struct key keys[] = {
 	  "largest object carried inline (bytes)" },
 	{ "code-path", K_STR, offsetof(struct config, code_path),
 	  sizeof(((struct config *)0)->code_path), 0, 0, "default code search path (dirs, .so)" },
-	{ "worker", K_STR, offsetof(struct config, worker), PATH_MAX, 0, 0,
-	  "worker host binary" },
+	{ "worker", K_STR, offsetof(struct config, worker), PATH_MAX, 0, 0, "worker host binary" },
 	{ "worker-user", K_STR, offsetof(struct config, worker_user), 64, 0, 0,
 	  "run workers (and so every task and actor) as this user, without capabilities; "
 	  "krayd must run as root (default: krayd's own user)" },
@@ -90,8 +92,7 @@ static const struct key keys[] = {
 	{ "gcs-log", K_STR, offsetof(struct config, gcs_log), PATH_MAX, 0, 0,
 	  "the head's GCS log (named actors, KV); default <socket>.gcs" },
 	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
-	INT("node-timeout-ms", node_timeout_ms, 20, 3600000,
-	    "a node silent this long is dead"),
+	INT("node-timeout-ms", node_timeout_ms, 20, 3600000, "a node silent this long is dead"),
 	/* Limits on clients (docs/limits.md, "Connections and memory"). */
 	INT("max-clients", max_clients, 0, 1048576,
 	    "most connections at once (0: the fd limit less a reserve); more get an ERROR"),
@@ -122,9 +123,21 @@ static int parse_size(const char *s, uint64_t *ret)
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case 'G': case 'g': shift = 30; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'K': case 'k': shift = 10; end++; break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		end++;
+		break;
 	}
 	if (*end || v > UINT64_MAX >> shift)
 		return -EINVAL;
@@ -269,7 +282,8 @@ static int load_file(struct config *cfg, const char *path)
 			break;
 		}
 		if (set_key(cfg, k, val, &why)) {
-			fprintf(stderr, "krayd: %s:%d: %s: %s: '%s'\n", path, lineno, key, why, val);
+			fprintf(stderr, "krayd: %s:%d: %s: %s: '%s'\n", path, lineno, key, why,
+				val);
 			r = -EINVAL;
 			break;
 		}
@@ -340,11 +354,11 @@ int config_load(struct config *cfg, int argc, char **argv)
 
 	set_defaults(cfg);
 	for (size_t i = 0; i < NKEYS; i++)
-		opts[i] = (struct option){ keys[i].name,
-					   keys[i].kind == K_BOOL && keys[i].max ?
-						   optional_argument :
-						   required_argument,
-					   NULL, 0 };
+		opts[i] =
+			(struct option){ keys[i].name,
+					 keys[i].kind == K_BOOL && keys[i].max ? optional_argument :
+										 required_argument,
+					 NULL, 0 };
 	opts[NKEYS] = (struct option){ "config", required_argument, NULL, 'c' };
 	opts[NKEYS + 1] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[NKEYS + 2] = (struct option){ 0 };
@@ -415,12 +429,14 @@ int config_load(struct config *cfg, int argc, char **argv)
 		struct passwd *pw = getpwnam(cfg->worker_user);
 
 		if (!pw) {
-			fprintf(stderr, "krayd: worker-user: no such user '%s'\n", cfg->worker_user);
+			fprintf(stderr, "krayd: worker-user: no such user '%s'\n",
+				cfg->worker_user);
 			return -EINVAL;
 		}
 		if (geteuid() != 0 && pw->pw_uid != geteuid()) {
-			fprintf(stderr, "krayd: worker-user %s needs krayd to run as root (it runs "
-					"as uid %u)\n",
+			fprintf(stderr,
+				"krayd: worker-user %s needs krayd to run as root (it runs "
+				"as uid %u)\n",
 				cfg->worker_user, (unsigned)geteuid());
 			return -EINVAL;
 		}

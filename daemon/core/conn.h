@@ -120,8 +120,7 @@ void conn_close(struct conn *c, const char *why);
  * answers it, and returns code (a negative errno) for the handler to return. */
 int conn_fail(struct conn *c, const char *why, int code);
 /* A connection for fd (taken over), of that kind, with its first receive armed. */
-struct conn *conn_new(struct krayd *d, int fd, enum conn_role role,
-		      const struct conn_kind *kind);
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role, const struct conn_kind *kind);
 /* The same, without a receive armed (conn_connect() and conn_start_recv() do). */
 struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role,
 			   const struct conn_kind *kind);

@@ -23,16 +23,17 @@ int ext_add(struct krayd *d, const struct ext *e)
 }
 
 /* Each table added that has hook h, as e. */
-#define each(d, e, h)                                                                   \
-	for (const struct ext *const *e##_p = (d)->ext, *e;                              \
-	     e##_p < (d)->ext + (d)->next_ext && ((e = *e##_p), 1); e##_p++)                 \
+#define each(d, e, h)                                                        \
+	for (const struct ext *const *e##_p = (d)->ext, *e;                  \
+	     e##_p < (d)->ext + (d)->next_ext && ((e = *e##_p), 1); e##_p++) \
 		if (e->h)
 
 int64_t ext_next_deadline(struct krayd *d)
 {
 	int64_t best = -1;
 
-	each(d, e, next_deadline) {
+	each(d, e, next_deadline)
+	{
 		int64_t t = e->next_deadline(d);
 
 		if (t >= 0 && (best < 0 || t < best))
@@ -143,7 +144,8 @@ void ext_obj_published(struct krayd *d, struct obj *o)
 
 int ext_obj_withdraw(struct krayd *d, struct obj *o, bool if_unused)
 {
-	each(d, e, obj_withdraw) {
+	each(d, e, obj_withdraw)
+	{
 		int r = e->obj_withdraw(d, o, if_unused);
 
 		if (r)
@@ -160,7 +162,8 @@ void ext_actor_changed(struct krayd *d, struct actor *a, bool alive)
 int ext_actor_place(struct conn *c, const struct wire_actor_create *m,
 		    const struct wire_resource *res, int nres, struct kray_oid *ret_id)
 {
-	each(c->d, e, actor_place) {
+	each(c->d, e, actor_place)
+	{
 		int r = e->actor_place(c, m, res, nres, ret_id);
 
 		if (r != -ENOENT)
@@ -182,7 +185,8 @@ void ext_actor_released(struct krayd *d, const struct kray_oid *id)
 
 int ext_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart)
 {
-	each(d, e, actor_kill) {
+	each(d, e, actor_kill)
+	{
 		int r = e->actor_kill(d, id, no_restart);
 
 		if (r != -ENOENT)
@@ -191,8 +195,8 @@ int ext_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart)
 	return -ENOENT;
 }
 
-bool ext_actor_lookup(struct conn *c, uint64_t req, const char *name, size_t len,
-		      const char *ns, size_t ns_len)
+bool ext_actor_lookup(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
+		      size_t ns_len)
 {
 	each(c->d, e, actor_lookup) if (e->actor_lookup(c, req, name, len, ns, ns_len)) return true;
 	return false;

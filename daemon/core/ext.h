@@ -137,8 +137,8 @@ int ext_actor_place(struct conn *c, const struct wire_actor_create *m,
 bool ext_actor_known(struct krayd *d, const struct kray_oid *id);
 void ext_actor_released(struct krayd *d, const struct kray_oid *id);
 int ext_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);
-bool ext_actor_lookup(struct conn *c, uint64_t req, const char *name, size_t len,
-		      const char *ns, size_t ns_len);
+bool ext_actor_lookup(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
+		      size_t ns_len);
 bool ext_actor_claim(struct conn *c, uint64_t req, const struct wire_actor_create *m,
 		     const uint8_t *body, uint32_t len);
 void ext_driver_changed(struct conn *c, bool alive);

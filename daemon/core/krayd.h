@@ -108,8 +108,8 @@ struct krayd {
 		int64_t accept_paused; /* the fd limit was hit: accepts resume then (0: not) */
 		uint64_t buf_bytes; /* bytes held in every connection's buffers */
 		uint64_t freed_bytes; /* buffer bytes freed since the last malloc_trim() */
-		uint64_t refused_clients, closed_slow, closed_output, closed_greedy,
-			closed_nomem, accept_pauses; /* counters for the metrics */
+		uint64_t refused_clients, closed_slow, closed_output, closed_greedy, closed_nomem,
+			accept_pauses; /* counters for the metrics */
 	} loop;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */

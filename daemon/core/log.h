@@ -21,21 +21,21 @@ struct ratelimit {
 };
 bool log_ratelimit_ok(struct ratelimit *rl);
 
-#define log_ratelimited(level, ...)                                                          \
-	do {                                                                                 \
-		static struct ratelimit rl_;                                                 \
-		if (log_ratelimit_ok(&rl_))                                                  \
-			log_msg(level, __VA_ARGS__);                                         \
+#define log_ratelimited(level, ...)                  \
+	do {                                         \
+		static struct ratelimit rl_;         \
+		if (log_ratelimit_ok(&rl_))          \
+			log_msg(level, __VA_ARGS__); \
 	} while (0)
 #define log_warn_ratelimited(...) log_ratelimited(LOG_WARN, __VA_ARGS__)
 
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)                                                                       \
-	do {                                                                                 \
-		if (log_level >= LOG_DEBUG)                                                  \
-			log_msg(LOG_DEBUG, __VA_ARGS__);                                     \
+#define log_debug(...)                                   \
+	do {                                             \
+		if (log_level >= LOG_DEBUG)              \
+			log_msg(LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 #endif

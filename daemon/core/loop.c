@@ -100,8 +100,9 @@ int loop_listen(struct krayd *d, int fd, void (*accepted)(struct krayd *d, int f
 
 	if (!l)
 		return -ENOMEM;
-	*l = (struct listener){ .d = d, .fd = fd, .accepted = accepted, .what = what,
-				.next = d->loop.listeners };
+	*l = (struct listener){
+		.d = d, .fd = fd, .accepted = accepted, .what = what, .next = d->loop.listeners
+	};
 	d->loop.listeners = l;
 	arm_accept(l);
 	return 0;
@@ -353,8 +354,8 @@ static bool output_over(struct conn *c)
 		return false;
 	c->d->loop.closed_output++;
 	log_warn_ratelimited("client %u disconnected: %zu bytes of replies not read "
-			     "(client-output-limit)", c->id,
-			     kbuf_pending(&c->out) + kbuf_pending(&c->sending));
+			     "(client-output-limit)",
+			     c->id, kbuf_pending(&c->out) + kbuf_pending(&c->sending));
 	conn_close(c, "output limit");
 	return true;
 }
@@ -373,7 +374,8 @@ static void buffers_check(struct krayd *d)
 			return;
 		d->loop.closed_greedy++;
 		log_warn_ratelimited("client %u disconnected: its %zu buffer bytes pass "
-				     "client-buffers-max", worst->id, worst->acct);
+				     "client-buffers-max",
+				     worst->id, worst->acct);
 		conn_close(worst, "client-buffers-max");
 	}
 }
@@ -429,8 +431,7 @@ struct conn *conn_new_idle(struct krayd *d, int fd, enum conn_role role,
 	return c;
 }
 
-struct conn *conn_new(struct krayd *d, int fd, enum conn_role role,
-		      const struct conn_kind *kind)
+struct conn *conn_new(struct krayd *d, int fd, enum conn_role role, const struct conn_kind *kind)
 {
 	struct conn *c = conn_new_idle(d, fd, role, kind);
 
@@ -524,7 +525,8 @@ static unsigned parse_frames(struct conn *c)
 		n++;
 		if (r) {
 			c->d->st.frames_rejected++;
-			wire_put_error_frame(&c->out, h.req, r, c->why ? c->why : "malformed frame");
+			wire_put_error_frame(&c->out, h.req, r,
+					     c->why ? c->why : "malformed frame");
 			conn_flush_later(c);
 			conn_close(c, "bad frame body");
 			return n;
@@ -617,7 +619,8 @@ static void on_signal(struct krayd *d, int res)
 	case SIGHUP:
 		if (config_reload(&d->cfg) == 0) {
 			log_level = d->cfg.log_level;
-			log_info("reloaded %s", d->cfg.config[0] ? d->cfg.config : "(no config file)");
+			log_info("reloaded %s",
+				 d->cfg.config[0] ? d->cfg.config : "(no config file)");
 		} else {
 			log_warn("reload of %s failed; settings unchanged", d->cfg.config);
 		}
@@ -903,8 +906,7 @@ int loop_run(struct krayd *d)
 			log_err("io_uring wait: %s", strerror(-r));
 			return r;
 		}
-		io_uring_for_each_cqe(d->ring, head, cqe)
-		{
+		io_uring_for_each_cqe (d->ring, head, cqe) {
 			handle_cqe(d, cqe);
 			seen++;
 		}

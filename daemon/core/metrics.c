@@ -32,7 +32,8 @@ static int metrics_listen(const char *spec)
 {
 	char host[256];
 	const char *colon = strrchr(spec, ':');
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
 	struct addrinfo *ai;
 	int fd, r, one = 1;
@@ -65,8 +66,7 @@ out:
 	return r;
 }
 
-static void metric(struct kbuf *b, const char *name, const char *type, const char *help,
-		   uint64_t v)
+static void metric(struct kbuf *b, const char *name, const char *type, const char *help, uint64_t v)
 {
 	char line[512];
 	int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help,
@@ -142,8 +142,8 @@ static bool is(const char *p, size_t n, const char *what)
 {
 	size_t len = strlen(what);
 
-	return n > len && !memcmp(p, what, len) && (p[len] == ' ' || p[len] == '\r' ||
-						      p[len] == '\n');
+	return n > len && !memcmp(p, what, len) &&
+	       (p[len] == ' ' || p[len] == '\r' || p[len] == '\n');
 }
 
 static void reply(struct conn *c, const char *status, const char *extra, const char *text)
@@ -151,7 +151,8 @@ static void reply(struct conn *c, const char *status, const char *extra, const c
 	char head[256];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.0 %s\r\n%sContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n%s", status, extra, strlen(text), text);
+			 "Connection: close\r\n\r\n%s",
+			 status, extra, strlen(text), text);
 
 	kbuf_put(&c->out, head, (size_t)n);
 }

@@ -23,12 +23,12 @@
 #include "core/proto.h"
 #include "core/log.h"
 
-
 static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = c->d;
 	struct wire_hello h;
-	struct kray_msg_hello_ok ok = { .node = d->node, .client = c->id,
+	struct kray_msg_hello_ok ok = { .node = d->node,
+					.client = c->id,
 					.inline_max = d->cfg.inline_max };
 
 	if (c->role != ROLE_NONE)
@@ -89,8 +89,9 @@ static int on_put(struct conn *c, const uint8_t *body, uint32_t len)
 	if (p.oid.node != d->node || p.oid.owner != c->id || p.oid.index != KRAY_OID_PUT)
 		return conn_fail(c, "put of an object id this client does not own", -EPERM);
 	if (p.value.len > d->cfg.inline_max)
-		return conn_fail(c, "inline put larger than inline-max (large objects go through create)",
-			    -EMSGSIZE);
+		return conn_fail(
+			c, "inline put larger than inline-max (large objects go through create)",
+			-EMSGSIZE);
 	o = store_create(d, &p.oid);
 	if (!o)
 		return conn_fail(c, "object id reused", -EEXIST);
@@ -309,7 +310,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		if (wire_dec_fixed(body, h->len, &seal, sizeof(seal)))
 			return conn_fail(c, "malformed seal", -EBADMSG);
 		if (store_seal_large(c, &seal.oid))
-			return conn_fail(c, "seal of an object this client is not writing", -ENOENT);
+			return conn_fail(c, "seal of an object this client is not writing",
+					 -ENOENT);
 		return 0;
 	case KRAY_MSG_UNPIN:
 		return on_unpin(c, body, h->len);
@@ -397,16 +399,14 @@ void proto_conn_gone(struct conn *c)
 		job_end(d, c->job);
 	/* A process that goes away drops its views and everything it held; objects it was
 	 * still writing become errors for whoever waits on them. */
-	oidmap_for_each(&c->pins, s)
-	{
+	oidmap_for_each (&c->pins, s) {
 		struct obj *o = store_get(d, &s->key);
 
 		for (uint64_t i = 0; o && i < s->val; i++)
 			store_unpin(d, o);
 	}
 	oidmap_free(&c->pins);
-	oidmap_for_each(&c->refs, s)
-	{
+	oidmap_for_each (&c->refs, s) {
 		struct obj *o = store_get(d, &s->key);
 
 		if (o && o->writer == c) {

@@ -195,10 +195,11 @@ static int exec_fits(struct krayd *d, struct task *t)
 	}
 	if (bytes > KRAY_FRAME_MAX) {
 		unpin_args(d, t);
-		task_fail(d, t, KRAY_WE_BAD_ARGS,
-			  "the arguments of '%.*s' come to %llu bytes inline, more than one message "
-			  "carries (%u); pass large values as objects (kray_put)",
-			  t->fn->name_len, t->fn->name, (unsigned long long)bytes, KRAY_FRAME_MAX);
+		task_fail(
+			d, t, KRAY_WE_BAD_ARGS,
+			"the arguments of '%.*s' come to %llu bytes inline, more than one message "
+			"carries (%u); pass large values as objects (kray_put)",
+			t->fn->name_len, t->fn->name, (unsigned long long)bytes, KRAY_FRAME_MAX);
 		return -1;
 	}
 	return (int)large;
@@ -207,8 +208,11 @@ static int exec_fits(struct krayd *d, struct task *t)
 int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 {
 	struct kbuf *b = &w->conn->out;
-	struct kray_msg_exec m = { .task = t->id, .job = t->job, .num_returns = t->num_returns,
-				   .nargs = t->nargs, .name_len = t->fn->name_len,
+	struct kray_msg_exec m = { .task = t->id,
+				   .job = t->job,
+				   .num_returns = t->num_returns,
+				   .nargs = t->nargs,
+				   .name_len = t->fn->name_len,
 				   .ctor = t->ctor,
 				   .max_concurrency = t->ctor ? t->actor->max_concurrency : 0 };
 	const char *path = job_code_path(d, t->job);
@@ -363,8 +367,8 @@ static struct worker *pipeline_worker(struct krayd *d, const struct task *t)
 static bool starved(struct krayd *d, const struct task *t, uint64_t cap)
 {
 	return t->cpu_milli > 1000 && d->actor_slots_milli <= cap &&
-	       t->cpu_milli <= cap - d->actor_slots_milli &&
-	       res_free(d, t) && now_ns() - t->submit_ns > STARVE_NS;
+	       t->cpu_milli <= cap - d->actor_slots_milli && res_free(d, t) &&
+	       now_ns() - t->submit_ns > STARVE_NS;
 }
 
 /*
@@ -434,8 +438,7 @@ void sched_dispatch(struct krayd *d)
 		if (runnable(w) && w->inflight) {
 			used += w->cpu_milli;
 			zero += !w->cpu_milli;
-		}
-		else if (runnable(w) && ext_worker_busy(d, w))
+		} else if (runnable(w) && ext_worker_busy(d, w))
 			used += 1000; /* a fast task (always plain) holds a CPU slot too */
 		else if (runnable(w))
 			idle++;
@@ -536,8 +539,7 @@ void sched_unlend(struct conn *c, struct task *t)
 	}
 }
 
-static struct task *unlink_inflight(struct krayd *d, struct worker *w,
-				    const struct kray_oid *id)
+static struct task *unlink_inflight(struct krayd *d, struct worker *w, const struct kray_oid *id)
 {
 	struct task *prev = NULL;
 
@@ -666,8 +668,10 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool 
 		return; /* t was requeued with the rest */
 	t->next = NULL;
 	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
-		task_fail(d, t, KRAY_WE_CANCELLED, "task '%.*s' was cancelled (its worker, pid %d, "
-			  "was killed)", t->fn->name_len, t->fn->name, (int)w->pid);
+		task_fail(d, t, KRAY_WE_CANCELLED,
+			  "task '%.*s' was cancelled (its worker, pid %d, "
+			  "was killed)",
+			  t->fn->name_len, t->fn->name, (int)w->pid);
 		return;
 	}
 	t->attempts++;

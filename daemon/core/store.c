@@ -82,8 +82,8 @@ static void fire(struct krayd *d, struct obj *o)
 	store_unref(d, o);
 }
 
-void store_wait(struct krayd *d, struct obj *o, void (*ready)(struct krayd *d, void *arg,
-							      struct obj *o), void *arg)
+void store_wait(struct krayd *d, struct obj *o,
+		void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg)
 {
 	struct dep *dep = calloc(1, sizeof(*dep));
 
@@ -219,16 +219,15 @@ void store_send_value(struct conn *c, struct obj *o)
 					       strerror(-r));
 		return;
 	}
-	wire_put_value_refs(&c->out, KRAY_WT_FD, 0, o->size, &o->id, sizeof(o->id),
-			    o->contained, o->ncontained);
+	wire_put_value_refs(&c->out, KRAY_WT_FD, 0, o->size, &o->id, sizeof(o->id), o->contained,
+			    o->ncontained);
 	store_pin(d, o);
 	(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
 }
 
 void store_fini(struct krayd *d)
 {
-	oidmap_for_each(&d->objs, s)
-	{
+	oidmap_for_each (&d->objs, s) {
 		struct obj *o = (struct obj *)(uintptr_t)s->val;
 
 		while (o->deps) {

@@ -64,8 +64,8 @@ bool store_holds_refs(struct conn *c, const struct wire_value *v);
 void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);
 void store_ref(struct obj *o);
 /* Calls ready(d, arg, o) when pending object o is sealed (once; o is held while it runs). */
-void store_wait(struct krayd *d, struct obj *o, void (*ready)(struct krayd *d, void *arg,
-							      struct obj *o), void *arg);
+void store_wait(struct krayd *d, struct obj *o,
+		void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg);
 /* A reference held by connection c (released when c goes). */
 void store_conn_ref(struct conn *c, struct obj *o);
 void store_conn_unref(struct conn *c, const struct kray_oid *id);

@@ -113,8 +113,7 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 	if (!o || o->writer != c || o->state != OBJ_PENDING)
 		return -ENOENT;
 	o->writer = NULL;
-	if (add_seals(o->fd) || fstat(o->fd, &st) ||
-	    (uint64_t)st.st_size < o->size) {
+	if (add_seals(o->fd) || fstat(o->fd, &st) || (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
 			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
 		d->st.store_bytes -= o->size;

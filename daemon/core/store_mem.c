@@ -282,8 +282,8 @@ static bool shmem_thp_mode(char *buf, size_t len)
 /* Whether a mapping with MADV_HUGEPAGE gets huge pages under this shmem setting. */
 static bool shmem_thp_allows(const char *mode)
 {
-	return !strcmp(mode, "advise") || !strcmp(mode, "always") ||
-	       !strcmp(mode, "within_size") || !strcmp(mode, "force");
+	return !strcmp(mode, "advise") || !strcmp(mode, "always") || !strcmp(mode, "within_size") ||
+	       !strcmp(mode, "force");
 }
 
 /*
@@ -346,7 +346,7 @@ int store_mem_init(struct krayd *d)
 	d->st.store_capacity = d->cfg.store_size;
 	thp_init(d);
 	d->pool = pool_start(d->cfg.pool_size < d->cfg.store_size ? d->cfg.pool_size :
-								      d->cfg.store_size,
+								    d->cfg.store_size,
 			     d->thp);
 	return d->pool ? 0 : -ENOMEM;
 }

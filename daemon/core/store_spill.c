@@ -48,8 +48,8 @@ static void sweep(struct krayd *d, int dfd)
 		return;
 	}
 	while ((e = readdir(dir))) {
-		if (!spill_name(e->d_name) ||
-		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+		if (!spill_name(e->d_name) || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if (unlinkat(dfd, e->d_name, 0)) {
 			log_warn("spill dir %s: %s: %s", d->cfg.spill_dir, e->d_name,

@@ -25,9 +25,8 @@ struct task_err {
 };
 
 /* Calls fn for each REF argument of t.  Stops early when fn returns nonzero. */
-static int for_each_ref(struct task *t, int (*fn)(struct task *, unsigned, struct kray_oid *,
-						  void *),
-			void *arg)
+static int for_each_ref(struct task *t,
+			int (*fn)(struct task *, unsigned, struct kray_oid *, void *), void *arg)
 {
 	struct task_arg a;
 
@@ -353,8 +352,7 @@ static void seal_return(struct conn *from, struct task *t, struct obj *o,
 	}
 	memcpy(&src_id, v->data, sizeof(src_id));
 	src = store_get(d, &src_id);
-	if (!src || src_id.owner != from->id || src_id.node != d->node ||
-	    store_move(d, o, src)) {
+	if (!src || src_id.owner != from->id || src_id.node != d->node || store_move(d, o, src)) {
 		static const char msg[] = "the worker returned an object it does not own";
 
 		(void)t;

@@ -71,9 +71,10 @@ int worker_spawn_actor(struct krayd *d, struct actor *a)
 }
 
 /* The variables krayd sets for a worker; inherited ones of these names are dropped. */
-static const char *const WORKER_ENV[] = { "KRAY_WORKER_ID=", "KRAY_SOCKET=", "KRAY_SOCKET_FD=",
-					  "KRAY_PARENT_PID=", "KRAY_WORKER_UID=",
-					  "KRAY_WORKER_GID=" };
+static const char *const WORKER_ENV[] = {
+	"KRAY_WORKER_ID=",  "KRAY_SOCKET=",	"KRAY_SOCKET_FD=",
+	"KRAY_PARENT_PID=", "KRAY_WORKER_UID=", "KRAY_WORKER_GID="
+};
 #define NWORKER_ENV (sizeof(WORKER_ENV) / sizeof(WORKER_ENV[0]))
 
 static bool worker_env(const char *var)
@@ -158,7 +159,8 @@ static struct worker *spawn(struct krayd *d)
 	d->nworkers++;
 	d->starting++;
 	d->st.workers_started++;
-	c = conn_new(d, sv[0], ROLE_NONE, d->client_kind); /* out of memory: the worker sees EOF and exits */
+	c = conn_new(d, sv[0], ROLE_NONE,
+		     d->client_kind); /* out of memory: the worker sees EOF and exits */
 	if (c) {
 		c->spawned = w->id;
 		conn_deadline(c, 0, NULL); /* krayd's own worker: no deadline to say HELLO */

@@ -106,8 +106,8 @@ void kmod_init(struct krayd *d)
 			log_debug("no %s: clients get objects through the socket",
 				  KRAY_KMOD_DEVICE);
 		else
-			log_warn("%s: %s: clients get objects through the socket",
-				 KRAY_KMOD_DEVICE, strerror(errno));
+			log_warn("%s: %s: clients get objects through the socket", KRAY_KMOD_DEVICE,
+				 strerror(errno));
 		return;
 	}
 	if (ioctl(fd, KRAY_IOC_VERSION, &v) || v.abi != KRAY_KMOD_ABI) {
@@ -134,8 +134,9 @@ void kmod_init(struct krayd *d)
 
 static void kmod_publish(struct krayd *d, struct obj *o)
 {
-	struct kray_kmod_publish a = { .size = sizeof(a), .fd = o->fd,
-				       .scope = KRAY_KMOD_SCOPE_UID, .scope_id = geteuid() };
+	struct kray_kmod_publish a = {
+		.size = sizeof(a), .fd = o->fd, .scope = KRAY_KMOD_SCOPE_UID, .scope_id = geteuid()
+	};
 
 	if (d->kmod_fd < 0 || o->kmod || o->fd < 0)
 		return;

@@ -445,46 +445,46 @@ struct kray_method_desc {
 	kray_method_fn fn;
 };
 
-#define KRAY_ACTOR(cls, state_type, nargs_decl)                                               \
-	typedef state_type kray_state__##cls;                                                \
-	static int kray_ctor__##cls(kray_ctx *, kray_state__##cls *, const kray_value *,     \
-				    size_t);                                                 \
-	static int kray_ctor_thunk__##cls(kray_ctx *c, void *s, const kray_value *a, size_t n) \
-	{                                                                                    \
-		return kray_ctor__##cls(c, s, a, n);                                         \
-	}                                                                                    \
-	__attribute__((visibility("default"), used)) const struct kray_class_desc            \
-		kray_class__##cls = { KRAY_FN_ABI, (nargs_decl), #cls, sizeof(state_type),   \
-				      kray_ctor_thunk__##cls };                              \
-	static int kray_ctor__##cls(kray_ctx *ctx __attribute__((unused)),                   \
-				    kray_state__##cls *self __attribute__((unused)),         \
-				    const kray_value *args __attribute__((unused)),          \
+#define KRAY_ACTOR(cls, state_type, nargs_decl)                                                   \
+	typedef state_type kray_state__##cls;                                                     \
+	static int kray_ctor__##cls(kray_ctx *, kray_state__##cls *, const kray_value *, size_t); \
+	static int kray_ctor_thunk__##cls(kray_ctx *c, void *s, const kray_value *a, size_t n)    \
+	{                                                                                         \
+		return kray_ctor__##cls(c, s, a, n);                                              \
+	}                                                                                         \
+	__attribute__((visibility("default"), used))                                              \
+	const struct kray_class_desc kray_class__##cls = { KRAY_FN_ABI, (nargs_decl), #cls,       \
+							   sizeof(state_type),                    \
+							   kray_ctor_thunk__##cls };              \
+	static int kray_ctor__##cls(kray_ctx *ctx __attribute__((unused)),                        \
+				    kray_state__##cls *self __attribute__((unused)),              \
+				    const kray_value *args __attribute__((unused)),               \
 				    size_t nargs __attribute__((unused)))
 
-#define KRAY_METHOD(cls, method, nargs_decl)                                                  \
-	static int kray_m__##cls##__##method(kray_ctx *, kray_state__##cls *,               \
-					     const kray_value *, size_t);                    \
-	static int kray_mt__##cls##__##method(kray_ctx *c, void *s, const kray_value *a,     \
-					      size_t n)                                      \
-	{                                                                                    \
-		return kray_m__##cls##__##method(c, s, a, n);                                \
-	}                                                                                    \
-	__attribute__((visibility("default"), used)) const struct kray_method_desc           \
-		kray_method__##cls##__##method = { KRAY_FN_ABI, (nargs_decl), #method,       \
-						   kray_mt__##cls##__##method };             \
-	static int kray_m__##cls##__##method(kray_ctx *ctx __attribute__((unused)),          \
-					     kray_state__##cls *self __attribute__((unused)), \
-					     const kray_value *args __attribute__((unused)),  \
+#define KRAY_METHOD(cls, method, nargs_decl)                                                       \
+	static int kray_m__##cls##__##method(kray_ctx *, kray_state__##cls *, const kray_value *,  \
+					     size_t);                                              \
+	static int kray_mt__##cls##__##method(kray_ctx *c, void *s, const kray_value *a, size_t n) \
+	{                                                                                          \
+		return kray_m__##cls##__##method(c, s, a, n);                                      \
+	}                                                                                          \
+	__attribute__((visibility("default"), used))                                               \
+	const struct kray_method_desc kray_method__##cls##__##method = {                           \
+		KRAY_FN_ABI, (nargs_decl), #method, kray_mt__##cls##__##method                     \
+	};                                                                                         \
+	static int kray_m__##cls##__##method(kray_ctx *ctx __attribute__((unused)),                \
+					     kray_state__##cls *self __attribute__((unused)),      \
+					     const kray_value *args __attribute__((unused)),       \
 					     size_t nargs __attribute__((unused)))
 
-#define KRAY_ACTOR_DESTRUCTOR(cls)                                                           \
-	static void kray_d__##cls(kray_state__##cls *);                                      \
-	static void kray_dt__##cls(void *s)                                                  \
-	{                                                                                    \
-		kray_d__##cls(s);                                                            \
-	}                                                                                    \
-	__attribute__((visibility("default"), used)) const kray_dtor_fn kray_dtor__##cls =   \
-		kray_dt__##cls;                                                              \
+#define KRAY_ACTOR_DESTRUCTOR(cls)                                                         \
+	static void kray_d__##cls(kray_state__##cls *);                                    \
+	static void kray_dt__##cls(void *s)                                                \
+	{                                                                                  \
+		kray_d__##cls(s);                                                          \
+	}                                                                                  \
+	__attribute__((visibility("default"), used)) const kray_dtor_fn kray_dtor__##cls = \
+		kray_dt__##cls;                                                            \
 	static void kray_d__##cls(kray_state__##cls *self __attribute__((unused)))
 
 /* ---- remote functions ---------------------------------------------------------------- */
@@ -513,12 +513,12 @@ struct kray_fn_desc {
  * The body sees ctx, args and nargs, returns 0 on success or the result of kray_fail().
  * A return slot the function leaves unset is KRAY_NIL.
  */
-#define KRAY_REMOTE(fname, nargs_decl)                                                       \
-	static int fname(kray_ctx *ctx, const kray_value *args, size_t nargs);               \
-	__attribute__((visibility("default"), used)) const struct kray_fn_desc               \
-		kray_fn__##fname = { KRAY_FN_ABI, (nargs_decl), #fname, fname };             \
-	static int fname(kray_ctx *ctx __attribute__((unused)),                              \
-			 const kray_value *args __attribute__((unused)),                     \
+#define KRAY_REMOTE(fname, nargs_decl)                                                             \
+	static int fname(kray_ctx *ctx, const kray_value *args, size_t nargs);                     \
+	__attribute__((visibility("default"), used))                                               \
+	const struct kray_fn_desc kray_fn__##fname = { KRAY_FN_ABI, (nargs_decl), #fname, fname }; \
+	static int fname(kray_ctx *ctx __attribute__((unused)),                                    \
+			 const kray_value *args __attribute__((unused)),                           \
 			 size_t nargs __attribute__((unused)))
 
 /* Sets return slot idx (copied; a large value goes straight into the object store).

@@ -135,7 +135,8 @@ static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL ||
 	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
-	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) || t == KRAY_MSG_KMOD_PIN;
+	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
+	       t == KRAY_MSG_KMOD_PIN;
 }
 
 /*
@@ -143,7 +144,7 @@ static inline int kray_msg_type_known(unsigned int t)
  * carries fds says how many in the low bits of its flags; they arrive no later than the
  * frame's last byte and are taken in order, one per KRAY_WT_FD value.
  */
-#define KRAY_FRAME_NFDS(flags) ((flags) & 0xffffu)
+#define KRAY_FRAME_NFDS(flags) ((flags)&0xffffu)
 #define KRAY_FDS_PER_MSG 253 /* SCM_MAX_FD */
 
 enum kray_role {

@@ -12,19 +12,18 @@
 #include "ext.h"
 
 /* Runs stmt under ext_mu with the GIL dropped: for calls that may wait on krayd. */
-#define BLOCKING(stmt)                                                                     \
-	do {                                                                               \
-		Py_BEGIN_ALLOW_THREADS                                                     \
-		pthread_mutex_lock(&ext_mu);                                               \
-		stmt;                                                                      \
-		pthread_mutex_unlock(&ext_mu);                                             \
-		Py_END_ALLOW_THREADS                                                       \
+#define BLOCKING(stmt)                                              \
+	do {                                                        \
+		Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&ext_mu); \
+		stmt;                                               \
+		pthread_mutex_unlock(&ext_mu);                      \
+		Py_END_ALLOW_THREADS                                \
 	} while (0)
-#define LOCKED(stmt)                                                                       \
-	do {                                                                               \
-		pthread_mutex_lock(&ext_mu);                                               \
-		stmt;                                                                      \
-		pthread_mutex_unlock(&ext_mu);                                             \
+#define LOCKED(stmt)                           \
+	do {                                   \
+		pthread_mutex_lock(&ext_mu);   \
+		stmt;                          \
+		pthread_mutex_unlock(&ext_mu); \
 	} while (0)
 
 /*
@@ -159,8 +158,8 @@ kray *ext_client(void)
 		k = kray_ctx_client(ext_ctx);
 		if (!k)
 			PyErr_SetString(PyExc_RuntimeError,
-					 "kray calls are not available inside an actor with "
-					 "max_concurrency > 1 (its methods run on threads)");
+					"kray calls are not available inside an actor with "
+					"max_concurrency > 1 (its methods run on threads)");
 		return k;
 	}
 	if (ext.in_worker) {
@@ -220,10 +219,9 @@ static PyObject *api_init(PyObject *self, PyObject *args)
 	cfg.code_path = code_path;
 	cfg.num_cpus = num_cpus;
 	cfg.krayd_args = argv;
-	Py_BEGIN_ALLOW_THREADS
-	r = kray_init(&k, &cfg);
-	Py_END_ALLOW_THREADS
-	if (r) {
+	Py_BEGIN_ALLOW_THREADS r = kray_init(&k, &cfg);
+	Py_END_ALLOW_THREADS if (r)
+	{
 		PyErr_Format(PyExc_ConnectionError, "kray.init: %s", kray_init_errmsg());
 		goto err;
 	}
@@ -244,10 +242,8 @@ static PyObject *api_shutdown(PyObject *self, PyObject *unused)
 
 	(void)self;
 	(void)unused;
-	Py_BEGIN_ALLOW_THREADS
-	flusher_stop();
-	Py_END_ALLOW_THREADS
-	LOCKED(k = ext.driver; ext.driver = NULL);
+	Py_BEGIN_ALLOW_THREADS flusher_stop();
+	Py_END_ALLOW_THREADS LOCKED(k = ext.driver; ext.driver = NULL);
 	if (k)
 		BLOCKING(kray_shutdown(k));
 	Py_RETURN_NONE;
@@ -327,8 +323,8 @@ static PyObject *api_actor_create(PyObject *self, PyObject *args)
 
 	(void)self;
 	if (!PyArg_ParseTuple(args, "sO!zzpiiIdz", &cls, &PyList_Type, &list, &o.name, &o.ns,
-			      &o.detached, &o.max_restarts, &o.max_task_retries,
-			      &o.max_concurrency, &o.num_cpus, &o.resources))
+			      &o.detached, &o.max_restarts, &o.max_task_retries, &o.max_concurrency,
+			      &o.num_cpus, &o.resources))
 		return NULL;
 	if (!(k = ext_client()) || ext_args(list, &vals, &n))
 		return NULL;
@@ -390,7 +386,8 @@ static PyObject *api_put(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "IO!O!O", &kind, &PyBytes_Type, &pickle, &PyList_Type, &bufs,
 			      &reflist))
 		return NULL;
-	if (!(k = ext_client()) || ext_layout(pickle, bufs, &size) || ext_refs(reflist, &refs, &nrefs))
+	if (!(k = ext_client()) || ext_layout(pickle, bufs, &size) ||
+	    ext_refs(reflist, &refs, &nrefs))
 		return NULL;
 	if (nrefs) {
 		/* Values with refs are small (pickle refuses nothing; libkray refuses large
@@ -570,15 +567,14 @@ static PyObject *api_status(PyObject *self, PyObject *unused)
 	BLOCKING(r = kray_status(k, &st));
 	if (r)
 		return ext_fail(k, r, "status");
-	return Py_BuildValue(
-		"{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus", st.num_cpus,
-		"workers", st.workers,
-		"tasks_submitted", st.tasks_submitted, "tasks_finished", st.tasks_finished,
-		"tasks_failed", st.tasks_failed, "tasks_retried", st.tasks_retried, "objects",
-		st.objects, "store_bytes", st.store_bytes, "store_capacity", st.store_capacity,
-		"workers_died", st.workers_died, "actors_alive", st.actors_alive,
-		"objects_pinned", st.objects_pinned, "store_huge",
-		(unsigned long long)st.store_huge);
+	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus",
+			     st.num_cpus, "workers", st.workers, "tasks_submitted",
+			     st.tasks_submitted, "tasks_finished", st.tasks_finished,
+			     "tasks_failed", st.tasks_failed, "tasks_retried", st.tasks_retried,
+			     "objects", st.objects, "store_bytes", st.store_bytes, "store_capacity",
+			     st.store_capacity, "workers_died", st.workers_died, "actors_alive",
+			     st.actors_alive, "objects_pinned", st.objects_pinned, "store_huge",
+			     (unsigned long long)st.store_huge);
 }
 
 /* describe_nodes() -> str: a line per node of the cluster ("" outside one), as `kray status`
@@ -627,8 +623,8 @@ static PyObject *api_list_nodes(PyObject *self, PyObject *unused)
 			"{s:I,s:s,s:I,s:O,s:O,s:O,s:I,s:I,s:I,s:K,s:K,s:K,s:s}", "node", e->node,
 			"address", e->address, "port", (unsigned)e->port, "alive",
 			e->alive ? Py_True : Py_False, "head", e->head ? Py_True : Py_False, "self",
-			e->self ? Py_True : Py_False, "num_cpus", e->num_cpus, "workers", e->workers,
-			"workers_busy", e->workers_busy, "tasks_queued",
+			e->self ? Py_True : Py_False, "num_cpus", e->num_cpus, "workers",
+			e->workers, "workers_busy", e->workers_busy, "tasks_queued",
 			(unsigned long long)e->tasks_queued, "tasks_finished",
 			(unsigned long long)e->tasks_finished, "store_mib",
 			(unsigned long long)e->store_mib, "resources", e->resources);

@@ -160,8 +160,8 @@ int ext_refs(PyObject *list, kray_ref **ret, size_t *ret_n)
 
 /* (0, kind, pickle memoryview, [buffer memoryviews], [refs]) for a Python value whose
  * bytes (data, len) buf exposes. */
-static PyObject *decode_python(PyObject *buf, const void *data, size_t len,
-			       const kray_ref *nested, size_t nnested, bool owned_refs)
+static PyObject *decode_python(PyObject *buf, const void *data, size_t len, const kray_ref *nested,
+			       size_t nnested, bool owned_refs)
 {
 	const struct pyv_hdr *h = data;
 	const uint64_t *offs = (const uint64_t *)(h + 1);
@@ -293,7 +293,9 @@ void ext_write(void *dst, uint32_t kind, PyObject *pickle, PyObject *bufs)
 	uint64_t *offs = (uint64_t *)(h + 1);
 	size_t off = sizeof(*h) + 16 * (size_t)nb;
 
-	*h = (struct pyv_hdr){ .magic = PYV_MAGIC, .kind = kind, .nbufs = (uint32_t)nb,
+	*h = (struct pyv_hdr){ .magic = PYV_MAGIC,
+			       .kind = kind,
+			       .nbufs = (uint32_t)nb,
 			       .pickle_len = (uint64_t)PyBytes_GET_SIZE(pickle) };
 	memcpy((char *)dst + off, PyBytes_AS_STRING(pickle), (size_t)PyBytes_GET_SIZE(pickle));
 	off += (size_t)PyBytes_GET_SIZE(pickle);

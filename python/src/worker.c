@@ -90,7 +90,8 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	free(refs);
 	if (r) {
 		PyErr_Format(PyExc_ValueError,
-			     "result %u (%zd bytes, %zu refs) cannot be returned: %s", i, size, nrefs,
+			     "result %u (%zd bytes, %zu refs) cannot be returned: %s", i, size,
+			     nrefs,
 			     nrefs ? "values containing refs must fit inline" : strerror(-r));
 		return -1;
 	}

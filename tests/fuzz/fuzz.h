@@ -19,17 +19,16 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Straight to fd 2: fuzz_config points the stdio stderr at /dev/null. */
-static inline __attribute__((noreturn)) void fuzz_fail(const char *what, const char *file,
-							int line)
+static inline __attribute__((noreturn)) void fuzz_fail(const char *what, const char *file, int line)
 {
 	dprintf(STDERR_FILENO, "%s:%d: oracle failed: %s\n", file, line, what);
 	abort();
 }
 
-#define FUZZ_CHECK(cond)                                                                     \
-	do {                                                                                 \
-		if (!(cond))                                                                 \
-			fuzz_fail(#cond, __FILE__, __LINE__);                                \
+#define FUZZ_CHECK(cond)                                      \
+	do {                                                  \
+		if (!(cond))                                  \
+			fuzz_fail(#cond, __FILE__, __LINE__); \
 	} while (0)
 
 #endif /* KRAY_TESTS_FUZZ_H */

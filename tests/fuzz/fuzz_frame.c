@@ -334,7 +334,8 @@ static void chk_wait(const uint8_t *body, size_t len)
 		return;
 	FUZZ_CHECK(x.ids.n <= KRAY_REFS_MAX && x.num_ready <= x.ids.n);
 	FUZZ_CHECK(len == sizeof(m) + (size_t)x.ids.n * sizeof(struct kray_oid));
-	m = (struct kray_msg_wait){ .timeout_ms = x.timeout_ms, .n = x.ids.n,
+	m = (struct kray_msg_wait){ .timeout_ms = x.timeout_ms,
+				    .n = x.ids.n,
 				    .num_ready = x.num_ready };
 	again_begin(&a, KRAY_MSG_WAIT);
 	kbuf_put(&a.b, &m, sizeof(m));
@@ -354,8 +355,7 @@ static void chk_wait_reply(const uint8_t *body, size_t len)
 	const void *flags = NULL;
 
 	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &m, sizeof(m)) || wire_rd_bytes(&r, m.n, &flags) ||
-	    wire_rd_end(&r))
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || wire_rd_bytes(&r, m.n, &flags) || wire_rd_end(&r))
 		return;
 	FUZZ_CHECK(len == sizeof(m) + KRAY_PAD8((size_t)m.n));
 	FUZZ_CHECK(flags == body + sizeof(m));
@@ -418,8 +418,8 @@ static void chk_get_actor(const uint8_t *body, size_t len)
 	FUZZ_CHECK(x.m.name_len);
 	good_name(x.name, x.m.name_len);
 	good_name(x.ns, x.m.ns_len);
-	FUZZ_CHECK(len == sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len) +
-				  KRAY_PAD8((size_t)x.m.ns_len));
+	FUZZ_CHECK(len ==
+		   sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len) + KRAY_PAD8((size_t)x.m.ns_len));
 	again_begin(&a, KRAY_MSG_GET_ACTOR);
 	kbuf_put(&a.b, &x.m, sizeof(x.m));
 	wire_put_padded(&a.b, x.name, x.m.name_len);
@@ -503,10 +503,10 @@ static void chk_fixed(const uint8_t *body, size_t len, size_t size)
 	FUZZ_CHECK(len == size && same_bytes(dst, body, size));
 }
 
-#define FIXED(name, size)                                                                    \
-	static void chk_##name(const uint8_t *body, size_t len)                              \
-	{                                                                                    \
-		chk_fixed(body, len, size);                                                  \
+#define FIXED(name, size)                                       \
+	static void chk_##name(const uint8_t *body, size_t len) \
+	{                                                       \
+		chk_fixed(body, len, size);                     \
 	}
 FIXED(empty, 0) /* STATUS, ACTOR_STOP */
 FIXED(hello_ok, sizeof(struct kray_msg_hello_ok))
@@ -576,10 +576,11 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 };
 
 static const chk_fn every[] = {
-	chk_hello, chk_submit, chk_exec, chk_result, chk_get, chk_get_reply, chk_put, chk_refs,
-	chk_wait, chk_wait_reply, chk_actor_create, chk_get_actor, chk_actor_reply, chk_error,
-	chk_job, chk_empty, chk_hello_ok, chk_reject, chk_create, chk_create_reply, chk_seal,
-	chk_kill, chk_status_reply, chk_cancel, chk_fwd_task,
+	chk_hello,	  chk_submit,	 chk_exec,	   chk_result, chk_get,
+	chk_get_reply,	  chk_put,	 chk_refs,	   chk_wait,   chk_wait_reply,
+	chk_actor_create, chk_get_actor, chk_actor_reply,  chk_error,  chk_job,
+	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create, chk_create_reply,
+	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel, chk_fwd_task,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

@@ -149,7 +149,8 @@ static void lists(const struct seen *s, const uint8_t *p, size_t len)
 		if (delta < 0 && !s->n)
 			continue;
 
-		struct kray_msg_submit sm = { .nargs = (uint16_t)n, .num_returns = 1,
+		struct kray_msg_submit sm = { .nargs = (uint16_t)n,
+					      .num_returns = 1,
 					      .name_len = 1 };
 		bool ok = exact && n <= KRAY_ARGS_MAX &&
 			  allows(s, PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR));
@@ -176,7 +177,8 @@ static void lists(const struct seen *s, const uint8_t *p, size_t len)
 		FUZZ_CHECK((d == 0) == (ok && n <= 0xffff) && (d || we.nfds == s->fds));
 		free(body);
 
-		struct kray_msg_actor_create am = { .nargs = (uint16_t)n, .max_concurrency = 1,
+		struct kray_msg_actor_create am = { .nargs = (uint16_t)n,
+						    .max_concurrency = 1,
 						    .class_len = 1 };
 		struct wire_actor_create wa;
 

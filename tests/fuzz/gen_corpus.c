@@ -115,7 +115,8 @@ static void frames(void)
 		put_name(path);
 		done("hello-driver");
 		frame(KRAY_MSG_HELLO);
-		m = (struct kray_msg_hello){ .role = KRAY_ROLE_WORKER, .pid = 4343,
+		m = (struct kray_msg_hello){ .role = KRAY_ROLE_WORKER,
+					     .pid = 4343,
 					     .worker_id = 7 };
 		put(&m, sizeof(m));
 		done("hello-worker");
@@ -128,8 +129,12 @@ static void frames(void)
 		done("hello-ok");
 	}
 	{
-		struct kray_msg_submit m = { .seq = 3, .job = 1, .num_returns = 2, .nargs = 7,
-					     .max_retries = -1, .name_len = 6 };
+		struct kray_msg_submit m = { .seq = 3,
+					     .job = 1,
+					     .num_returns = 2,
+					     .nargs = 7,
+					     .max_retries = -1,
+					     .name_len = 6 };
 
 		frame(KRAY_MSG_SUBMIT);
 		put(&m, sizeof(m));
@@ -138,15 +143,24 @@ static void frames(void)
 		wire_put_value(b, KRAY_WT_REF, 0, 0, &A, sizeof(A));
 		wire_put_value(b, KRAY_WT_ACTOR, 0, 0, &ACTOR, sizeof(ACTOR));
 		done("submit");
-		m = (struct kray_msg_submit){ .seq = 4, .job = 1, .num_returns = 1,
-					      .max_retries = 3, .name_len = 9, .actor = ACTOR };
+		m = (struct kray_msg_submit){ .seq = 4,
+					      .job = 1,
+					      .num_returns = 1,
+					      .max_retries = 3,
+					      .name_len = 9,
+					      .actor = ACTOR };
 		frame(KRAY_MSG_SUBMIT);
 		put(&m, sizeof(m));
 		put_name("increment");
 		done("submit-method");
 		/* With resources: run where they are (issue 7). */
-		m = (struct kray_msg_submit){ .seq = 5, .job = 1, .num_returns = 1, .nargs = 1,
-					      .max_retries = 3, .name_len = 6, .res_len = 11 };
+		m = (struct kray_msg_submit){ .seq = 5,
+					      .job = 1,
+					      .num_returns = 1,
+					      .nargs = 1,
+					      .max_retries = 3,
+					      .name_len = 6,
+					      .res_len = 11 };
 		frame(KRAY_MSG_SUBMIT);
 		put(&m, sizeof(m));
 		put_name("square");
@@ -156,9 +170,13 @@ static void frames(void)
 	}
 	{
 		/* A task forwarded to another node, with its code path. */
-		struct kray_msg_fwd_task m = { .task = { 0x11, 2, 9, 0 }, .job = 1,
-					       .num_returns = 1, .nargs = 2, .max_retries = 3,
-					       .name_len = 6, .path_len = 14 };
+		struct kray_msg_fwd_task m = { .task = { 0x11, 2, 9, 0 },
+					       .job = 1,
+					       .num_returns = 1,
+					       .nargs = 2,
+					       .max_retries = 3,
+					       .name_len = 6,
+					       .path_len = 14 };
 
 		frame(KRAY_MSG_FWD_TASK);
 		put(&m, sizeof(m));
@@ -241,8 +259,11 @@ static void frames(void)
 		done("error");
 	}
 	{
-		struct kray_msg_exec m = { .task = { 0x11, 2, 3, 0 }, .job = 1, .num_returns = 1,
-					   .nargs = 7, .name_len = 6 };
+		struct kray_msg_exec m = { .task = { 0x11, 2, 3, 0 },
+					   .job = 1,
+					   .num_returns = 1,
+					   .nargs = 7,
+					   .name_len = 6 };
 
 		frame(KRAY_MSG_EXEC);
 		put(&m, sizeof(m));
@@ -251,8 +272,13 @@ static void frames(void)
 		wire_put_value(b, KRAY_WT_FD, 0, 1 << 20, &A, sizeof(A));
 		wire_put_value(b, KRAY_WT_ACTOR, 0, 0, &ACTOR, sizeof(ACTOR));
 		done("exec");
-		m = (struct kray_msg_exec){ .task = ACTOR, .job = 1, .num_returns = 0, .nargs = 1,
-					    .name_len = 7, .ctor = 1, .max_concurrency = 4 };
+		m = (struct kray_msg_exec){ .task = ACTOR,
+					    .job = 1,
+					    .num_returns = 0,
+					    .nargs = 1,
+					    .name_len = 7,
+					    .ctor = 1,
+					    .max_concurrency = 4 };
 		frame(KRAY_MSG_EXEC);
 		put(&m, sizeof(m));
 		put_name("Counter");
@@ -326,10 +352,16 @@ static void frames(void)
 		done("wait-reply");
 	}
 	{
-		struct kray_msg_actor_create m = { .seq = 6, .job = 1, .max_restarts = 2,
-						   .max_task_retries = -1, .max_concurrency = 1,
-						   .nargs = 2, .num_cpus_milli = 1000,
-						   .class_len = 7, .name_len = 7, .ns_len = 5,
+		struct kray_msg_actor_create m = { .seq = 6,
+						   .job = 1,
+						   .max_restarts = 2,
+						   .max_task_retries = -1,
+						   .max_concurrency = 1,
+						   .nargs = 2,
+						   .num_cpus_milli = 1000,
+						   .class_len = 7,
+						   .name_len = 7,
+						   .ns_len = 5,
 						   .res_len = 14 };
 
 		frame(KRAY_MSG_ACTOR_CREATE);
@@ -341,8 +373,9 @@ static void frames(void)
 		wire_put_value(b, KRAY_WT_INT64, 0, 10, NULL, 0);
 		wire_put_value(b, KRAY_WT_REF, 0, 0, &A, sizeof(A));
 		done("actor-create");
-		m = (struct kray_msg_actor_create){ .seq = 7, .max_concurrency = 8,
-						    .detached = 1, .class_len = 3 };
+		m = (struct kray_msg_actor_create){
+			.seq = 7, .max_concurrency = 8, .detached = 1, .class_len = 3
+		};
 		frame(KRAY_MSG_ACTOR_CREATE);
 		put(&m, sizeof(m));
 		put_name("Log");
@@ -366,7 +399,8 @@ static void frames(void)
 		struct kray_msg_kill m = { .actor = ACTOR, .no_restart = 1 };
 		const char *text = "no such live actor";
 		struct kray_msg_actor_reply r = { .status = -ENOENT,
-						  .len = (uint32_t)strlen(text), .actor = ACTOR };
+						  .len = (uint32_t)strlen(text),
+						  .actor = ACTOR };
 
 		frame(KRAY_MSG_KILL);
 		put(&m, sizeof(m));

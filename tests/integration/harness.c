@@ -235,28 +235,26 @@ kray_ref harness_call1(kray *k, const char *fn, const kray_value *args, size_t n
 
 const char *harness_errkind(int err)
 {
-	static const char *const names[] = { "NONE",	     "TASK",	 "WORKER_DIED",
-					     "UNKNOWN_FUNCTION", "BAD_ARGS", "OBJECT_LOST",
-					     "INTERNAL",	     "STORE_FULL", "ACTOR_DIED",
-					     "CANCELLED" };
+	static const char *const names[] = {
+		"NONE",	       "TASK",	   "WORKER_DIED", "UNKNOWN_FUNCTION", "BAD_ARGS",
+		"OBJECT_LOST", "INTERNAL", "STORE_FULL",  "ACTOR_DIED",	      "CANCELLED"
+	};
 
 	if (err >= 0 && err < (int)(sizeof(names) / sizeof(names[0])))
 		return names[err];
 	return "?";
 }
 
-void harness_expect_int(kray *k, const char *fn, const kray_value *args, size_t nargs,
-			int64_t want)
+void harness_expect_int(kray *k, const char *fn, const kray_value *args, size_t nargs, int64_t want)
 {
 	kray_ref r = harness_call1(k, fn, args, nargs);
 	kray_value v = { 0 };
 	int rc = harness_get1(k, r, 60000, &v);
 
-	cr_assert_eq(rc, 0, "get of %s: %d %s (value type %d: %s)", fn, rc, kray_errmsg(k),
-		     v.type, v.type == KRAY_ERROR ? (const char *)v.data : "");
+	cr_assert_eq(rc, 0, "get of %s: %d %s (value type %d: %s)", fn, rc, kray_errmsg(k), v.type,
+		     v.type == KRAY_ERROR ? (const char *)v.data : "");
 	cr_assert_eq(v.type, KRAY_INT64, "%s returned type %d, want INT64", fn, v.type);
-	cr_assert_eq(v.i, want, "%s returned %lld, want %lld", fn, (long long)v.i,
-		     (long long)want);
+	cr_assert_eq(v.i, want, "%s returned %lld, want %lld", fn, (long long)v.i, (long long)want);
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
 }
@@ -275,19 +273,17 @@ void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_
 		     kray_errmsg(k));
 	cr_assert_eq(v.type, KRAY_ERROR, "%s: value type %d, want KRAY_ERROR", fn, v.type);
 	cr_assert_not_null(v.data, "%s: error value without a message", fn);
-	cr_assert_eq(strlen(v.data), v.len, "%s: error message len %zu != strlen %zu", fn,
-		     v.len, strlen(v.data));
+	cr_assert_eq(strlen(v.data), v.len, "%s: error message len %zu != strlen %zu", fn, v.len,
+		     strlen(v.data));
 	cr_assert_eq(v.err, err, "%s: error kind %s (%d), want %s; message: %s", fn,
-		     harness_errkind(v.err), v.err, harness_errkind(err),
-		     (const char *)v.data);
+		     harness_errkind(v.err), v.err, harness_errkind(err), (const char *)v.data);
 	if (needle1)
 		cr_assert(strstr(v.data, needle1), "%s: message \"%s\" lacks \"%s\"", fn,
 			  (const char *)v.data, needle1);
 	if (needle2)
 		cr_assert(strstr(v.data, needle2), "%s: message \"%s\" lacks \"%s\"", fn,
 			  (const char *)v.data, needle2);
-	cr_assert(kray_errmsg(k) && *kray_errmsg(k), "%s: kray_errmsg empty after -EREMOTEIO",
-		  fn);
+	cr_assert(kray_errmsg(k) && *kray_errmsg(k), "%s: kray_errmsg empty after -EREMOTEIO", fn);
 	kray_value_clear(&v);
 	cr_assert_eq(v.type, KRAY_NIL, "kray_value_clear did not reset the value to NIL");
 	kray_release(k, &r, 1);
@@ -312,8 +308,8 @@ int harness_raw_connect(const char *sock, int rcv_timeout_s)
 
 	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s",
-		     sock, strerror(errno));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect %s: %s", sock,
+		     strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return fd;
 }

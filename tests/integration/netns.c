@@ -101,11 +101,12 @@ int netns_cluster_up(struct netns_cluster *c, int n, char *why, size_t why_len)
 		snprintf(c->addr[i], sizeof(c->addr[i]), "10.77.0.%d", i + 1);
 		c->n = i + 1; /* so that down() removes it if what follows fails */
 		if (ip("netns add %s", c->ns[i]) ||
-		    ip("link add kv%dn%d netns %s type veth peer name eth0 netns %s",
-		       (int)c->owner, i + 1, c->br, c->ns[i]) ||
+		    ip("link add kv%dn%d netns %s type veth peer name eth0 netns %s", (int)c->owner,
+		       i + 1, c->br, c->ns[i]) ||
 		    ip("-n %s link set kv%dn%d master br0 up", c->br, (int)c->owner, i + 1) ||
 		    ip("-n %s addr add %s/24 dev eth0", c->ns[i], c->addr[i]) ||
-		    ip("-n %s link set eth0 up", c->ns[i]) || ip("-n %s link set lo up", c->ns[i])) {
+		    ip("-n %s link set eth0 up", c->ns[i]) ||
+		    ip("-n %s link set lo up", c->ns[i])) {
 			snprintf(why, why_len, "cannot make namespace %s with a veth", c->ns[i]);
 			goto err;
 		}

@@ -46,8 +46,7 @@ static kray_ref create(kray *k, const char *cls, const kray_value *args, size_t 
 	int rc = kray_actor_create(k, cls, args, nargs, o, &a);
 
 	cr_assert_eq(rc, 0, "kray_actor_create(%s): %d %s", cls, rc, kray_errmsg(k));
-	cr_assert_eq(a.index, 0xfffffffeu, "%s: handle index %#x is not an actor's", cls,
-		     a.index);
+	cr_assert_eq(a.index, 0xfffffffeu, "%s: handle index %#x is not an actor's", cls, a.index);
 	return a;
 }
 
@@ -59,8 +58,7 @@ static kray_ref counter(kray *k, int64_t start, const struct kray_actor_opts *o)
 	return create(k, "Counter", &a, 1, o);
 }
 
-static kray_ref acall(kray *k, kray_ref a, const char *method, const kray_value *args,
-		      size_t nargs)
+static kray_ref acall(kray *k, kray_ref a, const char *method, const kray_value *args, size_t nargs)
 {
 	kray_ref r;
 	int rc = kray_actor_call(k, a, method, args, nargs, NULL, &r);
@@ -77,7 +75,8 @@ static int64_t get_int(kray *k, kray_ref r, const char *what)
 	int64_t x;
 
 	cr_assert_eq(rc, 0, "%s: get: %d %s (value type %d, %s: %s)", what, rc, kray_errmsg(k),
-		     v.type, harness_errkind(v.err), v.type == KRAY_ERROR ? (const char *)v.data : "");
+		     v.type, harness_errkind(v.err),
+		     v.type == KRAY_ERROR ? (const char *)v.data : "");
 	cr_assert_eq(v.type, KRAY_INT64, "%s: value type %d, want INT64", what, v.type);
 	x = v.i;
 	kray_value_clear(&v);
@@ -122,8 +121,8 @@ static void expect_err(kray *k, kray_ref r, enum kray_errkind err, const char *w
 	kray_release(k, &r, 1);
 }
 
-static void call_err(kray *k, kray_ref a, const char *method, const kray_value *args,
-		     size_t nargs, enum kray_errkind err, const char *needle1, const char *needle2)
+static void call_err(kray *k, kray_ref a, const char *method, const kray_value *args, size_t nargs,
+		     enum kray_errkind err, const char *needle1, const char *needle2)
 {
 	expect_err(k, acall(k, a, method, args, nargs), err, method, needle1, needle2);
 }
@@ -140,9 +139,9 @@ static void expect_drained(kray *k, const char *after)
 			return;
 		usleep(20000);
 	} while (harness_now_ms() < deadline);
-	cr_assert_fail("10 s after %s: actors_alive %llu, actors_pending %llu, objects %llu",
-		       after, (unsigned long long)st.actors_alive,
-		       (unsigned long long)st.actors_pending, (unsigned long long)st.objects);
+	cr_assert_fail("10 s after %s: actors_alive %llu, actors_pending %llu, objects %llu", after,
+		       (unsigned long long)st.actors_alive, (unsigned long long)st.actors_pending,
+		       (unsigned long long)st.objects);
 }
 
 /* Waits until process pid no longer exists (krayd reaped it: its death was handled). */
@@ -151,8 +150,8 @@ static void wait_gone(pid_t pid, const char *what)
 	int64_t deadline = harness_now_ms() + 10000;
 
 	while (kill(pid, 0) == 0 || errno != ESRCH) {
-		cr_assert_lt(harness_now_ms(), deadline, "%s: pid %d still exists after 10 s",
-			     what, (int)pid);
+		cr_assert_lt(harness_now_ms(), deadline, "%s: pid %d still exists after 10 s", what,
+			     (int)pid);
 		usleep(5000);
 	}
 }
@@ -232,8 +231,8 @@ static int64_t child_call_int(kray *k, kray_ref a, const char *method, const kra
 	return v.i;
 }
 
-static void child_start(struct child *ch, void (*fn)(const char *sock, void *arg),
-			const char *sock, void *arg)
+static void child_start(struct child *ch, void (*fn)(const char *sock, void *arg), const char *sock,
+			void *arg)
 {
 	int rep[2], go[2];
 
@@ -281,8 +280,8 @@ static void child_join(struct child *ch, const char *what)
 	close(ch->report);
 	close(ch->go);
 	cr_assert_neq(r, 0, "%s: the child driver did not finish in 20 s", what);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child driver %s %d: %s",
-		  what, WIFEXITED(status) ? "exit code" : "killed by signal",
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child driver %s %d: %s", what,
+		  WIFEXITED(status) ? "exit code" : "killed by signal",
 		  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), why);
 }
 
@@ -442,8 +441,7 @@ Test(actors, handle_to_task, .timeout = 60)
 	/* a pending task holds the handle: the actor outlives the driver's release */
 	kray_value ms = KRAY_V_INT(300);
 	kray_ref slow = harness_call1(k, "sleep_ms", &ms, 1);
-	kray_value pa[4] = { KRAY_V_ACTOR(c), bytes_of("append"), KRAY_V_INT(0),
-			     KRAY_V_REF(slow) };
+	kray_value pa[4] = { KRAY_V_ACTOR(c), bytes_of("append"), KRAY_V_INT(0), KRAY_V_REF(slow) };
 
 	r[0] = harness_call1(k, "call_actor", pa, 4);
 	kray_release(k, &c, 1);
@@ -517,7 +515,8 @@ static void lookup_child(const char *sock, void *arg)
 	if (rc != -EREMOTEIO || v.type != KRAY_ERROR || v.err != KRAY_ERR_OBJECT_LOST ||
 	    !strstr(v.data, "handle"))
 		child_die("call with a handle not held: get %d (%s), type %d, kind %d (want "
-			  "OBJECT_LOST), %s", rc, kray_errmsg(k), v.type, v.err,
+			  "OBJECT_LOST), %s",
+			  rc, kray_errmsg(k), v.type, v.err,
 			  v.type == KRAY_ERROR ? (const char *)v.data : "");
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
@@ -831,8 +830,7 @@ Test(actors, sigkill_no_restart, .timeout = 60)
 	usleep(300000); /* sleep_ms is running */
 	cr_assert_eq(kill((pid_t)pid, SIGKILL), 0, "kill %lld: %s", (long long)pid,
 		     strerror(errno));
-	expect_err(k, running, KRAY_ERR_ACTOR_DIED, "sleep_ms in flight", "sleep_ms",
-		   "signal 9");
+	expect_err(k, running, KRAY_ERR_ACTOR_DIED, "sleep_ms in flight", "sleep_ms", "signal 9");
 	expect_err(k, queued, KRAY_ERR_ACTOR_DIED, "incr queued", "died", "signal 9");
 	call_err(k, c, "read", NULL, 0, KRAY_ERR_ACTOR_DIED, "died", "signal 9");
 	cr_assert_eq(harness_status(k).actors_alive, 0, "a dead actor counts as alive");

@@ -94,9 +94,9 @@ static int64_t proc_cpu_ns(int pid)
 	p = strrchr(buf, ')');
 	cr_assert_not_null(p);
 	/* after ") ": state(3) ppid ... utime is field 14, stime 15 */
-	cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			    &st),
-		     2);
+	cr_assert_eq(
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st),
+		2);
 	return (int64_t)(ut + st) * (1000000000 / sysconf(_SC_CLK_TCK));
 }
 
@@ -267,8 +267,8 @@ Test(bpf, burn_200ms_counts_200ms)
 		    (long long)proc_ms);
 	cr_assert(bpf_ms >= 190 && bpf_ms <= 280, "BPF counted %lld ms for a 200 ms burn",
 		  (long long)bpf_ms);
-	cr_assert(llabs(bpf_ms - proc_ms) <= 30, "BPF %lld ms vs /proc %lld ms",
-		  (long long)bpf_ms, (long long)proc_ms);
+	cr_assert(llabs(bpf_ms - proc_ms) <= 30, "BPF %lld ms vs /proc %lld ms", (long long)bpf_ms,
+		  (long long)proc_ms);
 	/* It left its CPU to wait for its first task at least (voluntary, or involuntary when
 	 * the task arrived before the switch completed): some switch is counted. */
 	cr_assert_gt(s1.nvcsw + s1.nivcsw, 0, "no switch counted at all");
@@ -499,8 +499,7 @@ Test(bpf, top_once_shows_the_running_task)
 	cr_assert_not_null(line, "no row shows the running task:\n%s", out);
 	while (line > out && line[-1] != '\n')
 		line--;
-	cr_assert_eq(sscanf(line, "%u %u %63s %lf", &id, &pid, task, &cpu), 4, "row: %.100s",
-		     line);
+	cr_assert_eq(sscanf(line, "%u %u %63s %lf", &id, &pid, task, &cpu), 4, "row: %.100s", line);
 	cr_assert_eq(id, 1);
 	/* Any share: on a loaded machine a spinning worker may get little of a CPU. */
 	cr_assert_gt(cpu, 1.0, "a spinning worker shows %.1f%% CPU", cpu);
@@ -602,8 +601,8 @@ Test(bpf, off_without_privileges)
 
 	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
 		if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0))
-			cr_skip_test("cannot drop capability %d from the bounding set: %s",
-				     caps[i], strerror(errno));
+			cr_skip_test("cannot drop capability %d from the bounding set: %s", caps[i],
+				     strerror(errno));
 	const char *opts[] = { "--log-level", "info", NULL };
 
 	start_logged(&h, opts, log, sizeof(log));
@@ -722,8 +721,7 @@ Test(bpf, top_live_refreshes_until_interrupted)
 	/* -k: a kray top that misses the interrupt is killed, and the test fails instead of
 	 * hanging */
 	snprintf(cmd, sizeof(cmd),
-		 "timeout -k 5 -s INT 2.5 '%s/kray' top --socket %s --interval 200", bin,
-		 h.sock);
+		 "timeout -k 5 -s INT 2.5 '%s/kray' top --socket %s --interval 200", bin, h.sock);
 	p = popen(cmd, "r");
 	cr_assert_not_null(p);
 	n = fread(out, 1, sizeof(out) - 1, p);
@@ -739,7 +737,8 @@ Test(bpf, top_live_refreshes_until_interrupted)
 
 static int free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
 
@@ -779,7 +778,8 @@ Test(bpf, prometheus_endpoint_has_the_bpf_metrics)
 	k = harness_connect(h.sock);
 	call_int(k, "burn_cpu_ms", 100);
 	{
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)port),
 					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 		const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -797,8 +797,13 @@ Test(bpf, prometheus_endpoint_has_the_bpf_metrics)
 	cpu = sample(out, "kray_worker_cpu_seconds_total{worker=\"1\"} ");
 	cr_assert_geq(cpu, 0.09, "worker 1 on-CPU %g s after a 100 ms burn:\n%s", cpu, out);
 	cr_assert_geq(sample(out, "kray_worker_runqueue_wait_seconds_total{worker=\"1\"} "), 0);
-	cr_assert_geq(sample(out, "kray_worker_context_switches_total{worker=\"1\",kind=\"voluntary\"} "), 0);
-	cr_assert_geq(sample(out, "kray_worker_context_switches_total{worker=\"1\",kind=\"involuntary\"} "), 0);
+	cr_assert_geq(
+		sample(out, "kray_worker_context_switches_total{worker=\"1\",kind=\"voluntary\"} "),
+		0);
+	cr_assert_geq(
+		sample(out,
+		       "kray_worker_context_switches_total{worker=\"1\",kind=\"involuntary\"} "),
+		0);
 	cr_assert_geq(sample(out, "kray_dispatch_latency_samples_total "), 1);
 	cr_assert_geq(sample(out, "kray_cpus_oversubscribed "), 0);
 }

@@ -29,8 +29,7 @@ static void expect_cancelled(kray *k, kray_ref r)
 
 	cr_assert_eq(harness_get1(k, r, 30000, &v), -EREMOTEIO, "cancelled task did not fail");
 	cr_assert_eq(v.type, KRAY_ERROR);
-	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "error kind %d: %s", v.err,
-		     (const char *)v.data);
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "error kind %d: %s", v.err, (const char *)v.data);
 	kray_value_clear(&v);
 }
 

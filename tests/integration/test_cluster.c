@@ -297,7 +297,8 @@ Test(cluster, object_200mb_made_on_node2_read_on_node3)
 	p = v.data;
 	for (size_t i = 0; i < size; i++)
 		if (p[i] != big_byte(i, 12345))
-			cr_assert_fail("byte %zu differs: %u, want %u", i, p[i], big_byte(i, 12345));
+			cr_assert_fail("byte %zu differs: %u, want %u", i, p[i],
+				       big_byte(i, 12345));
 	kray_value_clear(&v);
 	kray_release(k3, &r, 1);
 
@@ -349,8 +350,9 @@ static bool closed_within(int fd, int ms)
 
 static void send_frame(int fd, uint16_t type, const void *body, uint32_t len)
 {
-	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-				    .type = type, .len = len };
+	struct kray_frame_hdr h = {
+		.magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION, .type = type, .len = len
+	};
 
 	cr_assert_eq(send(fd, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
 	if (len)
@@ -386,8 +388,13 @@ Test(cluster, connection_without_the_token_is_refused)
 
 	/* A krayd with another token does not join. */
 	char listen[32], head[32];
-	const char *args[] = { "--node-listen", listen, "--address", head, "--token",
-			       "not-the-cluster-token-at-all", NULL };
+	const char *args[] = { "--node-listen",
+			       listen,
+			       "--address",
+			       head,
+			       "--token",
+			       "not-the-cluster-token-at-all",
+			       NULL };
 	int saved;
 
 	snprintf(listen, sizeof(listen), "%s:7001", net.addr[2]);
@@ -503,8 +510,10 @@ Test(cluster, hung_node_is_declared_dead_then_rejoins)
 
 	kill(node[2].pid, SIGSTOP); /* no heartbeats, but no reset either */
 	took = wait_nodes(k, 2, 1, 5000);
-	cr_assert_leq(took, 3000, "a silent node took %lld ms to be declared dead (timeout "
-		      "1000 ms)", (long long)took);
+	cr_assert_leq(took, 3000,
+		      "a silent node took %lld ms to be declared dead (timeout "
+		      "1000 ms)",
+		      (long long)took);
 	harness_expect_error(k, "where", NULL, 0,
 			     &(struct kray_call_opts){ .num_returns = 1, .resources = "n3:1" },
 			     KRAY_ERR_BAD_ARGS, "no live node", NULL);
@@ -547,8 +556,8 @@ Test(cluster, gcs_log_replay_cuts_a_torn_record)
 {
 	struct harness h1, h2;
 	char dir[128], log[256], tok[256];
-	const char *args[] = { "--head", "--node-listen", "127.0.0.1:0", "--gcs-log", log,
-			       "--token-file", tok, NULL };
+	const char *args[] = { "--head", "--node-listen", "127.0.0.1:0", "--gcs-log",
+			       log,	 "--token-file",  tok,		 NULL };
 	struct stat st;
 	off_t good;
 	kray *k;
@@ -598,8 +607,8 @@ Test(cluster, gcs_log_is_compacted)
 {
 	struct harness h1, h2;
 	char dir[128], log[256], tok[256], key[16], val[128];
-	const char *args[] = { "--head", "--node-listen", "127.0.0.1:0", "--gcs-log", log,
-			       "--token-file", tok, NULL };
+	const char *args[] = { "--head", "--node-listen", "127.0.0.1:0", "--gcs-log",
+			       log,	 "--token-file",  tok,		 NULL };
 	struct stat st;
 	kray *k;
 	int rc;
@@ -625,8 +634,10 @@ Test(cluster, gcs_log_is_compacted)
 	}
 	cr_assert_eq(stat(log, &st), 0);
 	/* 3,050 records of at least 160 bytes would be 480 KB: compacted, far less */
-	cr_assert_lt(st.st_size, 200 * 1024, "the log holds %lld bytes after 3,050 changes to "
-		     "41 keys: not compacted", (long long)st.st_size);
+	cr_assert_lt(st.st_size, 200 * 1024,
+		     "the log holds %lld bytes after 3,050 changes to "
+		     "41 keys: not compacted",
+		     (long long)st.st_size);
 	harness_shutdown(k);
 	harness_stop_krayd(&h1);
 
@@ -663,9 +674,13 @@ Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 	kray *k2 = harness_connect(node[1].sock);
 	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
 	char old_token[256], old_log[256], listen[32];
-	const char *args[] = { "--head", "--node-listen", listen, "--token-file", old_token,
-			       "--gcs-log", old_log, "--resources", "n1:1", "--heartbeat-ms",
-			       "100", "--node-timeout-ms", "1000", NULL };
+	const char *args[] = { "--head",  "--node-listen",
+			       listen,	  "--token-file",
+			       old_token, "--gcs-log",
+			       old_log,	  "--resources",
+			       "n1:1",	  "--heartbeat-ms",
+			       "100",	  "--node-timeout-ms",
+			       "1000",	  NULL };
 	kray_ref a, found;
 	int saved;
 

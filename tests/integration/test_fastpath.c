@@ -66,8 +66,7 @@ static kray *fast_krayd(int num_cpus)
 }
 
 /* Calls fn(args) and gets its value at once: the fast path's shape. */
-static int sync_call(kray *k, const char *fn, const kray_value *args, size_t nargs,
-		     kray_value *ret)
+static int sync_call(kray *k, const char *fn, const kray_value *args, size_t nargs, kray_value *ret)
 {
 	kray_ref r;
 	int rc = kray_call(k, fn, args, nargs, NULL, &r);
@@ -133,8 +132,7 @@ Test(fastpath, results_are_exact)
 		     (unsigned long long)(after.objects - before.objects));
 	/* (Bounced calls, if any, went through krayd.) */
 	cr_assert_leq(after.tasks_submitted - before.tasks_submitted,
-		      after.fast_bounced - before.fast_bounced,
-		      "krayd handled %llu of the calls",
+		      after.fast_bounced - before.fast_bounced, "krayd handled %llu of the calls",
 		      (unsigned long long)(after.tasks_submitted - before.tasks_submitted));
 	harness_shutdown(k);
 }
@@ -290,9 +288,8 @@ Test(fastpath, nested_calls)
 {
 	kray *k = fast_krayd(2);
 	kray_value v;
-	int rc = sync_call(k, "call_and_get", (kray_value[]){ KRAY_V_BYTES("pid", 3),
-							      KRAY_V_INT(0) },
-			   2, &v);
+	int rc = sync_call(k, "call_and_get",
+			   (kray_value[]){ KRAY_V_BYTES("pid", 3), KRAY_V_INT(0) }, 2, &v);
 
 	cr_assert_eq(rc, 0, "call_and_get: %d %s", rc, kray_errmsg(k));
 	cr_assert_gt(v.i, 0, "nested pid() = %lld", (long long)v.i);
@@ -674,7 +671,9 @@ Test(fastpath, mixed_sync_and_pipelined)
 		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
 	cr_assert_eq(harness_start_krayd(&h, 2), 0);
 	for (int i = 0; i < 3; i++) {
-		m[i] = (struct mixed){ .sock = h.sock, .id = i, .pipeline = i == 2,
+		m[i] = (struct mixed){ .sock = h.sock,
+				       .id = i,
+				       .pipeline = i == 2,
 				       .until = harness_now_ms() + 2000 };
 		cr_assert_eq(pthread_create(&th[i], NULL, mixed_thread, &m[i]), 0);
 	}
@@ -704,8 +703,10 @@ static int raw_driver(const char *sock, uint32_t *ret_client)
 	struct {
 		struct kray_frame_hdr h;
 		struct kray_msg_hello m;
-	} hello = { { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-		      .type = KRAY_MSG_HELLO, .len = sizeof(struct kray_msg_hello) },
+	} hello = { { .magic = KRAY_WIRE_MAGIC,
+		      .version = KRAY_WIRE_VERSION,
+		      .type = KRAY_MSG_HELLO,
+		      .len = sizeof(struct kray_msg_hello) },
 		    { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() } };
 	struct {
 		struct kray_frame_hdr h;
@@ -728,8 +729,9 @@ static int raw_driver(const char *sock, uint32_t *ret_client)
 static void expect_refused(const char *sock, uint16_t type, const void *body, uint32_t len,
 			   const char *what)
 {
-	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-				    .type = type, .len = len };
+	struct kray_frame_hdr h = {
+		.magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION, .type = type, .len = len
+	};
 	uint8_t buf[4096];
 	uint32_t client;
 	int fd = raw_driver(sock, &client);
@@ -769,8 +771,8 @@ Test(fastpath, bad_frames_refused)
 	k = harness_connect(h.sock);
 	done.m.task.node = (uint32_t)harness_status(k).node;
 	/* A result registered for a task of another client. */
-	expect_refused(h.sock, KRAY_MSG_FAST_DONE, &done,
-		       sizeof(done.m) + sizeof(done.v), "FAST_DONE of another client");
+	expect_refused(h.sock, KRAY_MSG_FAST_DONE, &done, sizeof(done.m) + sizeof(done.v),
+		       "FAST_DONE of another client");
 	/* A result that is a ref. */
 	fd = raw_driver(h.sock, &client);
 	close(fd);

@@ -309,8 +309,9 @@ Test(hardening, forged_pid_file_kills_nothing)
 	write_file(pidfile, text, 0644);
 	rc = sh(out, sizeof(out), "'%s/kray' stop --socket '%s'", kray_bin(), sock);
 	usleep(100000);
-	cr_assert(still_running(victim), "kray stop killed pid %d (sleep) named by a forged pid "
-					 "file: %s",
+	cr_assert(still_running(victim),
+		  "kray stop killed pid %d (sleep) named by a forged pid "
+		  "file: %s",
 		  (int)victim, out);
 	cr_assert_neq(rc, 0, "kray stop succeeded without a krayd: %s", out);
 	cr_assert(strstr(out, "not the krayd serving"), "kray stop said: %s", out);
@@ -399,8 +400,8 @@ static int start_logged(struct harness *h, const char *const *flags, const char 
 Test(hardening, restart_after_sigkill_removes_spill_files)
 {
 	char base[128], spill[160], pidfile[160], logpath[160], text[8192], want[64];
-	const char *flags[] = { "--store-size", "16M", "--pool-size", "0", "--spill-dir", spill,
-				"--pidfile", pidfile, NULL };
+	const char *flags[] = { "--store-size", "16M",	     "--pool-size", "0", "--spill-dir",
+				spill,		"--pidfile", pidfile,	    NULL };
 	struct harness h1, h2;
 	kray_ref refs[NOBJ];
 	int n;
@@ -431,8 +432,7 @@ Test(hardening, restart_after_sigkill_removes_spill_files)
 	cr_assert(strstr(text, want), "krayd's log does not say '%s': %s", want, text);
 	cr_assert(strstr(text, "replaced a stale one"), "nothing about the pid file: %s", text);
 	read_file(pidfile, want, sizeof(want));
-	cr_assert_eq(atoi(want), (int)h2.pid, "the pid file holds '%s', not %d", want,
-		     (int)h2.pid);
+	cr_assert_eq(atoi(want), (int)h2.pid, "the pid file holds '%s', not %d", want, (int)h2.pid);
 
 	/* and it spills and serves as usual */
 	k = harness_connect(h2.sock);
@@ -449,8 +449,8 @@ Test(hardening, restart_after_sigkill_removes_spill_files)
 Test(hardening, live_spill_dir_is_not_swept)
 {
 	char base[128], spill[160], logpath[160], text[8192];
-	const char *flags[] = { "--store-size", "16M", "--pool-size", "0", "--spill-dir", spill,
-				NULL };
+	const char *flags[] = { "--store-size", "16M", "--pool-size", "0",
+				"--spill-dir",	spill, NULL };
 	struct harness h1, h2;
 	kray_ref refs[NOBJ];
 	int n;

@@ -129,8 +129,10 @@ Test(hardlimits, stalled_large_frames, .timeout = 60)
 	struct harness h = start(extra);
 	struct kray_msg_hello_ok ok;
 	int silent = harness_raw_connect(h.sock, 10);
-	struct kray_frame_hdr hdr = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-				      .type = KRAY_MSG_PUT, .len = KRAY_FRAME_MAX };
+	struct kray_frame_hdr hdr = { .magic = KRAY_WIRE_MAGIC,
+				      .version = KRAY_WIRE_VERSION,
+				      .type = KRAY_MSG_PUT,
+				      .len = KRAY_FRAME_MAX };
 	static uint8_t part[64 << 10];
 	long rss0 = proc_kb(h.pid, "VmRSS"), data0 = proc_kb(h.pid, "VmData"), rss, data;
 	int fd[20];
@@ -146,8 +148,8 @@ Test(hardlimits, stalled_large_frames, .timeout = 60)
 	data = proc_kb(h.pid, "VmData");
 	cr_assert_lt(data - data0, 256 << 10, "20 stalled 256 MiB headers: VmData %ld -> %ld kB",
 		     data0, data);
-	cr_assert_lt(rss - rss0, 64 << 10, "20 stalled 256 MiB headers: VmRSS %ld -> %ld kB",
-		     rss0, rss);
+	cr_assert_lt(rss - rss0, 64 << 10, "20 stalled 256 MiB headers: VmRSS %ld -> %ld kB", rss0,
+		     rss);
 	expect_serving(&h, "20 stalled frames");
 	for (int i = 0; i < 20; i++) {
 		cr_assert(closed_within(fd[i], 5000, NULL),
@@ -218,8 +220,10 @@ Test(hardlimits, total_buffer_cap, .timeout = 60)
 	const char *const extra[] = { "--client-buffers-max", "5M", NULL };
 	struct harness h = start(extra);
 	struct kray_msg_hello_ok ok;
-	struct kray_frame_hdr hdr = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-				      .type = KRAY_MSG_PUT, .len = KRAY_FRAME_MAX };
+	struct kray_frame_hdr hdr = { .magic = KRAY_WIRE_MAGIC,
+				      .version = KRAY_WIRE_VERSION,
+				      .type = KRAY_MSG_PUT,
+				      .len = KRAY_FRAME_MAX };
 	static uint8_t part[2 << 20];
 	int fd[3], closed = 0;
 
@@ -231,8 +235,7 @@ Test(hardlimits, total_buffer_cap, .timeout = 60)
 	}
 	for (int i = 0; i < 3; i++)
 		closed += closed_within(fd[i], i ? 200 : 2000, NULL);
-	cr_assert_eq(closed, 1, "client-buffers-max 5M, 3 x 2 MiB held: %d clients closed",
-		     closed);
+	cr_assert_eq(closed, 1, "client-buffers-max 5M, 3 x 2 MiB held: %d clients closed", closed);
 	expect_serving(&h, "client-buffers-max");
 	for (int i = 0; i < 3; i++)
 		close(fd[i]);
@@ -276,9 +279,11 @@ Test(hardlimits, half_open_node_links, .timeout = 120)
 	int port = pick_port();
 	struct harness head, member;
 	const char *hargs[] = { "--head", "--node-listen", listen, NULL };
-	const char *margs[] = { "--address", listen, "--node-listen", "127.0.0.1:0",
-				"--token-file", token, "--heartbeat-ms", "100", NULL };
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	const char *margs[] = { "--address",	  listen,	  "--node-listen",
+				"127.0.0.1:0",	  "--token-file", token,
+				"--heartbeat-ms", "100",	  NULL };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	static int fd[3000];
 	long rss0, rss, data0, data;
@@ -395,7 +400,8 @@ Test(hardlimits, max_clients_refused, .timeout = 60)
 /* One HTTP exchange with the metrics endpoint: the reply's first bytes in buf. */
 static void http(int port, const char *req, char *buf, size_t size)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = { .tv_sec = 5 };
@@ -419,7 +425,8 @@ Test(hardlimits, metrics_endpoint_checks, .timeout = 60)
 	int port = pick_port();
 	char addr[32], buf[4096];
 	const char *const extra[] = { "--metrics", addr, "--frame-timeout-ms", "1000", NULL };
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct harness h;
 	int fd;

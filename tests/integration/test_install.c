@@ -52,8 +52,8 @@ static const char *const installed[] = {
  * first out_size - 1 bytes of that output in out.  Returns its exit status, or -1 when it
  * was killed by a signal.
  */
-__attribute__((format(printf, 3, 4))) static int sh(char *out, size_t out_size,
-						    const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int sh(char *out, size_t out_size, const char *fmt,
+						    ...)
 {
 	char cmd[8192], full[8256], drain[4096];
 	size_t n = 0, r;
@@ -375,7 +375,8 @@ Test(install, unit_passes_systemd_analyze_verify, .timeout = 120)
 	snprintf(dir, sizeof(dir), "%s/verify", dest);
 	snprintf(copy, sizeof(copy), "%s/krayd.service", dir);
 	cr_assert(!mkdir(dir, 0700), "mkdir %s: %s", dir, strerror(errno));
-	rc = sh(out, sizeof(out), "sed 's|^ExecStart=/usr/bin/krayd |ExecStart=%s/usr/bin/krayd |' "
+	rc = sh(out, sizeof(out),
+		"sed 's|^ExecStart=/usr/bin/krayd |ExecStart=%s/usr/bin/krayd |' "
 		"'%s' > '%s' && grep -q '^ExecStart=%s/usr/bin/krayd ' '%s'",
 		dest, unit, copy, dest, copy);
 	cr_assert_eq(rc, 0, "rewriting ExecStart of %s:\n%s", unit, out);

@@ -105,8 +105,8 @@ static void expect_int_ref(kray *k, kray_ref r, int64_t want, const char *what)
 	kray_value v = { 0 };
 	int rc = harness_get1(k, r, GET_MS, &v);
 
-	cr_assert_eq(rc, 0, "%s: get: %d %s (value type %d: %s)", what, rc, kray_errmsg(k),
-		     v.type, v.type == KRAY_ERROR ? (const char *)v.data : "");
+	cr_assert_eq(rc, 0, "%s: get: %d %s (value type %d: %s)", what, rc, kray_errmsg(k), v.type,
+		     v.type == KRAY_ERROR ? (const char *)v.data : "");
 	cr_assert_eq(v.type, KRAY_INT64, "%s: value type %d, want INT64", what, v.type);
 	cr_assert_eq(v.i, want, "%s: %lld, want %lld", what, (long long)v.i, (long long)want);
 	kray_value_clear(&v);
@@ -120,8 +120,7 @@ static void expect_method_int(kray *k, kray_ref a, const char *method, int64_t w
 	kray_ref r;
 	int rc = kray_actor_call(k, a, method, NULL, 0, NULL, &r);
 
-	cr_assert_eq(rc, 0, "%s: kray_actor_call(%.32s): %d %s", what, method, rc,
-		     kray_errmsg(k));
+	cr_assert_eq(rc, 0, "%s: kray_actor_call(%.32s): %d %s", what, method, rc, kray_errmsg(k));
 	expect_int_ref(k, r, want, what);
 }
 
@@ -367,8 +366,8 @@ Test(limits, refs_per_request, .timeout = 120)
 	rc = kray_get(k, refs, N, GET_MS, vals);
 	cr_assert_eq(rc, 0, "kray_get(65536 refs): %d %s", rc, kray_errmsg(k));
 	for (int i = 0; i < N; i++) {
-		cr_assert(vals[i].type == KRAY_INT64 && vals[i].i == i,
-			  "value %d: type %d, %lld", i, vals[i].type, (long long)vals[i].i);
+		cr_assert(vals[i].type == KRAY_INT64 && vals[i].i == i, "value %d: type %d, %lld",
+			  i, vals[i].type, (long long)vals[i].i);
 		kray_value_clear(&vals[i]);
 	}
 	st = harness_status(k);
@@ -419,8 +418,7 @@ Test(limits, nested_refs, .timeout = 120)
 		cr_assert_eq(rc, 0, "multi %d: %d %s", t, rc, kray_errmsg(k));
 	}
 	c = keep;
-	expect_rc(k, kray_put_refs(k, &tag, refs, N + 1, &c), -EINVAL,
-		  "kray_put_refs(65536 refs)");
+	expect_rc(k, kray_put_refs(k, &tag, refs, N + 1, &c), -EINVAL, "kray_put_refs(65536 refs)");
 	cr_assert(!memcmp(&c, &keep, sizeof(c)), "a refused put wrote its ref");
 	rc = kray_put_refs(k, &tag, refs, N, &c);
 	cr_assert_eq(rc, 0, "kray_put_refs(65535 refs): %d %s", rc, kray_errmsg(k));
@@ -495,8 +493,7 @@ Test(limits, option_counts, .timeout = 60)
 		  "max_task_retries 32768");
 	o = KRAY_ACTOR_OPTS_DEFAULT;
 	o.max_concurrency = 1025;
-	expect_rc(k, kray_actor_create(k, cls, NULL, 0, &o, &act), -EINVAL,
-		  "max_concurrency 1025");
+	expect_rc(k, kray_actor_create(k, cls, NULL, 0, &o, &act), -EINVAL, "max_concurrency 1025");
 	o = KRAY_ACTOR_OPTS_DEFAULT;
 	o.num_cpus = 4097;
 	expect_rc(k, kray_actor_create(k, cls, NULL, 0, &o, &act), -EINVAL, "num_cpus 4097");
@@ -584,8 +581,7 @@ Test(limits, resources, .timeout = 60)
 	/* one more of each */
 	snprintf(ask + strlen(ask), sizeof(ask) - strlen(ask), ",r0:1");
 	o.resources = ask;
-	expect_rc(k, kray_actor_create(k, "Counter", NULL, 0, &o, &a), -EINVAL,
-		  "17 resources");
+	expect_rc(k, kray_actor_create(k, "Counter", NULL, 0, &o, &a), -EINVAL, "17 resources");
 	snprintf(ask, sizeof(ask), "%s:1", name32);
 	expect_rc(k, kray_actor_create(k, "Counter", NULL, 0, &o, &a), -EINVAL,
 		  "a 32-byte resource name");
@@ -612,8 +608,7 @@ Test(limits, resources, .timeout = 60)
 		      "krayd started with a 256-byte resources setting");
 	snprintf(node + strlen(node), sizeof(node) - strlen(node), ",x:1");
 	extra[1] = node;
-	cr_assert_neq(harness_start_krayd_opts(&h, 2, extra), 0,
-		      "krayd started with 17 resources");
+	cr_assert_neq(harness_start_krayd_opts(&h, 2, extra), 0, "krayd started with 17 resources");
 	snprintf(node, sizeof(node), "%s:1", name32);
 	cr_assert_neq(harness_start_krayd_opts(&h, 2, extra), 0,
 		      "krayd started with a 32-byte resource name");
@@ -655,16 +650,16 @@ Test(limits, code_path, .timeout = 60)
 
 	cr_assert_eq(strlen(path), KRAY_PATH_MAX);
 	rc = kray_init(&k, &cfg);
-	cr_assert_eq(rc, 0, "kray_init with a 4096-byte code path: %d %s", rc,
-		     kray_init_errmsg());
+	cr_assert_eq(rc, 0, "kray_init with a 4096-byte code path: %d %s", rc, kray_init_errmsg());
 	harness_expect_int(k, "square", &a, 1, 144);
 	kray_shutdown(k);
 
 	k = NULL;
 	cfg.code_path = path4097;
 	rc = kray_init(&k, &cfg);
-	cr_assert_eq(rc, -ENAMETOOLONG, "kray_init with a 4097-byte code path: %d (%s), want "
-					"-ENAMETOOLONG",
+	cr_assert_eq(rc, -ENAMETOOLONG,
+		     "kray_init with a 4097-byte code path: %d (%s), want "
+		     "-ENAMETOOLONG",
 		     rc, kray_init_errmsg());
 	cr_assert_null(k, "a failed kray_init wrote its handle");
 	cr_assert(strstr(kray_init_errmsg(), "4096"), "message \"%s\" does not say the limit",
@@ -978,8 +973,9 @@ Test(limits, store_size_arguments, .timeout = 60)
 		kray_value args[2] = { KRAY_V_REF(refs[0]), KRAY_V_REF(refs[1]) };
 		t = harness_call1(k, "checksum_all", args, 2);
 		rc = harness_get1(k, t, 20000, &v);
-		cr_assert_neq(rc, -ETIMEDOUT, "a task with two spilled %zu-byte arguments and an "
-					      "8 MiB store gave no answer in 20 s",
+		cr_assert_neq(rc, -ETIMEDOUT,
+			      "a task with two spilled %zu-byte arguments and an "
+			      "8 MiB store gave no answer in 20 s",
 			      size);
 		if (size == 4 << 20) {
 			cr_assert(rc == 0 && v.type == KRAY_INT64 && (uint64_t)v.i == sum,
@@ -1090,8 +1086,8 @@ Test(limits, frame_max_through_libkray, .timeout = 120)
 	free(buf);
 	/* the refused frames left nothing half-written in the connection */
 	args[0] = KRAY_V_BYTES("abc", 3);
-	expect_int_ref(k, harness_call1(k, "checksum_all", args, 1),
-		       (int64_t)checksum64("abc", 3), "a call after the refusals");
+	expect_int_ref(k, harness_call1(k, "checksum_all", args, 1), (int64_t)checksum64("abc", 3),
+		       "a call after the refusals");
 	harness_shutdown(k);
 	expect_serving(&h, "frames at and past KRAY_FRAME_MAX");
 }
@@ -1104,8 +1100,10 @@ Test(limits, frame_max_through_libkray, .timeout = 120)
 Test(limits, frame_past_max_raw, .timeout = 60)
 {
 	struct harness h = start(2, NULL);
-	struct kray_frame_hdr fh = { .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-				     .type = KRAY_MSG_PUT, .len = KRAY_FRAME_MAX + 1 };
+	struct kray_frame_hdr fh = { .magic = KRAY_WIRE_MAGIC,
+				     .version = KRAY_WIRE_VERSION,
+				     .type = KRAY_MSG_PUT,
+				     .len = KRAY_FRAME_MAX + 1 };
 	struct kray_msg_hello_ok ok;
 	struct kray_stats st;
 	kray *k;
@@ -1142,8 +1140,11 @@ Test(limits, frame_past_max_raw, .timeout = 60)
 static void raw_submit(struct kbuf *b, const struct kray_msg_hello_ok *ok, const char *fn,
 		       uint32_t nargs, uint32_t num_returns)
 {
-	struct kray_msg_submit m = { .seq = 1, .job = ok->job, .num_returns = (uint16_t)num_returns,
-				     .nargs = (uint16_t)nargs, .name_len = (uint8_t)strlen(fn) };
+	struct kray_msg_submit m = { .seq = 1,
+				     .job = ok->job,
+				     .num_returns = (uint16_t)num_returns,
+				     .nargs = (uint16_t)nargs,
+				     .name_len = (uint8_t)strlen(fn) };
 	size_t off = wire_begin(b, KRAY_MSG_SUBMIT, 0);
 
 	kbuf_put(b, &m, sizeof(m));
@@ -1189,7 +1190,8 @@ Test(limits, raw_counts, .timeout = 60)
 
 	/* HELLO with path_len 4097 (and the path) */
 	{
-		struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid(),
+		struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER,
+					    .pid = (uint32_t)getpid(),
 					    .path_len = KRAY_PATH_MAX + 1 };
 		char *path = name_of("/", KRAY_PATH_MAX + 1);
 
@@ -1218,8 +1220,9 @@ Test(limits, raw_counts, .timeout = 60)
 	raw_oids(&b, KRAY_MSG_UNPIN, KRAY_REFS_MAX + 1);
 	raw_expect_error(&h, &b, -EBADMSG, "UNPIN of 65537 ids");
 	{
-		struct kray_msg_actor_create m = { .seq = 1, .max_concurrency = 1,
-						   .nargs = KRAY_ARGS_MAX + 1, .class_len = 7 };
+		struct kray_msg_actor_create m = {
+			.seq = 1, .max_concurrency = 1, .nargs = KRAY_ARGS_MAX + 1, .class_len = 7
+		};
 
 		off = wire_begin(&b, KRAY_MSG_ACTOR_CREATE, 1);
 		kbuf_put(&b, &m, sizeof(m));
@@ -1249,7 +1252,8 @@ Test(limits, raw_counts, .timeout = 60)
 		cr_assert_leq(rh.len, KRAY_FRAME_MAX, "GET_REPLY of %u bytes", rh.len);
 		body = malloc(rh.len);
 		cr_assert_not_null(body);
-		cr_assert_eq(harness_read_full(fd, body, rh.len), (ssize_t)rh.len, "short GET_REPLY");
+		cr_assert_eq(harness_read_full(fd, body, rh.len), (ssize_t)rh.len,
+			     "short GET_REPLY");
 		cr_assert_eq(wire_dec_get_reply(body, rh.len, &rep), 0, "malformed GET_REPLY");
 		cr_assert_eq(rep.n, KRAY_REFS_MAX, "GET_REPLY with %u values", rep.n);
 		for (uint32_t i = 0; i < rep.n; i++) {
@@ -1424,8 +1428,8 @@ Test(limits, large_objects_per_frame, .timeout = 120)
 		}
 	}
 
-	expect_int_ref(k, harness_call1(k, "checksum_all", args, KRAY_FDS_PER_MSG),
-		       (int64_t)sum253, "a task with 253 large arguments");
+	expect_int_ref(k, harness_call1(k, "checksum_all", args, KRAY_FDS_PER_MSG), (int64_t)sum253,
+		       "a task with 253 large arguments");
 
 	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
 	kray_ref r;
@@ -1434,8 +1438,9 @@ Test(limits, large_objects_per_frame, .timeout = 120)
 	rc = kray_call(k, "checksum_all", args, N, &o, &r);
 	cr_assert_eq(rc, 0, "kray_call with 254 large arguments: %d %s", rc, kray_errmsg(k));
 	rc = harness_get1(k, r, 20000, &v);
-	cr_assert_neq(rc, -ETIMEDOUT, "a task with 254 large arguments neither ran nor failed "
-				      "in 20 s");
+	cr_assert_neq(rc, -ETIMEDOUT,
+		      "a task with 254 large arguments neither ran nor failed "
+		      "in 20 s");
 	if (rc == 0)
 		cr_assert(v.type == KRAY_INT64 && (uint64_t)v.i == sum,
 			  "254 large arguments: wrong checksum");
@@ -1484,8 +1489,9 @@ Test(limits, exec_past_frame_max, .timeout = 120)
 	free(buf);
 	r = harness_call1(k, "checksum_all", args, N);
 	rc = harness_get1(k, r, 30000, &v);
-	cr_assert_neq(rc, -ETIMEDOUT, "a task whose EXEC would be 257 MiB neither ran nor "
-				      "failed in 30 s");
+	cr_assert_neq(rc, -ETIMEDOUT,
+		      "a task whose EXEC would be 257 MiB neither ran nor "
+		      "failed in 30 s");
 	if (rc == 0) {
 		cr_assert(v.type == KRAY_INT64 && (uint64_t)v.i == sum,
 			  "257 MiB of arguments: wrong checksum");
@@ -1529,8 +1535,9 @@ Test(limits, result_past_frame_max, .timeout = 120)
 	rc = kray_call(k, "make_patterns", fa, 2, &o, refs);
 	cr_assert_eq(rc, 0, "kray_call: %d %s", rc, kray_errmsg(k));
 	rc = kray_get(k, refs, KRAY_RETURNS_MAX, 30000, vals);
-	cr_assert_neq(rc, -ETIMEDOUT, "a task whose RESULT would be 256 MiB + headers gave "
-				      "no answer in 30 s");
+	cr_assert_neq(rc, -ETIMEDOUT,
+		      "a task whose RESULT would be 256 MiB + headers gave "
+		      "no answer in 30 s");
 	cr_assert(rc == 0 || rc == -EREMOTEIO, "get: %d %s", rc, kray_errmsg(k));
 	for (int i = 0; i < KRAY_RETURNS_MAX; i++) {
 		if (rc == 0) {

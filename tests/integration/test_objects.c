@@ -60,11 +60,11 @@ TestSuite(objects, .fini = objects_fini, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-#define ST_FMT                                                                              \
-	"objects %llu, object_bytes %llu, store_bytes %llu, objects_pinned %llu, "          \
+#define ST_FMT                                                                     \
+	"objects %llu, object_bytes %llu, store_bytes %llu, objects_pinned %llu, " \
 	"objects_spilled %llu, bytes_spilled %llu"
-#define ST_ARGS(s)                                                                          \
-	(unsigned long long)(s).objects, (unsigned long long)(s).object_bytes,              \
+#define ST_ARGS(s)                                                                           \
+	(unsigned long long)(s).objects, (unsigned long long)(s).object_bytes,               \
 		(unsigned long long)(s).store_bytes, (unsigned long long)(s).objects_pinned, \
 		(unsigned long long)(s).objects_spilled, (unsigned long long)(s).bytes_spilled
 
@@ -129,8 +129,8 @@ static void expect_pattern(const kray_value *v, size_t len, uint64_t seed, const
 }
 
 /* The same, checking the first, middle and last 4 KiB and 4 pages picked by salt. */
-static void expect_pattern_sampled(const kray_value *v, size_t len, uint64_t seed,
-				   uint64_t salt, const char *what)
+static void expect_pattern_sampled(const kray_value *v, size_t len, uint64_t seed, uint64_t salt,
+				   const char *what)
 {
 	const uint8_t *p = v->data;
 	size_t slice = len < 4096 ? len : 4096;
@@ -198,12 +198,10 @@ static void expect_error(kray *k, int rc, const kray_value *v, enum kray_errkind
 	cr_assert_eq(rc, -EREMOTEIO, "%s: kray_get returned %d, want -EREMOTEIO (type %d%s%s)",
 		     what, rc, v->type, rc ? ": " : "", rc ? kray_errmsg(k) : "");
 	cr_assert_eq(v->type, KRAY_ERROR, "%s: value type %d, want KRAY_ERROR", what, v->type);
-	cr_assert(v->data && strlen(v->data) == v->len, "%s: error value without a message",
-		  what);
+	cr_assert(v->data && strlen(v->data) == v->len, "%s: error value without a message", what);
 	if (kind != KRAY_ERR_NONE)
 		cr_assert_eq(v->err, kind, "%s: error kind %s, want %s: %s", what,
-			     harness_errkind(v->err), harness_errkind(kind),
-			     (const char *)v->data);
+			     harness_errkind(v->err), harness_errkind(kind), (const char *)v->data);
 	if (needle)
 		cr_assert(strstr(v->data, needle), "%s: message \"%s\" lacks \"%s\"", what,
 			  (const char *)v->data, needle);
@@ -301,8 +299,7 @@ Test(objects, task_sizes, .timeout = 90)
 		cr_assert_eq(rc, 0, "%s: %d %s", what, rc, kray_errmsg(k));
 		cr_assert_eq(vals[2].i, (int64_t)len, "%s: the worker saw %lld bytes", what,
 			     (long long)vals[2].i);
-		cr_assert_eq((uint64_t)vals[0].i, sum, "%s: the worker's checksum differs",
-			     what);
+		cr_assert_eq((uint64_t)vals[0].i, sum, "%s: the worker's checksum differs", what);
 		if (len > INLINE)
 			cr_assert_eq(vals[1].i, 1,
 				     "%s: the worker's argument is not a read-only view (%lld)",
@@ -331,8 +328,8 @@ Test(objects, task_sizes, .timeout = 90)
 		rc = kray_get(k, ins, 3, 30000, vals);
 		cr_assert_eq(rc, 0, "%s: %d %s", what, rc, kray_errmsg(k));
 		cr_assert(vals[2].i == (int64_t)len && (uint64_t)vals[0].i == sum,
-			  "%s: the worker saw %lld bytes, checksum %s", what,
-			  (long long)vals[2].i, (uint64_t)vals[0].i == sum ? "equal" : "differs");
+			  "%s: the worker saw %lld bytes, checksum %s", what, (long long)vals[2].i,
+			  (uint64_t)vals[0].i == sum ? "equal" : "differs");
 		for (int j = 0; j < 3; j++)
 			kray_value_clear(&vals[j]);
 		kray_release(k, ins, 3);
@@ -361,7 +358,10 @@ Test(objects, inline_limit_from_krayd, .timeout = 60)
 	for (size_t len = 999; len <= 1001; len++) {
 		for (int how = 0; how < 3; how++) {
 			snprintf(what, sizeof(what), "%s of %zu bytes (inline-max 1000)",
-				 how == 0 ? "put" : how == 1 ? "create" : "make_pattern", len);
+				 how == 0 ? "put" :
+				 how == 1 ? "create" :
+					    "make_pattern",
+				 len);
 			if (how == 0) {
 				r = put_pattern(k, len, len, NULL);
 			} else if (how == 1) {
@@ -432,8 +432,8 @@ Test(objects, zero_copy_views, .timeout = 60)
 
 	/* one mapping per object, however many values use it */
 	v2 = get_ok(k, r, "second get");
-	cr_assert_eq(v2.data, v1.data, "a second get mapped the object again (%p vs %p)",
-		     v2.data, v1.data);
+	cr_assert_eq(v2.data, v1.data, "a second get mapped the object again (%p vs %p)", v2.data,
+		     v1.data);
 	two[0] = two[1] = r;
 	rc = kray_get(k, two, 2, 30000, both);
 	cr_assert_eq(rc, 0, "get [r, r]: %d %s", rc, kray_errmsg(k));
@@ -731,9 +731,9 @@ static int fake_krayd(int lfd, const enum fake_mode *modes, int nmodes)
 			if (!body || harness_read_full(c, body, h.len) != (ssize_t)h.len)
 				return 12;
 			if (h.type == KRAY_MSG_HELLO) {
-				struct kray_msg_hello_ok ok = { .node = 0x600d, .client = 7,
-								.job = 7,
-								.inline_max = INLINE };
+				struct kray_msg_hello_ok ok = {
+					.node = 0x600d, .client = 7, .job = 7, .inline_max = INLINE
+				};
 				struct kbuf b = { 0 };
 
 				off = wire_begin(&b, KRAY_MSG_HELLO_OK, h.req);
@@ -812,8 +812,7 @@ Test(objects, reader_checks_seals, .timeout = 60)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(lfd, 0, "socket: %s", strerror(errno));
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s",
-		     strerror(errno));
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s", strerror(errno));
 	cr_assert_eq(listen(lfd, 4), 0, "listen: %s", strerror(errno));
 	fflush(NULL);
 	pid = fork();
@@ -847,8 +846,8 @@ Test(objects, reader_checks_seals, .timeout = 60)
 				  kray_errmsg(k));
 		}
 		kray_value_clear(&v);
-		cr_assert_eq(count_fds(), fds1, "%s: %d descriptors open, %d before",
-			     cases[i].what, count_fds(), fds1);
+		cr_assert_eq(count_fds(), fds1, "%s: %d descriptors open, %d before", cases[i].what,
+			     count_fds(), fds1);
 	}
 
 	/* An FD value without its descriptor breaks the stream: an error, not a crash. */
@@ -954,8 +953,8 @@ Test(objects, usage_returns_to_zero, .timeout = 90)
 					  "%s: outer: type %d nrefs %zu", what, vals[i].type,
 					  vals[i].nrefs);
 			else
-				expect_pattern_sampled(&vals[i], lens[i], seeds[i],
-						       (uint64_t)round, what);
+				expect_pattern_sampled(&vals[i], lens[i], seeds[i], (uint64_t)round,
+						       what);
 		}
 		/* the borrowed refs of the outer object are this process's to release */
 		kray_release(k, vals[outer].refs, vals[outer].nrefs);
@@ -976,8 +975,7 @@ Test(objects, usage_returns_to_zero, .timeout = 90)
 		}
 	}
 	st = harness_status(k);
-	cr_assert(st.objects_pinned >= 1, "the carried view is not pinned: " ST_FMT,
-		  ST_ARGS(st));
+	cr_assert(st.objects_pinned >= 1, "the carried view is not pinned: " ST_FMT, ST_ARGS(st));
 	kray_value_clear(&carried);
 	expect_all_freed(k, "after 30 rounds of puts, creates, tasks and nested refs");
 	st = harness_status(k);
@@ -1009,8 +1007,7 @@ Test(objects, nested_refs, .timeout = 60)
 	cr_assert_eq(rc, 0, "kray_put_refs: %d %s", rc, kray_errmsg(k));
 	kray_release(k, inner, 2);
 	st = harness_status(k);
-	cr_assert_eq(st.objects, 3, "the inner objects did not stay alive: " ST_FMT,
-		     ST_ARGS(st));
+	cr_assert_eq(st.objects, 3, "the inner objects did not stay alive: " ST_FMT, ST_ARGS(st));
 	cr_assert_eq(st.store_bytes, 4 * MiB, "store_bytes %llu",
 		     (unsigned long long)st.store_bytes);
 
@@ -1126,8 +1123,8 @@ Test(objects, spill_many_times_the_store, .timeout = 120)
 {
 	enum { N = 100, LEN = 8 << 20, GETS = 1000 };
 	char dir[128], spill[160];
-	const char *flags[] = { "--store-size", "64M", "--pool-size", "0", "--spill-dir", spill,
-				NULL };
+	const char *flags[] = { "--store-size", "64M", "--pool-size", "0",
+				"--spill-dir",	spill, NULL };
 	struct harness h;
 	struct kray_stats st;
 	kray_ref *refs = calloc(N, sizeof(*refs));
@@ -1262,8 +1259,7 @@ Test(objects, store_full_of_views, .timeout = 60)
 	cr_assert_eq(st.objects_pinned, 0, "objects_pinned %llu after every view was cleared",
 		     (unsigned long long)st.objects_pinned);
 	rc = create_pattern(k, LEN, 400, &refs[N + 1]);
-	cr_assert_eq(rc, 0, "kray_create once the views were cleared: %d %s", rc,
-		     kray_errmsg(k));
+	cr_assert_eq(rc, 0, "kray_create once the views were cleared: %d %s", rc, kray_errmsg(k));
 	in = KRAY_V_BYTES(buf, LEN);
 	rc = kray_put(k, &in, &c);
 	cr_assert_eq(rc, 0, "kray_put once the views were cleared: %d %s", rc, kray_errmsg(k));
@@ -1372,8 +1368,8 @@ Test(objects, killed_driver_leaves_nothing, .timeout = 60)
 		  "the doomed driver holds less than it should: " ST_FMT, ST_ARGS(st));
 	cr_assert_eq(write(go[1], "g", 1), 1, "write");
 	cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
-	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-		  "the doomed driver: %s", status_str(status));
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the doomed driver: %s",
+		  status_str(status));
 	close(ready[0]);
 	close(go[1]);
 
@@ -1523,8 +1519,8 @@ Test(objects, create_small_sizes, .timeout = 60)
 		v = get_ok(k, r, what);
 		expect_pattern(&v, lens[i], 50 + i, what);
 		st = harness_status(k);
-		cr_assert_eq(st.store_bytes, lens[i] > INLINE ? lens[i] : 0,
-			     "%s: store_bytes %llu", what, (unsigned long long)st.store_bytes);
+		cr_assert_eq(st.store_bytes, lens[i] > INLINE ? lens[i] : 0, "%s: store_bytes %llu",
+			     what, (unsigned long long)st.store_bytes);
 		kray_value_clear(&v);
 		kray_release(k, &r, 1);
 	}
@@ -1544,8 +1540,8 @@ Test(objects, spill_disk_full, .timeout = 60)
 {
 	enum { LEN = 4 << 20, MAX = 12 };
 	char dir[128], disk[160], spill[200];
-	const char *flags[] = { "--store-size", "16M", "--pool-size", "0", "--spill-dir", spill,
-				NULL };
+	const char *flags[] = { "--store-size", "16M", "--pool-size", "0",
+				"--spill-dir",	spill, NULL };
 	struct harness h;
 	struct kray_stats st;
 	kray_ref refs[MAX];
@@ -1665,8 +1661,7 @@ Test(objects, wait_semantics, .timeout = 60)
 
 	/* n = 0 and num_ready = 0 answer at once */
 	rc = kray_wait(k, NULL, 0, 0, -1, NULL, &nready);
-	cr_assert(rc == 0 && nready == 0, "kray_wait of nothing: rc %d num_ready %zu", rc,
-		  nready);
+	cr_assert(rc == 0 && nready == 0, "kray_wait of nothing: rc %d num_ready %zu", rc, nready);
 	slow = harness_call1(k, "sleep_ms", &ms, 1);
 	refs[0] = slow;
 	refs[1] = done;
@@ -1723,8 +1718,7 @@ Test(objects, wait_semantics, .timeout = 60)
 	refs[0] = big;
 	refs[1] = c;
 	rc = kray_wait(k, refs, 2, 2, 10000, ready, &nready);
-	cr_assert(rc == 0 && nready == 2, "wait on large objects: rc %d num_ready %zu", rc,
-		  nready);
+	cr_assert(rc == 0 && nready == 2, "wait on large objects: rc %d num_ready %zu", rc, nready);
 	st = harness_status(k);
 	cr_assert_eq(st.objects_pinned, 0, "kray_wait pinned %llu objects",
 		     (unsigned long long)st.objects_pinned);

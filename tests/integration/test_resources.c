@@ -256,8 +256,8 @@ Test(resources, more_cpus_than_the_node_fails, .timeout = 60)
 
 	cr_assert(rc == -EREMOTEIO && v.type == KRAY_ERROR && v.err == KRAY_ERR_BAD_ARGS,
 		  "CPU:2.5 on 2 CPUs: rc %d type %d err %d", rc, v.type, v.err);
-	cr_assert(strstr((const char *)v.data, "needs 2.5 CPUs and this node has 2"),
-		  "message: %s", (const char *)v.data);
+	cr_assert(strstr((const char *)v.data, "needs 2.5 CPUs and this node has 2"), "message: %s",
+		  (const char *)v.data);
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
 	r = call_res(k, "square", &three, 1, "gpu:1", 0);

@@ -68,9 +68,9 @@ Test(returns, task_and_client_ids)
 	cr_assert_eq(harness_get1(k, r, 30000, &v), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(v.len, sizeof(got));
 	memcpy(&got, v.data, sizeof(got));
-	cr_assert(got.node == r.node && got.owner == r.owner && got.seq == r.seq &&
-		  got.index == 0, "task id %u.%u.%u.%u for ref %u.%u.%u.%u", got.node, got.owner,
-		  got.seq, got.index, r.node, r.owner, r.seq, r.index);
+	cr_assert(got.node == r.node && got.owner == r.owner && got.seq == r.seq && got.index == 0,
+		  "task id %u.%u.%u.%u for ref %u.%u.%u.%u", got.node, got.owner, got.seq,
+		  got.index, r.node, r.owner, r.seq, r.index);
 	kray_value_clear(&v);
 	kray_ids(k, &ids);
 	cr_assert_eq(ids.node, r.node);

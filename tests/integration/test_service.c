@@ -130,7 +130,8 @@ Test(service, sd_notify_ready_and_stopping, .timeout = 30)
 
 static int free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
 
@@ -143,7 +144,8 @@ static int free_port(void)
 
 static size_t scrape(int port, char *buf, size_t size)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	const char req[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
 	size_t got = 0;
@@ -376,8 +378,7 @@ Test(service, status_says_why_an_actor_waits, .timeout = 60)
 	small.num_cpus = 1;
 	small.name = "waiter";
 	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &big, &a), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &small, &b), 0, "%s",
-		     kray_errmsg(k));
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &small, &b), 0, "%s", kray_errmsg(k));
 	/* Once the first is up, the second still waits for its slot. */
 	struct kray_stats st;
 

@@ -91,9 +91,9 @@ enum op {
 };
 
 static const char *const op_names[NOPS] = {
-	"tasks",     "nested",	   "ref_args",	     "put_get",	    "create",
-	"task_bytes", "check_held", "nested_refs",   "actor",	    "actor_lookup",
-	"detached",  "worker_death", "timeout",	     "worker_api",
+	"tasks",      "nested",	      "ref_args",    "put_get",	   "create",
+	"task_bytes", "check_held",   "nested_refs", "actor",	   "actor_lookup",
+	"detached",   "worker_death", "timeout",     "worker_api",
 };
 
 /* In a MAP_SHARED mapping made before the drivers are forked; updated atomically. */
@@ -170,8 +170,8 @@ static bool chance(struct driver *d, int percent)
 }
 
 /* Records the failure (the first one is kept for the test's message) and exits. */
-static void __attribute__((noreturn, format(printf, 2, 3))) dfail(struct driver *d,
-								  const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 2, 3)))
+dfail(struct driver *d, const char *fmt, ...)
 {
 	char msg[768];
 	va_list ap;
@@ -281,8 +281,7 @@ static kray_ref call(struct driver *d, const char *fn, const kray_value *args, s
 	return r;
 }
 
-static kray_ref acall(struct driver *d, kray_ref a, const char *m, const kray_value *args,
-		      size_t n)
+static kray_ref acall(struct driver *d, kray_ref a, const char *m, const kray_value *args, size_t n)
 {
 	kray_ref r;
 
@@ -292,8 +291,8 @@ static kray_ref acall(struct driver *d, kray_ref a, const char *m, const kray_va
 
 /* Checks that v is the BYTES value pattern(size, seed); a large value that could not be
  * restored because the store is full of pinned objects is allowed (returns false). */
-static bool check_bytes(struct driver *d, int rc, const kray_value *v, size_t size,
-			uint64_t seed, const char *what)
+static bool check_bytes(struct driver *d, int rc, const kray_value *v, size_t size, uint64_t seed,
+			const char *what)
 {
 	int64_t bad;
 
@@ -426,8 +425,9 @@ static void op_ref_args(struct driver *d)
 			pattern_fill(d->buf, 0, h->size, h->seed);
 			if (rc || v.type != KRAY_INT64 ||
 			    (uint64_t)v.i != checksum64(d->buf, h->size))
-				dfail(d, "inspect_bytes of a held %zu-byte object: rc %d type %d "
-					 "(%s)",
+				dfail(d,
+				      "inspect_bytes of a held %zu-byte object: rc %d type %d "
+				      "(%s)",
 				      h->size, rc, v.type, why(&v));
 		}
 		kray_value_clear(&v);
@@ -437,8 +437,7 @@ static void op_ref_args(struct driver *d)
 }
 
 /* What to do with a value just checked: keep its ref, keep its view, or drop both. */
-static void after_check(struct driver *d, kray_ref r, kray_value *v, size_t size,
-			uint64_t seed)
+static void after_check(struct driver *d, kray_ref r, kray_value *v, size_t size, uint64_t seed)
 {
 	if (chance(d, 30))
 		keep(d, (struct held){ .ref = r, .bytes = true, .size = size, .seed = seed });
@@ -493,8 +492,7 @@ static void op_create(struct driver *d)
 	must(d, kray_seal(d->k, &r), "kray_seal");
 	rc = kray_get(d->k, &r, 1, GET_MS, &got);
 	if (rc && rc != -EREMOTEIO)
-		dfail(d, "get of a %zu-byte created object: %d (%s)", size, rc,
-		      kray_errmsg(d->k));
+		dfail(d, "get of a %zu-byte created object: %d (%s)", size, rc, kray_errmsg(d->k));
 	if (!check_bytes(d, rc, &got, size, seed, "create then get")) {
 		kray_value_clear(&got);
 		kray_release(d->k, &r, 1);
@@ -732,8 +730,7 @@ static void op_actor_lookup(struct driver *d)
 	rc = get1(d, r, &v, "read of another driver's actor");
 	if (!(rc == 0 && v.type == KRAY_INT64) &&
 	    !(rc == -EREMOTEIO && v.err == KRAY_ERR_ACTOR_DIED))
-		dfail(d, "read of %s: rc %d type %d err %d (%s)", name, rc, v.type, v.err,
-		      why(&v));
+		dfail(d, "read of %s: rc %d type %d err %d (%s)", name, rc, v.type, v.err, why(&v));
 	kray_value_clear(&v);
 	kray_release(d->k, &r, 1);
 	kray_release(d->k, &f, 1);
@@ -823,10 +820,10 @@ static void (*const ops[NOPS])(struct driver *) = {
 
 /* Relative weights: the cheap operations most often. */
 static const int weights[NOPS] = {
-	[OP_TASKS] = 14,      [OP_NESTED] = 5,	  [OP_REF_ARGS] = 8,	[OP_PUT_GET] = 14,
-	[OP_CREATE] = 8,      [OP_TASK_BYTES] = 8, [OP_CHECK_HELD] = 8, [OP_NESTED_REFS] = 5,
-	[OP_ACTOR] = 10,      [OP_ACTOR_LOOKUP] = 4, [OP_DETACHED] = 1, [OP_WORKER_DEATH] = 3,
-	[OP_TIMEOUT] = 2,     [OP_WORKER_API] = 3,
+	[OP_TASKS] = 14,  [OP_NESTED] = 5,	 [OP_REF_ARGS] = 8,   [OP_PUT_GET] = 14,
+	[OP_CREATE] = 8,  [OP_TASK_BYTES] = 8,	 [OP_CHECK_HELD] = 8, [OP_NESTED_REFS] = 5,
+	[OP_ACTOR] = 10,  [OP_ACTOR_LOOKUP] = 4, [OP_DETACHED] = 1,   [OP_WORKER_DEATH] = 3,
+	[OP_TIMEOUT] = 2, [OP_WORKER_API] = 3,
 };
 
 static enum op pick(struct driver *d)
@@ -876,13 +873,14 @@ static void __attribute__((noreturn)) abrupt(struct driver *d, enum ending how)
 	_exit(77);
 }
 
-static void __attribute__((noreturn)) driver_main(const char *sock, const char *tmpdir,
-						  int slot, int serial, uint64_t seed,
-						  int64_t deadline, bool warmup)
+static void __attribute__((noreturn))
+driver_main(const char *sock, const char *tmpdir, int slot, int serial, uint64_t seed,
+	    int64_t deadline, bool warmup)
 {
 	struct kray_config cfg = { .address = sock, .code_path = getenv("KRAY_TEST_CODE_PATH") };
-	struct driver d = { .slot = slot, .serial = serial, .seed = seed, .rng = seed | 1,
-			    .tmpdir = tmpdir };
+	struct driver d = {
+		.slot = slot, .serial = serial, .seed = seed, .rng = seed | 1, .tmpdir = tmpdir
+	};
 	int64_t end = harness_now_ms() + 2000 + (int64_t)(seed % 6000);
 	enum ending how = END_CLEAN;
 	int rc;
@@ -1123,8 +1121,8 @@ static bool reap(struct slot *s)
 	return true;
 }
 
-static void spawn(struct slot *s, int slot, int serial, const struct harness *h,
-		  const char *tmpdir, int64_t deadline, bool warmup)
+static void spawn(struct slot *s, int slot, int serial, const struct harness *h, const char *tmpdir,
+		  int64_t deadline, bool warmup)
 {
 	uint64_t seed = ((uint64_t)getpid() << 32) ^ ((uint64_t)serial * 0x9e3779b97f4a7c15ull) ^
 			(uint64_t)harness_now_ms();
@@ -1143,8 +1141,8 @@ static void spawn(struct slot *s, int slot, int serial, const struct harness *h,
  * then waits for the last ones: a driver still running 45 s after the deadline is hung
  * (its gets time out after 30 s) and is killed, which fails the test.
  */
-static void run_drivers(struct harness *h, const char *tmpdir, int64_t deadline,
-			bool warmup, int *serial)
+static void run_drivers(struct harness *h, const char *tmpdir, int64_t deadline, bool warmup,
+			int *serial)
 {
 	struct slot slots[DRIVERS] = { 0 };
 	int64_t hard = deadline + 45000;
@@ -1243,8 +1241,7 @@ Test(soak, mixed_load)
 		(unsigned long long)end.st.objects, (unsigned long long)end.st.store_bytes,
 		(unsigned long long)end.st.objects_pinned,
 		(unsigned long long)end.st.objects_spilled, end.spill_files,
-		(unsigned long long)end.st.actors_alive,
-		(unsigned long long)end.st.tasks_finished,
+		(unsigned long long)end.st.actors_alive, (unsigned long long)end.st.tasks_finished,
 		(unsigned long long)end.st.workers_started, (unsigned long long)end.st.workers_died,
 		(unsigned long long)(end.st.spilled_total >> 20),
 		(unsigned long long)(end.st.restored_total >> 20));
@@ -1269,8 +1266,8 @@ Test(soak, mixed_load)
 	cr_assert_eq(end.st.actors_pending, 0, "actors_pending %llu",
 		     (unsigned long long)end.st.actors_pending);
 	cr_assert_leq(end.workers, NUM_CPUS,
-		      "%d worker processes left, more than the prestarted pool of %d",
-		      end.workers, NUM_CPUS);
+		      "%d worker processes left, more than the prestarted pool of %d", end.workers,
+		      NUM_CPUS);
 	/* One socket per worker, two with the BPF fast path (krayd keeps its end of the
 	 * worker's fast connection, docs/fastpath.md): a slow (sanitized) pool may still have
 	 * been connecting when the baseline was taken, so count workers that joined since. */
@@ -1306,8 +1303,12 @@ Test(soak, mixed_load)
 	rc = harness_stop_krayd(&h);
 	cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0,
 		  "krayd did not exit cleanly at SIGTERM: %s %d",
-		  rc == -1 ? "status" : WIFSIGNALED(rc) ? "signal" : "exit code",
-		  rc == -1 ? -1 : WIFSIGNALED(rc) ? WTERMSIG(rc) : WEXITSTATUS(rc));
+		  rc == -1	  ? "status" :
+		  WIFSIGNALED(rc) ? "signal" :
+				    "exit code",
+		  rc == -1	  ? -1 :
+		  WIFSIGNALED(rc) ? WTERMSIG(rc) :
+				    WEXITSTATUS(rc));
 	munmap(sh, sizeof(*sh));
 }
 
@@ -1343,8 +1344,9 @@ Test(soak, container_argument, .timeout = 60)
 	kray_value arg = KRAY_V_REF(c);
 	t = harness_call1(k, "identity", &arg, 1);
 	rc = harness_get1(k, t, 10000, &v);
-	cr_assert_neq(rc, -ETIMEDOUT, "a task whose argument contains refs did not finish in "
-				      "10 s");
+	cr_assert_neq(rc, -ETIMEDOUT,
+		      "a task whose argument contains refs did not finish in "
+		      "10 s");
 	cr_assert_eq(rc, 0, "identity(container): %d %s", rc, kray_errmsg(k));
 	cr_assert(v.type == KRAY_INT64 && v.i == 6, "identity(container): type %d %lld", v.type,
 		  (long long)v.i);
@@ -1386,8 +1388,9 @@ Test(soak, kill_frees_name_at_once, .timeout = 60)
 		kray_release(k, &r, 1);
 		cr_assert_eq(kray_kill(k, a, 1), 0, "kray_kill: %s", kray_errmsg(k));
 		rc = kray_get_actor(k, "killed", NULL, &f);
-		cr_assert_eq(rc, -ENOENT, "round %d: kray_get_actor right after kray_kill: %d, "
-					  "want -ENOENT",
+		cr_assert_eq(rc, -ENOENT,
+			     "round %d: kray_get_actor right after kray_kill: %d, "
+			     "want -ENOENT",
 			     i, rc);
 		kray_release(k, &a, 1);
 	}

@@ -120,13 +120,11 @@ Test(tasks, get_twice, .timeout = 60)
 
 	rc = harness_get1(k, r, 30000, &v[0]);
 	cr_assert_eq(rc, 0, "first get: %d %s", rc, kray_errmsg(k));
-	cr_assert(v[0].type == KRAY_INT64 && v[0].i == 144, "first get: %lld",
-		  (long long)v[0].i);
+	cr_assert(v[0].type == KRAY_INT64 && v[0].i == 144, "first get: %lld", (long long)v[0].i);
 	kray_value_clear(&v[0]);
 	rc = harness_get1(k, r, 30000, &v[0]);
 	cr_assert_eq(rc, 0, "second get: %d %s", rc, kray_errmsg(k));
-	cr_assert(v[0].type == KRAY_INT64 && v[0].i == 144, "second get: %lld",
-		  (long long)v[0].i);
+	cr_assert(v[0].type == KRAY_INT64 && v[0].i == 144, "second get: %lld", (long long)v[0].i);
 	kray_value_clear(&v[0]);
 	rc = kray_get(k, two, 2, 30000, v);
 	cr_assert_eq(rc, 0, "get [r, r]: %d %s", rc, kray_errmsg(k));
@@ -170,8 +168,7 @@ Test(tasks, ten_thousand_tasks, .timeout = 60)
 		      (unsigned long long)st.tasks_submitted);
 	cr_assert_geq(st.tasks_finished, N, "tasks_finished %llu",
 		      (unsigned long long)st.tasks_finished);
-	cr_assert_geq(st.objects, N, "objects %llu before release",
-		      (unsigned long long)st.objects);
+	cr_assert_geq(st.objects, N, "objects %llu before release", (unsigned long long)st.objects);
 
 	rc = kray_release(k, refs, N);
 	cr_assert_eq(rc, 0, "kray_release: %d %s", rc, kray_errmsg(k));
@@ -465,8 +462,7 @@ Test(tasks, task_error_propagates, .timeout = 60)
 	cr_assert_eq(rc, -EREMOTEIO, "get [ok, failed]: rc %d", rc);
 	cr_assert(vals[0].type == KRAY_INT64 && vals[0].i == 16,
 		  "get [ok, failed]: the good value is type %d", vals[0].type);
-	cr_assert_eq(vals[1].type, KRAY_ERROR, "get [ok, failed]: second type %d",
-		     vals[1].type);
+	cr_assert_eq(vals[1].type, KRAY_ERROR, "get [ok, failed]: second type %d", vals[1].type);
 	cr_assert(strstr(kray_errmsg(k), "boom"), "kray_errmsg \"%s\" lacks the first error",
 		  kray_errmsg(k));
 	kray_value_clear(&vals[0]);
@@ -477,8 +473,7 @@ Test(tasks, task_error_propagates, .timeout = 60)
 	harness_expect_error(k, "square", &wrong, 1, NULL, KRAY_ERR_TASK, "int64", NULL);
 
 	st = harness_status(k);
-	cr_assert_geq(st.tasks_failed, 2, "tasks_failed %llu",
-		      (unsigned long long)st.tasks_failed);
+	cr_assert_geq(st.tasks_failed, 2, "tasks_failed %llu", (unsigned long long)st.tasks_failed);
 	kray_release(k, two, 2);
 	kray_release(k, &rd, 1);
 
@@ -492,8 +487,8 @@ Test(tasks, unknown_function, .timeout = 60)
 {
 	kray *k = harness_embedded(2);
 
-	harness_expect_error(k, "no_such_function_xyz", NULL, 0, NULL,
-			     KRAY_ERR_UNKNOWN_FUNCTION, "no_such_function_xyz", NULL);
+	harness_expect_error(k, "no_such_function_xyz", NULL, 0, NULL, KRAY_ERR_UNKNOWN_FUNCTION,
+			     "no_such_function_xyz", NULL);
 	harness_shutdown(k);
 }
 
@@ -508,8 +503,7 @@ Test(tasks, labelled_names, .timeout = 60)
 	harness_expect_error(k, "no_such_fn:label", &a, 1, NULL, KRAY_ERR_UNKNOWN_FUNCTION,
 			     "no_such_fn:label", NULL);
 	/* The symbol is what comes before the first colon, not a prefix of the name. */
-	harness_expect_error(k, "squ:are", &a, 1, NULL, KRAY_ERR_UNKNOWN_FUNCTION, "squ:are",
-			     NULL);
+	harness_expect_error(k, "squ:are", &a, 1, NULL, KRAY_ERR_UNKNOWN_FUNCTION, "squ:are", NULL);
 	harness_shutdown(k);
 }
 
@@ -545,8 +539,7 @@ Test(tasks, worker_death_is_retried, .timeout = 60)
 	st = harness_status(k);
 	cr_assert_geq(st.tasks_retried, 1, "tasks_retried %llu",
 		      (unsigned long long)st.tasks_retried);
-	cr_assert_geq(st.workers_died, 1, "workers_died %llu",
-		      (unsigned long long)st.workers_died);
+	cr_assert_geq(st.workers_died, 1, "workers_died %llu", (unsigned long long)st.workers_died);
 	harness_shutdown(k);
 }
 
@@ -609,8 +602,7 @@ Test(tasks, get_timeout, .timeout = 60)
 	dt = harness_now_ms() - t1;
 	cr_assert_eq(rc, -ETIMEDOUT, "get with 100 ms timeout: rc %d (%s)", rc, kray_errmsg(k));
 	cr_assert_lt(dt, 1500, "get with 100 ms timeout took %lld ms", (long long)dt);
-	cr_assert_geq(dt, 50, "get with 100 ms timeout returned after only %lld ms",
-		      (long long)dt);
+	cr_assert_geq(dt, 50, "get with 100 ms timeout returned after only %lld ms", (long long)dt);
 	cr_assert(v.type == KRAY_F64 && v.f == 123.0, "a timed-out get wrote its values");
 
 	rc = harness_get1(k, r, 0, &v);
@@ -618,8 +610,7 @@ Test(tasks, get_timeout, .timeout = 60)
 
 	rc = harness_get1(k, r, -1, &v);
 	cr_assert_eq(rc, 0, "get without timeout: %d %s", rc, kray_errmsg(k));
-	cr_assert(v.type == KRAY_INT64 && v.i == 2000, "sleep_ms returned %lld",
-		  (long long)v.i);
+	cr_assert(v.type == KRAY_INT64 && v.i == 2000, "sleep_ms returned %lld", (long long)v.i);
 	kray_value_clear(&v);
 	dt = harness_now_ms() - t0;
 	cr_assert_geq(dt, 1900, "sleep_ms(2000) finished after %lld ms", (long long)dt);
@@ -704,8 +695,7 @@ Test(tasks, released_ref_argument, .timeout = 60)
 	r = harness_call1(k, "square", &a, 1);
 	rc = harness_get1(k, r, 10000, &v);
 	cr_assert_neq(rc, -ETIMEDOUT, "a task on a released object hangs instead of failing");
-	cr_assert_eq(rc, -EREMOTEIO, "task on a released object: rc %d (%s)", rc,
-		     kray_errmsg(k));
+	cr_assert_eq(rc, -EREMOTEIO, "task on a released object: rc %d (%s)", rc, kray_errmsg(k));
 	cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
 	cr_assert_eq(v.err, KRAY_ERR_OBJECT_LOST, "error kind %s: %s", harness_errkind(v.err),
 		     (const char *)v.data);
@@ -818,8 +808,7 @@ Test(tasks, init_failure, .timeout = 30)
 static int driver_child(const char *sock, int id)
 {
 	enum { N = 500 };
-	struct kray_config cfg = { .address = sock,
-				   .code_path = getenv("KRAY_TEST_CODE_PATH") };
+	struct kray_config cfg = { .address = sock, .code_path = getenv("KRAY_TEST_CODE_PATH") };
 	kray_ref refs[N];
 	kray_value vals[N];
 	kray *k;
@@ -903,9 +892,8 @@ Test(tasks, eight_drivers, .timeout = 60)
 	}
 	cr_assert_eq(left, 0, "%d of %d drivers did not finish in 50 s", left, DRIVERS);
 	for (int i = 0; i < DRIVERS; i++)
-		cr_assert(WIFEXITED(status[i]) && WEXITSTATUS(status[i]) == 0,
-			  "driver %d: %s %d", i + 1,
-			  WIFEXITED(status[i]) ? "exit code" : "killed by signal",
+		cr_assert(WIFEXITED(status[i]) && WEXITSTATUS(status[i]) == 0, "driver %d: %s %d",
+			  i + 1, WIFEXITED(status[i]) ? "exit code" : "killed by signal",
 			  WIFEXITED(status[i]) ? WEXITSTATUS(status[i]) : WTERMSIG(status[i]));
 
 	k = harness_connect(h.sock);
@@ -923,8 +911,9 @@ Test(tasks, eight_drivers, .timeout = 60)
 
 static struct kray_frame_hdr hdr(uint16_t type, uint32_t len)
 {
-	return (struct kray_frame_hdr){ .magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION,
-					.type = type, .len = len };
+	return (struct kray_frame_hdr){
+		.magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION, .type = type, .len = len
+	};
 }
 
 Test(tasks, garbage_clients, .timeout = 60)
@@ -1136,8 +1125,7 @@ Test(tasks, shutdown_releases_refs, .timeout = 60)
 		kray_value_clear(&v);
 	}
 	st = harness_status(a);
-	cr_assert_geq(st.objects, 10, "objects %llu, want >= 10",
-		      (unsigned long long)st.objects);
+	cr_assert_geq(st.objects, 10, "objects %llu, want >= 10", (unsigned long long)st.objects);
 	harness_shutdown(a);
 
 	b = harness_connect(h.sock);
@@ -1268,8 +1256,9 @@ Test(tasks, address_from_environment, .timeout = 60)
 
 	k2 = harness_connect(h.sock);
 	st = harness_status(k2);
-	cr_assert_geq(st.tasks_finished, 7, "the tasks did not run on the KRAY_ADDRESS krayd "
-					    "(tasks_finished %llu)",
+	cr_assert_geq(st.tasks_finished, 7,
+		      "the tasks did not run on the KRAY_ADDRESS krayd "
+		      "(tasks_finished %llu)",
 		      (unsigned long long)st.tasks_finished);
 	kray_shutdown(k);
 	harness_shutdown(k2);
@@ -1371,8 +1360,11 @@ static void fz_frame(struct kbuf *b, const struct kray_msg_hello_ok *ok, uint32_
 	switch (fz_rand() % 5) {
 	case 0: { /* square(x) or add(x, REF earlier) */
 		int add = fz_rand() & 1;
-		struct kray_msg_submit m = { .seq = seq, .job = ok->job, .num_returns = 1,
-					     .nargs = (uint16_t)(add ? 2 : 1), .max_retries = 0,
+		struct kray_msg_submit m = { .seq = seq,
+					     .job = ok->job,
+					     .num_returns = 1,
+					     .nargs = (uint16_t)(add ? 2 : 1),
+					     .max_retries = 0,
 					     .name_len = (uint8_t)(add ? 3 : 6) };
 		struct kray_oid dep = { ok->node, ok->client, seq > 1 ? seq - 1 : 1, 0 };
 
@@ -1474,7 +1466,8 @@ Test(tasks, protocol_fuzz, .timeout = 60)
 				break;
 			case 1: /* a hostile 32-bit field anywhere in the body */
 				if (flen >= sizeof(struct kray_frame_hdr) + 4) {
-					static const uint32_t vals[] = { 0, 1, 0xffff, 0x10001,
+					static const uint32_t vals[] = { 0,	     1,
+									 0xffff,     0x10001,
 									 0x7fffffff, 0xffffffffu };
 					size_t at = sizeof(struct kray_frame_hdr) +
 						    (fz_rand() % ((flen - 24) / 4)) * 4;
@@ -1553,8 +1546,12 @@ Test(tasks, self_dependent_task_dropped, .timeout = 60)
 	fd = harness_raw_connect(h.sock, 5);
 	harness_raw_hello(fd, &ok);
 
-	struct kray_msg_submit sm = { .seq = 1, .job = ok.job, .num_returns = 1, .nargs = 2,
-				      .max_retries = 0, .name_len = 3 };
+	struct kray_msg_submit sm = { .seq = 1,
+				      .job = ok.job,
+				      .num_returns = 1,
+				      .nargs = 2,
+				      .max_retries = 0,
+				      .name_len = 3 };
 	struct kray_oid self = { ok.node, ok.client, 1, 0 };
 	size_t off = wire_begin(&b, KRAY_MSG_SUBMIT, 0);
 	kbuf_put(&b, &sm, sizeof(sm));
@@ -1606,8 +1603,8 @@ Test(tasks, wait_for_some, .timeout = 60)
 	dt = harness_now_ms() - t0;
 	cr_assert_eq(rc, 0, "kray_wait(2 of 3): %d %s", rc, kray_errmsg(k));
 	cr_assert_eq(nready, 2, "num_ready %zu, want 2", nready);
-	cr_assert(ready[0] == 1 && ready[1] == 0 && ready[2] == 1, "ready = [%u %u %u]",
-		  ready[0], ready[1], ready[2]);
+	cr_assert(ready[0] == 1 && ready[1] == 0 && ready[2] == 1, "ready = [%u %u %u]", ready[0],
+		  ready[1], ready[2]);
 	cr_assert_lt(dt, 2500, "waiting for the 2 quick ones took %lld ms", (long long)dt);
 
 	/* all 3 with a short timeout: returns 0 with what is ready */

@@ -102,9 +102,8 @@ static void check_value(const kray_value *v, size_t len, uint64_t seed, const ch
 
 static void round_trips(bool thp)
 {
-	static const size_t sizes[] = { 1,	     64 * KiB - 1, 64 * KiB,  64 * KiB + 1,
-					2 * MiB - 1, 2 * MiB,	   2 * MiB + 1, 100 * MiB,
-					1024 * MiB };
+	static const size_t sizes[] = { 1,	 64 * KiB - 1, 64 * KiB,  64 * KiB + 1, 2 * MiB - 1,
+					2 * MiB, 2 * MiB + 1,  100 * MiB, 1024 * MiB };
 	struct harness h;
 	kray *k = start(&h, thp);
 	char what[96];

@@ -36,12 +36,12 @@
 
 static int fails;
 
-#define CHECK(c)                                                                           \
-	do {                                                                               \
-		if (!(c)) {                                                                \
+#define CHECK(c)                                                                                  \
+	do {                                                                                      \
+		if (!(c)) {                                                                       \
 			printf("KRAY-DRIVER FAIL line %d: %s (errno %d)\n", __LINE__, #c, errno); \
-			fails++;                                                           \
-		}                                                                          \
+			fails++;                                                                  \
+		}                                                                                 \
 	} while (0)
 
 static int table_objects(void)

@@ -52,19 +52,19 @@ static void failf(int line, const char *fmt, ...)
 	cur_failed = 1;
 }
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c))                                                                 \
-			failf(__LINE__, "%s (errno %d %s)", #c, errno, strerror(errno));  \
+#define CHECK(c)                                                                         \
+	do {                                                                             \
+		if (!(c))                                                                \
+			failf(__LINE__, "%s (errno %d %s)", #c, errno, strerror(errno)); \
 	} while (0)
 /* An ioctl that must fail with errno e. */
-#define FAILS(e, call)                                                                    \
-	do {                                                                              \
-		errno = 0;                                                                \
-		long r_ = (call);                                                         \
-		if (r_ != -1 || errno != (e))                                             \
-			failf(__LINE__, "%s: got %ld errno %d (%s), wanted errno %d (%s)",  \
-			      #call, r_, errno, strerror(errno), (e), strerror(e));       \
+#define FAILS(e, call)                                                                            \
+	do {                                                                                      \
+		errno = 0;                                                                        \
+		long r_ = (call);                                                                 \
+		if (r_ != -1 || errno != (e))                                                     \
+			failf(__LINE__, "%s: got %ld errno %d (%s), wanted errno %d (%s)", #call, \
+			      r_, errno, strerror(errno), (e), strerror(e));                      \
 	} while (0)
 
 static void begin(const char *name)
@@ -122,15 +122,16 @@ static int make_memfd(size_t size, uint64_t seed, int seals)
 
 static int publish(int sess, struct kray_oid id, int fd, uint32_t scope, uint32_t scope_id)
 {
-	struct kray_kmod_publish a = { .size = sizeof(a), .oid = id, .fd = fd, .scope = scope,
-				       .scope_id = scope_id };
+	struct kray_kmod_publish a = {
+		.size = sizeof(a), .oid = id, .fd = fd, .scope = scope, .scope_id = scope_id
+	};
 
 	return ioctl(sess, KRAY_IOC_PUBLISH, &a);
 }
 
 /* Publishes a fresh sealed object of size bytes (pattern seed) and closes the memfd. */
-static int publish_new(int sess, struct kray_oid id, size_t size, uint64_t seed,
-		       uint32_t scope, uint32_t scope_id)
+static int publish_new(int sess, struct kray_oid id, size_t size, uint64_t seed, uint32_t scope,
+		       uint32_t scope_id)
 {
 	int fd = make_memfd(size, seed, -1), r;
 
@@ -177,16 +178,21 @@ static int bytes_ok(int fd, size_t size, uint64_t seed)
 static long wait_ids(int sess, const struct kray_oid *ids, uint32_t n, uint32_t k,
 		     int64_t timeout_ms, uint8_t *ready)
 {
-	struct kray_kmod_wait a = { .size = sizeof(a), .n = n, .k = k, .timeout_ms = timeout_ms,
-				    .ids = (uintptr_t)ids, .ready = (uintptr_t)ready };
+	struct kray_kmod_wait a = { .size = sizeof(a),
+				    .n = n,
+				    .k = k,
+				    .timeout_ms = timeout_ms,
+				    .ids = (uintptr_t)ids,
+				    .ready = (uintptr_t)ready };
 
 	return ioctl(sess, KRAY_IOC_WAIT, &a);
 }
 
 static int list(int sess, uint32_t node, struct kray_kmod_entry *e, uint32_t max)
 {
-	struct kray_kmod_list a = { .size = sizeof(a), .node = node, .max = max,
-				    .entries = (uintptr_t)e };
+	struct kray_kmod_list a = {
+		.size = sizeof(a), .node = node, .max = max, .entries = (uintptr_t)e
+	};
 
 	return ioctl(sess, KRAY_IOC_LIST, &a) ? -1 : (int)a.ret_total;
 }
@@ -257,8 +263,9 @@ static void t_publish_get_map(void)
 {
 	const size_t size = 3 * 4096 + 123;
 	struct kray_kmod_version v;
-	struct kray_kmod_publish a = { .size = sizeof(a), .oid = oid(NODE, 1),
-				       .scope = KRAY_KMOD_SCOPE_UID, .scope_id = 0 };
+	struct kray_kmod_publish a = {
+		.size = sizeof(a), .oid = oid(NODE, 1), .scope = KRAY_KMOD_SCOPE_UID, .scope_id = 0
+	};
 	int fd = make_memfd(size, 11, -1), plain = dev_open(), got;
 	uint64_t got_size = 0;
 	void *p;
@@ -292,7 +299,8 @@ static void t_publish_get_map(void)
 
 static int withdraw_if_unused(int sess, struct kray_oid id)
 {
-	struct kray_kmod_withdraw a = { .size = sizeof(a), .flags = KRAY_KMOD_WITHDRAW_IF_UNUSED,
+	struct kray_kmod_withdraw a = { .size = sizeof(a),
+					.flags = KRAY_KMOD_WITHDRAW_IF_UNUSED,
 					.oid = id };
 
 	return ioctl(sess, KRAY_IOC_WITHDRAW, &a);
@@ -499,9 +507,9 @@ static void t_bad_args(void)
 	FAILS(ENOTTY, ioctl(dmn, _IOWR('T', 0x02, struct kray_kmod_publish), ids));
 
 	/* Every command: NULL, a low address, an unmapped page. */
-	unsigned long cmds[] = { KRAY_IOC_VERSION, KRAY_IOC_ATTACH,   KRAY_IOC_PUBLISH,
-				 KRAY_IOC_WITHDRAW, KRAY_IOC_GET,     KRAY_IOC_WAIT,
-				 KRAY_IOC_LIST,    KRAY_IOC_ADOPT,    KRAY_IOC_SESSION };
+	unsigned long cmds[] = { KRAY_IOC_VERSION,  KRAY_IOC_ATTACH, KRAY_IOC_PUBLISH,
+				 KRAY_IOC_WITHDRAW, KRAY_IOC_GET,    KRAY_IOC_WAIT,
+				 KRAY_IOC_LIST,	    KRAY_IOC_ADOPT,  KRAY_IOC_SESSION };
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		FAILS(EFAULT, ioctl(dmn, cmds[i], NULL));
 		FAILS(EFAULT, ioctl(dmn, cmds[i], bad));
@@ -526,8 +534,10 @@ static void t_bad_args(void)
 	}
 	{
 		int fd = make_memfd(100, 1, -1);
-		struct kray_kmod_publish a = { .size = sizeof(a) + 8, .oid = oid(NODE, 40),
-					       .fd = fd, .scope = KRAY_KMOD_SCOPE_UID };
+		struct kray_kmod_publish a = { .size = sizeof(a) + 8,
+					       .oid = oid(NODE, 40),
+					       .fd = fd,
+					       .scope = KRAY_KMOD_SCOPE_UID };
 
 		FAILS(EINVAL, ioctl(dmn, KRAY_IOC_PUBLISH, &a));
 		a.size = sizeof(a);
@@ -547,7 +557,8 @@ static void t_bad_args(void)
 		close(fd);
 	}
 	{
-		struct kray_kmod_withdraw a = { .size = sizeof(a), .flags = 2,
+		struct kray_kmod_withdraw a = { .size = sizeof(a),
+						.flags = 2,
 						.oid = oid(NODE, 1) };
 
 		FAILS(EINVAL, ioctl(dmn, KRAY_IOC_WITHDRAW, &a));
@@ -583,15 +594,20 @@ static void t_bad_args(void)
 		FAILS(EFAULT, wait_ids(dmn, ids, 2, 1, 0, NULL));
 		FAILS(EFAULT, wait_ids(dmn, ids, 2, 1, 0, unmapped));
 		/* ids run into an unmapped page */
-		FAILS(EFAULT, wait_ids(dmn, (struct kray_oid *)((char *)unmapped - 16), 2, 1, 0,
-				       ready));
-		struct kray_kmod_wait w = { .size = sizeof(w), .flags = 1, .n = 1, .k = 1,
-					    .ids = (uintptr_t)ids, .ready = (uintptr_t)ready };
+		FAILS(EFAULT,
+		      wait_ids(dmn, (struct kray_oid *)((char *)unmapped - 16), 2, 1, 0, ready));
+		struct kray_kmod_wait w = { .size = sizeof(w),
+					    .flags = 1,
+					    .n = 1,
+					    .k = 1,
+					    .ids = (uintptr_t)ids,
+					    .ready = (uintptr_t)ready };
 		FAILS(EINVAL, ioctl(dmn, KRAY_IOC_WAIT, &w));
 	}
 	{
 		struct kray_kmod_entry e[2];
-		struct kray_kmod_list a = { .size = sizeof(a), .max = KRAY_KMOD_LIST_MAX + 1,
+		struct kray_kmod_list a = { .size = sizeof(a),
+					    .max = KRAY_KMOD_LIST_MAX + 1,
 					    .entries = (uintptr_t)e };
 
 		FAILS(E2BIG, ioctl(dmn, KRAY_IOC_LIST, &a));
@@ -645,8 +661,10 @@ static void t_bad_args(void)
 		struct kray_kmod_adopt *ra = (void *)((char *)ro + 2048);
 		int fd = make_memfd(100, 1, -1);
 
-		*rp = (struct kray_kmod_publish){ .size = sizeof(*rp), .oid = oid(NODE, 41),
-						  .fd = fd, .scope = KRAY_KMOD_SCOPE_UID };
+		*rp = (struct kray_kmod_publish){ .size = sizeof(*rp),
+						  .oid = oid(NODE, 41),
+						  .fd = fd,
+						  .scope = KRAY_KMOD_SCOPE_UID };
 		*ra = (struct kray_kmod_adopt){ .size = sizeof(*ra), .from_node = 555 };
 		mprotect(ro, 4096, PROT_READ);
 		FAILS(EFAULT, ioctl(dmn, KRAY_IOC_GET, ro));
@@ -698,8 +716,7 @@ static void t_memory(void)
 	/* 5 MiB + what is there + 4 MiB > 8 MiB */
 	FAILS(ENOSPC, publish(dmn, oid(NODE, 51), fd, KRAY_KMOD_SCOPE_UID, 0));
 	held = shmem_kb();
-	printf("KRAY-INFO Shmem %ld kB before, %ld kB with a 5 MiB object published\n", base,
-	       held);
+	printf("KRAY-INFO Shmem %ld kB before, %ld kB with a 5 MiB object published\n", base, held);
 	CHECK(held - base >= 5 * 1024 - 64);
 
 	/* The gotten fd and its mapping outlive the table entry. */

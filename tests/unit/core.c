@@ -77,8 +77,8 @@ static void handle_gone(struct krayd *k, const struct kray_oid *id)
 void core_setup(const char *const *flags)
 {
 	char sock[128];
-	const char *argv[32] = { "krayd", "--socket", sock, "--log-level", "error",
-				 "--pool-size", "0", "--num-cpus", "1" };
+	const char *argv[32] = { "krayd", "--socket",	sock, "--log-level", "error", "--pool-size",
+				 "0",	  "--num-cpus", "1" };
 	int argc = 9;
 
 	memset(&d, 0, sizeof(d));

@@ -29,7 +29,8 @@ Test(listing, node_line)
 
 	cr_assert_eq(node("5ab3c001 10.0.0.7:7700 ALIVE cpus 8 workers 5 (3 busy) queued 12 "
 			  "finished 3456 store 128 MiB resources 'GPU:2,ssd:0.5' head (this node)",
-			  &e), 0);
+			  &e),
+		     0);
 	cr_assert_eq(e.node, 0x5ab3c001);
 	cr_assert_str_eq(e.address, "10.0.0.7");
 	cr_assert_eq(e.port, 7700);
@@ -50,7 +51,9 @@ Test(listing, dead_node_without_resources)
 	struct kray_node_info e;
 
 	cr_assert_eq(node("00000002 192.168.1.20:1 DEAD cpus 1 workers 0 (0 busy) queued 0 "
-			  "finished 0 store 0 MiB resources ''", &e), 0);
+			  "finished 0 store 0 MiB resources ''",
+			  &e),
+		     0);
 	cr_assert_eq(e.alive, 0);
 	cr_assert_eq(e.head, 0);
 	cr_assert_eq(e.self, 0);
@@ -62,14 +65,22 @@ Test(listing, not_node_lines)
 	struct kray_node_info e;
 
 	cr_assert_eq(node("this node: 3 tasks sent to other nodes, 1 run for them, 0 objects "
-			  "pulled, 0 tasks run again (lineage)", &e), -EINVAL);
+			  "pulled, 0 tasks run again (lineage)",
+			  &e),
+		     -EINVAL);
 	cr_assert_eq(node("", &e), -EINVAL);
 	cr_assert_eq(node("5ab3c001 10.0.0.7:7700 MAYBE cpus 8 workers 5 (3 busy) queued 1 "
-			  "finished 1 store 1 MiB resources ''", &e), -EINVAL);
+			  "finished 1 store 1 MiB resources ''",
+			  &e),
+		     -EINVAL);
 	cr_assert_eq(node("5ab3c001 10.0.0.7:99999 ALIVE cpus 8 workers 5 (3 busy) queued 1 "
-			  "finished 1 store 1 MiB resources ''", &e), -EINVAL);
+			  "finished 1 store 1 MiB resources ''",
+			  &e),
+		     -EINVAL);
 	cr_assert_eq(node("5ab3c001 10.0.0.7:7700 ALIVE cpus 8 workers 5 (3 busy) queued 1 "
-			  "finished 1 store 1 MiB resources 'unterminated", &e), -EINVAL);
+			  "finished 1 store 1 MiB resources 'unterminated",
+			  &e),
+		     -EINVAL);
 }
 
 Test(listing, actor_lines)
@@ -77,7 +88,9 @@ Test(listing, actor_lines)
 	struct kray_actor_info a;
 
 	cr_assert_eq(actor("1.4.17 Counter ns1/counter alive: pid 4242, 3 calls in flight, 1 "
-			   "restart", &a), 0);
+			   "restart",
+			   &a),
+		     0);
 	cr_assert_eq(a.id.node, 1);
 	cr_assert_eq(a.id.owner, 4);
 	cr_assert_eq(a.id.seq, 17);

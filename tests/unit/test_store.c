@@ -95,8 +95,9 @@ Test(store, nested_refs_live_as_long_as_their_container)
 {
 	struct kray_oid in_id = oid(4, 0), out_id = oid(5, 0);
 	struct obj *in, *out;
-	struct wire_value v = { .type = KRAY_WT_BYTES, .data = "x", .len = 1, .nrefs = 1,
-				.refs = &in_id };
+	struct wire_value v = {
+		.type = KRAY_WT_BYTES, .data = "x", .len = 1, .nrefs = 1, .refs = &in_id
+	};
 
 	core_setup(NULL);
 	in = store_create(&d, &in_id);

@@ -22,11 +22,13 @@ static void teardown(void)
 TestSuite(task, .init = setup, .fini = teardown, .timeout = 30);
 
 /* Submits "fn"(args...) as c, seq: the frame encoded and decoded as krayd would. */
-static void submit(uint32_t seq, uint16_t num_returns, const struct kray_oid *refs,
-		   unsigned nrefs, int64_t plain)
+static void submit(uint32_t seq, uint16_t num_returns, const struct kray_oid *refs, unsigned nrefs,
+		   int64_t plain)
 {
-	struct kray_msg_submit m = { .seq = seq, .num_returns = num_returns,
-				     .nargs = (uint16_t)(nrefs + 1), .name_len = 2 };
+	struct kray_msg_submit m = { .seq = seq,
+				     .num_returns = num_returns,
+				     .nargs = (uint16_t)(nrefs + 1),
+				     .name_len = 2 };
 	struct kbuf b = { 0 };
 	struct wire_submit s;
 

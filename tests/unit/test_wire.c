@@ -61,7 +61,10 @@ static const uint8_t zeros24[24];
 static void put_submit_hdr(struct kbuf *b, const char *name, uint16_t nargs, uint16_t nret,
 			   int16_t retries)
 {
-	struct kray_msg_submit m = { .seq = 42, .job = 5, .num_returns = nret, .nargs = nargs,
+	struct kray_msg_submit m = { .seq = 42,
+				     .job = 5,
+				     .num_returns = nret,
+				     .nargs = nargs,
 				     .max_retries = retries,
 				     .name_len = (uint8_t)strlen(name) };
 
@@ -88,8 +91,9 @@ static void build_hello(struct frame *f)
 {
 	static const char path[] = "/a/b:/c.so";
 	size_t off = wire_begin(&f->b, KRAY_MSG_HELLO, 1);
-	struct kray_msg_hello m = { .role = KRAY_ROLE_DRIVER, .pid = 1234, .worker_id = 0,
-				    .path_len = sizeof(path) - 1 };
+	struct kray_msg_hello m = {
+		.role = KRAY_ROLE_DRIVER, .pid = 1234, .worker_id = 0, .path_len = sizeof(path) - 1
+	};
 
 	kbuf_put(&f->b, &m, sizeof(m));
 	wire_put_padded(&f->b, path, m.path_len);
@@ -99,8 +103,9 @@ static void build_hello(struct frame *f)
 static void build_exec(struct frame *f)
 {
 	size_t off = wire_begin(&f->b, KRAY_MSG_EXEC, 0);
-	struct kray_msg_exec m = { .task = { 1, 2, 3, 0 }, .job = 4, .num_returns = 3,
-				   .nargs = 3, .name_len = 3 };
+	struct kray_msg_exec m = {
+		.task = { 1, 2, 3, 0 }, .job = 4, .num_returns = 3, .nargs = 3, .name_len = 3
+	};
 
 	kbuf_put(&f->b, &m, sizeof(m));
 	wire_put_padded(&f->b, "abc", 3);
@@ -207,8 +212,9 @@ static void build_wait(struct frame *f)
 static void build_exec_fd(struct frame *f)
 {
 	size_t off = wire_begin(&f->b, KRAY_MSG_EXEC, 0);
-	struct kray_msg_exec m = { .task = { 1, 2, 3, 0 }, .job = 4, .num_returns = 1,
-				   .nargs = 3, .name_len = 4 };
+	struct kray_msg_exec m = {
+		.task = { 1, 2, 3, 0 }, .job = 4, .num_returns = 1, .nargs = 3, .name_len = 4
+	};
 
 	kbuf_put(&f->b, &m, sizeof(m));
 	wire_put_padded(&f->b, "fdfn", 4);
@@ -220,14 +226,30 @@ static void build_exec_fd(struct frame *f)
 
 /* Every variable-body decoder behind one signature. */
 enum dec_kind {
-	D_HELLO, D_SUBMIT, D_EXEC, D_RESULT, D_GET, D_GET_REPLY, D_PUT, D_REFS, D_ERROR,
-	D_JOB, D_HELLO_OK, D_REJECT, D_STATS, D_WAIT, D_CREATE, D_CREATE_REPLY, D_SEAL,
+	D_HELLO,
+	D_SUBMIT,
+	D_EXEC,
+	D_RESULT,
+	D_GET,
+	D_GET_REPLY,
+	D_PUT,
+	D_REFS,
+	D_ERROR,
+	D_JOB,
+	D_HELLO_OK,
+	D_REJECT,
+	D_STATS,
+	D_WAIT,
+	D_CREATE,
+	D_CREATE_REPLY,
+	D_SEAL,
 	D_COUNT
 };
 
 static const char *const dec_names[D_COUNT] = {
-	"hello", "submit", "exec", "result", "get", "get_reply", "put", "refs", "error",
-	"job", "hello_ok", "reject", "stats", "wait", "create", "create_reply", "seal",
+	"hello", "submit", "exec",   "result",	     "get",	 "get_reply",
+	"put",	 "refs",   "error",  "job",	     "hello_ok", "reject",
+	"stats", "wait",   "create", "create_reply", "seal",
 };
 
 /* Touches every byte a decoded value points at, so that sanitizers see overreads. */
@@ -647,8 +669,9 @@ Test(roundtrip, submit_resources)
 {
 	struct frame f = { 0 };
 	struct wire_submit s;
-	struct kray_msg_submit m = { .seq = 1, .num_returns = 1, .nargs = 1, .name_len = 2,
-				     .res_len = 11 };
+	struct kray_msg_submit m = {
+		.seq = 1, .num_returns = 1, .nargs = 1, .name_len = 2, .res_len = 11
+	};
 	size_t off = wire_begin(&f.b, KRAY_MSG_SUBMIT, 0);
 
 	kbuf_put(&f.b, &m, sizeof(m));
@@ -679,8 +702,13 @@ Test(roundtrip, fwd_task)
 {
 	struct frame f = { 0 };
 	struct wire_fwd_task t;
-	struct kray_msg_fwd_task m = { .task = OID_A, .job = 3, .num_returns = 2, .nargs = 2,
-				       .max_retries = -1, .name_len = 6, .path_len = 9 };
+	struct kray_msg_fwd_task m = { .task = OID_A,
+				       .job = 3,
+				       .num_returns = 2,
+				       .nargs = 2,
+				       .max_retries = -1,
+				       .name_len = 6,
+				       .path_len = 9 };
 	size_t off = wire_begin(&f.b, KRAY_MSG_FWD_TASK, 0);
 
 	m.task.index = 0;
@@ -774,8 +802,7 @@ Test(roundtrip, result_error)
 	cr_assert_eq(v.type, KRAY_WT_ERROR, "type %u", v.type);
 	cr_assert_eq(v.err, KRAY_WE_TASK, "err %u", v.err);
 	cr_assert_eq(v.len, sizeof(want) - 1, "len %u", v.len);
-	cr_assert(!memcmp(v.data, want, v.len), "message %.*s", (int)v.len,
-		  (const char *)v.data);
+	cr_assert(!memcmp(v.data, want, v.len), "message %.*s", (int)v.len, (const char *)v.data);
 	kbuf_free(&f.b);
 }
 
@@ -1041,8 +1068,8 @@ Test(malformed, samples_are_valid)
 
 	build_samples(f, k);
 	for (int i = 0; i < NSAMPLES; i++)
-		cr_assert_eq(run_dec(k[i], f[i].body, f[i].len), 0, "sample %d (%s) rejected",
-			     i, dec_names[k[i]]);
+		cr_assert_eq(run_dec(k[i], f[i].body, f[i].len), 0, "sample %d (%s) rejected", i,
+			     dec_names[k[i]]);
 	free_samples(f);
 }
 
@@ -1096,8 +1123,8 @@ Test(malformed, trailing_garbage)
 			cr_assert_not_null(p);
 			memcpy(p, f[i].body, f[i].len);
 			cr_assert_eq(run_dec(k[i], p, n), -EBADMSG,
-				     "%s with %zu trailing zero bytes accepted",
-				     dec_names[k[i]], extra[e]);
+				     "%s with %zu trailing zero bytes accepted", dec_names[k[i]],
+				     extra[e]);
 			free(p);
 		}
 	}
@@ -1154,8 +1181,7 @@ Test(malformed, submit_header_fields)
 
 	struct kray_msg_submit mr = m;
 	mr.max_retries = -2;
-	cr_assert_eq(dec_submit_with(mr, "abc", 3, one_int), -EBADMSG,
-		     "max_retries -2 accepted");
+	cr_assert_eq(dec_submit_with(mr, "abc", 3, one_int), -EBADMSG, "max_retries -2 accepted");
 	mr.max_retries = -1;
 	cr_assert_eq(dec_submit_with(mr, "abc", 3, one_int), 0, "max_retries -1 rejected");
 
@@ -1324,8 +1350,7 @@ Test(malformed, exec_rejects_ref_and_error)
 	kbuf_put(&b, &m, sizeof(m));
 	wire_put_padded(&b, "f", 1);
 	wire_put_value(&b, KRAY_WT_ERROR, KRAY_WE_TASK, 0, "x", 1);
-	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG,
-		     "ERROR inside exec args accepted");
+	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG, "ERROR inside exec args accepted");
 	kbuf_free(&b);
 
 	m.name_len = 0;
@@ -1341,8 +1366,7 @@ Test(malformed, exec_rejects_ref_and_error)
 	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG, "exec name with NUL accepted");
 	kbuf_free(&b);
 
-	m = (struct kray_msg_exec){ .num_returns = 1, .nargs = KRAY_ARGS_MAX + 1,
-				    .name_len = 1 };
+	m = (struct kray_msg_exec){ .num_returns = 1, .nargs = KRAY_ARGS_MAX + 1, .name_len = 1 };
 	kbuf_put(&b, &m, sizeof(m));
 	wire_put_padded(&b, "f", 1);
 	cr_assert_eq(wire_dec_exec(b.data, b.len, &e), -EBADMSG,
@@ -1370,8 +1394,7 @@ Test(malformed, refs_count_mismatch)
 	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), 0, "n=2 with 2 oids rejected");
 	kbuf_put(&b, &OID_A, sizeof(OID_A));
 	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG, "n=2 with 3 oids accepted");
-	cr_assert_eq(wire_dec_refs(b.data, b.len - 8, &o), -EBADMSG,
-		     "n=2 with 2.5 oids accepted");
+	cr_assert_eq(wire_dec_refs(b.data, b.len - 8, &o), -EBADMSG, "n=2 with 2.5 oids accepted");
 	kbuf_free(&b);
 
 	m.n = 0;
@@ -1399,15 +1422,13 @@ Test(malformed, refs_too_many)
 	m.n = KRAY_REFS_MAX + 1;
 	kbuf_put(&b, &m, sizeof(m));
 	kbuf_put(&b, NULL, (size_t)(KRAY_REFS_MAX + 1) * 16);
-	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG,
-		     "refs n > KRAY_REFS_MAX accepted");
+	cr_assert_eq(wire_dec_refs(b.data, b.len, &o), -EBADMSG, "refs n > KRAY_REFS_MAX accepted");
 	kbuf_free(&b);
 
 	g.n = KRAY_REFS_MAX + 1;
 	kbuf_put(&b, &g, sizeof(g));
 	kbuf_put(&b, NULL, (size_t)(KRAY_REFS_MAX + 1) * 16);
-	cr_assert_eq(wire_dec_get(b.data, b.len, &wg), -EBADMSG,
-		     "get n > KRAY_REFS_MAX accepted");
+	cr_assert_eq(wire_dec_get(b.data, b.len, &wg), -EBADMSG, "get n > KRAY_REFS_MAX accepted");
 	kbuf_free(&b);
 
 	/* a count whose byte size would overflow 32 bits */
@@ -1747,8 +1768,7 @@ Test(malformed, wait_rules)
 	m = (struct kray_msg_wait){ .n = KRAY_REFS_MAX + 1, .num_ready = 1 };
 	kbuf_put(&b, &m, sizeof(m));
 	kbuf_put(&b, NULL, (size_t)(KRAY_REFS_MAX + 1) * 16);
-	cr_assert_eq(wire_dec_wait(b.data, b.len, &w), -EBADMSG,
-		     "wait n > KRAY_REFS_MAX accepted");
+	cr_assert_eq(wire_dec_wait(b.data, b.len, &w), -EBADMSG, "wait n > KRAY_REFS_MAX accepted");
 	kbuf_free(&b);
 
 	m = (struct kray_msg_wait){ .n = 0, .num_ready = 0 };
@@ -1771,9 +1791,30 @@ static uint64_t rnd(void)
 }
 
 static const uint32_t interesting[] = {
-	0, 1, 7, 8, 15, 16, 17, 255, 256, 1023, 1024, 1025,
-	0x7fff, 0x8000, 0xffff, 0x10000, 0x10001, 0x7fffffff, 0x80000000u,
-	0xfffffff8u, 0xfffffff9u, 0xffffffffu, KRAY_FRAME_MAX, KRAY_FRAME_MAX + 1,
+	0,
+	1,
+	7,
+	8,
+	15,
+	16,
+	17,
+	255,
+	256,
+	1023,
+	1024,
+	1025,
+	0x7fff,
+	0x8000,
+	0xffff,
+	0x10000,
+	0x10001,
+	0x7fffffff,
+	0x80000000u,
+	0xfffffff8u,
+	0xfffffff9u,
+	0xffffffffu,
+	KRAY_FRAME_MAX,
+	KRAY_FRAME_MAX + 1,
 };
 
 /* Mutates p[0..*len) in place (cap bytes available); may change *len. */
@@ -1808,9 +1849,8 @@ static void mutate(uint8_t *p, size_t *len, size_t cap)
 		case 4: /* a hostile 32-bit field at an aligned offset */
 			if (*len >= 4) {
 				size_t off = (rnd() % (*len / 4)) * 4;
-				uint32_t v = interesting[rnd() %
-							 (sizeof(interesting) /
-							  sizeof(interesting[0]))];
+				uint32_t v = interesting[rnd() % (sizeof(interesting) /
+								  sizeof(interesting[0]))];
 
 				memcpy(p + off, &v, sizeof(v));
 			}
@@ -1874,8 +1914,7 @@ Test(fuzz, random_mutations_never_crash, .timeout = 120)
 		free(p);
 	}
 	/* sanity: the mutations are not so destructive that nothing ever decodes */
-	cr_assert_gt(accepted, 100, "only %u mutated bodies decoded: mutator too harsh?",
-		     accepted);
+	cr_assert_gt(accepted, 100, "only %u mutated bodies decoded: mutator too harsh?", accepted);
 	free_samples(f);
 }
 
