@@ -402,3 +402,17 @@ void harness_raw_expect_error(struct harness *h, const void *frame, size_t len, 
 	close(fd);
 	cr_assert(harness_krayd_alive(h), "krayd exited after %s", what);
 }
+
+/* krayd is alive and serves a new connection: a status and a task. */
+void harness_expect_serving(struct harness *h, const char *after)
+{
+	kray_value a = KRAY_V_INT(9);
+	kray *k;
+
+	cr_assert(harness_krayd_alive(h), "krayd exited after %s", after);
+	k = harness_connect(h->sock);
+	harness_status(k);
+	harness_expect_int(k, "square", &a, 1, 81);
+	harness_shutdown(k);
+	cr_assert(harness_krayd_alive(h), "krayd exited after %s", after);
+}

@@ -34,6 +34,8 @@ int harness_start_krayd_opts(struct harness *h, int num_cpus, const char *const 
 
 /* True while the krayd started by h is still running (has not exited or crashed). */
 int harness_krayd_alive(struct harness *h);
+/* Asserts krayd is alive and serves a new connection (a status and a task) after what. */
+void harness_expect_serving(struct harness *h, const char *after);
 
 /*
  * Stops it: SIGTERM to the pid started, SIGKILL after 5 s, waitpid, then removes the temp

@@ -74,18 +74,6 @@ static long cpu_ticks(pid_t pid)
 	return (long)(ut + st);
 }
 
-static void expect_serving(struct harness *h, const char *after)
-{
-	kray_value a = KRAY_V_INT(9);
-	kray *k;
-
-	cr_assert(harness_krayd_alive(h), "krayd exited after %s", after);
-	k = harness_connect(h->sock);
-	harness_status(k);
-	harness_expect_int(k, "square", &a, 1, 81);
-	harness_shutdown(k);
-}
-
 /* Whether fd reaches EOF (or a reset) within ms, reading and dropping what comes. */
 static bool closed_within(int fd, int ms, size_t *bytes)
 {
@@ -150,7 +138,7 @@ Test(hardlimits, stalled_large_frames, .timeout = 60)
 		     data0, data);
 	cr_assert_lt(rss - rss0, 64 << 10, "20 stalled 256 MiB headers: VmRSS %ld -> %ld kB", rss0,
 		     rss);
-	expect_serving(&h, "20 stalled frames");
+	harness_expect_serving(&h, "20 stalled frames");
 	for (int i = 0; i < 20; i++) {
 		cr_assert(closed_within(fd[i], 5000, NULL),
 			  "a frame stalled past frame-timeout-ms was kept (client %d)", i);
@@ -160,7 +148,7 @@ Test(hardlimits, stalled_large_frames, .timeout = 60)
 	cr_assert(closed_within(silent, 3000, NULL),
 		  "a client silent past hello-timeout-ms was kept");
 	close(silent);
-	expect_serving(&h, "stalled frames closed");
+	harness_expect_serving(&h, "stalled frames closed");
 }
 
 /*
@@ -203,11 +191,11 @@ Test(hardlimits, client_not_reading_is_disconnected, .timeout = 90)
 	rss = proc_kb(h.pid, "VmRSS");
 	cr_assert_lt(rss - rss0, 100 << 10, "a client not reading: krayd's VmRSS %ld -> %ld kB",
 		     rss0, rss);
-	expect_serving(&h, "a client not reading");
+	harness_expect_serving(&h, "a client not reading");
 	cr_assert(closed_within(fd, 10000, &got), "a client not reading was kept");
 	cr_assert_lt(got, 32u << 20, "it received %zu bytes before the end", got);
 	close(fd);
-	expect_serving(&h, "a client disconnected at the output limit");
+	harness_expect_serving(&h, "a client disconnected at the output limit");
 }
 
 /*
@@ -236,7 +224,7 @@ Test(hardlimits, total_buffer_cap, .timeout = 60)
 	for (int i = 0; i < 3; i++)
 		closed += closed_within(fd[i], i ? 200 : 2000, NULL);
 	cr_assert_eq(closed, 1, "client-buffers-max 5M, 3 x 2 MiB held: %d clients closed", closed);
-	expect_serving(&h, "client-buffers-max");
+	harness_expect_serving(&h, "client-buffers-max");
 	for (int i = 0; i < 3; i++)
 		close(fd[i]);
 }
@@ -358,7 +346,7 @@ Test(hardlimits, descriptor_limit_does_not_spin, .timeout = 60)
 	for (int i = 0; i < 300; i++)
 		close(fd[i]);
 	usleep(300 * 1000);
-	expect_serving(&h, "the descriptor limit");
+	harness_expect_serving(&h, "the descriptor limit");
 }
 
 /* Past max-clients a new client gets ERROR -EUSERS and is closed; krayd serves the others
@@ -394,7 +382,7 @@ Test(hardlimits, max_clients_refused, .timeout = 60)
 	while (n)
 		close(fd[--n]);
 	usleep(200 * 1000);
-	expect_serving(&h, "max-clients");
+	harness_expect_serving(&h, "max-clients");
 }
 
 /* One HTTP exchange with the metrics endpoint: the reply's first bytes in buf. */
@@ -444,5 +432,5 @@ Test(hardlimits, metrics_endpoint_checks, .timeout = 60)
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	cr_assert(closed_within(fd, 4000, NULL), "an idle metrics connection was kept");
 	close(fd);
-	expect_serving(&h, "metrics checks");
+	harness_expect_serving(&h, "metrics checks");
 }

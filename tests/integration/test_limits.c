@@ -77,20 +77,6 @@ static struct harness start(int num_cpus, const char *const *extra)
 	return h;
 }
 
-/* krayd is alive and serves a new connection: a status and a task. */
-static void expect_serving(struct harness *h, const char *after)
-{
-	kray_value a = KRAY_V_INT(9);
-	kray *k;
-
-	cr_assert(harness_krayd_alive(h), "krayd exited after %s", after);
-	k = harness_connect(h->sock);
-	harness_status(k);
-	harness_expect_int(k, "square", &a, 1, 81);
-	harness_shutdown(k);
-	cr_assert(harness_krayd_alive(h), "krayd exited after %s", after);
-}
-
 /* Asserts an -EINVAL (or other want) refusal that left a message. */
 static void expect_rc(kray *k, int rc, int want, const char *what)
 {
@@ -186,7 +172,7 @@ Test(limits, function_name, .timeout = 60)
 	free(fn);
 	free(fn256);
 	harness_shutdown(k);
-	expect_serving(&h, "names at and past the limit");
+	harness_expect_serving(&h, "names at and past the limit");
 }
 
 /*
@@ -252,7 +238,7 @@ Test(limits, actor_names, .timeout = 60)
 	free(name256);
 	free(ns256);
 	harness_shutdown(k);
-	expect_serving(&h, "actor names at and past the limit");
+	harness_expect_serving(&h, "actor names at and past the limit");
 }
 
 /* ---- counts -------------------------------------------------------------------------- */
@@ -289,7 +275,7 @@ Test(limits, arguments, .timeout = 60)
 	free(args);
 	free(cls);
 	harness_shutdown(k);
-	expect_serving(&h, "argument counts at and past the limit");
+	harness_expect_serving(&h, "argument counts at and past the limit");
 }
 
 /* num_returns KRAY_RETURNS_MAX (256) gives 256 right values; 257 is -EINVAL. */
@@ -328,7 +314,7 @@ Test(limits, num_returns, .timeout = 60)
 	free(cls);
 	expect_no_objects(k, "releasing 256 returns");
 	harness_shutdown(k);
-	expect_serving(&h, "num_returns at and past the limit");
+	harness_expect_serving(&h, "num_returns at and past the limit");
 }
 
 /*
@@ -392,7 +378,7 @@ Test(limits, refs_per_request, .timeout = 120)
 	free(vals);
 	free(ready);
 	harness_shutdown(k);
-	expect_serving(&h, "65536 and 65537 refs");
+	harness_expect_serving(&h, "65536 and 65537 refs");
 }
 
 /*
@@ -445,7 +431,7 @@ Test(limits, nested_refs, .timeout = 120)
 	expect_no_objects(k, "releasing the container and what it borrowed");
 	free(refs);
 	harness_shutdown(k);
-	expect_serving(&h, "65535 and 65536 nested refs");
+	harness_expect_serving(&h, "65535 and 65536 nested refs");
 }
 
 /*
@@ -512,7 +498,7 @@ Test(limits, option_counts, .timeout = 60)
 	kray_release(k, &act, 1);
 	free(cls);
 	harness_shutdown(k);
-	expect_serving(&h, "option counts at and past the limit");
+	harness_expect_serving(&h, "option counts at and past the limit");
 }
 
 /*
@@ -595,7 +581,7 @@ Test(limits, resources, .timeout = 60)
 	expect_rc(k, kray_actor_create(k, "Counter", NULL, 0, &o, &a), -EINVAL,
 		  "a 256-byte resource list");
 	harness_shutdown(k);
-	expect_serving(&h, "resource lists at and past the limits");
+	harness_expect_serving(&h, "resource lists at and past the limits");
 	harness_stop_krayd(&h);
 
 	/* krayd's own setting: 255 bytes start, past any limit it does not */
@@ -666,7 +652,7 @@ Test(limits, code_path, .timeout = 60)
 		  kray_init_errmsg());
 	free(path);
 	free(path4097);
-	expect_serving(&h, "code paths at and past the limit");
+	harness_expect_serving(&h, "code paths at and past the limit");
 }
 
 /*
@@ -840,7 +826,7 @@ Test(limits, inline_max_object, .timeout = 60)
 		expect_no_objects(k, "releasing the objects");
 	}
 	harness_shutdown(k);
-	expect_serving(&h, "objects at inline-max and one byte more");
+	harness_expect_serving(&h, "objects at inline-max and one byte more");
 }
 
 /*
@@ -932,7 +918,7 @@ Test(limits, store_size, .timeout = 60)
 	kray_release(k, &r, 1);
 	free(buf);
 	harness_shutdown(k);
-	expect_serving(&h, "objects at store-size and one byte more");
+	harness_expect_serving(&h, "objects at store-size and one byte more");
 }
 
 /*
@@ -993,7 +979,7 @@ Test(limits, store_size_arguments, .timeout = 60)
 		expect_no_objects(k, "releasing the arguments");
 	}
 	harness_shutdown(k);
-	expect_serving(&h, "arguments at and past store-size together");
+	harness_expect_serving(&h, "arguments at and past store-size together");
 }
 
 /*
@@ -1040,7 +1026,7 @@ Test(limits, put_and_create_size, .timeout = 120)
 		     kray_errmsg(k));
 	expect_no_objects(k, "the refusals");
 	harness_shutdown(k);
-	expect_serving(&h, "puts and creates past their limits");
+	harness_expect_serving(&h, "puts and creates past their limits");
 }
 
 /* ---- frames -------------------------------------------------------------------------- */
@@ -1089,7 +1075,7 @@ Test(limits, frame_max_through_libkray, .timeout = 120)
 	expect_int_ref(k, harness_call1(k, "checksum_all", args, 1), (int64_t)checksum64("abc", 3),
 		       "a call after the refusals");
 	harness_shutdown(k);
-	expect_serving(&h, "frames at and past KRAY_FRAME_MAX");
+	harness_expect_serving(&h, "frames at and past KRAY_FRAME_MAX");
 }
 
 /*
@@ -1133,7 +1119,7 @@ Test(limits, frame_past_max_raw, .timeout = 60)
 	cr_assert_geq(st.frames_rejected, 3, "frames_rejected %llu",
 		      (unsigned long long)st.frames_rejected);
 	harness_shutdown(k);
-	expect_serving(&h, "frames past KRAY_FRAME_MAX");
+	harness_expect_serving(&h, "frames past KRAY_FRAME_MAX");
 }
 
 /* Appends a SUBMIT of fn with nargs NIL arguments and num_returns to b. */
@@ -1265,7 +1251,7 @@ Test(limits, raw_counts, .timeout = 60)
 		close(fd);
 	}
 	kbuf_free(&b);
-	expect_serving(&h, "raw counts past the limits");
+	harness_expect_serving(&h, "raw counts past the limits");
 }
 
 /*
@@ -1333,7 +1319,7 @@ Test(limits, raw_kmod_pin, .timeout = 60)
 	free(buf);
 	harness_shutdown(other);
 	harness_shutdown(owner);
-	expect_serving(&h, "KMOD_PIN frames");
+	harness_expect_serving(&h, "KMOD_PIN frames");
 }
 
 /*
@@ -1384,7 +1370,7 @@ Test(limits, raw_put_past_inline_max, .timeout = 60)
 	harness_expect_error_frame(fd, -EMSGSIZE, "a raw PUT of inline-max + 1 bytes");
 	close(fd);
 	harness_shutdown(k);
-	expect_serving(&h, "raw PUTs at and past inline-max");
+	harness_expect_serving(&h, "raw PUTs at and past inline-max");
 }
 
 /* ---- descriptors per frame ----------------------------------------------------------- */
@@ -1453,7 +1439,7 @@ Test(limits, large_objects_per_frame, .timeout = 120)
 	kray_release(k, refs, N);
 	expect_no_objects(k, "releasing the large objects");
 	harness_shutdown(k);
-	expect_serving(&h, "254 large objects in one request");
+	harness_expect_serving(&h, "254 large objects in one request");
 }
 
 /* ---- frames that other limits combined would push past KRAY_FRAME_MAX ---------------- */
@@ -1508,7 +1494,7 @@ Test(limits, exec_past_frame_max, .timeout = 120)
 	kray_release(k, &r, 1);
 	kray_release(k, refs, N);
 	harness_shutdown(k);
-	expect_serving(&h, "an EXEC past KRAY_FRAME_MAX");
+	harness_expect_serving(&h, "an EXEC past KRAY_FRAME_MAX");
 }
 
 /*
@@ -1559,7 +1545,7 @@ Test(limits, result_past_frame_max, .timeout = 120)
 	kray_release(k, refs, KRAY_RETURNS_MAX);
 	free(vals);
 	harness_shutdown(k);
-	expect_serving(&h, "a RESULT past KRAY_FRAME_MAX");
+	harness_expect_serving(&h, "a RESULT past KRAY_FRAME_MAX");
 }
 
 /* Nested tasks deeper than max-workers (every worker blocked in a get on a child that
