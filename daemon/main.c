@@ -177,6 +177,7 @@ int main(int argc, char **argv)
 	sched_fini(&d);
 	actor_fini(&d);
 	store_fini(&d);
+	get_fini(&d); /* after the objects' waiters are gone */
 	kmod_fini(&d);
 	store_mem_fini(&d);
 	store_spill_close(&d);

@@ -19,18 +19,22 @@
 
 static void unlink_get(struct krayd *d, struct getreq *g)
 {
+	struct getreq **head = g->orphan ? &d->gets_gone : &d->gets;
+
 	if (g->prev)
 		g->prev->next = g->next;
-	else if (d->gets == g)
-		d->gets = g->next;
+	else if (*head == g)
+		*head = g->next;
 	if (g->next)
 		g->next->prev = g->prev;
 	g->next = g->prev = NULL;
 }
 
-static void maybe_free(struct getreq *g)
+static void maybe_free(struct krayd *d, struct getreq *g)
 {
 	if (g->done && !g->deps) {
+		if (g->orphan)
+			unlink_get(d, g);
 		free(g->ids);
 		free(g);
 	}
@@ -145,7 +149,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	} else if (c->worker && (c->worker->head || ext_worker_busy(d, c->worker))) {
 		sched_blocked(c->worker, true); /* a fast task's get blocks it too */
 	}
-	maybe_free(g);
+	maybe_free(d, g);
 }
 
 static void dep_ready(struct krayd *d, void *arg, struct obj *o)
@@ -156,7 +160,7 @@ static void dep_ready(struct krayd *d, void *arg, struct obj *o)
 	g->deps--;
 	if (!g->done && --g->missing == 0)
 		finish(d, g, 0);
-	maybe_free(g);
+	maybe_free(d, g);
 }
 
 void get_expire(struct krayd *d, int64_t now)
@@ -167,7 +171,7 @@ void get_expire(struct krayd *d, int64_t now)
 		next = g->next;
 		if (g->deadline_ns >= 0 && g->deadline_ns <= now) {
 			finish(d, g, -ETIMEDOUT);
-			maybe_free(g);
+			maybe_free(d, g);
 		}
 	}
 }
@@ -193,6 +197,24 @@ void get_conn_gone(struct conn *c)
 		g->conn = NULL;
 		g->done = true;
 		unlink_get(c->d, g);
-		maybe_free(g);
+		if (g->deps) { /* freed when they fire, or by get_fini() */
+			g->orphan = true;
+			g->next = c->d->gets_gone;
+			if (g->next)
+				g->next->prev = g;
+			c->d->gets_gone = g;
+		}
+		maybe_free(c->d, g);
+	}
+}
+
+void get_fini(struct krayd *d)
+{
+	while (d->gets_gone) {
+		struct getreq *g = d->gets_gone;
+
+		d->gets_gone = g->next;
+		free(g->ids);
+		free(g);
 	}
 }

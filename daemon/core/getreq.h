@@ -19,9 +19,10 @@ struct getreq {
 	uint32_t n, missing;
 	unsigned deps; /* dep entries still pointing here */
 	bool done;
+	bool orphan; /* its connection went before its objects: on d->gets_gone */
 	int64_t deadline_ns; /* < 0: none */
 	struct kray_oid *ids;
-	struct getreq *next, *prev; /* d->gets, when it has a deadline */
+	struct getreq *next, *prev; /* d->gets while unanswered, d->gets_gone when orphaned */
 };
 
 /* getreq.c */
@@ -30,5 +31,8 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 void get_expire(struct krayd *d, int64_t now);
 int64_t get_next_deadline(struct krayd *d);
 void get_conn_gone(struct conn *c);
+/* At exit, after store_fini() dropped the objects' waiters: frees the gets orphaned by
+ * their connections that still waited for objects. */
+void get_fini(struct krayd *d);
 
 #endif

@@ -74,7 +74,8 @@ struct krayd {
 	int spill_lock; /* the spill dir, flock()ed while krayd runs (store_spill.c); or -1 */
 	bool thp; /* large objects in shmem transparent huge pages (store_mem.c) */
 	struct task *qhead, *qtail; /* ready queue */
-	struct getreq *gets; /* gets with a deadline */
+	struct getreq *gets; /* gets not answered yet */
+	struct getreq *gets_gone; /* answered (their connection went), objects still pending */
 	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */
 
 	struct kray_wire_stats st;
