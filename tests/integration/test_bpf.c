@@ -480,7 +480,11 @@ Test(bpf, top_once_shows_the_running_task)
 	k = harness_connect(h.sock);
 	r = harness_call1(k, "spin_wall_ms", &KRAY_V_INT(1500), 1);
 	cr_assert_eq(kray_flush(k), 0);
-	sleep_ms(300);
+	/* The worker is spinning before kray top samples (a loaded machine, or ASan, may take
+	 * longer than a fixed pause to start it). */
+	for (int i = 0; i < 1000 && harness_status(k).workers_busy < 1; i++)
+		sleep_ms(10);
+	sleep_ms(100);
 	snprintf(cmd, sizeof(cmd), "%s/kray top --socket %s --once --interval 300 2>&1", bin,
 		 h.sock);
 	p = popen(cmd, "r");
