@@ -31,7 +31,8 @@
 #define PLAIN (T(KRAY_WT_NIL) | T(KRAY_WT_INT64) | T(KRAY_WT_F64) | T(KRAY_WT_BYTES))
 #define NESTED (1u << 31)
 #define SUBMIT_ARGS (PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR))
-#define EXEC_ARGS (PLAIN | T(KRAY_WT_FD) | T(KRAY_WT_ACTOR))
+/* EXEC arguments: objects passed to a task lend it the refs they contain. */
+#define EXEC_ARGS (PLAIN | T(KRAY_WT_FD) | T(KRAY_WT_ACTOR) | NESTED)
 #define RESULT_VALUES (PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_OBJECT) | NESTED)
 #define REPLY_VALUES (PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_FD) | NESTED)
 
