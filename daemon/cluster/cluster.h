@@ -187,15 +187,6 @@ struct cluster {
 
 #define AUTH_TIMEOUT_NS (5ll * 1000000000)
 
-/* loop.c */
-void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
-void conn_start_recv(struct conn *c);
-/* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
-bool conn_idle_out(const struct conn *c);
-/* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
- * completes with xfer_spliced(). */
-void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
-
 /* net.c */
 int net_init(struct krayd *d);
 void net_fini(struct krayd *d);

@@ -149,4 +149,14 @@ void conn_deadline(struct conn *c, int64_t at, const char *why);
 void conn_kick(struct conn *c);
 int64_t now_ns(void);
 
+/* Connects c's socket to sa (kept alive by the caller) with a timeout; completes with
+ * c->kind->connected(). */
+void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
+void conn_start_recv(struct conn *c);
+/* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
+bool conn_idle_out(const struct conn *c);
+/* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
+ * completes with c->kind->spliced(). */
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
+
 #endif

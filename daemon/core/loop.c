@@ -31,7 +31,6 @@
 
 #include <liburing.h>
 
-#include "cluster/cluster.h"
 #include "core/krayd.h"
 #include "core/conn.h"
 #include "core/log.h"

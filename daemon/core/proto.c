@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "cluster/cluster.h"
 #include "core/krayd.h"
 #include "core/conn.h"
 #include "core/worker.h"
