@@ -26,7 +26,7 @@ struct kray_ctx {
 	kray_ref task; /* the EXEC's task id (a constructor's: the actor id at index 0) */
 	unsigned num_returns;
 	kray_value *rets;
-	char err[4096];
+	char *err; /* kray_fail()'s text (malloc'd) */
 	bool failed;
 	int store_err; /* a large return did not fit in the object store */
 };

@@ -269,7 +269,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 			t->rem.ractor_id = s->m.actor;
 		} else if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
-				  a ? a->death : "no such actor");
+				  a ? actor_death(a) : "no such actor");
 			return;
 		}
 		if (a && !oidmap_get(&c->refs, &s->m.actor)) {
@@ -402,16 +402,23 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 {
-	char msg[4096];
+	static char oom[] = "out of memory for the error's text";
 	va_list ap;
-	size_t n;
+	size_t n = sizeof(oom) - 1;
+	char *msg;
 
 	va_start(ap, fmt);
-	n = wire_vformat(msg, sizeof(msg), fmt, ap);
+	msg = wire_errmsg_v(&n, fmt, ap);
 	va_end(ap);
-	log_debug("task %u.%u failed: %s", t->id.owner, t->id.seq, msg);
+	if (!msg) {
+		msg = oom;
+		n = sizeof(oom) - 1;
+	}
+	log_debug("task %u.%u failed: %.200s", t->id.owner, t->id.seq, msg);
 	if (t->ctor) {
 		actor_ctor_failed(d, t->actor, err, msg, n);
+		if (msg != oom)
+			free(msg);
 		return;
 	}
 	for (unsigned i = 0; i < t->num_returns; i++) {
@@ -420,6 +427,8 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 		if (o)
 			store_seal_error(d, o, err, msg, n);
 	}
+	if (msg != oom)
+		free(msg);
 	d->st.tasks_failed++;
 	if (t->rem.from_link)
 		ext_task_done(d, t);

@@ -27,6 +27,7 @@
 #define KRAY_RETURNS_MAX 256 /* num_returns of one task */
 #define KRAY_REFS_MAX 65536 /* refs in one get, wait or release */
 #define KRAY_OBJECT_MAX (1ull << 40) /* bytes of one object */
+#define KRAY_ERRMSG_MAX (64u << 10) /* error text: longer keeps its head and tail */
 
 /*
  * An object id names the task that made the object and the process that owns it:
