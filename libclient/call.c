@@ -176,6 +176,15 @@ static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, 
 		k->ws->nomem = true;
 }
 
+void call_refuse(struct kray *k, struct exec *e, uint8_t err, const char *msg)
+{
+	struct kray_msg_exec x;
+
+	memcpy(&x, e->body, sizeof(x)); /* on_frame() took only EXECs this long */
+	put_error(k, &x.task, 0, err, "%s", msg);
+	exec_free(e);
+}
+
 static void call_free(struct call *c)
 {
 	for (unsigned i = 0; c->args && i < c->x.m.nargs; i++)

@@ -80,6 +80,8 @@ void call_execute(struct call *c);
 /* Sends the RESULT (on the loop thread), frees c and its exec. */
 void call_finish(struct kray *k, struct call *c);
 void exec_free(struct exec *e);
+/* Answers e, which will not run, with an error RESULT of kind err; frees e. */
+void call_refuse(struct kray *k, struct exec *e, uint8_t err, const char *msg);
 
 /* host.c: an actor's method threads */
 /* Threads that run calls with run; NULL when none could be had (out of memory, no

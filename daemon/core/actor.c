@@ -379,6 +379,29 @@ void actor_enqueue(struct krayd *d, struct actor *a, struct task *t)
 	actor_dispatch(d, a);
 }
 
+struct task *actor_unqueue(struct krayd *d, const struct kray_oid *id)
+{
+	for (struct actor *a = d->actors; a; a = a->next) {
+		struct task *prev = NULL;
+
+		for (struct task **pp = &a->qhead; *pp; prev = *pp, pp = &(*pp)->next) {
+			struct task *t = *pp;
+
+			if (!oid_eq(&t->id, id))
+				continue;
+			*pp = t->next;
+			if (a->qtail == t)
+				a->qtail = prev;
+			t->next = NULL;
+			task_unwait(d, t);
+			/* A call that waited at the head may have held later ones back. */
+			actor_dispatch(d, a);
+			return t;
+		}
+	}
+	return NULL;
+}
+
 /* As in Ray, an actor whose handles are all gone still answers the calls made before:
  * `A.remote().f.remote()` works.  It ends when the last of them is done. */
 static void end_if_unheld(struct krayd *d, struct actor *a)
@@ -441,7 +464,10 @@ void actor_result(struct conn *c, struct task *t, const struct wire_result *r)
 		return;
 	}
 	a->inflight--;
-	task_finish(c, t, r->values, r->m.n);
+	if (t->cancelled) /* cancelled while it waited in the actor's process */
+		task_fail_cancelled(d, t);
+	else
+		task_finish(c, t, r->values, r->m.n);
 	actor_dispatch(d, a);
 }
 

@@ -59,6 +59,9 @@ struct actor *actor_by_name(struct krayd *d, const char *name, size_t len, const
 			    size_t ns_len);
 int actor_kill(struct krayd *d, struct actor *a, bool no_restart);
 void actor_enqueue(struct krayd *d, struct actor *a, struct task *t);
+/* Takes the call with that id out of its actor's queue (not sent to the actor yet, maybe
+ * still waiting for its arguments); NULL if no queue has it. */
+struct task *actor_unqueue(struct krayd *d, const struct kray_oid *id);
 void actor_dispatch(struct krayd *d, struct actor *a);
 void actor_ctor_ready(struct krayd *d, struct actor *a);
 void actor_ctor_failed(struct krayd *d, struct actor *a, uint8_t err, const char *msg, size_t len);

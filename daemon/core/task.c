@@ -128,6 +128,8 @@ void task_release_holds(struct krayd *d, struct task *t)
 void task_free(struct krayd *d, struct task *t)
 {
 	oidmap_del(&d->cancelled, &t->id);
+	if (t->deps_left && !t->actor)
+		oidmap_del(&d->waiting, &t->id);
 	task_release_holds(d, t);
 	free(t->res);
 	free(t->args);
@@ -177,7 +179,41 @@ int task_resolve(struct krayd *d, struct conn *submitter, struct task *t)
 	if (!t->deps_left)
 		return 0;
 	d->st.tasks_waiting++;
+	if (!t->actor) {
+		bool fresh;
+
+		*oidmap_upsert(&d->waiting, &t->id, &fresh) = (uintptr_t)t;
+	}
 	return 1;
+}
+
+static int unwait(struct task *t, unsigned i, struct kray_oid *id, void *arg)
+{
+	struct krayd *d = arg;
+	struct obj *o = store_get(d, id);
+
+	(void)i;
+	if (o && o->state != OBJ_READY)
+		store_unwait(d, o, dep_ready, t);
+	return 0;
+}
+
+void task_unwait(struct krayd *d, struct task *t)
+{
+	if (!t->deps_left)
+		return;
+	for_each_ref(t, unwait, d);
+	if (!t->actor)
+		oidmap_del(&d->waiting, &t->id);
+	t->deps_left = 0;
+	d->st.tasks_waiting--;
+}
+
+struct task *task_waiting(struct krayd *d, const struct kray_oid *id)
+{
+	uint64_t *v = oidmap_get(&d->waiting, id);
+
+	return v ? (struct task *)(uintptr_t)*v : NULL;
 }
 
 /*
@@ -304,6 +340,8 @@ static void task_dep_ready(struct krayd *d, struct task *t, struct obj *o)
 	if (--t->deps_left)
 		return;
 	d->st.tasks_waiting--;
+	if (!t->actor)
+		oidmap_del(&d->waiting, &t->id);
 	if (t->ctor) {
 		actor_ctor_ready(d, t->actor);
 		return;

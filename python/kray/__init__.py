@@ -190,7 +190,10 @@ def get(object_refs, *, timeout=None):
     (None: forever).  Raises the task's error (RayTaskError, also an instance of the
     original exception's class), GetTimeoutError, or another kray.exceptions error."""
     refs, single = _as_list(object_refs, "get")
-    items = _kray.get(refs, _ms(timeout))
+    try:
+        items = _kray.get(refs, _ms(timeout))
+    except _kray.TaskCancelled as e:  # this task was cancelled while it waited
+        raise exceptions.TaskCancelledError(message=str(e)) from None
     if items is None:
         raise exceptions.GetTimeoutError(
             f"Get timed out: some object(s) not ready after {timeout} s.")
@@ -226,7 +229,10 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     if num_returns > len(refs):
         raise ValueError("num_returns cannot be greater than the number of objects "
                          "provided to kray.wait.")
-    flags = _kray.wait(refs, num_returns, _ms(timeout))
+    try:
+        flags = _kray.wait(refs, num_returns, _ms(timeout))
+    except _kray.TaskCancelled as e:
+        raise exceptions.TaskCancelledError(message=str(e)) from None
     ready, not_ready = [], []
     for r, f in zip(refs, flags):
         (ready if f and len(ready) < num_returns else not_ready).append(r)
