@@ -63,3 +63,10 @@ def test_tune_sklearn_example():
     best = [line for line in out if line.startswith("best config")][0]
     assert float(best.split("accuracy ")[1].split(";")[0]) > 0.9, best
     assert "5-fold cross validation on kray" in out[-1]
+
+
+def test_ray_semantics_example():
+    assert run_example("ray_semantics.py").splitlines() == [
+        "hello from the working_dir (STAGE=demo)",
+        "['letter 0', 'letter 1', 'letter 2']",
+        "cancelled"]
