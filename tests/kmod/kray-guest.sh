@@ -68,6 +68,11 @@ rm -f $S
 /kray/examples/kmod_ls | grep -q "(orphan: its krayd is gone)" ||
 	fail krayd-restart-drops-orphans "examples/kmod_ls does not show the orphan"
 start_krayd krayd-restart-drops-orphans
+# The socket exists before krayd has attached to /dev/kray: wait for its word.
+for i in $(seq 1 100); do
+	grep -q "withdrew 1 objects left by krayds that died" $L && break
+	sleep 0.1
+done
 grep -q "withdrew 1 objects left by krayds that died" $L ||
 	fail krayd-restart-drops-orphans "the new krayd did not adopt the orphan"
 [ "$($D count)" = objects=0 ] || fail krayd-restart-drops-orphans "the orphan is still there"
