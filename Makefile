@@ -111,7 +111,8 @@ $(O)/bin/krayd: $(DAEMON_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
 
-$(O)/bin/kray: $(O)/tools/kray.o $(O)/tools/kray_top.o $(O)/common/rundir.o $(LIBKRAY)
+$(O)/bin/kray: $(O)/tools/kray.o $(O)/tools/kray_top.o $(O)/tools/kray_state.o $(O)/common/rundir.o \
+		$(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) -L$(O)/lib -lkray $(RPATH)
 

@@ -26,6 +26,7 @@
 #include "core/sched.h"
 #include "core/proto.h"
 #include "core/metrics.h"
+#include "core/timeline.h"
 #include "core/log.h"
 #include "kmod/kmod.h"
 #include "../common/rundir.h"
@@ -140,6 +141,13 @@ int main(int argc, char **argv)
 		store_spill_close(&d);
 		return 1;
 	}
+	if (timeline_init(&d)) {
+		log_err("timeline: out of memory for %d records", d.cfg.timeline_events);
+		loop_fini(&d);
+		store_mem_fini(&d);
+		store_spill_close(&d);
+		return 1;
+	}
 	if (cluster_init(&d)) {
 		loop_fini(&d);
 		cluster_fini(&d);
@@ -178,6 +186,7 @@ int main(int argc, char **argv)
 	actor_fini(&d);
 	store_fini(&d);
 	get_fini(&d); /* after the objects' waiters are gone */
+	timeline_fini(&d);
 	kmod_fini(&d);
 	store_mem_fini(&d);
 	store_spill_close(&d);

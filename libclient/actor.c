@@ -171,7 +171,12 @@ KRAY_EXPORT int kray_describe_nodes(struct kray *k, char **ret_text)
 	return describe(k, KRAY_MSG_LIST_NODES, ret_text);
 }
 
-/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) answered with TEXT_REPLY. */
+KRAY_EXPORT int kray_timeline(struct kray *k, char **ret_json)
+{
+	return describe(k, KRAY_MSG_TIMELINE, ret_json);
+}
+
+/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES, TIMELINE) answered with TEXT_REPLY. */
 static int describe(struct kray *k, uint16_t type, char **ret_text)
 {
 	struct kray_frame_hdr h;

@@ -24,6 +24,7 @@
 #include <kray/kray.h>
 
 #include "kray_top.h"
+#include "kray_state.h"
 #include "../common/rundir.h"
 
 static char sock[PATH_MAX];
@@ -59,6 +60,8 @@ static int usage(void)
 		"       kray start --address=HEAD:PORT --token-file F ... joining a cluster\n"
 		"       kray stop [--socket PATH]                     stop it\n"
 		"       kray status [--socket PATH]                   show its counters\n"
+		"       kray timeline [--socket PATH] [FILE]          the last tasks as Chrome "
+		"trace JSON\n"
 		"       kray top [--socket PATH] [--once] [--interval MS]\n"
 		"                                 per-worker CPU, run-queue wait, switches "
 		"(BPF)\n");
@@ -311,6 +314,11 @@ int main(int argc, char **argv)
 			}
 		}
 		return kray_top_main(sock, once, (unsigned)ms);
+	}
+	if (!strcmp(cmd, "timeline")) {
+		if (argc - i > 1)
+			return usage();
+		return kray_timeline_main(sock, i < argc ? argv[i] : NULL);
 	}
 	if (i < argc)
 		return usage();

@@ -77,6 +77,7 @@ struct krayd {
 	struct getreq *gets; /* gets not answered yet */
 	struct getreq *gets_gone; /* answered (their connection went), objects still pending */
 	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */
+	struct timeline *tl; /* the task timeline ring (timeline.c); NULL: off */
 
 	struct kray_wire_stats st;
 	/* The parts outside the core: their hook tables (core/ext.h), and the state each

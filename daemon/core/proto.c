@@ -21,6 +21,7 @@
 #include "core/sched.h"
 #include "core/proto.h"
 #include "core/log.h"
+#include "core/timeline.h"
 
 static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 {
@@ -333,6 +334,22 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 			actor_describe(c->d, &text);
 		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
 			text.len = 60000;
+		m.len = (uint32_t)text.len;
+		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
+			   WIRE_PADDED(text.data, text.len));
+		kbuf_free(&text);
+		conn_flush_later(c);
+		return 0;
+	}
+	case KRAY_MSG_TIMELINE: {
+		struct kbuf text = { 0 };
+		struct kray_msg_error m = { 0 };
+
+		/* An export, not a status line: the whole ring, in one frame (10,000 records
+		 * are about 4 MB, far below KRAY_FRAME_MAX). */
+		if (h->len)
+			return conn_fail(c, "malformed timeline request", -EBADMSG);
+		timeline_render(c->d, &text);
 		m.len = (uint32_t)text.len;
 		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
 			   WIRE_PADDED(text.data, text.len));
