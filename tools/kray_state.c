@@ -49,8 +49,9 @@ int kray_timeline_main(const char *sock, const char *file)
 		goto out_free;
 	}
 	if (!to_stdout)
-		fprintf(stderr, "kray: timeline written to %s (open it in chrome://tracing or "
-				"https://ui.perfetto.dev)\n",
+		fprintf(stderr,
+			"kray: timeline written to %s (open it in chrome://tracing or "
+			"https://ui.perfetto.dev)\n",
 			file);
 	ret = 0;
 out_free:

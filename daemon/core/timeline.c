@@ -101,7 +101,12 @@ static void json_str(struct kbuf *b, const char *s, size_t len)
 
 	for (size_t i = 0; i < len;) {
 		unsigned c = p[i];
-		unsigned n = c < 0x80 ? 0 : c < 0xc2 ? 4 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : c < 0xf5 ? 3 : 4;
+		unsigned n = c < 0x80 ? 0 :
+			     c < 0xc2 ? 4 :
+			     c < 0xe0 ? 1 :
+			     c < 0xf0 ? 2 :
+			     c < 0xf5 ? 3 :
+					4;
 		char esc[8];
 
 		if (!n) {
@@ -196,8 +201,10 @@ static void render_names(struct kbuf *b, const struct timeline *tl, uint64_t fir
 	size_t n = (size_t)(tl->n - first), k = 0;
 	uint32_t *ids = malloc(n ? n * sizeof(*ids) : 1);
 
-	printf_put(b, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,"
-		      "\"args\":{\"name\":\"node %08x\"}}", node, node);
+	printf_put(b,
+		   "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,"
+		   "\"args\":{\"name\":\"node %08x\"}}",
+		   node, node);
 	if (!ids)
 		return; /* the names are a nicety: the events stand without them */
 	for (uint64_t i = first; i < tl->n; i++)
@@ -205,8 +212,10 @@ static void render_names(struct kbuf *b, const struct timeline *tl, uint64_t fir
 	qsort(ids, n, sizeof(*ids), cmp_u32);
 	for (size_t i = 0; i < n; i++)
 		if (!i || ids[i] != ids[i - 1])
-			printf_put(b, ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,"
-				      "\"tid\":%u,\"args\":{\"name\":\"worker %u\"}}", node, ids[i], ids[i]);
+			printf_put(b,
+				   ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,"
+				   "\"tid\":%u,\"args\":{\"name\":\"worker %u\"}}",
+				   node, ids[i], ids[i]);
 	free(ids);
 }
 
@@ -229,7 +238,8 @@ void timeline_render(struct krayd *d, struct kbuf *b)
 			render_rec(b, d->node, &tl->recs[i % tl->cap], off);
 		}
 	}
-	printf_put(b, "],\"displayTimeUnit\":\"ms\",\"otherData\":{\"node_id\":\"%08x\","
-		      "\"timeline_events\":%u,\"tasks_recorded\":%llu}}\n",
+	printf_put(b,
+		   "],\"displayTimeUnit\":\"ms\",\"otherData\":{\"node_id\":\"%08x\","
+		   "\"timeline_events\":%u,\"tasks_recorded\":%llu}}\n",
 		   d->node, tl ? tl->cap : 0, tl ? (unsigned long long)tl->n : 0ULL);
 }

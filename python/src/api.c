@@ -598,6 +598,28 @@ static PyObject *api_describe_nodes(PyObject *self, PyObject *unused)
 	return s;
 }
 
+/* timeline() -> str: the connected krayd's task timeline as Chrome trace JSON
+ * (kray_timeline; kray.timeline() parses it).  A C function's name may be any bytes:
+ * krayd replaces what is not UTF-8, and so does this, should one slip through. */
+static PyObject *api_timeline(PyObject *self, PyObject *unused)
+{
+	kray *k = ext_client();
+	char *json = NULL;
+	PyObject *s;
+	int r;
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	BLOCKING(r = kray_timeline(k, &json));
+	if (r)
+		return ext_fail(k, r, "timeline");
+	s = PyUnicode_DecodeUTF8(json, (Py_ssize_t)strlen(json), "replace");
+	free(json);
+	return s;
+}
+
 /* list_nodes() -> [dict]: the cluster's nodes ([] outside one), from kray_list_nodes():
  * node, address, port, alive, head, self, num_cpus, workers, workers_busy, tasks_queued,
  * tasks_finished, store_mib, resources ("NAME:QTY,..."). */
@@ -673,6 +695,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "ids", api_ids, METH_NOARGS, "(node, client, job)" },
 	{ "submit", api_submit, METH_VARARGS, "a task or actor call" },
 	{ "describe_nodes", api_describe_nodes, METH_NOARGS, "the cluster's nodes, as text" },
+	{ "timeline", api_timeline, METH_NOARGS, "the task timeline, as Chrome trace JSON" },
 	{ "list_nodes", api_list_nodes, METH_NOARGS, "the cluster's nodes, as dicts" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
