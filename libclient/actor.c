@@ -195,7 +195,7 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 	r = kc_wait(k, KRAY_MSG_TEXT_REPLY, req, &h, &body);
 	if (r)
 		return r;
-	if (wire_dec_error(body, h.len, &t)) {
+	if ((type == KRAY_MSG_TIMELINE ? wire_dec_export : wire_dec_error)(body, h.len, &t)) {
 		kc_consume(k, &h);
 		k->broken = true;
 		return kc_fail(k, -EBADMSG, "malformed listing from krayd");

@@ -1547,6 +1547,9 @@ Test(malformed, text_rules)
 	wire_put_padded(&b, big, m.len);
 	cr_assert_eq(wire_dec_error(b.data, b.len, &t), -EBADMSG,
 		     "error text over 64 KiB accepted");
+	/* an export (the timeline) may be longer */
+	cr_assert_eq(wire_dec_export(b.data, b.len, &t), 0, "a 64 KiB + 1 export refused");
+	cr_assert_eq(t.len, 65537);
 	kbuf_free(&b);
 
 	m.len = KRAY_PATH_MAX + 1;
@@ -1561,6 +1564,8 @@ Test(malformed, text_rules)
 	wire_put_padded(&b, big, 8);
 	cr_assert_eq(wire_dec_error(b.data, b.len, &t), -EBADMSG,
 		     "error text longer than the body accepted");
+	cr_assert_eq(wire_dec_export(b.data, b.len, &t), -EBADMSG,
+		     "export text longer than the body accepted");
 	kbuf_free(&b);
 	free(big);
 }
