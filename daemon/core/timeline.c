@@ -7,7 +7,7 @@
  * One record per task, written when its result arrives, rather than one per event
  * (submit, dispatch, end): the task already carries its submit time, the dispatch time is
  * stamped when the EXEC is queued, and the worker measures the run itself (exec_ns in
- * RESULT), so one 80-byte store at the end holds the whole life and the hot path pays one
+ * RESULT), so one 88-byte store at the end holds the whole life and the hot path pays one
  * clock read per dispatch and one per result.  The function name is the interned fnstat,
  * which lives as long as krayd, so a record copies no string.  Tasks still queued or
  * running are not in it, and neither are calls the BPF fast path steers past krayd.

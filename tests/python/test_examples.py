@@ -63,3 +63,12 @@ def test_tune_sklearn_example():
     best = [line for line in out if line.startswith("best config")][0]
     assert float(best.split("accuracy ")[1].split(";")[0]) > 0.9, best
     assert "5-fold cross validation on kray" in out[-1]
+
+
+def test_timeline_example(tmp_path):
+    import json
+    path = tmp_path / "t.json"
+    out = run_example_args("timeline.py", str(path))
+    assert out == f"25 tasks written to {path}", out  # 12 tasks, the constructor, 12 calls
+    events = json.loads(path.read_text())["traceEvents"]
+    assert sum(e["ph"] == "X" for e in events) == 25
