@@ -57,8 +57,8 @@ static void bench_mode(struct mode *m, const char *events)
 {
 	static kray_ref refs[BATCH];
 	static kray_value vals[BATCH];
-	const char *flags[] = { "--num-cpus", "2", "--fastpath", "off", "--timeline-events",
-				events, NULL };
+	const char *flags[] = { "--num-cpus",	     "2",    "--fastpath", "off",
+				"--timeline-events", events, NULL };
 	struct bench_op op = { .submit = noop_call };
 	double per_s, t0, c0;
 	char *json;
@@ -77,8 +77,8 @@ static void bench_mode(struct mode *m, const char *events)
 		c0 = bench_proc_cpu_s(krayd.pid);
 		bench_async_rounds(&op, BATCH, 1, round_s, refs, vals, &per_s);
 		bench_push(&m->tps, per_s);
-		bench_push(&m->cpu, (bench_proc_cpu_s(krayd.pid) - c0) /
-					    (per_s * (bench_now() - t0)) * 1e6);
+		bench_push(&m->cpu,
+			   (bench_proc_cpu_s(krayd.pid) - c0) / (per_s * (bench_now() - t0)) * 1e6);
 	}
 	for (int r = 0; r < rounds; r++) {
 		t0 = bench_now();
@@ -142,8 +142,7 @@ int main(int argc, char **argv)
 	printf("  %-40s %10.0f/s %10.0f/s\n", "no-op tasks", bench_med(&rep.on.tps),
 	       bench_med(&rep.off.tps));
 	printf("  %-40s %9.2f ms   (%zu bytes of JSON, 10,000 tasks)\n",
-	       "kray timeline with the ring full", bench_med(&rep.on.render_ms),
-	       rep.on.json_bytes);
+	       "kray timeline with the ring full", bench_med(&rep.on.render_ms), rep.on.json_bytes);
 	bench_json_out(o.json_file, json, &rep);
 	return 0;
 }
