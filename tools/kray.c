@@ -59,7 +59,7 @@ static int usage(void)
 		"       kray start --head [--node-listen IP:PORT]     ... as a cluster's head\n"
 		"       kray start --address=HEAD:PORT --token-file F ... joining a cluster\n"
 		"       kray stop [--socket PATH]                     stop it\n"
-		"       kray status [--socket PATH]                   show its counters\n"
+		"       kray status [--socket PATH] [--json]          show its counters\n"
 		"       kray timeline [--socket PATH] [FILE]          the last tasks as Chrome "
 		"trace JSON\n"
 		"       kray top [--socket PATH] [--once] [--interval MS]\n"
@@ -315,6 +315,8 @@ int main(int argc, char **argv)
 		}
 		return kray_top_main(sock, once, (unsigned)ms);
 	}
+	if (!strcmp(cmd, "status") && i + 1 == argc && !strcmp(argv[i], "--json"))
+		return kray_status_json_main(sock);
 	if (!strcmp(cmd, "timeline")) {
 		if (argc - i > 1)
 			return usage();

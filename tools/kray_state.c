@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The CLI's machine-readable views of a krayd, for scripts and other tools:
- * `kray timeline` (Chrome trace JSON of the last tasks; krayd renders it, docs/timeline.md).
+ * `kray timeline` (Chrome trace JSON of the last tasks; krayd renders it, docs/timeline.md)
+ * and `kray status --json` (counters, nodes and actors, built here from libkray's structs;
+ * docs/state.md).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <kray/kray.h>
 
 #include "kray_state.h"
+#include "../common/json.h"
 
 static kray *connect_to(const char *sock)
 {
@@ -57,6 +61,141 @@ int kray_timeline_main(const char *sock, const char *file)
 out_free:
 	free(json);
 out_shutdown:
+	kray_shutdown(k);
+	return ret;
+}
+
+/* kray_stats' counters, in their order, as `kray status --json` names them. */
+#define STATS(X)                                                                                \
+	X(drivers) X(workers) X(workers_busy) X(workers_blocked) X(workers_started)             \
+	X(workers_died) X(tasks_submitted) X(tasks_finished) X(tasks_failed) X(tasks_retried)   \
+	X(tasks_queued) X(tasks_waiting) X(tasks_handed_back) X(objects) X(object_bytes)        \
+	X(store_capacity) X(store_bytes) X(objects_pinned) X(objects_spilled) X(bytes_spilled)  \
+	X(spilled_total) X(restored_total) X(evicted_total) X(pool_bytes) X(actors_alive)       \
+	X(actors_pending) X(num_cpus) X(fast_tasks) X(fast_bounced) X(frames_rejected)
+
+static void put(struct kbuf *b, const char *s)
+{
+	kbuf_put(b, s, strlen(s));
+}
+
+static void putf(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void putf(struct kbuf *b, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		kbuf_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/* ,"key":"s" (s escaped) */
+static void put_str(struct kbuf *b, const char *key, const char *s)
+{
+	putf(b, ",\"%s\":\"", key);
+	json_put_str(b, s, strlen(s));
+	put(b, "\"");
+}
+
+static void put_stats(struct kbuf *b, const struct kray_stats *st)
+{
+	put(b, "\"stats\":{");
+#define X(f) putf(b, "\"" #f "\":%llu,", (unsigned long long)st->f);
+	STATS(X)
+#undef X
+	putf(b, "\"store_huge\":%u}", st->store_huge);
+}
+
+static void put_nodes(struct kbuf *b, const struct kray_node_info *n, size_t count)
+{
+	put(b, ",\"nodes\":[");
+	for (size_t i = 0; i < count; i++, n++) {
+		putf(b, "%s{\"node_id\":\"%08x\",\"state\":\"%s\",\"is_head_node\":%s,"
+			"\"self\":%s,\"port\":%u,\"num_cpus\":%u,\"workers\":%u,"
+			"\"workers_busy\":%u,\"tasks_queued\":%llu,\"tasks_finished\":%llu,"
+			"\"store_mib\":%llu",
+		     i ? "," : "", n->node, n->alive ? "ALIVE" : "DEAD",
+		     n->head ? "true" : "false", n->self ? "true" : "false", n->port, n->num_cpus,
+		     n->workers, n->workers_busy, (unsigned long long)n->tasks_queued,
+		     (unsigned long long)n->tasks_finished, (unsigned long long)n->store_mib);
+		put_str(b, "node_ip", n->address);
+		put_str(b, "resources", n->resources);
+		put(b, "}");
+	}
+	put(b, "]");
+}
+
+static const char *actor_state(enum kray_actor_state s)
+{
+	switch (s) {
+	case KRAY_ACTOR_PENDING:
+		return "PENDING_CREATION";
+	case KRAY_ACTOR_STARTING:
+		return "PENDING_CREATION"; /* its worker starts */
+	case KRAY_ACTOR_ALIVE:
+		return "ALIVE";
+	case KRAY_ACTOR_DEAD:
+		return "DEAD";
+	}
+	return "UNKNOWN";
+}
+
+static void put_actors(struct kbuf *b, const struct kray_actor_info *a, size_t count)
+{
+	put(b, ",\"actors\":[");
+	for (size_t i = 0; i < count; i++, a++) {
+		putf(b, "%s{\"actor_id\":\"%08x%08x%08x%08x\",\"state\":\"%s\",\"pid\":%d,"
+			"\"calls_in_flight\":%u,\"num_restarts\":%u",
+		     i ? "," : "", a->id.node, a->id.owner, a->id.seq, a->id.index,
+		     actor_state(a->state), a->pid, a->calls_in_flight, a->restarts);
+		put_str(b, "class_name", a->class_name);
+		put_str(b, "name", a->name);
+		put_str(b, "ray_namespace", a->ns);
+		put_str(b, "detail", a->detail);
+		put(b, "}");
+	}
+	put(b, "]");
+}
+
+int kray_status_json_main(const char *sock)
+{
+	struct kray_node_info *nodes = NULL;
+	struct kray_actor_info *actors = NULL;
+	size_t nn = 0, na = 0;
+	struct kray_stats st;
+	struct kbuf b = { 0 };
+	int ret = 1;
+	kray *k = connect_to(sock);
+
+	if (!k)
+		return 1;
+	if (kray_status(k, &st) || kray_list_nodes(k, &nodes, &nn) ||
+	    kray_list_actors(k, &actors, &na)) {
+		fprintf(stderr, "kray: %s\n", kray_errmsg(k));
+		goto out;
+	}
+	st.drivers -= st.drivers > 0; /* not this command's own connection, as `kray status` */
+	putf(&b, "{\"node_id\":\"%08llx\"", (unsigned long long)st.node);
+	put_str(&b, "socket", sock);
+	put(&b, ",");
+	put_stats(&b, &st);
+	put_nodes(&b, nodes, nn);
+	put_actors(&b, actors, na);
+	put(&b, "}\n");
+	if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout)) {
+		fprintf(stderr, "kray: stdout: %s\n", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	kbuf_free(&b);
+	free(nodes);
+	free(actors);
 	kray_shutdown(k);
 	return ret;
 }

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../common/json.h"
+
 #include "core/krayd.h"
 #include "core/conn.h"
 #include "core/task.h"
@@ -93,49 +95,6 @@ void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t
 	r->failed = failed;
 }
 
-/* s as a JSON string's contents: quotes, backslashes and control bytes escaped, bytes that
- * are not well-formed UTF-8 replaced by '?' (a C function's name is any bytes). */
-static void json_str(struct kbuf *b, const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	for (size_t i = 0; i < len;) {
-		unsigned c = p[i];
-		unsigned n = c < 0x80 ? 0 :
-			     c < 0xc2 ? 4 :
-			     c < 0xe0 ? 1 :
-			     c < 0xf0 ? 2 :
-			     c < 0xf5 ? 3 :
-					4;
-		char esc[8];
-
-		if (!n) {
-			if (c == '"' || c == '\\') {
-				kbuf_put(b, "\\", 1);
-				kbuf_put(b, &p[i], 1);
-			} else if (c < 0x20) {
-				snprintf(esc, sizeof(esc), "\\u%04x", c);
-				kbuf_put(b, esc, 6);
-			} else {
-				kbuf_put(b, &p[i], 1);
-			}
-			i++;
-			continue;
-		}
-		bool ok = n < 4 && i + n < len;
-
-		for (unsigned k = 1; ok && k <= n; k++)
-			ok = (p[i + k] & 0xc0) == 0x80;
-		if (ok) {
-			kbuf_put(b, &p[i], n + 1);
-			i += n + 1;
-		} else {
-			kbuf_put(b, "?", 1);
-			i++;
-		}
-	}
-}
-
 static void printf_put(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void printf_put(struct kbuf *b, const char *fmt, ...)
@@ -168,7 +127,7 @@ static void render_rec(struct kbuf *b, uint32_t node, const struct tl_rec *r, in
 	if (start < r->sent_ns || (int64_t)r->run_ns < 0)
 		start = r->sent_ns;
 	kbuf_put(b, "{\"name\":\"", 9);
-	json_str(b, r->fn->name, r->fn->name_len);
+	json_put_str(b, r->fn->name, r->fn->name_len);
 	printf_put(b, "\",\"cat\":\"%s\",\"ph\":\"X\",", r->actor.node ? "actor_task" : "task");
 	put_us(b, "ts", start, off);
 	printf_put(b, ",\"dur\":%lld.%03lld,\"pid\":%u,\"tid\":%u,\"args\":{",

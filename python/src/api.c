@@ -620,6 +620,44 @@ static PyObject *api_timeline(PyObject *self, PyObject *unused)
 	return s;
 }
 
+/* list_actors() -> [dict]: the actors krayd knows, from kray_list_actors(): actor_id
+ * ((node, owner, seq, index)), state (enum kray_actor_state), pid, calls_in_flight,
+ * restarts, class_name, namespace, name, detail. */
+static PyObject *api_list_actors(PyObject *self, PyObject *unused)
+{
+	kray *k = ext_client();
+	struct kray_actor_info *actors = NULL;
+	PyObject *list;
+	size_t n = 0;
+	int r;
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	BLOCKING(r = kray_list_actors(k, &actors, &n));
+	if (r)
+		return ext_fail(k, r, "list_actors");
+	list = PyList_New(0);
+	for (size_t i = 0; list && i < n; i++) {
+		const struct kray_actor_info *a = &actors[i];
+		PyObject *d = Py_BuildValue(
+			"{s:(IIII),s:i,s:i,s:I,s:I,s:s,s:s,s:s,s:s}", "actor_id", a->id.node,
+			a->id.owner, a->id.seq, a->id.index, "state", (int)a->state, "pid", a->pid,
+			"calls_in_flight", a->calls_in_flight, "restarts", a->restarts, "class_name",
+			a->class_name, "namespace", a->ns, "name", a->name, "detail", a->detail);
+
+		if (!d || PyList_Append(list, d)) {
+			Py_XDECREF(d);
+			Py_CLEAR(list);
+			break;
+		}
+		Py_DECREF(d);
+	}
+	free(actors);
+	return list;
+}
+
 /* list_nodes() -> [dict]: the cluster's nodes ([] outside one), from kray_list_nodes():
  * node, address, port, alive, head, self, num_cpus, workers, workers_busy, tasks_queued,
  * tasks_finished, store_mib, resources ("NAME:QTY,..."). */
@@ -697,6 +735,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "describe_nodes", api_describe_nodes, METH_NOARGS, "the cluster's nodes, as text" },
 	{ "timeline", api_timeline, METH_NOARGS, "the task timeline, as Chrome trace JSON" },
 	{ "list_nodes", api_list_nodes, METH_NOARGS, "the cluster's nodes, as dicts" },
+	{ "list_actors", api_list_actors, METH_NOARGS, "the actors krayd knows, as dicts" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
 	{ "kill", api_kill, METH_VARARGS, "kill an actor" },
