@@ -66,13 +66,18 @@ out_shutdown:
 }
 
 /* kray_stats' counters, in their order, as `kray status --json` names them. */
-#define STATS(X)                                                                                \
-	X(drivers) X(workers) X(workers_busy) X(workers_blocked) X(workers_started)             \
-	X(workers_died) X(tasks_submitted) X(tasks_finished) X(tasks_failed) X(tasks_retried)   \
-	X(tasks_queued) X(tasks_waiting) X(tasks_handed_back) X(objects) X(object_bytes)        \
-	X(store_capacity) X(store_bytes) X(objects_pinned) X(objects_spilled) X(bytes_spilled)  \
-	X(spilled_total) X(restored_total) X(evicted_total) X(pool_bytes) X(actors_alive)       \
-	X(actors_pending) X(num_cpus) X(fast_tasks) X(fast_bounced) X(frames_rejected)
+#define STATS(X)                                                                                   \
+	X(drivers)                                                                                 \
+	X(workers) X(workers_busy) X(workers_blocked) X(workers_started) X(workers_died)           \
+		X(tasks_submitted) X(tasks_finished) X(tasks_failed) X(tasks_retried)              \
+			X(tasks_queued) X(tasks_waiting) X(tasks_handed_back) X(objects)           \
+				X(object_bytes) X(store_capacity) X(store_bytes) X(objects_pinned) \
+					X(objects_spilled) X(bytes_spilled) X(spilled_total)       \
+						X(restored_total) X(evicted_total) X(pool_bytes)   \
+							X(actors_alive) X(actors_pending)          \
+								X(num_cpus) X(fast_tasks)          \
+									X(fast_bounced)            \
+										X(frames_rejected)
 
 static void put(struct kbuf *b, const char *s)
 {
@@ -115,14 +120,15 @@ static void put_nodes(struct kbuf *b, const struct kray_node_info *n, size_t cou
 {
 	put(b, ",\"nodes\":[");
 	for (size_t i = 0; i < count; i++, n++) {
-		putf(b, "%s{\"node_id\":\"%08x\",\"state\":\"%s\",\"is_head_node\":%s,"
-			"\"self\":%s,\"port\":%u,\"num_cpus\":%u,\"workers\":%u,"
-			"\"workers_busy\":%u,\"tasks_queued\":%llu,\"tasks_finished\":%llu,"
-			"\"store_mib\":%llu",
-		     i ? "," : "", n->node, n->alive ? "ALIVE" : "DEAD",
-		     n->head ? "true" : "false", n->self ? "true" : "false", n->port, n->num_cpus,
-		     n->workers, n->workers_busy, (unsigned long long)n->tasks_queued,
-		     (unsigned long long)n->tasks_finished, (unsigned long long)n->store_mib);
+		putf(b,
+		     "%s{\"node_id\":\"%08x\",\"state\":\"%s\",\"is_head_node\":%s,"
+		     "\"self\":%s,\"port\":%u,\"num_cpus\":%u,\"workers\":%u,"
+		     "\"workers_busy\":%u,\"tasks_queued\":%llu,\"tasks_finished\":%llu,"
+		     "\"store_mib\":%llu",
+		     i ? "," : "", n->node, n->alive ? "ALIVE" : "DEAD", n->head ? "true" : "false",
+		     n->self ? "true" : "false", n->port, n->num_cpus, n->workers, n->workers_busy,
+		     (unsigned long long)n->tasks_queued, (unsigned long long)n->tasks_finished,
+		     (unsigned long long)n->store_mib);
 		put_str(b, "node_ip", n->address);
 		put_str(b, "resources", n->resources);
 		put(b, "}");
@@ -149,8 +155,9 @@ static void put_actors(struct kbuf *b, const struct kray_actor_info *a, size_t c
 {
 	put(b, ",\"actors\":[");
 	for (size_t i = 0; i < count; i++, a++) {
-		putf(b, "%s{\"actor_id\":\"%08x%08x%08x%08x\",\"state\":\"%s\",\"pid\":%d,"
-			"\"calls_in_flight\":%u,\"num_restarts\":%u",
+		putf(b,
+		     "%s{\"actor_id\":\"%08x%08x%08x%08x\",\"state\":\"%s\",\"pid\":%d,"
+		     "\"calls_in_flight\":%u,\"num_restarts\":%u",
 		     i ? "," : "", a->id.node, a->id.owner, a->id.seq, a->id.index,
 		     actor_state(a->state), a->pid, a->calls_in_flight, a->restarts);
 		put_str(b, "class_name", a->class_name);

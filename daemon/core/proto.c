@@ -341,15 +341,19 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		conn_flush_later(c);
 		return 0;
 	}
-	case KRAY_MSG_TIMELINE: {
+	case KRAY_MSG_TIMELINE:
+	case KRAY_MSG_LIST_OBJECTS: {
 		struct kbuf text = { 0 };
 		struct kray_msg_error m = { 0 };
 
-		/* An export, not a status line: the whole ring, in one frame (10,000 records
-		 * are about 4 MB, far below KRAY_FRAME_MAX). */
+		/* Exports, not status lines: the whole ring, or 10,000 objects, in one frame
+		 * (about 3 MB and 2 MB at most, far below KRAY_FRAME_MAX). */
 		if (h->len)
-			return conn_fail(c, "malformed timeline request", -EBADMSG);
-		timeline_render(c->d, &text);
+			return conn_fail(c, "malformed export request", -EBADMSG);
+		if (h->type == KRAY_MSG_TIMELINE)
+			timeline_render(c->d, &text);
+		else
+			store_list(c->d, &text);
 		m.len = (uint32_t)text.len;
 		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
 			   WIRE_PADDED(text.data, text.len));

@@ -3,7 +3,7 @@
  * The task timeline (daemon/core/timeline.c, docs/timeline.md) against a real krayd:
  * every task a worker ran is one Chrome trace "X" event naming its function, task id,
  * worker and state; the ring keeps only the last `timeline-events`; 0 turns it off; a
- * TIMELINE request with a body is refused and krayd goes on serving.
+ * TIMELINE (or LIST_OBJECTS) request with a body is refused and krayd goes on serving.
  */
 #include <criterion/criterion.h>
 
@@ -152,4 +152,7 @@ Test(timeline, request_with_a_body_is_refused)
 
 	harness_raw_expect_error(&h, &f, sizeof(f), -EBADMSG, "TIMELINE with a body");
 	harness_expect_serving(&h, "a malformed TIMELINE");
+	f.h.type = KRAY_MSG_LIST_OBJECTS; /* the other export, same rule */
+	harness_raw_expect_error(&h, &f, sizeof(f), -EBADMSG, "LIST_OBJECTS with a body");
+	harness_expect_serving(&h, "a malformed LIST_OBJECTS");
 }
