@@ -66,17 +66,18 @@ out_shutdown:
 }
 
 /* kray_stats' counters, in their order, as `kray status --json` names them. */
-#define STATS(X)                                                                                   \
-	X(drivers)                                                                                 \
-	X(workers) X(workers_busy) X(workers_blocked) X(workers_started) X(workers_died)           \
-		X(tasks_submitted) X(tasks_finished) X(tasks_failed) X(tasks_retried)              \
-			X(tasks_queued) X(tasks_waiting) X(tasks_handed_back) X(objects)           \
-				X(object_bytes) X(store_capacity) X(store_bytes) X(objects_pinned) \
-					X(objects_spilled) X(bytes_spilled) X(spilled_total)       \
-						X(restored_total) X(evicted_total) X(pool_bytes)   \
-							X(actors_alive) X(actors_pending)          \
-								X(num_cpus) X(fast_tasks)          \
-									X(fast_bounced)            \
+#define STATS(X)                                                                                 \
+	X(drivers)                                                                               \
+	X(workers)                                                                               \
+	X(workers_busy) X(workers_blocked) X(workers_started) X(workers_died) X(tasks_submitted) \
+		X(tasks_finished) X(tasks_failed) X(tasks_retried) X(tasks_queued)               \
+			X(tasks_waiting) X(tasks_handed_back) X(objects) X(object_bytes)         \
+				X(store_capacity) X(store_bytes) X(objects_pinned)               \
+					X(objects_spilled) X(bytes_spilled) X(spilled_total)     \
+						X(restored_total) X(evicted_total) X(pool_bytes) \
+							X(actors_alive) X(actors_pending)        \
+								X(num_cpus) X(fast_tasks)        \
+									X(fast_bounced)          \
 										X(frames_rejected)
 
 static void put(struct kbuf *b, const char *s)

@@ -47,8 +47,9 @@ static void put_obj(struct kbuf *b, const struct obj *o, bool first)
 		first ? "" : ",", id->node, id->owner, id->seq, id->index, id->node, id->owner,
 		id->seq, (unsigned long long)obj_size(o),
 		o->state == OBJ_PENDING ? "PENDING" : "FINISHED",
-		id->index == KRAY_OID_PUT ? "PUT" : o->type == KRAY_WT_ACTOR ? "ACTOR_HANDLE" :
-									"TASK_RETURN",
+		id->index == KRAY_OID_PUT ? "PUT" :
+		o->type == KRAY_WT_ACTOR  ? "ACTOR_HANDLE" :
+					    "TASK_RETURN",
 		where(o), o->refs, o->pins,
 		o->state == OBJ_READY && o->type == KRAY_WT_ERROR ? "true" : "false");
 
@@ -64,8 +65,7 @@ void store_list(struct krayd *d, struct kbuf *b)
 
 	kbuf_put(b, "{\"objects\":[", 12);
 	if (all) {
-		oidmap_for_each(&d->objs, s)
-		{
+		oidmap_for_each (&d->objs, s) {
 			if (n < d->objs.n)
 				all[n++] = (struct obj *)(uintptr_t)s->val;
 		}
