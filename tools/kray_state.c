@@ -6,6 +6,7 @@
  * docs/state.md).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,20 +66,25 @@ out_shutdown:
 	return ret;
 }
 
-/* kray_stats' counters, in their order, as `kray status --json` names them. */
-#define STATS(X)                                                                                 \
-	X(drivers)                                                                               \
-	X(workers)                                                                               \
-	X(workers_busy) X(workers_blocked) X(workers_started) X(workers_died) X(tasks_submitted) \
-		X(tasks_finished) X(tasks_failed) X(tasks_retried) X(tasks_queued)               \
-			X(tasks_waiting) X(tasks_handed_back) X(objects) X(object_bytes)         \
-				X(store_capacity) X(store_bytes) X(objects_pinned)               \
-					X(objects_spilled) X(bytes_spilled) X(spilled_total)     \
-						X(restored_total) X(evicted_total) X(pool_bytes) \
-							X(actors_alive) X(actors_pending)        \
-								X(num_cpus) X(fast_tasks)        \
-									X(fast_bounced)          \
-										X(frames_rejected)
+/* kray_stats' counters (all uint64_t), in their order, as `kray status --json` names them. */
+#define F(f)                                       \
+	{                                          \
+#f, offsetof(struct kray_stats, f) \
+	}
+static const struct {
+	const char *name;
+	size_t off;
+} stats_fields[] = {
+	F(drivers),	      F(workers),	  F(workers_busy),    F(workers_blocked),
+	F(workers_started),   F(workers_died),	  F(tasks_submitted), F(tasks_finished),
+	F(tasks_failed),      F(tasks_retried),	  F(tasks_queued),    F(tasks_waiting),
+	F(tasks_handed_back), F(objects),	  F(object_bytes),    F(store_capacity),
+	F(store_bytes),	      F(objects_pinned),  F(objects_spilled), F(bytes_spilled),
+	F(spilled_total),     F(restored_total),  F(evicted_total),   F(pool_bytes),
+	F(actors_alive),      F(actors_pending),  F(num_cpus),	      F(fast_tasks),
+	F(fast_bounced),      F(frames_rejected),
+};
+#undef F
 
 static void put(struct kbuf *b, const char *s)
 {
@@ -111,9 +117,12 @@ static void put_str(struct kbuf *b, const char *key, const char *s)
 static void put_stats(struct kbuf *b, const struct kray_stats *st)
 {
 	put(b, "\"stats\":{");
-#define X(f) putf(b, "\"" #f "\":%llu,", (unsigned long long)st->f);
-	STATS(X)
-#undef X
+	for (size_t i = 0; i < sizeof(stats_fields) / sizeof(stats_fields[0]); i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)st + stats_fields[i].off, sizeof(v));
+		putf(b, "\"%s\":%llu,", stats_fields[i].name, (unsigned long long)v);
+	}
 	putf(b, "\"store_huge\":%u}", st->store_huge);
 }
 
