@@ -27,6 +27,7 @@
 #include "core/proto.h"
 #include "core/metrics.h"
 #include "core/timeline.h"
+#include "dashboard/dashboard.h"
 #include "core/log.h"
 #include "kmod/kmod.h"
 #include "../common/rundir.h"
@@ -153,6 +154,15 @@ int main(int argc, char **argv)
 		cluster_fini(&d);
 		store_mem_fini(&d);
 		store_spill_close(&d);
+		timeline_fini(&d);
+		return 1;
+	}
+	if (dashboard_init(&d)) {
+		loop_fini(&d);
+		cluster_fini(&d);
+		store_mem_fini(&d);
+		store_spill_close(&d);
+		timeline_fini(&d);
 		return 1;
 	}
 	kmod_init(&d);
@@ -181,6 +191,7 @@ int main(int argc, char **argv)
 	bpf_unplug(&d);
 	loop_fini(&d);
 	metrics_fini(&d);
+	dashboard_fini(&d); /* after loop_fini(): its connections are gone */
 	cluster_fini(&d);
 	sched_fini(&d);
 	actor_fini(&d);

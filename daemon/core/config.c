@@ -55,6 +55,9 @@ static const struct key keys[] = {
 	  "custom resources of this node, e.g. GPU:2,ssd:1" },
 	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
 	  "HOST:PORT for the Prometheus endpoint (default off)" },
+	{ "dashboard", K_STR, offsetof(struct config, dashboard), 256, 0, 0,
+	  "HOST:PORT for the web dashboard and its JSON API (default off; beyond loopback "
+	  "it needs the cluster token)" },
 	INT("timeline-events", timeline_events, 0, 1048576,
 	    "tasks kept in the timeline ring for `kray timeline` (0: off)"),
 	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,

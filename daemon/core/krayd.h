@@ -116,6 +116,7 @@ struct krayd {
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */
 	struct cluster *cl; /* NULL: a single node (daemon/cluster/cluster.h) */
+	struct dashboard *dash; /* NULL: no dashboard (daemon/dashboard/dashboard.h) */
 };
 
 #endif

@@ -249,9 +249,8 @@ static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	return 0;
 }
 
-static void on_status(struct conn *c, uint64_t req)
+void proto_stats(struct krayd *d, struct kray_wire_stats *ret)
 {
-	struct krayd *d = c->d;
 	struct kray_wire_stats st = d->st;
 
 	st.node = d->node;
@@ -269,6 +268,14 @@ static void on_status(struct conn *c, uint64_t req)
 		else if (w->inflight)
 			st.workers_busy++;
 	}
+	*ret = st;
+}
+
+static void on_status(struct conn *c, uint64_t req)
+{
+	struct kray_wire_stats st;
+
+	proto_stats(c->d, &st);
 	WIRE_FRAME(&c->out, KRAY_MSG_STATUS_REPLY, req, WIRE_FIXED(st));
 	conn_flush_later(c);
 }
