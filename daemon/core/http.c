@@ -172,7 +172,7 @@ static void on_recv(struct conn *c)
 	}
 	req.head = p;
 	req.head_len = (size_t)(end - p);
-	r = parse_line(p, req.head_len + 1, &req);
+	r = parse_line(p, len, &req);
 	if (r == -EBADMSG)
 		reply_text(c, "400 Bad Request", "", "malformed request line\n");
 	else if (r)
