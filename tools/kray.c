@@ -170,8 +170,9 @@ static int cmd_start(int argc, char **argv)
 	for (int i = 0; i < argc; i++)
 		if (!strcmp(argv[i], "--dashboard") || !strncmp(argv[i], "--dashboard=", 12)) {
 			const char *at = argv[i][11] == '=' ? argv[i] + 12 :
-					 i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] :
-										 KRAY_DASHBOARD_DEFAULT;
+					 i + 1 < argc && argv[i + 1][0] != '-' ?
+							      argv[i + 1] :
+							      KRAY_DASHBOARD_DEFAULT;
 
 			printf("kray: dashboard at http://%s/ (docs/dashboard.md)\n", at);
 			break;

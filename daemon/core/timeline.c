@@ -86,9 +86,11 @@ void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t
 	else
 		memset(&r->actor, 0, sizeof(r->actor));
 	r->fn = t->fn;
-	r->submit_ns = t->submit_ns;
-	r->sent_ns = t->sent_ns;
 	r->end_ns = now_ns();
+	r->sent_ns = t->sent_ns ? t->sent_ns : r->end_ns - (int64_t)run_ns;
+	/* An actor's constructor is made by ACTOR_CREATE, not submitted: it has no submit
+	 * time of its own. */
+	r->submit_ns = t->submit_ns ? t->submit_ns : r->sent_ns;
 	r->run_ns = run_ns;
 	r->worker = wid;
 	r->job = t->job;

@@ -54,6 +54,11 @@ def test_every_task_and_actor_call_is_an_event(ray_start):
     assert len(calls) == 5
     assert all(e["cat"] == "actor_task" and len(e["args"]["actor_id"]) == 32 for e in calls)
     assert len({e["tid"] for e in calls}) == 1, "an actor's calls run on its one worker"
+    # Every task's submit, dispatch and end are in order and close together (an actor's
+    # constructor too, which is made by its creation rather than submitted).
+    for e in tasks:
+        assert 0 <= e["args"]["queue_us"] < 60e6, e
+        assert e["args"]["submit_ts"] <= e["args"]["dispatch_ts"] <= e["args"]["end_ts"], e
     named = {e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert {e["tid"] for e in tasks} <= named
 
