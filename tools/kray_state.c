@@ -91,25 +91,10 @@ static void put(struct kbuf *b, const char *s)
 	kbuf_put(b, s, strlen(s));
 }
 
-static void putf(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void putf(struct kbuf *b, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		kbuf_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
 /* ,"key":"s" (s escaped) */
 static void put_str(struct kbuf *b, const char *key, const char *s)
 {
-	putf(b, ",\"%s\":\"", key);
+	kbuf_printf(b, ",\"%s\":\"", key);
 	json_put_str(b, s, strlen(s));
 	put(b, "\"");
 }
@@ -121,24 +106,26 @@ static void put_stats(struct kbuf *b, const struct kray_stats *st)
 		uint64_t v;
 
 		memcpy(&v, (const char *)st + stats_fields[i].off, sizeof(v));
-		putf(b, "\"%s\":%llu,", stats_fields[i].name, (unsigned long long)v);
+		kbuf_printf(b, "\"%s\":%llu,", stats_fields[i].name, (unsigned long long)v);
 	}
-	putf(b, "\"store_huge\":%u}", st->store_huge);
+	kbuf_printf(b, "\"store_huge\":%u}", st->store_huge);
 }
 
 static void put_nodes(struct kbuf *b, const struct kray_node_info *n, size_t count)
 {
 	put(b, ",\"nodes\":[");
 	for (size_t i = 0; i < count; i++, n++) {
-		putf(b,
-		     "%s{\"node_id\":\"%08x\",\"state\":\"%s\",\"is_head_node\":%s,"
-		     "\"self\":%s,\"port\":%u,\"num_cpus\":%u,\"workers\":%u,"
-		     "\"workers_busy\":%u,\"tasks_queued\":%llu,\"tasks_finished\":%llu,"
-		     "\"store_mib\":%llu",
-		     i ? "," : "", n->node, n->alive ? "ALIVE" : "DEAD", n->head ? "true" : "false",
-		     n->self ? "true" : "false", n->port, n->num_cpus, n->workers, n->workers_busy,
-		     (unsigned long long)n->tasks_queued, (unsigned long long)n->tasks_finished,
-		     (unsigned long long)n->store_mib);
+		kbuf_printf(b,
+			    "%s{\"node_id\":\"%08x\",\"state\":\"%s\",\"is_head_node\":%s,"
+			    "\"self\":%s,\"port\":%u,\"num_cpus\":%u,\"workers\":%u,"
+			    "\"workers_busy\":%u,\"tasks_queued\":%llu,\"tasks_finished\":%llu,"
+			    "\"store_mib\":%llu",
+			    i ? "," : "", n->node, n->alive ? "ALIVE" : "DEAD",
+			    n->head ? "true" : "false", n->self ? "true" : "false", n->port,
+			    n->num_cpus, n->workers, n->workers_busy,
+			    (unsigned long long)n->tasks_queued,
+			    (unsigned long long)n->tasks_finished,
+			    (unsigned long long)n->store_mib);
 		put_str(b, "node_ip", n->address);
 		put_str(b, "resources", n->resources);
 		put(b, "}");
@@ -165,11 +152,11 @@ static void put_actors(struct kbuf *b, const struct kray_actor_info *a, size_t c
 {
 	put(b, ",\"actors\":[");
 	for (size_t i = 0; i < count; i++, a++) {
-		putf(b,
-		     "%s{\"actor_id\":\"%08x%08x%08x%08x\",\"state\":\"%s\",\"pid\":%d,"
-		     "\"calls_in_flight\":%u,\"num_restarts\":%u",
-		     i ? "," : "", a->id.node, a->id.owner, a->id.seq, a->id.index,
-		     actor_state(a->state), a->pid, a->calls_in_flight, a->restarts);
+		kbuf_printf(b,
+			    "%s{\"actor_id\":\"%08x%08x%08x%08x\",\"state\":\"%s\",\"pid\":%d,"
+			    "\"calls_in_flight\":%u,\"num_restarts\":%u",
+			    i ? "," : "", a->id.node, a->id.owner, a->id.seq, a->id.index,
+			    actor_state(a->state), a->pid, a->calls_in_flight, a->restarts);
 		put_str(b, "class_name", a->class_name);
 		put_str(b, "name", a->name);
 		put_str(b, "ray_namespace", a->ns);
@@ -197,7 +184,7 @@ int kray_status_json_main(const char *sock)
 		goto out;
 	}
 	st.drivers -= st.drivers > 0; /* not this command's own connection, as `kray status` */
-	putf(&b, "{\"node_id\":\"%08llx\"", (unsigned long long)st.node);
+	kbuf_printf(&b, "{\"node_id\":\"%08llx\"", (unsigned long long)st.node);
 	put_str(&b, "socket", sock);
 	put(&b, ",");
 	put_stats(&b, &st);

@@ -97,28 +97,13 @@ void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t
 	r->failed = failed;
 }
 
-static void printf_put(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void printf_put(struct kbuf *b, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* Microseconds since the epoch of monotonic time m (off: realtime - monotonic, in ns), as
  * Chrome's "ts" wants, with three decimals. */
 static void put_us(struct kbuf *b, const char *key, int64_t m, int64_t off)
 {
 	int64_t ns = m + off;
 
-	printf_put(b, "\"%s\":%lld.%03lld", key, (long long)(ns / 1000), (long long)(ns % 1000));
+	kbuf_printf(b, "\"%s\":%lld.%03lld", key, (long long)(ns / 1000), (long long)(ns % 1000));
 }
 
 static void render_rec(struct kbuf *b, uint32_t node, const struct tl_rec *r, int64_t off)
@@ -130,22 +115,22 @@ static void render_rec(struct kbuf *b, uint32_t node, const struct tl_rec *r, in
 		start = r->sent_ns;
 	kbuf_put(b, "{\"name\":\"", 9);
 	json_put_str(b, r->fn->name, r->fn->name_len);
-	printf_put(b, "\",\"cat\":\"%s\",\"ph\":\"X\",", r->actor.node ? "actor_task" : "task");
+	kbuf_printf(b, "\",\"cat\":\"%s\",\"ph\":\"X\",", r->actor.node ? "actor_task" : "task");
 	put_us(b, "ts", start, off);
-	printf_put(b, ",\"dur\":%lld.%03lld,\"pid\":%u,\"tid\":%u,\"args\":{",
-		   (long long)((r->end_ns - start) / 1000), (long long)((r->end_ns - start) % 1000),
-		   node, r->worker);
-	printf_put(b, "\"task_id\":\"%08x%08x%08x\",\"job_id\":\"%08x\",\"state\":\"%s\",",
-		   r->id.node, r->id.owner, r->id.seq, r->job, r->failed ? "FAILED" : "FINISHED");
+	kbuf_printf(b, ",\"dur\":%lld.%03lld,\"pid\":%u,\"tid\":%u,\"args\":{",
+		    (long long)((r->end_ns - start) / 1000),
+		    (long long)((r->end_ns - start) % 1000), node, r->worker);
+	kbuf_printf(b, "\"task_id\":\"%08x%08x%08x\",\"job_id\":\"%08x\",\"state\":\"%s\",",
+		    r->id.node, r->id.owner, r->id.seq, r->job, r->failed ? "FAILED" : "FINISHED");
 	if (r->actor.node)
-		printf_put(b, "\"actor_id\":\"%08x%08x%08x%08x\",", r->actor.node, r->actor.owner,
-			   r->actor.seq, r->actor.index);
+		kbuf_printf(b, "\"actor_id\":\"%08x%08x%08x%08x\",", r->actor.node, r->actor.owner,
+			    r->actor.seq, r->actor.index);
 	put_us(b, "submit_ts", r->submit_ns, off);
 	kbuf_put(b, ",", 1);
 	put_us(b, "dispatch_ts", r->sent_ns, off);
 	kbuf_put(b, ",", 1);
 	put_us(b, "end_ts", r->end_ns, off);
-	printf_put(b, ",\"queue_us\":%.3f}}", (double)(r->sent_ns - r->submit_ns) / 1e3);
+	kbuf_printf(b, ",\"queue_us\":%.3f}}", (double)(r->sent_ns - r->submit_ns) / 1e3);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -162,10 +147,10 @@ static void render_names(struct kbuf *b, const struct timeline *tl, uint64_t fir
 	size_t n = (size_t)(tl->n - first), k = 0;
 	uint32_t *ids = malloc(n ? n * sizeof(*ids) : 1);
 
-	printf_put(b,
-		   "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,"
-		   "\"args\":{\"name\":\"node %08x\"}}",
-		   node, node);
+	kbuf_printf(b,
+		    "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,"
+		    "\"args\":{\"name\":\"node %08x\"}}",
+		    node, node);
 	if (!ids)
 		return; /* the names are a nicety: the events stand without them */
 	for (uint64_t i = first; i < tl->n; i++)
@@ -173,10 +158,10 @@ static void render_names(struct kbuf *b, const struct timeline *tl, uint64_t fir
 	qsort(ids, n, sizeof(*ids), cmp_u32);
 	for (size_t i = 0; i < n; i++)
 		if (!i || ids[i] != ids[i - 1])
-			printf_put(b,
-				   ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,"
-				   "\"tid\":%u,\"args\":{\"name\":\"worker %u\"}}",
-				   node, ids[i], ids[i]);
+			kbuf_printf(b,
+				    ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%u,"
+				    "\"tid\":%u,\"args\":{\"name\":\"worker %u\"}}",
+				    node, ids[i], ids[i]);
 	free(ids);
 }
 
@@ -199,8 +184,8 @@ void timeline_render(struct krayd *d, struct kbuf *b)
 			render_rec(b, d->node, &tl->recs[i % tl->cap], off);
 		}
 	}
-	printf_put(b,
-		   "],\"displayTimeUnit\":\"ms\",\"otherData\":{\"node_id\":\"%08x\","
-		   "\"timeline_events\":%u,\"tasks_recorded\":%llu}}\n",
-		   d->node, tl ? tl->cap : 0, tl ? (unsigned long long)tl->n : 0ULL);
+	kbuf_printf(b,
+		    "],\"displayTimeUnit\":\"ms\",\"otherData\":{\"node_id\":\"%08x\","
+		    "\"timeline_events\":%u,\"tasks_recorded\":%llu}}\n",
+		    d->node, tl ? tl->cap : 0, tl ? (unsigned long long)tl->n : 0ULL);
 }

@@ -22,25 +22,10 @@
 #include "core/timeline.h"
 #include "dashboard/dashboard.h"
 
-static void putf(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void putf(struct kbuf *b, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		kbuf_put(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
 /* "key":"s" with s escaped (len bytes), after a comma unless first. */
 static void put_str(struct kbuf *b, const char *key, const char *s, size_t len)
 {
-	putf(b, ",\"%s\":\"", key);
+	kbuf_printf(b, ",\"%s\":\"", key);
 	json_put_str(b, s, len);
 	kbuf_put(b, "\"", 1);
 }
@@ -55,24 +40,25 @@ static void nodes(struct krayd *d, struct kbuf *b)
 	bool first = true;
 
 	proto_stats(d, &st);
-	putf(b,
-	     "{\"api\":\"v1\",\"nodes\":[{\"node_id\":\"%08x\",\"state\":\"ALIVE\",\"self\":true,"
-	     "\"num_cpus\":%llu,\"workers\":%llu,\"workers_busy\":%llu,"
-	     "\"workers_blocked\":%llu,\"drivers\":%llu,",
-	     d->node, U(st.num_cpus), U(st.workers), U(st.workers_busy), U(st.workers_blocked),
-	     U(st.drivers));
-	putf(b,
-	     "\"tasks_submitted\":%llu,\"tasks_finished\":%llu,\"tasks_failed\":%llu,"
-	     "\"tasks_queued\":%llu,\"tasks_waiting\":%llu,\"objects\":%llu,",
-	     U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed), U(st.tasks_queued),
-	     U(st.tasks_waiting), U(st.objects));
-	putf(b,
-	     "\"store_bytes\":%llu,\"store_capacity\":%llu,\"object_inline_bytes\":%llu,"
-	     "\"objects_spilled\":%llu,\"spilled_bytes\":%llu,\"spilled_total\":%llu,"
-	     "\"restored_total\":%llu,\"actors_alive\":%llu,\"actors_pending\":%llu}]",
-	     U(st.store_bytes), U(st.store_capacity), U(st.object_bytes), U(st.objects_spilled),
-	     U(st.bytes_spilled), U(st.spilled_total), U(st.restored_total), U(st.actors_alive),
-	     U(st.actors_pending));
+	kbuf_printf(b,
+		    "{\"api\":\"v1\",\"nodes\":[{\"node_id\":\"%08x\",\"state\":\"ALIVE\",\"self\":"
+		    "true,"
+		    "\"num_cpus\":%llu,\"workers\":%llu,\"workers_busy\":%llu,"
+		    "\"workers_blocked\":%llu,\"drivers\":%llu,",
+		    d->node, U(st.num_cpus), U(st.workers), U(st.workers_busy),
+		    U(st.workers_blocked), U(st.drivers));
+	kbuf_printf(b,
+		    "\"tasks_submitted\":%llu,\"tasks_finished\":%llu,\"tasks_failed\":%llu,"
+		    "\"tasks_queued\":%llu,\"tasks_waiting\":%llu,\"objects\":%llu,",
+		    U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed),
+		    U(st.tasks_queued), U(st.tasks_waiting), U(st.objects));
+	kbuf_printf(b,
+		    "\"store_bytes\":%llu,\"store_capacity\":%llu,\"object_inline_bytes\":%llu,"
+		    "\"objects_spilled\":%llu,\"spilled_bytes\":%llu,\"spilled_total\":%llu,"
+		    "\"restored_total\":%llu,\"actors_alive\":%llu,\"actors_pending\":%llu}]",
+		    U(st.store_bytes), U(st.store_capacity), U(st.object_bytes),
+		    U(st.objects_spilled), U(st.bytes_spilled), U(st.spilled_total),
+		    U(st.restored_total), U(st.actors_alive), U(st.actors_pending));
 	/* In a cluster, the head's view of every node, as `kray status` prints it. */
 	ext_describe_nodes(d, &text);
 	kbuf_put(b, ",\"cluster\":[", 12);
@@ -104,18 +90,19 @@ static void workers(struct krayd *d, struct kbuf *b)
 {
 	bool first = true;
 
-	putf(b, "{\"api\":\"v1\",\"node_id\":\"%08x\",\"workers\":[", d->node);
+	kbuf_printf(b, "{\"api\":\"v1\",\"node_id\":\"%08x\",\"workers\":[", d->node);
 	for (const struct worker *w = d->workers; w; w = w->next, first = false) {
-		putf(b,
-		     "%s{\"worker_id\":%u,\"pid\":%d,\"state\":\"%s\",\"tasks_in_flight\":%u,"
-		     "\"tasks_done\":%llu,\"run_queue_wait_ns\":%llu,\"on_cpu_ns\":%llu",
-		     first ? "" : ",", w->id, (int)w->pid, worker_state(w), w->inflight,
-		     U(w->tasks_done), U(w->bpf_wait), U(w->bpf_run));
+		kbuf_printf(
+			b,
+			"%s{\"worker_id\":%u,\"pid\":%d,\"state\":\"%s\",\"tasks_in_flight\":%u,"
+			"\"tasks_done\":%llu,\"run_queue_wait_ns\":%llu,\"on_cpu_ns\":%llu",
+			first ? "" : ",", w->id, (int)w->pid, worker_state(w), w->inflight,
+			U(w->tasks_done), U(w->bpf_wait), U(w->bpf_run));
 		if (w->head)
 			put_str(b, "task", w->head->fn->name, w->head->fn->name_len);
 		if (w->actor)
-			putf(b, ",\"actor_id\":\"%08x%08x%08x%08x\"", w->actor->id.node,
-			     w->actor->id.owner, w->actor->id.seq, w->actor->id.index);
+			kbuf_printf(b, ",\"actor_id\":\"%08x%08x%08x%08x\"", w->actor->id.node,
+				    w->actor->id.owner, w->actor->id.seq, w->actor->id.index);
 		kbuf_put(b, "}", 1);
 	}
 	kbuf_put(b, "]}", 2);
@@ -126,15 +113,16 @@ static void tasks(struct krayd *d, struct kbuf *b)
 	const struct kray_wire_stats *s = &d->st;
 	bool first = true;
 
-	putf(b,
-	     "{\"api\":\"v1\",\"node_id\":\"%08x\",\"counts\":{\"submitted\":%llu,"
-	     "\"finished\":%llu,\"failed\":%llu,\"retried\":%llu,\"queued\":%llu,"
-	     "\"waiting\":%llu,\"handed_back\":%llu},\"functions\":[",
-	     d->node, U(s->tasks_submitted), U(s->tasks_finished), U(s->tasks_failed),
-	     U(s->tasks_retried), U(s->tasks_queued), U(s->tasks_waiting), U(s->tasks_handed_back));
+	kbuf_printf(b,
+		    "{\"api\":\"v1\",\"node_id\":\"%08x\",\"counts\":{\"submitted\":%llu,"
+		    "\"finished\":%llu,\"failed\":%llu,\"retried\":%llu,\"queued\":%llu,"
+		    "\"waiting\":%llu,\"handed_back\":%llu},\"functions\":[",
+		    d->node, U(s->tasks_submitted), U(s->tasks_finished), U(s->tasks_failed),
+		    U(s->tasks_retried), U(s->tasks_queued), U(s->tasks_waiting),
+		    U(s->tasks_handed_back));
 	for (const struct fnstat *f = d->fns; f; f = f->next, first = false) {
-		putf(b, "%s{\"runs\":%llu,\"mean_run_ns\":%llu", first ? "" : ",", U(f->runs),
-		     U(f->avg_ns));
+		kbuf_printf(b, "%s{\"runs\":%llu,\"mean_run_ns\":%llu", first ? "" : ",",
+			    U(f->runs), U(f->avg_ns));
 		put_str(b, "name", f->name, f->name_len);
 		kbuf_put(b, "}", 1);
 	}
@@ -152,19 +140,20 @@ static void actors(struct krayd *d, struct kbuf *b)
 {
 	bool first = true;
 
-	putf(b, "{\"api\":\"v1\",\"node_id\":\"%08x\",\"actors\":[", d->node);
+	kbuf_printf(b, "{\"api\":\"v1\",\"node_id\":\"%08x\",\"actors\":[", d->node);
 	for (const struct actor *a = d->actors; a; a = a->next, first = false) {
 		unsigned queued = 0;
 
 		for (const struct task *t = a->qhead; t; t = t->next)
 			queued++;
-		putf(b,
-		     "%s{\"actor_id\":\"%08x%08x%08x%08x\",\"state\":\"%s\",\"pid\":%d,"
-		     "\"num_restarts\":%u,\"calls_in_flight\":%u,\"calls_queued\":%u,"
-		     "\"detached\":%s",
-		     first ? "" : ",", a->id.node, a->id.owner, a->id.seq, a->id.index,
-		     actor_states[a->state], a->w && a->state == A_ALIVE ? (int)a->w->pid : 0,
-		     a->restarts, a->inflight, queued, a->detached ? "true" : "false");
+		kbuf_printf(b,
+			    "%s{\"actor_id\":\"%08x%08x%08x%08x\",\"state\":\"%s\",\"pid\":%d,"
+			    "\"num_restarts\":%u,\"calls_in_flight\":%u,\"calls_queued\":%u,"
+			    "\"detached\":%s",
+			    first ? "" : ",", a->id.node, a->id.owner, a->id.seq, a->id.index,
+			    actor_states[a->state],
+			    a->w && a->state == A_ALIVE ? (int)a->w->pid : 0, a->restarts,
+			    a->inflight, queued, a->detached ? "true" : "false");
 		if (a->ctor)
 			put_str(b, "class_name", a->ctor->fn->name, a->ctor->fn->name_len);
 		put_str(b, "name", a->name ? a->name : "", a->name ? strlen(a->name) : 0);
