@@ -352,7 +352,7 @@ static void chk_wait(const uint8_t *body, size_t len)
 static void chk_wait_reply(const uint8_t *body, size_t len)
 {
 	struct wire_rd r;
-	struct kray_msg_refs m;
+	struct kray_msg_wait_reply m;
 	const void *flags = NULL;
 
 	wire_rd_init(&r, body, len);
@@ -555,6 +555,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_GET_REPLY] = chk_get_reply,
 	[KRAY_MSG_PUT] = chk_put,
 	[KRAY_MSG_RELEASE] = chk_refs,
+	[KRAY_MSG_HOLD] = chk_refs,
 	[KRAY_MSG_STATUS] = chk_empty,
 	[KRAY_MSG_STATUS_REPLY] = chk_status_reply,
 	[KRAY_MSG_ERROR] = chk_error,
@@ -574,6 +575,8 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_ACTOR_REPLY] = chk_actor_reply,
 	[KRAY_MSG_ACTOR_STOP] = chk_empty,
 	[KRAY_MSG_CANCEL] = chk_cancel,
+	[KRAY_MSG_TIMELINE] = chk_empty,
+	[KRAY_MSG_LIST_OBJECTS] = chk_empty,
 };
 
 static const chk_fn every[] = {
