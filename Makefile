@@ -31,7 +31,8 @@ LIBVER  := 0.1.0
 
 COMMON_SRC := $(wildcard common/*.c)
 # krayd's parts, one folder each (docs/ARCHITECTURE.md): the core, then what plugs into it.
-DAEMON_SRC := $(wildcard daemon/*.c daemon/core/*.c daemon/cluster/*.c daemon/bpf/*.c daemon/kmod/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c daemon/core/*.c daemon/cluster/*.c daemon/bpf/*.c daemon/kmod/*.c \
+	daemon/dashboard/*.c)
 CLIENT_SRC := $(wildcard libclient/*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/%.o)
@@ -108,11 +109,15 @@ $(O)/lib/pkgconfig/kray.pc: libclient/kray.pc.in
 # krayd's files include each other's headers by their path below daemon/.
 $(DAEMON_OBJ): override CFLAGS += -iquote daemon
 
+# The dashboard's page is built into krayd (.incbin in page.c).
+$(O)/daemon/dashboard/page.o: daemon/dashboard/index.html
+
 $(O)/bin/krayd: $(DAEMON_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_DAEMON)
 
-$(O)/bin/kray: $(O)/tools/kray.o $(O)/tools/kray_top.o $(O)/common/rundir.o $(LIBKRAY)
+$(O)/bin/kray: $(O)/tools/kray.o $(O)/tools/kray_top.o $(O)/tools/kray_state.o $(O)/common/rundir.o \
+		$(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) -L$(O)/lib -lkray $(RPATH)
 
@@ -196,7 +201,7 @@ format-check:
 test-layers: $(O)/bin/krayd
 	@echo "== krayd's call graph (tools/callgraph.py)"
 	@$(PYTHON) tools/callgraph.py $(O)/daemon --check --max-pairs 9 --core core \
-		--outer cluster,bpf,kmod --allow-cycle actor,sched,task
+		--outer cluster,bpf,kmod,dashboard --allow-cycle actor,sched,task
 
 # The whole suite again with every binary built with ASan, LSan and UBSan (build-asan/):
 # any report fails the run.

@@ -7,8 +7,10 @@
 #define KRAY_COMMON_BUF_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +98,23 @@ static inline void kbuf_put(struct kbuf *b, const void *p, size_t n)
 	else
 		memset(b->data + b->len, 0, n);
 	b->len += n;
+}
+
+/* Appends printf(fmt, ...), cut at 511 bytes: a line of a text or JSON export. */
+static inline void kbuf_printf(struct kbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static inline void kbuf_printf(struct kbuf *b, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static inline size_t kbuf_pending(const struct kbuf *b)

@@ -434,6 +434,11 @@ int wire_dec_error(const void *body, size_t len, struct wire_text *ret)
 	return dec_text(body, len, ret, 65536);
 }
 
+int wire_dec_export(const void *body, size_t len, struct wire_text *ret)
+{
+	return dec_text(body, len, ret, KRAY_FRAME_MAX);
+}
+
 int wire_dec_job(const void *body, size_t len, struct wire_text *ret)
 {
 	return dec_text(body, len, ret, KRAY_PATH_MAX);

@@ -165,6 +165,9 @@ int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret);
 int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret);
 int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *ret);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);
+/* The same layout for a TEXT_REPLY that carries an export (TIMELINE): any length up to
+ * KRAY_FRAME_MAX, where an error or a listing stops at 64 KiB. */
+int wire_dec_export(const void *body, size_t len, struct wire_text *ret);
 int wire_dec_job(const void *body, size_t len, struct wire_text *ret);
 /* Fixed-size bodies (HELLO_OK, REJECT, STATUS_REPLY, CREATE, CREATE_REPLY, SEAL): exact
  * length or -EBADMSG. */

@@ -26,6 +26,8 @@
 #include "core/sched.h"
 #include "core/proto.h"
 #include "core/metrics.h"
+#include "core/timeline.h"
+#include "dashboard/dashboard.h"
 #include "core/log.h"
 #include "kmod/kmod.h"
 #include "../common/rundir.h"
@@ -140,11 +142,27 @@ int main(int argc, char **argv)
 		store_spill_close(&d);
 		return 1;
 	}
+	if (timeline_init(&d)) {
+		log_err("timeline: out of memory for %d records", d.cfg.timeline_events);
+		loop_fini(&d);
+		store_mem_fini(&d);
+		store_spill_close(&d);
+		return 1;
+	}
 	if (cluster_init(&d)) {
 		loop_fini(&d);
 		cluster_fini(&d);
 		store_mem_fini(&d);
 		store_spill_close(&d);
+		timeline_fini(&d);
+		return 1;
+	}
+	if (dashboard_init(&d)) {
+		loop_fini(&d);
+		cluster_fini(&d);
+		store_mem_fini(&d);
+		store_spill_close(&d);
+		timeline_fini(&d);
 		return 1;
 	}
 	kmod_init(&d);
@@ -173,11 +191,13 @@ int main(int argc, char **argv)
 	bpf_unplug(&d);
 	loop_fini(&d);
 	metrics_fini(&d);
+	dashboard_fini(&d); /* after loop_fini(): its connections are gone */
 	cluster_fini(&d);
 	sched_fini(&d);
 	actor_fini(&d);
 	store_fini(&d);
 	get_fini(&d); /* after the objects' waiters are gone */
+	timeline_fini(&d);
 	kmod_fini(&d);
 	store_mem_fini(&d);
 	store_spill_close(&d);

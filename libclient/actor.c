@@ -171,7 +171,18 @@ KRAY_EXPORT int kray_describe_nodes(struct kray *k, char **ret_text)
 	return describe(k, KRAY_MSG_LIST_NODES, ret_text);
 }
 
-/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) answered with TEXT_REPLY. */
+KRAY_EXPORT int kray_timeline(struct kray *k, char **ret_json)
+{
+	return describe(k, KRAY_MSG_TIMELINE, ret_json);
+}
+
+KRAY_EXPORT int kray_describe_objects(struct kray *k, char **ret_json)
+{
+	return describe(k, KRAY_MSG_LIST_OBJECTS, ret_json);
+}
+
+/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) or an export (TIMELINE, LIST_OBJECTS:
+ * longer than a listing may be) answered with TEXT_REPLY. */
 static int describe(struct kray *k, uint16_t type, char **ret_text)
 {
 	struct kray_frame_hdr h;
@@ -190,7 +201,9 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 	r = kc_wait(k, KRAY_MSG_TEXT_REPLY, req, &h, &body);
 	if (r)
 		return r;
-	if (wire_dec_error(body, h.len, &t)) {
+	bool export = type == KRAY_MSG_TIMELINE || type == KRAY_MSG_LIST_OBJECTS;
+
+	if ((export ? wire_dec_export : wire_dec_error)(body, h.len, &t)) {
 		kc_consume(k, &h);
 		k->broken = true;
 		return kc_fail(k, -EBADMSG, "malformed listing from krayd");

@@ -24,7 +24,10 @@
 #include <kray/kray.h>
 
 #include "kray_top.h"
+#include "kray_state.h"
 #include "../common/rundir.h"
+
+#define KRAY_DASHBOARD_DEFAULT "127.0.0.1:8265"
 
 static char sock[PATH_MAX];
 
@@ -56,9 +59,13 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: kray start [--socket PATH] [krayd flags...]   start a local krayd\n"
 		"       kray start --head [--node-listen IP:PORT]     ... as a cluster's head\n"
+		"       kray start --dashboard [HOST:PORT]            ... with the web dashboard "
+		"(127.0.0.1:8265)\n"
 		"       kray start --address=HEAD:PORT --token-file F ... joining a cluster\n"
 		"       kray stop [--socket PATH]                     stop it\n"
-		"       kray status [--socket PATH]                   show its counters\n"
+		"       kray status [--socket PATH] [--json]          show its counters\n"
+		"       kray timeline [--socket PATH] [FILE]          the last tasks as Chrome "
+		"trace JSON\n"
 		"       kray top [--socket PATH] [--once] [--interval MS]\n"
 		"                                 per-worker CPU, run-queue wait, switches "
 		"(BPF)\n");
@@ -127,8 +134,12 @@ static int cmd_start(int argc, char **argv)
 	args[n++] = pidfile;
 	args[n++] = "--ready-fd";
 	args[n++] = fdarg;
-	for (int i = 0; i < argc; i++)
+	for (int i = 0; i < argc; i++) {
 		args[n++] = argv[i];
+		/* --dashboard alone: on loopback, at Ray's dashboard port. */
+		if (!strcmp(argv[i], "--dashboard") && (i + 1 == argc || argv[i + 1][0] == '-'))
+			args[n++] = KRAY_DASHBOARD_DEFAULT;
+	}
 	args[n] = NULL;
 
 	pid = fork();
@@ -156,6 +167,16 @@ static int cmd_start(int argc, char **argv)
 		return 1;
 	}
 	printf("kray: krayd running (pid %d), socket %s\n", (int)pid, sock);
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--dashboard") || !strncmp(argv[i], "--dashboard=", 12)) {
+			const char *at = argv[i][11] == '=' ? argv[i] + 12 :
+					 i + 1 < argc && argv[i + 1][0] != '-' ?
+							      argv[i + 1] :
+							      KRAY_DASHBOARD_DEFAULT;
+
+			printf("kray: dashboard at http://%s/ (docs/dashboard.md)\n", at);
+			break;
+		}
 	for (int i = 0; i < argc; i++)
 		if (!strcmp(argv[i], "--head") || !strncmp(argv[i], "--head=", 7)) {
 			/* krayd wrote the token there unless it was given another. */
@@ -311,6 +332,13 @@ int main(int argc, char **argv)
 			}
 		}
 		return kray_top_main(sock, once, (unsigned)ms);
+	}
+	if (!strcmp(cmd, "status") && i + 1 == argc && !strcmp(argv[i], "--json"))
+		return kray_status_json_main(sock);
+	if (!strcmp(cmd, "timeline")) {
+		if (argc - i > 1)
+			return usage();
+		return kray_timeline_main(sock, i < argc ? argv[i] : NULL);
 	}
 	if (i < argc)
 		return usage();

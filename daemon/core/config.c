@@ -55,6 +55,11 @@ static const struct key keys[] = {
 	  "custom resources of this node, e.g. GPU:2,ssd:1" },
 	{ "metrics", K_STR, offsetof(struct config, metrics), 256, 0, 0,
 	  "HOST:PORT for the Prometheus endpoint (default off)" },
+	{ "dashboard", K_STR, offsetof(struct config, dashboard), 256, 0, 0,
+	  "HOST:PORT for the web dashboard and its JSON API (default off; beyond loopback "
+	  "it needs the cluster token)" },
+	INT("timeline-events", timeline_events, 0, 1048576,
+	    "tasks kept in the timeline ring for `kray timeline` (0: off)"),
 	{ "inline-max", K_SIZE, offsetof(struct config, inline_max), 4, 0, 0,
 	  "largest object carried inline (bytes)" },
 	{ "code-path", K_STR, offsetof(struct config, code_path),
@@ -325,6 +330,7 @@ static void set_defaults(struct config *cfg)
 	cfg->node_timeout_ms = 5000;
 	cfg->hello_timeout_ms = 10000;
 	cfg->frame_timeout_ms = 10000;
+	cfg->timeline_events = 10000;
 	cfg->client_output_limit = 512ull << 20; /* two frames of KRAY_FRAME_MAX */
 	cfg->client_buffers_max = 1ull << 30;
 	cfg->max_unproven_links = 64;

@@ -34,6 +34,8 @@ struct config {
 	int thp; /* 1 (auto): large objects in shmem transparent huge pages where allowed */
 	int kmod; /* 1: publish large objects in /dev/kray when the module is loaded */
 	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
+	char dashboard[256]; /* HOST:PORT of the dashboard (daemon/dashboard/); empty: off */
+	int timeline_events; /* records in the task timeline ring (timeline.c); 0: off */
 	char resources[256]; /* custom resources of this node: "NAME:QTY,..." */
 	char config[PATH_MAX]; /* the config file, re-read on SIGHUP */
 	bool log_level_flag; /* --log-level was given: a reload keeps it */

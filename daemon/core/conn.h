@@ -26,7 +26,7 @@ enum conn_role {
 	ROLE_NONE = 0,
 	ROLE_DRIVER = KRAY_ROLE_DRIVER,
 	ROLE_WORKER = KRAY_ROLE_WORKER,
-	ROLE_METRICS = 100, /* a Prometheus scrape */
+	ROLE_METRICS = 100, /* an HTTP client: a Prometheus scrape or the dashboard (http.c) */
 	ROLE_PEER_AUTH = 101, /* a TCP link to another node that has not proven the token */
 	ROLE_PEER = 102, /* an authenticated link to another node (daemon/cluster/net.c) */
 };

@@ -78,6 +78,7 @@ struct krayd {
 	struct getreq *gets_gone; /* answered (their connection went), objects still pending */
 	struct oidmap cancelled; /* tasks cancelled before they reached this node's lists */
 	struct oidmap waiting; /* tasks (not actor calls) waiting for arguments: id -> task */
+	struct timeline *tl; /* the task timeline ring (timeline.c); NULL: off */
 
 	struct kray_wire_stats st;
 	/* The parts outside the core: their hook tables (core/ext.h), and the state each
@@ -116,6 +117,7 @@ struct krayd {
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */
 	struct cluster *cl; /* NULL: a single node (daemon/cluster/cluster.h) */
+	struct dashboard *dash; /* NULL: no dashboard (daemon/dashboard/dashboard.h) */
 };
 
 #endif

@@ -3,9 +3,9 @@
  * The Prometheus endpoint: a TCP listener (off unless `metrics = HOST:PORT` is set; use a
  * loopback address unless the network is trusted) served by the same io_uring loop.
  * `GET /metrics` (or `GET /`) gets the text exposition format (version 0.0.4) of krayd's
- * counters, another method 405 and another path 404, and the connection closes.  A request
- * has frame-timeout-ms to arrive and be answered; at most METRICS_CONNS connections at once
- * (more get 503).  No HTTP parsing beyond the request line and the end of the head.
+ * counters, another method 405 and another path 404, and the connection closes.  The
+ * HTTP server and its limits (a request in frame-timeout-ms, a head of 8 KiB, 64
+ * connections) are core/http.c's, shared with the dashboard.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,49 +22,8 @@
 #include "core/worker.h"
 #include "core/store.h"
 #include "core/metrics.h"
+#include "core/http.h"
 #include "core/log.h"
-
-#define METRICS_CONNS 64
-
-static unsigned nscrapes; /* open metrics connections */
-
-static int metrics_listen(const char *spec)
-{
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
-	struct addrinfo *ai;
-	int fd, r, one = 1;
-
-	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host) || !colon[1])
-		return -EINVAL;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = 0;
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:9090 */
-		memmove(host, host + 1, strlen(host) - 2);
-		host[strlen(host) - 2] = 0;
-	}
-	r = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (r)
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 64)) {
-		r = -errno;
-		close(fd);
-		goto out;
-	}
-	r = fd;
-out:
-	freeaddrinfo(ai);
-	return r;
-}
 
 static void metric(struct kbuf *b, const char *name, const char *type, const char *help, uint64_t v)
 {
@@ -137,91 +96,33 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	ext_render_metrics(d, b); /* the BPF scheduler metrics, when krayd runs them */
 }
 
-/* Does the request line (at p, n bytes) start with "METHOD PATH" and a space or end? */
-static bool is(const char *p, size_t n, const char *what)
+/* Whether the request's path is p (a query string after it is allowed). */
+static bool path_is(const struct http_req *req, const char *p)
 {
-	size_t len = strlen(what);
+	size_t n = strlen(p);
 
-	return n > len && !memcmp(p, what, len) &&
-	       (p[len] == ' ' || p[len] == '\r' || p[len] == '\n');
+	return req->path_len >= n && !memcmp(req->path, p, n) &&
+	       (req->path_len == n || req->path[n] == '?');
 }
 
-static void reply(struct conn *c, const char *status, const char *extra, const char *text)
-{
-	char head[256];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.0 %s\r\n%sContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n%s",
-			 status, extra, strlen(text), text);
-
-	kbuf_put(&c->out, head, (size_t)n);
-}
-
-static void on_recv(struct conn *c)
+static void handle(struct conn *c, const struct http_req *req)
 {
 	struct kbuf body = { 0 };
-	const char *p = (const char *)c->in.data + c->in.off;
-	size_t len = kbuf_pending(&c->in);
-	char head[160];
-	int n;
 
-	if (c->close_when_sent)
-		return; /* answered: what else it sends is ignored */
-	/* Answer once the request head is complete (or absurdly long). */
-	if (!memmem(p, len, "\r\n\r\n", 4) && !memmem(p, len, "\n\n", 2) && len < 8192)
-		return;
-	c->close_when_sent = true;
-	if (!is(p, len, "GET /metrics") && !is(p, len, "GET /")) {
-		if (len < 4 || memcmp(p, "GET ", 4))
-			reply(c, "405 Method Not Allowed", "Allow: GET\r\n", "only GET\n");
-		else
-			reply(c, "404 Not Found", "", "only /metrics\n");
-		c->in.off = c->in.len = 0;
-		conn_flush_later(c);
+	if (!path_is(req, "/metrics") && !path_is(req, "/")) {
+		http_reply(c, "404 Not Found", "text/plain", "", "only /metrics\n", 14);
 		return;
 	}
 	metrics_render(c->d, &body);
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-		     body.len);
-	kbuf_put(&c->out, head, (size_t)n);
-	kbuf_put(&c->out, body.data, body.len);
+	http_reply(c, "200 OK", "text/plain; version=0.0.4", "", body.data, body.len);
 	kbuf_free(&body);
-	c->in.off = c->in.len = 0;
-	conn_flush_later(c);
 }
 
-static void gone(struct conn *c)
-{
-	(void)c;
-	nscrapes--;
-}
-
-static const struct conn_kind scrape = { .recv = on_recv, .gone = gone };
+static struct http_server server = { .name = "metrics", .handle = handle };
 
 static void accepted(struct krayd *d, int fd)
 {
-	static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
-				   "Connection: close\r\n\r\n";
-	struct conn *c;
-
-	if (nscrapes >= METRICS_CONNS) {
-		log_warn_ratelimited("metrics: %u connections already: one refused", nscrapes);
-		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			log_debug("metrics refusal: %s", strerror(errno));
-		close(fd);
-		return;
-	}
-	nscrapes++; /* (before: gone() counts it down if it closes at once) */
-	c = conn_new(d, fd, ROLE_METRICS, &scrape);
-	if (!c) {
-		nscrapes--;
-		return;
-	}
-	/* An idle or slow scrape is closed: a request and its answer in frame-timeout-ms. */
-	conn_deadline(c, now_ns() + (int64_t)d->cfg.frame_timeout_ms * 1000000,
-		      "metrics request not done in time (frame-timeout-ms)");
+	http_accept(&server, d, fd);
 }
 
 int metrics_init(struct krayd *d)
@@ -231,7 +132,7 @@ int metrics_init(struct krayd *d)
 	d->metrics_fd = -1;
 	if (!d->cfg.metrics[0])
 		return 0;
-	d->metrics_fd = metrics_listen(d->cfg.metrics);
+	d->metrics_fd = http_listen(d->cfg.metrics);
 	if (d->metrics_fd < 0) {
 		r = d->metrics_fd;
 		log_err("metrics %s: %s", d->cfg.metrics,

@@ -21,6 +21,7 @@
 #include "core/sched.h"
 #include "core/proto.h"
 #include "core/log.h"
+#include "core/timeline.h"
 
 static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 {
@@ -269,9 +270,8 @@ static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 	return 0;
 }
 
-static void on_status(struct conn *c, uint64_t req)
+void proto_stats(struct krayd *d, struct kray_wire_stats *ret)
 {
-	struct krayd *d = c->d;
 	struct kray_wire_stats st = d->st;
 
 	st.node = d->node;
@@ -289,6 +289,14 @@ static void on_status(struct conn *c, uint64_t req)
 		else if (w->inflight)
 			st.workers_busy++;
 	}
+	*ret = st;
+}
+
+static void on_status(struct conn *c, uint64_t req)
+{
+	struct kray_wire_stats st;
+
+	proto_stats(c->d, &st);
 	WIRE_FRAME(&c->out, KRAY_MSG_STATUS_REPLY, req, WIRE_FIXED(st));
 	conn_flush_later(c);
 }
@@ -354,6 +362,26 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 			actor_describe(c->d, &text);
 		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
 			text.len = 60000;
+		m.len = (uint32_t)text.len;
+		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
+			   WIRE_PADDED(text.data, text.len));
+		kbuf_free(&text);
+		conn_flush_later(c);
+		return 0;
+	}
+	case KRAY_MSG_TIMELINE:
+	case KRAY_MSG_LIST_OBJECTS: {
+		struct kbuf text = { 0 };
+		struct kray_msg_error m = { 0 };
+
+		/* Exports, not status lines: the whole ring, or 10,000 objects, in one frame
+		 * (about 3 MB and 2 MB at most, far below KRAY_FRAME_MAX). */
+		if (h->len)
+			return conn_fail(c, "malformed export request", -EBADMSG);
+		if (h->type == KRAY_MSG_TIMELINE)
+			timeline_render(c->d, &text);
+		else
+			store_list(c->d, &text);
 		m.len = (uint32_t)text.len;
 		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
 			   WIRE_PADDED(text.data, text.len));

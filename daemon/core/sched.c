@@ -22,6 +22,7 @@
 #include "core/store.h"
 #include "core/sched.h"
 #include "core/log.h"
+#include "core/timeline.h"
 
 #define PIPE_BUDGET_NS 100000
 #define PIPE_MAX 64
@@ -240,6 +241,8 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 	if (pinned) /* the worker's views pin them now; most tasks have no large argument */
 		unpin_args(d, t);
 
+	if (d->tl)
+		t->sent_ns = now_ns();
 	if (w->tail)
 		w->tail->next = t;
 	else
@@ -560,6 +563,15 @@ static struct task *unlink_inflight(struct krayd *d, struct worker *w, const str
 	return NULL;
 }
 
+/* Whether a result is one error for all returns (see task_finish()). */
+static bool result_failed(const struct wire_result *r)
+{
+	struct wire_rd rd = r->values;
+	struct wire_value v;
+
+	return r->m.n == 1 && !wire_rd_value(&rd, &v) && v.type == KRAY_WT_ERROR;
+}
+
 void sched_result(struct conn *c, const struct wire_result *r)
 {
 	struct worker *w = c->worker;
@@ -573,6 +585,8 @@ void sched_result(struct conn *c, const struct wire_result *r)
 	 * keep them) until it exits; a call's are lent for the call. */
 	if (!t->ctor)
 		sched_unlend(c, t);
+	if (c->d->tl)
+		timeline_note(c->d, t, w->id, r->m.exec_ns, t->cancelled || result_failed(r));
 	ext_result(c->d, w);
 	if (t->actor) {
 		actor_result(c, t, r);

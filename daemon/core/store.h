@@ -63,6 +63,9 @@ void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v);
 bool store_holds_refs(struct conn *c, const struct wire_value *v);
 void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);
 void store_ref(struct obj *o);
+/* store_list.c: the largest objects (10,000 at most) as JSON, {"objects": [...], "total",
+ * "shown"} (docs/state.md). */
+void store_list(struct krayd *d, struct kbuf *b);
 /* Calls ready(d, arg, o) when pending object o is sealed (once; o is held while it runs). */
 void store_wait(struct krayd *d, struct obj *o,
 		void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg);

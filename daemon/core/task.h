@@ -70,6 +70,7 @@ struct task {
 	struct actor *actor; /* a method call (or constructor) of this actor */
 	struct conn *submitter; /* only while its arguments are checked */
 	int64_t submit_ns; /* when it was submitted (dispatch latency, starvation guard) */
+	int64_t sent_ns; /* when its EXEC was queued (only with the timeline on) */
 	struct wire_resource *res; /* custom resources it needs (a node that has them runs it) */
 	uint8_t nres;
 	bool res_held; /* its custom resources are taken from the node's while it runs */

@@ -293,6 +293,24 @@ int kray_kv_del(kray *k, const char *key);
 int kray_describe_nodes(kray *k, char **ret_text);
 
 /*
+ * The task timeline of the connected krayd (docs/timeline.md): the last tasks its workers
+ * ran (`timeline-events` of them), as Chrome trace JSON ({"traceEvents": [...]}, one "X"
+ * event per task: pid = node, tid = worker, name = function; chrome://tracing and Perfetto
+ * open it).  *ret_json is malloc()ed, NUL-terminated, freed by the caller; with the
+ * timeline off it holds no task events.  Returns 0, -EPIPE, -EBADMSG or -ENOMEM.
+ */
+int kray_timeline(kray *k, char **ret_json);
+
+/*
+ * The connected krayd's objects as JSON (docs/state.md): {"objects": [...], "total": N,
+ * "shown": M}, the largest first, at most 10,000, each with object_id, task_id,
+ * object_size, task_status, type, location (INLINE, SHARED_MEMORY, SPILLED, NONE), refs,
+ * pins and error.  *ret_json is malloc()ed, freed by the caller.  Returns 0, -EPIPE,
+ * -EBADMSG or -ENOMEM.
+ */
+int kray_describe_objects(kray *k, char **ret_json);
+
+/*
  * The same listings as structs, for programs (the Python package's kray.nodes() uses
  * them).  krayd sends text (the lines above); libkray parses it, so lines it cannot parse
  * (a newer krayd's, say) are skipped rather than guessed at.  *ret is a malloc()ed array of

@@ -82,6 +82,8 @@ enum kray_msg_type {
 	KRAY_MSG_ACTOR_STOP = 25, /* D->W  empty: run the destructor and exit */
 	KRAY_MSG_LIST_ACTORS = 26, /* C->D  empty */
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
+	KRAY_MSG_TIMELINE = 28, /* C->D  empty; TEXT_REPLY with Chrome trace JSON */
+	KRAY_MSG_LIST_OBJECTS = 29, /* C->D  empty; TEXT_REPLY with the objects as JSON */
 	/* 32-39: the Python wrapper's range (issue 6) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply.  D->W: drop that queued call */
 	KRAY_MSG_HOLD = 33, /* C->D  kray_msg_refs + oids: keep these borrowed refs; no reply */
@@ -135,7 +137,7 @@ enum kray_msg_type {
 /* Whether t is a message type: numbers in the gaps between the ranges are not. */
 static inline int kray_msg_type_known(unsigned int t)
 {
-	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL ||
+	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_LIST_OBJECTS) || t == KRAY_MSG_CANCEL ||
 	       t == KRAY_MSG_HOLD || (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;

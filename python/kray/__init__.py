@@ -448,7 +448,21 @@ ObjectID = ObjectRef  # Ray's name for ObjectRef before 1.0
 
 
 def timeline(filename=None):
-    raise NotImplementedError("kray has no timeline; see `kray status` and `kray top`")
+    """The connected krayd's task timeline, as Ray's: the last tasks its workers ran
+    (krayd's `timeline-events` ring) as Chrome trace events, one "X" (complete) event per
+    task with pid = node, tid = worker, name = function, and args task_id, job_id, state,
+    submit/dispatch/end times.  With filename, writes {"traceEvents": [...]} there (open it
+    in chrome://tracing or https://ui.perfetto.dev) and returns None; else returns the list
+    of events.  See docs/timeline.md."""
+    import json
+    if not is_initialized():
+        raise RuntimeError("kray.timeline() needs kray.init() first")
+    text = _kray.timeline()
+    if filename is None:
+        return json.loads(text)["traceEvents"]
+    with open(filename, "w") as f:
+        f.write(text)
+    return None
 
 
 _LIBRARIES = ("tune", "rllib", "util", "air", "actor", "remote_function", "runtime_context")

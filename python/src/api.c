@@ -569,13 +569,14 @@ static PyObject *api_status(PyObject *self, PyObject *unused)
 	BLOCKING(r = kray_status(k, &st));
 	if (r)
 		return ext_fail(k, r, "status");
-	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus",
-			     st.num_cpus, "workers", st.workers, "tasks_submitted",
-			     st.tasks_submitted, "tasks_finished", st.tasks_finished,
-			     "tasks_failed", st.tasks_failed, "tasks_retried", st.tasks_retried,
-			     "objects", st.objects, "store_bytes", st.store_bytes, "store_capacity",
-			     st.store_capacity, "workers_died", st.workers_died, "actors_alive",
-			     st.actors_alive, "objects_pinned", st.objects_pinned, "store_huge",
+	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus",
+			     st.num_cpus, "workers", st.workers, "workers_busy", st.workers_busy,
+			     "tasks_queued", st.tasks_queued, "tasks_submitted", st.tasks_submitted,
+			     "tasks_finished", st.tasks_finished, "tasks_failed", st.tasks_failed,
+			     "tasks_retried", st.tasks_retried, "objects", st.objects,
+			     "store_bytes", st.store_bytes, "store_capacity", st.store_capacity,
+			     "workers_died", st.workers_died, "actors_alive", st.actors_alive,
+			     "objects_pinned", st.objects_pinned, "store_huge",
 			     (unsigned long long)st.store_huge);
 }
 
@@ -598,6 +599,82 @@ static PyObject *api_describe_nodes(PyObject *self, PyObject *unused)
 	s = PyUnicode_FromString(text);
 	free(text);
 	return s;
+}
+
+/* A JSON export of krayd's (fn: kray_timeline, kray_describe_objects) as a str.  A C
+ * function's name may be any bytes: krayd replaces what is not UTF-8, and so does this,
+ * should one slip through. */
+static PyObject *json_export(int (*fn)(kray *, char **), const char *what)
+{
+	kray *k = ext_client();
+	char *json = NULL;
+	PyObject *s;
+	int r;
+
+	if (!k)
+		return NULL;
+	BLOCKING(r = fn(k, &json));
+	if (r)
+		return ext_fail(k, r, what);
+	s = PyUnicode_DecodeUTF8(json, (Py_ssize_t)strlen(json), "replace");
+	free(json);
+	return s;
+}
+
+/* timeline() -> str: the task timeline as Chrome trace JSON (kray.timeline() parses it). */
+static PyObject *api_timeline(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return json_export(kray_timeline, "timeline");
+}
+
+/* objects() -> str: the connected krayd's largest objects as JSON (kray_describe_objects;
+ * kray.util.state.list_objects() parses it). */
+static PyObject *api_objects(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return json_export(kray_describe_objects, "objects");
+}
+
+/* list_actors() -> [dict]: the actors krayd knows, from kray_list_actors(): actor_id
+ * ((node, owner, seq, index)), state (enum kray_actor_state), pid, calls_in_flight,
+ * restarts, class_name, namespace, name, detail. */
+static PyObject *api_list_actors(PyObject *self, PyObject *unused)
+{
+	kray *k = ext_client();
+	struct kray_actor_info *actors = NULL;
+	PyObject *list;
+	size_t n = 0;
+	int r;
+
+	(void)self;
+	(void)unused;
+	if (!k)
+		return NULL;
+	BLOCKING(r = kray_list_actors(k, &actors, &n));
+	if (r)
+		return ext_fail(k, r, "list_actors");
+	list = PyList_New(0);
+	for (size_t i = 0; list && i < n; i++) {
+		const struct kray_actor_info *a = &actors[i];
+		PyObject *d = Py_BuildValue("{s:(IIII),s:i,s:i,s:I,s:I,s:s,s:s,s:s,s:s}",
+					    "actor_id", a->id.node, a->id.owner, a->id.seq,
+					    a->id.index, "state", (int)a->state, "pid", a->pid,
+					    "calls_in_flight", a->calls_in_flight, "restarts",
+					    a->restarts, "class_name", a->class_name, "namespace",
+					    a->ns, "name", a->name, "detail", a->detail);
+
+		if (!d || PyList_Append(list, d)) {
+			Py_XDECREF(d);
+			Py_CLEAR(list);
+			break;
+		}
+		Py_DECREF(d);
+	}
+	free(actors);
+	return list;
 }
 
 /* list_nodes() -> [dict]: the cluster's nodes ([] outside one), from kray_list_nodes():
@@ -675,7 +752,10 @@ PyMethodDef ext_api_methods[] = {
 	{ "ids", api_ids, METH_NOARGS, "(node, client, job)" },
 	{ "submit", api_submit, METH_VARARGS, "a task or actor call" },
 	{ "describe_nodes", api_describe_nodes, METH_NOARGS, "the cluster's nodes, as text" },
+	{ "timeline", api_timeline, METH_NOARGS, "the task timeline, as Chrome trace JSON" },
+	{ "objects", api_objects, METH_NOARGS, "the largest objects, as JSON" },
 	{ "list_nodes", api_list_nodes, METH_NOARGS, "the cluster's nodes, as dicts" },
+	{ "list_actors", api_list_actors, METH_NOARGS, "the actors krayd knows, as dicts" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
 	{ "kill", api_kill, METH_VARARGS, "kill an actor" },

@@ -13,6 +13,10 @@
 #include "../../common/wire.h"
 
 #include <errno.h>
+#include <sys/time.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,4 +419,67 @@ void harness_expect_serving(struct harness *h, const char *after)
 	harness_expect_int(k, "square", &a, 1, 81);
 	harness_shutdown(k);
 	cr_assert(harness_krayd_alive(h), "krayd exited after %s", after);
+}
+
+int harness_pick_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+bool harness_closed_within(int fd, int ms, size_t *bytes)
+{
+	int64_t end = harness_now_ms() + ms;
+	char buf[65536];
+
+	while (harness_now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			return true;
+		if (r > 0 && bytes)
+			*bytes += (size_t)r;
+	}
+	return false;
+}
+
+int harness_tcp_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { .tv_sec = 5 };
+
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect to port %d: %s",
+		     port, strerror(errno));
+	return fd;
+}
+
+size_t harness_http(int port, const char *req, char *buf, size_t size)
+{
+	int fd = harness_tcp_connect(port);
+	size_t n = 0;
+	ssize_t r;
+
+	harness_raw_send(fd, req, strlen(req));
+	while (n + 1 < size && (r = recv(fd, buf + n, size - 1 - n, 0)) > 0)
+		n += (size_t)r;
+	buf[n] = 0;
+	close(fd);
+	return n;
 }

@@ -8,6 +8,7 @@
 #ifndef KRAY_TESTS_HARNESS_H
 #define KRAY_TESTS_HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -120,5 +121,21 @@ void harness_expect_error_frame(int fd, int want, const char *what);
  * after HELLO, expects ERROR want and the end of the connection, and that krayd lives. */
 void harness_raw_expect_error(struct harness *h, const void *frame, size_t len, int want,
 			      const char *what);
+
+/* ---- TCP and HTTP: the metrics endpoint, the dashboard ------------------------------- */
+
+/* A free TCP port on 127.0.0.1 (bound and released: another process may take it first). */
+int harness_pick_port(void);
+
+/* Whether fd reaches EOF (or a reset) within ms, reading and dropping what comes (counted
+ * in *bytes when not NULL). */
+bool harness_closed_within(int fd, int ms, size_t *bytes);
+
+/* A TCP connection to 127.0.0.1:port with a receive timeout of 5 s; asserts success. */
+int harness_tcp_connect(int port);
+
+/* One HTTP exchange with 127.0.0.1:port: sends req, reads the reply until the server
+ * closes (at most size - 1 bytes, NUL-terminated, into buf).  Returns its length. */
+size_t harness_http(int port, const char *req, char *buf, size_t size);
 
 #endif /* KRAY_TESTS_HARNESS_H */

@@ -74,27 +74,6 @@ static long cpu_ticks(pid_t pid)
 	return (long)(ut + st);
 }
 
-/* Whether fd reaches EOF (or a reset) within ms, reading and dropping what comes. */
-static bool closed_within(int fd, int ms, size_t *bytes)
-{
-	int64_t end = harness_now_ms() + ms;
-	char buf[65536];
-
-	while (harness_now_ms() < end) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-			return true;
-		if (r > 0 && bytes)
-			*bytes += (size_t)r;
-	}
-	return false;
-}
-
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -140,12 +119,12 @@ Test(hardlimits, stalled_large_frames, .timeout = 60)
 		     rss);
 	harness_expect_serving(&h, "20 stalled frames");
 	for (int i = 0; i < 20; i++) {
-		cr_assert(closed_within(fd[i], 5000, NULL),
+		cr_assert(harness_closed_within(fd[i], 5000, NULL),
 			  "a frame stalled past frame-timeout-ms was kept (client %d)", i);
 		close(fd[i]);
 	}
 	/* And one that never said HELLO is closed at hello-timeout-ms. */
-	cr_assert(closed_within(silent, 3000, NULL),
+	cr_assert(harness_closed_within(silent, 3000, NULL),
 		  "a client silent past hello-timeout-ms was kept");
 	close(silent);
 	harness_expect_serving(&h, "stalled frames closed");
@@ -192,7 +171,7 @@ Test(hardlimits, client_not_reading_is_disconnected, .timeout = 90)
 	cr_assert_lt(rss - rss0, 100 << 10, "a client not reading: krayd's VmRSS %ld -> %ld kB",
 		     rss0, rss);
 	harness_expect_serving(&h, "a client not reading");
-	cr_assert(closed_within(fd, 10000, &got), "a client not reading was kept");
+	cr_assert(harness_closed_within(fd, 10000, &got), "a client not reading was kept");
 	cr_assert_lt(got, 32u << 20, "it received %zu bytes before the end", got);
 	close(fd);
 	harness_expect_serving(&h, "a client disconnected at the output limit");
@@ -222,26 +201,11 @@ Test(hardlimits, total_buffer_cap, .timeout = 60)
 		harness_raw_send(fd[i], part, sizeof(part));
 	}
 	for (int i = 0; i < 3; i++)
-		closed += closed_within(fd[i], i ? 200 : 2000, NULL);
+		closed += harness_closed_within(fd[i], i ? 200 : 2000, NULL);
 	cr_assert_eq(closed, 1, "client-buffers-max 5M, 3 x 2 MiB held: %d clients closed", closed);
 	harness_expect_serving(&h, "client-buffers-max");
 	for (int i = 0; i < 3; i++)
 		close(fd[i]);
-}
-
-/* A TCP port for this test's head on loopback (varied: others test at the same time). */
-static int pick_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
 }
 
 static int count_alive(kray *k)
@@ -264,7 +228,7 @@ static int count_alive(kray *k)
 Test(hardlimits, half_open_node_links, .timeout = 120)
 {
 	char listen[32], token[200];
-	int port = pick_port();
+	int port = harness_pick_port();
 	struct harness head, member;
 	const char *hargs[] = { "--head", "--node-listen", listen, NULL };
 	const char *margs[] = { "--address",	  listen,	  "--node-listen",
@@ -385,32 +349,11 @@ Test(hardlimits, max_clients_refused, .timeout = 60)
 	harness_expect_serving(&h, "max-clients");
 }
 
-/* One HTTP exchange with the metrics endpoint: the reply's first bytes in buf. */
-static void http(int port, const char *req, char *buf, size_t size)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct timeval tv = { .tv_sec = 5 };
-	size_t n = 0;
-	ssize_t r;
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
-		     strerror(errno));
-	harness_raw_send(fd, req, strlen(req));
-	while (n + 1 < size && (r = recv(fd, buf + n, size - 1 - n, 0)) > 0)
-		n += (size_t)r;
-	buf[n] = 0;
-	close(fd);
-}
-
 /* The metrics endpoint answers GET /metrics only (405 for POST, 404 for another path)
  * and closes a connection that sends nothing. */
 Test(hardlimits, metrics_endpoint_checks, .timeout = 60)
 {
-	int port = pick_port();
+	int port = harness_pick_port();
 	char addr[32], buf[4096];
 	const char *const extra[] = { "--metrics", addr, "--frame-timeout-ms", "1000", NULL };
 	struct sockaddr_in sa = { .sin_family = AF_INET,
@@ -421,16 +364,16 @@ Test(hardlimits, metrics_endpoint_checks, .timeout = 60)
 
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	h = start(extra);
-	http(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+	harness_http(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, sizeof(buf));
 	cr_assert(!strncmp(buf, "HTTP/1.0 200", 12) && strstr(buf, "kray_tasks_submitted_total"),
 		  "GET /metrics: %.80s", buf);
-	http(port, "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n", buf, sizeof(buf));
+	harness_http(port, "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n", buf, sizeof(buf));
 	cr_assert(!strncmp(buf, "HTTP/1.0 405", 12), "POST /metrics: %.80s", buf);
-	http(port, "GET /secret HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+	harness_http(port, "GET /secret HTTP/1.0\r\n\r\n", buf, sizeof(buf));
 	cr_assert(!strncmp(buf, "HTTP/1.0 404", 12), "GET /secret: %.80s", buf);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert(closed_within(fd, 4000, NULL), "an idle metrics connection was kept");
+	cr_assert(harness_closed_within(fd, 4000, NULL), "an idle metrics connection was kept");
 	close(fd);
 	harness_expect_serving(&h, "metrics checks");
 }

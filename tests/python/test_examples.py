@@ -70,3 +70,12 @@ def test_ray_semantics_example():
         "hello from the working_dir (STAGE=demo)",
         "['letter 0', 'letter 1', 'letter 2']",
         "cancelled"]
+
+
+def test_timeline_example(tmp_path):
+    import json
+    path = tmp_path / "t.json"
+    out = run_example_args("timeline.py", str(path))
+    assert out == f"25 tasks written to {path}", out  # 12 tasks, the constructor, 12 calls
+    events = json.loads(path.read_text())["traceEvents"]
+    assert sum(e["ph"] == "X" for e in events) == 25

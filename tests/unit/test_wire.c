@@ -440,7 +440,7 @@ Test(hdr, gap_types_rejected)
 	struct kray_frame_hdr h = good_hdr();
 
 	/* Between the core range and the Python range (32-39): not types. */
-	for (unsigned t = KRAY_MSG_TEXT_REPLY + 1; t < KRAY_MSG_CANCEL; t++) {
+	for (unsigned t = KRAY_MSG_LIST_OBJECTS + 1; t < KRAY_MSG_CANCEL; t++) {
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "gap type %u accepted",
 			     t);
@@ -1549,6 +1549,9 @@ Test(malformed, text_rules)
 	wire_put_padded(&b, big, m.len);
 	cr_assert_eq(wire_dec_error(b.data, b.len, &t), -EBADMSG,
 		     "error text over 64 KiB accepted");
+	/* an export (the timeline) may be longer */
+	cr_assert_eq(wire_dec_export(b.data, b.len, &t), 0, "a 64 KiB + 1 export refused");
+	cr_assert_eq(t.len, 65537);
 	kbuf_free(&b);
 
 	m.len = KRAY_PATH_MAX + 1;
@@ -1563,6 +1566,8 @@ Test(malformed, text_rules)
 	wire_put_padded(&b, big, 8);
 	cr_assert_eq(wire_dec_error(b.data, b.len, &t), -EBADMSG,
 		     "error text longer than the body accepted");
+	cr_assert_eq(wire_dec_export(b.data, b.len, &t), -EBADMSG,
+		     "export text longer than the body accepted");
 	kbuf_free(&b);
 	free(big);
 }

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The web dashboard: `dashboard = HOST:PORT` (krayd --dashboard, kray start --dashboard),
+ * off by default.  GET / (or /index.html) is the page, built into krayd (page.c);
+ * GET /api/v1/{nodes,workers,tasks,actors,objects,timeline} is its JSON (api.c); any other
+ * path is 404, so no request names a file.  The HTTP server, its limits and its parsing
+ * are the core's (core/http.c, shared with the Prometheus endpoint).
+ *
+ * On a loopback address anyone on the machine may read it, as the metrics endpoint.
+ * Beyond loopback the API needs the cluster token, as node links do: "Authorization:
+ * Bearer TOKEN" (the page takes it from its URL's fragment, #token=..., which browsers do
+ * not send, and keeps it in sessionStorage).  Without a token to check against, krayd
+ * refuses to start rather than serve the cluster's state to the network.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/krayd.h"
+#include "core/conn.h"
+#include "core/ext.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "dashboard/dashboard.h"
+
+struct dashboard {
+	struct http_server http; /* first: http.c finds it from a connection */
+	int fd;
+	uint8_t token[256];
+	size_t token_len; /* 0: none required (loopback) */
+	uint64_t requests, unauthorized, not_found;
+};
+
+/* The token as the cluster part reads it (--token, else token-file), without writing a
+ * new one: the dashboard only checks it. */
+static int read_token(struct krayd *d, struct dashboard *db)
+{
+	size_t n;
+	ssize_t r;
+	int fd;
+
+	if (d->cfg.token[0]) {
+		n = strlen(d->cfg.token);
+		memcpy(db->token, d->cfg.token, n);
+	} else {
+		fd = open(d->cfg.token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -errno;
+		r = read(fd, db->token, sizeof(db->token));
+		close(fd);
+		if (r < 0)
+			return -errno;
+		n = (size_t)r;
+		while (n && (db->token[n - 1] == '\n' || db->token[n - 1] == '\r'))
+			n--;
+	}
+	if (n < 16)
+		return -EINVAL;
+	db->token_len = n;
+	return 0;
+}
+
+/* Compares in time independent of where they differ. */
+static bool token_ok(const struct dashboard *db, const struct http_req *req)
+{
+	const char *v;
+	size_t len;
+	uint8_t diff = 0;
+
+	if (!db->token_len)
+		return true;
+	if (!http_header(req, "Authorization", &v, &len) || len != 7 + db->token_len ||
+	    strncmp(v, "Bearer ", 7))
+		return false;
+	for (size_t i = 0; i < db->token_len; i++)
+		diff |= (uint8_t)(v[7 + i] ^ db->token[i]);
+	return !diff;
+}
+
+static void json_error(struct conn *c, const char *status, const char *extra, const char *msg)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
+
+	http_reply(c, status, "application/json", extra, body, (size_t)n);
+}
+
+static void handle(struct conn *c, const struct http_req *req)
+{
+	struct dashboard *db = c->d->dash;
+	const char *q = memchr(req->path, '?', req->path_len);
+	size_t len = q ? (size_t)(q - req->path) : req->path_len;
+	static const char api[] = "/api/v1/";
+	struct kbuf body = { 0 };
+
+	db->requests++;
+	if ((len == 1 && req->path[0] == '/') ||
+	    (len == 11 && !memcmp(req->path, "/index.html", 11))) {
+		http_reply(c, "200 OK", "text/html; charset=utf-8",
+			   "Content-Security-Policy: default-src 'self'; script-src "
+			   "'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'\r\n"
+			   "X-Frame-Options: DENY\r\n",
+			   dash_page, (size_t)(dash_page_end - dash_page));
+		return;
+	}
+	if (len < sizeof(api) - 1 || memcmp(req->path, api, sizeof(api) - 1)) {
+		db->not_found++;
+		json_error(c, "404 Not Found", "", "no such page; the API is under /api/v1/");
+		return;
+	}
+	if (!token_ok(db, req)) {
+		db->unauthorized++;
+		json_error(c, "401 Unauthorized", "WWW-Authenticate: Bearer realm=\"kray\"\r\n",
+			   "the cluster token is required (Authorization: Bearer TOKEN)");
+		return;
+	}
+	if (!dash_api(c->d, req->path + sizeof(api) - 1, len - (sizeof(api) - 1), &body)) {
+		db->not_found++;
+		json_error(c, "404 Not Found", "",
+			   "unknown endpoint; v1 has nodes, workers, tasks, actors, objects, "
+			   "timeline");
+		return;
+	}
+	http_reply(c, "200 OK", "application/json", "", body.data, body.len);
+	kbuf_free(&body);
+}
+
+static void accepted(struct krayd *d, int fd)
+{
+	http_accept(&d->dash->http, d, fd);
+}
+
+static void metric(struct kbuf *b, const char *name, const char *help, uint64_t v)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name,
+			 help, name, name, (unsigned long long)v);
+
+	kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static void render_metrics(struct krayd *d, struct kbuf *b)
+{
+	const struct dashboard *db = d->dash;
+
+	if (!db)
+		return;
+	metric(b, "kray_dashboard_requests_total", "Dashboard requests answered.", db->requests);
+	metric(b, "kray_dashboard_unauthorized_total",
+	       "Dashboard API requests refused for want of the token.", db->unauthorized);
+	metric(b, "kray_dashboard_not_found_total", "Dashboard requests for unknown paths.",
+	       db->not_found);
+}
+
+static const struct ext dashboard_ext = {
+	.name = "dashboard",
+	.render_metrics = render_metrics,
+};
+
+int dashboard_init(struct krayd *d)
+{
+	struct dashboard *db;
+	int r;
+
+	if (!d->cfg.dashboard[0])
+		return 0;
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return -ENOMEM;
+	db->http.name = "dashboard";
+	db->http.handle = handle;
+	db->fd = http_listen(d->cfg.dashboard);
+	if (db->fd < 0) {
+		r = db->fd;
+		log_err("dashboard %s: %s", d->cfg.dashboard,
+			r == -EINVAL ? "not HOST:PORT" : strerror(-r));
+		goto err_free;
+	}
+	if (!http_loopback(db->fd)) {
+		r = read_token(d, db);
+		if (r) {
+			log_err("dashboard %s listens beyond loopback and needs the cluster token "
+				"(token, or token-file %s): %s",
+				d->cfg.dashboard, d->cfg.token_file,
+				r == -EINVAL ? "shorter than 16 bytes" : strerror(-r));
+			goto err_close;
+		}
+	}
+	d->dash = db;
+	r = ext_add(d, &dashboard_ext);
+	if (!r)
+		r = loop_listen(d, db->fd, accepted, "dashboard");
+	if (r)
+		goto err_unset;
+	log_info("dashboard on http://%s/%s", d->cfg.dashboard,
+		 db->token_len ? " (API needs the cluster token)" : "");
+	return 0;
+err_unset:
+	d->dash = NULL;
+err_close:
+	close(db->fd);
+err_free:
+	free(db);
+	return r;
+}
+
+void dashboard_fini(struct krayd *d)
+{
+	if (!d->dash)
+		return;
+	close(d->dash->fd);
+	free(d->dash);
+	d->dash = NULL;
+}
