@@ -80,7 +80,12 @@ static int take_reply(struct kray *k, const struct kray_frame_hdr *h, const uint
 /* The connection's frame observer: replies to our GETs met by a blocking wait. */
 static int async_on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
 {
-	return take_reply(k, h, body);
+	if (!take_reply(k, h, body))
+		return 0;
+	/* An actor's thread read it: the worker's loop runs the callback. */
+	if (k->wake)
+		k->wake(k);
+	return 1;
 }
 
 static void async_close(struct kray *k)
@@ -186,6 +191,12 @@ static int run_done(struct kray *k)
 		n++;
 	}
 	return n;
+}
+
+void kc_async_run(struct kray *k)
+{
+	if (k->async && k->async->ndone)
+		run_done(k);
 }
 
 KRAY_EXPORT int kray_process(struct kray *k)
