@@ -80,11 +80,12 @@ KRAY_EXPORT int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *
 
 KRAY_EXPORT int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref)
 {
+	struct kray *k = kray_ctx_client(ctx);
 	kray_value *dst;
 
 	/* krayd checks that the object is this worker's own and sealed when it moves it. */
-	if (idx >= ctx->num_returns || !ref || !ctx->k || ref->index != KRAY_OID_PUT ||
-	    ref->owner != ctx->k->client)
+	if (idx >= ctx->num_returns || !ref || !k || ref->index != KRAY_OID_PUT ||
+	    ref->owner != k->client)
 		return -EINVAL;
 	dst = &ctx->rets[idx];
 	kray_value_clear(dst);
@@ -429,6 +430,8 @@ static void become_host(struct kray *k, struct call *c)
 		ws->host = host_start(c->x.m.max_concurrency, call_execute);
 	if (!ws->host)
 		ws->hopts = (struct kray_host_opts){ 0 }; /* one at a time, on the loop */
+	else if (ws->hopts.lock)
+		k->job = c->x.m.job; /* what its threads submit belongs to the actor's job */
 }
 
 void call_finish(struct kray *k, struct call *c)

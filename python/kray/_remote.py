@@ -262,6 +262,9 @@ class ActorClass:
         self._actor_name = _labelled(PY_ACTOR, _qualname(cls))
         self._meta = _methods(cls)
         self._sig = _signature(cls)
+        from . import _aio
+        # Ray: an async actor runs up to 1,000 calls at once unless told otherwise.
+        self._default_concurrency = 1000 if _aio.is_async_class(cls) else 1
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -294,7 +297,11 @@ class ActorClass:
             except ValueError:
                 pass
         cargs = _call_args(self._blob.ref(), args, kwargs)
-        mc = opts.get("max_concurrency") or 1
+        mc = opts.get("max_concurrency")
+        if mc is None:
+            mc = self._default_concurrency
+        if not isinstance(mc, int) or isinstance(mc, bool) or not 1 <= mc <= 1024:
+            raise ValueError(f"max_concurrency must be an integer from 1 to 1024, got {mc!r}")
         try:
             ref = _kray.actor_create(
                 self._actor_name, cargs, name, ns if name is not None else None,

@@ -19,6 +19,8 @@ import sys
 import threading
 import traceback
 
+from . import _aio
+from . import _kray
 from . import _remote
 from . import _serial
 from . import exceptions
@@ -104,7 +106,36 @@ def _results(name, result, nret):
     return [(0,) + _serial.dumps(v) for v in vals]
 
 
-def execute(mode, args, inst, nret, task_id):
+def _host(cls, max_concurrency):
+    """How the actor's methods run (python/src/worker.c): 0 one at a time on the worker's
+    loop thread, 1 on max_concurrency threads, 2 on an event loop (an async actor).  Both
+    1 and 2 share the worker's connection, so methods can call kray."""
+    global _actor_loop
+    if _aio.is_async_class(cls):
+        _actor_loop = _aio.ActorLoop(max_concurrency)
+        return 2
+    return 1 if max_concurrency > 1 else 0
+
+
+_actor_loop = None  # an async actor's _aio.ActorLoop
+
+
+def _run_async(fn, name, a, kw, nret, ctx, task_id):
+    """Starts an async actor's method on its event loop; _kray._worker_done() ends it."""
+    async def run():
+        _ctx.task_id = task_id
+        try:
+            result = fn(*a, **kw)
+            if inspect.isawaitable(result):
+                result = await result
+            out = _results(name, result, nret)
+        except BaseException as e:
+            out = [_error(name, e)] * nret
+        _kray._worker_done(ctx, out)
+    _actor_loop.start(run)
+
+
+def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
     global actor_id
     _ctx.task_id = task_id
     if mode == 1:
@@ -112,9 +143,11 @@ def execute(mode, args, inst, nret, task_id):
         try:
             cls = _load(args[0])[0]
             a, kw, _ = _call_args(args[1], args[2:])
-            return (cls(*a, **kw), None)
+            obj = cls(*a, **kw)
+            return (obj, None, _host(cls, max_concurrency))
         except BaseException as e:  # the actor is dead: every call says why
-            return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+                    0)
     name = "task"
     try:
         if mode == 0:
@@ -129,6 +162,9 @@ def execute(mode, args, inst, nret, task_id):
             fn = getattr(inst, name)
             name = f"{type(inst).__name__}.{name}"
         a, kw, retry = _call_args(args[1], args[2:])
+        if mode == 2 and _actor_loop is not None:
+            _run_async(fn, name, a, kw, nret, ctx, task_id)
+            return None
         attempt = 0
         while True:
             try:
