@@ -101,8 +101,8 @@ int ext_refs(PyObject *list, kray_ref **ret, size_t *ret_n);
  * or -EINTR with a Python exception set. */
 int ext_get_shared(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms,
 		   kray_value *ret_vals);
-int ext_wait_shared(kray *k, const kray_ref *refs, size_t n, size_t num_ready,
-		    int64_t timeout_ms, uint8_t *ret_ready);
+int ext_wait_shared(kray *k, const kray_ref *refs, size_t n, size_t num_ready, int64_t timeout_ms,
+		    uint8_t *ret_ready);
 
 /* api.c, worker.c and waiter.c: the module's functions */
 extern PyMethodDef ext_api_methods[];

@@ -199,8 +199,8 @@ int ext_get_shared(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms,
 	return r;
 }
 
-int ext_wait_shared(kray *k, const kray_ref *refs, size_t n, size_t num_ready,
-		    int64_t timeout_ms, uint8_t *ret_ready)
+int ext_wait_shared(kray *k, const kray_ref *refs, size_t n, size_t num_ready, int64_t timeout_ms,
+		    uint8_t *ret_ready)
 {
 	struct gwait *w = wait_begin(k, refs, n);
 

@@ -213,8 +213,8 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 		goto out;
 	inst = mode == 0 ? Py_None : (*selfp ? *selfp : Py_None);
 	res = PyObject_CallFunction(fn, "iOOINKI", mode, pargs, inst, nret, tid,
-				   (unsigned long long)(uintptr_t)ctx,
-				   kray_ctx_max_concurrency(ctx));
+				    (unsigned long long)(uintptr_t)ctx,
+				    kray_ctx_max_concurrency(ctx));
 	if (!res)
 		goto out;
 	if (mode == 2 && res == Py_None) { /* it finishes later: _worker_done() */
