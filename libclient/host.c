@@ -33,14 +33,16 @@ struct host {
 
 void host_stop(struct host *h);
 
-/* Puts a finished call on the done list and wakes the loop; lock held. */
+/* Puts a finished call on the done list and wakes the loop; lock held.  Only the first
+ * call on an empty list writes the eventfd: host_done() reads it once the list is empty,
+ * so a loop that sleeps has seen every call put before its read. */
 static void put_done(struct host *h, struct call *c)
 {
 	uint64_t one = 1;
 
 	c->next = h->done;
 	h->done = c;
-	if (write(h->efd, &one, sizeof(one)) != sizeof(one))
+	if (!c->next && write(h->efd, &one, sizeof(one)) != sizeof(one))
 		abort(); /* an eventfd write of 1 cannot fail short of overflow */
 }
 

@@ -92,7 +92,7 @@ class ActorLoop:
     def __init__(self, max_concurrency):
         self.loop = asyncio.new_event_loop()
         self.max_concurrency = max(1, max_concurrency)
-        self._sem = None
+        self.sem = None  # made on the loop's thread
         # Calls the worker's loop thread started since the event loop last looked.
         self._new = collections.deque()
         self._kick = False
@@ -101,7 +101,7 @@ class ActorLoop:
 
     def _run(self):
         asyncio.set_event_loop(self.loop)
-        self._sem = asyncio.Semaphore(self.max_concurrency)
+        self.sem = asyncio.Semaphore(self.max_concurrency)
         self.loop.run_forever()
 
     def start(self, run):
@@ -116,8 +116,4 @@ class ActorLoop:
         self._kick = False
         new = self._new
         while new:
-            self.loop.create_task(self._limited(new.popleft()))
-
-    async def _limited(self, run):
-        async with self._sem:
-            await run()
+            self.loop.create_task(new.popleft()())

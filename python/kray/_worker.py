@@ -125,9 +125,10 @@ def _run_async(fn, name, a, kw, nret, ctx, task_id):
     async def run():
         _ctx.task_id = task_id
         try:
-            result = fn(*a, **kw)
-            if inspect.isawaitable(result):
-                result = await result
+            async with _actor_loop.sem:
+                result = fn(*a, **kw)
+                if inspect.isawaitable(result):
+                    result = await result
             out = _results(name, result, nret)
         except BaseException as e:
             out = [_error(name, e)] * nret
