@@ -98,6 +98,9 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	return 0;
 }
 
+/* The shared connection's inline limit (share()). */
+static uint32_t shared_inline_max;
+
 /* Sets the return slots from kray/_worker.py's list of results. */
 static int set_returns(kray_ctx *ctx, PyObject *res)
 {
@@ -109,7 +112,9 @@ static int set_returns(kray_ctx *ctx, PyObject *res)
 		PyErr_Format(PyExc_RuntimeError, "the task returned the wrong number of values");
 		return -1;
 	}
-	if (k) {
+	if (k && k == ext.shared_k) {
+		ids.inline_max = shared_inline_max; /* no lock per call on the event loop */
+	} else if (k) {
 		pthread_mutex_lock(&ext_mu);
 		kray_ids(k, &ids);
 		pthread_mutex_unlock(&ext_mu);
@@ -146,8 +151,12 @@ static int share(kray_ctx *ctx, int host)
 		PyErr_Format(PyExc_RuntimeError, "kray_ctx_host: %s", strerror(-r));
 		return -1;
 	}
+	struct kray_ids ids = { .inline_max = 64 << 10 };
+
 	pthread_mutex_lock(&ext_mu);
 	ext.shared_k = kray_ctx_client(ctx);
+	kray_ids(ext.shared_k, &ids);
+	shared_inline_max = ids.inline_max;
 	pthread_mutex_unlock(&ext_mu);
 	return 0;
 }
