@@ -566,12 +566,17 @@ kray *kray_ctx_client(kray_ctx *ctx);
  *   threads, and a method may return KRAY_PENDING and finish later, from any thread, with
  *   kray_ctx_done(): up to max_concurrency calls are in progress at once (an event loop
  *   of a language host runs them).
+ * - wait (deferred hosts, optional): the loop thread waits here instead of in poll(),
+ *   without the lock, until one of the n descriptors is readable (it may return sooner),
+ *   so that a language host runs its event loop meanwhile on this very thread, and the
+ *   methods it started finish there without a thread switch.
  */
 struct kray_host_opts {
 	void (*lock)(void *arg);
 	void (*unlock)(void *arg);
 	void *arg;
 	int deferred;
+	void (*wait)(void *arg, const int *fds, unsigned n);
 };
 
 /* What a method returns when it finishes later with kray_ctx_done(). */

@@ -10,12 +10,12 @@ the queue's eventfd, completes the future.  Elsewhere (a driver, a task) a threa
 in ``get`` for each future.
 
 An async actor (a class with an ``async def`` method, as in Ray) runs its methods on one
-asyncio event loop, in a thread of its own: the worker's loop thread starts each call
-(``start``) and returns at once, and the call finishes when its coroutine does
-(``_kray._worker_done``).  At most ``max_concurrency`` run at once.
+asyncio event loop, which runs on the worker's loop thread whenever that thread would
+wait (libkray's deferred host, kray_ctx_host): the thread starts each call as a task
+(``start``), and the call finishes when its coroutine does (``_kray._worker_done``).  At
+most ``max_concurrency`` run at once.
 """
 import asyncio
-import collections
 import concurrent.futures
 import itertools
 import os
@@ -87,33 +87,28 @@ def is_async_class(cls):
 
 
 class ActorLoop:
-    """The event loop of an async actor, in a thread of its own."""
+    """The event loop of an async actor.  It runs on the worker's loop thread, while that
+    thread would otherwise wait for krayd or for finished calls (wait()): a call starts
+    as a task, and finishes there, without a thread switch."""
 
     def __init__(self, max_concurrency):
         self.loop = asyncio.new_event_loop()
-        self.max_concurrency = max(1, max_concurrency)
-        self.sem = None  # made on the loop's thread
-        # Calls the worker's loop thread started since the event loop last looked.
-        self._new = collections.deque()
-        self._kick = False
-        self._thread = threading.Thread(target=self._run, name="kray-asyncio", daemon=True)
-        self._thread.start()
-
-    def _run(self):
         asyncio.set_event_loop(self.loop)
-        self.sem = asyncio.Semaphore(self.max_concurrency)
-        self.loop.run_forever()
+        self.sem = asyncio.Semaphore(max(1, max_concurrency))
+        self._fds = ()
 
     def start(self, run):
-        """Runs the coroutine function run() on the loop (from another thread): one wake
-        of the loop for a burst of calls."""
-        self._new.append(run)
-        if not self._kick:
-            self._kick = True
-            self.loop.call_soon_threadsafe(self._take)
+        """Starts the coroutine function run() as a task (on the worker's loop thread)."""
+        self.loop.create_task(run())
 
-    def _take(self):
-        self._kick = False
-        new = self._new
-        while new:
-            self.loop.create_task(new.popleft()())
+    def wait(self, fds):
+        """Runs the loop until one of fds is readable (level-triggered: a readable fd
+        stops it after one round of callbacks)."""
+        loop = self.loop
+        if fds != self._fds:
+            for fd in self._fds:
+                loop.remove_reader(fd)
+            for fd in fds:
+                loop.add_reader(fd, loop.stop)
+            self._fds = fds
+        loop.run_forever()

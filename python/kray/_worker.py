@@ -120,6 +120,11 @@ def _host(cls, max_concurrency):
 _actor_loop = None  # an async actor's _aio.ActorLoop
 
 
+def wait_in_loop(fd1, fd2):
+    """The worker's loop thread waits for krayd or a finished call (python/src/worker.c)."""
+    _actor_loop.wait((fd1, fd2) if fd2 >= 0 else (fd1,))
+
+
 def _run_async(fn, name, a, kw, nret, ctx, task_id):
     """Starts an async actor's method on its event loop; _kray._worker_done() ends it."""
     async def run():

@@ -483,7 +483,7 @@ static PyObject *api_get(PyObject *self, PyObject *args)
 	}
 	if (k == ext.driver)
 		sent_now();
-	if (k == ext.shared_k)
+	if (k == ext.shared_k && !ext_loop_thread)
 		r = ext_get_shared(k, refs, n, timeout_ms, vals);
 	else
 		BLOCKING(if (ext.in_worker) ext_flush_pending(k);
@@ -540,7 +540,7 @@ static PyObject *api_wait(PyObject *self, PyObject *args)
 	}
 	if (k == ext.driver)
 		sent_now();
-	if (k == ext.shared_k)
+	if (k == ext.shared_k && !ext_loop_thread)
 		r = ext_wait_shared(k, refs, n, (size_t)num_ready, timeout_ms, ready);
 	else
 		BLOCKING(if (ext.in_worker) ext_flush_pending(k);

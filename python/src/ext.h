@@ -59,6 +59,9 @@ extern struct ext_state ext;
 extern pthread_mutex_t ext_mu;
 /* The task this thread runs, in a worker (NULL on an actor's method thread). */
 extern __thread kray_ctx *ext_ctx;
+/* This thread is the worker's loop thread of an async actor (it runs the event loop): its
+ * gets read the shared connection themselves. */
+extern __thread bool ext_loop_thread;
 
 /* The connection this thread may use, or NULL with a Python exception set. */
 kray *ext_client(void);

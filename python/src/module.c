@@ -5,6 +5,7 @@
 struct ext_state ext;
 pthread_mutex_t ext_mu;
 __thread kray_ctx *ext_ctx;
+__thread bool ext_loop_thread;
 
 static struct PyModuleDef ext_module = {
 	PyModuleDef_HEAD_INIT,

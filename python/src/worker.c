@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ext.h"
 
@@ -135,12 +136,37 @@ static void mu_unlock(void *mu)
 	pthread_mutex_unlock(mu);
 }
 
+/* An async actor's loop thread waits in its event loop (kray/_aio.py ActorLoop.wait). */
+static void loop_wait(void *arg, const int *fds, unsigned n)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	PyObject *mod, *r = NULL;
+
+	(void)arg;
+	ext_loop_thread = true;
+	mod = PyImport_ImportModule("kray._worker");
+	if (mod)
+		r = PyObject_CallMethod(mod, "wait_in_loop", "(ii)", fds[0], n > 1 ? fds[1] : -1);
+	if (!r) {
+		/* The loop cannot run: say so, and let the worker's poll wait. */
+		PyErr_Print();
+		usleep(1000);
+	}
+	Py_XDECREF(r);
+	Py_XDECREF(mod);
+	PyGILState_Release(g);
+}
+
 /* An actor whose methods run on threads or on an event loop (kray/_worker.py's host: 1
  * threads, 2 an event loop) shares the connection with them under ext_mu. */
 static int share(kray_ctx *ctx, int host)
 {
 	struct kray_host_opts o = {
-		.lock = mu_lock, .unlock = mu_unlock, .arg = &ext_mu, .deferred = host == 2
+		.lock = mu_lock,
+		.unlock = mu_unlock,
+		.arg = &ext_mu,
+		.deferred = host == 2,
+		.wait = host == 2 ? loop_wait : NULL,
 	};
 	int r;
 
