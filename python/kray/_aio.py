@@ -91,10 +91,12 @@ class ActorLoop:
     thread would otherwise wait for krayd or for finished calls (wait()): a call starts
     as a task, and finishes there, without a thread switch."""
 
-    def __init__(self, max_concurrency):
+    def __init__(self, max_concurrency, groups=None):
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.sem = asyncio.Semaphore(max(1, max_concurrency))
+        # One limit per concurrency group; None is the default group.
+        self.sems = {g: asyncio.Semaphore(n) for g, n in (groups or {}).items()}
+        self.sems[None] = asyncio.Semaphore(max(1, max_concurrency))
         self._fds = ()
 
     def start(self, run):

@@ -41,7 +41,7 @@ _TASK_OPTIONS = {"num_returns", "max_retries", "num_cpus", "num_gpus", "resource
 _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts", "max_task_retries",
                   "max_concurrency", "name", "namespace", "lifetime", "memory",
                   "runtime_env", "scheduling_strategy", "get_if_exists", "max_pending_calls",
-                  "_metadata"}
+                  "concurrency_groups", "_metadata"}
 
 # Bumped by kray.init/shutdown: blobs put under an earlier connection are gone.
 session = [0]
@@ -70,6 +70,11 @@ def _check(opts, allowed, what):
     if rex not in (None, True, False) and (not isinstance(rex, (list, tuple)) or not all(
             isinstance(c, type) and issubclass(c, BaseException) for c in rex)):
         raise ValueError("retry_exceptions must be a bool or a list of exception classes")
+    cg = opts.get("concurrency_groups")
+    if cg is not None and (not isinstance(cg, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            for k, v in cg.items())):
+        raise ValueError("concurrency_groups must be a dict of group names to integers >= 1")
     lt = opts.get("lifetime")
     if lt not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
@@ -233,6 +238,8 @@ def method(*args, **kwargs):
     def deco(fn):
         if "num_returns" in kwargs:
             fn.__kray_num_returns__ = kwargs["num_returns"]
+        if "concurrency_group" in kwargs:
+            fn.__kray_concurrency_group__ = kwargs["concurrency_group"]
         return fn
     return deco
 
@@ -296,12 +303,19 @@ class ActorClass:
                 return get_actor(name, ns)
             except ValueError:
                 pass
-        cargs = _call_args(self._blob.ref(), args, kwargs)
         mc = opts.get("max_concurrency")
         if mc is None:
             mc = self._default_concurrency
         if not isinstance(mc, int) or isinstance(mc, bool) or not 1 <= mc <= 1024:
             raise ValueError(f"max_concurrency must be an integer from 1 to 1024, got {mc!r}")
+        # Concurrency groups: the worker limits each group (and the default one, to
+        # max_concurrency); the actor runs up to all of them at once.
+        groups = dict(opts.get("concurrency_groups") or {})
+        cargs = _call_args(self._blob.ref(), args, kwargs, (groups, mc) if groups else None)
+        mc += sum(groups.values())
+        if mc > 1024:
+            raise ValueError("max_concurrency and the concurrency groups come to more than "
+                             "1024 calls at once")
         try:
             ref = _kray.actor_create(
                 self._actor_name, cargs, name, ns if name is not None else None,
@@ -393,24 +407,29 @@ class ActorMethod:
         bad = set(opts) - {"num_returns", "name", "concurrency_group"}
         if bad:
             raise ValueError(f"invalid option(s) for an actor method: {sorted(bad)}")
-        return _MethodBound(self, opts.get("num_returns", self._num_returns))
+        group = opts.get("concurrency_group")
+        if group is not None and not isinstance(group, str):
+            raise ValueError("concurrency_group must be a group name")
+        return _MethodBound(self, opts.get("num_returns", self._num_returns), group)
 
     def remote(self, *args, **kwargs):
         return self._remote(args, kwargs, self._num_returns)
 
-    def _remote(self, args, kwargs, n):
+    def _remote(self, args, kwargs, n, group=None):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
-        cargs = _call_args(self._name.encode(), args, kwargs)
+        # A group named here overrides the method's own (the worker knows that one).
+        cargs = _call_args(self._name.encode(), args, kwargs, group)
         return _refs(_kray.submit(self._cname, cargs, n, 0, self._handle._ref), n)
 
 
 class _MethodBound:
-    def __init__(self, m, n):
+    def __init__(self, m, n, group=None):
         self._m = m
         self._n = n
+        self._group = group
 
     def remote(self, *args, **kwargs):
-        return self._m._remote(args, kwargs, self._n)
+        return self._m._remote(args, kwargs, self._n, self._group)
 
 
 class CFunction:

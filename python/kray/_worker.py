@@ -106,18 +106,54 @@ def _results(name, result, nret):
     return [(0,) + _serial.dumps(v) for v in vals]
 
 
-def _host(cls, max_concurrency):
+def _host(cls, max_concurrency, extra):
     """How the actor's methods run (python/src/worker.c): 0 one at a time on the worker's
-    loop thread, 1 on max_concurrency threads, 2 on an event loop (an async actor).  Both
-    1 and 2 share the worker's connection, so methods can call kray."""
+    loop thread, 1 on max_concurrency threads of libkray's, 2 on an event loop (an async
+    actor), 3 on a thread pool per concurrency group (a threaded actor with groups: a
+    call waiting for its group must not hold a thread another group could use).  All but
+    0 share the worker's connection, so methods can call kray.  extra is (concurrency
+    groups, the default group's max_concurrency) when the actor has groups
+    (kray/_remote.py: max_concurrency is then their sum)."""
     global _actor_loop
+    groups, default = extra or ({}, max_concurrency)
     if _aio.is_async_class(cls):
-        _actor_loop = _aio.ActorLoop(max_concurrency)
+        _actor_loop = _aio.ActorLoop(default, groups)
         return 2
+    if groups:
+        from concurrent.futures import ThreadPoolExecutor
+        groups = dict(groups)
+        groups[None] = default
+        _pools.update({g: ThreadPoolExecutor(n, thread_name_prefix=f"kray-{g or 'default'}")
+                       for g, n in groups.items()})
+        return 3
     return 1 if max_concurrency > 1 else 0
 
 
 _actor_loop = None  # an async actor's _aio.ActorLoop
+_pools = {}  # a threaded actor's concurrency groups: name (None: default) -> thread pool
+
+
+def _run_pooled(fn, name, a, kw, nret, ctx, task_id, group):
+    """Runs a threaded actor's method in its group's pool; _kray._worker_done() ends it."""
+    def run():
+        _ctx.task_id = task_id
+        try:
+            out = _results(name, fn(*a, **kw), nret)
+        except BaseException as e:
+            out = [_error(name, e)] * nret
+        _kray._worker_done(ctx, out)
+    _pools[group].submit(run)
+
+
+def _group(fn, named):
+    """The concurrency group of a call: the one the caller named, or the method's."""
+    group = named if named is not None else getattr(fn, "__kray_concurrency_group__", None)
+    known = _actor_loop.sems if _actor_loop is not None else _pools
+    if group is not None and group not in known:
+        names = sorted(g for g in known if g is not None)
+        raise ValueError(f"unknown concurrency group {group!r}: the actor has "
+                         f"{names or 'none'} (concurrency_groups=...)")
+    return group
 
 
 def wait_in_loop(fd1, fd2):
@@ -125,12 +161,12 @@ def wait_in_loop(fd1, fd2):
     _actor_loop.wait((fd1, fd2) if fd2 >= 0 else (fd1,))
 
 
-def _run_async(fn, name, a, kw, nret, ctx, task_id):
+def _run_async(fn, name, a, kw, nret, ctx, task_id, group):
     """Starts an async actor's method on its event loop; _kray._worker_done() ends it."""
     async def run():
         _ctx.task_id = task_id
         try:
-            async with _actor_loop.sem:
+            async with _actor_loop.sems[group]:
                 result = fn(*a, **kw)
                 if inspect.isawaitable(result):
                     result = await result
@@ -148,9 +184,9 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
         actor_id = (task_id[0], task_id[1], task_id[2], 0xFFFFFFFE)
         try:
             cls = _load(args[0])[0]
-            a, kw, _ = _call_args(args[1], args[2:])
+            a, kw, extra = _call_args(args[1], args[2:])
             obj = cls(*a, **kw)
-            return (obj, None, _host(cls, max_concurrency))
+            return (obj, None, _host(cls, max_concurrency, extra))
         except BaseException as e:  # the actor is dead: every call says why
             return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)),
                     0)
@@ -168,9 +204,15 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             fn = getattr(inst, name)
             name = f"{type(inst).__name__}.{name}"
         a, kw, retry = _call_args(args[1], args[2:])
-        if mode == 2 and _actor_loop is not None:
-            _run_async(fn, name, a, kw, nret, ctx, task_id)
-            return None
+        if mode == 2:
+            group = _group(fn, retry)  # a method call's extra is its concurrency group
+            retry = None
+            if _actor_loop is not None:
+                _run_async(fn, name, a, kw, nret, ctx, task_id, group)
+                return None
+            if _pools:
+                _run_pooled(fn, name, a, kw, nret, ctx, task_id, group)
+                return None
         attempt = 0
         while True:
             try:

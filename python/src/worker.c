@@ -158,14 +158,15 @@ static void loop_wait(void *arg, const int *fds, unsigned n)
 }
 
 /* An actor whose methods run on threads or on an event loop (kray/_worker.py's host: 1
- * threads, 2 an event loop) shares the connection with them under ext_mu. */
+ * libkray's threads, 2 an event loop, 3 thread pools of Python's, which finish the calls
+ * later) shares the connection with them under ext_mu. */
 static int share(kray_ctx *ctx, int host)
 {
 	struct kray_host_opts o = {
 		.lock = mu_lock,
 		.unlock = mu_unlock,
 		.arg = &ext_mu,
-		.deferred = host == 2,
+		.deferred = host >= 2,
 		.wait = host == 2 ? loop_wait : NULL,
 	};
 	int r;

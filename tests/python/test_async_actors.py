@@ -224,3 +224,88 @@ def test_future_outside_an_actor(ray_start):
     async def main():
         return await ref, await asyncio.wrap_future(ref.future())
     assert asyncio.run(main()) == (41, 41)
+
+
+def test_concurrency_groups_of_an_async_actor(ray_start):
+    ray = ray_start
+
+    @ray.remote(concurrency_groups={"io": 2, "compute": 1})
+    class Grouped:
+        def __init__(self):
+            self.now = {}
+            self.most = {}
+
+        async def _track(self, group):
+            self.now[group] = self.now.get(group, 0) + 1
+            self.most[group] = max(self.most.get(group, 0), self.now[group])
+            await asyncio.sleep(0.05)
+            self.now[group] -= 1
+
+        @ray.method(concurrency_group="io")
+        async def io(self):
+            await self._track("io")
+
+        @ray.method(concurrency_group="compute")
+        async def compute(self):
+            await self._track("compute")
+
+        async def default(self):
+            await self._track("default")
+
+        async def most_at_once(self):
+            return self.most
+
+    g = Grouped.remote()
+    refs = [m.remote() for _ in range(6) for m in (g.io, g.compute, g.default)]
+    refs += [g.default.options(concurrency_group="io").remote() for _ in range(4)]
+    ray.get(refs, timeout=30)
+    most = ray.get(g.most_at_once.remote())
+    assert most["io"] == 2 and most["compute"] == 1, most
+    assert most["default"] > 2, most  # the default group: max_concurrency (1,000)
+    with pytest.raises(ValueError, match="unknown concurrency group 'nope'"):
+        ray.get(g.io.options(concurrency_group="nope").remote())
+
+
+def test_concurrency_groups_of_a_threaded_actor(ray_start):
+    ray = ray_start
+
+    @ray.remote(concurrency_groups={"io": 3}, max_concurrency=1)
+    class Grouped:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.now = {}
+            self.most = {}
+
+        def _track(self, group):
+            with self.lock:
+                self.now[group] = self.now.get(group, 0) + 1
+                self.most[group] = max(self.most.get(group, 0), self.now[group])
+            time.sleep(0.1)
+            with self.lock:
+                self.now[group] -= 1
+
+        @ray.method(concurrency_group="io")
+        def io(self):
+            self._track("io")
+
+        def default(self):
+            self._track("default")
+
+        def most_at_once(self):
+            return self.most
+
+    g = Grouped.remote()
+    ray.get([m.remote() for _ in range(6) for m in (g.io, g.default)], timeout=30)
+    assert ray.get(g.most_at_once.remote()) == {"io": 3, "default": 1}
+
+
+def test_bad_concurrency_groups_are_refused(ray_start):
+    ray = ray_start
+
+    class Plain:
+        def f(self):
+            return 1
+
+    for bad in ({"io": 0}, {"io": "2"}, ["io"], {1: 2}):
+        with pytest.raises(ValueError, match="concurrency_groups"):
+            ray.remote(concurrency_groups=bad)(Plain)
