@@ -9,6 +9,7 @@
 #   make bench      run the benchmarks (figures and JSON)
 #   make install    install to $(DESTDIR)$(PREFIX) (default /usr/local); make uninstall
 
+.DEFAULT_GOAL := all # mk/*.mk (included before all:) must not take it
 CC      ?= cc
 O       := build
 PREFIX  ?= /usr/local

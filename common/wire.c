@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int wire_check_hdr(const struct kray_frame_hdr *h, size_t max_body)
@@ -521,25 +522,68 @@ void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar, 
 	wire_put_value_refs(b, type, err, scalar, data, len, NULL, 0);
 }
 
-size_t wire_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+char *wire_errmsg_v(size_t *len, const char *fmt, va_list ap)
 {
-	int n = vsnprintf(buf, size, fmt, ap);
+	char note[64], *s, *out;
+	size_t n, head, tail, nn;
+	va_list ap2;
+	int r;
 
-	if (n < 0)
-		return 0;
-	return (size_t)n >= size ? size - 1 : (size_t)n;
+	va_copy(ap2, ap);
+	r = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (r < 0 || !(s = malloc((size_t)r + 1)))
+		return NULL;
+	vsnprintf(s, (size_t)r + 1, fmt, ap);
+	n = (size_t)r;
+	if (n > KRAY_ERRMSG_MAX) { /* head, note (at most 48 bytes), tail */
+		head = KRAY_ERRMSG_MAX / 2;
+		tail = KRAY_ERRMSG_MAX - head - 48;
+		nn = (size_t)snprintf(note, sizeof(note), "\n[... %zu bytes cut ...]\n",
+				      n - head - tail);
+		memcpy(s + head, note, nn);
+		memmove(s + head + nn, s + n - tail, tail);
+		n = head + nn + tail;
+		s[n] = 0;
+		if ((out = realloc(s, n + 1)))
+			s = out;
+	}
+	if (len)
+		*len = n;
+	return s;
+}
+
+char *wire_errmsg(size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = wire_errmsg_v(len, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+void wire_put_verrorf(struct kbuf *b, uint8_t err, const char *fmt, va_list ap)
+{
+	static const char oom[] = "out of memory for the error's text";
+	size_t n;
+	char *msg = wire_errmsg_v(&n, fmt, ap);
+
+	if (msg)
+		wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)n);
+	else
+		wire_put_value(b, KRAY_WT_ERROR, err, 0, oom, sizeof(oom) - 1);
+	free(msg);
 }
 
 void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)
 {
-	char msg[4096];
 	va_list ap;
-	size_t n;
 
 	va_start(ap, fmt);
-	n = wire_vformat(msg, sizeof(msg), fmt, ap);
+	wire_put_verrorf(b, err, fmt, ap);
 	va_end(ap);
-	wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)n);
 }
 
 void wire_put_error_frame(struct kbuf *b, uint64_t req, int code, const char *msg)

@@ -212,9 +212,14 @@ void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar, 
 void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar,
 			 const void *data, uint32_t len, const struct kray_oid *refs,
 			 uint16_t nrefs);
-/* vsnprintf() that returns the length actually written (truncated, never negative). */
-size_t wire_vformat(char *buf, size_t size, const char *fmt, va_list ap);
-/* An ERROR value whose text is formatted (truncated to 4 KiB). */
+/* An error text of any length as a malloc'd string of at most KRAY_ERRMSG_MAX bytes (*len
+ * without the NUL): a longer one keeps its head and its tail around a note of how much
+ * was cut, so both the user's message and the end of a traceback survive.  NULL when
+ * memory is short. */
+char *wire_errmsg_v(size_t *len, const char *fmt, va_list ap);
+char *wire_errmsg(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An ERROR value whose text is formatted (wire_errmsg()). */
+void wire_put_verrorf(struct kbuf *b, uint8_t err, const char *fmt, va_list ap);
 void wire_put_errorf(struct kbuf *b, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A whole ERROR frame. */

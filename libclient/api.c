@@ -250,6 +250,9 @@ static int recv_get(struct kray *k, uint64_t first, size_t nreq, const size_t *i
 	}
 	if (rep.status) {
 		kc_consume(k, &h);
+		if (rep.status == -ECANCELED)
+			return kc_fail(k, -ECANCELED,
+				       "the task was cancelled while it waited in a get");
 		return kc_fail(k, rep.status, "get timed out after %lld ms", (long long)timeout_ms);
 	}
 	fds = kc_frame_fds(k, &h);
@@ -358,7 +361,7 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 				   .num_ready = (uint32_t)num_ready };
 	struct kray_frame_hdr h;
 	struct wire_rd rd;
-	struct kray_msg_refs rep;
+	struct kray_msg_wait_reply rep;
 	const void *flags;
 	const uint8_t *body;
 	uint64_t req = ++k->next_req;
@@ -393,6 +396,14 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 		kc_consume(k, &h);
 		k->broken = true;
 		return kc_fail(k, -EBADMSG, "malformed wait reply from krayd");
+	}
+	if (rep.status) {
+		kc_consume(k, &h);
+		if (rep.status == -ECANCELED)
+			return kc_fail(k, -ECANCELED,
+				       "the task was cancelled while it waited in a wait");
+		k->broken = true;
+		return kc_fail(k, -EBADMSG, "krayd answered a wait with status %d", rep.status);
 	}
 	for (size_t i = 0; i < n; i++) {
 		ret_ready[i] = ((const uint8_t *)flags)[i] ? 1 : 0;

@@ -36,7 +36,8 @@ static int store_large(kray_ctx *ctx, kray_value *dst, const void *data, size_t 
 	if (r) {
 		/* The task fails with the store's reason, whatever the function does. */
 		ctx->store_err = r;
-		snprintf(ctx->err, sizeof(ctx->err), "%s", ctx->k->err);
+		free(ctx->err);
+		ctx->err = wire_errmsg(NULL, "%s", ctx->k->err);
 		return r;
 	}
 	*dst = (kray_value){ .type = KRAY_REF, .ref = id };
@@ -113,7 +114,8 @@ KRAY_EXPORT int kray_fail(kray_ctx *ctx, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+	free(ctx->err);
+	ctx->err = wire_errmsg_v(NULL, fmt, ap);
 	va_end(ap);
 	ctx->failed = true;
 	return -EREMOTEIO;
@@ -191,19 +193,24 @@ static void put_error(struct kray *k, const struct kray_oid *task, uint64_t ns, 
 		      const char *fmt, ...)
 {
 	struct kray_msg_result m = { .task = *task, .exec_ns = ns, .n = 1 };
-	char msg[4096];
-	va_list ap;
-	size_t off;
-
 	struct kbuf *b = results(k);
+	va_list ap;
+	size_t off = WIRE_FRAME_OPEN(b, KRAY_MSG_RESULT, 0, WIRE_FIXED(m));
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	wire_put_verrorf(b, err, fmt, ap);
 	va_end(ap);
-	off = WIRE_FRAME_OPEN(b, KRAY_MSG_RESULT, 0, WIRE_FIXED(m));
-	wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)strlen(msg));
 	if (wire_end(b, off))
 		k->ws->nomem = true;
+}
+
+void call_refuse(struct kray *k, struct exec *e, uint8_t err, const char *msg)
+{
+	struct kray_msg_exec x;
+
+	memcpy(&x, e->body, sizeof(x)); /* on_frame() took only EXECs this long */
+	put_error(k, &x.task, 0, err, "%s", msg);
+	exec_free(e);
 }
 
 static void call_free(struct call *c)
@@ -215,6 +222,7 @@ static void call_free(struct call *c)
 		if (c->ctx.rets[i].type != KRAY_REF)
 			kray_value_clear(&c->ctx.rets[i]);
 	free(c->ctx.rets);
+	free(c->ctx.err);
 	free(c->args);
 	exec_free(c->e);
 	free(c);
@@ -444,10 +452,9 @@ void call_finish(struct kray *k, struct call *c)
 		kray_value *v = &c->ctx.rets[i];
 
 		if (v->type == KRAY_BYTES && v->len > k->inline_max && v->nrefs) {
-			c->ctx.failed = true;
-			snprintf(c->ctx.err, sizeof(c->ctx.err),
-				 "return value %u contains refs and is larger than %u bytes", i,
-				 k->inline_max);
+			kray_fail(&c->ctx,
+				  "return value %u contains refs and is larger than %u bytes", i,
+				  k->inline_max);
 			ok = false;
 		} else if (v->type == KRAY_BYTES && v->len > k->inline_max) {
 			kray_value copy = *v;
@@ -461,10 +468,13 @@ void call_finish(struct kray *k, struct call *c)
 	if (c->ctx.store_err) {
 		put_error(k, &c->x.m.task, c->ns,
 			  c->ctx.store_err == -ENOSPC ? KRAY_WE_STORE_FULL : KRAY_WE_INTERNAL,
-			  "%s '%s' failed: its result: %s", what, c->name, c->ctx.err);
+			  "%s '%s' failed: its result: %s", what, c->name,
+			  c->ctx.err ? c->ctx.err : "the object store refused it");
 	} else if (!ok) {
 		put_error(k, &c->x.m.task, c->ns, KRAY_WE_TASK, "%s '%s' failed: %s", what, c->name,
-			  c->ctx.failed ? c->ctx.err : "returned an error code");
+			  c->ctx.failed && c->ctx.err ? c->ctx.err :
+			  c->ctx.failed		      ? "out of memory for the error's text" :
+							"returned an error code");
 	} else {
 		struct kbuf *b = results(k);
 		struct kray_msg_result m = { .task = c->x.m.task,

@@ -78,6 +78,34 @@ static void wake_loop(struct kray *k)
 		host_wake(ws->host);
 }
 
+/* CANCEL from krayd: a call queued here that has not started does not run (an actor's
+ * calls wait here in order; krayd cancels a running one by signal, if at all). */
+static void cancel_queued(struct kray *k, const uint8_t *body, uint32_t len)
+{
+	struct worker_state *ws = k->ws;
+	struct kray_msg_cancel m;
+	struct exec *prev = NULL;
+
+	if (len < sizeof(m))
+		return;
+	memcpy(&m, body, sizeof(m));
+	for (struct exec *e = ws->qhead; e; prev = e, e = e->next) {
+		struct kray_msg_exec x;
+
+		memcpy(&x, e->body, sizeof(x));
+		if (memcmp(&x.task, &m.oid, sizeof(x.task)))
+			continue;
+		if (prev)
+			prev->next = e->next;
+		else
+			ws->qhead = e->next;
+		if (ws->qtail == e)
+			ws->qtail = prev;
+		call_refuse(k, e, KRAY_WE_CANCELLED, "the call was cancelled before it started");
+		return;
+	}
+}
+
 static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
 {
 	struct worker_state *ws = k->ws;
@@ -86,6 +114,9 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 	switch (h->type) {
 	case KRAY_MSG_JOB:
 		code_on_job(ws, body, h->len);
+		return;
+	case KRAY_MSG_CANCEL:
+		cancel_queued(k, body, h->len);
 		return;
 	case KRAY_MSG_ACTOR_STOP:
 		ws->stop = true;

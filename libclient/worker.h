@@ -29,7 +29,7 @@ struct kray_ctx {
 	kray_ref task; /* the EXEC's task id (a constructor's: the actor id at index 0) */
 	unsigned num_returns;
 	kray_value *rets;
-	char err[4096];
+	char *err; /* kray_fail()'s text (malloc'd) */
 	bool failed;
 	int store_err; /* a large return did not fit in the object store */
 	unsigned max_concurrency;
@@ -92,6 +92,8 @@ void call_execute(struct call *c);
 /* Sends the RESULT (on the loop thread), frees c and its exec. */
 void call_finish(struct kray *k, struct call *c);
 void exec_free(struct exec *e);
+/* Answers e, which will not run, with an error RESULT of kind err; frees e. */
+void call_refuse(struct kray *k, struct exec *e, uint8_t err, const char *msg);
 
 /* host.c: an actor's method threads */
 /* Threads that run calls with run; NULL when none could be had (out of memory, no

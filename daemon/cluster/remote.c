@@ -406,7 +406,7 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 
 		if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
-				  a ? a->death : "no such actor on its node");
+				  a ? actor_death(a) : "no such actor on its node");
 			return 0;
 		}
 		t->actor = a;

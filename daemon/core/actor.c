@@ -84,7 +84,7 @@ static void fail_queue(struct krayd *d, struct actor *a)
 		}
 		*pp = t->next;
 		t->next = NULL;
-		task_fail(d, t, a->death_err, "%s", a->death);
+		task_fail(d, t, a->death_err, "%s", actor_death(a));
 	}
 }
 
@@ -132,6 +132,11 @@ static const char *missing(struct krayd *d, struct actor *a, char *buf, size_t l
 
 static void place_pending(struct krayd *d);
 
+const char *actor_death(const struct actor *a)
+{
+	return a->death ? a->death : "the actor died (no memory was left to say why)";
+}
+
 /* The actor is dead for good: err and the formatted reason answer every call from now. */
 static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -143,13 +148,14 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	if (a->state == A_DEAD)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(a->death, sizeof(a->death), fmt, ap);
+	free(a->death);
+	a->death = wire_errmsg_v(NULL, fmt, ap);
 	va_end(ap);
 	a->death_err = err;
 	a->state = A_DEAD;
 	if (a->name)
 		ext_actor_changed(d, a, false);
-	log_debug("actor %u.%u dead: %s", a->id.owner, a->id.seq, a->death);
+	log_debug("actor %u.%u dead: %.200s", a->id.owner, a->id.seq, actor_death(a));
 	if (a->w && a->w->conn) {
 		/* Still running (its handle went, or its creator exited): let it run its
 		 * destructor and exit; it is reaped like any worker. */
@@ -373,6 +379,38 @@ void actor_enqueue(struct krayd *d, struct actor *a, struct task *t)
 	actor_dispatch(d, a);
 }
 
+struct task *actor_unqueue(struct krayd *d, const struct kray_oid *id)
+{
+	for (struct actor *a = d->actors; a; a = a->next) {
+		struct task *prev = NULL;
+
+		for (struct task **pp = &a->qhead; *pp; prev = *pp, pp = &(*pp)->next) {
+			struct task *t = *pp;
+
+			if (!oid_eq(&t->id, id))
+				continue;
+			*pp = t->next;
+			if (a->qtail == t)
+				a->qtail = prev;
+			t->next = NULL;
+			task_unwait(d, t);
+			/* A call that waited at the head may have held later ones back. */
+			actor_dispatch(d, a);
+			return t;
+		}
+	}
+	return NULL;
+}
+
+/* As in Ray, an actor whose handles are all gone still answers the calls made before:
+ * `A.remote().f.remote()` works.  It ends when the last of them is done. */
+static void end_if_unheld(struct krayd *d, struct actor *a)
+{
+	if (a->unheld && a->state != A_DEAD && !a->qhead && !a->inflight)
+		actor_dead(d, a, KRAY_WE_ACTOR_DIED, "actor '%.*s' ended: no handle to it remains",
+			   a->ctor->fn->name_len, a->ctor->fn->name);
+}
+
 void actor_dispatch(struct krayd *d, struct actor *a)
 {
 	if (a->state == A_DEAD) {
@@ -402,6 +440,7 @@ void actor_dispatch(struct krayd *d, struct actor *a)
 		if (!sched_send_exec(d, a->w, t))
 			a->inflight++;
 	}
+	end_if_unheld(d, a);
 }
 
 void actor_result(struct conn *c, struct task *t, const struct wire_result *r)
@@ -425,7 +464,10 @@ void actor_result(struct conn *c, struct task *t, const struct wire_result *r)
 		return;
 	}
 	a->inflight--;
-	task_finish(c, t, r->values, r->m.n);
+	if (t->cancelled) /* cancelled while it waited in the actor's process */
+		task_fail_cancelled(d, t);
+	else
+		task_finish(c, t, r->values, r->m.n);
 	actor_dispatch(d, a);
 }
 
@@ -521,9 +563,10 @@ void actor_handle_gone(struct krayd *d, const struct kray_oid *id)
 
 	if (!a)
 		ext_actor_released(d, id); /* its node drops the handle this node held */
-	if (a && a->state != A_DEAD)
-		actor_dead(d, a, KRAY_WE_ACTOR_DIED, "actor '%.*s' ended: no handle to it remains",
-			   a->ctor->fn->name_len, a->ctor->fn->name);
+	if (!a || a->state == A_DEAD)
+		return;
+	a->unheld = true;
+	end_if_unheld(d, a);
 }
 
 void actor_owner_gone(struct krayd *d, uint32_t owner)
@@ -551,6 +594,7 @@ void actor_fini(struct krayd *d)
 			task_free(d, a->ctor);
 		free(a->name);
 		free(a->ns);
+		free(a->death);
 		free(a);
 	}
 }
@@ -572,7 +616,7 @@ void actor_describe(struct krayd *d, struct kbuf *b)
 		else if (a->state == A_PENDING && !a->placed)
 			missing(d, a, why, sizeof(why));
 		else if (a->state == A_DEAD)
-			snprintf(why, sizeof(why), "%s", a->death);
+			snprintf(why, sizeof(why), "%s", actor_death(a));
 		else if (a->w)
 			snprintf(why, sizeof(why), "pid %d, %u call%s in flight, %u restart%s",
 				 (int)a->w->pid, a->inflight, a->inflight == 1 ? "" : "s",

@@ -27,6 +27,7 @@ struct actor {
 	uint32_t owner; /* the creator's connection id */
 	char *name, *ns; /* NULL: unnamed */
 	bool detached, no_restart;
+	bool unheld; /* no handle remains: it ends once its queued and running calls are done */
 	int16_t max_restarts, max_task_retries;
 	uint16_t max_concurrency;
 	uint32_t slots_milli; /* CPU slots held while placed */
@@ -39,7 +40,7 @@ struct actor {
 	unsigned inflight;
 	uint16_t restarts;
 	uint8_t death_err; /* enum kray_wire_err */
-	char death[512];
+	char *death; /* why it died (malloc'd), once dead */
 	struct actor *next;
 };
 
@@ -52,10 +53,15 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 int actor_create_as(struct conn *c, const struct wire_actor_create *m, const struct kray_oid *id,
 		    uint32_t job, const char **ret_why);
 struct actor *actor_find(struct krayd *d, const struct kray_oid *id);
+/* Why a dead actor died, as its calls are told. */
+const char *actor_death(const struct actor *a);
 struct actor *actor_by_name(struct krayd *d, const char *name, size_t len, const char *ns,
 			    size_t ns_len);
 int actor_kill(struct krayd *d, struct actor *a, bool no_restart);
 void actor_enqueue(struct krayd *d, struct actor *a, struct task *t);
+/* Takes the call with that id out of its actor's queue (not sent to the actor yet, maybe
+ * still waiting for its arguments); NULL if no queue has it. */
+struct task *actor_unqueue(struct krayd *d, const struct kray_oid *id);
 void actor_dispatch(struct krayd *d, struct actor *a);
 void actor_ctor_ready(struct krayd *d, struct actor *a);
 void actor_ctor_failed(struct krayd *d, struct actor *a, uint8_t err, const char *msg, size_t len);

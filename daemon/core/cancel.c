@@ -3,17 +3,20 @@
  * Cancelling tasks (kray_cancel, Ray's ray.cancel).
  *
  * Where the task is decides what cancelling does:
- *  - in the ready queue: it is taken out and fails with KRAY_WE_CANCELLED at once;
- *  - waiting for its arguments (or an actor call in its actor's queue): its id is noted
- *    in d->cancelled and it fails when its arguments arrive, instead of running;
+ *  - in the ready queue, waiting for its arguments (d->waiting), or an actor call in its
+ *    actor's queue: it is taken out and fails with KRAY_WE_CANCELLED at once;
+ *  - not on this node's lists yet (its return object is pending): its id is noted in
+ *    d->cancelled and it fails when it arrives, instead of running;
  *  - in a worker's in-flight list: it is marked, and its result will be replaced by the
  *    cancellation error.  If it is running (the list's head): with KRAY_CANCEL_FORCE its
  *    worker is killed, and the death is a cancellation, not a fault to retry; without,
  *    the worker is sent KRAY_CANCEL_SIGNAL naming the task, which interrupts a Python
- *    task (KeyboardInterrupt, as in Ray) and leaves a C one running to its end.
- * With KRAY_CANCEL_RECURSIVE the tasks it submitted (tasks whose parent it is, queued or
- * in flight) are cancelled the same way; children still waiting for arguments are not
- * reached.  A finished task is left alone.
+ *    task (KeyboardInterrupt, as in Ray) and leaves a C one running to its end; a get or
+ *    wait it is blocked in returns -ECANCELED at once (get_cancel_conn()), so that a task
+ *    waiting for a signal, a queue or a child is interrupted too.
+ * With KRAY_CANCEL_RECURSIVE the tasks it submitted (tasks whose parent it is: queued,
+ * waiting for arguments or in flight) are cancelled the same way.  A finished task is
+ * left alone.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -24,6 +27,9 @@
 #include "core/task.h"
 #include "core/store.h"
 #include "core/sched.h"
+#include "core/actor.h"
+#include "core/conn.h"
+#include "core/getreq.h"
 #include "core/log.h"
 
 _Static_assert(KRAY_CANCEL_SIGNAL == SIGUSR2, "the cancel signal is SIGUSR2");
@@ -44,11 +50,26 @@ static struct task *unlink_queued(struct krayd *d, const struct kray_oid *tid)
 static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_t flags)
 {
 	for (struct worker *w = d->workers; w; w = w->next) {
-		if (w->actor || w->state == W_DEAD)
+		unsigned pos = 0;
+
+		if (w->state == W_DEAD)
 			continue;
-		for (struct task *t = w->head; t; t = t->next) {
+		for (struct task *t = w->head; t; t = t->next, pos++) {
 			if (!oid_eq(&t->id, tid))
 				continue;
+			if (w->actor) {
+				/* As Ray: a call queued in the actor's process fails; a running
+				 * one is not interrupted (the actor's state is at stake). */
+				if (pos >= w->actor->max_concurrency && w->conn) {
+					struct kray_msg_cancel m = { .oid = *tid };
+
+					t->cancelled = true;
+					WIRE_FRAME(&w->conn->out, KRAY_MSG_CANCEL, 0,
+						   WIRE_FIXED(m));
+					conn_flush_later(w->conn);
+				}
+				return true;
+			}
 			t->cancelled = true;
 			if (t != w->head || w->pid <= 0)
 				return true; /* not started: it fails when it comes back */
@@ -64,6 +85,9 @@ static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_
 									       t->id.seq) };
 
 				sigqueue(w->pid, KRAY_CANCEL_SIGNAL, v);
+				/* Blocked in a get or wait: that call returns -ECANCELED. */
+				if (w->conn)
+					get_cancel_conn(w->conn);
 			}
 			return true;
 		}
@@ -76,20 +100,24 @@ struct kids {
 	size_t n, cap;
 };
 
+static void add_kid(struct kids *k, const struct task *c, const struct kray_oid *tid)
+{
+	if (!oid_eq(&c->parent, tid))
+		return;
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 16;
+		k->id = realloc(k->id, k->cap * sizeof(*k->id));
+		if (!k->id)
+			abort();
+	}
+	k->id[k->n++] = c->id;
+}
+
 /* Adds the tasks of list (linked by next) whose parent is tid. */
 static void collect(struct kids *k, struct task *list, const struct kray_oid *tid)
 {
-	for (struct task *c = list; c; c = c->next) {
-		if (!oid_eq(&c->parent, tid))
-			continue;
-		if (k->n == k->cap) {
-			k->cap = k->cap ? 2 * k->cap : 16;
-			k->id = realloc(k->id, k->cap * sizeof(*k->id));
-			if (!k->id)
-				abort();
-		}
-		k->id[k->n++] = c->id;
-	}
+	for (struct task *c = list; c; c = c->next)
+		add_kid(k, c, tid);
 }
 
 static void cancel_one(struct krayd *d, const struct kray_oid *tid, uint32_t flags, int depth)
@@ -97,6 +125,10 @@ static void cancel_one(struct krayd *d, const struct kray_oid *tid, uint32_t fla
 	struct task *t = unlink_queued(d, tid);
 	struct kids kids = { 0 };
 
+	if (!t && (t = task_waiting(d, tid)))
+		task_unwait(d, t);
+	if (!t)
+		t = actor_unqueue(d, tid);
 	if (t) {
 		task_fail_cancelled(d, t);
 	} else if (!cancel_inflight(d, tid, flags)) {
@@ -114,6 +146,8 @@ static void cancel_one(struct krayd *d, const struct kray_oid *tid, uint32_t fla
 	for (struct worker *w = d->workers; w; w = w->next)
 		if (!w->actor)
 			collect(&kids, w->head, tid);
+	oidmap_for_each (&d->waiting, s)
+		add_kid(&kids, (const struct task *)(uintptr_t)s->val, tid);
 	for (size_t i = 0; i < kids.n; i++)
 		cancel_one(d, &kids.id[i], flags, depth + 1);
 	free(kids.id);

@@ -13,6 +13,7 @@
 #include "core/krayd.h"
 #include "core/conn.h"
 #include "core/store.h"
+#include "core/task.h"
 #include "core/getreq.h"
 #include "core/worker.h"
 #include "core/sched.h"
@@ -62,15 +63,16 @@ static void reply_get(struct conn *c, struct getreq *g, int status)
 	conn_end_frame(c, off);
 }
 
-static void reply_wait(struct conn *c, struct getreq *g)
+static void reply_wait(struct conn *c, struct getreq *g, int status)
 {
-	struct kray_msg_refs m = { .n = g->n };
+	struct kray_msg_wait_reply m = { .n = g->n, .status = status };
 	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_WAIT_REPLY, g->req, WIRE_FIXED(m));
 
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct obj *o = store_get(c->d, &g->ids[i]);
 		/* One that is missing or not held is "ready": a get says why at once. */
-		uint8_t ready = !o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]);
+		uint8_t ready = !status &&
+				(!o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]));
 
 		kbuf_put(&c->out, &ready, 1);
 	}
@@ -89,7 +91,7 @@ static void finish(struct krayd *d, struct getreq *g, int status)
 	if (c->worker)
 		sched_blocked(c->worker, false);
 	if (g->wait)
-		reply_wait(c, g);
+		reply_wait(c, g, status == -ECANCELED ? status : 0);
 	else
 		reply_get(c, g, status);
 	conn_flush_later(c);
@@ -142,7 +144,9 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	if (d->gets)
 		d->gets->prev = g;
 	d->gets = g;
-	if (!g->missing) {
+	if (c->worker && c->worker->head && c->worker->head->cancelled) {
+		finish(d, g, -ECANCELED); /* its task was cancelled: it waits for nothing */
+	} else if (!g->missing) {
 		finish(d, g, 0);
 	} else if (timeout_ms == 0) {
 		finish(d, g, -ETIMEDOUT);
@@ -184,6 +188,19 @@ int64_t get_next_deadline(struct krayd *d)
 		if (g->deadline_ns >= 0 && (best < 0 || g->deadline_ns < best))
 			best = g->deadline_ns;
 	return best;
+}
+
+void get_cancel_conn(struct conn *c)
+{
+	struct getreq *g = c->d->gets, *next;
+
+	for (; g; g = next) {
+		next = g->next;
+		if (g->conn == c && !g->done) {
+			finish(c->d, g, -ECANCELED);
+			maybe_free(c->d, g);
+		}
+	}
 }
 
 void get_conn_gone(struct conn *c)

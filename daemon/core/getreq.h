@@ -31,6 +31,8 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 void get_expire(struct krayd *d, int64_t now);
 int64_t get_next_deadline(struct krayd *d);
 void get_conn_gone(struct conn *c);
+/* Answers c's unanswered gets and waits with -ECANCELED: the task it runs was cancelled. */
+void get_cancel_conn(struct conn *c);
 /* At exit, after store_fini() dropped the objects' waiters: frees the gets orphaned by
  * their connections that still waited for objects. */
 void get_fini(struct krayd *d);

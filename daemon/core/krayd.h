@@ -76,7 +76,8 @@ struct krayd {
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets not answered yet */
 	struct getreq *gets_gone; /* answered (their connection went), objects still pending */
-	struct oidmap cancelled; /* tasks cancelled while they wait for arguments */
+	struct oidmap cancelled; /* tasks cancelled before they reached this node's lists */
+	struct oidmap waiting; /* tasks (not actor calls) waiting for arguments: id -> task */
 
 	struct kray_wire_stats st;
 	/* The parts outside the core: their hook tables (core/ext.h), and the state each

@@ -622,6 +622,7 @@ void sched_fini(struct krayd *d)
 	}
 	oidmap_free(&d->job_index);
 	oidmap_free(&d->cancelled);
+	oidmap_free(&d->waiting);
 	while (d->jobs) {
 		struct job *j = d->jobs;
 

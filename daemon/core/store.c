@@ -96,6 +96,22 @@ void store_wait(struct krayd *d, struct obj *o,
 	o->deps = dep;
 }
 
+void store_unwait(struct krayd *d, struct obj *o,
+		  void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg)
+{
+	(void)d;
+	for (struct dep **pp = &o->deps; *pp;) {
+		struct dep *dep = *pp;
+
+		if (dep->ready == ready && dep->arg == arg) {
+			*pp = dep->next;
+			free(dep);
+		} else {
+			pp = &dep->next;
+		}
+	}
+}
+
 static void contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)
 {
 	if (!n)

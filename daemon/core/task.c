@@ -128,6 +128,8 @@ void task_release_holds(struct krayd *d, struct task *t)
 void task_free(struct krayd *d, struct task *t)
 {
 	oidmap_del(&d->cancelled, &t->id);
+	if (t->deps_left && !t->actor)
+		oidmap_del(&d->waiting, &t->id);
 	task_release_holds(d, t);
 	free(t->res);
 	free(t->args);
@@ -177,7 +179,41 @@ int task_resolve(struct krayd *d, struct conn *submitter, struct task *t)
 	if (!t->deps_left)
 		return 0;
 	d->st.tasks_waiting++;
+	if (!t->actor) {
+		bool fresh;
+
+		*oidmap_upsert(&d->waiting, &t->id, &fresh) = (uintptr_t)t;
+	}
 	return 1;
+}
+
+static int unwait(struct task *t, unsigned i, struct kray_oid *id, void *arg)
+{
+	struct krayd *d = arg;
+	struct obj *o = store_get(d, id);
+
+	(void)i;
+	if (o && o->state != OBJ_READY)
+		store_unwait(d, o, dep_ready, t);
+	return 0;
+}
+
+void task_unwait(struct krayd *d, struct task *t)
+{
+	if (!t->deps_left)
+		return;
+	for_each_ref(t, unwait, d);
+	if (!t->actor)
+		oidmap_del(&d->waiting, &t->id);
+	t->deps_left = 0;
+	d->st.tasks_waiting--;
+}
+
+struct task *task_waiting(struct krayd *d, const struct kray_oid *id)
+{
+	uint64_t *v = oidmap_get(&d->waiting, id);
+
+	return v ? (struct task *)(uintptr_t)*v : NULL;
 }
 
 /*
@@ -269,7 +305,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 			t->rem.ractor_id = s->m.actor;
 		} else if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
-				  a ? a->death : "no such actor");
+				  a ? actor_death(a) : "no such actor");
 			return;
 		}
 		if (a && !oidmap_get(&c->refs, &s->m.actor)) {
@@ -304,6 +340,8 @@ static void task_dep_ready(struct krayd *d, struct task *t, struct obj *o)
 	if (--t->deps_left)
 		return;
 	d->st.tasks_waiting--;
+	if (!t->actor)
+		oidmap_del(&d->waiting, &t->id);
 	if (t->ctor) {
 		actor_ctor_ready(d, t->actor);
 		return;
@@ -402,16 +440,23 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 {
-	char msg[4096];
+	static char oom[] = "out of memory for the error's text";
 	va_list ap;
-	size_t n;
+	size_t n = sizeof(oom) - 1;
+	char *msg;
 
 	va_start(ap, fmt);
-	n = wire_vformat(msg, sizeof(msg), fmt, ap);
+	msg = wire_errmsg_v(&n, fmt, ap);
 	va_end(ap);
-	log_debug("task %u.%u failed: %s", t->id.owner, t->id.seq, msg);
+	if (!msg) {
+		msg = oom;
+		n = sizeof(oom) - 1;
+	}
+	log_debug("task %u.%u failed: %.200s", t->id.owner, t->id.seq, msg);
 	if (t->ctor) {
 		actor_ctor_failed(d, t->actor, err, msg, n);
+		if (msg != oom)
+			free(msg);
 		return;
 	}
 	for (unsigned i = 0; i < t->num_returns; i++) {
@@ -420,6 +465,8 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 		if (o)
 			store_seal_error(d, o, err, msg, n);
 	}
+	if (msg != oom)
+		free(msg);
 	d->st.tasks_failed++;
 	if (t->rem.from_link)
 		ext_task_done(d, t);

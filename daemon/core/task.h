@@ -116,6 +116,10 @@ void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned
 
 /* Fails t with KRAY_WE_CANCELLED. */
 void task_fail_cancelled(struct krayd *d, struct task *t);
+/* The task (not an actor call) with that id waiting for its arguments, or NULL. */
+struct task *task_waiting(struct krayd *d, const struct kray_oid *id);
+/* t stops waiting for its arguments (it is being cancelled). */
+void task_unwait(struct krayd *d, struct task *t);
 /* Fails t if it was cancelled while it waited; returns whether it did. */
 bool task_cancelled_fail(struct krayd *d, struct task *t);
 

@@ -171,7 +171,8 @@ int kray_put(kray *k, const kray_value *v, kray_ref *ret_ref);
  * released with kray_value_clear()).  timeout_ms < 0 waits forever.
  * Returns 0; -ETIMEDOUT when the timeout passed first (ret_vals untouched);
  * -EREMOTEIO when at least one value is a KRAY_ERROR (all of ret_vals is written, and
- * kray_errmsg() gives the first error); -EPIPE if krayd went away; -EINVAL on bad input.
+ * kray_errmsg() gives the first error); -EPIPE if krayd went away; -EINVAL on bad input;
+ * in a worker, -ECANCELED when the task calling it was cancelled (kray_cancel()).
  * In a worker, a get that waits gives the worker's CPU slot back while it waits.
  */
 int kray_get(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms, kray_value *ret_vals);
@@ -206,20 +207,23 @@ int kray_seal(kray *k, const kray_ref *ref);
 /*
  * Waits until num_ready of the n objects exist (or the timeout passes: timeout_ms < 0
  * waits forever, 0 only polls) and writes 1 or 0 per ref to ret_ready and the count to
- * *ret_num_ready.  Returns 0 (also on timeout), -EINVAL or -EPIPE.
+ * *ret_num_ready.  Returns 0 (also on timeout), -EINVAL, -EPIPE, or in a worker -ECANCELED
+ * when the task calling it was cancelled.
  */
 int kray_wait(kray *k, const kray_ref *refs, size_t n, size_t num_ready, int64_t timeout_ms,
 	      uint8_t *ret_ready, size_t *ret_num_ready);
 
 /*
  * Cancels the task that makes ref (one of its return refs; this process must hold it), as
- * Ray's cancel: a task not started yet never runs; a running one is killed with its
- * worker when force is set, else a Python task is interrupted (KeyboardInterrupt) and a
- * C task runs to its end; either way its results become KRAY_ERROR values of kind
- * KRAY_ERR_CANCELLED.  With recursive, the tasks it submitted
- * (queued or running) are cancelled too.  A finished task, an actor call that has started
- * and a put object are left alone.  Batched like kray_call().  Returns 0, -EINVAL or
- * -EPIPE.
+ * Ray's cancel: a task not started yet (queued, or waiting for its arguments) fails at
+ * once and never runs; a running one is killed with its worker when force is set, else a
+ * Python task is interrupted (KeyboardInterrupt), a kray_get()/kray_wait() it is blocked
+ * in returns -ECANCELED, and a C task runs to its end; either way its results become
+ * KRAY_ERROR values of kind KRAY_ERR_CANCELLED.  With recursive, the tasks it submitted
+ * (queued, waiting or running) are cancelled too.  An actor call that has not started
+ * (in krayd or queued in the actor's process) never runs; one that has started, a
+ * finished task and a put object are left alone.  Batched like kray_call().  Returns 0,
+ * -EINVAL or -EPIPE.
  */
 int kray_cancel(kray *k, const kray_ref *ref, int force, int recursive);
 

@@ -27,6 +27,7 @@
 #define KRAY_RETURNS_MAX 256 /* num_returns of one task */
 #define KRAY_REFS_MAX 65536 /* refs in one get, wait or release */
 #define KRAY_OBJECT_MAX (1ull << 40) /* bytes of one object */
+#define KRAY_ERRMSG_MAX (64u << 10) /* error text: longer keeps its head and tail */
 
 /*
  * An object id names the task that made the object and the process that owns it:
@@ -73,7 +74,7 @@ enum kray_msg_type {
 	KRAY_MSG_SEAL = 17, /* C->D  kray_msg_seal: the object is written; publish it */
 	KRAY_MSG_UNPIN = 18, /* C->D  kray_msg_refs: views of these objects were dropped */
 	KRAY_MSG_WAIT = 19, /* C->D  kray_msg_wait + oids */
-	KRAY_MSG_WAIT_REPLY = 20, /* D->C  kray_msg_refs + one byte per oid (1 = ready), padded */
+	KRAY_MSG_WAIT_REPLY = 20, /* D->C  kray_msg_wait_reply + one byte per oid (1 = ready) */
 	KRAY_MSG_ACTOR_CREATE = 21, /* C->D  kray_msg_actor_create + class, name, ns + args */
 	KRAY_MSG_GET_ACTOR = 22, /* C->D  kray_msg_get_actor + name + ns */
 	KRAY_MSG_KILL = 23, /* C->D  kray_msg_kill */
@@ -82,7 +83,7 @@ enum kray_msg_type {
 	KRAY_MSG_LIST_ACTORS = 26, /* C->D  empty */
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
 	/* 32-39: the Python wrapper's range (issue 6) */
-	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply */
+	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply.  D->W: drop that queued call */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -233,7 +234,8 @@ struct kray_msg_get {
 _Static_assert(sizeof(struct kray_msg_get) == 16, "get is 16 bytes");
 
 struct kray_msg_get_reply {
-	__s32 status; /* 0, or -ETIMEDOUT (no values follow) */
+	__s32 status; /* 0, -ETIMEDOUT, or -ECANCELED: the task asking was cancelled (no
+		       * values follow) */
 	__u32 n; /* values that follow, one per requested oid */
 };
 _Static_assert(sizeof(struct kray_msg_get_reply) == 8, "get_reply is 8 bytes");
@@ -247,6 +249,12 @@ struct kray_msg_refs {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct kray_msg_refs) == 8, "refs is 8 bytes");
+
+struct kray_msg_wait_reply {
+	__u32 n; /* ready flags that follow, one byte per oid (padded) */
+	__s32 status; /* 0, or -ECANCELED: the task asking was cancelled (flags all 0) */
+};
+_Static_assert(sizeof(struct kray_msg_wait_reply) == 8, "wait_reply is 8 bytes");
 
 struct kray_msg_error {
 	__s32 code; /* negative errno */

@@ -20,8 +20,13 @@ from . import _kray
 from . import exceptions
 from ._remote import (ActorClass, ActorHandle, CFunction, RemoteFunction, cfunction,
                       method, remote)
+from . import _compat
 from . import _remote
 from . import _serial
+from . import job_config
+from ._compat import (ActorClassID, ActorID, FunctionID, JobID, Language, NodeID,
+                      PlacementGroupID, TaskID, UniqueID, WorkerID, cpp_function,
+                      java_actor_class, java_function)
 from ._serial import ObjectRef
 
 __version__ = "0.1.0"
@@ -29,7 +34,10 @@ __version__ = "0.1.0"
 __all__ = ["init", "shutdown", "is_initialized", "remote", "method", "get", "put", "wait",
            "cancel", "kill", "get_actor", "get_runtime_context", "cfunction", "ObjectRef",
            "ActorHandle", "exceptions", "available_resources", "cluster_resources",
-           "nodes", "timeline"]
+           "nodes", "timeline", "ObjectID", "JobID", "NodeID", "WorkerID", "TaskID",
+           "ActorID", "ActorClassID", "FunctionID", "PlacementGroupID", "UniqueID",
+           "Language", "get_gpu_ids", "get_dashboard_url", "show_in_dashboard",
+           "java_function", "java_actor_class", "cpp_function", "job_config"]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 SHIM = os.path.join(_PKG_DIR, "libkray_python.so")
@@ -73,18 +81,31 @@ def _size(v):
     return str(v)
 
 
-def init(address=None, *, num_cpus=None, num_gpus=None, object_store_memory=None,
-         resources=None, namespace=None, ignore_reinit_error=False, code_path=None,
-         runtime_env=None, log_to_driver=True, logging_level=None, include_dashboard=None,
-         configure_logging=True, _krayd_args=None, **kwargs):
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
+         object_store_memory=None, local_mode=False, ignore_reinit_error=False,
+         include_dashboard=None, dashboard_host="127.0.0.1", dashboard_port=None,
+         job_config=None, configure_logging=True, logging_level=None, logging_format=None,
+         log_to_driver=True, namespace=None, runtime_env=None, storage=None,
+         code_path=None, _krayd_args=None, **kwargs):
     """Connects to krayd, or (address None or "local") starts a private krayd for this
     process, as ray.init() does.  address="auto" is the krayd of `kray start`
     ($KRAY_ADDRESS, else the default socket); any other string is a krayd socket path.
+    Ray's other options, old and new, are accepted (kray._compat): the ones with no
+    meaning in kray warn when their value asks for something.
 
     kray-only: code_path, a ':'-separated string or list of directories and .so files
     holding C remote functions (kray.cfunction) for this job."""
-    if kwargs:
-        raise TypeError(f"init() got unexpected keyword argument(s): {sorted(kwargs)}")
+    kwargs.update(local_mode=local_mode, include_dashboard=include_dashboard,
+                  dashboard_host=dashboard_host, dashboard_port=dashboard_port,
+                  configure_logging=configure_logging, logging_format=logging_format,
+                  log_to_driver=log_to_driver, storage=storage)
+    compat = _compat.init_options(kwargs, job_config, logging_level)
+    if address is None:
+        address = compat.get("address")
+    if code_path is None:
+        code_path = compat.get("code_path")
+    if namespace is None and job_config is not None:
+        namespace = getattr(job_config, "ray_namespace", None)
     if is_initialized():
         if ignore_reinit_error:
             return _InitContext(address=_state["address"])
@@ -100,6 +121,11 @@ def init(address=None, *, num_cpus=None, num_gpus=None, object_store_memory=None
     elif isinstance(address, str) and address.startswith("unix:"):
         address = address[5:]
     krayd_args = list(_krayd_args or [])
+    if "metrics_port" in compat:
+        if address is not None:
+            raise ValueError("_metrics_export_port is a krayd setting: give it to the "
+                             "krayd you connect to (metrics = HOST:PORT)")
+        krayd_args += ["--metrics", f"127.0.0.1:{compat['metrics_port']}"]
     res = dict(resources or {})
     if num_gpus:
         res["GPU"] = num_gpus
@@ -164,7 +190,10 @@ def get(object_refs, *, timeout=None):
     (None: forever).  Raises the task's error (RayTaskError, also an instance of the
     original exception's class), GetTimeoutError, or another kray.exceptions error."""
     refs, single = _as_list(object_refs, "get")
-    items = _kray.get(refs, _ms(timeout))
+    try:
+        items = _kray.get(refs, _ms(timeout))
+    except _kray.TaskCancelled as e:  # this task was cancelled while it waited
+        raise exceptions.TaskCancelledError(message=str(e)) from None
     if items is None:
         raise exceptions.GetTimeoutError(
             f"Get timed out: some object(s) not ready after {timeout} s.")
@@ -190,6 +219,8 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError("wait() expected a list of ObjectRefs, got "
                         f"{type(object_refs).__name__}")
+    if not object_refs:
+        return [], []
     refs, _ = _as_list(list(object_refs), "wait")
     if len(set(refs)) != len(refs):
         raise ValueError("Wait requires a list of unique object refs.")
@@ -198,7 +229,10 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     if num_returns > len(refs):
         raise ValueError("num_returns cannot be greater than the number of objects "
                          "provided to kray.wait.")
-    flags = _kray.wait(refs, num_returns, _ms(timeout))
+    try:
+        flags = _kray.wait(refs, num_returns, _ms(timeout))
+    except _kray.TaskCancelled as e:
+        raise exceptions.TaskCancelledError(message=str(e)) from None
     ready, not_ready = [], []
     for r, f in zip(refs, flags):
         (ready if f and len(ready) < num_returns else not_ready).append(r)
@@ -287,6 +321,31 @@ class RuntimeContext:
     def worker_id(self):
         return self.get_worker_id()
 
+    def get_assigned_resources(self):
+        """{} : kray does not split resources into instances (Ray gives the ids)."""
+        return {}
+
+    def get_accelerator_ids(self):
+        return {"GPU": [str(i) for i in get_gpu_ids()]}
+
+    def get_placement_group_id(self):
+        return None
+
+    def get_runtime_env_string(self):
+        return "{}"
+
+    @property
+    def runtime_env(self):
+        return {}
+
+    @property
+    def was_current_actor_reconstructed(self):
+        return False
+
+    @property
+    def should_capture_child_tasks_in_placement_group(self):
+        return False
+
     def get(self):
         return {"job_id": self.job_id, "node_id": self.node_id, "task_id": self.task_id,
                 "actor_id": self.actor_id, "namespace": self.namespace}
@@ -347,11 +406,38 @@ def available_resources():
     return _sum_resources(True)
 
 
+def get_gpu_ids():
+    """The GPUs this worker may use, as Ray's: the ids in CUDA_VISIBLE_DEVICES (kray
+    schedules GPU as a counted resource and does not assign devices)."""
+    ids = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return [int(i) if i.isdigit() else i for i in ids.split(",") if i.strip()]
+
+
+def get_dashboard_url():
+    """None: init() starts no dashboard (Ray's answer when there is none)."""
+    return None
+
+
+get_webui_url = get_dashboard_url  # Ray 0.8's name
+
+
+def show_in_dashboard(message, key="", dtype="text"):
+    """Accepted for Ray programs; kray has no dashboard to show it in."""
+    if dtype not in ("text", "html"):
+        raise ValueError("dtype accepts only text or html")
+
+
+# Ray's worker modes (ray.SCRIPT_MODE is a driver).
+SCRIPT_MODE, WORKER_MODE, LOCAL_MODE, SPILL_WORKER_MODE, RESTORE_WORKER_MODE = range(5)
+
+ObjectID = ObjectRef  # Ray's name for ObjectRef before 1.0
+
+
 def timeline(filename=None):
     raise NotImplementedError("kray has no timeline; see `kray status` and `kray top`")
 
 
-_LIBRARIES = ("tune", "rllib", "util", "air")
+_LIBRARIES = ("tune", "rllib", "util", "air", "actor", "remote_function", "runtime_context")
 
 
 def __getattr__(name):

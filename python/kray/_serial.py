@@ -186,6 +186,10 @@ def error_from_kray(kind, msg):
         return exceptions.ObjectStoreFullError(msg)
     if kind == ERR_CANCELLED:
         return exceptions.TaskCancelledError(message=msg)
+    if kind == _kray.ERR_TASK and msg.startswith("actor '") and \
+            " could not be constructed: " in msg:  # krayd's actor_ctor_failed()
+        return exceptions.ActorDiedError("The actor died because of an error raised in its "
+                                         "creation task: " + msg)
     if kind == _kray.ERR_TASK:
         return exceptions.RayTaskError("", msg, None)
     if kind == _kray.ERR_BAD_ARGS:

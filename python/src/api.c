@@ -146,6 +146,8 @@ PyObject *ext_fail(kray *k, int r, const char *what)
 		type = PyExc_FileExistsError;
 	else if (r == -EPIPE)
 		type = PyExc_ConnectionError;
+	else if (r == -ECANCELED)
+		type = ext.cancelled; /* kray.get/wait raise TaskCancelledError in the task */
 	PyErr_Format(type, "%s: %s", what, k ? kray_errmsg(k) : strerror(-r));
 	return NULL;
 }

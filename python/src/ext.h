@@ -53,6 +53,7 @@ struct ext_state {
 	size_t npending, cap_pending;
 	PyTypeObject *ref_type; /* kray.ObjectRef (a Python subclass of _kray.Ref) */
 	uint32_t session; /* bumped by each kray.init(): refs of an earlier one are stale */
+	PyObject *cancelled; /* _kray.TaskCancelled: a get or wait of a cancelled task */
 };
 
 extern struct ext_state ext;

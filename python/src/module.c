@@ -41,6 +41,11 @@ PyMODINIT_FUNC PyInit__kray(void)
 		return NULL;
 	if (!(m = PyModule_Create(&ext_module)))
 		return NULL;
+	ext.cancelled = PyErr_NewException("kray._kray.TaskCancelled", PyExc_RuntimeError, NULL);
+	if (!ext.cancelled || PyModule_AddObjectRef(m, "TaskCancelled", ext.cancelled)) {
+		Py_DECREF(m);
+		return NULL;
+	}
 	Py_INCREF(&ExtRefType);
 	Py_INCREF(&ExtBufferType);
 	if (PyModule_AddObject(m, "Ref", (PyObject *)&ExtRefType) ||

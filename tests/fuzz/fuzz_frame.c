@@ -352,7 +352,7 @@ static void chk_wait(const uint8_t *body, size_t len)
 static void chk_wait_reply(const uint8_t *body, size_t len)
 {
 	struct wire_rd r;
-	struct kray_msg_refs m;
+	struct kray_msg_wait_reply m;
 	const void *flags = NULL;
 
 	wire_rd_init(&r, body, len);

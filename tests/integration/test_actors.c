@@ -1243,3 +1243,22 @@ Test(actors, drained_after_release, .timeout = 60)
 	expect_drained(k, "releasing every handle and ref");
 	harness_shutdown(k);
 }
+
+/* As in Ray, calls made before the last handle went are answered (`A.remote().f.remote()`);
+ * the actor ends after the last of them, and a later call cannot reach it. */
+Test(actors, calls_made_before_release_are_answered, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value ms = KRAY_V_INT(200);
+	kray_ref c = counter(k, 10, NULL), slow, r[3];
+
+	slow = acall(k, c, "sleep_ms", &ms, 1);
+	for (int i = 0; i < 3; i++)
+		r[i] = acall(k, c, "incr", &KRAY_V_INT(1), 1);
+	kray_release(k, &c, 1);
+	cr_assert_eq(get_int(k, slow, "sleep_ms before release"), 200);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(get_int(k, r[i], "incr before release"), 11 + i);
+	expect_drained(k, "the last call of a released actor");
+	harness_shutdown(k);
+}

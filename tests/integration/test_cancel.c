@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * kray_cancel() through the public C API: a queued task never runs, a task waiting for
- * its arguments fails when they arrive, a running one is killed with its worker (force)
+ * its arguments fails at once, a task blocked in kray_get is released, a running one is killed with its worker (force)
  * or has its result replaced, children go with recursive, finished tasks and malformed
  * cancels change nothing; a driver that exits takes its job's tasks with it.  Remote
  * functions from tests/fixtures/testfns.c.
@@ -74,6 +74,52 @@ Test(cancel, waiting_for_arguments)
 	cr_assert_eq(kray_cancel(k, &waiting, 0, 0), 0);
 	expect_cancelled(k, waiting);
 	harness_expect_int(k, "square", &KRAY_V_INT(3), 1, 9);
+}
+
+/* A task waiting for an object that is never sealed fails at once, not never. */
+Test(cancel, never_ready_argument_fails_at_once)
+{
+	kray *k = harness_embedded(2);
+	kray_ref pending, waiting, child;
+	struct kray_stats st;
+	kray_value v;
+	void *p;
+
+	cr_assert_eq(kray_create(k, 1 << 20, &pending, &p), 0, "%s", kray_errmsg(k));
+	waiting = harness_call1(k, "square", &KRAY_V_REF(pending), 1);
+	child = harness_call1(k, "square", &KRAY_V_REF(pending), 1);
+	cr_assert_eq(kray_cancel(k, &waiting, 0, 0), 0);
+	cr_assert_eq(harness_get1(k, waiting, 5000, &v), -EREMOTEIO, "still waiting: %s",
+		     kray_errmsg(k));
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "error kind %d", v.err);
+	kray_value_clear(&v);
+	cr_assert_eq(kray_status(k, &st), 0);
+	cr_assert_eq(st.tasks_waiting, 1, "%llu tasks wait", (unsigned long long)st.tasks_waiting);
+	/* The other one still waits, and runs once the object is there. */
+	cr_assert_eq(kray_seal(k, &pending), 0);
+	cr_assert_eq(harness_get1(k, child, 30000, &v), -EREMOTEIO); /* square of bytes: bad arg */
+	kray_value_clear(&v);
+	kray_release(k, &pending, 1);
+}
+
+/* A C task blocked in kray_get is released with -ECANCELED when it is cancelled: the
+ * caller sees the cancellation long before the 3 s child it waited for ends. */
+Test(cancel, blocked_get_returns_at_once)
+{
+	kray *k = harness_embedded(2);
+	kray_value args[2] = { KRAY_V_BYTES("sleep_3s", 8), KRAY_V_INT(0) };
+	kray_ref r = harness_call1(k, "call_and_get", args, 2);
+	int64_t t0;
+	kray_value v;
+
+	wait_busy(k, 1); /* the parent runs, then blocks in its get for the child */
+	usleep(300 * 1000);
+	t0 = harness_now_ms();
+	cr_assert_eq(kray_cancel(k, &r, 0, 0), 0);
+	cr_assert_eq(harness_get1(k, r, 2000, &v), -EREMOTEIO, "not released: %s", kray_errmsg(k));
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "error kind %d", v.err);
+	cr_assert_lt(harness_now_ms() - t0, 2000);
+	kray_value_clear(&v);
 }
 
 Test(cancel, force_kills_the_worker_no_retry)

@@ -1033,11 +1033,11 @@ Test(tasks, worker_side_api, .timeout = 60)
 	harness_shutdown(k);
 }
 
-/* A very long kray_fail message arrives whole or truncated, but well-formed. */
-Test(tasks, long_error_message, .timeout = 60)
+/* A long kray_fail message arrives whole; past KRAY_ERRMSG_MAX it keeps its head and its
+ * tail (the user's words and the end of a traceback) around a note of what was cut. */
+static void long_error(kray *k, int64_t zeros, bool whole)
 {
-	kray *k = harness_embedded(2);
-	kray_value n = KRAY_V_INT(100000);
+	kray_value n = KRAY_V_INT(zeros);
 	kray_value v = { 0 };
 	kray_ref r = harness_call1(k, "long_fail", &n, 1);
 	int rc = harness_get1(k, r, 30000, &v);
@@ -1045,11 +1045,28 @@ Test(tasks, long_error_message, .timeout = 60)
 	cr_assert_eq(rc, -EREMOTEIO, "long_fail: rc %d", rc);
 	cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
 	cr_assert_eq(v.err, KRAY_ERR_TASK, "kind %s", harness_errkind(v.err));
-	cr_assert_geq(v.len, 1000, "message cut to %zu bytes", v.len);
 	cr_assert_eq(strlen(v.data), v.len, "len %zu != strlen %zu", v.len, strlen(v.data));
-	cr_assert(strstr(v.data, "long_fail"), "message lacks the function name");
+	cr_assert(strstr(v.data, "long_fail:0000"), "message lacks its head");
+	cr_assert(v.len > 4 && !strcmp((const char *)v.data + v.len - 4, ":END"),
+		  "message lacks its tail");
+	if (whole) {
+		cr_assert_gt(v.len, (size_t)zeros, "message cut to %zu bytes", v.len);
+		cr_assert_null(strstr(v.data, "bytes cut"));
+	} else {
+		cr_assert_leq(v.len, KRAY_ERRMSG_MAX, "message of %zu bytes", v.len);
+		cr_assert_geq(v.len, KRAY_ERRMSG_MAX - 64, "message cut to %zu bytes", v.len);
+		cr_assert(strstr(v.data, " bytes cut ...]"), "no note of the cut");
+	}
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
+}
+
+Test(tasks, long_error_message, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+
+	long_error(k, 20000, true);
+	long_error(k, 300000, false);
 	harness_shutdown(k);
 }
 

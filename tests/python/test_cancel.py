@@ -146,3 +146,100 @@ def test_cancel_finished_task_and_bad_input(ray_start):
     assert ray.get(ref) == 5
     with pytest.raises(TypeError):
         ray.cancel("not a ref")
+
+
+def _signal_actor(ray):
+    @ray.remote
+    class Signal:
+        """Ray's test SignalActor: wait() returns once send() was called."""
+
+        def __init__(self):
+            import threading
+            self.ev = threading.Event()
+
+        def send(self):
+            self.ev.set()
+
+        def wait(self):
+            self.ev.wait()
+            return True
+
+    return Signal.options(max_concurrency=4).remote()
+
+
+def test_cancel_task_waiting_on_never_ready_argument(ray_start):
+    ray = ray_start
+    signal = _signal_actor(ray)
+
+    @ray.remote
+    def use(x):
+        return x
+
+    never = signal.wait.remote()
+    t = use.remote(never)
+    ray.cancel(t)
+    started = time.monotonic()
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(t, timeout=10)
+    assert time.monotonic() - started < 5
+    ray.get(signal.send.remote())
+    assert ray.get(never) is True
+
+
+def test_cancel_task_blocked_in_get_on_a_signal(ray_start, tmp_path):
+    ray = ray_start
+    signal = _signal_actor(ray)
+
+    @ray.remote
+    def blocked(s, path):
+        open(path, "w").close()
+        ray.get(s.wait.remote())  # never returns by itself
+        return "finished"
+
+    @ray.remote
+    def blocked_wait(s, path):
+        open(path, "w").close()
+        ray.wait([s.wait.remote()])
+        return "finished"
+
+    for fn, name in ((blocked, "get"), (blocked_wait, "wait")):
+        t = fn.remote(signal, str(tmp_path / name))
+        wait_file(tmp_path / name)
+        time.sleep(0.2)  # in its get or wait
+        ray.cancel(t)
+        with pytest.raises(ray.exceptions.TaskCancelledError):
+            ray.get(t, timeout=10)
+    ray.get(signal.send.remote())
+
+
+def test_cancel_queued_actor_call(ray_start, tmp_path):
+    ray = ray_start
+
+    @ray.remote
+    class Worker:
+        def __init__(self):
+            self.calls = []
+
+        def slow(self, path):
+            open(path, "w").close()
+            time.sleep(1)
+            self.calls.append("slow")
+            return "slow"
+
+        def quick(self, tag):
+            self.calls.append(tag)
+            return tag
+
+        def log(self):
+            return self.calls
+
+    w = Worker.remote()
+    first = w.slow.remote(str(tmp_path / "slow"))
+    wait_file(tmp_path / "slow")
+    queued = [w.quick.remote(i) for i in range(3)]
+    ray.cancel(queued[1])
+    assert ray.get(first) == "slow"
+    assert ray.get(queued[0]) == 0 and ray.get(queued[2]) == 2
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(queued[1], timeout=10)
+    assert ray.get(w.log.remote()) == ["slow", 0, 2]  # the cancelled call never ran

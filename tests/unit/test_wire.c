@@ -1938,3 +1938,35 @@ Test(hdr, fast_range)
 	cr_assert_eq(KRAY_MSG_FAST_EXEC, 40);
 	cr_assert_eq(KRAY_MSG_FAST_STORE, 46);
 }
+
+/* Error texts: whole up to KRAY_ERRMSG_MAX; past it, head and tail around a note. */
+Test(errmsg, whole_then_head_and_tail)
+{
+	size_t n, big = 3 * KRAY_ERRMSG_MAX;
+	char *s, *in = malloc(big + 1);
+
+	cr_assert_not_null(in);
+	for (size_t i = 0; i < big; i++)
+		in[i] = (char)('a' + i % 26);
+	in[big] = 0;
+
+	s = wire_errmsg(&n, "x=%.*s", KRAY_ERRMSG_MAX - 2, in);
+	cr_assert_eq(n, KRAY_ERRMSG_MAX);
+	cr_assert_eq(strlen(s), n);
+	cr_assert(!strncmp(s + 2, in, KRAY_ERRMSG_MAX - 2));
+	free(s);
+
+	s = wire_errmsg(&n, "%s", in);
+	cr_assert_leq(n, KRAY_ERRMSG_MAX);
+	cr_assert_geq(n, KRAY_ERRMSG_MAX - 48);
+	cr_assert_eq(strlen(s), n);
+	cr_assert(!strncmp(s, in, KRAY_ERRMSG_MAX / 2), "head kept");
+	char *note = strstr(s, "\n[... ");
+	cr_assert_not_null(note);
+	size_t cut = strtoul(note + 6, NULL, 10),
+	       tail = n - (size_t)(strchr(note + 1, '\n') + 1 - s);
+	cr_assert_eq(KRAY_ERRMSG_MAX / 2 + cut + tail, big, "cut %zu tail %zu", cut, tail);
+	cr_assert(!strcmp(s + n - tail, in + big - tail), "tail kept");
+	free(s);
+	free(in);
+}
