@@ -9,7 +9,7 @@
  * A deferred host has no threads: the loop thread runs each method (an async language
  * host starts a coroutine there), and a method that returned KRAY_PENDING goes on the
  * done list when kray_ctx_done() finishes it, from whatever thread.  Either may come
- * first, so both sides meet under the host's lock (went_pending(), host_finish()).
+ * first, so both sides meet under the host's lock (returned(), host_finish()).
  */
 #include <pthread.h>
 #include <stdint.h>

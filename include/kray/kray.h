@@ -593,7 +593,8 @@ int kray_ctx_host(kray_ctx *ctx, const struct kray_host_opts *o);
 
 /* Finishes a method that returned KRAY_PENDING, from any thread, with the result a
  * method returns (0, or an error after kray_fail()); its return slots must be set before.
- * ctx is gone once this returns.  Returns 0, or -EINVAL when ctx is not pending. */
+ * ctx is gone once this returns.  Returns 0, or -EINVAL when ctx is not a method call of
+ * an actor with a host (threads, or deferred). */
 int kray_ctx_done(kray_ctx *ctx, int rc);
 
 /* The max_concurrency of the actor whose constructor or method is running (1 in a

@@ -65,7 +65,11 @@ def future(ref):
     fut = concurrent.futures.Future()
     token = next(_tokens)
     _futures[token] = fut
-    _kray.get_async(ref, token)
+    try:
+        _kray.get_async(ref, token)
+    except BaseException:
+        del _futures[token]
+        raise
     if _completer[0] is None:
         with _lock:
             if _completer[0] is None:
