@@ -53,8 +53,12 @@ def _check(opts, allowed, what):
     if bad:
         raise ValueError(f"invalid option(s) for {what}: {', '.join(sorted(bad))}")
     n = opts.get("num_returns")
-    if n is not None and (not isinstance(n, int) or n < 0):
-        raise ValueError("num_returns must be an integer >= 0")
+    if n == "streaming":
+        raise ValueError("num_returns='streaming' is not supported by kray yet: use "
+                         "num_returns='dynamic' (the refs come once the generator ends)")
+    if n is not None and n != "dynamic" and (not isinstance(n, int) or isinstance(n, bool)
+                                             or n < 0):
+        raise ValueError("num_returns must be an integer >= 0 or 'dynamic'")
     for k in ("num_cpus", "num_gpus"):
         v = opts.get(k)
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
@@ -171,6 +175,7 @@ class RemoteFunction:
         self._function = fn
         self._options = options
         self._blob = _Blob(fn)
+        self._dynamic_blob = None  # for num_returns="dynamic" (kray/_generators.py)
         self._res = _resources(options, cpus=True)
         self._task_name = _labelled(PY_TASK, _qualname(fn))
         self._sig = _signature(fn)
@@ -207,7 +212,13 @@ class RemoteFunction:
         retry = None
         if rex and retries != 0:
             retry = (retries, True if rex is True else tuple(rex))
-        cargs = _call_args(self._blob.ref(), args, kwargs, retry)
+        blob = self._blob
+        if n == "dynamic":
+            if self._dynamic_blob is None:
+                from ._generators import DynamicFunction
+                self._dynamic_blob = _Blob(DynamicFunction(self._function))
+            blob, n = self._dynamic_blob, 1
+        cargs = _call_args(blob.ref(), args, kwargs, retry)
         return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
                                   None, res), n)
 
@@ -410,6 +421,7 @@ class ActorMethod:
         group = opts.get("concurrency_group")
         if group is not None and not isinstance(group, str):
             raise ValueError("concurrency_group must be a group name")
+        _check({"num_returns": opts.get("num_returns")}, {"num_returns"}, "an actor method")
         return _MethodBound(self, opts.get("num_returns", self._num_returns), group)
 
     def remote(self, *args, **kwargs):
@@ -417,8 +429,15 @@ class ActorMethod:
 
     def _remote(self, args, kwargs, n, group=None):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
-        # A group named here overrides the method's own (the worker knows that one).
-        cargs = _call_args(self._name.encode(), args, kwargs, group)
+        # The worker's extra: the concurrency group named here (it overrides the
+        # method's own, which the worker knows), and whether the call is a dynamic
+        # generator (kray/_generators.py).
+        extra = None
+        if group is not None or n == "dynamic":
+            extra = (group, n == "dynamic")
+        if n == "dynamic":
+            n = 1
+        cargs = _call_args(self._name.encode(), args, kwargs, extra)
         return _refs(_kray.submit(self._cname, cargs, n, 0, self._handle._ref), n)
 
 

@@ -20,6 +20,7 @@ import threading
 import traceback
 
 from . import _aio
+from . import _generators
 from . import _kray
 from . import _remote
 from . import _serial
@@ -161,14 +162,16 @@ def wait_in_loop(fd1, fd2):
     _actor_loop.wait((fd1, fd2) if fd2 >= 0 else (fd1,))
 
 
-def _run_async(fn, name, a, kw, nret, ctx, task_id, group):
+def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
     """Starts an async actor's method on its event loop; _kray._worker_done() ends it."""
     async def run():
         _ctx.task_id = task_id
         try:
             async with _actor_loop.sems[group]:
                 result = fn(*a, **kw)
-                if inspect.isawaitable(result):
+                if dynamic:
+                    result = await _generators.collect_async(name, result)
+                elif inspect.isawaitable(result):
                     result = await result
             out = _results(name, result, nret)
         except BaseException as e:
@@ -205,11 +208,15 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             name = f"{type(inst).__name__}.{name}"
         a, kw, retry = _call_args(args[1], args[2:])
         if mode == 2:
-            group = _group(fn, retry)  # a method call's extra is its concurrency group
+            # A method call's extra: (concurrency group, dynamic generator), or None.
+            group, dynamic = retry or (None, False)
+            group = _group(fn, group)
             retry = None
             if _actor_loop is not None:
-                _run_async(fn, name, a, kw, nret, ctx, task_id, group)
+                _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic)
                 return None
+            if dynamic:
+                fn = _generators.DynamicFunction(fn)
             if _pools:
                 _run_pooled(fn, name, a, kw, nret, ctx, task_id, group)
                 return None
