@@ -53,7 +53,7 @@ def test_max_concurrency_bounds_an_async_actor(ray_start):
         async def nap(self):
             self.now += 1
             self.peak = max(self.peak, self.now)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
             self.now -= 1
             return self.peak
 
@@ -159,6 +159,11 @@ def test_threaded_actor_submits_tasks_and_gets_them(ray_start):
 
     @ray.remote(max_concurrency=4)
     class Threaded:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.now = 0
+            self.most = 0
+
         def work(self, n):
             refs = [square.remote(i) for i in range(n)]
             ready, _ = ray.wait(refs, num_returns=n, timeout=30)
@@ -166,8 +171,13 @@ def test_threaded_actor_submits_tasks_and_gets_them(ray_start):
             return sum(ray.get(refs)), threading.get_ident()
 
         def nap(self):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
             time.sleep(0.3)
-            return 1
+            with self.lock:
+                self.now -= 1
+            return self.most
 
         def call_self(self, me):
             # A call to this very actor: its result is sent by the worker's loop while
@@ -178,10 +188,8 @@ def test_threaded_actor_submits_tasks_and_gets_them(ray_start):
     out = ray.get([t.work.remote(20) for _ in range(8)], timeout=60)
     assert [o[0] for o in out] == [sum(i * i for i in range(20))] * 8
     assert len({o[1] for o in out}) > 1  # on several threads
-    assert ray.get(t.call_self.remote(t), timeout=60) == 1
-    t0 = time.monotonic()
-    assert ray.get([t.nap.remote() for _ in range(4)]) == [1] * 4
-    assert time.monotonic() - t0 < 1.1  # 4 x 0.3 s on 4 threads
+    assert ray.get(t.call_self.remote(t), timeout=60) >= 1
+    assert max(ray.get([t.nap.remote() for _ in range(4)])) > 1  # naps overlap
 
 
 def test_get_timeout_in_a_threaded_actor(ray_start):
@@ -238,7 +246,7 @@ def test_concurrency_groups_of_an_async_actor(ray_start):
         async def _track(self, group):
             self.now[group] = self.now.get(group, 0) + 1
             self.most[group] = max(self.most.get(group, 0), self.now[group])
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
             self.now[group] -= 1
 
         @ray.method(concurrency_group="io")
@@ -280,7 +288,7 @@ def test_concurrency_groups_of_a_threaded_actor(ray_start):
             with self.lock:
                 self.now[group] = self.now.get(group, 0) + 1
                 self.most[group] = max(self.most.get(group, 0), self.now[group])
-            time.sleep(0.1)
+            time.sleep(0.3)
             with self.lock:
                 self.now[group] -= 1
 
