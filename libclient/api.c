@@ -415,6 +415,22 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 	return 0;
 }
 
+KRAY_EXPORT int kray_hold(struct kray *k, const kray_ref *refs, size_t n)
+{
+	struct kray_msg_refs m = { .n = (uint32_t)n };
+	size_t off;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!n)
+		return 0;
+	if (n > KRAY_REFS_MAX || !refs)
+		return kc_fail(k, -EINVAL, "a hold takes 1 to %d refs", KRAY_REFS_MAX);
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_HOLD, 0, WIRE_FIXED(m),
+			      WIRE_RAW(refs, n * sizeof(*refs)));
+	return kc_end(k, off);
+}
+
 KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 {
 	struct kray_msg_refs m = { .n = (uint32_t)n };

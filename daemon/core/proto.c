@@ -121,6 +121,27 @@ int proto_release(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+/* HOLD: a borrower keeps refs it was lent (inside an argument object) beyond the call, as
+ * Ray's borrowers do: each becomes one more reference of the connection, which it drops
+ * with RELEASE like any other.  A ref the connection does not hold now is ignored: a
+ * process cannot take hold of an object it was never given. */
+static int on_hold(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_oids ids;
+
+	if (wire_dec_refs(body, len, &ids))
+		return conn_fail(c, "malformed hold", -EBADMSG);
+	for (uint32_t i = 0; i < ids.n; i++) {
+		struct kray_oid id;
+		struct obj *o;
+
+		memcpy(&id, &ids.oids[i], sizeof(id));
+		if (oidmap_get(&c->refs, &id) && (o = store_get(c->d, &id)))
+			store_conn_ref(c, o);
+	}
+	return 0;
+}
+
 static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = c->d;
@@ -355,6 +376,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return on_put(c, body, h->len);
 	case KRAY_MSG_RELEASE:
 		return proto_release(c, body, h->len);
+	case KRAY_MSG_HOLD:
+		return on_hold(c, body, h->len);
 	case KRAY_MSG_STATUS:
 		if (h->len)
 			return conn_fail(c, "malformed status", -EBADMSG);

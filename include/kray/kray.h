@@ -191,6 +191,15 @@ int kray_put_refs(kray *k, const kray_value *v, const kray_ref *refs, size_t nre
 int kray_release(kray *k, const kray_ref *refs, size_t n);
 
 /*
+ * Keeps refs this process borrowed (the refs inside an argument object of the task it
+ * runs, lent for the duration of the call) as references of its own, as Ray's borrowers
+ * do: the objects live until it kray_release()s them, and it may return them later.  A
+ * ref the process does not hold now is ignored.  Batched like kray_release(); it must be
+ * called before the task returns.  Returns 0, -EINVAL or -EPIPE.
+ */
+int kray_hold(kray *k, const kray_ref *refs, size_t n);
+
+/*
  * Creates an object of size bytes to be written in place (no extra copy): *ret_data is
  * writable memory until kray_seal(), which publishes the object and unmaps it.  Objects
  * over the inline limit live in a memfd from the object store's pool of pre-faulted

@@ -84,6 +84,7 @@ enum kray_msg_type {
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
 	/* 32-39: the Python wrapper's range (issue 6) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply.  D->W: drop that queued call */
+	KRAY_MSG_HOLD = 33, /* C->D  kray_msg_refs + oids: keep these borrowed refs; no reply */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -135,7 +136,7 @@ enum kray_msg_type {
 static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_TEXT_REPLY) || t == KRAY_MSG_CANCEL ||
-	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
+	       t == KRAY_MSG_HOLD || (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;
 }

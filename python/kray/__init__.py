@@ -15,12 +15,14 @@ See docs/python.md for what differs from Ray.
 """
 import atexit
 import os
+import uuid
 
 from . import _kray
 from . import exceptions
 from ._remote import (ActorClass, ActorHandle, CFunction, RemoteFunction, cfunction,
                       method, remote)
 from . import _compat
+from . import _runtime_env
 from . import _remote
 from . import _serial
 from . import job_config
@@ -146,17 +148,27 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
     if isinstance(code_path, (list, tuple)):
         code_path = ":".join(code_path)
     path = SHIM + (":" + code_path if code_path else "")
+    if runtime_env is None:
+        runtime_env = compat.get("runtime_env")
+    runtime_env = _runtime_env.validate(runtime_env)
     _kray.init(address, path, num_cpus or 0, krayd_args)
     _remote.session[0] += 1
-    _remote.namespace[0] = namespace or ""
+    # As Ray: a job without a namespace gets an anonymous one of its own.
+    _remote.namespace[0] = namespace if namespace is not None else f"anon-{uuid.uuid4()}"
+    try:
+        _runtime_env.current[0] = _runtime_env.pack(runtime_env)
+    except BaseException:
+        shutdown()
+        raise
     _state.update(num_cpus=num_cpus or os.cpu_count(), resources=res, address=address)
-    return _InitContext(address=address or "private krayd", namespace=namespace or "")
+    return _InitContext(address=address or "private krayd", namespace=_remote.namespace[0])
 
 
 def shutdown(_exiting_interpreter=False):
     """Disconnects; a private krayd stops with its workers and objects."""
     _kray.shutdown()
     _remote.session[0] += 1
+    _runtime_env.current[0] = None
 
 
 atexit.register(shutdown)
@@ -334,11 +346,13 @@ class RuntimeContext:
         return None
 
     def get_runtime_env_string(self):
-        return "{}"
+        import json
+        return json.dumps(self.runtime_env)
 
     @property
     def runtime_env(self):
-        return {}
+        """The runtime_env this code runs in (directories as kray:// names)."""
+        return _runtime_env.public(_runtime_env.current[0])
 
     @property
     def was_current_actor_reconstructed(self):

@@ -17,6 +17,7 @@ import sys
 
 from . import _kray
 from . import _serial
+from . import _runtime_env
 from . import exceptions
 
 PY_TASK = "kray_py_task"
@@ -97,23 +98,40 @@ def _resources(opts, cpus=False):
 
 
 class _Blob:
-    """A function or class as an object in the store, put once per connection."""
+    """A function or class as an object in the store, put once per connection and
+    runtime environment (kray._runtime_env)."""
 
     def __init__(self, obj):
         self._obj = obj
         self._ref = None
         self._session = None
+        self._with_env = {}  # runtime_env key -> ref, this session
 
-    def ref(self):
-        if self._ref is None or self._session != session[0]:
-            import cloudpickle
-            code = cloudpickle.dumps(self._obj, protocol=5)
-            name = getattr(self._obj, "__qualname__", repr(self._obj))
-            paths = [p for p in sys.path if p and os.path.isdir(p)]
-            self._ref = _serial.put_value((os.urandom(16), paths, code, name,
-                                           namespace[0]))
-            self._session = session[0]
-        return self._ref
+    def ref(self, opts=None):
+        """(the blob's ref, the refs of its environment's archives: the call's last
+        arguments)."""
+        env = _runtime_env.current[0]
+        if env is None and (opts is None or opts.get("runtime_env") is None):
+            if self._ref is None or self._session != session[0]:
+                self._ref = self._put(None)
+                self._session = session[0]
+            return self._ref, ()
+        env = _runtime_env.pack(_runtime_env.merge(
+            env, _runtime_env.validate(opts.get("runtime_env") if opts else None)))
+        k = (session[0], _runtime_env.key(env))
+        ref = self._with_env.get(k)
+        if ref is None:
+            if len(self._with_env) > 64:
+                self._with_env.clear()
+            ref = self._with_env[k] = self._put(env)
+        return ref, _runtime_env.archive_refs(env)
+
+    def _put(self, env):
+        import cloudpickle
+        code = cloudpickle.dumps(self._obj, protocol=5)
+        name = getattr(self._obj, "__qualname__", repr(self._obj))
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        return _serial.put_value((os.urandom(16), paths, code, name, namespace[0], env))
 
 
 def _call_args(head, args, kwargs, retry=None):
@@ -218,7 +236,8 @@ class RemoteFunction:
                 from ._generators import DynamicFunction
                 self._dynamic_blob = _Blob(DynamicFunction(self._function))
             blob, n = self._dynamic_blob, 1
-        cargs = _call_args(blob.ref(), args, kwargs, retry)
+        blob, archives = blob.ref(opts)
+        cargs = _call_args(blob, args, kwargs, retry) + list(archives)
         return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
                                   None, res), n)
 
@@ -322,7 +341,9 @@ class ActorClass:
         # Concurrency groups: the worker limits each group (and the default one, to
         # max_concurrency); the actor runs up to all of them at once.
         groups = dict(opts.get("concurrency_groups") or {})
-        cargs = _call_args(self._blob.ref(), args, kwargs, (groups, mc) if groups else None)
+        blob, archives = self._blob.ref(opts)
+        cargs = _call_args(blob, args, kwargs, (groups, mc) if groups else None) + \
+            list(archives)
         mc += sum(groups.values())
         if mc > 1024:
             raise ValueError("max_concurrency and the concurrency groups come to more than "

@@ -23,6 +23,7 @@ from . import _aio
 from . import _generators
 from . import _kray
 from . import _remote
+from . import _runtime_env
 from . import _serial
 from . import exceptions
 
@@ -52,13 +53,14 @@ def _load(item):
     _, _, pick, bufs, refs = item
     entry = _loaded.get(pick)
     if entry is None:
-        key, path, code, name, ns = _serial.loads(pick, bufs, refs)
+        key, path, code, name, ns, env = _serial.loads(pick, bufs, refs)
         for p in path:
             if p not in sys.path:
                 sys.path.append(p)
         import cloudpickle  # noqa: F401 (functions may need its reducers)
         obj = _serial.loads(code, [], refs)
-        entry = (obj, ns, getattr(obj, "__qualname__", getattr(obj, "__name__", "task")))
+        entry = (obj, ns, getattr(obj, "__qualname__", getattr(obj, "__name__", "task")),
+                 env)
         _loaded[bytes(pick)] = entry
     # The job's namespace, for get_actor and named actors made here.
     _remote.namespace[0] = entry[1]
@@ -186,7 +188,10 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
     if mode == 1:
         actor_id = (task_id[0], task_id[1], task_id[2], 0xFFFFFFFE)
         try:
-            cls = _load(args[0])[0]
+            cls, _, _, env = _load(args[0])
+            if env:  # the actor's runtime_env, for its process's life
+                n = _runtime_env.count(env)
+                _runtime_env.applied(env, args[len(args) - n:], keep=True).__enter__()
             a, kw, extra = _call_args(args[1], args[2:])
             obj = cls(*a, **kw)
             return (obj, None, _host(cls, max_concurrency, extra))
@@ -194,9 +199,13 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)),
                     0)
     name = "task"
+    env = None
     try:
         if mode == 0:
-            fn, _, name = _load(args[0])
+            fn, _, name, env = _load(args[0])
+            if env:  # the task's runtime_env, for this call
+                n = _runtime_env.count(env)
+                env = _runtime_env.applied(env, args[len(args) - n:]).__enter__()
         else:
             name = args[0][1].decode()
             if name == METHODS_CALL:
@@ -238,3 +247,5 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
         return [_error(name, e)] * nret
     finally:
         _ctx.task_id = None
+        if env:
+            env.__exit__(None, None, None)

@@ -22,24 +22,39 @@
 
 #include "ext.h"
 
-static PyObject *decode_arg(kray_value *a, bool movable)
+/*
+ * An argument as a Python object.  The refs inside it were lent for the call; with the
+ * worker's connection k they become the process's own (kray_hold(), sent before the
+ * result), so that the task or actor may keep them, as Ray's borrowers do: each ObjectRef
+ * releases its reference when it is freed.  Without k (a method thread) they stay lent.
+ */
+static PyObject *decode_arg(kray_value *a, kray *k)
 {
 	kray_value copy = *a;
 	PyObject *buf, *o;
+	bool own = false;
 
-	if (a->priv_ && movable) {
+	if (k && a->nrefs && a->type != KRAY_ERROR) {
+		int r;
+
+		pthread_mutex_lock(&ext_mu);
+		r = kray_hold(k, a->refs, a->nrefs);
+		pthread_mutex_unlock(&ext_mu);
+		own = !r;
+	}
+	if (a->priv_ && k) {
 		/* The call's array no longer frees this view: the Buffer does. */
 		a->priv_ = NULL;
 		a->type = KRAY_NIL;
-		return ext_decode(&copy, false);
+		return ext_decode(&copy, own);
 	}
 	if (a->type != KRAY_BYTES) {
 		copy.priv_ = NULL; /* scalars and errors: nothing to free here */
-		return ext_decode(&copy, false);
+		return ext_decode(&copy, own);
 	}
 	if (!(buf = PyBytes_FromStringAndSize(a->data, (Py_ssize_t)a->len)))
 		return NULL;
-	o = ext_decode_bytes(buf, PyBytes_AS_STRING(buf), a->len, a->refs, a->nrefs, false);
+	o = ext_decode_bytes(buf, PyBytes_AS_STRING(buf), a->len, a->refs, a->nrefs, own);
 	Py_DECREF(buf);
 	return o;
 }
@@ -228,7 +243,7 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	if (!(pargs = PyList_New(nargs)))
 		goto out;
 	for (Py_ssize_t i = 0; i < nargs; i++) {
-		PyObject *o = decode_arg(&vals[i], k != NULL);
+		PyObject *o = decode_arg(&vals[i], k);
 
 		if (!o)
 			goto out;

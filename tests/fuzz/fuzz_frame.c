@@ -555,6 +555,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_GET_REPLY] = chk_get_reply,
 	[KRAY_MSG_PUT] = chk_put,
 	[KRAY_MSG_RELEASE] = chk_refs,
+	[KRAY_MSG_HOLD] = chk_refs,
 	[KRAY_MSG_STATUS] = chk_empty,
 	[KRAY_MSG_STATUS_REPLY] = chk_status_reply,
 	[KRAY_MSG_ERROR] = chk_error,

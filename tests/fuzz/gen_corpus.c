@@ -232,6 +232,10 @@ static void frames(void)
 		put(&m, sizeof(m));
 		put(AB, sizeof(AB));
 		done("release");
+		frame(KRAY_MSG_HOLD);
+		put(&m, sizeof(m));
+		put(AB, sizeof(AB));
+		done("hold");
 		m.n = 1;
 		frame(KRAY_MSG_UNPIN);
 		put(&m, sizeof(m));

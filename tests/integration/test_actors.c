@@ -1262,3 +1262,49 @@ Test(actors, calls_made_before_release_are_answered, .timeout = 60)
 	expect_drained(k, "the last call of a released actor");
 	harness_shutdown(k);
 }
+
+/* A ref lent inside an argument is the actor's to keep once it kray_hold()s it: returned
+ * later, after the caller dropped every ref, it still names the object.  Without the
+ * hold, returning it is refused (the actor does not hold it). */
+Test(actors, borrower_keeps_a_lent_ref, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	kray_value box = bytes_of("box"), v = { 0 }, inner = { 0 };
+	kray_ref x, boxed, keepers[2];
+	int rc;
+
+	for (int hold = 0; hold < 2; hold++) {
+		kray_value args[2] = { KRAY_V_REF(boxed), KRAY_V_INT(hold) };
+
+		cr_assert_eq(kray_put(k, &KRAY_V_INT(42 + hold), &x), 0);
+		cr_assert_eq(kray_put_refs(k, &box, &x, 1, &boxed), 0);
+		args[0] = KRAY_V_REF(boxed);
+		keepers[hold] = create(k, "Keeper", NULL, 0, NULL);
+		cr_assert_eq(call_int(k, keepers[hold], "keep", args, 2), 1);
+		kray_release(k, &x, 1);
+		kray_release(k, &boxed, 1);
+		kray_flush(k);
+		usleep(100 * 1000);
+		kray_ref r = acall(k, keepers[hold], "give", NULL, 0);
+
+		rc = harness_get1(k, r, GET_MS, &v);
+		if (!hold) {
+			cr_assert_eq(rc, -EREMOTEIO, "a ref kept without kray_hold came back");
+			cr_assert_eq(v.err, KRAY_ERR_OBJECT_LOST, "kind %s",
+				     harness_errkind(v.err));
+		} else {
+			cr_assert_eq(rc, 0, "give: %d %s", rc, kray_errmsg(k));
+			cr_assert_eq(v.nrefs, 1);
+			cr_assert_eq(harness_get1(k, v.refs[0], GET_MS, &inner), 0, "%s",
+				     kray_errmsg(k));
+			cr_assert_eq(inner.i, 43);
+			kray_value_clear(&inner);
+			kray_release(k, v.refs, 1); /* the getter of the box holds it too */
+		}
+		kray_value_clear(&v);
+		kray_release(k, &r, 1);
+	}
+	kray_release(k, keepers, 2);
+	expect_drained(k, "releasing the keepers");
+	harness_shutdown(k);
+}

@@ -222,7 +222,7 @@ def test_async_methods(ray_start):
 DRIVER = """
 import sys
 import kray as ray
-ray.init(address=sys.argv[1])
+ray.init(address=sys.argv[1], namespace="shared")  # named actors across jobs, as in Ray
 
 @ray.remote
 class Keeper:
@@ -249,7 +249,7 @@ def test_detached_actor_survives_its_driver(fresh, krayd_socket, tmp_path):
     out = subprocess.run([sys.executable, str(script), krayd_socket], env=python_env(),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    ray.init(address=krayd_socket)
+    ray.init(address=krayd_socket, namespace="shared")
     keeper = ray.get_actor("keeper")
     assert ray.get(keeper.incr.remote(), timeout=30) == 2  # its state survived
     deadline = time.monotonic() + 10

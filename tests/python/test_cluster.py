@@ -90,3 +90,29 @@ def test_nodes_outside_a_cluster(fresh):
     (n,) = ray.nodes()
     assert n["Alive"] and n["Resources"] == {"CPU": 2.0, "widget": 3.0}
     assert ray.cluster_resources() == {"CPU": 2.0, "widget": 3.0}
+
+
+def test_runtime_env_reaches_a_task_on_a_second_node(fresh, two_nodes, tmp_path):
+    ray = fresh
+    ray.init(address=two_nodes)
+    deadline = time.monotonic() + 20
+    while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+        assert time.monotonic() < deadline, f"the node did not join: {ray.nodes()}"
+        time.sleep(0.1)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    (wd / "note.txt").write_text("shipped")
+
+    @ray.remote(num_gpus=1)  # only the second node has GPUs
+    def far():
+        return (os.environ.get("KRAY_RT_NODE"), open("note.txt").read(),
+                ray.get_runtime_context().get_node_id())
+
+    @ray.remote(resources={"n1": 1})
+    def near():
+        return ray.get_runtime_context().get_node_id()
+
+    env = {"env_vars": {"KRAY_RT_NODE": "far"}, "working_dir": str(wd)}
+    value, note, node = ray.get(far.options(runtime_env=env).remote(), timeout=60)
+    assert (value, note) == ("far", "shipped")
+    assert node != ray.get(near.remote(), timeout=30)

@@ -181,3 +181,46 @@ def test_task_error_keeps_a_long_message(ray_start):
     with pytest.raises(KeyError) as e:
         ray.get(fails.remote())
     assert "K" * 200000 + "END" in str(e.value)
+
+
+def test_util_helpers(ray_start):
+    ray = ray_start
+    import threading
+    from kray.util import (deregister_serializer, get_node_ip_address,
+                           inspect_serializability, register_serializer)
+    from kray.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
+                                                 PlacementGroupSchedulingStrategy)
+
+    assert get_node_ip_address().count(".") == 3
+
+    lock = threading.Lock()
+
+    def uses_lock():
+        return lock
+
+    ok, bad = inspect_serializability(uses_lock, name="uses_lock")
+    assert not ok and any("lock" in label for label, _ in bad), bad
+    assert inspect_serializability(lambda: 1)[0]
+
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+        def __reduce__(self):
+            raise TypeError("not this way")
+
+    register_serializer(Point, serializer=lambda p: p.x, deserializer=lambda x: ("P", x))
+    try:
+        assert ray.get(ray.put(Point(4))) == ("P", 4)
+    finally:
+        deregister_serializer(Point)
+
+    @ray.remote
+    def here():
+        return 1
+
+    node = ray.get_runtime_context().get_node_id()
+    strategy = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+    assert ray.get(here.options(scheduling_strategy=strategy).remote()) == 1
+    assert ray.get(here.options(scheduling_strategy="SPREAD").remote()) == 1
+    assert PlacementGroupSchedulingStrategy(None).placement_group_bundle_index == -1

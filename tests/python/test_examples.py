@@ -73,3 +73,10 @@ def test_async_actors_example():
     assert out[1] == "sum of squares below 100: 328350"
     assert out[2].startswith("crawl: 285 on ")
     assert out[3].endswith(": ok") and out[4] == "downloads: " + str(["data"] * 6)
+
+
+def test_ray_semantics_example():
+    assert run_example("ray_semantics.py").splitlines() == [
+        "hello from the working_dir (STAGE=demo)",
+        "['letter 0', 'letter 1', 'letter 2']",
+        "cancelled"]

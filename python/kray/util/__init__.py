@@ -12,7 +12,66 @@ from .actor_pool import ActorPool
 from .queue import Queue, Empty, Full
 from . import multiprocessing  # noqa: F401 (ray.util.multiprocessing.Pool)
 
-__all__ = ["ActorPool", "Queue", "Empty", "Full", "placement_group"]
+from . import scheduling_strategies  # noqa: F401 (ray.util.scheduling_strategies)
+
+__all__ = ["ActorPool", "Queue", "Empty", "Full", "placement_group", "get_node_ip_address",
+           "inspect_serializability", "register_serializer", "deregister_serializer"]
+
+
+def get_node_ip_address(address="8.8.8.8:53"):
+    """This machine's address toward the network (Ray's helper; no packet is sent)."""
+    import socket
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, int(port)))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def inspect_serializability(base_obj, name=None, depth=3, print_file=None):
+    """(serializable, failures) as Ray's: tries cloudpickle on the object, then on its
+    members, and names those that fail."""
+    import cloudpickle
+    failures = set()
+
+    def check(obj, label, left):
+        try:
+            cloudpickle.dumps(obj)
+            return True
+        except Exception as e:  # noqa: B902 (any pickling error is the answer)
+            if left <= 0:
+                failures.add((label, type(e).__name__))
+                return False
+            members = getattr(obj, "__dict__", None) or {}
+            if callable(obj) and getattr(obj, "__closure__", None):
+                names = obj.__code__.co_freevars
+                members = {n: c.cell_contents for n, c in zip(names, obj.__closure__)}
+            found = False
+            for k, v in list(members.items()):
+                if not check(v, f"{label}.{k}", left - 1):
+                    found = True
+            if not found:
+                failures.add((label, type(e).__name__))
+            return False
+
+    ok = check(base_obj, name or getattr(base_obj, "__name__", type(base_obj).__name__), depth)
+    if print_file is not None and not ok:
+        print(f"not serializable: {sorted(failures)}", file=print_file)
+    return ok, failures
+
+
+def register_serializer(cls, *, serializer, deserializer):
+    """Values of cls travel as serializer(value), rebuilt by deserializer(...) (Ray's
+    ray.util.register_serializer), in this process's calls and puts."""
+    import copyreg
+    copyreg.pickle(cls, lambda obj: (deserializer, (serializer(obj),)))
+
+
+def deregister_serializer(cls):
+    import copyreg
+    copyreg.dispatch_table.pop(cls, None)
 
 
 def placement_group(*args, **kwargs):
