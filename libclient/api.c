@@ -415,33 +415,38 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 	return 0;
 }
 
-KRAY_EXPORT int kray_hold(struct kray *k, const kray_ref *refs, size_t n)
+/* 1 when refs[n] may go in a HOLD or RELEASE (what names it), 0 when there is nothing to
+ * send, or -errno. */
+static int check_refs(struct kray *k, const kray_ref *refs, size_t n, const char *what)
 {
-	struct kray_msg_refs m = { .n = (uint32_t)n };
-	size_t off;
-
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (!n)
 		return 0;
 	if (n > KRAY_REFS_MAX || !refs)
-		return kc_fail(k, -EINVAL, "a hold takes 1 to %d refs", KRAY_REFS_MAX);
-	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_HOLD, 0, WIRE_FIXED(m),
-			      WIRE_RAW(refs, n * sizeof(*refs)));
-	return kc_end(k, off);
+		return kc_fail(k, -EINVAL, "a %s takes 1 to %d refs", what, KRAY_REFS_MAX);
+	return 1;
+}
+
+KRAY_EXPORT int kray_hold(struct kray *k, const kray_ref *refs, size_t n)
+{
+	struct kray_msg_refs m = { .n = (uint32_t)n };
+	int r = check_refs(k, refs, n, "hold");
+
+	if (r <= 0)
+		return r;
+	return kc_end(k, WIRE_FRAME_OPEN(&k->out, KRAY_MSG_HOLD, 0, WIRE_FIXED(m),
+					 WIRE_RAW(refs, n * sizeof(*refs))));
 }
 
 KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 {
 	struct kray_msg_refs m = { .n = (uint32_t)n };
+	int r = check_refs(k, refs, n, "release");
 	size_t off;
 
-	if (k->broken)
-		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	if (!n)
-		return 0;
-	if (n > KRAY_REFS_MAX || !refs)
-		return kc_fail(k, -EINVAL, "a release takes 1 to %d refs", KRAY_REFS_MAX);
+	if (r <= 0)
+		return r;
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_RELEASE, 0, WIRE_FIXED(m));
 	if (!kbuf_pending(&k->fast_pending))
 		kbuf_put(&k->out, refs, n * sizeof(*refs));

@@ -119,6 +119,11 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 				 -1 :
 				 now_ns() + timeout_ms * 1000000;
 
+	if (c->worker && c->worker->head && c->worker->head->cancelled) {
+		finish(d, g, -ECANCELED); /* its task was cancelled: it waits for nothing */
+		maybe_free(d, g);
+		return;
+	}
 	/* Only refs this process holds are waited for; the others are errors. */
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
@@ -144,9 +149,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	if (d->gets)
 		d->gets->prev = g;
 	d->gets = g;
-	if (c->worker && c->worker->head && c->worker->head->cancelled) {
-		finish(d, g, -ECANCELED); /* its task was cancelled: it waits for nothing */
-	} else if (!g->missing) {
+	if (!g->missing) {
 		finish(d, g, 0);
 	} else if (timeout_ms == 0) {
 		finish(d, g, -ETIMEDOUT);
@@ -167,16 +170,28 @@ static void dep_ready(struct krayd *d, void *arg, struct obj *o)
 	maybe_free(d, g);
 }
 
+/* g is answered early (timeout, cancel): it stops waiting for its objects, so that it is
+ * freed now rather than when they come (if they ever do).  Never from a dep_ready(). */
+static void give_up(struct krayd *d, struct getreq *g, int status)
+{
+	finish(d, g, status);
+	for (uint32_t i = 0; i < g->n && g->deps; i++) {
+		struct obj *o = store_get(d, &g->ids[i]);
+
+		if (o && o->state != OBJ_READY)
+			g->deps -= store_unwait(d, o, dep_ready, g);
+	}
+	maybe_free(d, g);
+}
+
 void get_expire(struct krayd *d, int64_t now)
 {
 	struct getreq *g = d->gets, *next;
 
 	for (; g; g = next) {
 		next = g->next;
-		if (g->deadline_ns >= 0 && g->deadline_ns <= now) {
-			finish(d, g, -ETIMEDOUT);
-			maybe_free(d, g);
-		}
+		if (g->deadline_ns >= 0 && g->deadline_ns <= now)
+			give_up(d, g, -ETIMEDOUT);
 	}
 }
 
@@ -196,10 +211,8 @@ void get_cancel_conn(struct conn *c)
 
 	for (; g; g = next) {
 		next = g->next;
-		if (g->conn == c && !g->done) {
-			finish(c->d, g, -ECANCELED);
-			maybe_free(c->d, g);
-		}
+		if (g->conn == c && !g->done)
+			give_up(c->d, g, -ECANCELED);
 	}
 }
 

@@ -96,9 +96,11 @@ void store_wait(struct krayd *d, struct obj *o,
 	o->deps = dep;
 }
 
-void store_unwait(struct krayd *d, struct obj *o,
-		  void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg)
+unsigned store_unwait(struct krayd *d, struct obj *o,
+		      void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg)
 {
+	unsigned n = 0;
+
 	(void)d;
 	for (struct dep **pp = &o->deps; *pp;) {
 		struct dep *dep = *pp;
@@ -106,10 +108,12 @@ void store_unwait(struct krayd *d, struct obj *o,
 		if (dep->ready == ready && dep->arg == arg) {
 			*pp = dep->next;
 			free(dep);
+			n++;
 		} else {
 			pp = &dep->next;
 		}
 	}
+	return n;
 }
 
 static void contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)

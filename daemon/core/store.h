@@ -66,9 +66,10 @@ void store_ref(struct obj *o);
 /* Calls ready(d, arg, o) when pending object o is sealed (once; o is held while it runs). */
 void store_wait(struct krayd *d, struct obj *o,
 		void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg);
-/* Forgets what store_wait(d, o, ready, arg) asked. */
-void store_unwait(struct krayd *d, struct obj *o,
-		  void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg);
+/* Forgets what store_wait(d, o, ready, arg) asked; returns how many such waits there were.
+ * Not from inside one of o's ready callbacks. */
+unsigned store_unwait(struct krayd *d, struct obj *o,
+		      void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg);
 /* A reference held by connection c (released when c goes). */
 void store_conn_ref(struct conn *c, struct obj *o);
 void store_conn_unref(struct conn *c, const struct kray_oid *id);

@@ -58,13 +58,17 @@ def two_nodes():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_nodes_and_resources_of_a_cluster(fresh, two_nodes):
-    ray = fresh
-    ray.init(address=two_nodes)
+def _both_nodes_up(ray):
     deadline = time.monotonic() + 20
     while len([n for n in ray.nodes() if n["Alive"]]) < 2:
         assert time.monotonic() < deadline, f"the node did not join: {ray.nodes()}"
         time.sleep(0.1)
+
+
+def test_nodes_and_resources_of_a_cluster(fresh, two_nodes):
+    ray = fresh
+    ray.init(address=two_nodes)
+    _both_nodes_up(ray)
     nodes = ray.nodes()
     assert len({n["NodeID"] for n in nodes}) == 2
     assert all(n["NodeManagerAddress"] == "127.0.0.1" for n in nodes)
@@ -95,10 +99,7 @@ def test_nodes_outside_a_cluster(fresh):
 def test_runtime_env_reaches_a_task_on_a_second_node(fresh, two_nodes, tmp_path):
     ray = fresh
     ray.init(address=two_nodes)
-    deadline = time.monotonic() + 20
-    while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-        assert time.monotonic() < deadline, f"the node did not join: {ray.nodes()}"
-        time.sleep(0.1)
+    _both_nodes_up(ray)
     wd = tmp_path / "wd"
     wd.mkdir()
     (wd / "note.txt").write_text("shipped")

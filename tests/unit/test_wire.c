@@ -806,7 +806,7 @@ Test(roundtrip, result_error)
 	kbuf_free(&f.b);
 }
 
-/* Error texts stay whole up to KRAY_ERRMSG_MAX (errmsg/whole_then_head_and_tail). */
+/* Error texts are whole up to KRAY_ERRMSG_MAX (errmsg below covers the cut past it). */
 Test(roundtrip, errorf_keeps_a_long_message)
 {
 	struct kbuf b = { 0 };
@@ -820,7 +820,7 @@ Test(roundtrip, errorf_keeps_a_long_message)
 	wire_rd_init(&r, b.data, b.len);
 	cr_assert_eq(wire_rd_value(&r, &v), 0, "long errorf value rejected");
 	cr_assert_eq(v.type, KRAY_WT_ERROR, "type");
-	cr_assert_eq(v.len, sizeof(big) - 1, "message of %zu bytes cut to %u", sizeof(big) - 1,
+	cr_assert_eq(v.len, sizeof(big) - 1, "a %zu-byte message became %u bytes", sizeof(big) - 1,
 		     v.len);
 	cr_assert_eq(wire_rd_end(&r), 0, "trailing bytes after value");
 	kbuf_free(&b);
@@ -1930,6 +1930,8 @@ Test(hdr, fast_range)
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "fast type %u rejected", t);
 	}
 	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
+		if (t == KRAY_MSG_HOLD) /* the Python range's second type */
+			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
 	}
