@@ -8,6 +8,10 @@ the machine's floors they report (a unix-socket ping-pong, a memcpy).
     single_client_tasks_async    1,000 f.remote(), then get them all
     1_1_actor_calls_sync         one actor: a.f.remote() then get, repeat
     1_1_actor_calls_async        one actor: 1,000 calls, then get them all
+    1_1_async_actor_calls_async  one async actor (async def method): 1,000 calls, then
+                                 get them all
+    n_n_async_actor_calls_async  cpus/2 async actors (at least 1); 4 tasks each make
+                                 5,000 calls spread over them and get them: calls/s
     single_client_put_calls      put(0)
     single_client_get_calls      get of the same small put object
     single_client_put_gigabytes  put of a 100 MiB numpy array (GB/s)
@@ -76,6 +80,17 @@ class Actor:
         return b"ok"
 
 
+@kray.remote
+class AsyncActor:
+    async def small_value(self):
+        return b"ok"
+
+
+@kray.remote
+def call_actors(actors, n):
+    kray.get([actors[i % len(actors)].small_value.remote() for i in range(n)])
+
+
 def python_figures():
     out = {}
     out["single_client_tasks_sync"] = timeit(lambda: kray.get(small_value.remote()))
@@ -85,6 +100,13 @@ def python_figures():
     out["1_1_actor_calls_sync"] = timeit(lambda: kray.get(a.small_value.remote()))
     out["1_1_actor_calls_async"] = timeit(
         lambda: kray.get([a.small_value.remote() for _ in range(1000)]), 1000)
+    aa = AsyncActor.remote()
+    out["1_1_async_actor_calls_async"] = timeit(
+        lambda: kray.get([aa.small_value.remote() for _ in range(1000)]), 1000)
+    actors = [AsyncActor.remote() for _ in range(max(1, (os.cpu_count() or 2) // 2))]
+    n, m = 5000, 4
+    out["n_n_async_actor_calls_async"] = timeit(
+        lambda: kray.get([call_actors.remote(actors, n) for _ in range(m)]), n * m)
 
     def put_calls():
         for _ in range(1000):
@@ -195,10 +217,12 @@ def c_figures(quick):
 UNITS = {
     "single_client_tasks_sync": "tasks/s", "single_client_tasks_async": "tasks/s",
     "1_1_actor_calls_sync": "calls/s", "1_1_actor_calls_async": "calls/s",
+    "1_1_async_actor_calls_async": "calls/s", "n_n_async_actor_calls_async": "calls/s",
     "single_client_put_calls": "puts/s", "single_client_get_calls": "gets/s",
     "single_client_put_gigabytes": "GB/s", "single_client_wait_1k_refs": "loops/s",
 }
 GOALS = {"single_client_tasks_sync": 10000, "single_client_tasks_async": 50000,
+         "1_1_async_actor_calls_async": 50000, "n_n_async_actor_calls_async": 50000,
          "single_client_put_gigabytes": 5}
 FLOORS = ("unix_pingpong_rt_us", "memcpy_gigabytes")
 

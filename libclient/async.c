@@ -80,7 +80,12 @@ static int take_reply(struct kray *k, const struct kray_frame_hdr *h, const uint
 /* The connection's frame observer: replies to our GETs met by a blocking wait. */
 static int async_on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
 {
-	return take_reply(k, h, body);
+	if (!take_reply(k, h, body))
+		return 0;
+	/* An actor's thread read it: the worker's loop runs the callback. */
+	if (k->wake)
+		k->wake(k);
+	return 1;
 }
 
 static void async_close(struct kray *k)
@@ -129,6 +134,8 @@ KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_
 	if (kc_cached(k, ref, &p->val)) {
 		p->status = 0; /* here already: done at the next kray_process() */
 		a->ndone++;
+		if (k->wake) /* or, in an actor sharing its connection, by the worker's loop */
+			k->wake(k);
 	} else {
 		p->req = ++k->next_req;
 		off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET, p->req, WIRE_FIXED(m),
@@ -188,6 +195,12 @@ static int run_done(struct kray *k)
 	return n;
 }
 
+void kc_async_run(struct kray *k)
+{
+	if (k->async && k->async->ndone)
+		run_done(k);
+}
+
 KRAY_EXPORT int kray_process(struct kray *k)
 {
 	struct kray_frame_hdr h;
@@ -209,7 +222,7 @@ KRAY_EXPORT int kray_process(struct kray *k)
 		}
 		/* In a worker (a task using kray_get_async()): what its loop would take. */
 		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
-				    h.type == KRAY_MSG_ACTOR_STOP)) {
+				    h.type == KRAY_MSG_ACTOR_STOP || h.type == KRAY_MSG_CANCEL)) {
 			k->on_frame(k, &h, body);
 			kc_consume(k, &h);
 			continue;

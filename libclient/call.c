@@ -17,6 +17,8 @@
 
 #include "worker.h"
 
+static uint64_t mono_ns(void);
+
 /* ---- the context remote functions see ---- */
 
 /* Moves a large value into the object store and leaves an internal KRAY_REF naming it in
@@ -79,11 +81,12 @@ KRAY_EXPORT int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *
 
 KRAY_EXPORT int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref)
 {
+	struct kray *k = kray_ctx_client(ctx);
 	kray_value *dst;
 
 	/* krayd checks that the object is this worker's own and sealed when it moves it. */
-	if (idx >= ctx->num_returns || !ref || !ctx->k || ref->index != KRAY_OID_PUT ||
-	    ref->owner != ctx->k->client)
+	if (idx >= ctx->num_returns || !ref || !k || ref->index != KRAY_OID_PUT ||
+	    ref->owner != k->client)
 		return -EINVAL;
 	dst = &ctx->rets[idx];
 	kray_value_clear(dst);
@@ -120,7 +123,32 @@ KRAY_EXPORT int kray_fail(kray_ctx *ctx, const char *fmt, ...)
 
 KRAY_EXPORT kray *kray_ctx_client(kray_ctx *ctx)
 {
-	return ctx->k;
+	return ctx->k ? ctx->k : ctx->shared;
+}
+
+KRAY_EXPORT unsigned kray_ctx_max_concurrency(const kray_ctx *ctx)
+{
+	return ctx->max_concurrency ? ctx->max_concurrency : 1;
+}
+
+KRAY_EXPORT int kray_ctx_host(kray_ctx *ctx, const struct kray_host_opts *o)
+{
+	struct call *c = (struct call *)((char *)ctx - offsetof(struct call, ctx));
+
+	if (!o || !ctx->k || !ctx->k->ws || !c->x.m.ctor || !o->lock != !o->unlock)
+		return -EINVAL;
+	ctx->k->ws->hopts = *o;
+	return 0;
+}
+
+KRAY_EXPORT int kray_ctx_done(kray_ctx *ctx, int rc)
+{
+	struct call *c = (struct call *)((char *)ctx - offsetof(struct call, ctx));
+
+	if (!c->host)
+		return -EINVAL;
+	host_finish(c->host, c, rc, mono_ns() - c->t0);
+	return 0;
 }
 
 KRAY_EXPORT kray_ref kray_ctx_task(const kray_ctx *ctx)
@@ -352,6 +380,9 @@ struct call *call_prepare(struct kray *k, struct exec *e)
 		return NULL;
 	}
 	c->ctx.k = k->ws->host && !c->x.m.ctor ? NULL : k;
+	c->ctx.shared = k->ws->host && k->ws->hopts.lock ? k : NULL;
+	c->ctx.max_concurrency = c->x.m.max_concurrency;
+	c->host = c->x.m.ctor ? NULL : k->ws->host;
 	memcpy(&c->ctx.task, &c->x.m.task, sizeof(c->ctx.task));
 	c->ctx.num_returns = c->x.m.num_returns;
 	c->ctx.rets = calloc(c->x.m.num_returns ? c->x.m.num_returns : 1, sizeof(*c->ctx.rets));
@@ -367,13 +398,23 @@ struct call *call_prepare(struct kray *k, struct exec *e)
 
 void call_execute(struct call *c)
 {
-	uint64_t t0 = mono_ns();
+	int rc;
 
+	c->t0 = mono_ns();
 	if (c->fn)
-		c->rc = c->fn(&c->ctx, c->args, c->x.m.nargs);
+		rc = c->fn(&c->ctx, c->args, c->x.m.nargs);
 	else
-		c->rc = c->method(&c->ctx, c->self, c->args, c->x.m.nargs);
-	c->ns = mono_ns() - t0;
+		rc = c->method(&c->ctx, c->self, c->args, c->x.m.nargs);
+	if (c->host) {
+		/* Its host decides under its lock (host.c: the method may finish later). */
+		c->returned = rc;
+		c->returned_ns = mono_ns() - c->t0;
+		return;
+	}
+	if (rc == KRAY_PENDING)
+		rc = kray_fail(&c->ctx, "returned KRAY_PENDING outside an actor's host");
+	c->rc = rc;
+	c->ns = mono_ns() - c->t0;
 }
 
 /* A constructor that succeeded makes this worker the actor's host. */
@@ -391,8 +432,14 @@ static void become_host(struct kray *k, struct call *c)
 	snprintf(sym, sizeof(sym), KRAY_DTOR_SYMBOL_PREFIX "%.*s", sym_len(c->name), c->name);
 	dtor = code_find(j, sym);
 	ws->dtor = dtor ? *dtor : NULL;
-	if (c->x.m.max_concurrency > 1)
+	if (ws->hopts.deferred)
+		ws->host = host_start(0, call_execute);
+	else if (c->x.m.max_concurrency > 1)
 		ws->host = host_start(c->x.m.max_concurrency, call_execute);
+	if (!ws->host)
+		ws->hopts = (struct kray_host_opts){ 0 }; /* one at a time, on the loop */
+	else if (ws->hopts.lock)
+		k->job = c->x.m.job; /* what its threads submit belongs to the actor's job */
 }
 
 void call_finish(struct kray *k, struct call *c)

@@ -70,6 +70,9 @@ struct kray {
 	char err[1024];
 	/* In a worker: frames that are not replies (EXEC, JOB) go here. */
 	void (*on_frame)(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body);
+	/* In a worker: a blocking wait or an async reply may have read frames for the loop
+	 * (an actor's thread did, on a shared connection): the loop looks again. */
+	void (*wake)(struct kray *k);
 	struct worker_state *ws;
 	/* The BPF fast path (fast.c).  fast_state: 0 not asked yet, 1 open, -1 unavailable. */
 	int fast_state;
@@ -240,5 +243,7 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
 
 /* worker.c: called by kray_get() in a worker before it blocks. */
 void kc_worker_before_block(struct kray *k);
+/* async.c: runs the callbacks of the finished kray_get_async() gets. */
+void kc_async_run(struct kray *k);
 
 #endif

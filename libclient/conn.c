@@ -295,8 +295,23 @@ int kc_wait(struct kray *k, uint16_t type, uint64_t req, struct kray_frame_hdr *
 	return kc_wait_range(k, type, req, req, ret_h, ret_body);
 }
 
+static int wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
+		      struct kray_frame_hdr *ret_h, const uint8_t **ret_body);
+
 int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 		  struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
+{
+	int r = wait_range(k, type, lo, hi, ret_h, ret_body);
+
+	/* An actor's thread may have read frames (EXECs, async replies) for the worker's
+	 * loop, or left some in the buffer: it looks. */
+	if (k->wake)
+		k->wake(k);
+	return r;
+}
+
+static int wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
+		      struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
 {
 	struct kray_frame_hdr h;
 	const uint8_t *body;
@@ -330,7 +345,7 @@ int kc_wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 			continue;
 		}
 		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
-				    h.type == KRAY_MSG_ACTOR_STOP)) {
+				    h.type == KRAY_MSG_ACTOR_STOP || h.type == KRAY_MSG_CANCEL)) {
 			k->on_frame(k, &h, body);
 			kc_consume(k, &h);
 			r = kc_flush(k);

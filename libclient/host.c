@@ -2,8 +2,14 @@
 /*
  * An actor's method threads (max_concurrency > 1): the worker's loop thread prepares
  * calls and hands them over; a thread runs one, puts it on the done list and wakes the
- * loop through an eventfd; the loop sends the result.  Only the loop thread touches the
- * connection, so a method on a thread gets no kray handle (kray_ctx_client() is NULL).
+ * loop through an eventfd; the loop sends the result.  Unless the constructor shared the
+ * connection (kray_ctx_host: then under its lock), only the loop thread touches it, and a
+ * method on a thread gets no kray handle (kray_ctx_client() is NULL).
+ *
+ * A deferred host has no threads: the loop thread runs each method (an async language
+ * host starts a coroutine there), and a method that returned KRAY_PENDING goes on the
+ * done list when kray_ctx_done() finishes it, from whatever thread.  Either may come
+ * first, so both sides meet under the host's lock (returned(), host_finish()).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -27,10 +33,55 @@ struct host {
 
 void host_stop(struct host *h);
 
+/* Puts a finished call on the done list and wakes the loop; lock held.  Only the first
+ * call on an empty list writes the eventfd: host_done() reads it once the list is empty,
+ * so a loop that sleeps has seen every call put before its read. */
+static void put_done(struct host *h, struct call *c)
+{
+	uint64_t one = 1;
+
+	c->next = h->done;
+	h->done = c;
+	if (!c->next && write(h->efd, &one, sizeof(one)) != sizeof(one))
+		abort(); /* an eventfd write of 1 cannot fail short of overflow */
+}
+
+/* The call's method returned (lock held): on the done list unless it returned
+ * KRAY_PENDING and kray_ctx_done() has not run yet. */
+static void returned(struct host *h, struct call *c)
+{
+	if (c->returned != KRAY_PENDING) {
+		c->rc = c->returned;
+		c->ns = c->returned_ns;
+	} else if (!c->finished) {
+		c->pending = true;
+		return;
+	} /* else kray_ctx_done() ran first and set rc and ns */
+	put_done(h, c);
+}
+
+void host_finish(struct host *h, struct call *c, int rc, uint64_t ns)
+{
+	pthread_mutex_lock(&h->lock);
+	c->rc = rc == KRAY_PENDING ? -1 : rc;
+	c->ns = ns;
+	c->finished = true;
+	if (c->pending) /* else still inside the method: returned() puts it on the list */
+		put_done(h, c);
+	pthread_mutex_unlock(&h->lock);
+}
+
+void host_wake(struct host *h)
+{
+	uint64_t one = 1;
+
+	if (write(h->efd, &one, sizeof(one)) != sizeof(one))
+		abort();
+}
+
 static void *thread_main(void *arg)
 {
 	struct host *h = arg;
-	uint64_t one = 1;
 
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
@@ -47,10 +98,7 @@ static void *thread_main(void *arg)
 		pthread_mutex_unlock(&h->lock);
 		h->run(c);
 		pthread_mutex_lock(&h->lock);
-		c->next = h->done;
-		h->done = c;
-		if (write(h->efd, &one, sizeof(one)) != sizeof(one))
-			abort(); /* an eventfd write of 1 cannot fail short of overflow */
+		returned(h, c);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return NULL;
@@ -73,7 +121,7 @@ struct host *host_start(unsigned threads, void (*run)(struct call *c))
 	for (unsigned i = 0; i < threads; i++)
 		if (!pthread_create(&h->threads[h->nthreads], NULL, thread_main, h))
 			h->nthreads++;
-	if (!h->nthreads) {
+	if (threads && !h->nthreads) {
 		host_stop(h);
 		return NULL;
 	}
@@ -84,6 +132,15 @@ void host_submit(struct host *h, struct call *c)
 {
 	pthread_mutex_lock(&h->lock);
 	c->next = NULL;
+	if (!h->nthreads) { /* deferred: run here */
+		h->busy++;
+		pthread_mutex_unlock(&h->lock);
+		h->run(c);
+		pthread_mutex_lock(&h->lock);
+		returned(h, c);
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
 	if (h->todo_tail)
 		h->todo_tail->next = c;
 	else

@@ -69,6 +69,15 @@ void kc_worker_before_block(struct kray *k)
 	ws->qtail = NULL;
 }
 
+/* k->wake: only another thread's reading needs the loop to look again. */
+static void wake_loop(struct kray *k)
+{
+	struct worker_state *ws = k->ws;
+
+	if (ws && ws->host && !pthread_equal(pthread_self(), ws->loop))
+		host_wake(ws->host);
+}
+
 /* CANCEL from krayd: a call queued here that has not started does not run (an actor's
  * calls wait here in order; krayd cancels a running one by signal, if at all). */
 static void cancel_queued(struct kray *k, const uint8_t *body, uint32_t len)
@@ -159,7 +168,9 @@ static int take_frames(struct kray *k, bool block)
 	int r;
 
 	while ((r = kc_next_frame(k, block, &h, &body)) == 1) {
-		on_frame(k, &h, body);
+		/* Replies to kray_get_async() (an actor's threads get that way) go to it. */
+		if (!kc_layers_take(k, &h, body))
+			on_frame(k, &h, body);
 		kc_consume(k, &h);
 		block = false;
 	}
@@ -305,30 +316,74 @@ static void run_here(struct kray *k, struct exec *e)
 		run_call(k, c);
 }
 
-/* An actor with method threads: hand calls over, send what they finished. */
+/* The connection's lock, when the actor shares it with its threads (kray_ctx_host). */
+static void conn_lock(struct worker_state *ws)
+{
+	if (ws->hopts.lock)
+		ws->hopts.lock(ws->hopts.arg);
+}
+
+static void conn_unlock(struct worker_state *ws)
+{
+	if (ws->hopts.unlock)
+		ws->hopts.unlock(ws->hopts.arg);
+}
+
+/*
+ * An actor with method threads, or a deferred host: hand calls over, send what they
+ * finished, run the callbacks of its threads' gets.  The connection is used under the
+ * shared lock; the calls are handed over outside it, since a deferred host runs them on
+ * this thread and they may take the lock themselves.
+ */
 static int host_turn(struct kray *k)
 {
 	struct worker_state *ws = k->ws;
-	struct call *c;
+	struct call *c, *ready = NULL, **tail = &ready;
 	struct exec *e;
+	int r = 0;
 
+	conn_lock(ws);
+	/* Frames another thread read but left in the buffer: poll() cannot see them. */
+	if (kbuf_pending(&k->in))
+		r = take_frames(k, false);
 	while ((e = pop(ws))) {
 		c = call_prepare(k, e);
-		if (c)
-			host_submit(ws->host, c);
+		if (c) {
+			c->next = NULL;
+			*tail = c;
+			tail = &c->next;
+		}
 	}
 	while ((c = host_done(ws->host)))
 		call_finish(k, c);
-	if (kc_flush(k))
-		return -EPIPE;
-	if (ws->stop && !host_busy(ws->host))
-		return 0;
+	kc_async_run(k);
+	if (!r && kc_flush(k))
+		r = -EPIPE;
+	conn_unlock(ws);
+	while ((c = ready)) {
+		ready = c->next;
+		host_submit(ws->host, c);
+	}
+	if (r || (ws->stop && !host_busy(ws->host)))
+		return r;
 	struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
 			       { .fd = host_fd(ws->host), .events = POLLIN } };
 
-	if (poll(p, 2, -1) < 0 && errno != EINTR)
+	if (ws->hopts.wait) {
+		int fds[2] = { p[0].fd, p[1].fd };
+
+		/* The language host's event loop runs until one is readable. */
+		ws->hopts.wait(ws->hopts.arg, fds, 2);
+		p[0].revents = POLLIN; /* a read that finds nothing costs one recv */
+	} else if (poll(p, 2, -1) < 0 && errno != EINTR) {
 		return -errno;
-	return p[0].revents ? take_frames(k, false) : 0;
+	}
+	if (p[0].revents) {
+		conn_lock(ws);
+		r = take_frames(k, false);
+		conn_unlock(ws);
+	}
+	return r;
 }
 
 /*
@@ -367,9 +422,12 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
 	const char *ppid = getenv("KRAY_PARENT_PID");
 	struct worker_state ws = { 0 };
-	struct kray k = { .fd = -1, .kmod_fd = -1, .ws = &ws, .on_frame = on_frame };
+	struct kray k = {
+		.fd = -1, .kmod_fd = -1, .ws = &ws, .on_frame = on_frame, .wake = wake_loop
+	};
 	int r;
 
+	ws.loop = pthread_self();
 	kc_layers_init(&k);
 	(void)argc;
 	(void)argv;

@@ -7,6 +7,8 @@
 #ifndef KRAY_LIBCLIENT_WORKER_H
 #define KRAY_LIBCLIENT_WORKER_H
 
+#include <pthread.h>
+
 #include "client.h"
 
 struct job;
@@ -23,12 +25,14 @@ struct exec {
 
 struct kray_ctx {
 	struct kray *k; /* NULL on an actor's thread */
+	struct kray *shared; /* the connection its actor shares with its threads, or NULL */
 	kray_ref task; /* the EXEC's task id (a constructor's: the actor id at index 0) */
 	unsigned num_returns;
 	kray_value *rets;
 	char *err; /* kray_fail()'s text (malloc'd) */
 	bool failed;
 	int store_err; /* a large return did not fit in the object store */
+	unsigned max_concurrency;
 };
 
 /* One call from EXEC to RESULT. */
@@ -42,7 +46,13 @@ struct call {
 	kray_value *args;
 	struct kray_ctx ctx;
 	int rc;
-	uint64_t ns;
+	uint64_t t0, ns;
+	/* A method of a host's (see host.c): what it returned, and, for KRAY_PENDING, pending
+	 * once it returned and finished once kray_ctx_done() ran, under the host's lock. */
+	struct host *host;
+	int returned;
+	uint64_t returned_ns;
+	bool pending, finished;
 	struct call *next;
 };
 
@@ -57,6 +67,8 @@ struct worker_state {
 	void *self;
 	kray_dtor_fn dtor;
 	struct host *host; /* threads, for max_concurrency > 1 */
+	struct kray_host_opts hopts; /* what the constructor chose (kray_ctx_host) */
+	pthread_t loop; /* the thread that runs kray_worker_main */
 	struct kbuf *results; /* where RESULT frames go: k->out, or a fast task's buffer */
 	/* A call's answer could not be queued for lack of memory: the worker exits, and
 	 * krayd answers for it (WORKER_DIED) rather than let the caller wait forever. */
@@ -85,9 +97,14 @@ void call_refuse(struct kray *k, struct exec *e, uint8_t err, const char *msg);
 
 /* host.c: an actor's method threads */
 /* Threads that run calls with run; NULL when none could be had (out of memory, no
- * threads): the actor's calls then run one at a time on the loop thread. */
+ * threads): the actor's calls then run one at a time on the loop thread.  With 0
+ * threads (a deferred host), host_submit() runs the call on the caller's thread. */
 struct host *host_start(unsigned threads, void (*run)(struct call *c));
 void host_submit(struct host *h, struct call *c);
+/* kray_ctx_done() of a call that returned KRAY_PENDING, or is about to. */
+void host_finish(struct host *h, struct call *c, int rc, uint64_t ns);
+/* Wakes the loop thread (poll on host_fd()). */
+void host_wake(struct host *h);
 /* A finished call, or NULL. */
 struct call *host_done(struct host *h);
 /* Readable when a call has finished. */

@@ -579,8 +579,54 @@ int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref);
 int kray_fail(kray_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The worker's own connection, for nested tasks, puts, gets and actor calls.  NULL in
- * an actor with max_concurrency > 1: a kray handle serves one thread. */
+ * an actor with max_concurrency > 1 unless its constructor shared the connection
+ * (kray_ctx_host): a kray handle serves one thread at a time. */
 kray *kray_ctx_client(kray_ctx *ctx);
+
+/*
+ * How an actor's methods run, chosen by its constructor (struct kray_host_opts, given to
+ * kray_ctx_host() before the constructor returns):
+ *
+ * - lock/unlock (both or neither): the worker's connection is shared with the actor's own
+ *   threads.  The worker's loop thread holds the lock while it uses the connection; any
+ *   other thread may use kray_ctx_client() (or the handle it returned) while it holds the
+ *   lock.  Such a thread must not wait in kray_get() or kray_wait() for a result that the
+ *   loop must send: it gets with kray_get_async(), whose callbacks the loop thread runs
+ *   (under the lock), after a kray_flush().
+ * - deferred: the methods start on the loop thread, one after the other, without method
+ *   threads, and a method may return KRAY_PENDING and finish later, from any thread, with
+ *   kray_ctx_done(): up to max_concurrency calls are in progress at once (an event loop
+ *   of a language host runs them).
+ * - wait (deferred hosts, optional): the loop thread waits here instead of in poll(),
+ *   without the lock, until one of the n descriptors is readable (it may return sooner),
+ *   so that a language host runs its event loop meanwhile on this very thread, and the
+ *   methods it started finish there without a thread switch.
+ */
+struct kray_host_opts {
+	void (*lock)(void *arg);
+	void (*unlock)(void *arg);
+	void *arg;
+	int deferred;
+	void (*wait)(void *arg, const int *fds, unsigned n);
+};
+
+/* What a method returns when it finishes later with kray_ctx_done(). */
+#define KRAY_PENDING 1
+
+/* Called in an actor's constructor, on the loop thread: how its methods run (above), once
+ * the constructor succeeds.  Returns 0, or -EINVAL (not a constructor, or only one of
+ * lock and unlock). */
+int kray_ctx_host(kray_ctx *ctx, const struct kray_host_opts *o);
+
+/* Finishes a method that returned KRAY_PENDING, from any thread, with the result a
+ * method returns (0, or an error after kray_fail()); its return slots must be set before.
+ * ctx is gone once this returns.  Returns 0, or -EINVAL when ctx is not a method call of
+ * an actor with a host (threads, or deferred). */
+int kray_ctx_done(kray_ctx *ctx, int rc);
+
+/* The max_concurrency of the actor whose constructor or method is running (1 in a
+ * task). */
+unsigned kray_ctx_max_concurrency(const kray_ctx *ctx);
 
 /* The id of the running task: its return objects are this with index 0, 1, ...  In an
  * actor's constructor it is the actor's id with index 0. */

@@ -30,6 +30,8 @@ from ._compat import (ActorClassID, ActorID, FunctionID, JobID, Language, NodeID
                       PlacementGroupID, TaskID, UniqueID, WorkerID, cpp_function,
                       java_actor_class, java_function)
 from ._serial import ObjectRef
+from ._generators import ObjectRefGenerator  # num_returns="dynamic"
+DynamicObjectRefGenerator = ObjectRefGenerator  # Ray's name for it
 
 __version__ = "0.1.0"
 

@@ -42,7 +42,7 @@ _TASK_OPTIONS = {"num_returns", "max_retries", "num_cpus", "num_gpus", "resource
 _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts", "max_task_retries",
                   "max_concurrency", "name", "namespace", "lifetime", "memory",
                   "runtime_env", "scheduling_strategy", "get_if_exists", "max_pending_calls",
-                  "_metadata"}
+                  "concurrency_groups", "_metadata"}
 
 # Bumped by kray.init/shutdown: blobs put under an earlier connection are gone.
 session = [0]
@@ -54,8 +54,12 @@ def _check(opts, allowed, what):
     if bad:
         raise ValueError(f"invalid option(s) for {what}: {', '.join(sorted(bad))}")
     n = opts.get("num_returns")
-    if n is not None and (not isinstance(n, int) or n < 0):
-        raise ValueError("num_returns must be an integer >= 0")
+    if n == "streaming":
+        raise ValueError("num_returns='streaming' is not supported by kray yet: use "
+                         "num_returns='dynamic' (the refs come once the generator ends)")
+    if n is not None and n != "dynamic" and (not isinstance(n, int) or isinstance(n, bool)
+                                             or n < 0):
+        raise ValueError("num_returns must be an integer >= 0 or 'dynamic'")
     for k in ("num_cpus", "num_gpus"):
         v = opts.get(k)
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
@@ -71,6 +75,11 @@ def _check(opts, allowed, what):
     if rex not in (None, True, False) and (not isinstance(rex, (list, tuple)) or not all(
             isinstance(c, type) and issubclass(c, BaseException) for c in rex)):
         raise ValueError("retry_exceptions must be a bool or a list of exception classes")
+    cg = opts.get("concurrency_groups")
+    if cg is not None and (not isinstance(cg, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            for k, v in cg.items())):
+        raise ValueError("concurrency_groups must be a dict of group names to integers >= 1")
     lt = opts.get("lifetime")
     if lt not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
@@ -184,6 +193,7 @@ class RemoteFunction:
         self._function = fn
         self._options = options
         self._blob = _Blob(fn)
+        self._dynamic_blob = None  # for num_returns="dynamic" (kray/_generators.py)
         self._res = _resources(options, cpus=True)
         self._task_name = _labelled(PY_TASK, _qualname(fn))
         self._sig = _signature(fn)
@@ -220,7 +230,13 @@ class RemoteFunction:
         retry = None
         if rex and retries != 0:
             retry = (retries, True if rex is True else tuple(rex))
-        blob, archives = self._blob.ref(opts)
+        blob = self._blob
+        if n == "dynamic":
+            if self._dynamic_blob is None:
+                from ._generators import DynamicFunction
+                self._dynamic_blob = _Blob(DynamicFunction(self._function))
+            blob, n = self._dynamic_blob, 1
+        blob, archives = blob.ref(opts)
         cargs = _call_args(blob, args, kwargs, retry) + list(archives)
         return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
                                   None, res), n)
@@ -252,6 +268,8 @@ def method(*args, **kwargs):
     def deco(fn):
         if "num_returns" in kwargs:
             fn.__kray_num_returns__ = kwargs["num_returns"]
+        if "concurrency_group" in kwargs:
+            fn.__kray_concurrency_group__ = kwargs["concurrency_group"]
         return fn
     return deco
 
@@ -281,6 +299,9 @@ class ActorClass:
         self._actor_name = _labelled(PY_ACTOR, _qualname(cls))
         self._meta = _methods(cls)
         self._sig = _signature(cls)
+        from . import _aio
+        # Ray: an async actor runs up to 1,000 calls at once unless told otherwise.
+        self._default_concurrency = 1000 if _aio.is_async_class(cls) else 1
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -312,9 +333,21 @@ class ActorClass:
                 return get_actor(name, ns)
             except ValueError:
                 pass
+        mc = opts.get("max_concurrency")
+        if mc is None:
+            mc = self._default_concurrency
+        if not isinstance(mc, int) or isinstance(mc, bool) or not 1 <= mc <= 1024:
+            raise ValueError(f"max_concurrency must be an integer from 1 to 1024, got {mc!r}")
+        # Concurrency groups: the worker limits each group (and the default one, to
+        # max_concurrency); the actor runs up to all of them at once.
+        groups = dict(opts.get("concurrency_groups") or {})
         blob, archives = self._blob.ref(opts)
-        cargs = _call_args(blob, args, kwargs) + list(archives)
-        mc = opts.get("max_concurrency") or 1
+        cargs = _call_args(blob, args, kwargs, (groups, mc) if groups else None) + \
+            list(archives)
+        mc += sum(groups.values())
+        if mc > 1024:
+            raise ValueError("max_concurrency and the concurrency groups come to more than "
+                             "1024 calls at once")
         try:
             ref = _kray.actor_create(
                 self._actor_name, cargs, name, ns if name is not None else None,
@@ -406,24 +439,37 @@ class ActorMethod:
         bad = set(opts) - {"num_returns", "name", "concurrency_group"}
         if bad:
             raise ValueError(f"invalid option(s) for an actor method: {sorted(bad)}")
-        return _MethodBound(self, opts.get("num_returns", self._num_returns))
+        group = opts.get("concurrency_group")
+        if group is not None and not isinstance(group, str):
+            raise ValueError("concurrency_group must be a group name")
+        _check({"num_returns": opts.get("num_returns")}, {"num_returns"}, "an actor method")
+        return _MethodBound(self, opts.get("num_returns", self._num_returns), group)
 
     def remote(self, *args, **kwargs):
         return self._remote(args, kwargs, self._num_returns)
 
-    def _remote(self, args, kwargs, n):
+    def _remote(self, args, kwargs, n, group=None):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
-        cargs = _call_args(self._name.encode(), args, kwargs)
+        # The worker's extra: the concurrency group named here (it overrides the
+        # method's own, which the worker knows), and whether the call is a dynamic
+        # generator (kray/_generators.py).
+        extra = None
+        if group is not None or n == "dynamic":
+            extra = (group, n == "dynamic")
+        if n == "dynamic":
+            n = 1
+        cargs = _call_args(self._name.encode(), args, kwargs, extra)
         return _refs(_kray.submit(self._cname, cargs, n, 0, self._handle._ref), n)
 
 
 class _MethodBound:
-    def __init__(self, m, n):
+    def __init__(self, m, n, group=None):
         self._m = m
         self._n = n
+        self._group = group
 
     def remote(self, *args, **kwargs):
-        return self._m._remote(args, kwargs, self._n)
+        return self._m._remote(args, kwargs, self._n, self._group)
 
 
 class CFunction:

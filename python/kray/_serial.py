@@ -39,26 +39,14 @@ class ObjectRef(_kray.Ref):
         return f"ObjectRef({self.hex()})"
 
     def __await__(self):
-        # Blocking, like get: kray has no event loop integration yet.
-        from . import get
-        if False:
-            yield
-        return get(self)
+        # Suspends only the awaiting coroutine (kray/_aio.py).
+        import asyncio
+        return asyncio.wrap_future(self.future()).__await__()
 
     def future(self):
-        """A concurrent.futures.Future that a thread completes with get()."""
-        import concurrent.futures
-        import threading
-        from . import get
-        fut = concurrent.futures.Future()
-
-        def run():
-            try:
-                fut.set_result(get(self))
-            except BaseException as e:  # noqa: B902 (the future carries it)
-                fut.set_exception(e)
-        threading.Thread(target=run, daemon=True).start()
-        return fut
+        """A concurrent.futures.Future of the value (asyncio.wrap_future takes it)."""
+        from . import _aio
+        return _aio.future(self)
 
     def __reduce__(self):
         refs = getattr(_tls, "refs", None)

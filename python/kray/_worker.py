@@ -19,6 +19,9 @@ import sys
 import threading
 import traceback
 
+from . import _aio
+from . import _generators
+from . import _kray
 from . import _remote
 from . import _runtime_env
 from . import _serial
@@ -106,7 +109,80 @@ def _results(name, result, nret):
     return [(0,) + _serial.dumps(v) for v in vals]
 
 
-def execute(mode, args, inst, nret, task_id):
+def _host(cls, max_concurrency, extra):
+    """How the actor's methods run (python/src/worker.c): 0 one at a time on the worker's
+    loop thread, 1 on max_concurrency threads of libkray's, 2 on an event loop (an async
+    actor), 3 on a thread pool per concurrency group (a threaded actor with groups: a
+    call waiting for its group must not hold a thread another group could use).  All but
+    0 share the worker's connection, so methods can call kray.  extra is (concurrency
+    groups, the default group's max_concurrency) when the actor has groups
+    (kray/_remote.py: max_concurrency is then their sum)."""
+    global _actor_loop
+    groups, default = extra or ({}, max_concurrency)
+    if _aio.is_async_class(cls):
+        _actor_loop = _aio.ActorLoop(default, groups)
+        return 2
+    if groups:
+        from concurrent.futures import ThreadPoolExecutor
+        groups = dict(groups)
+        groups[None] = default
+        _pools.update({g: ThreadPoolExecutor(n, thread_name_prefix=f"kray-{g or 'default'}")
+                       for g, n in groups.items()})
+        return 3
+    return 1 if max_concurrency > 1 else 0
+
+
+_actor_loop = None  # an async actor's _aio.ActorLoop
+_pools = {}  # a threaded actor's concurrency groups: name (None: default) -> thread pool
+
+
+def _run_pooled(fn, name, a, kw, nret, ctx, task_id, group):
+    """Runs a threaded actor's method in its group's pool; _kray._worker_done() ends it."""
+    def run():
+        _ctx.task_id = task_id
+        try:
+            out = _results(name, fn(*a, **kw), nret)
+        except BaseException as e:
+            out = [_error(name, e)] * nret
+        _kray._worker_done(ctx, out)
+    _pools[group].submit(run)
+
+
+def _group(fn, named):
+    """The concurrency group of a call: the one the caller named, or the method's."""
+    group = named if named is not None else getattr(fn, "__kray_concurrency_group__", None)
+    known = _actor_loop.sems if _actor_loop is not None else _pools
+    if group is not None and group not in known:
+        names = sorted(g for g in known if g is not None)
+        raise ValueError(f"unknown concurrency group {group!r}: the actor has "
+                         f"{names or 'none'} (concurrency_groups=...)")
+    return group
+
+
+def wait_in_loop(fd1, fd2):
+    """The worker's loop thread waits for krayd or a finished call (python/src/worker.c)."""
+    _actor_loop.wait((fd1, fd2) if fd2 >= 0 else (fd1,))
+
+
+def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
+    """Starts an async actor's method on its event loop; _kray._worker_done() ends it."""
+    async def run():
+        _ctx.task_id = task_id
+        try:
+            async with _actor_loop.sems[group]:
+                result = fn(*a, **kw)
+                if dynamic:
+                    result = await _generators.collect_async(name, result)
+                elif inspect.isawaitable(result):
+                    result = await result
+            out = _results(name, result, nret)
+        except BaseException as e:
+            out = [_error(name, e)] * nret
+        _kray._worker_done(ctx, out)
+    _actor_loop.start(run)
+
+
+def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
     global actor_id
     _ctx.task_id = task_id
     if mode == 1:
@@ -116,10 +192,12 @@ def execute(mode, args, inst, nret, task_id):
             if env:  # the actor's runtime_env, for its process's life
                 n = _runtime_env.count(env)
                 _runtime_env.applied(env, args[len(args) - n:], keep=True).__enter__()
-            a, kw, _ = _call_args(args[1], args[2:])
-            return (cls(*a, **kw), None)
+            a, kw, extra = _call_args(args[1], args[2:])
+            obj = cls(*a, **kw)
+            return (obj, None, _host(cls, max_concurrency, extra))
         except BaseException as e:  # the actor is dead: every call says why
-            return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+                    0)
     name = "task"
     env = None
     try:
@@ -138,6 +216,19 @@ def execute(mode, args, inst, nret, task_id):
             fn = getattr(inst, name)
             name = f"{type(inst).__name__}.{name}"
         a, kw, retry = _call_args(args[1], args[2:])
+        if mode == 2:
+            # A method call's extra: (concurrency group, dynamic generator), or None.
+            group, dynamic = retry or (None, False)
+            group = _group(fn, group)
+            retry = None
+            if _actor_loop is not None:
+                _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic)
+                return None
+            if dynamic:
+                fn = _generators.DynamicFunction(fn)
+            if _pools:
+                _run_pooled(fn, name, a, kw, nret, ctx, task_id, group)
+                return None
         attempt = 0
         while True:
             try:

@@ -156,6 +156,8 @@ kray *ext_client(void)
 {
 	kray *k;
 
+	if (ext.shared_k)
+		return ext.shared_k; /* any thread of an actor that shares it */
 	if (ext_ctx) {
 		k = kray_ctx_client(ext_ctx);
 		if (!k)
@@ -483,9 +485,16 @@ static PyObject *api_get(PyObject *self, PyObject *args)
 	}
 	if (k == ext.driver)
 		sent_now();
-	BLOCKING(if (ext.in_worker) ext_flush_pending(k);
-		 r = kray_get(k, refs, n, timeout_ms, vals));
+	if (k == ext.shared_k && !ext_loop_thread)
+		r = ext_get_shared(k, refs, n, timeout_ms, vals);
+	else
+		BLOCKING(if (ext.in_worker) ext_flush_pending(k);
+			 r = kray_get(k, refs, n, timeout_ms, vals));
 	free(refs);
+	if (r == -EINTR && PyErr_Occurred()) {
+		free(vals);
+		return NULL;
+	}
 	if (r == -ETIMEDOUT) {
 		free(vals);
 		Py_RETURN_NONE;
@@ -533,9 +542,16 @@ static PyObject *api_wait(PyObject *self, PyObject *args)
 	}
 	if (k == ext.driver)
 		sent_now();
-	BLOCKING(if (ext.in_worker) ext_flush_pending(k);
-		 r = kray_wait(k, refs, n, (size_t)num_ready, timeout_ms, ready, &got));
+	if (k == ext.shared_k && !ext_loop_thread)
+		r = ext_wait_shared(k, refs, n, (size_t)num_ready, timeout_ms, ready);
+	else
+		BLOCKING(if (ext.in_worker) ext_flush_pending(k);
+			 r = kray_wait(k, refs, n, (size_t)num_ready, timeout_ms, ready, &got));
 	free(refs);
+	if (r == -EINTR && PyErr_Occurred()) {
+		free(ready);
+		return NULL;
+	}
 	out = r ? ext_fail(k, r, "wait") : PyBytes_FromStringAndSize((char *)ready, (Py_ssize_t)n);
 	free(ready);
 	return out;

@@ -45,6 +45,10 @@ struct ext_state {
 	kray *driver; /* kray.init()'s connection, or NULL */
 	bool in_worker; /* this process is a worker (the shim loaded us) */
 	kray *worker_k; /* the worker's connection, once a call gave it to us */
+	/* The worker's connection once its actor shares it with its threads (an async or
+	 * threaded actor, kray_ctx_host): any thread may use it under ext_mu, and gets on it
+	 * go through waiter.c. */
+	kray *shared_k;
 	kray_ref *pending; /* refs to release once it is safe (worker only) */
 	size_t npending, cap_pending;
 	PyTypeObject *ref_type; /* kray.ObjectRef (a Python subclass of _kray.Ref) */
@@ -56,6 +60,9 @@ extern struct ext_state ext;
 extern pthread_mutex_t ext_mu;
 /* The task this thread runs, in a worker (NULL on an actor's method thread). */
 extern __thread kray_ctx *ext_ctx;
+/* This thread is the worker's loop thread of an async actor (it runs the event loop): its
+ * gets read the shared connection themselves. */
+extern __thread bool ext_loop_thread;
 
 /* The connection this thread may use, or NULL with a Python exception set. */
 kray *ext_client(void);
@@ -93,8 +100,17 @@ void ext_write(void *dst, uint32_t kind, PyObject *pickle, PyObject *bufs);
 /* The refs of a Python list as an array (malloc'ed). */
 int ext_refs(PyObject *list, kray_ref **ret, size_t *ret_n);
 
-/* api.c and worker.c: the module's functions */
+/* waiter.c: get and wait on the shared connection, for a thread other than the worker's
+ * loop (the GIL held; it is dropped while waiting).  Return as kray_get() and kray_wait(),
+ * or -EINTR with a Python exception set. */
+int ext_get_shared(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms,
+		   kray_value *ret_vals);
+int ext_wait_shared(kray *k, const kray_ref *refs, size_t n, size_t num_ready, int64_t timeout_ms,
+		    uint8_t *ret_ready);
+
+/* api.c, worker.c and waiter.c: the module's functions */
 extern PyMethodDef ext_api_methods[];
 extern PyMethodDef ext_worker_methods[];
+extern PyMethodDef ext_waiter_methods[];
 
 #endif

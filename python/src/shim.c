@@ -172,6 +172,8 @@ static int enter(kray_ctx *ctx, PyObject **selfp, const kray_value *args, size_t
 	}
 	if (!r)
 		fail_with_exception(ctx, &rc);
+	else if (r == Py_True) /* a method that finishes later (kray_ctx_done) */
+		rc = KRAY_PENDING;
 	Py_XDECREF(r);
 	PyGILState_Release(g);
 	return rc;

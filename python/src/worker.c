@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ext.h"
 
@@ -113,11 +114,100 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	return 0;
 }
 
+/* The shared connection's inline limit (share()). */
+static uint32_t shared_inline_max;
+
+/* Sets the return slots from kray/_worker.py's list of results. */
+static int set_returns(kray_ctx *ctx, PyObject *res)
+{
+	struct kray_ids ids = { .inline_max = 64 << 10 };
+	unsigned nret = kray_ctx_num_returns(ctx);
+	kray *k = kray_ctx_client(ctx);
+
+	if (!PyList_Check(res) || PyList_GET_SIZE(res) != (Py_ssize_t)nret) {
+		PyErr_Format(PyExc_RuntimeError, "the task returned the wrong number of values");
+		return -1;
+	}
+	if (k && k == ext.shared_k) {
+		ids.inline_max = shared_inline_max; /* no lock per call on the event loop */
+	} else if (k) {
+		pthread_mutex_lock(&ext_mu);
+		kray_ids(k, &ids);
+		pthread_mutex_unlock(&ext_mu);
+	}
+	for (unsigned i = 0; i < nret; i++)
+		if (set_return(ctx, k, ids.inline_max, i, PyList_GET_ITEM(res, i)))
+			return -1;
+	return 0;
+}
+
+static void mu_lock(void *mu)
+{
+	pthread_mutex_lock(mu);
+}
+
+static void mu_unlock(void *mu)
+{
+	pthread_mutex_unlock(mu);
+}
+
+/* An async actor's loop thread waits in its event loop (kray/_aio.py ActorLoop.wait). */
+static void loop_wait(void *arg, const int *fds, unsigned n)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	PyObject *mod, *r = NULL;
+
+	(void)arg;
+	ext_loop_thread = true;
+	mod = PyImport_ImportModule("kray._worker");
+	if (mod)
+		r = PyObject_CallMethod(mod, "wait_in_loop", "(ii)", fds[0], n > 1 ? fds[1] : -1);
+	if (!r) {
+		/* The loop cannot run: say so, and let the worker's poll wait. */
+		PyErr_Print();
+		usleep(1000);
+	}
+	Py_XDECREF(r);
+	Py_XDECREF(mod);
+	PyGILState_Release(g);
+}
+
+/* An actor whose methods run on threads or on an event loop (kray/_worker.py's host: 1
+ * libkray's threads, 2 an event loop, 3 thread pools of Python's, which finish the calls
+ * later) shares the connection with them under ext_mu. */
+static int share(kray_ctx *ctx, int host)
+{
+	struct kray_host_opts o = {
+		.lock = mu_lock,
+		.unlock = mu_unlock,
+		.arg = &ext_mu,
+		.deferred = host >= 2,
+		.wait = host == 2 ? loop_wait : NULL,
+	};
+	int r;
+
+	if (!host)
+		return 0;
+	r = kray_ctx_host(ctx, &o);
+	if (r) {
+		PyErr_Format(PyExc_RuntimeError, "kray_ctx_host: %s", strerror(-r));
+		return -1;
+	}
+	struct kray_ids ids = { .inline_max = 64 << 10 };
+
+	pthread_mutex_lock(&ext_mu);
+	ext.shared_k = kray_ctx_client(ctx);
+	kray_ids(ext.shared_k, &ids);
+	shared_inline_max = ids.inline_max;
+	pthread_mutex_unlock(&ext_mu);
+	return 0;
+}
+
 /*
- * _worker_call(ctx, args, nargs, mode, selfp) -> None.  mode 0: a task, 1: an actor's
- * constructor (the instance is stored at selfp), 2: a method of the instance at selfp.
- * Raises only when the call cannot be answered normally (the shim then fails the task
- * with the message).
+ * _worker_call(ctx, args, nargs, mode, selfp) -> None, or True when the method finishes
+ * later (_worker_done).  mode 0: a task, 1: an actor's constructor (the instance is
+ * stored at selfp), 2: a method of the instance at selfp.  Raises only when the call
+ * cannot be answered normally (the shim then fails the task with the message).
  */
 static PyObject *worker_call(PyObject *self, PyObject *args)
 {
@@ -128,7 +218,6 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	kray_ctx *ctx, *saved = ext_ctx;
 	kray_value *vals;
 	PyObject **selfp;
-	struct kray_ids ids = { .inline_max = 64 << 10 };
 	unsigned nret;
 	kray *k;
 
@@ -145,7 +234,6 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	pthread_mutex_lock(&ext_mu);
 	if (k) {
 		ext.worker_k = k;
-		kray_ids(k, &ids);
 		/* Results of earlier calls were sent before this EXEC was read: what they
 		 * held can go now. */
 		ext_flush_pending(k);
@@ -175,16 +263,26 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	if (!tid)
 		goto out;
 	inst = mode == 0 ? Py_None : (*selfp ? *selfp : Py_None);
-	res = PyObject_CallFunction(fn, "iOOIN", mode, pargs, inst, nret, tid);
+	res = PyObject_CallFunction(fn, "iOOINKI", mode, pargs, inst, nret, tid,
+				    (unsigned long long)(uintptr_t)ctx,
+				    kray_ctx_max_concurrency(ctx));
 	if (!res)
 		goto out;
+	if (mode == 2 && res == Py_None) { /* it finishes later: _worker_done() */
+		out = Py_True;
+		Py_INCREF(out);
+		goto out;
+	}
 	if (mode == 1) {
-		/* The constructor returns (instance, None) or (None, error results). */
+		/* The constructor returns (instance, None, host) or (None, error results, 0). */
 		PyObject *obj, *errs;
+		int host;
 
-		if (!PyArg_ParseTuple(res, "OO", &obj, &errs))
+		if (!PyArg_ParseTuple(res, "OOi", &obj, &errs, &host))
 			goto out;
 		if (obj != Py_None) {
+			if (share(ctx, host))
+				goto out;
 			Py_INCREF(obj);
 			Py_XDECREF(*selfp);
 			*selfp = obj;
@@ -195,13 +293,8 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 		PyErr_SetObject(PyExc_RuntimeError, errs);
 		goto out;
 	}
-	if (!PyList_Check(res) || PyList_GET_SIZE(res) != (Py_ssize_t)nret) {
-		PyErr_Format(PyExc_RuntimeError, "the task returned the wrong number of values");
+	if (set_returns(ctx, res))
 		goto out;
-	}
-	for (unsigned i = 0; i < nret; i++)
-		if (set_return(ctx, k, ids.inline_max, i, PyList_GET_ITEM(res, i)))
-			goto out;
 	out = Py_None;
 	Py_INCREF(out);
 out:
@@ -211,6 +304,35 @@ out:
 	Py_XDECREF(mod);
 	Py_XDECREF(pargs);
 	return out;
+}
+
+/* _worker_done(ctx, results): a method that _worker_call() left pending finishes, from
+ * any thread. */
+static PyObject *worker_done(PyObject *self, PyObject *args)
+{
+	unsigned long long ctx_addr;
+	PyObject *res;
+	kray_ctx *ctx;
+	int rc = 0;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "KO", &ctx_addr, &res))
+		return NULL;
+	ctx = (kray_ctx *)(uintptr_t)ctx_addr;
+	if (set_returns(ctx, res)) {
+		PyObject *type, *value, *tb, *s;
+
+		PyErr_Fetch(&type, &value, &tb);
+		s = value ? PyObject_Str(value) : NULL;
+		rc = kray_fail(ctx, "%s", s && PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : "error");
+		PyErr_Clear();
+		Py_XDECREF(s);
+		Py_XDECREF(type);
+		Py_XDECREF(value);
+		Py_XDECREF(tb);
+	}
+	kray_ctx_done(ctx, rc);
+	Py_RETURN_NONE;
 }
 
 /* _drop_instance(selfp): the actor ends normally. */
@@ -228,5 +350,6 @@ static PyObject *worker_drop(PyObject *self, PyObject *arg)
 PyMethodDef ext_worker_methods[] = {
 	{ "_worker_call", worker_call, METH_VARARGS, "run one call in a worker (the shim's)" },
 	{ "_drop_instance", worker_drop, METH_O, "free an actor's instance" },
+	{ "_worker_done", worker_done, METH_VARARGS, "finish a pending method call" },
 	{ NULL, NULL, 0, NULL },
 };

@@ -1011,6 +1011,65 @@ Test(actors, max_concurrency, .timeout = 60)
 	harness_shutdown(k);
 }
 
+/* A deferred host (kray_ctx_host): 40 sleeps of 300 ms, each finished later by a thread of
+ * the fixture's, overlap without method threads: well under the 12 s one at a time. */
+Test(actors, deferred_methods_overlap, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_value on = KRAY_V_INT(1), off = KRAY_V_INT(0), ms = KRAY_V_INT(300);
+	kray_ref a, b, r[40];
+	kray_value v[40];
+	int64_t t0, took;
+	int rc;
+
+	o.max_concurrency = 100;
+	a = create(k, "Later", &on, 1, &o);
+	cr_assert_eq(call_int(k, a, "value", NULL, 0), 7); /* finishes at once */
+	t0 = harness_now_ms();
+	for (int i = 0; i < 40; i++)
+		r[i] = acall(k, a, "sleep_ms", &ms, 1);
+	rc = kray_get(k, r, 40, GET_MS, v);
+	took = harness_now_ms() - t0;
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	for (int i = 0; i < 40; i++)
+		cr_assert(v[i].type == KRAY_INT64 && v[i].i == 300, "sleep_ms %d: %lld", i,
+			  (long long)v[i].i);
+	cr_assert_lt(took, 4000, "40 x 300 ms deferred took %lld ms", (long long)took);
+	kray_release(k, r, 40);
+
+	/* Outside a host, KRAY_PENDING is an error, and the actor lives on. */
+	b = create(k, "Later", &off, 1, NULL);
+	call_err(k, b, "sleep_ms", &ms, 1, KRAY_ERR_TASK, "KRAY_PENDING", NULL);
+	cr_assert_eq(call_int(k, b, "value", NULL, 0), 7);
+	kray_release(k, &a, 1);
+	kray_release(k, &b, 1);
+	expect_drained(k, "releasing the actors");
+	harness_shutdown(k);
+}
+
+/* Method threads that share the worker's connection (kray_ctx_host's lock) submit tasks
+ * and get their results while the loop keeps answering. */
+Test(actors, threads_share_the_connection, .timeout = 60)
+{
+	kray *k = harness_embedded(2);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref a, r[16];
+
+	o.max_concurrency = 4;
+	a = create(k, "Sharer", NULL, 0, &o);
+	for (int i = 0; i < 16; i++) {
+		kray_value x = KRAY_V_INT(i);
+
+		r[i] = acall(k, a, "square_task", &x, 1);
+	}
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(get_int(k, r[i], "square_task"), i * i);
+	kray_release(k, &a, 1);
+	expect_drained(k, "releasing the actor");
+	harness_shutdown(k);
+}
+
 /* An actor holds its CPUs while alive: on 2 CPUs, after a 2-CPU actor a 1-CPU one waits. */
 Test(actors, num_cpus_placement, .timeout = 60)
 {

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The seed's two Ray examples, verbatim but for `import kray as ray`, each in its own
-interpreter (examples/python/tasks.py and actors.py), and the resources example."""
+interpreter (examples/python/tasks.py and actors.py), and the resources and async actors
+examples."""
 import os
 import subprocess
 import sys
@@ -63,6 +64,15 @@ def test_tune_sklearn_example():
     best = [line for line in out if line.startswith("best config")][0]
     assert float(best.split("accuracy ")[1].split(";")[0]) > 0.9, best
     assert "5-fold cross validation on kray" in out[-1]
+
+
+def test_async_actors_example():
+    out = run_example("async_actors.py").splitlines()
+    took = float(out[0].split(" in ")[1].split()[0])
+    assert out[0].startswith("1000 concurrent 1 s calls: 1000 results") and took < 10, out
+    assert out[1] == "sum of squares below 100: 328350"
+    assert out[2].startswith("crawl: 285 on ")
+    assert out[3].endswith(": ok") and out[4] == "downloads: " + str(["data"] * 6)
 
 
 def test_ray_semantics_example():
