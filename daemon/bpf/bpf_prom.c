@@ -20,24 +20,9 @@
 #include "core/worker.h"
 #include "core/task.h"
 
-static void put(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct kbuf *b, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 static void head(struct kbuf *b, const char *name, const char *type, const char *help)
 {
-	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	kbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Each worker's entry, with the running interval of one on a CPU now added. */
@@ -74,49 +59,53 @@ void kbpf_render(struct krayd *d, struct kbuf *b)
 	n = read_workers(d, ws, d->nworkers);
 	head(b, "kray_worker_cpu_seconds_total", "counter", "Time a worker spent on a CPU (BPF).");
 	for (unsigned i = 0; i < n; i++)
-		put(b, "kray_worker_cpu_seconds_total{worker=\"%u\"} %.9f\n", ws[i].worker_id,
-		    (double)ws[i].oncpu_ns / 1e9);
+		kbuf_printf(b, "kray_worker_cpu_seconds_total{worker=\"%u\"} %.9f\n",
+			    ws[i].worker_id, (double)ws[i].oncpu_ns / 1e9);
 	head(b, "kray_worker_runqueue_wait_seconds_total", "counter",
 	     "Time a worker was runnable but had no CPU (BPF).");
 	for (unsigned i = 0; i < n; i++)
-		put(b, "kray_worker_runqueue_wait_seconds_total{worker=\"%u\"} %.9f\n",
-		    ws[i].worker_id, (double)ws[i].rq_wait_ns / 1e9);
+		kbuf_printf(b, "kray_worker_runqueue_wait_seconds_total{worker=\"%u\"} %.9f\n",
+			    ws[i].worker_id, (double)ws[i].rq_wait_ns / 1e9);
 	head(b, "kray_worker_context_switches_total", "counter",
 	     "Times a worker left its CPU: blocked (voluntary) or preempted (involuntary).");
 	for (unsigned i = 0; i < n; i++) {
-		put(b,
-		    "kray_worker_context_switches_total{worker=\"%u\",kind=\"voluntary\"} %llu\n",
-		    ws[i].worker_id, (unsigned long long)ws[i].nvcsw);
-		put(b,
-		    "kray_worker_context_switches_total{worker=\"%u\",kind=\"involuntary\"} %llu\n",
-		    ws[i].worker_id, (unsigned long long)ws[i].nivcsw);
+		kbuf_printf(b,
+			    "kray_worker_context_switches_total{worker=\"%u\",kind=\"voluntary\"} "
+			    "%llu\n",
+			    ws[i].worker_id, (unsigned long long)ws[i].nvcsw);
+		kbuf_printf(b,
+			    "kray_worker_context_switches_total{worker=\"%u\",kind=\"involuntary\"}"
+			    " %llu\n",
+			    ws[i].worker_id, (unsigned long long)ws[i].nivcsw);
 	}
 	bpf_map_lookup_elem(k->dispatch_fd, &zero, &h);
 	head(b, "kray_dispatch_latency_seconds_total", "counter",
 	     "Sum of submit-to-start times of tasks sent to idle workers (BPF).");
-	put(b, "kray_dispatch_latency_seconds_total %.9f\n", (double)h.sum_ns / 1e9);
+	kbuf_printf(b, "kray_dispatch_latency_seconds_total %.9f\n", (double)h.sum_ns / 1e9);
 	head(b, "kray_dispatch_latency_samples_total", "counter",
 	     "Tasks in kray_dispatch_latency_seconds_total.");
-	put(b, "kray_dispatch_latency_samples_total %llu\n", (unsigned long long)h.count);
+	kbuf_printf(b, "kray_dispatch_latency_samples_total %llu\n", (unsigned long long)h.count);
 	head(b, "kray_cpus_oversubscribed", "gauge",
 	     "1 while busy workers wait for a CPU past oversubscribed-wait: no new workers.");
-	put(b, "kray_cpus_oversubscribed %d\n", k->oversubscribed ? 1 : 0);
+	kbuf_printf(b, "kray_cpus_oversubscribed %d\n", k->oversubscribed ? 1 : 0);
 	head(b, "kray_runqueue_wait_ratio", "gauge",
 	     "Share of the last 100 ms the busy workers spent waiting for a CPU.");
-	put(b, "kray_runqueue_wait_ratio %.3f\n", (double)k->wait_permille / 1000);
+	kbuf_printf(b, "kray_runqueue_wait_ratio %.3f\n", (double)k->wait_permille / 1000);
 	head(b, "kray_worker_starts_deferred_total", "counter",
 	     "Dispatch rounds that queued tasks instead of starting workers (oversubscribed).");
-	put(b, "kray_worker_starts_deferred_total %llu\n", (unsigned long long)k->spawns_deferred);
+	kbuf_printf(b, "kray_worker_starts_deferred_total %llu\n",
+		    (unsigned long long)k->spawns_deferred);
 	if (d->fast) { /* docs/fastpath.md */
 		struct kray_wire_stats st = { 0 };
 
 		kfast_stats(d, &st);
 		head(b, "kray_fast_tasks_total", "counter",
 		     "Synchronous calls steered to an idle worker by the BPF fast path.");
-		put(b, "kray_fast_tasks_total %llu\n", (unsigned long long)st.fast_tasks);
+		kbuf_printf(b, "kray_fast_tasks_total %llu\n", (unsigned long long)st.fast_tasks);
 		head(b, "kray_fast_bounced_total", "counter",
 		     "Fast calls sent back to the daemon path (no idle worker, or tasks queued).");
-		put(b, "kray_fast_bounced_total %llu\n", (unsigned long long)st.fast_bounced);
+		kbuf_printf(b, "kray_fast_bounced_total %llu\n",
+			    (unsigned long long)st.fast_bounced);
 	}
 	free(ws);
 }

@@ -143,6 +143,34 @@ static int on_hold(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+/* The requests answered with one TEXT_REPLY: status listings (actors, nodes), cut to
+ * 60,000 bytes, and exports (the whole timeline ring, or 10,000 objects: about 3 MB and
+ * 2 MB at most, far below KRAY_FRAME_MAX). */
+static int on_text_request(struct conn *c, const struct kray_frame_hdr *h)
+{
+	struct kbuf text = { 0 };
+	struct kray_msg_error m = { 0 };
+
+	if (h->len)
+		return conn_fail(c, "malformed listing request", -EBADMSG);
+	if (h->type == KRAY_MSG_LIST_NODES)
+		ext_describe_nodes(c->d, &text);
+	else if (h->type == KRAY_MSG_LIST_ACTORS)
+		actor_describe(c->d, &text);
+	else if (h->type == KRAY_MSG_TIMELINE)
+		timeline_render(c->d, &text);
+	else
+		store_list(c->d, &text);
+	if ((h->type == KRAY_MSG_LIST_NODES || h->type == KRAY_MSG_LIST_ACTORS) && text.len > 60000)
+		text.len = 60000;
+	m.len = (uint32_t)text.len;
+	WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
+		   WIRE_PADDED(text.data, text.len));
+	kbuf_free(&text);
+	conn_flush_later(c);
+	return 0;
+}
+
 static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = c->d;
@@ -350,45 +378,10 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	case KRAY_MSG_KILL:
 		return on_kill(c, h->req, body, h->len);
 	case KRAY_MSG_LIST_ACTORS:
-	case KRAY_MSG_LIST_NODES: {
-		struct kbuf text = { 0 };
-		struct kray_msg_error m = { 0 };
-
-		if (h->len)
-			return conn_fail(c, "malformed list request", -EBADMSG);
-		if (h->type == KRAY_MSG_LIST_NODES)
-			ext_describe_nodes(c->d, &text);
-		else
-			actor_describe(c->d, &text);
-		if (text.len > 60000) /* a status listing, not an export: keep it one frame */
-			text.len = 60000;
-		m.len = (uint32_t)text.len;
-		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
-			   WIRE_PADDED(text.data, text.len));
-		kbuf_free(&text);
-		conn_flush_later(c);
-		return 0;
-	}
+	case KRAY_MSG_LIST_NODES:
 	case KRAY_MSG_TIMELINE:
-	case KRAY_MSG_LIST_OBJECTS: {
-		struct kbuf text = { 0 };
-		struct kray_msg_error m = { 0 };
-
-		/* Exports, not status lines: the whole ring, or 10,000 objects, in one frame
-		 * (about 3 MB and 2 MB at most, far below KRAY_FRAME_MAX). */
-		if (h->len)
-			return conn_fail(c, "malformed export request", -EBADMSG);
-		if (h->type == KRAY_MSG_TIMELINE)
-			timeline_render(c->d, &text);
-		else
-			store_list(c->d, &text);
-		m.len = (uint32_t)text.len;
-		WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
-			   WIRE_PADDED(text.data, text.len));
-		kbuf_free(&text);
-		conn_flush_later(c);
-		return 0;
-	}
+	case KRAY_MSG_LIST_OBJECTS:
+		return on_text_request(c, h);
 	case KRAY_MSG_CANCEL: {
 		struct kray_msg_cancel m;
 
