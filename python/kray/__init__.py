@@ -261,6 +261,8 @@ def cancel(object_ref, *, force=False, recursive=True):
     if isinstance(object_ref, ActorHandle) or not isinstance(object_ref, ObjectRef):
         raise TypeError("kray.cancel() only supported for non-actor object refs. For "
                         "actors, try kray.kill().")
+    if force and _remote.is_actor_call(object_ref):
+        raise ValueError("force=True is not supported for actor tasks.")
     _kray.cancel(object_ref, bool(force), bool(recursive))
 
 

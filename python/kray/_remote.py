@@ -177,6 +177,21 @@ def _signature(obj):
         return None
 
 
+# The latest actor calls' task ids, for cancel(force=True), which Ray refuses on them.
+_actor_calls = {}
+_ACTOR_CALLS_KEPT = 100000
+
+
+def remember_actor_call(ref):
+    _actor_calls[ref._fields()[:3]] = None
+    if len(_actor_calls) > _ACTOR_CALLS_KEPT:
+        del _actor_calls[next(iter(_actor_calls))]  # the oldest
+
+
+def is_actor_call(ref):
+    return ref._fields()[:3] in _actor_calls
+
+
 def _refs(out, n):
     if n == 1:
         return out[0]
@@ -459,7 +474,10 @@ class ActorMethod:
         if n == "dynamic":
             n = 1
         cargs = _call_args(self._name.encode(), args, kwargs, extra)
-        return _refs(_kray.submit(self._cname, cargs, n, 0, self._handle._ref), n)
+        out = _kray.submit(self._cname, cargs, n, 0, self._handle._ref)
+        if out:
+            remember_actor_call(out[0])
+        return _refs(out, n)
 
 
 class _MethodBound:

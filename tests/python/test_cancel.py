@@ -243,3 +243,18 @@ def test_cancel_queued_actor_call(ray_start, tmp_path):
     with pytest.raises(ray.exceptions.TaskCancelledError):
         ray.get(queued[1], timeout=10)
     assert ray.get(w.log.remote()) == ["slow", 0, 2]  # the cancelled call never ran
+
+
+def test_force_cancel_of_an_actor_call_is_refused(ray_start):
+    ray = ray_start
+
+    @ray.remote
+    class A:
+        def f(self):
+            return 1
+
+    a = A.remote()
+    r = a.f.remote()
+    with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
+        ray.cancel(r, force=True)
+    assert ray.get(r) == 1
