@@ -224,3 +224,25 @@ def test_util_helpers(ray_start):
     assert ray.get(here.options(scheduling_strategy=strategy).remote()) == 1
     assert ray.get(here.options(scheduling_strategy="SPREAD").remote()) == 1
     assert PlacementGroupSchedulingStrategy(None).placement_group_bundle_index == -1
+
+
+def test_list_named_actors(fresh):
+    ray = fresh
+    ray.init(num_cpus=1, namespace="here")
+    from kray.util import list_named_actors
+
+    @ray.remote
+    class Named:
+        def ping(self):
+            return 1
+
+    a = Named.options(name="alpha").remote()
+    b = Named.options(name="beta", namespace="elsewhere").remote()
+    ray.get([a.ping.remote(), b.ping.remote()])
+    Named.remote()  # unnamed: never listed
+    assert list_named_actors() == ["alpha"]
+    both = list_named_actors(all_namespaces=True)
+    assert {"name": "alpha", "namespace": "here"} in both
+    assert {"name": "beta", "namespace": "elsewhere"} in both
+    ray.kill(a)
+    assert list_named_actors() == []

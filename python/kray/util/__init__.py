@@ -15,7 +15,23 @@ from . import multiprocessing  # noqa: F401 (ray.util.multiprocessing.Pool)
 from . import scheduling_strategies  # noqa: F401 (ray.util.scheduling_strategies)
 
 __all__ = ["ActorPool", "Queue", "Empty", "Full", "placement_group", "get_node_ip_address",
+           "list_named_actors",
            "inspect_serializability", "register_serializer", "deregister_serializer"]
+
+
+def list_named_actors(all_namespaces=False):
+    """The live named actors: their names in this job's namespace, or with
+    all_namespaces=True a dict per actor with its name and namespace (Ray's)."""
+    from .. import _kray, _remote
+    out = []
+    for a in _kray.list_actors():
+        if not a["name"] or a["state"] == 3:  # KRAY_ACTOR_DEAD
+            continue
+        if all_namespaces:
+            out.append({"name": a["name"], "namespace": a["namespace"]})
+        elif a["namespace"] == _remote.namespace[0]:
+            out.append(a["name"])
+    return out
 
 
 def get_node_ip_address(address="8.8.8.8:53"):
