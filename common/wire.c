@@ -527,6 +527,8 @@ void wire_put_value(struct kbuf *b, uint8_t type, uint8_t err, uint64_t scalar, 
 	wire_put_value_refs(b, type, err, scalar, data, len, NULL, 0);
 }
 
+const char wire_errmsg_oom[] = "out of memory for the error's text";
+
 char *wire_errmsg_v(size_t *len, const char *fmt, va_list ap)
 {
 	char note[64], *s, *out;
@@ -571,14 +573,14 @@ char *wire_errmsg(size_t *len, const char *fmt, ...)
 
 void wire_put_verrorf(struct kbuf *b, uint8_t err, const char *fmt, va_list ap)
 {
-	static const char oom[] = "out of memory for the error's text";
 	size_t n;
 	char *msg = wire_errmsg_v(&n, fmt, ap);
 
 	if (msg)
 		wire_put_value(b, KRAY_WT_ERROR, err, 0, msg, (uint32_t)n);
 	else
-		wire_put_value(b, KRAY_WT_ERROR, err, 0, oom, sizeof(oom) - 1);
+		wire_put_value(b, KRAY_WT_ERROR, err, 0, wire_errmsg_oom,
+			       sizeof(wire_errmsg_oom) - 1);
 	free(msg);
 }
 

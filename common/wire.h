@@ -220,6 +220,8 @@ void wire_put_value_refs(struct kbuf *b, uint8_t type, uint8_t err, uint64_t sca
  * was cut, so both the user's message and the end of a traceback survive.  NULL when
  * memory is short. */
 char *wire_errmsg_v(size_t *len, const char *fmt, va_list ap);
+/* What to say instead when wire_errmsg() had no memory. */
+extern const char wire_errmsg_oom[];
 char *wire_errmsg(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An ERROR value whose text is formatted (wire_errmsg()). */
 void wire_put_verrorf(struct kbuf *b, uint8_t err, const char *fmt, va_list ap);

@@ -473,7 +473,7 @@ void call_finish(struct kray *k, struct call *c)
 	} else if (!ok) {
 		put_error(k, &c->x.m.task, c->ns, KRAY_WE_TASK, "%s '%s' failed: %s", what, c->name,
 			  c->ctx.failed && c->ctx.err ? c->ctx.err :
-			  c->ctx.failed		      ? "out of memory for the error's text" :
+			  c->ctx.failed		      ? wire_errmsg_oom :
 							"returned an error code");
 	} else {
 		struct kbuf *b = results(k);

@@ -440,33 +440,30 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 {
-	static char oom[] = "out of memory for the error's text";
 	va_list ap;
-	size_t n = sizeof(oom) - 1;
+	size_t n;
 	char *msg;
+	const char *text;
 
 	va_start(ap, fmt);
 	msg = wire_errmsg_v(&n, fmt, ap);
 	va_end(ap);
-	if (!msg) {
-		msg = oom;
-		n = sizeof(oom) - 1;
-	}
-	log_debug("task %u.%u failed: %.200s", t->id.owner, t->id.seq, msg);
+	text = msg ? msg : wire_errmsg_oom;
+	if (!msg)
+		n = strlen(wire_errmsg_oom);
+	log_debug("task %u.%u failed: %.200s", t->id.owner, t->id.seq, text);
 	if (t->ctor) {
-		actor_ctor_failed(d, t->actor, err, msg, n);
-		if (msg != oom)
-			free(msg);
+		actor_ctor_failed(d, t->actor, err, text, n);
+		free(msg);
 		return;
 	}
 	for (unsigned i = 0; i < t->num_returns; i++) {
 		struct obj *o = ret_obj(d, t, i);
 
 		if (o)
-			store_seal_error(d, o, err, msg, n);
+			store_seal_error(d, o, err, text, n);
 	}
-	if (msg != oom)
-		free(msg);
+	free(msg);
 	d->st.tasks_failed++;
 	if (t->rem.from_link)
 		ext_task_done(d, t);

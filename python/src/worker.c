@@ -114,13 +114,13 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	return 0;
 }
 
-/* The shared connection's inline limit (share()). */
-static uint32_t shared_inline_max;
+/* The worker connection's inline limit: krayd's, fixed at hello, so read once (under
+ * ext_mu, in worker_call() or share()) and not locked again per result. */
+static uint32_t worker_inline_max = 64 << 10;
 
 /* Sets the return slots from kray/_worker.py's list of results. */
 static int set_returns(kray_ctx *ctx, PyObject *res)
 {
-	struct kray_ids ids = { .inline_max = 64 << 10 };
 	unsigned nret = kray_ctx_num_returns(ctx);
 	kray *k = kray_ctx_client(ctx);
 
@@ -128,17 +128,22 @@ static int set_returns(kray_ctx *ctx, PyObject *res)
 		PyErr_Format(PyExc_RuntimeError, "the task returned the wrong number of values");
 		return -1;
 	}
-	if (k && k == ext.shared_k) {
-		ids.inline_max = shared_inline_max; /* no lock per call on the event loop */
-	} else if (k) {
-		pthread_mutex_lock(&ext_mu);
-		kray_ids(k, &ids);
-		pthread_mutex_unlock(&ext_mu);
-	}
 	for (unsigned i = 0; i < nret; i++)
-		if (set_return(ctx, k, ids.inline_max, i, PyList_GET_ITEM(res, i)))
+		if (set_return(ctx, k, worker_inline_max, i, PyList_GET_ITEM(res, i)))
 			return -1;
 	return 0;
+}
+
+/* Under ext_mu: k is the worker's connection. */
+static void note_worker_conn(kray *k)
+{
+	struct kray_ids ids;
+
+	if (k == ext.worker_k)
+		return;
+	ext.worker_k = k;
+	kray_ids(k, &ids);
+	worker_inline_max = ids.inline_max;
 }
 
 static void mu_lock(void *mu)
@@ -193,12 +198,9 @@ static int share(kray_ctx *ctx, int host)
 		PyErr_Format(PyExc_RuntimeError, "kray_ctx_host: %s", strerror(-r));
 		return -1;
 	}
-	struct kray_ids ids = { .inline_max = 64 << 10 };
-
 	pthread_mutex_lock(&ext_mu);
 	ext.shared_k = kray_ctx_client(ctx);
-	kray_ids(ext.shared_k, &ids);
-	shared_inline_max = ids.inline_max;
+	note_worker_conn(ext.shared_k);
 	pthread_mutex_unlock(&ext_mu);
 	return 0;
 }
@@ -233,7 +235,7 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	ext_ctx = ctx;
 	pthread_mutex_lock(&ext_mu);
 	if (k) {
-		ext.worker_k = k;
+		note_worker_conn(k);
 		/* Results of earlier calls were sent before this EXEC was read: what they
 		 * held can go now. */
 		ext_flush_pending(k);
