@@ -252,7 +252,9 @@ class RemoteFunction:
                 self._dynamic_blob = _Blob(DynamicFunction(self._function))
             blob, n = self._dynamic_blob, 1
         blob, archives = blob.ref(opts)
-        cargs = _call_args(blob, args, kwargs, retry) + list(archives)
+        cargs = _call_args(blob, args, kwargs, retry)
+        if archives:  # a runtime_env's directories: the call's last arguments
+            cargs += archives
         return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
                                   None, res), n)
 
@@ -357,8 +359,9 @@ class ActorClass:
         # max_concurrency); the actor runs up to all of them at once.
         groups = dict(opts.get("concurrency_groups") or {})
         blob, archives = self._blob.ref(opts)
-        cargs = _call_args(blob, args, kwargs, (groups, mc) if groups else None) + \
-            list(archives)
+        cargs = _call_args(blob, args, kwargs, (groups, mc) if groups else None)
+        if archives:
+            cargs += archives
         mc += sum(groups.values())
         if mc > 1024:
             raise ValueError("max_concurrency and the concurrency groups come to more than "
