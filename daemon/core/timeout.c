@@ -49,7 +49,7 @@ static void timeout_run(struct krayd *d, int64_t now)
 		}
 		t->timed_out = true;
 		d->tasks_timed_out++;
-		log_warn("task '%.*s' ran past its timeout (%u ms): killing its worker (pid %d)",
+		log_info("task '%.*s' ran past its timeout (%u ms): killing its worker (pid %d)",
 			 t->fn->name_len, t->fn->name, t->timeout_ms, (int)w->pid);
 		if (w->pid > 0)
 			kill(w->pid, SIGKILL);
