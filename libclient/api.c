@@ -479,9 +479,10 @@ KRAY_EXPORT int kray_flush(struct kray *k)
 	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : kc_flush(k);
 }
 
-KRAY_EXPORT int kray_status(struct kray *k, struct kray_stats *ret_stats)
+/* An empty request of type answered by a reply of a fixed size copied into ret. */
+static int fixed_request(struct kray *k, uint16_t type, uint16_t reply, void *ret, size_t size,
+			 const char *what)
 {
-	struct kray_wire_stats st;
 	struct kray_frame_hdr h;
 	const uint8_t *body;
 	uint64_t req = ++k->next_req;
@@ -490,43 +491,29 @@ KRAY_EXPORT int kray_status(struct kray *k, struct kray_stats *ret_stats)
 
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	off = wire_frame_open(&k->out, KRAY_MSG_STATUS, req, NULL, 0);
+	off = wire_frame_open(&k->out, type, req, NULL, 0);
 	if ((r = kc_end(k, off)))
 		return r;
-	r = kc_wait(k, KRAY_MSG_STATUS_REPLY, req, &h, &body);
+	r = kc_wait(k, reply, req, &h, &body);
 	if (r)
 		return r;
-	r = wire_dec_fixed(body, h.len, &st, sizeof(st));
+	r = wire_dec_fixed(body, h.len, ret, size);
 	kc_consume(k, &h);
-	if (r)
-		return kc_fail(k, -EBADMSG, "malformed status reply from krayd");
-	_Static_assert(sizeof(struct kray_stats) == sizeof(st), "stats layouts agree");
-	memcpy(ret_stats, &st, sizeof(st));
-	return 0;
+	return r ? kc_fail(k, -EBADMSG, "malformed %s reply from krayd", what) : 0;
+}
+
+KRAY_EXPORT int kray_status(struct kray *k, struct kray_stats *ret_stats)
+{
+	_Static_assert(sizeof(struct kray_stats) == sizeof(struct kray_wire_stats),
+		       "stats layouts agree");
+	return fixed_request(k, KRAY_MSG_STATUS, KRAY_MSG_STATUS_REPLY, ret_stats,
+			     sizeof(*ret_stats), "status");
 }
 
 KRAY_EXPORT int kray_guard_status(struct kray *k, struct kray_guard_stats *ret)
 {
-	struct kray_wire_guards g;
-	struct kray_frame_hdr h;
-	const uint8_t *body;
-	uint64_t req = ++k->next_req;
-	size_t off;
-	int r;
-
-	if (k->broken)
-		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	off = wire_frame_open(&k->out, KRAY_MSG_GUARDS, req, NULL, 0);
-	if ((r = kc_end(k, off)))
-		return r;
-	r = kc_wait(k, KRAY_MSG_GUARDS_REPLY, req, &h, &body);
-	if (r)
-		return r;
-	r = wire_dec_fixed(body, h.len, &g, sizeof(g));
-	kc_consume(k, &h);
-	if (r)
-		return kc_fail(k, -EBADMSG, "malformed guards reply from krayd");
-	_Static_assert(sizeof(struct kray_guard_stats) == sizeof(g), "guards layouts agree");
-	memcpy(ret, &g, sizeof(g));
-	return 0;
+	_Static_assert(sizeof(struct kray_guard_stats) == sizeof(struct kray_wire_guards),
+		       "guards layouts agree");
+	return fixed_request(k, KRAY_MSG_GUARDS, KRAY_MSG_GUARDS_REPLY, ret, sizeof(*ret),
+			     "guards");
 }
