@@ -143,31 +143,39 @@ static int on_hold(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+static void text_reply(struct conn *c, uint64_t req, struct kbuf *text)
+{
+	struct kray_msg_error m = { .len = (uint32_t)text->len };
+
+	WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, req, WIRE_FIXED(m),
+		   WIRE_PADDED(text->data, text->len));
+	conn_flush_later(c);
+}
+
 /* The requests answered with one TEXT_REPLY: status listings (actors, nodes), cut to
  * 60,000 bytes, and exports (the whole timeline ring, or 10,000 objects: about 3 MB and
  * 2 MB at most, far below KRAY_FRAME_MAX). */
 static int on_text_request(struct conn *c, const struct kray_frame_hdr *h)
 {
 	struct kbuf text = { 0 };
-	struct kray_msg_error m = { 0 };
 
 	if (h->len)
 		return conn_fail(c, "malformed listing request", -EBADMSG);
+	/* The timeline is rendered a slice per loop turn (timeline.c), answered later. */
+	if (h->type == KRAY_MSG_TIMELINE)
+		return timeline_render_async(c->d, c, h->req, text_reply) ?
+			       conn_fail(c, "out of memory for the timeline", -ENOMEM) :
+			       0;
 	if (h->type == KRAY_MSG_LIST_NODES)
 		ext_describe_nodes(c->d, &text);
 	else if (h->type == KRAY_MSG_LIST_ACTORS)
 		actor_describe(c->d, &text);
-	else if (h->type == KRAY_MSG_TIMELINE)
-		timeline_render(c->d, &text);
 	else
 		store_list(c->d, &text);
 	if ((h->type == KRAY_MSG_LIST_NODES || h->type == KRAY_MSG_LIST_ACTORS) && text.len > 60000)
 		text.len = 60000;
-	m.len = (uint32_t)text.len;
-	WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, h->req, WIRE_FIXED(m),
-		   WIRE_PADDED(text.data, text.len));
+	text_reply(c, h->req, &text);
 	kbuf_free(&text);
-	conn_flush_later(c);
 	return 0;
 }
 

@@ -586,7 +586,8 @@ void sched_result(struct conn *c, const struct wire_result *r)
 	if (!t->ctor)
 		sched_unlend(c, t);
 	if (c->d->tl)
-		timeline_note(c->d, t, w->id, r->m.exec_ns, t->cancelled || result_failed(r));
+		timeline_note(c->d, t, w->id, r->m.exec_ns,
+			      t->cancelled || (r->m.flags & KRAY_RESULT_RAISED) || result_failed(r));
 	ext_result(c->d, w);
 	if (t->actor) {
 		actor_result(c, t, r);

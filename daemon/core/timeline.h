@@ -13,6 +13,7 @@
 struct krayd;
 struct kbuf;
 struct task;
+struct conn;
 
 /* Allocates the ring of d->cfg.timeline_events records (0: the timeline is off).  Returns
  * 0 or -ENOMEM. */
@@ -24,8 +25,18 @@ void timeline_fini(struct krayd *d);
 void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t run_ns,
 		   bool failed);
 
-/* The ring as Chrome trace JSON: {"traceEvents": [...]}, oldest first: one "X" (complete)
- * event per task, pid = node, tid = worker, and "M" events naming them. */
-void timeline_render(struct krayd *d, struct kbuf *b);
+/* Registers the timer that renders requests (after timeline_init(), with the loop's).
+ * Returns 0 or -ENOSPC. */
+int timeline_start(struct krayd *d);
+
+/* What an answer goes to: c (open), req (the request's id, as given), b the JSON. */
+typedef void (*timeline_done_fn)(struct conn *c, uint64_t req, struct kbuf *b);
+
+/* Answers c with the ring and the tasks not ended yet as Chrome trace JSON:
+ * {"traceEvents": [...]}, oldest first: one "X" (complete) event per task, pid = node,
+ * tid = worker (0: queued), and "M" events naming them.  What is shown is copied now;
+ * it is rendered a slice per loop turn and done(c, req, json) runs once it is whole
+ * (at once with the timeline off), unless c closed before.  Returns 0 or -ENOMEM. */
+int timeline_render_async(struct krayd *d, struct conn *c, uint64_t req, timeline_done_fn done);
 
 #endif

@@ -338,8 +338,11 @@ struct kray_msg_result {
 	struct kray_oid task;
 	__u64 exec_ns; /* time the function ran */
 	__u32 n; /* values: num_returns, or 1 of type ERROR */
-	__u32 pad;
+	__u32 flags; /* KRAY_RESULT_* */
 };
+/* The values are the exception the function raised (a language's own error value, which
+ * krayd does not open): the task counts as failed in the timeline and the state API. */
+#define KRAY_RESULT_RAISED 1u
 _Static_assert(sizeof(struct kray_msg_result) == 32, "result is 32 bytes");
 
 struct kray_msg_reject {
