@@ -8,9 +8,11 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <kray/kray.h>
 #include <uapi/kray_wire.h>
@@ -155,4 +157,72 @@ Test(timeline, request_with_a_body_is_refused)
 	f.h.type = KRAY_MSG_LIST_OBJECTS; /* the other export, same rule */
 	harness_raw_expect_error(&h, &f, sizeof(f), -EBADMSG, "LIST_OBJECTS with a body");
 	harness_expect_serving(&h, "a malformed LIST_OBJECTS");
+}
+
+/* A full ring (10,000 tasks, about 3 MB of JSON) is rendered a slice per loop turn: while
+ * one client waits for it, another's small requests are answered meanwhile, and the
+ * answer still holds every task once. */
+struct big_req {
+	kray *k;
+	int done;
+	size_t events;
+};
+
+static void *big_timeline(void *arg)
+{
+	struct big_req *b = arg;
+
+	for (int i = 0; i < 3; i++) {
+		char *json = timeline_of(b->k);
+
+		b->events = count(json, "\"ph\":\"X\"");
+		free(json);
+	}
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+Test(timeline, big_answer_does_not_hold_the_loop)
+{
+	enum { N = 10000, BATCH = 500 };
+	struct harness h = start("10000");
+	kray *k = harness_connect(h.sock), *k2 = harness_connect(h.sock);
+	struct big_req b = { .k = k };
+	struct kray_stats st;
+	unsigned answered = 0;
+	int64_t worst = 0;
+	pthread_t th;
+
+	for (int i = 0; i < N; i += BATCH) {
+		kray_ref refs[BATCH];
+
+		for (int j = 0; j < BATCH; j++)
+			refs[j] = harness_call1(k, "noop", NULL, 0);
+		for (int j = 0; j < BATCH; j++) {
+			kray_value v;
+
+			cr_assert_eq(harness_get1(k, refs[j], 20000, &v), 0);
+			kray_value_clear(&v);
+		}
+	}
+	cr_assert_eq(pthread_create(&th, NULL, big_timeline, &b), 0);
+	while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE)) {
+		struct timespec t0, t1;
+		int64_t ns;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		cr_assert_eq(kray_status(k2, &st), 0, "%s", kray_errmsg(k2));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+		if (ns > worst)
+			worst = ns;
+		answered++;
+	}
+	pthread_join(th, NULL);
+	cr_assert_eq(b.events, N, "every task of the full ring, once");
+	cr_assert_geq(answered, 3, "small requests answered while 3 full timelines rendered");
+	cr_log_info("%u status requests answered during 3 full timelines; slowest %.2f ms\n",
+		    answered, worst / 1e6);
+	harness_shutdown(k2);
+	harness_shutdown(k);
 }
