@@ -612,7 +612,8 @@ const char *actor_waits_for(struct krayd *d, const struct actor *a, char *buf, s
 	else if (a->state == A_PENDING)
 		snprintf(buf, len, "waiting for its worker process to be started");
 	else if (a->state == A_STARTING)
-		snprintf(buf, len, "waiting for its worker process (pid %d) to start and run its "
+		snprintf(buf, len,
+			 "waiting for its worker process (pid %d) to start and run its "
 			 "constructor",
 			 a->w ? (int)a->w->pid : 0);
 	else

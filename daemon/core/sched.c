@@ -587,7 +587,8 @@ void sched_result(struct conn *c, const struct wire_result *r)
 		sched_unlend(c, t);
 	if (c->d->tl)
 		timeline_note(c->d, t, w->id, r->m.exec_ns,
-			      t->cancelled || (r->m.flags & KRAY_RESULT_RAISED) || result_failed(r));
+			      t->cancelled || (r->m.flags & KRAY_RESULT_RAISED) ||
+				      result_failed(r));
 	ext_result(c->d, w);
 	if (t->actor) {
 		actor_result(c, t, r);

@@ -272,8 +272,7 @@ static size_t snapshot_live(struct krayd *d, struct tl_rec *out, size_t max, int
 				 t->deps_left ? TL_PENDING_ARGS_AVAIL : TL_PENDING_ACTOR, now);
 	for (const struct task *t = d->qhead; t && n < max; t = t->next)
 		live_rec(&out[n++], t, 0, TL_PENDING_NODE_ASSIGNMENT, now);
-	oidmap_for_each(&d->waiting, s)
-	{
+	oidmap_for_each (&d->waiting, s) {
 		if (n >= max)
 			break;
 		live_rec(&out[n++], (const struct task *)(uintptr_t)s->val, 0,

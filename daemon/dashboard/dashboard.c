@@ -60,7 +60,8 @@ static void read_chartjs(struct dashboard *db)
 		return;
 	}
 	if (fstat(fd, &stb) || !S_ISREG(stb.st_mode) || stb.st_size <= 0 ||
-	    (uint64_t)stb.st_size > DASH_CHARTJS_MAX || !(db->chartjs = malloc((size_t)stb.st_size)))
+	    (uint64_t)stb.st_size > DASH_CHARTJS_MAX ||
+	    !(db->chartjs = malloc((size_t)stb.st_size)))
 		goto out;
 	while (got < (size_t)stb.st_size) {
 		ssize_t r = read(fd, db->chartjs + got, (size_t)stb.st_size - got);
