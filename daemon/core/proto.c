@@ -145,8 +145,11 @@ static int on_hold(struct conn *c, const uint8_t *body, uint32_t len)
 
 static void text_reply(struct conn *c, uint64_t req, struct kbuf *text)
 {
-	struct kray_msg_error m = { .len = (uint32_t)text->len };
+	struct kray_msg_error m = { 0 };
 
+	if (!c)
+		return; /* it closed before its timeline was rendered */
+	m.len = (uint32_t)text->len;
 	WIRE_FRAME(&c->out, KRAY_MSG_TEXT_REPLY, req, WIRE_FIXED(m),
 		   WIRE_PADDED(text->data, text->len));
 	conn_flush_later(c);

@@ -378,10 +378,9 @@ static void render_slice(struct krayd *d, int64_t now)
 	tl->slices++;
 	if (c && j->done < j->n)
 		return;
-	if (c) {
+	if (c)
 		render_tail(&j->b, d, j->recorded);
-		j->done_fn(c, j->req, &j->b);
-	}
+	j->done_fn(c, j->req, c ? &j->b : NULL);
 	tl->jobs = j->next;
 	if (!tl->jobs)
 		tl->jobs_tail = NULL;

@@ -29,14 +29,16 @@ void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t
  * Returns 0 or -ENOSPC. */
 int timeline_start(struct krayd *d);
 
-/* What an answer goes to: c (open), req (the request's id, as given), b the JSON. */
+/* What an answer goes to: c, req (the request's id, as given), b the JSON; c and b NULL
+ * when the connection closed before the answer was whole (req's state may be freed). */
 typedef void (*timeline_done_fn)(struct conn *c, uint64_t req, struct kbuf *b);
 
 /* Answers c with the ring and the tasks not ended yet as Chrome trace JSON:
  * {"traceEvents": [...]}, oldest first: one "X" (complete) event per task, pid = node,
  * tid = worker (0: queued), and "M" events naming them.  What is shown is copied now;
  * it is rendered a slice per loop turn and done(c, req, json) runs once it is whole
- * (at once with the timeline off), unless c closed before.  Returns 0 or -ENOMEM. */
+ * (at once with the timeline off), or done(NULL, req, NULL) if c closed before.  Returns
+ * 0 or -ENOMEM (done not called). */
 int timeline_render_async(struct krayd *d, struct conn *c, uint64_t req, timeline_done_fn done);
 
 #endif

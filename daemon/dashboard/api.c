@@ -176,6 +176,17 @@ static const struct {
 	{ "actors", actors }, { "objects", store_list },
 };
 
+void dash_summary(struct krayd *d, struct kbuf *b)
+{
+	kbuf_printf(b, "{\"node_id\":\"%08x\",\"workers\":", d->node);
+	workers(d, b);
+	kbuf_put(b, ",\"tasks\":", 9);
+	tasks(d, b);
+	kbuf_put(b, ",\"actors\":", 10);
+	actors(d, b);
+	kbuf_put(b, "}", 1);
+}
+
 bool dash_api(struct krayd *d, const char *name, size_t len, struct kbuf *b)
 {
 	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {

@@ -27,7 +27,6 @@
 #include "core/ext.h"
 #include "core/http.h"
 #include "core/log.h"
-#include "core/timeline.h"
 #include "dashboard/dashboard.h"
 
 struct dashboard {
@@ -82,13 +81,6 @@ out:
 			 "draws no charts",
 			 path, DASH_CHARTJS_MAX);
 	close(fd);
-}
-
-static void timeline_done(struct conn *c, uint64_t req, struct kbuf *b)
-{
-	(void)req;
-	http_reply(c, "200 OK", "application/json", "", b->data, b->len);
-	conn_flush_later(c);
 }
 
 /* The token as the cluster part reads it (--token, else token-file), without writing a
@@ -188,8 +180,11 @@ static void handle(struct conn *c, const struct http_req *req)
 	name = req->path + sizeof(api) - 1;
 	nlen = len - (sizeof(api) - 1);
 	if (nlen == 8 && !memcmp(name, "timeline", 8)) {
-		if (timeline_render_async(c->d, c, 0, timeline_done))
-			json_error(c, "503 Service Unavailable", "", "out of memory");
+		dash_timeline(c); /* merged across the nodes, rendered a slice per turn */
+		return;
+	}
+	if (nlen == 7 && !memcmp(name, "cluster", 7)) {
+		dash_cluster(c); /* once the other nodes answered */
 		return;
 	}
 	if (nlen == 7 && !memcmp(name, "history", 7)) {
@@ -198,7 +193,7 @@ static void handle(struct conn *c, const struct http_req *req)
 		db->not_found++;
 		json_error(c, "404 Not Found", "",
 			   "unknown endpoint; v1 has nodes, workers, tasks, actors, objects, "
-			   "timeline, history");
+			   "timeline, history, cluster");
 		return;
 	}
 	http_reply(c, "200 OK", "application/json", "", body.data, body.len);
@@ -248,6 +243,13 @@ static const struct ext dashboard_ext = {
 	.next_deadline = next_deadline,
 	.tick = tick,
 	.render_metrics = render_metrics,
+	.node_summary = dash_summary,
+};
+
+/* Without a dashboard of its own, a node still answers the head's dashboard. */
+static const struct ext summary_ext = {
+	.name = "dashboard (summary only)",
+	.node_summary = dash_summary,
 };
 
 int dashboard_init(struct krayd *d)
@@ -256,7 +258,7 @@ int dashboard_init(struct krayd *d)
 	int r;
 
 	if (!d->cfg.dashboard[0])
-		return 0;
+		return ext_add(d, &summary_ext);
 	db = calloc(1, sizeof(*db));
 	if (!db)
 		return -ENOMEM;

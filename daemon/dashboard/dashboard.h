@@ -14,6 +14,7 @@
 
 struct krayd;
 struct kbuf;
+struct conn;
 
 /* Listens on d->cfg.dashboard when set.  Beyond loopback the cluster token (token, else
  * token-file) is required, and its absence is an error.  Returns 0 or -errno (logged). */
@@ -24,6 +25,15 @@ void dashboard_fini(struct krayd *d);
  * which core/timeline.c renders a slice per loop turn, and the history); false for an
  * unknown name. */
 bool dash_api(struct krayd *d, const char *name, size_t len, struct kbuf *b);
+
+/* api.c: this node's workers, tasks and actors, {"node_id", "workers": {...}, "tasks":
+ * {...}, "actors": {...}} (each as its endpoint answers), for the head's cluster view. */
+void dash_summary(struct krayd *d, struct kbuf *b);
+
+/* cluster_view.c: GET /api/v1/cluster (every node's summary) and /api/v1/timeline (merged
+ * across the nodes), answered once the other nodes did (core/ext.h ext_gather()). */
+void dash_cluster(struct conn *c);
+void dash_timeline(struct conn *c);
 
 /* history.c: a sample of krayd's counters a second for the last DASH_HISTORY seconds. */
 #define DASH_HISTORY 600
