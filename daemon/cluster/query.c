@@ -116,8 +116,7 @@ static void reply(struct link *l, uint64_t token, uint32_t what, int status, con
 		.token = token, .what = what, .status = status, .len = (uint32_t)len
 	};
 
-	WIRE_FRAME(net_out(l), KRAY_MSG_NODE_QUERY_REPLY, 0, WIRE_FIXED(m),
-		   WIRE_PADDED(text, len));
+	WIRE_FRAME(net_out(l), KRAY_MSG_NODE_QUERY_REPLY, 0, WIRE_FIXED(m), WIRE_PADDED(text, len));
 	net_flush(l);
 }
 

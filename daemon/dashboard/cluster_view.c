@@ -108,8 +108,7 @@ static void timeline_merged(struct conn *c, uint64_t req, struct kbuf *own)
 	size_t ev_len, other_len;
 	struct kbuf b = { 0 };
 
-	if (c && split_trace((const char *)own->data, own->len, &ev, &ev_len, &other,
-			     &other_len)) {
+	if (c && split_trace((const char *)own->data, own->len, &ev, &ev_len, &other, &other_len)) {
 		kbuf_put(&b, "{\"traceEvents\":[", 16);
 		kbuf_put(&b, ev, ev_len);
 		if (mg->events.len) /* (each part begins with a comma) */
@@ -153,9 +152,9 @@ static void timeline_gathered(struct conn *c, const struct ext_part *parts, unsi
 		const char *ev, *other;
 		size_t ev_len, other_len;
 
-		if (!parts[i].ok || !split_trace((const char *)parts[i].text->data,
-						 parts[i].text->len, &ev, &ev_len, &other,
-						 &other_len))
+		if (!parts[i].ok ||
+		    !split_trace((const char *)parts[i].text->data, parts[i].text->len, &ev,
+				 &ev_len, &other, &other_len))
 			continue;
 		if (ev_len) {
 			kbuf_put(&mg->events, ",", 1);

@@ -13,7 +13,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 
 import pytest
 
@@ -101,7 +103,7 @@ def live():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _browse(port, view):
+def _browse(port, view, shot=None):
     """The DOM after the page ran (virtual time lets its fetches finish), and a
     screenshot of the view."""
     shots = os.path.join(BUILD, "dashboard-screenshots")
@@ -115,7 +117,7 @@ def _browse(port, view):
         dom = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True,
                              timeout=120)
         assert dom.returncode == 0, dom.stderr[-2000:]
-        subprocess.run(base + [f"--screenshot={os.path.join(shots, view + '.png')}", url],
+        subprocess.run(base + [f"--screenshot={os.path.join(shots, (shot or view) + '.png')}", url],
                        capture_output=True, timeout=120)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
@@ -200,3 +202,66 @@ def test_without_chart_library(tmp_path):
         os.close(r)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
+
+
+def _krayd(d, name, *args):
+    sock = os.path.join(d, name + ".sock")
+    r, w = os.pipe()
+    p = subprocess.Popen([os.path.join(BUILD, "bin", "krayd"), "--socket", sock,
+                          "--num-cpus", "2", "--ready-fd", str(w), "--log-level", "warn",
+                          "--heartbeat-ms", "100", "--node-timeout-ms", "2000", *args],
+                         pass_fds=(w,))
+    os.close(w)
+    try:
+        assert os.read(r, 1), f"krayd {name} did not start"
+    finally:
+        os.close(r)
+    return p, sock
+
+
+def test_cluster_on_the_heads_dashboard(tmp_path):
+    """Two nodes on this machine: the head's page shows each node's workers (asked over
+    the node link) and one timeline with both nodes' rows."""
+    d, port, dport = str(tmp_path), _free_port(), _free_port()
+    procs = []
+    try:
+        head, head_sock = _krayd(d, "head", "--head", "--node-listen", f"127.0.0.1:{port}",
+                                 "--resources", "n1:1", "--dashboard", f"127.0.0.1:{dport}")
+        procs.append(head)
+        node, _ = _krayd(d, "node", "--address", f"127.0.0.1:{port}", "--token-file",
+                         head_sock + ".token", "--node-listen", "127.0.0.1:0",
+                         "--resources", "n2:1")
+        procs.append(node)
+        driver = f"""
+import time, kray
+kray.init(address={head_sock!r})
+deadline = time.monotonic() + 20
+while len([n for n in kray.nodes() if n["Alive"]]) < 2:
+    assert time.monotonic() < deadline
+    time.sleep(0.1)
+@kray.remote
+def cluster_square(x):
+    return x * x
+for r in ("n1", "n2"):
+    assert kray.get([cluster_square.options(resources={{r: 1}}).remote(i)
+                     for i in range(5)]) == [i * i for i in range(5)]
+"""
+        env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "python"))
+        run = subprocess.run([sys.executable, "-c", driver], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+        time.sleep(1)
+        dom = _browse(dport, "cluster", "cluster-2-nodes")
+        sections = re.findall(r'<table id="node-workers-([0-9a-f]{8})">', dom)
+        assert len(set(sections)) == 2, dom[-3000:]
+        assert '<p class="err node-error">it did' not in dom
+        dom = _browse(dport, "timeline", "timeline-2-nodes")
+        m = re.search(r'<canvas id="timeline-chart"[^>]*data-rows="([^"]*)"', dom)
+        assert m, "no timeline chart"
+        nodes = {row.split()[1] for row in m.group(1).split("|") if row.startswith("node ")}
+        assert nodes == set(sections), (m.group(1), sections)
+    finally:
+        for p in procs:  # the pids started here, nothing else
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
