@@ -36,6 +36,13 @@
 
 #define TL_SLICE 400 /* records rendered per loop turn */
 #define TL_LIVE_MAX 10000 /* queued and running tasks a request shows at most */
+#define TL_ERRORS 64 /* failures whose error text is kept */
+
+struct tl_err {
+	struct kray_oid id;
+	uint32_t len;
+	char text[240];
+};
 
 /* A record's state, as Ray's TaskStatus names it. */
 enum tl_state {
@@ -77,6 +84,7 @@ struct tl_job {
 	int64_t off; /* realtime - monotonic, ns */
 	int64_t now; /* the snapshot's time (CLOCK_MONOTONIC ns) */
 	struct kbuf b;
+	struct tl_err errs[TL_ERRORS]; /* the failures' text at the snapshot */
 	uint32_t conn;
 	uint64_t req;
 	timeline_done_fn done_fn;
@@ -88,6 +96,8 @@ struct timeline {
 	uint32_t cap;
 	uint64_t n; /* records written since start; the ring holds the last min(n, cap) */
 	struct tl_job *jobs, *jobs_tail; /* requests being rendered, oldest first */
+	struct tl_err errs[TL_ERRORS]; /* the last failures' error text */
+	uint64_t nerrs;
 	uint64_t slices; /* slices rendered (for the tests: a big answer took several) */
 };
 
@@ -132,8 +142,19 @@ void timeline_fini(struct krayd *d)
 	d->tl = NULL;
 }
 
-void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t run_ns,
-		   bool failed)
+/* Keeps the text of a failure (one error value) for the timeline's "error". */
+static void note_error(struct timeline *tl, const struct kray_oid *id, const void *text,
+		       uint32_t len)
+{
+	struct tl_err *e = &tl->errs[tl->nerrs++ % TL_ERRORS];
+
+	e->id = *id;
+	e->len = len < sizeof(e->text) ? len : sizeof(e->text);
+	memcpy(e->text, text, e->len);
+}
+
+static void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t run_ns,
+			  bool failed)
 {
 	struct timeline *tl = d->tl;
 	struct tl_rec *r;
@@ -158,6 +179,19 @@ void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t
 	r->state = failed ? TL_FAILED : TL_FINISHED;
 }
 
+void timeline_result(struct krayd *d, const struct task *t, uint32_t wid,
+		     const struct wire_result *res)
+{
+	struct wire_rd rd = res->values;
+	struct wire_value v;
+	bool error = res->m.n == 1 && !wire_rd_value(&rd, &v) && v.type == KRAY_WT_ERROR;
+
+	timeline_note(d, t, wid, res->m.exec_ns,
+		      t->cancelled || error || (res->m.flags & KRAY_RESULT_RAISED));
+	if (error && d->tl)
+		note_error(d->tl, &t->id, v.data, v.len);
+}
+
 /* Microseconds since the epoch of monotonic time m (off: realtime - monotonic, in ns), as
  * Chrome's "ts" wants, with three decimals. */
 static void put_us(struct kbuf *b, const char *key, int64_t m, int64_t off)
@@ -167,7 +201,8 @@ static void put_us(struct kbuf *b, const char *key, int64_t m, int64_t off)
 	kbuf_printf(b, "\"%s\":%lld.%03lld", key, (long long)(ns / 1000), (long long)(ns % 1000));
 }
 
-static void render_rec(struct kbuf *b, uint32_t node, const struct tl_rec *r, int64_t off)
+static void render_rec(struct kbuf *b, uint32_t node, const struct tl_rec *r, int64_t off,
+		       const struct tl_err *errs)
 {
 	/* The worker measured the run; it started no earlier than it was sent.  A task not
 	 * ended yet: its bar runs from its dispatch (or its submit, queued) to now. */
@@ -188,6 +223,14 @@ static void render_rec(struct kbuf *b, uint32_t node, const struct tl_rec *r, in
 	if (r->actor.node)
 		kbuf_printf(b, "\"actor_id\":\"%08x%08x%08x%08x\",", r->actor.node, r->actor.owner,
 			    r->actor.seq, r->actor.index);
+	for (unsigned i = 0; r->state == TL_FAILED && i < TL_ERRORS; i++) {
+		if (errs[i].len && !memcmp(&errs[i].id, &r->id, sizeof(r->id))) {
+			kbuf_put(b, "\"error\":\"", 9);
+			json_put_str(b, errs[i].text, errs[i].len);
+			kbuf_put(b, "\",", 2);
+			break;
+		}
+	}
 	put_us(b, "submit_ts", r->submit_ns, off);
 	if (r->worker) {
 		kbuf_put(b, ",", 1);
@@ -330,6 +373,7 @@ int timeline_render_async(struct krayd *d, struct conn *c, uint64_t req, timelin
 		memcpy(j->recs, tl->recs + head, (tl->cap - head) * sizeof(*j->recs));
 		memcpy(j->recs + (tl->cap - head), tl->recs, head * sizeof(*j->recs));
 	}
+	memcpy(j->errs, tl->errs, sizeof(j->errs));
 	j->now = now_ns();
 	j->n = ring + snapshot_live(d, j->recs + ring, TL_LIVE_MAX, j->now);
 	j->recorded = tl->n;
@@ -373,7 +417,7 @@ static void render_slice(struct krayd *d, int64_t now)
 	end = j->done + TL_SLICE < j->n ? j->done + TL_SLICE : j->n;
 	for (; c && j->done < end; j->done++) {
 		kbuf_put(&j->b, ",", 1);
-		render_rec(&j->b, d->node, &j->recs[j->done], j->off);
+		render_rec(&j->b, d->node, &j->recs[j->done], j->off, j->errs);
 	}
 	tl->slices++;
 	if (c && j->done < j->n)

@@ -14,16 +14,18 @@ struct krayd;
 struct kbuf;
 struct task;
 struct conn;
+struct wire_result;
 
 /* Allocates the ring of d->cfg.timeline_events records (0: the timeline is off).  Returns
  * 0 or -ENOMEM. */
 int timeline_init(struct krayd *d);
 void timeline_fini(struct krayd *d);
 
-/* Worker wid sent t's result now, after run_ns on its CPU (the worker's own measure);
- * failed: the result is an error.  Overwrites the oldest record when the ring is full. */
-void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, uint64_t run_ns,
-		   bool failed);
+/* Worker wid sent t's result r now: one record (overwriting the oldest when the ring is
+ * full), FAILED when t was cancelled, r is one error value (its text kept too, for the
+ * last TL_ERRORS failures) or the function raised (KRAY_RESULT_RAISED). */
+void timeline_result(struct krayd *d, const struct task *t, uint32_t wid,
+		     const struct wire_result *r);
 
 /* Registers the timer that renders requests (after timeline_init(), with the loop's).
  * Returns 0 or -ENOSPC. */

@@ -85,6 +85,9 @@ Test(timeline, every_task_is_an_event)
 	cr_assert_not_null(failed, "the failed task is in the timeline");
 	cr_assert(!strncmp(strstr(failed, "\"state\":"), "\"state\":\"FAILED\"", 16),
 		  "the failed task says so: %.300s", failed);
+	cr_assert_not_null(strstr(failed, "\"error\":\""), "with its error: %.400s", failed);
+	cr_assert(strstr(failed, "boom") && strstr(failed, "boom") < strstr(failed, "}}"),
+		  "its error text: %.400s", failed);
 	cr_assert_eq(count(json, "\"state\":\"FINISHED\""), N);
 	cr_assert_geq(count(json, "\"name\":\"thread_name\""), 1, "workers are named");
 	cr_assert_eq(count(json, "\"tasks_recorded\":41"), 1, "%s", strstr(json, "otherData"));

@@ -137,7 +137,7 @@ def list_tasks(filters=None, limit=DEFAULT_LIMIT, timeout=None, detail=False,
     PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY), job_id, node_id, worker_id (None: not on
     a worker yet), actor_id, type (NORMAL_TASK, ACTOR_TASK, ACTOR_CREATION_TASK),
     func_or_class_name; with detail also creation_time_ms, start_time_ms, end_time_ms
-    (None until it ends), queue_ms and language (docs/state.md)."""
+    (None until it ends), queue_ms, language and error_message (docs/state.md)."""
     _connected()
     classes = {a["actor_id"]: a["class_name"] for a in _actor_rows()}
     rows = []
@@ -164,7 +164,11 @@ def list_tasks(filters=None, limit=DEFAULT_LIMIT, timeout=None, detail=False,
                      "creation_time_ms": a["submit_ts"] / 1000,
                      "start_time_ms": e["ts"] / 1000 if e["tid"] else None,
                      "end_time_ms": a["end_ts"] / 1000 if "end_ts" in a else None,
-                     "queue_ms": a["queue_us"] / 1000})
+                     "queue_ms": a["queue_us"] / 1000,
+                     # krayd's error text of a FAILED task (a C task's kray_fail(), a
+                     # cancel); None for an exception a Python task raised (kray.get()
+                     # raises it with its traceback).
+                     "error_message": a.get("error")})
     return _select(rows, filters, limit, detail,
                    ("task_id", "name", "state", "job_id", "node_id", "worker_id",
                     "actor_id", "type", "func_or_class_name"))
