@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <kray/kray.h>
 #include <uapi/kray_wire.h>
@@ -23,10 +24,14 @@ TestSuite(timeline, .fini = harness_cleanup, .timeout = 60);
 
 static size_t count(const char *s, const char *needle)
 {
-	size_t n = 0;
+	size_t n = 0, len = strlen(needle);
 
-	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
-		n++;
+	/* By hand: strstr() from each hit rescans the rest under ASan (3 MB, 10,000 times). */
+	for (const char *p = s; *p; p++)
+		if (*p == *needle && !strncmp(p, needle, len)) {
+			n++;
+			p += len - 1;
+		}
 	return n;
 }
 
@@ -220,6 +225,7 @@ Test(timeline, big_answer_does_not_hold_the_loop)
 		if (ns > worst)
 			worst = ns;
 		answered++;
+		usleep(1000); /* (a small client: it must not starve krayd of the CPU) */
 	}
 	pthread_join(th, NULL);
 	cr_assert_eq(b.events, N, "every task of the full ring, once");
