@@ -123,7 +123,7 @@ static void reply(struct link *l, uint64_t token, uint32_t what, int status, con
 static void timeline_rendered(struct conn *c, uint64_t token, struct kbuf *b)
 {
 	if (c && c->link)
-		reply(c->link, token, KRAY_QUERY_TIMELINE, 0, b->data, b->len);
+		reply(c->link, token, KRAY_QUERY_TIMELINE, 0, b->data + b->off, kbuf_pending(b));
 }
 
 int query_on_request(struct link *l, const uint8_t *body, uint32_t len)

@@ -34,7 +34,7 @@
 #include "core/worker.h"
 #include "core/timeline.h"
 
-#define TL_SLICE 400 /* records rendered per loop turn */
+#define TL_SLICE 200 /* records rendered per loop turn (about half a millisecond) */
 #define TL_LIVE_MAX 10000 /* queued and running tasks a request shows at most */
 #define TL_ERRORS 64 /* failures whose error text is kept */
 
@@ -411,6 +411,9 @@ static void render_slice(struct krayd *d, int64_t now)
 		return;
 	c = conn_by_id(d, j->conn);
 	if (c && !j->done) {
+		/* Room for the reply's head before the JSON, and most of its size at once. */
+		kbuf_reserve(&j->b, TIMELINE_HEADROOM + 320 * j->n + 4096);
+		j->b.len = j->b.off = TIMELINE_HEADROOM;
 		kbuf_put(&j->b, "{\"traceEvents\":[", 16);
 		render_names(&j->b, j->recs, j->n, d->node);
 	}

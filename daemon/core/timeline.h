@@ -32,7 +32,11 @@ void timeline_result(struct krayd *d, const struct task *t, uint32_t wid,
 int timeline_start(struct krayd *d);
 
 /* What an answer goes to: c, req (the request's id, as given), b the JSON; c and b NULL
- * when the connection closed before the answer was whole (req's state may be freed). */
+ * when the connection closed before the answer was whole (req's state may be freed).  b
+ * has TIMELINE_HEADROOM bytes free before the JSON (b->off), so that a reply's head can
+ * be written in front of it; done may take b's memory (leaving *b zeroed) rather than
+ * copy 3 MB (proto.c, http_reply_take()). */
+#define TIMELINE_HEADROOM 512
 typedef void (*timeline_done_fn)(struct conn *c, uint64_t req, struct kbuf *b);
 
 /* Answers c with the ring and the tasks not ended yet as Chrome trace JSON:

@@ -24,7 +24,7 @@
 
 static void reply_json(struct conn *c, struct kbuf *b)
 {
-	http_reply(c, "200 OK", "application/json", "", b->data, b->len);
+	http_reply_take(c, "200 OK", "application/json", "", b);
 	conn_flush_later(c);
 }
 
@@ -108,7 +108,11 @@ static void timeline_merged(struct conn *c, uint64_t req, struct kbuf *own)
 	size_t ev_len, other_len;
 	struct kbuf b = { 0 };
 
-	if (c && split_trace((const char *)own->data, own->len, &ev, &ev_len, &other, &other_len)) {
+	if (c && split_trace((const char *)own->data + own->off, kbuf_pending(own), &ev, &ev_len,
+			     &other, &other_len)) {
+		/* Room for the HTTP head in front, as the timeline leaves (no copy then). */
+		kbuf_reserve(&b, TIMELINE_HEADROOM + ev_len + mg->events.len + 4096);
+		b.len = b.off = TIMELINE_HEADROOM;
 		kbuf_put(&b, "{\"traceEvents\":[", 16);
 		kbuf_put(&b, ev, ev_len);
 		if (mg->events.len) /* (each part begins with a comma) */
