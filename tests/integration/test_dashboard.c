@@ -192,6 +192,10 @@ Test(dashboard, bad_requests)
 	expect_status(get(port, "/../../etc/passwd", NULL), "404", "a ../ path");
 	expect_status(get(port, "/api/v1/../../etc/passwd", NULL), "404", "a ../ API path");
 	expect_status(get(port, "/%2e%2e/%2e%2e/etc/passwd", NULL), "404", "an encoded ../");
+	expect_status(get(port, "/chart.js/../../etc/passwd", NULL), "404",
+		      "a path under /chart.js");
+	expect_status(get(port, "/chart.min.js", NULL), "404", "another file of the library");
+	expect_status(get(port, "/chart.js%00", NULL), "404", "an encoded NUL");
 	expect_status(get(port, "/api/v2/nodes", NULL), "404", "another API version");
 	expect_status(get(port, "/api/v1/nodesx", NULL), "404", "an unknown endpoint");
 	cr_assert_not_null(strstr(reply, "application/json"));
