@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 		store_spill_close(&d);
 		return 1;
 	}
-	if (timeline_init(&d)) {
+	if (timeline_init(&d) || timeline_start(&d)) {
 		log_err("timeline: out of memory for %d records", d.cfg.timeline_events);
 		loop_fini(&d);
 		store_mem_fini(&d);

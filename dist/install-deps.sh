@@ -19,6 +19,7 @@ PACKAGES=(
 	lintian debootstrap # make test-deb: lintian's check, the pristine Debian 12 root the packages are installed into
 	python3-venv python3-setuptools python3-wheel python3-build # pip install --no-build-isolation . and python3 -m build --no-isolation --wheel (pyproject.toml, setup.py; make test-deb)
 	chromium # tests/python/test_dashboard_browser.py: headless Chromium loads the dashboard (docs/dashboard.md)
+	libjs-chart.js # the dashboard's charts: krayd serves /usr/share/javascript/chart.js/chart.min.js as /chart.js (docs/dashboard.md)
 	linux-headers-amd64 qemu-system-x86 busybox-static cpio strace # kmod/: build kray.ko, boot it under qemu, count syscalls per get (make test-kmod)
 )
 

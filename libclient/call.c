@@ -121,6 +121,11 @@ KRAY_EXPORT int kray_fail(kray_ctx *ctx, const char *fmt, ...)
 	return -EREMOTEIO;
 }
 
+KRAY_EXPORT void kray_ctx_raised(kray_ctx *ctx)
+{
+	ctx->raised = true;
+}
+
 KRAY_EXPORT kray *kray_ctx_client(kray_ctx *ctx)
 {
 	return ctx->k ? ctx->k : ctx->shared;
@@ -479,7 +484,8 @@ void call_finish(struct kray *k, struct call *c)
 		struct kbuf *b = results(k);
 		struct kray_msg_result m = { .task = c->x.m.task,
 					     .exec_ns = c->ns,
-					     .n = c->x.m.num_returns };
+					     .n = c->x.m.num_returns,
+					     .flags = c->ctx.raised ? KRAY_RESULT_RAISED : 0 };
 		size_t off = WIRE_FRAME_OPEN(b, KRAY_MSG_RESULT, 0, WIRE_FIXED(m));
 
 		for (unsigned i = 0; i < c->x.m.num_returns &&

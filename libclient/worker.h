@@ -31,6 +31,7 @@ struct kray_ctx {
 	kray_value *rets;
 	char *err; /* kray_fail()'s text (malloc'd) */
 	bool failed;
+	bool raised; /* kray_ctx_raised(): the values are the error it raised */
 	int store_err; /* a large return did not fit in the object store */
 	unsigned max_concurrency;
 };

@@ -188,6 +188,10 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		return remote_on_kill(l, body, h->len);
 	case KRAY_MSG_PEER_RELEASE:
 		return proto_release(l->c, body, h->len);
+	case KRAY_MSG_NODE_QUERY:
+		return query_on_request(l, body, h->len);
+	case KRAY_MSG_NODE_QUERY_REPLY:
+		return query_on_reply(l, body, h->len);
 	case KRAY_MSG_ERROR:
 		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
 	default:
@@ -251,6 +255,7 @@ void cluster_tick(struct krayd *d, int64_t now)
 	net_sweep(d);
 	net_close_unproven(d, now);
 	pend_expire(d, now);
+	query_expire(d, now);
 	if (d->cfg.head) {
 		gcs_tick(d, now);
 		return;
@@ -402,6 +407,7 @@ static const struct ext cluster_ext = {
 	.actor_claim = ext_claim_actor,
 	.driver_changed = ext_driver,
 	.describe_nodes = cluster_describe,
+	.gather = query_gather,
 };
 
 /* KV from a local client: the head's table (on a single node, -ENOTCONN). */
@@ -484,6 +490,7 @@ void cluster_fini(struct krayd *d)
 	ractor_fini(d);
 	lineage_fini(d);
 	lookup_fini(d);
+	query_fini(d);
 	gcs_fini(d);
 	net_fini(d);
 	free(cl->nodes);

@@ -10,6 +10,7 @@
  *  - lineage.c large returns kept where they were made: pulls, lineage reconstruction
  *  - gcs_log.c the head's log; lookup.c requests the head or another node answers
  *  - xfer.c    objects sent between nodes: values inline, large objects in chunks
+ *  - query.c   other nodes' summaries and timelines for a dashboard (NODE_QUERY)
  *
  * A link is one TCP connection (struct conn with role ROLE_PEER_AUTH, then ROLE_PEER)
  * plus this state.  Links carry frames both ways: a node answers on the link a request
@@ -183,6 +184,7 @@ struct cluster {
 	/* requests passed on */
 	struct pending *pend;
 	uint64_t next_token;
+	struct gather *gathers; /* node queries for a dashboard (query.c) */
 };
 
 #define AUTH_TIMEOUT_NS (5ll * 1000000000)
@@ -350,5 +352,12 @@ void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg)
 int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len);
 int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);
 void xfer_link_gone(struct link *l);
+
+/* query.c: NODE_QUERY, for a dashboard's cluster view (the ext gather hook) */
+int query_gather(struct conn *c, uint32_t what, ext_gather_fn done);
+int query_on_request(struct link *l, const uint8_t *body, uint32_t len);
+int query_on_reply(struct link *l, const uint8_t *body, uint32_t len);
+void query_expire(struct krayd *d, int64_t now);
+void query_fini(struct krayd *d);
 
 #endif

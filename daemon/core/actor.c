@@ -656,6 +656,27 @@ void actor_fini(struct krayd *d)
 }
 
 /* One line per actor for `kray status`: id, class, name, state and why. */
+const char *actor_waits_for(struct krayd *d, const struct actor *a, char *buf, size_t len)
+{
+	if (a->state == A_PENDING && a->ctor->deps_left)
+		snprintf(buf, len, "waiting for %d constructor argument%s", a->ctor->deps_left,
+			 a->ctor->deps_left == 1 ? "" : "s");
+	else if (a->state == A_PENDING && !a->placed && missing(d, (struct actor *)a, buf, len))
+		;
+	else if (a->state == A_PENDING && d->stopping)
+		snprintf(buf, len, "krayd is stopping");
+	else if (a->state == A_PENDING)
+		snprintf(buf, len, "waiting for its worker process to be started");
+	else if (a->state == A_STARTING)
+		snprintf(buf, len,
+			 "waiting for its worker process (pid %d) to start and run its "
+			 "constructor",
+			 a->w ? (int)a->w->pid : 0);
+	else
+		return NULL;
+	return buf;
+}
+
 void actor_describe(struct krayd *d, struct kbuf *b)
 {
 	static const char *const states[] = { "pending", "starting", "alive", "dead" };
@@ -666,11 +687,8 @@ void actor_describe(struct krayd *d, struct kbuf *b)
 
 		if (a->state == A_DEAD && !store_get(d, &a->id))
 			continue; /* dead and forgotten: nobody holds a handle */
-		if (a->state == A_PENDING && a->ctor->deps_left)
-			snprintf(why, sizeof(why), "waiting for %d constructor argument%s",
-				 a->ctor->deps_left, a->ctor->deps_left == 1 ? "" : "s");
-		else if (a->state == A_PENDING && !a->placed)
-			missing(d, a, why, sizeof(why));
+		if (actor_waits_for(d, a, why, sizeof(why)))
+			;
 		else if (a->state == A_DEAD)
 			snprintf(why, sizeof(why), "%s", actor_death(a));
 		else if (a->w)

@@ -76,5 +76,9 @@ void actor_owner_gone(struct krayd *d, uint32_t owner);
 void actor_fini(struct krayd *d);
 unsigned actor_count(struct krayd *d, enum actor_state state);
 void actor_describe(struct krayd *d, struct kbuf *b);
+/* What pending or starting a waits for (its constructor's arguments, CPU slots or a
+ * resource, its worker process), written to buf; NULL for an actor that waits for
+ * nothing (alive or dead). */
+const char *actor_waits_for(struct krayd *d, const struct actor *a, char *buf, size_t len);
 
 #endif

@@ -233,3 +233,25 @@ void ext_render_metrics(struct krayd *d, struct kbuf *b)
 {
 	each(d, e, render_metrics) e->render_metrics(d, b);
 }
+
+void ext_node_summary(struct krayd *d, struct kbuf *b)
+{
+	each(d, e, node_summary)
+	{
+		e->node_summary(d, b);
+		return;
+	}
+	kbuf_put(b, "{}", 2);
+}
+
+int ext_gather(struct conn *c, uint32_t what, ext_gather_fn done)
+{
+	each(c->d, e, gather)
+	{
+		int r = e->gather(c, what, done);
+
+		if (r != -ENOENT)
+			return r;
+	}
+	return -ENOENT;
+}

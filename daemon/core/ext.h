@@ -34,6 +34,16 @@ struct wire_resource;
 
 #define EXT_MAX 5 /* the cluster, BPF metrics, the fast path, /dev/kray, the dashboard */
 
+/* One node's answer to ext_gather(): its JSON, or ok false (it did not answer in time). */
+struct ext_part {
+	uint32_t node;
+	bool ok;
+	struct kbuf *text;
+};
+/* What ext_gather() calls once: c (NULL if it closed meanwhile) and the other nodes'
+ * answers (freed after it returns). */
+typedef void (*ext_gather_fn)(struct conn *c, const struct ext_part *parts, unsigned n);
+
 struct ext {
 	const char *name;
 
@@ -101,10 +111,16 @@ struct ext {
 	void (*driver_changed)(struct conn *c, bool alive);
 	void (*conn_gone)(struct conn *c);
 
-	/* Introspection: counters for STATUS, the LIST_NODES text, Prometheus lines. */
+	/* Introspection: counters for STATUS, the LIST_NODES text, Prometheus lines.
+	 * node_summary: this node's workers, tasks and actors as JSON (the dashboard's), for
+	 * another node's dashboard.  gather: asks every other live node for its what
+	 * (KRAY_QUERY_SUMMARY, KRAY_QUERY_TIMELINE) and calls done once they all answered or
+	 * node-timeout-ms passed; returns 0, or -ENOENT when there are no other nodes. */
 	void (*stats)(struct krayd *d, struct kray_wire_stats *st);
 	void (*describe_nodes)(struct krayd *d, struct kbuf *b);
 	void (*render_metrics)(struct krayd *d, struct kbuf *b);
+	void (*node_summary)(struct krayd *d, struct kbuf *b);
+	int (*gather)(struct conn *c, uint32_t what, ext_gather_fn done);
 };
 
 /* Adds e (kept, not copied).  Returns 0, or -ENOSPC past EXT_MAX tables. */
@@ -146,5 +162,7 @@ void ext_conn_gone(struct conn *c);
 void ext_stats(struct krayd *d, struct kray_wire_stats *st);
 void ext_describe_nodes(struct krayd *d, struct kbuf *b);
 void ext_render_metrics(struct krayd *d, struct kbuf *b);
+void ext_node_summary(struct krayd *d, struct kbuf *b); /* the first that has one; else {} */
+int ext_gather(struct conn *c, uint32_t what, ext_gather_fn done); /* first not -ENOENT */
 
 #endif

@@ -78,18 +78,42 @@ bool http_loopback(int fd)
 	return false;
 }
 
-void http_reply(struct conn *c, const char *status, const char *type, const char *extra,
-		const void *body, size_t len)
+static size_t head_of(char *head, size_t size, const char *status, const char *type,
+		      const char *extra, size_t len)
 {
-	char head[512];
-	int n = snprintf(head, sizeof(head),
+	int n = snprintf(head, size,
 			 "HTTP/1.0 %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n"
 			 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 			 "Connection: close\r\n\r\n",
 			 status, extra, type, len);
 
-	kbuf_put(&c->out, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
+	return (size_t)n < size ? (size_t)n : size - 1;
+}
+
+void http_reply(struct conn *c, const char *status, const char *type, const char *extra,
+		const void *body, size_t len)
+{
+	char head[512];
+
+	kbuf_put(&c->out, head, head_of(head, sizeof(head), status, type, extra, len));
 	kbuf_put(&c->out, body, len);
+}
+
+void http_reply_take(struct conn *c, const char *status, const char *type, const char *extra,
+		     struct kbuf *body)
+{
+	char head[512];
+	size_t len = kbuf_pending(body), n = head_of(head, sizeof(head), status, type, extra, len);
+
+	if (kbuf_pending(&c->out) || body->off < n) {
+		http_reply(c, status, type, extra, body->data + body->off, len);
+		return;
+	}
+	body->off -= n;
+	memcpy(body->data + body->off, head, n);
+	kbuf_free(&c->out);
+	c->out = *body;
+	*body = (struct kbuf){ 0 };
 }
 
 static void reply_text(struct conn *c, const char *status, const char *extra, const char *text)

@@ -46,6 +46,11 @@ void http_accept(struct http_server *s, struct krayd *d, int fd);
  * in \r\n; "" for none) and the body. */
 void http_reply(struct conn *c, const char *status, const char *type, const char *extra,
 		const void *body, size_t len);
+/* The same with body's pending bytes, taking body's memory (leaving it zeroed) when c has
+ * no other output and body has room for the head before them (a 3 MB answer is not
+ * copied again); else copied. */
+void http_reply_take(struct conn *c, const char *status, const char *type, const char *extra,
+		     struct kbuf *body);
 /* The value of header name (case-insensitive) in req, spaces trimmed: true with *ret_val
  * and *ret_len, or false. */
 bool http_header(const struct http_req *req, const char *name, const char **ret_val,

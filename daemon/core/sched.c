@@ -604,15 +604,6 @@ static struct task *unlink_inflight(struct krayd *d, struct worker *w, const str
 	return NULL;
 }
 
-/* Whether a result is one error for all returns (see task_finish()). */
-static bool result_failed(const struct wire_result *r)
-{
-	struct wire_rd rd = r->values;
-	struct wire_value v;
-
-	return r->m.n == 1 && !wire_rd_value(&rd, &v) && v.type == KRAY_WT_ERROR;
-}
-
 void sched_result(struct conn *c, const struct wire_result *r)
 {
 	struct worker *w = c->worker;
@@ -627,7 +618,7 @@ void sched_result(struct conn *c, const struct wire_result *r)
 	if (!t->ctor)
 		sched_unlend(c, t);
 	if (c->d->tl)
-		timeline_note(c->d, t, w->id, r->m.exec_ns, t->cancelled || result_failed(r));
+		timeline_result(c->d, t, w->id, r);
 	ext_result(c->d, w);
 	if (t->actor) {
 		actor_result(c, t, r);

@@ -142,6 +142,7 @@ static void actors(struct krayd *d, struct kbuf *b)
 
 	kbuf_printf(b, "{\"api\":\"v1\",\"node_id\":\"%08x\",\"actors\":[", d->node);
 	for (const struct actor *a = d->actors; a; a = a->next, first = false) {
+		char why[600];
 		unsigned queued = 0;
 
 		for (const struct task *t = a->qhead; t; t = t->next)
@@ -158,8 +159,10 @@ static void actors(struct krayd *d, struct kbuf *b)
 			put_str(b, "class_name", a->ctor->fn->name, a->ctor->fn->name_len);
 		put_str(b, "name", a->name ? a->name : "", a->name ? strlen(a->name) : 0);
 		put_str(b, "ray_namespace", a->ns ? a->ns : "", a->ns ? strlen(a->ns) : 0);
-		if (a->state == A_DEAD)
-			put_str(b, "death_cause", a->death, strnlen(a->death, sizeof(a->death)));
+		if (a->state == A_DEAD) /* (whole: a->death is a pointer, not an array) */
+			put_str(b, "death_cause", actor_death(a), strlen(actor_death(a)));
+		if (actor_waits_for(d, a, why, sizeof(why)))
+			put_str(b, "pending_reason", why, strlen(why));
 		kbuf_put(b, "}", 1);
 	}
 	kbuf_put(b, "]}", 2);
@@ -170,8 +173,19 @@ static const struct {
 	void (*render)(struct krayd *d, struct kbuf *b);
 } endpoints[] = {
 	{ "nodes", nodes },   { "workers", workers },	 { "tasks", tasks },
-	{ "actors", actors }, { "objects", store_list }, { "timeline", timeline_render },
+	{ "actors", actors }, { "objects", store_list },
 };
+
+void dash_summary(struct krayd *d, struct kbuf *b)
+{
+	kbuf_printf(b, "{\"node_id\":\"%08x\",\"workers\":", d->node);
+	workers(d, b);
+	kbuf_put(b, ",\"tasks\":", 9);
+	tasks(d, b);
+	kbuf_put(b, ",\"actors\":", 10);
+	actors(d, b);
+	kbuf_put(b, "}", 1);
+}
 
 bool dash_api(struct krayd *d, const char *name, size_t len, struct kbuf *b)
 {

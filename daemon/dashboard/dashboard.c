@@ -2,8 +2,10 @@
 /*
  * The web dashboard: `dashboard = HOST:PORT` (krayd --dashboard, kray start --dashboard),
  * off by default.  GET / (or /index.html) is the page, built into krayd (page.c);
- * GET /api/v1/{nodes,workers,tasks,actors,objects,timeline} is its JSON (api.c); any other
- * path is 404, so no request names a file.  The HTTP server, its limits and its parsing
+ * GET /api/v1/{nodes,workers,tasks,actors,objects,timeline,history} is its JSON (api.c,
+ * history.c; the timeline is core/timeline.c's, rendered a slice per loop turn);
+ * GET /chart.js is the charting library, read once at start from its one installed path
+ * (DASH_CHARTJS), never from a path a request names; any other path is 404.  The HTTP server, its limits and its parsing
  * are the core's (core/http.c, shared with the Prometheus endpoint).
  *
  * On a loopback address anyone on the machine may read it, as the metrics endpoint.
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/krayd.h"
@@ -32,7 +35,53 @@ struct dashboard {
 	uint8_t token[256];
 	size_t token_len; /* 0: none required (loopback) */
 	uint64_t requests, unauthorized, not_found;
+	struct dash_history *history;
+	char *chartjs; /* the charting library's text, or NULL: not installed */
+	size_t chartjs_len;
 };
+
+/* Reads the charting library at start (so no request reads a file): a regular file of at
+ * most DASH_CHARTJS_MAX bytes at DASH_CHARTJS.  Without it the page says it is missing. */
+static void read_chartjs(struct dashboard *db)
+{
+	const char *path = getenv("KRAY_DASHBOARD_CHARTJS");
+	struct stat stb;
+	size_t got = 0;
+	int fd;
+
+	if (!path || !*path)
+		path = DASH_CHARTJS;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_info("dashboard: no charting library at %s (%s): the page draws no charts "
+			 "(install libjs-chart.js)",
+			 path, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &stb) || !S_ISREG(stb.st_mode) || stb.st_size <= 0 ||
+	    (uint64_t)stb.st_size > DASH_CHARTJS_MAX ||
+	    !(db->chartjs = malloc((size_t)stb.st_size)))
+		goto out;
+	while (got < (size_t)stb.st_size) {
+		ssize_t r = read(fd, db->chartjs + got, (size_t)stb.st_size - got);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got == (size_t)stb.st_size) {
+		db->chartjs_len = got;
+	} else {
+		free(db->chartjs);
+		db->chartjs = NULL;
+	}
+out:
+	if (!db->chartjs)
+		log_warn("dashboard: %s is not a readable file of at most %u bytes: the page "
+			 "draws no charts",
+			 path, DASH_CHARTJS_MAX);
+	close(fd);
+}
 
 /* The token as the cluster part reads it (--token, else token-file), without writing a
  * new one: the dashboard only checks it. */
@@ -95,15 +144,26 @@ static void handle(struct conn *c, const struct http_req *req)
 	size_t len = q ? (size_t)(q - req->path) : req->path_len;
 	static const char api[] = "/api/v1/";
 	struct kbuf body = { 0 };
+	const char *name;
+	size_t nlen;
 
 	db->requests++;
 	if ((len == 1 && req->path[0] == '/') ||
 	    (len == 11 && !memcmp(req->path, "/index.html", 11))) {
 		http_reply(c, "200 OK", "text/html; charset=utf-8",
-			   "Content-Security-Policy: default-src 'self'; script-src "
+			   "Content-Security-Policy: default-src 'self'; script-src 'self' "
 			   "'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'\r\n"
 			   "X-Frame-Options: DENY\r\n",
 			   dash_page, (size_t)(dash_page_end - dash_page));
+		return;
+	}
+	if (len == 9 && !memcmp(req->path, "/chart.js", 9)) {
+		if (db->chartjs)
+			http_reply(c, "200 OK", "text/javascript; charset=utf-8", "", db->chartjs,
+				   db->chartjs_len);
+		else
+			json_error(c, "404 Not Found", "",
+				   "the charting library is not installed (libjs-chart.js)");
 		return;
 	}
 	if (len < sizeof(api) - 1 || memcmp(req->path, api, sizeof(api) - 1)) {
@@ -117,11 +177,23 @@ static void handle(struct conn *c, const struct http_req *req)
 			   "the cluster token is required (Authorization: Bearer TOKEN)");
 		return;
 	}
-	if (!dash_api(c->d, req->path + sizeof(api) - 1, len - (sizeof(api) - 1), &body)) {
+	name = req->path + sizeof(api) - 1;
+	nlen = len - (sizeof(api) - 1);
+	if (nlen == 8 && !memcmp(name, "timeline", 8)) {
+		dash_timeline(c); /* merged across the nodes, rendered a slice per turn */
+		return;
+	}
+	if (nlen == 7 && !memcmp(name, "cluster", 7)) {
+		dash_cluster(c); /* once the other nodes answered */
+		return;
+	}
+	if (nlen == 7 && !memcmp(name, "history", 7)) {
+		dash_history_render(c->d, db->history, &body);
+	} else if (!dash_api(c->d, name, nlen, &body)) {
 		db->not_found++;
 		json_error(c, "404 Not Found", "",
 			   "unknown endpoint; v1 has nodes, workers, tasks, actors, objects, "
-			   "timeline");
+			   "timeline, history, cluster");
 		return;
 	}
 	http_reply(c, "200 OK", "application/json", "", body.data, body.len);
@@ -155,9 +227,29 @@ static void render_metrics(struct krayd *d, struct kbuf *b)
 	       db->not_found);
 }
 
+static int64_t next_deadline(struct krayd *d)
+{
+	return d->dash ? dash_history_next(d->dash->history) : -1;
+}
+
+static void tick(struct krayd *d, int64_t now)
+{
+	if (d->dash)
+		dash_history_tick(d, d->dash->history, now);
+}
+
 static const struct ext dashboard_ext = {
 	.name = "dashboard",
+	.next_deadline = next_deadline,
+	.tick = tick,
 	.render_metrics = render_metrics,
+	.node_summary = dash_summary,
+};
+
+/* Without a dashboard of its own, a node still answers the head's dashboard. */
+static const struct ext summary_ext = {
+	.name = "dashboard (summary only)",
+	.node_summary = dash_summary,
 };
 
 int dashboard_init(struct krayd *d)
@@ -166,10 +258,15 @@ int dashboard_init(struct krayd *d)
 	int r;
 
 	if (!d->cfg.dashboard[0])
-		return 0;
+		return ext_add(d, &summary_ext);
 	db = calloc(1, sizeof(*db));
 	if (!db)
 		return -ENOMEM;
+	db->history = dash_history_new();
+	if (!db->history) {
+		free(db);
+		return -ENOMEM;
+	}
 	db->http.name = "dashboard";
 	db->http.handle = handle;
 	db->fd = http_listen(d->cfg.dashboard);
@@ -189,6 +286,7 @@ int dashboard_init(struct krayd *d)
 			goto err_close;
 		}
 	}
+	read_chartjs(db);
 	d->dash = db;
 	r = ext_add(d, &dashboard_ext);
 	if (!r)
@@ -203,6 +301,8 @@ err_unset:
 err_close:
 	close(db->fd);
 err_free:
+	free(db->chartjs);
+	free(db->history);
 	free(db);
 	return r;
 }
@@ -212,6 +312,8 @@ void dashboard_fini(struct krayd *d)
 	if (!d->dash)
 		return;
 	close(d->dash->fd);
+	free(d->dash->chartjs);
+	free(d->dash->history);
 	free(d->dash);
 	d->dash = NULL;
 }

@@ -608,6 +608,11 @@ int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref);
 /* Records the task's error message; return its result from the function. */
 int kray_fail(kray_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Says that the return slots hold the error the task raised, in a language's own form (a
+ * pickled Python exception): krayd then shows the task as FAILED in `kray timeline` and
+ * the state API, while its callers get the values as set. */
+void kray_ctx_raised(kray_ctx *ctx);
+
 /* The worker's own connection, for nested tasks, puts, gets and actor calls.  NULL in
  * an actor with max_concurrency > 1 unless its constructor shared the connection
  * (kray_ctx_host): a kray handle serves one thread at a time. */

@@ -130,7 +130,10 @@ enum kray_msg_type {
 	KRAY_MSG_OBJ_PULL = 70, /* owner->N kray_msg_obj_held: push it to me now */
 	KRAY_MSG_GCS_JOB = 71, /* N->head kray_msg_gcs_job + code path: a driver came or went */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	KRAY_MSG_NODE_TYPE_MAX = 71,
+	/* 72-75: kept for the cross-node and placement-group messages being written. */
+	KRAY_MSG_NODE_QUERY = 76, /* head->N kray_msg_node_query: send me your what */
+	KRAY_MSG_NODE_QUERY_REPLY = 77, /* N->head kray_msg_node_query + len bytes of JSON */
+	KRAY_MSG_NODE_TYPE_MAX = 77,
 	/* 80-87: /dev/kray (kmod/, docs/kmod.md) */
 	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
 	KRAY_MSG_TYPE_MAX = 80, /* the highest type; the gaps below it are not types */
@@ -343,8 +346,11 @@ struct kray_msg_result {
 	struct kray_oid task;
 	__u64 exec_ns; /* time the function ran */
 	__u32 n; /* values: num_returns, or 1 of type ERROR */
-	__u32 pad;
+	__u32 flags; /* KRAY_RESULT_* */
 };
+/* The values are the exception the function raised (a language's own error value, which
+ * krayd does not open): the task counts as failed in the timeline and the state API. */
+#define KRAY_RESULT_RAISED 1u
 _Static_assert(sizeof(struct kray_msg_result) == 32, "result is 32 bytes");
 
 struct kray_msg_reject {
@@ -514,6 +520,18 @@ struct kray_msg_node {
 	__u64 tasks_finished;
 };
 _Static_assert(sizeof(struct kray_msg_node) == 48, "node is 48 bytes");
+
+/* NODE_QUERY and its reply: a node's view for the head's dashboard (docs/dashboard.md). */
+#define KRAY_QUERY_SUMMARY 1u /* its workers, tasks and actors (the dashboard's JSON) */
+#define KRAY_QUERY_TIMELINE 2u /* its timeline (Chrome trace JSON, docs/timeline.md) */
+struct kray_msg_node_query {
+	__u64 token; /* the asker's, returned in the reply */
+	__u32 what; /* KRAY_QUERY_* */
+	__s32 status; /* reply: 0, or -errno (and no text) */
+	__u32 len; /* reply: the JSON's bytes that follow (padded to 8) */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_node_query) == 24, "node query is 24 bytes");
 
 /* A task sent to the node that runs it.  Its id keeps the owner's node: the returns are
  * pushed back to that node (OBJ_PUSH) and FWD_DONE ends it. */

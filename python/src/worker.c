@@ -74,6 +74,8 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 			      &reflist) ||
 	    ext_layout(pickle, bufs, &size) || ext_refs(reflist, &refs, &nrefs))
 		return -1;
+	if (kind == 1) /* the error the function raised (kray/_worker.py _error) */
+		kray_ctx_raised(ctx);
 	if (!nrefs && k && (size_t)size > inline_max) {
 		pthread_mutex_lock(&ext_mu);
 		r = kray_create(k, (size_t)size, &id, &p);

@@ -109,8 +109,9 @@ static int64_t wait_nodes(kray *k, int alive, int dead, int64_t ms)
 	return -1;
 }
 
-/* Three nodes: node i has resources res[i]; returns a driver connected to the head. */
-static kray *three_nodes(const char *const res[3])
+/* Three nodes: node i has resources res[i], the head head_more flags too; returns a
+ * driver connected to the head. */
+static kray *three_nodes_with(const char *const res[3], const char *const *head_more)
 {
 	char why[128];
 	int rc = netns_cluster_up(&net, 3, why, sizeof(why));
@@ -118,7 +119,7 @@ static kray *three_nodes(const char *const res[3])
 
 	if (rc)
 		cr_skip_test("needs network namespaces: %s", why);
-	start_node(0, res[0], NULL);
+	start_node(0, res[0], head_more);
 	start_node(1, res[1], NULL);
 	start_node(2, res[2], NULL);
 	k = harness_connect(node[0].sock);
@@ -131,6 +132,11 @@ static kray *three_nodes(const char *const res[3])
 		harness_shutdown(ki);
 	}
 	return k;
+}
+
+static kray *three_nodes(const char *const res[3])
+{
+	return three_nodes_with(res, NULL);
 }
 
 static const char *const PER_NODE[3] = { "n1:1", "n2:1", "n3:1" };
@@ -870,4 +876,78 @@ Test(cluster, actor_restarts_on_another_node_when_its_node_dies)
 	cr_assert_eq(rc, -EREMOTEIO, "a call after the last death: %d", rc);
 	cr_assert_eq(v.err, KRAY_ERR_ACTOR_DIED, "error kind %s", harness_errkind(v.err));
 	kray_value_clear(&v);
+}
+
+/* GET path from the head's dashboard (on loopback in the head's namespace). */
+static char dash_reply[8 << 20];
+
+static const char *dash_get(int port, const char *path)
+{
+	char req[256];
+	int saved = netns_enter(net.ns[0]);
+
+	cr_assert_geq(saved, 0, "setns: %s", strerror(-saved));
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+	harness_http(port, req, dash_reply, sizeof(dash_reply));
+	netns_leave(saved);
+	cr_assert(!strncmp(dash_reply, "HTTP/1.0 200", 12), "%s: %.300s", path, dash_reply);
+	return strstr(dash_reply, "\r\n\r\n") + 4;
+}
+
+/* The head's dashboard shows the whole cluster: each node's workers, tasks and actors
+ * (asked over the node links), and one timeline of every node's tasks (pid = node). */
+Test(cluster, head_dashboard_shows_every_node)
+{
+	int port = harness_pick_port();
+	char addr[32], pids[3][32];
+	const char *more[] = { "--dashboard", addr, NULL };
+	const char *body, *p;
+	unsigned npids = 0;
+	kray *k;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	k = three_nodes_with(PER_NODE, more);
+	for (int j = 0; j < 3; j++)
+		for (int x = 0; x < 3; x++) {
+			kray_value a = KRAY_V_INT(x);
+
+			cr_assert_eq(call_int(k, "square", &a, 1, PER_NODE[j]), x * x);
+		}
+	body = dash_get(port, "/api/v1/cluster");
+	cr_assert(!strncmp(body, "{\"api\":\"v1\",\"nodes\":[", 21), "%.300s", body);
+	cr_assert_null(strstr(body, "\"error\""), "a node did not answer: %.2000s", body);
+	int summaries = 0;
+
+	for (p = body; (p = strstr(p, "\",\"workers\":{\"api\":\"v1\"")); p++)
+		summaries++;
+	cr_assert_eq(summaries, 3, "one summary per node: %.3000s", body);
+	/* Node 2 ran square: its own tasks say so. */
+	cr_assert_geq(strstr(body, "\"name\":\"square\"") ? 1 : 0, 1, "%.3000s", body);
+
+	body = dash_get(port, "/api/v1/timeline");
+	cr_assert(!strncmp(body, "{\"traceEvents\":[", 16), "%.300s", body);
+	for (p = body; (p = strstr(p, "{\"name\":\"square\",\"cat\":\"task\",\"ph\":\"X\"")); p++) {
+		const char *pid = strstr(p, "\"pid\":");
+		char v[32];
+		bool seen = false;
+
+		cr_assert_not_null(pid);
+		snprintf(v, sizeof(v), "%.*s", (int)strcspn(pid + 6, ","), pid + 6);
+		for (unsigned i = 0; i < npids; i++)
+			seen |= !strcmp(pids[i], v);
+		if (!seen && npids < 3)
+			snprintf(pids[npids++], sizeof(pids[0]), "%s", v);
+	}
+	cr_assert_eq(npids, 3, "square's events from %u nodes in the merged timeline", npids);
+	cr_assert_not_null(strstr(body, "\"nodes\":[{\"node_id\":"), "%.300s",
+			   strstr(body, "otherData"));
+	/* A node that died: the cluster view says it did not answer, or no longer lists it. */
+	harness_stop_krayd(&node[2]);
+	wait_nodes(k, 2, 1, 10000);
+	body = dash_get(port, "/api/v1/cluster");
+	summaries = 0;
+	for (p = body; (p = strstr(p, "\",\"workers\":{\"api\":\"v1\"")); p++)
+		summaries++;
+	cr_assert_eq(summaries, 2, "the two live nodes: %.3000s", body);
+	harness_shutdown(k);
 }

@@ -122,8 +122,63 @@ Test(dashboard, page_and_api_shapes)
 	cr_assert(!strncmp(body_of(reply), "{\"traceEvents\":[", 16) &&
 			  strstr(reply, "\"name\":\"square\",\"cat\":\"task\",\"ph\":\"X\""),
 		  "%.300s", body_of(reply));
+	/* The history: a sample at start, a second apart after. */
+	get(port, "/api/v1/history", NULL);
+	expect_status(reply, "200", "history");
+	cr_assert(!strncmp(body_of(reply), "{\"api\":\"v1\",\"node_id\":", 22) &&
+			  strstr(reply, "\"columns\":[\"t_ms\",\"store_bytes\"") &&
+			  strstr(reply, "\"samples\":[["),
+		  "%.600s", body_of(reply));
+	/* The chart library, when installed (Debian's libjs-chart.js), else a 404 that says
+	 * so; the page loads it from krayd only. */
+	get(port, "/chart.js", NULL);
+	if (access("/usr/share/javascript/chart.js/chart.min.js", R_OK) == 0) {
+		expect_status(reply, "200", "/chart.js");
+		cr_assert(strstr(reply, "Content-Type: text/javascript") && strstr(reply, "Chart"),
+			  "%.300s", reply);
+	} else {
+		expect_status(reply, "404", "/chart.js, not installed");
+		cr_assert_not_null(strstr(reply, "libjs-chart.js"));
+	}
+	get(port, "/", NULL);
+	cr_assert_not_null(strstr(reply, "<script src=\"/chart.js\">"));
 	harness_shutdown(k);
 	harness_expect_serving(&h, "the dashboard's requests");
+}
+
+/* Tasks not ended are in the timeline with their state, and a pending actor says what it
+ * waits for. */
+Test(dashboard, queued_running_and_pending)
+{
+	int port = harness_pick_port();
+	char addr[32];
+	struct harness h;
+	kray_ref sleeps[3], actor;
+	kray *k;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	h = start_on(addr, NULL);
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 3; i++) /* 2 CPUs: two run, one waits */
+		sleeps[i] = harness_call1(k, "sleep_ms", &KRAY_V_INT(3000), 1);
+	cr_assert_eq(kray_actor_create(k, "Counter", &KRAY_V_REF(sleeps[2]), 1, NULL, &actor), 0,
+		     "%s", kray_errmsg(k));
+	for (int i = 0; i < 200; i++) {
+		get(port, "/api/v1/timeline", NULL);
+		if (strstr(reply, "\"state\":\"PENDING_NODE_ASSIGNMENT\"") &&
+		    strstr(reply, "\"state\":\"RUNNING\""))
+			break;
+		usleep(20000);
+	}
+	cr_assert(strstr(reply, "\"state\":\"RUNNING\""), "%.2000s", body_of(reply));
+	cr_assert(strstr(reply, "\"state\":\"PENDING_NODE_ASSIGNMENT\""), "%.2000s",
+		  body_of(reply));
+	cr_assert(strstr(reply, "\"args\":{\"name\":\"queued\"}"), "the queued row is named");
+	get(port, "/api/v1/actors", NULL);
+	cr_assert(strstr(reply, "\"pending_reason\":\"waiting for 1 constructor argument\""),
+		  "%.2000s", body_of(reply));
+	harness_shutdown(k);
+	harness_expect_serving(&h, "the timeline with tasks not ended");
 }
 
 Test(dashboard, bad_requests)
@@ -137,6 +192,10 @@ Test(dashboard, bad_requests)
 	expect_status(get(port, "/../../etc/passwd", NULL), "404", "a ../ path");
 	expect_status(get(port, "/api/v1/../../etc/passwd", NULL), "404", "a ../ API path");
 	expect_status(get(port, "/%2e%2e/%2e%2e/etc/passwd", NULL), "404", "an encoded ../");
+	expect_status(get(port, "/chart.js/../../etc/passwd", NULL), "404",
+		      "a path under /chart.js");
+	expect_status(get(port, "/chart.min.js", NULL), "404", "another file of the library");
+	expect_status(get(port, "/chart.js%00", NULL), "404", "an encoded NUL");
 	expect_status(get(port, "/api/v2/nodes", NULL), "404", "another API version");
 	expect_status(get(port, "/api/v1/nodesx", NULL), "404", "an unknown endpoint");
 	cr_assert_not_null(strstr(reply, "application/json"));

@@ -85,10 +85,12 @@ def test_ray_semantics_example():
 def test_timeline_example(tmp_path):
     import json
     path = tmp_path / "t.json"
-    out = run_example_args("timeline.py", str(path))
-    assert out == f"25 tasks written to {path}", out  # 12 tasks, the constructor, 12 calls
+    out = run_example_args("timeline.py", str(path)).splitlines()
+    # 12 tasks, the constructor, 12 calls; one that raised; one running
+    assert out[0] == f"27 tasks written to {path}", out
+    assert out[1] == "{'FAILED': 1, 'FINISHED': 25, 'RUNNING': 1}", out
     events = json.loads(path.read_text())["traceEvents"]
-    assert sum(e["ph"] == "X" for e in events) == 25
+    assert sum(e["ph"] == "X" for e in events) == 27
 
 
 def test_task_timeout_example():

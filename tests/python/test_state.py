@@ -81,6 +81,52 @@ def test_list_tasks(busy):
     assert d["creation_time_ms"] <= d["start_time_ms"] <= d["end_time_ms"]
 
 
+def test_list_tasks_failed_running_queued(busy):
+    """A Python task that raised is FAILED; tasks still running or queued are listed with
+    their state, and a pending actor says what it waits for."""
+    from kray.util.state import list_actors, list_tasks
+    kray, _, _ = busy
+
+    @kray.remote
+    def st_raise():
+        raise KeyError("st boom")
+
+    @kray.remote
+    def st_nap(s):
+        import time
+        time.sleep(s)
+        return s
+
+    @kray.remote
+    class StLater:
+        def __init__(self, x):
+            self.x = x
+
+    with pytest.raises(Exception, match="st boom"):
+        kray.get(st_raise.remote())
+    failed = list_tasks(filters=[("name", "=", "st_raise")])
+    assert [t["state"] for t in failed] == ["FAILED"], failed
+    naps = [st_nap.remote(0.5) for _ in range(3)]  # 2 CPUs: two run, one waits
+    later = StLater.remote(naps[2])
+    import time
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        states = sorted(t["state"] for t in list_tasks(filters=[("name", "=", "st_nap")]))
+        if states == ["PENDING_NODE_ASSIGNMENT", "RUNNING", "RUNNING"]:
+            break
+        time.sleep(0.02)
+    assert states == ["PENDING_NODE_ASSIGNMENT", "RUNNING", "RUNNING"], states
+    running = list_tasks(detail=True, filters=[("state", "=", "RUNNING")])
+    assert running and all(t["end_time_ms"] is None and t["worker_id"] for t in running)
+    queued = list_tasks(detail=True, filters=[("state", "=", "PENDING_NODE_ASSIGNMENT")])
+    assert queued[0]["worker_id"] is None and queued[0]["start_time_ms"] is None
+    pending = list_actors(detail=True, filters=[("class_name", "=", "StLater")])
+    assert pending[0]["state"] == "PENDING_CREATION", pending
+    assert pending[0]["pending_reason"] == "waiting for 1 constructor argument", pending
+    assert kray.get(naps) == [0.5] * 3
+    del later
+
+
 def test_list_objects(busy):
     from kray.util.state import list_objects
     _, _, big = busy

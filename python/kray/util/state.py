@@ -110,6 +110,8 @@ def _actor_rows():
                      "num_restarts": a["restarts"],
                      "calls_in_flight": a["calls_in_flight"], "detail": a["detail"],
                      "death_cause": a["detail"] if a["state"] == 3 else None,
+                     # What a pending or starting actor waits for (krayd's own words).
+                     "pending_reason": a["detail"] if a["state"] in (0, 1) else None,
                      "is_local": f"{a['actor_id'][0]:08x}" == node})
     return rows
 
@@ -118,7 +120,9 @@ def list_actors(filters=None, limit=DEFAULT_LIMIT, timeout=None, detail=False,
                 raise_on_missing_output=True, _explain=False):
     """A dict per actor krayd knows: actor_id, class_name, state (PENDING_CREATION, ALIVE,
     DEAD), name, ray_namespace, pid, node_id (its creator's node); with detail also
-    num_restarts, calls_in_flight, death_cause and kray's own detail line."""
+    num_restarts, calls_in_flight, death_cause, pending_reason (what a pending actor waits
+    for: constructor arguments, CPU slots or a resource, its worker process) and kray's own
+    detail line."""
     _connected()
     return _select(_actor_rows(), filters, limit, detail,
                    ("actor_id", "class_name", "state", "name", "ray_namespace", "pid",
@@ -127,11 +131,13 @@ def list_actors(filters=None, limit=DEFAULT_LIMIT, timeout=None, detail=False,
 
 def list_tasks(filters=None, limit=DEFAULT_LIMIT, timeout=None, detail=False,
                raise_on_missing_output=True, _explain=False):
-    """A dict per task in krayd's timeline ring (tasks its workers ran, newest last):
-    task_id, name, state (FINISHED, FAILED), job_id, node_id, worker_id, actor_id, type
-    (NORMAL_TASK, ACTOR_TASK, ACTOR_CREATION_TASK), func_or_class_name; with detail also
-    creation_time_ms, start_time_ms, end_time_ms, queue_ms and language.  Tasks still
-    queued or running are not listed yet (docs/state.md)."""
+    """A dict per task in krayd's timeline ring (tasks its workers ran, oldest first),
+    then those still running or queued: task_id, name, state (FINISHED, FAILED, RUNNING,
+    SUBMITTED_TO_WORKER, PENDING_NODE_ASSIGNMENT, PENDING_ARGS_AVAIL,
+    PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY), job_id, node_id, worker_id (None: not on
+    a worker yet), actor_id, type (NORMAL_TASK, ACTOR_TASK, ACTOR_CREATION_TASK),
+    func_or_class_name; with detail also creation_time_ms, start_time_ms, end_time_ms
+    (None until it ends), queue_ms, language and error_message (docs/state.md)."""
     _connected()
     classes = {a["actor_id"]: a["class_name"] for a in _actor_rows()}
     rows = []
@@ -150,13 +156,19 @@ def list_tasks(filters=None, limit=DEFAULT_LIMIT, timeout=None, detail=False,
             name = f"{classes[actor]}.{_label(raw)}" if actor in classes else _label(raw)
         rows.append({"task_id": a["task_id"], "name": name, "state": a["state"],
                      "job_id": a["job_id"], "node_id": f"{e['pid']:08x}",
-                     "worker_id": f"{e['tid']:08x}", "actor_id": actor, "type": kind,
+                     "worker_id": f"{e['tid']:08x}" if e["tid"] else None,
+                     "actor_id": actor, "type": kind,
                      "func_or_class_name": raw,
                      "language": "PYTHON" if raw.startswith(("kray_py_", "call:"))
                      else "C",
                      "creation_time_ms": a["submit_ts"] / 1000,
-                     "start_time_ms": e["ts"] / 1000,
-                     "end_time_ms": a["end_ts"] / 1000, "queue_ms": a["queue_us"] / 1000})
+                     "start_time_ms": e["ts"] / 1000 if e["tid"] else None,
+                     "end_time_ms": a["end_ts"] / 1000 if "end_ts" in a else None,
+                     "queue_ms": a["queue_us"] / 1000,
+                     # krayd's error text of a FAILED task (a C task's kray_fail(), a
+                     # cancel); None for an exception a Python task raised (kray.get()
+                     # raises it with its traceback).
+                     "error_message": a.get("error")})
     return _select(rows, filters, limit, detail,
                    ("task_id", "name", "state", "job_id", "node_id", "worker_id",
                     "actor_id", "type", "func_or_class_name"))
