@@ -574,7 +574,7 @@ KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void
 	return kc_create(k, size, ret_ref, ret_data);
 }
 
-KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
+int kc_seal_refs(struct kray *k, const kray_ref *ref, const kray_ref *refs, uint16_t nrefs)
 {
 	uint64_t *slot = ref ? oidmap_get(&k->writing, oid(ref)) : NULL;
 	struct kray_msg_seal m;
@@ -588,7 +588,7 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 	if (vw->kind == MEM_HEAP) {
 		kray_value v = KRAY_V_BYTES(vw->addr, vw->size);
 
-		if (kc_put_inline(k, ref, &v, NULL, 0))
+		if (kc_put_inline(k, ref, &v, refs, nrefs))
 			return -ENOMEM;
 		oidmap_del(&k->writing, oid(ref));
 		free(vw->addr);
@@ -596,7 +596,9 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 	}
 	memcpy(&m.oid, ref, sizeof(m.oid));
-	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SEAL, 0, WIRE_FIXED(m));
+	/* The refs it contains follow: krayd keeps them alive with it. */
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SEAL, 0, WIRE_FIXED(m),
+			      WIRE_RAW(refs, (size_t)nrefs * sizeof(*refs)));
 	if (kc_end(k, off))
 		return -ENOMEM;
 	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails (the SEAL is only
@@ -606,6 +608,11 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 	close(vw->fd);
 	free(vw);
 	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
+}
+
+KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
+{
+	return kc_seal_refs(k, ref, NULL, 0);
 }
 
 const struct kc_layer kc_objects_layer = {
