@@ -172,6 +172,8 @@ struct view { /* a read-only mapping of a large object */
 	size_t size; /* the object's */
 	size_t maplen; /* the mapping's: whole (huge) pages */
 	int fd; /* the writer's fd, while being created */
+	kray_ref *nested; /* the refs the object contains (kray_value.refs of its values) */
+	size_t nnested;
 };
 
 /* Maps a large object's memfd read-only after checking its seals and size; NULL with

@@ -187,6 +187,7 @@ static void view_put(struct view *vw)
 				kc_flush_some(k);
 		}
 	}
+	free(vw->nested);
 	free(vw);
 }
 
@@ -233,7 +234,25 @@ int kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref
 void kc_view_value(struct view *vw, kray_value *v)
 {
 	vw->refs++;
-	*v = (kray_value){ .type = KRAY_BYTES, .data = vw->addr, .len = vw->size, .priv_ = vw };
+	*v = (kray_value){ .type = KRAY_BYTES,
+			   .data = vw->addr,
+			   .len = vw->size,
+			   .priv_ = vw,
+			   .refs = vw->nested,
+			   .nrefs = vw->nnested };
+}
+
+/* A large object's view learns the refs it contains (the same in every value of it). */
+static int view_set_nested(struct view *vw, const struct wire_value *w)
+{
+	if (!w->nrefs || vw->nnested)
+		return 0;
+	vw->nested = malloc(w->nrefs * sizeof(*vw->nested));
+	if (!vw->nested)
+		return -ENOMEM;
+	memcpy(vw->nested, w->refs, w->nrefs * sizeof(*vw->nested));
+	vw->nnested = w->nrefs;
+	return 0;
 }
 
 static void error_value(kray_value *v, const char *fmt, const kray_ref *id, const char *why)
@@ -343,6 +362,10 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 		kc_put_unpin(k, &id);
 		if (fd >= 0)
 			close(fd);
+		if (view_set_nested(vw, w)) {
+			nomem_value(ret);
+			return -ENOMEM;
+		}
 		kc_view_value(vw, ret);
 		return 0;
 	}
@@ -350,6 +373,12 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 		struct view *vw = kc_map_fd(k, &id, fd, w->scalar, &why);
 
 		close(fd);
+		if (vw && view_set_nested(vw, w)) {
+			vw->refs++;
+			view_put(vw); /* unmapped: no value holds it */
+			nomem_value(ret);
+			return -ENOMEM;
+		}
 		if (vw) {
 			kc_view_value(vw, ret);
 			return 0;
