@@ -136,6 +136,8 @@ bad:
 /* A frame on a link that has proven the token: the part it is for handles it. */
 static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
 {
+	int r;
+
 	switch (h->type) {
 	case KRAY_MSG_NODE_REGISTER:
 	case KRAY_MSG_NODE_HEARTBEAT:
@@ -151,9 +153,13 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	case KRAY_MSG_FWD_DONE:
 		return remote_on_done(l, body, h->len);
 	case KRAY_MSG_OBJ_PUSH:
-		return xfer_on_push(l, h, body, h->len);
+		r = xfer_on_push(l, h, body, h->len);
+		ractor_adopt(l); /* the handles it held: their calls go to their nodes */
+		return r;
 	case KRAY_MSG_OBJ_CHUNK:
-		return xfer_on_chunk(l, body, h->len);
+		r = xfer_on_chunk(l, body, h->len);
+		ractor_adopt(l);
+		return r;
 	case KRAY_MSG_GCS_ACTOR:
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);

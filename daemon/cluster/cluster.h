@@ -38,6 +38,13 @@ struct xitem {
 
 struct link;
 
+/* An actor handle that arrived over a link, new on this node (xfer.c -> ractor_adopt()). */
+struct lent_handle {
+	struct kray_oid id;
+	uint32_t host; /* the actor's node, as the sender knew it */
+	uint32_t pad;
+};
+
 /* What the cluster's top (cluster.c) does with the events of a link: net.c, which owns the
  * links, calls only these.  frame: a frame on a link that has proven the token (returns 0,
  * or conn_fail()'s code); up: it has been proven both ways; gone: its connection closed;
@@ -69,6 +76,7 @@ struct link {
 	int64_t since; /* made at; unproven links are closed after AUTH_TIMEOUT_NS */
 	struct kbuf backlog; /* frames queued before it was proven */
 	struct xitem *xhead, *xtail; /* large objects streaming out, in order */
+	struct kbuf lent; /* struct lent_handle: handles that came in the last frame */
 	int pipe[2]; /* memfd -> pipe -> socket for their chunks; -1 until first needed */
 	unsigned pipe_size;
 	bool no_splice; /* splicing failed once: chunks are copied instead */
@@ -348,9 +356,10 @@ int remote_on_job_end(struct link *l, const uint8_t *body, uint32_t len);
 struct ractor *ractor_get(struct krayd *d, const struct kray_oid *id, bool add);
 /* l went: actors this node created over it are created again elsewhere. */
 void ractor_link_gone(struct krayd *d, struct link *l);
-/* Handle id, new here, was lent by l's node, which holds one for us; the actor lives on
- * host.  Its calls go there (asking host to hold a handle for us when it is a third node). */
-void ractor_lent(struct link *l, const struct kray_oid *id, uint32_t host);
+/* The handles that came over l in its last frame (l->lent), new here: l's node holds one
+ * for us; each actor lives on its host.  Their calls go there (asking the host to hold a
+ * handle for us when it is a third node). */
+void ractor_adopt(struct link *l);
 void ractor_fini(struct krayd *d);
 
 /* lineage.c: large returns held where they were made */
@@ -365,8 +374,7 @@ void remote_fini(struct krayd *d);
  * other node (the link holds them until it releases them); why: enum kray_push_why. */
 void xfer_push(struct link *l, struct obj *o, enum kray_push_why why);
 void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg);
-int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
-		 uint32_t len);
+int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len);
 int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);
 void xfer_link_gone(struct link *l);
 

@@ -183,7 +183,8 @@ void lineage_link_gone(struct krayd *d, struct link *l)
 						 "%08x is gone, and the object cannot be fetched" :
 						 "object %u.%u.%u.%u cannot be fetched: node %08x, "
 						 "which lent it, is gone",
-					 ids[i].node, ids[i].owner, ids[i].seq, ids[i].index, l->node);
+					 ids[i].node, ids[i].owner, ids[i].seq, ids[i].index,
+					 l->node);
 
 			store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, (size_t)k);
 			continue;

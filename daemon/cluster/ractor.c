@@ -151,7 +151,7 @@ void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
 	net_flush(l);
 }
 
-void ractor_lent(struct link *l, const struct kray_oid *id, uint32_t host)
+static void ractor_lent(struct link *l, const struct kray_oid *id, uint32_t host)
 {
 	struct krayd *d = l->d;
 	struct kray_msg_actor_attach a = { .actor = *id }; /* token 0: no answer awaited */
@@ -182,6 +182,17 @@ void ractor_lent(struct link *l, const struct kray_oid *id, uint32_t host)
 	b = net_out(l);
 	WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(m), WIRE_FIXED(*id));
 	net_flush(l);
+}
+
+void ractor_adopt(struct link *l)
+{
+	struct lent_handle h;
+
+	while (kbuf_pending(&l->lent) >= sizeof(h)) {
+		memcpy(&h, l->lent.data + l->lent.off, sizeof(h));
+		kbuf_consume(&l->lent, sizeof(h));
+		ractor_lent(l, &h.id, h.host);
+	}
 }
 
 int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart)

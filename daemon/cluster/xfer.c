@@ -54,12 +54,21 @@ static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
 /* The node that hosts actor id, as this node knows it (0: unknown). */
 static uint32_t handle_host(struct krayd *d, const struct kray_oid *id)
 {
-	struct ractor *ra;
+	uint64_t *v;
 
 	if (actor_find(d, id))
 		return d->node;
-	ra = ractor_get(d, id, false);
-	return ra ? ra->node : 0;
+	v = oidmap_get(&d->cl->ractors, id);
+	return v ? ((struct ractor *)(uintptr_t)*v)->node : 0;
+}
+
+/* Handle id, new here, came over l from the actor's node host: ractor_adopt() (called by
+ * the cluster's top after the frame) makes its calls go there. */
+static void lend_handle(struct link *l, const struct kray_oid *id, uint32_t host)
+{
+	struct lent_handle h = { .id = *id, .host = host };
+
+	kbuf_put(&l->lent, &h, sizeof(h));
 }
 
 /*
@@ -134,8 +143,8 @@ void xfer_push(struct link *l, struct obj *o, enum kray_push_why why)
 		/* A handle: the link holds it for the other node, which releases it when its
 		 * own handle goes; the scalar says where the actor lives. */
 		store_conn_ref(l->c, o);
-		push_inline(net_out(l), &o->id, o->type, 0, handle_host(d, &o->id), o->data,
-			    o->len, why, 0, NULL, 0);
+		push_inline(net_out(l), &o->id, o->type, 0, handle_host(d, &o->id), o->data, o->len,
+			    why, 0, NULL, 0);
 		net_flush(l);
 		return;
 	}
@@ -418,11 +427,13 @@ static void take_refs(struct link *l, struct obj *o, const uint8_t *blk, uint16_
 		if (!in || in->state == OBJ_READY)
 			continue;
 		/* A handle is its id: ready at once, its calls going to the actor's node. */
-		struct wire_value v = { .type = KRAY_WT_ACTOR, .data = &ids[i], .len = sizeof(ids[i]) };
+		struct wire_value v = { .type = KRAY_WT_ACTOR,
+					.data = &ids[i],
+					.len = sizeof(ids[i]) };
 
 		memcpy(&host, blk + n * sizeof(*ids) + i * sizeof(host), sizeof(host));
 		store_seal(d, in, &v);
-		ractor_lent(l, &ids[i], host);
+		lend_handle(l, &ids[i], host);
 	}
 	release_ids(l, rel, nrel);
 	free(ids);
@@ -443,14 +454,13 @@ static void on_handle(struct link *l, const struct kray_msg_obj_push *m)
 	store_conn_ref(l->c, o);
 	if (fresh) {
 		store_seal(d, o, &v);
-		ractor_lent(l, &m->oid, (uint32_t)m->scalar);
+		lend_handle(l, &m->oid, (uint32_t)m->scalar);
 	} else {
 		release_ids(l, &m->oid, 1);
 	}
 }
 
-int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
-		 uint32_t len)
+int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;
 	struct kray_msg_obj_push m;
@@ -469,13 +479,12 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 		return conn_fail(l->c, "malformed object push", -EBADMSG);
 	refs = m.nrefs ? r.p : NULL;
 	if (h->req > KRAY_PUSH_ANSWER || (m.type == KRAY_WT_ACTOR && answer) ||
-	    (m.type == KRAY_WT_FD ?
-		     (m.len || !m.size || m.size > KRAY_OBJECT_MAX) :
-	     m.type == KRAY_WT_ACTOR ?
-		     (m.len != sizeof(m.oid) || m.nrefs || m.oid.index != KRAY_OID_ACTOR ||
-		      memcmp(data, &m.oid, sizeof(m.oid))) :
-		     (m.size != m.len || m.type > KRAY_WT_ERROR || m.type == KRAY_WT_REF ||
-		      m.err > KRAY_WE_MAX)))
+	    (m.type == KRAY_WT_FD    ? (m.len || !m.size || m.size > KRAY_OBJECT_MAX) :
+	     m.type == KRAY_WT_ACTOR ? (m.len != sizeof(m.oid) || m.nrefs ||
+					m.oid.index != KRAY_OID_ACTOR ||
+					memcmp(data, &m.oid, sizeof(m.oid))) :
+				       (m.size != m.len || m.type > KRAY_WT_ERROR ||
+					m.type == KRAY_WT_REF || m.err > KRAY_WE_MAX)))
 		return conn_fail(l->c, "bad object push", -EBADMSG);
 	if (l->rx.active)
 		return conn_fail(l->c, "object push in the middle of another object", -EPROTO);

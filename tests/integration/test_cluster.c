@@ -861,8 +861,8 @@ static void expect_objects(int i, uint64_t want, const char *what)
 		usleep(20000);
 	}
 	harness_shutdown(ki);
-	cr_assert_leq(have, want, "%s: node %d keeps %llu objects (want at most %llu)", what,
-		      i + 1, (unsigned long long)have, (unsigned long long)want);
+	cr_assert_leq(have, want, "%s: node %d keeps %llu objects (want at most %llu)", what, i + 1,
+		      (unsigned long long)have, (unsigned long long)want);
 }
 
 Test(cluster, refs_inside_values_cross_nodes_and_are_freed_everywhere)

@@ -23,7 +23,7 @@ from test_cluster import _both_nodes_up, _free_port, _krayd
 
 @pytest.fixture
 def nodes():
-    """(head socket, other node's socket)."""
+    """(head socket, other node's socket, their Popen objects)."""
     d = tempfile.mkdtemp(prefix="kray-pytest-xrefs-")
     port = _free_port()
     procs = []
@@ -35,7 +35,7 @@ def nodes():
                                  "--token-file", head_sock + ".token", "--node-listen",
                                  "127.0.0.1:0", "--resources", "GPU:2")
         procs.append(node)
-        yield head_sock, node_sock
+        yield head_sock, node_sock, procs
     finally:
         for p in procs:  # the pids started here, nothing else
             p.send_signal(signal.SIGTERM)
@@ -310,3 +310,19 @@ def test_killed_driver_ends_its_tasks_on_another_node(fresh, nodes):
         return 1
 
     assert ray.get(quick.remote(), timeout=30) == 1
+
+
+def test_owner_node_death_gives_owner_died_error_to_a_borrower(fresh, nodes):
+    ray = fresh
+    ray.init(address=nodes[1])  # a driver on the second node
+    _both_nodes_up(ray)
+
+    @ray.remote(resources={"n1": 1})
+    def lend():
+        return [ray.put("made on the head")]
+
+    (inner,) = ray.get(lend.remote(), timeout=60)  # a ref owned on the head, not pulled
+    nodes[2][0].send_signal(signal.SIGKILL)  # the head's krayd, started by the fixture
+    nodes[2][0].wait()
+    with pytest.raises(ray.exceptions.OwnerDiedError):
+        ray.get(inner, timeout=30)
