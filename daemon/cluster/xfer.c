@@ -398,6 +398,8 @@ static void take_refs(struct link *l, struct obj *o, const uint8_t *blk, uint16_
 
 	if (!n)
 		return;
+	if (o && o->ncontained)
+		o = NULL; /* it has its refs already (cannot happen: a pending object) */
 	ids = malloc(n * sizeof(*ids));
 	rel = malloc(n * sizeof(*rel));
 	if (!ids || !rel)
