@@ -132,7 +132,8 @@ Test(jobs, dead_actor_records_are_bounded)
 	}
 	cr_assert_leq(g.actors_dead, 6, "dead actors kept: %llu (5 unheld and the held one)",
 		      (unsigned long long)g.actors_dead);
-	cr_assert_geq(g.actors_dead, 5, "dead actors kept: %llu", (unsigned long long)g.actors_dead);
+	cr_assert_geq(g.actors_dead, 5, "dead actors kept: %llu",
+		      (unsigned long long)g.actors_dead);
 	/* The held one still answers with its death. */
 	cr_assert_eq(kray_actor_call(k, held, "read", NULL, 0, NULL, &r), 0);
 	cr_assert_eq(harness_get1(k, r, 30000, &v), -EREMOTEIO, "a call on the killed actor");
@@ -164,7 +165,8 @@ Test(jobs, task_timeout)
 		     kray_errmsg(k));
 	took = harness_now_ms() - t0;
 	cr_assert_eq(v.err, KRAY_ERR_TIMED_OUT, "error kind %d: %s", v.err, (const char *)v.data);
-	cr_assert(strstr((const char *)v.data, "timed out") && strstr((const char *)v.data, "300 ms"),
+	cr_assert(strstr((const char *)v.data, "timed out") &&
+			  strstr((const char *)v.data, "300 ms"),
 		  "the message: %s", (const char *)v.data);
 	kray_value_clear(&v);
 	cr_assert_lt(took, 10000, "the timeout took %lld ms", (long long)took);
@@ -172,7 +174,8 @@ Test(jobs, task_timeout)
 	cr_assert_eq(harness_get1(k, quick, 30000, &v), 0, "the quick task: %s", kray_errmsg(k));
 	cr_assert_eq(v.i, 10);
 	g = guards(k);
-	cr_assert_eq(g.tasks_timed_out, 1, "timed out: %llu", (unsigned long long)g.tasks_timed_out);
+	cr_assert_eq(g.tasks_timed_out, 1, "timed out: %llu",
+		     (unsigned long long)g.tasks_timed_out);
 	/* The node goes on: its workers serve the next tasks. */
 	for (int i = 0; i < 4; i++)
 		harness_expect_int(k, "square", &KRAY_V_INT(i), 1, (int64_t)i * i);
