@@ -214,6 +214,9 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	va_end(ap);
 	a->death_err = err;
 	a->state = A_DEAD;
+	/* It never runs its constructor again: its record need not keep its job's. */
+	job_drop(d, a->ctor->jp);
+	a->ctor->jp = NULL;
 	if (a->name)
 		ext_actor_changed(d, a, false);
 	log_debug("actor %u.%u dead: %.200s", a->id.owner, a->id.seq, actor_death(a));

@@ -76,7 +76,8 @@ static struct kray_guard_stats wait_jobs(kray *k, uint64_t want)
 }
 
 /* A driver's job record, and its tasks', go with the last of them: 200 drivers that come,
- * run a task and go leave the table as it was. */
+ * run a task (some an actor too, whose dead record stays) and go leave the table as it
+ * was. */
 Test(jobs, job_records_go_with_their_drivers)
 {
 	struct harness h;
@@ -89,8 +90,19 @@ Test(jobs, job_records_go_with_their_drivers)
 	cr_assert_eq(g.jobs, 1, "this driver's job only: %llu", (unsigned long long)g.jobs);
 	for (int i = 0; i < 200; i++) {
 		kray *other = harness_connect(h.sock);
+		kray_ref a, r;
+		kray_value v;
 
 		harness_expect_int(other, "square", &KRAY_V_INT(i), 1, (int64_t)i * i);
+		if (i % 20 == 0) { /* an actor, whose dead record is kept for listings */
+			cr_assert_eq(
+				kray_actor_create(other, "Counter", &KRAY_V_INT(i), 1, NULL, &a),
+				0);
+			cr_assert_eq(kray_actor_call(other, a, "read", NULL, 0, NULL, &r), 0);
+			cr_assert_eq(harness_get1(other, r, 30000, &v), 0, "%s",
+				     kray_errmsg(other));
+			cr_assert_eq(v.i, i);
+		}
 		harness_shutdown(other);
 	}
 	g = wait_jobs(k, 1);
