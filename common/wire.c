@@ -276,7 +276,7 @@ int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret)
 			      memchr(f.path, 0, f.m.path_len))) ||
 	    (f.m.res_len && (wire_rd_bytes(&r, f.m.res_len, (const void **)&f.res) ||
 			     wire_parse_resources(f.res, f.m.res_len, NULL) < 0)) ||
-	    check_values(r, f.m.nargs, PLAIN | T(KRAY_WT_REF)) < 0)
+	    check_values(r, f.m.nargs, PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR)) < 0)
 		return -EBADMSG;
 	if (!f.m.path_len)
 		f.path = "";

@@ -205,9 +205,19 @@ KRAY_EXPORT int kray_put_refs(struct kray *k, const kray_value *v, const kray_re
 		return kc_fail(k, -EINVAL, "kray_put_refs takes a value and 0 to 65535 refs");
 	if ((r = kc_check_value(k, v, false)))
 		return r;
-	if (v->type == KRAY_BYTES && v->len > k->inline_max)
-		return kc_fail(k, -EINVAL, "only values up to %u bytes may contain refs",
-			       k->inline_max);
+	if (v->type == KRAY_BYTES && v->len > k->inline_max) {
+		/* A large object: its refs go with its seal. */
+		void *p;
+
+		r = kc_create(k, v->len, &id, &p);
+		if (r)
+			return r;
+		memcpy(p, v->data, v->len);
+		r = kc_seal_refs(k, &id, refs, (uint16_t)nrefs);
+		if (!r)
+			*ret_ref = id;
+		return r;
+	}
 	id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
 	if ((r = kc_put_inline(k, &id, v, refs, (uint16_t)nrefs)))
 		return r;

@@ -23,7 +23,8 @@ static uint64_t mono_ns(void);
 
 /* Moves a large value into the object store and leaves an internal KRAY_REF naming it in
  * the slot: krayd moves that object into the task's return slot.  Loop thread only. */
-static int store_large(kray_ctx *ctx, kray_value *dst, const void *data, size_t len)
+static int store_large(kray_ctx *ctx, kray_value *dst, const void *data, size_t len,
+		       const kray_ref *refs, size_t nrefs)
 {
 	kray_ref id;
 	void *p;
@@ -31,7 +32,7 @@ static int store_large(kray_ctx *ctx, kray_value *dst, const void *data, size_t 
 
 	if (!r) {
 		memcpy(p, data, len);
-		r = kray_seal(ctx->k, &id);
+		r = kc_seal_refs(ctx->k, &id, refs, (uint16_t)nrefs);
 	}
 	if (r) {
 		/* The task fails with the store's reason, whatever the function does. */
@@ -57,7 +58,7 @@ KRAY_EXPORT int kray_return(kray_ctx *ctx, unsigned idx, const kray_value *v)
 	dst = &ctx->rets[idx];
 	kray_value_clear(dst);
 	if (v->type == KRAY_BYTES && ctx->k && v->len > ctx->k->inline_max)
-		return store_large(ctx, dst, v->data, v->len);
+		return store_large(ctx, dst, v->data, v->len, NULL, 0);
 	memcpy(&scalar, v->type == KRAY_F64 ? (const void *)&v->f : (const void *)&v->i,
 	       sizeof(scalar));
 	return kc_mem_value((uint8_t)v->type, scalar, v->data, v->type == KRAY_BYTES ? v->len : 0,
@@ -72,10 +73,13 @@ KRAY_EXPORT int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *
 	if (!nrefs)
 		return kray_return(ctx, idx, v);
 	if (idx >= ctx->num_returns || !v || v->type != KRAY_BYTES || (v->len && !v->data) ||
-	    !refs || nrefs > UINT16_MAX || (ctx->k && v->len > ctx->k->inline_max))
+	    !refs || nrefs > UINT16_MAX)
 		return -EINVAL;
 	dst = &ctx->rets[idx];
 	kray_value_clear(dst);
+	/* A large one goes to the store now, with its refs (as kray_return does). */
+	if (ctx->k && v->len > ctx->k->inline_max)
+		return store_large(ctx, dst, v->data, v->len, refs, nrefs);
 	return kc_mem_value_refs(KRAY_WT_BYTES, v->data, v->len, refs, nrefs, dst);
 }
 
@@ -456,17 +460,12 @@ void call_finish(struct kray *k, struct call *c)
 	for (unsigned i = 0; ok && i < c->x.m.num_returns; i++) {
 		kray_value *v = &c->ctx.rets[i];
 
-		if (v->type == KRAY_BYTES && v->len > k->inline_max && v->nrefs) {
-			kray_fail(&c->ctx,
-				  "return value %u contains refs and is larger than %u bytes", i,
-				  k->inline_max);
-			ok = false;
-		} else if (v->type == KRAY_BYTES && v->len > k->inline_max) {
+		if (v->type == KRAY_BYTES && v->len > k->inline_max) {
 			kray_value copy = *v;
 
 			c->ctx.k = k;
 			*v = (kray_value){ 0 };
-			ok = !store_large(&c->ctx, v, copy.data, copy.len);
+			ok = !store_large(&c->ctx, v, copy.data, copy.len, copy.refs, copy.nrefs);
 			kray_value_clear(&copy);
 		}
 	}

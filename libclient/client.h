@@ -172,6 +172,8 @@ struct view { /* a read-only mapping of a large object */
 	size_t size; /* the object's */
 	size_t maplen; /* the mapping's: whole (huge) pages */
 	int fd; /* the writer's fd, while being created */
+	kray_ref *nested; /* the refs the object contains (kray_value.refs of its values) */
+	size_t nnested;
 };
 
 /* Maps a large object's memfd read-only after checking its seals and size; NULL with
@@ -204,6 +206,8 @@ void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v);
 void kc_cache_drop(struct kray *k, const kray_ref *id);
 /* Creates a large object for this process (also used for a worker's large returns). */
 int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
+/* kray_seal() of an object that contains nrefs refs (held by this process). */
+int kc_seal_refs(struct kray *k, const kray_ref *ref, const kray_ref *refs, uint16_t nrefs);
 
 /* kmod.c: /dev/kray, when the module is loaded (docs/kmod.md).  Its layer opens it after
  * the hello unless $KRAY_KMOD is 0 (without it, k->kmod_fd stays -1) and counts kc_hold(). */

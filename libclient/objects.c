@@ -187,6 +187,7 @@ static void view_put(struct view *vw)
 				kc_flush_some(k);
 		}
 	}
+	free(vw->nested);
 	free(vw);
 }
 
@@ -233,7 +234,25 @@ int kc_mem_value_refs(uint8_t type, const void *data, size_t len, const kray_ref
 void kc_view_value(struct view *vw, kray_value *v)
 {
 	vw->refs++;
-	*v = (kray_value){ .type = KRAY_BYTES, .data = vw->addr, .len = vw->size, .priv_ = vw };
+	*v = (kray_value){ .type = KRAY_BYTES,
+			   .data = vw->addr,
+			   .len = vw->size,
+			   .priv_ = vw,
+			   .refs = vw->nested,
+			   .nrefs = vw->nnested };
+}
+
+/* A large object's view learns the refs it contains (the same in every value of it). */
+static int view_set_nested(struct view *vw, const struct wire_value *w)
+{
+	if (!w->nrefs || vw->nnested)
+		return 0;
+	vw->nested = malloc(w->nrefs * sizeof(*vw->nested));
+	if (!vw->nested)
+		return -ENOMEM;
+	memcpy(vw->nested, w->refs, w->nrefs * sizeof(*vw->nested));
+	vw->nnested = w->nrefs;
+	return 0;
 }
 
 static void error_value(kray_value *v, const char *fmt, const kray_ref *id, const char *why)
@@ -353,6 +372,10 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 		kc_put_unpin(k, &id);
 		if (fd >= 0)
 			close(fd);
+		if (view_set_nested(vw, w)) {
+			nomem_value(ret);
+			return -ENOMEM;
+		}
 		kc_view_value(vw, ret);
 		return 0;
 	}
@@ -360,6 +383,12 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 		struct view *vw = kc_map_fd(k, &id, fd, w->scalar, &why);
 
 		close(fd);
+		if (vw && view_set_nested(vw, w)) {
+			vw->refs++;
+			view_put(vw); /* unmapped: no value holds it */
+			nomem_value(ret);
+			return -ENOMEM;
+		}
 		if (vw) {
 			kc_view_value(vw, ret);
 			return 0;
@@ -587,7 +616,7 @@ KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void
 	return kc_create(k, size, ret_ref, ret_data);
 }
 
-KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
+int kc_seal_refs(struct kray *k, const kray_ref *ref, const kray_ref *refs, uint16_t nrefs)
 {
 	uint64_t *slot = ref ? oidmap_get(&k->writing, oid(ref)) : NULL;
 	struct kray_msg_seal m;
@@ -601,7 +630,7 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 	if (vw->kind == MEM_HEAP) {
 		kray_value v = KRAY_V_BYTES(vw->addr, vw->size);
 
-		if (kc_put_inline(k, ref, &v, NULL, 0))
+		if (kc_put_inline(k, ref, &v, refs, nrefs))
 			return -ENOMEM;
 		oidmap_del(&k->writing, oid(ref));
 		free(vw->addr);
@@ -609,7 +638,9 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 	}
 	memcpy(&m.oid, ref, sizeof(m.oid));
-	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SEAL, 0, WIRE_FIXED(m));
+	/* The refs it contains follow: krayd keeps them alive with it. */
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SEAL, 0, WIRE_FIXED(m),
+			      WIRE_RAW(refs, (size_t)nrefs * sizeof(*refs)));
 	if (kc_end(k, off))
 		return -ENOMEM;
 	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails (the SEAL is only
@@ -619,6 +650,11 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 	close(vw->fd);
 	free(vw);
 	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
+}
+
+KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
+{
+	return kc_seal_refs(k, ref, NULL, 0);
 }
 
 const struct kc_layer kc_objects_layer = {

@@ -136,6 +136,8 @@ bad:
 /* A frame on a link that has proven the token: the part it is for handles it. */
 static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
 {
+	int r;
+
 	switch (h->type) {
 	case KRAY_MSG_NODE_REGISTER:
 	case KRAY_MSG_NODE_HEARTBEAT:
@@ -151,9 +153,13 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	case KRAY_MSG_FWD_DONE:
 		return remote_on_done(l, body, h->len);
 	case KRAY_MSG_OBJ_PUSH:
-		return xfer_on_push(l, body, h->len);
+		r = xfer_on_push(l, h, body, h->len);
+		ractor_adopt(l); /* the handles it held: their calls go to their nodes */
+		return r;
 	case KRAY_MSG_OBJ_CHUNK:
-		return xfer_on_chunk(l, body, h->len);
+		r = xfer_on_chunk(l, body, h->len);
+		ractor_adopt(l);
+		return r;
 	case KRAY_MSG_GCS_ACTOR:
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);
@@ -192,6 +198,10 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		return query_on_request(l, body, h->len);
 	case KRAY_MSG_NODE_QUERY_REPLY:
 		return query_on_reply(l, body, h->len);
+	case KRAY_MSG_FWD_CANCEL:
+		return remote_on_cancel(l, body, h->len);
+	case KRAY_MSG_FWD_JOB_END:
+		return remote_on_job_end(l, body, h->len);
 	case KRAY_MSG_ERROR:
 		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
 	default:
@@ -386,8 +396,11 @@ static bool ext_claim_actor(struct conn *c, uint64_t req, const struct wire_acto
 
 static void ext_driver(struct conn *c, bool alive)
 {
-	if (c->d->cl)
-		gcs_job_changed(c, alive);
+	if (!c->d->cl)
+		return;
+	gcs_job_changed(c, alive);
+	if (!alive)
+		remote_job_end(c->d, c->job); /* its tasks on other nodes end too */
 }
 
 static const struct ext cluster_ext = {
@@ -396,6 +409,7 @@ static const struct ext cluster_ext = {
 	.tick = cluster_tick,
 	.place = ext_place_task,
 	.task_done = remote_task_done,
+	.task_cancel = remote_cancel,
 	.obj_wanted = remote_want,
 	.obj_settled = remote_obj_settled,
 	.actor_changed = ext_named_actor,

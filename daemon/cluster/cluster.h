@@ -39,6 +39,13 @@ struct xitem {
 
 struct link;
 
+/* An actor handle that arrived over a link, new on this node (xfer.c -> ractor_adopt()). */
+struct lent_handle {
+	struct kray_oid id;
+	uint32_t host; /* the actor's node, as the sender knew it */
+	uint32_t pad;
+};
+
 /* What the cluster's top (cluster.c) does with the events of a link: net.c, which owns the
  * links, calls only these.  frame: a frame on a link that has proven the token (returns 0,
  * or conn_fail()'s code); up: it has been proven both ways; gone: its connection closed;
@@ -70,6 +77,7 @@ struct link {
 	int64_t since; /* made at; unproven links are closed after AUTH_TIMEOUT_NS */
 	struct kbuf backlog; /* frames queued before it was proven */
 	struct xitem *xhead, *xtail; /* large objects streaming out, in order */
+	struct kbuf lent; /* struct lent_handle: handles that came in the last frame */
 	int pipe[2]; /* memfd -> pipe -> socket for their chunks; -1 until first needed */
 	unsigned pipe_size;
 	bool no_splice; /* splicing failed once: chunks are copied instead */
@@ -77,6 +85,8 @@ struct link {
 		struct kray_oid id; /* the large object arriving, chunk by chunk */
 		uint64_t off, size;
 		bool active, discard;
+		uint8_t *refs; /* the refs it contains (OBJ_PUSH's block), taken at its end */
+		uint16_t nrefs;
 	} rx;
 	struct link *next;
 };
@@ -141,6 +151,9 @@ struct ractor {
 	int16_t max_restarts, max_task_retries;
 	uint16_t restarts;
 	bool no_restart;
+	/* A handle lent by a node other than the actor's: that node's link still holds one
+	 * for us (released with ours, after the actor's node holds one: ACTOR_ATTACH). */
+	uint32_t hold_link;
 };
 
 struct cluster {
@@ -331,12 +344,24 @@ void remote_link_gone(struct link *l);
 int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len);
 int remote_on_held(struct link *l, const uint8_t *body, uint32_t len);
+/* Task tid was cancelled here: where it was forwarded, and (RECURSIVE) its children that
+ * were, the nodes running them cancel them (FWD_CANCEL). */
+void remote_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
+int remote_on_cancel(struct link *l, const uint8_t *body, uint32_t len);
+/* Local job ended (its driver went): every node this one links to ends what it runs of
+ * it (FWD_JOB_END), and passes the end on to where those tasks sent theirs. */
+void remote_job_end(struct krayd *d, uint32_t job);
+int remote_on_job_end(struct link *l, const uint8_t *body, uint32_t len);
 
 /* ractor.c: actors on other nodes */
 /* The record of actor id (made if missing and add). */
 struct ractor *ractor_get(struct krayd *d, const struct kray_oid *id, bool add);
 /* l went: actors this node created over it are created again elsewhere. */
 void ractor_link_gone(struct krayd *d, struct link *l);
+/* The handles that came over l in its last frame (l->lent), new here: l's node holds one
+ * for us; each actor lives on its host.  Their calls go there (asking the host to hold a
+ * handle for us when it is a third node). */
+void ractor_adopt(struct link *l);
 void ractor_fini(struct krayd *d);
 
 /* lineage.c: large returns held where they were made */
@@ -347,9 +372,11 @@ int remote_on_pull(struct link *l, const uint8_t *body, uint32_t len);
 void remote_fini(struct krayd *d);
 
 /* xfer.c */
-void xfer_push(struct link *l, struct obj *o);
+/* Sends o's value over l (a large one streams), with the refs it contains lent to the
+ * other node (the link holds them until it releases them); why: enum kray_push_why. */
+void xfer_push(struct link *l, struct obj *o, enum kray_push_why why);
 void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg);
-int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len);
+int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len);
 int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);
 void xfer_link_gone(struct link *l);
 

@@ -88,6 +88,8 @@ void remote_obj_settled(struct krayd *d, struct obj *o)
 		send_oids(l, KRAY_MSG_PEER_RELEASE, &o->id);
 	o->remote_link = 0;
 	o->pulling = false;
+	if (o->stub)
+		return; /* lent, not made by a task of this node */
 	tid.index = 0;
 	v = d->cl ? oidmap_get(&d->cl->lineage, &tid) : NULL;
 	if (v) {
@@ -105,18 +107,40 @@ void remote_obj_settled(struct krayd *d, struct obj *o)
 	}
 }
 
+/* An object pulled over a link (its id in arg) was pending when asked for: it is ready. */
+static void pulled_ready(struct krayd *d, void *arg, struct obj *o)
+{
+	struct link *l = net_link_by_id(d, (uint32_t)(uintptr_t)arg);
+
+	if (l && l->c && !l->c->closed)
+		xfer_push(l, o, KRAY_PUSH_ANSWER);
+	store_unref(d, o); /* the wait's hold */
+}
+
+/*
+ * The other node of l wants an object this node keeps for it: a large return held here
+ * (OBJ_HELD), or a ref lent inside a value (the link holds it).  A pending one (a task
+ * still running, or a stub lent to this node by yet another node, which is pulled in
+ * turn) is sent once it is ready.
+ */
 int remote_on_pull(struct link *l, const uint8_t *body, uint32_t len)
 {
+	struct krayd *d = l->d;
 	struct kray_msg_obj_held m;
 	struct obj *o;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return conn_fail(l->c, "malformed pull", -EBADMSG);
-	o = store_get(l->d, &m.oid);
-	if (o && o->state == OBJ_READY && oidmap_get(&l->c->refs, &m.oid))
-		xfer_push(l, o);
-	else
+	o = store_get(d, &m.oid);
+	if (!o || !oidmap_get(&l->c->refs, &m.oid)) {
 		xfer_push_error(l, &m.oid, "the object is no longer kept on the node that made it");
+	} else if (o->state == OBJ_READY) {
+		xfer_push(l, o, KRAY_PUSH_ANSWER);
+	} else {
+		store_ref(o);
+		store_wait(d, o, pulled_ready, (void *)(uintptr_t)l->id);
+		remote_want(d, o);
+	}
 	return 0;
 }
 
@@ -150,6 +174,21 @@ void lineage_link_gone(struct krayd *d, struct link *l)
 			continue;
 		o->remote_link = 0;
 		o->pulling = false;
+		if (o->stub) {
+			/* Lent by that node: where the owner died, Ray's OwnerDiedError. */
+			char msg[200];
+			int k = snprintf(msg, sizeof(msg),
+					 ids[i].node == l->node ?
+						 "the owner of object %u.%u.%u.%u died: its node "
+						 "%08x is gone, and the object cannot be fetched" :
+						 "object %u.%u.%u.%u cannot be fetched: node %08x, "
+						 "which lent it, is gone",
+					 ids[i].node, ids[i].owner, ids[i].seq, ids[i].index,
+					 l->node);
+
+			store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, (size_t)k);
+			continue;
+		}
 		tid.index = 0;
 		v = oidmap_get(&d->cl->lineage, &tid);
 		if (!v) {

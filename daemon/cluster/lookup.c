@@ -290,6 +290,8 @@ int lookup_on_attach_reply(struct link *l, const uint8_t *body, uint32_t len)
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return conn_fail(l->c, "malformed attach reply", -EBADMSG);
+	if (!m.token)
+		return 0; /* for a handle lent to us (ractor_lent()): its hold stays */
 	p = pend_take(d, m.token);
 	if (!p)
 		goto undo;

@@ -358,6 +358,7 @@ void net_sweep(struct krayd *d)
 		}
 		*p = l->next;
 		kbuf_free(&l->backlog);
+		kbuf_free(&l->lent);
 		free(l);
 	}
 }

@@ -53,15 +53,13 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 		struct kray_oid aid;
 		struct obj *o;
 
-		if (v.type == KRAY_WT_ACTOR)
-			return -EINVAL; /* handles do not cross nodes yet */
-		if (v.type != KRAY_WT_REF)
+		if (v.type != KRAY_WT_REF && v.type != KRAY_WT_ACTOR)
 			continue;
 		memcpy(&aid, v.data, sizeof(aid));
 		o = store_get(d, &aid);
 		if (!o || o->state != OBJ_READY || !oidmap_get(&c->refs, &aid))
 			return -EINVAL; /* must exist already to go with it */
-		xfer_push(l, o);
+		xfer_push(l, o, KRAY_PUSH_ARG);
 		refs = true;
 	}
 	ra = ractor_get(d, &id, true);
@@ -133,19 +131,68 @@ bool remote_actor_known(struct krayd *d, const struct kray_oid *id)
 void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
 {
 	struct ractor *ra = ractor_get(d, id, false);
-	struct link *l = ra ? net_link_by_id(d, ra->link) : NULL;
+	struct link *l = ra ? net_link_by_id(d, ra->link) : NULL, *hl;
 	struct kray_msg_refs m = { .n = 1 };
 	struct kbuf *b;
 
 	if (!ra)
 		return;
 	oidmap_del(&d->cl->ractors, id);
+	if (ra->hold_link && (hl = net_link_by_id(d, ra->hold_link)) && hl != l) {
+		b = net_out(hl);
+		WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(m), WIRE_FIXED(*id));
+		net_flush(hl);
+	}
 	ractor_free(ra);
 	if (!l)
 		return;
 	b = net_out(l);
 	WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(m), WIRE_FIXED(*id));
 	net_flush(l);
+}
+
+static void ractor_lent(struct link *l, const struct kray_oid *id, uint32_t host)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_actor_attach a = { .actor = *id }; /* token 0: no answer awaited */
+	struct kray_msg_refs m = { .n = 1 };
+	struct ractor *ra;
+	struct link *to;
+	struct kbuf *b;
+
+	if (host != d->node && !ractor_get(d, id, false)) {
+		ra = ractor_get(d, id, true);
+		ra->node = host;
+		if (!host || host == l->node) {
+			ra->link = l->id; /* its node holds our handle: l's hold */
+			return;
+		}
+		to = net_link_to(d, host);
+		if (to) {
+			/* Frames on a link keep their order: the host holds a handle for us
+			 * before our first call reaches it, and l's hold goes with ours. */
+			ra->link = to->id;
+			ra->hold_link = l->id;
+			net_send_fixed(to, KRAY_MSG_ACTOR_ATTACH, &a, sizeof(a));
+			return;
+		}
+		ra->link = 0; /* its node is not reachable: calls fail (ACTOR_DIED) */
+	}
+	/* The actor is here (or known here already): l's hold is not needed. */
+	b = net_out(l);
+	WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(m), WIRE_FIXED(*id));
+	net_flush(l);
+}
+
+void ractor_adopt(struct link *l)
+{
+	struct lent_handle h;
+
+	while (kbuf_pending(&l->lent) >= sizeof(h)) {
+		memcpy(&h, l->lent.data + l->lent.off, sizeof(h));
+		kbuf_consume(&l->lent, sizeof(h));
+		ractor_lent(l, &h.id, h.host);
+	}
 }
 
 int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart)

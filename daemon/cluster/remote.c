@@ -100,8 +100,8 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 	m.path_len = (uint32_t)strlen(path);
 	m.res_len = (uint8_t)res_text(t, res, sizeof(res));
 	for (task_arg_first(&a, t); task_arg_next(&a);)
-		if (a.v.type == KRAY_WT_REF)
-			xfer_push(l, store_get(d, &a.id)); /* held by t, and ready */
+		if (a.v.type == KRAY_WT_REF || a.v.type == KRAY_WT_ACTOR)
+			xfer_push(l, store_get(d, &a.id), KRAY_PUSH_ARG); /* held by t, ready */
 	b = net_out(l);
 	WIRE_FRAME(b, KRAY_MSG_FWD_TASK, 0, WIRE_FIXED(m),
 		   WIRE_PADDED(t->fn->name, t->fn->name_len), WIRE_PADDED(path, m.path_len),
@@ -138,16 +138,6 @@ static void fwd_del(struct krayd *d, struct task *t)
 	node_sent(d, t->rem.fwd_node, -1);
 }
 
-static bool has_actor_arg(const struct task *t)
-{
-	struct task_arg a;
-
-	for (task_arg_first(&a, t); task_arg_next(&a);)
-		if (a.v.type == KRAY_WT_ACTOR)
-			return true;
-	return false;
-}
-
 /* Whether t has an argument that is a large object here: it runs where that is. */
 static bool has_large_arg(struct krayd *d, const struct task *t)
 {
@@ -156,8 +146,6 @@ static bool has_large_arg(struct krayd *d, const struct task *t)
 	for (task_arg_first(&a, t); task_arg_next(&a);) {
 		struct obj *o;
 
-		if (a.v.type == KRAY_WT_ACTOR)
-			return true; /* handles do not cross nodes yet: keep it here */
 		if (a.v.type != KRAY_WT_REF)
 			continue;
 		o = store_get(d, &a.id);
@@ -236,13 +224,6 @@ bool remote_take(struct krayd *d, struct task *t)
 		return true;
 	}
 send:
-	if (has_actor_arg(t)) {
-		task_fail(d, t, KRAY_WE_BAD_ARGS,
-			  "'%.*s' must run on another node (resources), and actor handles cannot "
-			  "be sent to another node yet",
-			  t->fn->name_len, t->fn->name);
-		return true;
-	}
 	send_task(d, l, t);
 	t->rem.fwd_node = node;
 	t->rem.fwd_link = l->id;
@@ -457,11 +438,11 @@ void remote_task_done(struct krayd *d, struct task *t)
 			continue;
 		}
 		if (o)
-			xfer_push(l, o);
+			xfer_push(l, o, KRAY_PUSH_ARG);
 		store_conn_unref(l->c, &id);
 	}
 	for (task_arg_first(&a, t); task_arg_next(&a);)
-		if (a.v.type == KRAY_WT_REF)
+		if (a.v.type == KRAY_WT_REF || a.v.type == KRAY_WT_ACTOR)
 			store_conn_unref(l->c, &a.id); /* the push's hold */
 	net_send_fixed(l, KRAY_MSG_FWD_DONE, &m, sizeof(m));
 }
@@ -475,4 +456,77 @@ void remote_fini(struct krayd *d)
 		task_free(d, t);
 	}
 	oidmap_free(&d->cl->fwd_index);
+}
+
+static void send_cancel(struct krayd *d, const struct task *t, uint32_t flags)
+{
+	struct link *l = net_link_by_id(d, t->rem.fwd_link);
+	struct kray_msg_cancel m = { .oid = t->id, .flags = flags };
+
+	if (l)
+		net_send_fixed(l, KRAY_MSG_FWD_CANCEL, &m, sizeof(m));
+}
+
+void remote_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags)
+{
+	uint64_t *v;
+
+	if (!d->cl)
+		return;
+	v = oidmap_get(&d->cl->fwd_index, tid);
+	if (v)
+		send_cancel(d, (const struct task *)(uintptr_t)*v, flags);
+	if (!(flags & KRAY_CANCEL_RECURSIVE))
+		return;
+	/* Its children that went to other nodes: there, each cancels its own children. */
+	for (struct task *t = d->cl->fwd; t; t = t->next)
+		if (oid_eq(&t->parent, tid))
+			send_cancel(d, t, flags);
+}
+
+int remote_on_cancel(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_cancel m;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return conn_fail(l->c, "malformed forwarded cancel", -EBADMSG);
+	if (m.oid.node != l->node || m.oid.index)
+		return 0; /* only a task's owner cancels it */
+	task_cancel(l->d, &m.oid, m.flags & (KRAY_CANCEL_FORCE | KRAY_CANCEL_RECURSIVE));
+	return 0;
+}
+
+void remote_job_end(struct krayd *d, uint32_t job)
+{
+	struct kray_msg_fwd_job_end m = { .job = job };
+
+	if (!d->cl)
+		return;
+	for (struct link *l = d->cl->links; l; l = l->next)
+		if (l->up && l->c && !l->c->closed)
+			net_send_fixed(l, KRAY_MSG_FWD_JOB_END, &m, sizeof(m));
+}
+
+int remote_on_job_end(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_fwd_job_end m;
+	struct kray_oid key = { 0 };
+	uint64_t *v;
+	uint32_t job;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)))
+		return conn_fail(l->c, "malformed job end", -EBADMSG);
+	key.node = l->node;
+	key.owner = m.job;
+	v = oidmap_get(&d->cl->jobs, &key);
+	if (!v)
+		return 0; /* none of its tasks came here */
+	job = (uint32_t)*v;
+	oidmap_del(&d->cl->jobs, &key); /* once: the end does not come back around */
+	log_info("job %u of node %08x ended with its driver: its tasks here end too", m.job,
+		 l->node);
+	job_end(d, job);
+	remote_job_end(d, job); /* and those they sent on */
+	return 0;
 }

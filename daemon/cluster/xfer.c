@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/conn.h"
 #include "core/store.h"
+#include "core/actor.h"
 
 /* Reads n bytes of fd at off into buf.  Returns 0 or -errno (-EIO: the file is short). */
 static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
@@ -50,33 +51,108 @@ static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
 	return 0;
 }
 
-static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type, uint8_t err,
-			uint64_t scalar, const void *data, uint32_t len)
+/* The node that hosts actor id, as this node knows it (0: unknown). */
+static uint32_t handle_host(struct krayd *d, const struct kray_oid *id)
 {
-	struct kray_msg_obj_push m = {
-		.oid = *id, .type = type, .err = err, .len = len, .scalar = scalar, .size = len
-	};
-	WIRE_FRAME(b, KRAY_MSG_OBJ_PUSH, 0, WIRE_FIXED(m), WIRE_PADDED(data, len));
+	uint64_t *v;
+
+	if (actor_find(d, id))
+		return d->node;
+	v = oidmap_get(&d->cl->ractors, id);
+	return v ? ((struct ractor *)(uintptr_t)*v)->node : 0;
+}
+
+/* Handle id, new here, came over l from the actor's node host: ractor_adopt() (called by
+ * the cluster's top after the frame) makes its calls go there. */
+static void lend_handle(struct link *l, const struct kray_oid *id, uint32_t host)
+{
+	struct lent_handle h = { .id = *id, .host = host };
+
+	kbuf_put(&l->lent, &h, sizeof(h));
+}
+
+/*
+ * The refs o contains, as they follow its OBJ_PUSH: their ids, then for each the node
+ * that hosts it when it is an actor handle (0 otherwise).  The link holds each one for
+ * the other node until that node releases it (PEER_RELEASE): lending them.  Returns the
+ * block's length (0 with none), in *ret (malloc'd).
+ */
+static size_t lend_contained(struct link *l, struct obj *o, uint8_t **ret)
+{
+	struct krayd *d = l->d;
+	size_t ids = (size_t)o->ncontained * sizeof(struct kray_oid);
+	size_t len = ids + KRAY_PAD8((size_t)o->ncontained * sizeof(uint32_t));
+	uint8_t *blk;
+
+	*ret = NULL;
+	if (!o->ncontained)
+		return 0;
+	blk = calloc(1, len);
+	if (!blk)
+		abort();
+	memcpy(blk, o->contained, ids);
+	for (uint16_t i = 0; i < o->ncontained; i++) {
+		struct obj *in = store_get(d, &o->contained[i]);
+		uint32_t host;
+
+		if (!in)
+			continue;
+		store_conn_ref(l->c, in); /* released by the other node's PEER_RELEASE */
+		if (in->id.index != KRAY_OID_ACTOR)
+			continue;
+		host = handle_host(d, &in->id);
+		memcpy(blk + ids + i * sizeof(host), &host, sizeof(host));
+	}
+	*ret = blk;
+	return len;
+}
+
+static void push_inline(struct kbuf *b, const struct kray_oid *id, uint8_t type, uint8_t err,
+			uint64_t scalar, const void *data, uint32_t len, uint64_t why,
+			uint16_t nrefs, const uint8_t *refs, size_t refs_len)
+{
+	struct kray_msg_obj_push m = { .oid = *id,
+				       .type = type,
+				       .err = err,
+				       .nrefs = nrefs,
+				       .len = len,
+				       .scalar = scalar,
+				       .size = len };
+	WIRE_FRAME(b, KRAY_MSG_OBJ_PUSH, why, WIRE_FIXED(m), WIRE_PADDED(data, len),
+		   WIRE_RAW(refs, refs_len));
 }
 
 void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg)
 {
 	push_inline(net_out(l), id, KRAY_WT_ERROR, KRAY_WE_OBJECT_LOST, 0, msg,
-		    (uint32_t)strlen(msg));
+		    (uint32_t)strlen(msg), KRAY_PUSH_ANSWER, 0, NULL, 0);
 	net_flush(l);
 }
 
-void xfer_push(struct link *l, struct obj *o)
+void xfer_push(struct link *l, struct obj *o, enum kray_push_why why)
 {
 	struct krayd *d = l->d;
 	struct kray_msg_obj_push m = { .oid = o->id, .type = KRAY_WT_FD };
 	struct xitem *x;
-	struct kbuf *b = net_out(l);
+	struct kbuf *b;
+	uint8_t *refs = NULL;
+	size_t refs_len;
 	int r;
 
+	if (o->type == KRAY_WT_ACTOR) {
+		/* A handle: the link holds it for the other node, which releases it when its
+		 * own handle goes; the scalar says where the actor lives. */
+		store_conn_ref(l->c, o);
+		push_inline(net_out(l), &o->id, o->type, 0, handle_host(d, &o->id), o->data, o->len,
+			    why, 0, NULL, 0);
+		net_flush(l);
+		return;
+	}
 	if (o->type != KRAY_WT_FD) {
-		/* Nested refs do not cross nodes yet: the value goes without them. */
-		push_inline(b, &o->id, o->type, o->err, o->scalar, o->data, o->len);
+		refs_len = lend_contained(l, o, &refs);
+		push_inline(net_out(l), &o->id, o->type, o->err, o->scalar, o->data, o->len, why,
+			    refs ? o->ncontained : 0, refs, refs_len);
+		free(refs);
 		net_flush(l);
 		return;
 	}
@@ -88,12 +164,17 @@ void xfer_push(struct link *l, struct obj *o)
 				 "send it to another node: %s",
 				 o->id.node, o->id.owner, o->id.seq, o->id.index, strerror(-r));
 
-		push_inline(b, &o->id, KRAY_WT_ERROR, KRAY_WE_STORE_FULL, 0, msg, (uint32_t)n);
+		push_inline(net_out(l), &o->id, KRAY_WT_ERROR, KRAY_WE_STORE_FULL, 0, msg,
+			    (uint32_t)n, why, 0, NULL, 0);
 		net_flush(l);
 		return;
 	}
+	refs_len = lend_contained(l, o, &refs);
 	m.scalar = m.size = o->size;
-	WIRE_FRAME(b, KRAY_MSG_OBJ_PUSH, 0, WIRE_FIXED(m));
+	m.nrefs = refs ? o->ncontained : 0;
+	b = net_out(l);
+	WIRE_FRAME(b, KRAY_MSG_OBJ_PUSH, why, WIRE_FIXED(m), WIRE_RAW(refs, refs_len));
+	free(refs);
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		abort();
@@ -288,30 +369,137 @@ void xfer_spliced(struct conn *c, int res)
 	conn_kick(c);
 }
 
-int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
+/* Sends PEER_RELEASE for the n ids of ids (the holds the other node's link took). */
+static void release_ids(struct link *l, const struct kray_oid *ids, uint32_t n)
+{
+	struct kray_msg_refs m = { .n = n };
+	struct kbuf *b;
+
+	if (!n || !l->c)
+		return;
+	b = net_out(l);
+	WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(m), WIRE_RAW(ids, n * sizeof(*ids)));
+	net_flush(l);
+}
+
+/*
+ * The n refs (block blk: ids, then hosts) that object o, arriving over l, contains.  Each
+ * id new here becomes a stub (an object this node pulls over l when something wants it)
+ * or, for an actor handle, a handle whose calls go to its node; o keeps them alive, and
+ * the other node's hold on each is released when they go (remote_obj_settled(),
+ * remote_actor_gone()).  An id this node has already is released at once, and so is
+ * everything when o is NULL (not wanted here).
+ */
+static void take_refs(struct link *l, struct obj *o, const uint8_t *blk, uint16_t n)
+{
+	struct krayd *d = l->d;
+	struct kray_oid *ids, *rel;
+	uint32_t nrel = 0;
+
+	if (!n)
+		return;
+	if (o && o->ncontained)
+		o = NULL; /* it has its refs already (cannot happen: a pending object) */
+	ids = malloc(n * sizeof(*ids));
+	rel = malloc(n * sizeof(*rel));
+	if (!ids || !rel)
+		abort();
+	memcpy(ids, blk, n * sizeof(*ids));
+	for (uint16_t i = 0; i < n; i++) {
+		static const struct kray_oid zero;
+		struct obj *in;
+
+		if (oid_eq(&ids[i], &zero))
+			continue;
+		if (!o || store_get(d, &ids[i])) {
+			rel[nrel++] = ids[i];
+			continue;
+		}
+		in = store_create(d, &ids[i]);
+		in->stub = true;
+		if (ids[i].index != KRAY_OID_ACTOR)
+			in->remote_link = l->id;
+	}
+	if (o)
+		store_contain(d, o, ids, n); /* references every stub made above */
+	for (uint16_t i = 0; o && i < n; i++) {
+		struct obj *in = ids[i].index == KRAY_OID_ACTOR ? store_get(d, &ids[i]) : NULL;
+		uint32_t host;
+
+		if (!in || in->state == OBJ_READY)
+			continue;
+		/* A handle is its id: ready at once, its calls going to the actor's node. */
+		struct wire_value v = { .type = KRAY_WT_ACTOR,
+					.data = &ids[i],
+					.len = sizeof(ids[i]) };
+
+		memcpy(&host, blk + n * sizeof(*ids) + i * sizeof(host), sizeof(host));
+		store_seal(d, in, &v);
+		lend_handle(l, &ids[i], host);
+	}
+	release_ids(l, rel, nrel);
+	free(ids);
+	free(rel);
+}
+
+/* An actor handle pushed over l as an argument: the link's for the task it goes with, and
+ * the other node's hold on it is kept while this node has the handle. */
+static void on_handle(struct link *l, const struct kray_msg_obj_push *m)
+{
+	struct krayd *d = l->d;
+	struct obj *o = store_get(d, &m->oid);
+	struct wire_value v = { .type = KRAY_WT_ACTOR, .data = &m->oid, .len = sizeof(m->oid) };
+	bool fresh = !o;
+
+	if (fresh)
+		o = store_create(d, &m->oid);
+	store_conn_ref(l->c, o);
+	if (fresh) {
+		store_seal(d, o, &v);
+		lend_handle(l, &m->oid, (uint32_t)m->scalar);
+	} else {
+		release_ids(l, &m->oid, 1);
+	}
+}
+
+int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;
 	struct kray_msg_obj_push m;
 	struct wire_rd r;
-	const void *data = NULL;
+	const void *data = NULL, *refs = NULL;
+	size_t refs_len;
 	struct obj *o;
-	bool foreign, usable;
+	bool foreign, usable, answer = h->req == KRAY_PUSH_ANSWER;
 
 	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &m, sizeof(m)) || (m.len && wire_rd_bytes(&r, m.len, &data)) ||
-	    wire_rd_end(&r))
+	if (wire_rd_fixed(&r, &m, sizeof(m)) || (m.len && wire_rd_bytes(&r, m.len, &data)))
 		return conn_fail(l->c, "malformed object push", -EBADMSG);
-	if (m.type == KRAY_WT_FD ? (m.len || !m.size || m.size > KRAY_OBJECT_MAX) :
-				   (m.size != m.len || m.type > KRAY_WT_ERROR ||
-				    m.type == KRAY_WT_REF || m.err > KRAY_WE_MAX))
+	refs_len = (size_t)m.nrefs * sizeof(struct kray_oid) +
+		   KRAY_PAD8((size_t)m.nrefs * sizeof(uint32_t));
+	if (r.left != refs_len)
+		return conn_fail(l->c, "malformed object push", -EBADMSG);
+	refs = m.nrefs ? r.p : NULL;
+	if (h->req > KRAY_PUSH_ANSWER || (m.type == KRAY_WT_ACTOR && answer) ||
+	    (m.type == KRAY_WT_FD    ? (m.len || !m.size || m.size > KRAY_OBJECT_MAX) :
+	     m.type == KRAY_WT_ACTOR ? (m.len != sizeof(m.oid) || m.nrefs ||
+					m.oid.index != KRAY_OID_ACTOR ||
+					memcmp(data, &m.oid, sizeof(m.oid))) :
+				       (m.size != m.len || m.type > KRAY_WT_ERROR ||
+					m.type == KRAY_WT_REF || m.err > KRAY_WE_MAX)))
 		return conn_fail(l->c, "bad object push", -EBADMSG);
 	if (l->rx.active)
 		return conn_fail(l->c, "object push in the middle of another object", -EPROTO);
+	if (m.type == KRAY_WT_ACTOR) {
+		on_handle(l, &m);
+		return 0;
+	}
 	o = store_get(d, &m.oid);
 	foreign = m.oid.node != d->node;
-	if (!o && foreign)
+	/* An answer to a pull fills the stub that asked; a stub freed since wants nothing. */
+	if (!o && foreign && !answer)
 		o = store_create(d, &m.oid);
-	if (o && foreign)
+	if (o && foreign && !answer)
 		store_conn_ref(l->c, o); /* the copy is the link's until its task is done */
 	usable = o && o->state == OBJ_PENDING && !o->writer && o->fd < 0;
 	if (m.type != KRAY_WT_FD) {
@@ -319,6 +507,7 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 			.type = m.type, .err = m.err, .scalar = m.scalar, .data = data, .len = m.len
 		};
 
+		take_refs(l, usable ? o : NULL, refs, m.nrefs);
 		if (usable && o->remote_link)
 			ext_obj_settled(d, o); /* pulled: the other copy may go */
 		if (usable)
@@ -330,6 +519,13 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 	l->rx.size = m.size;
 	l->rx.active = true;
 	l->rx.discard = !usable;
+	l->rx.nrefs = m.nrefs;
+	if (m.nrefs) {
+		l->rx.refs = malloc(refs_len);
+		if (!l->rx.refs)
+			abort();
+		memcpy(l->rx.refs, refs, refs_len);
+	}
 	if (usable) {
 		int e = store_begin_large(l->c, o, m.size);
 
@@ -345,6 +541,16 @@ int xfer_on_push(struct link *l, const uint8_t *body, uint32_t len)
 		}
 	}
 	return 0;
+}
+
+/* The refs of the large object arriving over l: kept by o (NULL: released). */
+static void rx_refs_done(struct link *l, struct obj *o)
+{
+	if (l->rx.nrefs)
+		take_refs(l, o, l->rx.refs, l->rx.nrefs);
+	free(l->rx.refs);
+	l->rx.refs = NULL;
+	l->rx.nrefs = 0;
 }
 
 int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
@@ -388,9 +594,12 @@ int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
 	if (l->rx.off < l->rx.size)
 		return 0;
 	l->rx.active = false;
-	if (!l->rx.discard) {
-		o = store_get(d, &m.oid);
-		if (o && o->remote_link)
+	o = l->rx.discard ? NULL : store_get(d, &m.oid);
+	if (o && (o->writer != l->c || o->state != OBJ_PENDING))
+		o = NULL;
+	rx_refs_done(l, o);
+	if (o) {
+		if (o->remote_link)
 			ext_obj_settled(d, o); /* pulled: the other copy may go */
 		store_seal_large(l->c, &m.oid);
 	}
@@ -421,5 +630,8 @@ void xfer_link_gone(struct link *l)
 		if (o && o->writer == l->c)
 			store_abort_large(d, o);
 	}
+	free(l->rx.refs); /* the link is gone, and the holds at its other end with it */
+	l->rx.refs = NULL;
+	l->rx.nrefs = 0;
 	l->rx.active = false;
 }

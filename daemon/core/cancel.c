@@ -16,7 +16,8 @@
  *    waiting for a signal, a queue or a child is interrupted too.
  * With KRAY_CANCEL_RECURSIVE the tasks it submitted (tasks whose parent it is: queued,
  * waiting for arguments or in flight) are cancelled the same way.  A finished task is
- * left alone.
+ * left alone.  In a cluster the cluster part cancels it, and its children, on the nodes
+ * they were sent to (ext task_cancel).
  */
 #include <signal.h>
 #include <stdint.h>
@@ -139,6 +140,8 @@ static void cancel_one(struct krayd *d, const struct kray_oid *tid, uint32_t fla
 		if (o && o->state == OBJ_PENDING)
 			*oidmap_upsert(&d->cancelled, tid, &fresh) = 1;
 	}
+	/* It, or tasks it submitted, may run on other nodes: they are cancelled there. */
+	ext_task_cancel(d, tid, flags);
 	if (!(flags & KRAY_CANCEL_RECURSIVE) || depth >= CANCEL_DEPTH_MAX)
 		return;
 	/* Collect first: cancelling changes the lists walked here. */

@@ -127,6 +127,11 @@ void ext_task_done(struct krayd *d, struct task *t)
 	each(d, e, task_done) e->task_done(d, t);
 }
 
+void ext_task_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags)
+{
+	each(d, e, task_cancel) e->task_cancel(d, tid, flags);
+}
+
 void ext_obj_wanted(struct krayd *d, struct obj *o)
 {
 	each(d, e, obj_wanted) e->obj_wanted(d, o);

@@ -76,8 +76,11 @@ struct ext {
 	void (*exec_sent)(struct krayd *d, struct worker *w, const struct task *t);
 	void (*result)(struct krayd *d, struct worker *w);
 
-	/* Tasks.  task_done: t, run here for another node (t->rem.from_link), ended. */
+	/* Tasks.  task_done: t, run here for another node (t->rem.from_link), ended.
+	 * task_cancel: task tid was cancelled here (KRAY_CANCEL_* flags): the part cancels
+	 * it where it went, and with RECURSIVE the tasks it submitted that went elsewhere. */
 	void (*task_done)(struct krayd *d, struct task *t);
+	void (*task_cancel)(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
 
 	/* Objects.  obj_wanted: something waits for o, made and kept elsewhere.  obj_settled:
 	 * o, made elsewhere, arrived or is being freed.  obj_published: large o is sealed in
@@ -142,6 +145,7 @@ bool ext_may_start(struct krayd *d); /* all agree (none: true) */
 void ext_exec_sent(struct krayd *d, struct worker *w, const struct task *t);
 void ext_result(struct krayd *d, struct worker *w);
 void ext_task_done(struct krayd *d, struct task *t);
+void ext_task_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
 void ext_obj_wanted(struct krayd *d, struct obj *o);
 void ext_obj_settled(struct krayd *d, struct obj *o);
 void ext_obj_published(struct krayd *d, struct obj *o);

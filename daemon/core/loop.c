@@ -527,7 +527,7 @@ static unsigned parse_frames(struct conn *c)
 			wire_put_error_frame(&c->out, h.req, r,
 					     c->why ? c->why : "malformed frame");
 			conn_flush_later(c);
-			conn_close(c, "bad frame body");
+			conn_close(c, c->why ? c->why : "bad frame body");
 			return n;
 		}
 		if (output_over(c))

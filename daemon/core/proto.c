@@ -210,6 +210,45 @@ static int on_text_request(struct conn *c, const struct kray_frame_hdr *h)
 	return 0;
 }
 
+/* SEAL (id, then the ids of the refs the object contains): the object is written.  Its
+ * refs must be the writer's, as for a PUT; krayd keeps them alive with it. */
+static int on_seal(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_seal m;
+	size_t n = len >= sizeof(m) ? (len - sizeof(m)) / sizeof(struct kray_oid) : 0;
+	struct kray_oid *ids = NULL;
+	struct obj *o;
+
+	if (len < sizeof(m) || (len - sizeof(m)) % sizeof(struct kray_oid) || n > UINT16_MAX)
+		return conn_fail(c, "malformed seal", -EBADMSG);
+	memcpy(&m, body, sizeof(m));
+	o = store_get(d, &m.oid);
+	if (!o || o->writer != c || o->state != OBJ_PENDING)
+		return conn_fail(c, "seal of an object this client is not writing", -ENOENT);
+	if (n) {
+		ids = malloc(n * sizeof(*ids));
+		if (!ids)
+			return conn_fail(c, "out of memory", -ENOMEM);
+		memcpy(ids, body + sizeof(m), n * sizeof(*ids));
+		for (size_t i = 0; i < n; i++) {
+			if (oidmap_get(&c->refs, &ids[i]))
+				continue;
+			static const char msg[] = "the object contains a ref its process does not "
+						  "hold";
+
+			free(ids);
+			store_abort_large(d, o);
+			store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);
+			return 0;
+		}
+		store_contain(d, o, ids, (uint16_t)n);
+		free(ids);
+	}
+	store_seal_large(c, &m.oid);
+	return 0;
+}
+
 static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = c->d;
@@ -404,7 +443,6 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 {
 	struct wire_get g;
 	struct wire_wait wt;
-	struct kray_msg_seal seal;
 	struct wire_result res;
 	struct kray_msg_reject rej;
 
@@ -428,12 +466,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	case KRAY_MSG_CREATE:
 		return on_create(c, h->req, body, h->len);
 	case KRAY_MSG_SEAL:
-		if (wire_dec_fixed(body, h->len, &seal, sizeof(seal)))
-			return conn_fail(c, "malformed seal", -EBADMSG);
-		if (store_seal_large(c, &seal.oid))
-			return conn_fail(c, "seal of an object this client is not writing",
-					 -ENOENT);
-		return 0;
+		return on_seal(c, body, h->len);
 	case KRAY_MSG_UNPIN:
 		return on_unpin(c, body, h->len);
 	case KRAY_MSG_ACTOR_CREATE:

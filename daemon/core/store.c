@@ -118,7 +118,7 @@ unsigned store_unwait(struct krayd *d, struct obj *o,
 
 static void contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)
 {
-	if (!n)
+	if (!n || o->ncontained)
 		return;
 	o->contained = malloc(n * sizeof(*o->contained));
 	if (!o->contained)
@@ -155,6 +155,12 @@ static void seal(struct krayd *d, struct obj *o, uint8_t type, uint8_t err, uint
 	fire(d, o);
 }
 
+void store_contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)
+{
+	if (o->state != OBJ_READY)
+		contain(d, o, refs, n);
+}
+
 void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v)
 {
 	if (o->state != OBJ_READY)
@@ -187,7 +193,7 @@ void store_ref(struct obj *o)
 /* Frees o once nothing references it and nobody has it mapped. */
 void store_unref(struct krayd *d, struct obj *o)
 {
-	if (--o->refs == 0 && !o->pins && o->state == OBJ_READY)
+	if (--o->refs == 0 && !o->pins && (o->state == OBJ_READY || o->stub))
 		obj_free(d, o);
 }
 

@@ -49,6 +49,8 @@ struct obj {
 	uint32_t remote_link; /* pending: made elsewhere and kept there; pulled over this link
 			       * when wanted (remote.c) */
 	bool pulling;
+	bool stub; /* a ref another node lent (cluster): freed with its last reference even
+		    * while pending, since no task here will seal it */
 	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
 	uint16_t ncontained;
 	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
@@ -59,6 +61,9 @@ struct obj {
 struct obj *store_get(struct krayd *d, const struct kray_oid *id);
 struct obj *store_create(struct krayd *d, const struct kray_oid *id);
 void store_seal(struct krayd *d, struct obj *o, const struct wire_value *v);
+/* Pending o keeps the n objects of refs alive (nested refs, as a seal with refs does);
+ * ids not here are kept as zero ids.  Once per object. */
+void store_contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n);
 /* Whether connection c holds every ref a value contains (it may then store them). */
 bool store_holds_refs(struct conn *c, const struct wire_value *v);
 void store_seal_error(struct krayd *d, struct obj *o, uint8_t err, const char *msg, size_t len);

@@ -141,8 +141,15 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src)
 		if (r)
 			return r;
 	}
-	/* Take src's memory; src stays, empty, until its references go. */
+	/* Take src's memory and the refs it contains; src stays, empty, until its
+	 * references go. */
 	ext_obj_withdraw(d, src, false);
+	if (!dst->ncontained) {
+		dst->contained = src->contained;
+		dst->ncontained = src->ncontained;
+		src->contained = NULL;
+		src->ncontained = 0;
+	}
 	dst->type = KRAY_WT_FD;
 	dst->fd = src->fd;
 	dst->size = src->size;

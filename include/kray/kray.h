@@ -184,10 +184,12 @@ int kray_put(kray *k, const kray_value *v, kray_ref *ret_ref);
 int kray_get(kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms, kray_value *ret_vals);
 
 /*
- * Stores a small value (up to the inline limit) that contains refs: the new object keeps
+ * Stores a value that contains refs: the new object keeps
  * the objects they name alive until it is freed itself, and a process that gets it
  * borrows them (see kray_value.refs).  This process must hold each ref.
- * Returns 0, -EINVAL (too many refs: at most 65,535; or a large value) or -EPIPE.
+ * Any size: a value above the inline limit becomes a large object (as kray_put()) that
+ * contains the refs the same way, and crosses nodes with them.
+ * Returns 0, -EINVAL (too many refs: at most 65,535), -ENOSPC or -EPIPE.
  */
 int kray_put_refs(kray *k, const kray_value *v, const kray_ref *refs, size_t nrefs,
 		  kray_ref *ret_ref);
@@ -592,10 +594,11 @@ int kray_return_f64(kray_ctx *ctx, unsigned idx, double x);
 int kray_return_bytes(kray_ctx *ctx, unsigned idx, const void *data, size_t len);
 
 /*
- * Sets return slot idx to a small BYTES value (up to the inline limit) that contains refs
- * (nested refs, as kray_put_refs()): whoever gets the result borrows them.  The worker must
- * hold each ref until the task's result is sent (refs it made, or that its arguments lent
- * it).  Returns 0 or -EINVAL (bad slot, type, size, or more than 65,535 refs).
+ * Sets return slot idx to a BYTES value that contains refs (nested refs, as
+ * kray_put_refs()): whoever gets the result borrows them.  A value above the inline limit
+ * goes to the object store as a large object with its refs (as kray_return() does).  The
+ * worker must hold each ref until the task's result is sent (refs it made, or that its
+ * arguments lent it).  Returns 0 or -EINVAL (bad slot, type, or more than 65,535 refs).
  */
 int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *v, const kray_ref *refs,
 		     size_t nrefs);

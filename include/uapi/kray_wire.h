@@ -129,11 +129,13 @@ enum kray_msg_type {
 	KRAY_MSG_OBJ_HELD = 69, /* N->owner kray_msg_obj_held: I keep this return; pull it */
 	KRAY_MSG_OBJ_PULL = 70, /* owner->N kray_msg_obj_held: push it to me now */
 	KRAY_MSG_GCS_JOB = 71, /* N->head kray_msg_gcs_job + code path: a driver came or went */
+	KRAY_MSG_FWD_CANCEL = 72, /* N->N kray_msg_cancel: cancel this forwarded task there */
+	KRAY_MSG_FWD_JOB_END = 73, /* N->N kray_msg_fwd_job_end: the job's driver exited */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	/* 72-75: kept for the cross-node and placement-group messages being written. */
-	KRAY_MSG_NODE_QUERY = 76, /* head->N kray_msg_node_query: send me your what */
-	KRAY_MSG_NODE_QUERY_REPLY = 77, /* N->head kray_msg_node_query + len bytes of JSON */
-	KRAY_MSG_NODE_TYPE_MAX = 77,
+	/* 74-76: placement groups between nodes */
+	KRAY_MSG_NODE_QUERY = 77, /* head->N kray_msg_node_query: send me your what */
+	KRAY_MSG_NODE_QUERY_REPLY = 78, /* N->head kray_msg_node_query + len bytes of JSON */
+	KRAY_MSG_NODE_TYPE_MAX = 78,
 	/* 80-87: /dev/kray (kmod/, docs/kmod.md) */
 	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
 	KRAY_MSG_TYPE_MAX = 80, /* the highest type; the gaps below it are not types */
@@ -553,12 +555,16 @@ _Static_assert(sizeof(struct kray_msg_fwd_task) == 56, "fwd_task is 56 bytes");
 
 /* An object's value sent to another node.  Inline values (size == len) come whole; a
  * large object (type KRAY_WT_FD) comes in chunks of at most KRAY_CHUNK bytes, the first
- * one in this frame, the rest in OBJ_CHUNK frames in order. */
+ * one in this frame, the rest in OBJ_CHUNK frames in order.  The ids of the refs the
+ * value contains follow the payload (nrefs of them): the sender's link holds each until
+ * the receiver releases it (PEER_RELEASE), so the receiver may pull them later.  An actor
+ * handle (type KRAY_WT_ACTOR) is held the same way; its scalar names the actor's node.
+ * The frame's request id says why it comes (enum kray_push_why). */
 struct kray_msg_obj_push {
 	struct kray_oid oid;
 	__u8 type; /* enum kray_wire_type of the value (FD: large) */
 	__u8 err;
-	__u16 pad;
+	__u16 nrefs; /* contained refs, after the payload */
 	__u32 len; /* payload bytes in this frame */
 	__u64 scalar;
 	__u64 size; /* whole payload */
@@ -574,8 +580,19 @@ struct kray_msg_obj_chunk {
 };
 _Static_assert(sizeof(struct kray_msg_obj_chunk) == 32, "obj_chunk is 32 bytes");
 
+enum kray_push_why {
+	KRAY_PUSH_ARG = 0, /* an argument or a return: the link keeps the copy for the task */
+	KRAY_PUSH_ANSWER = 1, /* the answer to an OBJ_PULL of the receiver */
+};
+
 struct kray_msg_fwd_done {
 	struct kray_oid task;
+};
+
+/* A driver's job ended on the sender's node: its tasks forwarded to the receiver end too. */
+struct kray_msg_fwd_job_end {
+	__u32 job; /* the sender's job id */
+	__u32 pad;
 };
 
 /* A large return kept by the node that made it, until its owner pulls it (on the first

@@ -180,6 +180,8 @@ def error_from_kray(kind, msg):
         return exceptions.WorkerCrashedError(msg)
     if kind == _kray.ERR_ACTOR_DIED:
         return exceptions.ActorDiedError(msg)
+    if kind == _kray.ERR_OBJECT_LOST and msg.startswith("the owner of object "):
+        return exceptions.OwnerDiedError(msg)  # krayd's lineage_link_gone(): lent refs
     if kind == _kray.ERR_OBJECT_LOST:
         return exceptions.ObjectLostError(msg)
     if kind == _kray.ERR_STORE_FULL:

@@ -148,8 +148,9 @@ class ObjectLostError(RayError):
 
 
 class OwnerDiedError(ObjectLostError):
-    """The process that owned the object died.  On one node kray keeps objects in krayd,
-    so an owner's death does not lose them: this is not raised there."""
+    """The owner of the object died.  kray keeps objects in krayd, so a process's death
+    does not lose them; a borrower on another node gets this when the owner's node died
+    and the object cannot be fetched or rebuilt."""
 
 
 class ObjectStoreFullError(RayError):

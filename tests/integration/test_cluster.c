@@ -838,6 +838,205 @@ Test(cluster, actor_on_node3_called_from_node1)
 	cr_assert_fail("the actor on node 3 did not end when node 1 released it");
 }
 
+/* Puts len bytes of big_byte() (seed: len) containing refs. */
+static kray_ref put_with_refs(kray *k, size_t len, const kray_ref *refs, size_t n)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	kray_ref r;
+	int rc;
+
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < len; i++)
+		p[i] = big_byte(i, len);
+	rc = kray_put_refs(k, &KRAY_V_BYTES(p, len), refs, n, &r);
+	free(p);
+	cr_assert_eq(rc, 0, "kray_put_refs(%zu bytes, %zu refs): %s", len, n, kray_errmsg(k));
+	return r;
+}
+
+/* Waits up to 10 s for node i's object count to come down to at most want. */
+static void expect_objects(int i, uint64_t want, const char *what)
+{
+	kray *ki = harness_connect(node[i].sock);
+	uint64_t have = 0;
+
+	for (int t = 0; t < 500; t++) {
+		have = harness_status(ki).objects;
+		if (have <= want)
+			break;
+		usleep(20000);
+	}
+	harness_shutdown(ki);
+	cr_assert_leq(have, want, "%s: node %d keeps %llu objects (want at most %llu)", what, i + 1,
+		      (unsigned long long)have, (unsigned long long)want);
+}
+
+Test(cluster, refs_inside_values_cross_nodes_and_are_freed_everywhere)
+{
+	kray *k = three_nodes(PER_NODE);
+	uint64_t base[3];
+	kray_ref ints[100], small, large;
+	kray_value arg;
+	int64_t want = 0;
+
+	for (int i = 0; i < 3; i++) {
+		kray *ki = harness_connect(node[i].sock);
+
+		base[i] = harness_status(ki).objects;
+		harness_shutdown(ki);
+	}
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(kray_put(k, &KRAY_V_INT(i * 7), &ints[i]), 0);
+		want += i * 7;
+	}
+	/* A small value holding 100 refs, to a task on node 2: each is fetched from node 1. */
+	small = put_with_refs(k, 64, ints, 100);
+	arg = KRAY_V_REF(small);
+	cr_assert_eq(call_int(k, "refs_sum", &arg, 1, "n2:1"), want);
+	/* A 4 MiB object (above inline-max) holding 10 of them, to node 3, checksummed there. */
+	large = put_with_refs(k, 4u << 20, ints + 90, 10);
+	arg = KRAY_V_REF(large);
+	cr_assert_eq(call_int(k, "refs_sum", &arg, 1, "n3:1"), 7 * (90 + 99) * 10 / 2);
+	/* The driver lets go while node 2 borrows them (a task holding the container): the
+	 * objects stay until that task is done. */
+	arg = KRAY_V_REF(small);
+	kray_ref later;
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+
+	o.resources = "n2:1";
+	kray_value ms = KRAY_V_INT(300);
+	kray_ref nap;
+
+	cr_assert_eq(kray_call(k, "sleep_where", &ms, 1, &o, &nap), 0);
+	cr_assert_eq(kray_call(k, "refs_sum", &arg, 1, &o, &later), 0); /* runs after the nap */
+	kray_release(k, ints, 100);
+	kray_release(k, &small, 1);
+	kray_release(k, &large, 1);
+	kray_value v;
+	int rc = harness_get1(k, later, 30000, &v);
+
+	cr_assert_eq(rc, 0, "refs_sum after the driver released: %d %s", rc,
+		     v.type == KRAY_ERROR ? (const char *)v.data : kray_errmsg(k));
+	cr_assert_eq(v.i, want);
+	kray_release(k, &later, 1);
+	kray_release(k, &nap, 1);
+	kray_flush(k);
+	/* Every holder let go: freed on every node. */
+	for (int i = 0; i < 3; i++)
+		expect_objects(i, base[i] + 2, "after every holder let go");
+}
+
+Test(cluster, actor_handle_passed_to_a_task_on_another_node)
+{
+	kray *k = three_nodes(PER_NODE);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref a, b;
+	kray_value args[2];
+
+	/* The actor on node 3, the task on node 2, the handle lent by node 1. */
+	o.resources = "n3:1";
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	args[0] = KRAY_V_ACTOR(a);
+	args[1] = KRAY_V_INT(3);
+	cr_assert_eq(call_int(k, "incr_via", args, 2, "n2:1"), 2003);
+	cr_assert_eq(actor_int(k, a, "incr"), 4, "the calls from node 2 reached the actor");
+	/* The actor on node 1 (the handle's own node), the task on node 2 (node 3's n3 is
+	 * the first actor's). */
+	o.resources = "n1:1";
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &b), 0, "%s", kray_errmsg(k));
+	args[0] = KRAY_V_ACTOR(b);
+	args[1] = KRAY_V_INT(2);
+	cr_assert_eq(call_int(k, "incr_via", args, 2, "n2:1"), 2002);
+	cr_assert_eq(actor_int(k, b, "node"), 1);
+	kray_release(k, &a, 1);
+	kray_release(k, &b, 1);
+}
+
+Test(cluster, recursive_cancel_reaches_a_child_on_another_node)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k2 = harness_connect(node[1].sock);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value ms = KRAY_V_INT(1500), v;
+	uint64_t failed = harness_status(k2).tasks_failed;
+	kray_ref p;
+	int rc;
+
+	/* Driver on node 1, parent on node 3, its child on node 2. */
+	o.resources = "n3:1";
+	cr_assert_eq(kray_call(k, "wait_child", &ms, 1, &o, &p), 0);
+	kray_flush(k);
+	for (int i = 0; i < 500 && !harness_status(k2).workers_busy; i++)
+		usleep(10000);
+	cr_assert_eq(kray_cancel(k, &p, 0, 1), 0, "%s", kray_errmsg(k));
+	rc = harness_get1(k, p, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "the parent: %d", rc);
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "the parent: %s", harness_errkind(v.err));
+	kray_value_clear(&v);
+	/* The child (a C task runs to its end) fails as cancelled on node 2. */
+	for (int i = 0; i < 500 && harness_status(k2).tasks_failed == failed; i++)
+		usleep(10000);
+	cr_assert_eq(harness_status(k2).tasks_failed, failed + 1,
+		     "the child on node 2 was not cancelled");
+	harness_shutdown(k2);
+}
+
+Test(cluster, killed_driver_ends_its_tasks_on_another_node)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k2 = harness_connect(node[1].sock);
+	struct kray_stats st;
+	pid_t pid;
+	int sync[2], status;
+	int64_t t0;
+
+	(void)k;
+	cr_assert_eq(pipe(sync), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		/* A driver on node 1 whose tasks run on node 2, killed while they do. */
+		struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+		struct kray_config cfg = { .address = node[0].sock,
+					   .code_path = getenv("KRAY_TEST_CODE_PATH") };
+		kray_value ms = KRAY_V_INT(60000);
+		kray *kd;
+		kray_ref r;
+
+		close(sync[0]);
+		if (kray_init(&kd, &cfg))
+			_exit(1);
+		o.resources = "n2:1";
+		for (int i = 0; i < 10; i++)
+			if (kray_call(kd, "sleep_where", &ms, 1, &o, &r))
+				_exit(1);
+		kray_flush(kd);
+		if (write(sync[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(sync[1]);
+	cr_assert_eq(read(sync[0], &status, 1), 1, "the driver did not submit");
+	close(sync[0]);
+	for (int i = 0; i < 500 && !harness_status(k2).workers_busy; i++)
+		usleep(10000);
+	cr_assert_geq(harness_status(k2).workers_busy, 1, "node 2 never ran the driver's tasks");
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	t0 = harness_now_ms();
+	do {
+		st = harness_status(k2);
+		if (!st.workers_busy && !st.tasks_queued)
+			break;
+		usleep(20000);
+	} while (harness_now_ms() - t0 < 10000);
+	cr_assert(!st.workers_busy && !st.tasks_queued,
+		  "node 2 still runs the dead driver's tasks: %llu busy, %llu queued",
+		  (unsigned long long)st.workers_busy, (unsigned long long)st.tasks_queued);
+	harness_shutdown(k2);
+}
+
 Test(cluster, actor_restarts_on_another_node_when_its_node_dies)
 {
 	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };

@@ -728,7 +728,7 @@ Test(roundtrip, fwd_task)
 	cr_assert_eq(wire_dec_fwd_task(f.body, f.len - 8, &t), -EBADMSG, "short body accepted");
 	kbuf_free(&f.b);
 
-	/* An actor handle cannot travel in one. */
+	/* An actor handle travels in one (pushed ahead of it); a memfd value cannot. */
 	f = (struct frame){ 0 };
 	m.nargs = 1;
 	off = wire_begin(&f.b, KRAY_MSG_FWD_TASK, 0);
@@ -737,7 +737,16 @@ Test(roundtrip, fwd_task)
 	wire_put_padded(&f.b, "/opt/jobs", 9);
 	wire_put_value(&f.b, KRAY_WT_ACTOR, 0, 0, &OID_A, sizeof(OID_A));
 	frame_done(&f, off);
-	cr_assert_eq(wire_dec_fwd_task(f.body, f.len, &t), -EBADMSG, "actor handle accepted");
+	cr_assert_eq(wire_dec_fwd_task(f.body, f.len, &t), 0, "actor handle refused");
+	kbuf_free(&f.b);
+	f = (struct frame){ 0 };
+	off = wire_begin(&f.b, KRAY_MSG_FWD_TASK, 0);
+	kbuf_put(&f.b, &m, sizeof(m));
+	wire_put_padded(&f.b, "square", 6);
+	wire_put_padded(&f.b, "/opt/jobs", 9);
+	wire_put_value(&f.b, KRAY_WT_FD, 0, 64, &OID_A, sizeof(OID_A));
+	frame_done(&f, off);
+	cr_assert_eq(wire_dec_fwd_task(f.body, f.len, &t), -EBADMSG, "memfd value accepted");
 	kbuf_free(&f.b);
 }
 
