@@ -33,6 +33,7 @@ struct kray_ctx {
 	bool failed;
 	int store_err; /* a large return did not fit in the object store */
 	unsigned max_concurrency;
+	uint32_t yielded; /* kray_yield(): items sent so far */
 };
 
 /* One call from EXEC to RESULT. */

@@ -140,6 +140,7 @@ def _run_pooled(fn, name, a, kw, nret, ctx, task_id, group):
     """Runs a threaded actor's method in its group's pool; _kray._worker_done() ends it."""
     def run():
         _ctx.task_id = task_id
+        _ctx.ctx = ctx
         try:
             out = _results(name, fn(*a, **kw), nret)
         except BaseException as e:
@@ -171,7 +172,9 @@ def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
         try:
             async with _actor_loop.sems[group]:
                 result = fn(*a, **kw)
-                if dynamic:
+                if dynamic == "streaming":
+                    result = await _generators.stream_async(name, result, ctx)
+                elif dynamic:
                     result = await _generators.collect_async(name, result)
                 elif inspect.isawaitable(result):
                     result = await result
@@ -185,6 +188,7 @@ def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
 def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
     global actor_id
     _ctx.task_id = task_id
+    _ctx.ctx = ctx  # a streaming call sends its items on it (kray/_generators.py)
     if mode == 1:
         actor_id = (task_id[0], task_id[1], task_id[2], 0xFFFFFFFE)
         try:
@@ -217,14 +221,17 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             name = f"{type(inst).__name__}.{name}"
         a, kw, retry = _call_args(args[1], args[2:])
         if mode == 2:
-            # A method call's extra: (concurrency group, dynamic generator), or None.
+            # A method call's extra: (concurrency group, generator: True for a dynamic
+            # one, "streaming"), or None.
             group, dynamic = retry or (None, False)
             group = _group(fn, group)
             retry = None
             if _actor_loop is not None:
                 _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic)
                 return None
-            if dynamic:
+            if dynamic == "streaming":
+                fn = _generators.StreamingFunction(fn)
+            elif dynamic:
                 fn = _generators.DynamicFunction(fn)
             if _pools:
                 _run_pooled(fn, name, a, kw, nret, ctx, task_id, group)

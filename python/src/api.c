@@ -274,8 +274,9 @@ static PyObject *api_ids(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(III)", ids.node, ids.client, ids.job);
 }
 
-/* submit(fn, args, num_returns, max_retries, actor or None[, resources]) -> [ObjectRef];
- * resources: a task's "CPU:n,GPU:n,NAME:n" or None */
+/* submit(fn, args, num_returns, max_retries, actor or None[, resources[, streaming]]) ->
+ * [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or None; streaming: a streaming
+ * generator's call (the one ref is its completion; see stream_slot) */
 static PyObject *api_submit(PyObject *self, PyObject *args)
 {
 	const char *fn;
@@ -288,8 +289,8 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 	kray *k;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "sO!IiO|z", &fn, &PyList_Type, &list, &o.num_returns,
-			      &o.max_retries, &actor, &o.resources))
+	if (!PyArg_ParseTuple(args, "sO!IiO|zp", &fn, &PyList_Type, &list, &o.num_returns,
+			      &o.max_retries, &actor, &o.resources, &o.streaming))
 		return NULL;
 	if (actor != Py_None && !ext_ref_get(actor, &aid))
 		return PyErr_Format(PyExc_TypeError, "actor must be an ObjectRef");
@@ -517,6 +518,24 @@ static PyObject *api_get(PyObject *self, PyObject *args)
 	}
 	free(vals);
 	return out;
+}
+
+/* stream_slot(ref, index) -> ObjectRef: item index - 1 of the streaming call whose
+ * completion is ref, a ref this process holds already (krayd made it for the submitter,
+ * libclient/stream.c): the ObjectRef releases it. */
+static PyObject *api_stream_slot(PyObject *self, PyObject *args)
+{
+	PyObject *ref;
+	unsigned index;
+	kray_ref id;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "OI", &ref, &index))
+		return NULL;
+	if (!ext_ref_get(ref, &id))
+		return PyErr_Format(PyExc_TypeError, "ref must be an ObjectRef");
+	id.index = index;
+	return ext_ref_new(&id, true);
 }
 
 /* wait(refs, num_ready, timeout_ms) -> bytes, one 0/1 per ref */
@@ -780,6 +799,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "pack", api_pack, METH_VARARGS, "a value's bytes" },
 	{ "get", api_get, METH_VARARGS, "values of refs" },
 	{ "wait", api_wait, METH_VARARGS, "which refs are ready" },
+	{ "stream_slot", api_stream_slot, METH_VARARGS, "a streaming call's next item ref" },
 	{ "flush", api_flush, METH_NOARGS, "send what is buffered" },
 	{ "status", api_status, METH_NOARGS, "krayd's counters" },
 	{ "set_ref_type", api_set_ref_type, METH_O, "the ObjectRef class" },

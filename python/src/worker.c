@@ -59,8 +59,10 @@ static PyObject *decode_arg(kray_value *a, kray *k)
 	return o;
 }
 
-/* Sets return slot i from (kind, pickle, buffers, refs). */
-static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, PyObject *item)
+/* Sets return slot i from (kind, pickle, buffers, refs); with yield, sends it as the next item
+ * of a streaming call instead (kray_yield()). */
+static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, PyObject *item,
+		      bool yield)
 {
 	PyObject *pickle, *bufs, *reflist;
 	unsigned kind;
@@ -83,7 +85,8 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 			pthread_mutex_lock(&ext_mu);
 			r = kray_seal(k, &id);
 			if (!r)
-				r = kray_return_object(ctx, i, &id);
+				r = yield ? kray_yield_object(ctx, &id) :
+					    kray_return_object(ctx, i, &id);
 			pthread_mutex_unlock(&ext_mu);
 		}
 		free(refs);
@@ -101,7 +104,13 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	}
 	ext_write(p, kind, pickle, bufs);
 	kray_value v = KRAY_V_BYTES(p, (size_t)size);
-	r = nrefs ? kray_return_refs(ctx, i, &v, refs, nrefs) : kray_return(ctx, i, &v);
+	if (yield) {
+		pthread_mutex_lock(&ext_mu);
+		r = kray_yield(ctx, &v, refs, nrefs);
+		pthread_mutex_unlock(&ext_mu);
+	} else {
+		r = nrefs ? kray_return_refs(ctx, i, &v, refs, nrefs) : kray_return(ctx, i, &v);
+	}
 	free(p);
 	free(refs);
 	if (r) {
@@ -129,7 +138,7 @@ static int set_returns(kray_ctx *ctx, PyObject *res)
 		return -1;
 	}
 	for (unsigned i = 0; i < nret; i++)
-		if (set_return(ctx, k, worker_inline_max, i, PyList_GET_ITEM(res, i)))
+		if (set_return(ctx, k, worker_inline_max, i, PyList_GET_ITEM(res, i), false))
 			return -1;
 	return 0;
 }
@@ -337,6 +346,28 @@ static PyObject *worker_done(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* _worker_yield(ctx, item): the next item of a streaming call (kray/_generators.py), sent
+ * to its caller now. */
+static PyObject *worker_yield(PyObject *self, PyObject *args)
+{
+	unsigned long long ctx_addr;
+	PyObject *item;
+	kray_ctx *ctx;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "KO", &ctx_addr, &item))
+		return NULL;
+	ctx = (kray_ctx *)(uintptr_t)ctx_addr;
+	k = kray_ctx_client(ctx);
+	if (!k)
+		return PyErr_Format(PyExc_RuntimeError,
+				    "a streaming generator cannot run on this thread");
+	if (set_return(ctx, k, worker_inline_max, 0, item, true))
+		return NULL;
+	Py_RETURN_NONE;
+}
+
 /* _drop_instance(selfp): the actor ends normally. */
 static PyObject *worker_drop(PyObject *self, PyObject *arg)
 {
@@ -353,5 +384,6 @@ PyMethodDef ext_worker_methods[] = {
 	{ "_worker_call", worker_call, METH_VARARGS, "run one call in a worker (the shim's)" },
 	{ "_drop_instance", worker_drop, METH_O, "free an actor's instance" },
 	{ "_worker_done", worker_done, METH_VARARGS, "finish a pending method call" },
+	{ "_worker_yield", worker_yield, METH_VARARGS, "send a streaming call's next item" },
 	{ NULL, NULL, 0, NULL },
 };
