@@ -69,12 +69,13 @@ void kc_worker_before_block(struct kray *k)
 	ws->qtail = NULL;
 }
 
-/* k->wake: only another thread's reading needs the loop to look again. */
+/* k->wake: only another thread's reading needs the loop to look again, or a get answered
+ * from the cache (k->wake_self). */
 static void wake_loop(struct kray *k)
 {
 	struct worker_state *ws = k->ws;
 
-	if (ws && ws->host && !pthread_equal(pthread_self(), ws->loop))
+	if (ws && ws->host && (k->wake_self || !pthread_equal(pthread_self(), ws->loop)))
 		host_wake(ws->host);
 }
 

@@ -258,7 +258,9 @@ def cancel(object_ref, *, force=False, recursive=True):
     """Cancels the task that makes object_ref: a queued task never runs; a running one
     gets a KeyboardInterrupt (force=True: its worker is killed; a C task runs to its end
     unless forced).  get then raises TaskCancelledError.  recursive: the tasks it
-    submitted are cancelled too."""
+    submitted are cancelled too.  An ObjectRefGenerator cancels its streaming task."""
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if isinstance(object_ref, ActorHandle) or not isinstance(object_ref, ObjectRef):
         raise TypeError("kray.cancel() only supported for non-actor object refs. For "
                         "actors, try kray.kill().")

@@ -120,16 +120,18 @@ class ObjectRefGenerator:
                         "its items' refs instead")
 
 
-def stream(name, gen, ctx):
-    """Runs a streaming call's generator in the worker, sending each item to the caller
-    as it is yielded; an exception is sent as the item where it happened, and ends it.
-    Returns the number of items (the completion's value)."""
+def stream(name, call, ctx):
+    """Runs a streaming call's generator (call() makes it) in the worker, sending each
+    item to the caller as it is yielded; an exception, the generator's or the call's, is
+    sent as the item where it happened, and ends it.  Returns the number of items (the
+    completion's value)."""
     from . import _kray, _worker
-    if not inspect.isgenerator(gen):
-        raise TypeError(f"{name}() has num_returns='streaming' but returned "
-                        f"{type(gen).__name__}, not a generator")
     n = 0
     try:
+        gen = call()
+        if not inspect.isgenerator(gen):
+            raise TypeError(f"{name}() has num_returns='streaming' but returned "
+                            f"{type(gen).__name__}, not a generator")
         for v in gen:
             _kray._worker_yield(ctx, (0,) + _serial.dumps(v))
             n += 1
@@ -139,13 +141,14 @@ def stream(name, gen, ctx):
     return n
 
 
-async def stream_async(name, gen, ctx):
+async def stream_async(name, call, ctx):
     """The same for an async actor's method (a generator or an async generator)."""
     from . import _kray, _worker
-    if not inspect.isasyncgen(gen):
-        return stream(name, gen, ctx)
     n = 0
     try:
+        gen = call()
+        if not inspect.isasyncgen(gen):
+            return stream(name, lambda: gen, ctx)
         async for v in gen:
             _kray._worker_yield(ctx, (0,) + _serial.dumps(v))
             n += 1
@@ -166,7 +169,8 @@ class StreamingFunction:
 
     def __call__(self, *args, **kwargs):
         from . import _worker
-        return stream(self.__qualname__, self.fn(*args, **kwargs), _worker._ctx.ctx)
+        return stream(self.__qualname__, lambda: self.fn(*args, **kwargs),
+                      _worker._ctx.ctx)
 
 
 class DynamicObjectRefGenerator:

@@ -171,13 +171,15 @@ def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
         _ctx.task_id = task_id
         try:
             async with _actor_loop.sems[group]:
-                result = fn(*a, **kw)
                 if dynamic == "streaming":
-                    result = await _generators.stream_async(name, result, ctx)
-                elif dynamic:
-                    result = await _generators.collect_async(name, result)
-                elif inspect.isawaitable(result):
-                    result = await result
+                    result = await _generators.stream_async(
+                        name, lambda: fn(*a, **kw), ctx)
+                else:
+                    result = fn(*a, **kw)
+                    if dynamic:
+                        result = await _generators.collect_async(name, result)
+                    elif inspect.isawaitable(result):
+                        result = await result
             out = _results(name, result, nret)
         except BaseException as e:
             out = [_error(name, e)] * nret
