@@ -105,6 +105,21 @@ static void cancel_queued(struct kray *k, const uint8_t *body, uint32_t len)
 		call_refuse(k, e, KRAY_WE_CANCELLED, "the call was cancelled before it started");
 		return;
 	}
+	/* Started: a deferred host may end it (its cancel hook, at the loop's next turn). */
+	if (ws->hopts.cancel) {
+		if (ws->ncancels == ws->cap_cancels) {
+			unsigned cap = ws->cap_cancels ? 2 * ws->cap_cancels : 16;
+			kray_ref *p = realloc(ws->cancels, cap * sizeof(*p));
+
+			if (!p)
+				return; /* the call runs to its end */
+			ws->cancels = p;
+			ws->cap_cancels = cap;
+		}
+		memcpy(&ws->cancels[ws->ncancels++], &m.oid, sizeof(kray_ref));
+		if (k->wake)
+			k->wake(k);
+	}
 }
 
 static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
@@ -360,11 +375,21 @@ static int host_turn(struct kray *k)
 	kc_async_run(k);
 	if (!r && kc_flush(k))
 		r = -EPIPE;
+	kray_ref cancels[16];
+	unsigned ncancels = ws->ncancels < 16 ? ws->ncancels : 16;
+
+	memcpy(cancels, ws->cancels, ncancels * sizeof(*cancels));
+	memmove(ws->cancels, ws->cancels + ncancels, (ws->ncancels - ncancels) * sizeof(*cancels));
+	ws->ncancels -= ncancels;
 	conn_unlock(ws);
 	while ((c = ready)) {
 		ready = c->next;
 		host_submit(ws->host, c);
 	}
+	for (unsigned i = 0; i < ncancels; i++)
+		ws->hopts.cancel(ws->hopts.arg, cancels[i]);
+	if (ws->ncancels) /* more than one turn's worth: the next turn at once */
+		host_wake(ws->host);
 	if (r || (ws->stop && !host_busy(ws->host)))
 		return r;
 	struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
@@ -483,6 +508,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	if (ws.stop && ws.self && ws.dtor)
 		ws.dtor(ws.self);
 	free(ws.self);
+	free(ws.cancels);
 	while (ws.qhead)
 		exec_free(pop(&ws));
 	code_fini(&ws);

@@ -633,6 +633,11 @@ kray *kray_ctx_client(kray_ctx *ctx);
  *   without the lock, until one of the n descriptors is readable (it may return sooner),
  *   so that a language host runs its event loop meanwhile on this very thread, and the
  *   methods it started finish there without a thread switch.
+ * - cancel (deferred hosts, optional): kray_cancel() of a call that has started here
+ *   (Ray cancels an async actor's running call).  Called on the loop thread, without the
+ *   lock, at the loop's next turn, with the call's task id (kray_ctx_task()); the host
+ *   ends the call as it likes with kray_ctx_done(), or lets it run.  Without it, a
+ *   started call runs to its end, as a running call of any other actor does.
  */
 struct kray_host_opts {
 	void (*lock)(void *arg);
@@ -640,6 +645,7 @@ struct kray_host_opts {
 	void *arg;
 	int deferred;
 	void (*wait)(void *arg, const int *fds, unsigned n);
+	void (*cancel)(void *arg, kray_ref task);
 };
 
 /* What a method returns when it finishes later with kray_ctx_done(). */

@@ -165,11 +165,40 @@ def wait_in_loop(fd1, fd2):
     _actor_loop.wait((fd1, fd2) if fd2 >= 0 else (fd1,))
 
 
+_running = {}  # task id -> (event loop, asyncio task): an async actor's started calls
+_cancel_early = set()  # calls cancelled before their coroutine started
+
+
+def cancel_call(task_id):
+    """kray.cancel() of an async actor's started call (python/src/worker.c): its
+    coroutine is cancelled, as in Ray, and the caller gets TaskCancelledError."""
+    entry = _running.get(task_id)
+    if entry is None:
+        if len(_cancel_early) > 10000:  # ids of calls that had ended: forgotten
+            _cancel_early.clear()
+        _cancel_early.add(task_id)
+        return
+    loop, task = entry
+    loop.call_soon_threadsafe(task.cancel)
+
+
+def _cancelled(name):
+    err = exceptions.TaskCancelledError(None, f"{name} was cancelled (kray.cancel)")
+    return (1,) + _serial.dumps(err)
+
+
 def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
-    """Starts an async actor's method on its event loop; _kray._worker_done() ends it."""
+    """Starts an async actor's method on its group's event loop; _kray._worker_done()
+    ends it."""
+    import asyncio
+
     async def run():
         _ctx.task_id = task_id
+        _running[task_id] = (asyncio.get_running_loop(), asyncio.current_task())
         try:
+            if task_id in _cancel_early:
+                _cancel_early.discard(task_id)
+                raise asyncio.CancelledError
             async with _actor_loop.sems[group]:
                 if dynamic == "streaming":
                     result = await _generators.stream_async(
@@ -181,10 +210,14 @@ def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
                     elif inspect.isawaitable(result):
                         result = await result
             out = _results(name, result, nret)
+        except asyncio.CancelledError:
+            out = [_cancelled(name)] * nret
         except BaseException as e:
             out = [_error(name, e)] * nret
+        finally:
+            _running.pop(task_id, None)
         _kray._worker_done(ctx, out)
-    _actor_loop.start(run)
+    _actor_loop.start(run, group)
 
 
 def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):

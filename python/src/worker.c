@@ -186,6 +186,25 @@ static void loop_wait(void *arg, const int *fds, unsigned n)
 	PyGILState_Release(g);
 }
 
+/* kray_cancel() of an async actor's started call: its coroutine is cancelled
+ * (kray/_worker.py cancel_call), as in Ray. */
+static void loop_cancel(void *arg, kray_ref task)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	PyObject *mod, *r = NULL;
+
+	(void)arg;
+	mod = PyImport_ImportModule("kray._worker");
+	if (mod)
+		r = PyObject_CallMethod(mod, "cancel_call", "((IIII))", task.node, task.owner,
+					task.seq, task.index);
+	if (!r)
+		PyErr_Print();
+	Py_XDECREF(r);
+	Py_XDECREF(mod);
+	PyGILState_Release(g);
+}
+
 /* An actor whose methods run on threads or on an event loop (kray/_worker.py's host: 1
  * libkray's threads, 2 an event loop, 3 thread pools of Python's, which finish the calls
  * later) shares the connection with them under ext_mu. */
@@ -197,6 +216,7 @@ static int share(kray_ctx *ctx, int host)
 		.arg = &ext_mu,
 		.deferred = host >= 2,
 		.wait = host == 2 ? loop_wait : NULL,
+		.cancel = host == 2 ? loop_cancel : NULL,
 	};
 	int r;
 
