@@ -89,3 +89,14 @@ def test_timeline_example(tmp_path):
     assert out == f"25 tasks written to {path}", out  # 12 tasks, the constructor, 12 calls
     events = json.loads(path.read_text())["traceEvents"]
     assert sum(e["ph"] == "X" for e in events) == 25
+
+
+def test_generators_example():
+    assert run_example("generators.py").splitlines() == [
+        "first item 0, task still running: True",
+        "the rest: [1, 4, 9, 16]",
+        "before the error: [0, 1]",
+        "error at item 2: True",
+        "lines: ['a', 'b', 'c']",
+        "cancelled",
+    ]
