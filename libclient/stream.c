@@ -73,8 +73,7 @@ KRAY_EXPORT int kray_yield_object(kray_ctx *ctx, const kray_ref *ref)
 	return r;
 }
 
-KRAY_EXPORT int kray_stream_next(kray *k, kray_ref *stream, int64_t timeout_ms,
-				 kray_ref *ret_item)
+KRAY_EXPORT int kray_stream_next(kray *k, kray_ref *stream, int64_t timeout_ms, kray_ref *ret_item)
 {
 	kray_ref item, next;
 	kray_value v = { 0 };

@@ -139,7 +139,8 @@ enum kray_msg_type {
 static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_LIST_OBJECTS) || t == KRAY_MSG_CANCEL ||
-	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
+	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD ||
+	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;
 }
