@@ -24,7 +24,7 @@ import inspect
 from . import _serial
 
 
-_STREAM_END = 10  # KRAY_ERR_STREAM_END: the item after the last one
+_STREAM_END = 11  # KRAY_ERR_STREAM_END: the item after the last one
 
 
 class ObjectRefGenerator:

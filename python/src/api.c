@@ -274,9 +274,10 @@ static PyObject *api_ids(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(III)", ids.node, ids.client, ids.job);
 }
 
-/* submit(fn, args, num_returns, max_retries, actor or None[, resources[, streaming]]) ->
- * [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or None; streaming: a streaming
- * generator's call (the one ref is its completion; see stream_slot) */
+/* submit(fn, args, num_returns, max_retries, actor or None[, resources[, timeout_ms[,
+ * streaming]]]) -> [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or None;
+ * timeout_ms: 0 for none; streaming: a streaming generator's call (the one ref is its
+ * completion; see stream_slot) */
 static PyObject *api_submit(PyObject *self, PyObject *args)
 {
 	const char *fn;
@@ -289,8 +290,8 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 	kray *k;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "sO!IiO|zp", &fn, &PyList_Type, &list, &o.num_returns,
-			      &o.max_retries, &actor, &o.resources, &o.streaming))
+	if (!PyArg_ParseTuple(args, "sO!IiO|zIp", &fn, &PyList_Type, &list, &o.num_returns,
+			      &o.max_retries, &actor, &o.resources, &o.timeout_ms, &o.streaming))
 		return NULL;
 	if (actor != Py_None && !ext_ref_get(actor, &aid))
 		return PyErr_Format(PyExc_TypeError, "actor must be an ObjectRef");

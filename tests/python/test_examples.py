@@ -100,3 +100,9 @@ def test_generators_example():
         "lines: ['a', 'b', 'c']",
         "cancelled",
     ]
+
+
+def test_task_timeout_example():
+    out = run_example("task_timeout.py").splitlines()
+    assert out[0].startswith("timed out after 1 s: ") and "timed out" in out[0][20:], out
+    assert out[1] == "[0, 1, 4, 9]"
