@@ -378,9 +378,12 @@ static int host_turn(struct kray *k)
 	kray_ref cancels[16];
 	unsigned ncancels = ws->ncancels < 16 ? ws->ncancels : 16;
 
-	memcpy(cancels, ws->cancels, ncancels * sizeof(*cancels));
-	memmove(ws->cancels, ws->cancels + ncancels, (ws->ncancels - ncancels) * sizeof(*cancels));
-	ws->ncancels -= ncancels;
+	if (ncancels) {
+		memcpy(cancels, ws->cancels, ncancels * sizeof(*cancels));
+		memmove(ws->cancels, ws->cancels + ncancels,
+			(ws->ncancels - ncancels) * sizeof(*cancels));
+		ws->ncancels -= ncancels;
+	}
 	conn_unlock(ws);
 	while ((c = ready)) {
 		ready = c->next;
