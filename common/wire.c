@@ -141,7 +141,9 @@ int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
 	if (wire_rd_fixed(&r, &s.m, sizeof(s.m)))
 		return -EBADMSG;
 	if (s.m.name_len == 0 || s.m.nargs > KRAY_ARGS_MAX || s.m.num_returns > KRAY_RETURNS_MAX ||
-	    s.m.max_retries < -1 || wire_rd_bytes(&r, s.m.name_len, &name))
+	    s.m.max_retries < -1 || (s.m.flags & ~KRAY_SUBMIT_STREAMING) ||
+	    ((s.m.flags & KRAY_SUBMIT_STREAMING) && s.m.num_returns != 1) ||
+	    wire_rd_bytes(&r, s.m.name_len, &name))
 		return -EBADMSG;
 	if (memchr(name, 0, s.m.name_len))
 		return -EBADMSG;
@@ -191,6 +193,20 @@ int wire_dec_result(const void *body, size_t len, struct wire_result *ret)
 		return -EBADMSG;
 	res.values = r;
 	*ret = res;
+	return 0;
+}
+
+int wire_dec_yield(const void *body, size_t len, struct wire_yield *ret)
+{
+	struct wire_rd r;
+	struct wire_yield y;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &y.m, sizeof(y.m)) || y.m.pad ||
+	    check_values(r, 1, PLAIN | T(KRAY_WT_ERROR) | T(KRAY_WT_OBJECT) | NESTED) < 0 ||
+	    wire_rd_value(&r, &y.v))
+		return -EBADMSG;
+	*ret = y;
 	return 0;
 }
 

@@ -85,6 +85,11 @@ struct wire_result {
 	struct wire_rd values; /* m.n values, already validated */
 };
 
+struct wire_yield {
+	struct kray_msg_yield m;
+	struct wire_value v; /* the item */
+};
+
 struct wire_oids {
 	uint32_t n;
 	const struct kray_oid *oids; /* may be unaligned: copy before use */
@@ -155,6 +160,7 @@ int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret);
 int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret);
 int wire_dec_exec(const void *body, size_t len, struct wire_exec *ret);
 int wire_dec_result(const void *body, size_t len, struct wire_result *ret);
+int wire_dec_yield(const void *body, size_t len, struct wire_yield *ret);
 int wire_dec_get(const void *body, size_t len, struct wire_get *ret);
 int wire_dec_get_reply(const void *body, size_t len, struct wire_get_reply *ret);
 int wire_dec_put(const void *body, size_t len, struct wire_put *ret);

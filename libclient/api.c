@@ -116,6 +116,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 		return kc_fail(k, -EINVAL, "at most %d arguments", KRAY_ARGS_MAX);
 	if (o.num_returns > KRAY_RETURNS_MAX || (o.num_returns && !ret_refs))
 		return kc_fail(k, -EINVAL, "num_returns must be 0 to %d", KRAY_RETURNS_MAX);
+	if (o.streaming && o.num_returns != 1)
+		return kc_fail(k, -EINVAL, "a streaming call has num_returns 1 (its completion)");
 	if (o.max_retries < -1 || o.max_retries > INT16_MAX)
 		return kc_fail(k, -EINVAL, "max_retries must be -1 to %d", INT16_MAX);
 	for (size_t i = 0; i < nargs; i++)
@@ -137,6 +139,7 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	m.max_retries = (int16_t)o.max_retries;
 	m.name_len = (uint8_t)name_len;
 	m.res_len = (uint8_t)res_len;
+	m.flags = o.streaming ? KRAY_SUBMIT_STREAMING : 0;
 	m.timeout_ms = o.timeout_ms;
 	if (actor)
 		memcpy(&m.actor, actor, sizeof(m.actor));
@@ -151,6 +154,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	for (unsigned i = 0; i < o.num_returns; i++)
 		ret_refs[i] = (kray_ref){ k->node, k->client, m.seq, i };
 	kc_hold(k, ret_refs, o.num_returns);
+	if (o.streaming) /* and the first item's (stream.c) */
+		kc_hold(k, &(kray_ref){ k->node, k->client, m.seq, 1 }, 1);
 	r = maybe_flush(k);
 	/* Still the last frame in the buffer: if the next operation gets its result, it
 	 * may go on the fast path instead (fast.c). */

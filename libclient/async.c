@@ -134,8 +134,11 @@ KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_
 	if (kc_cached(k, ref, &p->val)) {
 		p->status = 0; /* here already: done at the next kray_process() */
 		a->ndone++;
-		if (k->wake) /* or, in an actor sharing its connection, by the worker's loop */
+		if (k->wake) { /* or, in an actor sharing its connection, by the worker's loop */
+			k->wake_self = true;
 			k->wake(k);
+			k->wake_self = false;
+		}
 	} else {
 		p->req = ++k->next_req;
 		off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET, p->req, WIRE_FIXED(m),

@@ -73,6 +73,10 @@ struct kray {
 	/* In a worker: a blocking wait or an async reply may have read frames for the loop
 	 * (an actor's thread did, on a shared connection): the loop looks again. */
 	void (*wake)(struct kray *k);
+	/* Set while k->wake is called for a get answered from the cache: the loop must look
+	 * again even when its own thread asked (it may be inside its host's wait hook, an
+	 * async actor's event loop, which only the eventfd wakes). */
+	bool wake_self;
 	struct worker_state *ws;
 	/* The BPF fast path (fast.c).  fast_state: 0 not asked yet, 1 open, -1 unavailable. */
 	int fast_state;

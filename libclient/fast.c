@@ -66,7 +66,7 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
 		      const struct kray_call_opts *o, size_t frame_len)
 {
-	if (k->ws || actor || k->fast_state < 0 || o->num_returns != 1 ||
+	if (k->ws || actor || k->fast_state < 0 || o->num_returns != 1 || o->streaming ||
 	    (o->resources && *o->resources) || o->timeout_ms ||
 	    frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
 		return false;

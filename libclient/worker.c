@@ -69,12 +69,13 @@ void kc_worker_before_block(struct kray *k)
 	ws->qtail = NULL;
 }
 
-/* k->wake: only another thread's reading needs the loop to look again. */
+/* k->wake: only another thread's reading needs the loop to look again, or a get answered
+ * from the cache (k->wake_self). */
 static void wake_loop(struct kray *k)
 {
 	struct worker_state *ws = k->ws;
 
-	if (ws && ws->host && !pthread_equal(pthread_self(), ws->loop))
+	if (ws && ws->host && (k->wake_self || !pthread_equal(pthread_self(), ws->loop)))
 		host_wake(ws->host);
 }
 
@@ -103,6 +104,21 @@ static void cancel_queued(struct kray *k, const uint8_t *body, uint32_t len)
 			ws->qtail = prev;
 		call_refuse(k, e, KRAY_WE_CANCELLED, "the call was cancelled before it started");
 		return;
+	}
+	/* Started: a deferred host may end it (its cancel hook, at the loop's next turn). */
+	if (ws->hopts.cancel) {
+		if (ws->ncancels == ws->cap_cancels) {
+			unsigned cap = ws->cap_cancels ? 2 * ws->cap_cancels : 16;
+			kray_ref *p = realloc(ws->cancels, cap * sizeof(*p));
+
+			if (!p)
+				return; /* the call runs to its end */
+			ws->cancels = p;
+			ws->cap_cancels = cap;
+		}
+		memcpy(&ws->cancels[ws->ncancels++], &m.oid, sizeof(kray_ref));
+		if (k->wake)
+			k->wake(k);
 	}
 }
 
@@ -359,11 +375,24 @@ static int host_turn(struct kray *k)
 	kc_async_run(k);
 	if (!r && kc_flush(k))
 		r = -EPIPE;
+	kray_ref cancels[16];
+	unsigned ncancels = ws->ncancels < 16 ? ws->ncancels : 16;
+
+	if (ncancels) {
+		memcpy(cancels, ws->cancels, ncancels * sizeof(*cancels));
+		memmove(ws->cancels, ws->cancels + ncancels,
+			(ws->ncancels - ncancels) * sizeof(*cancels));
+		ws->ncancels -= ncancels;
+	}
 	conn_unlock(ws);
 	while ((c = ready)) {
 		ready = c->next;
 		host_submit(ws->host, c);
 	}
+	for (unsigned i = 0; i < ncancels; i++)
+		ws->hopts.cancel(ws->hopts.arg, cancels[i]);
+	if (ws->ncancels) /* more than one turn's worth: the next turn at once */
+		host_wake(ws->host);
 	if (r || (ws->stop && !host_busy(ws->host)))
 		return r;
 	struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
@@ -482,6 +511,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	if (ws.stop && ws.self && ws.dtor)
 		ws.dtor(ws.self);
 	free(ws.self);
+	free(ws.cancels);
 	while (ws.qhead)
 		exec_free(pop(&ws));
 	code_fini(&ws);

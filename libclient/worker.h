@@ -34,6 +34,7 @@ struct kray_ctx {
 	bool raised; /* kray_ctx_raised(): the values are the error it raised */
 	int store_err; /* a large return did not fit in the object store */
 	unsigned max_concurrency;
+	uint32_t yielded; /* kray_yield(): items sent so far */
 };
 
 /* One call from EXEC to RESULT. */
@@ -69,6 +70,8 @@ struct worker_state {
 	kray_dtor_fn dtor;
 	struct host *host; /* threads, for max_concurrency > 1 */
 	struct kray_host_opts hopts; /* what the constructor chose (kray_ctx_host) */
+	kray_ref *cancels; /* started calls krayd cancelled, for hopts.cancel (host_turn) */
+	unsigned ncancels, cap_cancels;
 	pthread_t loop; /* the thread that runs kray_worker_main */
 	struct kbuf *results; /* where RESULT frames go: k->out, or a fast task's buffer */
 	/* A call's answer could not be queued for lack of memory: the worker exits, and

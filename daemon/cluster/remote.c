@@ -189,6 +189,18 @@ bool remote_take(struct krayd *d, struct task *t)
 
 	if (t->rem.from_link || t->actor)
 		return false; /* sent here by another node, or an actor's call: runs here */
+	if (t->streaming) {
+		/* A streaming call stays on its owner's node: its items go to the owner's
+		 * connection (task_yield()), which no link carries yet. */
+		if (!t->nres || local_has(d, t))
+			return false;
+		res_text(t, need, sizeof(need));
+		task_fail(d, t, KRAY_WE_BAD_ARGS,
+			  "'%.*s' is a streaming generator, which runs on its caller's node, "
+			  "and this node lacks the resources '%s' it needs",
+			  t->fn->name_len, t->fn->name, need);
+		return true;
+	}
 	if (t->rem.ractor) {
 		struct ractor *ra = ractor_get(d, &t->rem.ractor_id, false);
 

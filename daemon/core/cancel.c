@@ -60,11 +60,15 @@ static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_
 				continue;
 			if (w->actor) {
 				/* As Ray: a call queued in the actor's process fails; a running
-				 * one is not interrupted (the actor's state is at stake). */
-				if (pos >= w->actor->max_concurrency && w->conn) {
+				 * one is interrupted only where its process can end it cleanly
+				 * (an async actor's coroutine: the worker's host decides,
+				 * kray_host_opts.cancel), never killed (the actor's state is at
+				 * stake). */
+				if (w->conn) {
 					struct kray_msg_cancel m = { .oid = *tid };
 
-					t->cancelled = true;
+					if (pos >= w->actor->max_concurrency)
+						t->cancelled = true;
 					WIRE_FRAME(&w->conn->out, KRAY_MSG_CANCEL, 0,
 						   WIRE_FIXED(m));
 					conn_flush_later(w->conn);

@@ -183,6 +183,30 @@ static void timeline_reply(struct conn *c, uint64_t req, struct kbuf *json)
 	conn_flush_later(c);
 }
 
+/* YIELD: an item of a streaming call the worker runs (task_yield()).  One for a call the
+ * worker no longer holds (cancelled, handed back) is dropped. */
+static int on_yield(struct conn *c, const uint8_t *body, uint32_t len)
+{
+	struct wire_yield y;
+	struct task *t = NULL;
+
+	if (c->role != ROLE_WORKER || !c->worker)
+		return conn_fail(c, "yield from a non-worker", -EPROTO);
+	if (wire_dec_yield(body, len, &y))
+		return conn_fail(c, "malformed yield", -EBADMSG);
+	for (t = c->worker->head; t && !oid_eq(&t->id, &y.m.task); t = t->next)
+		;
+	if (t && !t->cancelled) {
+		task_yield(c, t, &y);
+	} else if (y.v.type == KRAY_WT_OBJECT) {
+		struct kray_oid src;
+
+		memcpy(&src, y.v.data, sizeof(src));
+		store_conn_unref(c, &src);
+	}
+	return 0;
+}
+
 /* The requests answered with one TEXT_REPLY: status listings (actors, nodes), cut to
  * 60,000 bytes, and exports (the whole timeline ring, or 10,000 objects: about 3 MB and
  * 2 MB at most, far below KRAY_FRAME_MAX). */
@@ -514,6 +538,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 			return conn_fail(c, "malformed result", -EBADMSG);
 		sched_result(c, &res);
 		return 0;
+	case KRAY_MSG_YIELD:
+		return on_yield(c, body, h->len);
 	case KRAY_MSG_REJECT:
 		if (c->role != ROLE_WORKER)
 			return conn_fail(c, "reject from a non-worker", -EPROTO);

@@ -252,6 +252,44 @@ int task_set_resources(struct krayd *d, struct task *t, const char *s, size_t le
 	return 0;
 }
 
+/* The item object a streaming call's owner waits on next: (t, 1 + items so far), pending,
+ * held by the owner's connection c. */
+static void stream_slot(struct conn *c, struct task *t)
+{
+	struct kray_oid id = t->id;
+	struct obj *o;
+
+	id.index = 1 + t->stream_n;
+	o = store_get(c->d, &id);
+	if (!o)
+		o = store_create(c->d, &id);
+	store_conn_ref(c, o);
+}
+
+/* The connection of t's owner, if it is still here. */
+static struct conn *stream_owner(struct krayd *d, const struct task *t)
+{
+	if (t->id.node != d->node)
+		return NULL;
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->id == t->id.owner && (c->role == ROLE_DRIVER || c->role == ROLE_WORKER))
+			return c;
+	return NULL;
+}
+
+/* A streaming call ended: its pending item object says how (KRAY_WE_STREAM_END, or the
+ * call's error), and no other is made. */
+static void stream_end(struct krayd *d, struct task *t, uint8_t err, const char *msg, size_t len)
+{
+	struct kray_oid id = t->id;
+	struct obj *o;
+
+	id.index = 1 + t->stream_n;
+	o = store_get(d, &id);
+	if (o && o->state == OBJ_PENDING)
+		store_seal_error(d, o, err, msg, len);
+}
+
 void task_submit(struct conn *c, const struct wire_submit *s)
 {
 	struct krayd *d = c->d;
@@ -264,6 +302,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	task_set_job(d, t, s->m.job && job_get(d, s->m.job) ? s->m.job : c->job);
 	t->fn = sched_fn(d, s->name, s->m.name_len);
 	t->num_returns = s->m.num_returns;
+	t->streaming = s->m.flags & KRAY_SUBMIT_STREAMING;
 	t->nargs = s->m.nargs;
 	t->max_retries = s->m.max_retries;
 	t->timeout_ms = s->m.actor.index == KRAY_OID_ACTOR ? 0 : s->m.timeout_ms;
@@ -286,6 +325,8 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 		store_ref(o);
 		(*oidmap_upsert(&c->refs, &id, &fresh))++;
 	}
+	if (t->streaming)
+		stream_slot(c, t);
 	if (s->args.left) {
 		t->args = malloc(s->args.left);
 		if (!t->args)
@@ -306,6 +347,13 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 			}
 			t->rem.ractor = true;
 			t->rem.ractor_id = s->m.actor;
+			if (t->streaming) {
+				task_fail(d, t, KRAY_WE_BAD_ARGS,
+					  "streaming calls to an actor on another node are not "
+					  "supported: call it from its own node, or use "
+					  "num_returns='dynamic'");
+				return;
+			}
 		} else if (!a || a->state == A_DEAD) {
 			task_fail(d, t, a ? a->death_err : KRAY_WE_ACTOR_DIED, "%s",
 				  a ? actor_death(a) : "no such actor");
@@ -403,6 +451,37 @@ static void seal_return(struct conn *from, struct task *t, struct obj *o,
 		store_conn_unref(from, &src_id);
 }
 
+void task_yield(struct conn *from, struct task *t, const struct wire_yield *y)
+{
+	static const char no_item[] = "the worker sent an item out of order";
+	struct krayd *d = from->d;
+	struct kray_oid id = t->id;
+	struct conn *owner = NULL;
+	struct obj *o = NULL;
+
+	id.index = 1 + t->stream_n;
+	/* A retried call yields again what its first run did: the first copy stays. */
+	if (t->streaming && y->m.index == t->stream_n && id.index + 1 < KRAY_OID_ACTOR)
+		o = store_get(d, &id);
+	if (!o || o->state != OBJ_PENDING) {
+		if (t->streaming && y->m.index > t->stream_n)
+			log_warn("task %u.%u: %s", t->id.owner, t->id.seq, no_item);
+		if (y->v.type == KRAY_WT_OBJECT) {
+			struct kray_oid src;
+
+			memcpy(&src, y->v.data, sizeof(src));
+			if (src.owner == from->id && src.node == d->node)
+				store_conn_unref(from, &src);
+		}
+		return;
+	}
+	t->stream_n++;
+	/* The owner waits for the next one, unless it dropped the generator. */
+	if (o->refs && (owner = stream_owner(d, t)))
+		stream_slot(owner, t);
+	seal_return(from, t, o, &y->v);
+}
+
 void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint32_t n)
 {
 	struct krayd *d = from->d;
@@ -419,6 +498,15 @@ void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint3
 		task_fail(d, t, KRAY_WE_INTERNAL, "'%.*s' returned %u values, expected %u",
 			  t->fn->name_len, t->fn->name, n, t->num_returns);
 		return;
+	}
+	/* A streaming call's end first: once its completion is ready, every item is. */
+	if (t->streaming) {
+		static const char end[] = "the stream ended";
+
+		if (err.type)
+			stream_end(d, t, err.err, err.data, err.len);
+		else
+			stream_end(d, t, KRAY_WE_STREAM_END, end, sizeof(end) - 1);
 	}
 	for (unsigned i = 0; i < t->num_returns; i++) {
 		struct obj *o = ret_obj(d, t, i);
@@ -460,6 +548,8 @@ void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ..
 		free(msg);
 		return;
 	}
+	if (t->streaming)
+		stream_end(d, t, err, text, n);
 	for (unsigned i = 0; i < t->num_returns; i++) {
 		struct obj *o = ret_obj(d, t, i);
 

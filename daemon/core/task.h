@@ -65,6 +65,8 @@ struct task {
 	int16_t max_retries;
 	uint16_t attempts; /* worker deaths so far */
 	bool cancelled; /* kray_cancel(): fails with KRAY_WE_CANCELLED instead of finishing */
+	bool streaming; /* KRAY_SUBMIT_STREAMING: items come with YIELD (task_yield()) */
+	uint32_t stream_n; /* items sealed so far: item i is (id, index 1 + i) */
 	bool timed_out; /* ran past timeout_ms: its worker was killed (timeout.c) */
 	uint32_t timeout_ms; /* 0: none */
 	int64_t deadline_ns; /* while it runs, with a timeout */
@@ -106,6 +108,8 @@ static inline bool task_arg_next(struct task_arg *a)
 /* task.c */
 void task_submit(struct conn *c, const struct wire_submit *s);
 void task_finish(struct conn *from, struct task *t, struct wire_rd values, uint32_t n);
+/* An item of the streaming call t, from the worker running it (YIELD). */
+void task_yield(struct conn *from, struct task *t, const struct wire_yield *y);
 int task_set_resources(struct krayd *d, struct task *t, const char *s, size_t len);
 void task_fail(struct krayd *d, struct task *t, uint8_t err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

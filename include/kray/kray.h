@@ -59,6 +59,7 @@ enum kray_errkind {
 	KRAY_ERR_CANCELLED = 9, /* the task was cancelled (kray_cancel) */
 	KRAY_ERR_TIMED_OUT = 10, /* the task ran past its timeout_ms (its worker was
 				  * replaced) */
+	KRAY_ERR_STREAM_END = 11, /* a streaming call has no more items (kray_stream_next) */
 };
 
 /*
@@ -148,6 +149,11 @@ struct kray_call_opts {
 	 * whose resources this node lacks runs on a node that has them (docs/cluster.md);
 	 * if no live node has them, it fails with KRAY_ERR_BAD_ARGS. */
 	const char *resources;
+	/* A streaming generator (Ray's num_returns="streaming"): num_returns must be 1, and
+	 * that ref is the call's completion; the function sends its items with kray_yield()
+	 * while it runs and the caller takes them with kray_stream_next().  The call runs on
+	 * the caller's node. */
+	int streaming;
 	/* A task still running after timeout_ms fails with KRAY_ERR_TIMED_OUT and its
 	 * worker is killed and replaced; it is not retried (0: no limit; tasks only, not
 	 * actor method calls). */
@@ -608,6 +614,32 @@ int kray_return_refs(kray_ctx *ctx, unsigned idx, const kray_value *v, const kra
  * or -EINVAL (not this worker's put object, or no client in this context). */
 int kray_return_object(kray_ctx *ctx, unsigned idx, const kray_ref *ref);
 
+/*
+ * Streaming generators.  In a call made with kray_call_opts.streaming, sends the next item
+ * to the caller at once (as kray_return() would store a result: a large value goes
+ * straight into the object store).  The call's own return (its completion) is set as
+ * usual.  nrefs refs inside a small value go with it (see kray_return_refs()).  Returns
+ * 0, -EINVAL (bad value, or not on a thread that holds the connection), -ENOMEM, -ENOSPC,
+ * or -EPIPE.
+ */
+int kray_yield(kray_ctx *ctx, const kray_value *v, const kray_ref *refs, size_t nrefs);
+/* The same for a large object this worker made (kray_create(), kray_seal()): moved. */
+int kray_yield_object(kray_ctx *ctx, const kray_ref *ref);
+
+/*
+ * The caller's side of a streaming call.  *stream starts as the call's return ref (the
+ * completion); this process holds the next item's ref from the submit on.  Waits up to
+ * timeout_ms (< 0: forever) for the next item and returns 0 with *ret_item (a ref this
+ * process now holds, to be released as any other: its value is the item, or the
+ * function's error at that point), 1 when the stream has ended (no more items), or
+ * -ETIMEDOUT, -ECANCELED (in a worker whose task was cancelled), -EINVAL, -EPIPE.  An
+ * item that is a KRAY_ERROR ends the stream: the call after it returns 1.
+ */
+int kray_stream_next(kray *k, kray_ref *stream, int64_t timeout_ms, kray_ref *ret_item);
+/* Drops the next item's ref of a stream not read to its end (items yielded later are not
+ * kept).  Returns 0. */
+int kray_stream_close(kray *k, kray_ref *stream);
+
 /* Records the task's error message; return its result from the function. */
 int kray_fail(kray_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -639,6 +671,11 @@ kray *kray_ctx_client(kray_ctx *ctx);
  *   without the lock, until one of the n descriptors is readable (it may return sooner),
  *   so that a language host runs its event loop meanwhile on this very thread, and the
  *   methods it started finish there without a thread switch.
+ * - cancel (deferred hosts, optional): kray_cancel() of a call that has started here
+ *   (Ray cancels an async actor's running call).  Called on the loop thread, without the
+ *   lock, at the loop's next turn, with the call's task id (kray_ctx_task()); the host
+ *   ends the call as it likes with kray_ctx_done(), or lets it run.  Without it, a
+ *   started call runs to its end, as a running call of any other actor does.
  */
 struct kray_host_opts {
 	void (*lock)(void *arg);
@@ -646,6 +683,7 @@ struct kray_host_opts {
 	void *arg;
 	int deferred;
 	void (*wait)(void *arg, const int *fds, unsigned n);
+	void (*cancel)(void *arg, kray_ref task);
 };
 
 /* What a method returns when it finishes later with kray_ctx_done(). */

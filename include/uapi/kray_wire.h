@@ -89,6 +89,7 @@ enum kray_msg_type {
 	/* 32-39: the Python wrapper's range (issue 6) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply.  D->W: drop that queued call */
 	KRAY_MSG_HOLD = 33, /* C->D  kray_msg_refs + oids: keep these borrowed refs; no reply */
+	KRAY_MSG_YIELD = 34, /* W->D  kray_msg_yield + 1 value: an item of a streaming call */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -145,7 +146,8 @@ enum kray_msg_type {
 static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_GUARDS_REPLY) || t == KRAY_MSG_CANCEL ||
-	       t == KRAY_MSG_HOLD || (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
+	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD ||
+	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;
 }
@@ -207,7 +209,8 @@ enum kray_wire_err {
 	KRAY_WE_ACTOR_DIED = 8, /* the actor is dead (killed, crashed, its creator exited) */
 	KRAY_WE_CANCELLED = 9, /* the task was cancelled (kray_cancel) */
 	KRAY_WE_TIMED_OUT = 10, /* the task ran past its timeout */
-	KRAY_WE_MAX = 10,
+	KRAY_WE_STREAM_END = 11, /* a streaming call's item after its last: the end */
+	KRAY_WE_MAX = 11,
 };
 
 /*
@@ -234,9 +237,15 @@ struct kray_msg_submit {
 		       * padded to 8: a node that has them runs it (issue 7) */
 	__u32 timeout_ms; /* a task (not a call) that runs longer fails, its worker is
 			   * replaced; 0: no limit */
-	__u32 reserved;
+	__u32 flags; /* KRAY_SUBMIT_* */
 	struct kray_oid actor; /* a method call on this actor; all zero: a task */
 };
+/* A streaming generator (Ray's num_returns="streaming"): num_returns is 1, the call's
+ * completion; its items are the objects (task, 1), (task, 2), ... that the worker sends
+ * with YIELD while it runs.  krayd keeps one pending item object ahead, held by the
+ * submitter: the owner waits on it like on any ref.  When the call ends that object is
+ * sealed with KRAY_WE_STREAM_END (or the call's error), and no other is made. */
+#define KRAY_SUBMIT_STREAMING 1u
 _Static_assert(sizeof(struct kray_msg_submit) == 40, "submit is 40 bytes");
 
 struct kray_msg_get {
@@ -354,6 +363,15 @@ struct kray_msg_result {
  * krayd does not open): the task counts as failed in the timeline and the state API. */
 #define KRAY_RESULT_RAISED 1u
 _Static_assert(sizeof(struct kray_msg_result) == 32, "result is 32 bytes");
+
+/* YIELD: item index (0, 1, ...) of the streaming call task, which this worker runs.  A
+ * retried call yields its items again: krayd keeps the first copy of each. */
+struct kray_msg_yield {
+	struct kray_oid task;
+	__u32 index;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_yield) == 24, "yield is 24 bytes");
 
 struct kray_msg_reject {
 	struct kray_oid task;

@@ -30,8 +30,8 @@ from ._compat import (ActorClassID, ActorID, FunctionID, JobID, Language, NodeID
                       PlacementGroupID, TaskID, UniqueID, WorkerID, cpp_function,
                       java_actor_class, java_function)
 from ._serial import ObjectRef
-from ._generators import ObjectRefGenerator  # num_returns="dynamic"
-DynamicObjectRefGenerator = ObjectRefGenerator  # Ray's name for it
+from ._generators import ObjectRefGenerator  # num_returns="streaming" (Ray 2.x)
+from ._generators import DynamicObjectRefGenerator  # num_returns="dynamic"
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,8 @@ __all__ = ["init", "shutdown", "is_initialized", "remote", "method", "get", "put
            "nodes", "timeline", "ObjectID", "JobID", "NodeID", "WorkerID", "TaskID",
            "ActorID", "ActorClassID", "FunctionID", "PlacementGroupID", "UniqueID",
            "Language", "get_gpu_ids", "get_dashboard_url", "show_in_dashboard",
-           "java_function", "java_actor_class", "cpp_function", "job_config"]
+           "java_function", "java_actor_class", "cpp_function", "job_config",
+           "ObjectRefGenerator", "DynamicObjectRefGenerator"]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 SHIM = os.path.join(_PKG_DIR, "libkray_python.so")
@@ -257,7 +258,9 @@ def cancel(object_ref, *, force=False, recursive=True):
     """Cancels the task that makes object_ref: a queued task never runs; a running one
     gets a KeyboardInterrupt (force=True: its worker is killed; a C task runs to its end
     unless forced).  get then raises TaskCancelledError.  recursive: the tasks it
-    submitted are cancelled too."""
+    submitted are cancelled too.  An ObjectRefGenerator cancels its streaming task."""
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if isinstance(object_ref, ActorHandle) or not isinstance(object_ref, ObjectRef):
         raise TypeError("kray.cancel() only supported for non-actor object refs. For "
                         "actors, try kray.kill().")

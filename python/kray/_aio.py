@@ -91,21 +91,38 @@ def is_async_class(cls):
 
 
 class ActorLoop:
-    """The event loop of an async actor.  It runs on the worker's loop thread, while that
-    thread would otherwise wait for krayd or for finished calls (wait()): a call starts
-    as a task, and finishes there, without a thread switch."""
+    """The event loops of an async actor.  The default group's runs on the worker's loop
+    thread, while that thread would otherwise wait for krayd or for finished calls
+    (wait()): a call starts as a task, and finishes there, without a thread switch.  Each
+    concurrency group has an event loop of its own, on a thread of its own, as in Ray: a
+    group whose calls block (a sync sleep, a blocking get) does not hold up another."""
 
     def __init__(self, max_concurrency, groups=None):
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         # One limit per concurrency group; None is the default group.
-        self.sems = {g: asyncio.Semaphore(n) for g, n in (groups or {}).items()}
-        self.sems[None] = asyncio.Semaphore(max(1, max_concurrency))
+        self.sems = {None: asyncio.Semaphore(max(1, max_concurrency))}
+        self.loops = {None: self.loop}
+        for g, n in (groups or {}).items():
+            self.sems[g] = asyncio.Semaphore(n)
+            loop = self.loops[g] = asyncio.new_event_loop()
+            threading.Thread(target=self._run_forever, args=(loop,), name=f"kray-{g}",
+                             daemon=True).start()
         self._fds = ()
 
-    def start(self, run):
-        """Starts the coroutine function run() as a task (on the worker's loop thread)."""
-        self.loop.create_task(run())
+    @staticmethod
+    def _run_forever(loop):
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+
+    def start(self, run, group=None):
+        """Starts the coroutine function run() as a task on its group's loop (from the
+        worker's loop thread)."""
+        loop = self.loops.get(group, self.loop)
+        if loop is self.loop:
+            loop.create_task(run())
+        else:
+            asyncio.run_coroutine_threadsafe(run(), loop)
 
     def wait(self, fds):
         """Runs the loop until one of fds is readable (level-triggered: a readable fd

@@ -64,12 +64,9 @@ def _check(opts, allowed, what):
     if bad:
         raise ValueError(f"invalid option(s) for {what}: {', '.join(sorted(bad))}")
     n = opts.get("num_returns")
-    if n == "streaming":
-        raise ValueError("num_returns='streaming' is not supported by kray yet: use "
-                         "num_returns='dynamic' (the refs come once the generator ends)")
-    if n is not None and n != "dynamic" and (not isinstance(n, int) or isinstance(n, bool)
-                                             or n < 0):
-        raise ValueError("num_returns must be an integer >= 0 or 'dynamic'")
+    if n is not None and n not in ("dynamic", "streaming") and (
+            not isinstance(n, int) or isinstance(n, bool) or n < 0):
+        raise ValueError("num_returns must be an integer >= 0, 'streaming' or 'dynamic'")
     for k in ("num_cpus", "num_gpus"):
         v = opts.get(k)
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
@@ -206,6 +203,18 @@ def is_actor_call(ref):
     return ref._fields()[:3] in _actor_calls
 
 
+def _default_returns(fn):
+    """Ray 2.x: a generator function's calls are streaming generators unless num_returns
+    says otherwise."""
+    return "streaming" if (inspect.isgeneratorfunction(fn) or
+                           inspect.isasyncgenfunction(fn)) else 1
+
+
+def _streaming(out, name):
+    from ._generators import ObjectRefGenerator
+    return ObjectRefGenerator(out[0], name)
+
+
 def _refs(out, n):
     if n == 1:
         return out[0]
@@ -223,6 +232,8 @@ class RemoteFunction:
         self._options = options
         self._blob = _Blob(fn)
         self._dynamic_blob = None  # for num_returns="dynamic" (kray/_generators.py)
+        self._streaming_blob = None  # for num_returns="streaming"
+        self._default_n = _default_returns(fn)
         self._res = _resources(options, cpus=True)
         self._task_name = _labelled(PY_TASK, _qualname(fn))
         self._sig = _signature(fn)
@@ -249,9 +260,9 @@ class RemoteFunction:
 
     def _remote(self, args, kwargs, opts, res=None):
         _bind_check(self._sig, args, kwargs, self.__name__, self._arity)
-        n = opts.get("num_returns", 1)
+        n = opts.get("num_returns")
         if n is None:
-            n = 1
+            n = self._default_n
         retries = opts.get("max_retries", 3)
         if retries is None:
             retries = 3
@@ -265,12 +276,19 @@ class RemoteFunction:
                 from ._generators import DynamicFunction
                 self._dynamic_blob = _Blob(DynamicFunction(self._function))
             blob, n = self._dynamic_blob, 1
+        streaming = n == "streaming"
+        if streaming:
+            if self._streaming_blob is None:
+                from ._generators import StreamingFunction
+                self._streaming_blob = _Blob(StreamingFunction(self._function))
+            blob, n = self._streaming_blob, 1
         blob, archives = blob.ref(opts)
         cargs = _call_args(blob, args, kwargs, retry)
         if archives:  # a runtime_env's directories: the call's last arguments
             cargs += archives
-        return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
-                                  None, res, _timeout_ms(opts)), n)
+        out = _kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
+                           None, res, _timeout_ms(opts), streaming)
+        return _streaming(out, self.__name__) if streaming else _refs(out, n)
 
 
 class _Bound:
@@ -315,7 +333,7 @@ def _methods(cls):
                                               (staticmethod, classmethod)):
             params = list(sig.parameters.values())[1:]  # self
             sig = sig.replace(parameters=params)
-        meta[name] = (getattr(fn, "__kray_num_returns__", 1), sig)
+        meta[name] = (getattr(fn, "__kray_num_returns__", _default_returns(fn)), sig)
     return meta
 
 
@@ -484,17 +502,19 @@ class ActorMethod:
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
         # The worker's extra: the concurrency group named here (it overrides the
         # method's own, which the worker knows), and whether the call is a dynamic
-        # generator (kray/_generators.py).
+        # (True) or streaming ("streaming") generator (kray/_generators.py).
         extra = None
-        if group is not None or n == "dynamic":
-            extra = (group, n == "dynamic")
-        if n == "dynamic":
+        if group is not None or n in ("dynamic", "streaming"):
+            extra = (group, "streaming" if n == "streaming" else n == "dynamic")
+        streaming = n == "streaming"
+        if n in ("dynamic", "streaming"):
             n = 1
         cargs = _call_args(self._name.encode(), args, kwargs, extra)
-        out = _kray.submit(self._cname, cargs, n, 0, self._handle._ref)
+        out = _kray.submit(self._cname, cargs, n, 0, self._handle._ref, None, 0,
+                           streaming)
         if out:
             remember_actor_call(out[0])
-        return _refs(out, n)
+        return _streaming(out, self._name) if streaming else _refs(out, n)
 
 
 class _MethodBound:

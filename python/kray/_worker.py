@@ -140,6 +140,7 @@ def _run_pooled(fn, name, a, kw, nret, ctx, task_id, group):
     """Runs a threaded actor's method in its group's pool; _kray._worker_done() ends it."""
     def run():
         _ctx.task_id = task_id
+        _ctx.ctx = ctx
         try:
             out = _results(name, fn(*a, **kw), nret)
         except BaseException as e:
@@ -164,27 +165,65 @@ def wait_in_loop(fd1, fd2):
     _actor_loop.wait((fd1, fd2) if fd2 >= 0 else (fd1,))
 
 
+_running = {}  # task id -> (event loop, asyncio task): an async actor's started calls
+_cancel_early = set()  # calls cancelled before their coroutine started
+
+
+def cancel_call(task_id):
+    """kray.cancel() of an async actor's started call (python/src/worker.c): its
+    coroutine is cancelled, as in Ray, and the caller gets TaskCancelledError."""
+    entry = _running.get(task_id)
+    if entry is None:
+        if len(_cancel_early) > 10000:  # ids of calls that had ended: forgotten
+            _cancel_early.clear()
+        _cancel_early.add(task_id)
+        return
+    loop, task = entry
+    loop.call_soon_threadsafe(task.cancel)
+
+
+def _cancelled(name):
+    err = exceptions.TaskCancelledError(None, f"{name} was cancelled (kray.cancel)")
+    return (1,) + _serial.dumps(err)
+
+
 def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
-    """Starts an async actor's method on its event loop; _kray._worker_done() ends it."""
+    """Starts an async actor's method on its group's event loop; _kray._worker_done()
+    ends it."""
+    import asyncio
+
     async def run():
         _ctx.task_id = task_id
+        _running[task_id] = (asyncio.get_running_loop(), asyncio.current_task())
         try:
+            if task_id in _cancel_early:
+                _cancel_early.discard(task_id)
+                raise asyncio.CancelledError
             async with _actor_loop.sems[group]:
-                result = fn(*a, **kw)
-                if dynamic:
-                    result = await _generators.collect_async(name, result)
-                elif inspect.isawaitable(result):
-                    result = await result
+                if dynamic == "streaming":
+                    result = await _generators.stream_async(
+                        name, lambda: fn(*a, **kw), ctx)
+                else:
+                    result = fn(*a, **kw)
+                    if dynamic:
+                        result = await _generators.collect_async(name, result)
+                    elif inspect.isawaitable(result):
+                        result = await result
             out = _results(name, result, nret)
+        except asyncio.CancelledError:
+            out = [_cancelled(name)] * nret
         except BaseException as e:
             out = [_error(name, e)] * nret
+        finally:
+            _running.pop(task_id, None)
         _kray._worker_done(ctx, out)
-    _actor_loop.start(run)
+    _actor_loop.start(run, group)
 
 
 def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
     global actor_id
     _ctx.task_id = task_id
+    _ctx.ctx = ctx  # a streaming call sends its items on it (kray/_generators.py)
     if mode == 1:
         actor_id = (task_id[0], task_id[1], task_id[2], 0xFFFFFFFE)
         try:
@@ -217,14 +256,17 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             name = f"{type(inst).__name__}.{name}"
         a, kw, retry = _call_args(args[1], args[2:])
         if mode == 2:
-            # A method call's extra: (concurrency group, dynamic generator), or None.
+            # A method call's extra: (concurrency group, generator: True for a dynamic
+            # one, "streaming"), or None.
             group, dynamic = retry or (None, False)
             group = _group(fn, group)
             retry = None
             if _actor_loop is not None:
                 _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic)
                 return None
-            if dynamic:
+            if dynamic == "streaming":
+                fn = _generators.StreamingFunction(fn)
+            elif dynamic:
                 fn = _generators.DynamicFunction(fn)
             if _pools:
                 _run_pooled(fn, name, a, kw, nret, ctx, task_id, group)

@@ -274,9 +274,10 @@ static PyObject *api_ids(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(III)", ids.node, ids.client, ids.job);
 }
 
-/* submit(fn, args, num_returns, max_retries, actor or None[, resources[, timeout_ms]])
- * -> [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or None; timeout_ms: 0 for
- * none */
+/* submit(fn, args, num_returns, max_retries, actor or None[, resources[, timeout_ms[,
+ * streaming]]]) -> [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or None;
+ * timeout_ms: 0 for none; streaming: a streaming generator's call (the one ref is its
+ * completion; see stream_slot) */
 static PyObject *api_submit(PyObject *self, PyObject *args)
 {
 	const char *fn;
@@ -289,8 +290,8 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 	kray *k;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "sO!IiO|zI", &fn, &PyList_Type, &list, &o.num_returns,
-			      &o.max_retries, &actor, &o.resources, &o.timeout_ms))
+	if (!PyArg_ParseTuple(args, "sO!IiO|zIp", &fn, &PyList_Type, &list, &o.num_returns,
+			      &o.max_retries, &actor, &o.resources, &o.timeout_ms, &o.streaming))
 		return NULL;
 	if (actor != Py_None && !ext_ref_get(actor, &aid))
 		return PyErr_Format(PyExc_TypeError, "actor must be an ObjectRef");
@@ -518,6 +519,24 @@ static PyObject *api_get(PyObject *self, PyObject *args)
 	}
 	free(vals);
 	return out;
+}
+
+/* stream_slot(ref, index) -> ObjectRef: item index - 1 of the streaming call whose
+ * completion is ref, a ref this process holds already (krayd made it for the submitter,
+ * libclient/stream.c): the ObjectRef releases it. */
+static PyObject *api_stream_slot(PyObject *self, PyObject *args)
+{
+	PyObject *ref;
+	unsigned index;
+	kray_ref id;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "OI", &ref, &index))
+		return NULL;
+	if (!ext_ref_get(ref, &id))
+		return PyErr_Format(PyExc_TypeError, "ref must be an ObjectRef");
+	id.index = index;
+	return ext_ref_new(&id, true);
 }
 
 /* wait(refs, num_ready, timeout_ms) -> bytes, one 0/1 per ref */
@@ -781,6 +800,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "pack", api_pack, METH_VARARGS, "a value's bytes" },
 	{ "get", api_get, METH_VARARGS, "values of refs" },
 	{ "wait", api_wait, METH_VARARGS, "which refs are ready" },
+	{ "stream_slot", api_stream_slot, METH_VARARGS, "a streaming call's next item ref" },
 	{ "flush", api_flush, METH_NOARGS, "send what is buffered" },
 	{ "status", api_status, METH_NOARGS, "krayd's counters" },
 	{ "set_ref_type", api_set_ref_type, METH_O, "the ObjectRef class" },

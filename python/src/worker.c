@@ -59,8 +59,10 @@ static PyObject *decode_arg(kray_value *a, kray *k)
 	return o;
 }
 
-/* Sets return slot i from (kind, pickle, buffers, refs). */
-static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, PyObject *item)
+/* Sets return slot i from (kind, pickle, buffers, refs); with yield, sends it as the next item
+ * of a streaming call instead (kray_yield()). */
+static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, PyObject *item,
+		      bool yield)
 {
 	PyObject *pickle, *bufs, *reflist;
 	unsigned kind;
@@ -85,7 +87,8 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 			pthread_mutex_lock(&ext_mu);
 			r = kray_seal(k, &id);
 			if (!r)
-				r = kray_return_object(ctx, i, &id);
+				r = yield ? kray_yield_object(ctx, &id) :
+					    kray_return_object(ctx, i, &id);
 			pthread_mutex_unlock(&ext_mu);
 		}
 		free(refs);
@@ -103,7 +106,13 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	}
 	ext_write(p, kind, pickle, bufs);
 	kray_value v = KRAY_V_BYTES(p, (size_t)size);
-	r = nrefs ? kray_return_refs(ctx, i, &v, refs, nrefs) : kray_return(ctx, i, &v);
+	if (yield) {
+		pthread_mutex_lock(&ext_mu);
+		r = kray_yield(ctx, &v, refs, nrefs);
+		pthread_mutex_unlock(&ext_mu);
+	} else {
+		r = nrefs ? kray_return_refs(ctx, i, &v, refs, nrefs) : kray_return(ctx, i, &v);
+	}
 	free(p);
 	free(refs);
 	if (r) {
@@ -131,7 +140,7 @@ static int set_returns(kray_ctx *ctx, PyObject *res)
 		return -1;
 	}
 	for (unsigned i = 0; i < nret; i++)
-		if (set_return(ctx, k, worker_inline_max, i, PyList_GET_ITEM(res, i)))
+		if (set_return(ctx, k, worker_inline_max, i, PyList_GET_ITEM(res, i), false))
 			return -1;
 	return 0;
 }
@@ -179,6 +188,25 @@ static void loop_wait(void *arg, const int *fds, unsigned n)
 	PyGILState_Release(g);
 }
 
+/* kray_cancel() of an async actor's started call: its coroutine is cancelled
+ * (kray/_worker.py cancel_call), as in Ray. */
+static void loop_cancel(void *arg, kray_ref task)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	PyObject *mod, *r = NULL;
+
+	(void)arg;
+	mod = PyImport_ImportModule("kray._worker");
+	if (mod)
+		r = PyObject_CallMethod(mod, "cancel_call", "((IIII))", task.node, task.owner,
+					task.seq, task.index);
+	if (!r)
+		PyErr_Print();
+	Py_XDECREF(r);
+	Py_XDECREF(mod);
+	PyGILState_Release(g);
+}
+
 /* An actor whose methods run on threads or on an event loop (kray/_worker.py's host: 1
  * libkray's threads, 2 an event loop, 3 thread pools of Python's, which finish the calls
  * later) shares the connection with them under ext_mu. */
@@ -190,6 +218,7 @@ static int share(kray_ctx *ctx, int host)
 		.arg = &ext_mu,
 		.deferred = host >= 2,
 		.wait = host == 2 ? loop_wait : NULL,
+		.cancel = host == 2 ? loop_cancel : NULL,
 	};
 	int r;
 
@@ -339,6 +368,28 @@ static PyObject *worker_done(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* _worker_yield(ctx, item): the next item of a streaming call (kray/_generators.py), sent
+ * to its caller now. */
+static PyObject *worker_yield(PyObject *self, PyObject *args)
+{
+	unsigned long long ctx_addr;
+	PyObject *item;
+	kray_ctx *ctx;
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "KO", &ctx_addr, &item))
+		return NULL;
+	ctx = (kray_ctx *)(uintptr_t)ctx_addr;
+	k = kray_ctx_client(ctx);
+	if (!k)
+		return PyErr_Format(PyExc_RuntimeError,
+				    "a streaming generator cannot run on this thread");
+	if (set_return(ctx, k, worker_inline_max, 0, item, true))
+		return NULL;
+	Py_RETURN_NONE;
+}
+
 /* _drop_instance(selfp): the actor ends normally. */
 static PyObject *worker_drop(PyObject *self, PyObject *arg)
 {
@@ -355,5 +406,6 @@ PyMethodDef ext_worker_methods[] = {
 	{ "_worker_call", worker_call, METH_VARARGS, "run one call in a worker (the shim's)" },
 	{ "_drop_instance", worker_drop, METH_O, "free an actor's instance" },
 	{ "_worker_done", worker_done, METH_VARARGS, "finish a pending method call" },
+	{ "_worker_yield", worker_yield, METH_VARARGS, "send a streaming call's next item" },
 	{ NULL, NULL, 0, NULL },
 };

@@ -234,6 +234,27 @@ static void chk_result(const uint8_t *body, size_t len)
 	again_free(&a);
 }
 
+static void chk_yield(const uint8_t *body, size_t len)
+{
+	struct wire_yield x, y;
+	struct again a;
+	const uint8_t *p;
+
+	if (wire_dec_yield(body, len, &x))
+		return;
+	FUZZ_CHECK(x.m.pad == 0);
+	again_begin(&a, KRAY_MSG_YIELD);
+	kbuf_put(&a.b, &x.m, sizeof(x.m));
+	wire_put_value_refs(&a.b, x.v.type, x.v.err, x.v.scalar, x.v.data, x.v.len, x.v.refs,
+			    x.v.nrefs);
+	p = again_end(&a, len);
+	FUZZ_CHECK(wire_dec_yield(p, len, &y) == 0);
+	FUZZ_CHECK(!memcmp(&x.m, &y.m, sizeof(x.m)) && x.v.type == y.v.type && x.v.len == y.v.len &&
+		   x.v.nrefs == y.v.nrefs);
+	FUZZ_CHECK(same_bytes(x.v.data, y.v.data, x.v.len));
+	again_free(&a);
+}
+
 static void same_oids(const struct wire_oids *x, const struct wire_oids *y)
 {
 	FUZZ_CHECK(x->n == y->n && !x->oids == !x->n);
@@ -556,6 +577,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_PUT] = chk_put,
 	[KRAY_MSG_RELEASE] = chk_refs,
 	[KRAY_MSG_HOLD] = chk_refs,
+	[KRAY_MSG_YIELD] = chk_yield,
 	[KRAY_MSG_STATUS] = chk_empty,
 	[KRAY_MSG_STATUS_REPLY] = chk_status_reply,
 	[KRAY_MSG_ERROR] = chk_error,
@@ -586,6 +608,7 @@ static const chk_fn every[] = {
 	chk_actor_create, chk_get_actor, chk_actor_reply,  chk_error,  chk_job,
 	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create, chk_create_reply,
 	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel, chk_fwd_task,
+	chk_yield,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

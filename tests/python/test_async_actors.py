@@ -317,3 +317,37 @@ def test_bad_concurrency_groups_are_refused(ray_start):
     for bad in ({"io": 0}, {"io": "2"}, ["io"], {1: 2}):
         with pytest.raises(ValueError, match="concurrency_groups"):
             ray.remote(concurrency_groups=bad)(Plain)
+
+
+def test_each_concurrency_group_has_its_own_event_loop(ray_start):
+    """As Ray: each concurrency group of an async actor runs on an event loop (thread) of
+    its own, so a group whose method blocks its loop (a sync sleep) does not hold up the
+    other groups; calls of one group share its loop."""
+    ray = ray_start
+
+    @ray.remote(concurrency_groups={"io": 2, "compute": 2})
+    class Grouped:
+        @ray.method(concurrency_group="io")
+        async def block(self, s):
+            time.sleep(s)  # blocks the io group's loop, on purpose
+            return threading.current_thread().name
+
+        @ray.method(concurrency_group="compute")
+        async def quick(self):
+            return threading.current_thread().name
+
+        async def default(self):
+            return threading.current_thread().name
+
+    g = Grouped.remote()
+    main = ray.get(g.default.remote())
+    blocked = g.block.remote(4)
+    time.sleep(0.5)
+    t0 = time.time()
+    compute = ray.get(g.quick.remote(), timeout=30)
+    assert ray.get(g.default.remote(), timeout=30) == main
+    assert time.time() - t0 < 3, "a blocked group held up the others"
+    assert not ray.wait([blocked], timeout=0)[0], "the io call still blocks its loop"
+    io = ray.get(blocked, timeout=30)
+    assert len({main, compute, io}) == 3  # three loops, three threads
+    assert compute == ray.get(g.quick.remote())  # a group keeps its loop

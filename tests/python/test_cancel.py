@@ -258,3 +258,64 @@ def test_force_cancel_of_an_actor_call_is_refused(ray_start):
     with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
         ray.cancel(r, force=True)
     assert ray.get(r) == 1
+
+
+def test_cancel_started_async_actor_call_cancels_its_coroutine(ray_start):
+    """As Ray: cancel of an async actor's running call cancels its coroutine
+    (asyncio.CancelledError inside it) and get raises TaskCancelledError; the actor
+    lives on, and its other calls are not touched."""
+    import asyncio
+    ray = ray_start
+
+    @ray.remote
+    class Sleeper:
+        def __init__(self):
+            self.cancelled = 0
+
+        async def sleep(self, s):
+            try:
+                await asyncio.sleep(s)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            return "slept"
+
+        async def count(self):
+            return self.cancelled
+
+    a = Sleeper.remote()
+    assert ray.get(a.count.remote()) == 0  # constructed: the next calls start at once
+    victim = a.sleep.remote(60)
+    other = a.sleep.remote(1)
+    deadline = time.time() + 10
+    while time.time() < deadline:  # started: the coroutine is sleeping
+        time.sleep(0.1)
+        if ray.wait([victim], timeout=0)[1]:
+            break
+    time.sleep(0.3)
+    t0 = time.time()
+    ray.cancel(victim)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(victim, timeout=20)
+    assert time.time() - t0 < 10
+    assert ray.get(other, timeout=20) == "slept"
+    assert ray.get(a.count.remote()) == 1  # the coroutine saw CancelledError
+    assert ray.get(a.sleep.remote(0)) == "slept"
+
+
+def test_cancel_running_sync_actor_call_lets_it_finish(ray_start):
+    """As Ray: a sync actor's running call is not interrupted by cancel."""
+    ray = ray_start
+
+    @ray.remote
+    class Slow:
+        def work(self, s):
+            time.sleep(s)
+            return "finished"
+
+    a = Slow.remote()
+    assert ray.get(a.work.remote(0)) == "finished"
+    ref = a.work.remote(1)
+    time.sleep(0.4)
+    ray.cancel(ref)
+    assert ray.get(ref, timeout=20) == "finished"

@@ -117,3 +117,26 @@ def test_runtime_env_reaches_a_task_on_a_second_node(fresh, two_nodes, tmp_path)
     value, note, node = ray.get(far.options(runtime_env=env).remote(), timeout=60)
     assert (value, note) == ("far", "shipped")
     assert node != ray.get(near.remote(), timeout=30)
+
+
+def test_streaming_generator_runs_on_the_callers_node(fresh, two_nodes):
+    """A streaming generator's items go to its caller's connection, which the links do
+    not carry: it runs on the caller's node, and one that only another node could run
+    fails with a clear error at its first item."""
+    ray = fresh
+    ray.init(address=two_nodes)
+    _both_nodes_up(ray)
+    here = ray.get_runtime_context().get_node_id()
+
+    @ray.remote
+    def items(n):
+        for i in range(n):
+            yield (ray.get_runtime_context().get_node_id(), i)
+
+    got = [ray.get(r) for r in items.remote(5)]
+    assert [i for _, i in got] == list(range(5))
+    assert {node for node, _ in got} == {here}
+    gen = items.options(num_gpus=1).remote(3)  # only the other node has GPUs
+    with pytest.raises(Exception, match="streaming generator"):
+        ray.get(next(gen))
+    assert list(gen) == []

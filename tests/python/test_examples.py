@@ -93,6 +93,17 @@ def test_timeline_example(tmp_path):
     assert sum(e["ph"] == "X" for e in events) == 27
 
 
+def test_generators_example():
+    assert run_example("generators.py").splitlines() == [
+        "first item 0, task still running: True",
+        "the rest: [1, 4, 9, 16]",
+        "before the error: [0, 1]",
+        "error at item 2: True",
+        "lines: ['a', 'b', 'c']",
+        "cancelled",
+    ]
+
+
 def test_task_timeout_example():
     out = run_example("task_timeout.py").splitlines()
     assert out[0].startswith("timed out after 1 s: ") and "timed out" in out[0][20:], out

@@ -441,7 +441,7 @@ Test(hdr, gap_types_rejected)
 
 	/* In the Python range (32-39) past its types, and before the fast path's: not
 	 * types. */
-	for (unsigned t = KRAY_MSG_HOLD + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
+	for (unsigned t = KRAY_MSG_YIELD + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "gap type %u accepted",
 			     t);
@@ -1945,7 +1945,7 @@ Test(hdr, fast_range)
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "fast type %u rejected", t);
 	}
 	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
-		if (t == KRAY_MSG_HOLD) /* the Python range's second type */
+		if (t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD) /* the Python range's types */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
@@ -1988,4 +1988,45 @@ Test(errmsg, whole_then_head_and_tail)
 	cr_assert(!strcmp(s + n - tail, in + big - tail), "tail kept");
 	free(s);
 	free(in);
+}
+
+/* YIELD (a streaming call's item): one value after the fixed part, nothing else. */
+Test(yield, decode)
+{
+	struct kray_msg_yield m = { .task = { 1, 2, 3, 0 }, .index = 7 };
+	struct kbuf b = { 0 };
+	struct wire_yield y;
+
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_value(&b, KRAY_WT_INT64, 0, 42, NULL, 0);
+	cr_assert_eq(wire_dec_yield(b.data, b.len, &y), 0);
+	cr_assert_eq(y.m.index, 7);
+	cr_assert_eq(y.v.type, KRAY_WT_INT64);
+	cr_assert_eq(y.v.scalar, 42);
+	cr_assert_eq(wire_dec_yield(b.data, b.len - 1, &y), -EBADMSG, "cut");
+	cr_assert_eq(wire_dec_yield(b.data, sizeof(m), &y), -EBADMSG, "no value");
+	((struct kray_msg_yield *)b.data)->pad = 1;
+	cr_assert_eq(wire_dec_yield(b.data, b.len, &y), -EBADMSG, "pad");
+	kbuf_free(&b);
+}
+
+/* SUBMIT's flags: only KRAY_SUBMIT_STREAMING, and only with one return. */
+Test(yield, submit_flags)
+{
+	struct kray_msg_submit m = { .seq = 1, .num_returns = 1, .name_len = 1 };
+	struct wire_submit s;
+	uint8_t body[sizeof(m) + 8] = { 0 };
+
+	m.flags = KRAY_SUBMIT_STREAMING;
+	memcpy(body, &m, sizeof(m));
+	body[sizeof(m)] = 'f';
+	cr_assert_eq(wire_dec_submit(body, sizeof(body), &s), 0);
+	cr_assert_eq(s.m.flags, KRAY_SUBMIT_STREAMING);
+	m.num_returns = 2;
+	memcpy(body, &m, sizeof(m));
+	cr_assert_eq(wire_dec_submit(body, sizeof(body), &s), -EBADMSG, "streaming, 2 returns");
+	m.num_returns = 1;
+	m.flags = 2;
+	memcpy(body, &m, sizeof(m));
+	cr_assert_eq(wire_dec_submit(body, sizeof(body), &s), -EBADMSG, "unknown flag");
 }
