@@ -32,7 +32,7 @@ struct kray_wire_stats;
 struct wire_actor_create;
 struct wire_resource;
 
-#define EXT_MAX 5 /* the cluster, BPF metrics, the fast path, /dev/kray, the dashboard */
+#define EXT_MAX 6 /* groups, the cluster, BPF metrics, the fast path, /dev/kray, the dashboard */
 
 struct ext {
 	const char *name;

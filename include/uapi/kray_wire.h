@@ -84,6 +84,7 @@ enum kray_msg_type {
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
 	KRAY_MSG_TIMELINE = 28, /* C->D  empty; TEXT_REPLY with Chrome trace JSON */
 	KRAY_MSG_LIST_OBJECTS = 29, /* C->D  empty; TEXT_REPLY with the objects as JSON */
+	KRAY_MSG_PG = 30, /* C->D  kray_msg_pg + name + bundles; TEXT_REPLY (placement groups) */
 	/* 32-39: the Python wrapper's range (issue 6) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply.  D->W: drop that queued call */
 	KRAY_MSG_HOLD = 33, /* C->D  kray_msg_refs + oids: keep these borrowed refs; no reply */
@@ -137,7 +138,7 @@ enum kray_msg_type {
 /* Whether t is a message type: numbers in the gaps between the ranges are not. */
 static inline int kray_msg_type_known(unsigned int t)
 {
-	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_LIST_OBJECTS) || t == KRAY_MSG_CANCEL ||
+	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_PG) || t == KRAY_MSG_CANCEL ||
 	       t == KRAY_MSG_HOLD || (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;
@@ -312,6 +313,29 @@ struct kray_msg_kill {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct kray_msg_kill) == 24, "kill is 24 bytes");
+
+/* Placement groups (docs/util.md): create (name, strategy, bundles "CPU:1,GPU:1;CPU:2"),
+ * remove (id) or list.  Answered with TEXT_REPLY: its code is 0 or -errno, its text the new
+ * group's id (create), the reason (an error) or the table as JSON (list). */
+enum kray_pg_op { KRAY_PG_CREATE = 1, KRAY_PG_REMOVE = 2, KRAY_PG_TABLE = 3 };
+enum kray_pg_strategy {
+	KRAY_PG_PACK = 0,
+	KRAY_PG_SPREAD = 1,
+	KRAY_PG_STRICT_PACK = 2,
+	KRAY_PG_STRICT_SPREAD = 3,
+};
+#define KRAY_PG_ID_LEN 12 /* hex characters of a group's id */
+#define KRAY_PG_BUNDLES_MAX 64
+
+struct kray_msg_pg {
+	__u8 op; /* enum kray_pg_op */
+	__u8 strategy; /* enum kray_pg_strategy */
+	__u8 detached; /* lives on after its creator's job */
+	__u8 name_len; /* then the name, padded to 8 */
+	__u32 bundles_len; /* then the bundles' text, padded to 8 */
+	char id[16]; /* remove: the group's id (KRAY_PG_ID_LEN characters, NUL-padded) */
+};
+_Static_assert(sizeof(struct kray_msg_pg) == 24, "pg is 24 bytes");
 
 struct kray_msg_actor_reply {
 	__s32 status; /* 0 or -errno */
