@@ -14,8 +14,8 @@ _Static_assert(KRAY_PLACEMENT_PACK == KRAY_PG_PACK && KRAY_PLACEMENT_SPREAD == K
 		       KRAY_PLACEMENT_STRICT_SPREAD == KRAY_PG_STRICT_SPREAD,
 	       "the public strategies are the wire's");
 
-static int pg_request(struct kray *k, struct kray_msg_pg *m, const char *name,
-		      const char *bundles, char **ret_text)
+static int pg_request(struct kray *k, struct kray_msg_pg *m, const char *name, const char *bundles,
+		      char **ret_text)
 {
 	struct kray_frame_hdr h;
 	struct wire_text t;
@@ -53,8 +53,8 @@ static int pg_request(struct kray *k, struct kray_msg_pg *m, const char *name,
 	return 0;
 }
 
-KRAY_EXPORT int kray_pg_create(struct kray *k, const char *bundles, int strategy,
-			       const char *name, int detached, char *ret_id)
+KRAY_EXPORT int kray_pg_create(struct kray *k, const char *bundles, int strategy, const char *name,
+			       int detached, char *ret_id)
 {
 	struct kray_msg_pg m = { .op = KRAY_PG_CREATE, .detached = detached ? 1 : 0 };
 	size_t nl = name ? strlen(name) : 0, bl = bundles ? strlen(bundles) : 0;
@@ -62,10 +62,13 @@ KRAY_EXPORT int kray_pg_create(struct kray *k, const char *bundles, int strategy
 	int rc;
 
 	if (strategy < KRAY_PG_PACK || strategy > KRAY_PG_STRICT_SPREAD)
-		return kc_fail(k, -EINVAL, "strategy is PACK, SPREAD, STRICT_PACK or STRICT_SPREAD");
+		return kc_fail(k, -EINVAL,
+			       "strategy is PACK, SPREAD, STRICT_PACK or STRICT_SPREAD");
 	if (nl > KRAY_NAME_MAX || !bl || bl > 65536 || !ret_id)
-		return kc_fail(k, -EINVAL, "kray_pg_create needs bundles, ret_id and a name of at "
-					   "most %d bytes", KRAY_NAME_MAX);
+		return kc_fail(k, -EINVAL,
+			       "kray_pg_create needs bundles, ret_id and a name of at "
+			       "most %d bytes",
+			       KRAY_NAME_MAX);
 	m.strategy = (uint8_t)strategy;
 	m.name_len = (uint8_t)nl;
 	m.bundles_len = (uint32_t)bl;

@@ -188,6 +188,12 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		return remote_on_kill(l, body, h->len);
 	case KRAY_MSG_PEER_RELEASE:
 		return proto_release(l->c, body, h->len);
+	case KRAY_MSG_PG_RESERVE:
+		return pgplace_on_reserve(l, body, h->len);
+	case KRAY_MSG_PG_RESERVED:
+		return pgplace_on_reserved(l, body, h->len);
+	case KRAY_MSG_PG_RELEASE:
+		return pgplace_on_release(l, body, h->len);
 	case KRAY_MSG_ERROR:
 		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
 	default:
@@ -212,6 +218,7 @@ static void on_link_gone(struct link *l)
 	lineage_link_gone(d, l);
 	ractor_link_gone(d, l);
 	remote_link_gone(l);
+	pgplace_link_gone(l);
 	if (d->cfg.head)
 		gcs_link_gone(l);
 	member_link_gone(l);
@@ -390,6 +397,8 @@ static const struct ext cluster_ext = {
 	.next_deadline = cluster_next_deadline,
 	.tick = cluster_tick,
 	.place = ext_place_task,
+	.pg_place = pgplace_place,
+	.pg_removed = pgplace_removed,
 	.task_done = remote_task_done,
 	.obj_wanted = remote_want,
 	.obj_settled = remote_obj_settled,

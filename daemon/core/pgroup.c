@@ -30,7 +30,7 @@
 static const char *const strategy_name[] = { "PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD" };
 static const char *const state_name[] = { "PENDING", "CREATED", "REMOVED" };
 
-static struct pgroup *pg_find(struct krayd *d, const char *id, size_t len)
+struct pgroup *pg_find(struct krayd *d, const char *id, size_t len)
 {
 	for (struct pgroup *g = d->pgs; g; g = g->next)
 		if (len == KRAY_PG_ID_LEN && !memcmp(g->id, id, len))
@@ -91,8 +91,7 @@ static void res_sweep(struct krayd *d)
 }
 
 /* The names of bundle i's resource r: NAME_group_I_ID and NAME_group_ID. */
-static void group_names(const struct pgroup *g, int i, const char *name, char one[32],
-			char any[32])
+static void group_names(const struct pgroup *g, int i, const char *name, char one[32], char any[32])
 {
 	snprintf(one, 32, "%s_group_%d_%s", name, i, g->id);
 	snprintf(any, 32, "%s_group_%s", name, g->id);
@@ -133,7 +132,8 @@ static const char *infeasible(struct krayd *d, const struct pgroup *g, char *buf
 						sum += g->b[k].res[l].milli;
 			if (!n || n - d->res >= d->nres_own || n->r.milli < sum) {
 				snprintf(buf, len,
-					 "infeasible: the bundles need %.3g %s and the node has %.3g",
+					 "infeasible: the bundles need %.3g %s and the node has "
+					 "%.3g",
 					 sum / 1000.0, r->name, n ? n->r.milli / 1000.0 : 0.0);
 				return buf;
 			}
@@ -141,53 +141,64 @@ static const char *infeasible(struct krayd *d, const struct pgroup *g, char *buf
 	return NULL;
 }
 
-/* Whether g's bundles fit in what is free now; if not, why in g->why. */
-static bool fits_now(struct krayd *d, struct pgroup *g)
+static uint64_t sum_of(const struct pgroup *g, uint64_t mask, const char *name)
 {
-	uint64_t cpu = 0, free_cpu = cpu_free(d);
+	uint64_t sum = 0;
+
+	for (int k = 0; k < g->nb; k++)
+		for (int l = 0; (mask >> k & 1) && l < g->b[k].nres; l++)
+			if (!strcmp(g->b[k].res[l].name, name))
+				sum += g->b[k].res[l].milli;
+	return sum;
+}
+
+const char *pg_fits_here(struct krayd *d, const struct pgroup *g, uint64_t mask, char *why,
+			 size_t len)
+{
+	uint64_t cpu = sum_of(g, mask, "CPU"), free_cpu = cpu_free(d);
 	int names = 0;
 
 	for (int i = 0; i < g->nb; i++) {
+		if (!(mask >> i & 1))
+			continue;
 		names += 1 + g->b[i].nres;
 		for (int j = 0; j < g->b[i].nres; j++) {
 			const struct wire_resource *r = &g->b[i].res[j];
+			struct node_resource *n = is_cpu(r) ? NULL : node_res(d, r->name);
+			uint64_t sum = sum_of(g, mask, r->name);
 
-			if (is_cpu(r)) {
-				cpu += r->milli;
+			if (is_cpu(r))
 				continue;
+			if (!n || n - d->res >= d->nres_own) {
+				snprintf(why, len, "this node has no %s", r->name);
+				return why;
 			}
-			uint64_t sum = 0;
-			struct node_resource *n = node_res(d, r->name);
-
-			for (int k = 0; k < g->nb; k++)
-				for (int l = 0; l < g->b[k].nres; l++)
-					if (!strcmp(g->b[k].res[l].name, r->name))
-						sum += g->b[k].res[l].milli;
 			if (n->used_milli + sum > n->r.milli) {
-				snprintf(g->why, sizeof(g->why),
-					 "waiting for %.3g %s (%.3g free)", sum / 1000.0, r->name,
-					 (n->r.milli - n->used_milli) / 1000.0);
-				return false;
+				snprintf(why, len, "waiting for %.3g %s (%.3g free)", sum / 1000.0,
+					 r->name, (n->r.milli - n->used_milli) / 1000.0);
+				return why;
 			}
 		}
 	}
 	if (cpu > free_cpu) {
-		snprintf(g->why, sizeof(g->why), "waiting for %.3g CPUs (%.3g free)", cpu / 1000.0,
+		snprintf(why, len, "waiting for %.3g CPUs (%.3g free)", cpu / 1000.0,
 			 free_cpu / 1000.0);
-		return false;
+		return why;
 	}
 	if (d->nres + 2 * names > KRAYD_NODE_RES_MAX) {
-		snprintf(g->why, sizeof(g->why), "waiting: the node's resource table is full");
-		return false;
+		snprintf(why, len, "waiting: the node's resource table is full");
+		return why;
 	}
-	return true;
+	return NULL;
 }
 
-static void reserve(struct krayd *d, struct pgroup *g)
+void pg_reserve_here(struct krayd *d, struct pgroup *g, uint64_t mask)
 {
 	char one[32], any[32];
 
 	for (int i = 0; i < g->nb; i++) {
+		if (!(mask >> i & 1))
+			continue;
 		for (int j = 0; j < g->b[i].nres; j++) {
 			const struct wire_resource *r = &g->b[i].res[j];
 
@@ -204,9 +215,6 @@ static void reserve(struct krayd *d, struct pgroup *g)
 		res_add(d, any, 1000);
 		g->b[i].node = d->node;
 	}
-	g->state = PG_CREATED;
-	g->why[0] = 0;
-	log_debug("placement group %s placed (%d bundles)", g->id, g->nb);
 }
 
 static void res_zero(struct krayd *d, const char *name)
@@ -217,13 +225,12 @@ static void res_zero(struct krayd *d, const char *name)
 		n->r.milli = 0;
 }
 
-/* Takes g's group resources off the node; returns the bundles' resources to it. */
-static void unreserve(struct krayd *d, struct pgroup *g)
+void pg_unreserve_here(struct krayd *d, struct pgroup *g)
 {
 	char one[32], any[32];
 
 	for (int i = 0; i < g->nb; i++) {
-		if (!g->b[i].node)
+		if (g->b[i].node != d->node)
 			continue;
 		for (int j = 0; j < g->b[i].nres; j++) {
 			const struct wire_resource *r = &g->b[i].res[j];
@@ -291,13 +298,16 @@ static void release_held(struct krayd *d, struct pgroup *g)
 	}
 }
 
-static void pg_remove(struct krayd *d, struct pgroup *g)
+void pg_remove(struct krayd *d, struct pgroup *g)
 {
 	struct task *prev = NULL;
 
 	if (g->state == PG_REMOVED)
 		return;
-	unreserve(d, g);
+	pg_unreserve_here(d, g);
+	ext_pg_removed(d, g); /* the bundles on other nodes */
+	for (int i = 0; i < g->nb; i++)
+		g->b[i].node = 0;
 	g->state = PG_REMOVED;
 	g->why[0] = 0;
 	release_held(d, g);
@@ -320,11 +330,19 @@ static void pg_remove(struct krayd *d, struct pgroup *g)
 	log_debug("placement group %s removed", g->id);
 }
 
-static void pg_free(struct pgroup *g)
+void pg_free(struct pgroup *g)
 {
 	free(g->name);
 	free(g->b);
 	free(g);
+}
+
+void pg_placed(struct krayd *d, struct pgroup *g)
+{
+	g->state = PG_CREATED;
+	g->why[0] = 0;
+	log_debug("placement group %s placed (%d bundles)", g->id, g->nb);
+	release_held(d, g);
 }
 
 /* Places what fits, in creation order; drops removed groups past PG_REMOVED_KEPT. */
@@ -336,14 +354,18 @@ static void place_pending(struct krayd *d)
 	for (struct pgroup **pp = &d->pgs; *pp;) {
 		struct pgroup *g = *pp;
 
-		if (g->state == PG_PENDING) {
+		if (g->state == PG_PENDING && !g->mirror && !ext_pg_place(d, g)) {
+			/* One node: the group is placed here or waits. */
 			const char *why = infeasible(d, g, buf, sizeof(buf));
+			uint64_t all = g->nb < 64 ? (1ULL << g->nb) - 1 : ~0ULL;
 
-			if (why)
+			if (!why)
+				why = pg_fits_here(d, g, all, buf, sizeof(buf));
+			if (why) {
 				snprintf(g->why, sizeof(g->why), "%s", why);
-			else if (fits_now(d, g)) {
-				reserve(d, g);
-				release_held(d, g);
+			} else {
+				pg_reserve_here(d, g, all);
+				pg_placed(d, g);
 			}
 		} else if (g->state == PG_REMOVED && ++removed > PG_REMOVED_KEPT) {
 			*pp = g->next;
@@ -356,7 +378,7 @@ static void place_pending(struct krayd *d)
 }
 
 /* Bundles "CPU:1,GPU:1;CPU:2" into g.  Returns 0 or -EINVAL with *why. */
-static int parse_bundles(struct pgroup *g, const char *s, size_t len, const char **why)
+int pg_parse_bundles(struct pgroup *g, const char *s, size_t len, const char **why)
 {
 	int nb = 1;
 
@@ -401,8 +423,8 @@ static int parse_bundles(struct pgroup *g, const char *s, size_t len, const char
 	return 0;
 }
 
-static int create(struct conn *c, const struct kray_msg_pg *m, const char *name, const char *bundles,
-		  struct kbuf *out)
+static int create(struct conn *c, const struct kray_msg_pg *m, const char *name,
+		  const char *bundles, struct kbuf *out)
 {
 	struct krayd *d = c->d;
 	struct pgroup *g, **pp;
@@ -414,8 +436,8 @@ static int create(struct conn *c, const struct kray_msg_pg *m, const char *name,
 	}
 	if (m->name_len) {
 		for (g = d->pgs; g; g = g->next)
-			if (g->state != PG_REMOVED && g->name &&
-			    strlen(g->name) == m->name_len && !memcmp(g->name, name, m->name_len)) {
+			if (g->state != PG_REMOVED && g->name && strlen(g->name) == m->name_len &&
+			    !memcmp(g->name, name, m->name_len)) {
 				kbuf_printf(out, "a placement group named '%.*s' exists",
 					    (int)m->name_len, name);
 				return -EEXIST;
@@ -428,7 +450,7 @@ static int create(struct conn *c, const struct kray_msg_pg *m, const char *name,
 	g->strategy = m->strategy;
 	g->detached = m->detached;
 	g->job = c->job;
-	if (parse_bundles(g, bundles, m->bundles_len, &why)) {
+	if (pg_parse_bundles(g, bundles, m->bundles_len, &why)) {
 		kbuf_printf(out, "%s", why);
 		pg_free(g);
 		return -EINVAL;
@@ -462,6 +484,8 @@ static void table(struct krayd *d, struct kbuf *b)
 
 	kbuf_put(b, "[", 1);
 	for (struct pgroup *g = d->pgs; g; g = g->next) {
+		if (g->mirror)
+			continue; /* its home lists it */
 		kbuf_printf(b, "%s{\"placement_group_id\":\"%s\",\"name\":", first ? "" : ",",
 			    g->id);
 		json_str(b, g->name ? g->name : "");
@@ -554,11 +578,70 @@ static bool hold(struct krayd *d, struct task *t)
 	return false;
 }
 
+uint32_t pg_node_for(struct krayd *d, const struct wire_resource *res, int nres)
+{
+	for (int i = 0; i < nres; i++) {
+		const char *id = res_group_id(res[i].name);
+		struct pgroup *g = id ? pg_find(d, id, KRAY_PG_ID_LEN) : NULL;
+		const char *s;
+		int index = -1;
+
+		if (!g || g->mirror || g->state != PG_CREATED)
+			continue;
+		s = strstr(res[i].name, "_group_") + 7;
+		if (s < id) /* NAME_group_I_ID */
+			index = atoi(s);
+		if (index >= 0 && index < g->nb)
+			return g->b[index].node;
+		for (int j = 0; j < g->nb; j++)
+			if (g->b[j].node == d->node)
+				return d->node; /* any bundle: this node's first */
+		return g->b[g->rr++ % (unsigned)g->nb].node;
+	}
+	return 0;
+}
+
+struct pgroup *pg_mirror(struct krayd *d, const char *id, const char *bundles, size_t len,
+			 uint32_t link, const char **why)
+{
+	struct pgroup *g, **pp;
+
+	if (pg_find(d, id, KRAY_PG_ID_LEN)) {
+		*why = "the group is known here";
+		return NULL;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		abort();
+	memcpy(g->id, id, KRAY_PG_ID_LEN);
+	g->mirror = true;
+	g->link = link;
+	if (pg_parse_bundles(g, bundles, len, why)) {
+		pg_free(g);
+		return NULL;
+	}
+	for (pp = &d->pgs; *pp; pp = &(*pp)->next)
+		;
+	*pp = g;
+	return g;
+}
+
+void pg_drop(struct krayd *d, struct pgroup *g)
+{
+	pg_remove(d, g);
+	for (struct pgroup **pp = &d->pgs; *pp; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	pg_free(g);
+}
+
 static int64_t next_retry(struct krayd *d)
 {
 	for (struct pgroup *g = d->pgs; g; g = g->next)
-		if (g->state == PG_PENDING)
-			return now_ns() + PG_RETRY_NS;
+		if (g->state == PG_PENDING && !g->mirror)
+			return now_ns() + (d->cl ? 10 : 1) * PG_RETRY_NS;
 	return -1;
 }
 
@@ -574,7 +657,7 @@ static void driver_changed(struct conn *c, bool alive)
 	if (alive)
 		return;
 	for (struct pgroup *g = c->d->pgs; g; g = g->next)
-		if (!g->detached && g->job == c->job)
+		if (!g->detached && !g->mirror && g->job == c->job)
 			pg_remove(c->d, g);
 }
 

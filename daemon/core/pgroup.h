@@ -34,8 +34,39 @@ struct pgroup {
 	struct pg_bundle *b;
 	char why[160]; /* pending: what it waits for */
 	struct task *held; /* tasks that asked for it while pending */
+	bool mirror; /* the bundles another node (its home) placed here: link is that link */
+	uint32_t link;
+	unsigned rr; /* the next bundle for a task that takes any (pg_node_for()) */
+	/* Home in a cluster (cluster/pgplace.c): replies awaited, since when, tries. */
+	unsigned placing, attempt;
+	bool place_failed;
+	int64_t placing_since;
 	struct pgroup *next;
 };
+
+/* Bundle subsets are masks: bit i for bundle i (64 bundles at most). */
+struct pgroup *pg_find(struct krayd *d, const char *id, size_t len);
+/* NULL when g's bundles in mask fit in what this node has free now, else why not. */
+const char *pg_fits_here(struct krayd *d, const struct pgroup *g, uint64_t mask, char *why,
+			 size_t len);
+/* Reserves g's bundles in mask here (their node is this one); gives back those here. */
+void pg_reserve_here(struct krayd *d, struct pgroup *g, uint64_t mask);
+void pg_unreserve_here(struct krayd *d, struct pgroup *g);
+/* Every bundle is reserved: g is created and its held tasks go to the queue. */
+void pg_placed(struct krayd *d, struct pgroup *g);
+/* Gives g's resources back (ext pg_removed for other nodes'), kills its actors, fails its
+ * queued tasks. */
+void pg_remove(struct krayd *d, struct pgroup *g);
+/* The bundles of group id its home (over link) reserves here: a mirror, not yet
+ * reserved.  NULL (*why) when the bundles do not parse or the id is taken. */
+struct pgroup *pg_mirror(struct krayd *d, const char *id, const char *bundles, size_t len,
+			 uint32_t link, const char **why);
+/* Removes g and frees it. */
+void pg_drop(struct krayd *d, struct pgroup *g);
+int pg_parse_bundles(struct pgroup *g, const char *s, size_t len, const char **why);
+void pg_free(struct pgroup *g);
+/* The node that holds the group bundle res asks for (of a group made here), or 0. */
+uint32_t pg_node_for(struct krayd *d, const struct wire_resource *res, int nres);
 
 /* Plugs placement groups into krayd d: the PG frame, the hold of tasks of pending groups,
  * the retries, the end of groups with their job. */

@@ -128,8 +128,11 @@ enum kray_msg_type {
 	KRAY_MSG_OBJ_HELD = 69, /* N->owner kray_msg_obj_held: I keep this return; pull it */
 	KRAY_MSG_OBJ_PULL = 70, /* owner->N kray_msg_obj_held: push it to me now */
 	KRAY_MSG_GCS_JOB = 71, /* N->head kray_msg_gcs_job + code path: a driver came or went */
+	KRAY_MSG_PG_RESERVE = 72, /* home->N kray_msg_pg_node + bundles: reserve those in mask */
+	KRAY_MSG_PG_RESERVED = 73, /* N->home kray_msg_pg_node (status) + why it refused */
+	KRAY_MSG_PG_RELEASE = 74, /* home->N kray_msg_pg_node: give the group's bundles back */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	KRAY_MSG_NODE_TYPE_MAX = 71,
+	KRAY_MSG_NODE_TYPE_MAX = 74,
 	/* 80-87: /dev/kray (kmod/, docs/kmod.md) */
 	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
 	KRAY_MSG_TYPE_MAX = 80, /* the highest type; the gaps below it are not types */
@@ -336,6 +339,15 @@ struct kray_msg_pg {
 	char id[16]; /* remove: the group's id (KRAY_PG_ID_LEN characters, NUL-padded) */
 };
 _Static_assert(sizeof(struct kray_msg_pg) == 24, "pg is 24 bytes");
+
+/* A placement group's bundles on another node (daemon/cluster/pgplace.c). */
+struct kray_msg_pg_node {
+	char id[16]; /* the group's id (KRAY_PG_ID_LEN characters, NUL-padded) */
+	__u64 mask; /* the bundles for that node: bit i for bundle i */
+	__s32 status; /* RESERVED: 0 or -errno */
+	__u32 len; /* RESERVE: every bundle's text; RESERVED: the reason; padded to 8 */
+};
+_Static_assert(sizeof(struct kray_msg_pg_node) == 32, "pg_node is 32 bytes");
 
 struct kray_msg_actor_reply {
 	__s32 status; /* 0 or -errno */

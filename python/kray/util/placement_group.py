@@ -234,4 +234,6 @@ def group_resources(pg, index, num_cpus, num_gpus, resources, default_cpus):
         want["GPU"] = num_gpus
     out = {f"{k}_group_{sfx}": v for k, v in want.items() if v}
     out[f"bundle_group_{sfx}"] = 0.001
+    if default_cpus:
+        out["CPU"] = 0  # a task: its CPU is the bundle's, not one of the node's free slots
     return ",".join(f"{k}:{_qty(v)}" for k, v in sorted(out.items()))
