@@ -88,7 +88,8 @@ static const char *plan(const struct pgroup *g, struct cand *cand, int n, int *w
 		}
 		if (s == KRAY_PG_STRICT_PACK) {
 			snprintf(why, len,
-				 "infeasible: STRICT_PACK needs every bundle on one node and none of "
+				 "infeasible: STRICT_PACK needs every bundle on one node and none "
+				 "of "
 				 "the %d live nodes has that much",
 				 n);
 			return why;
@@ -107,14 +108,15 @@ static const char *plan(const struct pgroup *g, struct cand *cand, int n, int *w
 				best = c;
 		if (best < 0) {
 			if (s == KRAY_PG_STRICT_SPREAD)
-				snprintf(why, len,
-					 "infeasible: STRICT_SPREAD needs %d nodes (one per bundle) "
-					 "that fit its bundles and the cluster has %d live nodes",
-					 g->nb, n);
+				snprintf(
+					why, len,
+					"infeasible: STRICT_SPREAD needs %d nodes (one per bundle) "
+					"that fit its bundles and the cluster has %d live nodes",
+					g->nb, n);
 			else
 				snprintf(why, len,
-					 "infeasible: bundle %d fits on none of the %d live nodes", i,
-					 n);
+					 "infeasible: bundle %d fits on none of the %d live nodes",
+					 i, n);
 			return why;
 		}
 		cand_take(&cand[best], &g->b[i], false);
@@ -128,7 +130,11 @@ static void bundles_text(const struct pgroup *g, struct kbuf *b)
 {
 	for (int i = 0; i < g->nb; i++)
 		for (int j = 0; j < g->b[i].nres; j++)
-			kbuf_printf(b, "%s%s:%llu.%03llu", j ? "," : i ? ";" : "", g->b[i].res[j].name,
+			kbuf_printf(b, "%s%s:%llu.%03llu",
+				    j ? "," :
+				    i ? ";" :
+					"",
+				    g->b[i].res[j].name,
 				    (unsigned long long)(g->b[i].res[j].milli / 1000),
 				    (unsigned long long)(g->b[i].res[j].milli % 1000));
 }
@@ -239,7 +245,8 @@ bool pgplace_place(struct krayd *d, struct pgroup *g)
 				mask |= 1ULL << j;
 				g->b[j].node = node; /* asked; cleared if it refuses */
 			}
-		send_pg(d, node, KRAY_MSG_PG_RESERVE, g, mask, 0, (const char *)text.data, text.len);
+		send_pg(d, node, KRAY_MSG_PG_RESERVE, g, mask, 0, (const char *)text.data,
+			text.len);
 		g->placing++;
 	}
 	kbuf_free(&text);

@@ -218,9 +218,7 @@ bool remote_take(struct krayd *d, struct task *t)
 	}
 	/* A task of a placement group made here goes to its bundle's node. */
 	node = t->nres ? pg_node_for(d, t->res, t->nres) : 0;
-	if (node == d->node)
-		return false;
-	if (node) {
+	if (node && node != d->node) {
 		if (!(l = net_link_to(d, node))) {
 			task_fail(d, t, KRAY_WE_BAD_ARGS,
 				  "no link to node %08x, which holds the placement group bundle "
