@@ -440,7 +440,7 @@ Test(hdr, gap_types_rejected)
 	struct kray_frame_hdr h = good_hdr();
 
 	/* Between the core range and the Python range (32-39): not types. */
-	for (unsigned t = KRAY_MSG_LIST_OBJECTS + 1; t < KRAY_MSG_CANCEL; t++) {
+	for (unsigned t = KRAY_MSG_PG + 1; t < KRAY_MSG_CANCEL; t++) {
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "gap type %u accepted",
 			     t);
