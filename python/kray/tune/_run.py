@@ -122,7 +122,11 @@ class _Controller:
         else:
             self.scheduler.on_trial_complete(tid, result)
 
-    def drain(self):
+    def drain(self, completed=()):
+        """The results since the last drain; first, the trials that ended since then
+        (trial id, last result, errored), given in the same call."""
+        for tid, result, errored in completed:
+            self.complete(tid, result, errored)
         out, self.outbox = self.outbox, []
         return out, self.stopping
 
@@ -482,7 +486,9 @@ class _Runner:
         self.used = {}
         self.last_print = 0.0
         self.last_save = 0.0
+        self.save_cost = 0.0  # seconds the last save took
         self.trainable_ref = None
+        self.completed = []  # (trial id, result, errored) for the controller's next drain
 
     # accounting
     def _fits(self, total):
@@ -534,14 +540,14 @@ class _Runner:
             if req["custom"]:
                 opts["resources"] = req["custom"]
             actor = kray.remote(_TrialActor).options(**opts).remote()
-        if self.trainable_ref is None:
-            self.trainable_ref = exp.trainable
+        if self.trainable_ref is None:  # pickled once, not per trial
+            self.trainable_ref = kray.put(exp.trainable)
         trial.resources = total
         info = {"trial_id": trial.trial_id, "trial_name": str(trial), "logdir": trial.logdir}
         os.makedirs(trial.logdir, exist_ok=True)
         with open(os.path.join(trial.logdir, "params.json"), "w") as fh:
             json.dump(_jsonable(trial.config), fh, indent=2, sort_keys=True)
-        ref = actor.run.remote(exp.trainable, trial.config, info, self.controller,
+        ref = actor.run.remote(self.trainable_ref, trial.config, info, self.controller,
                                trial.checkpoint, exp.ckpt_freq, exp.ckpt_at_end)
         self.running[ref] = (trial, actor, key)
         self._add(total, 1)
@@ -596,16 +602,18 @@ class _Runner:
                 shutil.rmtree(p, ignore_errors=True)
 
     def _drain(self):
-        items, stopping = kray.get(self.controller.drain.remote())
+        done, self.completed = self.completed, []
+        items, stopping = kray.get(self.controller.drain.remote(done))
         self._record(items)
         return stopping
 
-    def _finish(self, ref):
+    def _finish(self, ref, out=None):
         trial, actor, key = self.running.pop(ref)
         self._add(trial.resources, -1)
         exp = self.exp
         try:
-            out = kray.get(ref)
+            if out is None:
+                out = kray.get(ref)
         except (kexc.RayActorError, kexc.WorkerCrashedError) as e:
             self._failed(trial, e, actor_dead=True)
             return
@@ -621,7 +629,7 @@ class _Runner:
             print(f"kray.tune: trial {trial} finished without reporting any result: call "
                   "tune.report()/session.report() in the trainable (or return a dict of "
                   "final metrics)", file=sys.stderr)
-        self.controller.complete.remote(trial.trial_id, trial.last_result, False)
+        self.completed.append((trial.trial_id, trial.last_result, False))
         for cb in exp.callbacks:
             if hasattr(cb, "on_trial_complete"):
                 cb.on_trial_complete(iteration=0, trials=exp.trials, trial=trial)
@@ -654,13 +662,15 @@ class _Runner:
             fh.write(msg + "\n")
         print(f"kray.tune: trial {trial} errored; its error is in {trial.error_file}:\n"
               f"{msg.strip().splitlines()[-1] if msg.strip() else msg}", file=sys.stderr)
-        self.controller.complete.remote(trial.trial_id, trial.last_result, True)
+        self.completed.append((trial.trial_id, trial.last_result, True))
         if exp.fail_fast:
             raise TuneError(f"Trial {trial} errored and fail_fast is set: {msg}")
 
     def save(self, force=False):
         now = time.time()
-        if not force and now - self.last_save < 1.0:
+        # At most once a second, and at most 5% of the time (as Ray's auto checkpoint
+        # period): the state of thousands of trials takes a while to write.
+        if not force and now - self.last_save < max(1.0, 20 * self.save_cost):
             return
         self.last_save = now
         exp = self.exp
@@ -682,8 +692,9 @@ class _Runner:
                                        if k != "config"})} for t in exp.trials]}
         tmp = os.path.join(exp.path, ".experiment_state.json.tmp")
         with open(tmp, "w") as fh:
-            json.dump(readable, fh, indent=1)
+            fh.write(json.dumps(readable))  # no indent: the C encoder, 10x faster
         os.replace(tmp, os.path.join(exp.path, "experiment_state.json"))
+        self.save_cost = time.time() - now
 
     def progress(self, force=False):
         exp = self.exp
@@ -740,8 +751,12 @@ class _Runner:
                 ready, _ = kray.wait(list(self.running), num_returns=len(self.running),
                                      timeout=0)
             stopping = self._drain()
-            for ref in ready:
-                self._finish(ref)
+            try:  # the values of every trial that ended, in one get
+                outs = kray.get(ready) if len(ready) > 1 else [None] * len(ready)
+            except Exception:  # one raised: each on its own
+                outs = [None] * len(ready)
+            for ref, out in zip(ready, outs):
+                self._finish(ref, out)
             if stopping:
                 for t in exp.trials:
                     if t.status == PENDING:
