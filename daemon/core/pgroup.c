@@ -396,7 +396,7 @@ int pg_parse_bundles(struct pgroup *g, const char *s, size_t len, const char **w
 		const char *end = memchr(s, ';', len);
 		size_t n = end ? (size_t)(end - s) : len;
 		struct pg_bundle *b = &g->b[i];
-		char one[32], any[32];
+		char one[32];
 
 		b->nres = wire_parse_resources(s, n, b->res);
 		if (b->nres <= 0) {
@@ -415,7 +415,11 @@ int pg_parse_bundles(struct pgroup *g, const char *s, size_t len, const char **w
 				*why = "a bundle's resource name is too long (or names a group)";
 				return -EINVAL;
 			}
-			(void)any;
+			for (int k = 0; k < j; k++)
+				if (!strcmp(b->res[k].name, b->res[j].name)) {
+					*why = "a bundle names a resource twice";
+					return -EINVAL;
+				}
 		}
 		s += n + (end ? 1 : 0);
 		len -= n + (end ? 1 : 0);

@@ -94,8 +94,7 @@ static void expect_value(kray *k, kray_ref r, int64_t want)
 	int rc = harness_get1(k, r, 30000, &v);
 
 	cr_assert(rc == 0 && v.type == KRAY_INT64 && v.i == want, "rc %d type %d err %s: %s", rc,
-		  v.type, harness_errkind(v.err),
-		  v.type == KRAY_ERROR ? (const char *)v.data : "");
+		  v.type, harness_errkind(v.err), v.type == KRAY_ERROR ? (const char *)v.data : "");
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
 }
@@ -211,12 +210,18 @@ Test(pgroup, bad_requests)
 	struct harness h;
 	kray *k = start(&h);
 	char id[13];
-	const char *bad[] = { "CPU", "", "CPU:1;", "CPU:0", "a_name_far_too_long_for_it:1",
-			      "CPU_group_1:1", "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
-					       "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
-					       "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
-					       "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
-					       "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1" };
+	const char *bad[] = { "CPU",
+			      "",
+			      "CPU:1;",
+			      "CPU:0",
+			      "a_name_far_too_long_for_it:1",
+			      "x:1,x:1",
+			      "CPU_group_1:1",
+			      "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
+			      "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
+			      "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
+			      "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;"
+			      "x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1;x:1" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(kray_pg_create(k, bad[i], KRAY_PLACEMENT_PACK, NULL, 0, id), -EINVAL,
