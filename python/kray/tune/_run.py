@@ -97,8 +97,8 @@ class _Controller:
             self.stopping = True
         return bool(stop(tid, result)), None
 
-    def on_result(self, tid, result, ckpt):
-        self.outbox.append((tid, result, ckpt))
+    def on_result(self, tid, result, ckpt, run=0, idx=0):
+        self.outbox.append((tid, result, ckpt, run, idx))
         if self.stopping:
             return "STOP"
         for k in self.scheduler.needs():
@@ -151,8 +151,12 @@ class _TrialActor:
         os.makedirs(info["logdir"], exist_ok=True)
         os.chdir(info["logdir"])  # as Ray: a trial runs in its directory
 
+        delivered = []  # returned too: the driver need not ask the controller for them
+
         def deliver(result, path):
-            decision = kray.get(controller.on_result.remote(tid, result, path))
+            delivered.append((result, path))
+            decision = kray.get(controller.on_result.remote(tid, result, path, info["run"],
+                                                            len(delivered) - 1))
             if isinstance(decision, tuple):
                 raise TuneError(decision[1])
             return decision
@@ -168,7 +172,8 @@ class _TrialActor:
                 pass
             finally:
                 _tr._session[0] = None
-            return {"checkpoint": s.checkpoint_path, "reported": s.reported}
+            return {"checkpoint": s.checkpoint_path, "reported": s.reported,
+                    "results": delivered}
         t = trainable(copy.deepcopy(config), logdir=info["logdir"], trial_id=tid,
                       trial_name=info["trial_name"])
         last = ckpt_path
@@ -189,7 +194,7 @@ class _TrialActor:
                 last = t.save()
         finally:
             t.stop()
-        return {"checkpoint": last, "reported": reported}
+        return {"checkpoint": last, "reported": reported, "results": delivered}
 
 
 # ---------------------------------------------------------------- in the driver
@@ -489,6 +494,8 @@ class _Runner:
         self.save_cost = 0.0  # seconds the last save took
         self.trainable_ref = None
         self.completed = []  # (trial id, result, errored) for the controller's next drain
+        self.last_drain = 0.0
+        self.by_id = {t.trial_id: t for t in exp.trials}
 
     # accounting
     def _fits(self, total):
@@ -543,7 +550,10 @@ class _Runner:
         if self.trainable_ref is None:  # pickled once, not per trial
             self.trainable_ref = kray.put(exp.trainable)
         trial.resources = total
-        info = {"trial_id": trial.trial_id, "trial_name": str(trial), "logdir": trial.logdir}
+        trial.run_id = getattr(trial, "run_id", 0) + 1  # its results count from 0 again
+        trial.n_recorded = 0
+        info = {"trial_id": trial.trial_id, "trial_name": str(trial), "logdir": trial.logdir,
+                "run": trial.run_id}
         os.makedirs(trial.logdir, exist_ok=True)
         with open(os.path.join(trial.logdir, "params.json"), "w") as fh:
             json.dump(_jsonable(trial.config), fh, indent=2, sort_keys=True)
@@ -559,11 +569,14 @@ class _Runner:
         kray.kill(actor)
 
     def _record(self, items):
-        by_id = {t.trial_id: t for t in self.exp.trials}
-        for tid, result, ckpt in items:
-            t = by_id.get(tid)
-            if t is None:
+        """Records results (trial id, result, checkpoint, run, index): each arrives twice,
+        from the controller's drain and with its trial's end, and counts once, in order:
+        index i of the trial's current run when i results of that run are recorded."""
+        for tid, result, ckpt, run, idx in items:
+            t = self.by_id.get(tid)
+            if t is None or run != getattr(t, "run_id", None) or idx != t.n_recorded:
                 continue
+            t.n_recorded += 1
             result = dict(result)
             result.setdefault("config", t.config)
             t.last_result = result
@@ -602,6 +615,7 @@ class _Runner:
                 shutil.rmtree(p, ignore_errors=True)
 
     def _drain(self):
+        self.last_drain = time.monotonic()
         done, self.completed = self.completed, []
         items, stopping = kray.get(self.controller.drain.remote(done))
         self._record(items)
@@ -621,6 +635,8 @@ class _Runner:
             kray.kill(actor)
             self._failed(trial, e, actor_dead=False)
             return
+        self._record([(trial.trial_id, r, c, trial.run_id, i)
+                      for i, (r, c) in enumerate(out.get("results", ()))])
         if out.get("checkpoint"):
             trial.checkpoint = out["checkpoint"]
         trial.status = TERMINATED
@@ -732,8 +748,9 @@ class _Runner:
             if hasattr(cb, "setup"):
                 cb.setup()
         while True:
-            if exp.time_budget_s is not None and time.time() - exp.start_time > \
-                    exp.time_budget_s:
+            over_budget = exp.time_budget_s is not None and \
+                time.time() - exp.start_time > exp.time_budget_s
+            if over_budget:
                 self.controller.stop_all.remote()
             pending = [t for t in exp.trials if t.status == PENDING]
             for t in pending:
@@ -750,11 +767,15 @@ class _Runner:
                 # Everything ready now, not just the first.
                 ready, _ = kray.wait(list(self.running), num_returns=len(self.running),
                                      timeout=0)
-            stopping = self._drain()
             try:  # the values of every trial that ended, in one get
-                outs = kray.get(ready) if len(ready) > 1 else [None] * len(ready)
+                outs, failed = (kray.get(ready) if ready else []), False
             except Exception:  # one raised: each on its own
-                outs = [None] * len(ready)
+                outs, failed = [None] * len(ready), True
+            # The controller's results: those of running trials (progress), or of one
+            # that failed; a trial that ended brings its own.  At most every 0.5 s.
+            stopping = False
+            if failed or over_budget or time.monotonic() - self.last_drain > 0.5:
+                stopping = self._drain()
             for ref, out in zip(ready, outs):
                 self._finish(ref, out)
             if stopping:
