@@ -26,6 +26,7 @@
 #include "core/sched.h"
 #include "core/proto.h"
 #include "core/pgroup.h"
+#include "core/timeout.h"
 #include "core/metrics.h"
 #include "core/timeline.h"
 #include "dashboard/dashboard.h"
@@ -128,7 +129,7 @@ int main(int argc, char **argv)
 	loop_on_child(&d, worker_reap);
 	if (loop_listen(&d, d.listen_fd, proto_accepted, "clients") ||
 	    loop_timer(&d, get_next_deadline, get_expire) ||
-	    loop_timer(&d, ext_next_deadline, ext_tick) || metrics_init(&d)) {
+	    loop_timer(&d, ext_next_deadline, ext_tick) || timeout_init(&d) || metrics_init(&d)) {
 		loop_fini(&d);
 		return 1;
 	}
@@ -202,6 +203,7 @@ int main(int argc, char **argv)
 	actor_fini(&d);
 	store_fini(&d);
 	get_fini(&d); /* after the objects' waiters are gone */
+	job_fini(&d); /* after every task */
 	timeline_fini(&d);
 	kmod_fini(&d);
 	store_mem_fini(&d);

@@ -22,7 +22,8 @@ _Static_assert(SAME(KRAY_ERR_TASK, KRAY_WE_TASK) &&
 		       SAME(KRAY_ERR_BAD_ARGS, KRAY_WE_BAD_ARGS) &&
 		       SAME(KRAY_ERR_OBJECT_LOST, KRAY_WE_OBJECT_LOST) &&
 		       SAME(KRAY_ERR_INTERNAL, KRAY_WE_INTERNAL) &&
-		       SAME(KRAY_ERR_CANCELLED, KRAY_WE_CANCELLED),
+		       SAME(KRAY_ERR_CANCELLED, KRAY_WE_CANCELLED) &&
+		       SAME(KRAY_ERR_TIMED_OUT, KRAY_WE_TIMED_OUT),
 	       "public and wire error kinds agree");
 _Static_assert(sizeof(kray_ref) == sizeof(struct kray_oid), "a ref is an oid");
 
@@ -120,6 +121,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	for (size_t i = 0; i < nargs; i++)
 		if ((r = kc_check_value(k, &args[i], true)))
 			return r;
+	if (actor && o.timeout_ms)
+		return kc_fail(k, -EINVAL, "timeout_ms is for tasks, not actor method calls");
 	res_len = o.resources ? strlen(o.resources) : 0;
 	if (res_len > 255 || (res_len && wire_parse_resources(o.resources, res_len, NULL) < 0))
 		return kc_fail(k, -EINVAL,
@@ -134,6 +137,7 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	m.max_retries = (int16_t)o.max_retries;
 	m.name_len = (uint8_t)name_len;
 	m.res_len = (uint8_t)res_len;
+	m.timeout_ms = o.timeout_ms;
 	if (actor)
 		memcpy(&m.actor, actor, sizeof(m.actor));
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SUBMIT, 0, WIRE_FIXED(m), WIRE_PADDED(fn, name_len),
@@ -498,5 +502,31 @@ KRAY_EXPORT int kray_status(struct kray *k, struct kray_stats *ret_stats)
 		return kc_fail(k, -EBADMSG, "malformed status reply from krayd");
 	_Static_assert(sizeof(struct kray_stats) == sizeof(st), "stats layouts agree");
 	memcpy(ret_stats, &st, sizeof(st));
+	return 0;
+}
+
+KRAY_EXPORT int kray_guard_status(struct kray *k, struct kray_guard_stats *ret)
+{
+	struct kray_wire_guards g;
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	uint64_t req = ++k->next_req;
+	size_t off;
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	off = wire_frame_open(&k->out, KRAY_MSG_GUARDS, req, NULL, 0);
+	if ((r = kc_end(k, off)))
+		return r;
+	r = kc_wait(k, KRAY_MSG_GUARDS_REPLY, req, &h, &body);
+	if (r)
+		return r;
+	r = wire_dec_fixed(body, h.len, &g, sizeof(g));
+	kc_consume(k, &h);
+	if (r)
+		return kc_fail(k, -EBADMSG, "malformed guards reply from krayd");
+	_Static_assert(sizeof(struct kray_guard_stats) == sizeof(g), "guards layouts agree");
+	memcpy(ret, &g, sizeof(g));
 	return 0;
 }

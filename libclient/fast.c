@@ -67,7 +67,7 @@ bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *a
 		      const struct kray_call_opts *o, size_t frame_len)
 {
 	if (k->ws || actor || k->fast_state < 0 || o->num_returns != 1 ||
-	    (o->resources && *o->resources) ||
+	    (o->resources && *o->resources) || o->timeout_ms ||
 	    frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
 		return false;
 	for (size_t i = 0; i < nargs; i++)

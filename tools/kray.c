@@ -240,6 +240,7 @@ static int cmd_status(void)
 {
 	struct kray_config cfg = { .address = sock };
 	struct kray_stats st;
+	struct kray_guard_stats g;
 	kray *k;
 	int r = kray_init(&k, &cfg);
 
@@ -248,6 +249,8 @@ static int cmd_status(void)
 		return 1;
 	}
 	r = kray_status(k, &st);
+	if (!r)
+		r = kray_guard_status(k, &g);
 	if (r) {
 		fprintf(stderr, "kray: %s\n", kray_errmsg(k));
 		kray_shutdown(k);
@@ -280,6 +283,18 @@ static int cmd_status(void)
 	       st.store_huge & KRAY_STORE_HUGETLB ? "hugetlb where reserved, else none" :
 	       st.store_huge & KRAY_STORE_THP	  ? "shmem THP" :
 						    "none (4 KiB pages)");
+	printf("  limits   %llu job records, %llu dead actors kept; %llu connections (%llu buffer "
+	       "bytes); refused: %llu clients, %llu node links; closed: %llu slow, %llu past "
+	       "output limit, %llu past buffers, %llu out of memory; %llu accept pauses; %llu "
+	       "tasks timed out; %llu jobs ended with their driver\n",
+	       U(g.jobs), U(g.actors_dead), U(g.connections), U(g.buffer_bytes),
+	       U(g.clients_refused), U(g.links_refused), U(g.closed_slow), U(g.closed_output),
+	       U(g.closed_buffers), U(g.closed_nomem), U(g.accept_pauses), U(g.tasks_timed_out),
+	       U(g.jobs_ended));
+	if (g.nest_stalled || g.workers_over || g.nest_failed)
+		printf("  NESTING  every pool worker is %sblocked in a get on nested tasks: %llu "
+		       "workers started past max-workers, %llu tasks failed for nesting too deep\n",
+		       g.nest_stalled ? "" : "(was) ", U(g.workers_over), U(g.nest_failed));
 #undef U
 	char *actors = NULL, *nodes = NULL;
 

@@ -86,6 +86,17 @@ static const struct {
 };
 #undef F
 
+/* kray_guard_stats' counters, in their order. */
+static const char *const guard_fields[] = {
+	"jobs",		 "actors_dead",	  "connections",    "buffer_bytes", "clients_refused",
+	"closed_slow",	 "closed_output", "closed_buffers", "closed_nomem", "accept_pauses",
+	"links_refused", "nest_stalled",  "workers_over",   "nest_failed",  "tasks_timed_out",
+	"jobs_ended",
+};
+_Static_assert(sizeof(guard_fields) / sizeof(guard_fields[0]) ==
+		       sizeof(struct kray_guard_stats) / sizeof(uint64_t),
+	       "a name per guard counter");
+
 static void put(struct kbuf *b, const char *s)
 {
 	kbuf_put(b, s, strlen(s));
@@ -109,6 +120,19 @@ static void put_stats(struct kbuf *b, const struct kray_stats *st)
 		kbuf_printf(b, "\"%s\":%llu,", stats_fields[i].name, (unsigned long long)v);
 	}
 	kbuf_printf(b, "\"store_huge\":%u}", st->store_huge);
+}
+
+static void put_guards(struct kbuf *b, const struct kray_guard_stats *g)
+{
+	put(b, ",\"guards\":{");
+	for (size_t i = 0; i < sizeof(guard_fields) / sizeof(guard_fields[0]); i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)g + i * sizeof(v), sizeof(v));
+		kbuf_printf(b, "%s\"%s\":%llu", i ? "," : "", guard_fields[i],
+			    (unsigned long long)v);
+	}
+	put(b, "}");
 }
 
 static void put_nodes(struct kbuf *b, const struct kray_node_info *n, size_t count)
@@ -172,13 +196,14 @@ int kray_status_json_main(const char *sock)
 	struct kray_actor_info *actors = NULL;
 	size_t nn = 0, na = 0;
 	struct kray_stats st;
+	struct kray_guard_stats g;
 	struct kbuf b = { 0 };
 	int ret = 1;
 	kray *k = connect_to(sock);
 
 	if (!k)
 		return 1;
-	if (kray_status(k, &st) || kray_list_nodes(k, &nodes, &nn) ||
+	if (kray_status(k, &st) || kray_guard_status(k, &g) || kray_list_nodes(k, &nodes, &nn) ||
 	    kray_list_actors(k, &actors, &na)) {
 		fprintf(stderr, "kray: %s\n", kray_errmsg(k));
 		goto out;
@@ -188,6 +213,7 @@ int kray_status_json_main(const char *sock)
 	put_str(&b, "socket", sock);
 	put(&b, ",");
 	put_stats(&b, &st);
+	put_guards(&b, &g);
 	put_nodes(&b, nodes, nn);
 	put_actors(&b, actors, na);
 	put(&b, "}\n");

@@ -106,6 +106,7 @@ static void net_accepted(struct krayd *d, int fd)
 		log_warn_ratelimited("node link refused: %u links have not proven the token yet "
 				     "(max-unproven-links)",
 				     unproven);
+		d->loop.links_refused++;
 		close(fd);
 		return;
 	}

@@ -133,11 +133,12 @@ uint32_t node_map_job(struct krayd *d, uint32_t node, uint32_t job, const char *
 	bool fresh;
 	uint64_t *v = oidmap_upsert(&d->cl->jobs, &key, &fresh);
 
-	if (fresh) {
-		/* Client ids and job ids share one space here: take the next client id. */
+	/* Client ids and job ids share one space here: take the next client id.  The
+	 * record goes when the last of the job's tasks here has gone (job.h), and comes
+	 * back with its next task. */
+	if (fresh)
 		*v = ++d->next_client;
-		job_add(d, (uint32_t)*v, path, path_len);
-	}
+	job_add(d, (uint32_t)*v, path, path_len);
 	return (uint32_t)*v;
 }
 

@@ -90,7 +90,8 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 				       .num_returns = t->num_returns,
 				       .nargs = t->nargs,
 				       .max_retries = t->max_retries,
-				       .name_len = t->fn->name_len };
+				       .name_len = t->fn->name_len,
+				       .timeout_ms = t->timeout_ms };
 	char res[256]; /* res_len is 8 bits; the submit's own text fitted */
 	struct task_arg a;
 	struct kbuf *b;
@@ -385,11 +386,12 @@ int remote_on_task(struct link *l, const uint8_t *body, uint32_t len)
 	if (!t)
 		abort();
 	t->id = f.m.task;
-	t->job = node_map_job(d, l->node, f.m.job, f.path, f.m.path_len);
+	task_set_job(d, t, node_map_job(d, l->node, f.m.job, f.path, f.m.path_len));
 	t->fn = sched_fn(d, f.name, f.m.name_len);
 	t->num_returns = f.m.num_returns;
 	t->nargs = f.m.nargs;
 	t->max_retries = f.m.max_retries;
+	t->timeout_ms = f.m.actor.index == KRAY_OID_ACTOR ? 0 : f.m.timeout_ms;
 	t->rem.from_link = l->id;
 	t->submit_ns = now_ns();
 	d->st.tasks_submitted++;

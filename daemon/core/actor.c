@@ -37,10 +37,71 @@
 
 struct actor *actor_find(struct krayd *d, const struct kray_oid *id)
 {
-	for (struct actor *a = d->actors; a; a = a->next)
-		if (oid_eq(&a->id, id))
-			return a;
-	return NULL;
+	uint64_t *v = oidmap_get(&d->actor_index, id);
+
+	return v ? (struct actor *)(uintptr_t)*v : NULL;
+}
+
+static void actor_link(struct krayd *d, struct actor *a)
+{
+	bool fresh;
+
+	a->next = d->actors;
+	if (a->next)
+		a->next->pprev = &a->next;
+	a->pprev = &d->actors;
+	d->actors = a;
+	*oidmap_upsert(&d->actor_index, &a->id, &fresh) = (uint64_t)(uintptr_t)a;
+}
+
+static void actor_free(struct krayd *d, struct actor *a)
+{
+	while (a->qhead) {
+		struct task *t = a->qhead;
+
+		a->qhead = t->next;
+		task_free(d, t);
+	}
+	if (a->ctor)
+		task_free(d, a->ctor);
+	free(a->name);
+	free(a->ns);
+	free(a->death);
+	free(a);
+}
+
+static void actor_unlink_free(struct krayd *d, struct actor *a)
+{
+	*a->pprev = a->next;
+	if (a->next)
+		a->next->pprev = a->pprev;
+	oidmap_del(&d->actor_index, &a->id);
+	actor_free(d, a);
+}
+
+/* Once an actor is dead with no handle, process or call left, nothing refers to its record
+ * but the listings (kray status, the state API): it joins the done actors, and the oldest
+ * beyond dead-actors-kept are freed, so that weeks of short-lived actors do not grow
+ * krayd. */
+static void done_if_forgotten(struct krayd *d, struct actor *a)
+{
+	if (a->done || a->state != A_DEAD || !a->unheld || a->w || a->qhead || a->inflight)
+		return;
+	a->done = true;
+	if (d->done_tail)
+		d->done_tail->done_next = a;
+	else
+		d->done_head = a;
+	d->done_tail = a;
+	d->ndone++;
+	/* Not a itself: the caller still uses it. */
+	while (d->ndone > (unsigned)d->cfg.dead_actors_kept && d->done_head != a) {
+		struct actor *old = d->done_head;
+
+		d->done_head = old->done_next;
+		d->ndone--;
+		actor_unlink_free(d, old);
+	}
 }
 
 static bool name_eq(const char *s, const char *p, size_t len)
@@ -301,7 +362,7 @@ int actor_create_as(struct conn *c, const struct wire_actor_create *m, const str
 	/* The constructor is a task the actor keeps, to run again at each restart. */
 	t->id = id;
 	t->id.index = 0;
-	t->job = job;
+	task_set_job(d, t, job);
 	t->fn = sched_fn(d, m->cls, m->m.class_len);
 	t->nargs = m->m.nargs;
 	t->ctor = true;
@@ -314,8 +375,7 @@ int actor_create_as(struct conn *c, const struct wire_actor_create *m, const str
 	}
 	t->args_len = (uint32_t)m->args.left;
 	a->ctor = t;
-	a->next = d->actors;
-	d->actors = a;
+	actor_link(d, a);
 
 	/* The handle: an object with the actor's id, held by the creator (and by krayd
 	 * itself for a detached actor). */
@@ -415,6 +475,7 @@ void actor_dispatch(struct krayd *d, struct actor *a)
 {
 	if (a->state == A_DEAD) {
 		fail_queue(d, a);
+		done_if_forgotten(d, a);
 		return;
 	}
 	/* Beyond the calls that may run, up to ACTOR_PIPELINE more wait in the worker, in
@@ -521,6 +582,7 @@ void actor_worker_died(struct krayd *d, struct worker *w, const char *how)
 	}
 	if (a->state == A_DEAD) {
 		fail_queue(d, a);
+		done_if_forgotten(d, a);
 		return;
 	}
 	if (!restart) {
@@ -563,10 +625,11 @@ void actor_handle_gone(struct krayd *d, const struct kray_oid *id)
 
 	if (!a)
 		ext_actor_released(d, id); /* its node drops the handle this node held */
-	if (!a || a->state == A_DEAD)
+	if (!a)
 		return;
 	a->unheld = true;
 	end_if_unheld(d, a);
+	done_if_forgotten(d, a);
 }
 
 void actor_owner_gone(struct krayd *d, uint32_t owner)
@@ -584,19 +647,9 @@ void actor_fini(struct krayd *d)
 		struct actor *a = d->actors;
 
 		d->actors = a->next;
-		while (a->qhead) {
-			struct task *t = a->qhead;
-
-			a->qhead = t->next;
-			task_free(d, t);
-		}
-		if (a->ctor)
-			task_free(d, a->ctor);
-		free(a->name);
-		free(a->ns);
-		free(a->death);
-		free(a);
+		actor_free(d, a);
 	}
+	oidmap_free(&d->actor_index);
 }
 
 /* One line per actor for `kray status`: id, class, name, state and why. */

@@ -41,7 +41,10 @@ struct actor {
 	uint16_t restarts;
 	uint8_t death_err; /* enum kray_wire_err */
 	char *death; /* why it died (malloc'd), once dead */
-	struct actor *next;
+	bool done; /* dead, no handle, no process, no call: kept for listings, up to
+		    * dead-actors-kept of them; older ones are freed */
+	struct actor *next, **pprev; /* krayd's list */
+	struct actor *done_next; /* the oldest done actors are freed first */
 };
 
 /* actor.c */

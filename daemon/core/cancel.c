@@ -216,6 +216,7 @@ void job_end(struct krayd *d, uint32_t job)
 			stopped++;
 		}
 	}
+	d->jobs_ended++;
 	if (dropped || stopped)
 		log_info("job %u ended with its driver: %u queued task%s dropped, %u worker%s "
 			 "running its tasks stopped",

@@ -112,6 +112,8 @@ static const struct key keys[] = {
 	  "(0: none)" },
 	INT("max-unproven-links", max_unproven_links, 1, 65536,
 	    "node links at once that have not proven the cluster token; more are closed"),
+	INT("dead-actors-kept", dead_actors_kept, 0, 1000000,
+	    "records of dead actors no handle refers to, kept for listings; older ones go"),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -334,6 +336,7 @@ static void set_defaults(struct config *cfg)
 	cfg->client_output_limit = 512ull << 20; /* two frames of KRAY_FRAME_MAX */
 	cfg->client_buffers_max = 1ull << 30;
 	cfg->max_unproven_links = 64;
+	cfg->dead_actors_kept = 1000;
 	cfg->kmod = 1;
 	cfg->thp = 1;
 }

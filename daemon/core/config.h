@@ -59,6 +59,7 @@ struct config {
 	uint64_t client_output_limit; /* unread replies of one client; 0: none */
 	uint64_t client_buffers_max; /* all connections' buffers; 0: none */
 	int max_unproven_links; /* node links before the token's proof */
+	int dead_actors_kept; /* dead actors' records with no handle, for listings */
 };
 
 /* Fills cfg from defaults, the config file and flags.  Returns 0, 1 for --help (usage

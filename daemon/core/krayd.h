@@ -61,11 +61,17 @@ struct krayd {
 	unsigned nworkers, starting, start_failures;
 	unsigned nest_stalls; /* dispatch rounds with every pool worker blocked (sched.c) */
 	uint64_t nest_failed; /* tasks failed for nesting past the raised worker limit */
-	struct job *jobs;
-	struct oidmap job_index; /* {job, 0, 0, 0} -> struct job * */
+	uint64_t jobs_ended; /* jobs ended with their driver (cancel.c) */
+	uint64_t tasks_timed_out; /* tasks ended by their timeout (timeout.c) */
+	int64_t next_timeout; /* the earliest deadline of a task with a timeout; 0: none */
+	struct oidmap job_index; /* {job, 0, 0, 0} -> struct job * (job.c) */
+	uint64_t vnow; /* the rank of the last task taken from the ready queue (job.h) */
 	struct fnstat *fns;
 
 	struct actor *actors;
+	struct oidmap actor_index; /* actor id -> struct actor * (actor.c) */
+	struct actor *done_head, *done_tail; /* done actors, oldest first (actor.c) */
+	unsigned ndone;
 	uint32_t actor_slots_milli; /* CPU slots held by placed actors and group bundles */
 	struct node_resource {
 		struct wire_resource r; /* name and total */
@@ -118,7 +124,7 @@ struct krayd {
 		uint64_t buf_bytes; /* bytes held in every connection's buffers */
 		uint64_t freed_bytes; /* buffer bytes freed since the last malloc_trim() */
 		uint64_t refused_clients, closed_slow, closed_output, closed_greedy, closed_nomem,
-			accept_pauses; /* counters for the metrics */
+			accept_pauses, links_refused; /* counters for the metrics */
 	} loop;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */

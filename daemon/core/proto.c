@@ -51,10 +51,11 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 		c->role = ROLE_DRIVER;
 		c->job = c->id;
 		d->st.drivers++;
+		/* The connection holds its job's record until it goes. */
 		if (h.m.path_len)
-			job_add(d, c->job, h.path, h.m.path_len);
+			job_hold(job_add(d, c->job, h.path, h.m.path_len));
 		else
-			job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path));
+			job_hold(job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path)));
 		c->pid = h.m.pid;
 		ext_driver_changed(c, true);
 		ok.job = c->job;
@@ -320,6 +321,32 @@ void proto_stats(struct krayd *d, struct kray_wire_stats *ret)
 	*ret = st;
 }
 
+static void on_guards(struct conn *c, uint64_t req)
+{
+	struct krayd *d = c->d;
+	struct kray_wire_guards g = {
+		.jobs = job_count(d),
+		.actors_dead = actor_count(d, A_DEAD),
+		.connections = d->loop.nconns,
+		.buffer_bytes = d->loop.buf_bytes,
+		.clients_refused = d->loop.refused_clients,
+		.closed_slow = d->loop.closed_slow,
+		.closed_output = d->loop.closed_output,
+		.closed_buffers = d->loop.closed_greedy,
+		.closed_nomem = d->loop.closed_nomem,
+		.accept_pauses = d->loop.accept_pauses,
+		.links_refused = d->loop.links_refused,
+		.nest_stalled = d->nest_stalls > 0,
+		.workers_over = sched_workers_over(d),
+		.nest_failed = d->nest_failed,
+		.tasks_timed_out = d->tasks_timed_out,
+		.jobs_ended = d->jobs_ended,
+	};
+
+	WIRE_FRAME(&c->out, KRAY_MSG_GUARDS_REPLY, req, WIRE_FIXED(g));
+	conn_flush_later(c);
+}
+
 static void on_status(struct conn *c, uint64_t req)
 {
 	struct kray_wire_stats st;
@@ -404,6 +431,11 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 			return conn_fail(c, "malformed status", -EBADMSG);
 		on_status(c, h->req);
 		return 0;
+	case KRAY_MSG_GUARDS:
+		if (h->len)
+			return conn_fail(c, "malformed guards request", -EBADMSG);
+		on_guards(c, h->req);
+		return 0;
 	case KRAY_MSG_RESULT:
 		if (c->role != ROLE_WORKER)
 			return conn_fail(c, "result from a non-worker", -EPROTO);
@@ -438,8 +470,10 @@ void proto_conn_gone(struct conn *c)
 		ext_driver_changed(c, false);
 	if (c->role == ROLE_DRIVER || c->role == ROLE_WORKER)
 		actor_owner_gone(d, c->id);
-	if (c->role == ROLE_DRIVER && c->job == c->id)
+	if (c->role == ROLE_DRIVER && c->job == c->id) {
 		job_end(d, c->job);
+		job_drop(d, job_get(d, c->job));
+	}
 	/* A process that goes away drops its views and everything it held; objects it was
 	 * still writing become errors for whoever waits on them. */
 	oidmap_for_each (&c->pins, s) {

@@ -21,8 +21,10 @@
 #include "core/actor.h"
 #include "core/store.h"
 #include "core/sched.h"
+#include "core/job.h"
 #include "core/log.h"
 #include "core/timeline.h"
+#include "core/timeout.h"
 
 #define PIPE_BUDGET_NS 100000
 #define PIPE_MAX 64
@@ -44,46 +46,62 @@ struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len)
 	return f;
 }
 
-/* Jobs are looked up on every EXEC: indexed by id (one per driver ever connected). */
-const char *job_code_path(struct krayd *d, uint32_t job)
+/* Where t goes in the queue kept in rank order (job.h): after the last queued task whose
+ * rank is not above t's.  Its job's last queued task is the usual place to start looking;
+ * a job's first task usually belongs near the head, the others of a single busy job at the
+ * tail. */
+static struct task *fair_after(struct krayd *d, struct task *t)
 {
-	struct kray_oid key = { .node = job };
-	uint64_t *v = oidmap_get(&d->job_index, &key);
+	struct task *p = t->jp && t->jp->qlast ? t->jp->qlast : d->qhead;
 
-	return v ? ((struct job *)(uintptr_t)*v)->code_path : NULL;
-}
-
-int job_add(struct krayd *d, uint32_t id, const char *path, size_t len)
-{
-	struct job *j = calloc(1, sizeof(*j));
-	struct kray_oid key = { .node = id };
-	bool fresh;
-
-	if (!j || !(j->code_path = strndup(path, len)))
-		abort();
-	j->id = id;
-	j->next = d->jobs;
-	d->jobs = j;
-	*oidmap_upsert(&d->job_index, &key, &fresh) = (uint64_t)(uintptr_t)j;
-	return 0;
+	if (d->qtail->rank <= t->rank)
+		return d->qtail;
+	if (p->rank > t->rank) {
+		if (p == d->qhead)
+			return NULL; /* before the head */
+		p = d->qhead; /* not expected: look from the head */
+		if (p->rank > t->rank)
+			return NULL;
+	}
+	while (p->next && p->next->rank <= t->rank)
+		p = p->next;
+	return p;
 }
 
 void sched_enqueue(struct krayd *d, struct task *t, bool front)
 {
+	struct task *after;
+
 	/* In a cluster, a task that needs resources only another node has runs there, and one
 	 * that would wait here may go to a less loaded node (cluster/remote.c). */
 	if (ext_place(d, t))
 		return;
-	t->next = NULL;
-	if (!d->qhead) {
-		d->qhead = d->qtail = t;
-	} else if (front) {
+	if (front) {
+		/* Back from a worker (handed back, or its worker died): it goes first, as
+		 * before. */
+		t->rank = d->qhead && d->qhead->rank < d->vnow ? d->qhead->rank : d->vnow;
+		after = NULL;
+	} else {
+		uint64_t start = t->jp && t->jp->vt > d->vnow ? t->jp->vt : d->vnow;
+
+		t->rank = start + 1;
+		if (t->jp)
+			t->jp->vt = t->rank;
+		after = d->qhead ? fair_after(d, t) : NULL;
+	}
+	if (after) {
+		t->next = after->next;
+		after->next = t;
+		if (d->qtail == after)
+			d->qtail = t;
+	} else {
 		t->next = d->qhead;
 		d->qhead = t;
-	} else {
-		d->qtail->next = t;
-		d->qtail = t;
+		if (!d->qtail)
+			d->qtail = t;
 	}
+	if (t->jp && (!t->jp->qlast || t->jp->qlast->rank <= t->rank))
+		t->jp->qlast = t;
 	d->st.tasks_queued++;
 }
 
@@ -94,8 +112,20 @@ struct task *sched_unqueue(struct krayd *d, struct task **pp, struct task *prev)
 	*pp = t->next;
 	if (d->qtail == t)
 		d->qtail = prev;
+	if (t->jp && t->jp->qlast == t)
+		t->jp->qlast = prev && prev->jp == t->jp ? prev : NULL;
 	t->next = NULL;
 	d->st.tasks_queued--;
+	return t;
+}
+
+/* t leaves the queue for a worker: jobs that fall behind its rank start after it. */
+static struct task *take(struct krayd *d, struct task **pp, struct task *prev)
+{
+	struct task *t = sched_unqueue(d, pp, prev);
+
+	if (t->rank > d->vnow)
+		d->vnow = t->rank;
 	return t;
 }
 
@@ -262,7 +292,7 @@ static bool runnable(const struct worker *w)
  * pipelined, behind others of the same shape. */
 static bool plain(const struct task *t)
 {
-	return t->cpu_milli == 1000 && !t->nres;
+	return t->cpu_milli == 1000 && !t->nres && !t->timeout_ms;
 }
 
 /* Whether t's custom resources are free now (the node has them: remote_take() saw to
@@ -317,6 +347,8 @@ static int start_on(struct krayd *d, struct worker *w, struct task *t)
 	w->cpu_milli = t->cpu_milli;
 	w->plain = plain(t);
 	res_take(d, t);
+	if (t->timeout_ms)
+		timeout_arm(d, t);
 	return 0;
 }
 
@@ -335,7 +367,7 @@ static void unstrand(struct krayd *d)
 			return; /* its result will dispatch (a blocked one may wait on the queue) */
 	for (struct worker *w = d->workers; w && d->qhead; w = w->next)
 		if (runnable(w) && !w->inflight && res_free(d, d->qhead) && ext_worker_pass(d, w))
-			start_on(d, w, dequeue(d));
+			start_on(d, w, take(d, &d->qhead, NULL));
 }
 
 /* An idle worker, claimed from the fast path (whose program may give it a task first). */
@@ -405,6 +437,15 @@ static unsigned worker_limit(struct krayd *d, bool stalled)
 	return max * NEST_FACTOR;
 }
 
+unsigned sched_workers_over(struct krayd *d)
+{
+	unsigned pool = 0;
+
+	for (struct worker *w = d->workers; w; w = w->next)
+		pool += !w->actor && w->state != W_DEAD;
+	return pool > (unsigned)d->cfg.max_workers ? pool - (unsigned)d->cfg.max_workers : 0;
+}
+
 static void fail_stalled(struct krayd *d)
 {
 	struct task *t = sched_unqueue(d, &d->qhead, NULL);
@@ -462,7 +503,7 @@ void sched_dispatch(struct krayd *d)
 		struct worker *w = fits && idle ? idle_worker(d) : NULL;
 
 		if (w) {
-			sched_unqueue(d, pp, prev);
+			take(d, pp, prev);
 			idle--;
 			if (!start_on(d, w, t)) { /* else it failed: the worker stays idle */
 				used += t->cpu_milli;
@@ -472,7 +513,7 @@ void sched_dispatch(struct krayd *d)
 		}
 		w = plain(t) ? pipeline_worker(d, t) : NULL;
 		if (w) {
-			sched_unqueue(d, pp, prev);
+			take(d, pp, prev);
 			sched_send_exec(d, w, t);
 			continue;
 		}
@@ -634,16 +675,8 @@ void sched_fini(struct krayd *d)
 		free(f->name);
 		free(f);
 	}
-	oidmap_free(&d->job_index);
 	oidmap_free(&d->cancelled);
 	oidmap_free(&d->waiting);
-	while (d->jobs) {
-		struct job *j = d->jobs;
-
-		d->jobs = j->next;
-		free(j->code_path);
-		free(j);
-	}
 }
 
 /* none_ran: a fast task was running (bpf_fast.c), so none of the tasks krayd sent it had
@@ -682,6 +715,13 @@ static void tasks_lost(struct krayd *d, struct worker *w, const char *how, bool 
 	if (none_ran)
 		return; /* t was requeued with the rest */
 	t->next = NULL;
+	if (t->timed_out) { /* killed by timeout.c: not a fault to retry */
+		task_fail(d, t, KRAY_WE_TIMED_OUT,
+			  "task '%.*s' timed out: still running after its timeout of %u ms; its "
+			  "worker (pid %d) was killed",
+			  t->fn->name_len, t->fn->name, t->timeout_ms, (int)w->pid);
+		return;
+	}
 	if (t->cancelled) { /* killed by kray_cancel(force): not a fault to retry */
 		task_fail(d, t, KRAY_WE_CANCELLED,
 			  "task '%.*s' was cancelled (its worker, pid %d, "

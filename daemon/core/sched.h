@@ -9,12 +9,7 @@
 #include <stdint.h>
 
 #include "core/krayd.h"
-
-struct job {
-	uint32_t id;
-	char *code_path;
-	struct job *next;
-};
+#include "core/job.h"
 
 /* sched.c */
 /* Returns 0, or -1 when t cannot be sent (too many or too large arguments, an argument
@@ -34,9 +29,9 @@ void sched_blocked(struct worker *w, bool blocked);
 struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len);
 /* Sends w the JOB frame (code path) of job, unless it has had it. */
 void sched_tell_job(struct worker *w, uint32_t job, const char *path);
-const char *job_code_path(struct krayd *d, uint32_t job);
-int job_add(struct krayd *d, uint32_t id, const char *path, size_t len);
 void sched_fini(struct krayd *d);
+/* Pool workers running now beyond max-workers (started for nested tasks). */
+unsigned sched_workers_over(struct krayd *d);
 /* Worker w was reaped (how it died): its tasks are queued again or failed, or its actor is
  * told; with was_starting, three failed starts in a row fail the queue. */
 void sched_worker_lost(struct krayd *d, struct worker *w, const char *how, bool was_starting,

@@ -131,6 +131,8 @@ void task_free(struct krayd *d, struct task *t)
 	if (t->deps_left && !t->actor)
 		oidmap_del(&d->waiting, &t->id);
 	task_release_holds(d, t);
+	if (t->jp)
+		job_drop(d, t->jp);
 	free(t->res);
 	free(t->args);
 	free(t);
@@ -259,11 +261,12 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	if (!t)
 		abort();
 	t->id = (struct kray_oid){ d->node, c->id, s->m.seq, 0 };
-	t->job = s->m.job && job_code_path(d, s->m.job) ? s->m.job : c->job;
+	task_set_job(d, t, s->m.job && job_get(d, s->m.job) ? s->m.job : c->job);
 	t->fn = sched_fn(d, s->name, s->m.name_len);
 	t->num_returns = s->m.num_returns;
 	t->nargs = s->m.nargs;
 	t->max_retries = s->m.max_retries;
+	t->timeout_ms = s->m.actor.index == KRAY_OID_ACTOR ? 0 : s->m.timeout_ms;
 	/* A worker submits on behalf of the task it runs: kray_cancel(recursive) finds it. */
 	if (c->role == ROLE_WORKER && c->worker && c->worker->head)
 		t->parent = c->worker->head->id;

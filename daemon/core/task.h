@@ -58,11 +58,16 @@ struct task_arg {
 struct task {
 	struct kray_oid id; /* index 0 */
 	uint32_t job;
+	struct job *jp; /* its record, which it holds (task_set_job()); NULL: none */
+	uint64_t rank; /* its place in the fair ready queue (job.h) */
 	struct fnstat *fn;
 	uint16_t num_returns, nargs;
 	int16_t max_retries;
 	uint16_t attempts; /* worker deaths so far */
 	bool cancelled; /* kray_cancel(): fails with KRAY_WE_CANCELLED instead of finishing */
+	bool timed_out; /* ran past timeout_ms: its worker was killed (timeout.c) */
+	uint32_t timeout_ms; /* 0: none */
+	int64_t deadline_ns; /* while it runs, with a timeout */
 	struct kray_oid parent; /* the task whose worker submitted it (all zero: a driver) */
 	int deps_left;
 	bool holds; /* holds a reference on each REF argument */

@@ -57,6 +57,8 @@ enum kray_errkind {
 	KRAY_ERR_ACTOR_DIED = 8, /* the actor is dead: killed, crashed past max_restarts, or
 				  * its creator exited; the message says which */
 	KRAY_ERR_CANCELLED = 9, /* the task was cancelled (kray_cancel) */
+	KRAY_ERR_TIMED_OUT = 10, /* the task ran past its timeout_ms (its worker was
+				  * replaced) */
 };
 
 /*
@@ -146,6 +148,10 @@ struct kray_call_opts {
 	 * whose resources this node lacks runs on a node that has them (docs/cluster.md);
 	 * if no live node has them, it fails with KRAY_ERR_BAD_ARGS. */
 	const char *resources;
+	/* A task still running after timeout_ms fails with KRAY_ERR_TIMED_OUT and its
+	 * worker is killed and replaced; it is not retried (0: no limit; tasks only, not
+	 * actor method calls). */
+	unsigned timeout_ms;
 };
 #define KRAY_CALL_OPTS_DEFAULT ((struct kray_call_opts){ .num_returns = 1, .max_retries = 3 })
 
@@ -271,6 +277,30 @@ struct kray_stats {
 
 /* Asks krayd for its counters. */
 int kray_status(kray *k, struct kray_stats *ret_stats);
+
+/* What krayd's limits did to greedy, slow or runaway clients, and what it keeps
+ * (docs/limits.md).  All counters since krayd started unless "now". */
+struct kray_guard_stats {
+	uint64_t jobs; /* job records now: a connected driver's, or a job with tasks here */
+	uint64_t actors_dead; /* dead actors' records kept now (bounded) */
+	uint64_t connections, buffer_bytes; /* open now, and their buffers' bytes */
+	uint64_t clients_refused; /* past max-clients */
+	uint64_t closed_slow; /* past hello-timeout-ms or frame-timeout-ms */
+	uint64_t closed_output; /* past client-output-limit */
+	uint64_t closed_buffers; /* past client-buffers-max */
+	uint64_t closed_nomem; /* for want of memory */
+	uint64_t accept_pauses; /* accepts paused at the descriptor limit */
+	uint64_t links_refused; /* node links refused before they proved the token */
+	uint64_t nest_stalled; /* 1 while every pool worker is blocked in a get with tasks
+				* queued (nested deeper than max-workers) */
+	uint64_t workers_over; /* pool workers started past max-workers for nesting, now */
+	uint64_t nest_failed; /* tasks failed for nesting past the raised limit */
+	uint64_t tasks_timed_out; /* tasks ended by their timeout */
+	uint64_t jobs_ended; /* jobs ended with their driver (its tasks cancelled) */
+};
+
+/* Asks krayd for its guards' counters. */
+int kray_guard_status(kray *k, struct kray_guard_stats *ret);
 
 /* A line per actor krayd knows (id, class, namespace/name, state, and why it waits or
  * died), for people: *ret_text is malloc()ed, NUL-terminated, freed by the caller. */

@@ -84,10 +84,12 @@ enum kray_msg_type {
 	KRAY_MSG_TEXT_REPLY = 27, /* D->C  kray_msg_error layout: 0 + text (LIST_ACTORS) */
 	KRAY_MSG_TIMELINE = 28, /* C->D  empty; TEXT_REPLY with Chrome trace JSON */
 	KRAY_MSG_LIST_OBJECTS = 29, /* C->D  empty; TEXT_REPLY with the objects as JSON */
-	KRAY_MSG_PG = 30, /* C->D  kray_msg_pg + name + bundles; TEXT_REPLY (placement groups) */
-	/* 32-39: the Python wrapper's range (issue 6) */
+	KRAY_MSG_GUARDS = 30, /* C->D  empty */
+	KRAY_MSG_GUARDS_REPLY = 31, /* D->C  kray_wire_guards */
+	/* 32-39: the Python wrapper's range (issue 6), and placement groups (issue 16) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply.  D->W: drop that queued call */
 	KRAY_MSG_HOLD = 33, /* C->D  kray_msg_refs + oids: keep these borrowed refs; no reply */
+	KRAY_MSG_PG = 34, /* C->D  kray_msg_pg + name + bundles; TEXT_REPLY (placement groups) */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -141,8 +143,9 @@ enum kray_msg_type {
 /* Whether t is a message type: numbers in the gaps between the ranges are not. */
 static inline int kray_msg_type_known(unsigned int t)
 {
-	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_PG) || t == KRAY_MSG_CANCEL ||
-	       t == KRAY_MSG_HOLD || (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
+	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_GUARDS_REPLY) || t == KRAY_MSG_CANCEL ||
+	       t == KRAY_MSG_HOLD || t == KRAY_MSG_PG ||
+	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;
 }
@@ -203,7 +206,8 @@ enum kray_wire_err {
 	KRAY_WE_STORE_FULL = 7, /* the object store is full of pinned objects */
 	KRAY_WE_ACTOR_DIED = 8, /* the actor is dead (killed, crashed, its creator exited) */
 	KRAY_WE_CANCELLED = 9, /* the task was cancelled (kray_cancel) */
-	KRAY_WE_MAX = 9,
+	KRAY_WE_TIMED_OUT = 10, /* the task ran past its timeout */
+	KRAY_WE_MAX = 10,
 };
 
 /*
@@ -228,7 +232,9 @@ struct kray_msg_submit {
 	__u8 name_len; /* function (or method) name bytes that follow, padded to 8 */
 	__u8 res_len; /* custom resources the task needs, "NAME:QTY,...", after the name,
 		       * padded to 8: a node that has them runs it (issue 7) */
-	__u64 reserved;
+	__u32 timeout_ms; /* a task (not a call) that runs longer fails, its worker is
+			   * replaced; 0: no limit */
+	__u32 reserved;
 	struct kray_oid actor; /* a method call on this actor; all zero: a task */
 };
 _Static_assert(sizeof(struct kray_msg_submit) == 40, "submit is 40 bytes");
@@ -478,6 +484,28 @@ struct kray_wire_stats {
 	__u32 store_huge; /* KRAY_STORE_*: which huge pages new large objects get */
 	__u32 reserved;
 };
+/* What krayd's guards against greedy and runaway clients did (docs/limits.md): the same
+ * layout as struct kray_guard_stats in kray/kray.h. */
+struct kray_wire_guards {
+	__u64 jobs; /* job records now (a driver's, or a job with tasks here) */
+	__u64 actors_dead; /* dead actors' records kept now */
+	__u64 connections; /* open now */
+	__u64 buffer_bytes; /* held by every connection's buffers now */
+	__u64 clients_refused; /* past max-clients */
+	__u64 closed_slow; /* past hello-timeout-ms or frame-timeout-ms */
+	__u64 closed_output; /* past client-output-limit */
+	__u64 closed_buffers; /* past client-buffers-max */
+	__u64 closed_nomem; /* for want of memory */
+	__u64 accept_pauses; /* at the descriptor limit */
+	__u64 links_refused; /* node links refused before they proved the token */
+	__u64 nest_stalled; /* 1: every pool worker is blocked in a get while tasks wait */
+	__u64 workers_over; /* pool workers started past max-workers for nesting, now */
+	__u64 nest_failed; /* tasks failed for nesting past the raised limit */
+	__u64 tasks_timed_out; /* tasks ended by their timeout */
+	__u64 jobs_ended; /* jobs ended with their driver */
+};
+_Static_assert(sizeof(struct kray_wire_guards) == 128, "guards is 128 bytes");
+
 #ifndef KRAY_STORE_THP /* the same in kray/kray.h */
 #define KRAY_STORE_THP 1u /* shmem transparent huge pages (thp = auto, shmem_enabled allows) */
 #define KRAY_STORE_HUGETLB 2u /* hugetlb memfds (hugepages = 1) */
@@ -537,8 +565,10 @@ struct kray_msg_fwd_task {
 	__u8 name_len;
 	__u8 res_len;
 	__u32 path_len; /* the job's code search path */
+	__u32 timeout_ms; /* as the submit's */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct kray_msg_fwd_task) == 48, "fwd_task is 48 bytes");
+_Static_assert(sizeof(struct kray_msg_fwd_task) == 56, "fwd_task is 56 bytes");
 
 /* An object's value sent to another node.  Inline values (size == len) come whole; a
  * large object (type KRAY_WT_FD) comes in chunks of at most KRAY_CHUNK bytes, the first

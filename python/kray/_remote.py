@@ -12,6 +12,7 @@ The function or class travels once per process as an object in the store (its "b
 and each call passes a ref to it, so krayd and the C worker need no notion of Python.
 """
 import inspect
+import math
 import os
 import sys
 
@@ -40,11 +41,20 @@ _PG_OPTIONS = {"placement_group", "placement_group_bundle_index",
                "placement_group_capture_child_tasks"}  # Ray's older form
 _TASK_OPTIONS = {"num_returns", "max_retries", "num_cpus", "num_gpus", "resources", "name",
                  "retry_exceptions", "memory", "runtime_env", "scheduling_strategy",
-                 "_metadata"} | _PG_OPTIONS
+                 "timeout_s", "_metadata"} | _PG_OPTIONS
 _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts", "max_task_retries",
                   "max_concurrency", "name", "namespace", "lifetime", "memory",
                   "runtime_env", "scheduling_strategy", "get_if_exists", "max_pending_calls",
                   "concurrency_groups", "_metadata"} | _PG_OPTIONS
+
+_TIMEOUT_MAX_S = (2**32 - 1) // 1000  # krayd's timeout is 32-bit milliseconds
+
+
+def _timeout_ms(opts):
+    """The timeout_s option in krayd's milliseconds (0: none)."""
+    t = opts.get("timeout_s")
+    return 0 if t is None else max(1, int(math.ceil(t * 1000)))
+
 
 # Bumped by kray.init/shutdown: blobs put under an earlier connection are gone.
 session = [0]
@@ -66,6 +76,10 @@ def _check(opts, allowed, what):
         v = opts.get(k)
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
             raise ValueError(f"{k} must be a number >= 0")
+    t = opts.get("timeout_s")
+    if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool) or
+                          not 0 < t <= _TIMEOUT_MAX_S):
+        raise ValueError(f"timeout_s must be a number of seconds > 0 and <= {_TIMEOUT_MAX_S}")
     r = opts.get("resources")
     if r is not None:
         if not isinstance(r, dict) or any(not isinstance(v, (int, float)) or v < 0
@@ -269,7 +283,7 @@ class RemoteFunction:
         if archives:  # a runtime_env's directories: the call's last arguments
             cargs += archives
         return _refs(_kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
-                                  None, res), n)
+                                  None, res, _timeout_ms(opts)), n)
 
 
 class _Bound:
@@ -518,7 +532,7 @@ class CFunction:
     def __init__(self, name, options=None):
         self._name = name
         self._options = dict(options or {})
-        _check(self._options, {"num_returns", "max_retries"}, "a C function")
+        _check(self._options, {"num_returns", "max_retries", "timeout_s"}, "a C function")
 
     def options(self, **options):
         merged = dict(self._options)
@@ -529,7 +543,8 @@ class CFunction:
         n = self._options.get("num_returns", 1)
         retries = self._options.get("max_retries", 3)
         cargs = [(a._ref,) if isinstance(a, ActorHandle) else a for a in args]
-        return _refs(_kray.submit(self._name, cargs, n, retries, None), n)
+        return _refs(_kray.submit(self._name, cargs, n, retries, None, None,
+                                  _timeout_ms(self._options)), n)
 
 
 def cfunction(name, **options):

@@ -109,6 +109,11 @@ class GetTimeoutError(RayError, TimeoutError):
     """kray.get's timeout passed before the objects were ready."""
 
 
+class TaskTimeoutError(RayError, TimeoutError):
+    """The task ran past its ``timeout_s`` option (a kray extension: Ray has none); its
+    worker was killed and replaced, and the task was not retried."""
+
+
 class RayActorError(RayError):
     """An actor could not run the call: it died, or could not be created."""
 

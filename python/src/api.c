@@ -274,8 +274,9 @@ static PyObject *api_ids(PyObject *self, PyObject *unused)
 	return Py_BuildValue("(III)", ids.node, ids.client, ids.job);
 }
 
-/* submit(fn, args, num_returns, max_retries, actor or None[, resources]) -> [ObjectRef];
- * resources: a task's "CPU:n,GPU:n,NAME:n" or None */
+/* submit(fn, args, num_returns, max_retries, actor or None[, resources[, timeout_ms]])
+ * -> [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or None; timeout_ms: 0 for
+ * none */
 static PyObject *api_submit(PyObject *self, PyObject *args)
 {
 	const char *fn;
@@ -288,8 +289,8 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 	kray *k;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "sO!IiO|z", &fn, &PyList_Type, &list, &o.num_returns,
-			      &o.max_retries, &actor, &o.resources))
+	if (!PyArg_ParseTuple(args, "sO!IiO|zI", &fn, &PyList_Type, &list, &o.num_returns,
+			      &o.max_retries, &actor, &o.resources, &o.timeout_ms))
 		return NULL;
 	if (actor != Py_None && !ext_ref_get(actor, &aid))
 		return PyErr_Format(PyExc_TypeError, "actor must be an ObjectRef");

@@ -60,7 +60,8 @@ PyMODINIT_FUNC PyInit__kray(void)
 	    PyModule_AddIntConstant(m, "ERR_INTERNAL", KRAY_ERR_INTERNAL) ||
 	    PyModule_AddIntConstant(m, "ERR_STORE_FULL", KRAY_ERR_STORE_FULL) ||
 	    PyModule_AddIntConstant(m, "ERR_ACTOR_DIED", KRAY_ERR_ACTOR_DIED) ||
-	    PyModule_AddIntConstant(m, "ERR_CANCELLED", KRAY_ERR_CANCELLED)) {
+	    PyModule_AddIntConstant(m, "ERR_CANCELLED", KRAY_ERR_CANCELLED) ||
+	    PyModule_AddIntConstant(m, "ERR_TIMED_OUT", KRAY_ERR_TIMED_OUT)) {
 		Py_DECREF(m);
 		return NULL;
 	}

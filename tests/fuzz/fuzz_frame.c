@@ -577,6 +577,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_CANCEL] = chk_cancel,
 	[KRAY_MSG_TIMELINE] = chk_empty,
 	[KRAY_MSG_LIST_OBJECTS] = chk_empty,
+	[KRAY_MSG_GUARDS] = chk_empty,
 };
 
 static const chk_fn every[] = {

@@ -13,6 +13,7 @@
 #include "../../common/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/time.h>
 #include <poll.h>
 #include <netinet/in.h>
@@ -187,8 +188,26 @@ void harness_shutdown(kray *k)
 	kray_shutdown(k);
 }
 
+static pid_t children[8]; /* harness_busy_driver()'s, until harness_kill_child() */
+
+int harness_kill_child(pid_t pid)
+{
+	int status = -1;
+
+	for (int i = 0; i < 8; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+	kill(pid, SIGKILL);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return status;
+}
+
 void harness_cleanup(void)
 {
+	for (int i = 0; i < 8; i++)
+		if (children[i])
+			harness_kill_child(children[i]);
 	for (int i = 0; i < MAX_HANDLES; i++) {
 		if (handles[i]) {
 			kray_shutdown(handles[i]);
@@ -291,6 +310,56 @@ void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_
 	kray_value_clear(&v);
 	cr_assert_eq(v.type, KRAY_NIL, "kray_value_clear did not reset the value to NIL");
 	kray_release(k, &r, 1);
+}
+
+static void busy_driver(const char *sock, int fd, int n, int64_t ms)
+{
+	struct kray_config cfg = { .address = sock };
+	kray *k;
+	kray_ref r;
+
+	if (kray_init(&k, &cfg))
+		_exit(2);
+	for (int i = 0; i < n; i++)
+		if (kray_call(k, "sleep_ms", &KRAY_V_INT(ms), 1, NULL, &r))
+			_exit(3);
+	if (kray_status(k, &(struct kray_stats){ 0 })) /* krayd has them all */
+		_exit(4);
+	if (write(fd, "s", 1) != 1)
+		_exit(5);
+	pause();
+	_exit(0);
+}
+
+pid_t harness_busy_driver(const char *sock, int n, int64_t ms)
+{
+	int fds[2], status;
+	pid_t pid;
+	char c;
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe");
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(fds[0]);
+		busy_driver(sock, fds[1], n, ms);
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1) {
+		close(fds[0]);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert_fail("the busy driver did not submit its tasks (status %#x)", status);
+	}
+	close(fds[0]);
+	for (int i = 0; i < 8; i++) {
+		if (!children[i]) {
+			children[i] = pid;
+			break;
+		}
+	}
+	return pid;
 }
 
 struct kray_stats harness_status(kray *k)

@@ -210,61 +210,28 @@ Test(cancel, malformed_frames_refused)
 	expect_refused(&h, KRAY_MSG_CANCEL, &m, sizeof(m), -EBADMSG, "CANCEL with flag 0x80");
 	m.flags = KRAY_CANCEL_FORCE;
 	expect_refused(&h, KRAY_MSG_CANCEL, &m, sizeof(m) - 8, -EBADMSG, "a short CANCEL");
-	/* A number between the core's range and the Python range is not a message. */
-	expect_refused(&h, KRAY_MSG_TEXT_REPLY + 1, gap, sizeof(gap), -EBADMSG, "type 28");
+	/* A number in the Python range past its types is not a message. */
+	expect_refused(&h, KRAY_MSG_HOLD + 1, gap, sizeof(gap), -EBADMSG, "type 34");
 	k = harness_connect(h.sock);
 	harness_expect_int(k, "square", &KRAY_V_INT(6), 1, 36);
 	harness_shutdown(k);
-}
-
-/* A driver of its own in a child process: submits n sleep_ms(ms) tasks to krayd at sock,
- * says so on fd, then waits to be killed. */
-static void busy_driver(const char *sock, int fd, int n, int64_t ms)
-{
-	struct kray_config cfg = { .address = sock };
-	kray *k;
-	kray_ref r;
-
-	if (kray_init(&k, &cfg))
-		_exit(2);
-	for (int i = 0; i < n; i++)
-		if (kray_call(k, "sleep_ms", &KRAY_V_INT(ms), 1, NULL, &r))
-			_exit(3);
-	if (kray_status(k, &(struct kray_stats){ 0 })) /* krayd has them all */
-		_exit(4);
-	if (write(fd, "s", 1) != 1)
-		_exit(5);
-	pause();
-	_exit(0);
 }
 
 Test(cancel, a_driver_that_dies_takes_its_job_with_it, .timeout = 90)
 {
 	struct harness h;
 	struct kray_stats st;
-	int fds[2];
 	pid_t pid;
-	char c;
 	kray *k;
 	int64_t t0;
 
 	cr_assert_eq(harness_start_krayd(&h, 2), 0, "harness_start_krayd");
-	cr_assert_eq(pipe(fds), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		busy_driver(h.sock, fds[1], 10000, 200);
-	}
-	close(fds[1]);
-	cr_assert_eq(read(fds[0], &c, 1), 1, "the child driver did not submit its tasks");
-	close(fds[0]);
+	pid = harness_busy_driver(h.sock, 10000, 200);
 	k = harness_connect(h.sock);
 	st = harness_status(k);
 	cr_assert_gt(st.tasks_queued, 9000, "its tasks wait in the queue (%llu)",
 		     (unsigned long long)st.tasks_queued);
-	kill(pid, SIGKILL);
-	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert_neq(harness_kill_child(pid), -1);
 	/* Its queued tasks are dropped and the workers running its tasks stopped: the node
 	 * is idle within a second, and serves others. */
 	t0 = harness_now_ms();
@@ -284,27 +251,15 @@ Test(cancel, another_jobs_tasks_go_on_when_a_driver_dies, .timeout = 90)
 {
 	struct harness h;
 	kray_ref mine[2];
-	int fds[2];
 	pid_t pid;
-	char c;
 	kray *k;
 
 	cr_assert_eq(harness_start_krayd(&h, 2), 0, "harness_start_krayd");
 	k = harness_connect(h.sock);
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(1500), 1, NULL, &mine[i]), 0);
-	cr_assert_eq(pipe(fds), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		close(fds[0]);
-		busy_driver(h.sock, fds[1], 50, 1000);
-	}
-	close(fds[1]);
-	cr_assert_eq(read(fds[0], &c, 1), 1, "the child driver did not submit its tasks");
-	close(fds[0]);
-	kill(pid, SIGKILL);
-	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	pid = harness_busy_driver(h.sock, 50, 1000);
+	cr_assert_neq(harness_kill_child(pid), -1);
 	for (int i = 0; i < 2; i++) {
 		kray_value v;
 

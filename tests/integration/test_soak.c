@@ -87,13 +87,14 @@ enum op {
 	OP_WORKER_DEATH,
 	OP_TIMEOUT,
 	OP_WORKER_API,
+	OP_TASK_TIMEOUT,
 	NOPS
 };
 
 static const char *const op_names[NOPS] = {
 	"tasks",      "nested",	      "ref_args",    "put_get",	   "create",
 	"task_bytes", "check_held",   "nested_refs", "actor",	   "actor_lookup",
-	"detached",   "worker_death", "timeout",     "worker_api",
+	"detached",   "worker_death", "timeout",     "worker_api", "task_timeout",
 };
 
 /* In a MAP_SHARED mapping made before the drivers are forked; updated atomically. */
@@ -808,22 +809,43 @@ static void op_worker_api(struct driver *d)
 		   "call_and_get(die_always)");
 }
 
+/* A task past its timeout fails with TIMED_OUT (its worker replaced); one in time does
+ * not. */
+static void op_task_timeout(struct driver *d)
+{
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value slow = KRAY_V_INT(5000), quick = KRAY_V_INT(1);
+
+	o.timeout_ms = (unsigned)range(d, 100, 300);
+	expect_err(d, call(d, "sleep_ms", &slow, 1, &o), KRAY_ERR_TIMED_OUT, "sleep past timeout");
+	o.timeout_ms = 30000;
+	expect_int(d, call(d, "sleep_ms", &quick, 1, &o), 1, "sleep_ms in time");
+}
+
 static void (*const ops[NOPS])(struct driver *) = {
-	[OP_TASKS] = op_tasks,		 [OP_NESTED] = op_nested,
-	[OP_REF_ARGS] = op_ref_args,	 [OP_PUT_GET] = op_put_get,
-	[OP_CREATE] = op_create,	 [OP_TASK_BYTES] = op_task_bytes,
-	[OP_CHECK_HELD] = op_check_held, [OP_NESTED_REFS] = op_nested_refs,
-	[OP_ACTOR] = op_actor,		 [OP_ACTOR_LOOKUP] = op_actor_lookup,
-	[OP_DETACHED] = op_detached,	 [OP_WORKER_DEATH] = op_worker_death,
-	[OP_TIMEOUT] = op_timeout,	 [OP_WORKER_API] = op_worker_api,
+	[OP_TASKS] = op_tasks,
+	[OP_NESTED] = op_nested,
+	[OP_REF_ARGS] = op_ref_args,
+	[OP_PUT_GET] = op_put_get,
+	[OP_CREATE] = op_create,
+	[OP_TASK_BYTES] = op_task_bytes,
+	[OP_CHECK_HELD] = op_check_held,
+	[OP_NESTED_REFS] = op_nested_refs,
+	[OP_ACTOR] = op_actor,
+	[OP_ACTOR_LOOKUP] = op_actor_lookup,
+	[OP_DETACHED] = op_detached,
+	[OP_WORKER_DEATH] = op_worker_death,
+	[OP_TIMEOUT] = op_timeout,
+	[OP_WORKER_API] = op_worker_api,
+	[OP_TASK_TIMEOUT] = op_task_timeout,
 };
 
 /* Relative weights: the cheap operations most often. */
 static const int weights[NOPS] = {
-	[OP_TASKS] = 14,  [OP_NESTED] = 5,	 [OP_REF_ARGS] = 8,   [OP_PUT_GET] = 14,
-	[OP_CREATE] = 8,  [OP_TASK_BYTES] = 8,	 [OP_CHECK_HELD] = 8, [OP_NESTED_REFS] = 5,
-	[OP_ACTOR] = 10,  [OP_ACTOR_LOOKUP] = 4, [OP_DETACHED] = 1,   [OP_WORKER_DEATH] = 3,
-	[OP_TIMEOUT] = 2, [OP_WORKER_API] = 3,
+	[OP_TASKS] = 14,  [OP_NESTED] = 5,	 [OP_REF_ARGS] = 8,	[OP_PUT_GET] = 14,
+	[OP_CREATE] = 8,  [OP_TASK_BYTES] = 8,	 [OP_CHECK_HELD] = 8,	[OP_NESTED_REFS] = 5,
+	[OP_ACTOR] = 10,  [OP_ACTOR_LOOKUP] = 4, [OP_DETACHED] = 1,	[OP_WORKER_DEATH] = 3,
+	[OP_TIMEOUT] = 2, [OP_WORKER_API] = 3,	 [OP_TASK_TIMEOUT] = 1,
 };
 
 static enum op pick(struct driver *d)
@@ -929,6 +951,7 @@ struct figures {
 	int workers;
 	int spill_files;
 	struct kray_stats st;
+	struct kray_guard_stats g;
 };
 
 static long rss_kb(pid_t pid)
@@ -1062,6 +1085,7 @@ static struct figures measure(struct harness *h, kray *k)
 	char spill[200];
 
 	f.st = harness_status(k);
+	cr_assert_eq(kray_guard_status(k, &f.g), 0, "kray_guard_status: %s", kray_errmsg(k));
 	f.rss_kb = rss_kb(h->pid);
 	f.fds = count_fds(h->pid, &f.memfds);
 	f.workers = children_of(h->pid);
@@ -1081,7 +1105,7 @@ static struct figures settle(struct harness *h, kray *k, bool pool)
 		f = measure(h, k);
 		if (!f.st.objects && !f.st.store_bytes && !f.st.objects_pinned &&
 		    !f.st.objects_spilled && !f.st.actors_alive && !f.st.actors_pending &&
-		    !f.st.tasks_queued && !f.st.workers_busy && !f.spill_files &&
+		    !f.st.tasks_queued && !f.st.workers_busy && !f.spill_files && f.g.jobs <= 1 &&
 		    (!pool || f.workers <= NUM_CPUS))
 			break;
 		usleep(50000);
@@ -1174,11 +1198,13 @@ static void print_figures(const char *when, const struct figures *f)
 {
 	fprintf(stderr,
 		"%s: rss %ld kB, fds %d (memfds %d), workers %d, objects %llu, store_bytes "
-		"%llu, pinned %llu, spilled %llu, spill files %d, actors %llu",
+		"%llu, pinned %llu, spilled %llu, spill files %d, actors %llu, job records %llu, "
+		"dead actors %llu",
 		when, f->rss_kb, f->fds, f->memfds, f->workers, (unsigned long long)f->st.objects,
 		(unsigned long long)f->st.store_bytes, (unsigned long long)f->st.objects_pinned,
 		(unsigned long long)f->st.objects_spilled, f->spill_files,
-		(unsigned long long)f->st.actors_alive);
+		(unsigned long long)f->st.actors_alive, (unsigned long long)f->g.jobs,
+		(unsigned long long)f->g.actors_dead);
 }
 
 /*
@@ -1268,6 +1294,11 @@ Test(soak, mixed_load)
 	cr_assert_leq(end.workers, NUM_CPUS,
 		      "%d worker processes left, more than the prestarted pool of %d", end.workers,
 		      NUM_CPUS);
+	/* Records of drivers and actors that came and went do not pile up. */
+	cr_assert_eq(end.g.jobs, 1, "job records left: %llu (only the test's own driver's)",
+		     (unsigned long long)end.g.jobs);
+	cr_assert_leq(end.g.actors_dead, 1000, "dead actors' records: %llu (dead-actors-kept)",
+		      (unsigned long long)end.g.actors_dead);
 	/* One socket per worker, two with the BPF fast path (krayd keeps its end of the
 	 * worker's fast connection, docs/fastpath.md): a slow (sanitized) pool may still have
 	 * been connecting when the baseline was taken, so count workers that joined since. */

@@ -89,3 +89,9 @@ def test_timeline_example(tmp_path):
     assert out == f"25 tasks written to {path}", out  # 12 tasks, the constructor, 12 calls
     events = json.loads(path.read_text())["traceEvents"]
     assert sum(e["ph"] == "X" for e in events) == 25
+
+
+def test_task_timeout_example():
+    out = run_example("task_timeout.py").splitlines()
+    assert out[0].startswith("timed out after 1 s: ") and "timed out" in out[0][20:], out
+    assert out[1] == "[0, 1, 4, 9]"

@@ -15,7 +15,7 @@ static struct task *mk_task(uint32_t seq, uint32_t cpu_milli)
 
 	cr_assert_not_null(t);
 	t->id = (struct kray_oid){ .node = 7, .owner = 1, .seq = seq };
-	t->job = job;
+	task_set_job(&d, t, job);
 	t->fn = sched_fn(&d, "f", 1);
 	t->cpu_milli = cpu_milli;
 	t->submit_ns = now_ns();
@@ -66,7 +66,7 @@ static void setup(void)
 {
 	core_setup(NULL);
 	job = 1;
-	cr_assert_eq(job_add(&d, job, "libf.so", 7), 0);
+	job_hold(job_add(&d, job, "libf.so", 7));
 }
 
 static void teardown(void)
@@ -107,6 +107,58 @@ Test(sched, the_queue_is_fifo_and_front_goes_first)
 	sched_enqueue(&d, mk_task(5, 1000), false);
 	cr_assert_eq(queued_seq(2), 5);
 	cr_assert_eq(d.st.tasks_queued, 3);
+}
+
+/* Jobs with queued tasks take turns; each keeps its own order; a job that was idle starts
+ * after the last task dispatched, with no turns banked. */
+Test(sched, jobs_take_turns)
+{
+	uint32_t a = job, b = 2, c = 3;
+	struct task *t;
+
+	job_hold(job_add(&d, b, "libf.so", 7));
+	job_hold(job_add(&d, c, "libf.so", 7));
+	for (uint32_t i = 1; i <= 5; i++)
+		sched_enqueue(&d, mk_task(i, 1000), false); /* job a: 1..5 */
+	job = b;
+	sched_enqueue(&d, mk_task(11, 1000), false);
+	sched_enqueue(&d, mk_task(12, 1000), false);
+	static const uint32_t want[] = { 1, 11, 2, 12, 3, 4, 5 };
+
+	for (unsigned i = 0; i < 7; i++)
+		cr_assert_eq(queued_seq(i), want[i], "place %u: %u, want %u", i, queued_seq(i),
+			     want[i]);
+	/* Take three (as dispatch does), then job c arrives: it joins the current round (after
+	 * a's task of the same rank), not the end of the queue. */
+	for (int i = 0; i < 3; i++) {
+		t = d.qhead;
+		sched_unqueue(&d, &d.qhead, NULL);
+		if (t->rank > d.vnow)
+			d.vnow = t->rank;
+		task_free(&d, t);
+	}
+	job = c;
+	sched_enqueue(&d, mk_task(21, 1000), false);
+	cr_assert_eq(queued_seq(0), 12);
+	cr_assert_eq(queued_seq(1), 3);
+	cr_assert_eq(queued_seq(2), 21, "job c's first task: %u", queued_seq(2));
+	cr_assert_eq(queued_seq(3), 4);
+	job = a;
+}
+
+/* A job's record lives while its driver or a task refers to it. */
+Test(sched, job_records_go_with_their_last_reference)
+{
+	struct task *t;
+
+	job_hold(job_add(&d, 9, "libj.so", 7));
+	job = 9;
+	t = mk_task(1, 1000);
+	job = 1;
+	job_drop(&d, job_get(&d, 9)); /* the driver went: its task still holds it */
+	cr_assert_str_eq(job_code_path(&d, 9), "libj.so");
+	task_free(&d, t);
+	cr_assert_null(job_get(&d, 9), "the record outlived its last task");
 }
 
 Test(sched, the_placement_hook_takes_what_it_wants)
