@@ -204,14 +204,14 @@ test-layers: $(O)/bin/krayd
 		--outer cluster,bpf,kmod,dashboard --allow-cycle actor,sched,task
 
 # The whole suite again with every binary built with ASan, LSan and UBSan (build-asan/):
-# any report fails the run.
+# any report fails the run, whichever process printed it (tests/san-check.sh).
 test-asan: deps
 	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" all
 	@ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=66 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	 $(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
-		test-unit test-integration test-fuzz-replay
+		TEST_WRAP=$(CURDIR)/tests/san-check.sh test-unit test-integration test-fuzz-replay
 
 # ThreadSanitizer where kray has threads: krayd (the pool filler) and kray-worker (actor
 # method threads), built in build-tsan/ and driven by the normal test binaries (Criterion
@@ -229,10 +229,10 @@ test-tsan: deps
 test-unit: $(UNIT) $(LIBKRAY) $(O)/lib/libkray.a
 	@echo "== tests/check-symbols.sh"; CC="$(CC)" tests/check-symbols.sh $(O)/lib
 	@echo "== tests/libclient-pairs.sh"; tests/libclient-pairs.sh --check $(O)/pic/libclient
-	@set -e; for t in $(UNIT); do echo "== $$t"; $(TEST_ENV) $$t --jobs 2; done
+	@set -e; for t in $(UNIT); do echo "== $$t"; $(TEST_ENV) $(TEST_WRAP) $$t --jobs 2; done
 
 test-integration: $(INTEG) $(FIXTURES) $(BINS)
-	@set -e; for t in $(INTEG); do echo "== $$t"; $(TEST_ENV) $$t --jobs 1; done
+	@set -e; for t in $(INTEG); do echo "== $$t"; $(TEST_ENV) $(TEST_WRAP) $$t --jobs 1; done
 
 # ---- fuzzing (tests/fuzz/, docs/hardening.md) -------------------------------------------
 # Fuzz targets over what a peer or an admin hands kray: fuzz_frame (a stream of frames

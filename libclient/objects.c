@@ -318,6 +318,16 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 	const char *why = "no descriptor came with it";
 	int fd;
 
+	if ((w->type == KRAY_WT_INT64 || w->type == KRAY_WT_F64 || w->type == KRAY_WT_NIL) &&
+	    !w->nrefs) {
+		/* A scalar lives in the value itself: nothing to allocate or free. */
+		*ret = (kray_value){ .type = (enum kray_type)w->type };
+		if (w->type == KRAY_WT_INT64)
+			memcpy(&ret->i, &w->scalar, sizeof(ret->i));
+		else if (w->type == KRAY_WT_F64)
+			memcpy(&ret->f, &w->scalar, sizeof(ret->f));
+		return 0;
+	}
 	if (w->type != KRAY_WT_FD) {
 		m = mem_new(w->type, w->type == KRAY_WT_ERROR ? w->err : w->scalar, w->data,
 			    w->len);
@@ -366,8 +376,11 @@ bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
 	if (slot) {
 		struct kray_mem *m = (struct kray_mem *)(uintptr_t)*slot;
 
-		m->refs++;
 		value_from_mem(m, ret);
+		if (m->type == KRAY_WT_BYTES || m->nnested)
+			m->refs++;
+		else
+			ret->priv_ = NULL; /* a scalar: the value holds it all */
 		return true;
 	}
 	/* Not views: a view may outlive the ref (released), and a get must then fail.  A get
