@@ -9,7 +9,10 @@
   tune_overhead    1,000 trials of a no-op function trainable with tune.run, against a
                    plain loop of 1,000 kray tasks
 
-    PYTHONPATH=build/python python3 bench/bench_rllib.py [--trials 1000] [--rounds 1]
+    PYTHONPATH=build/python python3 bench/bench_rllib.py [--trials 1000] [--rounds 3]
+
+Each algorithm runs once untimed first (imports, first worker starts), then the rounds
+alternate which configuration goes first; the figures are medians.
 """
 import argparse
 import json
@@ -34,6 +37,7 @@ ES_FAST = {"seed": 0, "episodes_per_batch": 50, "train_batch_size": 2000,
 def solve(cls, config, max_iter=60):
     t0 = time.perf_counter()
     trainer = cls(config, "CartPole-v0")
+    t_start = time.perf_counter() - t0
     sample_s = steps = 0.0
     for _ in range(max_iter):
         r = trainer.train()
@@ -43,9 +47,11 @@ def solve(cls, config, max_iter=60):
         if r["episode_reward_mean"] >= 195:
             break
     trainer.stop()
-    return {"seconds": time.perf_counter() - t0, "iterations": r["training_iteration"],
+    total = time.perf_counter() - t0
+    return {"seconds": total, "iterations": r["training_iteration"],
             "reward": r["episode_reward_mean"], "samples_per_s": steps / sample_s,
-            "solved": r["episode_reward_mean"] >= 195}
+            "solved": r["episode_reward_mean"] >= 195, "start_s": t_start,
+            "sample_s": sample_s, "other_s": total - t_start - sample_s}
 
 
 def noop(config):
@@ -81,16 +87,27 @@ def tune_overhead(n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--skip", default="", help="comma-separated: ppo, es, tune")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     kray.init(num_cpus=os.cpu_count())
     out = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    skip = set(filter(None, args.skip.split(",")))
     for name, cls, cfg, base in (("ppo", PPOTrainer, PPO_FAST, 0), ("es", ESTrainer, ES_FAST, 1)):
+        if name in skip:
+            continue
         par, seq = [], []
-        for _ in range(args.rounds):
-            par.append(solve(cls, dict(cfg, num_workers=2)))
-            seq.append(solve(cls, dict(cfg, num_workers=base)))
+        # Untimed first: the imports (torch: seconds) and the first workers' start would
+        # otherwise count against whichever runs first.
+        for nw in (2, base):
+            t = cls(dict(cfg, num_workers=nw), "CartPole-v0")
+            t.train()
+            t.stop()
+        for i in range(args.rounds):  # alternating which goes first
+            runs = [(par, 2), (seq, base)]
+            for lst, nw in (runs if i % 2 == 0 else runs[::-1]):
+                lst.append(solve(cls, dict(cfg, num_workers=nw)))
         med = statistics.median
         out[name] = {"parallel_2_workers": par, f"baseline_{base}_workers": seq,
                      "speedup": med(p["seconds"] for p in seq) / med(p["seconds"] for p in par),
@@ -102,6 +119,14 @@ def main():
               f"({med(p['samples_per_s'] for p in seq):,.0f} samples/s): "
               f"{out[name]['speedup']:.2f}x, sampling {out[name]['sampling_speedup']:.2f}x",
               flush=True)
+        for label, runs in (("2 actors", par), (f"{base} workers", seq)):
+            print(f"  {label}: start {med(p['start_s'] for p in runs):.1f} s, sampling "
+                  f"{med(p['sample_s'] for p in runs):.1f} s, learning and the rest "
+                  f"{med(p['other_s'] for p in runs):.1f} s, "
+                  f"{med(p['iterations'] for p in runs):.0f} iterations", flush=True)
+    if "tune" in skip:
+        kray.shutdown()
+        return 0
     o = out["tune"] = tune_overhead(args.trials)
     print(f"tune: {o['trials']} no-op trials in {o['tune_s']:.1f} s "
           f"({o['tune_ms_per_trial']:.2f} ms/trial); a loop of {o['trials']} kray tasks "

@@ -25,6 +25,7 @@
 #include "core/getreq.h"
 #include "core/sched.h"
 #include "core/proto.h"
+#include "core/pgroup.h"
 #include "core/timeout.h"
 #include "core/metrics.h"
 #include "core/timeline.h"
@@ -101,6 +102,7 @@ int main(int argc, char **argv)
 		d.nres = wire_parse_resources(d.cfg.resources, strlen(d.cfg.resources), res);
 		for (int i = 0; i < d.nres; i++)
 			d.res[i].r = res[i];
+		d.nres_own = d.nres;
 	}
 	/* The socket's directory: created 0700, or refused if it is not ours or others may
 	 * write in it (issue 21), before krayd writes anything there. */
@@ -150,7 +152,9 @@ int main(int argc, char **argv)
 		store_spill_close(&d);
 		return 1;
 	}
-	if (cluster_init(&d)) {
+	/* Placement groups first: their hook holds a group's tasks before the cluster's
+	 * placement sees them. */
+	if (pgroup_init(&d) || cluster_init(&d)) {
 		loop_fini(&d);
 		cluster_fini(&d);
 		store_mem_fini(&d);
@@ -194,6 +198,7 @@ int main(int argc, char **argv)
 	metrics_fini(&d);
 	dashboard_fini(&d); /* after loop_fini(): its connections are gone */
 	cluster_fini(&d);
+	pgroup_fini(&d);
 	sched_fini(&d);
 	actor_fini(&d);
 	store_fini(&d);

@@ -202,6 +202,12 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		return remote_on_cancel(l, body, h->len);
 	case KRAY_MSG_FWD_JOB_END:
 		return remote_on_job_end(l, body, h->len);
+	case KRAY_MSG_PG_RESERVE:
+		return pgplace_on_reserve(l, body, h->len);
+	case KRAY_MSG_PG_RESERVED:
+		return pgplace_on_reserved(l, body, h->len);
+	case KRAY_MSG_PG_RELEASE:
+		return pgplace_on_release(l, body, h->len);
 	case KRAY_MSG_ERROR:
 		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
 	default:
@@ -226,6 +232,7 @@ static void on_link_gone(struct link *l)
 	lineage_link_gone(d, l);
 	ractor_link_gone(d, l);
 	remote_link_gone(l);
+	pgplace_link_gone(l);
 	if (d->cfg.head)
 		gcs_link_gone(l);
 	member_link_gone(l);
@@ -408,6 +415,8 @@ static const struct ext cluster_ext = {
 	.next_deadline = cluster_next_deadline,
 	.tick = cluster_tick,
 	.place = ext_place_task,
+	.pg_place = pgplace_place,
+	.pg_removed = pgplace_removed,
 	.task_done = remote_task_done,
 	.task_cancel = remote_cancel,
 	.obj_wanted = remote_want,

@@ -387,4 +387,13 @@ int query_on_reply(struct link *l, const uint8_t *body, uint32_t len);
 void query_expire(struct krayd *d, int64_t now);
 void query_fini(struct krayd *d);
 
+/* pgplace.c: placement groups across the nodes (core/pgroup.c keeps them). */
+struct pgroup;
+bool pgplace_place(struct krayd *d, struct pgroup *g);
+void pgplace_removed(struct krayd *d, struct pgroup *g);
+int pgplace_on_reserve(struct link *l, const uint8_t *body, uint32_t len);
+int pgplace_on_reserved(struct link *l, const uint8_t *body, uint32_t len);
+int pgplace_on_release(struct link *l, const uint8_t *body, uint32_t len);
+void pgplace_link_gone(struct link *l);
+
 #endif

@@ -46,8 +46,8 @@ void node_self(struct krayd *d, struct node_entry *e)
 	e->m.tasks_finished = d->st.tasks_finished;
 	snprintf(e->res_text, sizeof(e->res_text), "%s", d->cfg.resources);
 	e->m.res_len = (uint8_t)strlen(e->res_text);
-	e->nres = d->nres;
-	for (int i = 0; i < d->nres; i++)
+	e->nres = d->nres_own;
+	for (int i = 0; i < d->nres_own; i++)
 		e->res[i] = d->res[i].r;
 	e->last_seen = now_ns();
 }

@@ -20,6 +20,7 @@
 #include "core/actor.h"
 #include "core/store.h"
 #include "core/sched.h"
+#include "core/pgroup.h"
 
 int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 			const struct wire_resource *res, int nres, struct kray_oid *ret_id)
@@ -29,8 +30,8 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	uint32_t job = m->m.job && job_code_path(d, m->m.job) ? m->m.job : c->job;
 	const char *path = job_code_path(d, job);
 	struct kray_msg_fwd_actor f = { .actor = id, .job = job };
-	uint32_t node = node_pick(d, res, nres, 0, NULL);
-	struct link *l = node ? net_link_to(d, node) : NULL;
+	uint32_t node = pg_node_for(d, res, nres); /* a placement group's bundle's node */
+	struct link *l;
 	struct wire_rd r;
 	struct wire_value v;
 	struct kbuf *b;
@@ -39,6 +40,9 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	bool refs = false;
 	size_t off;
 
+	if (!node || node == d->node)
+		node = node_pick(d, res, nres, 0, NULL);
+	l = node ? net_link_to(d, node) : NULL;
 	if (!node)
 		return -ENOENT;
 	if (!l)

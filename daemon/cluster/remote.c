@@ -29,6 +29,7 @@
 #include "core/actor.h"
 #include "core/store.h"
 #include "core/sched.h"
+#include "core/pgroup.h"
 
 static bool local_has(struct krayd *d, const struct task *t)
 {
@@ -214,6 +215,18 @@ bool remote_take(struct krayd *d, struct task *t)
 			return true;
 		}
 		node = l->node;
+		goto send;
+	}
+	/* A task of a placement group made here goes to its bundle's node. */
+	node = t->nres ? pg_node_for(d, t->res, t->nres) : 0;
+	if (node && node != d->node) {
+		if (!(l = net_link_to(d, node))) {
+			task_fail(d, t, KRAY_WE_BAD_ARGS,
+				  "no link to node %08x, which holds the placement group bundle "
+				  "'%.*s' needs",
+				  node, t->fn->name_len, t->fn->name);
+			return true;
+		}
 		goto send;
 	}
 	if (!t->nres || local_has(d, t)) {

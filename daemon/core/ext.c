@@ -64,6 +64,17 @@ bool ext_place(struct krayd *d, struct task *t)
 	return false;
 }
 
+bool ext_pg_place(struct krayd *d, struct pgroup *g)
+{
+	each(d, e, pg_place) if (e->pg_place(d, g)) return true;
+	return false;
+}
+
+void ext_pg_removed(struct krayd *d, struct pgroup *g)
+{
+	each(d, e, pg_removed) e->pg_removed(d, g);
+}
+
 bool ext_worker_claim(struct krayd *d, struct worker *w)
 {
 	each(d, e, worker_claim) if (!e->worker_claim(d, w)) return false;

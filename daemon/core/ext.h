@@ -31,8 +31,9 @@ struct kray_oid;
 struct kray_wire_stats;
 struct wire_actor_create;
 struct wire_resource;
+struct pgroup;
 
-#define EXT_MAX 5 /* the cluster, BPF metrics, the fast path, /dev/kray, the dashboard */
+#define EXT_MAX 6 /* groups, the cluster, BPF metrics, the fast path, /dev/kray, the dashboard */
 
 /* One node's answer to ext_gather(): its JSON, or ok false (it did not answer in time). */
 struct ext_part {
@@ -57,6 +58,11 @@ struct ext {
 	/* Placement.  place: takes t instead of the local queue (runs it elsewhere, or fails
 	 * it for want of a node that can); true when taken. */
 	bool (*place)(struct krayd *d, struct task *t);
+	/* Placement groups (core/pgroup.c).  pg_place: places pending g across nodes, or
+	 * starts to (true), false to place it on this node alone.  pg_removed: g goes; its
+	 * bundles on other nodes are given back. */
+	bool (*pg_place)(struct krayd *d, struct pgroup *g);
+	void (*pg_removed)(struct krayd *d, struct pgroup *g);
 
 	/* Workers.  worker_claim: krayd wants idle w for an EXEC (false: another path gave it
 	 * work first).  worker_busy: w runs work krayd did not send (it holds a CPU slot).
@@ -128,6 +134,8 @@ struct ext {
 
 /* Adds e (kept, not copied).  Returns 0, or -ENOSPC past EXT_MAX tables. */
 int ext_add(struct krayd *d, const struct ext *e);
+bool ext_pg_place(struct krayd *d, struct pgroup *g);
+void ext_pg_removed(struct krayd *d, struct pgroup *g);
 
 int64_t ext_next_deadline(struct krayd *d); /* the earliest; -1: none */
 void ext_tick(struct krayd *d, int64_t now);

@@ -20,6 +20,9 @@
 #include "core/ext.h"
 
 #define LOOP_TIMERS 8
+/* A node's custom resources: its own (at most KRAY_RESOURCES_MAX) and its placement groups'
+ * (core/pgroup.c). */
+#define KRAYD_NODE_RES_MAX 128
 
 struct io_uring;
 struct conn;
@@ -27,6 +30,7 @@ struct conn_kind;
 struct worker;
 struct task;
 struct fnstat;
+struct pgroup;
 struct job;
 struct actor;
 struct obj;
@@ -68,12 +72,14 @@ struct krayd {
 	struct oidmap actor_index; /* actor id -> struct actor * (actor.c) */
 	struct actor *done_head, *done_tail; /* done actors, oldest first (actor.c) */
 	unsigned ndone;
-	uint32_t actor_slots_milli; /* CPU slots held by placed actors */
+	uint32_t actor_slots_milli; /* CPU slots held by placed actors and group bundles */
 	struct node_resource {
 		struct wire_resource r; /* name and total */
 		uint64_t used_milli;
-	} res[KRAY_RESOURCES_MAX]; /* this node's custom resources */
-	int nres;
+	} res[KRAYD_NODE_RES_MAX]; /* this node's custom resources, then its groups' */
+	int nres, nres_own; /* all of them; the node's own (the first nres_own) */
+	struct pgroup *pgs; /* placement groups made here (core/pgroup.c) */
+	uint32_t next_pg;
 	struct oidmap objs; /* oid -> struct obj * */
 	struct obj *lru_head, *lru_tail; /* large objects in memory */
 	struct pool *pool;

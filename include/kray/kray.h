@@ -325,6 +325,25 @@ int kray_kv_put(kray *k, const char *key, const void *val, size_t len);
 int kray_kv_get(kray *k, const char *key, void **ret_val, size_t *ret_len);
 int kray_kv_del(kray *k, const char *key);
 
+/*
+ * Placement groups (docs/util.md): kray_pg_create() asks krayd to reserve bundles of
+ * resources, "CPU:1,GPU:1;CPU:2" (bundles separated by ';'), with a strategy below; the
+ * group's id (12 hex characters) goes to ret_id (13 bytes).  The group may be pending:
+ * kray_pg_table() says its state (JSON: a list of groups with their id, name, strategy,
+ * state PENDING/CREATED/REMOVED, why it waits, bundles and their nodes; malloc()ed, freed
+ * by the caller).  Tasks use a group through its resources (CPU_group_0_ID:1, ...).
+ * kray_pg_remove() frees the resources, kills the group's actors and fails its queued
+ * tasks.  Each returns 0 or -errno (-EINVAL, -EEXIST: the name is taken, -ENOENT).
+ */
+#define KRAY_PLACEMENT_PACK 0
+#define KRAY_PLACEMENT_SPREAD 1
+#define KRAY_PLACEMENT_STRICT_PACK 2
+#define KRAY_PLACEMENT_STRICT_SPREAD 3
+int kray_pg_create(kray *k, const char *bundles, int strategy, const char *name, int detached,
+		   char *ret_id);
+int kray_pg_remove(kray *k, const char *id);
+int kray_pg_table(kray *k, char **ret_json);
+
 /* A line per node of the cluster (id, address, ALIVE or DEAD, CPUs, load, resources),
  * for people: *ret_text is malloc()ed, NUL-terminated ("" outside a cluster), freed by
  * the caller.  Returns 0, -EPIPE or -EBADMSG. */

@@ -86,10 +86,11 @@ enum kray_msg_type {
 	KRAY_MSG_LIST_OBJECTS = 29, /* C->D  empty; TEXT_REPLY with the objects as JSON */
 	KRAY_MSG_GUARDS = 30, /* C->D  empty */
 	KRAY_MSG_GUARDS_REPLY = 31, /* D->C  kray_wire_guards */
-	/* 32-39: the Python wrapper's range (issue 6) */
+	/* 32-39: the Python wrapper's range (issue 6), and placement groups (issue 16) */
 	KRAY_MSG_CANCEL = 32, /* C->D  kray_msg_cancel; no reply.  D->W: drop that queued call */
 	KRAY_MSG_HOLD = 33, /* C->D  kray_msg_refs + oids: keep these borrowed refs; no reply */
 	KRAY_MSG_YIELD = 34, /* W->D  kray_msg_yield + 1 value: an item of a streaming call */
+	KRAY_MSG_PG = 35, /* C->D  kray_msg_pg + name + bundles; TEXT_REPLY (placement groups) */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -132,10 +133,12 @@ enum kray_msg_type {
 	KRAY_MSG_GCS_JOB = 71, /* N->head kray_msg_gcs_job + code path: a driver came or went */
 	KRAY_MSG_FWD_CANCEL = 72, /* N->N kray_msg_cancel: cancel this forwarded task there */
 	KRAY_MSG_FWD_JOB_END = 73, /* N->N kray_msg_fwd_job_end: the job's driver exited */
-	KRAY_MSG_NODE_TYPE_MIN = 48,
-	/* 74-76: placement groups between nodes */
+	KRAY_MSG_PG_RESERVE = 74, /* home->N kray_msg_pg_node + bundles: reserve those in mask */
+	KRAY_MSG_PG_RESERVED = 75, /* N->home kray_msg_pg_node (status) + why it refused */
+	KRAY_MSG_PG_RELEASE = 76, /* home->N kray_msg_pg_node: give the group's bundles back */
 	KRAY_MSG_NODE_QUERY = 77, /* head->N kray_msg_node_query: send me your what */
 	KRAY_MSG_NODE_QUERY_REPLY = 78, /* N->head kray_msg_node_query + len bytes of JSON */
+	KRAY_MSG_NODE_TYPE_MIN = 48,
 	KRAY_MSG_NODE_TYPE_MAX = 78,
 	/* 80-87: /dev/kray (kmod/, docs/kmod.md) */
 	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
@@ -146,7 +149,7 @@ enum kray_msg_type {
 static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_GUARDS_REPLY) || t == KRAY_MSG_CANCEL ||
-	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD ||
+	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
 	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;
@@ -331,6 +334,38 @@ struct kray_msg_kill {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct kray_msg_kill) == 24, "kill is 24 bytes");
+
+/* Placement groups (docs/util.md): create (name, strategy, bundles "CPU:1,GPU:1;CPU:2"),
+ * remove (id) or list.  Answered with TEXT_REPLY: its code is 0 or -errno, its text the new
+ * group's id (create), the reason (an error) or the table as JSON (list). */
+enum kray_pg_op { KRAY_PG_CREATE = 1, KRAY_PG_REMOVE = 2, KRAY_PG_TABLE = 3 };
+enum kray_pg_strategy {
+	KRAY_PG_PACK = 0,
+	KRAY_PG_SPREAD = 1,
+	KRAY_PG_STRICT_PACK = 2,
+	KRAY_PG_STRICT_SPREAD = 3,
+};
+#define KRAY_PG_ID_LEN 12 /* hex characters of a group's id */
+#define KRAY_PG_BUNDLES_MAX 64
+
+struct kray_msg_pg {
+	__u8 op; /* enum kray_pg_op */
+	__u8 strategy; /* enum kray_pg_strategy */
+	__u8 detached; /* lives on after its creator's job */
+	__u8 name_len; /* then the name, padded to 8 */
+	__u32 bundles_len; /* then the bundles' text, padded to 8 */
+	char id[16]; /* remove: the group's id (KRAY_PG_ID_LEN characters, NUL-padded) */
+};
+_Static_assert(sizeof(struct kray_msg_pg) == 24, "pg is 24 bytes");
+
+/* A placement group's bundles on another node (daemon/cluster/pgplace.c). */
+struct kray_msg_pg_node {
+	char id[16]; /* the group's id (KRAY_PG_ID_LEN characters, NUL-padded) */
+	__u64 mask; /* the bundles for that node: bit i for bundle i */
+	__s32 status; /* RESERVED: 0 or -errno */
+	__u32 len; /* RESERVE: every bundle's text; RESERVED: the reason; padded to 8 */
+};
+_Static_assert(sizeof(struct kray_msg_pg_node) == 32, "pg_node is 32 bytes");
 
 struct kray_msg_actor_reply {
 	__s32 status; /* 0 or -errno */

@@ -37,13 +37,15 @@ def _qualname(obj):
     q = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or "?"
     return f"{mod}.{q}" if mod else q
 
+_PG_OPTIONS = {"placement_group", "placement_group_bundle_index",
+               "placement_group_capture_child_tasks"}  # Ray's older form
 _TASK_OPTIONS = {"num_returns", "max_retries", "num_cpus", "num_gpus", "resources", "name",
                  "retry_exceptions", "memory", "runtime_env", "scheduling_strategy",
-                 "timeout_s", "_metadata"}
+                 "timeout_s", "_metadata"} | _PG_OPTIONS
 _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts", "max_task_retries",
                   "max_concurrency", "name", "namespace", "lifetime", "memory",
                   "runtime_env", "scheduling_strategy", "get_if_exists", "max_pending_calls",
-                  "concurrency_groups", "_metadata"}
+                  "concurrency_groups", "_metadata"} | _PG_OPTIONS
 
 _TIMEOUT_MAX_S = (2**32 - 1) // 1000  # krayd's timeout is 32-bit milliseconds
 
@@ -98,7 +100,11 @@ def _check(opts, allowed, what):
 
 def _resources(opts, cpus=False):
     """krayd's text for opts' resources; with cpus (a task), num_cpus too: a task holds 1
-    CPU unless it says otherwise (an actor's num_cpus goes separately)."""
+    CPU unless it says otherwise (an actor's num_cpus goes separately).  In a placement
+    group, the group's resources instead (kray/util/placement_group.py)."""
+    if _in_group(opts):
+        from .util.placement_group import resources_in_group
+        return resources_in_group(opts, cpus)
     r = dict(opts.get("resources") or {})
     if opts.get("num_gpus"):
         r["GPU"] = opts["num_gpus"]
@@ -106,6 +112,13 @@ def _resources(opts, cpus=False):
         r["CPU"] = opts["num_cpus"]
     return ",".join(f"{k}:{round(v, 3):g}" if v < 1e6 else f"{k}:{int(v)}"
                     for k, v in sorted(r.items())) or None
+
+
+def _in_group(opts):
+    if not (opts.get("scheduling_strategy") or opts.get("placement_group")):
+        return None
+    from .util.placement_group import in_group
+    return in_group(opts)
 
 
 class _Blob:
@@ -398,12 +411,16 @@ class ActorClass:
         if mc > 1024:
             raise ValueError("max_concurrency and the concurrency groups come to more than "
                              "1024 calls at once")
+        cpus = float(opts.get("num_cpus") or 0)
+        if _in_group(opts):  # its CPUs are the group's (in _resources)
+            from .util.placement_group import wait_placed
+            wait_placed(opts)
+            cpus = 0.0
         try:
             ref = _kray.actor_create(
                 self._actor_name, cargs, name, ns if name is not None else None,
                 opts.get("lifetime") == "detached", opts.get("max_restarts", 0) or 0,
-                opts.get("max_task_retries", 0) or 0, mc, float(opts.get("num_cpus") or 0),
-                _resources(opts))
+                opts.get("max_task_retries", 0) or 0, mc, cpus, _resources(opts))
         except FileExistsError as e:
             raise ValueError(f"The name {name} (namespace={ns!r}) is already taken: "
                              f"{e}") from None

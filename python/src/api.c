@@ -637,6 +637,40 @@ static PyObject *api_describe_nodes(PyObject *self, PyObject *unused)
 	return s;
 }
 
+/* pg_create(bundles, strategy, name, detached) -> id: a placement group (kray_pg_create). */
+static PyObject *api_pg_create(PyObject *self, PyObject *args)
+{
+	const char *bundles, *name;
+	int strategy, detached, r;
+	char id[16]; /* 12 hex characters and a NUL */
+	kray *k;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "sizp", &bundles, &strategy, &name, &detached) ||
+	    !(k = ext_client()))
+		return NULL;
+	BLOCKING(r = kray_pg_create(k, bundles, strategy, name, detached, id));
+	if (r)
+		return ext_fail(k, r, "placement_group");
+	return PyUnicode_FromString(id);
+}
+
+/* pg_remove(id): removes a placement group (kray_pg_remove). */
+static PyObject *api_pg_remove(PyObject *self, PyObject *args)
+{
+	const char *id;
+	kray *k;
+	int r;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "s", &id) || !(k = ext_client()))
+		return NULL;
+	BLOCKING(r = kray_pg_remove(k, id));
+	if (r)
+		return ext_fail(k, r, "remove_placement_group");
+	Py_RETURN_NONE;
+}
+
 /* A JSON export of krayd's (fn: kray_timeline, kray_describe_objects) as a str.  A C
  * function's name may be any bytes: krayd replaces what is not UTF-8, and so does this,
  * should one slip through. */
@@ -672,6 +706,13 @@ static PyObject *api_objects(PyObject *self, PyObject *unused)
 	(void)self;
 	(void)unused;
 	return json_export(kray_describe_objects, "objects");
+}
+
+static PyObject *api_pg_table(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return json_export(kray_pg_table, "placement_group_table");
 }
 
 /* list_actors() -> [dict]: the actors krayd knows, from kray_list_actors(): actor_id
@@ -788,6 +829,9 @@ PyMethodDef ext_api_methods[] = {
 	{ "ids", api_ids, METH_NOARGS, "(node, client, job)" },
 	{ "submit", api_submit, METH_VARARGS, "a task or actor call" },
 	{ "describe_nodes", api_describe_nodes, METH_NOARGS, "the cluster's nodes, as text" },
+	{ "pg_create", api_pg_create, METH_VARARGS, "reserves a placement group; its id" },
+	{ "pg_remove", api_pg_remove, METH_VARARGS, "removes a placement group" },
+	{ "pg_table", api_pg_table, METH_NOARGS, "the placement groups, as JSON" },
 	{ "timeline", api_timeline, METH_NOARGS, "the task timeline, as Chrome trace JSON" },
 	{ "objects", api_objects, METH_NOARGS, "the largest objects, as JSON" },
 	{ "list_nodes", api_list_nodes, METH_NOARGS, "the cluster's nodes, as dicts" },

@@ -211,7 +211,7 @@ Test(cancel, malformed_frames_refused)
 	m.flags = KRAY_CANCEL_FORCE;
 	expect_refused(&h, KRAY_MSG_CANCEL, &m, sizeof(m) - 8, -EBADMSG, "a short CANCEL");
 	/* A number in the Python range past its types is not a message. */
-	expect_refused(&h, KRAY_MSG_YIELD + 1, gap, sizeof(gap), -EBADMSG, "type 35");
+	expect_refused(&h, KRAY_MSG_PG + 1, gap, sizeof(gap), -EBADMSG, "type 36");
 	/* YIELD comes from workers only. */
 	expect_refused(&h, KRAY_MSG_YIELD, gap, sizeof(gap), -EPROTO, "YIELD from a driver");
 	k = harness_connect(h.sock);

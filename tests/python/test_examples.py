@@ -108,3 +108,10 @@ def test_task_timeout_example():
     out = run_example("task_timeout.py").splitlines()
     assert out[0].startswith("timed out after 1 s: ") and "timed out" in out[0][20:], out
     assert out[1] == "[0, 1, 4, 9]"
+
+
+def test_placement_group_example():
+    assert run_example("placement_group.py").splitlines() == [
+        "group: CREATED", "shard 0 trained", "server: pong",
+        "outside the group, while it holds the accels: waits",
+        "after removal: shard 1 trained"]

@@ -186,12 +186,6 @@ def test_joblib_sklearn_cross_val_score(ray):
     assert os.getpid() not in pids
 
 
-def test_placement_group_refused(ray):
-    import kray.util
-    with pytest.raises(NotImplementedError, match="placement groups"):
-        kray.util.placement_group([{"CPU": 1}])
-
-
 def test_libraries_as_attributes():
     import kray as ray
     assert ray.util.ActorPool is ActorPool and callable(ray.tune.run)

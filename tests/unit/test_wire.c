@@ -439,9 +439,9 @@ Test(hdr, gap_types_rejected)
 {
 	struct kray_frame_hdr h = good_hdr();
 
-	/* In the Python range (32-39) past its types, and before the fast path's: not
-	 * types. */
-	for (unsigned t = KRAY_MSG_YIELD + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
+	/* In the Python range (32-39) past its types (and placement groups'), and before
+	 * the fast path's: not types. */
+	for (unsigned t = KRAY_MSG_PG + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "gap type %u accepted",
 			     t);
@@ -1945,7 +1945,8 @@ Test(hdr, fast_range)
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "fast type %u rejected", t);
 	}
 	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
-		if (t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD) /* the Python range's types */
+		if (t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD ||
+		    t == KRAY_MSG_PG) /* the Python range's */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);

@@ -6,15 +6,20 @@
     multiprocessing.Pool the standard library's Pool, on kray actors
     joblib.register_ray  a joblib backend ("kray", also "ray"): scikit-learn's n_jobs on kray
 
-Placement groups are not here: see docs/util.md for why and what krayd would need.
+    placement_group      bundles of resources reserved on a node or across the cluster
 """
 from .actor_pool import ActorPool
 from .queue import Queue, Empty, Full
 from . import multiprocessing  # noqa: F401 (ray.util.multiprocessing.Pool)
 
 from . import scheduling_strategies  # noqa: F401 (ray.util.scheduling_strategies)
+from .placement_group import (PlacementGroup, placement_group, remove_placement_group,
+                              get_placement_group, placement_group_table,
+                              get_current_placement_group)
 
-__all__ = ["ActorPool", "Queue", "Empty", "Full", "placement_group", "get_node_ip_address",
+__all__ = ["ActorPool", "Queue", "Empty", "Full", "placement_group", "PlacementGroup",
+           "remove_placement_group", "get_placement_group", "placement_group_table",
+           "get_current_placement_group", "get_node_ip_address",
            "list_named_actors",
            "inspect_serializability", "register_serializer", "deregister_serializer"]
 
@@ -88,12 +93,3 @@ def register_serializer(cls, *, serializer, deserializer):
 def deregister_serializer(cls):
     import copyreg
     copyreg.dispatch_table.pop(cls, None)
-
-
-def placement_group(*args, **kwargs):
-    """Not available: kray's daemon cannot reserve resources for a group of bundles yet
-    (docs/util.md says what it would need).  Raising is better than pretending."""
-    raise NotImplementedError(
-        "kray has no placement groups yet: krayd cannot reserve bundles of resources "
-        "(see docs/util.md, 'Placement groups'); use num_cpus/resources on each task or "
-        "actor instead")

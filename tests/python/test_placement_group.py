@@ -1,0 +1,203 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Placement groups (kray.util.placement_group, docs/util.md): bundles reserved on one
+node (the reservation is shown, other work cannot use it, the group's work runs in it,
+removal frees it) and across a three-node cluster (SPREAD and STRICT_SPREAD put bundles
+on different nodes; a STRICT_PACK group larger than a node stays pending and says why)."""
+import shutil
+import signal
+import tempfile
+import time
+
+import pytest
+
+import kray
+from kray.util import (placement_group, remove_placement_group, placement_group_table,
+                       get_placement_group, get_current_placement_group, PlacementGroup)
+from kray.util.scheduling_strategies import PlacementGroupSchedulingStrategy as InGroup
+from test_cluster import _krayd, _free_port
+
+
+@kray.remote
+def hold(seconds):
+    t0 = time.time()
+    time.sleep(seconds)
+    return t0, time.time()
+
+
+def overlap(spans):
+    spans = sorted(spans)
+    return any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+
+
+@kray.remote
+def node_of():
+    import kray
+    return kray.get_runtime_context().get_node_id()
+
+
+@kray.remote
+class Where:
+    def node(self):
+        import kray
+        return kray.get_runtime_context().get_node_id()
+
+
+@pytest.fixture
+def two_cpus(fresh):
+    fresh.init(num_cpus=2, resources={"accel": 2})
+    return fresh
+
+
+def test_reserve_use_and_release_on_one_node(two_cpus):
+    ray = two_cpus
+    pg = placement_group([{"CPU": 1, "accel": 1}], strategy="STRICT_PACK", name="one")
+    assert ray.get(pg.ready(), timeout=10) == pg and pg.wait(5)
+    row = placement_group_table(pg)
+    assert row["state"] == "CREATED" and row["bundles"] == {0: {"CPU": 1.0, "accel": 1.0}}
+    assert row["bundles_to_node_id"][0] == ray.nodes()[0]["NodeID"]
+    assert get_placement_group("one") == pg and get_current_placement_group() is None
+
+    # Reserved: other work has one CPU left, so its tasks run one at a time.
+    assert not overlap(ray.get([hold.remote(0.3) for _ in range(3)], timeout=30))
+    more = placement_group([{"CPU": 2}])
+    assert not more.wait(0.3)
+    assert "waiting for 2 CPUs" in placement_group_table(more)["stats"]["scheduling_state"]
+
+    # The group's work runs in its bundle (its CPU and accel), one at a time there.
+    refs = [hold.options(scheduling_strategy=InGroup(pg, 0), resources={"accel": 1})
+            .remote(0.3) for _ in range(2)]
+    assert not overlap(ray.get(refs, timeout=30))
+    a = Where.options(num_cpus=1, placement_group=pg).remote()
+    assert ray.get(a.node.remote(), timeout=30) == ray.nodes()[0]["NodeID"]
+
+    # Removal frees the bundle (the pending group gets it), kills the actor.
+    ready = more.ready()
+    remove_placement_group(pg)
+    assert ray.get(ready, timeout=10) == more
+    assert placement_group_table(pg)["state"] == "REMOVED"
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(a.node.remote(), timeout=10)
+    with pytest.raises(ValueError):
+        get_placement_group("one")
+    remove_placement_group(more)
+    everything = placement_group([{"CPU": 2, "accel": 2}])  # all free again
+    assert everything.wait(10)
+    remove_placement_group(everything)
+
+
+def test_pending_group_holds_its_tasks_and_removal_fails_them(two_cpus):
+    ray = two_cpus
+    first = placement_group([{"CPU": 2}])
+    assert first.wait(5)
+    second = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="PACK")
+    ref = node_of.options(scheduling_strategy=InGroup(second)).remote()
+    done, _ = ray.wait([ref, second.ready()], timeout=0.5, num_returns=2)
+    assert done == []  # both wait for the group
+    remove_placement_group(first)
+    assert ray.get(ref, timeout=10) == ray.nodes()[0]["NodeID"]
+    remove_placement_group(second)
+    third = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+    assert not third.wait(0.3)
+    assert placement_group_table(third)["stats"]["scheduling_state"].startswith(
+        "infeasible: STRICT_SPREAD needs 2 nodes")
+    orphan = node_of.options(placement_group=third).remote()
+    remove_placement_group(third)
+    with pytest.raises(ray.exceptions.TaskCancelledError, match="was removed"):
+        ray.get(orphan, timeout=10)
+
+
+def test_bad_input(two_cpus):
+    ray = two_cpus
+    with pytest.raises(ValueError, match="strategy"):
+        placement_group([{"CPU": 1}], strategy="TIGHT")
+    with pytest.raises(ValueError):
+        placement_group([])
+    with pytest.raises(ValueError):
+        placement_group([{"CPU": -1}])
+    with pytest.raises(ValueError, match="too long"):
+        placement_group([{"a_resource_name_far_too_long": 1}])
+    pg = placement_group([{"CPU": 1}], name="taken")
+    with pytest.raises(FileExistsError):
+        placement_group([{"CPU": 1}], name="taken")
+    with pytest.raises(ValueError, match="out of range"):
+        node_of.options(scheduling_strategy=InGroup(pg, 3)).remote()
+    remove_placement_group(pg)
+    remove_placement_group(pg)  # again: nothing to do (as Ray)
+    with pytest.raises(LookupError):
+        remove_placement_group(PlacementGroup("000000000000"))
+    assert ray.get(node_of.remote(), timeout=10)  # krayd is fine
+
+
+@pytest.fixture
+def three_nodes(fresh):
+    """A head and two nodes of 2 CPUs each on loopback; the driver on the head."""
+    d = tempfile.mkdtemp(prefix="kray-pytest-pg-")
+    port = _free_port()
+    procs = []
+    try:
+        head, head_sock = _krayd(d, "head", "--head", "--node-listen", f"127.0.0.1:{port}")
+        procs.append(head)
+        for name in ("n2", "n3"):
+            p, _ = _krayd(d, name, "--address", f"127.0.0.1:{port}", "--token-file",
+                          head_sock + ".token", "--node-listen", "127.0.0.1:0")
+            procs.append(p)
+        fresh.init(address=head_sock)
+        deadline = time.monotonic() + 20
+        while len([n for n in fresh.nodes() if n["Alive"]]) < 3:
+            assert time.monotonic() < deadline, f"the nodes did not join: {fresh.nodes()}"
+            time.sleep(0.1)
+        yield fresh
+    finally:
+        fresh.shutdown()
+        for p in procs:  # the pids started here, nothing else
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_spread_across_three_nodes(three_nodes):
+    ray = three_nodes
+    nodes = {n["NodeID"] for n in ray.nodes()}
+    for strategy in ("STRICT_SPREAD", "SPREAD"):
+        pg = placement_group([{"CPU": 1}] * 3, strategy=strategy)
+        assert ray.get(pg.ready(), timeout=20) == pg
+        placed = placement_group_table(pg)["bundles_to_node_id"]
+        assert set(placed.values()) == nodes, (strategy, placed)
+        ran = ray.get([node_of.options(scheduling_strategy=InGroup(pg, i)).remote()
+                       for i in range(3)], timeout=30)
+        assert ran == [placed[i] for i in range(3)]
+        remove_placement_group(pg)
+
+    # PACK fills a node before the next; STRICT_PACK of more than a node waits, saying so.
+    pg = placement_group([{"CPU": 1}] * 3, strategy="PACK")
+    assert pg.wait(20)
+    placed = placement_group_table(pg)["bundles_to_node_id"]
+    assert placed[0] == placed[1] != placed[2]
+    remove_placement_group(pg)
+    big = placement_group([{"CPU": 2}, {"CPU": 1}], strategy="STRICT_PACK")
+    assert not big.wait(1)
+    assert placement_group_table(big)["stats"]["scheduling_state"].startswith(
+        "infeasible: STRICT_PACK")
+    assert not placement_group([{"CPU": 1}] * 4, strategy="STRICT_SPREAD").wait(0.5)
+
+
+def test_reserved_across_nodes_and_freed(three_nodes):
+    ray = three_nodes
+    full = placement_group([{"CPU": 2}] * 3, strategy="STRICT_SPREAD")
+    assert full.wait(20)
+    # Every CPU of the cluster is the group's: a STRICT_PACK group of 2 CPUs waits.
+    pair = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_PACK")
+    assert not pair.wait(1)
+    assert placement_group_table(pair)["state"] == "PENDING"
+    actors = [Where.options(num_cpus=2, scheduling_strategy=InGroup(full, i)).remote()
+              for i in range(3)]
+    placed = placement_group_table(full)["bundles_to_node_id"]
+    assert ray.get([a.node.remote() for a in actors], timeout=30) == [placed[i]
+                                                                     for i in range(3)]
+    remove_placement_group(full)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(actors[2].node.remote(), timeout=20)
+    assert pair.wait(20)
+    placed = placement_group_table(pair)["bundles_to_node_id"]
+    assert placed[0] == placed[1]
