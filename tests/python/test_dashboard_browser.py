@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from test_cluster import _krayd  # one way to start a node, shared
 from conftest import BUILD
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -202,21 +203,6 @@ def test_without_chart_library(tmp_path):
         os.close(r)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
-
-
-def _krayd(d, name, *args):
-    sock = os.path.join(d, name + ".sock")
-    r, w = os.pipe()
-    p = subprocess.Popen([os.path.join(BUILD, "bin", "krayd"), "--socket", sock,
-                          "--num-cpus", "2", "--ready-fd", str(w), "--log-level", "warn",
-                          "--heartbeat-ms", "100", "--node-timeout-ms", "2000", *args],
-                         pass_fds=(w,))
-    os.close(w)
-    try:
-        assert os.read(r, 1), f"krayd {name} did not start"
-    finally:
-        os.close(r)
-    return p, sock
 
 
 def test_cluster_on_the_heads_dashboard(tmp_path):
