@@ -149,7 +149,7 @@ int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
 		return -EBADMSG;
 	s.res = NULL;
 	if (s.m.res_len && (wire_rd_bytes(&r, s.m.res_len, (const void **)&s.res) ||
-			    wire_parse_resources(s.res, s.m.res_len, NULL) < 0))
+			    wire_parse_placed(s.res, s.m.res_len, NULL, NULL) < 0))
 		return -EBADMSG;
 	if (check_values(r, s.m.nargs, PLAIN | T(KRAY_WT_REF) | T(KRAY_WT_ACTOR)) < 0)
 		return -EBADMSG;
@@ -372,6 +372,76 @@ int wire_parse_resources(const char *s, size_t len, struct wire_resource *ret)
 	if (ret && n)
 		memcpy(ret, all, (size_t)n * sizeof(*ret));
 	return n;
+}
+
+/* One "@..." entry of a resources text (wire.h) into *pl; -EINVAL if it is none. */
+static int parse_place(const char *e, size_t len, struct wire_place *pl)
+{
+	static const char spread[] = "@spread", node[] = "@node=", prefer[] = "@prefer=";
+	const char *hex;
+	uint32_t id = 0;
+
+	if (len == sizeof(spread) - 1 && !memcmp(e, spread, len)) {
+		pl->spread = true;
+		return 0;
+	}
+	if (len == sizeof(node) - 1 + 8 && !memcmp(e, node, sizeof(node) - 1))
+		hex = e + sizeof(node) - 1;
+	else if (len == sizeof(prefer) - 1 + 8 && !memcmp(e, prefer, sizeof(prefer) - 1)) {
+		hex = e + sizeof(prefer) - 1;
+		pl->soft = true;
+	} else
+		return -EINVAL;
+	for (int i = 0; i < 8; i++) {
+		char c = hex[i];
+		int v = c >= '0' && c <= '9' ? c - '0' :
+			c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+
+		if (v < 0)
+			return -EINVAL;
+		id = id << 4 | (uint32_t)v;
+	}
+	if (!id || pl->node)
+		return -EINVAL; /* no node 0; one node at most */
+	pl->node = id;
+	return 0;
+}
+
+int wire_parse_placed(const char *s, size_t len, struct wire_resource *ret,
+		      struct wire_place *pl)
+{
+	struct wire_place p = { 0 };
+	char rest[1024]; /* the wire's texts are at most 255 bytes */
+	size_t n = 0, i = 0;
+	int r;
+
+	if (len >= sizeof(rest))
+		return -EINVAL;
+	while (i < len) {
+		size_t end = i, skip = i;
+
+		while (end < len && s[end] != ',')
+			end++;
+		while (skip < end && s[skip] == ' ')
+			skip++;
+		if (skip < end && s[skip] == '@') {
+			if (parse_place(s + skip, end - skip, &p))
+				return -EINVAL;
+		} else {
+			if (n)
+				rest[n++] = ',';
+			memcpy(rest + n, s + i, end - i);
+			n += end - i;
+		}
+		i = end + (end < len);
+	}
+	if (p.spread && p.node)
+		return -EINVAL; /* one strategy */
+	r = wire_parse_resources(rest, n, ret);
+	if (r >= 0 && pl)
+		*pl = p;
+	return r;
 }
 
 int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret)

@@ -155,6 +155,28 @@ struct wire_resource {
 };
 int wire_parse_resources(const char *s, size_t len, struct wire_resource *ret);
 
+/*
+ * Where a task or actor runs in a cluster (Ray's scheduling_strategy), carried in the
+ * resources text of SUBMIT and ACTOR_CREATE by entries that start with '@' (no resource
+ * name can):
+ *   "@spread"          SPREAD: the next node in turn among the live ones that have
+ *                      what it needs (this one included)
+ *   "@node=XXXXXXXX"   only on that node (NodeAffinitySchedulingStrategy, soft=False):
+ *                      it fails (UNSCHEDULABLE) if the node is gone or lacks the resources
+ *   "@prefer=XXXXXXXX" on that node while it is alive and has the resources, else as
+ *                      without it (soft=True)
+ * XXXXXXXX is the node's id in hex (kray status, kray_node_id()).
+ */
+struct wire_place {
+	uint32_t node; /* 0: any node */
+	bool soft; /* node is a preference */
+	bool spread;
+};
+/* As wire_parse_resources(), with placement entries taken into *pl (may be NULL);
+ * ret gets the resources only. */
+int wire_parse_placed(const char *s, size_t len, struct wire_resource *ret,
+		      struct wire_place *pl);
+
 /* Body decoders: each returns 0 or -EBADMSG and fills *ret only on success. */
 int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret);
 int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret);

@@ -66,7 +66,7 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 	if (o.name && !name_len)
 		return kc_fail(k, -EINVAL, "an actor name cannot be empty");
 	res_len = o.resources ? strlen(o.resources) : 0;
-	if (res_len > 255 || wire_parse_resources(o.resources, res_len, NULL) < 0)
+	if (res_len > 255 || wire_parse_placed(o.resources, res_len, NULL, NULL) < 0)
 		return kc_fail(k, -EINVAL, "resources must be \"NAME:QTY,...\" (at most %d)",
 			       KRAY_RESOURCES_MAX);
 	if (nargs > KRAY_ARGS_MAX || (nargs && !args))

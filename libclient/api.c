@@ -23,7 +23,9 @@ _Static_assert(SAME(KRAY_ERR_TASK, KRAY_WE_TASK) &&
 		       SAME(KRAY_ERR_OBJECT_LOST, KRAY_WE_OBJECT_LOST) &&
 		       SAME(KRAY_ERR_INTERNAL, KRAY_WE_INTERNAL) &&
 		       SAME(KRAY_ERR_CANCELLED, KRAY_WE_CANCELLED) &&
-		       SAME(KRAY_ERR_TIMED_OUT, KRAY_WE_TIMED_OUT),
+		       SAME(KRAY_ERR_TIMED_OUT, KRAY_WE_TIMED_OUT) &&
+		       SAME(KRAY_ERR_STREAM_END, KRAY_WE_STREAM_END) &&
+		       SAME(KRAY_ERR_UNSCHEDULABLE, KRAY_WE_UNSCHEDULABLE),
 	       "public and wire error kinds agree");
 _Static_assert(sizeof(kray_ref) == sizeof(struct kray_oid), "a ref is an oid");
 
@@ -126,10 +128,11 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	if (actor && o.timeout_ms)
 		return kc_fail(k, -EINVAL, "timeout_ms is for tasks, not actor method calls");
 	res_len = o.resources ? strlen(o.resources) : 0;
-	if (res_len > 255 || (res_len && wire_parse_resources(o.resources, res_len, NULL) < 0))
+	if (res_len > 255 ||
+	    (res_len && wire_parse_placed(o.resources, res_len, NULL, NULL) < 0))
 		return kc_fail(k, -EINVAL,
 			       "resources must be \"NAME:QTY,...\" (at most %d, "
-			       "255 bytes)",
+			       "255 bytes), with at most one of @spread, @node=ID, @prefer=ID",
 			       KRAY_RESOURCES_MAX);
 
 	m.seq = ++k->next_seq;

@@ -351,7 +351,7 @@ static bool ext_place_task(struct krayd *d, struct task *t)
 {
 	/* A task that needs resources only another node has runs there (on a single node it
 	 * fails: none has them), and one that would wait here may go to a less loaded node. */
-	return (t->nres || d->cl) && remote_take(d, t);
+	return (t->nres || t->place.node || t->place.spread || d->cl) && remote_take(d, t);
 }
 
 static void ext_named_actor(struct krayd *d, struct actor *a, bool alive)
@@ -361,9 +361,29 @@ static void ext_named_actor(struct krayd *d, struct actor *a, bool alive)
 }
 
 static int ext_place_actor(struct conn *c, const struct wire_actor_create *m,
-			   const struct wire_resource *res, int nres, struct kray_oid *ret_id)
+			   const struct wire_resource *res, int nres, const struct wire_place *pl,
+			   struct kray_oid *ret_id)
 {
-	return c->d->cl ? remote_actor_create(c, m, res, nres, ret_id) : -ENOENT;
+	struct krayd *d = c->d;
+	uint32_t node = 0;
+	char why[96];
+
+	if (pl->node || pl->spread) {
+		if (node_place(d, res, nres, pl, &node, why, sizeof(why))) {
+			log_info("actor '%.*s' cannot be placed: %s", m->m.class_len, m->cls,
+				 why);
+			return -EHOSTDOWN;
+		}
+		if (node == d->node || (!node && node_here_has(d, res, nres)))
+			return 1;
+	}
+	if (!d->cl)
+		return -ENOENT;
+	int r = remote_actor_create(c, m, res, nres, node, ret_id);
+
+	if (!r && pl->node && !pl->soft)
+		ractor_get(d, ret_id, false)->pinned = true;
+	return r;
 }
 
 static bool ext_known_actor(struct krayd *d, const struct kray_oid *id)

@@ -151,6 +151,7 @@ struct ractor {
 	int16_t max_restarts, max_task_retries;
 	uint16_t restarts;
 	bool no_restart;
+	bool pinned; /* hard node affinity: not restarted on another node */
 	/* A handle lent by a node other than the actor's: that node's link still holds one
 	 * for us (released with ours, after the actor's node holds one: ACTOR_ATTACH). */
 	uint32_t hold_link;
@@ -183,6 +184,7 @@ struct cluster {
 	struct {
 		uint32_t node, n;
 	} sent[64]; /* tasks forwarded and not done, per node: placement spreads them */
+	unsigned spread_next; /* SPREAD's turn in nodes[] (node_place()) */
 	int64_t next_tick;
 	bool view_from_head; /* a member has heard from the head */
 	/* the head's tables and log */
@@ -303,10 +305,11 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 void remote_want(struct krayd *d, struct obj *o);
 /* o, made elsewhere, arrived (pulled) or is being freed here: the other node may drop it. */
 void remote_obj_settled(struct krayd *d, struct obj *o);
-/* Actors on other nodes (remote.c).  remote_actor_create() returns 0 when a node that has
- * the resources took it (*ret_id written), -ENOENT when none has them. */
+/* Actors on other nodes (ractor.c).  remote_actor_create() returns 0 when node (0: one
+ * that has the resources) took it (*ret_id written), -ENOENT when none has them. */
 int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
-			const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+			const struct wire_resource *res, int nres, uint32_t node,
+			struct kray_oid *ret_id);
 bool remote_actor_known(struct krayd *d, const struct kray_oid *id);
 void remote_actor_gone(struct krayd *d, const struct kray_oid *id);
 int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);
@@ -328,6 +331,14 @@ bool node_has(const struct node_entry *e, const struct wire_resource *need, int 
  * *ret_load (may be NULL).  0: none. */
 uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid,
 		   double *ret_load);
+/* Whether this node's own totals cover need. */
+bool node_here_has(struct krayd *d, const struct wire_resource *need, int n);
+/* Where pl (a task's or actor's scheduling strategy, wire.h) sends work that needs need:
+ * *ret_node is the node (this one included), or 0 for "as without a strategy" (a soft
+ * preference that cannot be met, SPREAD with no node fit).  Returns 0, or -1 with why
+ * when a hard node affinity cannot be met (the work fails: UNSCHEDULABLE). */
+int node_place(struct krayd *d, const struct wire_resource *need, int n,
+	       const struct wire_place *pl, uint32_t *ret_node, char *why, size_t why_len);
 /* Counts a task forwarded to (delta 1) or back from (-1) node. */
 void node_sent(struct krayd *d, uint32_t node, int delta);
 void node_describe(struct krayd *d, struct kbuf *b);

@@ -73,6 +73,76 @@ bool node_has(const struct node_entry *e, const struct wire_resource *need, int 
 	return true;
 }
 
+bool node_here_has(struct krayd *d, const struct wire_resource *need, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int j;
+
+		for (j = 0; j < d->nres; j++)
+			if (!strcmp(d->res[j].r.name, need[i].name) &&
+			    d->res[j].r.milli >= need[i].milli)
+				break;
+		if (j == d->nres)
+			return false;
+	}
+	return true;
+}
+
+/* The next node in turn, this one included, that is alive and has need (0: none). */
+static uint32_t spread_next(struct krayd *d, const struct wire_resource *need, int n)
+{
+	struct cluster *cl = d->cl;
+	unsigned count = cl ? cl->nnodes : 0;
+
+	if (!count)
+		return node_here_has(d, need, n) ? d->node : 0;
+	for (unsigned k = 0; k < count; k++) {
+		struct node_entry *e = &cl->nodes[cl->spread_next++ % count];
+
+		if (e->m.node == d->node ? node_here_has(d, need, n) :
+					   e->m.alive && node_has(e, need, n))
+			return e->m.node;
+	}
+	return 0;
+}
+
+int node_place(struct krayd *d, const struct wire_resource *need, int n,
+	       const struct wire_place *pl, uint32_t *ret_node, char *why, size_t why_len)
+{
+	struct node_entry *e;
+
+	*ret_node = 0;
+	if (pl->spread) {
+		*ret_node = spread_next(d, need, n); /* 0: none has it, as without */
+		return 0;
+	}
+	if (!pl->node)
+		return 0;
+	if (pl->node == d->node) {
+		if (node_here_has(d, need, n)) {
+			*ret_node = d->node;
+			return 0;
+		}
+		if (pl->soft)
+			return 0;
+		snprintf(why, why_len, "node %08x (this one) lacks the resources it needs",
+			 pl->node);
+		return -1;
+	}
+	e = d->cl ? node_find(d, pl->node) : NULL;
+	if (e && e->m.alive && node_has(e, need, n)) {
+		*ret_node = pl->node;
+		return 0;
+	}
+	if (pl->soft)
+		return 0;
+	snprintf(why, why_len,
+		 !e ? "node %08x is not in the cluster" :
+		 !e->m.alive ? "node %08x is dead" : "node %08x lacks the resources it needs",
+		 pl->node);
+	return -1;
+}
+
 static uint32_t *sent_slot(struct cluster *cl, uint32_t node, bool add)
 {
 	unsigned n = sizeof(cl->sent) / sizeof(cl->sent[0]);

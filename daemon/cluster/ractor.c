@@ -23,14 +23,14 @@
 #include "core/pgroup.h"
 
 int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
-			const struct wire_resource *res, int nres, struct kray_oid *ret_id)
+			const struct wire_resource *res, int nres, uint32_t node,
+			struct kray_oid *ret_id)
 {
 	struct krayd *d = c->d;
 	struct kray_oid id = { d->node, c->id, m->m.seq, KRAY_OID_ACTOR };
 	uint32_t job = m->m.job && job_code_path(d, m->m.job) ? m->m.job : c->job;
 	const char *path = job_code_path(d, job);
 	struct kray_msg_fwd_actor f = { .actor = id, .job = job };
-	uint32_t node = pg_node_for(d, res, nres); /* a placement group's bundle's node */
 	struct link *l;
 	struct wire_rd r;
 	struct wire_value v;
@@ -40,6 +40,8 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	bool refs = false;
 	size_t off;
 
+	if (!node)
+		node = pg_node_for(d, res, nres); /* a placement group's bundle's node */
 	if (!node || node == d->node)
 		node = node_pick(d, res, nres, 0, NULL);
 	l = node ? net_link_to(d, node) : NULL;
@@ -267,6 +269,12 @@ void ractor_link_gone(struct krayd *d, struct link *l)
 		if (!ra->create.len || ra->no_restart ||
 		    (ra->max_restarts >= 0 && ra->restarts >= ra->max_restarts))
 			continue;
+		if (ra->pinned) {
+			log_warn("actor %u.%u.%u: its node %08x is gone, and its node affinity "
+				 "(soft=False) keeps it from restarting elsewhere",
+				 ra->id.node, ra->id.owner, ra->id.seq, ra->node);
+			continue;
+		}
 		node = node_pick(d, ra->res, ra->nres, ra->node, NULL);
 		to = node ? net_link_to(d, node) : NULL;
 		if (!to) {

@@ -33,17 +33,7 @@
 
 static bool local_has(struct krayd *d, const struct task *t)
 {
-	for (unsigned i = 0; i < t->nres; i++) {
-		int j;
-
-		for (j = 0; j < d->nres; j++)
-			if (!strcmp(d->res[j].r.name, t->res[i].name) &&
-			    d->res[j].r.milli >= t->res[i].milli)
-				break;
-		if (j == d->nres)
-			return false;
-	}
-	return true;
+	return node_here_has(d, t->res, t->nres);
 }
 
 /* Appends ",NAME:QTY" (QTY from thousandths, as short as it goes) to buf if all of it
@@ -193,6 +183,13 @@ bool remote_take(struct krayd *d, struct task *t)
 	if (t->streaming) {
 		/* A streaming call stays on its owner's node: its items go to the owner's
 		 * connection (task_yield()), which no link carries yet. */
+		if (t->place.node && t->place.node != d->node && !t->place.soft) {
+			task_fail(d, t, KRAY_WE_UNSCHEDULABLE,
+				  "'%.*s' is a streaming generator, which runs on its caller's "
+				  "node, and its node affinity names node %08x",
+				  t->fn->name_len, t->fn->name, t->place.node);
+			return true;
+		}
 		if (!t->nres || local_has(d, t))
 			return false;
 		res_text(t, need, sizeof(need));
@@ -216,6 +213,28 @@ bool remote_take(struct krayd *d, struct task *t)
 		}
 		node = l->node;
 		goto send;
+	}
+	/* Its scheduling strategy first (SPREAD, node affinity): a node, or as without. */
+	if (t->place.node || t->place.spread) {
+		char why[96];
+
+		if (node_place(d, t->res, t->nres, &t->place, &node, why, sizeof(why))) {
+			task_fail(d, t, KRAY_WE_UNSCHEDULABLE,
+				  "'%.*s' cannot be scheduled by its node affinity: %s",
+				  t->fn->name_len, t->fn->name, why);
+			return true;
+		}
+		if (node == d->node)
+			return false;
+		if (node && (l = net_link_to(d, node)))
+			goto send;
+		if (node && !t->place.soft && !t->place.spread) {
+			task_fail(d, t, KRAY_WE_UNSCHEDULABLE,
+				  "'%.*s' cannot be scheduled by its node affinity: no link to "
+				  "node %08x",
+				  t->fn->name_len, t->fn->name, node);
+			return true;
+		}
 	}
 	/* A task of a placement group made here goes to its bundle's node. */
 	node = t->nres ? pg_node_for(d, t->res, t->nres) : 0;

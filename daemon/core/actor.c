@@ -278,27 +278,34 @@ int actor_create(struct conn *c, const struct wire_actor_create *m, struct kray_
 	struct krayd *d = c->d;
 	struct kray_oid id = { d->node, c->id, m->m.seq, KRAY_OID_ACTOR };
 	struct wire_resource res[KRAY_RESOURCES_MAX];
-	int nres = wire_parse_resources(m->res, m->m.res_len, res);
+	struct wire_place pl;
+	int nres = wire_parse_placed(m->res, m->m.res_len, res, &pl);
+	bool elsewhere = pl.spread || (pl.node && pl.node != d->node);
 	int r;
 
-	/* An actor needing resources only another node has is placed there. */
-	if (nres > 0) {
-		for (int i = 0; i < nres; i++) {
-			struct node_resource *n = node_res(d, res[i].name);
+	/* An actor needing resources only another node has is placed there, and one with a
+	 * scheduling strategy where that says. */
+	for (int i = 0; i < nres && !elsewhere; i++) {
+		struct node_resource *n = node_res(d, res[i].name);
 
-			if (n && n->r.milli >= res[i].milli)
-				continue;
-			if (store_get(d, &id)) {
-				*ret_why = "actor id reused";
-				return -EEXIST;
-			}
-			r = ext_actor_place(c, m, res, nres, ret_id);
-			if (r != -ENOENT) {
-				*ret_why = "no link to the node that has its resources";
-				return r;
-			}
-			break; /* no node has them: refused below */
+		elsewhere = !n || n->r.milli < res[i].milli;
+	}
+	if (elsewhere) {
+		if (store_get(d, &id)) {
+			*ret_why = "actor id reused";
+			return -EEXIST;
 		}
+		r = ext_actor_place(c, m, &pl, res, nres < 0 ? 0 : nres, ret_id);
+		if (r == -EHOSTDOWN) {
+			*ret_why = "its node affinity names a node that is not alive or lacks "
+				   "its resources";
+			return r;
+		}
+		if (r <= 0 && r != -ENOENT) {
+			*ret_why = "no link to the node that has its resources";
+			return r;
+		}
+		/* 1: this node's; -ENOENT: no node has them, refused below */
 	}
 	r = actor_create_as(c, m, &id, m->m.job && job_code_path(d, m->m.job) ? m->m.job : c->job,
 			    ret_why);
@@ -331,7 +338,7 @@ int actor_create_as(struct conn *c, const struct wire_actor_create *m, const str
 		return -EINVAL;
 	}
 	struct wire_resource res[KRAY_RESOURCES_MAX];
-	int nres = wire_parse_resources(m->res, m->m.res_len, res);
+	int nres = wire_parse_placed(m->res, m->m.res_len, res, NULL); /* placed already */
 
 	if (nres < 0) {
 		*ret_why = "resources are not NAME:QTY,... (at most 16, 3 decimals)";

@@ -176,11 +176,12 @@ void ext_actor_changed(struct krayd *d, struct actor *a, bool alive)
 }
 
 int ext_actor_place(struct conn *c, const struct wire_actor_create *m,
-		    const struct wire_resource *res, int nres, struct kray_oid *ret_id)
+		    const struct wire_place *pl, const struct wire_resource *res, int nres,
+		    struct kray_oid *ret_id)
 {
 	each(c->d, e, actor_place)
 	{
-		int r = e->actor_place(c, m, res, nres, ret_id);
+		int r = e->actor_place(c, m, res, nres, pl, ret_id);
 
 		if (r != -ENOENT)
 			return r;

@@ -30,6 +30,7 @@ struct kbuf;
 struct kray_oid;
 struct kray_wire_stats;
 struct wire_actor_create;
+struct wire_place;
 struct wire_resource;
 struct pgroup;
 
@@ -98,15 +99,18 @@ struct ext {
 	int (*obj_withdraw)(struct krayd *d, struct obj *o, bool if_unused);
 
 	/* Actors.  actor_changed: named actor a of this node was born or died.
-	 * actor_place: an actor this node cannot host (returns 0 with *ret_id, -ENOENT when
-	 * no node can, or -errno).  actor_known: id lives elsewhere.  actor_released: the
+	 * actor_place: an actor this node cannot host, or with a scheduling strategy pl
+	 * (returns 0 with *ret_id when another node took it, 1 when it is this node's,
+	 * -ENOENT when no node can, -EHOSTDOWN when pl's node affinity cannot be met, or
+	 * -errno).  actor_known: id lives elsewhere.  actor_released: the
 	 * last local handle of id (not an actor of this node) went.  actor_kill: id lives
 	 * elsewhere (0, or -ENOENT).  actor_lookup / actor_claim: a GET_ACTOR of a name this
 	 * node does not know, an ACTOR_CREATE of a name it has not claimed; true when the
 	 * part answers the client (later). */
 	void (*actor_changed)(struct krayd *d, struct actor *a, bool alive);
 	int (*actor_place)(struct conn *c, const struct wire_actor_create *m,
-			   const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+			   const struct wire_resource *res, int nres, const struct wire_place *pl,
+			   struct kray_oid *ret_id);
 	bool (*actor_known)(struct krayd *d, const struct kray_oid *id);
 	void (*actor_released)(struct krayd *d, const struct kray_oid *id);
 	int (*actor_kill)(struct krayd *d, const struct kray_oid *id, bool no_restart);
@@ -161,7 +165,8 @@ int ext_obj_withdraw(struct krayd *d, struct obj *o, bool if_unused); /* first e
 void ext_actor_changed(struct krayd *d, struct actor *a, bool alive);
 /* The first part's answer other than -ENOENT; -ENOENT when none has one. */
 int ext_actor_place(struct conn *c, const struct wire_actor_create *m,
-		    const struct wire_resource *res, int nres, struct kray_oid *ret_id);
+		    const struct wire_place *pl, const struct wire_resource *res, int nres,
+		    struct kray_oid *ret_id);
 bool ext_actor_known(struct krayd *d, const struct kray_oid *id);
 void ext_actor_released(struct krayd *d, const struct kray_oid *id);
 int ext_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);

@@ -227,7 +227,7 @@ struct task *task_waiting(struct krayd *d, const struct kray_oid *id)
 int task_set_resources(struct krayd *d, struct task *t, const char *s, size_t len)
 {
 	struct wire_resource res[KRAY_RESOURCES_MAX];
-	int n = len ? wire_parse_resources(s, len, res) : 0;
+	int n = len ? wire_parse_placed(s, len, res, &t->place) : 0;
 
 	t->cpu_milli = 1000;
 	for (int i = 0; i < n; i++) {

@@ -80,6 +80,7 @@ struct task {
 	int64_t sent_ns; /* when its EXEC was queued (only with the timeline on) */
 	struct wire_resource *res; /* custom resources it needs (a node that has them runs it) */
 	uint8_t nres;
+	struct wire_place place; /* its scheduling strategy in a cluster (remote_take()) */
 	bool res_held; /* its custom resources are taken from the node's while it runs */
 	uint32_t cpu_milli; /* CPU slots it holds while it runs, in thousandths (1000 unless
 			     * submitted with "CPU:n"; 0 runs beside the slots) */

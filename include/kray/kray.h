@@ -60,6 +60,8 @@ enum kray_errkind {
 	KRAY_ERR_TIMED_OUT = 10, /* the task ran past its timeout_ms (its worker was
 				  * replaced) */
 	KRAY_ERR_STREAM_END = 11, /* a streaming call has no more items (kray_stream_next) */
+	KRAY_ERR_UNSCHEDULABLE = 12, /* its resources' "@node=" names a node that is gone or
+				      * lacks the other resources (kray_call_opts) */
 };
 
 /*
@@ -147,7 +149,12 @@ struct kray_call_opts {
 	int max_retries; /* retries after a worker (or node) death; -1 forever; default 3 */
 	/* Custom resources the task needs, "NAME:QTY,..." (NULL: none).  In a cluster a task
 	 * whose resources this node lacks runs on a node that has them (docs/cluster.md);
-	 * if no live node has them, it fails with KRAY_ERR_BAD_ARGS. */
+	 * if no live node has them, it fails with KRAY_ERR_BAD_ARGS.  One scheduling
+	 * strategy may be among them (Ray's scheduling_strategy, docs/cluster.md):
+	 * "@spread" (the live nodes that have its resources, in turn), "@node=XXXXXXXX" (only
+	 * that node, its id in hex from kray_ids() or kray_list_nodes(); the task fails with
+	 * KRAY_ERR_UNSCHEDULABLE if the node is gone or lacks the resources) or
+	 * "@prefer=XXXXXXXX" (that node if it can, else anywhere). */
 	const char *resources;
 	/* A streaming generator (Ray's num_returns="streaming"): num_returns must be 1, and
 	 * that ref is the call's completion; the function sends its items with kray_yield()
@@ -473,14 +480,16 @@ struct kray_actor_opts {
 	unsigned max_concurrency; /* methods that may run at once, on threads; default 1 */
 	double num_cpus; /* CPU slots it holds while alive; default 0 */
 	const char *resources; /* custom resources it holds while alive: "GPU:1,ssd:0.5"
-				* (the node declares its own with krayd's `resources`) */
+				* (the node declares its own with krayd's `resources`),
+				* and maybe a scheduling strategy (kray_call_opts) */
 };
 #define KRAY_ACTOR_OPTS_DEFAULT ((struct kray_actor_opts){ .max_concurrency = 1 })
 
 /*
  * Creates an actor of class cls with constructor args.  Returns 0 and its handle once
  * krayd accepted it (the constructor runs in the actor's process; if it fails, every call
- * fails with its error), or -EEXIST (the name is taken), -EINVAL, -EPIPE.
+ * fails with its error), or -EEXIST (the name is taken), -EHOSTDOWN (its "@node=" names a
+ * node that is gone or lacks its resources), -EINVAL, -EPIPE.
  */
 int kray_actor_create(kray *k, const char *cls, const kray_value *args, size_t nargs,
 		      const struct kray_actor_opts *opts, kray_ref *ret_actor);

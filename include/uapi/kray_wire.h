@@ -213,7 +213,9 @@ enum kray_wire_err {
 	KRAY_WE_CANCELLED = 9, /* the task was cancelled (kray_cancel) */
 	KRAY_WE_TIMED_OUT = 10, /* the task ran past its timeout */
 	KRAY_WE_STREAM_END = 11, /* a streaming call's item after its last: the end */
-	KRAY_WE_MAX = 11,
+	KRAY_WE_UNSCHEDULABLE = 12, /* its scheduling strategy names a node that is gone or
+				     * lacks its resources (wire_place) */
+	KRAY_WE_MAX = 12,
 };
 
 /*

@@ -110,8 +110,38 @@ def _resources(opts, cpus=False):
         r["GPU"] = opts["num_gpus"]
     if cpus and opts.get("num_cpus") is not None and opts["num_cpus"] != 1:
         r["CPU"] = opts["num_cpus"]
-    return ",".join(f"{k}:{round(v, 3):g}" if v < 1e6 else f"{k}:{int(v)}"
-                    for k, v in sorted(r.items())) or None
+    text = [f"{k}:{round(v, 3):g}" if v < 1e6 else f"{k}:{int(v)}"
+            for k, v in sorted(r.items())]
+    place = _placement(opts.get("scheduling_strategy"))
+    if place:
+        text.append(place)
+    return ",".join(text) or None
+
+
+def _placement(strategy):
+    """krayd's placement entry for a scheduling_strategy (common/wire.h): "@spread",
+    "@node=ID" (NodeAffinitySchedulingStrategy, soft=False) or "@prefer=ID" (soft=True);
+    None for DEFAULT, a placement group (in the resources) and node labels, which kray
+    does not have."""
+    from .util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
+                                             NodeLabelSchedulingStrategy,
+                                             PlacementGroupSchedulingStrategy)
+    if strategy is None or strategy == "DEFAULT" or \
+            isinstance(strategy, (PlacementGroupSchedulingStrategy,
+                                  NodeLabelSchedulingStrategy)):
+        return None
+    if strategy == "SPREAD":
+        return "@spread"
+    if isinstance(strategy, NodeAffinitySchedulingStrategy):
+        node = strategy.node_id.lower()
+        if len(node) != 8 or any(c not in "0123456789abcdef" for c in node) or \
+                node == "00000000":
+            raise ValueError(f"NodeAffinitySchedulingStrategy: {strategy.node_id!r} is not "
+                             "a kray node id (8 hex digits: kray.nodes()[i]['NodeID'], "
+                             "kray.get_runtime_context().get_node_id())")
+        return ("@prefer=" if strategy.soft else "@node=") + node
+    raise ValueError(f"scheduling_strategy must be 'DEFAULT', 'SPREAD' or a "
+                     f"kray.util.scheduling_strategies object, got {strategy!r}")
 
 
 def _in_group(opts):
@@ -424,6 +454,9 @@ class ActorClass:
         except FileExistsError as e:
             raise ValueError(f"The name {name} (namespace={ns!r}) is already taken: "
                              f"{e}") from None
+        except _kray.Unschedulable as e:
+            from .exceptions import ActorUnschedulableError
+            raise ActorUnschedulableError(str(e)) from None
         return ActorHandle(ref, {k: (v[0], v[1]) for k, v in self._meta.items()},
                            self.__name__)
 

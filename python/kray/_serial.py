@@ -190,6 +190,8 @@ def error_from_kray(kind, msg):
         return exceptions.TaskCancelledError(message=msg)
     if kind == _kray.ERR_TIMED_OUT:
         return exceptions.TaskTimeoutError(msg)
+    if kind == _kray.ERR_UNSCHEDULABLE:
+        return exceptions.TaskUnschedulableError(msg)
     if kind == _kray.ERR_TASK and msg.startswith("actor '") and \
             " could not be constructed: " in msg:  # krayd's actor_ctor_failed()
         return exceptions.ActorDiedError("The actor died because of an error raised in its "

@@ -166,7 +166,17 @@ class OutOfMemoryError(RayError):
 
 
 class RuntimeEnvSetupError(RayError):
-    """Not raised by kray (it has no runtime environments); defined for compatibility."""
+    """Not raised by kray (a runtime_env it cannot set up fails the task or the actor's
+    creation with the cause); defined for compatibility."""
+
+
+class TaskUnschedulableError(RayError):
+    """The task's scheduling strategy cannot be met: NodeAffinitySchedulingStrategy with
+    soft=False names a node that is dead, unknown, or lacks the task's resources."""
+
+
+class ActorUnschedulableError(RayError):
+    """The actor's scheduling strategy cannot be met (as TaskUnschedulableError)."""
 
 
 # kray-named equivalents.

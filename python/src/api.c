@@ -148,6 +148,8 @@ PyObject *ext_fail(kray *k, int r, const char *what)
 		type = PyExc_ConnectionError;
 	else if (r == -ECANCELED)
 		type = ext.cancelled; /* kray.get/wait raise TaskCancelledError in the task */
+	else if (r == -EHOSTDOWN)
+		type = ext.unschedulable; /* kray.exceptions.ActorUnschedulableError */
 	PyErr_Format(type, "%s: %s", what, k ? kray_errmsg(k) : strerror(-r));
 	return NULL;
 }

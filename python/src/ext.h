@@ -54,6 +54,7 @@ struct ext_state {
 	PyTypeObject *ref_type; /* kray.ObjectRef (a Python subclass of _kray.Ref) */
 	uint32_t session; /* bumped by each kray.init(): refs of an earlier one are stale */
 	PyObject *cancelled; /* _kray.TaskCancelled: a get or wait of a cancelled task */
+	PyObject *unschedulable; /* _kray.Unschedulable: an actor's "@node=" cannot be met */
 };
 
 extern struct ext_state ext;

@@ -42,7 +42,11 @@ PyMODINIT_FUNC PyInit__kray(void)
 	if (!(m = PyModule_Create(&ext_module)))
 		return NULL;
 	ext.cancelled = PyErr_NewException("kray._kray.TaskCancelled", PyExc_RuntimeError, NULL);
-	if (!ext.cancelled || PyModule_AddObjectRef(m, "TaskCancelled", ext.cancelled)) {
+	ext.unschedulable =
+		PyErr_NewException("kray._kray.Unschedulable", PyExc_RuntimeError, NULL);
+	if (!ext.cancelled || PyModule_AddObjectRef(m, "TaskCancelled", ext.cancelled) ||
+	    !ext.unschedulable ||
+	    PyModule_AddObjectRef(m, "Unschedulable", ext.unschedulable)) {
 		Py_DECREF(m);
 		return NULL;
 	}
@@ -61,7 +65,8 @@ PyMODINIT_FUNC PyInit__kray(void)
 	    PyModule_AddIntConstant(m, "ERR_STORE_FULL", KRAY_ERR_STORE_FULL) ||
 	    PyModule_AddIntConstant(m, "ERR_ACTOR_DIED", KRAY_ERR_ACTOR_DIED) ||
 	    PyModule_AddIntConstant(m, "ERR_CANCELLED", KRAY_ERR_CANCELLED) ||
-	    PyModule_AddIntConstant(m, "ERR_TIMED_OUT", KRAY_ERR_TIMED_OUT)) {
+	    PyModule_AddIntConstant(m, "ERR_TIMED_OUT", KRAY_ERR_TIMED_OUT) ||
+	    PyModule_AddIntConstant(m, "ERR_UNSCHEDULABLE", KRAY_ERR_UNSCHEDULABLE)) {
 		Py_DECREF(m);
 		return NULL;
 	}

@@ -263,6 +263,63 @@ Test(cluster, busy_node_spills_tasks_but_keeps_those_with_large_arguments)
 			     (long long)vals[i].i);
 }
 
+/* Ray's scheduling strategies in the resources text (kray_call_opts): "@node=ID" runs on
+ * that node only, even when it is the busy one; "@spread" takes the nodes in turn;
+ * "@node=" of a node that is not there fails with UNSCHEDULABLE, "@prefer=" runs anyway. */
+Test(cluster, scheduling_strategies)
+{
+	static const char *const none[3] = { "", "", "" };
+	kray *k = three_nodes(none);
+	struct kray_node_info *info;
+	char place[3][32];
+	size_t n;
+	kray_value ms = KRAY_V_INT(50), vals[12];
+	kray_ref r[12];
+	int count[4] = { 0 };
+
+	cr_assert_eq(kray_list_nodes(k, &info, &n), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(n, 3);
+	for (int j = 0; j < 3; j++) {
+		size_t i = 0;
+
+		while (i < n && strcmp(info[i].address, net.addr[j]))
+			i++;
+		cr_assert_lt(i, n, "no node at %s", net.addr[j]);
+		snprintf(place[j], sizeof(place[j]), "@node=%08x", info[i].node);
+	}
+	free(info);
+	for (int j = 0; j < 3; j++) {
+		struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+
+		o.resources = place[j];
+		for (int i = 0; i < 6; i++) /* 6 tasks of 50 ms on 2 CPU slots: no spillback */
+			cr_assert_eq(kray_call(k, "sleep_where", &ms, 1, &o, &r[i]), 0);
+		cr_assert_eq(kray_get(k, r, 6, 30000, vals), 0, "%s", kray_errmsg(k));
+		for (int i = 0; i < 6; i++)
+			cr_assert_eq(vals[i].i, j + 1, "%s ran on node %lld", place[j],
+				     (long long)vals[i].i);
+		kray_release(k, r, 6);
+	}
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(kray_call(k, "where", NULL, 0,
+				       &(struct kray_call_opts){ .num_returns = 1,
+								 .resources = "@spread" },
+				       &r[i]),
+			     0);
+	cr_assert_eq(kray_get(k, r, 12, 30000, vals), 0, "%s", kray_errmsg(k));
+	for (int i = 0; i < 12; i++)
+		count[vals[i].i >= 1 && vals[i].i <= 3 ? vals[i].i : 0]++;
+	kray_release(k, r, 12);
+	cr_assert(count[1] == 4 && count[2] == 4 && count[3] == 4,
+		  "SPREAD: %d, %d and %d tasks on the nodes (%d elsewhere)", count[1], count[2],
+		  count[3], count[0]);
+	harness_expect_error(k, "where", NULL, 0,
+			     &(struct kray_call_opts){ .num_returns = 1,
+						       .resources = "@node=0badc0de" },
+			     KRAY_ERR_UNSCHEDULABLE, "node 0badc0de", "not in the cluster");
+	cr_assert_geq(call_int(k, "where", NULL, 0, "@prefer=0badc0de"), 1);
+}
+
 /* Without a cluster, the KV calls say so (no root needed). */
 Test(cluster, kv_needs_a_cluster)
 {

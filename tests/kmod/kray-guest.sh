@@ -29,6 +29,12 @@ start_krayd() {
 mkdir -p /tmp/k
 insmod /kray.ko || fail krayd-publishes-driver-gets "insmod"
 start_krayd krayd-publishes-driver-gets
+# The socket can exist before krayd has attached to /dev/kray (slowly, under the sanitizers
+# in an emulated guest): wait for its word.
+for i in $(seq 1 200); do
+	grep -q "/dev/kray: publishing large objects" $L && break
+	sleep 0.1
+done
 grep -q "/dev/kray: publishing large objects" $L ||
 	fail krayd-publishes-driver-gets "krayd did not attach to /dev/kray"
 KRAYD_PID=$KRAYD $D get kmod || fail krayd-publishes-driver-gets "driver through the module"

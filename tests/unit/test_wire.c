@@ -2031,3 +2031,45 @@ Test(yield, submit_flags)
 	memcpy(body, &m, sizeof(m));
 	cr_assert_eq(wire_dec_submit(body, sizeof(body), &s), -EBADMSG, "unknown flag");
 }
+
+/* A scheduling strategy among the resources (wire_parse_placed()): "@spread",
+ * "@node=ID" or "@prefer=ID", taken out of the list; plain lists refuse them. */
+Test(resources, placement_entries)
+{
+	struct wire_resource res[KRAY_RESOURCES_MAX];
+	struct wire_place pl;
+	const char *s;
+
+	s = "GPU:1, @node=0a0B0c0D,ssd:0.5";
+	cr_assert_eq(wire_parse_placed(s, strlen(s), res, &pl), 2);
+	cr_assert_str_eq(res[0].name, "GPU");
+	cr_assert_str_eq(res[1].name, "ssd");
+	cr_assert_eq(res[1].milli, 500);
+	cr_assert(pl.node == 0x0a0b0c0d && !pl.soft && !pl.spread);
+	s = "@prefer=ffffffff";
+	cr_assert_eq(wire_parse_placed(s, strlen(s), res, &pl), 0);
+	cr_assert(pl.node == 0xffffffff && pl.soft && !pl.spread);
+	s = "CPU:2,@spread";
+	cr_assert_eq(wire_parse_placed(s, strlen(s), res, &pl), 1);
+	cr_assert(!pl.node && pl.spread);
+	s = "GPU:1";
+	cr_assert_eq(wire_parse_placed(s, strlen(s), res, &pl), 1);
+	cr_assert(!pl.node && !pl.spread && !pl.soft, "no strategy");
+	cr_assert_eq(wire_parse_resources("@spread", 7, res), -EINVAL, "not a resource");
+
+	static const char *bad[] = {
+		"@node=00000000", /* no node 0 */
+		"@node=0a0b0c0", /* 7 digits */
+		"@node=0a0b0c0d0", /* 9 */
+		"@node=0a0b0c0g",
+		"@node=0a0b0c0d,@prefer=0a0b0c0d", /* one node */
+		"@spread,@node=0a0b0c0d", /* one strategy */
+		"@pack",
+		"@spread:1",
+		"GPU:1,@",
+		"GPU:x,@spread", /* the rest is still checked */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(wire_parse_placed(bad[i], strlen(bad[i]), res, &pl), -EINVAL, "%s",
+			     bad[i]);
+}

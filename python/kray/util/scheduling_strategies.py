@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """``ray.util.scheduling_strategies``: the strategy objects Ray programs pass as
-``scheduling_strategy=``.  kray accepts them and places tasks with its own scheduler
-(resources first, then the least loaded node): see docs/python.md."""
+``scheduling_strategy=``.  Placement groups and node affinity place work as in Ray, as
+does the string "SPREAD" (docs/cluster.md, "Where work runs"); node labels are ignored:
+kray nodes have none."""
 
 
 class PlacementGroupSchedulingStrategy:
