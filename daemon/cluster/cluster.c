@@ -73,14 +73,41 @@ static void member_link_gone(struct link *l)
 				     l->d->cfg.address, l->d->cfg.heartbeat_ms);
 }
 
-/* The head's view of the cluster (members only). */
-static void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
+/* A node the head has declared dead since the last view: close our links to it, so what
+ * we sent it is retried elsewhere now rather than when TCP gives up. */
+static void view_says_dead(struct krayd *d, const struct node_entry *was, bool alive)
+{
+	if (was && was->m.alive && !alive && was->m.node != d->node) {
+		log_warn("node %08x is dead (the head says)", was->m.node);
+		net_drop_node(d, was->m.node);
+	}
+}
+
+/* A view that holds only what changed (KRAY_VIEW_DELTA): each entry replaces ours of
+ * that node, or joins the table. */
+static void view_merge(struct krayd *d, const struct node_entry *nodes, uint32_t n)
+{
+	struct cluster *cl = d->cl;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct node_entry *e = node_find(d, nodes[i].m.node);
+
+		view_says_dead(d, e, nodes[i].m.alive);
+		if (!e)
+			e = node_add(cl, nodes[i].m.node);
+		*e = nodes[i];
+	}
+}
+
+/* The head's view of the cluster (members only): whole, or what changed since the last. */
+static void node_on_view(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
 {
 	struct krayd *d = l->d;
 	struct cluster *cl = d->cl;
 	struct kray_msg_refs n;
 	struct wire_rd r;
 	struct node_entry *nodes;
+	uint32_t len = h->len;
 
 	if (!l->to_head)
 		return; /* only the head's view counts */
@@ -108,25 +135,20 @@ static void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
 		free(nodes);
 		goto bad;
 	}
-	/* Nodes the head declared dead since the last view: close our links to them, so
-	 * what we sent them is retried elsewhere now rather than when TCP gives up.  A node
-	 * missing from the view is not dead: a restarted head has not heard from it yet. */
-	for (unsigned i = 0; i < cl->nnodes; i++) {
-		bool alive = true;
-
-		if (!cl->nodes[i].m.alive)
-			continue;
-		for (uint32_t j = 0; j < n.n; j++)
-			if (nodes[j].m.node == cl->nodes[i].m.node)
-				alive = nodes[j].m.alive;
-		if (!alive && cl->nodes[i].m.node != d->node) {
-			log_warn("node %08x is dead (the head says)", cl->nodes[i].m.node);
-			net_drop_node(d, cl->nodes[i].m.node);
-		}
+	if (h->flags & KRAY_VIEW_DELTA) {
+		view_merge(d, nodes, n.n);
+		free(nodes);
+		cl->view_from_head = true;
+		return;
 	}
+	/* A whole view replaces ours.  A node missing from it is not dead: a restarted head
+	 * has not heard from it yet. */
+	for (uint32_t j = 0; j < n.n; j++)
+		view_says_dead(d, node_find(d, nodes[j].m.node), nodes[j].m.alive);
 	free(cl->nodes);
 	cl->nodes = nodes;
 	cl->nnodes = cl->cap = n.n;
+	node_index_rebuild(cl);
 	cl->view_from_head = true;
 	return;
 bad:
@@ -146,7 +168,7 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		gcs_on_report(l, h, body);
 		return 0;
 	case KRAY_MSG_NODE_VIEW:
-		node_on_view(l, body, h->len);
+		node_on_view(l, h, body);
 		return 0;
 	case KRAY_MSG_FWD_TASK:
 		return remote_on_task(l, body, h->len);
@@ -502,11 +524,10 @@ int cluster_init(struct krayd *d)
 	if (d->cfg.head && (r = gcs_open(d)))
 		return r;
 	if (d->cfg.head) {
-		cl->nnodes = cl->cap = 1;
-		cl->nodes = calloc(1, sizeof(*cl->nodes));
-		if (!cl->nodes)
-			abort();
-		node_self(d, &cl->nodes[0]);
+		struct node_entry *self = node_add(cl, d->node);
+
+		node_self(d, self);
+		gcs_entry_changed(d, self);
 		log_info("head: GCS serving node links on %s:%u", inet_ntoa(cl->self.sin_addr),
 			 ntohs(cl->self.sin_port));
 	} else {
@@ -536,6 +557,7 @@ void cluster_fini(struct krayd *d)
 	gcs_fini(d);
 	net_fini(d);
 	free(cl->nodes);
+	oidmap_free(&cl->node_index);
 	oidmap_free(&cl->jobs);
 	free(cl);
 	d->cl = NULL;

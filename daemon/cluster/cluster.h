@@ -71,6 +71,7 @@ struct link {
 	bool up; /* proven both ways */
 	bool to_head; /* our link to the head (member side) */
 	bool proved; /* outbound: we sent our proof (so a close now means a refusal) */
+	uint64_t view_sent; /* head: the view version last sent over it (0: none yet) */
 	uint8_t nonce[KRAY_NONCE_LEN]; /* ours */
 	uint8_t peer_nonce[KRAY_NONCE_LEN];
 	struct sockaddr_in sa; /* outbound: where it connects (kept for the connect) */
@@ -98,6 +99,7 @@ struct node_entry {
 	char res_text[256];
 	int64_t last_seen; /* head: last register or heartbeat */
 	struct link *link; /* head: the link the node reports over */
+	uint64_t ver; /* head: the view version of its last change (gcs.c) */
 };
 
 /* The head's tables besides nodes: named actors and the key-value store (gcs.c), kept in
@@ -171,6 +173,8 @@ struct cluster {
 	/* every node known: the head's table on the head, the last view elsewhere */
 	struct node_entry *nodes;
 	unsigned nnodes, cap;
+	struct oidmap node_index; /* {node} -> its index in nodes + 1 (node_find()) */
+	uint64_t view_ver; /* head: the version of the latest change to the view */
 	struct task *fwd; /* tasks this node forwarded and still waits for */
 	struct oidmap fwd_index; /* their ids -> struct task * */
 	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
@@ -229,6 +233,8 @@ int net_parse_addr(const char *s, struct sockaddr_in *ret);
 /* gcs.c (the head) */
 void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 void gcs_tick(struct krayd *d, int64_t now);
+/* Entry e of the head's view changed: the next view on each link carries it. */
+void gcs_entry_changed(struct krayd *d, struct node_entry *e);
 void gcs_link_gone(struct link *l);
 /* Applies a GCS_ACTOR or KV (put/delete) record, from a node or from the log replay;
  * log: append it to the log.  Returns 0 or -EBADMSG. */
@@ -322,6 +328,10 @@ void cluster_fini(struct krayd *d);
 /* node.c */
 void node_self(struct krayd *d, struct node_entry *ret);
 struct node_entry *node_find(struct krayd *d, uint32_t node);
+/* Appends a zeroed entry for node (indexed); may move the others. */
+struct node_entry *node_add(struct cluster *cl, uint32_t node);
+/* Indexes nodes[] again after it was replaced. */
+void node_index_rebuild(struct cluster *cl);
 /* Writes one kray_msg_node (+ resources) for e to b. */
 void node_put_entry(struct kbuf *b, const struct node_entry *e);
 /* Whether this node's totals cover need. */

@@ -22,30 +22,45 @@
 #include "core/actor.h"
 #include "core/sched.h"
 
-static void view_frame(struct krayd *d, struct kbuf *b)
+/*
+ * The view for link l: the entries that changed since the last view sent on it (all of
+ * them on its first), so what the head sends per report grows with what changes, not with
+ * the cluster's size.  An entry changes when its node's membership, address, capacity,
+ * resources or load (workers busy, tasks queued) does; counters alone (tasks finished,
+ * store bytes) go out with its next change.
+ */
+static void view_frame(struct krayd *d, struct link *l)
 {
-	struct kray_msg_refs n = { .n = d->cl->nnodes };
-	size_t off = WIRE_FRAME_OPEN(b, KRAY_MSG_NODE_VIEW, 0, WIRE_FIXED(n));
+	struct cluster *cl = d->cl;
+	struct kray_msg_refs n = { 0 };
+	struct kbuf *b = net_out(l);
+	size_t off;
+	uint32_t flags = l->view_sent ? KRAY_VIEW_DELTA : 0;
 
-	for (unsigned i = 0; i < d->cl->nnodes; i++)
-		node_put_entry(b, &d->cl->nodes[i]);
+	for (unsigned i = 0; i < cl->nnodes; i++)
+		n.n += cl->nodes[i].ver > l->view_sent;
+	off = WIRE_FRAME_OPEN(b, KRAY_MSG_NODE_VIEW, 0, WIRE_FIXED(n));
+	memcpy(b->data + off + offsetof(struct kray_frame_hdr, flags), &flags, sizeof(flags));
+	for (unsigned i = 0; i < cl->nnodes; i++)
+		if (cl->nodes[i].ver > l->view_sent)
+			node_put_entry(b, &cl->nodes[i]);
 	wire_end(b, off);
+	l->view_sent = cl->view_ver;
 }
 
-static struct node_entry *add_entry(struct cluster *cl, uint32_t node)
+/* Whether a view must say again what old said of a node (see view_frame()). */
+static bool entry_changed(const struct node_entry *e, const struct kray_msg_node *old,
+			  const char *old_res)
 {
-	if (cl->nnodes == cl->cap) {
-		unsigned cap = cl->cap ? cl->cap * 2 : 8;
-		struct node_entry *n = realloc(cl->nodes, cap * sizeof(*n));
+	return e->m.alive != old->alive || e->m.addr != old->addr || e->m.port != old->port ||
+	       e->m.num_cpus != old->num_cpus || e->m.workers != old->workers ||
+	       e->m.workers_busy != old->workers_busy || e->m.tasks_queued != old->tasks_queued ||
+	       strcmp(e->res_text, old_res);
+}
 
-		if (!n)
-			abort();
-		cl->nodes = n;
-		cl->cap = cap;
-	}
-	memset(&cl->nodes[cl->nnodes], 0, sizeof(cl->nodes[0]));
-	cl->nodes[cl->nnodes].m.node = node;
-	return &cl->nodes[cl->nnodes++];
+void gcs_entry_changed(struct krayd *d, struct node_entry *e)
+{
+	e->ver = ++d->cl->view_ver;
 }
 
 void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
@@ -56,6 +71,8 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 	const void *res = NULL;
 	struct node_entry *e;
 	struct wire_resource parsed[KRAY_RESOURCES_MAX];
+	struct kray_msg_node old;
+	char old_res[sizeof(e->res_text)];
 	int nres;
 	bool was_alive;
 
@@ -68,8 +85,10 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 	}
 	e = node_find(d, m.node);
 	if (!e)
-		e = add_entry(d->cl, m.node);
+		e = node_add(d->cl, m.node);
 	was_alive = e->m.alive;
+	old = e->m;
+	memcpy(old_res, e->res_text, sizeof(old_res));
 	if (!m.addr) {
 		/* It listens on every address: reach it where its link comes from. */
 		struct sockaddr_in sa;
@@ -87,6 +106,8 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 	e->res_text[m.res_len] = 0;
 	e->last_seen = now_ns();
 	e->link = l;
+	if (!was_alive || entry_changed(e, &old, old_res))
+		gcs_entry_changed(d, e);
 	if (!was_alive) {
 		char addr[INET_ADDRSTRLEN];
 
@@ -94,7 +115,7 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 		log_info("node %08x joined from %s:%u (%u CPUs, resources '%s')", m.node, addr,
 			 m.port, m.num_cpus, e->res_text);
 	}
-	view_frame(d, net_out(l));
+	view_frame(d, l);
 	net_flush(l);
 }
 
@@ -104,6 +125,7 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 		return;
 	e->m.alive = 0;
 	e->link = NULL;
+	gcs_entry_changed(d, e);
 	log_warn("node %08x is dead: %s", e->m.node, why);
 	net_drop_node(d, e->m.node);
 }
@@ -116,9 +138,15 @@ void gcs_tick(struct krayd *d, int64_t now)
 	for (unsigned i = 0; i < cl->nnodes; i++) {
 		struct node_entry *e = &cl->nodes[i];
 
-		if (e->m.node == d->node)
+		if (e->m.node == d->node) {
+			struct kray_msg_node old = e->m;
+			char old_res[sizeof(e->res_text)];
+
+			memcpy(old_res, e->res_text, sizeof(old_res));
 			node_self(d, e); /* the head's own entry is always current */
-		else if (e->m.alive && now - e->last_seen > timeout)
+			if (entry_changed(e, &old, old_res))
+				gcs_entry_changed(d, e);
+		} else if (e->m.alive && now - e->last_seen > timeout)
 			declare_dead(d, e, "no heartbeat within node-timeout-ms");
 	}
 }
