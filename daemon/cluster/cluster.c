@@ -508,6 +508,8 @@ int cluster_init(struct krayd *d)
 		if (!cl->nodes)
 			abort();
 		node_self(d, &cl->nodes[0]);
+		if (cl->store->node_changed)
+			cl->store->node_changed(d, &cl->nodes[0]);
 		log_info("head: GCS serving node links on %s:%u", inet_ntoa(cl->self.sin_addr),
 			 ntohs(cl->self.sin_port));
 	} else {

@@ -93,6 +93,8 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 		inet_ntop(AF_INET, &m.addr, addr, sizeof(addr));
 		log_info("node %08x joined from %s:%u (%u CPUs, resources '%s')", m.node, addr,
 			 m.port, m.num_cpus, e->res_text);
+		if (d->cl->store->node_changed)
+			d->cl->store->node_changed(d, e);
 	}
 	view_frame(d, net_out(l));
 	net_flush(l);
@@ -105,6 +107,8 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 	e->m.alive = 0;
 	e->link = NULL;
 	log_warn("node %08x is dead: %s", e->m.node, why);
+	if (d->cl->store->node_changed)
+		d->cl->store->node_changed(d, e);
 	net_drop_node(d, e->m.node);
 }
 
@@ -121,6 +125,8 @@ void gcs_tick(struct krayd *d, int64_t now)
 		else if (e->m.alive && now - e->last_seen > timeout)
 			declare_dead(d, e, "no heartbeat within node-timeout-ms");
 	}
+	if (cl->store->tick)
+		cl->store->tick(d, now);
 }
 
 void gcs_link_gone(struct link *l)
@@ -305,13 +311,15 @@ int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
 					     -EBADMSG;
 
 	if (!r && log)
-		gcs_log_append(d, type, body, len);
+		d->cl->store->append(d, type, body, len);
 	return r;
 }
 
 int gcs_open(struct krayd *d)
 {
-	return gcs_log_open(d, gcs_apply, gcs_snapshot);
+	d->cl->store =
+		strncmp(d->cfg.gcs_storage, "redis://", 8) ? &gcs_log_store : &gcs_redis_store;
+	return d->cl->store->open(d, gcs_apply, gcs_snapshot);
 }
 
 int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
@@ -546,6 +554,9 @@ void gcs_describe_jobs(struct krayd *d, struct kbuf *b)
 	char line[KRAY_PATH_MAX + 160];
 	bool first = true;
 
+	if (d->cl->store->describe)
+		d->cl->store->describe(d, b);
+
 	for (struct gjob *j = d->cl->jobs_table; j; j = j->next) {
 		struct node_entry *e = node_find(d, j->m.node);
 		const char *state = j->m.end_ms	    ? "FINISHED" :
@@ -586,7 +597,8 @@ void gcs_fini(struct krayd *d)
 		free(e->val);
 		free(e);
 	}
-	gcs_log_close(d);
+	if (d->cl->store)
+		d->cl->store->close(d);
 }
 
 /* The tables as the frames that would make them (GCS_ACTOR, KV puts, GCS_JOB), for the

@@ -53,6 +53,9 @@ struct config {
 	char token[256];
 	int heartbeat_ms, node_timeout_ms;
 	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
+	char gcs_storage[256]; /* "", "log" or redis://HOST:PORT[/DB] (cluster/gcs_redis.c) */
+	char gcs_redis_password_file[PATH_MAX];
+	char gcs_redis_namespace[64]; /* key prefix; default "kray" */
 	/* Limits on clients (docs/limits.md) */
 	int max_clients; /* connections at once; 0: derived from RLIMIT_NOFILE */
 	int hello_timeout_ms, frame_timeout_ms;

@@ -1,0 +1,884 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The head's GCS in Redis (gcs-storage = redis://HOST:PORT[/DB]; docs/cluster.md, "GCS in
+ * Redis"): the same records the log holds (gcs_log.c), kept as Redis hashes so that a head
+ * started anywhere else with the same Redis finds the tables again:
+ *
+ *   NS:gcs:actors  field NAMESPACE \0 NAME   -> the GCS_ACTOR record (body)
+ *   NS:gcs:kv      field KEY                 -> the value itself
+ *   NS:gcs:jobs    field NODE/JOB (hex/dec)  -> the GCS_JOB record
+ *   NS:gcs:nodes   field NODE (hex)          -> the node's last registration (alive ones)
+ *   NS:gcs:epoch   the head's epoch: proves Redis still holds what this head wrote
+ *
+ * NS is gcs-redis-namespace.  At start the head connects with hiredis' blocking API (the
+ * loop does not serve yet), reads the tables back through gcs.c's apply (nodes are only
+ * counted: they register again) and writes its epoch; a Redis that cannot be reached then
+ * is an error.  From then on every change goes out on hiredis' asynchronous API, polled on
+ * krayd's io_uring loop (loop_watch_*(), core/loop.c), so the loop never waits on Redis.
+ *
+ * Every write is a command in one queue that stays until Redis answered it.  When Redis
+ * goes away the head goes on from memory: the queue grows (at most QUEUE_MAX bytes) and
+ * the connection is tried again with a backoff (100 ms doubling to 5 s).  Back, the head
+ * reads the epoch: its own, and the unanswered writes are sent again in order (each sets
+ * or deletes a whole entry, so sending one twice is harmless); missing (Redis restarted
+ * empty) or another (another head wrote), or the queue overflowed, and the tables are
+ * written whole from memory in one MULTI/EXEC.  A head that stops sends what is still
+ * queued on a blocking connection, for at most a few seconds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster/cluster.h"
+#include "core/conn.h"
+#include "core/log.h"
+
+#define QUEUE_MAX (64ull << 20) /* bytes of writes kept while Redis is away */
+#define BACKOFF_MIN_NS (100ll * 1000000)
+#define BACKOFF_MAX_NS (5000ll * 1000000)
+#define START_TRIES 4 /* at start: tries 0.25, 0.5 and 1 s apart before giving up */
+#define SYNC_TIMEOUT_MS 3000
+
+struct rcmd {
+	char *cmd; /* in Redis' protocol (redisFormatCommandArgv) */
+	int len;
+	struct rcmd *next;
+};
+
+enum rstate { R_DOWN, R_CONNECTING, R_UP };
+
+struct gcs_redis {
+	struct krayd *d;
+	char url[256];
+	char ip[INET6_ADDRSTRLEN]; /* resolved once, at start */
+	int port, db;
+	char *password; /* NULL: no AUTH */
+	char k_actors[96], k_kv[96], k_jobs[96], k_nodes[96], k_epoch[96];
+	char epoch[33];
+	redisAsyncContext *ac;
+	struct loop_watch *w;
+	unsigned ev; /* POLLIN/POLLOUT hiredis asked for */
+	enum rstate state;
+	struct rcmd *head, **tail, *unsent; /* the queue; unsent: first not sent yet */
+	size_t queued, queued_bytes;
+	bool resync; /* write the tables whole at the next connection */
+	bool closing, warned;
+	int64_t next_try, backoff, down_since;
+	uint64_t writes, acked, replayed, resyncs, errors, dropped;
+};
+
+/* ---- parsing the setting ------------------------------------------------------------ */
+
+static int parse_url(struct gcs_redis *r, const char *url)
+{
+	const char *host = url + 8, *colon, *slash, *port;
+	char name[256], *end;
+	long v;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	int e;
+
+	snprintf(r->url, sizeof(r->url), "%s", url);
+	if (host[0] == '[') { /* [IPv6]:PORT */
+		colon = strchr(host, ']');
+		if (!colon || colon[1] != ':')
+			return -EINVAL;
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - host - 1), host + 1);
+		port = colon + 2;
+	} else {
+		colon = strrchr(host, ':');
+		if (!colon || colon == host)
+			return -EINVAL;
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - host), host);
+		port = colon + 1;
+	}
+	v = strtol(port, &end, 10);
+	if (end == port || v < 1 || v > 65535 || (*end && *end != '/'))
+		return -EINVAL;
+	r->port = (int)v;
+	slash = *end == '/' ? end : NULL;
+	if (slash) {
+		v = strtol(slash + 1, &end, 10);
+		if (end == slash + 1 || *end || v < 0 || v > 1000000)
+			return -EINVAL;
+		r->db = (int)v;
+	}
+	/* Resolved now: hiredis resolves names with a blocking getaddrinfo(), which the
+	 * loop must not wait on when it connects again later. */
+	e = getaddrinfo(name, NULL, &hints, &ai);
+	if (e) {
+		log_err("gcs-storage %s: host '%s': %s", url, name, gai_strerror(e));
+		return -EHOSTUNREACH;
+	}
+	if (ai->ai_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, r->ip,
+			  sizeof(r->ip));
+	else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, r->ip,
+			  sizeof(r->ip));
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int read_password(struct gcs_redis *r, const char *path)
+{
+	char buf[1024];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_err("gcs-redis-password-file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		log_err("gcs-redis-password-file %s: %s", path, strerror(errno));
+		return -EIO;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (!n) {
+		log_err("gcs-redis-password-file %s: empty", path);
+		return -EINVAL;
+	}
+	r->password = strndup(buf, (size_t)n);
+	explicit_bzero(buf, sizeof(buf));
+	return r->password ? 0 : -ENOMEM;
+}
+
+/* ---- records as Redis commands ------------------------------------------------------ */
+
+struct args {
+	int n;
+	const char *v[4];
+	size_t len[4];
+};
+
+static void arg(struct args *a, const void *p, size_t len)
+{
+	a->v[a->n] = p;
+	a->len[a->n++] = len;
+}
+
+/* The command that makes Redis hold what record (type, body) left in the tables, in a:
+ * returns 1, 0 when there is nothing to write, or -EBADMSG.  field is a's buffer. */
+static int record_args(struct gcs_redis *r, uint16_t type, const uint8_t *body, size_t len,
+		       struct args *a, char *field)
+{
+	struct wire_rd rd;
+	const void *name = "", *ns = "", *val = NULL;
+
+	a->n = 0;
+	wire_rd_init(&rd, body, len);
+	if (type == KRAY_MSG_KV) {
+		struct kray_msg_kv m;
+
+		if (wire_rd_fixed(&rd, &m, sizeof(m)) || !m.key_len ||
+		    wire_rd_bytes(&rd, m.key_len, &name) ||
+		    (m.value_len && wire_rd_bytes(&rd, m.value_len, &val)))
+			return -EBADMSG;
+		arg(a, m.op == KRAY_KV_PUT ? "HSET" : "HDEL", 4);
+		arg(a, r->k_kv, strlen(r->k_kv));
+		arg(a, name, m.key_len);
+		if (m.op == KRAY_KV_PUT)
+			arg(a, val ? val : "", m.value_len);
+		return 1;
+	}
+	if (type == KRAY_MSG_GCS_ACTOR) {
+		struct kray_msg_gcs_actor m;
+
+		if (wire_rd_fixed(&rd, &m, sizeof(m)) || !m.name_len ||
+		    wire_rd_bytes(&rd, m.name_len, &name) ||
+		    (m.ns_len && wire_rd_bytes(&rd, m.ns_len, &ns)))
+			return -EBADMSG;
+		memcpy(field, ns, m.ns_len);
+		field[m.ns_len] = 0;
+		memcpy(field + m.ns_len + 1, name, m.name_len);
+		/* A release deletes the entry unless the name went on to another actor. */
+		if (!m.alive && gcs_find_name(r->d, name, m.name_len, ns, m.ns_len))
+			return 0;
+		arg(a, m.alive ? "HSET" : "HDEL", 4);
+		arg(a, r->k_actors, strlen(r->k_actors));
+		arg(a, field, (size_t)m.ns_len + 1 + m.name_len);
+		if (m.alive)
+			arg(a, body, len);
+		return 1;
+	}
+	if (type == KRAY_MSG_GCS_JOB) {
+		struct kray_msg_gcs_job m;
+
+		if (wire_rd_fixed(&rd, &m, sizeof(m)))
+			return -EBADMSG;
+		arg(a, "HSET", 4);
+		arg(a, r->k_jobs, strlen(r->k_jobs));
+		arg(a, field, (size_t)sprintf(field, "%08x/%u", m.node, m.job));
+		arg(a, body, len);
+		return 1;
+	}
+	return -EBADMSG;
+}
+
+/* ---- the queue ----------------------------------------------------------------------- */
+
+static void q_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+static void send_unsent(struct gcs_redis *r)
+{
+	for (; r->unsent && r->ac; r->unsent = r->unsent->next)
+		if (redisAsyncFormattedCommand(r->ac, q_reply, r, r->unsent->cmd,
+					       (size_t)r->unsent->len) != REDIS_OK)
+			break; /* the context is going: sent again at the next one */
+}
+
+static void push(struct gcs_redis *r, int argc, const char **argv, const size_t *len)
+{
+	struct rcmd *c = calloc(1, sizeof(*c));
+
+	if (!c || (c->len = redisFormatCommandArgv(&c->cmd, argc, argv, len)) < 0)
+		abort();
+	*r->tail = c;
+	r->tail = &c->next;
+	if (!r->unsent)
+		r->unsent = c;
+	r->queued++;
+	r->queued_bytes += (size_t)c->len;
+}
+
+static void free_cmd(struct gcs_redis *r, struct rcmd *c)
+{
+	r->queued--;
+	r->queued_bytes -= (size_t)c->len;
+	free(c->cmd);
+	free(c);
+}
+
+/* Drops the writes not sent yet (those sent wait for their answers). */
+static void drop_unsent(struct gcs_redis *r)
+{
+	struct rcmd **p = &r->head;
+
+	while (*p && *p != r->unsent)
+		p = &(*p)->next;
+	while (*p) {
+		struct rcmd *c = *p;
+
+		*p = c->next;
+		r->dropped++;
+		free_cmd(r, c);
+	}
+	r->tail = p;
+	r->unsent = NULL;
+}
+
+static void start_resync(struct gcs_redis *r);
+
+static void enqueue(struct gcs_redis *r, int argc, const char **argv, const size_t *len)
+{
+	if (r->resync)
+		return; /* written whole from memory at the next connection */
+	push(r, argc, argv, len);
+	r->writes++;
+	if (r->queued_bytes > QUEUE_MAX) {
+		log_warn("gcs-storage %s: %zu writes (%zu bytes) wait for Redis; dropped, the "
+			 "tables are written whole when it answers again",
+			 r->url, r->queued, r->queued_bytes);
+		drop_unsent(r);
+		r->resync = true;
+		if (r->state == R_UP)
+			start_resync(r);
+		return;
+	}
+	if (r->state == R_UP)
+		send_unsent(r);
+}
+
+static void append_record(struct gcs_redis *r, uint16_t type, const uint8_t *body, size_t len)
+{
+	char field[2 * 256 + 32];
+	struct args a;
+
+	if (record_args(r, type, body, len, &a, field) == 1)
+		enqueue(r, a.n, a.v, a.len);
+}
+
+static void node_args(struct gcs_redis *r, const struct node_entry *e, struct kbuf *b,
+		      struct args *a, char *field)
+{
+	a->n = 0;
+	arg(a, e->m.alive ? "HSET" : "HDEL", 4);
+	arg(a, r->k_nodes, strlen(r->k_nodes));
+	arg(a, field, (size_t)sprintf(field, "%08x", e->m.node));
+	if (e->m.alive) {
+		kbuf_put(b, &e->m, sizeof(e->m));
+		kbuf_put(b, e->res_text, e->m.res_len);
+		arg(a, b->data, b->len);
+	}
+}
+
+/* The tables whole, from memory, in one transaction that replaces Redis' copy. */
+static void start_resync(struct gcs_redis *r)
+{
+	struct krayd *d = r->d;
+	struct kbuf b = { 0 };
+	size_t off = 0;
+	const char *argv[6];
+	size_t len[6];
+
+	r->resync = false;
+	r->resyncs++;
+	drop_unsent(r);
+	argv[0] = "MULTI";
+	len[0] = 5;
+	push(r, 1, argv, len);
+	argv[0] = "DEL";
+	len[0] = 3;
+	argv[1] = r->k_actors;
+	argv[2] = r->k_kv;
+	argv[3] = r->k_jobs;
+	argv[4] = r->k_nodes;
+	for (int i = 1; i < 5; i++)
+		len[i] = strlen(argv[i]);
+	push(r, 5, argv, len);
+	gcs_snapshot(d, &b);
+	while (off + sizeof(struct kray_frame_hdr) <= b.len) {
+		struct kray_frame_hdr h;
+		char field[2 * 256 + 32];
+		struct args a;
+
+		memcpy(&h, b.data + off, sizeof(h));
+		if (record_args(r, h.type, b.data + off + sizeof(h), h.len, &a, field) == 1)
+			push(r, a.n, a.v, a.len);
+		off += sizeof(h) + h.len;
+	}
+	kbuf_free(&b);
+	for (unsigned i = 0; i < d->cl->nnodes; i++) {
+		struct kbuf nb = { 0 };
+		char field[16];
+		struct args a;
+
+		if (!d->cl->nodes[i].m.alive)
+			continue;
+		node_args(r, &d->cl->nodes[i], &nb, &a, field);
+		push(r, a.n, a.v, a.len);
+		kbuf_free(&nb);
+	}
+	argv[0] = "SET";
+	len[0] = 3;
+	argv[1] = r->k_epoch;
+	len[1] = strlen(r->k_epoch);
+	argv[2] = r->epoch;
+	len[2] = strlen(r->epoch);
+	push(r, 3, argv, len);
+	argv[0] = "EXEC";
+	len[0] = 4;
+	push(r, 1, argv, len);
+	log_info("gcs-storage %s: writing the tables whole (%zu commands)", r->url, r->queued);
+	if (r->state == R_UP)
+		send_unsent(r);
+}
+
+/* ---- hiredis on krayd's loop --------------------------------------------------------- */
+
+static void ev_ready(void *arg, unsigned ev)
+{
+	struct gcs_redis *r = arg;
+
+	if (r->ac && (ev & (POLLIN | POLLERR | POLLHUP)))
+		redisAsyncHandleRead(r->ac);
+	if (r->ac && (ev & POLLOUT))
+		redisAsyncHandleWrite(r->ac);
+}
+
+static void ev_set(struct gcs_redis *r, unsigned ev)
+{
+	r->ev = ev;
+	if (r->w)
+		loop_watch_set(r->w, ev);
+}
+
+static void ev_add_read(void *p)
+{
+	struct gcs_redis *r = p;
+
+	ev_set(r, r->ev | POLLIN);
+}
+
+static void ev_del_read(void *p)
+{
+	struct gcs_redis *r = p;
+
+	ev_set(r, r->ev & ~(unsigned)POLLIN);
+}
+
+static void ev_add_write(void *p)
+{
+	struct gcs_redis *r = p;
+
+	ev_set(r, r->ev | POLLOUT);
+}
+
+static void ev_del_write(void *p)
+{
+	struct gcs_redis *r = p;
+
+	ev_set(r, r->ev & ~(unsigned)POLLOUT);
+}
+
+static void ev_cleanup(void *p)
+{
+	struct gcs_redis *r = p;
+
+	loop_watch_free(r->w);
+	r->w = NULL;
+	r->ev = 0;
+}
+
+static void retry_later(struct gcs_redis *r, const char *why)
+{
+	int64_t now = now_ns();
+
+	r->ac = NULL;
+	r->state = R_DOWN;
+	r->unsent = r->head; /* what was not answered goes again */
+	if (!r->down_since)
+		r->down_since = now;
+	if (!r->warned && !r->closing)
+		log_warn("gcs-storage %s: %s; the head serves from memory, queues its writes "
+			 "and tries again",
+			 r->url, why);
+	r->warned = true;
+	r->next_try = now + r->backoff;
+	r->backoff = r->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : r->backoff * 2;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct gcs_redis *r = ac->ev.data;
+
+	if (status != REDIS_OK)
+		retry_later(r, ac->errstr[0] ? ac->errstr : "cannot connect");
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct gcs_redis *r = ac->ev.data;
+
+	(void)status;
+	retry_later(r, ac->errstr[0] ? ac->errstr : "Redis closed the connection");
+}
+
+static void q_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct gcs_redis *r = priv;
+	redisReply *rep = reply;
+	struct rcmd *c = r->head;
+
+	(void)ac;
+	if (!rep || r->closing || !c)
+		return; /* the connection went: the write stays queued */
+	if (rep->type == REDIS_REPLY_ERROR) {
+		r->errors++;
+		log_warn_ratelimited("gcs-storage %s: Redis refused a write: %s", r->url, rep->str);
+	}
+	r->head = c->next;
+	if (!r->head)
+		r->tail = &r->head;
+	if (r->unsent == c)
+		r->unsent = c->next; /* cannot happen: answered means sent */
+	r->acked++;
+	free_cmd(r, c);
+}
+
+/* AUTH and SELECT: a refusal is a setting to fix; it is tried again like an outage. */
+static void ctl_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct gcs_redis *r = ac->ev.data;
+	redisReply *rep = reply;
+
+	if (rep && rep->type == REDIS_REPLY_ERROR && !r->closing) {
+		log_ratelimited(LOG_ERR, "gcs-storage %s: %s: %s", r->url, (const char *)priv,
+				    rep->str);
+		redisAsyncDisconnect(ac);
+	}
+}
+
+static void epoch_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct gcs_redis *r = ac->ev.data;
+	redisReply *rep = reply;
+	bool ours;
+
+	(void)priv;
+	if (!rep || r->closing || rep->type == REDIS_REPLY_ERROR)
+		return; /* (an error: AUTH or SELECT failed and said so) */
+	ours = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, r->epoch);
+	r->state = R_UP;
+	r->backoff = BACKOFF_MIN_NS;
+	if (r->warned)
+		log_info("gcs-storage %s: Redis answers again after %lld ms; %s %zu writes",
+			 r->url, (long long)((now_ns() - r->down_since) / 1000000),
+			 ours && !r->resync ? "sending the" : "writing the tables whole instead of",
+			 r->queued);
+	r->warned = false;
+	r->down_since = 0;
+	if (!ours || r->resync) {
+		if (!ours && rep->type == REDIS_REPLY_STRING)
+			log_warn("gcs-storage %s: another head (epoch %s) wrote the GCS; this "
+				 "head's tables replace it",
+				 r->url, rep->str);
+		start_resync(r);
+		return;
+	}
+	for (struct rcmd *c = r->head; c; c = c->next)
+		r->replayed++;
+	send_unsent(r);
+}
+
+static void try_connect(struct gcs_redis *r)
+{
+	redisAsyncContext *ac = redisAsyncConnect(r->ip, r->port);
+
+	if (!ac || ac->err) {
+		if (ac)
+			redisAsyncFree(ac);
+		retry_later(r, "cannot make a connection");
+		return;
+	}
+	r->w = loop_watch_new(r->d, ac->c.fd, ev_ready, r);
+	if (!r->w) {
+		redisAsyncFree(ac);
+		retry_later(r, "out of memory");
+		return;
+	}
+	r->ac = ac;
+	r->state = R_CONNECTING;
+	ac->ev.data = r;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	/* hiredis sends these once connected, in order, before any queued write. */
+	if (r->password)
+		redisAsyncCommand(ac, ctl_reply, "AUTH", "AUTH %s", r->password);
+	if (r->db)
+		redisAsyncCommand(ac, ctl_reply, "SELECT", "SELECT %d", r->db);
+	redisAsyncCommand(ac, epoch_reply, NULL, "GET %s", r->k_epoch);
+}
+
+/* ---- blocking connection: start and stop ---------------------------------------------- */
+
+static redisContext *sync_connect(struct gcs_redis *r, char *why, size_t n)
+{
+	struct timeval tv = { SYNC_TIMEOUT_MS / 1000, (SYNC_TIMEOUT_MS % 1000) * 1000 };
+	redisContext *c = redisConnectWithTimeout(r->ip, r->port, tv);
+	redisReply *rep = NULL;
+
+	if (!c || c->err) {
+		snprintf(why, n, "cannot connect to %s:%d: %s", r->ip, r->port,
+			 c ? c->errstr : "out of memory");
+		goto fail;
+	}
+	redisSetTimeout(c, tv);
+	if (r->password) {
+		rep = redisCommand(c, "AUTH %s", r->password);
+		if (!rep || rep->type == REDIS_REPLY_ERROR) {
+			snprintf(why, n, "AUTH: %s", rep ? rep->str : c->errstr);
+			goto fail;
+		}
+		freeReplyObject(rep);
+	}
+	if (r->db) {
+		rep = redisCommand(c, "SELECT %d", r->db);
+		if (!rep || rep->type == REDIS_REPLY_ERROR) {
+			snprintf(why, n, "SELECT %d: %s", r->db, rep ? rep->str : c->errstr);
+			goto fail;
+		}
+		freeReplyObject(rep);
+	}
+	return c;
+fail:
+	if (rep)
+		freeReplyObject(rep);
+	if (c)
+		redisFree(c);
+	return NULL;
+}
+
+/* HGETALL key, each value through apply (as type; KV: built from field and value). */
+static int load_hash(struct gcs_redis *r, redisContext *c, const char *key, uint16_t type,
+		     gcs_apply_fn apply, size_t *n)
+{
+	redisReply *rep = redisCommand(c, "HGETALL %s", key);
+
+	*n = 0;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		log_err("gcs-storage %s: HGETALL %s: %s", r->url, key,
+			!rep ? c->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "not a hash");
+		if (rep)
+			freeReplyObject(rep);
+		return -EIO;
+	}
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		redisReply *f = rep->element[i], *v = rep->element[i + 1];
+		struct kbuf b = { 0 };
+		const uint8_t *body = (const uint8_t *)v->str;
+		size_t len = v->len;
+		int bad;
+
+		if (type == KRAY_MSG_KV) {
+			struct kray_msg_kv m = { .op = KRAY_KV_PUT,
+						 .key_len = (uint8_t)f->len,
+						 .value_len = (uint32_t)v->len };
+
+			if (!f->len || f->len > KRAY_NAME_MAX || v->len > KRAY_KV_VALUE_MAX) {
+				log_warn("gcs-storage %s: %s: key of %zu bytes or value of %zu "
+					 "bytes out of bounds; left out",
+					 r->url, key, f->len, v->len);
+				continue;
+			}
+			WIRE_FRAME(&b, KRAY_MSG_KV, 0, WIRE_FIXED(m), WIRE_PADDED(f->str, f->len),
+				   WIRE_PADDED(v->str, v->len));
+			body = b.data + sizeof(struct kray_frame_hdr);
+			len = b.len - sizeof(struct kray_frame_hdr);
+		}
+		bad = len > UINT32_MAX || apply(r->d, type, body, (uint32_t)len, false);
+		kbuf_free(&b);
+		if (bad)
+			log_warn("gcs-storage %s: %s: malformed entry '%.*s' left out", r->url, key,
+				 (int)(f->len > 64 ? 64 : f->len), f->str);
+		else
+			(*n)++;
+	}
+	freeReplyObject(rep);
+	return 0;
+}
+
+static int load(struct gcs_redis *r, gcs_apply_fn apply)
+{
+	char why[256] = "";
+	redisContext *c = NULL;
+	redisReply *rep;
+	size_t na, nk, nj, nn = 0;
+	int64_t wait_ms = 250;
+
+	for (int i = 0; i < START_TRIES && !c; i++) {
+		if (i) {
+			log_warn("gcs-storage %s: %s; trying again in %lld ms", r->url, why,
+				 (long long)wait_ms);
+			usleep((useconds_t)wait_ms * 1000);
+			wait_ms *= 2;
+		}
+		c = sync_connect(r, why, sizeof(why));
+	}
+	if (!c) {
+		log_err("gcs-storage %s: %s (is redis-server running there?)", r->url, why);
+		return -ECONNREFUSED;
+	}
+	if (load_hash(r, c, r->k_actors, KRAY_MSG_GCS_ACTOR, apply, &na) ||
+	    load_hash(r, c, r->k_kv, KRAY_MSG_KV, apply, &nk) ||
+	    load_hash(r, c, r->k_jobs, KRAY_MSG_GCS_JOB, apply, &nj)) {
+		redisFree(c);
+		return -EIO;
+	}
+	rep = redisCommand(c, "HLEN %s", r->k_nodes);
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		nn = (size_t)rep->integer;
+	if (rep)
+		freeReplyObject(rep);
+	/* The nodes register again with this head: the old table only says how many. */
+	rep = redisCommand(c, "MULTI");
+	if (rep)
+		freeReplyObject(rep);
+	rep = redisCommand(c, "DEL %s", r->k_nodes);
+	if (rep)
+		freeReplyObject(rep);
+	rep = redisCommand(c, "SET %s %s", r->k_epoch, r->epoch);
+	if (rep)
+		freeReplyObject(rep);
+	rep = redisCommand(c, "EXEC");
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		log_err("gcs-storage %s: cannot write the epoch: %s", r->url,
+			!rep ? c->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "aborted");
+		if (rep)
+			freeReplyObject(rep);
+		redisFree(c);
+		return -EIO;
+	}
+	freeReplyObject(rep);
+	redisFree(c);
+	log_info("gcs-storage %s: recovered %zu named actors, %zu keys and %zu jobs; %zu nodes "
+		 "were known (they join again); epoch %s",
+		 r->url, na, nk, nj, nn, r->epoch);
+	return 0;
+}
+
+/* At stop: what Redis has not answered yet, on a blocking connection. */
+static void flush_sync(struct gcs_redis *r)
+{
+	char why[256];
+	redisContext *c;
+	size_t n = 0, sent = 0;
+
+	if (!r->head && !r->resync)
+		return;
+	if (r->resync) {
+		r->state = R_DOWN;
+		start_resync(r);
+	}
+	c = sync_connect(r, why, sizeof(why));
+	if (!c) {
+		log_warn("gcs-storage %s: %zu writes not in Redis at stop: %s", r->url, r->queued,
+			 why);
+		return;
+	}
+	for (struct rcmd *q = r->head; q; q = q->next, sent++)
+		if (redisAppendFormattedCommand(c, q->cmd, (size_t)q->len) != REDIS_OK)
+			break;
+	for (; n < sent; n++) {
+		void *rep = NULL;
+
+		if (redisGetReply(c, &rep) != REDIS_OK)
+			break;
+		freeReplyObject(rep);
+	}
+	if (n < r->queued)
+		log_warn("gcs-storage %s: %zu of %zu writes not in Redis at stop: %s", r->url,
+			 r->queued - n, r->queued, c->errstr);
+	redisFree(c);
+}
+
+/* ---- the store's interface (gcs.c) ----------------------------------------------------- */
+
+static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot)
+{
+	struct gcs_redis *r = calloc(1, sizeof(*r));
+	uint8_t rnd[16];
+	const char *ns = d->cfg.gcs_redis_namespace;
+	int e;
+
+	(void)snapshot; /* start_resync() calls gcs_snapshot() itself */
+	if (!r)
+		return -ENOMEM;
+	d->cl->redis = r;
+	r->d = d;
+	r->tail = &r->head;
+	r->backoff = BACKOFF_MIN_NS;
+	e = parse_url(r, d->cfg.gcs_storage);
+	if (e) {
+		if (e == -EINVAL)
+			log_err("gcs-storage: not redis://HOST:PORT[/DB]: '%s'", d->cfg.gcs_storage);
+		return e;
+	}
+	if (d->cfg.gcs_redis_password_file[0] &&
+	    (e = read_password(r, d->cfg.gcs_redis_password_file)))
+		return e;
+	snprintf(r->k_actors, sizeof(r->k_actors), "%s:gcs:actors", ns);
+	snprintf(r->k_kv, sizeof(r->k_kv), "%s:gcs:kv", ns);
+	snprintf(r->k_jobs, sizeof(r->k_jobs), "%s:gcs:jobs", ns);
+	snprintf(r->k_nodes, sizeof(r->k_nodes), "%s:gcs:nodes", ns);
+	snprintf(r->k_epoch, sizeof(r->k_epoch), "%s:gcs:epoch", ns);
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return -EIO;
+	for (int i = 0; i < 16; i++)
+		sprintf(r->epoch + 2 * i, "%02x", rnd[i]);
+	e = load(r, apply);
+	if (e)
+		return e;
+	try_connect(r);
+	return 0;
+}
+
+static void redis_append(struct krayd *d, uint16_t type, const void *body, size_t len)
+{
+	append_record(d->cl->redis, type, body, len);
+}
+
+static void redis_node_changed(struct krayd *d, const struct node_entry *e)
+{
+	struct gcs_redis *r = d->cl->redis;
+	struct kbuf b = { 0 };
+	char field[16];
+	struct args a;
+
+	node_args(r, e, &b, &a, field);
+	enqueue(r, a.n, a.v, a.len);
+	kbuf_free(&b);
+}
+
+static void redis_tick(struct krayd *d, int64_t now)
+{
+	struct gcs_redis *r = d->cl->redis;
+
+	if (r->state == R_DOWN && now >= r->next_try)
+		try_connect(r);
+}
+
+static void redis_describe(struct krayd *d, struct kbuf *b)
+{
+	struct gcs_redis *r = d->cl->redis;
+	char line[512];
+	int n;
+
+	if (r->state == R_UP)
+		n = snprintf(line, sizeof(line),
+			     "gcs: %s up, %llu writes (%llu answered, %llu sent again, %llu "
+			     "errors), %zu in flight, tables written whole %llu times\n",
+			     r->url, (unsigned long long)r->writes, (unsigned long long)r->acked,
+			     (unsigned long long)r->replayed, (unsigned long long)r->errors,
+			     r->queued, (unsigned long long)r->resyncs);
+	else
+		n = snprintf(line, sizeof(line),
+			     "gcs: %s %s for %lld ms, %zu writes queued (%zu bytes)%s\n", r->url,
+			     r->down_since ? "DOWN" : "connecting",
+			     r->down_since ? (long long)((now_ns() - r->down_since) / 1000000) : 0,
+			     r->queued, r->queued_bytes,
+			     r->resync ? ", tables to be written whole" : "");
+	kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static void redis_close(struct krayd *d)
+{
+	struct gcs_redis *r = d->cl->redis;
+
+	if (!r)
+		return;
+	r->closing = true;
+	if (r->ac)
+		redisAsyncFree(r->ac); /* (its callbacks see closing) */
+	r->ac = NULL;
+	if (r->port)
+		flush_sync(r);
+	while (r->head) {
+		struct rcmd *c = r->head;
+
+		r->head = c->next;
+		free_cmd(r, c);
+	}
+	if (r->password) {
+		explicit_bzero(r->password, strlen(r->password));
+		free(r->password);
+	}
+	loop_watch_free(r->w);
+	free(r);
+	d->cl->redis = NULL;
+}
+
+const struct gcs_store gcs_redis_store = { .open = redis_open,
+					   .append = redis_append,
+					   .node_changed = redis_node_changed,
+					   .tick = redis_tick,
+					   .describe = redis_describe,
+					   .close = redis_close };
