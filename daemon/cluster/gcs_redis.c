@@ -507,7 +507,7 @@ static void ctl_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 	if (rep && rep->type == REDIS_REPLY_ERROR && !r->closing) {
 		log_ratelimited(LOG_ERR, "gcs-storage %s: %s: %s", r->url, (const char *)priv,
-				    rep->str);
+				rep->str);
 		redisAsyncDisconnect(ac);
 	}
 }
@@ -525,8 +525,8 @@ static void epoch_reply(redisAsyncContext *ac, void *reply, void *priv)
 	r->state = R_UP;
 	r->backoff = BACKOFF_MIN_NS;
 	if (r->warned)
-		log_info("gcs-storage %s: Redis answers again after %lld ms; %s %zu writes",
-			 r->url, (long long)((now_ns() - r->down_since) / 1000000),
+		log_info("gcs-storage %s: Redis answers again after %lld ms; %s %zu writes", r->url,
+			 (long long)((now_ns() - r->down_since) / 1000000),
 			 ours && !r->resync ? "sending the" : "writing the tables whole instead of",
 			 r->queued);
 	r->warned = false;
@@ -626,7 +626,9 @@ static int load_hash(struct gcs_redis *r, redisContext *c, const char *key, uint
 	*n = 0;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
 		log_err("gcs-storage %s: HGETALL %s: %s", r->url, key,
-			!rep ? c->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "not a hash");
+			!rep			       ? c->errstr :
+			rep->type == REDIS_REPLY_ERROR ? rep->str :
+							 "not a hash");
 		if (rep)
 			freeReplyObject(rep);
 		return -EIO;
@@ -711,7 +713,9 @@ static int load(struct gcs_redis *r, gcs_apply_fn apply)
 	rep = redisCommand(c, "EXEC");
 	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
 		log_err("gcs-storage %s: cannot write the epoch: %s", r->url,
-			!rep ? c->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "aborted");
+			!rep			       ? c->errstr :
+			rep->type == REDIS_REPLY_ERROR ? rep->str :
+							 "aborted");
 		if (rep)
 			freeReplyObject(rep);
 		redisFree(c);
@@ -779,7 +783,8 @@ static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snaps
 	e = parse_url(r, d->cfg.gcs_storage);
 	if (e) {
 		if (e == -EINVAL)
-			log_err("gcs-storage: not redis://HOST:PORT[/DB]: '%s'", d->cfg.gcs_storage);
+			log_err("gcs-storage: not redis://HOST:PORT[/DB]: '%s'",
+				d->cfg.gcs_storage);
 		return e;
 	}
 	if (d->cfg.gcs_redis_password_file[0] &&

@@ -91,9 +91,10 @@ static void start_redis(struct redis *r)
 	r->pid = fork();
 	cr_assert_geq(r->pid, 0);
 	if (!r->pid) {
-		const char *argv[20] = { REDIS_SERVER, "--port", port, "--bind", "127.0.0.1",
-					 "--dir", r->dir, "--save", "", "--appendonly", "no",
-					 "--daemonize", "no", "--logfile", log };
+		const char *argv[20] = { REDIS_SERVER, "--port",       port,   "--bind",
+					 "127.0.0.1",  "--dir",	       r->dir, "--save",
+					 "",	       "--appendonly", "no",   "--daemonize",
+					 "no",	       "--logfile",    log };
 		int n = 15;
 
 		if (r->password) {
@@ -119,9 +120,9 @@ static void start_redis(struct redis *r)
 
 static void start_head(struct harness *h, const char *const *more)
 {
-	const char *args[24] = { "--head", "--node-listen", NULL, "--gcs-storage", url,
-				 "--resources", "n1:1", "--heartbeat-ms", "100",
-				 "--node-timeout-ms", "1000" };
+	const char *args[24] = { "--head", "--node-listen",	NULL,	"--gcs-storage",
+				 url,	   "--resources",	"n1:1", "--heartbeat-ms",
+				 "100",	   "--node-timeout-ms", "1000" };
 	char listen[32];
 	int n = 11, rc;
 
@@ -140,10 +141,11 @@ static void start_head(struct harness *h, const char *const *more)
 static void start_member(const char *token)
 {
 	char addr[32];
-	const char *args[] = { "--address", addr, "--node-listen", "127.0.0.1:0",
-			       "--token-file", token, "--resources", "n2:1",
-			       "--heartbeat-ms", "100", "--node-timeout-ms", "1000",
-			       NULL };
+	const char *args[] = {
+		"--address",   addr,   "--node-listen",	 "127.0.0.1:0", "--token-file",	     token,
+		"--resources", "n2:1", "--heartbeat-ms", "100",		"--node-timeout-ms", "1000",
+		NULL
+	};
 	int rc;
 
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", head_port);
@@ -401,8 +403,7 @@ Test(gcs_redis, unreachable_or_refused_redis_at_start_is_a_clear_error)
 	char out[8192], bad[64], pwfile[200], dir[128];
 	const char *down[] = { "--gcs-storage", bad, NULL };
 	const char *garbled[] = { "--gcs-storage", "redis://nohostnoport", NULL };
-	const char *wrongpw[] = { "--gcs-storage", url, "--gcs-redis-password-file", pwfile,
-				  NULL };
+	const char *wrongpw[] = { "--gcs-storage", url, "--gcs-redis-password-file", pwfile, NULL };
 	int64_t t0;
 	FILE *f;
 	kray *k;
