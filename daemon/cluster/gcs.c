@@ -577,6 +577,10 @@ void gcs_describe_jobs(struct krayd *d, struct kbuf *b)
 
 void gcs_fini(struct krayd *d)
 {
+	/* The store first: it may still write the tables (gcs_redis.c, at stop). */
+	if (d->cl->store)
+		d->cl->store->close(d);
+	d->cl->store = NULL;
 	while (d->cl->jobs_table) {
 		struct gjob *j = d->cl->jobs_table;
 
@@ -597,8 +601,6 @@ void gcs_fini(struct krayd *d)
 		free(e->val);
 		free(e);
 	}
-	if (d->cl->store)
-		d->cl->store->close(d);
 }
 
 /* The tables as the frames that would make them (GCS_ACTOR, KV puts, GCS_JOB), for the

@@ -48,10 +48,12 @@
 #define BACKOFF_MAX_NS (5000ll * 1000000)
 #define START_TRIES 4 /* at start: tries 0.25, 0.5 and 1 s apart before giving up */
 #define SYNC_TIMEOUT_MS 3000
+#define STALL_NS (5000ll * 1000000) /* no answer this long: connect again */
 
 struct rcmd {
 	char *cmd; /* in Redis' protocol (redisFormatCommandArgv) */
 	int len;
+	int64_t sent_ns; /* when it went out last (0: not yet) */
 	struct rcmd *next;
 };
 
@@ -72,8 +74,8 @@ struct gcs_redis {
 	struct rcmd *head, **tail, *unsent; /* the queue; unsent: first not sent yet */
 	size_t queued, queued_bytes;
 	bool resync; /* write the tables whole at the next connection */
-	bool closing, warned;
-	int64_t next_try, backoff, down_since;
+	bool closing, warned, stalled;
+	int64_t next_try, backoff, down_since, attempt_ns;
 	uint64_t writes, acked, replayed, resyncs, errors, dropped;
 };
 
@@ -234,10 +236,14 @@ static void q_reply(redisAsyncContext *ac, void *reply, void *priv);
 
 static void send_unsent(struct gcs_redis *r)
 {
-	for (; r->unsent && r->ac; r->unsent = r->unsent->next)
+	int64_t now = now_ns();
+
+	for (; r->unsent && r->ac; r->unsent = r->unsent->next) {
 		if (redisAsyncFormattedCommand(r->ac, q_reply, r, r->unsent->cmd,
 					       (size_t)r->unsent->len) != REDIS_OK)
 			break; /* the context is going: sent again at the next one */
+		r->unsent->sent_ns = now;
+	}
 }
 
 static void push(struct gcs_redis *r, int argc, const char **argv, const size_t *len)
@@ -474,7 +480,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	struct gcs_redis *r = ac->ev.data;
 
 	(void)status;
-	retry_later(r, ac->errstr[0] ? ac->errstr : "Redis closed the connection");
+	retry_later(r, r->stalled    ? "no answer for 5 s" :
+		       ac->errstr[0] ? ac->errstr :
+				       "Redis closed the connection");
+	r->stalled = false;
 }
 
 static void q_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -562,6 +571,7 @@ static void try_connect(struct gcs_redis *r)
 	}
 	r->ac = ac;
 	r->state = R_CONNECTING;
+	r->attempt_ns = now_ns();
 	ac->ev.data = r;
 	ac->ev.addRead = ev_add_read;
 	ac->ev.delRead = ev_del_read;
@@ -729,38 +739,44 @@ static int load(struct gcs_redis *r, gcs_apply_fn apply)
 	return 0;
 }
 
-/* At stop: what Redis has not answered yet, on a blocking connection. */
+/* At stop: what Redis has not answered yet, on a blocking connection (the tables whole
+ * if Redis lost what this head wrote). */
 static void flush_sync(struct gcs_redis *r)
 {
 	char why[256];
 	redisContext *c;
+	redisReply *rep;
 	size_t n = 0, sent = 0;
 
 	if (!r->head && !r->resync)
 		return;
-	if (r->resync) {
-		r->state = R_DOWN;
-		start_resync(r);
-	}
 	c = sync_connect(r, why, sizeof(why));
 	if (!c) {
 		log_warn("gcs-storage %s: %zu writes not in Redis at stop: %s", r->url, r->queued,
 			 why);
 		return;
 	}
+	rep = redisCommand(c, "GET %s", r->k_epoch);
+	r->state = R_DOWN; /* (start_resync() only queues) */
+	if (r->resync || !rep || rep->type != REDIS_REPLY_STRING || strcmp(rep->str, r->epoch))
+		start_resync(r);
+	if (rep)
+		freeReplyObject(rep);
 	for (struct rcmd *q = r->head; q; q = q->next, sent++)
 		if (redisAppendFormattedCommand(c, q->cmd, (size_t)q->len) != REDIS_OK)
 			break;
 	for (; n < sent; n++) {
-		void *rep = NULL;
+		void *reply = NULL;
 
-		if (redisGetReply(c, &rep) != REDIS_OK)
+		if (redisGetReply(c, &reply) != REDIS_OK)
 			break;
-		freeReplyObject(rep);
+		freeReplyObject(reply);
 	}
 	if (n < r->queued)
 		log_warn("gcs-storage %s: %zu of %zu writes not in Redis at stop: %s", r->url,
 			 r->queued - n, r->queued, c->errstr);
+	else
+		log_info("gcs-storage %s: %zu writes sent at stop", r->url, n);
 	redisFree(c);
 }
 
@@ -827,8 +843,21 @@ static void redis_tick(struct krayd *d, int64_t now)
 {
 	struct gcs_redis *r = d->cl->redis;
 
-	if (r->state == R_DOWN && now >= r->next_try)
+	if (r->state == R_DOWN && now >= r->next_try) {
 		try_connect(r);
+		return;
+	}
+	/* A Redis that stopped answering (hung, or a network that drops packets): its
+	 * connection is given up, the writes stay queued, and a new one is tried. */
+	if (r->ac && ((r->state == R_CONNECTING && now - r->attempt_ns > STALL_NS) ||
+		      (r->state == R_UP && r->head && r->head->sent_ns &&
+		       now - r->head->sent_ns > STALL_NS))) {
+		r->stalled = true;
+		redisAsyncFree(r->ac); /* on_disconnect() or nothing: */
+		if (r->ac) /* (never connected: no disconnect callback) */
+			retry_later(r, "no answer for 5 s");
+		r->stalled = false;
+	}
 }
 
 static void redis_describe(struct krayd *d, struct kbuf *b)

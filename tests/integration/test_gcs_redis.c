@@ -338,7 +338,8 @@ Test(gcs_redis, head_started_elsewhere_recovers_from_redis)
 /*
  * Redis lost while the head runs: it goes on from memory (puts and gets answer), queues
  * the writes; Redis back empty (no persistence), and the tables are written whole.  A
- * connection Redis closes is made again and writes go on.
+ * connection Redis closes is made again and writes go on; a Redis that hangs is given up
+ * and its writes sent when it answers again.
  */
 Test(gcs_redis, redis_lost_and_back)
 {
@@ -370,6 +371,15 @@ Test(gcs_redis, redis_lost_and_back)
 	wait_describe(k, " up, ", 5000);
 	cr_assert_eq(kray_kv_put(k, "k4", "v4", 2), 0, "%s", kray_errmsg(k));
 	redis_kv_expect("k4", "v4", 5000);
+
+	/* A Redis that stops answering (stopped, its socket open): given up after 5 s,
+	 * the write kept and sent once it answers again. */
+	kill(rs.pid, SIGSTOP);
+	cr_assert_eq(kray_kv_put(k, "k5", "v5", 2), 0, "%s", kray_errmsg(k));
+	kv_expect(k, "k5", "v5");
+	wait_describe(k, " DOWN for ", 10000);
+	kill(rs.pid, SIGCONT);
+	redis_kv_expect("k5", "v5", 20000);
 	cr_assert(harness_krayd_alive(&head));
 	harness_shutdown(k);
 }
