@@ -184,7 +184,8 @@ struct cluster {
 	struct link *links;
 	/* member side */
 	struct link *head_link;
-	struct sockaddr_in head_sa;
+	struct sockaddr_in head_sa[4]; /* address: the head, then its standbys */
+	unsigned nheads, head_cur; /* head_cur: the one tried next */
 	int64_t next_heartbeat, next_connect;
 	/* every node known: the head's table on the head, the last view elsewhere */
 	struct node_entry *nodes;

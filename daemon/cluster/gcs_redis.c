@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,7 @@ struct gcs_redis {
 	char ip[INET6_ADDRSTRLEN]; /* resolved once, at start */
 	int port, db;
 	char *password; /* NULL: no AUTH */
-	char k_actors[96], k_kv[96], k_jobs[96], k_nodes[96], k_epoch[96];
+	char k_actors[96], k_kv[96], k_jobs[96], k_nodes[96], k_epoch[96], k_lease[96];
 	char epoch[33];
 	redisAsyncContext *ac;
 	struct loop_watch *w;
@@ -75,6 +76,8 @@ struct gcs_redis {
 	size_t queued, queued_bytes;
 	bool resync; /* write the tables whole at the next connection */
 	bool closing, warned, stalled;
+	bool lease_inflight, stepped_down, opened;
+	int64_t lease_ms, next_lease; /* the lease's length (node-timeout-ms), next renewal */
 	int64_t next_try, backoff, down_since, attempt_ns;
 	uint64_t writes, acked, replayed, resyncs, errors, dropped;
 };
@@ -287,11 +290,12 @@ static void drop_unsent(struct gcs_redis *r)
 }
 
 static void start_resync(struct gcs_redis *r);
+static void step_down(struct gcs_redis *r, const char *other);
 
 static void enqueue(struct gcs_redis *r, int argc, const char **argv, const size_t *len)
 {
-	if (r->resync)
-		return; /* written whole from memory at the next connection */
+	if (r->resync || r->stepped_down)
+		return; /* written whole from memory at the next connection; or never */
 	push(r, argc, argv, len);
 	r->writes++;
 	if (r->queued_bytes > QUEUE_MAX) {
@@ -531,6 +535,10 @@ static void epoch_reply(redisAsyncContext *ac, void *reply, void *priv)
 	if (!rep || r->closing || rep->type == REDIS_REPLY_ERROR)
 		return; /* (an error: AUTH or SELECT failed and said so) */
 	ours = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, r->epoch);
+	if (rep->type == REDIS_REPLY_STRING && !ours) {
+		step_down(r, rep->str);
+		return;
+	}
 	r->state = R_UP;
 	r->backoff = BACKOFF_MIN_NS;
 	if (r->warned)
@@ -541,16 +549,59 @@ static void epoch_reply(redisAsyncContext *ac, void *reply, void *priv)
 	r->warned = false;
 	r->down_since = 0;
 	if (!ours || r->resync) {
-		if (!ours && rep->type == REDIS_REPLY_STRING)
-			log_warn("gcs-storage %s: another head (epoch %s) wrote the GCS; this "
-				 "head's tables replace it",
-				 r->url, rep->str);
 		start_resync(r);
 		return;
 	}
 	for (struct rcmd *c = r->head; c; c = c->next)
 		r->replayed++;
 	send_unsent(r);
+}
+
+/* The head's lease: renewed when it is ours, taken when it is free; otherwise the other
+ * head's epoch comes back.  Returns 1 or that epoch. */
+static const char lease_lua[] =
+	"local v = redis.call('GET', KEYS[1]) "
+	"if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+	"if v then return v end "
+	"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
+/* Another head holds the lease: it took over while this one was cut off from Redis.
+ * This one stops, writing nothing more (its tables are older than the other's). */
+static void step_down(struct gcs_redis *r, const char *other)
+{
+	if (r->stepped_down)
+		return;
+	r->stepped_down = true;
+	log_err("gcs-storage %s: another head (epoch %s) holds the lease: this head (epoch %s) "
+		"steps down and stops",
+		r->url, other, r->epoch);
+	kill(getpid(), SIGTERM);
+}
+
+static void lease_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct gcs_redis *r = ac->ev.data;
+	redisReply *rep = reply;
+
+	(void)priv;
+	r->lease_inflight = false;
+	if (!rep || r->closing)
+		return;
+	if (rep->type == REDIS_REPLY_STRING)
+		step_down(r, rep->str);
+	else if (rep->type == REDIS_REPLY_ERROR)
+		log_warn_ratelimited("gcs-storage %s: renewing the head's lease: %s", r->url,
+				     rep->str);
+}
+
+static void renew_lease(struct gcs_redis *r)
+{
+	if (!r->ac || r->lease_inflight || r->stepped_down)
+		return;
+	r->lease_inflight = true;
+	r->next_lease = now_ns() + r->lease_ms * 1000000 / 3;
+	redisAsyncCommand(r->ac, lease_reply, NULL, "EVAL %s 1 %s %s %lld", lease_lua, r->k_lease,
+			  r->epoch, (long long)r->lease_ms);
 }
 
 static void try_connect(struct gcs_redis *r)
@@ -585,6 +636,8 @@ static void try_connect(struct gcs_redis *r)
 		redisAsyncCommand(ac, ctl_reply, "AUTH", "AUTH %s", r->password);
 	if (r->db)
 		redisAsyncCommand(ac, ctl_reply, "SELECT", "SELECT %d", r->db);
+	r->lease_inflight = false;
+	renew_lease(r);
 	redisAsyncCommand(ac, epoch_reply, NULL, "GET %s", r->k_epoch);
 }
 
@@ -678,6 +731,92 @@ static int load_hash(struct gcs_redis *r, redisContext *c, const char *key, uint
 	return 0;
 }
 
+/* Takes the head's lease on c.  A head waits for the lease of one that died (it runs out
+ * within lease_ms); a standby waits as long as the active head lives, and through
+ * Redis' own outages.  Returns 0, or a negative errno (said why); *c may be replaced. */
+static int acquire(struct gcs_redis *r, redisContext **c)
+{
+	int64_t t0 = now_ns(), nap = r->lease_ms / 4 < 50 ? 50 : r->lease_ms / 4, grace = 0;
+	bool said = false;
+	char why[256];
+
+	for (;;) {
+		redisReply *rep;
+
+		/* A lease that went with the GCS itself (a Redis restarted empty) is not a
+		 * dead head: the active one, if it lives, writes its tables again at once. */
+		if (said && *c && r->d->cfg.head_standby) {
+			rep = redisCommand(*c, "EXISTS %s", r->k_epoch);
+			if (rep && rep->type == REDIS_REPLY_INTEGER && !rep->integer &&
+			    (!grace || now_ns() < grace)) {
+				if (!grace)
+					log_warn("gcs-storage %s: standby: Redis holds no GCS "
+						 "(restarted "
+						 "empty?); the active head has %lld ms to write it "
+						 "again",
+						 r->url, (long long)(2 * r->lease_ms));
+				if (!grace)
+					grace = now_ns() + 2 * r->lease_ms * 1000000;
+				freeReplyObject(rep);
+				usleep((useconds_t)nap * 1000);
+				continue;
+			}
+			if (rep)
+				freeReplyObject(rep);
+		}
+		rep = *c ? redisCommand(*c, "EVAL %s 1 %s %s %lld", lease_lua, r->k_lease, r->epoch,
+					(long long)r->lease_ms) :
+			   NULL;
+
+		if (rep && rep->type == REDIS_REPLY_INTEGER) {
+			freeReplyObject(rep);
+			if (said)
+				log_info(
+					"gcs-storage %s: the head's lease is this one's after %lld "
+					"ms: taking over",
+					r->url, (long long)((now_ns() - t0) / 1000000));
+			return 0;
+		}
+		if (!rep || rep->type != REDIS_REPLY_STRING) {
+			snprintf(why, sizeof(why), "%s",
+				 !rep ? (*c ? (*c)->errstr : "not connected") : rep->str);
+			if (rep)
+				freeReplyObject(rep);
+			if (!r->d->cfg.head_standby) {
+				log_err("gcs-storage %s: taking the head's lease: %s", r->url, why);
+				return -EIO;
+			}
+			/* A standby outlives Redis' outages: it connects again. */
+			log_warn_ratelimited("gcs-storage %s: standby: %s; trying again", r->url,
+					     why);
+			if (*c)
+				redisFree(*c);
+			usleep((useconds_t)nap * 1000);
+			*c = sync_connect(r, why, sizeof(why));
+			continue;
+		}
+		if (!r->d->cfg.head_standby && now_ns() - t0 > (r->lease_ms + 1000) * 1000000) {
+			log_err("gcs-storage %s: another head (epoch %s) holds the head's lease "
+				"and "
+				"renews it: it is alive.  Stop it, or start this one with head = "
+				"standby to take over when it dies",
+				r->url, rep->str);
+			freeReplyObject(rep);
+			return -EBUSY;
+		}
+		if (!said)
+			log_info("gcs-storage %s: %s: the head with epoch %s holds the lease (%lld "
+				 "ms); %s",
+				 r->url, r->d->cfg.head_standby ? "standby" : "waiting", rep->str,
+				 (long long)r->lease_ms,
+				 r->d->cfg.head_standby ? "taking over when it runs out" :
+							  "waiting for it to run out");
+		said = true;
+		freeReplyObject(rep);
+		usleep((useconds_t)nap * 1000);
+	}
+}
+
 static int load(struct gcs_redis *r, gcs_apply_fn apply)
 {
 	char why[256] = "";
@@ -685,6 +824,7 @@ static int load(struct gcs_redis *r, gcs_apply_fn apply)
 	redisReply *rep;
 	size_t na, nk, nj, nn = 0;
 	int64_t wait_ms = 250;
+	int e;
 
 	for (int i = 0; i < START_TRIES && !c; i++) {
 		if (i) {
@@ -698,6 +838,11 @@ static int load(struct gcs_redis *r, gcs_apply_fn apply)
 	if (!c) {
 		log_err("gcs-storage %s: %s (is redis-server running there?)", r->url, why);
 		return -ECONNREFUSED;
+	}
+	if ((e = acquire(r, &c))) {
+		if (c)
+			redisFree(c);
+		return e;
 	}
 	if (load_hash(r, c, r->k_actors, KRAY_MSG_GCS_ACTOR, apply, &na) ||
 	    load_hash(r, c, r->k_kv, KRAY_MSG_KV, apply, &nk) ||
@@ -733,6 +878,7 @@ static int load(struct gcs_redis *r, gcs_apply_fn apply)
 	}
 	freeReplyObject(rep);
 	redisFree(c);
+	r->opened = true;
 	log_info("gcs-storage %s: recovered %zu named actors, %zu keys and %zu jobs; %zu nodes "
 		 "were known (they join again); epoch %s",
 		 r->url, na, nk, nj, nn, r->epoch);
@@ -740,15 +886,17 @@ static int load(struct gcs_redis *r, gcs_apply_fn apply)
 }
 
 /* At stop: what Redis has not answered yet, on a blocking connection (the tables whole
- * if Redis lost what this head wrote). */
+ * if Redis lost what this head wrote; nothing if another head took over), then the
+ * lease given back, so that a standby takes over at once. */
 static void flush_sync(struct gcs_redis *r)
 {
 	char why[256];
 	redisContext *c;
 	redisReply *rep;
 	size_t n = 0, sent = 0;
+	bool other;
 
-	if (!r->head && !r->resync)
+	if (!r->opened || r->stepped_down)
 		return;
 	c = sync_connect(r, why, sizeof(why));
 	if (!c) {
@@ -757,11 +905,18 @@ static void flush_sync(struct gcs_redis *r)
 		return;
 	}
 	rep = redisCommand(c, "GET %s", r->k_epoch);
+	other = rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->epoch);
 	r->state = R_DOWN; /* (start_resync() only queues) */
-	if (r->resync || !rep || rep->type != REDIS_REPLY_STRING || strcmp(rep->str, r->epoch))
+	if (!other && (r->resync || !rep || rep->type != REDIS_REPLY_STRING))
 		start_resync(r);
 	if (rep)
 		freeReplyObject(rep);
+	if (other) {
+		log_warn("gcs-storage %s: another head wrote the GCS: %zu writes left out", r->url,
+			 r->queued);
+		redisFree(c);
+		return;
+	}
 	for (struct rcmd *q = r->head; q; q = q->next, sent++)
 		if (redisAppendFormattedCommand(c, q->cmd, (size_t)q->len) != REDIS_OK)
 			break;
@@ -775,8 +930,14 @@ static void flush_sync(struct gcs_redis *r)
 	if (n < r->queued)
 		log_warn("gcs-storage %s: %zu of %zu writes not in Redis at stop: %s", r->url,
 			 r->queued - n, r->queued, c->errstr);
-	else
+	else if (n)
 		log_info("gcs-storage %s: %zu writes sent at stop", r->url, n);
+	rep = redisCommand(c, "EVAL %s 1 %s %s",
+			   "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+			   "return redis.call('DEL', KEYS[1]) end return 0",
+			   r->k_lease, r->epoch);
+	if (rep)
+		freeReplyObject(rep);
 	redisFree(c);
 }
 
@@ -811,6 +972,8 @@ static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snaps
 	snprintf(r->k_jobs, sizeof(r->k_jobs), "%s:gcs:jobs", ns);
 	snprintf(r->k_nodes, sizeof(r->k_nodes), "%s:gcs:nodes", ns);
 	snprintf(r->k_epoch, sizeof(r->k_epoch), "%s:gcs:epoch", ns);
+	snprintf(r->k_lease, sizeof(r->k_lease), "%s:gcs:lease", ns);
+	r->lease_ms = d->cfg.node_timeout_ms; /* a head silent this long is dead, as a node */
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return -EIO;
 	for (int i = 0; i < 16; i++)
@@ -847,6 +1010,8 @@ static void redis_tick(struct krayd *d, int64_t now)
 		try_connect(r);
 		return;
 	}
+	if (r->state == R_UP && now >= r->next_lease)
+		renew_lease(r);
 	/* A Redis that stopped answering (hung, or a network that drops packets): its
 	 * connection is given up, the writes stay queued, and a new one is tried. */
 	if (r->ac && ((r->state == R_CONNECTING && now - r->attempt_ns > STALL_NS) ||
@@ -893,8 +1058,7 @@ static void redis_close(struct krayd *d)
 	if (r->ac)
 		redisAsyncFree(r->ac); /* (its callbacks see closing) */
 	r->ac = NULL;
-	if (r->port)
-		flush_sync(r);
+	flush_sync(r);
 	while (r->head) {
 		struct rcmd *c = r->head;
 

@@ -88,7 +88,8 @@ static const struct key keys[] = {
 	  "env KRAY_FASTPATH)" },
 	/* The cluster (docs/cluster.md). */
 	{ "head", K_BOOL, offsetof(struct config, head), sizeof(bool), 0, 1,
-	  "run the cluster's GCS here (--head, or head = 1)" },
+	  "run the cluster's GCS here (--head, or head = 1); standby: take over from the "
+	  "active head when it dies (needs gcs-storage = redis://...)" },
 	{ "address", K_STR, offsetof(struct config, address), 256, 0, 0,
 	  "HOST:PORT of the head to join" },
 	{ "node-listen", K_STR, offsetof(struct config, node_listen), 256, 0, 0,
@@ -214,6 +215,13 @@ static int set_key(struct config *cfg, const struct key *k, const char *val, con
 			*(uint64_t *)dst = sz;
 		return 0;
 	case K_BOOL:
+		/* head = standby: a head that waits for the active one's lease. */
+		if (k->off == offsetof(struct config, head))
+			cfg->head_standby = !strcmp(val, "standby");
+		if (cfg->head_standby && k->off == offsetof(struct config, head)) {
+			cfg->head = true;
+			return 0;
+		}
 		if (!strcmp(val, "on") || !strcmp(val, "1") || !strcmp(val, "true") ||
 		    !strcmp(val, "yes")) {
 			*(bool *)dst = true;
@@ -444,6 +452,11 @@ int config_load(struct config *cfg, int argc, char **argv)
 	if (strcmp(cfg->gcs_storage, "log") && strncmp(cfg->gcs_storage, "redis://", 8)) {
 		fprintf(stderr, "krayd: gcs-storage: not log or redis://HOST:PORT[/DB]: '%s'\n",
 			cfg->gcs_storage);
+		return -EINVAL;
+	}
+	if (cfg->head_standby && strncmp(cfg->gcs_storage, "redis://", 8)) {
+		fprintf(stderr, "krayd: head = standby needs gcs-storage = redis://...: the "
+				"standby reads the active head's lease and tables there\n");
 		return -EINVAL;
 	}
 	if (!cfg->gcs_redis_namespace[0] || strpbrk(cfg->gcs_redis_namespace, " \t\r\n")) {

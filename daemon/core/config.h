@@ -48,6 +48,7 @@ struct config {
 	bool fastpath; /* the BPF fast path for synchronous calls; default on, KRAY_FASTPATH */
 	/* The cluster */
 	bool head; /* run the GCS */
+	bool head_standby; /* head = standby: wait for the active head's lease (gcs_redis.c) */
 	char address[256]; /* HOST:PORT of the head to join; empty: none */
 	char node_listen[256]; /* HOST:PORT for node links; empty: single node */
 	char token_file[PATH_MAX];

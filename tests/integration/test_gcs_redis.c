@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ static struct redis rs;
 static struct harness head, member, head2;
 static int head_port;
 static char url[64];
+static pid_t standby_pid; /* a standby head started by the test itself */
 
 static void stop_redis(struct redis *r)
 {
@@ -49,6 +51,14 @@ static void stop_redis(struct redis *r)
 
 static void fini(void)
 {
+	if (standby_pid > 0) {
+		/* Stopped as krayd should be (its workers with it), by force after 5 s. */
+		kill(standby_pid, SIGTERM);
+		for (int i = 0; i < 100 && !waitpid(standby_pid, NULL, WNOHANG); i++)
+			usleep(50000);
+		if (!kill(standby_pid, SIGKILL))
+			waitpid(standby_pid, NULL, 0);
+	}
 	harness_cleanup();
 	stop_redis(&rs);
 }
@@ -138,9 +148,10 @@ static void start_head(struct harness *h, const char *const *more)
 	cr_assert_eq(rc, 0, "head did not start: %s", strerror(-rc));
 }
 
-static void start_member(const char *token)
+/* A member joining the head (or the heads in address, when not NULL). */
+static void start_member(const char *token, const char *address)
 {
-	char addr[32];
+	char addr[96];
 	const char *args[] = {
 		"--address",   addr,   "--node-listen",	 "127.0.0.1:0", "--token-file",	     token,
 		"--resources", "n2:1", "--heartbeat-ms", "100",		"--node-timeout-ms", "1000",
@@ -148,7 +159,9 @@ static void start_member(const char *token)
 	};
 	int rc;
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", head_port);
+	snprintf(addr, sizeof(addr), "%s", address ? address : "");
+	if (!address)
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", head_port);
 	setenv("KRAY_TEST_NODE", "2", 1);
 	rc = harness_start_krayd_opts(&member, 2, args);
 	cr_assert_eq(rc, 0, "member did not start: %s", strerror(-rc));
@@ -280,7 +293,7 @@ Test(gcs_redis, head_started_elsewhere_recovers_from_redis)
 	start_redis(&rs);
 	start_head(&head, NULL);
 	snprintf(token, sizeof(token), "%s.token", head.sock);
-	start_member(token);
+	start_member(token, NULL);
 	k = harness_connect(head.sock);
 	k2 = harness_connect(member.sock);
 	wait_alive(k, 2, 10000);
@@ -429,6 +442,9 @@ Test(gcs_redis, unreachable_or_refused_redis_at_start_is_a_clear_error)
 		     (long long)(harness_now_ms() - t0));
 	cr_assert_neq(failed_start(garbled, out, sizeof(out)), 0);
 	cr_assert(strstr(out, "gcs-storage: not redis://HOST:PORT[/DB]"), "%s", out);
+	cr_assert_neq(
+		failed_start((const char *const[]){ "--head=standby", NULL }, out, sizeof(out)), 0);
+	cr_assert(strstr(out, "head = standby needs gcs-storage = redis://"), "%s", out);
 
 	/* A password Redis refuses, then the right one. */
 	rs.password = "s3cret";
@@ -449,4 +465,156 @@ Test(gcs_redis, unreachable_or_refused_redis_at_start_is_a_clear_error)
 	redis_kv_expect("pw", "ok", 5000);
 	harness_shutdown(k);
 	rs.password = NULL;
+}
+
+/* Waits up to ms for a byte on fd; returns the ms it took, or -1. */
+static int64_t wait_byte(int fd, int ms)
+{
+	int64_t t0 = harness_now_ms();
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	if (poll(&p, 1, ms) != 1 || read(fd, &c, 1) != 1)
+		return -1;
+	return harness_now_ms() - t0;
+}
+
+/*
+ * head = standby: a second head waits on the active one's lease in Redis (not serving,
+ * refusing nodes); a plain head started meanwhile is refused.  The active head killed,
+ * the standby takes over once the lease runs out (node-timeout-ms), the member (address:
+ * both heads) joins it, and the named detached actor and the KV table are all there.
+ */
+Test(gcs_redis, standby_takes_over_when_the_head_dies)
+{
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	char token[200], heads[96], sdir[128], ssock[160], slisten[32], readyfd[16], out[8192];
+	const char *plain[] = { "--gcs-storage", url, "--heartbeat-ms", "100", "--node-timeout-ms",
+				"1000",		 NULL };
+	int standby_port = harness_pick_port(), pfd[2];
+	int64_t t0, took, joined;
+	kray *k, *k2, *ks;
+	kray_ref a, found;
+
+	start_redis(&rs);
+	start_head(&head, NULL);
+	snprintf(token, sizeof(token), "%s.token", head.sock);
+	snprintf(heads, sizeof(heads), "127.0.0.1:%d,127.0.0.1:%d", head_port, standby_port);
+
+	/* The standby, with its ready byte on a pipe of ours. */
+	harness_tmpdir(sdir, sizeof(sdir));
+	snprintf(ssock, sizeof(ssock), "%s/k.sock", sdir);
+	snprintf(slisten, sizeof(slisten), "127.0.0.1:%d", standby_port);
+	cr_assert_eq(pipe(pfd), 0);
+	snprintf(readyfd, sizeof(readyfd), "%d", pfd[1]);
+	standby_pid = fork();
+	cr_assert_geq(standby_pid, 0);
+	if (!standby_pid) {
+		const char *argv[] = { getenv("KRAY_KRAYD"),
+				       "--socket",
+				       ssock,
+				       "--num-cpus",
+				       "2",
+				       "--code-path",
+				       getenv("KRAY_TEST_CODE_PATH"),
+				       "--worker",
+				       getenv("KRAY_WORKER"),
+				       "--head=standby",
+				       "--node-listen",
+				       slisten,
+				       "--gcs-storage",
+				       url,
+				       "--token-file",
+				       token,
+				       "--resources",
+				       "n3:1",
+				       "--heartbeat-ms",
+				       "100",
+				       "--node-timeout-ms",
+				       "1000",
+				       "--ready-fd",
+				       readyfd,
+				       NULL };
+
+		close(pfd[0]);
+		setenv("KRAY_TEST_NODE", "3", 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+
+	start_member(token, heads);
+	k = harness_connect(head.sock);
+	k2 = harness_connect(member.sock);
+	wait_alive(k, 2, 10000);
+	cr_assert_eq(kray_kv_put(k2, "model", "v1", 2), 0, "%s", kray_errmsg(k2));
+	o.name = "keeper";
+	o.detached = 1;
+	o.resources = "n2:0.5";
+	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, a, "node"), 2);
+	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+
+	/* While the head lives the standby waits, and another plain head is refused. */
+	cr_assert_neq(failed_start(plain, out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, "holds the head's lease"), "%s", out);
+	cr_assert_eq(wait_byte(pfd[0], 0), -1, "the standby serves beside the active head");
+	cr_assert_eq(waitpid(standby_pid, NULL, WNOHANG), 0, "the standby exited");
+
+	t0 = harness_now_ms();
+	kill(head.pid, SIGKILL);
+	took = wait_byte(pfd[0], 15000);
+	cr_assert_geq(took, 0, "the standby did not take over");
+	ks = harness_connect(ssock);
+	wait_alive(ks, 2, 10000);
+	joined = harness_now_ms() - t0;
+	fprintf(stderr,
+		"standby: serving %lld ms after the head's SIGKILL; the member joined it "
+		"after %lld ms (lease: node-timeout-ms 1000)\n",
+		(long long)took, (long long)joined);
+	cr_assert_lt(joined, 10000);
+
+	cr_assert_eq(kray_get_actor(ks, "keeper", NULL, &found), 0, "%s", kray_errmsg(ks));
+	cr_assert_eq(actor_int(ks, found, "node"), 2);
+	cr_assert_eq(actor_int(ks, found, "incr"), 2);
+	kray_release(ks, &found, 1);
+	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
+	cr_assert_eq(actor_int(k2, found, "incr"), 3);
+	kray_release(k2, &found, 1);
+	kv_expect(ks, "model", "v1");
+	kv_expect(k2, "model", "v1");
+	close(pfd[0]);
+	harness_shutdown(k2);
+	harness_shutdown(ks);
+}
+
+/*
+ * Two heads that both think they are active: the lease in Redis decides.  Another head's
+ * epoch in the lease (as when a standby took over while this head was cut off from Redis)
+ * makes this one step down (it stops) without writing its tables over the other's.
+ */
+Test(gcs_redis, a_head_that_lost_the_lease_steps_down)
+{
+	char out[256];
+	int64_t t0;
+	kray *k;
+
+	start_redis(&rs);
+	start_head(&head, NULL);
+	k = harness_connect(head.sock);
+	cr_assert_eq(kray_kv_put(k, "mine", "1", 1), 0, "%s", kray_errmsg(k));
+	redis_kv_expect("mine", "1", 5000);
+	harness_shutdown(k);
+	cli(&rs, "SET kray:gcs:lease other-head PX 60000", out, sizeof(out));
+	cli(&rs, "SET kray:gcs:epoch other-head", out, sizeof(out));
+	cli(&rs, "HSET kray:gcs:kv theirs 2", out, sizeof(out));
+	t0 = harness_now_ms();
+	while (harness_krayd_alive(&head) && harness_now_ms() - t0 < 10000)
+		usleep(50000);
+	cr_assert(!harness_krayd_alive(&head), "the head did not step down");
+	cli(&rs, "GET kray:gcs:lease", out, sizeof(out));
+	cr_assert_str_eq(out, "other-head", "the head took the lease back");
+	redis_kv_expect("theirs", "2", 1000); /* not written over */
 }
