@@ -39,6 +39,7 @@
 #include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <systemd/sd-daemon.h>
 
 #include "cluster/cluster.h"
 #include "core/conn.h"
@@ -812,6 +813,10 @@ static int acquire(struct gcs_redis *r, redisContext **c)
 				 r->d->cfg.head_standby ? "taking over when it runs out" :
 							  "waiting for it to run out");
 		said = true;
+		/* Under systemd (Type=notify) a standby stays "activating" while it waits. */
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%lld\nSTATUS=%s: head %s holds the lease",
+			   (long long)(nap + 10000) * 1000,
+			   r->d->cfg.head_standby ? "standby head" : "head waiting", rep->str);
 		freeReplyObject(rep);
 		usleep((useconds_t)nap * 1000);
 	}

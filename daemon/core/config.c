@@ -91,7 +91,7 @@ static const struct key keys[] = {
 	  "run the cluster's GCS here (--head, or head = 1); standby: take over from the "
 	  "active head when it dies (needs gcs-storage = redis://...)" },
 	{ "address", K_STR, offsetof(struct config, address), 256, 0, 0,
-	  "HOST:PORT of the head to join" },
+	  "HOST:PORT of the head to join (with standby heads: HOST:PORT,HOST:PORT,...)" },
 	{ "node-listen", K_STR, offsetof(struct config, node_listen), 256, 0, 0,
 	  "HOST:PORT for links from other nodes (default 127.0.0.1:6380 on the head, "
 	  "127.0.0.1:0 elsewhere)" },
