@@ -30,6 +30,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ struct gcs_redis {
 	char *password; /* NULL: no AUTH */
 	char k_actors[96], k_kv[96], k_jobs[96], k_nodes[96], k_epoch[96], k_lease[96];
 	char epoch[33];
+	gcs_snapshot_fn snapshot;
 	redisAsyncContext *ac;
 	struct loop_watch *w;
 	unsigned ev; /* POLLIN/POLLOUT hiredis asked for */
@@ -166,9 +168,16 @@ static int read_password(struct gcs_redis *r, const char *path)
 
 struct args {
 	int n;
-	const char *v[4];
-	size_t len[4];
+	const char *v[8];
+	size_t len[8];
 };
+
+/* A name given up leaves Redis only if its actor still has it there: as in gcs.c's table,
+ * only the actor that has the name gives it up (the record begins with the actor's id). */
+_Static_assert(offsetof(struct kray_msg_gcs_actor, actor) == 0, "a record begins with its id");
+static const char release_lua[] = "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+				  "if v and string.sub(v, 1, string.len(ARGV[2])) == ARGV[2] then "
+				  "return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
 
 static void arg(struct args *a, const void *p, size_t len)
 {
@@ -177,7 +186,7 @@ static void arg(struct args *a, const void *p, size_t len)
 }
 
 /* The command that makes Redis hold what record (type, body) left in the tables, in a:
- * returns 1, 0 when there is nothing to write, or -EBADMSG.  field is a's buffer. */
+ * returns 1 or -EBADMSG.  field is a's buffer. */
 static int record_args(struct gcs_redis *r, uint16_t type, const uint8_t *body, size_t len,
 		       struct args *a, char *field)
 {
@@ -210,14 +219,18 @@ static int record_args(struct gcs_redis *r, uint16_t type, const uint8_t *body, 
 		memcpy(field, ns, m.ns_len);
 		field[m.ns_len] = 0;
 		memcpy(field + m.ns_len + 1, name, m.name_len);
-		/* A release deletes the entry unless the name went on to another actor. */
-		if (!m.alive && gcs_find_name(r->d, name, m.name_len, ns, m.ns_len))
-			return 0;
-		arg(a, m.alive ? "HSET" : "HDEL", 4);
+		if (!m.alive) {
+			arg(a, "EVAL", 4);
+			arg(a, release_lua, sizeof(release_lua) - 1);
+			arg(a, "1", 1);
+		} else {
+			arg(a, "HSET", 4);
+		}
 		arg(a, r->k_actors, strlen(r->k_actors));
 		arg(a, field, (size_t)m.ns_len + 1 + m.name_len);
-		if (m.alive)
-			arg(a, body, len);
+		/* The whole record, or the actor's id at its start (not m: a's parts
+		 * outlive this function). */
+		arg(a, body, m.alive ? len : sizeof(m.actor));
 		return 1;
 	}
 	if (type == KRAY_MSG_GCS_JOB) {
@@ -360,7 +373,7 @@ static void start_resync(struct gcs_redis *r)
 	for (int i = 1; i < 5; i++)
 		len[i] = strlen(argv[i]);
 	push(r, 5, argv, len);
-	gcs_snapshot(d, &b);
+	r->snapshot(d, &b);
 	while (off + sizeof(struct kray_frame_hdr) <= b.len) {
 		struct kray_frame_hdr h;
 		char field[2 * 256 + 32];
@@ -955,11 +968,11 @@ static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snaps
 	const char *ns = d->cfg.gcs_redis_namespace;
 	int e;
 
-	(void)snapshot; /* start_resync() calls gcs_snapshot() itself */
 	if (!r)
 		return -ENOMEM;
 	d->cl->redis = r;
 	r->d = d;
+	r->snapshot = snapshot; /* the tables whole, for start_resync() */
 	r->tail = &r->head;
 	r->backoff = BACKOFF_MIN_NS;
 	e = parse_url(r, d->cfg.gcs_storage);

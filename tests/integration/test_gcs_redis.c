@@ -336,7 +336,15 @@ Test(gcs_redis, head_started_elsewhere_recovers_from_redis)
 	kray_release(k, &found, 1);
 	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
 	cr_assert_eq(actor_int(k2, found, "incr"), 3);
+	/* Killed, the actor gives its name up in Redis too. */
+	cr_assert_eq(kray_kill(k2, found, 1), 0, "%s", kray_errmsg(k2));
 	kray_release(k2, &found, 1);
+	for (int64_t t0 = harness_now_ms(); harness_now_ms() - t0 < 5000; usleep(50000)) {
+		cli(&rs, "HLEN kray:gcs:actors", out, sizeof(out));
+		if (!strcmp(out, "0"))
+			break;
+	}
+	cr_assert_str_eq(out, "0", "the killed actor's name stayed in Redis");
 	kv_expect(k, "model", "v1");
 	kv_expect(k2, "model", "v1");
 	cr_assert_neq(kray_kv_get(k, "gone", &(void *){ NULL }, &(size_t){ 0 }), 0);
