@@ -72,7 +72,7 @@ int worker_spawn_actor(struct krayd *d, struct actor *a)
 
 /* The variables krayd sets for a worker; inherited ones of these names are dropped. */
 static const char *const WORKER_ENV[] = {
-	"KRAY_WORKER_ID=",  "KRAY_SOCKET=",	 "KRAY_SOCKET_FD=", "KRAY_PARENT_PID=",
+	"KRAY_WORKER_ID=",  "KRAY_SOCKET=",	"KRAY_SOCKET_FD=", "KRAY_PARENT_PID=",
 	"KRAY_WORKER_UID=", "KRAY_WORKER_GID=", "KRAY_WARM_PATH="
 };
 #define NWORKER_ENV (sizeof(WORKER_ENV) / sizeof(WORKER_ENV[0]))
