@@ -62,19 +62,25 @@ struct net_hooks {
 typedef int (*gcs_apply_fn)(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
 			    bool log);
 typedef uint64_t (*gcs_snapshot_fn)(struct krayd *d, struct kbuf *b);
+/* The store has every write up to seq (UINT64_MAX: answer every held reply now). */
+typedef void (*gcs_durable_fn)(struct krayd *d, uint64_t seq);
 
 struct node_entry;
 /* Where the head keeps its tables beyond memory (gcs-storage): the log file (gcs_log.c) or
  * Redis (gcs_redis.c).  gcs.c applies every change to memory first, then hands the same
  * record to the store; open() replays what the store holds through apply (log false). */
 struct gcs_store {
-	int (*open)(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot);
+	int (*open)(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot,
+		    gcs_durable_fn durable);
 	/* A GCS_ACTOR, KV or GCS_JOB record that was applied. */
 	void (*append)(struct krayd *d, uint16_t type, const void *body, size_t len);
 	/* A node joined (alive) or died; NULL: the store keeps no node table. */
 	void (*node_changed)(struct krayd *d, const struct node_entry *e);
 	void (*tick)(struct krayd *d, int64_t now); /* NULL: none */
 	void (*describe)(struct krayd *d, struct kbuf *b); /* a line for LIST_NODES */
+	/* The sequence number of the last write handed over, while the store may not have
+	 * it yet: a KV reply waits for durable(that number).  NULL or 0: it has it. */
+	uint64_t (*pending)(struct krayd *d);
 	void (*close)(struct krayd *d);
 };
 extern const struct gcs_store gcs_log_store, gcs_redis_store;
@@ -132,6 +138,14 @@ struct gjob {
 	struct kray_msg_gcs_job m;
 	char *path;
 	struct gjob *next;
+};
+
+/* A KV reply held until the store has the write it answers (gcs.c). */
+struct gheld {
+	uint64_t seq;
+	uint32_t conn_id, link_id; /* a local client's connection, or a node link */
+	struct kbuf frame;
+	struct gheld *next;
 };
 
 struct gkv {
@@ -212,6 +226,7 @@ struct cluster {
 	struct gjob *jobs_table;
 	const struct gcs_store *store; /* gcs_open() picks it from gcs-storage */
 	struct gcs_redis *redis; /* gcs_redis.c's state */
+	struct gheld *held, **held_tail; /* KV replies waiting for the store (gcs.c) */
 	int log_fd;
 	gcs_apply_fn log_apply; /* replay and compaction call back into gcs.c */
 	gcs_snapshot_fn log_snapshot;

@@ -315,11 +315,41 @@ int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
 	return r;
 }
 
+/* Answers the KV replies held for writes up to seq (core connections and node links
+ * found again by id: either may have gone meanwhile). */
+static void gcs_durable(struct krayd *d, uint64_t seq)
+{
+	struct cluster *cl = d->cl;
+
+	while (cl->held && cl->held->seq <= seq) {
+		struct gheld *h = cl->held;
+		struct link *l = h->link_id ? net_link_by_id(d, h->link_id) : NULL;
+
+		cl->held = h->next;
+		if (!cl->held)
+			cl->held_tail = &cl->held;
+		if (l && l->c) {
+			kbuf_put(net_out(l), h->frame.data, h->frame.len);
+			net_flush(l);
+		} else if (!h->link_id) {
+			for (struct conn *c = d->conns; c; c = c->next)
+				if (c->id == h->conn_id && !c->closed) {
+					kbuf_put(&c->out, h->frame.data, h->frame.len);
+					conn_flush_later(c);
+					break;
+				}
+		}
+		kbuf_free(&h->frame);
+		free(h);
+	}
+}
+
 int gcs_open(struct krayd *d)
 {
+	d->cl->held_tail = &d->cl->held;
 	d->cl->store =
 		strncmp(d->cfg.gcs_storage, "redis://", 8) ? &gcs_log_store : &gcs_redis_store;
-	return d->cl->store->open(d, gcs_apply, gcs_snapshot);
+	return d->cl->store->open(d, gcs_apply, gcs_snapshot, gcs_durable);
 }
 
 int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
@@ -357,9 +387,13 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 }
 
 /* Runs a KV request on the head; the reply (status and, for a get, the value) goes to b
- * as a KV_REPLY with request id req. */
-static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kbuf *b, uint64_t req)
+ * as a KV_REPLY with request id req, or, for a write the store does not have yet, waits
+ * for it (gcs_durable()) to go to the client conn_id or the link link_id then. */
+static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kbuf *b, uint64_t req,
+		   uint32_t conn_id, uint32_t link_id)
 {
+	struct cluster *cl = d->cl;
+	uint64_t seq = 0;
 	struct kray_msg_kv m, rep = { 0 };
 	struct wire_rd r;
 	const void *key;
@@ -377,7 +411,19 @@ static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kb
 			rep.value_len = e ? e->len : 0;
 		} else {
 			rep.status = gcs_apply(d, KRAY_MSG_KV, body, len, true) ? -EINVAL : 0;
+			if (!rep.status && cl->store->pending)
+				seq = cl->store->pending(d);
 		}
+	}
+	if (seq) {
+		struct gheld *h = calloc(1, sizeof(*h));
+
+		if (!h)
+			abort();
+		*h = (struct gheld){ .seq = seq, .conn_id = conn_id, .link_id = link_id };
+		b = &h->frame;
+		*cl->held_tail = h;
+		cl->held_tail = &h->next;
 	}
 	WIRE_FRAME(b, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(rep),
 		   WIRE_PADDED(e ? e->val : NULL, e ? e->len : 0));
@@ -387,7 +433,7 @@ int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len)
 {
 	if (!l->d->cfg.head)
 		return conn_fail(l->c, "this node is not the head", -EPROTO);
-	kv_run(l->d, body, len, net_out(l), 0);
+	kv_run(l->d, body, len, net_out(l), 0, 0, l->id);
 	net_flush(l);
 	return 0;
 }
@@ -405,7 +451,7 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 		struct kray_msg_kv rep = { .status = -ENOTCONN };
 
 		if (d->cl) {
-			kv_run(d, body, len, &c->out, req);
+			kv_run(d, body, len, &c->out, req, c->id, 0);
 		} else {
 			/* One node: no head to keep the table. */
 			WIRE_FRAME(&c->out, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(rep));
@@ -581,6 +627,13 @@ void gcs_fini(struct krayd *d)
 	if (d->cl->store)
 		d->cl->store->close(d);
 	d->cl->store = NULL;
+	while (d->cl->held) {
+		struct gheld *h = d->cl->held;
+
+		d->cl->held = h->next;
+		kbuf_free(&h->frame);
+		free(h);
+	}
 	while (d->cl->jobs_table) {
 		struct gjob *j = d->cl->jobs_table;
 

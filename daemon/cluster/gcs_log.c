@@ -28,7 +28,8 @@
 
 #define COMPACT_MIN 1024
 
-static int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot)
+static int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot,
+			gcs_durable_fn durable)
 {
 	struct cluster *cl = d->cl;
 	struct stat st;
@@ -36,6 +37,7 @@ static int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn sna
 	size_t off = 0, good = 0;
 	int fd = open(d->cfg.gcs_log, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
+	(void)durable; /* every record is fdatasync()ed before its change is answered */
 	d->cl->log_apply = apply;
 	d->cl->log_snapshot = snapshot;
 	cl->log_fd = -1;

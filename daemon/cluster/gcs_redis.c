@@ -57,6 +57,7 @@ struct rcmd {
 	char *cmd; /* in Redis' protocol (redisFormatCommandArgv) */
 	int len;
 	int64_t sent_ns; /* when it went out last (0: not yet) */
+	uint64_t seq; /* answered: the store has the writes up to seq (0: not a write) */
 	struct rcmd *next;
 };
 
@@ -71,6 +72,8 @@ struct gcs_redis {
 	char k_actors[96], k_kv[96], k_jobs[96], k_nodes[96], k_epoch[96], k_lease[96];
 	char epoch[33];
 	gcs_snapshot_fn snapshot;
+	gcs_durable_fn durable;
+	uint64_t seq; /* of the last write queued */
 	redisAsyncContext *ac;
 	struct loop_watch *w;
 	unsigned ev; /* POLLIN/POLLOUT hiredis asked for */
@@ -263,12 +266,15 @@ static void send_unsent(struct gcs_redis *r)
 	}
 }
 
-static void push(struct gcs_redis *r, int argc, const char **argv, const size_t *len)
+/* Queues a command; counts: a write whose answer makes the store have it (seq). */
+static void push(struct gcs_redis *r, int argc, const char **argv, const size_t *len, bool counts)
 {
 	struct rcmd *c = calloc(1, sizeof(*c));
 
 	if (!c || (c->len = redisFormatCommandArgv(&c->cmd, argc, argv, len)) < 0)
 		abort();
+	if (counts)
+		c->seq = ++r->seq;
 	*r->tail = c;
 	r->tail = &c->next;
 	if (!r->unsent)
@@ -310,7 +316,7 @@ static void enqueue(struct gcs_redis *r, int argc, const char **argv, const size
 {
 	if (r->resync || r->stepped_down)
 		return; /* written whole from memory at the next connection; or never */
-	push(r, argc, argv, len);
+	push(r, argc, argv, len, true);
 	r->writes++;
 	if (r->queued_bytes > QUEUE_MAX) {
 		log_warn("gcs-storage %s: %zu writes (%zu bytes) wait for Redis; dropped, the "
@@ -363,7 +369,7 @@ static void start_resync(struct gcs_redis *r)
 	drop_unsent(r);
 	argv[0] = "MULTI";
 	len[0] = 5;
-	push(r, 1, argv, len);
+	push(r, 1, argv, len, false);
 	argv[0] = "DEL";
 	len[0] = 3;
 	argv[1] = r->k_actors;
@@ -372,7 +378,7 @@ static void start_resync(struct gcs_redis *r)
 	argv[4] = r->k_nodes;
 	for (int i = 1; i < 5; i++)
 		len[i] = strlen(argv[i]);
-	push(r, 5, argv, len);
+	push(r, 5, argv, len, false);
 	r->snapshot(d, &b);
 	while (off + sizeof(struct kray_frame_hdr) <= b.len) {
 		struct kray_frame_hdr h;
@@ -381,7 +387,7 @@ static void start_resync(struct gcs_redis *r)
 
 		memcpy(&h, b.data + off, sizeof(h));
 		if (record_args(r, h.type, b.data + off + sizeof(h), h.len, &a, field) == 1)
-			push(r, a.n, a.v, a.len);
+			push(r, a.n, a.v, a.len, false);
 		off += sizeof(h) + h.len;
 	}
 	kbuf_free(&b);
@@ -393,7 +399,7 @@ static void start_resync(struct gcs_redis *r)
 		if (!d->cl->nodes[i].m.alive)
 			continue;
 		node_args(r, &d->cl->nodes[i], &nb, &a, field);
-		push(r, a.n, a.v, a.len);
+		push(r, a.n, a.v, a.len, false);
 		kbuf_free(&nb);
 	}
 	argv[0] = "SET";
@@ -402,10 +408,10 @@ static void start_resync(struct gcs_redis *r)
 	len[1] = strlen(r->k_epoch);
 	argv[2] = r->epoch;
 	len[2] = strlen(r->epoch);
-	push(r, 3, argv, len);
+	push(r, 3, argv, len, false);
 	argv[0] = "EXEC";
 	len[0] = 4;
-	push(r, 1, argv, len);
+	push(r, 1, argv, len, true); /* the tables are Redis' once this is answered */
 	log_info("gcs-storage %s: writing the tables whole (%zu commands)", r->url, r->queued);
 	if (r->state == R_UP)
 		send_unsent(r);
@@ -483,6 +489,9 @@ static void retry_later(struct gcs_redis *r, const char *why)
 	r->warned = true;
 	r->next_try = now + r->backoff;
 	r->backoff = r->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : r->backoff * 2;
+	/* Without Redis the head answers from memory: writes held for it are answered. */
+	if (!r->closing)
+		r->durable(r->d, UINT64_MAX);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -509,6 +518,7 @@ static void q_reply(redisAsyncContext *ac, void *reply, void *priv)
 	struct gcs_redis *r = priv;
 	redisReply *rep = reply;
 	struct rcmd *c = r->head;
+	uint64_t seq;
 
 	(void)ac;
 	if (!rep || r->closing || !c)
@@ -523,7 +533,10 @@ static void q_reply(redisAsyncContext *ac, void *reply, void *priv)
 	if (r->unsent == c)
 		r->unsent = c->next; /* cannot happen: answered means sent */
 	r->acked++;
+	seq = c->seq;
 	free_cmd(r, c);
+	if (seq)
+		r->durable(r->d, seq);
 }
 
 /* AUTH and SELECT: a refusal is a setting to fix; it is tried again like an outage. */
@@ -961,7 +974,8 @@ static void flush_sync(struct gcs_redis *r)
 
 /* ---- the store's interface (gcs.c) ----------------------------------------------------- */
 
-static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot)
+static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot,
+		      gcs_durable_fn durable)
 {
 	struct gcs_redis *r = calloc(1, sizeof(*r));
 	uint8_t rnd[16];
@@ -973,6 +987,7 @@ static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snaps
 	d->cl->redis = r;
 	r->d = d;
 	r->snapshot = snapshot; /* the tables whole, for start_resync() */
+	r->durable = durable;
 	r->tail = &r->head;
 	r->backoff = BACKOFF_MIN_NS;
 	e = parse_url(r, d->cfg.gcs_storage);
@@ -1006,6 +1021,13 @@ static int redis_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snaps
 static void redis_append(struct krayd *d, uint16_t type, const void *body, size_t len)
 {
 	append_record(d->cl->redis, type, body, len);
+}
+
+static uint64_t redis_pending(struct krayd *d)
+{
+	struct gcs_redis *r = d->cl->redis;
+
+	return r->state == R_UP && r->head && !r->stepped_down ? r->seq : 0;
 }
 
 static void redis_node_changed(struct krayd *d, const struct node_entry *e)
@@ -1097,4 +1119,5 @@ const struct gcs_store gcs_redis_store = { .open = redis_open,
 					   .node_changed = redis_node_changed,
 					   .tick = redis_tick,
 					   .describe = redis_describe,
+					   .pending = redis_pending,
 					   .close = redis_close };

@@ -487,6 +487,37 @@ static int64_t wait_byte(int fd, int ms)
 	return harness_now_ms() - t0;
 }
 
+/* A driver on sock that puts keys w0, w1, ... until stopped (SIGTERM), writing the
+ * number of each put the cluster acknowledged to fd; returns its pid. */
+static pid_t put_loop(const char *sock, int fd)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		struct kray_config cfg = { .address = sock };
+		kray *k = NULL;
+
+		if (kray_init(&k, &cfg))
+			_exit(1);
+
+		for (int i = 0; k && i < 100000; i++) {
+			char key[32];
+
+			snprintf(key, sizeof(key), "w%d", i);
+			if (kray_kv_put(k, key, key, strlen(key))) {
+				i--; /* no head now: the same key again */
+				usleep(1000);
+				continue;
+			}
+			if (write(fd, &i, sizeof(i)) != sizeof(i))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
 /*
  * head = standby: a second head waits on the active one's lease in Redis (not serving,
  * refusing nodes); a plain head started meanwhile is refused.  The active head killed,
@@ -499,7 +530,8 @@ Test(gcs_redis, standby_takes_over_when_the_head_dies)
 	char token[200], heads[96], sdir[128], ssock[160], slisten[32], readyfd[16], out[8192];
 	const char *plain[] = { "--gcs-storage", url, "--heartbeat-ms", "100", "--node-timeout-ms",
 				"1000",		 NULL };
-	int standby_port = harness_pick_port(), pfd[2];
+	int standby_port = harness_pick_port(), pfd[2], acks[2];
+	pid_t writer;
 	int64_t t0, took, joined;
 	kray *k, *k2, *ks;
 	kray_ref a, found;
@@ -571,6 +603,13 @@ Test(gcs_redis, standby_takes_over_when_the_head_dies)
 	cr_assert_eq(wait_byte(pfd[0], 0), -1, "the standby serves beside the active head");
 	cr_assert_eq(waitpid(standby_pid, NULL, WNOHANG), 0, "the standby exited");
 
+	/* A driver on the member puts keys throughout: none it was told is stored may be
+	 * missing after the takeover. */
+	cr_assert_eq(pipe(acks), 0);
+	writer = put_loop(member.sock, acks[1]);
+	close(acks[1]);
+	usleep(300 * 1000);
+
 	t0 = harness_now_ms();
 	kill(head.pid, SIGKILL);
 	took = wait_byte(pfd[0], 15000);
@@ -583,6 +622,25 @@ Test(gcs_redis, standby_takes_over_when_the_head_dies)
 		"after %lld ms (lease: node-timeout-ms 1000)\n",
 		(long long)took, (long long)joined);
 	cr_assert_lt(joined, 10000);
+	usleep(300 * 1000); /* puts to the new head too */
+	kill(writer, SIGKILL);
+	waitpid(writer, NULL, 0);
+	{
+		int i, n = 0, last = -1;
+
+		while (read(acks[0], &i, sizeof(i)) == sizeof(i)) {
+			char key[32];
+
+			snprintf(key, sizeof(key), "w%d", i);
+			kv_expect(ks, key, key);
+			n++;
+			last = i;
+		}
+		close(acks[0]);
+		fprintf(stderr, "standby: %d acknowledged puts (up to w%d), all on the new head\n",
+			n, last);
+		cr_assert_gt(n, 0);
+	}
 
 	cr_assert_eq(kray_get_actor(ks, "keeper", NULL, &found), 0, "%s", kray_errmsg(ks));
 	cr_assert_eq(actor_int(ks, found, "node"), 2);
