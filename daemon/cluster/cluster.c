@@ -59,6 +59,9 @@ static void member_link_gone(struct link *l)
 	cl->head_link = NULL;
 	if (l->d->stopping)
 		return;
+	/* Lost or never reached: the next try goes to the next head address (a standby
+	 * that took over; a standby that has not yet refuses the link at once). */
+	cl->head_cur = (cl->head_cur + 1) % (cl->nheads ? cl->nheads : 1);
 	/* Say why joining fails: the common mistakes are a wrong token and an address the
 	 * head does not listen on. */
 	if (l->up)
@@ -301,7 +304,7 @@ void cluster_tick(struct krayd *d, int64_t now)
 	}
 	if (!cl->head_link && now >= cl->next_connect) {
 		cl->next_connect = now + hb;
-		cl->head_link = net_connect(d, &cl->head_sa);
+		cl->head_link = net_connect(d, &cl->head_sa[cl->head_cur]);
 		if (cl->head_link)
 			cl->head_link->to_head = true;
 	}
@@ -490,6 +493,22 @@ static void on_link_spliced(struct link *l, int res)
 	xfer_spliced(l->c, res);
 }
 
+/* address: one head address, or several (the head and its standbys), comma-separated. */
+static int parse_heads(struct cluster *cl, const char *list)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *a = strtok_r(buf, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		while (*a == ' ')
+			a++;
+		if (cl->nheads == 4 || net_parse_addr(a, &cl->head_sa[cl->nheads]))
+			return -EINVAL;
+		cl->nheads++;
+	}
+	return cl->nheads ? 0 : -EINVAL;
+}
+
 int cluster_init(struct krayd *d)
 {
 	struct cluster *cl;
@@ -512,22 +531,26 @@ int cluster_init(struct krayd *d)
 					.sent = on_link_sent,
 					.spliced = on_link_spliced };
 	d->cl = cl;
-	if (d->cfg.address[0] && net_parse_addr(d->cfg.address, &cl->head_sa)) {
-		log_err("address: not IPV4:PORT: '%s'", d->cfg.address);
+	if (d->cfg.address[0] && parse_heads(cl, d->cfg.address)) {
+		log_err("address: not IPV4:PORT[,IPV4:PORT...] (4 at most): '%s'", d->cfg.address);
 		return -EINVAL;
 	}
+	/* The GCS before the node listener: a standby head waits in gcs_open() for the
+	 * active head's lease, and nodes that try it meanwhile are refused at once. */
 	r = load_token(d);
+	if (!r && d->cfg.head)
+		r = gcs_open(d);
 	if (!r)
 		r = net_init(d);
 	if (r)
-		return r;
-	if (d->cfg.head && (r = gcs_open(d)))
 		return r;
 	if (d->cfg.head) {
 		struct node_entry *self = node_add(cl, d->node);
 
 		node_self(d, self);
 		gcs_entry_changed(d, self);
+		if (cl->store->node_changed)
+			cl->store->node_changed(d, self);
 		log_info("head: GCS serving node links on %s:%u", inet_ntoa(cl->self.sin_addr),
 			 ntohs(cl->self.sin_port));
 	} else {
@@ -536,7 +559,7 @@ int cluster_init(struct krayd *d)
 	}
 	/* Other nodes connect to the address this one listens on. */
 	if ((ntohl(cl->self.sin_addr.s_addr) >> 24) == 127 &&
-	    (ntohl(cl->head_sa.sin_addr.s_addr) >> 24) != 127 && !d->cfg.head)
+	    (ntohl(cl->head_sa[0].sin_addr.s_addr) >> 24) != 127 && !d->cfg.head)
 		log_warn("node-listen is a loopback address, but the head is not on this "
 			 "machine: other nodes cannot reach this one (set node-listen)");
 	cl->next_tick = now_ns();

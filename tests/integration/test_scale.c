@@ -37,8 +37,8 @@ TestSuite(scale, .fini = fini, .timeout = 600);
 static void start_node(int i, const char *token_file)
 {
 	char listen[32], head[32], env[8];
-	const char *args[16] = { "--node-listen", listen,      "--heartbeat-ms", "200",
-				 "--node-timeout-ms", "2000", "--pool-size",   "0" };
+	const char *args[16] = { "--node-listen",     listen, "--heartbeat-ms", "200",
+				 "--node-timeout-ms", "2000", "--pool-size",	"0" };
 	int n = 8, saved, rc;
 
 	snprintf(listen, sizeof(listen), "%s:7000", net.addr[i]);
@@ -106,8 +106,8 @@ Test(scale, sixteen_nodes_run_100k_tasks_while_two_die)
 	for (int i = 0; i < NTASKS; i++) {
 		kray_value a = KRAY_V_INT(i);
 
-		cr_assert_eq(kray_call(k, "square_where", &a, 1, &o, &refs[i]), 0, "call %d: %s",
-			     i, kray_errmsg(k));
+		cr_assert_eq(kray_call(k, "square_where", &a, 1, &o, &refs[i]), 0, "call %d: %s", i,
+			     kray_errmsg(k));
 	}
 	for (int b = 0; b < NTASKS / BATCH; b++) {
 		if (b == 2) { /* in the middle: two nodes die with tasks of theirs in flight */
@@ -131,10 +131,10 @@ Test(scale, sixteen_nodes_run_100k_tasks_while_two_die)
 
 	for (int i = 1; i <= NODES; i++)
 		used += per_node[i] > 0;
-	cr_log_info("tasks per node: %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d",
-		    per_node[1], per_node[2], per_node[3], per_node[4], per_node[5], per_node[6],
-		    per_node[7], per_node[8], per_node[9], per_node[10], per_node[11],
-		    per_node[12], per_node[13], per_node[14], per_node[15], per_node[16]);
+	cr_log_info("tasks per node: %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d", per_node[1],
+		    per_node[2], per_node[3], per_node[4], per_node[5], per_node[6], per_node[7],
+		    per_node[8], per_node[9], per_node[10], per_node[11], per_node[12],
+		    per_node[13], per_node[14], per_node[15], per_node[16]);
 	cr_assert_eq(per_node[0], 0, "results that name no node");
 	cr_assert_geq(used, 12, "only %d of the 16 nodes ran tasks", used);
 	wait_alive(k, NODES - 2, 10000);
