@@ -559,3 +559,17 @@ size_t harness_http(int port, const char *req, char *buf, size_t size)
 	close(fd);
 	return n;
 }
+
+int64_t harness_actor_int(kray *k, kray_ref a, const char *method)
+{
+	kray_ref r;
+	kray_value v;
+	int rc;
+
+	cr_assert_eq(kray_actor_call(k, a, method, NULL, 0, NULL, &r), 0, "%s", kray_errmsg(k));
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "%s: %d %s", method, rc, v.type == KRAY_ERROR ? (char *)v.data : "");
+	cr_assert_eq(v.type, KRAY_INT64, "%s returned type %d", method, v.type);
+	kray_release(k, &r, 1);
+	return v.i;
+}

@@ -76,6 +76,9 @@ int harness_get1(kray *k, kray_ref ref, int64_t timeout_ms, kray_value *ret);
 kray_ref harness_call1(kray *k, const char *fn, const kray_value *args, size_t nargs);
 
 /* Submits fn(args), gets its one value (60 s timeout) and asserts it is INT64 want. */
+/* method() of actor a (no arguments) through k, which must return an INT64: its value. */
+int64_t harness_actor_int(kray *k, kray_ref a, const char *method);
+
 void harness_expect_int(kray *k, const char *fn, const kray_value *args, size_t nargs,
 			int64_t want);
 

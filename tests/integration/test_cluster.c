@@ -729,8 +729,6 @@ Test(cluster, gcs_log_is_compacted)
 	harness_stop_krayd(&h2);
 }
 
-static int64_t actor_int(kray *k, kray_ref a, const char *method);
-
 Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 {
 	kray *k = three_nodes(PER_NODE);
@@ -754,11 +752,11 @@ Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 	o.detached = 1;
 	o.resources = "n3:0.5"; /* half: tasks that need n3 still run beside it */
 	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	cr_assert_eq(harness_actor_int(k, a, "incr"), 1);
 	/* Found by name from node 2 (the head says where it lives). */
 	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
-	cr_assert_eq(actor_int(k2, found, "node"), 3);
-	cr_assert_eq(actor_int(k2, found, "incr"), 2);
+	cr_assert_eq(harness_actor_int(k2, found, "node"), 3);
+	cr_assert_eq(harness_actor_int(k2, found, "incr"), 2);
 	kray_release(k2, &found, 1);
 	kray_release(k, &a, 1);
 	harness_shutdown(k); /* its creator is gone: detached, it lives on */
@@ -781,9 +779,9 @@ Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 	cr_assert_eq(call_int(k, "where", NULL, 0, "n3:0.5"), 3);
 	/* The actor is found again, with its state: the same instance. */
 	cr_assert_eq(kray_get_actor(k, "keeper", NULL, &found), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(actor_int(k, found, "incr"), 3);
+	cr_assert_eq(harness_actor_int(k, found, "incr"), 3);
 	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
-	cr_assert_eq(actor_int(k2, found, "incr"), 4);
+	cr_assert_eq(harness_actor_int(k2, found, "incr"), 4);
 	/* The job table: the first driver's job (finished before the kill) from the log,
 	 * node 2's driver (still running) from node 2's new registration. */
 	cr_assert_geq(count_nodes(k, " FINISHED "), 1, "the log's finished job is gone");
@@ -791,19 +789,6 @@ Test(cluster, restarted_head_recovers_named_detached_actor_and_kv)
 	/* And the key. */
 	kv_expect(k, "model", "v1");
 	kv_expect(k2, "model", "v1");
-}
-
-static int64_t actor_int(kray *k, kray_ref a, const char *method)
-{
-	kray_ref r;
-	kray_value v;
-	int rc;
-
-	cr_assert_eq(kray_actor_call(k, a, method, NULL, 0, NULL, &r), 0, "%s", kray_errmsg(k));
-	rc = harness_get1(k, r, 30000, &v);
-	cr_assert_eq(rc, 0, "%s: %d %s", method, rc, v.type == KRAY_ERROR ? (char *)v.data : "");
-	kray_release(k, &r, 1);
-	return v.i;
 }
 
 /*
@@ -821,7 +806,7 @@ Test(cluster, actor_names_are_unique_in_the_cluster)
 
 	o.name = "solo";
 	cr_assert_eq(kray_actor_create(k2, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k2));
-	cr_assert_eq(actor_int(k2, a, "node"), 2);
+	cr_assert_eq(harness_actor_int(k2, a, "node"), 2);
 	rc = kray_actor_create(k3, "Where", NULL, 0, &o, &b);
 	cr_assert_eq(rc, -EEXIST, "a second 'solo' on node 3: %d %s", rc, kray_errmsg(k3));
 	cr_assert(strstr(kray_errmsg(k3), "lives on node"), "%s", kray_errmsg(k3));
@@ -830,12 +815,12 @@ Test(cluster, actor_names_are_unique_in_the_cluster)
 	/* another namespace is another name */
 	o.ns = "other";
 	cr_assert_eq(kray_actor_create(k3, "Where", NULL, 0, &o, &b), 0, "%s", kray_errmsg(k3));
-	cr_assert_eq(actor_int(k3, b, "node"), 3);
+	cr_assert_eq(harness_actor_int(k3, b, "node"), 3);
 	kray_release(k3, &b, 1);
 	o.ns = NULL;
 	/* the name is found from node 3: still the one on node 2 */
 	cr_assert_eq(kray_get_actor(k3, "solo", NULL, &found), 0, "%s", kray_errmsg(k3));
-	cr_assert_eq(actor_int(k3, found, "incr"), 1);
+	cr_assert_eq(harness_actor_int(k3, found, "incr"), 1);
 	kray_release(k3, &found, 1);
 
 	/* killed, its name is free on every node */
@@ -849,7 +834,7 @@ Test(cluster, actor_names_are_unique_in_the_cluster)
 	}
 	cr_assert_eq(rc, 0, "'solo' on node 3 after the first was killed: %d %s", rc,
 		     kray_errmsg(k3));
-	cr_assert_eq(actor_int(k3, b, "node"), 3);
+	cr_assert_eq(harness_actor_int(k3, b, "node"), 3);
 	kray_release(k3, &b, 1);
 	harness_shutdown(k3);
 	harness_shutdown(k2);
@@ -867,7 +852,7 @@ Test(cluster, actor_on_node3_called_from_node1)
 
 	o.resources = "n3:1";
 	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(actor_int(k, a, "node"), 3, "the actor does not live on node 3");
+	cr_assert_eq(harness_actor_int(k, a, "node"), 3, "the actor does not live on node 3");
 	/* A stream of calls keeps its order. */
 	for (int i = 0; i < 20; i++)
 		cr_assert_eq(kray_actor_call(k, a, "incr", NULL, 0, NULL, &r[i]), 0);
@@ -996,7 +981,7 @@ Test(cluster, actor_handle_passed_to_a_task_on_another_node)
 	args[0] = KRAY_V_ACTOR(a);
 	args[1] = KRAY_V_INT(3);
 	cr_assert_eq(call_int(k, "incr_via", args, 2, "n2:1"), 2003);
-	cr_assert_eq(actor_int(k, a, "incr"), 4, "the calls from node 2 reached the actor");
+	cr_assert_eq(harness_actor_int(k, a, "incr"), 4, "the calls from node 2 reached the actor");
 	/* The actor on node 1 (the handle's own node), the task on node 2 (node 3's n3 is
 	 * the first actor's). */
 	o.resources = "n1:1";
@@ -1004,7 +989,7 @@ Test(cluster, actor_handle_passed_to_a_task_on_another_node)
 	args[0] = KRAY_V_ACTOR(b);
 	args[1] = KRAY_V_INT(2);
 	cr_assert_eq(call_int(k, "incr_via", args, 2, "n2:1"), 2002);
-	cr_assert_eq(actor_int(k, b, "node"), 1);
+	cr_assert_eq(harness_actor_int(k, b, "node"), 1);
 	kray_release(k, &a, 1);
 	kray_release(k, &b, 1);
 }
@@ -1108,10 +1093,10 @@ Test(cluster, actor_restarts_on_another_node_when_its_node_dies)
 	o.max_restarts = 1;
 	o.max_task_retries = -1;
 	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
-	first = actor_int(k, a, "node");
+	first = harness_actor_int(k, a, "node");
 	cr_assert(first == 2 || first == 3, "placed on node %lld", (long long)first);
-	cr_assert_eq(actor_int(k, a, "incr"), 1);
-	cr_assert_eq(actor_int(k, a, "incr"), 2);
+	cr_assert_eq(harness_actor_int(k, a, "incr"), 1);
+	cr_assert_eq(harness_actor_int(k, a, "incr"), 2);
 	/* A call in flight when its node dies is run again by the restarted actor. */
 	cr_assert_eq(kray_actor_call(k, a, "nap", &ms, 1, NULL, &r), 0);
 	kray_flush(k);
@@ -1123,8 +1108,8 @@ Test(cluster, actor_restarts_on_another_node_when_its_node_dies)
 	second = v.i;
 	cr_assert_eq(second, 5 - first, "restarted on node %lld", (long long)second);
 	kray_release(k, &r, 1);
-	cr_assert_eq(actor_int(k, a, "node"), second);
-	cr_assert_eq(actor_int(k, a, "incr"), 1, "a restarted actor starts over");
+	cr_assert_eq(harness_actor_int(k, a, "node"), second);
+	cr_assert_eq(harness_actor_int(k, a, "incr"), 1, "a restarted actor starts over");
 	/* No restarts left: its next death is final. */
 	kill(node[second - 1].pid, SIGKILL);
 	cr_assert_eq(kray_actor_call(k, a, "node", NULL, 0, NULL, &r), 0);

@@ -247,19 +247,6 @@ static void redis_kv_expect(const char *key, const char *want, int64_t ms)
 	cr_assert_fail("redis kray:gcs:kv %s is '%s', not '%s'", key, out, want);
 }
 
-static int64_t actor_int(kray *k, kray_ref a, const char *method)
-{
-	kray_ref r;
-	kray_value v;
-	int rc;
-
-	cr_assert_eq(kray_actor_call(k, a, method, NULL, 0, NULL, &r), 0, "%s", kray_errmsg(k));
-	rc = harness_get1(k, r, 30000, &v);
-	cr_assert_eq(rc, 0, "%s: %d %s", method, rc, v.type == KRAY_ERROR ? (char *)v.data : "");
-	kray_release(k, &r, 1);
-	return v.i;
-}
-
 /* The token of the first head, copied beside the new one (as an operator would). */
 static void copy_token(const char *from, const char *to)
 {
@@ -306,8 +293,8 @@ Test(gcs_redis, head_started_elsewhere_recovers_from_redis)
 	o.detached = 1;
 	o.resources = "n2:0.5"; /* on the member */
 	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(actor_int(k, a, "node"), 2);
-	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	cr_assert_eq(harness_actor_int(k, a, "node"), 2);
+	cr_assert_eq(harness_actor_int(k, a, "incr"), 1);
 	kray_release(k, &a, 1);
 	/* In Redis, as an operator sees it. */
 	redis_kv_expect("model", "v1", 5000);
@@ -331,11 +318,11 @@ Test(gcs_redis, head_started_elsewhere_recovers_from_redis)
 
 	/* The member joined again; the actor is the same instance. */
 	cr_assert_eq(kray_get_actor(k, "keeper", NULL, &found), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(actor_int(k, found, "node"), 2);
-	cr_assert_eq(actor_int(k, found, "incr"), 2);
+	cr_assert_eq(harness_actor_int(k, found, "node"), 2);
+	cr_assert_eq(harness_actor_int(k, found, "incr"), 2);
 	kray_release(k, &found, 1);
 	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
-	cr_assert_eq(actor_int(k2, found, "incr"), 3);
+	cr_assert_eq(harness_actor_int(k2, found, "incr"), 3);
 	/* Killed, the actor gives its name up in Redis too. */
 	cr_assert_eq(kray_kill(k2, found, 1), 0, "%s", kray_errmsg(k2));
 	kray_release(k2, &found, 1);
@@ -592,8 +579,8 @@ Test(gcs_redis, standby_takes_over_when_the_head_dies)
 	o.detached = 1;
 	o.resources = "n2:0.5";
 	cr_assert_eq(kray_actor_create(k, "Where", NULL, 0, &o, &a), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(actor_int(k, a, "node"), 2);
-	cr_assert_eq(actor_int(k, a, "incr"), 1);
+	cr_assert_eq(harness_actor_int(k, a, "node"), 2);
+	cr_assert_eq(harness_actor_int(k, a, "incr"), 1);
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
 
@@ -643,11 +630,11 @@ Test(gcs_redis, standby_takes_over_when_the_head_dies)
 	}
 
 	cr_assert_eq(kray_get_actor(ks, "keeper", NULL, &found), 0, "%s", kray_errmsg(ks));
-	cr_assert_eq(actor_int(ks, found, "node"), 2);
-	cr_assert_eq(actor_int(ks, found, "incr"), 2);
+	cr_assert_eq(harness_actor_int(ks, found, "node"), 2);
+	cr_assert_eq(harness_actor_int(ks, found, "incr"), 2);
 	kray_release(ks, &found, 1);
 	cr_assert_eq(kray_get_actor(k2, "keeper", NULL, &found), 0, "%s", kray_errmsg(k2));
-	cr_assert_eq(actor_int(k2, found, "incr"), 3);
+	cr_assert_eq(harness_actor_int(k2, found, "incr"), 3);
 	kray_release(k2, &found, 1);
 	kv_expect(ks, "model", "v1");
 	kv_expect(k2, "model", "v1");
