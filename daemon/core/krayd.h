@@ -91,6 +91,9 @@ struct krayd {
 	uint64_t spilling_bytes; /* bytes of objects being written to disk now */
 	struct room_wait *room_head, *room_tail; /* waiting for spills to make room */
 	int room_err; /* a spill failed while others ran: waiters get it (store_mem.c) */
+	struct obj **io_fire; /* objects whose waiters wake on the next drain (held) */
+	unsigned nio_fire, capio_fire;
+	struct dep *io_orphans; /* waiters of objects freed while they were restored */
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets not answered yet */
 	struct getreq *gets_gone; /* answered (their connection went), objects still pending */

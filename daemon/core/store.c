@@ -82,6 +82,34 @@ void store_fire(struct krayd *d, struct obj *o)
 	store_unref(d, o);
 }
 
+void store_io_drain(struct krayd *d)
+{
+	struct sio_job *j = store_io_done(d);
+
+	while (j) {
+		struct sio_job *next = j->next;
+
+		store_io_apply(d, j);
+		j = next;
+	}
+	/* Waking a get may start another restore, which may queue more: until none is left. */
+	while (d->io_orphans || d->nio_fire) {
+		while (d->io_orphans) {
+			struct dep *dep = d->io_orphans;
+
+			d->io_orphans = dep->next;
+			dep->ready(d, dep->arg, NULL); /* its object went: a get says "not held" */
+			free(dep);
+		}
+		while (d->nio_fire) {
+			struct obj *o = d->io_fire[--d->nio_fire];
+
+			store_fire(d, o);
+			store_unref(d, o); /* the reference fire_later() took */
+		}
+	}
+}
+
 void store_wait(struct krayd *d, struct obj *o,
 		void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg)
 {

@@ -157,12 +157,17 @@ struct sio_job {
 	char path[]; /* the spill file */
 };
 #define STORE_IO_CLOSE_MIN (16ull << 20) /* larger memfds are closed by the thread */
-/* Starts the thread (spill-thread = 1) and its eventfd on the loop.  0 or -errno. */
-int store_io_start(struct krayd *d);
+/* Starts the thread (spill-thread = 1) and its eventfd on the loop, which calls drain(d)
+ * when jobs are done (store_io_drain()).  0 or -errno. */
+int store_io_start(struct krayd *d, void (*drain)(struct krayd *d));
 /* Stops it; the jobs left are undone (objects first: after store_fini()). */
 void store_io_stop(struct krayd *d);
 struct sio_job *store_io_job(enum sio_kind kind, int fd, uint64_t size, const char *path);
 void store_io_submit(struct krayd *d, struct sio_job *j);
+/* The jobs done since last asked, oldest first (a list through ->next). */
+struct sio_job *store_io_done(struct krayd *d);
+/* Has the loop call drain soon (for waiters to wake: d->io_fire). */
+void store_io_kick(struct krayd *d);
 /* Blocks until j is done and takes it off the done list: the caller applies it. */
 void store_io_wait(struct krayd *d, struct sio_job *j);
 /* Closes fd (the last reference to size bytes of memfd) on the thread when it is large. */
@@ -170,15 +175,12 @@ void store_io_close(struct krayd *d, int fd, uint64_t size);
 /* Copies size bytes of in to out (files or memfds); stops with -ECANCELED once *cancel.
  * Returns 0 or -errno. */
 int store_io_copy(int out, int in, uint64_t size, const int *cancel);
-/* o's waiters run on the next drain of the loop (not from inside the caller). */
-void store_io_later(struct krayd *d, struct obj *o);
-/* Waiters of an object freed while it was restored: run with a NULL object, later. */
-void store_io_orphan_deps(struct krayd *d, struct dep *deps);
-/* Runs what store_io_later() and store_io_orphan_deps() left. */
-void store_io_refire(struct krayd *d);
 void store_io_discard(struct sio_job *j);
-/* store_mem.c: applies a finished job to its object (stopping: only frees what it made). */
-void store_io_finished(struct krayd *d, struct sio_job *j, bool stopping);
+/* store_mem.c: applies a finished job to its object; the waiters to wake go on
+ * d->io_fire (and d->io_orphans). */
+void store_io_apply(struct krayd *d, struct sio_job *j);
+/* store.c: the loop's side of the spill thread: applies what it did, wakes the waiters. */
+void store_io_drain(struct krayd *d);
 
 /* store_spill.c: the spill directory, locked while krayd runs; a crashed krayd's spill
  * files removed.  Returns 0 (also when there is no spill dir to be had: spilling then

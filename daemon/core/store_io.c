@@ -8,8 +8,8 @@
  * loop does meanwhile) to its file and fsyncs it; a restore job reads a file into a fresh
  * memfd and seals it; a close job drops the last reference to a large memfd (freeing a
  * GiB of pages takes milliseconds too).  Finished jobs go on a done list, and an eventfd
- * wakes the loop (loop_on_event()), which applies them to the objects (store_mem.c's
- * store_io_finished()).
+ * wakes the loop (loop_on_event()), whose drain (store.c's store_io_drain()) applies them
+ * to the objects (store_mem.c's store_io_apply()) and wakes their waiters.
  *
  * The thread knows nothing of objects: it reads only what a job says (fds, size, path)
  * and writes only its result.  job->o and job->cancel are the loop's: the loop detaches a
@@ -44,11 +44,6 @@ struct store_io {
 	bool stop;
 	struct sio_job *head, *tail; /* queued */
 	struct sio_job *done_head, *done_tail; /* finished, not yet seen by the loop */
-	/* The loop's own: objects whose waiters are to be woken on the next drain, and waiters
-	 * of objects freed before their restore finished. */
-	struct obj **refire;
-	unsigned nrefire, caprefire;
-	struct dep *orphans;
 };
 
 int store_io_copy(int out, int in, uint64_t size, const int *cancel)
@@ -206,8 +201,7 @@ static void *io_thread(void *arg)
 	return NULL;
 }
 
-/* The loop's side of the eventfd: every finished job, then the waiters to wake. */
-static void drain(struct krayd *d)
+struct sio_job *store_io_done(struct krayd *d)
 {
 	struct store_io *s = d->sio;
 	struct sio_job *j;
@@ -216,75 +210,15 @@ static void drain(struct krayd *d)
 	j = s->done_head;
 	s->done_head = s->done_tail = NULL;
 	pthread_mutex_unlock(&s->lock);
-	while (j) {
-		struct sio_job *next = j->next;
-
-		store_io_finished(d, j, false);
-		j = next;
-	}
-	store_io_refire(d);
+	return j;
 }
 
-void store_io_refire(struct krayd *d)
-{
-	struct store_io *s = d->sio;
-
-	if (!s)
-		return;
-	while (s->orphans) {
-		struct dep *dep = s->orphans;
-
-		s->orphans = dep->next;
-		dep->ready(d, dep->arg, NULL); /* its object went: a get answers "not held" */
-		free(dep);
-	}
-	for (unsigned i = 0; i < s->nrefire; i++) {
-		struct obj *o = s->refire[i];
-
-		s->refire[i] = NULL;
-		store_fire(d, o); /* and drops the reference store_io_later() took */
-	}
-	s->nrefire = 0;
-}
-
-static void kick(struct store_io *s)
+void store_io_kick(struct krayd *d)
 {
 	uint64_t one = 1;
 
-	if (write(s->efd, &one, sizeof(one)) != sizeof(one))
+	if (write(d->sio->efd, &one, sizeof(one)) != sizeof(one))
 		log_warn_ratelimited("spill thread: eventfd: %s", strerror(errno));
-}
-
-void store_io_later(struct krayd *d, struct obj *o)
-{
-	struct store_io *s = d->sio;
-
-	if (s->nrefire == s->caprefire) {
-		unsigned cap = s->caprefire ? s->caprefire * 2 : 16;
-		struct obj **n = realloc(s->refire, cap * sizeof(*n));
-
-		if (!n)
-			abort();
-		s->refire = n;
-		s->caprefire = cap;
-	}
-	store_ref(o); /* kept until its waiters ran */
-	s->refire[s->nrefire++] = o;
-	kick(s);
-}
-
-void store_io_orphan_deps(struct krayd *d, struct dep *deps)
-{
-	struct store_io *s = d->sio;
-
-	while (deps) {
-		struct dep *next = deps->next;
-
-		deps->next = s->orphans;
-		s->orphans = deps;
-		deps = next;
-	}
-	kick(s);
 }
 
 struct sio_job *store_io_job(enum sio_kind kind, int fd, uint64_t size, const char *path)
@@ -344,7 +278,7 @@ void store_io_wait(struct krayd *d, struct sio_job *j)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int store_io_start(struct krayd *d)
+int store_io_start(struct krayd *d, void (*drain)(struct krayd *d))
 {
 	struct store_io *s;
 	int r;
@@ -412,15 +346,6 @@ void store_io_stop(struct krayd *d)
 
 		discard(j);
 		j = next;
-	}
-	for (unsigned i = 0; i < s->nrefire; i++)
-		store_unref(d, s->refire[i]);
-	free(s->refire);
-	while (s->orphans) {
-		struct dep *dep = s->orphans;
-
-		s->orphans = dep->next;
-		free(dep);
 	}
 	close(s->efd);
 	pthread_mutex_destroy(&s->lock);

@@ -317,6 +317,22 @@ int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
 	return fd;
 }
 
+/* o's waiters wake on the next drain (store.c's store_io_drain()), o held until then. */
+static void fire_later(struct krayd *d, struct obj *o)
+{
+	if (d->nio_fire == d->capio_fire) {
+		unsigned cap = d->capio_fire ? d->capio_fire * 2 : 16;
+		struct obj **n = realloc(d->io_fire, cap * sizeof(*n));
+
+		if (!n)
+			abort();
+		d->io_fire = n;
+		d->capio_fire = cap;
+	}
+	o->refs++;
+	d->io_fire[d->nio_fire++] = o;
+}
+
 /* Restored o is in memory again, in memfd fd. */
 static void restored(struct krayd *d, struct obj *o, int fd)
 {
@@ -385,7 +401,7 @@ static void restore_room(struct krayd *d, void *arg, int status)
 		status = restore_start(d, o);
 	if (status) {
 		o->io_err = status;
-		store_fire(d, o); /* its gets say why */
+		fire_later(d, o); /* its gets say why */
 	}
 }
 
@@ -412,16 +428,20 @@ bool store_want(struct krayd *d, struct obj *o)
 	return !r;
 }
 
-void store_io_finished(struct krayd *d, struct sio_job *j, bool later)
+void store_io_apply(struct krayd *d, struct sio_job *j)
 {
 	struct obj *o = j->o;
 
 	if (!o) { /* abandoned: what it made goes */
+		bool spill = j->kind == SIO_SPILL;
+
 		if (j->kind == SIO_RESTORE && j->fd >= 0) {
 			store_io_close(d, j->fd, j->size);
 			j->fd = -1;
 		}
 		store_io_discard(j);
+		if (spill) /* waiters counted on it: they look again */
+			room_run(d);
 		return;
 	}
 	o->job = NULL;
@@ -455,10 +475,7 @@ void store_io_finished(struct krayd *d, struct sio_job *j, bool later)
 			lose(d, o, j->why);
 	}
 	free(j);
-	if (later)
-		store_io_later(d, o);
-	else
-		store_fire(d, o);
+	fire_later(d, o);
 }
 
 int store_restore(struct krayd *d, struct obj *o)
@@ -474,7 +491,8 @@ int store_restore(struct krayd *d, struct obj *o)
 	if (o->io == IO_RESTORE) {
 		/* A get started it; this caller cannot wait for the loop: wait here. */
 		store_io_wait(d, o->job);
-		store_io_finished(d, o->job, true);
+		store_io_apply(d, o->job);
+		store_io_kick(d); /* its gets wake on the next drain */
 		return o->spilled	     ? (o->io_err ? o->io_err : -EIO) :
 		       o->type != KRAY_WT_FD ? -EIO :
 					       0;
@@ -514,7 +532,8 @@ int store_restore(struct krayd *d, struct obj *o)
 out:
 	if (waiters) { /* gets that waited for the restore this one did */
 		o->io_err = r;
-		store_io_later(d, o);
+		fire_later(d, o);
+		store_io_kick(d);
 	}
 	return r;
 }
@@ -531,8 +550,17 @@ void store_drop_large(struct krayd *d, struct obj *o)
 		store_room_cancel(d, o);
 	}
 	if (o->io != IO_NONE && o->deps) { /* gets that waited for it: "not held" */
-		store_io_orphan_deps(d, o->deps);
+		struct dep *dep = o->deps;
+
+		while (dep) {
+			struct dep *next = dep->next;
+
+			dep->next = d->io_orphans;
+			d->io_orphans = dep;
+			dep = next;
+		}
 		o->deps = NULL;
+		store_io_kick(d);
 	}
 	o->io = IO_NONE;
 	if (o->fd >= 0) {
@@ -659,6 +687,15 @@ void store_mem_fini(struct krayd *d)
 		free(w);
 	}
 	d->room_tail = NULL;
+	free(d->io_fire); /* (their objects went with store_fini()) */
+	d->io_fire = NULL;
+	d->nio_fire = d->capio_fire = 0;
+	while (d->io_orphans) {
+		struct dep *dep = d->io_orphans;
+
+		d->io_orphans = dep->next;
+		free(dep);
+	}
 	pool_stop(d->pool);
 	d->pool = NULL;
 	rmdir(d->cfg.spill_dir); /* only if empty: spill files of live objects were unlinked */
