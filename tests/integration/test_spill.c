@@ -179,7 +179,7 @@ Test(spill, loop_answers_while_1gib_spills_and_restores, .timeout = 300)
 	const size_t big = 1024 * MiB, small = 128 * MiB;
 	char dir[128], spill[160];
 	const char *flags[] = { "--store-size", "1100M", "--pool-size", "0",
-				"--spill-dir",	spill, NULL };
+				"--spill-dir",	spill,	 NULL };
 	struct pinger p = { 0 };
 	struct harness h;
 	struct kray_stats st;
@@ -227,8 +227,9 @@ Test(spill, loop_answers_while_1gib_spills_and_restores, .timeout = 300)
 	pthread_join(t, NULL);
 	cr_assert_eq(p.err, 0, "kray_status failed on the other connection");
 	st = harness_status(k);
-	fprintf(stderr, "spill: 1 GiB spilled in %lld ms, restored in %lld ms; loop's longest "
-			"stall %.2f ms\n",
+	fprintf(stderr,
+		"spill: 1 GiB spilled in %lld ms, restored in %lld ms; loop's longest "
+		"stall %.2f ms\n",
 		(long long)spill_ms, (long long)restore_ms, st.loop_stall_max_us / 1000.0);
 	for (int i = 0; i < PH_N; i++)
 		fprintf(stderr, "spill:   %-8s %5llu small requests, mean %.2f ms, max %.2f ms\n",
@@ -283,7 +284,7 @@ Test(spill, get_while_spilling_reads_memory, .timeout = 120)
 	const size_t len = 96 * MiB;
 	char dir[128], spill[160];
 	const char *flags[] = { "--store-size", "160M", "--pool-size", "0",
-				"--spill-dir",	spill, NULL };
+				"--spill-dir",	spill,	NULL };
 	static const useconds_t delays[4] = { 0, 10000, 40000, 3000000 };
 	struct creator c = { .len = len };
 	struct harness h;
@@ -343,11 +344,11 @@ static void expect_lost(kray *k, kray_ref r, const char *needle, const char *wha
 	kray_value v = { 0 };
 	int rc = harness_get1(k, r, 30000, &v);
 
-	cr_assert_eq(rc, -EREMOTEIO, "%s: kray_get returned %d (%s), want an error value", what,
-		     rc, kray_errmsg(k));
+	cr_assert_eq(rc, -EREMOTEIO, "%s: kray_get returned %d (%s), want an error value", what, rc,
+		     kray_errmsg(k));
 	cr_assert_eq(v.type, KRAY_ERROR, "%s: value type %d", what, v.type);
-	cr_assert_eq(v.err, KRAY_ERR_OBJECT_LOST, "%s: error %s: %s", what,
-		     harness_errkind(v.err), (const char *)v.data);
+	cr_assert_eq(v.err, KRAY_ERR_OBJECT_LOST, "%s: error %s: %s", what, harness_errkind(v.err),
+		     (const char *)v.data);
 	cr_assert(v.data && strstr(v.data, needle) && strstr(v.data, "lost"),
 		  "%s: message \"%s\" lacks \"%s\"", what, (const char *)v.data, needle);
 	fprintf(stderr, "spill: %s: %s\n", what, (const char *)v.data);
@@ -374,8 +375,7 @@ Test(spill, damaged_spill_files_lose_the_object, .timeout = 120)
 		cr_assert_eq(create_pattern(k, len, 1600 + (uint64_t)i, &r[i]), 0, "create %d: %s",
 			     i, kray_errmsg(k));
 	cr_assert(only_file(spill, file, sizeof(file)), "want one spill file in %s", spill);
-	cr_assert_eq(truncate(file, (off_t)(len / 2)), 0, "truncate %s: %s", file,
-		     strerror(errno));
+	cr_assert_eq(truncate(file, (off_t)(len / 2)), 0, "truncate %s: %s", file, strerror(errno));
 	expect_lost(k, r[0], "truncated", "get of an object whose spill file was truncated");
 	expect_lost(k, r[0], "truncated", "the same get again");
 
@@ -482,7 +482,7 @@ Test(spill, getter_killed_during_restore, .timeout = 120)
 {
 	char dir[128], spill[160];
 	const char *flags[] = { "--store-size", "200M", "--pool-size", "0",
-				"--spill-dir",	spill, NULL };
+				"--spill-dir",	spill,	NULL };
 	struct harness h;
 	struct kray_stats st;
 	int ready[2], status, nfiles;
