@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -155,6 +156,14 @@ static void *io_thread(void *arg)
 {
 	struct store_io *s = arg;
 	uint64_t one = 1;
+
+	/* Copying a GiB keeps a CPU busy for a while: on a small machine the loop must not
+	 * wait behind it for the CPU, so this thread yields (nice 10 above the process's). */
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+
+	if (errno || setpriority(PRIO_PROCESS, (id_t)gettid(), nice + 10 > 19 ? 19 : nice + 10))
+		log_debug("spill thread: setpriority: %s", strerror(errno));
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
