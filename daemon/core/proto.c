@@ -45,6 +45,7 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 		d->starting--;
 		d->start_failures = 0;
 		worker_attach(w, c);
+		sched_warm(d, w);
 	} else if (c->spawned) {
 		return conn_fail(c, "a worker's connection must say hello as that worker", -EPERM);
 	} else {
@@ -56,6 +57,10 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 			job_hold(job_add(d, c->job, h.path, h.m.path_len));
 		else
 			job_hold(job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path)));
+		if (h.m.path_len) {
+			d->warm_job = c->job;
+			sched_warm(d, NULL);
+		}
 		c->pid = h.m.pid;
 		ext_driver_changed(c, true);
 		ok.job = c->job;
