@@ -7,7 +7,8 @@
  * while a 1 GiB object spills and while it comes back; a get of an object being spilled
  * reads it from memory; a spill disk that fills in the middle of a write, and a spill file
  * truncated or removed behind krayd's back, give clear errors and never a half-written
- * object; a getter killed in the middle of a restore leaves nothing behind.
+ * object; a getter killed in the middle of a restore leaves nothing behind; a task's
+ * spilled argument comes back before the task is queued.
  */
 #include <criterion/criterion.h>
 
@@ -525,5 +526,57 @@ Test(spill, getter_killed_during_restore, .timeout = 120)
 		harness_shutdown(k);
 		cr_assert(harness_krayd_alive(&h), "krayd exited");
 	}
+	harness_stop_krayd(&h);
+}
+
+/* ---- 6. a task whose argument is on disk -------------------------------------------- */
+
+Test(spill, task_argument_restored_on_the_thread, .timeout = 120)
+{
+	const size_t len = 40 * MiB;
+	char dir[128], spill[160];
+	const char *flags[] = { "--store-size", "64M", "--pool-size", "0",
+				"--spill-dir",	spill, NULL };
+	struct harness h;
+	struct kray_stats st;
+	kray_value in, v = { 0 };
+	kray_ref a, b, t;
+	uint8_t *buf = malloc(len);
+	uint64_t sum;
+	int rc;
+	kray *k;
+
+	cr_assert_not_null(buf);
+	pattern_fill(buf, 0, len, 1900);
+	sum = checksum64(buf, len);
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(spill, sizeof(spill), "%s/spill", dir);
+	start(&h, flags);
+	k = harness_connect(h.sock);
+	in = KRAY_V_BYTES(buf, len);
+	cr_assert_eq(kray_put(k, &in, &a), 0, "put: %s", kray_errmsg(k));
+	cr_assert_eq(create_pattern(k, len, 1901, &b), 0, "create: %s", kray_errmsg(k));
+	st = harness_status(k);
+	cr_assert_eq(st.objects_spilled, 1, "the argument is not on disk");
+	kray_release(k, &b, 1); /* room for it to come back */
+	kray_value arg = KRAY_V_REF(a);
+	t = harness_call1(k, "checksum_all", &arg, 1);
+	rc = harness_get1(k, t, 60000, &v);
+	cr_assert(rc == 0 && v.type == KRAY_INT64 && (uint64_t)v.i == sum,
+		  "checksum of the spilled argument: rc %d type %d (%s)", rc, v.type,
+		  v.type == KRAY_ERROR ? (const char *)v.data : "");
+	st = harness_status(k);
+	cr_assert_geq(st.restored_total, len, "restored_total %llu",
+		      (unsigned long long)st.restored_total);
+	kray_value_clear(&v);
+	kray_release(k, &t, 1);
+	kray_release(k, &a, 1);
+	st = poll_freed(k, 20000);
+	cr_assert(!st.objects && !st.store_bytes && !st.objects_spilled,
+		  "left: %llu objects, %llu bytes, %llu spilled", (unsigned long long)st.objects,
+		  (unsigned long long)st.store_bytes, (unsigned long long)st.objects_spilled);
+	free(buf);
+	harness_shutdown(k);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
 	harness_stop_krayd(&h);
 }
