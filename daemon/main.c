@@ -139,8 +139,8 @@ int main(int argc, char **argv)
 		loop_fini(&d);
 		return 1;
 	}
-	if (store_mem_init(&d)) {
-		log_err("object store: out of memory");
+	if (store_mem_init(&d) || (r = store_io_start(&d, store_io_drain))) {
+		log_err("object store: %s", d.pool ? strerror(-r) : "out of memory");
 		loop_fini(&d);
 		store_spill_close(&d);
 		return 1;

@@ -269,7 +269,8 @@ static int cmd_status(void)
 	       "  actors   %llu alive, %llu pending (waiting for CPU slots or arguments)\n"
 	       "  fast     %llu sync calls steered by BPF, %llu bounced to krayd\n"
 	       "  rejected frames %llu\n"
-	       "  huge pages for large objects: %s\n",
+	       "  huge pages for large objects: %s\n"
+	       "  longest event-loop stall %u us\n",
 	       U(st.node), sock, U(st.drivers) - 1, U(st.workers), U(st.workers_busy),
 	       U(st.workers_blocked), U(st.workers_started), U(st.workers_died),
 	       U(st.tasks_submitted), U(st.tasks_finished), U(st.tasks_failed), U(st.tasks_retried),
@@ -282,7 +283,8 @@ static int cmd_status(void)
 		       "hugetlb where reserved, else shmem THP" :
 	       st.store_huge & KRAY_STORE_HUGETLB ? "hugetlb where reserved, else none" :
 	       st.store_huge & KRAY_STORE_THP	  ? "shmem THP" :
-						    "none (4 KiB pages)");
+						    "none (4 KiB pages)",
+	       st.loop_stall_max_us);
 	printf("  limits   %llu job records, %llu dead actors kept; %llu connections (%llu buffer "
 	       "bytes); refused: %llu clients, %llu node links; closed: %llu slow, %llu past "
 	       "output limit, %llu past buffers, %llu out of memory; %llu accept pauses; %llu "

@@ -43,6 +43,9 @@ static const struct key keys[] = {
 	  "object store capacity (bytes, K/M/G suffix)" },
 	{ "spill-dir", K_STR, offsetof(struct config, spill_dir), PATH_MAX, 0, 0,
 	  "directory for spilled objects (default: <socket>.spill)" },
+	{ "spill-thread", K_BOOL, offsetof(struct config, spill_thread), sizeof(bool), 0, 0,
+	  "on/off: spill and restore files on a thread of their own, off the event loop "
+	  "(default on)" },
 	{ "pool-size", K_SIZE, offsetof(struct config, pool_size), 8, 0, 0,
 	  "pre-faulted memory kept ready for new objects (0: none)" },
 	INT("hugepages", hugepages, 0, 1,
@@ -360,6 +363,7 @@ static void set_defaults(struct config *cfg)
 	cfg->thp = 1;
 	snprintf(cfg->gcs_storage, sizeof(cfg->gcs_storage), "log");
 	snprintf(cfg->gcs_redis_namespace, sizeof(cfg->gcs_redis_namespace), "kray");
+	cfg->spill_thread = true;
 }
 
 int config_reload(struct config *cfg)

@@ -30,6 +30,7 @@ struct config {
 	char pidfile[PATH_MAX];
 	char remove_dir[PATH_MAX]; /* a private directory removed at exit */
 	char spill_dir[PATH_MAX]; /* where full-store objects go; default <socket>.spill */
+	bool spill_thread; /* spill and restore on store_io.c's thread (default), not the loop */
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
 	int hugepages; /* large objects in hugetlb memfds when huge pages are reserved */
 	int thp; /* 1 (auto): large objects in shmem transparent huge pages where allowed */

@@ -140,6 +140,10 @@ struct loop_watch *loop_watch_new(struct krayd *d, int fd, void (*ready)(void *a
 				  void *arg);
 void loop_watch_set(struct loop_watch *w, unsigned events);
 void loop_watch_free(struct loop_watch *w);
+
+/* Reads eventfd fd on the loop and calls fn(d) each time a thread writes it (one such fd).
+ * Returns 0 or -EBUSY. */
+int loop_on_event(struct krayd *d, int fd, void (*fn)(struct krayd *d));
 /* turn runs after each batch of completions (the scheduler); child on SIGCHLD. */
 static inline void loop_on_turn(struct krayd *d, void (*turn)(struct krayd *d))
 {
@@ -153,6 +157,10 @@ static inline void loop_on_child(struct krayd *d, void (*child)(struct krayd *d)
  * that it was late for why (a static string).  The loop sets one itself for a client's
  * HELLO and a frame begun; kinds (metrics) may set their own. */
 void conn_deadline(struct conn *c, int64_t at, const char *why);
+/* Keeps c's memory (not the connection: it may close meanwhile) until conn_put(), for a
+ * reply that waits on something other than the loop's I/O (a create waiting for room). */
+void conn_hold(struct conn *c);
+void conn_put(struct conn *c);
 /* Arms c's send if it has output (node links call it after queueing). */
 void conn_kick(struct conn *c);
 int64_t now_ns(void);

@@ -124,11 +124,16 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 		maybe_free(d, g);
 		return;
 	}
-	/* Only refs this process holds are waited for; the others are errors. */
+	/* Only refs this process holds are waited for; the others are errors.  A get also
+	 * waits for the restore of a spilled object (started here, on the spill thread). */
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 
-		if (o && o->state != OBJ_READY && oidmap_get(&c->refs, &g->ids[i]))
+		if (!o || !oidmap_get(&c->refs, &g->ids[i]))
+			continue;
+		if (!wait && o->state == OBJ_READY)
+			store_want(d, o);
+		if (!wait ? store_awaited(o) : o->state != OBJ_READY)
 			pending++;
 	}
 	/* A get needs every object; a wait needs num_ready of them. */
@@ -139,11 +144,13 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	for (uint32_t i = 0; i < g->n && g->missing; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 
-		if (!o || o->state == OBJ_READY || !oidmap_get(&c->refs, &g->ids[i]))
+		if (!o || !(wait ? o->state != OBJ_READY : store_awaited(o)) ||
+		    !oidmap_get(&c->refs, &g->ids[i]))
 			continue;
 		store_wait(d, o, dep_ready, g);
 		g->deps++;
-		ext_obj_wanted(d, o); /* kept by the node that made it: fetch it now */
+		if (o->state != OBJ_READY)
+			ext_obj_wanted(d, o); /* kept by the node that made it: fetch it now */
 	}
 	g->next = d->gets;
 	if (d->gets)
@@ -178,7 +185,7 @@ static void give_up(struct krayd *d, struct getreq *g, int status)
 	for (uint32_t i = 0; i < g->n && g->deps; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 
-		if (o && o->state != OBJ_READY)
+		if (o && store_awaited(o))
 			g->deps -= store_unwait(d, o, dep_ready, g);
 	}
 	maybe_free(d, g);

@@ -35,6 +35,8 @@ struct job;
 struct actor;
 struct obj;
 struct pool;
+struct store_io;
+struct room_wait;
 struct getreq;
 struct listener;
 struct loop_watch;
@@ -87,6 +89,13 @@ struct krayd {
 	struct pool *pool;
 	int spill_lock; /* the spill dir, flock()ed while krayd runs (store_spill.c); or -1 */
 	bool thp; /* large objects in shmem transparent huge pages (store_mem.c) */
+	struct store_io *sio; /* the spill thread (store_io.c); NULL: spills on the loop */
+	uint64_t spilling_bytes; /* bytes of objects being written to disk now */
+	struct room_wait *room_head, *room_tail; /* waiting for spills to make room */
+	int room_err; /* a spill failed while others ran: waiters get it (store_mem.c) */
+	struct obj **io_fire; /* objects whose waiters wake on the next drain (held) */
+	unsigned nio_fire, capio_fire;
+	struct dep *io_orphans; /* waiters of objects freed while they were restored */
 	struct task *qhead, *qtail; /* ready queue */
 	struct getreq *gets; /* gets not answered yet */
 	struct getreq *gets_gone; /* answered (their connection went), objects still pending */
@@ -119,6 +128,13 @@ struct krayd {
 		unsigned ntimers;
 		void (*turn)(struct krayd *d);
 		void (*child)(struct krayd *d);
+		/* loop_on_event(): an eventfd a thread writes, and what runs when it does. */
+		void (*event)(struct krayd *d);
+		int event_fd;
+		uint64_t event_val;
+		/* Turns of the loop, and the longest time it went without waiting (ns). */
+		uint64_t turns;
+		int64_t stall_max_ns;
 		/* Limits (loop.c): connections and their deadlines, buffers, accept pauses. */
 		unsigned nconns, max_clients;
 		unsigned ndeadlines; /* connections with a deadline (conn_deadline()) */

@@ -45,6 +45,7 @@ enum op {
 	OP_SEND = 3,
 	OP_SIGNAL = 4,
 	OP_POLL = 5, /* a loop_watch's poll */
+	OP_EVENT = 6, /* the eventfd of krayd's spill thread (loop_on_event()) */
 	OP_CONNECT = 7,
 	OP_SPLICE = 8
 };
@@ -241,6 +242,25 @@ static void on_poll(struct loop_watch *w, int res)
 		watch_arm(w);
 	else
 		log_warn_ratelimited("poll on fd %d: %s; no longer watched", w->fd, strerror(-res));
+}
+
+/* A thread of krayd's (store_io.c) says work is done by writing an eventfd: read here. */
+static void arm_event(struct krayd *d)
+{
+	struct io_uring_sqe *sqe = get_sqe(d);
+
+	io_uring_prep_read(sqe, d->loop.event_fd, &d->loop.event_val, sizeof(d->loop.event_val), 0);
+	io_uring_sqe_set_data64(sqe, OP_EVENT);
+}
+
+int loop_on_event(struct krayd *d, int fd, void (*fn)(struct krayd *d))
+{
+	if (d->loop.event)
+		return -EBUSY;
+	d->loop.event_fd = fd;
+	d->loop.event = fn;
+	arm_event(d);
+	return 0;
 }
 
 static void arm_signal(struct krayd *d)
@@ -571,6 +591,21 @@ int conn_fail(struct conn *c, const char *why, int code)
 	return code;
 }
 
+void conn_hold(struct conn *c)
+{
+	c->ops++;
+}
+
+void conn_put(struct conn *c)
+{
+	/* Freed by flush_dirty(), never here: the caller may still look at it. */
+	if (--c->ops == 0 && c->closed && !c->dirty) {
+		c->dirty = true;
+		c->dirty_next = c->d->dirty;
+		c->d->dirty = c;
+	}
+}
+
 void conn_kick(struct conn *c)
 {
 	arm_send(c);
@@ -821,6 +856,15 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 	case OP_POLL:
 		on_poll((struct loop_watch *)(uintptr_t)(ud & ~OP_MASK), cqe->res);
 		return;
+	case OP_EVENT:
+		if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN) {
+			log_err("event fd read: %s", strerror(-cqe->res));
+			return; /* (its owner's work is then finished when it stops) */
+		}
+		d->loop.event(d);
+		if (!d->stopping)
+			arm_event(d);
+		return;
 	case OP_RECV:
 		c->ops--;
 		on_recv(c, cqe->res);
@@ -1004,8 +1048,25 @@ err_ring:
 	return r;
 }
 
+/*
+ * How long the loop went without waiting for events: from the end of one wait to the start
+ * of the next (the handlers, the timers, the turn hook and the flush of what they wrote).
+ * A client's request that arrives meanwhile waits at least that long, so the longest of
+ * these is the loop's worst stall (kray_loop_stall_max_seconds in the metrics).
+ */
+static void count_turn(struct krayd *d, int64_t woke)
+{
+	int64_t busy = now_ns() - woke;
+
+	d->loop.turns++;
+	if (busy > d->loop.stall_max_ns)
+		d->loop.stall_max_ns = busy;
+}
+
 int loop_run(struct krayd *d)
 {
+	int64_t woke = 0;
+
 	while (!d->stopping) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts, *tsp = NULL;
@@ -1029,7 +1090,10 @@ int loop_run(struct krayd *d)
 			ts.tv_nsec = wait % 1000000000;
 			tsp = &ts;
 		}
+		if (woke)
+			count_turn(d, woke);
 		r = io_uring_submit_and_wait_timeout(d->ring, &cqe, 1, tsp, NULL);
+		woke = now_ns();
 		if (r < 0 && r != -ETIME && r != -EINTR) {
 			log_err("io_uring wait: %s", strerror(-r));
 			return r;

@@ -63,6 +63,12 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	C("workers_died_total", "Workers that died unexpectedly.", s->workers_died);
 	G("objects", "Objects in the store, pending ones included.", s->objects);
 	G("object_inline_bytes", "Bytes of small (inline) objects.", s->object_bytes);
+	G("store_spilling_bytes", "Bytes of large objects being written to disk now.",
+	  d->spilling_bytes);
+	C("loop_turns_total", "Turns of krayd's event loop.", d->loop.turns);
+	G("loop_stall_max_microseconds",
+	  "The longest krayd's event loop went without waiting for events, since it started.",
+	  (uint64_t)d->loop.stall_max_ns / 1000);
 	G("store_bytes", "Bytes of large objects in memory.", s->store_bytes);
 	G("store_capacity_bytes", "Memory for large objects.", d->cfg.store_size);
 	G("objects_pinned", "Large objects mapped by some process.", s->objects_pinned);

@@ -285,13 +285,64 @@ static int on_seal(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+/* The reply to a CREATE: the memfd, or why not (status). */
+static void create_reply(struct conn *c, uint64_t req, const struct kray_oid *oid, int status,
+			 int fd)
+{
+	struct krayd *d = c->d;
+	struct kray_msg_create_reply rep = { .status = status };
+	size_t off;
+
+	rep.flags = !rep.status && d->thp ? KRAY_CREATE_HUGE : 0;
+	off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_CREATE_REPLY, req, WIRE_FIXED(rep));
+	if (!rep.status && conn_frame_fd(c, fd)) {
+		/* Out of descriptors: undo, and say so. */
+		struct obj *o = store_get(d, oid);
+
+		rep.status = -EMFILE;
+		memcpy(c->out.data + off + sizeof(struct kray_frame_hdr), &rep, sizeof(rep));
+		store_seal_error(d, o, KRAY_WE_INTERNAL, "create failed", 13);
+		store_conn_unref(c, oid);
+	}
+	conn_end_frame(c, off);
+	conn_flush_later(c);
+}
+
+/* A CREATE waiting for spills to make room (the spill thread): answered when they have. */
+struct parked_create {
+	struct conn *c;
+	uint64_t req;
+	struct kray_oid oid;
+	uint64_t size;
+};
+
+static void create_room(struct krayd *d, void *arg, int status)
+{
+	struct parked_create *p = arg;
+	struct conn *c = p->c;
+	int fd = -1;
+
+	(void)d;
+	if (!c->closed) {
+		if (!status)
+			status = store_get(d, &p->oid) ?
+					 -EEXIST :
+					 store_create_large(c, &p->oid, p->size, &fd);
+		if (status == -EAGAIN) { /* taken meanwhile: wait again */
+			store_room_wait(d, p->size, create_room, p);
+			return;
+		}
+		create_reply(c, p->req, &p->oid, status, fd);
+	}
+	conn_put(c);
+	free(p);
+}
+
 static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = c->d;
 	struct kray_msg_create m;
-	struct kray_msg_create_reply rep = { 0 };
-	size_t off;
-	int fd = -1;
+	int fd = -1, status;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return conn_fail(c, "malformed create", -EBADMSG);
@@ -301,20 +352,18 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 		return conn_fail(c, "create of an object small enough to be inline", -EINVAL);
 	if (store_get(d, &m.oid))
 		return conn_fail(c, "object id reused", -EEXIST);
-	rep.status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
-	rep.flags = !rep.status && d->thp ? KRAY_CREATE_HUGE : 0;
-	off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_CREATE_REPLY, req, WIRE_FIXED(rep));
-	if (!rep.status && conn_frame_fd(c, fd)) {
-		/* Out of descriptors: undo, and say so. */
-		struct obj *o = store_get(d, &m.oid);
+	status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
+	if (status == -EAGAIN) {
+		struct parked_create *p = calloc(1, sizeof(*p));
 
-		rep.status = -EMFILE;
-		memcpy(c->out.data + off + sizeof(struct kray_frame_hdr), &rep, sizeof(rep));
-		store_seal_error(d, o, KRAY_WE_INTERNAL, "create failed", 13);
-		store_conn_unref(c, &m.oid);
+		if (!p)
+			abort();
+		*p = (struct parked_create){ .c = c, .req = req, .oid = m.oid, .size = m.size };
+		conn_hold(c);
+		store_room_wait(d, m.size, create_room, p);
+		return 0;
 	}
-	conn_end_frame(c, off);
-	conn_flush_later(c);
+	create_reply(c, req, &m.oid, status, fd);
 	return 0;
 }
 
@@ -420,6 +469,9 @@ void proto_stats(struct krayd *d, struct kray_wire_stats *ret)
 	st.num_cpus = (uint64_t)d->cfg.num_cpus;
 	st.pool_bytes = pool_bytes(d->pool);
 	st.store_huge = store_huge_flags(d);
+	st.loop_stall_max_us = d->loop.stall_max_ns / 1000 > UINT32_MAX ?
+				       UINT32_MAX :
+				       (uint32_t)(d->loop.stall_max_ns / 1000);
 	st.actors_alive = actor_count(d, A_ALIVE);
 	st.actors_pending = actor_count(d, A_PENDING) + actor_count(d, A_STARTING);
 	ext_stats(d, &st);

@@ -65,7 +65,7 @@ static void obj_free(struct krayd *d, struct obj *o)
 }
 
 /* Wakes everything waiting for o, then drops it if nobody holds it. */
-static void fire(struct krayd *d, struct obj *o)
+void store_fire(struct krayd *d, struct obj *o)
 {
 	struct dep *dep = o->deps;
 
@@ -80,6 +80,34 @@ static void fire(struct krayd *d, struct obj *o)
 		dep = next;
 	}
 	store_unref(d, o);
+}
+
+void store_io_drain(struct krayd *d)
+{
+	struct sio_job *j = store_io_done(d);
+
+	while (j) {
+		struct sio_job *next = j->next;
+
+		store_io_apply(d, j);
+		j = next;
+	}
+	/* Waking a get may start another restore, which may queue more: until none is left. */
+	while (d->io_orphans || d->nio_fire) {
+		while (d->io_orphans) {
+			struct dep *dep = d->io_orphans;
+
+			d->io_orphans = dep->next;
+			dep->ready(d, dep->arg, NULL); /* its object went: a get says "not held" */
+			free(dep);
+		}
+		while (d->nio_fire) {
+			struct obj *o = d->io_fire[--d->nio_fire];
+
+			store_fire(d, o);
+			store_unref(d, o); /* the reference fire_later() took */
+		}
+	}
 }
 
 void store_wait(struct krayd *d, struct obj *o,
@@ -152,7 +180,7 @@ static void seal(struct krayd *d, struct obj *o, uint8_t type, uint8_t err, uint
 	}
 	o->state = OBJ_READY;
 	d->st.object_bytes += len;
-	fire(d, o);
+	store_fire(d, o);
 }
 
 void store_contain(struct krayd *d, struct obj *o, const struct kray_oid *refs, uint16_t n)
@@ -199,6 +227,8 @@ void store_unref(struct krayd *d, struct obj *o)
 
 void store_pin(struct krayd *d, struct obj *o)
 {
+	if (o->io == IO_SPILL)
+		store_keep(d, o); /* it is in use: its spill is given up */
 	if (o->pins++ == 0)
 		d->st.objects_pinned++;
 }
@@ -225,13 +255,19 @@ void store_send_value(struct conn *c, struct obj *o)
 		if (in)
 			store_conn_ref(c, in);
 	}
-	if (o->type != KRAY_WT_FD) {
+	if (o->type == KRAY_WT_FD && o->spilled && o->io_err) {
+		r = o->io_err; /* its restore failed (and said why in the log): told once */
+		o->io_err = 0;
+	} else if (o->type == KRAY_WT_FD && (o->spilled || o->io == IO_SPILL)) {
+		/* Normally restored already (store_want()); a get of several that had one
+		 * spilled again to make room for another restores it here, on the loop. */
+		r = store_restore(d, o);
+	}
+	if (o->type != KRAY_WT_FD) { /* (lost while it was restored: an error now) */
 		wire_put_value_refs(&c->out, o->type, o->err, o->scalar, o->data, o->len,
 				    o->contained, o->ncontained);
 		return;
 	}
-	if (o->spilled)
-		r = store_restore(d, o);
 	if (!r)
 		r = conn_frame_fd(c, o->fd);
 	if (r) {

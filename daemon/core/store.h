@@ -26,6 +26,14 @@ struct dep {
 
 enum obj_state { OBJ_PENDING, OBJ_READY };
 
+/* A large object's I/O in flight with the spill thread (store_io.c, store_mem.c). */
+enum obj_io {
+	IO_NONE,
+	IO_SPILL, /* being written to disk: still in memory, and usable (a use cancels it) */
+	IO_ROOM, /* spilled, its restore waiting for spills to make room */
+	IO_RESTORE, /* spilled, being read back into a new memfd: not usable until it is */
+};
+
 /*
  * An object.  Small values are inline (data/len).  A large one (type KRAY_WT_FD) is a
  * sealed memfd of `size` bytes, in memory (fd >= 0, on the LRU list) or spilled to a file
@@ -42,6 +50,10 @@ struct obj {
 	uint32_t pins; /* views handed out and not yet dropped */
 	int fd;
 	bool spilled;
+	uint8_t io; /* enum obj_io */
+	int io_err; /* spilled: why its last restore failed (-errno; told to the next get) */
+	uint32_t spill_gen; /* spilled: names its file (store_mem.c's spill_path) */
+	struct sio_job *job; /* io: the spill thread's job */
 	bool exec_pin; /* pinned while an EXEC that takes it is built */
 	bool kmod; /* published in /dev/kray (kmod.c) */
 	uint64_t size;
@@ -88,13 +100,22 @@ void store_unref(struct krayd *d, struct obj *o);
  * (restored from disk first if need be), and counts as a pin until c unpins it. */
 void store_send_value(struct conn *c, struct obj *o);
 void store_fini(struct krayd *d);
+/* Wakes what waits for o (store_wait()) and drops o if nobody holds it. */
+void store_fire(struct krayd *d, struct obj *o);
 
 /* Every seal of a large object's memfd: immutable from then on. */
 #define STORE_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 /* store_mem.c: the memory of large objects (capacity, pool, LRU, spill and restore) */
-/* Spills until size more bytes fit.  Returns 0 or -ENOSPC. */
+/* Spills until size more bytes fit.  Returns 0, -ENOSPC, or (with the spill thread)
+ * -EAGAIN: spills in flight will make the room (store_room_wait()). */
 int store_make_room(struct krayd *d, uint64_t size);
+/* Calls cb(d, arg, status) once size bytes fit (status 0: store_make_room() now succeeds)
+ * or cannot (-ENOSPC); waiters are served in order, as spills end. */
+void store_room_wait(struct krayd *d, uint64_t size,
+		     void (*cb)(struct krayd *d, void *arg, int status), void *arg);
+/* Forgets every store_room_wait() of arg. */
+void store_room_cancel(struct krayd *d, void *arg);
 /* A memfd of size bytes to write (restore: for a restore from disk), or -errno. */
 int store_new_memfd(struct krayd *d, uint64_t size, bool restore);
 /* o (sealed, in memory) joins / leaves the spill order. */
@@ -102,12 +123,64 @@ void store_lru_add(struct krayd *d, struct obj *o);
 void store_lru_del(struct krayd *d, struct obj *o);
 /* Brings spilled o back into memory (no-op when it is there).  Returns 0 or -errno. */
 int store_restore(struct krayd *d, struct obj *o);
+/* A get of ready object o wants it in memory: starts its restore from disk if it is
+ * spilled (with the spill thread).  Returns whether the get must wait for it (store_wait();
+ * woken when the restore ends, however it ends); false: use it now. */
+bool store_want(struct krayd *d, struct obj *o);
+/* Whether a get waits for o: pending, or being restored. */
+static inline bool store_awaited(const struct obj *o)
+{
+	return o->state != OBJ_READY || o->io == IO_ROOM || o->io == IO_RESTORE;
+}
+/* o is in use (pinned): a spill of it in flight is given up. */
+void store_keep(struct krayd *d, struct obj *o);
 /* Frees o's memory or spill file. */
 void store_drop_large(struct krayd *d, struct obj *o);
 int store_mem_init(struct krayd *d);
 void store_mem_fini(struct krayd *d);
 /* KRAY_STORE_* for the STATUS reply: the huge pages new large objects get now. */
 uint32_t store_huge_flags(struct krayd *d);
+
+/* store_io.c: the spill thread, file I/O off the loop. */
+enum sio_kind { SIO_SPILL, SIO_RESTORE, SIO_CLOSE };
+struct sio_job {
+	struct sio_job *next;
+	enum sio_kind kind;
+	int fd; /* spill: a dup of the object's memfd; restore: the memfd to fill; close */
+	uint64_t size;
+	int res; /* 0 or -errno, once done */
+	bool done;
+	int cancel; /* set by the loop: a spill stops at its next chunk */
+	struct obj *o; /* the loop's: NULL once the object does not want the result */
+	uint32_t gen; /* spill: the file's generation (spill_path) */
+	char why[160]; /* what failed, for the log or the reader */
+	char path[]; /* the spill file */
+};
+#define STORE_IO_CLOSE_MIN (16ull << 20) /* larger memfds are closed by the thread */
+/* Starts the thread (spill-thread = 1) and its eventfd on the loop, which calls drain(d)
+ * when jobs are done (store_io_drain()).  0 or -errno. */
+int store_io_start(struct krayd *d, void (*drain)(struct krayd *d));
+/* Stops it; the jobs left are undone (objects first: after store_fini()). */
+void store_io_stop(struct krayd *d);
+struct sio_job *store_io_job(enum sio_kind kind, int fd, uint64_t size, const char *path);
+void store_io_submit(struct krayd *d, struct sio_job *j);
+/* The jobs done since last asked, oldest first (a list through ->next). */
+struct sio_job *store_io_done(struct krayd *d);
+/* Has the loop call drain soon (for waiters to wake: d->io_fire). */
+void store_io_kick(struct krayd *d);
+/* Blocks until j is done and takes it off the done list: the caller applies it. */
+void store_io_wait(struct krayd *d, struct sio_job *j);
+/* Closes fd (the last reference to size bytes of memfd) on the thread when it is large. */
+void store_io_close(struct krayd *d, int fd, uint64_t size);
+/* Copies size bytes of in to out (files or memfds); stops with -ECANCELED once *cancel.
+ * Returns 0 or -errno. */
+int store_io_copy(int out, int in, uint64_t size, const int *cancel);
+void store_io_discard(struct sio_job *j);
+/* store_mem.c: applies a finished job to its object; the waiters to wake go on
+ * d->io_fire (and d->io_orphans). */
+void store_io_apply(struct krayd *d, struct sio_job *j);
+/* store.c: the loop's side of the spill thread: applies what it did, wakes the waiters. */
+void store_io_drain(struct krayd *d);
 
 /* store_spill.c: the spill directory, locked while krayd runs; a crashed krayd's spill
  * files removed.  Returns 0 (also when there is no spill dir to be had: spilling then

@@ -6,8 +6,15 @@
  * Room is made by spilling the least recently created unpinned objects that are still
  * referenced to files under spill_dir (unreferenced objects are freed at once, so there
  * is nothing to evict); a get restores them into a fresh memfd.  Only when nothing can be
- * spilled does a create fail with -ENOSPC.  Spilling and restoring are synchronous file
- * I/O on the loop thread for now.
+ * spilled does a create fail with -ENOSPC.
+ *
+ * With the spill thread (store_io.c, spill-thread = 1, the default) the file I/O is not
+ * the loop's: store_make_room() starts spills and says -EAGAIN when those in flight will
+ * make the room, and the caller waits for it (store_room_wait(): a create's reply, a
+ * restore); a get of a spilled object waits for its restore (store_want()).  An object
+ * being spilled stays in memory and usable until its file is written and synced; using it
+ * (a pin) gives the spill up.  Without the thread (spill-thread = 0) both are synchronous
+ * on the loop, as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,58 +58,36 @@ void store_lru_del(struct krayd *d, struct obj *o)
 	o->lru_prev = o->lru_next = NULL;
 }
 
-static void spill_path(struct krayd *d, const struct obj *o, char *buf, size_t len)
+/* A spill file's name: the object's id and a generation, so that a file an abandoned spill
+ * is still writing is never the one a later spill of the same object writes. */
+static void spill_path(struct krayd *d, const struct obj *o, uint32_t gen, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%08x-%u-%u-%u.obj", d->cfg.spill_dir, o->id.node, o->id.owner,
-		 o->id.seq, o->id.index);
+	snprintf(buf, len, "%s/%08x-%u-%u-%u-%u.obj", d->cfg.spill_dir, o->id.node, o->id.owner,
+		 o->id.seq, o->id.index, gen);
 }
 
-/* Copies all of in to out (files or memfds).  Returns 0 or -errno. */
-static int copy_fd(int out, int in, uint64_t size)
+/* The object's memory is gone to disk (the file is written and synced). */
+static void spilled(struct krayd *d, struct obj *o, uint32_t gen)
 {
-	off_t off = 0;
-
-	while ((uint64_t)off < size) {
-		ssize_t n = sendfile(out, in, &off, size - (uint64_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && off == 0 && (errno == EINVAL || errno == ENOSYS))
-			break; /* a source sendfile cannot read (hugetlbfs): map it instead */
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* the source is shorter than it claims */
-	}
-	if ((uint64_t)off == size)
-		return 0;
-
-	struct stat st;
-	void *p;
-	int r = 0;
-
-	if (fstat(in, &st))
-		return -errno;
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, in, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	for (uint64_t done = 0; done < size && !r;) {
-		ssize_t n = write(out, (char *)p + done, size - done);
-
-		if (n < 0 && errno != EINTR)
-			r = -errno;
-		else if (n > 0)
-			done += (uint64_t)n;
-	}
-	munmap(p, (size_t)st.st_size);
-	return r;
+	store_lru_del(d, o);
+	store_io_close(d, o->fd, o->size);
+	o->fd = -1;
+	o->spilled = true;
+	o->spill_gen = gen;
+	d->st.store_bytes -= o->size;
+	d->st.objects_spilled++;
+	d->st.bytes_spilled += o->size;
+	d->st.spilled_total += o->size;
+	log_debug("spilled %u.%u.%u (%llu bytes)", o->id.owner, o->id.seq, o->id.index,
+		  (unsigned long long)o->size);
 }
 
-/* Writes o to its spill file and frees its memory.  Returns 0 or -errno (the object is
- * then untouched). */
-static int spill(struct krayd *d, struct obj *o)
+/* Writes o to its spill file and frees its memory, on the loop (spill-thread = 0).
+ * Returns 0 or -errno (the object is then untouched). */
+static int spill_now(struct krayd *d, struct obj *o)
 {
 	char path[PATH_MAX + 64];
+	uint32_t gen = o->spill_gen + 1;
 	int fd, r;
 
 	/* A reader that mapped it through /dev/kray holds it: as good as a pin. */
@@ -112,13 +97,13 @@ static int spill(struct krayd *d, struct obj *o)
 		r = -errno;
 		goto err_republish;
 	}
-	spill_path(d, o, path, sizeof(path));
+	spill_path(d, o, gen, path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
 		goto err_republish;
 	}
-	r = copy_fd(fd, o->fd, o->size);
+	r = store_io_copy(fd, o->fd, o->size, NULL);
 	if (!r && fsync(fd))
 		r = -errno;
 	close(fd);
@@ -126,16 +111,7 @@ static int spill(struct krayd *d, struct obj *o)
 		unlink(path);
 		goto err_republish;
 	}
-	store_lru_del(d, o);
-	close(o->fd);
-	o->fd = -1;
-	o->spilled = true;
-	d->st.store_bytes -= o->size;
-	d->st.objects_spilled++;
-	d->st.bytes_spilled += o->size;
-	d->st.spilled_total += o->size;
-	log_debug("spilled %u.%u.%u (%llu bytes)", o->id.owner, o->id.seq, o->id.index,
-		  (unsigned long long)o->size);
+	spilled(d, o, gen);
 	return 0;
 
 err_republish:
@@ -143,8 +119,61 @@ err_republish:
 	return r;
 }
 
-/* Spills until size more bytes fit.  Returns 0 or -ENOSPC. */
-int store_make_room(struct krayd *d, uint64_t size)
+/* Starts writing o to disk on the spill thread: o stays in memory, and usable, until the
+ * file is written; d->spilling_bytes counts it as leaving.  Returns 0 or -errno. */
+static int spill_start(struct krayd *d, struct obj *o)
+{
+	char path[PATH_MAX + 64];
+	struct sio_job *j;
+	int fd;
+
+	if (ext_obj_withdraw(d, o, true))
+		return -EBUSY;
+	if (mkdir(d->cfg.spill_dir, 0700) && errno != EEXIST) {
+		int r = -errno;
+
+		ext_obj_published(d, o);
+		return r;
+	}
+	fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		int r = -errno;
+
+		ext_obj_published(d, o);
+		return r;
+	}
+	spill_path(d, o, o->spill_gen + 1, path, sizeof(path));
+	j = store_io_job(SIO_SPILL, fd, o->size, path);
+	j->o = o;
+	j->gen = o->spill_gen + 1;
+	o->spill_gen++;
+	o->io = IO_SPILL;
+	o->job = j;
+	d->spilling_bytes += o->size;
+	store_io_submit(d, j);
+	return 0;
+}
+
+/* Gives up o's spill in flight: o stays in memory; the thread stops and the file goes. */
+static void spill_cancel(struct krayd *d, struct obj *o, bool republish)
+{
+	__atomic_store_n(&o->job->cancel, 1, __ATOMIC_RELAXED);
+	o->job->o = NULL;
+	o->job = NULL;
+	o->io = IO_NONE;
+	d->spilling_bytes -= o->size;
+	if (republish)
+		ext_obj_published(d, o);
+}
+
+void store_keep(struct krayd *d, struct obj *o)
+{
+	if (o->io == IO_SPILL)
+		spill_cancel(d, o, true);
+}
+
+/* Spills, on the loop, until size more bytes fit.  Returns 0 or -ENOSPC. */
+static int make_room_now(struct krayd *d, uint64_t size)
 {
 	struct obj *o = d->lru_head, *next;
 	int last = 0;
@@ -153,13 +182,105 @@ int store_make_room(struct krayd *d, uint64_t size)
 		return -ENOSPC;
 	for (; o && d->st.store_bytes + size > d->cfg.store_size; o = next) {
 		next = o->lru_next;
-		if (o->pins || o->state != OBJ_READY)
+		if (o->pins || o->state != OBJ_READY || o->io != IO_NONE)
 			continue;
-		last = spill(d, o);
+		last = spill_now(d, o);
 		if (last && last != -EBUSY) /* -EBUSY: mapped through /dev/kray */
 			log_warn("cannot spill to %s: %s", d->cfg.spill_dir, strerror(-last));
 	}
 	return d->st.store_bytes + size > d->cfg.store_size ? -ENOSPC : 0;
+}
+
+int store_make_room(struct krayd *d, uint64_t size)
+{
+	struct obj *o = d->lru_head, *next;
+	uint64_t cap = d->cfg.store_size;
+	int r;
+
+	if (!d->sio)
+		return make_room_now(d, size);
+	if (size > cap)
+		return -ENOSPC;
+	/* Spills in flight count as gone: more start only for what they do not cover. */
+	for (; o && d->st.store_bytes - d->spilling_bytes + size > cap; o = next) {
+		next = o->lru_next;
+		if (o->pins || o->state != OBJ_READY || o->io != IO_NONE)
+			continue;
+		r = spill_start(d, o);
+		if (r && r != -EBUSY)
+			log_warn_ratelimited("cannot spill to %s: %s", d->cfg.spill_dir,
+					     strerror(-r));
+	}
+	if (d->st.store_bytes + size <= cap)
+		return 0;
+	return d->st.store_bytes - d->spilling_bytes + size <= cap ? -EAGAIN : -ENOSPC;
+}
+
+/* Something waiting for room (a create, a restore), in order of arrival. */
+struct room_wait {
+	struct room_wait *next;
+	uint64_t size;
+	void (*cb)(struct krayd *d, void *arg, int status);
+	void *arg;
+};
+
+void store_room_wait(struct krayd *d, uint64_t size,
+		     void (*cb)(struct krayd *d, void *arg, int status), void *arg)
+{
+	struct room_wait *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		abort();
+	*w = (struct room_wait){ .size = size, .cb = cb, .arg = arg };
+	if (d->room_tail)
+		d->room_tail->next = w;
+	else
+		d->room_head = w;
+	d->room_tail = w;
+}
+
+void store_room_cancel(struct krayd *d, void *arg)
+{
+	struct room_wait **pp = &d->room_head, *prev = NULL;
+
+	while (*pp) {
+		struct room_wait *w = *pp;
+
+		if (w->arg != arg) {
+			prev = w;
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (d->room_tail == w)
+			d->room_tail = prev;
+		free(w);
+	}
+}
+
+/* A spill ended: the waiters that fit now get their room, in order; one that still waits
+ * for spills in flight keeps the others behind it.  After a failed spill, waiters that do
+ * not fit fail (as a create on the loop would) rather than start the same spills again. */
+static void room_run(struct krayd *d)
+{
+	while (d->room_head) {
+		struct room_wait *w = d->room_head;
+		int r;
+
+		if (d->room_err)
+			r = d->st.store_bytes + w->size <= d->cfg.store_size ? 0 : -ENOSPC;
+		else
+			r = store_make_room(d, w->size);
+		if (r == -EAGAIN)
+			break;
+		d->room_head = w->next;
+		if (!d->room_head)
+			d->room_tail = NULL;
+		w->cb(d, w->arg, r);
+		free(w);
+	}
+	if (!d->spilling_bytes)
+		d->room_err = 0;
 }
 
 /*
@@ -196,57 +317,262 @@ int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
 	return fd;
 }
 
+/* o's waiters wake on the next drain (store.c's store_io_drain()), o held until then. */
+static void fire_later(struct krayd *d, struct obj *o)
+{
+	if (d->nio_fire == d->capio_fire) {
+		unsigned cap = d->capio_fire ? d->capio_fire * 2 : 16;
+		struct obj **n = realloc(d->io_fire, cap * sizeof(*n));
+
+		if (!n)
+			abort();
+		d->io_fire = n;
+		d->capio_fire = cap;
+	}
+	o->refs++;
+	d->io_fire[d->nio_fire++] = o;
+}
+
+/* Restored o is in memory again, in memfd fd. */
+static void restored(struct krayd *d, struct obj *o, int fd)
+{
+	o->fd = fd;
+	o->spilled = false;
+	o->io_err = 0;
+	store_lru_add(d, o);
+	ext_obj_published(d, o);
+	d->st.objects_spilled--;
+	d->st.bytes_spilled -= o->size;
+	d->st.restored_total += o->size;
+}
+
+/* o's spill file is gone or damaged: o is lost, and each get of it says why from now on. */
+static void lose(struct krayd *d, struct obj *o, const char *why)
+{
+	char path[PATH_MAX + 64], msg[320];
+	int n;
+
+	spill_path(d, o, o->spill_gen, path, sizeof(path));
+	unlink(path);
+	n = snprintf(msg, sizeof(msg), "object %u.%u.%u.%u (%llu bytes) is lost: %s", o->id.node,
+		     o->id.owner, o->id.seq, o->id.index, (unsigned long long)o->size, why);
+	log_warn("%s", msg);
+	d->st.objects_spilled--;
+	d->st.bytes_spilled -= o->size;
+	o->spilled = false;
+	o->size = 0;
+	o->type = KRAY_WT_ERROR;
+	o->err = KRAY_WE_OBJECT_LOST;
+	o->scalar = 0;
+	free(o->data);
+	o->data = strdup(msg);
+	if (!o->data)
+		abort();
+	o->len = (uint32_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1);
+	d->st.object_bytes += o->len;
+}
+
+/* Starts reading spilled o back on the spill thread (room is made).  Returns 0 or -errno. */
+static int restore_start(struct krayd *d, struct obj *o)
+{
+	char path[PATH_MAX + 64];
+	struct sio_job *j;
+	int fd = store_new_memfd(d, o->size, true);
+
+	if (fd < 0)
+		return fd;
+	spill_path(d, o, o->spill_gen, path, sizeof(path));
+	j = store_io_job(SIO_RESTORE, fd, o->size, path);
+	j->o = o;
+	o->io = IO_RESTORE;
+	o->job = j;
+	d->st.store_bytes += o->size; /* its room is taken now */
+	store_io_submit(d, j);
+	return 0;
+}
+
+/* A restore's room is made (status 0) or cannot be (-ENOSPC). */
+static void restore_room(struct krayd *d, void *arg, int status)
+{
+	struct obj *o = arg;
+
+	o->io = IO_NONE;
+	if (!status)
+		status = restore_start(d, o);
+	if (status) {
+		o->io_err = status;
+		fire_later(d, o); /* its gets say why */
+	}
+}
+
+bool store_want(struct krayd *d, struct obj *o)
+{
+	int r;
+
+	if (o->type != KRAY_WT_FD || !o->spilled)
+		return false;
+	if (o->io == IO_ROOM || o->io == IO_RESTORE)
+		return true;
+	if (!d->sio)
+		return false; /* restored on the loop when the get is answered */
+	r = store_make_room(d, o->size);
+	if (r == -EAGAIN) {
+		o->io = IO_ROOM;
+		store_room_wait(d, o->size, restore_room, o);
+		return true;
+	}
+	if (!r)
+		r = restore_start(d, o);
+	if (r)
+		o->io_err = r; /* the get says why at once */
+	return !r;
+}
+
+void store_io_apply(struct krayd *d, struct sio_job *j)
+{
+	struct obj *o = j->o;
+
+	if (!o) { /* abandoned: what it made goes */
+		bool spill = j->kind == SIO_SPILL;
+
+		if (j->kind == SIO_RESTORE && j->fd >= 0) {
+			store_io_close(d, j->fd, j->size);
+			j->fd = -1;
+		}
+		store_io_discard(j);
+		if (spill) /* waiters counted on it: they look again */
+			room_run(d);
+		return;
+	}
+	o->job = NULL;
+	o->io = IO_NONE;
+	if (j->kind == SIO_SPILL) {
+		d->spilling_bytes -= o->size;
+		if (!j->res) {
+			spilled(d, o, j->gen);
+		} else {
+			log_warn_ratelimited("cannot spill %u.%u.%u.%u (%llu bytes) to %s: %s",
+					     o->id.node, o->id.owner, o->id.seq, o->id.index,
+					     (unsigned long long)o->size, d->cfg.spill_dir, j->why);
+			ext_obj_published(d, o);
+			if (!d->room_err)
+				d->room_err = j->res;
+		}
+		free(j);
+		room_run(d);
+		return;
+	}
+	/* SIO_RESTORE */
+	if (!j->res) {
+		restored(d, o, j->fd);
+	} else {
+		d->st.store_bytes -= o->size;
+		store_io_close(d, j->fd, o->size);
+		if (j->res == -ENOMEM || j->res == -EMFILE || j->res == -ENFILE ||
+		    j->res == -ENOSPC) /* this time: the next get tries again */
+			o->io_err = j->res;
+		else
+			lose(d, o, j->why);
+	}
+	free(j);
+	fire_later(d, o);
+}
+
 int store_restore(struct krayd *d, struct obj *o)
 {
 	char path[PATH_MAX + 64];
+	bool waiters = o->io == IO_ROOM;
 	int in, fd, r;
 
+	if (o->io == IO_SPILL) {
+		spill_cancel(d, o, true); /* still in memory: wanted there after all */
+		return 0;
+	}
+	if (o->io == IO_RESTORE) {
+		/* A get started it; this caller cannot wait for the loop: wait here. */
+		store_io_wait(d, o->job);
+		store_io_apply(d, o->job);
+		store_io_kick(d); /* its gets wake on the next drain */
+		return o->spilled	     ? (o->io_err ? o->io_err : -EIO) :
+		       o->type != KRAY_WT_FD ? -EIO :
+					       0;
+	}
 	if (!o->spilled)
 		return 0;
-	r = store_make_room(d, o->size);
+	if (waiters) {
+		store_room_cancel(d, o);
+		o->io = IO_NONE;
+	}
+	r = make_room_now(d, o->size);
 	if (r)
-		return r;
-	spill_path(d, o, path, sizeof(path));
+		goto out;
+	spill_path(d, o, o->spill_gen, path, sizeof(path));
 	in = open(path, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
+	if (in < 0) {
+		r = -errno;
+		goto out;
+	}
 	fd = store_new_memfd(d, o->size, true);
 	if (fd < 0) {
 		close(in);
-		return fd;
+		r = fd;
+		goto out;
 	}
-	r = copy_fd(fd, in, o->size);
+	r = store_io_copy(fd, in, o->size, NULL);
 	close(in);
 	if (!r && fcntl(fd, F_ADD_SEALS, STORE_SEALS))
 		r = -errno;
 	if (r) {
 		close(fd);
-		return r;
+		goto out;
 	}
 	unlink(path);
-	o->fd = fd;
-	o->spilled = false;
-	store_lru_add(d, o);
-	ext_obj_published(d, o);
+	restored(d, o, fd);
 	d->st.store_bytes += o->size;
-	d->st.objects_spilled--;
-	d->st.bytes_spilled -= o->size;
-	d->st.restored_total += o->size;
-	return 0;
+out:
+	if (waiters) { /* gets that waited for the restore this one did */
+		o->io_err = r;
+		fire_later(d, o);
+		store_io_kick(d);
+	}
+	return r;
 }
 
 void store_drop_large(struct krayd *d, struct obj *o)
 {
+	if (o->io == IO_SPILL) {
+		spill_cancel(d, o, false);
+	} else if (o->io == IO_RESTORE) {
+		o->job->o = NULL; /* its memfd is closed when it is done */
+		o->job = NULL;
+		d->st.store_bytes -= o->size;
+	} else if (o->io == IO_ROOM) {
+		store_room_cancel(d, o);
+	}
+	if (o->io != IO_NONE && o->deps) { /* gets that waited for it: "not held" */
+		struct dep *dep = o->deps;
+
+		while (dep) {
+			struct dep *next = dep->next;
+
+			dep->next = d->io_orphans;
+			d->io_orphans = dep;
+			dep = next;
+		}
+		o->deps = NULL;
+		store_io_kick(d);
+	}
+	o->io = IO_NONE;
 	if (o->fd >= 0) {
 		ext_obj_withdraw(d, o, false); /* out of the table before its memory goes */
 		store_lru_del(d, o);
-		close(o->fd);
+		store_io_close(d, o->fd, o->size);
 		d->st.store_bytes -= o->size;
 	}
 	if (o->spilled) {
 		char path[PATH_MAX + 64];
 
-		spill_path(d, o, path, sizeof(path));
+		spill_path(d, o, o->spill_gen, path, sizeof(path));
 		unlink(path);
 		d->st.objects_spilled--;
 		d->st.bytes_spilled -= o->size;
@@ -353,6 +679,23 @@ int store_mem_init(struct krayd *d)
 
 void store_mem_fini(struct krayd *d)
 {
+	store_io_stop(d); /* (the objects went first: its jobs are undone) */
+	while (d->room_head) {
+		struct room_wait *w = d->room_head;
+
+		d->room_head = w->next;
+		free(w);
+	}
+	d->room_tail = NULL;
+	free(d->io_fire); /* (their objects went with store_fini()) */
+	d->io_fire = NULL;
+	d->nio_fire = d->capio_fire = 0;
+	while (d->io_orphans) {
+		struct dep *dep = d->io_orphans;
+
+		d->io_orphans = dep->next;
+		free(dep);
+	}
 	pool_stop(d->pool);
 	d->pool = NULL;
 	rmdir(d->cfg.spill_dir); /* only if empty: spill files of live objects were unlinked */

@@ -21,12 +21,17 @@
 #include "core/store.h"
 #include "core/log.h"
 
-/* Whether name is a spill file's ("%08x-%u-%u-%u.obj", store_mem.c's spill_path). */
+/* Whether name is a spill file's: "%08x-%u-%u-%u-%u.obj" (store_mem.c's spill_path: the
+ * id and a generation), or the "%08x-%u-%u-%u.obj" of older krayds. */
 static bool spill_name(const char *name)
 {
-	unsigned node, owner, seq, index;
+	unsigned node, owner, seq, index, gen;
 	int end = 0;
 
+	if (sscanf(name, "%8x-%u-%u-%u-%u.obj%n", &node, &owner, &seq, &index, &gen, &end) == 5 &&
+	    end > 0 && !name[end])
+		return true;
+	end = 0;
 	return sscanf(name, "%8x-%u-%u-%u.obj%n", &node, &owner, &seq, &index, &end) == 4 &&
 	       end > 0 && !name[end];
 }

@@ -110,11 +110,15 @@ static int wait_for(struct task *t, unsigned i, struct kray_oid *id, void *arg)
 	struct obj *o = store_get(d, id);
 
 	(void)i;
-	if (o->state == OBJ_READY)
+	/* A spilled argument is restored now, on the spill thread, and waited for like a
+	 * pending one (a task queued long may find it spilled again: sched.c's exec_fits()
+	 * then restores it on the loop). */
+	if (o->state == OBJ_READY && !store_want(d, o))
 		return 0;
 	store_wait(d, o, dep_ready, t);
 	t->deps_left++;
-	ext_obj_wanted(d, o);
+	if (o->state != OBJ_READY)
+		ext_obj_wanted(d, o);
 	return 0;
 }
 
@@ -195,7 +199,7 @@ static int unwait(struct task *t, unsigned i, struct kray_oid *id, void *arg)
 	struct obj *o = store_get(d, id);
 
 	(void)i;
-	if (o && o->state != OBJ_READY)
+	if (o && store_awaited(o))
 		store_unwait(d, o, dep_ready, t);
 	return 0;
 }

@@ -282,7 +282,8 @@ struct kray_stats {
 	uint64_t fast_bounced; /* fast calls that found no idle worker (ran on krayd's path) */
 	uint32_t store_huge; /* KRAY_STORE_THP (shmem transparent huge pages), KRAY_STORE_HUGETLB
 			      * (hugetlb memfds): the huge pages new large objects get; 0: 4 KiB */
-	uint32_t reserved_;
+	uint32_t loop_stall_max_us; /* the longest krayd's event loop went without waiting for
+				     * events since it started (µs): every client waited that long */
 };
 
 #ifndef KRAY_STORE_THP /* the same in uapi/kray_wire.h */

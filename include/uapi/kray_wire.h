@@ -508,7 +508,7 @@ struct kray_wire_stats {
 	__u64 fast_tasks; /* steered by the BPF fast path to a worker (krayd never saw them) */
 	__u64 fast_bounced; /* fast frames sent back to their driver: no idle worker */
 	__u32 store_huge; /* KRAY_STORE_*: which huge pages new large objects get */
-	__u32 reserved;
+	__u32 loop_stall_max_us; /* the loop's longest turn (µs) since krayd started */
 };
 /* What krayd's guards against greedy and runaway clients did (docs/limits.md): the same
  * layout as struct kray_guard_stats in kray/kray.h. */
