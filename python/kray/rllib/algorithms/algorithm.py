@@ -122,8 +122,10 @@ class RolloutWorker:
 
     def sample(self, weights, num_steps):
         """At least num_steps steps over the envs (per env, num_steps / num_envs), with
-        the returns and lengths of the episodes that ended."""
-        self.set_weights(weights)
+        the returns and lengths of the episodes that ended.  weights None: those the
+        last set_weights() gave."""
+        if weights is not None:
+            self.set_weights(weights)
         t0 = time.perf_counter()
         n = len(self.envs)
         per_env = max(1, math.ceil(num_steps / n))
@@ -284,6 +286,7 @@ class Trainer(Trainable):
         self.timesteps = 0
         self.build()
         self.workers = []
+        self._pending = None
         # A registered env travels to the workers as its creator (their registry is empty).
         from ...tune.registry import _env_creator
         env = c["env"]
@@ -315,17 +318,69 @@ class Trainer(Trainable):
         raise NotImplementedError
 
     def sample(self, weights, total):
-        """total steps, split over the workers (or stepped here with num_workers=0)."""
+        """total steps with these weights: stepped here with num_workers=0; else the
+        batch start_sampling() began (right after the last update: the same weights), or
+        one begun now.  Returns (batch, episodes, seconds the sampling took)."""
+        t0 = time.perf_counter()
         if self.local_worker is not None:
             outs = [self.local_worker.sample(weights, total)]
         else:
-            ref = kray.put(weights)  # one copy in the store, read by every worker
-            per = math.ceil(total / len(self.workers))
-            outs = kray.get([w.sample.remote(ref, per) for w in self.workers])
+            pending, self._pending = self._pending, None
+            if pending is None or pending["total"] != total:
+                pending = self.start_sampling(weights, total, keep=False)
+            t0 = pending["t0"]
+            outs = self._collect(pending)
+        seconds = time.perf_counter() - t0
         batch = {k: np.concatenate([o["batch"][k] for o in outs]) for k in outs[0]["batch"]}
         eps = [e for o in outs for e in o["episodes"]]
         self.episodes.extend(eps)
-        return batch, eps
+        return batch, eps, seconds
+
+    def start_sampling(self, weights, total, keep=True):
+        """Sends the weights (one kray.put, read by every worker) and starts the workers
+        on the next batch, in fragments of rollout_fragment_length * num_envs_per_worker
+        steps, two in flight per worker; _collect() gives each worker that returns one
+        the next, so a worker slowed by a busy core takes fewer fragments and the
+        learner does not wait on it.  keep: the next sample() takes this batch (PPO
+        calls it as soon as the weights are updated, so the workers sample while the
+        learner reports; the batch is on-policy: sampled with the weights it trains
+        on).  No-op with num_workers=0."""
+        if self.local_worker is not None:
+            return None
+        c = self.config
+        t0 = time.perf_counter()
+        ref = kray.put(weights)
+        for w in self.workers:
+            w.set_weights.remote(ref)  # an actor runs its calls in order
+        frag = max(1, c["rollout_fragment_length"] * c["num_envs_per_worker"])
+        pending = {"t0": t0, "total": total, "issued": 0, "frag": frag, "refs": {},
+                   "outs": []}
+        for _ in range(2):
+            for w in self.workers:
+                self._issue(pending, w)
+        if keep:
+            self._pending = pending
+        return pending
+
+    def _issue(self, pending, worker):
+        n = min(pending["frag"], pending["total"] - pending["issued"])
+        if n > 0:
+            pending["issued"] += n
+            pending["refs"][worker.sample.remote(None, n)] = worker
+
+    def _collect(self, pending):
+        refs = pending["refs"]
+        while refs:
+            done, _ = kray.wait(list(refs), num_returns=1)
+            for r in done:
+                worker = refs.pop(r)
+                pending["outs"].append(kray.get(r))
+                self._issue(pending, worker)
+        return pending["outs"]
+
+    def drop_sampling(self):
+        """Forgets a batch begun with weights that are no longer the trainer's."""
+        self._pending = None
 
     def episode_metrics(self, eps):
         rets = [r for r, _ in self.episodes]
@@ -338,6 +393,7 @@ class Trainer(Trainable):
                 "episodes_this_iter": len(eps)}
 
     def cleanup(self):
+        self._pending = None
         for w in getattr(self, "workers", []):
             try:
                 kray.kill(w)

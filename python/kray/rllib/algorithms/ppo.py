@@ -55,7 +55,10 @@ class PPOTrainer(Trainer):
         if c["num_workers"] and _in_trial():
             torch.set_num_threads(max(1, int(c["num_cpus_for_driver"])))
         self.net = make_torch_model(self.obs_dim, self.num_actions, c["model"])
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"])
+        try:  # one multi-tensor update for all parameters, not a loop over them
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"], foreach=True)
+        except TypeError:
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"])
         self.kl_coeff = c["kl_coeff"]
         self.rng = np.random.default_rng(c["seed"])
 
@@ -65,6 +68,7 @@ class PPOTrainer(Trainer):
     def set_weights(self, weights):
         import torch
         from torch import nn
+        self.drop_sampling()
         with torch.no_grad():
             for name in ("pi", "vf"):
                 lin = [m for m in getattr(self.net, name) if isinstance(m, nn.Linear)]
@@ -80,7 +84,7 @@ class PPOTrainer(Trainer):
         c = self.config
         torch = self.torch
         t0 = time.perf_counter()
-        batch, eps = self.sample(self.get_weights(), c["train_batch_size"])
+        batch, eps, sample_s = self.sample(self.get_weights(), c["train_batch_size"])
         t1 = time.perf_counter()
         n = len(batch["actions"])
         adv = batch["advantages"]
@@ -92,7 +96,7 @@ class PPOTrainer(Trainer):
         adv = torch.as_tensor(adv)
         vt = torch.as_tensor(batch["value_targets"])
         mb = c["sgd_minibatch_size"]
-        stats = {"policy_loss": [], "vf_loss": [], "kl": [], "entropy": [], "total_loss": []}
+        stats = []  # per minibatch, kept as tensors: read once at the end
         for _ in range(c["num_sgd_iter"]):
             perm = self.rng.permutation(n) if c["shuffle_sequences"] else np.arange(n)
             for start in range(0, n - mb + 1 if n >= mb else 1, mb):
@@ -118,12 +122,14 @@ class PPOTrainer(Trainer):
                 if c["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c["grad_clip"])
                 self.opt.step()
-                stats["policy_loss"].append(float(-surrogate.mean()))
-                stats["vf_loss"].append(float(vf_loss.mean()))
-                stats["kl"].append(float(kl.mean()))
-                stats["entropy"].append(float(entropy.mean()))
-                stats["total_loss"].append(float(loss))
-        learner = {k: float(np.mean(v)) for k, v in stats.items()}
+                with torch.no_grad():
+                    stats.append(torch.stack([-surrogate.mean(), vf_loss.mean(), kl.mean(),
+                                              entropy.mean(), loss]))
+        # The next batch starts now, with the weights just learned (PPO stays on-policy):
+        # the workers sample while the rest of this iteration is reported.
+        self.start_sampling(self.get_weights(), c["train_batch_size"])
+        means = torch.stack(stats).mean(0).tolist()
+        learner = dict(zip(("policy_loss", "vf_loss", "kl", "entropy", "total_loss"), means))
         # The adaptive KL penalty (RLlib's update_kl).
         if learner["kl"] > 2.0 * c["kl_target"]:
             self.kl_coeff *= 1.5
@@ -138,7 +144,7 @@ class PPOTrainer(Trainer):
             num_env_steps_trained=self.timesteps,
             info={"learner": {"default_policy": {"learner_stats": learner}}},
             timers={"sample_time_ms": 1000 * (t1 - t0), "learn_time_ms": 1000 * (t2 - t1)},
-            sampler_perf={"samples_per_s": n / max(t1 - t0, 1e-9)})
+            sampler_perf={"samples_per_s": n / max(sample_s, 1e-9)})
         return result
 
     def save_checkpoint(self, checkpoint_dir):
