@@ -322,8 +322,13 @@ class Trainer(Trainable):
         batch start_sampling() began (right after the last update: the same weights), or
         one begun now.  Returns (batch, episodes, seconds the sampling took)."""
         t0 = time.perf_counter()
-        if self.local_worker is not None:
-            outs = [self.local_worker.sample(weights, total)]
+        if self.local_worker is not None:  # the same fragments, one after another
+            frag = self._fragment()
+            outs = [self.local_worker.sample(weights, min(frag, total))]
+            done = outs[0]["steps"]
+            while done < total:
+                outs.append(self.local_worker.sample(None, min(frag, total - done)))
+                done += outs[-1]["steps"]
         else:
             pending, self._pending = self._pending, None
             if pending is None or pending["total"] != total:
@@ -347,13 +352,11 @@ class Trainer(Trainable):
         on).  No-op with num_workers=0."""
         if self.local_worker is not None:
             return None
-        c = self.config
         t0 = time.perf_counter()
         ref = kray.put(weights)
         for w in self.workers:
             w.set_weights.remote(ref)  # an actor runs its calls in order
-        frag = max(1, c["rollout_fragment_length"] * c["num_envs_per_worker"])
-        pending = {"t0": t0, "total": total, "issued": 0, "frag": frag, "refs": {},
+        pending = {"t0": t0, "total": total, "issued": 0, "frag": self._fragment(), "refs": {},
                    "outs": []}
         for _ in range(2):
             for w in self.workers:
@@ -361,6 +364,11 @@ class Trainer(Trainable):
         if keep:
             self._pending = pending
         return pending
+
+    def _fragment(self):
+        """Steps per sample() call: rollout_fragment_length of each env, as RLlib's."""
+        c = self.config
+        return max(1, c["rollout_fragment_length"] * c["num_envs_per_worker"])
 
     def _issue(self, pending, worker):
         n = min(pending["frag"], pending["total"] - pending["issued"])

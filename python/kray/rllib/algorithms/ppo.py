@@ -92,32 +92,37 @@ class PPOTrainer(Trainer):
         obs = torch.as_tensor(batch["obs"])
         actions = torch.as_tensor(batch["actions"])
         old_logp = torch.as_tensor(batch["logp"])
-        old_logits = torch.as_tensor(batch["logits"])
+        old_lp_all = torch.log_softmax(torch.as_tensor(batch["logits"]), dim=1)
+        old_p_all = old_lp_all.exp()
         adv = torch.as_tensor(adv)
         vt = torch.as_tensor(batch["value_targets"])
         mb = c["sgd_minibatch_size"]
         stats = []  # per minibatch, kept as tensors: read once at the end
+        cols = (obs, actions, old_logp, old_lp_all, old_p_all, adv, vt)
         for _ in range(c["num_sgd_iter"]):
-            perm = self.rng.permutation(n) if c["shuffle_sequences"] else np.arange(n)
+            if c["shuffle_sequences"]:  # one gather per column and epoch, then slices
+                perm = torch.as_tensor(self.rng.permutation(n))
+                shuffled = [col[perm] for col in cols]
+            else:
+                shuffled = cols
             for start in range(0, n - mb + 1 if n >= mb else 1, mb):
-                idx = torch.as_tensor(perm[start:start + mb])
-                logits, v = self.net(obs[idx])
+                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, vt_mb = (
+                    col[start:start + mb] for col in shuffled)
+                logits, v = self.net(o_mb)
                 logp_all = torch.log_softmax(logits, dim=1)
-                logp = logp_all.gather(1, actions[idx, None]).squeeze(1)
-                ratio = torch.exp(logp - old_logp[idx])
-                a = adv[idx]
+                logp = logp_all.gather(1, act_mb[:, None]).squeeze(1)
+                ratio = torch.exp(logp - old_logp_mb)
                 surrogate = torch.min(a * ratio, a * torch.clamp(
                     ratio, 1 - c["clip_param"], 1 + c["clip_param"]))
-                old_lp_all = torch.log_softmax(old_logits[idx], dim=1)
-                kl = (old_lp_all.exp() * (old_lp_all - logp_all)).sum(1)
+                kl = (old_p_mb * (old_lp_mb - logp_all)).sum(1)
                 entropy = -(logp_all.exp() * logp_all).sum(1)
                 if c["use_critic"]:
-                    vf_loss = torch.clamp((v - vt[idx]) ** 2, 0, c["vf_clip_param"])
+                    vf_loss = torch.clamp((v - vt_mb) ** 2, 0, c["vf_clip_param"])
                 else:
                     vf_loss = torch.zeros_like(logp)
                 loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
                         c["entropy_coeff"] * entropy).mean()
-                self.opt.zero_grad()
+                self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if c["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c["grad_clip"])
