@@ -343,48 +343,56 @@ class Trainer(Trainable):
 
     def start_sampling(self, weights, total, keep=True):
         """Sends the weights (one kray.put, read by every worker) and starts the workers
-        on the next batch, in fragments of rollout_fragment_length * num_envs_per_worker
-        steps, two in flight per worker; _collect() gives each worker that returns one
-        the next, so a worker slowed by a busy core takes fewer fragments and the
-        learner does not wait on it.  keep: the next sample() takes this batch (PPO
-        calls it as soon as the weights are updated, so the workers sample while the
-        learner reports; the batch is on-policy: sampled with the weights it trains
-        on).  No-op with num_workers=0."""
+        on the next batch: each its share of total, in fragments (_fragment()), two in
+        flight per worker so that a worker never waits on the driver between two.  The
+        batch is the workers' fragments in a fixed order (worker, then fragment), so a
+        seeded run is the same whatever the timing.  keep: the next sample() takes this
+        batch (PPO calls it as soon as the weights are updated, so the workers sample
+        while the learner reports; the batch is on-policy: sampled with the weights it
+        trains on).  No-op with num_workers=0."""
         if self.local_worker is not None:
             return None
         t0 = time.perf_counter()
         ref = kray.put(weights)
-        for w in self.workers:
+        frag = self._fragment()
+        nw = len(self.workers)
+        todo = []
+        for i, w in enumerate(self.workers):
             w.set_weights.remote(ref)  # an actor runs its calls in order
-        pending = {"t0": t0, "total": total, "issued": 0, "frag": self._fragment(), "refs": {},
-                   "outs": []}
+            share = total // nw + (i < total % nw)
+            todo.append([min(frag, share - k) for k in range(0, share, frag)])
+        pending = {"t0": t0, "total": total, "todo": todo, "refs": {}, "outs": {}}
         for _ in range(2):
-            for w in self.workers:
-                self._issue(pending, w)
+            for i in range(nw):
+                self._issue(pending, i)
         if keep:
             self._pending = pending
         return pending
 
     def _fragment(self):
-        """Steps per sample() call: rollout_fragment_length of each env, as RLlib's."""
+        """Steps per sample() call: rollout_fragment_length of each env, as RLlib's, but
+        at most half of each worker's share of train_batch_size, so that the workers
+        finish together (RLlib's rollout_fragment_length="auto" sizes it the same way)."""
         c = self.config
-        return max(1, c["rollout_fragment_length"] * c["num_envs_per_worker"])
+        share = math.ceil(c["train_batch_size"] / (2 * max(1, c["num_workers"])))
+        return max(1, min(c["rollout_fragment_length"] * c["num_envs_per_worker"], share))
 
-    def _issue(self, pending, worker):
-        n = min(pending["frag"], pending["total"] - pending["issued"])
-        if n > 0:
-            pending["issued"] += n
-            pending["refs"][worker.sample.remote(None, n)] = worker
+    def _issue(self, pending, i):
+        todo = pending["todo"][i]
+        if todo:
+            n = todo.pop(0)
+            key = (i, len(pending["refs"]) + len(pending["outs"]))
+            pending["refs"][self.workers[i].sample.remote(None, n)] = key
 
     def _collect(self, pending):
         refs = pending["refs"]
         while refs:
             done, _ = kray.wait(list(refs), num_returns=1)
             for r in done:
-                worker = refs.pop(r)
-                pending["outs"].append(kray.get(r))
-                self._issue(pending, worker)
-        return pending["outs"]
+                key = refs.pop(r)
+                pending["outs"][key] = kray.get(r)
+                self._issue(pending, key[0])
+        return [pending["outs"][k] for k in sorted(pending["outs"])]
 
     def drop_sampling(self):
         """Forgets a batch begun with weights that are no longer the trainer's."""
