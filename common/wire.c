@@ -396,7 +396,8 @@ static int parse_place(const char *e, size_t len, struct wire_place *pl)
 		char c = hex[i];
 		int v = c >= '0' && c <= '9' ? c - '0' :
 			c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 :
+					       -1;
 
 		if (v < 0)
 			return -EINVAL;
@@ -408,8 +409,7 @@ static int parse_place(const char *e, size_t len, struct wire_place *pl)
 	return 0;
 }
 
-int wire_parse_placed(const char *s, size_t len, struct wire_resource *ret,
-		      struct wire_place *pl)
+int wire_parse_placed(const char *s, size_t len, struct wire_resource *ret, struct wire_place *pl)
 {
 	struct wire_place p = { 0 };
 	char rest[1024]; /* the wire's texts are at most 255 bytes */

@@ -174,8 +174,7 @@ struct wire_place {
 };
 /* As wire_parse_resources(), with placement entries taken into *pl (may be NULL);
  * ret gets the resources only. */
-int wire_parse_placed(const char *s, size_t len, struct wire_resource *ret,
-		      struct wire_place *pl);
+int wire_parse_placed(const char *s, size_t len, struct wire_resource *ret, struct wire_place *pl);
 
 /* Body decoders: each returns 0 or -EBADMSG and fills *ret only on success. */
 int wire_dec_hello(const void *body, size_t len, struct wire_hello *ret);

@@ -201,7 +201,9 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 	r = kc_wait(k, KRAY_MSG_TEXT_REPLY, req, &h, &body);
 	if (r)
 		return r;
-	bool export = type == KRAY_MSG_TIMELINE || type == KRAY_MSG_LIST_OBJECTS;
+	/* Exports, and the node list of a large cluster, may be longer than an error. */
+	bool export = type == KRAY_MSG_TIMELINE || type == KRAY_MSG_LIST_OBJECTS ||
+		      type == KRAY_MSG_LIST_NODES;
 
 	if ((export ? wire_dec_export : wire_dec_error)(body, h.len, &t)) {
 		kc_consume(k, &h);

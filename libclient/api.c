@@ -128,8 +128,7 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	if (actor && o.timeout_ms)
 		return kc_fail(k, -EINVAL, "timeout_ms is for tasks, not actor method calls");
 	res_len = o.resources ? strlen(o.resources) : 0;
-	if (res_len > 255 ||
-	    (res_len && wire_parse_placed(o.resources, res_len, NULL, NULL) < 0))
+	if (res_len > 255 || (res_len && wire_parse_placed(o.resources, res_len, NULL, NULL) < 0))
 		return kc_fail(k, -EINVAL,
 			       "resources must be \"NAME:QTY,...\" (at most %d, "
 			       "255 bytes), with at most one of @spread, @node=ID, @prefer=ID",

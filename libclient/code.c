@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Job code in a worker: each job's code search path (directories, whose every *.so is
- * loaded, and .so files) is dlopen()ed the first time the job sends work here, and symbols
- * (kray_fn__*, kray_class__*, kray_method__*) are looked up in its libraries and cached.
+ * loaded, and .so files) is dlopen()ed when krayd first tells the job here (at its first
+ * call, or when its driver connects while this worker is idle), and symbols (kray_fn__*,
+ * kray_class__*, kray_method__*) are looked up in its libraries and cached.  A library's
+ * kray_warm(), if it has one, runs once it is loaded (kray.h); code_preload() loads
+ * krayd's warm-code-path the same way as the worker starts.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -83,6 +86,38 @@ static void load(struct job *j)
 		free(list);
 	}
 	free(copy);
+	for (unsigned i = 0; i < j->nlibs; i++) {
+		void (*warm)(void);
+		void *sym = dlsym(j->libs[i], KRAY_WARM_SYMBOL);
+
+		memcpy(&warm, &sym, sizeof(warm));
+		if (warm)
+			warm();
+	}
+}
+
+static struct job *add_job(struct worker_state *ws, uint32_t id, const char *path, size_t len)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	/* Out of memory: the job stays unknown, and its calls fail saying so. */
+	if (!j || !(j->path = strndup(path, len))) {
+		free(j);
+		return NULL;
+	}
+	j->id = id;
+	j->next = ws->jobs;
+	ws->jobs = j;
+	load(j);
+	return j;
+}
+
+void code_preload(struct worker_state *ws, const char *path)
+{
+	/* Job 0 is nobody's (client ids start at 1): its libraries stay loaded, and a job
+	 * that names them later gets the same handles from dlopen(). */
+	if (!code_job(ws, 0))
+		add_job(ws, 0, path, strlen(path));
 }
 
 struct job *code_job(struct worker_state *ws, uint32_t id)
@@ -99,20 +134,10 @@ struct job *code_job(struct worker_state *ws, uint32_t id)
 void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len)
 {
 	struct wire_text t;
-	struct job *j;
 
-	if (wire_dec_job(body, len, &t) || code_job(ws, (uint32_t)t.code))
+	if (wire_dec_job(body, len, &t) || !t.code || code_job(ws, (uint32_t)t.code))
 		return;
-	/* Out of memory: the job stays unknown, and its calls fail saying so. */
-	j = calloc(1, sizeof(*j));
-	if (!j || !(j->path = strndup(t.text, t.len))) {
-		free(j);
-		return;
-	}
-	j->id = (uint32_t)t.code;
-	j->next = ws->jobs;
-	ws->jobs = j;
-	load(j);
+	add_job(ws, (uint32_t)t.code, t.text, t.len);
 }
 
 const void *code_find(struct job *j, const char *sym)

@@ -486,6 +486,9 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	/* Pool workers take fast tasks too; krayd refuses an actor's worker (or any, with
 	 * the fast path off), which then works as before. */
 	kc_fast_worker_open(&k);
+	/* krayd's warm-code-path: loaded now, so its kray_warm() is not paid by a call. */
+	if (getenv("KRAY_WARM_PATH") && *getenv("KRAY_WARM_PATH"))
+		code_preload(&ws, getenv("KRAY_WARM_PATH"));
 	for (;;) {
 		if (ws.host) {
 			r = host_turn(&k);

@@ -81,6 +81,8 @@ struct worker_state {
 
 /* code.c */
 void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len);
+/* Loads path's libraries (and runs their kray_warm()) before any job names them. */
+void code_preload(struct worker_state *ws, const char *path);
 struct job *code_job(struct worker_state *ws, uint32_t id);
 /* The symbol in the job's libraries (cached), or NULL. */
 const void *code_find(struct job *j, const char *sym);

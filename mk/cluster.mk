@@ -11,3 +11,9 @@ $(O)/bench/bench_cluster: bench/bench_cluster.c tests/integration/netns.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ bench/bench_cluster.c tests/integration/netns.c \
 		$(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm
+
+# The scale benchmark speaks the node protocol itself (the token's HMAC from libcrypto).
+$(O)/bench/bench_scale: bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray \
+		$(RPATH) -lcrypto -lm

@@ -370,8 +370,7 @@ static int ext_place_actor(struct conn *c, const struct wire_actor_create *m,
 
 	if (pl->node || pl->spread) {
 		if (node_place(d, res, nres, pl, &node, why, sizeof(why))) {
-			log_info("actor '%.*s' cannot be placed: %s", m->m.class_len, m->cls,
-				 why);
+			log_info("actor '%.*s' cannot be placed: %s", m->m.class_len, m->cls, why);
 			return -EHOSTDOWN;
 		}
 		if (node == d->node || (!node && node_here_has(d, res, nres)))

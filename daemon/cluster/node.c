@@ -137,8 +137,9 @@ int node_place(struct krayd *d, const struct wire_resource *need, int n,
 	if (pl->soft)
 		return 0;
 	snprintf(why, why_len,
-		 !e ? "node %08x is not in the cluster" :
-		 !e->m.alive ? "node %08x is dead" : "node %08x lacks the resources it needs",
+		 !e	     ? "node %08x is not in the cluster" :
+		 !e->m.alive ? "node %08x is dead" :
+			       "node %08x lacks the resources it needs",
 		 pl->node);
 	return -1;
 }

@@ -105,17 +105,21 @@ struct kids {
 	size_t n, cap;
 };
 
-static void add_kid(struct kids *k, const struct task *c, const struct kray_oid *tid)
+static void add_id(struct kids *k, const struct kray_oid *id)
 {
-	if (!oid_eq(&c->parent, tid))
-		return;
 	if (k->n == k->cap) {
 		k->cap = k->cap ? 2 * k->cap : 16;
 		k->id = realloc(k->id, k->cap * sizeof(*k->id));
 		if (!k->id)
 			abort();
 	}
-	k->id[k->n++] = c->id;
+	k->id[k->n++] = *id;
+}
+
+static void add_kid(struct kids *k, const struct task *c, const struct kray_oid *tid)
+{
+	if (oid_eq(&c->parent, tid))
+		add_id(k, &c->id);
 }
 
 /* Adds the tasks of list (linked by next) whose parent is tid. */
@@ -190,27 +194,56 @@ static struct task *unqueue_job(struct krayd *d, uint32_t job)
 	return head;
 }
 
+static void fail_ended(struct krayd *d, struct task *t)
+{
+	task_fail(d, t, KRAY_WE_CANCELLED,
+		  "task '%.*s' was cancelled: the driver of its job exited", t->fn->name_len,
+		  t->fn->name);
+}
+
+/* Takes the job's tasks that wait for arguments out of d->waiting, and fails them. */
+static unsigned drop_waiting(struct krayd *d, uint32_t job)
+{
+	struct kids ids = { 0 };
+	unsigned n = 0;
+
+	oidmap_for_each (&d->waiting, s)
+		if (((const struct task *)(uintptr_t)s->val)->job == job)
+			add_id(&ids, &s->key);
+	for (size_t i = 0; i < ids.n; i++) {
+		struct task *t = task_waiting(d, &ids.id[i]); /* not failed by an earlier one */
+
+		if (!t)
+			continue;
+		task_unwait(d, t);
+		fail_ended(d, t);
+		n++;
+	}
+	free(ids.id);
+	return n;
+}
+
 void job_end(struct krayd *d, uint32_t job)
 {
-	unsigned dropped = 0, stopped = 0;
+	unsigned dropped = 0, stopped = 0, more;
 	struct task *t;
 
 	if (d->stopping)
 		return;
 	/* Failing a task wakes what waited on its returns, which may queue more of the job's
-	 * tasks: take them out until none is left. */
-	while ((t = unqueue_job(d, job))) {
-		while (t) {
+	 * tasks: take them out, and those that wait for arguments, until none is left. */
+	do {
+		more = 0;
+		for (t = unqueue_job(d, job); t; more++) {
 			struct task *next = t->next;
 
 			t->next = NULL;
-			task_fail(d, t, KRAY_WE_CANCELLED,
-				  "task '%.*s' was cancelled: the driver of its job exited",
-				  t->fn->name_len, t->fn->name);
-			dropped++;
+			fail_ended(d, t);
 			t = next;
 		}
-	}
+		more += drop_waiting(d, job);
+		dropped += more;
+	} while (more);
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (w->actor || w->state == W_DEAD)
 			continue;

@@ -64,6 +64,10 @@ static const struct key keys[] = {
 	  "largest object carried inline (bytes)" },
 	{ "code-path", K_STR, offsetof(struct config, code_path),
 	  sizeof(((struct config *)0)->code_path), 0, 0, "default code search path (dirs, .so)" },
+	{ "warm-code-path", K_STR, offsetof(struct config, warm_code_path),
+	  sizeof(((struct config *)0)->warm_code_path), 0, 0,
+	  "code each worker loads as it starts, running its kray_warm() (the Python package's "
+	  "libkray_python.so: Python is ready before the first task)" },
 	{ "worker", K_STR, offsetof(struct config, worker), PATH_MAX, 0, 0, "worker host binary" },
 	{ "worker-user", K_STR, offsetof(struct config, worker_user), 64, 0, 0,
 	  "run workers (and so every task and actor) as this user, without capabilities; "

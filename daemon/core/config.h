@@ -22,6 +22,7 @@ struct config {
 	uint64_t store_size; /* object store capacity, bytes */
 	uint32_t inline_max; /* largest object carried inline */
 	char code_path[KRAY_PATH_MAX + 1]; /* default code search path for jobs */
+	char warm_code_path[KRAY_PATH_MAX + 1]; /* loaded by each worker as it starts */
 	char worker[PATH_MAX]; /* worker host binary */
 	char worker_user[64]; /* run workers as this user; empty: krayd's own */
 	uid_t worker_uid; /* worker_user resolved (when set) */

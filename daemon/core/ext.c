@@ -175,9 +175,8 @@ void ext_actor_changed(struct krayd *d, struct actor *a, bool alive)
 	each(d, e, actor_changed) e->actor_changed(d, a, alive);
 }
 
-int ext_actor_place(struct conn *c, const struct wire_actor_create *m,
-		    const struct wire_place *pl, const struct wire_resource *res, int nres,
-		    struct kray_oid *ret_id)
+int ext_actor_place(struct conn *c, const struct wire_actor_create *m, const struct wire_place *pl,
+		    const struct wire_resource *res, int nres, struct kray_oid *ret_id)
 {
 	each(c->d, e, actor_place)
 	{

@@ -164,9 +164,8 @@ void ext_obj_published(struct krayd *d, struct obj *o);
 int ext_obj_withdraw(struct krayd *d, struct obj *o, bool if_unused); /* first error */
 void ext_actor_changed(struct krayd *d, struct actor *a, bool alive);
 /* The first part's answer other than -ENOENT; -ENOENT when none has one. */
-int ext_actor_place(struct conn *c, const struct wire_actor_create *m,
-		    const struct wire_place *pl, const struct wire_resource *res, int nres,
-		    struct kray_oid *ret_id);
+int ext_actor_place(struct conn *c, const struct wire_actor_create *m, const struct wire_place *pl,
+		    const struct wire_resource *res, int nres, struct kray_oid *ret_id);
 bool ext_actor_known(struct krayd *d, const struct kray_oid *id);
 void ext_actor_released(struct krayd *d, const struct kray_oid *id);
 int ext_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restart);

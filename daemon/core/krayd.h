@@ -54,6 +54,7 @@ struct krayd {
 	int kmod_fd; /* /dev/kray, attached as this node's daemon; -1: not used */
 	uint32_t node;
 	uint32_t next_client, next_worker;
+	uint32_t warm_job; /* the last driver that connected with a code path (sched_warm()) */
 	bool stopping;
 
 	struct conn *conns, *dirty;

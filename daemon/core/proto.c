@@ -45,6 +45,7 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 		d->starting--;
 		d->start_failures = 0;
 		worker_attach(w, c);
+		sched_warm(d, w);
 	} else if (c->spawned) {
 		return conn_fail(c, "a worker's connection must say hello as that worker", -EPERM);
 	} else {
@@ -56,6 +57,10 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 			job_hold(job_add(d, c->job, h.path, h.m.path_len));
 		else
 			job_hold(job_add(d, c->job, d->cfg.code_path, strlen(d->cfg.code_path)));
+		if (h.m.path_len) {
+			d->warm_job = c->job;
+			sched_warm(d, NULL);
+		}
 		c->pid = h.m.pid;
 		ext_driver_changed(c, true);
 		ok.job = c->job;
@@ -144,6 +149,8 @@ static int on_hold(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+#define NODES_TEXT_MAX (8u << 20)
+
 static void text_reply(struct conn *c, uint64_t req, struct kbuf *text)
 {
 	struct kray_msg_error m = { .len = (uint32_t)text->len };
@@ -207,9 +214,9 @@ static int on_yield(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-/* The requests answered with one TEXT_REPLY: status listings (actors, nodes), cut to
- * 60,000 bytes, and exports (the whole timeline ring, or 10,000 objects: about 3 MB and
- * 2 MB at most, far below KRAY_FRAME_MAX). */
+/* The requests answered with one TEXT_REPLY: status listings (actors cut to 60,000 bytes;
+ * nodes to 8 MiB, about 50,000 of them, at a line's end) and exports (the whole timeline
+ * ring, or 10,000 objects: about 3 MB and 2 MB at most, far below KRAY_FRAME_MAX). */
 static int on_text_request(struct conn *c, const struct kray_frame_hdr *h)
 {
 	struct kbuf text = { 0 };
@@ -227,8 +234,13 @@ static int on_text_request(struct conn *c, const struct kray_frame_hdr *h)
 		actor_describe(c->d, &text);
 	else
 		store_list(c->d, &text);
-	if ((h->type == KRAY_MSG_LIST_NODES || h->type == KRAY_MSG_LIST_ACTORS) && text.len > 60000)
+	if (h->type == KRAY_MSG_LIST_ACTORS && text.len > 60000)
 		text.len = 60000;
+	if (h->type == KRAY_MSG_LIST_NODES && text.len > NODES_TEXT_MAX) {
+		text.len = NODES_TEXT_MAX;
+		while (text.len && text.data[text.len - 1] != '\n')
+			text.len--;
+	}
 	text_reply(c, h->req, &text);
 	kbuf_free(&text);
 	return 0;

@@ -156,6 +156,21 @@ void sched_tell_job(struct worker *w, uint32_t job, const char *path)
 	WIRE_FRAME(&w->conn->out, KRAY_MSG_JOB, 0, WIRE_FIXED(m), WIRE_PADDED(path, m.path_len));
 }
 
+/* Tells idle pool worker w (or every one, w NULL) the code path of the last driver that
+ * connected with one (d->warm_job), if that job is still there. */
+void sched_warm(struct krayd *d, struct worker *w)
+{
+	const char *path = d->warm_job ? job_code_path(d, d->warm_job) : NULL;
+
+	if (!path || !*path)
+		return;
+	for (struct worker *x = w ? w : d->workers; x; x = w ? NULL : x->next)
+		if (x->state == W_READY && x->conn && !x->actor && !x->inflight) {
+			sched_tell_job(x, d->warm_job, path);
+			conn_flush_later(x->conn);
+		}
+}
+
 /* Drops the pins exec_fits() took on t's large arguments (those already in memory). */
 static void unpin_args(struct krayd *d, struct task *t)
 {

@@ -29,6 +29,10 @@ void sched_blocked(struct worker *w, bool blocked);
 struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len);
 /* Sends w the JOB frame (code path) of job, unless it has had it. */
 void sched_tell_job(struct worker *w, uint32_t job, const char *path);
+/* Tells the code path of the last driver that connected with one (d->warm_job) to idle
+ * pool worker w, or to every idle one (w NULL): each loads the code and runs its
+ * kray_warm() (kray.h) while it waits, not at the job's first call. */
+void sched_warm(struct krayd *d, struct worker *w);
 void sched_fini(struct krayd *d);
 /* Pool workers running now beyond max-workers (started for nested tasks). */
 unsigned sched_workers_over(struct krayd *d);

@@ -72,8 +72,8 @@ int worker_spawn_actor(struct krayd *d, struct actor *a)
 
 /* The variables krayd sets for a worker; inherited ones of these names are dropped. */
 static const char *const WORKER_ENV[] = {
-	"KRAY_WORKER_ID=",  "KRAY_SOCKET=",	"KRAY_SOCKET_FD=",
-	"KRAY_PARENT_PID=", "KRAY_WORKER_UID=", "KRAY_WORKER_GID="
+	"KRAY_WORKER_ID=",  "KRAY_SOCKET=",	"KRAY_SOCKET_FD=", "KRAY_PARENT_PID=",
+	"KRAY_WORKER_UID=", "KRAY_WORKER_GID=", "KRAY_WARM_PATH="
 };
 #define NWORKER_ENV (sizeof(WORKER_ENV) / sizeof(WORKER_ENV[0]))
 
@@ -95,7 +95,7 @@ static bool worker_env(const char *var)
 static struct worker *spawn(struct krayd *d)
 {
 	struct worker *w = calloc(1, sizeof(*w));
-	char vars[NWORKER_ENV][PATH_MAX + 32];
+	char vars[NWORKER_ENV][KRAY_PATH_MAX + 32];
 	const char *path = worker_path(d);
 	char *argv[] = { (char *)path, NULL };
 	posix_spawnattr_t attr;
@@ -131,6 +131,8 @@ static struct worker *spawn(struct krayd *d)
 		snprintf(vars[j++], sizeof(vars[0]), "KRAY_WORKER_GID=%u",
 			 (unsigned)d->cfg.worker_gid);
 	}
+	if (d->cfg.warm_code_path[0])
+		snprintf(vars[j++], sizeof(vars[0]), "KRAY_WARM_PATH=%s", d->cfg.warm_code_path);
 	for (size_t i = 0; i < j; i++)
 		envp[i] = vars[i];
 	for (size_t i = 0; i < n; i++)

@@ -590,6 +590,14 @@ typedef int (*kray_fn)(kray_ctx *ctx, const kray_value *args, size_t nargs);
 
 #define KRAY_FN_ABI 1
 #define KRAY_FN_SYMBOL_PREFIX "kray_fn__"
+
+/* A job library may also export `void kray_warm(void)`: a worker calls it when it has
+ * loaded the library for a job (so once per job that names it: make it idempotent),
+ * before that job's first call there.  Idle pool workers load the code of the last
+ * driver that connected with a code path, and, with krayd's warm-code-path, that code as
+ * they start, so whatever kray_warm() prepares (the Python package's starts the
+ * interpreter) is not paid by the first call.  It runs on the worker's loop thread. */
+#define KRAY_WARM_SYMBOL "kray_warm"
 #define KRAY_NARGS_ANY (-1)
 
 struct kray_fn_desc {

@@ -15,7 +15,6 @@ See docs/python.md for what differs from Ray.
 """
 import atexit
 import os
-import uuid
 
 from . import _kray
 from . import exceptions
@@ -149,13 +148,20 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
     if isinstance(code_path, (list, tuple)):
         code_path = ":".join(code_path)
     path = SHIM + (":" + code_path if code_path else "")
+    if address is None and "--warm-code-path" not in krayd_args:
+        # The krayd started here runs Python tasks: its workers start Python as they
+        # start, not at their first task (kray.h, kray_warm).
+        krayd_args += ["--warm-code-path", SHIM]
     if runtime_env is None:
         runtime_env = compat.get("runtime_env")
     runtime_env = _runtime_env.validate(runtime_env)
     _kray.init(address, path, num_cpus or 0, krayd_args)
     _remote.session[0] += 1
     # As Ray: a job without a namespace gets an anonymous one of its own.
-    _remote.namespace[0] = namespace if namespace is not None else f"anon-{uuid.uuid4()}"
+    if namespace is None:
+        import uuid  # not at the top: workers import this package too
+        namespace = f"anon-{uuid.uuid4()}"
+    _remote.namespace[0] = namespace
     try:
         _runtime_env.current[0] = _runtime_env.pack(runtime_env)
     except BaseException:

@@ -15,7 +15,6 @@ wait (libkray's deferred host, kray_ctx_host): the thread starts each call as a 
 (``start``), and the call finishes when its coroutine does (``_kray._worker_done``).  At
 most ``max_concurrency`` run at once.
 """
-import asyncio
 import concurrent.futures
 import itertools
 import os
@@ -84,8 +83,9 @@ def is_async_class(cls):
     """Ray's rule: an actor class with any async def method is an async actor."""
     for name in dir(cls):
         fn = getattr(cls, name, None)
-        if asyncio.iscoroutinefunction(fn) or (
-                callable(fn) and hasattr(fn, "__code__") and fn.__code__.co_flags & 0x200):
+        # async def (CO_COROUTINE) or async generator (CO_ASYNC_GENERATOR); asyncio itself
+        # is imported only by async actors (it is a third of a worker's start-up).
+        if callable(fn) and hasattr(fn, "__code__") and fn.__code__.co_flags & 0x280:
             return True
     return False
 
@@ -98,6 +98,7 @@ class ActorLoop:
     group whose calls block (a sync sleep, a blocking get) does not hold up another."""
 
     def __init__(self, max_concurrency, groups=None):
+        import asyncio
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         # One limit per concurrency group; None is the default group.
@@ -112,6 +113,7 @@ class ActorLoop:
 
     @staticmethod
     def _run_forever(loop):
+        import asyncio
         asyncio.set_event_loop(loop)
         loop.run_forever()
 
@@ -122,6 +124,7 @@ class ActorLoop:
         if loop is self.loop:
             loop.create_task(run())
         else:
+            import asyncio
             asyncio.run_coroutine_threadsafe(run(), loop)
 
     def wait(self, fds):

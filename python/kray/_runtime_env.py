@@ -11,13 +11,12 @@ into its cache (keyed by the hash) and applies the environment around the call: 
 for the call only, an actor's for the life of its process.  Tasks submitted from inside inherit the environment they run in,
 merged with their own as Ray merges (``env_vars`` key by key, other fields replaced).
 """
-import fnmatch
-import hashlib
-import io
 import os
 import sys
-import tempfile
-import zipfile
+
+# fnmatch, hashlib, io, tempfile and zipfile are imported where a directory is packed or
+# unpacked: every worker imports this module, and those imports are a third of the
+# package's import time (a Python worker's first task pays it).
 
 FIELDS = {"env_vars", "working_dir", "py_modules", "excludes", "config"}
 # Fields Ray installs from the network: kray's machines install with apt.
@@ -94,6 +93,8 @@ def merge(parent, child):
 
 
 def _zip_dir(path, excludes):
+    import io
+    import zipfile
     buf = io.BytesIO()
     base = os.path.basename(os.path.normpath(path))
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -114,6 +115,7 @@ def _zip_dir(path, excludes):
 
 
 def _excluded(rel, excludes):
+    import fnmatch
     rel = rel.lstrip("./") if rel.startswith("./") else rel
     name = os.path.basename(rel)
     return name == "__pycache__" or any(
@@ -122,6 +124,9 @@ def _excluded(rel, excludes):
 
 
 def _pack_path(path, excludes, as_module):
+    import hashlib
+    import io
+    import zipfile
     from . import _remote, put
     if not isinstance(path, str):
         path = getattr(path, "__path__", [None])[0] or getattr(path, "__file__", None)
@@ -222,6 +227,7 @@ def public(packed):
 # ---- the worker's side ----------------------------------------------------------------
 
 def _cache_dir():
+    import tempfile
     d = os.environ.get("KRAY_RUNTIME_ENV_DIR") or os.path.join(
         tempfile.gettempdir(), f"kray-runtime-env-{os.getuid()}")
     os.makedirs(d, mode=0o700, exist_ok=True)
@@ -232,6 +238,10 @@ def _cache_dir():
 
 
 def _unpacked(p):
+    import hashlib
+    import io
+    import tempfile
+    import zipfile
     """The directory p's archive is unpacked in (once per worker machine)."""
     from . import _serial
     target = os.path.join(_cache_dir(), p.sha)

@@ -45,8 +45,7 @@ PyMODINIT_FUNC PyInit__kray(void)
 	ext.unschedulable =
 		PyErr_NewException("kray._kray.Unschedulable", PyExc_RuntimeError, NULL);
 	if (!ext.cancelled || PyModule_AddObjectRef(m, "TaskCancelled", ext.cancelled) ||
-	    !ext.unschedulable ||
-	    PyModule_AddObjectRef(m, "Unschedulable", ext.unschedulable)) {
+	    !ext.unschedulable || PyModule_AddObjectRef(m, "Unschedulable", ext.unschedulable)) {
 		Py_DECREF(m);
 		return NULL;
 	}

@@ -145,6 +145,27 @@ static void fail_with_exception(kray_ctx *ctx, int *rc)
 	Py_XDECREF(tb);
 }
 
+/* Called by the worker once it has loaded this library (kray.h, KRAY_WARM_SYMBOL): when a
+ * Python driver connects while the worker is idle, or as the worker starts (krayd's
+ * warm-code-path; kray.init() sets it for the krayd it starts).  Starts the interpreter
+ * and imports what a call runs, on the loop thread (which stays Python's main thread, for
+ * signals), so the first task does not pay for it. */
+__attribute__((visibility("default"))) void kray_warm(void)
+{
+	PyGILState_STATE g;
+	PyObject *mod;
+
+	pthread_once(&py_once, start_python);
+	if (py_err)
+		return; /* the first call says why */
+	g = PyGILState_Ensure();
+	mod = PyImport_ImportModule("kray._worker");
+	if (!mod)
+		PyErr_Clear(); /* the first call meets it again and reports it */
+	Py_XDECREF(mod);
+	PyGILState_Release(g);
+}
+
 /* mode 0: a task, 1: the constructor, 2: a method; selfp holds the actor's instance. */
 static int enter(kray_ctx *ctx, PyObject **selfp, const kray_value *args, size_t nargs, int mode)
 {

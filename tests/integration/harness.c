@@ -315,13 +315,20 @@ void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_
 static void busy_driver(const char *sock, int fd, int n, int64_t ms)
 {
 	struct kray_config cfg = { .address = sock };
+	kray_value arg = KRAY_V_INT(ms);
 	kray *k;
-	kray_ref r;
+	kray_ref r, actor, slow;
 
 	if (kray_init(&k, &cfg))
 		_exit(2);
+	if (ms < 0) { /* tasks that wait for a call of the actor named "slow" */
+		if (kray_get_actor(k, "slow", NULL, &actor) ||
+		    kray_actor_call(k, actor, "sleep_ms", &KRAY_V_INT(-ms), 1, NULL, &slow))
+			_exit(6);
+		arg = (kray_value)KRAY_V_REF(slow);
+	}
 	for (int i = 0; i < n; i++)
-		if (kray_call(k, "sleep_ms", &KRAY_V_INT(ms), 1, NULL, &r))
+		if (kray_call(k, ms < 0 ? "square" : "sleep_ms", &arg, 1, NULL, &r))
 			_exit(3);
 	if (kray_status(k, &(struct kray_stats){ 0 })) /* krayd has them all */
 		_exit(4);

@@ -85,9 +85,10 @@ void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_
 			  const struct kray_call_opts *opts, enum kray_errkind err,
 			  const char *needle1, const char *needle2);
 
-/* Forks a driver of its own that submits n sleep_ms(ms) tasks to the krayd at sock, and
- * returns its pid once krayd has them all; it then waits to be killed: by
- * harness_kill_child(), or by harness_cleanup() after a failed assertion. */
+/* Forks a driver of its own that submits n sleep_ms(ms) tasks to the krayd at sock (ms <
+ * 0: a call sleep_ms(-ms) of the actor named "slow", then n square() tasks that wait for
+ * its result), and returns its pid once krayd has them all; it then waits to be killed:
+ * by harness_kill_child(), or by harness_cleanup() after a failed assertion. */
 pid_t harness_busy_driver(const char *sock, int n, int64_t ms);
 /* SIGKILLs and reaps a child of harness_busy_driver(); returns its wait status. */
 int harness_kill_child(pid_t pid);

@@ -249,6 +249,39 @@ Test(cancel, a_driver_that_dies_takes_its_job_with_it, .timeout = 90)
 	harness_expect_int(k, "square", &KRAY_V_INT(9), 1, 81);
 }
 
+/* Its tasks that wait for arguments go too, at once: here for a 20 s call of another
+ * job's actor, which goes on (the actor is not the dead driver's). */
+Test(cancel, a_dead_drivers_waiting_tasks_go_too, .timeout = 60)
+{
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	struct harness h;
+	struct kray_stats st;
+	kray_ref actor;
+	pid_t pid;
+	kray *k;
+	int64_t t0;
+
+	cr_assert_eq(harness_start_krayd(&h, 2), 0, "harness_start_krayd");
+	k = harness_connect(h.sock);
+	o.name = "slow";
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &o, &actor), 0, "%s", kray_errmsg(k));
+	pid = harness_busy_driver(h.sock, 200, -20000);
+	st = harness_status(k);
+	cr_assert_eq(st.tasks_waiting, 200, "%llu tasks wait",
+		     (unsigned long long)st.tasks_waiting);
+	cr_assert_neq(harness_kill_child(pid), -1);
+	t0 = harness_now_ms();
+	do {
+		usleep(20000);
+		st = harness_status(k);
+	} while (st.tasks_waiting && harness_now_ms() - t0 < 5000);
+	cr_assert_eq(st.tasks_waiting, 0, "tasks of the dead driver still wait: %llu",
+		     (unsigned long long)st.tasks_waiting);
+	harness_expect_int(k, "square", &KRAY_V_INT(9), 1, 81);
+	kray_kill(k, actor, 1);
+	kray_release(k, &actor, 1);
+}
+
 Test(cancel, another_jobs_tasks_go_on_when_a_driver_dies, .timeout = 90)
 {
 	struct harness h;

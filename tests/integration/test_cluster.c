@@ -313,10 +313,10 @@ Test(cluster, scheduling_strategies)
 	cr_assert(count[1] == 4 && count[2] == 4 && count[3] == 4,
 		  "SPREAD: %d, %d and %d tasks on the nodes (%d elsewhere)", count[1], count[2],
 		  count[3], count[0]);
-	harness_expect_error(k, "where", NULL, 0,
-			     &(struct kray_call_opts){ .num_returns = 1,
-						       .resources = "@node=0badc0de" },
-			     KRAY_ERR_UNSCHEDULABLE, "node 0badc0de", "not in the cluster");
+	harness_expect_error(
+		k, "where", NULL, 0,
+		&(struct kray_call_opts){ .num_returns = 1, .resources = "@node=0badc0de" },
+		KRAY_ERR_UNSCHEDULABLE, "node 0badc0de", "not in the cluster");
 	cr_assert_geq(call_int(k, "where", NULL, 0, "@prefer=0badc0de"), 1);
 }
 

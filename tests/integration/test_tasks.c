@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2016,4 +2017,69 @@ Test(tasks, handed_back_tasks_unpin_arguments, .timeout = 60)
 		  (unsigned long long)st.store_bytes, (unsigned long long)st.objects_pinned);
 	free(buf);
 	harness_shutdown(k);
+}
+
+/* Waits (10 s at most) until sock's krayd has `want` workers, asking through a driver
+ * without a code path (one with a path would warm them: the thing tested). */
+static void wait_workers(const char *sock, uint64_t want)
+{
+	struct kray_config cfg = { .address = sock };
+	struct kray_stats st = { 0 };
+	kray *k = NULL;
+
+	cr_assert_eq(kray_init(&k, &cfg), 0, "kray_init(%s): %s", sock, kray_init_errmsg());
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_eq(kray_status(k, &st), 0);
+		if (st.workers >= want)
+			break;
+		usleep(10000);
+	}
+	kray_shutdown(k);
+	cr_assert_geq(st.workers, want, "%llu workers after 10 s", (unsigned long long)st.workers);
+}
+
+/* warm_age_ms() on a new driver of sock's krayd, after sleeping ms. */
+static int64_t warm_age(const char *sock, unsigned ms)
+{
+	kray *k = harness_connect(sock);
+	kray_value v = { 0 };
+	kray_ref r;
+	int rc;
+
+	usleep(ms * 1000);
+	cr_assert_eq(kray_call(k, "warm_age_ms", NULL, 0, NULL, &r), 0, "%s", kray_errmsg(k));
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert(rc == 0 && v.type == KRAY_INT64, "warm_age_ms: %d %s", rc,
+		  v.type == KRAY_ERROR ? (const char *)v.data : kray_errmsg(k));
+	harness_shutdown(k);
+	return v.i;
+}
+
+/* Job code is loaded, and its kray_warm() run (kray.h), before the job's first call: as
+ * each worker starts, with krayd's warm-code-path (what kray.init() gives the krayd it
+ * starts), and in idle workers when a driver with a code path connects.  Without either,
+ * warm_age_ms() would say about 0 (kray_warm() run just before the call). */
+Test(tasks, workers_warm_job_code_before_the_first_call, .timeout = 60)
+{
+	struct harness h1, h2;
+	char lib[PATH_MAX];
+	int64_t age;
+
+	snprintf(lib, sizeof(lib), "%s/libwarmfns.so", getenv("KRAY_TEST_CODE_PATH"));
+	const char *const warm[] = { "--warm-code-path", lib, NULL };
+
+	cr_assert_eq(harness_start_krayd_opts(&h1, 1, warm), 0);
+	wait_workers(h1.sock, 1);
+	usleep(400000);
+	age = warm_age(h1.sock, 0);
+	cr_assert_geq(age, 300, "warm-code-path: kray_warm() ran %lld ms before the first call",
+		      (long long)age);
+	harness_stop_krayd(&h1);
+
+	cr_assert_eq(harness_start_krayd(&h2, 1), 0);
+	wait_workers(h2.sock, 1);
+	age = warm_age(h2.sock, 400);
+	cr_assert_geq(age, 300, "driver connected: kray_warm() ran %lld ms before the first call",
+		      (long long)age);
+	harness_stop_krayd(&h2);
 }
