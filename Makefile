@@ -22,7 +22,7 @@ CFLAGS  ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -fno-strict-aliasing -Iinclude -MMD -MP
 # Sanitizers (make test-asan): AddressSanitizer, LeakSanitizer and UBSan in every binary.
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS_DAEMON := -luring -lnuma -lpthread -lsystemd
+LDLIBS_DAEMON := -luring -lnuma -lpthread -lsystemd -lhiredis
 LDLIBS_CLIENT := -ldl -lnuma
 OBJCOPY ?= objcopy
 

@@ -20,6 +20,10 @@
  *                          head lists it DEAD; heartbeat-ms 100, node-timeout-ms 1000
  *   detect_dead_killed_ms  a node killed (SIGKILL: the kernel resets its links) until the
  *                          head lists it DEAD
+ *   tasks_per_s_1slot      then 16 namespaces: 200 tasks of sleep_where(10 ms) on the head
+ *                          alone, with one CPU slot
+ *   tasks_per_s_16nodes    3,200 of them once 15 more nodes of one slot have joined
+ *                          (goal: >= 14x the one-slot node)
  *
  * Medians of 5 rounds (--quick: 1); every round is printed too, since both transfers
  * swing by a factor of two on a shared 2-vCPU VM.  GB is 10^9 bytes.  Needs root (network
@@ -49,18 +53,19 @@
 #define NTASKS 300
 
 static struct netns_cluster net;
-static struct bench_krayd nodes[3];
+static struct bench_krayd nodes[NETNS_MAX];
 static char token_file[sizeof(nodes[0].sock) + 8];
 
 static void cleanup(void)
 {
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < NETNS_MAX; i++)
 		bench_krayd_stop(&nodes[i]);
 	netns_cleanup_all();
 }
 
-/* Starts node i's krayd in its namespace and waits for it to serve. */
-static void start_node(int i, const char *res)
+/* Starts node i's krayd in its namespace with cpus CPU slots and a pool of pool bytes,
+ * and waits for it to serve. */
+static void start_node_with(int i, const char *res, const char *cpus, const char *pool)
 {
 	const char *krayd = getenv("KRAY_KRAYD"), *code = getenv("KRAY_TEST_CODE_PATH");
 	char listen[32], head[32], envn[8];
@@ -75,7 +80,7 @@ static void start_node(int i, const char *res)
 
 	const char *const flags[] = {
 		"--num-cpus",
-		"2",
+		cpus,
 		"--code-path",
 		code,
 		"--store-size",
@@ -84,7 +89,7 @@ static void start_node(int i, const char *res)
 		 * large objects (docs/objects.md): the object a transfer writes is fresh
 		 * memory otherwise, at page-fault speed. */
 		"--pool-size",
-		getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M",
+		pool,
 		"--node-listen",
 		listen,
 		"--resources",
@@ -106,6 +111,11 @@ static void start_node(int i, const char *res)
 	netns_leave(saved);
 	if (i == 0)
 		snprintf(token_file, sizeof(token_file), "%s.token", nodes[0].sock);
+}
+
+static void start_node(int i, const char *res)
+{
+	start_node_with(i, res, "2", getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M");
 }
 
 static int count(kray *k, const char *word)
@@ -228,23 +238,57 @@ static double transfer(kray *k, kray_ref ref, size_t size)
 	return t;
 }
 
-static double tasks_per_s(kray *k)
+/* n tasks of sleep_where(10 ms) from k, all at once; returns tasks per second. */
+static double tasks_per_s_n(kray *k, int n)
 {
-	kray_ref r[NTASKS];
-	kray_value ms = KRAY_V_INT(10), v[NTASKS];
+	kray_ref *r = calloc((size_t)n, sizeof(*r));
+	kray_value ms = KRAY_V_INT(10), *v = calloc((size_t)n, sizeof(*v));
 	double t0 = bench_now();
 
-	for (int i = 0; i < NTASKS; i++)
+	if (!r || !v)
+		bench_die("out of memory", NULL);
+	for (int i = 0; i < n; i++)
 		if (kray_call(k, "sleep_where", &ms, 1, NULL, &r[i]))
 			bench_die(kray_errmsg(k), NULL);
-	if (kray_get(k, r, NTASKS, 120000, v))
+	if (kray_get(k, r, (size_t)n, 120000, v))
 		bench_die(kray_errmsg(k), NULL);
 	double t = bench_now() - t0;
 
-	for (int i = 0; i < NTASKS; i++)
+	for (int i = 0; i < n; i++)
 		kray_value_clear(&v[i]);
-	kray_release(k, r, NTASKS);
-	return NTASKS / t;
+	kray_release(k, r, (size_t)n);
+	free(r);
+	free(v);
+	return n / t;
+}
+
+static double tasks_per_s(kray *k)
+{
+	return tasks_per_s_n(k, NTASKS);
+}
+
+/* 16 nodes of one CPU slot each (issue 19) against the head alone with one slot. */
+static void sixteen(int rounds, double *one, double *all)
+{
+	char why[128];
+	kray *k;
+
+	cleanup();
+	if (netns_cluster_up(&net, 16, why, sizeof(why)))
+		bench_die("16 network namespaces", why);
+	start_node_with(0, "", "1", "0");
+	k = connect_to(0);
+	wait_nodes(k, 1, 0);
+	tasks_per_s_n(k, 50); /* warm-up */
+	for (int r = 0; r < rounds; r++)
+		one[r] = tasks_per_s_n(k, 200);
+	for (int i = 1; i < 16; i++)
+		start_node_with(i, "", "1", "0");
+	wait_nodes(k, 16, 0);
+	tasks_per_s_n(k, 1600);
+	for (int r = 0; r < rounds; r++)
+		all[r] = tasks_per_s_n(k, 3200);
+	kray_shutdown(k);
 }
 
 int main(int argc, char **argv)
@@ -252,7 +296,7 @@ int main(int argc, char **argv)
 	const char *json_file = NULL;
 	int rounds = 5;
 	double tcp[MAX_ROUNDS], xfer[MAX_ROUNDS], one[MAX_ROUNDS], three[MAX_ROUNDS];
-	double hung[MAX_ROUNDS], killed;
+	double hung[MAX_ROUNDS], killed, one1[MAX_ROUNDS], all16[MAX_ROUNDS];
 	char why[128];
 	kray *k;
 	kray_ref big;
@@ -315,10 +359,12 @@ int main(int argc, char **argv)
 	waitpid(nodes[2].pid, NULL, 0);
 	nodes[2].pid = 0;
 	kray_shutdown(k);
+	sixteen(rounds, one1, all16);
 
 	size_t nr = (size_t)rounds;
 	double mt = bench_median(tcp, nr), mx = bench_median(xfer, nr), m1 = bench_median(one, nr);
 	double m3 = bench_median(three, nr), mh = bench_median(hung, nr);
+	double m1s = bench_median(one1, nr), m16 = bench_median(all16, nr);
 
 	printf("bench_cluster (medians of %d; 3 nodes in network namespaces on one machine)\n",
 	       rounds);
@@ -332,6 +378,9 @@ int main(int argc, char **argv)
 	       "detect_dead_hung_ms", mh);
 	printf("  %-24s %10.0f ms     (the link reset says it at once)\n", "detect_dead_killed_ms",
 	       killed);
+	printf("  %-24s %10.0f /s     (one node, one CPU slot)\n", "tasks_per_s_1slot", m1s);
+	printf("  %-24s %10.0f /s     x%.2f of one node (goal 14x)\n", "tasks_per_s_16nodes", m16,
+	       m16 / m1s);
 	FILE *f = json_file ? fopen(json_file, "w") : stdout;
 
 	if (f) {
@@ -339,8 +388,10 @@ int main(int argc, char **argv)
 			"{\"bench\":\"cluster\",\"rounds\":%d,\"tcp_stream_gbps\":%.3f,"
 			"\"transfer_gbps\":%.3f,\"transfer_vs_tcp\":%.3f,"
 			"\"tasks_per_s_1node\":%.1f,\"tasks_per_s_3nodes\":%.1f,"
-			"\"detect_dead_hung_ms\":%.1f,\"detect_dead_killed_ms\":%.1f}\n",
-			rounds, mt, mx, mx / mt, m1, m3, mh, killed);
+			"\"detect_dead_hung_ms\":%.1f,\"detect_dead_killed_ms\":%.1f,"
+			"\"tasks_per_s_1slot\":%.1f,\"tasks_per_s_16nodes\":%.1f,"
+			"\"x16_vs_1\":%.2f}\n",
+			rounds, mt, mx, mx / mt, m1, m3, mh, killed, m1s, m16, m16 / m1s);
 		if (f != stdout)
 			fclose(f);
 	}

@@ -92,10 +92,9 @@ static void send_all(int fd, const void *p, size_t len)
 
 static void send_frame(int fd, uint16_t type, const void *body, uint32_t len)
 {
-	struct kray_frame_hdr h = { .magic = KRAY_WIRE_MAGIC,
-				    .version = KRAY_WIRE_VERSION,
-				    .type = type,
-				    .len = len };
+	struct kray_frame_hdr h = {
+		.magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION, .type = type, .len = len
+	};
 	uint8_t buf[sizeof(h) + 256];
 
 	memcpy(buf, &h, sizeof(h));
@@ -205,7 +204,8 @@ static int drain(struct sim *s)
 
 					while (left) {
 						ssize_t m = recv(s->fd, skip,
-								 left < sizeof(skip) ? left : sizeof(skip),
+								 left < sizeof(skip) ? left :
+										       sizeof(skip),
 								 0);
 						if (m <= 0)
 							return -1;
@@ -268,7 +268,8 @@ static void proc_figures(pid_t pid, double *cpu_s, double *rss_kb)
 	unsigned long ut = 0, st = 0;
 
 	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		bench_die("parsing the head's /proc stat", NULL);
 	*cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -308,24 +309,15 @@ static double wait_dead(kray *k, uint32_t node)
 static void one_size(unsigned n, double window_s, struct size_result *r)
 {
 	char listen[32], hb[16];
-	const char *const flags[] = { "--head",
-				      "--node-listen",
-				      listen,
-				      "--token",
-				      TOKEN,
-				      "--heartbeat-ms",
-				      hb,
-				      "--node-timeout-ms",
-				      "30000",
-				      "--num-cpus",
-				      "1",
-				      "--prestart",
-				      "0",
-				      "--bpf",
-				      "off",
-				      "--max-unproven-links",
-				      "64",
-				      NULL };
+	const char *const flags[] = { "--head", "--node-listen",
+				      listen,	"--token",
+				      TOKEN,	"--heartbeat-ms",
+				      hb,	"--node-timeout-ms",
+				      "30000",	"--num-cpus",
+				      "1",	"--prestart",
+				      "0",	"--bpf",
+				      "off",	"--max-unproven-links",
+				      "64",	NULL };
 	struct sim *sims = calloc(n, sizeof(*sims));
 	struct kray_config cfg = { 0 };
 	double cpu0, cpu1, rss0, rss1, t0;

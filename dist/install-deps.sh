@@ -12,6 +12,8 @@ PACKAGES=(
 	libclang-rt-14-dev # libFuzzer for make fuzz: clang only recommends it
 	python3-dev python3-cloudpickle python3-numpy python3-pytest # the Python wrapper (python/)
 	python3-torch python3-sklearn python3-joblib # kray.rllib's learner (torch), kray.util.joblib and its scikit-learn test and example (issue 16)
+	libhiredis-dev # the head's GCS in Redis (gcs-storage = redis://..., daemon/cluster/gcs_redis.c)
+	redis-server # tests/integration/test_gcs_redis.c starts a real one on a loopback port
 	libssl-dev # libcrypto: HMAC-SHA256 of the cluster token (daemon/cluster/net.c)
 	clang-format # make format-check (part of make test): the C style in .clang-format
 	groff-base systemd # test_install renders the man pages and checks the unit (systemd-analyze)

@@ -59,6 +59,9 @@ static void member_link_gone(struct link *l)
 	cl->head_link = NULL;
 	if (l->d->stopping)
 		return;
+	/* Lost or never reached: the next try goes to the next head address (a standby
+	 * that took over; a standby that has not yet refuses the link at once). */
+	cl->head_cur = (cl->head_cur + 1) % (cl->nheads ? cl->nheads : 1);
 	/* Say why joining fails: the common mistakes are a wrong token and an address the
 	 * head does not listen on. */
 	if (l->up)
@@ -73,14 +76,41 @@ static void member_link_gone(struct link *l)
 				     l->d->cfg.address, l->d->cfg.heartbeat_ms);
 }
 
-/* The head's view of the cluster (members only). */
-static void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
+/* A node the head has declared dead since the last view: close our links to it, so what
+ * we sent it is retried elsewhere now rather than when TCP gives up. */
+static void view_says_dead(struct krayd *d, const struct node_entry *was, bool alive)
+{
+	if (was && was->m.alive && !alive && was->m.node != d->node) {
+		log_warn("node %08x is dead (the head says)", was->m.node);
+		net_drop_node(d, was->m.node);
+	}
+}
+
+/* A view that holds only what changed (KRAY_VIEW_DELTA): each entry replaces ours of
+ * that node, or joins the table. */
+static void view_merge(struct krayd *d, const struct node_entry *nodes, uint32_t n)
+{
+	struct cluster *cl = d->cl;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct node_entry *e = node_find(d, nodes[i].m.node);
+
+		view_says_dead(d, e, nodes[i].m.alive);
+		if (!e)
+			e = node_add(cl, nodes[i].m.node);
+		*e = nodes[i];
+	}
+}
+
+/* The head's view of the cluster (members only): whole, or what changed since the last. */
+static void node_on_view(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
 {
 	struct krayd *d = l->d;
 	struct cluster *cl = d->cl;
 	struct kray_msg_refs n;
 	struct wire_rd r;
 	struct node_entry *nodes;
+	uint32_t len = h->len;
 
 	if (!l->to_head)
 		return; /* only the head's view counts */
@@ -108,25 +138,20 @@ static void node_on_view(struct link *l, const uint8_t *body, uint32_t len)
 		free(nodes);
 		goto bad;
 	}
-	/* Nodes the head declared dead since the last view: close our links to them, so
-	 * what we sent them is retried elsewhere now rather than when TCP gives up.  A node
-	 * missing from the view is not dead: a restarted head has not heard from it yet. */
-	for (unsigned i = 0; i < cl->nnodes; i++) {
-		bool alive = true;
-
-		if (!cl->nodes[i].m.alive)
-			continue;
-		for (uint32_t j = 0; j < n.n; j++)
-			if (nodes[j].m.node == cl->nodes[i].m.node)
-				alive = nodes[j].m.alive;
-		if (!alive && cl->nodes[i].m.node != d->node) {
-			log_warn("node %08x is dead (the head says)", cl->nodes[i].m.node);
-			net_drop_node(d, cl->nodes[i].m.node);
-		}
+	if (h->flags & KRAY_VIEW_DELTA) {
+		view_merge(d, nodes, n.n);
+		free(nodes);
+		cl->view_from_head = true;
+		return;
 	}
+	/* A whole view replaces ours.  A node missing from it is not dead: a restarted head
+	 * has not heard from it yet. */
+	for (uint32_t j = 0; j < n.n; j++)
+		view_says_dead(d, node_find(d, nodes[j].m.node), nodes[j].m.alive);
 	free(cl->nodes);
 	cl->nodes = nodes;
 	cl->nnodes = cl->cap = n.n;
+	node_index_rebuild(cl);
 	cl->view_from_head = true;
 	return;
 bad:
@@ -146,7 +171,7 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		gcs_on_report(l, h, body);
 		return 0;
 	case KRAY_MSG_NODE_VIEW:
-		node_on_view(l, body, h->len);
+		node_on_view(l, h, body);
 		return 0;
 	case KRAY_MSG_FWD_TASK:
 		return remote_on_task(l, body, h->len);
@@ -279,7 +304,7 @@ void cluster_tick(struct krayd *d, int64_t now)
 	}
 	if (!cl->head_link && now >= cl->next_connect) {
 		cl->next_connect = now + hb;
-		cl->head_link = net_connect(d, &cl->head_sa);
+		cl->head_link = net_connect(d, &cl->head_sa[cl->head_cur]);
 		if (cl->head_link)
 			cl->head_link->to_head = true;
 	}
@@ -468,6 +493,22 @@ static void on_link_spliced(struct link *l, int res)
 	xfer_spliced(l->c, res);
 }
 
+/* address: one head address, or several (the head and its standbys), comma-separated. */
+static int parse_heads(struct cluster *cl, const char *list)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *a = strtok_r(buf, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		while (*a == ' ')
+			a++;
+		if (cl->nheads == 4 || net_parse_addr(a, &cl->head_sa[cl->nheads]))
+			return -EINVAL;
+		cl->nheads++;
+	}
+	return cl->nheads ? 0 : -EINVAL;
+}
+
 int cluster_init(struct krayd *d)
 {
 	struct cluster *cl;
@@ -490,23 +531,26 @@ int cluster_init(struct krayd *d)
 					.sent = on_link_sent,
 					.spliced = on_link_spliced };
 	d->cl = cl;
-	if (d->cfg.address[0] && net_parse_addr(d->cfg.address, &cl->head_sa)) {
-		log_err("address: not IPV4:PORT: '%s'", d->cfg.address);
+	if (d->cfg.address[0] && parse_heads(cl, d->cfg.address)) {
+		log_err("address: not IPV4:PORT[,IPV4:PORT...] (4 at most): '%s'", d->cfg.address);
 		return -EINVAL;
 	}
+	/* The GCS before the node listener: a standby head waits in gcs_open() for the
+	 * active head's lease, and nodes that try it meanwhile are refused at once. */
 	r = load_token(d);
+	if (!r && d->cfg.head)
+		r = gcs_open(d);
 	if (!r)
 		r = net_init(d);
 	if (r)
 		return r;
-	if (d->cfg.head && (r = gcs_open(d)))
-		return r;
 	if (d->cfg.head) {
-		cl->nnodes = cl->cap = 1;
-		cl->nodes = calloc(1, sizeof(*cl->nodes));
-		if (!cl->nodes)
-			abort();
-		node_self(d, &cl->nodes[0]);
+		struct node_entry *self = node_add(cl, d->node);
+
+		node_self(d, self);
+		gcs_entry_changed(d, self);
+		if (cl->store->node_changed)
+			cl->store->node_changed(d, self);
 		log_info("head: GCS serving node links on %s:%u", inet_ntoa(cl->self.sin_addr),
 			 ntohs(cl->self.sin_port));
 	} else {
@@ -515,7 +559,7 @@ int cluster_init(struct krayd *d)
 	}
 	/* Other nodes connect to the address this one listens on. */
 	if ((ntohl(cl->self.sin_addr.s_addr) >> 24) == 127 &&
-	    (ntohl(cl->head_sa.sin_addr.s_addr) >> 24) != 127 && !d->cfg.head)
+	    (ntohl(cl->head_sa[0].sin_addr.s_addr) >> 24) != 127 && !d->cfg.head)
 		log_warn("node-listen is a loopback address, but the head is not on this "
 			 "machine: other nodes cannot reach this one (set node-listen)");
 	cl->next_tick = now_ns();
@@ -536,6 +580,7 @@ void cluster_fini(struct krayd *d)
 	gcs_fini(d);
 	net_fini(d);
 	free(cl->nodes);
+	oidmap_free(&cl->node_index);
 	oidmap_free(&cl->jobs);
 	free(cl);
 	d->cl = NULL;

@@ -8,7 +8,8 @@
  *  - remote.c  tasks run on another node: forwarding, results, retries on node death
  *  - ractor.c  actors living on another node: placement, calls, restarts
  *  - lineage.c large returns kept where they were made: pulls, lineage reconstruction
- *  - gcs_log.c the head's log; lookup.c requests the head or another node answers
+ *  - gcs_log.c the head's log (the default GCS store); gcs_redis.c the same in Redis
+ *  - lookup.c  requests the head or another node answers
  *  - xfer.c    objects sent between nodes: values inline, large objects in chunks
  *  - query.c   other nodes' summaries and timelines for a dashboard (NODE_QUERY)
  *
@@ -61,6 +62,29 @@ struct net_hooks {
 typedef int (*gcs_apply_fn)(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
 			    bool log);
 typedef uint64_t (*gcs_snapshot_fn)(struct krayd *d, struct kbuf *b);
+/* The store has every write up to seq (UINT64_MAX: answer every held reply now). */
+typedef void (*gcs_durable_fn)(struct krayd *d, uint64_t seq);
+
+struct node_entry;
+/* Where the head keeps its tables beyond memory (gcs-storage): the log file (gcs_log.c) or
+ * Redis (gcs_redis.c).  gcs.c applies every change to memory first, then hands the same
+ * record to the store; open() replays what the store holds through apply (log false). */
+struct gcs_store {
+	int (*open)(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot,
+		    gcs_durable_fn durable);
+	/* A GCS_ACTOR, KV or GCS_JOB record that was applied. */
+	void (*append)(struct krayd *d, uint16_t type, const void *body, size_t len);
+	/* A node joined (alive) or died; NULL: the store keeps no node table. */
+	void (*node_changed)(struct krayd *d, const struct node_entry *e);
+	void (*tick)(struct krayd *d, int64_t now); /* NULL: none */
+	void (*describe)(struct krayd *d, struct kbuf *b); /* a line for LIST_NODES */
+	/* The sequence number of the last write handed over, while the store may not have
+	 * it yet: a KV reply waits for durable(that number).  NULL or 0: it has it. */
+	uint64_t (*pending)(struct krayd *d);
+	void (*close)(struct krayd *d);
+};
+extern const struct gcs_store gcs_log_store, gcs_redis_store;
+struct gcs_redis;
 
 struct link {
 	struct krayd *d;
@@ -71,6 +95,7 @@ struct link {
 	bool up; /* proven both ways */
 	bool to_head; /* our link to the head (member side) */
 	bool proved; /* outbound: we sent our proof (so a close now means a refusal) */
+	uint64_t view_sent; /* head: the view version last sent over it (0: none yet) */
 	uint8_t nonce[KRAY_NONCE_LEN]; /* ours */
 	uint8_t peer_nonce[KRAY_NONCE_LEN];
 	struct sockaddr_in sa; /* outbound: where it connects (kept for the connect) */
@@ -98,6 +123,7 @@ struct node_entry {
 	char res_text[256];
 	int64_t last_seen; /* head: last register or heartbeat */
 	struct link *link; /* head: the link the node reports over */
+	uint64_t ver; /* head: the view version of its last change (gcs.c) */
 };
 
 /* The head's tables besides nodes: named actors and the key-value store (gcs.c), kept in
@@ -114,6 +140,14 @@ struct gjob {
 	struct kray_msg_gcs_job m;
 	char *path;
 	struct gjob *next;
+};
+
+/* A KV reply held until the store has the write it answers (gcs.c). */
+struct gheld {
+	uint64_t seq;
+	uint32_t conn_id, link_id; /* a local client's connection, or a node link */
+	struct kbuf frame;
+	struct gheld *next;
 };
 
 struct gkv {
@@ -166,11 +200,14 @@ struct cluster {
 	struct link *links;
 	/* member side */
 	struct link *head_link;
-	struct sockaddr_in head_sa;
+	struct sockaddr_in head_sa[4]; /* address: the head, then its standbys */
+	unsigned nheads, head_cur; /* head_cur: the one tried next */
 	int64_t next_heartbeat, next_connect;
 	/* every node known: the head's table on the head, the last view elsewhere */
 	struct node_entry *nodes;
 	unsigned nnodes, cap;
+	struct oidmap node_index; /* {node} -> its index in nodes + 1 (node_find()) */
+	uint64_t view_ver; /* head: the version of the latest change to the view */
 	struct task *fwd; /* tasks this node forwarded and still waits for */
 	struct oidmap fwd_index; /* their ids -> struct task * */
 	struct oidmap jobs; /* {owner node, owner job} -> job id here (forwarded tasks) */
@@ -191,6 +228,9 @@ struct cluster {
 	struct gname *names;
 	struct gkv *kv;
 	struct gjob *jobs_table;
+	const struct gcs_store *store; /* gcs_open() picks it from gcs-storage */
+	struct gcs_redis *redis; /* gcs_redis.c's state */
+	struct gheld *held, **held_tail; /* KV replies waiting for the store (gcs.c) */
 	int log_fd;
 	gcs_apply_fn log_apply; /* replay and compaction call back into gcs.c */
 	gcs_snapshot_fn log_snapshot;
@@ -229,9 +269,11 @@ int net_parse_addr(const char *s, struct sockaddr_in *ret);
 /* gcs.c (the head) */
 void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 void gcs_tick(struct krayd *d, int64_t now);
+/* Entry e of the head's view changed: the next view on each link carries it. */
+void gcs_entry_changed(struct krayd *d, struct node_entry *e);
 void gcs_link_gone(struct link *l);
-/* Applies a GCS_ACTOR or KV (put/delete) record, from a node or from the log replay;
- * log: append it to the log.  Returns 0 or -EBADMSG. */
+/* Applies a GCS_ACTOR or KV (put/delete) record, from a node or from the store's replay;
+ * log: hand it to the store.  Returns 0 or -EBADMSG. */
 int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len, bool log);
 struct gname *gcs_find_name(struct krayd *d, const char *name, size_t len, const char *ns,
 			    size_t ns_len);
@@ -239,17 +281,14 @@ struct gkv *gcs_kv_find(struct krayd *d, const char *key, size_t len);
 int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len);
 int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len);
 void gcs_fini(struct krayd *d);
-/* Opens the head's log and replays it into the tables (gcs_log.c). */
+/* Opens the head's store (gcs-storage) and replays it into the tables. */
 int gcs_open(struct krayd *d);
 /* The job table as text (head only), after the nodes in LIST_NODES. */
 void gcs_describe_jobs(struct krayd *d, struct kbuf *b);
 /* Sends this node's live named actors to the head (after joining it again). */
 void gcs_reregister(struct krayd *d, struct link *head);
 
-/* gcs_log.c: the head's append-only log of GCS_ACTOR and KV records */
-int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot);
-void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len);
-void gcs_log_close(struct krayd *d);
+/* The tables as records (GCS_ACTOR, KV puts, GCS_JOB) for a store to rewrite itself. */
 uint64_t gcs_snapshot(struct krayd *d, struct kbuf *b);
 
 /* pend.c: requests passed on for local clients */
@@ -322,6 +361,10 @@ void cluster_fini(struct krayd *d);
 /* node.c */
 void node_self(struct krayd *d, struct node_entry *ret);
 struct node_entry *node_find(struct krayd *d, uint32_t node);
+/* Appends a zeroed entry for node (indexed); may move the others. */
+struct node_entry *node_add(struct cluster *cl, uint32_t node);
+/* Indexes nodes[] again after it was replaced. */
+void node_index_rebuild(struct cluster *cl);
 /* Writes one kray_msg_node (+ resources) for e to b. */
 void node_put_entry(struct kbuf *b, const struct node_entry *e);
 /* Whether this node's totals cover need. */

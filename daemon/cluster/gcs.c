@@ -22,30 +22,45 @@
 #include "core/actor.h"
 #include "core/sched.h"
 
-static void view_frame(struct krayd *d, struct kbuf *b)
+/*
+ * The view for link l: the entries that changed since the last view sent on it (all of
+ * them on its first), so what the head sends per report grows with what changes, not with
+ * the cluster's size.  An entry changes when its node's membership, address, capacity,
+ * resources or load (workers busy, tasks queued) does; counters alone (tasks finished,
+ * store bytes) go out with its next change.
+ */
+static void view_frame(struct krayd *d, struct link *l)
 {
-	struct kray_msg_refs n = { .n = d->cl->nnodes };
-	size_t off = WIRE_FRAME_OPEN(b, KRAY_MSG_NODE_VIEW, 0, WIRE_FIXED(n));
+	struct cluster *cl = d->cl;
+	struct kray_msg_refs n = { 0 };
+	struct kbuf *b = net_out(l);
+	size_t off;
+	uint32_t flags = l->view_sent ? KRAY_VIEW_DELTA : 0;
 
-	for (unsigned i = 0; i < d->cl->nnodes; i++)
-		node_put_entry(b, &d->cl->nodes[i]);
+	for (unsigned i = 0; i < cl->nnodes; i++)
+		n.n += cl->nodes[i].ver > l->view_sent;
+	off = WIRE_FRAME_OPEN(b, KRAY_MSG_NODE_VIEW, 0, WIRE_FIXED(n));
+	memcpy(b->data + off + offsetof(struct kray_frame_hdr, flags), &flags, sizeof(flags));
+	for (unsigned i = 0; i < cl->nnodes; i++)
+		if (cl->nodes[i].ver > l->view_sent)
+			node_put_entry(b, &cl->nodes[i]);
 	wire_end(b, off);
+	l->view_sent = cl->view_ver;
 }
 
-static struct node_entry *add_entry(struct cluster *cl, uint32_t node)
+/* Whether a view must say again what old said of a node (see view_frame()). */
+static bool entry_changed(const struct node_entry *e, const struct kray_msg_node *old,
+			  const char *old_res)
 {
-	if (cl->nnodes == cl->cap) {
-		unsigned cap = cl->cap ? cl->cap * 2 : 8;
-		struct node_entry *n = realloc(cl->nodes, cap * sizeof(*n));
+	return e->m.alive != old->alive || e->m.addr != old->addr || e->m.port != old->port ||
+	       e->m.num_cpus != old->num_cpus || e->m.workers != old->workers ||
+	       e->m.workers_busy != old->workers_busy || e->m.tasks_queued != old->tasks_queued ||
+	       strcmp(e->res_text, old_res);
+}
 
-		if (!n)
-			abort();
-		cl->nodes = n;
-		cl->cap = cap;
-	}
-	memset(&cl->nodes[cl->nnodes], 0, sizeof(cl->nodes[0]));
-	cl->nodes[cl->nnodes].m.node = node;
-	return &cl->nodes[cl->nnodes++];
+void gcs_entry_changed(struct krayd *d, struct node_entry *e)
+{
+	e->ver = ++d->cl->view_ver;
 }
 
 void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
@@ -56,6 +71,8 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 	const void *res = NULL;
 	struct node_entry *e;
 	struct wire_resource parsed[KRAY_RESOURCES_MAX];
+	struct kray_msg_node old;
+	char old_res[sizeof(e->res_text)];
 	int nres;
 	bool was_alive;
 
@@ -68,8 +85,10 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 	}
 	e = node_find(d, m.node);
 	if (!e)
-		e = add_entry(d->cl, m.node);
+		e = node_add(d->cl, m.node);
 	was_alive = e->m.alive;
+	old = e->m;
+	memcpy(old_res, e->res_text, sizeof(old_res));
 	if (!m.addr) {
 		/* It listens on every address: reach it where its link comes from. */
 		struct sockaddr_in sa;
@@ -87,14 +106,18 @@ void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t
 	e->res_text[m.res_len] = 0;
 	e->last_seen = now_ns();
 	e->link = l;
+	if (!was_alive || entry_changed(e, &old, old_res))
+		gcs_entry_changed(d, e);
 	if (!was_alive) {
 		char addr[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &m.addr, addr, sizeof(addr));
 		log_info("node %08x joined from %s:%u (%u CPUs, resources '%s')", m.node, addr,
 			 m.port, m.num_cpus, e->res_text);
+		if (d->cl->store->node_changed)
+			d->cl->store->node_changed(d, e);
 	}
-	view_frame(d, net_out(l));
+	view_frame(d, l);
 	net_flush(l);
 }
 
@@ -104,7 +127,10 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 		return;
 	e->m.alive = 0;
 	e->link = NULL;
+	gcs_entry_changed(d, e);
 	log_warn("node %08x is dead: %s", e->m.node, why);
+	if (d->cl->store->node_changed)
+		d->cl->store->node_changed(d, e);
 	net_drop_node(d, e->m.node);
 }
 
@@ -116,11 +142,19 @@ void gcs_tick(struct krayd *d, int64_t now)
 	for (unsigned i = 0; i < cl->nnodes; i++) {
 		struct node_entry *e = &cl->nodes[i];
 
-		if (e->m.node == d->node)
+		if (e->m.node == d->node) {
+			struct kray_msg_node old = e->m;
+			char old_res[sizeof(e->res_text)];
+
+			memcpy(old_res, e->res_text, sizeof(old_res));
 			node_self(d, e); /* the head's own entry is always current */
-		else if (e->m.alive && now - e->last_seen > timeout)
+			if (entry_changed(e, &old, old_res))
+				gcs_entry_changed(d, e);
+		} else if (e->m.alive && now - e->last_seen > timeout)
 			declare_dead(d, e, "no heartbeat within node-timeout-ms");
 	}
+	if (cl->store->tick)
+		cl->store->tick(d, now);
 }
 
 void gcs_link_gone(struct link *l)
@@ -305,13 +339,45 @@ int gcs_apply(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
 					     -EBADMSG;
 
 	if (!r && log)
-		gcs_log_append(d, type, body, len);
+		d->cl->store->append(d, type, body, len);
 	return r;
+}
+
+/* Answers the KV replies held for writes up to seq (core connections and node links
+ * found again by id: either may have gone meanwhile). */
+static void gcs_durable(struct krayd *d, uint64_t seq)
+{
+	struct cluster *cl = d->cl;
+
+	while (cl->held && cl->held->seq <= seq) {
+		struct gheld *h = cl->held;
+		struct link *l = h->link_id ? net_link_by_id(d, h->link_id) : NULL;
+
+		cl->held = h->next;
+		if (!cl->held)
+			cl->held_tail = &cl->held;
+		if (l && l->c) {
+			kbuf_put(net_out(l), h->frame.data, h->frame.len);
+			net_flush(l);
+		} else if (!h->link_id) {
+			for (struct conn *c = d->conns; c; c = c->next)
+				if (c->id == h->conn_id && !c->closed) {
+					kbuf_put(&c->out, h->frame.data, h->frame.len);
+					conn_flush_later(c);
+					break;
+				}
+		}
+		kbuf_free(&h->frame);
+		free(h);
+	}
 }
 
 int gcs_open(struct krayd *d)
 {
-	return gcs_log_open(d, gcs_apply, gcs_snapshot);
+	d->cl->held_tail = &d->cl->held;
+	d->cl->store =
+		strncmp(d->cfg.gcs_storage, "redis://", 8) ? &gcs_log_store : &gcs_redis_store;
+	return d->cl->store->open(d, gcs_apply, gcs_snapshot, gcs_durable);
 }
 
 int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
@@ -349,9 +415,13 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 }
 
 /* Runs a KV request on the head; the reply (status and, for a get, the value) goes to b
- * as a KV_REPLY with request id req. */
-static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kbuf *b, uint64_t req)
+ * as a KV_REPLY with request id req, or, for a write the store does not have yet, waits
+ * for it (gcs_durable()) to go to the client conn_id or the link link_id then. */
+static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kbuf *b, uint64_t req,
+		   uint32_t conn_id, uint32_t link_id)
 {
+	struct cluster *cl = d->cl;
+	uint64_t seq = 0;
 	struct kray_msg_kv m, rep = { 0 };
 	struct wire_rd r;
 	const void *key;
@@ -369,7 +439,19 @@ static void kv_run(struct krayd *d, const uint8_t *body, uint32_t len, struct kb
 			rep.value_len = e ? e->len : 0;
 		} else {
 			rep.status = gcs_apply(d, KRAY_MSG_KV, body, len, true) ? -EINVAL : 0;
+			if (!rep.status && cl->store->pending)
+				seq = cl->store->pending(d);
 		}
+	}
+	if (seq) {
+		struct gheld *h = calloc(1, sizeof(*h));
+
+		if (!h)
+			abort();
+		*h = (struct gheld){ .seq = seq, .conn_id = conn_id, .link_id = link_id };
+		b = &h->frame;
+		*cl->held_tail = h;
+		cl->held_tail = &h->next;
 	}
 	WIRE_FRAME(b, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(rep),
 		   WIRE_PADDED(e ? e->val : NULL, e ? e->len : 0));
@@ -379,7 +461,7 @@ int gcs_on_kv(struct link *l, const uint8_t *body, uint32_t len)
 {
 	if (!l->d->cfg.head)
 		return conn_fail(l->c, "this node is not the head", -EPROTO);
-	kv_run(l->d, body, len, net_out(l), 0);
+	kv_run(l->d, body, len, net_out(l), 0, 0, l->id);
 	net_flush(l);
 	return 0;
 }
@@ -397,7 +479,7 @@ int kv_from_client(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 		struct kray_msg_kv rep = { .status = -ENOTCONN };
 
 		if (d->cl) {
-			kv_run(d, body, len, &c->out, req);
+			kv_run(d, body, len, &c->out, req, c->id, 0);
 		} else {
 			/* One node: no head to keep the table. */
 			WIRE_FRAME(&c->out, KRAY_MSG_KV_REPLY, req, WIRE_FIXED(rep));
@@ -546,6 +628,9 @@ void gcs_describe_jobs(struct krayd *d, struct kbuf *b)
 	char line[KRAY_PATH_MAX + 160];
 	bool first = true;
 
+	if (d->cl->store->describe)
+		d->cl->store->describe(d, b);
+
 	for (struct gjob *j = d->cl->jobs_table; j; j = j->next) {
 		struct node_entry *e = node_find(d, j->m.node);
 		const char *state = j->m.end_ms	    ? "FINISHED" :
@@ -566,6 +651,17 @@ void gcs_describe_jobs(struct krayd *d, struct kbuf *b)
 
 void gcs_fini(struct krayd *d)
 {
+	/* The store first: it may still write the tables (gcs_redis.c, at stop). */
+	if (d->cl->store)
+		d->cl->store->close(d);
+	d->cl->store = NULL;
+	while (d->cl->held) {
+		struct gheld *h = d->cl->held;
+
+		d->cl->held = h->next;
+		kbuf_free(&h->frame);
+		free(h);
+	}
 	while (d->cl->jobs_table) {
 		struct gjob *j = d->cl->jobs_table;
 
@@ -586,7 +682,6 @@ void gcs_fini(struct krayd *d)
 		free(e->val);
 		free(e);
 	}
-	gcs_log_close(d);
 }
 
 /* The tables as the frames that would make them (GCS_ACTOR, KV puts, GCS_JOB), for the

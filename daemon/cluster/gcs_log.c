@@ -28,7 +28,8 @@
 
 #define COMPACT_MIN 1024
 
-int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot)
+static int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot,
+			gcs_durable_fn durable)
 {
 	struct cluster *cl = d->cl;
 	struct stat st;
@@ -36,6 +37,7 @@ int gcs_log_open(struct krayd *d, gcs_apply_fn apply, gcs_snapshot_fn snapshot)
 	size_t off = 0, good = 0;
 	int fd = open(d->cfg.gcs_log, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
+	(void)durable; /* every record is fdatasync()ed before its change is answered */
 	d->cl->log_apply = apply;
 	d->cl->log_snapshot = snapshot;
 	cl->log_fd = -1;
@@ -130,7 +132,7 @@ static void compact(struct krayd *d)
 	kbuf_free(&b);
 }
 
-void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len)
+static void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len)
 {
 	struct cluster *cl = d->cl;
 	struct kbuf b = { 0 };
@@ -149,9 +151,13 @@ void gcs_log_append(struct krayd *d, uint16_t type, const void *body, size_t len
 		compact(d);
 }
 
-void gcs_log_close(struct krayd *d)
+static void gcs_log_close(struct krayd *d)
 {
 	if (d->cl->log_fd >= 0)
 		close(d->cl->log_fd);
 	d->cl->log_fd = -1;
 }
+
+const struct gcs_store gcs_log_store = { .open = gcs_log_open,
+					 .append = gcs_log_append,
+					 .close = gcs_log_close };

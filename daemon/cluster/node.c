@@ -21,10 +21,41 @@
 
 struct node_entry *node_find(struct krayd *d, uint32_t node)
 {
-	for (unsigned i = 0; i < d->cl->nnodes; i++)
-		if (d->cl->nodes[i].m.node == node)
-			return &d->cl->nodes[i];
-	return NULL;
+	struct kray_oid key = { .node = node };
+	uint64_t *v = oidmap_get(&d->cl->node_index, &key);
+
+	return v ? &d->cl->nodes[*v - 1] : NULL;
+}
+
+struct node_entry *node_add(struct cluster *cl, uint32_t node)
+{
+	struct kray_oid key = { .node = node };
+	bool fresh;
+
+	if (cl->nnodes == cl->cap) {
+		unsigned cap = cl->cap ? cl->cap * 2 : 8;
+		struct node_entry *n = realloc(cl->nodes, cap * sizeof(*n));
+
+		if (!n)
+			abort();
+		cl->nodes = n;
+		cl->cap = cap;
+	}
+	memset(&cl->nodes[cl->nnodes], 0, sizeof(cl->nodes[0]));
+	cl->nodes[cl->nnodes].m.node = node;
+	*oidmap_upsert(&cl->node_index, &key, &fresh) = cl->nnodes + 1;
+	return &cl->nodes[cl->nnodes++];
+}
+
+void node_index_rebuild(struct cluster *cl)
+{
+	oidmap_free(&cl->node_index);
+	for (unsigned i = 0; i < cl->nnodes; i++) {
+		struct kray_oid key = { .node = cl->nodes[i].m.node };
+		bool fresh;
+
+		*oidmap_upsert(&cl->node_index, &key, &fresh) = i + 1;
+	}
 }
 
 void node_self(struct krayd *d, struct node_entry *e)

@@ -88,9 +88,10 @@ static const struct key keys[] = {
 	  "env KRAY_FASTPATH)" },
 	/* The cluster (docs/cluster.md). */
 	{ "head", K_BOOL, offsetof(struct config, head), sizeof(bool), 0, 1,
-	  "run the cluster's GCS here (--head, or head = 1)" },
+	  "run the cluster's GCS here (--head, or head = 1); standby: take over from the "
+	  "active head when it dies (needs gcs-storage = redis://...)" },
 	{ "address", K_STR, offsetof(struct config, address), 256, 0, 0,
-	  "HOST:PORT of the head to join" },
+	  "HOST:PORT of the head to join (with standby heads: HOST:PORT,HOST:PORT,...)" },
 	{ "node-listen", K_STR, offsetof(struct config, node_listen), 256, 0, 0,
 	  "HOST:PORT for links from other nodes (default 127.0.0.1:6380 on the head, "
 	  "127.0.0.1:0 elsewhere)" },
@@ -100,6 +101,13 @@ static const struct key keys[] = {
 	  "the cluster token itself (instead of token-file)" },
 	{ "gcs-log", K_STR, offsetof(struct config, gcs_log), PATH_MAX, 0, 0,
 	  "the head's GCS log (named actors, KV); default <socket>.gcs" },
+	{ "gcs-storage", K_STR, offsetof(struct config, gcs_storage), 256, 0, 0,
+	  "where the head keeps the GCS: log (the gcs-log file, default) or "
+	  "redis://HOST:PORT[/DB]" },
+	{ "gcs-redis-password-file", K_STR, offsetof(struct config, gcs_redis_password_file),
+	  PATH_MAX, 0, 0, "file holding the password (AUTH) of gcs-storage's Redis" },
+	{ "gcs-redis-namespace", K_STR, offsetof(struct config, gcs_redis_namespace), 64, 0, 0,
+	  "prefix of the Redis keys of this cluster's GCS (default kray)" },
 	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
 	INT("node-timeout-ms", node_timeout_ms, 20, 3600000, "a node silent this long is dead"),
 	/* Limits on clients (docs/limits.md, "Connections and memory"). */
@@ -207,6 +215,13 @@ static int set_key(struct config *cfg, const struct key *k, const char *val, con
 			*(uint64_t *)dst = sz;
 		return 0;
 	case K_BOOL:
+		/* head = standby: a head that waits for the active one's lease. */
+		if (k->off == offsetof(struct config, head))
+			cfg->head_standby = !strcmp(val, "standby");
+		if (cfg->head_standby && k->off == offsetof(struct config, head)) {
+			cfg->head = true;
+			return 0;
+		}
 		if (!strcmp(val, "on") || !strcmp(val, "1") || !strcmp(val, "true") ||
 		    !strcmp(val, "yes")) {
 			*(bool *)dst = true;
@@ -343,6 +358,8 @@ static void set_defaults(struct config *cfg)
 	cfg->dead_actors_kept = 1000;
 	cfg->kmod = 1;
 	cfg->thp = 1;
+	snprintf(cfg->gcs_storage, sizeof(cfg->gcs_storage), "log");
+	snprintf(cfg->gcs_redis_namespace, sizeof(cfg->gcs_redis_namespace), "kray");
 }
 
 int config_reload(struct config *cfg)
@@ -432,6 +449,20 @@ int config_load(struct config *cfg, int argc, char **argv)
 			 cfg->head ? "127.0.0.1:6380" : "127.0.0.1:0");
 	if (!cfg->gcs_log[0])
 		snprintf(cfg->gcs_log, sizeof(cfg->gcs_log), "%s.gcs", cfg->socket);
+	if (strcmp(cfg->gcs_storage, "log") && strncmp(cfg->gcs_storage, "redis://", 8)) {
+		fprintf(stderr, "krayd: gcs-storage: not log or redis://HOST:PORT[/DB]: '%s'\n",
+			cfg->gcs_storage);
+		return -EINVAL;
+	}
+	if (cfg->head_standby && strncmp(cfg->gcs_storage, "redis://", 8)) {
+		fprintf(stderr, "krayd: head = standby needs gcs-storage = redis://...: the "
+				"standby reads the active head's lease and tables there\n");
+		return -EINVAL;
+	}
+	if (!cfg->gcs_redis_namespace[0] || strpbrk(cfg->gcs_redis_namespace, " \t\r\n")) {
+		fprintf(stderr, "krayd: gcs-redis-namespace: empty or with blanks\n");
+		return -EINVAL;
+	}
 	if (!cfg->token_file[0])
 		snprintf(cfg->token_file, sizeof(cfg->token_file), "%s.token", cfg->socket);
 	if (cfg->node_timeout_ms <= cfg->heartbeat_ms) {

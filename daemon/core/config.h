@@ -48,12 +48,16 @@ struct config {
 	bool fastpath; /* the BPF fast path for synchronous calls; default on, KRAY_FASTPATH */
 	/* The cluster */
 	bool head; /* run the GCS */
+	bool head_standby; /* head = standby: wait for the active head's lease (gcs_redis.c) */
 	char address[256]; /* HOST:PORT of the head to join; empty: none */
 	char node_listen[256]; /* HOST:PORT for node links; empty: single node */
 	char token_file[PATH_MAX];
 	char token[256];
 	int heartbeat_ms, node_timeout_ms;
 	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
+	char gcs_storage[256]; /* "", "log" or redis://HOST:PORT[/DB] (cluster/gcs_redis.c) */
+	char gcs_redis_password_file[PATH_MAX];
+	char gcs_redis_namespace[64]; /* key prefix; default "kray" */
 	/* Limits on clients (docs/limits.md) */
 	int max_clients; /* connections at once; 0: derived from RLIMIT_NOFILE */
 	int hello_timeout_ms, frame_timeout_ms;

@@ -132,6 +132,14 @@ int loop_listen(struct krayd *d, int fd, void (*accepted)(struct krayd *d, int f
  * (may be NULL).  Returns 0 or -ENOSPC past LOOP_TIMERS. */
 int loop_timer(struct krayd *d, int64_t (*next)(struct krayd *d),
 	       void (*run)(struct krayd *d, int64_t now));
+/* Polls fd (not the loop's: a library's socket) for whoever reads and writes it:
+ * ready(arg, events) with the POLLIN/POLLOUT (and POLLERR/POLLHUP) that came, of those
+ * asked for with loop_watch_set() (0: none for now).  loop_watch_free() may be called from
+ * ready(); it does not close fd.  NULL: out of memory. */
+struct loop_watch *loop_watch_new(struct krayd *d, int fd, void (*ready)(void *arg, unsigned ev),
+				  void *arg);
+void loop_watch_set(struct loop_watch *w, unsigned events);
+void loop_watch_free(struct loop_watch *w);
 /* turn runs after each batch of completions (the scheduler); child on SIGCHLD. */
 static inline void loop_on_turn(struct krayd *d, void (*turn)(struct krayd *d))
 {

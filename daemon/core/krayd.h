@@ -37,6 +37,7 @@ struct obj;
 struct pool;
 struct getreq;
 struct listener;
+struct loop_watch;
 struct kbpf;
 struct kfast;
 struct cluster;
@@ -110,6 +111,7 @@ struct krayd {
 	/* What registered with the loop (loop_listen(), loop_timer(), ...). */
 	struct {
 		struct listener *listeners;
+		struct loop_watch *dead_watches; /* freed, their poll's completion awaited */
 		struct {
 			int64_t (*next)(struct krayd *d);
 			void (*run)(struct krayd *d, int64_t now);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -38,7 +39,15 @@
 /* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SPLICE (objects streamed from a
  * memfd, xfer.c); user_data 0 is a linked timeout whose completion needs nothing.
  * Connections and listeners come from calloc(), 16-byte aligned: four low bits are free. */
-enum op { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3, OP_SIGNAL = 4, OP_CONNECT = 7, OP_SPLICE = 8 };
+enum op {
+	OP_ACCEPT = 1,
+	OP_RECV = 2,
+	OP_SEND = 3,
+	OP_SIGNAL = 4,
+	OP_POLL = 5, /* a loop_watch's poll */
+	OP_CONNECT = 7,
+	OP_SPLICE = 8
+};
 
 struct listener {
 	struct krayd *d;
@@ -47,6 +56,21 @@ struct listener {
 	void (*accepted)(struct krayd *d, int fd);
 	const char *what;
 	struct listener *next;
+};
+
+/* An fd someone else reads and writes (a library's socket: the GCS's Redis client) that
+ * the loop polls for them: at most one poll in flight, re-armed after each completion with
+ * what is wanted then.  A poll that lacks a newly wanted event is cancelled and re-armed.
+ * A watch freed with its poll in flight waits on the dead list for the completion (or
+ * loop_fini()). */
+struct loop_watch {
+	struct krayd *d;
+	int fd;
+	unsigned want, armed;
+	bool inflight, cancelling, busy, dead;
+	void (*ready)(void *arg, unsigned events);
+	void *arg;
+	struct loop_watch *next_dead;
 };
 #define OP_MASK 15ull
 #define RECV_CHUNK (256u << 10)
@@ -115,6 +139,108 @@ int loop_timer(struct krayd *d, int64_t (*next)(struct krayd *d),
 	d->loop.timers[d->loop.ntimers].next = next;
 	d->loop.timers[d->loop.ntimers++].run = run;
 	return 0;
+}
+
+static void watch_arm(struct loop_watch *w)
+{
+	struct io_uring_sqe *sqe;
+
+	if (w->inflight || w->dead || !w->want)
+		return;
+	sqe = get_sqe(w->d);
+	io_uring_prep_poll_add(sqe, w->fd, w->want);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)w | OP_POLL);
+	w->inflight = true;
+	w->armed = w->want;
+}
+
+static void watch_cancel(struct loop_watch *w)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!w->inflight || w->cancelling)
+		return;
+	sqe = get_sqe(w->d);
+	io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)w | OP_POLL);
+	io_uring_sqe_set_data64(sqe, 0);
+	w->cancelling = true;
+}
+
+struct loop_watch *loop_watch_new(struct krayd *d, int fd, void (*ready)(void *arg, unsigned ev),
+				  void *arg)
+{
+	struct loop_watch *w = calloc(1, sizeof(*w));
+
+	if (w)
+		*w = (struct loop_watch){ .d = d, .fd = fd, .ready = ready, .arg = arg };
+	return w;
+}
+
+void loop_watch_set(struct loop_watch *w, unsigned events)
+{
+	w->want = events;
+	if (!w->inflight)
+		watch_arm(w);
+	else if (events & ~w->armed)
+		watch_cancel(w); /* re-armed with the new mask when the cancel completes */
+}
+
+void loop_watch_free(struct loop_watch *w)
+{
+	if (!w)
+		return;
+	w->dead = true;
+	w->want = 0;
+	if (w->busy)
+		return; /* freed when its callback returns */
+	if (!w->inflight || !w->d->ring) {
+		free(w);
+		return;
+	}
+	watch_cancel(w);
+	w->next_dead = w->d->loop.dead_watches;
+	w->d->loop.dead_watches = w;
+}
+
+static void unlink_dead(struct loop_watch *w)
+{
+	for (struct loop_watch **p = &w->d->loop.dead_watches; *p; p = &(*p)->next_dead)
+		if (*p == w) {
+			*p = w->next_dead;
+			break;
+		}
+}
+
+static void on_poll(struct loop_watch *w, int res)
+{
+	unsigned ev;
+
+	w->inflight = false;
+	w->cancelling = false;
+	if (w->dead) {
+		unlink_dead(w);
+		free(w);
+		return;
+	}
+	if (res == -ECANCELED) {
+		watch_arm(w);
+		return;
+	}
+	/* An error on the poll itself: let the owner's read and write find it. */
+	ev = res < 0 ? w->want : ((unsigned)res & (w->want | POLLERR | POLLHUP));
+	if (ev) {
+		w->busy = true;
+		w->ready(w->arg, ev);
+		w->busy = false;
+		if (w->dead) {
+			free(w);
+			return;
+		}
+	}
+	if (res >= 0)
+		watch_arm(w);
+	else
+		log_warn_ratelimited("poll on fd %d: %s; no longer watched", w->fd, strerror(-res));
 }
 
 static void arm_signal(struct krayd *d)
@@ -692,6 +818,9 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 	case OP_SIGNAL:
 		on_signal(d, cqe->res);
 		return;
+	case OP_POLL:
+		on_poll((struct loop_watch *)(uintptr_t)(ud & ~OP_MASK), cqe->res);
+		return;
 	case OP_RECV:
 		c->ops--;
 		on_recv(c, cqe->res);
@@ -940,6 +1069,12 @@ void loop_fini(struct krayd *d)
 
 		d->loop.listeners = l->next;
 		free(l);
+	}
+	while (d->loop.dead_watches) {
+		struct loop_watch *w = d->loop.dead_watches;
+
+		d->loop.dead_watches = w->next_dead;
+		free(w);
 	}
 	close(d->listen_fd);
 	unlink(d->cfg.socket);

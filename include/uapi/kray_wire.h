@@ -563,6 +563,10 @@ struct kray_msg_node_auth {
 _Static_assert(sizeof(struct kray_msg_node_auth) == 72, "node_auth is 72 bytes");
 
 /* A node's entry: its address for node links, its capacity and its load. */
+/* NODE_VIEW's frame flags: the view holds only the entries that changed since the last
+ * view the head sent on this link (the first view on a link is whole). */
+#define KRAY_VIEW_DELTA 1u
+
 struct kray_msg_node {
 	__u32 node;
 	__u32 addr; /* IPv4, network byte order */

@@ -32,7 +32,7 @@
 #include "../../include/uapi/kray_bpf.h"
 
 #define MAX_HANDLES 16
-#define MAX_KRAYDS 4
+#define MAX_KRAYDS 20
 #define MAX_TMPDIRS 8
 
 static kray *handles[MAX_HANDLES];

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define NETNS_MAX 8
+#define NETNS_MAX 16
 
 struct netns_cluster {
 	int n; /* nodes */
