@@ -10,9 +10,13 @@
                    plain loop of 1,000 kray tasks
 
     PYTHONPATH=build/python python3 bench/bench_rllib.py [--trials 1000] [--rounds 3]
+        [--envs 1,8] [--skip ppo,es,tune] [--json out.json]
 
 Each algorithm runs once untimed first (imports, first worker starts), then the rounds
-alternate which configuration goes first; the figures are medians.
+alternate which configuration goes first; the figures are medians, with the load average
+(1 min) at each round.  PPO runs once per --envs value (num_envs_per_worker, the same in
+both configurations: vectorised stepping, one batched forward pass per step of all the
+worker's envs).  The figures are printed, then as JSON (and written to --json).
 """
 import argparse
 import json
@@ -34,7 +38,7 @@ ES_FAST = {"seed": 0, "episodes_per_batch": 50, "train_batch_size": 2000,
            "stepsize": 0.05, "noise_stdev": 0.05}
 
 
-def solve(cls, config, max_iter=60):
+def solve(cls, config, max_iter=100):
     t0 = time.perf_counter()
     trainer = cls(config, "CartPole-v0")
     t_start = time.perf_counter() - t0
@@ -48,7 +52,8 @@ def solve(cls, config, max_iter=60):
             break
     trainer.stop()
     total = time.perf_counter() - t0
-    return {"seconds": total, "iterations": r["training_iteration"],
+    return {"seconds": total, "iterations": r["training_iteration"], "load": os.getloadavg()[0],
+            "s_per_iter": (total - t_start) / r["training_iteration"],
             "reward": r["episode_reward_mean"], "samples_per_s": steps / sample_s,
             "solved": r["episode_reward_mean"] >= 195, "start_s": t_start,
             "sample_s": sample_s, "other_s": total - t_start - sample_s}
@@ -89,13 +94,18 @@ def main():
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma-separated: ppo, es, tune")
+    ap.add_argument("--envs", default="1,8", help="PPO's num_envs_per_worker values")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     kray.init(num_cpus=os.cpu_count())
     out = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     skip = set(filter(None, args.skip.split(",")))
-    for name, cls, cfg, base in (("ppo", PPOTrainer, PPO_FAST, 0), ("es", ESTrainer, ES_FAST, 1)):
-        if name in skip:
+    algos = [(f"ppo_envs{n}" if n != 1 else "ppo", PPOTrainer,
+              dict(PPO_FAST, num_envs_per_worker=n), 0)
+             for n in map(int, filter(None, args.envs.split(",")))]
+    algos.append(("es", ESTrainer, ES_FAST, 1))
+    for name, cls, cfg, base in algos:
+        if name.split("_")[0] in skip:
             continue
         par, seq = [], []
         # Untimed first: the imports (torch: seconds) and the first workers' start would
@@ -109,30 +119,35 @@ def main():
             for lst, nw in (runs if i % 2 == 0 else runs[::-1]):
                 lst.append(solve(cls, dict(cfg, num_workers=nw)))
         med = statistics.median
-        out[name] = {"parallel_2_workers": par, f"baseline_{base}_workers": seq,
+        out[name] = {"config": cfg, "parallel_2_workers": par, f"baseline_{base}_workers": seq,
+                     "load": [p["load"] for p in par + seq],
                      "speedup": med(p["seconds"] for p in seq) / med(p["seconds"] for p in par),
+                     "per_iteration_speedup": med(p["s_per_iter"] for p in seq) /
+                     med(p["s_per_iter"] for p in par),
                      "sampling_speedup": med(p["samples_per_s"] for p in par) /
                      med(p["samples_per_s"] for p in seq)}
-        print(f"{name}: solve {med(p['seconds'] for p in par):.1f} s with 2 rollout actors "
+        print(f"{name} (load {min(out[name]['load']):.1f} to {max(out[name]['load']):.1f}): "
+              f"solve {med(p['seconds'] for p in par):.1f} s with 2 rollout actors "
               f"({med(p['samples_per_s'] for p in par):,.0f} samples/s) vs "
               f"{med(p['seconds'] for p in seq):.1f} s with {base} "
               f"({med(p['samples_per_s'] for p in seq):,.0f} samples/s): "
-              f"{out[name]['speedup']:.2f}x, sampling {out[name]['sampling_speedup']:.2f}x",
-              flush=True)
+              f"{out[name]['speedup']:.2f}x, per iteration "
+              f"{out[name]['per_iteration_speedup']:.2f}x, sampling "
+              f"{out[name]['sampling_speedup']:.2f}x", flush=True)
         for label, runs in (("2 actors", par), (f"{base} workers", seq)):
             print(f"  {label}: start {med(p['start_s'] for p in runs):.1f} s, sampling "
                   f"{med(p['sample_s'] for p in runs):.1f} s, learning and the rest "
                   f"{med(p['other_s'] for p in runs):.1f} s, "
+                  f"{1000 * med(p['s_per_iter'] for p in runs):.0f} ms per iteration, "
                   f"{med(p['iterations'] for p in runs):.0f} iterations", flush=True)
-    if "tune" in skip:
-        kray.shutdown()
-        return 0
-    o = out["tune"] = tune_overhead(args.trials)
-    print(f"tune: {o['trials']} no-op trials in {o['tune_s']:.1f} s "
-          f"({o['tune_ms_per_trial']:.2f} ms/trial); a loop of {o['trials']} kray tasks "
-          f"{o['tasks_loop_s']:.2f} s, submitted together {o['tasks_batch_s']:.2f} s; "
-          f"overhead {o['overhead_ms_per_trial_vs_task_loop']:.2f} ms/trial", flush=True)
+    if "tune" not in skip:
+        o = out["tune"] = tune_overhead(args.trials)
+        print(f"tune: {o['trials']} no-op trials in {o['tune_s']:.1f} s "
+              f"({o['tune_ms_per_trial']:.2f} ms/trial); a loop of {o['trials']} kray tasks "
+              f"{o['tasks_loop_s']:.2f} s, submitted together {o['tasks_batch_s']:.2f} s; "
+              f"overhead {o['overhead_ms_per_trial_vs_task_loop']:.2f} ms/trial", flush=True)
     out["load_after"] = os.getloadavg()[0]
+    print(json.dumps(out, indent=1, default=str))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)

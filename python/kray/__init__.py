@@ -354,7 +354,9 @@ class RuntimeContext:
         return {"GPU": [str(i) for i in get_gpu_ids()]}
 
     def get_placement_group_id(self):
-        return None
+        """The id of the placement group this task or actor runs in, or None."""
+        ctx = _remote.group_context[0]
+        return None if ctx is None else ctx[0]
 
     def get_runtime_env_string(self):
         import json
@@ -371,7 +373,10 @@ class RuntimeContext:
 
     @property
     def should_capture_child_tasks_in_placement_group(self):
-        return False
+        """Whether tasks and actors submitted from here go into the current placement
+        group by default (placement_group_capture_child_tasks)."""
+        ctx = _remote.group_context[0]
+        return bool(ctx and ctx[2])
 
     def get(self):
         return {"job_id": self.job_id, "node_id": self.node_id, "task_id": self.task_id,

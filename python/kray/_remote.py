@@ -58,6 +58,9 @@ def _timeout_ms(opts):
 
 # Bumped by kray.init/shutdown: blobs put under an earlier connection are gone.
 session = [0]
+# The placement group the running task or actor is in, (id, bundles, capture), or None
+# (kray/util/placement_group.py; set by the worker, kray/_worker.py).
+group_context = [None]
 namespace = [""]
 
 
@@ -151,6 +154,20 @@ def _in_group(opts):
     return in_group(opts)
 
 
+def _captured(opts):
+    """opts, placed in the current group when it captures child tasks (or None)."""
+    from .util.placement_group import captured
+    return captured(opts)
+
+
+def _group_of_call(opts):
+    """(group id, bundles, capture) for a call placed in a group, else None."""
+    if not _in_group(opts):
+        return None
+    from .util.placement_group import call_context
+    return call_context(opts)
+
+
 class _Blob:
     """A function or class as an object in the store, put once per connection and
     runtime environment (kray._runtime_env)."""
@@ -188,10 +205,11 @@ class _Blob:
         return _serial.put_value((os.urandom(16), paths, code, name, namespace[0], env))
 
 
-def _call_args(head, args, kwargs, retry=None):
+def _call_args(head, args, kwargs, retry=None, group=None):
     """C arguments of a Python call: head, the args blob (inline bytes, or a ref when it
-    contains refs or is large), then the top-level refs."""
-    data, bufs, refs, top = _serial.dumps_args(args, kwargs, retry)
+    contains refs or is large), then the top-level refs.  group: the placement group the
+    call runs in (_group_of_call)."""
+    data, bufs, refs, top = _serial.dumps_args(args, kwargs, retry, group)
     if refs or bufs or len(data) > 32768:
         blob = _serial._put(0, data, bufs, refs)
     else:
@@ -303,6 +321,10 @@ class RemoteFunction:
 
     def _remote(self, args, kwargs, opts, res=None):
         _bind_check(self._sig, args, kwargs, self.__name__, self._arity)
+        if group_context[0] is not None:  # in a group that captures child tasks?
+            cap = _captured(opts)
+            if cap is not None:
+                opts, res = cap, _resources(cap, cpus=True)
         n = opts.get("num_returns")
         if n is None:
             n = self._default_n
@@ -326,7 +348,7 @@ class RemoteFunction:
                 self._streaming_blob = _Blob(StreamingFunction(self._function))
             blob, n = self._streaming_blob, 1
         blob, archives = blob.ref(opts)
-        cargs = _call_args(blob, args, kwargs, retry)
+        cargs = _call_args(blob, args, kwargs, retry, _group_of_call(opts))
         if archives:  # a runtime_env's directories: the call's last arguments
             cargs += archives
         out = _kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
@@ -416,6 +438,8 @@ class ActorClass:
 
     def _remote(self, args, kwargs, opts):
         _bind_check(self._sig, args, kwargs, self.__name__)
+        if group_context[0] is not None:  # in a group that captures child tasks?
+            opts = _captured(opts) or opts
         name = opts.get("name")
         ns = opts.get("namespace")
         if ns is None:
@@ -434,7 +458,8 @@ class ActorClass:
         # max_concurrency); the actor runs up to all of them at once.
         groups = dict(opts.get("concurrency_groups") or {})
         blob, archives = self._blob.ref(opts)
-        cargs = _call_args(blob, args, kwargs, (groups, mc) if groups else None)
+        cargs = _call_args(blob, args, kwargs, (groups, mc) if groups else None,
+                           _group_of_call(opts))
         if archives:
             cargs += archives
         mc += sum(groups.values())

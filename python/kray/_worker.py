@@ -68,6 +68,7 @@ def _load(item):
 
 
 def _call_args(blob, top):
+    """(args, kwargs, the call's extra, the placement group it runs in or None)."""
     args, kwargs, where, *retry = _serial.decode(blob)
     if where:
         args = list(args)
@@ -77,7 +78,7 @@ def _call_args(blob, top):
                 args[w] = v
             else:
                 kwargs[w] = v
-    return args, kwargs, (retry[0] if retry else None)
+    return args, kwargs, (retry[0] if retry else None), (retry[1] if len(retry) > 1 else None)
 
 
 def _error(name, e):
@@ -231,7 +232,10 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             if env:  # the actor's runtime_env, for its process's life
                 n = _runtime_env.count(env)
                 _runtime_env.applied(env, args[len(args) - n:], keep=True).__enter__()
-            a, kw, extra = _call_args(args[1], args[2:])
+            a, kw, extra, group = _call_args(args[1], args[2:])
+            # Its placement group (kray/util/placement_group.py), for the actor's life:
+            # get_current_placement_group() and the capture of its child tasks.
+            _remote.group_context[0] = group
             obj = cls(*a, **kw)
             return (obj, None, _host(cls, max_concurrency, extra))
         except BaseException as e:  # the actor is dead: every call says why
@@ -239,6 +243,7 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
                     0)
     name = "task"
     env = None
+    outer_group = _remote.group_context[0]
     try:
         if mode == 0:
             fn, _, name, env = _load(args[0])
@@ -249,12 +254,13 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             name = args[0][1].decode()
             if name == METHODS_CALL:
                 # A handle from get_actor() asks for the class's methods.
-                from . import _remote
                 table = {k: v[0] for k, v in _remote._methods(type(inst)).items()}
                 return _results(name, (type(inst).__name__, table), nret)
             fn = getattr(inst, name)
             name = f"{type(inst).__name__}.{name}"
-        a, kw, retry = _call_args(args[1], args[2:])
+        a, kw, retry, in_group = _call_args(args[1], args[2:])
+        if mode == 0:  # the task's placement group, for this call (put back below)
+            _remote.group_context[0] = in_group
         if mode == 2:
             # A method call's extra: (concurrency group, generator: True for a dynamic
             # one, "streaming"), or None.
@@ -289,5 +295,6 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
         return [_error(name, e)] * nret
     finally:
         _ctx.task_id = None
+        _remote.group_context[0] = outer_group  # a task's was for that call only
         if env:
             env.__exit__(None, None, None)

@@ -106,6 +106,87 @@ def test_pending_group_holds_its_tasks_and_removal_fails_them(two_cpus):
         ray.get(orphan, timeout=10)
 
 
+@kray.remote
+def group_seen():
+    """(the group this runs in, whether it captures its children)."""
+    import kray
+    from kray.util import get_current_placement_group
+    ctx = kray.get_runtime_context()
+    pg = get_current_placement_group()
+    assert (pg.id if pg else None) == ctx.get_placement_group_id()
+    return pg, ctx.should_capture_child_tasks_in_placement_group
+
+
+@kray.remote
+def child_of_child():
+    import kray
+    return kray.get(group_seen.options(num_cpus=0).remote())
+
+
+@kray.remote
+def parent(probe):
+    """Where children land when submitted as Ray's docs show: by default (captured when
+    this task captures), and opting out three ways; probe: whether a child that needs
+    accel (the group holds all the node has) runs."""
+    import kray
+    from kray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    seen = group_seen.options(num_cpus=0)  # no strategy: captured when this captures
+    out = {"default": kray.get(seen.remote()),
+           "DEFAULT": kray.get(group_seen.options(scheduling_strategy="DEFAULT",
+                                                  num_cpus=0).remote()),
+           "pg=None": kray.get(group_seen.options(
+               scheduling_strategy=PlacementGroupSchedulingStrategy(None),
+               num_cpus=0).remote()),
+           "older": kray.get(group_seen.options(placement_group=None, num_cpus=0).remote())}
+    out["grandchild"] = kray.get(child_of_child.options(num_cpus=0).remote())
+    a = Seen.remote()
+    out["actor"] = kray.get(a.seen.remote())
+    out["actor's child"] = kray.get(a.child.remote())
+    if probe:
+        out["ran"] = kray.get(hold.options(resources={"accel": 1}).remote(0), timeout=20)
+
+    return out
+
+
+@kray.remote
+class Seen:
+    def seen(self):
+        return kray.get(group_seen.options(num_cpus=0, scheduling_strategy="DEFAULT")
+                        .remote())[0], get_current_placement_group()
+
+    def child(self):
+        return kray.get(group_seen.options(num_cpus=0).remote())
+
+
+def test_capture_child_tasks(two_cpus):
+    ray = two_cpus
+    pg = placement_group([{"CPU": 2, "accel": 2}])
+    assert pg.wait(10)
+    out = ray.get(parent.options(scheduling_strategy=InGroup(
+        pg, placement_group_capture_child_tasks=True), num_cpus=0).remote(True),
+        timeout=60)
+    assert out["default"] == (pg, True)  # in the group, and captures in turn
+    assert out["grandchild"] == (pg, True)
+    for k in ("DEFAULT", "pg=None", "older"):
+        assert out[k] == (None, False), k
+    assert out["actor"] == (None, pg)  # an actor made inside is in the group too
+    assert out["actor's child"] == (pg, True)
+    assert out["ran"]  # in the group: its CPU and accel
+
+    # Without capture (Ray's default) the children are outside the group.
+    out = ray.get(parent.options(scheduling_strategy=InGroup(pg), num_cpus=0).remote(False),
+                  timeout=60)
+    assert out["default"] == (None, False) and out["actor's child"] == (None, False)
+    assert out["actor"] == (None, None)
+    # The older options: placement_group=pg, placement_group_capture_child_tasks=True.
+    out = ray.get(parent.options(placement_group=pg, placement_group_capture_child_tasks=True,
+                                 num_cpus=0).remote(False), timeout=60)
+    assert out["default"] == (pg, True) and out["actor's child"] == (pg, True)
+    assert get_current_placement_group() is None  # a driver is in no group
+    assert not ray.get_runtime_context().should_capture_child_tasks_in_placement_group
+    remove_placement_group(pg)
+
+
 def test_bad_input(two_cpus):
     ray = two_cpus
     with pytest.raises(ValueError, match="strategy"):

@@ -169,9 +169,58 @@ def get_placement_group(placement_group_name):
 
 
 def get_current_placement_group():
-    """The group the caller runs in.  kray does not pass the group to the work it runs
-    (no capture of child tasks), so this is None: see docs/util.md."""
-    return None
+    """The group the calling task or actor was placed in (None in a driver, or in work
+    outside any group), as Ray's."""
+    from .._remote import group_context
+    ctx = group_context[0]
+    return None if ctx is None else PlacementGroup(ctx[0], ctx[1])
+
+
+def capturing():
+    """Whether work submitted from here goes into the current group by default (Ray's
+    RuntimeContext.should_capture_child_tasks_in_placement_group)."""
+    from .._remote import group_context
+    ctx = group_context[0]
+    return bool(ctx and ctx[2])
+
+
+def captured(opts):
+    """Ray's placement_group_capture_child_tasks: inside a task or actor placed with
+    capture on, a task or actor submitted with no scheduling_strategy (None) and no
+    placement_group option (or "default") goes into the same group, any bundle, and
+    captures its own children in turn.  scheduling_strategy="DEFAULT" (or "SPREAD", or
+    a node affinity), PlacementGroupSchedulingStrategy(placement_group=None) and the older
+    placement_group=None opt out.  Returns the options to submit with, or None."""
+    from .._remote import group_context
+    ctx = group_context[0]
+    if ctx is None or not ctx[2] or opts.get("scheduling_strategy") is not None or \
+            opts.get("placement_group", "default") != "default":
+        return None
+    from .scheduling_strategies import PlacementGroupSchedulingStrategy
+    out = {k: v for k, v in opts.items() if k not in ("placement_group",
+                                                      "placement_group_bundle_index",
+                                                      "placement_group_capture_child_tasks")}
+    out["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+        PlacementGroup(ctx[0], ctx[1]), -1, True)
+    return out
+
+
+def call_context(opts):
+    """What a task or actor placed in a group learns of it (sent with its arguments):
+    (group id, bundles, capture).  capture None (the default) is the submitter's own."""
+    from .scheduling_strategies import PlacementGroupSchedulingStrategy
+    where = in_group(opts)
+    if where is None:
+        return None
+    s = opts.get("scheduling_strategy")
+    if isinstance(s, PlacementGroupSchedulingStrategy):
+        capture = s.placement_group_capture_child_tasks
+    else:
+        capture = opts.get("placement_group_capture_child_tasks")
+    if capture is None:
+        capture = capturing()
+    pg = where[0]
+    return (pg.id, pg._bundles, bool(capture))
 
 
 def in_group(opts):

@@ -122,8 +122,10 @@ class RolloutWorker:
 
     def sample(self, weights, num_steps):
         """At least num_steps steps over the envs (per env, num_steps / num_envs), with
-        the returns and lengths of the episodes that ended."""
-        self.set_weights(weights)
+        the returns and lengths of the episodes that ended.  weights None: those the
+        last set_weights() gave."""
+        if weights is not None:
+            self.set_weights(weights)
         t0 = time.perf_counter()
         n = len(self.envs)
         per_env = max(1, math.ceil(num_steps / n))
@@ -284,6 +286,7 @@ class Trainer(Trainable):
         self.timesteps = 0
         self.build()
         self.workers = []
+        self._pending = None
         # A registered env travels to the workers as its creator (their registry is empty).
         from ...tune.registry import _env_creator
         env = c["env"]
@@ -315,17 +318,85 @@ class Trainer(Trainable):
         raise NotImplementedError
 
     def sample(self, weights, total):
-        """total steps, split over the workers (or stepped here with num_workers=0)."""
-        if self.local_worker is not None:
-            outs = [self.local_worker.sample(weights, total)]
+        """total steps with these weights: stepped here with num_workers=0; else the
+        batch start_sampling() began (right after the last update: the same weights), or
+        one begun now.  Returns (batch, episodes, seconds the sampling took)."""
+        t0 = time.perf_counter()
+        if self.local_worker is not None:  # the same fragments, one after another
+            frag = self._fragment()
+            outs = [self.local_worker.sample(weights, min(frag, total))]
+            done = outs[0]["steps"]
+            while done < total:
+                outs.append(self.local_worker.sample(None, min(frag, total - done)))
+                done += outs[-1]["steps"]
         else:
-            ref = kray.put(weights)  # one copy in the store, read by every worker
-            per = math.ceil(total / len(self.workers))
-            outs = kray.get([w.sample.remote(ref, per) for w in self.workers])
+            pending, self._pending = self._pending, None
+            if pending is None or pending["total"] != total:
+                pending = self.start_sampling(weights, total, keep=False)
+            t0 = pending["t0"]
+            outs = self._collect(pending)
+        seconds = time.perf_counter() - t0
         batch = {k: np.concatenate([o["batch"][k] for o in outs]) for k in outs[0]["batch"]}
         eps = [e for o in outs for e in o["episodes"]]
         self.episodes.extend(eps)
-        return batch, eps
+        return batch, eps, seconds
+
+    def start_sampling(self, weights, total, keep=True):
+        """Sends the weights (one kray.put, read by every worker) and starts the workers
+        on the next batch: each its share of total, in fragments (_fragment()), two in
+        flight per worker so that a worker never waits on the driver between two.  The
+        batch is the workers' fragments in a fixed order (worker, then fragment), so a
+        seeded run is the same whatever the timing.  keep: the next sample() takes this
+        batch (PPO calls it as soon as the weights are updated, so the workers sample
+        while the learner reports; the batch is on-policy: sampled with the weights it
+        trains on).  No-op with num_workers=0."""
+        if self.local_worker is not None:
+            return None
+        t0 = time.perf_counter()
+        ref = kray.put(weights)
+        frag = self._fragment()
+        nw = len(self.workers)
+        todo = []
+        for i, w in enumerate(self.workers):
+            w.set_weights.remote(ref)  # an actor runs its calls in order
+            share = total // nw + (i < total % nw)
+            todo.append([min(frag, share - k) for k in range(0, share, frag)])
+        pending = {"t0": t0, "total": total, "todo": todo, "refs": {}, "outs": {}}
+        for _ in range(2):
+            for i in range(nw):
+                self._issue(pending, i)
+        if keep:
+            self._pending = pending
+        return pending
+
+    def _fragment(self):
+        """Steps per sample() call: rollout_fragment_length of each env, as RLlib's, but
+        at most half of each worker's share of train_batch_size, so that the workers
+        finish together (RLlib's rollout_fragment_length="auto" sizes it the same way)."""
+        c = self.config
+        share = math.ceil(c["train_batch_size"] / (2 * max(1, c["num_workers"])))
+        return max(1, min(c["rollout_fragment_length"] * c["num_envs_per_worker"], share))
+
+    def _issue(self, pending, i):
+        todo = pending["todo"][i]
+        if todo:
+            n = todo.pop(0)
+            key = (i, len(pending["refs"]) + len(pending["outs"]))
+            pending["refs"][self.workers[i].sample.remote(None, n)] = key
+
+    def _collect(self, pending):
+        refs = pending["refs"]
+        while refs:
+            done, _ = kray.wait(list(refs), num_returns=1)
+            for r in done:
+                key = refs.pop(r)
+                pending["outs"][key] = kray.get(r)
+                self._issue(pending, key[0])
+        return [pending["outs"][k] for k in sorted(pending["outs"])]
+
+    def drop_sampling(self):
+        """Forgets a batch begun with weights that are no longer the trainer's."""
+        self._pending = None
 
     def episode_metrics(self, eps):
         rets = [r for r, _ in self.episodes]
@@ -338,6 +409,7 @@ class Trainer(Trainable):
                 "episodes_this_iter": len(eps)}
 
     def cleanup(self):
+        self._pending = None
         for w in getattr(self, "workers", []):
             try:
                 kray.kill(w)

@@ -55,7 +55,10 @@ class PPOTrainer(Trainer):
         if c["num_workers"] and _in_trial():
             torch.set_num_threads(max(1, int(c["num_cpus_for_driver"])))
         self.net = make_torch_model(self.obs_dim, self.num_actions, c["model"])
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"])
+        try:  # one multi-tensor update for all parameters, not a loop over them
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"], foreach=True)
+        except TypeError:
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"])
         self.kl_coeff = c["kl_coeff"]
         self.rng = np.random.default_rng(c["seed"])
 
@@ -65,6 +68,7 @@ class PPOTrainer(Trainer):
     def set_weights(self, weights):
         import torch
         from torch import nn
+        self.drop_sampling()
         with torch.no_grad():
             for name in ("pi", "vf"):
                 lin = [m for m in getattr(self.net, name) if isinstance(m, nn.Linear)]
@@ -80,7 +84,7 @@ class PPOTrainer(Trainer):
         c = self.config
         torch = self.torch
         t0 = time.perf_counter()
-        batch, eps = self.sample(self.get_weights(), c["train_batch_size"])
+        batch, eps, sample_s = self.sample(self.get_weights(), c["train_batch_size"])
         t1 = time.perf_counter()
         n = len(batch["actions"])
         adv = batch["advantages"]
@@ -88,42 +92,49 @@ class PPOTrainer(Trainer):
         obs = torch.as_tensor(batch["obs"])
         actions = torch.as_tensor(batch["actions"])
         old_logp = torch.as_tensor(batch["logp"])
-        old_logits = torch.as_tensor(batch["logits"])
+        old_lp_all = torch.log_softmax(torch.as_tensor(batch["logits"]), dim=1)
+        old_p_all = old_lp_all.exp()
         adv = torch.as_tensor(adv)
         vt = torch.as_tensor(batch["value_targets"])
         mb = c["sgd_minibatch_size"]
-        stats = {"policy_loss": [], "vf_loss": [], "kl": [], "entropy": [], "total_loss": []}
+        stats = []  # per minibatch, kept as tensors: read once at the end
+        cols = (obs, actions, old_logp, old_lp_all, old_p_all, adv, vt)
         for _ in range(c["num_sgd_iter"]):
-            perm = self.rng.permutation(n) if c["shuffle_sequences"] else np.arange(n)
+            if c["shuffle_sequences"]:  # one gather per column and epoch, then slices
+                perm = torch.as_tensor(self.rng.permutation(n))
+                shuffled = [col[perm] for col in cols]
+            else:
+                shuffled = cols
             for start in range(0, n - mb + 1 if n >= mb else 1, mb):
-                idx = torch.as_tensor(perm[start:start + mb])
-                logits, v = self.net(obs[idx])
+                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, vt_mb = (
+                    col[start:start + mb] for col in shuffled)
+                logits, v = self.net(o_mb)
                 logp_all = torch.log_softmax(logits, dim=1)
-                logp = logp_all.gather(1, actions[idx, None]).squeeze(1)
-                ratio = torch.exp(logp - old_logp[idx])
-                a = adv[idx]
+                logp = logp_all.gather(1, act_mb[:, None]).squeeze(1)
+                ratio = torch.exp(logp - old_logp_mb)
                 surrogate = torch.min(a * ratio, a * torch.clamp(
                     ratio, 1 - c["clip_param"], 1 + c["clip_param"]))
-                old_lp_all = torch.log_softmax(old_logits[idx], dim=1)
-                kl = (old_lp_all.exp() * (old_lp_all - logp_all)).sum(1)
+                kl = (old_p_mb * (old_lp_mb - logp_all)).sum(1)
                 entropy = -(logp_all.exp() * logp_all).sum(1)
                 if c["use_critic"]:
-                    vf_loss = torch.clamp((v - vt[idx]) ** 2, 0, c["vf_clip_param"])
+                    vf_loss = torch.clamp((v - vt_mb) ** 2, 0, c["vf_clip_param"])
                 else:
                     vf_loss = torch.zeros_like(logp)
                 loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
                         c["entropy_coeff"] * entropy).mean()
-                self.opt.zero_grad()
+                self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if c["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c["grad_clip"])
                 self.opt.step()
-                stats["policy_loss"].append(float(-surrogate.mean()))
-                stats["vf_loss"].append(float(vf_loss.mean()))
-                stats["kl"].append(float(kl.mean()))
-                stats["entropy"].append(float(entropy.mean()))
-                stats["total_loss"].append(float(loss))
-        learner = {k: float(np.mean(v)) for k, v in stats.items()}
+                with torch.no_grad():
+                    stats.append(torch.stack([-surrogate.mean(), vf_loss.mean(), kl.mean(),
+                                              entropy.mean(), loss]))
+        # The next batch starts now, with the weights just learned (PPO stays on-policy):
+        # the workers sample while the rest of this iteration is reported.
+        self.start_sampling(self.get_weights(), c["train_batch_size"])
+        means = torch.stack(stats).mean(0).tolist()
+        learner = dict(zip(("policy_loss", "vf_loss", "kl", "entropy", "total_loss"), means))
         # The adaptive KL penalty (RLlib's update_kl).
         if learner["kl"] > 2.0 * c["kl_target"]:
             self.kl_coeff *= 1.5
@@ -138,7 +149,7 @@ class PPOTrainer(Trainer):
             num_env_steps_trained=self.timesteps,
             info={"learner": {"default_policy": {"learner_stats": learner}}},
             timers={"sample_time_ms": 1000 * (t1 - t0), "learn_time_ms": 1000 * (t2 - t1)},
-            sampler_perf={"samples_per_s": n / max(t1 - t0, 1e-9)})
+            sampler_perf={"samples_per_s": n / max(sample_s, 1e-9)})
         return result
 
     def save_checkpoint(self, checkpoint_dir):
