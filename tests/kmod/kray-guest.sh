@@ -94,12 +94,16 @@ if [ -f /kray/suites ]; then
 	unset KRAY_ADDRESS
 	filter=$(cat /kray/filter 2>/dev/null)
 	for s in $(cat /kray/suites); do
-		KRAY_KRAYD=$B/krayd KRAY_WORKER=$B/kray-worker KRAY_TEST_CODE_PATH=/kray/tests \
-			KRAY_BIN=$B /kray/tests/integration/test_$s --jobs 1 \
-			${filter:+--filter "$filter"} >/tmp/suite.log 2>&1
-		rc=$?
-		sed 's/^/  /' /tmp/suite.log
-		if [ $rc = 0 ]; then
+		# --verbose, and as it runs: the host sees each test start and end (and boots
+		# again when an emulated guest stops making progress: run-qemu.sh).
+		(
+			KRAY_KRAYD=$B/krayd KRAY_WORKER=$B/kray-worker KRAY_TEST_CODE_PATH=/kray/tests \
+				KRAY_BIN=$B /kray/tests/integration/test_$s --jobs 1 --verbose \
+				${filter:+--filter "$filter"} 2>&1
+			echo $? >/tmp/suite.rc
+		) | sed 's/^/  /'
+		rc=$(cat /tmp/suite.rc)
+		if [ "$rc" = 0 ]; then
 			echo "KRAY-TEST ok suite-$s-with-kmod"
 		else
 			echo "KRAY-TEST FAIL suite-$s-with-kmod: exit $rc"

@@ -99,11 +99,15 @@ ACCEL=()
 [ -w /dev/kvm ] && ACCEL=(-enable-kvm -cpu host)
 LOG="$RUN/guest.log"
 BOOT_TIMEOUT=${KRAY_KMOD_BOOT_TIMEOUT:-180}
+# An emulated guest whose serial log has not grown for this long has stalled (the suites
+# print each test as it starts and ends; none runs this long silent): boot again.
+STALL_TIMEOUT=${KRAY_KMOD_STALL_TIMEOUT:-300}
 
 # Boots the guest once; returns 0 when it ran (whatever it printed), 1 when the kernel
 # never reached /init within BOOT_TIMEOUT s: emulated (TCG) boots on a loaded host now and
 # then hang in early boot, and that says nothing about kray; 2 when an emulated CPU
-# stalled (a soft lockup under TCG, below).
+# stalled (a soft lockup under TCG, below); 3 when an emulated guest printed nothing for
+# STALL_TIMEOUT s.
 boot() {
 	local qemu waited=0
 
@@ -122,12 +126,26 @@ boot() {
 			return 2
 		fi
 		if grep -aq '^KRAY-GUEST booted' <(tr -d '\r' <"$LOG" 2>/dev/null); then
+			local size=0 still=0 now
+
 			while kill -0 "$qemu" 2>/dev/null; do
 				if [ ${#ACCEL[@]} = 0 ] &&
 					grep -aq 'watchdog: BUG: soft lockup' "$LOG"; then
 					kill "$qemu" 2>/dev/null || true
 					wait "$qemu" || true
 					return 2
+				fi
+				now=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
+				if [ "$now" = "$size" ]; then
+					still=$((still + 1))
+				else
+					size=$now
+					still=0
+				fi
+				if [ ${#ACCEL[@]} = 0 ] && [ "$still" -ge "$STALL_TIMEOUT" ]; then
+					kill "$qemu" 2>/dev/null || true
+					wait "$qemu" || true
+					return 3
 				fi
 				sleep 1
 			done
@@ -159,6 +177,9 @@ for attempt in 1 2 3; do
 	if [ $rc = 2 ]; then
 		echo "test-kmod: an emulated CPU stalled (soft lockup in the guest; attempt" \
 			"$attempt of 3): booting again"
+	elif [ $rc = 3 ]; then
+		echo "test-kmod: the emulated guest printed nothing for ${STALL_TIMEOUT} s" \
+			"(attempt $attempt of 3; an emulation stall): booting again"
 	else
 		echo "test-kmod: the guest kernel did not reach /init in ${BOOT_TIMEOUT} s" \
 			"(attempt $attempt of 3; an emulation hang)"
