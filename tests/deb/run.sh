@@ -44,7 +44,7 @@ SUITE=bookworm
 MIRROR=${KRAY_DEB_MIRROR:-http://deb.debian.org/debian}
 # The packages' run-time dependencies (krayd, libkray0, python3-kray), systemd (for
 # systemd-sysusers, as on any Debian 12), and what compiles the C example.
-INCLUDE=systemd,python3,python3-cloudpickle,libpython3.11,libbpf1,libssl3,liburing2,libnuma1,libsystemd0,gcc,libc6-dev,pkg-config,libnuma-dev
+INCLUDE=systemd,python3,python3-cloudpickle,libpython3.11,libbpf1,libssl3,liburing2,libnuma1,libsystemd0,libhiredis0.14,gcc,libc6-dev,pkg-config,libnuma-dev
 TARBALL=$T/$SUITE-$(echo "$INCLUDE" | md5sum | cut -c1-8).tar
 
 start=$(date +%s)
@@ -55,6 +55,15 @@ fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
 CH=$T/root
 KRAYD_PID=
 TMPV=
+# SIGTERM to krayd alone (KillMode=mixed), as systemctl stop does.
+stop_krayd() {
+	[ -n "$KRAYD_PID" ] || return 0
+	kill -TERM "$KRAYD_PID" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$KRAYD_PID" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$KRAYD_PID" 2>/dev/null || true
+	wait "$KRAYD_PID" 2>/dev/null || true
+	KRAYD_PID=
+}
 mounted() { awk -v r="$CH" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts; }
 unmount_all() { # deepest first
 	for m in $(mounted | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done
@@ -166,15 +175,6 @@ start_krayd() {
 	done
 	cat "$T/krayd.log" >&2
 	fail "krayd's socket did not appear"
-}
-# SIGTERM to krayd alone (KillMode=mixed), as systemctl stop does.
-stop_krayd() {
-	[ -n "$KRAYD_PID" ] || return 0
-	kill -TERM "$KRAYD_PID" 2>/dev/null || true
-	for _ in $(seq 100); do kill -0 "$KRAYD_PID" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$KRAYD_PID" 2>/dev/null || true
-	wait "$KRAYD_PID" 2>/dev/null || true
-	KRAYD_PID=
 }
 
 # The examples, as alice (group kray), in /opt (the unit hides /home; worker-user nobody
