@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -188,6 +190,28 @@ void harness_shutdown(kray *k)
 	kray_shutdown(k);
 }
 
+static char small_disk[256]; /* harness_small_disk()'s, until unmounted */
+
+int harness_small_disk(char *disk, size_t len, const char *size)
+{
+	char dir[128], opts[64];
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(disk, len, "%s/disk", dir);
+	snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+	cr_assert_eq(mkdir(disk, 0700), 0, "mkdir %s: %s", disk, strerror(errno));
+	if (mount("tmpfs", disk, "tmpfs", 0, opts))
+		return -errno;
+	snprintf(small_disk, sizeof(small_disk), "%s", disk);
+	return 0;
+}
+
+void harness_unmount_disk(const char *disk)
+{
+	cr_assert_eq(umount2(disk, 0), 0, "umount %s: %s", disk, strerror(errno));
+	small_disk[0] = 0;
+}
+
 static pid_t children[8]; /* harness_busy_driver()'s, until harness_kill_child() */
 
 int harness_kill_child(pid_t pid)
@@ -220,6 +244,10 @@ void harness_cleanup(void)
 
 			harness_stop_krayd(&h);
 		}
+	}
+	if (small_disk[0]) {
+		umount2(small_disk, MNT_DETACH);
+		small_disk[0] = 0;
 	}
 	for (int i = 0; i < MAX_TMPDIRS; i++) {
 		if (tmpdirs[i][0]) {

@@ -66,6 +66,14 @@ int64_t harness_now_ms(void);
 /* A new private temp dir (mkdtemp) in buf; asserts success.  Removed by harness_cleanup. */
 void harness_tmpdir(char *buf, size_t size);
 
+/* A tmpfs of `size` ("24m") mounted at a new temp dir's "disk" (its path in disk, len
+ * bytes): a small disk that fills.  Unmounted by harness_unmount_disk() or, after a
+ * failed assertion, harness_cleanup().  Returns 0, or -errno when it cannot be mounted
+ * (not root): the caller skips. */
+int harness_small_disk(char *disk, size_t len, const char *size);
+/* Unmounts it, asserting that it could. */
+void harness_unmount_disk(const char *disk);
+
 /* Removes a directory tree; ignores errors. */
 void harness_rm_rf(const char *path);
 

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -45,18 +44,7 @@
 #define INLINE (64u << 10) /* krayd's default inline-max */
 #define MiB (1ull << 20)
 
-static char mounted[256]; /* a tmpfs this test mounted, unmounted by objects_fini */
-
-static void objects_fini(void)
-{
-	if (mounted[0]) {
-		umount2(mounted, MNT_DETACH);
-		mounted[0] = 0;
-	}
-	harness_cleanup();
-}
-
-TestSuite(objects, .fini = objects_fini, .timeout = 60);
+TestSuite(objects, .fini = harness_cleanup, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -1539,7 +1527,7 @@ Test(objects, create_small_sizes, .timeout = 60)
 Test(objects, spill_disk_full, .timeout = 60)
 {
 	enum { LEN = 4 << 20, MAX = 12 };
-	char dir[128], disk[160], spill[200];
+	char disk[160], spill[200];
 	const char *flags[] = { "--store-size", "16M", "--pool-size", "0",
 				"--spill-dir",	spill, NULL };
 	struct harness h;
@@ -1549,17 +1537,13 @@ Test(objects, spill_disk_full, .timeout = 60)
 	int n = 0, rc, ok = 0, nfiles;
 	kray *k;
 
-	harness_tmpdir(dir, sizeof(dir));
-	snprintf(disk, sizeof(disk), "%s/disk", dir);
-	snprintf(spill, sizeof(spill), "%s/spill", disk);
-	cr_assert_eq(mkdir(disk, 0700), 0, "mkdir %s: %s", disk, strerror(errno));
-	if (mount("tmpfs", disk, "tmpfs", 0, "size=8m,mode=0700")) {
+	if ((rc = harness_small_disk(disk, sizeof(disk), "8m"))) {
 		cr_skip("cannot mount an 8 MiB tmpfs for a full spill disk (%s): this test "
 			"needs root or CAP_SYS_ADMIN",
-			strerror(errno));
+			strerror(-rc));
 		return;
 	}
-	snprintf(mounted, sizeof(mounted), "%s", disk);
+	snprintf(spill, sizeof(spill), "%s/spill", disk);
 	start_krayd(&h, flags);
 	k = harness_connect(h.sock);
 
@@ -1636,9 +1620,7 @@ Test(objects, spill_disk_full, .timeout = 60)
 	cr_assert(rc == -ENOENT || (rc == 0 && nfiles == 0), "%d spill files left", nfiles);
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
-	rc = umount2(disk, 0);
-	cr_assert_eq(rc, 0, "umount %s: %s", disk, strerror(errno));
-	mounted[0] = 0;
+	harness_unmount_disk(disk);
 }
 
 /* ---- 10. kray_wait (what wait_for_some in test_tasks.c does not cover) ---------------- */

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,18 +32,7 @@
 
 #define MiB (1ull << 20)
 
-static char mounted[256]; /* a tmpfs a test mounted, unmounted by spill_fini */
-
-static void spill_fini(void)
-{
-	if (mounted[0]) {
-		umount2(mounted, MNT_DETACH);
-		mounted[0] = 0;
-	}
-	harness_cleanup();
-}
-
-TestSuite(spill, .fini = spill_fini, .timeout = 120);
+TestSuite(spill, .fini = harness_cleanup, .timeout = 120);
 
 static void start(struct harness *h, const char *const *flags)
 {
@@ -408,7 +396,7 @@ Test(spill, damaged_spill_files_lose_the_object, .timeout = 120)
 Test(spill, disk_fills_during_a_write, .timeout = 120)
 {
 	const size_t len = 40 * MiB;
-	char dir[128], disk[160], spill[200];
+	char disk[160], spill[200];
 	const char *flags[] = { "--store-size", "64M", "--pool-size", "0",
 				"--spill-dir",	spill, NULL };
 	struct harness h;
@@ -417,17 +405,13 @@ Test(spill, disk_fills_during_a_write, .timeout = 120)
 	int rc, nfiles;
 	kray *k;
 
-	harness_tmpdir(dir, sizeof(dir));
-	snprintf(disk, sizeof(disk), "%s/disk", dir);
-	snprintf(spill, sizeof(spill), "%s/spill", disk);
-	cr_assert_eq(mkdir(disk, 0700), 0, "mkdir %s: %s", disk, strerror(errno));
-	if (mount("tmpfs", disk, "tmpfs", 0, "size=24m,mode=0700")) {
+	if ((rc = harness_small_disk(disk, sizeof(disk), "24m"))) {
 		cr_skip("cannot mount a 24 MiB tmpfs as the spill disk (%s): this test needs "
 			"root or CAP_SYS_ADMIN",
-			strerror(errno));
+			strerror(-rc));
 		return;
 	}
-	snprintf(mounted, sizeof(mounted), "%s", disk);
+	snprintf(spill, sizeof(spill), "%s/spill", disk);
 	start(&h, flags);
 	k = harness_connect(h.sock);
 	cr_assert_eq(create_pattern(k, len, 1700, &a), 0, "create: %s", kray_errmsg(k));
@@ -457,9 +441,7 @@ Test(spill, disk_fills_during_a_write, .timeout = 120)
 		  (unsigned long long)st.objects, (unsigned long long)st.store_bytes);
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
-	rc = umount2(disk, 0);
-	cr_assert_eq(rc, 0, "umount %s: %s", disk, strerror(errno));
-	mounted[0] = 0;
+	harness_unmount_disk(disk);
 }
 
 /* ---- 5. a getter killed in the middle of a restore ---------------------------------- */
