@@ -177,8 +177,9 @@ static void chk_submit(const uint8_t *body, size_t len)
 	FUZZ_CHECK(x.m.name_len && !memchr(x.name, 0, x.m.name_len));
 	FUZZ_CHECK(x.m.nargs <= KRAY_ARGS_MAX && x.m.num_returns <= KRAY_RETURNS_MAX);
 	FUZZ_CHECK(x.m.max_retries >= -1);
-	/* Resources, when present, are a list krayd can parse (issue 7). */
-	FUZZ_CHECK(!x.m.res_len || wire_parse_resources(x.res, x.m.res_len, NULL) >= 0);
+	/* Resources, when present, are a list krayd can parse (issue 7), with at most one
+	 * placement entry ("@spread", "@node=", "@prefer=": issue 17). */
+	FUZZ_CHECK(!x.m.res_len || wire_parse_placed(x.res, x.m.res_len, NULL, NULL) >= 0);
 	again_begin(&a, KRAY_MSG_SUBMIT);
 	kbuf_put(&a.b, &x.m, sizeof(x.m));
 	wire_put_padded(&a.b, x.name, x.m.name_len);
@@ -407,7 +408,7 @@ static void chk_actor_create(const uint8_t *body, size_t len)
 	/* krayd parses the resources next (fuzz_resources has the oracles). */
 	{
 		struct wire_resource res[KRAY_RESOURCES_MAX];
-		int n = wire_parse_resources(x.res, x.m.res_len, res);
+		int n = wire_parse_placed(x.res, x.m.res_len, res, NULL);
 
 		FUZZ_CHECK(n == -EINVAL || (n >= 0 && n <= KRAY_RESOURCES_MAX));
 	}
