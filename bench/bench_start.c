@@ -70,7 +70,8 @@ static void emit(FILE *f, void *arg)
 	for (int w = 0; w < WAYS; w++)
 		bench_json_fig(f, way_name[w], &ms[w], false);
 	fprintf(f, "  \"on_vs_off\": %.2f,\n  \"wait_vs_off\": %.2f\n}\n",
-		bench_med(&ms[ON]) / bench_med(&ms[OFF]), bench_med(&ms[WAIT]) / bench_med(&ms[OFF]));
+		bench_med(&ms[ON]) / bench_med(&ms[OFF]),
+		bench_med(&ms[WAIT]) / bench_med(&ms[OFF]));
 }
 
 int main(int argc, char **argv)
