@@ -170,6 +170,7 @@ void xfer_push(struct link *l, struct obj *o, enum kray_push_why why)
 		return;
 	}
 	refs_len = lend_contained(l, o, &refs);
+	node_bytes(d, l->node, o->size, true);
 	m.scalar = m.size = o->size;
 	m.nrefs = refs ? o->ncontained : 0;
 	b = net_out(l);
@@ -502,6 +503,8 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 	if (o && foreign && !answer)
 		store_conn_ref(l->c, o); /* the copy is the link's until its task is done */
 	usable = o && o->state == OBJ_PENDING && !o->writer && o->fd < 0;
+	if (m.type == KRAY_WT_ERROR && answer && usable && pull_refused(l, o))
+		return 0; /* a holder without a copy: another is asked (pull.c) */
 	if (m.type != KRAY_WT_FD) {
 		struct wire_value v = {
 			.type = m.type, .err = m.err, .scalar = m.scalar, .data = data, .len = m.len
@@ -514,6 +517,7 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 			store_seal(d, o, &v);
 		return 0;
 	}
+	node_bytes(d, l->node, m.size, false);
 	l->rx.id = m.oid;
 	l->rx.off = 0;
 	l->rx.size = m.size;
