@@ -42,11 +42,13 @@ struct holder {
 	uint16_t tasks; /* its tasks that hold the copy */
 	uint16_t load; /* pulls handed to it and not yet complete */
 	bool complete;
+	uint32_t seq; /* its number (kray_msg_obj_where) */
 };
 
 /* Owner side: the copies of one of this node's objects on other nodes. */
 struct located {
 	uint16_t self_load;
+	uint32_t next_seq;
 	unsigned n, cap;
 	struct holder *h;
 };
@@ -57,12 +59,15 @@ struct dpull {
 	uint32_t owner; /* the owner's node */
 	uint32_t link; /* the link of the holder asked */
 	uint32_t owner_link; /* the link the owner's PULL came over */
+	uint32_t seq; /* the number the owner gave this copy */
 };
 
 static void send_where(struct link *l, const struct kray_oid *id, uint64_t size, uint32_t holder,
-		       uint32_t kind)
+		       uint32_t kind, uint32_t seq, uint32_t from)
 {
-	struct kray_msg_obj_where m = { .oid = *id, .size = size, .holder = holder, .kind = kind };
+	struct kray_msg_obj_where m = {
+		.oid = *id, .size = size, .holder = holder, .kind = kind, .seq = seq, .from = from
+	};
 
 	net_send_fixed(l, KRAY_MSG_OBJ_WHERE, &m, sizeof(m));
 }
@@ -151,15 +156,15 @@ bool pull_send_arg(struct krayd *d, struct link *l, struct obj *o)
 	struct holder *h;
 	uint32_t from;
 
-	if (o->type != KRAY_WT_FD || o->state != OBJ_READY || o->id.node != d->node ||
-	    !l->node || !d->cfg.direct_pull)
+	if (o->type != KRAY_WT_FD || o->state != OBJ_READY || o->id.node != d->node || !l->node ||
+	    !d->cfg.direct_pull)
 		return false;
 	loc = loc_get(d, &o->id, true);
 	h = holder_find(loc, l->node);
 	if (h) {
 		/* It has a copy for another task, or is getting one: this task holds it too. */
 		h->tasks++;
-		send_where(l, &o->id, o->size, d->node, KRAY_WHERE_PULL);
+		send_where(l, &o->id, o->size, d->node, KRAY_WHERE_PULL, h->seq, 0);
 		return true;
 	}
 	from = pick(loc, l->node);
@@ -169,13 +174,17 @@ bool pull_send_arg(struct krayd *d, struct link *l, struct obj *o)
 		if (!loc->h)
 			abort();
 	}
-	loc->h[loc->n++] = (struct holder){ .node = l->node, .from = from, .tasks = 1 };
-	if (from)
-		holder_find(loc, from)->load++;
+	h = from ? holder_find(loc, from) : NULL;
+	if (h)
+		h->load++;
 	else
 		loc->self_load++;
+	loc->h[loc->n++] = (struct holder){
+		.node = l->node, .from = from, .tasks = 1, .seq = ++loc->next_seq
+	};
 	d->cl->where_sent++;
-	send_where(l, &o->id, o->size, from ? from : d->node, KRAY_WHERE_PULL);
+	send_where(l, &o->id, o->size, from ? from : d->node, KRAY_WHERE_PULL, loc->next_seq,
+		   h ? h->seq : 0);
 	return true;
 }
 
@@ -213,8 +222,8 @@ static void on_have(struct link *l, const struct kray_msg_obj_where *m)
 	struct located *loc = m->oid.node == l->d->node ? loc_get(l->d, &m->oid, false) : NULL;
 	struct holder *h = loc ? holder_find(loc, l->node) : NULL;
 
-	if (!h || h->complete)
-		return; /* gone since, or said twice */
+	if (!h || h->complete || h->seq != m->seq)
+		return; /* gone since, said twice, or of a copy handed out before */
 	h->complete = true;
 	unload(loc, h->from);
 }
@@ -235,24 +244,24 @@ static void dpull_ready(struct krayd *d, void *arg, struct obj *o)
 	struct link *ol = net_link_by_id(d, p->owner_link);
 
 	if (o->type == KRAY_WT_FD && ol && ol->c && !ol->c->closed)
-		send_where(ol, &o->id, o->size, d->node, KRAY_WHERE_HAVE);
+		send_where(ol, &o->id, o->size, d->node, KRAY_WHERE_HAVE, p->seq, 0);
 	oidmap_del(&d->cl->dpulls, &p->id);
 	free(p);
 	store_unref(d, o); /* the fetch's hold */
 }
 
-/* Asks p's holder (the owner when holder is 0 or cannot be reached) for its object. */
-static void fetch(struct krayd *d, struct dpull *p, uint32_t holder, uint64_t size)
+/* Asks p's holder (the owner when holder is 0 or cannot be reached) for its object, the
+ * copy numbered from there. */
+static void fetch(struct krayd *d, struct dpull *p, uint32_t holder, uint64_t size, uint32_t from)
 {
-	struct link *l = holder && holder != p->owner && holder != d->node ?
-				 net_link_to(d, holder) :
-				 NULL;
+	struct link *l =
+		holder && holder != p->owner && holder != d->node ? net_link_to(d, holder) : NULL;
 
 	if (!l)
 		l = net_link_by_id(d, p->owner_link);
 	p->link = l->id;
 	d->cl->fetched++;
-	send_where(l, &p->id, size, l->node, KRAY_WHERE_FETCH);
+	send_where(l, &p->id, size, l->node, KRAY_WHERE_FETCH, 0, l->node == p->owner ? 0 : from);
 }
 
 static int on_pull(struct link *l, const struct kray_msg_obj_where *m)
@@ -267,8 +276,12 @@ static int on_pull(struct link *l, const struct kray_msg_obj_where *m)
 		return conn_fail(l->c, "an object's location must come from its owner", -EPERM);
 	o = store_get(d, &m->oid);
 	if (o) {
-		/* A copy here already, or on its way: held for this task too. */
+		/* A copy here already, or on its way: held for this task too.  A copy on its
+		 * way takes the new number (its source is older than either). */
 		store_conn_ref(l->c, o);
+		p = dpull_get(d, &m->oid);
+		if (p)
+			p->seq = m->seq;
 		return 0;
 	}
 	o = store_create(d, &m->oid);
@@ -280,10 +293,11 @@ static int on_pull(struct link *l, const struct kray_msg_obj_where *m)
 	p->id = m->oid;
 	p->owner = l->node;
 	p->owner_link = l->id;
+	p->seq = m->seq;
 	*oidmap_upsert(&d->cl->dpulls, &p->id, &fresh) = (uint64_t)(uintptr_t)p;
 	store_ref(o);
 	store_wait(d, o, dpull_ready, p);
-	fetch(d, p, m->holder, m->size);
+	fetch(d, p, m->holder, m->size, m->from);
 	return 0;
 }
 
@@ -301,6 +315,7 @@ static void on_fetch(struct link *l, const struct kray_msg_obj_where *m)
 {
 	struct krayd *d = l->d;
 	struct obj *o = store_get(d, &m->oid);
+	struct dpull *p = o ? dpull_get(d, &m->oid) : NULL;
 	char msg[160];
 
 	d->cl->served++;
@@ -308,7 +323,7 @@ static void on_fetch(struct link *l, const struct kray_msg_obj_where *m)
 		xfer_push(l, o, KRAY_PUSH_ANSWER);
 		return;
 	}
-	if (o && o->state == OBJ_PENDING && (o->writer || dpull_get(d, &o->id))) {
+	if (o && o->state == OBJ_PENDING && p && m->from && p->seq == m->from) {
 		/* Still arriving here: sent once it has. */
 		store_ref(o);
 		store_wait(d, o, served_ready, (void *)(uintptr_t)l->id);
@@ -347,11 +362,11 @@ static bool refetch(struct krayd *d, struct dpull *p, struct obj *o, const char 
 
 	if (!ol || p->link == ol->id)
 		return false;
-	log_info("object %u.%u.%u.%u: %s; fetching it from its owner %08x", p->id.node,
-		 p->id.owner, p->id.seq, p->id.index, why, p->owner);
+	log_info("object %u.%u.%u.%u: %s; fetching it from its owner %08x", p->id.node, p->id.owner,
+		 p->id.seq, p->id.index, why, p->owner);
 	d->cl->fallbacks++;
 	p->link = ol->id;
-	send_where(ol, &p->id, o->size, p->owner, KRAY_WHERE_FETCH);
+	send_where(ol, &p->id, o->size, p->owner, KRAY_WHERE_FETCH, 0, 0);
 	return true;
 }
 

@@ -682,8 +682,13 @@ struct kray_msg_obj_where {
 	__u64 size;
 	__u32 holder; /* PULL: the node to pull from */
 	__u32 kind; /* enum kray_where_kind */
+	/* PULL: the number the owner gave the receiver's copy (seq) and the holder's (from);
+	 * FETCH: the holder's, as the owner named it.  A holder serves a copy it is still
+	 * receiving only for the number it was given: pulls wait only on older copies, so
+	 * they never wait on each other in a circle. */
+	__u32 seq, from;
 };
-_Static_assert(sizeof(struct kray_msg_obj_where) == 32, "obj_where is 32 bytes");
+_Static_assert(sizeof(struct kray_msg_obj_where) == 40, "obj_where is 40 bytes");
 
 /* An actor created on another node: its id keeps the creator's node and client. */
 struct kray_msg_fwd_actor {

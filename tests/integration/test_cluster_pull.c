@@ -331,6 +331,8 @@ Test(cluster_pull, holder_killed_mid_pull_falls_back_to_the_owner)
 	kray_value_clear(&v);
 	kray_release(k, &r2, 1);
 	bytes_of(2, &s, &rcv);
+	fprintf(stderr, "holder_killed: node 3 began %" PRIu64 " bytes, fell back %" PRIu64 "\n",
+		rcv, pull_counter(2, "fell"));
 	cr_assert_geq(rcv, size, "node 3 received %" PRIu64, rcv);
 	if (rcv > size)
 		cr_assert_eq(pull_counter(2, "fell"), 1, "node 3 fell back once");
