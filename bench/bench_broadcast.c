@@ -220,7 +220,9 @@ static void emit(FILE *f, void *arg)
 	fprintf(f, "{\"bench\":\"broadcast\",\"nodes\":%d,\"object_mib\":%zu,\"rounds\":%d", nnodes,
 		obj_size >> 20, nrounds);
 	for (int m = 0; m < 2; m++) {
-		fprintf(f, ",\"%s\":{\"seconds\":%.3f,\"max_node_sent_mib\":%.1f,\"owner_sent_mib\":%.1f,",
+		fprintf(f,
+			",\"%s\":{\"seconds\":%.3f,\"max_node_sent_mib\":%.1f,\"owner_sent_mib\":%."
+			"1f,",
 			modes[m].name, modes[m].med_s, modes[m].max_sent_mib, modes[m].owner_mib);
 		bench_json_array(f, "node_sent_mib", modes[m].node_mib, nnodes);
 		fprintf(f, "}");
@@ -244,7 +246,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
 			nnodes = atoi(argv[++i]);
 		else
-			bench_die("usage: bench_broadcast [--quick] [--nodes N] [--json FILE]", NULL);
+			bench_die("usage: bench_broadcast [--quick] [--nodes N] [--json FILE]",
+				  NULL);
 	}
 	if (quick && nnodes == 9)
 		nnodes = 5;

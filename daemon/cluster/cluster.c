@@ -178,6 +178,8 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	case KRAY_MSG_FWD_DONE:
 		return remote_on_done(l, body, h->len);
 	case KRAY_MSG_OBJ_PUSH:
+		if (pull_refused(l, h, body, h->len))
+			return 0; /* a holder without a copy: another is asked (pull.c) */
 		r = xfer_on_push(l, h, body, h->len);
 		ractor_adopt(l); /* the handles it held: their calls go to their nodes */
 		return r;

@@ -422,9 +422,10 @@ bool pull_send_arg(struct krayd *d, struct link *l, struct obj *o);
 /* Forwarded task t is done or gone: its node's copies of t's arguments may go. */
 void pull_task_gone(struct krayd *d, struct task *t);
 int pull_on_where(struct link *l, const uint8_t *body, uint32_t len);
-/* An error answered a fetch of o over l: true when another node is asked instead (the
- * error is dropped). */
-bool pull_refused(struct link *l, struct obj *o);
+/* OBJ_PUSH h (body, len) over l, before xfer_on_push(): true when it is an error that
+ * answers a fetch of ours and another node is asked instead (the frame is dropped). */
+bool pull_refused(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
+		  uint32_t len);
 void pull_link_gone(struct krayd *d, struct link *l);
 void pull_fini(struct krayd *d);
 /* Counts n bytes of a large object sent to (out) or received from node. */

@@ -370,12 +370,21 @@ static bool refetch(struct krayd *d, struct dpull *p, struct obj *o, const char 
 	return true;
 }
 
-bool pull_refused(struct link *l, struct obj *o)
+bool pull_refused(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len)
 {
-	struct dpull *p = dpull_get(l->d, &o->id);
+	struct kray_msg_obj_push m;
+	struct dpull *p;
+	struct obj *o;
 
-	if (!p)
-		return false; /* not a fetch of ours: the error is the answer */
+	if (h->req != KRAY_PUSH_ANSWER || len < sizeof(m))
+		return false; /* xfer_on_push() takes it (and checks it) */
+	memcpy(&m, body, sizeof(m));
+	if (m.type != KRAY_WT_ERROR || m.nrefs)
+		return false;
+	p = dpull_get(l->d, &m.oid);
+	o = p ? store_get(l->d, &m.oid) : NULL;
+	if (!o || o->state != OBJ_PENDING || o->writer || o->fd >= 0)
+		return false; /* not a fetch of ours in flight: the error is the answer */
 	if (p->link != l->id)
 		return true; /* a holder given up on already: the owner answers */
 	return refetch(l->d, p, o, "the holder asked has no copy");

@@ -503,8 +503,6 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 	if (o && foreign && !answer)
 		store_conn_ref(l->c, o); /* the copy is the link's until its task is done */
 	usable = o && o->state == OBJ_PENDING && !o->writer && o->fd < 0;
-	if (m.type == KRAY_WT_ERROR && answer && usable && pull_refused(l, o))
-		return 0; /* a holder without a copy: another is asked (pull.c) */
 	if (m.type != KRAY_WT_FD) {
 		struct wire_value v = {
 			.type = m.type, .err = m.err, .scalar = m.scalar, .data = data, .len = m.len

@@ -8,13 +8,21 @@
  */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <openssl/hmac.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include "../../include/uapi/kray_wire.h"
 
 #include "harness.h"
 #include "netns.h"
@@ -361,4 +369,184 @@ Test(cluster_pull, stale_holder_refuses_and_the_owner_serves)
 	for (int i = 0; i < 24; i++)
 		expect_sum(k, r[i], sum, "short task");
 	kray_release(k, &x, 1);
+}
+
+/* ---- A node that speaks the protocol itself: forged and unknown requests ---- */
+
+#define TOKEN "test-cluster-pull-token-0123456789"
+
+static void send_frame(int fd, uint16_t type, const void *body, uint32_t len)
+{
+	struct kray_frame_hdr h = {
+		.magic = KRAY_WIRE_MAGIC, .version = KRAY_WIRE_VERSION, .type = type, .len = len
+	};
+	uint8_t buf[sizeof(h) + 256];
+
+	cr_assert_leq(len, 256);
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), body, len);
+	cr_assert_eq(send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL), (ssize_t)(sizeof(h) + len));
+}
+
+/* The next frame within ms (its body into body, at most cap bytes); its type, or 0 when
+ * the connection closed, or -1 when nothing came. */
+static int recv_frame(int fd, void *body, size_t cap, int ms, uint32_t *ret_len)
+{
+	struct kray_frame_hdr h;
+	uint8_t skip[4096];
+	size_t got = 0;
+
+	while (got < sizeof(h)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, ms) <= 0)
+			return -1;
+		n = recv(fd, (uint8_t *)&h + got, sizeof(h) - got, 0);
+		if (n <= 0)
+			return 0;
+		got += (size_t)n;
+	}
+	cr_assert_eq(h.magic, KRAY_WIRE_MAGIC);
+	for (got = 0; got < h.len;) {
+		uint8_t *dst = got < cap ? (uint8_t *)body + got : skip;
+		size_t want = got < cap ? (h.len < cap ? h.len : cap) - got : sizeof(skip);
+		ssize_t n;
+
+		if (want > h.len - got)
+			want = h.len - got;
+		n = recv(fd, dst, want, MSG_WAITALL);
+		if (n <= 0)
+			return 0;
+		got += (size_t)n;
+	}
+	*ret_len = h.len;
+	return h.type;
+}
+
+/* Connects to the head at port on loopback as node `self`, proves the token, registers. */
+static int join_as(unsigned short port, uint32_t self)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct kray_msg_node_challenge ch;
+	struct kray_msg_node_auth a = { 0 };
+	struct kray_msg_node m = {
+		.node = self, .addr = htonl(INADDR_LOOPBACK), .port = 9, .alive = 1, .num_cpus = 1
+	};
+	uint8_t msg[1 + 2 * KRAY_NONCE_LEN + 4], body[512];
+	unsigned len = KRAY_MAC_LEN;
+	uint32_t blen;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
+	cr_assert_eq(recv_frame(fd, &ch, sizeof(ch), 5000, &blen), KRAY_MSG_NODE_CHALLENGE);
+	cr_assert_eq(getrandom(a.nonce, sizeof(a.nonce), 0), (ssize_t)sizeof(a.nonce));
+	a.node = self;
+	msg[0] = 'C';
+	memcpy(msg + 1, ch.nonce, KRAY_NONCE_LEN);
+	memcpy(msg + 1 + KRAY_NONCE_LEN, a.nonce, KRAY_NONCE_LEN);
+	memcpy(msg + 1 + 2 * KRAY_NONCE_LEN, &a.node, 4);
+	HMAC(EVP_sha256(), TOKEN, (int)strlen(TOKEN), msg, sizeof(msg), a.mac, &len);
+	send_frame(fd, KRAY_MSG_NODE_AUTH, &a, sizeof(a));
+	cr_assert_eq(recv_frame(fd, body, sizeof(body), 5000, &blen), KRAY_MSG_NODE_AUTH_OK);
+	send_frame(fd, KRAY_MSG_NODE_REGISTER, &m, sizeof(m));
+	return fd;
+}
+
+/* The next frame of type want (views and the like skipped); its type, 0 or -1 as above. */
+static int expect_type(int fd, int want, void *body, size_t cap)
+{
+	int64_t t0 = harness_now_ms();
+	uint32_t len;
+	int t;
+
+	do {
+		t = recv_frame(fd, body, cap, 5000, &len);
+	} while (t > 0 && t != want && harness_now_ms() - t0 < 10000);
+	return t;
+}
+
+/* A head on loopback, with a node of this test's own making linked to it. */
+static int raw_head(unsigned short *ret_port)
+{
+	static const char *const args[] = { "--head", "--node-listen", "127.0.0.1:0", "--token",
+					    TOKEN,    "--bpf",	       "off",	      NULL };
+	kray *k;
+	char *text = NULL, *p;
+
+	cr_assert_eq(harness_start_krayd_opts(&node[0], 1, args), 0);
+	k = harness_connect(node[0].sock);
+	cr_assert_eq(kray_describe_nodes(k, &text), 0);
+	p = strstr(text, "127.0.0.1:");
+	cr_assert_not_null(p, "no listening address in:\n%s", text);
+	*ret_port = (unsigned short)atoi(p + strlen("127.0.0.1:"));
+	free(text);
+	harness_shutdown(k);
+	return join_as(*ret_port, 0x5eed0001);
+}
+
+/* A FETCH of an object the node does not have is answered with an error value at once. */
+Test(cluster_pull, fetch_of_an_unknown_object_is_answered_with_an_error)
+{
+	unsigned short port;
+	int fd = raw_head(&port);
+	struct kray_msg_obj_where w = {
+		.oid = { 0x5eed0001, 7, 7, 0 }, .size = 1 << 20, .kind = KRAY_WHERE_FETCH, .from = 3
+	};
+	uint8_t body[512];
+	struct kray_msg_obj_push m;
+
+	send_frame(fd, KRAY_MSG_OBJ_WHERE, &w, sizeof(w));
+	cr_assert_eq(expect_type(fd, KRAY_MSG_OBJ_PUSH, body, sizeof(body)), KRAY_MSG_OBJ_PUSH,
+		     "no answer to the fetch");
+	memcpy(&m, body, sizeof(m));
+	cr_assert_eq(m.type, KRAY_WT_ERROR, "answered with type %u", m.type);
+	cr_assert_eq(m.err, KRAY_WE_OBJECT_LOST);
+	cr_assert(!memcmp(&m.oid, &w.oid, sizeof(m.oid)));
+	cr_assert_not_null(memmem(body + sizeof(m), m.len, "holds no copy", 13));
+	/* The link still serves: another unknown fetch, another error. */
+	w.oid.seq = 8;
+	send_frame(fd, KRAY_MSG_OBJ_WHERE, &w, sizeof(w));
+	cr_assert_eq(expect_type(fd, KRAY_MSG_OBJ_PUSH, body, sizeof(body)), KRAY_MSG_OBJ_PUSH);
+	close(fd);
+	harness_expect_serving(&node[0], "unknown fetches");
+}
+
+/* A location (PULL) that does not come from the object's owner, a location of no size,
+ * an unknown kind and a short message each close the link; the node keeps serving. */
+Test(cluster_pull, forged_locations_close_the_link)
+{
+	unsigned short port;
+	uint8_t body[512];
+	struct kray_msg_obj_where w = { .oid = { 0x0bad0bad, 1, 1, 0 },
+					.size = 1 << 20,
+					.holder = 0x5eed0001,
+					.kind = KRAY_WHERE_PULL };
+	int fd = raw_head(&port);
+
+	send_frame(fd, KRAY_MSG_OBJ_WHERE, &w, sizeof(w)); /* not the owner */
+	cr_assert_eq(expect_type(fd, -2, body, sizeof(body)), 0, "the link stayed open");
+	close(fd);
+
+	fd = join_as(port, 0x5eed0002);
+	w.oid.node = 0x5eed0002;
+	w.size = 0;
+	send_frame(fd, KRAY_MSG_OBJ_WHERE, &w, sizeof(w)); /* no size */
+	cr_assert_eq(expect_type(fd, -2, body, sizeof(body)), 0, "the link stayed open");
+	close(fd);
+
+	fd = join_as(port, 0x5eed0003);
+	w.kind = 9;
+	send_frame(fd, KRAY_MSG_OBJ_WHERE, &w, sizeof(w));
+	cr_assert_eq(expect_type(fd, -2, body, sizeof(body)), 0, "the link stayed open");
+	close(fd);
+
+	fd = join_as(port, 0x5eed0004);
+	send_frame(fd, KRAY_MSG_OBJ_WHERE, &w, 8);
+	cr_assert_eq(expect_type(fd, -2, body, sizeof(body)), 0, "the link stayed open");
+	close(fd);
+	harness_expect_serving(&node[0], "forged locations");
 }
