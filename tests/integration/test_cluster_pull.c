@@ -237,6 +237,21 @@ static void wait_received(int i, uint64_t n)
 	cr_assert_fail("node %d received %" PRIu64 " object bytes, want %" PRIu64, i + 1, r, n);
 }
 
+/* Waits until a task runs on node i (so its copy of the argument is complete, and the
+ * owner has been told), then a little for that word to arrive. */
+static void wait_running(int i)
+{
+	kray *k = harness_connect(node[i].sock);
+	int64_t t0 = harness_now_ms();
+
+	while (harness_status(k).workers_busy < 1) {
+		cr_assert_lt(harness_now_ms() - t0, 30000, "no task ran on node %d", i + 1);
+		usleep(20000);
+	}
+	harness_shutdown(k);
+	usleep(300 * 1000);
+}
+
 /* The owner (node 1) puts X; a task on node 2 takes it (and keeps its copy while it
  * sleeps); then a task on node 3 takes it too: node 3 pulls it from node 2, not node 1. */
 Test(cluster_pull, b_to_c_directly_with_the_owner_on_a)
@@ -248,8 +263,7 @@ Test(cluster_pull, b_to_c_directly_with_the_owner_on_a)
 	uint64_t s[NODES], rcv[NODES];
 
 	r2 = call_sum(k, x, 4000, "n2:1", 0);
-	wait_received(1, size);
-	usleep(200 * 1000); /* node 2's HAVE reaches the owner */
+	wait_running(1);
 	r3 = call_sum(k, x, 0, "n3:1", 0);
 	expect_sum(k, r3, sum, "node 3");
 	expect_sum(k, r2, sum, "node 2");
@@ -328,8 +342,7 @@ Test(cluster_pull, holder_killed_mid_pull_falls_back_to_the_owner)
 	uint64_t s, rcv;
 
 	r2 = call_sum(k, x, 20000, "n2:1", 0);
-	wait_received(1, size);
-	usleep(200 * 1000);
+	wait_running(1);
 	r3 = call_sum(k, x, 0, "n3:1", 0);
 	/* Node 3 is fetching from node 2 by now (or about to): node 2 dies under it. */
 	wait_received(2, 1);
