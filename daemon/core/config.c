@@ -117,6 +117,9 @@ static const struct key keys[] = {
 	  "prefix of the Redis keys of this cluster's GCS (default kray)" },
 	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
 	INT("node-timeout-ms", node_timeout_ms, 20, 3600000, "a node silent this long is dead"),
+	INT("direct-pull", direct_pull, 0, 1,
+	    "1: a task's node pulls a large argument from any node holding a copy; 0: its "
+	    "owner sends it"),
 	/* Limits on clients (docs/limits.md, "Connections and memory"). */
 	INT("max-clients", max_clients, 0, 1048576,
 	    "most connections at once (0: the fd limit less a reserve); more get an ERROR"),
@@ -360,6 +363,7 @@ static void set_defaults(struct config *cfg)
 
 	cfg->bpf_wait = bpf_wait && (!strcmp(bpf_wait, "on") || !strcmp(bpf_wait, "1"));
 	cfg->heartbeat_ms = 500;
+	cfg->direct_pull = 1;
 	cfg->node_timeout_ms = 5000;
 	cfg->hello_timeout_ms = 10000;
 	cfg->frame_timeout_ms = 10000;

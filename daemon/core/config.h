@@ -56,6 +56,7 @@ struct config {
 	char token_file[PATH_MAX];
 	char token[256];
 	int heartbeat_ms, node_timeout_ms;
+	int direct_pull; /* 1: tasks' nodes pull large arguments from any holder (pull.c) */
 	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
 	char gcs_storage[256]; /* "", "log" or redis://HOST:PORT[/DB] (cluster/gcs_redis.c) */
 	char gcs_redis_password_file[PATH_MAX];
