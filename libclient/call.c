@@ -172,6 +172,8 @@ KRAY_EXPORT unsigned kray_ctx_num_returns(const kray_ctx *ctx)
 
 /* ---- one call ---- */
 
+volatile uintptr_t kc_cancel_asked; /* set by worker.c's signal handler */
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;

@@ -318,8 +318,6 @@ static void run_fast(struct kray *k, struct exec *e)
 	kbuf_free(&res);
 }
 
-volatile uintptr_t kc_cancel_asked;
-
 static void on_cancel_signal(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
