@@ -17,3 +17,10 @@ $(O)/bench/bench_scale: bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray \
 		$(RPATH) -lcrypto -lm
+
+# test_xfer plays a node itself (the token's HMAC from libcrypto).
+$(O)/tests/integration/test_xfer: tests/integration/test_xfer.c $(INTEG_LIB) $(LIBKRAY) \
+				  $(COMMON_OBJ) $(SKIPLOG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) -L$(O)/lib -lkray \
+		$(RPATH) -lcriterion -lcrypto
