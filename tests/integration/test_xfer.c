@@ -52,7 +52,8 @@ TestSuite(xfer, .init = NULL, .fini = fini, .timeout = 120);
 /* A free TCP port on loopback (the kernel's pick; krayd binds it right after). */
 static unsigned short free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -156,7 +157,9 @@ static int join(void)
 /* The header of a large object of size bytes, as an argument (the link keeps the copy). */
 static void send_push(int fd, const struct kray_oid *id, uint64_t size)
 {
-	struct kray_msg_obj_push m = { .oid = *id, .type = KRAY_WT_FD, .scalar = size, .size = size };
+	struct kray_msg_obj_push m = {
+		.oid = *id, .type = KRAY_WT_FD, .scalar = size, .size = size
+	};
 
 	send_hdr(fd, KRAY_MSG_OBJ_PUSH, sizeof(m), KRAY_PUSH_ARG);
 	send_all(fd, &m, sizeof(m));
@@ -164,8 +167,8 @@ static void send_push(int fd, const struct kray_oid *id, uint64_t size)
 
 /* A chunk: frame length flen (0: the right one for len), then len bytes of pattern seed
  * from offset off of the object, and the padding. */
-static void send_chunk(int fd, const struct kray_oid *id, uint64_t off, uint32_t len,
-		       uint32_t flen, uint64_t seed)
+static void send_chunk(int fd, const struct kray_oid *id, uint64_t off, uint32_t len, uint32_t flen,
+		       uint64_t seed)
 {
 	struct kray_msg_obj_chunk m = { .oid = *id, .offset = off, .len = len };
 	size_t padded = KRAY_PAD8((size_t)len);
@@ -236,8 +239,8 @@ Test(xfer, object_in_chunks_is_sealed_and_released_with_its_link)
 	/* A frame behind it is read as one: the stream kept its place. */
 	send_push(fd, &(struct kray_oid){ .node = FAKE_NODE, .owner = 1, .seq = 2, .index = 1 },
 		  4 * MiB);
-	send_chunk(fd, &(struct kray_oid){ .node = FAKE_NODE, .owner = 1, .seq = 2, .index = 1 },
-		   0, 4 * MiB, 0, 78);
+	send_chunk(fd, &(struct kray_oid){ .node = FAKE_NODE, .owner = 1, .seq = 2, .index = 1 }, 0,
+		   4 * MiB, 0, 78);
 	wait_store_bytes(k, size + 4 * MiB, "the objects that came");
 	cr_assert_eq(harness_status(k).objects, objects + 2);
 	cr_assert_not(closed_within(fd, 300), "the link was closed");
