@@ -33,7 +33,9 @@ struct xitem {
 	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
 	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
 	uint8_t pad; /* zero bytes owed after the current chunk's payload */
-	uint8_t stage; /* the splice in flight: 1 memfd -> pipe, 2 pipe -> socket */
+	uint8_t stage; /* the splice in flight: 1 memfd -> pipe (and its linked pipe ->
+			* socket), 2 pipe -> socket */
+	int err; /* what the pair's first splice failed with, once its second is back */
 	struct kbuf after; /* frames queued behind it (net_out()) */
 	struct xitem *next;
 };

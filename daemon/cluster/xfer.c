@@ -3,23 +3,39 @@
  * Objects sent from one node to another over a link.
  *
  * An inline value goes in one OBJ_PUSH frame.  A large object goes as an OBJ_PUSH header
- * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space: it is
- * spliced from the sealed memfd into a pipe and from the pipe into the socket, on the
- * io_uring (a memfd cannot be spliced to a TCP socket directly; KERNEL-FACTS.md).  The
- * chunks are produced as the socket drains (xfer_refill() from the loop's send and
- * splice completions), so a 1 GB object needs one pipe, not 1 GB of buffer.  Where the
- * kernel refuses the splice (a hugetlb memfd), the payload is read into the output buffer
- * instead, at most two chunks ahead.
+ * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space on the
+ * sender: it is spliced from the sealed memfd into a pipe and from the pipe into the
+ * socket, on the io_uring (a memfd cannot be spliced to a TCP socket directly;
+ * KERNEL-FACTS.md), both splices linked in one submission per pipe-full (a whole chunk
+ * where krayd may size the pipe so).  The chunks are produced as the socket drains
+ * (xfer_refill() from the loop's send and splice completions), so a 1 GB object needs one
+ * pipe, not 1 GB of buffer.  Where the kernel refuses the splice (a hugetlb memfd), the
+ * payload is read into the output buffer instead, at most two chunks ahead.
  * Frames queued for the link while an object streams wait behind it (xitem.after), so
  * the receiver sees every link's frames in the order they were queued and can write
  * chunks into one memfd at a time.
  *
- * The receiver writes the chunks into a new memfd from its store (store_begin_large())
- * and seals it like any other object (store_seal_large()).  An object this node owns
- * that comes home (a forwarded task's return) fills its pending object; an object of
- * another node becomes a copy held by the link that brought it (released when the task
- * it came for is done).  A copy that already exists is not written twice: its chunks are
- * read and dropped.
+ * The receiver makes the new memfd from its store (store_begin_large()) at the OBJ_PUSH
+ * and maps it writable (on 2 MiB boundaries, huge pages where the store has them) until
+ * the object is whole.  Each chunk's header is parsed as soon as it arrives, and the
+ * loop receives the chunk's payload straight into that mapping (conn_kind.head and
+ * conn_sink(), io_uring receives of up to 4 MiB): one copy, socket to object, as for a
+ * plain TCP stream.  Only the bytes that came in the same receive as the header are
+ * copied from the link's buffer.  The mapping goes before the seal (store_seal_large():
+ * F_SEAL_WRITE wants no writable mapping left); one mapping per object, not per chunk,
+ * because every mmap waits for the pool's pre-fault thread, which holds the process's
+ * mmap lock.  Where the object cannot be mapped, its chunks come whole into the link's
+ * buffer and are written with pwrite().
+ *
+ * An object this node owns that comes home (a forwarded task's return) fills its pending
+ * object; an object of another node becomes a copy held by the link that brought it
+ * (released when the task it came for is done).  A copy that already exists is not
+ * written twice: its chunks are read and dropped.  A chunk that does not follow what
+ * was announced (another object, a gap, past the size, a frame length that disagrees)
+ * closes the link with a warning; a link that goes in the middle of an object frees the
+ * half-written memfd (or returns the pending object to waiting, for a retry to fill),
+ * and a receive still in flight into the mapping keeps it until the connection is freed
+ * (conn_unmap_at_free()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -247,8 +263,11 @@ static bool have_pipe(struct link *l)
 		l->pipe[0] = l->pipe[1] = -1;
 		return false;
 	}
-	/* A larger pipe moves more per splice; the default (64 KiB) works too. */
-	sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
+	/* A larger pipe moves more per splice: a whole chunk where krayd may (root), 1 MiB
+	 * (pipe-max-size) otherwise; the default (64 KiB) works too. */
+	sz = fcntl(l->pipe[1], F_SETPIPE_SZ, KRAY_CHUNK);
+	if (sz < 0)
+		sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
 	l->pipe_size = sz > 0 ? (unsigned)sz : 65536;
 	return true;
 }
@@ -291,13 +310,14 @@ void xfer_refill(struct conn *c)
 				continue;
 			}
 			if (x->in_pipe) {
-				x->stage = 2;
+				x->stage = 2; /* what a short send left in the pipe */
 				conn_splice(c, l->pipe[0], -1, c->fd, x->in_pipe);
 			} else {
+				/* memfd -> pipe -> socket, linked: one submission a pipe-full. */
 				x->stage = 1;
-				conn_splice(c, x->o->fd, (int64_t)x->off, l->pipe[1],
-					    x->chunk_left < l->pipe_size ? x->chunk_left :
-									   l->pipe_size);
+				conn_splice_through(c, x->o->fd, (int64_t)x->off, l->pipe, c->fd,
+						    x->chunk_left < l->pipe_size ? x->chunk_left :
+										   l->pipe_size);
 			}
 			return;
 		}
@@ -335,38 +355,54 @@ fail:
 	conn_close(c, "an object could not be read");
 }
 
+/*
+ * A splice of the link finished: a pair's first (memfd -> pipe: stage 1, its linked second
+ * still to come), or a pair's second or a lone pipe -> socket (stage 2).  A first that
+ * moved less than asked cancels its second (-ECANCELED): what it moved goes on its own.
+ * A first refused (a hugetlb memfd cannot be spliced) turns the link to copying.
+ */
 void xfer_spliced(struct conn *c, int res)
 {
 	struct link *l = c->link;
 	struct xitem *x = l ? l->xhead : NULL;
+	int err;
 
 	if (!x || !x->stage)
 		return;
-	if (res <= 0) {
-		if (x->stage == 1 && !x->in_pipe && (res == -EINVAL || res == -ENOSYS)) {
-			/* This memfd cannot be spliced (hugetlbfs): copy from now on. */
-			log_info("node %08x: splice from an object refused (%s); copying instead",
-				 l->node, strerror(-res));
-			l->no_splice = true;
-			x->stage = 0;
-			xfer_refill(c);
-			conn_kick(c);
-			return;
+	if (x->stage == 1) {
+		if (res > 0) {
+			x->in_pipe += (uint32_t)res;
+			x->off += (uint32_t)res;
+			x->chunk_left -= (uint32_t)res;
+		} else {
+			x->err = res ? res : -ENODATA;
 		}
+		x->stage = 2;
+		return;
+	}
+	if (res > 0) {
+		x->in_pipe -= (uint32_t)res;
+		c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
+	} else if (res != -ECANCELED || !(x->err || x->in_pipe)) {
 		log_warn("node %08x: sending an object: %s", l->node,
-			 res ? strerror(-res) : "the object ended early");
+			 res ? strerror(-res) : "the socket took nothing");
 		conn_close(c, "an object could not be sent");
 		return;
 	}
-	if (x->stage == 1) {
-		x->in_pipe += (uint32_t)res;
-		x->off += (uint32_t)res;
-		x->chunk_left -= (uint32_t)res;
-	} else {
-		x->in_pipe -= (uint32_t)res;
-		c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
-	}
 	x->stage = 0;
+	err = x->err;
+	x->err = 0;
+	if (err == -EINVAL || err == -ENOSYS) {
+		/* This memfd cannot be spliced (hugetlbfs): copy from now on. */
+		log_info("node %08x: splice from an object refused (%s); copying instead", l->node,
+			 strerror(-err));
+		l->no_splice = true;
+	} else if (err) {
+		log_warn("node %08x: sending an object: %s", l->node,
+			 err == -ENODATA ? "the object ended early" : strerror(-err));
+		conn_close(c, "an object could not be sent");
+		return;
+	}
 	xfer_refill(c);
 	conn_kick(c);
 }

@@ -103,7 +103,7 @@ struct conn {
 	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
-	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
+	uint8_t splicing; /* node links: splices in flight (xfer.c); sends wait for them */
 	bool close_when_sent; /* metrics: close once the reply is out */
 	const char *why; /* why its last frame was refused (conn_fail()), for the ERROR frame */
 	int64_t deadline; /* closed then (CLOCK_MONOTONIC ns) unless cleared; 0: none */
@@ -199,5 +199,10 @@ void conn_unmap_at_free(struct conn *c, void *addr, size_t len);
 /* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
  * completes with c->kind->spliced(). */
 void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
+/* Both stages through pipe p at once: len bytes of fd_in (at off_in) into p[1], linked to
+ * p[0] -> fd_out, in one submission: two completions, in order (the second -ECANCELED
+ * when the first moved less than len). */
+void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[2], int fd_out,
+			 unsigned len);
 
 #endif

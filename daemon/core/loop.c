@@ -662,7 +662,24 @@ void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned
 
 	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, len, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
-	c->splicing = true;
+	c->splicing++;
+	c->ops++;
+}
+
+void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[2], int fd_out,
+			 unsigned len)
+{
+	struct io_uring_sqe *sqe;
+
+	/* Both SQEs in the same submission: make room for two first. */
+	if (io_uring_sq_space_left(c->d->ring) < 2)
+		io_uring_submit(c->d->ring);
+	sqe = get_sqe(c->d);
+	io_uring_prep_splice(sqe, fd_in, off_in, p[1], -1, len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	sqe->flags |= IOSQE_IO_LINK;
+	conn_splice(c, p[0], -1, fd_out, len);
+	c->splicing++;
 	c->ops++;
 }
 
@@ -957,7 +974,7 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 		break;
 	case OP_SPLICE:
 		c->ops--;
-		c->splicing = false;
+		c->splicing--;
 		if (!c->closed)
 			c->kind->spliced(c, cqe->res);
 		break;
