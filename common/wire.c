@@ -233,6 +233,7 @@ int wire_dec_get(const void *body, size_t len, struct wire_get *ret)
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || dec_oids(&r, m.n, &g.ids))
 		return -EBADMSG;
 	g.timeout_ms = m.timeout_ms;
+	g.uffd = m.uffd;
 	*ret = g;
 	return 0;
 }

@@ -86,6 +86,7 @@ void store_io_drain(struct krayd *d)
 {
 	struct sio_job *j = store_io_done(d);
 
+	store_lazy_drain(d); /* lazy objects made whole, or lost */
 	while (j) {
 		struct sio_job *next = j->next;
 
@@ -258,6 +259,10 @@ void store_send_value(struct conn *c, struct obj *o)
 	if (o->type == KRAY_WT_FD && o->spilled && o->io_err) {
 		r = o->io_err; /* its restore failed (and said why in the log): told once */
 		o->io_err = 0;
+	} else if (o->type == KRAY_WT_FD && o->spilled && o->lazy && c->lazy) {
+		r = store_lazy_send(c, o); /* mapped now, read from disk as it is touched */
+		if (!r)
+			return;
 	} else if (o->type == KRAY_WT_FD && (o->spilled || o->io == IO_SPILL)) {
 		/* Normally restored already (store_want()); a get of several that had one
 		 * spilled again to make room for another restores it here, on the loop. */

@@ -63,6 +63,7 @@ struct obj {
 	bool pulling;
 	bool stub; /* a ref another node lent (cluster): freed with its last reference even
 		    * while pending, since no task here will seal it */
+	struct lazy *lazy; /* spilled and mapped lazily by readers (store_lazy.c) */
 	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
 	uint16_t ncontained;
 	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
@@ -181,6 +182,38 @@ void store_io_discard(struct sio_job *j);
 void store_io_apply(struct krayd *d, struct sio_job *j);
 /* store.c: the loop's side of the spill thread: applies what it did, wakes the waiters. */
 void store_io_drain(struct krayd *d);
+
+/* store_lazy.c: lazy restore with userfaultfd (lazy-restore = auto) */
+#define STORE_LAZY_MIN (4ull << 20) /* smaller spilled objects are restored whole */
+/* Starts its thread where the config, the spill thread and the kernel allow (0 also when
+ * off), after store_io_start(); stopped by store_io_stop(). */
+int store_lazy_start(struct krayd *d);
+void store_lazy_stop(struct krayd *d);
+/* c's GET named its userfaultfd (number + 1; 0: none): krayd takes a copy, once. */
+void store_lazy_conn(struct conn *c, uint32_t uffd_no);
+/* A get by c of ready o: whether o goes to c lazily (its lazy memfd made if need be). */
+bool store_lazy_want(struct conn *c, struct obj *o);
+/* Appends o's lazy value (and memfd) to c's frame; a pin, as store_send_value().  0 or
+ * -errno. */
+int store_lazy_send(struct conn *c, struct obj *o);
+/* KRAY_MSG_LAZY_MAP: c mapped lazy object id at [addr, addr + len).  0 or -EINVAL. */
+int store_lazy_mapped(struct conn *c, const struct kray_oid *id, uint64_t addr, uint64_t len);
+/* c dropped its last view of id. */
+void store_lazy_unmapped(struct conn *c, const struct kray_oid *id);
+void store_lazy_conn_gone(struct conn *c);
+/* o lets go of its lazy memfd (freed, lost, restored eagerly): readers that still map it
+ * get the rest of it in the background. */
+void store_lazy_detach(struct krayd *d, struct obj *o);
+/* The loop's side (from store_io_drain()): objects whole (promoted) or lost. */
+void store_lazy_drain(struct krayd *d);
+/* Brings d->st.restored_total up to date. */
+void store_lazy_status(struct krayd *d);
+/* store_mem.c, for it: */
+void store_spill_path(struct krayd *d, const struct obj *o, char *buf, size_t len);
+/* Spilled o is lost (its file gone or damaged): an error value saying why from now on. */
+void store_lose(struct krayd *d, struct obj *o, const char *why);
+/* Spilled o is whole in sealed memfd fd (taken), its room counted: in memory again. */
+void store_promote(struct krayd *d, struct obj *o, int fd);
 
 /* store_spill.c: the spill directory, locked while krayd runs; a crashed krayd's spill
  * files removed.  Returns 0 (also when there is no spill dir to be had: spilling then

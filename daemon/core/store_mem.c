@@ -336,6 +336,7 @@ static void fire_later(struct krayd *d, struct obj *o)
 /* Restored o is in memory again, in memfd fd. */
 static void restored(struct krayd *d, struct obj *o, int fd)
 {
+	store_lazy_detach(d, o); /* lazy readers (if any) get the rest from its own memfd */
 	o->fd = fd;
 	o->spilled = false;
 	o->io_err = 0;
@@ -346,11 +347,33 @@ static void restored(struct krayd *d, struct obj *o, int fd)
 	d->st.restored_total += o->size;
 }
 
+void store_spill_path(struct krayd *d, const struct obj *o, char *buf, size_t len)
+{
+	spill_path(d, o, o->spill_gen, buf, len);
+}
+
+void store_promote(struct krayd *d, struct obj *o, int fd)
+{
+	char path[PATH_MAX + 64];
+
+	spill_path(d, o, o->spill_gen, path, sizeof(path));
+	unlink(path); /* in memory now; a spill again writes a new file */
+	o->fd = fd;
+	o->spilled = false;
+	o->io_err = 0;
+	store_lru_add(d, o);
+	ext_obj_published(d, o);
+	d->st.objects_spilled--;
+	d->st.bytes_spilled -= o->size;
+}
+
 /* o's spill file is gone or damaged: o is lost, and each get of it says why from now on. */
-static void lose(struct krayd *d, struct obj *o, const char *why)
+void store_lose(struct krayd *d, struct obj *o, const char *why)
 {
 	char path[PATH_MAX + 64], msg[320];
 	int n;
+
+	store_lazy_detach(d, o);
 
 	spill_path(d, o, o->spill_gen, path, sizeof(path));
 	unlink(path);
@@ -472,7 +495,7 @@ void store_io_apply(struct krayd *d, struct sio_job *j)
 		    j->res == -ENOSPC) /* this time: the next get tries again */
 			o->io_err = j->res;
 		else
-			lose(d, o, j->why);
+			store_lose(d, o, j->why);
 	}
 	free(j);
 	fire_later(d, o);
@@ -540,6 +563,7 @@ out:
 
 void store_drop_large(struct krayd *d, struct obj *o)
 {
+	store_lazy_detach(d, o); /* readers that map it lazily get the rest first */
 	if (o->io == IO_SPILL) {
 		spill_cancel(d, o, false);
 	} else if (o->io == IO_RESTORE) {
