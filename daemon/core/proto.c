@@ -565,11 +565,15 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return on_unpin(c, body, h->len);
 	case KRAY_MSG_LAZY_MAP: {
 		struct kray_msg_lazy_map m;
+		struct obj *o;
 
 		if (h->len != sizeof(m))
 			return conn_fail(c, "malformed lazy map", -EBADMSG);
 		memcpy(&m, body, sizeof(m));
-		if (store_lazy_mapped(c, &m.id, m.addr, m.len))
+		o = store_get(c->d, &m.id);
+		/* Promoted or gone meanwhile: its pages are all there, or it failed. */
+		if (o && o->lazy && oidmap_get(&c->pins, &m.id) &&
+		    store_lazy_mapped(c, o->lazy, &m.id, m.addr, m.len))
 			return conn_fail(c, "lazy map of a range that does not fit", -EINVAL);
 		return 0;
 	}

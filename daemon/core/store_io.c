@@ -314,8 +314,6 @@ int store_io_start(struct krayd *d, void (*drain)(struct krayd *d))
 	}
 	d->sio = s;
 	r = loop_on_event(d, s->efd, drain);
-	if (!r)
-		r = store_lazy_start(d);
 	if (r) {
 		store_io_stop(d);
 		return r;
@@ -340,7 +338,6 @@ void store_io_stop(struct krayd *d)
 
 	if (!s)
 		return;
-	store_lazy_stop(d);
 	pthread_mutex_lock(&s->lock);
 	s->stop = true;
 	pthread_cond_signal(&s->cond);

@@ -77,7 +77,7 @@ struct lazy {
 	uint8_t *chunk; /* CH_* per LAZY_CHUNK */
 	uint32_t nchunks, nfilled;
 	unsigned nranges;
-	bool broken, told_broken; /* a chunk could not be read; the loop was told */
+	bool broken; /* a chunk could not be read */
 	bool sealed; /* whole, unmapped and sealed: the loop promotes it */
 	bool detached; /* the object let go: filled in the background, then freed */
 	char why[192];
@@ -160,13 +160,13 @@ static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
 /* Makes [addr, addr + len) of reader lc fault with SIGBUS; without UFFDIO_POISON (Linux
  * < 6.6) the memfd is truncated, so that every reader's touch of it does. */
 static void poison(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_t addr,
-		   uint64_t len)
+		   uint64_t len, bool or_truncate)
 {
 	struct uffdio_poison p = { .range = { .start = addr, .len = len } };
 
 	if (z->poison_ok && !ioctl(lc->uffd, UFFDIO_POISON, &p))
 		return;
-	if (errno == EEXIST || errno == ESRCH)
+	if (errno == EEXIST || errno == ESRCH || errno == ENOENT || !or_truncate)
 		return;
 	z->poison_ok = false;
 	if (ftruncate(lz->memfd, 0))
@@ -211,7 +211,7 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 		i = rg->lz->nchunks - 1;
 	chunk_span(rg, i, &a, &len);
 	if (fill(z, rg->lz, i))
-		poison(z, lc, rg->lz, a, len);
+		poison(z, lc, rg->lz, a, len, true);
 	else
 		wake_range(lc, a, len);
 	return true;
@@ -317,7 +317,7 @@ static bool background(struct lazyd *z, struct krayd *d)
 			seal_whole(lz);
 			kick = true;
 		}
-		if (lz->o && lz->broken && !lz->told_broken)
+		if (lz->o && lz->broken)
 			kick = true;
 		if (!lz->detached)
 			continue;
@@ -339,7 +339,7 @@ static bool background(struct lazyd *z, struct krayd *d)
 						if (lz->chunk[i] == CH_FILLED)
 							continue;
 						chunk_span(rg, i, &a, &len);
-						poison(z, lc, lz, a, len);
+						poison(z, lc, lz, a, len, true);
 					}
 		lazy_free(z, lz); /* whole (or failed) and nobody waits on the thread for it */
 	}
@@ -565,31 +565,18 @@ void store_lazy_conn(struct conn *c, uint32_t uffd_no)
 	wake_thread(z);
 }
 
-bool store_lazy_want(struct conn *c, struct obj *o)
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 {
-	struct krayd *d = c->d;
 	struct lazyd *z = d->lazy;
-	char path[PATH_MAX + 64];
-	struct lazy *lz;
+	struct lazy *lz = calloc(1, sizeof(*lz));
 	struct stat st;
 
-	if (o->lazy)
-		return c->lazy != NULL;
-	if (!z || !c->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE ||
-	    o->io_err || o->size < STORE_LAZY_MIN)
-		return false;
-	/* Its room is taken now, as an eager restore's is; only room there is (no spill to
-	 * wait for): otherwise the eager path waits for it. */
-	if (store_make_room(d, o->size))
-		return false;
-	lz = calloc(1, sizeof(*lz));
 	if (!lz)
-		return false;
+		return NULL;
 	lz->memfd = lz->spill = -1;
 	lz->size = o->size;
 	lz->nchunks = (uint32_t)((o->size + LAZY_CHUNK - 1) / LAZY_CHUNK);
 	lz->chunk = calloc(lz->nchunks, 1);
-	store_spill_path(d, o, path, sizeof(path));
 	lz->spill = open(path, O_RDONLY | O_CLOEXEC);
 	/* Fresh, never the pool's: a pre-faulted page would never fault. */
 	lz->memfd = memfd_create("kray-lazy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -605,13 +592,11 @@ bool store_lazy_want(struct conn *c, struct obj *o)
 	if (d->thp)
 		madvise(lz->map, o->size, MADV_HUGEPAGE);
 	lz->o = o;
-	o->lazy = lz;
-	d->st.store_bytes += o->size;
 	pthread_mutex_lock(&z->lock);
 	lz->next = z->all;
 	z->all = lz;
 	pthread_mutex_unlock(&z->lock);
-	return true;
+	return lz;
 err:
 	if (lz->memfd >= 0)
 		close(lz->memfd);
@@ -619,42 +604,32 @@ err:
 		close(lz->spill);
 	free(lz->chunk);
 	free(lz);
-	return false;
+	return NULL;
 }
 
-int store_lazy_send(struct conn *c, struct obj *o)
+int store_lazy_fd(const struct lazy *lz)
 {
-	bool fresh;
-	int r;
-
-	r = conn_frame_fd(c, o->lazy->memfd);
-	if (r)
-		return r;
-	wire_put_value_refs(&c->out, KRAY_WT_FD, KRAY_WV_LAZY, o->size, &o->id, sizeof(o->id),
-			    o->contained, o->ncontained);
-	store_pin(c->d, o);
-	(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
-	return 0;
+	return lz->memfd;
 }
 
-int store_lazy_mapped(struct conn *c, const struct kray_oid *id, uint64_t addr, uint64_t len)
+int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
+		      uint64_t len)
 {
 	struct lazyd *z = c->d->lazy;
-	struct obj *o = store_get(c->d, id);
 	struct lz_range *rg;
 
-	if (!z || !c->lazy || !o || !o->lazy || !oidmap_get(&c->pins, id))
-		return 0; /* promoted or gone meanwhile: its pages are all there, or it failed */
-	if (len < o->size || len - o->size >= 4096 || (addr & 4095))
+	if (!z || !c->lazy)
+		return 0; /* (no userfaultfd: it never sent lazily) */
+	if (len < lz->size || len - lz->size >= 4096 || (addr & 4095))
 		return -EINVAL;
 	rg = calloc(1, sizeof(*rg));
 	if (!rg)
 		return -ENOMEM;
-	*rg = (struct lz_range){ .lz = o->lazy, .id = *id, .base = addr, .len = len };
+	*rg = (struct lz_range){ .lz = lz, .id = *id, .base = addr, .len = len };
 	pthread_mutex_lock(&z->lock);
 	rg->next = c->lazy->ranges;
 	c->lazy->ranges = rg;
-	o->lazy->nranges++;
+	lz->nranges++;
 	pthread_mutex_unlock(&z->lock);
 	wake_thread(z); /* faults that came first are retried */
 	return 0;
@@ -693,6 +668,16 @@ void store_lazy_conn_gone(struct conn *c)
 	while (lc->ranges) {
 		struct lz_range *rg = lc->ranges;
 
+		/* A process that lives on without its connection (kray_shutdown() with values
+		 * kept) gets SIGBUS, not zeros, where it touches what was never read. */
+		for (uint32_t i = 0; i < rg->lz->nchunks; i++) {
+			uint64_t a, len;
+
+			if (rg->lz->chunk[i] == CH_FILLED)
+				continue;
+			chunk_span(rg, i, &a, &len);
+			poison(z, lc, rg->lz, a, len, false);
+		}
 		lc->ranges = rg->next;
 		rg->lz->nranges--;
 		free(rg);
@@ -703,15 +688,10 @@ void store_lazy_conn_gone(struct conn *c)
 	wake_thread(z);
 }
 
-void store_lazy_detach(struct krayd *d, struct obj *o)
+void store_lazy_detach(struct krayd *d, struct lazy *lz)
 {
 	struct lazyd *z = d->lazy;
-	struct lazy *lz = o->lazy;
 
-	if (!lz)
-		return;
-	o->lazy = NULL;
-	d->st.store_bytes -= lz->size;
 	pthread_mutex_lock(&z->lock);
 	lz->o = NULL;
 	lz->detached = true; /* filled for the readers left, then freed (background()) */
@@ -719,54 +699,47 @@ void store_lazy_detach(struct krayd *d, struct obj *o)
 	wake_thread(z);
 }
 
-void store_lazy_drain(struct krayd *d)
+void store_lazy_drain(struct krayd *d, void (*lost)(struct krayd *d, struct obj *o, const char *why),
+		      void (*whole)(struct krayd *d, struct obj *o, int fd))
 {
 	struct lazyd *z = d->lazy;
-	struct obj *whole[16], *lost[16];
-	char why[16][192];
-	unsigned nw = 0, nl = 0;
 
 	if (!z)
 		return;
-	pthread_mutex_lock(&z->lock);
-	d->st.restored_total += z->restored;
-	z->restored = 0;
-	for (struct lazy *lz = z->all; lz; lz = lz->next) {
-		if (!lz->o)
-			continue;
-		if (lz->broken && !lz->told_broken && nl < 16) {
-			lz->told_broken = true;
-			snprintf(why[nl], sizeof(why[nl]), "%s", lz->why);
-			lost[nl++] = lz->o;
-		} else if (lz->sealed && nw < 16) {
-			whole[nw++] = lz->o;
-		}
-	}
-	pthread_mutex_unlock(&z->lock);
-	for (unsigned i = 0; i < nl; i++)
-		if (lost[i]->lazy && lost[i]->spilled) {
-			store_lazy_detach(d, lost[i]);
-			store_lose(d, lost[i], why[i]);
-		}
-	for (unsigned i = 0; i < nw; i++) {
-		struct obj *o = whole[i];
-		struct lazy *lz = o->lazy;
-		int fd;
+	for (;;) {
+		struct obj *o = NULL;
+		char why[192];
+		int fd = -1;
 
-		if (!lz || !o->spilled)
-			continue;
-		/* Whole and sealed: the object's memory now, as if restored eagerly. */
 		pthread_mutex_lock(&z->lock);
-		fd = lz->memfd;
-		lz->memfd = -1;
-		drop_ranges_of(z, lz); /* every page is there: no fault comes any more */
+		d->st.restored_total += z->restored;
+		z->restored = 0;
+		for (struct lazy *lz = z->all; lz && !o; lz = lz->next) {
+			if (!lz->o)
+				continue;
+			if (lz->broken) {
+				snprintf(why, sizeof(why), "%s", lz->why);
+			} else if (lz->sealed) {
+				/* Every page is there: no fault comes any more. */
+				fd = lz->memfd;
+				lz->memfd = -1;
+				drop_ranges_of(z, lz);
+			} else {
+				continue;
+			}
+			o = lz->o;
+			lz->o = NULL;
+			lz->detached = true;
+		}
 		pthread_mutex_unlock(&z->lock);
-		store_lazy_detach(d, o);
-		d->st.store_bytes += o->size; /* (detach gave the lazy memfd's room back) */
-		store_promote(d, o, fd);
+		if (!o)
+			return;
+		wake_thread(z);
+		if (fd >= 0)
+			whole(d, o, fd);
+		else
+			lost(d, o, why);
 	}
-	if (nw == 16 || nl == 16)
-		store_io_kick(d);
 }
 
 void store_lazy_status(struct krayd *d)
