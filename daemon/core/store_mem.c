@@ -405,15 +405,17 @@ bool store_want_lazily(struct conn *c, struct obj *o)
 {
 	struct krayd *d = c->d;
 	char path[PATH_MAX + 64];
+	int r;
 
 	if (o->lazy)
 		return c->lazy != NULL;
 	if (!d->lazy || !c->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE ||
 	    o->io_err || o->size < STORE_LAZY_MIN)
 		return false;
-	/* Its room is taken now, as an eager restore's is; only room there is now (no spill to
-	 * wait for): otherwise the eager path waits for it. */
-	if (store_make_room(d, o->size))
+	/* Its room is taken now, as an eager restore's is; spills in flight (-EAGAIN) will make
+	 * it, and its pages come later anyway. */
+	r = store_make_room(d, o->size);
+	if (r && r != -EAGAIN)
 		return false;
 	spill_path(d, o, o->spill_gen, path, sizeof(path));
 	o->lazy = store_lazy_new(d, o, path);
