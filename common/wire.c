@@ -66,9 +66,12 @@ int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 		break;
 	case KRAY_WT_REF:
 	case KRAY_WT_OBJECT:
-	case KRAY_WT_FD:
 	case KRAY_WT_ACTOR:
 		if (v.len != sizeof(struct kray_oid) || v.err)
+			return -EBADMSG;
+		break;
+	case KRAY_WT_FD: /* (err: KRAY_WV_LAZY or 0) */
+		if (v.len != sizeof(struct kray_oid) || v.err > KRAY_WV_LAZY)
 			return -EBADMSG;
 		break;
 	case KRAY_WT_ERROR:

@@ -205,7 +205,8 @@ void store_lazy_conn_gone(struct conn *c);
 void store_lazy_detach(struct krayd *d, struct lazy *lz);
 /* Objects whose lazy memfd is whole (whole(): sealed memfd fd, taken) or cannot be read
  * (lost()), each detached from its lazy memfd first. */
-void store_lazy_drain(struct krayd *d, void (*lost)(struct krayd *d, struct obj *o, const char *why),
+void store_lazy_drain(struct krayd *d,
+		      void (*lost)(struct krayd *d, struct obj *o, const char *why),
 		      void (*whole)(struct krayd *d, struct obj *o, int fd));
 /* Brings d->st.restored_total up to date. */
 void store_lazy_status(struct krayd *d);

@@ -184,8 +184,7 @@ static void wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len)
 }
 
 /* The part of reader range rg that chunk i covers. */
-static void chunk_span(const struct lz_range *rg, uint32_t i, uint64_t *ret_addr,
-		       uint64_t *ret_len)
+static void chunk_span(const struct lz_range *rg, uint32_t i, uint64_t *ret_addr, uint64_t *ret_len)
 {
 	uint64_t off = (uint64_t)i * LAZY_CHUNK, len = rg->len - off;
 
@@ -297,7 +296,13 @@ static void seal_whole(struct lazy *lz)
 {
 	munmap(lz->map, lz->size);
 	lz->map = NULL;
-	if (fcntl(lz->memfd, F_ADD_SEALS, STORE_SEALS)) {
+	/* Readers' mappings count as writable (a userfaultfd needs VM_MAYWRITE), and
+	 * F_SEAL_WRITE refuses while they last: F_SEAL_FUTURE_WRITE then, which refuses
+	 * write() and every new writable mapping (libkray takes either). */
+	if (fcntl(lz->memfd, F_ADD_SEALS, STORE_SEALS) &&
+	    (errno != EBUSY ||
+	     fcntl(lz->memfd, F_ADD_SEALS,
+		   F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))) {
 		snprintf(lz->why, sizeof(lz->why), "sealing it: %s", strerror(errno));
 		lz->broken = true;
 		return;
@@ -412,8 +417,8 @@ int store_lazy_start(struct krayd *d)
 	int u;
 
 	if (!d->cfg.lazy_restore || !d->sio) {
-		log_info("lazy restore off (%s)", !d->cfg.lazy_restore ? "lazy-restore = off" :
-									 "spill-thread = off");
+		log_info("lazy restore off (%s)",
+			 !d->cfg.lazy_restore ? "lazy-restore = off" : "spill-thread = off");
 		return 0;
 	}
 	/* Probe: a process that may not use userfaultfd cannot use it for its readers. */
@@ -525,8 +530,8 @@ void store_lazy_conn(struct conn *c, uint32_t uffd_no)
 	pfd = peer_pidfd(c);
 	fd = pfd >= 0 ? (int)syscall(SYS_pidfd_getfd, pfd, (int)(uffd_no - 1), 0) : -1;
 	if (fd < 0 || !is_uffd(fd)) {
-		log_debug("lazy restore: no userfaultfd from client %u (%s): eager restores",
-			  c->id, fd < 0 ? strerror(errno) : "not a userfaultfd");
+		log_debug("lazy restore: no userfaultfd from client %u (%s): eager restores", c->id,
+			  fd < 0 ? strerror(errno) : "not a userfaultfd");
 		if (fd >= 0)
 			close(fd);
 		if (pfd >= 0)
@@ -699,7 +704,8 @@ void store_lazy_detach(struct krayd *d, struct lazy *lz)
 	wake_thread(z);
 }
 
-void store_lazy_drain(struct krayd *d, void (*lost)(struct krayd *d, struct obj *o, const char *why),
+void store_lazy_drain(struct krayd *d,
+		      void (*lost)(struct krayd *d, struct obj *o, const char *why),
 		      void (*whole)(struct krayd *d, struct obj *o, int fd))
 {
 	struct lazyd *z = d->lazy;

@@ -46,12 +46,11 @@ static bool have_uffd(void)
 	return true;
 }
 
-static void start(struct harness *h, char *spill, size_t len, const char *store,
-		  const char *lazy)
+static void start(struct harness *h, char *spill, size_t len, const char *store, const char *lazy)
 {
 	char dir[128];
-	const char *flags[] = { "--store-size", store, "--pool-size", "0", "--spill-dir",
-				spill, "--lazy-restore", lazy, NULL };
+	const char *flags[] = { "--store-size",	  store, "--pool-size", "0", "--spill-dir", spill,
+				"--lazy-restore", lazy,	 NULL };
 	int rc;
 
 	harness_tmpdir(dir, sizeof(dir));
