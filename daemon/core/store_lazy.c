@@ -10,7 +10,7 @@
  * registers the mapping with its userfaultfd in MISSING mode, and tells krayd where
  * (KRAY_MSG_LAZY_MAP) before it touches a byte.  A touch of a page that is not in the memfd
  * yet stops the reader's thread and queues a fault on that userfaultfd, which this file's
- * thread reads: it reads the whole chunk around the fault (LAZY_CHUNK, 4 MiB) from the spill
+ * thread reads: it reads the whole chunk around the fault (LAZY_CHUNK, 2 MiB) from the spill
  * file into the memfd through krayd's own mapping (shmem page cache: every mapping of the
  * memfd sees it; with THP in 2 MiB pages), and wakes the reader (UFFDIO_WAKE), whose retried
  * fault now finds the page.  Pages are never copied into one reader's address space
@@ -64,7 +64,8 @@ struct uffdio_poison {
 #define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
 #endif
 
-#define LAZY_CHUNK (4ull << 20) /* read per fault: ~40-100 us per fault, so never 4 KiB */
+#define LAZY_CHUNK (2ull << 20) /* read per fault: ~40-100 us per fault, so never 4 KiB */
+#define LAZY_AHEAD (8ull << 20) /* the disk reads ahead of a fault this far (WILLNEED) */
 #define LAZY_PENDING_MAX 4096 /* faults of a connection not yet matched to a range */
 
 enum { CH_MISSING, CH_FILLED, CH_BAD };
@@ -154,6 +155,9 @@ static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
 	lz->chunk[i] = CH_FILLED;
 	lz->nfilled++;
 	z->restored += len;
+	/* A sequential reader's next faults find the file in the page cache. */
+	if (off + len < lz->size)
+		posix_fadvise(lz->spill, (off_t)(off + len), LAZY_AHEAD, POSIX_FADV_WILLNEED);
 	return 0;
 }
 
