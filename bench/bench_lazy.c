@@ -40,8 +40,8 @@ enum {
 	F_FULL_S, /* get + the whole object summed (s) */
 	F_COUNT
 };
-static const char *const fig_key[F_COUNT] = { "get_ms", "first_byte_ms", "restored_at_first_byte_mib",
-					       "full_read_s" };
+static const char *const fig_key[F_COUNT] = { "get_ms", "first_byte_ms",
+					      "restored_at_first_byte_mib", "full_read_s" };
 static const char *const fig_label[F_COUNT] = { "get returns (ms)", "get + first byte (ms)",
 						"restored by then (MiB)",
 						"get + whole sequential read (s)" };
