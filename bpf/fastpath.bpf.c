@@ -24,7 +24,11 @@
  * but is far slower than krayd's batching for pipelined calls, so libkray uses this path
  * only for a call that is waited on at once.
  */
-#include "vmlinux.h"
+/* The UAPI headers, not vmlinux.h: without CO-RE relocations libbpf need not parse the
+ * kernel's BTF (about 140 ms) to load this object.  An sk_skb program reads only its
+ * context and the packet, whose layout is UAPI. */
+#include <linux/types.h>
+#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "../include/uapi/kray_bpf.h"

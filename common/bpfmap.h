@@ -76,10 +76,11 @@ static inline int kbm_info(int fd, struct bpf_map_info *ret_info)
 /*
  * Removes the pin directories under root (KRAY_BPF_PIN_ROOT) of krayds that are gone: a
  * krayd's maps stay pinned after it is SIGKILLed, but its programs go with it, so a
- * directory whose `workers` map no loaded program uses is stale (and one without that map
- * too: the caller holds the root's flock, which krayd holds from mkdir to attach, so no
- * directory is half made).  Needs CAP_SYS_ADMIN to see the programs; without it nothing is
- * removed.  Returns how many directories it removed, or -errno.
+ * directory none of whose maps a loaded program uses is stale (and an empty one too: the
+ * caller holds the root's flock, which krayd holds from mkdir to its first pins, so no
+ * directory is half made; a krayd whose metrics load in the background makes its
+ * directory again if it was taken meanwhile).  Needs CAP_SYS_ADMIN to see the programs;
+ * without it nothing is removed.  Returns how many directories it removed, or -errno.
  */
 #define KBM_MAX_MAP_IDS 4096
 
@@ -144,6 +145,38 @@ static inline int kbm_live_map_ids(uint32_t *ids, unsigned max, unsigned *ret_n)
 	return 0;
 }
 
+/* Whether a map pinned in dir is used by a loaded program (live: their ids); true when
+ * it cannot tell. */
+static inline bool kbm_dir_used(const char *dir, const uint32_t *live, unsigned nlive)
+{
+	DIR *sub = opendir(dir);
+	bool used = false;
+
+	if (!sub)
+		return errno != ENOENT;
+	for (struct dirent *f; !used && (f = readdir(sub));) {
+		struct bpf_map_info info;
+		char entry[768];
+		int fd;
+
+		if (f->d_name[0] == '.')
+			continue;
+		snprintf(entry, sizeof(entry), "%s/%s", dir, f->d_name);
+		fd = kbm_open(entry);
+		if (fd < 0) {
+			used = fd != -ENOENT && fd != -EINVAL; /* EINVAL: a program pin */
+			continue;
+		}
+		if (kbm_info(fd, &info))
+			used = true; /* cannot tell: keep it */
+		for (unsigned i = 0; !used && i < nlive; i++)
+			used = live[i] == info.id;
+		close(fd);
+	}
+	closedir(sub);
+	return used;
+}
+
 static inline int kbm_sweep(const char *root)
 {
 	static uint32_t live[KBM_MAX_MAP_IDS];
@@ -160,27 +193,15 @@ static inline int kbm_sweep(const char *root)
 	if (!dir)
 		return errno == ENOENT ? 0 : -errno;
 	while ((e = readdir(dir))) {
-		struct bpf_map_info info;
-		bool used = false;
 		DIR *sub;
-		int fd;
+		bool used;
 
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/workers", root, e->d_name);
-		fd = kbm_open(path);
-		if (fd >= 0) {
-			if (kbm_info(fd, &info))
-				used = true; /* cannot tell: keep it */
-			for (unsigned i = 0; !used && i < nlive; i++)
-				used = live[i] == info.id;
-			close(fd);
-		} else if (fd != -ENOENT) {
-			continue; /* cannot tell: keep it */
-		}
+		snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+		used = kbm_dir_used(path, live, nlive);
 		if (used)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
 		sub = opendir(path);
 		if (!sub)
 			continue;

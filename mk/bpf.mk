@@ -13,7 +13,9 @@ BPF_ARCH    := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_SRC     := $(wildcard bpf/*.bpf.c)
 BPF_OBJ     := $(BPF_SRC:bpf/%.bpf.c=$(O)/bpf/%.bpf.o)
 BPF_SKEL    := $(BPF_SRC:bpf/%.bpf.c=$(O)/bpf/%.skel.h)
-BPF_CFLAGS  := -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -I$(O)/bpf
+# The multiarch directory holds asm/types.h for the programs that use the UAPI headers.
+BPF_CFLAGS  := -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) -I$(O)/bpf \
+	       -idirafter /usr/include/$(shell gcc -dumpmachine)
 
 LDLIBS_DAEMON += -lbpf -lelf -lz
 

@@ -5,11 +5,11 @@
 # own network namespaces and need root (they skip, saying so, without it).
 LDLIBS_DAEMON += -lcrypto
 
-# The benchmark makes its network namespaces with the tests' helper.
-$(O)/bench/bench_cluster: bench/bench_cluster.c tests/integration/netns.c \
-			 $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
+# The benchmarks make their network namespaces with the tests' helper.
+$(O)/bench/bench_cluster $(O)/bench/bench_broadcast: $(O)/bench/%: bench/%.c \
+			 tests/integration/netns.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ bench/bench_cluster.c tests/integration/netns.c \
+	$(CC) $(CFLAGS) -o $@ $< tests/integration/netns.c \
 		$(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm
 
 # The scale benchmark speaks the node protocol itself (the token's HMAC from libcrypto).
@@ -17,3 +17,10 @@ $(O)/bench/bench_scale: bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray \
 		$(RPATH) -lcrypto -lm
+
+# test_cluster_pull speaks the node protocol itself too (the token's HMAC from libcrypto).
+$(O)/tests/integration/test_cluster_pull: tests/integration/test_cluster_pull.c $(INTEG_LIB) \
+		$(LIBKRAY) $(COMMON_OBJ) $(SKIPLOG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) -L$(O)/lib -lkray \
+		$(RPATH) -lcriterion -lcrypto

@@ -12,6 +12,7 @@
 #define KRAYD_BPF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct krayd;
@@ -23,9 +24,17 @@ struct task;
 int bpf_plug(struct krayd *d);
 void bpf_unplug(struct krayd *d);
 
-/* Loads, pins and attaches.  Returns 0 whether or not BPF could be used (d->bpf says). */
-int kbpf_start(struct krayd *d);
-/* Detaches, unpins and removes the pin directory. */
+/* The node's pin directory (KRAY_BPF_PIN_ROOT/<node>) made, under the root's lock, whose
+ * fd it returns (or -errno).  first: remove the directories of krayds that are gone, and
+ * refuse an existing one (-EEXIST); later calls make it again if it was swept while empty.
+ * kbpf_dir_remove() removes it once its pins are gone. */
+int kbpf_dir_lock(const struct krayd *d, char *dir, size_t len, bool first);
+void kbpf_dir_remove(const struct krayd *d);
+/* Loads the scheduler-metrics programs, then pins their maps in dir and attaches them:
+ * at once with `bpf-wait`, otherwise on a thread while krayd serves (d->bpf is set when
+ * they are attached, about 0.1 s later).  Returns 0 whether or not BPF could be used. */
+int kbpf_start(struct krayd *d, const char *dir);
+/* Detaches and unpins; a load still running is left to end with the process. */
 void kbpf_stop(struct krayd *d);
 
 /* bpf_prom.c: the metrics in the Prometheus text format, appended to b (nothing when off). */
@@ -61,11 +70,11 @@ int64_t kbpf_next_deadline(struct krayd *d);
  */
 struct conn;
 struct kray_wire_stats;
-/* Loads the program and its maps (pinned beside the metrics) if BPF is on and
- * `fastpath` is; logs why not otherwise.  It answers FAST_OPEN (a fast connection or a
+/* Loads the program and its maps (pinned in dir, beside the metrics; NULL: BPF is off)
+ * if `fastpath` is on; logs why not otherwise.  It answers FAST_OPEN (a fast connection or a
  * refusal), FAST_DONE from drivers and FAST_STORE from workers either way.  kfast_stop()
  * before kbpf_stop(). */
-void kfast_start(struct krayd *d);
+void kfast_start(struct krayd *d, const char *dir);
 void kfast_stop(struct krayd *d);
 /* A driver's connection closed: its fast connection goes too. */
 void kfast_conn_gone(struct conn *c);

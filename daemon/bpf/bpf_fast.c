@@ -91,7 +91,7 @@ static const struct ext fast_ext = {
 	.stats = kfast_stats,
 };
 
-void kfast_start(struct krayd *d)
+void kfast_start(struct krayd *d, const char *dir)
 {
 	struct kfast *f;
 	struct fastpath *skel;
@@ -106,8 +106,8 @@ void kfast_start(struct krayd *d)
 			 "path");
 		return;
 	}
-	if (!d->bpf)
-		return; /* kbpf_start() said why */
+	if (!dir)
+		return; /* bpf_plug() said why */
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return;
@@ -115,7 +115,7 @@ void kfast_start(struct krayd *d)
 		f->dsock[i] = -1;
 	for (unsigned i = 0; i < KRAY_FAST_WORKERS; i++)
 		f->wsock[i] = -1;
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = d->bpf->dir);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dir);
 	skel = fastpath__open_opts(&opts);
 	if (!skel) {
 		r = -errno;
@@ -148,8 +148,7 @@ void kfast_start(struct krayd *d)
 	}
 	d->fast = f;
 	ext_add(d, &fast_ext);
-	log_info("bpf: fast path on: synchronous calls go to idle workers through %s/fast_*",
-		 d->bpf->dir);
+	log_info("bpf: fast path on: synchronous calls go to idle workers through %s/fast_*", dir);
 	return;
 
 err_unmap:

@@ -10,10 +10,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -31,6 +34,7 @@
 #include "core/krayd.h"
 #include "core/worker.h"
 #include "core/task.h"
+#include "core/conn.h"
 #include "core/log.h"
 #include "sched_metrics.skel.h"
 
@@ -81,7 +85,7 @@ static int ensure_bpffs(void)
 	return r;
 }
 
-static const char *why_off(int err)
+const char *kbpf_why_off(int err)
 {
 	switch (err) {
 	case -EPERM:
@@ -98,104 +102,230 @@ static const char *why_off(int err)
 	}
 }
 
-int kbpf_start(struct krayd *d)
+int kbpf_dir_lock(const struct krayd *d, char *dir, size_t len, bool first)
+{
+	int r, lock, swept;
+
+	snprintf(dir, len, KRAY_BPF_PIN_ROOT "/%08x", d->node);
+	r = ensure_bpffs();
+	if (r)
+		return r;
+	if (mkdir(KRAY_BPF_PIN_ROOT, 0700) && errno != EEXIST)
+		return -errno;
+	lock = kbm_lock(KRAY_BPF_PIN_ROOT);
+	if (lock < 0)
+		return lock;
+	if (first) {
+		swept = kbm_sweep(KRAY_BPF_PIN_ROOT);
+		if (swept > 0)
+			log_info("bpf: removed %d pin director%s left by krayds that are gone",
+				 swept, swept == 1 ? "y" : "ies");
+	}
+	/* The first time exclusive: a leftover directory is another krayd's, not ours.  Later
+	 * it is ours, or it was swept while empty and is made again. */
+	if (mkdir(dir, 0700) && (first || errno != EEXIST)) {
+		r = -errno;
+		close(lock);
+		return r;
+	}
+	return lock;
+}
+
+/*
+ * Opens and loads the programs, pinning nothing: libbpf parses the kernel's BTF for the
+ * BTF tracepoints here (most of the 0.1 s), which is why it may run on a thread.  The maps
+ * that ask to be pinned are noted for attach().
+ */
+static int load(struct kbpf *b)
+{
+	struct sched_metrics *skel = sched_metrics__open();
+	struct bpf_map *map;
+	int r;
+
+	if (!skel)
+		return -errno;
+	bpf_object__for_each_map(map, skel->obj)
+	{
+		if (!bpf_map__pin_path(map))
+			continue;
+		if (b->npins < KBPF_PINS_MAX)
+			b->pins[b->npins++] = map;
+		bpf_map__set_pin_path(map, NULL);
+	}
+	r = sched_metrics__load(skel);
+	if (r) {
+		sched_metrics__destroy(skel);
+		return r;
+	}
+	b->skel = skel;
+	return 0;
+}
+
+/* On the loop: pins the maps in the node's directory, attaches the programs and maps
+ * `submits`.  Returns 0 or -errno (the caller destroys the programs). */
+static int attach(struct krayd *d, struct kbpf *b)
+{
+	struct kray_sched_state st = { .threshold_permille = (uint32_t)d->cfg.oversub_wait * 10 };
+	char path[128];
+	__u32 zero = 0;
+	int r = 0, lock = kbpf_dir_lock(d, b->dir, sizeof(b->dir), false);
+
+	if (lock < 0)
+		return lock;
+	for (unsigned i = 0; !r && i < b->npins; i++) {
+		snprintf(path, sizeof(path), "%s/%s", b->dir, bpf_map__name(b->pins[i]));
+		r = bpf_map__pin(b->pins[i], path);
+	}
+	if (!r)
+		r = sched_metrics__attach(b->skel);
+	close(lock);
+	if (r)
+		return r;
+	b->workers_fd = bpf_map__fd(b->skel->maps.workers);
+	b->winfo_fd = bpf_map__fd(b->skel->maps.winfo);
+	b->sched_fd = bpf_map__fd(b->skel->maps.sched);
+	b->dispatch_fd = bpf_map__fd(b->skel->maps.dispatch);
+	b->submits = mmap(NULL, SUBMITS_LEN, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  bpf_map__fd(b->skel->maps.submits), 0);
+	if (b->submits == MAP_FAILED) {
+		b->submits = NULL;
+		return -errno;
+	}
+	bpf_map_update_elem(b->sched_fd, &zero, &st, BPF_ANY);
+	return 0;
+}
+
+static void destroy(struct kbpf *b)
+{
+	if (b->submits)
+		munmap(b->submits, SUBMITS_LEN);
+	if (b->skel) {
+		bpf_object__unpin_maps(b->skel->obj, NULL);
+		sched_metrics__destroy(b->skel);
+	}
+	free(b);
+}
+
+/* Attaches what load() made (or says why not); from then on d->bpf is set, and the
+ * workers started meanwhile are accounted. */
+static void finish(struct krayd *d, struct kbpf *b, int r)
+{
+	if (!r)
+		r = attach(d, b);
+	if (r) {
+		log_warn("bpf: off: %s (%s); no scheduler metrics", kbpf_why_off(r), b->dir);
+		rmdir(b->dir); /* (not empty when the fast path is on) */
+		destroy(b);
+		return;
+	}
+	d->bpf = b;
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->pid > 0 && !w->bpf_in)
+			kbpf_worker_add(d, w);
+	log_info("bpf: scheduler metrics on (loaded in %lld ms), maps pinned in %s",
+		 (long long)((now_ns() - b->load_ns) / 1000000), b->dir);
+}
+
+static void *load_thread(void *arg)
+{
+	struct kbpf *b = arg;
+	uint64_t one = 1;
+
+	b->err = load(b);
+	__atomic_store_n(&b->loaded, true, __ATOMIC_RELEASE);
+	if (write(b->efd, &one, sizeof(one)) != sizeof(one))
+		abort(); /* an eventfd below its limit takes it */
+	return NULL;
+}
+
+static void loaded(void *arg, unsigned ev)
+{
+	struct krayd *d = arg;
+	struct kbpf *b = d->bpf_loading;
+
+	(void)ev;
+	if (!__atomic_load_n(&b->loaded, __ATOMIC_ACQUIRE))
+		return; /* (a spurious wake-up) */
+	loop_watch_free(b->watch);
+	pthread_join(b->loader, NULL);
+	close(b->efd);
+	d->bpf_loading = NULL;
+	finish(d, b, b->err);
+}
+
+int kbpf_start(struct krayd *d, const char *dir)
 {
 	struct kbpf *b;
-	struct sched_metrics *skel;
-	struct kray_sched_state st = { .threshold_permille = (uint32_t)d->cfg.oversub_wait * 10 };
-	__u32 zero = 0;
-	int r, lock = -1, swept;
+	int r;
 
-	if (!d->cfg.bpf) {
-		log_info("bpf: off by configuration: no scheduler metrics, kray top has nothing "
-			 "to show; tasks run on the daemon path");
-		return 0;
-	}
 	libbpf_set_print(libbpf_log);
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	snprintf(b->dir, sizeof(b->dir), KRAY_BPF_PIN_ROOT "/%08x", d->node);
-	r = ensure_bpffs();
-	if (r)
-		goto err_free;
-	if (mkdir(KRAY_BPF_PIN_ROOT, 0700) && errno != EEXIST) {
-		r = -errno;
-		goto err_free;
+	snprintf(b->dir, sizeof(b->dir), "%s", dir);
+	b->efd = -1;
+	b->load_ns = now_ns();
+	if (d->cfg.bpf_wait) {
+		finish(d, b, load(b));
+		return 0;
 	}
-	/* Held until the programs are attached, so that no other krayd's sweep takes this
-	 * directory for a dead krayd's. */
-	lock = kbm_lock(KRAY_BPF_PIN_ROOT);
-	if (lock < 0) {
-		r = lock;
-		goto err_free;
+	/* Serve first: the loop attaches the programs when the thread has loaded them. */
+	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->efd < 0 || !(b->watch = loop_watch_new(d, b->efd, loaded, d))) {
+		r = b->efd < 0 ? -errno : -ENOMEM;
+		goto err;
 	}
-	swept = kbm_sweep(KRAY_BPF_PIN_ROOT);
-	if (swept > 0)
-		log_info("bpf: removed %d pin director%s left by krayds that are gone", swept,
-			 swept == 1 ? "y" : "ies");
-	/* Exclusive: a leftover directory is another krayd's, not ours. */
-	if (mkdir(b->dir, 0700)) {
-		r = -errno;
-		goto err_free;
+	r = -pthread_create(&b->loader, NULL, load_thread, b);
+	if (r) {
+		loop_watch_free(b->watch);
+		goto err;
 	}
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = b->dir);
-	skel = sched_metrics__open_opts(&opts);
-	if (!skel) {
-		r = -errno;
-		goto err_rmdir;
-	}
-	r = sched_metrics__load(skel);
-	if (r)
-		goto err_destroy;
-	r = sched_metrics__attach(skel);
-	if (r)
-		goto err_destroy;
-	b->skel = skel;
-	b->workers_fd = bpf_map__fd(skel->maps.workers);
-	b->winfo_fd = bpf_map__fd(skel->maps.winfo);
-	b->sched_fd = bpf_map__fd(skel->maps.sched);
-	b->dispatch_fd = bpf_map__fd(skel->maps.dispatch);
-	b->submits = mmap(NULL, SUBMITS_LEN, PROT_READ | PROT_WRITE, MAP_SHARED,
-			  bpf_map__fd(skel->maps.submits), 0);
-	if (b->submits == MAP_FAILED) {
-		r = -errno;
-		b->submits = NULL;
-		goto err_destroy;
-	}
-	bpf_map_update_elem(b->sched_fd, &zero, &st, BPF_ANY);
-	close(lock);
-	d->bpf = b;
-	log_info("bpf: scheduler metrics on, maps pinned in %s", b->dir);
+	d->bpf_loading = b;
+	loop_watch_set(b->watch, POLLIN);
 	return 0;
-
-err_destroy:
-	bpf_object__unpin_maps(skel->obj, NULL);
-	sched_metrics__destroy(skel);
-err_rmdir:
-	rmdir(b->dir);
-err_free:
-	if (lock >= 0)
-		close(lock);
-	log_warn("bpf: off: %s (%s); no scheduler metrics, tasks run on the daemon path",
-		 why_off(r), b->dir);
+err:
+	if (b->efd >= 0)
+		close(b->efd);
+	log_warn("bpf: off: %s; no scheduler metrics", strerror(-r));
 	free(b);
 	return 0;
 }
 
+/* A krayd that stops while its programs load does not wait for them: the thread pins and
+ * attaches nothing, so exiting leaves nothing behind.  Kept reachable for LeakSanitizer. */
+static struct kbpf *abandoned;
+
 void kbpf_stop(struct krayd *d)
 {
-	struct kbpf *b = d->bpf;
+	struct kbpf *b = d->bpf_loading;
 
+	if (b) {
+		d->bpf_loading = NULL;
+		loop_watch_free(b->watch);
+		if (__atomic_load_n(&b->loaded, __ATOMIC_ACQUIRE)) {
+			pthread_join(b->loader, NULL);
+			close(b->efd);
+			destroy(b);
+		} else {
+			pthread_detach(b->loader);
+			abandoned = b; /* its eventfd stays open for the thread's write */
+			log_info("bpf: stopping while the programs load: not waiting for them");
+		}
+	}
+	b = d->bpf;
 	if (!b)
 		return;
-	munmap(b->submits, SUBMITS_LEN);
-	bpf_object__unpin_maps(b->skel->obj, NULL);
-	sched_metrics__destroy(b->skel);
-	if (rmdir(b->dir))
-		log_warn("bpf: rmdir %s: %s", b->dir, strerror(errno));
-	free(b);
 	d->bpf = NULL;
+	destroy(b);
+}
+
+void kbpf_dir_remove(const struct krayd *d)
+{
+	char dir[64];
+
+	snprintf(dir, sizeof(dir), KRAY_BPF_PIN_ROOT "/%08x", d->node);
+	if (rmdir(dir) && errno != ENOENT)
+		log_warn("bpf: rmdir %s: %s", dir, strerror(errno));
 }
 
 /* Writes w's winfo entry (what it runs, tasks done): a system call, so it is done at most

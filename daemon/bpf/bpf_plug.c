@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The BPF part of krayd, at its top: it loads the scheduler-metrics programs and the fast
- * path, and plugs the metrics into the core (core/ext.h): workers accounted in the maps,
- * dispatch-latency samples, the oversubscription verdict that holds back worker starts,
+ * The BPF part of krayd, at its top: it makes the node's pin directory, loads the fast
+ * path (before serving) and the scheduler-metrics programs (on a thread while krayd
+ * serves, unless bpf-wait: libbpf parses the kernel's BTF for them), and plugs the
+ * metrics into the core (core/ext.h): workers accounted in the maps, dispatch-latency
+ * samples, the oversubscription verdict that holds back worker starts,
  * the sampling window as a loop deadline, and the Prometheus lines.  Every hook is a no-op
  * when BPF is off (bpf/bpf.h).  The fast path adds its own table (bpf_fast.c).
  */
 #include <stdbool.h>
+#include <unistd.h>
 
 #include "bpf/bpf.h"
+#include "bpf/bpf_priv.h"
+#include "core/log.h"
 #include "core/krayd.h"
 #include "core/worker.h"
 
@@ -42,12 +47,30 @@ static const struct ext kbpf_ext = {
 
 int bpf_plug(struct krayd *d)
 {
-	int r = kbpf_start(d); /* before the first worker, so that every worker is accounted */
+	char dir[64];
+	int lock, r;
 
+	if (!d->cfg.bpf) {
+		log_info("bpf: off by configuration: no scheduler metrics, kray top has nothing "
+			 "to show; tasks run on the daemon path");
+		kfast_start(d, NULL);
+		return 0;
+	}
+	/* Under the root's lock until the fast path's maps are pinned: the directory is not
+	 * taken for a dead krayd's by another krayd's sweep. */
+	lock = kbpf_dir_lock(d, dir, sizeof(dir), true);
+	if (lock < 0) {
+		log_warn("bpf: off: %s; no scheduler metrics, tasks run on the daemon path",
+			 kbpf_why_off(lock));
+		kfast_start(d, NULL);
+		return 0;
+	}
+	r = ext_add(d, &kbpf_ext);
 	if (!r)
-		r = ext_add(d, &kbpf_ext);
-	if (!r)
-		kfast_start(d);
+		kfast_start(d, dir); /* small: loaded before serving */
+	close(lock);
+	if (!r) /* about 0.1 s: in the background unless bpf-wait; pins under the lock again */
+		r = kbpf_start(d, dir);
 	return r;
 }
 
@@ -55,4 +78,6 @@ void bpf_unplug(struct krayd *d)
 {
 	kfast_stop(d);
 	kbpf_stop(d);
+	if (d->cfg.bpf)
+		kbpf_dir_remove(d);
 }

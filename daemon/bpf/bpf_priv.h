@@ -11,11 +11,27 @@
 
 #define KBPF_INFO_NS (100 * 1000 * 1000LL) /* winfo refresh period (the view's lag) */
 
+#include <pthread.h>
+
+#define KBPF_PINS_MAX 8 /* maps the programs pin */
+
 struct sched_metrics;
+struct bpf_map;
+struct loop_watch;
 
 struct kbpf {
 	struct sched_metrics *skel;
 	char dir[64]; /* /sys/fs/bpf/kray/<node> */
+	/* The load (bpf_metrics.c): on a thread unless bpf-wait; pinned and attached by the
+	 * loop once loaded. */
+	pthread_t loader;
+	int efd; /* the thread's "loaded" wake-up */
+	struct loop_watch *watch;
+	bool loaded; /* (atomic) the thread is done; err says how */
+	int err;
+	int64_t load_ns; /* when the load began */
+	struct bpf_map *pins[KBPF_PINS_MAX];
+	unsigned npins;
 	int workers_fd, winfo_fd, sched_fd, dispatch_fd;
 	uint64_t *submits; /* the `submits` map, mapped: slot -> submit ns of a task sent */
 	bool slot_used[KRAY_BPF_MAX_WORKERS];
@@ -29,5 +45,8 @@ struct kbpf {
 	uint64_t wait_permille, windows_over;
 	uint64_t spawns_deferred; /* dispatch rounds that queued instead of starting workers */
 };
+
+/* Why BPF is off after error err, in words for the log. */
+const char *kbpf_why_off(int err);
 
 #endif

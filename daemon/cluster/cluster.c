@@ -178,6 +178,8 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	case KRAY_MSG_FWD_DONE:
 		return remote_on_done(l, body, h->len);
 	case KRAY_MSG_OBJ_PUSH:
+		if (pull_refused(l, h, body, h->len))
+			return 0; /* a holder without a copy: another is asked (pull.c) */
 		r = xfer_on_push(l, h, body, h->len);
 		ractor_adopt(l); /* the handles it held: their calls go to their nodes */
 		return r;
@@ -233,6 +235,8 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		return pgplace_on_reserved(l, body, h->len);
 	case KRAY_MSG_PG_RELEASE:
 		return pgplace_on_release(l, body, h->len);
+	case KRAY_MSG_OBJ_WHERE:
+		return pull_on_where(l, body, h->len);
 	case KRAY_MSG_ERROR:
 		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
 	default:
@@ -254,6 +258,7 @@ static void on_link_gone(struct link *l)
 	struct krayd *d = l->d;
 
 	xfer_link_gone(l);
+	pull_link_gone(d, l); /* after xfer: a copy half-received is pending again */
 	lineage_link_gone(d, l);
 	ractor_link_gone(d, l);
 	remote_link_gone(l);
@@ -277,6 +282,21 @@ void cluster_describe(struct krayd *d, struct kbuf *b)
 		     (unsigned long long)d->cl->forwarded, (unsigned long long)d->cl->received,
 		     (unsigned long long)d->cl->pulled, (unsigned long long)d->cl->rebuilt);
 	kbuf_put(b, line, (size_t)n);
+	n = snprintf(line, sizeof(line),
+		     "objects between nodes: %llu locations sent, %llu fetched, %llu fetches "
+		     "served, %llu fell back to the owner\n",
+		     (unsigned long long)d->cl->where_sent, (unsigned long long)d->cl->fetched,
+		     (unsigned long long)d->cl->served, (unsigned long long)d->cl->fallbacks);
+	kbuf_put(b, line, (size_t)n);
+	for (unsigned i = 0; i < sizeof(d->cl->bytes) / sizeof(d->cl->bytes[0]); i++) {
+		if (!d->cl->bytes[i].node)
+			continue;
+		n = snprintf(line, sizeof(line),
+			     "object bytes with node %08x: %llu sent, %llu received\n",
+			     d->cl->bytes[i].node, (unsigned long long)d->cl->bytes[i].out,
+			     (unsigned long long)d->cl->bytes[i].in);
+		kbuf_put(b, line, (size_t)n);
+	}
 	if (d->cfg.head)
 		gcs_describe_jobs(d, b);
 }
@@ -579,6 +599,7 @@ void cluster_fini(struct krayd *d)
 	query_fini(d);
 	gcs_fini(d);
 	net_fini(d);
+	pull_fini(d);
 	free(cl->nodes);
 	oidmap_free(&cl->node_index);
 	oidmap_free(&cl->jobs);

@@ -216,6 +216,14 @@ struct cluster {
 	struct oidmap lineage; /* task id -> struct task *: finished elsewhere, returns kept
 				* there; run again if that node dies before they are pulled */
 	uint64_t pulled, rebuilt; /* counters */
+	/* objects between any two nodes (pull.c) */
+	struct oidmap located; /* owner: object id -> struct located * (its copies) */
+	struct oidmap dpulls; /* puller: object id -> struct dpull * (fetches in flight) */
+	uint64_t where_sent, fetched, served, fallbacks; /* counters */
+	struct {
+		uint32_t node;
+		uint64_t out, in;
+	} bytes[64]; /* large objects' bytes sent to and received from each node (xfer.c) */
 	uint64_t forwarded, received; /* counters for kray status */
 	uint32_t next_link;
 	struct {
@@ -406,6 +414,22 @@ int remote_on_cancel(struct link *l, const uint8_t *body, uint32_t len);
  * it (FWD_JOB_END), and passes the end on to where those tasks sent theirs. */
 void remote_job_end(struct krayd *d, uint32_t job);
 int remote_on_job_end(struct link *l, const uint8_t *body, uint32_t len);
+
+/* pull.c: objects between any two nodes */
+/* Tells l's node where large argument o (owned here) lives instead of pushing it; false
+ * when o is not for this (the caller pushes it). */
+bool pull_send_arg(struct krayd *d, struct link *l, struct obj *o);
+/* Forwarded task t is done or gone: its node's copies of t's arguments may go. */
+void pull_task_gone(struct krayd *d, struct task *t);
+int pull_on_where(struct link *l, const uint8_t *body, uint32_t len);
+/* OBJ_PUSH h (body, len) over l, before xfer_on_push(): true when it is an error that
+ * answers a fetch of ours and another node is asked instead (the frame is dropped). */
+bool pull_refused(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
+		  uint32_t len);
+void pull_link_gone(struct krayd *d, struct link *l);
+void pull_fini(struct krayd *d);
+/* Counts n bytes of a large object sent to (out) or received from node. */
+void node_bytes(struct krayd *d, uint32_t node, uint64_t n, bool out);
 
 /* ractor.c: actors on other nodes */
 /* The record of actor id (made if missing and add). */

@@ -190,6 +190,22 @@ static uint32_t *sent_slot(struct cluster *cl, uint32_t node, bool add)
 	return NULL;
 }
 
+void node_bytes(struct krayd *d, uint32_t node, uint64_t n, bool out)
+{
+	struct cluster *cl = d->cl;
+	unsigned max = sizeof(cl->bytes) / sizeof(cl->bytes[0]), i;
+
+	for (i = 0; i < max && cl->bytes[i].node && cl->bytes[i].node != node; i++)
+		;
+	if (i == max || !node)
+		return; /* more nodes than slots: the first ones are counted */
+	cl->bytes[i].node = node;
+	if (out)
+		cl->bytes[i].out += n;
+	else
+		cl->bytes[i].in += n;
+}
+
 void node_sent(struct krayd *d, uint32_t node, int delta)
 {
 	uint32_t *n = sent_slot(d->cl, node, delta > 0);

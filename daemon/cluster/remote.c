@@ -90,9 +90,15 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 		path = "";
 	m.path_len = (uint32_t)strlen(path);
 	m.res_len = (uint8_t)res_text(t, res, sizeof(res));
-	for (task_arg_first(&a, t); task_arg_next(&a);)
-		if (a.v.type == KRAY_WT_REF || a.v.type == KRAY_WT_ACTOR)
-			xfer_push(l, store_get(d, &a.id), KRAY_PUSH_ARG); /* held by t, ready */
+	for (task_arg_first(&a, t); task_arg_next(&a);) {
+		struct obj *o;
+
+		if (a.v.type != KRAY_WT_REF && a.v.type != KRAY_WT_ACTOR)
+			continue;
+		o = store_get(d, &a.id); /* held by t, ready */
+		if (!pull_send_arg(d, l, o)) /* a large one of ours: pulled from a holder */
+			xfer_push(l, o, KRAY_PUSH_ARG);
+	}
 	b = net_out(l);
 	WIRE_FRAME(b, KRAY_MSG_FWD_TASK, 0, WIRE_FIXED(m),
 		   WIRE_PADDED(t->fn->name, t->fn->name_len), WIRE_PADDED(path, m.path_len),
@@ -127,6 +133,7 @@ static void fwd_del(struct krayd *d, struct task *t)
 	t->next = t->rem.fwd_prev = NULL;
 	oidmap_del(&cl->fwd_index, &t->id);
 	node_sent(d, t->rem.fwd_node, -1);
+	pull_task_gone(d, t); /* its node's copies of its arguments go with it */
 }
 
 /* Whether t has an argument that is a large object here: it runs where that is. */

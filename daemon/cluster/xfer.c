@@ -170,6 +170,7 @@ void xfer_push(struct link *l, struct obj *o, enum kray_push_why why)
 		return;
 	}
 	refs_len = lend_contained(l, o, &refs);
+	node_bytes(d, l->node, o->size, true);
 	m.scalar = m.size = o->size;
 	m.nrefs = refs ? o->ncontained : 0;
 	b = net_out(l);
@@ -514,6 +515,7 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 			store_seal(d, o, &v);
 		return 0;
 	}
+	node_bytes(d, l->node, m.size, false);
 	l->rx.id = m.oid;
 	l->rx.off = 0;
 	l->rx.size = m.size;

@@ -87,6 +87,10 @@ static const struct key keys[] = {
 	INT("ready-fd", ready_fd, -1, 65535, "write one byte to this fd when serving"),
 	{ "bpf", K_BOOL, offsetof(struct config, bpf), sizeof(bool), 0, 0,
 	  "on/off: scheduler metrics in BPF maps (default on; env KRAY_BPF)" },
+	{ "bpf-wait", K_BOOL, offsetof(struct config, bpf_wait), sizeof(bool), 0, 0,
+	  "on/off: load the scheduler-metrics programs before serving (default off: krayd "
+	  "serves at once and attaches them about 0.1 s later, when libbpf has parsed the "
+	  "kernel's BTF; env KRAY_BPF_WAIT)" },
 	INT("oversubscribed-wait", oversub_wait, 0, 100,
 	    "run-queue wait % of busy workers that stops new workers (0: never)"),
 	{ "fastpath", K_BOOL, offsetof(struct config, fastpath), sizeof(bool), 0, 0,
@@ -116,6 +120,9 @@ static const struct key keys[] = {
 	  "prefix of the Redis keys of this cluster's GCS (default kray)" },
 	INT("heartbeat-ms", heartbeat_ms, 10, 600000, "how often a node reports to the head"),
 	INT("node-timeout-ms", node_timeout_ms, 20, 3600000, "a node silent this long is dead"),
+	INT("direct-pull", direct_pull, 0, 1,
+	    "1: a task's node pulls a large argument from any node holding a copy; 0: its "
+	    "owner sends it"),
 	/* Limits on clients (docs/limits.md, "Connections and memory"). */
 	INT("max-clients", max_clients, 0, 1048576,
 	    "most connections at once (0: the fd limit less a reserve); more get an ERROR"),
@@ -353,7 +360,13 @@ static void set_defaults(struct config *cfg)
 	const char *fast = getenv("KRAY_FASTPATH");
 
 	cfg->fastpath = !(fast && (!strcmp(fast, "off") || !strcmp(fast, "0")));
+	/* KRAY_BPF_WAIT=on: every krayd a process starts has its metrics from the start (the
+	 * C suites, which look at them). */
+	const char *bpf_wait = getenv("KRAY_BPF_WAIT");
+
+	cfg->bpf_wait = bpf_wait && (!strcmp(bpf_wait, "on") || !strcmp(bpf_wait, "1"));
 	cfg->heartbeat_ms = 500;
+	cfg->direct_pull = 1;
 	cfg->node_timeout_ms = 5000;
 	cfg->hello_timeout_ms = 10000;
 	cfg->frame_timeout_ms = 10000;

@@ -49,6 +49,7 @@ struct config {
 	bool bpf; /* scheduler metrics in BPF (daemon/bpf.h); default on, KRAY_BPF=off */
 	int oversub_wait; /* percent of run-queue wait that stops new workers; 0: never */
 	bool fastpath; /* the BPF fast path for synchronous calls; default on, KRAY_FASTPATH */
+	bool bpf_wait; /* load the metrics programs before serving (default: in the background) */
 	/* The cluster */
 	bool head; /* run the GCS */
 	bool head_standby; /* head = standby: wait for the active head's lease (gcs_redis.c) */
@@ -57,6 +58,7 @@ struct config {
 	char token_file[PATH_MAX];
 	char token[256];
 	int heartbeat_ms, node_timeout_ms;
+	int direct_pull; /* 1: tasks' nodes pull large arguments from any holder (pull.c) */
 	char gcs_log[PATH_MAX]; /* the head's GCS log; default <socket>.gcs */
 	char gcs_storage[256]; /* "", "log" or redis://HOST:PORT[/DB] (cluster/gcs_redis.c) */
 	char gcs_redis_password_file[PATH_MAX];

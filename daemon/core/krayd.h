@@ -147,6 +147,7 @@ struct krayd {
 			accept_pauses, links_refused; /* counters for the metrics */
 	} loop;
 	struct kbpf *bpf; /* BPF programs and maps (daemon/bpf.h); NULL: BPF off */
+	struct kbpf *bpf_loading; /* the same while a thread loads them (bpf-wait off) */
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */
 	struct cluster *cl; /* NULL: a single node (daemon/cluster/cluster.h) */
 	struct dashboard *dash; /* NULL: no dashboard (daemon/dashboard/dashboard.h) */

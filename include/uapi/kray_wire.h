@@ -140,8 +140,9 @@ enum kray_msg_type {
 	KRAY_MSG_PG_RELEASE = 76, /* home->N kray_msg_pg_node: give the group's bundles back */
 	KRAY_MSG_NODE_QUERY = 77, /* head->N kray_msg_node_query: send me your what */
 	KRAY_MSG_NODE_QUERY_REPLY = 78, /* N->head kray_msg_node_query + len bytes of JSON */
+	KRAY_MSG_OBJ_WHERE = 79, /* N->N kray_msg_obj_where: where an object lives, pull it */
 	KRAY_MSG_NODE_TYPE_MIN = 48,
-	KRAY_MSG_NODE_TYPE_MAX = 78,
+	KRAY_MSG_NODE_TYPE_MAX = 79,
 	/* 80-87: /dev/kray (kmod/, docs/kmod.md) */
 	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
 	KRAY_MSG_TYPE_MAX = 80, /* the highest type; the gaps below it are not types */
@@ -678,6 +679,33 @@ struct kray_msg_obj_held {
 	__u64 size;
 };
 _Static_assert(sizeof(struct kray_msg_obj_held) == 24, "obj_held is 24 bytes");
+
+/*
+ * Objects between any two nodes (daemon/cluster/pull.c, docs/cluster.md).  An owner that
+ * forwards a task taking a large object it owns tells the task's node where a copy lives
+ * (PULL: holder is the owner or a node that has a copy for a task of its own), and that
+ * node asks the holder for it (FETCH, answered by an OBJ_PUSH with KRAY_PUSH_ANSWER, an
+ * error value when the holder does not have it).  A node whose copy is complete tells the
+ * owner (HAVE), which then hands it out to later pullers.
+ */
+enum kray_where_kind {
+	KRAY_WHERE_PULL = 0, /* owner -> N: the next task's argument; pull it from holder */
+	KRAY_WHERE_FETCH = 1, /* N -> holder: push me this object */
+	KRAY_WHERE_HAVE = 2, /* N -> owner: my copy is complete */
+};
+
+struct kray_msg_obj_where {
+	struct kray_oid oid;
+	__u64 size;
+	__u32 holder; /* PULL: the node to pull from */
+	__u32 kind; /* enum kray_where_kind */
+	/* PULL: the number the owner gave the receiver's copy (seq) and the holder's (from);
+	 * FETCH: the holder's, as the owner named it.  A holder serves a copy it is still
+	 * receiving only for the number it was given: pulls wait only on older copies, so
+	 * they never wait on each other in a circle. */
+	__u32 seq, from;
+};
+_Static_assert(sizeof(struct kray_msg_obj_where) == 40, "obj_where is 40 bytes");
 
 /* An actor created on another node: its id keeps the creator's node and client. */
 struct kray_msg_fwd_actor {

@@ -552,14 +552,15 @@ static void chk_fwd_task(const uint8_t *body, size_t len)
 	FUZZ_CHECK(x.m.nargs <= KRAY_ARGS_MAX && x.m.num_returns <= KRAY_RETURNS_MAX);
 	FUZZ_CHECK(x.m.max_retries >= -1 && x.m.path_len <= KRAY_PATH_MAX);
 	FUZZ_CHECK(!memchr(x.path, 0, x.m.path_len));
-	/* Its arguments are plain values and refs only: walk them. */
+	/* Its arguments are plain values, refs and actor handles only: walk them. */
 	{
 		struct wire_rd r = x.args;
 		struct wire_value v;
 
 		for (unsigned i = 0; i < x.m.nargs; i++) {
 			FUZZ_CHECK(wire_rd_value(&r, &v) == 0);
-			FUZZ_CHECK(v.type <= KRAY_WT_BYTES || v.type == KRAY_WT_REF);
+			FUZZ_CHECK(v.type <= KRAY_WT_BYTES || v.type == KRAY_WT_REF ||
+				   v.type == KRAY_WT_ACTOR);
 		}
 		FUZZ_CHECK(wire_rd_end(&r) == 0);
 	}

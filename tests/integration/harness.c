@@ -67,6 +67,14 @@ void harness_tmpdir(char *buf, size_t size)
 	}
 }
 
+/* The suites look at the BPF metrics as soon as a krayd serves: every krayd they start
+ * (through the harness or kray_init()) loads them before serving (bpf-wait), unless the
+ * environment says otherwise or a test passes --bpf-wait off. */
+__attribute__((constructor)) static void bpf_wait_default(void)
+{
+	setenv("KRAY_BPF_WAIT", "on", 0);
+}
+
 int harness_start_krayd(struct harness *h, int num_cpus)
 {
 	return harness_start_krayd_opts(h, num_cpus, NULL);

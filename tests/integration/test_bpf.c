@@ -224,6 +224,88 @@ Test(bpf, killed_krayds_pins_are_swept)
 	harness_expect_int(kl, "square", &KRAY_V_INT(6), 1, 36);
 }
 
+/* ---- loaded in the background (bpf-wait off: krayd's default) ------------------------- */
+
+static bool map_pinned(const char *dir, const char *name)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = kbm_open(path);
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0;
+}
+
+/* krayd serves while its metrics programs load; when they are loaded it pins and attaches
+ * them, and accounts the workers it started meanwhile. */
+Test(bpf, metrics_attach_after_serving)
+{
+	const char *opts[] = { "--bpf-wait", "off", "--prestart", "1", NULL };
+	struct kray_worker_stats s;
+	struct harness h;
+	char dir[128], path[256];
+	int64_t pid;
+	kray *k;
+	int fd, r = -1;
+
+	require_bpf();
+
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
+	k = harness_connect(h.sock);
+	pid = call_int(k, "burn_cpu_ms", 0); /* served whether or not they are loaded */
+	pin_dir(k, dir, sizeof(dir));
+	for (int i = 0; i < 500 && !map_pinned(dir, "workers"); i++)
+		sleep_ms(20);
+	for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++)
+		cr_assert(map_pinned(dir, map_names[i]), "%s/%s is not pinned after 10 s", dir,
+			  map_names[i]);
+	/* The prestarted worker, started before the programs were attached, is in the map. */
+	snprintf(path, sizeof(path), "%s/workers", dir);
+	fd = kbm_open(path);
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < 100 && r; i++) {
+		__u32 key = (__u32)pid;
+
+		r = kbm_lookup(fd, &key, &s);
+		if (r)
+			sleep_ms(20);
+	}
+	close(fd);
+	cr_assert_eq(r, 0, "worker %lld started before the programs loaded is not accounted",
+		     (long long)pid);
+	cr_assert_eq(call_int(k, "burn_cpu_ms", 0), pid);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+	cr_assert(!dir_exists(dir), "%s is still there after krayd stopped", dir);
+}
+
+/* A krayd stopped while its programs load (a short script's private krayd) exits at once
+ * and cleanly, and leaves no pins behind: the loading thread pins nothing. */
+Test(bpf, stopped_while_loading_leaves_nothing)
+{
+	const char *opts[] = { "--bpf-wait", "off", NULL };
+
+	require_bpf();
+
+	for (int round = 0; round < 3; round++) {
+		struct harness h;
+		char dir[128];
+		kray *k;
+		int status;
+
+		cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
+		k = harness_connect(h.sock);
+		pin_dir(k, dir, sizeof(dir));
+		harness_shutdown(k);
+		status = harness_stop_krayd(&h);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "krayd stopped while loading: status %#x", status);
+		cr_assert(!dir_exists(dir), "%s is left behind", dir);
+	}
+}
+
 /* ---- the figures --------------------------------------------------------------------- */
 
 /* A task that burns 200 ms of CPU adds about 200 ms to its worker's on-CPU time, as the
