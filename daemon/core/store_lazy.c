@@ -27,7 +27,7 @@
  * lets go.  A reader's connection that closes takes its ranges with it.
  *
  * Locking: one mutex over every struct lazy, lz_conn and range; the loop takes it for its
- * few calls, the thread holds it while it fills a chunk (about a millisecond).
+ * few calls; the thread holds it except while it reads a chunk from disk (fill()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,10 +121,15 @@ static void wake_thread(struct lazyd *z)
 		log_warn_ratelimited("lazy restore: eventfd: %s", strerror(errno));
 }
 
-/* Reads chunk i of lz from its spill file into the memfd.  Locked. */
+/* Reads chunk i of lz from its spill file into the memfd.  Called locked, by the thread;
+ * the lock is let go during the read (the loop may take it meanwhile: only the thread frees
+ * a struct lazy or unmaps lz->map, and only it writes lz->chunk), so the caller holds no
+ * range across it. */
 static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
 {
 	uint64_t off = (uint64_t)i * LAZY_CHUNK, len = lz->size - off, done = 0;
+	ssize_t n = 0;
+	int err = 0;
 
 	if (len > LAZY_CHUNK)
 		len = LAZY_CHUNK;
@@ -132,25 +137,27 @@ static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
 		return 0;
 	if (lz->chunk[i] == CH_BAD || !lz->map)
 		return -EIO;
+	pthread_mutex_unlock(&z->lock);
 	while (done < len) {
-		ssize_t n = pread(lz->spill, lz->map + off + done, len - done, (off_t)(off + done));
-
+		n = pread(lz->spill, lz->map + off + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			int r = n < 0 ? -errno : -EIO;
-
-			lz->chunk[i] = CH_BAD;
-			if (!lz->broken)
-				snprintf(lz->why, sizeof(lz->why),
-					 n < 0 ? "reading its spill file: %s" :
-						 "its spill file was truncated behind krayd's back "
-						 "(%s)",
-					 n < 0 ? strerror(errno) : "short read");
-			lz->broken = true;
-			return r;
+			err = errno;
+			break;
 		}
 		done += (uint64_t)n;
+	}
+	pthread_mutex_lock(&z->lock);
+	if (done < len) {
+		lz->chunk[i] = CH_BAD;
+		if (!lz->broken)
+			snprintf(lz->why, sizeof(lz->why),
+				 n < 0 ? "reading its spill file: %s" :
+					 "its spill file was truncated behind krayd's back (%s)",
+				 n < 0 ? strerror(err) : "short read");
+		lz->broken = true;
+		return n < 0 ? -err : -EIO;
 	}
 	lz->chunk[i] = CH_FILLED;
 	lz->nfilled++;
@@ -200,6 +207,7 @@ static void chunk_span(const struct lz_range *rg, uint32_t i, uint64_t *ret_addr
 static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 {
 	struct lz_range *rg;
+	struct lazy *lz;
 	uint64_t a, len;
 	uint32_t i;
 
@@ -209,12 +217,14 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 	if (!rg)
 		return false;
 	z->faults++;
+	lz = rg->lz;
 	i = (uint32_t)((addr - rg->base) / LAZY_CHUNK);
-	if (i >= rg->lz->nchunks)
-		i = rg->lz->nchunks - 1;
+	if (i >= lz->nchunks)
+		i = lz->nchunks - 1;
 	chunk_span(rg, i, &a, &len);
-	if (fill(z, rg->lz, i))
-		poison(z, lc, rg->lz, a, len, true);
+	/* (rg may go while fill() reads: not used after it; lc and lz stay) */
+	if (fill(z, lz, i))
+		poison(z, lc, lz, a, len, true);
 	else
 		wake_range(lc, a, len);
 	return true;
@@ -478,9 +488,11 @@ void store_lazy_stop(struct krayd *d)
 			lz->detached = true;
 			lz->nfilled = lz->nchunks; /* background() poisons, then frees */
 		}
+	pthread_mutex_lock(&z->lock);
 	background(z, d);
 	while (z->all)
 		lazy_free(z, z->all);
+	pthread_mutex_unlock(&z->lock);
 	for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
 		lc->dead = true;
 	reap_conns(z);
