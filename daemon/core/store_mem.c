@@ -412,10 +412,11 @@ bool store_want_lazily(struct conn *c, struct obj *o)
 	if (!d->lazy || !c->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE ||
 	    o->io_err || o->size < STORE_LAZY_MIN)
 		return false;
-	/* Its room is taken now, as an eager restore's is; spills in flight (-EAGAIN) will make
-	 * it, and its pages come later anyway. */
+	/* Its room is taken now, as an eager restore's is, and only if it is there now:
+	 * store-size is never exceeded, so with spills to wait for (-EAGAIN) the get takes
+	 * the eager path, which waits for them. */
 	r = store_make_room(d, o->size);
-	if (r && r != -EAGAIN)
+	if (r)
 		return false;
 	spill_path(d, o, o->spill_gen, path, sizeof(path));
 	o->lazy = store_lazy_new(d, o, path);
