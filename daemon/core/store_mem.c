@@ -430,14 +430,15 @@ static void lazy_lost(struct krayd *d, struct obj *o, const char *why)
 {
 	o->lazy = NULL;
 	d->st.store_bytes -= o->size;
-	if (o->spilled)
+	/* (an eager restore in flight finds the damage itself and says so) */
+	if (o->spilled && o->io == IO_NONE)
 		lose(d, o, why);
 }
 
 static void lazy_whole(struct krayd *d, struct obj *o, int fd)
 {
 	o->lazy = NULL;
-	if (!o->spilled) { /* restored eagerly meanwhile */
+	if (!o->spilled || o->io != IO_NONE) { /* restored eagerly, or being restored */
 		d->st.store_bytes -= o->size;
 		store_io_close(d, fd, o->size);
 		return;
