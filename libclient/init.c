@@ -240,12 +240,14 @@ KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 	free(code_path);
 	if (r)
 		goto err;
+	kc_lazy_uffd(k); /* made now, with the connection: a get opens no descriptor */
 	*ret_k = k;
 	return 0;
 
 err:
 	snprintf(init_err, sizeof(init_err), "%s", k->err);
 	kc_close(k);
+	kc_lazy_close(k);
 	stop_private(k);
 	free(k);
 	return r;

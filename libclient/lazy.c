@@ -4,7 +4,7 @@
  *
  * A client that has a userfaultfd names it in its GETs; krayd takes a copy of it and may then
  * answer a get of a spilled object with an empty memfd (KRAY_WV_LAZY) that it fills as the
- * reader touches it.  Here: the userfaultfd (one per process, made on first use and kept:
+ * reader touches it.  Here: the userfaultfd (one per handle, made with its connection and kept:
  * the copy krayd holds serves its faults), and a lazy memfd's mapping, registered in MISSING
  * mode before anything can touch it, then announced to krayd (KRAY_MSG_LAZY_MAP).  No thread:
  * the faults are krayd's to serve.  KRAY_LAZY=0 in the environment turns it off (eager

@@ -278,10 +278,6 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	size_t maplen;
 	void *p;
 
-	/* F_SEAL_FUTURE_WRITE for F_SEAL_WRITE: a lazily restored object sealed while its
-	 * readers' mappings (writable for the kernel: a userfaultfd needs it) still lasted. */
-	if (seals >= 0 && (seals & F_SEAL_FUTURE_WRITE))
-		seals |= F_SEAL_WRITE;
 	if (!lazy && (seals < 0 || (seals & ALL_SEALS) != ALL_SEALS)) {
 		*ret_why = "its memfd is not sealed";
 		return NULL;

@@ -486,6 +486,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		kc_close(&k);
 		return 1;
 	}
+	kc_lazy_uffd(&k); /* (lazy gets: lazy.c) */
 	/* Pool workers take fast tasks too; krayd refuses an actor's worker (or any, with
 	 * the fast path off), which then works as before. */
 	kc_fast_worker_open(&k);

@@ -239,8 +239,8 @@ void store_unpin(struct krayd *d, struct obj *o)
 	if (!o->pins || --o->pins)
 		return;
 	d->st.objects_pinned--;
-	/* Nobody maps its lazy memfd any more: its room goes back (a later get starts again). */
-	store_unlazy(d, o);
+	/* Nobody maps its lazy memfd any more: promoted when whole, else its room goes back. */
+	store_lazy_unmapped_all(d, o);
 	if (!o->refs && o->state == OBJ_READY)
 		obj_free(d, o);
 }

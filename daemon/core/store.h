@@ -208,12 +208,17 @@ void store_lazy_detach(struct krayd *d, struct lazy *lz);
 void store_lazy_drain(struct krayd *d,
 		      void (*lost)(struct krayd *d, struct obj *o, const char *why),
 		      void (*whole)(struct krayd *d, struct obj *o, int fd));
+/* Nobody maps lz any more: its sealed memfd (taken; lz detached) when it is whole and could
+ * be sealed, else -1. */
+int store_lazy_settle(struct krayd *d, struct lazy *lz);
 /* Brings d->st.restored_total up to date. */
 void store_lazy_status(struct krayd *d);
 /* store_mem.c's side: whether a get by c of ready o sends it lazily (its lazy memfd made
  * if need be); o's lazy memfd let go; store_lazy_drain() applied. */
 bool store_want_lazily(struct conn *c, struct obj *o);
 void store_unlazy(struct krayd *d, struct obj *o);
+/* o's lazy memfd is mapped by nobody now: promoted when whole, else let go. */
+void store_lazy_unmapped_all(struct krayd *d, struct obj *o);
 void store_mem_lazy_drain(struct krayd *d);
 
 /* store_spill.c: the spill directory, locked while krayd runs; a crashed krayd's spill

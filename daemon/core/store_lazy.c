@@ -20,8 +20,8 @@
  * A chunk that cannot be read (the spill file was truncated or damaged behind krayd's back)
  * is poisoned in the faulting reader (UFFDIO_POISON): that reader gets SIGBUS at that address
  * and no other process does; the object is lost from then on (store_lazy_drain()), so later
- * gets say why.  When every chunk is in, the memfd is sealed and becomes the object's memory
- * (promoted: as if restored eagerly).  An object freed, or restored eagerly for someone that
+ * gets say why.  When every chunk is in and no reader maps it any more, the memfd is sealed
+ * and becomes the object's memory (promoted: as if restored eagerly).  An object freed, or restored eagerly for someone that
  * cannot map lazily, while readers still map its lazy memfd is detached: the thread then fills
  * the rest in the background (so the readers never see a page that is not the object's) and
  * lets go.  A reader's connection that closes takes its ranges with it.
@@ -305,23 +305,24 @@ static void lazy_free(struct lazyd *z, struct lazy *lz)
 }
 
 /* lz is whole: krayd's writable mapping goes (F_SEAL_WRITE refuses while it is there) and
- * the memfd is sealed, for the loop to promote.  Locked. */
+ * the memfd is sealed, for the loop to promote.  Readers' mappings count as writable too (a
+ * userfaultfd needs VM_MAYWRITE): while one lasts the seal fails with EBUSY, and the memfd
+ * stays a lazy one (whole: no fault comes) until the readers let go (store_lazy_settle()).
+ * Locked. */
 static void seal_whole(struct lazy *lz)
 {
-	munmap(lz->map, lz->size);
-	lz->map = NULL;
-	/* Readers' mappings count as writable (a userfaultfd needs VM_MAYWRITE), and
-	 * F_SEAL_WRITE refuses while they last: F_SEAL_FUTURE_WRITE then, which refuses
-	 * write() and every new writable mapping (libkray takes either). */
-	if (fcntl(lz->memfd, F_ADD_SEALS, STORE_SEALS) &&
-	    (errno != EBUSY ||
-	     fcntl(lz->memfd, F_ADD_SEALS,
-		   F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))) {
-		snprintf(lz->why, sizeof(lz->why), "sealing it: %s", strerror(errno));
-		lz->broken = true;
+	if (lz->map) {
+		munmap(lz->map, lz->size);
+		lz->map = NULL;
+	}
+	if (!fcntl(lz->memfd, F_ADD_SEALS, STORE_SEALS)) {
+		lz->sealed = true;
 		return;
 	}
-	lz->sealed = true;
+	if (errno == EBUSY)
+		return;
+	snprintf(lz->why, sizeof(lz->why), "sealing it: %s", strerror(errno));
+	lz->broken = true;
 }
 
 /* Background work, one chunk per call: detached objects that readers still map are filled
@@ -332,9 +333,9 @@ static bool background(struct lazyd *z, struct krayd *d)
 
 	for (struct lazy *lz = z->all, *next; lz; lz = next) {
 		next = lz->next;
-		if (lz->o && lz->nfilled == lz->nchunks && !lz->sealed && !lz->broken) {
+		if (lz->o && lz->map && lz->nfilled == lz->nchunks && !lz->broken) {
 			seal_whole(lz);
-			kick = true;
+			kick = lz->sealed;
 		}
 		if (lz->o && lz->broken)
 			kick = true;
@@ -762,6 +763,27 @@ void store_lazy_drain(struct krayd *d,
 		else
 			lost(d, o, why);
 	}
+}
+
+int store_lazy_settle(struct krayd *d, struct lazy *lz)
+{
+	struct lazyd *z = d->lazy;
+	int fd = -1;
+
+	pthread_mutex_lock(&z->lock);
+	if (!lz->map && lz->nfilled == lz->nchunks && !lz->sealed && !lz->broken)
+		seal_whole(lz); /* nobody maps it now: it may be sealed */
+	if (lz->sealed && lz->o) {
+		fd = lz->memfd;
+		lz->memfd = -1;
+		drop_ranges_of(z, lz);
+		lz->o = NULL;
+		lz->detached = true;
+	}
+	pthread_mutex_unlock(&z->lock);
+	if (fd >= 0)
+		wake_thread(z); /* (it frees lz) */
+	return fd;
 }
 
 void store_lazy_status(struct krayd *d)

@@ -446,6 +446,19 @@ static void lazy_whole(struct krayd *d, struct obj *o, int fd)
 	promote(d, o, fd); /* the lazy memfd's room is the object's now */
 }
 
+void store_lazy_unmapped_all(struct krayd *d, struct obj *o)
+{
+	int fd;
+
+	if (!o->lazy)
+		return;
+	fd = store_lazy_settle(d, o->lazy);
+	if (fd >= 0)
+		lazy_whole(d, o, fd);
+	else
+		store_unlazy(d, o); /* its room goes back (a later get starts again) */
+}
+
 void store_mem_lazy_drain(struct krayd *d)
 {
 	store_lazy_drain(d, lazy_lost, lazy_whole);
