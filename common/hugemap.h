@@ -3,10 +3,11 @@
  * Mapping large objects on 2 MiB boundaries.  A shmem memfd's pages are huge (shmem
  * transparent huge pages, or hugetlb) only if the mapping's address is aligned like its
  * offset: otherwise every 2 MiB page is mapped in 512 pieces, one fault each.  So a large
- * mapping reserves len + 2 MiB of address space (PROT_NONE), maps the memfd over it at the
- * first aligned address (MAP_FIXED) and gives back the rest; then MADV_HUGEPAGE asks for
- * huge pages where shmem_enabled is "advise".  Used by krayd (the pool) and libkray
- * (writers and readers).  Header-only: both link it without a library.
+ * mapping reserves len + 4 MiB of address space (PROT_NONE), maps the memfd over it at the
+ * first address aligned like the offset (MAP_FIXED) and gives back the rest; then
+ * MADV_HUGEPAGE asks for huge pages where shmem_enabled is "advise".  Used by krayd (the
+ * pool, and node links receiving an object chunk by chunk) and libkray (writers and
+ * readers).  Header-only: both link it without a library.
  */
 #ifndef KRAY_HUGEMAP_H
 #define KRAY_HUGEMAP_H
@@ -21,24 +22,26 @@
 #define KRAY_HUGE_PAGE (2ul << 20)
 
 /*
- * Maps len bytes of fd (MAP_SHARED, prot) like mmap(NULL, ...), at a 2 MiB-aligned address
- * when len is at least 2 MiB; with huge, also madvise(MADV_HUGEPAGE) (where the kernel lacks
- * it the mapping works as before).  Returns the address or MAP_FAILED (errno set).  The
- * caller unmaps (addr, len) as usual.
+ * Maps len bytes of fd from offset off (a multiple of the page size; MAP_SHARED, prot)
+ * like mmap(NULL, ...), at an address congruent to off modulo 2 MiB when len is at least
+ * 2 MiB, so that huge pages of the file map whole; with huge, also madvise(MADV_HUGEPAGE)
+ * (where the kernel lacks it the mapping works as before).  Returns the address or
+ * MAP_FAILED (errno set).  The caller unmaps (addr, len) as usual.
  */
-static inline void *kray_map_huge(int fd, size_t len, int prot, int flags, bool huge)
+static inline void *kray_map_huge_at(int fd, off_t off, size_t len, int prot, int flags, bool huge)
 {
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE), rlen = len + KRAY_HUGE_PAGE, tail;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), rlen = len + 2 * KRAY_HUGE_PAGE, tail;
 	char *r, *a;
 	void *p;
 
 	if (len < KRAY_HUGE_PAGE)
-		return mmap(NULL, len, prot, MAP_SHARED | flags, fd, 0);
+		return mmap(NULL, len, prot, MAP_SHARED | flags, fd, off);
 	r = mmap(NULL, rlen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (r == MAP_FAILED)
 		return MAP_FAILED;
 	a = (char *)(((uintptr_t)r + KRAY_HUGE_PAGE - 1) & ~(uintptr_t)(KRAY_HUGE_PAGE - 1));
-	p = mmap(a, len, prot, MAP_SHARED | MAP_FIXED | (flags & ~MAP_POPULATE), fd, 0);
+	a += (uint64_t)off & (KRAY_HUGE_PAGE - 1);
+	p = mmap(a, len, prot, MAP_SHARED | MAP_FIXED | (flags & ~MAP_POPULATE), fd, off);
 	if (p == MAP_FAILED) {
 		int e = errno;
 
@@ -60,6 +63,12 @@ static inline void *kray_map_huge(int fd, size_t len, int prot, int flags, bool 
 			(prot & PROT_WRITE) ? 23 /* MADV_POPULATE_WRITE */ :
 					      22 /* MADV_POPULATE_READ */);
 	return a;
+}
+
+/* The same from offset 0. */
+static inline void *kray_map_huge(int fd, size_t len, int prot, int flags, bool huge)
+{
+	return kray_map_huge_at(fd, 0, len, prot, flags, huge);
 }
 
 #endif

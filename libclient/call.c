@@ -172,6 +172,8 @@ KRAY_EXPORT unsigned kray_ctx_num_returns(const kray_ctx *ctx)
 
 /* ---- one call ---- */
 
+volatile uintptr_t kc_cancel_asked; /* set by worker.c's signal handler */
+
 static uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -410,10 +412,16 @@ void call_execute(struct call *c)
 	int rc;
 
 	c->t0 = mono_ns();
-	if (c->fn)
+	if (c->fn && kc_cancel_asked &&
+	    kc_cancel_asked == (uintptr_t)((uint64_t)c->ctx.task.owner << 32 | c->ctx.task.seq)) {
+		/* Cancelled before it started here: krayd reports the cancellation. */
+		kc_cancel_asked = 0;
+		rc = kray_fail(&c->ctx, "cancelled before it started");
+	} else if (c->fn) {
 		rc = c->fn(&c->ctx, c->args, c->x.m.nargs);
-	else
+	} else {
 		rc = c->method(&c->ctx, c->self, c->args, c->x.m.nargs);
+	}
 	if (c->host) {
 		/* Its host decides under its lock (host.c: the method may finish later). */
 		c->returned = rc;

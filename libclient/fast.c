@@ -21,12 +21,11 @@
  *    fast frame, or containing refs): an ordinary GET fetches it;
  *  - its own FAST_EXEC back (no idle worker), or a FAST_RESULT that says NOT_RUN: the
  *    SUBMIT goes to krayd after all;
- *  - a FAST_LOST on the main connection (the worker died): the SUBMIT goes to krayd with
+ *  - a FAST_LOST on the fast connection (the worker died): the SUBMIT goes to krayd with
  *    one retry fewer, or, with none left, the call fails with WORKER_DIED here.
  */
 #include <errno.h>
 #include <stddef.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +151,8 @@ static int fast_send(struct kray *k, const void *p, size_t len)
 
 /* The next whole frame on the fast connection, if one has arrived.  Returns 1 with *ret_h
  * and *ret_body set (consume with fast_consume()), 0, -EPIPE or -ENOMEM. */
-static int fast_next(struct kray *k, struct kray_frame_hdr *ret_h, const uint8_t **ret_body)
+static int fast_next(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
+		     const uint8_t **ret_body)
 {
 	for (;;) {
 		size_t avail = kbuf_pending(&k->fast_in);
@@ -175,7 +175,7 @@ static int fast_next(struct kray *k, struct kray_frame_hdr *ret_h, const uint8_t
 			return -ENOMEM;
 		}
 		n = recv(k->fast_fd, k->fast_in.data + k->fast_in.len,
-			 k->fast_in.cap - k->fast_in.len, MSG_DONTWAIT);
+			 k->fast_in.cap - k->fast_in.len, block ? 0 : MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -298,50 +298,23 @@ static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task
 	return kc_fail(k, -EREMOTEIO, "%s", msg);
 }
 
-/* Handles a frame from krayd while a fast task runs.  Returns 0 (go on waiting), 1 (fall
- * back to the daemon path), or what lost() returns, or -errno. */
-static int main_frame(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
-		      kray_value *ret)
+/* A FAST_LOST from krayd on the fast connection: the worker of a fast task died.
+ * Returns 0 (not ours: go on waiting), what lost() returns, or -EBADMSG. */
+static int lost_frame(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
+		      const uint8_t *body, size_t len, kray_value *ret)
 {
-	struct kray_frame_hdr h;
-	const uint8_t *body;
-	struct wire_rd rd;
 	struct kray_msg_fast_lost m;
+	struct wire_rd rd;
 	const void *how;
-	int r = kc_next_frame(k, false, &h, &body);
 
-	if (r <= 0)
-		return r;
-	if (kc_layers_take(k, &h, body)) { /* a reply to a kray_get_async(), say */
-		kc_consume(k, &h);
-		return 0;
-	}
-	if (h.type == KRAY_MSG_FAST_LOST) {
-		wire_rd_init(&rd, body, h.len);
-		if (wire_rd_fixed(&rd, &m, sizeof(m)) || wire_rd_bytes(&rd, m.len, &how) ||
-		    wire_rd_end(&rd)) {
-			kc_consume(k, &h);
-			k->broken = true;
-			return kc_fail(k, -EBADMSG, "malformed frame from krayd");
-		}
-		r = oid_eq(&m.task, task) ? lost(k, submit, task, how, m.len, ret) : 0;
-		kc_consume(k, &h);
-		return r;
-	}
-	if (h.type == KRAY_MSG_ERROR) {
-		struct wire_text t;
-
+	wire_rd_init(&rd, body, len);
+	if (wire_rd_fixed(&rd, &m, sizeof(m)) || wire_rd_bytes(&rd, m.len, &how) ||
+	    wire_rd_end(&rd)) {
+		fast_broken(k);
 		k->broken = true;
-		r = wire_dec_error(body, h.len, &t) ?
-			    kc_fail(k, -EBADMSG, "malformed error frame from krayd") :
-			    kc_fail(k, t.code < 0 ? t.code : -EPROTO,
-				    "krayd refused a request: %.*s", (int)t.len, t.text);
-		kc_consume(k, &h);
-		return r;
+		return kc_fail(k, -EBADMSG, "malformed frame from krayd");
 	}
-	kc_consume(k, &h);
-	k->broken = true;
-	return kc_fail(k, -EPROTO, "unexpected frame type %u from krayd", h.type);
+	return oid_eq(&m.task, task) ? lost(k, submit, task, how, m.len, ret) : 0;
 }
 
 /* A FAST_RESULT for our task.  Returns what kc_fast_get() returns. */
@@ -399,36 +372,29 @@ int kc_fast_get(struct kray *k, kray_value *ret)
 		r = fall_back(k, &submit);
 		goto out;
 	}
+	/* One blocking read per frame: krayd sends FAST_LOST here too, so nothing on the main
+	 * connection is needed before the answer (what comes there waits for later). */
 	for (;;) {
-		struct pollfd p[2] = { { .fd = k->fast_fd, .events = POLLIN },
-				       { .fd = k->fd, .events = POLLIN } };
 		struct kray_frame_hdr h;
 		const uint8_t *body;
 		struct kray_msg_fast f;
 		struct kray_oid id;
 
-		/* Straight to sleep: the answer cannot be there yet. */
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			r = fall_back(k, &submit);
-			break;
-		}
-		if (p[1].revents) {
-			r = main_frame(k, &submit, &task, ret);
-			if (r)
-				break;
-		}
-		if (!p[0].revents)
-			continue;
-		r = fast_next(k, &h, &body);
+		r = fast_next(k, true, &h, &body);
 		if (r < 0) {
 			/* The fast connection broke (krayd stopping?): krayd decides. */
 			r = fall_back(k, &submit);
 			break;
 		}
 		if (r == 0)
-			continue; /* part of a frame */
+			continue; /* (interrupted) */
+		if (h.type == KRAY_MSG_FAST_LOST) {
+			r = lost_frame(k, &submit, &task, body, h.len, ret);
+			fast_consume(k, &h);
+			if (r)
+				break;
+			continue;
+		}
 		if (h.len < sizeof(f) + sizeof(id)) {
 			fast_consume(k, &h);
 			continue;
@@ -517,7 +483,7 @@ int kc_fast_take(struct kray *k, struct kbuf *ret_body)
 
 	if (k->fast_state != 1)
 		return 0;
-	r = fast_next(k, &h, &body);
+	r = fast_next(k, false, &h, &body);
 	if (r <= 0)
 		return r;
 	if (h.type == KRAY_MSG_FAST_EXEC && h.len > sizeof(struct kray_msg_fast))

@@ -318,6 +318,14 @@ static void run_fast(struct kray *k, struct exec *e)
 	kbuf_free(&res);
 }
 
+static void on_cancel_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (si->si_code == SI_QUEUE)
+		kc_cancel_asked = (uintptr_t)si->si_value.sival_ptr;
+}
+
 /* Runs one call on this thread; its nested tasks belong to its job. */
 static void run_here(struct kray *k, struct exec *e)
 {
@@ -471,8 +479,12 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	/* Die with krayd, even if it is SIGKILLed. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* krayd asks a language host to interrupt a cancelled task with this signal (see
-	 * KRAY_CANCEL_SIGNAL); a C task cannot be interrupted and runs on. */
-	signal(KRAY_CANCEL_SIGNAL, SIG_IGN);
+	 * KRAY_CANCEL_SIGNAL); a C task cannot be interrupted and runs on, but one that has
+	 * not started fails instead (kc_cancel_asked). */
+	struct sigaction sa = { .sa_sigaction = on_cancel_signal, .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(KRAY_CANCEL_SIGNAL, &sa, NULL);
 	if (ppid && getppid() != (pid_t)atoi(ppid))
 		return 1;
 	if (become_worker_user())

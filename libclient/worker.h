@@ -13,6 +13,15 @@
 
 struct job;
 
+/*
+ * The last task krayd asked to interrupt (KRAY_CANCEL_SIGNAL's value: owner << 32 | seq),
+ * kept by the worker's signal handler (worker.c; defined in call.c).  A request can come before its task has
+ * started here (still on its way, its code loading): call_execute() then fails the task
+ * instead of running it.  A language host that installs its own handler passes the signal
+ * on to this one.
+ */
+extern volatile uintptr_t kc_cancel_asked;
+
 /* An EXEC frame as received, with its large arguments' memfds. */
 struct exec {
 	uint8_t *body;

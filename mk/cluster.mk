@@ -18,9 +18,11 @@ $(O)/bench/bench_scale: bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray \
 		$(RPATH) -lcrypto -lm
 
-# test_cluster_pull speaks the node protocol itself too (the token's HMAC from libcrypto).
-$(O)/tests/integration/test_cluster_pull: tests/integration/test_cluster_pull.c $(INTEG_LIB) \
-		$(LIBKRAY) $(COMMON_OBJ) $(SKIPLOG_OBJ)
+# test_xfer and test_cluster_pull speak the node protocol themselves too (the token's
+# HMAC from libcrypto).
+NODE_TESTS := $(O)/tests/integration/test_xfer $(O)/tests/integration/test_cluster_pull
+$(NODE_TESTS): $(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LIBKRAY) \
+	       $(COMMON_OBJ) $(SKIPLOG_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) -L$(O)/lib -lkray \
 		$(RPATH) -lcriterion -lcrypto

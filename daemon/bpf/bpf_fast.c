@@ -12,7 +12,7 @@
  *    before it sends it an EXEC, and gives it back only while no task waits in its queue,
  *    so the fast path never overtakes queued work or runs a worker twice;
  *  - reconcile: a worker that dies while its entry says FAST was running the fast task
- *    the entry names, and the task's driver is told on its main connection (FAST_LOST);
+ *    the entry names, and the task's driver is told on its fast connection (FAST_LOST);
  *  - keep the results the driver registers (FAST_DONE) and those a worker could not send
  *    in a fast frame (FAST_STORE).
  * Without BPF, or with `fastpath = off`, d->fast is NULL and every function is a no-op:
@@ -394,17 +394,33 @@ bool kfast_retire(struct krayd *d, struct worker *w)
 	       load(s) == KRAY_FW_OFF;
 }
 
-/* Tells the driver of a fast task that its worker died (how), on its main connection. */
+/*
+ * Tells the driver of a fast task that its worker died (how), on its fast connection: the
+ * driver waits for its answer there, in one blocking read (not a poll of both sockets
+ * and then a read).  krayd's end is the one in the sockmap, so what krayd writes there
+ * goes straight to the driver, past the program.  A driver waits for one fast call at a
+ * time, so the frame fits; if it does not, its fast connection is closed, which sends the
+ * driver to the daemon path too.
+ */
 static void tell_lost(struct krayd *d, const struct kray_fast_worker *e, const char *how)
 {
-	struct conn *c = e->driver < KRAY_FAST_DRIVERS ? d->fast->drivers[e->driver] : NULL;
+	struct kfast *f = d->fast;
+	struct conn *c = e->driver < KRAY_FAST_DRIVERS ? f->drivers[e->driver] : NULL;
 	struct kray_msg_fast_lost m = { .task = e->task };
+	struct kbuf b = { 0 };
 
-	if (!c || c->closed || e->task.owner != c->id)
+	if (!c || c->closed || e->task.owner != c->id || f->dsock[e->driver] < 0)
 		return; /* the driver went too */
-	m.len = (uint32_t)strlen(how);
-	WIRE_FRAME(&c->out, KRAY_MSG_FAST_LOST, 0, WIRE_FIXED(m), WIRE_PADDED(how, m.len));
-	conn_flush_later(c);
+	m.len = (uint32_t)strnlen(how, 256);
+	WIRE_FRAME(&b, KRAY_MSG_FAST_LOST, 0, WIRE_FIXED(m), WIRE_PADDED(how, m.len));
+	if (b.nomem || send(f->dsock[e->driver], b.data, b.len, MSG_DONTWAIT | MSG_NOSIGNAL) !=
+			       (ssize_t)b.len) {
+		log_warn("fast task %u.%u: cannot tell its driver that its worker died; closing "
+			 "the driver's fast connection",
+			 e->task.owner, e->task.seq);
+		kfast_conn_gone(c);
+	}
+	kbuf_free(&b);
 }
 
 bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how)

@@ -184,7 +184,7 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		ractor_adopt(l); /* the handles it held: their calls go to their nodes */
 		return r;
 	case KRAY_MSG_OBJ_CHUNK:
-		r = xfer_on_chunk(l, body, h->len);
+		r = xfer_on_chunk(l, h, body);
 		ractor_adopt(l);
 		return r;
 	case KRAY_MSG_GCS_ACTOR:
@@ -513,6 +513,12 @@ static void on_link_spliced(struct link *l, int res)
 	xfer_spliced(l->c, res);
 }
 
+static void on_link_sunk(struct link *l)
+{
+	xfer_chunk_sunk(l);
+	ractor_adopt(l); /* the handles the object held, once it is whole */
+}
+
 /* address: one head address, or several (the head and its standbys), comma-separated. */
 static int parse_heads(struct cluster *cl, const char *list)
 {
@@ -549,7 +555,9 @@ int cluster_init(struct krayd *d)
 					.up = on_link_up,
 					.gone = on_link_gone,
 					.sent = on_link_sent,
-					.spliced = on_link_spliced };
+					.spliced = on_link_spliced,
+					.head = xfer_chunk_head,
+					.sunk = on_link_sunk };
 	d->cl = cl;
 	if (d->cfg.address[0] && parse_heads(cl, d->cfg.address)) {
 		log_err("address: not IPV4:PORT[,IPV4:PORT...] (4 at most): '%s'", d->cfg.address);

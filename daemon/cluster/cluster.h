@@ -33,7 +33,9 @@ struct xitem {
 	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
 	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
 	uint8_t pad; /* zero bytes owed after the current chunk's payload */
-	uint8_t stage; /* the splice in flight: 1 memfd -> pipe, 2 pipe -> socket */
+	uint8_t stage; /* the splice in flight: 1 memfd -> pipe (and its linked pipe ->
+			* socket), 2 pipe -> socket */
+	int err; /* what the pair's first splice failed with, once its second is back */
 	struct kbuf after; /* frames queued behind it (net_out()) */
 	struct xitem *next;
 };
@@ -50,13 +52,17 @@ struct lent_handle {
 /* What the cluster's top (cluster.c) does with the events of a link: net.c, which owns the
  * links, calls only these.  frame: a frame on a link that has proven the token (returns 0,
  * or conn_fail()'s code); up: it has been proven both ways; gone: its connection closed;
- * sent: its output ran low; spliced: a splice on it finished with res. */
+ * sent: its output ran low; spliced: a splice on it finished with res; head, sunk: a
+ * frame's head, and its body received elsewhere (struct conn_kind's). */
 struct net_hooks {
 	int (*frame)(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 	void (*up)(struct link *l);
 	void (*gone)(struct link *l);
 	void (*sent)(struct link *l);
 	void (*spliced)(struct link *l, int res);
+	int (*head)(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
+		    uint32_t avail);
+	void (*sunk)(struct link *l);
 };
 
 typedef int (*gcs_apply_fn)(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
@@ -112,6 +118,9 @@ struct link {
 		bool active, discard;
 		uint8_t *refs; /* the refs it contains (OBJ_PUSH's block), taken at its end */
 		uint16_t nrefs;
+		uint32_t chunk; /* the bytes of the chunk arriving into map */
+		uint8_t *map; /* the object's memfd mapped writable until it is whole */
+		size_t map_len;
 	} rx;
 	struct link *next;
 };
@@ -455,7 +464,12 @@ void remote_fini(struct krayd *d);
 void xfer_push(struct link *l, struct obj *o, enum kray_push_why why);
 void xfer_push_error(struct link *l, const struct kray_oid *id, const char *msg);
 int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len);
-int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len);
+int xfer_on_chunk(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
+/* The head of a frame on l (net_hooks.head): an object's chunk is received straight into
+ * the object's memfd (conn_sink()); xfer_chunk_sunk() once it is in. */
+int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
+		    uint32_t avail);
+void xfer_chunk_sunk(struct link *l);
 void xfer_link_gone(struct link *l);
 
 /* query.c: NODE_QUERY, for a dashboard's cluster view (the ext gather hook) */

@@ -337,8 +337,24 @@ static void link_spliced(struct conn *c, int res)
 	c->d->cl->hooks.spliced(c->link, res);
 }
 
+/* Only a proven link may have a frame's body received elsewhere. */
+static int link_head(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body,
+		     uint32_t avail)
+{
+	struct link *l = c->link;
+
+	return l->up ? l->d->cl->hooks.head(l, h, body, avail) : 0;
+}
+
+static void link_sunk(struct conn *c)
+{
+	c->d->cl->hooks.sunk(c->link);
+}
+
 static const struct conn_kind link_kind = {
 	.frame = net_handle,
+	.head = link_head,
+	.sunk = link_sunk,
 	.sent = link_sent,
 	.spliced = link_spliced,
 	.connected = net_connected,

@@ -3,32 +3,50 @@
  * Objects sent from one node to another over a link.
  *
  * An inline value goes in one OBJ_PUSH frame.  A large object goes as an OBJ_PUSH header
- * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space: it is
- * spliced from the sealed memfd into a pipe and from the pipe into the socket, on the
- * io_uring (a memfd cannot be spliced to a TCP socket directly; KERNEL-FACTS.md).  The
- * chunks are produced as the socket drains (xfer_refill() from the loop's send and
- * splice completions), so a 1 GB object needs one pipe, not 1 GB of buffer.  Where the
- * kernel refuses the splice (a hugetlb memfd), the payload is read into the output buffer
- * instead, at most two chunks ahead.
+ * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space on the
+ * sender: it is spliced from the sealed memfd into a pipe and from the pipe into the
+ * socket, on the io_uring (a memfd cannot be spliced to a TCP socket directly;
+ * KERNEL-FACTS.md), both splices linked in one submission per pipe-full (a whole chunk
+ * where krayd may size the pipe so).  The chunks are produced as the socket drains
+ * (xfer_refill() from the loop's send and splice completions), so a 1 GB object needs one
+ * pipe, not 1 GB of buffer.  Where the kernel refuses the splice (a hugetlb memfd), the
+ * payload is read into the output buffer instead, at most two chunks ahead.
  * Frames queued for the link while an object streams wait behind it (xitem.after), so
  * the receiver sees every link's frames in the order they were queued and can write
  * chunks into one memfd at a time.
  *
- * The receiver writes the chunks into a new memfd from its store (store_begin_large())
- * and seals it like any other object (store_seal_large()).  An object this node owns
- * that comes home (a forwarded task's return) fills its pending object; an object of
- * another node becomes a copy held by the link that brought it (released when the task
- * it came for is done).  A copy that already exists is not written twice: its chunks are
- * read and dropped.
+ * The receiver makes the new memfd from its store (store_begin_large()) at the OBJ_PUSH
+ * and maps it writable (on 2 MiB boundaries, huge pages where the store has them) until
+ * the object is whole.  Each chunk's header is parsed as soon as it arrives, and the
+ * loop receives the chunk's payload straight into that mapping (conn_kind.head and
+ * conn_sink(), io_uring receives of up to 4 MiB): one copy, socket to object, as for a
+ * plain TCP stream.  Only the bytes that came in the same receive as the header are
+ * copied from the link's buffer.  The mapping goes before the seal (store_seal_large():
+ * F_SEAL_WRITE wants no writable mapping left); one mapping per object, not per chunk,
+ * because every mmap waits for the pool's pre-fault thread, which holds the process's
+ * mmap lock.  Where the object cannot be mapped, its chunks come whole into the link's
+ * buffer and are written with pwrite().
+ *
+ * An object this node owns that comes home (a forwarded task's return) fills its pending
+ * object; an object of another node becomes a copy held by the link that brought it
+ * (released when the task it came for is done).  A copy that already exists is not
+ * written twice: its chunks are read and dropped.  A chunk that does not follow what
+ * was announced (another object, a gap, past the size, a frame length that disagrees)
+ * closes the link with a warning; a link that goes in the middle of an object frees the
+ * half-written memfd (or returns the pending object to waiting, for a retry to fill),
+ * and a receive still in flight into the mapping keeps it until the connection is freed
+ * (conn_unmap_at_free()).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cluster/cluster.h"
+#include "../../common/hugemap.h"
 #include "core/log.h"
 #include "core/conn.h"
 #include "core/store.h"
@@ -246,8 +264,11 @@ static bool have_pipe(struct link *l)
 		l->pipe[0] = l->pipe[1] = -1;
 		return false;
 	}
-	/* A larger pipe moves more per splice; the default (64 KiB) works too. */
-	sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
+	/* A larger pipe moves more per splice: a whole chunk where krayd may (root), 1 MiB
+	 * (pipe-max-size) otherwise; the default (64 KiB) works too. */
+	sz = fcntl(l->pipe[1], F_SETPIPE_SZ, KRAY_CHUNK);
+	if (sz < 0)
+		sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
 	l->pipe_size = sz > 0 ? (unsigned)sz : 65536;
 	return true;
 }
@@ -290,13 +311,14 @@ void xfer_refill(struct conn *c)
 				continue;
 			}
 			if (x->in_pipe) {
-				x->stage = 2;
+				x->stage = 2; /* what a short send left in the pipe */
 				conn_splice(c, l->pipe[0], -1, c->fd, x->in_pipe);
 			} else {
+				/* memfd -> pipe -> socket, linked: one submission a pipe-full. */
 				x->stage = 1;
-				conn_splice(c, x->o->fd, (int64_t)x->off, l->pipe[1],
-					    x->chunk_left < l->pipe_size ? x->chunk_left :
-									   l->pipe_size);
+				conn_splice_through(c, x->o->fd, (int64_t)x->off, l->pipe, c->fd,
+						    x->chunk_left < l->pipe_size ? x->chunk_left :
+										   l->pipe_size);
 			}
 			return;
 		}
@@ -334,38 +356,54 @@ fail:
 	conn_close(c, "an object could not be read");
 }
 
+/*
+ * A splice of the link finished: a pair's first (memfd -> pipe: stage 1, its linked second
+ * still to come), or a pair's second or a lone pipe -> socket (stage 2).  A first that
+ * moved less than asked cancels its second (-ECANCELED): what it moved goes on its own.
+ * A first refused (a hugetlb memfd cannot be spliced) turns the link to copying.
+ */
 void xfer_spliced(struct conn *c, int res)
 {
 	struct link *l = c->link;
 	struct xitem *x = l ? l->xhead : NULL;
+	int err;
 
 	if (!x || !x->stage)
 		return;
-	if (res <= 0) {
-		if (x->stage == 1 && !x->in_pipe && (res == -EINVAL || res == -ENOSYS)) {
-			/* This memfd cannot be spliced (hugetlbfs): copy from now on. */
-			log_info("node %08x: splice from an object refused (%s); copying instead",
-				 l->node, strerror(-res));
-			l->no_splice = true;
-			x->stage = 0;
-			xfer_refill(c);
-			conn_kick(c);
-			return;
+	if (x->stage == 1) {
+		if (res > 0) {
+			x->in_pipe += (uint32_t)res;
+			x->off += (uint32_t)res;
+			x->chunk_left -= (uint32_t)res;
+		} else {
+			x->err = res ? res : -ENODATA;
 		}
+		x->stage = 2;
+		return;
+	}
+	if (res > 0) {
+		x->in_pipe -= (uint32_t)res;
+		c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
+	} else if (res != -ECANCELED || !(x->err || x->in_pipe)) {
 		log_warn("node %08x: sending an object: %s", l->node,
-			 res ? strerror(-res) : "the object ended early");
+			 res ? strerror(-res) : "the socket took nothing");
 		conn_close(c, "an object could not be sent");
 		return;
 	}
-	if (x->stage == 1) {
-		x->in_pipe += (uint32_t)res;
-		x->off += (uint32_t)res;
-		x->chunk_left -= (uint32_t)res;
-	} else {
-		x->in_pipe -= (uint32_t)res;
-		c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
-	}
 	x->stage = 0;
+	err = x->err;
+	x->err = 0;
+	if (err == -EINVAL || err == -ENOSYS) {
+		/* This memfd cannot be spliced (hugetlbfs): copy from now on. */
+		log_info("node %08x: splice from an object refused (%s); copying instead", l->node,
+			 strerror(-err));
+		l->no_splice = true;
+	} else if (err) {
+		log_warn("node %08x: sending an object: %s", l->node,
+			 err == -ENODATA ? "the object ended early" : strerror(-err));
+		conn_close(c, "an object could not be sent");
+		return;
+	}
 	xfer_refill(c);
 	conn_kick(c);
 }
@@ -463,6 +501,36 @@ static void on_handle(struct link *l, const struct kray_msg_obj_push *m)
 	}
 }
 
+/*
+ * Maps the memfd of object o, arriving over l, writable until it is whole, for its
+ * chunks to be received straight into it (xfer_chunk_head()).  The length is rounded to
+ * 2 MiB: huge pages map whole, and a hugetlb memfd (whose size is a multiple of 2 MiB)
+ * can be mapped at all; past the end of a shmem memfd nothing is touched.  Where it
+ * cannot be mapped, the chunks come into the link's buffer and are written from there.
+ */
+static void rx_map(struct link *l, struct obj *o)
+{
+	size_t len = (o->size + KRAY_HUGE_PAGE - 1) & ~(uint64_t)(KRAY_HUGE_PAGE - 1);
+	void *p = kray_map_huge(o->fd, len, PROT_READ | PROT_WRITE, 0, l->d->thp);
+
+	if (p == MAP_FAILED) {
+		log_warn_ratelimited("node %08x: mapping a %llu-byte object it sends: %s; "
+				     "copying it instead",
+				     l->node, (unsigned long long)o->size, strerror(errno));
+		return;
+	}
+	l->rx.map = p;
+	l->rx.map_len = len;
+}
+
+/* Lets go of the mapping (before the seal: F_SEAL_WRITE wants no writable mapping). */
+static void rx_unmap(struct link *l)
+{
+	if (l->rx.map)
+		munmap(l->rx.map, l->rx.map_len);
+	l->rx.map = NULL;
+}
+
 int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;
@@ -540,6 +608,8 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 
 			l->rx.discard = true;
 			store_seal_error(d, o, KRAY_WE_STORE_FULL, msg, (size_t)n);
+		} else {
+			rx_map(l, o);
 		}
 	}
 	return 0;
@@ -555,56 +625,126 @@ static void rx_refs_done(struct link *l, struct obj *o)
 	l->rx.nrefs = 0;
 }
 
-int xfer_on_chunk(struct link *l, const uint8_t *body, uint32_t len)
+/*
+ * Checks chunk m (the body of frame h) against the object arriving over l.  Returns 0, or
+ * conn_fail()'s code with a warning: a node that sends what it did not announce (a chunk
+ * of another object, out of order, past the announced size, or a frame whose length
+ * disagrees with its chunk's) is not trusted further, and its link closes.
+ */
+static int check_chunk(struct link *l, const struct kray_frame_hdr *h,
+		       const struct kray_msg_obj_chunk *m)
+{
+	const char *why;
+	int code = -EPROTO;
+
+	if (!m->len || h->len != sizeof(*m) + KRAY_PAD8((uint64_t)m->len)) {
+		why = "malformed object chunk";
+		code = -EBADMSG;
+	} else if (!l->rx.active || !oid_eq(&m->oid, &l->rx.id)) {
+		why = "object chunk for no object announced";
+	} else if (m->offset != l->rx.off || m->len > l->rx.size - l->rx.off) {
+		why = "object chunk out of order";
+	} else {
+		return 0;
+	}
+	log_warn_ratelimited("node %08x: %s (offset %llu, %u bytes; object of %llu bytes, "
+			     "%llu received): closing its link",
+			     l->node, why, (unsigned long long)m->offset, m->len,
+			     (unsigned long long)l->rx.size, (unsigned long long)l->rx.off);
+	return conn_fail(l->c, why, code);
+}
+
+/* The object arriving over l has len more bytes: once it is whole, it is sealed. */
+static void chunk_done(struct link *l, uint32_t len)
 {
 	struct krayd *d = l->d;
-	struct kray_msg_obj_chunk m;
-	struct wire_rd r;
-	const void *data;
-	uint32_t done = 0;
 	struct obj *o;
 
-	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &m, sizeof(m)) || !m.len || wire_rd_bytes(&r, m.len, &data) ||
-	    wire_rd_end(&r))
-		return conn_fail(l->c, "malformed object chunk", -EBADMSG);
-	if (!l->rx.active || !oid_eq(&m.oid, &l->rx.id) || m.offset != l->rx.off ||
-	    m.len > l->rx.size - l->rx.off)
-		return conn_fail(l->c, "object chunk out of order", -EPROTO);
-	o = l->rx.discard ? NULL : store_get(d, &m.oid);
-	while (o && done < m.len) {
-		ssize_t n = pwrite(o->fd, (const char *)data + done, m.len - done,
-				   (off_t)(m.offset + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			char msg[128];
-			int k = snprintf(msg, sizeof(msg), "writing an object from node %08x: %s",
-					 l->node, strerror(n < 0 ? errno : EIO));
-
-			o->writer = NULL;
-			store_abort_large(d, o);
-			store_seal_error(d, o, KRAY_WE_STORE_FULL, msg, (size_t)k);
-			l->rx.discard = true;
-			o = NULL;
-			break;
-		}
-		done += (uint32_t)n;
-	}
-	l->rx.off += m.len;
+	l->rx.off += len;
 	if (l->rx.off < l->rx.size)
-		return 0;
+		return;
 	l->rx.active = false;
-	o = l->rx.discard ? NULL : store_get(d, &m.oid);
+	rx_unmap(l);
+	o = l->rx.discard ? NULL : store_get(d, &l->rx.id);
 	if (o && (o->writer != l->c || o->state != OBJ_PENDING))
 		o = NULL;
 	rx_refs_done(l, o);
 	if (o) {
 		if (o->remote_link)
 			ext_obj_settled(d, o); /* pulled: the other copy may go */
-		store_seal_large(l->c, &m.oid);
+		store_seal_large(l->c, &o->id);
 	}
+}
+
+/* Writing the object arriving over l failed (err): its waiters get an error, the rest
+ * of it is dropped. */
+static void rx_failed(struct link *l, struct obj *o, int err)
+{
+	char msg[128];
+	int k = snprintf(msg, sizeof(msg), "writing an object from node %08x: %s", l->node,
+			 strerror(err));
+
+	o->writer = NULL;
+	rx_unmap(l);
+	store_abort_large(l->d, o);
+	store_seal_error(l->d, o, KRAY_WE_STORE_FULL, msg, (size_t)k);
+	l->rx.discard = true;
+}
+
+int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
+		    uint32_t avail)
+{
+	struct kray_msg_obj_chunk m;
+	int r;
+
+	if (h->type != KRAY_MSG_OBJ_CHUNK || avail < sizeof(m))
+		return 0;
+	memcpy(&m, body, sizeof(m));
+	r = check_chunk(l, h, &m);
+	if (r || !l->rx.map)
+		return r; /* (a chunk to drop comes whole: xfer_on_chunk()) */
+	l->rx.chunk = m.len;
+	conn_sink(l->c, l->rx.map + m.offset, m.len);
+	return sizeof(m);
+}
+
+void xfer_chunk_sunk(struct link *l)
+{
+	chunk_done(l, l->rx.chunk);
+}
+
+int xfer_on_chunk(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	struct krayd *d = l->d;
+	struct kray_msg_obj_chunk m;
+	const uint8_t *data = body + sizeof(m);
+	uint32_t done = 0;
+	struct obj *o;
+	int r;
+
+	if (h->len < sizeof(m))
+		return conn_fail(l->c, "malformed object chunk", -EBADMSG);
+	memcpy(&m, body, sizeof(m));
+	r = check_chunk(l, h, &m);
+	if (r)
+		return r;
+	/* The whole frame came into the link's buffer (xfer_chunk_head() could not map the
+	 * object, or the chunk is dropped): written from there. */
+	o = l->rx.discard ? NULL : store_get(d, &m.oid);
+	if (o && (o->writer != l->c || o->fd < 0))
+		o = NULL;
+	while (o && done < m.len) {
+		ssize_t n = pwrite(o->fd, data + done, m.len - done, (off_t)(m.offset + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rx_failed(l, o, n < 0 ? errno : EIO);
+			break;
+		}
+		done += (uint32_t)n;
+	}
+	chunk_done(l, m.len);
 	return 0;
 }
 
@@ -625,6 +765,9 @@ void xfer_link_gone(struct link *l)
 		close(l->pipe[1]);
 		l->pipe[0] = l->pipe[1] = -1;
 	}
+	if (l->rx.map) /* (a receive into it may be in flight) */
+		conn_unmap_at_free(l->c, l->rx.map, l->rx.map_len);
+	l->rx.map = NULL;
 	if (l->rx.active && !l->rx.discard) {
 		struct obj *o = store_get(d, &l->rx.id);
 

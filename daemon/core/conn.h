@@ -38,10 +38,19 @@ enum conn_role {
  * returns 0, or conn_fail()'s code to refuse it and close the connection.  recv: bytes
  * arrived in c->in, unparsed (instead of frame).  sent: some output went.  spliced,
  * connected: a conn_splice() or conn_connect() finished with res.  gone: it closed.
+ * head: a frame whose header has passed the checks, before frame: avail bytes of its body
+ * are in (all of it or less); the kind may have the rest of the body go straight to memory
+ * of its own instead of c->in (a node link receiving an object's chunk into the object):
+ * it takes the first n bytes (n <= avail), calls conn_sink() for the next ones and returns
+ * n > 0; the loop then calls sunk once they are all in (the frame's bytes after the sink
+ * are dropped).  0: the frame is handled whole as usual; < 0: conn_fail()'s code.
  * All but frame/recv may be NULL.
  */
 struct conn_kind {
 	int (*frame)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+	int (*head)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body,
+		    uint32_t avail);
+	void (*sunk)(struct conn *c);
 	void (*recv)(struct conn *c);
 	void (*sent)(struct conn *c);
 	void (*spliced)(struct conn *c, int res);
@@ -96,13 +105,22 @@ struct conn {
 	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
-	bool splicing; /* node links: a splice writes to the socket (xfer.c); sends wait */
+	uint8_t splicing; /* node links: splices in flight (xfer.c); sends wait for them */
 	bool close_when_sent; /* metrics: close once the reply is out */
 	const char *why; /* why its last frame was refused (conn_fail()), for the ERROR frame */
 	int64_t deadline; /* closed then (CLOCK_MONOTONIC ns) unless cleared; 0: none */
 	const char *deadline_why; /* what it was late for */
 	size_t acct; /* its buffers' bytes as counted in d->loop.buf_bytes */
 	uint32_t rchunk; /* the room each receive asks for (loop.c arm_recv()) */
+	uint32_t rnext; /* the next receive into c->in asks for at most this (0: rchunk) */
+	uint32_t rasked; /* what the receive in flight asked for */
+	uint8_t *sink; /* conn_sink(): the stream's next sink_left bytes go here */
+	uint64_t sink_left;
+	uint32_t skip; /* then this many bytes (the rest of the frame) are dropped */
+	uint32_t sink_head; /* the bytes of the frame before its sink (header included) */
+	bool recv_sink; /* the receive in flight writes to sink */
+	void *unmap; /* conn_unmap_at_free() */
+	size_t unmap_len;
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
 };
@@ -173,8 +191,20 @@ void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int 
 void conn_start_recv(struct conn *c);
 /* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
 bool conn_idle_out(const struct conn *c);
+/* From a kind's head(): the frame's next len bytes go to dst, which stays valid until
+ * sunk() or, if c closes first, until conn_unmap_at_free() lets it go (a receive into it
+ * may be in flight). */
+void conn_sink(struct conn *c, void *dst, uint64_t len);
+/* Unmaps [addr, addr + len) once no operation of c is in flight (when c is freed): for the
+ * memory of a sink given up while c closes. */
+void conn_unmap_at_free(struct conn *c, void *addr, size_t len);
 /* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
  * completes with c->kind->spliced(). */
 void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
+/* Both stages through pipe p at once: len bytes of fd_in (at off_in) into p[1], linked to
+ * p[0] -> fd_out, in one submission: two completions, in order (the second -ECANCELED
+ * when the first moved less than len). */
+void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[2], int fd_out,
+			 unsigned len);
 
 #endif

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -75,6 +76,7 @@ struct loop_watch {
 };
 #define OP_MASK 15ull
 #define RECV_CHUNK (256u << 10)
+#define SINK_RECV_MAX (4u << 20) /* the most one receive into a sink asks for */
 /* Before HELLO or the token's proof a connection gets a small receive buffer: it grows
  * with what arrives, never with what a header claims. */
 #define RECV_SMALL 4096u
@@ -283,6 +285,17 @@ static void arm_recv(struct conn *c)
 
 	if (c->recv_armed || c->closed)
 		return;
+	if (c->sink_left) {
+		/* Straight into the kind's memory: what one receive takes is what the socket
+		 * holds (at most SINK_RECV_MAX), so a turn of the loop stays short. */
+		c->rasked = c->sink_left < SINK_RECV_MAX ? (uint32_t)c->sink_left : SINK_RECV_MAX;
+		sqe = get_sqe(c->d);
+		io_uring_prep_recv(sqe, c->fd, c->sink, c->rasked, 0);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
+		c->recv_armed = c->recv_sink = true;
+		c->ops++;
+		return;
+	}
 	kbuf_compact(&c->in);
 	if (!kbuf_pending(&c->in) && c->in.cap > BUF_KEEP) {
 		c->d->loop.freed_bytes += c->in.cap;
@@ -298,10 +311,15 @@ static void arm_recv(struct conn *c)
 		conn_close(c, "out of memory");
 		return;
 	}
+	c->rasked = (uint32_t)(c->in.cap - c->in.len);
+	if (c->rnext && c->rnext < c->rasked)
+		c->rasked = c->rnext; /* just the next frame's head: its body may go to a sink */
+	c->rnext = 0;
 	sqe = get_sqe(c->d);
-	io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+	io_uring_prep_recv(sqe, c->fd, c->in.data + c->in.len, c->rasked, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
 	c->recv_armed = true;
+	c->recv_sink = false;
 	c->ops++;
 }
 
@@ -444,6 +462,8 @@ static void conn_free(struct conn *c)
 	d->loop.buf_bytes -= c->acct;
 	d->loop.freed_bytes += c->in.cap + c->out.cap + c->sending.cap;
 	close(c->fd);
+	if (c->unmap)
+		munmap(c->unmap, c->unmap_len);
 	kbuf_free(&c->in);
 	kbuf_free(&c->out);
 	kbuf_free(&c->sending);
@@ -642,8 +662,45 @@ void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned
 
 	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, len, 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
-	c->splicing = true;
+	c->splicing++;
 	c->ops++;
+}
+
+void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[2], int fd_out,
+			 unsigned len)
+{
+	struct io_uring_sqe *sqe;
+
+	/* Both SQEs in the same submission: make room for two first. */
+	if (io_uring_sq_space_left(c->d->ring) < 2)
+		io_uring_submit(c->d->ring);
+	sqe = get_sqe(c->d);
+	io_uring_prep_splice(sqe, fd_in, off_in, p[1], -1, len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	sqe->flags |= IOSQE_IO_LINK;
+	conn_splice(c, p[0], -1, fd_out, len);
+	c->splicing++;
+	c->ops++;
+}
+
+void conn_sink(struct conn *c, void *dst, uint64_t len)
+{
+	c->sink = dst;
+	c->sink_left = len;
+}
+
+void conn_unmap_at_free(struct conn *c, void *addr, size_t len)
+{
+	c->sink = NULL;
+	c->sink_left = 0;
+	if (!c->recv_armed || !c->recv_sink) {
+		munmap(addr, len);
+		return;
+	}
+	if (c->unmap)
+		munmap(c->unmap, c->unmap_len); /* (one sink at a time: cannot happen) */
+	c->unmap = addr;
+	c->unmap_len = len;
 }
 
 void conn_start_recv(struct conn *c)
@@ -651,8 +708,38 @@ void conn_start_recv(struct conn *c)
 	arm_recv(c);
 }
 
+/* Moves what c->in holds of the sink's bytes into it; once it is full, tells the kind.
+ * Returns true while it waits for more. */
+static bool sink_fill(struct conn *c)
+{
+	size_t n = kbuf_pending(&c->in);
+
+	if (n > c->sink_left)
+		n = (size_t)c->sink_left;
+	memcpy(c->sink, c->in.data + c->in.off, n);
+	kbuf_consume(&c->in, n);
+	c->sink += n;
+	c->sink_left -= n;
+	if (c->sink_left)
+		return true;
+	c->sink = NULL;
+	c->kind->sunk(c);
+	return false;
+}
+
+/* Answers a refused frame with an ERROR frame and closes c: the stream cannot be trusted
+ * past it. */
+static void refuse_frame(struct conn *c, const struct kray_frame_hdr *h, int r)
+{
+	c->d->st.frames_rejected++;
+	wire_put_error_frame(&c->out, h->req, r, c->why ? c->why : "malformed frame");
+	conn_flush_later(c);
+	conn_close(c, c->why ? c->why : "bad frame body");
+}
+
 /* Parses every complete frame in c->in.  A malformed frame gets an ERROR reply and closes
- * the connection: the stream cannot be trusted past it.  Returns how many it handled. */
+ * the connection: the stream cannot be trusted past it.  A frame whose body the kind sinks
+ * (conn_kind.head) counts when its head is taken.  Returns how many it handled. */
 static unsigned parse_frames(struct conn *c)
 {
 	unsigned n = 0;
@@ -662,6 +749,15 @@ static unsigned parse_frames(struct conn *c)
 		size_t avail = kbuf_pending(&c->in);
 		int r;
 
+		if (c->skip) {
+			size_t k = avail < c->skip ? avail : c->skip;
+
+			kbuf_consume(&c->in, k);
+			c->skip -= (uint32_t)k;
+			if (c->skip)
+				break;
+			avail -= k;
+		}
 		if (avail < sizeof(h))
 			break;
 		memcpy(&h, c->in.data + c->in.off, sizeof(h));
@@ -677,6 +773,27 @@ static unsigned parse_frames(struct conn *c)
 			conn_close(c, "bad frame header");
 			return n;
 		}
+		if (c->kind->head) {
+			size_t body = avail - sizeof(h) < h.len ? avail - sizeof(h) : h.len;
+
+			c->why = NULL;
+			r = c->kind->head(c, &h, c->in.data + c->in.off + sizeof(h),
+					  (uint32_t)body);
+			if (r < 0 || (r > 0 && ((size_t)r > body || !c->sink ||
+						c->sink_left > h.len - (uint32_t)r))) {
+				refuse_frame(c, &h, r < 0 ? r : -EPROTO);
+				return n;
+			}
+			if (r > 0) {
+				kbuf_consume(&c->in, sizeof(h) + (size_t)r);
+				c->skip = h.len - (uint32_t)r - (uint32_t)c->sink_left;
+				c->sink_head = (uint32_t)(sizeof(h) + (size_t)r);
+				n++;
+				if (sink_fill(c))
+					break; /* the next receives go to the sink */
+				continue;
+			}
+		}
 		if (avail < sizeof(h) + h.len)
 			break; /* the rest comes as it arrives: arm_recv() grows c->in with it */
 		c->why = NULL;
@@ -684,11 +801,7 @@ static unsigned parse_frames(struct conn *c)
 		kbuf_consume(&c->in, sizeof(h) + h.len);
 		n++;
 		if (r) {
-			c->d->st.frames_rejected++;
-			wire_put_error_frame(&c->out, h.req, r,
-					     c->why ? c->why : "malformed frame");
-			conn_flush_later(c);
-			conn_close(c, c->why ? c->why : "bad frame body");
+			refuse_frame(c, &h, r);
 			return n;
 		}
 		if (output_over(c))
@@ -716,14 +829,29 @@ static void frame_deadline(struct conn *c, unsigned parsed)
 
 static void on_recv(struct conn *c, int res)
 {
-	c->recv_armed = false;
+	bool to_sink = c->recv_sink;
+
+	c->recv_armed = c->recv_sink = false;
 	if (c->closed)
 		return;
 	if (res <= 0) {
 		conn_close(c, res == 0 ? "end of stream" : strerror(-res));
 		return;
 	}
-	if ((size_t)res == c->in.cap - c->in.len && c->rchunk < RECV_CHUNK)
+	if (to_sink) {
+		c->sink += res;
+		c->sink_left -= (uint64_t)res;
+		if (!c->sink_left) {
+			/* The next frame may be another one to sink: take just its head. */
+			c->rnext = c->skip + c->sink_head;
+			c->sink = NULL;
+			c->kind->sunk(c);
+		}
+		arm_recv(c);
+		return;
+	}
+	if ((uint32_t)res == c->rasked && c->rasked == c->in.cap - c->in.len &&
+	    c->rchunk < RECV_CHUNK)
 		c->rchunk *= 2; /* it filled the room: more next time */
 	c->in.len += (size_t)res;
 	if (c->kind->recv) {
@@ -846,7 +974,7 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 		break;
 	case OP_SPLICE:
 		c->ops--;
-		c->splicing = false;
+		c->splicing--;
 		if (!c->closed)
 			c->kind->spliced(c, cqe->res);
 		break;

@@ -39,16 +39,38 @@ _Static_assert(KRAY_CANCEL_SIGNAL == SIGUSR2, "the cancel signal is SIGUSR2");
 /* The task running Python on the loop thread, as (owner << 32 | seq), or 0. */
 static volatile uintptr_t py_current;
 
-/* KRAY_CANCEL_SIGNAL: krayd asks to interrupt a cancelled task.  Only if it still runs
- * here (the value names it): then a KeyboardInterrupt, as Ray raises, at Python's next
- * check (a sleep or a blocking call returns with EINTR and checks at once). */
+static void catch_cancel_once(void);
+
+/* A cancel request for a task that had not started in Python yet (its interpreter still
+ * starting, say): enter() interrupts the task as soon as it starts. */
+static volatile uintptr_t py_cancel_early;
+static struct sigaction host_cancel; /* the worker's own handler, called after ours */
+
+/* KRAY_CANCEL_SIGNAL: krayd asks to interrupt a cancelled task.  If it runs here now (the
+ * value names it): a KeyboardInterrupt, as Ray raises, at Python's next check (a sleep or
+ * a blocking call returns with EINTR and checks at once); otherwise it is kept for when
+ * the task starts.  The worker's handler notes it too (a task that never reaches Python). */
 static void on_cancel_signal(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig;
-	(void)uc;
-	if (si->si_code == SI_QUEUE && py_current &&
-	    (uintptr_t)si->si_value.sival_ptr == py_current)
-		PyErr_SetInterruptEx(SIGINT);
+	if (si->si_code == SI_QUEUE) {
+		uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
+
+		if (py_current && v == py_current)
+			PyErr_SetInterruptEx(SIGINT);
+		else
+			py_cancel_early = v;
+	}
+	if ((host_cancel.sa_flags & SA_SIGINFO) && host_cancel.sa_sigaction)
+		host_cancel.sa_sigaction(sig, si, uc);
+}
+
+/* Installs on_cancel_signal once, in a worker (the first call or kray_warm()), before
+ * Python starts: a request made while the interpreter starts is not lost. */
+static void catch_cancel(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, catch_cancel_once);
 }
 
 /* Drops an interrupt meant for a task that has finished.  GIL held. */
@@ -74,6 +96,14 @@ static void package_root(char *buf, size_t len)
 		return;
 	snprintf(tmp, sizeof(tmp), "%s", info.dli_fname);
 	snprintf(buf, len, "%s", dirname(dirname(tmp)));
+}
+
+static void catch_cancel_once(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_cancel_signal, .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(KRAY_CANCEL_SIGNAL, &sa, &host_cancel);
 }
 
 static void start_python(void)
@@ -103,13 +133,8 @@ static void start_python(void)
 	/* SIGINT raises KeyboardInterrupt (the interpreter installed no handlers), so that
 	 * PyErr_SetInterruptEx() works; the cancel signal trips it.  No SA_RESTART: a
 	 * sleeping task wakes. */
-	if (PyRun_SimpleString("import signal\n"
-			       "signal.signal(signal.SIGINT, signal.default_int_handler)\n") == 0) {
-		struct sigaction sa = { .sa_sigaction = on_cancel_signal, .sa_flags = SA_SIGINFO };
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(KRAY_CANCEL_SIGNAL, &sa, NULL);
-	}
+	(void)PyRun_SimpleString("import signal\n"
+				 "signal.signal(signal.SIGINT, signal.default_int_handler)\n");
 	package_root(root, sizeof(root));
 	PyObject *path = PySys_GetObject("path"), *s = PyUnicode_FromString(root);
 
@@ -155,6 +180,7 @@ __attribute__((visibility("default"))) void kray_warm(void)
 	PyGILState_STATE g;
 	PyObject *mod;
 
+	catch_cancel();
 	pthread_once(&py_once, start_python);
 	if (py_err)
 		return; /* the first call says why */
@@ -173,6 +199,8 @@ static int enter(kray_ctx *ctx, PyObject **selfp, const kray_value *args, size_t
 	PyObject *r;
 	int rc = 0;
 
+	if (mode == 0)
+		catch_cancel();
 	pthread_once(&py_once, start_python);
 	if (py_err)
 		return kray_fail(ctx, "Python is not available in this worker: %s", py_err);
@@ -182,6 +210,10 @@ static int enter(kray_ctx *ctx, PyObject **selfp, const kray_value *args, size_t
 
 		drop_stale_interrupt();
 		py_current = (uintptr_t)((uint64_t)t.owner << 32 | t.seq);
+		if (py_cancel_early == py_current) { /* asked before it started */
+			py_cancel_early = 0;
+			PyErr_SetInterruptEx(SIGINT);
+		}
 	}
 	r = PyObject_CallFunction(py_call, "KKniK", (unsigned long long)(uintptr_t)ctx,
 				  (unsigned long long)(uintptr_t)args, (Py_ssize_t)nargs, mode,

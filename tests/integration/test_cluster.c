@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "../../include/uapi/kray_wire.h"
+#include "../fixtures/pattern.h"
 #include "harness.h"
 #include "netns.h"
 
@@ -375,6 +377,118 @@ Test(cluster, object_200mb_made_on_node2_read_on_node3)
 	kray_value arg = KRAY_V_REF(big_ref);
 
 	cr_assert_eq(call_int(k3, "bytes_len", &arg, 1, "n2:1"), 64 << 20);
+}
+
+/* 1 GiB made on node 1, the argument of a task that must run on node 2: it streams from
+ * node 1's memfd straight into a new memfd on node 2 (docs/cluster.md, "Data path"), and
+ * the task's checksum of what it maps is the one of what was written. */
+Test(cluster, object_1gib_to_another_node_with_checksum, .timeout = 300)
+{
+	const size_t size = 1ul << 30;
+	kray *k = three_nodes(PER_NODE), *k2 = harness_connect(node[1].sock);
+	struct kray_stats st;
+	kray_ref ref;
+	void *data;
+	uint64_t want;
+
+	cr_assert_eq(kray_create(k, size, &ref, &data), 0, "create: %s", kray_errmsg(k));
+	pattern_fill(data, 0, size, 1414);
+	want = checksum64(data, size);
+	cr_assert_eq(kray_seal(k, &ref), 0, "seal: %s", kray_errmsg(k));
+	kray_value arg = KRAY_V_REF(ref);
+
+	cr_assert_eq((uint64_t)call_int(k, "inspect_bytes", &arg, 1, "n2:1"), want,
+		     "node 2 read something else than node 1 wrote");
+	st = harness_status(k2);
+	/* Loose: the receiver's loop went on serving (about 20 ms here; bench_cluster). */
+	cr_assert_lt(st.loop_stall_max_us, 2000000, "node 2's loop stalled %u us",
+		     st.loop_stall_max_us);
+	cr_log_info("1 GiB to node 2: its loop's longest turn %.1f ms\n",
+		    st.loop_stall_max_us / 1000.0);
+	harness_shutdown(k2);
+	kray_release(k, &ref, 1);
+}
+
+/* Kills the node that holds the object being pulled once the receiver has begun it
+ * (its store holds the new object's bytes). */
+struct killer {
+	kray *k; /* to node 1 (the receiver) */
+	pid_t victim;
+	uint64_t size;
+	int killed; /* 1: while receiving; 2: only after (the pull was done already) */
+	int done; /* atomic: the get returned */
+};
+
+static void *kill_mid_transfer(void *arg)
+{
+	struct killer *x = arg;
+	int64_t t0 = harness_now_ms();
+	struct kray_stats st;
+
+	while (!__atomic_load_n(&x->done, __ATOMIC_ACQUIRE) && harness_now_ms() - t0 < 60000) {
+		if (kray_status(x->k, &st))
+			break;
+		if (st.store_bytes >= x->size) {
+			kill(x->victim, SIGKILL);
+			x->killed = 1;
+			return NULL;
+		}
+		usleep(1000);
+	}
+	kill(x->victim, SIGKILL);
+	x->killed = 2;
+	return NULL;
+}
+
+/* A node killed while the object it holds streams to the owner: the half-written copy is
+ * never returned; the get waits for the object made again from lineage on the other node,
+ * and gets it whole. */
+Test(cluster, node_killed_mid_transfer_object_rebuilt_whole, .timeout = 300)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	/* The killed node's link resets at once; the survivor, busy making the object again
+	 * on a loaded machine, is not to be taken for dead meanwhile. */
+	const char *const patient[] = { "--node-timeout-ms", "10000", NULL };
+	const int64_t size = 256ll << 20;
+	kray *k = three_nodes_with(res, patient);
+	kray *kn[2] = { harness_connect(node[1].sock), harness_connect(node[2].sock) };
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value a[2] = { KRAY_V_INT(size), KRAY_V_INT(4242) }, v;
+	struct killer x = { .k = harness_connect(node[0].sock), .size = (uint64_t)size };
+	int64_t t0 = harness_now_ms();
+	int ran_on = 0, rc;
+	pthread_t t;
+	kray_ref r;
+
+	o.resources = "any:1";
+	cr_assert_eq(kray_call(k, "big", a, 2, &o, &r), 0);
+	kray_flush(k);
+	while (!ran_on && harness_now_ms() - t0 < 60000) {
+		for (int i = 0; i < 2; i++)
+			if (harness_status(kn[i]).tasks_finished)
+				ran_on = i + 2;
+		usleep(10000);
+	}
+	cr_assert(ran_on, "big did not run on node 2 or 3");
+	harness_shutdown(kn[0]);
+	harness_shutdown(kn[1]);
+	x.victim = node[ran_on - 1].pid;
+	cr_assert_eq(pthread_create(&t, NULL, kill_mid_transfer, &x), 0);
+	rc = harness_get1(k, r, 120000, &v);
+	__atomic_store_n(&x.done, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	harness_shutdown(x.k);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, v.type == KRAY_ERROR ? (char *)v.data : "");
+	cr_assert_eq(v.type, KRAY_BYTES);
+	cr_assert_eq(v.len, (size_t)size, "%zu bytes", v.len);
+	for (int64_t i = 0; i < size; i++)
+		if (((const uint8_t *)v.data)[i] != big_byte((uint64_t)i, 4242))
+			cr_assert_fail("byte %lld differs: a half-written object came back",
+				       (long long)i);
+	cr_log_info("node %d killed %s\n", ran_on,
+		    x.killed == 1 ? "while the object streamed to node 1" : "after the transfer");
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
 }
 
 /* A TCP connection to the head's node port from node 1's namespace. */
