@@ -66,9 +66,12 @@ int wire_rd_value(struct wire_rd *r, struct wire_value *ret)
 		break;
 	case KRAY_WT_REF:
 	case KRAY_WT_OBJECT:
-	case KRAY_WT_FD:
 	case KRAY_WT_ACTOR:
 		if (v.len != sizeof(struct kray_oid) || v.err)
+			return -EBADMSG;
+		break;
+	case KRAY_WT_FD: /* (err: KRAY_WV_LAZY or 0) */
+		if (v.len != sizeof(struct kray_oid) || v.err > KRAY_WV_LAZY)
 			return -EBADMSG;
 		break;
 	case KRAY_WT_ERROR:
@@ -233,6 +236,7 @@ int wire_dec_get(const void *body, size_t len, struct wire_get *ret)
 	if (wire_rd_fixed(&r, &m, sizeof(m)) || dec_oids(&r, m.n, &g.ids))
 		return -EBADMSG;
 	g.timeout_ms = m.timeout_ms;
+	g.uffd = m.uffd;
 	*ret = g;
 	return 0;
 }

@@ -97,6 +97,7 @@ struct wire_oids {
 
 struct wire_get {
 	int64_t timeout_ms;
+	uint32_t uffd; /* kray_msg_get's: the asker's userfaultfd + 1, or 0 */
 	struct wire_oids ids;
 };
 

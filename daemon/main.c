@@ -139,7 +139,8 @@ int main(int argc, char **argv)
 		loop_fini(&d);
 		return 1;
 	}
-	if (store_mem_init(&d) || (r = store_io_start(&d, store_io_drain))) {
+	if (store_mem_init(&d) || (r = store_io_start(&d, store_io_drain)) ||
+	    (r = store_lazy_start(&d))) {
 		log_err("object store: %s", d.pool ? strerror(-r) : "out of memory");
 		loop_fini(&d);
 		store_spill_close(&d);

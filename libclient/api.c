@@ -237,7 +237,8 @@ KRAY_EXPORT int kray_put_refs(struct kray *k, const kray_value *v, const kray_re
 static uint64_t send_get(struct kray *k, const kray_ref *refs, size_t n, int64_t timeout_ms)
 {
 	struct kray_msg_get m = { .timeout_ms = timeout_ms < 0 ? -1 : timeout_ms,
-				  .n = (uint32_t)n };
+				  .n = (uint32_t)n,
+				  .uffd = kc_lazy_uffd(k) };
 	uint64_t req = ++k->next_req;
 	size_t off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET, req, WIRE_FIXED(m),
 				     WIRE_RAW(refs, n * sizeof(*refs)));

@@ -114,7 +114,7 @@ const struct kc_layer kc_async_layer = {
 
 KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_fn *fn, void *arg)
 {
-	struct kray_msg_get m = { .timeout_ms = -1, .n = 1 };
+	struct kray_msg_get m = { .timeout_ms = -1, .n = 1, .uffd = kc_lazy_uffd(k) };
 	struct kc_async *a;
 	struct pending *p;
 	size_t off;

@@ -54,6 +54,8 @@ struct rfdq {
 struct kray {
 	int fd;
 	int kmod_fd; /* /dev/kray for local gets (kmod.c), or -1 */
+	int uffd; /* lazy.c: this process's userfaultfd for lazy restores, or -1 */
+	pid_t uffd_pid; /* the process uffd belongs to; 0: not made yet */
 	struct oidmap held; /* with kmod_fd: refs this process holds, counted as krayd does */
 	pid_t krayd_pid; /* a private krayd this handle started, or 0 */
 	char *private_dir;
@@ -181,9 +183,20 @@ struct view { /* a read-only mapping of a large object */
 };
 
 /* Maps a large object's memfd read-only after checking its seals and size; NULL with
- * *ret_why set when it cannot.  The fd stays the caller's. */
-struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
+ * *ret_why set when it cannot.  The fd stays the caller's.  lazy: a KRAY_WV_LAZY memfd
+ * (not sealed, filled by krayd as it is touched): registered with the userfaultfd and
+ * announced to krayd before it is returned. */
+struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size, bool lazy,
 		       const char **ret_why);
+
+/* lazy.c: lazy restore (krayd's store_lazy.c) */
+/* The userfaultfd number + 1 to name in a GET (made on first use), or 0: none. */
+uint32_t kc_lazy_uffd(struct kray *k);
+/* Registers [addr, addr + len) in MISSING mode.  0 or -errno. */
+int kc_lazy_register(struct kray *k, void *addr, size_t len);
+/* Tells krayd (KRAY_MSG_LAZY_MAP, flushed) where lazy object id is mapped.  0 or -errno. */
+int kc_lazy_announce(struct kray *k, const kray_ref *id, void *addr, size_t len);
+void kc_lazy_close(struct kray *k);
 /* Queues an UNPIN of id: krayd pinned it once for every FD value it sent this process.
  * 0 or -ENOMEM (not queued: krayd keeps the pin until this process disconnects). */
 int kc_put_unpin(struct kray *k, const kray_ref *id);

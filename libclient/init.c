@@ -225,6 +225,7 @@ KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 	}
 	k->fd = -1;
 	k->kmod_fd = -1;
+	k->uffd = -1;
 	kc_layers_init(k);
 	if (addr && *addr) {
 		snprintf(sock, sizeof(sock), "%s", addr);
@@ -239,12 +240,14 @@ KRAY_EXPORT int kray_init(struct kray **ret_k, const struct kray_config *cfg)
 	free(code_path);
 	if (r)
 		goto err;
+	kc_lazy_uffd(k); /* made now, with the connection: a get opens no descriptor */
 	*ret_k = k;
 	return 0;
 
 err:
 	snprintf(init_err, sizeof(init_err), "%s", k->err);
 	kc_close(k);
+	kc_lazy_close(k);
 	stop_private(k);
 	free(k);
 	return r;
@@ -257,6 +260,7 @@ KRAY_EXPORT void kray_shutdown(struct kray *k)
 	if (!k->broken)
 		kc_flush(k);
 	kc_close(k);
+	kc_lazy_close(k);
 	stop_private(k);
 	free(k);
 }

@@ -118,7 +118,7 @@ bool kc_kmod_get(struct kray *k, const kray_ref *id, kray_value *ret)
 	}
 	if (ioctl(k->kmod_fd, KRAY_IOC_GET, &a))
 		return false; /* ENOENT, EACCES: krayd knows what to answer */
-	vw = kc_map_fd(k, id, a.ret_fd, a.ret_size, &why);
+	vw = kc_map_fd(k, id, a.ret_fd, a.ret_size, false, &why);
 	close(a.ret_fd);
 	if (!vw)
 		return false; /* krayd's answer will say why */

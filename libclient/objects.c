@@ -268,7 +268,7 @@ static void error_value(kray_value *v, const char *fmt, const kray_ref *id, cons
 		nomem_value(v);
 }
 
-struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size,
+struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size, bool lazy,
 		       const char **ret_why)
 {
 	struct stat st;
@@ -278,7 +278,7 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	size_t maplen;
 	void *p;
 
-	if (seals < 0 || (seals & ALL_SEALS) != ALL_SEALS) {
+	if (!lazy && (seals < 0 || (seals & ALL_SEALS) != ALL_SEALS)) {
 		*ret_why = "its memfd is not sealed";
 		return NULL;
 	}
@@ -299,12 +299,28 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	 * read, so a get costs the same whatever the size (a 1 GiB populate is ~40 ms).
 	 * Large ones are mapped on a 2 MiB boundary with MADV_HUGEPAGE, so that an object in
 	 * huge pages costs a fault per 2 MiB, not per 4 KiB (common/hugemap.h). */
-	p = maplen ? kray_map_huge(fd, maplen, PROT_READ, maplen <= POPULATE_MAX ? MAP_POPULATE : 0,
-				   true) :
+	p = maplen ? kray_map_huge(fd, maplen, PROT_READ,
+				   !lazy && maplen <= POPULATE_MAX ? MAP_POPULATE : 0, true) :
 		     NULL;
 	if (p == MAP_FAILED) {
 		*ret_why = strerror(errno);
 		return NULL;
+	}
+	/* A lazy one must not be touched before it is registered: a page faulted in without
+	 * the userfaultfd would be a page of zeros in every reader's object. */
+	if (lazy) {
+		size_t pg = (size_t)sysconf(_SC_PAGESIZE), reglen = (maplen + pg - 1) / pg * pg;
+		int r = kc_lazy_register(k, p, reglen);
+
+		if (!r)
+			r = kc_lazy_announce(k, id, p, reglen);
+		if (r) {
+			munmap(p, maplen);
+			*ret_why = r == -EBADF ?
+					   "it came lazily to a process without a userfaultfd" :
+					   strerror(-r);
+			return NULL;
+		}
 	}
 	bool fresh;
 	uint64_t *slot = oidmap_upsert(&k->views, oid(id), &fresh);
@@ -380,7 +396,7 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 		return 0;
 	}
 	if (fd >= 0) {
-		struct view *vw = kc_map_fd(k, &id, fd, w->scalar, &why);
+		struct view *vw = kc_map_fd(k, &id, fd, w->scalar, w->err == KRAY_WV_LAZY, &why);
 
 		close(fd);
 		if (vw && view_set_nested(vw, w)) {

@@ -459,9 +459,12 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
 	const char *ppid = getenv("KRAY_PARENT_PID");
 	struct worker_state ws = { 0 };
-	struct kray k = {
-		.fd = -1, .kmod_fd = -1, .ws = &ws, .on_frame = on_frame, .wake = wake_loop
-	};
+	struct kray k = { .fd = -1,
+			  .kmod_fd = -1,
+			  .uffd = -1,
+			  .ws = &ws,
+			  .on_frame = on_frame,
+			  .wake = wake_loop };
 	int r;
 
 	ws.loop = pthread_self();
@@ -495,6 +498,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		kc_close(&k);
 		return 1;
 	}
+	kc_lazy_uffd(&k); /* (lazy gets: lazy.c) */
 	/* Pool workers take fast tasks too; krayd refuses an actor's worker (or any, with
 	 * the fast path off), which then works as before. */
 	kc_fast_worker_open(&k);

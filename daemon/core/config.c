@@ -53,6 +53,9 @@ static const struct key keys[] = {
 	{ "thp", K_AUTO, offsetof(struct config, thp), sizeof(int), 0, 0,
 	  "auto/off: large objects in shmem transparent huge pages (auto, as root, sets "
 	  "shmem_enabled from never to advise)" },
+	{ "lazy-restore", K_AUTO, offsetof(struct config, lazy_restore), sizeof(int), 0, 0,
+	  "auto/off: a get of a spilled object maps it at once and its pages are read from "
+	  "disk on first touch (userfaultfd); off: read back whole before the reply" },
 	INT("kmod", kmod, 0, 1, "1: publish large objects in /dev/kray when it is loaded"),
 	{ "resources", K_STR, offsetof(struct config, resources), 256, 0, 0,
 	  "custom resources of this node, e.g. GPU:2,ssd:1" },
@@ -374,6 +377,7 @@ static void set_defaults(struct config *cfg)
 	cfg->dead_actors_kept = 1000;
 	cfg->kmod = 1;
 	cfg->thp = 1;
+	cfg->lazy_restore = 1;
 	snprintf(cfg->gcs_storage, sizeof(cfg->gcs_storage), "log");
 	snprintf(cfg->gcs_redis_namespace, sizeof(cfg->gcs_redis_namespace), "kray");
 	cfg->spill_thread = true;

@@ -34,6 +34,8 @@ struct config {
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
 	int hugepages; /* large objects in hugetlb memfds when huge pages are reserved */
 	int thp; /* 1 (auto): large objects in shmem transparent huge pages where allowed */
+	int lazy_restore; /* 1 (auto): a get of a spilled object maps it at once and its pages
+			   * come from disk on first touch (store_lazy.c); 0: eager restore */
 	int kmod; /* 1: publish large objects in /dev/kray when the module is loaded */
 	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */
 	char dashboard[256]; /* HOST:PORT of the dashboard (daemon/dashboard/); empty: off */

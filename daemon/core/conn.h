@@ -100,6 +100,8 @@ struct conn {
 	uint32_t spawned; /* the id of the worker krayd started on this socketpair; 0: an
 			   * accepted connection (a worker hello is refused on it) */
 	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
+	struct lz_conn *lazy; /* its userfaultfd, taken for lazy restores (store_lazy.c) */
+	bool lazy_refused; /* it named one that krayd could not take: eager restores */
 	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;

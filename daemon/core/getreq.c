@@ -131,7 +131,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 
 		if (!o || !oidmap_get(&c->refs, &g->ids[i]))
 			continue;
-		if (!wait && o->state == OBJ_READY)
+		if (!wait && o->state == OBJ_READY && !store_want_lazily(c, o))
 			store_want(d, o);
 		if (!wait ? store_awaited(o) : o->state != OBJ_READY)
 			pending++;

@@ -90,6 +90,7 @@ struct krayd {
 	int spill_lock; /* the spill dir, flock()ed while krayd runs (store_spill.c); or -1 */
 	bool thp; /* large objects in shmem transparent huge pages (store_mem.c) */
 	struct store_io *sio; /* the spill thread (store_io.c); NULL: spills on the loop */
+	struct lazyd *lazy; /* lazy restore's thread (store_lazy.c); NULL: off */
 	uint64_t spilling_bytes; /* bytes of objects being written to disk now */
 	struct room_wait *room_head, *room_tail; /* waiting for spills to make room */
 	int room_err; /* a spill failed while others ran: waiters get it (store_mem.c) */

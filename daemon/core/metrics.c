@@ -39,6 +39,8 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	const struct kray_wire_stats *s = &d->st;
 	uint64_t busy = 0, blocked = 0;
 
+	store_lazy_status(d);
+
 	for (struct worker *w = d->workers; w; w = w->next) {
 		if (w->blocked)
 			blocked++;

@@ -382,8 +382,10 @@ static int on_unpin(struct conn *c, const uint8_t *body, uint32_t len)
 		n = oidmap_get(&c->pins, &id);
 		if (!n)
 			continue; /* not pinned by this client: ignored */
-		if (--*n == 0)
+		if (--*n == 0) {
 			oidmap_del(&c->pins, &id);
+			store_lazy_unmapped(c, &id);
+		}
 		o = store_get(c->d, &id);
 		if (o)
 			store_unpin(c->d, o);
@@ -463,7 +465,10 @@ static int on_kill(struct conn *c, uint64_t req, const uint8_t *body, uint32_t l
 
 void proto_stats(struct krayd *d, struct kray_wire_stats *ret)
 {
-	struct kray_wire_stats st = d->st;
+	struct kray_wire_stats st;
+
+	store_lazy_status(d);
+	st = d->st;
 
 	st.node = d->node;
 	st.num_cpus = (uint64_t)d->cfg.num_cpus;
@@ -544,6 +549,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	case KRAY_MSG_GET:
 		if (wire_dec_get(body, h->len, &g))
 			return conn_fail(c, "malformed get", -EBADMSG);
+		store_lazy_conn(c, g.uffd);
 		get_start(c, h->req, &g.ids, g.timeout_ms, false, 0);
 		return 0;
 	case KRAY_MSG_WAIT:
@@ -557,6 +563,20 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return on_seal(c, body, h->len);
 	case KRAY_MSG_UNPIN:
 		return on_unpin(c, body, h->len);
+	case KRAY_MSG_LAZY_MAP: {
+		struct kray_msg_lazy_map m;
+		struct obj *o;
+
+		if (h->len != sizeof(m))
+			return conn_fail(c, "malformed lazy map", -EBADMSG);
+		memcpy(&m, body, sizeof(m));
+		o = store_get(c->d, &m.id);
+		/* Promoted or gone meanwhile: its pages are all there, or it failed. */
+		if (o && o->lazy && oidmap_get(&c->pins, &m.id) &&
+		    store_lazy_mapped(c, o->lazy, &m.id, m.addr, m.len))
+			return conn_fail(c, "lazy map of a range that does not fit", -EINVAL);
+		return 0;
+	}
 	case KRAY_MSG_ACTOR_CREATE:
 		return on_actor_create(c, h->req, body, h->len);
 	case KRAY_MSG_GET_ACTOR:
@@ -625,6 +645,7 @@ void proto_conn_gone(struct conn *c)
 
 	if (c->role == ROLE_DRIVER)
 		d->st.drivers--;
+	store_lazy_conn_gone(c);
 	get_conn_gone(c);
 	ext_conn_gone(c);
 	if (c->role == ROLE_DRIVER)

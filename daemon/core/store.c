@@ -86,6 +86,7 @@ void store_io_drain(struct krayd *d)
 {
 	struct sio_job *j = store_io_done(d);
 
+	store_mem_lazy_drain(d); /* lazy objects made whole, or lost */
 	while (j) {
 		struct sio_job *next = j->next;
 
@@ -238,6 +239,8 @@ void store_unpin(struct krayd *d, struct obj *o)
 	if (!o->pins || --o->pins)
 		return;
 	d->st.objects_pinned--;
+	/* Nobody maps its lazy memfd any more: promoted when whole, else its room goes back. */
+	store_lazy_unmapped_all(d, o);
 	if (!o->refs && o->state == OBJ_READY)
 		obj_free(d, o);
 }
@@ -258,6 +261,16 @@ void store_send_value(struct conn *c, struct obj *o)
 	if (o->type == KRAY_WT_FD && o->spilled && o->io_err) {
 		r = o->io_err; /* its restore failed (and said why in the log): told once */
 		o->io_err = 0;
+	} else if (o->type == KRAY_WT_FD && o->spilled && o->lazy && c->lazy) {
+		/* Mapped at once, and read from disk as it is touched (store_lazy.c). */
+		r = conn_frame_fd(c, store_lazy_fd(o->lazy));
+		if (!r) {
+			wire_put_value_refs(&c->out, KRAY_WT_FD, KRAY_WV_LAZY, o->size, &o->id,
+					    sizeof(o->id), o->contained, o->ncontained);
+			store_pin(d, o);
+			(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
+			return;
+		}
 	} else if (o->type == KRAY_WT_FD && (o->spilled || o->io == IO_SPILL)) {
 		/* Normally restored already (store_want()); a get of several that had one
 		 * spilled again to make room for another restores it here, on the loop. */

@@ -63,6 +63,7 @@ struct obj {
 	bool pulling;
 	bool stub; /* a ref another node lent (cluster): freed with its last reference even
 		    * while pending, since no task here will seal it */
+	struct lazy *lazy; /* spilled and mapped lazily by readers (store_lazy.c) */
 	struct kray_oid *contained; /* nested refs: objects this one keeps alive */
 	uint16_t ncontained;
 	struct obj *lru_prev, *lru_next; /* large objects in memory, oldest first */
@@ -181,6 +182,44 @@ void store_io_discard(struct sio_job *j);
 void store_io_apply(struct krayd *d, struct sio_job *j);
 /* store.c: the loop's side of the spill thread: applies what it did, wakes the waiters. */
 void store_io_drain(struct krayd *d);
+
+/* store_lazy.c: lazy restore with userfaultfd (lazy-restore = auto) */
+#define STORE_LAZY_MIN (4ull << 20) /* smaller spilled objects are restored whole */
+/* Starts its thread where the config, the spill thread and the kernel allow (0 also when
+ * off), after store_io_start(); stopped by store_mem_fini(). */
+int store_lazy_start(struct krayd *d);
+void store_lazy_stop(struct krayd *d);
+/* c's GET named its userfaultfd (number + 1; 0: none): krayd takes a copy, once. */
+void store_lazy_conn(struct conn *c, uint32_t uffd_no);
+/* A lazy memfd for spilled o (its spill file at path), or NULL (the eager path then). */
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path);
+int store_lazy_fd(const struct lazy *lz);
+/* KRAY_MSG_LAZY_MAP: c mapped lazy object id (lz) at [addr, addr + len).  0 or -EINVAL. */
+int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
+		      uint64_t len);
+/* c dropped its last view of id. */
+void store_lazy_unmapped(struct conn *c, const struct kray_oid *id);
+void store_lazy_conn_gone(struct conn *c);
+/* The object lets go of lz (freed, lost, restored eagerly): readers that still map it get
+ * the rest of it in the background, then it goes. */
+void store_lazy_detach(struct krayd *d, struct lazy *lz);
+/* Objects whose lazy memfd is whole (whole(): sealed memfd fd, taken) or cannot be read
+ * (lost()), each detached from its lazy memfd first. */
+void store_lazy_drain(struct krayd *d,
+		      void (*lost)(struct krayd *d, struct obj *o, const char *why),
+		      void (*whole)(struct krayd *d, struct obj *o, int fd));
+/* Nobody maps lz any more: its sealed memfd (taken; lz detached) when it is whole and could
+ * be sealed, else -1. */
+int store_lazy_settle(struct krayd *d, struct lazy *lz);
+/* Brings d->st.restored_total up to date. */
+void store_lazy_status(struct krayd *d);
+/* store_mem.c's side: whether a get by c of ready o sends it lazily (its lazy memfd made
+ * if need be); o's lazy memfd let go; store_lazy_drain() applied. */
+bool store_want_lazily(struct conn *c, struct obj *o);
+void store_unlazy(struct krayd *d, struct obj *o);
+/* o's lazy memfd is mapped by nobody now: promoted when whole, else let go. */
+void store_lazy_unmapped_all(struct krayd *d, struct obj *o);
+void store_mem_lazy_drain(struct krayd *d);
 
 /* store_spill.c: the spill directory, locked while krayd runs; a crashed krayd's spill
  * files removed.  Returns 0 (also when there is no spill dir to be had: spilling then

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
 #include "core/store.h"
 #include "core/log.h"
 
@@ -336,6 +337,7 @@ static void fire_later(struct krayd *d, struct obj *o)
 /* Restored o is in memory again, in memfd fd. */
 static void restored(struct krayd *d, struct obj *o, int fd)
 {
+	store_unlazy(d, o); /* lazy readers (if any) get the rest from its own memfd */
 	o->fd = fd;
 	o->spilled = false;
 	o->io_err = 0;
@@ -346,11 +348,29 @@ static void restored(struct krayd *d, struct obj *o, int fd)
 	d->st.restored_total += o->size;
 }
 
+/* Spilled o is whole in sealed memfd fd (its lazy one, taken; its room counted). */
+static void promote(struct krayd *d, struct obj *o, int fd)
+{
+	char path[PATH_MAX + 64];
+
+	spill_path(d, o, o->spill_gen, path, sizeof(path));
+	unlink(path); /* in memory now; a spill again writes a new file */
+	o->fd = fd;
+	o->spilled = false;
+	o->io_err = 0;
+	store_lru_add(d, o);
+	ext_obj_published(d, o);
+	d->st.objects_spilled--;
+	d->st.bytes_spilled -= o->size;
+}
+
 /* o's spill file is gone or damaged: o is lost, and each get of it says why from now on. */
 static void lose(struct krayd *d, struct obj *o, const char *why)
 {
 	char path[PATH_MAX + 64], msg[320];
 	int n;
+
+	store_unlazy(d, o);
 
 	spill_path(d, o, o->spill_gen, path, sizeof(path));
 	unlink(path);
@@ -370,6 +390,78 @@ static void lose(struct krayd *d, struct obj *o, const char *why)
 		abort();
 	o->len = (uint32_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1);
 	d->st.object_bytes += o->len;
+}
+
+void store_unlazy(struct krayd *d, struct obj *o)
+{
+	if (!o->lazy)
+		return;
+	store_lazy_detach(d, o->lazy);
+	o->lazy = NULL;
+	d->st.store_bytes -= o->size;
+}
+
+bool store_want_lazily(struct conn *c, struct obj *o)
+{
+	struct krayd *d = c->d;
+	char path[PATH_MAX + 64];
+	int r;
+
+	if (o->lazy)
+		return c->lazy != NULL;
+	if (!d->lazy || !c->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE ||
+	    o->io_err || o->size < STORE_LAZY_MIN)
+		return false;
+	/* Its room is taken now, as an eager restore's is, and only if it is there now:
+	 * store-size is never exceeded, so with spills to wait for (-EAGAIN) the get takes
+	 * the eager path, which waits for them. */
+	r = store_make_room(d, o->size);
+	if (r)
+		return false;
+	spill_path(d, o, o->spill_gen, path, sizeof(path));
+	o->lazy = store_lazy_new(d, o, path);
+	if (!o->lazy)
+		return false;
+	d->st.store_bytes += o->size;
+	return true;
+}
+
+static void lazy_lost(struct krayd *d, struct obj *o, const char *why)
+{
+	o->lazy = NULL;
+	d->st.store_bytes -= o->size;
+	/* (an eager restore in flight finds the damage itself and says so) */
+	if (o->spilled && o->io == IO_NONE)
+		lose(d, o, why);
+}
+
+static void lazy_whole(struct krayd *d, struct obj *o, int fd)
+{
+	o->lazy = NULL;
+	if (!o->spilled || o->io != IO_NONE) { /* restored eagerly, or being restored */
+		d->st.store_bytes -= o->size;
+		store_io_close(d, fd, o->size);
+		return;
+	}
+	promote(d, o, fd); /* the lazy memfd's room is the object's now */
+}
+
+void store_lazy_unmapped_all(struct krayd *d, struct obj *o)
+{
+	int fd;
+
+	if (!o->lazy)
+		return;
+	fd = store_lazy_settle(d, o->lazy);
+	if (fd >= 0)
+		lazy_whole(d, o, fd);
+	else
+		store_unlazy(d, o); /* its room goes back (a later get starts again) */
+}
+
+void store_mem_lazy_drain(struct krayd *d)
+{
+	store_lazy_drain(d, lazy_lost, lazy_whole);
 }
 
 /* Starts reading spilled o back on the spill thread (room is made).  Returns 0 or -errno. */
@@ -540,6 +632,7 @@ out:
 
 void store_drop_large(struct krayd *d, struct obj *o)
 {
+	store_unlazy(d, o); /* readers that map it lazily get the rest first */
 	if (o->io == IO_SPILL) {
 		spill_cancel(d, o, false);
 	} else if (o->io == IO_RESTORE) {
@@ -679,6 +772,7 @@ int store_mem_init(struct krayd *d)
 
 void store_mem_fini(struct krayd *d)
 {
+	store_lazy_stop(d); /* (before the spill thread: it kicks the loop through it) */
 	store_io_stop(d); /* (the objects went first: its jobs are undone) */
 	while (d->room_head) {
 		struct room_wait *w = d->room_head;

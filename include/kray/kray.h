@@ -69,7 +69,10 @@ enum kray_errkind {
  * data/len; for KRAY_ERROR, data is a NUL-terminated message (len excludes the NUL) and
  * err the kind.  Values from kray_get() own their memory: release with kray_value_clear().
  * A large object's bytes (over the inline limit, 64 KiB by default) are a read-only view
- * of the object store's shared memory, not a copy: writing to them faults.
+ * of the object store's shared memory, not a copy: writing to them faults.  A spilled one
+ * may come back lazily (krayd's lazy-restore): its pages are read from disk as they are
+ * first touched, and a page whose spill file was damaged meanwhile raises SIGBUS in the
+ * process that touches it (docs/objects.md, "Lazy restore").
  */
 typedef struct kray_value {
 	enum kray_type type;

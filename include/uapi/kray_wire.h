@@ -91,6 +91,8 @@ enum kray_msg_type {
 	KRAY_MSG_HOLD = 33, /* C->D  kray_msg_refs + oids: keep these borrowed refs; no reply */
 	KRAY_MSG_YIELD = 34, /* W->D  kray_msg_yield + 1 value: an item of a streaming call */
 	KRAY_MSG_PG = 35, /* C->D  kray_msg_pg + name + bundles; TEXT_REPLY (placement groups) */
+	KRAY_MSG_LAZY_MAP = 36, /* C->D  kray_msg_lazy_map: where a KRAY_WV_LAZY object is
+				 * mapped and registered with the asker's userfaultfd; no reply */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -151,6 +153,7 @@ static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_GUARDS_REPLY) || t == KRAY_MSG_CANCEL ||
 	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
+	       t == KRAY_MSG_LAZY_MAP ||
 	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN;
@@ -194,12 +197,18 @@ enum kray_wire_type {
 	KRAY_WT_REF = 4, /* payload: struct kray_oid */
 	KRAY_WT_ERROR = 5, /* err: enum kray_wire_err, payload: message text */
 	KRAY_WT_FD = 6, /* a large object: payload = its oid, scalar = size; its sealed
-			 * memfd is the frame's next fd */
+			 * memfd is the frame's next fd (err = KRAY_WV_LAZY: not sealed, and
+			 * filled on first touch: docs/objects.md, "Lazy restore") */
 	KRAY_WT_OBJECT = 7, /* RESULT only: payload = oid of a sealed object the worker
 			     * created; it becomes this return slot (moved, not copied) */
 	KRAY_WT_ACTOR = 8, /* an actor handle: payload = the actor's id */
 	KRAY_WT_MAX = 8,
 };
+
+/* A KRAY_WT_FD value's err byte: its memfd is restored from disk as it is touched.  The
+ * receiver maps it (never populated), registers the mapping with the userfaultfd it named in
+ * its GET (MISSING mode) and sends KRAY_MSG_LAZY_MAP before it touches a byte. */
+#define KRAY_WV_LAZY 1
 
 enum kray_wire_err {
 	KRAY_WE_NONE = 0,
@@ -257,7 +266,8 @@ _Static_assert(sizeof(struct kray_msg_submit) == 40, "submit is 40 bytes");
 struct kray_msg_get {
 	__s64 timeout_ms; /* < 0: wait forever */
 	__u32 n; /* oids that follow */
-	__u32 pad;
+	__u32 uffd; /* the asker's userfaultfd number + 1 (0: none; krayd older than issue 14
+		     * ignores it): spilled objects may come back lazily (KRAY_WV_LAZY) */
 };
 _Static_assert(sizeof(struct kray_msg_get) == 16, "get is 16 bytes");
 
@@ -267,6 +277,13 @@ struct kray_msg_get_reply {
 	__u32 n; /* values that follow, one per requested oid */
 };
 _Static_assert(sizeof(struct kray_msg_get_reply) == 8, "get_reply is 8 bytes");
+
+struct kray_msg_lazy_map {
+	struct kray_oid id;
+	__u64 addr; /* the mapping's first byte in the sender */
+	__u64 len; /* bytes registered (the size rounded up to whole pages) */
+};
+_Static_assert(sizeof(struct kray_msg_lazy_map) == 32, "lazy_map is 32 bytes");
 
 struct kray_msg_put {
 	struct kray_oid oid; /* owner must be the sender */

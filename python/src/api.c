@@ -607,15 +607,17 @@ static PyObject *api_status(PyObject *self, PyObject *unused)
 	BLOCKING(r = kray_status(k, &st));
 	if (r)
 		return ext_fail(k, r, "status");
-	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node, "num_cpus",
-			     st.num_cpus, "workers", st.workers, "workers_busy", st.workers_busy,
-			     "tasks_queued", st.tasks_queued, "tasks_submitted", st.tasks_submitted,
-			     "tasks_finished", st.tasks_finished, "tasks_failed", st.tasks_failed,
-			     "tasks_retried", st.tasks_retried, "objects", st.objects,
-			     "store_bytes", st.store_bytes, "store_capacity", st.store_capacity,
-			     "workers_died", st.workers_died, "actors_alive", st.actors_alive,
-			     "objects_pinned", st.objects_pinned, "store_huge",
-			     (unsigned long long)st.store_huge);
+	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node,
+			     "num_cpus", st.num_cpus, "workers", st.workers, "workers_busy",
+			     st.workers_busy, "tasks_queued", st.tasks_queued, "tasks_submitted",
+			     st.tasks_submitted, "tasks_finished", st.tasks_finished,
+			     "tasks_failed", st.tasks_failed, "tasks_retried", st.tasks_retried,
+			     "objects", st.objects, "store_bytes", st.store_bytes, "store_capacity",
+			     st.store_capacity, "workers_died", st.workers_died, "actors_alive",
+			     st.actors_alive, "objects_pinned", st.objects_pinned, "store_huge",
+			     (unsigned long long)st.store_huge, "objects_spilled",
+			     st.objects_spilled, "bytes_spilled", st.bytes_spilled, "spilled_total",
+			     st.spilled_total, "restored_total", st.restored_total);
 }
 
 /* describe_nodes() -> str: a line per node of the cluster ("" outside one), as `kray status`

@@ -1,0 +1,799 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Lazy restore (issue 14): a get of a spilled object is answered at once with a mapping
+ * whose pages are read from the spill file when they are first touched.
+ *
+ * Restoring a 1 GiB object before the reply costs a fraction of a second, even when the
+ * reader wants a few bytes of it.  So when a client says it has a userfaultfd (the GET's
+ * uffd field) krayd takes a copy of it (pidfd_getfd()), creates an empty memfd of the
+ * object's size and replies with that (KRAY_WV_LAZY).  The client maps it (never populated),
+ * registers the mapping with its userfaultfd in MISSING mode, and tells krayd where
+ * (KRAY_MSG_LAZY_MAP) before it touches a byte.  A touch of a page that is not in the memfd
+ * yet stops the reader's thread and queues a fault on that userfaultfd, which this file's
+ * thread reads: it reads the whole chunk around the fault (LAZY_CHUNK, 2 MiB) from the spill
+ * file into the memfd through krayd's own mapping (shmem page cache: every mapping of the
+ * memfd sees it; with THP in 2 MiB pages), and wakes the reader (UFFDIO_WAKE), whose retried
+ * fault now finds the page.  Pages are never copied into one reader's address space
+ * (UFFDIO_COPY): filled once, they serve every reader, and a reader that is killed midway
+ * leaves nothing half done (a chunk counts as filled only once all of it was read).
+ *
+ * A chunk that cannot be read (the spill file was truncated or damaged behind krayd's back)
+ * is poisoned in the faulting reader (UFFDIO_POISON): that reader gets SIGBUS at that address
+ * and no other process does; the object is lost from then on (store_lazy_drain()), so later
+ * gets say why.  When every chunk is in and no reader maps it any more, the memfd is sealed
+ * and becomes the object's memory (promoted: as if restored eagerly).  An object freed, or restored eagerly for someone that
+ * cannot map lazily, while readers still map its lazy memfd is detached: the thread then fills
+ * the rest in the background (so the readers never see a page that is not the object's) and
+ * lets go.  A reader's connection that closes takes its ranges with it.
+ *
+ * Locking: one mutex over every struct lazy, lz_conn and range; the loop takes it for its
+ * few calls; the thread holds it except while it reads a chunk from disk (fill()).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/krayd.h"
+#include "core/conn.h"
+#include "core/store.h"
+#include "core/worker.h"
+#include "core/log.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#ifndef UFFDIO_POISON /* Linux 6.6; Debian 12's headers are older */
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
+#endif
+
+#define LAZY_CHUNK (2ull << 20) /* read per fault: ~40-100 us per fault, so never 4 KiB */
+#define LAZY_AHEAD (8ull << 20) /* the disk reads ahead of a fault this far (WILLNEED) */
+#define LAZY_PENDING_MAX 4096 /* faults of a connection not yet matched to a range */
+
+enum { CH_MISSING, CH_FILLED, CH_BAD };
+
+struct lazy {
+	struct obj *o; /* the loop's; NULL once detached */
+	int memfd, spill;
+	uint64_t size;
+	char *map; /* krayd's writable mapping of memfd; NULL once promoted or freed */
+	uint8_t *chunk; /* CH_* per LAZY_CHUNK */
+	uint32_t nchunks, nfilled;
+	unsigned nranges;
+	bool broken; /* a chunk could not be read */
+	bool sealed; /* whole, unmapped and sealed: the loop promotes it */
+	bool detached; /* the object let go: filled in the background, then freed */
+	char why[192];
+	struct lazy *next; /* lzd->all */
+};
+
+struct lz_range {
+	struct lz_range *next;
+	struct lazy *lz;
+	struct kray_oid id;
+	uint64_t base, len;
+};
+
+struct lz_conn {
+	struct lz_conn *next;
+	int uffd; /* krayd's copy of the reader's userfaultfd */
+	uint32_t no; /* its number in the reader, + 1 */
+	bool dead; /* the connection went: the thread closes uffd */
+	struct lz_range *ranges;
+	uint64_t *pending; /* fault addresses that matched no range yet */
+	unsigned npending;
+};
+
+struct lazyd {
+	pthread_mutex_t lock;
+	pthread_t thread;
+	int epfd, efd;
+	bool stop, poison_ok;
+	struct lz_conn *conns;
+	struct lazy *all;
+	uint64_t restored; /* bytes read back from disk by faults */
+	uint64_t faults;
+};
+
+static void wake_thread(struct lazyd *z)
+{
+	uint64_t one = 1;
+
+	if (write(z->efd, &one, sizeof(one)) != sizeof(one))
+		log_warn_ratelimited("lazy restore: eventfd: %s", strerror(errno));
+}
+
+/* Reads chunk i of lz from its spill file into the memfd.  Called locked, by the thread;
+ * the lock is let go during the read (the loop may take it meanwhile: only the thread frees
+ * a struct lazy or unmaps lz->map, and only it writes lz->chunk), so the caller holds no
+ * range across it. */
+static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
+{
+	uint64_t off = (uint64_t)i * LAZY_CHUNK, len = lz->size - off, done = 0;
+	ssize_t n = 0;
+	int err = 0;
+
+	if (len > LAZY_CHUNK)
+		len = LAZY_CHUNK;
+	if (lz->chunk[i] == CH_FILLED)
+		return 0;
+	if (lz->chunk[i] == CH_BAD || !lz->map)
+		return -EIO;
+	pthread_mutex_unlock(&z->lock);
+	while (done < len) {
+		n = pread(lz->spill, lz->map + off + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = errno;
+			break;
+		}
+		done += (uint64_t)n;
+	}
+	pthread_mutex_lock(&z->lock);
+	if (done < len) {
+		lz->chunk[i] = CH_BAD;
+		if (!lz->broken)
+			snprintf(lz->why, sizeof(lz->why),
+				 n < 0 ? "reading its spill file: %s" :
+					 "its spill file was truncated behind krayd's back (%s)",
+				 n < 0 ? strerror(err) : "short read");
+		lz->broken = true;
+		return n < 0 ? -err : -EIO;
+	}
+	lz->chunk[i] = CH_FILLED;
+	lz->nfilled++;
+	z->restored += len;
+	/* A sequential reader's next faults find the file in the page cache. */
+	if (off + len < lz->size)
+		posix_fadvise(lz->spill, (off_t)(off + len), LAZY_AHEAD, POSIX_FADV_WILLNEED);
+	return 0;
+}
+
+/* Makes [addr, addr + len) of reader lc fault with SIGBUS; without UFFDIO_POISON (Linux
+ * < 6.6) the memfd is truncated, so that every reader's touch of it does. */
+static void poison(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_t addr,
+		   uint64_t len, bool or_truncate)
+{
+	struct uffdio_poison p = { .range = { .start = addr, .len = len } };
+
+	if (z->poison_ok && !ioctl(lc->uffd, UFFDIO_POISON, &p))
+		return;
+	if (errno == EEXIST || errno == ESRCH || errno == ENOENT || !or_truncate)
+		return;
+	z->poison_ok = false;
+	if (ftruncate(lz->memfd, 0))
+		log_warn_ratelimited("lazy restore: cannot fail a reader: %s", strerror(errno));
+}
+
+static void wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len)
+{
+	struct uffdio_range r = { .start = addr, .len = len };
+
+	/* ESRCH/ENOENT: the reader is gone or unmapped it; nothing waits. */
+	if (ioctl(lc->uffd, UFFDIO_WAKE, &r) && errno != ESRCH && errno != ENOENT &&
+	    errno != EINVAL)
+		log_warn_ratelimited("lazy restore: UFFDIO_WAKE: %s", strerror(errno));
+}
+
+/* The part of reader range rg that chunk i covers. */
+static void chunk_span(const struct lz_range *rg, uint32_t i, uint64_t *ret_addr, uint64_t *ret_len)
+{
+	uint64_t off = (uint64_t)i * LAZY_CHUNK, len = rg->len - off;
+
+	*ret_addr = rg->base + off;
+	*ret_len = len < LAZY_CHUNK ? len : LAZY_CHUNK;
+}
+
+/* A fault at addr in reader lc: resolved, or false when no range holds addr (yet). */
+static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
+{
+	struct lz_range *rg;
+	struct lazy *lz;
+	uint64_t a, len;
+	uint32_t i;
+
+	for (rg = lc->ranges; rg; rg = rg->next)
+		if (addr >= rg->base && addr - rg->base < rg->len)
+			break;
+	if (!rg)
+		return false;
+	z->faults++;
+	lz = rg->lz;
+	i = (uint32_t)((addr - rg->base) / LAZY_CHUNK);
+	if (i >= lz->nchunks)
+		i = lz->nchunks - 1;
+	chunk_span(rg, i, &a, &len);
+	/* (rg may go while fill() reads: not used after it; lc and lz stay) */
+	if (fill(z, lz, i))
+		poison(z, lc, lz, a, len, true);
+	else
+		wake_range(lc, a, len);
+	return true;
+}
+
+static void read_faults(struct lazyd *z, struct lz_conn *lc)
+{
+	struct uffd_msg m[16];
+
+	for (;;) {
+		ssize_t n = read(lc->uffd, m, sizeof(m));
+
+		if (n <= 0)
+			return; /* EAGAIN: all read */
+		for (size_t k = 0; k < (size_t)n / sizeof(m[0]); k++) {
+			uint64_t addr = m[k].arg.pagefault.address & ~4095ull;
+
+			if (m[k].event != UFFD_EVENT_PAGEFAULT || fault(z, lc, addr))
+				continue;
+			if (lc->npending < LAZY_PENDING_MAX) {
+				if (!(lc->npending & (lc->npending - 1)) || !lc->npending) {
+					unsigned cap = lc->npending ? lc->npending * 2 : 8;
+					uint64_t *p = realloc(lc->pending, cap * sizeof(*p));
+
+					if (!p)
+						continue;
+					lc->pending = p;
+				}
+				lc->pending[lc->npending++] = addr;
+			}
+		}
+	}
+}
+
+/* Faults that came before the KRAY_MSG_LAZY_MAP that names their range. */
+static void retry_pending(struct lazyd *z, struct lz_conn *lc)
+{
+	unsigned keep = 0;
+
+	for (unsigned i = 0; i < lc->npending; i++)
+		if (!fault(z, lc, lc->pending[i]))
+			lc->pending[keep++] = lc->pending[i];
+	lc->npending = keep;
+}
+
+static void drop_ranges_of(struct lazyd *z, struct lazy *lz)
+{
+	for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
+		for (struct lz_range **pp = &lc->ranges; *pp;) {
+			struct lz_range *rg = *pp;
+
+			if (rg->lz != lz) {
+				pp = &rg->next;
+				continue;
+			}
+			*pp = rg->next;
+			free(rg);
+			lz->nranges--;
+		}
+}
+
+static void lazy_free(struct lazyd *z, struct lazy *lz)
+{
+	for (struct lazy **pp = &z->all; *pp; pp = &(*pp)->next)
+		if (*pp == lz) {
+			*pp = lz->next;
+			break;
+		}
+	drop_ranges_of(z, lz);
+	if (lz->map)
+		munmap(lz->map, lz->size);
+	if (lz->memfd >= 0)
+		close(lz->memfd);
+	if (lz->spill >= 0)
+		close(lz->spill);
+	free(lz->chunk);
+	free(lz);
+}
+
+/* lz is whole: krayd's writable mapping goes (F_SEAL_WRITE refuses while it is there) and
+ * the memfd is sealed, for the loop to promote.  Readers' mappings count as writable too (a
+ * userfaultfd needs VM_MAYWRITE): while one lasts the seal fails with EBUSY, and the memfd
+ * stays a lazy one (whole: no fault comes) until the readers let go (store_lazy_settle()).
+ * Locked. */
+static void seal_whole(struct lazy *lz)
+{
+	if (lz->map) {
+		munmap(lz->map, lz->size);
+		lz->map = NULL;
+	}
+	if (!fcntl(lz->memfd, F_ADD_SEALS, STORE_SEALS)) {
+		lz->sealed = true;
+		return;
+	}
+	if (errno == EBUSY)
+		return;
+	snprintf(lz->why, sizeof(lz->why), "sealing it: %s", strerror(errno));
+	lz->broken = true;
+}
+
+/* Background work, one chunk per call: detached objects that readers still map are filled
+ * to the end (then freed); returns whether more is left. */
+static bool background(struct lazyd *z, struct krayd *d)
+{
+	bool more = false, kick = false;
+
+	for (struct lazy *lz = z->all, *next; lz; lz = next) {
+		next = lz->next;
+		if (lz->o && lz->map && lz->nfilled == lz->nchunks && !lz->broken) {
+			seal_whole(lz);
+			kick = lz->sealed;
+		}
+		if (lz->o && lz->broken)
+			kick = true;
+		if (!lz->detached)
+			continue;
+		if (lz->nranges && !lz->broken && lz->nfilled < lz->nchunks) {
+			uint32_t i = 0;
+
+			while (lz->chunk[i] != CH_MISSING)
+				i++;
+			fill(z, lz, i);
+			more = true;
+			continue;
+		}
+		if (lz->nranges && lz->broken) /* readers touch what cannot be read: SIGBUS */
+			for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
+				for (struct lz_range *rg = lc->ranges; rg; rg = rg->next)
+					for (uint32_t i = 0; rg->lz == lz && i < lz->nchunks; i++) {
+						uint64_t a, len;
+
+						if (lz->chunk[i] == CH_FILLED)
+							continue;
+						chunk_span(rg, i, &a, &len);
+						poison(z, lc, lz, a, len, true);
+					}
+		lazy_free(z, lz); /* whole (or failed) and nobody waits on the thread for it */
+	}
+	if (kick)
+		store_io_kick(d);
+	return more;
+}
+
+static void reap_conns(struct lazyd *z)
+{
+	for (struct lz_conn **pp = &z->conns; *pp;) {
+		struct lz_conn *lc = *pp;
+
+		if (!lc->dead) {
+			pp = &lc->next;
+			continue;
+		}
+		*pp = lc->next;
+		epoll_ctl(z->epfd, EPOLL_CTL_DEL, lc->uffd, NULL);
+		close(lc->uffd);
+		free(lc->pending);
+		free(lc);
+	}
+}
+
+static void *lazy_thread(void *arg)
+{
+	struct krayd *d = arg;
+	struct lazyd *z = d->lazy;
+	bool busy = false;
+
+	for (;;) {
+		struct epoll_event ev[16];
+		int n = epoll_wait(z->epfd, ev, 16, busy ? 0 : -1);
+
+		pthread_mutex_lock(&z->lock);
+		if (z->stop) {
+			pthread_mutex_unlock(&z->lock);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct lz_conn *lc = ev[i].data.ptr;
+
+			if (!lc) {
+				uint64_t v;
+
+				if (read(z->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					log_warn_ratelimited("lazy restore: eventfd: %s",
+							     strerror(errno));
+				continue;
+			}
+			for (struct lz_conn *c = z->conns; c; c = c->next)
+				if (c == lc && !lc->dead)
+					read_faults(z, lc);
+		}
+		for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
+			if (lc->npending && !lc->dead)
+				retry_pending(z, lc);
+		reap_conns(z);
+		busy = background(z, d);
+		pthread_mutex_unlock(&z->lock);
+	}
+	return NULL;
+}
+
+int store_lazy_start(struct krayd *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct lazyd *z;
+	int u;
+
+	if (!d->cfg.lazy_restore || !d->sio) {
+		log_info("lazy restore off (%s)",
+			 !d->cfg.lazy_restore ? "lazy-restore = off" : "spill-thread = off");
+		return 0;
+	}
+	/* Probe: a process that may not use userfaultfd cannot use it for its readers. */
+	u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (u < 0) {
+		log_info("lazy restore off: userfaultfd: %s (vm.unprivileged_userfaultfd?)",
+			 strerror(errno));
+		return 0;
+	}
+	close(u);
+	z = calloc(1, sizeof(*z));
+	if (!z)
+		return -ENOMEM;
+	pthread_mutex_init(&z->lock, NULL);
+	z->poison_ok = true;
+	z->epfd = epoll_create1(EPOLL_CLOEXEC);
+	z->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (z->epfd < 0 || z->efd < 0 || epoll_ctl(z->epfd, EPOLL_CTL_ADD, z->efd, &ev))
+		goto err;
+	d->lazy = z;
+	if (pthread_create(&z->thread, NULL, lazy_thread, d)) {
+		d->lazy = NULL;
+		goto err;
+	}
+	log_info("lazy restore on: spilled objects are read back as they are touched");
+	return 0;
+err:
+	log_warn("lazy restore off: %s", strerror(errno));
+	if (z->epfd >= 0)
+		close(z->epfd);
+	if (z->efd >= 0)
+		close(z->efd);
+	pthread_mutex_destroy(&z->lock);
+	free(z);
+	return 0;
+}
+
+void store_lazy_stop(struct krayd *d)
+{
+	struct lazyd *z = d->lazy;
+
+	if (!z)
+		return;
+	pthread_mutex_lock(&z->lock);
+	z->stop = true;
+	pthread_mutex_unlock(&z->lock);
+	wake_thread(z);
+	pthread_join(z->thread, NULL);
+	/* Readers left (krayd stops): what they have not touched cannot come any more. */
+	for (struct lazy *lz = z->all; lz; lz = lz->next)
+		if (lz->nranges && lz->nfilled < lz->nchunks) {
+			lz->broken = true;
+			lz->detached = true;
+			lz->nfilled = lz->nchunks; /* background() poisons, then frees */
+		}
+	pthread_mutex_lock(&z->lock);
+	background(z, d);
+	while (z->all)
+		lazy_free(z, z->all);
+	pthread_mutex_unlock(&z->lock);
+	for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
+		lc->dead = true;
+	reap_conns(z);
+	close(z->epfd);
+	close(z->efd);
+	pthread_mutex_destroy(&z->lock);
+	free(z);
+	d->lazy = NULL;
+}
+
+/* A pidfd of the process at the other end of c (the worker krayd started, or the peer of an
+ * accepted unix socket), or -errno. */
+static int peer_pidfd(struct conn *c)
+{
+	socklen_t len = sizeof(int);
+	int pfd = -1;
+
+	if (c->worker)
+		return c->worker->pid > 0 ? (int)syscall(SYS_pidfd_open, c->worker->pid, 0) :
+					    -ESRCH;
+	if (c->spawned)
+		return -ESRCH;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERPIDFD, &pfd, &len))
+		return -errno;
+	return pfd;
+}
+
+/* Whether fd is a userfaultfd. */
+static bool is_uffd(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	return !strcmp(link, "anon_inode:[userfaultfd]");
+}
+
+void store_lazy_conn(struct conn *c, uint32_t uffd_no)
+{
+	struct lazyd *z = c->d->lazy;
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct lz_conn *lc = c->lazy;
+	int pfd, fd;
+
+	if (!z || !uffd_no || (lc && lc->no == uffd_no) || c->lazy_refused)
+		return;
+	pfd = peer_pidfd(c);
+	fd = pfd >= 0 ? (int)syscall(SYS_pidfd_getfd, pfd, (int)(uffd_no - 1), 0) : -1;
+	if (fd < 0 || !is_uffd(fd)) {
+		log_debug("lazy restore: no userfaultfd from client %u (%s): eager restores", c->id,
+			  fd < 0 ? strerror(errno) : "not a userfaultfd");
+		if (fd >= 0)
+			close(fd);
+		if (pfd >= 0)
+			close(pfd);
+		c->lazy_refused = true;
+		return;
+	}
+	close(pfd);
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) || fcntl(fd, F_SETFD, FD_CLOEXEC)) {
+		close(fd);
+		c->lazy_refused = true;
+		return;
+	}
+	pthread_mutex_lock(&z->lock);
+	if (lc) /* a new userfaultfd: the old one's ranges are gone with it */
+		lc->dead = true;
+	lc = calloc(1, sizeof(*lc));
+	if (lc) {
+		lc->uffd = fd;
+		lc->no = uffd_no;
+		ev.data.ptr = lc;
+		if (epoll_ctl(z->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+			free(lc);
+			lc = NULL;
+		}
+	}
+	if (lc) {
+		lc->next = z->conns;
+		z->conns = lc;
+	} else {
+		close(fd);
+		c->lazy_refused = true;
+	}
+	c->lazy = lc;
+	pthread_mutex_unlock(&z->lock);
+	wake_thread(z);
+}
+
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
+{
+	struct lazyd *z = d->lazy;
+	struct lazy *lz = calloc(1, sizeof(*lz));
+	struct stat st;
+
+	if (!lz)
+		return NULL;
+	lz->memfd = lz->spill = -1;
+	lz->size = o->size;
+	lz->nchunks = (uint32_t)((o->size + LAZY_CHUNK - 1) / LAZY_CHUNK);
+	lz->chunk = calloc(lz->nchunks, 1);
+	lz->spill = open(path, O_RDONLY | O_CLOEXEC);
+	/* Fresh, never the pool's: a pre-faulted page would never fault. */
+	lz->memfd = memfd_create("kray-lazy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (!lz->chunk || lz->spill < 0 || fstat(lz->spill, &st) ||
+	    (uint64_t)st.st_size != o->size || lz->memfd < 0 ||
+	    ftruncate(lz->memfd, (off_t)o->size))
+		goto err; /* the eager restore says what is wrong with the file */
+	lz->map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, lz->memfd, 0);
+	if (lz->map == MAP_FAILED) {
+		lz->map = NULL;
+		goto err;
+	}
+	if (d->thp)
+		madvise(lz->map, o->size, MADV_HUGEPAGE);
+	lz->o = o;
+	pthread_mutex_lock(&z->lock);
+	lz->next = z->all;
+	z->all = lz;
+	pthread_mutex_unlock(&z->lock);
+	return lz;
+err:
+	if (lz->memfd >= 0)
+		close(lz->memfd);
+	if (lz->spill >= 0)
+		close(lz->spill);
+	free(lz->chunk);
+	free(lz);
+	return NULL;
+}
+
+int store_lazy_fd(const struct lazy *lz)
+{
+	return lz->memfd;
+}
+
+int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
+		      uint64_t len)
+{
+	struct lazyd *z = c->d->lazy;
+	struct lz_range *rg;
+
+	if (!z || !c->lazy)
+		return 0; /* (no userfaultfd: it never sent lazily) */
+	if (len < lz->size || len - lz->size >= 4096 || (addr & 4095))
+		return -EINVAL;
+	rg = calloc(1, sizeof(*rg));
+	if (!rg)
+		return -ENOMEM;
+	*rg = (struct lz_range){ .lz = lz, .id = *id, .base = addr, .len = len };
+	pthread_mutex_lock(&z->lock);
+	rg->next = c->lazy->ranges;
+	c->lazy->ranges = rg;
+	lz->nranges++;
+	pthread_mutex_unlock(&z->lock);
+	wake_thread(z); /* faults that came first are retried */
+	return 0;
+}
+
+void store_lazy_unmapped(struct conn *c, const struct kray_oid *id)
+{
+	struct lazyd *z = c->d->lazy;
+
+	if (!z || !c->lazy)
+		return;
+	pthread_mutex_lock(&z->lock);
+	for (struct lz_range **pp = &c->lazy->ranges; *pp;) {
+		struct lz_range *rg = *pp;
+
+		if (memcmp(&rg->id, id, sizeof(*id))) {
+			pp = &rg->next;
+			continue;
+		}
+		*pp = rg->next;
+		rg->lz->nranges--;
+		free(rg);
+	}
+	pthread_mutex_unlock(&z->lock);
+	wake_thread(z); /* a detached object nobody maps any more is freed */
+}
+
+void store_lazy_conn_gone(struct conn *c)
+{
+	struct lazyd *z = c->d->lazy;
+	struct lz_conn *lc = c->lazy;
+
+	if (!z || !lc)
+		return;
+	pthread_mutex_lock(&z->lock);
+	while (lc->ranges) {
+		struct lz_range *rg = lc->ranges;
+
+		/* A process that lives on without its connection (kray_shutdown() with values
+		 * kept) gets SIGBUS, not zeros, where it touches what was never read. */
+		for (uint32_t i = 0; i < rg->lz->nchunks; i++) {
+			uint64_t a, len;
+
+			if (rg->lz->chunk[i] == CH_FILLED)
+				continue;
+			chunk_span(rg, i, &a, &len);
+			poison(z, lc, rg->lz, a, len, false);
+		}
+		lc->ranges = rg->next;
+		rg->lz->nranges--;
+		free(rg);
+	}
+	lc->dead = true;
+	pthread_mutex_unlock(&z->lock);
+	c->lazy = NULL;
+	wake_thread(z);
+}
+
+void store_lazy_detach(struct krayd *d, struct lazy *lz)
+{
+	struct lazyd *z = d->lazy;
+
+	pthread_mutex_lock(&z->lock);
+	lz->o = NULL;
+	lz->detached = true; /* filled for the readers left, then freed (background()) */
+	pthread_mutex_unlock(&z->lock);
+	wake_thread(z);
+}
+
+void store_lazy_drain(struct krayd *d,
+		      void (*lost)(struct krayd *d, struct obj *o, const char *why),
+		      void (*whole)(struct krayd *d, struct obj *o, int fd))
+{
+	struct lazyd *z = d->lazy;
+
+	if (!z)
+		return;
+	for (;;) {
+		struct obj *o = NULL;
+		char why[192];
+		int fd = -1;
+
+		pthread_mutex_lock(&z->lock);
+		d->st.restored_total += z->restored;
+		z->restored = 0;
+		for (struct lazy *lz = z->all; lz && !o; lz = lz->next) {
+			if (!lz->o)
+				continue;
+			if (lz->broken) {
+				snprintf(why, sizeof(why), "%s", lz->why);
+			} else if (lz->sealed) {
+				/* Every page is there: no fault comes any more. */
+				fd = lz->memfd;
+				lz->memfd = -1;
+				drop_ranges_of(z, lz);
+			} else {
+				continue;
+			}
+			o = lz->o;
+			lz->o = NULL;
+			lz->detached = true;
+		}
+		pthread_mutex_unlock(&z->lock);
+		if (!o)
+			return;
+		wake_thread(z);
+		if (fd >= 0)
+			whole(d, o, fd);
+		else
+			lost(d, o, why);
+	}
+}
+
+int store_lazy_settle(struct krayd *d, struct lazy *lz)
+{
+	struct lazyd *z = d->lazy;
+	int fd = -1;
+
+	pthread_mutex_lock(&z->lock);
+	if (!lz->map && lz->nfilled == lz->nchunks && !lz->sealed && !lz->broken)
+		seal_whole(lz); /* nobody maps it now: it may be sealed */
+	if (lz->sealed && lz->o) {
+		fd = lz->memfd;
+		lz->memfd = -1;
+		drop_ranges_of(z, lz);
+		lz->o = NULL;
+		lz->detached = true;
+	}
+	pthread_mutex_unlock(&z->lock);
+	if (fd >= 0)
+		wake_thread(z); /* (it frees lz) */
+	return fd;
+}
+
+void store_lazy_status(struct krayd *d)
+{
+	struct lazyd *z = d->lazy;
+
+	if (!z)
+		return;
+	pthread_mutex_lock(&z->lock);
+	d->st.restored_total += z->restored;
+	z->restored = 0;
+	pthread_mutex_unlock(&z->lock);
+}

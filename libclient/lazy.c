@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The reader's half of lazy restore (krayd's store_lazy.c, docs/objects.md "Lazy restore").
+ *
+ * A client that has a userfaultfd names it in its GETs; krayd takes a copy of it and may then
+ * answer a get of a spilled object with an empty memfd (KRAY_WV_LAZY) that it fills as the
+ * reader touches it.  Here: the userfaultfd (one per handle, made with its connection and kept:
+ * the copy krayd holds serves its faults), and a lazy memfd's mapping, registered in MISSING
+ * mode before anything can touch it, then announced to krayd (KRAY_MSG_LAZY_MAP).  No thread:
+ * the faults are krayd's to serve.  KRAY_LAZY=0 in the environment turns it off (eager
+ * restores, as with lazy-restore = off in krayd).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+static int uffd_new(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) { /* vm.unprivileged_userfaultfd = 0: /dev/userfaultfd may allow it */
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+		if (dev < 0)
+			return -1;
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		close(dev);
+		if (fd < 0)
+			return -1;
+	}
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+uint32_t kc_lazy_uffd(struct kray *k)
+{
+	const char *env = getenv("KRAY_LAZY");
+
+	if (env && !strcmp(env, "0"))
+		return 0;
+	/* A forked child shares the parent's fd but not its memory: its own, or none. */
+	if (k->uffd_pid != getpid()) {
+		k->uffd_pid = getpid();
+		k->uffd = uffd_new();
+	}
+	return k->uffd >= 0 ? (uint32_t)k->uffd + 1 : 0;
+}
+
+int kc_lazy_register(struct kray *k, void *addr, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	if (k->uffd < 0 || k->uffd_pid != getpid())
+		return -EBADF;
+	if (ioctl(k->uffd, UFFDIO_REGISTER, &reg))
+		return -errno;
+	return 0;
+}
+
+int kc_lazy_announce(struct kray *k, const kray_ref *id, void *addr, size_t len)
+{
+	struct kray_msg_lazy_map m = { .addr = (uintptr_t)addr, .len = len };
+	size_t off;
+	int r;
+
+	memcpy(&m.id, id, sizeof(m.id));
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_LAZY_MAP, 0, WIRE_FIXED(m));
+	r = kc_end(k, off);
+	/* Sent before anything touches the mapping: krayd serves its faults by this. */
+	return r ? r : kc_flush(k);
+}
+
+void kc_lazy_close(struct kray *k)
+{
+	if (k->uffd >= 0 && k->uffd_pid == getpid())
+		close(k->uffd);
+	k->uffd = -1;
+	k->uffd_pid = 0;
+}

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Lazy restore (issue 14, docs/objects.md "Lazy restore"): a get of a spilled object maps it
+ * at once and krayd reads its pages from the spill file as the reader touches them
+ * (userfaultfd).
+ *
+ * A get of a spilled 1 GiB object that reads one byte at its end restores a few MiB (the
+ * restored-bytes counter says so), and the whole object reads back byte-exact; a spill file
+ * truncated behind krayd's back gives SIGBUS in the reader that touches the bad range and
+ * makes the object lost for later gets; a reader killed while it faults leaves nothing
+ * behind; an object freed while a reader still maps it stays whole for that reader; with
+ * lazy-restore = off (or KRAY_LAZY=0 in the reader) a get restores the whole object first.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <kray/kray.h>
+
+#include "../fixtures/pattern.h"
+#include "harness.h"
+
+#define MiB (1ull << 20)
+
+TestSuite(lazy, .fini = harness_cleanup, .timeout = 180);
+
+/* Whether this machine lets a process use userfaultfd (else krayd restores eagerly). */
+static bool have_uffd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static void start(struct harness *h, char *spill, size_t len, const char *store, const char *lazy)
+{
+	char dir[128];
+	const char *flags[] = { "--store-size",	  store, "--pool-size", "0", "--spill-dir", spill,
+				"--lazy-restore", lazy,	 NULL };
+	int rc;
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(spill, len, "%s/spill", dir);
+	rc = harness_start_krayd_opts(h, 1, flags);
+	cr_assert_eq(rc, 0, "harness_start_krayd_opts: %d", rc);
+}
+
+static void create_pattern(kray *k, size_t len, uint64_t seed, kray_ref *ret)
+{
+	void *p;
+	int rc = kray_create(k, len, ret, &p);
+
+	cr_assert_eq(rc, 0, "kray_create of %zu bytes: %d %s", len, rc, kray_errmsg(k));
+	pattern_fill(p, 0, len, seed);
+	rc = kray_seal(k, ret);
+	cr_assert_eq(rc, 0, "kray_seal of %zu bytes: %d %s", len, rc, kray_errmsg(k));
+}
+
+/* Waits until n objects are on disk (the spill thread writes them). */
+static struct kray_stats wait_spilled(kray *k, uint64_t n)
+{
+	int64_t end = harness_now_ms() + 60000;
+	struct kray_stats st;
+
+	for (;;) {
+		st = harness_status(k);
+		if (st.objects_spilled >= n || harness_now_ms() > end)
+			break;
+		usleep(10000);
+	}
+	cr_assert_geq(st.objects_spilled, n, "%llu objects spilled, want %llu",
+		      (unsigned long long)st.objects_spilled, (unsigned long long)n);
+	return st;
+}
+
+static struct kray_stats poll_freed(kray *k, int ms)
+{
+	int64_t end = harness_now_ms() + ms;
+	struct kray_stats st;
+
+	for (;;) {
+		st = harness_status(k);
+		if ((!st.objects && !st.store_bytes && !st.objects_spilled && !st.bytes_spilled) ||
+		    harness_now_ms() > end)
+			return st;
+		usleep(20000);
+	}
+}
+
+static int count_files(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static bool only_file(const char *dir, char *buf, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return false;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && n++ == 0)
+			snprintf(buf, size, "%s/%s", dir, e->d_name);
+	closedir(d);
+	return n == 1;
+}
+
+static void expect_clean(kray *k, const char *spill)
+{
+	struct kray_stats st = poll_freed(k, 30000);
+
+	cr_assert(!st.objects && !st.store_bytes && !st.objects_spilled && !st.bytes_spilled,
+		  "left: %llu objects, %llu bytes, %llu spilled (%llu bytes)",
+		  (unsigned long long)st.objects, (unsigned long long)st.store_bytes,
+		  (unsigned long long)st.objects_spilled, (unsigned long long)st.bytes_spilled);
+	for (int i = 0; i < 100 && count_files(spill); i++)
+		usleep(20000);
+	cr_assert_eq(count_files(spill), 0, "spill files left in %s", spill);
+}
+
+/* ---- 1. one byte of a spilled 1 GiB object ------------------------------------------ */
+
+Test(lazy, one_byte_of_1gib_restores_a_few_mib, .timeout = 300)
+{
+	const size_t len = 1024 * MiB;
+	char spill[160];
+	struct harness h;
+	struct kray_stats st0, st1, st2;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	int64_t bad;
+	kray *k;
+	int rc;
+
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "1100M", "auto");
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 1400, &a);
+	create_pattern(k, 100 * MiB, 1401, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1); /* room for a again */
+	st0 = harness_status(k);
+	rc = harness_get1(k, a, 60000, &v);
+	cr_assert_eq(rc, 0, "kray_get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == len, "type %d, %zu bytes", v.type, v.len);
+	cr_assert_eq(((const uint8_t *)v.data)[len - 1], pattern_byte(1400, len - 1),
+		     "the last byte differs");
+	st1 = harness_status(k);
+	cr_assert_leq(st1.restored_total - st0.restored_total, 8 * MiB,
+		      "one byte restored %llu bytes",
+		      (unsigned long long)(st1.restored_total - st0.restored_total));
+	cr_assert_geq(st1.restored_total - st0.restored_total, 1,
+		      "the restored-bytes counter did not move");
+	/* The whole object reads back byte-exact, and was read from disk once. */
+	bad = pattern_check(v.data, 0, len, 1400);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	st2 = harness_status(k);
+	cr_assert_eq(st2.restored_total - st0.restored_total, len, "restored %llu bytes, want %zu",
+		     (unsigned long long)(st2.restored_total - st0.restored_total), len);
+	kray_value_clear(&v);
+	/* Whole now: a later get maps it as any object in memory. */
+	rc = harness_get1(k, a, 60000, &v);
+	cr_assert_eq(rc, 0, "kray_get again: %d %s", rc, kray_errmsg(k));
+	bad = pattern_check(v.data, 0, len, 1400);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &a, 1);
+	expect_clean(k, spill);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- 2. the spill file is truncated behind krayd's back ------------------------------ */
+
+static sigjmp_buf bus_jmp;
+static volatile sig_atomic_t bus_seen;
+
+static void on_bus(int sig)
+{
+	(void)sig;
+	bus_seen = 1;
+	siglongjmp(bus_jmp, 1);
+}
+
+Test(lazy, truncated_spill_file_sigbus_in_the_reader, .timeout = 120)
+{
+	const size_t len = 16 * MiB;
+	char spill[160], file[512];
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	struct harness h;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	volatile uint8_t x = 0;
+	kray *k;
+	int rc;
+
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "24M", "auto");
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 1500, &a);
+	create_pattern(k, len, 1501, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1); /* room for a (else the get waits for b's spill, eagerly) */
+	cr_assert(only_file(spill, file, sizeof(file)), "want one spill file in %s", spill);
+	rc = harness_get1(k, a, 60000, &v);
+	cr_assert_eq(rc, 0, "kray_get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == len, "type %d, %zu bytes", v.type, v.len);
+	cr_assert_eq(((const uint8_t *)v.data)[0], pattern_byte(1500, 0), "byte 0 differs");
+	/* Mapped, its first chunk read: the rest of its file goes. */
+	cr_assert_eq(truncate(file, (off_t)(6 * MiB)), 0, "truncate: %s", strerror(errno));
+	sigaction(SIGBUS, &sa, &old);
+	if (!sigsetjmp(bus_jmp, 1))
+		x = ((const volatile uint8_t *)v.data)[len - 1];
+	sigaction(SIGBUS, &old, NULL);
+	cr_assert(bus_seen, "a touch of the truncated part read %u, not SIGBUS", x);
+	/* What was read stays readable. */
+	cr_assert_eq(((const uint8_t *)v.data)[1], pattern_byte(1500, 1), "byte 1 differs");
+	kray_value_clear(&v);
+	/* The object is lost for later gets, with the reason. */
+	for (int i = 0; i < 100; i++) {
+		rc = harness_get1(k, a, 60000, &v);
+		if (rc || v.type == KRAY_ERROR)
+			break;
+		kray_value_clear(&v); /* (the loop learns it on its next turn) */
+		usleep(20000);
+	}
+	cr_assert(v.type == KRAY_ERROR, "a later get of the damaged object: %d %s", rc,
+		  kray_errmsg(k));
+	cr_assert(v.len && strstr(v.data, "lost") && strstr(v.data, "truncated"), "error: %.*s",
+		  (int)v.len, (const char *)v.data);
+	kray_value_clear(&v);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
+	kray_release(k, &a, 1);
+	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- 3. a reader killed while its faults are pending ---------------------------------- */
+
+static int doomed_reader(const char *sock, int ready_fd)
+{
+	struct kray_config cfg = { .address = sock };
+	kray_ref a, b;
+	kray_value v;
+	uint64_t sum = 0;
+	kray *k;
+
+	if (kray_init(&k, &cfg))
+		return 2;
+	create_pattern(k, 96 * MiB, 1700, &a);
+	create_pattern(k, 96 * MiB, 1701, &b); /* spills a */
+	while (harness_status(k).objects_spilled < 1)
+		usleep(10000);
+	kray_release(k, &b, 1); /* room for a */
+	if (harness_get1(k, a, 60000, &v) || v.type != KRAY_BYTES)
+		return 3;
+	if (write(ready_fd, "r", 1) != 1)
+		return 4;
+	for (size_t i = 0; i < v.len; i += 4096) /* killed while it faults */
+		sum += ((const uint8_t *)v.data)[i];
+	return sum == 1 ? 6 : 5;
+}
+
+Test(lazy, reader_killed_with_faults_pending, .timeout = 180)
+{
+	char spill[160];
+	struct harness h;
+	int ready[2], status;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	int64_t bad;
+	pid_t pid;
+	char c;
+	kray *k;
+
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "160M", "auto");
+	for (int round = 0; round < 3; round++) {
+		cr_assert_eq(pipe2(ready, O_CLOEXEC), 0, "pipe");
+		fflush(NULL);
+		pid = fork();
+		cr_assert_geq(pid, 0, "fork");
+		if (pid == 0) {
+			close(ready[0]);
+			_exit(doomed_reader(h.sock, ready[1]));
+		}
+		close(ready[1]);
+		cr_assert_eq(read(ready[0], &c, 1), 1, "the reader did not get ready");
+		close(ready[0]);
+		usleep((useconds_t)(1000 + round * 5000));
+		kill(pid, SIGKILL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
+		k = harness_connect(h.sock);
+		expect_clean(k, spill);
+		harness_shutdown(k);
+		cr_assert(harness_krayd_alive(&h), "krayd exited");
+	}
+	/* krayd's fault thread still serves: a lazy get reads whole. */
+	k = harness_connect(h.sock);
+	create_pattern(k, 96 * MiB, 1702, &a);
+	create_pattern(k, 96 * MiB, 1703, &b);
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	bad = pattern_check(v.data, 0, v.len, 1702);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &a, 1);
+	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- 4. the object is freed while a reader maps it ----------------------------------- */
+
+Test(lazy, freed_while_a_reader_maps_it, .timeout = 120)
+{
+	const size_t len = 64 * MiB;
+	char spill[160];
+	struct harness h;
+	struct kray_stats st0, st1;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	int64_t bad;
+	kray *k;
+
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "100M", "auto");
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 1900, &a);
+	create_pattern(k, len, 1901, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1);
+	st0 = harness_status(k);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	cr_assert_eq(((const uint8_t *)v.data)[0], pattern_byte(1900, 0), "byte 0 differs");
+	st1 = harness_status(k);
+	cr_assert_lt(st1.restored_total - st0.restored_total, len, "the get was not lazy");
+	kray_release(k, &a, 1);
+	harness_status(k); /* (the releases are handled) */
+	bad = pattern_check(v.data, 0, len, 1900);
+	cr_assert_eq(bad, -1, "byte %lld of the freed object differs", (long long)bad);
+	kray_value_clear(&v);
+	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- 5. eager restores: lazy-restore = off, or KRAY_LAZY=0 in the reader --------------- */
+
+static void eager_round(const char *lazy, bool env_off)
+{
+	const size_t len = 32 * MiB;
+	char spill[160];
+	struct harness h;
+	struct kray_stats st0, st1;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	int64_t bad;
+	kray *k;
+
+	start(&h, spill, sizeof(spill), "48M", lazy);
+	if (env_off)
+		setenv("KRAY_LAZY", "0", 1);
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 2000, &a);
+	create_pattern(k, len, 2001, &b); /* spills a */
+	wait_spilled(k, 1);
+	st0 = harness_status(k);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	st1 = harness_status(k);
+	cr_assert_eq(st1.restored_total - st0.restored_total, len,
+		     "%s: restored %llu bytes before the first touch, want all %zu", lazy,
+		     (unsigned long long)(st1.restored_total - st0.restored_total), len);
+	bad = pattern_check(v.data, 0, len, 2000);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &a, 1);
+	kray_release(k, &b, 1);
+	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+	unsetenv("KRAY_LAZY");
+}
+
+Test(lazy, lazy_restore_off_restores_whole)
+{
+	eager_round("off", false);
+}
+
+Test(lazy, reader_without_userfaultfd_restores_whole)
+{
+	eager_round("auto", true);
+}
