@@ -114,7 +114,7 @@ const struct kc_layer kc_async_layer = {
 
 KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_fn *fn, void *arg)
 {
-	struct kray_msg_get m = { .timeout_ms = -1, .n = 1, .uffd = kc_lazy_uffd(k) };
+	struct kray_msg_get m = { .timeout_ms = -1, .n = 1 };
 	struct kc_async *a;
 	struct pending *p;
 	size_t off;
@@ -122,6 +122,7 @@ KRAY_EXPORT int kray_get_async(struct kray *k, const kray_ref *ref, kray_result_
 	if (!k || !ref || !fn)
 		return k ? kc_fail(k, -EINVAL, "kray_get_async needs a ref and a callback") :
 			   -EINVAL;
+	m.uffd = kc_lazy_uffd(k);
 	if (k->broken)
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (!k->async && !(k->async = calloc(1, sizeof(*k->async))))
