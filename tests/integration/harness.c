@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,8 @@
 #define MAX_KRAYDS 20
 #define MAX_TMPDIRS 8
 
-static kray *handles[MAX_HANDLES];
+static kray *handles[MAX_HANDLES]; /* under handles_lock: tests connect from threads */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct harness krayds[MAX_KRAYDS]; /* copies: the tests' may be on the stack */
 static char tmpdirs[MAX_TMPDIRS][128];
 
@@ -148,12 +150,14 @@ int harness_stop_krayd(struct harness *h)
 
 static void register_handle(kray *k)
 {
+	pthread_mutex_lock(&handles_lock);
 	for (int i = 0; i < MAX_HANDLES; i++) {
 		if (!handles[i]) {
 			handles[i] = k;
-			return;
+			break;
 		}
 	}
+	pthread_mutex_unlock(&handles_lock);
 }
 
 kray *harness_embedded(int num_cpus)
@@ -192,9 +196,11 @@ kray *harness_connect(const char *sock)
 
 void harness_shutdown(kray *k)
 {
+	pthread_mutex_lock(&handles_lock);
 	for (int i = 0; i < MAX_HANDLES; i++)
 		if (handles[i] == k)
 			handles[i] = NULL;
+	pthread_mutex_unlock(&handles_lock);
 	kray_shutdown(k);
 }
 

@@ -522,6 +522,7 @@ static void *many_thread(void *arg)
 		    v.type != KRAY_INT64 || v.i != a + 7)
 			m->rc = -1;
 	}
+	harness_shutdown(k);
 	return NULL;
 }
 
@@ -656,6 +657,7 @@ static void *mixed_thread(void *arg)
 		kray_release(k, refs, 100);
 		m->calls += 100;
 	}
+	harness_shutdown(k);
 	return NULL;
 }
 
