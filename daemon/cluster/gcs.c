@@ -132,6 +132,7 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 	if (d->cl->store->node_changed)
 		d->cl->store->node_changed(d, e);
 	net_drop_node(d, e->m.node);
+	pgplace_node_dead(d, e->m.node);
 }
 
 void gcs_tick(struct krayd *d, int64_t now)
