@@ -297,6 +297,13 @@ def krayd_pid():
     return os.getppid()  # a worker is its krayd's child
 
 
+@kray.remote
+def slow_node_of(seconds):
+    import kray
+    time.sleep(seconds)
+    return kray.get_runtime_context().get_node_id()
+
+
 def test_bundles_of_a_dead_node_are_placed_again(cluster3):
     ray, procs = cluster3
     pids = {p.pid: p for p in procs[1:]}  # the nodes that may die: not the head
@@ -314,8 +321,12 @@ def test_bundles_of_a_dead_node_are_placed_again(cluster3):
     victim = next(i for i in range(3) if where[i] in pids and
                   before[i] in strict_before.values())
     dead_node = before[victim]
-    actor = Where.options(num_cpus=0.5, scheduling_strategy=InGroup(spread, victim)).remote()
+    # An actor and a running task (max_retries 3) in the bundle on the node that dies.
+    actor = Where.options(num_cpus=0.25, scheduling_strategy=InGroup(spread, victim)).remote()
     assert ray.get(actor.node.remote(), timeout=30) == dead_node
+    slow = slow_node_of.options(num_cpus=0.25,
+                                scheduling_strategy=InGroup(spread, victim)).remote(2)
+    time.sleep(0.5)
     pids[where[victim]].kill()  # SIGKILL, by the pid started here
     pids[where[victim]].wait(timeout=30)
 
@@ -340,6 +351,7 @@ def test_bundles_of_a_dead_node_are_placed_again(cluster3):
     ran = ray.get([node_of.options(num_cpus=0.5, scheduling_strategy=InGroup(spread, i)).remote()
                    for i in range(3)], timeout=30)
     assert ran == [after[i] for i in range(3)]
+    assert ray.get(slow, timeout=30) == after[victim]  # retried in the bundle's new place
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(actor.node.remote(), timeout=30)
     actor = Where.options(num_cpus=0.5, scheduling_strategy=InGroup(spread, victim)).remote()
