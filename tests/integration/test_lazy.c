@@ -266,7 +266,7 @@ Test(lazy, truncated_spill_file_sigbus_in_the_reader, .timeout = 120)
 
 /* ---- 3. a reader killed while its faults are pending ---------------------------------- */
 
-static int doomed_reader(const char *sock, int ready_fd)
+static int doomed_reader(void *sock, int ready_fd)
 {
 	struct kray_config cfg = { .address = sock };
 	kray_ref a, b;
@@ -294,32 +294,19 @@ Test(lazy, reader_killed_with_faults_pending, .timeout = 180)
 {
 	char spill[160];
 	struct harness h;
-	int ready[2], status;
 	kray_ref a, b;
 	kray_value v = { 0 };
 	int64_t bad;
 	pid_t pid;
-	char c;
 	kray *k;
 
 	if (!have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "160M", "auto");
 	for (int round = 0; round < 3; round++) {
-		cr_assert_eq(pipe2(ready, O_CLOEXEC), 0, "pipe");
-		fflush(NULL);
-		pid = fork();
-		cr_assert_geq(pid, 0, "fork");
-		if (pid == 0) {
-			close(ready[0]);
-			_exit(doomed_reader(h.sock, ready[1]));
-		}
-		close(ready[1]);
-		cr_assert_eq(read(ready[0], &c, 1), 1, "the reader did not get ready");
-		close(ready[0]);
+		pid = harness_fork_ready(doomed_reader, h.sock, "the reader");
 		usleep((useconds_t)(1000 + round * 5000));
-		kill(pid, SIGKILL);
-		cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
+		harness_kill_child(pid);
 		k = harness_connect(h.sock);
 		expect_clean(k, spill);
 		harness_shutdown(k);
