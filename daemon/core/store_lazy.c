@@ -797,6 +797,24 @@ void store_lazy_detach(struct krayd *d, struct lazy *lz)
 	wake_thread(z);
 }
 
+/* Sealed lz's memfd, for the loop to promote: every page is there, no fault comes any more.
+ * The spill file is closed now, so that the promotion's unlink gives its disk space back at
+ * once (a spill that follows must find it).  Locked. */
+static int take_whole(struct lazyd *z, struct lazy *lz)
+{
+	int fd = lz->memfd;
+
+	lz->memfd = -1;
+	if (lz->spill >= 0) {
+		close(lz->spill);
+		lz->spill = -1;
+	}
+	drop_ranges_of(z, lz);
+	lz->o = NULL;
+	lz->detached = true;
+	return fd;
+}
+
 void store_lazy_drain(struct krayd *d,
 		      void (*lost)(struct krayd *d, struct obj *o, const char *why),
 		      void (*whole)(struct krayd *d, struct obj *o, int fd))
@@ -818,17 +836,13 @@ void store_lazy_drain(struct krayd *d,
 				continue;
 			if (lz->broken) {
 				snprintf(why, sizeof(why), "%s", lz->why);
+				o = lz->o;
+				lz->o = NULL;
+				lz->detached = true;
 			} else if (lz->sealed) {
-				/* Every page is there: no fault comes any more. */
-				fd = lz->memfd;
-				lz->memfd = -1;
-				drop_ranges_of(z, lz);
-			} else {
-				continue;
+				o = lz->o;
+				fd = take_whole(z, lz);
 			}
-			o = lz->o;
-			lz->o = NULL;
-			lz->detached = true;
 		}
 		pthread_mutex_unlock(&z->lock);
 		if (!o)
@@ -849,13 +863,8 @@ int store_lazy_settle(struct krayd *d, struct lazy *lz)
 	pthread_mutex_lock(&z->lock);
 	if (!lz->map && lz->nfilled == lz->nchunks && !lz->sealed && !lz->broken)
 		seal_whole(lz); /* nobody maps it now: it may be sealed */
-	if (lz->sealed && lz->o) {
-		fd = lz->memfd;
-		lz->memfd = -1;
-		drop_ranges_of(z, lz);
-		lz->o = NULL;
-		lz->detached = true;
-	}
+	if (lz->sealed && lz->o)
+		fd = take_whole(z, lz);
 	pthread_mutex_unlock(&z->lock);
 	if (fd >= 0)
 		wake_thread(z); /* (it frees lz) */
