@@ -88,6 +88,10 @@ KRAY_EXPORT int kray_cancel(struct kray *k, const kray_ref *ref, int force, int 
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (!ref)
 		return kc_fail(k, -EINVAL, "kray_cancel needs a ref");
+	/* A fast call whose get timed out: cancelled here, since krayd has not heard of
+	 * it; the CANCEL still goes (with force, krayd kills its worker). */
+	if (k->fast_nlate && kc_fast_cancel(k, ref))
+		return -ENOMEM;
 	memcpy(&m.oid, ref, sizeof(m.oid));
 	m.flags = (force ? KRAY_CANCEL_FORCE : 0) | (recursive ? KRAY_CANCEL_RECURSIVE : 0);
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_CANCEL, 0, WIRE_FIXED(m));

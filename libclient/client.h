@@ -26,6 +26,7 @@ struct kc_fast_late {
 	struct kray_oid task;
 	struct kbuf submit; /* its SUBMIT frame, for the daemon path */
 	bool released; /* its ref was released: the answer is dropped */
+	bool cancelled; /* kray_cancel(): its value is the cancellation error already */
 };
 
 /*
@@ -271,6 +272,10 @@ int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret);
  * timed out: each is then cached here, queued for krayd again, or held by krayd.  Sets
  * *timeout_ms to what is left.  0, -ETIMEDOUT (no message set) or -errno. */
 int kc_fast_settle(struct kray *k, const kray_ref *refs, size_t n, int64_t *timeout_ms);
+/* kray_cancel() of ref: a fast call whose get timed out, and whose answer has not come,
+ * is cancelled here (its value is the cancellation error; its answer is dropped).  0 or
+ * -ENOMEM. */
+int kc_fast_cancel(struct kray *k, const kray_ref *ref);
 /* Whether ref is a fast call whose get timed out, still in flight. */
 bool kc_fast_is_late(struct kray *k, const kray_ref *ref);
 /* A released ref whose registration is still pending: dropped, or a late fast call's

@@ -239,6 +239,7 @@ static int fast_before_flush(struct kray *k)
 	k->defer = false;
 	if (k->fast_nlate && (r = late_drain(k)))
 		return r;
+	k->fast_requeued = false; /* what it queued goes now */
 	if (!kbuf_pending(&k->fast_pending))
 		return 0;
 	if (!kbuf_reserve(&b, kbuf_pending(&k->fast_pending) + kbuf_pending(&k->out)))
@@ -259,9 +260,17 @@ static ssize_t late_find(struct kray *k, const struct kray_oid *task)
 	return -1;
 }
 
+/* Whether ref is a late call whose value is still to come (not cancelled). */
+static bool awaited(struct kray *k, const kray_ref *ref)
+{
+	ssize_t i = k->fast_nlate ? late_find(k, (const struct kray_oid *)ref) : -1;
+
+	return i >= 0 && !k->fast_late[i].cancelled;
+}
+
 bool kc_fast_is_late(struct kray *k, const kray_ref *ref)
 {
-	return k->fast_nlate && late_find(k, (const struct kray_oid *)ref) >= 0;
+	return awaited(k, ref);
 }
 
 bool kc_fast_forget(struct kray *k, const kray_ref *ref)
@@ -270,9 +279,11 @@ bool kc_fast_forget(struct kray *k, const kray_ref *ref)
 	ssize_t late = k->fast_nlate ? late_find(k, (const struct kray_oid *)ref) : -1;
 
 	if (late >= 0) {
-		/* Still in flight: its answer is dropped when it comes (late_settle()). */
+		/* Still in flight: its answer is dropped when it comes (late_settle()).  A
+		 * cancelled one has its error registered: dropped below, unless sent. */
 		k->fast_late[late].released = true;
-		return true;
+		if (!k->fast_late[late].cancelled)
+			return true;
 	}
 	for (size_t off = p->off; off + sizeof(struct kray_frame_hdr) <= p->len;) {
 		struct kray_frame_hdr h;
@@ -440,7 +451,13 @@ static int late_settle(struct kray *k, size_t i, const struct kray_frame_hdr *h,
 	struct kray_oid task = l->task;
 	bool released = l->released;
 	kray_value v = { 0 };
-	int r = outcome(k, &l->submit, &task, h, body, &v);
+	int r;
+
+	if (l->cancelled) { /* decided: whatever it says is dropped, and a bounce not run */
+		late_drop(k, i);
+		return 0;
+	}
+	r = outcome(k, &l->submit, &task, h, body, &v);
 
 	kray_value_clear(&v);
 	late_drop(k, i);
@@ -466,6 +483,10 @@ static int late_orphan(struct kray *k)
 		struct kray_oid task = l->task;
 		bool released = l->released;
 
+		if (l->cancelled) {
+			late_drop(k, k->fast_nlate - 1);
+			continue;
+		}
 		r = fall_back(k, &l->submit);
 		late_drop(k, k->fast_nlate - 1);
 		k->fast_requeued = true;
@@ -574,8 +595,41 @@ static int late_drain(struct kray *k)
 	if (k->fast_nlate && k->fast_state != 1)
 		r = late_orphan(k);
 	k->fast_busy = false;
-	k->fast_requeued = false; /* the flush that called us sends it */
 	return r < 0 && r != -EPIPE ? r : 0;
+}
+
+int kc_fast_cancel(struct kray *k, const kray_ref *ref)
+{
+	struct wire_value v = { .type = KRAY_WT_ERROR, .err = KRAY_WE_CANCELLED };
+	const struct kray_msg_submit *m;
+	struct kc_fast_late *l;
+	kray_value val = { 0 };
+	char msg[300];
+	ssize_t i;
+	int r;
+
+	/* An answer that came already settles it first: a finished task is not cancelled. */
+	r = late_drain(k);
+	late_flush(k);
+	i = r ? -1 : late_find(k, (const struct kray_oid *)ref);
+	if (i < 0 || k->fast_late[i].cancelled)
+		return r;
+	l = &k->fast_late[i];
+	l->cancelled = true;
+	if (l->released)
+		return 0;
+	m = (const struct kray_msg_submit *)(l->submit.data + sizeof(struct kray_frame_hdr));
+	snprintf(msg, sizeof(msg), "task '%.*s' was cancelled", (int)m->name_len,
+		 (const char *)(m + 1));
+	v.data = msg;
+	v.len = (uint32_t)strlen(msg);
+	if (add_pending(k, &l->task, 0, &v))
+		return -ENOMEM;
+	if (kc_take_value(k, &v, NULL, &val))
+		return kc_fail(k, -ENOMEM, "out of memory cancelling a fast call");
+	kc_cache_put(k, ref, &val);
+	kray_value_clear(&val);
+	return 0;
 }
 
 int kc_fast_settle(struct kray *k, const kray_ref *refs, size_t n, int64_t *timeout_ms)
@@ -594,7 +648,7 @@ int kc_fast_settle(struct kray *k, const kray_ref *refs, size_t n, int64_t *time
 			break;
 		}
 		for (size_t i = 0; i < n && !late; i++)
-			late = late_find(k, (const struct kray_oid *)&refs[i]) >= 0;
+			late = awaited(k, &refs[i]);
 		if (!late)
 			break;
 		r = fast_next_until(k, deadline, &h, &body);

@@ -898,6 +898,70 @@ Test(fastpath, timeout_then_worker_killed)
 	harness_stop_krayd(&h);
 }
 
+/* kray_cancel of a fast call whose get timed out: a later get says cancelled at once;
+ * with force its worker is killed; a call that had finished is not cancelled; answers
+ * that come after are dropped. */
+Test(fastpath, timeout_then_cancel)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k), st;
+	kray_value v;
+	kray_ref r;
+	int64_t t0;
+	int rc;
+
+	/* Forced: the worker is killed, and the call is not retried. */
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(4000), 1);
+	cr_assert_eq(kray_get(k, &r, 1, 50, &v), -ETIMEDOUT);
+	cr_assert_eq(harness_status(k).fast_tasks - before.fast_tasks, 1, "it did not go fast");
+	cr_assert_eq(kray_cancel(k, &r, 1, 0), 0, "cancel: %s", kray_errmsg(k));
+	t0 = harness_now_ms();
+	rc = kray_get(k, &r, 1, 10000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get after cancel: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "sleep_ms"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+	cr_assert_lt(harness_now_ms() - t0, 2000, "the get waited for the task");
+	rc = harness_get1(k, r, 5000, &v); /* krayd says the same, once asked */
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	for (int i = 0; i < 300 && harness_status(k).workers_died == before.workers_died; i++)
+		usleep(10000);
+	st = harness_status(k);
+	cr_assert_geq(st.workers_died - before.workers_died, 1, "the worker was not killed");
+	cr_assert_eq(st.tasks_submitted, before.tasks_submitted, "the call was retried");
+
+	/* Not forced: a C task runs to its end; its answer is dropped. */
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(300), 1);
+	cr_assert_eq(kray_get(k, &r, 1, 0, &v), -ETIMEDOUT);
+	cr_assert_eq(kray_cancel(k, &r, 0, 0), 0);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get after cancel: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED);
+	kray_value_clear(&v);
+	usleep(500000);
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(i), 1, &v), 0);
+		cr_assert_eq(v.i, i * i);
+	}
+	kray_release(k, &r, 1);
+
+	/* Finished before the cancel: its value stands. */
+	r = harness_call1(k, "square", &KRAY_V_INT(12), 1);
+	rc = kray_get(k, &r, 1, 0, &v);
+	if (rc == -ETIMEDOUT) {
+		usleep(300000);
+		cr_assert_eq(kray_cancel(k, &r, 0, 0), 0);
+		rc = kray_get(k, &r, 1, 5000, &v);
+	}
+	cr_assert_eq(rc, 0, "a finished call: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 144);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
 /* Threads, each with its own handle, mix timed-out fast calls, gets of them later (in
  * any order), releases of some, and ordinary sync calls: every value is the one of its
  * own call. */
