@@ -7,7 +7,10 @@
  * really went through the program and not through krayd (the program's counters in
  * kray_status and krayd's own task counter), that a worker killed in the middle of a fast
  * task leads to a retry or a WORKER_DIED error rather than a hang, that tasks queued in
- * krayd are never stranded behind fast ones, and that the fast path switches off.
+ * krayd are never stranded behind fast ones, and that the fast path switches off.  Gets
+ * with a timeout go fast too: one that times out leaves the call in flight, and later
+ * gets, waits, calls, releases and cancels of its ref settle it, each value only ever
+ * given to its own call.
  *
  * They need root and BPF (CAP_BPF, sk_skb on AF_UNIX); elsewhere they skip, naming why.
  */
