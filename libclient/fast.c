@@ -327,13 +327,17 @@ static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task
 	struct wire_value v = { .type = KRAY_WT_ERROR, .err = KRAY_WE_WORKER_DIED };
 	char msg[512];
 	int16_t retries;
+	uint32_t flags;
 
 	memcpy(&retries, &m->max_retries, sizeof(retries));
 	if (retries != 0) {
-		/* The fast attempt counts as one. */
+		/* The fast attempt counts as one; krayd counts this as a retry. */
 		if (retries > 0)
 			retries--;
 		memcpy(&m->max_retries, &retries, sizeof(retries));
+		memcpy(&flags, &m->flags, sizeof(flags));
+		flags |= KRAY_SUBMIT_RETRY;
+		memcpy(&m->flags, &flags, sizeof(flags));
 		return fall_back(k, submit);
 	}
 	snprintf(msg, sizeof(msg),
