@@ -144,7 +144,7 @@ int wire_dec_submit(const void *body, size_t len, struct wire_submit *ret)
 	if (wire_rd_fixed(&r, &s.m, sizeof(s.m)))
 		return -EBADMSG;
 	if (s.m.name_len == 0 || s.m.nargs > KRAY_ARGS_MAX || s.m.num_returns > KRAY_RETURNS_MAX ||
-	    s.m.max_retries < -1 || (s.m.flags & ~KRAY_SUBMIT_STREAMING) ||
+	    s.m.max_retries < -1 || (s.m.flags & ~(KRAY_SUBMIT_STREAMING | KRAY_SUBMIT_RETRY)) ||
 	    ((s.m.flags & KRAY_SUBMIT_STREAMING) && s.m.num_returns != 1) ||
 	    wire_rd_bytes(&r, s.m.name_len, &name))
 		return -EBADMSG;

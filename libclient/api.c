@@ -88,6 +88,10 @@ KRAY_EXPORT int kray_cancel(struct kray *k, const kray_ref *ref, int force, int 
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (!ref)
 		return kc_fail(k, -EINVAL, "kray_cancel needs a ref");
+	/* A fast call whose get timed out: cancelled here, since krayd has not heard of
+	 * it; the CANCEL still goes (with force, krayd kills its worker). */
+	if (k->fast_nlate && kc_fast_cancel(k, ref))
+		return -ENOMEM;
 	memcpy(&m.oid, ref, sizeof(m.oid));
 	m.flags = (force ? KRAY_CANCEL_FORCE : 0) | (recursive ? KRAY_CANCEL_RECURSIVE : 0);
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_CANCEL, 0, WIRE_FIXED(m));
@@ -124,6 +128,12 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 		return kc_fail(k, -EINVAL, "max_retries must be -1 to %d", INT16_MAX);
 	for (size_t i = 0; i < nargs; i++)
 		if ((r = kc_check_value(k, &args[i], true)))
+			return r;
+	/* krayd resolves ref arguments: one whose fast call's get timed out is waited for
+	 * here first, since krayd has not heard of it (docs/fastpath.md). */
+	for (size_t i = 0; i < nargs && k->fast_nlate; i++)
+		if (args[i].type == KRAY_REF &&
+		    (r = kc_fast_settle(k, &args[i].ref, 1, &(int64_t){ -1 })))
 			return r;
 	if (actor && o.timeout_ms)
 		return kc_fail(k, -EINVAL, "timeout_ms is for tasks, not actor method calls");
@@ -304,13 +314,24 @@ KRAY_EXPORT int kray_get(struct kray *k, const kray_ref *refs, size_t n, int64_t
 		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
 	if (n > KRAY_REFS_MAX || (n && (!refs || !ret_vals)))
 		return kc_fail(k, -EINVAL, "a get takes 0 to %d refs", KRAY_REFS_MAX);
-	if (k->defer && n == 1 && timeout_ms < 0 && k->out.len == k->defer_end &&
-	    refs[0].node == k->node && refs[0].owner == k->client && refs[0].seq == k->defer_seq &&
-	    refs[0].index == 0) {
-		r = kc_fast_get(k, ret_vals);
+	if (k->defer && n == 1 && k->out.len == k->defer_end && refs[0].node == k->node &&
+	    refs[0].owner == k->client && refs[0].seq == k->defer_seq && refs[0].index == 0) {
+		r = kc_fast_get(k, timeout_ms, ret_vals);
 		if (r <= 0)
 			return r;
 		r = 0; /* the daemon path: the SUBMIT is queued again, or krayd has the result */
+	}
+	if (k->fast_nlate) {
+		/* Fast calls whose earlier get timed out: their answers come on the fast
+		 * connection (fast.c). */
+		int64_t left = timeout_ms;
+
+		r = kc_fast_settle(k, refs, n, &left);
+		if (r == -ETIMEDOUT)
+			return kc_fail(k, r, "get timed out after %lld ms", (long long)timeout_ms);
+		if (r)
+			return r;
+		timeout_ms = left;
 	}
 	vals = calloc(n ? n : 1, sizeof(*vals));
 	ask = malloc((n ? n : 1) * sizeof(*ask));
@@ -403,6 +424,16 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 			*ret_num_ready = n;
 		return 0;
 	}
+	if (k->fast_nlate) {
+		/* Fast calls whose get timed out: waited for here, up to the timeout (krayd has
+		 * not heard of them); those still in flight then are not ready. */
+		int64_t left = timeout_ms;
+
+		r = kc_fast_settle(k, refs, n, &left);
+		if (r && r != -ETIMEDOUT)
+			return r;
+		m.timeout_ms = r ? 0 : left < 0 ? -1 : left;
+	}
 	if (k->ws)
 		kc_worker_before_block(k);
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_WAIT, req, WIRE_FIXED(m),
@@ -428,7 +459,7 @@ KRAY_EXPORT int kray_wait(struct kray *k, const kray_ref *refs, size_t n, size_t
 		return kc_fail(k, -EBADMSG, "krayd answered a wait with status %d", rep.status);
 	}
 	for (size_t i = 0; i < n; i++) {
-		ret_ready[i] = ((const uint8_t *)flags)[i] ? 1 : 0;
+		ret_ready[i] = ((const uint8_t *)flags)[i] && !kc_fast_is_late(k, &refs[i]);
 		count += ret_ready[i];
 	}
 	kc_consume(k, &h);
@@ -470,7 +501,7 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 	if (r <= 0)
 		return r;
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_RELEASE, 0, WIRE_FIXED(m));
-	if (!kbuf_pending(&k->fast_pending))
+	if (!kbuf_pending(&k->fast_pending) && !k->fast_nlate)
 		kbuf_put(&k->out, refs, n * sizeof(*refs));
 	else /* fast results krayd never heard of stay unheard */
 		for (size_t i = 0; i < n; i++)

@@ -20,6 +20,15 @@
 struct worker_state;
 struct kray;
 
+/* A fast call whose get timed out (fast.c): still in flight on the fast connection until
+ * its answer comes there, which settles it. */
+struct kc_fast_late {
+	struct kray_oid task;
+	struct kbuf submit; /* its SUBMIT frame, for the daemon path */
+	bool released; /* its ref was released: the answer is dropped */
+	bool cancelled; /* kray_cancel(): its value is the cancellation error already */
+};
+
 /*
  * A layer over the connection.  The fast path (fast.c), /dev/kray (kmod.c) and the
  * object cache (objects.c) each register one on a handle (kc_layers_init(), init.c); the
@@ -87,6 +96,11 @@ struct kray {
 	uint64_t fast_token;
 	struct kbuf fast_in; /* received on fast_fd, not yet parsed */
 	struct kbuf fast_pending; /* FAST_DONE frames krayd has not been sent yet */
+	struct kc_fast_late *fast_late; /* calls whose get timed out, in flight */
+	size_t fast_nlate, fast_late_cap;
+	int64_t fast_rcvtimeo_ms; /* SO_RCVTIMEO on fast_fd; 0: none */
+	bool fast_busy; /* reading fast_in: a flush must not read it too */
+	bool fast_requeued; /* a late call's SUBMIT (or RELEASE) was queued: flush it */
 	/* The last call's SUBMIT is out[defer_off, defer_end) and may still go fast. */
 	bool defer;
 	size_t defer_off, defer_end;
@@ -248,12 +262,24 @@ void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *re
 /* Whether a call may take it (its SUBMIT frame is frame_len bytes). */
 bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
 		      const struct kray_call_opts *o, size_t frame_len);
-/* kray_get() of the deferred call's return ref: runs the call on the fast path.  Returns
- * 0 or -EREMOTEIO with *ret set (the answer), 1 when the SUBMIT went back to the output
- * buffer (ask krayd as usual), 2 when krayd holds the result already (ask krayd), or
- * another -errno. */
-int kc_fast_get(struct kray *k, kray_value *ret);
-/* A released ref whose registration is still pending: dropped; returns whether it was. */
+/* kray_get() of the deferred call's return ref: runs the call on the fast path, waiting
+ * up to timeout_ms (-1: for ever).  Returns 0 or -EREMOTEIO with *ret set (the answer),
+ * 1 when the SUBMIT went back to the output buffer (ask krayd as usual), 2 when krayd
+ * holds the result already (ask krayd), -ETIMEDOUT (the call stays in flight: a later
+ * get of its ref settles it, kc_fast_settle()), or another -errno. */
+int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret);
+/* Waits up to *timeout_ms (-1: for ever) until none of refs[n] is a fast call whose get
+ * timed out: each is then cached here, queued for krayd again, or held by krayd.  Sets
+ * *timeout_ms to what is left.  0, -ETIMEDOUT (no message set) or -errno. */
+int kc_fast_settle(struct kray *k, const kray_ref *refs, size_t n, int64_t *timeout_ms);
+/* kray_cancel() of ref: a fast call whose get timed out, and whose answer has not come,
+ * is cancelled here (its value is the cancellation error; its answer is dropped).  0 or
+ * -ENOMEM. */
+int kc_fast_cancel(struct kray *k, const kray_ref *ref);
+/* Whether ref is a fast call whose get timed out, still in flight. */
+bool kc_fast_is_late(struct kray *k, const kray_ref *ref);
+/* A released ref whose registration is still pending: dropped, or a late fast call's
+ * answer will be; returns whether it was one of these (krayd never heard of it). */
 bool kc_fast_forget(struct kray *k, const kray_ref *ref);
 /* Worker side: opens the worker's fast connection (0 or -EOPNOTSUPP); takes one arrived
  * FAST_EXEC's exec body into ret_body (1; 0 when none arrived; -EPIPE); sends the answer

@@ -7,7 +7,7 @@
  * A call is a fast candidate when it is a task (not an actor call) with one return,
  * inline arguments only (no refs), default resources, and its SUBMIT frame is still the
  * last thing in the output buffer when the very next operation is kray_get() of exactly
- * its return ref with no timeout.  The SUBMIT is then taken back out of the buffer and
+ * its return ref (with a timeout or not).  The SUBMIT is then taken back out of the buffer and
  * sent as a FAST_EXEC on the fast connection.  Anything else that writes to or flushes
  * the buffer first sends the SUBMIT to krayd as usual, so nothing changes for programs
  * that pipeline calls (the fast path is slower than krayd's batching for those).
@@ -23,6 +23,14 @@
  *    SUBMIT goes to krayd after all;
  *  - a FAST_LOST on the fast connection (the worker died): the SUBMIT goes to krayd with
  *    one retry fewer, or, with none left, the call fails with WORKER_DIED here.
+ *
+ * A get with a timeout that expires first returns -ETIMEDOUT and leaves the call in
+ * flight: it goes into k->fast_late with its SUBMIT.  Its answer, whenever it comes on the
+ * fast connection, settles it as above (the value cached and registered, the SUBMIT queued
+ * for krayd, ...): read at a later get (or wait, or call) that names its ref, which waits
+ * for it, at any other fast call, and at each flush while calls are late.  A late call
+ * whose ref was released is settled too, its value dropped.  Task ids are never reused,
+ * so an answer can only settle its own call.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -30,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -122,6 +132,11 @@ static void fast_close(struct kray *k)
 	k->fast_state = 0;
 	kbuf_free(&k->fast_in);
 	kbuf_free(&k->fast_pending);
+	for (size_t i = 0; i < k->fast_nlate; i++)
+		kbuf_free(&k->fast_late[i].submit);
+	free(k->fast_late);
+	k->fast_late = NULL;
+	k->fast_nlate = k->fast_late_cap = 0;
 }
 
 /* Gives up on the fast connection (it broke): later calls take the daemon path. */
@@ -212,13 +227,19 @@ static int add_pending(struct kray *k, const struct kray_oid *task, uint64_t exe
 	return 0;
 }
 
+static int late_drain(struct kray *k);
+
 /* The connection's before_flush hook: pending registrations go before everything queued
  * (frames already queued may name those objects).  0 or -ENOMEM (nothing changed). */
 static int fast_before_flush(struct kray *k)
 {
 	struct kbuf b = { 0 };
+	int r;
 
 	k->defer = false;
+	if (k->fast_nlate && (r = late_drain(k)))
+		return r;
+	k->fast_requeued = false; /* what it queued goes now */
 	if (!kbuf_pending(&k->fast_pending))
 		return 0;
 	if (!kbuf_reserve(&b, kbuf_pending(&k->fast_pending) + kbuf_pending(&k->out)))
@@ -231,10 +252,39 @@ static int fast_before_flush(struct kray *k)
 	return 0;
 }
 
+static ssize_t late_find(struct kray *k, const struct kray_oid *task)
+{
+	for (size_t i = 0; i < k->fast_nlate; i++)
+		if (oid_eq(&k->fast_late[i].task, task))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Whether ref is a late call whose value is still to come (not cancelled). */
+static bool awaited(struct kray *k, const kray_ref *ref)
+{
+	ssize_t i = k->fast_nlate ? late_find(k, (const struct kray_oid *)ref) : -1;
+
+	return i >= 0 && !k->fast_late[i].cancelled;
+}
+
+bool kc_fast_is_late(struct kray *k, const kray_ref *ref)
+{
+	return awaited(k, ref);
+}
+
 bool kc_fast_forget(struct kray *k, const kray_ref *ref)
 {
 	struct kbuf *p = &k->fast_pending;
+	ssize_t late = k->fast_nlate ? late_find(k, (const struct kray_oid *)ref) : -1;
 
+	if (late >= 0) {
+		/* Still in flight: its answer is dropped when it comes (late_settle()).  A
+		 * cancelled one has its error registered: dropped below, unless sent. */
+		k->fast_late[late].released = true;
+		if (!k->fast_late[late].cancelled)
+			return true;
+	}
 	for (size_t off = p->off; off + sizeof(struct kray_frame_hdr) <= p->len;) {
 		struct kray_frame_hdr h;
 		struct kray_msg_result m;
@@ -277,13 +327,17 @@ static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task
 	struct wire_value v = { .type = KRAY_WT_ERROR, .err = KRAY_WE_WORKER_DIED };
 	char msg[512];
 	int16_t retries;
+	uint32_t flags;
 
 	memcpy(&retries, &m->max_retries, sizeof(retries));
 	if (retries != 0) {
-		/* The fast attempt counts as one. */
+		/* The fast attempt counts as one; krayd counts this as a retry. */
 		if (retries > 0)
 			retries--;
 		memcpy(&m->max_retries, &retries, sizeof(retries));
+		memcpy(&flags, &m->flags, sizeof(flags));
+		flags |= KRAY_SUBMIT_RETRY;
+		memcpy(&m->flags, &flags, sizeof(flags));
 		return fall_back(k, submit);
 	}
 	snprintf(msg, sizeof(msg),
@@ -298,8 +352,8 @@ static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task
 	return kc_fail(k, -EREMOTEIO, "%s", msg);
 }
 
-/* A FAST_LOST from krayd on the fast connection: the worker of a fast task died.
- * Returns 0 (not ours: go on waiting), what lost() returns, or -EBADMSG. */
+/* A FAST_LOST from krayd on the fast connection: the worker of fast task `task` died.
+ * Returns what lost() returns, or -EBADMSG. */
 static int lost_frame(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
 		      const uint8_t *body, size_t len, kray_value *ret)
 {
@@ -314,7 +368,7 @@ static int lost_frame(struct kray *k, struct kbuf *submit, const struct kray_oid
 		k->broken = true;
 		return kc_fail(k, -EBADMSG, "malformed frame from krayd");
 	}
-	return oid_eq(&m.task, task) ? lost(k, submit, task, how, m.len, ret) : 0;
+	return lost(k, submit, task, how, m.len, ret);
 }
 
 /* A FAST_RESULT for our task.  Returns what kc_fast_get() returns. */
@@ -341,18 +395,310 @@ static int fast_result(struct kray *k, struct kbuf *submit, const struct kray_oi
 	if (kc_take_value(k, &v, NULL, ret))
 		return kc_fail(k, -ENOMEM, "out of memory taking a fast result");
 	kc_cache_put(k, (const kray_ref *)task, ret);
-	if (kbuf_pending(&k->fast_pending) > PENDING_MAX) {
-		kc_flush(k); /* a failure shows on the next call */
-	}
 	if (v.type == KRAY_WT_ERROR)
 		return kc_fail(k, -EREMOTEIO, "%s", (const char *)ret->data);
 	return 0;
 }
 
-int kc_fast_get(struct kray *k, kray_value *ret)
+/* The fast task a frame on the fast connection answers for (FAST_EXEC back, FAST_RESULT,
+ * FAST_LOST).  0, or -1 for any other frame. */
+static int frame_task(const struct kray_frame_hdr *h, const uint8_t *body, struct kray_oid *ret)
+{
+	size_t at = h->type == KRAY_MSG_FAST_LOST ? 0 : sizeof(struct kray_msg_fast);
+
+	if (h->type != KRAY_MSG_FAST_LOST && h->type != KRAY_MSG_FAST_EXEC &&
+	    h->type != KRAY_MSG_FAST_RESULT)
+		return -1;
+	if (h->len < at + sizeof(*ret) + (h->type == KRAY_MSG_FAST_LOST ? sizeof(uint64_t) : 0))
+		return -1;
+	memcpy(ret, body + at, sizeof(*ret));
+	return 0;
+}
+
+/* What frame h (for fast task `task`, whose SUBMIT is in submit) says.  Returns what
+ * kc_fast_get() returns, except -ETIMEDOUT. */
+static int outcome(struct kray *k, struct kbuf *submit, const struct kray_oid *task,
+		   const struct kray_frame_hdr *h, const uint8_t *body, kray_value *ret)
+{
+	struct kray_msg_fast f;
+
+	if (h->type == KRAY_MSG_FAST_LOST)
+		return lost_frame(k, submit, task, body, h->len, ret);
+	if (h->type == KRAY_MSG_FAST_EXEC) /* back: no idle worker */
+		return fall_back(k, submit);
+	memcpy(&f, body, sizeof(f));
+	return fast_result(k, submit, task, &f, body + sizeof(f), h->len - sizeof(f), ret);
+}
+
+/* Queues a RELEASE of ref for krayd.  0 or -ENOMEM. */
+static int queue_release(struct kray *k, const struct kray_oid *ref)
+{
+	struct kray_msg_refs m = { .n = 1 };
+
+	return kc_end(k, WIRE_FRAME_OPEN(&k->out, KRAY_MSG_RELEASE, 0, WIRE_FIXED(m),
+					 WIRE_RAW(ref, sizeof(*ref))));
+}
+
+static void late_drop(struct kray *k, size_t i)
+{
+	kbuf_free(&k->fast_late[i].submit);
+	k->fast_late[i] = k->fast_late[--k->fast_nlate];
+}
+
+/* Late call i is settled by frame h: as its get would have been, except that nothing is
+ * returned, and that for a released ref the answer is dropped (a value) or krayd is told
+ * of the release (a task it now runs or holds the result of).  0 or -errno. */
+static int late_settle(struct kray *k, size_t i, const struct kray_frame_hdr *h,
+		       const uint8_t *body)
+{
+	struct kc_fast_late *l = &k->fast_late[i];
+	struct kray_oid task = l->task;
+	bool released = l->released;
+	kray_value v = { 0 };
+	int r;
+
+	if (l->cancelled) { /* decided: whatever it says is dropped, and a bounce not run */
+		late_drop(k, i);
+		return 0;
+	}
+	r = outcome(k, &l->submit, &task, h, body, &v);
+
+	kray_value_clear(&v);
+	late_drop(k, i);
+	if (r == 1 || r == 2) {
+		k->fast_requeued = true; /* krayd is told at once: no get may come */
+		return released ? queue_release(k, &task) : 0;
+	}
+	if (released) { /* its value, or its error, is wanted by no one */
+		kc_fast_forget(k, (const kray_ref *)&task);
+		kc_cache_drop(k, (const kray_ref *)&task);
+	}
+	return r == -EREMOTEIO ? 0 : r;
+}
+
+/* Late calls whose fast connection broke: krayd decides (their SUBMITs go to it, as a
+ * call's does when its connection breaks while it waits).  0 or -ENOMEM. */
+static int late_orphan(struct kray *k)
+{
+	int r = 0;
+
+	while (k->fast_nlate && !r) {
+		struct kc_fast_late *l = &k->fast_late[k->fast_nlate - 1];
+		struct kray_oid task = l->task;
+		bool released = l->released;
+
+		if (l->cancelled) {
+			late_drop(k, k->fast_nlate - 1);
+			continue;
+		}
+		r = fall_back(k, &l->submit);
+		late_drop(k, k->fast_nlate - 1);
+		k->fast_requeued = true;
+		r = r < 0 ? r : released ? queue_release(k, &task) : 0;
+	}
+	return r;
+}
+
+/* A frame on the fast connection that is not the answer awaited: it settles the late
+ * call it is for, if any (a stray is dropped).  Consumed.  0 or -errno. */
+static int other_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	struct kray_oid id;
+	ssize_t i;
+	int r = 0;
+
+	if (k->fast_nlate && !frame_task(h, body, &id) && (i = late_find(k, &id)) >= 0)
+		r = late_settle(k, (size_t)i, h, body);
+	if (k->fast_state == 1)
+		fast_consume(k, h);
+	return r;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The deadline of a timeout (ns on CLOCK_MONOTONIC), or -1 for none; one too far away
+ * to represent is none, as in krayd. */
+static int64_t deadline_of(int64_t timeout_ms)
+{
+	int64_t now = mono_ns();
+
+	return timeout_ms < 0 || timeout_ms > (INT64_MAX - now) / 1000000 ?
+		       -1 :
+		       now + timeout_ms * 1000000;
+}
+
+/* How long a blocking read of the fast connection waits: ms, or 0 for ever.  Set only
+ * when it changes: a loop of gets with the same timeout costs no system call for it. */
+static void fast_rcvtimeo(struct kray *k, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	if (k->fast_rcvtimeo_ms == ms)
+		return;
+	if (!setsockopt(k->fast_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+		k->fast_rcvtimeo_ms = ms;
+}
+
+/* The next frame on the fast connection, waiting until deadline (-1: for ever).  Returns
+ * 1 (consume with fast_consume()), -ETIMEDOUT, -EPIPE or -ENOMEM. */
+static int fast_next_until(struct kray *k, int64_t deadline, struct kray_frame_hdr *ret_h,
+			   const uint8_t **ret_body)
+{
+	for (;;) {
+		int64_t left = 0;
+		int r;
+
+		if (deadline >= 0) {
+			left = deadline - mono_ns();
+			if (left <= 0) {
+				r = fast_next(k, false, ret_h, ret_body);
+				return r ? r : -ETIMEDOUT;
+			}
+			left = (left + 999999) / 1000000;
+		}
+		fast_rcvtimeo(k, left);
+		r = fast_next(k, true, ret_h, ret_body);
+		if (r)
+			return r;
+	}
+}
+
+/* Sends krayd what settling late calls queued for it (SUBMITs, RELEASEs): the driver may
+ * not talk to krayd again for a while.  A failure shows on the next call. */
+static void late_flush(struct kray *k)
+{
+	if (k->fast_requeued && !k->fast_busy) {
+		k->fast_requeued = false;
+		kc_flush(k);
+	}
+}
+
+/* Reads what has come on the fast connection for late calls, without waiting (at each
+ * flush: their registrations then go first). */
+static int late_drain(struct kray *k)
+{
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	int r = 0;
+
+	if (k->fast_busy)
+		return 0;
+	k->fast_busy = true;
+	while (k->fast_nlate && k->fast_state == 1 && !r) {
+		r = fast_next(k, false, &h, &body);
+		if (r <= 0)
+			break;
+		r = other_frame(k, &h, body);
+	}
+	if (k->fast_nlate && k->fast_state != 1)
+		r = late_orphan(k);
+	k->fast_busy = false;
+	return r < 0 && r != -EPIPE ? r : 0;
+}
+
+int kc_fast_cancel(struct kray *k, const kray_ref *ref)
+{
+	struct wire_value v = { .type = KRAY_WT_ERROR, .err = KRAY_WE_CANCELLED };
+	const struct kray_msg_submit *m;
+	struct kc_fast_late *l;
+	kray_value val = { 0 };
+	char msg[300];
+	ssize_t i;
+	int r;
+
+	/* An answer that came already settles it first: a finished task is not cancelled. */
+	r = late_drain(k);
+	late_flush(k);
+	i = r ? -1 : late_find(k, (const struct kray_oid *)ref);
+	if (i < 0 || k->fast_late[i].cancelled)
+		return r;
+	l = &k->fast_late[i];
+	l->cancelled = true;
+	if (l->released)
+		return 0;
+	m = (const struct kray_msg_submit *)(l->submit.data + sizeof(struct kray_frame_hdr));
+	snprintf(msg, sizeof(msg), "task '%.*s' was cancelled", (int)m->name_len,
+		 (const char *)(m + 1));
+	v.data = msg;
+	v.len = (uint32_t)strlen(msg);
+	if (add_pending(k, &l->task, 0, &v))
+		return -ENOMEM;
+	if (kc_take_value(k, &v, NULL, &val))
+		return kc_fail(k, -ENOMEM, "out of memory cancelling a fast call");
+	kc_cache_put(k, ref, &val);
+	kray_value_clear(&val);
+	return 0;
+}
+
+int kc_fast_settle(struct kray *k, const kray_ref *refs, size_t n, int64_t *timeout_ms)
+{
+	int64_t deadline = deadline_of(*timeout_ms);
+	struct kray_frame_hdr h;
+	const uint8_t *body;
+	int r = 0;
+
+	k->fast_busy = true;
+	for (;;) {
+		bool late = false;
+
+		if (k->fast_state != 1) {
+			r = late_orphan(k);
+			break;
+		}
+		for (size_t i = 0; i < n && !late; i++)
+			late = awaited(k, &refs[i]);
+		if (!late)
+			break;
+		r = fast_next_until(k, deadline, &h, &body);
+		if (r == -EPIPE)
+			continue; /* broken: orphaned above */
+		if (r < 0)
+			break;
+		r = other_frame(k, &h, body);
+		if (r < 0)
+			break;
+	}
+	k->fast_busy = false;
+	late_flush(k);
+	if (deadline >= 0) {
+		int64_t left = deadline - mono_ns();
+
+		*timeout_ms = left > 0 ? (left + 999999) / 1000000 : 0;
+	}
+	if (r == -ENOMEM)
+		return kc_fail(k, -ENOMEM, "out of memory waiting for a fast call");
+	return r;
+}
+
+/* The get of fast task `task` timed out: it stays in flight, with its SUBMIT (moved from
+ * submit).  0 or -ENOMEM. */
+static int late_add(struct kray *k, const struct kray_oid *task, struct kbuf *submit)
+{
+	if (k->fast_nlate == k->fast_late_cap) {
+		size_t cap = k->fast_late_cap ? 2 * k->fast_late_cap : 8;
+		struct kc_fast_late *p = realloc(k->fast_late, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		k->fast_late = p;
+		k->fast_late_cap = cap;
+	}
+	k->fast_late[k->fast_nlate++] = (struct kc_fast_late){ .task = *task, .submit = *submit };
+	*submit = (struct kbuf){ 0 };
+	return 0;
+}
+
+int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret)
 {
 	struct kray_oid task = { k->node, k->client, k->defer_seq, 0 };
 	struct kbuf submit = { 0 }, exec = { 0 };
+	int64_t deadline = deadline_of(timeout_ms);
 	int r = 1;
 
 	/* Take the SUBMIT back out of the buffer; it returns if the fast path declines.  Out
@@ -373,47 +719,49 @@ int kc_fast_get(struct kray *k, kray_value *ret)
 		goto out;
 	}
 	/* One blocking read per frame: krayd sends FAST_LOST here too, so nothing on the main
-	 * connection is needed before the answer (what comes there waits for later). */
+	 * connection is needed before the answer (what comes there waits for later).  With a
+	 * timeout, the read has it (SO_RCVTIMEO): still one system call. */
+	k->fast_busy = true;
 	for (;;) {
 		struct kray_frame_hdr h;
 		const uint8_t *body;
-		struct kray_msg_fast f;
 		struct kray_oid id;
 
-		r = fast_next(k, true, &h, &body);
+		r = fast_next_until(k, deadline, &h, &body);
+		if (r == -ETIMEDOUT) {
+			if (late_add(k, &task, &submit)) {
+				deadline = -1; /* no room to leave it in flight: wait */
+				continue;
+			}
+			r = kc_fail(k, -ETIMEDOUT, "get timed out after %lld ms",
+				    (long long)timeout_ms);
+			break;
+		}
 		if (r < 0) {
 			/* The fast connection broke (krayd stopping?): krayd decides. */
 			r = fall_back(k, &submit);
 			break;
 		}
-		if (r == 0)
-			continue; /* (interrupted) */
-		if (h.type == KRAY_MSG_FAST_LOST) {
-			r = lost_frame(k, &submit, &task, body, h.len, ret);
-			fast_consume(k, &h);
-			if (r)
+		if (frame_task(&h, body, &id) || !oid_eq(&id, &task)) {
+			r = other_frame(k, &h, body); /* a late call's, or a stray */
+			if (r < 0)
 				break;
 			continue;
 		}
-		if (h.len < sizeof(f) + sizeof(id)) {
+		r = outcome(k, &submit, &task, &h, body, ret);
+		if (k->fast_state == 1)
 			fast_consume(k, &h);
-			continue;
-		}
-		memcpy(&f, body, sizeof(f));
-		memcpy(&id, body + sizeof(f), sizeof(id));
-		if (h.type == KRAY_MSG_FAST_EXEC) { /* ours, back: no idle worker */
-			fast_consume(k, &h);
-			r = fall_back(k, &submit);
-			break;
-		}
-		if (h.type != KRAY_MSG_FAST_RESULT || !oid_eq(&id, &task)) {
-			fast_consume(k, &h);
-			continue; /* nothing else is in flight: stray, ignored */
-		}
-		r = fast_result(k, &submit, &task, &f, body + sizeof(f), h.len - sizeof(f), ret);
-		fast_consume(k, &h);
 		break;
 	}
+	k->fast_busy = false;
+	if (k->fast_nlate && k->fast_state != 1 && r != -ENOMEM) {
+		int rr = late_orphan(k);
+
+		r = rr ? rr : r;
+	}
+	if (kbuf_pending(&k->fast_pending) > PENDING_MAX)
+		k->fast_requeued = true;
+	late_flush(k); /* a failure shows on the next call */
 out:
 	kbuf_free(&submit);
 	kbuf_free(&exec);

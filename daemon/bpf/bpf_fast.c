@@ -19,6 +19,7 @@
  * a FAST_OPEN is refused and libkray stays on the daemon path.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,7 @@ static uint32_t load(const uint32_t *p)
 static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static int on_fast_done(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+static void kfast_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
 
 /* What the fast path does to the core: the claims on idle workers, their reconciliation,
  * and its counters (core/ext.h).  Added only while the program is loaded. */
@@ -88,6 +90,7 @@ static const struct ext fast_ext = {
 	.worker_retire = kfast_retire,
 	.worker_gone = kfast_worker_gone,
 	.conn_gone = kfast_conn_gone,
+	.task_cancel = kfast_cancel,
 	.stats = kfast_stats,
 };
 
@@ -447,6 +450,35 @@ bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how)
 		 w->id, (int)w->pid, how, e.task.owner, e.task.seq);
 	tell_lost(d, &e, how);
 	return true;
+}
+
+/*
+ * kray_cancel() of task tid, which may be a fast task (its driver's get timed out, so it
+ * can cancel it; krayd has no list it is on).  The driver reports it cancelled.  With
+ * FORCE its worker is killed, as krayd kills the worker of a task of its own it cancels:
+ * the death is reported to the driver (FAST_LOST), which does not retry a cancelled call.
+ * Without, a C task runs to its end, as on the daemon path, and its answer is dropped.
+ */
+static void kfast_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags)
+{
+	struct kfast *f = d->fast;
+
+	if (!f || !(flags & KRAY_CANCEL_FORCE))
+		return;
+	for (unsigned i = 0; i < f->nworkers; i++) {
+		struct worker *w = f->workers[i];
+		uint32_t s = load(&f->fw[i].state);
+		struct kray_oid task;
+
+		if (!w || (s != KRAY_FW_FAST && s != KRAY_FW_FAST_DAEMON))
+			continue;
+		memcpy(&task, &f->fw[i].task, sizeof(task)); /* written before FAST */
+		if (!oid_eq(&task, tid) || w->pid <= 0)
+			continue;
+		log_info("fast task %u.%u cancelled (force): killing its worker %u (pid %d)",
+			 tid->owner, tid->seq, w->id, (int)w->pid);
+		kill(w->pid, SIGKILL);
+	}
 }
 
 /* The return object of a fast task, held by driver connection c; NULL if it exists. */

@@ -307,6 +307,8 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	t->fn = sched_fn(d, s->name, s->m.name_len);
 	t->num_returns = s->m.num_returns;
 	t->streaming = s->m.flags & KRAY_SUBMIT_STREAMING;
+	if (s->m.flags & KRAY_SUBMIT_RETRY)
+		d->st.tasks_retried++; /* its first try was a fast call (docs/fastpath.md) */
 	t->nargs = s->m.nargs;
 	t->max_retries = s->m.max_retries;
 	t->timeout_ms = s->m.actor.index == KRAY_OID_ACTOR ? 0 : s->m.timeout_ms;

@@ -261,6 +261,9 @@ struct kray_msg_submit {
  * submitter: the owner waits on it like on any ref.  When the call ends that object is
  * sealed with KRAY_WE_STREAM_END (or the call's error), and no other is made. */
 #define KRAY_SUBMIT_STREAMING 1u
+/* A driver's resubmission of a fast call whose worker died (docs/fastpath.md): krayd
+ * counts it in tasks_retried, as a retry of its own. */
+#define KRAY_SUBMIT_RETRY 2u
 _Static_assert(sizeof(struct kray_msg_submit) == 40, "submit is 40 bytes");
 
 struct kray_msg_get {

@@ -177,6 +177,7 @@ static void chk_submit(const uint8_t *body, size_t len)
 	FUZZ_CHECK(x.m.name_len && !memchr(x.name, 0, x.m.name_len));
 	FUZZ_CHECK(x.m.nargs <= KRAY_ARGS_MAX && x.m.num_returns <= KRAY_RETURNS_MAX);
 	FUZZ_CHECK(x.m.max_retries >= -1);
+	FUZZ_CHECK(!(x.m.flags & ~(KRAY_SUBMIT_STREAMING | KRAY_SUBMIT_RETRY)));
 	/* Resources, when present, are a list krayd can parse (issue 7), with at most one
 	 * placement entry ("@spread", "@node=", "@prefer=": issue 17). */
 	FUZZ_CHECK(!x.m.res_len || wire_parse_placed(x.res, x.m.res_len, NULL, NULL) >= 0);

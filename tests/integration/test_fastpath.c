@@ -7,7 +7,10 @@
  * really went through the program and not through krayd (the program's counters in
  * kray_status and krayd's own task counter), that a worker killed in the middle of a fast
  * task leads to a retry or a WORKER_DIED error rather than a hang, that tasks queued in
- * krayd are never stranded behind fast ones, and that the fast path switches off.
+ * krayd are never stranded behind fast ones, and that the fast path switches off.  Gets
+ * with a timeout go fast too: one that times out leaves the call in flight, and later
+ * gets, waits, calls, releases and cancels of its ref settle it, each value only ever
+ * given to its own call.
  *
  * They need root and BPF (CAP_BPF, sk_skb on AF_UNIX); elsewhere they skip, naming why.
  */
@@ -320,8 +323,9 @@ Test(fastpath, worker_killed_retries)
 	after = harness_status(k);
 	cr_assert_geq(after.fast_tasks - before.fast_tasks, 1, "the first run was not fast");
 	cr_assert_geq(after.workers_died - before.workers_died, 1, "no worker died");
-	/* The retry went to krayd. */
+	/* The retry went to krayd, which counts it as one. */
 	cr_assert_geq(after.tasks_submitted - before.tasks_submitted, 1);
+	cr_assert_geq(after.tasks_retried - before.tasks_retried, 1);
 	harness_shutdown(k);
 }
 
@@ -409,7 +413,7 @@ Test(fastpath, queued_task_not_stranded)
 		     "the slow call did not take the fast path");
 	t0 = harness_now_ms();
 	r = harness_call1(b, "square", &KRAY_V_INT(6), 1);
-	rc = harness_get1(b, r, 15000, &v); /* a timed get: the daemon path */
+	rc = harness_get1(b, r, 15000, &v); /* no idle worker: bounced, the daemon path */
 	cr_assert_eq(rc, 0, "the queued task: %d %s", rc, kray_errmsg(b));
 	cr_assert_eq(v.i, 36);
 	kray_value_clear(&v);
@@ -691,6 +695,364 @@ Test(fastpath, mixed_sync_and_pipelined)
 		    m[0].calls, m[1].calls, (unsigned long long)st.fast_tasks,
 		    (unsigned long long)st.fast_bounced, m[2].calls);
 	cr_assert_eq(st.tasks_queued, 0);
+	cr_assert(harness_krayd_alive(&h));
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* ---- gets with a timeout ---------------------------------------------------------------- */
+
+/* Ray's shape, a get with a timeout, goes fast when the result comes in time. */
+Test(fastpath, timed_get_goes_fast)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k), after;
+
+	for (int i = 0; i < 50; i++) {
+		kray_value v;
+		kray_ref r =
+			harness_call1(k, "add", (kray_value[]){ KRAY_V_INT(i), KRAY_V_INT(7) }, 2);
+		int rc = kray_get(k, &r, 1, 30000, &v);
+
+		cr_assert_eq(rc, 0, "add: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.i, i + 7);
+		kray_value_clear(&v);
+		kray_release(k, &r, 1);
+	}
+	after = harness_status(k);
+	cr_log_info("timed gets: %llu of 50 fast",
+		    (unsigned long long)(after.fast_tasks - before.fast_tasks));
+	cr_assert_geq(after.fast_tasks - before.fast_tasks, 25, "only %llu of 50 went fast",
+		      (unsigned long long)(after.fast_tasks - before.fast_tasks));
+	harness_shutdown(k);
+}
+
+/* A fast call whose get times out stays in flight: later gets (timed or not) return its
+ * value, whether it arrived before them or while they wait, and a fast call made
+ * meanwhile gets its own value. */
+Test(fastpath, timeout_then_late_get)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k);
+	kray_value v;
+	kray_ref r, r2;
+	int rc;
+
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(600), 1);
+	rc = kray_get(k, &r, 1, 50, &v);
+	cr_assert_eq(rc, -ETIMEDOUT, "rc %d %s", rc, kray_errmsg(k));
+	cr_assert(strstr(kray_errmsg(k), "timed out"), "message: %s", kray_errmsg(k));
+	cr_assert_eq(harness_status(k).fast_tasks - before.fast_tasks, 1, "it did not go fast");
+	rc = kray_get(k, &r, 1, 0, &v);
+	cr_assert_eq(rc, -ETIMEDOUT, "a get with timeout 0: %d", rc);
+	/* A fast call while the first is still running (on the other worker). */
+	r2 = harness_call1(k, "square", &KRAY_V_INT(9), 1);
+	rc = kray_get(k, &r2, 1, 10000, &v);
+	cr_assert_eq(rc, 0, "square: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 81);
+	kray_release(k, &r2, 1);
+	/* Waits for the late answer. */
+	rc = kray_get(k, &r, 1, 10000, &v);
+	cr_assert_eq(rc, 0, "the late get: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_INT64);
+	cr_assert_eq(v.i, 600);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(v.i, 600);
+	/* krayd knows it too: passed to a task. */
+	r2 = harness_call1(k, "add", (kray_value[]){ KRAY_V_REF(r), KRAY_V_INT(1) }, 2);
+	rc = harness_get1(k, r2, 10000, &v);
+	cr_assert_eq(rc, 0, "add(late ref): %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 601);
+	kray_release(k, &r2, 1);
+	kray_release(k, &r, 1);
+
+	/* The answer arrives while the driver does something else: a later fast call reads it
+	 * and keeps it for its own get. */
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(100), 1);
+	cr_assert_eq(kray_get(k, &r, 1, 0, &v), -ETIMEDOUT);
+	usleep(400000);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(i + 2), 1, &v), 0);
+		cr_assert_eq(v.i, (i + 2) * (i + 2));
+	}
+	rc = kray_get(k, &r, 1, 0, &v);
+	cr_assert_eq(rc, 0, "the late answer read meanwhile: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 100);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* A late ref named by a wait and by a call: the wait sees it not ready, then ready; the
+ * call gets its value. */
+Test(fastpath, timeout_then_wait_and_call)
+{
+	kray *k = fast_krayd(2);
+	kray_value v;
+	kray_ref r, r2;
+	uint8_t ready = 9;
+	size_t nready = 9;
+	int rc;
+
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(500), 1);
+	cr_assert_eq(kray_get(k, &r, 1, 20, &v), -ETIMEDOUT);
+	rc = kray_wait(k, &r, 1, 1, 0, &ready, &nready);
+	cr_assert_eq(rc, 0, "wait: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(ready, 0, "a running late call is ready");
+	cr_assert_eq(nready, 0);
+	rc = kray_wait(k, &r, 1, 1, 10000, &ready, &nready);
+	cr_assert_eq(rc, 0, "wait: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(ready, 1);
+	cr_assert_eq(nready, 1);
+	r2 = harness_call1(k, "sleep_ms", &KRAY_V_INT(300), 1);
+	cr_assert_eq(kray_get(k, &r2, 1, 10, &v), -ETIMEDOUT);
+	r = (kray_ref){ 0 };
+	r = harness_call1(k, "add", (kray_value[]){ KRAY_V_REF(r2), KRAY_V_INT(5) }, 2);
+	rc = harness_get1(k, r, 10000, &v);
+	cr_assert_eq(rc, 0, "add(late ref): %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 305);
+	kray_release(k, &r, 1);
+	kray_release(k, &r2, 1);
+	harness_shutdown(k);
+}
+
+/* A late ref released before its answer comes: the answer is dropped, and never given
+ * to another call. */
+Test(fastpath, timeout_then_release)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats st;
+	kray_value v;
+	kray_ref r[3];
+
+	for (int i = 0; i < 3; i++) {
+		r[i] = harness_call1(k, "sleep_ms", &KRAY_V_INT(150 + i), 1);
+		cr_assert_eq(kray_get(k, &r[i], 1, i ? 0 : 20, &v), -ETIMEDOUT);
+		cr_assert_eq(kray_release(k, &r[i], 1), 0);
+	}
+	usleep(700000); /* the answers arrive, for refs no longer held */
+	for (int i = 0; i < 30; i++) {
+		kray_ref q = harness_call1(k, "add",
+					   (kray_value[]){ KRAY_V_INT(i), KRAY_V_INT(1000) }, 2);
+		int rc = kray_get(k, &q, 1, i % 2 ? -1 : 10000, &v);
+
+		cr_assert_eq(rc, 0, "add: %d %s", rc, kray_errmsg(k));
+		cr_assert_eq(v.i, i + 1000, "call %d got %lld", i, (long long)v.i);
+		kray_release(k, &q, 1);
+	}
+	/* A call that was bounced went to krayd (released): it runs, and nothing waits. */
+	for (int i = 0; i < 500 && (st = harness_status(k)).tasks_queued; i++)
+		usleep(10000);
+	cr_assert_eq(st.tasks_queued, 0);
+	harness_shutdown(k);
+}
+
+/* A late call whose worker is killed: the later get gives the worker-died error (no
+ * retries), or the retry's value. */
+Test(fastpath, timeout_then_worker_killed)
+{
+	struct harness h;
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	char dir[128], path[200];
+	kray_value v;
+	kray_ref r;
+	kray *k;
+	pid_t w;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	k = harness_connect(h.sock);
+	for (int i = 0; i < 200 && !harness_status(k).fast_tasks; i++) {
+		cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(2), 1, &v), 0);
+		usleep(10000);
+	}
+	if (!harness_status(k).fast_tasks)
+		cr_skip_test("krayd has no fast path here");
+	w = only_worker(h.pid);
+	cr_assert_gt(w, 0, "cannot find krayd's worker");
+	o.max_retries = 0;
+	cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(5000), 1, &o, &r), 0);
+	rc = kray_get(k, &r, 1, 200, &v);
+	cr_assert_eq(rc, -ETIMEDOUT, "rc %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(kill(w, SIGKILL), 0);
+	rc = kray_get(k, &r, 1, 15000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "after the kill: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_ERROR);
+	cr_assert_eq(v.err, KRAY_ERR_WORKER_DIED, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "sleep_ms"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+
+	/* With a retry: the daemon path runs it again. */
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/died", dir);
+	for (int i = 0; i < 300 && !(w = only_worker(h.pid)); i++)
+		usleep(10000);
+	r = harness_call1(k, "die_once", &KRAY_V_BYTES(path, strlen(path)), 1);
+	rc = kray_get(k, &r, 1, 0, &v);
+	if (rc == -ETIMEDOUT)
+		rc = kray_get(k, &r, 1, 20000, &v);
+	cr_assert_eq(rc, 0, "die_once: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 42);
+	kray_release(k, &r, 1);
+	cr_assert(harness_krayd_alive(&h), "krayd died");
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* kray_cancel of a fast call whose get timed out: a later get says cancelled at once;
+ * with force its worker is killed; a call that had finished is not cancelled; answers
+ * that come after are dropped. */
+Test(fastpath, timeout_then_cancel)
+{
+	kray *k = fast_krayd(2);
+	struct kray_stats before = harness_status(k), st;
+	kray_value v;
+	kray_ref r;
+	int64_t t0;
+	int rc;
+
+	/* Forced: the worker is killed, and the call is not retried. */
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(4000), 1);
+	cr_assert_eq(kray_get(k, &r, 1, 50, &v), -ETIMEDOUT);
+	cr_assert_eq(harness_status(k).fast_tasks - before.fast_tasks, 1, "it did not go fast");
+	cr_assert_eq(kray_cancel(k, &r, 1, 0), 0, "cancel: %s", kray_errmsg(k));
+	t0 = harness_now_ms();
+	rc = kray_get(k, &r, 1, 10000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get after cancel: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "sleep_ms"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+	cr_assert_lt(harness_now_ms() - t0, 2000, "the get waited for the task");
+	rc = harness_get1(k, r, 5000, &v); /* krayd says the same, once asked */
+	cr_assert_eq(rc, -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	for (int i = 0; i < 300 && harness_status(k).workers_died == before.workers_died; i++)
+		usleep(10000);
+	st = harness_status(k);
+	cr_assert_geq(st.workers_died - before.workers_died, 1, "the worker was not killed");
+	cr_assert_eq(st.tasks_submitted, before.tasks_submitted, "the call was retried");
+
+	/* Not forced: a C task runs to its end; its answer is dropped. */
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(300), 1);
+	cr_assert_eq(kray_get(k, &r, 1, 0, &v), -ETIMEDOUT);
+	cr_assert_eq(kray_cancel(k, &r, 0, 0), 0);
+	rc = kray_get(k, &r, 1, -1, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get after cancel: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.err, KRAY_ERR_CANCELLED);
+	kray_value_clear(&v);
+	usleep(500000);
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(i), 1, &v), 0);
+		cr_assert_eq(v.i, i * i);
+	}
+	kray_release(k, &r, 1);
+
+	/* Finished before the cancel: its value stands. */
+	r = harness_call1(k, "square", &KRAY_V_INT(12), 1);
+	rc = kray_get(k, &r, 1, 0, &v);
+	if (rc == -ETIMEDOUT) {
+		usleep(300000);
+		cr_assert_eq(kray_cancel(k, &r, 0, 0), 0);
+		rc = kray_get(k, &r, 1, 5000, &v);
+	}
+	cr_assert_eq(rc, 0, "a finished call: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 144);
+	kray_release(k, &r, 1);
+	harness_shutdown(k);
+}
+
+/* Threads, each with its own handle, mix timed-out fast calls, gets of them later (in
+ * any order), releases of some, and ordinary sync calls: every value is the one of its
+ * own call. */
+struct timeouts {
+	const char *sock;
+	int id, rc;
+	long late, fast;
+};
+
+static void *timeouts_thread(void *arg)
+{
+	struct timeouts *t = arg;
+	kray *k = harness_connect(t->sock);
+	kray_ref late[8];
+	int64_t want[8];
+	int nlate = 0;
+
+	for (int i = 0; i < 120 && !t->rc; i++) {
+		int64_t a = t->id * 100000 + i;
+		kray_value v;
+		kray_ref r;
+		int rc;
+
+		if (i % 3 == 0) /* a short sleep with a shorter timeout: mostly late */
+			r = harness_call1(k, "sleep_ms", &KRAY_V_INT(5 + i % 7), 1);
+		else
+			r = harness_call1(k, "add", (kray_value[]){ KRAY_V_INT(a), KRAY_V_INT(3) },
+					  2);
+		rc = kray_get(k, &r, 1, i % 3 == 0 ? 1 : i % 3 == 1 ? 0 : 10000, &v);
+		if (rc == -ETIMEDOUT) {
+			t->late++;
+			if (nlate == 8) { /* the oldest: got, or released */
+				if (i % 2) {
+					if (kray_get(k, &late[0], 1, 20000, &v) || v.i != want[0])
+						t->rc = -1;
+				}
+				kray_release(k, &late[0], 1);
+				memmove(late, late + 1, 7 * sizeof(*late));
+				memmove(want, want + 1, 7 * sizeof(*want));
+				nlate--;
+			}
+			late[nlate] = r;
+			want[nlate++] = i % 3 == 0 ? 5 + i % 7 : a + 3;
+			continue;
+		}
+		t->fast++;
+		if (rc || v.i != (i % 3 == 0 ? 5 + i % 7 : a + 3))
+			t->rc = -2;
+		kray_release(k, &r, 1);
+	}
+	for (int j = nlate - 1; j >= 0 && !t->rc; j--) {
+		kray_value v;
+
+		if (kray_get(k, &late[j], 1, j % 2 ? -1 : 20000, &v) || v.i != want[j])
+			t->rc = -3;
+		kray_release(k, &late[j], 1);
+	}
+	harness_shutdown(k);
+	return NULL;
+}
+
+Test(fastpath, timeouts_many_threads)
+{
+	struct harness h;
+	struct timeouts t[4];
+	pthread_t th[4];
+	struct kray_stats st;
+	kray *k;
+
+	if (geteuid() != 0)
+		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	cr_assert_eq(harness_start_krayd(&h, 2), 0);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct timeouts){ .sock = h.sock, .id = i };
+		cr_assert_eq(pthread_create(&th[i], NULL, timeouts_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(t[i].rc, 0, "thread %d got a wrong value (%d)", i, t[i].rc);
+	}
+	k = harness_connect(h.sock);
+	st = harness_status(k);
+	cr_log_info("timeouts: %ld late, %ld in time; %llu fast, %llu bounced",
+		    t[0].late + t[1].late + t[2].late + t[3].late,
+		    t[0].fast + t[1].fast + t[2].fast + t[3].fast,
+		    (unsigned long long)st.fast_tasks, (unsigned long long)st.fast_bounced);
+	cr_assert_gt(st.fast_tasks, 0);
 	cr_assert(harness_krayd_alive(&h));
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
