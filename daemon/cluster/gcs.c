@@ -131,6 +131,7 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 	log_warn("node %08x is dead: %s", e->m.node, why);
 	if (d->cl->store->node_changed)
 		d->cl->store->node_changed(d, e);
+	gactor_node_dead(d, e->m.node); /* its actors restart elsewhere, once */
 	net_drop_node(d, e->m.node);
 }
 
@@ -155,6 +156,7 @@ void gcs_tick(struct krayd *d, int64_t now)
 	}
 	if (cl->store->tick)
 		cl->store->tick(d, now);
+	gactor_tick(d, now);
 }
 
 void gcs_link_gone(struct link *l)
