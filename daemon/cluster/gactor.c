@@ -477,7 +477,7 @@ void gactor_describe(struct krayd *d, struct kbuf *b)
 	int n;
 
 	n = snprintf(line, sizeof(line),
-		     "actors the head can restart: %zu (restarted on another node: %llu)\n",
+		     "restartable actors: %zu (restarted on another node: %llu)\n",
 		     d->cl->gactors.n, (unsigned long long)d->cl->restarted);
 	kbuf_put(b, line, (size_t)n);
 }
