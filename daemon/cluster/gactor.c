@@ -153,10 +153,9 @@ static struct link *head_link(struct krayd *d)
 static void keep_record(struct krayd *d, const struct wire_fwd_actor *x, uint16_t restarts,
 			const uint8_t *fwd, uint32_t fwd_len)
 {
-	struct kray_msg_actor_record m = { .actor = x->f.actor,
-					   .host = d->node,
-					   .restarts = restarts,
-					   .op = KRAY_AREC_ADD };
+	struct kray_msg_actor_record m = {
+		.actor = x->f.actor, .host = d->node, .restarts = restarts, .op = KRAY_AREC_ADD
+	};
 	struct kbuf *rec;
 	uint64_t *v;
 	bool fresh;
@@ -183,24 +182,66 @@ static void keep_record(struct krayd *d, const struct wire_fwd_actor *x, uint16_
 		send_record(d, head, rec);
 }
 
+/* x's FWD_ACTOR body with each constructor argument that is an object replaced by its
+ * value, as the worker receives it (a small plain value: the head keeps no objects).
+ * Returns false when one is not such a value (large, an error, holding refs, a handle). */
+static bool body_by_value(struct krayd *d, const struct wire_fwd_actor *x, struct kbuf *b)
+{
+	struct wire_rd r = x->c.args;
+	struct wire_value v;
+
+	kbuf_put(b, &x->f, sizeof(x->f));
+	wire_put_padded(b, x->path, x->f.path_len);
+	kbuf_put(b, &x->c.m, sizeof(x->c.m));
+	wire_put_padded(b, x->c.cls, x->c.m.class_len);
+	wire_put_padded(b, x->c.name, x->c.m.name_len);
+	wire_put_padded(b, x->c.ns, x->c.m.ns_len);
+	wire_put_padded(b, x->c.res, x->c.m.res_len);
+	for (unsigned i = 0; i < x->c.m.nargs; i++) {
+		const uint8_t *at = r.p;
+		struct kray_oid id;
+		struct obj *o;
+
+		if (wire_rd_value(&r, &v))
+			return false;
+		if (v.type == KRAY_WT_ACTOR)
+			return false;
+		if (v.type != KRAY_WT_REF) {
+			kbuf_put(b, at, (size_t)(r.p - at));
+			continue;
+		}
+		memcpy(&id, v.data, sizeof(id));
+		o = store_get(d, &id);
+		if (!o || o->state != OBJ_READY || o->type > KRAY_WT_BYTES || o->ncontained)
+			return false;
+		wire_put_value(b, o->type, o->err, o->scalar, o->data, o->len);
+	}
+	return true;
+}
+
 void gactor_created(struct krayd *d, const struct wire_fwd_actor *x, const uint8_t *body,
 		    uint32_t len)
 {
 	struct wire_resource res[KRAY_RESOURCES_MAX];
 	struct wire_place pl;
-	struct wire_rd r = x->c.args;
-	struct wire_value v;
+	struct wire_fwd_actor y;
+	struct kbuf b = { 0 };
 
+	(void)body;
+	(void)len;
 	if (!x->c.m.max_restarts)
 		return;
 	/* A hard node affinity keeps it where it is (Ray's rule). */
 	if (wire_parse_placed(x->c.res, x->c.m.res_len, res, &pl) >= 0 && pl.node && !pl.soft)
 		return;
-	/* Constructor arguments that are objects would have to be kept too. */
-	for (unsigned i = 0; i < x->c.m.nargs && !wire_rd_value(&r, &v); i++)
-		if (v.type == KRAY_WT_REF || v.type == KRAY_WT_ACTOR)
-			return;
-	keep_record(d, x, 0, body, len);
+	if (body_by_value(d, x, &b) && !wire_dec_fwd_actor(b.data, b.len, &y))
+		keep_record(d, &y, 0, b.data, (uint32_t)b.len);
+	else
+		log_info("actor %u.%u.%u ('%.*s'): a constructor argument is not a small plain "
+			 "value; not restarted on another node if this one dies",
+			 x->f.actor.node, x->f.actor.owner, x->f.actor.seq, x->c.m.class_len,
+			 x->c.cls);
+	kbuf_free(&b);
 }
 
 void gactor_ended(struct krayd *d, const struct kray_oid *id)
@@ -349,8 +390,7 @@ static void decide(struct krayd *d, struct gactor *g)
 		gdrop(d, g);
 }
 
-static void head_locate(struct krayd *d, uint32_t link, const struct kray_oid *id,
-			uint32_t lost_on)
+static void head_locate(struct krayd *d, uint32_t link, const struct kray_oid *id, uint32_t lost_on)
 {
 	struct gactor *g = gfind(d, id);
 	struct kray_msg_actor_locate m = { .actor = *id, .status = KRAY_ALOC_NONE };
