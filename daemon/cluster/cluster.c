@@ -270,7 +270,8 @@ static void on_link_gone(struct link *l)
 	pull_link_gone(d, l); /* after xfer: a copy half-received is pending again */
 	lineage_link_gone(d, l);
 	ractor_link_gone(d, l);
-	remote_link_gone(l);
+	remote_link_gone(l); /* calls in flight to actors that were there wait, parked */
+	gactor_ask(d); /* where those actors live now: the head says (gactor.c) */
 	pgplace_link_gone(l);
 	if (d->cfg.head)
 		gcs_link_gone(l);

@@ -192,7 +192,7 @@ struct ractor {
 	bool no_restart;
 	/* Its node died and the head was asked where it lives now (ACTOR_LOCATE): its
 	 * calls wait in parked, in order, for the answer. */
-	bool locating;
+	bool locating, asked;
 	struct task **parked;
 	size_t nparked, cap_parked;
 	/* A handle lent by a node other than the actor's: that node's link still holds one
@@ -473,8 +473,9 @@ void gactor_ended(struct krayd *d, const struct kray_oid *id);
 int gactor_on_record(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 int gactor_on_restart(struct link *l, const uint8_t *body, uint32_t len);
 int gactor_on_locate(struct link *l, const uint8_t *body, uint32_t len);
-/* A holder lost actor id with node: asks the head (or is the head). */
-void gactor_locate(struct krayd *d, const struct kray_oid *id, uint32_t node);
+/* Holders: asks the head (or is the head) where each actor this node lost (locating, not
+ * asked yet) lives now. */
+void gactor_ask(struct krayd *d);
 /* Head: node died: its recorded actors are restarted elsewhere, once. */
 void gactor_node_dead(struct krayd *d, uint32_t node);
 void gactor_tick(struct krayd *d, int64_t now);

@@ -274,6 +274,28 @@ void gactor_reregister(struct krayd *d, struct link *head)
 		send_record(d, head, (const struct kbuf *)(uintptr_t)s->val);
 }
 
+/* An actor another node creates here (FWD_ACTOR): the head gets its record. */
+int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct krayd *d = l->d;
+	struct wire_fwd_actor x;
+	const char *why = NULL;
+	uint32_t job;
+
+	if (wire_dec_fwd_actor(body, len, &x))
+		return conn_fail(l->c, "malformed forwarded actor", -EBADMSG);
+	if (x.f.actor.node != l->node)
+		return conn_fail(l->c, "a forwarded actor must be its sender's", -EPERM);
+	job = node_map_job(d, l->node, x.f.job, x.path, x.f.path_len);
+	if (actor_create_as(l->c, &x.c, &x.f.actor, job, &why)) {
+		log_warn("actor '%.*s' from node %08x not created: %s", x.c.m.class_len, x.c.cls,
+			 l->node, why ? why : "refused");
+		return 0;
+	}
+	gactor_created(d, &x, body, len); /* the head may restart it elsewhere */
+	return 0;
+}
+
 int gactor_on_restart(struct link *l, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;
@@ -426,7 +448,7 @@ static void head_locate(struct krayd *d, uint32_t link, const struct kray_oid *i
 		g->wait_until = now_ns() + timeout_ns(d);
 }
 
-void gactor_locate(struct krayd *d, const struct kray_oid *id, uint32_t node)
+static void locate(struct krayd *d, const struct kray_oid *id, uint32_t node)
 {
 	struct kray_msg_actor_locate m = { .actor = *id, .node = node };
 	struct link *head;
@@ -442,6 +464,35 @@ void gactor_locate(struct krayd *d, const struct kray_oid *id, uint32_t node)
 	}
 	m.status = KRAY_ALOC_UNREACHABLE;
 	ractor_located(d, &m);
+}
+
+void gactor_ask(struct krayd *d)
+{
+	struct kray_oid *ids = NULL;
+	uint32_t *nodes = NULL;
+	size_t n = 0, cap = 0;
+
+	/* The answers may come at once (on the head) and end calls: walk a copy. */
+	oidmap_for_each (&d->cl->ractors, s) {
+		struct ractor *ra = (struct ractor *)(uintptr_t)s->val;
+
+		if (!ra->locating || ra->asked)
+			continue;
+		ra->asked = true;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			ids = realloc(ids, cap * sizeof(*ids));
+			nodes = realloc(nodes, cap * sizeof(*nodes));
+			if (!ids || !nodes)
+				abort();
+		}
+		ids[n] = ra->id;
+		nodes[n++] = ra->node;
+	}
+	for (size_t i = 0; i < n; i++)
+		locate(d, &ids[i], nodes[i]);
+	free(ids);
+	free(nodes);
 }
 
 int gactor_on_locate(struct link *l, const uint8_t *body, uint32_t len)

@@ -236,27 +236,6 @@ int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restar
 	return 0;
 }
 
-int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len)
-{
-	struct krayd *d = l->d;
-	struct wire_fwd_actor x;
-	const char *why = NULL;
-	uint32_t job;
-
-	if (wire_dec_fwd_actor(body, len, &x))
-		return conn_fail(l->c, "malformed forwarded actor", -EBADMSG);
-	if (x.f.actor.node != l->node)
-		return conn_fail(l->c, "a forwarded actor must be its sender's", -EPERM);
-	job = node_map_job(d, l->node, x.f.job, x.path, x.f.path_len);
-	if (actor_create_as(l->c, &x.c, &x.f.actor, job, &why)) {
-		log_warn("actor '%.*s' from node %08x not created: %s", x.c.m.class_len, x.c.cls,
-			 l->node, why ? why : "refused");
-		return 0;
-	}
-	gactor_created(d, &x, body, len); /* the head may restart it elsewhere */
-	return 0;
-}
-
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
 {
 	struct kray_msg_kill m;
@@ -310,8 +289,8 @@ void ractor_link_gone(struct krayd *d, struct link *l)
 		ra->link = 0;
 		if (!head || ra->no_restart)
 			continue;
-		ra->locating = true;
-		gactor_locate(d, &ra->id, ra->node);
+		ra->locating = true; /* asked after the calls in flight are parked: gactor_ask() */
+		ra->asked = false;
 	}
 	free(ids);
 }
