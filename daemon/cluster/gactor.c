@@ -537,14 +537,21 @@ void gactor_node_dead(struct krayd *d, uint32_t node)
 
 void gactor_tick(struct krayd *d, int64_t now)
 {
+	struct kray_oid *late = NULL;
+	size_t n = 0, cap = 0;
+
 	oidmap_for_each (&d->cl->gactors, s) {
 		struct gactor *g = (struct gactor *)(uintptr_t)s->val;
 		struct node_entry *e;
 
 		if (g->wait_until && now >= g->wait_until) {
-			e = node_find(d, g->host);
-			if (e && e->m.alive)
-				answer_waiters(d, g, KRAY_ALOC_UNREACHABLE);
+			if (n == cap) {
+				cap = cap ? 2 * cap : 8;
+				late = realloc(late, cap * sizeof(*late));
+				if (!late)
+					abort();
+			}
+			late[n++] = g->id;
 		}
 		if (g->release_at && now >= g->release_at) {
 			struct kray_msg_refs r = { .n = 1 };
@@ -560,6 +567,19 @@ void gactor_tick(struct krayd *d, int64_t now)
 			}
 		}
 	}
+	/* Askers whose actor's node is still alive to the head after node-timeout-ms: it
+	 * is alive, and they lost it for another reason.  (Answers may end calls here:
+	 * after the walk.) */
+	for (size_t i = 0; i < n; i++) {
+		struct gactor *g = gfind(d, &late[i]);
+		struct node_entry *e = g ? node_find(d, g->host) : NULL;
+
+		if (g && e && e->m.alive)
+			answer_waiters(d, g, KRAY_ALOC_UNREACHABLE);
+		else if (g)
+			g->wait_until = 0;
+	}
+	free(late);
 }
 
 void gactor_describe(struct krayd *d, struct kbuf *b)
