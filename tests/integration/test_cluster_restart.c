@@ -222,8 +222,15 @@ Test(cluster_restart, head_restarts_an_actor_whose_creator_is_gone_too)
 	kd = harness_connect(node[3].sock);
 	cr_assert_eq(kray_get_actor(kd, "svc", NULL, &b), 0, "%s", kray_errmsg(kd));
 	cr_assert_eq(call(kd, b, "incr"), 4, "the name finds the restarted actor");
+	/* Not detached: once the last handle anywhere goes (the head's own hold goes two
+	 * node-timeout-ms after the restart), it ends. */
 	kray_release(kd, &b, 1);
 	kray_release(ka, &a, 1);
+	kray_flush(kd);
+	kray_flush(ka);
+	for (int i = 0; i < 500 && where_actors(3); i++)
+		usleep(20000);
+	cr_assert_eq(where_actors(3), 0, "the restarted actor outlived its last handle");
 	harness_shutdown(kd);
 	harness_shutdown(ka);
 }
@@ -240,6 +247,7 @@ Test(cluster_restart, spent_max_restarts_fail_calls_on_every_node)
 	ka = harness_connect(node[0].sock);
 	kb = harness_connect(node[1].sock);
 	o.name = "once";
+	o.detached = 1;
 	o.resources = "any:1";
 	o.max_restarts = 1;
 	cr_assert_eq(kray_actor_create(kb, "Where", NULL, 0, &o, &b), 0, "%s", kray_errmsg(kb));
@@ -251,6 +259,16 @@ Test(cluster_restart, spent_max_restarts_fail_calls_on_every_node)
 	wait_alive(0, 3);
 	cr_assert_eq(call(ka, a, "node"), 4, "restarted on node 4");
 	cr_assert_eq(call(kb, b, "incr"), 1, "a restarted actor starts over");
+	/* Detached and named: found by name on its new node too. */
+	{
+		kray *kd = harness_connect(node[3].sock);
+		kray_ref f;
+
+		cr_assert_eq(kray_get_actor(kd, "once", NULL, &f), 0, "%s", kray_errmsg(kd));
+		cr_assert_eq(call(kd, f, "incr"), 2);
+		kray_release(kd, &f, 1);
+		harness_shutdown(kd);
+	}
 	/* Its one restart is spent: its next death is final, on every node. */
 	kill(node[3].pid, SIGKILL);
 	wait_alive(0, 2);
