@@ -343,7 +343,8 @@ void ractor_located(struct krayd *d, const struct kray_msg_actor_locate *m)
 	ra->parked = NULL;
 	ra->nparked = ra->cap_parked = 0;
 	/* In their first order (those in flight were parked after later ones, if any). */
-	qsort(calls, n, sizeof(*calls), by_seq);
+	if (n)
+		qsort(calls, n, sizeof(*calls), by_seq);
 	for (size_t i = 0; i < n; i++) {
 		struct task *t = calls[i];
 
