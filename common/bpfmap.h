@@ -84,20 +84,32 @@ static inline int kbm_info(int fd, struct bpf_map_info *ret_info)
  */
 #define KBM_MAX_MAP_IDS 4096
 
+#define KBM_LOCK_WAIT_MS 5000
+
 /* Locks root (flock on the directory) against krayds setting up or sweeping; returns
- * the fd to close, or -errno. */
-static inline int kbm_lock(const char *root)
+ * the fd to close, or -errno: -ETIMEDOUT when another holder kept it for wait_ms.  It is
+ * held for a sweep and a few pins; a holder stopped or stuck must not stall every krayd
+ * that starts after it (BPF is off in those). */
+static inline int kbm_lock_wait(const char *root, int wait_ms)
 {
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, LOCK_EX)) {
+	for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB); waited++) {
 		r = -errno;
-		close(fd);
-		return r;
+		if ((r != -EWOULDBLOCK && r != -EINTR) || waited >= wait_ms) {
+			close(fd);
+			return r == -EWOULDBLOCK || r == -EINTR ? -ETIMEDOUT : r;
+		}
+		usleep(1000);
 	}
 	return fd;
+}
+
+static inline int kbm_lock(const char *root)
+{
+	return kbm_lock_wait(root, KBM_LOCK_WAIT_MS);
 }
 
 static inline int kbm_live_map_ids(uint32_t *ids, unsigned max, unsigned *ret_n)

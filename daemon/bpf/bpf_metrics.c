@@ -93,6 +93,9 @@ const char *kbpf_why_off(int err)
 	case -EACCES: /* what a program load returns when the verifier refuses it */
 		return "the kernel refused the programs (no privileges, or the verifier: "
 		       "--log-level debug shows its log)";
+	case -ETIMEDOUT: /* kbm_lock() */
+		return "another process held " KRAY_BPF_PIN_ROOT "'s lock for over 5 s (a stopped "
+		       "krayd?)";
 	case -ENOSYS:
 	case -EOPNOTSUPP:
 	case -EINVAL:

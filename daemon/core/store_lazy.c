@@ -11,11 +11,18 @@
  * (KRAY_MSG_LAZY_MAP) before it touches a byte.  A touch of a page that is not in the memfd
  * yet stops the reader's thread and queues a fault on that userfaultfd, which this file's
  * thread reads: it reads the whole chunk around the fault (LAZY_CHUNK, 2 MiB) from the spill
- * file into the memfd through krayd's own mapping (shmem page cache: every mapping of the
- * memfd sees it; with THP in 2 MiB pages), and wakes the reader (UFFDIO_WAKE), whose retried
- * fault now finds the page.  Pages are never copied into one reader's address space
- * (UFFDIO_COPY): filled once, they serve every reader, and a reader that is killed midway
- * leaves nothing half done (a chunk counts as filled only once all of it was read).
+ * file into a buffer, puts it in the memfd's page cache (every mapping of the memfd sees it),
+ * and wakes the reader (UFFDIO_WAKE), whose retried fault now finds the page.  Filled once,
+ * pages serve every reader, and a reader that is killed midway leaves nothing half done (a
+ * chunk counts as filled only once all of it was read).
+ *
+ * A page must appear whole or not at all: another reader (or another thread of the faulting
+ * one) may touch any page of the chunk while it is filled, and a present page does not
+ * fault.  So the chunk is not written through a plain mapping (a write fault makes the page
+ * present, as zeros, before its bytes are in; with THP the whole 2 MiB at once).  krayd's own
+ * mapping of the memfd is registered with krayd's own userfaultfd, and the chunk goes in
+ * with UFFDIO_COPY, which adds each page to the page cache only once it is copied.  The
+ * price: the lazy memfd has 4 KiB pages (UFFDIO_COPY makes no huge pages).
  *
  * A chunk that cannot be read (the spill file was truncated or damaged behind krayd's back)
  * is poisoned in the faulting reader (UFFDIO_POISON): that reader gets SIGBUS at that address
@@ -106,6 +113,8 @@ struct lazyd {
 	pthread_mutex_t lock;
 	pthread_t thread;
 	int epfd, efd;
+	int uffd; /* krayd's own: its mappings of lazy memfds are filled with UFFDIO_COPY */
+	uint8_t *bounce; /* LAZY_CHUNK: a chunk read from disk (the thread's) */
 	bool stop, poison_ok;
 	struct lz_conn *conns;
 	struct lazy *all;
@@ -119,6 +128,34 @@ static void wake_thread(struct lazyd *z)
 
 	if (write(z->efd, &one, sizeof(one)) != sizeof(one))
 		log_warn_ratelimited("lazy restore: eventfd: %s", strerror(errno));
+}
+
+/* Puts the first len bytes of z->bounce at dst, in krayd's registered mapping of a lazy
+ * memfd: each page enters the page cache whole (UFFDIO_COPY).  The tail of the last page is
+ * zeros.  Returns 0 or an errno. */
+static int put_pages(struct lazyd *z, char *dst, uint64_t len)
+{
+	uint64_t whole = (len + 4095) & ~4095ull, done = 0;
+
+	memset(z->bounce + len, 0, whole - len);
+	while (done < whole) {
+		struct uffdio_copy c = { .dst = (uint64_t)(uintptr_t)(dst + done),
+					 .src = (uint64_t)(uintptr_t)(z->bounce + done),
+					 .len = whole - done,
+					 .mode = UFFDIO_COPY_MODE_DONTWAKE };
+
+		if (!ioctl(z->uffd, UFFDIO_COPY, &c)) {
+			done = whole;
+			break;
+		}
+		if (c.copy > 0) /* part of it went in (EAGAIN): go on from there */
+			done += (uint64_t)c.copy;
+		else if (errno == EEXIST) /* (never filled twice; skip a page that is in) */
+			done += 4096;
+		else if (errno != EAGAIN && errno != EINTR)
+			return errno;
+	}
+	return 0;
 }
 
 /* Reads chunk i of lz from its spill file into the memfd.  Called locked, by the thread;
@@ -139,7 +176,7 @@ static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
 		return -EIO;
 	pthread_mutex_unlock(&z->lock);
 	while (done < len) {
-		n = pread(lz->spill, lz->map + off + done, len - done, (off_t)(off + done));
+		n = pread(lz->spill, z->bounce + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -148,16 +185,19 @@ static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
 		}
 		done += (uint64_t)n;
 	}
+	if (done == len)
+		err = put_pages(z, lz->map + off, len);
 	pthread_mutex_lock(&z->lock);
-	if (done < len) {
+	if (done < len || err) {
 		lz->chunk[i] = CH_BAD;
 		if (!lz->broken)
 			snprintf(lz->why, sizeof(lz->why),
-				 n < 0 ? "reading its spill file: %s" :
+				 done == len ? "filling its memory: %s" :
+				 n < 0	     ? "reading its spill file: %s" :
 					 "its spill file was truncated behind krayd's back (%s)",
-				 n < 0 ? strerror(err) : "short read");
+				 done == len || n < 0 ? strerror(err) : "short read");
 		lz->broken = true;
-		return n < 0 ? -err : -EIO;
+		return done == len || n < 0 ? -err : -EIO;
 	}
 	lz->chunk[i] = CH_FILLED;
 	lz->nfilled++;
@@ -425,6 +465,24 @@ static void *lazy_thread(void *arg)
 	return NULL;
 }
 
+/* A userfaultfd for krayd's own mappings, with its API handshake; -errno if none. */
+static int own_uffd(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY), r;
+
+	if (u < 0 && errno == EINVAL) /* before Linux 5.11 */
+		u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (u < 0)
+		return -errno;
+	if (ioctl(u, UFFDIO_API, &api)) {
+		r = -errno;
+		close(u);
+		return r;
+	}
+	return u;
+}
+
 int store_lazy_start(struct krayd *d)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -436,22 +494,27 @@ int store_lazy_start(struct krayd *d)
 			 !d->cfg.lazy_restore ? "lazy-restore = off" : "spill-thread = off");
 		return 0;
 	}
-	/* Probe: a process that may not use userfaultfd cannot use it for its readers. */
-	u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	/* krayd's own userfaultfd (its mappings are never touched, only filled): a process
+	 * that may not use userfaultfd cannot use it for its readers either. */
+	u = own_uffd();
 	if (u < 0) {
 		log_info("lazy restore off: userfaultfd: %s (vm.unprivileged_userfaultfd?)",
-			 strerror(errno));
+			 strerror(-u));
 		return 0;
 	}
-	close(u);
 	z = calloc(1, sizeof(*z));
-	if (!z)
+	if (!z) {
+		close(u);
 		return -ENOMEM;
+	}
+	z->uffd = u;
 	pthread_mutex_init(&z->lock, NULL);
 	z->poison_ok = true;
+	z->bounce = malloc(LAZY_CHUNK);
 	z->epfd = epoll_create1(EPOLL_CLOEXEC);
 	z->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (z->epfd < 0 || z->efd < 0 || epoll_ctl(z->epfd, EPOLL_CTL_ADD, z->efd, &ev))
+	if (!z->bounce || z->epfd < 0 || z->efd < 0 ||
+	    epoll_ctl(z->epfd, EPOLL_CTL_ADD, z->efd, &ev))
 		goto err;
 	d->lazy = z;
 	if (pthread_create(&z->thread, NULL, lazy_thread, d)) {
@@ -466,6 +529,8 @@ err:
 		close(z->epfd);
 	if (z->efd >= 0)
 		close(z->efd);
+	close(z->uffd);
+	free(z->bounce);
 	pthread_mutex_destroy(&z->lock);
 	free(z);
 	return 0;
@@ -499,6 +564,8 @@ void store_lazy_stop(struct krayd *d)
 	reap_conns(z);
 	close(z->epfd);
 	close(z->efd);
+	close(z->uffd);
+	free(z->bounce);
 	pthread_mutex_destroy(&z->lock);
 	free(z);
 	d->lazy = NULL;
@@ -611,8 +678,17 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 		lz->map = NULL;
 		goto err;
 	}
-	if (d->thp)
-		madvise(lz->map, o->size, MADV_HUGEPAGE);
+	/* Missing pages of krayd's own mapping are filled by UFFDIO_COPY only (krayd never
+	 * touches them): see the top of this file. */
+	struct uffdio_register reg = { .range = { .start = (uint64_t)(uintptr_t)lz->map,
+						  .len = (o->size + 4095) & ~4095ull },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (ioctl(z->uffd, UFFDIO_REGISTER, &reg)) {
+		log_warn_ratelimited("lazy restore: registering its memory: %s", strerror(errno));
+		munmap(lz->map, o->size);
+		lz->map = NULL;
+		goto err;
+	}
 	lz->o = o;
 	pthread_mutex_lock(&z->lock);
 	lz->next = z->all;
@@ -721,6 +797,24 @@ void store_lazy_detach(struct krayd *d, struct lazy *lz)
 	wake_thread(z);
 }
 
+/* Sealed lz's memfd, for the loop to promote: every page is there, no fault comes any more.
+ * The spill file is closed now, so that the promotion's unlink gives its disk space back at
+ * once (a spill that follows must find it).  Locked. */
+static int take_whole(struct lazyd *z, struct lazy *lz)
+{
+	int fd = lz->memfd;
+
+	lz->memfd = -1;
+	if (lz->spill >= 0) {
+		close(lz->spill);
+		lz->spill = -1;
+	}
+	drop_ranges_of(z, lz);
+	lz->o = NULL;
+	lz->detached = true;
+	return fd;
+}
+
 void store_lazy_drain(struct krayd *d,
 		      void (*lost)(struct krayd *d, struct obj *o, const char *why),
 		      void (*whole)(struct krayd *d, struct obj *o, int fd))
@@ -742,17 +836,13 @@ void store_lazy_drain(struct krayd *d,
 				continue;
 			if (lz->broken) {
 				snprintf(why, sizeof(why), "%s", lz->why);
+				o = lz->o;
+				lz->o = NULL;
+				lz->detached = true;
 			} else if (lz->sealed) {
-				/* Every page is there: no fault comes any more. */
-				fd = lz->memfd;
-				lz->memfd = -1;
-				drop_ranges_of(z, lz);
-			} else {
-				continue;
+				o = lz->o;
+				fd = take_whole(z, lz);
 			}
-			o = lz->o;
-			lz->o = NULL;
-			lz->detached = true;
 		}
 		pthread_mutex_unlock(&z->lock);
 		if (!o)
@@ -773,13 +863,8 @@ int store_lazy_settle(struct krayd *d, struct lazy *lz)
 	pthread_mutex_lock(&z->lock);
 	if (!lz->map && lz->nfilled == lz->nchunks && !lz->sealed && !lz->broken)
 		seal_whole(lz); /* nobody maps it now: it may be sealed */
-	if (lz->sealed && lz->o) {
-		fd = lz->memfd;
-		lz->memfd = -1;
-		drop_ranges_of(z, lz);
-		lz->o = NULL;
-		lz->detached = true;
-	}
+	if (lz->sealed && lz->o)
+		fd = take_whole(z, lz);
 	pthread_mutex_unlock(&z->lock);
 	if (fd >= 0)
 		wake_thread(z); /* (it frees lz) */

@@ -334,10 +334,9 @@ static void fire_later(struct krayd *d, struct obj *o)
 	d->io_fire[d->nio_fire++] = o;
 }
 
-/* Restored o is in memory again, in memfd fd. */
-static void restored(struct krayd *d, struct obj *o, int fd)
+/* Spilled o is in memory again, in sealed memfd fd. */
+static void in_memory(struct krayd *d, struct obj *o, int fd)
 {
-	store_unlazy(d, o); /* lazy readers (if any) get the rest from its own memfd */
 	o->fd = fd;
 	o->spilled = false;
 	o->io_err = 0;
@@ -345,6 +344,13 @@ static void restored(struct krayd *d, struct obj *o, int fd)
 	ext_obj_published(d, o);
 	d->st.objects_spilled--;
 	d->st.bytes_spilled -= o->size;
+}
+
+/* Restored o is in memory again, in memfd fd. */
+static void restored(struct krayd *d, struct obj *o, int fd)
+{
+	store_unlazy(d, o); /* lazy readers (if any) get the rest from its own memfd */
+	in_memory(d, o, fd);
 	d->st.restored_total += o->size;
 }
 
@@ -355,13 +361,7 @@ static void promote(struct krayd *d, struct obj *o, int fd)
 
 	spill_path(d, o, o->spill_gen, path, sizeof(path));
 	unlink(path); /* in memory now; a spill again writes a new file */
-	o->fd = fd;
-	o->spilled = false;
-	o->io_err = 0;
-	store_lru_add(d, o);
-	ext_obj_published(d, o);
-	d->st.objects_spilled--;
-	d->st.bytes_spilled -= o->size;
+	in_memory(d, o, fd);
 }
 
 /* o's spill file is gone or damaged: o is lost, and each get of it says why from now on. */

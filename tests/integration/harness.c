@@ -226,7 +226,7 @@ void harness_unmount_disk(const char *disk)
 	small_disk[0] = 0;
 }
 
-static pid_t children[8]; /* harness_busy_driver()'s, until harness_kill_child() */
+static pid_t children[8]; /* harness_fork_ready()'s, until harness_kill_child() */
 
 int harness_kill_child(pid_t pid)
 {
@@ -354,8 +354,18 @@ void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_
 	kray_release(k, &r, 1);
 }
 
-static void busy_driver(const char *sock, int fd, int n, int64_t ms)
+struct busy {
+	const char *sock;
+	int n;
+	int64_t ms;
+};
+
+static int busy_driver(void *p, int fd)
 {
+	const struct busy *b = p;
+	const char *sock = b->sock;
+	int n = b->n;
+	int64_t ms = b->ms;
 	struct kray_config cfg = { .address = sock };
 	kray_value arg = KRAY_V_INT(ms);
 	kray *k;
@@ -380,7 +390,7 @@ static void busy_driver(const char *sock, int fd, int n, int64_t ms)
 	_exit(0);
 }
 
-pid_t harness_busy_driver(const char *sock, int n, int64_t ms)
+pid_t harness_fork_ready(int (*child)(void *arg, int ready_fd), void *arg, const char *what)
 {
 	int fds[2], status;
 	pid_t pid;
@@ -392,14 +402,14 @@ pid_t harness_busy_driver(const char *sock, int n, int64_t ms)
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(fds[0]);
-		busy_driver(sock, fds[1], n, ms);
+		_exit(child(arg, fds[1]));
 	}
 	close(fds[1]);
 	if (read(fds[0], &c, 1) != 1) {
 		close(fds[0]);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		cr_assert_fail("the busy driver did not submit its tasks (status %#x)", status);
+		cr_assert_fail("%s did not get ready (status %#x)", what, status);
 	}
 	close(fds[0]);
 	for (int i = 0; i < 8; i++) {
@@ -409,6 +419,13 @@ pid_t harness_busy_driver(const char *sock, int n, int64_t ms)
 		}
 	}
 	return pid;
+}
+
+pid_t harness_busy_driver(const char *sock, int n, int64_t ms)
+{
+	struct busy b = { .sock = sock, .n = n, .ms = ms };
+
+	return harness_fork_ready(busy_driver, &b, "the busy driver");
 }
 
 struct kray_stats harness_status(kray *k)

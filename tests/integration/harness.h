@@ -101,7 +101,13 @@ void harness_expect_error(kray *k, const char *fn, const kray_value *args, size_
  * its result), and returns its pid once krayd has them all; it then waits to be killed:
  * by harness_kill_child(), or by harness_cleanup() after a failed assertion. */
 pid_t harness_busy_driver(const char *sock, int n, int64_t ms);
-/* SIGKILLs and reaps a child of harness_busy_driver(); returns its wait status. */
+/* Forks a child that runs child(arg, ready_fd) and exits with what it returns, and returns
+ * its pid once the child wrote a byte to ready_fd (fails the test, naming what, if it
+ * exited first).  The child is killed by harness_kill_child(), or by harness_cleanup()
+ * after a failed assertion. */
+pid_t harness_fork_ready(int (*child)(void *arg, int ready_fd), void *arg, const char *what);
+/* SIGKILLs and reaps a child of harness_busy_driver() or harness_fork_ready(); returns its
+ * wait status. */
 int harness_kill_child(pid_t pid);
 
 /* kray_status(), asserting success. */

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -266,7 +267,7 @@ Test(lazy, truncated_spill_file_sigbus_in_the_reader, .timeout = 120)
 
 /* ---- 3. a reader killed while its faults are pending ---------------------------------- */
 
-static int doomed_reader(const char *sock, int ready_fd)
+static int doomed_reader(void *sock, int ready_fd)
 {
 	struct kray_config cfg = { .address = sock };
 	kray_ref a, b;
@@ -294,32 +295,19 @@ Test(lazy, reader_killed_with_faults_pending, .timeout = 180)
 {
 	char spill[160];
 	struct harness h;
-	int ready[2], status;
 	kray_ref a, b;
 	kray_value v = { 0 };
 	int64_t bad;
 	pid_t pid;
-	char c;
 	kray *k;
 
 	if (!have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "160M", "auto");
 	for (int round = 0; round < 3; round++) {
-		cr_assert_eq(pipe2(ready, O_CLOEXEC), 0, "pipe");
-		fflush(NULL);
-		pid = fork();
-		cr_assert_geq(pid, 0, "fork");
-		if (pid == 0) {
-			close(ready[0]);
-			_exit(doomed_reader(h.sock, ready[1]));
-		}
-		close(ready[1]);
-		cr_assert_eq(read(ready[0], &c, 1), 1, "the reader did not get ready");
-		close(ready[0]);
+		pid = harness_fork_ready(doomed_reader, h.sock, "the reader");
 		usleep((useconds_t)(1000 + round * 5000));
-		kill(pid, SIGKILL);
-		cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
+		harness_kill_child(pid);
 		k = harness_connect(h.sock);
 		expect_clean(k, spill);
 		harness_shutdown(k);
@@ -373,6 +361,67 @@ Test(lazy, freed_while_a_reader_maps_it, .timeout = 120)
 	cr_assert_eq(bad, -1, "byte %lld of the freed object differs", (long long)bad);
 	kray_value_clear(&v);
 	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* Threads reading one lazy mapping side by side: one thread's fault fills a chunk while the
+ * others touch other pages of it.  None may see a page before all of it is in. */
+struct side_by_side {
+	const uint8_t *data;
+	size_t len;
+	int t, n;
+	int64_t bad;
+};
+
+static void *read_pages(void *arg)
+{
+	struct side_by_side *r = arg;
+
+	for (size_t pg = (size_t)r->t; pg * 4096 < r->len && r->bad < 0; pg += (size_t)r->n)
+		r->bad = pattern_check(r->data + pg * 4096, pg * 4096, 4096, 2000);
+	return NULL;
+}
+
+Test(lazy, threads_side_by_side_see_whole_pages, .timeout = 120)
+{
+	const size_t len = 64 * MiB;
+	char spill[160];
+	struct harness h;
+	struct side_by_side r[4];
+	pthread_t th[4];
+	kray_ref a, b;
+	kray_value v = { 0 };
+	kray *k;
+
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "100M", "auto");
+	k = harness_connect(h.sock);
+	for (int round = 0; round < 4; round++) {
+		struct kray_stats st0, st1;
+
+		create_pattern(k, len, 2000, &a);
+		create_pattern(k, len, 2001, &b); /* spills a */
+		wait_spilled(k, 1);
+		kray_release(k, &b, 1);
+		st0 = harness_status(k);
+		cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+		st1 = harness_status(k);
+		cr_assert_lt(st1.restored_total - st0.restored_total, len, "the get was not lazy");
+		for (int t = 0; t < 4; t++) {
+			r[t] = (struct side_by_side){ v.data, len, t, 4, -1 };
+			cr_assert_eq(pthread_create(&th[t], NULL, read_pages, &r[t]), 0);
+		}
+		for (int t = 0; t < 4; t++)
+			pthread_join(th[t], NULL);
+		for (int t = 0; t < 4; t++)
+			cr_assert_eq(r[t].bad, -1, "round %d: thread %d saw byte %lld differ",
+				     round, t, (long long)r[t].bad);
+		kray_value_clear(&v);
+		kray_release(k, &a, 1);
+		poll_freed(k, 30000);
+	}
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 }

@@ -452,7 +452,7 @@ Test(spill, disk_fills_during_a_write, .timeout = 120)
 
 /* ---- 5. a getter killed in the middle of a restore ---------------------------------- */
 
-static int doomed_getter(const char *sock, int ready_fd)
+static int doomed_getter(void *sock, int ready_fd)
 {
 	struct kray_config cfg = { .address = sock };
 	kray_ref a, b;
@@ -476,29 +476,17 @@ Test(spill, getter_killed_during_restore, .timeout = 120)
 				"--spill-dir",	spill,	NULL };
 	struct harness h;
 	struct kray_stats st;
-	int ready[2], status, nfiles;
+	int nfiles;
 	pid_t pid;
-	char c;
 	kray *k;
 
 	harness_tmpdir(dir, sizeof(dir));
 	snprintf(spill, sizeof(spill), "%s/spill", dir);
 	start(&h, flags);
 	for (int round = 0; round < 3; round++) {
-		cr_assert_eq(pipe2(ready, O_CLOEXEC), 0, "pipe");
-		fflush(NULL);
-		pid = fork();
-		cr_assert_geq(pid, 0, "fork");
-		if (pid == 0) {
-			close(ready[0]);
-			_exit(doomed_getter(h.sock, ready[1]));
-		}
-		close(ready[1]);
-		cr_assert_eq(read(ready[0], &c, 1), 1, "the getter did not get ready");
-		close(ready[0]);
+		pid = harness_fork_ready(doomed_getter, h.sock, "the getter");
 		usleep((useconds_t)(5000 + round * 20000));
-		kill(pid, SIGKILL);
-		cr_assert_eq(waitpid(pid, &status, 0), pid, "waitpid");
+		harness_kill_child(pid);
 		k = harness_connect(h.sock);
 		st = poll_freed(k, 30000);
 		cr_assert(!st.objects && !st.store_bytes && !st.objects_spilled,
