@@ -126,6 +126,13 @@ def main():
                      med(p["s_per_iter"] for p in par),
                      "sampling_speedup": med(p["samples_per_s"] for p in par) /
                      med(p["samples_per_s"] for p in seq)}
+        # Amdahl: the baseline's sampling and the rest (learning) per iteration; with the
+        # sampling exactly twice as fast and the rest as it is, the speedup per iteration
+        # is at most this.
+        s1 = med(p["sample_s"] / p["iterations"] for p in seq)
+        l1 = med(p["other_s"] / p["iterations"] for p in seq)
+        out[name]["learner_share_one_process"] = l1 / (s1 + l1)
+        out[name]["bound_2x_sampling"] = (s1 + l1) / (s1 / 2 + l1)
         print(f"{name} (load {min(out[name]['load']):.1f} to {max(out[name]['load']):.1f}): "
               f"solve {med(p['seconds'] for p in par):.1f} s with 2 rollout actors "
               f"({med(p['samples_per_s'] for p in par):,.0f} samples/s) vs "
@@ -133,7 +140,10 @@ def main():
               f"({med(p['samples_per_s'] for p in seq):,.0f} samples/s): "
               f"{out[name]['speedup']:.2f}x, per iteration "
               f"{out[name]['per_iteration_speedup']:.2f}x, sampling "
-              f"{out[name]['sampling_speedup']:.2f}x", flush=True)
+              f"{out[name]['sampling_speedup']:.2f}x; learning and the rest are "
+              f"{100 * out[name]['learner_share_one_process']:.0f}% of an iteration in one "
+              f"process, so sampling twice as fast gives at most "
+              f"{out[name]['bound_2x_sampling']:.2f}x per iteration", flush=True)
         for label, runs in (("2 actors", par), (f"{base} workers", seq)):
             print(f"  {label}: start {med(p['start_s'] for p in runs):.1f} s, sampling "
                   f"{med(p['sample_s'] for p in runs):.1f} s, learning and the rest "

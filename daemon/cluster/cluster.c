@@ -83,6 +83,7 @@ static void view_says_dead(struct krayd *d, const struct node_entry *was, bool a
 {
 	if (was && was->m.alive && !alive && was->m.node != d->node) {
 		log_warn("node %08x is dead (the head says)", was->m.node);
+		pgplace_node_dead(d, was->m.node); /* first: retried work waits for its group */
 		net_drop_node(d, was->m.node);
 	}
 }

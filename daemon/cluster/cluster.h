@@ -514,6 +514,8 @@ void query_fini(struct krayd *d);
 struct pgroup;
 bool pgplace_place(struct krayd *d, struct pgroup *g);
 void pgplace_removed(struct krayd *d, struct pgroup *g);
+/* A node died: the bundles of this node's groups there are placed again. */
+void pgplace_node_dead(struct krayd *d, uint32_t node);
 int pgplace_on_reserve(struct link *l, const uint8_t *body, uint32_t len);
 int pgplace_on_reserved(struct link *l, const uint8_t *body, uint32_t len);
 int pgplace_on_release(struct link *l, const uint8_t *body, uint32_t len);

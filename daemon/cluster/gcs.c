@@ -131,6 +131,7 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 	log_warn("node %08x is dead: %s", e->m.node, why);
 	if (d->cl->store->node_changed)
 		d->cl->store->node_changed(d, e);
+	pgplace_node_dead(d, e->m.node); /* first: the retried work waits for its group */
 	gactor_node_dead(d, e->m.node); /* its actors restart elsewhere, once */
 	net_drop_node(d, e->m.node);
 }

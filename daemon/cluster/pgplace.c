@@ -9,6 +9,12 @@
  * created; when one said no, the others' shares are given back (PG_RELEASE) and the next
  * try, 100 ms later, starts its plan at the next node.  The home routes the group's tasks
  * and actors to the node of their bundle (pg_node_for(), remote.c, ractor.c).
+ *
+ * When a node dies, the home's groups with bundles there go back to pending and those
+ * bundles are placed again (Ray's GCS reschedules them): the others stay where they are,
+ * and each try plans and reserves the lost bundles only, around them (g->trying).  A node
+ * that holds a bundle of the group already adds the new ones to its mirror; a try that
+ * fails gives back only what it reserved (PG_RELEASE with the mask of those bundles).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -68,23 +74,41 @@ static void cand_take(struct cand *c, const struct pg_bundle *b, bool give)
 
 /* Bundles onto candidates by strategy (where[i]: an index into cand).  NULL, or why the
  * group cannot be placed on these nodes as they are. */
-static const char *plan(const struct pgroup *g, struct cand *cand, int n, int *where, char *why,
-			size_t len)
+static const char *plan(const struct pgroup *g, uint64_t todo, struct cand *cand, int n, int *where,
+			char *why, size_t len)
 {
-	int s = g->strategy;
+	int s = g->strategy, placed = 0;
 
+	/* The bundles placed already (not in todo) count where they are. */
+	for (int i = 0; i < g->nb; i++) {
+		where[i] = -1;
+		for (int c = 0; c < n && !(todo >> i & 1); c++)
+			if (cand[c].e->m.node == g->b[i].node) {
+				cand_take(&cand[c], &g->b[i], false);
+				where[i] = c;
+				placed++;
+				break;
+			}
+	}
 	if (s == KRAY_PG_PACK || s == KRAY_PG_STRICT_PACK) {
 		for (int c = 0; c < n; c++) {
 			int i;
 
-			for (i = 0; i < g->nb && cand_fits(&cand[c], &g->b[i]); i++) {
+			if (s == KRAY_PG_STRICT_PACK && cand[c].nb != placed)
+				continue; /* the placed bundles are elsewhere */
+			for (i = 0; i < g->nb; i++) {
+				if (!(todo >> i & 1))
+					continue;
+				if (!cand_fits(&cand[c], &g->b[i]))
+					break;
 				cand_take(&cand[c], &g->b[i], false);
 				where[i] = c;
 			}
 			if (i == g->nb)
 				return NULL;
 			while (i-- > 0)
-				cand_take(&cand[c], &g->b[i], true);
+				if (todo >> i & 1)
+					cand_take(&cand[c], &g->b[i], true);
 		}
 		if (s == KRAY_PG_STRICT_PACK) {
 			snprintf(why, len,
@@ -101,6 +125,8 @@ static const char *plan(const struct pgroup *g, struct cand *cand, int n, int *w
 	for (int i = 0; i < g->nb; i++) {
 		int best = -1;
 
+		if (!(todo >> i & 1))
+			continue;
 		for (int c = 0; c < n; c++)
 			if (cand_fits(&cand[c], &g->b[i]) &&
 			    (s != KRAY_PG_STRICT_SPREAD || !cand[c].nb) &&
@@ -152,27 +178,31 @@ static void send_pg(struct krayd *d, uint32_t node, uint16_t type, const struct 
 	net_flush(l);
 }
 
-/* Gives back every bundle of g reserved on another node (or asked for there). */
-static void release_remote(struct krayd *d, struct pgroup *g)
+/* Gives back the bundles of g in mask reserved on other nodes (or asked for there). */
+static void release_remote(struct krayd *d, struct pgroup *g, uint64_t mask)
 {
 	for (int i = 0; i < g->nb; i++) {
 		uint32_t node = g->b[i].node;
+		uint64_t there = 0;
 
-		if (!node || node == d->node)
+		if (!node || node == d->node || !(mask >> i & 1))
 			continue;
-		send_pg(d, node, KRAY_MSG_PG_RELEASE, g, 0, 0, NULL, 0);
 		for (int j = i; j < g->nb; j++)
-			if (g->b[j].node == node)
+			if (g->b[j].node == node && (mask >> j & 1)) {
+				there |= 1ULL << j;
 				g->b[j].node = 0;
+			}
+		send_pg(d, node, KRAY_MSG_PG_RELEASE, g, there, 0, NULL, 0);
 	}
 }
 
 /* A try failed: what it reserved goes back, and the next one starts elsewhere. */
 static void try_failed(struct krayd *d, struct pgroup *g)
 {
-	pg_unreserve_here(d, g);
-	release_remote(d, g);
+	pg_unreserve_here(d, g, g->trying);
+	release_remote(d, g, g->trying);
 	g->placing = 0;
+	g->trying = 0;
 	g->place_failed = false;
 	g->attempt++;
 }
@@ -183,7 +213,7 @@ bool pgplace_place(struct krayd *d, struct pgroup *g)
 	struct node_entry self;
 	struct cand cand[MAX_CAND];
 	int where[KRAY_PG_BUNDLES_MAX], n = 0;
-	uint64_t here = 0;
+	uint64_t here = 0, todo = 0;
 	char why[160];
 	struct kbuf text = { 0 };
 
@@ -210,12 +240,15 @@ bool pgplace_place(struct krayd *d, struct pgroup *g)
 		memmove(cand, cand + 1, (size_t)(n - 1) * sizeof(*cand));
 		cand[n - 1] = first;
 	}
-	if (plan(g, cand, n, where, why, sizeof(why))) {
+	for (int i = 0; i < g->nb; i++)
+		if (!g->b[i].node)
+			todo |= 1ULL << i; /* all of them, but after a node died */
+	if (plan(g, todo, cand, n, where, why, sizeof(why))) {
 		snprintf(g->why, sizeof(g->why), "%s", why);
 		return true;
 	}
 	for (int i = 0; i < g->nb; i++)
-		if (cand[where[i]].e->m.node == d->node)
+		if ((todo >> i & 1) && cand[where[i]].e->m.node == d->node)
 			here |= 1ULL << i;
 	if (here && pg_fits_here(d, g, here, why, sizeof(why))) {
 		snprintf(g->why, sizeof(g->why), "%s", why);
@@ -223,7 +256,7 @@ bool pgplace_place(struct krayd *d, struct pgroup *g)
 		return true;
 	}
 	for (int i = 0; i < g->nb; i++) {
-		uint32_t node = cand[where[i]].e->m.node;
+		uint32_t node = (todo >> i & 1) ? cand[where[i]].e->m.node : d->node;
 
 		if (node != d->node && !net_link_to(d, node)) {
 			snprintf(g->why, sizeof(g->why), "waiting: no link to node %08x", node);
@@ -231,17 +264,18 @@ bool pgplace_place(struct krayd *d, struct pgroup *g)
 			return true;
 		}
 	}
+	g->trying = todo;
 	if (here)
 		pg_reserve_here(d, g, here);
 	bundles_text(g, &text);
 	for (int i = 0; i < g->nb; i++) {
-		uint32_t node = cand[where[i]].e->m.node;
+		uint32_t node = (todo >> i & 1) ? cand[where[i]].e->m.node : d->node;
 		uint64_t mask = 0;
 
 		if (node == d->node || g->b[i].node)
 			continue;
 		for (int j = i; j < g->nb; j++)
-			if (cand[where[j]].e->m.node == node) {
+			if ((todo >> j & 1) && !g->b[j].node && cand[where[j]].e->m.node == node) {
 				mask |= 1ULL << j;
 				g->b[j].node = node; /* asked; cleared if it refuses */
 			}
@@ -251,6 +285,7 @@ bool pgplace_place(struct krayd *d, struct pgroup *g)
 	}
 	kbuf_free(&text);
 	if (!g->placing) {
+		g->trying = 0;
 		pg_placed(d, g);
 		return true;
 	}
@@ -263,7 +298,35 @@ bool pgplace_place(struct krayd *d, struct pgroup *g)
 void pgplace_removed(struct krayd *d, struct pgroup *g)
 {
 	if (d->cl && !g->mirror)
-		release_remote(d, g);
+		release_remote(d, g, ~0ULL);
+}
+
+void pgplace_node_dead(struct krayd *d, uint32_t node)
+{
+	for (struct pgroup *g = d->pgs; g; g = g->next) {
+		int lost = 0;
+
+		if (g->mirror || g->state == PG_REMOVED || node == d->node)
+			continue;
+		for (int i = 0; i < g->nb; i++)
+			if (g->b[i].node == node) {
+				g->b[i].node = 0;
+				lost++;
+			}
+		if (!lost)
+			continue;
+		if (g->placing) {
+			/* A try asked it (its answer will not come): that try is given up. */
+			try_failed(d, g);
+		} else if (g->state == PG_CREATED) {
+			g->state = PG_PENDING;
+			log_warn("placement group %s: %d bundles lost with node %08x, placing them "
+				 "again",
+				 g->id, lost, node);
+		}
+		snprintf(g->why, sizeof(g->why), "placing again %d bundles lost with node %08x",
+			 lost, node);
+	}
 }
 
 static int reply(struct link *l, const struct kray_msg_pg_node *m, int status, const char *why)
@@ -302,6 +365,20 @@ int pgplace_on_reserve(struct link *l, const uint8_t *body, uint32_t len)
 
 	if (decode(l, body, len, &m, &text))
 		return -EBADMSG;
+	g = pg_find(d, m.id, KRAY_PG_ID_LEN);
+	if (g && g->mirror && g->link == l->id) {
+		/* More bundles of a group this node holds some of (placed again after a
+		 * node died): added to its mirror, which stays as it is if they do not fit. */
+		for (int i = 0; i < g->nb && i < 64; i++)
+			if ((m.mask >> i & 1) && g->b[i].node)
+				return reply(l, &m, -EINVAL, "bundles reserved here already");
+		if (!m.mask || (g->nb < 64 && m.mask >> g->nb))
+			return reply(l, &m, -EINVAL, "bundles out of range");
+		if ((why = pg_fits_here(d, g, m.mask, buf, sizeof(buf))))
+			return reply(l, &m, -EAGAIN, why);
+		pg_reserve_here(d, g, m.mask);
+		return reply(l, &m, 0, NULL);
+	}
 	g = pg_mirror(d, m.id, text, m.len, l->id, &why);
 	if (!g)
 		return reply(l, &m, -EINVAL, why);
@@ -351,10 +428,12 @@ int pgplace_on_reserved(struct link *l, const uint8_t *body, uint32_t len)
 	}
 	if (g->placing)
 		return 0;
-	if (g->place_failed)
+	if (g->place_failed) {
 		try_failed(d, g);
-	else
+	} else {
+		g->trying = 0;
 		pg_placed(d, g);
+	}
 	return 0;
 }
 
@@ -367,8 +446,15 @@ int pgplace_on_release(struct link *l, const uint8_t *body, uint32_t len)
 	if (decode(l, body, len, &m, &text))
 		return -EBADMSG;
 	g = pg_find(l->d, m.id, KRAY_PG_ID_LEN);
-	if (g && g->mirror && g->link == l->id)
-		pg_drop(l->d, g);
+	if (!g || !g->mirror || g->link != l->id)
+		return 0;
+	/* mask 0 (or every bundle held here): the whole mirror goes. */
+	if (m.mask)
+		pg_unreserve_here(l->d, g, m.mask);
+	for (int i = 0; m.mask && i < g->nb; i++)
+		if (g->b[i].node)
+			return 0; /* bundles of it still held here */
+	pg_drop(l->d, g);
 	return 0;
 }
 

@@ -225,12 +225,12 @@ static void res_zero(struct krayd *d, const char *name)
 		n->r.milli = 0;
 }
 
-void pg_unreserve_here(struct krayd *d, struct pgroup *g)
+void pg_unreserve_here(struct krayd *d, struct pgroup *g, uint64_t mask)
 {
 	char one[32], any[32];
 
 	for (int i = 0; i < g->nb; i++) {
-		if (g->b[i].node != d->node)
+		if (g->b[i].node != d->node || !(mask >> i & 1))
 			continue;
 		for (int j = 0; j < g->b[i].nres; j++) {
 			const struct wire_resource *r = &g->b[i].res[j];
@@ -304,7 +304,7 @@ void pg_remove(struct krayd *d, struct pgroup *g)
 
 	if (g->state == PG_REMOVED)
 		return;
-	pg_unreserve_here(d, g);
+	pg_unreserve_here(d, g, ~0ULL);
 	ext_pg_removed(d, g); /* the bundles on other nodes */
 	for (int i = 0; i < g->nb; i++)
 		g->b[i].node = 0;

@@ -39,6 +39,7 @@ struct pgroup {
 	unsigned rr; /* the next bundle for a task that takes any (pg_node_for()) */
 	/* Home in a cluster (cluster/pgplace.c): replies awaited, since when, tries. */
 	unsigned placing, attempt;
+	uint64_t trying; /* the bundles this try reserves (the others are placed already) */
 	bool place_failed;
 	int64_t placing_since;
 	struct pgroup *next;
@@ -49,9 +50,10 @@ struct pgroup *pg_find(struct krayd *d, const char *id, size_t len);
 /* NULL when g's bundles in mask fit in what this node has free now, else why not. */
 const char *pg_fits_here(struct krayd *d, const struct pgroup *g, uint64_t mask, char *why,
 			 size_t len);
-/* Reserves g's bundles in mask here (their node is this one); gives back those here. */
+/* Reserves g's bundles in mask here (their node is this one); gives back those of mask
+ * reserved here. */
 void pg_reserve_here(struct krayd *d, struct pgroup *g, uint64_t mask);
-void pg_unreserve_here(struct krayd *d, struct pgroup *g);
+void pg_unreserve_here(struct krayd *d, struct pgroup *g, uint64_t mask);
 /* Every bundle is reserved: g is created and its held tasks go to the queue. */
 void pg_placed(struct krayd *d, struct pgroup *g);
 /* Gives g's resources back (ext pg_removed for other nodes'), kills its actors, fails its
