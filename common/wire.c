@@ -305,6 +305,51 @@ int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret)
 	return 0;
 }
 
+int wire_dec_fwd_actor(const void *body, size_t len, struct wire_fwd_actor *ret)
+{
+	struct wire_rd r;
+	struct wire_fwd_actor x;
+
+	memset(&x.rec, 0, sizeof(x.rec));
+	x.path = "";
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &x.f, sizeof(x.f)) || x.f.path_len > KRAY_PATH_MAX ||
+	    (x.f.path_len && (wire_rd_bytes(&r, x.f.path_len, (const void **)&x.path) ||
+			      memchr(x.path, 0, x.f.path_len))) ||
+	    wire_dec_actor_create(r.p, r.left, &x.c) || x.f.actor.index != KRAY_OID_ACTOR ||
+	    x.f.actor.seq != x.c.m.seq)
+		return -EBADMSG;
+	*ret = x;
+	return 0;
+}
+
+int wire_dec_actor_record(uint16_t type, const void *body, size_t len, struct wire_fwd_actor *ret)
+{
+	struct kray_msg_actor_record m;
+	struct wire_fwd_actor x;
+
+	if (len < sizeof(m))
+		return -EBADMSG;
+	memcpy(&m, body, sizeof(m));
+	if (m.actor.index != KRAY_OID_ACTOR || m.pad)
+		return -EBADMSG;
+	if (type == KRAY_MSG_ACTOR_RECORD && m.op == KRAY_AREC_GONE) {
+		if (len != sizeof(m))
+			return -EBADMSG;
+		memset(ret, 0, sizeof(*ret));
+		ret->rec = m;
+		ret->path = "";
+		return 0;
+	}
+	if (m.op != (type == KRAY_MSG_ACTOR_RECORD ? KRAY_AREC_ADD : KRAY_AREC_RESTART) ||
+	    wire_dec_fwd_actor((const uint8_t *)body + sizeof(m), len - sizeof(m), &x) ||
+	    !oid_eq(&x.f.actor, &m.actor))
+		return -EBADMSG;
+	x.rec = m;
+	*ret = x;
+	return 0;
+}
+
 int wire_dec_actor_create(const void *body, size_t len, struct wire_actor_create *ret)
 {
 	struct wire_rd r;

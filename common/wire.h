@@ -137,6 +137,15 @@ struct wire_fwd_task {
 	struct wire_rd args; /* m.nargs values (no actor handles), already validated */
 };
 
+/* FWD_ACTOR: an actor created on another node; ACTOR_RECORD and ACTOR_RESTART carry the
+ * same after their kray_msg_actor_record (rec; zero for FWD_ACTOR). */
+struct wire_fwd_actor {
+	struct kray_msg_actor_record rec;
+	struct kray_msg_fwd_actor f;
+	const char *path; /* f.path_len bytes, no NUL */
+	struct wire_actor_create c;
+};
+
 struct wire_get_actor {
 	struct kray_msg_get_actor m;
 	const char *name, *ns;
@@ -190,6 +199,10 @@ int wire_dec_refs(const void *body, size_t len, struct wire_oids *ret);
 int wire_dec_wait(const void *body, size_t len, struct wire_wait *ret);
 int wire_dec_actor_create(const void *body, size_t len, struct wire_actor_create *ret);
 int wire_dec_fwd_task(const void *body, size_t len, struct wire_fwd_task *ret);
+int wire_dec_fwd_actor(const void *body, size_t len, struct wire_fwd_actor *ret);
+/* ACTOR_RECORD (GONE: the record alone; ADD: with a FWD_ACTOR body) and ACTOR_RESTART
+ * (with one).  type: which of the two. */
+int wire_dec_actor_record(uint16_t type, const void *body, size_t len, struct wire_fwd_actor *ret);
 int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret);
 int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *ret);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);

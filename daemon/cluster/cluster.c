@@ -46,6 +46,7 @@ static void member_link_up(struct link *l)
 		log_info("joined the head at node %08x", l->node);
 		report(l->d, l, KRAY_MSG_NODE_REGISTER);
 		gcs_reregister(l->d, l); /* a restarted head learns our named actors again */
+		gactor_reregister(l->d, l); /* and the records of the actors it may restart */
 		l->d->cl->next_heartbeat = now_ns() + ms(l->d->cfg.heartbeat_ms);
 	}
 }
@@ -238,6 +239,14 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		return pgplace_on_release(l, body, h->len);
 	case KRAY_MSG_OBJ_WHERE:
 		return pull_on_where(l, body, h->len);
+	case KRAY_MSG_ACTOR_RECORD:
+		return gactor_on_record(l, h, body);
+	case KRAY_MSG_ACTOR_RESTART:
+		return gactor_on_restart(l, body, h->len);
+	case KRAY_MSG_ACTOR_LOCATE:
+		return gactor_on_locate(l, body, h->len);
+	case KRAY_MSG_ACTOR_LOCATED:
+		return ractor_on_located(l, body, h->len);
 	case KRAY_MSG_ERROR:
 		return conn_fail(l->c, "the other node closed the link", -ECONNRESET);
 	default:
@@ -262,7 +271,8 @@ static void on_link_gone(struct link *l)
 	pull_link_gone(d, l); /* after xfer: a copy half-received is pending again */
 	lineage_link_gone(d, l);
 	ractor_link_gone(d, l);
-	remote_link_gone(l);
+	remote_link_gone(l); /* calls in flight to actors that were there wait, parked */
+	gactor_ask(d); /* where those actors live now: the head says (gactor.c) */
 	pgplace_link_gone(l);
 	if (d->cfg.head)
 		gcs_link_gone(l);
@@ -298,8 +308,10 @@ void cluster_describe(struct krayd *d, struct kbuf *b)
 			     (unsigned long long)d->cl->bytes[i].in);
 		kbuf_put(b, line, (size_t)n);
 	}
-	if (d->cfg.head)
+	if (d->cfg.head) {
+		gactor_describe(d, b);
 		gcs_describe_jobs(d, b);
+	}
 }
 
 int64_t cluster_next_deadline(struct krayd *d)
@@ -402,8 +414,12 @@ static bool ext_place_task(struct krayd *d, struct task *t)
 
 static void ext_named_actor(struct krayd *d, struct actor *a, bool alive)
 {
-	if (d->cl)
+	if (!d->cl)
+		return;
+	if (a->name)
 		gcs_actor_changed(d, a, alive);
+	if (!alive)
+		gactor_ended(d, &a->id); /* the head forgets its creation record */
 }
 
 static int ext_place_actor(struct conn *c, const struct wire_actor_create *m,
@@ -424,11 +440,8 @@ static int ext_place_actor(struct conn *c, const struct wire_actor_create *m,
 	}
 	if (!d->cl)
 		return -ENOENT;
-	int r = remote_actor_create(c, m, res, nres, node, ret_id);
-
-	if (!r && pl->node && !pl->soft)
-		ractor_get(d, ret_id, false)->pinned = true;
-	return r;
+	/* Its node sees a hard node affinity in its resources: not restarted elsewhere. */
+	return remote_actor_create(c, m, res, nres, node, ret_id);
 }
 
 static bool ext_known_actor(struct krayd *d, const struct kray_oid *id)
@@ -603,6 +616,7 @@ void cluster_fini(struct krayd *d)
 		return;
 	remote_fini(d);
 	ractor_fini(d);
+	gactor_fini(d);
 	lineage_fini(d);
 	lookup_fini(d);
 	query_fini(d);

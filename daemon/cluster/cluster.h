@@ -12,6 +12,7 @@
  *  - lookup.c  requests the head or another node answers
  *  - xfer.c    objects sent between nodes: values inline, large objects in chunks
  *  - query.c   other nodes' summaries and timelines for a dashboard (NODE_QUERY)
+ *  - gactor.c  actors the head restarts when their node dies (creation records, LOCATE)
  *
  * A link is one TCP connection (struct conn with role ROLE_PEER_AUTH, then ROLE_PEER)
  * plus this state.  Links carry frames both ways: a node answers on the link a request
@@ -186,15 +187,14 @@ struct pending {
 struct ractor {
 	struct kray_oid id;
 	uint32_t link, node; /* where it lives now, and the link that holds our handle */
-	/* Set when this node created it: enough to create it again elsewhere when its node
-	 * dies (FWD_ACTOR body); empty for actors found by name. */
-	struct kbuf create;
-	struct wire_resource res[KRAY_RESOURCES_MAX];
-	int nres;
-	int16_t max_restarts, max_task_retries;
+	int16_t max_restarts, max_task_retries; /* known when this node created it */
 	uint16_t restarts;
 	bool no_restart;
-	bool pinned; /* hard node affinity: not restarted on another node */
+	/* Its node died and the head was asked where it lives now (ACTOR_LOCATE): its
+	 * calls wait in parked, in order, for the answer. */
+	bool locating, asked;
+	struct task **parked;
+	size_t nparked, cap_parked;
 	/* A handle lent by a node other than the actor's: that node's link still holds one
 	 * for us (released with ours, after the actor's node holds one: ACTOR_ATTACH). */
 	uint32_t hold_link;
@@ -257,6 +257,10 @@ struct cluster {
 	struct pending *pend;
 	uint64_t next_token;
 	struct gather *gathers; /* node queries for a dashboard (query.c) */
+	/* actors the head restarts (gactor.c) */
+	struct oidmap gactors; /* head: actor id -> struct gactor * (creation records) */
+	struct oidmap recorded; /* host: actors of ours the head has a record of */
+	uint64_t restarted; /* head: actors restarted on another node */
 };
 
 #define AUTH_TIMEOUT_NS (5ll * 1000000000)
@@ -450,6 +454,33 @@ void ractor_link_gone(struct krayd *d, struct link *l);
  * handle for us when it is a third node). */
 void ractor_adopt(struct link *l);
 void ractor_fini(struct krayd *d);
+
+/* The calls of actor ra wait for the head's answer (ra->locating): t is kept in order. */
+void ractor_park(struct krayd *d, struct ractor *ra, struct task *t);
+/* The head's answer: ra lives on node now (status KRAY_ALOC_AT), or not any more. */
+void ractor_located(struct krayd *d, const struct kray_msg_actor_locate *m);
+int ractor_on_located(struct link *l, const uint8_t *body, uint32_t len);
+
+/* gactor.c: actors the head restarts when their node dies (Ray's GCS actor manager) */
+/* Host: actor a, created here from another node's FWD_ACTOR x, may be restarted by the
+ * head: the head gets its creation record. */
+void gactor_created(struct krayd *d, const struct wire_fwd_actor *x, const uint8_t *body,
+		    uint32_t len);
+/* Host: a head this node joins (again) learns the records of the actors it runs. */
+void gactor_reregister(struct krayd *d, struct link *head);
+/* Host: an actor ended here (for good). */
+void gactor_ended(struct krayd *d, const struct kray_oid *id);
+int gactor_on_record(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
+int gactor_on_restart(struct link *l, const uint8_t *body, uint32_t len);
+int gactor_on_locate(struct link *l, const uint8_t *body, uint32_t len);
+/* Holders: asks the head (or is the head) where each actor this node lost (locating, not
+ * asked yet) lives now. */
+void gactor_ask(struct krayd *d);
+/* Head: node died: its recorded actors are restarted elsewhere, once. */
+void gactor_node_dead(struct krayd *d, uint32_t node);
+void gactor_tick(struct krayd *d, int64_t now);
+void gactor_describe(struct krayd *d, struct kbuf *b);
+void gactor_fini(struct krayd *d);
 
 /* lineage.c: large returns held where they were made */
 /* l went: objects held at its other end are rebuilt by running their tasks again. */

@@ -132,6 +132,7 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 	if (d->cl->store->node_changed)
 		d->cl->store->node_changed(d, e);
 	pgplace_node_dead(d, e->m.node); /* first: the retried work waits for its group */
+	gactor_node_dead(d, e->m.node); /* its actors restart elsewhere, once */
 	net_drop_node(d, e->m.node);
 }
 
@@ -156,6 +157,7 @@ void gcs_tick(struct krayd *d, int64_t now)
 	}
 	if (cl->store->tick)
 		cl->store->tick(d, now);
+	gactor_tick(d, now);
 }
 
 void gcs_link_gone(struct link *l)

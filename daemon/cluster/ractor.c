@@ -7,8 +7,9 @@
  * where it lives and over which link the other node holds a handle for us.  Calls are
  * tasks with `ractor` set, sent in order over that link (remote.c); kills and the last
  * release are forwarded.  A node that found the actor by name (lookup.c) has a ractor
- * too, without the creation record.  When the actor's node dies, the creator creates it
- * again on another node within max_restarts (ractor_link_gone()).
+ * too.  When the actor's node dies, every node that holds a handle asks the head where it
+ * lives now (ACTOR_LOCATE): the head restarts it once, within max_restarts, from the
+ * creation record its node gave it (gactor.c), and each holder's calls go there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "core/actor.h"
 #include "core/store.h"
 #include "core/sched.h"
+#include "core/task.h"
 #include "core/pgroup.h"
 
 int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
@@ -37,7 +39,6 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 	struct kbuf *b;
 	struct obj *h;
 	struct ractor *ra;
-	bool refs = false;
 	size_t off;
 
 	if (!node)
@@ -66,13 +67,10 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 		if (!o || o->state != OBJ_READY || !oidmap_get(&c->refs, &aid))
 			return -EINVAL; /* must exist already to go with it */
 		xfer_push(l, o, KRAY_PUSH_ARG);
-		refs = true;
 	}
 	ra = ractor_get(d, &id, true);
 	ra->link = l->id;
 	ra->node = node;
-	ra->nres = nres;
-	memcpy(ra->res, res, (size_t)nres * sizeof(*res));
 	ra->max_restarts = m->m.max_restarts;
 	ra->max_task_retries = m->m.max_task_retries;
 	b = net_out(l);
@@ -81,11 +79,6 @@ int remote_actor_create(struct conn *c, const struct wire_actor_create *m,
 			      WIRE_PADDED(m->cls, m->m.class_len),
 			      WIRE_PADDED(m->name, m->m.name_len), WIRE_PADDED(m->ns, m->m.ns_len),
 			      WIRE_PADDED(m->res, m->m.res_len), WIRE_RAW(m->args.p, m->args.left));
-	/* What it takes to create it again elsewhere (the body just written); not kept
-	 * when its constructor takes objects (they would have to be kept too). */
-	if (!refs)
-		kbuf_put(&ra->create, b->data + off + sizeof(struct kray_frame_hdr),
-			 b->len - off - sizeof(struct kray_frame_hdr));
 	wire_end(b, off);
 	net_flush(l);
 
@@ -123,10 +116,38 @@ struct ractor *ractor_get(struct krayd *d, const struct kray_oid *id, bool add)
 	return ra;
 }
 
-static void ractor_free(struct ractor *ra)
+/* Fails the calls that waited for the head's answer, in their order. */
+static void fail_parked(struct krayd *d, struct ractor *ra, const char *why)
 {
-	kbuf_free(&ra->create);
+	for (size_t i = 0; i < ra->nparked; i++) {
+		struct task *t = ra->parked[i];
+
+		if (d->stopping)
+			task_free(d, t);
+		else
+			task_fail(d, t, KRAY_WE_ACTOR_DIED, "actor %u.%u.%u: %s", ra->id.node,
+				  ra->id.owner, ra->id.seq, why);
+	}
+	ra->nparked = 0;
+}
+
+static void ractor_free(struct krayd *d, struct ractor *ra)
+{
+	fail_parked(d, ra, "its last handle here was released while it restarted");
+	free(ra->parked);
 	free(ra);
+}
+
+void ractor_park(struct krayd *d, struct ractor *ra, struct task *t)
+{
+	(void)d;
+	if (ra->nparked == ra->cap_parked) {
+		ra->cap_parked = ra->cap_parked ? 2 * ra->cap_parked : 8;
+		ra->parked = realloc(ra->parked, ra->cap_parked * sizeof(*ra->parked));
+		if (!ra->parked)
+			abort();
+	}
+	ra->parked[ra->nparked++] = t;
 }
 
 bool remote_actor_known(struct krayd *d, const struct kray_oid *id)
@@ -149,7 +170,7 @@ void remote_actor_gone(struct krayd *d, const struct kray_oid *id)
 		WIRE_FRAME(b, KRAY_MSG_PEER_RELEASE, 0, WIRE_FIXED(m), WIRE_FIXED(*id));
 		net_flush(hl);
 	}
-	ractor_free(ra);
+	ractor_free(d, ra);
 	if (!l)
 		return;
 	b = net_out(l);
@@ -215,30 +236,6 @@ int remote_actor_kill(struct krayd *d, const struct kray_oid *id, bool no_restar
 	return 0;
 }
 
-int remote_on_actor(struct link *l, const uint8_t *body, uint32_t len)
-{
-	struct krayd *d = l->d;
-	struct kray_msg_fwd_actor f;
-	struct wire_actor_create m;
-	struct wire_rd r;
-	const void *path = "";
-	const char *why = NULL;
-	uint32_t job;
-
-	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &f, sizeof(f)) || f.path_len > KRAY_PATH_MAX ||
-	    (f.path_len && wire_rd_bytes(&r, f.path_len, &path)) || memchr(path, 0, f.path_len) ||
-	    wire_dec_actor_create(r.p, r.left, &m))
-		return conn_fail(l->c, "malformed forwarded actor", -EBADMSG);
-	if (f.actor.node != l->node || f.actor.index != KRAY_OID_ACTOR || f.actor.seq != m.m.seq)
-		return conn_fail(l->c, "a forwarded actor must be its sender's", -EPERM);
-	job = node_map_job(d, l->node, f.job, path, f.path_len);
-	if (actor_create_as(l->c, &m, &f.actor, job, &why))
-		log_warn("actor '%.*s' from node %08x not created: %s", m.m.class_len, m.cls,
-			 l->node, why ? why : "refused");
-	return 0;
-}
-
 int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
 {
 	struct kray_msg_kill m;
@@ -252,53 +249,134 @@ int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-/* Actors this node created that lived at the other end of l: created again on another
- * node that has their resources, within their max_restarts (their state starts over, as
- * in any restart). */
+/* Actors this node holds handles to that lived at the other end of l: the head says where
+ * they live now (it restarts them, once, within their max_restarts: gactor.c); their calls
+ * wait for the answer.  Without a head to ask, their calls fail. */
 void ractor_link_gone(struct krayd *d, struct link *l)
 {
-	oidmap_for_each (&d->cl->ractors, s) {
-		struct ractor *ra = (struct ractor *)(uintptr_t)s->val;
-		uint32_t node;
-		struct link *to;
-		struct kbuf *b;
+	struct cluster *cl = d->cl;
+	bool head = d->cfg.head || (cl->head_link && cl->head_link != l && cl->head_link->up);
+	struct kray_oid *ids = NULL;
+	size_t n = 0, cap = 0;
 
-		if (ra->link != l->id)
+	/* The answers may come at once (on the head) and fail calls: walk a copy. */
+	oidmap_for_each (&cl->ractors, s) {
+		struct ractor *ra = (struct ractor *)(uintptr_t)s->val;
+
+		if (!(l->to_head && ra->locating) && ra->link != l->id)
 			continue;
-		ra->link = 0;
-		if (!ra->create.len || ra->no_restart ||
-		    (ra->max_restarts >= 0 && ra->restarts >= ra->max_restarts))
-			continue;
-		if (ra->pinned) {
-			log_warn("actor %u.%u.%u: its node %08x is gone, and its node affinity "
-				 "(soft=False) keeps it from restarting elsewhere",
-				 ra->id.node, ra->id.owner, ra->id.seq, ra->node);
-			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			ids = realloc(ids, cap * sizeof(*ids));
+			if (!ids)
+				abort();
 		}
-		node = node_pick(d, ra->res, ra->nres, ra->node, NULL);
-		to = node ? net_link_to(d, node) : NULL;
-		if (!to) {
-			log_warn("actor %u.%u.%u: its node %08x is gone and no other live node has "
-				 "its resources",
-				 ra->id.node, ra->id.owner, ra->id.seq, ra->node);
-			continue;
-		}
-		log_info("actor %u.%u.%u: its node %08x is gone; restarting it on node %08x (%u "
-			 "of %d)",
-			 ra->id.node, ra->id.owner, ra->id.seq, ra->node, node, ra->restarts + 1,
-			 ra->max_restarts);
-		ra->restarts++;
-		ra->link = to->id;
-		ra->node = node;
-		b = net_out(to);
-		wire_frame(b, KRAY_MSG_FWD_ACTOR, 0, &WIRE_RAW(ra->create.data, ra->create.len), 1);
-		net_flush(to);
+		ids[n++] = ra->id;
 	}
+	for (size_t i = 0; i < n; i++) {
+		struct ractor *ra = ractor_get(d, &ids[i], false);
+
+		if (!ra)
+			continue;
+		if (l->to_head && ra->locating) {
+			/* The head went before it answered. */
+			struct kray_msg_actor_locate m = { .actor = ra->id,
+							   .status = KRAY_ALOC_UNREACHABLE };
+
+			ractor_located(d, &m);
+			continue;
+		}
+		ra->link = 0;
+		if (!head || ra->no_restart)
+			continue;
+		ra->locating = true; /* asked after the calls in flight are parked: gactor_ask() */
+		ra->asked = false;
+	}
+	free(ids);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	const struct task *x = *(struct task *const *)a, *y = *(struct task *const *)b;
+
+	if (x->id.owner != y->id.owner)
+		return x->id.owner < y->id.owner ? -1 : 1;
+	return x->id.seq < y->id.seq ? -1 : x->id.seq > y->id.seq;
+}
+
+void ractor_located(struct krayd *d, const struct kray_msg_actor_locate *m)
+{
+	struct ractor *ra = ractor_get(d, &m->actor, false);
+	struct kray_msg_actor_attach a = { .actor = m->actor }; /* token 0: no answer awaited */
+	static const char *const why[] = {
+		[KRAY_ALOC_AT] = "its new node is not reachable",
+		[KRAY_ALOC_NONE] = "its node is gone, and it is not restartable (max_restarts 0, "
+				   "constructor arguments that are objects, or node affinity)",
+		[KRAY_ALOC_SPENT] = "its node is gone and its max_restarts are spent",
+		[KRAY_ALOC_NOWHERE] = "its node is gone and no live node has its resources",
+		[KRAY_ALOC_UNREACHABLE] = "its node is not reachable from this one",
+	};
+	struct task **calls;
+	struct link *to;
+	size_t n;
+
+	if (!ra || !ra->locating)
+		return;
+	ra->locating = false;
+	to = m->status == KRAY_ALOC_AT && m->node != d->node ? net_link_to(d, m->node) : NULL;
+	if (!to) {
+		ra->no_restart = true;
+		fail_parked(d, ra, why[m->status <= KRAY_ALOC_UNREACHABLE ? m->status : 0]);
+		return;
+	}
+	log_info("actor %u.%u.%u lives on node %08x now (restart %u)", ra->id.node, ra->id.owner,
+		 ra->id.seq, m->node, m->restarts);
+	ra->node = m->node;
+	ra->link = to->id;
+	ra->restarts = m->restarts;
+	ra->max_task_retries = m->max_task_retries;
+	/* Frames on a link keep their order: the new node holds a handle for us before our
+	 * first call reaches it. */
+	net_send_fixed(to, KRAY_MSG_ACTOR_ATTACH, &a, sizeof(a));
+	calls = ra->parked;
+	n = ra->nparked;
+	ra->parked = NULL;
+	ra->nparked = ra->cap_parked = 0;
+	/* In their first order (those in flight were parked after later ones, if any). */
+	if (n)
+		qsort(calls, n, sizeof(*calls), by_seq);
+	for (size_t i = 0; i < n; i++) {
+		struct task *t = calls[i];
+
+		/* A call in flight when its node died runs again within max_task_retries;
+		 * the others were never sent. */
+		if (m->max_task_retries >= 0 && t->attempts > m->max_task_retries)
+			task_fail(d, t, KRAY_WE_ACTOR_DIED,
+				  "actor %u.%u.%u: its node died while it ran this call (it "
+				  "restarted on node %08x; max_task_retries %d)",
+				  ra->id.node, ra->id.owner, ra->id.seq, m->node,
+				  m->max_task_retries);
+		else
+			sched_enqueue(d, t, false); /* -> remote_take(): the new node */
+	}
+	free(calls);
+}
+
+int ractor_on_located(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_actor_locate m;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)) || m.status > KRAY_ALOC_UNREACHABLE)
+		return conn_fail(l->c, "malformed actor location", -EBADMSG);
+	if (!l->to_head)
+		return conn_fail(l->c, "only the head says where an actor lives", -EPROTO);
+	ractor_located(l->d, &m);
+	return 0;
 }
 
 void ractor_fini(struct krayd *d)
 {
 	oidmap_for_each (&d->cl->ractors, s)
-		ractor_free((struct ractor *)(uintptr_t)s->val);
+		ractor_free(d, (struct ractor *)(uintptr_t)s->val);
 	oidmap_free(&d->cl->ractors);
 }

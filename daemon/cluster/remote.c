@@ -209,6 +209,12 @@ bool remote_take(struct krayd *d, struct task *t)
 	if (t->rem.ractor) {
 		struct ractor *ra = ractor_get(d, &t->rem.ractor_id, false);
 
+		/* Its node died and the head is asked where it lives now: the call waits,
+		 * in its order, for the answer (ractor_located()). */
+		if (ra && ra->locating) {
+			ractor_park(d, ra, t);
+			return true;
+		}
 		/* Over the link that created it: the calls keep their order, and the
 		 * actor's node holds its handle for that link. */
 		l = ra ? net_link_by_id(d, ra->link) : NULL;
@@ -351,6 +357,13 @@ void remote_link_gone(struct link *l)
 		if (t->rem.ractor) {
 			struct ractor *ra = ractor_get(d, &t->rem.ractor_id, false);
 
+			if (ra && ra->locating) {
+				/* The head's answer says whether it may run again (it knows
+				 * the creator's max_task_retries: ractor_located()). */
+				t->attempts++;
+				ractor_park(d, ra, t);
+				continue;
+			}
 			if (ra && ra->link &&
 			    (ra->max_task_retries < 0 || t->attempts < ra->max_task_retries)) {
 				/* Sent again to the restarted actor, in their first order. */

@@ -217,8 +217,7 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	/* It never runs its constructor again: its record need not keep its job's. */
 	job_drop(d, a->ctor->jp);
 	a->ctor->jp = NULL;
-	if (a->name)
-		ext_actor_changed(d, a, false);
+	ext_actor_changed(d, a, false);
 	log_debug("actor %u.%u dead: %.200s", a->id.owner, a->id.seq, actor_death(a));
 	if (a->w && a->w->conn) {
 		/* Still running (its handle went, or its creator exited): let it run its
@@ -397,8 +396,7 @@ int actor_create_as(struct conn *c, const struct wire_actor_create *m, const str
 
 	store_seal(d, h, &v);
 	a->state = A_PENDING;
-	if (a->name)
-		ext_actor_changed(d, a, true);
+	ext_actor_changed(d, a, true);
 	if (task_resolve(d, c, t) == 0)
 		try_place(d, a);
 	return 0;

@@ -98,7 +98,7 @@ struct ext {
 	void (*obj_published)(struct krayd *d, struct obj *o);
 	int (*obj_withdraw)(struct krayd *d, struct obj *o, bool if_unused);
 
-	/* Actors.  actor_changed: named actor a of this node was born or died.
+	/* Actors.  actor_changed: actor a of this node was born or died (named or not).
 	 * actor_place: an actor this node cannot host, or with a scheduling strategy pl
 	 * (returns 0 with *ret_id when another node took it, 1 when it is this node's,
 	 * -ENOENT when no node can, -EHOSTDOWN when pl's node affinity cannot be met, or

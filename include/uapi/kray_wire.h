@@ -145,7 +145,14 @@ enum kray_msg_type {
 	KRAY_MSG_NODE_TYPE_MAX = 79,
 	/* 80-87: /dev/kray (kmod/, docs/kmod.md) */
 	KRAY_MSG_KMOD_PIN = 80, /* C->D  kray_msg_refs + oids: mapped through /dev/kray, pin */
-	KRAY_MSG_TYPE_MAX = 80, /* the highest type; the gaps below it are not types */
+	/* 88-95: the cluster again (48-79 are full): actors the head restarts */
+	KRAY_MSG_ACTOR_RECORD = 88, /* N->head kray_msg_actor_record (+ FWD_ACTOR body: ADD) */
+	KRAY_MSG_ACTOR_RESTART = 89, /* head->N kray_msg_actor_record + FWD_ACTOR body */
+	KRAY_MSG_ACTOR_LOCATE = 90, /* N->head kray_msg_actor_locate: its node died, where now? */
+	KRAY_MSG_ACTOR_LOCATED = 91, /* head->N kray_msg_actor_locate: there (or dead) */
+	KRAY_MSG_NODE2_TYPE_MIN = 88,
+	KRAY_MSG_NODE2_TYPE_MAX = 91,
+	KRAY_MSG_TYPE_MAX = 91, /* the highest type; the gaps below it are not types */
 };
 
 /* Whether t is a message type: numbers in the gaps between the ranges are not. */
@@ -156,7 +163,8 @@ static inline int kray_msg_type_known(unsigned int t)
 	       t == KRAY_MSG_LAZY_MAP ||
 	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
-	       t == KRAY_MSG_KMOD_PIN;
+	       t == KRAY_MSG_KMOD_PIN ||
+	       (t >= KRAY_MSG_NODE2_TYPE_MIN && t <= KRAY_MSG_NODE2_TYPE_MAX);
 }
 
 /*
@@ -717,6 +725,42 @@ struct kray_msg_fwd_actor {
 	__u32 path_len; /* its code search path, padded, then the ACTOR_CREATE body */
 };
 _Static_assert(sizeof(struct kray_msg_fwd_actor) == 24, "fwd_actor is 24 bytes");
+
+/* An actor the head may restart when its node dies (docs/cluster.md, "Actor fault
+ * tolerance across nodes").  ACTOR_RECORD ADD: the actor's node tells the head it runs
+ * it, with its creation record (a FWD_ACTOR body) after this; GONE: it ended for good
+ * there.  ACTOR_RESTART: the head has host create it again (restarts: this one included),
+ * the same FWD_ACTOR body after this. */
+enum kray_actor_rec_op { KRAY_AREC_ADD = 1, KRAY_AREC_GONE = 2, KRAY_AREC_RESTART = 3 };
+struct kray_msg_actor_record {
+	struct kray_oid actor;
+	__u32 host;
+	__u16 restarts;
+	__u8 op; /* enum kray_actor_rec_op */
+	__u8 pad;
+};
+_Static_assert(sizeof(struct kray_msg_actor_record) == 24, "actor_record is 24 bytes");
+
+/* ACTOR_LOCATE: a node that holds a handle lost the actor with node; ACTOR_LOCATED: the
+ * head's answer, node where it lives now (status KRAY_ALOC_AT) or why it does not. */
+enum kray_actor_loc {
+	KRAY_ALOC_AT = 0,
+	KRAY_ALOC_NONE = 1, /* the head has no record: not restartable */
+	KRAY_ALOC_SPENT = 2, /* max_restarts spent */
+	KRAY_ALOC_NOWHERE = 3, /* no live node has its resources */
+	KRAY_ALOC_UNREACHABLE = 4, /* its node is alive, but the asker lost its link */
+};
+struct kray_msg_actor_locate {
+	struct kray_oid actor;
+	__u32 node;
+	__u16 restarts;
+	__u8 status; /* LOCATED: enum kray_actor_loc */
+	__u8 pad;
+	__s16 max_task_retries; /* LOCATED: its creator's, for the calls that were in flight */
+	__u16 pad2;
+	__u32 pad3;
+};
+_Static_assert(sizeof(struct kray_msg_actor_locate) == 32, "actor_locate is 32 bytes");
 
 /* A named actor in the head's table: where it lives.  alive 0 removes it. */
 struct kray_msg_gcs_actor {

@@ -567,6 +567,68 @@ static void chk_fwd_task(const uint8_t *body, size_t len)
 	}
 }
 
+/* An actor's creation record (FWD_ACTOR, ACTOR_RECORD, ACTOR_RESTART): what remote_on_actor()
+ * and gactor.c rely on, and the body written again decodes the same. */
+static void chk_fwd_actor_as(const uint8_t *body, size_t len, uint16_t type)
+{
+	struct wire_fwd_actor x, y;
+	struct again a;
+	const uint8_t *p;
+	int r = type == KRAY_MSG_FWD_ACTOR ? wire_dec_fwd_actor(body, len, &x) :
+					     wire_dec_actor_record(type, body, len, &x);
+
+	if (r)
+		return;
+	FUZZ_CHECK(x.f.path_len <= KRAY_PATH_MAX && !memchr(x.path, 0, x.f.path_len));
+	if (type == KRAY_MSG_FWD_ACTOR)
+		FUZZ_CHECK(!x.rec.op && !x.rec.host && !x.rec.restarts);
+	else
+		FUZZ_CHECK(x.rec.actor.index == KRAY_OID_ACTOR && !x.rec.pad);
+	if (x.rec.op == KRAY_AREC_GONE) {
+		FUZZ_CHECK(type == KRAY_MSG_ACTOR_RECORD && len == sizeof(x.rec));
+		return;
+	}
+	FUZZ_CHECK(x.f.actor.index == KRAY_OID_ACTOR && x.f.actor.seq == x.c.m.seq);
+	FUZZ_CHECK(type == KRAY_MSG_FWD_ACTOR || oid_eq(&x.f.actor, &x.rec.actor));
+	FUZZ_CHECK(x.c.m.class_len && x.c.m.nargs <= KRAY_ARGS_MAX);
+	good_name(x.c.cls, x.c.m.class_len);
+	again_begin(&a, type);
+	if (type != KRAY_MSG_FWD_ACTOR)
+		kbuf_put(&a.b, &x.rec, sizeof(x.rec));
+	kbuf_put(&a.b, &x.f, sizeof(x.f));
+	wire_put_padded(&a.b, x.path, x.f.path_len);
+	kbuf_put(&a.b, &x.c.m, sizeof(x.c.m));
+	wire_put_padded(&a.b, x.c.cls, x.c.m.class_len);
+	wire_put_padded(&a.b, x.c.name, x.c.m.name_len);
+	wire_put_padded(&a.b, x.c.ns, x.c.m.ns_len);
+	wire_put_padded(&a.b, x.c.res, x.c.m.res_len);
+	walk(x.c.args, x.c.m.nargs, SUBMIT_ARGS, &a.b);
+	p = again_end(&a, len);
+	FUZZ_CHECK((type == KRAY_MSG_FWD_ACTOR ? wire_dec_fwd_actor(p, len, &y) :
+						 wire_dec_actor_record(type, p, len, &y)) == 0);
+	FUZZ_CHECK(!memcmp(&x.rec, &y.rec, sizeof(x.rec)) && !memcmp(&x.f, &y.f, sizeof(x.f)));
+	FUZZ_CHECK(!memcmp(&x.c.m, &y.c.m, sizeof(x.c.m)));
+	same_values(x.c.args, y.c.args, x.c.m.nargs);
+	again_free(&a);
+}
+
+static void chk_fwd_actor(const uint8_t *body, size_t len)
+{
+	chk_fwd_actor_as(body, len, KRAY_MSG_FWD_ACTOR);
+}
+
+static void chk_actor_record(const uint8_t *body, size_t len)
+{
+	chk_fwd_actor_as(body, len, KRAY_MSG_ACTOR_RECORD);
+}
+
+static void chk_actor_restart(const uint8_t *body, size_t len)
+{
+	chk_fwd_actor_as(body, len, KRAY_MSG_ACTOR_RESTART);
+}
+
+FIXED(actor_locate, sizeof(struct kray_msg_actor_locate))
+
 typedef void (*chk_fn)(const uint8_t *body, size_t len);
 
 /* The decoder each type's reader uses (krayd's proto.c, libkray's conn.c and api.c).
@@ -603,15 +665,20 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_TIMELINE] = chk_empty,
 	[KRAY_MSG_LIST_OBJECTS] = chk_empty,
 	[KRAY_MSG_GUARDS] = chk_empty,
+	[KRAY_MSG_FWD_ACTOR] = chk_fwd_actor,
+	[KRAY_MSG_ACTOR_RECORD] = chk_actor_record,
+	[KRAY_MSG_ACTOR_RESTART] = chk_actor_restart,
+	[KRAY_MSG_ACTOR_LOCATE] = chk_actor_locate,
+	[KRAY_MSG_ACTOR_LOCATED] = chk_actor_locate,
 };
 
 static const chk_fn every[] = {
-	chk_hello,	  chk_submit,	 chk_exec,	   chk_result, chk_get,
-	chk_get_reply,	  chk_put,	 chk_refs,	   chk_wait,   chk_wait_reply,
-	chk_actor_create, chk_get_actor, chk_actor_reply,  chk_error,  chk_job,
-	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create, chk_create_reply,
-	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel, chk_fwd_task,
-	chk_yield,
+	chk_hello,	  chk_submit,	 chk_exec,	   chk_result,	      chk_get,
+	chk_get_reply,	  chk_put,	 chk_refs,	   chk_wait,	      chk_wait_reply,
+	chk_actor_create, chk_get_actor, chk_actor_reply,  chk_error,	      chk_job,
+	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create,	      chk_create_reply,
+	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel,	      chk_fwd_task,
+	chk_yield,	  chk_fwd_actor, chk_actor_record, chk_actor_restart, chk_actor_locate,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

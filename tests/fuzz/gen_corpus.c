@@ -386,6 +386,49 @@ static void frames(void)
 		done("actor-create-anon");
 	}
 	{
+		/* An actor's creation record (FWD_ACTOR; ACTOR_RECORD and ACTOR_RESTART carry
+		 * it after their own header: gactor.c). */
+		struct kray_msg_fwd_actor f = { .actor = ACTOR, .job = 1, .path_len = 14 };
+		struct kray_msg_actor_create m = { .seq = 6,
+						   .nargs = 1,
+						   .max_concurrency = 1,
+						   .max_restarts = 2,
+						   .max_task_retries = -1,
+						   .class_len = 7,
+						   .name_len = 3,
+						   .res_len = 5 };
+		struct kray_msg_actor_record r = { .actor = ACTOR,
+						   .host = 0x22,
+						   .op = KRAY_AREC_ADD };
+		struct kray_msg_actor_locate l = { .actor = ACTOR, .node = 0x33, .restarts = 1 };
+		static const uint16_t types[3] = { KRAY_MSG_FWD_ACTOR, KRAY_MSG_ACTOR_RECORD,
+						   KRAY_MSG_ACTOR_RESTART };
+		static const char *const names[3] = { "fwd-actor", "actor-record",
+						      "actor-restart" };
+
+		for (int i = 0; i < 3; i++) {
+			frame(types[i]);
+			r.op = i == 2 ? KRAY_AREC_RESTART : KRAY_AREC_ADD;
+			if (i)
+				put(&r, sizeof(r));
+			put(&f, sizeof(f));
+			put_name("/opt/kray/jobs");
+			put(&m, sizeof(m));
+			put_name("Counter");
+			put_name("svc");
+			put_name("any:1");
+			wire_put_value(b, KRAY_WT_INT64, 0, 10, NULL, 0);
+			done(names[i]);
+		}
+		r.op = KRAY_AREC_GONE;
+		frame(KRAY_MSG_ACTOR_RECORD);
+		put(&r, sizeof(r));
+		done("actor-record-gone");
+		frame(KRAY_MSG_ACTOR_LOCATE);
+		put(&l, sizeof(l));
+		done("actor-locate");
+	}
+	{
 		struct kray_msg_get_actor m = { .name_len = 7, .ns_len = 5 };
 
 		frame(KRAY_MSG_GET_ACTOR);

@@ -473,16 +473,22 @@ Test(wire, fd_value_lazy_flag)
 	kbuf_free(&b);
 }
 
-/* The kmod range (80-87) knows only its types; the gap before it stays unknown. */
+/* The kmod range (80-87) knows only its types; the second node range (88-91) its own;
+ * the rest stays unknown. */
 Test(hdr, kmod_range)
 {
 	struct kray_frame_hdr h = good_hdr();
 
 	h.type = KRAY_MSG_KMOD_PIN;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "KMOD_PIN rejected");
+	cr_assert_eq(KRAY_MSG_NODE2_TYPE_MIN, 88, "the second node range starts after kmod's");
 	for (unsigned t = KRAY_MSG_NODE_TYPE_MAX + 1; t < 1024; t++) {
-		if (t == KRAY_MSG_KMOD_PIN)
+		if (t == KRAY_MSG_KMOD_PIN ||
+		    (t >= KRAY_MSG_NODE2_TYPE_MIN && t <= KRAY_MSG_NODE2_TYPE_MAX)) {
+			h.type = (uint16_t)t;
+			cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "type %u rejected", t);
 			continue;
+		}
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
 	}
