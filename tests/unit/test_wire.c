@@ -2058,7 +2058,11 @@ Test(yield, submit_flags)
 	memcpy(body, &m, sizeof(m));
 	cr_assert_eq(wire_dec_submit(body, sizeof(body), &s), -EBADMSG, "streaming, 2 returns");
 	m.num_returns = 1;
-	m.flags = 2;
+	m.flags = KRAY_SUBMIT_RETRY; /* a fast call's retry, sent by the driver */
+	memcpy(body, &m, sizeof(m));
+	cr_assert_eq(wire_dec_submit(body, sizeof(body), &s), 0);
+	cr_assert_eq(s.m.flags, KRAY_SUBMIT_RETRY);
+	m.flags = 4;
 	memcpy(body, &m, sizeof(m));
 	cr_assert_eq(wire_dec_submit(body, sizeof(body), &s), -EBADMSG, "unknown flag");
 }
