@@ -55,9 +55,12 @@ static size_t value_model(const struct kray_wire_value *v)
 			return 0;
 		break;
 	case KRAY_WT_OBJECT:
-	case KRAY_WT_FD:
 	case KRAY_WT_ACTOR:
 		if (v->len != OID || v->err)
+			return 0;
+		break;
+	case KRAY_WT_FD: /* err: 0, or KRAY_WV_LAZY (a lazily restored object) */
+		if (v->len != OID || (v->err && v->err != KRAY_WV_LAZY))
 			return 0;
 		break;
 	case KRAY_WT_ERROR:
