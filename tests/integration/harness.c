@@ -33,6 +33,7 @@
 
 #include "../../common/bpfmap.h"
 #include "../../include/uapi/kray_bpf.h"
+#include "netns.h"
 
 #define MAX_HANDLES 16
 #define MAX_KRAYDS 20
@@ -426,6 +427,52 @@ pid_t harness_busy_driver(const char *sock, int n, int64_t ms)
 	struct busy b = { .sock = sock, .n = n, .ms = ms };
 
 	return harness_fork_ready(busy_driver, &b, "the busy driver");
+}
+
+void harness_start_node(struct harness *h, const struct netns_cluster *net, int i, int cpus,
+			int heartbeat_ms, const char *res, const char *const *more, char *token,
+			size_t token_len)
+{
+	char listen[32], head[32], hb[16], dead[16], env[8];
+	const char *args[32];
+	int n = 0, saved, rc;
+
+	snprintf(listen, sizeof(listen), "%s:7000", net->addr[i]);
+	snprintf(head, sizeof(head), "%s:7000", net->addr[0]);
+	snprintf(hb, sizeof(hb), "%d", heartbeat_ms);
+	snprintf(dead, sizeof(dead), "%d", heartbeat_ms * 10);
+	args[n++] = "--node-listen";
+	args[n++] = listen;
+	args[n++] = "--heartbeat-ms";
+	args[n++] = hb;
+	args[n++] = "--node-timeout-ms";
+	args[n++] = dead;
+	if (res) {
+		args[n++] = "--resources";
+		args[n++] = res;
+	}
+	if (i == 0) {
+		args[n++] = "--head";
+	} else {
+		args[n++] = "--address";
+		args[n++] = head;
+		args[n++] = "--token-file";
+		args[n++] = token;
+	}
+	for (int j = 0; more && more[j]; j++) {
+		cr_assert_lt(n, 31, "too many flags for node %d", i + 1);
+		args[n++] = more[j];
+	}
+	args[n] = NULL;
+	snprintf(env, sizeof(env), "%d", i + 1);
+	setenv("KRAY_TEST_NODE", env, 1);
+	saved = netns_enter(net->ns[i]);
+	cr_assert_geq(saved, 0, "setns %s: %s", net->ns[i], strerror(-saved));
+	rc = harness_start_krayd_opts(h, cpus, args);
+	netns_leave(saved);
+	cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, strerror(-rc));
+	if (i == 0)
+		snprintf(token, token_len, "%s.token", h->sock);
 }
 
 struct kray_stats harness_status(kray *k)

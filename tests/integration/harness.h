@@ -110,6 +110,16 @@ pid_t harness_fork_ready(int (*child)(void *arg, int ready_fd), void *arg, const
  * wait status. */
 int harness_kill_child(pid_t pid);
 
+struct netns_cluster;
+/* Starts node i (0-based) of the namespace cluster net into h with cpus slots: it listens on
+ * net->addr[i]:7000 and reports every heartbeat_ms (dead after ten missed); node 0 is the
+ * head, whose token file's path goes to token; the others join it with that file.  res:
+ * --resources (NULL: none); more: extra flags, NULL-terminated (or NULL).  KRAY_TEST_NODE
+ * = i + 1 is set for its workers (the fixtures' node and where functions say it). */
+void harness_start_node(struct harness *h, const struct netns_cluster *net, int i, int cpus,
+			int heartbeat_ms, const char *res, const char *const *more, char *token,
+			size_t token_len);
+
 /* kray_status(), asserting success. */
 struct kray_stats harness_status(kray *k);
 

@@ -42,44 +42,14 @@ static void fini(void)
 
 TestSuite(cluster_pull, .fini = fini, .timeout = 180);
 
+/* BPF is not what this suite tests, and loading it is slow on a busy box. */
 static void start_node(int i, const char *res, const char *const *more)
 {
-	const char *args[24];
-	char listen[32], env[8], head[32];
-	int n = 0, saved, rc;
+	const char *flags[16] = { "--bpf", "off" };
 
-	snprintf(listen, sizeof(listen), "%s:" PORT, net.addr[i]);
-	snprintf(head, sizeof(head), "%s:" PORT, net.addr[0]);
-	args[n++] = "--node-listen";
-	args[n++] = listen;
-	args[n++] = "--resources";
-	args[n++] = res;
-	args[n++] = "--heartbeat-ms";
-	args[n++] = "100";
-	args[n++] = "--node-timeout-ms";
-	args[n++] = "1000";
-	args[n++] = "--bpf"; /* not what this suite tests, and loading it is slow on a busy box */
-	args[n++] = "off";
-	if (i == 0) {
-		args[n++] = "--head";
-	} else {
-		args[n++] = "--address";
-		args[n++] = head;
-		args[n++] = "--token-file";
-		args[n++] = token_file;
-	}
-	for (int j = 0; more && more[j] && n < 23; j++)
-		args[n++] = more[j];
-	args[n] = NULL;
-	snprintf(env, sizeof(env), "%d", i + 1);
-	setenv("KRAY_TEST_NODE", env, 1);
-	saved = netns_enter(net.ns[i]);
-	cr_assert_geq(saved, 0, "setns %s: %s", net.ns[i], strerror(-saved));
-	rc = harness_start_krayd_opts(&node[i], 2, args);
-	netns_leave(saved);
-	cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, strerror(-rc));
-	if (i == 0)
-		snprintf(token_file, sizeof(token_file), "%s.token", node[0].sock);
+	for (int j = 0; more && more[j] && j < 13; j++)
+		flags[2 + j] = more[j];
+	harness_start_node(&node[i], &net, i, 2, 100, res, flags, token_file, sizeof(token_file));
 }
 
 static int count_alive(kray *k)

@@ -33,42 +33,12 @@ static void fini(void)
 
 TestSuite(cluster_restart, .fini = fini, .timeout = 180);
 
+/* BPF is not what this suite tests, and loading it is slow. */
 static void start_node(int i, const char *res)
 {
-	const char *args[24];
-	char listen[32], env[8], head[32];
-	int n = 0, saved, rc;
+	static const char *const no_bpf[] = { "--bpf", "off", NULL };
 
-	snprintf(listen, sizeof(listen), "%s:" PORT, net.addr[i]);
-	snprintf(head, sizeof(head), "%s:" PORT, net.addr[0]);
-	args[n++] = "--node-listen";
-	args[n++] = listen;
-	args[n++] = "--resources";
-	args[n++] = res;
-	args[n++] = "--heartbeat-ms";
-	args[n++] = "100";
-	args[n++] = "--node-timeout-ms";
-	args[n++] = "1000";
-	args[n++] = "--bpf"; /* not what this suite tests, and loading it is slow */
-	args[n++] = "off";
-	if (i == 0) {
-		args[n++] = "--head";
-	} else {
-		args[n++] = "--address";
-		args[n++] = head;
-		args[n++] = "--token-file";
-		args[n++] = token_file;
-	}
-	args[n] = NULL;
-	snprintf(env, sizeof(env), "%d", i + 1);
-	setenv("KRAY_TEST_NODE", env, 1); /* inherited by its workers: node() says it */
-	saved = netns_enter(net.ns[i]);
-	cr_assert_geq(saved, 0, "setns %s: %s", net.ns[i], strerror(-saved));
-	rc = harness_start_krayd_opts(&node[i], 2, args);
-	netns_leave(saved);
-	cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, strerror(-rc));
-	if (i == 0)
-		snprintf(token_file, sizeof(token_file), "%s.token", node[0].sock);
+	harness_start_node(&node[i], &net, i, 2, 100, res, no_bpf, token_file, sizeof(token_file));
 }
 
 /* Occurrences of word in text (freed). */

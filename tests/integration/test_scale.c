@@ -34,31 +34,11 @@ TestSuite(scale, .fini = fini, .timeout = 600);
 
 /* Starts node i (0-based) in its namespace: one CPU slot, no pre-faulted pool; node 0
  * is the head (it writes the token file the others read). */
-static void start_node(int i, const char *token_file)
+static void start_node(int i, char *token_file, size_t len)
 {
-	char listen[32], head[32], env[8];
-	const char *args[16] = { "--node-listen",     listen, "--heartbeat-ms", "200",
-				 "--node-timeout-ms", "2000", "--pool-size",	"0" };
-	int n = 8, saved, rc;
+	static const char *const no_pool[] = { "--pool-size", "0", NULL };
 
-	snprintf(listen, sizeof(listen), "%s:7000", net.addr[i]);
-	snprintf(head, sizeof(head), "%s:7000", net.addr[0]);
-	if (i) {
-		args[n++] = "--address";
-		args[n++] = head;
-		args[n++] = "--token-file";
-		args[n++] = token_file;
-	} else {
-		args[n++] = "--head";
-	}
-	args[n] = NULL;
-	snprintf(env, sizeof(env), "%d", i + 1);
-	setenv("KRAY_TEST_NODE", env, 1); /* inherited by its workers: square_where() says it */
-	saved = netns_enter(net.ns[i]);
-	cr_assert_geq(saved, 0, "setns %s: %s", net.ns[i], strerror(-saved));
-	rc = harness_start_krayd_opts(&node[i], 1, args);
-	netns_leave(saved);
-	cr_assert_eq(rc, 0, "node %d did not start: %s", i + 1, strerror(-rc));
+	harness_start_node(&node[i], &net, i, 1, 200, NULL, no_pool, token_file, len);
 }
 
 /* Waits (ms at most) until the head lists `alive` nodes ALIVE. */
@@ -95,10 +75,9 @@ Test(scale, sixteen_nodes_run_100k_tasks_while_two_die)
 
 	if (rc)
 		cr_skip_test("needs network namespaces: %s", why);
-	start_node(0, NULL);
-	snprintf(token_file, sizeof(token_file), "%s.token", node[0].sock);
+	start_node(0, token_file, sizeof(token_file));
 	for (int i = 1; i < NODES; i++)
-		start_node(i, token_file);
+		start_node(i, token_file, sizeof(token_file));
 	k = harness_connect(node[0].sock);
 	wait_alive(k, NODES, 30000);
 
