@@ -229,7 +229,7 @@ static int take_fast(struct kray *k)
 			struct kbuf none = { 0 };
 
 			memcpy(&m, body.data, sizeof(m));
-			kc_fast_reply(k, &none, &m.task);
+			kc_fast_reply(k, &none, &m.task, NULL);
 			body.len = 0;
 			continue;
 		}
@@ -265,11 +265,17 @@ static int wait_frames(struct kray *k, bool block)
 	while (!r && !ws->qhead && !ws->stop && k->fast_state == 1) {
 		struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
 				       { .fd = k->fast_fd, .events = POLLIN } };
+		int n = poll(p, 2, fast_count_wait_ms(k));
 
-		if (poll(p, 2, -1) < 0) {
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
+		}
+		if (n == 0) { /* the fast calls' counts are due at krayd */
+			fast_count_put(k);
+			r = kc_flush(k);
+			continue;
 		}
 		if (p[1].revents)
 			take_fast(k);
@@ -298,10 +304,16 @@ static void run_fast(struct kray *k, struct exec *e)
 {
 	struct worker_state *ws = k->ws;
 	struct kbuf res = { 0 };
+	struct kc_fast_ran ran = { 0 };
 	struct kray_msg_exec m;
+	char name[KRAY_NAME_MAX];
 	struct call *c;
 
 	memcpy(&m, e->body, sizeof(m));
+	/* The function's name, for krayd's count (call_prepare() checks the frame). */
+	if (e->len < sizeof(m) + m.name_len)
+		m.name_len = 0;
+	memcpy(name, e->body + sizeof(m), m.name_len);
 	/* krayd sends every driver's code path to fast workers; it may still be on its way. */
 	if (!code_job(ws, m.job))
 		take_frames(k, false);
@@ -314,8 +326,9 @@ static void run_fast(struct kray *k, struct exec *e)
 	} else {
 		exec_free(e); /* unknown job: the driver submits it to krayd instead */
 	}
-	kc_fast_reply(k, &res, &m.task);
+	kc_fast_reply(k, &res, &m.task, &ran);
 	kbuf_free(&res);
+	fast_count_add(k, name, m.name_len, &ran);
 }
 
 static void on_cancel_signal(int sig, siginfo_t *si, void *uc)
@@ -512,6 +525,9 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 			r = wait_frames(&k, !ws.qhead && !ws.stop);
 			if (!r && ws.qhead)
 				run_here(&k, pop(&ws));
+			/* Fast calls' counts go with what the worker sends krayd anyway. */
+			if (!r && !ws.qhead && ws.counts.runs && kbuf_pending(&k.out))
+				fast_count_put(&k);
 			if (!r && !ws.qhead)
 				r = kc_flush(&k);
 		}
@@ -524,6 +540,10 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		}
 		if (ws.stop && !ws.qhead && !(ws.host && host_busy(ws.host)))
 			break;
+	}
+	if (!r && ws.counts.runs) { /* the last fast calls' counts, if krayd still listens */
+		fast_count_put(&k);
+		kc_flush(&k);
 	}
 	/* An actor that ends normally runs its destructor; a killed one never gets here. */
 	host_stop(ws.host);

@@ -67,6 +67,26 @@ struct call {
 	struct call *next;
 };
 
+/*
+ * The fast calls this worker ran and krayd has not been told of yet (fast_count.c): per
+ * function, sent as FAST_COUNT frames every FAST_COUNT_BATCH calls, or FAST_COUNT_NS
+ * after the first of them, or with anything else the worker sends krayd meanwhile.
+ */
+#define FAST_COUNT_FNS 8
+#define FAST_COUNT_BATCH 256
+#define FAST_COUNT_NS 5000000 /* 5 ms */
+struct fast_counts {
+	struct {
+		uint32_t runs, failed, stored;
+		uint64_t run_ns;
+		uint8_t len;
+		char name[KRAY_NAME_MAX];
+	} fn[FAST_COUNT_FNS];
+	unsigned nfn;
+	uint32_t runs; /* in all */
+	int64_t first_ns; /* CLOCK_MONOTONIC when the first of them was counted */
+};
+
 struct worker_state {
 	struct job *jobs, *last_job;
 	struct exec *qhead, *qtail; /* EXECs not started */
@@ -83,6 +103,7 @@ struct worker_state {
 	unsigned ncancels, cap_cancels;
 	pthread_t loop; /* the thread that runs kray_worker_main */
 	struct kbuf *results; /* where RESULT frames go: k->out, or a fast task's buffer */
+	struct fast_counts counts; /* fast calls krayd has not counted yet (fast_count.c) */
 	/* A call's answer could not be queued for lack of memory: the worker exits, and
 	 * krayd answers for it (WORKER_DIED) rather than let the caller wait forever. */
 	bool nomem;
@@ -126,5 +147,14 @@ struct call *host_done(struct host *h);
 int host_fd(const struct host *h);
 unsigned host_busy(const struct host *h);
 void host_stop(struct host *h);
+
+/* fast_count.c: counts fast call ran of the function name (len bytes) for krayd; puts
+ * the counts in k->out when FAST_COUNT_BATCH calls or FAST_COUNT_NS have gathered. */
+void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kc_fast_ran *ran);
+/* Puts every count in k->out as FAST_COUNT frames (the caller flushes). */
+void fast_count_put(struct kray *k);
+/* How long a worker that would sleep may wait before it must send its counts: ms for
+ * poll(), -1 when it has none. */
+int fast_count_wait_ms(struct kray *k);
 
 #endif
