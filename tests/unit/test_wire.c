@@ -525,8 +525,10 @@ Test(hdr, unknown_type)
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type MAX+1 not -EBADMSG");
 	h.type = 0xffff;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type 0xffff not -EBADMSG");
-	/* The node-to-node range (48-59) is known; the gaps around it are not. */
-	h.type = KRAY_MSG_NODE_TYPE_MIN - 1;
+	/* The node-to-node range (48-79) is known; the fast path's (40-47) ends right before
+	 * it, and the gap before that is not. */
+	cr_assert_eq(KRAY_MSG_FAST_TYPE_MAX + 1, KRAY_MSG_NODE_TYPE_MIN, "fast range overlaps");
+	h.type = KRAY_MSG_FAST_TYPE_MIN - 1;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type in the gap accepted");
 	/* No gap after the node range: the kmod range starts right after it. */
 	cr_assert_eq(KRAY_MSG_NODE_TYPE_MAX + 1, KRAY_MSG_KMOD_PIN, "node range overlaps kmod");
