@@ -793,11 +793,10 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task,
 					    v.type != KRAY_WT_OBJECT && v.type != KRAY_WT_FD &&
 					    v.type != KRAY_WT_REF;
 			if (ran)
-				*ran = (struct kc_fast_ran){
-					.ran = true,
-					.failed = r.m.n == 1 && inline_ok && v.type == KRAY_WT_ERROR,
-					.ns = r.m.exec_ns
-				};
+				*ran = (struct kc_fast_ran){ .ran = true,
+							     .failed = r.m.n == 1 && inline_ok &&
+								       v.type == KRAY_WT_ERROR,
+							     .ns = r.m.exec_ns };
 			if (!inline_ok || r.m.n != 1 ||
 			    sizeof(h) + sizeof(f) + h.len > KRAY_FAST_FRAME_MAX) {
 				/* Too large, or holding refs: krayd keeps it for the driver.

@@ -8,12 +8,15 @@
  * answered, per function, and tells krayd in FAST_COUNT frames, batched so that krayd
  * wakes once per FAST_COUNT_BATCH calls at most and the worker pays no system call of its
  * own for them: the frames go with anything else it sends krayd, or once FAST_COUNT_BATCH
- * calls gathered, or FAST_COUNT_NS after the first of them (the loop sleeps no longer
- * than that while it holds counts).  Counts of a worker that dies before it sends them
- * are lost with it.
+ * calls gathered, or FAST_COUNT_NS after the first of them.  For a worker that goes idle
+ * meanwhile, a timerfd armed once per batch (not a timeout on every sleep: arming a timer
+ * per call costs microseconds in a VM) wakes it to send them.  Counts of a worker that
+ * dies before it sends them are lost with it.
  */
 #include <string.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "worker.h"
 
@@ -68,19 +71,42 @@ void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct 
 	fc->fn[i].failed += ran->failed;
 	fc->fn[i].stored += ran->stored;
 	fc->fn[i].run_ns += ran->ns;
-	if (!fc->runs++)
+	if (!fc->runs++) {
+		struct itimerspec due = { .it_value = { .tv_nsec = FAST_COUNT_NS } };
+
 		fc->first_ns = now_ns();
-	if (fc->runs >= FAST_COUNT_BATCH || now_ns() - fc->first_ns >= FAST_COUNT_NS)
+		if (fc->tfd < 0)
+			fc->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (fc->tfd < 0 || timerfd_settime(fc->tfd, 0, &due, NULL)) {
+			fast_count_put(k); /* no timer: nothing would send them, so now */
+			return;
+		}
+	} else if (fc->runs >= FAST_COUNT_BATCH || now_ns() - fc->first_ns >= FAST_COUNT_NS) {
+		fast_count_put(k);
+	}
+}
+
+int fast_count_fd(struct kray *k)
+{
+	return k->ws->counts.tfd;
+}
+
+void fast_count_due(struct kray *k)
+{
+	struct fast_counts *fc = &k->ws->counts;
+	uint64_t n;
+
+	if (read(fc->tfd, &n, sizeof(n)) < 0)
+		return; /* not due yet (re-armed meanwhile) */
+	if (fc->runs)
 		fast_count_put(k);
 }
 
-int fast_count_wait_ms(struct kray *k)
+void fast_count_fini(struct kray *k)
 {
 	struct fast_counts *fc = &k->ws->counts;
-	int64_t left;
 
-	if (!fc->runs)
-		return -1;
-	left = fc->first_ns + FAST_COUNT_NS - now_ns();
-	return left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+	if (fc->tfd >= 0)
+		close(fc->tfd);
+	fc->tfd = -1;
 }

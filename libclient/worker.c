@@ -263,23 +263,22 @@ static int wait_frames(struct kray *k, bool block)
 	 * before it: an idle worker makes two system calls per fast task, as a ping-pong). */
 	r = kbuf_pending(&k->in) ? take_frames(k, false) : 0;
 	while (!r && !ws->qhead && !ws->stop && k->fast_state == 1) {
-		struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
-				       { .fd = k->fast_fd, .events = POLLIN } };
-		int n = poll(p, 2, fast_count_wait_ms(k));
+		struct pollfd p[3] = { { .fd = k->fd, .events = POLLIN },
+				       { .fd = k->fast_fd, .events = POLLIN },
+				       { .fd = fast_count_fd(k), .events = POLLIN } };
 
-		if (n < 0) {
+		if (poll(p, p[2].fd >= 0 ? 3 : 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (n == 0) { /* the fast calls' counts are due at krayd */
-			fast_count_put(k);
+		if (p[2].fd >= 0 && p[2].revents) { /* the fast calls' counts are due at krayd */
+			fast_count_due(k);
 			r = kc_flush(k);
-			continue;
 		}
 		if (p[1].revents)
 			take_fast(k);
-		if (p[0].revents)
+		if (!r && p[0].revents)
 			r = take_frames(k, false);
 	}
 	if (!r && k->fast_state != 1 && !ws->qhead && !ws->stop)
@@ -471,7 +470,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 {
 	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
 	const char *ppid = getenv("KRAY_PARENT_PID");
-	struct worker_state ws = { 0 };
+	struct worker_state ws = { .counts.tfd = -1 };
 	struct kray k = { .fd = -1,
 			  .kmod_fd = -1,
 			  .uffd = -1,
@@ -545,6 +544,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		fast_count_put(&k);
 		kc_flush(&k);
 	}
+	fast_count_fini(&k);
 	/* An actor that ends normally runs its destructor; a killed one never gets here. */
 	host_stop(ws.host);
 	if (ws.stop && ws.self && ws.dtor)

@@ -85,6 +85,7 @@ struct fast_counts {
 	unsigned nfn;
 	uint32_t runs; /* in all */
 	int64_t first_ns; /* CLOCK_MONOTONIC when the first of them was counted */
+	int tfd; /* a timerfd, armed FAST_COUNT_NS after the first of them; -1: none yet */
 };
 
 struct worker_state {
@@ -153,8 +154,10 @@ void host_stop(struct host *h);
 void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kc_fast_ran *ran);
 /* Puts every count in k->out as FAST_COUNT frames (the caller flushes). */
 void fast_count_put(struct kray *k);
-/* How long a worker that would sleep may wait before it must send its counts: ms for
- * poll(), -1 when it has none. */
-int fast_count_wait_ms(struct kray *k);
+/* The timer a worker that sleeps watches too (POLLIN: call fast_count_due()), or -1. */
+int fast_count_fd(struct kray *k);
+/* The timer fired: its counts, if any are left, go in k->out (the caller flushes). */
+void fast_count_due(struct kray *k);
+void fast_count_fini(struct kray *k);
 
 #endif

@@ -54,8 +54,8 @@ static void fn_ran(struct fnstat *f, uint64_t ns)
 		f->avg_ns = 1;
 }
 
-void sched_fast_ran(struct krayd *d, const char *name, uint8_t len, uint32_t runs,
-		    uint32_t failed, uint32_t stored, uint64_t run_ns)
+void sched_fast_ran(struct krayd *d, const char *name, uint8_t len, uint32_t runs, uint32_t failed,
+		    uint32_t stored, uint64_t run_ns)
 {
 	struct fnstat *f;
 

@@ -482,7 +482,8 @@ static void chk_fast_count(const uint8_t *body, size_t len)
 	wire_put_fast_count(&w, &x.m, x.name);
 	FUZZ_CHECK(!w.nomem && w.len == HDR + len && !memcmp(w.data + HDR, p, len));
 	memcpy(&h, w.data, HDR);
-	FUZZ_CHECK(h.type == KRAY_MSG_FAST_COUNT && h.len == len && wire_check_hdr(&h, KRAY_FRAME_MAX) == 0);
+	FUZZ_CHECK(h.type == KRAY_MSG_FAST_COUNT && h.len == len &&
+		   wire_check_hdr(&h, KRAY_FRAME_MAX) == 0);
 	kbuf_free(&w);
 	again_free(&a);
 }

@@ -80,9 +80,8 @@ static struct kray_stats counted(kray *k, uint64_t submitted)
 		usleep(2000);
 		st = harness_status(k);
 	}
-	cr_assert_geq(st.tasks_submitted, submitted,
-		      "krayd counted %llu tasks, not %llu", (unsigned long long)st.tasks_submitted,
-		      (unsigned long long)submitted);
+	cr_assert_geq(st.tasks_submitted, submitted, "krayd counted %llu tasks, not %llu",
+		      (unsigned long long)st.tasks_submitted, (unsigned long long)submitted);
 	return st;
 }
 
@@ -356,8 +355,7 @@ static unsigned long long fn_runs(int port, const char *fn, unsigned long long *
 	const char *p, *q;
 	unsigned long long runs = 0;
 
-	harness_http(port, "GET /api/v1/tasks HTTP/1.0\r\nHost: x\r\n\r\n", reply,
-		     sizeof(reply));
+	harness_http(port, "GET /api/v1/tasks HTTP/1.0\r\nHost: x\r\n\r\n", reply, sizeof(reply));
 	snprintf(want, sizeof(want), "\"name\":\"%s\"", fn);
 	p = strstr(reply, want);
 	if (!p)
@@ -412,9 +410,9 @@ Test(fastpath, fast_calls_counted)
 	before = harness_status(k);
 	done0 = top_done(h.sock);
 	for (int i = 0; i < N; i++) {
-		cr_assert_eq(sync_call(k, "add", (kray_value[]){ KRAY_V_INT(i), KRAY_V_INT(1) }, 2,
-				       &v),
-			     0, "add: %s", kray_errmsg(k));
+		cr_assert_eq(
+			sync_call(k, "add", (kray_value[]){ KRAY_V_INT(i), KRAY_V_INT(1) }, 2, &v),
+			0, "add: %s", kray_errmsg(k));
 		cr_assert_eq(v.i, i + 1);
 	}
 	for (int i = 0; i < E; i++) {
