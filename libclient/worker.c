@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "worker.h"
@@ -454,6 +455,32 @@ static int become_worker_user(void)
 	return 0;
 }
 
+/*
+ * Whether to look at krayd's socket before the next queued task.  With tasks queued,
+ * what krayd sends meanwhile (more tasks, a cancel of a queued one) can wait a little: a
+ * non-blocking read that finds nothing costs a system call per task, most of a short
+ * task's cost.  So the socket is read at most every WORKER_LOOK_NS while the queue lasts
+ * (after every task when tasks take longer than that), and frames already received are
+ * always taken first.
+ */
+#define WORKER_LOOK_NS 50000
+
+static bool look_due(struct kray *k)
+{
+	struct worker_state *ws = k->ws;
+	struct timespec t;
+	uint64_t now;
+
+	if (kbuf_pending(&k->in))
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	now = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	if (ws->qhead && !ws->stop && now - ws->looked_ns < WORKER_LOOK_NS)
+		return false;
+	ws->looked_ns = now;
+	return true;
+}
+
 KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 {
 	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
@@ -509,7 +536,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		if (ws.host) {
 			r = host_turn(&k);
 		} else {
-			r = wait_frames(&k, !ws.qhead && !ws.stop);
+			r = look_due(&k) ? wait_frames(&k, !ws.qhead && !ws.stop) : 0;
 			if (!r && ws.qhead)
 				run_here(&k, pop(&ws));
 			if (!r && !ws.qhead)

@@ -86,6 +86,7 @@ struct worker_state {
 	/* A call's answer could not be queued for lack of memory: the worker exits, and
 	 * krayd answers for it (WORKER_DIED) rather than let the caller wait forever. */
 	bool nomem;
+	uint64_t looked_ns; /* when the loop last read krayd's socket (worker.c: look_due) */
 };
 
 /* code.c */
