@@ -150,16 +150,13 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 		put_reject(k, body, h->len);
 		return;
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->body = malloc(h->len))) {
+	e = exec_new(KRAY_FRAME_NFDS(h->flags), h->len);
+	if (!e) {
 		/* Out of memory: the task is handed back, to run elsewhere or later. */
-		free(e);
 		put_reject(k, body, h->len);
 		return;
 	}
 	memcpy(e->body, body, h->len);
-	e->len = h->len;
-	e->nfds = KRAY_FRAME_NFDS(h->flags);
 	if (e->nfds) {
 		int *fds = kc_frame_fds(k, h);
 
@@ -224,7 +221,7 @@ static int take_fast(struct kray *k)
 			body.len = 0; /* cannot happen: the program checked the frame */
 			continue;
 		}
-		e = calloc(1, sizeof(*e));
+		e = exec_new(0, 0);
 		if (!e) { /* out of memory: the driver takes the daemon path */
 			struct kray_msg_exec m;
 			struct kbuf none = { 0 };
@@ -235,6 +232,7 @@ static int take_fast(struct kray *k)
 			continue;
 		}
 		e->body = (uint8_t *)body.data;
+		e->body_apart = true;
 		e->len = (uint32_t)body.len;
 		e->fast = true;
 		body = (struct kbuf){ 0 };
