@@ -1257,6 +1257,14 @@ Test(fastpath, bad_frames_refused)
 	expect_refused(h.sock, KRAY_MSG_FAST_EXEC, &junk, sizeof(junk), "FAST_EXEC to krayd");
 	expect_refused(h.sock, KRAY_MSG_FAST_RESULT, &junk, sizeof(junk), "FAST_RESULT to krayd");
 	expect_refused(h.sock, KRAY_MSG_FAST_OPEN, &junk, sizeof(junk), "FAST_OPEN with a body");
+	/* Counts of fast calls: only from a worker (a driver's would inflate krayd's). */
+	struct {
+		struct kray_msg_fast_count m;
+		char name[8];
+	} count = { .m = { .runs = 5, .name_len = 6 }, .name = "square" };
+	expect_refused(h.sock, KRAY_MSG_FAST_COUNT, &count, sizeof(count),
+		       "FAST_COUNT from a driver");
+	cr_assert_eq(harness_status(k).tasks_submitted, 0, "a driver's counts were taken");
 	cr_assert(harness_krayd_alive(&h), "krayd died from bad fast frames");
 	cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(5), 1, &v), 0);
 	cr_assert_eq(v.i, 25);
