@@ -13,10 +13,12 @@ $(O)/bench/bench_cluster $(O)/bench/bench_broadcast: $(O)/bench/%: bench/%.c \
 		$(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm
 
 # The scale benchmark speaks the node protocol itself (the token's HMAC from libcrypto).
-$(O)/bench/bench_scale: bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
+# Its simulated nodes (bench/sim/simnode.c) serve test_simnode too.
+$(O)/bench/bench_scale: bench/bench_scale.c bench/sim/simnode.c bench/sim/simnode.h \
+			$(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray \
-		$(RPATH) -lcrypto -lm
+	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c bench/sim/simnode.c $(BENCH_LIB:%.c=$(O)/%.o) \
+		-L$(O)/lib -lkray $(RPATH) -lcrypto -lm -lpthread
 
 # test_xfer and test_cluster_pull speak the node protocol themselves too (the token's
 # HMAC from libcrypto).

@@ -134,6 +134,9 @@ struct node_entry {
 	int64_t last_seen; /* head: last register or heartbeat */
 	struct link *link; /* head: the link the node reports over */
 	uint64_t ver; /* head: the view version of its last change (gcs.c) */
+	uint32_t link_id; /* the proven link net_link_to() found to it last (a hint) */
+	uint32_t sent; /* tasks this node forwarded to it and not done: placement spreads them
+			* (kept across the views that replace the entry) */
 };
 
 /* The head's tables besides nodes: named actors and the key-value store (gcs.c), kept in
@@ -216,6 +219,8 @@ struct cluster {
 	struct node_entry *nodes;
 	unsigned nnodes, cap;
 	struct oidmap node_index; /* {node} -> its index in nodes + 1 (node_find()) */
+	struct oidmap link_index; /* {.owner = link id} -> struct link * (net_link_by_id()) */
+	uint64_t pick_rng; /* node_pick()'s sample start (xorshift) */
 	uint64_t view_ver; /* head: the version of the latest change to the view */
 	struct task *fwd; /* tasks this node forwarded and still waits for */
 	struct oidmap fwd_index; /* their ids -> struct task * */
@@ -235,9 +240,6 @@ struct cluster {
 	} bytes[64]; /* large objects' bytes sent to and received from each node (xfer.c) */
 	uint64_t forwarded, received; /* counters for kray status */
 	uint32_t next_link;
-	struct {
-		uint32_t node, n;
-	} sent[64]; /* tasks forwarded and not done, per node: placement spreads them */
 	unsigned spread_next; /* SPREAD's turn in nodes[] (node_place()) */
 	int64_t next_tick;
 	bool view_from_head; /* a member has heard from the head */
