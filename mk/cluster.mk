@@ -28,3 +28,11 @@ $(NODE_TESTS): $(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LI
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) -L$(O)/lib -lkray \
 		$(RPATH) -lcriterion -lcrypto
+
+# test_simnode runs bench_scale's simulated nodes against a real head.
+$(O)/tests/integration/test_simnode: tests/integration/test_simnode.c bench/sim/simnode.c \
+				      bench/sim/simnode.h $(INTEG_LIB) $(LIBKRAY) $(COMMON_OBJ) \
+				      $(SKIPLOG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< bench/sim/simnode.c $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) \
+		-L$(O)/lib -lkray $(RPATH) -lcriterion -lcrypto

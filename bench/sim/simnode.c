@@ -152,8 +152,7 @@ int simnode_join(struct simnode *s, unsigned short port, const char *token, char
  * at once, as remote_task_done() sends them, into out.  Returns the new length of out,
  * or 0 when the frame is not a task.
  */
-static size_t answer(struct simnode *s, const uint8_t *body, uint32_t len, uint8_t *out,
-		     size_t off)
+static size_t answer(struct simnode *s, const uint8_t *body, uint32_t len, uint8_t *out, size_t off)
 {
 	struct kray_msg_fwd_task m;
 	struct kray_msg_fwd_done done;
@@ -227,8 +226,9 @@ int simnode_drain(struct simnode *s, struct simnode_stats *st)
 					return -1;
 				st->view_bytes += whole;
 				while (left) {
-					ssize_t m = recv(s->fd, skip,
-							 left < sizeof(skip) ? left : sizeof(skip), 0);
+					ssize_t m =
+						recv(s->fd, skip,
+						     left < sizeof(skip) ? left : sizeof(skip), 0);
 
 					if (m <= 0)
 						return -1;
