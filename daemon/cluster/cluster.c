@@ -425,6 +425,8 @@ static void ext_named_actor(struct krayd *d, struct actor *a, bool alive)
 		return;
 	if (a->name)
 		gcs_actor_changed(d, a, alive);
+	if (alive && (a->name || a->detached))
+		gactor_local(d, a); /* created here: other nodes may hold it */
 	if (!alive)
 		gactor_ended(d, &a->id); /* the head forgets its creation record */
 }

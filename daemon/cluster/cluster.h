@@ -351,6 +351,8 @@ void xfer_spliced(struct conn *c, int res);
 /* Forwards t to a node that has its resources when this one lacks them.  Returns true
  * when t was taken (forwarded, or failed for want of such a node). */
 bool remote_take(struct krayd *d, struct task *t);
+/* ",NAME:QTY" (QTY from thousandths) appended to buf at off if it fits; the new length. */
+size_t remote_res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli);
 /* A forwarded task ended here: its returns go back to its owner's node. */
 void remote_task_done(struct krayd *d, struct task *t);
 /* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
@@ -471,6 +473,12 @@ void gactor_created(struct krayd *d, const struct wire_fwd_actor *x, const uint8
 /* Host: a head this node joins (again) learns the records of the actors it runs. */
 void gactor_reregister(struct krayd *d, struct link *head);
 /* Host: an actor ended here (for good). */
+/* Host: actor a, created here by a driver of this node, gives the head its record too
+ * when another node may hold it (it is named or detached, or a handle to it was lent to
+ * another node: gactor_lent()), so that a holder elsewhere still finds it after this node
+ * dies.  Not on the head, and once per actor. */
+void gactor_local(struct krayd *d, struct actor *a);
+void gactor_lent(struct krayd *d, const struct kray_oid *id);
 void gactor_ended(struct krayd *d, const struct kray_oid *id);
 int gactor_on_record(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 int gactor_on_restart(struct link *l, const uint8_t *body, uint32_t len);

@@ -38,7 +38,7 @@ static bool local_has(struct krayd *d, const struct task *t)
 
 /* Appends ",NAME:QTY" (QTY from thousandths, as short as it goes) to buf if all of it
  * fits, so that the text always parses. */
-static size_t res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli)
+size_t remote_res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli)
 {
 	char qty[32];
 	int n = snprintf(qty, sizeof(qty), "%llu.%03llu", (unsigned long long)(milli / 1000),
@@ -64,9 +64,9 @@ static size_t res_text(const struct task *t, char *buf, size_t len)
 
 	buf[0] = 0;
 	if (t->cpu_milli != 1000)
-		off = res_add(buf, off, len, "CPU", t->cpu_milli);
+		off = remote_res_add(buf, off, len, "CPU", t->cpu_milli);
 	for (unsigned i = 0; i < t->nres; i++)
-		off = res_add(buf, off, len, t->res[i].name, t->res[i].milli);
+		off = remote_res_add(buf, off, len, t->res[i].name, t->res[i].milli);
 	return off;
 }
 
