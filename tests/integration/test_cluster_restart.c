@@ -290,6 +290,11 @@ Test(cluster_restart, head_restarts_an_actor_created_on_its_own_node)
 	cr_assert_eq(call(ka, a, "incr"), 1, "a restarted actor's state starts over");
 	cr_assert_eq(restarted(ka), 1, "the head restarted it once");
 	cr_assert_eq(where_actors(3), 1, "node 4 runs one incarnation");
+	/* Detached: only a kill ends it, and a holder on another node may kill it. */
+	cr_assert_eq(kray_kill(ka, a, 1), 0, "%s", kray_errmsg(ka));
+	for (int i = 0; i < 500 && where_actors(3); i++)
+		usleep(20000);
+	cr_assert_eq(where_actors(3), 0, "kray_kill() from node 1 did not end it on node 4");
 	kray_release(ka, &a, 1);
 	harness_shutdown(ka);
 }
