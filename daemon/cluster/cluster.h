@@ -351,8 +351,6 @@ void xfer_spliced(struct conn *c, int res);
 /* Forwards t to a node that has its resources when this one lacks them.  Returns true
  * when t was taken (forwarded, or failed for want of such a node). */
 bool remote_take(struct krayd *d, struct task *t);
-/* ",NAME:QTY" (QTY from thousandths) appended to buf at off if it fits; the new length. */
-size_t remote_res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli);
 /* A forwarded task ended here: its returns go back to its owner's node. */
 void remote_task_done(struct krayd *d, struct task *t);
 /* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
@@ -393,6 +391,9 @@ void node_index_rebuild(struct cluster *cl);
 /* Writes one kray_msg_node (+ resources) for e to b. */
 void node_put_entry(struct kbuf *b, const struct node_entry *e);
 /* Whether this node's totals cover need. */
+/* ",NAME:QTY" (QTY from thousandths) appended to buf at off if it fits, so that the text
+ * always parses; the new length. */
+size_t node_res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli);
 bool node_has(const struct node_entry *e, const struct wire_resource *need, int n);
 /* A live node other than this one (and avoid) whose totals cover need, the least loaded
  * (tasks queued and running per CPU, with those sent since its last report); its load in

@@ -271,7 +271,7 @@ void gactor_local(struct krayd *d, struct actor *a)
 		path = "";
 	res[0] = 0;
 	for (int i = 0; i < a->nres; i++)
-		off = remote_res_add(res, off, sizeof(res), a->res[i].name, a->res[i].milli);
+		off = node_res_add(res, off, sizeof(res), a->res[i].name, a->res[i].milli);
 	f.path_len = (uint32_t)strlen(path);
 	m.name_len = a->name ? (uint8_t)strlen(a->name) : 0;
 	m.ns_len = a->ns ? (uint8_t)strlen(a->ns) : 0;

@@ -89,6 +89,26 @@ void node_put_entry(struct kbuf *b, const struct node_entry *e)
 	wire_put_padded(b, e->res_text, e->m.res_len);
 }
 
+/* Appends ",NAME:QTY" (QTY from thousandths, as short as it goes) to buf if all of it
+ * fits, so that the text always parses. */
+size_t node_res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli)
+{
+	char qty[32];
+	int n = snprintf(qty, sizeof(qty), "%llu.%03llu", (unsigned long long)(milli / 1000),
+			 (unsigned long long)(milli % 1000));
+
+	while (qty[n - 1] == '0')
+		qty[--n] = 0;
+	if (qty[n - 1] == '.')
+		qty[--n] = 0;
+	n = snprintf(buf + off, len - off, "%s%s:%s", off ? "," : "", name, qty);
+	if (n < 0 || (size_t)n >= len - off) {
+		buf[off] = 0;
+		return off;
+	}
+	return off + (size_t)n;
+}
+
 bool node_has(const struct node_entry *e, const struct wire_resource *need, int n)
 {
 	for (int i = 0; i < n; i++) {

@@ -161,7 +161,6 @@ void xfer_push(struct link *l, struct obj *o, enum kray_push_why why)
 		/* A handle: the link holds it for the other node, which releases it when its
 		 * own handle goes; the scalar says where the actor lives. */
 		store_conn_ref(l->c, o);
-		gactor_lent(d, &o->id); /* one of ours: the head may restart it elsewhere */
 		push_inline(net_out(l), &o->id, o->type, 0, handle_host(d, &o->id), o->data, o->len,
 			    why, 0, NULL, 0);
 		net_flush(l);
