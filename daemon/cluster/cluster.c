@@ -199,9 +199,10 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	case KRAY_MSG_GCS_ACTOR:
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);
-		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       conn_fail(l->c, "malformed named actor", -EBADMSG) :
-			       0;
+		if (gcs_apply(l->d, h->type, body, h->len, true))
+			return conn_fail(l->c, "malformed named actor", -EBADMSG);
+		lookup_names_changed(l->d, now_ns()); /* lookups here that waited for it */
+		return 0;
 	case KRAY_MSG_GCS_JOB:
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);

@@ -145,6 +145,9 @@ struct gname {
 	struct kray_oid id;
 	uint32_t host;
 	bool detached;
+	/* Claimed by host, its actor not registered yet (it may be on its way to another
+	 * node): lookups wait for the registration until then (0: registered). */
+	int64_t claimed_until;
 	char name[KRAY_NAME_MAX + 1], ns[KRAY_NAME_MAX + 1];
 	struct gname *next;
 };
@@ -172,7 +175,7 @@ struct gkv {
 
 /* A client request this node passed on (to the head, or to an actor's node) and answers
  * when the reply comes back. */
-enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV, PEND_CLAIM };
+enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV, PEND_CLAIM, PEND_NAME };
 
 struct pending {
 	uint64_t token;
@@ -181,7 +184,9 @@ struct pending {
 	uint64_t req;
 	struct kray_oid actor; /* PEND_ATTACH */
 	uint32_t host;
-	struct kbuf create; /* PEND_CLAIM: the ACTOR_CREATE body to run once the name is ours */
+	struct kbuf create; /* PEND_CLAIM: the ACTOR_CREATE body to run once the name is ours;
+			     * PEND_NAME (a lookup on the head waiting for a claimed name's
+			     * actor): name, NUL, namespace */
 	int64_t deadline;
 	struct pending *next;
 };
@@ -257,6 +262,7 @@ struct cluster {
 	uint64_t log_base; /* records the log held after its last compaction (or replay) */
 	/* requests passed on */
 	struct pending *pend;
+	struct name_wait *name_waits; /* head: GCS_LOOKUPs waiting for a claimed name (gcs.c) */
 	uint64_t next_token;
 	struct gather *gathers; /* node queries for a dashboard (query.c) */
 	/* actors the head restarts (gactor.c) */
@@ -292,6 +298,8 @@ int net_parse_addr(const char *s, struct sockaddr_in *ret);
 /* gcs.c (the head) */
 void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 void gcs_tick(struct krayd *d, int64_t now);
+/* Whether name entry g is claimed and its actor not registered yet (lookups wait). */
+bool gcs_name_claimed(const struct gname *g, int64_t now);
 /* Entry e of the head's view changed: the next view on each link carries it. */
 void gcs_entry_changed(struct krayd *d, struct node_entry *e);
 void gcs_link_gone(struct link *l);
@@ -354,6 +362,9 @@ bool remote_take(struct krayd *d, struct task *t);
 /* A forwarded task ended here: its returns go back to its owner's node. */
 void remote_task_done(struct krayd *d, struct task *t);
 /* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
+/* Head: lookups of its own clients that waited for a claimed name are answered now if its
+ * actor registered (or the wait is over). */
+void lookup_names_changed(struct krayd *d, int64_t now);
 void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
 		  size_t ns_len);
 /* A named actor of this node was born (alive) or died: the head's table learns it. */
