@@ -756,6 +756,9 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 	    (uint64_t)st.st_size != o->size || lz->memfd < 0 ||
 	    ftruncate(lz->memfd, (off_t)o->size))
 		goto err; /* the eager restore says what is wrong with the file */
+	/* No readahead of the kernel's own (read_ahead_kb may be megabytes: a fault's head
+	 * would wait for it); fill() asks for what comes next (WILLNEED). */
+	posix_fadvise(lz->spill, 0, 0, POSIX_FADV_RANDOM);
 	lz->map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, lz->memfd, 0);
 	if (lz->map == MAP_FAILED) {
 		lz->map = NULL;
