@@ -73,6 +73,7 @@ struct uffdio_poison {
 
 #define LAZY_CHUNK (2ull << 20) /* read per fault: ~40-100 us per fault, so never 4 KiB */
 #define LAZY_AHEAD (8ull << 20) /* the disk reads ahead of a fault this far (WILLNEED) */
+#define LAZY_FILL_AHEAD 8 /* chunks filled ahead of a sequential reader's fault */
 #define LAZY_PENDING_MAX 4096 /* faults of a connection not yet matched to a range */
 
 enum { CH_MISSING, CH_FILLED, CH_BAD };
@@ -85,6 +86,7 @@ struct lazy {
 	uint8_t *chunk; /* CH_* per LAZY_CHUNK */
 	uint64_t *have; /* a bit per page put in (the thread's; the head of a fault comes first) */
 	uint32_t nchunks, nfilled;
+	uint32_t ahead, ahead_end; /* chunks filled ahead of a sequential reader (the thread's) */
 	unsigned nranges;
 	bool broken; /* a chunk could not be read */
 	bool sealed; /* whole, unmapped and sealed: the loop promotes it */
@@ -345,10 +347,18 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 			wake_range(lc, base + h0, (h1 - h0 + 4095) & ~4095ull);
 		off = h1;
 	}
-	if (fill(z, lz, i, off))
+	if (fill(z, lz, i, off)) {
 		poison_chunk(z, lc, lz, base, i, true);
-	else
-		wake_range(lc, a, len);
+		return true;
+	}
+	wake_range(lc, a, len);
+	/* A reader going through in order: the thread fills the chunks after this one
+	 * between faults, so that the reader's next ones find them (background()). */
+	if (z->first && i > 0 && lz->chunk[i - 1] == CH_FILLED) {
+		lz->ahead = i + 1;
+		lz->ahead_end = i + 1 + LAZY_FILL_AHEAD < lz->nchunks ? i + 1 + LAZY_FILL_AHEAD :
+									lz->nchunks;
+	}
 	return true;
 }
 
@@ -448,8 +458,9 @@ static void seal_whole(struct lazy *lz)
 	lz->broken = true;
 }
 
-/* Background work, one chunk per call: detached objects that readers still map are filled
- * to the end (then freed); returns whether more is left. */
+/* Background work, one chunk per object per call: chunks ahead of a sequential reader, and
+ * detached objects that readers still map filled to the end (then freed); returns whether
+ * more is left.  Faults are served between calls. */
 static bool background(struct lazyd *z, struct krayd *d)
 {
 	bool more = false, kick = false;
@@ -462,6 +473,14 @@ static bool background(struct lazyd *z, struct krayd *d)
 		}
 		if (lz->o && lz->broken)
 			kick = true;
+		while (!lz->detached && lz->ahead < lz->ahead_end &&
+		       lz->chunk[lz->ahead] == CH_FILLED)
+			lz->ahead++;
+		if (!lz->detached && lz->ahead < lz->ahead_end && !lz->broken && lz->map) {
+			fill(z, lz, lz->ahead++, 0);
+			more = true;
+			continue;
+		}
 		if (!lz->detached)
 			continue;
 		if (lz->nranges && !lz->broken && lz->nfilled < lz->nchunks) {
