@@ -10,9 +10,13 @@
  * registers the mapping with its userfaultfd in MISSING mode, and tells krayd where
  * (KRAY_MSG_LAZY_MAP) before it touches a byte.  A touch of a page that is not in the memfd
  * yet stops the reader's thread and queues a fault on that userfaultfd, which this file's
- * thread reads: it reads the whole chunk around the fault (LAZY_CHUNK, 2 MiB) from the spill
- * file into a buffer, puts it in the memfd's page cache (every mapping of the memfd sees it),
- * and wakes the reader (UFFDIO_WAKE), whose retried fault now finds the page.  Filled once,
+ * thread reads: it reads the pages around the fault (lazy-first-read, 64 KiB) from the spill
+ * file into a buffer, puts them in the memfd's page cache (every mapping of the memfd sees
+ * them) and wakes the reader (UFFDIO_WAKE), whose retried fault now finds the page; then it
+ * reads and puts in the rest of the fault's chunk (LAZY_CHUNK, 2 MiB), so a reader waits for
+ * one small read, and the disk is still read in large ranges.  A bit per page says what is
+ * in: no page is read or put twice.  A reader going through in order has the chunks after
+ * its fault filled between faults (LAZY_FILL_AHEAD).  Filled once,
  * pages serve every reader, and a reader that is killed midway leaves nothing half done (a
  * chunk counts as filled only once all of it was read).
  *
@@ -34,7 +38,7 @@
  * lets go.  A reader's connection that closes takes its ranges with it.
  *
  * Locking: one mutex over every struct lazy, lz_conn and range; the loop takes it for its
- * few calls; the thread holds it except while it reads a chunk from disk (fill()).
+ * few calls; the thread holds it except while it reads and puts a range (fill_range()).
  */
 #include <errno.h>
 #include <fcntl.h>
