@@ -191,24 +191,30 @@ def test_value_learner_actor_gives_one_process_updates(ray):
     import kray
     cfg = dict(FAST, num_workers=2, train_batch_size=1000, sgd_minibatch_size=100,
                rollout_fragment_length=100)
-    out = {}
-    for split in (True, False):
+    out, pids = {}, []
+    # The third run takes the first one's actor, kept idle for the next trainer of this
+    # driver (its torch imported), configured anew: the same results again.
+    for run, split in enumerate((True, False, True)):
         t = PPOTrainer(dict(cfg, kray_value_learner=split), "CartPole-v0")
         assert (t.value_learner is not None) == split
         if split:
-            kray.get(t.vl_ready)  # started: it trains from the first iteration on
+            pids.append(kray.get(t.vl_ready))  # it trains from the first iteration on
         rs = [t.train() for _ in range(2)]
         assert [r["info"]["value_learner_actor"] for r in rs] == [split, split]
         if split:
             assert {"policy_sgd_ms", "value_sgd_ms", "value_wait_ms"} <= set(rs[0]["timers"])
         ck = t.save_checkpoint(None)  # brings the actor's Adam state back
-        out[split] = (ck, [r["info"]["learner"]["default_policy"]["learner_stats"]
+        out[run] = (ck, [r["info"]["learner"]["default_policy"]["learner_stats"]
                            for r in rs], [r["episode_reward_mean"] for r in rs])
         t.stop()
         assert t.value_learner is None
-    (ck1, st1, rew1), (ck0, st0, rew0) = out[True], out[False]
-    assert rew1 == rew0
+    assert pids[0] == pids[1]
+    (ck1, st1, rew1), (ck0, st0, rew0), (ck2, st2, rew2) = out[0], out[1], out[2]
+    assert rew1 == rew0 == rew2
     for name in ("pi", "vf"):
+        for (W1, b1), (W2, b2) in zip(ck1["weights"][name], ck2["weights"][name]):
+            np.testing.assert_array_equal(W1, W2)
+            np.testing.assert_array_equal(b1, b2)
         for (W1, b1), (W0, b0) in zip(ck1["weights"][name], ck0["weights"][name]):
             np.testing.assert_allclose(W1, W0, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(b1, b0, rtol=1e-5, atol=1e-6)

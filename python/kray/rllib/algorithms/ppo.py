@@ -12,8 +12,10 @@ import numpy as np
 import kray
 
 from .algorithm import COMMON_CONFIG, Trainer, merge_config
-from .value_learner import (ValueLearner, adam, load_optimizer_state, minibatch_starts,
-                            optimizer_state, value_loss)
+from .value_learner import acquire as acquire_value_learner
+from .value_learner import (adam, load_optimizer_state, minibatch_starts, optimizer_state,
+                            value_loss)
+from .value_learner import release as release_value_learner
 
 DEFAULT_CONFIG = dict(copy.deepcopy(COMMON_CONFIG), **{
     "lr": 5e-5,
@@ -49,9 +51,19 @@ class PPOTrainer(Trainer):
         return c["gamma"], (c["lambda"] if c["use_gae"] else 1.0)
 
     def build(self):
+        c = self.config
+        # The value network in an actor of its own (value_learner.py): only where the
+        # loss splits (no global grad clipping) and the rollouts are actors too.  Started
+        # first, so that its torch import and the driver's run together.
+        self.split = bool(c["kray_value_learner"] and c["num_workers"] >= 1 and
+                          c["use_critic"] and not c["grad_clip"])
+        self.value_learner = None
+        self.vl_owns = False  # the actor holds the value net's latest Adam state
+        if self.split:
+            self.value_learner, self.vl_ready = acquire_value_learner(
+                self.obs_dim, c["model"], c["lr"], c["vf_clip_param"], c["vf_loss_coeff"])
         import torch
         from ..models import make_torch_model
-        c = self.config
         if c["sgd_minibatch_size"] > c["train_batch_size"]:
             raise ValueError(f"sgd_minibatch_size ({c['sgd_minibatch_size']}) must be <= "
                              f"train_batch_size ({c['train_batch_size']})")
@@ -59,10 +71,6 @@ class PPOTrainer(Trainer):
             raise ValueError("kray's PPO keeps separate policy and value networks: "
                              "model.vf_share_layers must be False")
         self.torch = torch
-        # The value network in an actor of its own (value_learner.py): only where the
-        # loss splits (no global grad clipping) and the rollouts are actors too.
-        self.split = bool(c["kray_value_learner"] and c["num_workers"] >= 1 and
-                          c["use_critic"] and not c["grad_clip"])
         if c["seed"] is not None:
             torch.manual_seed(c["seed"])
         if c["num_workers"] and (_in_trial() or self.split):
@@ -72,17 +80,6 @@ class PPOTrainer(Trainer):
         self.vf_params = list(self.net.vf.parameters())
         self.kl_coeff = c["kl_coeff"]
         self.rng = np.random.default_rng(c["seed"])
-        self.value_learner = None
-        self.vl_owns = False  # the actor holds the value net's latest Adam state
-
-    def setup(self, config):
-        super().setup(config)
-        if self.split:  # started last: its torch import must not slow the workers' start
-            c = self.config
-            cls = kray.remote(ValueLearner).options(num_cpus=0)
-            self.value_learner = cls.remote(self.obs_dim, c["model"], c["lr"],
-                                            c["vf_clip_param"], c["vf_loss_coeff"])
-            self.vl_ready = self.value_learner.ready.remote()
 
     def _value_learner_takes_over(self):
         """True when the value learner trains this iteration's value network.  Until its
@@ -100,7 +97,7 @@ class PPOTrainer(Trainer):
         except Exception as e:  # it could not start: the driver keeps both networks
             warnings.warn(f"PPO's value learner actor did not start ({e}); the value "
                           "network trains in the driver")
-            self.cleanup_value_learner()
+            self.cleanup_value_learner(keep=False)
             return False
         self.value_learner.set_state.remote(
             {"weights": {"vf": self.net.numpy_weights()["vf"]},
@@ -207,13 +204,18 @@ class PPOTrainer(Trainer):
             self.start_sampling({"pi": self.net.numpy_weights()["pi"]},
                                 c["train_batch_size"], more=(vf_ref,))
             t_sent = time.perf_counter()
-            vf = kray.get(vf_ref)
+            try:
+                vf = kray.get(vf_ref)
+            except Exception as e:
+                self.drop_sampling()
+                self.cleanup_value_learner(keep=False)
+                raise RuntimeError(f"PPO's value learner actor failed: {e}") from e
             t_vf = time.perf_counter()
             if self._pending is not None:  # the workers could not start before now
                 self._pending["t0"] = max(self._pending["t0"], t_vf)
             self.net.load_numpy_weights({"vf": vf["vf"]})
             stats = torch.stack(stats)
-            vf_losses = torch.as_tensor(vf["vf_loss"])
+            vf_losses = torch.tensor(vf["vf_loss"])
             stats[:, 1] = vf_losses
             stats[:, 4] += c["vf_loss_coeff"] * vf_losses
             timers = {"batch_put_ms": 1000 * (t_put - t1),
@@ -262,12 +264,9 @@ class PPOTrainer(Trainer):
     def get_policy(self, policy_id="default_policy"):
         return _Policy(self)
 
-    def cleanup_value_learner(self):
+    def cleanup_value_learner(self, keep=True):
         if getattr(self, "value_learner", None) is not None:
-            try:
-                kray.kill(self.value_learner)
-            except Exception:
-                pass
+            release_value_learner(self.value_learner, self.vl_ready, keep)
             self.value_learner, self.vl_owns = None, False
 
     def cleanup(self):

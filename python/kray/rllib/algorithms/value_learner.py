@@ -21,7 +21,12 @@ import time
 
 import numpy as np
 
+import kray
+
 from ..models import make_torch_model
+
+_POOL_SIZE = 2
+_pool = []  # (actor, ready ref, kray session) started by this driver, idle
 
 
 def minibatch_starts(n, mb):
@@ -60,12 +65,17 @@ def load_optimizer_state(opt, params, state):
 
 
 class ValueLearner:
-    """The value MLP and its Adam, in a kray actor of its own (one torch thread)."""
+    """The value MLP and its Adam, in a kray actor of its own (one torch thread).
+    configure() builds them; a learner kept in the pool (acquire()) is configured anew
+    for each trainer."""
 
-    def __init__(self, obs_dim, model, lr, vf_clip_param, vf_loss_coeff):
-        import torch
+    def __init__(self):
+        import torch  # the costly part of its start: 2 to 3 s of CPU with Debian's torch
         torch.set_num_threads(1)
         self.torch = torch
+        self.net = None
+
+    def configure(self, obs_dim, model, lr, vf_clip_param, vf_loss_coeff):
         self.net = make_torch_model(obs_dim, 1, model, with_policy=False)
         self.params = list(self.net.vf.parameters())
         self.opt = adam(self.params, lr)
@@ -114,3 +124,34 @@ class ValueLearner:
                "vf_loss": torch.stack(losses).numpy() if losses else np.zeros(0)}
         out["sgd_s"] = time.perf_counter() - t0
         return out
+
+
+def acquire(obs_dim, model, lr, vf_clip_param, vf_loss_coeff):
+    """A value learner actor configured for this model: an idle one of this driver's
+    (its torch already imported) or a new one.  Returns (actor, ref of its ready())."""
+    from ... import _remote
+    actor = None
+    while _pool and actor is None:
+        a, ready, session = _pool.pop()
+        if session == _remote.session[0]:  # not from before a kray.shutdown()
+            actor = a
+    if actor is None:
+        actor = kray.remote(ValueLearner).options(num_cpus=0).remote()
+        ready = actor.ready.remote()
+    actor.configure.remote(obs_dim, model, lr, vf_clip_param, vf_loss_coeff)
+    return actor, ready
+
+
+def release(actor, ready, keep=True):
+    """The trainer is done with it: kept idle for the next trainer of this driver (at
+    most _POOL_SIZE; not inside an actor, such as a Tune trial, whose process ends),
+    else killed."""
+    from ... import _remote
+    from .algorithm import _in_actor
+    if keep and len(_pool) < _POOL_SIZE and not _in_actor():
+        _pool.append((actor, ready, _remote.session[0]))
+        return
+    try:
+        kray.kill(actor)
+    except Exception:
+        pass
