@@ -52,6 +52,12 @@ class PPOTrainer(Trainer):
 
     def build(self):
         c = self.config
+        if c["sgd_minibatch_size"] > c["train_batch_size"]:
+            raise ValueError(f"sgd_minibatch_size ({c['sgd_minibatch_size']}) must be <= "
+                             f"train_batch_size ({c['train_batch_size']})")
+        if c["model"]["vf_share_layers"]:
+            raise ValueError("kray's PPO keeps separate policy and value networks: "
+                             "model.vf_share_layers must be False")
         # The value network in an actor of its own (value_learner.py): only where the
         # loss splits (no global grad clipping) and the rollouts are actors too.  Started
         # first, so that its torch import and the driver's run together.
@@ -64,12 +70,6 @@ class PPOTrainer(Trainer):
                 self.obs_dim, c["model"], c["lr"], c["vf_clip_param"], c["vf_loss_coeff"])
         import torch
         from ..models import make_torch_model
-        if c["sgd_minibatch_size"] > c["train_batch_size"]:
-            raise ValueError(f"sgd_minibatch_size ({c['sgd_minibatch_size']}) must be <= "
-                             f"train_batch_size ({c['train_batch_size']})")
-        if c["model"]["vf_share_layers"]:
-            raise ValueError("kray's PPO keeps separate policy and value networks: "
-                             "model.vf_share_layers must be False")
         self.torch = torch
         if c["seed"] is not None:
             torch.manual_seed(c["seed"])
@@ -152,9 +152,10 @@ class PPOTrainer(Trainer):
         old_lp_all = torch.log_softmax(torch.as_tensor(batch["logits"]), dim=1)
         old_p_all = old_lp_all.exp()
         adv = torch.as_tensor(adv)
-        vt = torch.as_tensor(batch["value_targets"])
         stats = []  # per minibatch, kept as tensors: read once at the end
-        cols = (obs, actions, old_logp, old_lp_all, old_p_all, adv, vt)
+        cols = [obs, actions, old_logp, old_lp_all, old_p_all, adv]
+        if not split:
+            cols.append(torch.as_tensor(batch["value_targets"]))
         zero = torch.zeros(())
         for perm in perms:
             if perm is not None:  # one gather per column and epoch, then slices
@@ -163,7 +164,7 @@ class PPOTrainer(Trainer):
             else:
                 shuffled = cols
             for start in minibatch_starts(n, mb):
-                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, vt_mb = (
+                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, *vt_mb = (
                     col[start:start + mb] for col in shuffled)
                 if split:
                     logits = self.net.pi(o_mb)
@@ -182,7 +183,7 @@ class PPOTrainer(Trainer):
                     vf_loss = zero
                 else:
                     if c["use_critic"]:
-                        vf_loss = value_loss(v, vt_mb, c["vf_clip_param"])
+                        vf_loss = value_loss(v, vt_mb[0], c["vf_clip_param"])
                     else:
                         vf_loss = torch.zeros_like(logp)
                     loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
