@@ -182,12 +182,24 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
+struct exec *exec_new(unsigned nfds, uint32_t len)
+{
+	struct exec *e = malloc(sizeof(*e) + nfds * sizeof(int) + len);
+
+	if (!e)
+		return NULL;
+	*e = (struct exec){ .len = len, .nfds = nfds, .fds = e->data };
+	e->body = (uint8_t *)(e->data + nfds);
+	return e;
+}
+
 void exec_free(struct exec *e)
 {
 	for (unsigned i = 0; i < e->nfds; i++)
 		if (e->fds[i] >= 0)
 			close(e->fds[i]);
-	free(e->body);
+	if (e->body_apart)
+		free(e->body);
 	free(e);
 }
 
@@ -292,10 +304,21 @@ static int resolve(struct kray *k, struct call *c)
 		c->self = ws->self;
 		nargs = m->nargs;
 	} else {
-		const struct kray_fn_desc *f;
+		const struct kray_fn_desc *f = NULL;
 
-		snprintf(sym, sizeof(sym), KRAY_FN_SYMBOL_PREFIX "%.*s", sym_len(c->name), c->name);
-		f = code_find(j, sym);
+		/* Tasks come in runs of one function: the last one found is kept. */
+		if (j && j == ws->fn_job && !strcmp(c->name, ws->fn_name)) {
+			f = ws->fn;
+		} else {
+			snprintf(sym, sizeof(sym), KRAY_FN_SYMBOL_PREFIX "%.*s", sym_len(c->name),
+				 c->name);
+			f = code_find(j, sym);
+			if (f && f->abi == KRAY_FN_ABI) {
+				ws->fn_job = j;
+				ws->fn = f;
+				memcpy(ws->fn_name, c->name, sizeof(ws->fn_name));
+			}
+		}
 		if (!f || f->abi != KRAY_FN_ABI) {
 			code_describe(j, why, sizeof(why));
 			put_error(k, &c->x.m.task, 0, KRAY_WE_UNKNOWN_FUNCTION,

@@ -78,6 +78,9 @@ struct kray {
 	struct oidmap cache; /* oid -> struct kray_mem *: small values this process has */
 	struct oidmap writing; /* oid -> struct view *: objects being created here */
 	bool broken; /* the connection is unusable */
+	/* The last read from krayd took less than it could: the socket was empty then, so
+	 * the next read is skipped once (conn.c: a poll, or the caller's next look, follows). */
+	bool in_short;
 	char err[1024];
 	/* In a worker: frames that are not replies (EXEC, JOB) go here. */
 	void (*on_frame)(struct kray *k, const struct kray_frame_hdr *h, const uint8_t *body);

@@ -174,6 +174,7 @@ void code_describe(struct job *j, char *buf, size_t len)
 void code_fini(struct worker_state *ws)
 {
 	ws->last_job = NULL;
+	ws->fn_job = NULL;
 	while (ws->jobs) {
 		struct job *j = ws->jobs;
 

@@ -176,6 +176,7 @@ static ssize_t recv_fds(struct kray *k)
 
 	if (n <= 0)
 		return n;
+	k->in_short = (size_t)n < iov.iov_len;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -246,7 +247,15 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 			k->in.nomem = false; /* nothing lost: a later call may try again */
 			return kc_fail(k, -ENOMEM, "out of memory receiving from krayd");
 		}
-		n = recv_fds(k);
+		if (k->in_short) {
+			/* A read now would most likely find nothing (one system call per wake-up
+			 * saved): report nothing, or go straight to poll(). */
+			k->in_short = false;
+			n = -1;
+			errno = EAGAIN;
+		} else {
+			n = recv_fds(k);
+		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (!block)
 				return 0;

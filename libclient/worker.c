@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "worker.h"
@@ -149,16 +150,13 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 		put_reject(k, body, h->len);
 		return;
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->body = malloc(h->len))) {
+	e = exec_new(KRAY_FRAME_NFDS(h->flags), h->len);
+	if (!e) {
 		/* Out of memory: the task is handed back, to run elsewhere or later. */
-		free(e);
 		put_reject(k, body, h->len);
 		return;
 	}
 	memcpy(e->body, body, h->len);
-	e->len = h->len;
-	e->nfds = KRAY_FRAME_NFDS(h->flags);
 	if (e->nfds) {
 		int *fds = kc_frame_fds(k, h);
 
@@ -223,7 +221,7 @@ static int take_fast(struct kray *k)
 			body.len = 0; /* cannot happen: the program checked the frame */
 			continue;
 		}
-		e = calloc(1, sizeof(*e));
+		e = exec_new(0, 0);
 		if (!e) { /* out of memory: the driver takes the daemon path */
 			struct kray_msg_exec m;
 			struct kbuf none = { 0 };
@@ -234,6 +232,7 @@ static int take_fast(struct kray *k)
 			continue;
 		}
 		e->body = (uint8_t *)body.data;
+		e->body_apart = true;
 		e->len = (uint32_t)body.len;
 		e->fast = true;
 		body = (struct kbuf){ 0 };
@@ -454,6 +453,32 @@ static int become_worker_user(void)
 	return 0;
 }
 
+/*
+ * Whether to look at krayd's socket before the next queued task.  With tasks queued,
+ * what krayd sends meanwhile (more tasks, a cancel of a queued one) can wait a little: a
+ * non-blocking read that finds nothing costs a system call per task, most of a short
+ * task's cost.  So the socket is read at most every WORKER_LOOK_NS while the queue lasts
+ * (after every task when tasks take longer than that), and frames already received are
+ * always taken first.
+ */
+#define WORKER_LOOK_NS 50000
+
+static bool look_due(struct kray *k)
+{
+	struct worker_state *ws = k->ws;
+	struct timespec t;
+	uint64_t now;
+
+	if (kbuf_pending(&k->in))
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	now = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	if (ws->qhead && !ws->stop && now - ws->looked_ns < WORKER_LOOK_NS)
+		return false;
+	ws->looked_ns = now;
+	return true;
+}
+
 KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 {
 	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
@@ -509,7 +534,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		if (ws.host) {
 			r = host_turn(&k);
 		} else {
-			r = wait_frames(&k, !ws.qhead && !ws.stop);
+			r = look_due(&k) ? wait_frames(&k, !ws.qhead && !ws.stop) : 0;
 			if (!r && ws.qhead)
 				run_here(&k, pop(&ws));
 			if (!r && !ws.qhead)

@@ -22,14 +22,17 @@ struct job;
  */
 extern volatile uintptr_t kc_cancel_asked;
 
-/* An EXEC frame as received, with its large arguments' memfds. */
+/* An EXEC frame as received, with its large arguments' memfds.  One allocation holds
+ * the descriptors and the body (exec_new); a fast task's body is its own (body_apart). */
 struct exec {
 	uint8_t *body;
 	uint32_t len;
-	int fds[KRAY_FDS_PER_MSG];
 	unsigned nfds;
+	int *fds;
 	bool fast; /* a FAST_EXEC: the answer goes back on the fast connection */
+	bool body_apart; /* body was allocated on its own: exec_free frees it */
 	struct exec *next;
+	int data[]; /* nfds descriptors, then the body */
 };
 
 struct kray_ctx {
@@ -69,6 +72,10 @@ struct call {
 
 struct worker_state {
 	struct job *jobs, *last_job;
+	/* The function the last task ran, by job and name (call.c: resolve). */
+	struct job *fn_job;
+	const struct kray_fn_desc *fn;
+	char fn_name[KRAY_NAME_MAX + 1];
 	struct exec *qhead, *qtail; /* EXECs not started */
 	bool in_task; /* a task runs on the loop thread (its gets reject new EXECs) */
 	bool stop; /* ACTOR_STOP: finish, run the destructor, exit */
@@ -86,6 +93,7 @@ struct worker_state {
 	/* A call's answer could not be queued for lack of memory: the worker exits, and
 	 * krayd answers for it (WORKER_DIED) rather than let the caller wait forever. */
 	bool nomem;
+	uint64_t looked_ns; /* when the loop last read krayd's socket (worker.c: look_due) */
 };
 
 /* code.c */
@@ -106,6 +114,8 @@ struct call *call_prepare(struct kray *k, struct exec *e);
 void call_execute(struct call *c);
 /* Sends the RESULT (on the loop thread), frees c and its exec. */
 void call_finish(struct kray *k, struct call *c);
+/* An exec with room for nfds descriptors and a body of len bytes (not filled in). */
+struct exec *exec_new(unsigned nfds, uint32_t len);
 void exec_free(struct exec *e);
 /* Answers e, which will not run, with an error RESULT of kind err; frees e. */
 void call_refuse(struct kray *k, struct exec *e, uint8_t err, const char *msg);
