@@ -41,10 +41,11 @@ void bench_warm_up(const struct bench_op *op, size_t n, double round_s, kray_ref
 	} while (bench_now() < end);
 }
 
-void bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, double *per_s,
-		       double *rt_us)
+size_t bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, double *per_s,
+			 double *rt_us)
 {
 	struct bench_samples s = { 0 };
+	size_t all = 0;
 	kray_value val;
 	kray_ref ref;
 
@@ -62,13 +63,17 @@ void bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, do
 		}
 		per_s[r] = s.n / (t - t0);
 		rt_us[r] = bench_median(s.v, s.n);
+		all += s.n;
 	}
 	bench_samples_free(&s);
+	return all;
 }
 
-void bench_async_rounds(const struct bench_op *op, size_t n, int rounds, double round_s,
-			kray_ref *refs, kray_value *vals, double *per_s)
+size_t bench_async_rounds(const struct bench_op *op, size_t n, int rounds, double round_s,
+			  kray_ref *refs, kray_value *vals, double *per_s)
 {
+	size_t all = 0;
+
 	for (int r = 0; r < rounds; r++) {
 		double t0 = bench_now(), end = t0 + round_s, t = t0;
 		size_t calls = 0;
@@ -78,5 +83,7 @@ void bench_async_rounds(const struct bench_op *op, size_t n, int rounds, double 
 			t = bench_now();
 		}
 		per_s[r] = calls / (t - t0);
+		all += calls;
 	}
+	return all;
 }

@@ -34,12 +34,12 @@ void bench_warm_up(const struct bench_op *op, size_t n, double round_s, kray_ref
 		   kray_value *vals);
 
 /* Per round of round_s: calls/s and the median round trip in µs of one call (number 0)
- * and its get. */
-void bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, double *per_s,
-		       double *rt_us);
+ * and its get.  Returns the calls made in all. */
+size_t bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, double *per_s,
+			 double *rt_us);
 
-/* Per round of round_s: calls/s in batches of n. */
-void bench_async_rounds(const struct bench_op *op, size_t n, int rounds, double round_s,
-			kray_ref *refs, kray_value *vals, double *per_s);
+/* Per round of round_s: calls/s in batches of n.  Returns the calls made in all. */
+size_t bench_async_rounds(const struct bench_op *op, size_t n, int rounds, double round_s,
+			  kray_ref *refs, kray_value *vals, double *per_s);
 
 #endif /* KRAY_BENCH_CALLS_H */

@@ -317,3 +317,44 @@ double bench_proc_cpu_s(pid_t pid)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
+
+/* The pids in /proc/<pid>/task/<pid>/children (the main thread's children), at most max. */
+static size_t children(pid_t pid, pid_t *out, size_t max)
+{
+	char path[64];
+	size_t n = 0;
+	FILE *f;
+	int c;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (n < max && fscanf(f, "%d", &c) == 1)
+		out[n++] = c;
+	fclose(f);
+	return n;
+}
+
+void bench_cpu_now(struct bench_cpu *c)
+{
+	pid_t kids[16], grand[256];
+
+	c->self = bench_proc_cpu_s(getpid());
+	c->krayd = c->workers = 0;
+	for (size_t i = 0, n = children(getpid(), kids, 16); i < n; i++) {
+		c->krayd += bench_proc_cpu_s(kids[i]);
+		for (size_t j = 0, m = children(kids[i], grand, 256); j < m; j++)
+			c->workers += bench_proc_cpu_s(grand[j]);
+	}
+}
+
+struct bench_cpu bench_cpu_per_call(const struct bench_cpu *start, const struct bench_cpu *end,
+				    size_t calls)
+{
+	double per = calls ? 1e6 / (double)calls : 0;
+
+	return (struct bench_cpu){ .self = (end->self - start->self) * per,
+				   .krayd = (end->krayd - start->krayd) * per,
+				   .workers = (end->workers - start->workers) * per };
+}

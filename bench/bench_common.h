@@ -128,4 +128,16 @@ void bench_json_fig(FILE *f, const char *name, const struct bench_samples *s, bo
 /* CPU seconds (utime + stime, /proc/<pid>/stat) the process has used; 0 if unreadable. */
 double bench_proc_cpu_s(pid_t pid);
 
+/* CPU seconds used by this process, by its children (a private krayd), and by their
+ * children (that krayd's workers), as found now (/proc/<pid>/task/<pid>/children). */
+struct bench_cpu {
+	double self, krayd, workers;
+};
+
+void bench_cpu_now(struct bench_cpu *c);
+
+/* (end - start) in µs per call, for calls calls. */
+struct bench_cpu bench_cpu_per_call(const struct bench_cpu *start, const struct bench_cpu *end,
+				    size_t calls);
+
 #endif /* KRAY_BENCH_COMMON_H */

@@ -7,6 +7,9 @@
  *   single_client_tasks_sync     submit one no-op task, get it, repeat
  *   single_client_tasks_async    submit 1,000 no-op tasks, get them all, repeat
  *
+ * With a private krayd it also prints the CPU time each side spent per task (the driver,
+ * krayd, its workers; /proc): unlike the rates, it hardly depends on what else runs.
+ *
  * Each figure is the median of several rounds of about a second, after a warm-up.  The
  * no-op task is `noop` in tests/fixtures/testfns.c: $KRAY_TEST_CODE_PATH (set by
  * `make bench`), else ../tests/libtestfns.so next to this program.  Starts a private
@@ -45,8 +48,21 @@ static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
 /* Per-round figures, as measured. */
 struct report {
 	double pp[MAX_ROUNDS], stps[MAX_ROUNDS], srt[MAX_ROUNDS], atps[MAX_ROUNDS];
+	struct bench_cpu scpu, acpu; /* µs per task, sync and async rounds */
 	const char *krayd;
 };
+
+static void json_cpu(FILE *f, const char *name, const struct bench_cpu *c)
+{
+	fprintf(f, "\"%s\": {\"driver\": %.3f, \"krayd\": %.3f, \"workers\": %.3f}", name, c->self,
+		c->krayd, c->workers);
+}
+
+static void print_cpu(const char *name, const struct bench_cpu *c)
+{
+	printf("  %-32s %6.2f driver + %.2f krayd + %.2f workers = %.2f us\n", name, c->self,
+	       c->krayd, c->workers, c->self + c->krayd + c->workers);
+}
 
 static void json(FILE *f, void *arg)
 {
@@ -58,9 +74,17 @@ static void json(FILE *f, void *arg)
 		"{\"single_client_tasks_sync\": %.1f, \"single_client_tasks_sync_rt_us\": %.3f, "
 		"\"single_client_tasks_async\": %.1f, \"unix_pingpong_rt_us\": %.3f, "
 		"\"sync_rt_vs_pingpong\": %.2f, \"rounds\": %d, \"round_s\": %.2f, "
-		"\"online_cpus\": %ld, \"krayd\": \"%s\", \"per_round\": {",
+		"\"online_cpus\": %ld, \"krayd\": \"%s\", ",
 		stps, srt, atps, pp, srt / pp, rounds, round_s, sysconf(_SC_NPROCESSORS_ONLN),
 		rep->krayd);
+	if (!strcmp(rep->krayd, "private")) {
+		fprintf(f, "\"cpu_us_per_task\": {");
+		json_cpu(f, "single_client_tasks_sync", &rep->scpu);
+		fprintf(f, ", ");
+		json_cpu(f, "single_client_tasks_async", &rep->acpu);
+		fprintf(f, "}, ");
+	}
+	fprintf(f, "\"per_round\": {");
 	bench_json_array(f, "single_client_tasks_sync", rep->stps, rounds);
 	fprintf(f, ", ");
 	bench_json_array(f, "single_client_tasks_sync_rt_us", rep->srt, rounds);
@@ -110,9 +134,17 @@ int main(int argc, char **argv)
 		bench_die("kray_init", kray_init_errmsg());
 	struct bench_op op = { .k = k, .submit = noop_call };
 
+	struct bench_cpu c0, c1, c2;
+	size_t n;
+
 	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
-	bench_sync_rounds(&op, rounds, round_s, rep.stps, rep.srt);
-	bench_async_rounds(&op, ASYNC_BATCH, rounds, round_s, refs, vals, rep.atps);
+	bench_cpu_now(&c0);
+	n = bench_sync_rounds(&op, rounds, round_s, rep.stps, rep.srt);
+	bench_cpu_now(&c1);
+	rep.scpu = bench_cpu_per_call(&c0, &c1, n);
+	n = bench_async_rounds(&op, ASYNC_BATCH, rounds, round_s, refs, vals, rep.atps);
+	bench_cpu_now(&c2);
+	rep.acpu = bench_cpu_per_call(&c1, &c2, n);
 	kray_shutdown(k);
 
 	double pp = bench_median_of(rep.pp, rounds), stps = bench_median_of(rep.stps, rounds);
@@ -130,6 +162,11 @@ int main(int argc, char **argv)
 	printf("  %-32s %12.2f  %-8s %8.2fx\n", "single_client_tasks_sync rt", srt, "us", srt / pp);
 	printf("  %-32s %12.0f  %-8s %8.2fx\n", "single_client_tasks_async", atps, "tasks/s",
 	       1e6 / atps / pp);
+	if (!address) {
+		printf("  CPU per task (/proc, all rounds):\n");
+		print_cpu("single_client_tasks_sync", &rep.scpu);
+		print_cpu("single_client_tasks_async", &rep.acpu);
+	}
 	bench_json_out(o.json_file, json, &rep);
 	return 0;
 }

@@ -13,10 +13,12 @@ $(O)/bench/bench_cluster $(O)/bench/bench_broadcast: $(O)/bench/%: bench/%.c \
 		$(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm
 
 # The scale benchmark speaks the node protocol itself (the token's HMAC from libcrypto).
-$(O)/bench/bench_scale: bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
+# Its simulated nodes (bench/sim/simnode.c) serve test_simnode too.
+$(O)/bench/bench_scale: bench/bench_scale.c bench/sim/simnode.c bench/sim/simnode.h \
+			$(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c $(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray \
-		$(RPATH) -lcrypto -lm
+	$(CC) $(CFLAGS) -o $@ bench/bench_scale.c bench/sim/simnode.c $(BENCH_LIB:%.c=$(O)/%.o) \
+		-L$(O)/lib -lkray $(RPATH) -lcrypto -lm -lpthread
 
 # test_xfer and test_cluster_pull speak the node protocol themselves too (the token's
 # HMAC from libcrypto).
@@ -26,3 +28,11 @@ $(NODE_TESTS): $(O)/tests/integration/%: tests/integration/%.c $(INTEG_LIB) $(LI
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) -L$(O)/lib -lkray \
 		$(RPATH) -lcriterion -lcrypto
+
+# test_simnode runs bench_scale's simulated nodes against a real head.
+$(O)/tests/integration/test_simnode: tests/integration/test_simnode.c bench/sim/simnode.c \
+				      bench/sim/simnode.h $(INTEG_LIB) $(LIBKRAY) $(COMMON_OBJ) \
+				      $(SKIPLOG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< bench/sim/simnode.c $(INTEG_LIB) $(SKIPLOG_OBJ) $(COMMON_OBJ) \
+		-L$(O)/lib -lkray $(RPATH) -lcriterion -lcrypto

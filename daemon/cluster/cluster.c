@@ -98,9 +98,12 @@ static void view_merge(struct krayd *d, const struct node_entry *nodes, uint32_t
 		struct node_entry *e = node_find(d, nodes[i].m.node);
 
 		view_says_dead(d, e, nodes[i].m.alive);
+		uint32_t sent = e ? e->sent : 0;
+
 		if (!e)
 			e = node_add(cl, nodes[i].m.node);
 		*e = nodes[i];
+		e->sent = sent;
 	}
 }
 
@@ -148,8 +151,12 @@ static void node_on_view(struct link *l, const struct kray_frame_hdr *h, const u
 	}
 	/* A whole view replaces ours.  A node missing from it is not dead: a restarted head
 	 * has not heard from it yet. */
-	for (uint32_t j = 0; j < n.n; j++)
-		view_says_dead(d, node_find(d, nodes[j].m.node), nodes[j].m.alive);
+	for (uint32_t j = 0; j < n.n; j++) {
+		struct node_entry *was = node_find(d, nodes[j].m.node);
+
+		view_says_dead(d, was, nodes[j].m.alive);
+		nodes[j].sent = was ? was->sent : 0;
+	}
 	free(cl->nodes);
 	cl->nodes = nodes;
 	cl->nnodes = cl->cap = n.n;
@@ -192,9 +199,10 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	case KRAY_MSG_GCS_ACTOR:
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);
-		return gcs_apply(l->d, h->type, body, h->len, true) ?
-			       conn_fail(l->c, "malformed named actor", -EBADMSG) :
-			       0;
+		if (gcs_apply(l->d, h->type, body, h->len, true))
+			return conn_fail(l->c, "malformed named actor", -EBADMSG);
+		lookup_names_changed(l->d, now_ns()); /* lookups here that waited for it */
+		return 0;
 	case KRAY_MSG_GCS_JOB:
 		if (!l->d->cfg.head)
 			return conn_fail(l->c, "this node is not the head", -EPROTO);
@@ -418,6 +426,8 @@ static void ext_named_actor(struct krayd *d, struct actor *a, bool alive)
 		return;
 	if (a->name)
 		gcs_actor_changed(d, a, alive);
+	if (alive && (a->name || a->detached))
+		gactor_local(d, a); /* created here: other nodes may hold it */
 	if (!alive)
 		gactor_ended(d, &a->id); /* the head forgets its creation record */
 }

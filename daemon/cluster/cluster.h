@@ -134,6 +134,9 @@ struct node_entry {
 	int64_t last_seen; /* head: last register or heartbeat */
 	struct link *link; /* head: the link the node reports over */
 	uint64_t ver; /* head: the view version of its last change (gcs.c) */
+	uint32_t link_id; /* the proven link net_link_to() found to it last (a hint) */
+	uint32_t sent; /* tasks this node forwarded to it and not done: placement spreads them
+			* (kept across the views that replace the entry) */
 };
 
 /* The head's tables besides nodes: named actors and the key-value store (gcs.c), kept in
@@ -142,6 +145,9 @@ struct gname {
 	struct kray_oid id;
 	uint32_t host;
 	bool detached;
+	/* Claimed by host, its actor not registered yet (it may be on its way to another
+	 * node): lookups wait for the registration until then (0: registered). */
+	int64_t claimed_until;
 	char name[KRAY_NAME_MAX + 1], ns[KRAY_NAME_MAX + 1];
 	struct gname *next;
 };
@@ -169,7 +175,7 @@ struct gkv {
 
 /* A client request this node passed on (to the head, or to an actor's node) and answers
  * when the reply comes back. */
-enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV, PEND_CLAIM };
+enum pend_kind { PEND_LOOKUP, PEND_ATTACH, PEND_KV, PEND_CLAIM, PEND_NAME };
 
 struct pending {
 	uint64_t token;
@@ -178,7 +184,9 @@ struct pending {
 	uint64_t req;
 	struct kray_oid actor; /* PEND_ATTACH */
 	uint32_t host;
-	struct kbuf create; /* PEND_CLAIM: the ACTOR_CREATE body to run once the name is ours */
+	struct kbuf create; /* PEND_CLAIM: the ACTOR_CREATE body to run once the name is ours;
+			     * PEND_NAME (a lookup on the head waiting for a claimed name's
+			     * actor): name, NUL, namespace */
 	int64_t deadline;
 	struct pending *next;
 };
@@ -216,6 +224,8 @@ struct cluster {
 	struct node_entry *nodes;
 	unsigned nnodes, cap;
 	struct oidmap node_index; /* {node} -> its index in nodes + 1 (node_find()) */
+	struct oidmap link_index; /* {.owner = link id} -> struct link * (net_link_by_id()) */
+	uint64_t pick_rng; /* node_pick()'s sample start (xorshift) */
 	uint64_t view_ver; /* head: the version of the latest change to the view */
 	struct task *fwd; /* tasks this node forwarded and still waits for */
 	struct oidmap fwd_index; /* their ids -> struct task * */
@@ -235,9 +245,6 @@ struct cluster {
 	} bytes[64]; /* large objects' bytes sent to and received from each node (xfer.c) */
 	uint64_t forwarded, received; /* counters for kray status */
 	uint32_t next_link;
-	struct {
-		uint32_t node, n;
-	} sent[64]; /* tasks forwarded and not done, per node: placement spreads them */
 	unsigned spread_next; /* SPREAD's turn in nodes[] (node_place()) */
 	int64_t next_tick;
 	bool view_from_head; /* a member has heard from the head */
@@ -255,6 +262,7 @@ struct cluster {
 	uint64_t log_base; /* records the log held after its last compaction (or replay) */
 	/* requests passed on */
 	struct pending *pend;
+	struct name_wait *name_waits; /* head: GCS_LOOKUPs waiting for a claimed name (gcs.c) */
 	uint64_t next_token;
 	struct gather *gathers; /* node queries for a dashboard (query.c) */
 	/* actors the head restarts (gactor.c) */
@@ -290,6 +298,8 @@ int net_parse_addr(const char *s, struct sockaddr_in *ret);
 /* gcs.c (the head) */
 void gcs_on_report(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 void gcs_tick(struct krayd *d, int64_t now);
+/* Whether name entry g is claimed and its actor not registered yet (lookups wait). */
+bool gcs_name_claimed(const struct gname *g, int64_t now);
 /* Entry e of the head's view changed: the next view on each link carries it. */
 void gcs_entry_changed(struct krayd *d, struct node_entry *e);
 void gcs_link_gone(struct link *l);
@@ -352,6 +362,9 @@ bool remote_take(struct krayd *d, struct task *t);
 /* A forwarded task ended here: its returns go back to its owner's node. */
 void remote_task_done(struct krayd *d, struct task *t);
 /* Named actors elsewhere in the cluster (lookup.c): answers c's GET_ACTOR req later. */
+/* Head: lookups of its own clients that waited for a claimed name are answered now if its
+ * actor registered (or the wait is over). */
+void lookup_names_changed(struct krayd *d, int64_t now);
 void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
 		  size_t ns_len);
 /* A named actor of this node was born (alive) or died: the head's table learns it. */
@@ -389,6 +402,9 @@ void node_index_rebuild(struct cluster *cl);
 /* Writes one kray_msg_node (+ resources) for e to b. */
 void node_put_entry(struct kbuf *b, const struct node_entry *e);
 /* Whether this node's totals cover need. */
+/* ",NAME:QTY" (QTY from thousandths) appended to buf at off if it fits, so that the text
+ * always parses; the new length. */
+size_t node_res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli);
 bool node_has(const struct node_entry *e, const struct wire_resource *need, int n);
 /* A live node other than this one (and avoid) whose totals cover need, the least loaded
  * (tasks queued and running per CPU, with those sent since its last report); its load in
@@ -469,6 +485,12 @@ void gactor_created(struct krayd *d, const struct wire_fwd_actor *x, const uint8
 /* Host: a head this node joins (again) learns the records of the actors it runs. */
 void gactor_reregister(struct krayd *d, struct link *head);
 /* Host: an actor ended here (for good). */
+/* Host: actor a, created here by a driver of this node, gives the head its record too
+ * when another node may hold it (it is named or detached, or a handle to it was lent to
+ * another node: gactor_lent()), so that a holder elsewhere still finds it after this node
+ * dies.  Not on the head, and once per actor. */
+void gactor_local(struct krayd *d, struct actor *a);
+void gactor_lent(struct krayd *d, const struct kray_oid *id);
 void gactor_ended(struct krayd *d, const struct kray_oid *id);
 int gactor_on_record(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 int gactor_on_restart(struct link *l, const uint8_t *body, uint32_t len);

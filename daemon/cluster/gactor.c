@@ -31,6 +31,8 @@
 #include "core/conn.h"
 #include "core/actor.h"
 #include "core/store.h"
+#include "core/job.h"
+#include "core/task.h"
 
 /* A creation record on the head. */
 struct gactor {
@@ -242,6 +244,63 @@ void gactor_created(struct krayd *d, const struct wire_fwd_actor *x, const uint8
 			 x->f.actor.node, x->f.actor.owner, x->f.actor.seq, x->c.m.class_len,
 			 x->c.cls);
 	kbuf_free(&b);
+}
+
+void gactor_local(struct krayd *d, struct actor *a)
+{
+	const char *path = job_code_path(d, a->ctor->job);
+	struct kray_msg_fwd_actor f = { .actor = a->id, .job = a->ctor->job };
+	struct kray_msg_actor_create m = { .seq = a->id.seq,
+					   .job = a->ctor->job,
+					   .max_restarts = a->max_restarts,
+					   .max_task_retries = a->max_task_retries,
+					   .max_concurrency = a->max_concurrency,
+					   .nargs = a->ctor->nargs,
+					   .num_cpus_milli = a->slots_milli,
+					   .detached = a->detached,
+					   .class_len = a->ctor->fn->name_len };
+	struct wire_fwd_actor x;
+	struct kbuf b = { 0 };
+	char res[256];
+	size_t off = 0;
+
+	if (!d->cl || d->cfg.head || a->id.node != d->node || !a->max_restarts ||
+	    a->state == A_DEAD || oidmap_get(&d->cl->recorded, &a->id))
+		return;
+	if (!path)
+		path = "";
+	res[0] = 0;
+	for (int i = 0; i < a->nres; i++)
+		off = node_res_add(res, off, sizeof(res), a->res[i].name, a->res[i].milli);
+	f.path_len = (uint32_t)strlen(path);
+	m.name_len = a->name ? (uint8_t)strlen(a->name) : 0;
+	m.ns_len = a->ns ? (uint8_t)strlen(a->ns) : 0;
+	m.res_len = (uint8_t)off;
+	/* The FWD_ACTOR body another node would have sent for it. */
+	kbuf_put(&b, &f, sizeof(f));
+	wire_put_padded(&b, path, f.path_len);
+	kbuf_put(&b, &m, sizeof(m));
+	wire_put_padded(&b, a->ctor->fn->name, m.class_len);
+	wire_put_padded(&b, a->name, m.name_len);
+	wire_put_padded(&b, a->ns, m.ns_len);
+	wire_put_padded(&b, res, m.res_len);
+	if (a->ctor->args_len)
+		kbuf_put(&b, a->ctor->args, a->ctor->args_len);
+	if (!wire_dec_fwd_actor(b.data, b.len, &x))
+		gactor_created(d, &x, b.data, (uint32_t)b.len);
+	else
+		log_warn("actor %u.%u.%u: its creation record does not decode; not restarted on "
+			 "another node if this one dies",
+			 a->id.node, a->id.owner, a->id.seq);
+	kbuf_free(&b);
+}
+
+void gactor_lent(struct krayd *d, const struct kray_oid *id)
+{
+	struct actor *a = id->node == d->node ? actor_find(d, id) : NULL;
+
+	if (a)
+		gactor_local(d, a);
 }
 
 void gactor_ended(struct krayd *d, const struct kray_oid *id)

@@ -136,11 +136,14 @@ static void declare_dead(struct krayd *d, struct node_entry *e, const char *why)
 	net_drop_node(d, e->m.node);
 }
 
+static void name_waits_run(struct krayd *d, int64_t now);
+
 void gcs_tick(struct krayd *d, int64_t now)
 {
 	struct cluster *cl = d->cl;
 	int64_t timeout = (int64_t)d->cfg.node_timeout_ms * 1000000;
 
+	name_waits_run(d, now);
 	for (unsigned i = 0; i < cl->nnodes; i++) {
 		struct node_entry *e = &cl->nodes[i];
 
@@ -202,6 +205,65 @@ static int rd_str(struct wire_rd *r, uint8_t n, const void **ret)
 	return 0;
 }
 
+/*
+ * A name is claimed (by its creator's node) before its actor exists, and registered by the
+ * actor's node once it does, which may be another node (placed there for its resources):
+ * a lookup in between would send the asker to the creator's node, which does not have the
+ * actor.  Such lookups wait for the registration, at most name_wait_ns() after the claim.
+ */
+struct name_wait {
+	struct name_wait *next;
+	uint32_t link;
+	uint64_t token;
+	char name[KRAY_NAME_MAX + 1], ns[KRAY_NAME_MAX + 1];
+	uint8_t name_len, ns_len;
+};
+
+static int64_t name_wait_ns(struct krayd *d)
+{
+	int64_t ms = d->cfg.node_timeout_ms / 2 < 2000 ? d->cfg.node_timeout_ms / 2 : 2000;
+
+	return ms * 1000000;
+}
+
+/* The answer to a plain lookup of name: where its live actor is, or -ENOENT. */
+static void lookup_answer(struct krayd *d, const char *name, size_t len, const char *ns,
+			  size_t ns_len, struct kray_msg_gcs_lookup_reply *rep)
+{
+	struct gname *g = gcs_find_name(d, name, len, ns, ns_len);
+	struct node_entry *host = g ? node_find(d, g->host) : NULL;
+
+	rep->status = -ENOENT;
+	if (g && host && host->m.alive) {
+		rep->status = 0;
+		rep->host = g->host;
+		rep->actor = g->id;
+	}
+}
+
+static void name_waits_run(struct krayd *d, int64_t now)
+{
+	struct name_wait **pp = &d->cl->name_waits;
+
+	while (*pp) {
+		struct name_wait *w = *pp;
+		struct kray_msg_gcs_lookup_reply rep = { .token = w->token };
+		struct link *l;
+
+		if (gcs_name_claimed(gcs_find_name(d, w->name, w->name_len, w->ns, w->ns_len),
+				     now)) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		lookup_answer(d, w->name, w->name_len, w->ns, w->ns_len, &rep);
+		l = net_link_by_id(d, w->link);
+		if (l)
+			net_send_fixed(l, KRAY_MSG_GCS_LOOKUP_REPLY, &rep, sizeof(rep));
+		free(w);
+	}
+}
+
 /* The table's entry for name in ns, made if there is none, held by actor on host. */
 static struct gname *claim_name(struct krayd *d, const void *name, size_t len, const void *ns,
 				size_t ns_len, const struct kray_oid *actor, uint32_t host)
@@ -232,8 +294,14 @@ struct gname *gcs_claim(struct krayd *d, const char *name, size_t len, const cha
 		return g; /* taken */
 	/* Free (or its holder's node is dead): the claimant's from now on, before its
 	 * actor registers (that comes next, or the name's release if creation failed). */
-	claim_name(d, name, len, ns, ns_len, actor, host);
+	g = claim_name(d, name, len, ns, ns_len, actor, host);
+	g->claimed_until = now_ns() + name_wait_ns(d);
 	return NULL;
+}
+
+bool gcs_name_claimed(const struct gname *g, int64_t now)
+{
+	return g && g->claimed_until > now;
 }
 
 static int apply_actor(struct krayd *d, const uint8_t *body, uint32_t len)
@@ -263,6 +331,8 @@ static int apply_actor(struct krayd *d, const uint8_t *body, uint32_t len)
 	 * was claimed first: claim_start().) */
 	g = claim_name(d, name, m.name_len, ns, m.ns_len, &m.actor, m.host);
 	g->detached = m.detached;
+	g->claimed_until = 0;
+	name_waits_run(d, now_ns()); /* lookups that waited for it */
 	return 0;
 }
 
@@ -404,6 +474,21 @@ int gcs_on_lookup(struct link *l, const uint8_t *body, uint32_t len)
 		g = gcs_claim(d, name, m.name_len, ns, m.ns_len, &m.actor, l->node);
 	} else {
 		g = gcs_find_name(d, name, m.name_len, ns, m.ns_len);
+		if (gcs_name_claimed(g, now_ns())) {
+			struct name_wait *w = calloc(1, sizeof(*w));
+
+			if (!w)
+				abort();
+			w->link = l->id;
+			w->token = m.token;
+			memcpy(w->name, name, m.name_len);
+			memcpy(w->ns, ns, m.ns_len);
+			w->name_len = m.name_len;
+			w->ns_len = m.ns_len;
+			w->next = d->cl->name_waits;
+			d->cl->name_waits = w;
+			return 0;
+		}
 		host = g ? node_find(d, g->host) : NULL;
 		if (!host || !host->m.alive)
 			g = NULL;
@@ -654,6 +739,12 @@ void gcs_describe_jobs(struct krayd *d, struct kbuf *b)
 
 void gcs_fini(struct krayd *d)
 {
+	while (d->cl->name_waits) {
+		struct name_wait *w = d->cl->name_waits;
+
+		d->cl->name_waits = w->next;
+		free(w);
+	}
 	/* The store first: it may still write the tables (gcs_redis.c, at stop). */
 	if (d->cl->store)
 		d->cl->store->close(d);

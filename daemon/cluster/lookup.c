@@ -44,7 +44,11 @@ static void claim_expired(struct krayd *d, struct pending *p);
 
 void pend_expire(struct krayd *d, int64_t now)
 {
-	struct pending **pp = &d->cl->pend;
+	struct pending **pp;
+
+	if (d->cfg.head)
+		lookup_names_changed(d, now); /* those that waited for a name: answered */
+	pp = &d->cl->pend;
 
 	while (*pp) {
 		struct pending *p = *pp;
@@ -89,6 +93,63 @@ static void give_handle(struct krayd *d, struct conn *c, struct pending *p, stru
 
 static int on_reply(struct krayd *d, const uint8_t *body, uint32_t len);
 
+/* On the head, lookup p of name: the table is here, straight to the actor's node. */
+static void head_lookup(struct krayd *d, struct pending *p, const char *name, size_t len,
+			const char *ns, size_t ns_len)
+{
+	struct gname *g = gcs_find_name(d, name, len, ns, ns_len);
+	struct node_entry *host = g ? node_find(d, g->host) : NULL;
+	struct kray_msg_gcs_lookup_reply rep = { .status = -ENOENT, .token = p->token };
+
+	if (g && host && host->m.alive && g->host != d->node) {
+		rep.status = 0;
+		rep.host = g->host;
+		rep.actor = g->id;
+	}
+	on_reply(d, (const uint8_t *)&rep, sizeof(rep));
+}
+
+void lookup_names_changed(struct krayd *d, int64_t now)
+{
+	struct pending **pp = &d->cl->pend;
+	struct pending *ready = NULL;
+
+	/* Out of the list first: on_reply() takes each from it again by its token. */
+	while (*pp) {
+		struct pending *p = *pp;
+		const char *name = (const char *)p->create.data;
+		size_t len = p->kind == PEND_NAME ? strlen(name) : 0;
+
+		if (p->kind != PEND_NAME ||
+		    (now < p->deadline &&
+		     gcs_name_claimed(
+			     gcs_find_name(d, name, len, name + len + 1, p->create.len - len - 1),
+			     now))) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = ready;
+		ready = p;
+	}
+	while (ready) {
+		struct pending *p = ready;
+		const char *name = (const char *)p->create.data;
+		size_t len = strlen(name);
+		char nm[KRAY_NAME_MAX + 1], ns[KRAY_NAME_MAX + 1];
+		size_t ns_len = p->create.len - len - 1;
+
+		ready = p->next;
+		memcpy(nm, name, len + 1);
+		memcpy(ns, name + len + 1, ns_len);
+		kbuf_free(&p->create);
+		p->kind = PEND_LOOKUP;
+		p->next = d->cl->pend;
+		d->cl->pend = p;
+		head_lookup(d, p, nm, len, ns, ns_len);
+	}
+}
+
 void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, const char *ns,
 		  size_t ns_len)
 {
@@ -99,19 +160,19 @@ void lookup_start(struct conn *c, uint64_t req, const char *name, size_t len, co
 	struct kbuf *b;
 
 	if (d->cfg.head) {
-		/* The table is here: straight to the actor's node. */
 		struct gname *g = gcs_find_name(d, name, len, ns, ns_len);
-		struct node_entry *host = g ? node_find(d, g->host) : NULL;
-		struct kray_msg_gcs_lookup_reply rep = { .status = -ENOENT };
 
-		if (g && host && host->m.alive && g->host != d->node) {
-			rep.status = 0;
-			rep.host = g->host;
-			rep.actor = g->id;
-		}
 		p = pend_new(d, PEND_LOOKUP, c, req);
-		rep.token = p->token;
-		on_reply(d, (const uint8_t *)&rep, sizeof(rep));
+		if (gcs_name_claimed(g, now_ns())) {
+			/* Its actor is not registered yet: wait for it (lookup_names_changed()). */
+			p->kind = PEND_NAME;
+			p->deadline = g->claimed_until;
+			kbuf_put(&p->create, name, len);
+			kbuf_put(&p->create, "", 1);
+			kbuf_put(&p->create, ns, ns_len);
+			return;
+		}
+		head_lookup(d, p, name, len, ns, ns_len);
 		return;
 	}
 	if (!head || !head->up) {

@@ -55,6 +55,7 @@ static const struct conn_kind link_kind;
 static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 {
 	struct link *l = calloc(1, sizeof(*l));
+	bool fresh;
 
 	if (!l)
 		abort();
@@ -68,6 +69,8 @@ static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 	l->next = d->cl->links;
 	d->cl->links = l;
 	c->link = l;
+	*oidmap_upsert(&d->cl->link_index, &(struct kray_oid){ .owner = l->id }, &fresh) =
+		(uint64_t)(uintptr_t)l;
 	return l;
 }
 
@@ -162,14 +165,21 @@ struct link *net_link_to(struct krayd *d, uint32_t node)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	struct link *l;
 
-	/* Any proven link to it will do: links carry frames both ways. */
+	/* Any proven link to it will do: links carry frames both ways.  The one found last
+	 * first: a head forwarding to a thousand nodes does not walk its links per task. */
+	e = node_find(d, node);
+	l = e && e->link_id ? net_link_by_id(d, e->link_id) : NULL;
+	if (l && l->up && l->node == node)
+		return l;
 	for (l = d->cl->links; l; l = l->next)
-		if (l->c && l->up && l->node == node && !l->c->closed)
+		if (l->c && l->up && l->node == node && !l->c->closed) {
+			if (e)
+				e->link_id = l->id;
 			return l;
+		}
 	for (l = d->cl->links; l; l = l->next)
 		if (l->c && l->outbound && !l->up && l->node == node && !l->c->closed)
 			return l;
-	e = node_find(d, node);
 	if (!e || !e->m.alive)
 		return NULL;
 	sa.sin_addr.s_addr = e->m.addr;
@@ -192,10 +202,10 @@ struct kbuf *net_out(struct link *l)
 
 struct link *net_link_by_id(struct krayd *d, uint32_t id)
 {
-	for (struct link *l = d->cl->links; l; l = l->next)
-		if (l->id == id)
-			return l->c && !l->c->closed ? l : NULL;
-	return NULL;
+	uint64_t *v = oidmap_get(&d->cl->link_index, &(struct kray_oid){ .owner = id });
+	struct link *l = v ? (struct link *)(uintptr_t)*v : NULL;
+
+	return l && l->c && !l->c->closed ? l : NULL;
 }
 
 void net_drop_node(struct krayd *d, uint32_t node)
@@ -373,6 +383,7 @@ void net_sweep(struct krayd *d)
 			continue;
 		}
 		*p = l->next;
+		oidmap_del(&d->cl->link_index, &(struct kray_oid){ .owner = l->id });
 		kbuf_free(&l->backlog);
 		kbuf_free(&l->lent);
 		free(l);
@@ -445,6 +456,7 @@ int net_init(struct krayd *d)
 void net_fini(struct krayd *d)
 {
 	net_sweep(d); /* every connection is closed by now */
+	oidmap_free(&d->cl->link_index);
 	if (d->cl->listen_fd >= 0)
 		close(d->cl->listen_fd);
 	d->cl->listen_fd = -1;

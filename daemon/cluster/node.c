@@ -89,6 +89,26 @@ void node_put_entry(struct kbuf *b, const struct node_entry *e)
 	wire_put_padded(b, e->res_text, e->m.res_len);
 }
 
+/* Appends ",NAME:QTY" (QTY from thousandths, as short as it goes) to buf if all of it
+ * fits, so that the text always parses. */
+size_t node_res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli)
+{
+	char qty[32];
+	int n = snprintf(qty, sizeof(qty), "%llu.%03llu", (unsigned long long)(milli / 1000),
+			 (unsigned long long)(milli % 1000));
+
+	while (qty[n - 1] == '0')
+		qty[--n] = 0;
+	if (qty[n - 1] == '.')
+		qty[--n] = 0;
+	n = snprintf(buf + off, len - off, "%s%s:%s", off ? "," : "", name, qty);
+	if (n < 0 || (size_t)n >= len - off) {
+		buf[off] = 0;
+		return off;
+	}
+	return off + (size_t)n;
+}
+
 bool node_has(const struct node_entry *e, const struct wire_resource *need, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -175,21 +195,6 @@ int node_place(struct krayd *d, const struct wire_resource *need, int n,
 	return -1;
 }
 
-static uint32_t *sent_slot(struct cluster *cl, uint32_t node, bool add)
-{
-	unsigned n = sizeof(cl->sent) / sizeof(cl->sent[0]);
-
-	for (unsigned i = 0; i < n; i++)
-		if (cl->sent[i].node == node)
-			return &cl->sent[i].n;
-	for (unsigned i = 0; add && i < n; i++)
-		if (!cl->sent[i].n) {
-			cl->sent[i].node = node;
-			return &cl->sent[i].n;
-		}
-	return NULL;
-}
-
 void node_bytes(struct krayd *d, uint32_t node, uint64_t n, bool out)
 {
 	struct cluster *cl = d->cl;
@@ -208,30 +213,51 @@ void node_bytes(struct krayd *d, uint32_t node, uint64_t n, bool out)
 
 void node_sent(struct krayd *d, uint32_t node, int delta)
 {
-	uint32_t *n = sent_slot(d->cl, node, delta > 0);
+	struct node_entry *e = node ? node_find(d, node) : NULL;
 
-	if (n && (delta > 0 || *n))
-		*n += (uint32_t)delta;
+	if (e && (delta > 0 || e->sent))
+		e->sent += (uint32_t)delta;
 }
+
+/*
+ * The least loaded live node other than this one and avoid that has need: its last
+ * report plus what we sent it since, per CPU, so a burst of tasks spreads over the nodes
+ * instead of all going to the one that was idle a heartbeat ago.  A table of up to
+ * PICK_SAMPLE nodes is looked at whole.  A larger one is sampled (as Sparrow's and Ray's
+ * schedulers do, rather than scoring every node per task): PICK_SAMPLE entries from a
+ * random place on, and the rest only while none of those fits, so a task whose resources
+ * few nodes have still finds one, and a head routing to a thousand nodes spends the same
+ * per task as with a hundred.
+ */
+#define PICK_SAMPLE 64
 
 uint32_t node_pick(struct krayd *d, const struct wire_resource *need, int n, uint32_t avoid,
 		   double *ret_load)
 {
+	struct cluster *cl = d->cl;
 	struct node_entry *best = NULL;
 	double best_load = 0;
+	unsigned start = 0, total = cl ? cl->nnodes : 0;
 
-	for (unsigned i = 0; d->cl && i < d->cl->nnodes; i++) {
-		struct node_entry *e = &d->cl->nodes[i];
+	if (total > PICK_SAMPLE) {
+		uint64_t x = cl->pick_rng ? cl->pick_rng : d->node | 1ull << 32;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		cl->pick_rng = x;
+		start = (unsigned)(x % total);
+	}
+	for (unsigned k = 0; k < total; k++) {
+		struct node_entry *e = &cl->nodes[(start + k) % total];
 		double load;
 
+		if (best && k >= PICK_SAMPLE)
+			break; /* a sample of a large table that found one */
 		if (!e->m.alive || e->m.node == d->node || e->m.node == avoid ||
 		    !node_has(e, need, n))
 			continue;
-		/* Its last report, plus what we sent it since: a burst of tasks spreads over
-		 * the nodes instead of all going to the one that was idle a heartbeat ago. */
-		uint32_t *sent = sent_slot(d->cl, e->m.node, false);
-
-		load = (double)(e->m.tasks_queued + e->m.workers_busy + (sent ? *sent : 0)) /
+		load = (double)(e->m.tasks_queued + e->m.workers_busy + e->sent) /
 		       (e->m.num_cpus ? e->m.num_cpus : 1);
 		if (!best || load < best_load) {
 			best = e;

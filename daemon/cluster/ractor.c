@@ -244,7 +244,9 @@ int remote_on_kill(struct link *l, const uint8_t *body, uint32_t len)
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
 		return conn_fail(l->c, "malformed forwarded kill", -EBADMSG);
 	a = actor_find(l->d, &m.actor);
-	if (a && m.actor.node == l->node)
+	/* Its creator's node, or a node that holds a handle to it through this link (found
+	 * by name, lent, attached after a restart): as ray.kill() from any handle. */
+	if (a && (m.actor.node == l->node || oidmap_get(&l->c->refs, &m.actor)))
 		actor_kill(l->d, a, m.no_restart != 0);
 	return 0;
 }

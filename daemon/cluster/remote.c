@@ -36,26 +36,6 @@ static bool local_has(struct krayd *d, const struct task *t)
 	return node_here_has(d, t->res, t->nres);
 }
 
-/* Appends ",NAME:QTY" (QTY from thousandths, as short as it goes) to buf if all of it
- * fits, so that the text always parses. */
-static size_t res_add(char *buf, size_t off, size_t len, const char *name, uint64_t milli)
-{
-	char qty[32];
-	int n = snprintf(qty, sizeof(qty), "%llu.%03llu", (unsigned long long)(milli / 1000),
-			 (unsigned long long)(milli % 1000));
-
-	while (qty[n - 1] == '0')
-		qty[--n] = 0;
-	if (qty[n - 1] == '.')
-		qty[--n] = 0;
-	n = snprintf(buf + off, len - off, "%s%s:%s", off ? "," : "", name, qty);
-	if (n < 0 || (size_t)n >= len - off) {
-		buf[off] = 0;
-		return off;
-	}
-	return off + (size_t)n;
-}
-
 /* t's resources as a submit gives them ("CPU:2,GPU:0.5"; CPU only when not 1), for
  * FWD_TASK (at most 255 bytes) and messages.  Returns the length. */
 static size_t res_text(const struct task *t, char *buf, size_t len)
@@ -64,9 +44,9 @@ static size_t res_text(const struct task *t, char *buf, size_t len)
 
 	buf[0] = 0;
 	if (t->cpu_milli != 1000)
-		off = res_add(buf, off, len, "CPU", t->cpu_milli);
+		off = node_res_add(buf, off, len, "CPU", t->cpu_milli);
 	for (unsigned i = 0; i < t->nres; i++)
-		off = res_add(buf, off, len, t->res[i].name, t->res[i].milli);
+		off = node_res_add(buf, off, len, t->res[i].name, t->res[i].milli);
 	return off;
 }
 
@@ -96,6 +76,8 @@ static void send_task(struct krayd *d, struct link *l, struct task *t)
 		if (a.v.type != KRAY_WT_REF && a.v.type != KRAY_WT_ACTOR)
 			continue;
 		o = store_get(d, &a.id); /* held by t, ready */
+		if (a.v.type == KRAY_WT_ACTOR)
+			gactor_lent(d, &a.id); /* one of ours: the head may restart it */
 		if (!pull_send_arg(d, l, o)) /* a large one of ours: pulled from a holder */
 			xfer_push(l, o, KRAY_PUSH_ARG);
 	}

@@ -56,6 +56,9 @@ static const struct key keys[] = {
 	{ "lazy-restore", K_AUTO, offsetof(struct config, lazy_restore), sizeof(int), 0, 0,
 	  "auto/off: a get of a spilled object maps it at once and its pages are read from "
 	  "disk on first touch (userfaultfd); off: read back whole before the reply" },
+	{ "lazy-first-read", K_SIZE, offsetof(struct config, lazy_first_read), 8, 0, 0,
+	  "lazy restore: bytes around a fault read and handed to the reader first, before the "
+	  "rest of its 2M chunk (default 64K; 0: the whole chunk first)" },
 	INT("kmod", kmod, 0, 1, "1: publish large objects in /dev/kray when it is loaded"),
 	{ "resources", K_STR, offsetof(struct config, resources), 256, 0, 0,
 	  "custom resources of this node, e.g. GPU:2,ssd:1" },
@@ -378,6 +381,7 @@ static void set_defaults(struct config *cfg)
 	cfg->kmod = 1;
 	cfg->thp = 1;
 	cfg->lazy_restore = 1;
+	cfg->lazy_first_read = 64 << 10;
 	snprintf(cfg->gcs_storage, sizeof(cfg->gcs_storage), "log");
 	snprintf(cfg->gcs_redis_namespace, sizeof(cfg->gcs_redis_namespace), "kray");
 	cfg->spill_thread = true;

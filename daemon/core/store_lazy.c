@@ -10,9 +10,13 @@
  * registers the mapping with its userfaultfd in MISSING mode, and tells krayd where
  * (KRAY_MSG_LAZY_MAP) before it touches a byte.  A touch of a page that is not in the memfd
  * yet stops the reader's thread and queues a fault on that userfaultfd, which this file's
- * thread reads: it reads the whole chunk around the fault (LAZY_CHUNK, 2 MiB) from the spill
- * file into a buffer, puts it in the memfd's page cache (every mapping of the memfd sees it),
- * and wakes the reader (UFFDIO_WAKE), whose retried fault now finds the page.  Filled once,
+ * thread reads: it reads the pages around the fault (lazy-first-read, 64 KiB) from the spill
+ * file into a buffer, puts them in the memfd's page cache (every mapping of the memfd sees
+ * them) and wakes the reader (UFFDIO_WAKE), whose retried fault now finds the page; then it
+ * reads and puts in the rest of the fault's chunk (LAZY_CHUNK, 2 MiB), so a reader waits for
+ * one small read, and the disk is still read in large ranges.  A bit per page says what is
+ * in: no page is read or put twice.  A reader going through in order has the chunks after
+ * its fault filled between faults (LAZY_FILL_AHEAD).  Filled once,
  * pages serve every reader, and a reader that is killed midway leaves nothing half done (a
  * chunk counts as filled only once all of it was read).
  *
@@ -34,7 +38,7 @@
  * lets go.  A reader's connection that closes takes its ranges with it.
  *
  * Locking: one mutex over every struct lazy, lz_conn and range; the loop takes it for its
- * few calls; the thread holds it except while it reads a chunk from disk (fill()).
+ * few calls; the thread holds it except while it reads and puts a range (fill_range()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +77,7 @@ struct uffdio_poison {
 
 #define LAZY_CHUNK (2ull << 20) /* read per fault: ~40-100 us per fault, so never 4 KiB */
 #define LAZY_AHEAD (8ull << 20) /* the disk reads ahead of a fault this far (WILLNEED) */
+#define LAZY_FILL_AHEAD 8 /* chunks filled ahead of a sequential reader's fault */
 #define LAZY_PENDING_MAX 4096 /* faults of a connection not yet matched to a range */
 
 enum { CH_MISSING, CH_FILLED, CH_BAD };
@@ -83,7 +88,9 @@ struct lazy {
 	uint64_t size;
 	char *map; /* krayd's writable mapping of memfd; NULL once promoted or freed */
 	uint8_t *chunk; /* CH_* per LAZY_CHUNK */
+	uint64_t *have; /* a bit per page put in (the thread's; the head of a fault comes first) */
 	uint32_t nchunks, nfilled;
+	uint32_t ahead, ahead_end; /* chunks filled ahead of a sequential reader (the thread's) */
 	unsigned nranges;
 	bool broken; /* a chunk could not be read */
 	bool sealed; /* whole, unmapped and sealed: the loop promotes it */
@@ -115,6 +122,7 @@ struct lazyd {
 	int epfd, efd;
 	int uffd; /* krayd's own: its mappings of lazy memfds are filled with UFFDIO_COPY */
 	uint8_t *bounce; /* LAZY_CHUNK: a chunk read from disk (the thread's) */
+	uint64_t first; /* lazy-first-read, in pages' bytes: the head of a fault (0: none) */
 	bool stop, poison_ok;
 	struct lz_conn *conns;
 	struct lazy *all;
@@ -130,27 +138,28 @@ static void wake_thread(struct lazyd *z)
 		log_warn_ratelimited("lazy restore: eventfd: %s", strerror(errno));
 }
 
-/* Puts the first len bytes of z->bounce at dst, in krayd's registered mapping of a lazy
- * memfd: each page enters the page cache whole (UFFDIO_COPY).  The tail of the last page is
- * zeros.  Returns 0 or an errno. */
-static int put_pages(struct lazyd *z, char *dst, uint64_t len)
+static bool have(const struct lazy *lz, uint64_t page)
 {
-	uint64_t whole = (len + 4095) & ~4095ull, done = 0;
+	return lz->have[page / 64] >> (page % 64) & 1;
+}
 
-	memset(z->bounce + len, 0, whole - len);
-	while (done < whole) {
+/* Puts len bytes (whole pages) of src at dst, in krayd's registered mapping of a lazy memfd:
+ * each page enters the page cache whole (UFFDIO_COPY).  Returns 0 or an errno. */
+static int put_pages(struct lazyd *z, char *dst, const uint8_t *src, uint64_t len)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
 		struct uffdio_copy c = { .dst = (uint64_t)(uintptr_t)(dst + done),
-					 .src = (uint64_t)(uintptr_t)(z->bounce + done),
-					 .len = whole - done,
+					 .src = (uint64_t)(uintptr_t)(src + done),
+					 .len = len - done,
 					 .mode = UFFDIO_COPY_MODE_DONTWAKE };
 
-		if (!ioctl(z->uffd, UFFDIO_COPY, &c)) {
-			done = whole;
+		if (!ioctl(z->uffd, UFFDIO_COPY, &c))
 			break;
-		}
 		if (c.copy > 0) /* part of it went in (EAGAIN): go on from there */
 			done += (uint64_t)c.copy;
-		else if (errno == EEXIST) /* (never filled twice; skip a page that is in) */
+		else if (errno == EEXIST) /* (never put twice: have(); skip a page that is in) */
 			done += 4096;
 		else if (errno != EAGAIN && errno != EINTR)
 			return errno;
@@ -158,25 +167,50 @@ static int put_pages(struct lazyd *z, char *dst, uint64_t len)
 	return 0;
 }
 
-/* Reads chunk i of lz from its spill file into the memfd.  Called locked, by the thread;
- * the lock is let go during the read (the loop may take it meanwhile: only the thread frees
- * a struct lazy or unmaps lz->map, and only it writes lz->chunk), so the caller holds no
- * range across it. */
-static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
+/* Chunk i of lz cannot be had: the object is lost from now on.  Locked. */
+static int chunk_bad(struct lazy *lz, uint32_t i, int err, bool read_err, bool short_read)
 {
-	uint64_t off = (uint64_t)i * LAZY_CHUNK, len = lz->size - off, done = 0;
+	lz->chunk[i] = CH_BAD;
+	if (!lz->broken)
+		snprintf(lz->why, sizeof(lz->why),
+			 short_read ? "its spill file was truncated behind krayd's back (%s)" :
+			 read_err   ? "reading its spill file: %s" :
+				      "filling its memory: %s",
+			 short_read ? "short read" : strerror(err));
+	lz->broken = true;
+	return short_read ? -EIO : -err;
+}
+
+/* Reads the pages of [off, end) of lz that are not in yet from its spill file into the
+ * memfd, with one read (from the first missing page to the last) and a UFFDIO_COPY per run
+ * of missing pages: no page is put twice.  [off, end) lies in one chunk; off is page-aligned,
+ * end is too or is the object's size.  Called locked, by the thread; the lock is let go
+ * during the read (the loop may take it meanwhile: only the thread frees a struct lazy or
+ * unmaps lz->map, and only it writes lz->chunk and lz->have), so the caller holds no range
+ * across it. */
+static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t end)
+{
+	uint64_t p0 = off / 4096, p1 = (end + 4095) / 4096, len, done = 0;
+	uint32_t i = (uint32_t)(off / LAZY_CHUNK);
+	uint8_t *buf;
 	ssize_t n = 0;
 	int err = 0;
 
-	if (len > LAZY_CHUNK)
-		len = LAZY_CHUNK;
-	if (lz->chunk[i] == CH_FILLED)
-		return 0;
 	if (lz->chunk[i] == CH_BAD || !lz->map)
 		return -EIO;
+	while (p0 < p1 && have(lz, p0))
+		p0++;
+	while (p1 > p0 && have(lz, p1 - 1))
+		p1--;
+	if (p0 == p1)
+		return 0;
+	off = p0 * 4096;
+	end = p1 * 4096 < lz->size ? p1 * 4096 : lz->size;
+	len = end - off;
+	buf = z->bounce + off % LAZY_CHUNK;
 	pthread_mutex_unlock(&z->lock);
 	while (done < len) {
-		n = pread(lz->spill, z->bounce + done, len - done, (off_t)(off + done));
+		n = pread(lz->spill, buf + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -185,26 +219,45 @@ static int fill(struct lazyd *z, struct lazy *lz, uint32_t i)
 		}
 		done += (uint64_t)n;
 	}
-	if (done == len)
-		err = put_pages(z, lz->map + off, len);
-	pthread_mutex_lock(&z->lock);
-	if (done < len || err) {
-		lz->chunk[i] = CH_BAD;
-		if (!lz->broken)
-			snprintf(lz->why, sizeof(lz->why),
-				 done == len ? "filling its memory: %s" :
-				 n < 0	     ? "reading its spill file: %s" :
-					 "its spill file was truncated behind krayd's back (%s)",
-				 done == len || n < 0 ? strerror(err) : "short read");
-		lz->broken = true;
-		return done == len || n < 0 ? -err : -EIO;
+	memset(buf + len, 0, p1 * 4096 - end); /* the tail of the last page */
+	for (uint64_t p = p0, q; done == len && !err && p < p1; p = q) {
+		for (q = p; q < p1 && have(lz, q) == have(lz, p); q++)
+			;
+		if (!have(lz, p))
+			err = put_pages(z, lz->map + p * 4096, buf + (p - p0) * 4096,
+					(q - p) * 4096);
 	}
+	pthread_mutex_lock(&z->lock);
+	if (done < len || err)
+		return chunk_bad(lz, i, err, done < len && n < 0, done < len && n >= 0);
+	for (uint64_t p = p0; p < p1; p++)
+		lz->have[p / 64] |= 1ull << (p % 64);
+	z->restored += len;
+	return 0;
+}
+
+/* Fills what chunk i of lz still lacks: from offset from (in it) to its end, then its start.
+ * Called locked, by the thread (see fill_range()). */
+static int fill(struct lazyd *z, struct lazy *lz, uint32_t i, uint64_t from)
+{
+	uint64_t off = (uint64_t)i * LAZY_CHUNK, end = off + LAZY_CHUNK;
+	int r;
+
+	if (end > lz->size)
+		end = lz->size;
+	if (lz->chunk[i] == CH_FILLED)
+		return 0;
+	from = from > off && from < end ? from & ~4095ull : off;
+	r = fill_range(z, lz, from, end);
+	if (!r && from > off)
+		r = fill_range(z, lz, off, from);
+	if (r)
+		return r;
 	lz->chunk[i] = CH_FILLED;
 	lz->nfilled++;
-	z->restored += len;
 	/* A sequential reader's next faults find the file in the page cache. */
-	if (off + len < lz->size)
-		posix_fadvise(lz->spill, (off_t)(off + len), LAZY_AHEAD, POSIX_FADV_WILLNEED);
+	if (end < lz->size)
+		posix_fadvise(lz->spill, (off_t)end, LAZY_AHEAD, POSIX_FADV_WILLNEED);
 	return 0;
 }
 
@@ -222,6 +275,24 @@ static void poison(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_
 	z->poison_ok = false;
 	if (ftruncate(lz->memfd, 0))
 		log_warn_ratelimited("lazy restore: cannot fail a reader: %s", strerror(errno));
+}
+
+/* Poisons what reader lc (its range of lz at base) lacks of chunk i: each run of pages not
+ * in (a present page would refuse it: EEXIST). */
+static void poison_chunk(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_t base,
+			 uint32_t i, bool or_truncate)
+{
+	uint64_t p0 = (uint64_t)i * (LAZY_CHUNK / 4096), p1 = p0 + LAZY_CHUNK / 4096;
+	uint64_t last = (lz->size + 4095) / 4096;
+
+	if (p1 > last)
+		p1 = last;
+	for (uint64_t p = p0, q; p < p1; p = q) {
+		for (q = p; q < p1 && have(lz, q) == have(lz, p); q++)
+			;
+		if (!have(lz, p))
+			poison(z, lc, lz, base + p * 4096, (q - p) * 4096, or_truncate);
+	}
 }
 
 static void wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len)
@@ -248,7 +319,7 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 {
 	struct lz_range *rg;
 	struct lazy *lz;
-	uint64_t a, len;
+	uint64_t a, len, off, base;
 	uint32_t i;
 
 	for (rg = lc->ranges; rg; rg = rg->next)
@@ -262,11 +333,36 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 	if (i >= lz->nchunks)
 		i = lz->nchunks - 1;
 	chunk_span(rg, i, &a, &len);
+	base = rg->base;
+	off = addr - base < lz->size ? addr - base : (uint64_t)i * LAZY_CHUNK;
 	/* (rg may go while fill() reads: not used after it; lc and lz stay) */
-	if (fill(z, lz, i))
-		poison(z, lc, lz, a, len, true);
-	else
-		wake_range(lc, a, len);
+	if (lz->chunk[i] == CH_MISSING && z->first) {
+		/* The head first: the pages around the fault, read and put in alone, and the
+		 * reader goes on while the rest of the chunk follows. */
+		uint64_t h0 = off / z->first * z->first, h1 = h0 + z->first;
+
+		if (h0 < (uint64_t)i * LAZY_CHUNK)
+			h0 = (uint64_t)i * LAZY_CHUNK;
+		if (h1 > (uint64_t)(i + 1) * LAZY_CHUNK)
+			h1 = (uint64_t)(i + 1) * LAZY_CHUNK;
+		if (h1 > lz->size)
+			h1 = lz->size;
+		if (!fill_range(z, lz, h0, h1))
+			wake_range(lc, base + h0, (h1 - h0 + 4095) & ~4095ull);
+		off = h1;
+	}
+	if (fill(z, lz, i, off)) {
+		poison_chunk(z, lc, lz, base, i, true);
+		return true;
+	}
+	wake_range(lc, a, len);
+	/* A reader going through in order: the thread fills the chunks after this one
+	 * between faults, so that the reader's next ones find them (background()). */
+	if (z->first && i > 0 && lz->chunk[i - 1] == CH_FILLED) {
+		lz->ahead = i + 1;
+		lz->ahead_end = i + 1 + LAZY_FILL_AHEAD < lz->nchunks ? i + 1 + LAZY_FILL_AHEAD :
+									lz->nchunks;
+	}
 	return true;
 }
 
@@ -341,6 +437,7 @@ static void lazy_free(struct lazyd *z, struct lazy *lz)
 	if (lz->spill >= 0)
 		close(lz->spill);
 	free(lz->chunk);
+	free(lz->have);
 	free(lz);
 }
 
@@ -365,8 +462,9 @@ static void seal_whole(struct lazy *lz)
 	lz->broken = true;
 }
 
-/* Background work, one chunk per call: detached objects that readers still map are filled
- * to the end (then freed); returns whether more is left. */
+/* Background work, one chunk per object per call: chunks ahead of a sequential reader, and
+ * detached objects that readers still map filled to the end (then freed); returns whether
+ * more is left.  Faults are served between calls. */
 static bool background(struct lazyd *z, struct krayd *d)
 {
 	bool more = false, kick = false;
@@ -379,6 +477,14 @@ static bool background(struct lazyd *z, struct krayd *d)
 		}
 		if (lz->o && lz->broken)
 			kick = true;
+		while (!lz->detached && lz->ahead < lz->ahead_end &&
+		       lz->chunk[lz->ahead] == CH_FILLED)
+			lz->ahead++;
+		if (!lz->detached && lz->ahead < lz->ahead_end && !lz->broken && lz->map) {
+			fill(z, lz, lz->ahead++, 0);
+			more = true;
+			continue;
+		}
 		if (!lz->detached)
 			continue;
 		if (lz->nranges && !lz->broken && lz->nfilled < lz->nchunks) {
@@ -386,21 +492,16 @@ static bool background(struct lazyd *z, struct krayd *d)
 
 			while (lz->chunk[i] != CH_MISSING)
 				i++;
-			fill(z, lz, i);
+			fill(z, lz, i, 0);
 			more = true;
 			continue;
 		}
 		if (lz->nranges && lz->broken) /* readers touch what cannot be read: SIGBUS */
 			for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
 				for (struct lz_range *rg = lc->ranges; rg; rg = rg->next)
-					for (uint32_t i = 0; rg->lz == lz && i < lz->nchunks; i++) {
-						uint64_t a, len;
-
-						if (lz->chunk[i] == CH_FILLED)
-							continue;
-						chunk_span(rg, i, &a, &len);
-						poison(z, lc, lz, a, len, true);
-					}
+					for (uint32_t i = 0; rg->lz == lz && i < lz->nchunks; i++)
+						if (lz->chunk[i] != CH_FILLED)
+							poison_chunk(z, lc, lz, rg->base, i, true);
 		lazy_free(z, lz); /* whole (or failed) and nobody waits on the thread for it */
 	}
 	if (kick)
@@ -510,6 +611,10 @@ int store_lazy_start(struct krayd *d)
 	z->uffd = u;
 	pthread_mutex_init(&z->lock, NULL);
 	z->poison_ok = true;
+	/* The head of a fault: whole pages, at most a chunk (a chunk's size: the old order). */
+	z->first = d->cfg.lazy_first_read < LAZY_CHUNK ?
+			   (d->cfg.lazy_first_read + 4095) & ~4095ull :
+			   0;
 	z->bounce = malloc(LAZY_CHUNK);
 	z->epfd = epoll_create1(EPOLL_CLOEXEC);
 	z->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -666,13 +771,17 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 	lz->size = o->size;
 	lz->nchunks = (uint32_t)((o->size + LAZY_CHUNK - 1) / LAZY_CHUNK);
 	lz->chunk = calloc(lz->nchunks, 1);
+	lz->have = calloc((o->size / 4096 + 64) / 64, sizeof(*lz->have));
 	lz->spill = open(path, O_RDONLY | O_CLOEXEC);
 	/* Fresh, never the pool's: a pre-faulted page would never fault. */
 	lz->memfd = memfd_create("kray-lazy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (!lz->chunk || lz->spill < 0 || fstat(lz->spill, &st) ||
+	if (!lz->chunk || !lz->have || lz->spill < 0 || fstat(lz->spill, &st) ||
 	    (uint64_t)st.st_size != o->size || lz->memfd < 0 ||
 	    ftruncate(lz->memfd, (off_t)o->size))
 		goto err; /* the eager restore says what is wrong with the file */
+	/* No readahead of the kernel's own (read_ahead_kb may be megabytes: a fault's head
+	 * would wait for it); fill() asks for what comes next (WILLNEED). */
+	posix_fadvise(lz->spill, 0, 0, POSIX_FADV_RANDOM);
 	lz->map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, lz->memfd, 0);
 	if (lz->map == MAP_FAILED) {
 		lz->map = NULL;
@@ -701,6 +810,7 @@ err:
 	if (lz->spill >= 0)
 		close(lz->spill);
 	free(lz->chunk);
+	free(lz->have);
 	free(lz);
 	return NULL;
 }
@@ -768,14 +878,9 @@ void store_lazy_conn_gone(struct conn *c)
 
 		/* A process that lives on without its connection (kray_shutdown() with values
 		 * kept) gets SIGBUS, not zeros, where it touches what was never read. */
-		for (uint32_t i = 0; i < rg->lz->nchunks; i++) {
-			uint64_t a, len;
-
-			if (rg->lz->chunk[i] == CH_FILLED)
-				continue;
-			chunk_span(rg, i, &a, &len);
-			poison(z, lc, rg->lz, a, len, false);
-		}
+		for (uint32_t i = 0; i < rg->lz->nchunks; i++)
+			if (rg->lz->chunk[i] != CH_FILLED)
+				poison_chunk(z, lc, rg->lz, rg->base, i, false);
 		lc->ranges = rg->next;
 		rg->lz->nranges--;
 		free(rg);

@@ -1273,3 +1273,35 @@ Test(cluster, head_dashboard_shows_every_node)
 	cr_assert_eq(summaries, 2, "the two live nodes: %.3000s", body);
 	harness_shutdown(k);
 }
+
+/* A named actor created from node 2 onto node 3 is found from the head at once: the head
+ * gives the name out before node 3 has the actor (node 2's FWD_ACTOR may still be on its
+ * way, the first one behind a new link's handshake), and node 3 waits for it rather than
+ * answering that the actor is gone. */
+Test(cluster, named_actor_is_found_right_after_its_creation_elsewhere)
+{
+	kray *k = three_nodes(PER_NODE);
+	kray *k2 = harness_connect(node[1].sock), *k3 = harness_connect(node[2].sock);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+
+	for (int i = 0; i < 8; i++) {
+		/* Even: onto node 3, looked up on the head (its own table); odd: onto the
+		 * head, looked up from node 3 (GCS_LOOKUP). */
+		kray *look = i % 2 ? k3 : k;
+		char name[16];
+		kray_ref a, found;
+
+		snprintf(name, sizeof(name), "quick%d", i);
+		o.name = name;
+		o.resources = i % 2 ? "n1:1" : "n3:1";
+		cr_assert_eq(kray_actor_create(k2, "Where", NULL, 0, &o, &a), 0, "%s",
+			     kray_errmsg(k2));
+		cr_assert_eq(kray_get_actor(look, name, NULL, &found), 0, "'%s' right after: %s",
+			     name, kray_errmsg(look));
+		cr_assert_eq(harness_actor_int(look, found, "node"), i % 2 ? 1 : 3);
+		kray_release(look, &found, 1);
+		kray_release(k2, &a, 1);
+	}
+	harness_shutdown(k3);
+	harness_shutdown(k2);
+}

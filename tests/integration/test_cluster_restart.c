@@ -259,3 +259,42 @@ Test(cluster_restart, spent_max_restarts_fail_calls_on_every_node)
 	harness_shutdown(ka);
 	harness_shutdown(kb);
 }
+
+/* An actor a driver created on its own node (node 3, the only one with "any" then): named
+ * and detached, its node gives the head its record too, so a holder on node 1 still gets
+ * answers from node 4 after node 3 is killed. */
+Test(cluster_restart, head_restarts_an_actor_created_on_its_own_node)
+{
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray *ka, *kc;
+	kray_ref a, c;
+
+	three_then();
+	ka = harness_connect(node[0].sock);
+	kc = harness_connect(node[2].sock);
+	o.name = "own";
+	o.detached = 1;
+	o.resources = "any:1";
+	o.max_restarts = 1;
+	o.max_task_retries = -1;
+	cr_assert_eq(kray_actor_create(kc, "Where", NULL, 0, &o, &c), 0, "%s", kray_errmsg(kc));
+	cr_assert_eq(call(kc, c, "node"), 3, "created on its driver's node");
+	cr_assert_eq(kray_get_actor(ka, "own", NULL, &a), 0, "%s", kray_errmsg(ka));
+	cr_assert_eq(call(ka, a, "incr"), 1);
+	cr_assert_eq(call(ka, a, "incr"), 2);
+	fourth();
+
+	kill(node[2].pid, SIGKILL); /* the actor's node, and its driver with it */
+	wait_alive(0, 3);
+	cr_assert_eq(call(ka, a, "node"), 4, "restarted on node 4");
+	cr_assert_eq(call(ka, a, "incr"), 1, "a restarted actor's state starts over");
+	cr_assert_eq(restarted(ka), 1, "the head restarted it once");
+	cr_assert_eq(where_actors(3), 1, "node 4 runs one incarnation");
+	/* Detached: only a kill ends it, and a holder on another node may kill it. */
+	cr_assert_eq(kray_kill(ka, a, 1), 0, "%s", kray_errmsg(ka));
+	for (int i = 0; i < 500 && where_actors(3); i++)
+		usleep(20000);
+	cr_assert_eq(where_actors(3), 0, "kray_kill() from node 1 did not end it on node 4");
+	kray_release(ka, &a, 1);
+	harness_shutdown(ka);
+}

@@ -47,17 +47,28 @@ static bool have_uffd(void)
 	return true;
 }
 
-static void start(struct harness *h, char *spill, size_t len, const char *store, const char *lazy)
+/* first: lazy-first-read, or NULL for the default. */
+static void start_first(struct harness *h, char *spill, size_t len, const char *store,
+			const char *lazy, const char *first)
 {
 	char dir[128];
-	const char *flags[] = { "--store-size",	  store, "--pool-size", "0", "--spill-dir", spill,
-				"--lazy-restore", lazy,	 NULL };
+	const char *flags[] = {
+		"--store-size",	  store, "--pool-size",	      "0",   "--spill-dir", spill,
+		"--lazy-restore", lazy,	 "--lazy-first-read", first, NULL
+	};
 	int rc;
 
+	if (!first)
+		flags[8] = NULL;
 	harness_tmpdir(dir, sizeof(dir));
 	snprintf(spill, len, "%s/spill", dir);
 	rc = harness_start_krayd_opts(h, 1, flags);
 	cr_assert_eq(rc, 0, "harness_start_krayd_opts: %d", rc);
+}
+
+static void start(struct harness *h, char *spill, size_t len, const char *store, const char *lazy)
+{
+	start_first(h, spill, len, store, lazy, NULL);
 }
 
 static void create_pattern(kray *k, size_t len, uint64_t seed, kray_ref *ret)
@@ -379,7 +390,8 @@ static void *read_pages(void *arg)
 	struct side_by_side *r = arg;
 
 	for (size_t pg = (size_t)r->t; pg * 4096 < r->len && r->bad < 0; pg += (size_t)r->n)
-		r->bad = pattern_check(r->data + pg * 4096, pg * 4096, 4096, 2000);
+		r->bad = pattern_check(r->data + pg * 4096, pg * 4096,
+				       r->len - pg * 4096 < 4096 ? r->len - pg * 4096 : 4096, 2000);
 	return NULL;
 }
 
@@ -471,4 +483,74 @@ Test(lazy, lazy_restore_off_restores_whole)
 Test(lazy, reader_without_userfaultfd_restores_whole)
 {
 	eager_round("auto", true);
+}
+
+/* ---- 6. a fault's head first (lazy-first-read) ------------------------------------------ */
+
+/* Faults in the middle and at the ends of chunks, each answered with its head first and the
+ * rest of its chunk after, then threads side by side and a whole read: every byte is right
+ * and every page was read from disk once (the restored-bytes counter is the object's size
+ * exactly), whatever the head's size (one that does not divide a chunk, none at all). */
+static void head_first_round(const char *first)
+{
+	const size_t len = 64 * MiB + 5000; /* the last page is partly the object's */
+	const size_t touch[] = { 3 * 2 * MiB + MiB + 123,
+				 len - 1,
+				 10 * 2 * MiB + 2 * MiB - 1,
+				 70000,
+				 3 * 2 * MiB + 5,
+				 31 * 2 * MiB + 100 * 1024 };
+	char spill[160];
+	struct harness h;
+	struct side_by_side r[3];
+	pthread_t th[3];
+	struct kray_stats st0, st1;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	int64_t bad;
+	kray *k;
+
+	start_first(&h, spill, sizeof(spill), "100M", "auto", first);
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 2000, &a);
+	create_pattern(k, 64 * MiB, 2001, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1);
+	st0 = harness_status(k);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	cr_assert_eq(v.len, len);
+	for (size_t i = 0; i < sizeof(touch) / sizeof(touch[0]); i++)
+		cr_assert_eq(((const uint8_t *)v.data)[touch[i]], pattern_byte(2000, touch[i]),
+			     "lazy-first-read %s: byte %zu differs", first, touch[i]);
+	st1 = harness_status(k);
+	cr_assert_lt(st1.restored_total - st0.restored_total, len, "the get was not lazy");
+	for (int t = 0; t < 3; t++) {
+		r[t] = (struct side_by_side){ v.data, len, t, 3, -1 };
+		cr_assert_eq(pthread_create(&th[t], NULL, read_pages, &r[t]), 0);
+	}
+	for (int t = 0; t < 3; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t < 3; t++)
+		cr_assert_eq(r[t].bad, -1, "lazy-first-read %s: thread %d saw byte %lld differ",
+			     first, t, (long long)r[t].bad);
+	bad = pattern_check(v.data, 0, len, 2000);
+	cr_assert_eq(bad, -1, "lazy-first-read %s: byte %lld differs", first, (long long)bad);
+	st1 = harness_status(k);
+	cr_assert_eq(st1.restored_total - st0.restored_total, len,
+		     "lazy-first-read %s: restored %llu bytes, want %zu (each page once)", first,
+		     (unsigned long long)(st1.restored_total - st0.restored_total), len);
+	kray_value_clear(&v);
+	kray_release(k, &a, 1);
+	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+Test(lazy, head_first_puts_each_page_once, .timeout = 180)
+{
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	head_first_round("64K");
+	head_first_round("100K"); /* does not divide a chunk; 25 pages */
+	head_first_round("0"); /* the whole chunk first */
 }
