@@ -213,6 +213,9 @@ KRAY_EXPORT int kray_process(struct kray *k)
 
 	if (!k)
 		return -EINVAL;
+	/* Called when kray_fd() is readable (perhaps edge-triggered): read, whatever an
+	 * earlier short read suggested (conn.c). */
+	k->in_short = false;
 	if (!k->broken)
 		r = kc_flush_some(k);
 	while (!r && !k->broken) {

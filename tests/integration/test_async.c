@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <kray/kray.h>
 
@@ -229,4 +231,49 @@ Test(async, poll_loop_example)
 	out[n] = 0;
 	cr_assert_eq(pclose(p), 0, "examples/poll_loop failed:\n%s", out);
 	cr_assert(strstr(out, "500 squares") && strstr(out, "(right)"), "%s", out);
+}
+
+/*
+ * An edge-triggered epoll on kray_fd(): a reply that a blocking kray_get() read (a read
+ * that emptied the socket) must not make the next kray_process() skip reading what the
+ * next edge announced, or the program would wait for an edge that never comes.
+ */
+Test(async, edge_triggered_epoll_sees_every_reply)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	kray *k = harness_embedded(2);
+
+	cr_assert_geq(ep, 0);
+	ev.data.fd = kray_fd(k);
+	cr_assert_eq(epoll_ctl(ep, EPOLL_CTL_ADD, kray_fd(k), &ev), 0);
+	for (int round = 0; round < 5; round++) {
+		kray_ref two[2], late;
+		kray_value v[2];
+		struct slot s = { 0 };
+		int64_t end = harness_now_ms() + 10000;
+
+		/* A blocking get through krayd (two refs: never the fast path). */
+		cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(3), 1, NULL, &two[0]), 0);
+		cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(4), 1, NULL, &two[1]), 0);
+		cr_assert_eq(kray_get(k, two, 2, 10000, v), 0, "%s", kray_errmsg(k));
+		cr_assert_eq(v[0].i + v[1].i, 25);
+		cr_assert_eq(kray_release(k, two, 2), 0);
+		/* Then a reply that comes later, waited for with the edge-triggered epoll. */
+		cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(30), 1, NULL, &late), 0);
+		cr_assert_eq(kray_get_async(k, &late, keep, &s), 0, "%s", kray_errmsg(k));
+		cr_assert_eq(kray_flush(k), 0, "%s", kray_errmsg(k));
+		while (!s.ran && harness_now_ms() < end) {
+			struct epoll_event got;
+
+			if (epoll_wait(ep, &got, 1, 200) == 1)
+				cr_assert_geq(kray_process(k), 0, "%s", kray_errmsg(k));
+		}
+		cr_assert_eq(s.ran, 1, "round %d: the reply's edge came and went unread", round);
+		cr_assert_eq(s.status, 0);
+		cr_assert_eq(s.val.i, 30);
+		kray_value_clear(&s.val);
+		cr_assert_eq(kray_release(k, &late, 1), 0);
+	}
+	close(ep);
 }
