@@ -393,7 +393,8 @@ static void emit(FILE *f, void *arg)
 		fprintf(f, "}");
 	}
 	fprintf(f, ",\"tcp\":{\"seconds\":%.3f,\"streams\":%d}", tcp_med_s, nnodes - 1);
-	fprintf(f, ",\"owner_bytes_ratio\":%.3f,\"direct_over_tcp\":%.3f,\"relay_over_tcp\":%.3f}\n",
+	fprintf(f,
+		",\"owner_bytes_ratio\":%.3f,\"direct_over_tcp\":%.3f,\"relay_over_tcp\":%.3f}\n",
 		modes[0].owner_mib / (modes[1].owner_mib ? modes[1].owner_mib : 1),
 		modes[0].med_s / tcp_med_s, modes[1].med_s / tcp_med_s);
 }

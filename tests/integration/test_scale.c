@@ -50,7 +50,7 @@ static void start_node(int i, char *token_file, size_t len)
 static kray *start_cluster_with_stores(char *token_file, size_t len)
 {
 	static const char *const more[] = { "--pool-size", "0", "--store-size", "2G", "--bpf",
-					    "off", NULL };
+					    "off",	   NULL };
 	char res[16];
 
 	for (int i = 0; i < NODES; i++) {
@@ -186,13 +186,13 @@ Test(scale, one_gib_broadcast_to_8_of_16_counts_the_bytes_each_node_sent)
 		    " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
 		    sent[0] >> 20, sent[1] >> 20, sent[2] >> 20, sent[3] >> 20, sent[4] >> 20,
 		    sent[5] >> 20, sent[6] >> 20, sent[7] >> 20, sent[8] >> 20, sent[9] >> 20,
-		    sent[10] >> 20, sent[11] >> 20, sent[12] >> 20, sent[13] >> 20,
-		    sent[14] >> 20, sent[15] >> 20);
+		    sent[10] >> 20, sent[11] >> 20, sent[12] >> 20, sent[13] >> 20, sent[14] >> 20,
+		    sent[15] >> 20);
 	for (int i = 1; i < NODES; i++) {
 		uint64_t w = i % 2 ? BCAST_SIZE : 0; /* nodes 2, 4, ... (0-based odd) took it */
 
-		cr_assert_eq(rcvd[i], w, "node %d received %" PRIu64 " bytes, want %" PRIu64,
-			     i + 1, rcvd[i], w);
+		cr_assert_eq(rcvd[i], w, "node %d received %" PRIu64 " bytes, want %" PRIu64, i + 1,
+			     rcvd[i], w);
 		if (!w)
 			cr_assert_eq(sent[i], 0, "node %d, which took no copy, sent %" PRIu64,
 				     i + 1, sent[i]);
