@@ -12,10 +12,14 @@
     PYTHONPATH=build/python python3 bench/bench_rllib.py [--trials 1000] [--rounds 3]
         [--envs 1,8] [--skip ppo,es,tune] [--json out.json]
 
-Each algorithm runs once untimed first (imports, first worker starts), then the rounds
-alternate which configuration goes first; the figures are medians, with the load average
-(1 min) at each round.  PPO runs once per --envs value (num_envs_per_worker, the same in
-both configurations: vectorised stepping, one batched forward pass per step of all the
+Each configuration runs once untimed first (imports, first worker starts), then the
+rounds rotate which configuration goes first; the figures are medians, with the load
+average (1 min) at each round.  PPO runs three configurations: 2 rollout actors with the
+value network trained in an actor of its own (kray_value_learner, the default), 2 rollout
+actors with the whole learner in the driver, and the baseline, the same PPO loop in one
+process (num_workers=0); for the first, the mean per-phase timers of the iterations the
+value learner trained.  PPO runs once per --envs value (num_envs_per_worker, the same in
+every configuration: vectorised stepping, one batched forward pass per step of all the
 worker's envs).  The figures are printed, then as JSON (and written to --json).
 """
 import argparse
@@ -43,11 +47,17 @@ def solve(cls, config, max_iter=100):
     trainer = cls(config, "CartPole-v0")
     t_start = time.perf_counter() - t0
     sample_s = steps = 0.0
+    timers, split_iters, first_split = {}, 0, None
     for _ in range(max_iter):
         r = trainer.train()
         n = r["timesteps_this_iter"]
         steps += n
         sample_s += n / r["sampler_perf"]["samples_per_s"]
+        if r["info"].get("value_learner_actor"):  # PPO's per-phase timers, split iterations
+            split_iters += 1
+            first_split = first_split or r["training_iteration"]
+            for k, v in r["timers"].items():
+                timers[k] = timers.get(k, 0.0) + v
         if r["episode_reward_mean"] >= 195:
             break
     trainer.stop()
@@ -56,7 +66,9 @@ def solve(cls, config, max_iter=100):
             "s_per_iter": (total - t_start) / r["training_iteration"],
             "reward": r["episode_reward_mean"], "samples_per_s": steps / sample_s,
             "solved": r["episode_reward_mean"] >= 195, "start_s": t_start,
-            "sample_s": sample_s, "other_s": total - t_start - sample_s}
+            "sample_s": sample_s, "other_s": total - t_start - sample_s,
+            "value_learner_from_iteration": first_split,
+            "split_timers_ms": {k: v / split_iters for k, v in timers.items()}}
 
 
 def noop(config):
@@ -100,56 +112,80 @@ def main():
     kray.init(num_cpus=os.cpu_count())
     out = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     skip = set(filter(None, args.skip.split(",")))
+    # (name, class, config, [(label, overrides)]): the first configuration is the
+    # parallel one, the last the baseline; each is compared with the baseline.
+    ppo_runs = [("parallel_2_workers", {"num_workers": 2}),
+                ("parallel_2_workers_learner_in_driver",
+                 {"num_workers": 2, "kray_value_learner": False}),
+                ("baseline_0_workers", {"num_workers": 0})]
     algos = [(f"ppo_envs{n}" if n != 1 else "ppo", PPOTrainer,
-              dict(PPO_FAST, num_envs_per_worker=n), 0)
+              dict(PPO_FAST, num_envs_per_worker=n), ppo_runs)
              for n in map(int, filter(None, args.envs.split(",")))]
-    algos.append(("es", ESTrainer, ES_FAST, 1))
-    for name, cls, cfg, base in algos:
+    algos.append(("es", ESTrainer, ES_FAST, [("parallel_2_workers", {"num_workers": 2}),
+                                              ("baseline_1_workers", {"num_workers": 1})]))
+    med = statistics.median
+    for name, cls, cfg, runs in algos:
         if name.split("_")[0] in skip:
             continue
-        par, seq = [], []
+        got = {label: [] for label, _ in runs}
         # Untimed first: the imports (torch: seconds) and the first workers' start would
         # otherwise count against whichever runs first.
-        for nw in (2, base):
-            t = cls(dict(cfg, num_workers=nw), "CartPole-v0")
+        for _, over in runs:
+            t = cls(dict(cfg, **over), "CartPole-v0")
             t.train()
             t.stop()
-        for i in range(args.rounds):  # alternating which goes first
-            runs = [(par, 2), (seq, base)]
-            for lst, nw in (runs if i % 2 == 0 else runs[::-1]):
-                lst.append(solve(cls, dict(cfg, num_workers=nw)))
-        med = statistics.median
-        out[name] = {"config": cfg, "parallel_2_workers": par, f"baseline_{base}_workers": seq,
-                     "load": [p["load"] for p in par + seq],
-                     "speedup": med(p["seconds"] for p in seq) / med(p["seconds"] for p in par),
-                     "per_iteration_speedup": med(p["s_per_iter"] for p in seq) /
-                     med(p["s_per_iter"] for p in par),
-                     "sampling_speedup": med(p["samples_per_s"] for p in par) /
-                     med(p["samples_per_s"] for p in seq)}
+        for i in range(args.rounds):  # rotating which goes first
+            k = i % len(runs)
+            for label, over in runs[k:] + runs[:k]:
+                got[label].append(solve(cls, dict(cfg, **over)))
+        base_label = runs[-1][0]
+        seq = got[base_label]
+        o = out[name] = {"config": cfg, **got,
+                         "load": [p["load"] for lst in got.values() for p in lst]}
         # Amdahl: the baseline's sampling and the rest (learning) per iteration; with the
         # sampling exactly twice as fast and the rest as it is, the speedup per iteration
-        # is at most this.
+        # is at most this (the split value learner takes this bound away: it halves the
+        # learning too).
         s1 = med(p["sample_s"] / p["iterations"] for p in seq)
         l1 = med(p["other_s"] / p["iterations"] for p in seq)
-        out[name]["learner_share_one_process"] = l1 / (s1 + l1)
-        out[name]["bound_2x_sampling"] = (s1 + l1) / (s1 / 2 + l1)
-        print(f"{name} (load {min(out[name]['load']):.1f} to {max(out[name]['load']):.1f}): "
-              f"solve {med(p['seconds'] for p in par):.1f} s with 2 rollout actors "
-              f"({med(p['samples_per_s'] for p in par):,.0f} samples/s) vs "
-              f"{med(p['seconds'] for p in seq):.1f} s with {base} "
-              f"({med(p['samples_per_s'] for p in seq):,.0f} samples/s): "
-              f"{out[name]['speedup']:.2f}x, per iteration "
-              f"{out[name]['per_iteration_speedup']:.2f}x, sampling "
-              f"{out[name]['sampling_speedup']:.2f}x; learning and the rest are "
-              f"{100 * out[name]['learner_share_one_process']:.0f}% of an iteration in one "
-              f"process, so sampling twice as fast gives at most "
-              f"{out[name]['bound_2x_sampling']:.2f}x per iteration", flush=True)
-        for label, runs in (("2 actors", par), (f"{base} workers", seq)):
-            print(f"  {label}: start {med(p['start_s'] for p in runs):.1f} s, sampling "
-                  f"{med(p['sample_s'] for p in runs):.1f} s, learning and the rest "
-                  f"{med(p['other_s'] for p in runs):.1f} s, "
-                  f"{1000 * med(p['s_per_iter'] for p in runs):.0f} ms per iteration, "
-                  f"{med(p['iterations'] for p in runs):.0f} iterations", flush=True)
+        o["learner_share_one_process"] = l1 / (s1 + l1)
+        o["bound_2x_sampling"] = (s1 + l1) / (s1 / 2 + l1)
+        print(f"{name} (load {min(o['load']):.1f} to {max(o['load']):.1f}, "
+              f"{args.rounds} rounds, medians):", flush=True)
+        for label, _ in runs:
+            lst = got[label]
+            line = (f"  {label}: solve {med(p['seconds'] for p in lst):.2f} s, "
+                    f"{med(p['iterations'] for p in lst):.0f} iterations, "
+                    f"{1000 * med(p['s_per_iter'] for p in lst):.0f} ms each, "
+                    f"{med(p['samples_per_s'] for p in lst):,.0f} samples/s; start "
+                    f"{med(p['start_s'] for p in lst):.2f} s, sampling "
+                    f"{med(p['sample_s'] for p in lst):.2f} s, learning and the rest "
+                    f"{med(p['other_s'] for p in lst):.2f} s")
+            if label != base_label:
+                sp = {"speedup": med(p["seconds"] for p in seq) /
+                      med(p["seconds"] for p in lst),
+                      "per_iteration_speedup": med(p["s_per_iter"] for p in seq) /
+                      med(p["s_per_iter"] for p in lst),
+                      "sampling_speedup": med(p["samples_per_s"] for p in lst) /
+                      med(p["samples_per_s"] for p in seq)}
+                o[label + "_speedups"] = sp
+                line += (f"\n    vs {base_label}: {sp['speedup']:.2f}x solve, "
+                         f"{sp['per_iteration_speedup']:.2f}x per iteration, "
+                         f"{sp['sampling_speedup']:.2f}x sampling")
+            split = [p for p in lst if p["split_timers_ms"]]
+            if split:
+                keys = sorted(split[0]["split_timers_ms"])
+                line += ("\n    value learner from iteration " +
+                         str(med(p["value_learner_from_iteration"] for p in split)) +
+                         "; per split iteration (ms): " + ", ".join(
+                             f"{k[:-3]} {med(p['split_timers_ms'].get(k, 0) for p in split):.0f}"
+                             for k in keys))
+            print(line, flush=True)
+        if "parallel_2_workers_speedups" in o:  # the figures of earlier versions
+            o.update(o["parallel_2_workers_speedups"])
+        print(f"  learning and the rest are {100 * o['learner_share_one_process']:.0f}% of "
+              f"an iteration in one process: sampling alone twice as fast would give at "
+              f"most {o['bound_2x_sampling']:.2f}x per iteration", flush=True)
     if "tune" not in skip:
         o = out["tune"] = tune_overhead(args.trials)
         print(f"tune: {o['trials']} no-op trials in {o['tune_s']:.1f} s "

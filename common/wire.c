@@ -506,6 +506,29 @@ int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret)
 	return 0;
 }
 
+int wire_dec_fast_count(const void *body, size_t len, struct wire_fast_count *ret)
+{
+	struct wire_rd r;
+	struct wire_fast_count f;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &f.m, sizeof(f.m)) || !f.m.name_len || f.m.pad[0] || f.m.pad[1] ||
+	    f.m.pad[2] || (uint64_t)f.m.failed + f.m.stored > f.m.runs ||
+	    rd_name(&r, f.m.name_len, &f.name) || wire_rd_end(&r))
+		return -EBADMSG;
+	*ret = f;
+	return 0;
+}
+
+void wire_put_fast_count(struct kbuf *b, const struct kray_msg_fast_count *m, const char *name)
+{
+	size_t off = wire_begin(b, KRAY_MSG_FAST_COUNT, 0);
+
+	kbuf_put(b, m, sizeof(*m));
+	wire_put_padded(b, name, m->name_len);
+	wire_end(b, off);
+}
+
 int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *ret)
 {
 	struct wire_rd r;

@@ -151,6 +151,11 @@ struct wire_get_actor {
 	const char *name, *ns;
 };
 
+struct wire_fast_count {
+	struct kray_msg_fast_count m;
+	const char *name; /* m.name_len bytes */
+};
+
 struct wire_actor_reply {
 	struct kray_msg_actor_reply m;
 	const char *text; /* m.len bytes */
@@ -205,6 +210,10 @@ int wire_dec_fwd_actor(const void *body, size_t len, struct wire_fwd_actor *ret)
 int wire_dec_actor_record(uint16_t type, const void *body, size_t len, struct wire_fwd_actor *ret);
 int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret);
 int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *ret);
+/* FAST_COUNT: a name of 1..KRAY_NAME_MAX bytes, pad 0, failed + stored <= runs. */
+int wire_dec_fast_count(const void *body, size_t len, struct wire_fast_count *ret);
+/* Writes a FAST_COUNT frame to b (one function's counts). */
+void wire_put_fast_count(struct kbuf *b, const struct kray_msg_fast_count *m, const char *name);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);
 /* The same layout for a TEXT_REPLY that carries an export (TIMELINE): any length up to
  * KRAY_FRAME_MAX, where an error or a listing stops at 64 KiB. */

@@ -286,10 +286,18 @@ bool kc_fast_is_late(struct kray *k, const kray_ref *ref);
 bool kc_fast_forget(struct kray *k, const kray_ref *ref);
 /* Worker side: opens the worker's fast connection (0 or -EOPNOTSUPP); takes one arrived
  * FAST_EXEC's exec body into ret_body (1; 0 when none arrived; -EPIPE); sends the answer
- * to the fast task, from the RESULT frame in res (empty: not run). */
+ * to the fast task, from the RESULT frame in res (empty: not run), and says in *ran
+ * (unless NULL) what krayd is to count of it. */
+struct kc_fast_ran {
+	bool ran; /* res held a result: the call ran (or was refused with an error) */
+	bool failed; /* an error went back in the fast frame */
+	bool stored; /* the result went through krayd (FAST_STORE) */
+	uint64_t ns; /* its run time */
+};
 int kc_fast_worker_open(struct kray *k);
 int kc_fast_take(struct kray *k, struct kbuf *ret_body);
-int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task);
+int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task,
+		  struct kc_fast_ran *ran);
 
 /* worker.c: called by kray_get() in a worker before it blocks. */
 void kc_worker_before_block(struct kray *k);

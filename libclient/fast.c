@@ -768,7 +768,8 @@ out:
 	return r;
 }
 
-int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
+int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task,
+		  struct kc_fast_ran *ran)
 {
 	struct kray_msg_fast f = { .slot = k->fast_slot, .token = k->fast_token };
 	struct kray_msg_result m = { .task = *task };
@@ -791,6 +792,11 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
 				inline_ok = !wire_rd_value(&r.values, &v) && !v.nrefs &&
 					    v.type != KRAY_WT_OBJECT && v.type != KRAY_WT_FD &&
 					    v.type != KRAY_WT_REF;
+			if (ran)
+				*ran = (struct kc_fast_ran){ .ran = true,
+							     .failed = r.m.n == 1 && inline_ok &&
+								       v.type == KRAY_WT_ERROR,
+							     .ns = r.m.exec_ns };
 			if (!inline_ok || r.m.n != 1 ||
 			    sizeof(h) + sizeof(f) + h.len > KRAY_FAST_FRAME_MAX) {
 				/* Too large, or holding refs: krayd keeps it for the driver.
@@ -806,6 +812,10 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task)
 				if (ret)
 					return ret;
 				f.flags = KRAY_FAST_STORED;
+				if (ran)
+					*ran = (struct kc_fast_ran){ .ran = true,
+								     .stored = true,
+								     .ns = r.m.exec_ns };
 			}
 		}
 	}
@@ -846,7 +856,7 @@ int kc_fast_take(struct kray *k, struct kbuf *ret_body)
 		if (h.len >= sizeof(struct kray_msg_fast) + sizeof(m))
 			memcpy(&m, body + sizeof(struct kray_msg_fast), sizeof(m));
 		fast_consume(k, &h);
-		r = kc_fast_reply(k, ret_body, &m.task);
+		r = kc_fast_reply(k, ret_body, &m.task, NULL);
 		return r < 0 ? r : 1;
 	}
 	fast_consume(k, &h);

@@ -227,7 +227,7 @@ static int take_fast(struct kray *k)
 			struct kbuf none = { 0 };
 
 			memcpy(&m, body.data, sizeof(m));
-			kc_fast_reply(k, &none, &m.task);
+			kc_fast_reply(k, &none, &m.task, NULL);
 			body.len = 0;
 			continue;
 		}
@@ -262,17 +262,22 @@ static int wait_frames(struct kray *k, bool block)
 	 * before it: an idle worker makes two system calls per fast task, as a ping-pong). */
 	r = kbuf_pending(&k->in) ? take_frames(k, false) : 0;
 	while (!r && !ws->qhead && !ws->stop && k->fast_state == 1) {
-		struct pollfd p[2] = { { .fd = k->fd, .events = POLLIN },
-				       { .fd = k->fast_fd, .events = POLLIN } };
+		struct pollfd p[3] = { { .fd = k->fd, .events = POLLIN },
+				       { .fd = k->fast_fd, .events = POLLIN },
+				       { .fd = fast_count_fd(k), .events = POLLIN } };
 
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, p[2].fd >= 0 ? 3 : 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		if (p[2].fd >= 0 && p[2].revents) { /* the fast calls' counts are due at krayd */
+			fast_count_due(k);
+			r = kc_flush(k);
+		}
 		if (p[1].revents)
 			take_fast(k);
-		if (p[0].revents)
+		if (!r && p[0].revents)
 			r = take_frames(k, false);
 	}
 	if (!r && k->fast_state != 1 && !ws->qhead && !ws->stop)
@@ -297,10 +302,16 @@ static void run_fast(struct kray *k, struct exec *e)
 {
 	struct worker_state *ws = k->ws;
 	struct kbuf res = { 0 };
+	struct kc_fast_ran ran = { 0 };
 	struct kray_msg_exec m;
+	char name[KRAY_NAME_MAX];
 	struct call *c;
 
 	memcpy(&m, e->body, sizeof(m));
+	/* The function's name, for krayd's count (call_prepare() checks the frame). */
+	if (e->len < sizeof(m) + m.name_len)
+		m.name_len = 0;
+	memcpy(name, e->body + sizeof(m), m.name_len);
 	/* krayd sends every driver's code path to fast workers; it may still be on its way. */
 	if (!code_job(ws, m.job))
 		take_frames(k, false);
@@ -313,8 +324,9 @@ static void run_fast(struct kray *k, struct exec *e)
 	} else {
 		exec_free(e); /* unknown job: the driver submits it to krayd instead */
 	}
-	kc_fast_reply(k, &res, &m.task);
+	kc_fast_reply(k, &res, &m.task, &ran);
 	kbuf_free(&res);
+	fast_count_add(k, name, m.name_len, &ran);
 }
 
 static void on_cancel_signal(int sig, siginfo_t *si, void *uc)
@@ -483,7 +495,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 {
 	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
 	const char *ppid = getenv("KRAY_PARENT_PID");
-	struct worker_state ws = { 0 };
+	struct worker_state ws = { .counts.tfd = -1 };
 	struct kray k = { .fd = -1,
 			  .kmod_fd = -1,
 			  .uffd = -1,
@@ -537,6 +549,9 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 			r = look_due(&k) ? wait_frames(&k, !ws.qhead && !ws.stop) : 0;
 			if (!r && ws.qhead)
 				run_here(&k, pop(&ws));
+			/* Fast calls' counts go with what the worker sends krayd anyway. */
+			if (!r && !ws.qhead && ws.counts.runs && kbuf_pending(&k.out))
+				fast_count_put(&k);
 			if (!r && !ws.qhead)
 				r = kc_flush(&k);
 		}
@@ -550,6 +565,11 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 		if (ws.stop && !ws.qhead && !(ws.host && host_busy(ws.host)))
 			break;
 	}
+	if (!r && ws.counts.runs) { /* the last fast calls' counts, if krayd still listens */
+		fast_count_put(&k);
+		kc_flush(&k);
+	}
+	fast_count_fini(&k);
 	/* An actor that ends normally runs its destructor; a killed one never gets here. */
 	host_stop(ws.host);
 	if (ws.stop && ws.self && ws.dtor)

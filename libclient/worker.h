@@ -70,6 +70,27 @@ struct call {
 	struct call *next;
 };
 
+/*
+ * The fast calls this worker ran and krayd has not been told of yet (fast_count.c): per
+ * function, sent as FAST_COUNT frames every FAST_COUNT_BATCH calls, or FAST_COUNT_NS
+ * after the first of them, or with anything else the worker sends krayd meanwhile.
+ */
+#define FAST_COUNT_FNS 8
+#define FAST_COUNT_BATCH 256
+#define FAST_COUNT_NS 5000000 /* 5 ms */
+struct fast_counts {
+	struct {
+		uint32_t runs, failed, stored;
+		uint64_t run_ns;
+		uint8_t len;
+		char name[KRAY_NAME_MAX];
+	} fn[FAST_COUNT_FNS];
+	unsigned nfn;
+	uint32_t runs; /* in all */
+	int64_t first_ns; /* CLOCK_MONOTONIC when the first of them was counted */
+	int tfd; /* a timerfd, armed FAST_COUNT_NS after the first of them; -1: none yet */
+};
+
 struct worker_state {
 	struct job *jobs, *last_job;
 	/* The function the last task ran, by job and name (call.c: resolve). */
@@ -90,6 +111,7 @@ struct worker_state {
 	unsigned ncancels, cap_cancels;
 	pthread_t loop; /* the thread that runs kray_worker_main */
 	struct kbuf *results; /* where RESULT frames go: k->out, or a fast task's buffer */
+	struct fast_counts counts; /* fast calls krayd has not counted yet (fast_count.c) */
 	/* A call's answer could not be queued for lack of memory: the worker exits, and
 	 * krayd answers for it (WORKER_DIED) rather than let the caller wait forever. */
 	bool nomem;
@@ -136,5 +158,16 @@ struct call *host_done(struct host *h);
 int host_fd(const struct host *h);
 unsigned host_busy(const struct host *h);
 void host_stop(struct host *h);
+
+/* fast_count.c: counts fast call ran of the function name (len bytes) for krayd; puts
+ * the counts in k->out when FAST_COUNT_BATCH calls or FAST_COUNT_NS have gathered. */
+void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kc_fast_ran *ran);
+/* Puts every count in k->out as FAST_COUNT frames (the caller flushes). */
+void fast_count_put(struct kray *k);
+/* The timer a worker that sleeps watches too (POLLIN: call fast_count_due()), or -1. */
+int fast_count_fd(struct kray *k);
+/* The timer fired: its counts, if any are left, go in k->out (the caller flushes). */
+void fast_count_due(struct kray *k);
+void fast_count_fini(struct kray *k);
 
 #endif

@@ -50,6 +50,8 @@ void kbpf_flush_info(struct krayd *d, int64_t now);
 void kbpf_worker_busy(struct krayd *d, struct worker *w, const struct task *t);
 /* w sent a result. */
 void kbpf_worker_done(struct krayd *d, struct worker *w);
+/* n results at once (fast calls a worker reports: bpf_fast.c). */
+void kbpf_worker_done_n(struct krayd *d, struct worker *w, uint32_t n);
 
 /* bpf_sched.c: samples the workers' metrics if a window has passed (every dispatch). */
 void kbpf_tick(struct krayd *d);

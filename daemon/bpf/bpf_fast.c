@@ -14,7 +14,8 @@
  *  - reconcile: a worker that dies while its entry says FAST was running the fast task
  *    the entry names, and the task's driver is told on its fast connection (FAST_LOST);
  *  - keep the results the driver registers (FAST_DONE) and those a worker could not send
- *    in a fast frame (FAST_STORE).
+ *    in a fast frame (FAST_STORE);
+ *  - count the fast calls workers report in batches (FAST_COUNT) as its own tasks.
  * Without BPF, or with `fastpath = off`, d->fast is NULL and every function is a no-op:
  * a FAST_OPEN is refused and libkray stays on the daemon path.
  */
@@ -77,6 +78,7 @@ static uint32_t load(const uint32_t *p)
 static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static int on_fast_done(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
+static int on_fast_count(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static void kfast_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
 
 /* What the fast path does to the core: the claims on idle workers, their reconciliation,
@@ -104,6 +106,7 @@ void kfast_start(struct krayd *d, const char *dir)
 	proto_on(d, KRAY_MSG_FAST_OPEN, on_fast_open);
 	proto_on(d, KRAY_MSG_FAST_DONE, on_fast_done);
 	proto_on(d, KRAY_MSG_FAST_STORE, on_fast_store);
+	proto_on(d, KRAY_MSG_FAST_COUNT, on_fast_count);
 	if (!d->cfg.fastpath) {
 		log_info("bpf: fast path off by configuration: synchronous calls take the daemon "
 			 "path");
@@ -548,6 +551,21 @@ static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const u
 	t->fn = sched_fn(d, "(fast task)", 11);
 	/* As a RESULT: a large value the worker stored moves into the slot. */
 	task_finish(c, t, r.values, r.m.n);
+	return 0;
+}
+
+/* A worker's counts of the fast calls it ran since its last FAST_COUNT (libclient's
+ * fast_count.c sends them every few hundred calls, or a few ms after the first). */
+static int on_fast_count(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body)
+{
+	struct worker *w = c->worker;
+	struct wire_fast_count m;
+
+	/* (A worker whose fast connection krayd has retired may still have counts to send.) */
+	if (c->role != ROLE_WORKER || !w || wire_dec_fast_count(body, h->len, &m))
+		return conn_fail(c, "malformed fast count", -EBADMSG);
+	sched_fast_ran(c->d, m.name, m.m.name_len, m.m.runs, m.m.failed, m.m.stored, m.m.run_ns);
+	kbpf_worker_done_n(c->d, w, m.m.runs); /* kray top's DONE */
 	return 0;
 }
 

@@ -429,7 +429,12 @@ void kbpf_worker_busy(struct krayd *d, struct worker *w, const struct task *t)
 
 void kbpf_worker_done(struct krayd *d, struct worker *w)
 {
-	w->tasks_done++;
+	kbpf_worker_done_n(d, w, 1);
+}
+
+void kbpf_worker_done_n(struct krayd *d, struct worker *w, uint32_t n)
+{
+	w->tasks_done += n;
 	if (d->bpf && w->bpf_in)
 		mark_dirty(d->bpf, w);
 }

@@ -27,6 +27,11 @@ void sched_result(struct conn *c, const struct wire_result *r);
 void sched_reject(struct conn *c, const struct kray_oid *task);
 void sched_blocked(struct worker *w, bool blocked);
 struct fnstat *sched_fn(struct krayd *d, const char *name, uint8_t len);
+/* A worker's account of fast calls of one function (bpf_fast.c's FAST_COUNT): counted as
+ * tasks krayd ran, in the same counters and per-function run time.  stored of them ended
+ * through krayd (FAST_STORE), which counted their end already. */
+void sched_fast_ran(struct krayd *d, const char *name, uint8_t len, uint32_t runs, uint32_t failed,
+		    uint32_t stored, uint64_t run_ns);
 /* Sends w the JOB frame (code path) of job, unless it has had it. */
 void sched_tell_job(struct worker *w, uint32_t job, const char *path);
 /* Tells the code path of the last driver that connected with one (d->warm_job) to idle

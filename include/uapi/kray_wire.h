@@ -105,8 +105,9 @@ enum kray_msg_type {
 	KRAY_MSG_FAST_LOST = 45, /* D->C  kray_msg_fast_lost + text: its worker died */
 	KRAY_MSG_FAST_STORE = 46, /* W->D  kray_msg_result + values: a result too large for a
 				   * fast frame, kept by krayd for the driver */
+	KRAY_MSG_FAST_COUNT = 47, /* W->D  kray_msg_fast_count + name: fast calls it ran */
 	KRAY_MSG_FAST_TYPE_MIN = 40,
-	KRAY_MSG_FAST_TYPE_MAX = 46,
+	KRAY_MSG_FAST_TYPE_MAX = 47,
 	/* Between nodes (issue 7), numbers 48-79: only on authenticated TCP links, except
 	 * LIST_NODES, which a local client sends.  See docs/cluster.md. */
 	KRAY_MSG_NODE_CHALLENGE = 48, /* N->N kray_msg_node_challenge: the acceptor's nonce */
@@ -495,6 +496,20 @@ struct kray_msg_fast_open_reply {
 	__u64 token;
 };
 _Static_assert(sizeof(struct kray_msg_fast_open_reply) == 16, "fast_open_reply is 16 bytes");
+
+/* A worker's account of the fast calls of one function it ran since its last FAST_COUNT,
+ * so that krayd counts them as its own tasks (tasks_submitted/finished/failed, the
+ * function's run time, the worker's tasks_done) without being on their path.  The
+ * function's name follows, padded.  failed + stored <= runs. */
+struct kray_msg_fast_count {
+	__u64 run_ns; /* the calls' run times, summed */
+	__u32 runs; /* calls the worker ran (each answered) */
+	__u32 failed; /* of them: answered with an error in the fast frame */
+	__u32 stored; /* of them: answered through krayd (FAST_STORE), which counted the end */
+	__u8 name_len; /* 1..KRAY_NAME_MAX */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct kray_msg_fast_count) == 24, "fast_count is 24 bytes");
 
 struct kray_msg_fast_lost {
 	struct kray_oid task; /* the fast task whose worker died */

@@ -456,6 +456,38 @@ static void chk_get_actor(const uint8_t *body, size_t len)
 	again_free(&a);
 }
 
+static void chk_fast_count(const uint8_t *body, size_t len)
+{
+	struct wire_fast_count x, y;
+	struct again a;
+	const uint8_t *p;
+
+	if (wire_dec_fast_count(body, len, &x))
+		return;
+	FUZZ_CHECK(x.m.name_len && !x.m.pad[0] && !x.m.pad[1] && !x.m.pad[2]);
+	FUZZ_CHECK((uint64_t)x.m.failed + x.m.stored <= x.m.runs);
+	good_name(x.name, x.m.name_len);
+	FUZZ_CHECK(len == sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len));
+	again_begin(&a, KRAY_MSG_FAST_COUNT);
+	kbuf_put(&a.b, &x.m, sizeof(x.m));
+	wire_put_padded(&a.b, x.name, x.m.name_len);
+	p = again_end(&a, len);
+	FUZZ_CHECK(wire_dec_fast_count(p, len, &y) == 0);
+	FUZZ_CHECK(!memcmp(&x.m, &y.m, sizeof(x.m)));
+	FUZZ_CHECK(same_bytes(x.name, y.name, x.m.name_len));
+	/* The worker's writer makes the same frame. */
+	struct kbuf w = { 0 };
+	struct kray_frame_hdr h;
+
+	wire_put_fast_count(&w, &x.m, x.name);
+	FUZZ_CHECK(!w.nomem && w.len == HDR + len && !memcmp(w.data + HDR, p, len));
+	memcpy(&h, w.data, HDR);
+	FUZZ_CHECK(h.type == KRAY_MSG_FAST_COUNT && h.len == len &&
+		   wire_check_hdr(&h, KRAY_FRAME_MAX) == 0);
+	kbuf_free(&w);
+	again_free(&a);
+}
+
 static void chk_actor_reply(const uint8_t *body, size_t len)
 {
 	struct wire_actor_reply x, y;
@@ -661,6 +693,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_KILL] = chk_kill,
 	[KRAY_MSG_ACTOR_REPLY] = chk_actor_reply,
 	[KRAY_MSG_ACTOR_STOP] = chk_empty,
+	[KRAY_MSG_FAST_COUNT] = chk_fast_count,
 	[KRAY_MSG_CANCEL] = chk_cancel,
 	[KRAY_MSG_TIMELINE] = chk_empty,
 	[KRAY_MSG_LIST_OBJECTS] = chk_empty,
@@ -679,6 +712,7 @@ static const chk_fn every[] = {
 	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create,	      chk_create_reply,
 	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel,	      chk_fwd_task,
 	chk_yield,	  chk_fwd_actor, chk_actor_record, chk_actor_restart, chk_actor_locate,
+	chk_fast_count,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

@@ -443,6 +443,16 @@ static void frames(void)
 		done("get-actor-no-ns");
 	}
 	{
+		struct kray_msg_fast_count m = {
+			.run_ns = 123456, .runs = 9, .failed = 2, .stored = 1, .name_len = 6
+		};
+
+		frame(KRAY_MSG_FAST_COUNT);
+		put(&m, sizeof(m));
+		put_name("square");
+		done("fast-count");
+	}
+	{
 		struct kray_msg_kill m = { .actor = ACTOR, .no_restart = 1 };
 		const char *text = "no such live actor";
 		struct kray_msg_actor_reply r = { .status = -ENOENT,

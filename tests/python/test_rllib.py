@@ -181,3 +181,56 @@ def test_parallel_sampling_is_reproducible_and_on_policy(ray):
         y = torch.tanh(f(x, w, b))
         out.append((y.detach(),) + torch.autograd.grad(y.pow(2).sum(), (w, b)))
     assert all(torch.allclose(p, q, rtol=1e-4, atol=1e-5) for p, q in zip(*out))
+
+
+def test_value_learner_actor_gives_one_process_updates(ray):
+    """With separate networks and no grad_clip, the value network trains in an actor of
+    its own (kray's addition, kray_value_learner) while the driver trains the policy: the
+    same weights, Adam state and statistics as both in one process, over two iterations
+    (the second batch sampled with the actor's value weights); one process otherwise."""
+    import kray
+    cfg = dict(FAST, num_workers=2, train_batch_size=1000, sgd_minibatch_size=100,
+               rollout_fragment_length=100)
+    out, pids = {}, []
+    # The third run takes the first one's actor, kept idle for the next trainer of this
+    # driver (its torch imported), configured anew: the same results again.
+    for run, split in enumerate((True, False, True)):
+        t = PPOTrainer(dict(cfg, kray_value_learner=split), "CartPole-v0")
+        assert (t.value_learner is not None) == split
+        if split:
+            pids.append(kray.get(t.vl_ready))  # it trains from the first iteration on
+        rs = [t.train() for _ in range(2)]
+        assert [r["info"]["value_learner_actor"] for r in rs] == [split, split]
+        if split:
+            assert {"policy_sgd_ms", "value_sgd_ms", "value_wait_ms"} <= set(rs[0]["timers"])
+        ck = t.save_checkpoint(None)  # brings the actor's Adam state back
+        out[run] = (ck, [r["info"]["learner"]["default_policy"]["learner_stats"]
+                           for r in rs], [r["episode_reward_mean"] for r in rs])
+        t.stop()
+        assert t.value_learner is None
+    assert pids[0] == pids[1]
+    (ck1, st1, rew1), (ck0, st0, rew0), (ck2, st2, rew2) = out[0], out[1], out[2]
+    assert rew1 == rew0 == rew2
+    for name in ("pi", "vf"):
+        for (W1, b1), (W2, b2) in zip(ck1["weights"][name], ck2["weights"][name]):
+            np.testing.assert_array_equal(W1, W2)
+            np.testing.assert_array_equal(b1, b2)
+        for (W1, b1), (W0, b0) in zip(ck1["weights"][name], ck0["weights"][name]):
+            np.testing.assert_allclose(W1, W0, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(b1, b0, rtol=1e-5, atol=1e-6)
+    s1, s0 = ck1["optimizer"]["state"], ck0["optimizer"]["state"]
+    assert sorted(s1) == sorted(s0) and len(s1) == 12  # 3 layers x (W, b) x 2 networks
+    for i in s0:
+        for k in ("step", "exp_avg", "exp_avg_sq"):
+            np.testing.assert_allclose(np.asarray(s1[i][k]), np.asarray(s0[i][k]),
+                                       rtol=1e-5, atol=1e-7)
+    for a, b in zip(st1, st0):
+        for k in ("policy_loss", "vf_loss", "kl", "entropy", "total_loss"):
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), k
+
+    # Where the loss does not split, or there is no rollout actor: one process.
+    for extra in ({"grad_clip": 0.5}, {"num_workers": 0}, {"use_critic": False}):
+        t = PPOTrainer(dict(cfg, **extra), "CartPole-v0")
+        assert t.value_learner is None, extra
+        assert t.train()["info"]["value_learner_actor"] is False
+        t.stop()

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,8 +525,10 @@ Test(hdr, unknown_type)
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type MAX+1 not -EBADMSG");
 	h.type = 0xffff;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type 0xffff not -EBADMSG");
-	/* The node-to-node range (48-59) is known; the gaps around it are not. */
-	h.type = KRAY_MSG_NODE_TYPE_MIN - 1;
+	/* The node-to-node range (48-79) is known; the fast path's (40-47) ends right before
+	 * it, and the gap before that is not. */
+	cr_assert_eq(KRAY_MSG_FAST_TYPE_MAX + 1, KRAY_MSG_NODE_TYPE_MIN, "fast range overlaps");
+	h.type = KRAY_MSG_FAST_TYPE_MIN - 1;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type in the gap accepted");
 	/* No gap after the node range: the kmod range starts right after it. */
 	cr_assert_eq(KRAY_MSG_NODE_TYPE_MAX + 1, KRAY_MSG_KMOD_PIN, "node range overlaps kmod");
@@ -1966,7 +1969,7 @@ Test(fuzz, random_mutations_never_crash, .timeout = 120)
 	free_samples(f);
 }
 
-/* The BPF fast path's range (40-47) knows 40-46; 47 and the gaps around it stay unknown. */
+/* The BPF fast path's range (40-47) knows 40-47; the gaps around it stay unknown. */
 Test(hdr, fast_range)
 {
 	struct kray_frame_hdr h = good_hdr();
@@ -1988,6 +1991,51 @@ Test(hdr, fast_range)
 	}
 	cr_assert_eq(KRAY_MSG_FAST_EXEC, 40);
 	cr_assert_eq(KRAY_MSG_FAST_STORE, 46);
+	cr_assert_eq(KRAY_MSG_FAST_COUNT, 47);
+}
+
+/* FAST_COUNT: a worker's counts of one function's fast calls. */
+Test(fast_count, round_trip_and_limits)
+{
+	struct kray_msg_fast_count m = {
+		.run_ns = 5000, .runs = 10, .failed = 3, .stored = 2, .name_len = 6
+	};
+	struct wire_fast_count f;
+	struct kray_frame_hdr h;
+	struct kbuf b = { 0 };
+	uint8_t *body;
+
+	wire_put_fast_count(&b, &m, "square");
+	memcpy(&h, b.data, sizeof(h));
+	cr_assert_eq(h.type, KRAY_MSG_FAST_COUNT);
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0);
+	cr_assert_eq(h.len, sizeof(m) + 8);
+	body = b.data + sizeof(h);
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), 0);
+	cr_assert_eq(f.m.runs, 10);
+	cr_assert_eq(f.m.failed, 3);
+	cr_assert_eq(f.m.stored, 2);
+	cr_assert_eq(f.m.run_ns, 5000);
+	cr_assert(!memcmp(f.name, "square", 6));
+	/* Short, long, or one byte in the padding of the fixed part: refused. */
+	cr_assert_eq(wire_dec_fast_count(body, h.len - 8, &f), -EBADMSG);
+	cr_assert_eq(wire_dec_fast_count(body, sizeof(m) - 1, &f), -EBADMSG);
+	body[offsetof(struct kray_msg_fast_count, pad)] = 1;
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG);
+	body[offsetof(struct kray_msg_fast_count, pad)] = 0;
+	/* More failed and stored than runs, no name, a NUL in the name: refused. */
+	m.failed = 9;
+	memcpy(body, &m, sizeof(m));
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG);
+	m.failed = 0;
+	m.name_len = 0;
+	memcpy(body, &m, sizeof(m));
+	cr_assert_eq(wire_dec_fast_count(body, sizeof(m), &f), -EBADMSG);
+	m.name_len = 6;
+	memcpy(body, &m, sizeof(m));
+	body[sizeof(m) + 2] = 0;
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG);
+	kbuf_free(&b);
 }
 
 /* Error texts: whole up to KRAY_ERRMSG_MAX; past it, head and tail around a note. */

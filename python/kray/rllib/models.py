@@ -111,7 +111,9 @@ def torch_linear():
     return _LINEAR
 
 
-def make_torch_model(obs_dim, num_outputs, model, with_value=True):
+def make_torch_model(obs_dim, num_outputs, model, with_value=True, with_policy=True):
+    """The model in PyTorch: .pi (logits) and .vf (value) MLPs, either left out (None) when
+    not wanted (the value learner actor builds the value MLP alone)."""
     import torch
     from torch import nn
 
@@ -144,7 +146,7 @@ def make_torch_model(obs_dim, num_outputs, model, with_value=True):
     class FCNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.pi = mlp(num_outputs, 0.01)
+            self.pi = mlp(num_outputs, 0.01) if with_policy else None
             self.vf = mlp(1, 0.01) if with_value else None
 
         def forward(self, obs):
@@ -156,9 +158,23 @@ def make_torch_model(obs_dim, num_outputs, model, with_value=True):
             def layers(seq):
                 return [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
                         for m in seq if isinstance(m, nn.Linear)]
-            out = {"pi": layers(self.pi)}
+            out = {}
+            if self.pi is not None:
+                out["pi"] = layers(self.pi)
             if self.vf is not None:
                 out["vf"] = layers(self.vf)
             return out
+
+        def load_numpy_weights(self, weights):
+            """numpy_weights()' shape back in: each of "pi", "vf" that weights has."""
+            with torch.no_grad():
+                for name in ("pi", "vf"):
+                    seq = getattr(self, name)
+                    if seq is None or name not in weights:
+                        continue
+                    lin = [m for m in seq if isinstance(m, nn.Linear)]
+                    for m, (W, b) in zip(lin, weights[name]):
+                        m.weight.copy_(torch.tensor(W.T))  # a copy: W may be read-only
+                        m.bias.copy_(torch.tensor(b))
 
     return FCNet()

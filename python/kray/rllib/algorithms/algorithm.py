@@ -105,7 +105,13 @@ class RolloutWorker:
     def ready(self):
         return os.getpid()
 
-    def set_weights(self, weights):
+    def set_weights(self, weights, *more):
+        """weights, updated with each of more (PPO's value learner sends the value
+        network's weights apart from the policy's)."""
+        if more:
+            weights = dict(weights)
+            for m in more:
+                weights.update({k: m[k] for k in ("pi", "vf") if k in m})
         self.policy = NumpyPolicy(weights, self.model["fcnet_activation"],
                                   self.model["vf_share_layers"])
 
@@ -341,7 +347,7 @@ class Trainer(Trainable):
         self.episodes.extend(eps)
         return batch, eps, seconds
 
-    def start_sampling(self, weights, total, keep=True):
+    def start_sampling(self, weights, total, keep=True, more=()):
         """Sends the weights (one kray.put, read by every worker) and starts the workers
         on the next batch: each its share of total, in fragments (_fragment()), two in
         flight per worker so that a worker never waits on the driver between two.  The
@@ -349,7 +355,9 @@ class Trainer(Trainable):
         seeded run is the same whatever the timing.  keep: the next sample() takes this
         batch (PPO calls it as soon as the weights are updated, so the workers sample
         while the learner reports; the batch is on-policy: sampled with the weights it
-        trains on).  No-op with num_workers=0."""
+        trains on).  more: refs (or values) the workers merge into the weights (PPO's
+        value learner's result: the workers wait on it in krayd).  No-op with
+        num_workers=0."""
         if self.local_worker is not None:
             return None
         t0 = time.perf_counter()
@@ -358,7 +366,7 @@ class Trainer(Trainable):
         nw = len(self.workers)
         todo = []
         for i, w in enumerate(self.workers):
-            w.set_weights.remote(ref)  # an actor runs its calls in order
+            w.set_weights.remote(ref, *more)  # an actor runs its calls in order
             share = total // nw + (i < total % nw)
             todo.append([min(frag, share - k) for k in range(0, share, frag)])
         pending = {"t0": t0, "total": total, "todo": todo, "refs": {}, "outs": {}}

@@ -5,10 +5,17 @@ passes of minibatch SGD (sgd_minibatch_size) on the clipped surrogate objective 
 adaptive KL penalty, a clipped value loss and an entropy bonus, in PyTorch."""
 import copy
 import time
+import warnings
 
 import numpy as np
 
+import kray
+
 from .algorithm import COMMON_CONFIG, Trainer, merge_config
+from .value_learner import acquire as acquire_value_learner
+from .value_learner import (adam, load_optimizer_state, minibatch_starts, optimizer_state,
+                            value_loss)
+from .value_learner import release as release_value_learner
 
 DEFAULT_CONFIG = dict(copy.deepcopy(COMMON_CONFIG), **{
     "lr": 5e-5,
@@ -25,6 +32,10 @@ DEFAULT_CONFIG = dict(copy.deepcopy(COMMON_CONFIG), **{
     "clip_param": 0.3,
     "vf_clip_param": 10.0,
     "grad_clip": None,
+    # kray's addition: train the value network in a kray actor of its own while the
+    # driver trains the policy (the same updates as one process; see value_learner.py).
+    # Used when True with num_workers >= 1, use_critic and no grad_clip.
+    "kray_value_learner": True,
 })
 
 
@@ -40,8 +51,6 @@ class PPOTrainer(Trainer):
         return c["gamma"], (c["lambda"] if c["use_gae"] else 1.0)
 
     def build(self):
-        import torch
-        from ..models import make_torch_model
         c = self.config
         if c["sgd_minibatch_size"] > c["train_batch_size"]:
             raise ValueError(f"sgd_minibatch_size ({c['sgd_minibatch_size']}) must be <= "
@@ -49,32 +58,70 @@ class PPOTrainer(Trainer):
         if c["model"]["vf_share_layers"]:
             raise ValueError("kray's PPO keeps separate policy and value networks: "
                              "model.vf_share_layers must be False")
+        # The value network in an actor of its own (value_learner.py): only where the
+        # loss splits (no global grad clipping) and the rollouts are actors too.  Started
+        # first, so that its torch import and the driver's run together.
+        self.split = bool(c["kray_value_learner"] and c["num_workers"] >= 1 and
+                          c["use_critic"] and not c["grad_clip"])
+        self.value_learner = None
+        self.vl_owns = False  # the actor holds the value net's latest Adam state
+        if self.split:
+            self.value_learner, self.vl_ready = acquire_value_learner(
+                self.obs_dim, c["model"], c["lr"], c["vf_clip_param"], c["vf_loss_coeff"])
+        import torch
+        from ..models import make_torch_model
         self.torch = torch
         if c["seed"] is not None:
             torch.manual_seed(c["seed"])
-        if c["num_workers"] and _in_trial():
+        if c["num_workers"] and (_in_trial() or self.split):
             torch.set_num_threads(max(1, int(c["num_cpus_for_driver"])))
         self.net = make_torch_model(self.obs_dim, self.num_actions, c["model"])
-        try:  # one multi-tensor update for all parameters, not a loop over them
-            self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"], foreach=True)
-        except TypeError:
-            self.opt = torch.optim.Adam(self.net.parameters(), lr=c["lr"])
+        self.opt = adam(self.net.parameters(), c["lr"])
+        self.vf_params = list(self.net.vf.parameters())
         self.kl_coeff = c["kl_coeff"]
         self.rng = np.random.default_rng(c["seed"])
+
+    def _value_learner_takes_over(self):
+        """True when the value learner trains this iteration's value network.  Until its
+        actor has started (torch's import: a second or two) the driver trains both, so
+        the first iterations do not wait; then the actor gets the value weights and
+        Adam state (and keeps them until set_weights(), restore() or stop())."""
+        if self.value_learner is None:
+            return False
+        if self.vl_owns:
+            return True
+        if not kray.wait([self.vl_ready], num_returns=1, timeout=0)[0]:
+            return False
+        try:
+            kray.get(self.vl_ready)
+        except Exception as e:  # it could not start: the driver keeps both networks
+            warnings.warn(f"PPO's value learner actor did not start ({e}); the value "
+                          "network trains in the driver")
+            self.cleanup_value_learner(keep=False)
+            return False
+        self.value_learner.set_state.remote(
+            {"weights": {"vf": self.net.numpy_weights()["vf"]},
+             "optimizer": optimizer_state(self.opt, self.vf_params)})
+        self.vl_owns = True
+        return True
+
+    def _value_state_back(self, keep=True):
+        """The value learner's Adam state (and weights) into the driver's optimizer;
+        keep=False: the driver owns them again (the next iteration sends them back)."""
+        if not self.vl_owns:
+            return
+        state = kray.get(self.value_learner.get_state.remote())
+        self.net.load_numpy_weights(state["weights"])
+        load_optimizer_state(self.opt, self.vf_params, state["optimizer"])
+        self.vl_owns = keep
 
     def get_weights(self):
         return self.net.numpy_weights()
 
     def set_weights(self, weights):
-        import torch
-        from torch import nn
         self.drop_sampling()
-        with torch.no_grad():
-            for name in ("pi", "vf"):
-                lin = [m for m in getattr(self.net, name) if isinstance(m, nn.Linear)]
-                for m, (W, b) in zip(lin, weights[name]):
-                    m.weight.copy_(torch.as_tensor(W.T))
-                    m.bias.copy_(torch.as_tensor(b))
+        self._value_state_back(keep=False)
+        self.net.load_numpy_weights(weights)
 
     def policy_logits(self, obs):
         with self.torch.no_grad():
@@ -87,6 +134,16 @@ class PPOTrainer(Trainer):
         batch, eps, sample_s = self.sample(self.get_weights(), c["train_batch_size"])
         t1 = time.perf_counter()
         n = len(batch["actions"])
+        mb = c["sgd_minibatch_size"]
+        # Every epoch's order, drawn up front: the value learner takes the same ones.
+        perms = [self.rng.permutation(n) if c["shuffle_sequences"] else None
+                 for _ in range(c["num_sgd_iter"])]
+        split = self._value_learner_takes_over()
+        if split:  # one put: the value learner's SGD runs while the driver's does
+            data = kray.put({"obs": batch["obs"], "value_targets": batch["value_targets"],
+                             "perms": perms})
+            vf_ref = self.value_learner.train.remote(data, mb)
+        t_put = time.perf_counter()
         adv = batch["advantages"]
         adv = (adv - adv.mean()) / max(1e-4, adv.std())
         obs = torch.as_tensor(batch["obs"])
@@ -95,20 +152,24 @@ class PPOTrainer(Trainer):
         old_lp_all = torch.log_softmax(torch.as_tensor(batch["logits"]), dim=1)
         old_p_all = old_lp_all.exp()
         adv = torch.as_tensor(adv)
-        vt = torch.as_tensor(batch["value_targets"])
-        mb = c["sgd_minibatch_size"]
         stats = []  # per minibatch, kept as tensors: read once at the end
-        cols = (obs, actions, old_logp, old_lp_all, old_p_all, adv, vt)
-        for _ in range(c["num_sgd_iter"]):
-            if c["shuffle_sequences"]:  # one gather per column and epoch, then slices
-                perm = torch.as_tensor(self.rng.permutation(n))
+        cols = [obs, actions, old_logp, old_lp_all, old_p_all, adv]
+        if not split:
+            cols.append(torch.as_tensor(batch["value_targets"]))
+        zero = torch.zeros(())
+        for perm in perms:
+            if perm is not None:  # one gather per column and epoch, then slices
+                perm = torch.as_tensor(perm)
                 shuffled = [col[perm] for col in cols]
             else:
                 shuffled = cols
-            for start in range(0, n - mb + 1 if n >= mb else 1, mb):
-                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, vt_mb = (
+            for start in minibatch_starts(n, mb):
+                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, *vt_mb = (
                     col[start:start + mb] for col in shuffled)
-                logits, v = self.net(o_mb)
+                if split:
+                    logits = self.net.pi(o_mb)
+                else:
+                    logits, v = self.net(o_mb)
                 logp_all = torch.log_softmax(logits, dim=1)
                 logp = logp_all.gather(1, act_mb[:, None]).squeeze(1)
                 ratio = torch.exp(logp - old_logp_mb)
@@ -116,12 +177,17 @@ class PPOTrainer(Trainer):
                     ratio, 1 - c["clip_param"], 1 + c["clip_param"]))
                 kl = (old_p_mb * (old_lp_mb - logp_all)).sum(1)
                 entropy = -(logp_all.exp() * logp_all).sum(1)
-                if c["use_critic"]:
-                    vf_loss = torch.clamp((v - vt_mb) ** 2, 0, c["vf_clip_param"])
+                if split:  # the value loss's gradient reaches only the value MLP
+                    loss = (-surrogate + self.kl_coeff * kl -
+                            c["entropy_coeff"] * entropy).mean()
+                    vf_loss = zero
                 else:
-                    vf_loss = torch.zeros_like(logp)
-                loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
-                        c["entropy_coeff"] * entropy).mean()
+                    if c["use_critic"]:
+                        vf_loss = value_loss(v, vt_mb[0], c["vf_clip_param"])
+                    else:
+                        vf_loss = torch.zeros_like(logp)
+                    loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
+                            c["entropy_coeff"] * entropy).mean()
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if c["grad_clip"]:
@@ -130,10 +196,39 @@ class PPOTrainer(Trainer):
                 with torch.no_grad():
                     stats.append(torch.stack([-surrogate.mean(), vf_loss.mean(), kl.mean(),
                                               entropy.mean(), loss]))
+        t_sgd = time.perf_counter()
         # The next batch starts now, with the weights just learned (PPO stays on-policy):
-        # the workers sample while the rest of this iteration is reported.
-        self.start_sampling(self.get_weights(), c["train_batch_size"])
-        means = torch.stack(stats).mean(0).tolist()
+        # the workers sample while the rest of this iteration is reported.  With the
+        # value learner, they take its weights from its result (waiting on it in krayd).
+        timers = {}
+        if split:
+            self.start_sampling({"pi": self.net.numpy_weights()["pi"]},
+                                c["train_batch_size"], more=(vf_ref,))
+            t_sent = time.perf_counter()
+            try:
+                vf = kray.get(vf_ref)
+            except Exception as e:
+                self.drop_sampling()
+                self.cleanup_value_learner(keep=False)
+                raise RuntimeError(f"PPO's value learner actor failed: {e}") from e
+            t_vf = time.perf_counter()
+            if self._pending is not None:  # the workers could not start before now
+                self._pending["t0"] = max(self._pending["t0"], t_vf)
+            self.net.load_numpy_weights({"vf": vf["vf"]})
+            stats = torch.stack(stats)
+            vf_losses = torch.tensor(vf["vf_loss"])
+            stats[:, 1] = vf_losses
+            stats[:, 4] += c["vf_loss_coeff"] * vf_losses
+            timers = {"batch_put_ms": 1000 * (t_put - t1),
+                      "policy_sgd_ms": 1000 * (t_sgd - t_put),
+                      "value_sgd_ms": 1000 * vf["sgd_s"],
+                      "weights_send_ms": 1000 * (t_sent - t_sgd),
+                      "value_wait_ms": 1000 * (t_vf - t_sent)}
+        else:
+            self.start_sampling(self.get_weights(), c["train_batch_size"])
+            stats = torch.stack(stats)
+            timers = {"sgd_ms": 1000 * (t_sgd - t_put)}
+        means = stats.mean(0).tolist()
         learner = dict(zip(("policy_loss", "vf_loss", "kl", "entropy", "total_loss"), means))
         # The adaptive KL penalty (RLlib's update_kl).
         if learner["kl"] > 2.0 * c["kl_target"]:
@@ -144,15 +239,17 @@ class PPOTrainer(Trainer):
         t2 = time.perf_counter()
         self.timesteps += n
         result = self.episode_metrics(eps)
+        timers.update(sample_time_ms=1000 * (t1 - t0), learn_time_ms=1000 * (t2 - t1))
         result.update(
             timesteps_this_iter=n, num_env_steps_sampled=self.timesteps,
             num_env_steps_trained=self.timesteps,
-            info={"learner": {"default_policy": {"learner_stats": learner}}},
-            timers={"sample_time_ms": 1000 * (t1 - t0), "learn_time_ms": 1000 * (t2 - t1)},
-            sampler_perf={"samples_per_s": n / max(sample_s, 1e-9)})
+            info={"learner": {"default_policy": {"learner_stats": learner}},
+                  "value_learner_actor": split},
+            timers=timers, sampler_perf={"samples_per_s": n / max(sample_s, 1e-9)})
         return result
 
     def save_checkpoint(self, checkpoint_dir):
+        self._value_state_back()
         return {"weights": self.get_weights(), "optimizer": self.opt.state_dict(),
                 "kl_coeff": self.kl_coeff, "episodes": list(self.episodes),
                 "timesteps": self.timesteps}
@@ -167,6 +264,15 @@ class PPOTrainer(Trainer):
 
     def get_policy(self, policy_id="default_policy"):
         return _Policy(self)
+
+    def cleanup_value_learner(self, keep=True):
+        if getattr(self, "value_learner", None) is not None:
+            release_value_learner(self.value_learner, self.vl_ready, keep)
+            self.value_learner, self.vl_owns = None, False
+
+    def cleanup(self):
+        self.cleanup_value_learner()
+        super().cleanup()
 
 
 class _Policy:

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * A worker's account of the fast calls it ran, for krayd (docs/fastpath.md, "Seeing it").
+ *
+ * krayd is not on a fast call's path, so it would not count it: tasks_submitted and
+ * tasks_finished, `kray top`'s DONE column and the function's run time, which sets how
+ * deep krayd pipelines its calls, would leave it out.  The worker counts each fast call it
+ * answered, per function, and tells krayd in FAST_COUNT frames, batched so that krayd
+ * wakes once per FAST_COUNT_BATCH calls at most and the worker pays no system call of its
+ * own for them: the frames go with anything else it sends krayd, or once FAST_COUNT_BATCH
+ * calls gathered, or FAST_COUNT_NS after the first of them.  For a worker that goes idle
+ * meanwhile, a timerfd armed once per batch (not a timeout on every sleep: arming a timer
+ * per call costs microseconds in a VM) wakes it to send them.  Counts of a worker that
+ * dies before it sends them are lost with it.
+ */
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void fast_count_put(struct kray *k)
+{
+	struct fast_counts *fc = &k->ws->counts;
+
+	for (unsigned i = 0; i < fc->nfn; i++) {
+		struct kray_msg_fast_count m = { .run_ns = fc->fn[i].run_ns,
+						 .runs = fc->fn[i].runs,
+						 .failed = fc->fn[i].failed,
+						 .stored = fc->fn[i].stored,
+						 .name_len = fc->fn[i].len };
+
+		wire_put_fast_count(&k->out, &m, fc->fn[i].name);
+	}
+	/* Out of memory: the counts are lost (krayd counts fewer); the calls went well. */
+	k->out.nomem = false;
+	fc->nfn = 0;
+	fc->runs = 0;
+}
+
+void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kc_fast_ran *ran)
+{
+	struct fast_counts *fc = &k->ws->counts;
+	unsigned i;
+
+	if (!ran->ran || !len)
+		return;
+	for (i = 0; i < fc->nfn; i++)
+		if (fc->fn[i].len == len && !memcmp(fc->fn[i].name, name, len))
+			break;
+	if (i == FAST_COUNT_FNS) { /* more functions than places: send what is there */
+		fast_count_put(k);
+		i = 0;
+	}
+	if (i == fc->nfn) {
+		memset(&fc->fn[i], 0, sizeof(fc->fn[i]));
+		memcpy(fc->fn[i].name, name, len);
+		fc->fn[i].len = len;
+		fc->nfn++;
+	}
+	fc->fn[i].runs++;
+	fc->fn[i].failed += ran->failed;
+	fc->fn[i].stored += ran->stored;
+	fc->fn[i].run_ns += ran->ns;
+	if (!fc->runs++) {
+		struct itimerspec due = { .it_value = { .tv_nsec = FAST_COUNT_NS } };
+
+		fc->first_ns = now_ns();
+		if (fc->tfd < 0)
+			fc->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (fc->tfd < 0 || timerfd_settime(fc->tfd, 0, &due, NULL)) {
+			fast_count_put(k); /* no timer: nothing would send them, so now */
+			return;
+		}
+	} else if (fc->runs >= FAST_COUNT_BATCH || now_ns() - fc->first_ns >= FAST_COUNT_NS) {
+		fast_count_put(k);
+	}
+}
+
+int fast_count_fd(struct kray *k)
+{
+	return k->ws->counts.tfd;
+}
+
+void fast_count_due(struct kray *k)
+{
+	struct fast_counts *fc = &k->ws->counts;
+	uint64_t n;
+
+	if (read(fc->tfd, &n, sizeof(n)) < 0)
+		return; /* not due yet (re-armed meanwhile) */
+	if (fc->runs)
+		fast_count_put(k);
+}
+
+void fast_count_fini(struct kray *k)
+{
+	struct fast_counts *fc = &k->ws->counts;
+
+	if (fc->tfd >= 0)
+		close(fc->tfd);
+	fc->tfd = -1;
+}
