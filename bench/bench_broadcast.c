@@ -2,35 +2,49 @@
 /*
  * bench_broadcast.c - one large object to many nodes (issue 19, docs/cluster.md "Objects
  * between any two nodes"), in network namespaces on one machine: node 1 (the head) puts a
- * 256 MiB object (--quick: 32 MiB) and calls bytes_sum(obj) on each of the other N-1
- * nodes at once (N = 9, --quick 5; --nodes N), and each node says how many object bytes
- * it sent to the others (LIST_NODES "object bytes with node ...").
+ * 256 MiB object (--quick: 32 MiB; --size N[K|M|G]) and calls bytes_sum(obj) on each of
+ * the other N-1 nodes at once (N = 9, --quick 5; --nodes N), and each node says how many
+ * object bytes it sent to the others (LIST_NODES "object bytes with node ...").
  *
  *   direct    direct-pull = 1 (the default): the owner names a holder for each task's
  *             node, and nodes that have (or are receiving) a copy serve the later ones
  *   relay     the baseline, same run: direct-pull = 0, the owner sends every copy itself
+ *   tcp       the other baseline, same run: no kray, one sender - node 1's namespace sends
+ *             the same bytes (from one buffer in memory) over N-1 plain TCP connections at
+ *             once, one process per stream, to a process in each receiver's namespace that
+ *             reads them into a 4 MiB buffer it reuses (so less memory work than a kray
+ *             receiver, which writes a whole copy) and answers one byte at the end
  *
- * Printed per mode: the seconds from the calls to the last result (median of the rounds),
- * the most bytes any one node sent, the owner's bytes, and every node's bytes.  On one
+ * Printed per mode: the seconds from the calls (tcp: the first byte sent) to the last
+ * result (tcp: the last receiver's answer), median of the rounds; for the kray modes the
+ * most bytes any one node sent, the owner's bytes, and every node's bytes; and the ratio
+ * direct / tcp (the goal: below 1, receivers serving each other beat one sender).  On one
  * machine the veths share its CPUs and memory bandwidth, so the time says little about a
  * real network, where what counts is what leaves each node (the owner's link is the
- * bottleneck of the relay).  Needs root; prints why and exits 0 without.
+ * bottleneck of the relay and of the single TCP sender).  Needs root; prints why and exits
+ * 0 without.
  *
- *	bench_broadcast [--quick] [--nodes N] [--json FILE]
+ *	bench_broadcast [--quick] [--nodes N] [--size N[K|M|G]] [--json FILE]
  */
 #include <kray/kray.h>
 
 #include <inttypes.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../tests/integration/netns.h"
 #include "bench_common.h"
 
 #define MAX_ROUNDS 3
+#define TCP_PORT 7100
 
 static struct netns_cluster net;
 static struct bench_krayd nodes[NETNS_MAX];
@@ -69,7 +83,7 @@ static void start_node(int i, const char *direct)
 				      "--code-path",
 				      code,
 				      "--store-size",
-				      "1G",
+				      "2G",
 				      "--node-listen",
 				      listen,
 				      "--resources",
@@ -210,6 +224,157 @@ static void run(struct mode *m, const char *direct, size_t size, int rounds)
 	stop_all();
 }
 
+/* ---- the plain TCP baseline ---------------------------------------------------------- */
+
+static void die_child(const char *what)
+{
+	perror(what);
+	_exit(2);
+}
+
+/* In node i's namespace: takes one connection on TCP_PORT, reads size bytes, answers one
+ * byte.  Says it listens by a byte on ready. */
+static pid_t tcp_receiver(int i, size_t size, int ready)
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(TCP_PORT) };
+	size_t got = 0, cap = 4u << 20;
+	char *buf = malloc(cap), ok = 1;
+	int one = 1, l, c;
+
+	if (!buf || netns_enter(net.ns[i]) < 0)
+		die_child("receiver setup");
+	inet_pton(AF_INET, net.addr[i], &sa.sin_addr);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1))
+		die_child("receiver listen");
+	if (write(ready, &ok, 1) != 1)
+		die_child("receiver ready");
+	c = accept(l, NULL, NULL);
+	if (c < 0)
+		die_child("accept");
+	while (got < size) {
+		ssize_t n = read(c, buf, cap < size - got ? cap : size - got);
+
+		if (n <= 0)
+			die_child("receiver read");
+		got += (size_t)n;
+	}
+	if (write(c, &ok, 1) != 1)
+		die_child("receiver answer");
+	_exit(0);
+}
+
+/* In node 1's namespace: connects to node i, says so on ready, waits for go to close,
+ * sends size bytes of buf and waits for the answer. */
+static pid_t tcp_sender(int i, const char *buf, size_t size, int ready, const int go[2])
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(TCP_PORT) };
+	size_t sent = 0;
+	char ok = 1;
+	int c;
+
+	close(go[1]); /* the parent's close is the go */
+	if (netns_enter(net.ns[0]) < 0)
+		die_child("sender setns");
+	inet_pton(AF_INET, net.addr[i], &sa.sin_addr);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)))
+		die_child("sender connect");
+	if (write(ready, &ok, 1) != 1 || read(go[0], &ok, 1) != 0)
+		die_child("sender go");
+	while (sent < size) {
+		ssize_t n = write(c, buf + sent, size - sent);
+
+		if (n <= 0)
+			die_child("sender write");
+		sent += (size_t)n;
+	}
+	if (read(c, &ok, 1) != 1)
+		die_child("sender answer");
+	_exit(0);
+}
+
+static void tcp_reap(pid_t *pids, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int st;
+
+		if (waitpid(pids[i], &st, 0) != pids[i] || !WIFEXITED(st) || WEXITSTATUS(st))
+			bench_die("a TCP stream failed", NULL);
+	}
+}
+
+/* One sender, nnodes - 1 streams of size bytes at once; rounds times. */
+static void run_tcp(double *secs, size_t size, int rounds)
+{
+	int n = nnodes - 1;
+	pid_t recv[NETNS_MAX], send[NETNS_MAX];
+	char *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char c;
+
+	if (buf == MAP_FAILED)
+		bench_die("mmap", NULL);
+	for (size_t i = 0; i < size; i++)
+		buf[i] = (char)(i * 131 + (i >> 12));
+	for (int round = 0; round < rounds; round++) {
+		int ready[2], go[2];
+		double s;
+
+		if (pipe(ready))
+			bench_die("pipe", NULL);
+		for (int i = 0; i < n; i++)
+			recv[i] = tcp_receiver(i + 1, size, ready[1]);
+		if (pipe(go)) /* after the receivers, which must not hold it open */
+			bench_die("pipe", NULL);
+		for (int i = 0; i < n; i++)
+			if (read(ready[0], &c, 1) != 1)
+				bench_die("a TCP receiver did not start", NULL);
+		for (int i = 0; i < n; i++)
+			send[i] = tcp_sender(i + 1, buf, size, ready[1], go);
+		for (int i = 0; i < n; i++)
+			if (read(ready[0], &c, 1) != 1)
+				bench_die("a TCP sender did not connect", NULL);
+		s = bench_now();
+		close(go[1]);
+		tcp_reap(send, n);
+		secs[round] = bench_now() - s;
+		tcp_reap(recv, n);
+		close(go[0]);
+		close(ready[0]);
+		close(ready[1]);
+		printf("  tcp round %d: %.2f s\n", round + 1, secs[round]);
+	}
+	munmap(buf, size);
+}
+
+/* Parses N[K|M|G] (bytes). */
+static size_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (*end == 'K' || *end == 'k')
+		v <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		v <<= 30, end++;
+	if (*end || !v || v > (8ull << 30))
+		bench_die("--size: N[K|M|G], 1 byte to 8 GiB", NULL);
+	return (size_t)v;
+}
+
+static double tcp_secs[MAX_ROUNDS], tcp_med_s;
+
 static struct mode modes[2] = { { .name = "direct" }, { .name = "relay" } };
 static size_t obj_size;
 static int nrounds;
@@ -227,14 +392,18 @@ static void emit(FILE *f, void *arg)
 		bench_json_array(f, "node_sent_mib", modes[m].node_mib, nnodes);
 		fprintf(f, "}");
 	}
-	fprintf(f, ",\"owner_bytes_ratio\":%.3f}\n",
-		modes[0].owner_mib / (modes[1].owner_mib ? modes[1].owner_mib : 1));
+	fprintf(f, ",\"tcp\":{\"seconds\":%.3f,\"streams\":%d}", tcp_med_s, nnodes - 1);
+	fprintf(f,
+		",\"owner_bytes_ratio\":%.3f,\"direct_over_tcp\":%.3f,\"relay_over_tcp\":%.3f}\n",
+		modes[0].owner_mib / (modes[1].owner_mib ? modes[1].owner_mib : 1),
+		modes[0].med_s / tcp_med_s, modes[1].med_s / tcp_med_s);
 }
 
 int main(int argc, char **argv)
 {
 	const char *json_file = NULL;
 	bool quick = false;
+	size_t size = 0;
 	char why[128];
 
 	bench_init("bench_broadcast");
@@ -245,15 +414,18 @@ int main(int argc, char **argv)
 			json_file = argv[++i];
 		else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
 			nnodes = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+			size = parse_size(argv[++i]);
 		else
-			bench_die("usage: bench_broadcast [--quick] [--nodes N] [--json FILE]",
+			bench_die("usage: bench_broadcast [--quick] [--nodes N] [--size N[K|M|G]] "
+				  "[--json FILE]",
 				  NULL);
 	}
 	if (quick && nnodes == 9)
 		nnodes = 5;
 	if (nnodes < 2 || nnodes > NETNS_MAX)
 		bench_die("--nodes: 2 to NETNS_MAX", NULL);
-	obj_size = quick ? 32u << 20 : 256u << 20;
+	obj_size = size ? size : quick ? 32u << 20 : 256u << 20;
 	nrounds = quick ? 1 : MAX_ROUNDS;
 	if (netns_cluster_up(&net, nnodes, why, sizeof(why))) {
 		printf("bench_broadcast: skipped: %s\n", why);
@@ -263,6 +435,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	run(&modes[0], "1", obj_size, nrounds);
 	run(&modes[1], "0", obj_size, nrounds);
+	run_tcp(tcp_secs, obj_size, nrounds);
+	tcp_med_s = bench_median_of(tcp_secs, (size_t)nrounds);
 
 	printf("bench_broadcast (%d nodes in network namespaces on one machine; %zu MiB from node "
 	       "1 to the %d others; medians of %d)\n",
@@ -275,9 +449,13 @@ int main(int argc, char **argv)
 			printf(" %.0f", modes[m].node_mib[i]);
 		printf("\n");
 	}
+	printf("  tcp     %6.2f s   one sender, %d plain TCP streams at once\n", tcp_med_s,
+	       nnodes - 1);
 	printf("  the owner sent %.2fx the relay's bytes; the busiest node %.2fx\n",
 	       modes[0].owner_mib / modes[1].owner_mib,
 	       modes[0].max_sent_mib / modes[1].max_sent_mib);
+	printf("  time against one TCP sender: direct %.2fx, relay %.2fx (below 1: faster)\n",
+	       modes[0].med_s / tcp_med_s, modes[1].med_s / tcp_med_s);
 	bench_json_out(json_file, emit, NULL);
 	return 0;
 }

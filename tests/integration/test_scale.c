@@ -3,11 +3,14 @@
  * The cluster at 16 nodes (issue 19, docs/cluster.md): 16 krayds, one CPU slot each, in
  * 16 network namespaces on a bridge (netns.h), node 1 the head.  A driver on the head
  * runs 100,000 tasks over them while two nodes are SIGKILLed, and every result must be
- * right.  Needs root (skips without).  bench/bench_cluster measures the task rate of the
- * same cluster against one node.
+ * right; and the head broadcasts 1 GiB to 8 of the 16 at once, each node's object byte
+ * counters (LIST_NODES "object bytes with node ...") saying who sent what.  Needs root
+ * (skips without).  bench/bench_cluster measures the task rate of the same cluster against
+ * one node, bench/bench_broadcast the broadcast against plain TCP streams.
  */
 #include <criterion/criterion.h>
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,22 @@ static void start_node(int i, char *token_file, size_t len)
 	harness_start_node(&node[i], &net, i, 1, 200, NULL, no_pool, token_file, len);
 }
 
+/* Starts all NODES nodes, node i with resource "n<i+1>:1" and a store of 2 GiB (room for
+ * the 1 GiB object beside what else is there); returns a driver on the head once the head
+ * lists them all alive. */
+static kray *start_cluster_with_stores(char *token_file, size_t len)
+{
+	static const char *const more[] = { "--pool-size", "0", "--store-size", "2G", "--bpf",
+					    "off",	   NULL };
+	char res[16];
+
+	for (int i = 0; i < NODES; i++) {
+		snprintf(res, sizeof(res), "n%d:1", i + 1);
+		harness_start_node(&node[i], &net, i, 1, 200, res, more, token_file, len);
+	}
+	return harness_connect(node[0].sock);
+}
+
 /* Waits (ms at most) until the head lists `alive` nodes ALIVE. */
 static void wait_alive(kray *k, size_t alive, int64_t ms)
 {
@@ -61,6 +80,131 @@ static void wait_alive(kray *k, size_t alive, int64_t ms)
 	}
 	cr_assert_fail("%zu of %zu nodes alive after %lld ms, want %zu", up, n, (long long)ms,
 		       alive);
+}
+
+/* Node i's object byte counters, summed over the other nodes. */
+static void bytes_of(int i, uint64_t *sent, uint64_t *received)
+{
+	kray *k = harness_connect(node[i].sock);
+	char *text = NULL;
+	const char *key = "object bytes with node ";
+
+	*sent = *received = 0;
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
+	for (char *p = text; (p = strstr(p, key)); p++) {
+		unsigned long long s, r;
+
+		if (sscanf(p + strlen(key), "%*x: %llu sent, %llu received", &s, &r) == 2) {
+			*sent += s;
+			*received += r;
+		}
+	}
+	free(text);
+	harness_shutdown(k);
+}
+
+/* bytes_sum's checksum (tests/fixtures/clusterfns.c): FNV-1a over 64-bit words. */
+static int64_t checksum(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0x100000001b3ull;
+	}
+	for (; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return (int64_t)(h >> 1);
+}
+
+#define BCAST_SIZE (1ull << 30)
+#define BCAST_TO 8
+
+/*
+ * The head (the owner) puts 1 GiB and calls bytes_sum on 8 of the 15 other nodes at once
+ * (nodes 2, 4, ..., 16, by their resources).  Every checksum must be the head's; each of
+ * the 8 received exactly 1 GiB, the 7 others nothing; and with direct pulls the owner sent
+ * 1 to 3 copies, not 8: the receivers sent the rest to each other (docs/cluster.md, "Objects
+ * between any two nodes": about 2 copies leave any one node).
+ */
+Test(scale, one_gib_broadcast_to_8_of_16_counts_the_bytes_each_node_sent)
+{
+	char why[128], token_file[200];
+	int rc = netns_cluster_up(&net, NODES, why, sizeof(why));
+	uint64_t sent[NODES], rcvd[NODES], others = 0, total = 0;
+	kray_ref x, r[BCAST_TO];
+	int64_t want, t0;
+	void *data;
+	kray *k;
+
+	if (rc)
+		cr_skip_test("needs network namespaces: %s", why);
+	k = start_cluster_with_stores(token_file, sizeof(token_file));
+	wait_alive(k, NODES, 30000);
+
+	cr_assert_eq(kray_create(k, BCAST_SIZE, &x, &data), 0, "create: %s", kray_errmsg(k));
+	for (size_t i = 0; i < BCAST_SIZE / 8; i++)
+		((uint64_t *)data)[i] = i * 0x9e3779b97f4a7c15ull;
+	want = checksum(data, BCAST_SIZE);
+	cr_assert_eq(kray_seal(k, &x), 0, "seal: %s", kray_errmsg(k));
+
+	t0 = harness_now_ms();
+	for (int j = 0; j < BCAST_TO; j++) {
+		struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+		kray_value a[2] = { KRAY_V_REF(x), KRAY_V_INT(0) };
+		char res[16];
+
+		snprintf(res, sizeof(res), "n%d:1", 2 * j + 2);
+		o.resources = res;
+		cr_assert_eq(kray_call(k, "bytes_sum", a, 2, &o, &r[j]), 0, "call on node %d: %s",
+			     2 * j + 2, kray_errmsg(k));
+	}
+	kray_flush(k);
+	for (int j = 0; j < BCAST_TO; j++) {
+		kray_value v;
+
+		rc = harness_get1(k, r[j], 300000, &v);
+		cr_assert_eq(rc, 0, "node %d: get %d %s", 2 * j + 2, rc,
+			     v.type == KRAY_ERROR ? (const char *)v.data : kray_errmsg(k));
+		cr_assert_eq(v.type, KRAY_INT64, "node %d: type %d", 2 * j + 2, v.type);
+		cr_assert_eq(v.i, want, "node %d: checksum %" PRId64 ", want %" PRId64, 2 * j + 2,
+			     v.i, want);
+		kray_value_clear(&v);
+	}
+	kray_release(k, r, BCAST_TO);
+	cr_log_info("1 GiB to 8 of 16 nodes: %lld ms\n", (long long)(harness_now_ms() - t0));
+
+	for (int i = 0; i < NODES; i++) {
+		bytes_of(i, &sent[i], &rcvd[i]);
+		total += sent[i];
+		if (i)
+			others += sent[i];
+	}
+	cr_log_info("MiB sent per node: %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+		    " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+		    " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+		    sent[0] >> 20, sent[1] >> 20, sent[2] >> 20, sent[3] >> 20, sent[4] >> 20,
+		    sent[5] >> 20, sent[6] >> 20, sent[7] >> 20, sent[8] >> 20, sent[9] >> 20,
+		    sent[10] >> 20, sent[11] >> 20, sent[12] >> 20, sent[13] >> 20, sent[14] >> 20,
+		    sent[15] >> 20);
+	for (int i = 1; i < NODES; i++) {
+		uint64_t w = i % 2 ? BCAST_SIZE : 0; /* nodes 2, 4, ... (0-based odd) took it */
+
+		cr_assert_eq(rcvd[i], w, "node %d received %" PRIu64 " bytes, want %" PRIu64, i + 1,
+			     rcvd[i], w);
+		if (!w)
+			cr_assert_eq(sent[i], 0, "node %d, which took no copy, sent %" PRIu64,
+				     i + 1, sent[i]);
+	}
+	cr_assert_eq(rcvd[0], 0, "the owner received %" PRIu64, rcvd[0]);
+	cr_assert_eq(total, BCAST_TO * BCAST_SIZE, "%" PRIu64 " bytes sent in all", total);
+	cr_assert_geq(sent[0], BCAST_SIZE, "the owner sent %" PRIu64, sent[0]);
+	cr_assert_leq(sent[0], 3 * BCAST_SIZE, "the owner sent %" PRIu64 " bytes: not 1-3 copies",
+		      sent[0]);
+	cr_assert_geq(others, (BCAST_TO - 3) * BCAST_SIZE, "the receivers sent %" PRIu64, others);
+	kray_release(k, &x, 1);
+	harness_shutdown(k);
 }
 
 Test(scale, sixteen_nodes_run_100k_tasks_while_two_die)
