@@ -429,6 +429,26 @@ pid_t harness_busy_driver(const char *sock, int n, int64_t ms)
 	return harness_fork_ready(busy_driver, &b, "the busy driver");
 }
 
+void harness_node_object_bytes(const char *sock, uint64_t *sent, uint64_t *received)
+{
+	kray *k = harness_connect(sock);
+	char *text = NULL;
+	const char *key = "object bytes with node ";
+
+	*sent = *received = 0;
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
+	for (char *p = text; (p = strstr(p, key)); p++) {
+		unsigned long long s, r;
+
+		if (sscanf(p + strlen(key), "%*x: %llu sent, %llu received", &s, &r) == 2) {
+			*sent += s;
+			*received += r;
+		}
+	}
+	free(text);
+	harness_shutdown(k);
+}
+
 void harness_start_node(struct harness *h, const struct netns_cluster *net, int i, int cpus,
 			int heartbeat_ms, const char *res, const char *const *more, char *token,
 			size_t token_len)

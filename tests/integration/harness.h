@@ -120,6 +120,10 @@ void harness_start_node(struct harness *h, const struct netns_cluster *net, int 
 			int heartbeat_ms, const char *res, const char *const *more, char *token,
 			size_t token_len);
 
+/* The object bytes the krayd at sock sent to and received from all other nodes (the
+ * "object bytes with node ..." lines of kray_describe_nodes()). */
+void harness_node_object_bytes(const char *sock, uint64_t *sent, uint64_t *received);
+
 /* kray_status(), asserting success. */
 struct kray_stats harness_status(kray *k);
 

@@ -24,6 +24,7 @@
 
 #include "../../include/uapi/kray_wire.h"
 
+#include "../fixtures/pattern.h"
 #include "harness.h"
 #include "netns.h"
 
@@ -96,22 +97,7 @@ static kray *cluster(const char *const *more)
 /* Node i's object byte counters, summed over the other nodes. */
 static void bytes_of(int i, uint64_t *sent, uint64_t *received)
 {
-	kray *k = harness_connect(node[i].sock);
-	char *text = NULL;
-	const char *key = "object bytes with node ";
-
-	*sent = *received = 0;
-	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
-	for (char *p = text; (p = strstr(p, key)); p++) {
-		unsigned long long s, r;
-
-		if (sscanf(p + strlen(key), "%*x: %llu sent, %llu received", &s, &r) == 2) {
-			*sent += s;
-			*received += r;
-		}
-	}
-	free(text);
-	harness_shutdown(k);
+	harness_node_object_bytes(node[i].sock, sent, received);
 }
 
 /* Node i's "objects between nodes" counter named by what ("fetched", ...). */
@@ -138,20 +124,6 @@ static uint64_t pull_counter(int i, const char *what)
 					   d;
 }
 
-static int64_t checksum(const uint8_t *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull, w;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x100000001b3ull;
-	}
-	for (; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return (int64_t)(h >> 1);
-}
-
 /* A large object put on the head, filled with a pattern; its checksum in *sum. */
 static kray_ref put_big(kray *k, size_t size, int64_t *sum)
 {
@@ -161,7 +133,7 @@ static kray_ref put_big(kray *k, size_t size, int64_t *sum)
 	cr_assert_eq(kray_create(k, size, &r, &data), 0, "%s", kray_errmsg(k));
 	for (size_t i = 0; i < size; i++)
 		((uint8_t *)data)[i] = (uint8_t)((i * 2654435761u) >> 13);
-	*sum = checksum(data, size);
+	*sum = checksum_words(data, size);
 	cr_assert_eq(kray_seal(k, &r), 0, "%s", kray_errmsg(k));
 	return r;
 }

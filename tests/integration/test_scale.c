@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../fixtures/pattern.h"
 #include "harness.h"
 #include "netns.h"
 
@@ -85,37 +86,7 @@ static void wait_alive(kray *k, size_t alive, int64_t ms)
 /* Node i's object byte counters, summed over the other nodes. */
 static void bytes_of(int i, uint64_t *sent, uint64_t *received)
 {
-	kray *k = harness_connect(node[i].sock);
-	char *text = NULL;
-	const char *key = "object bytes with node ";
-
-	*sent = *received = 0;
-	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
-	for (char *p = text; (p = strstr(p, key)); p++) {
-		unsigned long long s, r;
-
-		if (sscanf(p + strlen(key), "%*x: %llu sent, %llu received", &s, &r) == 2) {
-			*sent += s;
-			*received += r;
-		}
-	}
-	free(text);
-	harness_shutdown(k);
-}
-
-/* bytes_sum's checksum (tests/fixtures/clusterfns.c): FNV-1a over 64-bit words. */
-static int64_t checksum(const uint8_t *p, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull, w;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x100000001b3ull;
-	}
-	for (; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return (int64_t)(h >> 1);
+	harness_node_object_bytes(node[i].sock, sent, received);
 }
 
 #define BCAST_SIZE (1ull << 30)
@@ -146,7 +117,7 @@ Test(scale, one_gib_broadcast_to_8_of_16_counts_the_bytes_each_node_sent)
 	cr_assert_eq(kray_create(k, BCAST_SIZE, &x, &data), 0, "create: %s", kray_errmsg(k));
 	for (size_t i = 0; i < BCAST_SIZE / 8; i++)
 		((uint64_t *)data)[i] = i * 0x9e3779b97f4a7c15ull;
-	want = checksum(data, BCAST_SIZE);
+	want = checksum_words(data, BCAST_SIZE);
 	cr_assert_eq(kray_seal(k, &x), 0, "seal: %s", kray_errmsg(k));
 
 	t0 = harness_now_ms();
