@@ -79,7 +79,8 @@ struct kray {
 	struct oidmap writing; /* oid -> struct view *: objects being created here */
 	bool broken; /* the connection is unusable */
 	/* The last read from krayd took less than it could: the socket was empty then, so
-	 * the next read is skipped once (conn.c: a poll, or the caller's next look, follows). */
+	 * the next read is skipped once where something else is sure to look again (conn.c:
+	 * kc_next_frame). */
 	bool in_short;
 	char err[1024];
 	/* In a worker: frames that are not replies (EXEC, JOB) go here. */

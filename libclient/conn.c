@@ -247,9 +247,14 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 			k->in.nomem = false; /* nothing lost: a later call may try again */
 			return kc_fail(k, -ENOMEM, "out of memory receiving from krayd");
 		}
-		if (k->in_short) {
-			/* A read now would most likely find nothing (one system call per wake-up
-			 * saved): report nothing, or go straight to poll(). */
+		if (k->in_short && (block || k->ws)) {
+			/*
+			 * A read now would most likely find nothing: a blocking caller goes
+			 * straight to poll(), which sees anything that came meanwhile; the
+			 * worker's loop, which polls or looks again before long, is told
+			 * nothing came.  One system call per wake-up saved.  Any other caller
+			 * that asks without blocking reads: it may know more was sent.
+			 */
 			k->in_short = false;
 			n = -1;
 			errno = EAGAIN;

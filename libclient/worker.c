@@ -312,9 +312,12 @@ static void run_fast(struct kray *k, struct exec *e)
 	if (e->len < sizeof(m) + m.name_len)
 		m.name_len = 0;
 	memcpy(name, e->body + sizeof(m), m.name_len);
-	/* krayd sends every driver's code path to fast workers; it may still be on its way. */
-	if (!code_job(ws, m.job))
+	/* krayd sends every driver's code path to fast workers; it may still be on its way
+	 * (a read, whatever the last one suggested). */
+	if (!code_job(ws, m.job)) {
+		k->in_short = false;
 		take_frames(k, false);
+	}
 	if (code_job(ws, m.job)) {
 		ws->results = &res;
 		c = call_prepare(k, e);
