@@ -386,6 +386,11 @@ void kbpf_worker_add(struct krayd *d, struct worker *w)
 		return;
 	}
 	s.slot = slot;
+	/* On a CPU from now, as far as the programs know: a worker added while it runs (just
+	 * started, say) would otherwise count nothing until it next got a CPU.  If it is in
+	 * fact asleep, its next switch-in restarts the clock (one run-queue wait goes
+	 * uncounted).  bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
+	s.oncpu_since = (uint64_t)now_ns();
 	__atomic_store_n(&b->submits[slot], 0, __ATOMIC_RELAXED);
 	if (bpf_map_update_elem(b->workers_fd, &pid, &s, BPF_ANY)) {
 		log_warn_ratelimited("bpf: worker %u not accounted: %s", w->id, strerror(errno));
