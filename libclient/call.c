@@ -17,8 +17,6 @@
 
 #include "worker.h"
 
-static uint64_t mono_ns(void);
-
 /* ---- the context remote functions see ---- */
 
 /* Moves a large value into the object store and leaves an internal KRAY_REF naming it in
@@ -156,7 +154,7 @@ KRAY_EXPORT int kray_ctx_done(kray_ctx *ctx, int rc)
 
 	if (!c->host)
 		return -EINVAL;
-	host_finish(c->host, c, rc, mono_ns() - c->t0);
+	host_finish(c->host, c, rc, (uint64_t)kc_mono_ns() - c->t0);
 	return 0;
 }
 
@@ -173,14 +171,6 @@ KRAY_EXPORT unsigned kray_ctx_num_returns(const kray_ctx *ctx)
 /* ---- one call ---- */
 
 volatile uintptr_t kc_cancel_asked; /* set by worker.c's signal handler */
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
 
 struct exec *exec_new(unsigned nfds, uint32_t len)
 {
@@ -434,7 +424,7 @@ void call_execute(struct call *c)
 {
 	int rc;
 
-	c->t0 = mono_ns();
+	c->t0 = (uint64_t)kc_mono_ns();
 	if (c->fn && kc_cancel_asked &&
 	    kc_cancel_asked == (uintptr_t)((uint64_t)c->ctx.task.owner << 32 | c->ctx.task.seq)) {
 		/* Cancelled before it started here: krayd reports the cancellation. */
@@ -448,13 +438,13 @@ void call_execute(struct call *c)
 	if (c->host) {
 		/* Its host decides under its lock (host.c: the method may finish later). */
 		c->returned = rc;
-		c->returned_ns = mono_ns() - c->t0;
+		c->returned_ns = (uint64_t)kc_mono_ns() - c->t0;
 		return;
 	}
 	if (rc == KRAY_PENDING)
 		rc = kray_fail(&c->ctx, "returned KRAY_PENDING outside an actor's host");
 	c->rc = rc;
-	c->ns = mono_ns() - c->t0;
+	c->ns = (uint64_t)kc_mono_ns() - c->t0;
 }
 
 /* A constructor that succeeded makes this worker the actor's host. */

@@ -9,11 +9,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "kray/kray.h"
 #include "../common/buf.h"
 #include "../common/oidmap.h"
 #include "../common/wire.h"
+
+/* CLOCK_MONOTONIC in ns: libkray's one clock for run times, deadlines and batching. */
+static inline int64_t kc_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 #define KRAY_EXPORT __attribute__((visibility("default")))
 

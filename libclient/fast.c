@@ -514,19 +514,11 @@ static int other_frame(struct kray *k, const struct kray_frame_hdr *h, const uin
 	return r;
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The deadline of a timeout (ns on CLOCK_MONOTONIC), or -1 for none; one too far away
  * to represent is none, as in krayd. */
 static int64_t deadline_of(int64_t timeout_ms)
 {
-	int64_t now = mono_ns();
+	int64_t now = kc_mono_ns();
 
 	return timeout_ms < 0 || timeout_ms > (INT64_MAX - now) / 1000000 ?
 		       -1 :
@@ -555,7 +547,7 @@ static int fast_next_until(struct kray *k, int64_t deadline, struct kray_frame_h
 		int r;
 
 		if (deadline >= 0) {
-			left = deadline - mono_ns();
+			left = deadline - kc_mono_ns();
 			if (left <= 0) {
 				r = fast_next(k, false, ret_h, ret_body);
 				return r ? r : -ETIMEDOUT;
@@ -667,7 +659,7 @@ int kc_fast_settle(struct kray *k, const kray_ref *refs, size_t n, int64_t *time
 	k->fast_busy = false;
 	late_flush(k);
 	if (deadline >= 0) {
-		int64_t left = deadline - mono_ns();
+		int64_t left = deadline - kc_mono_ns();
 
 		*timeout_ms = left > 0 ? (left + 999999) / 1000000 : 0;
 	}

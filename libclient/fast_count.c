@@ -20,14 +20,6 @@
 
 #include "worker.h"
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void fast_count_put(struct kray *k)
 {
 	struct fast_counts *fc = &k->ws->counts;
@@ -74,14 +66,14 @@ void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct 
 	if (!fc->runs++) {
 		struct itimerspec due = { .it_value = { .tv_nsec = FAST_COUNT_NS } };
 
-		fc->first_ns = now_ns();
+		fc->first_ns = kc_mono_ns();
 		if (fc->tfd < 0)
 			fc->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 		if (fc->tfd < 0 || timerfd_settime(fc->tfd, 0, &due, NULL)) {
 			fast_count_put(k); /* no timer: nothing would send them, so now */
 			return;
 		}
-	} else if (fc->runs >= FAST_COUNT_BATCH || now_ns() - fc->first_ns >= FAST_COUNT_NS) {
+	} else if (fc->runs >= FAST_COUNT_BATCH || kc_mono_ns() - fc->first_ns >= FAST_COUNT_NS) {
 		fast_count_put(k);
 	}
 }

@@ -481,13 +481,11 @@ static int become_worker_user(void)
 static bool look_due(struct kray *k)
 {
 	struct worker_state *ws = k->ws;
-	struct timespec t;
 	uint64_t now;
 
 	if (kbuf_pending(&k->in))
 		return true;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	now = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+	now = (uint64_t)kc_mono_ns();
 	if (ws->qhead && !ws->stop && now - ws->looked_ns < WORKER_LOOK_NS)
 		return false;
 	ws->looked_ns = now;
