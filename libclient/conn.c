@@ -252,10 +252,13 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 			 * A read now would most likely find nothing: a blocking caller goes
 			 * straight to poll(), which sees anything that came meanwhile; the
 			 * worker's loop, which polls or looks again before long, is told
-			 * nothing came.  One system call per wake-up saved.  Any other caller
-			 * that asks without blocking reads: it may know more was sent.
+			 * nothing came, and keeps the hint for its next wait (it clears it
+			 * when it polls or looks on a timer: worker.c).  One system call per
+			 * wake-up saved.  Any other caller that asks without blocking reads:
+			 * it may know more was sent.
 			 */
-			k->in_short = false;
+			if (block)
+				k->in_short = false;
 			n = -1;
 			errno = EAGAIN;
 		} else {
