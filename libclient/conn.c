@@ -361,8 +361,7 @@ static int wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 			r = 0;
 			continue;
 		}
-		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
-				    h.type == KRAY_MSG_ACTOR_STOP || h.type == KRAY_MSG_CANCEL)) {
+		if (k->on_frame && kc_worker_frame(h.type)) {
 			k->on_frame(k, &h, body);
 			kc_consume(k, &h);
 			r = kc_flush(k);

@@ -132,6 +132,9 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 	case KRAY_MSG_JOB:
 		code_on_job(ws, body, h->len);
 		return;
+	case KRAY_MSG_JOB_END:
+		code_end_job(ws, body, h->len);
+		return;
 	case KRAY_MSG_CANCEL:
 		cancel_queued(k, body, h->len);
 		return;

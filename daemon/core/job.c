@@ -7,6 +7,7 @@
 
 #include "core/krayd.h"
 #include "core/job.h"
+#include "core/sched.h"
 #include "core/task.h"
 
 static struct kray_oid job_key(uint32_t id)
@@ -64,6 +65,7 @@ void job_drop(struct krayd *d, struct job *j)
 		return;
 	key = job_key(j->id);
 	oidmap_del(&d->job_index, &key);
+	sched_end_job(d, j->id);
 	job_free(j);
 }
 
