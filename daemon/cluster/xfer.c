@@ -51,6 +51,7 @@
 #include "core/conn.h"
 #include "core/store.h"
 #include "core/actor.h"
+#include "core/getreq.h"
 
 /* Reads n bytes of fd at off into buf.  Returns 0 or -errno (-EIO: the file is short). */
 static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
@@ -531,6 +532,43 @@ static void rx_unmap(struct link *l)
 	l->rx.map = NULL;
 }
 
+/*
+ * Pending o's transfer over l starts (size bytes): where a get here waits for it over a
+ * connection with a userfaultfd, it is answered now with a lazy memfd that the chunks fill
+ * as they come (store_lazy_net.c); one that has it already (the transfer is a retry, from
+ * another holder) keeps it and the pages it has.
+ */
+static void rx_lazy(struct link *l, struct obj *o, uint64_t size)
+{
+	struct krayd *d = l->d;
+
+	if (o->lazy) {
+		if (store_lazy_size(o->lazy) != size)
+			store_lazy_sealed(d, o); /* (not the same object: its readers fail) */
+		return;
+	}
+	if (!d->lazy || size < STORE_LAZY_MIN || l->rx.nrefs || !get_lazy_wanted(d, o) ||
+	    store_make_room(d, size))
+		return;
+	o->lazy = store_lazy_new_net(d, size);
+	if (!o->lazy)
+		return;
+	d->st.store_bytes += size;
+	get_lazy_now(d, o);
+}
+
+/* The len bytes at src are the object arriving over l, from offset off: readers that map
+ * it lazily get them too. */
+static void rx_lazy_put(struct link *l, uint64_t off, const uint8_t *src, uint32_t len)
+{
+	struct obj *o = l->rx.discard ? NULL : store_get(l->d, &l->rx.id);
+
+	if (!o || !o->lazy || o->writer != l->c)
+		return;
+	if (store_lazy_net_put(l->d, o->lazy, off, src, len))
+		store_unlazy(l->d, o); /* (its readers fail; the object still comes whole) */
+}
+
 int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;
@@ -610,6 +648,7 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 			store_seal_error(d, o, KRAY_WE_STORE_FULL, msg, (size_t)n);
 		} else {
 			rx_map(l, o);
+			rx_lazy(l, o, m.size);
 		}
 	}
 	return 0;
@@ -710,6 +749,7 @@ int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_
 
 void xfer_chunk_sunk(struct link *l)
 {
+	rx_lazy_put(l, l->rx.off, (const uint8_t *)l->rx.map + l->rx.off, l->rx.chunk);
 	chunk_done(l, l->rx.chunk);
 }
 
@@ -744,6 +784,8 @@ int xfer_on_chunk(struct link *l, const struct kray_frame_hdr *h, const uint8_t 
 		}
 		done += (uint32_t)n;
 	}
+	if (done == m.len)
+		rx_lazy_put(l, m.offset, data, m.len);
 	chunk_done(l, m.len);
 	return 0;
 }
