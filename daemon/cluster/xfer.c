@@ -545,6 +545,7 @@ static void rx_lazy(struct link *l, struct obj *o, uint64_t size)
 	if (o->lazy) {
 		if (store_lazy_size(o->lazy) != size)
 			store_lazy_sealed(d, o); /* (not the same object: its readers fail) */
+		l->rx.lazy = o->lazy != NULL;
 		return;
 	}
 	if (!d->lazy || size < STORE_LAZY_MIN || l->rx.nrefs || !get_lazy_wanted(d, o) ||
@@ -554,6 +555,7 @@ static void rx_lazy(struct link *l, struct obj *o, uint64_t size)
 	if (!o->lazy)
 		return;
 	d->st.store_bytes += size;
+	l->rx.lazy = true;
 	get_lazy_now(d, o);
 }
 
@@ -563,10 +565,33 @@ static void rx_lazy_put(struct link *l, uint64_t off, const uint8_t *src, uint32
 {
 	struct obj *o = l->rx.discard ? NULL : store_get(l->d, &l->rx.id);
 
-	if (!o || !o->lazy || o->writer != l->c)
+	if (!o || !o->lazy || o->writer != l->c) {
+		l->rx.lazy = false;
 		return;
+	}
 	if (store_lazy_net_put(l->d, o->lazy, off, src, len))
 		store_unlazy(l->d, o); /* (its readers fail; the object still comes whole) */
+}
+
+/* Lazy readers get a chunk's pages as they come, in steps of this much at least (each a
+ * UFFDIO_COPY, the lock and a wake, and a reader at the stream's head waits for each): the
+ * object's first bytes in a small step (its time to first byte), the rest in larger ones (a
+ * reader that keeps up with the stream wakes less often). */
+#define LAZY_STEP_FIRST (64u << 10)
+#define LAZY_STEP (1u << 20)
+
+void xfer_chunk_sinking(struct link *l)
+{
+	uint32_t in;
+
+	if (!l->rx.lazy || !l->rx.map)
+		return;
+	in = (uint32_t)((l->rx.chunk - l->c->sink_left) & ~4095ull);
+	if (in < l->rx.lazy_put + (l->rx.off ? LAZY_STEP : LAZY_STEP_FIRST))
+		return;
+	rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
+		    in - l->rx.lazy_put);
+	l->rx.lazy_put = in;
 }
 
 int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len)
@@ -627,6 +652,8 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 	l->rx.size = m.size;
 	l->rx.active = true;
 	l->rx.discard = !usable;
+	l->rx.lazy = false;
+	l->rx.lazy_put = 0;
 	l->rx.nrefs = m.nrefs;
 	if (m.nrefs) {
 		l->rx.refs = malloc(refs_len);
@@ -749,7 +776,10 @@ int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_
 
 void xfer_chunk_sunk(struct link *l)
 {
-	rx_lazy_put(l, l->rx.off, (const uint8_t *)l->rx.map + l->rx.off, l->rx.chunk);
+	if (l->rx.lazy)
+		rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
+			    l->rx.chunk - l->rx.lazy_put);
+	l->rx.lazy_put = 0;
 	chunk_done(l, l->rx.chunk);
 }
 
@@ -784,7 +814,7 @@ int xfer_on_chunk(struct link *l, const struct kray_frame_hdr *h, const uint8_t 
 		}
 		done += (uint32_t)n;
 	}
-	if (done == m.len)
+	if (done == m.len && l->rx.lazy)
 		rx_lazy_put(l, m.offset, data, m.len);
 	chunk_done(l, m.len);
 	return 0;
