@@ -36,6 +36,10 @@
  * half-written memfd (or returns the pending object to waiting, for a retry to fill),
  * and a receive still in flight into the mapping keeps it until the connection is freed
  * (conn_unmap_at_free()).
+ *
+ * A get here that waits for the object over a connection with a userfaultfd is answered at
+ * its OBJ_PUSH with a lazy memfd (rx_lazy()), and the pages received so far go into that
+ * too as they come (rx_lazy_put(), store_lazy_net.c); the receive above does not change.
  */
 #include <errno.h>
 #include <fcntl.h>

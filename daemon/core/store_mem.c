@@ -408,7 +408,10 @@ void store_lazy_sealed(struct krayd *d, struct obj *o)
 
 	if (!o->lazy)
 		return;
-	if (o->type == KRAY_WT_FD && o->fd >= 0) {
+	if (o->type == KRAY_WT_FD && o->fd >= 0 && o->size != store_lazy_size(o->lazy)) {
+		/* (made again from lineage, and not the same size this time) */
+		store_lazy_net_fail(d, o->lazy, "it was made again with another size");
+	} else if (o->type == KRAY_WT_FD && o->fd >= 0) {
 		r = store_lazy_net_fill(d, o->lazy, o->fd);
 		if (r) {
 			log_warn("object %u.%u.%u.%u: filling its lazy readers' copy: %s",
