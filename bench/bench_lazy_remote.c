@@ -68,7 +68,7 @@ static void start_node(int i)
 	/* (a 1 GiB transfer takes a while on a busy machine: heartbeats wait behind it) */
 	const char *const flags[] = { "--num-cpus", "1", "--code-path", code, "--store-size",
 				      "3G", "--node-listen", listen, "--resources", res,
-				      "--heartbeat-ms", "500", "--node-timeout-ms", "10000",
+				      "--heartbeat-ms", "1000", "--node-timeout-ms", "60000",
 				      "--bpf", "off", NULL };
 	const char *const head_flags[] = { "--head", NULL };
 	const char *const join_flags[] = { "--address", head, "--token-file", token_file, NULL };
