@@ -315,6 +315,26 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 	return true;
 }
 
+void lazy_wake_readers(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t end)
+{
+	for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
+		for (struct lz_range *rg = lc->ranges; rg && !lc->dead; rg = rg->next)
+			if (rg->lz == lz && off < rg->len)
+				lazy_wake_range(lc, rg->base + off,
+						(end < rg->len ? end : rg->len) - off);
+}
+
+void lazy_net_fail_locked(struct lazyd *z, struct lazy *lz, const char *why)
+{
+	if (!lz->broken)
+		snprintf(lz->why, sizeof(lz->why), "%s", why);
+	lz->broken = true;
+	/* Past its end every touch is SIGBUS, before the userfaultfd is asked (shmem). */
+	if (ftruncate(lz->memfd, 0))
+		log_warn_ratelimited("lazy get: cannot fail its readers: %s", strerror(errno));
+	lazy_wake_readers(z, lz, 0, (lz->size + 4095) & ~4095ull);
+}
+
 static void read_faults(struct lazyd *z, struct lz_conn *lc)
 {
 	struct uffd_msg m[16];

@@ -82,7 +82,9 @@ int lazy_put_pages(struct lazyd *z, char *dst, const uint8_t *src, uint64_t len)
 struct lazy *lazy_make(struct lazyd *z, uint64_t size);
 /* lz joins z->all: the thread serves its readers' faults from now on. */
 void lazy_link(struct lazyd *z, struct lazy *lz);
-/* store_lazy_net.c: lz (net) cannot be whole any more (why): its memfd is cut to nothing, so
+/* Wakes the faults of every reader of lz in [off, end) (object offsets).  Locked. */
+void lazy_wake_readers(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t end);
+/* lz (net: store_lazy_net.c) cannot be whole any more (why): its memfd is cut to nothing, so
  * that every touch of what is not in gets SIGBUS, and its readers' faults are woken.
  * Locked. */
 void lazy_net_fail_locked(struct lazyd *z, struct lazy *lz, const char *why);

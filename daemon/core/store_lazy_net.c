@@ -51,27 +51,6 @@ struct lazy *store_lazy_new_net(struct krayd *d, uint64_t size)
 	return lz;
 }
 
-/* Wakes the faults of every reader of lz in [off, end). */
-static void wake_readers(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t end)
-{
-	for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
-		for (struct lz_range *rg = lc->ranges; rg && !lc->dead; rg = rg->next)
-			if (rg->lz == lz && off < rg->len)
-				lazy_wake_range(lc, rg->base + off,
-						(end < rg->len ? end : rg->len) - off);
-}
-
-void lazy_net_fail_locked(struct lazyd *z, struct lazy *lz, const char *why)
-{
-	if (!lz->broken)
-		snprintf(lz->why, sizeof(lz->why), "%s", why);
-	lz->broken = true;
-	/* Past its end every touch is SIGBUS, before the userfaultfd is asked (shmem). */
-	if (ftruncate(lz->memfd, 0))
-		log_warn_ratelimited("lazy get: cannot fail its readers: %s", strerror(errno));
-	wake_readers(z, lz, 0, (lz->size + 4095) & ~4095ull);
-}
-
 void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why)
 {
 	pthread_mutex_lock(&d->lazy->lock);
@@ -147,7 +126,7 @@ int store_lazy_net_put(struct krayd *d, struct lazy *lz, uint64_t off, const uin
 			lz->nfilled++;
 		}
 	}
-	wake_readers(z, lz, p0 * 4096, p1 * 4096);
+	lazy_wake_readers(z, lz, p0 * 4096, p1 * 4096);
 	pthread_mutex_unlock(&z->lock);
 	return 0;
 }
