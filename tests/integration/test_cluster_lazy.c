@@ -10,7 +10,7 @@
  * middle of the transfer while the reader faults: SIGBUS in the reader and ObjectLost for
  * the next get when the object cannot be made again, the whole object byte-exact when it is
  * rebuilt from lineage on another node; a reader killed with faults pending leaves node 1
- * serving and nothing behind.  Needs root and userfaultfd (skips without).
+ * serving and nothing behind; with lazy-restore = off the get waits for the whole object.  Needs root and userfaultfd (skips without).
  */
 #include <criterion/criterion.h>
 
@@ -68,19 +68,24 @@ static int count_alive(kray *k)
 	return n;
 }
 
-/* n nodes, node i with resources res[i]; returns a driver on the head. */
-static kray *cluster(int n, const char *const *res)
+/* n nodes, node i with resources res[i], the head with lazy-restore = lazy; returns a
+ * driver on the head.  KRAY_TEST_LOG=debug in the environment: the krayds' log level. */
+static kray *cluster_lazy(int n, const char *const *res, const char *lazy)
 {
-	const char *flags[] = { "--bpf", "off", "--store-size", "1500M", getenv("KRAY_TEST_LOG") ? "--log-level" : NULL, getenv("KRAY_TEST_LOG"), NULL };
+	const char *log = getenv("KRAY_TEST_LOG");
+	const char *flags[] = { "--bpf", "off", "--store-size", "1500M", "--lazy-restore", "auto",
+				log ? "--log-level" : NULL, log, NULL };
 	char why[128];
 
 	if (!have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy gets are off");
 	if (netns_cluster_up(&net, n, why, sizeof(why)))
 		cr_skip_test("needs network namespaces: %s", why);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		flags[5] = i ? "auto" : lazy;
 		harness_start_node(&node[i], &net, i, 2, 500, res[i], flags, token_file,
 				   sizeof(token_file));
+	}
 	for (int i = 0; i < n; i++) {
 		kray *k = harness_connect(node[i].sock);
 		int64_t t0 = harness_now_ms();
@@ -91,6 +96,11 @@ static kray *cluster(int n, const char *const *res)
 		harness_shutdown(k);
 	}
 	return harness_connect(node[0].sock);
+}
+
+static kray *cluster(int n, const char *const *res)
+{
+	return cluster_lazy(n, res, "auto");
 }
 
 /* pattern_bytes(SIZE, seed) on a node that res names; returns which node (2 or 3) ran it,
@@ -195,6 +205,31 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	kray_release(k, &r, 1);
 	expect_clean(k);
 	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* Where lazy gets are off (lazy-restore = off, as where userfaultfd is not allowed), the get
+ * waits for the whole transfer and maps the object's own memfd. */
+Test(cluster_lazy, lazy_restore_off_gets_whole)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster_lazy(2, res, "off");
+	kray_value v = { 0 };
+	kray_ref r;
+	int64_t bad;
+	int rc;
+
+	make_remote(k, "n2:1", 5155, 2, &r);
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == SIZE, "type %d, %zu bytes", v.type, v.len);
+	cr_assert(!lazily_mapped(v.data), "lazy-restore = off, and the get was lazy");
+	cr_assert(resident((const uint8_t *)v.data + SIZE - 1), "the get did not wait for it all");
+	bad = pattern_check(v.data, 0, SIZE, 5155);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
 	harness_shutdown(k);
 }
 
