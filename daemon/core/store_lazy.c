@@ -37,6 +37,10 @@
  * the rest in the background (so the readers never see a page that is not the object's) and
  * lets go.  A reader's connection that closes takes its ranges with it.
  *
+ * The same machinery serves objects that come from another node (store_lazy_net.c): a
+ * `net` lazy memfd has no spill file; the loop puts its pages as the transfer brings them
+ * and wakes its readers, and this thread only wakes faults on pages that are in already.
+ *
  * Locking: one mutex over every struct lazy, lz_conn and range; the loop takes it for its
  * few calls; the thread holds it except while it reads and puts a range (fill_range()).
  */
