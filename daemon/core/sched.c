@@ -179,19 +179,6 @@ void sched_tell_job(struct worker *w, uint32_t job, const char *path)
 	WIRE_FRAME(&w->conn->out, KRAY_MSG_JOB, 0, WIRE_FIXED(m), WIRE_PADDED(path, m.path_len));
 }
 
-void sched_end_job(struct krayd *d, uint32_t job)
-{
-	struct kray_msg_job m = { .job = job };
-	struct kray_oid key = { .node = job };
-
-	for (struct worker *w = d->workers; w; w = w->next) {
-		if (!oidmap_del(&w->jobs, &key) || !w->conn || w->conn->closed)
-			continue;
-		WIRE_FRAME(&w->conn->out, KRAY_MSG_JOB_END, 0, WIRE_FIXED(m));
-		conn_flush_later(w->conn);
-	}
-}
-
 /* Tells idle pool worker w (or every one, w NULL) the code path of the last driver that
  * connected with one (d->warm_job), if that job is still there. */
 void sched_warm(struct krayd *d, struct worker *w)

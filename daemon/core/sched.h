@@ -34,8 +34,6 @@ void sched_fast_ran(struct krayd *d, const char *name, uint8_t len, uint32_t run
 		    uint32_t stored, uint64_t run_ns);
 /* Sends w the JOB frame (code path) of job, unless it has had it. */
 void sched_tell_job(struct worker *w, uint32_t job, const char *path);
-/* Job's record is gone (job.c): the workers told its code path forget it (JOB_END). */
-void sched_end_job(struct krayd *d, uint32_t job);
 /* Tells the code path of the last driver that connected with one (d->warm_job) to idle
  * pool worker w, or to every idle one (w NULL): each loads the code and runs its
  * kray_warm() (kray.h) while it waits, not at the job's first call. */
