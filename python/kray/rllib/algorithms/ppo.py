@@ -12,6 +12,7 @@ import numpy as np
 import kray
 
 from .algorithm import COMMON_CONFIG, Trainer, merge_config
+from .ppo_loss import policy_loss
 from .value_learner import acquire as acquire_value_learner
 from .value_learner import (adam, load_optimizer_state, minibatch_starts, optimizer_state,
                             value_loss)
@@ -76,7 +77,7 @@ class PPOTrainer(Trainer):
         if c["num_workers"] and (_in_trial() or self.split):
             torch.set_num_threads(max(1, int(c["num_cpus_for_driver"])))
         self.net = make_torch_model(self.obs_dim, self.num_actions, c["model"])
-        self.opt = adam(self.net.parameters(), c["lr"])
+        self.opt = adam([self.net.pi.parameters(), self.net.vf.parameters()], c["lr"])
         self.vf_params = list(self.net.vf.parameters())
         self.kl_coeff = c["kl_coeff"]
         self.rng = np.random.default_rng(c["seed"])
@@ -152,7 +153,8 @@ class PPOTrainer(Trainer):
         old_lp_all = torch.log_softmax(torch.as_tensor(batch["logits"]), dim=1)
         old_p_all = old_lp_all.exp()
         adv = torch.as_tensor(adv)
-        stats = []  # per minibatch, kept as tensors: read once at the end
+        # Per minibatch, kept as tensors: read once at the end.
+        pi_stats, vf_means, losses = [], [], []
         cols = [obs, actions, old_logp, old_lp_all, old_p_all, adv]
         if not split:
             cols.append(torch.as_tensor(batch["value_targets"]))
@@ -170,32 +172,28 @@ class PPOTrainer(Trainer):
                     logits = self.net.pi(o_mb)
                 else:
                     logits, v = self.net(o_mb)
-                logp_all = torch.log_softmax(logits, dim=1)
-                logp = logp_all.gather(1, act_mb[:, None]).squeeze(1)
-                ratio = torch.exp(logp - old_logp_mb)
-                surrogate = torch.min(a * ratio, a * torch.clamp(
-                    ratio, 1 - c["clip_param"], 1 + c["clip_param"]))
-                kl = (old_p_mb * (old_lp_mb - logp_all)).sum(1)
-                entropy = -(logp_all.exp() * logp_all).sum(1)
+                loss, pi_st = policy_loss(logits, act_mb, old_logp_mb, old_lp_mb,
+                                          old_p_mb, a, c["clip_param"], self.kl_coeff,
+                                          c["entropy_coeff"])
                 if split:  # the value loss's gradient reaches only the value MLP
-                    loss = (-surrogate + self.kl_coeff * kl -
-                            c["entropy_coeff"] * entropy).mean()
-                    vf_loss = zero
+                    vf_mean = zero
+                elif c["use_critic"]:
+                    vf_mean = value_loss(v, vt_mb[0], c["vf_clip_param"]).mean()
+                    loss = loss + c["vf_loss_coeff"] * vf_mean
                 else:
-                    if c["use_critic"]:
-                        vf_loss = value_loss(v, vt_mb[0], c["vf_clip_param"])
-                    else:
-                        vf_loss = torch.zeros_like(logp)
-                    loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
-                            c["entropy_coeff"] * entropy).mean()
+                    vf_mean = zero
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if c["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c["grad_clip"])
                 self.opt.step()
-                with torch.no_grad():
-                    stats.append(torch.stack([-surrogate.mean(), vf_loss.mean(), kl.mean(),
-                                              entropy.mean(), loss]))
+                pi_stats.append(pi_st)
+                vf_means.append(vf_mean.detach())
+                losses.append(loss.detach())
+        # [policy_loss, vf_loss, kl, entropy, total_loss] per minibatch
+        pi_stats = torch.stack(pi_stats)
+        stats = torch.stack([pi_stats[:, 0], torch.stack(vf_means), pi_stats[:, 1],
+                             pi_stats[:, 2], torch.stack(losses)], 1)
         t_sgd = time.perf_counter()
         # The next batch starts now, with the weights just learned (PPO stays on-policy):
         # the workers sample while the rest of this iteration is reported.  With the
@@ -215,7 +213,6 @@ class PPOTrainer(Trainer):
             if self._pending is not None:  # the workers could not start before now
                 self._pending["t0"] = max(self._pending["t0"], t_vf)
             self.net.load_numpy_weights({"vf": vf["vf"]})
-            stats = torch.stack(stats)
             vf_losses = torch.tensor(vf["vf_loss"])
             stats[:, 1] = vf_losses
             stats[:, 4] += c["vf_loss_coeff"] * vf_losses
@@ -226,7 +223,6 @@ class PPOTrainer(Trainer):
                       "value_wait_ms": 1000 * (t_vf - t_sent)}
         else:
             self.start_sampling(self.get_weights(), c["train_batch_size"])
-            stats = torch.stack(stats)
             timers = {"sgd_ms": 1000 * (t_sgd - t_put)}
         means = stats.mean(0).tolist()
         learner = dict(zip(("policy_loss", "vf_loss", "kl", "entropy", "total_loss"), means))

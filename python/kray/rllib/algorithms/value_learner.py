@@ -41,12 +41,11 @@ def value_loss(v, value_targets, vf_clip_param):
     return torch.clamp((v - value_targets) ** 2, 0, vf_clip_param)
 
 
-def adam(params, lr):
-    import torch
-    try:  # one multi-tensor update for all parameters, not a loop over them
-        return torch.optim.Adam(params, lr=lr, foreach=True)
-    except TypeError:
-        return torch.optim.Adam(params, lr=lr)
+def adam(segments, lr):
+    """torch's Adam over these lists of parameters (one per network), each network's
+    parameters and moments in one flat tensor (optim.FlatAdam: the same updates)."""
+    from ..optim import FlatAdam
+    return FlatAdam(segments, lr)
 
 
 def optimizer_state(opt, params):
@@ -78,7 +77,7 @@ class ValueLearner:
     def configure(self, obs_dim, model, lr, vf_clip_param, vf_loss_coeff):
         self.net = make_torch_model(obs_dim, 1, model, with_policy=False)
         self.params = list(self.net.vf.parameters())
-        self.opt = adam(self.params, lr)
+        self.opt = adam([self.params], lr)
         self.vf_clip_param = vf_clip_param
         self.vf_loss_coeff = vf_loss_coeff
 
