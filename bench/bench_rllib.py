@@ -18,7 +18,11 @@ average (1 min) at each round.  PPO runs three configurations: 2 rollout actors 
 value network trained in an actor of its own (kray_value_learner, the default), 2 rollout
 actors with the whole learner in the driver, and the baseline, the same PPO loop in one
 process (num_workers=0); for the first, the mean per-phase timers of the iterations the
-value learner trained.  PPO runs once per --envs value (num_envs_per_worker, the same in
+value learner trained, for the others those of all iterations.  The *_cpu timers are CPU
+time (time.process_time) of one process each, which the machine's load changes less than
+the wall-clock ones: sample_cpu of the rollout workers' sample() calls (all workers
+together), policy_sgd_cpu (the driver) and value_sgd_cpu (the value learner actor), or
+sgd_cpu (the driver, both networks).  PPO runs once per --envs value (num_envs_per_worker, the same in
 every configuration: vectorised stepping, one batched forward pass per step of all the
 worker's envs).  The figures are printed, then as JSON (and written to --json).
 """
@@ -48,11 +52,14 @@ def solve(cls, config, max_iter=100):
     t_start = time.perf_counter() - t0
     sample_s = steps = 0.0
     timers, split_iters, first_split = {}, 0, None
+    all_timers = {}
     for _ in range(max_iter):
         r = trainer.train()
         n = r["timesteps_this_iter"]
         steps += n
         sample_s += n / r["sampler_perf"]["samples_per_s"]
+        for k, v in r.get("timers", {}).items():
+            all_timers[k] = all_timers.get(k, 0.0) + v
         if r["info"].get("value_learner_actor"):  # PPO's per-phase timers, split iterations
             split_iters += 1
             first_split = first_split or r["training_iteration"]
@@ -68,7 +75,8 @@ def solve(cls, config, max_iter=100):
             "solved": r["episode_reward_mean"] >= 195, "start_s": t_start,
             "sample_s": sample_s, "other_s": total - t_start - sample_s,
             "value_learner_from_iteration": first_split,
-            "split_timers_ms": {k: v / split_iters for k, v in timers.items()}}
+            "split_timers_ms": {k: v / split_iters for k, v in timers.items()},
+            "timers_ms": {k: v / r["training_iteration"] for k, v in all_timers.items()}}
 
 
 def noop(config):
@@ -180,6 +188,11 @@ def main():
                          "; per split iteration (ms): " + ", ".join(
                              f"{k[:-3]} {med(p['split_timers_ms'].get(k, 0) for p in split):.0f}"
                              for k in keys))
+            if lst[0].get("timers_ms") and not split:
+                keys = sorted(lst[0]["timers_ms"])
+                line += "\n    per iteration (ms): " + ", ".join(
+                    f"{k[:-3]} {med(p['timers_ms'].get(k, 0) for p in lst):.0f}"
+                    for k in keys)
             print(line, flush=True)
         if "parallel_2_workers_speedups" in o:  # the figures of earlier versions
             o.update(o["parallel_2_workers_speedups"])

@@ -132,7 +132,7 @@ class RolloutWorker:
         last set_weights() gave."""
         if weights is not None:
             self.set_weights(weights)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         n = len(self.envs)
         per_env = max(1, math.ceil(num_steps / n))
         cols = {k: [[] for _ in range(n)] for k in
@@ -203,7 +203,8 @@ class RolloutWorker:
             out["logits"].append(np.asarray(cols["logits"][k], dtype=np.float32))
         batch = {k: np.concatenate(v) for k, v in out.items()}
         return {"batch": batch, "episodes": episodes, "steps": len(batch["actions"]),
-                "sample_time": time.perf_counter() - t0}
+                "sample_time": time.perf_counter() - t0,
+                "cpu_s": time.process_time() - cpu0}
 
     def _all_at_boundary(self, cols):
         return all(b and b[-1] for b in cols["boundary"])
@@ -345,6 +346,8 @@ class Trainer(Trainable):
         batch = {k: np.concatenate([o["batch"][k] for o in outs]) for k in outs[0]["batch"]}
         eps = [e for o in outs for e in o["episodes"]]
         self.episodes.extend(eps)
+        # CPU seconds the sample() calls took in the workers, all together
+        self.sample_cpu_s = sum(o.get("cpu_s", 0.0) for o in outs)
         return batch, eps, seconds
 
     def start_sampling(self, weights, total, keep=True, more=()):

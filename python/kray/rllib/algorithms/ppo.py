@@ -144,7 +144,7 @@ class PPOTrainer(Trainer):
             data = kray.put({"obs": batch["obs"], "value_targets": batch["value_targets"],
                              "perms": perms})
             vf_ref = self.value_learner.train.remote(data, mb)
-        t_put = time.perf_counter()
+        t_put, cpu_put = time.perf_counter(), time.process_time()
         adv = batch["advantages"]
         adv = (adv - adv.mean()) / max(1e-4, adv.std())
         obs = torch.as_tensor(batch["obs"])
@@ -194,7 +194,7 @@ class PPOTrainer(Trainer):
         pi_stats = torch.stack(pi_stats)
         stats = torch.stack([pi_stats[:, 0], torch.stack(vf_means), pi_stats[:, 1],
                              pi_stats[:, 2], torch.stack(losses)], 1)
-        t_sgd = time.perf_counter()
+        t_sgd, cpu_sgd = time.perf_counter(), time.process_time()
         # The next batch starts now, with the weights just learned (PPO stays on-policy):
         # the workers sample while the rest of this iteration is reported.  With the
         # value learner, they take its weights from its result (waiting on it in krayd).
@@ -219,11 +219,14 @@ class PPOTrainer(Trainer):
             timers = {"batch_put_ms": 1000 * (t_put - t1),
                       "policy_sgd_ms": 1000 * (t_sgd - t_put),
                       "value_sgd_ms": 1000 * vf["sgd_s"],
+                      "policy_sgd_cpu_ms": 1000 * (cpu_sgd - cpu_put),
+                      "value_sgd_cpu_ms": 1000 * vf["sgd_cpu_s"],
                       "weights_send_ms": 1000 * (t_sent - t_sgd),
                       "value_wait_ms": 1000 * (t_vf - t_sent)}
         else:
             self.start_sampling(self.get_weights(), c["train_batch_size"])
-            timers = {"sgd_ms": 1000 * (t_sgd - t_put)}
+            timers = {"sgd_ms": 1000 * (t_sgd - t_put),
+                      "sgd_cpu_ms": 1000 * (cpu_sgd - cpu_put)}
         means = stats.mean(0).tolist()
         learner = dict(zip(("policy_loss", "vf_loss", "kl", "entropy", "total_loss"), means))
         # The adaptive KL penalty (RLlib's update_kl).
@@ -235,7 +238,8 @@ class PPOTrainer(Trainer):
         t2 = time.perf_counter()
         self.timesteps += n
         result = self.episode_metrics(eps)
-        timers.update(sample_time_ms=1000 * (t1 - t0), learn_time_ms=1000 * (t2 - t1))
+        timers.update(sample_time_ms=1000 * (t1 - t0), learn_time_ms=1000 * (t2 - t1),
+                      sample_cpu_ms=1000 * self.sample_cpu_s)
         result.update(
             timesteps_this_iter=n, num_env_steps_sampled=self.timesteps,
             num_env_steps_trained=self.timesteps,

@@ -96,9 +96,10 @@ class ValueLearner:
     def train(self, data, minibatch_size):
         """data: {"obs", "value_targets", "perms" (one permutation per epoch, or None
         rows for no shuffling)}.  The same minibatch steps as the driver's; returns
-        {"vf": weights, "vf_loss": loss per minibatch, "sgd_s": seconds}."""
+        {"vf": weights, "vf_loss": loss per minibatch, "sgd_s": seconds, "sgd_cpu_s":
+        CPU seconds}."""
         torch = self.torch
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         # Copies: what the object store gives is read-only.
         obs = torch.tensor(data["obs"])
         vt = torch.tensor(data["value_targets"])
@@ -122,6 +123,7 @@ class ValueLearner:
         out = {"vf": self.net.numpy_weights()["vf"],
                "vf_loss": torch.stack(losses).numpy() if losses else np.zeros(0)}
         out["sgd_s"] = time.perf_counter() - t0
+        out["sgd_cpu_s"] = time.process_time() - cpu0
         return out
 
 
