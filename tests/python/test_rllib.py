@@ -341,3 +341,25 @@ def test_fused_policy_loss_matches_autograd():
                  old_logp).exp()
         if scale == 2.0:  # both sides of the clip range were covered
             assert (ratio > 1.2).any() and (ratio < 0.8).any()
+
+
+def test_numpy_policy_stacked_forward_matches_per_network():
+    """The rollout workers' numpy forward pass runs the policy and value MLPs as one
+    (first layers side by side, the others stacked): the values of the two networks
+    run one after the other, for one row and several, deep and shallow models."""
+    from kray.rllib.models import MODEL_DEFAULTS, NumpyPolicy, make_torch_model
+    rng = np.random.default_rng(0)
+    for hiddens, act in (([64, 64], "tanh"), ([16], "relu"), ([32, 16, 8], "tanh"),
+                         ([], "tanh")):
+        net = make_torch_model(4, 3, dict(MODEL_DEFAULTS, fcnet_hiddens=hiddens,
+                                          fcnet_activation=act))
+        w = net.numpy_weights()
+        fast, ref = NumpyPolicy(w, act, False), NumpyPolicy(w, act, False)
+        ref.stacked = None
+        assert (fast.stacked is not None) == bool(hiddens)
+        for n in (1, 5):
+            obs = rng.standard_normal((n, 4)).astype(np.float32)
+            (l1, v1), (l2, v2) = fast.logits_values(obs), ref.logits_values(obs)
+            assert l1.shape == (n, 3) and v1.shape == (n,)
+            np.testing.assert_allclose(l1, l2, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(v1, v2, rtol=1e-6, atol=1e-7)
