@@ -363,3 +363,29 @@ def test_numpy_policy_stacked_forward_matches_per_network():
             assert l1.shape == (n, 3) and v1.shape == (n,)
             np.testing.assert_allclose(l1, l2, rtol=1e-6, atol=1e-7)
             np.testing.assert_allclose(v1, v2, rtol=1e-6, atol=1e-7)
+
+
+def test_rollout_worker_fragments_in_one_call():
+    """RolloutWorker.sample() with a list of fragment sizes (the trainer asks each
+    rollout actor for half its fragments per call) gives the batch and episodes of one
+    call per fragment, each fragment with its own GAE bootstrap."""
+    from kray.rllib.algorithms.algorithm import RolloutWorker
+    from kray.rllib.models import MODEL_DEFAULTS, make_torch_model
+    model = dict(MODEL_DEFAULTS, fcnet_hiddens=[16])
+    w = make_torch_model(4, 2, model).numpy_weights()
+    for num_envs in (1, 3):
+        a, b = (RolloutWorker("CartPole-v0", {}, model, 7, 1, num_envs, 0.99, 0.95)
+                for _ in range(2))
+        one = a.sample(w, [90, 90, 45])
+        outs = [b.sample(w, 90), b.sample(None, 90), b.sample(None, 45)]
+        assert one["steps"] == sum(o["steps"] for o in outs)
+        assert one["episodes"] == [e for o in outs for e in o["episodes"]]
+        for k, v in one["batch"].items():
+            np.testing.assert_array_equal(v, np.concatenate([o["batch"][k] for o in outs]))
+        if num_envs > 1:  # a fragment's rows are env by env
+            continue
+        # A fragment's end is bootstrapped: the advantages differ from one long one's.
+        c = RolloutWorker("CartPole-v0", {}, model, 7, 1, num_envs, 0.99, 0.95)
+        long = c.sample(w, 225)
+        np.testing.assert_array_equal(long["batch"]["obs"], one["batch"]["obs"])
+        assert not np.array_equal(long["batch"]["advantages"], one["batch"]["advantages"])
