@@ -159,15 +159,16 @@ class PPOTrainer(Trainer):
         if not split:
             cols.append(torch.as_tensor(batch["value_targets"]))
         zero = torch.zeros(())
+        starts = minibatch_starts(n, mb)
         for perm in perms:
             if perm is not None:  # one gather per column and epoch, then slices
                 perm = torch.as_tensor(perm)
                 shuffled = [col[perm] for col in cols]
             else:
                 shuffled = cols
-            for start in minibatch_starts(n, mb):
-                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, *vt_mb = (
-                    col[start:start + mb] for col in shuffled)
+            # the epoch's minibatches: one split per column (views), not a slice each
+            for _, o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, *vt_mb in zip(
+                    range(len(starts)), *(col.split(mb) for col in shuffled)):
                 if split:
                     logits = self.net.pi(o_mb)
                 else:

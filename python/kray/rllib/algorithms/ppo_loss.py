@@ -31,7 +31,10 @@ class _PolicyLoss(torch.autograd.Function):
         kl = (old_p_all * (old_lp_all - lp_all)).sum(1)
         p_lp = p * lp_all
         entropy = -p_lp.sum(1)
-        loss = (-surrogate + kl_coeff * kl - entropy_coeff * entropy).mean()
+        if entropy_coeff:
+            loss = (-surrogate + kl_coeff * kl - entropy_coeff * entropy).mean()
+        else:  # the same value: x - 0 * entropy is x
+            loss = (kl_coeff * kl - surrogate).mean()
         # d loss / d log p, per row and action (the mean's 1/n last), then log_softmax's
         # backward: g - p * sum(g).
         g = old_p_all * -kl_coeff
@@ -40,7 +43,8 @@ class _PolicyLoss(torch.autograd.Function):
         g.scatter_add_(1, act, (unclipped * (unclipped <= clipped)).neg_()[:, None])
         g /= len(logits)
         ctx.save_for_backward(g.sub_(p * g.sum(1, keepdim=True)))
-        stats = torch.stack([-surrogate.mean(), kl.mean(), entropy.mean()])
+        stats = torch.stack([surrogate, kl, entropy]).mean(1)
+        stats[0].neg_()
         ctx.mark_non_differentiable(stats)
         return loss, stats
 

@@ -111,10 +111,10 @@ class ValueLearner:
                 o_ep, vt_ep = obs[idx], vt[idx]
             else:
                 o_ep, vt_ep = obs, vt
-            for start in minibatch_starts(n, minibatch_size):
-                v = self.net.vf(o_ep[start:start + minibatch_size]).squeeze(-1)
-                vf_loss = value_loss(v, vt_ep[start:start + minibatch_size],
-                                     self.vf_clip_param)
+            for _, o_mb, vt_mb in zip(minibatch_starts(n, minibatch_size),
+                                      o_ep.split(minibatch_size), vt_ep.split(minibatch_size)):
+                v = self.net.vf(o_mb).squeeze(-1)
+                vf_loss = value_loss(v, vt_mb, self.vf_clip_param)
                 loss = (self.vf_loss_coeff * vf_loss).mean()
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
