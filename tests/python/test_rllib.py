@@ -300,12 +300,14 @@ def test_flat_adam_gives_torch_adams_updates():
 
 
 def test_fused_policy_loss_matches_autograd():
-    """The PPO policy loss as one autograd node (ppo_loss.policy_loss) gives the loss,
-    statistics and logits gradient of RLlib's formulation written with autograd, on
-    fixed data with ratios inside and outside the clip range, with and without the
-    entropy term."""
+    """The PPO policy loss as one autograd node (ppo_loss.policy_grad) gives the logits
+    gradient of RLlib's formulation written with autograd, and policy_stats() its
+    per-minibatch loss terms, on fixed data with ratios inside and outside the clip
+    range, with and without the entropy term, with the value loss added as the one
+    process learner adds it."""
     import torch
-    from kray.rllib.algorithms.ppo_loss import policy_loss
+    import torch.nn.functional as F
+    from kray.rllib.algorithms.ppo_loss import kl_grad_column, policy_grad, policy_stats
 
     def reference(logits, actions, old_logp, old_lp_all, old_p_all, adv, clip, kl_coeff,
                   entropy_coeff):
@@ -316,27 +318,44 @@ def test_fused_policy_loss_matches_autograd():
         kl = (old_p_all * (old_lp_all - lp_all)).sum(1)
         entropy = -(lp_all.exp() * lp_all).sum(1)
         loss = (-surrogate + kl_coeff * kl - entropy_coeff * entropy).mean()
-        return loss, torch.stack([-surrogate.mean(), kl.mean(), entropy.mean()])
+        return loss, torch.stack([-surrogate.mean(), kl.mean(), entropy.mean(), loss])
 
     g = torch.Generator().manual_seed(2)
-    n, k = 256, 3
+    n, k, mb = 256, 3, 64
     old_logits = torch.randn(n, k, generator=g)
     old_lp_all = torch.log_softmax(old_logits, dim=1)
+    old_p_all = old_lp_all.exp()
     actions = torch.randint(0, k, (n,), generator=g)
     old_logp = old_lp_all.gather(1, actions[:, None]).squeeze(1)
     adv = torch.randn(n, generator=g)
+    onehot = F.one_hot(actions, k).float()
+    clip, kl_coeff = 0.2, 0.3
+    kl_grad = kl_grad_column(old_p_all, kl_coeff, mb)
     for scale in (0.01, 0.5, 2.0):  # the new logits near the old ones, then far
         logits = (old_logits + scale * torch.randn(n, k, generator=g)).requires_grad_()
+        v = torch.randn(n, generator=g, requires_grad=True)
         for entropy_coeff in (0.0, 0.01):
-            args = (actions, old_logp, old_lp_all, old_lp_all.exp(), adv, 0.2, 0.3,
-                    entropy_coeff)
-            out = []
-            for f in (reference, policy_loss):
-                loss, stats = f(logits, *args)
-                out.append((loss.detach(), stats) +
-                           torch.autograd.grad(2.0 * loss, logits))
-            for a, b in zip(*out):
-                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+            rows = torch.randperm(n, generator=g)
+            lp_alls, ref_stats = [], []
+            for r in rows.split(mb):
+                def vf_loss():  # as the one-process learner adds it
+                    return (v[r] - 1).pow(2).mean()
+                loss, st = reference(logits[r], actions[r], old_logp[r], old_lp_all[r],
+                                     old_p_all[r], adv[r], clip, kl_coeff, entropy_coeff)
+                want = torch.autograd.grad(loss + vf_loss(), (logits, v))
+                zero, lp_all = policy_grad(logits[r], actions[r][:, None], old_logp[r],
+                                           kl_grad[r], onehot[r], adv[r], clip,
+                                           entropy_coeff)
+                assert float(zero) == 0.0
+                got = torch.autograd.grad(zero + vf_loss(), (logits, v))
+                for a, b in zip(want, got):
+                    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+                lp_alls.append(lp_all)
+                ref_stats.append(st.detach())
+            stats = policy_stats(torch.cat(lp_alls), rows, actions, old_logp, old_lp_all,
+                                 old_p_all, adv, clip, kl_coeff, entropy_coeff,
+                                 len(lp_alls))
+            torch.testing.assert_close(stats, torch.stack(ref_stats), rtol=1e-5, atol=1e-6)
         ratio = (torch.log_softmax(logits, 1).gather(1, actions[:, None]).squeeze(1) -
                  old_logp).exp()
         if scale == 2.0:  # both sides of the clip range were covered

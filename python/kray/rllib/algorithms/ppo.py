@@ -12,7 +12,7 @@ import numpy as np
 import kray
 
 from .algorithm import COMMON_CONFIG, Trainer, merge_config
-from .ppo_loss import policy_loss
+from .ppo_loss import kl_grad_column, policy_grad, policy_stats
 from .value_learner import acquire as acquire_value_learner
 from .value_learner import (adam, load_optimizer_state, minibatch_starts, optimizer_state,
                             value_loss)
@@ -153,29 +153,32 @@ class PPOTrainer(Trainer):
         old_lp_all = torch.log_softmax(torch.as_tensor(batch["logits"]), dim=1)
         old_p_all = old_lp_all.exp()
         adv = torch.as_tensor(adv)
-        # Per minibatch, kept as tensors: read once at the end.
-        pi_stats, vf_means, losses = [], [], []
-        cols = [obs, actions, old_logp, old_lp_all, old_p_all, adv]
+        # Per minibatch: the log-probabilities and the value loss, kept as tensors (the
+        # statistics are computed from them once, after the SGD passes).
+        lp_alls, vf_means = [], []
+        rows_mb = min(mb, n)
+        kl_grad = kl_grad_column(old_p_all, self.kl_coeff, rows_mb)
+        onehot = torch.nn.functional.one_hot(actions, self.num_actions).to(old_p_all.dtype)
+        cols = [obs, actions[:, None], old_logp, kl_grad, onehot, adv]
         if not split:
             cols.append(torch.as_tensor(batch["value_targets"]))
         zero = torch.zeros(())
-        starts = minibatch_starts(n, mb)
+        nmb = len(minibatch_starts(n, mb))
         for perm in perms:
             if perm is not None:  # one gather per column and epoch, then slices
-                perm = torch.as_tensor(perm)
-                shuffled = [col[perm] for col in cols]
+                shuffled = [col[torch.as_tensor(perm)] for col in cols]
             else:
                 shuffled = cols
             # the epoch's minibatches: one split per column (views), not a slice each
-            for _, o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, *vt_mb in zip(
-                    range(len(starts)), *(col.split(mb) for col in shuffled)):
+            for _, o_mb, act_mb, old_logp_mb, kl_grad_mb, onehot_mb, a, *vt_mb in zip(
+                    range(nmb), *(col.split(mb) for col in shuffled)):
                 if split:
                     logits = self.net.pi(o_mb)
                 else:
                     logits, v = self.net(o_mb)
-                loss, pi_st = policy_loss(logits, act_mb, old_logp_mb, old_lp_mb,
-                                          old_p_mb, a, c["clip_param"], self.kl_coeff,
-                                          c["entropy_coeff"])
+                loss, lp_all = policy_grad(logits, act_mb, old_logp_mb, kl_grad_mb,
+                                           onehot_mb, a, c["clip_param"],
+                                           c["entropy_coeff"])
                 if split:  # the value loss's gradient reaches only the value MLP
                     vf_mean = zero
                 elif c["use_critic"]:
@@ -188,13 +191,19 @@ class PPOTrainer(Trainer):
                 if c["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c["grad_clip"])
                 self.opt.step()
-                pi_stats.append(pi_st)
+                lp_alls.append(lp_all)
                 vf_means.append(vf_mean.detach())
-                losses.append(loss.detach())
-        # [policy_loss, vf_loss, kl, entropy, total_loss] per minibatch
-        pi_stats = torch.stack(pi_stats)
-        stats = torch.stack([pi_stats[:, 0], torch.stack(vf_means), pi_stats[:, 1],
-                             pi_stats[:, 2], torch.stack(losses)], 1)
+
+        def minibatch_stats():
+            """[policy_loss, vf_loss, kl, entropy, total_loss] per minibatch."""
+            rows = torch.cat([torch.as_tensor(p[:nmb * rows_mb]) if p is not None else
+                              torch.arange(nmb * rows_mb) for p in perms])
+            st = policy_stats(torch.cat(lp_alls), rows, actions, old_logp, old_lp_all,
+                              old_p_all, adv, c["clip_param"], self.kl_coeff,
+                              c["entropy_coeff"], len(lp_alls))
+            vf = torch.stack(vf_means)
+            return torch.stack([st[:, 0], vf, st[:, 1], st[:, 2],
+                                st[:, 3] + c["vf_loss_coeff"] * vf], 1)
         t_sgd, cpu_sgd = time.perf_counter(), time.process_time()
         # The next batch starts now, with the weights just learned (PPO stays on-policy):
         # the workers sample while the rest of this iteration is reported.  With the
@@ -204,6 +213,8 @@ class PPOTrainer(Trainer):
             self.start_sampling({"pi": self.net.numpy_weights()["pi"]},
                                 c["train_batch_size"], more=(vf_ref,))
             t_sent = time.perf_counter()
+            stats = minibatch_stats()  # while the workers sample
+            t_stats = time.perf_counter()
             try:
                 vf = kray.get(vf_ref)
             except Exception as e:
@@ -223,11 +234,15 @@ class PPOTrainer(Trainer):
                       "policy_sgd_cpu_ms": 1000 * (cpu_sgd - cpu_put),
                       "value_sgd_cpu_ms": 1000 * vf["sgd_cpu_s"],
                       "weights_send_ms": 1000 * (t_sent - t_sgd),
-                      "value_wait_ms": 1000 * (t_vf - t_sent)}
+                      "stats_ms": 1000 * (t_stats - t_sent),
+                      "value_wait_ms": 1000 * (t_vf - t_stats)}
         else:
             self.start_sampling(self.get_weights(), c["train_batch_size"])
+            t_sent = time.perf_counter()
+            stats = minibatch_stats()
             timers = {"sgd_ms": 1000 * (t_sgd - t_put),
-                      "sgd_cpu_ms": 1000 * (cpu_sgd - cpu_put)}
+                      "sgd_cpu_ms": 1000 * (cpu_sgd - cpu_put),
+                      "stats_ms": 1000 * (time.perf_counter() - t_sent)}
         means = stats.mean(0).tolist()
         learner = dict(zip(("policy_loss", "vf_loss", "kl", "entropy", "total_loss"), means))
         # The adaptive KL penalty (RLlib's update_kl).
