@@ -79,6 +79,32 @@ def solve(cls, config, max_iter=100):
             "timers_ms": {k: v / r["training_iteration"] for k, v in all_timers.items()}}
 
 
+def cpu_bound(o, got, runs):
+    """PPO's speedup per iteration from the CPU time of each phase, as if every process
+    had a core of its own and nothing else cost anything: the baseline's sampling plus
+    learning (one process), against the parallel run's critical path, its workers'
+    sampling over the 2 workers plus the slower of the policy (driver) and value
+    (actor) SGD.  Wall time against this bound shows what the coordination and the
+    machine (other load, the VM's cores) take."""
+    med = statistics.median
+    base = got[runs[-1][0]]
+    par = [p for p in got.get("parallel_2_workers", []) if p["split_timers_ms"]]
+    if not par or not base or "sgd_cpu_ms" not in base[0]["timers_ms"]:
+        return
+    b = med(p["timers_ms"]["sample_cpu_ms"] + p["timers_ms"]["sgd_cpu_ms"] for p in base)
+    t = [p["split_timers_ms"] for p in par]
+    c = med(x["sample_cpu_ms"] / 2 + max(x["policy_sgd_cpu_ms"], x["value_sgd_cpu_ms"])
+            for x in t)
+    wall = med(x["sample_time_ms"] + x["learn_time_ms"] for x in t)
+    bwall = med(p["timers_ms"]["sample_time_ms"] + p["timers_ms"]["learn_time_ms"]
+                for p in base)
+    o["cpu_bound_per_iteration"] = b / c
+    print(f"  CPU time per iteration: one process {b:.0f} ms (sampling and SGD); 2 workers "
+          f"+ value learner, critical path {c:.0f} ms (sampling / 2 + the slower SGD): "
+          f"bound {b / c:.2f}x per iteration; wall {bwall:.0f} ms against {wall:.0f} ms "
+          f"(sample_time + learn_time): {bwall / wall:.2f}x", flush=True)
+
+
 def noop(config):
     tune.report(done=1)
 
@@ -199,6 +225,7 @@ def main():
         print(f"  learning and the rest are {100 * o['learner_share_one_process']:.0f}% of "
               f"an iteration in one process: sampling alone twice as fast would give at "
               f"most {o['bound_2x_sampling']:.2f}x per iteration", flush=True)
+        cpu_bound(o, got, runs)
     if "tune" not in skip:
         o = out["tune"] = tune_overhead(args.trials)
         print(f"tune: {o['trials']} no-op trials in {o['tune_s']:.1f} s "
