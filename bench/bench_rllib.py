@@ -10,9 +10,12 @@
                    plain loop of 1,000 kray tasks
 
     PYTHONPATH=build/python python3 bench/bench_rllib.py [--trials 1000] [--rounds 3]
-        [--envs 1,8] [--skip ppo,es,tune] [--json out.json]
+        [--envs 1,8] [--skip ppo,es,tune,cores] [--json out.json]
 
-Each configuration runs once untimed first (imports, first worker starts), then the
+First, before kray starts, a core check: the same small numpy loop in one process and
+in two at once (on two free cores each of the two takes as long as one alone; on two
+hyperthreads of one core, or beside other load, longer: no parallel speedup can then
+reach 2x).  Each configuration runs once untimed first (imports, first worker starts), then the
 rounds rotate which configuration goes first; the figures are medians, with the load
 average (1 min) at each round.  PPO runs three configurations: 2 rollout actors with the
 value network trained in an actor of its own (kray_value_learner, the default), 2 rollout
@@ -79,6 +82,36 @@ def solve(cls, config, max_iter=100):
             "timers_ms": {k: v / r["training_iteration"] for k, v in all_timers.items()}}
 
 
+_CORE_WORK = """
+import time, numpy as np
+a = np.random.rand(1, 64).astype(np.float32); w = np.random.rand(64, 64).astype(np.float32)
+t0, c0 = time.perf_counter(), time.process_time()
+for _ in range(60000):
+    a = np.tanh(a @ w) * 0.1
+print(time.perf_counter() - t0, time.process_time() - c0)
+"""
+
+
+def core_check():
+    """The same small numpy loop (a sampler's kind of work) in one process, then in two
+    at once: on two cores of their own each of the two takes the time one alone does;
+    on two hyperthreads of one core, or with other load, longer.  Run before kray starts.
+    Returns (one alone, each of two at once) in CPU seconds, and wall seconds."""
+    import subprocess
+
+    def run(k):
+        ps = [subprocess.Popen([sys.executable, "-c", _CORE_WORK], stdout=subprocess.PIPE,
+                               text=True) for _ in range(k)]
+        return [tuple(map(float, p.communicate()[0].split())) for p in ps]
+    one, two = [], []
+    for _ in range(2):
+        one += run(1)
+        two += run(2)
+    med = statistics.median
+    return {"one_cpu_s": med(c for _, c in one), "two_cpu_s": med(c for _, c in two),
+            "one_wall_s": med(w for w, _ in one), "two_wall_s": med(w for w, _ in two)}
+
+
 def cpu_bound(o, got, runs):
     """PPO's speedup per iteration from the CPU time of each phase, as if every process
     had a core of its own and nothing else cost anything: the baseline's sampling plus
@@ -139,13 +172,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma-separated: ppo, es, tune")
+    ap.add_argument("--skip", default="", help="comma-separated: ppo, es, tune, cores")
     ap.add_argument("--envs", default="1,8", help="PPO's num_envs_per_worker values")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
-    kray.init(num_cpus=os.cpu_count())
-    out = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     skip = set(filter(None, args.skip.split(",")))
+    out = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    if "cores" not in skip:
+        cc = out["core_check"] = core_check()
+        print(f"cores: a numpy loop alone {cc['one_wall_s']:.2f} s wall, {cc['one_cpu_s']:.2f} s "
+              f"CPU; two at once, each {cc['two_wall_s']:.2f} s wall, {cc['two_cpu_s']:.2f} s "
+              f"CPU ({cc['two_wall_s'] / cc['one_wall_s']:.2f}x the wall time alone: 1.0x "
+              f"on two free cores)", flush=True)
+    kray.init(num_cpus=os.cpu_count())
     # (name, class, config, [(label, overrides)]): the first configuration is the
     # parallel one, the last the baseline; each is compared with the baseline.
     ppo_runs = [("parallel_2_workers", {"num_workers": 2}),
