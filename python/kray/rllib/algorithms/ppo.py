@@ -165,7 +165,7 @@ class PPOTrainer(Trainer):
         zero = torch.zeros(())
         nmb = len(minibatch_starts(n, mb))
         for perm in perms:
-            if perm is not None:  # one gather per column and epoch, then slices
+            if perm is not None:  # one gather per column and epoch
                 shuffled = [col[torch.as_tensor(perm)] for col in cols]
             else:
                 shuffled = cols
