@@ -372,10 +372,10 @@ class Trainer(Trainable):
         that a worker never waits on the driver; RolloutWorker.sample() with a list:
         the same fragments as one call each, with 4 calls per iteration instead of 20
         for PPO's fast config).  The batch is the workers' fragments in a fixed order
-        (worker, then fragment), so a seeded run is the same whatever the timing.  keep: the next sample() takes this
-        batch (PPO calls it as soon as the weights are updated, so the workers sample
-        while the learner reports; the batch is on-policy: sampled with the weights it
-        trains on).  more: refs (or values) the workers merge into the weights (PPO's
+        (worker, then fragment), so a seeded run is the same whatever the timing.
+        keep: the next sample() takes this batch (PPO calls it as soon as the weights
+        are updated, so the workers sample while the learner reports; the batch is
+        on-policy: sampled with the weights it trains on).  more: refs (or values) the workers merge into the weights (PPO's
         value learner's result: the workers wait on it in krayd).  No-op with
         num_workers=0."""
         if self.local_worker is not None:
