@@ -103,6 +103,7 @@ struct conn {
 			   * accepted connection (a worker hello is refused on it) */
 	struct link *link; /* ROLE_PEER_AUTH, ROLE_PEER */
 	struct lz_conn *lazy; /* its userfaultfd, taken for lazy restores (store_lazy.c) */
+	bool lazy_get; /* the get being started or answered named it (KRAY_LAZY=0: none) */
 	bool lazy_refused; /* it named one that krayd could not take: eager restores */
 	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
 	int ops; /* io_uring operations in flight on fd */

@@ -47,12 +47,13 @@ static void reply_get(struct conn *c, struct getreq *g, int status)
 	struct kray_msg_get_reply m = { .status = status, .n = status ? 0 : g->n };
 	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_GET_REPLY, g->req, WIRE_FIXED(m));
 
+	c->lazy_get = g->lazy; /* (store_send_value() asks the connection) */
 	for (uint32_t i = 0; i < m.n; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 		const struct kray_oid *id = &g->ids[i];
 
 		/* (a pending one mapped lazily while it comes: store_lazy_net.c) */
-		if (o && (o->state == OBJ_READY || (o->lazy && c->lazy)) &&
+		if (o && (o->state == OBJ_READY || (o->lazy && g->lazy)) &&
 		    oidmap_get(&c->refs, id)) {
 			store_send_value(c, o);
 		} else {
@@ -107,7 +108,7 @@ static bool awaits(struct conn *c, const struct getreq *g, const struct obj *o)
 {
 	if (g->wait)
 		return o->state != OBJ_READY;
-	return store_awaited(o) && !(o->state != OBJ_READY && o->lazy && c->lazy);
+	return store_awaited(o) && !(o->state != OBJ_READY && o->lazy && g->lazy && c->lazy);
 }
 
 /* A get of g's that may take o lazily now. */
@@ -115,7 +116,7 @@ static bool takes_lazily(const struct dep *dep)
 {
 	const struct getreq *g = dep->arg;
 
-	return dep->ready == dep_ready && !g->done && !g->wait && g->conn && g->conn->lazy;
+	return dep->ready == dep_ready && !g->done && g->lazy && g->conn && g->conn->lazy;
 }
 
 bool get_lazy_wanted(struct krayd *d, struct obj *o)
@@ -159,6 +160,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	g->conn = c;
 	g->req = req;
 	g->wait = wait;
+	g->lazy = !wait && c->lazy && c->lazy_get;
 	g->n = ids->n;
 	if (g->n)
 		memcpy(g->ids, ids->oids, g->n * sizeof(*g->ids));

@@ -16,6 +16,7 @@ struct getreq {
 	struct conn *conn; /* NULL once the connection is gone */
 	uint64_t req;
 	bool wait; /* a kray_wait(): answer with ready flags once `missing` reaches 0 */
+	bool lazy; /* a get that may map objects lazily (its client named a userfaultfd) */
 	uint32_t n, missing;
 	unsigned deps; /* dep entries still pointing here */
 	bool done;

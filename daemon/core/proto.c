@@ -550,6 +550,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		if (wire_dec_get(body, h->len, &g))
 			return conn_fail(c, "malformed get", -EBADMSG);
 		store_lazy_conn(c, g.uffd);
+		c->lazy_get = g.uffd != 0; /* each get says whether it maps lazily */
 		get_start(c, h->req, &g.ids, g.timeout_ms, false, 0);
 		return 0;
 	case KRAY_MSG_WAIT:

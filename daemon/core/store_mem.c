@@ -432,9 +432,11 @@ bool store_want_lazily(struct conn *c, struct obj *o)
 	char path[PATH_MAX + 64];
 	int r;
 
+	if (!c->lazy || !c->lazy_get)
+		return false;
 	if (o->lazy)
-		return c->lazy != NULL;
-	if (!d->lazy || !c->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE ||
+		return true;
+	if (!d->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE ||
 	    o->io_err || o->size < STORE_LAZY_MIN)
 		return false;
 	/* Its room is taken now, as an eager restore's is, and only if it is there now:

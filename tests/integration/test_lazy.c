@@ -485,6 +485,55 @@ Test(lazy, reader_without_userfaultfd_restores_whole)
 	eager_round("auto", true);
 }
 
+/* Each get says whether it maps lazily: a connection that got one object lazily and then
+ * asks with KRAY_LAZY=0 gets the next one whole (krayd once kept the first get's choice). */
+Test(lazy, each_get_chooses, .timeout = 120)
+{
+	const size_t len = 32 * MiB;
+	char spill[160];
+	struct harness h;
+	struct kray_stats st0, st1;
+	kray_ref a, b, c, d, e;
+	kray_value v = { 0 };
+	kray *k;
+
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "80M", "auto");
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 3000, &a);
+	create_pattern(k, len, 3001, &b);
+	create_pattern(k, len, 3002, &c); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &c, 1); /* room for a's lazy copy */
+	st0 = harness_status(k);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	st1 = harness_status(k);
+	cr_assert_lt(st1.restored_total - st0.restored_total, len, "the first get was not lazy");
+	cr_assert_eq(pattern_check(v.data, 0, len, 3000), -1);
+	kray_value_clear(&v);
+	kray_release(k, &a, 1);
+	create_pattern(k, len, 3003, &d);
+	create_pattern(k, len, 3004, &e); /* spills b (a, freed, is no longer counted) */
+	wait_spilled(k, 1);
+	kray_release(k, &d, 1); /* room enough for a lazy copy of b, as for a's */
+	kray_release(k, &e, 1);
+	setenv("KRAY_LAZY", "0", 1);
+	st0 = harness_status(k);
+	cr_assert_eq(harness_get1(k, b, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	st1 = harness_status(k);
+	unsetenv("KRAY_LAZY");
+	cr_assert_eq(st1.restored_total - st0.restored_total, len,
+		     "with KRAY_LAZY=0 the get restores all %zu bytes first, restored %llu", len,
+		     (unsigned long long)(st1.restored_total - st0.restored_total));
+	cr_assert_eq(pattern_check(v.data, 0, len, 3001), -1);
+	kray_value_clear(&v);
+	kray_release(k, &b, 1);
+	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
 /* ---- 6. a fault's head first (lazy-first-read) ------------------------------------------ */
 
 /* Faults in the middle and at the ends of chunks, each answered with its head first and the
