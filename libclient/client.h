@@ -119,6 +119,9 @@ struct kray {
 	bool defer;
 	size_t defer_off, defer_end;
 	uint32_t defer_seq;
+	/* Its first argument's stand-in on the fast path (kray_call_opts.fast_arg0), as a
+	 * wire value; empty: the arguments go as they are. */
+	struct kbuf fast_arg0;
 	/* kray_get_async() (async.c): gets in flight and done; kray_set_nonblocking(). */
 	struct kc_async *async;
 	bool nonblock;
@@ -276,6 +279,11 @@ void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *re
 /* Whether a call may take it (its SUBMIT frame is frame_len bytes). */
 bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
 		      const struct kray_call_opts *o, size_t frame_len);
+/* Whether o->fast_arg0 can stand in for a first argument (kray_call_opts). */
+bool kc_fast_stand_in_ok(const kray_value *v);
+/* Notes the deferred call's stand-in (o->fast_arg0, or none).  0, or -ENOMEM (the call
+ * then takes krayd's path). */
+int kc_fast_stand_in(struct kray *k, const struct kray_call_opts *o);
 /* kray_get() of the deferred call's return ref: runs the call on the fast path, waiting
  * up to timeout_ms (-1: for ever).  Returns 0 or -EREMOTEIO with *ret set (the answer),
  * 1 when the SUBMIT went back to the output buffer (ask krayd as usual), 2 when krayd
