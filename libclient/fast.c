@@ -109,6 +109,18 @@ bool kc_fast_stand_in_ok(const kray_value *v)
 	       (v->type == KRAY_BYTES && v->len <= KRAY_FAST_FRAME_MAX / 2 && (v->data || !v->len));
 }
 
+/* The hash of the deferred call's stand-in (FNV-1a; 0 for none). */
+static uint64_t stand_in_hash(const struct kray *k)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	if (!kbuf_pending(&k->fast_arg0))
+		return 0;
+	for (size_t i = k->fast_arg0.off; i < k->fast_arg0.len; i++)
+		h = (h ^ k->fast_arg0.data[i]) * 1099511628211ull;
+	return h | 1;
+}
+
 int kc_fast_stand_in(struct kray *k, const struct kray_call_opts *o)
 {
 	k->fast_arg0.off = k->fast_arg0.len = 0;
@@ -120,7 +132,35 @@ int kc_fast_stand_in(struct kray *k, const struct kray_call_opts *o)
 		k->fast_arg0.len = 0;
 		return -ENOMEM;
 	}
+	if (k->fast_skip && stand_in_hash(k) == k->fast_declined) {
+		k->fast_skip--; /* declined lately: krayd's path, which loads it somewhere */
+		return -EAGAIN;
+	}
 	return 0;
+}
+
+/* A worker answered NOT_RUN (declined) or ran the call with the deferred call's
+ * stand-in.  A stand-in declined again and again (a Python function too large to travel
+ * in the call, which the program's worker has not loaded while krayd's has) skips the
+ * fast path for 1, 2, 4 ... up to 1,024 calls, so that wasted round trips stay rare; one
+ * that ran resets it. */
+static void stand_in_outcome(struct kray *k, bool declined)
+{
+	uint64_t h = stand_in_hash(k);
+
+	if (!h)
+		return;
+	if (!declined) {
+		if (h == k->fast_declined)
+			k->fast_declined = k->fast_backoff = 0;
+		return;
+	}
+	if (h == k->fast_declined)
+		k->fast_backoff = k->fast_backoff < 1024 ? 2 * k->fast_backoff : 1024;
+	else
+		k->fast_backoff = 1;
+	k->fast_declined = h;
+	k->fast_skip = k->fast_backoff;
 }
 
 /* Asks krayd for a fast connection (once per handle).  Sets k->fast_state. */
@@ -418,6 +458,7 @@ static int fast_result(struct kray *k, struct kbuf *submit, const struct kray_oi
 	struct wire_result r;
 	struct wire_value v;
 
+	stand_in_outcome(k, f->flags & KRAY_FAST_NOT_RUN);
 	if (f->flags & KRAY_FAST_NOT_RUN)
 		return fall_back(k, submit);
 	if (f->flags & KRAY_FAST_STORED)

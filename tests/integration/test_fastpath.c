@@ -425,6 +425,13 @@ Test(fastpath, stand_in_for_a_ref_argument)
 	cr_assert_eq(kray_get(k, r, 1, 10000, &v), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(v.i, 72);
 	kray_release(k, r, 1);
+	/* Declined lately: the next call with that stand-in goes to krayd at once. */
+	fast = harness_status(k).fast_tasks;
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, &o, r), 0);
+	cr_assert_eq(kray_get(k, r, 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 72);
+	kray_release(k, r, 1);
+	cr_assert_eq(harness_status(k).fast_tasks, fast, "a declined stand-in went fast again");
 
 	/* Pipelined: krayd's path, the stand-in unused. */
 	arg0 = KRAY_V_INT(100);
