@@ -82,6 +82,8 @@ static void *flusher_main(void *unused)
 			fl_asleep = true;
 			pthread_cond_wait(&fl_cond, &fl_mu);
 			fl_asleep = false;
+			/* Woken for a call: more are likely to follow, each got at once. */
+			awake_until = mono_ns() + FLUSH_LINGER_NS;
 		}
 		if (!fl_run)
 			break;
@@ -91,7 +93,7 @@ static void *flusher_main(void *unused)
 			int64_t ns = fl_dirty ? fl_dirty_ns + FLUSH_DELAY_NS - now : FLUSH_TICK_NS;
 
 			if (fl_dirty)
-				awake_until = now + FLUSH_LINGER_NS;
+				awake_until = now + FLUSH_LINGER_NS; /* calls keep coming */
 			pthread_mutex_unlock(&fl_mu);
 			sleep_ns(ns);
 			pthread_mutex_lock(&fl_mu);
