@@ -74,7 +74,9 @@ def test_timeline_to_file(ray_start, tmp_path):
     def tl_one():
         return 1
 
-    assert kray.get(tl_one.remote()) == 1
+    ref = tl_one.remote()
+    kray.wait([ref], timeout=30)  # through krayd: the timeline has no fast calls
+    assert kray.get(ref) == 1
     path = tmp_path / "trace.json"
     assert kray.timeline(filename=str(path)) is None
     trace = json.loads(path.read_text())
