@@ -18,6 +18,10 @@ the machine's floors they report (a unix-socket ping-pong, a memcpy).
     single_client_wait_1k_refs   1,000 tasks, then wait() on what is not ready until
                                  nothing is (Ray's loop); rate of whole loops
 
+single_client_tasks_sync again, in alternating krayd sessions with the fast path on and
+off (KRAY_FASTPATH=off: every call through krayd), and the driver's system calls per
+call in each (strace -c, when strace is installed).
+
 Large objects (issue 14), each against its floor from the same krayd session, once with
 krayd's default config (thp = auto: shmem transparent huge pages) and once with
 --thp off (4 KiB pages, the figures before):
@@ -130,6 +134,53 @@ def python_figures():
     return out
 
 
+def sync_fastpath_figures(sessions=3):
+    """single_client_tasks_sync with krayd's fast path on and off (KRAY_FASTPATH=off for
+    krayd and the driver: every call through krayd), in alternating private krayd
+    sessions of the same run: {"on": (median, rates), "off": ...}, and the driver's
+    system calls per call in each mode when strace is there."""
+    rates = {"on": [], "off": []}
+    calls = {}
+    for _ in range(sessions):
+        for mode in ("on", "off"):
+            if mode == "off":
+                os.environ["KRAY_FASTPATH"] = "off"
+            kray.init()
+            try:
+                kray.get(small_value.remote())
+                for _ in range(max(2, ROUNDS // 2)):
+                    rates[mode].append(timeit_once(lambda: kray.get(small_value.remote()), 1))
+                if mode not in calls:
+                    calls[mode] = syscalls_per_call()
+            finally:
+                kray.shutdown()
+                os.environ.pop("KRAY_FASTPATH", None)
+    out = {m: (statistics.median(r), r) for m, r in rates.items()}
+    return out, calls
+
+
+def syscalls_per_call(n=2000):
+    """System calls the driver (all its threads) makes per sync task, by strace -c, or
+    None without strace.  Timing under strace is not a figure: only the counts."""
+    import shutil
+    if not shutil.which("strace"):
+        return None
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as f:
+        p = subprocess.Popen(["strace", "-f", "-c", "-o", f.name, "-p", str(os.getpid())],
+                             stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached
+        for _ in range(n):
+            kray.get(small_value.remote())
+        p.terminate()
+        p.wait()
+        counts = {}
+        for line in f.read().splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                counts[parts[-1]] = int(parts[3]) / n
+    return counts
+
+
 @kray.remote
 def read_twice(a):
     """Sums a (an argument this process did not write) twice: seconds of each full read."""
@@ -233,14 +284,32 @@ def main():
     ap.add_argument("--quick", action="store_true", help="3 rounds of 0.3 s")
     ap.add_argument("--json", help="also write the JSON line to this file")
     ap.add_argument("--no-c", action="store_true", help="skip the C benches")
+    ap.add_argument("--fastpath-only", action="store_true",
+                    help="only single_client_tasks_sync with the fast path on and off")
     args = ap.parse_args()
     if args.quick:
         ROUNDS, ROUND_S = 3, 0.3
+    if args.fastpath_only:
+        fast, fast_calls = sync_fastpath_figures(5)
+        for m, (med, r) in fast.items():
+            print(f"single_client_tasks_sync, fast path {m:3}: {med:9.1f} tasks/s "
+                  f"(rounds {', '.join(f'{x:.0f}' for x in r)})")
+        print(f"on/off {fast['on'][0] / fast['off'][0]:.2f}")
+        for m, counts in fast_calls.items():
+            if counts:
+                print(f"driver syscalls per call, {m}: {sum(counts.values()):.2f} "
+                      f"{ {k: round(v, 2) for k, v in counts.items() if v >= 0.01} }")
+        line = json.dumps({"tasks_sync_fastpath": {m: v[0] for m, v in fast.items()},
+                           "rounds": {m: v[1] for m, v in fast.items()},
+                           "syscalls": fast_calls})
+        print("JSON: " + line)
+        return
     kray.init()
     try:
         py = python_figures()
     finally:
         kray.shutdown()
+    fast, fast_calls = sync_fastpath_figures()
     large = {"thp_off": large_figures(False), "thp_auto": large_figures(True)}
     c = {} if args.no_c else c_figures(args.quick)
     print(f"bench_python: median of {ROUNDS} rounds x {ROUND_S:.1f} s, private krayd, "
@@ -256,6 +325,17 @@ def main():
     for f in FLOORS:
         if f in c:
             print(f"  {f + ' (floor)':30} {'':>12} {c[f]:12.2f}")
+    print("  single_client_tasks_sync, alternating krayd sessions with the fast path on and "
+          "off (docs/fastpath.md):")
+    print(f"  {'fast path on':30} {fast['on'][0]:12.1f}  tasks/s")
+    print(f"  {'fast path off (krayd)':30} {fast['off'][0]:12.1f}  tasks/s  "
+          f"on/off {fast['on'][0] / fast['off'][0]:.2f}")
+    for mode, counts in fast_calls.items():
+        if counts:
+            total = sum(counts.values())
+            top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(counts.items(),
+                                                            key=lambda kv: -kv[1])[:6])
+            print(f"  driver syscalls per call, {mode:3}: {total:.2f} ({top})")
     print("  large objects, Python (GB/s; ratio over the floor of the same krayd session):")
     print(f"  {'metric':30} {'thp off':>12} {'thp auto':>12}  {'off/floor':>9} {'auto/floor':>10}")
     for k, fl in (("put_gigabytes", "memcpy_gigabytes"), ("memcpy_gigabytes", None),
@@ -276,6 +356,9 @@ def main():
         doc[f"large_{mode}"]["first_vs_mapped_read"] = (figs["first_read_gigabytes"][0] /
                                                        figs["mapped_read_gigabytes"][0])
         doc["rounds"][f"large_{mode}"] = {k: v[1] for k, v in figs.items()}
+    doc["tasks_sync_fastpath"] = {m: v[0] for m, v in fast.items()}
+    doc["tasks_sync_fastpath_syscalls"] = fast_calls
+    doc["rounds"]["tasks_sync_fastpath"] = {m: v[1] for m, v in fast.items()}
     doc["c_api"] = {k: c[k] for k in list(UNITS) + list(FLOORS) if k in c}
     line = json.dumps(doc)
     print("JSON: " + line)

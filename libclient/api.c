@@ -135,6 +135,9 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 		if (args[i].type == KRAY_REF &&
 		    (r = kc_fast_settle(k, &args[i].ref, 1, &(int64_t){ -1 })))
 			return r;
+	if (o.fast_arg0 && (actor || !nargs || !kc_fast_stand_in_ok(o.fast_arg0)))
+		return kc_fail(k, -EINVAL, "fast_arg0 stands in for a task's first argument: "
+				      "bytes (at most 8 KiB) or a scalar");
 	if (actor && o.timeout_ms)
 		return kc_fail(k, -EINVAL, "timeout_ms is for tasks, not actor method calls");
 	res_len = o.resources ? strlen(o.resources) : 0;
@@ -172,7 +175,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	/* Still the last frame in the buffer: if the next operation gets its result, it
 	 * may go on the fast path instead (fast.c). */
 	if (!r && k->out.len > off &&
-	    kc_fast_eligible(k, actor, args, nargs, &o, k->out.len - off)) {
+	    kc_fast_eligible(k, actor, args, nargs, &o, k->out.len - off) &&
+	    !kc_fast_stand_in(k, &o)) {
 		k->defer = true;
 		k->defer_off = off;
 		k->defer_end = k->out.len;

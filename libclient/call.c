@@ -443,6 +443,7 @@ void call_execute(struct call *c)
 	}
 	if (rc == KRAY_PENDING)
 		rc = kray_fail(&c->ctx, "returned KRAY_PENDING outside an actor's host");
+	c->not_run = rc == KRAY_NOT_RUN && c->fn;
 	c->rc = rc;
 	c->ns = (uint64_t)kc_mono_ns() - c->t0;
 }
@@ -476,6 +477,16 @@ void call_finish(struct kray *k, struct call *c)
 {
 	const char *what = c->x.m.ctor ? "constructor of" : c->method ? "method" : "task";
 	bool ok = !c->rc && !c->ctx.failed && !c->ctx.store_err;
+
+	if (c->not_run && k->ws->results) {
+		/* A fast call it could not run from its stand-in argument: no answer here,
+		 * so the driver sends it to krayd (kc_fast_reply: NOT_RUN). */
+		call_free(c);
+		return;
+	}
+	if (c->not_run && !c->ctx.failed)
+		kray_fail(&c->ctx, "it cannot run from its arguments (returned KRAY_NOT_RUN "
+				   "outside the fast path)");
 
 	/* Large values returned on a method thread go to the store here. */
 	for (unsigned i = 0; ok && i < c->x.m.num_returns; i++) {

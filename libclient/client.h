@@ -127,6 +127,13 @@ struct kray {
 	bool defer;
 	size_t defer_off, defer_end;
 	uint32_t defer_seq;
+	/* Its first argument's stand-in on the fast path (kray_call_opts.fast_arg0), as a
+	 * wire value; empty: the arguments go as they are. */
+	struct kbuf fast_arg0;
+	/* The last stand-in a worker declined (NOT_RUN), by hash: calls with it skip the
+	 * fast path for fast_skip more calls, a number that doubles while it is declined. */
+	uint64_t fast_declined;
+	uint32_t fast_skip, fast_backoff;
 	/* kray_get_async() (async.c): gets in flight and done; kray_set_nonblocking(). */
 	struct kc_async *async;
 	bool nonblock;
@@ -284,6 +291,11 @@ void kc_put_value(struct kbuf *b, const kray_value *v, const struct kray_oid *re
 /* Whether a call may take it (its SUBMIT frame is frame_len bytes). */
 bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
 		      const struct kray_call_opts *o, size_t frame_len);
+/* Whether o->fast_arg0 can stand in for a first argument (kray_call_opts). */
+bool kc_fast_stand_in_ok(const kray_value *v);
+/* Notes the deferred call's stand-in (o->fast_arg0, or none).  0, or -ENOMEM or -EAGAIN
+ * (a stand-in workers declined lately): the call then takes krayd's path. */
+int kc_fast_stand_in(struct kray *k, const struct kray_call_opts *o);
 /* kray_get() of the deferred call's return ref: runs the call on the fast path, waiting
  * up to timeout_ms (-1: for ever).  Returns 0 or -EREMOTEIO with *ret set (the answer),
  * 1 when the SUBMIT went back to the output buffer (ask krayd as usual), 2 when krayd

@@ -47,7 +47,16 @@
 /* Pending registrations past this are sent with the next flush rather than kept. */
 #define PENDING_MAX (64u << 10)
 
-/* The fast frame for a SUBMIT frame (header included), built in b.  Returns 0, or -E2BIG
+/* Steps over the first value in r.  0 or -1. */
+static int skip_value(struct wire_rd *r)
+{
+	struct wire_value v;
+
+	return wire_rd_value(r, &v) ? -1 : 0;
+}
+
+/* The fast frame for a SUBMIT frame (header included), built in b.  A stand-in for the
+ * first argument (k->fast_arg0) replaces it.  Returns 0, or -E2BIG
  * when it would not fit one fast frame. */
 static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct kbuf *b)
 {
@@ -55,18 +64,26 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 	struct wire_submit s;
 	struct kray_msg_fast f = { .slot = k->fast_slot, .token = k->fast_token };
 	struct kray_msg_exec m = { 0 };
+	struct wire_rd rest;
 	size_t off;
 
 	memcpy(&h, submit, sizeof(h));
 	if (wire_dec_submit(submit + sizeof(h), len - sizeof(h), &s))
 		return -EINVAL; /* cannot happen: we wrote it */
+	rest = s.args;
+	if (kbuf_pending(&k->fast_arg0) && skip_value(&rest))
+		return -EINVAL; /* cannot happen either */
 	m.task = (struct kray_oid){ k->node, k->client, s.m.seq, 0 };
 	m.job = s.m.job;
 	m.num_returns = s.m.num_returns;
 	m.nargs = s.m.nargs;
 	m.name_len = s.m.name_len;
 	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FAST_EXEC, 0, WIRE_FIXED(f), WIRE_FIXED(m),
-			      WIRE_PADDED(s.name, s.m.name_len), WIRE_RAW(s.args.p, s.args.left));
+			      WIRE_PADDED(s.name, s.m.name_len),
+			      WIRE_RAW(k->fast_arg0.data ? k->fast_arg0.data + k->fast_arg0.off :
+							   rest.p,
+				       kbuf_pending(&k->fast_arg0)),
+			      WIRE_RAW(rest.p, rest.left));
 	if (wire_end(b, off))
 		return -ENOMEM;
 	return b->len - off > KRAY_FAST_FRAME_MAX ? -E2BIG : 0;
@@ -80,9 +97,70 @@ bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *a
 	    frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
 		return false;
 	for (size_t i = 0; i < nargs; i++)
-		if (args[i].type == KRAY_REF || args[i].type == KRAY_ACTOR)
+		if ((args[i].type == KRAY_REF && (i || !o->fast_arg0)) ||
+		    args[i].type == KRAY_ACTOR)
 			return false; /* krayd resolves refs: the daemon path */
 	return true;
+}
+
+bool kc_fast_stand_in_ok(const kray_value *v)
+{
+	return v->type == KRAY_NIL || v->type == KRAY_INT64 || v->type == KRAY_F64 ||
+	       (v->type == KRAY_BYTES && v->len <= KRAY_FAST_FRAME_MAX / 2 && (v->data || !v->len));
+}
+
+/* The hash of the deferred call's stand-in (FNV-1a; 0 for none). */
+static uint64_t stand_in_hash(const struct kray *k)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	if (!kbuf_pending(&k->fast_arg0))
+		return 0;
+	for (size_t i = k->fast_arg0.off; i < k->fast_arg0.len; i++)
+		h = (h ^ k->fast_arg0.data[i]) * 1099511628211ull;
+	return h | 1;
+}
+
+int kc_fast_stand_in(struct kray *k, const struct kray_call_opts *o)
+{
+	k->fast_arg0.off = k->fast_arg0.len = 0;
+	if (!o->fast_arg0)
+		return 0;
+	kc_put_value(&k->fast_arg0, o->fast_arg0, NULL, 0);
+	if (k->fast_arg0.nomem) {
+		k->fast_arg0.nomem = false;
+		k->fast_arg0.len = 0;
+		return -ENOMEM;
+	}
+	if (k->fast_skip && stand_in_hash(k) == k->fast_declined) {
+		k->fast_skip--; /* declined lately: krayd's path, which loads it somewhere */
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* A worker answered NOT_RUN (declined) or ran the call with the deferred call's
+ * stand-in.  A stand-in declined again and again (a Python function too large to travel
+ * in the call, which the program's worker has not loaded while krayd's has) skips the
+ * fast path for 1, 2, 4 ... up to 1,024 calls, so that wasted round trips stay rare; one
+ * that ran resets it. */
+static void stand_in_outcome(struct kray *k, bool declined)
+{
+	uint64_t h = stand_in_hash(k);
+
+	if (!h)
+		return;
+	if (!declined) {
+		if (h == k->fast_declined)
+			k->fast_declined = k->fast_backoff = 0;
+		return;
+	}
+	if (h == k->fast_declined)
+		k->fast_backoff = k->fast_backoff < 1024 ? 2 * k->fast_backoff : 1024;
+	else
+		k->fast_backoff = 1;
+	k->fast_declined = h;
+	k->fast_skip = k->fast_backoff;
 }
 
 /* Asks krayd for a fast connection (once per handle).  Sets k->fast_state. */
@@ -132,6 +210,7 @@ static void fast_close(struct kray *k)
 	k->fast_state = 0;
 	kbuf_free(&k->fast_in);
 	kbuf_free(&k->fast_pending);
+	kbuf_free(&k->fast_arg0);
 	for (size_t i = 0; i < k->fast_nlate; i++)
 		kbuf_free(&k->fast_late[i].submit);
 	free(k->fast_late);
@@ -379,6 +458,7 @@ static int fast_result(struct kray *k, struct kbuf *submit, const struct kray_oi
 	struct wire_result r;
 	struct wire_value v;
 
+	stand_in_outcome(k, f->flags & KRAY_FAST_NOT_RUN);
 	if (f->flags & KRAY_FAST_NOT_RUN)
 		return fall_back(k, submit);
 	if (f->flags & KRAY_FAST_STORED)

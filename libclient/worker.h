@@ -60,6 +60,7 @@ struct call {
 	kray_value *args;
 	struct kray_ctx ctx;
 	int rc;
+	bool not_run; /* the task returned KRAY_NOT_RUN (its fast stand-in would not do) */
 	uint64_t t0, ns;
 	/* A method of a host's (see host.c): what it returned, and, for KRAY_PENDING, pending
 	 * once it returned and finished once kray_ctx_done() ran, under the host's lock. */

@@ -170,6 +170,14 @@ struct kray_call_opts {
 	 * worker is killed and replaced; it is not retried (0: no limit; tasks only, not
 	 * actor method calls). */
 	unsigned timeout_ms;
+	/* A task's first argument (a ref) as an inline stand-in, for the fast path only
+	 * (docs/fastpath.md): a call whose first argument is a ref may still go fast, and
+	 * the worker's function then gets this value (bytes of at most 8 KiB, or a scalar)
+	 * in its place.  A function that cannot run from the stand-in returns KRAY_NOT_RUN,
+	 * and the call goes to krayd with the ref after all.  The Python wrapper sends a
+	 * function's pickled body this way: a worker that loaded it runs the call from its
+	 * cache.  NULL: none (a ref argument makes the call take krayd's path). */
+	const kray_value *fast_arg0;
 };
 #define KRAY_CALL_OPTS_DEFAULT ((struct kray_call_opts){ .num_returns = 1, .max_retries = 3 })
 
@@ -730,6 +738,11 @@ struct kray_host_opts {
 
 /* What a method returns when it finishes later with kray_ctx_done(). */
 #define KRAY_PENDING 1
+
+/* What a task returns when it cannot run from its fast stand-in argument
+ * (kray_call_opts.fast_arg0), before it set any return slot: the call goes to krayd
+ * with the real argument instead.  On krayd's path it fails the task. */
+#define KRAY_NOT_RUN 2
 
 /* Called in an actor's constructor, on the loop thread: how its methods run (above), once
  * the constructor succeeds.  Returns 0, or -EINVAL (not a constructor, or only one of

@@ -47,6 +47,10 @@ _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts", "max_task
                   "runtime_env", "scheduling_strategy", "get_if_exists", "max_pending_calls",
                   "concurrency_groups", "_metadata"} | _PG_OPTIONS
 
+# A function blob up to this size travels inline in its fast calls' stand-in
+# (_Blob.fast_arg0), within libkray's limit for one (8 KiB) and the fast frame's (16 KiB).
+FAST_BLOB_MAX = 8192 - 256
+
 _TIMEOUT_MAX_S = (2**32 - 1) // 1000  # krayd's timeout is 32-bit milliseconds
 
 
@@ -176,7 +180,21 @@ class _Blob:
         self._obj = obj
         self._ref = None
         self._session = None
+        self._fast = None  # what stands in for _ref on the fast path (fast_arg0)
         self._with_env = {}  # runtime_env key -> ref, this session
+
+    def fast_arg0(self, opts=None):
+        """What stands in for the blob's ref on the fast path (docs/fastpath.md): a
+        Python value of kind 3 holding the blob's key and, when it is small
+        (FAST_BLOB_MAX), the blob itself.  A worker that has loaded the blob runs the
+        call from its cache (kray/_worker.py _by_id); one that has not loads it from the
+        stand-in, or, without it there, answers that it did not run the call, which then
+        goes to krayd with the ref.  None when the call has a runtime_env (its blob
+        differs)."""
+        if _runtime_env.current[0] is not None or (opts and opts.get("runtime_env")):
+            return None
+        self.ref(opts)  # put in this session, if not yet
+        return self._fast
 
     def ref(self, opts=None):
         """(the blob's ref, the refs of its environment's archives: the call's last
@@ -184,7 +202,7 @@ class _Blob:
         env = _runtime_env.current[0]
         if env is None and (opts is None or opts.get("runtime_env") is None):
             if self._ref is None or self._session != session[0]:
-                self._ref = self._put(None)
+                self._ref = self._put(None, fast=True)
                 self._session = session[0]
             return self._ref, ()
         env = _runtime_env.pack(_runtime_env.merge(
@@ -197,12 +215,17 @@ class _Blob:
             ref = self._with_env[k] = self._put(env)
         return ref, _runtime_env.archive_refs(env)
 
-    def _put(self, env):
+    def _put(self, env, fast=False):
         import cloudpickle
         code = cloudpickle.dumps(self._obj, protocol=5)
         name = getattr(self._obj, "__qualname__", repr(self._obj))
         paths = [p for p in sys.path if p and os.path.isdir(p)]
-        return _serial.put_value((os.urandom(16), paths, code, name, namespace[0], env))
+        key = os.urandom(16)
+        data, bufs, refs = _serial.dumps((key, paths, code, name, namespace[0], env))
+        if fast:
+            inline = data if not bufs and not refs and len(data) <= FAST_BLOB_MAX else b""
+            self._fast = _kray.pack(3, key + inline, [])
+        return _serial._put(0, data, bufs, refs)
 
 
 def _call_args(head, args, kwargs, retry=None, group=None):
@@ -347,12 +370,16 @@ class RemoteFunction:
                 from ._generators import StreamingFunction
                 self._streaming_blob = _Blob(StreamingFunction(self._function))
             blob, n = self._streaming_blob, 1
+        # A call that may take the fast path (one return, default resources, no
+        # timeout, no runtime_env) carries its blob by id there as well (_Blob.fast_arg0).
+        fast = None if streaming or n != 1 or res or opts.get("timeout_s") else \
+            blob.fast_arg0(opts)
         blob, archives = blob.ref(opts)
         cargs = _call_args(blob, args, kwargs, retry, _group_of_call(opts))
         if archives:  # a runtime_env's directories: the call's last arguments
             cargs += archives
         out = _kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
-                           None, res, _timeout_ms(opts), streaming)
+                           None, res, _timeout_ms(opts), streaming, fast)
         return _streaming(out, self.__name__) if streaming else _refs(out, n)
 
 

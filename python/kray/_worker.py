@@ -28,6 +28,7 @@ from . import _serial
 from . import exceptions
 
 _loaded = {}  # blob bytes -> function or class
+_by_key = {}  # a blob's key -> the same entry, for calls that name it by id (fast path)
 _ctx = threading.local()  # task_id of the call this thread runs
 actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
 
@@ -49,8 +50,28 @@ def current_task_id():
     return getattr(_ctx, "task_id", None)
 
 
+def _by_id(item):
+    """The entry of a blob named by its key on the fast path (kind 3: the key, then the
+    blob's pickle when it is small; kray/_remote.py _Blob.fast_arg0), or None: the call
+    is not run here, and the driver sends it to krayd with the blob's ref."""
+    ident = item[2]
+    entry = _by_key.get(bytes(ident[:16]))
+    if entry is None and len(ident) > 16:
+        entry = _from_blob(ident[16:], [], [])
+    return entry
+
+
 def _load(item):
-    _, _, pick, bufs, refs = item
+    """(function or class, namespace, name, runtime_env) of a blob argument, or None
+    (one named by its key that this worker cannot load: _by_id)."""
+    entry = _by_id(item) if item[1] == 3 else _from_blob(*item[2:])
+    if entry is not None:
+        # The job's namespace, for get_actor and named actors made here.
+        _remote.namespace[0] = entry[1]
+    return entry
+
+
+def _from_blob(pick, bufs, refs):
     entry = _loaded.get(pick)
     if entry is None:
         key, path, code, name, ns, env = _serial.loads(pick, bufs, refs)
@@ -62,8 +83,8 @@ def _load(item):
         entry = (obj, ns, getattr(obj, "__qualname__", getattr(obj, "__name__", "task")),
                  env)
         _loaded[bytes(pick)] = entry
-    # The job's namespace, for get_actor and named actors made here.
-    _remote.namespace[0] = entry[1]
+        if env is None:
+            _by_key[key] = entry
     return entry
 
 
@@ -246,7 +267,10 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
     outer_group = _remote.group_context[0]
     try:
         if mode == 0:
-            fn, _, name, env = _load(args[0])
+            entry = _load(args[0])
+            if entry is None:
+                return False  # named by id and not loaded: krayd's path (KRAY_NOT_RUN)
+            fn, _, name, env = entry
             if env:  # the task's runtime_env, for this call
                 n = _runtime_env.count(env)
                 env = _runtime_env.applied(env, args[len(args) - n:]).__enter__()

@@ -32,16 +32,27 @@
  * write.  A thread of the extension (libkray owns none) gives both.  A submission that
  * comes long after the last send (FLUSH_IDLE_NS; a program that submits, then gets) is
  * sent at once, which starts the task soonest and wakes no thread.  One that follows
- * closely (a burst) wakes the thread, which lets the burst gather for FLUSH_DELAY_NS and
- * then sends it all; a get or wait in between sends it first anyway.  Workers flush at
- * each submission instead: their connection belongs to libkray's worker loop, not to
- * this lock.
+ * closely (a burst) is left to the thread, which lets the burst gather for FLUSH_DELAY_NS
+ * and then sends it all; a get or wait in between sends it first anyway.
+ *
+ * A task that may take the fast path (it has a stand-in for its function blob, see
+ * sent_later) is never sent at once: the fast path needs its get to be the very next
+ * thing (docs/fastpath.md).  The thread sends it FLUSH_DELAY_NS later if no get came.
+ * Waking the thread for each such call would cost more than the call, so once woken
+ * it stays awake for FLUSH_LINGER_NS, looking every FLUSH_TICK_NS, and is signalled
+ * only when it sleeps.
+ *
+ * Workers flush at each submission instead: their connection belongs to libkray's worker
+ * loop, not to this lock.
  */
 #define FLUSH_DELAY_NS 50000
 #define FLUSH_IDLE_NS 100000
+#define FLUSH_TICK_NS 250000
+#define FLUSH_LINGER_NS 20000000
 static pthread_mutex_t fl_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t fl_cond = PTHREAD_COND_INITIALIZER;
-static bool fl_run, fl_dirty;
+static bool fl_run, fl_dirty, fl_asleep;
+static int64_t fl_dirty_ns; /* when fl_dirty was set (under fl_mu) */
 static pthread_t fl_thread;
 static int64_t fl_last_ns; /* the last send of the driver's buffer (under ext_mu) */
 
@@ -53,22 +64,41 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void sleep_ns(int64_t ns)
+{
+	struct timespec t = { ns / 1000000000, ns % 1000000000 };
+
+	nanosleep(&t, NULL);
+}
+
 static void *flusher_main(void *unused)
 {
-	struct timespec delay = { 0, FLUSH_DELAY_NS };
+	int64_t awake_until = 0, now;
 
 	(void)unused;
 	pthread_mutex_lock(&fl_mu);
 	for (;;) {
-		while (fl_run && !fl_dirty)
+		while (fl_run && !fl_dirty && mono_ns() >= awake_until) {
+			fl_asleep = true;
 			pthread_cond_wait(&fl_cond, &fl_mu);
+			fl_asleep = false;
+			/* Woken for a call: more are likely to follow, each got at once. */
+			awake_until = mono_ns() + FLUSH_LINGER_NS;
+		}
 		if (!fl_run)
 			break;
-		pthread_mutex_unlock(&fl_mu);
-		nanosleep(&delay, NULL);
-		pthread_mutex_lock(&fl_mu);
-		if (!fl_dirty)
-			continue; /* a get or wait sent it meanwhile (the common sync case) */
+		now = mono_ns();
+		if (!fl_dirty || now - fl_dirty_ns < FLUSH_DELAY_NS) {
+			/* Nothing due yet (a get sends it first, the common sync case). */
+			int64_t ns = fl_dirty ? fl_dirty_ns + FLUSH_DELAY_NS - now : FLUSH_TICK_NS;
+
+			if (fl_dirty)
+				awake_until = now + FLUSH_LINGER_NS; /* calls keep coming */
+			pthread_mutex_unlock(&fl_mu);
+			sleep_ns(ns);
+			pthread_mutex_lock(&fl_mu);
+			continue;
+		}
 		pthread_mutex_unlock(&fl_mu);
 		pthread_mutex_lock(&ext_mu); /* lock order: ext_mu, then fl_mu */
 		pthread_mutex_lock(&fl_mu);
@@ -79,9 +109,23 @@ static void *flusher_main(void *unused)
 		fl_last_ns = mono_ns();
 		pthread_mutex_unlock(&ext_mu);
 		pthread_mutex_lock(&fl_mu);
+		awake_until = fl_last_ns + FLUSH_LINGER_NS;
 	}
 	pthread_mutex_unlock(&fl_mu);
 	return NULL;
+}
+
+/* Something is in the driver's buffer for the flusher to send. */
+static void mark_dirty(int64_t now)
+{
+	pthread_mutex_lock(&fl_mu);
+	if (!fl_dirty) {
+		fl_dirty = true;
+		fl_dirty_ns = now;
+		if (fl_asleep)
+			pthread_cond_signal(&fl_cond);
+	}
+	pthread_mutex_unlock(&fl_mu);
 }
 
 /* After a submission, ext_mu held: sends it now (worker) or soon (driver). */
@@ -96,12 +140,17 @@ static int sent_soon(kray *k)
 		fl_last_ns = now;
 		return kray_flush(k);
 	}
-	pthread_mutex_lock(&fl_mu);
-	if (!fl_dirty) {
-		fl_dirty = true;
-		pthread_cond_signal(&fl_cond);
-	}
-	pthread_mutex_unlock(&fl_mu);
+	mark_dirty(now);
+	return 0;
+}
+
+/* After a task's submission that may go fast, ext_mu held: left in the buffer for its get,
+ * or for the flusher, FLUSH_DELAY_NS from now. */
+static int sent_later(kray *k)
+{
+	if (k != ext.driver || !fl_run)
+		return sent_soon(k);
+	mark_dirty(mono_ns());
 	return 0;
 }
 
@@ -277,26 +326,35 @@ static PyObject *api_ids(PyObject *self, PyObject *unused)
 }
 
 /* submit(fn, args, num_returns, max_retries, actor or None[, resources[, timeout_ms[,
- * streaming]]]) -> [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or None;
- * timeout_ms: 0 for none; streaming: a streaming generator's call (the one ref is its
- * completion; see stream_slot) */
+ * streaming[, fast_arg0]]]]) -> [ObjectRef]; resources: a task's "CPU:n,GPU:n,NAME:n" or
+ * None; timeout_ms: 0 for none; streaming: a streaming generator's call (the one ref is
+ * its completion; see stream_slot); fast_arg0: bytes standing in for the first argument
+ * on the fast path (kray_call_opts.fast_arg0), or None */
 static PyObject *api_submit(PyObject *self, PyObject *args)
 {
 	const char *fn;
-	PyObject *list, *actor, *out = NULL;
+	PyObject *list, *actor, *out = NULL, *stand_in = Py_None;
 	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
-	kray_value *vals = NULL;
+	kray_value *vals = NULL, arg0;
 	kray_ref *rets = NULL, aid;
 	size_t n;
 	int r;
 	kray *k;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "sO!IiO|zIp", &fn, &PyList_Type, &list, &o.num_returns,
-			      &o.max_retries, &actor, &o.resources, &o.timeout_ms, &o.streaming))
+	if (!PyArg_ParseTuple(args, "sO!IiO|zIpO", &fn, &PyList_Type, &list, &o.num_returns,
+			      &o.max_retries, &actor, &o.resources, &o.timeout_ms, &o.streaming,
+			      &stand_in))
 		return NULL;
 	if (actor != Py_None && !ext_ref_get(actor, &aid))
 		return PyErr_Format(PyExc_TypeError, "actor must be an ObjectRef");
+	if (stand_in != Py_None) {
+		if (!PyBytes_Check(stand_in) || actor != Py_None)
+			return PyErr_Format(PyExc_TypeError, "fast_arg0 is bytes, for a task");
+		arg0 = KRAY_V_BYTES(PyBytes_AS_STRING(stand_in),
+				    (size_t)PyBytes_GET_SIZE(stand_in));
+		o.fast_arg0 = &arg0;
+	}
 	if (!(k = ext_client()) || ext_args(list, &vals, &n))
 		return NULL;
 	rets = calloc(o.num_returns ? o.num_returns : 1, sizeof(*rets));
@@ -306,7 +364,8 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 	}
 	/* Sent without a get, as Ray does: a driver may submit and then only sleep. */
 	if (actor == Py_None)
-		LOCKED(r = kray_call(k, fn, vals, n, &o, rets); if (!r) r = sent_soon(k));
+		LOCKED(r = kray_call(k, fn, vals, n, &o, rets);
+		       if (!r) r = o.fast_arg0 ? sent_later(k) : sent_soon(k));
 	else
 		LOCKED(r = kray_actor_call(k, aid, fn, vals, n, &o, rets);
 		       if (!r) r = sent_soon(k));
@@ -607,7 +666,7 @@ static PyObject *api_status(PyObject *self, PyObject *unused)
 	BLOCKING(r = kray_status(k, &st));
 	if (r)
 		return ext_fail(k, r, "status");
-	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node,
+	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "node", st.node,
 			     "num_cpus", st.num_cpus, "workers", st.workers, "workers_busy",
 			     st.workers_busy, "tasks_queued", st.tasks_queued, "tasks_submitted",
 			     st.tasks_submitted, "tasks_finished", st.tasks_finished,
@@ -617,7 +676,8 @@ static PyObject *api_status(PyObject *self, PyObject *unused)
 			     st.actors_alive, "objects_pinned", st.objects_pinned, "store_huge",
 			     (unsigned long long)st.store_huge, "objects_spilled",
 			     st.objects_spilled, "bytes_spilled", st.bytes_spilled, "spilled_total",
-			     st.spilled_total, "restored_total", st.restored_total);
+			     st.spilled_total, "restored_total", st.restored_total, "fast_tasks",
+			     st.fast_tasks, "fast_bounced", st.fast_bounced);
 }
 
 /* describe_nodes() -> str: a line per node of the cluster ("" outside one), as `kray status`

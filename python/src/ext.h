@@ -29,6 +29,8 @@
 enum pyv_kind {
 	PYV_VALUE = 0, /* a pickled value */
 	PYV_ERROR = 1, /* a pickled exception a task raised */
+	PYV_LARGE = 2, /* a large value with refs: the refs, the body in the last (_serial) */
+	PYV_BLOB_ID = 3, /* a function blob by id, on the fast path (kray/_remote.py) */
 };
 
 struct pyv_hdr {

@@ -227,6 +227,8 @@ static int enter(kray_ctx *ctx, PyObject **selfp, const kray_value *args, size_t
 		fail_with_exception(ctx, &rc);
 	else if (r == Py_True) /* a method that finishes later (kray_ctx_done) */
 		rc = KRAY_PENDING;
+	else if (r == Py_False) /* a fast call this worker cannot run: krayd's path */
+		rc = KRAY_NOT_RUN;
 	Py_XDECREF(r);
 	PyGILState_Release(g);
 	return rc;

@@ -237,8 +237,9 @@ static int share(kray_ctx *ctx, int host)
 }
 
 /*
- * _worker_call(ctx, args, nargs, mode, selfp) -> None, or True when the method finishes
- * later (_worker_done).  mode 0: a task, 1: an actor's constructor (the instance is
+ * _worker_call(ctx, args, nargs, mode, selfp) -> None, True when the method finishes
+ * later (_worker_done), or False when a task did not run (its function blob came by id,
+ * on the fast path, and this worker cannot load it: KRAY_NOT_RUN).  mode 0: a task, 1: an actor's constructor (the instance is
  * stored at selfp), 2: a method of the instance at selfp.  Raises only when the call
  * cannot be answered normally (the shim then fails the task with the message).
  */
@@ -301,6 +302,13 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 				    kray_ctx_max_concurrency(ctx));
 	if (!res)
 		goto out;
+	if (mode == 0 && res == Py_False) {
+		/* A fast call whose function this worker has not loaded (the shim returns
+		 * KRAY_NOT_RUN: the driver sends it to krayd with the blob). */
+		out = Py_False;
+		Py_INCREF(out);
+		goto out;
+	}
 	if (mode == 2 && res == Py_None) { /* it finishes later: _worker_done() */
 		out = Py_True;
 		Py_INCREF(out);

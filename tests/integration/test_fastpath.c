@@ -393,6 +393,75 @@ static unsigned long long top_done(const char *sock)
 /* krayd counts fast calls as its own tasks: the workers report them in batches, and
  * tasks_submitted/finished/failed, the function's runs and run time (the dashboard's
  * /api/v1/tasks) and kray top's DONE column all include them, each call once. */
+/* A stand-in for a ref argument (kray_call_opts.fast_arg0, how Python sends a function's
+ * blob): the fast call runs from the stand-in; a function that cannot answers
+ * KRAY_NOT_RUN and the call runs on krayd's path with the ref's value; on krayd's path the
+ * stand-in is never seen. */
+Test(fastpath, stand_in_for_a_ref_argument)
+{
+	kray *k = fast_krayd(1);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value arg0 = KRAY_V_INT(100), args[2], v;
+	uint64_t fast;
+	kray_ref p, r[2];
+
+	cr_assert_eq(kray_put(k, &KRAY_V_INT(7), &p), 0);
+	args[0] = (kray_value){ .type = KRAY_REF, .ref = p };
+	args[1] = KRAY_V_INT(2);
+	o.fast_arg0 = &arg0;
+	fast = harness_status(k).fast_tasks;
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(kray_call(k, "stand_in", args, 2, &o, r), 0, "%s", kray_errmsg(k));
+		cr_assert_eq(kray_get(k, r, 1, 10000, &v), 0, "%s", kray_errmsg(k));
+		cr_assert_eq(v.i, 1002, "call %d ran with %lld, not the stand-in", i,
+			     (long long)v.i);
+		kray_release(k, r, 1);
+	}
+	cr_assert_geq(harness_status(k).fast_tasks - fast, 15, "the calls did not go fast");
+
+	/* The worker declines: krayd runs it with the ref's value. */
+	arg0 = KRAY_V_INT(-1);
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, &o, r), 0);
+	cr_assert_eq(kray_get(k, r, 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 72);
+	kray_release(k, r, 1);
+	/* Declined lately: the next call with that stand-in goes to krayd at once. */
+	fast = harness_status(k).fast_tasks;
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, &o, r), 0);
+	cr_assert_eq(kray_get(k, r, 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 72);
+	kray_release(k, r, 1);
+	cr_assert_eq(harness_status(k).fast_tasks, fast, "a declined stand-in went fast again");
+
+	/* Pipelined: krayd's path, the stand-in unused. */
+	arg0 = KRAY_V_INT(100);
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, &o, &r[0]), 0);
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, &o, &r[1]), 0);
+	cr_assert_eq(kray_get(k, &r[0], 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 72);
+	kray_release(k, r, 2);
+
+	/* KRAY_NOT_RUN on krayd's path fails the task, saying so. */
+	args[0] = KRAY_V_INT(-1);
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, NULL, &r[0]), 0);
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, NULL, &r[1]), 0);
+	cr_assert_eq(kray_get(k, &r[0], 1, 10000, &v), -EREMOTEIO);
+	cr_assert(v.type == KRAY_ERROR && strstr(v.data, "KRAY_NOT_RUN"), "%s",
+		  v.type == KRAY_ERROR ? (const char *)v.data : "not an error");
+	kray_value_clear(&v);
+	kray_release(k, r, 2);
+
+	/* Bad stand-ins are refused. */
+	char big[KRAY_FAST_FRAME_MAX / 2 + 1] = { 0 };
+
+	arg0 = KRAY_V_BYTES(big, sizeof(big));
+	cr_assert_eq(kray_call(k, "stand_in", args, 2, &o, r), -EINVAL);
+	arg0 = KRAY_V_INT(1);
+	cr_assert_eq(kray_call(k, "stand_in", NULL, 0, &o, r), -EINVAL);
+	cr_assert_eq(kray_actor_call(k, p, "m", args, 2, &o, r), -EINVAL);
+	kray_release(k, &p, 1);
+}
+
 Test(fastpath, fast_calls_counted)
 {
 	enum { N = 300, E = 7 };

@@ -82,8 +82,10 @@ def live():
                 self.x = x
 
         assert kray.get([browser_square.remote(i) for i in range(20)])[3] == 9
+        failing = browser_fail.remote()
+        kray.wait([failing], timeout=30)  # through krayd: its lists have no fast calls
         with pytest.raises(Exception, match="browser boom"):
-            kray.get(browser_fail.remote())
+            kray.get(failing)
         c = BrowserCounter.remote()
         assert kray.get(c.incr.remote()) == 1
         big = [kray.put(bytes([i]) * (3 << 20)) for i in range(4)]  # 12 MiB in an 8M store
