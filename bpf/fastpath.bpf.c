@@ -69,6 +69,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } fast_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KRAY_FAST_WORKERS);
+	__type(key, struct kray_oid);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fast_actors SEC(".maps");
+
 /* Worker slots in use are below this (krayd raises it): the claim scans no further. */
 __u32 nworkers = 0;
 
@@ -94,7 +102,21 @@ static __always_inline struct kray_fast_stats *stats(void)
 	return bpf_map_lookup_elem(&fast_stats, &zero);
 }
 
-/* Claims an idle worker for the task; returns its slot or -1. */
+/* Worker w (slot i), just moved to CLAIMING, takes the task: its slot, or -1. */
+static __always_inline int take(struct kray_fast_worker *w, const struct fast_head *p, __u32 i)
+{
+	w->driver = p->f.slot;
+	w->task = p->task;
+	w->start_ns = bpf_ktime_get_ns();
+	/* Only now FAST: krayd, finding a dead worker FAST, reads a whole entry. */
+	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_CLAIMING, KRAY_FW_FAST) !=
+	    KRAY_FW_CLAIMING)
+		return -1; /* krayd retired it meanwhile (it died): send the task back */
+	count(&w->tasks);
+	return (int)i;
+}
+
+/* Claims an idle pool worker for the task; returns its slot or -1. */
 static __always_inline int claim(const struct fast_head *p)
 {
 	__u32 n = nworkers;
@@ -108,22 +130,43 @@ static __always_inline int claim(const struct fast_head *p)
 		if (i >= n)
 			break;
 		w = bpf_map_lookup_elem(&fast_workers, &key);
-		if (!w || w->state != KRAY_FW_IDLE)
+		/* An actor's worker runs only its actor's calls (claim_actor). */
+		if (!w || w->state != KRAY_FW_IDLE || w->actor.index)
 			continue;
 		if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) !=
 		    KRAY_FW_IDLE)
 			continue; /* krayd (or another CPU) took it first */
-		w->driver = p->f.slot;
-		w->task = p->task;
-		w->start_ns = bpf_ktime_get_ns();
-		/* Only now FAST: krayd, finding a dead worker FAST, reads a whole entry. */
-		if (__sync_val_compare_and_swap(&w->state, KRAY_FW_CLAIMING, KRAY_FW_FAST) !=
-		    KRAY_FW_CLAIMING)
-			return -1; /* krayd retired it meanwhile (it died): send the task back */
-		count(&w->tasks);
-		return (int)i;
+		return take(w, p, i);
 	}
 	return -1;
+}
+
+/* The actor call's worker, claimed; -1: busy (or krayd holds it for its queue), -2: the
+ * actor has no fast worker here. */
+static __always_inline int claim_actor(struct __sk_buff *skb, const struct fast_head *p)
+{
+	struct kray_msg_fast_actor a;
+	struct kray_fast_worker *w;
+	__u32 *slot, key;
+
+	if (skb->len < sizeof(struct kray_frame_hdr) + sizeof(struct kray_msg_fast) +
+			       sizeof(struct kray_msg_exec) + sizeof(a) ||
+	    bpf_skb_load_bytes(skb, skb->len - sizeof(a), &a, sizeof(a)))
+		return -2;
+	slot = bpf_map_lookup_elem(&fast_actors, &a.actor);
+	if (!slot)
+		return -2;
+	key = *slot;
+	if (key >= KRAY_FAST_WORKERS)
+		return -2;
+	w = bpf_map_lookup_elem(&fast_workers, &key);
+	/* The entry says whose worker it is: a stale or forged mapping steers nothing. */
+	if (!w || w->actor.index != a.actor.index || w->actor.seq != a.actor.seq ||
+	    w->actor.owner != a.actor.owner || w->actor.node != a.actor.node)
+		return -2;
+	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) != KRAY_FW_IDLE)
+		return -1;
+	return take(w, p, key);
 }
 
 static __always_inline int on_exec(struct __sk_buff *skb, const struct fast_head *p,
@@ -141,7 +184,15 @@ static __always_inline int on_exec(struct __sk_buff *skb, const struct fast_head
 		return -1;
 	if (bpf_skb_store_bytes(skb, TOKEN_OFF, &zero, sizeof(zero), 0))
 		return -1;
-	w = claim(p);
+	w = p->f.flags & KRAY_FAST_ACTOR ? claim_actor(skb, p) : claim(p);
+	if (w == -2) {
+		__u32 flags = p->f.flags | KRAY_FAST_NO_ACTOR;
+
+		if (bpf_skb_store_bytes(skb, sizeof(struct kray_frame_hdr) +
+						     __builtin_offsetof(struct kray_msg_fast, flags),
+					&flags, sizeof(flags), 0))
+			return -1;
+	}
 	if (w < 0) {
 		count(&drv->bounced);
 		count(&st->bounced);

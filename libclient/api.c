@@ -145,6 +145,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 			       KRAY_RESOURCES_MAX);
 
 	m.seq = ++k->next_seq;
+	if (actor) /* its order, for fast calls to it (fast_actor.c) */
+		kc_fast_actor_called(k, actor, m.seq);
 	m.job = k->job;
 	m.num_returns = (uint16_t)o.num_returns;
 	m.nargs = (uint16_t)nargs;

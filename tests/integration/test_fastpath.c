@@ -1305,3 +1305,161 @@ Test(fastpath, bpf_off)
 {
 	expect_no_fast("--bpf", "off");
 }
+
+/* ---- actor method calls (docs/fastpath.md, "Actor calls") ------------------------------ */
+
+/* Calls a's method with args and gets its value at once, waiting up to timeout_ms. */
+static int actor_sync(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs,
+		      int64_t timeout_ms, kray_value *ret)
+{
+	kray_ref r;
+	int rc = kray_actor_call(k, a, m, args, nargs, NULL, &r);
+
+	cr_assert_eq(rc, 0, "kray_actor_call(%s): %d %s", m, rc, kray_errmsg(k));
+	rc = kray_get(k, &r, 1, timeout_ms, ret);
+	kray_release(k, &r, 1);
+	return rc;
+}
+
+static int64_t actor_int(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs)
+{
+	kray_value v;
+	int rc = actor_sync(k, a, m, args, nargs, -1, &v);
+
+	cr_assert_eq(rc, 0, "%s: %d %s", m, rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_INT64, "%s: type %d", m, v.type);
+	return v.i;
+}
+
+/* A Counter (opts o), once its calls go fast: read() until one was steered. */
+static kray_ref fast_counter(kray *k, const struct kray_actor_opts *o)
+{
+	struct kray_actor_opts def = KRAY_ACTOR_OPTS_DEFAULT;
+	int64_t until = harness_now_ms() + 10000;
+	uint64_t before = harness_status(k).fast_tasks;
+	kray_ref a;
+
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, o ? o : &def, &a), 0, "%s",
+		     kray_errmsg(k));
+	while (harness_now_ms() < until) {
+		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 0);
+		if (harness_status(k).fast_tasks > before)
+			return a;
+		usleep(5000);
+	}
+	cr_assert_fail("no call to the actor went fast");
+	return a;
+}
+
+/* Exact results, in order, and through the program: the counter counts each call once. */
+Test(fastpath, actor_calls_exact)
+{
+	kray *k = fast_krayd(2);
+	kray_ref a = fast_counter(k, NULL);
+	struct kray_stats st = harness_status(k);
+	kray_value v;
+
+	for (int i = 1; i <= 300; i++)
+		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
+	/* Errors come back as on the daemon path; the actor lives on. */
+	cr_assert_eq(actor_sync(k, a, "fail", &KRAY_V_BYTES("no", 2), 1, -1, &v), -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_TASK);
+	cr_assert(strstr((const char *)v.data, "no"), "%s", (const char *)v.data);
+	kray_value_clear(&v);
+	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 300);
+	cr_assert_geq(harness_status(k).fast_tasks - st.fast_tasks, 250, "%llu of 302 went fast",
+		      (unsigned long long)(harness_status(k).fast_tasks - st.fast_tasks));
+	/* krayd counts them as its tasks, from the worker's reports. */
+	counted(k, st.tasks_submitted + 302);
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+}
+
+struct order_arg {
+	const char *sock;
+	int n;
+	int64_t done;
+};
+
+/* Another driver: n incr(1) calls on the named counter, each got at once. */
+static void *other_caller(void *p)
+{
+	struct order_arg *o = p;
+	kray *k = harness_connect(o->sock);
+	kray_ref a;
+
+	cr_assert_eq(kray_get_actor(k, "ordered", NULL, &a), 0, "%s", kray_errmsg(k));
+	for (int i = 0; i < o->n; i++)
+		o->done = actor_int(k, a, "incr", &KRAY_V_INT(1), 1);
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+	return NULL;
+}
+
+/*
+ * One caller's calls run in its order, whichever way each goes: append(i) calls, some
+ * got at once (fast), some left in flight (daemon path, pipelined), some waiting for an
+ * argument that comes later, while another driver calls the same actor.  check() fails
+ * unless the log is 0, 1, 2, ... in order.
+ */
+Test(fastpath, actor_order_kept)
+{
+	struct harness h;
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	struct order_arg other = { .n = 300 };
+	kray *k = fast_krayd_proc(&h, 2, NULL);
+	kray_ref a, pending[64], gate;
+	size_t npending = 0;
+	pthread_t t;
+	kray_value v;
+	uint64_t fast0;
+	int64_t n = 0;
+
+	o.name = "ordered";
+	a = fast_counter(k, &o);
+	other.sock = h.sock;
+	fast0 = harness_status(k).fast_tasks;
+	cr_assert_eq(pthread_create(&t, NULL, other_caller, &other), 0);
+	for (int i = 0; i < 600; i++) {
+		kray_ref r;
+
+		switch (i % 7) {
+		case 1: /* left in flight: the daemon path */
+		case 4:
+			cr_assert_eq(kray_actor_call(k, a, "append", &KRAY_V_INT(n), 1, NULL, &r), 0);
+			if (npending == 64) {
+				kray_release(k, pending, npending);
+				npending = 0;
+			}
+			pending[npending++] = r;
+			n++;
+			break;
+		case 5: /* waits for an argument put later: the calls after it wait too */
+			if (i % 3)
+				goto sync;
+			cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(5), 1, NULL, &gate), 0);
+			cr_assert_eq(kray_actor_call(k, a, "append",
+						     (kray_value[]){ KRAY_V_INT(n), KRAY_V_REF(gate) },
+						     2, NULL, &r),
+				     0);
+			kray_release(k, &gate, 1);
+			kray_release(k, &r, 1);
+			n++;
+			break;
+		default:
+		sync:
+			cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
+			n++;
+		}
+	}
+	pthread_join(t, NULL);
+	kray_release(k, pending, npending);
+	cr_assert_eq(actor_sync(k, a, "check", NULL, 0, -1, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, n);
+	cr_assert_eq(actor_int(k, a, "read", NULL, 0), other.n, "the other driver's calls");
+	cr_assert_gt(harness_status(k).fast_tasks - fast0, 100, "too few went fast: %llu",
+		     (unsigned long long)(harness_status(k).fast_tasks - fast0));
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
