@@ -1465,7 +1465,9 @@ Test(fastpath, actor_order_kept)
 }
 
 struct slow_actor_call {
-	kray *k;
+	const char *sock; /* the krayd */
+	const char *name; /* the actor's */
+	kray *k; /* the test's own handle (the thread has its own) */
 	kray_ref a;
 	int64_t ms;
 	int rc;
@@ -1473,14 +1475,21 @@ struct slow_actor_call {
 	int64_t took_ms;
 };
 
-/* sleep_ms(ms) on the actor, got at once (a fast call), on a thread of its own. */
+/* sleep_ms(ms) on the named actor, got at once (a fast call), from a driver of its own on
+ * a thread of its own (a handle serves one thread). */
 static void *slow_actor_thread(void *p)
 {
 	struct slow_actor_call *s = p;
-	int64_t t0 = harness_now_ms();
+	kray *k = harness_connect(s->sock);
+	int64_t t0;
+	kray_ref a;
 
-	s->rc = actor_sync(s->k, s->a, "sleep_ms", &KRAY_V_INT(s->ms), 1, -1, &s->v);
+	cr_assert_eq(kray_get_actor(k, s->name, NULL, &a), 0, "%s", kray_errmsg(k));
+	t0 = harness_now_ms();
+	s->rc = actor_sync(k, a, "sleep_ms", &KRAY_V_INT(s->ms), 1, -1, &s->v);
 	s->took_ms = harness_now_ms() - t0;
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
 	return NULL;
 }
 
@@ -1504,18 +1513,17 @@ Test(fastpath, actor_killed_mid_fast_call)
 	struct harness h;
 	kray *k = fast_krayd_proc(&h, 2, NULL);
 	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
-	struct slow_actor_call s = { .ms = 5000 };
+	struct slow_actor_call s = { .ms = 5000, .sock = h.sock, .name = "slow" };
 	pthread_t t;
-	kray *k2 = harness_connect(h.sock);
 	kray_value v;
 
 	o.max_restarts = 3; /* no_restart wins */
+	o.name = s.name;
 	s.k = k;
 	s.a = fast_counter(k, &o);
 	start_slow(&s, &t);
-	/* Another driver kills it: this one waits in its fast call. */
-	o.name = NULL;
-	cr_assert_eq(kray_kill(k2, s.a, 1), 0, "%s", kray_errmsg(k2));
+	/* This driver kills it: the other one waits in its fast call. */
+	cr_assert_eq(kray_kill(k, s.a, 1), 0, "%s", kray_errmsg(k));
 	pthread_join(t, NULL);
 	cr_assert_eq(s.rc, -EREMOTEIO, "rc %d", s.rc);
 	cr_assert_eq(s.v.err, KRAY_ERR_ACTOR_DIED, "err %d: %s", s.v.err, (const char *)s.v.data);
@@ -1527,7 +1535,6 @@ Test(fastpath, actor_killed_mid_fast_call)
 	cr_assert(harness_krayd_alive(&h));
 	cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(4), 1, &v), 0);
 	cr_assert_eq(v.i, 16);
-	harness_shutdown(k2);
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 }
@@ -1540,12 +1547,13 @@ static void actor_restart(int max_task_retries)
 	struct harness h;
 	kray *k = fast_krayd_proc(&h, 2, NULL);
 	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
-	struct slow_actor_call s = { .ms = 3000 };
+	struct slow_actor_call s = { .ms = 3000, .sock = h.sock, .name = "slow" };
 	int64_t until;
 	uint64_t fast;
 	pthread_t t;
 	pid_t pid;
 
+	o.name = s.name;
 	o.max_restarts = 1;
 	o.max_task_retries = max_task_retries;
 	s.k = k;
