@@ -519,8 +519,11 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 		memcpy(k->out.data + off + sizeof(struct kray_frame_hdr), &m, sizeof(m));
 	if (m.n)
 		wire_end(&k->out, off);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		kc_cache_drop(k, &refs[i]);
+		if (refs[i].index == KRAY_OID_ACTOR && k->fast_nactors)
+			kc_fast_actor_released(k, &refs[i]);
+	}
 	kc_kmod_unhold(k, refs, n);
 	return maybe_flush(k);
 }

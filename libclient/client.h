@@ -302,6 +302,10 @@ bool kc_fast_forget(struct kray *k, const kray_ref *ref);
  * call to actor may go fast; appends the FAST_EXEC's trailer for call seq to b (0 or
  * -errno); a bounced actor FAST_EXEC (body after the header) that says NO_ACTOR. */
 void kc_fast_actor_called(struct kray *k, const kray_ref *actor, uint32_t seq);
+/* The handle got a handle to actor from krayd (kray_actor_create, kray_get_actor), or
+ * released one: only the calls of a holder go fast (krayd checks the daemon path's). */
+void kc_fast_actor_held(struct kray *k, const kray_ref *actor);
+void kc_fast_actor_released(struct kray *k, const kray_ref *actor);
 bool kc_fast_actor_ok(struct kray *k, const kray_ref *actor);
 int kc_fast_actor_trailer(struct kray *k, const struct kray_oid *actor, uint32_t seq,
 			  struct kbuf *b);

@@ -14,8 +14,11 @@
  * worker through krayd and one that came fast are thus never reordered, whatever krayd
  * has read of the driver's socket when the fast frame passes.
  *
- * Driver side: per actor, the seqs of its last two calls, and how many calls to skip
- * after the program said the actor has no fast worker (KRAY_FAST_NO_ACTOR).  Worker side:
+ * Driver side: per actor this process got a handle to from krayd (created or looked up
+ * by name; the program cannot check handles, krayd does on the daemon path), the handles
+ * held, the seqs of its last two calls, and how many calls to skip after the program said
+ * the actor has no fast worker (KRAY_FAST_NO_ACTOR).  Calls to other actors, or after the
+ * last handle was released, take the daemon path.  Worker side:
  * the last call run per caller.
  */
 #include <errno.h>
@@ -36,6 +39,7 @@ struct kc_fast_actor {
 	uint32_t last, prev; /* seqs of this caller's last two calls to it (0: none) */
 	uint32_t skip; /* calls left before trying the fast path again */
 	uint32_t backoff; /* the skip after the next NO_ACTOR bounce */
+	uint32_t held; /* handles to it this process got from krayd and holds */
 };
 
 static struct kc_fast_actor *find(struct kray *k, const kray_ref *actor, bool add)
@@ -68,20 +72,40 @@ void kc_fast_actor_called(struct kray *k, const kray_ref *actor, uint32_t seq)
 
 	if (k->ws || k->fast_state < 0)
 		return;
-	a = find(k, actor, true);
-	if (!a) {
-		k->fast_actors_lost = true; /* its order is unknown: no fast actor calls */
-		return;
+	a = find(k, actor, false);
+	if (a) {
+		a->prev = a->last;
+		a->last = seq;
 	}
-	a->prev = a->last;
-	a->last = seq;
+}
+
+void kc_fast_actor_held(struct kray *k, const kray_ref *actor)
+{
+	struct kc_fast_actor *a;
+
+	if (k->ws || k->fast_state < 0)
+		return;
+	a = find(k, actor, true);
+	if (a)
+		a->held++;
+	else
+		k->fast_actors_lost = true; /* out of memory: no fast actor calls */
+}
+
+void kc_fast_actor_released(struct kray *k, const kray_ref *actor)
+{
+	struct kc_fast_actor *a = find(k, actor, false);
+
+	/* The entry stays: its order is still needed if a handle comes back. */
+	if (a && a->held)
+		a->held--;
 }
 
 bool kc_fast_actor_ok(struct kray *k, const kray_ref *actor)
 {
 	struct kc_fast_actor *a = k->fast_actors_lost ? NULL : find(k, actor, false);
 
-	if (!a)
+	if (!a || !a->held)
 		return false;
 	if (a->skip) {
 		a->skip--;
