@@ -216,6 +216,7 @@ struct report {
 	long n_actors;
 	int drivers;
 	const char *krayd;
+	double fast_share;
 };
 
 static void json(FILE *f, void *arg)
@@ -228,16 +229,26 @@ static void json(FILE *f, void *arg)
 	for (int i = 0; i < R_N; i++)
 		fprintf(f, "\"%s\": %.3f, ", res[i].name, median_of(res[i].v));
 	fprintf(f,
-		"\"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
+		"\"sync_fast_share\": %.3f, \"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
 		"\"rounds\": %d, \"round_s\": %.2f, \"online_cpus\": %ld, \"krayd\": \"%s\", "
 		"\"per_round\": {",
-		srt / pp, rep->n_actors, rep->drivers, rounds, round_s,
+		rep->fast_share, srt / pp, rep->n_actors, rep->drivers, rounds, round_s,
 		sysconf(_SC_NPROCESSORS_ONLN), rep->krayd);
 	for (int i = 0; i < R_N; i++) {
 		fprintf(f, "%s", i ? ", " : "");
 		bench_json_array(f, res[i].name, res[i].v, rounds);
 	}
 	fprintf(f, "}}\n");
+}
+
+/* Calls krayd's BPF program steered so far (docs/fastpath.md). */
+static uint64_t fast_tasks(kray *k)
+{
+	struct kray_stats st;
+
+	if (kray_status(k, &st))
+		bench_die("kray_status", kray_errmsg(k));
+	return st.fast_tasks;
 }
 
 /*
@@ -343,12 +354,15 @@ int main(int argc, char **argv)
 
 	actors[0] = new_actor(k);
 	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
-	bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
+	uint64_t fast0 = fast_tasks(k);
+	size_t sync_calls = bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
 	{
 		double per_s[MAX_ROUNDS];
 
-		bench_sync_rounds_get(&op, rounds, round_s, -1, per_s, res[R_SYNC_NT_RT].v);
+		sync_calls += bench_sync_rounds_get(&op, rounds, round_s, -1, per_s,
+						    res[R_SYNC_NT_RT].v);
 	}
+	double fast_share = sync_calls ? (double)(fast_tasks(k) - fast0) / (double)sync_calls : 0;
 	sync_daemon(address, code_path, res[R_SYNC_D_RT].v, refs, vals);
 	bench_async_rounds(&op, ASYNC_BATCH, rounds, round_s, refs, vals, res[R_ASYNC].v);
 
@@ -386,12 +400,13 @@ int main(int argc, char **argv)
 	       median_of(res[R_SYNC_NT_RT].v), "us", median_of(res[R_SYNC_NT_RT].v) / pp);
 	printf("  %-32s %12.2f  %-8s %8.2fx\n", "1_1_actor_calls_sync rt, daemon path",
 	       median_of(res[R_SYNC_D_RT].v), "us", median_of(res[R_SYNC_D_RT].v) / pp);
+	printf("  %-32s %11.0f%%\n", "  share steered by BPF", fast_share * 100);
 	printf("  %-32s %12.0f  %-8s %8.2fx\n", "1_1_actor_calls_async", acps, "calls/s",
 	       1e6 / acps / pp);
 	printf("  %-24s (n=%-3ld) %12.0f  %-8s %8.2fx\n", "1_n_actor_calls_async", n_actors, ncps,
 	       "calls/s", 1e6 / ncps / pp);
 	printf("  %-24s (n=%-3d) %12.0f  %-8s %8.2fx\n", "n_n_actor_calls_async", drivers, nncps,
 	       "calls/s", 1e6 / nncps / pp);
-	bench_json_out(o.json_file, json, &(struct report){ res, n_actors, drivers, which });
+	bench_json_out(o.json_file, json, &(struct report){ res, n_actors, drivers, which, fast_share });
 	return 0;
 }
