@@ -162,13 +162,14 @@ void fast_actor_ran(struct worker_state *ws, const struct kray_oid *task)
 	struct fast_actor_seen *s = ws->seen;
 	unsigned n = ws->nseen, i;
 
-	for (i = 0; i < n && s[i].owner != task->owner; i++)
+	for (i = 0; i < n && (s[i].owner != task->owner || s[i].node != task->node); i++)
 		;
 	if (i == n) {
 		if (n < FAST_ACTOR_SEEN)
 			ws->nseen++;
 		else
 			i = ws->seen_next++ % FAST_ACTOR_SEEN; /* forgotten: it falls back */
+		s[i].node = task->node;
 		s[i].owner = task->owner;
 	}
 	s[i].seq = task->seq;
@@ -180,7 +181,7 @@ bool fast_actor_in_order(const struct worker_state *ws, const struct kray_oid *t
 	if (!after_seq)
 		return true; /* the caller's first call to it */
 	for (unsigned i = 0; i < ws->nseen; i++)
-		if (ws->seen[i].owner == task->owner)
+		if (ws->seen[i].owner == task->owner && ws->seen[i].node == task->node)
 			return ws->seen[i].seq >= after_seq; /* per caller, seqs only grow */
 	return false;
 }

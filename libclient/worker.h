@@ -122,7 +122,7 @@ struct worker_state {
 	uint64_t looked_ns; /* when the loop last read krayd's socket (worker.c: look_due) */
 	/* An actor's worker: the last call it ran of each caller (fast_actor.c). */
 	struct fast_actor_seen {
-		uint32_t owner, seq;
+		uint32_t node, owner, seq; /* a caller (its client id on its node) */
 	} seen[FAST_ACTOR_SEEN];
 	unsigned nseen, seen_next;
 	bool fast_asked; /* it asked for a fast connection as an actor's worker */
