@@ -151,6 +151,7 @@ $(O)/tests/unit/%: tests/unit/%.c $(COMMON_OBJ) $(SKIPLOG_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.o,$^) -lcriterion
 $(O)/tests/unit/test_listing: $(O)/libclient/listing.o
+$(O)/tests/unit/test_code: $(O)/libclient/code.o
 # The connection alone, built as in the library (soft allocation failure: KRAY_KBUF_SOFT).
 $(O)/tests/unit/test_conn: tests/unit/test_conn.c $(O)/pic/libclient/conn.o \
 		$(COMMON_SRC:%.c=$(O)/pic/%.o) $(SKIPLOG_OBJ)

@@ -102,11 +102,13 @@ static __always_inline struct kray_fast_stats *stats(void)
 	return bpf_map_lookup_elem(&fast_stats, &zero);
 }
 
-/* Worker w (slot i), just moved to CLAIMING, takes the task: its slot, or -1. */
-static __always_inline int take(struct kray_fast_worker *w, const struct fast_head *p, __u32 i)
+/* Worker w (slot i), just moved to CLAIMING, takes the task of driver slot `driver`:
+ * its slot, or -1. */
+static __always_inline int take(struct kray_fast_worker *w, __u32 driver,
+				const struct kray_oid *task, __u32 i)
 {
-	w->driver = p->f.slot;
-	w->task = p->task;
+	w->driver = driver;
+	w->task = *task;
 	w->start_ns = bpf_ktime_get_ns();
 	/* Only now FAST: krayd, finding a dead worker FAST, reads a whole entry. */
 	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_CLAIMING, KRAY_FW_FAST) !=
@@ -116,29 +118,45 @@ static __always_inline int take(struct kray_fast_worker *w, const struct fast_he
 	return (int)i;
 }
 
+/* What claim_one() needs, on the caller's stack. */
+struct claim {
+	__u32 n;	/* slots to look at */
+	__u32 driver;
+	struct kray_oid task;
+	int found;	/* the claimed slot, or -1 */
+};
+
+/* bpf_loop's body: tries slot i.  A callback is verified once, where a bounded loop over
+ * KRAY_FAST_WORKERS slots was verified slot by slot (30,000 instructions, 20-170 ms of
+ * every krayd's start). */
+static long claim_one(__u32 i, void *data)
+{
+	struct claim *c = data;
+	struct kray_fast_worker *w;
+	__u32 key = i;
+
+	if (i >= c->n)
+		return 1;
+	w = bpf_map_lookup_elem(&fast_workers, &key);
+	/* An actor's worker runs only its actor's calls (claim_actor). */
+	if (!w || w->state != KRAY_FW_IDLE || w->actor.index)
+		return 0;
+	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) !=
+	    KRAY_FW_IDLE)
+		return 0; /* krayd (or another CPU) took it first */
+	c->found = take(w, c->driver, &c->task, i);
+	return 1;
+}
+
 /* Claims an idle pool worker for the task; returns its slot or -1. */
 static __always_inline int claim(const struct fast_head *p)
 {
-	__u32 n = nworkers;
+	struct claim c = { .n = nworkers, .driver = p->f.slot, .task = p->task, .found = -1 };
 
-	if (n > KRAY_FAST_WORKERS)
-		n = KRAY_FAST_WORKERS;
-	for (__u32 i = 0; i < KRAY_FAST_WORKERS; i++) {
-		struct kray_fast_worker *w;
-		__u32 key = i;
-
-		if (i >= n)
-			break;
-		w = bpf_map_lookup_elem(&fast_workers, &key);
-		/* An actor's worker runs only its actor's calls (claim_actor). */
-		if (!w || w->state != KRAY_FW_IDLE || w->actor.index)
-			continue;
-		if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) !=
-		    KRAY_FW_IDLE)
-			continue; /* krayd (or another CPU) took it first */
-		return take(w, p, i);
-	}
-	return -1;
+	if (c.n > KRAY_FAST_WORKERS)
+		c.n = KRAY_FAST_WORKERS;
+	bpf_loop(KRAY_FAST_WORKERS, claim_one, &c, 0);
+	return c.found;
 }
 
 /* The actor call's worker, claimed; -1: busy (or krayd holds it for its queue), -2: the
@@ -166,7 +184,7 @@ static __always_inline int claim_actor(struct __sk_buff *skb, const struct fast_
 		return -2;
 	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) != KRAY_FW_IDLE)
 		return -1;
-	return take(w, p, key);
+	return take(w, p->f.slot, &p->task, key);
 }
 
 static __always_inline int on_exec(struct __sk_buff *skb, const struct fast_head *p,

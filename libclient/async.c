@@ -228,8 +228,7 @@ KRAY_EXPORT int kray_process(struct kray *k)
 			continue;
 		}
 		/* In a worker (a task using kray_get_async()): what its loop would take. */
-		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
-				    h.type == KRAY_MSG_ACTOR_STOP || h.type == KRAY_MSG_CANCEL)) {
+		if (k->on_frame && kc_worker_frame(h.type)) {
 			k->on_frame(k, &h, body);
 			kc_consume(k, &h);
 			continue;

@@ -25,6 +25,14 @@ static inline int64_t kc_mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Frames krayd sends only to workers, which a worker's nested get (or
+ * kray_get_async()) reads and hands to the worker's loop (on_frame). */
+static inline bool kc_worker_frame(uint16_t type)
+{
+	return type == KRAY_MSG_EXEC || type == KRAY_MSG_JOB || type == KRAY_MSG_JOB_END ||
+	       type == KRAY_MSG_ACTOR_STOP || type == KRAY_MSG_CANCEL;
+}
+
 #define KRAY_EXPORT __attribute__((visibility("default")))
 
 struct worker_state;

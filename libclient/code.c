@@ -131,6 +131,20 @@ struct job *code_job(struct worker_state *ws, uint32_t id)
 	return NULL;
 }
 
+static void job_free(struct job *j)
+{
+	while (j->syms) {
+		struct sym_cache *c = j->syms;
+
+		j->syms = c->next;
+		free(c->sym);
+		free(c);
+	}
+	free(j->libs); /* the libraries stay loaded until exit */
+	free(j->path);
+	free(j);
+}
+
 void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len)
 {
 	struct wire_text t;
@@ -138,6 +152,39 @@ void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len)
 	if (wire_dec_job(body, len, &t) || !t.code || code_job(ws, (uint32_t)t.code))
 		return;
 	add_job(ws, (uint32_t)t.code, t.text, t.len);
+}
+
+/* krayd forgets a job once nothing of it is left (its driver gone, its tasks done) and
+ * tells the workers it told (JOB_END); without this a pool worker kept every driver it
+ * ever heard of, and looked through all of them for a job it did not have at hand. */
+void code_end_job(struct worker_state *ws, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_job m;
+
+	if (wire_dec_fixed(body, len, &m, sizeof(m)) || !m.job || m.path_len)
+		return;
+	for (struct job **p = &ws->jobs; *p; p = &(*p)->next) {
+		struct job *j = *p;
+
+		if (j->id != m.job)
+			continue;
+		*p = j->next;
+		if (ws->last_job == j)
+			ws->last_job = NULL;
+		if (ws->fn_job == j)
+			ws->fn_job = NULL;
+		job_free(j);
+		return;
+	}
+}
+
+unsigned code_jobs_known(const struct worker_state *ws)
+{
+	unsigned n = 0;
+
+	for (const struct job *j = ws->jobs; j; j = j->next)
+		n++;
+	return n;
 }
 
 const void *code_find(struct job *j, const char *sym)
@@ -179,15 +226,6 @@ void code_fini(struct worker_state *ws)
 		struct job *j = ws->jobs;
 
 		ws->jobs = j->next;
-		while (j->syms) {
-			struct sym_cache *c = j->syms;
-
-			j->syms = c->next;
-			free(c->sym);
-			free(c);
-		}
-		free(j->libs); /* the libraries stay loaded until exit */
-		free(j->path);
-		free(j);
+		job_free(j);
 	}
 }

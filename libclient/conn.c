@@ -252,10 +252,13 @@ int kc_next_frame(struct kray *k, bool block, struct kray_frame_hdr *ret_h,
 			 * A read now would most likely find nothing: a blocking caller goes
 			 * straight to poll(), which sees anything that came meanwhile; the
 			 * worker's loop, which polls or looks again before long, is told
-			 * nothing came.  One system call per wake-up saved.  Any other caller
-			 * that asks without blocking reads: it may know more was sent.
+			 * nothing came, and keeps the hint for its next wait (it clears it
+			 * when it polls or looks on a timer: worker.c).  One system call per
+			 * wake-up saved.  Any other caller that asks without blocking reads:
+			 * it may know more was sent.
 			 */
-			k->in_short = false;
+			if (block)
+				k->in_short = false;
 			n = -1;
 			errno = EAGAIN;
 		} else {
@@ -358,8 +361,7 @@ static int wait_range(struct kray *k, uint16_t type, uint64_t lo, uint64_t hi,
 			r = 0;
 			continue;
 		}
-		if (k->on_frame && (h.type == KRAY_MSG_EXEC || h.type == KRAY_MSG_JOB ||
-				    h.type == KRAY_MSG_ACTOR_STOP || h.type == KRAY_MSG_CANCEL)) {
+		if (k->on_frame && kc_worker_frame(h.type)) {
 			k->on_frame(k, &h, body);
 			kc_consume(k, &h);
 			r = kc_flush(k);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -24,6 +25,28 @@
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
+
+/* This process's id without a system call per get (glibc does not cache getpid()):
+ * read once, and again in the child of each fork(). */
+static pid_t self_pid;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void self_forked(void)
+{
+	self_pid = getpid();
+}
+
+static void self_init(void)
+{
+	self_pid = getpid();
+	pthread_atfork(NULL, NULL, self_forked);
+}
+
+static pid_t self(void)
+{
+	pthread_once(&self_once, self_init);
+	return self_pid;
+}
 
 static int uffd_new(void)
 {
@@ -54,8 +77,8 @@ uint32_t kc_lazy_uffd(struct kray *k)
 	if (env && !strcmp(env, "0"))
 		return 0;
 	/* A forked child shares the parent's fd but not its memory: its own, or none. */
-	if (k->uffd_pid != getpid()) {
-		k->uffd_pid = getpid();
+	if (k->uffd_pid != self()) {
+		k->uffd_pid = self();
 		k->uffd = uffd_new();
 	}
 	return k->uffd >= 0 ? (uint32_t)k->uffd + 1 : 0;
@@ -68,7 +91,7 @@ int kc_lazy_register(struct kray *k, void *addr, size_t len)
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 
-	if (k->uffd < 0 || k->uffd_pid != getpid())
+	if (k->uffd < 0 || k->uffd_pid != self())
 		return -EBADF;
 	if (ioctl(k->uffd, UFFDIO_REGISTER, &reg))
 		return -errno;
@@ -90,7 +113,7 @@ int kc_lazy_announce(struct kray *k, const kray_ref *id, void *addr, size_t len)
 
 void kc_lazy_close(struct kray *k)
 {
-	if (k->uffd >= 0 && k->uffd_pid == getpid())
+	if (k->uffd >= 0 && k->uffd_pid == self())
 		close(k->uffd);
 	k->uffd = -1;
 	k->uffd_pid = 0;

@@ -132,6 +132,9 @@ static void on_frame(struct kray *k, const struct kray_frame_hdr *h, const uint8
 	case KRAY_MSG_JOB:
 		code_on_job(ws, body, h->len);
 		return;
+	case KRAY_MSG_JOB_END:
+		code_end_job(ws, body, h->len);
+		return;
 	case KRAY_MSG_CANCEL:
 		cancel_queued(k, body, h->len);
 		return;
@@ -280,6 +283,7 @@ static int wait_frames(struct kray *k, bool block)
 				continue;
 			return -errno;
 		}
+		k->in_short = false; /* poll() said what came: read what it reports */
 		if (p[2].fd >= 0 && p[2].revents) { /* the fast calls' counts are due at krayd */
 			fast_count_due(k);
 			r = kc_flush(k);
@@ -456,6 +460,7 @@ static int host_turn(struct kray *k)
 	}
 	if (p[0].revents) {
 		conn_lock(ws);
+		k->in_short = false; /* poll() (or the host's wait) said something came */
 		r = take_frames(k, false);
 		conn_unlock(ws);
 	}
@@ -514,6 +519,8 @@ static bool look_due(struct kray *k)
 	if (ws->qhead && !ws->stop && now - ws->looked_ns < WORKER_LOOK_NS)
 		return false;
 	ws->looked_ns = now;
+	if (ws->qhead)
+		k->in_short = false; /* a look on the timer reads: krayd may have sent more */
 	return true;
 }
 

@@ -138,6 +138,10 @@ int fast_actor_untrail(struct exec *e);
 
 /* code.c */
 void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len);
+/* JOB_END: forgets the job (its code path, libraries' handles and symbols). */
+void code_end_job(struct worker_state *ws, const uint8_t *body, uint32_t len);
+/* Jobs the worker knows now (the unit test's view). */
+unsigned code_jobs_known(const struct worker_state *ws);
 /* Loads path's libraries (and runs their kray_warm()) before any job names them. */
 void code_preload(struct worker_state *ws, const char *path);
 struct job *code_job(struct worker_state *ws, uint32_t id);

@@ -6,7 +6,7 @@
 LDLIBS_DAEMON += -lcrypto
 
 # The benchmarks make their network namespaces with the tests' helper.
-$(O)/bench/bench_cluster $(O)/bench/bench_broadcast: $(O)/bench/%: bench/%.c \
+$(O)/bench/bench_cluster $(O)/bench/bench_broadcast $(O)/bench/bench_lazy_remote: $(O)/bench/%: bench/%.c \
 			 tests/integration/netns.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< tests/integration/netns.c \

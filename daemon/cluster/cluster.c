@@ -581,7 +581,8 @@ int cluster_init(struct krayd *d)
 					.sent = on_link_sent,
 					.spliced = on_link_spliced,
 					.head = xfer_chunk_head,
-					.sunk = on_link_sunk };
+					.sunk = on_link_sunk,
+					.sinking = xfer_chunk_sinking };
 	d->cl = cl;
 	if (d->cfg.address[0] && parse_heads(cl, d->cfg.address)) {
 		log_err("address: not IPV4:PORT[,IPV4:PORT...] (4 at most): '%s'", d->cfg.address);

@@ -64,6 +64,7 @@ struct net_hooks {
 	int (*head)(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
 		    uint32_t avail);
 	void (*sunk)(struct link *l);
+	void (*sinking)(struct link *l);
 };
 
 typedef int (*gcs_apply_fn)(struct krayd *d, uint16_t type, const uint8_t *body, uint32_t len,
@@ -122,6 +123,8 @@ struct link {
 		uint32_t chunk; /* the bytes of the chunk arriving into map */
 		uint8_t *map; /* the object's memfd mapped writable until it is whole */
 		size_t map_len;
+		bool lazy; /* mapped lazily by readers while it comes (store_lazy_net.c) */
+		uint32_t lazy_put; /* the bytes of the chunk arriving that they have already */
 	} rx;
 	struct link *next;
 };
@@ -523,6 +526,8 @@ int xfer_on_chunk(struct link *l, const struct kray_frame_hdr *h, const uint8_t 
 int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
 		    uint32_t avail);
 void xfer_chunk_sunk(struct link *l);
+/* Part of that chunk is in: readers that map the object lazily get what is (store_lazy_net.c). */
+void xfer_chunk_sinking(struct link *l);
 void xfer_link_gone(struct link *l);
 
 /* query.c: NODE_QUERY, for a dashboard's cluster view (the ext gather hook) */

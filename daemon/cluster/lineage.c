@@ -59,8 +59,9 @@ int remote_on_held(struct link *l, const uint8_t *body, uint32_t len)
 	}
 	o->remote_link = l->id;
 	((struct task *)(uintptr_t)*v)->rem.held_remote++;
-	if (o->deps)
-		remote_want(d, o); /* a get or a task already waits for it */
+	if (o->deps || o->lazy)
+		remote_want(d, o); /* a get or a task already waits for it, or a lazy reader
+				    * (its first copy's holder died: store_lazy_net.c) */
 	return 0;
 }
 

@@ -361,10 +361,16 @@ static void link_sunk(struct conn *c)
 	c->d->cl->hooks.sunk(c->link);
 }
 
+static void link_sinking(struct conn *c)
+{
+	c->d->cl->hooks.sinking(c->link);
+}
+
 static const struct conn_kind link_kind = {
 	.frame = net_handle,
 	.head = link_head,
 	.sunk = link_sunk,
+	.sinking = link_sinking,
 	.sent = link_sent,
 	.spliced = link_spliced,
 	.connected = net_connected,

@@ -36,6 +36,10 @@
  * half-written memfd (or returns the pending object to waiting, for a retry to fill),
  * and a receive still in flight into the mapping keeps it until the connection is freed
  * (conn_unmap_at_free()).
+ *
+ * A get here that waits for the object over a connection with a userfaultfd is answered at
+ * its OBJ_PUSH with a lazy memfd (rx_lazy()), and the pages received so far go into that
+ * too as they come (rx_lazy_put(), store_lazy_net.c); the receive above does not change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +55,7 @@
 #include "core/conn.h"
 #include "core/store.h"
 #include "core/actor.h"
+#include "core/getreq.h"
 
 /* Reads n bytes of fd at off into buf.  Returns 0 or -errno (-EIO: the file is short). */
 static int read_at(int fd, uint8_t *buf, uint32_t n, uint64_t off)
@@ -531,6 +536,68 @@ static void rx_unmap(struct link *l)
 	l->rx.map = NULL;
 }
 
+/*
+ * Pending o's transfer over l starts (size bytes): where a get here waits for it over a
+ * connection with a userfaultfd, it is answered now with a lazy memfd that the chunks fill
+ * as they come (store_lazy_net.c); one that has it already (the transfer is a retry, from
+ * another holder) keeps it and the pages it has.
+ */
+static void rx_lazy(struct link *l, struct obj *o, uint64_t size)
+{
+	struct krayd *d = l->d;
+
+	if (o->lazy) {
+		if (store_lazy_size(o->lazy) != size)
+			store_lazy_sealed(d, o); /* (not the same object: its readers fail) */
+		l->rx.lazy = o->lazy != NULL;
+		return;
+	}
+	if (!d->lazy || size < STORE_LAZY_MIN || l->rx.nrefs || !get_lazy_wanted(d, o) ||
+	    store_make_room(d, size))
+		return;
+	o->lazy = store_lazy_new_net(d, size);
+	if (!o->lazy)
+		return;
+	d->st.store_bytes += size;
+	l->rx.lazy = true;
+	get_lazy_now(d, o);
+}
+
+/* The len bytes at src are the object arriving over l, from offset off: readers that map
+ * it lazily get them too. */
+static void rx_lazy_put(struct link *l, uint64_t off, const uint8_t *src, uint32_t len)
+{
+	struct obj *o = l->rx.discard ? NULL : store_get(l->d, &l->rx.id);
+
+	if (!o || !o->lazy || o->writer != l->c) {
+		l->rx.lazy = false;
+		return;
+	}
+	if (store_lazy_net_put(l->d, o->lazy, off, src, len))
+		store_unlazy(l->d, o); /* (its readers fail; the object still comes whole) */
+}
+
+/* Lazy readers get a chunk's pages as they come, in steps of this much at least (each a
+ * UFFDIO_COPY, the lock and a wake, and a reader at the stream's head waits for each): the
+ * object's first bytes in a small step (its time to first byte), the rest in larger ones (a
+ * reader that keeps up with the stream wakes less often). */
+#define LAZY_STEP_FIRST (64u << 10)
+#define LAZY_STEP (1u << 20)
+
+void xfer_chunk_sinking(struct link *l)
+{
+	uint32_t in;
+
+	if (!l->rx.lazy || !l->rx.map)
+		return;
+	in = (uint32_t)((l->rx.chunk - l->c->sink_left) & ~4095ull);
+	if (in < l->rx.lazy_put + (l->rx.off ? LAZY_STEP : LAZY_STEP_FIRST))
+		return;
+	rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
+		    in - l->rx.lazy_put);
+	l->rx.lazy_put = in;
+}
+
 int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body, uint32_t len)
 {
 	struct krayd *d = l->d;
@@ -589,6 +656,8 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 	l->rx.size = m.size;
 	l->rx.active = true;
 	l->rx.discard = !usable;
+	l->rx.lazy = false;
+	l->rx.lazy_put = 0;
 	l->rx.nrefs = m.nrefs;
 	if (m.nrefs) {
 		l->rx.refs = malloc(refs_len);
@@ -610,6 +679,7 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 			store_seal_error(d, o, KRAY_WE_STORE_FULL, msg, (size_t)n);
 		} else {
 			rx_map(l, o);
+			rx_lazy(l, o, m.size);
 		}
 	}
 	return 0;
@@ -710,6 +780,10 @@ int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_
 
 void xfer_chunk_sunk(struct link *l)
 {
+	if (l->rx.lazy)
+		rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
+			    l->rx.chunk - l->rx.lazy_put);
+	l->rx.lazy_put = 0;
 	chunk_done(l, l->rx.chunk);
 }
 
@@ -744,6 +818,8 @@ int xfer_on_chunk(struct link *l, const struct kray_frame_hdr *h, const uint8_t 
 		}
 		done += (uint32_t)n;
 	}
+	if (done == m.len && l->rx.lazy)
+		rx_lazy_put(l, m.offset, data, m.len);
 	chunk_done(l, m.len);
 	return 0;
 }

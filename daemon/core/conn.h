@@ -44,13 +44,15 @@ enum conn_role {
  * it takes the first n bytes (n <= avail), calls conn_sink() for the next ones and returns
  * n > 0; the loop then calls sunk once they are all in (the frame's bytes after the sink
  * are dropped).  0: the frame is handled whole as usual; < 0: conn_fail()'s code.
- * All but frame/recv may be NULL.
+ * sinking: a receive into the sink brought part of it (c->sink_left bytes are still to
+ * come).  All but frame/recv may be NULL.
  */
 struct conn_kind {
 	int (*frame)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 	int (*head)(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body,
 		    uint32_t avail);
 	void (*sunk)(struct conn *c);
+	void (*sinking)(struct conn *c);
 	void (*recv)(struct conn *c);
 	void (*sent)(struct conn *c);
 	void (*spliced)(struct conn *c, int res);

@@ -51,7 +51,9 @@ static void reply_get(struct conn *c, struct getreq *g, int status)
 		struct obj *o = store_get(d, &g->ids[i]);
 		const struct kray_oid *id = &g->ids[i];
 
-		if (o && o->state == OBJ_READY && oidmap_get(&c->refs, id)) {
+		/* (a pending one mapped lazily while it comes: store_lazy_net.c) */
+		if (o && (o->state == OBJ_READY || (o->lazy && c->lazy)) &&
+		    oidmap_get(&c->refs, id)) {
 			store_send_value(c, o);
 		} else {
 			wire_put_errorf(&c->out, KRAY_WE_OBJECT_LOST,
@@ -99,6 +101,52 @@ static void finish(struct krayd *d, struct getreq *g, int status)
 
 static void dep_ready(struct krayd *d, void *arg, struct obj *o);
 
+/* Whether get (or wait) g of c waits for o: a get does not wait for an object that it
+ * can map lazily while it comes from another node (store_lazy_net.c). */
+static bool awaits(struct conn *c, const struct getreq *g, const struct obj *o)
+{
+	if (g->wait)
+		return o->state != OBJ_READY;
+	return store_awaited(o) && !(o->state != OBJ_READY && o->lazy && c->lazy);
+}
+
+/* A get of g's that may take o lazily now. */
+static bool takes_lazily(const struct dep *dep)
+{
+	const struct getreq *g = dep->arg;
+
+	return dep->ready == dep_ready && !g->done && !g->wait && g->conn && g->conn->lazy;
+}
+
+bool get_lazy_wanted(struct krayd *d, struct obj *o)
+{
+	(void)d;
+	for (const struct dep *dep = o->deps; dep; dep = dep->next)
+		if (takes_lazily(dep))
+			return true;
+	return false;
+}
+
+void get_lazy_now(struct krayd *d, struct obj *o)
+{
+	for (;;) {
+		struct getreq *g = NULL;
+		unsigned n;
+
+		for (const struct dep *dep = o->deps; dep && !g; dep = dep->next)
+			if (takes_lazily(dep))
+				g = dep->arg;
+		if (!g)
+			return;
+		n = store_unwait(d, o, dep_ready, g);
+		g->deps -= n;
+		g->missing -= n < g->missing ? n : g->missing;
+		if (!g->missing)
+			finish(d, g, 0);
+		maybe_free(d, g);
+	}
+}
+
 void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_t timeout_ms,
 	       bool wait, uint32_t num_ready)
 {
@@ -133,7 +181,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 			continue;
 		if (!wait && o->state == OBJ_READY && !store_want_lazily(c, o))
 			store_want(d, o);
-		if (!wait ? store_awaited(o) : o->state != OBJ_READY)
+		if (awaits(c, g, o))
 			pending++;
 	}
 	/* A get needs every object; a wait needs num_ready of them. */
@@ -144,7 +192,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	for (uint32_t i = 0; i < g->n && g->missing; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 
-		if (!o || !(wait ? o->state != OBJ_READY : store_awaited(o)) ||
+		if (!o || !awaits(c, g, o) ||
 		    !oidmap_get(&c->refs, &g->ids[i]))
 			continue;
 		store_wait(d, o, dep_ready, g);

@@ -36,5 +36,9 @@ void get_cancel_conn(struct conn *c);
 /* At exit, after store_fini() dropped the objects' waiters: frees the gets orphaned by
  * their connections that still waited for objects. */
 void get_fini(struct krayd *d);
+/* Whether a get that waits for pending o could map it lazily (its connection has a
+ * userfaultfd); get_lazy_now(): those gets take o now, lazily (store_lazy_net.c). */
+bool get_lazy_wanted(struct krayd *d, struct obj *o);
+void get_lazy_now(struct krayd *d, struct obj *o);
 
 #endif

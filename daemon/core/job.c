@@ -7,6 +7,8 @@
 
 #include "core/krayd.h"
 #include "core/job.h"
+#include "core/conn.h"
+#include "core/worker.h"
 #include "core/task.h"
 
 static struct kray_oid job_key(uint32_t id)
@@ -45,6 +47,20 @@ struct job *job_add(struct krayd *d, uint32_t id, const char *path, size_t len)
 	return j;
 }
 
+/* The record is gone: the workers told its code path (sched_tell_job()) forget it. */
+static void end_in_workers(struct krayd *d, uint32_t job)
+{
+	struct kray_msg_job m = { .job = job };
+	struct kray_oid key = { .node = job };
+
+	for (struct worker *w = d->workers; w; w = w->next) {
+		if (!oidmap_del(&w->jobs, &key) || !w->conn || w->conn->closed)
+			continue;
+		WIRE_FRAME(&w->conn->out, KRAY_MSG_JOB_END, 0, WIRE_FIXED(m));
+		conn_flush_later(w->conn);
+	}
+}
+
 void job_hold(struct job *j)
 {
 	j->refs++;
@@ -64,6 +80,7 @@ void job_drop(struct krayd *d, struct job *j)
 		return;
 	key = job_key(j->id);
 	oidmap_del(&d->job_index, &key);
+	end_in_workers(d, j->id);
 	job_free(j);
 }
 

@@ -846,6 +846,8 @@ static void on_recv(struct conn *c, int res)
 			c->rnext = c->skip + c->sink_head;
 			c->sink = NULL;
 			c->kind->sunk(c);
+		} else if (c->kind->sinking) {
+			c->kind->sinking(c);
 		}
 		arm_recv(c);
 		return;

@@ -179,6 +179,7 @@ static void seal(struct krayd *d, struct obj *o, uint8_t type, uint8_t err, uint
 			abort();
 		memcpy(o->data, data, len);
 	}
+	store_lazy_sealed(d, o); /* (readers that map it lazily while it came) */
 	o->state = OBJ_READY;
 	d->st.object_bytes += len;
 	store_fire(d, o);
@@ -261,12 +262,21 @@ void store_send_value(struct conn *c, struct obj *o)
 	if (o->type == KRAY_WT_FD && o->spilled && o->io_err) {
 		r = o->io_err; /* its restore failed (and said why in the log): told once */
 		o->io_err = 0;
-	} else if (o->type == KRAY_WT_FD && o->spilled && o->lazy && c->lazy) {
-		/* Mapped at once, and read from disk as it is touched (store_lazy.c). */
+	} else if (o->lazy && c->lazy &&
+		   ((o->type == KRAY_WT_FD && o->spilled) || o->state != OBJ_READY)) {
+		/* Mapped at once, and read from disk as it is touched (store_lazy.c), or filled
+		 * as it comes from another node (store_lazy_net.c). */
 		r = conn_frame_fd(c, store_lazy_fd(o->lazy));
+		if (r && o->state != OBJ_READY) {
+			wire_put_errorf(&c->out, KRAY_WE_INTERNAL,
+					"object %u.%u.%u.%u cannot be mapped: %s", o->id.node,
+					o->id.owner, o->id.seq, o->id.index, strerror(-r));
+			return;
+		}
 		if (!r) {
-			wire_put_value_refs(&c->out, KRAY_WT_FD, KRAY_WV_LAZY, o->size, &o->id,
-					    sizeof(o->id), o->contained, o->ncontained);
+			wire_put_value_refs(&c->out, KRAY_WT_FD, KRAY_WV_LAZY,
+					    store_lazy_size(o->lazy), &o->id, sizeof(o->id),
+					    o->contained, o->ncontained);
 			store_pin(d, o);
 			(*oidmap_upsert(&c->pins, &o->id, &fresh))++;
 			return;

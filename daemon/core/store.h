@@ -194,6 +194,19 @@ void store_lazy_conn(struct conn *c, uint32_t uffd_no);
 /* A lazy memfd for spilled o (its spill file at path), or NULL (the eager path then). */
 struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path);
 int store_lazy_fd(const struct lazy *lz);
+uint64_t store_lazy_size(const struct lazy *lz);
+/* store_lazy_net.c: objects that come from another node, mapped lazily while they arrive.
+ * A lazy memfd of size bytes filled by store_lazy_net_put(), or NULL (lazy gets off). */
+struct lazy *store_lazy_new_net(struct krayd *d, uint64_t size);
+/* The len bytes at src are the object's from offset off (page-aligned; len whole pages
+ * unless it ends the object): the pages of them lz lacks go in, and the faults of its
+ * readers there are woken.  0, or -errno (lz is lost then: store_lazy_net_fail()). */
+int store_lazy_net_put(struct krayd *d, struct lazy *lz, uint64_t off, const uint8_t *src,
+		       uint64_t len);
+/* The object is whole in memfd fd: whatever lz still lacks is put in from it.  0 or -errno. */
+int store_lazy_net_fill(struct krayd *d, struct lazy *lz, int fd);
+/* lz can never be whole (why): its readers get SIGBUS where they touch it. */
+void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why);
 /* KRAY_MSG_LAZY_MAP: c mapped lazy object id (lz) at [addr, addr + len).  0 or -EINVAL. */
 int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
 		      uint64_t len);
@@ -217,6 +230,9 @@ void store_lazy_status(struct krayd *d);
  * if need be); o's lazy memfd let go; store_lazy_drain() applied. */
 bool store_want_lazily(struct conn *c, struct obj *o);
 void store_unlazy(struct krayd *d, struct obj *o);
+/* Pending o, mapped lazily while it arrives (store_lazy_net.c), is being sealed: whole (its
+ * lazy memfd filled from o->fd) or an error (its lazy readers fail); then let go. */
+void store_lazy_sealed(struct krayd *d, struct obj *o);
 /* o's lazy memfd is mapped by nobody now: promoted when whole, else let go. */
 void store_lazy_unmapped_all(struct krayd *d, struct obj *o);
 void store_mem_lazy_drain(struct krayd *d);

@@ -37,6 +37,10 @@
  * the rest in the background (so the readers never see a page that is not the object's) and
  * lets go.  A reader's connection that closes takes its ranges with it.
  *
+ * The same machinery serves objects that come from another node (store_lazy_net.c): a
+ * `net` lazy memfd has no spill file; the loop puts its pages as the transfer brings them
+ * and wakes its readers, and this thread only wakes faults on pages that are in already.
+ *
  * Locking: one mutex over every struct lazy, lz_conn and range; the loop takes it for its
  * few calls; the thread holds it except while it reads and puts a range (fill_range()).
  */
@@ -62,6 +66,7 @@
 #include "core/store.h"
 #include "core/worker.h"
 #include "core/log.h"
+#include "core/store_lazy.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -75,61 +80,6 @@ struct uffdio_poison {
 #define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
 #endif
 
-#define LAZY_CHUNK (2ull << 20) /* read per fault: ~40-100 us per fault, so never 4 KiB */
-#define LAZY_AHEAD (8ull << 20) /* the disk reads ahead of a fault this far (WILLNEED) */
-#define LAZY_FILL_AHEAD 8 /* chunks filled ahead of a sequential reader's fault */
-#define LAZY_PENDING_MAX 4096 /* faults of a connection not yet matched to a range */
-
-enum { CH_MISSING, CH_FILLED, CH_BAD };
-
-struct lazy {
-	struct obj *o; /* the loop's; NULL once detached */
-	int memfd, spill;
-	uint64_t size;
-	char *map; /* krayd's writable mapping of memfd; NULL once promoted or freed */
-	uint8_t *chunk; /* CH_* per LAZY_CHUNK */
-	uint64_t *have; /* a bit per page put in (the thread's; the head of a fault comes first) */
-	uint32_t nchunks, nfilled;
-	uint32_t ahead, ahead_end; /* chunks filled ahead of a sequential reader (the thread's) */
-	unsigned nranges;
-	bool broken; /* a chunk could not be read */
-	bool sealed; /* whole, unmapped and sealed: the loop promotes it */
-	bool detached; /* the object let go: filled in the background, then freed */
-	char why[192];
-	struct lazy *next; /* lzd->all */
-};
-
-struct lz_range {
-	struct lz_range *next;
-	struct lazy *lz;
-	struct kray_oid id;
-	uint64_t base, len;
-};
-
-struct lz_conn {
-	struct lz_conn *next;
-	int uffd; /* krayd's copy of the reader's userfaultfd */
-	uint32_t no; /* its number in the reader, + 1 */
-	bool dead; /* the connection went: the thread closes uffd */
-	struct lz_range *ranges;
-	uint64_t *pending; /* fault addresses that matched no range yet */
-	unsigned npending;
-};
-
-struct lazyd {
-	pthread_mutex_t lock;
-	pthread_t thread;
-	int epfd, efd;
-	int uffd; /* krayd's own: its mappings of lazy memfds are filled with UFFDIO_COPY */
-	uint8_t *bounce; /* LAZY_CHUNK: a chunk read from disk (the thread's) */
-	uint64_t first; /* lazy-first-read, in pages' bytes: the head of a fault (0: none) */
-	bool stop, poison_ok;
-	struct lz_conn *conns;
-	struct lazy *all;
-	uint64_t restored; /* bytes read back from disk by faults */
-	uint64_t faults;
-};
-
 static void wake_thread(struct lazyd *z)
 {
 	uint64_t one = 1;
@@ -138,14 +88,9 @@ static void wake_thread(struct lazyd *z)
 		log_warn_ratelimited("lazy restore: eventfd: %s", strerror(errno));
 }
 
-static bool have(const struct lazy *lz, uint64_t page)
-{
-	return lz->have[page / 64] >> (page % 64) & 1;
-}
-
 /* Puts len bytes (whole pages) of src at dst, in krayd's registered mapping of a lazy memfd:
  * each page enters the page cache whole (UFFDIO_COPY).  Returns 0 or an errno. */
-static int put_pages(struct lazyd *z, char *dst, const uint8_t *src, uint64_t len)
+int lazy_put_pages(struct lazyd *z, char *dst, const uint8_t *src, uint64_t len)
 {
 	uint64_t done = 0;
 
@@ -198,9 +143,9 @@ static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t e
 
 	if (lz->chunk[i] == CH_BAD || !lz->map)
 		return -EIO;
-	while (p0 < p1 && have(lz, p0))
+	while (p0 < p1 && lazy_have(lz, p0))
 		p0++;
-	while (p1 > p0 && have(lz, p1 - 1))
+	while (p1 > p0 && lazy_have(lz, p1 - 1))
 		p1--;
 	if (p0 == p1)
 		return 0;
@@ -221,10 +166,10 @@ static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t e
 	}
 	memset(buf + len, 0, p1 * 4096 - end); /* the tail of the last page */
 	for (uint64_t p = p0, q; done == len && !err && p < p1; p = q) {
-		for (q = p; q < p1 && have(lz, q) == have(lz, p); q++)
+		for (q = p; q < p1 && lazy_have(lz, q) == lazy_have(lz, p); q++)
 			;
-		if (!have(lz, p))
-			err = put_pages(z, lz->map + p * 4096, buf + (p - p0) * 4096,
+		if (!lazy_have(lz, p))
+			err = lazy_put_pages(z, lz->map + p * 4096, buf + (p - p0) * 4096,
 					(q - p) * 4096);
 	}
 	pthread_mutex_lock(&z->lock);
@@ -288,14 +233,14 @@ static void poison_chunk(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, u
 	if (p1 > last)
 		p1 = last;
 	for (uint64_t p = p0, q; p < p1; p = q) {
-		for (q = p; q < p1 && have(lz, q) == have(lz, p); q++)
+		for (q = p; q < p1 && lazy_have(lz, q) == lazy_have(lz, p); q++)
 			;
-		if (!have(lz, p))
+		if (!lazy_have(lz, p))
 			poison(z, lc, lz, base + p * 4096, (q - p) * 4096, or_truncate);
 	}
 }
 
-static void wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len)
+void lazy_wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len)
 {
 	struct uffdio_range r = { .start = addr, .len = len };
 
@@ -329,6 +274,14 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 		return false;
 	z->faults++;
 	lz = rg->lz;
+	if (lz->net) {
+		/* Filled by its stream (store_lazy_net.c), which wakes this fault when its page
+		 * comes; a page in already, or one of a lost object (its memfd truncated: the
+		 * retried fault gets SIGBUS), is woken now. */
+		if (lz->broken || lazy_have(lz, (addr - rg->base) / 4096))
+			lazy_wake_range(lc, addr, 4096);
+		return true;
+	}
 	i = (uint32_t)((addr - rg->base) / LAZY_CHUNK);
 	if (i >= lz->nchunks)
 		i = lz->nchunks - 1;
@@ -348,14 +301,14 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 		if (h1 > lz->size)
 			h1 = lz->size;
 		if (!fill_range(z, lz, h0, h1))
-			wake_range(lc, base + h0, (h1 - h0 + 4095) & ~4095ull);
+			lazy_wake_range(lc, base + h0, (h1 - h0 + 4095) & ~4095ull);
 		off = h1;
 	}
 	if (fill(z, lz, i, off)) {
 		poison_chunk(z, lc, lz, base, i, true);
 		return true;
 	}
-	wake_range(lc, a, len);
+	lazy_wake_range(lc, a, len);
 	/* A reader going through in order: the thread fills the chunks after this one
 	 * between faults, so that the reader's next ones find them (background()). */
 	if (z->first && i > 0 && lz->chunk[i - 1] == CH_FILLED) {
@@ -364,6 +317,26 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 									lz->nchunks;
 	}
 	return true;
+}
+
+void lazy_wake_readers(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t end)
+{
+	for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
+		for (struct lz_range *rg = lc->ranges; rg && !lc->dead; rg = rg->next)
+			if (rg->lz == lz && off < rg->len)
+				lazy_wake_range(lc, rg->base + off,
+						(end < rg->len ? end : rg->len) - off);
+}
+
+void lazy_net_fail_locked(struct lazyd *z, struct lazy *lz, const char *why)
+{
+	if (!lz->broken)
+		snprintf(lz->why, sizeof(lz->why), "%s", why);
+	lz->broken = true;
+	/* Past its end every touch is SIGBUS, before the userfaultfd is asked (shmem). */
+	if (ftruncate(lz->memfd, 0))
+		log_warn_ratelimited("lazy get: cannot fail its readers: %s", strerror(errno));
+	lazy_wake_readers(z, lz, 0, (lz->size + 4095) & ~4095ull);
 }
 
 static void read_faults(struct lazyd *z, struct lz_conn *lc)
@@ -487,7 +460,7 @@ static bool background(struct lazyd *z, struct krayd *d)
 		}
 		if (!lz->detached)
 			continue;
-		if (lz->nranges && !lz->broken && lz->nfilled < lz->nchunks) {
+		if (lz->nranges && !lz->broken && lz->nfilled < lz->nchunks && !lz->net) {
 			uint32_t i = 0;
 
 			while (lz->chunk[i] != CH_MISSING)
@@ -496,7 +469,7 @@ static bool background(struct lazyd *z, struct krayd *d)
 			more = true;
 			continue;
 		}
-		if (lz->nranges && lz->broken) /* readers touch what cannot be read: SIGBUS */
+		if (lz->nranges && lz->broken && !lz->net) /* what cannot be read: SIGBUS */
 			for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
 				for (struct lz_range *rg = lc->ranges; rg; rg = rg->next)
 					for (uint32_t i = 0; rg->lz == lz && i < lz->nchunks; i++)
@@ -655,6 +628,8 @@ void store_lazy_stop(struct krayd *d)
 	/* Readers left (krayd stops): what they have not touched cannot come any more. */
 	for (struct lazy *lz = z->all; lz; lz = lz->next)
 		if (lz->nranges && lz->nfilled < lz->nchunks) {
+			if (lz->net)
+				lazy_net_fail_locked(z, lz, "krayd stopped");
 			lz->broken = true;
 			lz->detached = true;
 			lz->nfilled = lz->nchunks; /* background() poisons, then frees */
@@ -759,30 +734,22 @@ void store_lazy_conn(struct conn *c, uint32_t uffd_no)
 	wake_thread(z);
 }
 
-struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
+struct lazy *lazy_make(struct lazyd *z, uint64_t size)
 {
-	struct lazyd *z = d->lazy;
 	struct lazy *lz = calloc(1, sizeof(*lz));
-	struct stat st;
 
 	if (!lz)
 		return NULL;
 	lz->memfd = lz->spill = -1;
-	lz->size = o->size;
-	lz->nchunks = (uint32_t)((o->size + LAZY_CHUNK - 1) / LAZY_CHUNK);
+	lz->size = size;
+	lz->nchunks = (uint32_t)((size + LAZY_CHUNK - 1) / LAZY_CHUNK);
 	lz->chunk = calloc(lz->nchunks, 1);
-	lz->have = calloc((o->size / 4096 + 64) / 64, sizeof(*lz->have));
-	lz->spill = open(path, O_RDONLY | O_CLOEXEC);
+	lz->have = calloc((size / 4096 + 64) / 64, sizeof(*lz->have));
 	/* Fresh, never the pool's: a pre-faulted page would never fault. */
 	lz->memfd = memfd_create("kray-lazy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (!lz->chunk || !lz->have || lz->spill < 0 || fstat(lz->spill, &st) ||
-	    (uint64_t)st.st_size != o->size || lz->memfd < 0 ||
-	    ftruncate(lz->memfd, (off_t)o->size))
-		goto err; /* the eager restore says what is wrong with the file */
-	/* No readahead of the kernel's own (read_ahead_kb may be megabytes: a fault's head
-	 * would wait for it); fill() asks for what comes next (WILLNEED). */
-	posix_fadvise(lz->spill, 0, 0, POSIX_FADV_RANDOM);
-	lz->map = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, lz->memfd, 0);
+	if (!lz->chunk || !lz->have || lz->memfd < 0 || ftruncate(lz->memfd, (off_t)size))
+		goto err;
+	lz->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, lz->memfd, 0);
 	if (lz->map == MAP_FAILED) {
 		lz->map = NULL;
 		goto err;
@@ -790,34 +757,63 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 	/* Missing pages of krayd's own mapping are filled by UFFDIO_COPY only (krayd never
 	 * touches them): see the top of this file. */
 	struct uffdio_register reg = { .range = { .start = (uint64_t)(uintptr_t)lz->map,
-						  .len = (o->size + 4095) & ~4095ull },
+						  .len = (size + 4095) & ~4095ull },
 				       .mode = UFFDIO_REGISTER_MODE_MISSING };
 	if (ioctl(z->uffd, UFFDIO_REGISTER, &reg)) {
 		log_warn_ratelimited("lazy restore: registering its memory: %s", strerror(errno));
-		munmap(lz->map, o->size);
+		munmap(lz->map, size);
 		lz->map = NULL;
 		goto err;
 	}
-	lz->o = o;
-	pthread_mutex_lock(&z->lock);
-	lz->next = z->all;
-	z->all = lz;
-	pthread_mutex_unlock(&z->lock);
 	return lz;
 err:
 	if (lz->memfd >= 0)
 		close(lz->memfd);
-	if (lz->spill >= 0)
-		close(lz->spill);
 	free(lz->chunk);
 	free(lz->have);
 	free(lz);
 	return NULL;
 }
 
+void lazy_link(struct lazyd *z, struct lazy *lz)
+{
+	pthread_mutex_lock(&z->lock);
+	lz->next = z->all;
+	z->all = lz;
+	pthread_mutex_unlock(&z->lock);
+}
+
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
+{
+	struct lazyd *z = d->lazy;
+	struct lazy *lz;
+	struct stat st;
+	int spill = open(path, O_RDONLY | O_CLOEXEC);
+
+	/* (the eager restore says what is wrong with the file) */
+	if (spill < 0)
+		return NULL;
+	if (fstat(spill, &st) || (uint64_t)st.st_size != o->size || !(lz = lazy_make(z, o->size))) {
+		close(spill);
+		return NULL;
+	}
+	lz->spill = spill;
+	/* No readahead of the kernel's own (read_ahead_kb may be megabytes: a fault's head
+	 * would wait for it); fill() asks for what comes next (WILLNEED). */
+	posix_fadvise(lz->spill, 0, 0, POSIX_FADV_RANDOM);
+	lz->o = o;
+	lazy_link(z, lz);
+	return lz;
+}
+
 int store_lazy_fd(const struct lazy *lz)
 {
 	return lz->memfd;
+}
+
+uint64_t store_lazy_size(const struct lazy *lz)
+{
+	return lz->size;
 }
 
 int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
@@ -896,6 +892,8 @@ void store_lazy_detach(struct krayd *d, struct lazy *lz)
 	struct lazyd *z = d->lazy;
 
 	pthread_mutex_lock(&z->lock);
+	if (lz->net && lz->nfilled < lz->nchunks) /* nothing more comes for it */
+		lazy_net_fail_locked(z, lz, "its transfer from another node stopped");
 	lz->o = NULL;
 	lz->detached = true; /* filled for the readers left, then freed (background()) */
 	pthread_mutex_unlock(&z->lock);

@@ -396,9 +396,34 @@ void store_unlazy(struct krayd *d, struct obj *o)
 {
 	if (!o->lazy)
 		return;
+	d->st.store_bytes -= store_lazy_size(o->lazy); /* (o->size is 0 for an aborted copy) */
 	store_lazy_detach(d, o->lazy);
 	o->lazy = NULL;
-	d->st.store_bytes -= o->size;
+}
+
+void store_lazy_sealed(struct krayd *d, struct obj *o)
+{
+	char why[192];
+	int r;
+
+	if (!o->lazy)
+		return;
+	if (o->type == KRAY_WT_FD && o->fd >= 0 && o->size != store_lazy_size(o->lazy)) {
+		/* (made again from lineage, and not the same size this time) */
+		store_lazy_net_fail(d, o->lazy, "it was made again with another size");
+	} else if (o->type == KRAY_WT_FD && o->fd >= 0) {
+		r = store_lazy_net_fill(d, o->lazy, o->fd);
+		if (r) {
+			log_warn("object %u.%u.%u.%u: filling its lazy readers' copy: %s",
+				 o->id.node, o->id.owner, o->id.seq, o->id.index, strerror(-r));
+			store_lazy_net_fail(d, o->lazy, "its lazily mapped copy could not be filled");
+		}
+	} else {
+		snprintf(why, sizeof(why), "%.*s", (int)(o->len < sizeof(why) ? o->len : 0),
+			 o->type == KRAY_WT_ERROR && o->data ? (const char *)o->data : "");
+		store_lazy_net_fail(d, o->lazy, why[0] ? why : "it ended as a non-object value");
+	}
+	store_unlazy(d, o);
 }
 
 bool store_want_lazily(struct conn *c, struct obj *o)

@@ -72,7 +72,9 @@ enum kray_errkind {
  * of the object store's shared memory, not a copy: writing to them faults.  A spilled one
  * may come back lazily (krayd's lazy-restore): its pages are read from disk as they are
  * first touched, and a page whose spill file was damaged meanwhile raises SIGBUS in the
- * process that touches it (docs/objects.md, "Lazy restore").
+ * process that touches it (docs/objects.md, "Lazy restore").  So may one that lives on
+ * another node: its pages appear as its transfer brings them, and a page of an object lost
+ * before it came raises SIGBUS (docs/objects.md, "Lazy gets of objects on another node").
  */
 typedef struct kray_value {
 	enum kray_type type;

@@ -93,6 +93,8 @@ enum kray_msg_type {
 	KRAY_MSG_PG = 35, /* C->D  kray_msg_pg + name + bundles; TEXT_REPLY (placement groups) */
 	KRAY_MSG_LAZY_MAP = 36, /* C->D  kray_msg_lazy_map: where a KRAY_WV_LAZY object is
 				 * mapped and registered with the asker's userfaultfd; no reply */
+	KRAY_MSG_JOB_END = 37, /* D->W  kray_msg_job (path_len 0): nothing of that job is left,
+				* forget what JOB told */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -161,7 +163,7 @@ static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_GUARDS_REPLY) || t == KRAY_MSG_CANCEL ||
 	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
-	       t == KRAY_MSG_LAZY_MAP ||
+	       t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END ||
 	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN ||

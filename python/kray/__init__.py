@@ -15,6 +15,7 @@ See docs/python.md for what differs from Ray.
 """
 import atexit
 import os
+import time
 
 from . import _kray
 from . import exceptions
@@ -206,13 +207,54 @@ def _ms(timeout):
     return int(timeout * 1000)
 
 
+# Refs in one get or wait frame (KRAY_REFS_MAX in kray_wire.h): longer lists go in parts.
+_REFS_MAX = 65536
+
+
+def _left(deadline):
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _get_items(refs, timeout):
+    ms = _ms(timeout)
+    if len(refs) <= _REFS_MAX:
+        return _kray.get(refs, ms)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    items = []
+    for i in range(0, len(refs), _REFS_MAX):
+        part = _kray.get(refs[i:i + _REFS_MAX], _ms(_left(deadline)))
+        if part is None:
+            return None
+        items.extend(part)
+    return items
+
+
+def _wait_flags(refs, num_returns, timeout):
+    ms = _ms(timeout)
+    if len(refs) <= _REFS_MAX:
+        return _kray.wait(refs, num_returns, ms)
+    # More refs than one frame holds: look at every part without waiting, and while too
+    # few are ready, wait a little for one of (up to a frame of) those not ready yet.
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        flags = []
+        for i in range(0, len(refs), _REFS_MAX):
+            part = refs[i:i + _REFS_MAX]
+            flags.extend(_kray.wait(part, len(part), 0))
+        left = _left(deadline)
+        if sum(1 for f in flags if f) >= num_returns or left == 0.0:
+            return flags
+        pending = [r for r, f in zip(refs, flags) if not f][:_REFS_MAX]
+        _kray.wait(pending, 1, _ms(0.01 if left is None else min(0.01, left)))
+
+
 def get(object_refs, *, timeout=None):
     """The values of one ObjectRef or a list of them, waiting up to timeout seconds
     (None: forever).  Raises the task's error (RayTaskError, also an instance of the
     original exception's class), GetTimeoutError, or another kray.exceptions error."""
     refs, single = _as_list(object_refs, "get")
     try:
-        items = _kray.get(refs, _ms(timeout))
+        items = _get_items(refs, timeout)
     except _kray.TaskCancelled as e:  # this task was cancelled while it waited
         raise exceptions.TaskCancelledError(message=str(e)) from None
     if items is None:
@@ -251,7 +293,7 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
         raise ValueError("num_returns cannot be greater than the number of objects "
                          "provided to kray.wait.")
     try:
-        flags = _kray.wait(refs, num_returns, _ms(timeout))
+        flags = _wait_flags(refs, num_returns, timeout)
     except _kray.TaskCancelled as e:
         raise exceptions.TaskCancelledError(message=str(e)) from None
     ready, not_ready = [], []

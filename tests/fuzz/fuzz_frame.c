@@ -573,6 +573,7 @@ FIXED(create_reply, sizeof(struct kray_msg_create_reply))
 FIXED(seal, sizeof(struct kray_msg_seal))
 FIXED(kill, sizeof(struct kray_msg_kill))
 FIXED(cancel, sizeof(struct kray_msg_cancel))
+FIXED(job_end, sizeof(struct kray_msg_job))
 
 /* A task forwarded between nodes (issue 7): what remote_on_task() relies on. */
 static void chk_fwd_task(const uint8_t *body, size_t len)
@@ -682,6 +683,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_RESULT] = chk_result,
 	[KRAY_MSG_REJECT] = chk_reject,
 	[KRAY_MSG_JOB] = chk_job,
+	[KRAY_MSG_JOB_END] = chk_job_end,
 	[KRAY_MSG_CREATE] = chk_create,
 	[KRAY_MSG_CREATE_REPLY] = chk_create_reply,
 	[KRAY_MSG_SEAL] = chk_seal,
@@ -712,7 +714,7 @@ static const chk_fn every[] = {
 	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create,	      chk_create_reply,
 	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel,	      chk_fwd_task,
 	chk_yield,	  chk_fwd_actor, chk_actor_record, chk_actor_restart, chk_actor_locate,
-	chk_fast_count,
+	chk_fast_count,	  chk_job_end,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

@@ -322,6 +322,13 @@ static void frames(void)
 		done("job");
 	}
 	{
+		struct kray_msg_job m = { .job = 1 };
+
+		frame(KRAY_MSG_JOB_END);
+		put(&m, sizeof(m));
+		done("job_end");
+	}
+	{
 		struct kray_msg_create c = { .oid = P, .size = 8 << 20 };
 		struct kray_msg_create_reply r = { .status = 0 };
 		struct kray_msg_seal s = { .oid = P };

@@ -46,6 +46,32 @@ def test_get_timeout(ray_start):
     assert ray.get(ref, timeout=30) == "done"
 
 
+def test_get_and_wait_longer_than_one_frame(ray_start):
+    # Ray takes any number of refs; one get or wait frame holds 65,536.
+    ray = ray_start
+    n = 65536 + 1000
+    refs = [ray.put(i) for i in range(n)]
+    assert ray.get(refs) == list(range(n))
+    assert ray.get(refs, timeout=30)[-3:] == [n - 3, n - 2, n - 1]
+
+    @ray.remote
+    def later(s):
+        time.sleep(s)
+        return s
+
+    slow = later.remote(1)
+    ready, not_ready = ray.wait(refs + [slow], num_returns=n, timeout=30)
+    assert len(ready) == n and not_ready == [slow]
+    t0 = time.monotonic()
+    ready, not_ready = ray.wait([slow] + refs, num_returns=n + 1, timeout=0.2)
+    assert len(ready) == n and not_ready == [slow]  # the timeout came first
+    assert time.monotonic() - t0 < 5
+    ready, not_ready = ray.wait(refs + [slow], num_returns=n + 1)
+    assert len(ready) == n + 1 and ready[-1] == slow and not_ready == []
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        ray.get(refs + [later.remote(5)], timeout=0.2)
+
+
 def test_wait(ray_start):
     ray = ray_start
 

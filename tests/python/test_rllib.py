@@ -173,9 +173,9 @@ def test_parallel_sampling_is_reproducible_and_on_policy(ray):
 
     lin = torch_linear()
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(7, 4, generator=g)
-    w = torch.randn(3, 4, generator=g, requires_grad=True)
-    b = torch.randn(3, generator=g, requires_grad=True)
+    x = torch.randn(7, 32, generator=g)  # oneDNN takes layers 16 wide or more
+    w = torch.randn(24, 32, generator=g, requires_grad=True)
+    b = torch.randn(24, generator=g, requires_grad=True)
     out = []
     for f in (F.linear, lin):
         y = torch.tanh(f(x, w, b))
@@ -234,3 +234,177 @@ def test_value_learner_actor_gives_one_process_updates(ray):
         assert t.value_learner is None, extra
         assert t.train()["info"]["value_learner_actor"] is False
         t.stop()
+
+
+def test_flat_adam_gives_torch_adams_updates():
+    """optim.FlatAdam (each network's parameters and moments in one flat tensor) gives
+    torch.optim.Adam's weights and state bit for bit, skips a network without
+    gradients, and takes a state loaded with load_state_dict() or set by hand."""
+    import copy
+
+    import torch
+    from kray.rllib.models import MODEL_DEFAULTS, make_torch_model
+    from kray.rllib.optim import FlatAdam
+    torch.manual_seed(0)
+    model = dict(MODEL_DEFAULTS, fcnet_hiddens=[16, 8])
+    net_t = make_torch_model(4, 2, model)
+    net_f = copy.deepcopy(net_t)
+    opt_t = torch.optim.Adam(net_t.parameters(), lr=1e-2)
+    opt_f = FlatAdam([net_f.pi.parameters(), net_f.vf.parameters()], lr=1e-2)
+    g = torch.Generator().manual_seed(1)
+
+    def steps(k, only_pi=False):
+        for _ in range(k):
+            x = torch.randn(32, 4, generator=g)
+            for net, opt in ((net_t, opt_t), (net_f, opt_f)):
+                logits, v = net(x)
+                loss = logits.pow(2).mean() + (0 if only_pi else (v - 1).pow(2).mean())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+    def same():
+        for a, b in zip(net_t.parameters(), net_f.parameters()):
+            assert torch.equal(a, b)
+        st, sf = opt_t.state_dict()["state"], opt_f.state_dict()["state"]
+        assert sorted(st) == sorted(sf)
+        for i in st:
+            for k in ("step", "exp_avg", "exp_avg_sq"):
+                assert torch.equal(st[i][k], sf[i][k]), (i, k)
+
+    steps(3, only_pi=True)  # the value network has no state yet, as torch's Adam's
+    same()
+    assert len(opt_f.state_dict()["state"]) == 6
+    steps(4)
+    same()
+    saved = copy.deepcopy(opt_t.state_dict())
+    steps(2)
+    opt_t.load_state_dict(saved)
+    opt_f.load_state_dict(saved)
+    with torch.no_grad():
+        for a, b in zip(net_t.parameters(), net_f.parameters()):
+            b.copy_(a)
+    steps(3)
+    same()
+    # A state set by hand (the value learner's hand-over) is copied in at the next step.
+    vf_t, vf_f = list(net_t.vf.parameters()), list(net_f.vf.parameters())
+    for pt, pf in zip(vf_t, vf_f):
+        opt_f.state[pf] = {k: v.clone() for k, v in opt_t.state[pt].items()}
+    steps(2)
+    same()
+    bad = {k: v.clone() for k, v in opt_f.state[vf_f[0]].items()}
+    bad["step"] = bad["step"] + 1
+    opt_f.state[vf_f[0]] = bad
+    with pytest.raises(ValueError, match="different step counts"):
+        steps(1)
+
+
+def test_fused_policy_loss_matches_autograd():
+    """The PPO policy loss as one autograd node (ppo_loss.policy_grad) gives the logits
+    gradient of RLlib's formulation written with autograd, and policy_stats() its
+    per-minibatch loss terms, on fixed data with ratios inside and outside the clip
+    range, with and without the entropy term, with the value loss added as the one
+    process learner adds it."""
+    import torch
+    import torch.nn.functional as F
+    from kray.rllib.algorithms.ppo_loss import kl_grad_column, policy_grad, policy_stats
+
+    def reference(logits, actions, old_logp, old_lp_all, old_p_all, adv, clip, kl_coeff,
+                  entropy_coeff):
+        lp_all = torch.log_softmax(logits, dim=1)
+        logp = lp_all.gather(1, actions[:, None]).squeeze(1)
+        ratio = torch.exp(logp - old_logp)
+        surrogate = torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - clip, 1 + clip))
+        kl = (old_p_all * (old_lp_all - lp_all)).sum(1)
+        entropy = -(lp_all.exp() * lp_all).sum(1)
+        loss = (-surrogate + kl_coeff * kl - entropy_coeff * entropy).mean()
+        return loss, torch.stack([-surrogate.mean(), kl.mean(), entropy.mean(), loss])
+
+    g = torch.Generator().manual_seed(2)
+    n, k, mb = 256, 3, 64
+    old_logits = torch.randn(n, k, generator=g)
+    old_lp_all = torch.log_softmax(old_logits, dim=1)
+    old_p_all = old_lp_all.exp()
+    actions = torch.randint(0, k, (n,), generator=g)
+    old_logp = old_lp_all.gather(1, actions[:, None]).squeeze(1)
+    adv = torch.randn(n, generator=g)
+    onehot = F.one_hot(actions, k).float()
+    clip, kl_coeff = 0.2, 0.3
+    kl_grad = kl_grad_column(old_p_all, kl_coeff, mb)
+    for scale in (0.01, 0.5, 2.0):  # the new logits near the old ones, then far
+        logits = (old_logits + scale * torch.randn(n, k, generator=g)).requires_grad_()
+        v = torch.randn(n, generator=g, requires_grad=True)
+        for entropy_coeff in (0.0, 0.01):
+            rows = torch.randperm(n, generator=g)
+            lp_alls, ref_stats = [], []
+            for r in rows.split(mb):
+                def vf_loss():  # as the one-process learner adds it
+                    return (v[r] - 1).pow(2).mean()
+                loss, st = reference(logits[r], actions[r], old_logp[r], old_lp_all[r],
+                                     old_p_all[r], adv[r], clip, kl_coeff, entropy_coeff)
+                want = torch.autograd.grad(loss + vf_loss(), (logits, v))
+                zero, lp_all = policy_grad(logits[r], actions[r][:, None], old_logp[r],
+                                           kl_grad[r], onehot[r], adv[r], clip,
+                                           entropy_coeff)
+                assert float(zero) == 0.0
+                got = torch.autograd.grad(zero + vf_loss(), (logits, v))
+                for a, b in zip(want, got):
+                    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+                lp_alls.append(lp_all)
+                ref_stats.append(st.detach())
+            stats = policy_stats(torch.cat(lp_alls), rows, actions, old_logp, old_lp_all,
+                                 old_p_all, adv, clip, kl_coeff, entropy_coeff,
+                                 len(lp_alls))
+            torch.testing.assert_close(stats, torch.stack(ref_stats), rtol=1e-5, atol=1e-6)
+        ratio = (torch.log_softmax(logits, 1).gather(1, actions[:, None]).squeeze(1) -
+                 old_logp).exp()
+        if scale == 2.0:  # both sides of the clip range were covered
+            assert (ratio > 1.2).any() and (ratio < 0.8).any()
+
+
+def test_numpy_policy_stacked_forward_matches_per_network():
+    """The rollout workers' numpy forward pass runs the policy and value MLPs as one
+    (first layers side by side, the others stacked): the values of the two networks
+    run one after the other, for one row and several, deep and shallow models."""
+    from kray.rllib.models import MODEL_DEFAULTS, NumpyPolicy, make_torch_model
+    rng = np.random.default_rng(0)
+    for hiddens, act in (([64, 64], "tanh"), ([16], "relu"), ([32, 16, 8], "tanh"),
+                         ([], "tanh")):
+        net = make_torch_model(4, 3, dict(MODEL_DEFAULTS, fcnet_hiddens=hiddens,
+                                          fcnet_activation=act))
+        w = net.numpy_weights()
+        fast, ref = NumpyPolicy(w, act, False), NumpyPolicy(w, act, False)
+        ref.stacked = None
+        assert (fast.stacked is not None) == bool(hiddens)
+        for n in (1, 5):
+            obs = rng.standard_normal((n, 4)).astype(np.float32)
+            (l1, v1), (l2, v2) = fast.logits_values(obs), ref.logits_values(obs)
+            assert l1.shape == (n, 3) and v1.shape == (n,)
+            np.testing.assert_allclose(l1, l2, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(v1, v2, rtol=1e-6, atol=1e-7)
+
+
+def test_rollout_worker_fragments_in_one_call():
+    """RolloutWorker.sample() with a list of fragment sizes (the trainer asks each
+    rollout actor for half its fragments per call) gives the batch and episodes of one
+    call per fragment, each fragment with its own GAE bootstrap."""
+    from kray.rllib.algorithms.algorithm import RolloutWorker
+    from kray.rllib.models import MODEL_DEFAULTS, make_torch_model
+    model = dict(MODEL_DEFAULTS, fcnet_hiddens=[16])
+    w = make_torch_model(4, 2, model).numpy_weights()
+    for num_envs in (1, 3):
+        a, b = (RolloutWorker("CartPole-v0", {}, model, 7, 1, num_envs, 0.99, 0.95)
+                for _ in range(2))
+        one = a.sample(w, [90, 90, 45])
+        outs = [b.sample(w, 90), b.sample(None, 90), b.sample(None, 45)]
+        assert one["steps"] == sum(o["steps"] for o in outs)
+        assert one["episodes"] == [e for o in outs for e in o["episodes"]]
+        for k, v in one["batch"].items():
+            np.testing.assert_array_equal(v, np.concatenate([o["batch"][k] for o in outs]))
+        if num_envs > 1:  # a fragment's rows are env by env
+            continue
+        # A fragment's end is bootstrapped: the advantages differ from one long one's.
+        c = RolloutWorker("CartPole-v0", {}, model, 7, 1, num_envs, 0.99, 0.95)
+        long = c.sample(w, 225)
+        np.testing.assert_array_equal(long["batch"]["obs"], one["batch"]["obs"])
+        assert not np.array_equal(long["batch"]["advantages"], one["batch"]["advantages"])

@@ -233,6 +233,35 @@ Test(sched, dispatch_sends_a_queued_task_to_an_idle_worker)
 	cr_assert(oid_eq(&sent, &t->id));
 }
 
+/* A job whose record goes: each worker that was told its code path is told to forget it
+ * (JOB_END), once; a worker never told hears nothing. */
+Test(sched, workers_forget_an_ended_job)
+{
+	struct worker *told = fake_worker(), *other = fake_worker();
+	struct kray_oid key = { .node = 9 };
+	uint16_t types[4];
+
+	job_hold(job_add(&d, 9, "libj.so", 7));
+	sched_tell_job(told, 9, "libj.so");
+	sched_tell_job(told, 9, "libj.so"); /* (told once) */
+	cr_assert_eq(frames(told->conn, types, 4, NULL), 1);
+	told->conn->out.off = told->conn->out.len; /* as if sent */
+	cr_assert_not_null(oidmap_get(&told->jobs, &key));
+	job_drop(&d, job_get(&d, 9));
+	cr_assert_null(job_get(&d, 9));
+	cr_assert_eq(frames(told->conn, types, 4, NULL), 1);
+	cr_assert_eq(types[0], KRAY_MSG_JOB_END);
+	cr_assert_null(oidmap_get(&told->jobs, &key), "krayd's view of the worker forgot it");
+	cr_assert_eq(frames(other->conn, types, 4, NULL), 0, "a worker never told hears nothing");
+	/* The same id again (a job of another node back with more tasks): told afresh. */
+	job_hold(job_add(&d, 9, "libj.so", 7));
+	told->conn->out.off = told->conn->out.len;
+	sched_tell_job(told, 9, "libj.so");
+	cr_assert_eq(frames(told->conn, types, 4, NULL), 1);
+	cr_assert_eq(types[0], KRAY_MSG_JOB);
+	job_drop(&d, job_get(&d, 9));
+}
+
 Test(sched, cpu_slots_bound_what_starts)
 {
 	struct worker *a = fake_worker(), *b = fake_worker();

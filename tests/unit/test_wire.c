@@ -443,7 +443,7 @@ Test(hdr, gap_types_rejected)
 	/* In the Python range (32-39) past its types (and placement groups'), and before
 	 * the fast path's: not types. */
 	for (unsigned t = KRAY_MSG_PG + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
-		if (t == KRAY_MSG_LAZY_MAP) /* issue 14's */
+		if (t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END) /* issue 14's; jobs' end */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "gap type %u accepted",
@@ -1031,6 +1031,26 @@ Test(roundtrip, job)
 	cr_assert_eq(t.code, 3, "job id %d", t.code);
 	cr_assert(t.len == 12 && !memcmp(t.text, "/x/libfns.so", 12), "path");
 	kbuf_free(&f.b);
+}
+
+/* JOB_END: a kray_msg_job and nothing after it (its path_len 0). */
+Test(roundtrip, job_end)
+{
+	struct kray_msg_job m = { .job = 9 }, m2;
+	struct kbuf b = { 0 };
+	struct kray_frame_hdr h;
+	size_t off = wire_begin(&b, KRAY_MSG_JOB_END, 0);
+
+	kbuf_put(&b, &m, sizeof(m));
+	cr_assert_eq(wire_end(&b, off), 0);
+	memcpy(&h, b.data, sizeof(h));
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "JOB_END is a known type");
+	cr_assert_eq(KRAY_MSG_JOB_END, 37);
+	cr_assert_eq(wire_dec_fixed(b.data + sizeof(h), h.len, &m2, sizeof(m2)), 0);
+	cr_assert_eq(m2.job, 9);
+	cr_assert_eq(m2.path_len, 0);
+	cr_assert_eq(wire_dec_fixed(b.data + sizeof(h), h.len - 1, &m2, sizeof(m2)), -EBADMSG);
+	kbuf_free(&b);
 }
 
 Test(roundtrip, fixed_bodies)
@@ -1980,7 +2000,7 @@ Test(hdr, fast_range)
 	}
 	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
 		if (t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
-		    t == KRAY_MSG_LAZY_MAP) /* the Python range's */
+		    t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END) /* the Python range's */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);

@@ -12,6 +12,7 @@ import numpy as np
 import kray
 
 from .algorithm import COMMON_CONFIG, Trainer, merge_config
+from .ppo_loss import kl_grad_column, policy_grad, policy_stats
 from .value_learner import acquire as acquire_value_learner
 from .value_learner import (adam, load_optimizer_state, minibatch_starts, optimizer_state,
                             value_loss)
@@ -76,7 +77,7 @@ class PPOTrainer(Trainer):
         if c["num_workers"] and (_in_trial() or self.split):
             torch.set_num_threads(max(1, int(c["num_cpus_for_driver"])))
         self.net = make_torch_model(self.obs_dim, self.num_actions, c["model"])
-        self.opt = adam(self.net.parameters(), c["lr"])
+        self.opt = adam([self.net.pi.parameters(), self.net.vf.parameters()], c["lr"])
         self.vf_params = list(self.net.vf.parameters())
         self.kl_coeff = c["kl_coeff"]
         self.rng = np.random.default_rng(c["seed"])
@@ -143,7 +144,7 @@ class PPOTrainer(Trainer):
             data = kray.put({"obs": batch["obs"], "value_targets": batch["value_targets"],
                              "perms": perms})
             vf_ref = self.value_learner.train.remote(data, mb)
-        t_put = time.perf_counter()
+        t_put, cpu_put = time.perf_counter(), time.process_time()
         adv = batch["advantages"]
         adv = (adv - adv.mean()) / max(1e-4, adv.std())
         obs = torch.as_tensor(batch["obs"])
@@ -152,51 +153,58 @@ class PPOTrainer(Trainer):
         old_lp_all = torch.log_softmax(torch.as_tensor(batch["logits"]), dim=1)
         old_p_all = old_lp_all.exp()
         adv = torch.as_tensor(adv)
-        stats = []  # per minibatch, kept as tensors: read once at the end
-        cols = [obs, actions, old_logp, old_lp_all, old_p_all, adv]
+        # Per minibatch: the log-probabilities and the value loss, kept as tensors (the
+        # statistics are computed from them once, after the SGD passes).
+        lp_alls, vf_means = [], []
+        rows_mb = min(mb, n)
+        kl_grad = kl_grad_column(old_p_all, self.kl_coeff, rows_mb)
+        onehot = torch.nn.functional.one_hot(actions, self.num_actions).to(old_p_all.dtype)
+        cols = [obs, actions[:, None], old_logp, kl_grad, onehot, adv]
         if not split:
             cols.append(torch.as_tensor(batch["value_targets"]))
         zero = torch.zeros(())
+        nmb = len(minibatch_starts(n, mb))
         for perm in perms:
-            if perm is not None:  # one gather per column and epoch, then slices
-                perm = torch.as_tensor(perm)
-                shuffled = [col[perm] for col in cols]
+            if perm is not None:  # one gather per column and epoch
+                shuffled = [col[torch.as_tensor(perm)] for col in cols]
             else:
                 shuffled = cols
-            for start in minibatch_starts(n, mb):
-                o_mb, act_mb, old_logp_mb, old_lp_mb, old_p_mb, a, *vt_mb = (
-                    col[start:start + mb] for col in shuffled)
+            # the epoch's minibatches: one split per column (views), not a slice each
+            for _, o_mb, act_mb, old_logp_mb, kl_grad_mb, onehot_mb, a, *vt_mb in zip(
+                    range(nmb), *(col.split(mb) for col in shuffled)):
                 if split:
                     logits = self.net.pi(o_mb)
                 else:
                     logits, v = self.net(o_mb)
-                logp_all = torch.log_softmax(logits, dim=1)
-                logp = logp_all.gather(1, act_mb[:, None]).squeeze(1)
-                ratio = torch.exp(logp - old_logp_mb)
-                surrogate = torch.min(a * ratio, a * torch.clamp(
-                    ratio, 1 - c["clip_param"], 1 + c["clip_param"]))
-                kl = (old_p_mb * (old_lp_mb - logp_all)).sum(1)
-                entropy = -(logp_all.exp() * logp_all).sum(1)
+                loss, lp_all = policy_grad(logits, act_mb, old_logp_mb, kl_grad_mb,
+                                           onehot_mb, a, c["clip_param"],
+                                           c["entropy_coeff"])
                 if split:  # the value loss's gradient reaches only the value MLP
-                    loss = (-surrogate + self.kl_coeff * kl -
-                            c["entropy_coeff"] * entropy).mean()
-                    vf_loss = zero
+                    vf_mean = zero
+                elif c["use_critic"]:
+                    vf_mean = value_loss(v, vt_mb[0], c["vf_clip_param"]).mean()
+                    loss = loss + c["vf_loss_coeff"] * vf_mean
                 else:
-                    if c["use_critic"]:
-                        vf_loss = value_loss(v, vt_mb[0], c["vf_clip_param"])
-                    else:
-                        vf_loss = torch.zeros_like(logp)
-                    loss = (-surrogate + self.kl_coeff * kl + c["vf_loss_coeff"] * vf_loss -
-                            c["entropy_coeff"] * entropy).mean()
+                    vf_mean = zero
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if c["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c["grad_clip"])
                 self.opt.step()
-                with torch.no_grad():
-                    stats.append(torch.stack([-surrogate.mean(), vf_loss.mean(), kl.mean(),
-                                              entropy.mean(), loss]))
-        t_sgd = time.perf_counter()
+                lp_alls.append(lp_all)
+                vf_means.append(vf_mean.detach())
+
+        def minibatch_stats():
+            """[policy_loss, vf_loss, kl, entropy, total_loss] per minibatch."""
+            rows = torch.cat([torch.as_tensor(p[:nmb * rows_mb]) if p is not None else
+                              torch.arange(nmb * rows_mb) for p in perms])
+            st = policy_stats(torch.cat(lp_alls), rows, actions, old_logp, old_lp_all,
+                              old_p_all, adv, c["clip_param"], self.kl_coeff,
+                              c["entropy_coeff"], len(lp_alls))
+            vf = torch.stack(vf_means)
+            return torch.stack([st[:, 0], vf, st[:, 1], st[:, 2],
+                                st[:, 3] + c["vf_loss_coeff"] * vf], 1)
+        t_sgd, cpu_sgd = time.perf_counter(), time.process_time()
         # The next batch starts now, with the weights just learned (PPO stays on-policy):
         # the workers sample while the rest of this iteration is reported.  With the
         # value learner, they take its weights from its result (waiting on it in krayd).
@@ -205,6 +213,8 @@ class PPOTrainer(Trainer):
             self.start_sampling({"pi": self.net.numpy_weights()["pi"]},
                                 c["train_batch_size"], more=(vf_ref,))
             t_sent = time.perf_counter()
+            stats = minibatch_stats()  # while the workers sample
+            t_stats = time.perf_counter()
             try:
                 vf = kray.get(vf_ref)
             except Exception as e:
@@ -215,19 +225,24 @@ class PPOTrainer(Trainer):
             if self._pending is not None:  # the workers could not start before now
                 self._pending["t0"] = max(self._pending["t0"], t_vf)
             self.net.load_numpy_weights({"vf": vf["vf"]})
-            stats = torch.stack(stats)
             vf_losses = torch.tensor(vf["vf_loss"])
             stats[:, 1] = vf_losses
             stats[:, 4] += c["vf_loss_coeff"] * vf_losses
             timers = {"batch_put_ms": 1000 * (t_put - t1),
                       "policy_sgd_ms": 1000 * (t_sgd - t_put),
                       "value_sgd_ms": 1000 * vf["sgd_s"],
+                      "policy_sgd_cpu_ms": 1000 * (cpu_sgd - cpu_put),
+                      "value_sgd_cpu_ms": 1000 * vf["sgd_cpu_s"],
                       "weights_send_ms": 1000 * (t_sent - t_sgd),
-                      "value_wait_ms": 1000 * (t_vf - t_sent)}
+                      "stats_ms": 1000 * (t_stats - t_sent),
+                      "value_wait_ms": 1000 * (t_vf - t_stats)}
         else:
             self.start_sampling(self.get_weights(), c["train_batch_size"])
-            stats = torch.stack(stats)
-            timers = {"sgd_ms": 1000 * (t_sgd - t_put)}
+            t_sent = time.perf_counter()
+            stats = minibatch_stats()
+            timers = {"sgd_ms": 1000 * (t_sgd - t_put),
+                      "sgd_cpu_ms": 1000 * (cpu_sgd - cpu_put),
+                      "stats_ms": 1000 * (time.perf_counter() - t_sent)}
         means = stats.mean(0).tolist()
         learner = dict(zip(("policy_loss", "vf_loss", "kl", "entropy", "total_loss"), means))
         # The adaptive KL penalty (RLlib's update_kl).
@@ -239,7 +254,8 @@ class PPOTrainer(Trainer):
         t2 = time.perf_counter()
         self.timesteps += n
         result = self.episode_metrics(eps)
-        timers.update(sample_time_ms=1000 * (t1 - t0), learn_time_ms=1000 * (t2 - t1))
+        timers.update(sample_time_ms=1000 * (t1 - t0), learn_time_ms=1000 * (t2 - t1),
+                      sample_cpu_ms=1000 * self.sample_cpu_s)
         result.update(
             timesteps_this_iter=n, num_env_steps_sampled=self.timesteps,
             num_env_steps_trained=self.timesteps,

@@ -41,12 +41,11 @@ def value_loss(v, value_targets, vf_clip_param):
     return torch.clamp((v - value_targets) ** 2, 0, vf_clip_param)
 
 
-def adam(params, lr):
-    import torch
-    try:  # one multi-tensor update for all parameters, not a loop over them
-        return torch.optim.Adam(params, lr=lr, foreach=True)
-    except TypeError:
-        return torch.optim.Adam(params, lr=lr)
+def adam(segments, lr):
+    """torch's Adam over these lists of parameters (one per network), each network's
+    parameters and moments in one flat tensor (optim.FlatAdam: the same updates)."""
+    from ..optim import FlatAdam
+    return FlatAdam(segments, lr)
 
 
 def optimizer_state(opt, params):
@@ -78,7 +77,7 @@ class ValueLearner:
     def configure(self, obs_dim, model, lr, vf_clip_param, vf_loss_coeff):
         self.net = make_torch_model(obs_dim, 1, model, with_policy=False)
         self.params = list(self.net.vf.parameters())
-        self.opt = adam(self.params, lr)
+        self.opt = adam([self.params], lr)
         self.vf_clip_param = vf_clip_param
         self.vf_loss_coeff = vf_loss_coeff
 
@@ -97,9 +96,10 @@ class ValueLearner:
     def train(self, data, minibatch_size):
         """data: {"obs", "value_targets", "perms" (one permutation per epoch, or None
         rows for no shuffling)}.  The same minibatch steps as the driver's; returns
-        {"vf": weights, "vf_loss": loss per minibatch, "sgd_s": seconds}."""
+        {"vf": weights, "vf_loss": loss per minibatch, "sgd_s": seconds, "sgd_cpu_s":
+        CPU seconds}."""
         torch = self.torch
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         # Copies: what the object store gives is read-only.
         obs = torch.tensor(data["obs"])
         vt = torch.tensor(data["value_targets"])
@@ -111,10 +111,10 @@ class ValueLearner:
                 o_ep, vt_ep = obs[idx], vt[idx]
             else:
                 o_ep, vt_ep = obs, vt
-            for start in minibatch_starts(n, minibatch_size):
-                v = self.net.vf(o_ep[start:start + minibatch_size]).squeeze(-1)
-                vf_loss = value_loss(v, vt_ep[start:start + minibatch_size],
-                                     self.vf_clip_param)
+            for _, o_mb, vt_mb in zip(minibatch_starts(n, minibatch_size),
+                                      o_ep.split(minibatch_size), vt_ep.split(minibatch_size)):
+                v = self.net.vf(o_mb).squeeze(-1)
+                vf_loss = value_loss(v, vt_mb, self.vf_clip_param)
                 loss = (self.vf_loss_coeff * vf_loss).mean()
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -123,6 +123,7 @@ class ValueLearner:
         out = {"vf": self.net.numpy_weights()["vf"],
                "vf_loss": torch.stack(losses).numpy() if losses else np.zeros(0)}
         out["sgd_s"] = time.perf_counter() - t0
+        out["sgd_cpu_s"] = time.process_time() - cpu0
         return out
 
 

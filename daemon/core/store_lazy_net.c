@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Lazy gets of objects that come from another node (issue 14 item 4): a get answered with
+ * a mapping as soon as the object's transfer starts, whose pages appear as its chunks come.
+ *
+ * When a large object's OBJ_PUSH arrives and a local get waits for it over a connection
+ * that has a userfaultfd (xfer.c, getreq.c's get_lazy_wanted()), the receiver makes a lazy
+ * memfd for it (a `struct lazy` with `net` set and no spill file) and answers those gets at
+ * once with it (KRAY_WV_LAZY), as for a spilled object: the reader maps it, registers it
+ * with its userfaultfd and touches it; libclient does not know the difference.  The object
+ * itself is still received as before, straight into its own memfd (xfer.c: one copy, socket
+ * to object); after each chunk the loop puts the chunk's pages into the lazy memfd as well
+ * (UFFDIO_COPY from the object's mapping, so a page appears whole or not at all) and wakes
+ * every reader's faults in that range.  A fault on a page that has not come yet waits for
+ * the stream to reach it (the fault thread leaves it queued); one on a page that is in, or
+ * on a lost object, is woken at once.  One copy more than the direct receive, and only for
+ * objects someone gets lazily while they arrive; the lazy memfd's room is counted in the
+ * store as a lazy restore's is, and it goes when its readers let go of it.
+ *
+ * The holder's link going in the middle leaves the object pending (xfer_link_gone()) and the
+ * lazy memfd keeps the pages it has: the copy that the owner then has sent (another holder,
+ * or a rebuild from lineage) fills in only what is missing, and whatever seals the object
+ * whole fills the rest from the object's own memfd (store_lazy_net_fill()).  When the object
+ * ends as an error instead (lost: no holder left), or nobody can fill it any more, the lazy
+ * memfd is cut to nothing: a reader that touches what never came gets SIGBUS at that address
+ * (never a hang, never in another process), pages it already read are gone too (the object
+ * is lost), and its next get says why.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/krayd.h"
+#include "core/store.h"
+#include "core/log.h"
+#include "core/store_lazy.h"
+
+struct lazy *store_lazy_new_net(struct krayd *d, uint64_t size)
+{
+	struct lazy *lz;
+
+	if (!d->lazy)
+		return NULL;
+	lz = lazy_make(d->lazy, size);
+	if (!lz)
+		return NULL;
+	lz->net = true; /* lz->o stays NULL: the object is the loop's (store_unlazy()) */
+	lazy_link(d->lazy, lz);
+	return lz;
+}
+
+void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why)
+{
+	pthread_mutex_lock(&d->lazy->lock);
+	lazy_net_fail_locked(d->lazy, lz, why);
+	pthread_mutex_unlock(&d->lazy->lock);
+}
+
+/* Puts the pages of [p, q) that src (the bytes from offset off to end) has into lz: whole
+ * pages straight from src, the last one (end not on a page) through a page of zeros.
+ * Returns 0 or an errno. */
+static int put_run(struct lazyd *z, struct lazy *lz, uint64_t p, uint64_t q, const uint8_t *src,
+		   uint64_t off, uint64_t end)
+{
+	uint64_t whole = end % 4096 && q * 4096 > end ? q - 1 : q;
+	uint8_t tail[4096];
+	int err = 0;
+
+	if (whole > p)
+		err = lazy_put_pages(z, lz->map + p * 4096, src + (p * 4096 - off),
+				     (whole - p) * 4096);
+	if (!err && whole < q) {
+		memset(tail, 0, sizeof(tail));
+		memcpy(tail, src + (whole * 4096 - off), end - whole * 4096);
+		err = lazy_put_pages(z, lz->map + whole * 4096, tail, sizeof(tail));
+	}
+	return err;
+}
+
+int store_lazy_net_put(struct krayd *d, struct lazy *lz, uint64_t off, const uint8_t *src,
+		       uint64_t len)
+{
+	struct lazyd *z = d->lazy;
+	uint64_t end = off + len, p0 = off / 4096, p1 = (end + 4095) / 4096;
+	uint32_t c0, c1;
+	int err = 0;
+
+	if ((off & 4095) || end > lz->size || (end % 4096 && end != lz->size))
+		return -EINVAL;
+	if (lz->broken || !lz->map)
+		return 0;
+	/* Only the loop puts pages of a net lazy memfd, and only it sets their bits: the
+	 * copies need no lock (the thread only reads the bits). */
+	for (uint64_t p = p0, q; p < p1 && !err; p = q) {
+		for (q = p; q < p1 && lazy_have(lz, q) == lazy_have(lz, p); q++)
+			;
+		if (!lazy_have(lz, p))
+			err = put_run(z, lz, p, q, src, off, end);
+	}
+	pthread_mutex_lock(&z->lock);
+	if (err) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "filling its lazily mapped memory: %s", strerror(err));
+		lazy_net_fail_locked(z, lz, why);
+		pthread_mutex_unlock(&z->lock);
+		return -err;
+	}
+	for (uint64_t p = p0; p < p1; p++)
+		lz->have[p / 64] |= 1ull << (p % 64);
+	/* The chunks this completes (whole: store_unlazy() frees it once nobody maps it). */
+	c0 = (uint32_t)(off / LAZY_CHUNK);
+	c1 = (uint32_t)((end + LAZY_CHUNK - 1) / LAZY_CHUNK);
+	for (uint32_t i = c0; i < c1; i++) {
+		uint64_t q0 = (uint64_t)i * (LAZY_CHUNK / 4096), q1 = q0 + LAZY_CHUNK / 4096;
+		uint64_t last = (lz->size + 4095) / 4096, q;
+
+		if (q1 > last)
+			q1 = last;
+		for (q = q0; q < q1 && lazy_have(lz, q); q++)
+			;
+		if (q == q1 && lz->chunk[i] != CH_FILLED) {
+			lz->chunk[i] = CH_FILLED;
+			lz->nfilled++;
+		}
+	}
+	lazy_wake_readers(z, lz, p0 * 4096, p1 * 4096);
+	pthread_mutex_unlock(&z->lock);
+	return 0;
+}
+
+int store_lazy_net_fill(struct krayd *d, struct lazy *lz, int fd)
+{
+	const uint8_t *p;
+	bool whole;
+	int r;
+
+	pthread_mutex_lock(&d->lazy->lock);
+	whole = lz->nfilled == lz->nchunks;
+	pthread_mutex_unlock(&d->lazy->lock);
+	if (whole || lz->broken)
+		return 0;
+	p = mmap(NULL, lz->size, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	r = store_lazy_net_put(d, lz, 0, p, lz->size);
+	munmap((void *)p, lz->size);
+	return r;
+}

@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Lazy gets of objects that live on another node (issue 14 item 4, docs/objects.md "Lazy
+ * gets of objects on another node", daemon/core/store_lazy_net.c): krayds in network
+ * namespaces (netns.h), node 1 the head and the owner.  A task on node 2 returns a large
+ * object that node 2 keeps; a get on node 1 is answered with a mapping as soon as the
+ * object's transfer starts (a "kray-lazy" memfd), whose pages appear as its chunks come.
+ *
+ * The last byte read first, then the whole object byte-exact; the holder killed in the
+ * middle of the transfer while the reader faults: SIGBUS in the reader and ObjectLost for
+ * the next get when the object cannot be made again, the whole object byte-exact when it is
+ * rebuilt from lineage on another node; a reader killed with faults pending leaves node 1
+ * serving and nothing behind; with lazy-restore = off the get waits for the whole object.  Needs root and userfaultfd (skips without).
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <kray/kray.h>
+
+#include "../fixtures/pattern.h"
+#include "harness.h"
+#include "netns.h"
+
+#define MiB (1ull << 20)
+#define SIZE (256 * MiB)
+
+static struct netns_cluster net;
+static struct harness node[3];
+static char token_file[256];
+
+static void fini(void)
+{
+	harness_cleanup();
+	netns_cleanup_all();
+}
+
+TestSuite(cluster_lazy, .fini = fini, .timeout = 180);
+
+static bool have_uffd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static int count_alive(kray *k)
+{
+	char *text = NULL;
+	int n = 0;
+
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe nodes: %s", kray_errmsg(k));
+	for (char *p = text; (p = strstr(p, " ALIVE ")); p++)
+		n++;
+	free(text);
+	return n;
+}
+
+/* n nodes, node i with resources res[i], the head with lazy-restore = lazy; returns a
+ * driver on the head.  KRAY_TEST_LOG=debug in the environment: the krayds' log level. */
+static kray *cluster_lazy(int n, const char *const *res, const char *lazy)
+{
+	const char *log = getenv("KRAY_TEST_LOG");
+	const char *flags[] = { "--bpf", "off", "--store-size", "1500M", "--lazy-restore", "auto",
+				log ? "--log-level" : NULL, log, NULL };
+	char why[128];
+
+	if (!have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy gets are off");
+	if (netns_cluster_up(&net, n, why, sizeof(why)))
+		cr_skip_test("needs network namespaces: %s", why);
+	for (int i = 0; i < n; i++) {
+		flags[5] = i ? "auto" : lazy;
+		harness_start_node(&node[i], &net, i, 2, 500, res[i], flags, token_file,
+				   sizeof(token_file));
+	}
+	for (int i = 0; i < n; i++) {
+		kray *k = harness_connect(node[i].sock);
+		int64_t t0 = harness_now_ms();
+
+		while (count_alive(k) != n && harness_now_ms() - t0 < 10000)
+			usleep(20000);
+		cr_assert_eq(count_alive(k), n, "node %d does not see %d nodes", i + 1, n);
+		harness_shutdown(k);
+	}
+	return harness_connect(node[0].sock);
+}
+
+static kray *cluster(int n, const char *const *res)
+{
+	return cluster_lazy(n, res, "auto");
+}
+
+/* pattern_bytes(SIZE, seed) on a node that res names; returns which node (2 or 3) ran it,
+ * once it has: its result is kept there. */
+static int make_remote(kray *k, const char *res, int64_t seed, int n, kray_ref *ret)
+{
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value a[2] = { KRAY_V_INT((int64_t)SIZE), KRAY_V_INT(seed) };
+	int64_t t0 = harness_now_ms();
+
+	o.resources = res;
+	cr_assert_eq(kray_call(k, "pattern_bytes", a, 2, &o, ret), 0, "%s", kray_errmsg(k));
+	kray_flush(k);
+	while (harness_now_ms() - t0 < 60000) {
+		for (int i = 1; i < n; i++) {
+			kray *ki = harness_connect(node[i].sock);
+			uint64_t done = harness_status(ki).tasks_finished;
+
+			harness_shutdown(ki);
+			if (done)
+				return i + 1;
+		}
+		usleep(20000);
+	}
+	cr_assert_fail("pattern_bytes did not run");
+	return 0;
+}
+
+/* Whether p is in a mapping of a lazy memfd ("/memfd:kray-lazy"). */
+static bool lazily_mapped(const void *p)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	bool lazy = false;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo &&
+		    (uintptr_t)p < hi)
+			lazy = strstr(line, "kray-lazy") != NULL;
+	}
+	fclose(f);
+	return lazy;
+}
+
+/* Whether the page at p is in memory (for a lazy memfd: whether it came already). */
+static bool resident(const void *p)
+{
+	unsigned char vec = 0;
+
+	cr_assert_eq(mincore((void *)((uintptr_t)p & ~4095ul), 4096, &vec), 0, "mincore: %s",
+		     strerror(errno));
+	return vec & 1;
+}
+
+/* Node 1's store holds nothing large any more (the lazy memfd's room went back too). */
+static void expect_clean(kray *k)
+{
+	struct kray_stats st = harness_status(k);
+
+	for (int i = 0; i < 200 && st.store_bytes; i++) {
+		usleep(20000);
+		st = harness_status(k);
+	}
+	cr_assert_eq(st.store_bytes, 0, "node 1 still counts %llu store bytes",
+		     (unsigned long long)st.store_bytes);
+}
+
+/* ---- 1. the last byte first, then the whole object ------------------------------------ */
+
+Test(cluster_lazy, last_byte_first_then_whole_256mib)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	kray_value v = { 0 };
+	kray_ref r;
+	int64_t bad, t0;
+	int rc;
+
+	make_remote(k, "n2:1", 5150, 2, &r);
+	t0 = harness_now_ms();
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == SIZE, "type %d, %zu bytes", v.type, v.len);
+	cr_assert(lazily_mapped(v.data), "the get of a remote object was not answered lazily");
+	cr_assert_eq(((const uint8_t *)v.data)[SIZE - 1], pattern_byte(5150, SIZE - 1),
+		     "the last byte differs");
+	cr_log_info("last byte of a remote 256 MiB object after %lld ms",
+		    (long long)(harness_now_ms() - t0));
+	bad = pattern_check(v.data, 0, SIZE, 5150);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	/* Whole here now: a later get maps the object's own memfd. */
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
+	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
+	bad = pattern_check(v.data, 0, SIZE, 5150);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* Where lazy gets are off (lazy-restore = off, as where userfaultfd is not allowed), the get
+ * waits for the whole transfer and maps the object's own memfd. */
+Test(cluster_lazy, lazy_restore_off_gets_whole)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster_lazy(2, res, "off");
+	kray_value v = { 0 };
+	kray_ref r;
+	int64_t bad;
+	int rc;
+
+	make_remote(k, "n2:1", 5155, 2, &r);
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == SIZE, "type %d, %zu bytes", v.type, v.len);
+	cr_assert(!lazily_mapped(v.data), "lazy-restore = off, and the get was lazy");
+	cr_assert(resident((const uint8_t *)v.data + SIZE - 1), "the get did not wait for it all");
+	bad = pattern_check(v.data, 0, SIZE, 5155);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	harness_shutdown(k);
+}
+
+/* ---- 2. the holder killed in the middle, while the reader faults ----------------------- */
+
+static sigjmp_buf bus_jmp;
+static volatile sig_atomic_t bus_seen;
+
+static void on_bus(int sig)
+{
+	(void)sig;
+	bus_seen = 1;
+	siglongjmp(bus_jmp, 1);
+}
+
+/* Gets r lazily, stops its holder (node `holder`) at once, so that the transfer is surely
+ * in the middle, then kills it; returns the value (lazily mapped, its end not in yet). */
+static void get_then_kill_holder(kray *k, kray_ref r, int holder, kray_value *v)
+{
+	int rc = harness_get1(k, r, 60000, v);
+
+	kill(node[holder - 1].pid, SIGSTOP);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v->type == KRAY_BYTES && v->len == SIZE, "type %d, %zu bytes", v->type, v->len);
+	cr_assert(lazily_mapped(v->data), "the get of a remote object was not answered lazily");
+	cr_assert(!resident((const uint8_t *)v->data + SIZE - 1),
+		  "the whole object came before its holder was stopped");
+	kill(node[holder - 1].pid, SIGKILL);
+}
+
+Test(cluster_lazy, holder_killed_mid_transfer_object_lost_sigbus_in_reader)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	volatile size_t at = 0;
+	kray_value v = { 0 };
+	kray_ref r;
+	int rc;
+
+	make_remote(k, "n2:1", 5151, 2, &r); /* only node 2 can make it */
+	get_then_kill_holder(k, r, 2, &v);
+	/* The reader goes through it in order: what came reads right, then the touch of what
+	 * never will is SIGBUS here (not a hang, and in no other process). */
+	bus_seen = 0;
+	sigaction(SIGBUS, &sa, &old);
+	if (!sigsetjmp(bus_jmp, 1))
+		for (; at < SIZE; at += 4096)
+			if (((const uint8_t *)v.data)[at] != pattern_byte(5151, at))
+				break;
+	sigaction(SIGBUS, &old, NULL);
+	cr_assert(bus_seen, "the reader read to offset %zu of %llu without SIGBUS", (size_t)at,
+		  (unsigned long long)SIZE);
+	kray_value_clear(&v);
+	/* The next get says why. */
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get of the lost object: %d", rc);
+	cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
+	cr_log_info("the next get: %s", (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+Test(cluster_lazy, holder_killed_mid_transfer_rebuilt_from_lineage)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = cluster(3, res);
+	kray_value v = { 0 };
+	kray_ref r;
+	int64_t bad;
+	int holder;
+
+	holder = make_remote(k, "any:1", 5152, 3, &r);
+	get_then_kill_holder(k, r, holder, &v);
+	/* The task runs again on the other node, whose copy fills what the reader lacks. */
+	bad = pattern_check(v.data, 0, SIZE, 5152);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* ---- 3. a reader killed with faults pending ------------------------------------------- */
+
+static int doomed_reader(void *sock, int ready_fd)
+{
+	struct kray_config cfg = { .address = sock };
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value a[2] = { KRAY_V_INT((int64_t)SIZE), KRAY_V_INT(5153) }, v;
+	kray_ref r;
+	kray *k;
+
+	if (kray_init(&k, &cfg))
+		return 2;
+	o.resources = "n2:1";
+	if (kray_call(k, "pattern_bytes", a, 2, &o, &r) ||
+	    harness_get1(k, r, 60000, &v) || v.type != KRAY_BYTES)
+		return 3;
+	if (write(ready_fd, "r", 1) != 1)
+		return 4;
+	return ((const uint8_t *)v.data)[SIZE - 1] == 7 ? 6 : 5; /* killed while it faults */
+}
+
+Test(cluster_lazy, reader_killed_with_faults_pending)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	kray_value v = { 0 };
+	kray_ref r;
+	int64_t bad;
+	pid_t pid;
+
+	for (int round = 0; round < 2; round++) {
+		pid = harness_fork_ready(doomed_reader, node[0].sock, "the reader");
+		usleep((useconds_t)(1000 + round * 20000));
+		harness_kill_child(pid);
+		cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+		expect_clean(k);
+	}
+	/* Node 1 still serves lazy gets whole. */
+	make_remote(k, "n2:1", 5154, 2, &r);
+	cr_assert_eq(harness_get1(k, r, 60000, &v), 0, "get: %s", kray_errmsg(k));
+	cr_assert(lazily_mapped(v.data), "the get of a remote object was not answered lazily");
+	bad = pattern_check(v.data, 0, SIZE, 5154);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
