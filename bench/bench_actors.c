@@ -4,7 +4,13 @@
  * (python/ray/_private/ray_perf.py), against the floor of the machine:
  *
  *   unix_pingpong_rt             64-byte AF_UNIX stream ping-pong between two processes
- *   1_1_actor_calls_sync         one actor: call a no-op method, get it, repeat
+ *   1_1_actor_calls_sync         one actor: call a no-op method, get it (60 s timeout,
+ *                                Ray's ray.get(ref, timeout=...) shape), repeat; with the
+ *                                BPF fast path such calls skip krayd (docs/fastpath.md)
+ *   1_1_actor_calls_sync_notimeout  the same, each get without a timeout
+ *   1_1_actor_calls_sync_daemon  the same from a driver without the fast path
+ *                                (KRAY_FASTPATH=off in its environment): krayd's path,
+ *                                the baseline in the same run
  *   1_1_actor_calls_async        one actor: submit 1,000 calls, get them all, repeat
  *   1_n_actor_calls_async        one driver, n actors (n = online CPUs): 1,000 calls to
  *                                each, round-robin, then get them all, repeat
@@ -202,7 +208,7 @@ struct result {
 	double v[MAX_ROUNDS];
 };
 
-enum { R_PP, R_SYNC, R_SYNC_RT, R_ASYNC, R_1N, R_NN, R_N };
+enum { R_PP, R_SYNC, R_SYNC_RT, R_SYNC_NT_RT, R_SYNC_D_RT, R_ASYNC, R_1N, R_NN, R_N };
 
 /* What json() prints. */
 struct report {
@@ -210,6 +216,7 @@ struct report {
 	long n_actors;
 	int drivers;
 	const char *krayd;
+	double fast_share;
 };
 
 static void json(FILE *f, void *arg)
@@ -222,16 +229,58 @@ static void json(FILE *f, void *arg)
 	for (int i = 0; i < R_N; i++)
 		fprintf(f, "\"%s\": %.3f, ", res[i].name, median_of(res[i].v));
 	fprintf(f,
-		"\"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
+		"\"sync_fast_share\": %.3f, \"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
 		"\"rounds\": %d, \"round_s\": %.2f, \"online_cpus\": %ld, \"krayd\": \"%s\", "
 		"\"per_round\": {",
-		srt / pp, rep->n_actors, rep->drivers, rounds, round_s,
+		rep->fast_share, srt / pp, rep->n_actors, rep->drivers, rounds, round_s,
 		sysconf(_SC_NPROCESSORS_ONLN), rep->krayd);
 	for (int i = 0; i < R_N; i++) {
 		fprintf(f, "%s", i ? ", " : "");
 		bench_json_array(f, res[i].name, res[i].v, rounds);
 	}
 	fprintf(f, "}}\n");
+}
+
+/* Calls krayd's BPF program steered so far (docs/fastpath.md). */
+static uint64_t fast_tasks(kray *k)
+{
+	struct kray_stats st;
+
+	if (kray_status(k, &st))
+		bench_die("kray_status", kray_errmsg(k));
+	return st.fast_tasks;
+}
+
+/*
+ * The sync round trip on krayd's path, as the baseline of the same run: a second driver
+ * that never asks for a fast connection (KRAY_FASTPATH=off while it makes its first
+ * call), with an actor of its own.
+ */
+static void sync_daemon(const char *address, const char *code_path, double *rt_us,
+			kray_ref *refs, kray_value *vals)
+{
+	const char *env = getenv("KRAY_FASTPATH");
+	char *saved = env ? strdup(env) : NULL;
+	kray_ref actor;
+	struct actors as = { &actor, 1 };
+	double per_s[MAX_ROUNDS];
+	kray *k;
+
+	setenv("KRAY_FASTPATH", "off", 1);
+	k = connect_to(address, code_path);
+	actor = new_actor(k);
+	struct bench_op op = { .k = k, .submit = noop_call, .arg = &as };
+
+	bench_warm_up(&op, 100, round_s, refs, vals);
+	if (saved)
+		setenv("KRAY_FASTPATH", saved, 1);
+	else
+		unsetenv("KRAY_FASTPATH");
+	free(saved);
+	bench_sync_rounds(&op, rounds, round_s, per_s, rt_us);
+	if (kray_release(k, &actor, 1) < 0)
+		bench_die("kray_release", kray_errmsg(k));
+	kray_shutdown(k);
 }
 
 int main(int argc, char **argv)
@@ -245,6 +294,8 @@ int main(int argc, char **argv)
 		[R_PP] = { "unix_pingpong_rt_us" },
 		[R_SYNC] = { "1_1_actor_calls_sync" },
 		[R_SYNC_RT] = { "1_1_actor_calls_sync_rt_us" },
+		[R_SYNC_NT_RT] = { "1_1_actor_calls_sync_notimeout_rt_us" },
+		[R_SYNC_D_RT] = { "1_1_actor_calls_sync_daemon_rt_us" },
 		[R_ASYNC] = { "1_1_actor_calls_async" },
 		[R_1N] = { "1_n_actor_calls_async" },
 		[R_NN] = { "n_n_actor_calls_async" },
@@ -303,7 +354,16 @@ int main(int argc, char **argv)
 
 	actors[0] = new_actor(k);
 	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
-	bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
+	uint64_t fast0 = fast_tasks(k);
+	size_t sync_calls = bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
+	{
+		double per_s[MAX_ROUNDS];
+
+		sync_calls += bench_sync_rounds_get(&op, rounds, round_s, -1, per_s,
+						    res[R_SYNC_NT_RT].v);
+	}
+	double fast_share = sync_calls ? (double)(fast_tasks(k) - fast0) / (double)sync_calls : 0;
+	sync_daemon(address, code_path, res[R_SYNC_D_RT].v, refs, vals);
 	bench_async_rounds(&op, ASYNC_BATCH, rounds, round_s, refs, vals, res[R_ASYNC].v);
 
 	/* 1:n: ASYNC_BATCH calls to each actor per batch, round-robin */
@@ -336,12 +396,17 @@ int main(int argc, char **argv)
 	printf("  %-32s %12.0f  %-8s %8.2fx\n", "1_1_actor_calls_sync", scps, "calls/s",
 	       1e6 / scps / pp);
 	printf("  %-32s %12.2f  %-8s %8.2fx\n", "1_1_actor_calls_sync rt", srt, "us", srt / pp);
+	printf("  %-32s %12.2f  %-8s %8.2fx\n", "1_1_actor_calls_sync rt, no timeout",
+	       median_of(res[R_SYNC_NT_RT].v), "us", median_of(res[R_SYNC_NT_RT].v) / pp);
+	printf("  %-32s %12.2f  %-8s %8.2fx\n", "1_1_actor_calls_sync rt, daemon path",
+	       median_of(res[R_SYNC_D_RT].v), "us", median_of(res[R_SYNC_D_RT].v) / pp);
+	printf("  %-32s %11.0f%%\n", "  share steered by BPF", fast_share * 100);
 	printf("  %-32s %12.0f  %-8s %8.2fx\n", "1_1_actor_calls_async", acps, "calls/s",
 	       1e6 / acps / pp);
 	printf("  %-24s (n=%-3ld) %12.0f  %-8s %8.2fx\n", "1_n_actor_calls_async", n_actors, ncps,
 	       "calls/s", 1e6 / ncps / pp);
 	printf("  %-24s (n=%-3d) %12.0f  %-8s %8.2fx\n", "n_n_actor_calls_async", drivers, nncps,
 	       "calls/s", 1e6 / nncps / pp);
-	bench_json_out(o.json_file, json, &(struct report){ res, n_actors, drivers, which });
+	bench_json_out(o.json_file, json, &(struct report){ res, n_actors, drivers, which, fast_share });
 	return 0;
 }

@@ -44,6 +44,12 @@ void bench_warm_up(const struct bench_op *op, size_t n, double round_s, kray_ref
 size_t bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, double *per_s,
 			 double *rt_us)
 {
+	return bench_sync_rounds_get(op, rounds, round_s, GET_TIMEOUT_MS, per_s, rt_us);
+}
+
+size_t bench_sync_rounds_get(const struct bench_op *op, int rounds, double round_s,
+			     int64_t timeout_ms, double *per_s, double *rt_us)
+{
 	struct bench_samples s = { 0 };
 	size_t all = 0;
 	kray_value val;
@@ -55,7 +61,11 @@ size_t bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, 
 		s.n = 0;
 		while (t < end) {
 			op->submit(op, 0, &ref);
-			bench_get_all(op->k, &ref, 1, &val);
+			if (kray_get(op->k, &ref, 1, timeout_ms, &val) < 0)
+				bench_die("kray_get", kray_errmsg(op->k));
+			kray_value_clear(&val);
+			if (kray_release(op->k, &ref, 1) < 0)
+				bench_die("kray_release", kray_errmsg(op->k));
 			double t1 = bench_now();
 
 			bench_push(&s, (t1 - t) * 1e6);

@@ -10,6 +10,7 @@
 #define KRAY_BENCH_CALLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <kray/kray.h>
 
@@ -37,6 +38,11 @@ void bench_warm_up(const struct bench_op *op, size_t n, double round_s, kray_ref
  * and its get.  Returns the calls made in all. */
 size_t bench_sync_rounds(const struct bench_op *op, int rounds, double round_s, double *per_s,
 			 double *rt_us);
+
+/* The same, each get with timeout_ms (-1: none; bench_sync_rounds: 60 s, Ray's
+ * get-with-timeout shape). */
+size_t bench_sync_rounds_get(const struct bench_op *op, int rounds, double round_s,
+			     int64_t timeout_ms, double *per_s, double *rt_us);
 
 /* Per round of round_s: calls/s in batches of n.  Returns the calls made in all. */
 size_t bench_async_rounds(const struct bench_op *op, size_t n, int rounds, double round_s,

@@ -69,6 +69,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } fast_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KRAY_FAST_WORKERS);
+	__type(key, struct kray_oid);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} fast_actors SEC(".maps");
+
 /* Worker slots in use are below this (krayd raises it): the claim scans no further. */
 __u32 nworkers = 0;
 
@@ -94,6 +102,22 @@ static __always_inline struct kray_fast_stats *stats(void)
 	return bpf_map_lookup_elem(&fast_stats, &zero);
 }
 
+/* Worker w (slot i), just moved to CLAIMING, takes the task of driver slot `driver`:
+ * its slot, or -1. */
+static __always_inline int take(struct kray_fast_worker *w, __u32 driver,
+				const struct kray_oid *task, __u32 i)
+{
+	w->driver = driver;
+	w->task = *task;
+	w->start_ns = bpf_ktime_get_ns();
+	/* Only now FAST: krayd, finding a dead worker FAST, reads a whole entry. */
+	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_CLAIMING, KRAY_FW_FAST) !=
+	    KRAY_FW_CLAIMING)
+		return -1; /* krayd retired it meanwhile (it died): send the task back */
+	count(&w->tasks);
+	return (int)i;
+}
+
 /* What claim_one() needs, on the caller's stack. */
 struct claim {
 	__u32 n;	/* slots to look at */
@@ -114,24 +138,17 @@ static long claim_one(__u32 i, void *data)
 	if (i >= c->n)
 		return 1;
 	w = bpf_map_lookup_elem(&fast_workers, &key);
-	if (!w || w->state != KRAY_FW_IDLE)
+	/* An actor's worker runs only its actor's calls (claim_actor). */
+	if (!w || w->state != KRAY_FW_IDLE || w->actor.index)
 		return 0;
 	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) !=
 	    KRAY_FW_IDLE)
 		return 0; /* krayd (or another CPU) took it first */
-	w->driver = c->driver;
-	w->task = c->task;
-	w->start_ns = bpf_ktime_get_ns();
-	/* Only now FAST: krayd, finding a dead worker FAST, reads a whole entry. */
-	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_CLAIMING, KRAY_FW_FAST) !=
-	    KRAY_FW_CLAIMING)
-		return 1; /* krayd retired it meanwhile (it died): send the task back */
-	count(&w->tasks);
-	c->found = (int)i;
+	c->found = take(w, c->driver, &c->task, i);
 	return 1;
 }
 
-/* Claims an idle worker for the task; returns its slot or -1. */
+/* Claims an idle pool worker for the task; returns its slot or -1. */
 static __always_inline int claim(const struct fast_head *p)
 {
 	struct claim c = { .n = nworkers, .driver = p->f.slot, .task = p->task, .found = -1 };
@@ -140,6 +157,34 @@ static __always_inline int claim(const struct fast_head *p)
 		c.n = KRAY_FAST_WORKERS;
 	bpf_loop(KRAY_FAST_WORKERS, claim_one, &c, 0);
 	return c.found;
+}
+
+/* The actor call's worker, claimed; -1: busy (or krayd holds it for its queue), -2: the
+ * actor has no fast worker here. */
+static __always_inline int claim_actor(struct __sk_buff *skb, const struct fast_head *p)
+{
+	struct kray_msg_fast_actor a;
+	struct kray_fast_worker *w;
+	__u32 *slot, key;
+
+	if (skb->len < sizeof(struct kray_frame_hdr) + sizeof(struct kray_msg_fast) +
+			       sizeof(struct kray_msg_exec) + sizeof(a) ||
+	    bpf_skb_load_bytes(skb, skb->len - sizeof(a), &a, sizeof(a)))
+		return -2;
+	slot = bpf_map_lookup_elem(&fast_actors, &a.actor);
+	if (!slot)
+		return -2;
+	key = *slot;
+	if (key >= KRAY_FAST_WORKERS)
+		return -2;
+	w = bpf_map_lookup_elem(&fast_workers, &key);
+	/* The entry says whose worker it is: a stale or forged mapping steers nothing. */
+	if (!w || w->actor.index != a.actor.index || w->actor.seq != a.actor.seq ||
+	    w->actor.owner != a.actor.owner || w->actor.node != a.actor.node)
+		return -2;
+	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) != KRAY_FW_IDLE)
+		return -1;
+	return take(w, p->f.slot, &p->task, key);
 }
 
 static __always_inline int on_exec(struct __sk_buff *skb, const struct fast_head *p,
@@ -157,7 +202,15 @@ static __always_inline int on_exec(struct __sk_buff *skb, const struct fast_head
 		return -1;
 	if (bpf_skb_store_bytes(skb, TOKEN_OFF, &zero, sizeof(zero), 0))
 		return -1;
-	w = claim(p);
+	w = p->f.flags & KRAY_FAST_ACTOR ? claim_actor(skb, p) : claim(p);
+	if (w == -2) {
+		__u32 flags = p->f.flags | KRAY_FAST_NO_ACTOR;
+
+		if (bpf_skb_store_bytes(skb, sizeof(struct kray_frame_hdr) +
+						     __builtin_offsetof(struct kray_msg_fast, flags),
+					&flags, sizeof(flags), 0))
+			return -1;
+	}
 	if (w < 0) {
 		count(&drv->bounced);
 		count(&st->bounced);

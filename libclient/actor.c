@@ -30,6 +30,7 @@ static int actor_request(struct kray *k, uint64_t req, kray_ref *ret_actor)
 			    rep.text);
 	} else if (ret_actor) {
 		memcpy(ret_actor, &rep.m.actor, sizeof(*ret_actor));
+		kc_fast_actor_held(k, ret_actor); /* its calls may go fast (fast_actor.c) */
 	}
 	kc_consume(k, &h);
 	return r;

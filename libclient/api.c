@@ -148,6 +148,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 			       KRAY_RESOURCES_MAX);
 
 	m.seq = ++k->next_seq;
+	if (actor) /* its order, for fast calls to it (fast_actor.c) */
+		kc_fast_actor_called(k, actor, m.seq);
 	m.job = k->job;
 	m.num_returns = (uint16_t)o.num_returns;
 	m.nargs = (uint16_t)nargs;
@@ -521,8 +523,11 @@ KRAY_EXPORT int kray_release(struct kray *k, const kray_ref *refs, size_t n)
 		memcpy(k->out.data + off + sizeof(struct kray_frame_hdr), &m, sizeof(m));
 	if (m.n)
 		wire_end(&k->out, off);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		kc_cache_drop(k, &refs[i]);
+		if (refs[i].index == KRAY_OID_ACTOR && k->fast_nactors)
+			kc_fast_actor_released(k, &refs[i]);
+	}
 	kc_kmod_unhold(k, refs, n);
 	return maybe_flush(k);
 }

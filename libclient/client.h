@@ -123,6 +123,9 @@ struct kray {
 	int64_t fast_rcvtimeo_ms; /* SO_RCVTIMEO on fast_fd; 0: none */
 	bool fast_busy; /* reading fast_in: a flush must not read it too */
 	bool fast_requeued; /* a late call's SUBMIT (or RELEASE) was queued: flush it */
+	struct kc_fast_actor *fast_actors; /* per actor called: order, skips (fast_actor.c) */
+	size_t fast_nactors, fast_actors_cap;
+	bool fast_actors_lost; /* out of memory for one: no fast actor calls */
 	/* The last call's SUBMIT is out[defer_off, defer_end) and may still go fast. */
 	bool defer;
 	size_t defer_off, defer_end;
@@ -315,6 +318,19 @@ bool kc_fast_is_late(struct kray *k, const kray_ref *ref);
 /* A released ref whose registration is still pending: dropped, or a late fast call's
  * answer will be; returns whether it was one of these (krayd never heard of it). */
 bool kc_fast_forget(struct kray *k, const kray_ref *ref);
+/* fast_actor.c: actor calls on the fast path.  Notes a call (seq) to actor; whether a
+ * call to actor may go fast; appends the FAST_EXEC's trailer for call seq to b (0 or
+ * -errno); a bounced actor FAST_EXEC (body after the header) that says NO_ACTOR. */
+void kc_fast_actor_called(struct kray *k, const kray_ref *actor, uint32_t seq);
+/* The handle got a handle to actor from krayd (kray_actor_create, kray_get_actor), or
+ * released one: only the calls of a holder go fast (krayd checks the daemon path's). */
+void kc_fast_actor_held(struct kray *k, const kray_ref *actor);
+void kc_fast_actor_released(struct kray *k, const kray_ref *actor);
+bool kc_fast_actor_ok(struct kray *k, const kray_ref *actor);
+int kc_fast_actor_trailer(struct kray *k, const struct kray_oid *actor, uint32_t seq,
+			  struct kbuf *b);
+void kc_fast_actor_bounced(struct kray *k, const uint8_t *body, size_t len);
+void kc_fast_actor_free(struct kray *k);
 /* Worker side: opens the worker's fast connection (0 or -EOPNOTSUPP); takes one arrived
  * FAST_EXEC's exec body into ret_body (1; 0 when none arrived; -EPIPE); sends the answer
  * to the fast task, from the RESULT frame in res (empty: not run), and says in *ran

@@ -78,12 +78,16 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 	m.num_returns = s.m.num_returns;
 	m.nargs = s.m.nargs;
 	m.name_len = s.m.name_len;
+	if (s.m.actor.index)
+		f.flags = KRAY_FAST_ACTOR; /* with a trailer (fast_actor.c) */
 	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FAST_EXEC, 0, WIRE_FIXED(f), WIRE_FIXED(m),
 			      WIRE_PADDED(s.name, s.m.name_len),
 			      WIRE_RAW(k->fast_arg0.data ? k->fast_arg0.data + k->fast_arg0.off :
 							   rest.p,
 				       kbuf_pending(&k->fast_arg0)),
 			      WIRE_RAW(rest.p, rest.left));
+	if (s.m.actor.index && kc_fast_actor_trailer(k, &s.m.actor, s.m.seq, b))
+		return -EINVAL;
 	if (wire_end(b, off))
 		return -ENOMEM;
 	return b->len - off > KRAY_FAST_FRAME_MAX ? -E2BIG : 0;
@@ -92,7 +96,8 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
 		      const struct kray_call_opts *o, size_t frame_len)
 {
-	if (k->ws || actor || k->fast_state < 0 || o->num_returns != 1 || o->streaming ||
+	if (k->ws || (actor && !kc_fast_actor_ok(k, actor)) || k->fast_state < 0 ||
+	    o->num_returns != 1 || o->streaming ||
 	    (o->resources && *o->resources) || o->timeout_ms ||
 	    frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
 		return false;
@@ -215,6 +220,7 @@ static void fast_close(struct kray *k)
 		kbuf_free(&k->fast_late[i].submit);
 	free(k->fast_late);
 	k->fast_late = NULL;
+	kc_fast_actor_free(k);
 	k->fast_nlate = k->fast_late_cap = 0;
 }
 
@@ -409,7 +415,8 @@ static int lost(struct kray *k, struct kbuf *submit, const struct kray_oid *task
 	uint32_t flags;
 
 	memcpy(&retries, &m->max_retries, sizeof(retries));
-	if (retries != 0) {
+	/* An actor call: krayd decides, by the actor's max_task_retries (task.c). */
+	if (retries != 0 || m->actor.index) {
 		/* The fast attempt counts as one; krayd counts this as a retry. */
 		if (retries > 0)
 			retries--;
@@ -504,8 +511,10 @@ static int outcome(struct kray *k, struct kbuf *submit, const struct kray_oid *t
 
 	if (h->type == KRAY_MSG_FAST_LOST)
 		return lost_frame(k, submit, task, body, h->len, ret);
-	if (h->type == KRAY_MSG_FAST_EXEC) /* back: no idle worker */
+	if (h->type == KRAY_MSG_FAST_EXEC) { /* back: no idle worker */
+		kc_fast_actor_bounced(k, body, h->len);
 		return fall_back(k, submit);
+	}
 	memcpy(&f, body, sizeof(f));
 	return fast_result(k, submit, task, &f, body + sizeof(f), h->len - sizeof(f), ret);
 }

@@ -239,6 +239,15 @@ static int take_fast(struct kray *k)
 		e->len = (uint32_t)body.len;
 		e->fast = true;
 		body = (struct kbuf){ 0 };
+		if (ws->cls && fast_actor_untrail(e)) { /* cannot happen: the program checked */
+			struct kray_msg_exec m;
+			struct kbuf none = { 0 };
+
+			memcpy(&m, e->body, sizeof(m));
+			kc_fast_reply(k, &none, &m.task, NULL);
+			exec_free(e);
+			continue;
+		}
 		e->next = ws->qhead;
 		ws->qhead = e;
 		if (!ws->qtail)
@@ -316,6 +325,16 @@ static void run_fast(struct kray *k, struct exec *e)
 	if (e->len < sizeof(m) + m.name_len)
 		m.name_len = 0;
 	memcpy(name, e->body + sizeof(m), m.name_len);
+	/* An actor call runs only after the caller's previous call to it ran here; else the
+	 * driver sends it to krayd, behind that one (fast_actor.c). */
+	if (e->actor_call) {
+		if (!fast_actor_in_order(ws, &m.task, e->after_seq)) {
+			exec_free(e);
+			kc_fast_reply(k, &res, &m.task, NULL); /* NOT_RUN */
+			return;
+		}
+		fast_actor_ran(ws, &m.task);
+	}
 	/* krayd sends every driver's code path to fast workers; it may still be on its way
 	 * (a read, whatever the last one suggested). */
 	if (!code_job(ws, m.job)) {
@@ -352,6 +371,12 @@ static void run_here(struct kray *k, struct exec *e)
 	if (e->fast) {
 		run_fast(k, e);
 		return;
+	}
+	if (k->ws->cls && e->len >= sizeof(struct kray_msg_exec)) {
+		struct kray_oid task;
+
+		memcpy(&task, e->body, sizeof(task)); /* kray_msg_exec starts with it */
+		fast_actor_ran(k->ws, &task);
 	}
 	c = call_prepare(k, e);
 	if (c)
@@ -557,6 +582,13 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 			r = look_due(&k) ? wait_frames(&k, !ws.qhead && !ws.stop) : 0;
 			if (!r && ws.qhead)
 				run_here(&k, pop(&ws));
+			/* A plain synchronous actor (one method at a time, no host of its own)
+			 * takes its callers' fast calls, once constructed (fast_actor.c). */
+			if (!r && ws.cls && !ws.host && !ws.fast_asked) {
+				ws.fast_asked = true;
+				k.fast_state = 0;
+				kc_fast_worker_open(&k);
+			}
 			/* Fast calls' counts go with what the worker sends krayd anyway. */
 			if (!r && !ws.qhead && ws.counts.runs && kbuf_pending(&k.out))
 				fast_count_put(&k);

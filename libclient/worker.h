@@ -31,9 +31,13 @@ struct exec {
 	int *fds;
 	bool fast; /* a FAST_EXEC: the answer goes back on the fast connection */
 	bool body_apart; /* body was allocated on its own: exec_free frees it */
+	bool actor_call; /* a fast actor call (fast_actor.c): runs only after after_seq */
+	uint32_t after_seq;
 	struct exec *next;
 	int data[]; /* nfds descriptors, then the body */
 };
+
+#define FAST_ACTOR_SEEN 64 /* callers whose order an actor's worker keeps for fast calls */
 
 struct kray_ctx {
 	struct kray *k; /* NULL on an actor's thread */
@@ -117,7 +121,21 @@ struct worker_state {
 	 * krayd answers for it (WORKER_DIED) rather than let the caller wait forever. */
 	bool nomem;
 	uint64_t looked_ns; /* when the loop last read krayd's socket (worker.c: look_due) */
+	/* An actor's worker: the last call it ran of each caller (fast_actor.c). */
+	struct fast_actor_seen {
+		uint32_t node, owner, seq; /* a caller (its client id on its node) */
+	} seen[FAST_ACTOR_SEEN];
+	unsigned nseen, seen_next;
+	bool fast_asked; /* it asked for a fast connection as an actor's worker */
 };
+
+/* fast_actor.c: notes that the actor's worker runs task (its caller's order); whether a
+ * fast call of task's caller that must come after after_seq may run now; strips the
+ * trailer of an actor call's fast frame (0 or -EBADMSG). */
+void fast_actor_ran(struct worker_state *ws, const struct kray_oid *task);
+bool fast_actor_in_order(const struct worker_state *ws, const struct kray_oid *task,
+			 uint32_t after_seq);
+int fast_actor_untrail(struct exec *e);
 
 /* code.c */
 void code_on_job(struct worker_state *ws, const uint8_t *body, uint32_t len);

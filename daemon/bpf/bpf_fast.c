@@ -44,13 +44,14 @@
 #include "core/sched.h"
 #include "core/proto.h"
 #include "core/log.h"
+#include "core/actor.h"
 
 #define WORKERS_LEN (KRAY_FAST_WORKERS * sizeof(struct kray_fast_worker))
 #define DRIVERS_LEN (KRAY_FAST_DRIVERS * sizeof(struct kray_fast_driver))
 
 struct kfast {
 	struct fastpath *skel;
-	int socks_fd, stats_fd;
+	int socks_fd, stats_fd, actors_fd;
 	struct kray_fast_worker *fw; /* fast_workers, mapped: shared with the program */
 	struct kray_fast_driver *fd; /* fast_drivers, mapped */
 	struct conn *drivers[KRAY_FAST_DRIVERS];
@@ -133,6 +134,7 @@ void kfast_start(struct krayd *d, const char *dir)
 	f->skel = skel;
 	f->socks_fd = bpf_map__fd(skel->maps.fast_socks);
 	f->stats_fd = bpf_map__fd(skel->maps.fast_stats);
+	f->actors_fd = bpf_map__fd(skel->maps.fast_actors);
 	if (bpf_prog_attach(bpf_program__fd(skel->progs.fast_verdict), f->socks_fd,
 			    BPF_SK_SKB_VERDICT, 0)) {
 		r = -errno;
@@ -243,8 +245,13 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 	(void)body;
 	if (h->len)
 		return conn_fail(c, "malformed fast open", -EBADMSG);
-	if (!f || (c->role != ROLE_DRIVER && !w) || (w && w->actor)) {
-		open_reply(c, req, &rep, -1); /* actors' workers take no fast tasks */
+	/* An actor's worker asks once its constructor ran, and only for a plain synchronous
+	 * actor (one method at a time, no host of its own: libclient/worker.c). */
+	if (!f || (c->role != ROLE_DRIVER && !w) ||
+	    (w && w->actor &&
+	     (!d->cfg.fastpath_actors || w->actor->max_concurrency != 1 ||
+	      w->actor->state != A_ALIVE || w->actor->w != w))) {
+		open_reply(c, req, &rep, -1);
 		return 0;
 	}
 	if (w ? w->fast_slot : c->fast_slot) {
@@ -271,6 +278,8 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 
 		/* krayd holds it until the scheduler finds it idle with nothing queued. */
 		memset(e, 0, sizeof(*e));
+		if (w->actor)
+			e->actor = w->actor->id; /* claimed only for its calls */
 		__atomic_store_n(&e->token, rep.token, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&e->state, KRAY_FW_DAEMON, __ATOMIC_SEQ_CST);
 		key = KRAY_FAST_DRIVERS + slot;
@@ -293,6 +302,15 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 		open_reply(c, req, &rep, -1);
 		return 0;
 	}
+	if (w && w->actor && bpf_map_update_elem(f->actors_fd, &w->actor->id, &slot, BPF_ANY)) {
+		rep.status = -errno;
+		bpf_map_delete_elem(f->socks_fd, &key);
+		memset(&f->fw[slot], 0, sizeof(f->fw[slot]));
+		close(sv[0]);
+		close(sv[1]);
+		open_reply(c, req, &rep, -1);
+		return 0;
+	}
 	rep.status = 0;
 	if (w) {
 		f->wsock[slot] = sv[0];
@@ -303,6 +321,8 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 			__atomic_store_n(&f->skel->bss->nworkers, f->nworkers, __ATOMIC_SEQ_CST);
 		}
 		tell_jobs(d, w, NULL);
+		if (w->actor) /* claimable once nothing waits for it in krayd */
+			kfast_settle(d, w, w->actor->qhead != NULL);
 	} else {
 		f->dsock[slot] = sv[0];
 		f->drivers[slot] = c;
@@ -443,6 +463,8 @@ bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how)
 	__atomic_store_n(&f->fw[slot].token, 0, __ATOMIC_SEQ_CST);
 	memcpy(&e, &f->fw[slot], sizeof(e));
 	bpf_map_delete_elem(f->socks_fd, &key);
+	if (e.actor.index)
+		bpf_map_delete_elem(f->actors_fd, &e.actor);
 	close(f->wsock[slot]);
 	f->wsock[slot] = -1;
 	f->workers[slot] = NULL;
@@ -473,7 +495,9 @@ static void kfast_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t f
 		uint32_t s = load(&f->fw[i].state);
 		struct kray_oid task;
 
-		if (!w || (s != KRAY_FW_FAST && s != KRAY_FW_FAST_DAEMON))
+		/* An actor's running call is never killed, as on the daemon path (cancel.c):
+		 * the actor's state is at stake.  Its answer is dropped by the driver. */
+		if (!w || w->actor || (s != KRAY_FW_FAST && s != KRAY_FW_FAST_DAEMON))
 			continue;
 		memcpy(&task, &f->fw[i].task, sizeof(task)); /* written before FAST */
 		if (!oid_eq(&task, tid) || w->pid <= 0)

@@ -193,6 +193,8 @@ static const char *missing(struct krayd *d, struct actor *a, char *buf, size_t l
 
 static void place_pending(struct krayd *d);
 
+static void fast_settle(struct krayd *d, struct actor *a);
+
 const char *actor_death(const struct actor *a)
 {
 	return a->death ? a->death : "the actor died (no memory was left to say why)";
@@ -219,6 +221,7 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 	a->ctor->jp = NULL;
 	ext_actor_changed(d, a, false);
 	log_debug("actor %u.%u dead: %.200s", a->id.owner, a->id.seq, actor_death(a));
+	fast_settle(d, a); /* no fast call from now on */
 	if (a->w && a->w->conn) {
 		/* Still running (its handle went, or its creator exited): let it run its
 		 * destructor and exit; it is reaped like any worker. */
@@ -479,6 +482,23 @@ static void end_if_unheld(struct krayd *d, struct actor *a)
 			   a->ctor->fn->name_len, a->ctor->fn->name);
 }
 
+/*
+ * The fast path's claim on the actor's worker (docs/fastpath.md, "Actor calls"): claimable
+ * by its own callers' fast calls only while it is alive, idle and nothing waits for it
+ * here; held (or retired, once dead) otherwise, so a fast call never overtakes a queued one.
+ */
+static void fast_settle(struct krayd *d, struct actor *a)
+{
+	struct worker *w = a->w;
+
+	if (!w || !w->fast_slot)
+		return;
+	if (a->state == A_DEAD)
+		ext_worker_retire(d, w);
+	else
+		ext_worker_settle(d, w, a->qhead != NULL || a->state != A_ALIVE);
+}
+
 void actor_dispatch(struct krayd *d, struct actor *a)
 {
 	if (a->state == A_DEAD) {
@@ -506,9 +526,12 @@ void actor_dispatch(struct krayd *d, struct actor *a)
 			task_fail_from_arg(d, t, err, arg);
 			continue;
 		}
+		if (a->w->fast_slot) /* it may run a fast call: this one runs next */
+			ext_worker_pass(d, a->w);
 		if (!sched_send_exec(d, a->w, t))
 			a->inflight++;
 	}
+	fast_settle(d, a);
 	end_if_unheld(d, a);
 }
 

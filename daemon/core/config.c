@@ -99,6 +99,9 @@ static const struct key keys[] = {
 	{ "fastpath", K_BOOL, offsetof(struct config, fastpath), sizeof(bool), 0, 0,
 	  "on/off: synchronous calls steered to idle workers in BPF (needs bpf; default on; "
 	  "env KRAY_FASTPATH)" },
+	{ "fastpath-actors", K_BOOL, offsetof(struct config, fastpath_actors), sizeof(bool), 0, 0,
+	  "on/off: synchronous calls to plain actors steered to the actor's worker in BPF too "
+	  "(needs fastpath; default on; env KRAY_FASTPATH_ACTORS)" },
 	/* The cluster (docs/cluster.md). */
 	{ "head", K_BOOL, offsetof(struct config, head), sizeof(bool), 0, 1,
 	  "run the cluster's GCS here (--head, or head = 1); standby: take over from the "
@@ -363,6 +366,10 @@ static void set_defaults(struct config *cfg)
 	const char *fast = getenv("KRAY_FASTPATH");
 
 	cfg->fastpath = !(fast && (!strcmp(fast, "off") || !strcmp(fast, "0")));
+	const char *fast_actors = getenv("KRAY_FASTPATH_ACTORS");
+
+	cfg->fastpath_actors =
+		!(fast_actors && (!strcmp(fast_actors, "off") || !strcmp(fast_actors, "0")));
 	/* KRAY_BPF_WAIT=on: every krayd a process starts has its metrics from the start (the
 	 * C suites, which look at them). */
 	const char *bpf_wait = getenv("KRAY_BPF_WAIT");

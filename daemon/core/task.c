@@ -371,6 +371,18 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 			return;
 		}
 		t->actor = a;
+		/* Its first try was a fast call whose worker died (docs/fastpath.md): it
+		 * counts, as a call in flight when the actor died (actor_worker_died). */
+		if (a && (s->m.flags & KRAY_SUBMIT_RETRY)) {
+			t->attempts = 1;
+			if (a->max_task_retries >= 0 && t->attempts > a->max_task_retries) {
+				task_fail(d, t, KRAY_WE_ACTOR_DIED,
+					  "actor '%.*s' died while running '%.*s' (fast path)",
+					  a->ctor->fn->name_len, a->ctor->fn->name, t->fn->name_len,
+					  t->fn->name);
+				return;
+			}
+		}
 	}
 	switch (task_resolve(d, c, t)) {
 	case -1:

@@ -92,9 +92,13 @@ _Static_assert(sizeof(struct kray_sched_state) == 40, "kray_sched_state layout")
  *  - fast_drivers (mmapable array, slot -> kray_fast_driver): the token of each driver's
  *    fast connection (0: slot free) and its counters.
  *  - fast_stats (array[1], kray_fast_stats): what the program did, summed.
+ *  - fast_actors (hash, actor id -> worker slot): the workers of plain synchronous actors
+ *    that take fast method calls; krayd adds one when the actor's worker opens its fast
+ *    connection and deletes it when that worker goes.  An actor's worker is never claimed
+ *    for a task, only for its own actor's calls (its entry's `actor`).
  */
 #define KRAY_FAST_DRIVERS 256 /* fast connections of drivers */
-#define KRAY_FAST_WORKERS 256 /* pool workers that can take fast tasks */
+#define KRAY_FAST_WORKERS 256 /* pool and actor workers that can take fast calls */
 
 enum kray_fast_state {
 	KRAY_FW_OFF = 0, /* no fast connection, or retired: never claimed */
@@ -114,8 +118,10 @@ struct kray_fast_worker {
 	struct kray_oid task; /* the fast task it runs (or ran last) */
 	__u64 start_ns; /* when the program steered that task to it */
 	__u64 tasks; /* fast tasks steered to it */
+	struct kray_oid actor; /* the actor it hosts (index KRAY_OID_ACTOR); all zero: a pool
+				* worker.  Set by krayd before the entry leaves OFF. */
 };
-_Static_assert(sizeof(struct kray_fast_worker) == 48, "kray_fast_worker layout");
+_Static_assert(sizeof(struct kray_fast_worker) == 64, "kray_fast_worker layout");
 
 struct kray_fast_driver {
 	__u64 token; /* 0: slot free */

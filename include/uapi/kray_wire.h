@@ -491,6 +491,21 @@ _Static_assert(sizeof(struct kray_msg_fast) == 16, "fast prefix is 16 bytes");
 #define KRAY_FAST_FRAME_MAX 16384u
 #define KRAY_FAST_STORED 1u /* FAST_RESULT: krayd keeps the result (FAST_STORE): get it */
 #define KRAY_FAST_NOT_RUN 2u /* FAST_RESULT: not run here (unknown job): use the daemon path */
+/* FAST_EXEC: a method call on an actor; the frame ends with a kray_msg_fast_actor (after
+ * the arguments), and the program steers it only to that actor's worker. */
+#define KRAY_FAST_ACTOR 4u
+/* FAST_EXEC, set by the program on a bounce: the actor has no fast worker (not a plain
+ * synchronous actor, or not on this node): the driver stops trying for a while. */
+#define KRAY_FAST_NO_ACTOR 8u
+
+/* The trailer of an actor call's FAST_EXEC (docs/fastpath.md, "Actor calls"). */
+struct kray_msg_fast_actor {
+	struct kray_oid actor; /* the actor called (index KRAY_OID_ACTOR) */
+	__u32 after_seq; /* the caller's previous call to this actor (task seq), or 0: the
+			  * worker runs this one only once it ran that one, else NOT_RUN */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kray_msg_fast_actor) == 24, "fast_actor is 24 bytes");
 
 struct kray_msg_fast_open_reply {
 	__s32 status; /* 0 (one fd follows), -EOPNOTSUPP (fast path off), -ENOSPC (no slot) */

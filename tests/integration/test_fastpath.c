@@ -1374,3 +1374,393 @@ Test(fastpath, bpf_off)
 {
 	expect_no_fast("--bpf", "off");
 }
+
+/* ---- actor method calls (docs/fastpath.md, "Actor calls") ------------------------------ */
+
+/* Calls a's method with args and gets its value at once, waiting up to timeout_ms. */
+static int actor_sync(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs,
+		      int64_t timeout_ms, kray_value *ret)
+{
+	kray_ref r;
+	int rc = kray_actor_call(k, a, m, args, nargs, NULL, &r);
+
+	cr_assert_eq(rc, 0, "kray_actor_call(%s): %d %s", m, rc, kray_errmsg(k));
+	rc = kray_get(k, &r, 1, timeout_ms, ret);
+	kray_release(k, &r, 1);
+	return rc;
+}
+
+static int64_t actor_int(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs)
+{
+	kray_value v;
+	int rc = actor_sync(k, a, m, args, nargs, -1, &v);
+
+	cr_assert_eq(rc, 0, "%s: %d %s", m, rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_INT64, "%s: type %d", m, v.type);
+	return v.i;
+}
+
+/* A Counter (opts o), once its calls go fast: read() until one was steered. */
+static kray_ref fast_counter(kray *k, const struct kray_actor_opts *o)
+{
+	struct kray_actor_opts def = KRAY_ACTOR_OPTS_DEFAULT;
+	int64_t until = harness_now_ms() + 10000;
+	uint64_t before = harness_status(k).fast_tasks;
+	kray_ref a;
+
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, o ? o : &def, &a), 0, "%s",
+		     kray_errmsg(k));
+	while (harness_now_ms() < until) {
+		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 0);
+		if (harness_status(k).fast_tasks > before)
+			return a;
+		usleep(5000);
+	}
+	cr_assert_fail("no call to the actor went fast");
+	return a;
+}
+
+/* Exact results, in order, and through the program: the counter counts each call once. */
+Test(fastpath, actor_calls_exact)
+{
+	kray *k = fast_krayd(2);
+	kray_ref a = fast_counter(k, NULL);
+	struct kray_stats st = harness_status(k);
+	kray_value v;
+
+	for (int i = 1; i <= 300; i++)
+		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
+	/* Errors come back as on the daemon path; the actor lives on. */
+	cr_assert_eq(actor_sync(k, a, "fail", &KRAY_V_BYTES("no", 2), 1, -1, &v), -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_TASK);
+	cr_assert(strstr((const char *)v.data, "no"), "%s", (const char *)v.data);
+	kray_value_clear(&v);
+	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 300);
+	cr_assert_geq(harness_status(k).fast_tasks - st.fast_tasks, 250, "%llu of 302 went fast",
+		      (unsigned long long)(harness_status(k).fast_tasks - st.fast_tasks));
+	/* krayd counts them as its tasks, from the worker's reports. */
+	counted(k, st.tasks_submitted + 302);
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+}
+
+struct order_arg {
+	const char *sock;
+	int n;
+	int64_t done;
+};
+
+/* Another driver: n incr(1) calls on the named counter, each got at once. */
+static void *other_caller(void *p)
+{
+	struct order_arg *o = p;
+	kray *k = harness_connect(o->sock);
+	kray_ref a;
+
+	cr_assert_eq(kray_get_actor(k, "ordered", NULL, &a), 0, "%s", kray_errmsg(k));
+	for (int i = 0; i < o->n; i++)
+		o->done = actor_int(k, a, "incr", &KRAY_V_INT(1), 1);
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+	return NULL;
+}
+
+/*
+ * One caller's calls run in its order, whichever way each goes: append(i) calls, some
+ * got at once (fast), some left in flight (daemon path, pipelined), some waiting for an
+ * argument that comes later, while another driver calls the same actor.  check() fails
+ * unless the log is 0, 1, 2, ... in order.
+ */
+Test(fastpath, actor_order_kept)
+{
+	struct harness h;
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	struct order_arg other = { .n = 300 };
+	kray *k = fast_krayd_proc(&h, 2, NULL);
+	kray_ref a, pending[64], gate;
+	size_t npending = 0;
+	pthread_t t;
+	kray_value v;
+	uint64_t fast0;
+	int64_t n = 0;
+
+	o.name = "ordered";
+	a = fast_counter(k, &o);
+	other.sock = h.sock;
+	fast0 = harness_status(k).fast_tasks;
+	cr_assert_eq(pthread_create(&t, NULL, other_caller, &other), 0);
+	for (int i = 0; i < 600; i++) {
+		kray_ref r;
+
+		switch (i % 7) {
+		case 1: /* left in flight: the daemon path */
+		case 4:
+			cr_assert_eq(kray_actor_call(k, a, "append", &KRAY_V_INT(n), 1, NULL, &r), 0);
+			if (npending == 64) {
+				kray_release(k, pending, npending);
+				npending = 0;
+			}
+			pending[npending++] = r;
+			n++;
+			break;
+		case 5: /* waits for an argument put later: the calls after it wait too */
+			if (i % 3)
+				goto sync;
+			cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(5), 1, NULL, &gate), 0);
+			cr_assert_eq(kray_actor_call(k, a, "append",
+						     (kray_value[]){ KRAY_V_INT(n), KRAY_V_REF(gate) },
+						     2, NULL, &r),
+				     0);
+			kray_release(k, &gate, 1);
+			kray_release(k, &r, 1);
+			n++;
+			break;
+		default:
+		sync:
+			cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
+			n++;
+		}
+	}
+	pthread_join(t, NULL);
+	kray_release(k, pending, npending);
+	cr_assert_eq(actor_sync(k, a, "check", NULL, 0, -1, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, n);
+	cr_assert_eq(actor_int(k, a, "read", NULL, 0), other.n, "the other driver's calls");
+	cr_assert_gt(harness_status(k).fast_tasks - fast0, 100, "too few went fast: %llu",
+		     (unsigned long long)(harness_status(k).fast_tasks - fast0));
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+struct slow_actor_call {
+	const char *sock; /* the krayd */
+	const char *name; /* the actor's */
+	kray *k; /* the test's own handle (the thread has its own) */
+	kray_ref a;
+	int64_t ms;
+	int rc;
+	kray_value v;
+	int64_t took_ms;
+};
+
+/* sleep_ms(ms) on the named actor, got at once (a fast call), from a driver of its own on
+ * a thread of its own (a handle serves one thread). */
+static void *slow_actor_thread(void *p)
+{
+	struct slow_actor_call *s = p;
+	kray *k = harness_connect(s->sock);
+	int64_t t0;
+	kray_ref a;
+
+	cr_assert_eq(kray_get_actor(k, s->name, NULL, &a), 0, "%s", kray_errmsg(k));
+	t0 = harness_now_ms();
+	s->rc = actor_sync(k, a, "sleep_ms", &KRAY_V_INT(s->ms), 1, -1, &s->v);
+	s->took_ms = harness_now_ms() - t0;
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+	return NULL;
+}
+
+/* Starts s on a thread and waits until its call runs fast on the actor. */
+static void start_slow(struct slow_actor_call *s, pthread_t *t)
+{
+	uint64_t fast = harness_status(s->k).fast_tasks;
+	int64_t until = harness_now_ms() + 5000;
+
+	cr_assert_eq(pthread_create(t, NULL, slow_actor_thread, s), 0);
+	while (harness_status(s->k).fast_tasks == fast && harness_now_ms() < until)
+		usleep(2000);
+	cr_assert_gt(harness_status(s->k).fast_tasks, fast, "the slow call did not go fast");
+	usleep(100000); /* it runs */
+}
+
+/* kray_kill(no_restart) while a fast call runs on the actor: the call fails with
+ * ACTOR_DIED at once (not after its 5 s), later calls too; krayd lives on. */
+Test(fastpath, actor_killed_mid_fast_call)
+{
+	struct harness h;
+	kray *k = fast_krayd_proc(&h, 2, NULL);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	struct slow_actor_call s = { .ms = 5000, .sock = h.sock, .name = "slow" };
+	pthread_t t;
+	kray_value v;
+
+	o.max_restarts = 3; /* no_restart wins */
+	o.name = s.name;
+	s.k = k;
+	s.a = fast_counter(k, &o);
+	start_slow(&s, &t);
+	/* This driver kills it: the other one waits in its fast call. */
+	cr_assert_eq(kray_kill(k, s.a, 1), 0, "%s", kray_errmsg(k));
+	pthread_join(t, NULL);
+	cr_assert_eq(s.rc, -EREMOTEIO, "rc %d", s.rc);
+	cr_assert_eq(s.v.err, KRAY_ERR_ACTOR_DIED, "err %d: %s", s.v.err, (const char *)s.v.data);
+	cr_assert_lt(s.took_ms, 4000, "the call waited %lld ms", (long long)s.took_ms);
+	kray_value_clear(&s.v);
+	cr_assert_eq(actor_sync(k, s.a, "read", NULL, 0, -1, &v), -EREMOTEIO);
+	cr_assert_eq(v.err, KRAY_ERR_ACTOR_DIED);
+	kray_value_clear(&v);
+	cr_assert(harness_krayd_alive(&h));
+	cr_assert_eq(sync_call(k, "square", &KRAY_V_INT(4), 1, &v), 0);
+	cr_assert_eq(v.i, 16);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/* The actor's process dies during a fast call: with max_task_retries the call runs again
+ * on the restarted actor (its state new), without it fails with ACTOR_DIED; the actor's
+ * later calls succeed, and go fast again. */
+static void actor_restart(int max_task_retries)
+{
+	struct harness h;
+	kray *k = fast_krayd_proc(&h, 2, NULL);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	struct slow_actor_call s = { .ms = 3000, .sock = h.sock, .name = "slow" };
+	int64_t until;
+	uint64_t fast;
+	pthread_t t;
+	pid_t pid;
+
+	o.name = s.name;
+	o.max_restarts = 1;
+	o.max_task_retries = max_task_retries;
+	s.k = k;
+	s.a = fast_counter(k, &o);
+	cr_assert_eq(actor_int(k, s.a, "incr", &KRAY_V_INT(5), 1), 5);
+	pid = (pid_t)actor_int(k, s.a, "pid", NULL, 0);
+	start_slow(&s, &t);
+	kill(pid, SIGKILL);
+	pthread_join(t, NULL);
+	if (max_task_retries) {
+		cr_assert_eq(s.rc, 0, "rc %d: %s", s.rc, s.rc ? (const char *)s.v.data : "");
+		cr_assert_eq(s.v.i, 3000);
+	} else {
+		cr_assert_eq(s.rc, -EREMOTEIO, "rc %d", s.rc);
+		cr_assert_eq(s.v.err, KRAY_ERR_ACTOR_DIED, "err %d: %s", s.v.err,
+			     (const char *)s.v.data);
+		cr_assert_lt(s.took_ms, 2500, "the call waited %lld ms", (long long)s.took_ms);
+		kray_value_clear(&s.v);
+	}
+	cr_assert_eq(actor_int(k, s.a, "read", NULL, 0), 0, "the restarted actor's state");
+	cr_assert_neq(actor_int(k, s.a, "pid", NULL, 0), pid);
+	fast = harness_status(k).fast_tasks;
+	until = harness_now_ms() + 5000;
+	for (int i = 1; harness_status(k).fast_tasks == fast && harness_now_ms() < until; i++) {
+		cr_assert_eq(actor_int(k, s.a, "incr", &KRAY_V_INT(1), 1), i);
+		usleep(2000);
+	}
+	cr_assert_gt(harness_status(k).fast_tasks, fast, "no fast call after the restart");
+	kray_release(k, &s.a, 1);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+Test(fastpath, actor_restart_retries_call)
+{
+	actor_restart(1);
+}
+
+Test(fastpath, actor_restart_no_task_retries)
+{
+	actor_restart(0);
+}
+
+/* A fast actor call whose get timed out: a later call of the same caller runs after it
+ * (it waits in krayd, the worker being busy), and the late get returns its own value. */
+Test(fastpath, actor_timeout_then_late_get)
+{
+	kray *k = fast_krayd(2);
+	kray_ref a = fast_counter(k, NULL), slow;
+	kray_value v;
+
+	cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(0), 1), 1);
+	cr_assert_eq(kray_actor_call(k, a, "sleep_ms", &KRAY_V_INT(300), 1, NULL, &slow), 0);
+	cr_assert_eq(kray_get(k, &slow, 1, 30, &v), -ETIMEDOUT, "%s", kray_errmsg(k));
+	cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(1), 1), 2);
+	cr_assert_eq(kray_get(k, &slow, 1, 5000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 300);
+	kray_release(k, &slow, 1);
+	cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(2), 1), 3);
+	cr_assert_eq(actor_int(k, a, "check", NULL, 0), 3);
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+}
+
+/* kray_cancel of a running fast actor call (its get timed out): the call reports
+ * CANCELLED; as on the daemon path the actor is not killed, even with force, and keeps
+ * its state and order. */
+Test(fastpath, actor_cancel)
+{
+	kray *k = fast_krayd(2);
+	kray_ref a = fast_counter(k, NULL), slow;
+	pid_t pid = (pid_t)actor_int(k, a, "pid", NULL, 0);
+	kray_value v;
+
+	for (int force = 0; force <= 1; force++) {
+		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(2 * force), 1), 2 * force + 1);
+		cr_assert_eq(kray_actor_call(k, a, "sleep_ms", &KRAY_V_INT(300), 1, NULL, &slow), 0);
+		cr_assert_eq(kray_get(k, &slow, 1, 30, &v), -ETIMEDOUT);
+		cr_assert_eq(kray_cancel(k, &slow, force, 0), 0, "%s", kray_errmsg(k));
+		cr_assert_eq(kray_get(k, &slow, 1, 5000, &v), -EREMOTEIO);
+		cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "err %d", v.err);
+		kray_value_clear(&v);
+		kray_release(k, &slow, 1);
+		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(2 * force + 1), 1),
+			     2 * force + 2);
+	}
+	cr_assert_eq(actor_int(k, a, "check", NULL, 0), 4);
+	cr_assert_eq(actor_int(k, a, "pid", NULL, 0), pid, "the actor was killed");
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+}
+
+/* Actors that are not plain (methods on threads) keep the daemon path: every call right,
+ * at most a few bounces; pool tasks never go to an actor's worker. */
+Test(fastpath, actor_not_plain_and_tasks_apart)
+{
+	kray *k = fast_krayd(2);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref threaded, plain;
+	struct kray_stats st;
+	pid_t apid;
+
+	o.max_concurrency = 2;
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &o, &threaded), 0);
+	plain = fast_counter(k, NULL);
+	apid = (pid_t)actor_int(k, plain, "pid", NULL, 0);
+	st = harness_status(k);
+	for (int i = 1; i <= 100; i++)
+		cr_assert_eq(actor_int(k, threaded, "incr", &KRAY_V_INT(1), 1), i);
+	cr_assert_eq(harness_status(k).fast_tasks, st.fast_tasks, "a threaded actor's call went fast");
+	cr_assert_leq(harness_status(k).fast_bounced - st.fast_bounced, 8, "%llu bounces",
+		      (unsigned long long)(harness_status(k).fast_bounced - st.fast_bounced));
+	for (int i = 0; i < 50; i++) {
+		kray_value v;
+
+		cr_assert_eq(sync_call(k, "pid", NULL, 0, &v), 0, "%s", kray_errmsg(k));
+		cr_assert_neq((pid_t)v.i, apid, "a task ran on the actor's worker");
+	}
+	kray_release(k, &threaded, 1);
+	kray_release(k, &plain, 1);
+	harness_shutdown(k);
+}
+
+/* fastpath-actors = off: actors' calls take the daemon path, tasks still go fast. */
+Test(fastpath, actor_fastpath_off)
+{
+	struct harness h;
+	const char *const extra[] = { "--fastpath-actors", "off", NULL };
+	kray *k = fast_krayd_proc(&h, 2, extra);
+	kray_ref a;
+	struct kray_stats st;
+
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, NULL, &a), 0);
+	st = harness_status(k);
+	for (int i = 1; i <= 50; i++)
+		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
+	cr_assert_eq(harness_status(k).fast_tasks, st.fast_tasks, "an actor's call went fast");
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}

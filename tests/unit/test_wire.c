@@ -2014,6 +2014,23 @@ Test(hdr, fast_range)
 	cr_assert_eq(KRAY_MSG_FAST_COUNT, 47);
 }
 
+/* The fast frame's flags are distinct bits; an actor call's trailer is 24 bytes, the
+ * actor's id first (bpf/fastpath.bpf.c reads it at the frame's end). */
+Test(wire, fast_flags_and_actor_trailer)
+{
+	const uint32_t flags[] = { KRAY_FAST_STORED, KRAY_FAST_NOT_RUN, KRAY_FAST_ACTOR,
+				   KRAY_FAST_NO_ACTOR };
+
+	for (unsigned i = 0; i < 4; i++) {
+		cr_assert_eq(flags[i] & (flags[i] - 1), 0, "flag %u is not one bit", flags[i]);
+		for (unsigned j = 0; j < i; j++)
+			cr_assert_eq(flags[i] & flags[j], 0);
+	}
+	cr_assert_eq(sizeof(struct kray_msg_fast_actor), 24);
+	cr_assert_eq(offsetof(struct kray_msg_fast_actor, actor), 0);
+	cr_assert_eq(offsetof(struct kray_msg_fast_actor, after_seq), 16);
+}
+
 /* FAST_COUNT: a worker's counts of one function's fast calls. */
 Test(fast_count, round_trip_and_limits)
 {
