@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The BPF fast path for synchronous calls (issue 5 item 5, docs/fastpath.md):
 # bpf/fastpath.bpf.c (built with the other programs by mk/bpf.mk), krayd's glue
-# daemon/bpf/bpf_fast.c, libkray's libclient/fast.c, and its tests.
+# daemon/bpf/bpf_fast.c, libkray's libclient/fast.c, and its tests; its shared-memory
+# ring: daemon/bpf/bpf_ring.c, libclient/ring.c.
 
 $(O)/daemon/bpf/bpf_fast.o: $(O)/bpf/fastpath.skel.h
 
@@ -12,6 +13,18 @@ test-fastpath-off: $(O)/tests/integration/test_tasks $(FIXTURES) $(BINS)
 	@echo "== $(O)/tests/integration/test_tasks (KRAY_FASTPATH=off)"
 	@$(TEST_ENV) KRAY_FASTPATH=off $(O)/tests/integration/test_tasks --jobs 1
 TEST_EXTRA += test-fastpath-off
+
+# The fast path's suite and the task suite again over the shared-memory ring
+# (KRAY_FAST_RING=on, docs/fastpath.md "The ring"): the same faults (workers killed with a
+# call in flight, late answers, cancels, many drivers) through the other transport.
+# test_fastring (with the integration tests) has what only the ring has.
+.PHONY: test-fastpath-ring
+test-fastpath-ring: $(O)/tests/integration/test_fastpath $(O)/tests/integration/test_tasks \
+		    $(FIXTURES) $(BINS)
+	@set -e; for t in test_fastpath test_tasks; do \
+	 echo "== $(O)/tests/integration/$$t (KRAY_FAST_RING=on)"; \
+	 $(TEST_ENV) KRAY_FAST_RING=on $(O)/tests/integration/$$t --jobs 1; done
+TEST_EXTRA += test-fastpath-ring
 
 # The fast path's krayd and libkray parts under ASan/LSan/UBSan (build-asan/, as `make
 # test-asan` builds it): test_fastpath, then the task suite, with sanitized krayd,
