@@ -491,7 +491,10 @@ _Static_assert(sizeof(struct kray_msg_fast) == 16, "fast prefix is 16 bytes");
 #define KRAY_FAST_NOT_RUN 2u /* FAST_RESULT: not run here (unknown job): use the daemon path */
 
 struct kray_msg_fast_open_reply {
-	__s32 status; /* 0 (one fd follows), -EOPNOTSUPP (fast path off), -ENOSPC (no slot) */
+	__s32 status; /* 0 (one fd follows: the fast socket; three with fastpath-ring: then
+		       * the ring's memfd and the fast_workers map, kray_ring.h), -EOPNOTSUPP
+		       * (fast path off), -ENOSPC (no slot), -EPERM (the ring is on and this
+		       * client may not use it) */
 	__u32 slot;
 	__u64 token;
 };
