@@ -255,9 +255,13 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 		st(&w->sleeping, 1);
 		if (ld(&w->req_seq) == req && ld(&w->kd_seq) == kd) {
 			rc = waitv(w, req, kd, timeout_ms);
-			if (rc < 0 && errno == ETIMEDOUT) {
+			if (rc < 0 && errno != EAGAIN && errno != EINTR) {
+				/* ETIMEDOUT: look anyway (a safety net, and the counts).  No
+				 * futex_waitv (before Linux 5.16): poll every millisecond. */
+				if (errno != ETIMEDOUT)
+					usleep(1000);
 				st(&w->sleeping, 0);
-				return KC_RING_KRAYD; /* look anyway: a safety net, and the counts */
+				return KC_RING_KRAYD;
 			}
 		}
 		st(&w->sleeping, 0);

@@ -97,10 +97,10 @@ bool kring_may(struct kring *r, struct conn *c, bool worker)
 	if (worker)
 		return true; /* krayd's own children, as its user (kring_start) */
 	/* A driver may write any worker's request and any driver's result area: only
-	 * krayd's user (root: any local driver), on this host. */
+	 * krayd's own user, on this host (a root krayd: root's drivers only). */
 	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || len != sizeof(cr))
 		return false;
-	return geteuid() == 0 || cr.uid == geteuid();
+	return cr.uid == geteuid();
 }
 
 int kring_attach(struct kring *r, struct conn *c)

@@ -27,7 +27,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <kray/kray.h>
@@ -422,5 +424,58 @@ Test(fastring, no_idle_worker_falls_back)
 		      "the second call was not bounced");
 	harness_shutdown(a);
 	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
+/* FAST_OPEN as uid 65534 (a forked child): the descriptors it got, -EPERM when refused,
+ * or 100 when it could not reach krayd's socket. */
+static int open_as_nobody(struct harness *h)
+{
+	int st, p[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct raw_ring rr;
+		int status = 100;
+
+		if (!setresgid(65534, 65534, 65534) && !setresuid(65534, 65534, 65534) &&
+		    !access(h->sock, W_OK)) {
+			raw_open(h->sock, &rr);
+			status = rr.nfds ? (int)rr.nfds : -EPERM;
+		}
+		(void)!write(p[1], &status, sizeof(status));
+		_exit(0);
+	}
+	close(p[1]);
+	cr_assert_eq(read(p[0], &st, sizeof(st)), (ssize_t)sizeof(st));
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	return st;
+}
+
+/* A driver of another user gets no fast connection while the ring is on (the workers
+ * sleep on the ring: the program must not steer its calls), and the socket one when off. */
+Test(fastring, other_users_get_no_ring)
+{
+	struct harness h;
+	int st;
+
+	need_ring();
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, ring_on), 0);
+	chmod(h.dir, 0755);
+	chmod(h.sock, 0666);
+	st = open_as_nobody(&h);
+	if (st == 100)
+		cr_skip_test("uid 65534 cannot reach krayd's socket here");
+	cr_assert_eq(st, -EPERM, "another user's driver got %d descriptors with the ring on", st);
+	harness_stop_krayd(&h);
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	chmod(h.dir, 0755);
+	chmod(h.sock, 0666);
+	st = open_as_nobody(&h);
+	cr_assert_eq(st, 1, "ring off: another user's driver got %d (want the socket)", st);
 	harness_stop_krayd(&h);
 }
