@@ -479,3 +479,106 @@ Test(fastring, other_users_get_no_ring)
 	cr_assert_eq(st, 1, "ring off: another user's driver got %d (want the socket)", st);
 	harness_stop_krayd(&h);
 }
+
+/* A ring krayd with a driver, once calls go through the ring. */
+static kray *ring_krayd(struct harness *h, int num_cpus)
+{
+	kray *k;
+
+	need_ring();
+	cr_assert_eq(harness_start_krayd_opts(h, num_cpus, ring_on), 0);
+	k = harness_connect(h->sock);
+	warm_up(k);
+	return k;
+}
+
+/* A worker that dies with a ring call in flight: the driver retries it (krayd reports the
+ * death in its result area), or, with no retries, gets WORKER_DIED; never a hang. */
+Test(fastring, worker_dies_in_flight)
+{
+	struct harness h;
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray *k = ring_krayd(&h, 2);
+	struct kray_stats before = harness_status(k), after;
+	char dir[128], path[200];
+	kray_value v;
+	kray_ref r;
+	int rc;
+
+	harness_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/died", dir);
+	r = harness_call1(k, "die_once", &KRAY_V_BYTES(path, strlen(path)), 1);
+	rc = kray_get(k, &r, 1, 20000, &v);
+	cr_assert_eq(rc, 0, "die_once: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 42);
+	kray_release(k, &r, 1);
+	after = harness_status(k);
+	cr_assert_geq(after.fast_tasks - before.fast_tasks, 1, "it did not go through the ring");
+	cr_assert_geq(after.workers_died - before.workers_died, 1, "no worker died");
+	cr_assert_geq(after.tasks_retried - before.tasks_retried, 1, "not retried");
+
+	o.max_retries = 0;
+	cr_assert_eq(kray_call(k, "die_always", NULL, 0, &o, &r), 0);
+	rc = kray_get(k, &r, 1, 20000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "die_always: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.err, KRAY_ERR_WORKER_DIED, "kind %s", harness_errkind(v.err));
+	cr_assert(strstr(v.data, "die_always"), "message: %s", (const char *)v.data);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	cr_assert(harness_krayd_alive(&h), "krayd died");
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+/*
+ * Gets that time out while the worker still runs the call, then later gets, cancels
+ * racing the answer, and ordinary calls in between: each get returns its own call's value
+ * (sleep_ms returns its argument, square its square) or, after a cancel that won, the
+ * cancellation; never another call's value, never a hang.
+ */
+Test(fastring, late_answers_and_cancels)
+{
+	struct harness h;
+	kray *k = ring_krayd(&h, 2);
+	int cancelled = 0, late = 0;
+	kray_value v;
+	kray_ref r;
+	int64_t got;
+	int rc;
+
+	for (int i = 0; i < 60; i++) {
+		int64_t ms = 1 + i % 7;
+
+		r = harness_call1(k, "sleep_ms", &KRAY_V_INT(ms), 1);
+		rc = kray_get(k, &r, 1, i % 3 ? 1 : 0, &v);
+		if (rc == -ETIMEDOUT) {
+			late++;
+			if (i % 2) {
+				cr_assert_eq(kray_cancel(k, &r, 0, 0), 0, "%s", kray_errmsg(k));
+			} else { /* an ordinary call while the answer is on its way */
+				cr_assert_eq(sync_square(k, i, 10000, &got), 0, "%s", kray_errmsg(k));
+				cr_assert_eq(got, (int64_t)i * i);
+			}
+			rc = kray_get(k, &r, 1, 10000, &v);
+		}
+		if (rc == -EREMOTEIO) {
+			cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "call %d: kind %s", i,
+				     harness_errkind(v.err));
+			cancelled++;
+			kray_value_clear(&v);
+		} else {
+			cr_assert_eq(rc, 0, "call %d: %d %s", i, rc, kray_errmsg(k));
+			cr_assert_eq(v.i, ms, "call %d got %lld, not its own %lld", i, (long long)v.i,
+				     (long long)ms);
+		}
+		kray_release(k, &r, 1);
+	}
+	cr_assert_gt(late, 0, "no get timed out");
+	(void)cancelled;
+	for (int64_t i = 0; i < 100; i++) {
+		cr_assert_eq(sync_square(k, i, -1, &got), 0);
+		cr_assert_eq(got, i * i);
+	}
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
