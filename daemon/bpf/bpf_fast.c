@@ -321,9 +321,13 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 		f->wsock[slot] = sv[0];
 		f->workers[slot] = w;
 		w->fast_slot = (uint16_t)(slot + 1);
+		/* With the ring, the program claims no worker (it scans none): they sleep on
+		 * the ring, and a FAST_EXEC forged on a socket would strand one.  It still
+		 * passes their late answers to drivers. */
 		if (slot + 1 > f->nworkers) {
 			f->nworkers = slot + 1;
-			__atomic_store_n(&f->skel->bss->nworkers, f->nworkers, __ATOMIC_SEQ_CST);
+			__atomic_store_n(&f->skel->bss->nworkers, f->ring ? 0 : f->nworkers,
+					 __ATOMIC_SEQ_CST);
 		}
 		tell_jobs(d, w, NULL);
 	} else {

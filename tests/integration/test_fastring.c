@@ -86,6 +86,7 @@ static void warm_up(kray *k)
 struct raw_ring {
 	int fd, sock; /* krayd connection, fast connection */
 	uint32_t slot;
+	uint64_t token;
 	unsigned nfds;
 	uint8_t *base;
 	struct kray_fast_worker *fw;
@@ -152,6 +153,7 @@ static void raw_open(const char *sock, struct raw_ring *rr)
 	memcpy(fds, CMSG_DATA(c), rr->nfds * sizeof(int));
 	rr->sock = fds[0];
 	rr->slot = rep.rep.slot;
+	rr->token = rep.rep.token;
 	if (rr->nfds != 3)
 		return;
 	rr->base = mmap(NULL, KRAY_RING_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
@@ -363,6 +365,29 @@ Test(fastring, forged_requests)
 	post(&rr, slot, 202, junk, sizeof(junk), sizeof(junk), (rr.slot + 1) % KRAY_FAST_DRIVERS);
 	cr_assert(idle_again(&rr, slot, 5000), "the worker stayed claimed");
 	cr_assert_not(answered(&rr, 202, 200));
+
+	/* A FAST_EXEC on the fast socket, which libkray never sends with the ring on: the
+	 * program claims no ring worker for it (they do not read their sockets), it comes
+	 * back, as a bounce. */
+	struct {
+		struct kray_frame_hdr h;
+		struct kray_msg_fast f;
+		struct kray_msg_exec m;
+	} fx = { .h = { .magic = KRAY_WIRE_MAGIC,
+			.version = KRAY_WIRE_VERSION,
+			.type = KRAY_MSG_FAST_EXEC,
+			.len = sizeof(fx) - sizeof(fx.h) },
+		 .f = { .slot = rr.slot, .token = rr.token },
+		 .m = { .task = task } };
+	struct timeval tv = { .tv_sec = 5 };
+
+	setsockopt(rr.sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(send(rr.sock, &fx, sizeof(fx), MSG_NOSIGNAL), (ssize_t)sizeof(fx));
+	cr_assert_eq(recv(rr.sock, &rh, sizeof(rh), 0), (ssize_t)sizeof(rh), "no bounce");
+	cr_assert_eq(rh.type, KRAY_MSG_FAST_EXEC, "a socket call was steered to a ring worker");
+	for (unsigned i = 0; i < KRAY_FAST_WORKERS; i++)
+		cr_assert_neq(__atomic_load_n(&rr.fw[i].state, __ATOMIC_SEQ_CST), KRAY_FW_FAST,
+			      "worker %u left claimed", i);
 
 	cr_assert(harness_krayd_alive(&h), "krayd died");
 	for (int64_t i = 0; i < 200; i++) {
