@@ -129,7 +129,7 @@ static void bench_mode(struct mode *m, const char *fastpath, const char *ring)
 {
 	static kray_ref refs[BATCH];
 	static kray_value vals[BATCH];
-	const char *flags[] = { "--num-cpus", "2",	     "--fastpath", fastpath,
+	const char *flags[] = { "--num-cpus",	   "2",	 "--fastpath", fastpath,
 				"--fastpath-ring", ring, NULL };
 	kray *k;
 
@@ -211,8 +211,10 @@ int main(int argc, char **argv)
 		int m = i < 3 ? i : 5 - i;
 
 		fprintf(stderr, "bench_fastpath: %s (%d of 6)...\n", name[m], i + 1);
-		bench_mode(m == 0 ? ring : m == 1 ? fast : daemon, m == 2 ? "off" : "on",
-			   m == 0 ? "on" : "off");
+		bench_mode(m == 0 ? ring :
+			   m == 1 ? fast :
+				    daemon,
+			   m == 2 ? "off" : "on", m == 0 ? "on" : "off");
 	}
 	fl = bench_med(&rep.floor_rt);
 	ffl = bench_med(&rep.futex_rt);

@@ -123,7 +123,8 @@ static int claim(struct kc_ring *r, uint32_t driver, const struct kray_oid *task
 	for (unsigned i = 0; i < KRAY_FAST_WORKERS; i++) {
 		struct kray_fast_worker *w = &r->fw[i];
 
-		if (ld(&w->state) != KRAY_FW_IDLE || !cas(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING))
+		if (ld(&w->state) != KRAY_FW_IDLE ||
+		    !cas(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING))
 			continue;
 		w->driver = driver;
 		memcpy(&w->task, task, sizeof(*task));
@@ -239,7 +240,8 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 
 	for (unsigned i = 0;; i++) {
 		uint32_t req = ld(&w->req_seq), kd = ld(&w->kd_seq);
-		int ev = (req != r->req_seen ? KC_RING_REQ : 0) | (kd != r->kd_seen ? KC_RING_KRAYD : 0);
+		int ev = (req != r->req_seen ? KC_RING_REQ : 0) |
+			 (kd != r->kd_seen ? KC_RING_KRAYD : 0);
 		long rc;
 
 		if (ev) {
@@ -326,7 +328,7 @@ int kc_ring_take(struct kray *k, struct kbuf *ret_body)
 bad:
 	free(body);
 	/* Garbage from the claimant: it is told NOT_RUN (its call takes the daemon path). */
-not_run: {
+not_run : {
 	struct kbuf none = { 0 };
 
 	kc_fast_reply(k, &none, &task, NULL);

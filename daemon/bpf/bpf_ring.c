@@ -153,8 +153,8 @@ bool kring_lost(struct kring *r, unsigned slot, const struct kray_fast_worker *e
 		return false;
 	/* The driver waits for it (the worker still ran it), or the worker died while it
 	 * wrote the result (it gives itself back before it publishes res_seq): krayd writes. */
-	if (!(was_fast && __atomic_compare_exchange_n(&dr->want, &want, seq | KRAY_RING_BUSY,
-						      false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) &&
+	if (!(was_fast && __atomic_compare_exchange_n(&dr->want, &want, seq | KRAY_RING_BUSY, false,
+						      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) &&
 	    (__atomic_load_n(&dr->want, __ATOMIC_SEQ_CST) != (seq | KRAY_RING_BUSY) ||
 	     __atomic_load_n(&dr->res_seq, __ATOMIC_SEQ_CST) == seq))
 		return false;

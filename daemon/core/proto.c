@@ -702,8 +702,8 @@ static void proto_sent(struct conn *c)
 }
 
 const struct conn_kind proto_client = { .frame = proto_handle,
-					 .sent = proto_sent,
-					 .gone = proto_conn_gone };
+					.sent = proto_sent,
+					.gone = proto_conn_gone };
 
 void proto_accepted(struct krayd *d, int fd)
 {

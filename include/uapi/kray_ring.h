@@ -57,7 +57,7 @@ _Static_assert(sizeof(struct kray_ring_driver) == 64 + KRAY_FAST_FRAME_MAX, "rin
 
 #define KRAY_RING_AREA (64 + KRAY_FAST_FRAME_MAX)
 #define KRAY_RING_LEN ((KRAY_FAST_WORKERS + KRAY_FAST_DRIVERS) * (__u64)KRAY_RING_AREA)
-#define KRAY_RING_WORKER_OFF(slot) ((__u64)(slot) * KRAY_RING_AREA)
+#define KRAY_RING_WORKER_OFF(slot) ((__u64)(slot)*KRAY_RING_AREA)
 #define KRAY_RING_DRIVER_OFF(slot) ((KRAY_FAST_WORKERS + (__u64)(slot)) * KRAY_RING_AREA)
 
 #endif

@@ -136,7 +136,9 @@ static void raw_open(const char *sock, struct raw_ring *rr)
 		struct cmsghdr align;
 	} cm;
 	struct iovec iov = { &rep, sizeof(rep) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cm.buf,
 			      .msg_controllen = sizeof(cm.buf) };
 	struct cmsghdr *c;
 	int fds[8];
@@ -157,8 +159,8 @@ static void raw_open(const char *sock, struct raw_ring *rr)
 	if (rr->nfds != 3)
 		return;
 	rr->base = mmap(NULL, KRAY_RING_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
-	rr->fw = mmap(NULL, KRAY_FAST_WORKERS * sizeof(*rr->fw), PROT_READ | PROT_WRITE,
-		      MAP_SHARED, fds[2], 0);
+	rr->fw = mmap(NULL, KRAY_FAST_WORKERS * sizeof(*rr->fw), PROT_READ | PROT_WRITE, MAP_SHARED,
+		      fds[2], 0);
 	cr_assert_neq(rr->base, MAP_FAILED);
 	cr_assert_neq(rr->fw, MAP_FAILED);
 	close(fds[1]);
@@ -581,7 +583,8 @@ Test(fastring, late_answers_and_cancels)
 			if (i % 2) {
 				cr_assert_eq(kray_cancel(k, &r, 0, 0), 0, "%s", kray_errmsg(k));
 			} else { /* an ordinary call while the answer is on its way */
-				cr_assert_eq(sync_square(k, i, 10000, &got), 0, "%s", kray_errmsg(k));
+				cr_assert_eq(sync_square(k, i, 10000, &got), 0, "%s",
+					     kray_errmsg(k));
 				cr_assert_eq(got, (int64_t)i * i);
 			}
 			rc = kray_get(k, &r, 1, 10000, &v);
@@ -593,8 +596,8 @@ Test(fastring, late_answers_and_cancels)
 			kray_value_clear(&v);
 		} else {
 			cr_assert_eq(rc, 0, "call %d: %d %s", i, rc, kray_errmsg(k));
-			cr_assert_eq(v.i, ms, "call %d got %lld, not its own %lld", i, (long long)v.i,
-				     (long long)ms);
+			cr_assert_eq(v.i, ms, "call %d got %lld, not its own %lld", i,
+				     (long long)v.i, (long long)ms);
 		}
 		kray_release(k, &r, 1);
 	}
