@@ -319,7 +319,8 @@ void kc_ring_unmap(struct kray *k);
 /* Driver: runs the FAST_EXEC frame exec (for task) on an idle worker through the ring.
  * 1: the answer frame (FAST_RESULT or FAST_LOST, header included) is in *ret_frame;
  * 0: no idle worker (the daemon path); -ETIMEDOUT at deadline (ns, -1: none): the call
- * stays in flight and its answer comes on the fast connection, as a late socket call's. */
+ * stays in flight and its answer comes on the fast connection, as a late socket call's;
+ * -EPIPE: krayd hung up the fast connection (it died: no answer will come). */
 int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid *task,
 		 int64_t deadline, struct kbuf *ret_frame);
 /* Worker: sleeps until a ring request or frames from krayd come (or timeout_ms passes).

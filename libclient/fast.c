@@ -715,6 +715,11 @@ static int ring_get(struct kray *k, struct kbuf *submit, const struct kbuf *exec
 			    kc_fail(k, -ENOMEM, "out of memory keeping a timed-out call") :
 			    kc_fail(k, -ETIMEDOUT, "get timed out after %lld ms",
 				    (long long)timeout_ms);
+	} else if (r == -EPIPE) {
+		fast_broken(k); /* krayd went: it decides (the call goes to it) */
+		r = fall_back(k, submit);
+		if (r >= 0 && k->fast_nlate)
+			r = late_orphan(k) ?: r;
 	} else if (r < 0) {
 		r = kc_fail(k, r, "out of memory taking a fast result");
 	} else {

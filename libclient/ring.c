@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -161,6 +162,17 @@ static int sleep_on(uint32_t *word, uint32_t v, int64_t deadline, unsigned spin)
 	return 0;
 }
 
+/* How long a driver sleeps before it looks whether krayd is still there. */
+#define RING_SLICE_NS (250 * 1000000LL)
+
+/* Whether the other end of the fast connection (krayd's) has gone. */
+static bool hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL));
+}
+
 /* The answer is in (res_seq == seq): copied out.  1. */
 static int take_answer(struct kray_ring_driver *dr, struct kbuf *ret_frame)
 {
@@ -207,13 +219,22 @@ int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid 
 	if (ld(&wa->sleeping))
 		wake(&wa->req_seq);
 	for (;;) {
+		int64_t now, slice;
+
 		v = ld(&dr->res_seq);
 		if (v == seq)
 			return take_answer(dr, ret_frame);
-		if (sleep_on(&dr->res_seq, v, deadline, r->spin) != -ETIMEDOUT)
+		/* Sleeps in slices: krayd, which reports dead workers, may die too (and its
+		 * workers with it), and then only the fast socket's hang-up says so. */
+		now = kc_mono_ns();
+		slice = deadline >= 0 && deadline - now < RING_SLICE_NS ? deadline :
+									  now + RING_SLICE_NS;
+		if (sleep_on(&dr->res_seq, v, slice, r->spin) != -ETIMEDOUT)
+			continue;
+		if (slice != deadline && !hung_up(k->fast_fd))
 			continue;
 		if (cas(&dr->want, seq, 0))
-			return -ETIMEDOUT; /* the answer takes the socket path */
+			return slice == deadline ? -ETIMEDOUT : -EPIPE; /* the socket's turn */
 		deadline = -1; /* being written (or krayd reports the worker dead): moments */
 	}
 }

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -607,6 +608,43 @@ Test(fastring, late_answers_and_cancels)
 		cr_assert_eq(sync_square(k, i, -1, &got), 0);
 		cr_assert_eq(got, i * i);
 	}
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
+struct krayd_kill {
+	pid_t pid;
+};
+
+static void *kill_later(void *arg)
+{
+	usleep(300000);
+	kill(((struct krayd_kill *)arg)->pid, SIGKILL);
+	return NULL;
+}
+
+/* krayd killed while a driver waits on the ring (its workers die with it, and nobody is
+ * left to report them): the get fails within about a second, it does not hang. */
+Test(fastring, krayd_dies_mid_call)
+{
+	struct harness h;
+	kray *k = ring_krayd(&h, 2);
+	struct krayd_kill kk = { h.pid };
+	pthread_t th;
+	kray_value v = { 0 };
+	kray_ref r;
+	int64_t t0;
+	int rc;
+
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(20000), 1);
+	cr_assert_eq(pthread_create(&th, NULL, kill_later, &kk), 0);
+	t0 = harness_now_ms();
+	rc = kray_get(k, &r, 1, -1, &v);
+	pthread_join(th, NULL);
+	cr_assert_neq(rc, 0, "a value after krayd died: %lld", (long long)v.i);
+	cr_assert_lt(harness_now_ms() - t0, 5000, "the get waited %lld ms",
+		     (long long)(harness_now_ms() - t0));
+	kray_value_clear(&v);
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 }
