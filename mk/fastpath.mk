@@ -27,15 +27,17 @@ test-fastpath-ring: $(O)/tests/integration/test_fastpath $(O)/tests/integration/
 TEST_EXTRA += test-fastpath-ring
 
 # The fast path's krayd and libkray parts under ASan/LSan/UBSan (build-asan/, as `make
-# test-asan` builds it): test_fastpath, then the task suite, with sanitized krayd,
+# test-asan` builds it): test_fastpath, the task suite and the ring's tests, with sanitized krayd,
 # workers and drivers.  Any report fails the run.
 .PHONY: test-fastpath-asan
 test-fastpath-asan:
 	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
 		build-asan/bin/krayd build-asan/bin/kray-worker \
 		build-asan/tests/integration/test_fastpath build-asan/tests/integration/test_tasks \
+		build-asan/tests/integration/test_fastring \
 		build-asan/tests/libtestfns.so build-asan/tests/libreturnfns.so
-	@set -e; for t in test_fastpath test_tasks; do echo "== build-asan/tests/integration/$$t"; \
+	@set -e; for t in test_fastpath test_tasks test_fastring; do \
+	 echo "== build-asan/tests/integration/$$t"; \
 	 ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=66 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
