@@ -329,9 +329,10 @@ int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid 
 #define KC_RING_KRAYD 2
 int kc_ring_wait(struct kray *k, int timeout_ms);
 /* Worker: the request that woke it, its exec body (the FAST_EXEC frame's, after the
- * fast prefix) into ret_body: 1, or 0 when there is none fit to run (a forged or stray
- * request: ignored, or answered NOT_RUN). */
-int kc_ring_take(struct kray *k, struct kbuf *ret_body);
+ * fast prefix) into ret_body: 1; 0 when there is none (a stray or forged request:
+ * ignored); 2 when the claimant's request is unfit to run (garbage, or no memory): it is
+ * to be answered NOT_RUN for *ret_task (kc_fast_reply with an empty result). */
+int kc_ring_take(struct kray *k, struct kbuf *ret_body, struct kray_oid *ret_task);
 /* Worker: whether the answer to the fast task it runs goes on the ring, and sends it
  * there (the fast frame, header included): 1 sent, 0 not a ring call or its driver gave
  * up (send it on the fast connection: the program gives it to the driver). */

@@ -300,7 +300,7 @@ static void give_back(struct kray *k)
 		cas(s, KRAY_FW_FAST_DAEMON, KRAY_FW_DAEMON);
 }
 
-int kc_ring_take(struct kray *k, struct kbuf *ret_body)
+int kc_ring_take(struct kray *k, struct kbuf *ret_body, struct kray_oid *ret_task)
 {
 	struct kc_ring *r = k->ring;
 	struct kray_ring_worker *w = warea(r, k->fast_slot);
@@ -316,6 +316,7 @@ int kc_ring_take(struct kray *k, struct kbuf *ret_body)
 	if (s != KRAY_FW_FAST && s != KRAY_FW_FAST_DAEMON)
 		return 0;
 	memcpy(&task, &e->task, sizeof(task));
+	*ret_task = task;
 	r->serving = true;
 	r->serve_driver = ld(&w->driver);
 	r->serve_seq = ld(&w->seq);
@@ -349,12 +350,8 @@ int kc_ring_take(struct kray *k, struct kbuf *ret_body)
 bad:
 	free(body);
 	/* Garbage from the claimant: it is told NOT_RUN (its call takes the daemon path). */
-not_run : {
-	struct kbuf none = { 0 };
-
-	kc_fast_reply(k, &none, &task, NULL);
-	return 0;
-}
+not_run:
+	return 2;
 }
 
 int kc_ring_reply(struct kray *k, uint8_t *frame, size_t len)

@@ -265,10 +265,17 @@ static int wait_ring(struct kray *k)
 	if (ev < 0)
 		return ev;
 	if (ev & KC_RING_REQ) {
-		struct kbuf body = { 0 };
+		struct kbuf body = { 0 }, none = { 0 };
+		struct kray_oid task;
 
-		if (kc_ring_take(k, &body) == 1)
+		switch (kc_ring_take(k, &body, &task)) {
+		case 1:
 			queue_fast(k, &body);
+			break;
+		case 2: /* unfit to run: the caller takes the daemon path */
+			kc_fast_reply(k, &none, &task, NULL);
+			break;
+		}
 		kbuf_free(&body);
 	}
 	if (ev & KC_RING_KRAYD) {
