@@ -10,9 +10,13 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -193,6 +197,70 @@ void bench_pingpong(int rounds, double round_s, double *rt_us)
 	}
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
+	bench_samples_free(&s);
+}
+
+/* Waits until *w != v (polling it spin times first), then returns *w. */
+static uint32_t futex_await(uint32_t *w, uint32_t v, unsigned spin)
+{
+	uint32_t x;
+
+	for (unsigned i = 0; i < spin; i++)
+		if ((x = __atomic_load_n(w, __ATOMIC_ACQUIRE)) != v)
+			return x;
+	while ((x = __atomic_load_n(w, __ATOMIC_ACQUIRE)) == v)
+		syscall(SYS_futex, w, FUTEX_WAIT, v, NULL, NULL, 0);
+	return x;
+}
+
+static void futex_post(uint32_t *w, uint32_t v)
+{
+	__atomic_store_n(w, v, __ATOMIC_RELEASE);
+	syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+void bench_futex_pingpong(int rounds, double round_s, unsigned spin, double *rt_us)
+{
+	struct bench_samples s = { 0 };
+	/* [0]: ping (this process bumps it), [16]: pong (the peer): own cache lines */
+	uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint32_t n = 0;
+	pid_t pid;
+
+	if (w == MAP_FAILED)
+		bench_die("mmap", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		bench_die("fork", strerror(errno));
+	if (pid == 0) {
+		for (uint32_t seen = 0;;) {
+			seen = futex_await(&w[0], seen, spin);
+			if (seen == UINT32_MAX)
+				_exit(0);
+			futex_post(&w[16], seen);
+		}
+	}
+	for (int i = 0; i < 1000; i++) {
+		futex_post(&w[0], ++n);
+		futex_await(&w[16], n - 1, spin);
+	}
+	for (int r = 0; r < rounds; r++) {
+		double end = bench_now() + round_s;
+
+		s.n = 0;
+		for (double t = bench_now(); t < end;) {
+			futex_post(&w[0], ++n);
+			futex_await(&w[16], n - 1, spin);
+			double t1 = bench_now();
+
+			bench_push(&s, (t1 - t) * 1e6);
+			t = t1;
+		}
+		rt_us[r] = bench_median(s.v, s.n);
+	}
+	futex_post(&w[0], UINT32_MAX);
+	waitpid(pid, NULL, 0);
+	munmap(w, 4096);
 	bench_samples_free(&s);
 }
 

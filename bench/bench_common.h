@@ -74,6 +74,13 @@ double bench_median_of(const double *v, size_t n);
  * median round trip in µs.
  */
 void bench_pingpong(int rounds, double round_s, double *rt_us);
+/*
+ * The kernel's floor for a cross-process wake-up (KERNEL-FACTS.md): a forked peer and
+ * this process hand a counter through a shared mapping and wake each other with
+ * FUTEX_WAKE / FUTEX_WAIT, each polling the word `spin` times before it sleeps.  Same
+ * rounds and result as bench_pingpong().
+ */
+void bench_futex_pingpong(int rounds, double round_s, unsigned spin, double *rt_us);
 
 /* The directory this program is in (from /proc/self/exe). */
 void bench_exe_dir(char *buf, size_t len);

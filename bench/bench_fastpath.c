@@ -4,8 +4,14 @@
  * krayd's daemon path and the raw socket floor, in one run on this machine:
  *
  *   floor_rt_us            64-byte AF_UNIX ping-pong between two processes (bench_pingpong)
- *   sync_rt_us_{fast,daemon}   kray_call(noop) + kray_get(ref, no timeout) + kray_release,
- *                              per call: steered by BPF / through krayd
+ *   futex_floor_rt_us      a word handed through shared memory, futex wake-ups both ways
+ *                          (bench_futex_pingpong): the floor of the ring
+ *   sync_rt_us_{ring,fast,daemon}   kray_call(noop) + kray_get(ref, no timeout) +
+ *                              kray_release, per call: through the shared-memory ring
+ *                              (`fastpath-ring = on`) / steered by BPF / through krayd
+ *                              (a round's time / its calls: the mean)
+ *   sync_p50_us_{ring,fast,daemon}   the same, the median call of each round (the floors
+ *                              are medians of single round trips too)
  *   async_tps_{fast,daemon}    1,000 no-op calls submitted, then got together, per second
  *                              (pipelined calls take the daemon path in both modes: this
  *                              checks that the fast path does not slow them down)
@@ -14,7 +20,7 @@
  *   fast_share             the share of the sync calls the program steered (the rest
  *                          found no idle worker and went through krayd)
  *
- * Two krayds per mode (BPF on in both; `fastpath` on / off), alternated, so that load from
+ * Two krayds per mode (BPF on in all; ring / `fastpath` on / off), alternated, so that load from
  * elsewhere on the machine falls on both; each figure is the median of the rounds.  The
  * fast path needs root; without it the fast figures are reported as unavailable.
  *
@@ -44,7 +50,7 @@ static double round_s = 0.5;
 
 struct mode {
 	const char *name;
-	struct bench_samples rt, cpu_sync, tps, cpu_async, share;
+	struct bench_samples rt, p50, cpu_sync, tps, cpu_async, share;
 	bool fast_seen;
 };
 
@@ -82,16 +88,23 @@ static uint64_t fast_tasks(kray *k)
 /* One sync round, with krayd's CPU time and the fast-path count read around it. */
 static void sync_round(kray *k, pid_t pid, struct mode *m)
 {
-	double t0 = bench_now(), c0 = bench_proc_cpu_s(pid), t;
+	double t0 = bench_now(), c0 = bench_proc_cpu_s(pid), t = t0, t1;
 	uint64_t f0 = fast_tasks(k), f1;
+	static struct bench_samples each;
 	long n = 0;
 
+	each.n = 0;
 	do {
 		sync_call(k);
 		n++;
-		t = bench_now();
+		t1 = bench_now();
+		bench_push(&each, (t1 - t) * 1e6);
+		t = t1;
 	} while (t - t0 < round_s);
 	bench_push(&m->rt, (t - t0) / (double)n * 1e6);
+	/* The median call, as the floors are medians of single round trips: the mean above
+	 * also carries the stalls other work on the machine causes. */
+	bench_push(&m->p50, bench_median(each.v, each.n));
 	bench_push(&m->cpu_sync, (bench_proc_cpu_s(pid) - c0) / (double)n * 1e6);
 	f1 = fast_tasks(k);
 	bench_push(&m->share, (double)(f1 - f0) / (double)n);
@@ -122,11 +135,12 @@ static void stop_krayd(void)
 	bench_krayd_stop(&krayd);
 }
 
-static void bench_mode(struct mode *m, const char *fastpath)
+static void bench_mode(struct mode *m, const char *fastpath, const char *ring)
 {
 	static kray_ref refs[BATCH];
 	static kray_value vals[BATCH];
-	const char *flags[] = { "--num-cpus", "2", "--fastpath", fastpath, NULL };
+	const char *flags[] = { "--num-cpus",	   "2",	 "--fastpath", fastpath,
+				"--fastpath-ring", ring, NULL };
 	kray *k;
 
 	bench_krayd_start_build(&krayd, flags);
@@ -149,18 +163,26 @@ static void bench_mode(struct mode *m, const char *fastpath)
 /* ---- report -------------------------------------------------------------------------- */
 
 struct report {
-	struct bench_samples floor_rt;
-	struct mode fast, daemon;
+	struct bench_samples floor_rt, futex_rt;
+	struct mode ring, fast, daemon;
 };
 
 static void json(FILE *f, void *arg)
 {
 	const struct report *rep = arg;
-	const struct mode *fast = &rep->fast, *daemon = &rep->daemon;
+	const struct mode *fast = &rep->fast, *daemon = &rep->daemon, *ring = &rep->ring;
 
 	fprintf(f, "{\n  \"bench\": \"bench_fastpath\",\n  \"fast_path_available\": %s,\n",
 		fast->fast_seen ? "true" : "false");
 	bench_json_fig(f, "floor_rt_us", &rep->floor_rt, false);
+	bench_json_fig(f, "futex_floor_rt_us", &rep->futex_rt, false);
+	bench_json_fig(f, "sync_rt_us_ring", &ring->rt, false);
+	bench_json_fig(f, "sync_p50_us_ring", &ring->p50, false);
+	bench_json_fig(f, "sync_p50_us_fast", &fast->p50, false);
+	bench_json_fig(f, "sync_p50_us_daemon", &daemon->p50, false);
+	bench_json_fig(f, "ring_share", &ring->share, false);
+	bench_json_fig(f, "krayd_cpu_us_per_task_sync_ring", &ring->cpu_sync, false);
+	bench_json_fig(f, "async_tps_ring", &ring->tps, false);
 	bench_json_fig(f, "sync_rt_us_fast", &fast->rt, false);
 	bench_json_fig(f, "sync_rt_us_daemon", &daemon->rt, false);
 	bench_json_fig(f, "fast_share", &fast->share, false);
@@ -177,9 +199,11 @@ static void json(FILE *f, void *arg)
 int main(int argc, char **argv)
 {
 	struct bench_opts o = { 0 };
-	struct report rep = { .fast = { .name = "fast" }, .daemon = { .name = "daemon" } };
-	struct mode *fast = &rep.fast, *daemon = &rep.daemon;
-	double floor_rt[MAX_ROUNDS], fl, frt, drt;
+	struct report rep = { .ring = { .name = "ring" },
+			      .fast = { .name = "fast" },
+			      .daemon = { .name = "daemon" } };
+	struct mode *fast = &rep.fast, *daemon = &rep.daemon, *ring = &rep.ring;
+	double floor_rt[MAX_ROUNDS], fl, ffl, rrt, frt, drt;
 
 	bench_init("bench_fastpath");
 	bench_opts_parse(argc, argv, "bench_fastpath [--quick] [--json FILE]", &o);
@@ -189,25 +213,50 @@ int main(int argc, char **argv)
 	bench_pingpong(rounds, round_s, floor_rt);
 	for (int r = 0; r < rounds; r++)
 		bench_push(&rep.floor_rt, floor_rt[r]);
+	bench_futex_pingpong(rounds, round_s, 0, floor_rt);
+	for (int r = 0; r < rounds; r++)
+		bench_push(&rep.futex_rt, floor_rt[r]);
 	atexit(stop_krayd); /* from here on krayds run */
-	/* Alternated (on, off, off, on), so that a burst of load on the machine, or being
-	 * first, hits both modes alike. */
-	for (int i = 0; i < 4; i++) {
-		bool on = i == 0 || i == 3;
+	/* Alternated (ring, sockets, daemon, daemon, sockets, ring), so that a burst of load
+	 * on the machine, or being first, hits all modes alike. */
+	for (int i = 0; i < 6; i++) {
+		static const char *const name[] = { "ring", "fast path (sockets)", "daemon path" };
+		int m = i < 3 ? i : 5 - i;
 
-		fprintf(stderr, "bench_fastpath: fast path %s (%d of 4)...\n", on ? "on" : "off",
-			i + 1);
-		bench_mode(on ? fast : daemon, on ? "on" : "off");
+		fprintf(stderr, "bench_fastpath: %s (%d of 6)...\n", name[m], i + 1);
+		bench_mode(m == 0 ? ring :
+			   m == 1 ? fast :
+				    daemon,
+			   m == 2 ? "off" : "on", m == 0 ? "on" : "off");
 	}
 	fl = bench_med(&rep.floor_rt);
+	ffl = bench_med(&rep.futex_rt);
+	rrt = bench_med(&ring->rt);
 	frt = bench_med(&fast->rt);
 	drt = bench_med(&daemon->rt);
 	printf("bench_fastpath: medians of %d rounds of %.1f s per mode (one run, same machine)\n",
 	       2 * rounds, round_s);
-	printf("  %-40s %12s %12s %12s\n", "", "fast path", "daemon path", "floor");
-	printf("  %-40s %9.1f us %9.1f us %9.1f us\n", "sync round trip (call + get)", frt, drt,
-	       fl);
-	printf("  %-40s %11.2fx %11.2fx %11.2fx\n", "  / floor", frt / fl, drt / fl, 1.0);
+	printf("  %-40s %12s %12s %12s %12s %12s\n", "", "ring", "fast path", "daemon path",
+	       "socket floor", "futex floor");
+	printf("  %-40s %9.1f us %9.1f us %9.1f us %9.1f us %9.1f us\n",
+	       "sync round trip (call + get)", rrt, frt, drt, fl, ffl);
+	printf("  %-40s %11.2fx %11.2fx %11.2fx %11.2fx\n", "  / socket floor", rrt / fl, frt / fl,
+	       drt / fl, 1.0);
+	printf("  %-40s %11.2fx %11.2fx %11.2fx %11s  %11.2fx\n", "  / futex floor", rrt / ffl,
+	       frt / ffl, drt / ffl, "", 1.0);
+	printf("  %-40s %9.1f us %9.1f us %9.1f us %9.1f us %9.1f us\n",
+	       "sync median call (floors: median too)", bench_med(&ring->p50),
+	       bench_med(&fast->p50), bench_med(&daemon->p50), fl, ffl);
+	printf("  %-40s %11.2fx %11.2fx %11.2fx %11s  %11.2fx\n", "  / futex floor",
+	       bench_med(&ring->p50) / ffl, bench_med(&fast->p50) / ffl,
+	       bench_med(&daemon->p50) / ffl, "", 1.0);
+	printf("  %-40s %9.2f us\n", "  krayd CPU per sync task (ring)",
+	       bench_med(&ring->cpu_sync));
+	printf("  %-40s %11.0f%%\n", "  share through the ring", bench_med(&ring->share) * 100);
+	printf("  %-40s %10.0f/s\n", "async (1,000 in flight), ring mode", bench_med(&ring->tps));
+	printf("  %-40s %11.2fx\n", "  ring mode / daemon path",
+	       bench_med(&ring->tps) / bench_med(&daemon->tps));
+	printf("  (the rows below compare the socket fast path with the daemon path)\n");
 	printf("  %-40s %9.2f us %9.2f us\n", "  krayd CPU per sync task",
 	       bench_med(&fast->cpu_sync), bench_med(&daemon->cpu_sync));
 	printf("  %-40s %11.0f%% %11s\n", "  share steered by BPF", bench_med(&fast->share) * 100,

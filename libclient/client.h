@@ -126,6 +126,7 @@ struct kray {
 	struct kc_fast_actor *fast_actors; /* per actor called: order, skips (fast_actor.c) */
 	size_t fast_nactors, fast_actors_cap;
 	bool fast_actors_lost; /* out of memory for one: no fast actor calls */
+	struct kc_ring *ring; /* the fast path's shared-memory ring (ring.c); NULL: sockets */
 	/* The last call's SUBMIT is out[defer_off, defer_end) and may still go fast. */
 	bool defer;
 	size_t defer_off, defer_end;
@@ -345,6 +346,33 @@ int kc_fast_worker_open(struct kray *k);
 int kc_fast_take(struct kray *k, struct kbuf *ret_body);
 int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task,
 		  struct kc_fast_ran *ran);
+
+/* ring.c: the fast path's shared-memory ring (`fastpath-ring`, docs/fastpath.md).  A
+ * FAST_OPEN reply with the ring's memfd and the `fast_workers` map (fds[0], fds[1]) maps
+ * them (0 or -errno; the fds are the caller's). */
+int kc_ring_map(struct kray *k, const int *fds);
+void kc_ring_unmap(struct kray *k);
+/* Driver: runs the FAST_EXEC frame exec (for task) on an idle worker through the ring.
+ * 1: the answer frame (FAST_RESULT or FAST_LOST, header included) is in *ret_frame;
+ * 0: no idle worker (the daemon path); -ETIMEDOUT at deadline (ns, -1: none): the call
+ * stays in flight and its answer comes on the fast connection, as a late socket call's;
+ * -EPIPE: krayd hung up the fast connection (it died: no answer will come). */
+int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid *task,
+		 int64_t deadline, struct kbuf *ret_frame);
+/* Worker: sleeps until a ring request or frames from krayd come (or timeout_ms passes).
+ * Returns KC_RING_REQ and/or KC_RING_KRAYD (also on a timeout: look anyway), or -errno. */
+#define KC_RING_REQ 1
+#define KC_RING_KRAYD 2
+int kc_ring_wait(struct kray *k, int timeout_ms);
+/* Worker: the request that woke it, its exec body (the FAST_EXEC frame's, after the
+ * fast prefix) into ret_body: 1; 0 when there is none (a stray or forged request:
+ * ignored); 2 when the claimant's request is unfit to run (garbage, or no memory): it is
+ * to be answered NOT_RUN for *ret_task (kc_fast_reply with an empty result). */
+int kc_ring_take(struct kray *k, struct kbuf *ret_body, struct kray_oid *ret_task);
+/* Worker: whether the answer to the fast task it runs goes on the ring, and sends it
+ * there (the fast frame, header included): 1 sent, 0 not a ring call or its driver gave
+ * up (send it on the fast connection: the program gives it to the driver). */
+int kc_ring_reply(struct kray *k, uint8_t *frame, size_t len);
 
 /* worker.c: called by kray_get() in a worker before it blocks. */
 void kc_worker_before_block(struct kray *k);

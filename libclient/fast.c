@@ -191,8 +191,17 @@ static void fast_open(struct kray *k)
 	if (kc_wait(k, KRAY_MSG_FAST_OPEN_REPLY, req, &h, &body))
 		return;
 	fds = kc_frame_fds(k, &h);
+	/* Three descriptors: krayd runs the ring, and its workers sleep on it, not on their
+	 * sockets: the ring or nothing (ring.c). */
 	if (!wire_dec_fixed(body, h.len, &rep, sizeof(rep)) && !rep.status && fds &&
-	    KRAY_FRAME_NFDS(h.flags) == 1) {
+	    KRAY_FRAME_NFDS(h.flags) == 3 && !kc_ring_map(k, fds + 1)) {
+		k->fast_fd = fds[0];
+		fds[0] = -1;
+		k->fast_slot = rep.slot;
+		k->fast_token = rep.token;
+		k->fast_state = 1;
+	} else if (!wire_dec_fixed(body, h.len, &rep, sizeof(rep)) && !rep.status && fds &&
+		   KRAY_FRAME_NFDS(h.flags) == 1) {
 		k->fast_fd = fds[0];
 		fds[0] = -1;
 		k->fast_slot = rep.slot;
@@ -213,6 +222,7 @@ static void fast_close(struct kray *k)
 	if (k->fast_state == 1)
 		close(k->fast_fd);
 	k->fast_state = 0;
+	kc_ring_unmap(k);
 	kbuf_free(&k->fast_in);
 	kbuf_free(&k->fast_pending);
 	kbuf_free(&k->fast_arg0);
@@ -775,6 +785,49 @@ static int late_add(struct kray *k, const struct kray_oid *task, struct kbuf *su
 	return 0;
 }
 
+/* kc_fast_get() through the shared-memory ring (ring.c): the same frames and outcomes;
+ * no idle worker goes straight to the daemon path, and a get that times out leaves the
+ * call late, its answer to come on the fast connection. */
+static int ring_get(struct kray *k, struct kbuf *submit, const struct kbuf *exec,
+		    const struct kray_oid *task, int64_t deadline, int64_t timeout_ms,
+		    kray_value *ret)
+{
+	struct kbuf fr = { 0 };
+	struct kray_frame_hdr h;
+	struct kray_oid id;
+	int r = kc_ring_call(k, exec, task, deadline, &fr);
+
+	if (!r) {
+		r = fall_back(k, submit);
+	} else if (r == -ETIMEDOUT) {
+		r = late_add(k, task, submit) ?
+			    kc_fail(k, -ENOMEM, "out of memory keeping a timed-out call") :
+			    kc_fail(k, -ETIMEDOUT, "get timed out after %lld ms",
+				    (long long)timeout_ms);
+	} else if (r == -EPIPE) {
+		fast_broken(k); /* krayd went: it decides (the call goes to it) */
+		r = fall_back(k, submit);
+		if (r >= 0 && k->fast_nlate)
+			r = late_orphan(k) ?: r;
+	} else if (r < 0) {
+		r = kc_fail(k, r, "out of memory taking a fast result");
+	} else {
+		memcpy(&h, fr.data, fr.len >= sizeof(h) ? sizeof(h) : 0);
+		/* Only an answer that names this call is taken as its answer. */
+		if (fr.len < sizeof(h) || wire_check_hdr(&h, KRAY_FAST_FRAME_MAX) ||
+		    sizeof(h) + h.len != fr.len || frame_task(&h, fr.data + sizeof(h), &id) ||
+		    !oid_eq(&id, task))
+			r = kc_fail(k, -EBADMSG, "malformed fast result on the ring");
+		else
+			r = outcome(k, submit, task, &h, fr.data + sizeof(h), ret);
+	}
+	kbuf_free(&fr);
+	if (kbuf_pending(&k->fast_pending) > PENDING_MAX)
+		k->fast_requeued = true;
+	late_flush(k);
+	return r;
+}
+
 int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret)
 {
 	struct kray_oid task = { k->node, k->client, k->defer_seq, 0 };
@@ -793,6 +846,10 @@ int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret)
 		fast_open(k);
 	if (k->fast_state != 1 || k->broken || build_exec(k, submit.data, submit.len, &exec)) {
 		r = fall_back(k, &submit);
+		goto out;
+	}
+	if (k->ring) {
+		r = ring_get(k, &submit, &exec, &task, deadline, timeout_ms, ret);
 		goto out;
 	}
 	if (fast_send(k, exec.data, exec.len)) {
@@ -909,7 +966,7 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task,
 		kbuf_free(&b);
 		return -ENOMEM;
 	}
-	ret = fast_send(k, b.data, b.len);
+	ret = kc_ring_reply(k, b.data, b.len) ? 0 : fast_send(k, b.data, b.len);
 	kbuf_free(&b);
 	return ret;
 }

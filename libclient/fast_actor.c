@@ -105,7 +105,8 @@ bool kc_fast_actor_ok(struct kray *k, const kray_ref *actor)
 {
 	struct kc_fast_actor *a = k->fast_actors_lost ? NULL : find(k, actor, false);
 
-	if (!a || !a->held)
+	/* The ring claims any idle pool worker itself (ring.c): actors' calls are not its. */
+	if (k->ring || !a || !a->held)
 		return false;
 	if (a->skip) {
 		a->skip--;

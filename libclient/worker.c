@@ -206,55 +206,100 @@ static struct exec *pop(struct worker_state *ws)
 	return e;
 }
 
+/* Queues the fast task whose exec body is in *body (taken): it goes first. */
+static void queue_fast(struct kray *k, struct kbuf *body)
+{
+	struct worker_state *ws = k->ws;
+	struct exec *e;
+
+	if (body->len < sizeof(struct kray_msg_exec)) {
+		body->len = 0; /* cannot happen: the program (or kc_ring_take) checked it */
+		return;
+	}
+	e = exec_new(0, 0);
+	if (!e) { /* out of memory: the driver takes the daemon path */
+		struct kray_msg_exec m;
+		struct kbuf none = { 0 };
+
+		memcpy(&m, body->data, sizeof(m));
+		kc_fast_reply(k, &none, &m.task, NULL);
+		body->len = 0;
+		return;
+	}
+	e->body = (uint8_t *)body->data;
+	e->body_apart = true;
+	e->len = (uint32_t)body->len;
+	e->fast = true;
+	*body = (struct kbuf){ 0 };
+	if (ws->cls && fast_actor_untrail(e)) { /* cannot happen: the program checked */
+		struct kray_msg_exec m;
+		struct kbuf none = { 0 };
+
+		memcpy(&m, e->body, sizeof(m));
+		kc_fast_reply(k, &none, &m.task, NULL);
+		exec_free(e);
+		return;
+	}
+	e->next = ws->qhead;
+	ws->qhead = e;
+	if (!ws->qtail)
+		ws->qtail = e;
+}
+
 /* Takes in the fast tasks that arrived (at most one: the program claims this worker for
  * one at a time); they go first.  Returns 0: a broken fast connection only ends the fast
  * path here. */
 static int take_fast(struct kray *k)
 {
-	struct worker_state *ws = k->ws;
 	struct kbuf body = { 0 };
 
 	/* One recv; more only for what that one left in the buffer. */
 	do {
-		struct exec *e;
-
 		if (kc_fast_take(k, &body) != 1)
 			break;
-		if (body.len < sizeof(struct kray_msg_exec)) {
-			body.len = 0; /* cannot happen: the program checked the frame */
-			continue;
-		}
-		e = exec_new(0, 0);
-		if (!e) { /* out of memory: the driver takes the daemon path */
-			struct kray_msg_exec m;
-			struct kbuf none = { 0 };
-
-			memcpy(&m, body.data, sizeof(m));
-			kc_fast_reply(k, &none, &m.task, NULL);
-			body.len = 0;
-			continue;
-		}
-		e->body = (uint8_t *)body.data;
-		e->body_apart = true;
-		e->len = (uint32_t)body.len;
-		e->fast = true;
-		body = (struct kbuf){ 0 };
-		if (ws->cls && fast_actor_untrail(e)) { /* cannot happen: the program checked */
-			struct kray_msg_exec m;
-			struct kbuf none = { 0 };
-
-			memcpy(&m, e->body, sizeof(m));
-			kc_fast_reply(k, &none, &m.task, NULL);
-			exec_free(e);
-			continue;
-		}
-		e->next = ws->qhead;
-		ws->qhead = e;
-		if (!ws->qtail)
-			ws->qtail = e;
+		queue_fast(k, &body);
 	} while (k->fast_state == 1 && kbuf_pending(&k->fast_in));
 	kbuf_free(&body);
 	return 0;
+}
+
+/*
+ * The idle wait when krayd runs the fast path's ring (ring.c): the worker sleeps on its
+ * ring words, not in poll, and krayd bumps one after it sent the worker frames.  The
+ * wait times out every 100 ms (5 ms while fast calls' counts are held) and reads the
+ * socket anyway.
+ */
+static int wait_ring(struct kray *k)
+{
+	struct worker_state *ws = k->ws;
+	int ev = kc_ring_wait(k, ws->counts.runs ? FAST_COUNT_NS / 1000000 + 1 : 100), r = 0;
+
+	if (ev < 0)
+		return ev;
+	if (ev & KC_RING_REQ) {
+		struct kbuf body = { 0 }, none = { 0 };
+		struct kray_oid task;
+
+		switch (kc_ring_take(k, &body, &task)) {
+		case 1:
+			queue_fast(k, &body);
+			break;
+		case 2: /* unfit to run: the caller takes the daemon path */
+			kc_fast_reply(k, &none, &task, NULL);
+			break;
+		}
+		kbuf_free(&body);
+	}
+	if (ev & KC_RING_KRAYD) {
+		if (fast_count_fd(k) >= 0 && ws->counts.runs) {
+			fast_count_due(k);
+			r = kc_flush(k);
+		}
+		k->in_short = false; /* krayd sent something, or the safety timeout: read */
+		if (!r)
+			r = take_frames(k, false);
+	}
+	return r;
 }
 
 /*
@@ -273,6 +318,8 @@ static int wait_frames(struct kray *k, bool block)
 	 * connections (poll reports anything that arrives meanwhile, so no read is needed
 	 * before it: an idle worker makes two system calls per fast task, as a ping-pong). */
 	r = kbuf_pending(&k->in) ? take_frames(k, false) : 0;
+	while (!r && !ws->qhead && !ws->stop && k->fast_state == 1 && k->ring)
+		r = wait_ring(k);
 	while (!r && !ws->qhead && !ws->stop && k->fast_state == 1) {
 		struct pollfd p[3] = { { .fd = k->fd, .events = POLLIN },
 				       { .fd = k->fast_fd, .events = POLLIN },

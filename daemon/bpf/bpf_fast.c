@@ -35,6 +35,7 @@
 #include "../../include/uapi/kray_bpf.h"
 #include "bpf/bpf.h"
 #include "bpf/bpf_priv.h"
+#include "bpf/bpf_ring.h"
 #include "fastpath.skel.h"
 #include "core/krayd.h"
 #include "core/conn.h"
@@ -59,6 +60,7 @@ struct kfast {
 	struct worker *workers[KRAY_FAST_WORKERS];
 	int wsock[KRAY_FAST_WORKERS];
 	unsigned nworkers; /* worker slots in use are below this */
+	struct kring *ring; /* the shared-memory ring (bpf_ring.c); NULL: off */
 };
 
 static bool cas(uint32_t *p, uint32_t from, uint32_t to)
@@ -82,6 +84,13 @@ static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const u
 static int on_fast_count(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static void kfast_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
 
+/* krayd sent worker w frames: the ring wakes it if it sleeps there. */
+static void kfast_sent(struct krayd *d, struct worker *w)
+{
+	if (d->fast && d->fast->ring && w->fast_slot)
+		kring_sent(d->fast->ring, w->fast_slot - 1u);
+}
+
 /* What the fast path does to the core: the claims on idle workers, their reconciliation,
  * and its counters (core/ext.h).  Added only while the program is loaded. */
 static const struct ext fast_ext = {
@@ -92,6 +101,7 @@ static const struct ext fast_ext = {
 	.worker_settle = kfast_settle,
 	.worker_retire = kfast_retire,
 	.worker_gone = kfast_worker_gone,
+	.worker_sent = kfast_sent,
 	.conn_gone = kfast_conn_gone,
 	.task_cancel = kfast_cancel,
 	.stats = kfast_stats,
@@ -154,6 +164,7 @@ void kfast_start(struct krayd *d, const char *dir)
 		f->fd = NULL;
 		goto err_unmap;
 	}
+	f->ring = kring_start(d, bpf_map__fd(skel->maps.fast_workers));
 	d->fast = f;
 	ext_add(d, &fast_ext);
 	log_info("bpf: fast path on: synchronous calls go to idle workers through %s/fast_*", dir);
@@ -181,6 +192,7 @@ void kfast_stop(struct krayd *d)
 	for (unsigned i = 0; i < KRAY_FAST_WORKERS; i++)
 		if (f->wsock[i] >= 0)
 			close(f->wsock[i]);
+	kring_stop(f->ring);
 	munmap(f->fw, WORKERS_LEN);
 	munmap(f->fd, DRIVERS_LEN);
 	bpf_object__unpin_maps(f->skel->obj, NULL);
@@ -199,12 +211,14 @@ static uint64_t new_token(void)
 	return t;
 }
 
+/* The reply, with the connection's end fd (if >= 0), and the ring's memfd and map when
+ * ring: a client that gets three descriptors must use the ring, never the socket. */
 static void open_reply(struct conn *c, uint64_t req, const struct kray_msg_fast_open_reply *rep,
-		       int fd)
+		       int fd, struct kring *ring)
 {
 	size_t off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_FAST_OPEN_REPLY, req, WIRE_FIXED(*rep));
 
-	if (fd >= 0 && conn_frame_fd(c, fd)) {
+	if (fd >= 0 && (conn_frame_fd(c, fd) || (ring && kring_attach(ring, c)))) {
 		struct kray_msg_fast_open_reply no = { .status = -EMFILE };
 
 		memcpy(c->out.data + off + sizeof(struct kray_frame_hdr), &no, sizeof(no));
@@ -240,35 +254,45 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 	struct worker *w = c->role == ROLE_WORKER ? c->worker : NULL;
 	unsigned slot, max = w ? KRAY_FAST_WORKERS : KRAY_FAST_DRIVERS;
 	uint32_t key;
+	bool ring;
 	int sv[2];
 
 	(void)body;
 	if (h->len)
 		return conn_fail(c, "malformed fast open", -EBADMSG);
 	/* An actor's worker asks once its constructor ran, and only for a plain synchronous
-	 * actor (one method at a time, no host of its own: libclient/worker.c). */
+	 * actor (one method at a time, no host of its own: libclient/worker.c).  Not with the
+	 * ring: a ring driver claims any idle worker in the map (libclient/ring.c). */
 	if (!f || (c->role != ROLE_DRIVER && !w) ||
 	    (w && w->actor &&
-	     (!d->cfg.fastpath_actors || w->actor->max_concurrency != 1 ||
+	     (f->ring || !d->cfg.fastpath_actors || w->actor->max_concurrency != 1 ||
 	      w->actor->state != A_ALIVE || w->actor->w != w))) {
-		open_reply(c, req, &rep, -1);
+		open_reply(c, req, &rep, -1, NULL);
+		return 0;
+	}
+	/* With the ring on, the workers sleep on it, not on their fast sockets: the program
+	 * must never steer a call, so a driver that may not use the ring gets no fast path. */
+	ring = kring_may(f->ring, c, w != NULL);
+	if (f->ring && !ring) {
+		rep.status = -EPERM;
+		open_reply(c, req, &rep, -1, NULL);
 		return 0;
 	}
 	if (w ? w->fast_slot : c->fast_slot) {
 		rep.status = -EEXIST;
-		open_reply(c, req, &rep, -1);
+		open_reply(c, req, &rep, -1, NULL);
 		return 0;
 	}
 	for (slot = 0; slot < max && (w ? f->wsock[slot] : f->dsock[slot]) >= 0; slot++)
 		;
 	if (slot == max) {
 		rep.status = -ENOSPC;
-		open_reply(c, req, &rep, -1);
+		open_reply(c, req, &rep, -1, NULL);
 		return 0;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		rep.status = -errno;
-		open_reply(c, req, &rep, -1);
+		open_reply(c, req, &rep, -1, NULL);
 		return 0;
 	}
 	rep.token = new_token();
@@ -299,7 +323,7 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 			memset(&f->fd[slot], 0, sizeof(f->fd[slot]));
 		close(sv[0]);
 		close(sv[1]);
-		open_reply(c, req, &rep, -1);
+		open_reply(c, req, &rep, -1, NULL);
 		return 0;
 	}
 	if (w && w->actor && bpf_map_update_elem(f->actors_fd, &w->actor->id, &slot, BPF_ANY)) {
@@ -308,7 +332,7 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 		memset(&f->fw[slot], 0, sizeof(f->fw[slot]));
 		close(sv[0]);
 		close(sv[1]);
-		open_reply(c, req, &rep, -1);
+		open_reply(c, req, &rep, -1, NULL);
 		return 0;
 	}
 	rep.status = 0;
@@ -316,9 +340,13 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 		f->wsock[slot] = sv[0];
 		f->workers[slot] = w;
 		w->fast_slot = (uint16_t)(slot + 1);
+		/* With the ring, the program claims no worker (it scans none): they sleep on
+		 * the ring, and a FAST_EXEC forged on a socket would strand one.  It still
+		 * passes their late answers to drivers. */
 		if (slot + 1 > f->nworkers) {
 			f->nworkers = slot + 1;
-			__atomic_store_n(&f->skel->bss->nworkers, f->nworkers, __ATOMIC_SEQ_CST);
+			__atomic_store_n(&f->skel->bss->nworkers, f->ring ? 0 : f->nworkers,
+					 __ATOMIC_SEQ_CST);
 		}
 		tell_jobs(d, w, NULL);
 		if (w->actor) /* claimable once nothing waits for it in krayd */
@@ -331,7 +359,7 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 			if (f->workers[i] && f->workers[i]->conn)
 				tell_jobs(d, f->workers[i], c);
 	}
-	open_reply(c, req, &rep, sv[1]);
+	open_reply(c, req, &rep, sv[1], ring ? f->ring : NULL);
 	close(sv[1]);
 	return 0;
 }
@@ -469,6 +497,12 @@ bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how)
 	f->wsock[slot] = -1;
 	f->workers[slot] = NULL;
 	w->fast_slot = 0;
+	if (kring_lost(f->ring, slot, &e, old == KRAY_FW_FAST || old == KRAY_FW_FAST_DAEMON, how)) {
+		log_info("worker %u (pid %d) %s while running fast task %u.%u (ring): its driver "
+			 "retries it",
+			 w->id, (int)w->pid, how, e.task.owner, e.task.seq);
+		return true;
+	}
 	if (old != KRAY_FW_FAST && old != KRAY_FW_FAST_DAEMON)
 		return false;
 	log_info("worker %u (pid %d) %s while running fast task %u.%u: its driver retries it",
@@ -601,5 +635,12 @@ void kfast_stats(struct krayd *d, struct kray_wire_stats *st)
 	if (d->fast && !bpf_map_lookup_elem(d->fast->stats_fd, &zero, &s)) {
 		st->fast_tasks = s.steered;
 		st->fast_bounced = s.bounced;
+	}
+	if (d->fast) { /* calls through the ring: counted by their drivers in the ring */
+		uint64_t calls = 0, bounced = 0;
+
+		kring_stats(d->fast->ring, &calls, &bounced);
+		st->fast_tasks += calls;
+		st->fast_bounced += bounced;
 	}
 }

@@ -104,6 +104,11 @@ bool ext_worker_retire(struct krayd *d, struct worker *w)
 	return true;
 }
 
+void ext_worker_sent(struct krayd *d, struct worker *w)
+{
+	each(d, e, worker_sent) e->worker_sent(d, w);
+}
+
 void ext_worker_started(struct krayd *d, struct worker *w)
 {
 	each(d, e, worker_started) e->worker_started(d, w);

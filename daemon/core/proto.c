@@ -695,7 +695,16 @@ void proto_conn_gone(struct conn *c)
 	}
 }
 
-const struct conn_kind proto_client = { .frame = proto_handle, .gone = proto_conn_gone };
+/* What krayd sent a worker went out: the fast path's ring wakes it if it sleeps there. */
+static void proto_sent(struct conn *c)
+{
+	if (c->worker)
+		ext_worker_sent(c->d, c->worker);
+}
+
+const struct conn_kind proto_client = { .frame = proto_handle,
+					.sent = proto_sent,
+					.gone = proto_conn_gone };
 
 void proto_accepted(struct krayd *d, int fd)
 {

@@ -508,7 +508,10 @@ struct kray_msg_fast_actor {
 _Static_assert(sizeof(struct kray_msg_fast_actor) == 24, "fast_actor is 24 bytes");
 
 struct kray_msg_fast_open_reply {
-	__s32 status; /* 0 (one fd follows), -EOPNOTSUPP (fast path off), -ENOSPC (no slot) */
+	__s32 status; /* 0 (one fd follows: the fast socket; three with fastpath-ring: then
+		       * the ring's memfd and the fast_workers map, kray_ring.h), -EOPNOTSUPP
+		       * (fast path off), -ENOSPC (no slot), -EPERM (the ring is on and this
+		       * client may not use it) */
 	__u32 slot;
 	__u64 token;
 };
