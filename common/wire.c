@@ -512,20 +512,32 @@ int wire_dec_fast_count(const void *body, size_t len, struct wire_fast_count *re
 	struct wire_fast_count f;
 
 	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &f.m, sizeof(f.m)) || !f.m.name_len || f.m.pad[0] || f.m.pad[1] ||
-	    f.m.pad[2] || (uint64_t)f.m.failed + f.m.stored > f.m.runs ||
-	    rd_name(&r, f.m.name_len, &f.name) || wire_rd_end(&r))
+	if (wire_rd_fixed(&r, &f.m, sizeof(f.m)) || !f.m.name_len || f.m.pad ||
+	    f.m.nrec > f.m.runs || (uint64_t)f.m.failed + f.m.stored > f.m.runs ||
+	    rd_name(&r, f.m.name_len, &f.name))
+		return -EBADMSG;
+	f.recs = r.p;
+	for (unsigned i = 0; i < f.m.nrec; i++) {
+		struct kray_fast_run run;
+
+		if (wire_rd_fixed(&r, &run, sizeof(run)) || run.failed > 1)
+			return -EBADMSG;
+	}
+	if (wire_rd_end(&r))
 		return -EBADMSG;
 	*ret = f;
 	return 0;
 }
 
-void wire_put_fast_count(struct kbuf *b, const struct kray_msg_fast_count *m, const char *name)
+void wire_put_fast_count(struct kbuf *b, const struct kray_msg_fast_count *m, const char *name,
+			 const struct kray_fast_run *recs)
 {
 	size_t off = wire_begin(b, KRAY_MSG_FAST_COUNT, 0);
 
 	kbuf_put(b, m, sizeof(*m));
 	wire_put_padded(b, name, m->name_len);
+	if (m->nrec)
+		kbuf_put(b, recs, m->nrec * sizeof(*recs));
 	wire_end(b, off);
 }
 

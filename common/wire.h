@@ -154,6 +154,7 @@ struct wire_get_actor {
 struct wire_fast_count {
 	struct kray_msg_fast_count m;
 	const char *name; /* m.name_len bytes */
+	const uint8_t *recs; /* m.nrec struct kray_fast_run, unaligned: memcpy each */
 };
 
 struct wire_actor_reply {
@@ -213,7 +214,8 @@ int wire_dec_actor_reply(const void *body, size_t len, struct wire_actor_reply *
 /* FAST_COUNT: a name of 1..KRAY_NAME_MAX bytes, pad 0, failed + stored <= runs. */
 int wire_dec_fast_count(const void *body, size_t len, struct wire_fast_count *ret);
 /* Writes a FAST_COUNT frame to b (one function's counts). */
-void wire_put_fast_count(struct kbuf *b, const struct kray_msg_fast_count *m, const char *name);
+void wire_put_fast_count(struct kbuf *b, const struct kray_msg_fast_count *m, const char *name,
+			 const struct kray_fast_run *recs);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);
 /* The same layout for a TEXT_REPLY that carries an export (TIMELINE): any length up to
  * KRAY_FRAME_MAX, where an error or a listing stops at 64 KiB. */

@@ -340,6 +340,7 @@ struct kc_fast_ran {
 	bool ran; /* res held a result: the call ran (or was refused with an error) */
 	bool failed; /* an error went back in the fast frame */
 	bool stored; /* the result went through krayd (FAST_STORE) */
+	bool raised; /* the function raised (a language's exception as its value) */
 	uint64_t ns; /* its run time */
 };
 int kc_fast_worker_open(struct kray *k);

@@ -934,6 +934,8 @@ int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task,
 				*ran = (struct kc_fast_ran){ .ran = true,
 							     .failed = r.m.n == 1 && inline_ok &&
 								       v.type == KRAY_WT_ERROR,
+							     .raised = !!(r.m.flags &
+									  KRAY_RESULT_RAISED),
 							     .ns = r.m.exec_ns };
 			if (!inline_ok || r.m.n != 1 ||
 			    sizeof(h) + sizeof(f) + h.len > KRAY_FAST_FRAME_MAX) {

@@ -11,7 +11,9 @@
  * calls gathered, or FAST_COUNT_NS after the first of them.  For a worker that goes idle
  * meanwhile, a timerfd armed once per batch (not a timeout on every sleep: arming a timer
  * per call costs microseconds in a VM) wakes it to send them.  Counts of a worker that
- * dies before it sends them are lost with it.
+ * dies before it sends them are lost with it.  Each call also goes as a record (its task
+ * id, end and run time, job, whether it failed), which krayd puts in its timeline, so that
+ * `kray timeline` and the state API's task list show fast calls as they show its own.
  */
 #include <string.h>
 #include <sys/timerfd.h>
@@ -23,6 +25,7 @@
 void fast_count_put(struct kray *k)
 {
 	struct fast_counts *fc = &k->ws->counts;
+	struct kray_fast_run recs[FAST_COUNT_BATCH];
 
 	for (unsigned i = 0; i < fc->nfn; i++) {
 		struct kray_msg_fast_count m = { .run_ns = fc->fn[i].run_ns,
@@ -31,7 +34,10 @@ void fast_count_put(struct kray *k)
 						 .stored = fc->fn[i].stored,
 						 .name_len = fc->fn[i].len };
 
-		wire_put_fast_count(&k->out, &m, fc->fn[i].name);
+		for (uint32_t j = 0; j < fc->runs && m.nrec < m.runs; j++)
+			if (fc->rec_fn[j] == i)
+				recs[m.nrec++] = fc->rec[j];
+		wire_put_fast_count(&k->out, &m, fc->fn[i].name, recs);
 	}
 	/* Out of memory: the counts are lost (krayd counts fewer); the calls went well. */
 	k->out.nomem = false;
@@ -39,7 +45,8 @@ void fast_count_put(struct kray *k)
 	fc->runs = 0;
 }
 
-void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kc_fast_ran *ran)
+void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kray_oid *task,
+		    uint32_t job, const struct kc_fast_ran *ran)
 {
 	struct fast_counts *fc = &k->ws->counts;
 	unsigned i;
@@ -63,6 +70,13 @@ void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct 
 	fc->fn[i].failed += ran->failed;
 	fc->fn[i].stored += ran->stored;
 	fc->fn[i].run_ns += ran->ns;
+	/* (runs < FAST_COUNT_BATCH here: a batch that reaches it is sent below) */
+	fc->rec[fc->runs] = (struct kray_fast_run){ .task = *task,
+						    .end_ns = kc_mono_ns(),
+						    .run_ns = ran->ns,
+						    .job = job,
+						    .failed = ran->failed || ran->raised };
+	fc->rec_fn[fc->runs] = (uint8_t)i;
 	if (!fc->runs++) {
 		struct itimerspec due = { .it_value = { .tv_nsec = FAST_COUNT_NS } };
 

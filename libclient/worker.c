@@ -399,7 +399,7 @@ static void run_fast(struct kray *k, struct exec *e)
 	}
 	kc_fast_reply(k, &res, &m.task, &ran);
 	kbuf_free(&res);
-	fast_count_add(k, name, m.name_len, &ran);
+	fast_count_add(k, name, m.name_len, &m.task, m.job, &ran);
 }
 
 static void on_cancel_signal(int sig, siginfo_t *si, void *uc)

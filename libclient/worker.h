@@ -91,7 +91,10 @@ struct fast_counts {
 		char name[KRAY_NAME_MAX];
 	} fn[FAST_COUNT_FNS];
 	unsigned nfn;
-	uint32_t runs; /* in all */
+	/* Each call, for krayd's timeline: its record and its function's place in fn[]. */
+	struct kray_fast_run rec[FAST_COUNT_BATCH];
+	uint8_t rec_fn[FAST_COUNT_BATCH];
+	uint32_t runs; /* in all (and records in rec[]) */
 	int64_t first_ns; /* CLOCK_MONOTONIC when the first of them was counted */
 	int tfd; /* a timerfd, armed FAST_COUNT_NS after the first of them; -1: none yet */
 };
@@ -184,7 +187,8 @@ void host_stop(struct host *h);
 
 /* fast_count.c: counts fast call ran of the function name (len bytes) for krayd; puts
  * the counts in k->out when FAST_COUNT_BATCH calls or FAST_COUNT_NS have gathered. */
-void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kc_fast_ran *ran);
+void fast_count_add(struct kray *k, const char *name, uint8_t len, const struct kray_oid *task,
+		    uint32_t job, const struct kc_fast_ran *ran);
 /* Puts every count in k->out as FAST_COUNT frames (the caller flushes). */
 void fast_count_put(struct kray *k);
 /* The timer a worker that sleeps watches too (POLLIN: call fast_count_due()), or -1. */

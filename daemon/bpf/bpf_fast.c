@@ -46,6 +46,7 @@
 #include "core/proto.h"
 #include "core/log.h"
 #include "core/actor.h"
+#include "core/timeline.h"
 
 #define WORKERS_LEN (KRAY_FAST_WORKERS * sizeof(struct kray_fast_worker))
 #define DRIVERS_LEN (KRAY_FAST_DRIVERS * sizeof(struct kray_fast_driver))
@@ -624,6 +625,14 @@ static int on_fast_count(struct conn *c, const struct kray_frame_hdr *h, const u
 		return conn_fail(c, "malformed fast count", -EBADMSG);
 	sched_fast_ran(c->d, m.name, m.m.name_len, m.m.runs, m.m.failed, m.m.stored, m.m.run_ns);
 	kbpf_worker_done_n(c->d, w, m.m.runs); /* kray top's DONE */
+	/* Each call in the timeline (and the state API's task list), as krayd's own are. */
+	for (unsigned i = 0; i < m.m.nrec; i++) {
+		struct kray_fast_run run;
+
+		memcpy(&run, m.recs + i * sizeof(run), sizeof(run));
+		timeline_fast(c->d, &run, sched_fn(c->d, m.name, m.m.name_len), w->id,
+			      w->actor ? &w->actor->id : NULL);
+	}
 	return 0;
 }
 

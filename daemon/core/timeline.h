@@ -27,6 +27,14 @@ void timeline_fini(struct krayd *d);
 void timeline_result(struct krayd *d, const struct task *t, uint32_t wid,
 		     const struct wire_result *r);
 
+/* A fast call worker wid ran (FAST_COUNT's records: krayd did not see it run), of function
+ * fn, for actor (NULL: a task): one record, as timeline_result() makes for its own. */
+struct kray_fast_run;
+struct fnstat;
+struct kray_oid;
+void timeline_fast(struct krayd *d, const struct kray_fast_run *run, struct fnstat *fn,
+		   uint32_t wid, const struct kray_oid *actor);
+
 /* Registers the timer that renders requests (after timeline_init(), with the loop's).
  * Returns 0 or -ENOSPC. */
 int timeline_start(struct krayd *d);

@@ -527,9 +527,20 @@ struct kray_msg_fast_count {
 	__u32 failed; /* of them: answered with an error in the fast frame */
 	__u32 stored; /* of them: answered through krayd (FAST_STORE), which counted the end */
 	__u8 name_len; /* 1..KRAY_NAME_MAX */
-	__u8 pad[3];
+	__u8 pad;
+	__u16 nrec; /* kray_fast_run records after the name (at most runs): krayd's timeline */
 };
 _Static_assert(sizeof(struct kray_msg_fast_count) == 24, "fast_count is 24 bytes");
+
+/* One fast call, for krayd's timeline (and so the state API's task list). */
+struct kray_fast_run {
+	struct kray_oid task;
+	__s64 end_ns; /* CLOCK_MONOTONIC when its answer went */
+	__u64 run_ns;
+	__u32 job;
+	__u32 failed; /* 1: answered with an error, or the function raised; else 0 */
+};
+_Static_assert(sizeof(struct kray_fast_run) == 40, "fast_run is 40 bytes");
 
 struct kray_msg_fast_lost {
 	struct kray_oid task; /* the fast task whose worker died */

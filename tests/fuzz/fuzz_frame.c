@@ -464,22 +464,35 @@ static void chk_fast_count(const uint8_t *body, size_t len)
 
 	if (wire_dec_fast_count(body, len, &x))
 		return;
-	FUZZ_CHECK(x.m.name_len && !x.m.pad[0] && !x.m.pad[1] && !x.m.pad[2]);
+	FUZZ_CHECK(x.m.name_len && !x.m.pad && x.m.nrec <= x.m.runs);
 	FUZZ_CHECK((uint64_t)x.m.failed + x.m.stored <= x.m.runs);
 	good_name(x.name, x.m.name_len);
-	FUZZ_CHECK(len == sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len));
+	FUZZ_CHECK(len == sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len) +
+			      x.m.nrec * sizeof(struct kray_fast_run));
+	for (unsigned i = 0; i < x.m.nrec; i++) {
+		struct kray_fast_run run;
+
+		memcpy(&run, x.recs + i * sizeof(run), sizeof(run));
+		FUZZ_CHECK(run.failed <= 1);
+	}
 	again_begin(&a, KRAY_MSG_FAST_COUNT);
 	kbuf_put(&a.b, &x.m, sizeof(x.m));
 	wire_put_padded(&a.b, x.name, x.m.name_len);
+	kbuf_put(&a.b, x.recs, x.m.nrec * sizeof(struct kray_fast_run));
 	p = again_end(&a, len);
 	FUZZ_CHECK(wire_dec_fast_count(p, len, &y) == 0);
 	FUZZ_CHECK(!memcmp(&x.m, &y.m, sizeof(x.m)));
 	FUZZ_CHECK(same_bytes(x.name, y.name, x.m.name_len));
-	/* The worker's writer makes the same frame. */
+	FUZZ_CHECK(same_bytes(x.recs, y.recs, x.m.nrec * sizeof(struct kray_fast_run)));
+	/* The worker's writer makes the same frame (from aligned records, as it has them). */
 	struct kbuf w = { 0 };
 	struct kray_frame_hdr h;
+	struct kray_fast_run *runs = malloc(x.m.nrec * sizeof(*runs) + 1);
 
-	wire_put_fast_count(&w, &x.m, x.name);
+	FUZZ_CHECK(runs != NULL);
+	memcpy(runs, x.recs, x.m.nrec * sizeof(*runs));
+	wire_put_fast_count(&w, &x.m, x.name, runs);
+	free(runs);
 	FUZZ_CHECK(!w.nomem && w.len == HDR + len && !memcmp(w.data + HDR, p, len));
 	memcpy(&h, w.data, HDR);
 	FUZZ_CHECK(h.type == KRAY_MSG_FAST_COUNT && h.len == len &&

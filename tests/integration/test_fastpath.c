@@ -462,6 +462,16 @@ Test(fastpath, stand_in_for_a_ref_argument)
 	kray_release(k, &p, 1);
 }
 
+/* How many times needle occurs in hay. */
+static unsigned count_str(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
 Test(fastpath, fast_calls_counted)
 {
 	enum { N = 300, E = 7 };
@@ -509,6 +519,14 @@ Test(fastpath, fast_calls_counted)
 	for (int i = 0; i < 50 && (done = top_done(h.sock)) < done0 + N + E; i++)
 		usleep(20000);
 	cr_assert_eq(done - done0, N + E, "kray top's DONE went from %llu to %llu", done0, done);
+	/* The timeline (and so the state API's task list) has every call, fast or not. */
+	char *json = NULL;
+
+	cr_assert_eq(kray_timeline(k, &json), 0, "kray_timeline: %s", kray_errmsg(k));
+	cr_assert_eq(count_str(json, "{\"name\":\"add\""), N, "add events in the timeline");
+	cr_assert_eq(count_str(json, "{\"name\":\"fail\""), E, "fail events");
+	cr_assert_eq(count_str(json, "\"state\":\"FAILED\""), E, "FAILED events");
+	free(json);
 	harness_shutdown(k);
 	cr_assert(harness_krayd_alive(&h), "krayd died");
 	harness_stop_krayd(&h);

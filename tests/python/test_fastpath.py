@@ -58,6 +58,38 @@ def test_sync_calls_go_fast(fast):
     assert fast_count(ray) - before >= 30
 
 
+def test_fast_calls_in_the_task_list_and_timeline(fast):
+    # krayd does not see a fast call run; the worker reports each one (FAST_COUNT's
+    # records, within about 5 ms), so list_tasks() and the timeline show it as Ray's do.
+    ray, on = fast
+    from kray.util.state import list_tasks
+
+    @ray.remote
+    def cube_listed(x):
+        return x ** 3
+
+    @ray.remote
+    def fails_listed():
+        raise ValueError("on purpose")
+
+    before = fast_count(ray)
+    assert [ray.get(cube_listed.remote(i)) for i in range(20)] == [i ** 3 for i in range(20)]
+    with pytest.raises(ValueError):
+        ray.get(fails_listed.remote())
+    went = fast_count(ray) - before
+    deadline = time.monotonic() + 10
+    while True:
+        rows = [t for t in list_tasks(limit=10000)
+                if t["name"] in ("cube_listed", "fails_listed")]
+        if len(rows) >= 21 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert sum(t["name"] == "cube_listed" for t in rows) == 20, rows
+    failed = [t for t in rows if t["name"] == "fails_listed"]
+    assert len(failed) == 1 and failed[0]["state"] == "FAILED", failed
+    assert on == (went > 0)
+
+
 def test_results_as_on_krayds_path(fast):
     ray, _ = fast
 

@@ -2042,7 +2042,7 @@ Test(fast_count, round_trip_and_limits)
 	struct kbuf b = { 0 };
 	uint8_t *body;
 
-	wire_put_fast_count(&b, &m, "square");
+	wire_put_fast_count(&b, &m, "square", NULL);
 	memcpy(&h, b.data, sizeof(h));
 	cr_assert_eq(h.type, KRAY_MSG_FAST_COUNT);
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0);
@@ -2060,6 +2060,10 @@ Test(fast_count, round_trip_and_limits)
 	body[offsetof(struct kray_msg_fast_count, pad)] = 1;
 	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG);
 	body[offsetof(struct kray_msg_fast_count, pad)] = 0;
+	/* Records said that are not there: refused. */
+	body[offsetof(struct kray_msg_fast_count, nrec)] = 1;
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG);
+	body[offsetof(struct kray_msg_fast_count, nrec)] = 0;
 	/* More failed and stored than runs, no name, a NUL in the name: refused. */
 	m.failed = 9;
 	memcpy(body, &m, sizeof(m));
@@ -2071,6 +2075,40 @@ Test(fast_count, round_trip_and_limits)
 	m.name_len = 6;
 	memcpy(body, &m, sizeof(m));
 	body[sizeof(m) + 2] = 0;
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG);
+	kbuf_free(&b);
+}
+
+/* FAST_COUNT's records (each call, for krayd's timeline): as many as said, at most runs,
+ * each failed 0 or 1. */
+Test(fast_count, records)
+{
+	struct kray_msg_fast_count m = { .run_ns = 30, .runs = 3, .failed = 1, .name_len = 3,
+					 .nrec = 2 };
+	struct kray_fast_run runs[2] = {
+		{ .task = { 1, 2, 3, 0 }, .end_ns = 100, .run_ns = 10, .job = 4 },
+		{ .task = { 1, 2, 4, 0 }, .end_ns = 200, .run_ns = 20, .job = 4, .failed = 1 },
+	}, got;
+	struct wire_fast_count f;
+	struct kray_frame_hdr h;
+	struct kbuf b = { 0 };
+	uint8_t *body;
+
+	wire_put_fast_count(&b, &m, "add", runs);
+	memcpy(&h, b.data, sizeof(h));
+	body = b.data + sizeof(h);
+	cr_assert_eq(h.len, sizeof(m) + 8 + 2 * sizeof(runs[0]));
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), 0);
+	cr_assert_eq(f.m.nrec, 2);
+	memcpy(&got, f.recs + sizeof(got), sizeof(got));
+	cr_assert(!memcmp(&got, &runs[1], sizeof(got)));
+	cr_assert_eq(wire_dec_fast_count(body, h.len - 8, &f), -EBADMSG, "a record cut short");
+	memcpy(body + sizeof(m) + 8 + sizeof(runs[0]) + offsetof(struct kray_fast_run, failed),
+	       &(uint32_t){ 2 }, 4);
+	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG, "failed is 0 or 1");
+	m.nrec = 4; /* more records than runs */
+	m.runs = 3;
+	memcpy(body, &m, sizeof(m));
 	cr_assert_eq(wire_dec_fast_count(body, h.len, &f), -EBADMSG);
 	kbuf_free(&b);
 }
