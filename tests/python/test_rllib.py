@@ -408,3 +408,15 @@ def test_rollout_worker_fragments_in_one_call():
         long = c.sample(w, 225)
         np.testing.assert_array_equal(long["batch"]["obs"], one["batch"]["obs"])
         assert not np.array_equal(long["batch"]["advantages"], one["batch"]["advantages"])
+
+
+def test_rollout_workers_do_not_import_torch():
+    # A rollout worker loads kray.rllib (its class's module) and samples in numpy: torch's
+    # import (about 1 s of CPU) would be paid by every worker a trainer starts.
+    import subprocess
+    import sys
+    code = ("import sys, kray.rllib.algorithms.algorithm, kray.rllib; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -12,7 +12,6 @@ import numpy as np
 import kray
 
 from .algorithm import COMMON_CONFIG, Trainer, merge_config
-from .ppo_loss import kl_grad_column, policy_grad, policy_stats
 from .value_learner import acquire as acquire_value_learner
 from .value_learner import (adam, load_optimizer_state, minibatch_starts, optimizer_state,
                             value_loss)
@@ -129,6 +128,10 @@ class PPOTrainer(Trainer):
             return self.net(self.torch.as_tensor(obs))[0].numpy()
 
     def step(self):
+        # (torch only here and in the driver: a rollout worker, which imports this module
+        # with the package, must not pay torch's import, about 1 s of CPU)
+        from .ppo_loss import kl_grad_column, policy_grad, policy_stats
+
         c = self.config
         torch = self.torch
         t0 = time.perf_counter()
