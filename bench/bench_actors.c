@@ -229,7 +229,8 @@ static void json(FILE *f, void *arg)
 	for (int i = 0; i < R_N; i++)
 		fprintf(f, "\"%s\": %.3f, ", res[i].name, median_of(res[i].v));
 	fprintf(f,
-		"\"sync_fast_share\": %.3f, \"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, \"n_drivers\": %d, "
+		"\"sync_fast_share\": %.3f, \"sync_rt_vs_pingpong\": %.2f, \"n_actors\": %ld, "
+		"\"n_drivers\": %d, "
 		"\"rounds\": %d, \"round_s\": %.2f, \"online_cpus\": %ld, \"krayd\": \"%s\", "
 		"\"per_round\": {",
 		rep->fast_share, srt / pp, rep->n_actors, rep->drivers, rounds, round_s,
@@ -256,8 +257,8 @@ static uint64_t fast_tasks(kray *k)
  * that never asks for a fast connection (KRAY_FASTPATH=off while it makes its first
  * call), with an actor of its own.
  */
-static void sync_daemon(const char *address, const char *code_path, double *rt_us,
-			kray_ref *refs, kray_value *vals)
+static void sync_daemon(const char *address, const char *code_path, double *rt_us, kray_ref *refs,
+			kray_value *vals)
 {
 	const char *env = getenv("KRAY_FASTPATH");
 	char *saved = env ? strdup(env) : NULL;
@@ -355,12 +356,13 @@ int main(int argc, char **argv)
 	actors[0] = new_actor(k);
 	bench_warm_up(&op, ASYNC_BATCH, round_s, refs, vals);
 	uint64_t fast0 = fast_tasks(k);
-	size_t sync_calls = bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
+	size_t sync_calls =
+		bench_sync_rounds(&op, rounds, round_s, res[R_SYNC].v, res[R_SYNC_RT].v);
 	{
 		double per_s[MAX_ROUNDS];
 
-		sync_calls += bench_sync_rounds_get(&op, rounds, round_s, -1, per_s,
-						    res[R_SYNC_NT_RT].v);
+		sync_calls +=
+			bench_sync_rounds_get(&op, rounds, round_s, -1, per_s, res[R_SYNC_NT_RT].v);
 	}
 	double fast_share = sync_calls ? (double)(fast_tasks(k) - fast0) / (double)sync_calls : 0;
 	sync_daemon(address, code_path, res[R_SYNC_D_RT].v, refs, vals);
@@ -407,6 +409,7 @@ int main(int argc, char **argv)
 	       "calls/s", 1e6 / ncps / pp);
 	printf("  %-24s (n=%-3d) %12.0f  %-8s %8.2fx\n", "n_n_actor_calls_async", drivers, nncps,
 	       "calls/s", 1e6 / nncps / pp);
-	bench_json_out(o.json_file, json, &(struct report){ res, n_actors, drivers, which, fast_share });
+	bench_json_out(o.json_file, json,
+		       &(struct report){ res, n_actors, drivers, which, fast_share });
 	return 0;
 }

@@ -66,10 +66,23 @@ static void start_node(int i)
 	snprintf(res, sizeof(res), "n%d:1", i + 1);
 
 	/* (a 1 GiB transfer takes a while on a busy machine: heartbeats wait behind it) */
-	const char *const flags[] = { "--num-cpus", "1", "--code-path", code, "--store-size",
-				      "3G", "--node-listen", listen, "--resources", res,
-				      "--heartbeat-ms", "1000", "--node-timeout-ms", "60000",
-				      "--bpf", "off", NULL };
+	const char *const flags[] = { "--num-cpus",
+				      "1",
+				      "--code-path",
+				      code,
+				      "--store-size",
+				      "3G",
+				      "--node-listen",
+				      listen,
+				      "--resources",
+				      res,
+				      "--heartbeat-ms",
+				      "1000",
+				      "--node-timeout-ms",
+				      "60000",
+				      "--bpf",
+				      "off",
+				      NULL };
 	const char *const head_flags[] = { "--head", NULL };
 	const char *const join_flags[] = { "--address", head, "--token-file", token_file, NULL };
 
@@ -194,8 +207,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
 			json_file = argv[++i];
 		} else {
-			bench_die("usage: bench_lazy_remote [--quick] [--size N[M|G]] [--json FILE]",
-				  NULL);
+			bench_die(
+				"usage: bench_lazy_remote [--quick] [--size N[M|G]] [--json FILE]",
+				NULL);
 		}
 	}
 	if (size < 8 * MiB || size > 1024 * MiB)

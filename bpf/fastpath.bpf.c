@@ -120,10 +120,10 @@ static __always_inline int take(struct kray_fast_worker *w, __u32 driver,
 
 /* What claim_one() needs, on the caller's stack. */
 struct claim {
-	__u32 n;	/* slots to look at */
+	__u32 n; /* slots to look at */
 	__u32 driver;
 	struct kray_oid task;
-	int found;	/* the claimed slot, or -1 */
+	int found; /* the claimed slot, or -1 */
 };
 
 /* bpf_loop's body: tries slot i.  A callback is verified once, where a bounded loop over
@@ -141,8 +141,7 @@ static long claim_one(__u32 i, void *data)
 	/* An actor's worker runs only its actor's calls (claim_actor). */
 	if (!w || w->state != KRAY_FW_IDLE || w->actor.index)
 		return 0;
-	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) !=
-	    KRAY_FW_IDLE)
+	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING) != KRAY_FW_IDLE)
 		return 0; /* krayd (or another CPU) took it first */
 	c->found = take(w, c->driver, &c->task, i);
 	return 1;
@@ -206,8 +205,9 @@ static __always_inline int on_exec(struct __sk_buff *skb, const struct fast_head
 	if (w == -2) {
 		__u32 flags = p->f.flags | KRAY_FAST_NO_ACTOR;
 
-		if (bpf_skb_store_bytes(skb, sizeof(struct kray_frame_hdr) +
-						     __builtin_offsetof(struct kray_msg_fast, flags),
+		if (bpf_skb_store_bytes(skb,
+					sizeof(struct kray_frame_hdr) +
+						__builtin_offsetof(struct kray_msg_fast, flags),
 					&flags, sizeof(flags), 0))
 			return -1;
 	}

@@ -136,8 +136,9 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 		    (r = kc_fast_settle(k, &args[i].ref, 1, &(int64_t){ -1 })))
 			return r;
 	if (o.fast_arg0 && (actor || !nargs || !kc_fast_stand_in_ok(o.fast_arg0)))
-		return kc_fail(k, -EINVAL, "fast_arg0 stands in for a task's first argument: "
-				      "bytes (at most 8 KiB) or a scalar");
+		return kc_fail(k, -EINVAL,
+			       "fast_arg0 stands in for a task's first argument: "
+			       "bytes (at most 8 KiB) or a scalar");
 	if (actor && o.timeout_ms)
 		return kc_fail(k, -EINVAL, "timeout_ms is for tasks, not actor method calls");
 	res_len = o.resources ? strlen(o.resources) : 0;

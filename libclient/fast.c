@@ -80,12 +80,12 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 	m.name_len = s.m.name_len;
 	if (s.m.actor.index)
 		f.flags = KRAY_FAST_ACTOR; /* with a trailer (fast_actor.c) */
-	off = WIRE_FRAME_OPEN(b, KRAY_MSG_FAST_EXEC, 0, WIRE_FIXED(f), WIRE_FIXED(m),
-			      WIRE_PADDED(s.name, s.m.name_len),
-			      WIRE_RAW(k->fast_arg0.data ? k->fast_arg0.data + k->fast_arg0.off :
-							   rest.p,
-				       kbuf_pending(&k->fast_arg0)),
-			      WIRE_RAW(rest.p, rest.left));
+	off = WIRE_FRAME_OPEN(
+		b, KRAY_MSG_FAST_EXEC, 0, WIRE_FIXED(f), WIRE_FIXED(m),
+		WIRE_PADDED(s.name, s.m.name_len),
+		WIRE_RAW(k->fast_arg0.data ? k->fast_arg0.data + k->fast_arg0.off : rest.p,
+			 kbuf_pending(&k->fast_arg0)),
+		WIRE_RAW(rest.p, rest.left));
 	if (s.m.actor.index && kc_fast_actor_trailer(k, &s.m.actor, s.m.seq, b))
 		return -EINVAL;
 	if (wire_end(b, off))
@@ -97,9 +97,8 @@ bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *a
 		      const struct kray_call_opts *o, size_t frame_len)
 {
 	if (k->ws || (actor && !kc_fast_actor_ok(k, actor)) || k->fast_state < 0 ||
-	    o->num_returns != 1 || o->streaming ||
-	    (o->resources && *o->resources) || o->timeout_ms ||
-	    frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
+	    o->num_returns != 1 || o->streaming || (o->resources && *o->resources) ||
+	    o->timeout_ms || frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
 		return false;
 	for (size_t i = 0; i < nargs; i++)
 		if ((args[i].type == KRAY_REF && (i || !o->fast_arg0)) ||

@@ -194,8 +194,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 	for (uint32_t i = 0; i < g->n && g->missing; i++) {
 		struct obj *o = store_get(d, &g->ids[i]);
 
-		if (!o || !awaits(c, g, o) ||
-		    !oidmap_get(&c->refs, &g->ids[i]))
+		if (!o || !awaits(c, g, o) || !oidmap_get(&c->refs, &g->ids[i]))
 			continue;
 		store_wait(d, o, dep_ready, g);
 		g->deps++;

@@ -170,7 +170,7 @@ static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t e
 			;
 		if (!lazy_have(lz, p))
 			err = lazy_put_pages(z, lz->map + p * 4096, buf + (p - p0) * 4096,
-					(q - p) * 4096);
+					     (q - p) * 4096);
 	}
 	pthread_mutex_lock(&z->lock);
 	if (done < len || err)

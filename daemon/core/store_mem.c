@@ -416,7 +416,8 @@ void store_lazy_sealed(struct krayd *d, struct obj *o)
 		if (r) {
 			log_warn("object %u.%u.%u.%u: filling its lazy readers' copy: %s",
 				 o->id.node, o->id.owner, o->id.seq, o->id.index, strerror(-r));
-			store_lazy_net_fail(d, o->lazy, "its lazily mapped copy could not be filled");
+			store_lazy_net_fail(d, o->lazy,
+					    "its lazily mapped copy could not be filled");
 		}
 	} else {
 		snprintf(why, sizeof(why), "%.*s", (int)(o->len < sizeof(why) ? o->len : 0),
@@ -436,8 +437,8 @@ bool store_want_lazily(struct conn *c, struct obj *o)
 		return false;
 	if (o->lazy)
 		return true;
-	if (!d->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE ||
-	    o->io_err || o->size < STORE_LAZY_MIN)
+	if (!d->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE || o->io_err ||
+	    o->size < STORE_LAZY_MIN)
 		return false;
 	/* Its room is taken now, as an eager restore's is, and only if it is there now:
 	 * store-size is never exceeded, so with spills to wait for (-EAGAIN) the get takes

@@ -468,7 +468,7 @@ static void chk_fast_count(const uint8_t *body, size_t len)
 	FUZZ_CHECK((uint64_t)x.m.failed + x.m.stored <= x.m.runs);
 	good_name(x.name, x.m.name_len);
 	FUZZ_CHECK(len == sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len) +
-			      x.m.nrec * sizeof(struct kray_fast_run));
+				  x.m.nrec * sizeof(struct kray_fast_run));
 	for (unsigned i = 0; i < x.m.nrec; i++) {
 		struct kray_fast_run run;
 

@@ -463,9 +463,10 @@ static void frames(void)
 		struct kray_msg_fast_count m = {
 			.run_ns = 300, .runs = 2, .failed = 1, .name_len = 3, .nrec = 2
 		};
-		struct kray_fast_run r[2] = { { .task = P, .end_ns = 1000, .run_ns = 100, .job = 1 },
-					      { .task = P, .end_ns = 2000, .run_ns = 200, .job = 1,
-						.failed = 1 } };
+		struct kray_fast_run r[2] = {
+			{ .task = P, .end_ns = 1000, .run_ns = 100, .job = 1 },
+			{ .task = P, .end_ns = 2000, .run_ns = 200, .job = 1, .failed = 1 }
+		};
 
 		frame(KRAY_MSG_FAST_COUNT);
 		put(&m, sizeof(m));

@@ -73,8 +73,15 @@ static int count_alive(kray *k)
 static kray *cluster_lazy(int n, const char *const *res, const char *lazy)
 {
 	const char *log = getenv("KRAY_TEST_LOG");
-	const char *flags[] = { "--bpf", "off", "--store-size", "1500M", "--lazy-restore", "auto",
-				log ? "--log-level" : NULL, log, NULL };
+	const char *flags[] = { "--bpf",
+				"off",
+				"--store-size",
+				"1500M",
+				"--lazy-restore",
+				"auto",
+				log ? "--log-level" : NULL,
+				log,
+				NULL };
 	char why[128];
 
 	if (!have_uffd())
@@ -330,8 +337,8 @@ static int doomed_reader(void *sock, int ready_fd)
 	if (kray_init(&k, &cfg))
 		return 2;
 	o.resources = "n2:1";
-	if (kray_call(k, "pattern_bytes", a, 2, &o, &r) ||
-	    harness_get1(k, r, 60000, &v) || v.type != KRAY_BYTES)
+	if (kray_call(k, "pattern_bytes", a, 2, &o, &r) || harness_get1(k, r, 60000, &v) ||
+	    v.type != KRAY_BYTES)
 		return 3;
 	if (write(ready_fd, "r", 1) != 1)
 		return 4;

@@ -1525,7 +1525,8 @@ Test(fastpath, actor_order_kept)
 		switch (i % 7) {
 		case 1: /* left in flight: the daemon path */
 		case 4:
-			cr_assert_eq(kray_actor_call(k, a, "append", &KRAY_V_INT(n), 1, NULL, &r), 0);
+			cr_assert_eq(kray_actor_call(k, a, "append", &KRAY_V_INT(n), 1, NULL, &r),
+				     0);
 			if (npending == 64) {
 				kray_release(k, pending, npending);
 				npending = 0;
@@ -1537,10 +1538,11 @@ Test(fastpath, actor_order_kept)
 			if (i % 3)
 				goto sync;
 			cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(5), 1, NULL, &gate), 0);
-			cr_assert_eq(kray_actor_call(k, a, "append",
-						     (kray_value[]){ KRAY_V_INT(n), KRAY_V_REF(gate) },
-						     2, NULL, &r),
-				     0);
+			cr_assert_eq(
+				kray_actor_call(k, a, "append",
+						(kray_value[]){ KRAY_V_INT(n), KRAY_V_REF(gate) },
+						2, NULL, &r),
+				0);
 			kray_release(k, &gate, 1);
 			kray_release(k, &r, 1);
 			n++;
@@ -1734,7 +1736,8 @@ Test(fastpath, actor_cancel)
 
 	for (int force = 0; force <= 1; force++) {
 		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(2 * force), 1), 2 * force + 1);
-		cr_assert_eq(kray_actor_call(k, a, "sleep_ms", &KRAY_V_INT(300), 1, NULL, &slow), 0);
+		cr_assert_eq(kray_actor_call(k, a, "sleep_ms", &KRAY_V_INT(300), 1, NULL, &slow),
+			     0);
 		cr_assert_eq(kray_get(k, &slow, 1, 30, &v), -ETIMEDOUT);
 		cr_assert_eq(kray_cancel(k, &slow, force, 0), 0, "%s", kray_errmsg(k));
 		cr_assert_eq(kray_get(k, &slow, 1, 5000, &v), -EREMOTEIO);
@@ -1768,7 +1771,8 @@ Test(fastpath, actor_not_plain_and_tasks_apart)
 	st = harness_status(k);
 	for (int i = 1; i <= 100; i++)
 		cr_assert_eq(actor_int(k, threaded, "incr", &KRAY_V_INT(1), 1), i);
-	cr_assert_eq(harness_status(k).fast_tasks, st.fast_tasks, "a threaded actor's call went fast");
+	cr_assert_eq(harness_status(k).fast_tasks, st.fast_tasks,
+		     "a threaded actor's call went fast");
 	cr_assert_leq(harness_status(k).fast_bounced - st.fast_bounced, 8, "%llu bounces",
 		      (unsigned long long)(harness_status(k).fast_bounced - st.fast_bounced));
 	for (int i = 0; i < 50; i++) {

@@ -2083,8 +2083,9 @@ Test(fast_count, round_trip_and_limits)
  * each failed 0 or 1. */
 Test(fast_count, records)
 {
-	struct kray_msg_fast_count m = { .run_ns = 30, .runs = 3, .failed = 1, .name_len = 3,
-					 .nrec = 2 };
+	struct kray_msg_fast_count m = {
+		.run_ns = 30, .runs = 3, .failed = 1, .name_len = 3, .nrec = 2
+	};
 	struct kray_fast_run runs[2] = {
 		{ .task = { 1, 2, 3, 0 }, .end_ns = 100, .run_ns = 10, .job = 4 },
 		{ .task = { 1, 2, 4, 0 }, .end_ns = 200, .run_ns = 20, .job = 4, .failed = 1 },
