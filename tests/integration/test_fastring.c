@@ -95,29 +95,10 @@ struct raw_ring {
 
 static int raw_driver(const char *sock)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 5 };
-	struct {
-		struct kray_frame_hdr h;
-		struct kray_msg_hello m;
-	} hello = { { .magic = KRAY_WIRE_MAGIC,
-		      .version = KRAY_WIRE_VERSION,
-		      .type = KRAY_MSG_HELLO,
-		      .len = sizeof(struct kray_msg_hello) },
-		    { .role = KRAY_ROLE_DRIVER, .pid = (uint32_t)getpid() } };
-	struct {
-		struct kray_frame_hdr h;
-		struct kray_msg_hello_ok ok;
-	} rep;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct kray_msg_hello_ok ok;
+	int fd = harness_raw_connect(sock, 5);
 
-	cr_assert_geq(fd, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	cr_assert_eq(send(fd, &hello, sizeof(hello), MSG_NOSIGNAL), (ssize_t)sizeof(hello));
-	cr_assert_eq(recv(fd, &rep, sizeof(rep), MSG_WAITALL), (ssize_t)sizeof(rep));
-	cr_assert_eq(rep.h.type, KRAY_MSG_HELLO_OK);
+	harness_raw_hello(fd, &ok);
 	return fd;
 }
 
