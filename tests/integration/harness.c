@@ -26,6 +26,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -698,4 +699,26 @@ int64_t harness_actor_int(kray *k, kray_ref a, const char *method)
 	cr_assert_eq(v.type, KRAY_INT64, "%s returned type %d", method, v.type);
 	kray_release(k, &r, 1);
 	return v.i;
+}
+
+bool harness_have_uffd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int harness_count_alive(kray *k)
+{
+	char *text = NULL;
+	int n = 0;
+
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe nodes: %s", kray_errmsg(k));
+	for (char *p = text; (p = strstr(p, " ALIVE ")); p++)
+		n++;
+	free(text);
+	return n;
 }

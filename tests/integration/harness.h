@@ -177,4 +177,10 @@ int harness_tcp_connect(int port);
  * closes (at most size - 1 bytes, NUL-terminated, into buf).  Returns its length. */
 size_t harness_http(int port, const char *req, char *buf, size_t size);
 
+/* Whether this machine lets a process use userfaultfd (else krayd restores eagerly). */
+bool harness_have_uffd(void);
+
+/* Nodes the connected krayd's cluster view has ALIVE (kray_describe_nodes()). */
+int harness_count_alive(kray *k);
+
 #endif /* KRAY_TESTS_HARNESS_H */

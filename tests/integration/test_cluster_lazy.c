@@ -46,28 +46,6 @@ static void fini(void)
 
 TestSuite(cluster_lazy, .fini = fini, .timeout = 180);
 
-static bool have_uffd(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
-static int count_alive(kray *k)
-{
-	char *text = NULL;
-	int n = 0;
-
-	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe nodes: %s", kray_errmsg(k));
-	for (char *p = text; (p = strstr(p, " ALIVE ")); p++)
-		n++;
-	free(text);
-	return n;
-}
-
 /* n nodes, node i with resources res[i], the head with lazy-restore = lazy; returns a
  * driver on the head.  KRAY_TEST_LOG=debug in the environment: the krayds' log level. */
 static kray *cluster_lazy(int n, const char *const *res, const char *lazy)
@@ -84,7 +62,7 @@ static kray *cluster_lazy(int n, const char *const *res, const char *lazy)
 				NULL };
 	char why[128];
 
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy gets are off");
 	if (netns_cluster_up(&net, n, why, sizeof(why)))
 		cr_skip_test("needs network namespaces: %s", why);
@@ -97,9 +75,9 @@ static kray *cluster_lazy(int n, const char *const *res, const char *lazy)
 		kray *k = harness_connect(node[i].sock);
 		int64_t t0 = harness_now_ms();
 
-		while (count_alive(k) != n && harness_now_ms() - t0 < 10000)
+		while (harness_count_alive(k) != n && harness_now_ms() - t0 < 10000)
 			usleep(20000);
-		cr_assert_eq(count_alive(k), n, "node %d does not see %d nodes", i + 1, n);
+		cr_assert_eq(harness_count_alive(k), n, "node %d does not see %d nodes", i + 1, n);
 		harness_shutdown(k);
 	}
 	return harness_connect(node[0].sock);

@@ -53,25 +53,13 @@ static void start_node(int i, const char *res, const char *const *more)
 	harness_start_node(&node[i], &net, i, 2, 100, res, flags, token_file, sizeof(token_file));
 }
 
-static int count_alive(kray *k)
-{
-	char *text = NULL;
-	int n = 0;
-
-	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe nodes: %s", kray_errmsg(k));
-	for (char *p = text; (p = strstr(p, " ALIVE ")); p++)
-		n++;
-	free(text);
-	return n;
-}
-
 static void wait_alive(int i, int want)
 {
 	kray *k = harness_connect(node[i].sock);
 	int64_t t0 = harness_now_ms();
 	int n = -1;
 
-	while (harness_now_ms() - t0 < 10000 && (n = count_alive(k)) != want)
+	while (harness_now_ms() - t0 < 10000 && (n = harness_count_alive(k)) != want)
 		usleep(20000);
 	cr_assert_eq(n, want, "node %d sees %d alive nodes, want %d", i + 1, n, want);
 	harness_shutdown(k);

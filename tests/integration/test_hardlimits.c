@@ -208,18 +208,6 @@ Test(hardlimits, total_buffer_cap, .timeout = 60)
 		close(fd[i]);
 }
 
-static int count_alive(kray *k)
-{
-	char *text = NULL;
-	int n = 0;
-
-	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe nodes: %s", kray_errmsg(k));
-	for (char *p = text; (p = strstr(p, " ALIVE ")); p++)
-		n++;
-	free(text);
-	return n;
-}
-
 /*
  * 3,000 TCP connections to a head's node port that never prove the token: the head's
  * memory stays bounded (at most max-unproven-links of them are held), memory goes back
@@ -266,9 +254,10 @@ Test(hardlimits, half_open_node_links, .timeout = 120)
 	k = harness_connect(head.sock);
 	int64_t end = harness_now_ms() + 20000;
 
-	while (count_alive(k) < 2 && harness_now_ms() < end)
+	while (harness_count_alive(k) < 2 && harness_now_ms() < end)
 		usleep(50000);
-	cr_assert_eq(count_alive(k), 2, "a node with the token did not join past the flood");
+	cr_assert_eq(harness_count_alive(k), 2,
+		     "a node with the token did not join past the flood");
 	for (int i = 0; i < 3000; i++)
 		close(fd[i]);
 	harness_shutdown(k);

@@ -36,17 +36,6 @@
 
 TestSuite(lazy, .fini = harness_cleanup, .timeout = 180);
 
-/* Whether this machine lets a process use userfaultfd (else krayd restores eagerly). */
-static bool have_uffd(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
 /* first: lazy-first-read, or NULL for the default. */
 static void start_first(struct harness *h, char *spill, size_t len, const char *store,
 			const char *lazy, const char *first)
@@ -169,7 +158,7 @@ Test(lazy, one_byte_of_1gib_restores_a_few_mib, .timeout = 300)
 	kray *k;
 	int rc;
 
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "1100M", "auto");
 	k = harness_connect(h.sock);
@@ -233,7 +222,7 @@ Test(lazy, truncated_spill_file_sigbus_in_the_reader, .timeout = 120)
 	kray *k;
 	int rc;
 
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "24M", "auto");
 	k = harness_connect(h.sock);
@@ -312,7 +301,7 @@ Test(lazy, reader_killed_with_faults_pending, .timeout = 180)
 	pid_t pid;
 	kray *k;
 
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "160M", "auto");
 	for (int round = 0; round < 3; round++) {
@@ -353,7 +342,7 @@ Test(lazy, freed_while_a_reader_maps_it, .timeout = 120)
 	int64_t bad;
 	kray *k;
 
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "100M", "auto");
 	k = harness_connect(h.sock);
@@ -406,7 +395,7 @@ Test(lazy, threads_side_by_side_see_whole_pages, .timeout = 120)
 	kray_value v = { 0 };
 	kray *k;
 
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "100M", "auto");
 	k = harness_connect(h.sock);
@@ -497,7 +486,7 @@ Test(lazy, each_get_chooses, .timeout = 120)
 	kray_value v = { 0 };
 	kray *k;
 
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "80M", "auto");
 	k = harness_connect(h.sock);
@@ -597,7 +586,7 @@ static void head_first_round(const char *first)
 
 Test(lazy, head_first_puts_each_page_once, .timeout = 180)
 {
-	if (!have_uffd())
+	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	head_first_round("64K");
 	head_first_round("100K"); /* does not divide a chunk; 25 pages */
