@@ -750,8 +750,7 @@ Test(fastpath, many_drivers)
 	pthread_t th[4];
 	kray *k;
 
-	if (geteuid() != 0)
-		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	need_fast();
 	cr_assert_eq(harness_start_krayd(&h, 2), 0);
 	for (int i = 0; i < 4; i++) {
 		m[i] = (struct many){ .sock = h.sock, .id = i };
@@ -1230,8 +1229,7 @@ Test(fastpath, timeouts_many_threads)
 	struct kray_stats st;
 	kray *k;
 
-	if (geteuid() != 0)
-		cr_skip_test("the fast path needs root (CAP_BPF for krayd's sk_skb program)");
+	need_fast();
 	cr_assert_eq(harness_start_krayd(&h, 2), 0);
 	for (int i = 0; i < 4; i++) {
 		t[i] = (struct timeouts){ .sock = h.sock, .id = i };
