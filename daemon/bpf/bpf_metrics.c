@@ -301,7 +301,7 @@ err:
 
 /* A krayd that stops while its programs load does not wait for them: the thread pins and
  * attaches nothing, so exiting leaves nothing behind.  Kept reachable for LeakSanitizer. */
-static struct kbpf *abandoned;
+static struct kbpf *volatile abandoned; /* (volatile: a store never read is elided) */
 
 void kbpf_stop(struct krayd *d)
 {
