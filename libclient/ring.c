@@ -124,7 +124,7 @@ static int claim(struct kc_ring *r, uint32_t driver, const struct kray_oid *task
 	for (unsigned i = 0; i < KRAY_FAST_WORKERS; i++) {
 		struct kray_fast_worker *w = &r->fw[i];
 
-		if (ld(&w->state) != KRAY_FW_IDLE ||
+		if (ld(&w->state) != KRAY_FW_IDLE || w->actor.index || /* (tasks only) */
 		    !cas(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING))
 			continue;
 		w->driver = driver;
