@@ -206,6 +206,17 @@ static struct exec *pop(struct worker_state *ws)
 	return e;
 }
 
+/* Answers the fast task whose exec body starts at exec NOT_RUN: the driver takes the
+ * daemon path. */
+static void refuse_fast(struct kray *k, const void *exec)
+{
+	struct kray_msg_exec m;
+	struct kbuf none = { 0 };
+
+	memcpy(&m, exec, sizeof(m));
+	kc_fast_reply(k, &none, &m.task, NULL);
+}
+
 /* Queues the fast task whose exec body is in *body (taken): it goes first. */
 static void queue_fast(struct kray *k, struct kbuf *body)
 {
@@ -218,11 +229,7 @@ static void queue_fast(struct kray *k, struct kbuf *body)
 	}
 	e = exec_new(0, 0);
 	if (!e) { /* out of memory: the driver takes the daemon path */
-		struct kray_msg_exec m;
-		struct kbuf none = { 0 };
-
-		memcpy(&m, body->data, sizeof(m));
-		kc_fast_reply(k, &none, &m.task, NULL);
+		refuse_fast(k, body->data);
 		body->len = 0;
 		return;
 	}
@@ -232,11 +239,7 @@ static void queue_fast(struct kray *k, struct kbuf *body)
 	e->fast = true;
 	*body = (struct kbuf){ 0 };
 	if (ws->cls && fast_actor_untrail(e)) { /* cannot happen: the program checked */
-		struct kray_msg_exec m;
-		struct kbuf none = { 0 };
-
-		memcpy(&m, e->body, sizeof(m));
-		kc_fast_reply(k, &none, &m.task, NULL);
+		refuse_fast(k, e->body);
 		exec_free(e);
 		return;
 	}

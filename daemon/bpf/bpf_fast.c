@@ -626,12 +626,13 @@ static int on_fast_count(struct conn *c, const struct kray_frame_hdr *h, const u
 	sched_fast_ran(c->d, m.name, m.m.name_len, m.m.runs, m.m.failed, m.m.stored, m.m.run_ns);
 	kbpf_worker_done_n(c->d, w, m.m.runs); /* kray top's DONE */
 	/* Each call in the timeline (and the state API's task list), as krayd's own are. */
+	struct fnstat *fn = m.m.nrec ? sched_fn(c->d, m.name, m.m.name_len) : NULL;
+
 	for (unsigned i = 0; i < m.m.nrec; i++) {
 		struct kray_fast_run run;
 
 		memcpy(&run, m.recs + i * sizeof(run), sizeof(run));
-		timeline_fast(c->d, &run, sched_fn(c->d, m.name, m.m.name_len), w->id,
-			      w->actor ? &w->actor->id : NULL);
+		timeline_fast(c->d, &run, fn, w->id, w->actor ? &w->actor->id : NULL);
 	}
 	return 0;
 }
