@@ -172,6 +172,19 @@ def _group_of_call(opts):
     return call_context(opts)
 
 
+def _pack_blob(obj, env):
+    """(key, pickle, buffers, refs) of a function or class as a blob (_Blob): a random
+    key, the sender's sys.path, the object pickled, its name, the namespace and the
+    runtime_env.  The key comes first: workers find a blob they loaded by it without
+    unpickling it (kray/_worker.py _KEY_AT)."""
+    import cloudpickle
+    code = cloudpickle.dumps(obj, protocol=5)
+    name = getattr(obj, "__qualname__", repr(obj))
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    key = os.urandom(16)
+    return (key,) + _serial.dumps((key, paths, code, name, namespace[0], env))
+
+
 class _Blob:
     """A function or class as an object in the store, put once per connection and
     runtime environment (kray._runtime_env)."""
@@ -216,12 +229,7 @@ class _Blob:
         return ref, _runtime_env.archive_refs(env)
 
     def _put(self, env, fast=False):
-        import cloudpickle
-        code = cloudpickle.dumps(self._obj, protocol=5)
-        name = getattr(self._obj, "__qualname__", repr(self._obj))
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
-        key = os.urandom(16)
-        data, bufs, refs = _serial.dumps((key, paths, code, name, namespace[0], env))
+        key, data, bufs, refs = _pack_blob(self._obj, env)
         if fast:
             inline = data if not bufs and not refs and len(data) <= FAST_BLOB_MAX else b""
             self._fast = _kray.pack(3, key + inline, [])
@@ -307,6 +315,25 @@ def _refs(out, n):
     return out
 
 
+def _plain_call(opts, default_n, res):
+    """(num_returns, max_retries as krayd takes it, retry_exceptions) of a function's
+    calls when these options leave nothing for .remote() to work out per call, else
+    None (RemoteFunction.remote)."""
+    if res or opts.get("timeout_s") or opts.get("runtime_env") or _in_group(opts):
+        return None
+    n = opts.get("num_returns")
+    if n is None:
+        n = default_n
+    if not isinstance(n, int):  # "dynamic", "streaming"
+        return None
+    retries = opts.get("max_retries", 3)
+    if retries is None:
+        retries = 3
+    rex = opts.get("retry_exceptions")
+    retry = (retries, True if rex is True else tuple(rex)) if rex and retries != 0 else None
+    return n, -1 if retries < 0 else retries, retry
+
+
 class RemoteFunction:
     """A function made remote with @kray.remote; call it with .remote()."""
 
@@ -319,6 +346,7 @@ class RemoteFunction:
         self._streaming_blob = None  # for num_returns="streaming"
         self._default_n = _default_returns(fn)
         self._res = _resources(options, cpus=True)
+        self._plain = _plain_call(options, self._default_n, self._res)
         self._task_name = _labelled(PY_TASK, _qualname(fn))
         self._sig = _signature(fn)
         self._arity = _arity(self._sig)
@@ -340,7 +368,20 @@ class RemoteFunction:
         return _Bound(self, merged)
 
     def remote(self, *args, **kwargs):
-        return self._remote(args, kwargs, self._options, self._res)
+        plain = self._plain
+        if plain is None or group_context[0] is not None:
+            return self._remote(args, kwargs, self._options, self._res)
+        # What _remote() does, with the options' part worked out once (_plain_call).
+        _bind_check(self._sig, args, kwargs, self.__name__, self._arity)
+        n, retries, retry = plain
+        blob = self._blob
+        fast = blob.fast_arg0() if n == 1 else None
+        ref, archives = blob.ref()
+        cargs = _call_args(ref, args, kwargs, retry)
+        if archives:
+            cargs += archives
+        return _refs(_kray.submit(self._task_name, cargs, n, retries, None, self._res, 0,
+                                  False, fast), n)
 
     def _remote(self, args, kwargs, opts, res=None):
         _bind_check(self._sig, args, kwargs, self.__name__, self._arity)

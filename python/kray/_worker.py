@@ -15,9 +15,11 @@ buffers, refs) per return slot; a task that raises stores a RayTaskError in ever
 """
 import inspect
 import os
+import pickle
 import sys
 import threading
 import traceback
+from types import CoroutineType
 
 from . import _aio
 from . import _generators
@@ -26,9 +28,14 @@ from . import _remote
 from . import _runtime_env
 from . import _serial
 from . import exceptions
+from ._serial import _PLAIN
 
-_loaded = {}  # blob bytes -> function or class
-_by_key = {}  # a blob's key -> the same entry, for calls that name it by id (fast path)
+_loaded = {}  # a blob's key -> (function or class, namespace, name, runtime_env)
+LOADED_MAX = 4096  # blobs kept; beyond it the oldest is forgotten (loaded again if used)
+# A blob's pickle starts with its key (kray/_remote.py _Blob._put): protocol 5, a frame,
+# a tuple's mark, then the key as 16 bytes.  Its key names it without unpickling it.
+_KEY_AT = len(b"\x80\x05\x95") + 8 + len(b"(C\x10")
+_KEY_HEAD = b"(C\x10"
 _ctx = threading.local()  # task_id of the call this thread runs
 actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
 
@@ -55,10 +62,10 @@ def _by_id(item):
     blob's pickle when it is small; kray/_remote.py _Blob.fast_arg0), or None: the call
     is not run here, and the driver sends it to krayd with the blob's ref."""
     ident = item[2]
-    entry = _by_key.get(bytes(ident[:16]))
+    entry = _loaded.get(bytes(ident[:16]))
     if entry is None and len(ident) > 16:
         entry = _from_blob(ident[16:], [], [])
-    return entry
+    return entry if entry is None or entry[3] is None else None
 
 
 def _load(item):
@@ -72,9 +79,15 @@ def _load(item):
 
 
 def _from_blob(pick, bufs, refs):
-    entry = _loaded.get(pick)
+    """The entry of a blob, from the cache when its key is there (looking the whole pickle
+    up would hash and compare a kilobyte or more on every call)."""
+    if pick[_KEY_AT - 3:_KEY_AT] == _KEY_HEAD:
+        entry = _loaded.get(bytes(pick[_KEY_AT:_KEY_AT + 16]))
+        if entry is not None:
+            return entry
+    key, path, code, name, ns, env = _serial.loads(pick, bufs, refs)
+    entry = _loaded.get(key)
     if entry is None:
-        key, path, code, name, ns, env = _serial.loads(pick, bufs, refs)
         for p in path:
             if p not in sys.path:
                 sys.path.append(p)
@@ -82,15 +95,21 @@ def _from_blob(pick, bufs, refs):
         obj = _serial.loads(code, [], refs)
         entry = (obj, ns, getattr(obj, "__qualname__", getattr(obj, "__name__", "task")),
                  env)
-        _loaded[bytes(pick)] = entry
-        if env is None:
-            _by_key[key] = entry
+        if len(_loaded) >= LOADED_MAX:
+            del _loaded[next(iter(_loaded))]
+        _loaded[key] = entry
     return entry
 
 
 def _call_args(blob, top):
     """(args, kwargs, the call's extra, the placement group it runs in or None)."""
-    args, kwargs, where, *retry = _serial.decode(blob)
+    if blob[0] == 0 and blob[1] == 0 and not blob[3] and not blob[4]:
+        call = pickle.loads(blob[2])  # the common case: a small blob of plain values
+    else:
+        call = _serial.decode(blob)
+    if len(call) == 3 and not call[2]:
+        return call[0], call[1], None, None
+    args, kwargs, where, *retry = call
     if where:
         args = list(args)
         for w, item in zip(where, top):
@@ -122,6 +141,8 @@ def _error(name, e):
 
 def _results(name, result, nret):
     if nret == 1:
+        if type(result) in _PLAIN:
+            return [(0, pickle.dumps(result, 5), [], [])]
         return [(0,) + _serial.dumps(result)]
     if nret == 0:
         return []
@@ -305,7 +326,7 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
         while True:
             try:
                 result = fn(*a, **kw)
-                if inspect.iscoroutine(result):  # an async def method or function
+                if isinstance(result, CoroutineType):  # an async def method or function
                     result = _event_loop().run_until_complete(result)
                 break
             except Exception as e:

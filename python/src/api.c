@@ -526,7 +526,7 @@ static PyObject *api_pack(PyObject *self, PyObject *args)
 	return out;
 }
 
-/* get(refs, timeout_ms) -> [decoded] (see ext_decode), or None on timeout. */
+/* get(refs, timeout_ms) -> [decoded] (see ext_decode_got), or None on timeout. */
 static PyObject *api_get(PyObject *self, PyObject *args)
 {
 	PyObject *reflist, *out;
@@ -568,7 +568,7 @@ static PyObject *api_get(PyObject *self, PyObject *args)
 	}
 	out = PyList_New((Py_ssize_t)n);
 	for (size_t i = 0; i < n; i++) {
-		PyObject *o = out ? ext_decode(&vals[i], true) : NULL;
+		PyObject *o = out ? ext_decode_got(&vals[i]) : NULL;
 
 		if (!o) {
 			LOCKED(for (size_t j = i; j < n; j++) kray_value_clear(&vals[j]));

@@ -94,6 +94,10 @@ int ext_args(PyObject *list, kray_value **ret_vals, size_t *ret_n);
 /* Decodes a value from libkray: takes over v (it is cleared or moved).  owned_refs says
  * whether the nested refs are this process's (a get) or lent (a worker's arguments). */
 PyObject *ext_decode(kray_value *v, bool owned_refs);
+/* ext_decode() of a value a get returned, where a small plain Python value (kind 0, no
+ * buffers, no refs: most small tasks' results) comes unpickled, as (1, value): one
+ * pickle.loads, without the tuple, lists and views kray/_serial.py decode() would take. */
+PyObject *ext_decode_got(kray_value *v);
 /* The same for bytes (data, len) that buf (a bytes-like object) holds. */
 PyObject *ext_decode_bytes(PyObject *buf, const void *data, size_t len, const kray_ref *refs,
 			   size_t nrefs, bool owned_refs);
