@@ -264,34 +264,46 @@ PyObject *ext_decode(kray_value *v, bool owned_refs)
 	return o;
 }
 
-/* A got value's pickle up to this size, with no buffers and no refs, is unpickled here. */
+/* A plain value's pickle up to this size, with no buffers and no refs, is unpickled here. */
 #define PLAIN_MAX 4096
 
-PyObject *ext_decode_got(kray_value *v)
+PyObject *ext_decode_plain(const void *data, size_t len, size_t nrefs)
 {
 	static PyObject *loads;
-	const struct pyv_hdr *h = v->data;
+	const struct pyv_hdr *h = data;
 	PyObject *mv, *o;
 
-	if (v->type != KRAY_BYTES || v->nrefs || !is_python(v->data, v->len) ||
-	    h->kind != PYV_VALUE || h->nbufs || h->pickle_len > PLAIN_MAX ||
-	    h->pickle_len > v->len - sizeof(*h))
-		return ext_decode(v, true);
+	if (nrefs || !is_python(data, len) || h->kind != PYV_VALUE || h->nbufs ||
+	    h->pickle_len > PLAIN_MAX || h->pickle_len > len - sizeof(*h))
+		return NULL;
 	if (!loads) {
 		PyObject *m = PyImport_ImportModule("pickle");
 
 		loads = m ? PyObject_GetAttrString(m, "loads") : NULL;
 		Py_XDECREF(m);
+		if (!loads)
+			return NULL;
 	}
-	mv = loads ? PyMemoryView_FromMemory((char *)(h + 1), (Py_ssize_t)h->pickle_len,
-					     PyBUF_READ) :
-		     NULL;
-	o = mv ? PyObject_CallOneArg(loads, mv) : NULL;
-	Py_XDECREF(mv);
+	if (!(mv = PyMemoryView_FromMemory((char *)(h + 1), (Py_ssize_t)h->pickle_len, PyBUF_READ)))
+		return NULL;
+	o = PyObject_CallOneArg(loads, mv);
+	Py_DECREF(mv);
+	return o ? Py_BuildValue("(iN)", 1, o) : NULL;
+}
+
+PyObject *ext_decode_got(kray_value *v)
+{
+	PyObject *o;
+
+	if (v->type != KRAY_BYTES)
+		return ext_decode(v, true);
+	o = ext_decode_plain(v->data, v->len, v->nrefs);
+	if (!o && !PyErr_Occurred())
+		return ext_decode(v, true);
 	pthread_mutex_lock(&ext_mu);
 	kray_value_clear(v);
 	pthread_mutex_unlock(&ext_mu);
-	return o ? Py_BuildValue("(iN)", 1, o) : NULL;
+	return o;
 }
 
 int ext_layout(PyObject *pickle, PyObject *bufs, Py_ssize_t *ret_size)

@@ -28,12 +28,15 @@
  * result), so that the task or actor may keep them, as Ray's borrowers do: each ObjectRef
  * releases its reference when it is freed.  Without k (a method thread) they stay lent.
  */
-static PyObject *decode_arg(kray_value *a, kray *k)
+static PyObject *decode_arg(kray_value *a, kray *k, bool plain_ok)
 {
 	kray_value copy = *a;
 	PyObject *buf, *o;
 	bool own = false;
 
+	if (plain_ok && a->type == KRAY_BYTES &&
+	    ((o = ext_decode_plain(a->data, a->len, a->nrefs)) || PyErr_Occurred()))
+		return o;
 	if (k && a->nrefs && a->type != KRAY_ERROR) {
 		int r;
 
@@ -277,7 +280,9 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	if (!(pargs = PyList_New(nargs)))
 		goto out;
 	for (Py_ssize_t i = 0; i < nargs; i++) {
-		PyObject *o = decode_arg(&vals[i], k);
+		/* The first is the function's blob (its pickle names it: kray/_worker.py) or a
+		 * method's name; the call's arguments may come unpickled. */
+		PyObject *o = decode_arg(&vals[i], k, i > 0);
 
 		if (!o)
 			goto out;
