@@ -31,7 +31,8 @@ static int64_t ms(int v)
 static void report(struct krayd *d, struct link *l, uint16_t type)
 {
 	struct node_entry self;
-	struct kbuf *b = net_out(l);
+	/* A heartbeat overtakes objects streaming to the head; a registration keeps order. */
+	struct kbuf *b = type == KRAY_MSG_NODE_HEARTBEAT ? net_out_urgent(l) : net_out(l);
 	size_t off = wire_frame_open(b, type, 0, NULL, 0);
 
 	node_self(d, &self);

@@ -110,6 +110,7 @@ struct link {
 	int64_t since; /* made at; unproven links are closed after AUTH_TIMEOUT_NS */
 	struct kbuf backlog; /* frames queued before it was proven */
 	struct xitem *xhead, *xtail; /* large objects streaming out, in order */
+	struct kbuf urgent; /* frames that overtake them, at a chunk's end (net_out_urgent()) */
 	struct kbuf lent; /* struct lent_handle: handles that came in the last frame */
 	int pipe[2]; /* memfd -> pipe -> socket for their chunks; -1 until first needed */
 	unsigned pipe_size;
@@ -286,6 +287,12 @@ struct link *net_connect(struct krayd *d, const struct sockaddr_in *sa);
 /* Where frames for l go now: its backlog until it is up, behind streaming objects, or
  * its connection's output.  Call net_flush() after writing. */
 struct kbuf *net_out(struct link *l);
+/*
+ * Where a frame goes that names no object and may overtake the large objects streaming out
+ * (a heartbeat, the head's view): it is sent at the end of the chunk in flight, so that a
+ * 1 GiB transfer does not hold it for seconds.  net_out() when none streams.
+ */
+struct kbuf *net_out_urgent(struct link *l);
 void net_flush(struct link *l);
 /* Sends a frame whose body is the fixed struct m (len bytes) over l, now. */
 void net_send_fixed(struct link *l, uint16_t type, const void *m, size_t len);

@@ -200,6 +200,11 @@ struct kbuf *net_out(struct link *l)
 	return &l->c->out;
 }
 
+struct kbuf *net_out_urgent(struct link *l)
+{
+	return l->xhead && l->up ? &l->urgent : net_out(l);
+}
+
 struct link *net_link_by_id(struct krayd *d, uint32_t id)
 {
 	uint64_t *v = oidmap_get(&d->cl->link_index, &(struct kray_oid){ .owner = id });
@@ -391,6 +396,7 @@ void net_sweep(struct krayd *d)
 		*p = l->next;
 		oidmap_del(&d->cl->link_index, &(struct kray_oid){ .owner = l->id });
 		kbuf_free(&l->backlog);
+		kbuf_free(&l->urgent);
 		kbuf_free(&l->lent);
 		free(l);
 	}

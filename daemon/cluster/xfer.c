@@ -13,7 +13,8 @@
  * payload is read into the output buffer instead, at most two chunks ahead.
  * Frames queued for the link while an object streams wait behind it (xitem.after), so
  * the receiver sees every link's frames in the order they were queued and can write
- * chunks into one memfd at a time.
+ * chunks into one memfd at a time.  Only frames that name no object (heartbeats:
+ * net_out_urgent()) overtake it, between two chunks.
  *
  * The receiver makes the new memfd from its store (store_begin_large()) at the OBJ_PUSH
  * and maps it writable (on 2 MiB boundaries, huge pages where the store has them) until
@@ -293,6 +294,16 @@ static void put_chunk_header(struct conn *c, struct xitem *x, uint32_t n)
 	x->pad = (uint8_t)(KRAY_PAD8(n) - n);
 }
 
+/* Moves the link's urgent frames to the connection's output; whether there were any. */
+static bool put_urgent(struct conn *c, struct link *l)
+{
+	if (!kbuf_pending(&l->urgent))
+		return false;
+	kbuf_put(&c->out, l->urgent.data + l->urgent.off, kbuf_pending(&l->urgent));
+	kbuf_consume(&l->urgent, kbuf_pending(&l->urgent));
+	return true;
+}
+
 void xfer_refill(struct conn *c)
 {
 	struct link *l = c->link;
@@ -332,6 +343,8 @@ void xfer_refill(struct conn *c)
 			x->pad = 0;
 			added = true;
 		}
+		/* Between two chunks: what overtakes the objects (net_out_urgent()) goes now. */
+		added |= put_urgent(c, l);
 		if (kbuf_pending(&c->out) >= 2 * (size_t)KRAY_CHUNK)
 			break;
 		if (x->off < x->size) {

@@ -143,6 +143,14 @@ void netns_cleanup_all(void)
 			netns_cluster_down(live[i]);
 }
 
+int netns_limit_rate(const struct netns_cluster *c, int i, const char *rate)
+{
+	return ip("netns exec %s tc qdisc add dev eth0 root tbf rate %s burst 64kb latency 2s",
+		  c->ns[i], rate) ?
+		       -1 :
+		       0;
+}
+
 int netns_enter(const char *name)
 {
 	char path[128];

@@ -37,6 +37,10 @@ void netns_cluster_down(struct netns_cluster *c);
  * assertion too. */
 void netns_cleanup_all(void);
 
+/* Limits what node i sends to rate ("80mbit": tc's token bucket on its eth0), to make a
+ * transfer slow on purpose.  Returns 0, or -1 where tc or its tbf qdisc is missing. */
+int netns_limit_rate(const struct netns_cluster *c, int i, const char *rate);
+
 /* Moves the calling thread into namespace name (processes it forks start there).
  * Returns a descriptor of the namespace it was in, for netns_leave(), or -errno. */
 int netns_enter(const char *name);

@@ -493,3 +493,47 @@ Test(cluster_pull, forged_locations_close_the_link)
 	close(fd);
 	harness_expect_serving(&node[0], "forged locations");
 }
+
+/*
+ * A member that streams a large object to the head keeps heartbeating: its heartbeats go
+ * between two chunks (net_out_urgent()), not behind the whole object.  Node 2's sending
+ * is limited to 80 Mbit/s, so the 24 MiB result of a task there takes 2.5 s or more to
+ * reach the head, longer than the 1 s the head waits for a heartbeat.
+ */
+Test(cluster_pull, heartbeats_overtake_a_slow_large_transfer)
+{
+	const size_t size = 24u << 20;
+	char why[128];
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value a[2] = { KRAY_V_INT((int64_t)size), KRAY_V_INT(77) }, v = { .type = KRAY_NIL };
+	kray_ref r;
+	kray *k;
+	int rc;
+
+	if ((rc = netns_cluster_up(&net, 2, why, sizeof(why))))
+		cr_skip_test("needs network namespaces: %s", why);
+	start_node(0, "n1:1", NULL);
+	start_node(1, "n2:1", NULL);
+	wait_alive(0, 2);
+	wait_alive(1, 2);
+	if (netns_limit_rate(&net, 1, "80mbit"))
+		cr_skip_test("needs tc's tbf qdisc (iproute2)");
+	/* An eager get: a lazy one would map the object at once, and a reader of an object
+	 * whose node died mid-transfer gets SIGBUS (docs/objects.md), not a clear failure. */
+	setenv("KRAY_LAZY", "0", 1);
+	k = harness_connect(node[0].sock);
+	o.resources = "n2:1";
+	o.max_retries = 0;
+	cr_assert_eq(kray_call(k, "make_pattern", a, 2, &o, &r), 0, "%s", kray_errmsg(k));
+	rc = harness_get1(k, r, 60000, &v);
+	unsetenv("KRAY_LAZY");
+	cr_assert_eq(rc, 0, "get: %d %s", rc,
+		     v.type == KRAY_ERROR ? (const char *)v.data : kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_BYTES, "type %d", v.type);
+	cr_assert_eq(v.len, size);
+	cr_assert_eq(pattern_check(v.data, 0, size, 77), -1, "the object differs");
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	cr_assert_eq(harness_count_alive(k), 2, "the head declared node 2 dead mid-transfer");
+	harness_shutdown(k);
+}
