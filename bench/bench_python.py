@@ -18,6 +18,9 @@ the machine's floors they report (a unix-socket ping-pong, a memcpy).
     single_client_wait_1k_refs   1,000 tasks, then wait() on what is not ready until
                                  nothing is (Ray's loop); rate of whole loops
 
+The CPU each side spends per task of single_client_tasks_async (the driver, krayd, its
+workers; /proc), which hardly depends on other load.  --async-only: just that metric.
+
 single_client_tasks_sync again, in alternating krayd sessions with the fast path on and
 off (KRAY_FASTPATH=off: every call through krayd), and the driver's system calls per
 call in each (strace -c, when strace is installed).
@@ -95,11 +98,51 @@ def call_actors(actors, n):
     kray.get([actors[i % len(actors)].small_value.remote() for i in range(n)])
 
 
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _cpu_s(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return 0.0
+    fields = st[st.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now():
+    """CPU seconds of (this driver, its private krayd, that krayd's workers), as
+    bench_common.c's bench_cpu_now() counts them for the C benches."""
+    me = os.times()
+    kids = _children(os.getpid())
+    return (me.user + me.system, sum(_cpu_s(k) for k in kids),
+            sum(_cpu_s(w) for k in kids for w in _children(k)))
+
+
+def async_cpu_per_task(n=200):
+    """µs of CPU per task of single_client_tasks_async in the driver, krayd and the
+    workers: n rounds of 1,000 (unlike the rate, hardly changed by other load)."""
+    kray.get([small_value.remote() for _ in range(1000)])
+    c0 = cpu_now()
+    for _ in range(n):
+        kray.get([small_value.remote() for _ in range(1000)])
+    c1 = cpu_now()
+    return {k: (b - a) / (n * 1000) * 1e6
+            for k, a, b in zip(("driver", "krayd", "workers"), c0, c1)}
+
+
 def python_figures():
     out = {}
     out["single_client_tasks_sync"] = timeit(lambda: kray.get(small_value.remote()))
     out["single_client_tasks_async"] = timeit(
         lambda: kray.get([small_value.remote() for _ in range(1000)]), 1000)
+    cpu = async_cpu_per_task()
     a = Actor.remote()
     out["1_1_actor_calls_sync"] = timeit(lambda: kray.get(a.small_value.remote()))
     out["1_1_actor_calls_async"] = timeit(
@@ -131,7 +174,7 @@ def python_figures():
         while not_ready:
             _ready, not_ready = kray.wait(not_ready)
     out["single_client_wait_1k_refs"] = timeit(wait_multiple_refs)
-    return out
+    return out, cpu
 
 
 def sync_fastpath_figures(sessions=3):
@@ -286,9 +329,26 @@ def main():
     ap.add_argument("--no-c", action="store_true", help="skip the C benches")
     ap.add_argument("--fastpath-only", action="store_true",
                     help="only single_client_tasks_sync with the fast path on and off")
+    ap.add_argument("--async-only", action="store_true",
+                    help="only single_client_tasks_async and its CPU per task")
     args = ap.parse_args()
     if args.quick:
         ROUNDS, ROUND_S = 3, 0.3
+    if args.async_only:
+        kray.init()
+        try:
+            med, r = timeit(lambda: kray.get([small_value.remote() for _ in range(1000)]),
+                            1000)
+            cpu = async_cpu_per_task()
+        finally:
+            kray.shutdown()
+        print(f"single_client_tasks_async: {med:9.1f} tasks/s "
+              f"(rounds {', '.join(f'{x:.0f}' for x in r)})")
+        print("CPU per task: " + " + ".join(f"{v:.2f} {k}" for k, v in cpu.items()) +
+              f" = {sum(cpu.values()):.2f} us")
+        print("JSON: " + json.dumps({"single_client_tasks_async": med, "rounds": r,
+                                     "cpu_us_per_task": cpu}))
+        return
     if args.fastpath_only:
         fast, fast_calls = sync_fastpath_figures(5)
         for m, (med, r) in fast.items():
@@ -306,7 +366,7 @@ def main():
         return
     kray.init()
     try:
-        py = python_figures()
+        py, cpu = python_figures()
     finally:
         kray.shutdown()
     fast, fast_calls = sync_fastpath_figures()
@@ -325,6 +385,8 @@ def main():
     for f in FLOORS:
         if f in c:
             print(f"  {f + ' (floor)':30} {'':>12} {c[f]:12.2f}")
+    print("  CPU per task of single_client_tasks_async (/proc): " +
+          " + ".join(f"{v:.2f} {k}" for k, v in cpu.items()) + f" = {sum(cpu.values()):.2f} us")
     print("  single_client_tasks_sync, alternating krayd sessions with the fast path on and "
           "off (docs/fastpath.md):")
     print(f"  {'fast path on':30} {fast['on'][0]:12.1f}  tasks/s")
@@ -356,6 +418,7 @@ def main():
         doc[f"large_{mode}"]["first_vs_mapped_read"] = (figs["first_read_gigabytes"][0] /
                                                        figs["mapped_read_gigabytes"][0])
         doc["rounds"][f"large_{mode}"] = {k: v[1] for k, v in figs.items()}
+    doc["cpu_us_per_task"] = {"single_client_tasks_async": cpu}
     doc["tasks_sync_fastpath"] = {m: v[0] for m, v in fast.items()}
     doc["tasks_sync_fastpath_syscalls"] = fast_calls
     doc["rounds"]["tasks_sync_fastpath"] = {m: v[1] for m, v in fast.items()}
