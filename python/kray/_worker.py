@@ -10,7 +10,7 @@ python/src/worker.c and shim.c).  Arguments, as the driver side sends them
   method      [method name (bytes), args blob, *top-level ref values]
 
 A blob is (key, sys.path of the sender, cloudpickled function or class, name); workers
-cache what they loaded by the blob's bytes.  Results are returned as (kind, pickle,
+cache what they loaded by the blob's key.  Results are returned as (kind, pickle,
 buffers, refs) per return slot; a task that raises stores a RayTaskError in every slot.
 """
 import inspect
