@@ -186,7 +186,6 @@ void conn_hold(struct conn *c);
 void conn_put(struct conn *c);
 /* Arms c's send if it has output (node links call it after queueing). */
 void conn_kick(struct conn *c);
-int64_t now_ns(void);
 
 /* Connects c's socket to sa (kept alive by the caller) with a timeout; completes with
  * c->kind->connected(). */

@@ -1229,12 +1229,14 @@ int loop_run(struct krayd *d)
 			return r;
 		}
 		io_uring_for_each_cqe (d->ring, head, cqe) {
+			d->loop.now = seen ? now_ns() : woke;
 			handle_cqe(d, cqe);
 			seen++;
 		}
 		io_uring_cq_advance(d->ring, seen);
+		d->loop.now = now_ns();
 		if (deadline >= 0) {
-			int64_t now = now_ns();
+			int64_t now = d->loop.now;
 
 			for (unsigned i = 0; i < d->loop.ntimers; i++)
 				if (d->loop.timers[i].run)

@@ -310,7 +310,7 @@ int sched_send_exec(struct krayd *d, struct worker *w, struct task *t)
 		unpin_args(d, t);
 
 	if (d->tl)
-		t->sent_ns = now_ns();
+		t->sent_ns = loop_now(d);
 	if (w->tail)
 		w->tail->next = t;
 	else
@@ -704,6 +704,7 @@ void sched_fini(struct krayd *d)
 	}
 	oidmap_free(&d->cancelled);
 	oidmap_free(&d->waiting);
+	freelist_drain(&d->task_fl);
 }
 
 /* none_ran: a fast task was running (bpf_fast.c), so none of the tasks krayd sent it had

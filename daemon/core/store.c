@@ -30,7 +30,7 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id)
 
 	if (!fresh)
 		return NULL;
-	o = calloc(1, sizeof(*o));
+	o = freelist_get(&d->obj_fl, sizeof(*o));
 	if (!o)
 		abort();
 	o->id = *id;
@@ -61,7 +61,7 @@ static void obj_free(struct krayd *d, struct obj *o)
 		d->handle_gone(d, &o->id); /* the last handle went */
 	d->st.object_bytes -= o->len;
 	free(o->data);
-	free(o);
+	freelist_put(&d->obj_fl, o);
 }
 
 /* Wakes everything waiting for o, then drops it if nobody holds it. */
@@ -76,7 +76,7 @@ void store_fire(struct krayd *d, struct obj *o)
 		struct dep *next = dep->next;
 
 		dep->ready(d, dep->arg, o);
-		free(dep);
+		freelist_put(&d->dep_fl, dep);
 		dep = next;
 	}
 	store_unref(d, o);
@@ -100,7 +100,7 @@ void store_io_drain(struct krayd *d)
 
 			d->io_orphans = dep->next;
 			dep->ready(d, dep->arg, NULL); /* its object went: a get says "not held" */
-			free(dep);
+			freelist_put(&d->dep_fl, dep);
 		}
 		while (d->nio_fire) {
 			struct obj *o = d->io_fire[--d->nio_fire];
@@ -114,9 +114,8 @@ void store_io_drain(struct krayd *d)
 void store_wait(struct krayd *d, struct obj *o,
 		void (*ready)(struct krayd *d, void *arg, struct obj *o), void *arg)
 {
-	struct dep *dep = calloc(1, sizeof(*dep));
+	struct dep *dep = freelist_get(&d->dep_fl, sizeof(*dep));
 
-	(void)d;
 	if (!dep)
 		abort();
 	dep->ready = ready;
@@ -130,13 +129,12 @@ unsigned store_unwait(struct krayd *d, struct obj *o,
 {
 	unsigned n = 0;
 
-	(void)d;
 	for (struct dep **pp = &o->deps; *pp;) {
 		struct dep *dep = *pp;
 
 		if (dep->ready == ready && dep->arg == arg) {
 			*pp = dep->next;
-			free(dep);
+			freelist_put(&d->dep_fl, dep);
 			n++;
 		} else {
 			pp = &dep->next;
@@ -327,6 +325,8 @@ void store_fini(struct krayd *d)
 		free(o);
 	}
 	oidmap_free(&d->objs);
+	freelist_drain(&d->obj_fl);
+	freelist_drain(&d->dep_fl);
 }
 
 void store_conn_ref(struct conn *c, struct obj *o)

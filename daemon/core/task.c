@@ -139,7 +139,7 @@ void task_free(struct krayd *d, struct task *t)
 		job_drop(d, t->jp);
 	free(t->res);
 	free(t->args);
-	free(t);
+	freelist_put(&d->task_fl, t);
 }
 
 void task_fail_from_arg(struct krayd *d, struct task *t, struct obj *o, unsigned arg)
@@ -297,7 +297,7 @@ static void stream_end(struct krayd *d, struct task *t, uint8_t err, const char 
 void task_submit(struct conn *c, const struct wire_submit *s)
 {
 	struct krayd *d = c->d;
-	struct task *t = calloc(1, sizeof(*t));
+	struct task *t = freelist_get(&d->task_fl, sizeof(*t));
 	struct actor *a = NULL;
 
 	if (!t)
@@ -315,7 +315,7 @@ void task_submit(struct conn *c, const struct wire_submit *s)
 	/* A worker submits on behalf of the task it runs: kray_cancel(recursive) finds it. */
 	if (c->role == ROLE_WORKER && c->worker && c->worker->head)
 		t->parent = c->worker->head->id;
-	t->submit_ns = now_ns();
+	t->submit_ns = loop_now(d);
 	d->st.tasks_submitted++;
 
 	/* The return objects exist from now on, held by the submitter. */

@@ -168,7 +168,7 @@ static void timeline_note(struct krayd *d, const struct task *t, uint32_t wid, u
 	else
 		memset(&r->actor, 0, sizeof(r->actor));
 	r->fn = t->fn;
-	r->end_ns = now_ns();
+	r->end_ns = loop_now(d);
 	r->sent_ns = t->sent_ns ? t->sent_ns : r->end_ns - (int64_t)run_ns;
 	/* An actor's constructor is made by ACTOR_CREATE, not submitted: it has no submit
 	 * time of its own. */
