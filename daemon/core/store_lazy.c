@@ -280,6 +280,8 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 		 * retried fault gets SIGBUS), is woken now. */
 		if (lz->broken || lazy_have(lz, (addr - rg->base) / 4096))
 			lazy_wake_range(lc, addr, 4096);
+		else if (addr - rg->base < lz->size)
+			lazy_net_ask(z, lz, addr - rg->base); /* the stream has not reached it */
 		return true;
 	}
 	i = (uint32_t)((addr - rg->base) / LAZY_CHUNK);
@@ -411,6 +413,7 @@ static void lazy_free(struct lazyd *z, struct lazy *lz)
 		close(lz->spill);
 	free(lz->chunk);
 	free(lz->have);
+	free(lz->asked);
 	free(lz);
 }
 
@@ -503,7 +506,7 @@ static void *lazy_thread(void *arg)
 {
 	struct krayd *d = arg;
 	struct lazyd *z = d->lazy;
-	bool busy = false;
+	bool busy = false, kick;
 
 	for (;;) {
 		struct epoll_event ev[16];
@@ -534,7 +537,11 @@ static void *lazy_thread(void *arg)
 				retry_pending(z, lc);
 		reap_conns(z);
 		busy = background(z, d);
+		kick = z->kick_loop;
+		z->kick_loop = false;
 		pthread_mutex_unlock(&z->lock);
+		if (kick)
+			store_io_kick(d); /* chunks to ask for first: store_lazy_net_asks() */
 	}
 	return NULL;
 }

@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -36,19 +37,100 @@
 #include "core/store.h"
 #include "core/log.h"
 #include "core/store_lazy.h"
+#include "core/ext.h"
 
-struct lazy *store_lazy_new_net(struct krayd *d, uint64_t size)
+struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint64_t size)
 {
-	struct lazy *lz;
+	uint8_t *asked = d->lazy ? calloc((size + KRAY_CHUNK - 1) / KRAY_CHUNK, 1) : NULL;
+	struct lazy *lz = asked ? lazy_make(d->lazy, size) : NULL;
 
-	if (!d->lazy)
+	if (!lz) {
+		free(asked);
 		return NULL;
-	lz = lazy_make(d->lazy, size);
-	if (!lz)
-		return NULL;
+	}
+	lz->asked = asked;
+	lz->id = *id;
 	lz->net = true; /* lz->o stays NULL: the object is the loop's (store_unlazy()) */
 	lazy_link(d->lazy, lz);
 	return lz;
+}
+
+void lazy_net_ask(struct lazyd *z, struct lazy *lz, uint64_t off)
+{
+	uint32_t k = (uint32_t)(off / KRAY_CHUNK);
+
+	if (lz->asked[k] || lz->nwants == LAZY_WANTS_MAX)
+		return; /* (asked already; or many are: the stream brings the rest in order) */
+	lz->asked[k] = 1;
+	lz->wants[lz->nwants++] = k;
+	z->kick_loop = true;
+}
+
+/* Whether every page of KRAY_CHUNK k of lz is in.  Locked. */
+static bool chunk_in(const struct lazy *lz, uint32_t k)
+{
+	uint64_t p0 = (uint64_t)k * (KRAY_CHUNK / 4096), p1 = p0 + KRAY_CHUNK / 4096;
+	uint64_t last = (lz->size + 4095) / 4096;
+
+	for (uint64_t p = p0; p < p1 && p < last; p++)
+		if (!lazy_have(lz, p))
+			return false;
+	return true;
+}
+
+void store_lazy_net_asks(struct krayd *d)
+{
+	struct lazyd *z = d->lazy;
+	struct {
+		struct kray_oid id;
+		const struct lazy *lz;
+		uint64_t off, len;
+	} ask[LAZY_WANTS_MAX];
+	unsigned n;
+
+	if (!z)
+		return;
+	do {
+		n = 0;
+		pthread_mutex_lock(&z->lock);
+		for (struct lazy *lz = z->all; lz && n < LAZY_WANTS_MAX; lz = lz->next) {
+			unsigned take = 0;
+
+			for (; take < lz->nwants && n < LAZY_WANTS_MAX; take++) {
+				uint64_t off = (uint64_t)lz->wants[take] * KRAY_CHUNK;
+
+				if (lz->broken || chunk_in(lz, lz->wants[take]))
+					continue;
+				ask[n].id = lz->id;
+				ask[n].lz = lz;
+				ask[n].off = off;
+				ask[n++].len = lz->size - off < KRAY_CHUNK ? lz->size - off : KRAY_CHUNK;
+			}
+			memmove(lz->wants, lz->wants + take, (lz->nwants - take) * sizeof(lz->wants[0]));
+			lz->nwants -= take;
+		}
+		pthread_mutex_unlock(&z->lock);
+		for (unsigned i = 0; i < n; i++) {
+			struct obj *o = store_get(d, &ask[i].id);
+
+			/* (lz only compared: it may be gone since) */
+			if (o && o->lazy == ask[i].lz && o->state == OBJ_PENDING)
+				ext_obj_range_wanted(d, o, ask[i].off, ask[i].len);
+		}
+	} while (n == LAZY_WANTS_MAX);
+}
+
+void store_lazy_net_reask(struct krayd *d, struct lazy *lz)
+{
+	struct lazyd *z = d->lazy;
+	uint32_t nk = (uint32_t)((lz->size + KRAY_CHUNK - 1) / KRAY_CHUNK);
+
+	pthread_mutex_lock(&z->lock);
+	lz->nwants = 0;
+	for (uint32_t k = 0; k < nk && lz->nwants < LAZY_WANTS_MAX; k++)
+		if (lz->asked[k] && !chunk_in(lz, k))
+			lz->wants[lz->nwants++] = k;
+	pthread_mutex_unlock(&z->lock);
 }
 
 void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why)

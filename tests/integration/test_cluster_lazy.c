@@ -6,7 +6,9 @@
  * object that node 2 keeps; a get on node 1 is answered with a mapping as soon as the
  * object's transfer starts (a "kray-lazy" memfd), whose pages appear as its chunks come.
  *
- * The last byte read first, then the whole object byte-exact; the holder killed in the
+ * The last byte read first, asked for first (OBJ_RANGE): when its touch returns, most of the
+ * object has not come (counted in resident pages, never timed), then the whole object
+ * byte-exact; touches in a random order byte-exact; the holder killed in the
  * middle of the transfer while the reader faults: SIGBUS in the reader and ObjectLost for
  * the next get when the object cannot be made again, the whole object byte-exact when it is
  * rebuilt from lineage on another node; a reader killed with faults pending leaves node 1
@@ -156,6 +158,40 @@ static void expect_clean(kray *k)
 		     (unsigned long long)st.store_bytes);
 }
 
+/* The bytes of [p, p + len) in memory: for a lazy memfd, what came from the other node. */
+static uint64_t resident_bytes(const void *p, size_t len)
+{
+	size_t pages = (len + 4095) / 4096;
+	unsigned char *vec = malloc(pages);
+	uint64_t n = 0;
+
+	cr_assert_not_null(vec);
+	cr_assert_eq(mincore((void *)p, len, vec), 0, "mincore: %s", strerror(errno));
+	for (size_t i = 0; i < pages; i++)
+		n += vec[i] & 1;
+	free(vec);
+	return n * 4096;
+}
+
+/* Node i's "lazy readers' ranges" counters: ranges it asked for first, chunks it sent first. */
+static void range_counters(int i, uint64_t *asked, uint64_t *served)
+{
+	kray *k = harness_connect(node[i].sock);
+	unsigned long long a = 0, b = 0;
+	char *text = NULL, *p;
+
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
+	p = strstr(text, "lazy readers' ranges: ");
+	cr_assert_not_null(p, "no range counters in:\n%s", text);
+	cr_assert_eq(sscanf(p, "lazy readers' ranges: %llu asked for first, %llu chunks sent first",
+			    &a, &b),
+		     2, "%s", p);
+	free(text);
+	harness_shutdown(k);
+	*asked = a;
+	*served = b;
+}
+
 /* ---- 1. the last byte first, then the whole object ------------------------------------ */
 
 Test(cluster_lazy, last_byte_first_then_whole_256mib)
@@ -163,6 +199,7 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	const char *const res[2] = { "n1:1", "n2:1" };
 	kray *k = cluster(2, res);
 	kray_value v = { 0 };
+	uint64_t in, asked, served;
 	kray_ref r;
 	int64_t bad, t0;
 	int rc;
@@ -175,8 +212,17 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	cr_assert(lazily_mapped(v.data), "the get of a remote object was not answered lazily");
 	cr_assert_eq(((const uint8_t *)v.data)[SIZE - 1], pattern_byte(5150, SIZE - 1),
 		     "the last byte differs");
-	cr_log_info("last byte of a remote 256 MiB object after %lld ms",
-		    (long long)(harness_now_ms() - t0));
+	in = resident_bytes(v.data, SIZE);
+	cr_log_info("last byte of a remote 256 MiB object after %lld ms, %llu MiB in then",
+		    (long long)(harness_now_ms() - t0), (unsigned long long)(in / MiB));
+	/* Its chunk was asked for first: the stream had not brought most of the object when
+	 * the touch returned (without the request it comes last, after all of it). */
+	cr_assert_lt(in, SIZE / 2, "%llu of %llu bytes had come when the last byte could be read",
+		     (unsigned long long)in, (unsigned long long)SIZE);
+	range_counters(0, &asked, &served);
+	cr_assert_geq(asked, 1, "node 1 asked for no range");
+	range_counters(1, &asked, &served);
+	cr_assert_geq(served, 1, "node 2 sent no chunk first");
 	bad = pattern_check(v.data, 0, SIZE, 5150);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
 	kray_value_clear(&v);
@@ -190,6 +236,48 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	kray_release(k, &r, 1);
 	expect_clean(k);
 	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* Touches all over the object in a random order while it streams in: each reads right
+ * (every chunk asked for comes once, at its place), then the whole object does. */
+Test(cluster_lazy, random_order_touches_byte_exact)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	kray_value v = { 0 };
+	uint64_t x = 88172645463325252ull;
+	kray_ref r;
+	int64_t bad;
+	int rc;
+
+	make_remote(k, "n2:1", 5156, 2, &r);
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	cr_assert(lazily_mapped(v.data), "the get of a remote object was not answered lazily");
+	for (int i = 0; i < 200; i++) {
+		size_t at;
+
+		x ^= x << 13; /* xorshift64 */
+		x ^= x >> 7;
+		x ^= x << 17;
+		at = (size_t)(x % SIZE);
+		cr_assert_eq(((const uint8_t *)v.data)[at], pattern_byte(5156, at),
+			     "touch %d: byte %zu differs", i, at);
+	}
+	bad = pattern_check(v.data, 0, SIZE, 5156);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	/* Whole and sealed: a later get maps the object's own memfd, byte-exact. */
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
+	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
+	bad = pattern_check(v.data, 0, SIZE, 5156);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]) && harness_krayd_alive(&node[1]), "a krayd exited");
 	harness_shutdown(k);
 }
 
