@@ -203,7 +203,7 @@ struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint
  * thread kicked it. */
 void store_lazy_net_asks(struct krayd *d);
 /* lz's transfer starts again (from another holder): the chunks its readers asked for and
- * that are not in are asked for again, at the next store_lazy_net_asks(). */
+ * that are not in are asked for again, now (store_lazy_net_asks()). */
 void store_lazy_net_reask(struct krayd *d, struct lazy *lz);
 /* The len bytes at src are the object's from offset off (page-aligned; len whole pages
  * unless it ends the object): the pages of them lz lacks go in, and the faults of its

@@ -131,6 +131,7 @@ void store_lazy_net_reask(struct krayd *d, struct lazy *lz)
 		if (lz->asked[k] && !chunk_in(lz, k))
 			lz->wants[lz->nwants++] = k;
 	pthread_mutex_unlock(&z->lock);
+	store_lazy_net_asks(d);
 }
 
 void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why)

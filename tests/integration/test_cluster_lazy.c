@@ -319,8 +319,10 @@ static void on_bus(int sig)
 }
 
 /* Gets r lazily, stops its holder (node `holder`) at once, so that the transfer is surely
- * in the middle, then kills it; returns the value (lazily mapped, its end not in yet). */
-static void get_then_kill_holder(kray *k, kray_ref r, int holder, kray_value *v)
+ * in the middle, then kills it (after ms, from a child, when ms > 0: the caller touches
+ * what has not come meanwhile, its range request unanswered); returns the value (lazily
+ * mapped, its end not in yet). */
+static void get_then_kill_holder_after(kray *k, kray_ref r, int holder, kray_value *v, int ms)
 {
 	int rc = harness_get1(k, r, 60000, v);
 
@@ -330,7 +332,23 @@ static void get_then_kill_holder(kray *k, kray_ref r, int holder, kray_value *v)
 	cr_assert(lazily_mapped(v->data), "the get of a remote object was not answered lazily");
 	cr_assert(!resident((const uint8_t *)v->data + SIZE - 1),
 		  "the whole object came before its holder was stopped");
+	if (ms > 0) {
+		pid_t pid = fork();
+
+		cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+		if (!pid) {
+			usleep((useconds_t)ms * 1000);
+			kill(node[holder - 1].pid, SIGKILL);
+			_exit(0);
+		}
+		return; /* (reaped by the harness's cleanup, or as a zombie until the test ends) */
+	}
 	kill(node[holder - 1].pid, SIGKILL);
+}
+
+static void get_then_kill_holder(kray *k, kray_ref r, int holder, kray_value *v)
+{
+	get_then_kill_holder_after(k, r, holder, v, 0);
 }
 
 Test(cluster_lazy, holder_killed_mid_transfer_object_lost_sigbus_in_reader)
@@ -382,6 +400,67 @@ Test(cluster_lazy, holder_killed_mid_transfer_rebuilt_from_lineage)
 	get_then_kill_holder(k, r, holder, &v);
 	/* The task runs again on the other node, whose copy fills what the reader lacks. */
 	bad = pattern_check(v.data, 0, SIZE, 5152);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* The reader touches the last byte first while the holder is stopped (its range request
+ * unanswered), and the holder dies: SIGBUS in the reader when nothing can make it again. */
+Test(cluster_lazy, holder_killed_with_range_pending_sigbus)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	kray_value v = { 0 };
+	kray_ref r;
+	int rc;
+
+	make_remote(k, "n2:1", 5157, 2, &r);
+	get_then_kill_holder_after(k, r, 2, &v, 300);
+	bus_seen = 0;
+	sigaction(SIGBUS, &sa, &old);
+	if (!sigsetjmp(bus_jmp, 1))
+		(void)*(volatile const uint8_t *)((const uint8_t *)v.data + SIZE - 1);
+	sigaction(SIGBUS, &old, NULL);
+	cr_assert(bus_seen, "the last byte was read, and its holder died before it came");
+	kray_value_clear(&v);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get of the lost object: %d", rc);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* The same, where the task runs again on another node: the range the reader waits for is
+ * asked of the new sender, and everything reads right. */
+Test(cluster_lazy, holder_killed_with_range_pending_rebuilt)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = cluster(3, res);
+	kray_value v = { 0 };
+	uint64_t asked, served, in;
+	kray_ref r;
+	int64_t bad;
+	int holder;
+
+	holder = make_remote(k, "any:1", 5158, 3, &r);
+	get_then_kill_holder_after(k, r, holder, &v, 300);
+	cr_assert_eq(((const uint8_t *)v.data)[SIZE - 1], pattern_byte(5158, SIZE - 1),
+		     "the last byte differs");
+	in = resident_bytes(v.data, SIZE);
+	range_counters(0, &asked, &served);
+	cr_log_info("%llu MiB in when the last byte came; %llu ranges asked for",
+		    (unsigned long long)(in / MiB), (unsigned long long)asked);
+	cr_assert_geq(asked, 2, "the range was not asked of the new sender");
+	cr_assert_lt(in, SIZE / 2, "%llu bytes had come when the last byte could be read",
+		     (unsigned long long)in);
+	bad = pattern_check(v.data, 0, SIZE, 5158);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
