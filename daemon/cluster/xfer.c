@@ -621,8 +621,8 @@ void xfer_chunk_sinking(struct link *l)
 		return;
 	in = (uint32_t)((l->rx.chunk - l->c->sink_left) & ~4095ull);
 	/* (a chunk asked for first starts small too: a reader waits at it) */
-	if (in < l->rx.lazy_put +
-			 (l->rx.off && l->rx.off == l->rx.next ? LAZY_STEP : LAZY_STEP_FIRST))
+	if (in <
+	    l->rx.lazy_put + (l->rx.off && l->rx.off == l->rx.next ? LAZY_STEP : LAZY_STEP_FIRST))
 		return;
 	rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
 		    in - l->rx.lazy_put);
@@ -752,7 +752,7 @@ static int check_chunk(struct link *l, const struct kray_frame_hdr *h,
 		why = "object chunk for no object announced";
 	} else if (m->offset % KRAY_CHUNK || m->offset >= l->rx.size ||
 		   m->len != (l->rx.size - m->offset < KRAY_CHUNK ? l->rx.size - m->offset :
-								       KRAY_CHUNK)) {
+								    KRAY_CHUNK)) {
 		why = "object chunk not at a chunk of the object"; /* a gap, or past its end */
 	} else if (l->rx.have[m->offset / KRAY_CHUNK]) {
 		why = "object chunk sent twice";
@@ -912,8 +912,8 @@ void xfer_range_wanted(struct krayd *d, struct obj *o, uint64_t off, uint64_t le
 	struct kray_msg_obj_range m = { .oid = o->id, .offset = off, .len = len };
 
 	if (!l || !l->c || l->c->closed || !l->rx.active || l->rx.discard ||
-	    !oid_eq(&l->rx.id, &o->id) || !len || off >= l->rx.size ||
-	    len > l->rx.size - off || l->rx.have[off / KRAY_CHUNK])
+	    !oid_eq(&l->rx.id, &o->id) || !len || off >= l->rx.size || len > l->rx.size - off ||
+	    l->rx.have[off / KRAY_CHUNK])
 		return; /* (nothing streams it here any more, or that part came already) */
 	d->cl->ranges_asked++;
 	net_send_fixed(l, KRAY_MSG_OBJ_RANGE, &m, sizeof(m));

@@ -104,9 +104,11 @@ void store_lazy_net_asks(struct krayd *d)
 				ask[n].id = lz->id;
 				ask[n].lz = lz;
 				ask[n].off = off;
-				ask[n++].len = lz->size - off < KRAY_CHUNK ? lz->size - off : KRAY_CHUNK;
+				ask[n++].len =
+					lz->size - off < KRAY_CHUNK ? lz->size - off : KRAY_CHUNK;
 			}
-			memmove(lz->wants, lz->wants + take, (lz->nwants - take) * sizeof(lz->wants[0]));
+			memmove(lz->wants, lz->wants + take,
+				(lz->nwants - take) * sizeof(lz->wants[0]));
 			lz->nwants -= take;
 		}
 		pthread_mutex_unlock(&z->lock);

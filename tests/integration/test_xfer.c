@@ -378,7 +378,8 @@ static void send_range(int fd, const struct kray_oid *id, uint64_t off, uint64_t
 
 /* Reads frames until the next OBJ_CHUNK of id (others dropped); its payload into buf
  * (KRAY_CHUNK), its offset and length into *off, *len. */
-static void recv_chunk(int fd, const struct kray_oid *id, uint8_t *buf, uint64_t *off, uint32_t *len)
+static void recv_chunk(int fd, const struct kray_oid *id, uint8_t *buf, uint64_t *off,
+		       uint32_t *len)
 {
 	static uint8_t body[KRAY_CHUNK + 64];
 
@@ -481,8 +482,10 @@ Test(xfer, range_request_sends_that_chunk_first)
 		recv_chunk(fd, &id, buf, &off, &len);
 		cr_assert(off % KRAY_CHUNK == 0 && off < size, "chunk at %llu",
 			  (unsigned long long)off);
-		cr_assert_eq(len, size - off < KRAY_CHUNK ? size - off : KRAY_CHUNK, "length %u", len);
-		cr_assert_not(seen[off / KRAY_CHUNK], "chunk at %llu twice", (unsigned long long)off);
+		cr_assert_eq(len, size - off < KRAY_CHUNK ? size - off : KRAY_CHUNK, "length %u",
+			     len);
+		cr_assert_not(seen[off / KRAY_CHUNK], "chunk at %llu twice",
+			      (unsigned long long)off);
 		seen[off / KRAY_CHUNK] = true;
 		bad = pattern_check(buf, off, len, 80);
 		cr_assert_eq(bad, -1, "byte %lld of the chunk at %llu differs", (long long)bad,

@@ -1057,7 +1057,8 @@ Test(roundtrip, job_end)
  * within KRAY_OBJECT_MAX; anything else is -EBADMSG (krayd closes the link). */
 Test(roundtrip, obj_range)
 {
-	struct kray_msg_obj_range m = { .oid = { 3, 1, 7, 0 }, .offset = 12u << 20, .len = 4096 }, m2;
+	struct kray_msg_obj_range m = { .oid = { 3, 1, 7, 0 }, .offset = 12u << 20, .len = 4096 },
+				  m2;
 	struct kbuf b = { 0 };
 	struct kray_frame_hdr h;
 	size_t off = wire_begin(&b, KRAY_MSG_OBJ_RANGE, 0);
