@@ -321,6 +321,17 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 	return true;
 }
 
+void lazy_net_ask(struct lazyd *z, struct lazy *lz, uint64_t off)
+{
+	uint32_t k = (uint32_t)(off / KRAY_CHUNK);
+
+	if (lz->asked[k] || lz->nwants == LAZY_WANTS_MAX)
+		return; /* (asked already; or many are: the stream brings the rest in order) */
+	lz->asked[k] = 1;
+	lz->wants[lz->nwants++] = k;
+	z->kick_loop = true;
+}
+
 void lazy_wake_readers(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t end)
 {
 	for (struct lz_conn *lc = z->conns; lc; lc = lc->next)

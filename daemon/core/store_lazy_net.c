@@ -37,7 +37,6 @@
 #include "core/store.h"
 #include "core/log.h"
 #include "core/store_lazy.h"
-#include "core/ext.h"
 
 struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint64_t size)
 {
@@ -55,17 +54,6 @@ struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint
 	return lz;
 }
 
-void lazy_net_ask(struct lazyd *z, struct lazy *lz, uint64_t off)
-{
-	uint32_t k = (uint32_t)(off / KRAY_CHUNK);
-
-	if (lz->asked[k] || lz->nwants == LAZY_WANTS_MAX)
-		return; /* (asked already; or many are: the stream brings the rest in order) */
-	lz->asked[k] = 1;
-	lz->wants[lz->nwants++] = k;
-	z->kick_loop = true;
-}
-
 /* Whether every page of KRAY_CHUNK k of lz is in.  Locked. */
 static bool chunk_in(const struct lazy *lz, uint32_t k)
 {
@@ -78,14 +66,16 @@ static bool chunk_in(const struct lazy *lz, uint32_t k)
 	return true;
 }
 
-void store_lazy_net_asks(struct krayd *d)
+void store_lazy_net_asks(struct krayd *d,
+			 void (*ask)(struct krayd *d, const struct kray_oid *id,
+				     const struct lazy *lz, uint64_t off, uint64_t len))
 {
 	struct lazyd *z = d->lazy;
 	struct {
 		struct kray_oid id;
 		const struct lazy *lz;
 		uint64_t off, len;
-	} ask[LAZY_WANTS_MAX];
+	} w[LAZY_WANTS_MAX];
 	unsigned n;
 
 	if (!z)
@@ -101,10 +91,10 @@ void store_lazy_net_asks(struct krayd *d)
 
 				if (lz->broken || chunk_in(lz, lz->wants[take]))
 					continue;
-				ask[n].id = lz->id;
-				ask[n].lz = lz;
-				ask[n].off = off;
-				ask[n++].len =
+				w[n].id = lz->id;
+				w[n].lz = lz;
+				w[n].off = off;
+				w[n++].len =
 					lz->size - off < KRAY_CHUNK ? lz->size - off : KRAY_CHUNK;
 			}
 			memmove(lz->wants, lz->wants + take,
@@ -112,13 +102,8 @@ void store_lazy_net_asks(struct krayd *d)
 			lz->nwants -= take;
 		}
 		pthread_mutex_unlock(&z->lock);
-		for (unsigned i = 0; i < n; i++) {
-			struct obj *o = store_get(d, &ask[i].id);
-
-			/* (lz only compared: it may be gone since) */
-			if (o && o->lazy == ask[i].lz && o->state == OBJ_PENDING)
-				ext_obj_range_wanted(d, o, ask[i].off, ask[i].len);
-		}
+		for (unsigned i = 0; i < n; i++) /* (lz only compared there: it may be gone) */
+			ask(d, &w[i].id, w[i].lz, w[i].off, w[i].len);
 	} while (n == LAZY_WANTS_MAX);
 }
 
@@ -126,14 +111,17 @@ void store_lazy_net_reask(struct krayd *d, struct lazy *lz)
 {
 	struct lazyd *z = d->lazy;
 	uint32_t nk = (uint32_t)((lz->size + KRAY_CHUNK - 1) / KRAY_CHUNK);
+	unsigned n;
 
 	pthread_mutex_lock(&z->lock);
 	lz->nwants = 0;
 	for (uint32_t k = 0; k < nk && lz->nwants < LAZY_WANTS_MAX; k++)
 		if (lz->asked[k] && !chunk_in(lz, k))
 			lz->wants[lz->nwants++] = k;
+	n = lz->nwants;
 	pthread_mutex_unlock(&z->lock);
-	store_lazy_net_asks(d);
+	if (n)
+		store_io_kick(d); /* asked at the loop's next drain (store_lazy_net_asks()) */
 }
 
 void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why)

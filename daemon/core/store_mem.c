@@ -490,7 +490,6 @@ void store_lazy_unmapped_all(struct krayd *d, struct obj *o)
 void store_mem_lazy_drain(struct krayd *d)
 {
 	store_lazy_drain(d, lazy_lost, lazy_whole);
-	store_lazy_net_asks(d);
 }
 
 /* Starts reading spilled o back on the spill thread (room is made).  Returns 0 or -errno. */
