@@ -11,7 +11,9 @@
  * byte-exact; touches in a random order byte-exact; the holder killed in the
  * middle of the transfer while the reader faults: SIGBUS in the reader and ObjectLost for
  * the next get when the object cannot be made again, the whole object byte-exact when it is
- * rebuilt from lineage on another node; a reader killed with faults pending leaves node 1
+ * rebuilt from lineage on another node; the same with the last byte touched first while the
+ * holder is stopped (its range request unanswered: SIGBUS, or asked again of the node that
+ * rebuilt it); a reader killed with faults pending leaves node 1
  * serving and nothing behind; with lazy-restore = off the get waits for the whole object.  Needs root and userfaultfd (skips without).
  */
 #include <criterion/criterion.h>
