@@ -630,6 +630,14 @@ int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size)
 	return 0;
 }
 
+int wire_dec_obj_range(const void *body, size_t len, struct kray_msg_obj_range *ret)
+{
+	if (wire_dec_fixed(body, len, ret, sizeof(*ret)) || !ret->len ||
+	    ret->len > KRAY_OBJECT_MAX || ret->offset > KRAY_OBJECT_MAX - ret->len)
+		return -EBADMSG;
+	return 0;
+}
+
 size_t wire_begin(struct kbuf *b, uint16_t type, uint64_t req)
 {
 	struct kray_frame_hdr h = {

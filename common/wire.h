@@ -224,6 +224,8 @@ int wire_dec_job(const void *body, size_t len, struct wire_text *ret);
 /* Fixed-size bodies (HELLO_OK, REJECT, STATUS_REPLY, CREATE, CREATE_REPLY, SEAL): exact
  * length or -EBADMSG. */
 int wire_dec_fixed(const void *body, size_t len, void *dst, size_t size);
+/* OBJ_RANGE: its fixed size, len >= 1 and offset + len <= KRAY_OBJECT_MAX, or -EBADMSG. */
+int wire_dec_obj_range(const void *body, size_t len, struct kray_msg_obj_range *ret);
 
 /* Writers.  wire_begin() appends a header and returns its offset; wire_end() fills in the
  * body length and returns 0; in libkray (KRAY_KBUF_SOFT) it returns -ENOMEM, the partial

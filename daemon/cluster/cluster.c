@@ -248,6 +248,8 @@ static int on_frame(struct link *l, const struct kray_frame_hdr *h, const uint8_
 		return pgplace_on_release(l, body, h->len);
 	case KRAY_MSG_OBJ_WHERE:
 		return pull_on_where(l, body, h->len);
+	case KRAY_MSG_OBJ_RANGE:
+		return xfer_on_range(l, body, h->len);
 	case KRAY_MSG_ACTOR_RECORD:
 		return gactor_on_record(l, h, body);
 	case KRAY_MSG_ACTOR_RESTART:
@@ -307,6 +309,12 @@ void cluster_describe(struct krayd *d, struct kbuf *b)
 		     "served, %llu fell back to the owner\n",
 		     (unsigned long long)d->cl->where_sent, (unsigned long long)d->cl->fetched,
 		     (unsigned long long)d->cl->served, (unsigned long long)d->cl->fallbacks);
+	kbuf_put(b, line, (size_t)n);
+	n = snprintf(line, sizeof(line),
+		     "lazy readers' ranges: %llu asked for first, %llu chunks sent first for "
+		     "other nodes\n",
+		     (unsigned long long)d->cl->ranges_asked,
+		     (unsigned long long)d->cl->ranges_served);
 	kbuf_put(b, line, (size_t)n);
 	for (unsigned i = 0; i < sizeof(d->cl->bytes) / sizeof(d->cl->bytes[0]); i++) {
 		if (!d->cl->bytes[i].node)
@@ -510,6 +518,7 @@ static const struct ext cluster_ext = {
 	.task_cancel = remote_cancel,
 	.obj_wanted = remote_want,
 	.obj_settled = remote_obj_settled,
+	.obj_range_wanted = xfer_range_wanted,
 	.actor_changed = ext_named_actor,
 	.actor_place = ext_place_actor,
 	.actor_known = ext_known_actor,

@@ -28,9 +28,15 @@
 #include "core/krayd.h"
 
 /* A large object streaming to another node over a link (xfer.c), in the link's queue. */
+#define XFER_WANT_MAX 16 /* chunks a receiver asked for first (OBJ_RANGE), not yet sent */
+
 struct xitem {
 	struct obj *o; /* held (ref and pin) until it has been sent */
-	uint64_t off, size; /* off: the next byte of the object to stream */
+	uint64_t off, size; /* off: the next byte of the object to stream (the current chunk's) */
+	uint64_t seq; /* the next chunk in order not yet started */
+	uint8_t *sent; /* per KRAY_CHUNK: started already; NULL until a range is asked for */
+	uint32_t want[XFER_WANT_MAX]; /* the chunks asked for first, in the order asked */
+	unsigned nwant;
 	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
 	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
 	uint8_t pad; /* zero bytes owed after the current chunk's payload */
@@ -117,7 +123,10 @@ struct link {
 	bool no_splice; /* splicing failed once: chunks are copied instead */
 	struct {
 		struct kray_oid id; /* the large object arriving, chunk by chunk */
-		uint64_t off, size;
+		uint64_t off, size; /* off: the offset of the chunk arriving */
+		uint64_t got; /* its bytes received, all chunks */
+		uint64_t next; /* the end of the chunk before (one that starts elsewhere jumped) */
+		uint8_t *have; /* per KRAY_CHUNK: received (each comes once) */
 		bool active, discard;
 		uint8_t *refs; /* the refs it contains (OBJ_PUSH's block), taken at its end */
 		uint16_t nrefs;
@@ -243,6 +252,7 @@ struct cluster {
 	struct oidmap located; /* owner: object id -> struct located * (its copies) */
 	struct oidmap dpulls; /* puller: object id -> struct dpull * (fetches in flight) */
 	uint64_t where_sent, fetched, served, fallbacks; /* counters */
+	uint64_t ranges_asked, ranges_served; /* OBJ_RANGE sent, and chunks sent out of order */
 	struct {
 		uint32_t node;
 		uint64_t out, in;
@@ -536,6 +546,11 @@ void xfer_chunk_sunk(struct link *l);
 /* Part of that chunk is in: readers that map the object lazily get what is (store_lazy_net.c). */
 void xfer_chunk_sinking(struct link *l);
 void xfer_link_gone(struct link *l);
+/* A lazy reader here waits for [off, off + len) of pending o, arriving over a link: that
+ * link's sender is asked for it first (OBJ_RANGE), unless it is in or nothing streams. */
+void xfer_range_wanted(struct krayd *d, struct obj *o, uint64_t off, uint64_t len);
+/* OBJ_RANGE over l: the chunks asked for go next in the object streaming to its node. */
+int xfer_on_range(struct link *l, const uint8_t *body, uint32_t len);
 
 /* query.c: NODE_QUERY, for a dashboard's cluster view (the ext gather hook) */
 int query_gather(struct conn *c, uint32_t what, ext_gather_fn done);

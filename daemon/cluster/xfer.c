@@ -221,6 +221,7 @@ static void item_free(struct krayd *d, struct xitem *x)
 	store_unpin(d, x->o);
 	store_unref(d, x->o);
 	kbuf_free(&x->after);
+	free(x->sent);
 	free(x);
 }
 
@@ -304,6 +305,32 @@ static bool put_urgent(struct conn *c, struct link *l)
 	return true;
 }
 
+/* Picks the chunk of x to stream next, at x->off: one the receiver asked for first (that
+ * was not sent), else the next in order not sent.  False when all have been. */
+static bool next_chunk(struct link *l, struct xitem *x)
+{
+	while (x->nwant) {
+		uint32_t k = x->want[0];
+
+		memmove(x->want, x->want + 1, --x->nwant * sizeof(x->want[0]));
+		if (x->sent[k])
+			continue;
+		x->sent[k] = 1;
+		x->off = (uint64_t)k * KRAY_CHUNK;
+		l->d->cl->ranges_served++;
+		return true;
+	}
+	while (x->sent && x->seq < x->size && x->sent[x->seq / KRAY_CHUNK])
+		x->seq += KRAY_CHUNK;
+	if (x->seq >= x->size)
+		return false;
+	if (x->sent)
+		x->sent[x->seq / KRAY_CHUNK] = 1;
+	x->off = x->seq;
+	x->seq += KRAY_CHUNK;
+	return true;
+}
+
 void xfer_refill(struct conn *c)
 {
 	struct link *l = c->link;
@@ -347,7 +374,7 @@ void xfer_refill(struct conn *c)
 		added |= put_urgent(c, l);
 		if (kbuf_pending(&c->out) >= 2 * (size_t)KRAY_CHUNK)
 			break;
-		if (x->off < x->size) {
+		if (next_chunk(l, x)) {
 			uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK :
 								     (uint32_t)(x->size - x->off);
 
@@ -563,12 +590,14 @@ static void rx_lazy(struct link *l, struct obj *o, uint64_t size)
 		if (store_lazy_size(o->lazy) != size)
 			store_lazy_sealed(d, o); /* (not the same object: its readers fail) */
 		l->rx.lazy = o->lazy != NULL;
+		if (o->lazy) /* what its readers wait for, from this sender now */
+			store_lazy_net_reask(d, o->lazy);
 		return;
 	}
 	if (!d->lazy || size < STORE_LAZY_MIN || l->rx.nrefs || !get_lazy_wanted(d, o) ||
 	    store_make_room(d, size))
 		return;
-	o->lazy = store_lazy_new_net(d, size);
+	o->lazy = store_lazy_new_net(d, &o->id, size);
 	if (!o->lazy)
 		return;
 	d->st.store_bytes += size;
@@ -604,7 +633,9 @@ void xfer_chunk_sinking(struct link *l)
 	if (!l->rx.lazy || !l->rx.map)
 		return;
 	in = (uint32_t)((l->rx.chunk - l->c->sink_left) & ~4095ull);
-	if (in < l->rx.lazy_put + (l->rx.off ? LAZY_STEP : LAZY_STEP_FIRST))
+	/* (a chunk asked for first starts small too: a reader waits at it) */
+	if (in <
+	    l->rx.lazy_put + (l->rx.off && l->rx.off == l->rx.next ? LAZY_STEP : LAZY_STEP_FIRST))
 		return;
 	rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
 		    in - l->rx.lazy_put);
@@ -665,8 +696,12 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 	}
 	node_bytes(d, l->node, m.size, false);
 	l->rx.id = m.oid;
-	l->rx.off = 0;
+	l->rx.off = l->rx.got = l->rx.next = 0;
 	l->rx.size = m.size;
+	free(l->rx.have);
+	l->rx.have = calloc((m.size + KRAY_CHUNK - 1) / KRAY_CHUNK, 1);
+	if (!l->rx.have)
+		abort();
 	l->rx.active = true;
 	l->rx.discard = !usable;
 	l->rx.lazy = false;
@@ -709,10 +744,13 @@ static void rx_refs_done(struct link *l, struct obj *o)
 }
 
 /*
- * Checks chunk m (the body of frame h) against the object arriving over l.  Returns 0, or
- * conn_fail()'s code with a warning: a node that sends what it did not announce (a chunk
- * of another object, out of order, past the announced size, or a frame whose length
- * disagrees with its chunk's) is not trusted further, and its link closes.
+ * Checks chunk m (the body of frame h) against the object arriving over l.  Returns 0 (and
+ * the chunk is the one arriving), or conn_fail()'s code with a warning: a node that sends
+ * what it did not announce (a chunk of another object, one not at a multiple of KRAY_CHUNK
+ * or not of the chunk's length, past the announced size, one sent twice, or a frame whose
+ * length disagrees with its chunk's) is not trusted further, and its link closes.  Chunks
+ * may come in any order (those asked for first: OBJ_RANGE); the object is whole once each
+ * has come.
  */
 static int check_chunk(struct link *l, const struct kray_frame_hdr *h,
 		       const struct kray_msg_obj_chunk *m)
@@ -725,15 +763,20 @@ static int check_chunk(struct link *l, const struct kray_frame_hdr *h,
 		code = -EBADMSG;
 	} else if (!l->rx.active || !oid_eq(&m->oid, &l->rx.id)) {
 		why = "object chunk for no object announced";
-	} else if (m->offset != l->rx.off || m->len > l->rx.size - l->rx.off) {
-		why = "object chunk out of order";
+	} else if (m->offset % KRAY_CHUNK || m->offset >= l->rx.size ||
+		   m->len != (l->rx.size - m->offset < KRAY_CHUNK ? l->rx.size - m->offset :
+								    KRAY_CHUNK)) {
+		why = "object chunk not at a chunk of the object"; /* a gap, or past its end */
+	} else if (l->rx.have[m->offset / KRAY_CHUNK]) {
+		why = "object chunk sent twice";
 	} else {
+		l->rx.off = m->offset; /* the chunk arriving */
 		return 0;
 	}
 	log_warn_ratelimited("node %08x: %s (offset %llu, %u bytes; object of %llu bytes, "
 			     "%llu received): closing its link",
 			     l->node, why, (unsigned long long)m->offset, m->len,
-			     (unsigned long long)l->rx.size, (unsigned long long)l->rx.off);
+			     (unsigned long long)l->rx.size, (unsigned long long)l->rx.got);
 	return conn_fail(l->c, why, code);
 }
 
@@ -743,10 +786,14 @@ static void chunk_done(struct link *l, uint32_t len)
 	struct krayd *d = l->d;
 	struct obj *o;
 
-	l->rx.off += len;
-	if (l->rx.off < l->rx.size)
+	l->rx.have[l->rx.off / KRAY_CHUNK] = 1;
+	l->rx.got += len;
+	l->rx.next = l->rx.off + len;
+	if (l->rx.got < l->rx.size)
 		return;
 	l->rx.active = false;
+	free(l->rx.have);
+	l->rx.have = NULL;
 	rx_unmap(l);
 	o = l->rx.discard ? NULL : store_get(d, &l->rx.id);
 	if (o && (o->writer != l->c || o->state != OBJ_PENDING))
@@ -866,6 +913,67 @@ void xfer_link_gone(struct link *l)
 	}
 	free(l->rx.refs); /* the link is gone, and the holds at its other end with it */
 	l->rx.refs = NULL;
+	free(l->rx.have);
+	l->rx.have = NULL;
 	l->rx.nrefs = 0;
 	l->rx.active = false;
+}
+
+void xfer_range_wanted(struct krayd *d, struct obj *o, uint64_t off, uint64_t len)
+{
+	struct link *l = o->writer ? o->writer->link : NULL;
+	struct kray_msg_obj_range m = { .oid = o->id, .offset = off, .len = len };
+
+	if (!l || !l->c || l->c->closed || !l->rx.active || l->rx.discard ||
+	    !oid_eq(&l->rx.id, &o->id) || !len || off >= l->rx.size || len > l->rx.size - off ||
+	    l->rx.have[off / KRAY_CHUNK])
+		return; /* (nothing streams it here any more, or that part came already) */
+	d->cl->ranges_asked++;
+	/* It names an object coming in, none going out: it may overtake those. */
+	wire_frame(net_out_urgent(l), KRAY_MSG_OBJ_RANGE, 0, &WIRE_RAW(&m, sizeof(m)), 1);
+	net_flush(l);
+}
+
+int xfer_on_range(struct link *l, const uint8_t *body, uint32_t len)
+{
+	struct kray_msg_obj_range m;
+	struct xitem *x;
+	struct obj *o;
+	uint64_t k0, k1;
+
+	if (wire_dec_obj_range(body, len, &m))
+		return conn_fail(l->c, "malformed object range request", -EBADMSG);
+	for (x = l->xhead; x && !oid_eq(&x->o->id, &m.oid); x = x->next)
+		;
+	o = x ? x->o : store_get(l->d, &m.oid);
+	if (o && o->type == KRAY_WT_FD && (m.offset >= o->size || m.len > o->size - m.offset)) {
+		log_warn_ratelimited("node %08x: a range request past the end of object "
+				     "%u.%u.%u.%u (offset %llu, %llu bytes; the object has %llu): "
+				     "closing its link",
+				     l->node, m.oid.node, m.oid.owner, m.oid.seq, m.oid.index,
+				     (unsigned long long)m.offset, (unsigned long long)m.len,
+				     (unsigned long long)o->size);
+		return conn_fail(l->c, "object range request past the object's end", -ERANGE);
+	}
+	if (!x)
+		return 0; /* not streaming to it (any more): it has the object, or will not */
+	if (!x->sent) {
+		/* From now on the chunks are picked, not only taken in order: the ones started
+		 * already are marked (those before x->seq). */
+		x->sent = calloc((x->size + KRAY_CHUNK - 1) / KRAY_CHUNK, 1);
+		if (!x->sent)
+			abort();
+		memset(x->sent, 1, (x->seq + KRAY_CHUNK - 1) / KRAY_CHUNK);
+	}
+	k0 = m.offset / KRAY_CHUNK;
+	k1 = (m.offset + m.len - 1) / KRAY_CHUNK;
+	for (uint64_t k = k0; k <= k1 && x->nwant < XFER_WANT_MAX; k++) {
+		bool dup = x->sent[k];
+
+		for (unsigned i = 0; i < x->nwant && !dup; i++)
+			dup = x->want[i] == k;
+		if (!dup)
+			x->want[x->nwant++] = (uint32_t)k;
+	}
+	return 0;
 }

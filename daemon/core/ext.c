@@ -153,6 +153,11 @@ void ext_obj_wanted(struct krayd *d, struct obj *o)
 	each(d, e, obj_wanted) e->obj_wanted(d, o);
 }
 
+void ext_obj_range_wanted(struct krayd *d, struct obj *o, uint64_t off, uint64_t len)
+{
+	each(d, e, obj_range_wanted) e->obj_range_wanted(d, o, off, len);
+}
+
 void ext_obj_settled(struct krayd *d, struct obj *o)
 {
 	each(d, e, obj_settled) e->obj_settled(d, o);

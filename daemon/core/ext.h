@@ -94,8 +94,10 @@ struct ext {
 	/* Objects.  obj_wanted: something waits for o, made and kept elsewhere.  obj_settled:
 	 * o, made elsewhere, arrived or is being freed.  obj_published: large o is sealed in
 	 * memory.  obj_withdraw: o's memory goes (if_unused: only when no reader maps it
-	 * through the part; returns 0 or -EBUSY). */
+	 * through the part; returns 0 or -EBUSY).  obj_range_wanted: a lazy reader of pending
+	 * o, which arrives from elsewhere, waits for [off, off + len): asked for first. */
 	void (*obj_wanted)(struct krayd *d, struct obj *o);
+	void (*obj_range_wanted)(struct krayd *d, struct obj *o, uint64_t off, uint64_t len);
 	void (*obj_settled)(struct krayd *d, struct obj *o);
 	void (*obj_published)(struct krayd *d, struct obj *o);
 	int (*obj_withdraw)(struct krayd *d, struct obj *o, bool if_unused);
@@ -163,6 +165,7 @@ void ext_task_done(struct krayd *d, struct task *t);
 void ext_task_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
 void ext_obj_wanted(struct krayd *d, struct obj *o);
 void ext_obj_settled(struct krayd *d, struct obj *o);
+void ext_obj_range_wanted(struct krayd *d, struct obj *o, uint64_t off, uint64_t len);
 void ext_obj_published(struct krayd *d, struct obj *o);
 int ext_obj_withdraw(struct krayd *d, struct obj *o, bool if_unused); /* first error */
 void ext_actor_changed(struct krayd *d, struct actor *a, bool alive);

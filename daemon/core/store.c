@@ -82,11 +82,23 @@ void store_fire(struct krayd *d, struct obj *o)
 	store_unref(d, o);
 }
 
+/* A lazy reader of pending id (lazy memfd lz) waits for [off, off + len), which has not come:
+ * the node that sends it is asked for that first (the cluster's obj_range_wanted hook). */
+static void lazy_ask(struct krayd *d, const struct kray_oid *id, const struct lazy *lz,
+		     uint64_t off, uint64_t len)
+{
+	struct obj *o = store_get(d, id);
+
+	if (o && o->lazy == lz && o->state == OBJ_PENDING)
+		ext_obj_range_wanted(d, o, off, len);
+}
+
 void store_io_drain(struct krayd *d)
 {
 	struct sio_job *j = store_io_done(d);
 
 	store_mem_lazy_drain(d); /* lazy objects made whole, or lost */
+	store_lazy_net_asks(d, lazy_ask); /* ranges lazy readers wait for, asked for first */
 	while (j) {
 		struct sio_job *next = j->next;
 

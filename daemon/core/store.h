@@ -197,7 +197,16 @@ int store_lazy_fd(const struct lazy *lz);
 uint64_t store_lazy_size(const struct lazy *lz);
 /* store_lazy_net.c: objects that come from another node, mapped lazily while they arrive.
  * A lazy memfd of size bytes filled by store_lazy_net_put(), or NULL (lazy gets off). */
-struct lazy *store_lazy_new_net(struct krayd *d, uint64_t size);
+struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint64_t size);
+/* The chunks that lazy readers faulted in before the stream brought them: ask() is called
+ * for each (object id, its lazy memfd, the range), for the loop to ask the node that sends
+ * it for that first.  The loop's (store_io_drain()), after the lazy thread kicked it. */
+void store_lazy_net_asks(struct krayd *d,
+			 void (*ask)(struct krayd *d, const struct kray_oid *id,
+				     const struct lazy *lz, uint64_t off, uint64_t len));
+/* lz's transfer starts again (from another holder): the chunks its readers asked for and
+ * that are not in are asked for again, at the loop's next drain (store_lazy_net_asks()). */
+void store_lazy_net_reask(struct krayd *d, struct lazy *lz);
 /* The len bytes at src are the object's from offset off (page-aligned; len whole pages
  * unless it ends the object): the pages of them lz lacks go in, and the faults of its
  * readers there are woken.  0, or -errno (lz is lost then: store_lazy_net_fail()). */

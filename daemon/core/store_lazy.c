@@ -280,6 +280,8 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 		 * retried fault gets SIGBUS), is woken now. */
 		if (lz->broken || lazy_have(lz, (addr - rg->base) / 4096))
 			lazy_wake_range(lc, addr, 4096);
+		else if (addr - rg->base < lz->size)
+			lazy_net_ask(z, lz, addr - rg->base); /* the stream has not reached it */
 		return true;
 	}
 	i = (uint32_t)((addr - rg->base) / LAZY_CHUNK);
@@ -317,6 +319,17 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 									lz->nchunks;
 	}
 	return true;
+}
+
+void lazy_net_ask(struct lazyd *z, struct lazy *lz, uint64_t off)
+{
+	uint32_t k = (uint32_t)(off / KRAY_CHUNK);
+
+	if (lz->asked[k] || lz->nwants == LAZY_WANTS_MAX)
+		return; /* (asked already; or many are: the stream brings the rest in order) */
+	lz->asked[k] = 1;
+	lz->wants[lz->nwants++] = k;
+	z->kick_loop = true;
 }
 
 void lazy_wake_readers(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t end)
@@ -411,6 +424,7 @@ static void lazy_free(struct lazyd *z, struct lazy *lz)
 		close(lz->spill);
 	free(lz->chunk);
 	free(lz->have);
+	free(lz->asked);
 	free(lz);
 }
 
@@ -503,7 +517,7 @@ static void *lazy_thread(void *arg)
 {
 	struct krayd *d = arg;
 	struct lazyd *z = d->lazy;
-	bool busy = false;
+	bool busy = false, kick;
 
 	for (;;) {
 		struct epoll_event ev[16];
@@ -534,7 +548,11 @@ static void *lazy_thread(void *arg)
 				retry_pending(z, lc);
 		reap_conns(z);
 		busy = background(z, d);
+		kick = z->kick_loop;
+		z->kick_loop = false;
 		pthread_mutex_unlock(&z->lock);
+		if (kick)
+			store_io_kick(d); /* chunks to ask for first: store_lazy_net_asks() */
 	}
 	return NULL;
 }

@@ -17,6 +17,7 @@
 #define LAZY_AHEAD (8ull << 20) /* the disk reads ahead of a fault this far (WILLNEED) */
 #define LAZY_FILL_AHEAD 8 /* chunks filled ahead of a sequential reader's fault */
 #define LAZY_PENDING_MAX 4096 /* faults of a connection not yet matched to a range */
+#define LAZY_WANTS_MAX 64 /* a net lazy memfd's chunks asked for and not yet sent for */
 
 enum { CH_MISSING, CH_FILLED, CH_BAD };
 
@@ -34,6 +35,13 @@ struct lazy {
 	bool sealed; /* whole, unmapped and sealed: the loop promotes it */
 	bool detached; /* the object let go: filled in the background, then freed */
 	bool net; /* filled by a transfer from another node (store_lazy_net.c), not a file */
+	/* net: the object's id; per KRAY_CHUNK of the transfer, whether a reader's fault asked
+	 * for it first; and those chunks (their numbers) for the loop to ask the sender for
+	 * (the thread adds, store_lazy_net_asks() takes) */
+	struct kray_oid id;
+	uint8_t *asked;
+	uint32_t wants[LAZY_WANTS_MAX];
+	unsigned nwants;
 	char why[192];
 	struct lazy *next; /* lzd->all */
 };
@@ -63,6 +71,7 @@ struct lazyd {
 	uint8_t *bounce; /* LAZY_CHUNK: a chunk read from disk (the thread's) */
 	uint64_t first; /* lazy-first-read, in pages' bytes: the head of a fault (0: none) */
 	bool stop, poison_ok;
+	bool kick_loop; /* a net lazy memfd has chunks to ask for: the loop is woken */
 	struct lz_conn *conns;
 	struct lazy *all;
 	uint64_t restored; /* bytes read back from disk by faults */
@@ -88,6 +97,9 @@ void lazy_wake_readers(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t 
  * that every touch of what is not in gets SIGBUS, and its readers' faults are woken.
  * Locked. */
 void lazy_net_fail_locked(struct lazyd *z, struct lazy *lz, const char *why);
+/* A reader faulted at offset off of net lz, which has not come yet: its KRAY_CHUNK is asked
+ * for first (once), by the loop (store_lazy_net_asks()).  Locked. */
+void lazy_net_ask(struct lazyd *z, struct lazy *lz, uint64_t off);
 /* Wakes reader lc's faults in [addr, addr + len). */
 void lazy_wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len);
 

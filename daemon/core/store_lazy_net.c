@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -37,18 +38,90 @@
 #include "core/log.h"
 #include "core/store_lazy.h"
 
-struct lazy *store_lazy_new_net(struct krayd *d, uint64_t size)
+struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint64_t size)
 {
-	struct lazy *lz;
+	uint8_t *asked = d->lazy ? calloc((size + KRAY_CHUNK - 1) / KRAY_CHUNK, 1) : NULL;
+	struct lazy *lz = asked ? lazy_make(d->lazy, size) : NULL;
 
-	if (!d->lazy)
+	if (!lz) {
+		free(asked);
 		return NULL;
-	lz = lazy_make(d->lazy, size);
-	if (!lz)
-		return NULL;
+	}
+	lz->asked = asked;
+	lz->id = *id;
 	lz->net = true; /* lz->o stays NULL: the object is the loop's (store_unlazy()) */
 	lazy_link(d->lazy, lz);
 	return lz;
+}
+
+/* Whether every page of KRAY_CHUNK k of lz is in.  Locked. */
+static bool chunk_in(const struct lazy *lz, uint32_t k)
+{
+	uint64_t p0 = (uint64_t)k * (KRAY_CHUNK / 4096), p1 = p0 + KRAY_CHUNK / 4096;
+	uint64_t last = (lz->size + 4095) / 4096;
+
+	for (uint64_t p = p0; p < p1 && p < last; p++)
+		if (!lazy_have(lz, p))
+			return false;
+	return true;
+}
+
+void store_lazy_net_asks(struct krayd *d,
+			 void (*ask)(struct krayd *d, const struct kray_oid *id,
+				     const struct lazy *lz, uint64_t off, uint64_t len))
+{
+	struct lazyd *z = d->lazy;
+	struct {
+		struct kray_oid id;
+		const struct lazy *lz;
+		uint64_t off, len;
+	} w[LAZY_WANTS_MAX];
+	unsigned n;
+
+	if (!z)
+		return;
+	do {
+		n = 0;
+		pthread_mutex_lock(&z->lock);
+		for (struct lazy *lz = z->all; lz && n < LAZY_WANTS_MAX; lz = lz->next) {
+			unsigned take = 0;
+
+			for (; take < lz->nwants && n < LAZY_WANTS_MAX; take++) {
+				uint64_t off = (uint64_t)lz->wants[take] * KRAY_CHUNK;
+
+				if (lz->broken || chunk_in(lz, lz->wants[take]))
+					continue;
+				w[n].id = lz->id;
+				w[n].lz = lz;
+				w[n].off = off;
+				w[n++].len =
+					lz->size - off < KRAY_CHUNK ? lz->size - off : KRAY_CHUNK;
+			}
+			memmove(lz->wants, lz->wants + take,
+				(lz->nwants - take) * sizeof(lz->wants[0]));
+			lz->nwants -= take;
+		}
+		pthread_mutex_unlock(&z->lock);
+		for (unsigned i = 0; i < n; i++) /* (lz only compared there: it may be gone) */
+			ask(d, &w[i].id, w[i].lz, w[i].off, w[i].len);
+	} while (n == LAZY_WANTS_MAX);
+}
+
+void store_lazy_net_reask(struct krayd *d, struct lazy *lz)
+{
+	struct lazyd *z = d->lazy;
+	uint32_t nk = (uint32_t)((lz->size + KRAY_CHUNK - 1) / KRAY_CHUNK);
+	unsigned n;
+
+	pthread_mutex_lock(&z->lock);
+	lz->nwants = 0;
+	for (uint32_t k = 0; k < nk && lz->nwants < LAZY_WANTS_MAX; k++)
+		if (lz->asked[k] && !chunk_in(lz, k))
+			lz->wants[lz->nwants++] = k;
+	n = lz->nwants;
+	pthread_mutex_unlock(&z->lock);
+	if (n)
+		store_io_kick(d); /* asked at the loop's next drain (store_lazy_net_asks()) */
 }
 
 void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why)

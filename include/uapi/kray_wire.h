@@ -153,9 +153,10 @@ enum kray_msg_type {
 	KRAY_MSG_ACTOR_RESTART = 89, /* head->N kray_msg_actor_record + FWD_ACTOR body */
 	KRAY_MSG_ACTOR_LOCATE = 90, /* N->head kray_msg_actor_locate: its node died, where now? */
 	KRAY_MSG_ACTOR_LOCATED = 91, /* head->N kray_msg_actor_locate: there (or dead) */
+	KRAY_MSG_OBJ_RANGE = 92, /* N->N kray_msg_obj_range: send these chunks of it first */
 	KRAY_MSG_NODE2_TYPE_MIN = 88,
-	KRAY_MSG_NODE2_TYPE_MAX = 91,
-	KRAY_MSG_TYPE_MAX = 91, /* the highest type; the gaps below it are not types */
+	KRAY_MSG_NODE2_TYPE_MAX = 92,
+	KRAY_MSG_TYPE_MAX = 92, /* the highest type; the gaps below it are not types */
 };
 
 /* Whether t is a message type: numbers in the gaps between the ranges are not. */
@@ -688,8 +689,9 @@ struct kray_msg_fwd_task {
 _Static_assert(sizeof(struct kray_msg_fwd_task) == 56, "fwd_task is 56 bytes");
 
 /* An object's value sent to another node.  Inline values (size == len) come whole; a
- * large object (type KRAY_WT_FD) comes in chunks of at most KRAY_CHUNK bytes, the first
- * one in this frame, the rest in OBJ_CHUNK frames in order.  The ids of the refs the
+ * large object (type KRAY_WT_FD) comes in OBJ_CHUNK frames of KRAY_CHUNK bytes (the last one
+ * shorter), each at a multiple of KRAY_CHUNK: in order, except those the receiver asked for
+ * first (OBJ_RANGE), and each once.  The ids of the refs the
  * value contains follow the payload (nrefs of them): the sender's link holds each until
  * the receiver releases it (PEER_RELEASE), so the receiver may pull them later.  An actor
  * handle (type KRAY_WT_ACTOR) is held the same way; its scalar names the actor's node.
@@ -713,6 +715,22 @@ struct kray_msg_obj_chunk {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct kray_msg_obj_chunk) == 32, "obj_chunk is 32 bytes");
+
+/*
+ * OBJ_RANGE: the receiver of a large object that is streaming to it asks the sender for
+ * [offset, offset + len) before the rest (a reader of it faulted there: docs/objects.md
+ * "Lazy gets of objects on another node").  The sender sends the KRAY_CHUNK-aligned chunks
+ * that cover the range next (each OBJ_CHUNK says its offset), then goes on with the chunks
+ * not sent yet, in order; every chunk still comes once.  A request for an object that is not
+ * streaming over the link (any more) is ignored; one past the object's end closes the link.
+ * len is at least 1; offset + len is at most KRAY_OBJECT_MAX (wire_dec_obj_range()).
+ */
+struct kray_msg_obj_range {
+	struct kray_oid oid;
+	__u64 offset;
+	__u64 len;
+};
+_Static_assert(sizeof(struct kray_msg_obj_range) == 32, "obj_range is 32 bytes");
 
 enum kray_push_why {
 	KRAY_PUSH_ARG = 0, /* an argument or a return: the link keeps the copy for the task */

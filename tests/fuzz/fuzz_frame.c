@@ -675,6 +675,19 @@ static void chk_actor_restart(const uint8_t *body, size_t len)
 
 FIXED(actor_locate, sizeof(struct kray_msg_actor_locate))
 
+/* OBJ_RANGE: what xfer.c's range request handler relies on (a range not empty, within the
+ * largest object, without wrapping), copied as it is. */
+static void chk_obj_range(const uint8_t *body, size_t len)
+{
+	struct kray_msg_obj_range m;
+
+	if (wire_dec_obj_range(body, len, &m))
+		return;
+	FUZZ_CHECK(len == sizeof(m) && same_bytes(&m, body, sizeof(m)));
+	FUZZ_CHECK(m.len >= 1 && m.len <= KRAY_OBJECT_MAX && m.offset < KRAY_OBJECT_MAX &&
+		   m.offset + m.len <= KRAY_OBJECT_MAX);
+}
+
 typedef void (*chk_fn)(const uint8_t *body, size_t len);
 
 /* The decoder each type's reader uses (krayd's proto.c, libkray's conn.c and api.c).
@@ -718,6 +731,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_ACTOR_RESTART] = chk_actor_restart,
 	[KRAY_MSG_ACTOR_LOCATE] = chk_actor_locate,
 	[KRAY_MSG_ACTOR_LOCATED] = chk_actor_locate,
+	[KRAY_MSG_OBJ_RANGE] = chk_obj_range,
 };
 
 static const chk_fn every[] = {
@@ -727,7 +741,7 @@ static const chk_fn every[] = {
 	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create,	      chk_create_reply,
 	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel,	      chk_fwd_task,
 	chk_yield,	  chk_fwd_actor, chk_actor_record, chk_actor_restart, chk_actor_locate,
-	chk_fast_count,	  chk_job_end,
+	chk_fast_count,	  chk_job_end,	 chk_obj_range,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

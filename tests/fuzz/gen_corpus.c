@@ -436,6 +436,19 @@ static void frames(void)
 		done("actor-locate");
 	}
 	{
+		/* A lazy reader faulted deep in an object that streams in: its chunk first. */
+		struct kray_msg_obj_range m = { .oid = A, .offset = 252u << 20, .len = 4096 };
+
+		frame(KRAY_MSG_OBJ_RANGE);
+		put(&m, sizeof(m));
+		done("obj-range");
+		m.offset = KRAY_OBJECT_MAX - 1;
+		m.len = 2; /* past the largest object: refused */
+		frame(KRAY_MSG_OBJ_RANGE);
+		put(&m, sizeof(m));
+		done("obj-range-past-max");
+	}
+	{
 		struct kray_msg_get_actor m = { .name_len = 7, .ns_len = 5 };
 
 		frame(KRAY_MSG_GET_ACTOR);

@@ -6,10 +6,14 @@
  * object that node 2 keeps; a get on node 1 is answered with a mapping as soon as the
  * object's transfer starts (a "kray-lazy" memfd), whose pages appear as its chunks come.
  *
- * The last byte read first, then the whole object byte-exact; the holder killed in the
+ * The last byte read first, asked for first (OBJ_RANGE): when its touch returns, most of the
+ * object has not come (counted in resident pages, never timed), then the whole object
+ * byte-exact; touches in a random order byte-exact; the holder killed in the
  * middle of the transfer while the reader faults: SIGBUS in the reader and ObjectLost for
  * the next get when the object cannot be made again, the whole object byte-exact when it is
- * rebuilt from lineage on another node; a reader killed with faults pending leaves node 1
+ * rebuilt from lineage on another node; the same with the last byte touched first while the
+ * holder is stopped (its range request unanswered: SIGBUS, or asked again of the node that
+ * rebuilt it); a reader killed with faults pending leaves node 1
  * serving and nothing behind; with lazy-restore = off the get waits for the whole object.  Needs root and userfaultfd (skips without).
  */
 #include <criterion/criterion.h>
@@ -156,6 +160,40 @@ static void expect_clean(kray *k)
 		     (unsigned long long)st.store_bytes);
 }
 
+/* The bytes of [p, p + len) in memory: for a lazy memfd, what came from the other node. */
+static uint64_t resident_bytes(const void *p, size_t len)
+{
+	size_t pages = (len + 4095) / 4096;
+	unsigned char *vec = malloc(pages);
+	uint64_t n = 0;
+
+	cr_assert_not_null(vec);
+	cr_assert_eq(mincore((void *)p, len, vec), 0, "mincore: %s", strerror(errno));
+	for (size_t i = 0; i < pages; i++)
+		n += vec[i] & 1;
+	free(vec);
+	return n * 4096;
+}
+
+/* Node i's "lazy readers' ranges" counters: ranges it asked for first, chunks it sent first. */
+static void range_counters(int i, uint64_t *asked, uint64_t *served)
+{
+	kray *k = harness_connect(node[i].sock);
+	unsigned long long a = 0, b = 0;
+	char *text = NULL, *p;
+
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
+	p = strstr(text, "lazy readers' ranges: ");
+	cr_assert_not_null(p, "no range counters in:\n%s", text);
+	cr_assert_eq(sscanf(p, "lazy readers' ranges: %llu asked for first, %llu chunks sent first",
+			    &a, &b),
+		     2, "%s", p);
+	free(text);
+	harness_shutdown(k);
+	*asked = a;
+	*served = b;
+}
+
 /* ---- 1. the last byte first, then the whole object ------------------------------------ */
 
 Test(cluster_lazy, last_byte_first_then_whole_256mib)
@@ -163,6 +201,7 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	const char *const res[2] = { "n1:1", "n2:1" };
 	kray *k = cluster(2, res);
 	kray_value v = { 0 };
+	uint64_t in, asked, served;
 	kray_ref r;
 	int64_t bad, t0;
 	int rc;
@@ -175,8 +214,17 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	cr_assert(lazily_mapped(v.data), "the get of a remote object was not answered lazily");
 	cr_assert_eq(((const uint8_t *)v.data)[SIZE - 1], pattern_byte(5150, SIZE - 1),
 		     "the last byte differs");
-	cr_log_info("last byte of a remote 256 MiB object after %lld ms",
-		    (long long)(harness_now_ms() - t0));
+	in = resident_bytes(v.data, SIZE);
+	cr_log_info("last byte of a remote 256 MiB object after %lld ms, %llu MiB in then",
+		    (long long)(harness_now_ms() - t0), (unsigned long long)(in / MiB));
+	/* Its chunk was asked for first: the stream had not brought most of the object when
+	 * the touch returned (without the request it comes last, after all of it). */
+	cr_assert_lt(in, SIZE / 2, "%llu of %llu bytes had come when the last byte could be read",
+		     (unsigned long long)in, (unsigned long long)SIZE);
+	range_counters(0, &asked, &served);
+	cr_assert_geq(asked, 1, "node 1 asked for no range");
+	range_counters(1, &asked, &served);
+	cr_assert_geq(served, 1, "node 2 sent no chunk first");
 	bad = pattern_check(v.data, 0, SIZE, 5150);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
 	kray_value_clear(&v);
@@ -190,6 +238,48 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	kray_release(k, &r, 1);
 	expect_clean(k);
 	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* Touches all over the object in a random order while it streams in: each reads right
+ * (every chunk asked for comes once, at its place), then the whole object does. */
+Test(cluster_lazy, random_order_touches_byte_exact)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	kray_value v = { 0 };
+	uint64_t x = 88172645463325252ull;
+	kray_ref r;
+	int64_t bad;
+	int rc;
+
+	make_remote(k, "n2:1", 5156, 2, &r);
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	cr_assert(lazily_mapped(v.data), "the get of a remote object was not answered lazily");
+	for (int i = 0; i < 200; i++) {
+		size_t at;
+
+		x ^= x << 13; /* xorshift64 */
+		x ^= x >> 7;
+		x ^= x << 17;
+		at = (size_t)(x % SIZE);
+		cr_assert_eq(((const uint8_t *)v.data)[at], pattern_byte(5156, at),
+			     "touch %d: byte %zu differs", i, at);
+	}
+	bad = pattern_check(v.data, 0, SIZE, 5156);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	/* Whole and sealed: a later get maps the object's own memfd, byte-exact. */
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
+	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
+	bad = pattern_check(v.data, 0, SIZE, 5156);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]) && harness_krayd_alive(&node[1]), "a krayd exited");
 	harness_shutdown(k);
 }
 
@@ -231,8 +321,10 @@ static void on_bus(int sig)
 }
 
 /* Gets r lazily, stops its holder (node `holder`) at once, so that the transfer is surely
- * in the middle, then kills it; returns the value (lazily mapped, its end not in yet). */
-static void get_then_kill_holder(kray *k, kray_ref r, int holder, kray_value *v)
+ * in the middle, then kills it (after ms, from a child, when ms > 0: the caller touches
+ * what has not come meanwhile, its range request unanswered); returns the value (lazily
+ * mapped, its end not in yet). */
+static void get_then_kill_holder_after(kray *k, kray_ref r, int holder, kray_value *v, int ms)
 {
 	int rc = harness_get1(k, r, 60000, v);
 
@@ -242,7 +334,23 @@ static void get_then_kill_holder(kray *k, kray_ref r, int holder, kray_value *v)
 	cr_assert(lazily_mapped(v->data), "the get of a remote object was not answered lazily");
 	cr_assert(!resident((const uint8_t *)v->data + SIZE - 1),
 		  "the whole object came before its holder was stopped");
+	if (ms > 0) {
+		pid_t pid = fork();
+
+		cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+		if (!pid) {
+			usleep((useconds_t)ms * 1000);
+			kill(node[holder - 1].pid, SIGKILL);
+			_exit(0);
+		}
+		return; /* (reaped by the harness's cleanup, or as a zombie until the test ends) */
+	}
 	kill(node[holder - 1].pid, SIGKILL);
+}
+
+static void get_then_kill_holder(kray *k, kray_ref r, int holder, kray_value *v)
+{
+	get_then_kill_holder_after(k, r, holder, v, 0);
 }
 
 Test(cluster_lazy, holder_killed_mid_transfer_object_lost_sigbus_in_reader)
@@ -294,6 +402,67 @@ Test(cluster_lazy, holder_killed_mid_transfer_rebuilt_from_lineage)
 	get_then_kill_holder(k, r, holder, &v);
 	/* The task runs again on the other node, whose copy fills what the reader lacks. */
 	bad = pattern_check(v.data, 0, SIZE, 5152);
+	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* The reader touches the last byte first while the holder is stopped (its range request
+ * unanswered), and the holder dies: SIGBUS in the reader when nothing can make it again. */
+Test(cluster_lazy, holder_killed_with_range_pending_sigbus)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	kray_value v = { 0 };
+	kray_ref r;
+	int rc;
+
+	make_remote(k, "n2:1", 5157, 2, &r);
+	get_then_kill_holder_after(k, r, 2, &v, 300);
+	bus_seen = 0;
+	sigaction(SIGBUS, &sa, &old);
+	if (!sigsetjmp(bus_jmp, 1))
+		(void)*(volatile const uint8_t *)((const uint8_t *)v.data + SIZE - 1);
+	sigaction(SIGBUS, &old, NULL);
+	cr_assert(bus_seen, "the last byte was read, and its holder died before it came");
+	kray_value_clear(&v);
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, -EREMOTEIO, "get of the lost object: %d", rc);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* The same, where the task runs again on another node: the range the reader waits for is
+ * asked of the new sender, and everything reads right. */
+Test(cluster_lazy, holder_killed_with_range_pending_rebuilt)
+{
+	const char *const res[3] = { "n1:1", "any:1,n2:1", "any:1,n3:1" };
+	kray *k = cluster(3, res);
+	kray_value v = { 0 };
+	uint64_t asked, served, in;
+	kray_ref r;
+	int64_t bad;
+	int holder;
+
+	holder = make_remote(k, "any:1", 5158, 3, &r);
+	get_then_kill_holder_after(k, r, holder, &v, 300);
+	cr_assert_eq(((const uint8_t *)v.data)[SIZE - 1], pattern_byte(5158, SIZE - 1),
+		     "the last byte differs");
+	in = resident_bytes(v.data, SIZE);
+	range_counters(0, &asked, &served);
+	cr_log_info("%llu MiB in when the last byte came; %llu ranges asked for",
+		    (unsigned long long)(in / MiB), (unsigned long long)asked);
+	cr_assert_geq(asked, 2, "the range was not asked of the new sender");
+	cr_assert_lt(in, SIZE / 2, "%llu bytes had come when the last byte could be read",
+		     (unsigned long long)in);
+	bad = pattern_check(v.data, 0, SIZE, 5158);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);

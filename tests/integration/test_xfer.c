@@ -13,7 +13,13 @@
  *    length disagrees with its own, and one for no object each close the link (counted
  *    in frames_rejected), and krayd goes on serving;
  *  - a node that goes away in the middle of an object leaves nothing behind: the
- *    half-written object is freed (store_bytes back where it was), never sealed.
+ *    half-written object is freed (store_bytes back where it was), never sealed;
+ *  - chunks out of order (the last first: what an OBJ_RANGE asks for) make the object
+ *    whole; a chunk sent twice, or not at a multiple of KRAY_CHUNK, closes the link;
+ *  - as the sender: an object pulled back from the head streams with the chunk asked for
+ *    first (OBJ_RANGE) ahead of its turn, every chunk once and byte-exact; a range request
+ *    for an object not streaming is ignored, a malformed one or one past the object's end
+ *    closes the link, and krayd goes on serving.
  */
 #include <criterion/criterion.h>
 
@@ -279,8 +285,19 @@ static void past_the_size(int fd, const struct kray_oid *id)
 
 static void wrong_offset(int fd, const struct kray_oid *id)
 {
-	send_chunk(fd, id, 0, 1 * MiB, 0, 1);
-	send_chunk(fd, id, 3 * MiB, 1 * MiB, 0, 1); /* a hole */
+	send_chunk(fd, id, 0, 4 * MiB, 0, 1);
+	send_chunk(fd, id, 3 * MiB, 4 * MiB, 0, 1); /* not at a chunk */
+}
+
+static void short_chunk(int fd, const struct kray_oid *id)
+{
+	send_chunk(fd, id, 0, 1 * MiB, 0, 1); /* chunks are KRAY_CHUNK long, the last one less */
+}
+
+static void chunk_twice(int fd, const struct kray_oid *id)
+{
+	send_chunk(fd, id, 4 * MiB, 4 * MiB, 0, 1);
+	send_chunk(fd, id, 4 * MiB, 4 * MiB, 0, 1);
 }
 
 static void frame_longer_than_chunk(int fd, const struct kray_oid *id)
@@ -294,8 +311,8 @@ static void chunk_of_another_object(int fd, const struct kray_oid *id)
 	struct kray_oid other = *id;
 
 	other.seq += 1000;
-	send_chunk(fd, id, 0, 1 * MiB, 0, 1);
-	send_chunk(fd, &other, 1 * MiB, 1 * MiB, 0, 1);
+	send_chunk(fd, id, 0, 4 * MiB, 0, 1);
+	send_chunk(fd, &other, 4 * MiB, 4 * MiB, 0, 1);
 }
 
 static void zero_length_chunk(int fd, const struct kray_oid *id)
@@ -309,6 +326,8 @@ Test(xfer, lying_sender_gets_its_link_closed)
 
 	refused(k, "a chunk past the announced size", past_the_size);
 	refused(k, "a chunk at the wrong offset", wrong_offset);
+	refused(k, "a chunk shorter than KRAY_CHUNK", short_chunk);
+	refused(k, "a chunk sent twice", chunk_twice);
 	refused(k, "a frame longer than its chunk", frame_longer_than_chunk);
 	refused(k, "a chunk of an object not announced", chunk_of_another_object);
 	refused(k, "an empty chunk", zero_length_chunk);
@@ -347,4 +366,150 @@ Test(xfer, node_gone_mid_object_leaves_nothing)
 	wait_store_bytes(k, 0, "after its node went");
 	cr_assert_eq(harness_status(k).objects, objects, "the half-written object was kept");
 	harness_expect_serving(&head, "a node gone in the middle of an object");
+}
+
+static void send_range(int fd, const struct kray_oid *id, uint64_t off, uint64_t len, uint32_t flen)
+{
+	struct kray_msg_obj_range m = { .oid = *id, .offset = off, .len = len };
+
+	send_hdr(fd, KRAY_MSG_OBJ_RANGE, flen ? flen : sizeof(m), 0);
+	send_all(fd, &m, sizeof(m));
+}
+
+/* Reads frames until the next OBJ_CHUNK of id (others dropped); its payload into buf
+ * (KRAY_CHUNK), its offset and length into *off, *len. */
+static void recv_chunk(int fd, const struct kray_oid *id, uint8_t *buf, uint64_t *off,
+		       uint32_t *len)
+{
+	static uint8_t body[KRAY_CHUNK + 64];
+
+	for (;;) {
+		struct kray_frame_hdr h;
+		struct kray_msg_obj_chunk m;
+		size_t got = 0;
+
+		while (got < sizeof(h)) {
+			ssize_t n = recv(fd, (uint8_t *)&h + got, sizeof(h) - got, 0);
+
+			cr_assert_gt(n, 0, "the head closed the link");
+			got += (size_t)n;
+		}
+		cr_assert(h.magic == KRAY_WIRE_MAGIC && h.len <= sizeof(body), "not a frame");
+		for (got = 0; got < h.len;) {
+			ssize_t n = recv(fd, body + got, h.len - got, 0);
+
+			cr_assert_gt(n, 0, "the head closed the link");
+			got += (size_t)n;
+		}
+		if (h.type != KRAY_MSG_OBJ_CHUNK)
+			continue;
+		memcpy(&m, body, sizeof(m));
+		cr_assert(!memcmp(&m.oid, id, sizeof(*id)), "a chunk of another object");
+		memcpy(buf, body + sizeof(m), m.len);
+		*off = m.offset;
+		*len = m.len;
+		return;
+	}
+}
+
+/* Chunks out of order (the last first, as an OBJ_RANGE has them sent) each land at their
+ * offset: the object is sealed whole, and pulled back it is byte-exact. */
+Test(xfer, chunks_out_of_order_make_the_object_whole)
+{
+	kray *k = start_head();
+	struct kray_oid id = { .node = FAKE_NODE, .owner = 4, .seq = 1, .index = 1 };
+	struct kray_msg_obj_held pull = { .oid = id };
+	const uint64_t size = 10 * MiB + 3;
+	uint8_t *buf = malloc(KRAY_CHUNK);
+	int fd = join();
+
+	cr_assert_not_null(buf);
+	send_push(fd, &id, size);
+	send_chunk(fd, &id, 8 * MiB, 2 * MiB + 3, 0, 79); /* the last first */
+	send_chunk(fd, &id, 0, 4 * MiB, 0, 79);
+	send_chunk(fd, &id, 4 * MiB, 4 * MiB, 0, 79);
+	wait_store_bytes(k, size, "the object that came");
+	send_hdr(fd, KRAY_MSG_OBJ_PULL, sizeof(pull), 0);
+	send_all(fd, &pull, sizeof(pull));
+	for (int i = 0; i < 3; i++) {
+		uint64_t off;
+		uint32_t len;
+		int64_t bad;
+
+		recv_chunk(fd, &id, buf, &off, &len);
+		bad = pattern_check(buf, off, len, 79);
+		cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
+	}
+	free(buf);
+	cr_assert_not(closed_within(fd, 300), "the link was closed");
+	cr_assert_eq(harness_status(k).frames_rejected, 0);
+	close(fd);
+	wait_store_bytes(k, 0, "after the link went");
+}
+
+/* The fake node pushes an object to the head (the link holds it), pulls it back, and asks
+ * for its last chunk first: that chunk comes before its turn, every chunk comes once. */
+Test(xfer, range_request_sends_that_chunk_first)
+{
+	kray *k = start_head();
+	struct kray_oid id = { .node = FAKE_NODE, .owner = 5, .seq = 1, .index = 1 };
+	struct kray_oid none = { .node = FAKE_NODE, .owner = 5, .seq = 99, .index = 1 };
+	const uint64_t size = 40 * MiB + 5; /* 11 chunks */
+	const unsigned nchunks = 11;
+	struct kray_msg_obj_held pull = { .oid = id };
+	bool seen[11] = { false };
+	unsigned order_of_last = 0;
+	uint8_t *buf = malloc(KRAY_CHUNK);
+	int fd = join();
+
+	cr_assert_not_null(buf);
+	send_push(fd, &id, size);
+	for (uint64_t off = 0; off < size; off += KRAY_CHUNK)
+		send_chunk(fd, &id, off,
+			   size - off < KRAY_CHUNK ? (uint32_t)(size - off) : KRAY_CHUNK, 0, 80);
+	wait_store_bytes(k, size, "the object that came");
+	/* Pulled back, the last chunk asked for at once; a request for an object that is not
+	 * streaming (none) is ignored. */
+	send_range(fd, &none, 0, 4096, 0);
+	send_hdr(fd, KRAY_MSG_OBJ_PULL, sizeof(pull), 0);
+	send_all(fd, &pull, sizeof(pull));
+	send_range(fd, &id, size - 1, 1, 0);
+	for (unsigned i = 0; i < nchunks; i++) {
+		uint64_t off;
+		uint32_t len;
+		int64_t bad;
+
+		recv_chunk(fd, &id, buf, &off, &len);
+		cr_assert(off % KRAY_CHUNK == 0 && off < size, "chunk at %llu",
+			  (unsigned long long)off);
+		cr_assert_eq(len, size - off < KRAY_CHUNK ? size - off : KRAY_CHUNK, "length %u",
+			     len);
+		cr_assert_not(seen[off / KRAY_CHUNK], "chunk at %llu twice",
+			      (unsigned long long)off);
+		seen[off / KRAY_CHUNK] = true;
+		bad = pattern_check(buf, off, len, 80);
+		cr_assert_eq(bad, -1, "byte %lld of the chunk at %llu differs", (long long)bad,
+			     (unsigned long long)off);
+		if (off / KRAY_CHUNK == nchunks - 1)
+			order_of_last = i;
+	}
+	free(buf);
+	cr_log_info("the last chunk came %u-th of %u", order_of_last + 1, nchunks);
+	cr_assert_lt(order_of_last, nchunks - 1, "the chunk asked for came last");
+	/* Past the object's end: the link closes, krayd serves on. */
+	lenient = true;
+	send_range(fd, &id, size, 1, 0);
+	lenient = false;
+	cr_assert(closed_within(fd, 5000), "a range past the end was taken");
+	close(fd);
+	harness_expect_serving(&head, "a range request past the end");
+	/* A malformed one (a short body) too. */
+	fd = join();
+	lenient = true;
+	send_range(fd, &id, 0, 1, sizeof(struct kray_msg_obj_range) - 8);
+	lenient = false;
+	cr_assert(closed_within(fd, 5000), "a malformed range request was taken");
+	close(fd);
+	cr_assert(harness_krayd_alive(&head), "krayd died");
+	harness_expect_serving(&head, "a malformed range request");
 }

@@ -474,7 +474,7 @@ Test(wire, fd_value_lazy_flag)
 	kbuf_free(&b);
 }
 
-/* The kmod range (80-87) knows only its types; the second node range (88-91) its own;
+/* The kmod range (80-87) knows only its types; the second node range (88-92) its own;
  * the rest stays unknown. */
 Test(hdr, kmod_range)
 {
@@ -1050,6 +1050,38 @@ Test(roundtrip, job_end)
 	cr_assert_eq(m2.job, 9);
 	cr_assert_eq(m2.path_len, 0);
 	cr_assert_eq(wire_dec_fixed(b.data + sizeof(h), h.len - 1, &m2, sizeof(m2)), -EBADMSG);
+	kbuf_free(&b);
+}
+
+/* OBJ_RANGE (92, in the second node range): a fixed body whose range is not empty and ends
+ * within KRAY_OBJECT_MAX; anything else is -EBADMSG (krayd closes the link). */
+Test(roundtrip, obj_range)
+{
+	struct kray_msg_obj_range m = { .oid = { 3, 1, 7, 0 }, .offset = 12u << 20, .len = 4096 },
+				  m2;
+	struct kbuf b = { 0 };
+	struct kray_frame_hdr h;
+	size_t off = wire_begin(&b, KRAY_MSG_OBJ_RANGE, 0);
+
+	kbuf_put(&b, &m, sizeof(m));
+	cr_assert_eq(wire_end(&b, off), 0);
+	memcpy(&h, b.data, sizeof(h));
+	cr_assert_eq(KRAY_MSG_OBJ_RANGE, 92);
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "OBJ_RANGE is a known type");
+	cr_assert_eq(wire_dec_obj_range(b.data + sizeof(h), h.len, &m2), 0);
+	cr_assert(oid_eq(&m2.oid, &m.oid) && m2.offset == m.offset && m2.len == m.len);
+	cr_assert_eq(wire_dec_obj_range(b.data + sizeof(h), h.len - 1, &m2), -EBADMSG, "short");
+	m2 = m;
+	m2.len = 0;
+	cr_assert_eq(wire_dec_obj_range(&m2, sizeof(m2), &m), -EBADMSG, "empty range accepted");
+	m2.len = 1;
+	m2.offset = KRAY_OBJECT_MAX;
+	cr_assert_eq(wire_dec_obj_range(&m2, sizeof(m2), &m), -EBADMSG, "past the max accepted");
+	m2.offset = KRAY_OBJECT_MAX - 1;
+	cr_assert_eq(wire_dec_obj_range(&m2, sizeof(m2), &m), 0, "the max's last byte refused");
+	m2.offset = 8;
+	m2.len = UINT64_MAX - 4; /* offset + len wraps */
+	cr_assert_eq(wire_dec_obj_range(&m2, sizeof(m2), &m), -EBADMSG, "wrapping range accepted");
 	kbuf_free(&b);
 }
 
