@@ -48,7 +48,7 @@ EXAMPLES   := $(EX_FNS:examples/%.c=$(O)/examples/lib%.so) $(EX_BINS_SRC:example
 # Linked into every bench (bench_bpf has its own rule, mk/bpf.mk): bench/bench_common.c, the
 # krayd start/stop it shares with the tests' harness, and the call loops (bench_calls.c).
 BENCH_LIB  := bench/bench_common.c bench/bench_calls.c tests/integration/spawn.c
-BENCH_SRC  := $(filter-out $(BENCH_LIB),$(wildcard bench/*.c))
+BENCH_SRC  := $(filter-out $(BENCH_LIB) bench/bench_nodes.c,$(wildcard bench/*.c))
 BENCHES    := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT       := $(UNIT_SRC:tests/%.c=$(O)/tests/%)

@@ -40,52 +40,28 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../tests/integration/netns.h"
-#include "bench_common.h"
+#include "bench_nodes.h"
 
 #define MAX_ROUNDS 3
 #define TCP_PORT 7100
 
-static struct netns_cluster net;
-static struct bench_krayd nodes[NETNS_MAX];
-static char token_file[sizeof(nodes[0].sock) + 8];
 static int nnodes = 9;
-
-static void cleanup(void)
-{
-	for (int i = 0; i < NETNS_MAX; i++)
-		bench_krayd_stop(&nodes[i]);
-	netns_cleanup_all();
-}
 
 static void stop_all(void)
 {
 	for (int i = 0; i < NETNS_MAX; i++)
-		bench_krayd_stop(&nodes[i]);
+		bench_node_stop(i);
 }
 
 static void start_node(int i, const char *direct)
 {
-	const char *krayd = getenv("KRAY_KRAYD"), *code = getenv("KRAY_TEST_CODE_PATH");
-	char listen[32], head[32], envn[8], res[16];
-	int saved;
+	char res[16];
 
-	if (!krayd || !code)
-		bench_die("KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set (make bench)", NULL);
-	snprintf(listen, sizeof(listen), "%s:7000", net.addr[i]);
-	snprintf(head, sizeof(head), "%s:7000", net.addr[0]);
-	snprintf(envn, sizeof(envn), "%d", i + 1);
 	snprintf(res, sizeof(res), "n%d:1", i + 1);
-	setenv("KRAY_TEST_NODE", envn, 1);
-
 	const char *const flags[] = { "--num-cpus",
 				      "1",
-				      "--code-path",
-				      code,
 				      "--store-size",
 				      "2G",
-				      "--node-listen",
-				      listen,
 				      "--resources",
 				      res,
 				      "--heartbeat-ms",
@@ -97,46 +73,14 @@ static void start_node(int i, const char *direct)
 				      "--direct-pull",
 				      direct,
 				      NULL };
-	const char *const head_flags[] = { "--head", NULL };
-	const char *const join_flags[] = { "--address", head, "--token-file", token_file, NULL };
 
-	saved = netns_enter(net.ns[i]);
-	if (saved < 0)
-		bench_die("setns", NULL);
-	bench_krayd_start(&nodes[i], krayd, flags, i == 0 ? head_flags : join_flags);
-	netns_leave(saved);
-	if (i == 0)
-		snprintf(token_file, sizeof(token_file), "%s.token", nodes[0].sock);
-}
-
-static kray *connect_to(int i)
-{
-	struct kray_config cfg = { .address = nodes[i].sock,
-				   .code_path = getenv("KRAY_TEST_CODE_PATH") };
-	kray *k;
-
-	if (kray_init(&k, &cfg))
-		bench_die(kray_init_errmsg(), NULL);
-	return k;
-}
-
-static int count_alive(kray *k)
-{
-	char *text = NULL;
-	int n = 0;
-
-	if (kray_describe_nodes(k, &text))
-		bench_die("describe nodes", NULL);
-	for (char *p = text; (p = strstr(p, " ALIVE ")); p++)
-		n++;
-	free(text);
-	return n;
+	bench_node_start(i, flags);
 }
 
 /* Node i's object bytes sent to other nodes so far. */
 static uint64_t sent_by(int i)
 {
-	kray *k = connect_to(i);
+	kray *k = bench_node_connect(i);
 	char *text = NULL;
 	const char *key = "object bytes with node ";
 	uint64_t sum = 0;
@@ -169,17 +113,11 @@ static void run(struct mode *m, const char *direct, size_t size, int rounds)
 	kray_value v[NETNS_MAX];
 	kray *k;
 	void *data;
-	int64_t t0;
 
 	for (int i = 0; i < nnodes; i++)
 		start_node(i, direct);
-	k = connect_to(0);
-	t0 = (int64_t)(bench_now() * 1000);
-	while (count_alive(k) != nnodes) {
-		if ((int64_t)(bench_now() * 1000) - t0 > 20000)
-			bench_die("the nodes did not all join in 20 s", NULL);
-		usleep(20000);
-	}
+	k = bench_node_connect(0);
+	bench_nodes_wait_alive(k, nnodes);
 	if (kray_create(k, size, &x, &data))
 		bench_die(kray_errmsg(k), NULL);
 	for (size_t i = 0; i < size; i++)
@@ -245,9 +183,9 @@ static pid_t tcp_receiver(int i, size_t size, int ready)
 	char *buf = malloc(cap), ok = 1;
 	int one = 1, l, c;
 
-	if (!buf || netns_enter(net.ns[i]) < 0)
+	if (!buf || netns_enter(bench_net.ns[i]) < 0)
 		die_child("receiver setup");
-	inet_pton(AF_INET, net.addr[i], &sa.sin_addr);
+	inet_pton(AF_INET, bench_net.addr[i], &sa.sin_addr);
 	l = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) || listen(l, 1))
@@ -283,9 +221,9 @@ static pid_t tcp_sender(int i, const char *buf, size_t size, int ready, const in
 	int c;
 
 	close(go[1]); /* the parent's close is the go */
-	if (netns_enter(net.ns[0]) < 0)
+	if (netns_enter(bench_net.ns[0]) < 0)
 		die_child("sender setns");
-	inet_pton(AF_INET, net.addr[i], &sa.sin_addr);
+	inet_pton(AF_INET, bench_net.addr[i], &sa.sin_addr);
 	c = socket(AF_INET, SOCK_STREAM, 0);
 	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)))
 		die_child("sender connect");
@@ -427,11 +365,10 @@ int main(int argc, char **argv)
 		bench_die("--nodes: 2 to NETNS_MAX", NULL);
 	obj_size = size ? size : quick ? 32u << 20 : 256u << 20;
 	nrounds = quick ? 1 : MAX_ROUNDS;
-	if (netns_cluster_up(&net, nnodes, why, sizeof(why))) {
+	if (bench_nodes_up(nnodes, why, sizeof(why))) {
 		printf("bench_broadcast: skipped: %s\n", why);
 		return 0;
 	}
-	atexit(cleanup);
 	signal(SIGPIPE, SIG_IGN);
 	run(&modes[0], "1", obj_size, nrounds);
 	run(&modes[1], "0", obj_size, nrounds);

@@ -54,44 +54,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../tests/integration/netns.h"
-#include "bench_common.h"
+#include "bench_nodes.h"
 
 #define GIB (1ul << 30)
 #define MAX_ROUNDS 15
 #define NTASKS 300
 
-static struct netns_cluster net;
-static struct bench_krayd nodes[NETNS_MAX];
-static char token_file[sizeof(nodes[0].sock) + 8];
-
-static void cleanup(void)
-{
-	for (int i = 0; i < NETNS_MAX; i++)
-		bench_krayd_stop(&nodes[i]);
-	netns_cleanup_all();
-}
-
 /* Starts node i's krayd in its namespace with cpus CPU slots and a pool of pool bytes,
  * and waits for it to serve. */
 static void start_node_with(int i, const char *res, const char *cpus, const char *pool)
 {
-	const char *krayd = getenv("KRAY_KRAYD"), *code = getenv("KRAY_TEST_CODE_PATH");
-	char listen[32], head[32], envn[8];
-	int saved;
-
-	if (!krayd || !code)
-		bench_die("KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set (make bench)", NULL);
-	snprintf(listen, sizeof(listen), "%s:7000", net.addr[i]);
-	snprintf(head, sizeof(head), "%s:7000", net.addr[0]);
-	snprintf(envn, sizeof(envn), "%d", i + 1);
-	setenv("KRAY_TEST_NODE", envn, 1);
-
 	const char *const flags[] = {
 		"--num-cpus",
 		cpus,
-		"--code-path",
-		code,
 		"--store-size",
 		"3G",
 		/* Room in the pool for a pre-faulted 1 GiB memfd, as on a node that receives
@@ -99,8 +74,6 @@ static void start_node_with(int i, const char *res, const char *cpus, const char
 		 * memory otherwise, at page-fault speed. */
 		"--pool-size",
 		pool,
-		"--node-listen",
-		listen,
 		"--resources",
 		res,
 		"--heartbeat-ms",
@@ -109,35 +82,13 @@ static void start_node_with(int i, const char *res, const char *cpus, const char
 		"1000",
 		NULL,
 	};
-	/* Node 1 is the head; the others join it with the token it wrote. */
-	const char *const head_flags[] = { "--head", NULL };
-	const char *const join_flags[] = { "--address", head, "--token-file", token_file, NULL };
 
-	saved = netns_enter(net.ns[i]);
-	if (saved < 0)
-		bench_die("setns", NULL);
-	bench_krayd_start(&nodes[i], krayd, flags, i == 0 ? head_flags : join_flags);
-	netns_leave(saved);
-	if (i == 0)
-		snprintf(token_file, sizeof(token_file), "%s.token", nodes[0].sock);
+	bench_node_start(i, flags);
 }
 
 static void start_node(int i, const char *res)
 {
 	start_node_with(i, res, "2", getenv("BENCH_POOL") ? getenv("BENCH_POOL") : "1100M");
-}
-
-static int count(kray *k, const char *word)
-{
-	char *text = NULL;
-	int n = 0;
-
-	if (kray_describe_nodes(k, &text))
-		bench_die("describe nodes", NULL);
-	for (char *p = text; (p = strstr(p, word)); p += strlen(word))
-		n++;
-	free(text);
-	return n;
 }
 
 /* Milliseconds until the head lists alive/dead nodes (polling every 5 ms). */
@@ -146,7 +97,8 @@ static double wait_nodes(kray *k, int alive, int dead)
 	double t0 = bench_now();
 
 	while (bench_now() - t0 < 20) {
-		if (count(k, " ALIVE ") == alive && count(k, " DEAD ") == dead)
+		if (bench_nodes_count(k, " ALIVE ") == alive &&
+		    bench_nodes_count(k, " DEAD ") == dead)
 			return (bench_now() - t0) * 1000;
 		usleep(5000);
 	}
@@ -167,8 +119,8 @@ static double tcp_stream(size_t size)
 	if (!buf || pipe(ready))
 		bench_die("out of memory", NULL);
 	memset(buf, 0x5a, chunk);
-	inet_pton(AF_INET, net.addr[0], &sa.sin_addr);
-	saved = netns_enter(net.ns[0]);
+	inet_pton(AF_INET, bench_net.addr[0], &sa.sin_addr);
+	saved = netns_enter(bench_net.ns[0]);
 	srv = fork();
 	if (srv == 0) {
 		int one = 1, l = socket(AF_INET, SOCK_STREAM, 0), s;
@@ -194,7 +146,7 @@ static double tcp_stream(size_t size)
 	netns_leave(saved);
 	if (read(ready[0], &c, 1) != 1)
 		bench_die("tcp server", NULL);
-	saved = netns_enter(net.ns[1]);
+	saved = netns_enter(bench_net.ns[1]);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	netns_leave(saved);
 	t0 = bench_now();
@@ -216,17 +168,6 @@ static double tcp_stream(size_t size)
 	close(ready[1]);
 	free(buf);
 	return t;
-}
-
-static kray *connect_to(int i)
-{
-	struct kray_config cfg = { .address = nodes[i].sock,
-				   .code_path = getenv("KRAY_TEST_CODE_PATH") };
-	kray *k;
-
-	if (kray_init(&k, &cfg))
-		bench_die(kray_init_errmsg(), NULL);
-	return k;
 }
 
 /* One cross-node transfer of the object ref to node 2.  Returns seconds. */
@@ -283,7 +224,7 @@ struct xfer_figs {
  * alternated so that noise hits both; node 2's loop watched meanwhile. */
 static void transfers(kray *k, int rounds, struct xfer_figs *f)
 {
-	struct pinger p = { .k = connect_to(1) };
+	struct pinger p = { .k = bench_node_connect(1) };
 	struct kray_stats st;
 	pthread_t th;
 	kray_ref big;
@@ -373,11 +314,11 @@ static void sixteen(int rounds, double *one, double *all)
 	char why[128];
 	kray *k;
 
-	cleanup();
-	if (netns_cluster_up(&net, 16, why, sizeof(why)))
+	bench_nodes_cleanup();
+	if (bench_nodes_up(16, why, sizeof(why)))
 		bench_die("16 network namespaces", why);
 	start_node_with(0, "", "1", "0");
-	k = connect_to(0);
+	k = bench_node_connect(0);
 	wait_nodes(k, 1, 0);
 	tasks_per_s_n(k, 50); /* warm-up */
 	for (int r = 0; r < rounds; r++)
@@ -419,16 +360,15 @@ int main(int argc, char **argv)
 	}
 	if (rounds < 1 || rounds > MAX_ROUNDS)
 		bench_die("--rounds: 1 to 15", NULL);
-	if (netns_cluster_up(&net, only_transfer ? 2 : 3, why, sizeof(why))) {
+	if (bench_nodes_up(only_transfer ? 2 : 3, why, sizeof(why))) {
 		printf("bench_cluster: skipped: %s\n", why);
 		return 0;
 	}
-	atexit(cleanup);
 	signal(SIGPIPE, SIG_IGN);
 	if (only_transfer) {
 		start_node(0, "n1:1");
 		start_node(1, "n2:1");
-		k = connect_to(0);
+		k = bench_node_connect(0);
 		wait_nodes(k, 2, 0);
 		transfers(k, rounds, &xf);
 		kray_shutdown(k);
@@ -457,7 +397,7 @@ int main(int argc, char **argv)
 
 	/* The head alone first: tasks/s on one node. */
 	start_node(0, "n1:1");
-	k = connect_to(0);
+	k = bench_node_connect(0);
 	wait_nodes(k, 1, 0);
 	tasks_per_s(k); /* warm-up: workers started */
 	for (int r = 0; r < rounds; r++)
@@ -474,15 +414,15 @@ int main(int argc, char **argv)
 
 	/* Dead-node detection. */
 	for (int r = 0; r < rounds; r++) {
-		kill(nodes[2].pid, SIGSTOP);
+		kill(bench_node[2].pid, SIGSTOP);
 		hung[r] = wait_nodes(k, 2, 1);
-		kill(nodes[2].pid, SIGCONT);
+		kill(bench_node[2].pid, SIGCONT);
 		wait_nodes(k, 3, 0);
 	}
-	kill(nodes[2].pid, SIGKILL);
+	kill(bench_node[2].pid, SIGKILL);
 	killed = wait_nodes(k, 2, 1);
-	waitpid(nodes[2].pid, NULL, 0);
-	nodes[2].pid = 0;
+	waitpid(bench_node[2].pid, NULL, 0);
+	bench_node[2].pid = 0;
 	kray_shutdown(k);
 	sixteen(rounds, one1, all16);
 

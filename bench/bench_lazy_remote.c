@@ -29,8 +29,7 @@
 
 #include <kray/kray.h>
 
-#include "bench_common.h"
-#include "../tests/integration/netns.h"
+#include "bench_nodes.h"
 
 #define MiB ((size_t)1 << 20)
 
@@ -44,41 +43,20 @@ static const char *const fig_label[F_COUNT] = { "get returns (ms)", "get + first
 						"get + last byte, read first (ms)",
 						"get + whole sequential read (s)" };
 
-static struct netns_cluster net;
-static struct bench_krayd nodes[2];
-static char token_file[sizeof(nodes[0].sock) + 8];
 static struct bench_samples fig[MODES][F_COUNT];
 static size_t size = 1024 * MiB;
 static int rounds = 3;
 
-static void cleanup(void)
-{
-	for (int i = 0; i < 2; i++)
-		bench_krayd_stop(&nodes[i]);
-	netns_cleanup_all();
-}
-
 static void start_node(int i)
 {
-	const char *krayd = getenv("KRAY_KRAYD"), *code = getenv("KRAY_TEST_CODE_PATH");
-	char listen[32], head[32], res[16];
-	int saved;
+	char res[16];
 
-	if (!krayd || !code)
-		bench_die("KRAY_KRAYD and KRAY_TEST_CODE_PATH must be set (make bench)", NULL);
-	snprintf(listen, sizeof(listen), "%s:7000", net.addr[i]);
-	snprintf(head, sizeof(head), "%s:7000", net.addr[0]);
 	snprintf(res, sizeof(res), "n%d:1", i + 1);
-
-	/* (a 1 GiB transfer takes a while on a busy machine: heartbeats wait behind it) */
+	/* (a 1 GiB transfer takes a while on a busy machine) */
 	const char *const flags[] = { "--num-cpus",
 				      "1",
-				      "--code-path",
-				      code,
 				      "--store-size",
 				      "3G",
-				      "--node-listen",
-				      listen,
 				      "--resources",
 				      res,
 				      "--heartbeat-ms",
@@ -88,27 +66,8 @@ static void start_node(int i)
 				      "--bpf",
 				      "off",
 				      NULL };
-	const char *const head_flags[] = { "--head", NULL };
-	const char *const join_flags[] = { "--address", head, "--token-file", token_file, NULL };
 
-	saved = netns_enter(net.ns[i]);
-	if (saved < 0)
-		bench_die("setns", NULL);
-	bench_krayd_start(&nodes[i], krayd, flags, i == 0 ? head_flags : join_flags);
-	netns_leave(saved);
-	if (i == 0)
-		snprintf(token_file, sizeof(token_file), "%s.token", nodes[0].sock);
-}
-
-static kray *connect_to(int i)
-{
-	struct kray_config cfg = { .address = nodes[i].sock,
-				   .code_path = getenv("KRAY_TEST_CODE_PATH") };
-	kray *k;
-
-	if (kray_init(&k, &cfg))
-		bench_die(kray_init_errmsg(), NULL);
-	return k;
+	bench_node_start(i, flags);
 }
 
 static struct kray_stats status(kray *k)
@@ -118,19 +77,6 @@ static struct kray_stats status(kray *k)
 	if (kray_status(k, &st))
 		bench_die("kray_status", kray_errmsg(k));
 	return st;
-}
-
-static int count_alive(kray *k)
-{
-	char *text = NULL;
-	int n = 0;
-
-	if (kray_describe_nodes(k, &text))
-		bench_die("describe nodes", NULL);
-	for (char *p = text; (p = strstr(p, " ALIVE ")); p++)
-		n++;
-	free(text);
-	return n;
 }
 
 /* A new object made on node 2 (its ref in *r), in mode m (KRAY_LAZY for the gets after). */
@@ -250,24 +196,19 @@ int main(int argc, char **argv)
 	}
 	if (size < 8 * MiB || size > 1024 * MiB)
 		bench_die("--size: 8M to 1G", NULL);
-	if (netns_cluster_up(&net, 2, why, sizeof(why))) {
+	if (bench_nodes_up(2, why, sizeof(why))) {
 		printf("bench_lazy_remote: skipped: %s\n", why);
 		return 0;
 	}
-	atexit(cleanup);
 	signal(SIGPIPE, SIG_IGN);
 	start_node(0);
 	start_node(1);
 	/* A connection that never names a userfaultfd gets eagerly (krayd keeps the first one
 	 * a connection names, so the eager driver is another connection, not an env toggle). */
-	k[MODE_EAGER] = connect_to(0);
-	k[MODE_LAZY] = connect_to(0);
-	k2 = connect_to(1);
-	for (int t = 0; count_alive(k[0]) != 2; t++) {
-		if (t > 500)
-			bench_die("node 2 did not join", NULL);
-		usleep(20000);
-	}
+	k[MODE_EAGER] = bench_node_connect(0);
+	k[MODE_LAZY] = bench_node_connect(0);
+	k2 = bench_node_connect(1);
+	bench_nodes_wait_alive(k[0], 2);
 	/* A round of each first, not counted: the first transfers between two new nodes are
 	 * several times slower (both stores' first pages). */
 	for (int r = -1; r < rounds; r++)

@@ -5,11 +5,13 @@
 # own network namespaces and need root (they skip, saying so, without it).
 LDLIBS_DAEMON += -lcrypto
 
-# The benchmarks make their network namespaces with the tests' helper.
+# The benchmarks make their network namespaces with the tests' helper, and start their
+# nodes with bench/bench_nodes.c.
 $(O)/bench/bench_cluster $(O)/bench/bench_broadcast $(O)/bench/bench_lazy_remote: $(O)/bench/%: bench/%.c \
-			 tests/integration/netns.c $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
+			 bench/bench_nodes.c bench/bench_nodes.h tests/integration/netns.c \
+			 $(BENCH_LIB:%.c=$(O)/%.o) $(LIBKRAY)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< tests/integration/netns.c \
+	$(CC) $(CFLAGS) -o $@ $< bench/bench_nodes.c tests/integration/netns.c \
 		$(BENCH_LIB:%.c=$(O)/%.o) -L$(O)/lib -lkray $(RPATH) -lm
 
 # The scale benchmark speaks the node protocol itself (the token's HMAC from libcrypto).
