@@ -180,7 +180,7 @@ class PPOTrainer(Trainer):
             for _, o_mb, act_mb, old_logp_mb, kl_grad_mb, onehot_mb, a, *vt_mb in zip(
                     range(nmb), *(col.split(mb) for col in shuffled)):
                 if split:
-                    logits = self.net.pi(o_mb)
+                    logits = self.net.pi_forward(o_mb)
                 else:
                     logits, v = self.net(o_mb)
                 loss, lp_all = policy_grad(logits, act_mb, old_logp_mb, kl_grad_mb,
