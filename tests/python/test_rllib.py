@@ -420,3 +420,30 @@ def test_rollout_workers_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_rollout_worker_module_loads_no_trainer():
+    # A rollout actor's process loads its class's module, kray.rllib.evaluation.
+    # rollout_worker, and with it kray.rllib: neither the trainers' modules nor kray.tune
+    # (two thirds of its import after numpy's), which kray.rllib's names load when used.
+    import subprocess
+    import sys
+    code = ("import sys; from kray.rllib.evaluation.rollout_worker import RolloutWorker; "
+            "print(sorted(m for m in sys.modules if m.startswith(('kray.tune', "
+            "'kray.rllib.algorithms', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    # kray.rllib's names and tune.run("PPO") still find the trainers.
+    code = ("import kray.rllib, kray.tune._run as r; from kray.rllib import PPOTrainer, "
+            "ESConfig; assert r.get_trainable_cls('PPO') is PPOTrainer; "
+            "assert r.get_trainable_cls('ES') is kray.rllib.ES; "
+            "from kray.rllib.algorithms.algorithm import RolloutWorker; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "ok", out.stdout + out.stderr
+    code = ("import kray.rllib as r, kray.tune._run as t; t.get_trainable_cls('PPO'); "
+            "print(sorted(t._registry))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert "'ES'" in out.stdout and "'PPO'" in out.stdout, out.stdout + out.stderr

@@ -192,9 +192,21 @@ def make_torch_model(obs_dim, num_outputs, model, with_value=True, with_policy=T
             self.pi = mlp(num_outputs, 0.01) if with_policy else None
             self.vf = mlp(1, 0.01) if with_value else None
 
+        # The learner calls these once per minibatch: each layer's forward() directly,
+        # without nn.Module.__call__'s hook checks (about 1.5 us per layer and call).
+        def pi_forward(self, obs):
+            for m in self.pi:
+                obs = m.forward(obs)
+            return obs
+
+        def vf_forward(self, obs):
+            for m in self.vf:
+                obs = m.forward(obs)
+            return obs
+
         def forward(self, obs):
-            logits = self.pi(obs)
-            v = self.vf(obs).squeeze(-1) if self.vf is not None else None
+            logits = self.pi_forward(obs)
+            v = self.vf_forward(obs).squeeze(-1) if self.vf is not None else None
             return logits, v
 
         def numpy_weights(self):

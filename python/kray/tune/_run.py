@@ -47,7 +47,8 @@ def register_trainable(name, trainable):
 def get_trainable_cls(name):
     if name not in _registry:
         try:
-            import kray.rllib  # noqa: F401 (registers "PPO", "ES")
+            import kray.rllib
+            kray.rllib.register_trainables()  # "PPO", "ES"
         except ImportError:
             pass
     if name not in _registry:

@@ -15,6 +15,7 @@ import kray
 
 from ..env import make_env
 from ..models import mlp_forward
+from ...tune._run import register_trainable
 from .algorithm import COMMON_CONFIG, Trainer, worker_cpus
 from .ppo import AlgorithmConfig
 
@@ -233,3 +234,6 @@ ES = ESTrainer
 
 class ESConfig(AlgorithmConfig):
     algo_class = ESTrainer
+
+
+register_trainable("ES", ESTrainer)  # tune.run("ES")

@@ -11,6 +11,7 @@ import numpy as np
 
 import kray
 
+from ...tune._run import register_trainable
 from .algorithm import COMMON_CONFIG, Trainer, merge_config
 from .value_learner import acquire as acquire_value_learner
 from .value_learner import (adam, load_optimizer_state, minibatch_starts, optimizer_state,
@@ -50,7 +51,7 @@ class PPOTrainer(Trainer):
         c = self.config
         return c["gamma"], (c["lambda"] if c["use_gae"] else 1.0)
 
-    def build(self):
+    def validate(self):
         c = self.config
         if c["sgd_minibatch_size"] > c["train_batch_size"]:
             raise ValueError(f"sgd_minibatch_size ({c['sgd_minibatch_size']}) must be <= "
@@ -58,6 +59,9 @@ class PPOTrainer(Trainer):
         if c["model"]["vf_share_layers"]:
             raise ValueError("kray's PPO keeps separate policy and value networks: "
                              "model.vf_share_layers must be False")
+
+    def build(self):
+        c = self.config
         # The value network in an actor of its own (value_learner.py): only where the
         # loss splits (no global grad clipping) and the rollouts are actors too.  Started
         # first, so that its torch import and the driver's run together.
@@ -176,7 +180,7 @@ class PPOTrainer(Trainer):
             for _, o_mb, act_mb, old_logp_mb, kl_grad_mb, onehot_mb, a, *vt_mb in zip(
                     range(nmb), *(col.split(mb) for col in shuffled)):
                 if split:
-                    logits = self.net.pi(o_mb)
+                    logits = self.net.pi_forward(o_mb)
                 else:
                     logits, v = self.net(o_mb)
                 loss, lp_all = policy_grad(logits, act_mb, old_logp_mb, kl_grad_mb,
@@ -382,3 +386,6 @@ class AlgorithmConfig:
 
 class PPOConfig(AlgorithmConfig):
     algo_class = PPOTrainer
+
+
+register_trainable("PPO", PPOTrainer)  # tune.run("PPO")

@@ -113,13 +113,15 @@ class ValueLearner:
                 o_ep, vt_ep = obs, vt
             for _, o_mb, vt_mb in zip(minibatch_starts(n, minibatch_size),
                                       o_ep.split(minibatch_size), vt_ep.split(minibatch_size)):
-                v = self.net.vf(o_mb).squeeze(-1)
-                vf_loss = value_loss(v, vt_mb, self.vf_clip_param)
-                loss = (self.vf_loss_coeff * vf_loss).mean()
+                v = self.net.vf_forward(o_mb).squeeze(-1)
+                vf_mean = value_loss(v, vt_mb, self.vf_clip_param).mean()
+                # (the driver's loss adds vf_loss_coeff * this mean: with the coefficient
+                # 1, RLlib's default, the product changes no bit of it or its gradient)
+                loss = vf_mean if self.vf_loss_coeff == 1.0 else self.vf_loss_coeff * vf_mean
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
-                losses.append(vf_loss.detach().mean())
+                losses.append(vf_mean.detach())
         out = {"vf": self.net.numpy_weights()["vf"],
                "vf_loss": torch.stack(losses).numpy() if losses else np.zeros(0)}
         out["sgd_s"] = time.perf_counter() - t0
