@@ -8,14 +8,12 @@ answers each result with CONTINUE or STOP; a function trainable's report() waits
 answer, a class trainable's loop asks after each step().  The driver collects the results
 from the controller, writes them (result.json, JSON lines, per trial), saves the
 experiment's state (experiment_state.pkl) and prints the progress table."""
-import base64
 import copy
 import datetime
 import json
 import math
 import os
 import pickle
-import signal
 import sys
 import time
 import traceback
