@@ -160,6 +160,30 @@ static void expect_clean(kray *k)
 		     (unsigned long long)st.store_bytes);
 }
 
+/* The end of a test: v cleared, r released, node 1's store empty and node 1 serving. */
+static void end_test(kray *k, kray_ref r, kray_value *v)
+{
+	kray_value_clear(v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
+	harness_shutdown(k);
+}
+
+/* A get of r after it came whole (v cleared first): the object's own memfd, right. */
+static void whole_again(kray *k, kray_ref r, kray_value *v, uint64_t seed)
+{
+	int64_t bad;
+	int rc;
+
+	kray_value_clear(v);
+	rc = harness_get1(k, r, 60000, v);
+	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
+	cr_assert(!lazily_mapped(v->data), "a get of a whole object was answered lazily");
+	bad = pattern_check(v->data, 0, SIZE, seed);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+}
+
 /* The bytes of [p, p + len) in memory: for a lazy memfd, what came from the other node. */
 static uint64_t resident_bytes(const void *p, size_t len)
 {
@@ -227,18 +251,9 @@ Test(cluster_lazy, last_byte_first_then_whole_256mib)
 	cr_assert_geq(served, 1, "node 2 sent no chunk first");
 	bad = pattern_check(v.data, 0, SIZE, 5150);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
-	kray_value_clear(&v);
 	/* Whole here now: a later get maps the object's own memfd. */
-	rc = harness_get1(k, r, 60000, &v);
-	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
-	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
-	bad = pattern_check(v.data, 0, SIZE, 5150);
-	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
-	kray_value_clear(&v);
-	kray_release(k, &r, 1);
-	expect_clean(k);
-	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
-	harness_shutdown(k);
+	whole_again(k, r, &v, 5150);
+	end_test(k, r, &v);
 }
 
 /* Touches all over the object in a random order while it streams in: each reads right
@@ -269,13 +284,8 @@ Test(cluster_lazy, random_order_touches_byte_exact)
 	}
 	bad = pattern_check(v.data, 0, SIZE, 5156);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
-	kray_value_clear(&v);
 	/* Whole and sealed: a later get maps the object's own memfd, byte-exact. */
-	rc = harness_get1(k, r, 60000, &v);
-	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
-	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
-	bad = pattern_check(v.data, 0, SIZE, 5156);
-	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	whole_again(k, r, &v, 5156);
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
 	expect_clean(k);
@@ -382,11 +392,7 @@ Test(cluster_lazy, holder_killed_mid_transfer_object_lost_sigbus_in_reader)
 	cr_assert_eq(rc, -EREMOTEIO, "get of the lost object: %d", rc);
 	cr_assert_eq(v.type, KRAY_ERROR, "type %d", v.type);
 	cr_log_info("the next get: %s", (const char *)v.data);
-	kray_value_clear(&v);
-	kray_release(k, &r, 1);
-	expect_clean(k);
-	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
-	harness_shutdown(k);
+	end_test(k, r, &v);
 }
 
 Test(cluster_lazy, holder_killed_mid_transfer_rebuilt_from_lineage)
@@ -403,11 +409,7 @@ Test(cluster_lazy, holder_killed_mid_transfer_rebuilt_from_lineage)
 	/* The task runs again on the other node, whose copy fills what the reader lacks. */
 	bad = pattern_check(v.data, 0, SIZE, 5152);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
-	kray_value_clear(&v);
-	kray_release(k, &r, 1);
-	expect_clean(k);
-	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
-	harness_shutdown(k);
+	end_test(k, r, &v);
 }
 
 /* The reader touches the last byte first while the holder is stopped (its range request
@@ -432,11 +434,7 @@ Test(cluster_lazy, holder_killed_with_range_pending_sigbus)
 	kray_value_clear(&v);
 	rc = harness_get1(k, r, 30000, &v);
 	cr_assert_eq(rc, -EREMOTEIO, "get of the lost object: %d", rc);
-	kray_value_clear(&v);
-	kray_release(k, &r, 1);
-	expect_clean(k);
-	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
-	harness_shutdown(k);
+	end_test(k, r, &v);
 }
 
 /* The same, where the task runs again on another node: the range the reader waits for is
@@ -464,11 +462,7 @@ Test(cluster_lazy, holder_killed_with_range_pending_rebuilt)
 		     (unsigned long long)in);
 	bad = pattern_check(v.data, 0, SIZE, 5158);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
-	kray_value_clear(&v);
-	kray_release(k, &r, 1);
-	expect_clean(k);
-	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
-	harness_shutdown(k);
+	end_test(k, r, &v);
 }
 
 /* ---- 3. a reader killed with faults pending ------------------------------------------- */
@@ -514,9 +508,5 @@ Test(cluster_lazy, reader_killed_with_faults_pending)
 	cr_assert(lazily_mapped(v.data), "the get of a remote object was not answered lazily");
 	bad = pattern_check(v.data, 0, SIZE, 5154);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
-	kray_value_clear(&v);
-	kray_release(k, &r, 1);
-	expect_clean(k);
-	cr_assert(harness_krayd_alive(&node[0]), "node 1 exited");
-	harness_shutdown(k);
+	end_test(k, r, &v);
 }
