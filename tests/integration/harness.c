@@ -626,16 +626,31 @@ void harness_expect_serving(struct harness *h, const char *after)
 
 int harness_pick_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+	/*
+	 * Below the kernel's ephemeral range (32768-60999 by default): a port the kernel
+	 * handed out (bind to port 0) may be taken by another process's outgoing connection
+	 * before krayd binds it, and a test that stops one krayd and starts another on the
+	 * same port gave "Address already in use" that way on a busy machine.
+	 */
+	static unsigned seed;
 
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
+	if (!seed)
+		seed = (unsigned)getpid() * 2654435761u ^ (unsigned)harness_now_ms();
+	for (int tries = 0; tries < 1000; tries++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port, ok;
+
+		cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+		port = 20000 + (int)(rand_r(&seed) % 12000);
+		sa.sin_port = htons((uint16_t)port);
+		ok = !bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+		if (ok)
+			return port;
+	}
+	cr_assert_fail("no free port between 20000 and 32000");
+	return -1;
 }
 
 bool harness_closed_within(int fd, int ms, size_t *bytes)

@@ -163,7 +163,8 @@ void harness_raw_expect_error(struct harness *h, const void *frame, size_t len, 
 
 /* ---- TCP and HTTP: the metrics endpoint, the dashboard ------------------------------- */
 
-/* A free TCP port on 127.0.0.1 (bound and released: another process may take it first). */
+/* A free TCP port on 127.0.0.1, below the kernel's ephemeral range (bound and released: another
+ * test may still take it first, but no outgoing connection does). */
 int harness_pick_port(void);
 
 /* Whether fd reaches EOF (or a reset) within ms, reading and dropping what comes (counted

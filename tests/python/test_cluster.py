@@ -16,9 +16,19 @@ from conftest import BUILD
 
 
 def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768 and up by default): one the
+    kernel handed out may go to another process's outgoing connection before krayd binds
+    it (tests/integration/harness.c harness_pick_port)."""
+    import random
+    for _ in range(1000):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def _krayd(d, name, *args):

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,19 +18,13 @@ import time
 
 import pytest
 
-from test_cluster import _krayd  # one way to start a node, shared
+from test_cluster import _free_port, _krayd  # one way to start a node, shared
 from conftest import BUILD
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
                                 reason="no headless browser: Debian's chromium is not "
                                        "installed (make deps installs it)")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
