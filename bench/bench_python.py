@@ -194,6 +194,8 @@ def sync_fastpath_figures(sessions=3):
                     rates["pingpong"].append(pingpong_once())
                 if mode not in calls:
                     calls[mode] = syscalls_per_call()
+                    calls["actor_" + mode] = syscalls_per_call(
+                        call=lambda: kray.get(a.small_value.remote()))
             finally:
                 kray.shutdown()
                 os.environ.pop("KRAY_FASTPATH", None)
@@ -201,9 +203,10 @@ def sync_fastpath_figures(sessions=3):
     return out, calls
 
 
-def syscalls_per_call(n=2000):
-    """System calls the driver (all its threads) makes per sync task, by strace -c, or
-    None without strace.  Timing under strace is not a figure: only the counts."""
+def syscalls_per_call(n=2000, call=None):
+    """System calls the driver (all its threads) makes per sync task (or call()), by
+    strace -c, or None without strace.  Timing under strace is not a figure: only the
+    counts."""
     import shutil
     if not shutil.which("strace"):
         return None
@@ -212,7 +215,10 @@ def syscalls_per_call(n=2000):
                              stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached
         for _ in range(n):
-            kray.get(small_value.remote())
+            if call is None:
+                kray.get(small_value.remote())
+            else:
+                call()
         p.terminate()
         p.wait()
         counts = {}
