@@ -514,3 +514,40 @@ def test_actor_call_behind_a_buffered_one_goes_to_krayd(fast):
         before = fast_count(ray)
         assert [ray.get(a.echo.remote(i)) for i in range(20)] == list(range(20))
         assert fast_count(ray) - before >= 12
+
+
+def test_actor_fast_calls_in_the_task_list(fast):
+    """The actor's worker reports its fast calls (FAST_COUNT records) as actor tasks, so
+    list_tasks() shows them as for calls through krayd: name, state, actor id."""
+    ray, on = fast
+    from kray.util.state import list_tasks
+
+    @ray.remote
+    class Listed:
+        def step_listed(self, x):
+            return x
+
+        def bad_listed(self):
+            raise ValueError("on purpose")
+
+    a = Listed.remote()
+    assert ray.get(a.step_listed.remote(-1)) == -1  # constructed: its calls may go fast
+    before = fast_count(ray)
+    assert [ray.get(a.step_listed.remote(i)) for i in range(30)] == list(range(30))
+    with pytest.raises(ValueError):
+        ray.get(a.bad_listed.remote())
+    went = fast_count(ray) - before
+    deadline = time.monotonic() + 10
+    while True:
+        rows = [t for t in list_tasks(limit=10000)
+                if t["name"] in ("Listed.step_listed", "Listed.bad_listed")]
+        if len(rows) >= 32 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    steps = [t for t in rows if t["name"] == "Listed.step_listed"]
+    assert len(steps) == 31 and all(t["state"] == "FINISHED" for t in steps), steps
+    assert {t["type"] for t in rows} == {"ACTOR_TASK"}, rows
+    assert len({t["actor_id"] for t in rows}) == 1, rows
+    failed = [t for t in rows if t["name"] == "Listed.bad_listed"]
+    assert len(failed) == 1 and failed[0]["state"] == "FAILED", failed
+    assert on == (went > 0)
