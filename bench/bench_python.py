@@ -18,11 +18,13 @@ the machine's floors they report (a unix-socket ping-pong, a memcpy).
     single_client_wait_1k_refs   1,000 tasks, then wait() on what is not ready until
                                  nothing is (Ray's loop); rate of whole loops
 
-single_client_tasks_sync and 1_1_actor_calls_sync again, in alternating krayd sessions
-with the fast path on and off (KRAY_FASTPATH=off: every call through krayd), beside the
-floor of a synchronous round trip between two Python processes (a 64-byte AF_UNIX
-ping-pong) measured in each session, and the driver's system calls per call in each
-(strace -c, when strace is installed).
+single_client_tasks_sync again, in alternating krayd sessions with the fast path on and
+off (KRAY_FASTPATH=off: every call through krayd), and the driver's system calls per
+call in each (strace -c, when strace is installed).
+
+The same sessions measure 1_1_actor_calls_sync with the fast path on and off too, beside
+the floor of a synchronous round trip between two Python processes (a 64-byte AF_UNIX
+ping-pong) measured in each session.
 
 Large objects (issue 14), each against its floor from the same krayd session, once with
 krayd's default config (thp = auto: shmem transparent huge pages) and once with
