@@ -25,6 +25,10 @@ single_client_tasks_sync again, in alternating krayd sessions with the fast path
 off (KRAY_FASTPATH=off: every call through krayd), and the driver's system calls per
 call in each (strace -c, when strace is installed).
 
+The same sessions measure 1_1_actor_calls_sync with the fast path on and off too, beside
+the floor of a synchronous round trip between two Python processes (a 64-byte AF_UNIX
+ping-pong) measured in each session.
+
 Large objects (issue 14), each against its floor from the same krayd session, once with
 krayd's default config (thp = auto: shmem transparent huge pages) and once with
 --thp off (4 KiB pages, the figures before):
@@ -177,12 +181,46 @@ def python_figures():
     return out, cpu
 
 
+def pingpong_once(n=5000):
+    """Round trips per second of a 64-byte message between this process and a child over
+    an AF_UNIX socketpair, both in Python: the floor of a synchronous call between two
+    Python processes."""
+    import socket
+    a, b = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        a.close()
+        try:
+            while True:
+                m = b.recv(64)
+                if not m:
+                    break
+                b.sendall(m)
+        finally:
+            os._exit(0)
+    b.close()
+    msg = b"x" * 64
+    for _ in range(100):
+        a.sendall(msg)
+        a.recv(64)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        a.sendall(msg)
+        a.recv(64)
+    dt = time.perf_counter() - t0
+    a.close()
+    os.waitpid(pid, 0)
+    return n / dt
+
+
 def sync_fastpath_figures(sessions=3):
-    """single_client_tasks_sync with krayd's fast path on and off (KRAY_FASTPATH=off for
-    krayd and the driver: every call through krayd), in alternating private krayd
-    sessions of the same run: {"on": (median, rates), "off": ...}, and the driver's
-    system calls per call in each mode when strace is there."""
-    rates = {"on": [], "off": []}
+    """single_client_tasks_sync and 1_1_actor_calls_sync with krayd's fast path on and off
+    (KRAY_FASTPATH=off for krayd and the driver: every call through krayd), in alternating
+    private krayd sessions of the same run, and the Python ping-pong floor in each:
+    {"on": (median, rates), "off": ..., "actor_on": ..., "actor_off": ...,
+    "pingpong": ...}, and the driver's system calls per task in each mode when strace is
+    there."""
+    rates = {"on": [], "off": [], "actor_on": [], "actor_off": [], "pingpong": []}
     calls = {}
     for _ in range(sessions):
         for mode in ("on", "off"):
@@ -191,10 +229,18 @@ def sync_fastpath_figures(sessions=3):
             kray.init()
             try:
                 kray.get(small_value.remote())
+                a = Actor.remote()
+                for _ in range(50):  # its worker takes fast calls once constructed
+                    kray.get(a.small_value.remote())
                 for _ in range(max(2, ROUNDS // 2)):
                     rates[mode].append(timeit_once(lambda: kray.get(small_value.remote()), 1))
+                    rates["actor_" + mode].append(
+                        timeit_once(lambda: kray.get(a.small_value.remote()), 1))
+                    rates["pingpong"].append(pingpong_once())
                 if mode not in calls:
                     calls[mode] = syscalls_per_call()
+                    calls["actor_" + mode] = syscalls_per_call(
+                        call=lambda: kray.get(a.small_value.remote()))
             finally:
                 kray.shutdown()
                 os.environ.pop("KRAY_FASTPATH", None)
@@ -202,9 +248,10 @@ def sync_fastpath_figures(sessions=3):
     return out, calls
 
 
-def syscalls_per_call(n=2000):
-    """System calls the driver (all its threads) makes per sync task, by strace -c, or
-    None without strace.  Timing under strace is not a figure: only the counts."""
+def syscalls_per_call(n=2000, call=None):
+    """System calls the driver (all its threads) makes per sync task (or call()), by
+    strace -c, or None without strace.  Timing under strace is not a figure: only the
+    counts."""
     import shutil
     if not shutil.which("strace"):
         return None
@@ -213,7 +260,10 @@ def syscalls_per_call(n=2000):
                              stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached
         for _ in range(n):
-            kray.get(small_value.remote())
+            if call is None:
+                kray.get(small_value.remote())
+            else:
+                call()
         p.terminate()
         p.wait()
         counts = {}
@@ -316,6 +366,7 @@ UNITS = {
     "single_client_put_gigabytes": "GB/s", "single_client_wait_1k_refs": "loops/s",
 }
 GOALS = {"single_client_tasks_sync": 10000, "single_client_tasks_async": 50000,
+         "1_1_actor_calls_sync": 20000,
          "1_1_async_actor_calls_async": 50000, "n_n_async_actor_calls_async": 50000,
          "single_client_put_gigabytes": 5}
 FLOORS = ("unix_pingpong_rt_us", "memcpy_gigabytes")
@@ -352,9 +403,13 @@ def main():
     if args.fastpath_only:
         fast, fast_calls = sync_fastpath_figures(5)
         for m, (med, r) in fast.items():
-            print(f"single_client_tasks_sync, fast path {m:3}: {med:9.1f} tasks/s "
-                  f"(rounds {', '.join(f'{x:.0f}' for x in r)})")
-        print(f"on/off {fast['on'][0] / fast['off'][0]:.2f}")
+            what = ("python ping-pong floor   " if m == "pingpong" else
+                    f"1_1_actor_calls_sync, {m[6:]:3}" if m.startswith("actor_") else
+                    f"single_client_tasks_sync, {m:3}")
+            print(f"{what}: {med:9.1f} calls/s (rounds {', '.join(f'{x:.0f}' for x in r)})")
+        print(f"tasks on/off {fast['on'][0] / fast['off'][0]:.2f}, actor calls on/off "
+              f"{fast['actor_on'][0] / fast['actor_off'][0]:.2f}, actor calls on / floor "
+              f"{fast['actor_on'][0] / fast['pingpong'][0]:.2f}")
         for m, counts in fast_calls.items():
             if counts:
                 print(f"driver syscalls per call, {m}: {sum(counts.values()):.2f} "
@@ -392,6 +447,10 @@ def main():
     print(f"  {'fast path on':30} {fast['on'][0]:12.1f}  tasks/s")
     print(f"  {'fast path off (krayd)':30} {fast['off'][0]:12.1f}  tasks/s  "
           f"on/off {fast['on'][0] / fast['off'][0]:.2f}")
+    print(f"  {'1_1_actor_calls_sync, on':30} {fast['actor_on'][0]:12.1f}  calls/s")
+    print(f"  {'1_1_actor_calls_sync, off':30} {fast['actor_off'][0]:12.1f}  calls/s  "
+          f"on/off {fast['actor_on'][0] / fast['actor_off'][0]:.2f}")
+    print(f"  {'python ping-pong (floor)':30} {fast['pingpong'][0]:12.1f}  round trips/s")
     for mode, counts in fast_calls.items():
         if counts:
             total = sum(counts.values())

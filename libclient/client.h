@@ -331,6 +331,8 @@ bool kc_fast_actor_ok(struct kray *k, const kray_ref *actor);
 int kc_fast_actor_trailer(struct kray *k, const struct kray_oid *actor, uint32_t seq,
 			  struct kbuf *b);
 void kc_fast_actor_bounced(struct kray *k, const uint8_t *body, size_t len);
+/* Everything queued for krayd is being sent: no actor call waits in the buffer. */
+void kc_fast_actor_flushed(struct kray *k);
 void kc_fast_actor_free(struct kray *k);
 /* Worker side: opens the worker's fast connection (0 or -EOPNOTSUPP); takes one arrived
  * FAST_EXEC's exec body into ret_body (1; 0 when none arrived; -EPIPE); sends the answer

@@ -333,6 +333,7 @@ static int fast_before_flush(struct kray *k)
 	k->defer = false;
 	if (k->fast_nlate && (r = late_drain(k)))
 		return r;
+	kc_fast_actor_flushed(k);
 	k->fast_requeued = false; /* what it queued goes now */
 	if (!kbuf_pending(&k->fast_pending))
 		return 0;

@@ -16,9 +16,11 @@
  *
  * Driver side: per actor this process got a handle to from krayd (created or looked up
  * by name; the program cannot check handles, krayd does on the daemon path), the handles
- * held, the seqs of its last two calls, and how many calls to skip after the program said
- * the actor has no fast worker (KRAY_FAST_NO_ACTOR).  Calls to other actors, or after the
- * last handle was released, take the daemon path.  Worker side:
+ * held, the seqs of its last two calls (and whether they may still wait in the output
+ * buffer: a call behind one that does goes to krayd with it, not fast for a NOT_RUN), and
+ * how many calls to skip after the program said the actor has no fast worker
+ * (KRAY_FAST_NO_ACTOR).  Calls to other actors, or after the last handle was released,
+ * take the daemon path.  Worker side:
  * the last call run per caller.
  */
 #include <errno.h>
@@ -37,6 +39,9 @@
 struct kc_fast_actor {
 	struct kray_oid actor;
 	uint32_t last, prev; /* seqs of this caller's last two calls to it (0: none) */
+	/* Whether their SUBMITs may still be in the output buffer: not flushed since, and not
+	 * taken out for the fast path (a hint: wrong, it costs a NOT_RUN round trip). */
+	bool last_queued, prev_queued;
 	uint32_t skip; /* calls left before trying the fast path again */
 	uint32_t backoff; /* the skip after the next NO_ACTOR bounce */
 	uint32_t held; /* handles to it this process got from krayd and holds */
@@ -75,8 +80,16 @@ void kc_fast_actor_called(struct kray *k, const kray_ref *actor, uint32_t seq)
 	a = find(k, actor, false);
 	if (a) {
 		a->prev = a->last;
+		a->prev_queued = a->last_queued;
 		a->last = seq;
+		a->last_queued = true;
 	}
+}
+
+void kc_fast_actor_flushed(struct kray *k)
+{
+	for (size_t i = 0; i < k->fast_nactors; i++)
+		k->fast_actors[i].last_queued = k->fast_actors[i].prev_queued = false;
 }
 
 void kc_fast_actor_held(struct kray *k, const kray_ref *actor)
@@ -108,6 +121,11 @@ bool kc_fast_actor_ok(struct kray *k, const kray_ref *actor)
 	/* The ring claims any idle pool worker itself (ring.c): actors' calls are not its. */
 	if (k->ring || !a || !a->held)
 		return false;
+	/* The caller's previous call to it is still in the output buffer (a pipelined call
+	 * the flusher has not sent yet): the actor's worker, not having run it, would answer
+	 * NOT_RUN, so this one goes to krayd with it at once, in the same write. */
+	if (a->prev && a->prev_queued)
+		return false;
 	if (a->skip) {
 		a->skip--;
 		return false;
@@ -123,6 +141,7 @@ int kc_fast_actor_trailer(struct kray *k, const struct kray_oid *actor, uint32_t
 
 	if (!a || a->last != seq)
 		return -EINVAL; /* cannot happen: kc_submit noted it */
+	a->last_queued = false; /* it goes fast, not to krayd */
 	t.after_seq = a->prev;
 	kbuf_put(b, &t, sizeof(t));
 	return b->nomem ? -ENOMEM : 0;

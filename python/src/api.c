@@ -36,8 +36,10 @@
  * and then sends it all; a get or wait in between sends it first anyway.
  *
  * A task that may take the fast path (it has a stand-in for its function blob, see
- * sent_later) is never sent at once: the fast path needs its get to be the very next
- * thing (docs/fastpath.md).  The thread sends it FLUSH_DELAY_NS later if no get came.
+ * sent_later), and an actor call with one return (a plain actor's may go fast), are never
+ * sent at once: the fast path needs its get to be the very next thing
+ * (docs/fastpath.md).  The thread sends it FLUSH_DELAY_NS later if no get came; on
+ * krayd's path, a get that comes sends the call and the GET in one write.
  * Waking the thread for each such call would cost more than the call, so once woken
  * it stays awake for FLUSH_LINGER_NS, looking every FLUSH_TICK_NS, and is signalled
  * only when it sleeps.
@@ -144,8 +146,9 @@ static int sent_soon(kray *k)
 	return 0;
 }
 
-/* After a task's submission that may go fast, ext_mu held: left in the buffer for its get,
- * or for the flusher, FLUSH_DELAY_NS from now. */
+/* After a submission that may go fast (a task with a stand-in, an actor call with one
+ * return), ext_mu held: left in the buffer for its get, or for the flusher,
+ * FLUSH_DELAY_NS from now. */
 static int sent_later(kray *k)
 {
 	if (k != ext.driver || !fl_run)
@@ -366,9 +369,10 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 	if (actor == Py_None)
 		LOCKED(r = kray_call(k, fn, vals, n, &o, rets);
 		       if (!r) r = o.fast_arg0 ? sent_later(k) : sent_soon(k));
-	else
+	else /* a synchronous actor call may go fast too (libclient/fast_actor.c) */
 		LOCKED(r = kray_actor_call(k, aid, fn, vals, n, &o, rets);
-		       if (!r) r = sent_soon(k));
+		       if (!r) r = o.num_returns == 1 && !o.streaming ? sent_later(k) :
+								 sent_soon(k));
 	free(vals);
 	out = r ? ext_fail(k, r, fn) : refs_list(rets, o.num_returns);
 	free(rets);

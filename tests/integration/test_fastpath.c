@@ -1452,6 +1452,34 @@ Test(fastpath, actor_calls_exact)
 	harness_shutdown(k);
 }
 
+/*
+ * A synchronous call behind a pipelined call still in the driver's buffer goes to krayd
+ * with it (fast_actor.c): steered to the worker, it would come back NOT_RUN (the worker
+ * has not run the earlier call), which the program counts as steered.  The calls after
+ * go fast again.
+ */
+Test(fastpath, actor_call_behind_buffered_one)
+{
+	skip_with_ring();
+	kray *k = fast_krayd(2);
+	kray_ref a = fast_counter(k, NULL);
+	uint64_t before = harness_status(k).fast_tasks;
+	kray_ref r;
+
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(kray_actor_call(k, a, "incr", &KRAY_V_INT(1), 1, NULL, &r), 0);
+		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), 2 * i + 2);
+		kray_release(k, &r, 1);
+	}
+	cr_assert_eq(harness_status(k).fast_tasks, before, "%llu calls behind a buffered one "
+		     "were steered", (unsigned long long)(harness_status(k).fast_tasks - before));
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 40);
+	cr_assert_geq(harness_status(k).fast_tasks - before, 15, "the next calls did not go fast");
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
+}
+
 struct order_arg {
 	const char *sock;
 	int n;

@@ -6,6 +6,7 @@ The results must be those of krayd's path; `make test-python` runs this file wit
 fast path on, and KRAY_FASTPATH=off runs it through krayd (the counts then stay 0)."""
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -269,3 +270,284 @@ def test_submit_then_sleep_still_runs(fast, tmp_path):
         time.sleep(0.01)
     assert path.exists(), "the call was never sent"
     assert ray.get(ref) == 1
+
+
+# Actor method calls (docs/fastpath.md, "Actor calls" and "Python actor calls"): a plain
+# actor's synchronous calls go straight to its worker, with krayd's semantics.
+
+def _log_actor(ray, **opts):
+    @ray.remote(**opts)
+    class Log:
+        def __init__(self):
+            self.seen = []
+
+        def add(self, x, wait_for=None):
+            self.seen.append(x)
+            return x
+
+        def seen_list(self):
+            return list(self.seen)
+
+        def pid(self):
+            return os.getpid()
+
+        def boom(self, x):
+            raise ValueError(f"bad {x}")
+
+        def slow(self, x, s=0.5):
+            time.sleep(s)
+            self.seen.append(x)
+            return x
+
+        def echo(self, v):
+            return v
+
+        def holds_ref(self):
+            return [ray.put("held by an actor")]
+
+        def die(self, marker=None):
+            if marker is None or not os.path.exists(marker):
+                if marker:
+                    open(marker, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return "survived"
+
+    return Log
+
+
+def _warm(ray, a):
+    """Until the actor's worker takes fast calls (it asks once constructed)."""
+    for _ in range(40):
+        ray.get(a.add.remote(-1))
+
+
+def test_actor_sync_calls_go_fast(fast):
+    ray, on = fast
+    a = _log_actor(ray).remote()
+    _warm(ray, a)
+    before = fast_count(ray)
+    assert [ray.get(a.echo.remote(i)) for i in range(200)] == list(range(200))
+    got = fast_count(ray) - before
+    if not on:
+        assert got == 0
+        pytest.skip("no fast path here (not root, no BPF, or KRAY_FASTPATH=off)")
+    # One that the flusher sent before its get came (a stall of 50 us on a loaded
+    # machine) goes through krayd, and the next may come back once.
+    assert got >= 150, f"only {got} of 200 sync actor calls went fast"
+    # A timed get goes too.
+    before = fast_count(ray)
+    assert [ray.get(a.echo.remote(i), timeout=30) for i in range(50)] == list(range(50))
+    assert fast_count(ray) - before >= 30
+    # Actors whose methods run on threads take krayd's path, unchanged.
+    t = _log_actor(ray, max_concurrency=2).remote()
+    _warm(ray, t)
+    before = fast_count(ray)
+    assert [ray.get(t.echo.remote(i)) for i in range(50)] == list(range(50))
+    assert fast_count(ray) - before == 0
+
+
+def test_actor_order_mixed_with_krayds_path(fast):
+    """Per caller, calls run in the order made, whether each went fast, was pipelined (sent
+    by the flusher or with a later call), or waited in krayd for a ref argument."""
+    ray, on = fast
+    a = _log_actor(ray).remote()
+    _warm(ray, a)
+
+    @ray.remote
+    def later(x, s):
+        time.sleep(s)
+        return x
+
+    ray.get(a.seen_list.remote())
+    want = []
+    n = 0
+    for rnd in range(6):
+        ray.get(a.add.remote(n))  # fast
+        want.append(n)
+        n += 1
+        pending = []
+        for _ in range(3):  # pipelined: in the driver's buffer, then a sync call
+            pending.append(a.add.remote(n))
+            want.append(n)
+            n += 1
+        ray.get(a.add.remote(n))
+        want.append(n)
+        n += 1
+        # A call that waits in krayd for its argument, then sync calls behind it.
+        pending.append(a.add.remote(n, later.remote(n, 0.05)))
+        want.append(n)
+        n += 1
+        for _ in range(2):
+            ray.get(a.add.remote(n), timeout=30)
+            want.append(n)
+            n += 1
+        if rnd % 2:
+            time.sleep(0.002)  # the flusher sends a pipelined call before the next one
+            pending.append(a.add.remote(n))
+            want.append(n)
+            n += 1
+            time.sleep(0.002)
+            ray.get(a.add.remote(n))
+            want.append(n)
+            n += 1
+        ray.get(pending)
+    seen = [x for x in ray.get(a.seen_list.remote()) if x >= 0]
+    assert seen == want
+
+
+def test_actor_exceptions_as_on_krayds_path(fast):
+    ray, _ = fast
+    a = _log_actor(ray).remote()
+    _warm(ray, a)
+    for _ in range(3):
+        with pytest.raises(ValueError) as e:
+            ray.get(a.boom.remote(5))
+        assert isinstance(e.value, ray.exceptions.RayTaskError)
+        assert "bad 5" in str(e.value) and "boom" in str(e.value)
+    with pytest.raises(ValueError):
+        ray.get(a.boom.remote(6), timeout=30)
+    # The actor lives on, its state kept.
+    assert ray.get(a.add.remote(7)) == 7
+    assert ray.get(a.seen_list.remote())[-1] == 7
+
+
+def test_actor_results_as_on_krayds_path(fast):
+    ray, _ = fast
+    a = _log_actor(ray).remote()
+    _warm(ray, a)
+    values = [None, 0, -7, 2**70, 1.5, "text", b"bytes", {"a": [1, 2, (3,)]},
+              np.arange(10), np.zeros(300_000)]  # the last stored through krayd
+    for v in values:
+        got = ray.get(a.echo.remote(v))
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(got, v)
+        else:
+            assert got == v and type(got) is type(v)
+    big = ray.get(a.echo.remote(b"x" * 40_000))  # beyond one fast frame: STORED
+    assert big == b"x" * 40_000
+    assert ray.get(ray.get(a.holds_ref.remote())[0]) == "held by an actor"
+    # Refs as arguments and num_returns take krayd's path, unchanged.
+    assert ray.get(a.echo.remote(ray.put(21))) == 21
+    assert ray.get(a.echo.options(num_returns=1).remote(3)) == 3
+
+
+def test_actor_timed_get_then_late_result(fast):
+    ray, _ = fast
+    a = _log_actor(ray).remote()
+    _warm(ray, a)
+    ref = a.slow.remote("slow")
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        ray.get(ref, timeout=0.05)
+    # The next call runs after the late one, as Ray orders one caller's calls.
+    assert ray.get(a.add.remote("next"), timeout=30) == "next"
+    assert ray.get(ref, timeout=30) == "slow"
+    assert ray.get(ref) == "slow"  # again, from the cache
+    assert ray.get(a.seen_list.remote())[-2:] == ["slow", "next"]
+    # A late call's ref in wait and as an argument.
+    ref = a.slow.remote(5, 0.3)
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        ray.get(ref, timeout=0.01)
+    ready, _ = ray.wait([ref], timeout=30)
+    assert ready == [ref] and ray.get(ref) == 5
+    ref = a.slow.remote(6, 0.3)
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        ray.get(ref, timeout=0.01)
+    assert ray.get(a.echo.remote(ref), timeout=30) == 6
+
+
+def test_actor_dies_with_a_fast_call_in_flight(fast, tmp_path):
+    ray, _ = fast
+    # The method kills its own process: RayActorError, and later calls fail too.
+    a = _log_actor(ray).remote()
+    _warm(ray, a)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(a.die.remote(), timeout=60)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(a.add.remote(1), timeout=60)
+    # Killed from outside while the call runs (the get waiting on the fast path).
+    b = _log_actor(ray).remote()
+    _warm(ray, b)
+    pid = ray.get(b.pid.remote())
+    killer = threading.Timer(0.3, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    try:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(b.slow.remote(1, 5.0), timeout=60)
+    finally:
+        killer.join()
+    # kray.kill() of an actor whose fast call's get timed out: the late call fails.
+    c = _log_actor(ray).remote()
+    _warm(ray, c)
+    ref = c.slow.remote(1, 5.0)
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        ray.get(ref, timeout=0.2)
+    ray.kill(c)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(ref, timeout=60)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(c.add.remote(2), timeout=60)
+    # With a restart and a task retry left, the call runs again on the new actor.
+    d = _log_actor(ray).options(max_restarts=1, max_task_retries=1).remote()
+    _warm(ray, d)
+    assert ray.get(d.die.remote(str(tmp_path / "once")), timeout=60) == "survived"
+    assert ray.get(d.add.remote(3), timeout=60) == 3
+
+
+def test_actor_call_behind_a_buffered_one_goes_to_krayd(fast):
+    """A sync call right behind a pipelined call still in the driver's buffer goes to
+    krayd with it, in one write: on the fast path the actor's worker, not having run the
+    earlier call, would send it back (NOT_RUN), a wasted round trip (counted as steered)."""
+    ray, on = fast
+    a = _log_actor(ray).remote()
+    _warm(ray, a)
+    before = fast_count(ray)
+    for i in range(40):
+        ref = a.add.remote(2 * i)
+        assert ray.get(a.add.remote(2 * i + 1)) == 2 * i + 1
+        assert ray.get(ref) == 2 * i
+    steered = fast_count(ray) - before
+    # The flusher may send the first call before the second is made (50 us), on a loaded
+    # machine; then the second may go fast, or come back.
+    assert steered <= 20, f"{steered} of 40 calls behind a buffered one were steered"
+    assert [x for x in ray.get(a.seen_list.remote()) if x >= 0] == list(range(80))
+    if on:  # and the calls after them go fast again
+        before = fast_count(ray)
+        assert [ray.get(a.echo.remote(i)) for i in range(20)] == list(range(20))
+        assert fast_count(ray) - before >= 12
+
+
+def test_actor_fast_calls_in_the_task_list(fast):
+    """The actor's worker reports its fast calls (FAST_COUNT records) as actor tasks, so
+    list_tasks() shows them as for calls through krayd: name, state, actor id."""
+    ray, on = fast
+    from kray.util.state import list_tasks
+
+    @ray.remote
+    class Listed:
+        def step_listed(self, x):
+            return x
+
+        def bad_listed(self):
+            raise ValueError("on purpose")
+
+    a = Listed.remote()
+    assert ray.get(a.step_listed.remote(-1)) == -1  # constructed: its calls may go fast
+    before = fast_count(ray)
+    assert [ray.get(a.step_listed.remote(i)) for i in range(30)] == list(range(30))
+    with pytest.raises(ValueError):
+        ray.get(a.bad_listed.remote())
+    went = fast_count(ray) - before
+    deadline = time.monotonic() + 10
+    while True:
+        rows = [t for t in list_tasks(limit=10000)
+                if t["name"] in ("Listed.step_listed", "Listed.bad_listed")]
+        if len(rows) >= 32 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    steps = [t for t in rows if t["name"] == "Listed.step_listed"]
+    assert len(steps) == 31 and all(t["state"] == "FINISHED" for t in steps), steps
+    assert {t["type"] for t in rows} == {"ACTOR_TASK"}, rows
+    assert len({t["actor_id"] for t in rows}) == 1, rows
+    failed = [t for t in rows if t["name"] == "Listed.bad_listed"]
+    assert len(failed) == 1 and failed[0]["state"] == "FAILED", failed
+    assert on == (went > 0)
