@@ -45,6 +45,9 @@ struct kc_fast_late {
 	struct kbuf submit; /* its SUBMIT frame, for the daemon path */
 	bool released; /* its ref was released: the answer is dropped */
 	bool cancelled; /* kray_cancel(): its value is the cancellation error already */
+	/* Ref arguments whose values went in its FAST_EXEC: held with krayd (HOLD) until it
+	 * is settled, so that its SUBMIT can still name them (an array of kray_ref). */
+	struct kbuf held;
 };
 
 /*
@@ -266,6 +269,8 @@ int kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const
 /* A new reference to a cached small value or mapped object, or false. */
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret);
 /* Remembers a small value this process put or got. */
+/* The cached small value of id, borrowed (valid until the cache changes), or NULL. */
+const struct kray_mem *kc_cache_peek(struct kray *k, const kray_ref *id);
 void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v);
 void kc_cache_drop(struct kray *k, const kray_ref *id);
 /* Creates a large object for this process (also used for a worker's large returns). */
