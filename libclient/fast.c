@@ -379,17 +379,12 @@ static int add_pending(struct kray *k, const struct kray_oid *task, uint64_t exe
 
 static int late_drain(struct kray *k);
 
-/* The connection's before_flush hook: pending registrations go before everything queued
- * (frames already queued may name those objects).  0 or -ENOMEM (nothing changed). */
-static int fast_before_flush(struct kray *k)
+/* Pending registrations go before everything queued (frames already queued may name
+ * those objects).  0 or -ENOMEM (nothing changed). */
+static int pending_first(struct kray *k)
 {
 	struct kbuf b = { 0 };
-	int r;
 
-	k->defer = false;
-	if (k->fast_nlate && (r = late_drain(k)))
-		return r;
-	k->fast_requeued = false; /* what it queued goes now */
 	if (!kbuf_pending(&k->fast_pending))
 		return 0;
 	if (!kbuf_reserve(&b, kbuf_pending(&k->fast_pending) + kbuf_pending(&k->out)))
@@ -400,6 +395,18 @@ static int fast_before_flush(struct kray *k)
 	k->out = b;
 	k->fast_pending.off = k->fast_pending.len = 0;
 	return 0;
+}
+
+/* The connection's before_flush hook: pending registrations first.  0 or -ENOMEM. */
+static int fast_before_flush(struct kray *k)
+{
+	int r;
+
+	k->defer = false;
+	if (k->fast_nlate && (r = late_drain(k)))
+		return r;
+	k->fast_requeued = false; /* what it queued goes now */
+	return pending_first(k);
 }
 
 static ssize_t late_find(struct kray *k, const struct kray_oid *task)
@@ -855,7 +862,10 @@ static int hold_args(struct kray *k, const struct kbuf *submit, struct kbuf *hel
 	for (uint32_t i = 0; i < s.m.nargs && !wire_rd_value(&s.args, &v); i++)
 		if (v.type == KRAY_WT_REF && (i || !kbuf_pending(&k->fast_arg0)))
 			kbuf_put(held, v.data, sizeof(kray_ref));
-	if (held->nomem || queue_refs(k, KRAY_MSG_HOLD, held)) {
+	/* One may be a fast result krayd has not heard of yet: it hears of it now, so that
+	 * a release of it is a RELEASE after the HOLD (kc_fast_forget()). */
+	if (held->nomem || (held->len && pending_first(k)) ||
+	    queue_refs(k, KRAY_MSG_HOLD, held)) {
 		kbuf_free(held);
 		return -ENOMEM;
 	}
