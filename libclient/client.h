@@ -311,6 +311,9 @@ int kc_fast_stand_in(struct kray *k, const struct kray_call_opts *o);
  * holds the result already (ask krayd), -ETIMEDOUT (the call stays in flight: a later
  * get of its ref settles it, kc_fast_settle()), or another -errno. */
 int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret);
+/* Queues the pending registrations of fast results (FAST_DONE) for krayd now, before
+ * what is queued already: a frame about to be queued names one.  0 or -ENOMEM. */
+int kc_fast_register(struct kray *k);
 /* Waits up to *timeout_ms (-1: for ever) until none of refs[n] is a fast call whose get
  * timed out: each is then cached here, queued for krayd again, or held by krayd.  Sets
  * *timeout_ms to what is left.  0, -ETIMEDOUT (no message set) or -errno. */

@@ -397,6 +397,11 @@ static int pending_first(struct kray *k)
 	return 0;
 }
 
+int kc_fast_register(struct kray *k)
+{
+	return pending_first(k);
+}
+
 /* The connection's before_flush hook: pending registrations first.  0 or -ENOMEM. */
 static int fast_before_flush(struct kray *k)
 {
@@ -862,10 +867,9 @@ static int hold_args(struct kray *k, const struct kbuf *submit, struct kbuf *hel
 	for (uint32_t i = 0; i < s.m.nargs && !wire_rd_value(&s.args, &v); i++)
 		if (v.type == KRAY_WT_REF && (i || !kbuf_pending(&k->fast_arg0)))
 			kbuf_put(held, v.data, sizeof(kray_ref));
-	/* One may be a fast result krayd has not heard of yet: it hears of it now, so that
-	 * a release of it is a RELEASE after the HOLD (kc_fast_forget()). */
-	if (held->nomem || (held->len && pending_first(k)) ||
-	    queue_refs(k, KRAY_MSG_HOLD, held)) {
+	/* A fast result among them is known to krayd already (kc_submit() registered it):
+	 * a release of it is a RELEASE after the HOLD. */
+	if (held->nomem || queue_refs(k, KRAY_MSG_HOLD, held)) {
 		kbuf_free(held);
 		return -ENOMEM;
 	}

@@ -1450,6 +1450,33 @@ Test(fastpath, local_ref_arguments_go_fast)
 	harness_shutdown(k);
 }
 
+/* A fast call's result, passed to the next call and released before that call's get: the
+ * call still gets its value, on either path (krayd had not heard of the result: it hears
+ * of it before the call names it). */
+Test(fastpath, result_argument_released_at_once)
+{
+	kray *k = fast_krayd(2);
+	kray_ref a, r[2];
+	kray_value v;
+
+	for (int pipelined = 0; pipelined < 2; pipelined++) {
+		cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(5), 1, NULL, &a), 0);
+		cr_assert_eq(kray_get(k, &a, 1, -1, &v), 0, "%s", kray_errmsg(k));
+		cr_assert_eq(v.i, 25);
+		cr_assert_eq(kray_call(k, "add", (kray_value[]){ KRAY_V_REF(a), KRAY_V_INT(1) }, 2,
+				       NULL, &r[0]),
+			     0);
+		if (pipelined)
+			cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(2), 1, NULL, &r[1]), 0);
+		cr_assert_eq(kray_release(k, &a, 1), 0);
+		cr_assert_eq(kray_get(k, &r[0], 1, 10000, &v), 0, "pipelined %d: %s", pipelined,
+			     kray_errmsg(k));
+		cr_assert_eq(v.i, 26);
+		kray_release(k, r, pipelined ? 2 : 1);
+	}
+	harness_shutdown(k);
+}
+
 /* Ref arguments the driver does not have the value of go to krayd, which resolves them:
  * a released or unknown ref, a large object, a result not ready yet, an object that holds
  * refs; and a call with one such ref among local ones. */
