@@ -399,6 +399,7 @@ static int pending_first(struct kray *k)
 
 int kc_fast_register(struct kray *k)
 {
+	k->defer = false; /* the buffer is rebuilt, and a frame is about to follow */
 	return pending_first(k);
 }
 
