@@ -4,11 +4,11 @@
  * idle worker through krayd's BPF program and its result comes straight back, without
  * waking krayd.
  *
- * A call is a fast candidate when it is a task (not an actor call) with one return,
- * inline arguments, or refs whose small values this process has (its cache: objects.c),
- * default resources, and its SUBMIT frame is still the
- * last thing in the output buffer when the very next operation is kray_get() of exactly
- * its return ref (with a timeout or not).  The SUBMIT is then taken back out of the buffer and
+ * A call is a fast candidate when it is a task (or a plain actor's method: fast_actor.c)
+ * with one return, default resources, and arguments that are inline values or refs whose
+ * small values this process has (its cache, objects.c: they go by value), and its SUBMIT
+ * frame is still the last thing in the output buffer when the very next operation is
+ * kray_get() of exactly its return ref (with a timeout or not).  The SUBMIT is then taken back out of the buffer and
  * sent as a FAST_EXEC on the fast connection.  Anything else that writes to or flushes
  * the buffer first sends the SUBMIT to krayd as usual, so nothing changes for programs
  * that pipeline calls (the fast path is slower than krayd's batching for those).
