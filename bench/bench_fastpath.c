@@ -12,6 +12,10 @@
  *                              (a round's time / its calls: the mean)
  *   sync_p50_us_{ring,fast,daemon}   the same, the median call of each round (the floors
  *                              are medians of single round trips too)
+ *   sync_ref_rt_us_{ring,fast,daemon}, sync_ref_p50_us_*   the same for square(ref), whose
+ *                              one argument is a ref to a small int the driver put: krayd
+ *                              resolves it on the daemon path, the driver sends its value
+ *                              on the fast path (ref_share: the share that went fast)
  *   async_tps_{fast,daemon}    1,000 no-op calls submitted, then got together, per second
  *                              (pipelined calls take the daemon path in both modes: this
  *                              checks that the fast path does not slow them down)
@@ -51,6 +55,7 @@ static double round_s = 0.5;
 struct mode {
 	const char *name;
 	struct bench_samples rt, p50, cpu_sync, tps, cpu_async, share;
+	struct bench_samples ref_rt, ref_p50, ref_cpu, ref_share; /* square(ref) */
 	bool fast_seen;
 };
 
@@ -65,13 +70,16 @@ static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
  * One call and its get with no timeout, the only get the fast path steers (libclient/
  * fast.c): bench_calls.c's loops get with a timeout, so the sync rounds are this bench's.
  */
-static void sync_call(kray *k)
+static void sync_call(kray *k, const kray_value *arg)
 {
+	const char *fn = arg ? "square" : "noop";
 	kray_ref r;
 	kray_value v;
 
-	if (kray_call(k, "noop", NULL, 0, NULL, &r) || kray_get(k, &r, 1, -1, &v))
-		bench_die("noop", kray_errmsg(k));
+	if (kray_call(k, fn, arg, arg ? 1 : 0, NULL, &r) || kray_get(k, &r, 1, -1, &v))
+		bench_die(fn, kray_errmsg(k));
+	if (arg && v.i != 49)
+		bench_die(fn, "square(ref to 7) is not 49");
 	kray_value_clear(&v);
 	kray_release(k, &r, 1);
 }
@@ -85,9 +93,13 @@ static uint64_t fast_tasks(kray *k)
 	return st.fast_tasks;
 }
 
-/* One sync round, with krayd's CPU time and the fast-path count read around it. */
-static void sync_round(kray *k, pid_t pid, struct mode *m)
+/* One sync round, with krayd's CPU time and the fast-path count read around it: noop(),
+ * or square(arg) into the ref_ figures. */
+static void sync_round(kray *k, pid_t pid, struct mode *m, const kray_value *arg)
 {
+	struct bench_samples *rt = arg ? &m->ref_rt : &m->rt, *p50 = arg ? &m->ref_p50 : &m->p50;
+	struct bench_samples *cpu = arg ? &m->ref_cpu : &m->cpu_sync;
+	struct bench_samples *share = arg ? &m->ref_share : &m->share;
 	double t0 = bench_now(), c0 = bench_proc_cpu_s(pid), t = t0, t1;
 	uint64_t f0 = fast_tasks(k), f1;
 	static struct bench_samples each;
@@ -95,19 +107,19 @@ static void sync_round(kray *k, pid_t pid, struct mode *m)
 
 	each.n = 0;
 	do {
-		sync_call(k);
+		sync_call(k, arg);
 		n++;
 		t1 = bench_now();
 		bench_push(&each, (t1 - t) * 1e6);
 		t = t1;
 	} while (t - t0 < round_s);
-	bench_push(&m->rt, (t - t0) / (double)n * 1e6);
+	bench_push(rt, (t - t0) / (double)n * 1e6);
 	/* The median call, as the floors are medians of single round trips: the mean above
 	 * also carries the stalls other work on the machine causes. */
-	bench_push(&m->p50, bench_median(each.v, each.n));
-	bench_push(&m->cpu_sync, (bench_proc_cpu_s(pid) - c0) / (double)n * 1e6);
+	bench_push(p50, bench_median(each.v, each.n));
+	bench_push(cpu, (bench_proc_cpu_s(pid) - c0) / (double)n * 1e6);
 	f1 = fast_tasks(k);
-	bench_push(&m->share, (double)(f1 - f0) / (double)n);
+	bench_push(share, (double)(f1 - f0) / (double)n);
 	if (f1 > f0)
 		m->fast_seen = true;
 }
@@ -141,6 +153,7 @@ static void bench_mode(struct mode *m, const char *fastpath, const char *ring)
 	static kray_value vals[BATCH];
 	const char *flags[] = { "--num-cpus",	   "2",	 "--fastpath", fastpath,
 				"--fastpath-ring", ring, NULL };
+	kray_value arg = { .type = KRAY_REF };
 	kray *k;
 
 	bench_krayd_start_build(&krayd, flags);
@@ -148,12 +161,18 @@ static void bench_mode(struct mode *m, const char *fastpath, const char *ring)
 
 	if (kray_init(&k, &cfg))
 		bench_die("kray_init", kray_init_errmsg());
-	for (int i = 0; i < 500; i++) /* warm-up: workers connected, function known */
-		sync_call(k);
+	if (kray_put(k, &KRAY_V_INT(7), &arg.ref))
+		bench_die("kray_put", kray_errmsg(k));
+	for (int i = 0; i < 500; i++) { /* warm-up: workers connected, functions known */
+		sync_call(k, NULL);
+		sync_call(k, &arg);
+	}
 	struct bench_op op = { .k = k, .submit = noop_call };
 
-	for (int r = 0; r < rounds; r++)
-		sync_round(k, krayd.pid, m);
+	for (int r = 0; r < rounds; r++) {
+		sync_round(k, krayd.pid, m, NULL);
+		sync_round(k, krayd.pid, m, &arg);
+	}
 	for (int r = 0; r < rounds; r++)
 		async_round(&op, krayd.pid, refs, vals, m);
 	kray_shutdown(k);
@@ -183,6 +202,16 @@ static void json(FILE *f, void *arg)
 	bench_json_fig(f, "ring_share", &ring->share, false);
 	bench_json_fig(f, "krayd_cpu_us_per_task_sync_ring", &ring->cpu_sync, false);
 	bench_json_fig(f, "async_tps_ring", &ring->tps, false);
+	bench_json_fig(f, "sync_ref_rt_us_ring", &ring->ref_rt, false);
+	bench_json_fig(f, "sync_ref_rt_us_fast", &fast->ref_rt, false);
+	bench_json_fig(f, "sync_ref_rt_us_daemon", &daemon->ref_rt, false);
+	bench_json_fig(f, "sync_ref_p50_us_ring", &ring->ref_p50, false);
+	bench_json_fig(f, "sync_ref_p50_us_fast", &fast->ref_p50, false);
+	bench_json_fig(f, "sync_ref_p50_us_daemon", &daemon->ref_p50, false);
+	bench_json_fig(f, "ref_share_ring", &ring->ref_share, false);
+	bench_json_fig(f, "ref_share_fast", &fast->ref_share, false);
+	bench_json_fig(f, "krayd_cpu_us_per_task_sync_ref_fast", &fast->ref_cpu, false);
+	bench_json_fig(f, "krayd_cpu_us_per_task_sync_ref_daemon", &daemon->ref_cpu, false);
 	bench_json_fig(f, "sync_rt_us_fast", &fast->rt, false);
 	bench_json_fig(f, "sync_rt_us_daemon", &daemon->rt, false);
 	bench_json_fig(f, "fast_share", &fast->share, false);
@@ -250,6 +279,17 @@ int main(int argc, char **argv)
 	printf("  %-40s %11.2fx %11.2fx %11.2fx %11s  %11.2fx\n", "  / futex floor",
 	       bench_med(&ring->p50) / ffl, bench_med(&fast->p50) / ffl,
 	       bench_med(&daemon->p50) / ffl, "", 1.0);
+	printf("  %-40s %9.1f us %9.1f us %9.1f us\n", "sync square(ref to a small put int)",
+	       bench_med(&ring->ref_rt), bench_med(&fast->ref_rt), bench_med(&daemon->ref_rt));
+	printf("  %-40s %9.1f us %9.1f us %9.1f us\n", "  median call", bench_med(&ring->ref_p50),
+	       bench_med(&fast->ref_p50), bench_med(&daemon->ref_p50));
+	printf("  %-40s %11.2fx %11.2fx %12s\n", "  daemon path / this (mean)",
+	       bench_med(&daemon->ref_rt) / bench_med(&ring->ref_rt),
+	       bench_med(&daemon->ref_rt) / bench_med(&fast->ref_rt), "");
+	printf("  %-40s %11.0f%% %11.0f%% %12s\n", "  share that went fast",
+	       bench_med(&ring->ref_share) * 100, bench_med(&fast->ref_share) * 100, "-");
+	printf("  %-40s %9.2f us %9.2f us %9.2f us\n", "  krayd CPU per call", bench_med(&ring->ref_cpu),
+	       bench_med(&fast->ref_cpu), bench_med(&daemon->ref_cpu));
 	printf("  %-40s %9.2f us\n", "  krayd CPU per sync task (ring)",
 	       bench_med(&ring->cpu_sync));
 	printf("  %-40s %11.0f%%\n", "  share through the ring", bench_med(&ring->share) * 100);

@@ -45,6 +45,9 @@ struct kc_fast_late {
 	struct kbuf submit; /* its SUBMIT frame, for the daemon path */
 	bool released; /* its ref was released: the answer is dropped */
 	bool cancelled; /* kray_cancel(): its value is the cancellation error already */
+	/* Ref arguments whose values went in its FAST_EXEC: held with krayd (HOLD) until it
+	 * is settled, so that its SUBMIT can still name them (an array of kray_ref). */
+	struct kbuf held;
 };
 
 /*
@@ -265,6 +268,8 @@ int kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const
 		  uint16_t nrefs);
 /* A new reference to a cached small value or mapped object, or false. */
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret);
+/* The cached small value of id, borrowed (valid until the cache changes), or NULL. */
+const struct kray_mem *kc_cache_peek(struct kray *k, const kray_ref *id);
 /* Remembers a small value this process put or got. */
 void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v);
 void kc_cache_drop(struct kray *k, const kray_ref *id);
@@ -306,6 +311,9 @@ int kc_fast_stand_in(struct kray *k, const struct kray_call_opts *o);
  * holds the result already (ask krayd), -ETIMEDOUT (the call stays in flight: a later
  * get of its ref settles it, kc_fast_settle()), or another -errno. */
 int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret);
+/* Queues the pending registrations of fast results (FAST_DONE) for krayd now, before
+ * what is queued already: a frame about to be queued names one.  0 or -ENOMEM. */
+int kc_fast_register(struct kray *k);
 /* Waits up to *timeout_ms (-1: for ever) until none of refs[n] is a fast call whose get
  * timed out: each is then cached here, queued for krayd again, or held by krayd.  Sets
  * *timeout_ms to what is left.  0, -ETIMEDOUT (no message set) or -errno. */

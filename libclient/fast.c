@@ -4,10 +4,11 @@
  * idle worker through krayd's BPF program and its result comes straight back, without
  * waking krayd.
  *
- * A call is a fast candidate when it is a task (not an actor call) with one return,
- * inline arguments only (no refs), default resources, and its SUBMIT frame is still the
- * last thing in the output buffer when the very next operation is kray_get() of exactly
- * its return ref (with a timeout or not).  The SUBMIT is then taken back out of the buffer and
+ * A call is a fast candidate when it is a task (or a plain actor's method: fast_actor.c)
+ * with one return, default resources, and arguments that are inline values or refs whose
+ * small values this process has (its cache, objects.c: they go by value), and its SUBMIT
+ * frame is still the last thing in the output buffer when the very next operation is
+ * kray_get() of exactly its return ref (with a timeout or not).  The SUBMIT is then taken back out of the buffer and
  * sent as a FAST_EXEC on the fast connection.  Anything else that writes to or flushes
  * the buffer first sends the SUBMIT to krayd as usual, so nothing changes for programs
  * that pipeline calls (the fast path is slower than krayd's batching for those).
@@ -55,9 +56,51 @@ static int skip_value(struct wire_rd *r)
 	return wire_rd_value(r, &v) ? -1 : 0;
 }
 
+/* The small value of ref argument `ref` if this process has it (kray_put, a get, a fast
+ * result: the cache in objects.c), with no refs inside it; else NULL (krayd resolves it:
+ * the daemon path). */
+static const struct kray_mem *local_arg(struct kray *k, const void *ref)
+{
+	const struct kray_mem *m;
+	kray_ref id;
+
+	memcpy(&id, ref, sizeof(id));
+	m = kc_cache_peek(k, &id);
+	return m && !m->nnested && m->type != KRAY_WT_ERROR ? m : NULL;
+}
+
+/* Appends the arguments in r (a SUBMIT's) to b as the FAST_EXEC carries them: a ref
+ * argument as its value, which this process has (kc_fast_eligible() made sure), exactly as
+ * krayd would send it to the worker (store_send_value()).  0, or -ENOENT when a value is
+ * no longer here (its ref was released since the call). */
+static int put_args(struct kray *k, struct kbuf *b, struct wire_rd r)
+{
+	const uint8_t *run = r.p;
+
+	while (r.left) {
+		const uint8_t *at = r.p;
+		const struct kray_mem *m;
+		struct wire_value v;
+
+		if (wire_rd_value(&r, &v))
+			return -EINVAL; /* cannot happen: we wrote it */
+		if (v.type != KRAY_WT_REF)
+			continue;
+		if (!(m = local_arg(k, v.data)))
+			return -ENOENT;
+		kbuf_put(b, run, (size_t)(at - run));
+		wire_put_value(b, m->type, 0, m->type == KRAY_WT_BYTES ? 0 : m->scalar, m->data,
+			       m->type == KRAY_WT_BYTES ? (uint32_t)m->len : 0);
+		run = r.p;
+	}
+	kbuf_put(b, run, (size_t)(r.p - run));
+	return 0;
+}
+
 /* The fast frame for a SUBMIT frame (header included), built in b.  A stand-in for the
- * first argument (k->fast_arg0) replaces it.  Returns 0, or -E2BIG
- * when it would not fit one fast frame. */
+ * first argument (k->fast_arg0) replaces it; other ref arguments are replaced by their
+ * values (put_args()).  Returns 0, -ENOENT (a value gone), or -E2BIG when it would not fit
+ * one fast frame. */
 static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct kbuf *b)
 {
 	struct kray_frame_hdr h;
@@ -84,8 +127,9 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 		b, KRAY_MSG_FAST_EXEC, 0, WIRE_FIXED(f), WIRE_FIXED(m),
 		WIRE_PADDED(s.name, s.m.name_len),
 		WIRE_RAW(k->fast_arg0.data ? k->fast_arg0.data + k->fast_arg0.off : rest.p,
-			 kbuf_pending(&k->fast_arg0)),
-		WIRE_RAW(rest.p, rest.left));
+			 kbuf_pending(&k->fast_arg0)));
+	if (put_args(k, b, rest))
+		return -ENOENT;
 	if (s.m.actor.index && kc_fast_actor_trailer(k, &s.m.actor, s.m.seq, b))
 		return -EINVAL;
 	if (wire_end(b, off))
@@ -96,15 +140,25 @@ static int build_exec(struct kray *k, const uint8_t *submit, size_t len, struct 
 bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *args, size_t nargs,
 		      const struct kray_call_opts *o, size_t frame_len)
 {
+	const struct kray_mem *m;
+
 	if (k->ws || (actor && !kc_fast_actor_ok(k, actor)) || k->fast_state < 0 ||
 	    o->num_returns != 1 || o->streaming || (o->resources && *o->resources) ||
-	    o->timeout_ms || frame_len + sizeof(struct kray_msg_fast) > KRAY_FAST_FRAME_MAX)
+	    o->timeout_ms)
 		return false;
-	for (size_t i = 0; i < nargs; i++)
-		if ((args[i].type == KRAY_REF && (i || !o->fast_arg0)) ||
-		    args[i].type == KRAY_ACTOR)
-			return false; /* krayd resolves refs: the daemon path */
-	return true;
+	frame_len += sizeof(struct kray_msg_fast);
+	for (size_t i = 0; i < nargs; i++) {
+		if (args[i].type == KRAY_ACTOR)
+			return false; /* krayd lends the handle: the daemon path */
+		if (args[i].type != KRAY_REF || (!i && o->fast_arg0))
+			continue;
+		/* krayd resolves refs, unless this process has the small value already: it
+		 * then goes in the FAST_EXEC in the ref's place. */
+		if (!(m = local_arg(k, &args[i].ref)))
+			return false;
+		frame_len += KRAY_PAD8(m->type == KRAY_WT_BYTES ? m->len : 0);
+	}
+	return frame_len <= KRAY_FAST_FRAME_MAX;
 }
 
 bool kc_fast_stand_in_ok(const kray_value *v)
@@ -225,8 +279,10 @@ static void fast_close(struct kray *k)
 	kbuf_free(&k->fast_in);
 	kbuf_free(&k->fast_pending);
 	kbuf_free(&k->fast_arg0);
-	for (size_t i = 0; i < k->fast_nlate; i++)
+	for (size_t i = 0; i < k->fast_nlate; i++) {
 		kbuf_free(&k->fast_late[i].submit);
+		kbuf_free(&k->fast_late[i].held);
+	}
 	free(k->fast_late);
 	k->fast_late = NULL;
 	kc_fast_actor_free(k);
@@ -323,18 +379,12 @@ static int add_pending(struct kray *k, const struct kray_oid *task, uint64_t exe
 
 static int late_drain(struct kray *k);
 
-/* The connection's before_flush hook: pending registrations go before everything queued
- * (frames already queued may name those objects).  0 or -ENOMEM (nothing changed). */
-static int fast_before_flush(struct kray *k)
+/* Pending registrations go before everything queued (frames already queued may name
+ * those objects).  0 or -ENOMEM (nothing changed). */
+static int pending_first(struct kray *k)
 {
 	struct kbuf b = { 0 };
-	int r;
 
-	k->defer = false;
-	if (k->fast_nlate && (r = late_drain(k)))
-		return r;
-	kc_fast_actor_flushed(k);
-	k->fast_requeued = false; /* what it queued goes now */
 	if (!kbuf_pending(&k->fast_pending))
 		return 0;
 	if (!kbuf_reserve(&b, kbuf_pending(&k->fast_pending) + kbuf_pending(&k->out)))
@@ -345,6 +395,25 @@ static int fast_before_flush(struct kray *k)
 	k->out = b;
 	k->fast_pending.off = k->fast_pending.len = 0;
 	return 0;
+}
+
+int kc_fast_register(struct kray *k)
+{
+	k->defer = false; /* the buffer is rebuilt, and a frame is about to follow */
+	return pending_first(k);
+}
+
+/* The connection's before_flush hook: pending registrations first.  0 or -ENOMEM. */
+static int fast_before_flush(struct kray *k)
+{
+	int r;
+
+	k->defer = false;
+	if (k->fast_nlate && (r = late_drain(k)))
+		return r;
+	kc_fast_actor_flushed(k);
+	k->fast_requeued = false; /* what it queued goes now */
+	return pending_first(k);
 }
 
 static ssize_t late_find(struct kray *k, const struct kray_oid *task)
@@ -538,8 +607,25 @@ static int queue_release(struct kray *k, const struct kray_oid *ref)
 					 WIRE_RAW(ref, sizeof(*ref))));
 }
 
+/* Queues a frame of type (HOLD or RELEASE) for the refs in ids (an array of kray_ref).
+ * 0 or -ENOMEM. */
+static int queue_refs(struct kray *k, uint16_t type, const struct kbuf *ids)
+{
+	struct kray_msg_refs m = { .n = (uint32_t)(ids->len / sizeof(kray_ref)) };
+
+	if (!m.n)
+		return 0;
+	return kc_end(k, WIRE_FRAME_OPEN(&k->out, type, 0, WIRE_FIXED(m),
+					 WIRE_RAW(ids->data, ids->len)));
+}
+
+/* Late call i is settled: it is forgotten, and the holds on its ref arguments are given
+ * back (after its SUBMIT, if that went to krayd after all: krayd holds them for the task
+ * by then).  Without memory for the RELEASE, they stay held until the driver exits. */
 static void late_drop(struct kray *k, size_t i)
 {
+	queue_refs(k, KRAY_MSG_RELEASE, &k->fast_late[i].held);
+	kbuf_free(&k->fast_late[i].held);
 	kbuf_free(&k->fast_late[i].submit);
 	k->fast_late[i] = k->fast_late[--k->fast_nlate];
 }
@@ -767,10 +853,37 @@ int kc_fast_settle(struct kray *k, const kray_ref *refs, size_t n, int64_t *time
 	return r;
 }
 
+/* The ref arguments of the fast call in submit whose values went in its FAST_EXEC (all
+ * but a first one that had a stand-in), into held, and a HOLD of them queued for krayd: the
+ * get timed out, so the caller may release them before the call is settled, while its
+ * SUBMIT, which may still go to krayd (a bounce, NOT_RUN, a retry), names them.  As on
+ * krayd's path, they stay alive for the call.  0 or -ENOMEM. */
+static int hold_args(struct kray *k, const struct kbuf *submit, struct kbuf *held)
+{
+	const struct kray_frame_hdr *h = (const struct kray_frame_hdr *)submit->data;
+	struct wire_submit s;
+	struct wire_value v;
+
+	if (wire_dec_submit(submit->data + sizeof(*h), submit->len - sizeof(*h), &s))
+		return 0; /* cannot happen: we wrote it */
+	for (uint32_t i = 0; i < s.m.nargs && !wire_rd_value(&s.args, &v); i++)
+		if (v.type == KRAY_WT_REF && (i || !kbuf_pending(&k->fast_arg0)))
+			kbuf_put(held, v.data, sizeof(kray_ref));
+	/* A fast result among them is known to krayd already (kc_submit() registered it):
+	 * a release of it is a RELEASE after the HOLD. */
+	if (held->nomem || queue_refs(k, KRAY_MSG_HOLD, held)) {
+		kbuf_free(held);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* The get of fast task `task` timed out: it stays in flight, with its SUBMIT (moved from
  * submit).  0 or -ENOMEM. */
 static int late_add(struct kray *k, const struct kray_oid *task, struct kbuf *submit)
 {
+	struct kbuf held = { 0 };
+
 	if (k->fast_nlate == k->fast_late_cap) {
 		size_t cap = k->fast_late_cap ? 2 * k->fast_late_cap : 8;
 		struct kc_fast_late *p = realloc(k->fast_late, cap * sizeof(*p));
@@ -780,7 +893,10 @@ static int late_add(struct kray *k, const struct kray_oid *task, struct kbuf *su
 		k->fast_late = p;
 		k->fast_late_cap = cap;
 	}
-	k->fast_late[k->fast_nlate++] = (struct kc_fast_late){ .task = *task, .submit = *submit };
+	if (hold_args(k, submit, &held))
+		return -ENOMEM;
+	k->fast_late[k->fast_nlate++] =
+		(struct kc_fast_late){ .task = *task, .submit = *submit, .held = held };
 	*submit = (struct kbuf){ 0 };
 	return 0;
 }

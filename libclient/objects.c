@@ -433,6 +433,13 @@ bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
 	return false;
 }
 
+const struct kray_mem *kc_cache_peek(struct kray *k, const kray_ref *id)
+{
+	uint64_t *slot = k->cache.n ? oidmap_get(&k->cache, oid(id)) : NULL;
+
+	return slot ? (const struct kray_mem *)(uintptr_t)*slot : NULL;
+}
+
 void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v)
 {
 	struct kray_mem *m;

@@ -1374,6 +1374,261 @@ Test(fastpath, bpf_off)
 
 /* ---- actor method calls (docs/fastpath.md, "Actor calls") ------------------------------ */
 
+/* ---- ref arguments whose values the driver has ---------------------------------------- */
+
+/* A small ref argument the driver put, or got as an earlier result, goes fast: its value
+ * travels in the FAST_EXEC, and the worker sees exactly what krayd's path gives it (the
+ * value, resolved, never the ref).  Pipelined calls (krayd's path) give the same results. */
+Test(fastpath, local_ref_arguments_go_fast)
+{
+	kray *k = fast_krayd(2);
+	static char blob[6000];
+	kray_ref pi, pb, pf, pblob, sq, r[2];
+	kray_value v, fast_v[4];
+	uint64_t fast;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(blob); i++)
+		blob[i] = (char)(i * 13 + 5);
+	cr_assert_eq(kray_put(k, &KRAY_V_INT(7), &pi), 0);
+	cr_assert_eq(kray_put(k, &KRAY_V_BYTES("hello ref", 9), &pb), 0);
+	cr_assert_eq(kray_put(k, &KRAY_V_F64(1.5), &pf), 0);
+	cr_assert_eq(kray_put(k, &KRAY_V_BYTES(blob, sizeof(blob)), &pblob), 0);
+	fast = harness_status(k).fast_tasks;
+	for (int i = 0; i < 20; i++) {
+		rc = sync_call(k, "add", (kray_value[]){ KRAY_V_REF(pi), KRAY_V_INT(i) }, 2, &v);
+		cr_assert_eq(rc, 0, "add(ref, %d): %d %s", i, rc, kray_errmsg(k));
+		cr_assert_eq(v.i, 7 + i, "add(ref 7, %d) = %lld", i, (long long)v.i);
+	}
+	rc = sync_call(k, "type_of", &KRAY_V_REF(pi), 1, &fast_v[0]);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	rc = sync_call(k, "type_of", &KRAY_V_REF(pb), 1, &fast_v[1]);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	cr_assert_eq(fast_v[0].i, KRAY_INT64, "the worker saw type %lld", (long long)fast_v[0].i);
+	cr_assert_eq(fast_v[1].i, KRAY_BYTES, "the worker saw type %lld", (long long)fast_v[1].i);
+	rc = sync_call(k, "echo_bytes", &KRAY_V_REF(pb), 1, &v);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	cr_assert(v.len == 9 && !memcmp(v.data, "hello ref", 9));
+	kray_value_clear(&v);
+	rc = sync_call(k, "sum_f64", (kray_value[]){ KRAY_V_REF(pf), KRAY_V_REF(pf) }, 2, &v);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	cr_assert_float_eq(v.f, 3.0, 1e-12);
+	rc = sync_call(k, "echo_bytes", &KRAY_V_REF(pblob), 1, &v);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	cr_assert(v.len == sizeof(blob) && !memcmp(v.data, blob, sizeof(blob)),
+		  "6,000 bytes came back changed");
+	kray_value_clear(&v);
+	/* An earlier call's result, got (so here), as the argument of the next one. */
+	cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(5), 1, NULL, &sq), 0);
+	cr_assert_eq(kray_get(k, &sq, 1, -1, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 25);
+	rc = sync_call(k, "add", (kray_value[]){ KRAY_V_REF(sq), KRAY_V_INT(1) }, 2, &v);
+	cr_assert_eq(rc, 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 26);
+	cr_assert_geq(harness_status(k).fast_tasks - fast, 24, "only %llu of 26 went fast",
+		      (unsigned long long)(harness_status(k).fast_tasks - fast));
+
+	/* The same calls on krayd's path (pipelined: two in flight) give the same values. */
+	fast = harness_status(k).fast_tasks;
+	cr_assert_eq(kray_call(k, "type_of", &KRAY_V_REF(pi), 1, NULL, &r[0]), 0);
+	cr_assert_eq(kray_call(k, "type_of", &KRAY_V_REF(pb), 1, NULL, &r[1]), 0);
+	cr_assert_eq(kray_get(k, r, 2, 10000, fast_v + 2), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(fast_v[2].i, fast_v[0].i);
+	cr_assert_eq(fast_v[3].i, fast_v[1].i);
+	kray_release(k, r, 2);
+	cr_assert_eq(kray_call(k, "echo_bytes", &KRAY_V_REF(pblob), 1, NULL, &r[0]), 0);
+	cr_assert_eq(kray_call(k, "add", (kray_value[]){ KRAY_V_REF(sq), KRAY_V_REF(pi) }, 2, NULL, &r[1]),
+		     0);
+	cr_assert_eq(kray_get(k, &r[0], 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert(v.len == sizeof(blob) && !memcmp(v.data, blob, sizeof(blob)));
+	kray_value_clear(&v);
+	cr_assert_eq(kray_get(k, &r[1], 1, 10000, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(v.i, 32);
+	kray_release(k, r, 2);
+	cr_assert_eq(harness_status(k).fast_tasks, fast, "a pipelined call went fast");
+	kray_release(k, (kray_ref[]){ pi, pb, pf, pblob, sq }, 5);
+	harness_shutdown(k);
+}
+
+/* A fast call's result, passed to the next call and released before that call's get: the
+ * call still gets its value, on either path (krayd had not heard of the result: it hears
+ * of it before the call names it). */
+Test(fastpath, result_argument_released_at_once)
+{
+	kray *k = fast_krayd(2);
+	kray_ref a, r[2];
+	kray_value v;
+
+	for (int pipelined = 0; pipelined < 2; pipelined++) {
+		cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(5), 1, NULL, &a), 0);
+		cr_assert_eq(kray_get(k, &a, 1, -1, &v), 0, "%s", kray_errmsg(k));
+		cr_assert_eq(v.i, 25);
+		cr_assert_eq(kray_call(k, "add", (kray_value[]){ KRAY_V_REF(a), KRAY_V_INT(1) }, 2,
+				       NULL, &r[0]),
+			     0);
+		if (pipelined)
+			cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(2), 1, NULL, &r[1]), 0);
+		cr_assert_eq(kray_release(k, &a, 1), 0);
+		cr_assert_eq(kray_get(k, &r[0], 1, 10000, &v), 0, "pipelined %d: %s", pipelined,
+			     kray_errmsg(k));
+		cr_assert_eq(v.i, 26);
+		kray_release(k, r, pipelined ? 2 : 1);
+	}
+	harness_shutdown(k);
+}
+
+/* Ref arguments the driver does not have the value of go to krayd, which resolves them:
+ * a released or unknown ref, a large object, a result not ready yet, an object that holds
+ * refs; and a call with one such ref among local ones. */
+Test(fastpath, other_ref_arguments_take_daemon_path)
+{
+	kray *k = fast_krayd(2);
+	static char big[100000];
+	kray_ref pi, gone, pbig, nest, slow, unknown;
+	kray_value v;
+	uint64_t fast;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 31 + 3);
+	cr_assert_eq(kray_put(k, &KRAY_V_INT(7), &pi), 0);
+	cr_assert_eq(kray_put(k, &KRAY_V_INT(8), &gone), 0);
+	cr_assert_eq(kray_release(k, &gone, 1), 0);
+	cr_assert_eq(kray_put(k, &KRAY_V_BYTES(big, sizeof(big)), &pbig), 0);
+	cr_assert_eq(kray_put_refs(k, &KRAY_V_BYTES("outer", 5), &pi, 1, &nest), 0);
+	unknown = (kray_ref){ pi.node, pi.owner, pi.seq + 100000, pi.index };
+	fast = harness_status(k).fast_tasks;
+
+	rc = sync_call(k, "add", (kray_value[]){ KRAY_V_REF(gone), KRAY_V_INT(1) }, 2, &v);
+	cr_assert_neq(rc, 0, "a released ref argument was resolved");
+	kray_value_clear(&v);
+	rc = sync_call(k, "add", (kray_value[]){ KRAY_V_REF(unknown), KRAY_V_INT(1) }, 2, &v);
+	cr_assert_neq(rc, 0, "an unknown ref argument was resolved");
+	kray_value_clear(&v);
+	rc = sync_call(k, "echo_bytes", &KRAY_V_REF(pbig), 1, &v);
+	cr_assert_eq(rc, 0, "large: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.len == sizeof(big) && !memcmp(v.data, big, sizeof(big)),
+		  "100,000 bytes came back changed");
+	kray_value_clear(&v);
+	rc = sync_call(k, "echo_bytes", &KRAY_V_REF(nest), 1, &v);
+	cr_assert_eq(rc, 0, "nested: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.len == 5 && !memcmp(v.data, "outer", 5));
+	kray_value_clear(&v);
+	/* Not ready: the call waits for it in krayd.  Both its refs are needed, one local. */
+	cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_INT(100), 1, NULL, &slow), 0);
+	rc = sync_call(k, "add", (kray_value[]){ KRAY_V_REF(pi), KRAY_V_REF(slow) }, 2, &v);
+	cr_assert_eq(rc, 0, "not ready: %d %s", rc, kray_errmsg(k));
+	cr_assert_eq(v.i, 107);
+	cr_assert_eq(harness_status(k).fast_tasks, fast, "%llu calls went fast",
+		     (unsigned long long)(harness_status(k).fast_tasks - fast));
+	kray_release(k, (kray_ref[]){ pi, pbig, nest, slow }, 4);
+	harness_shutdown(k);
+}
+
+/* A fast call with a local ref argument that falls back to krayd gets the ref resolved
+ * there: NOT_RUN (the worker declines a stand-in for the first argument; the second, a
+ * local ref, went as its value) and a bounce (no idle worker). */
+Test(fastpath, local_ref_argument_fallbacks)
+{
+	struct harness h;
+	struct slow_call s = { .ms = 800 };
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value arg0 = KRAY_V_INT(100), v;
+	struct kray_stats before;
+	kray_ref p7, p2, p6, r;
+	pthread_t th;
+	kray *a, *b;
+	uint64_t fast;
+	int rc;
+
+	a = fast_krayd_proc(&h, 1, NULL);
+	cr_assert_eq(kray_put(a, &KRAY_V_INT(7), &p7), 0);
+	cr_assert_eq(kray_put(a, &KRAY_V_INT(2), &p2), 0);
+	o.fast_arg0 = &arg0;
+	fast = harness_status(a).fast_tasks;
+	cr_assert_eq(kray_call(a, "stand_in", (kray_value[]){ KRAY_V_REF(p7), KRAY_V_REF(p2) }, 2, &o, &r),
+		     0);
+	cr_assert_eq(kray_get(a, &r, 1, 10000, &v), 0, "%s", kray_errmsg(a));
+	cr_assert_eq(v.i, 1002, "ran with %lld, not the stand-in and 2", (long long)v.i);
+	kray_release(a, &r, 1);
+	cr_assert_eq(harness_status(a).fast_tasks - fast, 1, "it did not go fast");
+	arg0 = KRAY_V_INT(-1); /* declined: krayd resolves both refs */
+	cr_assert_eq(kray_call(a, "stand_in", (kray_value[]){ KRAY_V_REF(p7), KRAY_V_REF(p2) }, 2, &o, &r),
+		     0);
+	cr_assert_eq(kray_get(a, &r, 1, 10000, &v), 0, "%s", kray_errmsg(a));
+	cr_assert_eq(v.i, 72);
+	kray_release(a, &r, 1);
+
+	/* The only worker busy with a fast call: b's call bounces to krayd and waits. */
+	b = harness_connect(h.sock);
+	cr_assert_eq(kray_put(b, &KRAY_V_INT(6), &p6), 0);
+	before = harness_status(b);
+	s.k = a;
+	cr_assert_eq(pthread_create(&th, NULL, slow_thread, &s), 0);
+	usleep(200000);
+	rc = sync_call(b, "square", &KRAY_V_REF(p6), 1, &v);
+	cr_assert_eq(rc, 0, "bounced: %d %s", rc, kray_errmsg(b));
+	cr_assert_eq(v.i, 36);
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 0);
+	cr_assert_geq(harness_status(b).fast_bounced - before.fast_bounced, 1, "no bounce");
+	kray_release(a, (kray_ref[]){ p7, p2 }, 2);
+	kray_release(b, &p6, 1);
+	harness_shutdown(a);
+	harness_shutdown(b);
+	harness_stop_krayd(&h);
+}
+
+/* A fast call with a local ref argument whose get timed out keeps the ref alive, as
+ * krayd's path does: the caller releases it, the worker is killed, and the retry through
+ * krayd still resolves it.  The ref is a put, then a fast call's result (which krayd had
+ * not heard of yet).  Once settled, the hold is given back: krayd keeps nothing. */
+Test(fastpath, late_call_keeps_ref_argument)
+{
+	struct harness h;
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	uint64_t objects;
+	kray_value v;
+	kray_ref p, r;
+	kray *k;
+	pid_t w;
+	int rc;
+
+	k = fast_krayd_proc(&h, 1, NULL);
+	objects = harness_status(k).objects;
+	o.max_retries = 1;
+	for (int variant = 0; variant < 2; variant++) {
+		for (int i = 0; i < 300 && (w = only_worker(h.pid)) <= 0; i++)
+			usleep(10000);
+		cr_assert_gt(w, 0, "cannot find krayd's worker");
+		if (!variant) {
+			cr_assert_eq(kray_put(k, &KRAY_V_INT(1500), &p), 0);
+		} else {
+			cr_assert_eq(kray_call(k, "identity", &KRAY_V_INT(1500), 1, NULL, &p), 0);
+			cr_assert_eq(kray_get(k, &p, 1, -1, &v), 0, "%s", kray_errmsg(k));
+		}
+		cr_assert_eq(kray_call(k, "sleep_ms", &KRAY_V_REF(p), 1, &o, &r), 0);
+		rc = kray_get(k, &r, 1, 200, &v);
+		cr_assert_eq(rc, -ETIMEDOUT, "variant %d: rc %d %s", variant, rc, kray_errmsg(k));
+		cr_assert_eq(kray_release(k, &p, 1), 0);
+		cr_assert_eq(kray_flush(k), 0); /* krayd has the release before the retry */
+		usleep(50000);
+		cr_assert_eq(kill(w, SIGKILL), 0);
+		rc = kray_get(k, &r, 1, 20000, &v);
+		cr_assert_eq(rc, 0, "variant %d, the retry: %d %s", variant, rc, kray_errmsg(k));
+		cr_assert_eq(v.i, 1500);
+		kray_release(k, &r, 1);
+		cr_assert_eq(kray_flush(k), 0);
+	}
+	for (int i = 0; i < 200 && harness_status(k).objects != objects; i++)
+		usleep(10000);
+	cr_assert_eq(harness_status(k).objects, objects, "krayd keeps %lld objects more",
+		     (long long)(harness_status(k).objects - objects));
+	cr_assert(harness_krayd_alive(&h), "krayd died");
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
 /* Calls a's method with args and gets its value at once, waiting up to timeout_ms. */
 static int actor_sync(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs,
 		      int64_t timeout_ms, kray_value *ret)
@@ -1477,6 +1732,26 @@ Test(fastpath, actor_call_behind_buffered_one)
 		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 40);
 	cr_assert_geq(harness_status(k).fast_tasks - before, 15, "the next calls did not go fast");
 	kray_release(k, &a, 1);
+	harness_shutdown(k);
+}
+
+/* A plain actor's method with a ref argument whose small value the driver has goes fast
+ * too, the value in the FAST_EXEC; the actor's state shows each call ran once. */
+Test(fastpath, actor_call_local_ref_argument)
+{
+	skip_with_ring();
+	kray *k = fast_krayd(2);
+	kray_ref a = fast_counter(k, NULL), p;
+	uint64_t fast;
+
+	cr_assert_eq(kray_put(k, &KRAY_V_INT(5), &p), 0);
+	fast = harness_status(k).fast_tasks;
+	for (int i = 1; i <= 20; i++)
+		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_REF(p), 1), 5 * i);
+	cr_assert_geq(harness_status(k).fast_tasks - fast, 15, "%llu of 20 went fast",
+		      (unsigned long long)(harness_status(k).fast_tasks - fast));
+	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 100);
+	kray_release(k, (kray_ref[]){ a, p }, 2);
 	harness_shutdown(k);
 }
 
