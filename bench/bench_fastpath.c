@@ -288,8 +288,8 @@ int main(int argc, char **argv)
 	       bench_med(&daemon->ref_rt) / bench_med(&fast->ref_rt), "");
 	printf("  %-40s %11.0f%% %11.0f%% %12s\n", "  share that went fast",
 	       bench_med(&ring->ref_share) * 100, bench_med(&fast->ref_share) * 100, "-");
-	printf("  %-40s %9.2f us %9.2f us %9.2f us\n", "  krayd CPU per call", bench_med(&ring->ref_cpu),
-	       bench_med(&fast->ref_cpu), bench_med(&daemon->ref_cpu));
+	printf("  %-40s %9.2f us %9.2f us %9.2f us\n", "  krayd CPU per call",
+	       bench_med(&ring->ref_cpu), bench_med(&fast->ref_cpu), bench_med(&daemon->ref_cpu));
 	printf("  %-40s %9.2f us\n", "  krayd CPU per sync task (ring)",
 	       bench_med(&ring->cpu_sync));
 	printf("  %-40s %11.0f%%\n", "  share through the ring", bench_med(&ring->share) * 100);

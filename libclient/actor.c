@@ -83,6 +83,8 @@ KRAY_EXPORT int kray_actor_create(struct kray *k, const char *cls, const kray_va
 	for (size_t i = 0; i < nargs; i++)
 		if ((r = kc_check_value(k, &args[i], true)))
 			return r;
+	if ((r = kc_fast_args_known(k, args, nargs)))
+		return r;
 	m.seq = ++k->next_seq;
 	m.job = k->job;
 	m.max_restarts = (int16_t)o.max_restarts;

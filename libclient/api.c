@@ -129,17 +129,8 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 	for (size_t i = 0; i < nargs; i++)
 		if ((r = kc_check_value(k, &args[i], true)))
 			return r;
-	/* krayd resolves ref arguments: one whose fast call's get timed out is waited for
-	 * here first, since krayd has not heard of it (docs/fastpath.md). */
-	for (size_t i = 0; i < nargs && k->fast_nlate; i++)
-		if (args[i].type == KRAY_REF &&
-		    (r = kc_fast_settle(k, &args[i].ref, 1, &(int64_t){ -1 })))
-			return r;
-	/* A ref argument may be a fast result krayd has not heard of yet: it hears of it
-	 * before the call names it, even if the ref is released before the call is sent. */
-	for (size_t i = 0; i < nargs && kbuf_pending(&k->fast_pending); i++)
-		if (args[i].type == KRAY_REF && (r = kc_fast_register(k)))
-			return r;
+	if ((r = kc_fast_args_known(k, args, nargs)))
+		return r;
 	if (o.fast_arg0 && (actor || !nargs || !kc_fast_stand_in_ok(o.fast_arg0)))
 		return kc_fail(k, -EINVAL,
 			       "fast_arg0 stands in for a task's first argument: "

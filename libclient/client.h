@@ -314,6 +314,10 @@ int kc_fast_get(struct kray *k, int64_t timeout_ms, kray_value *ret);
 /* Queues the pending registrations of fast results (FAST_DONE) for krayd now, before
  * what is queued already: a frame about to be queued names one.  0 or -ENOMEM. */
 int kc_fast_register(struct kray *k);
+/* Before a frame that names args (a call's, an actor constructor's): the late fast calls
+ * among them settled, and pending registrations of fast results queued first, so that
+ * krayd knows every object they name.  0 or -errno. */
+int kc_fast_args_known(struct kray *k, const kray_value *args, size_t nargs);
 /* Waits up to *timeout_ms (-1: for ever) until none of refs[n] is a fast call whose get
  * timed out: each is then cached here, queued for krayd again, or held by krayd.  Sets
  * *timeout_ms to what is left.  0, -ETIMEDOUT (no message set) or -errno. */

@@ -143,8 +143,7 @@ bool kc_fast_eligible(struct kray *k, const kray_ref *actor, const kray_value *a
 	const struct kray_mem *m;
 
 	if (k->ws || (actor && !kc_fast_actor_ok(k, actor)) || k->fast_state < 0 ||
-	    o->num_returns != 1 || o->streaming || (o->resources && *o->resources) ||
-	    o->timeout_ms)
+	    o->num_returns != 1 || o->streaming || (o->resources && *o->resources) || o->timeout_ms)
 		return false;
 	frame_len += sizeof(struct kray_msg_fast);
 	for (size_t i = 0; i < nargs; i++) {
@@ -403,6 +402,24 @@ int kc_fast_register(struct kray *k)
 	return pending_first(k);
 }
 
+int kc_fast_args_known(struct kray *k, const kray_value *args, size_t nargs)
+{
+	int r;
+
+	/* krayd resolves ref arguments: one whose fast call's get timed out is waited for
+	 * here first, since krayd has not heard of it (docs/fastpath.md). */
+	for (size_t i = 0; i < nargs && k->fast_nlate; i++)
+		if (args[i].type == KRAY_REF &&
+		    (r = kc_fast_settle(k, &args[i].ref, 1, &(int64_t){ -1 })))
+			return r;
+	/* A ref argument may be a fast result krayd has not heard of yet: it hears of it
+	 * before the call names it, even if the ref is released before the call is sent. */
+	for (size_t i = 0; i < nargs && kbuf_pending(&k->fast_pending); i++)
+		if (args[i].type == KRAY_REF)
+			return kc_fast_register(k);
+	return 0;
+}
+
 /* The connection's before_flush hook: pending registrations first.  0 or -ENOMEM. */
 static int fast_before_flush(struct kray *k)
 {
@@ -615,8 +632,8 @@ static int queue_refs(struct kray *k, uint16_t type, const struct kbuf *ids)
 
 	if (!m.n)
 		return 0;
-	return kc_end(k, WIRE_FRAME_OPEN(&k->out, type, 0, WIRE_FIXED(m),
-					 WIRE_RAW(ids->data, ids->len)));
+	return kc_end(
+		k, WIRE_FRAME_OPEN(&k->out, type, 0, WIRE_FIXED(m), WIRE_RAW(ids->data, ids->len)));
 }
 
 /* Late call i is settled: it is forgotten, and the holds on its ref arguments are given

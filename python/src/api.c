@@ -371,8 +371,8 @@ static PyObject *api_submit(PyObject *self, PyObject *args)
 		       if (!r) r = o.fast_arg0 ? sent_later(k) : sent_soon(k));
 	else /* a synchronous actor call may go fast too (libclient/fast_actor.c) */
 		LOCKED(r = kray_actor_call(k, aid, fn, vals, n, &o, rets);
-		       if (!r) r = o.num_returns == 1 && !o.streaming ? sent_later(k) :
-								 sent_soon(k));
+		       if (!r) r =
+			       o.num_returns == 1 && !o.streaming ? sent_later(k) : sent_soon(k));
 	free(vals);
 	out = r ? ext_fail(k, r, fn) : refs_list(rets, o.num_returns);
 	free(rets);

@@ -1437,7 +1437,8 @@ Test(fastpath, local_ref_arguments_go_fast)
 	cr_assert_eq(fast_v[3].i, fast_v[1].i);
 	kray_release(k, r, 2);
 	cr_assert_eq(kray_call(k, "echo_bytes", &KRAY_V_REF(pblob), 1, NULL, &r[0]), 0);
-	cr_assert_eq(kray_call(k, "add", (kray_value[]){ KRAY_V_REF(sq), KRAY_V_REF(pi) }, 2, NULL, &r[1]),
+	cr_assert_eq(kray_call(k, "add", (kray_value[]){ KRAY_V_REF(sq), KRAY_V_REF(pi) }, 2, NULL,
+			       &r[1]),
 		     0);
 	cr_assert_eq(kray_get(k, &r[0], 1, 10000, &v), 0, "%s", kray_errmsg(k));
 	cr_assert(v.len == sizeof(blob) && !memcmp(v.data, blob, sizeof(blob)));
@@ -1546,14 +1547,16 @@ Test(fastpath, local_ref_argument_fallbacks)
 	cr_assert_eq(kray_put(a, &KRAY_V_INT(2), &p2), 0);
 	o.fast_arg0 = &arg0;
 	fast = harness_status(a).fast_tasks;
-	cr_assert_eq(kray_call(a, "stand_in", (kray_value[]){ KRAY_V_REF(p7), KRAY_V_REF(p2) }, 2, &o, &r),
+	cr_assert_eq(kray_call(a, "stand_in", (kray_value[]){ KRAY_V_REF(p7), KRAY_V_REF(p2) }, 2,
+			       &o, &r),
 		     0);
 	cr_assert_eq(kray_get(a, &r, 1, 10000, &v), 0, "%s", kray_errmsg(a));
 	cr_assert_eq(v.i, 1002, "ran with %lld, not the stand-in and 2", (long long)v.i);
 	kray_release(a, &r, 1);
 	cr_assert_eq(harness_status(a).fast_tasks - fast, 1, "it did not go fast");
 	arg0 = KRAY_V_INT(-1); /* declined: krayd resolves both refs */
-	cr_assert_eq(kray_call(a, "stand_in", (kray_value[]){ KRAY_V_REF(p7), KRAY_V_REF(p2) }, 2, &o, &r),
+	cr_assert_eq(kray_call(a, "stand_in", (kray_value[]){ KRAY_V_REF(p7), KRAY_V_REF(p2) }, 2,
+			       &o, &r),
 		     0);
 	cr_assert_eq(kray_get(a, &r, 1, 10000, &v), 0, "%s", kray_errmsg(a));
 	cr_assert_eq(v.i, 72);
@@ -1726,8 +1729,10 @@ Test(fastpath, actor_call_behind_buffered_one)
 		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), 2 * i + 2);
 		kray_release(k, &r, 1);
 	}
-	cr_assert_eq(harness_status(k).fast_tasks, before, "%llu calls behind a buffered one "
-		     "were steered", (unsigned long long)(harness_status(k).fast_tasks - before));
+	cr_assert_eq(harness_status(k).fast_tasks, before,
+		     "%llu calls behind a buffered one "
+		     "were steered",
+		     (unsigned long long)(harness_status(k).fast_tasks - before));
 	for (int i = 0; i < 20; i++)
 		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 40);
 	cr_assert_geq(harness_status(k).fast_tasks - before, 15, "the next calls did not go fast");
@@ -2085,4 +2090,31 @@ Test(fastpath, actor_fastpath_off)
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
+}
+
+/* An actor's constructor takes fast results as arguments as a call does
+ * (kc_fast_args_known()): one whose get timed out (krayd has not heard of it yet), and one
+ * got fast and released right after the create. */
+Test(fastpath, constructor_arguments_from_fast_calls)
+{
+	kray *k = fast_krayd(2);
+	kray_ref r, a;
+	kray_value v;
+
+	r = harness_call1(k, "sleep_ms", &KRAY_V_INT(300), 1);
+	cr_assert_eq(kray_get(k, &r, 1, 20, &v), -ETIMEDOUT, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_actor_create(k, "Counter", &KRAY_V_REF(r), 1, NULL, &a), 0, "%s",
+		     kray_errmsg(k));
+	kray_release(k, &r, 1);
+	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 300);
+	kray_release(k, &a, 1);
+
+	cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(7), 1, NULL, &r), 0);
+	cr_assert_eq(kray_get(k, &r, 1, -1, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_actor_create(k, "Counter", &KRAY_V_REF(r), 1, NULL, &a), 0, "%s",
+		     kray_errmsg(k));
+	kray_release(k, &r, 1);
+	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 49);
+	kray_release(k, &a, 1);
+	harness_shutdown(k);
 }
