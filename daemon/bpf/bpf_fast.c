@@ -302,6 +302,7 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 
 		/* krayd holds it until the scheduler finds it idle with nothing queued. */
 		memset(e, 0, sizeof(*e));
+		kring_worker_new(f->ring, slot);
 		if (w->actor)
 			e->actor = w->actor->id; /* claimed only for its calls */
 		__atomic_store_n(&e->token, rep.token, __ATOMIC_SEQ_CST);

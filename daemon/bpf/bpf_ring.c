@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -118,6 +119,19 @@ void kring_stats(struct kring *r, uint64_t *calls, uint64_t *bounced)
 		*calls += __atomic_load_n(&darea(r, i)->calls, __ATOMIC_RELAXED);
 		*bounced += __atomic_load_n(&darea(r, i)->bounced, __ATOMIC_RELAXED);
 	}
+}
+
+void kring_worker_new(struct kring *r, unsigned slot)
+{
+	struct kray_ring_worker *w;
+
+	if (!r || slot >= KRAY_FAST_WORKERS)
+		return;
+	w = warea(r, slot);
+	/* The entry is OFF (no driver claims it, so none writes here), and the slot's last
+	 * worker is gone: its counters must not look like a request to the new one. */
+	memset(w, 0, offsetof(struct kray_ring_worker, req));
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 void kring_sent(struct kring *r, unsigned slot)

@@ -931,3 +931,66 @@ Test(fastring, actor_timeout_then_late_answer)
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 }
+
+/*
+ * A worker slot that goes to a new worker starts with fresh request counters: the last
+ * worker's count of requests must not wake the new one as if a request had come (it
+ * then took a driver's claim made in between for a stray and dropped the request: the
+ * call hung until its get's timeout; the soak found it with actors, whose slots are
+ * reused as they come and go).  Then plain actors created, called at once and killed,
+ * again and again: every call answered.
+ */
+Test(fastring, slot_reused_fresh)
+{
+	struct harness h;
+	kray *k = ring_krayd(&h, 1);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	struct raw_ring rr;
+	int64_t got, until;
+	kray_value v;
+	int slot = -1;
+	pid_t pid;
+	kray_ref a;
+
+	raw_open(h.sock, &rr);
+	cr_assert_eq(rr.nfds, 3);
+	for (int i = 0; i < 60; i++) {
+		cr_assert_eq(harness_get1(k, harness_call1(k, "pid", NULL, 0), -1, &v), 0);
+		pid = (pid_t)v.i;
+	}
+	for (unsigned i = 0; i < KRAY_FAST_WORKERS && slot < 0; i++)
+		if (__atomic_load_n(&warea(&rr, i)->req_seq, __ATOMIC_SEQ_CST) >= 50)
+			slot = (int)i;
+	cr_assert_geq(slot, 0, "no worker served the 60 calls through the ring");
+	kill(pid, SIGKILL);
+	until = harness_now_ms() + 20000;
+	while (harness_now_ms() < until &&
+	       (__atomic_load_n(&rr.fw[slot].state, __ATOMIC_SEQ_CST) == KRAY_FW_OFF ||
+		__atomic_load_n(&warea(&rr, slot)->req_seq, __ATOMIC_SEQ_CST) >= 50)) {
+		cr_assert_eq(sync_square(k, 5, 10000, &got), 0, "%s", kray_errmsg(k));
+		usleep(20000);
+	}
+	cr_assert_neq(__atomic_load_n(&rr.fw[slot].state, __ATOMIC_SEQ_CST), KRAY_FW_OFF,
+		      "no new worker took slot %d", slot);
+	cr_assert_lt(__atomic_load_n(&warea(&rr, slot)->req_seq, __ATOMIC_SEQ_CST), 50,
+		     "the new worker of slot %d kept its predecessor's request count", slot);
+	raw_close(&rr);
+
+	for (int i = 0; i < 25; i++) {
+		uint64_t fast = harness_status(k).fast_tasks;
+
+		cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &o, &a), 0, "%s",
+			     kray_errmsg(k));
+		until = harness_now_ms() + 10000;
+		for (int64_t n = 1; harness_status(k).fast_tasks == fast; n++) {
+			cr_assert_lt(harness_now_ms(), until, "actor %d: no call took the ring", i);
+			cr_assert_eq(actor_get(k, a, "incr", &KRAY_V_INT(1), 1, 10000, &v), 0,
+				     "actor %d call %lld: %s", i, (long long)n, kray_errmsg(k));
+			cr_assert_eq(v.i, n);
+		}
+		cr_assert_eq(kray_kill(k, a, 1), 0, "%s", kray_errmsg(k));
+		kray_release(k, &a, 1);
+	}
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
