@@ -299,15 +299,16 @@ int main(int argc, char **argv)
 	       bench_med(&ring->actor.share) * 100, bench_med(&fast->actor.share) * 100);
 	printf("  %-40s %9.2f us\n", "  krayd CPU per sync task (ring)",
 	       bench_med(&ring->task.cpu_sync));
-	printf("  %-40s %11.0f%%\n", "  share through the ring", bench_med(&ring->task.share) * 100);
+	printf("  %-40s %11.0f%%\n", "  share through the ring",
+	       bench_med(&ring->task.share) * 100);
 	printf("  %-40s %10.0f/s\n", "async (1,000 in flight), ring mode", bench_med(&ring->tps));
 	printf("  %-40s %11.2fx\n", "  ring mode / daemon path",
 	       bench_med(&ring->tps) / bench_med(&daemon->tps));
 	printf("  (the rows below compare the socket fast path with the daemon path)\n");
 	printf("  %-40s %9.2f us %9.2f us\n", "  krayd CPU per sync task",
 	       bench_med(&fast->task.cpu_sync), bench_med(&daemon->task.cpu_sync));
-	printf("  %-40s %11.0f%% %11s\n", "  share steered by BPF", bench_med(&fast->task.share) * 100,
-	       "-");
+	printf("  %-40s %11.0f%% %11s\n", "  share steered by BPF",
+	       bench_med(&fast->task.share) * 100, "-");
 	printf("  %-40s %10.0f/s %10.0f/s\n", "async (1,000 in flight)", bench_med(&fast->tps),
 	       bench_med(&daemon->tps));
 	printf("  %-40s %11.2fx %12s\n", "  fast-path mode / daemon path",

@@ -11,9 +11,10 @@
  * top` and krayd's reaper see the same claim.  A plain actor's call claims that actor's
  * worker only (the entry whose `actor` names it), as the program's claim_actor() does;
  * the per-caller order against calls that went through krayd is kept as on the socket
- * (fast_actor.c: the trailer's after_seq, checked by the worker).  It sets its result area's `want` to the
- * call's sequence number, writes the FAST_EXEC frame into the worker's request area,
- * bumps the worker's req_seq and wakes it if it sleeps, then sleeps on its own res_seq.
+ * (fast_actor.c: the trailer's after_seq, checked by the worker).  It sets its result
+ * area's `want` to the call's sequence number, writes the FAST_EXEC frame into the
+ * worker's request area, bumps the worker's req_seq and wakes it if it sleeps, then
+ * sleeps on its own res_seq.
  *
  * Worker: sleeps in futex_waitv on its req_seq and kd_seq (krayd bumps that one after it
  * sent the worker frames), checks a request against its `fast_workers` entry (claimed

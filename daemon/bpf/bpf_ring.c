@@ -53,9 +53,16 @@ struct kring *kring_start(struct krayd *d, int map_fd)
 
 	if (!d->cfg.fastpath_ring)
 		return NULL;
+	/* Where the ring cannot be, the fast path's sockets carry the calls (each says why). */
 	if (d->cfg.worker_user[0]) {
-		log_warn("bpf: fast path ring off: workers run as another user (worker-user), "
-			 "and the ring is shared with them");
+		log_info("bpf: fast path ring off: workers run as another user (worker-user), "
+			 "and the ring is shared with them; the fast path uses its sockets");
+		return NULL;
+	}
+	/* Idle workers sleep in futex_waitv (Linux 5.16); without it they would poll. */
+	if (syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0) < 0 && errno == ENOSYS) {
+		log_info("bpf: fast path ring off: no futex_waitv in this kernel (Linux 5.16); "
+			 "the fast path uses its sockets");
 		return NULL;
 	}
 	r = calloc(1, sizeof(*r));
@@ -68,11 +75,12 @@ struct kring *kring_start(struct krayd *d, int map_fd)
 	if (r->base == MAP_FAILED)
 		goto err;
 	r->map_fd = map_fd;
-	log_info("bpf: fast path ring on: drivers of this user call idle workers through "
-		 "shared memory and futexes");
+	log_info("bpf: fast path ring on: drivers of this user call idle workers and plain "
+		 "actors through shared memory and futexes; other users' drivers take the daemon "
+		 "path (fastpath-ring = off: the fast path's sockets for all)");
 	return r;
 err:
-	log_warn("bpf: fast path ring off: %s", strerror(errno));
+	log_warn("bpf: fast path ring off: %s; the fast path uses its sockets", strerror(errno));
 	if (r->memfd >= 0)
 		close(r->memfd);
 	free(r);

@@ -41,6 +41,7 @@
 TestSuite(fastring, .fini = harness_cleanup, .timeout = 90);
 
 static const char *const ring_on[] = { "--fastpath-ring", "on", NULL };
+static const char *const ring_off[] = { "--fastpath-ring", "off", NULL };
 
 static void need_ring(void)
 {
@@ -278,7 +279,7 @@ Test(fastring, handed_out_only_when_on)
 	cr_assert_eq(rr.nfds, 3, "ring on: %u descriptors", rr.nfds);
 	raw_close(&rr);
 	harness_stop_krayd(&h);
-	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, ring_off), 0);
 	raw_open(h.sock, &rr);
 	cr_assert_eq(rr.nfds, 1, "ring off: %u descriptors", rr.nfds);
 	raw_close(&rr);
@@ -481,7 +482,7 @@ Test(fastring, other_users_get_no_ring)
 		cr_skip_test("uid 65534 cannot reach krayd's socket here");
 	cr_assert_eq(st, -EPERM, "another user's driver got %d descriptors with the ring on", st);
 	harness_stop_krayd(&h);
-	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	cr_assert_eq(harness_start_krayd_opts(&h, 1, ring_off), 0);
 	chmod(h.dir, 0755);
 	chmod(h.sock, 0666);
 	st = open_as_nobody(&h);
