@@ -4,10 +4,11 @@
  * include/uapi/kray_ring.h, docs/fastpath.md "The ring").
  *
  * krayd is on no ring call's path either.  Its jobs: make the memfd and hand it out with
- * the `fast_workers` map (bpf_fast.c's FAST_OPEN reply), wake a worker that sleeps on the
- * ring when it has sent it frames (the worker then sleeps in futex_waitv, not in poll on
- * its socket), and tell a driver that waits on the ring that its worker died, in its
- * result area (FAST_LOST, as bpf_fast.c's tell_lost() does on the socket).
+ * the `fast_workers` map (bpf_fast.c's FAST_OPEN reply), start a new worker's request
+ * area from zero (kring_worker_new), wake a worker that sleeps on the ring when it has
+ * sent it frames (the worker then sleeps in futex_waitv, not in poll on its socket), and
+ * tell a driver that waits on the ring that its worker died, in its result area
+ * (FAST_LOST, as bpf_fast.c's tell_lost() does on the socket).
  */
 #include <errno.h>
 #include <fcntl.h>
