@@ -39,11 +39,11 @@ TEST_EXTRA += test-fastpath-sockets
 .PHONY: test-fastpath-asan
 test-fastpath-asan:
 	@$(MAKE) --no-print-directory -s O=build-asan CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
-		build-asan/bin/krayd build-asan/bin/kray-worker \
+		build-asan/bin/krayd build-asan/bin/kray-worker build-asan/bin/kray \
 		build-asan/tests/integration/test_fastpath build-asan/tests/integration/test_tasks \
 		build-asan/tests/integration/test_fastring \
 		build-asan/tests/libtestfns.so build-asan/tests/libreturnfns.so \
-		build-asan/tests/libactorfns.so
+		build-asan/tests/libactorfns.so build-asan/tests/libwarmfns.so
 	@set -e; for t in test_fastpath test_tasks test_fastring; do \
 	 echo "== build-asan/tests/integration/$$t"; \
 	 ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=66 \
