@@ -60,10 +60,13 @@ struct kring *kring_start(struct krayd *d, int map_fd)
 			 "and the ring is shared with them; the fast path uses its sockets");
 		return NULL;
 	}
-	/* Idle workers sleep in futex_waitv (Linux 5.16); without it they would poll. */
-	if (syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0) < 0 && errno == ENOSYS) {
-		log_info("bpf: fast path ring off: no futex_waitv in this kernel (Linux 5.16); "
-			 "the fast path uses its sockets");
+	/* Idle workers sleep in futex_waitv (Linux 5.16); without it they would poll.  With
+	 * no futexes it answers EINVAL; ENOSYS (an older kernel) or EPERM (a seccomp filter
+	 * that does not know it) say it cannot be used. */
+	if (syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0) < 0 && errno != EINVAL) {
+		log_info("bpf: fast path ring off: futex_waitv (Linux 5.16) unavailable: %s; the "
+			 "fast path uses its sockets",
+			 strerror(errno));
 		return NULL;
 	}
 	r = calloc(1, sizeof(*r));
