@@ -345,6 +345,10 @@ int kc_fast_actor_trailer(struct kray *k, const struct kray_oid *actor, uint32_t
 void kc_fast_actor_bounced(struct kray *k, const uint8_t *body, size_t len);
 /* Everything queued for krayd is being sent: no actor call waits in the buffer. */
 void kc_fast_actor_flushed(struct kray *k);
+/* The ring (ring.c): where it notes actor's worker's slot (+ 1; 0: unknown), NULL for an
+ * actor whose calls do not go fast; actor has no fast worker now (as a NO_ACTOR bounce). */
+uint32_t *kc_fast_actor_ring_slot(struct kray *k, const struct kray_oid *actor);
+void kc_fast_actor_no_worker(struct kray *k, const struct kray_oid *actor);
 void kc_fast_actor_free(struct kray *k);
 /* Worker side: opens the worker's fast connection (0 or -EOPNOTSUPP); takes one arrived
  * FAST_EXEC's exec body into ret_body (1; 0 when none arrived; -EPIPE); sends the answer

@@ -19,8 +19,9 @@
  * held, the seqs of its last two calls (and whether they may still wait in the output
  * buffer: a call behind one that does goes to krayd with it, not fast for a NOT_RUN), and
  * how many calls to skip after the program said the actor has no fast worker
- * (KRAY_FAST_NO_ACTOR).  Calls to other actors, or after the last handle was released,
- * take the daemon path.  Worker side:
+ * (KRAY_FAST_NO_ACTOR; with the ring, after ring.c found none, where it also notes the
+ * worker's slot that it found).  Calls to other actors, or after the last handle was
+ * released, take the daemon path.  Worker side:
  * the last call run per caller.
  */
 #include <errno.h>
@@ -45,6 +46,8 @@ struct kc_fast_actor {
 	uint32_t skip; /* calls left before trying the fast path again */
 	uint32_t backoff; /* the skip after the next NO_ACTOR bounce */
 	uint32_t held; /* handles to it this process got from krayd and holds */
+	uint32_t ring_slot; /* its worker's `fast_workers` slot + 1, as the ring last found
+			     * it (ring.c); 0: not known */
 };
 
 static struct kc_fast_actor *find(struct kray *k, const kray_ref *actor, bool add)
@@ -118,8 +121,7 @@ bool kc_fast_actor_ok(struct kray *k, const kray_ref *actor)
 {
 	struct kc_fast_actor *a = k->fast_actors_lost ? NULL : find(k, actor, false);
 
-	/* The ring claims any idle pool worker itself (ring.c): actors' calls are not its. */
-	if (k->ring || !a || !a->held)
+	if (!a || !a->held)
 		return false;
 	/* The caller's previous call to it is still in the output buffer (a pipelined call
 	 * the flusher has not sent yet): the actor's worker, not having run it, would answer
@@ -151,7 +153,6 @@ void kc_fast_actor_bounced(struct kray *k, const uint8_t *body, size_t len)
 {
 	struct kray_msg_fast f;
 	struct kray_msg_fast_actor t;
-	struct kc_fast_actor *a;
 
 	if (len < sizeof(f) + sizeof(t))
 		return;
@@ -159,9 +160,23 @@ void kc_fast_actor_bounced(struct kray *k, const uint8_t *body, size_t len)
 	if (!(f.flags & KRAY_FAST_ACTOR) || !(f.flags & KRAY_FAST_NO_ACTOR))
 		return;
 	memcpy(&t, body + len - sizeof(t), sizeof(t));
-	a = find(k, (const kray_ref *)&t.actor, false);
+	kc_fast_actor_no_worker(k, &t.actor);
+}
+
+uint32_t *kc_fast_actor_ring_slot(struct kray *k, const struct kray_oid *actor)
+{
+	struct kc_fast_actor *a = find(k, (const kray_ref *)actor, false);
+
+	return a ? &a->ring_slot : NULL;
+}
+
+void kc_fast_actor_no_worker(struct kray *k, const struct kray_oid *actor)
+{
+	struct kc_fast_actor *a = find(k, (const kray_ref *)actor, false);
+
 	if (!a)
 		return;
+	a->ring_slot = 0;
 	a->skip = a->backoff;
 	a->backoff = a->backoff * 2 + 1;
 	if (a->backoff > NO_ACTOR_SKIP_MAX)

@@ -8,9 +8,13 @@
  *
  * Driver: claims an idle worker in its mapping of `fast_workers` exactly as the program
  * does (IDLE -> CLAIMING, the entry written, -> FAST), so that krayd's scheduler, `kray
- * top` and krayd's reaper see the same claim.  It sets its result area's `want` to the
- * call's sequence number, writes the FAST_EXEC frame into the worker's request area,
- * bumps the worker's req_seq and wakes it if it sleeps, then sleeps on its own res_seq.
+ * top` and krayd's reaper see the same claim.  A plain actor's call claims that actor's
+ * worker only (the entry whose `actor` names it), as the program's claim_actor() does;
+ * the per-caller order against calls that went through krayd is kept as on the socket
+ * (fast_actor.c: the trailer's after_seq, checked by the worker).  It sets its result
+ * area's `want` to the call's sequence number, writes the FAST_EXEC frame into the
+ * worker's request area, bumps the worker's req_seq and wakes it if it sleeps, then
+ * sleeps on its own res_seq.
  *
  * Worker: sleeps in futex_waitv on its req_seq and kd_seq (krayd bumps that one after it
  * sent the worker frames), checks a request against its `fast_workers` entry (claimed
@@ -139,6 +143,70 @@ static int claim(struct kc_ring *r, uint32_t driver, const struct kray_oid *task
 	return -1;
 }
 
+static bool names(const struct kray_fast_worker *w, const struct kray_oid *actor)
+{
+	return !memcmp(&w->actor, actor, sizeof(*actor));
+}
+
+/* Claims the worker of actor for task, as the program's claim_actor() does, but found by
+ * the entries' `actor` (krayd keeps actors out of the program's `fast_actors` map with
+ * the ring on), the slot remembered per actor: its slot, -1 if it is busy (or krayd holds
+ * it for calls of its own: they go first), -2 if the actor has no worker in the map (not
+ * plain, not on this node, not constructed yet, restarting). */
+static int claim_actor(struct kray *k, uint32_t driver, const struct kray_oid *task,
+		       const struct kray_oid *actor)
+{
+	struct kc_ring *r = k->ring;
+	uint32_t *hint = kc_fast_actor_ring_slot(k, actor);
+	struct kray_fast_worker *w;
+
+	if (!hint)
+		return -2; /* cannot happen: kc_fast_actor_ok() said yes */
+	if (!*hint || *hint > KRAY_FAST_WORKERS || ld(&r->fw[*hint - 1].state) == KRAY_FW_OFF ||
+	    !names(&r->fw[*hint - 1], actor)) {
+		*hint = 0;
+		for (unsigned i = 0; i < KRAY_FAST_WORKERS && !*hint; i++)
+			if (ld(&r->fw[i].state) != KRAY_FW_OFF && names(&r->fw[i], actor))
+				*hint = i + 1;
+		if (!*hint)
+			return -2;
+	}
+	w = &r->fw[*hint - 1];
+	if (!cas(&w->state, KRAY_FW_IDLE, KRAY_FW_CLAIMING))
+		return -1;
+	/* Ours now, so its `actor` holds still: a slot that changed hands since we looked
+	 * (the actor's worker died and another took it) is given back. */
+	if (!names(w, actor)) {
+		cas(&w->state, KRAY_FW_CLAIMING, KRAY_FW_IDLE);
+		*hint = 0;
+		return -1;
+	}
+	w->driver = driver;
+	memcpy(&w->task, task, sizeof(*task));
+	w->start_ns = (uint64_t)kc_mono_ns();
+	if (!cas(&w->state, KRAY_FW_CLAIMING, KRAY_FW_FAST))
+		return -1; /* krayd retired it meanwhile (the worker died) */
+	__atomic_fetch_add(&w->tasks, 1, __ATOMIC_RELAXED);
+	return (int)(*hint - 1);
+}
+
+/* The actor a FAST_EXEC frame is for (its trailer: fast_actor.c), if it is an actor call. */
+static bool actor_of(const struct kbuf *exec, struct kray_oid *ret)
+{
+	struct kray_msg_fast f;
+	struct kray_msg_fast_actor t;
+	const size_t pre = sizeof(struct kray_frame_hdr);
+
+	if (exec->len < pre + sizeof(f) + sizeof(struct kray_msg_exec) + sizeof(t))
+		return false;
+	memcpy(&f, exec->data + pre, sizeof(f));
+	if (!(f.flags & KRAY_FAST_ACTOR))
+		return false;
+	memcpy(&t, exec->data + exec->len - sizeof(t), sizeof(t));
+	*ret = t.actor;
+	return true;
+}
+
 /* Sleeps while *word == v, until deadline (ns; -1: none).  -ETIMEDOUT or 0 (look again). */
 static int sleep_on(uint32_t *word, uint32_t v, int64_t deadline, unsigned spin)
 {
@@ -192,13 +260,17 @@ int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid 
 	struct kc_ring *r = k->ring;
 	struct kray_ring_driver *dr = darea(r, k->fast_slot);
 	struct kray_ring_worker *wa;
+	struct kray_oid actor;
 	uint32_t seq, v;
 	int slot;
 
 	if (exec->len > KRAY_FAST_FRAME_MAX)
 		return 0;
-	slot = claim(r, k->fast_slot, task);
+	slot = actor_of(exec, &actor) ? claim_actor(k, k->fast_slot, task, &actor) :
+					claim(r, k->fast_slot, task);
 	if (slot < 0) {
+		if (slot == -2)
+			kc_fast_actor_no_worker(k, &actor); /* the next calls: krayd's path */
 		__atomic_fetch_add(&dr->bounced, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
@@ -300,6 +372,26 @@ static void give_back(struct kray *k)
 		cas(s, KRAY_FW_FAST_DAEMON, KRAY_FW_DAEMON);
 }
 
+/* Whether the FAST_EXEC frame (len bytes) is for this worker of entry e: an actor's
+ * worker runs only calls to its actor, a pool worker no actor's calls (as the program
+ * steers them). */
+static bool for_me(const struct kray_fast_worker *e, const uint8_t *frame, size_t len)
+{
+	const size_t pre = sizeof(struct kray_frame_hdr);
+	struct kray_msg_fast f;
+	struct kray_msg_fast_actor t;
+	struct kray_oid actor;
+
+	memcpy(&f, frame + pre, sizeof(f));
+	memcpy(&actor, &e->actor, sizeof(actor));
+	if (!(f.flags & KRAY_FAST_ACTOR))
+		return !actor.index;
+	if (len < pre + sizeof(f) + sizeof(struct kray_msg_exec) + sizeof(t))
+		return false;
+	memcpy(&t, frame + len - sizeof(t), sizeof(t));
+	return actor.index && oid_eq(&t.actor, &actor);
+}
+
 int kc_ring_take(struct kray *k, struct kbuf *ret_body, struct kray_oid *ret_task)
 {
 	struct kc_ring *r = k->ring;
@@ -336,7 +428,7 @@ int kc_ring_take(struct kray *k, struct kbuf *ret_body, struct kray_oid *ret_tas
 	memcpy(&h, body, sizeof(h));
 	memcpy(&m, body + pre, sizeof(m));
 	if (wire_check_hdr(&h, KRAY_FAST_FRAME_MAX) || h.type != KRAY_MSG_FAST_EXEC ||
-	    sizeof(h) + h.len != len || !oid_eq(&m.task, &task))
+	    sizeof(h) + h.len != len || !oid_eq(&m.task, &task) || !for_me(e, body, len))
 		goto bad;
 	ret_body->len = ret_body->off = 0;
 	kbuf_put(ret_body, body + pre, len - pre);

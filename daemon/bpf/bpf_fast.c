@@ -262,11 +262,10 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 	if (h->len)
 		return conn_fail(c, "malformed fast open", -EBADMSG);
 	/* An actor's worker asks once its constructor ran, and only for a plain synchronous
-	 * actor (one method at a time, no host of its own: libclient/worker.c).  Not with the
-	 * ring: a ring driver claims any idle worker in the map (libclient/ring.c). */
+	 * actor (one method at a time, no host of its own: libclient/worker.c). */
 	if (!f || (c->role != ROLE_DRIVER && !w) ||
 	    (w && w->actor &&
-	     (f->ring || !d->cfg.fastpath_actors || w->actor->max_concurrency != 1 ||
+	     (!d->cfg.fastpath_actors || w->actor->max_concurrency != 1 ||
 	      w->actor->state != A_ALIVE || w->actor->w != w))) {
 		open_reply(c, req, &rep, -1, NULL);
 		return 0;
@@ -303,6 +302,7 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 
 		/* krayd holds it until the scheduler finds it idle with nothing queued. */
 		memset(e, 0, sizeof(*e));
+		kring_worker_new(f->ring, slot);
 		if (w->actor)
 			e->actor = w->actor->id; /* claimed only for its calls */
 		__atomic_store_n(&e->token, rep.token, __ATOMIC_SEQ_CST);
@@ -327,7 +327,10 @@ static int on_fast_open(struct conn *c, const struct kray_frame_hdr *h, const ui
 		open_reply(c, req, &rep, -1, NULL);
 		return 0;
 	}
-	if (w && w->actor && bpf_map_update_elem(f->actors_fd, &w->actor->id, &slot, BPF_ANY)) {
+	/* With the ring, a driver finds an actor's worker by the entry's `actor` itself
+	 * (libclient/ring.c); the program, which must steer nothing then, is not told. */
+	if (w && w->actor && !f->ring &&
+	    bpf_map_update_elem(f->actors_fd, &w->actor->id, &slot, BPF_ANY)) {
 		rep.status = -errno;
 		bpf_map_delete_elem(f->socks_fd, &key);
 		memset(&f->fw[slot], 0, sizeof(f->fw[slot]));

@@ -4,15 +4,17 @@
  * include/uapi/kray_ring.h, docs/fastpath.md "The ring").
  *
  * krayd is on no ring call's path either.  Its jobs: make the memfd and hand it out with
- * the `fast_workers` map (bpf_fast.c's FAST_OPEN reply), wake a worker that sleeps on the
- * ring when it has sent it frames (the worker then sleeps in futex_waitv, not in poll on
- * its socket), and tell a driver that waits on the ring that its worker died, in its
- * result area (FAST_LOST, as bpf_fast.c's tell_lost() does on the socket).
+ * the `fast_workers` map (bpf_fast.c's FAST_OPEN reply), start a new worker's request
+ * area from zero (kring_worker_new), wake a worker that sleeps on the ring when it has
+ * sent it frames (the worker then sleeps in futex_waitv, not in poll on its socket), and
+ * tell a driver that waits on the ring that its worker died, in its result area
+ * (FAST_LOST, as bpf_fast.c's tell_lost() does on the socket).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -52,9 +54,19 @@ struct kring *kring_start(struct krayd *d, int map_fd)
 
 	if (!d->cfg.fastpath_ring)
 		return NULL;
+	/* Where the ring cannot be, the fast path's sockets carry the calls (each says why). */
 	if (d->cfg.worker_user[0]) {
-		log_warn("bpf: fast path ring off: workers run as another user (worker-user), "
-			 "and the ring is shared with them");
+		log_info("bpf: fast path ring off: workers run as another user (worker-user), "
+			 "and the ring is shared with them; the fast path uses its sockets");
+		return NULL;
+	}
+	/* Idle workers sleep in futex_waitv (Linux 5.16); without it they would poll.  With
+	 * no futexes it answers EINVAL; ENOSYS (an older kernel) or EPERM (a seccomp filter
+	 * that does not know it) say it cannot be used. */
+	if (syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0) < 0 && errno != EINVAL) {
+		log_info("bpf: fast path ring off: futex_waitv (Linux 5.16) unavailable: %s; the "
+			 "fast path uses its sockets",
+			 strerror(errno));
 		return NULL;
 	}
 	r = calloc(1, sizeof(*r));
@@ -67,11 +79,12 @@ struct kring *kring_start(struct krayd *d, int map_fd)
 	if (r->base == MAP_FAILED)
 		goto err;
 	r->map_fd = map_fd;
-	log_info("bpf: fast path ring on: drivers of this user call idle workers through "
-		 "shared memory and futexes");
+	log_info("bpf: fast path ring on: drivers of this user call idle workers and plain "
+		 "actors through shared memory and futexes; other users' drivers take the daemon "
+		 "path (fastpath-ring = off: the fast path's sockets for all)");
 	return r;
 err:
-	log_warn("bpf: fast path ring off: %s", strerror(errno));
+	log_warn("bpf: fast path ring off: %s; the fast path uses its sockets", strerror(errno));
 	if (r->memfd >= 0)
 		close(r->memfd);
 	free(r);
@@ -118,6 +131,19 @@ void kring_stats(struct kring *r, uint64_t *calls, uint64_t *bounced)
 		*calls += __atomic_load_n(&darea(r, i)->calls, __ATOMIC_RELAXED);
 		*bounced += __atomic_load_n(&darea(r, i)->bounced, __ATOMIC_RELAXED);
 	}
+}
+
+void kring_worker_new(struct kring *r, unsigned slot)
+{
+	struct kray_ring_worker *w;
+
+	if (!r || slot >= KRAY_FAST_WORKERS)
+		return;
+	w = warea(r, slot);
+	/* The entry is OFF (no driver claims it, so none writes here), and the slot's last
+	 * worker is gone: its counters must not look like a request to the new one. */
+	memset(w, 0, offsetof(struct kray_ring_worker, req));
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 void kring_sent(struct kring *r, unsigned slot)

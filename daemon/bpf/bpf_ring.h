@@ -25,9 +25,14 @@ bool kring_may(struct kring *r, struct conn *c, bool worker);
 /* Adds the ring's descriptors (the memfd, then the map) to the frame being built on c.
  * 0 or -errno. */
 int kring_attach(struct kring *r, struct conn *c);
-/* krayd sent worker slot `slot` frames: wakes it if it sleeps on the ring. */
 /* Adds the ring calls drivers made, and those that found no idle worker. */
 void kring_stats(struct kring *r, uint64_t *calls, uint64_t *bounced);
+/* Worker slot `slot` goes to a new worker (its entry still OFF): its request area's
+ * counters start from zero, as the worker's own count of them does (libclient/ring.c), so
+ * that a previous worker's requests do not wake it as if one had come.  Else a driver
+ * claiming it between the two could find its request dropped. */
+void kring_worker_new(struct kring *r, unsigned slot);
+/* krayd sent worker slot `slot` frames: wakes it if it sleeps on the ring. */
 void kring_sent(struct kring *r, unsigned slot);
 /* The worker of slot `slot` died; e is its entry, was_fast whether it said FAST.  If a
  * driver waits on the ring for its task (or it died while it wrote the result), writes

@@ -104,7 +104,7 @@ static const struct key keys[] = {
 	  "(needs fastpath; default on; env KRAY_FASTPATH_ACTORS)" },
 	{ "fastpath-ring", K_BOOL, offsetof(struct config, fastpath_ring), sizeof(bool), 0, 0,
 	  "on/off: drivers of krayd's user call idle workers through shared memory and futexes "
-	  "instead of the fast path's sockets (needs fastpath; default off; env KRAY_FAST_RING)" },
+	  "instead of the fast path's sockets (needs fastpath; default on; env KRAY_FAST_RING)" },
 	/* The cluster (docs/cluster.md). */
 	{ "head", K_BOOL, offsetof(struct config, head), sizeof(bool), 0, 1,
 	  "run the cluster's GCS here (--head, or head = 1); standby: take over from the "
@@ -373,10 +373,11 @@ static void set_defaults(struct config *cfg)
 
 	cfg->fastpath_actors =
 		!(fast_actors && (!strcmp(fast_actors, "off") || !strcmp(fast_actors, "0")));
-	/* KRAY_FAST_RING=on: the fast path's shared-memory ring (docs/fastpath.md). */
+	/* KRAY_FAST_RING=off: the fast path's sockets instead of its shared-memory ring
+	 * (docs/fastpath.md). */
 	const char *ring = getenv("KRAY_FAST_RING");
 
-	cfg->fastpath_ring = ring && (!strcmp(ring, "on") || !strcmp(ring, "1"));
+	cfg->fastpath_ring = !(ring && (!strcmp(ring, "off") || !strcmp(ring, "0")));
 	/* KRAY_BPF_WAIT=on: every krayd a process starts has its metrics from the start (the
 	 * C suites, which look at them). */
 	const char *bpf_wait = getenv("KRAY_BPF_WAIT");

@@ -51,7 +51,7 @@ struct config {
 	int oversub_wait; /* percent of run-queue wait that stops new workers; 0: never */
 	bool fastpath; /* the BPF fast path for synchronous calls; default on, KRAY_FASTPATH */
 	bool fastpath_actors; /* ... and for plain actors' calls; default on, KRAY_FASTPATH_ACTORS */
-	bool fastpath_ring; /* its shared-memory ring; default off, KRAY_FAST_RING */
+	bool fastpath_ring; /* its shared-memory ring; default on, KRAY_FAST_RING */
 	bool bpf_wait; /* load the metrics programs before serving (default: in the background) */
 	/* The cluster */
 	bool head; /* run the GCS */

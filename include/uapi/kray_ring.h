@@ -2,9 +2,10 @@
 /*
  * The shared-memory ring of the fast path (`fastpath-ring = on`, docs/fastpath.md "The
  * ring"): one memfd that krayd creates and hands, with the `fast_workers` map, to the
- * pool workers and to the drivers that run as krayd's user.  A driver claims an idle
- * worker in `fast_workers` exactly as the BPF program does (IDLE -> CLAIMING -> FAST,
- * compare-and-swap on its own mapping of the map), writes the FAST_EXEC frame into the
+ * pool workers, to plain actors' workers and to the drivers that run as krayd's user.  A
+ * driver claims an idle worker in `fast_workers` exactly as the BPF program does (IDLE
+ * -> CLAIMING -> FAST, compare-and-swap on its own mapping of the map; for an actor
+ * call, the worker whose entry names the actor), writes the FAST_EXEC frame into the
  * worker's request area and wakes it with a futex; the worker writes the FAST_RESULT
  * frame into the driver's result area and wakes the driver.  The frames are the socket
  * fast path's, byte for byte.

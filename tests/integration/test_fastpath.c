@@ -1655,16 +1655,6 @@ static int64_t actor_int(kray *k, kray_ref a, const char *m, const kray_value *a
 	return v.i;
 }
 
-/* The ring (KRAY_FAST_RING=on, test_fastring.c) carries tasks only: actors' calls take
- * the daemon path there (docs/fastpath.md, "The ring"). */
-static void skip_with_ring(void)
-{
-	const char *ring = getenv("KRAY_FAST_RING");
-
-	if (ring && (!strcmp(ring, "on") || !strcmp(ring, "1")))
-		cr_skip_test("actors' calls do not take the ring (KRAY_FAST_RING=on)");
-}
-
 /* A Counter (opts o), once its calls go fast: read() until one was steered. */
 static kray_ref fast_counter(kray *k, const struct kray_actor_opts *o)
 {
@@ -1688,7 +1678,6 @@ static kray_ref fast_counter(kray *k, const struct kray_actor_opts *o)
 /* Exact results, in order, and through the program: the counter counts each call once. */
 Test(fastpath, actor_calls_exact)
 {
-	skip_with_ring();
 	kray *k = fast_krayd(2);
 	kray_ref a = fast_counter(k, NULL);
 	struct kray_stats st = harness_status(k);
@@ -1789,7 +1778,6 @@ static void *other_caller(void *p)
  */
 Test(fastpath, actor_order_kept)
 {
-	skip_with_ring();
 	struct harness h;
 	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
 	struct order_arg other = { .n = 300 };
@@ -1898,7 +1886,6 @@ static void start_slow(struct slow_actor_call *s, pthread_t *t)
  * ACTOR_DIED at once (not after its 5 s), later calls too; krayd lives on. */
 Test(fastpath, actor_killed_mid_fast_call)
 {
-	skip_with_ring();
 	struct harness h;
 	kray *k = fast_krayd_proc(&h, 2, NULL);
 	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
@@ -1978,13 +1965,11 @@ static void actor_restart(int max_task_retries)
 
 Test(fastpath, actor_restart_retries_call)
 {
-	skip_with_ring();
 	actor_restart(1);
 }
 
 Test(fastpath, actor_restart_no_task_retries)
 {
-	skip_with_ring();
 	actor_restart(0);
 }
 
@@ -1992,7 +1977,6 @@ Test(fastpath, actor_restart_no_task_retries)
  * (it waits in krayd, the worker being busy), and the late get returns its own value. */
 Test(fastpath, actor_timeout_then_late_get)
 {
-	skip_with_ring();
 	kray *k = fast_krayd(2);
 	kray_ref a = fast_counter(k, NULL), slow;
 	kray_value v;
@@ -2015,7 +1999,6 @@ Test(fastpath, actor_timeout_then_late_get)
  * its state and order. */
 Test(fastpath, actor_cancel)
 {
-	skip_with_ring();
 	kray *k = fast_krayd(2);
 	kray_ref a = fast_counter(k, NULL), slow;
 	pid_t pid = (pid_t)actor_int(k, a, "pid", NULL, 0);
@@ -2044,7 +2027,6 @@ Test(fastpath, actor_cancel)
  * at most a few bounces; pool tasks never go to an actor's worker. */
 Test(fastpath, actor_not_plain_and_tasks_apart)
 {
-	skip_with_ring();
 	kray *k = fast_krayd(2);
 	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
 	kray_ref threaded, plain;
