@@ -1707,7 +1707,6 @@ Test(fastpath, actor_calls_exact)
  */
 Test(fastpath, actor_call_behind_buffered_one)
 {
-	skip_with_ring();
 	kray *k = fast_krayd(2);
 	kray_ref a = fast_counter(k, NULL);
 	uint64_t before = harness_status(k).fast_tasks;
@@ -1733,7 +1732,6 @@ Test(fastpath, actor_call_behind_buffered_one)
  * too, the value in the FAST_EXEC; the actor's state shows each call ran once. */
 Test(fastpath, actor_call_local_ref_argument)
 {
-	skip_with_ring();
 	kray *k = fast_krayd(2);
 	kray_ref a = fast_counter(k, NULL), p;
 	uint64_t fast;
