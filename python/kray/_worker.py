@@ -103,8 +103,10 @@ def _from_blob(pick, bufs, refs):
 
 def _call_args(blob, top):
     """(args, kwargs, the call's extra, the placement group it runs in or None)."""
-    # The common blob is small and plain: the extension unpickled it (ext_decode_plain).
-    call = blob[1] if blob[0] == 1 else _serial.decode(blob)
+    if blob[0] == 0 and blob[1] == 0 and not blob[3] and not blob[4]:
+        call = pickle.loads(blob[2])  # the common blob: small, no buffers, no refs
+    else:
+        call = _serial.decode(blob)
     if len(call) == 3 and not call[2]:
         return call[0], call[1], None, None
     args, kwargs, where, *retry = call

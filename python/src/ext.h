@@ -98,9 +98,6 @@ PyObject *ext_decode(kray_value *v, bool owned_refs);
  * buffers, no refs: most small tasks' results) comes unpickled, as (1, value): one
  * pickle.loads, without the tuple, lists and views kray/_serial.py decode() would take. */
 PyObject *ext_decode_got(kray_value *v);
-/* (1, value) of a small plain Python value in (data, len), unpickled; NULL and no exception
- * when it is not one (or NULL and the exception unpickling raised). */
-PyObject *ext_decode_plain(const void *data, size_t len, size_t nrefs);
 /* The same for bytes (data, len) that buf (a bytes-like object) holds. */
 PyObject *ext_decode_bytes(PyObject *buf, const void *data, size_t len, const kray_ref *refs,
 			   size_t nrefs, bool owned_refs);

@@ -267,7 +267,9 @@ PyObject *ext_decode(kray_value *v, bool owned_refs)
 /* A plain value's pickle up to this size, with no buffers and no refs, is unpickled here. */
 #define PLAIN_MAX 4096
 
-PyObject *ext_decode_plain(const void *data, size_t len, size_t nrefs)
+/* (1, value) of a small plain Python value in (data, len), unpickled; NULL and no exception
+ * when it is not one (or NULL and the exception unpickling raised). */
+static PyObject *decode_plain(const void *data, size_t len, size_t nrefs)
 {
 	static PyObject *loads;
 	const struct pyv_hdr *h = data;
@@ -297,7 +299,7 @@ PyObject *ext_decode_got(kray_value *v)
 
 	if (v->type != KRAY_BYTES)
 		return ext_decode(v, true);
-	o = ext_decode_plain(v->data, v->len, v->nrefs);
+	o = decode_plain(v->data, v->len, v->nrefs);
 	if (!o && !PyErr_Occurred())
 		return ext_decode(v, true);
 	pthread_mutex_lock(&ext_mu);

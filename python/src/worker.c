@@ -28,15 +28,12 @@
  * result), so that the task or actor may keep them, as Ray's borrowers do: each ObjectRef
  * releases its reference when it is freed.  Without k (a method thread) they stay lent.
  */
-static PyObject *decode_arg(kray_value *a, kray *k, bool plain_ok)
+static PyObject *decode_arg(kray_value *a, kray *k)
 {
 	kray_value copy = *a;
 	PyObject *buf, *o;
 	bool own = false;
 
-	if (plain_ok && a->type == KRAY_BYTES &&
-	    ((o = ext_decode_plain(a->data, a->len, a->nrefs)) || PyErr_Occurred()))
-		return o;
 	if (k && a->nrefs && a->type != KRAY_ERROR) {
 		int r;
 
@@ -280,9 +277,9 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	if (!(pargs = PyList_New(nargs)))
 		goto out;
 	for (Py_ssize_t i = 0; i < nargs; i++) {
-		/* The first is the function's blob (its pickle names it: kray/_worker.py) or a
-		 * method's name; the call's arguments may come unpickled. */
-		PyObject *o = decode_arg(&vals[i], k, i > 0);
+		/* Left pickled: the worker unpickles them (kray/_worker.py) once the function's
+		 * blob has put its sender's sys.path in place, which the arguments may need. */
+		PyObject *o = decode_arg(&vals[i], k);
 
 		if (!o)
 			goto out;

@@ -276,3 +276,18 @@ def test_results_of_every_size_and_shape(ray_start):
         else:
             assert g == v and type(g) is type(v)
     assert ray_start.get(echo.remote(Point(5))) == Point(5)
+
+
+def test_argument_from_a_module_only_the_driver_imports(ray_start, tmp_path, monkeypatch):
+    """A function passed by reference, from a module on the driver's sys.path only: the
+    worker unpickles the arguments after the task's blob has put the sender's sys.path in
+    place (unpickled earlier, in the extension, it raised ModuleNotFoundError)."""
+    (tmp_path / "kray_argmod.py").write_text("def seven():\n    return 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import kray_argmod
+
+    @ray_start.remote
+    def call(f):
+        return f()
+
+    assert ray_start.get(call.remote(kray_argmod.seven)) == 7
