@@ -129,7 +129,7 @@ boot() {
 			wait "$qemu" || true
 			return 2
 		fi
-		if grep -aq '^KRAY-GUEST booted' <(tr -d '\r' <"$LOG" 2>/dev/null); then
+		if grep -aq '^KRAY-GUEST booted' <(tr -d '\r' 2>/dev/null <"$LOG"); then
 			local size=0 still=0 now
 
 			while kill -0 "$qemu" 2>/dev/null; do
