@@ -269,7 +269,7 @@ int kc_put_inline(struct kray *k, const kray_ref *id, const kray_value *v, const
 /* A new reference to a cached small value or mapped object, or false. */
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret);
 /* The cached small value of id, borrowed (valid until the cache changes), or NULL. */
-const struct kray_mem *kc_cache_peek(struct kray *k, const kray_ref *id);
+struct kray_mem *kc_cache_peek(struct kray *k, const kray_ref *id);
 /* Remembers a small value this process put or got. */
 void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v);
 void kc_cache_drop(struct kray *k, const kray_ref *id);

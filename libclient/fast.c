@@ -616,24 +616,26 @@ static int outcome(struct kray *k, struct kbuf *submit, const struct kray_oid *t
 }
 
 /* Queues a RELEASE of ref for krayd.  0 or -ENOMEM. */
-static int queue_release(struct kray *k, const struct kray_oid *ref)
+/* Queues a frame of type (HOLD or RELEASE) for the n refs at ids.  0 or -ENOMEM. */
+static int queue_refs(struct kray *k, uint16_t type, const void *ids, uint32_t n)
 {
-	struct kray_msg_refs m = { .n = 1 };
+	struct kray_msg_refs m = { .n = n };
 
-	return kc_end(k, WIRE_FRAME_OPEN(&k->out, KRAY_MSG_RELEASE, 0, WIRE_FIXED(m),
-					 WIRE_RAW(ref, sizeof(*ref))));
+	if (!n)
+		return 0;
+	return kc_end(k, WIRE_FRAME_OPEN(&k->out, type, 0, WIRE_FIXED(m),
+					 WIRE_RAW(ids, n * sizeof(kray_ref))));
 }
 
-/* Queues a frame of type (HOLD or RELEASE) for the refs in ids (an array of kray_ref).
- * 0 or -ENOMEM. */
-static int queue_refs(struct kray *k, uint16_t type, const struct kbuf *ids)
+static int queue_release(struct kray *k, const struct kray_oid *ref)
 {
-	struct kray_msg_refs m = { .n = (uint32_t)(ids->len / sizeof(kray_ref)) };
+	return queue_refs(k, KRAY_MSG_RELEASE, ref, 1);
+}
 
-	if (!m.n)
-		return 0;
-	return kc_end(
-		k, WIRE_FRAME_OPEN(&k->out, type, 0, WIRE_FIXED(m), WIRE_RAW(ids->data, ids->len)));
+/* queue_refs() of the refs collected in ids. */
+static int queue_held(struct kray *k, uint16_t type, const struct kbuf *ids)
+{
+	return queue_refs(k, type, ids->data, (uint32_t)(ids->len / sizeof(kray_ref)));
 }
 
 /* Late call i is settled: it is forgotten, and the holds on its ref arguments are given
@@ -641,7 +643,7 @@ static int queue_refs(struct kray *k, uint16_t type, const struct kbuf *ids)
  * by then).  Without memory for the RELEASE, they stay held until the driver exits. */
 static void late_drop(struct kray *k, size_t i)
 {
-	queue_refs(k, KRAY_MSG_RELEASE, &k->fast_late[i].held);
+	queue_held(k, KRAY_MSG_RELEASE, &k->fast_late[i].held);
 	kbuf_free(&k->fast_late[i].held);
 	kbuf_free(&k->fast_late[i].submit);
 	k->fast_late[i] = k->fast_late[--k->fast_nlate];
@@ -888,7 +890,7 @@ static int hold_args(struct kray *k, const struct kbuf *submit, struct kbuf *hel
 			kbuf_put(held, v.data, sizeof(kray_ref));
 	/* A fast result among them is known to krayd already (kc_submit() registered it):
 	 * a release of it is a RELEASE after the HOLD. */
-	if (held->nomem || queue_refs(k, KRAY_MSG_HOLD, held)) {
+	if (held->nomem || queue_held(k, KRAY_MSG_HOLD, held)) {
 		kbuf_free(held);
 		return -ENOMEM;
 	}

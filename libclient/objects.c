@@ -416,11 +416,9 @@ int kc_take_value(struct kray *k, const struct wire_value *w, int **fds, kray_va
 
 bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
 {
-	uint64_t *slot = oidmap_get(&k->cache, oid(id));
+	struct kray_mem *m = kc_cache_peek(k, id);
 
-	if (slot) {
-		struct kray_mem *m = (struct kray_mem *)(uintptr_t)*slot;
-
+	if (m) {
 		value_from_mem(m, ret);
 		if (m->type == KRAY_WT_BYTES || m->nnested)
 			m->refs++;
@@ -433,11 +431,11 @@ bool kc_cached(struct kray *k, const kray_ref *id, kray_value *ret)
 	return false;
 }
 
-const struct kray_mem *kc_cache_peek(struct kray *k, const kray_ref *id)
+struct kray_mem *kc_cache_peek(struct kray *k, const kray_ref *id)
 {
 	uint64_t *slot = k->cache.n ? oidmap_get(&k->cache, oid(id)) : NULL;
 
-	return slot ? (const struct kray_mem *)(uintptr_t)*slot : NULL;
+	return slot ? (struct kray_mem *)(uintptr_t)*slot : NULL;
 }
 
 void kc_cache_put(struct kray *k, const kray_ref *id, const kray_value *v)

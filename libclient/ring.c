@@ -190,21 +190,23 @@ static int claim_actor(struct kray *k, uint32_t driver, const struct kray_oid *t
 	return (int)(*hint - 1);
 }
 
-/* The actor a FAST_EXEC frame is for (its trailer: fast_actor.c), if it is an actor call. */
-static bool actor_of(const struct kbuf *exec, struct kray_oid *ret)
+/* The actor a FAST_EXEC frame (len bytes, header included) is for, from its trailer
+ * (fast_actor.c): 1 and *ret for an actor call, 0 for a task, -1 for an actor call too
+ * short to hold the trailer. */
+static int actor_of(const uint8_t *frame, size_t len, struct kray_oid *ret)
 {
 	struct kray_msg_fast f;
 	struct kray_msg_fast_actor t;
 	const size_t pre = sizeof(struct kray_frame_hdr);
 
-	if (exec->len < pre + sizeof(f) + sizeof(struct kray_msg_exec) + sizeof(t))
-		return false;
-	memcpy(&f, exec->data + pre, sizeof(f));
+	memcpy(&f, frame + pre, sizeof(f));
 	if (!(f.flags & KRAY_FAST_ACTOR))
-		return false;
-	memcpy(&t, exec->data + exec->len - sizeof(t), sizeof(t));
+		return 0;
+	if (len < pre + sizeof(f) + sizeof(struct kray_msg_exec) + sizeof(t))
+		return -1;
+	memcpy(&t, frame + len - sizeof(t), sizeof(t));
 	*ret = t.actor;
-	return true;
+	return 1;
 }
 
 /* Sleeps while *word == v, until deadline (ns; -1: none).  -ETIMEDOUT or 0 (look again). */
@@ -266,8 +268,9 @@ int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid 
 
 	if (exec->len > KRAY_FAST_FRAME_MAX)
 		return 0;
-	slot = actor_of(exec, &actor) ? claim_actor(k, k->fast_slot, task, &actor) :
-					claim(r, k->fast_slot, task);
+	slot = actor_of(exec->data, exec->len, &actor) > 0 ?
+		       claim_actor(k, k->fast_slot, task, &actor) :
+		       claim(r, k->fast_slot, task);
 	if (slot < 0) {
 		if (slot == -2)
 			kc_fast_actor_no_worker(k, &actor); /* the next calls: krayd's path */
@@ -377,19 +380,11 @@ static void give_back(struct kray *k)
  * steers them). */
 static bool for_me(const struct kray_fast_worker *e, const uint8_t *frame, size_t len)
 {
-	const size_t pre = sizeof(struct kray_frame_hdr);
-	struct kray_msg_fast f;
-	struct kray_msg_fast_actor t;
-	struct kray_oid actor;
+	struct kray_oid mine, to;
+	int a = actor_of(frame, len, &to);
 
-	memcpy(&f, frame + pre, sizeof(f));
-	memcpy(&actor, &e->actor, sizeof(actor));
-	if (!(f.flags & KRAY_FAST_ACTOR))
-		return !actor.index;
-	if (len < pre + sizeof(f) + sizeof(struct kray_msg_exec) + sizeof(t))
-		return false;
-	memcpy(&t, frame + len - sizeof(t), sizeof(t));
-	return actor.index && oid_eq(&t.actor, &actor);
+	memcpy(&mine, &e->actor, sizeof(mine));
+	return a > 0 ? mine.index && oid_eq(&to, &mine) : !a && !mine.index;
 }
 
 int kc_ring_take(struct kray *k, struct kbuf *ret_body, struct kray_oid *ret_task)
