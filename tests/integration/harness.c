@@ -737,3 +737,47 @@ int harness_count_alive(kray *k)
 	free(text);
 	return n;
 }
+
+/* ---- plain actors' synchronous calls (the fast path's and the ring's tests) ------------ */
+
+int harness_actor_get(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs,
+		      int64_t timeout_ms, kray_value *ret)
+{
+	kray_ref r;
+	int rc = kray_actor_call(k, a, m, args, nargs, NULL, &r);
+
+	cr_assert_eq(rc, 0, "kray_actor_call(%s): %d %s", m, rc, kray_errmsg(k));
+	rc = kray_get(k, &r, 1, timeout_ms, ret);
+	kray_release(k, &r, 1);
+	return rc;
+}
+
+int64_t harness_actor_call_int(kray *k, kray_ref a, const char *m, const kray_value *args,
+			       size_t nargs)
+{
+	kray_value v;
+	int rc = harness_actor_get(k, a, m, args, nargs, -1, &v);
+
+	cr_assert_eq(rc, 0, "%s: %d %s", m, rc, kray_errmsg(k));
+	cr_assert_eq(v.type, KRAY_INT64, "%s: type %d", m, v.type);
+	return v.i;
+}
+
+kray_ref harness_fast_counter(kray *k, const struct kray_actor_opts *o)
+{
+	struct kray_actor_opts def = KRAY_ACTOR_OPTS_DEFAULT;
+	int64_t until = harness_now_ms() + 10000;
+	uint64_t before = harness_status(k).fast_tasks;
+	kray_ref a;
+
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, o ? o : &def, &a), 0, "%s",
+		     kray_errmsg(k));
+	while (harness_now_ms() < until) {
+		cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 0);
+		if (harness_status(k).fast_tasks > before)
+			return a;
+		usleep(5000);
+	}
+	cr_assert_fail("no call to the actor went fast (the ring or the program)");
+	return a;
+}

@@ -184,4 +184,14 @@ bool harness_have_uffd(void);
 /* Nodes the connected krayd's cluster view has ALIVE (kray_describe_nodes()). */
 int harness_count_alive(kray *k);
 
+/* Plain actors' synchronous calls (test_fastpath, test_fastring): a's method m with args,
+ * its value got at once (waiting up to timeout_ms: kray_get()'s return); the same for an
+ * int result, asserted; and a Counter (tests/fixtures/actorfns.c; opts o or the
+ * defaults) once a call to it has gone fast, through the ring or the BPF program. */
+int harness_actor_get(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs,
+		      int64_t timeout_ms, kray_value *ret);
+int64_t harness_actor_call_int(kray *k, kray_ref a, const char *m, const kray_value *args,
+			       size_t nargs);
+kray_ref harness_fast_counter(kray *k, const struct kray_actor_opts *o);
+
 #endif /* KRAY_TESTS_HARNESS_H */

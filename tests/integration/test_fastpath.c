@@ -1632,65 +1632,23 @@ Test(fastpath, late_call_keeps_ref_argument)
 	harness_stop_krayd(&h);
 }
 
-/* Calls a's method with args and gets its value at once, waiting up to timeout_ms. */
-static int actor_sync(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs,
-		      int64_t timeout_ms, kray_value *ret)
-{
-	kray_ref r;
-	int rc = kray_actor_call(k, a, m, args, nargs, NULL, &r);
-
-	cr_assert_eq(rc, 0, "kray_actor_call(%s): %d %s", m, rc, kray_errmsg(k));
-	rc = kray_get(k, &r, 1, timeout_ms, ret);
-	kray_release(k, &r, 1);
-	return rc;
-}
-
-static int64_t actor_int(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs)
-{
-	kray_value v;
-	int rc = actor_sync(k, a, m, args, nargs, -1, &v);
-
-	cr_assert_eq(rc, 0, "%s: %d %s", m, rc, kray_errmsg(k));
-	cr_assert_eq(v.type, KRAY_INT64, "%s: type %d", m, v.type);
-	return v.i;
-}
-
-/* A Counter (opts o), once its calls go fast: read() until one was steered. */
-static kray_ref fast_counter(kray *k, const struct kray_actor_opts *o)
-{
-	struct kray_actor_opts def = KRAY_ACTOR_OPTS_DEFAULT;
-	int64_t until = harness_now_ms() + 10000;
-	uint64_t before = harness_status(k).fast_tasks;
-	kray_ref a;
-
-	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, o ? o : &def, &a), 0, "%s",
-		     kray_errmsg(k));
-	while (harness_now_ms() < until) {
-		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 0);
-		if (harness_status(k).fast_tasks > before)
-			return a;
-		usleep(5000);
-	}
-	cr_assert_fail("no call to the actor went fast");
-	return a;
-}
-
 /* Exact results, in order, and through the program: the counter counts each call once. */
 Test(fastpath, actor_calls_exact)
 {
 	kray *k = fast_krayd(2);
-	kray_ref a = fast_counter(k, NULL);
+	kray_ref a = harness_fast_counter(k, NULL);
 	struct kray_stats st = harness_status(k);
 	kray_value v;
 
 	for (int i = 1; i <= 300; i++)
-		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
+		cr_assert_eq(harness_actor_call_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
 	/* Errors come back as on the daemon path; the actor lives on. */
-	cr_assert_eq(actor_sync(k, a, "fail", &KRAY_V_BYTES("no", 2), 1, -1, &v), -EREMOTEIO);
+	cr_assert_eq(harness_actor_get(k, a, "fail", &KRAY_V_BYTES("no", 2), 1, -1, &v),
+		     -EREMOTEIO);
 	cr_assert_eq(v.err, KRAY_ERR_TASK);
 	cr_assert(strstr((const char *)v.data, "no"), "%s", (const char *)v.data);
 	kray_value_clear(&v);
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 300);
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 300);
 	cr_assert_geq(harness_status(k).fast_tasks - st.fast_tasks, 250, "%llu of 302 went fast",
 		      (unsigned long long)(harness_status(k).fast_tasks - st.fast_tasks));
 	/* krayd counts them as its tasks, from the worker's reports. */
@@ -1708,13 +1666,13 @@ Test(fastpath, actor_calls_exact)
 Test(fastpath, actor_call_behind_buffered_one)
 {
 	kray *k = fast_krayd(2);
-	kray_ref a = fast_counter(k, NULL);
+	kray_ref a = harness_fast_counter(k, NULL);
 	uint64_t before = harness_status(k).fast_tasks;
 	kray_ref r;
 
 	for (int i = 0; i < 20; i++) {
 		cr_assert_eq(kray_actor_call(k, a, "incr", &KRAY_V_INT(1), 1, NULL, &r), 0);
-		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), 2 * i + 2);
+		cr_assert_eq(harness_actor_call_int(k, a, "incr", &KRAY_V_INT(1), 1), 2 * i + 2);
 		kray_release(k, &r, 1);
 	}
 	cr_assert_eq(harness_status(k).fast_tasks, before,
@@ -1722,7 +1680,7 @@ Test(fastpath, actor_call_behind_buffered_one)
 		     "were steered",
 		     (unsigned long long)(harness_status(k).fast_tasks - before));
 	for (int i = 0; i < 20; i++)
-		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 40);
+		cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 40);
 	cr_assert_geq(harness_status(k).fast_tasks - before, 15, "the next calls did not go fast");
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
@@ -1733,16 +1691,16 @@ Test(fastpath, actor_call_behind_buffered_one)
 Test(fastpath, actor_call_local_ref_argument)
 {
 	kray *k = fast_krayd(2);
-	kray_ref a = fast_counter(k, NULL), p;
+	kray_ref a = harness_fast_counter(k, NULL), p;
 	uint64_t fast;
 
 	cr_assert_eq(kray_put(k, &KRAY_V_INT(5), &p), 0);
 	fast = harness_status(k).fast_tasks;
 	for (int i = 1; i <= 20; i++)
-		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_REF(p), 1), 5 * i);
+		cr_assert_eq(harness_actor_call_int(k, a, "incr", &KRAY_V_REF(p), 1), 5 * i);
 	cr_assert_geq(harness_status(k).fast_tasks - fast, 15, "%llu of 20 went fast",
 		      (unsigned long long)(harness_status(k).fast_tasks - fast));
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 100);
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 100);
 	kray_release(k, (kray_ref[]){ a, p }, 2);
 	harness_shutdown(k);
 }
@@ -1762,7 +1720,7 @@ static void *other_caller(void *p)
 
 	cr_assert_eq(kray_get_actor(k, "ordered", NULL, &a), 0, "%s", kray_errmsg(k));
 	for (int i = 0; i < o->n; i++)
-		o->done = actor_int(k, a, "incr", &KRAY_V_INT(1), 1);
+		o->done = harness_actor_call_int(k, a, "incr", &KRAY_V_INT(1), 1);
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
 	return NULL;
@@ -1788,7 +1746,7 @@ Test(fastpath, actor_order_kept)
 	int64_t n = 0;
 
 	o.name = "ordered";
-	a = fast_counter(k, &o);
+	a = harness_fast_counter(k, &o);
 	other.sock = h.sock;
 	fast0 = harness_status(k).fast_tasks;
 	cr_assert_eq(pthread_create(&t, NULL, other_caller, &other), 0);
@@ -1822,15 +1780,17 @@ Test(fastpath, actor_order_kept)
 			break;
 		default:
 		sync:
-			cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
+			cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(n), 1),
+				     n + 1);
 			n++;
 		}
 	}
 	pthread_join(t, NULL);
 	kray_release(k, pending, npending);
-	cr_assert_eq(actor_sync(k, a, "check", NULL, 0, -1, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(harness_actor_get(k, a, "check", NULL, 0, -1, &v), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(v.i, n);
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), other.n, "the other driver's calls");
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), other.n,
+		     "the other driver's calls");
 	cr_assert_gt(harness_status(k).fast_tasks - fast0, 100, "too few went fast: %llu",
 		     (unsigned long long)(harness_status(k).fast_tasks - fast0));
 	kray_release(k, &a, 1);
@@ -1860,7 +1820,7 @@ static void *slow_actor_thread(void *p)
 
 	cr_assert_eq(kray_get_actor(k, s->name, NULL, &a), 0, "%s", kray_errmsg(k));
 	t0 = harness_now_ms();
-	s->rc = actor_sync(k, a, "sleep_ms", &KRAY_V_INT(s->ms), 1, -1, &s->v);
+	s->rc = harness_actor_get(k, a, "sleep_ms", &KRAY_V_INT(s->ms), 1, -1, &s->v);
 	s->took_ms = harness_now_ms() - t0;
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
@@ -1894,7 +1854,7 @@ Test(fastpath, actor_killed_mid_fast_call)
 	o.max_restarts = 3; /* no_restart wins */
 	o.name = s.name;
 	s.k = k;
-	s.a = fast_counter(k, &o);
+	s.a = harness_fast_counter(k, &o);
 	start_slow(&s, &t);
 	/* This driver kills it: the other one waits in its fast call. */
 	cr_assert_eq(kray_kill(k, s.a, 1), 0, "%s", kray_errmsg(k));
@@ -1903,7 +1863,7 @@ Test(fastpath, actor_killed_mid_fast_call)
 	cr_assert_eq(s.v.err, KRAY_ERR_ACTOR_DIED, "err %d: %s", s.v.err, (const char *)s.v.data);
 	cr_assert_lt(s.took_ms, 4000, "the call waited %lld ms", (long long)s.took_ms);
 	kray_value_clear(&s.v);
-	cr_assert_eq(actor_sync(k, s.a, "read", NULL, 0, -1, &v), -EREMOTEIO);
+	cr_assert_eq(harness_actor_get(k, s.a, "read", NULL, 0, -1, &v), -EREMOTEIO);
 	cr_assert_eq(v.err, KRAY_ERR_ACTOR_DIED);
 	kray_value_clear(&v);
 	cr_assert(harness_krayd_alive(&h));
@@ -1931,9 +1891,9 @@ static void actor_restart(int max_task_retries)
 	o.max_restarts = 1;
 	o.max_task_retries = max_task_retries;
 	s.k = k;
-	s.a = fast_counter(k, &o);
-	cr_assert_eq(actor_int(k, s.a, "incr", &KRAY_V_INT(5), 1), 5);
-	pid = (pid_t)actor_int(k, s.a, "pid", NULL, 0);
+	s.a = harness_fast_counter(k, &o);
+	cr_assert_eq(harness_actor_call_int(k, s.a, "incr", &KRAY_V_INT(5), 1), 5);
+	pid = (pid_t)harness_actor_call_int(k, s.a, "pid", NULL, 0);
 	start_slow(&s, &t);
 	kill(pid, SIGKILL);
 	pthread_join(t, NULL);
@@ -1947,12 +1907,13 @@ static void actor_restart(int max_task_retries)
 		cr_assert_lt(s.took_ms, 2500, "the call waited %lld ms", (long long)s.took_ms);
 		kray_value_clear(&s.v);
 	}
-	cr_assert_eq(actor_int(k, s.a, "read", NULL, 0), 0, "the restarted actor's state");
-	cr_assert_neq(actor_int(k, s.a, "pid", NULL, 0), pid);
+	cr_assert_eq(harness_actor_call_int(k, s.a, "read", NULL, 0), 0,
+		     "the restarted actor's state");
+	cr_assert_neq(harness_actor_call_int(k, s.a, "pid", NULL, 0), pid);
 	fast = harness_status(k).fast_tasks;
 	until = harness_now_ms() + 5000;
 	for (int i = 1; harness_status(k).fast_tasks == fast && harness_now_ms() < until; i++) {
-		cr_assert_eq(actor_int(k, s.a, "incr", &KRAY_V_INT(1), 1), i);
+		cr_assert_eq(harness_actor_call_int(k, s.a, "incr", &KRAY_V_INT(1), 1), i);
 		usleep(2000);
 	}
 	cr_assert_gt(harness_status(k).fast_tasks, fast, "no fast call after the restart");
@@ -1976,18 +1937,18 @@ Test(fastpath, actor_restart_no_task_retries)
 Test(fastpath, actor_timeout_then_late_get)
 {
 	kray *k = fast_krayd(2);
-	kray_ref a = fast_counter(k, NULL), slow;
+	kray_ref a = harness_fast_counter(k, NULL), slow;
 	kray_value v;
 
-	cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(0), 1), 1);
+	cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(0), 1), 1);
 	cr_assert_eq(kray_actor_call(k, a, "sleep_ms", &KRAY_V_INT(300), 1, NULL, &slow), 0);
 	cr_assert_eq(kray_get(k, &slow, 1, 30, &v), -ETIMEDOUT, "%s", kray_errmsg(k));
-	cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(1), 1), 2);
+	cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(1), 1), 2);
 	cr_assert_eq(kray_get(k, &slow, 1, 5000, &v), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(v.i, 300);
 	kray_release(k, &slow, 1);
-	cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(2), 1), 3);
-	cr_assert_eq(actor_int(k, a, "check", NULL, 0), 3);
+	cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(2), 1), 3);
+	cr_assert_eq(harness_actor_call_int(k, a, "check", NULL, 0), 3);
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
 }
@@ -1998,12 +1959,13 @@ Test(fastpath, actor_timeout_then_late_get)
 Test(fastpath, actor_cancel)
 {
 	kray *k = fast_krayd(2);
-	kray_ref a = fast_counter(k, NULL), slow;
-	pid_t pid = (pid_t)actor_int(k, a, "pid", NULL, 0);
+	kray_ref a = harness_fast_counter(k, NULL), slow;
+	pid_t pid = (pid_t)harness_actor_call_int(k, a, "pid", NULL, 0);
 	kray_value v;
 
 	for (int force = 0; force <= 1; force++) {
-		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(2 * force), 1), 2 * force + 1);
+		cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(2 * force), 1),
+			     2 * force + 1);
 		cr_assert_eq(kray_actor_call(k, a, "sleep_ms", &KRAY_V_INT(300), 1, NULL, &slow),
 			     0);
 		cr_assert_eq(kray_get(k, &slow, 1, 30, &v), -ETIMEDOUT);
@@ -2012,11 +1974,11 @@ Test(fastpath, actor_cancel)
 		cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "err %d", v.err);
 		kray_value_clear(&v);
 		kray_release(k, &slow, 1);
-		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(2 * force + 1), 1),
+		cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(2 * force + 1), 1),
 			     2 * force + 2);
 	}
-	cr_assert_eq(actor_int(k, a, "check", NULL, 0), 4);
-	cr_assert_eq(actor_int(k, a, "pid", NULL, 0), pid, "the actor was killed");
+	cr_assert_eq(harness_actor_call_int(k, a, "check", NULL, 0), 4);
+	cr_assert_eq(harness_actor_call_int(k, a, "pid", NULL, 0), pid, "the actor was killed");
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
 }
@@ -2033,11 +1995,11 @@ Test(fastpath, actor_not_plain_and_tasks_apart)
 
 	o.max_concurrency = 2;
 	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &o, &threaded), 0);
-	plain = fast_counter(k, NULL);
-	apid = (pid_t)actor_int(k, plain, "pid", NULL, 0);
+	plain = harness_fast_counter(k, NULL);
+	apid = (pid_t)harness_actor_call_int(k, plain, "pid", NULL, 0);
 	st = harness_status(k);
 	for (int i = 1; i <= 100; i++)
-		cr_assert_eq(actor_int(k, threaded, "incr", &KRAY_V_INT(1), 1), i);
+		cr_assert_eq(harness_actor_call_int(k, threaded, "incr", &KRAY_V_INT(1), 1), i);
 	cr_assert_eq(harness_status(k).fast_tasks, st.fast_tasks,
 		     "a threaded actor's call went fast");
 	cr_assert_leq(harness_status(k).fast_bounced - st.fast_bounced, 8, "%llu bounces",
@@ -2065,7 +2027,7 @@ Test(fastpath, actor_fastpath_off)
 	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, NULL, &a), 0);
 	st = harness_status(k);
 	for (int i = 1; i <= 50; i++)
-		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
+		cr_assert_eq(harness_actor_call_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
 	cr_assert_eq(harness_status(k).fast_tasks, st.fast_tasks, "an actor's call went fast");
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
@@ -2086,7 +2048,7 @@ Test(fastpath, constructor_arguments_from_fast_calls)
 	cr_assert_eq(kray_actor_create(k, "Counter", &KRAY_V_REF(r), 1, NULL, &a), 0, "%s",
 		     kray_errmsg(k));
 	kray_release(k, &r, 1);
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 300);
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 300);
 	kray_release(k, &a, 1);
 
 	cr_assert_eq(kray_call(k, "square", &KRAY_V_INT(7), 1, NULL, &r), 0);
@@ -2094,7 +2056,7 @@ Test(fastpath, constructor_arguments_from_fast_calls)
 	cr_assert_eq(kray_actor_create(k, "Counter", &KRAY_V_REF(r), 1, NULL, &a), 0, "%s",
 		     kray_errmsg(k));
 	kray_release(k, &r, 1);
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 49);
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 49);
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
 }

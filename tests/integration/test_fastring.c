@@ -643,50 +643,6 @@ Test(fastring, krayd_dies_mid_call)
 
 /* ---- plain actors' calls through the ring (docs/fastpath.md, "Actor calls") ------------ */
 
-/* Calls a's method with args and gets its value at once, waiting up to timeout_ms. */
-static int actor_get(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs,
-		     int64_t timeout_ms, kray_value *ret)
-{
-	kray_ref r;
-	int rc = kray_actor_call(k, a, m, args, nargs, NULL, &r);
-
-	cr_assert_eq(rc, 0, "kray_actor_call(%s): %d %s", m, rc, kray_errmsg(k));
-	rc = kray_get(k, &r, 1, timeout_ms, ret);
-	kray_release(k, &r, 1);
-	return rc;
-}
-
-static int64_t actor_int(kray *k, kray_ref a, const char *m, const kray_value *args, size_t nargs)
-{
-	kray_value v;
-	int rc = actor_get(k, a, m, args, nargs, -1, &v);
-
-	cr_assert_eq(rc, 0, "%s: %d %s", m, rc, kray_errmsg(k));
-	cr_assert_eq(v.type, KRAY_INT64, "%s: type %d", m, v.type);
-	return v.i;
-}
-
-/* A Counter (opts o), once a call to it has gone through the ring: its worker gets its
- * ring slot once constructed. */
-static kray_ref ring_counter(kray *k, const struct kray_actor_opts *o)
-{
-	struct kray_actor_opts def = KRAY_ACTOR_OPTS_DEFAULT;
-	int64_t until = harness_now_ms() + 10000;
-	uint64_t before = harness_status(k).fast_tasks;
-	kray_ref a;
-
-	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, o ? o : &def, &a), 0, "%s",
-		     kray_errmsg(k));
-	while (harness_now_ms() < until) {
-		cr_assert_eq(actor_int(k, a, "read", NULL, 0), 0);
-		if (harness_status(k).fast_tasks > before)
-			return a;
-		usleep(5000);
-	}
-	cr_assert_fail("no call to the actor went through the ring");
-	return a;
-}
-
 /*
  * Calls to a plain actor through the ring: exact values in order, an error as on krayd's
  * path (the actor lives on), one caller's order kept across calls that went through krayd
@@ -698,7 +654,7 @@ Test(fastring, actor_calls)
 {
 	struct harness h;
 	kray *k = ring_krayd(&h, 2);
-	kray_ref a = ring_counter(k, NULL), b, r, gate, pending[64];
+	kray_ref a = harness_fast_counter(k, NULL), b, r, gate, pending[64];
 	size_t npending = 0;
 	uint64_t fast0 = harness_status(k).fast_tasks;
 	struct raw_ring rr;
@@ -706,17 +662,19 @@ Test(fastring, actor_calls)
 	int64_t n = 0;
 
 	for (int64_t i = 1; i <= 300; i++)
-		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
+		cr_assert_eq(harness_actor_call_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
 	cr_assert_geq(harness_status(k).fast_tasks - fast0, 250, "only %llu of 300 on the ring",
 		      (unsigned long long)(harness_status(k).fast_tasks - fast0));
-	cr_assert_eq(actor_get(k, a, "fail", &KRAY_V_BYTES("no way", 6), 1, -1, &v), -EREMOTEIO);
+	cr_assert_eq(harness_actor_get(k, a, "fail", &KRAY_V_BYTES("no way", 6), 1, -1, &v),
+		     -EREMOTEIO);
 	cr_assert_eq(v.type, KRAY_ERROR);
 	cr_assert(strstr(v.data, "no way"), "message: %s", (const char *)v.data);
 	kray_value_clear(&v);
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 300, "the actor lost its state");
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 300,
+		     "the actor lost its state");
 
 	/* Order: a second counter's log must read 0, 1, 2, ... whichever way each went. */
-	b = ring_counter(k, NULL);
+	b = harness_fast_counter(k, NULL);
 	for (int i = 0; i < 2600; i++) {
 		switch (i % 7) {
 		case 1: /* left in flight: krayd's path */
@@ -745,14 +703,15 @@ Test(fastring, actor_calls)
 			break;
 		default:
 		ring:
-			cr_assert_eq(actor_int(k, b, "append", &KRAY_V_INT(n), 1), n + 1);
+			cr_assert_eq(harness_actor_call_int(k, b, "append", &KRAY_V_INT(n), 1),
+				     n + 1);
 			n++;
 		}
 	}
 	kray_release(k, pending, npending);
-	cr_assert_eq(actor_int(k, b, "check", NULL, 0), n, "%s", kray_errmsg(k));
+	cr_assert_eq(harness_actor_call_int(k, b, "check", NULL, 0), n, "%s", kray_errmsg(k));
 	/* n int64s: more than a ring frame holds, so the worker stores it through krayd. */
-	cr_assert_eq(actor_get(k, b, "log", NULL, 0, -1, &v), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(harness_actor_get(k, b, "log", NULL, 0, -1, &v), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(v.type, KRAY_BYTES);
 	cr_assert_eq(v.len, (size_t)n * sizeof(int64_t));
 	for (int64_t i = 0; i < n; i++) {
@@ -788,7 +747,7 @@ Test(fastring, actor_calls)
 	cr_assert_eq(back.h.type, KRAY_MSG_FAST_EXEC, "a socket call was steered to the actor");
 	cr_assert(back.f.flags & KRAY_FAST_NO_ACTOR, "flags %#x", back.f.flags);
 	raw_close(&rr);
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 300);
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 300);
 	kray_release(k, &a, 1);
 	kray_release(k, &b, 1);
 	harness_shutdown(k);
@@ -814,7 +773,7 @@ static void *slow_call_thread(void *p)
 
 	cr_assert_eq(kray_get_actor(k, s->name, NULL, &a), 0, "%s", kray_errmsg(k));
 	t0 = harness_now_ms();
-	s->rc = actor_get(k, a, "sleep_ms", &KRAY_V_INT(s->ms), 1, -1, &s->v);
+	s->rc = harness_actor_get(k, a, "sleep_ms", &KRAY_V_INT(s->ms), 1, -1, &s->v);
 	s->took_ms = harness_now_ms() - t0;
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
@@ -855,7 +814,7 @@ Test(fastring, actor_killed_in_flight)
 
 	o.name = s.name;
 	o.max_restarts = 3; /* no_restart wins */
-	a = ring_counter(k, &o);
+	a = harness_fast_counter(k, &o);
 	start_slow_call(k, &s, &t);
 	cr_assert_eq(kray_kill(k, a, 1), 0, "%s", kray_errmsg(k));
 	pthread_join(t, NULL);
@@ -864,7 +823,7 @@ Test(fastring, actor_killed_in_flight)
 		     (const char *)s.v.data);
 	cr_assert_lt(s.took_ms, 4000, "the call waited %lld ms", (long long)s.took_ms);
 	kray_value_clear(&s.v);
-	cr_assert_eq(actor_get(k, a, "read", NULL, 0, -1, &v), -EREMOTEIO);
+	cr_assert_eq(harness_actor_get(k, a, "read", NULL, 0, -1, &v), -EREMOTEIO);
 	cr_assert_eq(v.err, KRAY_ERR_ACTOR_DIED);
 	kray_value_clear(&v);
 	kray_release(k, &a, 1);
@@ -873,20 +832,21 @@ Test(fastring, actor_killed_in_flight)
 	o.max_restarts = 1;
 	o.max_task_retries = 1;
 	s.ms = 2000;
-	a = ring_counter(k, &o);
-	cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(5), 1), 5);
-	pid = (pid_t)actor_int(k, a, "pid", NULL, 0);
+	a = harness_fast_counter(k, &o);
+	cr_assert_eq(harness_actor_call_int(k, a, "incr", &KRAY_V_INT(5), 1), 5);
+	pid = (pid_t)harness_actor_call_int(k, a, "pid", NULL, 0);
 	start_slow_call(k, &s, &t);
 	kill(pid, SIGKILL);
 	pthread_join(t, NULL);
 	cr_assert_eq(s.rc, 0, "rc %d: %s", s.rc, s.rc ? (const char *)s.v.data : "");
 	cr_assert_eq(s.v.i, 2000);
-	cr_assert_eq(actor_int(k, a, "read", NULL, 0), 0, "the restarted actor's state");
-	cr_assert_neq(actor_int(k, a, "pid", NULL, 0), pid);
+	cr_assert_eq(harness_actor_call_int(k, a, "read", NULL, 0), 0,
+		     "the restarted actor's state");
+	cr_assert_neq(harness_actor_call_int(k, a, "pid", NULL, 0), pid);
 	fast = harness_status(k).fast_tasks;
 	until = harness_now_ms() + 5000;
 	for (int i = 1; harness_status(k).fast_tasks == fast && harness_now_ms() < until; i++) {
-		cr_assert_eq(actor_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
+		cr_assert_eq(harness_actor_call_int(k, a, "incr", &KRAY_V_INT(1), 1), i);
 		usleep(2000);
 	}
 	cr_assert_gt(harness_status(k).fast_tasks, fast, "no ring call after the restart");
@@ -906,14 +866,14 @@ Test(fastring, actor_timeout_then_late_answer)
 {
 	struct harness h;
 	kray *k = ring_krayd(&h, 2);
-	kray_ref a = ring_counter(k, NULL), slow;
-	pid_t pid = (pid_t)actor_int(k, a, "pid", NULL, 0);
+	kray_ref a = harness_fast_counter(k, NULL), slow;
+	pid_t pid = (pid_t)harness_actor_call_int(k, a, "pid", NULL, 0);
 	uint64_t fast;
 	kray_value v;
 	int64_t n = 0;
 
 	for (int round = 0; round < 4; round++) {
-		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
+		cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
 		n++;
 		cr_assert_eq(kray_actor_call(k, a, "sleep_ms", &KRAY_V_INT(300), 1, NULL, &slow),
 			     0);
@@ -924,7 +884,7 @@ Test(fastring, actor_timeout_then_late_answer)
 			cr_assert_eq(v.err, KRAY_ERR_CANCELLED, "err %s", harness_errkind(v.err));
 			kray_value_clear(&v);
 		}
-		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
+		cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
 		n++;
 		if (!(round % 2)) {
 			cr_assert_eq(kray_get(k, &slow, 1, 5000, &v), 0, "%s", kray_errmsg(k));
@@ -934,10 +894,10 @@ Test(fastring, actor_timeout_then_late_answer)
 	}
 	fast = harness_status(k).fast_tasks;
 	for (int i = 0; i < 50; i++, n++)
-		cr_assert_eq(actor_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
+		cr_assert_eq(harness_actor_call_int(k, a, "append", &KRAY_V_INT(n), 1), n + 1);
 	cr_assert_gt(harness_status(k).fast_tasks - fast, 25, "the ring was left");
-	cr_assert_eq(actor_int(k, a, "check", NULL, 0), n);
-	cr_assert_eq(actor_int(k, a, "pid", NULL, 0), pid, "the actor was killed");
+	cr_assert_eq(harness_actor_call_int(k, a, "check", NULL, 0), n);
+	cr_assert_eq(harness_actor_call_int(k, a, "pid", NULL, 0), pid, "the actor was killed");
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
@@ -995,8 +955,8 @@ Test(fastring, slot_reused_fresh)
 		until = harness_now_ms() + 10000;
 		for (int64_t n = 1; harness_status(k).fast_tasks == fast; n++) {
 			cr_assert_lt(harness_now_ms(), until, "actor %d: no call took the ring", i);
-			cr_assert_eq(actor_get(k, a, "incr", &KRAY_V_INT(1), 1, 10000, &v), 0,
-				     "actor %d call %lld: %s", i, (long long)n, kray_errmsg(k));
+			cr_assert_eq(harness_actor_get(k, a, "incr", &KRAY_V_INT(1), 1, 10000, &v),
+				     0, "actor %d call %lld: %s", i, (long long)n, kray_errmsg(k));
 			cr_assert_eq(v.i, n);
 		}
 		cr_assert_eq(kray_kill(k, a, 1), 0, "%s", kray_errmsg(k));
