@@ -178,6 +178,9 @@ int kc_end(struct kray *k, size_t off);
 int kc_flush(struct kray *k);
 /* Writes what the socket takes now without waiting (the rest stays queued).  0/-errno. */
 int kc_flush_some(struct kray *k);
+/* Puts n bytes of whole frames into k->out ahead of every frame not yet begun, but after
+ * one a partial write (kc_flush_some) left half sent.  0, or -ENOMEM (k->out unchanged). */
+int kc_out_insert(struct kray *k, const void *frames, size_t n);
 /* A round trip to krayd (a STATUS): everything sent before it has been handled.  0/-errno. */
 int kc_sync(struct kray *k);
 

@@ -90,6 +90,31 @@ static int flush(struct kray *k, bool block)
 	return 0;
 }
 
+int kc_out_insert(struct kray *k, const void *frames, size_t n)
+{
+	size_t at = 0;
+	struct kbuf b = { 0 };
+
+	/* k->out holds whole frames from its start (never compacted; emptied once all is
+	 * sent): the first boundary at or after out.off ends the frame being sent. */
+	while (at < k->out.off) {
+		struct kray_frame_hdr h;
+
+		memcpy(&h, k->out.data + at, sizeof(h));
+		at += sizeof(h) + h.len;
+	}
+	if (!kbuf_reserve(&b, k->out.len + n))
+		return -ENOMEM;
+	kbuf_put(&b, k->out.data, at);
+	kbuf_put(&b, frames, n);
+	if (at < k->out.len)
+		kbuf_put(&b, k->out.data + at, k->out.len - at);
+	b.off = k->out.off;
+	kbuf_free(&k->out);
+	k->out = b;
+	return 0;
+}
+
 int kc_flush(struct kray *k)
 {
 	return flush(k, true);

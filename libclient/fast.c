@@ -379,19 +379,16 @@ static int add_pending(struct kray *k, const struct kray_oid *task, uint64_t exe
 static int late_drain(struct kray *k);
 
 /* Pending registrations go before everything queued (frames already queued may name
- * those objects).  0 or -ENOMEM (nothing changed). */
+ * those objects), after a frame a partial write left half sent.  0 or -ENOMEM (nothing
+ * changed). */
 static int pending_first(struct kray *k)
 {
-	struct kbuf b = { 0 };
+	size_t np = kbuf_pending(&k->fast_pending);
 
-	if (!kbuf_pending(&k->fast_pending))
+	if (!np)
 		return 0;
-	if (!kbuf_reserve(&b, kbuf_pending(&k->fast_pending) + kbuf_pending(&k->out)))
+	if (kc_out_insert(k, k->fast_pending.data + k->fast_pending.off, np))
 		return kc_fail(k, -ENOMEM, "out of memory sending fast results");
-	kbuf_put(&b, k->fast_pending.data + k->fast_pending.off, kbuf_pending(&k->fast_pending));
-	kbuf_put(&b, k->out.data + k->out.off, kbuf_pending(&k->out));
-	kbuf_free(&k->out);
-	k->out = b;
 	k->fast_pending.off = k->fast_pending.len = 0;
 	return 0;
 }

@@ -80,8 +80,9 @@ static void wake_loop(struct kray *k)
 		host_wake(ws->host);
 }
 
-/* CANCEL from krayd: a call queued here that has not started does not run (an actor's
- * calls wait here in order; krayd cancels a running one by signal, if at all). */
+/* CANCEL from krayd, for an actor's call (krayd interrupts a task by signal): a call
+ * queued here that has not started does not run (an actor's calls wait here in order); a
+ * started one is told (kray_ctx_cancelled()) and, in a deferred host, may be ended. */
 static void cancel_queued(struct kray *k, const uint8_t *body, uint32_t len)
 {
 	struct worker_state *ws = k->ws;
@@ -106,7 +107,11 @@ static void cancel_queued(struct kray *k, const uint8_t *body, uint32_t len)
 		call_refuse(k, e, KRAY_WE_CANCELLED, "the call was cancelled before it started");
 		return;
 	}
-	/* Started: a deferred host may end it (its cancel hook, at the loop's next turn). */
+	/* Started: it runs on, and kray_ctx_cancelled() tells it it was asked to stop. */
+	pthread_mutex_lock(&ws->stopped_mu);
+	memcpy(&ws->stopped[ws->stopped_next++ % STOPPED_MAX], &m.oid, sizeof(kray_ref));
+	pthread_mutex_unlock(&ws->stopped_mu);
+	/* A deferred host may end it (its cancel hook, at the loop's next turn). */
 	if (ws->hopts.cancel) {
 		if (ws->ncancels == ws->cap_cancels) {
 			unsigned cap = ws->cap_cancels ? 2 * ws->cap_cancels : 16;
@@ -192,6 +197,32 @@ static int take_frames(struct kray *k, bool block)
 		block = false;
 	}
 	return r < 0 ? r : 0;
+}
+
+KRAY_EXPORT int kray_ctx_cancelled(kray_ctx *ctx)
+{
+	struct kray *k = kray_ctx_client(ctx);
+	struct worker_state *ws = k ? k->ws : NULL;
+	uintptr_t asked = kc_cancel_asked;
+	bool hit = false;
+
+	if (!ws)
+		return 0;
+	if (asked && asked == (uintptr_t)((uint64_t)ctx->task.owner << 32 | ctx->task.seq))
+		return 1; /* a task krayd interrupted (KRAY_CANCEL_SIGNAL) */
+	/* A method on the loop thread: CANCEL frames wait in the socket until it reads (one
+	 * read, past the hint that nothing came: kc_next_frame()). */
+	if (ctx->k && pthread_equal(pthread_self(), ws->loop)) {
+		ctx->k->in_short = false;
+		if (take_frames(ctx->k, false))
+			return 0; /* krayd is gone: the loop sees it after the call */
+	}
+	pthread_mutex_lock(&ws->stopped_mu);
+	for (unsigned i = 0; i < STOPPED_MAX && !hit; i++)
+		hit = !memcmp(&ws->stopped[i], &ctx->task, sizeof(ctx->task)) &&
+		      (ctx->task.owner || ctx->task.seq);
+	pthread_mutex_unlock(&ws->stopped_mu);
+	return hit;
 }
 
 static struct exec *pop(struct worker_state *ws)
@@ -578,7 +609,7 @@ KRAY_EXPORT int kray_worker_main(int argc, char **argv)
 {
 	const char *sockfd = getenv("KRAY_SOCKET_FD"), *id = getenv("KRAY_WORKER_ID");
 	const char *ppid = getenv("KRAY_PARENT_PID");
-	struct worker_state ws = { .counts.tfd = -1 };
+	struct worker_state ws = { .counts.tfd = -1, .stopped_mu = PTHREAD_MUTEX_INITIALIZER };
 	struct kray k = { .fd = -1,
 			  .kmod_fd = -1,
 			  .uffd = -1,

@@ -37,6 +37,7 @@ struct exec {
 	int data[]; /* nfds descriptors, then the body */
 };
 
+#define STOPPED_MAX 64 /* started calls cancelled, remembered (kray_ctx_cancelled) */
 #define FAST_ACTOR_SEEN 64 /* callers whose order an actor's worker keeps for fast calls */
 
 struct kray_ctx {
@@ -117,6 +118,11 @@ struct worker_state {
 	struct kray_host_opts hopts; /* what the constructor chose (kray_ctx_host) */
 	kray_ref *cancels; /* started calls krayd cancelled, for hopts.cancel (host_turn) */
 	unsigned ncancels, cap_cancels;
+	/* The last STOPPED_MAX started calls krayd cancelled, for kray_ctx_cancelled(): it
+	 * may run on an actor's method thread, hence the lock. */
+	pthread_mutex_t stopped_mu;
+	kray_ref stopped[STOPPED_MAX];
+	unsigned stopped_next;
 	pthread_t loop; /* the thread that runs kray_worker_main */
 	struct kbuf *results; /* where RESULT frames go: k->out, or a fast task's buffer */
 	struct fast_counts counts; /* fast calls krayd has not counted yet (fast_count.c) */

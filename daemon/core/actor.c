@@ -585,6 +585,11 @@ void actor_worker_died(struct krayd *d, struct worker *w, const char *how)
 			t = next;
 			continue;
 		}
+		if (t->cancelled) { /* as Ray: a cancelled call is not retried */
+			task_fail_cancelled(d, t);
+			t = next;
+			continue;
+		}
 		if (i < a->max_concurrency)
 			t->attempts++;
 		if (i >= a->max_concurrency ||

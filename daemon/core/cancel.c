@@ -60,15 +60,15 @@ static bool cancel_inflight(struct krayd *d, const struct kray_oid *tid, uint32_
 				continue;
 			if (w->actor) {
 				/* As Ray: a call queued in the actor's process fails; a running
-				 * one is interrupted only where its process can end it cleanly
-				 * (an async actor's coroutine: the worker's host decides,
+				 * one is told (kray_ctx_cancelled(), Ray's is_canceled()) and
+				 * interrupted only where its process can end it cleanly (an
+				 * async actor's coroutine: the worker's host decides,
 				 * kray_host_opts.cancel), never killed (the actor's state is at
-				 * stake). */
+				 * stake).  Either way its caller gets the cancellation. */
 				if (w->conn) {
 					struct kray_msg_cancel m = { .oid = *tid };
 
-					if (pos >= w->actor->max_concurrency)
-						t->cancelled = true;
+					t->cancelled = true;
 					WIRE_FRAME(&w->conn->out, KRAY_MSG_CANCEL, 0,
 						   WIRE_FIXED(m));
 					conn_flush_later(w->conn);

@@ -169,7 +169,7 @@ void get_start(struct conn *c, uint64_t req, const struct wire_oids *ids, int64_
 				 -1 :
 				 now_ns() + timeout_ms * 1000000;
 
-	if (c->worker && c->worker->head && c->worker->head->cancelled) {
+	if (c->worker && !c->worker->actor && c->worker->head && c->worker->head->cancelled) {
 		finish(d, g, -ECANCELED); /* its task was cancelled: it waits for nothing */
 		maybe_free(d, g);
 		return;

@@ -254,6 +254,9 @@ int store_spill_open(struct krayd *d);
 void store_spill_close(struct krayd *d);
 
 /* store_large.c: writing large objects */
+/* Seals a large object's memfd for good (STORE_SEALS), trying EBUSY again briefly
+ * (store_large.c).  Returns 0 or -1 (errno). */
+int store_seal_fd(int fd);
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
 /* Gives pending object o a memfd of size bytes that c writes (an object arriving from

@@ -142,7 +142,7 @@ static void do_restore(struct sio_job *j)
 			 (unsigned long long)st.st_size, (unsigned long long)j->size);
 	} else if ((j->res = store_io_copy(j->fd, in, j->size, NULL))) {
 		snprintf(j->why, sizeof(j->why), "reading its spill file: %s", strerror(-j->res));
-	} else if (fcntl(j->fd, F_ADD_SEALS, STORE_SEALS)) {
+	} else if (store_seal_fd(j->fd)) {
 		j->res = -errno;
 		snprintf(j->why, sizeof(j->why), "sealing it: %s", strerror(errno));
 	}

@@ -21,14 +21,15 @@
 #include "core/store.h"
 
 /*
- * Seals fd for good.  F_SEAL_WRITE fails with EBUSY while a writable mapping exists; a
- * writer that unmapped just before its SEAL frame may still have the unmap in flight in
- * the kernel (seen once in a long soak), so EBUSY is tried again, briefly, before the
- * object fails: at most SEAL_TRIES times 1 ms on the loop.  Returns 0 or -1 (errno).
+ * Seals fd for good.  F_SEAL_WRITE fails with EBUSY while a writable mapping exists or a
+ * page has extra references; a writer that unmapped just before its SEAL frame may still
+ * have the unmap in flight in the kernel (seen once in a long soak), and a restore's fresh
+ * pages were refused once too, so EBUSY is tried again, briefly, before the object fails:
+ * at most SEAL_TRIES times 1 ms.  Returns 0 or -1 (errno).
  */
 #define SEAL_TRIES 5
 
-static int add_seals(int fd)
+int store_seal_fd(int fd)
 {
 	struct timespec ms = { 0, 1000000 };
 
@@ -113,7 +114,7 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 	if (!o || o->writer != c || o->state != OBJ_PENDING)
 		return -ENOENT;
 	o->writer = NULL;
-	if (add_seals(o->fd) || fstat(o->fd, &st) || (uint64_t)st.st_size < o->size) {
+	if (store_seal_fd(o->fd) || fstat(o->fd, &st) || (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
 			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
 		d->st.store_bytes -= o->size;

@@ -640,7 +640,7 @@ int store_restore(struct krayd *d, struct obj *o)
 	}
 	r = store_io_copy(fd, in, o->size, NULL);
 	close(in);
-	if (!r && fcntl(fd, F_ADD_SEALS, STORE_SEALS))
+	if (!r && store_seal_fd(fd))
 		r = -errno;
 	if (r) {
 		close(fd);

@@ -763,6 +763,16 @@ unsigned kray_ctx_max_concurrency(const kray_ctx *ctx);
  * actor's constructor it is the actor's id with index 0. */
 kray_ref kray_ctx_task(const kray_ctx *ctx);
 
+/*
+ * Whether kray_cancel() asked to stop the running task or method call (Ray's
+ * get_runtime_context().is_canceled()): a call that cannot be interrupted polls it and
+ * ends itself.  A running task is asked with KRAY_CANCEL_SIGNAL (a C task runs on; this
+ * turns true); a started call of an actor other than an async one runs on too, and its
+ * caller gets the cancellation whatever it returns.  On the loop thread of an actor
+ * without threads this reads what krayd sent meanwhile (a system call).  Calls that went on the fast path (docs/fastpath.md) are not told.
+ */
+int kray_ctx_cancelled(kray_ctx *ctx);
+
 /* Number of return slots the caller asked for. */
 unsigned kray_ctx_num_returns(const kray_ctx *ctx);
 

@@ -361,6 +361,22 @@ class RuntimeContext:
         a = _worker.actor_id
         return None if a is None else "%08x%08x%08x%08x" % a
 
+    def is_canceled(self):
+        """Whether kray.cancel() asked the running task or actor call to stop, as Ray's:
+        a regular or threaded actor's running call is not interrupted and polls this (its
+        caller gets TaskCancelledError whatever it returns); a task sees it true once its
+        KeyboardInterrupt came.  RuntimeError in a driver and in an async actor, whose
+        calls are cancelled at an await instead."""
+        from . import _worker
+        if _worker._actor_loop is not None:
+            raise RuntimeError("is_canceled() is not supported in an async actor: its "
+                               "calls are cancelled at an await (asyncio.CancelledError)")
+        ctx = getattr(_worker._ctx, "ctx", 0)
+        if _worker.current_task_id() is None or not ctx:
+            raise RuntimeError("is_canceled() is only available in a task or an actor's "
+                               "method, not in a driver")
+        return _kray._ctx_cancelled(ctx)
+
     def get_actor_name(self):
         return None
 

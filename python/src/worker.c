@@ -400,6 +400,18 @@ static PyObject *worker_yield(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* _ctx_cancelled(ctx): whether kray.cancel() asked the running call to stop (Ray's
+ * get_runtime_context().is_canceled()). */
+static PyObject *worker_cancelled(PyObject *self, PyObject *arg)
+{
+	kray_ctx *ctx = (kray_ctx *)(uintptr_t)PyLong_AsUnsignedLongLong(arg);
+
+	(void)self;
+	if (PyErr_Occurred())
+		return NULL;
+	return PyBool_FromLong(kray_ctx_cancelled(ctx));
+}
+
 /* _drop_instance(selfp): the actor ends normally. */
 static PyObject *worker_drop(PyObject *self, PyObject *arg)
 {
@@ -417,5 +429,6 @@ PyMethodDef ext_worker_methods[] = {
 	{ "_drop_instance", worker_drop, METH_O, "free an actor's instance" },
 	{ "_worker_done", worker_done, METH_VARARGS, "finish a pending method call" },
 	{ "_worker_yield", worker_yield, METH_VARARGS, "send a streaming call's next item" },
+	{ "_ctx_cancelled", worker_cancelled, METH_O, "whether the running call was cancelled" },
 	{ NULL, NULL, 0, NULL },
 };

@@ -152,6 +152,33 @@ Test(cancel, running_without_force_finishes_then_fails)
 	cr_assert_eq(st.workers_died, 0, "a worker was killed without force");
 }
 
+/* As Ray's is_canceled(): a running actor call is not interrupted but told; it ends
+ * itself, its caller gets the cancellation, and the actor goes on with what it did. */
+Test(cancel, running_actor_call_is_told_and_fails)
+{
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray *k = harness_embedded(2);
+	kray_ref actor, r;
+	int64_t t0;
+
+	cr_assert_eq(kray_actor_create(k, "Counter", NULL, 0, &o, &actor), 0, "%s", kray_errmsg(k));
+	cr_assert_eq(harness_actor_call_int(k, actor, "until_cancelled", &KRAY_V_INT(0), 1), 0,
+		     "told before any cancel");
+	cr_assert_eq(kray_actor_call(k, actor, "until_cancelled", &KRAY_V_INT(30000), 1, NULL, &r),
+		     0, "%s", kray_errmsg(k));
+	wait_busy(k, 1);
+	usleep(100000); /* started in the actor's process */
+	t0 = harness_now_ms();
+	cr_assert_eq(kray_cancel(k, &r, 0, 0), 0);
+	expect_cancelled(k, r);
+	cr_assert_lt(harness_now_ms() - t0, 10000, "the call did not see its cancellation");
+	cr_assert_eq(harness_actor_call_int(k, actor, "read", NULL, 0), 1000,
+		     "the call did not end itself");
+	kray_release(k, &r, 1);
+	kray_kill(k, actor, 1);
+	kray_release(k, &actor, 1);
+}
+
 Test(cancel, finished_task_and_put_untouched)
 {
 	kray *k = harness_embedded(1);

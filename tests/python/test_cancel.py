@@ -304,18 +304,119 @@ def test_cancel_started_async_actor_call_cancels_its_coroutine(ray_start):
 
 
 def test_cancel_running_sync_actor_call_lets_it_finish(ray_start):
-    """As Ray: a sync actor's running call is not interrupted by cancel."""
+    """As Ray: a sync actor's running call is not interrupted by cancel; it runs to its
+    end (the actor's state shows it), and its caller gets TaskCancelledError."""
     ray = ray_start
 
     @ray.remote
     class Slow:
+        def __init__(self):
+            self.done = 0
+
         def work(self, s):
             time.sleep(s)
+            self.done += 1
             return "finished"
+
+        def count(self):
+            return self.done
 
     a = Slow.remote()
     assert ray.get(a.work.remote(0)) == "finished"
     ref = a.work.remote(1)
     time.sleep(0.4)
     ray.cancel(ref)
-    assert ray.get(ref, timeout=20) == "finished"
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=20)
+    assert ray.get(a.count.remote()) == 2
+
+
+def _polling_actor(ray, **options):
+    @ray.remote
+    class Poller:
+        def __init__(self):
+            self.seen = []
+
+        def run(self, path):
+            ctx = ray.get_runtime_context()
+            seen = ctx.is_canceled()
+            open(path, "w").close()
+            deadline = time.time() + 30
+            while not ctx.is_canceled():
+                if time.time() > deadline:
+                    return "never told"
+                time.sleep(0.01)
+            self.seen.append(seen)  # the flag was off until the cancel
+            return "cleaned up"
+
+        def seen_list(self):
+            return self.seen
+
+    return Poller.options(**options).remote()
+
+
+@pytest.mark.parametrize("options", [{}, {"max_concurrency": 2}],
+                         ids=["regular", "threaded"])
+def test_is_canceled_in_a_running_actor_call(ray_start, tmp_path, options):
+    """As Ray: a regular or threaded actor's running call polls
+    get_runtime_context().is_canceled(), ends itself, and get raises TaskCancelledError;
+    the actor goes on."""
+    ray = ray_start
+    a = _polling_actor(ray, **options)
+    ref = a.run.remote(str(tmp_path / "started"))
+    wait_file(tmp_path / "started")
+    t0 = time.time()
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=30)
+    assert time.time() - t0 < 10
+    assert ray.get(a.seen_list.remote()) == [False]
+
+
+def test_is_canceled_after_a_tasks_keyboard_interrupt(ray_start, tmp_path):
+    """As Ray: a task that catches the KeyboardInterrupt of its cancel sees
+    is_canceled() true; one that is not cancelled sees it false."""
+    ray = ray_start
+
+    @ray.remote
+    def task(path, out):
+        flags = [ray.get_runtime_context().is_canceled()]
+        open(path, "w").close()
+        try:
+            time.sleep(30)
+        except KeyboardInterrupt:
+            flags.append(ray.get_runtime_context().is_canceled())
+        with open(out, "w") as f:
+            f.write(repr(flags))
+        return flags
+
+    @ray.remote
+    def plain():
+        return ray.get_runtime_context().is_canceled()
+
+    assert ray.get(plain.remote()) is False
+    out = tmp_path / "flags"
+    ref = task.remote(str(tmp_path / "started"), str(out))
+    wait_file(tmp_path / "started")
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=30)
+    wait_file(out)
+    assert out.read_text() == "[False, True]"
+
+
+def test_is_canceled_refused_in_a_driver_and_an_async_actor(ray_start):
+    ray = ray_start
+    with pytest.raises(RuntimeError, match="driver"):
+        ray.get_runtime_context().is_canceled()
+
+    @ray.remote
+    class Async:
+        async def check(self):
+            try:
+                ray.get_runtime_context().is_canceled()
+            except RuntimeError as e:
+                return str(e)
+            return "no error"
+
+    assert "async actor" in ray.get(Async.remote().check.remote())

@@ -285,3 +285,55 @@ Test(conn, a_frame_without_memory_is_dropped)
 	cr_assert(strstr(k.err, "out of memory"), "%s", k.err);
 	cr_assert_eq(kc_flush(&k), 0, "the frame before it still goes");
 }
+
+/* Frames put in ahead of the queue (libclient's fast results registered before frames
+ * that name them) go after a frame a partial write left half sent, never into it. */
+Test(conn, insert_after_a_half_sent_frame)
+{
+	struct kbuf ins = { 0 };
+	uint8_t got[256];
+	uint16_t want[] = { KRAY_MSG_STATUS, KRAY_MSG_PUT, KRAY_MSG_GET, KRAY_MSG_WAIT };
+	size_t off, n = 0;
+
+	for (int i = 0; i < 3; i++) {
+		off = wire_begin(&k.out,
+				 i == 0 ? KRAY_MSG_STATUS :
+				 i == 1 ? KRAY_MSG_GET :
+					  KRAY_MSG_WAIT,
+				 (uint64_t)i);
+		kbuf_put(&k.out, "0123456789abcdef", 16);
+		cr_assert_eq(kc_end(&k, off), 0);
+	}
+	/* A non-blocking write that took 10 bytes of the first frame. */
+	cr_assert_eq(send(k.fd, k.out.data, 10, 0), 10);
+	kbuf_consume(&k.out, 10);
+	off = wire_begin(&ins, KRAY_MSG_PUT, 9);
+	kbuf_put(&ins, "xy", 2);
+	wire_end(&ins, off);
+	cr_assert_eq(kc_out_insert(&k, ins.data, ins.len), 0);
+	cr_assert_eq(k.out.off, 10, "what was sent stays counted");
+	cr_assert_eq(kc_flush(&k), 0);
+	while (n < 3 * (sizeof(struct kray_frame_hdr) + 16) + ins.len) {
+		ssize_t r = read(peer, got + n, sizeof(got) - n);
+
+		cr_assert_gt(r, 0);
+		n += (size_t)r;
+	}
+	/* Four whole frames in order: the half-sent one, the inserted one, the others. */
+	for (size_t at = 0, i = 0; i < 4; i++) {
+		struct kray_frame_hdr h;
+
+		memcpy(&h, got + at, sizeof(h));
+		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "frame %zu is torn", i);
+		cr_assert_eq(h.type, want[i], "frame %zu: type %u", i, h.type);
+		at += sizeof(h) + h.len;
+		cr_assert_leq(at, n);
+	}
+	/* Nothing half sent: they go first. */
+	cr_assert_eq(kbuf_pending(&k.out), 0);
+	off = wire_begin(&k.out, KRAY_MSG_GET, 3);
+	cr_assert_eq(kc_end(&k, off), 0);
+	cr_assert_eq(kc_out_insert(&k, ins.data, ins.len), 0);
+	cr_assert_eq(((struct kray_frame_hdr *)k.out.data)->type, KRAY_MSG_PUT);
+	kbuf_free(&ins);
+}
