@@ -769,7 +769,8 @@ kray_ref kray_ctx_task(const kray_ctx *ctx);
  * ends itself.  A running task is asked with KRAY_CANCEL_SIGNAL (a C task runs on; this
  * turns true); a started call of an actor other than an async one runs on too, and its
  * caller gets the cancellation whatever it returns.  On the loop thread of an actor
- * without threads this reads what krayd sent meanwhile (a system call).  Calls that went on the fast path (docs/fastpath.md) are not told.
+ * without threads this reads what krayd sent meanwhile (a system call).  Calls that went
+ * on the fast path (docs/fastpath.md) are not told.
  */
 int kray_ctx_cancelled(kray_ctx *ctx);
 
