@@ -179,10 +179,66 @@ class ActorUnschedulableError(RayError):
     """The actor's scheduling strategy cannot be met (as TaskUnschedulableError)."""
 
 
+class ObjectFreedError(ObjectLostError):
+    """The object was freed explicitly (Ray's internal free()); defined for
+    compatibility."""
+
+
+class ReferenceCountingAssertionError(ObjectLostError, AssertionError):
+    """The object was deleted while a reference to it was still held (a reference
+    counting bug): as Ray's, for compatibility."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """The object was lost and rebuilding it from its lineage failed."""
+
+
+class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectLostError):
+    """The object was lost and its task is out of retries (max_retries) to rebuild it."""
+
+
+class ObjectReconstructionFailedLineageEvictedError(ObjectLostError):
+    """The object was lost and its lineage is no longer kept, so it cannot be rebuilt."""
+
+
+class NodeDiedError(RayError):
+    """The node a task, an actor or an object was on died."""
+
+
+class LocalRayletDiedError(RayError):
+    """This node's daemon (krayd, Ray's raylet) died."""
+
+
+class OutOfDiskError(RayError):
+    """The object store could not spill: the disk is full."""
+
+
+class PendingCallsLimitExceeded(RayError):
+    """An actor handle has more calls pending than its max_pending_calls."""
+
+
+class AsyncioActorExit(RayError):
+    """Raised by exit_actor() in an async actor to end it (as Ray's)."""
+
+
+class RayChannelError(RaySystemError):
+    """A compiled-graph channel failed (Ray's accelerated DAGs; kray has none)."""
+
+
+class UnserializableException(RayError):
+    """An exception a task raised that could not be serialized: its text stands in for
+    it."""
+
+    def __init__(self, original_stack_trace=""):
+        self.original_stack_trace = original_stack_trace
+        super().__init__(original_stack_trace)
+
+
 # kray-named equivalents.
 KrayError = RayError
 KraySystemError = RaySystemError
 KrayTaskError = RayTaskError
 KrayActorError = RayActorError
 
-__all__ = [n for n in list(globals()) if n.endswith("Error")]
+__all__ = [n for n, v in list(globals().items())
+           if isinstance(v, type) and issubclass(v, RayError)]

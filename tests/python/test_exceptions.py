@@ -19,6 +19,19 @@ def test_hierarchy():
     assert issubclass(ex.ObjectLostError, ex.RayError)
     assert issubclass(ex.ObjectStoreFullError, ex.RayError)
     assert ex.KrayError is ex.RayError and ex.KrayTaskError is ex.RayTaskError
+    # The rest of Ray's public names, where Ray puts them.
+    for name in ("ObjectFreedError", "ReferenceCountingAssertionError",
+                 "ObjectReconstructionFailedError",
+                 "ObjectReconstructionFailedMaxAttemptsExceededError",
+                 "ObjectReconstructionFailedLineageEvictedError"):
+        assert issubclass(getattr(ex, name), ex.ObjectLostError), name
+    assert issubclass(ex.ReferenceCountingAssertionError, AssertionError)
+    for name in ("NodeDiedError", "LocalRayletDiedError", "OutOfDiskError",
+                 "PendingCallsLimitExceeded", "AsyncioActorExit", "UnserializableException",
+                 "RayChannelError"):
+        assert issubclass(getattr(ex, name), ex.RayError), name
+        assert name in ex.__all__, name
+    assert "ObjectStoreFullError" in ex.__all__ and "KrayError" in ex.__all__
 
 
 class MyError(Exception):
