@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Ray semantics on kray (docs/python.md): a runtime_env shipped to the workers, an actor
-that keeps refs its callers sent it, and cancelling a running task.
+that keeps refs its callers sent it, and cancelling a running task and a running actor
+call (which polls get_runtime_context().is_canceled() and cleans up).
 
     python3 examples/python/ray_semantics.py
 """
@@ -59,3 +60,30 @@ try:
     ray.get(t, timeout=30)
 except ray.exceptions.TaskCancelledError:
     print("cancelled")
+
+
+# Cancelling a running actor call: not interrupted (the actor's state is at stake), but
+# told; it stops itself, and its caller gets TaskCancelledError.
+@ray.remote
+class Job:
+    def __init__(self):
+        self.steps = 0
+
+    def run(self):
+        while not ray.get_runtime_context().is_canceled():
+            self.steps += 1
+            time.sleep(0.01)
+        return "stopped"
+
+    def cleaned_up(self):
+        return self.steps > 0
+
+
+job = Job.remote()
+r = job.run.remote()
+time.sleep(0.5)
+ray.cancel(r)
+try:
+    ray.get(r, timeout=30)
+except ray.exceptions.TaskCancelledError:
+    print("actor call cancelled, steps kept:", ray.get(job.cleaned_up.remote()))

@@ -79,7 +79,8 @@ def test_ray_semantics_example():
     assert run_example("ray_semantics.py").splitlines() == [
         "hello from the working_dir (STAGE=demo)",
         "['letter 0', 'letter 1', 'letter 2']",
-        "cancelled"]
+        "cancelled",
+        "actor call cancelled, steps kept: True"]
 
 
 def test_timeline_example(tmp_path):
