@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,11 +43,25 @@
 
 #define FW_LEN (KRAY_FAST_WORKERS * sizeof(struct kray_fast_worker))
 
+/*
+ * Before it sleeps on a futex word, each side polls it for up to RING_POLL_US
+ * (KRAY_FAST_RING_POLL_US in the environment; 0: sleep at once), calling sched_yield()
+ * between rounds of a few looks: a driver waiting for its answer, a worker for its next
+ * request.  A synchronous caller's answer, or its next call, mostly comes within that
+ * time, and is then taken without the sleep and the wake-up, which cost more CPU than
+ * the polling on a virtual machine (a context switch each way).  Yielding keeps it polite:
+ * another thread that wants this CPU (the other side of the call, on a machine with few
+ * cores) gets it, where a bare spin made calls 10-20x slower on a loaded 2-CPU machine.
+ * docs/fastpath.md "The ring" has the figures.
+ */
+#define RING_POLL_US 100
+
 struct kc_ring {
 	uint8_t *base;
 	struct kray_fast_worker *fw; /* `fast_workers`, mapped */
 	uint32_t seq; /* driver: the last call's sequence number */
 	unsigned spin; /* polls of a futex word before sleeping (KRAY_FAST_RING_SPIN) */
+	int64_t poll_ns; /* then polls, yielding the CPU, this long (KRAY_FAST_RING_POLL_US) */
 	/* worker */
 	uint32_t req_seen, kd_seen;
 	bool serving; /* the fast task running came on the ring */
@@ -104,6 +119,8 @@ int kc_ring_map(struct kray *k, const int *fds)
 		return e;
 	}
 	r->spin = spin ? (unsigned)strtoul(spin, NULL, 10) : 0;
+	spin = getenv("KRAY_FAST_RING_POLL_US");
+	r->poll_ns = (spin ? (int64_t)strtoul(spin, NULL, 10) : RING_POLL_US) * 1000;
 	k->ring = r;
 	return 0;
 }
@@ -209,16 +226,38 @@ static int actor_of(const uint8_t *frame, size_t len, struct kray_oid *ret)
 	return 1;
 }
 
+/* Polls *a != va or *b != vb for up to ns, yielding the CPU between rounds (RING_POLL_US):
+ * true if one changed. */
+static bool poll_words(const uint32_t *a, uint32_t va, const uint32_t *b, uint32_t vb, int64_t ns)
+{
+	int64_t end;
+
+	if (ns <= 0)
+		return false;
+	end = kc_mono_ns() + ns;
+	do {
+		for (unsigned i = 0; i < 16; i++) {
+			if (ld(a) != va || ld(b) != vb)
+				return true;
+			__builtin_ia32_pause();
+		}
+		sched_yield();
+	} while (kc_mono_ns() < end);
+	return false;
+}
+
 /* Sleeps while *word == v, until deadline (ns; -1: none).  -ETIMEDOUT or 0 (look again). */
-static int sleep_on(uint32_t *word, uint32_t v, int64_t deadline, unsigned spin)
+static int sleep_on(struct kc_ring *r, uint32_t *word, uint32_t v, int64_t deadline)
 {
 	struct timespec ts, *tp = NULL;
 
-	for (unsigned i = 0; i < spin; i++) {
+	for (unsigned i = 0; i < r->spin; i++) {
 		if (ld(word) != v)
 			return 0;
 		__builtin_ia32_pause();
 	}
+	if (poll_words(word, v, word, v, r->poll_ns))
+		return 0;
 	if (deadline >= 0) {
 		int64_t left = deadline - kc_mono_ns();
 
@@ -304,7 +343,7 @@ int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid 
 		now = kc_mono_ns();
 		slice = deadline >= 0 && deadline - now < RING_SLICE_NS ? deadline :
 									  now + RING_SLICE_NS;
-		if (sleep_on(&dr->res_seq, v, slice, r->spin) != -ETIMEDOUT)
+		if (sleep_on(r, &dr->res_seq, v, slice) != -ETIMEDOUT)
 			continue;
 		if (slice != deadline && !hung_up(k->fast_fd))
 			continue;
@@ -349,6 +388,8 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 			__builtin_ia32_pause();
 			continue;
 		}
+		if (i == r->spin && poll_words(&w->req_seq, req, &w->kd_seq, kd, r->poll_ns))
+			continue;
 		/* Dekker with the wakers: they bump, then look at sleeping. */
 		st(&w->sleeping, 1);
 		if (ld(&w->req_seq) == req && ld(&w->kd_seq) == kd) {
