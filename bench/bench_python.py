@@ -21,6 +21,11 @@ the machine's floors they report (a unix-socket ping-pong, a memcpy).
 The CPU each side spends per task of single_client_tasks_async (the driver, krayd, its
 workers; /proc), which hardly depends on other load.  --async-only: just that metric.
 
+--sync-only: single_client_tasks_sync and 1_1_actor_calls_sync alone, in --sessions
+private krayd sessions (3), with the CPU per call of the driver (all its threads), krayd
+and the workers (/proc, 20,000 calls each) and the Python ping-pong floor of the same
+sessions (docs/fastpath.md, "Synchronous Python calls").
+
 single_client_tasks_sync again, in alternating krayd sessions with the fast path on and
 off (KRAY_FASTPATH=off: every call through krayd), and the driver's system calls per
 call in each (strace -c, when strace is installed).

@@ -48,13 +48,26 @@
  * (KRAY_FAST_RING_POLL_US in the environment; 0: sleep at once), calling sched_yield()
  * between rounds of a few looks: a driver waiting for its answer, a worker for its next
  * request.  A synchronous caller's answer, or its next call, mostly comes within that
- * time, and is then taken without the sleep and the wake-up, which cost more CPU than
- * the polling on a virtual machine (a context switch each way).  Yielding keeps it polite:
- * another thread that wants this CPU (the other side of the call, on a machine with few
- * cores) gets it, where a bare spin made calls 10-20x slower on a loaded 2-CPU machine.
+ * time, and is then taken without the sleep and the wake-up, which cost more than the
+ * polling on a virtual machine (a context switch each way).  Yielding lets the other side
+ * of the call run when both share a CPU.
+ *
+ * Polling pays only while the CPU is otherwise idle.  When another thread wants it (a
+ * busy machine), a yield hands it that thread's whole time slice (milliseconds), where a
+ * sleeper's wake-up would have preempted it at once: a bare spin made calls 10-20x
+ * slower on a loaded 2-CPU machine, and so did this polling, until it learnt to stop.  So
+ * a round that comes back more than RING_POLL_GAP_NS after the last (this thread was
+ * off the CPU) ends the polling at once, and none is done for a while: 10 ms at first,
+ * doubled at each such round up to 1 s, and back to 10 ms once polling has gone on
+ * undisturbed for RING_POLL_CALM_NS.  On a machine that stays busy, one poll a second
+ * hands the CPU away.
  * docs/fastpath.md "The ring" has the figures.
  */
 #define RING_POLL_US 100
+#define RING_POLL_GAP_NS 50000
+#define RING_POLL_BACKOFF_MIN_NS 10000000LL
+#define RING_POLL_BACKOFF_MAX_NS 1000000000LL
+#define RING_POLL_CALM_NS 1000000000LL
 
 struct kc_ring {
 	uint8_t *base;
@@ -62,6 +75,9 @@ struct kc_ring {
 	uint32_t seq; /* driver: the last call's sequence number */
 	unsigned spin; /* polls of a futex word before sleeping (KRAY_FAST_RING_SPIN) */
 	int64_t poll_ns; /* then polls, yielding the CPU, this long (KRAY_FAST_RING_POLL_US) */
+	/* No polling until poll_off_until: a poll found the CPU busy, and each that did
+	 * turned polling off twice as long as the last (poll_backoff). */
+	int64_t poll_off_until, poll_backoff;
 	/* worker */
 	uint32_t req_seen, kd_seen;
 	bool serving; /* the fast task running came on the ring */
@@ -226,24 +242,53 @@ static int actor_of(const uint8_t *frame, size_t len, struct kray_oid *ret)
 	return 1;
 }
 
-/* Polls *a != va or *b != vb for up to ns, yielding the CPU between rounds (RING_POLL_US):
- * true if one changed. */
-static bool poll_words(const uint32_t *a, uint32_t va, const uint32_t *b, uint32_t vb, int64_t ns)
+static int64_t ld64(const int64_t *p)
 {
-	int64_t end;
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
 
-	if (ns <= 0)
+static void st64(int64_t *p, int64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+/* Polls *a != va or *b != vb for up to r->poll_ns, yielding the CPU between rounds,
+ * unless the CPU was found busy lately (RING_POLL_US): true if one changed. */
+static bool poll_words(struct kc_ring *r, const uint32_t *a, uint32_t va, const uint32_t *b,
+		       uint32_t vb)
+{
+	int64_t now, prev, end, back;
+
+	if (r->poll_ns <= 0)
 		return false;
-	end = kc_mono_ns() + ns;
-	do {
+	now = kc_mono_ns();
+	if (now < ld64(&r->poll_off_until))
+		return false;
+	end = now + r->poll_ns;
+	for (;;) {
 		for (unsigned i = 0; i < 16; i++) {
 			if (ld(a) != va || ld(b) != vb)
 				return true;
 			__builtin_ia32_pause();
 		}
 		sched_yield();
-	} while (kc_mono_ns() < end);
-	return false;
+		prev = now;
+		now = kc_mono_ns();
+		if (now - prev > RING_POLL_GAP_NS) {
+			/* Another thread had this CPU: polling on would hand it more. */
+			back = ld64(&r->poll_backoff);
+			if (now - ld64(&r->poll_off_until) > RING_POLL_CALM_NS)
+				back = 0; /* polled undisturbed that long: start again */
+			back = back < RING_POLL_BACKOFF_MIN_NS ? RING_POLL_BACKOFF_MIN_NS :
+				back >= RING_POLL_BACKOFF_MAX_NS / 2 ? RING_POLL_BACKOFF_MAX_NS :
+								    back * 2;
+			st64(&r->poll_backoff, back);
+			st64(&r->poll_off_until, now + back);
+			return ld(a) != va || ld(b) != vb;
+		}
+		if (now >= end)
+			return false;
+	}
 }
 
 /* Sleeps while *word == v, until deadline (ns; -1: none).  -ETIMEDOUT or 0 (look again). */
@@ -256,7 +301,7 @@ static int sleep_on(struct kc_ring *r, uint32_t *word, uint32_t v, int64_t deadl
 			return 0;
 		__builtin_ia32_pause();
 	}
-	if (poll_words(word, v, word, v, r->poll_ns))
+	if (poll_words(r, word, v, word, v))
 		return 0;
 	if (deadline >= 0) {
 		int64_t left = deadline - kc_mono_ns();
@@ -388,7 +433,7 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 			__builtin_ia32_pause();
 			continue;
 		}
-		if (i == r->spin && poll_words(&w->req_seq, req, &w->kd_seq, kd, r->poll_ns))
+		if (i == r->spin && poll_words(r, &w->req_seq, req, &w->kd_seq, kd))
 			continue;
 		/* Dekker with the wakers: they bump, then look at sleeping. */
 		st(&w->sleeping, 1);
