@@ -50,7 +50,8 @@
  * request.  A synchronous caller's answer, or its next call, mostly comes within that
  * time, and is then taken without the sleep and the wake-up, which cost more than the
  * polling on a virtual machine (a context switch each way).  Yielding lets the other side
- * of the call run when both share a CPU.
+ * of the call run when both share a CPU.  A worker whose wait timed out with nothing
+ * come (idle) does not poll before its next.
  *
  * Polling pays only while the CPU is otherwise idle.  When another thread wants it (a
  * busy machine), a yield hands it that thread's whole time slice (milliseconds), where a
@@ -60,8 +61,7 @@
  * off the CPU) ends the polling at once, and none is done for a while: 10 ms at first,
  * doubled at each such round up to 1 s, and back to 10 ms once polling has gone on
  * undisturbed for RING_POLL_CALM_NS.  On a machine that stays busy, one poll a second
- * hands the CPU away.
- * docs/fastpath.md "The ring" has the figures.
+ * hands the CPU away.  docs/fastpath.md "The ring" has the figures.
  */
 #define RING_POLL_US 100
 #define RING_POLL_GAP_NS 50000
@@ -80,6 +80,7 @@ struct kc_ring {
 	int64_t poll_off_until, poll_backoff;
 	/* worker */
 	uint32_t req_seen, kd_seen;
+	bool idle; /* the last wait timed out with nothing come: no polling before the next */
 	bool serving; /* the fast task running came on the ring */
 	uint32_t serve_driver, serve_seq;
 };
@@ -279,9 +280,12 @@ static bool poll_words(struct kc_ring *r, const uint32_t *a, uint32_t va, const 
 			back = ld64(&r->poll_backoff);
 			if (now - ld64(&r->poll_off_until) > RING_POLL_CALM_NS)
 				back = 0; /* polled undisturbed that long: start again */
-			back = back < RING_POLL_BACKOFF_MIN_NS ? RING_POLL_BACKOFF_MIN_NS :
-				back >= RING_POLL_BACKOFF_MAX_NS / 2 ? RING_POLL_BACKOFF_MAX_NS :
-								    back * 2;
+			if (back < RING_POLL_BACKOFF_MIN_NS)
+				back = RING_POLL_BACKOFF_MIN_NS;
+			else if (back < RING_POLL_BACKOFF_MAX_NS / 2)
+				back *= 2;
+			else
+				back = RING_POLL_BACKOFF_MAX_NS;
 			st64(&r->poll_backoff, back);
 			st64(&r->poll_off_until, now + back);
 			return ld(a) != va || ld(b) != vb;
@@ -427,13 +431,15 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 		if (ev) {
 			r->req_seen = req;
 			r->kd_seen = kd;
+			r->idle = false;
 			return ev;
 		}
 		if (i < r->spin) {
 			__builtin_ia32_pause();
 			continue;
 		}
-		if (i == r->spin && poll_words(r, &w->req_seq, req, &w->kd_seq, kd))
+		/* Not after a wait that timed out with nothing come: an idle worker sleeps. */
+		if (i == r->spin && !r->idle && poll_words(r, &w->req_seq, req, &w->kd_seq, kd))
 			continue;
 		/* Dekker with the wakers: they bump, then look at sleeping. */
 		st(&w->sleeping, 1);
@@ -445,6 +451,7 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 				if (errno != ETIMEDOUT)
 					usleep(1000);
 				st(&w->sleeping, 0);
+				r->idle = true;
 				return KC_RING_KRAYD;
 			}
 		}

@@ -589,6 +589,7 @@ def get_actor(name, namespace_=None):
         cls, table = _serial.decode(out[0])
         h._class_name = cls
         h._meta = {k: (n, None) for k, n in table.items()}
+        h._infos = {}  # worked out from _meta: none yet, but keep them in step
     except Exception:
         pass
     return h
@@ -619,7 +620,7 @@ class ActorHandle:
                 raise AttributeError(f"'{self._class_name}' actor has no method '{name}'")
             nret, sig = meta[name] if meta is not None else (1, None)
             info = _method_info(name, nret, sig)
-            if "_infos" in d and meta is d.get("_meta"):
+            if "_infos" in d:
                 d["_infos"][name] = info
         return ActorMethod(self, info)
 

@@ -628,6 +628,11 @@ def test_actor_calls_without_arguments(fast):
     # A handle passed on (pickled) and one looked up by name call the same way.
     b = ray.get(ray.put([a]))[0]
     assert ray.get(b.incr.remote()) == 63
+    named = Plain.options(name="plain_no_args").remote()  # noqa: F841 (kept alive)
+    c = ray.get_actor("plain_no_args")
+    assert [ray.get(c.incr.remote()) for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(AttributeError, match="no method 'nothing'"):
+        c.nothing.remote()
     with pytest.raises(AttributeError, match="no method 'nothing'"):
         a.nothing.remote()
 
