@@ -21,6 +21,11 @@ the machine's floors they report (a unix-socket ping-pong, a memcpy).
 The CPU each side spends per task of single_client_tasks_async (the driver, krayd, its
 workers; /proc), which hardly depends on other load.  --async-only: just that metric.
 
+--sync-only: single_client_tasks_sync and 1_1_actor_calls_sync alone, in --sessions
+private krayd sessions (3), with the CPU per call of the driver (all its threads), krayd
+and the workers (/proc, 20,000 calls each) and the Python ping-pong floor of the same
+sessions (docs/fastpath.md, "Synchronous Python calls").
+
 single_client_tasks_sync again, in alternating krayd sessions with the fast path on and
 off (KRAY_FASTPATH=off: every call through krayd), and the driver's system calls per
 call in each (strace -c, when strace is installed).
@@ -139,6 +144,50 @@ def async_cpu_per_task(n=200):
     c1 = cpu_now()
     return {k: (b - a) / (n * 1000) * 1e6
             for k, a, b in zip(("driver", "krayd", "workers"), c0, c1)}
+
+
+def sync_cpu_per_call(call, n=20000):
+    """µs of CPU per synchronous call (call() is one .remote() and its get) in the
+    driver, krayd and the workers, over n calls."""
+    for _ in range(200):
+        call()
+    c0 = cpu_now()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        call()
+    dt = time.perf_counter() - t0
+    c1 = cpu_now()
+    out = {k: (b - a) / n * 1e6 for k, a, b in zip(("driver", "krayd", "workers"), c0, c1)}
+    out["wall"] = dt / n * 1e6
+    return out
+
+
+def sync_figures(sessions=3):
+    """single_client_tasks_sync and 1_1_actor_calls_sync in alternating rounds of
+    sessions private krayd sessions, with the CPU each side spends per call (/proc) and
+    the Python ping-pong floor of the same sessions."""
+    rates = {"tasks": [], "actor": [], "pingpong": []}
+    cpu = {"tasks": [], "actor": []}
+    for _ in range(sessions):
+        kray.init()
+        try:
+            kray.get(small_value.remote())
+            a = Actor.remote()
+            for _ in range(50):  # its worker takes fast calls once constructed
+                kray.get(a.small_value.remote())
+            task = lambda: kray.get(small_value.remote())  # noqa: E731
+            call = lambda: kray.get(a.small_value.remote())  # noqa: E731
+            for _ in range(max(2, ROUNDS // 2)):
+                rates["tasks"].append(timeit_once(task, 1))
+                rates["actor"].append(timeit_once(call, 1))
+                rates["pingpong"].append(pingpong_once())
+            cpu["tasks"].append(sync_cpu_per_call(task))
+            cpu["actor"].append(sync_cpu_per_call(call))
+        finally:
+            kray.shutdown()
+    med_cpu = {m: {k: statistics.median(c[k] for c in cs) for k in cs[0]}
+               for m, cs in cpu.items()}
+    return {m: (statistics.median(r), r) for m, r in rates.items()}, med_cpu
 
 
 def python_figures():
@@ -380,6 +429,10 @@ def main():
     ap.add_argument("--no-c", action="store_true", help="skip the C benches")
     ap.add_argument("--fastpath-only", action="store_true",
                     help="only single_client_tasks_sync with the fast path on and off")
+    ap.add_argument("--sync-only", action="store_true",
+                    help="only the synchronous rows, with CPU per call on each side")
+    ap.add_argument("--sessions", type=int, default=3,
+                    help="krayd sessions of --sync-only (default 3)")
     ap.add_argument("--async-only", action="store_true",
                     help="only single_client_tasks_async and its CPU per task")
     args = ap.parse_args()
@@ -399,6 +452,22 @@ def main():
               f" = {sum(cpu.values()):.2f} us")
         print("JSON: " + json.dumps({"single_client_tasks_async": med, "rounds": r,
                                      "cpu_us_per_task": cpu}))
+        return
+    if args.sync_only:
+        rates, cpu = sync_figures(args.sessions)
+        names = {"tasks": "single_client_tasks_sync", "actor": "1_1_actor_calls_sync",
+                 "pingpong": "python ping-pong (floor)"}
+        for m, (med, r) in rates.items():
+            print(f"{names[m]:28}: {med:9.1f} calls/s "
+                  f"(rounds {', '.join(f'{x:.0f}' for x in r)})")
+        for m, c in cpu.items():
+            print(f"CPU per call, {names[m]}: " + " + ".join(
+                f"{c[k]:.2f} {k}" for k in ("driver", "krayd", "workers")) +
+                f" = {c['driver'] + c['krayd'] + c['workers']:.2f} us "
+                f"(wall {c['wall']:.2f} us)")
+        print("JSON: " + json.dumps({"sync": {m: v[0] for m, v in rates.items()},
+                                     "rounds": {m: v[1] for m, v in rates.items()},
+                                     "cpu_us_per_call": cpu}))
         return
     if args.fastpath_only:
         fast, fast_calls = sync_fastpath_figures(5)

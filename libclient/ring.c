@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,13 +43,44 @@
 
 #define FW_LEN (KRAY_FAST_WORKERS * sizeof(struct kray_fast_worker))
 
+/*
+ * Before it sleeps on a futex word, each side polls it for up to RING_POLL_US
+ * (KRAY_FAST_RING_POLL_US in the environment; 0: sleep at once), calling sched_yield()
+ * between rounds of a few looks: a driver waiting for its answer, a worker for its next
+ * request.  A synchronous caller's answer, or its next call, mostly comes within that
+ * time, and is then taken without the sleep and the wake-up, which cost more than the
+ * polling on a virtual machine (a context switch each way).  Yielding lets the other side
+ * of the call run when both share a CPU.  A worker whose wait timed out with nothing
+ * come (idle) does not poll before its next.
+ *
+ * Polling pays only while the CPU is otherwise idle.  When another thread wants it (a
+ * busy machine), a yield hands it that thread's whole time slice (milliseconds), where a
+ * sleeper's wake-up would have preempted it at once: a bare spin made calls 10-20x
+ * slower on a loaded 2-CPU machine, and so did this polling, until it learnt to stop.  So
+ * a round that comes back more than RING_POLL_GAP_NS after the last (this thread was
+ * off the CPU) ends the polling at once, and none is done for a while: 10 ms at first,
+ * doubled at each such round up to 1 s, and back to 10 ms once polling has gone on
+ * undisturbed for RING_POLL_CALM_NS.  On a machine that stays busy, one poll a second
+ * hands the CPU away.  docs/fastpath.md "The ring" has the figures.
+ */
+#define RING_POLL_US 100
+#define RING_POLL_GAP_NS 50000
+#define RING_POLL_BACKOFF_MIN_NS 10000000LL
+#define RING_POLL_BACKOFF_MAX_NS 1000000000LL
+#define RING_POLL_CALM_NS 1000000000LL
+
 struct kc_ring {
 	uint8_t *base;
 	struct kray_fast_worker *fw; /* `fast_workers`, mapped */
 	uint32_t seq; /* driver: the last call's sequence number */
 	unsigned spin; /* polls of a futex word before sleeping (KRAY_FAST_RING_SPIN) */
+	int64_t poll_ns; /* then polls, yielding the CPU, this long (KRAY_FAST_RING_POLL_US) */
+	/* No polling until poll_off_until: a poll found the CPU busy, and each that did
+	 * turned polling off twice as long as the last (poll_backoff). */
+	int64_t poll_off_until, poll_backoff;
 	/* worker */
 	uint32_t req_seen, kd_seen;
+	bool idle; /* the last wait timed out with nothing come: no polling before the next */
 	bool serving; /* the fast task running came on the ring */
 	uint32_t serve_driver, serve_seq;
 };
@@ -104,6 +136,8 @@ int kc_ring_map(struct kray *k, const int *fds)
 		return e;
 	}
 	r->spin = spin ? (unsigned)strtoul(spin, NULL, 10) : 0;
+	spin = getenv("KRAY_FAST_RING_POLL_US");
+	r->poll_ns = (spin ? (int64_t)strtoul(spin, NULL, 10) : RING_POLL_US) * 1000;
 	k->ring = r;
 	return 0;
 }
@@ -209,16 +243,70 @@ static int actor_of(const uint8_t *frame, size_t len, struct kray_oid *ret)
 	return 1;
 }
 
+static int64_t ld64(const int64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static void st64(int64_t *p, int64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+/* Polls *a != va or *b != vb for up to r->poll_ns, yielding the CPU between rounds,
+ * unless the CPU was found busy lately (RING_POLL_US): true if one changed. */
+static bool poll_words(struct kc_ring *r, const uint32_t *a, uint32_t va, const uint32_t *b,
+		       uint32_t vb)
+{
+	int64_t now, prev, end, back;
+
+	if (r->poll_ns <= 0)
+		return false;
+	now = kc_mono_ns();
+	if (now < ld64(&r->poll_off_until))
+		return false;
+	end = now + r->poll_ns;
+	for (;;) {
+		for (unsigned i = 0; i < 16; i++) {
+			if (ld(a) != va || ld(b) != vb)
+				return true;
+			__builtin_ia32_pause();
+		}
+		sched_yield();
+		prev = now;
+		now = kc_mono_ns();
+		if (now - prev > RING_POLL_GAP_NS) {
+			/* Another thread had this CPU: polling on would hand it more. */
+			back = ld64(&r->poll_backoff);
+			if (now - ld64(&r->poll_off_until) > RING_POLL_CALM_NS)
+				back = 0; /* polled undisturbed that long: start again */
+			if (back < RING_POLL_BACKOFF_MIN_NS)
+				back = RING_POLL_BACKOFF_MIN_NS;
+			else if (back < RING_POLL_BACKOFF_MAX_NS / 2)
+				back *= 2;
+			else
+				back = RING_POLL_BACKOFF_MAX_NS;
+			st64(&r->poll_backoff, back);
+			st64(&r->poll_off_until, now + back);
+			return ld(a) != va || ld(b) != vb;
+		}
+		if (now >= end)
+			return false;
+	}
+}
+
 /* Sleeps while *word == v, until deadline (ns; -1: none).  -ETIMEDOUT or 0 (look again). */
-static int sleep_on(uint32_t *word, uint32_t v, int64_t deadline, unsigned spin)
+static int sleep_on(struct kc_ring *r, uint32_t *word, uint32_t v, int64_t deadline)
 {
 	struct timespec ts, *tp = NULL;
 
-	for (unsigned i = 0; i < spin; i++) {
+	for (unsigned i = 0; i < r->spin; i++) {
 		if (ld(word) != v)
 			return 0;
 		__builtin_ia32_pause();
 	}
+	if (poll_words(r, word, v, word, v))
+		return 0;
 	if (deadline >= 0) {
 		int64_t left = deadline - kc_mono_ns();
 
@@ -304,7 +392,7 @@ int kc_ring_call(struct kray *k, const struct kbuf *exec, const struct kray_oid 
 		now = kc_mono_ns();
 		slice = deadline >= 0 && deadline - now < RING_SLICE_NS ? deadline :
 									  now + RING_SLICE_NS;
-		if (sleep_on(&dr->res_seq, v, slice, r->spin) != -ETIMEDOUT)
+		if (sleep_on(r, &dr->res_seq, v, slice) != -ETIMEDOUT)
 			continue;
 		if (slice != deadline && !hung_up(k->fast_fd))
 			continue;
@@ -343,12 +431,16 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 		if (ev) {
 			r->req_seen = req;
 			r->kd_seen = kd;
+			r->idle = false;
 			return ev;
 		}
 		if (i < r->spin) {
 			__builtin_ia32_pause();
 			continue;
 		}
+		/* Not after a wait that timed out with nothing come: an idle worker sleeps. */
+		if (i == r->spin && !r->idle && poll_words(r, &w->req_seq, req, &w->kd_seq, kd))
+			continue;
 		/* Dekker with the wakers: they bump, then look at sleeping. */
 		st(&w->sleeping, 1);
 		if (ld(&w->req_seq) == req && ld(&w->kd_seq) == kd) {
@@ -359,6 +451,7 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 				if (errno != ETIMEDOUT)
 					usleep(1000);
 				st(&w->sleeping, 0);
+				r->idle = true;
 				return KC_RING_KRAYD;
 			}
 		}

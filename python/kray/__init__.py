@@ -216,7 +216,7 @@ def _left(deadline):
 
 
 def _get_items(refs, timeout):
-    ms = _ms(timeout)
+    ms = -1 if timeout is None else _ms(timeout)
     if len(refs) <= _REFS_MAX:
         return _kray.get(refs, ms)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -252,7 +252,10 @@ def get(object_refs, *, timeout=None):
     """The values of one ObjectRef or a list of them, waiting up to timeout seconds
     (None: forever).  Raises the task's error (RayTaskError, also an instance of the
     original exception's class), GetTimeoutError, or another kray.exceptions error."""
-    refs, single = _as_list(object_refs, "get")
+    if type(object_refs) is ObjectRef:  # the common get of one ref (_as_list's case)
+        refs, single = [object_refs], True
+    else:
+        refs, single = _as_list(object_refs, "get")
     try:
         items = _get_items(refs, timeout)
     except _kray.TaskCancelled as e:  # this task was cancelled while it waited
@@ -262,7 +265,8 @@ def get(object_refs, *, timeout=None):
             f"Get timed out: some object(s) not ready after {timeout} s.")
     decode = _serial.decode
     if single:
-        return decode(items[0])
+        item = items[0]
+        return item[1] if item[0] == 1 else decode(item)  # 1: decoded already
     return [decode(i) for i in items]
 
 

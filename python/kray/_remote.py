@@ -11,9 +11,11 @@ its own.
 The function or class travels once per process as an object in the store (its "blob"),
 and each call passes a ref to it, so krayd and the C worker need no notion of Python.
 """
+import collections
 import inspect
 import math
 import os
+import pickle
 import sys
 
 from . import _kray
@@ -50,6 +52,9 @@ _ACTOR_OPTIONS = {"num_cpus", "num_gpus", "resources", "max_restarts", "max_task
 # A function blob up to this size travels inline in its fast calls' stand-in
 # (_Blob.fast_arg0), within libkray's limit for one (8 KiB) and the fast frame's (16 KiB).
 FAST_BLOB_MAX = 8192 - 256
+
+# The args blob of a call without arguments (_call_args(head, (), {})), made once.
+_NO_ARGS = _kray.pack(0, pickle.dumps(((), {}, ()), 5), [])
 
 _TIMEOUT_MAX_S = (2**32 - 1) // 1000  # krayd's timeout is 32-bit milliseconds
 
@@ -281,14 +286,17 @@ def _signature(obj):
 
 
 # The latest actor calls' task ids, for cancel(force=True), which Ray refuses on them.
-_actor_calls = {}
+# An OrderedDict: its popitem(last=False) is O(1), where deleting a dict's first key
+# (next(iter(d))) scans the holes earlier deletions left at its front, which grew with
+# every call once 100,000 were kept (15 % of a driver's time in synchronous calls).
+_actor_calls = collections.OrderedDict()
 _ACTOR_CALLS_KEPT = 100000
 
 
 def remember_actor_call(ref):
     _actor_calls[ref._fields()[:3]] = None
-    if len(_actor_calls) > _ACTOR_CALLS_KEPT:
-        del _actor_calls[next(iter(_actor_calls))]  # the oldest
+    while len(_actor_calls) > _ACTOR_CALLS_KEPT:
+        _actor_calls.popitem(last=False)  # the oldest
 
 
 def is_actor_call(ref):
@@ -375,11 +383,19 @@ class RemoteFunction:
         _bind_check(self._sig, args, kwargs, self.__name__, self._arity)
         n, retries, retry = plain
         blob = self._blob
-        fast = blob.fast_arg0() if n == 1 else None
-        ref, archives = blob.ref()
-        cargs = _call_args(ref, args, kwargs, retry)
-        if archives:
-            cargs += archives
+        if _runtime_env.current[0] is None and blob._ref is not None and \
+                blob._session == session[0]:
+            # The blob is in the store already, and no runtime_env: what fast_arg0() and
+            # ref() would return.
+            fast = blob._fast if n == 1 else None
+            cargs = [blob._ref, _NO_ARGS] if not args and not kwargs and retry is None else \
+                _call_args(blob._ref, args, kwargs, retry)
+        else:
+            fast = blob.fast_arg0() if n == 1 else None
+            ref, archives = blob.ref()
+            cargs = _call_args(ref, args, kwargs, retry)
+            if archives:
+                cargs += archives
         return _refs(_kray.submit(self._task_name, cargs, n, retries, None, self._res, 0,
                                   False, fast), n)
 
@@ -573,6 +589,7 @@ def get_actor(name, namespace_=None):
         cls, table = _serial.decode(out[0])
         h._class_name = cls
         h._meta = {k: (n, None) for k, n in table.items()}
+        h._infos = {}  # worked out from _meta: none yet, but keep them in step
     except Exception:
         pass
     return h
@@ -586,15 +603,26 @@ class ActorHandle:
         self._ref = ref
         self._meta = meta  # name -> (num_returns, signature or None), or None: unknown
         self._class_name = class_name
+        # name -> what ActorMethod works out from _meta (_method_info), once per method:
+        # `handle.f.remote()` looks the method up at every call.  Not the ActorMethod
+        # itself, which refers to the handle: the cycle would keep the actor alive until
+        # the garbage collector ran.
+        self._infos = {}
 
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        meta = self.__dict__.get("_meta")
-        if meta is not None and name not in meta:
-            raise AttributeError(f"'{self._class_name}' actor has no method '{name}'")
-        nret, sig = meta[name] if meta is not None else (1, None)
-        return ActorMethod(self, name, nret, sig)
+        d = self.__dict__
+        info = d["_infos"].get(name) if "_infos" in d else None
+        if info is None:
+            meta = d.get("_meta")
+            if meta is not None and name not in meta:
+                raise AttributeError(f"'{self._class_name}' actor has no method '{name}'")
+            nret, sig = meta[name] if meta is not None else (1, None)
+            info = _method_info(name, nret, sig)
+            if "_infos" in d:
+                d["_infos"][name] = info
+        return ActorMethod(self, info)
 
     def __reduce__(self):
         meta = None if self._meta is None else {k: (v[0], None) for k, v in
@@ -615,14 +643,18 @@ class ActorHandle:
         return self._ref.hex()
 
 
+def _method_info(name, num_returns, sig):
+    """(name, C name, num_returns, signature, arity, name as bytes) of an actor method."""
+    return (name, _labelled(PY_METHOD, name), num_returns, sig, _arity(sig), name.encode())
+
+
 class ActorMethod:
-    def __init__(self, handle, name, num_returns, sig):
+    __slots__ = ("_handle", "_name", "_cname", "_num_returns", "_sig", "_arity", "_bname")
+
+    def __init__(self, handle, info):
         self._handle = handle
-        self._name = name
-        self._cname = _labelled(PY_METHOD, name)
-        self._num_returns = num_returns
-        self._sig = sig
-        self._arity = _arity(sig)
+        (self._name, self._cname, self._num_returns, self._sig, self._arity,
+         self._bname) = info
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
@@ -639,7 +671,17 @@ class ActorMethod:
         return _MethodBound(self, opts.get("num_returns", self._num_returns), group)
 
     def remote(self, *args, **kwargs):
-        return self._remote(args, kwargs, self._num_returns)
+        n = self._num_returns
+        if n != 1 or kwargs or args:
+            return self._remote(args, kwargs, n)
+        # What _remote() does for the common call, one return and no arguments.
+        arity = self._arity
+        if arity is None or arity[0] != 0:
+            _bind_check(self._sig, args, kwargs, self._name, arity)
+        ref = _kray.submit(self._cname, [self._bname, _NO_ARGS], 1, 0, self._handle._ref,
+                           None, 0, False)[0]
+        remember_actor_call(ref)
+        return ref
 
     def _remote(self, args, kwargs, n, group=None):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
@@ -652,7 +694,7 @@ class ActorMethod:
         streaming = n == "streaming"
         if n in ("dynamic", "streaming"):
             n = 1
-        cargs = _call_args(self._name.encode(), args, kwargs, extra)
+        cargs = _call_args(self._bname, args, kwargs, extra)
         out = _kray.submit(self._cname, cargs, n, 0, self._handle._ref, None, 0,
                            streaming)
         if out:

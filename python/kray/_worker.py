@@ -19,7 +19,7 @@ import pickle
 import sys
 import threading
 import traceback
-from types import CoroutineType
+from types import CoroutineType, MethodType
 
 from . import _aio
 from . import _generators
@@ -192,9 +192,33 @@ def _run_pooled(fn, name, a, kw, nret, ctx, task_id, group):
     _pools[group].submit(run)
 
 
+_own_groups = {}  # a method's function -> its concurrency group (kray.method), or None
+_OWN_GROUPS_MAX = 4096
+
+
+def _own_group(fn):
+    """The concurrency group @kray.method gave fn, or None; looked up once per function
+    (a getattr that finds nothing raises and formats an AttributeError inside, on every
+    call)."""
+    f = fn.__func__ if type(fn) is MethodType else fn
+    try:
+        return _own_groups[f]
+    except (KeyError, TypeError):  # not seen yet, or not hashable
+        g = getattr(fn, "__kray_concurrency_group__", None)
+        try:
+            if len(_own_groups) >= _OWN_GROUPS_MAX:
+                _own_groups.clear()
+            _own_groups[f] = g
+        except TypeError:
+            pass
+        return g
+
+
 def _group(fn, named):
     """The concurrency group of a call: the one the caller named, or the method's."""
-    group = named if named is not None else getattr(fn, "__kray_concurrency_group__", None)
+    group = named if named is not None else _own_group(fn)
+    if group is None:
+        return None
     known = _actor_loop.sems if _actor_loop is not None else _pools
     if group is not None and group not in known:
         names = sorted(g for g in known if g is not None)

@@ -580,3 +580,105 @@ def test_actor_fast_calls_in_the_task_list(fast):
     failed = [t for t in rows if t["name"] == "Listed.bad_listed"]
     assert len(failed) == 1 and failed[0]["state"] == "FAILED", failed
     assert on == (went > 0)
+
+
+def test_actor_calls_without_arguments(fast):
+    """A method called without arguments takes .remote()'s shortcut (one args blob made
+    once, the method looked up once per handle): its checks and outcomes are those of any
+    call, fast or not."""
+    ray, on = fast
+
+    @ray.remote
+    class Plain:
+        def __init__(self):
+            self.n = 0
+
+        def incr(self, by=1):
+            self.n += by
+            return self.n
+
+        def needs(self, x):
+            return x
+
+        def boom(self):
+            raise KeyError("no args, raised")
+
+        @ray.method(concurrency_group="io")
+        def grouped(self):
+            return "grouped"
+
+    a = Plain.remote()
+    assert ray.get(a.incr.remote()) == 1
+    before = fast_count(ray)
+    assert [ray.get(a.incr.remote()) for _ in range(50)] == list(range(2, 52))
+    assert ray.get(a.incr.remote(10)) == 61  # an argument: the general path
+    if on:
+        assert fast_count(ray) - before >= 30
+    with pytest.raises(TypeError, match="needs"):
+        a.needs.remote()  # checked in the driver, as before
+    for _ in range(2):  # each time: the exception, and the actor lives on
+        with pytest.raises(KeyError) as e:
+            ray.get(a.boom.remote())
+        assert isinstance(e.value, ray.exceptions.RayTaskError)
+        assert "no args, raised" in str(e.value)
+    for _ in range(2):  # the method's own group, unknown to this actor (looked up once)
+        with pytest.raises(ValueError, match="unknown concurrency group 'io'"):
+            ray.get(a.grouped.remote())
+    assert ray.get(a.incr.remote()) == 62
+    # A handle passed on (pickled) and one looked up by name call the same way.
+    b = ray.get(ray.put([a]))[0]
+    assert ray.get(b.incr.remote()) == 63
+    named = Plain.options(name="plain_no_args").remote()  # noqa: F841 (kept alive)
+    c = ray.get_actor("plain_no_args")
+    assert [ray.get(c.incr.remote()) for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(AttributeError, match="no method 'nothing'"):
+        c.nothing.remote()
+    with pytest.raises(AttributeError, match="no method 'nothing'"):
+        a.nothing.remote()
+
+
+def test_actor_call_ids_kept_stay_bounded(fast, monkeypatch):
+    """The driver remembers its latest actor calls (cancel(force=True) refuses them) up
+    to a bound, dropping the oldest first."""
+    ray, _ = fast
+    from kray import _remote
+    monkeypatch.setattr(_remote, "_ACTOR_CALLS_KEPT", 5)
+    a = _log_actor(ray).remote()
+    refs = [a.add.remote(i) for i in range(20)]
+    assert ray.get(refs) == list(range(20))
+    assert len(_remote._actor_calls) == 5
+    assert all(_remote.is_actor_call(r) for r in refs[-5:])
+    assert not any(_remote.is_actor_call(r) for r in refs[:15])
+    last = a.add.remote(99)
+    with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
+        ray.cancel(last, force=True)
+    assert ray.get(last) == 99
+
+
+def test_actor_call_without_get_still_runs(fast, tmp_path):
+    """An actor call left in the buffer for its get is sent by the flusher if no get
+    comes, as a task's is (test_submit_then_sleep_still_runs)."""
+    ray, _ = fast
+    path = tmp_path / "ran"
+
+    @ray.remote
+    class Toucher:
+        def touch(self, p):
+            open(p, "w").close()
+            return 1
+
+        def noop(self):
+            return 0
+
+    t = Toucher.remote()
+    for _ in range(20):
+        ray.get(t.noop.remote())  # constructed, its worker polling for the next call
+    ref = t.touch.remote(str(path))
+    deadline = time.monotonic() + 20
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.exists(), "the call was never sent"
+    assert ray.get(ref) == 1
+    ref = t.noop.remote()  # the shortcut of a call without arguments, no get either
+    time.sleep(0.5)
+    assert ray.get(ref, timeout=0) == 0
