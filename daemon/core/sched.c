@@ -374,9 +374,9 @@ static unsigned pool_size(struct krayd *d)
 	return n;
 }
 
-/* The pool krayd keeps however many CPUs actors hold: what it started at boot (prestart,
- * at most max-workers).  Actors take workers from it (sched_adopt()) and it is refilled;
- * it is trimmed down to it, never below, so that it neither churns nor runs dry. */
+/* The pool krayd keeps: what it started at boot (prestart, at most max-workers).  Actors
+ * take workers from it (sched_adopt()) and it is refilled (sched_refill()); it is trimmed
+ * down to it, never below, so that it neither churns nor runs dry. */
 static unsigned pool_floor(struct krayd *d)
 {
 	int n = d->cfg.prestart < d->cfg.max_workers ? d->cfg.prestart : d->cfg.max_workers;
@@ -404,11 +404,18 @@ static void trim_pool(struct krayd *d, unsigned keep)
 
 void sched_refill(struct krayd *d)
 {
-	unsigned pool, floor = pool_floor(d);
+	uint64_t cap = (uint64_t)d->cfg.num_cpus * 1000;
+	unsigned pool, want = pool_floor(d), slots;
 
-	if (d->stopping || d->start_failures >= 3 || !floor)
+	if (d->stopping || d->start_failures >= 3 || !want)
 		return;
-	for (pool = pool_size(d); pool < floor; pool++)
+	/* Not for the CPU slots actors (and groups) hold: no task could run there, and the
+	 * starts would take CPU from the actors.  Once they end, the pool fills again. */
+	slots = cap > d->actor_slots_milli ? (unsigned)((cap - d->actor_slots_milli + 999) / 1000)
+					   : 0;
+	if (want > slots)
+		want = slots;
+	for (pool = pool_size(d); pool < want; pool++)
 		if (worker_spawn(d))
 			break;
 }

@@ -44,8 +44,9 @@ void sched_fini(struct krayd *d);
  * driver may claim it for a task from now on; one a driver claimed an instant before is
  * passed over); NULL when none is idle.  The caller makes it a's (worker_adopt()). */
 struct worker *sched_adopt(struct krayd *d, const struct actor *a);
-/* Starts pool workers up to the pool's floor (prestart): after an actor took one, or
- * after workers died, the next tasks (and actors) find one ready. */
+/* Starts pool workers up to the pool's floor (prestart), less the CPU slots actors hold:
+ * after an actor took one, or after workers or actors died, the next tasks (and actors)
+ * find one ready. */
 void sched_refill(struct krayd *d);
 /* Pool workers running now beyond max-workers (started for nested tasks). */
 unsigned sched_workers_over(struct krayd *d);

@@ -215,6 +215,72 @@ Test(adopt, more_actors_than_the_pool)
 	harness_shutdown(k);
 }
 
+/* Two actors holding both CPUs take both pool workers: no worker is started while they
+ * hold the CPUs (no task could run), and the pool fills again once they end. */
+Test(adopt, pool_refills_after_actors_end)
+{
+	kray *k = harness_embedded(2);
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	kray_ref a[2];
+	int64_t pid[2];
+	uint64_t before;
+
+	o.num_cpus = 1;
+	task_pid(k);
+	before = started(k, 2).workers_started;
+	for (int i = 0; i < 2; i++)
+		a[i] = counter(k, &o);
+	for (int i = 0; i < 2; i++)
+		pid[i] = harness_actor_int(k, a[i], "pid");
+	usleep(300000);
+	cr_assert_eq(harness_status(k).workers_started, before,
+		     "workers were started while actors held every CPU");
+	release(k, a, 2);
+	for (int i = 0; i < 2; i++)
+		wait_gone((pid_t)pid[i], "a released actor's process");
+	started(k, before + 2);
+	for (int i = 0; i < 4; i++) {
+		int64_t t = task_pid(k);
+
+		cr_assert(t != pid[0] && t != pid[1], "a task ran in an ended actor's pid");
+	}
+	harness_shutdown(k);
+}
+
+/* With actors in processes of their own holding every CPU, the idle pool is kept (it was
+ * stopped, and started again for the next tasks): the same workers take the tasks after. */
+Test(adopt, pool_kept_while_actors_hold_the_cpus)
+{
+	struct harness h;
+	const char *const extra[] = { "--actor-adopt", "off", NULL };
+	struct kray_actor_opts o = KRAY_ACTOR_OPTS_DEFAULT;
+	int64_t pool, actor[2];
+	uint64_t before;
+	kray_ref a[2];
+	kray *k;
+
+	o.num_cpus = 1;
+	cr_assert_eq(harness_start_krayd_opts(&h, 2, extra), 0);
+	k = harness_connect(h.sock);
+	pool = task_pid(k);
+	for (int i = 0; i < 2; i++)
+		a[i] = counter(k, &o);
+	for (int i = 0; i < 2; i++)
+		actor[i] = harness_actor_int(k, a[i], "pid");
+	before = harness_status(k).workers_started;
+	usleep(300000);
+	cr_assert_eq(kill((pid_t)pool, 0), 0, "the idle pool worker was stopped");
+	release(k, a, 2);
+	for (int i = 0; i < 2; i++)
+		wait_gone((pid_t)actor[i], "a released actor's process");
+	cr_assert_eq(kill((pid_t)pool, 0), 0, "the idle pool worker was stopped");
+	for (int i = 0; i < 4; i++)
+		task_pid(k);
+	cr_assert_eq(harness_status(k).workers_started, before, "the pool churned");
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+}
+
 /* ---- a driver's fast calls racing adoptions -------------------------------------------- */
 
 static void need_fast(void)
