@@ -435,6 +435,8 @@ static void run_here(struct kray *k, struct exec *e)
 		struct kray_msg_exec m;
 
 		memcpy(&m, e->body, sizeof(m));
+		if (m.ctor && k->ws->counts.runs)
+			fast_count_put(k); /* the pool's fast calls, counted before it goes */
 		if (m.ctor)
 			kc_fast_worker_close(k);
 	}
