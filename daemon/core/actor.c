@@ -261,7 +261,8 @@ static void try_place(struct krayd *d, struct actor *a)
 			node_res(d, a->res[i].name)->used_milli += a->res[i].milli;
 	}
 	/* An idle pool worker hosts it if one is there (its process, runtime and code are
-	 * ready); the pool is refilled behind it.  Else a worker is started for it. */
+	 * ready); the pool is refilled behind it (sched_refill(), once the constructor
+	 * answered).  Else a worker is started for it. */
 	w = d->cfg.actor_adopt ? sched_adopt(d, a) : NULL;
 	if (w) {
 		worker_adopt(w, a);
@@ -269,8 +270,7 @@ static void try_place(struct krayd *d, struct actor *a)
 		d->actors_adopted++;
 		log_debug("actor %u.%u adopts idle worker %u (pid %d)", a->id.owner, a->id.seq,
 			  w->id, (int)w->pid);
-		actor_worker_ready(d, w); /* its constructor, now */
-		sched_refill(d);
+		actor_worker_ready(d, w); /* its constructor, now; the pool refills after it */
 		return;
 	}
 	if (worker_spawn_actor(d, a)) {

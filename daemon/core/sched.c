@@ -409,6 +409,13 @@ void sched_refill(struct krayd *d)
 
 	if (d->stopping || d->start_failures >= 3 || !want)
 		return;
+	/* Not while an actor's constructor runs: its start is what the pool is for, and a
+	 * process starting beside it (and, first, posix_spawn() on this thread, before the
+	 * constructor's EXEC is sent) would slow it.  Its answer dispatches again; tasks
+	 * queued meanwhile start workers for themselves as always. */
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->actor && w->head && w->head->ctor)
+			return;
 	/* Not for the CPU slots actors (and groups) hold: no task could run there, and the
 	 * starts would take CPU from the actors.  Once they end, the pool fills again. */
 	slots = cap > d->actor_slots_milli ? (unsigned)((cap - d->actor_slots_milli + 999) / 1000)
