@@ -57,6 +57,22 @@ static int64_t task_pid(kray *k)
 	return v.i;
 }
 
+/* Waits until n pool workers have connected (a slow start, under ASan, would leave an
+ * actor none to adopt): n tasks of 300 ms at once run on n workers. */
+static void pool_ready(kray *k, int n)
+{
+	kray_value ms = KRAY_V_INT(300), v[8];
+	kray_ref r[8];
+
+	cr_assert_leq(n, 8);
+	for (int i = 0; i < n; i++)
+		r[i] = harness_call1(k, "sleep_ms", &ms, 1);
+	cr_assert_eq(kray_get(k, r, (size_t)n, 30000, v), 0, "sleep_ms: %s", kray_errmsg(k));
+	for (int i = 0; i < n; i++)
+		kray_value_clear(&v[i]);
+	kray_release(k, r, (size_t)n);
+}
+
 static kray_ref counter(kray *k, const struct kray_actor_opts *o)
 {
 	struct kray_actor_opts def = KRAY_ACTOR_OPTS_DEFAULT;
@@ -226,7 +242,7 @@ Test(adopt, pool_refills_after_actors_end)
 	uint64_t before;
 
 	o.num_cpus = 1;
-	task_pid(k);
+	pool_ready(k, 2);
 	before = started(k, 2).workers_started;
 	for (int i = 0; i < 2; i++)
 		a[i] = counter(k, &o);
