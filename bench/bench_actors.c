@@ -443,7 +443,7 @@ int main(int argc, char **argv)
 	/* Actor start: adopting an idle pool worker, and (own krayd) starting a process. */
 	actor_starts(address, code_path, res[R_START].v);
 	if (krayd.pid) {
-		const char *const flags[] = { "--num-cpus", "0", "--code-path", code_path,
+		const char *const flags[] = { "--num-cpus",    "0",   "--code-path", code_path,
 					      "--actor-adopt", "off", NULL };
 		struct bench_krayd fresh = { 0 };
 

@@ -418,8 +418,8 @@ void sched_refill(struct krayd *d)
 			return;
 	/* Not for the CPU slots actors (and groups) hold: no task could run there, and the
 	 * starts would take CPU from the actors.  Once they end, the pool fills again. */
-	slots = cap > d->actor_slots_milli ? (unsigned)((cap - d->actor_slots_milli + 999) / 1000)
-					   : 0;
+	slots = cap > d->actor_slots_milli ? (unsigned)((cap - d->actor_slots_milli + 999) / 1000) :
+					     0;
 	if (want > slots)
 		want = slots;
 	for (pool = pool_size(d); pool < want; pool++)

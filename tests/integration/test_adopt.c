@@ -360,8 +360,8 @@ static int race_driver(void *arg, int ready_fd)
 static void race(const char *ring)
 {
 	const char *const extra[] = { "--fastpath-ring", ring, NULL };
-	struct race *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			      -1, 0);
+	struct race *r =
+		mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int64_t ready[RACE_ACTORS], killed[RACE_ACTORS], pid[RACE_ACTORS], deadline;
 	uint64_t fast0, n, seen = 0;
 	unsigned adopted = 0;
@@ -457,7 +457,8 @@ Test(adopt, adopted_actor_takes_fast_calls)
 	k = harness_embedded(1);
 	pool = task_pid(k);
 	a = harness_fast_counter(k, NULL);
-	cr_assert_eq(harness_actor_int(k, a, "pid"), pool, "the actor did not adopt the pool worker");
+	cr_assert_eq(harness_actor_int(k, a, "pid"), pool,
+		     "the actor did not adopt the pool worker");
 	cr_assert_neq(task_pid(k), pool);
 	kray_release(k, &a, 1);
 	harness_shutdown(k);
