@@ -476,6 +476,8 @@ struct worker *sched_adopt(struct krayd *d, const struct actor *a)
 		 * instant ago: then another one. */
 		if (ext_worker_retire(d, best))
 			return best;
+		log_debug("worker %u (pid %d): a fast call claimed it; not adopted", best->id,
+			  (int)best->pid);
 		tried[ntried++] = best->id;
 	}
 	return NULL;
