@@ -17,6 +17,12 @@
  *   n_n_actor_calls_async        n driver processes (default 2, sized for a 2-core
  *                                machine; --drivers N), each with its own actor, each
  *                                running the async loop; the sum of their rates
+ *   actor_start_us               create an actor and get its first call (no-op): an idle
+ *                                pool worker hosts it (docs/actors.md, "Where an actor
+ *                                runs"); then release it and let the pool refill
+ *   actor_start_fresh_us         the same on a second krayd with actor-adopt = off (a
+ *                                process started for each actor): the baseline of the
+ *                                same run (own krayd only)
  *
  * Each figure is the median of several rounds of about a second, after a warm-up.  The
  * no-op actor is class Noop (method noop) in tests/fixtures/actorfns.c: the code path is
@@ -95,6 +101,43 @@ static void noop_call(const struct bench_op *op, size_t i, kray_ref *ref)
 
 	if (kray_actor_call(op->k, as->a[i % as->n], "noop", NULL, 0, NULL, ref) < 0)
 		bench_die("kray_actor_call noop", kray_errmsg(op->k));
+}
+
+/* ---- actor start ----------------------------------------------------------------------- */
+
+#define STARTS 15
+#define START_GAP_US 100000 /* after each: the actor's process exits, the pool refills */
+
+/*
+ * Per round: STARTS times, create a Noop actor and get its first call (the constructor
+ * ran: its worker is there), then release it and wait START_GAP_US.  The round's figure
+ * is the median start in us.
+ */
+static void actor_starts(const char *address, const char *code_path, double *us)
+{
+	kray *k = connect_to(address, code_path);
+	double t[STARTS];
+	kray_value v;
+
+	for (int r = -1; r < rounds; r++) { /* round -1 warms up */
+		for (int i = 0; i < STARTS; i++) {
+			double t0 = bench_now();
+			kray_ref a = new_actor(k), ref;
+
+			if (kray_actor_call(k, a, "noop", NULL, 0, NULL, &ref) < 0 ||
+			    kray_get(k, &ref, 1, 60000, &v) < 0)
+				bench_die("actor start", kray_errmsg(k));
+			t[i] = (bench_now() - t0) * 1e6;
+			kray_value_clear(&v);
+			if (kray_release(k, &ref, 1) < 0 || kray_release(k, &a, 1) < 0 ||
+			    kray_flush(k) < 0)
+				bench_die("kray_release", kray_errmsg(k));
+			usleep(START_GAP_US);
+		}
+		if (r >= 0)
+			us[r] = bench_median_of(t, STARTS);
+	}
+	kray_shutdown(k);
 }
 
 /* ---- n:n: driver processes, each with its own actor -------------------------------- */
@@ -208,7 +251,19 @@ struct result {
 	double v[MAX_ROUNDS];
 };
 
-enum { R_PP, R_SYNC, R_SYNC_RT, R_SYNC_NT_RT, R_SYNC_D_RT, R_ASYNC, R_1N, R_NN, R_N };
+enum {
+	R_PP,
+	R_SYNC,
+	R_SYNC_RT,
+	R_SYNC_NT_RT,
+	R_SYNC_D_RT,
+	R_ASYNC,
+	R_1N,
+	R_NN,
+	R_START,
+	R_START_FRESH,
+	R_N
+};
 
 /* What json() prints. */
 struct report {
@@ -300,6 +355,8 @@ int main(int argc, char **argv)
 		[R_ASYNC] = { "1_1_actor_calls_async" },
 		[R_1N] = { "1_n_actor_calls_async" },
 		[R_NN] = { "n_n_actor_calls_async" },
+		[R_START] = { "actor_start_us" },
+		[R_START_FRESH] = { "actor_start_fresh_us" },
 	};
 	long n_actors = sysconf(_SC_NPROCESSORS_ONLN);
 	int drivers = 2;
@@ -383,6 +440,18 @@ int main(int argc, char **argv)
 	bench_nn(address, code_path, drivers, res[R_NN].v);
 	kray_shutdown(k);
 
+	/* Actor start: adopting an idle pool worker, and (own krayd) starting a process. */
+	actor_starts(address, code_path, res[R_START].v);
+	if (krayd.pid) {
+		const char *const flags[] = { "--num-cpus",    "0",   "--code-path", code_path,
+					      "--actor-adopt", "off", NULL };
+		struct bench_krayd fresh = { 0 };
+
+		bench_krayd_start(&fresh, bin, flags, NULL);
+		actor_starts(fresh.sock, code_path, res[R_START_FRESH].v);
+		bench_krayd_stop(&fresh);
+	}
+
 	double pp = median_of(res[R_PP].v), scps = median_of(res[R_SYNC].v);
 	double srt = median_of(res[R_SYNC_RT].v), acps = median_of(res[R_ASYNC].v);
 	double ncps = median_of(res[R_1N].v), nncps = median_of(res[R_NN].v);
@@ -409,6 +478,12 @@ int main(int argc, char **argv)
 	       "calls/s", 1e6 / ncps / pp);
 	printf("  %-24s (n=%-3d) %12.0f  %-8s %8.2fx\n", "n_n_actor_calls_async", drivers, nncps,
 	       "calls/s", 1e6 / nncps / pp);
+	printf("  %-32s %12.0f  %-8s\n", "actor_start (adopts a pool worker)",
+	       median_of(res[R_START].v), "us");
+	if (krayd.pid)
+		printf("  %-32s %12.0f  %-8s %8.2fx\n", "actor_start_fresh (actor-adopt off)",
+		       median_of(res[R_START_FRESH].v), "us",
+		       median_of(res[R_START_FRESH].v) / median_of(res[R_START].v));
 	bench_json_out(o.json_file, json,
 		       &(struct report){ res, n_actors, drivers, which, fast_share });
 	return 0;

@@ -34,6 +34,11 @@ The same sessions measure 1_1_actor_calls_sync with the fast path on and off too
 the floor of a synchronous round trip between two Python processes (a 64-byte AF_UNIX
 ping-pong) measured in each session.
 
+Actor start (issue 16), in alternating krayd sessions with actor-adopt on (an idle pool
+worker, its Python started, hosts the actor) and off (KRAY_ACTOR_ADOPT=off: a process
+started for each actor, the baseline): create an actor, get its first call, kill it,
+let the pool refill; the median in ms (--actor-start-only: just that).
+
 Large objects (issue 14), each against its floor from the same krayd session, once with
 krayd's default config (thp = auto: shmem transparent huge pages) and once with
 --thp off (4 KiB pages, the figures before):
@@ -297,6 +302,32 @@ def sync_fastpath_figures(sessions=3):
     return out, calls
 
 
+def actor_start_figures(sessions=3, starts=10):
+    """Actor start in ms, with actor-adopt on and off in alternating private krayd
+    sessions: {"on": (median, per-start), "off": ...}."""
+    times = {"on": [], "off": []}
+    for _ in range(sessions):
+        for mode in ("on", "off"):
+            if mode == "off":
+                os.environ["KRAY_ACTOR_ADOPT"] = "off"
+            kray.init()
+            try:
+                kray.get(small_value.remote())
+                for i in range(starts + 1):  # the first warms up
+                    time.sleep(0.5)  # the pool (re)filled, its Python started
+                    t0 = time.perf_counter()
+                    a = Actor.remote()
+                    kray.get(a.small_value.remote())
+                    dt = (time.perf_counter() - t0) * 1e3
+                    kray.kill(a)
+                    if i:
+                        times[mode].append(dt)
+            finally:
+                kray.shutdown()
+                os.environ.pop("KRAY_ACTOR_ADOPT", None)
+    return {m: (statistics.median(t), t) for m, t in times.items()}
+
+
 def syscalls_per_call(n=2000, call=None):
     """System calls the driver (all its threads) makes per sync task (or call()), by
     strace -c, or None without strace.  Timing under strace is not a figure: only the
@@ -435,9 +466,20 @@ def main():
                     help="krayd sessions of --sync-only (default 3)")
     ap.add_argument("--async-only", action="store_true",
                     help="only single_client_tasks_async and its CPU per task")
+    ap.add_argument("--actor-start-only", action="store_true",
+                    help="only actor start with actor-adopt on and off")
     args = ap.parse_args()
     if args.quick:
         ROUNDS, ROUND_S = 3, 0.3
+    if args.actor_start_only:
+        st = actor_start_figures(5)
+        for m, (med, t) in st.items():
+            print(f"actor start, Python, actor-adopt {m:3}: {med:7.1f} ms "
+                  f"(of {len(t)}: {', '.join(f'{x:.0f}' for x in t)})")
+        print(f"off/on {st['off'][0] / st['on'][0]:.2f}")
+        print("JSON: " + json.dumps({"actor_start_ms": {m: v[0] for m, v in st.items()},
+                                     "starts_ms": {m: v[1] for m, v in st.items()}}))
+        return
     if args.async_only:
         kray.init()
         try:
@@ -494,6 +536,7 @@ def main():
     finally:
         kray.shutdown()
     fast, fast_calls = sync_fastpath_figures()
+    starts = actor_start_figures()
     large = {"thp_off": large_figures(False), "thp_auto": large_figures(True)}
     c = {} if args.no_c else c_figures(args.quick)
     print(f"bench_python: median of {ROUNDS} rounds x {ROUND_S:.1f} s, private krayd, "
@@ -526,6 +569,9 @@ def main():
             top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(counts.items(),
                                                             key=lambda kv: -kv[1])[:6])
             print(f"  driver syscalls per call, {mode:3}: {total:.2f} ({top})")
+    print(f"  {'actor start, adopt':30} {starts['on'][0]:12.1f}  ms")
+    print(f"  {'actor start, fresh process':30} {starts['off'][0]:12.1f}  ms  "
+          f"off/on {starts['off'][0] / starts['on'][0]:.2f}")
     print("  large objects, Python (GB/s; ratio over the floor of the same krayd session):")
     print(f"  {'metric':30} {'thp off':>12} {'thp auto':>12}  {'off/floor':>9} {'auto/floor':>10}")
     for k, fl in (("put_gigabytes", "memcpy_gigabytes"), ("memcpy_gigabytes", None),
@@ -548,6 +594,7 @@ def main():
         doc["rounds"][f"large_{mode}"] = {k: v[1] for k, v in figs.items()}
     doc["cpu_us_per_task"] = {"single_client_tasks_async": cpu}
     doc["tasks_sync_fastpath"] = {m: v[0] for m, v in fast.items()}
+    doc["actor_start_ms"] = {m: v[0] for m, v in starts.items()}
     doc["tasks_sync_fastpath_syscalls"] = fast_calls
     doc["rounds"]["tasks_sync_fastpath"] = {m: v[1] for m, v in fast.items()}
     doc["c_api"] = {k: c[k] for k in list(UNITS) + list(FLOORS) if k in c}

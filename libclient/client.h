@@ -365,6 +365,9 @@ struct kc_fast_ran {
 	uint64_t ns; /* its run time */
 };
 int kc_fast_worker_open(struct kray *k);
+/* A pool worker krayd gave an actor to host lets go of its pool fast connection (and ring
+ * slot) before the constructor runs; it asks again once constructed (worker.c). */
+void kc_fast_worker_close(struct kray *k);
 int kc_fast_take(struct kray *k, struct kbuf *ret_body);
 int kc_fast_reply(struct kray *k, struct kbuf *res, const struct kray_oid *task,
 		  struct kc_fast_ran *ran);

@@ -288,6 +288,11 @@ static void fast_close(struct kray *k)
 	k->fast_nlate = k->fast_late_cap = 0;
 }
 
+void kc_fast_worker_close(struct kray *k)
+{
+	fast_close(k);
+}
+
 /* Gives up on the fast connection (it broke): later calls take the daemon path. */
 static void fast_broken(struct kray *k)
 {

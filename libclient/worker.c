@@ -459,6 +459,18 @@ static void run_here(struct kray *k, struct exec *e)
 		memcpy(&task, e->body, sizeof(task)); /* kray_msg_exec starts with it */
 		fast_actor_ran(k->ws, &task);
 	}
+	/* krayd gave this pool worker an actor to host (core/actor.c, "adopt"): its pool fast
+	 * connection, claimable for plain tasks, is let go first (krayd already took it off
+	 * the path); once constructed it asks again, as an actor's worker. */
+	if (!k->ws->cls && k->fast_state == 1 && e->len >= sizeof(struct kray_msg_exec)) {
+		struct kray_msg_exec m;
+
+		memcpy(&m, e->body, sizeof(m));
+		if (m.ctor && k->ws->counts.runs)
+			fast_count_put(k); /* the pool's fast calls, counted before it goes */
+		if (m.ctor)
+			kc_fast_worker_close(k);
+	}
 	c = call_prepare(k, e);
 	if (c)
 		run_call(k, c);

@@ -84,6 +84,7 @@ static int on_fast_done(struct conn *c, const struct kray_frame_hdr *h, const ui
 static int on_fast_store(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static int on_fast_count(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *body);
 static void kfast_cancel(struct krayd *d, const struct kray_oid *tid, uint32_t flags);
+static void kfast_unpooled(struct krayd *d, struct worker *w);
 
 /* krayd sent worker w frames: the ring wakes it if it sleeps there. */
 static void kfast_sent(struct krayd *d, struct worker *w)
@@ -103,6 +104,7 @@ static const struct ext fast_ext = {
 	.worker_retire = kfast_retire,
 	.worker_gone = kfast_worker_gone,
 	.worker_sent = kfast_sent,
+	.worker_unpooled = kfast_unpooled,
 	.conn_gone = kfast_conn_gone,
 	.task_cancel = kfast_cancel,
 	.stats = kfast_stats,
@@ -481,26 +483,49 @@ static void tell_lost(struct krayd *d, const struct kray_fast_worker *e, const c
 	kbuf_free(&b);
 }
 
-bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how)
+/* Frees w's slot: from now on the program cannot claim it and no frame of its fast
+ * connection is accepted.  Returns the entry's state before, *e what it was doing. */
+static uint32_t unslot(struct kfast *f, struct worker *w, struct kray_fast_worker *e)
 {
-	struct kfast *f = d->fast;
 	unsigned slot = w->fast_slot - 1u;
 	uint32_t key = KRAY_FAST_DRIVERS + slot, old;
-	struct kray_fast_worker e;
 
-	if (!f || !w->fast_slot)
-		return false;
-	/* From now on the program cannot claim it; what it was doing is in the entry. */
 	old = __atomic_exchange_n(&f->fw[slot].state, KRAY_FW_OFF, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&f->fw[slot].token, 0, __ATOMIC_SEQ_CST);
-	memcpy(&e, &f->fw[slot], sizeof(e));
+	memcpy(e, &f->fw[slot], sizeof(*e));
 	bpf_map_delete_elem(f->socks_fd, &key);
-	if (e.actor.index)
-		bpf_map_delete_elem(f->actors_fd, &e.actor);
+	if (e->actor.index)
+		bpf_map_delete_elem(f->actors_fd, &e->actor);
 	close(f->wsock[slot]);
 	f->wsock[slot] = -1;
 	f->workers[slot] = NULL;
 	w->fast_slot = 0;
+	return old;
+}
+
+/* A pool worker became an actor's (core/actor.c): its entry was retired (OFF) before
+ * krayd sent the constructor, and the worker let go of its connection and ring slot
+ * before running it (libclient/worker.c), so the slot is free for another worker, and
+ * the actor's worker may ask for one of its own. */
+static void kfast_unpooled(struct krayd *d, struct worker *w)
+{
+	struct kray_fast_worker e;
+
+	if (d->fast && w->fast_slot)
+		unslot(d->fast, w, &e);
+}
+
+bool kfast_worker_gone(struct krayd *d, struct worker *w, const char *how)
+{
+	struct kfast *f = d->fast;
+	unsigned slot = w->fast_slot - 1u;
+	struct kray_fast_worker e;
+	uint32_t old;
+
+	if (!f || !w->fast_slot)
+		return false;
+	/* From now on the program cannot claim it; what it was doing is in the entry. */
+	old = unslot(f, w, &e);
 	if (kring_lost(f->ring, slot, &e, old == KRAY_FW_FAST || old == KRAY_FW_FAST_DAEMON, how)) {
 		log_info("worker %u (pid %d) %s while running fast task %u.%u (ring): its driver "
 			 "retries it",

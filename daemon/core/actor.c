@@ -247,6 +247,7 @@ static void actor_dead(struct krayd *d, struct actor *a, uint8_t err, const char
 /* Starts a's process if the CPU slots and resources it needs are free. */
 static void try_place(struct krayd *d, struct actor *a)
 {
+	struct worker *w;
 	char why[160];
 
 	if (a->state != A_PENDING || a->ctor->deps_left || d->stopping)
@@ -258,6 +259,19 @@ static void try_place(struct krayd *d, struct actor *a)
 		d->actor_slots_milli += a->slots_milli;
 		for (int i = 0; i < a->nres; i++)
 			node_res(d, a->res[i].name)->used_milli += a->res[i].milli;
+	}
+	/* An idle pool worker hosts it if one is there (its process, runtime and code are
+	 * ready); the pool is refilled behind it (sched_refill(), once the constructor
+	 * answered).  Else a worker is started for it. */
+	w = d->cfg.actor_adopt ? sched_adopt(d, a) : NULL;
+	if (w) {
+		worker_adopt(w, a);
+		a->state = A_STARTING;
+		d->actors_adopted++;
+		log_debug("actor %u.%u adopts idle worker %u (pid %d)", a->id.owner, a->id.seq,
+			  w->id, (int)w->pid);
+		actor_worker_ready(d, w); /* its constructor, now; the pool refills after it */
+		return;
 	}
 	if (worker_spawn_actor(d, a)) {
 		actor_dead(d, a, KRAY_WE_INTERNAL, "actor '%.*s' cannot start a worker",
@@ -545,6 +559,9 @@ void actor_result(struct conn *c, struct task *t, const struct wire_result *r)
 		struct wire_value v;
 
 		t->next = NULL;
+		/* An adopted pool worker let go of its pool fast connection before it ran the
+		 * constructor: its slot is freed now (it may ask for an actor's). */
+		ext_worker_unpooled(d, c->worker);
 		if (r->m.n == 1 && !wire_rd_value(&rd, &v) && v.type == KRAY_WT_ERROR) {
 			actor_ctor_failed(d, a, v.err, v.data, v.len);
 			return;

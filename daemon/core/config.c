@@ -96,6 +96,9 @@ static const struct key keys[] = {
 	  "kernel's BTF; env KRAY_BPF_WAIT)" },
 	INT("oversubscribed-wait", oversub_wait, 0, 100,
 	    "run-queue wait % of busy workers that stops new workers (0: never)"),
+	{ "actor-adopt", K_BOOL, offsetof(struct config, actor_adopt), sizeof(bool), 0, 0,
+	  "on/off: an actor is hosted by an idle pool worker (refilled behind it) rather than "
+	  "a process started for it (default on; env KRAY_ACTOR_ADOPT)" },
 	{ "fastpath", K_BOOL, offsetof(struct config, fastpath), sizeof(bool), 0, 0,
 	  "on/off: synchronous calls steered to idle workers in BPF (needs bpf; default on; "
 	  "env KRAY_FASTPATH)" },
@@ -370,6 +373,10 @@ static void set_defaults(struct config *cfg)
 
 	cfg->fastpath = !(fast && (!strcmp(fast, "off") || !strcmp(fast, "0")));
 	const char *fast_actors = getenv("KRAY_FASTPATH_ACTORS");
+	/* KRAY_ACTOR_ADOPT=off: every actor in a process started for it (docs/actors.md). */
+	const char *adopt = getenv("KRAY_ACTOR_ADOPT");
+
+	cfg->actor_adopt = !(adopt && (!strcmp(adopt, "off") || !strcmp(adopt, "0")));
 
 	cfg->fastpath_actors =
 		!(fast_actors && (!strcmp(fast_actors, "off") || !strcmp(fast_actors, "0")));

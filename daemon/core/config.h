@@ -49,6 +49,7 @@ struct config {
 	int prestart; /* workers started at boot */
 	bool bpf; /* scheduler metrics in BPF (daemon/bpf.h); default on, KRAY_BPF=off */
 	int oversub_wait; /* percent of run-queue wait that stops new workers; 0: never */
+	bool actor_adopt; /* an actor takes an idle pool worker; default on, KRAY_ACTOR_ADOPT */
 	bool fastpath; /* the BPF fast path for synchronous calls; default on, KRAY_FASTPATH */
 	bool fastpath_actors; /* ... and for plain actors' calls; default on, KRAY_FASTPATH_ACTORS */
 	bool fastpath_ring; /* its shared-memory ring; default on, KRAY_FAST_RING */

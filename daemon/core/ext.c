@@ -109,6 +109,11 @@ void ext_worker_sent(struct krayd *d, struct worker *w)
 	each(d, e, worker_sent) e->worker_sent(d, w);
 }
 
+void ext_worker_unpooled(struct krayd *d, struct worker *w)
+{
+	each(d, e, worker_unpooled) e->worker_unpooled(d, w);
+}
+
 void ext_worker_started(struct krayd *d, struct worker *w)
 {
 	each(d, e, worker_started) e->worker_started(d, w);

@@ -72,7 +72,10 @@ struct ext {
 	 * (false: keep it).  worker_gone: w was reaped; true when it ran such work.
 	 * may_start: false to queue tasks rather than start a worker now (the part counts it).
 	 * exec_sent: idle w was sent t.  result: w sent a result.  worker_sent: bytes krayd
-	 * sent on w's connection went out (the fast path's ring wakes a sleeping worker). */
+	 * sent on w's connection went out (the fast path's ring wakes a sleeping worker).
+	 * worker_unpooled: w, a pool worker adopted by an actor (retired from the parts
+	 * first), answered its constructor: what it had as a pool worker (its fast connection)
+	 * is let go, so that it may ask again as the actor's. */
 	bool (*worker_claim)(struct krayd *d, struct worker *w);
 	bool (*worker_busy)(struct krayd *d, const struct worker *w);
 	bool (*worker_pass)(struct krayd *d, struct worker *w);
@@ -84,6 +87,7 @@ struct ext {
 	void (*exec_sent)(struct krayd *d, struct worker *w, const struct task *t);
 	void (*result)(struct krayd *d, struct worker *w);
 	void (*worker_sent)(struct krayd *d, struct worker *w);
+	void (*worker_unpooled)(struct krayd *d, struct worker *w);
 
 	/* Tasks.  task_done: t, run here for another node (t->rem.from_link), ended.
 	 * task_cancel: task tid was cancelled here (KRAY_CANCEL_* flags): the part cancels
@@ -157,6 +161,7 @@ void ext_worker_settle(struct krayd *d, struct worker *w, bool queued);
 bool ext_worker_retire(struct krayd *d, struct worker *w); /* all agree (none: true) */
 void ext_worker_started(struct krayd *d, struct worker *w);
 void ext_worker_sent(struct krayd *d, struct worker *w);
+void ext_worker_unpooled(struct krayd *d, struct worker *w);
 bool ext_worker_gone(struct krayd *d, struct worker *w, const char *how); /* any */
 bool ext_may_start(struct krayd *d); /* all agree (none: true) */
 void ext_exec_sent(struct krayd *d, struct worker *w, const struct task *t);

@@ -67,6 +67,7 @@ struct krayd {
 	unsigned nest_stalls; /* dispatch rounds with every pool worker blocked (sched.c) */
 	uint64_t nest_failed; /* tasks failed for nesting past the raised worker limit */
 	uint64_t jobs_ended; /* jobs ended with their driver (cancel.c) */
+	uint64_t actors_adopted; /* actors hosted by an idle pool worker (actor.c) */
 	uint64_t tasks_timed_out; /* tasks ended by their timeout (timeout.c) */
 	int64_t next_timeout; /* the earliest deadline of a task with a timeout; 0: none */
 	struct oidmap job_index; /* {job, 0, 0, 0} -> struct job * (job.c) */

@@ -82,6 +82,9 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	  s->evicted_total);
 	G("pool_bytes", "Pre-faulted memory ready for new objects.", pool_bytes(d->pool));
 	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
+	C("actors_adopted_total",
+	  "Actors hosted by an idle pool worker instead of a process started for them.",
+	  d->actors_adopted);
 	C("tasks_nesting_failed_total",
 	  "Tasks failed because nested tasks went deeper than the workers allow.", d->nest_failed);
 	G("connections", "Open connections (clients, workers, node links, scrapes).",

@@ -363,18 +363,124 @@ void sched_res_give(struct krayd *d, struct task *t)
 	t->res_held = false;
 }
 
-/* Stops idle workers beyond the free slots: workers blocked in gets made the pool grow, and
- * it shrinks back once they are done. */
+/* The pool's workers (not actors', not on their way out): those that take tasks, or will
+ * once started. */
+static unsigned pool_size(struct krayd *d)
+{
+	unsigned n = 0;
+
+	for (struct worker *w = d->workers; w; w = w->next)
+		n += !w->actor && w->state != W_DEAD && !(w->conn && w->conn->closed);
+	return n;
+}
+
+/* The pool krayd keeps: what it started at boot (prestart, at most max-workers).  Actors
+ * take workers from it (sched_adopt()) and it is refilled (sched_refill()); it is trimmed
+ * down to it, never below, so that it neither churns nor runs dry. */
+static unsigned pool_floor(struct krayd *d)
+{
+	int n = d->cfg.prestart < d->cfg.max_workers ? d->cfg.prestart : d->cfg.max_workers;
+
+	return n > 0 ? (unsigned)n : 0;
+}
+
+/* Stops idle workers beyond the free slots and the pool's floor: workers blocked in gets
+ * made the pool grow, and it shrinks back once they are done. */
 static void trim_pool(struct krayd *d, unsigned keep)
 {
-	for (struct worker *w = d->workers; w; w = w->next) {
+	unsigned pool = pool_size(d), floor = pool_floor(d);
+
+	for (struct worker *w = d->workers; w && pool > floor; w = w->next) {
 		if (!runnable(w) || w->inflight || ext_worker_busy(d, w))
 			continue;
-		if (keep)
+		if (keep) {
 			keep--;
-		else if (ext_worker_retire(d, w)) /* not if the fast path just gave it a task */
+		} else if (ext_worker_retire(d, w)) { /* not if the fast path just gave it a task */
 			conn_close(w->conn, "worker not needed");
+			pool--;
+		}
 	}
+}
+
+void sched_refill(struct krayd *d)
+{
+	uint64_t cap = (uint64_t)d->cfg.num_cpus * 1000;
+	unsigned pool, want = pool_floor(d), slots;
+
+	if (d->stopping || d->start_failures >= 3 || !want)
+		return;
+	/* Not while an actor's constructor runs: its start is what the pool is for, and a
+	 * process starting beside it (and, first, posix_spawn() on this thread, before the
+	 * constructor's EXEC is sent) would slow it.  Its answer dispatches again; tasks
+	 * queued meanwhile start workers for themselves as always. */
+	for (struct worker *w = d->workers; w; w = w->next)
+		if (w->actor && w->head && w->head->ctor)
+			return;
+	/* Not for the CPU slots actors (and groups) hold: no task could run there, and the
+	 * starts would take CPU from the actors.  Once they end, the pool fills again. */
+	slots = cap > d->actor_slots_milli ? (unsigned)((cap - d->actor_slots_milli + 999) / 1000) :
+					     0;
+	if (want > slots)
+		want = slots;
+	for (pool = pool_size(d); pool < want; pool++)
+		if (worker_spawn(d))
+			break;
+}
+
+/* How much w suits actor a: a worker that was told a's job has its code loaded (for a
+ * Python actor, its interpreter started: kray_warm()); one that ran tasks may have
+ * started Python for them.  Any idle worker suits a C actor. */
+static int adopt_score(const struct worker *w, const struct actor *a, bool py)
+{
+	struct kray_oid key = { .node = a->ctor->job };
+
+	if (oidmap_get(&w->jobs, &key))
+		return 2;
+	return py && w->tasks_done ? 1 : 0;
+}
+
+#define ADOPT_TRIES 8
+
+struct worker *sched_adopt(struct krayd *d, const struct actor *a)
+{
+	static const char py_actor[] = "kray_py_actor";
+	bool py = a->ctor->fn->name_len >= sizeof(py_actor) - 1 &&
+		  !memcmp(a->ctor->fn->name, py_actor, sizeof(py_actor) - 1);
+	uint32_t tried[ADOPT_TRIES];
+	unsigned ntried = 0;
+
+	while (ntried < ADOPT_TRIES) {
+		struct worker *best = NULL;
+		int best_score = -1;
+
+		for (struct worker *w = d->workers; w; w = w->next) {
+			int score;
+			bool seen = false;
+
+			if (!runnable(w) || w->inflight || ext_worker_busy(d, w))
+				continue;
+			for (unsigned i = 0; i < ntried; i++)
+				seen |= tried[i] == w->id;
+			if (seen)
+				continue;
+			/* Of equals the oldest (the list is newest first): likeliest warm. */
+			score = adopt_score(w, a, py);
+			if (score >= best_score) {
+				best = w;
+				best_score = score;
+			}
+		}
+		if (!best)
+			return NULL;
+		/* Off the fast path for good, unless a driver's fast call claimed it an
+		 * instant ago: then another one. */
+		if (ext_worker_retire(d, best))
+			return best;
+		log_debug("worker %u (pid %d): a fast call claimed it; not adopted", best->id,
+			  (int)best->pid);
+		tried[ntried++] = best->id;
+	}
+	return NULL;
 }
 
 /* Sends t to w, which was idle: w holds t's CPU, t its resources.  -1: t failed instead. */
@@ -579,6 +685,7 @@ void sched_dispatch(struct krayd *d)
 		want = (unsigned)d->st.tasks_queued;
 	if (!d->qhead) {
 		trim_pool(d, cap > used ? (unsigned)((cap - used) / 1000) : 0);
+		sched_refill(d);
 	} else {
 		/* Start workers for the waiting tasks that fit, less those starting already. */
 		want = want > pool_starting ? want - pool_starting : 0;

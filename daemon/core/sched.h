@@ -39,6 +39,15 @@ void sched_tell_job(struct worker *w, uint32_t job, const char *path);
  * kray_warm() (kray.h) while it waits, not at the job's first call. */
 void sched_warm(struct krayd *d, struct worker *w);
 void sched_fini(struct krayd *d);
+/* An idle pool worker for actor a to host instead of a process started for it (a
+ * Python actor's preferably one whose interpreter runs), taken off the fast path (no
+ * driver may claim it for a task from now on; one a driver claimed an instant before is
+ * passed over); NULL when none is idle.  The caller makes it a's (worker_adopt()). */
+struct worker *sched_adopt(struct krayd *d, const struct actor *a);
+/* Starts pool workers up to the pool's floor (prestart), less the CPU slots actors hold:
+ * after an actor took one, or after workers or actors died, the next tasks (and actors)
+ * find one ready. */
+void sched_refill(struct krayd *d);
 /* Pool workers running now beyond max-workers (started for nested tasks). */
 unsigned sched_workers_over(struct krayd *d);
 /* Worker w was reaped (how it died): its tasks are queued again or failed, or its actor is

@@ -70,6 +70,14 @@ int worker_spawn_actor(struct krayd *d, struct actor *a)
 	return 0;
 }
 
+void worker_adopt(struct worker *w, struct actor *a)
+{
+	w->actor = a;
+	w->cpu_milli = 0; /* the actor holds its CPU, not a task */
+	w->plain = false;
+	a->w = w;
+}
+
 /* The variables krayd sets for a worker; inherited ones of these names are dropped. */
 static const char *const WORKER_ENV[] = {
 	"KRAY_WORKER_ID=",  "KRAY_SOCKET=",	"KRAY_SOCKET_FD=", "KRAY_PARENT_PID=",

@@ -43,6 +43,8 @@ struct worker {
 int worker_spawn(struct krayd *d);
 /* A worker dedicated to hosting actor a (started now; a is told when it connects). */
 int worker_spawn_actor(struct krayd *d, struct actor *a);
+/* Idle pool worker w (sched_adopt()'s) hosts actor a from now: it leaves the pool. */
+void worker_adopt(struct worker *w, struct actor *a);
 struct worker *worker_by_id(struct krayd *d, uint32_t id);
 void worker_attach(struct worker *w, struct conn *c);
 void worker_conn_lost(struct worker *w);

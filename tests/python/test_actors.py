@@ -263,3 +263,40 @@ def test_detached_actor_survives_its_driver(fresh, krayd_socket, tmp_path):
     ray.kill(keeper)
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(keeper.incr.remote(), timeout=30)
+
+
+def test_actor_adopts_an_idle_pool_worker(fresh):
+    """An actor is hosted by the idle pool worker that ran the task before (its Python is
+    started); the pool is refilled behind it, and the actor's runtime_env holds in it
+    for its life while later tasks, in another process, do not see it (docs/actors.md,
+    "Where an actor runs")."""
+    ray = fresh
+    ray.init(num_cpus=1)
+
+    @ray.remote
+    def where():
+        return os.getpid(), os.environ.get("KRAY_ADOPT_TEST")
+
+    @ray.remote
+    class Here:
+        def where(self):
+            return os.getpid(), os.environ.get("KRAY_ADOPT_TEST")
+
+    pool, env = ray.get(where.remote(), timeout=60)
+    assert env is None
+    a = Here.options(runtime_env={"env_vars": {"KRAY_ADOPT_TEST": "1"}}).remote()
+    assert ray.get(a.where.remote(), timeout=60) == (pool, "1")
+    for _ in range(5):  # the refilled pool takes the tasks; the actor keeps its env
+        pid, env = ray.get(where.remote(), timeout=60)
+        assert pid != pool and env is None
+    assert ray.get(a.where.remote(), timeout=60) == (pool, "1")
+    ray.kill(a)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(pool, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the killed actor's process lives on"
+        time.sleep(0.02)
+    assert ray.get(where.remote(), timeout=60) == (pid, None)  # the pool worker lives
