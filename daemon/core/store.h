@@ -176,6 +176,9 @@ void store_io_close(struct krayd *d, int fd, uint64_t size);
 /* Copies size bytes of in to out (files or memfds); stops with -ECANCELED once *cancel.
  * Returns 0 or -errno. */
 int store_io_copy(int out, int in, uint64_t size, const int *cancel);
+/* Seals a large object's memfd for good (STORE_SEALS), trying EBUSY again briefly:
+ * 0 or -1 (errno). */
+int store_seal_fd(int fd);
 void store_io_discard(struct sio_job *j);
 /* store_mem.c: applies a finished job to its object; the waiters to wake go on
  * d->io_fire (and d->io_orphans). */
@@ -254,9 +257,6 @@ int store_spill_open(struct krayd *d);
 void store_spill_close(struct krayd *d);
 
 /* store_large.c: writing large objects */
-/* Seals a large object's memfd for good (STORE_SEALS), trying EBUSY again briefly
- * (store_large.c).  Returns 0 or -1 (errno). */
-int store_seal_fd(int fd);
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
 /* Gives pending object o a memfd of size bytes that c writes (an object arriving from

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/krayd.h"
@@ -46,6 +47,28 @@ struct store_io {
 	struct sio_job *head, *tail; /* queued */
 	struct sio_job *done_head, *done_tail; /* finished, not yet seen by the loop */
 };
+
+/*
+ * Seals fd for good.  F_SEAL_WRITE fails with EBUSY while a writable mapping exists or a
+ * page has extra references; a writer that unmapped just before its SEAL frame may still
+ * have the unmap in flight in the kernel (seen once in a long soak), and a restore's fresh
+ * pages were refused once too, so EBUSY is tried again, briefly, before the object fails:
+ * at most SEAL_TRIES times 1 ms.  Returns 0 or -1 (errno).
+ */
+#define SEAL_TRIES 5
+
+int store_seal_fd(int fd)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	for (int i = 0;; i++) {
+		if (!fcntl(fd, F_ADD_SEALS, STORE_SEALS))
+			return 0;
+		if (errno != EBUSY || i + 1 == SEAL_TRIES)
+			return -1;
+		nanosleep(&ms, NULL);
+	}
+}
 
 int store_io_copy(int out, int in, uint64_t size, const int *cancel)
 {

@@ -13,34 +13,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/krayd.h"
 #include "core/conn.h"
 #include "core/store.h"
-
-/*
- * Seals fd for good.  F_SEAL_WRITE fails with EBUSY while a writable mapping exists or a
- * page has extra references; a writer that unmapped just before its SEAL frame may still
- * have the unmap in flight in the kernel (seen once in a long soak), and a restore's fresh
- * pages were refused once too, so EBUSY is tried again, briefly, before the object fails:
- * at most SEAL_TRIES times 1 ms.  Returns 0 or -1 (errno).
- */
-#define SEAL_TRIES 5
-
-int store_seal_fd(int fd)
-{
-	struct timespec ms = { 0, 1000000 };
-
-	for (int i = 0;; i++) {
-		if (!fcntl(fd, F_ADD_SEALS, STORE_SEALS))
-			return 0;
-		if (errno != EBUSY || i + 1 == SEAL_TRIES)
-			return -1;
-		nanosleep(&ms, NULL);
-	}
-}
 
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd)
 {
