@@ -184,7 +184,13 @@ KRAY_EXPORT int kray_describe_objects(struct kray *k, char **ret_json)
 	return describe(k, KRAY_MSG_LIST_OBJECTS, ret_json);
 }
 
-/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) or an export (TIMELINE, LIST_OBJECTS:
+KRAY_EXPORT int kray_describe_workers(struct kray *k, char **ret_json)
+{
+	return describe(k, KRAY_MSG_LIST_WORKERS, ret_json);
+}
+
+/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) or an export (TIMELINE, LIST_OBJECTS,
+ * LIST_WORKERS:
  * longer than a listing may be) answered with TEXT_REPLY. */
 static int describe(struct kray *k, uint16_t type, char **ret_text)
 {
@@ -206,7 +212,7 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 		return r;
 	/* Exports, and the node list of a large cluster, may be longer than an error. */
 	bool export = type == KRAY_MSG_TIMELINE || type == KRAY_MSG_LIST_OBJECTS ||
-		      type == KRAY_MSG_LIST_NODES;
+		      type == KRAY_MSG_LIST_NODES || type == KRAY_MSG_LIST_WORKERS;
 
 	if ((export ? wire_dec_export : wire_dec_error)(body, h.len, &t)) {
 		kc_consume(k, &h);

@@ -389,6 +389,15 @@ int kray_timeline(kray *k, char **ret_json);
 int kray_describe_objects(kray *k, char **ret_json);
 
 /*
+ * The connected krayd's worker processes and drivers as JSON (docs/state.md):
+ * {"api", "node_id", "workers": [{worker_id (krayd's worker number), client_id, pid,
+ * state (STARTING, IDLE, BUSY, BLOCKED, DEAD), tasks_in_flight, tasks_done, task, actor_id,
+ * ...}], "drivers": [{client_id, job_id, pid, start_time_ms}]}.  *ret_json is malloc()ed,
+ * freed by the caller.  Returns 0, -EPIPE, -EBADMSG or -ENOMEM.
+ */
+int kray_describe_workers(kray *k, char **ret_json);
+
+/*
  * The same listings as structs, for programs (the Python package's kray.nodes() uses
  * them).  krayd sends text (the lines above); libkray parses it, so lines it cannot parse
  * (a newer krayd's, say) are skipped rather than guessed at.  *ret is a malloc()ed array of

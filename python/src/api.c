@@ -776,6 +776,15 @@ static PyObject *api_objects(PyObject *self, PyObject *unused)
 	return json_export(kray_describe_objects, "objects");
 }
 
+/* workers() -> str: the connected krayd's workers and drivers as JSON
+ * (kray_describe_workers; kray.util.state.list_workers() parses it). */
+static PyObject *api_workers(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return json_export(kray_describe_workers, "workers");
+}
+
 static PyObject *api_pg_table(PyObject *self, PyObject *unused)
 {
 	(void)self;
@@ -902,6 +911,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "pg_table", api_pg_table, METH_NOARGS, "the placement groups, as JSON" },
 	{ "timeline", api_timeline, METH_NOARGS, "the task timeline, as Chrome trace JSON" },
 	{ "objects", api_objects, METH_NOARGS, "the largest objects, as JSON" },
+	{ "workers", api_workers, METH_NOARGS, "the workers and drivers, as JSON" },
 	{ "list_nodes", api_list_nodes, METH_NOARGS, "the cluster's nodes, as dicts" },
 	{ "list_actors", api_list_actors, METH_NOARGS, "the actors krayd knows, as dicts" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },

@@ -725,6 +725,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_CANCEL] = chk_cancel,
 	[KRAY_MSG_TIMELINE] = chk_empty,
 	[KRAY_MSG_LIST_OBJECTS] = chk_empty,
+	[KRAY_MSG_LIST_WORKERS] = chk_empty,
 	[KRAY_MSG_GUARDS] = chk_empty,
 	[KRAY_MSG_FWD_ACTOR] = chk_fwd_actor,
 	[KRAY_MSG_ACTOR_RECORD] = chk_actor_record,

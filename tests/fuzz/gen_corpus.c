@@ -254,6 +254,8 @@ static void frames(void)
 		frame(KRAY_MSG_STATUS_REPLY);
 		put(&st, sizeof(st));
 		done("status-reply");
+		frame(KRAY_MSG_LIST_WORKERS);
+		done("list-workers");
 	}
 	{
 		fb = (struct kbuf){ 0 };
