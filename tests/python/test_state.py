@@ -71,6 +71,9 @@ def test_list_tasks(busy):
     t = adds[-1]
     assert t["state"] == "FINISHED" and t["type"] == "NORMAL_TASK"
     assert len(t["task_id"]) == 24 and t["actor_id"] is None
+    assert t["func_or_class_name"] == "st_add"  # Ray's, not krayd's kray_py_task:...
+    assert list_tasks(filters=[("name", "=", "st_add")], detail=True)[0]["function"] \
+        .startswith("kray_py_task:")
     calls = list_tasks(filters=[("name", "=", "StCounter.incr")])
     assert len(calls) >= 1 and calls[-1]["type"] == "ACTOR_TASK"
     assert len(calls[-1]["actor_id"]) == 32

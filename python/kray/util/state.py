@@ -145,8 +145,10 @@ def list_tasks(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=None, de
     SUBMITTED_TO_WORKER, PENDING_NODE_ASSIGNMENT, PENDING_ARGS_AVAIL,
     PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY), job_id, node_id, worker_id (None: not on
     a worker yet), actor_id, type (NORMAL_TASK, ACTOR_TASK, ACTOR_CREATION_TASK),
-    func_or_class_name; with detail also creation_time_ms, start_time_ms, end_time_ms
-    (None until it ends), queue_ms, language and error_message (docs/state.md)."""
+    func_or_class_name; with detail also function (krayd's name of what ran:
+    kray_py_task:module.f, call:method, a C function's), creation_time_ms,
+    start_time_ms, end_time_ms (None until it ends), queue_ms, language and
+    error_message (docs/state.md)."""
     _connected()
     classes = {a["actor_id"]: a["class_name"] for a in _actor_rows()}
     wids = {w["krayd_worker"]: w["worker_id"] for w in _worker_rows()
@@ -170,7 +172,9 @@ def list_tasks(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=None, de
                      "worker_id": wids.get(e["tid"], f"{e['tid']:08x}") if e["tid"]
                      else None,
                      "actor_id": actor, "type": kind,
-                     "func_or_class_name": raw,
+                     # Ray's (f, Class.method, Class.__init__): kray has no
+                     # per-call name here, so it is the same as name.
+                     "func_or_class_name": name, "function": raw,
                      "language": "PYTHON" if raw.startswith(("kray_py_", "call:"))
                      else "C",
                      "creation_time_ms": a["submit_ts"] / 1000,
@@ -370,7 +374,7 @@ def summarize_tasks(address=None, timeout=None, raise_on_missing_output=True,
     summary = {}
     totals = {"NORMAL_TASK": 0, "ACTOR_TASK": 0, "ACTOR_CREATION_TASK": 0}
     for t in list_tasks(limit=None):
-        key = t["name"]
+        key = t["func_or_class_name"]
         entry = summary.setdefault(key, {"func_or_class_name": key, "type": t["type"],
                                          "state_counts": {}})
         entry["state_counts"][t["state"]] = entry["state_counts"].get(t["state"], 0) + 1
