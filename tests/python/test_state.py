@@ -61,6 +61,9 @@ def test_list_actors(busy):
     assert len(a["actor_id"]) == 32
     assert a["pid"] > 0 and a["node_id"] == kray.get_runtime_context().get_node_id()
     assert list_actors(filters=[("state", "!=", "ALIVE"), ("name", "=", "st-counter")]) == []
+    assert a.state == "ALIVE" and a.class_name == "StCounter"  # as Ray's ActorState
+    with pytest.raises(AttributeError):
+        a.no_such_field
     assert "num_restarts" in list_actors(detail=True, filters=[("name", "=", "st-counter")])[0]
 
 

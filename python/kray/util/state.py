@@ -62,6 +62,19 @@ def _match(row, filters):
     return True
 
 
+class _Row(dict):
+    """A listed entry: a dict with Ray's keys that also reads them as attributes
+    (row.state), as Ray's state dataclasses (ActorState, TaskState, ...) do both."""
+
+    __slots__ = ()
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
 def _select(rows, filters, limit, detail, columns):
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
@@ -69,7 +82,7 @@ def _select(rows, filters, limit, detail, columns):
     for row in rows:
         if not _match(row, filters):
             continue
-        out.append(row if detail else {k: row[k] for k in columns if k in row})
+        out.append(_Row(row) if detail else _Row((k, row[k]) for k in columns if k in row))
         if limit is not None and len(out) >= limit:
             break
     return out
