@@ -404,33 +404,51 @@ class RuntimeContext:
         module = getattr(fn, "__module__", None)
         return f"{module}.{name}" if module else name
 
-    def get_actor_name(self):
-        """The actor's name ("" when it has none) in an actor; None elsewhere (Ray's)."""
+    def _actor_record(self):
+        """(name, namespace) of the actor this process hosts ("" when unnamed), asked of
+        krayd's actor table once; None outside an actor."""
         from . import _worker
         a = _worker.actor_id
         if a is None:
             return None
-        name = _worker.actor_name
-        if name is None:  # asked once: krayd's actor table knows it
+        rec = _worker.actor_name
+        if rec is None:
             aid = "%08x%08x%08x%08x" % a
-            name = next((x["name"] for x in _kray.list_actors()
-                         if "%08x%08x%08x%08x" % x["actor_id"] == aid), "")
-            _worker.actor_name = name
-        return name
+            rec = next(((x["name"], x["namespace"]) for x in _kray.list_actors()
+                        if "%08x%08x%08x%08x" % x["actor_id"] == aid), ("", ""))
+            _worker.actor_name = rec
+        return rec
+
+    def get_actor_name(self):
+        """The actor's name ("" when it has none) in an actor; None elsewhere (Ray's)."""
+        rec = self._actor_record()
+        return None if rec is None else rec[0]
 
     @property
     def current_actor(self):
         """This actor's own handle, as Ray's; RuntimeError outside an actor.  A named
-        actor's handle comes from kray.get_actor(); an unnamed actor cannot have one yet
+        actor's handle is looked up by its name; an unnamed actor cannot have one yet
         (krayd hands a handle only to whoever holds or looks one up: docs/python.md)."""
         from . import _worker
-        if _worker.actor_id is None:
+        rec = self._actor_record()
+        if rec is None:
             raise RuntimeError("This method is only available in an actor.")
-        name = self.get_actor_name()
-        if not name:
+        if not rec[0]:
             raise RuntimeError("current_actor: kray gives an actor its own handle only "
                                "when it is named (create it with .options(name=...))")
-        return _remote.get_actor(name, None)
+        try:
+            ref = _kray.get_actor(rec[0], rec[1])
+        except LookupError:
+            raise RuntimeError("current_actor: the actor is no longer registered under "
+                               f"its name {rec[0]!r}") from None
+        # Its methods from its class here (asking the actor itself, as get_actor() does,
+        # would wait on the call that asks).
+        fn = _worker.current_call()[1]
+        fn = getattr(fn, "fn", fn)  # a generator method's wrapper (kray/_generators.py)
+        cls = type(fn.__self__) if hasattr(fn, "__self__") else None
+        if cls is None:
+            return _remote.ActorHandle(ref, None, None)
+        return _remote.ActorHandle(ref, _remote._methods(cls), cls.__name__)
 
     @property
     def current_placement_group_id(self):

@@ -38,7 +38,7 @@ _KEY_AT = len(b"\x80\x05\x95") + 8 + len(b"(C\x10")
 _KEY_HEAD = b"(C\x10"
 _ctx = threading.local()  # task_id of the call this thread runs
 actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
-actor_name = None  # its name ("": none), once get_runtime_context() asked krayd
+actor_name = None  # its (name, namespace) ("": none), once get_runtime_context() asked
 
 
 # The method a handle from get_actor() calls first: (class name, {method: num_returns}).

@@ -122,6 +122,11 @@ def test_actor_name_and_handle(ray_start):
     h = ray.get(named.me.remote())
     assert ray.get(h.ping.remote()) == "pong"
     assert h._ref.hex() == named._ref.hex()
+    with pytest.raises(AttributeError):
+        h.no_such_method  # its methods are known, as a handle from .remote()
+    other = RcSelf.options(name="rc-self", namespace="rc-ns").remote()
+    assert ray.get(other.name.remote()) == "rc-self"
+    assert ray.get(other.me.remote())._ref.hex() == other._ref.hex()
     plain = RcSelf.remote()
     assert ray.get(plain.name.remote()) == ""
 
