@@ -145,6 +145,22 @@ KRAY_EXPORT int kray_get_actor(struct kray *k, const char *name, const char *ns,
 	return actor_request(k, req, ret_actor);
 }
 
+KRAY_EXPORT int kray_actor_self(struct kray *k, kray_ref *ret_actor)
+{
+	struct kray_msg_get_actor m = { .flags = KRAY_GET_ACTOR_SELF };
+	uint64_t req = ++k->next_req;
+	size_t off;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!ret_actor)
+		return kc_fail(k, -EINVAL, "kray_actor_self needs ret_actor");
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET_ACTOR, req, WIRE_FIXED(m));
+	if (kc_end(k, off))
+		return -ENOMEM;
+	return actor_request(k, req, ret_actor);
+}
+
 KRAY_EXPORT int kray_kill(struct kray *k, kray_ref actor, int no_restart)
 {
 	struct kray_msg_kill m = { .no_restart = no_restart ? 1 : 0 };

@@ -439,6 +439,19 @@ static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint3
 
 	if (wire_dec_get_actor(body, len, &m))
 		return conn_fail(c, "malformed get actor", -EBADMSG);
+	if (m.m.flags & KRAY_GET_ACTOR_SELF) {
+		/* The worker's own actor, for current_actor: a handle like any other (its
+		 * Python handle releases it). */
+		a = c->role == ROLE_WORKER && c->worker ? c->worker->actor : NULL;
+		h = a && a->state != A_DEAD ? store_get(c->d, &a->id) : NULL;
+		if (!h) {
+			actor_reply(c, req, -ENOENT, NULL, "not the worker of a live actor");
+			return 0;
+		}
+		store_conn_ref(c, h);
+		actor_reply(c, req, 0, &a->id, NULL);
+		return 0;
+	}
 	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
 	h = a ? store_get(c->d, &a->id) : NULL;
 	/* Maybe on another node: the head's table says (answered later). */

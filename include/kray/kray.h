@@ -529,6 +529,11 @@ int kray_actor_call(kray *k, kray_ref actor, const char *method, const kray_valu
  * Returns 0, -ENOENT (no live actor has that name) or -EPIPE. */
 int kray_get_actor(kray *k, const char *name, const char *ns, kray_ref *ret_actor);
 
+/* In an actor's method (or constructor), on kray_ctx_client(): a handle to that actor
+ * itself, as kray_get_actor() gives one (named or not).  Returns 0, -ENOENT (not the
+ * worker of a live actor) or -EPIPE. */
+int kray_actor_self(kray *k, kray_ref *ret_actor);
+
 /* Kills the actor's process now.  With no_restart, or when no restarts are left, the actor
  * is dead for good; else it restarts.  Returns 0, -ENOENT (unknown or already dead) or
  * -EPIPE. */

@@ -361,8 +361,12 @@ _Static_assert(sizeof(struct kray_msg_actor_create) == 32, "actor_create is 32 b
 struct kray_msg_get_actor {
 	__u8 name_len; /* then name and namespace bytes, each padded to 8 */
 	__u8 ns_len;
-	__u8 pad[6];
+	__u8 flags; /* KRAY_GET_ACTOR_*, else 0 */
+	__u8 pad[5];
 };
+/* The actor the asking worker hosts (name_len and ns_len 0): its handle, for
+ * get_runtime_context().current_actor; -ENOENT from anyone else. */
+#define KRAY_GET_ACTOR_SELF 1u
 _Static_assert(sizeof(struct kray_msg_get_actor) == 8, "get_actor is 8 bytes");
 
 struct kray_msg_kill {

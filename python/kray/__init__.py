@@ -426,21 +426,17 @@ class RuntimeContext:
 
     @property
     def current_actor(self):
-        """This actor's own handle, as Ray's; RuntimeError outside an actor.  A named
-        actor's handle is looked up by its name; an unnamed actor cannot have one yet
-        (krayd hands a handle only to whoever holds or looks one up: docs/python.md)."""
+        """This actor's own handle, as Ray's; RuntimeError outside an actor.  Like any
+        handle, it keeps the actor alive while it lives (one kept in the actor's own
+        state keeps it alive until it is killed or exits)."""
         from . import _worker
-        rec = self._actor_record()
-        if rec is None:
+        if _worker.actor_id is None:
             raise RuntimeError("This method is only available in an actor.")
-        if not rec[0]:
-            raise RuntimeError("current_actor: kray gives an actor its own handle only "
-                               "when it is named (create it with .options(name=...))")
         try:
-            ref = _kray.get_actor(rec[0], rec[1])
+            ref = _kray.actor_self()
         except LookupError:
-            raise RuntimeError("current_actor: the actor is no longer registered under "
-                               f"its name {rec[0]!r}") from None
+            raise RuntimeError("current_actor: krayd does not know this actor as "
+                               "alive") from None
         # Its methods from its class here (asking the actor itself, as get_actor() does,
         # would wait on the call that asks).
         fn = _worker.current_call()[1]

@@ -422,6 +422,24 @@ static PyObject *api_get_actor(PyObject *self, PyObject *args)
 	return ext_ref_new(&id, true);
 }
 
+/* actor_self() -> Ref: in an actor, a handle to itself (kray_actor_self; LookupError
+ * elsewhere).  get_runtime_context().current_actor wraps it. */
+static PyObject *api_actor_self(PyObject *self, PyObject *unused)
+{
+	kray_ref id;
+	int r;
+	kray *k;
+
+	(void)self;
+	(void)unused;
+	if (!(k = ext_client()))
+		return NULL;
+	BLOCKING(r = kray_actor_self(k, &id));
+	if (r)
+		return ext_fail(k, r, "actor_self");
+	return ext_ref_new(&id, true);
+}
+
 static PyObject *api_kill(PyObject *self, PyObject *args)
 {
 	PyObject *actor;
@@ -916,6 +934,7 @@ PyMethodDef ext_api_methods[] = {
 	{ "list_actors", api_list_actors, METH_NOARGS, "the actors krayd knows, as dicts" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
+	{ "actor_self", api_actor_self, METH_NOARGS, "in an actor, its own handle" },
 	{ "kill", api_kill, METH_VARARGS, "kill an actor" },
 	{ "put", api_put, METH_VARARGS, "store a value" },
 	{ "cancel", api_cancel, METH_VARARGS, "cancel a task" },

@@ -439,7 +439,9 @@ static void chk_get_actor(const uint8_t *body, size_t len)
 
 	if (wire_dec_get_actor(body, len, &x))
 		return;
-	FUZZ_CHECK(x.m.name_len);
+	/* A name, or (SELF, the only flag) none at all. */
+	FUZZ_CHECK(x.m.flags ? x.m.flags == KRAY_GET_ACTOR_SELF && !x.m.name_len && !x.m.ns_len :
+			       x.m.name_len != 0);
 	good_name(x.name, x.m.name_len);
 	good_name(x.ns, x.m.ns_len);
 	FUZZ_CHECK(len ==

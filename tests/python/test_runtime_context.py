@@ -129,6 +129,14 @@ def test_actor_name_and_handle(ray_start):
     assert ray.get(other.me.remote())._ref.hex() == other._ref.hex()
     plain = RcSelf.remote()
     assert ray.get(plain.name.remote()) == ""
+    ph = ray.get(plain.me.remote())  # an unnamed actor's own handle too
+    assert ph._ref.hex() == plain._ref.hex() and ray.get(ph.ping.remote()) == "pong"
+
+    @ray.remote
+    def rc_call(h):
+        return ray.get(h.ping.remote())
+
+    assert ray.get(rc_call.remote(ph)) == "pong"  # passed on like any handle
 
 
 def test_context_properties(ray_start):

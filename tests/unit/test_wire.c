@@ -1054,6 +1054,32 @@ Test(roundtrip, job_end)
 	kbuf_free(&b);
 }
 
+/* GET_ACTOR: a name (and namespace), or the SELF flag with neither; any other flag, SELF
+ * with a name, or no name without SELF is -EBADMSG. */
+Test(roundtrip, get_actor_self)
+{
+	struct {
+		struct kray_msg_get_actor m;
+		char name[8];
+	} f = { .m = { .name_len = 3 }, .name = "abc" };
+	struct wire_get_actor g;
+
+	cr_assert_eq(wire_dec_get_actor(&f, sizeof(f), &g), 0);
+	cr_assert_eq(g.m.name_len, 3);
+	cr_assert_eq(memcmp(g.name, "abc", 3), 0);
+	f.m.flags = KRAY_GET_ACTOR_SELF; /* SELF with a name */
+	cr_assert_eq(wire_dec_get_actor(&f, sizeof(f), &g), -EBADMSG);
+	f.m.name_len = 0;
+	cr_assert_eq(wire_dec_get_actor(&f.m, sizeof(f.m), &g), 0);
+	cr_assert_eq(g.m.flags, KRAY_GET_ACTOR_SELF);
+	cr_assert_null(g.name);
+	cr_assert_eq(wire_dec_get_actor(&f, sizeof(f), &g), -EBADMSG, "bytes after it");
+	f.m.flags = 2; /* unknown flag */
+	cr_assert_eq(wire_dec_get_actor(&f.m, sizeof(f.m), &g), -EBADMSG);
+	f.m.flags = 0; /* no name, no SELF */
+	cr_assert_eq(wire_dec_get_actor(&f.m, sizeof(f.m), &g), -EBADMSG);
+}
+
 /* LIST_WORKERS (38): an empty request, answered with an export-layout TEXT_REPLY; 39 stays
  * free. */
 Test(roundtrip, list_workers)
