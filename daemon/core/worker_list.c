@@ -35,14 +35,13 @@ void worker_list(struct krayd *d, struct kbuf *b)
 	for (const struct worker *w = d->workers; w; w = w->next, first = false) {
 		/* client_id: the id its connection got, the second half of the worker id
 		 * get_runtime_context().get_worker_id() gives inside it (0 while starting). */
-		kbuf_printf(
-			b,
-			"%s{\"worker_id\":%u,\"client_id\":%u,\"pid\":%d,\"state\":\"%s\","
-			"\"tasks_in_flight\":%u,\"tasks_done\":%llu,\"run_queue_wait_ns\":%llu,"
-			"\"on_cpu_ns\":%llu",
-			first ? "" : ",", w->id, w->conn ? w->conn->id : 0, (int)w->pid,
-			worker_state(w), w->inflight, U(w->tasks_done), U(w->bpf_wait),
-			U(w->bpf_run));
+		kbuf_printf(b,
+			    "%s{\"worker_id\":%u,\"client_id\":%u,\"pid\":%d,\"state\":\"%s\","
+			    "\"tasks_in_flight\":%u,\"tasks_done\":%llu,\"run_queue_wait_ns\":%llu,"
+			    "\"on_cpu_ns\":%llu",
+			    first ? "" : ",", w->id, w->conn ? w->conn->id : 0, (int)w->pid,
+			    worker_state(w), w->inflight, U(w->tasks_done), U(w->bpf_wait),
+			    U(w->bpf_run));
 		if (w->head) {
 			kbuf_put(b, ",\"task\":\"", 9);
 			json_put_str(b, w->head->fn->name, w->head->fn->name_len);
