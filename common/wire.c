@@ -507,7 +507,8 @@ int wire_dec_get_actor(const void *body, size_t len, struct wire_get_actor *ret)
 	struct wire_get_actor g;
 
 	wire_rd_init(&r, body, len);
-	if (wire_rd_fixed(&r, &g.m, sizeof(g.m)) || !g.m.name_len ||
+	if (wire_rd_fixed(&r, &g.m, sizeof(g.m)) || (g.m.flags & ~KRAY_GET_ACTOR_SELF) ||
+	    (g.m.flags ? g.m.name_len || g.m.ns_len : !g.m.name_len) ||
 	    rd_name(&r, g.m.name_len, &g.name) || rd_name(&r, g.m.ns_len, &g.ns) || wire_rd_end(&r))
 		return -EBADMSG;
 	*ret = g;

@@ -145,6 +145,22 @@ KRAY_EXPORT int kray_get_actor(struct kray *k, const char *name, const char *ns,
 	return actor_request(k, req, ret_actor);
 }
 
+KRAY_EXPORT int kray_actor_self(struct kray *k, kray_ref *ret_actor)
+{
+	struct kray_msg_get_actor m = { .flags = KRAY_GET_ACTOR_SELF };
+	uint64_t req = ++k->next_req;
+	size_t off;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if (!ret_actor)
+		return kc_fail(k, -EINVAL, "kray_actor_self needs ret_actor");
+	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_GET_ACTOR, req, WIRE_FIXED(m));
+	if (kc_end(k, off))
+		return -ENOMEM;
+	return actor_request(k, req, ret_actor);
+}
+
 KRAY_EXPORT int kray_kill(struct kray *k, kray_ref actor, int no_restart)
 {
 	struct kray_msg_kill m = { .no_restart = no_restart ? 1 : 0 };
@@ -184,7 +200,13 @@ KRAY_EXPORT int kray_describe_objects(struct kray *k, char **ret_json)
 	return describe(k, KRAY_MSG_LIST_OBJECTS, ret_json);
 }
 
-/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) or an export (TIMELINE, LIST_OBJECTS:
+KRAY_EXPORT int kray_describe_workers(struct kray *k, char **ret_json)
+{
+	return describe(k, KRAY_MSG_LIST_WORKERS, ret_json);
+}
+
+/* Asks krayd for a listing (LIST_ACTORS, LIST_NODES) or an export (TIMELINE, LIST_OBJECTS,
+ * LIST_WORKERS:
  * longer than a listing may be) answered with TEXT_REPLY. */
 static int describe(struct kray *k, uint16_t type, char **ret_text)
 {
@@ -206,7 +228,7 @@ static int describe(struct kray *k, uint16_t type, char **ret_text)
 		return r;
 	/* Exports, and the node list of a large cluster, may be longer than an error. */
 	bool export = type == KRAY_MSG_TIMELINE || type == KRAY_MSG_LIST_OBJECTS ||
-		      type == KRAY_MSG_LIST_NODES;
+		      type == KRAY_MSG_LIST_NODES || type == KRAY_MSG_LIST_WORKERS;
 
 	if ((export ? wire_dec_export : wire_dec_error)(body, h.len, &t)) {
 		kc_consume(k, &h);

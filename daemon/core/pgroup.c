@@ -493,9 +493,11 @@ static void table(struct krayd *d, struct kbuf *b)
 		kbuf_printf(b, "%s{\"placement_group_id\":\"%s\",\"name\":", first ? "" : ",",
 			    g->id);
 		json_str(b, g->name ? g->name : "");
-		kbuf_printf(b, ",\"strategy\":\"%s\",\"state\":\"%s\",\"detached\":%s,\"why\":",
+		kbuf_printf(b,
+			    ",\"strategy\":\"%s\",\"state\":\"%s\",\"detached\":%s,"
+			    "\"creator_job_id\":\"%08x\",\"why\":",
 			    strategy_name[g->strategy], state_name[g->state],
-			    g->detached ? "true" : "false");
+			    g->detached ? "true" : "false", g->job);
 		json_str(b, g->why);
 		kbuf_printf(b, ",\"bundles\":[");
 		for (int i = 0; i < g->nb; i++) {

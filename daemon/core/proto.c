@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "core/krayd.h"
@@ -62,6 +63,10 @@ static int on_hello(struct conn *c, const uint8_t *body, uint32_t len)
 			sched_warm(d, NULL);
 		}
 		c->pid = h.m.pid;
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		c->start_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 		ext_driver_changed(c, true);
 		ok.job = c->job;
 	}
@@ -232,6 +237,8 @@ static int on_text_request(struct conn *c, const struct kray_frame_hdr *h)
 		ext_describe_nodes(c->d, &text);
 	else if (h->type == KRAY_MSG_LIST_ACTORS)
 		actor_describe(c->d, &text);
+	else if (h->type == KRAY_MSG_LIST_WORKERS)
+		worker_list(c->d, &text);
 	else
 		store_list(c->d, &text);
 	if (h->type == KRAY_MSG_LIST_ACTORS && text.len > 60000)
@@ -432,6 +439,19 @@ static int on_get_actor(struct conn *c, uint64_t req, const uint8_t *body, uint3
 
 	if (wire_dec_get_actor(body, len, &m))
 		return conn_fail(c, "malformed get actor", -EBADMSG);
+	if (m.m.flags & KRAY_GET_ACTOR_SELF) {
+		/* The worker's own actor, for current_actor: a handle like any other (its
+		 * Python handle releases it). */
+		a = c->role == ROLE_WORKER && c->worker ? c->worker->actor : NULL;
+		h = a && a->state != A_DEAD ? store_get(c->d, &a->id) : NULL;
+		if (!h) {
+			actor_reply(c, req, -ENOENT, NULL, "not the worker of a live actor");
+			return 0;
+		}
+		store_conn_ref(c, h);
+		actor_reply(c, req, 0, &a->id, NULL);
+		return 0;
+	}
 	a = actor_by_name(c->d, m.name, m.m.name_len, m.ns ? m.ns : "", m.m.ns_len);
 	h = a ? store_get(c->d, &a->id) : NULL;
 	/* Maybe on another node: the head's table says (answered later). */
@@ -588,6 +608,7 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 	case KRAY_MSG_LIST_NODES:
 	case KRAY_MSG_TIMELINE:
 	case KRAY_MSG_LIST_OBJECTS:
+	case KRAY_MSG_LIST_WORKERS:
 		return on_text_request(c, h);
 	case KRAY_MSG_CANCEL: {
 		struct kray_msg_cancel m;

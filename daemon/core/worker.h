@@ -50,5 +50,8 @@ void worker_attach(struct worker *w, struct conn *c);
 void worker_conn_lost(struct worker *w);
 void worker_reap(struct krayd *d);
 void worker_stop_all(struct krayd *d);
+/* worker_list.c: the workers and drivers as JSON, {"api", "node_id", "workers": [...],
+ * "drivers": [...]} (docs/state.md, docs/dashboard.md). */
+void worker_list(struct krayd *d, struct kbuf *b);
 
 #endif

@@ -3,7 +3,7 @@
  * The dashboard's JSON API, version 1 (docs/dashboard.md lists every field): one renderer
  * per endpoint, each reading the core's tables on krayd's loop, so what it shows is one
  * consistent moment.  The objects and the timeline are the core's own exports
- * (store_list(), timeline_render()), the same JSON kray.util.state and kray.timeline() get.
+ * (store_list(), timeline_render()), and so are the workers (worker_list()): the same JSON kray.util.state and kray.timeline() get.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,37 +75,9 @@ static void nodes(struct krayd *d, struct kbuf *b)
 	kbuf_free(&text);
 }
 
-static const char *worker_state(const struct worker *w)
-{
-	if (w->state == W_STARTING)
-		return "STARTING";
-	if (w->state == W_DEAD)
-		return "DEAD";
-	if (w->blocked)
-		return "BLOCKED";
-	return w->inflight ? "BUSY" : "IDLE";
-}
-
 static void workers(struct krayd *d, struct kbuf *b)
 {
-	bool first = true;
-
-	kbuf_printf(b, "{\"api\":\"v1\",\"node_id\":\"%08x\",\"workers\":[", d->node);
-	for (const struct worker *w = d->workers; w; w = w->next, first = false) {
-		kbuf_printf(
-			b,
-			"%s{\"worker_id\":%u,\"pid\":%d,\"state\":\"%s\",\"tasks_in_flight\":%u,"
-			"\"tasks_done\":%llu,\"run_queue_wait_ns\":%llu,\"on_cpu_ns\":%llu",
-			first ? "" : ",", w->id, (int)w->pid, worker_state(w), w->inflight,
-			U(w->tasks_done), U(w->bpf_wait), U(w->bpf_run));
-		if (w->head)
-			put_str(b, "task", w->head->fn->name, w->head->fn->name_len);
-		if (w->actor)
-			kbuf_printf(b, ",\"actor_id\":\"%08x%08x%08x%08x\"", w->actor->id.node,
-				    w->actor->id.owner, w->actor->id.seq, w->actor->id.index);
-		kbuf_put(b, "}", 1);
-	}
-	kbuf_put(b, "]}", 2);
+	worker_list(d, b); /* the core's, the same JSON kray.util.state.list_workers() gets */
 }
 
 static void tasks(struct krayd *d, struct kbuf *b)

@@ -389,6 +389,15 @@ int kray_timeline(kray *k, char **ret_json);
 int kray_describe_objects(kray *k, char **ret_json);
 
 /*
+ * The connected krayd's worker processes and drivers as JSON (docs/state.md):
+ * {"api", "node_id", "workers": [{worker_id (krayd's worker number), client_id, pid,
+ * state (STARTING, IDLE, BUSY, BLOCKED, DEAD), tasks_in_flight, tasks_done, task, actor_id,
+ * ...}], "drivers": [{client_id, job_id, pid, start_time_ms}]}.  *ret_json is malloc()ed,
+ * freed by the caller.  Returns 0, -EPIPE, -EBADMSG or -ENOMEM.
+ */
+int kray_describe_workers(kray *k, char **ret_json);
+
+/*
  * The same listings as structs, for programs (the Python package's kray.nodes() uses
  * them).  krayd sends text (the lines above); libkray parses it, so lines it cannot parse
  * (a newer krayd's, say) are skipped rather than guessed at.  *ret is a malloc()ed array of
@@ -519,6 +528,11 @@ int kray_actor_call(kray *k, kray_ref actor, const char *method, const kray_valu
 /* Looks up a named actor (ns NULL: "") and gives this process a handle to it.
  * Returns 0, -ENOENT (no live actor has that name) or -EPIPE. */
 int kray_get_actor(kray *k, const char *name, const char *ns, kray_ref *ret_actor);
+
+/* In an actor's method (or constructor), on kray_ctx_client(): a handle to that actor
+ * itself, as kray_get_actor() gives one (named or not).  Returns 0, -ENOENT (not the
+ * worker of a live actor) or -EPIPE. */
+int kray_actor_self(kray *k, kray_ref *ret_actor);
 
 /* Kills the actor's process now.  With no_restart, or when no restarts are left, the actor
  * is dead for good; else it restarts.  Returns 0, -ENOENT (unknown or already dead) or

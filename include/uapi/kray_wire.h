@@ -95,6 +95,8 @@ enum kray_msg_type {
 				 * mapped and registered with the asker's userfaultfd; no reply */
 	KRAY_MSG_JOB_END = 37, /* D->W  kray_msg_job (path_len 0): nothing of that job is left,
 				* forget what JOB told */
+	KRAY_MSG_LIST_WORKERS = 38, /* C->D  empty; TEXT_REPLY with the workers and drivers as
+				     * JSON (kray.util.state.list_workers) */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -164,7 +166,7 @@ static inline int kray_msg_type_known(unsigned int t)
 {
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_GUARDS_REPLY) || t == KRAY_MSG_CANCEL ||
 	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
-	       t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END ||
+	       t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END || t == KRAY_MSG_LIST_WORKERS ||
 	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN ||
@@ -359,8 +361,12 @@ _Static_assert(sizeof(struct kray_msg_actor_create) == 32, "actor_create is 32 b
 struct kray_msg_get_actor {
 	__u8 name_len; /* then name and namespace bytes, each padded to 8 */
 	__u8 ns_len;
-	__u8 pad[6];
+	__u8 flags; /* KRAY_GET_ACTOR_*, else 0 */
+	__u8 pad[5];
 };
+/* The actor the asking worker hosts (name_len and ns_len 0): its handle, for
+ * get_runtime_context().current_actor; -ENOENT from anyone else. */
+#define KRAY_GET_ACTOR_SELF 1u
 _Static_assert(sizeof(struct kray_msg_get_actor) == 8, "get_actor is 8 bytes");
 
 struct kray_msg_kill {

@@ -381,8 +381,92 @@ class RuntimeContext:
                                "method, not in a driver")
         return _kray._ctx_cancelled(ctx)
 
+    def get_task_name(self):
+        """The running task's name, as Ray's: the function's name ("f"), "Class.method"
+        for an actor call, or the name given with .options(name=...); None in a
+        driver."""
+        from . import _worker
+        t = _worker.current_task_id()
+        if t is None:
+            return None
+        named = _worker._named_calls.get(t)
+        if named is not None:
+            return named
+        name, _, mode = _worker.current_call()
+        return name.rsplit(".", 1)[-1] if name and mode == 0 else name
+
+    def get_task_function_name(self):
+        """The running task's function as "module.qualname" ("module.Class.method" for
+        an actor call), as Ray's; None in a driver."""
+        from . import _worker
+        if _worker.current_task_id() is None:
+            return None
+        name, fn, _ = _worker.current_call()
+        if name is None:
+            return None
+        fn = getattr(fn, "fn", fn)  # a generator task's wrapper (kray/_generators.py)
+        module = getattr(fn, "__module__", None)
+        return f"{module}.{name}" if module else name
+
+    def _actor_record(self):
+        """(name, namespace) of the actor this process hosts ("" when unnamed), asked of
+        krayd's actor table once; None outside an actor."""
+        from . import _worker
+        a = _worker.actor_id
+        if a is None:
+            return None
+        rec = _worker.actor_name
+        if rec is None:
+            aid = "%08x%08x%08x%08x" % a
+            rec = next(((x["name"], x["namespace"]) for x in _kray.list_actors()
+                        if "%08x%08x%08x%08x" % x["actor_id"] == aid), ("", ""))
+            _worker.actor_name = rec
+        return rec
+
     def get_actor_name(self):
-        return None
+        """The actor's name ("" when it has none) in an actor; None elsewhere (Ray's)."""
+        rec = self._actor_record()
+        return None if rec is None else rec[0]
+
+    @property
+    def current_actor(self):
+        """This actor's own handle, as Ray's; RuntimeError outside an actor.  Like any
+        handle, it keeps the actor alive while it lives (one kept in the actor's own
+        state keeps it alive until it is killed or exits)."""
+        from . import _worker
+        if _worker.actor_id is None:
+            raise RuntimeError("This method is only available in an actor.")
+        try:
+            ref = _kray.actor_self()
+        except LookupError:
+            raise RuntimeError("current_actor: krayd does not know this actor as "
+                               "alive") from None
+        # Its methods from its class here (asking the actor itself, as get_actor() does,
+        # would wait on the call that asks).
+        fn = _worker.current_call()[1]
+        fn = getattr(fn, "fn", fn)  # a generator method's wrapper (kray/_generators.py)
+        cls = type(fn.__self__) if hasattr(fn, "__self__") else None
+        if cls is None:
+            return _remote.ActorHandle(ref, None, None)
+        return _remote.ActorHandle(ref, _remote._methods(cls), cls.__name__)
+
+    @property
+    def current_placement_group_id(self):
+        """The id of the placement group this task or actor runs in, or None."""
+        return self.get_placement_group_id()
+
+    @property
+    def gcs_address(self):
+        """kray has no GCS process: the address this driver gave kray.init() (a krayd
+        socket), "local" for a private krayd; RuntimeError before kray.init()."""
+        if not _kray.connected():
+            raise RuntimeError("Ray has not been started yet. You can start Ray with "
+                               "'ray.init()'.")
+        return _state["address"] or "local"
+
+    def get_node_labels(self):
+        """The node's labels, {} (kray nodes have no labels)."""
+        return {}
 
     @property
     def namespace(self):
@@ -441,8 +525,17 @@ class RuntimeContext:
         return bool(ctx and ctx[2])
 
     def get(self):
-        return {"job_id": self.job_id, "node_id": self.node_id, "task_id": self.task_id,
-                "actor_id": self.actor_id, "namespace": self.namespace}
+        """Deprecated in Ray: {"job_id", "node_id", "namespace"}, and "task_id" and
+        "actor_id" in a task or actor."""
+        import warnings
+        warnings.warn("RuntimeContext.get() is deprecated: use the get_xxx_id() methods",
+                      DeprecationWarning, stacklevel=2)
+        out = {"job_id": self.job_id, "node_id": self.node_id, "namespace": self.namespace}
+        if self.task_id is not None:
+            out["task_id"] = self.task_id
+        if self.actor_id is not None:
+            out["actor_id"] = self.actor_id
+        return out
 
 
 def get_runtime_context():

@@ -241,11 +241,11 @@ class _Blob:
         return _serial._put(0, data, bufs, refs)
 
 
-def _call_args(head, args, kwargs, retry=None, group=None):
+def _call_args(head, args, kwargs, retry=None, group=None, name=None):
     """C arguments of a Python call: head, the args blob (inline bytes, or a ref when it
     contains refs or is large), then the top-level refs.  group: the placement group the
-    call runs in (_group_of_call)."""
-    data, bufs, refs, top = _serial.dumps_args(args, kwargs, retry, group)
+    call runs in (_group_of_call); name: the one .options(name=...) gave, or None."""
+    data, bufs, refs, top = _serial.dumps_args(args, kwargs, retry, group, name)
     if refs or bufs or len(data) > 32768:
         blob = _serial._put(0, data, bufs, refs)
     else:
@@ -432,7 +432,7 @@ class RemoteFunction:
         fast = None if streaming or n != 1 or res or opts.get("timeout_s") else \
             blob.fast_arg0(opts)
         blob, archives = blob.ref(opts)
-        cargs = _call_args(blob, args, kwargs, retry, _group_of_call(opts))
+        cargs = _call_args(blob, args, kwargs, retry, _group_of_call(opts), opts.get("name"))
         if archives:  # a runtime_env's directories: the call's last arguments
             cargs += archives
         out = _kray.submit(self._task_name, cargs, n, -1 if retries < 0 else retries,
@@ -668,7 +668,8 @@ class ActorMethod:
         if group is not None and not isinstance(group, str):
             raise ValueError("concurrency_group must be a group name")
         _check({"num_returns": opts.get("num_returns")}, {"num_returns"}, "an actor method")
-        return _MethodBound(self, opts.get("num_returns", self._num_returns), group)
+        return _MethodBound(self, opts.get("num_returns", self._num_returns), group,
+                            opts.get("name"))
 
     def remote(self, *args, **kwargs):
         n = self._num_returns
@@ -683,7 +684,7 @@ class ActorMethod:
         remember_actor_call(ref)
         return ref
 
-    def _remote(self, args, kwargs, n, group=None):
+    def _remote(self, args, kwargs, n, group=None, name=None):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
         # The worker's extra: the concurrency group named here (it overrides the
         # method's own, which the worker knows), and whether the call is a dynamic
@@ -694,7 +695,7 @@ class ActorMethod:
         streaming = n == "streaming"
         if n in ("dynamic", "streaming"):
             n = 1
-        cargs = _call_args(self._bname, args, kwargs, extra)
+        cargs = _call_args(self._bname, args, kwargs, extra, None, name)
         out = _kray.submit(self._cname, cargs, n, 0, self._handle._ref, None, 0,
                            streaming)
         if out:
@@ -703,13 +704,14 @@ class ActorMethod:
 
 
 class _MethodBound:
-    def __init__(self, m, n, group=None):
+    def __init__(self, m, n, group=None, name=None):
         self._m = m
         self._n = n
         self._group = group
+        self._name = name
 
     def remote(self, *args, **kwargs):
-        return self._m._remote(args, kwargs, self._n, self._group)
+        return self._m._remote(args, kwargs, self._n, self._group, self._name)
 
 
 class CFunction:

@@ -93,12 +93,12 @@ def dumps(value):
     return data, bufs, refs
 
 
-def dumps_args(args, kwargs, retry=None, group=None):
+def dumps_args(args, kwargs, retry=None, group=None, name=None):
     """Arguments of a call: top-level ObjectRefs become C REF arguments (krayd resolves
     them before the call, as Ray does); the rest is one pickled (args, kwargs, where),
     with a fourth element (max_retries, True or exception classes) when the task retries
-    on exceptions, and a fifth (the placement group the call runs in) when it is in
-    one."""
+    on exceptions, a fifth (the placement group the call runs in) when it is in one, and
+    a sixth (the name given with .options(name=...), get_task_name()) when it has one."""
     where = []
     top = []
     if any(isinstance(a, ObjectRef) for a in args):
@@ -117,6 +117,8 @@ def dumps_args(args, kwargs, retry=None, group=None):
                 kwargs[k] = None
     blob = (tuple(args), kwargs, tuple(where)) + ((retry, group) if group else
                                                   (retry,) if retry else ())
+    if name is not None:
+        blob = blob[:3] + (retry, group, name)
     if not retry and not group and all(type(a) in _PLAIN for a in args) and \
             (not kwargs or all(type(a) in _PLAIN for a in kwargs.values())):
         return pickle.dumps(blob, 5), [], [], top

@@ -38,6 +38,7 @@ _KEY_AT = len(b"\x80\x05\x95") + 8 + len(b"(C\x10")
 _KEY_HEAD = b"(C\x10"
 _ctx = threading.local()  # task_id of the call this thread runs
 actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
+actor_name = None  # its (name, namespace) ("": none), once get_runtime_context() asked
 
 
 # The method a handle from get_actor() calls first: (class name, {method: num_returns}).
@@ -55,6 +56,28 @@ def _event_loop():
 
 def current_task_id():
     return getattr(_ctx, "task_id", None)
+
+
+# Names given with .options(name=...), by task id: set only by calls that carry one
+# (_call_args), so that calls without a name pay nothing; get_task_name() reads them.
+_named_calls = {}
+
+
+def current_call():
+    """(name, function, mode) of the call this thread runs: its name as execute() has
+    it (a task's qualname, "Class.method"), what runs, and 0 for a task, 2 for an actor
+    call.  Read from execute()'s frame (or its pooled or async run()'s) on the stack, so
+    that no call stores them for the rare caller that asks; (None, None, None) outside a
+    call."""
+    f = sys._getframe(1)
+    while f is not None:
+        code = f.f_code
+        if code is execute.__code__ or (code.co_name == "run" and
+                                        code.co_filename == __file__):
+            loc = f.f_locals
+            return loc.get("name"), loc.get("fn"), loc.get("mode", 2)
+        f = f.f_back
+    return None, None, None
 
 
 def _by_id(item):
@@ -110,6 +133,10 @@ def _call_args(blob, top):
     if len(call) == 3 and not call[2]:
         return call[0], call[1], None, None
     args, kwargs, where, *retry = call
+    if len(retry) > 2:  # .options(name=...) (kray/_serial.py dumps_args)
+        if len(_named_calls) >= 1024:
+            _named_calls.clear()
+        _named_calls[current_task_id()] = retry[2]
     if where:
         args = list(args)
         for w, item in zip(where, top):

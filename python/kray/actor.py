@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """``ray.actor``: the actor types, and exit_actor() for an actor to end itself."""
-from ._remote import ActorClass, ActorHandle, method  # noqa: F401 (Ray's names here)
+from ._remote import ActorClass, ActorHandle, ActorMethod, method  # noqa: F401 (Ray's names)
 
 
 def exit_actor():

@@ -422,6 +422,24 @@ static PyObject *api_get_actor(PyObject *self, PyObject *args)
 	return ext_ref_new(&id, true);
 }
 
+/* actor_self() -> Ref: in an actor, a handle to itself (kray_actor_self; LookupError
+ * elsewhere).  get_runtime_context().current_actor wraps it. */
+static PyObject *api_actor_self(PyObject *self, PyObject *unused)
+{
+	kray_ref id;
+	int r;
+	kray *k;
+
+	(void)self;
+	(void)unused;
+	if (!(k = ext_client()))
+		return NULL;
+	BLOCKING(r = kray_actor_self(k, &id));
+	if (r)
+		return ext_fail(k, r, "actor_self");
+	return ext_ref_new(&id, true);
+}
+
 static PyObject *api_kill(PyObject *self, PyObject *args)
 {
 	PyObject *actor;
@@ -776,6 +794,15 @@ static PyObject *api_objects(PyObject *self, PyObject *unused)
 	return json_export(kray_describe_objects, "objects");
 }
 
+/* workers() -> str: the connected krayd's workers and drivers as JSON
+ * (kray_describe_workers; kray.util.state.list_workers() parses it). */
+static PyObject *api_workers(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	return json_export(kray_describe_workers, "workers");
+}
+
 static PyObject *api_pg_table(PyObject *self, PyObject *unused)
 {
 	(void)self;
@@ -902,10 +929,12 @@ PyMethodDef ext_api_methods[] = {
 	{ "pg_table", api_pg_table, METH_NOARGS, "the placement groups, as JSON" },
 	{ "timeline", api_timeline, METH_NOARGS, "the task timeline, as Chrome trace JSON" },
 	{ "objects", api_objects, METH_NOARGS, "the largest objects, as JSON" },
+	{ "workers", api_workers, METH_NOARGS, "the workers and drivers, as JSON" },
 	{ "list_nodes", api_list_nodes, METH_NOARGS, "the cluster's nodes, as dicts" },
 	{ "list_actors", api_list_actors, METH_NOARGS, "the actors krayd knows, as dicts" },
 	{ "actor_create", api_actor_create, METH_VARARGS, "create an actor" },
 	{ "get_actor", api_get_actor, METH_VARARGS, "a named actor's handle" },
+	{ "actor_self", api_actor_self, METH_NOARGS, "in an actor, its own handle" },
 	{ "kill", api_kill, METH_VARARGS, "kill an actor" },
 	{ "put", api_put, METH_VARARGS, "store a value" },
 	{ "cancel", api_cancel, METH_VARARGS, "cancel a task" },

@@ -439,7 +439,9 @@ static void chk_get_actor(const uint8_t *body, size_t len)
 
 	if (wire_dec_get_actor(body, len, &x))
 		return;
-	FUZZ_CHECK(x.m.name_len);
+	/* A name, or (SELF, the only flag) none at all. */
+	FUZZ_CHECK(x.m.flags ? x.m.flags == KRAY_GET_ACTOR_SELF && !x.m.name_len && !x.m.ns_len :
+			       x.m.name_len != 0);
 	good_name(x.name, x.m.name_len);
 	good_name(x.ns, x.m.ns_len);
 	FUZZ_CHECK(len ==
@@ -725,6 +727,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_CANCEL] = chk_cancel,
 	[KRAY_MSG_TIMELINE] = chk_empty,
 	[KRAY_MSG_LIST_OBJECTS] = chk_empty,
+	[KRAY_MSG_LIST_WORKERS] = chk_empty,
 	[KRAY_MSG_GUARDS] = chk_empty,
 	[KRAY_MSG_FWD_ACTOR] = chk_fwd_actor,
 	[KRAY_MSG_ACTOR_RECORD] = chk_actor_record,

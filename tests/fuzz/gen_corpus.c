@@ -254,6 +254,8 @@ static void frames(void)
 		frame(KRAY_MSG_STATUS_REPLY);
 		put(&st, sizeof(st));
 		done("status-reply");
+		frame(KRAY_MSG_LIST_WORKERS);
+		done("list-workers");
 	}
 	{
 		fb = (struct kbuf){ 0 };
@@ -461,6 +463,10 @@ static void frames(void)
 		put(&m, sizeof(m));
 		put_name("counter");
 		done("get-actor-no-ns");
+		m = (struct kray_msg_get_actor){ .flags = KRAY_GET_ACTOR_SELF };
+		frame(KRAY_MSG_GET_ACTOR);
+		put(&m, sizeof(m));
+		done("get-actor-self");
 	}
 	{
 		struct kray_msg_fast_count m = {

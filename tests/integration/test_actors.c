@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <kray/kray.h>
+#include <uapi/kray_wire.h>
 
 #include "harness.h"
 
@@ -1307,4 +1308,36 @@ Test(actors, borrower_keeps_a_lent_ref, .timeout = 60)
 	kray_release(k, keepers, 2);
 	expect_drained(k, "releasing the keepers");
 	harness_shutdown(k);
+}
+
+/* kray_actor_self() (GET_ACTOR with the SELF flag) answers only an actor's own worker: a
+ * driver gets -ENOENT and goes on; SELF with a name is refused, and krayd keeps serving. */
+Test(actors, self_handle_only_in_an_actor, .timeout = 60)
+{
+	struct harness h;
+	struct {
+		struct kray_frame_hdr h;
+		struct kray_msg_get_actor m;
+		char name[8];
+	} f = { .h = { .magic = KRAY_WIRE_MAGIC,
+		       .version = KRAY_WIRE_VERSION,
+		       .type = KRAY_MSG_GET_ACTOR,
+		       .len = sizeof(f) - sizeof(f.h),
+		       .req = 1 },
+		.m = { .name_len = 3, .flags = KRAY_GET_ACTOR_SELF },
+		.name = "abc" };
+	kray_ref self;
+	kray_value v;
+	kray *k;
+
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	k = harness_connect(h.sock);
+	cr_assert_eq(kray_actor_self(k, &self), -ENOENT, "%s", kray_errmsg(k));
+	cr_assert_eq(kray_actor_self(k, NULL), -EINVAL);
+	cr_assert_eq(harness_get1(k, harness_call1(k, "square", &KRAY_V_INT(4), 1), 20000, &v), 0,
+		     "the connection still works: %s", kray_errmsg(k));
+	kray_value_clear(&v);
+	harness_shutdown(k);
+	harness_raw_expect_error(&h, &f, sizeof(f), -EBADMSG, "GET_ACTOR SELF with a name");
+	harness_expect_serving(&h, "a malformed GET_ACTOR");
 }

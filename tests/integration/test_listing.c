@@ -2,15 +2,19 @@
 /*
  * kray_list_actors() and kray_list_nodes() against a real krayd: the structs agree with
  * what was created (class, namespace/name, state, pid) and with the text listing, and
- * outside a cluster there are no nodes.  Bad input is -EINVAL.
+ * outside a cluster there are no nodes.  Bad input is -EINVAL.  kray_describe_workers()
+ * names the workers and drivers; a LIST_WORKERS with a body is refused.
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <kray/kray.h>
+#include <uapi/kray_wire.h>
 
 #include "harness.h"
 
@@ -75,4 +79,50 @@ Test(listing, no_nodes_outside_a_cluster)
 	cr_assert_null(e);
 	cr_assert_eq(kray_list_nodes(k, &e, NULL), -EINVAL);
 	harness_shutdown(k);
+}
+
+/* kray_describe_workers() (LIST_WORKERS): the worker that ran a task, with its pid and the
+ * client id it got, and this driver, with its pid and job. */
+Test(listing, workers_and_drivers)
+{
+	struct harness h;
+	kray_value v;
+	char pid[32], *json = NULL, *drivers;
+	kray *k;
+
+	setenv("KRAY_FASTPATH", "off", 1); /* krayd's worker runs it, not the fast path */
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	k = harness_connect(h.sock);
+	cr_assert_eq(harness_get1(k, harness_call1(k, "square", &KRAY_V_INT(3), 1), 20000, &v), 0,
+		     "%s", kray_errmsg(k));
+	kray_value_clear(&v);
+	cr_assert_eq(kray_describe_workers(k, &json), 0, "%s", kray_errmsg(k));
+	cr_assert(!strncmp(json, "{\"api\":\"v1\",\"node_id\":\"", 23), "%s", json);
+	cr_assert_not_null(strstr(json, "\"workers\":[{\"worker_id\":"), "%s", json);
+	cr_assert_not_null(strstr(json, "\"tasks_done\":1"), "the worker ran the task: %s", json);
+	drivers = strstr(json, "\"drivers\":[{\"client_id\":");
+	cr_assert_not_null(drivers, "%s", json);
+	snprintf(pid, sizeof(pid), "\"pid\":%d,", (int)getpid());
+	cr_assert_not_null(strstr(drivers, pid), "this driver's pid: %s", drivers);
+	cr_assert_null(strstr(drivers, "\"start_time_ms\":0}"), "%s", drivers);
+	free(json);
+	harness_shutdown(k);
+}
+
+/* A LIST_WORKERS request with a body is refused; krayd keeps serving. */
+Test(listing, list_workers_with_a_body_is_refused)
+{
+	struct harness h;
+	struct {
+		struct kray_frame_hdr h;
+		uint64_t junk;
+	} f = { .h = { .magic = KRAY_WIRE_MAGIC,
+		       .version = KRAY_WIRE_VERSION,
+		       .type = KRAY_MSG_LIST_WORKERS,
+		       .len = 8,
+		       .req = 1 } };
+
+	cr_assert_eq(harness_start_krayd(&h, 1), 0);
+	harness_raw_expect_error(&h, &f, sizeof(f), -EBADMSG, "LIST_WORKERS with a body");
+	harness_expect_serving(&h, "a malformed LIST_WORKERS");
 }

@@ -61,6 +61,9 @@ def test_list_actors(busy):
     assert len(a["actor_id"]) == 32
     assert a["pid"] > 0 and a["node_id"] == kray.get_runtime_context().get_node_id()
     assert list_actors(filters=[("state", "!=", "ALIVE"), ("name", "=", "st-counter")]) == []
+    assert a.state == "ALIVE" and a.class_name == "StCounter"  # as Ray's ActorState
+    with pytest.raises(AttributeError):
+        a.no_such_field
     assert "num_restarts" in list_actors(detail=True, filters=[("name", "=", "st-counter")])[0]
 
 
@@ -71,6 +74,9 @@ def test_list_tasks(busy):
     t = adds[-1]
     assert t["state"] == "FINISHED" and t["type"] == "NORMAL_TASK"
     assert len(t["task_id"]) == 24 and t["actor_id"] is None
+    assert t["func_or_class_name"] == "st_add"  # Ray's, not krayd's kray_py_task:...
+    assert list_tasks(filters=[("name", "=", "st_add")], detail=True)[0]["function"] \
+        .startswith("kray_py_task:")
     calls = list_tasks(filters=[("name", "=", "StCounter.incr")])
     assert len(calls) >= 1 and calls[-1]["type"] == "ACTOR_TASK"
     assert len(calls[-1]["actor_id"]) == 32
@@ -144,6 +150,131 @@ def test_list_objects(busy):
                                                        reverse=True)
     assert "refs" in list_objects(detail=True, limit=1)[0]
     del big
+
+
+def test_signatures_address_first():
+    """Ray's list_* take address first, then filters ...; get_* take the id first."""
+    import inspect
+    from kray.util import state
+    for name in ("list_nodes", "list_actors", "list_tasks", "list_objects", "list_workers",
+                 "list_jobs", "list_placement_groups", "list_runtime_envs"):
+        params = list(inspect.signature(getattr(state, name)).parameters)
+        assert params == ["address", "filters", "limit", "timeout", "detail",
+                          "raise_on_missing_output", "_explain"], (name, params)
+    for name in ("get_node", "get_actor", "get_task", "get_worker", "get_placement_group",
+                 "get_objects"):
+        params = list(inspect.signature(getattr(state, name)).parameters)
+        assert params == ["id", "address", "timeout", "_explain"], (name, params)
+    for name in ("summarize_tasks", "summarize_actors", "summarize_objects"):
+        params = list(inspect.signature(getattr(state, name)).parameters)
+        assert params == ["address", "timeout", "raise_on_missing_output", "_explain"]
+
+
+def test_list_workers_and_jobs(busy):
+    """The workers krayd started and this driver, with the ids get_runtime_context()
+    gives inside them; the driver's job is listed."""
+    from kray.util.state import get_worker, list_jobs, list_workers
+    kray, _, _ = busy
+
+    @kray.remote
+    def st_whoami():
+        import os
+        return kray.get_runtime_context().get_worker_id(), os.getpid()
+
+    ws = list_workers(limit=None)
+    assert set(ws[0]) == {"worker_id", "is_alive", "worker_type", "exit_type", "node_id",
+                          "ip", "pid", "exit_detail"}
+    ctx = kray.get_runtime_context()
+    me = [w for w in ws if w["worker_type"] == "DRIVER" and w["pid"] == os.getpid()]
+    assert len(me) == 1 and me[0]["worker_id"] == ctx.get_worker_id(), ws
+    assert me[0]["node_id"] == ctx.get_node_id() and me[0]["is_alive"] is True
+    ref = st_whoami.remote()
+    kray.wait([ref], timeout=30)  # through krayd, not the fast path's ring
+    wid, pid = kray.get(ref)
+    w = get_worker(wid)
+    assert w is not None and w["pid"] == pid and w["worker_type"] == "WORKER", \
+        list_workers(detail=True, limit=None)
+    assert w["krayd_worker"] >= 1 and w["state"] in ("IDLE", "BUSY")
+    assert get_worker("ffffffffffffffff") is None
+    assert list_workers(filters=[("worker_type", "=", "DRIVER")], limit=None) == me
+    jobs = list_jobs()
+    mine = [j for j in jobs if j["job_id"] == ctx.get_job_id()]
+    assert len(mine) == 1 and mine[0]["status"] == "RUNNING", jobs
+    assert mine[0]["driver_info"]["pid"] == str(os.getpid())
+    assert mine[0]["type"] == "DRIVER" and mine[0]["start_time"] > 0
+
+
+def test_get_calls(busy):
+    """get_* return one dict with every field, None for an unknown id, as Ray's."""
+    from kray.util import state
+    kray, c, big = busy
+    node = kray.get_runtime_context().get_node_id()
+    assert state.get_node(node)["node_id"] == node
+    assert "num_cpus" in state.get_node(node)
+    assert state.get_node("00000000") is None
+    actor = state.list_actors(filters=[("name", "=", "st-counter")])[0]
+    got = state.get_actor(actor["actor_id"])
+    assert got["class_name"] == "StCounter" and "num_restarts" in got
+    assert state.get_actor("0" * 32) is None
+    t = state.list_tasks(filters=[("name", "=", "st_add")])[0]
+    assert state.get_task(t["task_id"])["name"] == "st_add"
+    assert state.get_task("0" * 24) is None
+
+    @kray.remote
+    def st_one():
+        return 1
+
+    ref = st_one.remote()
+    kray.wait([ref], timeout=30)
+    assert kray.get(ref) == 1
+    by_ref = state.get_task(ref)
+    assert by_ref is not None and by_ref["task_id"] == ref.task_id(), by_ref
+    objs = state.get_objects(big.hex())
+    assert isinstance(objs, list) and objs[0]["object_id"] == big.hex()
+    assert objs[0]["object_size"] >= 4 << 20
+    assert state.get_objects("0" * 32) is None
+    with pytest.raises(TypeError):
+        state.get_actor(12)
+
+
+def test_placement_groups(busy):
+    from kray.util import state
+    from kray.util.placement_group import placement_group, remove_placement_group
+    kray, _, _ = busy
+    pg = placement_group([{"CPU": 1}], name="st-pg")
+    assert pg.wait(10)
+    rows = state.list_placement_groups(filters=[("name", "=", "st-pg")])
+    assert len(rows) == 1 and rows[0]["state"] == "CREATED", rows
+    assert rows[0]["creator_job_id"] == kray.get_runtime_context().get_job_id()
+    assert set(rows[0]) == {"placement_group_id", "name", "creator_job_id", "state",
+                            "is_detached"}
+    got = state.get_placement_group(rows[0]["placement_group_id"])
+    assert got["bundles"][0]["unit_resources"] == {"CPU": 1.0}
+    assert got["bundles"][0]["node_id"] == kray.get_runtime_context().get_node_id()
+    assert state.get_placement_group("nope") is None
+    remove_placement_group(pg)
+    assert state.list_runtime_envs() == []
+
+
+def test_summaries(busy):
+    """Ray's summary shapes, keyed by "cluster"."""
+    from kray.util import state
+    kray, _, _ = busy
+    tasks = state.summarize_tasks()["cluster"]
+    assert tasks["summary_by"] == "func_name"
+    add = tasks["summary"]["st_add"]
+    assert add["type"] == "NORMAL_TASK" and add["state_counts"]["FINISHED"] >= 12
+    assert tasks["total_tasks"] >= 12 and tasks["total_actor_scheduled"] >= 1
+    assert tasks["total_actor_tasks"] >= 1
+    actors = state.summarize_actors()["cluster"]
+    assert actors["summary_by"] == "class" and actors["total_actors"] >= 1
+    assert actors["summary"]["StCounter"]["state_counts"]["ALIVE"] >= 1
+    objs = state.summarize_objects()["cluster"]
+    assert objs["summary_by"] == "callsite" and objs["callsite_enabled"] is False
+    assert objs["total_objects"] >= 1 and objs["total_size_mb"] >= 4
+    per = objs["summary"]["disabled"]
+    assert per["total_objects"] == objs["total_objects"] and per["total_num_nodes"] == 1
+    assert sum(per["ref_type_counts"].values()) == per["total_objects"]
 
 
 def test_bad_arguments(busy):

@@ -443,7 +443,8 @@ Test(hdr, gap_types_rejected)
 	/* In the Python range (32-39) past its types (and placement groups'), and before
 	 * the fast path's: not types. */
 	for (unsigned t = KRAY_MSG_PG + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
-		if (t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END) /* issue 14's; jobs' end */
+		if (t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END || /* issue 14's; jobs' end */
+		    t == KRAY_MSG_LIST_WORKERS) /* the state API's */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "gap type %u accepted",
@@ -1050,6 +1051,60 @@ Test(roundtrip, job_end)
 	cr_assert_eq(m2.job, 9);
 	cr_assert_eq(m2.path_len, 0);
 	cr_assert_eq(wire_dec_fixed(b.data + sizeof(h), h.len - 1, &m2, sizeof(m2)), -EBADMSG);
+	kbuf_free(&b);
+}
+
+/* GET_ACTOR: a name (and namespace), or the SELF flag with neither; any other flag, SELF
+ * with a name, or no name without SELF is -EBADMSG. */
+Test(roundtrip, get_actor_self)
+{
+	struct {
+		struct kray_msg_get_actor m;
+		char name[8];
+	} f = { .m = { .name_len = 3 }, .name = "abc" };
+	struct wire_get_actor g;
+
+	cr_assert_eq(wire_dec_get_actor(&f, sizeof(f), &g), 0);
+	cr_assert_eq(g.m.name_len, 3);
+	cr_assert_eq(memcmp(g.name, "abc", 3), 0);
+	f.m.flags = KRAY_GET_ACTOR_SELF; /* SELF with a name */
+	cr_assert_eq(wire_dec_get_actor(&f, sizeof(f), &g), -EBADMSG);
+	f.m.name_len = 0;
+	cr_assert_eq(wire_dec_get_actor(&f.m, sizeof(f.m), &g), 0);
+	cr_assert_eq(g.m.flags, KRAY_GET_ACTOR_SELF);
+	cr_assert_null(g.name);
+	cr_assert_eq(wire_dec_get_actor(&f, sizeof(f), &g), -EBADMSG, "bytes after it");
+	f.m.flags = 2; /* unknown flag */
+	cr_assert_eq(wire_dec_get_actor(&f.m, sizeof(f.m), &g), -EBADMSG);
+	f.m.flags = 0; /* no name, no SELF */
+	cr_assert_eq(wire_dec_get_actor(&f.m, sizeof(f.m), &g), -EBADMSG);
+}
+
+/* LIST_WORKERS (38): an empty request, answered with an export-layout TEXT_REPLY; 39 stays
+ * free. */
+Test(roundtrip, list_workers)
+{
+	struct kbuf b = { 0 };
+	struct kray_frame_hdr h;
+	struct wire_text t;
+	static const char json[] = "{\"workers\":[]}";
+	struct kray_msg_error m = { .len = sizeof(json) - 1 };
+	size_t off = wire_begin(&b, KRAY_MSG_LIST_WORKERS, 7);
+
+	cr_assert_eq(wire_end(&b, off), 0);
+	memcpy(&h, b.data, sizeof(h));
+	cr_assert_eq(KRAY_MSG_LIST_WORKERS, 38);
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "LIST_WORKERS is a known type");
+	cr_assert_eq(h.len, 0);
+	h.type = 39;
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "39 is not a type");
+	kbuf_free(&b);
+	b = (struct kbuf){ 0 };
+	WIRE_FRAME(&b, KRAY_MSG_TEXT_REPLY, 7, WIRE_FIXED(m), WIRE_PADDED(json, sizeof(json) - 1));
+	memcpy(&h, b.data, sizeof(h));
+	cr_assert_eq(wire_dec_export(b.data + sizeof(h), h.len, &t), 0);
+	cr_assert_eq(t.len, sizeof(json) - 1);
+	cr_assert_eq(memcmp(t.text, json, t.len), 0);
 	kbuf_free(&b);
 }
 
@@ -2032,7 +2087,8 @@ Test(hdr, fast_range)
 	}
 	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
 		if (t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
-		    t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END) /* the Python range's */
+		    t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END ||
+		    t == KRAY_MSG_LIST_WORKERS) /* the Python range's */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
