@@ -584,22 +584,27 @@ static void rx_lazy_put(struct link *l, uint64_t off, const uint8_t *src, uint32
 
 /* Lazy readers get a chunk's pages as they come, in steps of this much at least (each a
  * UFFDIO_COPY, the lock and a wake, and a reader at the stream's head waits for each): the
- * object's first bytes in a small step (its time to first byte), the rest in larger ones (a
- * reader that keeps up with the stream wakes less often). */
-#define LAZY_STEP_FIRST (64u << 10)
+ * object's first bytes in a small step (its time to first byte: the first step is put
+ * alone, and the reader waiting at it wakes before the rest received with it is copied),
+ * the rest in larger ones (a reader that keeps up with the stream wakes less often). */
+#define LAZY_STEP_FIRST (16u << 10)
 #define LAZY_STEP (1u << 20)
 
 void xfer_chunk_sinking(struct link *l)
 {
-	uint32_t in;
+	uint32_t in, step;
 
 	if (!l->rx.lazy || !l->rx.map)
 		return;
 	in = (uint32_t)((l->rx.chunk - l->c->sink_left) & ~4095ull);
 	/* (a chunk asked for first starts small too: a reader waits at it) */
-	if (in <
-	    l->rx.lazy_put + (l->rx.off && l->rx.off == l->rx.next ? LAZY_STEP : LAZY_STEP_FIRST))
+	step = l->rx.off && l->rx.off == l->rx.next ? LAZY_STEP : LAZY_STEP_FIRST;
+	if (in < l->rx.lazy_put + step)
 		return;
+	if (!l->rx.lazy_put && step == LAZY_STEP_FIRST && in > LAZY_STEP_FIRST) {
+		rx_lazy_put(l, l->rx.off, l->rx.map + l->rx.off, LAZY_STEP_FIRST);
+		l->rx.lazy_put = LAZY_STEP_FIRST;
+	}
 	rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
 		    in - l->rx.lazy_put);
 	l->rx.lazy_put = in;
@@ -691,6 +696,11 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 		} else {
 			rx_map(l, o);
 			rx_lazy(l, o, m.size);
+			/* A reader waits for the first page: in a 4 KiB page of its own it comes
+			 * at once, where the first write into a huge page clears 2 MiB (up to 5 ms
+			 * where the hypervisor took the memory back: KERNEL-FACTS.md). */
+			if (l->rx.lazy && l->rx.map)
+				madvise(l->rx.map, KRAY_HUGE_PAGE, MADV_NOHUGEPAGE);
 		}
 	}
 	return 0;
@@ -797,7 +807,10 @@ int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	if (r || !l->rx.map)
 		return r; /* (a chunk to drop comes whole: xfer_on_chunk()) */
 	l->rx.chunk = m.len;
-	conn_sink(l->c, l->rx.map + m.offset, m.len);
+	/* A lazy reader may wait at a chunk that jumps the stream (the object's first, one
+	 * asked for first): its first step comes in a receive of its own. */
+	conn_sink(l->c, l->rx.map + m.offset, m.len,
+		  l->rx.lazy && !(m.offset && m.offset == l->rx.next) ? LAZY_STEP_FIRST : 0);
 	return sizeof(m);
 }
 
