@@ -3,20 +3,30 @@
  * bench_cluster.c - the cluster (docs/cluster.md) on network namespaces, each figure next
  * to a baseline measured in the same run:
  *
- *   tcp_stream_gbps        the floor: a plain TCP stream of 1 GiB from node 2's namespace
- *                          to node 1's over the same veth/bridge (write(2) of a mapped
- *                          buffer, read(2) into one; no kray)
+ *   tcp_stream_gbps        the floor: a plain TCP stream of 1 GiB from node 1's namespace
+ *                          to node 2's over the same veth/bridge, write(2) from a 1 GiB
+ *                          buffer, read(2) into a pre-faulted 1 GiB buffer (no kray): the
+ *                          bytes go memory to memory as the object's do
+ *   tcp_hot_gbps           the same out of and into one 4 MiB buffer each: cache-hot, a
+ *                          ceiling no object store reaches
  *   transfer_gbps          a 1 GiB object made on node 1 given as the argument of a task
  *                          that must run on node 2 (resources): the time from the call to
  *                          its result, i.e. the object streamed from node 1's memfd into a
- *                          new sealed memfd on node 2, the task, and the reply
- *   transfer_vs_tcp        transfer_gbps / tcp_stream_gbps (goal: >= 0.9)
+ *                          new sealed memfd on node 2, the task, and the reply.  Each
+ *                          round waits for node 2's pool to hold a pre-faulted memfd for
+ *                          it (and reports the wait), so that no refill shares the CPUs
+ *                          with a timed stream
+ *   transfer_vs_tcp        transfer_gbps / tcp_stream_gbps (goal: >= 0.9), and the median
+ *                          of the rounds' own ratios; transfer_vs_tcp_hot against the other
+ *   transfer_cpu_s         both krayds' CPU per transfer (tcp_cpu_s: both TCP ends'): on
+ *                          a shared machine steadier than the times
  *   rx_stall_ms            the receiving krayd's longest loop turn (kray_stats'
  *                          loop_stall_max_us, since it started: the transfers, its start and
  *                          its join all count) after the transfers
  *   rx_request_max_ms      the longest small request (a STATUS round trip from another
- *                          connection, one after another) on the receiving krayd while the
- *                          transfers ran: its loop keeps serving during a 1 GiB transfer
+ *                          connection, every 0.5 ms) on the receiving krayd during two more
+ *                          transfers after the timed ones: its loop keeps serving during a
+ *                          1 GiB transfer
  *   tasks_per_s_1node      300 tasks of sleep_where(10 ms) from a driver on the head,
  *                          with the head alone (2 CPU slots)
  *   tasks_per_s_3nodes     the same once two more nodes (2 slots each) have joined: tasks
