@@ -542,9 +542,9 @@ static void on_link_sent(struct link *l)
 	xfer_refill(l->c);
 }
 
-static void on_link_sent_from(struct link *l, int res)
+static void on_link_spliced(struct link *l, int res)
 {
-	xfer_sent_from(l->c, res);
+	xfer_spliced(l->c, res);
 }
 
 static void on_link_sunk(struct link *l)
@@ -589,7 +589,7 @@ int cluster_init(struct krayd *d)
 					.up = on_link_up,
 					.gone = on_link_gone,
 					.sent = on_link_sent,
-					.sent_from = on_link_sent_from,
+					.spliced = on_link_spliced,
 					.head = xfer_chunk_head,
 					.sunk = on_link_sunk,
 					.sinking = xfer_chunk_sinking };

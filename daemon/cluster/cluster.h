@@ -37,12 +37,12 @@ struct xitem {
 	uint8_t *sent; /* per KRAY_CHUNK: started already; NULL until a range is asked for */
 	uint32_t want[XFER_WANT_MAX]; /* the chunks asked for first, in the order asked */
 	unsigned nwant;
-	uint32_t chunk_left; /* payload bytes of the current chunk not yet sent */
+	uint32_t chunk_left; /* payload bytes of the current chunk not yet in the pipe */
+	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
 	uint8_t pad; /* zero bytes owed after the current chunk's payload */
-	bool sending; /* a conn_send_from() of the payload is in flight */
-	bool no_map; /* the object could not be mapped: its chunks are read and copied */
-	const uint8_t *map; /* the object mapped read-only, for its payload to be sent from */
-	size_t map_len;
+	uint8_t stage; /* the splice in flight: 1 memfd -> pipe (and its linked pipe ->
+			* socket), 2 pipe -> socket */
+	int err; /* what the pair's first splice failed with, once its second is back */
 	struct kbuf after; /* frames queued behind it (net_out()) */
 	struct xitem *next;
 };
@@ -59,15 +59,14 @@ struct lent_handle {
 /* What the cluster's top (cluster.c) does with the events of a link: net.c, which owns the
  * links, calls only these.  frame: a frame on a link that has proven the token (returns 0,
  * or conn_fail()'s code); up: it has been proven both ways; gone: its connection closed;
- * sent: its output ran low; sent_from: an object's payload sent from its mapping
- * (conn_send_from()) went, res bytes (or -errno); head, sunk: a
+ * sent: its output ran low; spliced: a splice on it finished with res; head, sunk: a
  * frame's head, and its body received elsewhere (struct conn_kind's). */
 struct net_hooks {
 	int (*frame)(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body);
 	void (*up)(struct link *l);
 	void (*gone)(struct link *l);
 	void (*sent)(struct link *l);
-	void (*sent_from)(struct link *l, int res);
+	void (*spliced)(struct link *l, int res);
 	int (*head)(struct link *l, const struct kray_frame_hdr *h, const uint8_t *body,
 		    uint32_t avail);
 	void (*sunk)(struct link *l);
@@ -119,6 +118,9 @@ struct link {
 	struct xitem *xhead, *xtail; /* large objects streaming out, in order */
 	struct kbuf urgent; /* frames that overtake them, at a chunk's end (net_out_urgent()) */
 	struct kbuf lent; /* struct lent_handle: handles that came in the last frame */
+	int pipe[2]; /* memfd -> pipe -> socket for their chunks; -1 until first needed */
+	unsigned pipe_size;
+	bool no_splice; /* splicing failed once: chunks are copied instead */
 	struct {
 		struct kray_oid id; /* the large object arriving, chunk by chunk */
 		uint64_t off, size; /* off: the offset of the chunk arriving */
@@ -372,8 +374,8 @@ void cluster_tick(struct krayd *d, int64_t now);
 void cluster_describe(struct krayd *d, struct kbuf *b);
 /* Streams more of the objects queued to a node link when its output ran low. */
 void xfer_refill(struct conn *c);
-/* The payload sent from an object's mapping over a node link went: res bytes or -errno. */
-void xfer_sent_from(struct conn *c, int res);
+/* A splice of a node link finished with res (bytes or -errno). */
+void xfer_spliced(struct conn *c, int res);
 /* Forwards t to a node that has its resources when this one lacks them.  Returns true
  * when t was taken (forwarded, or failed for want of such a node). */
 bool remote_take(struct krayd *d, struct task *t);

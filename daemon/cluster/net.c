@@ -64,6 +64,7 @@ static struct link *link_new(struct krayd *d, struct conn *c, bool outbound)
 	c->frame_max = KRAY_AUTH_BODY_MAX; /* no room for a large frame before the proof */
 	l->outbound = outbound;
 	l->id = ++d->cl->next_link;
+	l->pipe[0] = l->pipe[1] = -1;
 	l->since = now_ns();
 	l->next = d->cl->links;
 	d->cl->links = l;
@@ -346,9 +347,9 @@ static void link_sent(struct conn *c)
 		c->d->cl->hooks.sent(c->link);
 }
 
-static void link_sent_from(struct conn *c, int res)
+static void link_spliced(struct conn *c, int res)
 {
-	c->d->cl->hooks.sent_from(c->link, res);
+	c->d->cl->hooks.spliced(c->link, res);
 }
 
 /* Only a proven link may have a frame's body received elsewhere. */
@@ -376,7 +377,7 @@ static const struct conn_kind link_kind = {
 	.sunk = link_sunk,
 	.sinking = link_sinking,
 	.sent = link_sent,
-	.sent_from = link_sent_from,
+	.spliced = link_spliced,
 	.connected = net_connected,
 	.gone = link_closed,
 };

@@ -4,17 +4,13 @@
  *
  * An inline value goes in one OBJ_PUSH frame.  A large object goes as an OBJ_PUSH header
  * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space on the
- * sender: the sealed memfd is mapped read-only (on 2 MiB boundaries, so its huge pages
- * map whole) and each chunk's payload is one io_uring send straight from that mapping
- * (conn_send_from(), MSG_WAITALL: the kernel goes on as the socket drains, one
- * completion a chunk), after its header from the link's buffer.  The kernel copies it
- * once into the socket, as a plain TCP program's write(2) of a mapped buffer does.  (An
- * earlier splice memfd -> pipe -> socket, on io_uring's worker threads, cost more CPU per
- * byte than this copy: every 4 KiB page a pipe buffer and an skb fragment, pipes capped
- * at 1 MiB without CAP_SYS_RESOURCE; docs/cluster.md has the figures.)  The chunks are
- * produced as the socket drains (xfer_refill() from the loop's send completions), so a
- * 1 GB object needs no buffer of its own.  Where the object cannot be mapped, its payload
- * is read into the output buffer instead, at most two chunks ahead.
+ * sender: it is spliced from the sealed memfd into a pipe and from the pipe into the
+ * socket, on the io_uring (a memfd cannot be spliced to a TCP socket directly;
+ * KERNEL-FACTS.md), both splices linked in one submission per pipe-full (a whole chunk
+ * where krayd may size the pipe so).  The chunks are produced as the socket drains
+ * (xfer_refill() from the loop's send and splice completions), so a 1 GB object needs one
+ * pipe, not 1 GB of buffer.  Where the kernel refuses the splice (a hugetlb memfd), the
+ * payload is read into the output buffer instead, at most two chunks ahead.
  * Frames queued for the link while an object streams wait behind it (xitem.after), so
  * the receiver sees every link's frames in the order they were queued and can write
  * chunks into one memfd at a time.  Only frames that name no object (heartbeats:
@@ -220,14 +216,6 @@ void xfer_push(struct link *l, struct obj *o, enum kray_push_why why)
 		xfer_refill(l->c);
 }
 
-/* x's mapping goes (at c's free if a send from it may be in flight). */
-static void item_unmap(struct conn *c, struct xitem *x)
-{
-	if (x->map)
-		conn_unmap_at_free(c, (void *)x->map, x->map_len);
-	x->map = NULL;
-}
-
 static void item_free(struct krayd *d, struct xitem *x)
 {
 	store_unpin(d, x->o);
@@ -257,30 +245,38 @@ static int put_chunk(struct conn *c, struct xitem *x)
 	return 0;
 }
 
-/*
- * Maps object x read-only for its chunks to be sent from (once; the length rounded to
- * 2 MiB, as the receiver's: a hugetlb memfd is a multiple of it, and past the end of a
- * shmem memfd nothing is touched).  False where it cannot be mapped: its chunks are read
- * and copied instead.
- */
-static bool item_map(struct link *l, struct xitem *x)
+/* Copies the n payload bytes owed for the current chunk into c's output (the splice was
+ * refused).  Returns 0 or -errno. */
+static int copy_raw(struct conn *c, struct xitem *x, uint32_t n)
 {
-	size_t len;
-	void *p;
+	int r;
 
-	if (x->map || x->no_map)
-		return x->map != NULL;
-	len = (x->size + KRAY_HUGE_PAGE - 1) & ~(uint64_t)(KRAY_HUGE_PAGE - 1);
-	p = kray_map_huge(x->o->fd, len, PROT_READ, 0, l->d->thp);
-	if (p == MAP_FAILED) {
-		log_warn_ratelimited("node %08x: mapping a %llu-byte object to send it: %s; "
-				     "copying it instead",
-				     l->node, (unsigned long long)x->size, strerror(errno));
-		x->no_map = true;
+	kbuf_reserve(&c->out, n);
+	r = read_at(x->o->fd, c->out.data + c->out.len, n, x->off);
+	if (r)
+		return r;
+	c->out.len += n;
+	x->off += n;
+	x->chunk_left -= n;
+	return 0;
+}
+
+static bool have_pipe(struct link *l)
+{
+	int sz;
+
+	if (l->pipe[0] >= 0)
+		return true;
+	if (l->no_splice || pipe2(l->pipe, O_CLOEXEC)) {
+		l->pipe[0] = l->pipe[1] = -1;
 		return false;
 	}
-	x->map = p;
-	x->map_len = len;
+	/* A larger pipe moves more per splice: a whole chunk where krayd may (root), 1 MiB
+	 * (pipe-max-size) otherwise; the default (64 KiB) works too. */
+	sz = fcntl(l->pipe[1], F_SETPIPE_SZ, KRAY_CHUNK);
+	if (sz < 0)
+		sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
+	l->pipe_size = sz > 0 ? (unsigned)sz : 65536;
 	return true;
 }
 
@@ -341,17 +337,32 @@ void xfer_refill(struct conn *c)
 	bool added = false;
 	int r = 0;
 
-	if (!l || !l->up || c->closed || c->sending_from)
+	if (!l || !l->up || c->closed || c->splicing)
 		return;
 	while (l->xhead) {
 		struct xitem *x = l->xhead;
 
-		if (x->chunk_left) {
+		if (x->in_pipe || x->chunk_left) {
 			/* The payload is the stream's next bytes: once all before it is sent. */
 			if (!conn_idle_out(c))
 				break;
-			x->sending = true;
-			conn_send_from(c, x->map + x->off, x->chunk_left);
+			if (l->no_splice) {
+				r = copy_raw(c, x, x->chunk_left);
+				if (r)
+					goto fail;
+				added = true;
+				continue;
+			}
+			if (x->in_pipe) {
+				x->stage = 2; /* what a short send left in the pipe */
+				conn_splice(c, l->pipe[0], -1, c->fd, x->in_pipe);
+			} else {
+				/* memfd -> pipe -> socket, linked: one submission a pipe-full. */
+				x->stage = 1;
+				conn_splice_through(c, x->o->fd, (int64_t)x->off, l->pipe, c->fd,
+						    x->chunk_left < l->pipe_size ? x->chunk_left :
+										   l->pipe_size);
+			}
 			return;
 		}
 		if (x->pad) {
@@ -367,7 +378,7 @@ void xfer_refill(struct conn *c)
 			uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK :
 								     (uint32_t)(x->size - x->off);
 
-			if (item_map(l, x)) {
+			if (have_pipe(l)) {
 				put_chunk_header(c, x, n);
 			} else if ((r = put_chunk(c, x))) {
 				goto fail;
@@ -379,7 +390,6 @@ void xfer_refill(struct conn *c)
 		l->xhead = x->next;
 		if (!l->xhead)
 			l->xtail = NULL;
-		item_unmap(c, x);
 		item_free(c->d, x);
 		added = true;
 	}
@@ -391,27 +401,54 @@ fail:
 	conn_close(c, "an object could not be read");
 }
 
-/* The payload of x's current chunk, sent from its mapping, went: res bytes (all asked
- * for, MSG_WAITALL, unless the socket failed), or -errno. */
-void xfer_sent_from(struct conn *c, int res)
+/*
+ * A splice of the link finished: a pair's first (memfd -> pipe: stage 1, its linked second
+ * still to come), or a pair's second or a lone pipe -> socket (stage 2).  A first that
+ * moved less than asked cancels its second (-ECANCELED): what it moved goes on its own.
+ * A first refused (a hugetlb memfd cannot be spliced) turns the link to copying.
+ */
+void xfer_spliced(struct conn *c, int res)
 {
 	struct link *l = c->link;
 	struct xitem *x = l ? l->xhead : NULL;
+	int err;
 
-	if (!x || !x->sending)
+	if (!x || !x->stage)
 		return;
-	x->sending = false;
-	if (res <= 0) {
+	if (x->stage == 1) {
+		if (res > 0) {
+			x->in_pipe += (uint32_t)res;
+			x->off += (uint32_t)res;
+			x->chunk_left -= (uint32_t)res;
+		} else {
+			x->err = res ? res : -ENODATA;
+		}
+		x->stage = 2;
+		return;
+	}
+	if (res > 0) {
+		x->in_pipe -= (uint32_t)res;
+		c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
+	} else if (res != -ECANCELED || !(x->err || x->in_pipe)) {
 		log_warn("node %08x: sending an object: %s", l->node,
 			 res ? strerror(-res) : "the socket took nothing");
 		conn_close(c, "an object could not be sent");
 		return;
 	}
-	if ((uint32_t)res > x->chunk_left)
-		res = (int)x->chunk_left; /* (cannot happen) */
-	x->off += (uint32_t)res;
-	x->chunk_left -= (uint32_t)res;
-	c->sent += (uint64_t)res; /* stream bytes, as a send counts them */
+	x->stage = 0;
+	err = x->err;
+	x->err = 0;
+	if (err == -EINVAL || err == -ENOSYS) {
+		/* This memfd cannot be spliced (hugetlbfs): copy from now on. */
+		log_info("node %08x: splice from an object refused (%s); copying instead", l->node,
+			 strerror(-err));
+		l->no_splice = true;
+	} else if (err) {
+		log_warn("node %08x: sending an object: %s", l->node,
+			 err == -ENODATA ? "the object ended early" : strerror(-err));
+		conn_close(c, "an object could not be sent");
+		return;
+	}
 	xfer_refill(c);
 	conn_kick(c);
 }
@@ -583,27 +620,30 @@ static void rx_lazy_put(struct link *l, uint64_t off, const uint8_t *src, uint32
 }
 
 /* Lazy readers get a chunk's pages as they come, in steps of this much at least (each a
- * UFFDIO_COPY, the lock and a wake, and a reader at the stream's head waits for each): the
- * object's first bytes in a small step (its time to first byte: the first step is put
- * alone, and the reader waiting at it wakes before the rest received with it is copied),
- * the rest in larger ones (a reader that keeps up with the stream wakes less often). */
+ * UFFDIO_COPY, the lock and a wake, and a reader at the stream's head waits for each): in a
+ * chunk where a reader may wait (the object's first, one asked for first) the first
+ * LAZY_STEP_FIRST alone (its time to first byte: the reader waiting there wakes before the
+ * rest received with it is copied), then steps of LAZY_STEP_NEAR; in the others larger
+ * ones (a reader that keeps up with the stream wakes less often). */
 #define LAZY_STEP_FIRST (16u << 10)
+#define LAZY_STEP_NEAR (64u << 10)
 #define LAZY_STEP (1u << 20)
 
 void xfer_chunk_sinking(struct link *l)
 {
-	uint32_t in, step;
+	uint32_t in;
+	bool near = !(l->rx.off && l->rx.off == l->rx.next);
 
 	if (!l->rx.lazy || !l->rx.map)
 		return;
 	in = (uint32_t)((l->rx.chunk - l->c->sink_left) & ~4095ull);
-	/* (a chunk asked for first starts small too: a reader waits at it) */
-	step = l->rx.off && l->rx.off == l->rx.next ? LAZY_STEP : LAZY_STEP_FIRST;
-	if (in < l->rx.lazy_put + step)
-		return;
-	if (!l->rx.lazy_put && step == LAZY_STEP_FIRST && in > LAZY_STEP_FIRST) {
+	if (near && !l->rx.lazy_put && in >= LAZY_STEP_FIRST) {
 		rx_lazy_put(l, l->rx.off, l->rx.map + l->rx.off, LAZY_STEP_FIRST);
 		l->rx.lazy_put = LAZY_STEP_FIRST;
+		if (in - LAZY_STEP_FIRST < LAZY_STEP_NEAR)
+			return;
+	} else if (in < l->rx.lazy_put + (near ? LAZY_STEP_NEAR : LAZY_STEP)) {
+		return;
 	}
 	rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
 		    in - l->rx.lazy_put);
@@ -696,11 +736,6 @@ int xfer_on_push(struct link *l, const struct kray_frame_hdr *h, const uint8_t *
 		} else {
 			rx_map(l, o);
 			rx_lazy(l, o, m.size);
-			/* A reader waits for the first page: in a 4 KiB page of its own it comes
-			 * at once, where the first write into a huge page clears 2 MiB (up to 5 ms
-			 * where the hypervisor took the memory back: KERNEL-FACTS.md). */
-			if (l->rx.lazy && l->rx.map)
-				madvise(l->rx.map, KRAY_HUGE_PAGE, MADV_NOHUGEPAGE);
 		}
 	}
 	return 0;
@@ -868,10 +903,15 @@ void xfer_link_gone(struct link *l)
 		struct xitem *x = l->xhead;
 
 		l->xhead = x->next;
-		item_unmap(l->c, x); /* (a send from it may be in flight) */
 		item_free(d, x);
 	}
 	l->xtail = NULL;
+	/* A splice in flight holds its own references to the files. */
+	if (l->pipe[0] >= 0) {
+		close(l->pipe[0]);
+		close(l->pipe[1]);
+		l->pipe[0] = l->pipe[1] = -1;
+	}
 	if (l->rx.map) /* (a receive into it may be in flight) */
 		conn_unmap_at_free(l->c, l->rx.map, l->rx.map_len);
 	l->rx.map = NULL;

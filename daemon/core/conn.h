@@ -36,8 +36,8 @@ enum conn_role {
  * (proto.c: clients and workers; metrics.c: Prometheus scrapes; cluster/net.c: node links).
  * frame: a whole frame arrived (the loop parses them, at most frame_max bytes of body);
  * returns 0, or conn_fail()'s code to refuse it and close the connection.  recv: bytes
- * arrived in c->in, unparsed (instead of frame).  sent: some output went.  sent_from,
- * connected: a conn_send_from() or conn_connect() finished with res.  gone: it closed.
+ * arrived in c->in, unparsed (instead of frame).  sent: some output went.  spliced,
+ * connected: a conn_splice() or conn_connect() finished with res.  gone: it closed.
  * head: a frame whose header has passed the checks, before frame: avail bytes of its body
  * are in (all of it or less); the kind may have the rest of the body go straight to memory
  * of its own instead of c->in (a node link receiving an object's chunk into the object):
@@ -55,7 +55,7 @@ struct conn_kind {
 	void (*sinking)(struct conn *c);
 	void (*recv)(struct conn *c);
 	void (*sent)(struct conn *c);
-	void (*sent_from)(struct conn *c, int res);
+	void (*spliced)(struct conn *c, int res);
 	void (*connected)(struct conn *c, int res);
 	void (*gone)(struct conn *c);
 };
@@ -71,8 +71,6 @@ struct fdq {
 	struct fdq_ent *e;
 	unsigned head, n, cap;
 };
-
-#define CONN_UNMAP_MAX 2 /* mappings a closing connection may hold until it is freed */
 
 struct conn {
 	struct krayd *d;
@@ -110,7 +108,7 @@ struct conn {
 	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
-	uint8_t sending_from; /* node links: conn_send_from()s in flight (xfer.c); sends wait */
+	uint8_t splicing; /* node links: splices in flight (xfer.c); sends wait for them */
 	bool close_when_sent; /* metrics: close once the reply is out */
 	const char *why; /* why its last frame was refused (conn_fail()), for the ERROR frame */
 	int64_t deadline; /* closed then (CLOCK_MONOTONIC ns) unless cleared; 0: none */
@@ -125,10 +123,8 @@ struct conn {
 	uint32_t skip; /* then this many bytes (the rest of the frame) are dropped */
 	uint32_t sink_head; /* the bytes of the frame before its sink (header included) */
 	bool recv_sink; /* the receive in flight writes to sink */
-	struct {
-		void *addr;
-		size_t len;
-	} unmap[CONN_UNMAP_MAX]; /* conn_unmap_at_free(): a sink's, a source's */
+	void *unmap; /* conn_unmap_at_free() */
+	size_t unmap_len;
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
 };
@@ -196,8 +192,7 @@ void conn_kick(struct conn *c);
  * c->kind->connected(). */
 void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
 void conn_start_recv(struct conn *c);
-/* Nothing queued or in flight on c's output: the next bytes may come from elsewhere
- * (conn_send_from()). */
+/* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
 bool conn_idle_out(const struct conn *c);
 /* From a kind's head(): the frame's next len bytes go to dst, which stays valid until
  * sunk() or, if c closes first, until conn_unmap_at_free() lets it go (a receive into it
@@ -205,12 +200,15 @@ bool conn_idle_out(const struct conn *c);
  * much, for sinking() to see the first bytes before a large receive has all come. */
 void conn_sink(struct conn *c, void *dst, uint64_t len, uint32_t first);
 /* Unmaps [addr, addr + len) once no operation of c is in flight (when c is freed): for the
- * memory of a sink given up while c closes, or of a conn_send_from() source. */
+ * memory of a sink given up while c closes. */
 void conn_unmap_at_free(struct conn *c, void *addr, size_t len);
-/* Sends the len bytes at buf (which stay valid until it completes, or until c is freed:
- * conn_unmap_at_free()) as the stream's next bytes, once c's output is idle
- * (conn_idle_out()); frames queued meanwhile wait for it.  Completes with
- * c->kind->sent_from(c, bytes sent or -errno): all of them unless the socket failed. */
-void conn_send_from(struct conn *c, const void *buf, unsigned len);
+/* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
+ * completes with c->kind->spliced(). */
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);
+/* Both stages through pipe p at once: len bytes of fd_in (at off_in) into p[1], linked to
+ * p[0] -> fd_out, in one submission: two completions, in order (the second -ECANCELED
+ * when the first moved less than len). */
+void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[2], int fd_out,
+			 unsigned len);
 
 #endif

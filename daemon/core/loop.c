@@ -37,8 +37,8 @@
 #include "core/conn.h"
 #include "core/log.h"
 
-/* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SEND_FROM (objects streamed from
- * their mapping, xfer.c); user_data 0 is a linked timeout whose completion needs nothing.
+/* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SPLICE (objects streamed from a
+ * memfd, xfer.c); user_data 0 is a linked timeout whose completion needs nothing.
  * Connections and listeners come from calloc(), 16-byte aligned: four low bits are free. */
 enum op {
 	OP_ACCEPT = 1,
@@ -48,7 +48,7 @@ enum op {
 	OP_POLL = 5, /* a loop_watch's poll */
 	OP_EVENT = 6, /* the eventfd of krayd's spill thread (loop_on_event()) */
 	OP_CONNECT = 7,
-	OP_SEND_FROM = 8
+	OP_SPLICE = 8
 };
 
 struct listener {
@@ -398,8 +398,8 @@ static void arm_send(struct conn *c)
 	unsigned nf = 0;
 	struct kbuf t;
 
-	if (c->send_armed || c->closed || c->sending_from)
-		return; /* (conn_send_from() writes the stream's next bytes: frames wait) */
+	if (c->send_armed || c->closed || c->splicing)
+		return; /* (a splice writes the stream's next bytes: frames wait for it) */
 	if (!kbuf_pending(&c->sending)) {
 		if (!kbuf_pending(&c->out))
 			return;
@@ -465,9 +465,8 @@ static void conn_free(struct conn *c)
 	d->loop.buf_bytes -= c->acct;
 	d->loop.freed_bytes += c->in.cap + c->out.cap + c->sending.cap;
 	close(c->fd);
-	for (unsigned i = 0; i < CONN_UNMAP_MAX; i++)
-		if (c->unmap[i].addr)
-			munmap(c->unmap[i].addr, c->unmap[i].len);
+	if (c->unmap)
+		munmap(c->unmap, c->unmap_len);
 	kbuf_free(&c->in);
 	kbuf_free(&c->out);
 	kbuf_free(&c->sending);
@@ -656,18 +655,34 @@ void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int 
 
 bool conn_idle_out(const struct conn *c)
 {
-	return !c->send_armed && !c->sending_from && !kbuf_pending(&c->sending) &&
+	return !c->send_armed && !c->splicing && !kbuf_pending(&c->sending) &&
 	       !kbuf_pending(&c->out);
 }
 
-void conn_send_from(struct conn *c, const void *buf, unsigned len)
+void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len)
 {
 	struct io_uring_sqe *sqe = get_sqe(c->d);
 
-	/* MSG_WAITALL: io_uring sends the rest itself as the socket drains, one completion. */
-	io_uring_prep_send(sqe, c->fd, buf, len, MSG_WAITALL | MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SEND_FROM);
-	c->sending_from++;
+	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, -1, len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	c->splicing++;
+	c->ops++;
+}
+
+void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[2], int fd_out,
+			 unsigned len)
+{
+	struct io_uring_sqe *sqe;
+
+	/* Both SQEs in the same submission: make room for two first. */
+	if (io_uring_sq_space_left(c->d->ring) < 2)
+		io_uring_submit(c->d->ring);
+	sqe = get_sqe(c->d);
+	io_uring_prep_splice(sqe, fd_in, off_in, p[1], -1, len, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	sqe->flags |= IOSQE_IO_LINK;
+	conn_splice(c, p[0], -1, fd_out, len);
+	c->splicing++;
 	c->ops++;
 }
 
@@ -682,19 +697,14 @@ void conn_unmap_at_free(struct conn *c, void *addr, size_t len)
 {
 	c->sink = NULL;
 	c->sink_left = 0;
-	if ((!c->recv_armed || !c->recv_sink) && !c->sending_from) {
+	if (!c->recv_armed || !c->recv_sink) {
 		munmap(addr, len);
 		return;
 	}
-	for (unsigned i = 0; i < CONN_UNMAP_MAX; i++) {
-		if (!c->unmap[i].addr) {
-			c->unmap[i].addr = addr;
-			c->unmap[i].len = len;
-			return;
-		}
-	}
-	/* (a sink's and a source's at most: cannot happen) */
-	log_warn("connection %u: a mapping left mapped at its close", c->id);
+	if (c->unmap)
+		munmap(c->unmap, c->unmap_len); /* (one sink at a time: cannot happen) */
+	c->unmap = addr;
+	c->unmap_len = len;
 }
 
 void conn_start_recv(struct conn *c)
@@ -971,11 +981,11 @@ static void handle_cqe(struct krayd *d, struct io_uring_cqe *cqe)
 		c->ops--;
 		c->kind->connected(c, cqe->res);
 		break;
-	case OP_SEND_FROM:
+	case OP_SPLICE:
 		c->ops--;
-		c->sending_from--;
+		c->splicing--;
 		if (!c->closed)
-			c->kind->sent_from(c, cqe->res);
+			c->kind->spliced(c, cqe->res);
 		break;
 	case OP_SIGNAL:
 		on_signal(d, cqe->res);

@@ -64,9 +64,9 @@ static int fresh(uint64_t size)
  * Allocates and zeroes every page of fd (in huge pages with huge, where shmem allows),
  * POOL_SLICE bytes per madvise().  MADV_POPULATE_WRITE holds the process's mmap lock for
  * as long as it runs, and clearing memory the hypervisor took back runs at 0.4-1 GB/s on
- * our VMs (KERNEL-FACTS.md): one call for a 1 GiB memfd kept every mmap and munmap of the
- * loop (a node link mapping the object it receives or sends) waiting for a second or
- * more.  In slices the loop waits for one at most.
+ * our VMs (docs/cluster.md "Transfer speed"): one call for a 1 GiB memfd could keep every
+ * mmap and munmap of the loop (a node link mapping the object it receives) waiting for
+ * 1-2.5 s.  In slices the loop waits for one at most.
  */
 #define POOL_SLICE (2ul << 20)
 
