@@ -620,23 +620,31 @@ static void rx_lazy_put(struct link *l, uint64_t off, const uint8_t *src, uint32
 }
 
 /* Lazy readers get a chunk's pages as they come, in steps of this much at least (each a
- * UFFDIO_COPY, the lock and a wake, and a reader at the stream's head waits for each): the
- * object's first bytes in a small step (its time to first byte), the rest in larger ones (a
- * reader that keeps up with the stream wakes less often). */
-#define LAZY_STEP_FIRST (64u << 10)
+ * UFFDIO_COPY, the lock and a wake, and a reader at the stream's head waits for each): in a
+ * chunk where a reader may wait (the object's first, one asked for first) the first
+ * LAZY_STEP_FIRST alone (its time to first byte: the reader waiting there wakes before the
+ * rest received with it is copied), then steps of LAZY_STEP_NEAR; in the others larger
+ * ones (a reader that keeps up with the stream wakes less often). */
+#define LAZY_STEP_FIRST (16u << 10)
+#define LAZY_STEP_NEAR (64u << 10)
 #define LAZY_STEP (1u << 20)
 
 void xfer_chunk_sinking(struct link *l)
 {
 	uint32_t in;
+	bool near = !(l->rx.off && l->rx.off == l->rx.next);
 
 	if (!l->rx.lazy || !l->rx.map)
 		return;
 	in = (uint32_t)((l->rx.chunk - l->c->sink_left) & ~4095ull);
-	/* (a chunk asked for first starts small too: a reader waits at it) */
-	if (in <
-	    l->rx.lazy_put + (l->rx.off && l->rx.off == l->rx.next ? LAZY_STEP : LAZY_STEP_FIRST))
+	if (near && !l->rx.lazy_put && in >= LAZY_STEP_FIRST) {
+		rx_lazy_put(l, l->rx.off, l->rx.map + l->rx.off, LAZY_STEP_FIRST);
+		l->rx.lazy_put = LAZY_STEP_FIRST;
+		if (in - LAZY_STEP_FIRST < LAZY_STEP_NEAR)
+			return;
+	} else if (in < l->rx.lazy_put + (near ? LAZY_STEP_NEAR : LAZY_STEP)) {
 		return;
+	}
 	rx_lazy_put(l, l->rx.off + l->rx.lazy_put, l->rx.map + l->rx.off + l->rx.lazy_put,
 		    in - l->rx.lazy_put);
 	l->rx.lazy_put = in;
@@ -834,7 +842,10 @@ int xfer_chunk_head(struct link *l, const struct kray_frame_hdr *h, const uint8_
 	if (r || !l->rx.map)
 		return r; /* (a chunk to drop comes whole: xfer_on_chunk()) */
 	l->rx.chunk = m.len;
-	conn_sink(l->c, l->rx.map + m.offset, m.len);
+	/* A lazy reader may wait at a chunk that jumps the stream (the object's first, one
+	 * asked for first): its first step comes in a receive of its own. */
+	conn_sink(l->c, l->rx.map + m.offset, m.len,
+		  l->rx.lazy && !(m.offset && m.offset == l->rx.next) ? LAZY_STEP_FIRST : 0);
 	return sizeof(m);
 }
 

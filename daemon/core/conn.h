@@ -119,6 +119,7 @@ struct conn {
 	uint32_t rasked; /* what the receive in flight asked for */
 	uint8_t *sink; /* conn_sink(): the stream's next sink_left bytes go here */
 	uint64_t sink_left;
+	uint32_t sink_first; /* the next receive into it asks for at most this (0: no limit) */
 	uint32_t skip; /* then this many bytes (the rest of the frame) are dropped */
 	uint32_t sink_head; /* the bytes of the frame before its sink (header included) */
 	bool recv_sink; /* the receive in flight writes to sink */
@@ -195,8 +196,9 @@ void conn_start_recv(struct conn *c);
 bool conn_idle_out(const struct conn *c);
 /* From a kind's head(): the frame's next len bytes go to dst, which stays valid until
  * sunk() or, if c closes first, until conn_unmap_at_free() lets it go (a receive into it
- * may be in flight). */
-void conn_sink(struct conn *c, void *dst, uint64_t len);
+ * may be in flight).  first (0: none): the first receive into it asks for at most this
+ * much, for sinking() to see the first bytes before a large receive has all come. */
+void conn_sink(struct conn *c, void *dst, uint64_t len, uint32_t first);
 /* Unmaps [addr, addr + len) once no operation of c is in flight (when c is freed): for the
  * memory of a sink given up while c closes. */
 void conn_unmap_at_free(struct conn *c, void *addr, size_t len);

@@ -289,6 +289,9 @@ static void arm_recv(struct conn *c)
 		/* Straight into the kind's memory: what one receive takes is what the socket
 		 * holds (at most SINK_RECV_MAX), so a turn of the loop stays short. */
 		c->rasked = c->sink_left < SINK_RECV_MAX ? (uint32_t)c->sink_left : SINK_RECV_MAX;
+		if (c->sink_first && c->sink_first < c->rasked)
+			c->rasked = c->sink_first; /* (the kind wants the first bytes early) */
+		c->sink_first = 0;
 		sqe = get_sqe(c->d);
 		io_uring_prep_recv(sqe, c->fd, c->sink, c->rasked, 0);
 		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
@@ -683,10 +686,11 @@ void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[
 	c->ops++;
 }
 
-void conn_sink(struct conn *c, void *dst, uint64_t len)
+void conn_sink(struct conn *c, void *dst, uint64_t len, uint32_t first)
 {
 	c->sink = dst;
 	c->sink_left = len;
+	c->sink_first = first;
 }
 
 void conn_unmap_at_free(struct conn *c, void *addr, size_t len)
@@ -720,8 +724,11 @@ static bool sink_fill(struct conn *c)
 	kbuf_consume(&c->in, n);
 	c->sink += n;
 	c->sink_left -= n;
-	if (c->sink_left)
+	if (c->sink_left) {
+		if (n && c->kind->sinking)
+			c->kind->sinking(c); /* (what came with the frame's head) */
 		return true;
+	}
 	c->sink = NULL;
 	c->kind->sunk(c);
 	return false;
