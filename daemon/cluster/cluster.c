@@ -18,6 +18,7 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/store.h"
 #include "core/conn.h"
 #include "core/task.h"
 #include "core/actor.h"
@@ -315,6 +316,8 @@ void cluster_describe(struct krayd *d, struct kbuf *b)
 		     "other nodes\n",
 		     (unsigned long long)d->cl->ranges_asked,
 		     (unsigned long long)d->cl->ranges_served);
+	kbuf_put(b, line, (size_t)n);
+	n = store_lazy_describe(d, line, sizeof(line));
 	kbuf_put(b, line, (size_t)n);
 	for (unsigned i = 0; i < sizeof(d->cl->bytes) / sizeof(d->cl->bytes[0]); i++) {
 		if (!d->cl->bytes[i].node)

@@ -28,13 +28,17 @@
  */
 #define SEAL_TRIES 5
 
-static int add_seals(int fd)
+static int add_seals(int fd, bool lazy_readers)
 {
 	struct timespec ms = { 0, 1000000 };
 
 	for (int i = 0;; i++) {
 		if (!fcntl(fd, F_ADD_SEALS, STORE_SEALS))
 			return 0;
+		/* Lazy readers map it in MINOR mode (their mappings count as writable): sealed
+		 * against any write from now on, and for good when they let go (store_lazy.c). */
+		if (errno == EBUSY && lazy_readers)
+			return fcntl(fd, F_ADD_SEALS, STORE_SEALS_FUTURE);
 		if (errno != EBUSY || i + 1 == SEAL_TRIES)
 			return -1;
 		nanosleep(&ms, NULL);
@@ -113,7 +117,8 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 	if (!o || o->writer != c || o->state != OBJ_PENDING)
 		return -ENOENT;
 	o->writer = NULL;
-	if (add_seals(o->fd) || fstat(o->fd, &st) || (uint64_t)st.st_size < o->size) {
+	if (add_seals(o->fd, o->lazy && store_lazy_in_place(o->lazy)) || fstat(o->fd, &st) ||
+	    (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
 			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
 		d->st.store_bytes -= o->size;

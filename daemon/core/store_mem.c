@@ -396,7 +396,7 @@ void store_unlazy(struct krayd *d, struct obj *o)
 {
 	if (!o->lazy)
 		return;
-	d->st.store_bytes -= store_lazy_size(o->lazy); /* (o->size is 0 for an aborted copy) */
+	d->st.store_bytes -= store_lazy_room(o->lazy); /* (o->size is 0 for an aborted copy) */
 	store_lazy_detach(d, o->lazy);
 	o->lazy = NULL;
 }

@@ -118,23 +118,42 @@ static int make_remote(kray *k, const char *res, int64_t seed, int n, kray_ref *
 	return 0;
 }
 
-/* Whether p is in a mapping of a lazy memfd ("/memfd:kray-lazy"). */
-static bool lazily_mapped(const void *p)
+/* How the mapping that holds p is made: its memfd is a separate lazy one ("kray-lazy":
+ * MISSING mode, filled with UFFDIO_COPY), and it is registered with a userfaultfd for
+ * missing faults ("um" in its VmFlags) and for minor ones ("ui": MINOR mode, the object's
+ * own memfd). */
+struct mapping_kind {
+	bool lazy_memfd, uffd_missing, uffd_minor;
+};
+
+static struct mapping_kind mapping_of(const void *p)
 {
-	FILE *f = fopen("/proc/self/maps", "r");
+	FILE *f = fopen("/proc/self/smaps", "r");
+	struct mapping_kind m = { 0 };
 	char line[512];
-	bool lazy = false;
+	bool in = false;
 
 	cr_assert_not_null(f);
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo &&
-		    (uintptr_t)p < hi)
-			lazy = strstr(line, "kray-lazy") != NULL;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			if (in)
+				m.lazy_memfd = strstr(line, "kray-lazy") != NULL;
+		} else if (in && !strncmp(line, "VmFlags:", 8)) {
+			m.uffd_missing = strstr(line, " um") != NULL;
+			m.uffd_minor = strstr(line, " ui") != NULL;
+		}
 	}
 	fclose(f);
-	return lazy;
+	return m;
+}
+
+/* Whether p is in a lazy mapping: one registered with the userfaultfd (either mode). */
+static bool lazily_mapped(const void *p)
+{
+	return mapping_of(p).uffd_missing;
 }
 
 /* Whether the page at p is in memory (for a lazy memfd: whether it came already). */
