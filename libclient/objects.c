@@ -283,9 +283,13 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	void *p;
 
 	/* An object that lazy readers still map in MINOR mode is sealed against writes from
-	 * now on (F_SEAL_FUTURE_WRITE): F_SEAL_WRITE waits for their mappings to go. */
+	 * now on (F_SEAL_FUTURE_WRITE), and F_SEAL_WRITE and F_SEAL_SEAL wait for their
+	 * mappings to go (krayd adds them then): FUTURE_WRITE|SHRINK|GROW with the seals still
+	 * open is krayd's seal in progress.  A memfd whose seals are closed without
+	 * F_SEAL_WRITE is refused. */
 	if (!lazy && (seals < 0 || ((seals & ALL_SEALS) != ALL_SEALS &&
-				    (seals & FUTURE_SEALS) != FUTURE_SEALS))) {
+				    ((seals & FUTURE_SEALS) != FUTURE_SEALS ||
+				     (seals & F_SEAL_SEAL))))) {
 		*ret_why = "its memfd is not sealed";
 		return NULL;
 	}
