@@ -297,6 +297,8 @@ void cluster_describe(struct krayd *d, struct kbuf *b)
 	int n;
 
 	node_describe(d, b);
+	n = store_lazy_describe(d, line, sizeof(line)); /* (a node alone too: lazy restores) */
+	kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	if (!d->cl)
 		return;
 	n = snprintf(line, sizeof(line),
@@ -316,8 +318,6 @@ void cluster_describe(struct krayd *d, struct kbuf *b)
 		     "other nodes\n",
 		     (unsigned long long)d->cl->ranges_asked,
 		     (unsigned long long)d->cl->ranges_served);
-	kbuf_put(b, line, (size_t)n);
-	n = store_lazy_describe(d, line, sizeof(line));
 	kbuf_put(b, line, (size_t)n);
 	for (unsigned i = 0; i < sizeof(d->cl->bytes) / sizeof(d->cl->bytes[0]); i++) {
 		if (!d->cl->bytes[i].node)

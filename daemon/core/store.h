@@ -198,7 +198,7 @@ void store_lazy_stop(struct krayd *d);
 /* c's GET named its userfaultfd (number + 1; 0: none): krayd takes a copy, once. */
 void store_lazy_conn(struct conn *c, uint32_t uffd_no);
 /* A lazy memfd for spilled o (its spill file at path), or NULL (the eager path then). */
-struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path);
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path, bool minor);
 int store_lazy_fd(const struct lazy *lz);
 uint64_t store_lazy_size(const struct lazy *lz);
 /* Whether c may map lz: a memfd in MINOR mode only for a reader whose userfaultfd has minor

@@ -152,7 +152,10 @@ static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t e
 	off = p0 * 4096;
 	end = p1 * 4096 < lz->size ? p1 * 4096 : lz->size;
 	len = end - off;
-	buf = z->bounce + off % LAZY_CHUNK;
+	/* MINOR mode: read straight into the memfd (no bounce, no UFFDIO_COPY): readers see
+	 * the pages only once they are marked in and resolved.  (Pages of the run that are
+	 * in already are read again: the same bytes.) */
+	buf = lz->minor ? (uint8_t *)lz->map + off : z->bounce + off % LAZY_CHUNK;
 	pthread_mutex_unlock(&z->lock);
 	while (done < len) {
 		n = pread(lz->spill, buf + done, len - done, (off_t)(off + done));
@@ -164,8 +167,9 @@ static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t e
 		}
 		done += (uint64_t)n;
 	}
-	memset(buf + len, 0, p1 * 4096 - end); /* the tail of the last page */
-	for (uint64_t p = p0, q; done == len && !err && p < p1; p = q) {
+	if (!lz->minor)
+		memset(buf + len, 0, p1 * 4096 - end); /* the tail of the last page */
+	for (uint64_t p = p0, q; done == len && !err && !lz->minor && p < p1; p = q) {
 		for (q = p; q < p1 && lazy_have(lz, q) == lazy_have(lz, p); q++)
 			;
 		if (!lazy_have(lz, p))
@@ -897,7 +901,7 @@ void store_lazy_conn(struct conn *c, uint32_t uffd_no)
 	wake_thread(z);
 }
 
-struct lazy *lazy_make(struct lazyd *z, uint64_t size)
+struct lazy *lazy_make(struct lazyd *z, uint64_t size, bool minor)
 {
 	struct lazy *lz = calloc(1, sizeof(*lz));
 
@@ -916,6 +920,14 @@ struct lazy *lazy_make(struct lazyd *z, uint64_t size)
 	if (lz->map == MAP_FAILED) {
 		lz->map = NULL;
 		goto err;
+	}
+	if (minor) {
+		/* MINOR mode: krayd's mapping is a plain one, read into straight from the file;
+		 * a reader sees a page only once it is in and resolved (UFFDIO_CONTINUE), so it
+		 * may be a huge page (thp). */
+		madvise(lz->map, size, MADV_HUGEPAGE);
+		lz->minor = lz->room = true;
+		return lz;
 	}
 	/* Missing pages of krayd's own mapping are filled by UFFDIO_COPY only (krayd never
 	 * touches them): see the top of this file. */
@@ -946,7 +958,7 @@ void lazy_link(struct lazyd *z, struct lazy *lz)
 	pthread_mutex_unlock(&z->lock);
 }
 
-struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path, bool minor)
 {
 	struct lazyd *z = d->lazy;
 	struct lazy *lz;
@@ -956,7 +968,9 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 	/* (the eager restore says what is wrong with the file) */
 	if (spill < 0)
 		return NULL;
-	if (fstat(spill, &st) || (uint64_t)st.st_size != o->size || !(lz = lazy_make(z, o->size))) {
+	minor = minor && z->minor;
+	if (fstat(spill, &st) || (uint64_t)st.st_size != o->size ||
+	    !(lz = lazy_make(z, o->size, minor))) {
 		close(spill);
 		return NULL;
 	}
@@ -966,6 +980,12 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 	posix_fadvise(lz->spill, 0, 0, POSIX_FADV_RANDOM);
 	lz->o = o;
 	lazy_link(z, lz);
+	pthread_mutex_lock(&z->lock);
+	if (minor)
+		z->spill_minor++;
+	else
+		z->spill_missing++;
+	pthread_mutex_unlock(&z->lock);
 	return lz;
 }
 
@@ -1002,19 +1022,25 @@ bool store_lazy_in_place(const struct lazy *lz)
 int store_lazy_describe(struct krayd *d, char *buf, size_t len)
 {
 	struct lazyd *z = d->lazy;
-	uint64_t mi = 0, mc = 0;
+	uint64_t mi = 0, mc = 0, ns = 0, puts = 0, si = 0, sc = 0;
 
 	if (z) {
 		pthread_mutex_lock(&z->lock);
 		mi = z->net_minor;
 		mc = z->net_missing;
+		ns = z->net_put_ns;
+		puts = z->net_puts;
+		si = z->spill_minor;
+		sc = z->spill_missing;
 		pthread_mutex_unlock(&z->lock);
 	}
 	return snprintf(buf, len,
 			"lazy gets from other nodes: mode %s; %llu in place (MINOR), %llu through "
-			"a second memfd (MISSING)\n",
+			"a second memfd (MISSING); the loop's puts: %llu, %.3f ms; lazy restores: "
+			"%llu MINOR, %llu MISSING\n",
 			!z ? "off" : z->minor ? "minor" : "missing", (unsigned long long)mi,
-			(unsigned long long)mc);
+			(unsigned long long)mc, (unsigned long long)puts, (double)ns / 1e6,
+			(unsigned long long)si, (unsigned long long)sc);
 }
 
 int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,

@@ -41,7 +41,8 @@ struct lazy {
 	 * UFFDIO_CONTINUE over the pages that are in.  Only readers whose userfaultfd has
 	 * minor faults map it (store_lazy_takes()). */
 	bool minor;
-	bool room; /* minor: its memfd is counted in the store (it is not the object's any more) */
+	bool room; /* minor: its memfd is counted in the store (a lazy restore's; or a net one's
+		    * that is not the object's any more) */
 	uint64_t ino; /* minor: memfd's inode (a source fd with the same one is in place) */
 	/* net: the object's id; per KRAY_CHUNK of the transfer, whether a reader's fault asked
 	 * for it first; and those chunks (their numbers) for the loop to ask the sender for
@@ -84,6 +85,8 @@ struct lazyd {
 	bool minor_kernel; /* the kernel has shmem minor faults (UFFD_FEATURE_MINOR_SHMEM) */
 	bool minor; /* and lazy-minor = auto: net lazy memfds in MINOR mode */
 	uint64_t net_minor, net_missing; /* net lazy memfds made in MINOR / MISSING mode */
+	uint64_t spill_minor, spill_missing; /* and lazy restores */
+	uint64_t net_put_ns, net_puts; /* the loop's time in store_lazy_net_put(), and calls */
 	bool kick_loop; /* a net lazy memfd has chunks to ask for: the loop is woken */
 	struct lz_conn *conns;
 	struct lazy *all;
@@ -101,7 +104,7 @@ static inline bool lazy_have(const struct lazy *lz, uint64_t page)
 int lazy_put_pages(struct lazyd *z, char *dst, const uint8_t *src, uint64_t len);
 /* A lazy memfd of size bytes, mapped by krayd and registered with its userfaultfd; not
  * linked yet (lazy_link()).  NULL on failure. */
-struct lazy *lazy_make(struct lazyd *z, uint64_t size);
+struct lazy *lazy_make(struct lazyd *z, uint64_t size, bool minor);
 /* lz joins z->all: the thread serves its readers' faults from now on. */
 void lazy_link(struct lazyd *z, struct lazy *lz);
 /* Wakes the faults of every reader of lz in [off, end) (object offsets).  Locked. */

@@ -51,6 +51,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/krayd.h"
@@ -61,7 +62,7 @@
 struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint64_t size)
 {
 	uint8_t *asked = d->lazy ? calloc((size + KRAY_CHUNK - 1) / KRAY_CHUNK, 1) : NULL;
-	struct lazy *lz = asked ? lazy_make(d->lazy, size) : NULL;
+	struct lazy *lz = asked ? lazy_make(d->lazy, size, false) : NULL;
 
 	if (!lz) {
 		free(asked);
@@ -246,9 +247,11 @@ int store_lazy_net_put(struct krayd *d, struct lazy *lz, int srcfd, uint64_t off
 	struct lazyd *z = d->lazy;
 	uint64_t end = off + len, p0 = off / 4096, p1 = (end + 4095) / 4096, room = 0;
 	bool in_place = false;
+	struct timespec t0, t1;
 	uint32_t c0, c1;
 	int err = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((off & 4095) || end > lz->size || (end % 4096 && end != lz->size))
 		return -EINVAL;
 	if (lz->broken || (!lz->map && !lz->minor))
@@ -298,6 +301,10 @@ int store_lazy_net_put(struct krayd *d, struct lazy *lz, int srcfd, uint64_t off
 		}
 	}
 	lazy_wake_readers(z, lz, p0 * 4096, p1 * 4096);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	z->net_put_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll +
+				    (t1.tv_nsec - t0.tv_nsec));
+	z->net_puts++;
 	pthread_mutex_unlock(&z->lock);
 	return 0;
 }

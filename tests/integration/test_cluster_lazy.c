@@ -124,42 +124,10 @@ static int make_remote(kray *k, const char *res, int64_t seed, int n, kray_ref *
 	return make_remote_sized(k, res, SIZE, seed, n, ret);
 }
 
-/* How the mapping that holds p is made: its memfd is a separate lazy one ("kray-lazy":
- * MISSING mode, filled with UFFDIO_COPY), and it is registered with a userfaultfd for
- * missing faults ("um" in its VmFlags) and for minor ones ("ui": MINOR mode, the object's
- * own memfd). */
-struct mapping_kind {
-	bool lazy_memfd, uffd_missing, uffd_minor;
-};
-
-static struct mapping_kind mapping_of(const void *p)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	struct mapping_kind m = { 0 };
-	char line[512];
-	bool in = false;
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-			if (in)
-				m.lazy_memfd = strstr(line, "kray-lazy") != NULL;
-		} else if (in && !strncmp(line, "VmFlags:", 8)) {
-			m.uffd_missing = strstr(line, " um") != NULL;
-			m.uffd_minor = strstr(line, " ui") != NULL;
-		}
-	}
-	fclose(f);
-	return m;
-}
-
 /* Whether p is in a lazy mapping: one registered with the userfaultfd (either mode). */
 static bool lazily_mapped(const void *p)
 {
-	return mapping_of(p).uffd_missing;
+	return harness_mapping_of(p).uffd_missing;
 }
 
 /* Whether the page at p is in memory (for a lazy memfd: whether it came already). */
@@ -538,24 +506,14 @@ Test(cluster_lazy, reader_killed_with_faults_pending)
 
 /* ---- 4. MINOR mode: the object's own memfd, no second copy ---------------------------- */
 
-/* Node 1's "lazy gets from other nodes" line: its mode, gets in place and through a copy. */
-static void mode_counters(char mode[16], uint64_t *in_place, uint64_t *copied)
+/* Node 1's lazy mode line (harness_lazy_counts()). */
+static struct harness_lazy_counts mode_counters(void)
 {
 	kray *k = harness_connect(node[0].sock);
-	unsigned long long a = 0, b = 0;
-	char *text = NULL, *p;
+	struct harness_lazy_counts c = harness_lazy_counts(k);
 
-	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
-	p = strstr(text, "lazy gets from other nodes: ");
-	cr_assert_not_null(p, "no lazy mode line in:\n%s", text);
-	cr_assert_eq(sscanf(p, "lazy gets from other nodes: mode %15[a-z]; %llu in place (MINOR), "
-			       "%llu through a second memfd",
-			    mode, &a, &b),
-		     3, "%s", p);
-	free(text);
 	harness_shutdown(k);
-	*in_place = a;
-	*copied = b;
+	return c;
 }
 
 /* The seals of the memfd mapped at p (through /proc/self/map_files), or -1. */
@@ -587,7 +545,7 @@ static int seals_at(const void *p)
 static void lazy_read_whole(kray *k, uint64_t size, int64_t seed, bool minor)
 {
 	kray_value v = { 0 };
-	struct mapping_kind m;
+	struct harness_mapping m;
 	uint64_t most = 0;
 	kray_ref r;
 	int64_t bad;
@@ -597,7 +555,7 @@ static void lazy_read_whole(kray *k, uint64_t size, int64_t seed, bool minor)
 	rc = harness_get1(k, r, 120000, &v);
 	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
 	cr_assert(v.type == KRAY_BYTES && v.len == size, "type %d, %zu bytes", v.type, v.len);
-	m = mapping_of(v.data);
+	m = harness_mapping_of(v.data);
 	cr_assert(m.uffd_missing, "%llu bytes: the get was not answered lazily",
 		  (unsigned long long)size);
 	cr_assert_eq(m.uffd_minor, minor, "%llu bytes: minor faults %s", (unsigned long long)size,
@@ -650,16 +608,15 @@ Test(cluster_lazy, minor_mode_sizes_byte_exact)
 	kray *k = cluster(2, res);
 	const uint64_t sizes[] = { 4 * MiB, 4 * MiB + 1, 6 * MiB - 1, 6 * MiB + 1, 8 * MiB - 1,
 				   64 * MiB + 1 };
-	uint64_t in_place, copied;
-	char mode[16];
+	struct harness_lazy_counts c;
 
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		lazy_read_whole(k, sizes[i], 5160 + i, true);
-	mode_counters(mode, &in_place, &copied);
-	cr_assert_str_eq(mode, "minor");
-	cr_assert_eq(in_place, sizeof(sizes) / sizeof(sizes[0]), "in place: %llu",
-		     (unsigned long long)in_place);
-	cr_assert_eq(copied, 0, "through a second memfd: %llu", (unsigned long long)copied);
+	c = mode_counters();
+	cr_assert_str_eq(c.mode, "minor");
+	cr_assert_eq(c.net_minor, sizeof(sizes) / sizeof(sizes[0]), "in place: %llu",
+		     c.net_minor);
+	cr_assert_eq(c.net_missing, 0, "through a second memfd: %llu", c.net_missing);
 	cr_assert(harness_krayd_alive(&node[0]) && harness_krayd_alive(&node[1]), "a krayd exited");
 	harness_shutdown(k);
 }
@@ -681,17 +638,16 @@ Test(cluster_lazy, minor_mode_1gib_byte_exact, .timeout = 300)
 Test(cluster_lazy, missing_mode_forced_by_env)
 {
 	const char *const res[2] = { "n1:1", "n2:1" };
+	struct harness_lazy_counts c;
 	kray *k;
-	uint64_t in_place, copied;
-	char mode[16];
 
 	setenv("KRAY_LAZY_MINOR", "0", 1);
 	k = cluster(2, res);
 	lazy_read_whole(k, 8 * MiB + 1, 5180, false);
-	mode_counters(mode, &in_place, &copied);
+	c = mode_counters();
 	unsetenv("KRAY_LAZY_MINOR");
-	cr_assert_str_eq(mode, "minor"); /* (krayd's mode: this reader could not take it) */
-	cr_assert_eq(in_place, 0, "in place: %llu", (unsigned long long)in_place);
-	cr_assert_eq(copied, 1, "through a second memfd: %llu", (unsigned long long)copied);
+	cr_assert_str_eq(c.mode, "minor"); /* (krayd's mode: this reader could not take it) */
+	cr_assert_eq(c.net_minor, 0, "in place: %llu", c.net_minor);
+	cr_assert_eq(c.net_missing, 1, "through a second memfd: %llu", c.net_missing);
 	harness_shutdown(k);
 }
