@@ -599,7 +599,7 @@ Test(lazy, head_first_puts_each_page_once, .timeout = 180)
  * reader's mapping registered for minor faults; krayd reads the file straight into the
  * memfd) unless KRAY_LAZY_MINOR=0 is in the reader's environment (MISSING mode, the
  * UFFDIO_COPY path), which krayd's counters say too. */
-static void minor_round(size_t len, bool env_off)
+static void minor_round_opts(size_t len, bool env_off, bool setting_off)
 {
 	struct harness_lazy_counts c0, c1;
 	struct harness_mapping m;
@@ -613,7 +613,18 @@ static void minor_round(size_t len, bool env_off)
 	if (!harness_have_uffd())
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	snprintf(store, sizeof(store), "%zuK", (len + len / 2) >> 10);
-	start(&h, spill, sizeof(spill), store, "auto");
+	if (setting_off) { /* lazy-minor = off: krayd keeps to MISSING mode */
+		char dir[128];
+		const char *flags[] = { "--store-size", store,	   "--pool-size",  "0",
+					"--spill-dir",	spill,	   "--lazy-minor", "off",
+					NULL };
+
+		harness_tmpdir(dir, sizeof(dir));
+		snprintf(spill, sizeof(spill), "%s/spill", dir);
+		cr_assert_eq(harness_start_krayd_opts(&h, 1, flags), 0, "krayd did not start");
+	} else {
+		start(&h, spill, sizeof(spill), store, "auto");
+	}
 	if (env_off)
 		setenv("KRAY_LAZY_MINOR", "0", 1);
 	k = harness_connect(h.sock);
@@ -626,11 +637,14 @@ static void minor_round(size_t len, bool env_off)
 	cr_assert(v.type == KRAY_BYTES && v.len == len, "type %d, %zu bytes", v.type, v.len);
 	m = harness_mapping_of(v.data);
 	cr_assert(m.uffd_missing, "%zu bytes: not mapped lazily", len);
+	/* (lazy-minor = off: the reader still registers minor faults; krayd uses MISSING) */
 	cr_assert_eq(m.uffd_minor, !env_off, "%zu bytes: minor faults %s", len,
 		     m.uffd_minor ? "registered" : "not registered");
+	env_off = env_off || setting_off; /* MISSING mode from here on */
 	bad = pattern_check(v.data, 0, len, 2100 + len);
 	cr_assert_eq(bad, -1, "%zu bytes: byte %lld differs", len, (long long)bad);
 	c1 = harness_lazy_counts(k);
+	cr_assert_str_eq(c1.mode, setting_off ? "missing" : "minor");
 	cr_assert_eq(c1.spill_minor - c0.spill_minor, env_off ? 0 : 1, "MINOR restores: %llu",
 		     c1.spill_minor - c0.spill_minor);
 	cr_assert_eq(c1.spill_missing - c0.spill_missing, env_off ? 1 : 0,
@@ -647,6 +661,11 @@ static void minor_round(size_t len, bool env_off)
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 	unsetenv("KRAY_LAZY_MINOR");
+}
+
+static void minor_round(size_t len, bool env_off)
+{
+	minor_round_opts(len, env_off, false);
 }
 
 /* Sizes around the 2 MiB chunk (the lazy minimum is 4 MiB) and one that ends mid-page. */
@@ -666,4 +685,9 @@ Test(lazy, minor_mode_1gib_byte_exact, .timeout = 300)
 Test(lazy, missing_mode_forced_by_env)
 {
 	minor_round(6 * MiB + 1, true);
+}
+
+Test(lazy, missing_mode_forced_by_setting)
+{
+	minor_round_opts(6 * MiB + 1, false, true);
 }
