@@ -488,21 +488,27 @@ static void drop_ranges_of(struct lazyd *z, struct lazy *lz)
 /* Readers of lz whose mappings take minor faults would wait forever on a page nobody
  * resolves once lz is gone: the pages that are in are mapped for them now, and what is not
  * in is poisoned (SIGBUS). */
-static void settle_minor_readers(struct lazyd *z, struct lazy *lz)
+static void settle_range(struct lazyd *z, struct lz_conn *lc, struct lz_range *rg)
 {
+	struct lazy *lz = rg->lz;
 	uint64_t last = (lz->size + 4095) / 4096;
 
+	for (uint64_t p = 0, q; p < last; p = q) {
+		for (q = p; q < last && lazy_have(lz, q) == lazy_have(lz, p); q++)
+			;
+		if (lazy_have(lz, p))
+			lazy_resolve(lc, rg->base + p * 4096, (q - p) * 4096);
+		else
+			poison(z, lc, lz, rg->base + p * 4096, (q - p) * 4096, false);
+	}
+}
+
+static void settle_minor_readers(struct lazyd *z, struct lazy *lz)
+{
 	for (struct lz_conn *lc = z->conns; lc && lz->nranges; lc = lc->next)
 		for (struct lz_range *rg = lc->ranges; rg && lc->minor && !lc->dead; rg = rg->next)
-			for (uint64_t p = 0, q; rg->lz == lz && p < last; p = q) {
-				for (q = p; q < last && lazy_have(lz, q) == lazy_have(lz, p); q++)
-					;
-				if (lazy_have(lz, p))
-					lazy_resolve(lc, rg->base + p * 4096, (q - p) * 4096);
-				else
-					poison(z, lc, lz, rg->base + p * 4096, (q - p) * 4096,
-					       false);
-			}
+			if (rg->lz == lz)
+				settle_range(z, lc, rg);
 }
 
 static void lazy_free(struct lazyd *z, struct lazy *lz)
@@ -1101,14 +1107,12 @@ void store_lazy_conn_gone(struct conn *c)
 
 		/* A process that lives on without its connection (kray_shutdown() with values
 		 * kept) gets SIGBUS, not zeros, where it touches what was never read. */
-		for (uint32_t i = 0; i < rg->lz->nchunks; i++)
-			if (rg->lz->chunk[i] != CH_FILLED)
-				lazy_poison_chunk(z, lc, rg->lz, rg->base, i, false);
-			else if (lc->minor) /* (no one resolves its minor faults from now on) */
-				lazy_resolve(lc, rg->base + (uint64_t)i * LAZY_CHUNK,
-					     rg->len - (uint64_t)i * LAZY_CHUNK < LAZY_CHUNK ?
-						     rg->len - (uint64_t)i * LAZY_CHUNK :
-						     LAZY_CHUNK);
+		if (lc->minor) /* (no one resolves its minor faults from now on) */
+			settle_range(z, lc, rg);
+		else
+			for (uint32_t i = 0; i < rg->lz->nchunks; i++)
+				if (rg->lz->chunk[i] != CH_FILLED)
+					lazy_poison_chunk(z, lc, rg->lz, rg->base, i, false);
 		lc->ranges = rg->next;
 		rg->lz->nranges--;
 		free(rg);

@@ -691,3 +691,46 @@ Test(lazy, missing_mode_forced_by_setting)
 {
 	minor_round_opts(6 * MiB + 1, false, true);
 }
+
+/* A value kept after kray_shutdown() (its connection gone): in MINOR mode every page the
+ * reader had not had mapped would fault to nobody, so krayd maps what is in for it when the
+ * connection goes and poisons the rest: the chunks filled ahead of it read back right, a
+ * chunk never read is SIGBUS, and nothing blocks. */
+Test(lazy, value_kept_after_shutdown_reads_what_came, .timeout = 60)
+{
+	const size_t len = 64 * MiB;
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	char spill[160];
+	struct harness h;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	volatile uint8_t x = 0;
+	kray *k;
+
+	if (!harness_have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "96M", "auto");
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 1600, &a);
+	create_pattern(k, len, 1601, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	cr_assert(harness_mapping_of(v.data).uffd_minor, "not mapped in MINOR mode");
+	/* Two chunks in order: the thread fills the next ones ahead, unmapped here. */
+	cr_assert_eq(((const uint8_t *)v.data)[0], pattern_byte(1600, 0), "byte 0 differs");
+	cr_assert_eq(((const uint8_t *)v.data)[2 * MiB], pattern_byte(1600, 2 * MiB),
+		     "byte 2M differs");
+	usleep(500000); /* (the fill-ahead: 8 chunks) */
+	harness_shutdown(k);
+	usleep(200000); /* (krayd learns the connection went) */
+	cr_assert_eq(((const uint8_t *)v.data)[4 * MiB + 4096], pattern_byte(1600, 4 * MiB + 4096),
+		     "a page filled ahead reads wrong after the shutdown");
+	sigaction(SIGBUS, &sa, &old);
+	if (!sigsetjmp(bus_jmp, 1))
+		x = ((const volatile uint8_t *)v.data)[len - 1];
+	sigaction(SIGBUS, &old, NULL);
+	cr_assert(bus_seen, "a page never read gave %u after the shutdown, not SIGBUS", x);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
+	harness_stop_krayd(&h);
+}
