@@ -287,9 +287,9 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	 * mappings to go (krayd adds them then): FUTURE_WRITE|SHRINK|GROW with the seals still
 	 * open is krayd's seal in progress.  A memfd whose seals are closed without
 	 * F_SEAL_WRITE is refused. */
-	if (!lazy && (seals < 0 || ((seals & ALL_SEALS) != ALL_SEALS &&
-				    ((seals & FUTURE_SEALS) != FUTURE_SEALS ||
-				     (seals & F_SEAL_SEAL))))) {
+	if (!lazy &&
+	    (seals < 0 || ((seals & ALL_SEALS) != ALL_SEALS &&
+			   ((seals & FUTURE_SEALS) != FUTURE_SEALS || (seals & F_SEAL_SEAL))))) {
 		*ret_why = "its memfd is not sealed";
 		return NULL;
 	}

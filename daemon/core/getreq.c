@@ -125,7 +125,8 @@ bool get_lazy_minor_ok(struct krayd *d, struct obj *o)
 {
 	(void)d;
 	for (const struct dep *dep = o->deps; dep; dep = dep->next)
-		if (takes_lazily(dep, o) && !store_conn_lazy_minor(((struct getreq *)dep->arg)->conn))
+		if (takes_lazily(dep, o) &&
+		    !store_conn_lazy_minor(((struct getreq *)dep->arg)->conn))
 			return false;
 	return true;
 }

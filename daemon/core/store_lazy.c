@@ -525,8 +525,8 @@ static void lazy_free(struct lazyd *z, struct lazy *lz)
 	/* The object's own memfd (MINOR mode), sealed against future writes only while lazy
 	 * readers mapped it: sealed for good now that they are gone (EBUSY: a reader still
 	 * maps it after all; it stays F_SEAL_FUTURE_WRITE). */
-	if (lz->minor && !lz->room && lz->memfd >= 0 && !lz->broken &&
-	    lz->nfilled == lz->nchunks && fcntl(lz->memfd, F_GET_SEALS) >= 0 &&
+	if (lz->minor && !lz->room && lz->memfd >= 0 && !lz->broken && lz->nfilled == lz->nchunks &&
+	    fcntl(lz->memfd, F_GET_SEALS) >= 0 &&
 	    (fcntl(lz->memfd, F_GET_SEALS) & F_SEAL_FUTURE_WRITE) &&
 	    !(fcntl(lz->memfd, F_GET_SEALS) & F_SEAL_SEAL) &&
 	    fcntl(lz->memfd, F_ADD_SEALS, STORE_SEALS) && errno != EBUSY)
@@ -603,7 +603,8 @@ static bool background(struct lazyd *z, struct krayd *d)
 				for (struct lz_range *rg = lc->ranges; rg; rg = rg->next)
 					for (uint32_t i = 0; rg->lz == lz && i < lz->nchunks; i++)
 						if (lz->chunk[i] != CH_FILLED)
-							lazy_poison_chunk(z, lc, lz, rg->base, i, true);
+							lazy_poison_chunk(z, lc, lz, rg->base, i,
+									  true);
 		lazy_free(z, lz); /* whole (or failed) and nobody waits on the thread for it */
 	}
 	if (kick)
@@ -743,7 +744,7 @@ int store_lazy_start(struct krayd *d)
 	}
 	log_info("lazy restore on: spilled objects are read back as they are touched; lazy gets "
 		 "from other nodes in %s",
-		 z->minor ? "MINOR mode (the object's own memfd, UFFDIO_CONTINUE)" :
+		 z->minor	 ? "MINOR mode (the object's own memfd, UFFDIO_CONTINUE)" :
 		 z->minor_kernel ? "MISSING mode (a second memfd: lazy-minor = off)" :
 				   "MISSING mode (a second memfd: no shmem minor faults)");
 	return 0;
@@ -1044,9 +1045,11 @@ int store_lazy_describe(struct krayd *d, char *buf, size_t len)
 			"lazy gets from other nodes: mode %s; %llu in place (MINOR), %llu through "
 			"a second memfd (MISSING); the loop's puts: %llu, %.3f ms; lazy restores: "
 			"%llu MINOR, %llu MISSING\n",
-			!z ? "off" : z->minor ? "minor" : "missing", (unsigned long long)mi,
-			(unsigned long long)mc, (unsigned long long)puts, (double)ns / 1e6,
-			(unsigned long long)si, (unsigned long long)sc);
+			!z	 ? "off" :
+			z->minor ? "minor" :
+				   "missing",
+			(unsigned long long)mi, (unsigned long long)mc, (unsigned long long)puts,
+			(double)ns / 1e6, (unsigned long long)si, (unsigned long long)sc);
 }
 
 int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,

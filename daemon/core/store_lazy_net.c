@@ -302,8 +302,8 @@ int store_lazy_net_put(struct krayd *d, struct lazy *lz, int srcfd, uint64_t off
 	}
 	lazy_wake_readers(z, lz, p0 * 4096, p1 * 4096);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	z->net_put_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll +
-				    (t1.tv_nsec - t0.tv_nsec));
+	z->net_put_ns +=
+		(uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
 	z->net_puts++;
 	pthread_mutex_unlock(&z->lock);
 	return 0;

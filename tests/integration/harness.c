@@ -737,7 +737,8 @@ struct harness_mapping harness_mapping_of(const void *p)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
 			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
 			if (in)
 				m.lazy_memfd = strstr(line, "kray-lazy") != NULL;
@@ -758,8 +759,9 @@ struct harness_lazy_counts harness_lazy_counts(kray *k)
 	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
 	p = strstr(text, "lazy gets from other nodes: ");
 	cr_assert_not_null(p, "no lazy mode line in:\n%s", text);
-	cr_assert_eq(sscanf(p, "lazy gets from other nodes: mode %15[a-z]; %llu in place (MINOR), "
-			       "%llu through a second memfd",
+	cr_assert_eq(sscanf(p,
+			    "lazy gets from other nodes: mode %15[a-z]; %llu in place (MINOR), "
+			    "%llu through a second memfd",
 			    c.mode, &c.net_minor, &c.net_missing),
 		     3, "%s", p);
 	p = strstr(p, "lazy restores: ");

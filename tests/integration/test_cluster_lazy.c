@@ -527,7 +527,8 @@ static int seals_at(const void *p)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi)
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo &&
+		    (uintptr_t)p < hi)
 			snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", lo, hi);
 	}
 	fclose(f);
@@ -573,7 +574,8 @@ static void lazy_read_whole(kray *k, uint64_t size, int64_t seed, bool minor)
 		most = st > most ? st : most;
 	}
 	if (minor)
-		cr_assert_leq(most, size, "%llu bytes: node 1 counted %llu store bytes (a copy more)",
+		cr_assert_leq(most, size,
+			      "%llu bytes: node 1 counted %llu store bytes (a copy more)",
 			      (unsigned long long)size, (unsigned long long)most);
 	else
 		cr_assert_geq(most, 2 * size, "%llu bytes: the second memfd not counted (%llu)",
@@ -606,16 +608,15 @@ Test(cluster_lazy, minor_mode_sizes_byte_exact)
 {
 	const char *const res[2] = { "n1:1", "n2:1" };
 	kray *k = cluster(2, res);
-	const uint64_t sizes[] = { 4 * MiB, 4 * MiB + 1, 6 * MiB - 1, 6 * MiB + 1, 8 * MiB - 1,
-				   64 * MiB + 1 };
+	const uint64_t sizes[] = { 4 * MiB,	4 * MiB + 1, 6 * MiB - 1,
+				   6 * MiB + 1, 8 * MiB - 1, 64 * MiB + 1 };
 	struct harness_lazy_counts c;
 
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		lazy_read_whole(k, sizes[i], 5160 + i, true);
 	c = mode_counters();
 	cr_assert_str_eq(c.mode, "minor");
-	cr_assert_eq(c.net_minor, sizeof(sizes) / sizeof(sizes[0]), "in place: %llu",
-		     c.net_minor);
+	cr_assert_eq(c.net_minor, sizeof(sizes) / sizeof(sizes[0]), "in place: %llu", c.net_minor);
 	cr_assert_eq(c.net_missing, 0, "through a second memfd: %llu", c.net_missing);
 	cr_assert(harness_krayd_alive(&node[0]) && harness_krayd_alive(&node[1]), "a krayd exited");
 	harness_shutdown(k);

@@ -615,9 +615,10 @@ static void minor_round_opts(size_t len, bool env_off, bool setting_off)
 	snprintf(store, sizeof(store), "%zuK", (len + len / 2) >> 10);
 	if (setting_off) { /* lazy-minor = off: krayd keeps to MISSING mode */
 		char dir[128];
-		const char *flags[] = { "--store-size", store,	   "--pool-size",  "0",
-					"--spill-dir",	spill,	   "--lazy-minor", "off",
-					NULL };
+		const char *flags[] = {
+			"--store-size", store,		"--pool-size", "0", "--spill-dir",
+			spill,		"--lazy-minor", "off",	       NULL
+		};
 
 		harness_tmpdir(dir, sizeof(dir));
 		snprintf(spill, sizeof(spill), "%s/spill", dir);
@@ -647,8 +648,8 @@ static void minor_round_opts(size_t len, bool env_off, bool setting_off)
 	cr_assert_str_eq(c1.mode, setting_off ? "missing" : "minor");
 	cr_assert_eq(c1.spill_minor - c0.spill_minor, env_off ? 0 : 1, "MINOR restores: %llu",
 		     c1.spill_minor - c0.spill_minor);
-	cr_assert_eq(c1.spill_missing - c0.spill_missing, env_off ? 1 : 0,
-		     "MISSING restores: %llu", c1.spill_missing - c0.spill_missing);
+	cr_assert_eq(c1.spill_missing - c0.spill_missing, env_off ? 1 : 0, "MISSING restores: %llu",
+		     c1.spill_missing - c0.spill_missing);
 	kray_value_clear(&v);
 	/* Whole, and nobody maps it lazily: the object's memory now, byte-exact. */
 	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get again: %s", kray_errmsg(k));
