@@ -86,6 +86,7 @@ struct kray {
 	int kmod_fd; /* /dev/kray for local gets (kmod.c), or -1 */
 	int uffd; /* lazy.c: this process's userfaultfd for lazy restores, or -1 */
 	pid_t uffd_pid; /* the process uffd belongs to; 0: not made yet */
+	bool uffd_minor; /* lazy.c: uffd has shmem minor faults (lazy mappings MISSING|MINOR) */
 	struct oidmap held; /* with kmod_fd: refs this process holds, counted as krayd does */
 	pid_t krayd_pid; /* a private krayd this handle started, or 0 */
 	char *private_dir;

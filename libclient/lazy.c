@@ -9,6 +9,14 @@
  * mode before anything can touch it, then announced to krayd (KRAY_MSG_LAZY_MAP).  No thread:
  * the faults are krayd's to serve.  KRAY_LAZY=0 in the environment turns it off (eager
  * restores, as with lazy-restore = off in krayd).
+ *
+ * Where the kernel has shmem minor faults, the userfaultfd asks for them
+ * (UFFD_FEATURE_MINOR_SHMEM) and every lazy mapping is registered in MISSING and MINOR mode:
+ * krayd may then hand out the object's own memfd, whose pages it writes through its own
+ * mapping, and a page in its page cache is seen by this process only once krayd has
+ * resolved the fault with UFFDIO_CONTINUE (no second copy).  krayd reads which features
+ * the userfaultfd has from its fdinfo.  KRAY_LAZY_MINOR=0 asks for MISSING mode only (krayd
+ * then hands out a separate memfd filled with UFFDIO_COPY, the path before).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,9 +56,32 @@ static pid_t self(void)
 	return self_pid;
 }
 
-static int uffd_new(void)
+#ifndef UFFD_FEATURE_MINOR_SHMEM
+#define UFFD_FEATURE_MINOR_SHMEM (1 << 10)
+#endif
+#ifndef UFFDIO_REGISTER_MODE_MINOR
+#define UFFDIO_REGISTER_MODE_MINOR ((__u64)1 << 2)
+#endif
+
+/* The API handshake of fresh userfaultfd fd, with minor faults on shmem where the kernel has
+ * them and the environment does not say KRAY_LAZY_MINOR=0 (the handshake is made once: a
+ * refused feature needs a new userfaultfd).  Returns fd, or -1 (closed). */
+static int uffd_api(int fd, bool *ret_minor)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	const char *env = getenv("KRAY_LAZY_MINOR");
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MINOR_SHMEM };
+
+	*ret_minor = false;
+	if (!(env && !strcmp(env, "0")) && !ioctl(fd, UFFDIO_API, &api)) {
+		*ret_minor = true;
+		return fd;
+	}
+	close(fd);
+	return -1;
+}
+
+static int uffd_open(void)
+{
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) { /* vm.unprivileged_userfaultfd = 0: /dev/userfaultfd may allow it */
@@ -63,7 +94,20 @@ static int uffd_new(void)
 		if (fd < 0)
 			return -1;
 	}
-	if (ioctl(fd, UFFDIO_API, &api)) {
+	return fd;
+}
+
+static int uffd_new(bool *ret_minor)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = uffd_open();
+
+	if (fd < 0)
+		return -1;
+	if (uffd_api(fd, ret_minor) >= 0)
+		return fd;
+	fd = uffd_open(); /* (MINOR refused: MISSING only) */
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api)) {
 		close(fd);
 		return -1;
 	}
@@ -79,7 +123,7 @@ uint32_t kc_lazy_uffd(struct kray *k)
 	/* A forked child shares the parent's fd but not its memory: its own, or none. */
 	if (k->uffd_pid != self()) {
 		k->uffd_pid = self();
-		k->uffd = uffd_new();
+		k->uffd = uffd_new(&k->uffd_minor);
 	}
 	return k->uffd >= 0 ? (uint32_t)k->uffd + 1 : 0;
 }
@@ -88,7 +132,8 @@ int kc_lazy_register(struct kray *k, void *addr, size_t len)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			(k->uffd_minor ? UFFDIO_REGISTER_MODE_MINOR : 0),
 	};
 
 	if (k->uffd < 0 || k->uffd_pid != self())

@@ -33,6 +33,10 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 #define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+#define FUTURE_SEALS (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 #define POPULATE_MAX (4u << 20)
 
 static const char nomem_why[] = "out of memory";
@@ -278,7 +282,14 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	size_t maplen;
 	void *p;
 
-	if (!lazy && (seals < 0 || (seals & ALL_SEALS) != ALL_SEALS)) {
+	/* An object that lazy readers still map in MINOR mode is sealed against writes from
+	 * now on (F_SEAL_FUTURE_WRITE), and F_SEAL_WRITE and F_SEAL_SEAL wait for their
+	 * mappings to go (krayd adds them then): FUTURE_WRITE|SHRINK|GROW with the seals still
+	 * open is krayd's seal in progress.  A memfd whose seals are closed without
+	 * F_SEAL_WRITE is refused. */
+	if (!lazy &&
+	    (seals < 0 || ((seals & ALL_SEALS) != ALL_SEALS &&
+			   ((seals & FUTURE_SEALS) != FUTURE_SEALS || (seals & F_SEAL_SEAL))))) {
 		*ret_why = "its memfd is not sealed";
 		return NULL;
 	}

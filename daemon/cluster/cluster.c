@@ -18,6 +18,7 @@
 
 #include "cluster/cluster.h"
 #include "core/log.h"
+#include "core/store.h"
 #include "core/conn.h"
 #include "core/task.h"
 #include "core/actor.h"
@@ -296,6 +297,8 @@ void cluster_describe(struct krayd *d, struct kbuf *b)
 	int n;
 
 	node_describe(d, b);
+	n = store_lazy_describe(d, line, sizeof(line)); /* (a node alone too: lazy restores) */
+	kbuf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	if (!d->cl)
 		return;
 	n = snprintf(line, sizeof(line),

@@ -594,13 +594,19 @@ static void rx_lazy(struct link *l, struct obj *o, uint64_t size)
 			store_lazy_net_reask(d, o->lazy);
 		return;
 	}
-	if (!d->lazy || size < STORE_LAZY_MIN || l->rx.nrefs || !get_lazy_wanted(d, o) ||
-	    store_make_room(d, size))
+	if (!d->lazy || size < STORE_LAZY_MIN || l->rx.nrefs || !get_lazy_wanted(d, o))
 		return;
-	o->lazy = store_lazy_new_net(d, &o->id, size);
+	/* MINOR mode where every reader waiting can take it: the readers map the object's
+	 * own memfd, no second copy (store_lazy_net.c). */
+	if (get_lazy_minor_ok(d, o))
+		o->lazy = store_lazy_new_net_minor(d, &o->id, size, o->fd);
+	if (!o->lazy && !store_make_room(d, size)) {
+		o->lazy = store_lazy_new_net(d, &o->id, size);
+		if (o->lazy)
+			d->st.store_bytes += size;
+	}
 	if (!o->lazy)
 		return;
-	d->st.store_bytes += size;
 	l->rx.lazy = true;
 	get_lazy_now(d, o);
 }
@@ -615,7 +621,7 @@ static void rx_lazy_put(struct link *l, uint64_t off, const uint8_t *src, uint32
 		l->rx.lazy = false;
 		return;
 	}
-	if (store_lazy_net_put(l->d, o->lazy, off, src, len))
+	if (store_lazy_net_put(l->d, o->lazy, o->fd, off, src, len))
 		store_unlazy(l->d, o); /* (its readers fail; the object still comes whole) */
 }
 

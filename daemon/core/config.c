@@ -56,6 +56,10 @@ static const struct key keys[] = {
 	{ "lazy-restore", K_AUTO, offsetof(struct config, lazy_restore), sizeof(int), 0, 0,
 	  "auto/off: a get of a spilled object maps it at once and its pages are read from "
 	  "disk on first touch (userfaultfd); off: read back whole before the reply" },
+	{ "lazy-minor", K_AUTO, offsetof(struct config, lazy_minor), sizeof(int), 0, 0,
+	  "auto/off: a lazy get of an object from another node maps the object's own memfd, "
+	  "its faults resolved with UFFDIO_CONTINUE (shmem minor faults); off: a second memfd "
+	  "filled with UFFDIO_COPY" },
 	{ "lazy-first-read", K_SIZE, offsetof(struct config, lazy_first_read), 8, 0, 0,
 	  "lazy restore: bytes around a fault read and handed to the reader first, before the "
 	  "rest of its 2M chunk (default 64K; 0: the whole chunk first)" },
@@ -404,6 +408,7 @@ static void set_defaults(struct config *cfg)
 	cfg->thp = 1;
 	cfg->lazy_restore = 1;
 	cfg->lazy_first_read = 64 << 10;
+	cfg->lazy_minor = 1;
 	snprintf(cfg->gcs_storage, sizeof(cfg->gcs_storage), "log");
 	snprintf(cfg->gcs_redis_namespace, sizeof(cfg->gcs_redis_namespace), "kray");
 	cfg->spill_thread = true;

@@ -36,6 +36,8 @@ struct config {
 	int thp; /* 1 (auto): large objects in shmem transparent huge pages where allowed */
 	int lazy_restore; /* 1 (auto): a get of a spilled object maps it at once and its pages
 			   * come from disk on first touch (store_lazy.c); 0: eager restore */
+	int lazy_minor; /* 1 (auto): lazy gets of objects from other nodes map the object's own
+			 * memfd in MINOR mode (store_lazy_net.c); 0: a second memfd (MISSING) */
 	uint64_t lazy_first_read; /* bytes around a fault filled first (0: its whole chunk) */
 	int kmod; /* 1: publish large objects in /dev/kray when the module is loaded */
 	char metrics[256]; /* HOST:PORT of the Prometheus endpoint; empty: off */

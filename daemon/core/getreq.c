@@ -108,22 +108,34 @@ static bool awaits(struct conn *c, const struct getreq *g, const struct obj *o)
 {
 	if (g->wait)
 		return o->state != OBJ_READY;
-	return store_awaited(o) && !(o->state != OBJ_READY && o->lazy && g->lazy && c->lazy);
+	return store_awaited(o) && !(o->state != OBJ_READY && o->lazy && g->lazy && c->lazy &&
+				     store_lazy_takes(o->lazy, c));
 }
 
 /* A get of g's that may take o lazily now. */
-static bool takes_lazily(const struct dep *dep)
+static bool takes_lazily(const struct dep *dep, const struct obj *o)
 {
 	const struct getreq *g = dep->arg;
 
-	return dep->ready == dep_ready && !g->done && g->lazy && g->conn && g->conn->lazy;
+	return dep->ready == dep_ready && !g->done && g->lazy && g->conn && g->conn->lazy &&
+	       (!o->lazy || store_lazy_takes(o->lazy, g->conn));
+}
+
+bool get_lazy_minor_ok(struct krayd *d, struct obj *o)
+{
+	(void)d;
+	for (const struct dep *dep = o->deps; dep; dep = dep->next)
+		if (takes_lazily(dep, o) &&
+		    !store_conn_lazy_minor(((struct getreq *)dep->arg)->conn))
+			return false;
+	return true;
 }
 
 bool get_lazy_wanted(struct krayd *d, struct obj *o)
 {
 	(void)d;
 	for (const struct dep *dep = o->deps; dep; dep = dep->next)
-		if (takes_lazily(dep))
+		if (takes_lazily(dep, o))
 			return true;
 	return false;
 }
@@ -135,7 +147,7 @@ void get_lazy_now(struct krayd *d, struct obj *o)
 		unsigned n;
 
 		for (const struct dep *dep = o->deps; dep && !g; dep = dep->next)
-			if (takes_lazily(dep))
+			if (takes_lazily(dep, o))
 				g = dep->arg;
 		if (!g)
 			return;

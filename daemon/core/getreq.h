@@ -40,6 +40,8 @@ void get_fini(struct krayd *d);
 /* Whether a get that waits for pending o could map it lazily (its connection has a
  * userfaultfd); get_lazy_now(): those gets take o now, lazily (store_lazy_net.c). */
 bool get_lazy_wanted(struct krayd *d, struct obj *o);
+/* Whether every get that would take o lazily now can map it in MINOR mode. */
+bool get_lazy_minor_ok(struct krayd *d, struct obj *o);
 void get_lazy_now(struct krayd *d, struct obj *o);
 
 #endif

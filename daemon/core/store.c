@@ -272,7 +272,7 @@ void store_send_value(struct conn *c, struct obj *o)
 	if (o->type == KRAY_WT_FD && o->spilled && o->io_err) {
 		r = o->io_err; /* its restore failed (and said why in the log): told once */
 		o->io_err = 0;
-	} else if (o->lazy && c->lazy && c->lazy_get &&
+	} else if (o->lazy && c->lazy && c->lazy_get && store_lazy_takes(o->lazy, c) &&
 		   ((o->type == KRAY_WT_FD && o->spilled) || o->state != OBJ_READY)) {
 		/* Mapped at once, and read from disk as it is touched (store_lazy.c), or filled
 		 * as it comes from another node (store_lazy_net.c). */

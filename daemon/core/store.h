@@ -106,6 +106,12 @@ void store_fire(struct krayd *d, struct obj *o);
 
 /* Every seal of a large object's memfd: immutable from then on. */
 #define STORE_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+/* An object whose own memfd lazy readers map in MINOR mode (their mappings count as
+ * writable, so F_SEAL_WRITE fails): sealed for good once they let go (store_lazy.c). */
+#define STORE_SEALS_FUTURE (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 
 /* store_mem.c: the memory of large objects (capacity, pool, LRU, spill and restore) */
 /* Spills until size more bytes fit.  Returns 0, -ENOSPC, or (with the spill thread)
@@ -176,9 +182,10 @@ void store_io_close(struct krayd *d, int fd, uint64_t size);
 /* Copies size bytes of in to out (files or memfds); stops with -ECANCELED once *cancel.
  * Returns 0 or -errno. */
 int store_io_copy(int out, int in, uint64_t size, const int *cancel);
-/* Seals a large object's memfd for good (STORE_SEALS), trying EBUSY again briefly:
- * 0 or -1 (errno). */
-int store_seal_fd(int fd);
+/* Seals a large object's memfd for good (STORE_SEALS), trying EBUSY again briefly; with
+ * lazy_readers (MINOR-mode mappings, which F_SEAL_WRITE refuses) STORE_SEALS_FUTURE for
+ * now (store_lazy.c seals it for good when they let go).  0 or -1 (errno). */
+int store_seal_fd(int fd, bool lazy_readers);
 void store_io_discard(struct sio_job *j);
 /* store_mem.c: applies a finished job to its object; the waiters to wake go on
  * d->io_fire (and d->io_orphans). */
@@ -195,12 +202,27 @@ void store_lazy_stop(struct krayd *d);
 /* c's GET named its userfaultfd (number + 1; 0: none): krayd takes a copy, once. */
 void store_lazy_conn(struct conn *c, uint32_t uffd_no);
 /* A lazy memfd for spilled o (its spill file at path), or NULL (the eager path then). */
-struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path);
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path, bool minor);
 int store_lazy_fd(const struct lazy *lz);
 uint64_t store_lazy_size(const struct lazy *lz);
+/* Whether c may map lz: a memfd in MINOR mode only for a reader whose userfaultfd has minor
+ * faults (it registers MISSING|MINOR). */
+bool store_lazy_takes(const struct lazy *lz, const struct conn *c);
+/* Whether c's userfaultfd has minor faults (its lazy mappings are MISSING|MINOR). */
+bool store_conn_lazy_minor(const struct conn *c);
+/* The bytes lz holds in the store beside its object (0 for the object's own memfd). */
+uint64_t store_lazy_room(const struct lazy *lz);
+/* Whether lz is the object's own memfd, mapped by readers in MINOR mode (its seal waits). */
+bool store_lazy_in_place(const struct lazy *lz);
+/* One line for `kray status` (the nodes part): lazy gets from other nodes by mode. */
+int store_lazy_describe(struct krayd *d, char *buf, size_t len);
 /* store_lazy_net.c: objects that come from another node, mapped lazily while they arrive.
  * A lazy memfd of size bytes filled by store_lazy_net_put(), or NULL (lazy gets off). */
 struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint64_t size);
+/* The same in MINOR mode: the readers map objfd, the object's own memfd, which the receive
+ * writes in place; NULL where MINOR mode is off (lazy-minor, the kernel, hugetlb). */
+struct lazy *store_lazy_new_net_minor(struct krayd *d, const struct kray_oid *id, uint64_t size,
+				      int objfd);
 /* The chunks that lazy readers faulted in before the stream brought them: ask() is called
  * for each (object id, its lazy memfd, the range), for the loop to ask the node that sends
  * it for that first.  The loop's (store_io_drain()), after the lazy thread kicked it. */
@@ -210,11 +232,12 @@ void store_lazy_net_asks(struct krayd *d,
 /* lz's transfer starts again (from another holder): the chunks its readers asked for and
  * that are not in are asked for again, at the loop's next drain (store_lazy_net_asks()). */
 void store_lazy_net_reask(struct krayd *d, struct lazy *lz);
-/* The len bytes at src are the object's from offset off (page-aligned; len whole pages
- * unless it ends the object): the pages of them lz lacks go in, and the faults of its
+/* The len bytes at src (srcfd's, the object's memfd) are the object's from offset off
+ * (page-aligned; len whole pages unless it ends the object): the pages of them lz lacks go
+ * in (nothing to copy when srcfd is lz's own memfd: MINOR mode), and the faults of its
  * readers there are woken.  0, or -errno (lz is lost then: store_lazy_net_fail()). */
-int store_lazy_net_put(struct krayd *d, struct lazy *lz, uint64_t off, const uint8_t *src,
-		       uint64_t len);
+int store_lazy_net_put(struct krayd *d, struct lazy *lz, int srcfd, uint64_t off,
+		       const uint8_t *src, uint64_t len);
 /* The object is whole in memfd fd: whatever lz still lacks is put in from it.  0 or -errno. */
 int store_lazy_net_fill(struct krayd *d, struct lazy *lz, int fd);
 /* lz can never be whole (why): its readers get SIGBUS where they touch it. */

@@ -57,13 +57,17 @@ struct store_io {
  */
 #define SEAL_TRIES 5
 
-int store_seal_fd(int fd)
+int store_seal_fd(int fd, bool lazy_readers)
 {
 	struct timespec ms = { 0, 1000000 };
 
 	for (int i = 0;; i++) {
 		if (!fcntl(fd, F_ADD_SEALS, STORE_SEALS))
 			return 0;
+		/* Lazy readers map it in MINOR mode (their mappings count as writable): sealed
+		 * against any write from now on, and for good when they let go (store_lazy.c). */
+		if (errno == EBUSY && lazy_readers)
+			return fcntl(fd, F_ADD_SEALS, STORE_SEALS_FUTURE);
 		if (errno != EBUSY || i + 1 == SEAL_TRIES)
 			return -1;
 		nanosleep(&ms, NULL);
@@ -165,7 +169,7 @@ static void do_restore(struct sio_job *j)
 			 (unsigned long long)st.st_size, (unsigned long long)j->size);
 	} else if ((j->res = store_io_copy(j->fd, in, j->size, NULL))) {
 		snprintf(j->why, sizeof(j->why), "reading its spill file: %s", strerror(-j->res));
-	} else if (store_seal_fd(j->fd)) {
+	} else if (store_seal_fd(j->fd, false)) {
 		j->res = -errno;
 		snprintf(j->why, sizeof(j->why), "sealing it: %s", strerror(errno));
 	}

@@ -91,7 +91,8 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 	if (!o || o->writer != c || o->state != OBJ_PENDING)
 		return -ENOENT;
 	o->writer = NULL;
-	if (store_seal_fd(o->fd) || fstat(o->fd, &st) || (uint64_t)st.st_size < o->size) {
+	if (store_seal_fd(o->fd, o->lazy && store_lazy_in_place(o->lazy)) || fstat(o->fd, &st) ||
+	    (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
 			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
 		d->st.store_bytes -= o->size;

@@ -152,7 +152,10 @@ static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t e
 	off = p0 * 4096;
 	end = p1 * 4096 < lz->size ? p1 * 4096 : lz->size;
 	len = end - off;
-	buf = z->bounce + off % LAZY_CHUNK;
+	/* MINOR mode: read straight into the memfd (no bounce, no UFFDIO_COPY): readers see
+	 * the pages only once they are marked in and resolved.  (Pages of the run that are
+	 * in already are read again: the same bytes.) */
+	buf = lz->minor ? (uint8_t *)lz->map + off : z->bounce + off % LAZY_CHUNK;
 	pthread_mutex_unlock(&z->lock);
 	while (done < len) {
 		n = pread(lz->spill, buf + done, len - done, (off_t)(off + done));
@@ -164,8 +167,9 @@ static int fill_range(struct lazyd *z, struct lazy *lz, uint64_t off, uint64_t e
 		}
 		done += (uint64_t)n;
 	}
-	memset(buf + len, 0, p1 * 4096 - end); /* the tail of the last page */
-	for (uint64_t p = p0, q; done == len && !err && p < p1; p = q) {
+	if (!lz->minor)
+		memset(buf + len, 0, p1 * 4096 - end); /* the tail of the last page */
+	for (uint64_t p = p0, q; done == len && !err && !lz->minor && p < p1; p = q) {
 		for (q = p; q < p1 && lazy_have(lz, q) == lazy_have(lz, p); q++)
 			;
 		if (!lazy_have(lz, p))
@@ -218,14 +222,17 @@ static void poison(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_
 	if (errno == EEXIST || errno == ESRCH || errno == ENOENT || !or_truncate)
 		return;
 	z->poison_ok = false;
+	if (lz->minor && !lz->room)
+		return;
 	if (ftruncate(lz->memfd, 0))
 		log_warn_ratelimited("lazy restore: cannot fail a reader: %s", strerror(errno));
 }
 
 /* Poisons what reader lc (its range of lz at base) lacks of chunk i: each run of pages not
- * in (a present page would refuse it: EEXIST). */
-static void poison_chunk(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_t base,
-			 uint32_t i, bool or_truncate)
+ * in (a present page would refuse it: EEXIST).  A memfd that is the object's own (MINOR
+ * mode) is never truncated. */
+void lazy_poison_chunk(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_t base,
+		       uint32_t i, bool or_truncate)
 {
 	uint64_t p0 = (uint64_t)i * (LAZY_CHUNK / 4096), p1 = p0 + LAZY_CHUNK / 4096;
 	uint64_t last = (lz->size + 4095) / 4096;
@@ -248,6 +255,60 @@ void lazy_wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len)
 	if (ioctl(lc->uffd, UFFDIO_WAKE, &r) && errno != ESRCH && errno != ENOENT &&
 	    errno != EINVAL)
 		log_warn_ratelimited("lazy restore: UFFDIO_WAKE: %s", strerror(errno));
+}
+
+void lazy_resolve(struct lz_conn *lc, uint64_t addr, uint64_t len)
+{
+	uint64_t done = 0;
+	bool skipped = false;
+
+	if (!lc->minor) {
+		lazy_wake_range(lc, addr, len);
+		return;
+	}
+	while (done < len) {
+		struct uffdio_continue c = { .range = { .start = addr + done, .len = len - done } };
+
+		if (!ioctl(lc->uffd, UFFDIO_CONTINUE, &c))
+			break;
+		if (c.mapped > 0) { /* part of it (EAGAIN): go on from there */
+			done += (uint64_t)c.mapped;
+		} else if (errno == EEXIST) { /* mapped already (another fault's range) */
+			done += 4096;
+			skipped = true;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			/* ESRCH/ENOENT: the reader is gone or unmapped it; nothing waits. */
+			if (errno != ESRCH && errno != ENOENT && errno != EFAULT)
+				log_warn_ratelimited("lazy get: UFFDIO_CONTINUE: %s",
+						     strerror(errno));
+			skipped = true;
+			break;
+		}
+	}
+	if (skipped) /* (a fault on a page mapped meanwhile may wait still) */
+		lazy_wake_range(lc, addr, len);
+}
+
+/* Resolves reader lc's fault at offset off of lz (its range rg): the pages in from there on
+ * (up to LAZY_RESOLVE), mapped at once (minor) or woken.  The lock is let go during the
+ * ioctls (only the thread frees lc and lz; the addresses are all it uses of rg). */
+#define LAZY_RESOLVE (4ull << 20)
+static void resolve_from(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_t base,
+			 uint64_t off)
+{
+	uint64_t p = off / 4096, q = p, last = (lz->size + 4095) / 4096;
+
+	while (q < last && q - p < LAZY_RESOLVE / 4096 && lazy_have(lz, q))
+		q++;
+	if (q == p)
+		q = p + 1;
+	if (!lc->minor) {
+		lazy_wake_range(lc, base + p * 4096, (q - p) * 4096);
+		return;
+	}
+	pthread_mutex_unlock(&z->lock);
+	lazy_resolve(lc, base + p * 4096, (q - p) * 4096);
+	pthread_mutex_lock(&z->lock);
 }
 
 /* The part of reader range rg that chunk i covers. */
@@ -276,11 +337,18 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 	lz = rg->lz;
 	if (lz->net) {
 		/* Filled by its stream (store_lazy_net.c), which wakes this fault when its page
-		 * comes; a page in already, or one of a lost object (its memfd truncated: the
-		 * retried fault gets SIGBUS), is woken now. */
-		if (lz->broken || lazy_have(lz, (addr - rg->base) / 4096))
+		 * comes (a minor reader's fault then comes back, as a minor one); a page in
+		 * already is resolved now, and one of a lost object is woken (its memfd
+		 * truncated: the retried fault gets SIGBUS) or, for the object's own memfd
+		 * (MINOR mode), poisoned. */
+		off = addr - rg->base;
+		if (lz->broken && lz->minor && off < lz->size)
+			lazy_poison_chunk(z, lc, lz, rg->base, (uint32_t)(off / LAZY_CHUNK), false);
+		if (lz->broken)
 			lazy_wake_range(lc, addr, 4096);
-		else if (addr - rg->base < lz->size)
+		else if (lazy_have(lz, off / 4096))
+			resolve_from(z, lc, lz, rg->base, off);
+		else if (off < lz->size)
 			lazy_net_ask(z, lz, addr - rg->base); /* the stream has not reached it */
 		return true;
 	}
@@ -303,14 +371,14 @@ static bool fault(struct lazyd *z, struct lz_conn *lc, uint64_t addr)
 		if (h1 > lz->size)
 			h1 = lz->size;
 		if (!fill_range(z, lz, h0, h1))
-			lazy_wake_range(lc, base + h0, (h1 - h0 + 4095) & ~4095ull);
+			lazy_resolve(lc, base + h0, (h1 - h0 + 4095) & ~4095ull);
 		off = h1;
 	}
 	if (fill(z, lz, i, off)) {
-		poison_chunk(z, lc, lz, base, i, true);
+		lazy_poison_chunk(z, lc, lz, base, i, true);
 		return true;
 	}
-	lazy_wake_range(lc, a, len);
+	lazy_resolve(lc, a, len);
 	/* A reader going through in order: the thread fills the chunks after this one
 	 * between faults, so that the reader's next ones find them (background()). */
 	if (z->first && i > 0 && lz->chunk[i - 1] == CH_FILLED) {
@@ -346,6 +414,15 @@ void lazy_net_fail_locked(struct lazyd *z, struct lazy *lz, const char *why)
 	if (!lz->broken)
 		snprintf(lz->why, sizeof(lz->why), "%s", why);
 	lz->broken = true;
+	if (lz->minor) { /* the object's own memfd: what never came is poisoned instead */
+		for (struct lz_conn *lc = z->conns; lc; lc = lc->next)
+			for (struct lz_range *rg = lc->ranges; rg && !lc->dead; rg = rg->next)
+				for (uint32_t i = 0; rg->lz == lz && i < lz->nchunks; i++)
+					if (lz->chunk[i] != CH_FILLED)
+						lazy_poison_chunk(z, lc, lz, rg->base, i, true);
+		lazy_wake_readers(z, lz, 0, (lz->size + 4095) & ~4095ull);
+		return;
+	}
 	/* Past its end every touch is SIGBUS, before the userfaultfd is asked (shmem). */
 	if (ftruncate(lz->memfd, 0))
 		log_warn_ratelimited("lazy get: cannot fail its readers: %s", strerror(errno));
@@ -408,6 +485,32 @@ static void drop_ranges_of(struct lazyd *z, struct lazy *lz)
 		}
 }
 
+/* Readers of lz whose mappings take minor faults would wait forever on a page nobody
+ * resolves once lz is gone: the pages that are in are mapped for them now, and what is not
+ * in is poisoned (SIGBUS). */
+static void settle_range(struct lazyd *z, struct lz_conn *lc, struct lz_range *rg)
+{
+	struct lazy *lz = rg->lz;
+	uint64_t last = (lz->size + 4095) / 4096;
+
+	for (uint64_t p = 0, q; p < last; p = q) {
+		for (q = p; q < last && lazy_have(lz, q) == lazy_have(lz, p); q++)
+			;
+		if (lazy_have(lz, p))
+			lazy_resolve(lc, rg->base + p * 4096, (q - p) * 4096);
+		else
+			poison(z, lc, lz, rg->base + p * 4096, (q - p) * 4096, false);
+	}
+}
+
+static void settle_minor_readers(struct lazyd *z, struct lazy *lz)
+{
+	for (struct lz_conn *lc = z->conns; lc && lz->nranges; lc = lc->next)
+		for (struct lz_range *rg = lc->ranges; rg && lc->minor && !lc->dead; rg = rg->next)
+			if (rg->lz == lz)
+				settle_range(z, lc, rg);
+}
+
 static void lazy_free(struct lazyd *z, struct lazy *lz)
 {
 	for (struct lazy **pp = &z->all; *pp; pp = &(*pp)->next)
@@ -415,9 +518,19 @@ static void lazy_free(struct lazyd *z, struct lazy *lz)
 			*pp = lz->next;
 			break;
 		}
+	settle_minor_readers(z, lz);
 	drop_ranges_of(z, lz);
 	if (lz->map)
 		munmap(lz->map, lz->size);
+	/* The object's own memfd (MINOR mode), sealed against future writes only while lazy
+	 * readers mapped it: sealed for good now that they are gone (EBUSY: a reader still
+	 * maps it after all; it stays F_SEAL_FUTURE_WRITE). */
+	if (lz->minor && !lz->room && lz->memfd >= 0 && !lz->broken && lz->nfilled == lz->nchunks &&
+	    fcntl(lz->memfd, F_GET_SEALS) >= 0 &&
+	    (fcntl(lz->memfd, F_GET_SEALS) & F_SEAL_FUTURE_WRITE) &&
+	    !(fcntl(lz->memfd, F_GET_SEALS) & F_SEAL_SEAL) &&
+	    fcntl(lz->memfd, F_ADD_SEALS, STORE_SEALS) && errno != EBUSY)
+		log_warn_ratelimited("lazy get: sealing an object: %s", strerror(errno));
 	if (lz->memfd >= 0)
 		close(lz->memfd);
 	if (lz->spill >= 0)
@@ -474,6 +587,8 @@ static bool background(struct lazyd *z, struct krayd *d)
 		}
 		if (!lz->detached)
 			continue;
+		if (lz->minor && lz->nranges && !lz->broken)
+			continue; /* its readers' faults are resolved until they let go */
 		if (lz->nranges && !lz->broken && lz->nfilled < lz->nchunks && !lz->net) {
 			uint32_t i = 0;
 
@@ -488,7 +603,8 @@ static bool background(struct lazyd *z, struct krayd *d)
 				for (struct lz_range *rg = lc->ranges; rg; rg = rg->next)
 					for (uint32_t i = 0; rg->lz == lz && i < lz->nchunks; i++)
 						if (lz->chunk[i] != CH_FILLED)
-							poison_chunk(z, lc, lz, rg->base, i, true);
+							lazy_poison_chunk(z, lc, lz, rg->base, i,
+									  true);
 		lazy_free(z, lz); /* whole (or failed) and nobody waits on the thread for it */
 	}
 	if (kick)
@@ -600,6 +716,15 @@ int store_lazy_start(struct krayd *d)
 		return -ENOMEM;
 	}
 	z->uffd = u;
+	{
+		struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MINOR_SHMEM };
+		int m = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+
+		z->minor_kernel = m >= 0 && !ioctl(m, UFFDIO_API, &api);
+		if (m >= 0)
+			close(m);
+	}
+	z->minor = z->minor_kernel && d->cfg.lazy_minor;
 	pthread_mutex_init(&z->lock, NULL);
 	z->poison_ok = true;
 	/* The head of a fault: whole pages, at most a chunk (a chunk's size: the old order). */
@@ -617,7 +742,11 @@ int store_lazy_start(struct krayd *d)
 		d->lazy = NULL;
 		goto err;
 	}
-	log_info("lazy restore on: spilled objects are read back as they are touched");
+	log_info("lazy restore on: spilled objects are read back as they are touched; lazy gets "
+		 "from other nodes in %s",
+		 z->minor	 ? "MINOR mode (the object's own memfd, UFFDIO_CONTINUE)" :
+		 z->minor_kernel ? "MISSING mode (a second memfd: lazy-minor = off)" :
+				   "MISSING mode (a second memfd: no shmem minor faults)");
 	return 0;
 err:
 	log_warn("lazy restore off: %s", strerror(errno));
@@ -686,6 +815,32 @@ static int peer_pidfd(struct conn *c)
 	return pfd;
 }
 
+#ifndef UFFD_FEATURE_MINOR_SHMEM
+#define UFFD_FEATURE_MINOR_SHMEM (1 << 10)
+#endif
+
+/* Whether userfaultfd fd (a reader's) was made with shmem minor faults: then libkray
+ * registers its lazy mappings in MISSING and MINOR mode.  Its fdinfo says ("API:\t<api>:
+ * <features>:<ioctls>", hex). */
+static bool uffd_has_minor(int fd)
+{
+	char path[64], line[128];
+	unsigned long long api, ioctls;
+	unsigned features;
+	bool minor = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "API:\t%llx:%x:%llx", &api, &features, &ioctls) == 3)
+			minor = features & UFFD_FEATURE_MINOR_SHMEM;
+	fclose(f);
+	return minor;
+}
+
 /* Whether fd is a userfaultfd. */
 static bool is_uffd(int fd)
 {
@@ -734,6 +889,7 @@ void store_lazy_conn(struct conn *c, uint32_t uffd_no)
 	if (lc) {
 		lc->uffd = fd;
 		lc->no = uffd_no;
+		lc->minor = z->minor_kernel && uffd_has_minor(fd);
 		ev.data.ptr = lc;
 		if (epoll_ctl(z->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 			free(lc);
@@ -752,7 +908,7 @@ void store_lazy_conn(struct conn *c, uint32_t uffd_no)
 	wake_thread(z);
 }
 
-struct lazy *lazy_make(struct lazyd *z, uint64_t size)
+struct lazy *lazy_make(struct lazyd *z, uint64_t size, bool minor)
 {
 	struct lazy *lz = calloc(1, sizeof(*lz));
 
@@ -771,6 +927,14 @@ struct lazy *lazy_make(struct lazyd *z, uint64_t size)
 	if (lz->map == MAP_FAILED) {
 		lz->map = NULL;
 		goto err;
+	}
+	if (minor) {
+		/* MINOR mode: krayd's mapping is a plain one, read into straight from the file;
+		 * a reader sees a page only once it is in and resolved (UFFDIO_CONTINUE), so it
+		 * may be a huge page (thp). */
+		madvise(lz->map, size, MADV_HUGEPAGE);
+		lz->minor = lz->room = true;
+		return lz;
 	}
 	/* Missing pages of krayd's own mapping are filled by UFFDIO_COPY only (krayd never
 	 * touches them): see the top of this file. */
@@ -801,7 +965,7 @@ void lazy_link(struct lazyd *z, struct lazy *lz)
 	pthread_mutex_unlock(&z->lock);
 }
 
-struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
+struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path, bool minor)
 {
 	struct lazyd *z = d->lazy;
 	struct lazy *lz;
@@ -811,7 +975,9 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 	/* (the eager restore says what is wrong with the file) */
 	if (spill < 0)
 		return NULL;
-	if (fstat(spill, &st) || (uint64_t)st.st_size != o->size || !(lz = lazy_make(z, o->size))) {
+	minor = minor && z->minor;
+	if (fstat(spill, &st) || (uint64_t)st.st_size != o->size ||
+	    !(lz = lazy_make(z, o->size, minor))) {
 		close(spill);
 		return NULL;
 	}
@@ -821,6 +987,12 @@ struct lazy *store_lazy_new(struct krayd *d, struct obj *o, const char *path)
 	posix_fadvise(lz->spill, 0, 0, POSIX_FADV_RANDOM);
 	lz->o = o;
 	lazy_link(z, lz);
+	pthread_mutex_lock(&z->lock);
+	if (minor)
+		z->spill_minor++;
+	else
+		z->spill_missing++;
+	pthread_mutex_unlock(&z->lock);
 	return lz;
 }
 
@@ -832,6 +1004,52 @@ int store_lazy_fd(const struct lazy *lz)
 uint64_t store_lazy_size(const struct lazy *lz)
 {
 	return lz->size;
+}
+
+bool store_lazy_takes(const struct lazy *lz, const struct conn *c)
+{
+	return !lz->minor || (c->lazy && c->lazy->minor);
+}
+
+bool store_conn_lazy_minor(const struct conn *c)
+{
+	return c->lazy && c->lazy->minor;
+}
+
+uint64_t store_lazy_room(const struct lazy *lz)
+{
+	return !lz->minor || lz->room ? lz->size : 0;
+}
+
+bool store_lazy_in_place(const struct lazy *lz)
+{
+	return lz->minor && !lz->room;
+}
+
+int store_lazy_describe(struct krayd *d, char *buf, size_t len)
+{
+	struct lazyd *z = d->lazy;
+	uint64_t mi = 0, mc = 0, ns = 0, puts = 0, si = 0, sc = 0;
+
+	if (z) {
+		pthread_mutex_lock(&z->lock);
+		mi = z->net_minor;
+		mc = z->net_missing;
+		ns = z->net_put_ns;
+		puts = z->net_puts;
+		si = z->spill_minor;
+		sc = z->spill_missing;
+		pthread_mutex_unlock(&z->lock);
+	}
+	return snprintf(buf, len,
+			"lazy gets from other nodes: mode %s; %llu in place (MINOR), %llu through "
+			"a second memfd (MISSING); the loop's puts: %llu, %.3f ms; lazy restores: "
+			"%llu MINOR, %llu MISSING\n",
+			!z	 ? "off" :
+			z->minor ? "minor" :
+				   "missing",
+			(unsigned long long)mi, (unsigned long long)mc, (unsigned long long)puts,
+			(double)ns / 1e6, (unsigned long long)si, (unsigned long long)sc);
 }
 
 int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
@@ -892,9 +1110,12 @@ void store_lazy_conn_gone(struct conn *c)
 
 		/* A process that lives on without its connection (kray_shutdown() with values
 		 * kept) gets SIGBUS, not zeros, where it touches what was never read. */
-		for (uint32_t i = 0; i < rg->lz->nchunks; i++)
-			if (rg->lz->chunk[i] != CH_FILLED)
-				poison_chunk(z, lc, rg->lz, rg->base, i, false);
+		if (lc->minor) /* (no one resolves its minor faults from now on) */
+			settle_range(z, lc, rg);
+		else
+			for (uint32_t i = 0; i < rg->lz->nchunks; i++)
+				if (rg->lz->chunk[i] != CH_FILLED)
+					lazy_poison_chunk(z, lc, rg->lz, rg->base, i, false);
 		lc->ranges = rg->next;
 		rg->lz->nranges--;
 		free(rg);

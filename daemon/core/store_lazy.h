@@ -35,6 +35,15 @@ struct lazy {
 	bool sealed; /* whole, unmapped and sealed: the loop promotes it */
 	bool detached; /* the object let go: filled in the background, then freed */
 	bool net; /* filled by a transfer from another node (store_lazy_net.c), not a file */
+	/* net, MINOR mode: memfd is (a dup of) the object's own memfd, written in place by the
+	 * receive, or through map (krayd's plain mapping, made when a page comes from another
+	 * memfd: a new copy after the holder died); readers' faults are resolved with
+	 * UFFDIO_CONTINUE over the pages that are in.  Only readers whose userfaultfd has
+	 * minor faults map it (store_lazy_takes()). */
+	bool minor;
+	bool room; /* minor: its memfd is counted in the store (a lazy restore's; or a net one's
+		    * that is not the object's any more) */
+	uint64_t ino; /* minor: memfd's inode (a source fd with the same one is in place) */
 	/* net: the object's id; per KRAY_CHUNK of the transfer, whether a reader's fault asked
 	 * for it first; and those chunks (their numbers) for the loop to ask the sender for
 	 * (the thread adds, store_lazy_net_asks() takes) */
@@ -58,6 +67,8 @@ struct lz_conn {
 	int uffd; /* krayd's copy of the reader's userfaultfd */
 	uint32_t no; /* its number in the reader, + 1 */
 	bool dead; /* the connection went: the thread closes uffd */
+	bool minor; /* uffd has shmem minor faults: the reader registers MISSING|MINOR, and its
+		     * faults on pages that are in are resolved with UFFDIO_CONTINUE */
 	struct lz_range *ranges;
 	uint64_t *pending; /* fault addresses that matched no range yet */
 	unsigned npending;
@@ -71,6 +82,11 @@ struct lazyd {
 	uint8_t *bounce; /* LAZY_CHUNK: a chunk read from disk (the thread's) */
 	uint64_t first; /* lazy-first-read, in pages' bytes: the head of a fault (0: none) */
 	bool stop, poison_ok;
+	bool minor_kernel; /* the kernel has shmem minor faults (UFFD_FEATURE_MINOR_SHMEM) */
+	bool minor; /* and lazy-minor = auto: net lazy memfds in MINOR mode */
+	uint64_t net_minor, net_missing; /* net lazy memfds made in MINOR / MISSING mode */
+	uint64_t spill_minor, spill_missing; /* and lazy restores */
+	uint64_t net_put_ns, net_puts; /* the loop's time in store_lazy_net_put(), and calls */
 	bool kick_loop; /* a net lazy memfd has chunks to ask for: the loop is woken */
 	struct lz_conn *conns;
 	struct lazy *all;
@@ -88,7 +104,7 @@ static inline bool lazy_have(const struct lazy *lz, uint64_t page)
 int lazy_put_pages(struct lazyd *z, char *dst, const uint8_t *src, uint64_t len);
 /* A lazy memfd of size bytes, mapped by krayd and registered with its userfaultfd; not
  * linked yet (lazy_link()).  NULL on failure. */
-struct lazy *lazy_make(struct lazyd *z, uint64_t size);
+struct lazy *lazy_make(struct lazyd *z, uint64_t size, bool minor);
 /* lz joins z->all: the thread serves its readers' faults from now on. */
 void lazy_link(struct lazyd *z, struct lazy *lz);
 /* Wakes the faults of every reader of lz in [off, end) (object offsets).  Locked. */
@@ -102,5 +118,12 @@ void lazy_net_fail_locked(struct lazyd *z, struct lazy *lz, const char *why);
 void lazy_net_ask(struct lazyd *z, struct lazy *lz, uint64_t off);
 /* Wakes reader lc's faults in [addr, addr + len). */
 void lazy_wake_range(struct lz_conn *lc, uint64_t addr, uint64_t len);
+/* Lets reader lc's faults in [addr, addr + len), whose pages are all in, go on: mapped with
+ * UFFDIO_CONTINUE where its mappings are registered for minor faults (a wake alone would
+ * bring the fault back as a minor one), else woken. */
+void lazy_resolve(struct lz_conn *lc, uint64_t addr, uint64_t len);
+/* Makes what reader lc (its range of lz at base) lacks of LAZY_CHUNK i fault with SIGBUS. */
+void lazy_poison_chunk(struct lazyd *z, struct lz_conn *lc, struct lazy *lz, uint64_t base,
+		       uint32_t i, bool or_truncate);
 
 #endif

@@ -25,12 +25,33 @@
  * memfd is cut to nothing: a reader that touches what never came gets SIGBUS at that address
  * (never a hang, never in another process), pages it already read are gone too (the object
  * is lost), and its next get says why.
+ *
+ * MINOR mode (lazy-minor = auto, the default where the kernel has shmem minor faults): no
+ * lazy memfd and no second copy.  The readers map the object's own memfd (a dup of it is
+ * lz->memfd), registered with their userfaultfd in MISSING and MINOR mode, so that a page
+ * the receive has written (or is writing) into the page cache is still not seen by a
+ * reader until krayd says so.  A put then only marks the pages in and wakes the readers'
+ * faults there; the retried fault comes back as a minor one, and the fault thread maps
+ * the pages that are in from there on (up to 4 MiB) with UFFDIO_CONTINUE.  Their mappings
+ * count as writable (a userfaultfd registration needs VM_MAYWRITE, and a mapping from a
+ * read-only descriptor is refused: EPERM), so F_SEAL_WRITE fails while they last: the
+ * object is sealed with F_SEAL_FUTURE_WRITE|SHRINK|GROW then (store_large.c), and for good
+ * when the last lazy reader lets go (lazy_free()).  A copy sent again from another holder
+ * goes into a new memfd of the object: its pages that the readers lack are copied into
+ * lz->memfd through krayd's plain mapping of it (and lz->memfd is counted in the store
+ * from then on, as a lazy memfd is).  Readers whose userfaultfd has no minor faults
+ * (KRAY_LAZY_MINOR=0) never get it: they wait for the whole object.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/krayd.h"
@@ -41,7 +62,7 @@
 struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint64_t size)
 {
 	uint8_t *asked = d->lazy ? calloc((size + KRAY_CHUNK - 1) / KRAY_CHUNK, 1) : NULL;
-	struct lazy *lz = asked ? lazy_make(d->lazy, size) : NULL;
+	struct lazy *lz = asked ? lazy_make(d->lazy, size, false) : NULL;
 
 	if (!lz) {
 		free(asked);
@@ -51,7 +72,75 @@ struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint
 	lz->id = *id;
 	lz->net = true; /* lz->o stays NULL: the object is the loop's (store_unlazy()) */
 	lazy_link(d->lazy, lz);
+	pthread_mutex_lock(&d->lazy->lock);
+	d->lazy->net_missing++;
+	pthread_mutex_unlock(&d->lazy->lock);
 	return lz;
+}
+
+struct lazy *store_lazy_new_net_minor(struct krayd *d, const struct kray_oid *id, uint64_t size,
+				      int objfd)
+{
+	struct lazyd *z = d->lazy;
+	struct statfs fs;
+	struct stat st;
+	struct lazy *lz;
+
+	/* (hugetlb: minor faults there are hugetlbfs's, in huge pages: the MISSING path) */
+	if (!z || !z->minor || objfd < 0 || fstatfs(objfd, &fs) || fs.f_type == HUGETLBFS_MAGIC ||
+	    fstat(objfd, &st) || (uint64_t)st.st_size != size)
+		return NULL;
+	lz = calloc(1, sizeof(*lz));
+	if (!lz)
+		return NULL;
+	lz->spill = -1;
+	lz->size = size;
+	lz->nchunks = (uint32_t)((size + LAZY_CHUNK - 1) / LAZY_CHUNK);
+	lz->chunk = calloc(lz->nchunks, 1);
+	lz->have = calloc((size / 4096 + 64) / 64, sizeof(*lz->have));
+	lz->asked = calloc((size + KRAY_CHUNK - 1) / KRAY_CHUNK, 1);
+	lz->memfd = fcntl(objfd, F_DUPFD_CLOEXEC, 0);
+	if (!lz->chunk || !lz->have || !lz->asked || lz->memfd < 0) {
+		if (lz->memfd >= 0)
+			close(lz->memfd);
+		free(lz->chunk);
+		free(lz->have);
+		free(lz->asked);
+		free(lz);
+		return NULL;
+	}
+	lz->ino = (uint64_t)st.st_ino;
+	lz->id = *id;
+	lz->net = true;
+	lz->minor = true;
+	lazy_link(z, lz);
+	pthread_mutex_lock(&z->lock);
+	z->net_minor++;
+	pthread_mutex_unlock(&z->lock);
+	return lz;
+}
+
+/* Whether srcfd is lz's own memfd (MINOR mode: the pages are in place).  Otherwise minor lz
+ * needs krayd's plain mapping, to copy them in; its memfd is counted in the store from then
+ * on (*ret_room: the bytes to add; it is not the object's any more).  Returns 0 or -errno. */
+static int minor_source(struct lazy *lz, int srcfd, bool *ret_in_place, uint64_t *ret_room)
+{
+	struct stat st;
+
+	*ret_room = 0;
+	*ret_in_place = srcfd >= 0 && !fstat(srcfd, &st) && (uint64_t)st.st_ino == lz->ino;
+	if (*ret_in_place || lz->map)
+		return 0;
+	lz->map = mmap(NULL, lz->size, PROT_READ | PROT_WRITE, MAP_SHARED, lz->memfd, 0);
+	if (lz->map == MAP_FAILED) {
+		lz->map = NULL;
+		return -errno;
+	}
+	if (!lz->room) {
+		lz->room = true;
+		*ret_room = lz->size;
+	}
+	return 0;
 }
 
 /* Whether every page of KRAY_CHUNK k of lz is in.  Locked. */
@@ -152,24 +241,36 @@ static int put_run(struct lazyd *z, struct lazy *lz, uint64_t p, uint64_t q, con
 	return err;
 }
 
-int store_lazy_net_put(struct krayd *d, struct lazy *lz, uint64_t off, const uint8_t *src,
-		       uint64_t len)
+int store_lazy_net_put(struct krayd *d, struct lazy *lz, int srcfd, uint64_t off,
+		       const uint8_t *src, uint64_t len)
 {
 	struct lazyd *z = d->lazy;
-	uint64_t end = off + len, p0 = off / 4096, p1 = (end + 4095) / 4096;
+	uint64_t end = off + len, p0 = off / 4096, p1 = (end + 4095) / 4096, room = 0;
+	bool in_place = false;
+	struct timespec t0, t1;
 	uint32_t c0, c1;
 	int err = 0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((off & 4095) || end > lz->size || (end % 4096 && end != lz->size))
 		return -EINVAL;
-	if (lz->broken || !lz->map)
+	if (lz->broken || (!lz->map && !lz->minor))
 		return 0;
+	if (lz->minor)
+		err = -minor_source(lz, srcfd, &in_place, &room);
+	d->st.store_bytes += room;
 	/* Only the loop puts pages of a net lazy memfd, and only it sets their bits: the
-	 * copies need no lock (the thread only reads the bits). */
-	for (uint64_t p = p0, q; p < p1 && !err; p = q) {
+	 * copies need no lock (the thread only reads the bits).  In MINOR mode a page is
+	 * copied with a plain memcpy: readers see it only once it is marked in (CONTINUE). */
+	for (uint64_t p = p0, q; p < p1 && !err && !in_place; p = q) {
 		for (q = p; q < p1 && lazy_have(lz, q) == lazy_have(lz, p); q++)
 			;
-		if (!lazy_have(lz, p))
+		if (lazy_have(lz, p))
+			continue;
+		if (lz->minor)
+			memcpy(lz->map + p * 4096, src + (p * 4096 - off),
+			       (q * 4096 < end ? q * 4096 : end) - p * 4096);
+		else
 			err = put_run(z, lz, p, q, src, off, end);
 	}
 	pthread_mutex_lock(&z->lock);
@@ -200,6 +301,10 @@ int store_lazy_net_put(struct krayd *d, struct lazy *lz, uint64_t off, const uin
 		}
 	}
 	lazy_wake_readers(z, lz, p0 * 4096, p1 * 4096);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	z->net_put_ns +=
+		(uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
+	z->net_puts++;
 	pthread_mutex_unlock(&z->lock);
 	return 0;
 }
@@ -218,7 +323,7 @@ int store_lazy_net_fill(struct krayd *d, struct lazy *lz, int fd)
 	p = mmap(NULL, lz->size, PROT_READ, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-	r = store_lazy_net_put(d, lz, 0, p, lz->size);
+	r = store_lazy_net_put(d, lz, fd, 0, p, lz->size);
 	munmap((void *)p, lz->size);
 	return r;
 }

@@ -396,7 +396,7 @@ void store_unlazy(struct krayd *d, struct obj *o)
 {
 	if (!o->lazy)
 		return;
-	d->st.store_bytes -= store_lazy_size(o->lazy); /* (o->size is 0 for an aborted copy) */
+	d->st.store_bytes -= store_lazy_room(o->lazy); /* (o->size is 0 for an aborted copy) */
 	store_lazy_detach(d, o->lazy);
 	o->lazy = NULL;
 }
@@ -435,8 +435,8 @@ bool store_want_lazily(struct conn *c, struct obj *o)
 
 	if (!c->lazy || !c->lazy_get)
 		return false;
-	if (o->lazy)
-		return true;
+	if (o->lazy) /* (one in MINOR mode only for a reader with minor faults) */
+		return store_lazy_takes(o->lazy, c);
 	if (!d->lazy || o->type != KRAY_WT_FD || !o->spilled || o->io != IO_NONE || o->io_err ||
 	    o->size < STORE_LAZY_MIN)
 		return false;
@@ -447,7 +447,7 @@ bool store_want_lazily(struct conn *c, struct obj *o)
 	if (r)
 		return false;
 	spill_path(d, o, o->spill_gen, path, sizeof(path));
-	o->lazy = store_lazy_new(d, o, path);
+	o->lazy = store_lazy_new(d, o, path, store_conn_lazy_minor(c));
 	if (!o->lazy)
 		return false;
 	d->st.store_bytes += o->size;
@@ -640,7 +640,7 @@ int store_restore(struct krayd *d, struct obj *o)
 	}
 	r = store_io_copy(fd, in, o->size, NULL);
 	close(in);
-	if (!r && store_seal_fd(fd))
+	if (!r && store_seal_fd(fd, false))
 		r = -errno;
 	if (r) {
 		close(fd);

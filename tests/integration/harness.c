@@ -726,6 +726,53 @@ bool harness_have_uffd(void)
 	return true;
 }
 
+struct harness_mapping harness_mapping_of(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	struct harness_mapping m = { 0 };
+	char line[512];
+	bool in = false;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			if (in)
+				m.lazy_memfd = strstr(line, "kray-lazy") != NULL;
+		} else if (in && !strncmp(line, "VmFlags:", 8)) {
+			m.uffd_missing = strstr(line, " um") != NULL;
+			m.uffd_minor = strstr(line, " ui") != NULL;
+		}
+	}
+	fclose(f);
+	return m;
+}
+
+struct harness_lazy_counts harness_lazy_counts(kray *k)
+{
+	struct harness_lazy_counts c = { .mode = "" };
+	char *text = NULL, *p;
+
+	cr_assert_eq(kray_describe_nodes(k, &text), 0, "describe: %s", kray_errmsg(k));
+	p = strstr(text, "lazy gets from other nodes: ");
+	cr_assert_not_null(p, "no lazy mode line in:\n%s", text);
+	cr_assert_eq(sscanf(p,
+			    "lazy gets from other nodes: mode %15[a-z]; %llu in place (MINOR), "
+			    "%llu through a second memfd",
+			    c.mode, &c.net_minor, &c.net_missing),
+		     3, "%s", p);
+	p = strstr(p, "lazy restores: ");
+	cr_assert_not_null(p, "no lazy restores in the lazy mode line");
+	cr_assert_eq(sscanf(p, "lazy restores: %llu MINOR, %llu MISSING", &c.spill_minor,
+			    &c.spill_missing),
+		     2, "%s", p);
+	free(text);
+	return c;
+}
+
 int harness_count_alive(kray *k)
 {
 	char *text = NULL;

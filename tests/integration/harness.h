@@ -181,6 +181,24 @@ size_t harness_http(int port, const char *req, char *buf, size_t size);
 /* Whether this machine lets a process use userfaultfd (else krayd restores eagerly). */
 bool harness_have_uffd(void);
 
+/* How the mapping that holds p is made: its memfd is a separate lazy one ("kray-lazy":
+ * MISSING mode, filled with UFFDIO_COPY), and it is registered with a userfaultfd for
+ * missing faults ("um" in its VmFlags) and for minor ones ("ui": MINOR mode, the object's
+ * own memfd). */
+struct harness_mapping {
+	bool lazy_memfd, uffd_missing, uffd_minor;
+};
+struct harness_mapping harness_mapping_of(const void *p);
+
+/* krayd's "lazy gets from other nodes" line (kray_describe_nodes()): its mode ("minor",
+ * "missing"), the net lazy gets in place (MINOR) and through a second memfd (MISSING),
+ * and the lazy restores of spilled objects in each mode. */
+struct harness_lazy_counts {
+	char mode[16];
+	unsigned long long net_minor, net_missing, spill_minor, spill_missing;
+};
+struct harness_lazy_counts harness_lazy_counts(kray *k);
+
 /* Nodes the connected krayd's cluster view has ALIVE (kray_describe_nodes()). */
 int harness_count_alive(kray *k);
 

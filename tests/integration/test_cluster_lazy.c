@@ -94,10 +94,11 @@ static kray *cluster(int n, const char *const *res)
 
 /* pattern_bytes(SIZE, seed) on a node that res names; returns which node (2 or 3) ran it,
  * once it has: its result is kept there. */
-static int make_remote(kray *k, const char *res, int64_t seed, int n, kray_ref *ret)
+static int make_remote_sized(kray *k, const char *res, uint64_t size, int64_t seed, int n,
+			     kray_ref *ret)
 {
 	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
-	kray_value a[2] = { KRAY_V_INT((int64_t)SIZE), KRAY_V_INT(seed) };
+	kray_value a[2] = { KRAY_V_INT((int64_t)size), KRAY_V_INT(seed) };
 	int64_t t0 = harness_now_ms();
 
 	o.resources = res;
@@ -118,23 +119,15 @@ static int make_remote(kray *k, const char *res, int64_t seed, int n, kray_ref *
 	return 0;
 }
 
-/* Whether p is in a mapping of a lazy memfd ("/memfd:kray-lazy"). */
+static int make_remote(kray *k, const char *res, int64_t seed, int n, kray_ref *ret)
+{
+	return make_remote_sized(k, res, SIZE, seed, n, ret);
+}
+
+/* Whether p is in a lazy mapping: one registered with the userfaultfd (either mode). */
 static bool lazily_mapped(const void *p)
 {
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	bool lazy = false;
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo &&
-		    (uintptr_t)p < hi)
-			lazy = strstr(line, "kray-lazy") != NULL;
-	}
-	fclose(f);
-	return lazy;
+	return harness_mapping_of(p).uffd_missing;
 }
 
 /* Whether the page at p is in memory (for a lazy memfd: whether it came already). */
@@ -509,4 +502,153 @@ Test(cluster_lazy, reader_killed_with_faults_pending)
 	bad = pattern_check(v.data, 0, SIZE, 5154);
 	cr_assert_eq(bad, -1, "byte %lld differs", (long long)bad);
 	end_test(k, r, &v);
+}
+
+/* ---- 4. MINOR mode: the object's own memfd, no second copy ---------------------------- */
+
+/* Node 1's lazy mode line (harness_lazy_counts()). */
+static struct harness_lazy_counts mode_counters(void)
+{
+	kray *k = harness_connect(node[0].sock);
+	struct harness_lazy_counts c = harness_lazy_counts(k);
+
+	harness_shutdown(k);
+	return c;
+}
+
+/* The seals of the memfd mapped at p (through /proc/self/map_files), or -1. */
+static int seals_at(const void *p)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], path[96] = "";
+	int fd, seals = -1;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo &&
+		    (uintptr_t)p < hi)
+			snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", lo, hi);
+	}
+	fclose(f);
+	fd = path[0] ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		seals = fcntl(fd, F_GET_SEALS);
+		close(fd);
+	}
+	return seals;
+}
+
+/* A lazy get of an object of size bytes from node 2, read whole in order, byte-exact; the
+ * mapping is the object's own memfd registered for minor faults (minor) or a separate lazy
+ * memfd in MISSING mode; node 1's store never counts a second copy (minor). */
+static void lazy_read_whole(kray *k, uint64_t size, int64_t seed, bool minor)
+{
+	kray_value v = { 0 };
+	struct harness_mapping m;
+	uint64_t most = 0;
+	kray_ref r;
+	int64_t bad;
+	int rc;
+
+	make_remote_sized(k, "n2:1", size, seed, 2, &r);
+	rc = harness_get1(k, r, 120000, &v);
+	cr_assert_eq(rc, 0, "get: %d %s", rc, kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == size, "type %d, %zu bytes", v.type, v.len);
+	m = harness_mapping_of(v.data);
+	cr_assert(m.uffd_missing, "%llu bytes: the get was not answered lazily",
+		  (unsigned long long)size);
+	cr_assert_eq(m.uffd_minor, minor, "%llu bytes: minor faults %s", (unsigned long long)size,
+		     m.uffd_minor ? "registered" : "not registered");
+	cr_assert_eq(m.lazy_memfd, !minor, "%llu bytes: %s", (unsigned long long)size,
+		     m.lazy_memfd ? "a second (lazy) memfd" : "the object's own memfd");
+	/* Read in 16 MiB steps, the store's bytes looked at between them. */
+	for (uint64_t off = 0; off < size; off += 16 * MiB) {
+		uint64_t n = size - off < 16 * MiB ? size - off : 16 * MiB;
+		uint64_t st = harness_status(k).store_bytes;
+
+		bad = pattern_check((const uint8_t *)v.data + off, off, n, (uint64_t)seed);
+		cr_assert_eq(bad, -1, "%llu bytes: byte %lld differs", (unsigned long long)size,
+			     (long long)bad);
+		most = st > most ? st : most;
+	}
+	if (minor)
+		cr_assert_leq(most, size,
+			      "%llu bytes: node 1 counted %llu store bytes (a copy more)",
+			      (unsigned long long)size, (unsigned long long)most);
+	else
+		cr_assert_geq(most, 2 * size, "%llu bytes: the second memfd not counted (%llu)",
+			      (unsigned long long)size, (unsigned long long)most);
+	kray_value_clear(&v);
+	/* Whole: a later get maps the object's memfd, sealed for good once the lazy reader
+	 * let go (F_SEAL_FUTURE_WRITE while it mapped it, in MINOR mode). */
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
+	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
+	int seals = seals_at(v.data);
+
+	for (int i = 0; i < 100 && seals >= 0 && !(seals & F_SEAL_WRITE); i++) {
+		usleep(20000);
+		seals = seals_at(v.data);
+	}
+	cr_assert(seals >= 0 && (seals & F_SEAL_WRITE) && (seals & F_SEAL_SEAL),
+		  "%llu bytes: the object is not sealed for good (seals %#x)",
+		  (unsigned long long)size, seals);
+	bad = pattern_check(v.data, 0, size, (uint64_t)seed);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &r, 1);
+	expect_clean(k);
+}
+
+/* Sizes around the 2 MiB chunks and the 4 MiB transfer chunks (the lazy minimum is 4 MiB),
+ * each read whole byte-exact in MINOR mode, and the mode line counts them in place. */
+Test(cluster_lazy, minor_mode_sizes_byte_exact)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+	const uint64_t sizes[] = { 4 * MiB,	4 * MiB + 1, 6 * MiB - 1,
+				   6 * MiB + 1, 8 * MiB - 1, 64 * MiB + 1 };
+	struct harness_lazy_counts c;
+
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		lazy_read_whole(k, sizes[i], 5160 + i, true);
+	c = mode_counters();
+	cr_assert_str_eq(c.mode, "minor");
+	cr_assert_eq(c.net_minor, sizeof(sizes) / sizeof(sizes[0]), "in place: %llu", c.net_minor);
+	cr_assert_eq(c.net_missing, 0, "through a second memfd: %llu", c.net_missing);
+	cr_assert(harness_krayd_alive(&node[0]) && harness_krayd_alive(&node[1]), "a krayd exited");
+	harness_shutdown(k);
+}
+
+/* 1 GiB on node 2, read on node 1 whole: in MINOR mode it fits node 1's store (1500M) once;
+ * a second copy would not. */
+Test(cluster_lazy, minor_mode_1gib_byte_exact, .timeout = 300)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	kray *k = cluster(2, res);
+
+	lazy_read_whole(k, 1024 * MiB, 5170, true);
+	cr_assert(harness_krayd_alive(&node[0]) && harness_krayd_alive(&node[1]), "a krayd exited");
+	harness_shutdown(k);
+}
+
+/* KRAY_LAZY_MINOR=0 in the reader: its userfaultfd has no minor faults, so krayd gives it
+ * the separate lazy memfd filled with UFFDIO_COPY (the MISSING path, before). */
+Test(cluster_lazy, missing_mode_forced_by_env)
+{
+	const char *const res[2] = { "n1:1", "n2:1" };
+	struct harness_lazy_counts c;
+	kray *k;
+
+	setenv("KRAY_LAZY_MINOR", "0", 1);
+	k = cluster(2, res);
+	lazy_read_whole(k, 8 * MiB + 1, 5180, false);
+	c = mode_counters();
+	unsetenv("KRAY_LAZY_MINOR");
+	cr_assert_str_eq(c.mode, "minor"); /* (krayd's mode: this reader could not take it) */
+	cr_assert_eq(c.net_minor, 0, "in place: %llu", c.net_minor);
+	cr_assert_eq(c.net_missing, 1, "through a second memfd: %llu", c.net_missing);
+	harness_shutdown(k);
 }

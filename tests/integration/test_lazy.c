@@ -592,3 +592,146 @@ Test(lazy, head_first_puts_each_page_once, .timeout = 180)
 	head_first_round("100K"); /* does not divide a chunk; 25 pages */
 	head_first_round("0"); /* the whole chunk first */
 }
+
+/* ---- MINOR mode: a lazy restore read straight into the memfd -------------------------- */
+
+/* A spilled object of len bytes got lazily and read whole, byte-exact: in MINOR mode (the
+ * reader's mapping registered for minor faults; krayd reads the file straight into the
+ * memfd) unless KRAY_LAZY_MINOR=0 is in the reader's environment (MISSING mode, the
+ * UFFDIO_COPY path), which krayd's counters say too. */
+static void minor_round_opts(size_t len, bool env_off, bool setting_off)
+{
+	struct harness_lazy_counts c0, c1;
+	struct harness_mapping m;
+	char spill[160], store[32];
+	struct harness h;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	int64_t bad;
+	kray *k;
+
+	if (!harness_have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	snprintf(store, sizeof(store), "%zuK", (len + len / 2) >> 10);
+	if (setting_off) { /* lazy-minor = off: krayd keeps to MISSING mode */
+		char dir[128];
+		const char *flags[] = {
+			"--store-size", store,		"--pool-size", "0", "--spill-dir",
+			spill,		"--lazy-minor", "off",	       NULL
+		};
+
+		harness_tmpdir(dir, sizeof(dir));
+		snprintf(spill, sizeof(spill), "%s/spill", dir);
+		cr_assert_eq(harness_start_krayd_opts(&h, 1, flags), 0, "krayd did not start");
+	} else {
+		start(&h, spill, sizeof(spill), store, "auto");
+	}
+	if (env_off)
+		setenv("KRAY_LAZY_MINOR", "0", 1);
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 2100 + len, &a);
+	create_pattern(k, len, 2101, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1); /* room for a again */
+	c0 = harness_lazy_counts(k);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	cr_assert(v.type == KRAY_BYTES && v.len == len, "type %d, %zu bytes", v.type, v.len);
+	m = harness_mapping_of(v.data);
+	cr_assert(m.uffd_missing, "%zu bytes: not mapped lazily", len);
+	/* (lazy-minor = off: the reader still registers minor faults; krayd uses MISSING) */
+	cr_assert_eq(m.uffd_minor, !env_off, "%zu bytes: minor faults %s", len,
+		     m.uffd_minor ? "registered" : "not registered");
+	env_off = env_off || setting_off; /* MISSING mode from here on */
+	bad = pattern_check(v.data, 0, len, 2100 + len);
+	cr_assert_eq(bad, -1, "%zu bytes: byte %lld differs", len, (long long)bad);
+	c1 = harness_lazy_counts(k);
+	cr_assert_str_eq(c1.mode, setting_off ? "missing" : "minor");
+	cr_assert_eq(c1.spill_minor - c0.spill_minor, env_off ? 0 : 1, "MINOR restores: %llu",
+		     c1.spill_minor - c0.spill_minor);
+	cr_assert_eq(c1.spill_missing - c0.spill_missing, env_off ? 1 : 0, "MISSING restores: %llu",
+		     c1.spill_missing - c0.spill_missing);
+	kray_value_clear(&v);
+	/* Whole, and nobody maps it lazily: the object's memory now, byte-exact. */
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get again: %s", kray_errmsg(k));
+	cr_assert(!harness_mapping_of(v.data).uffd_missing, "a whole object was mapped lazily");
+	bad = pattern_check(v.data, 0, len, 2100 + len);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+	kray_release(k, &a, 1);
+	expect_clean(k, spill);
+	harness_shutdown(k);
+	harness_stop_krayd(&h);
+	unsetenv("KRAY_LAZY_MINOR");
+}
+
+static void minor_round(size_t len, bool env_off)
+{
+	minor_round_opts(len, env_off, false);
+}
+
+/* Sizes around the 2 MiB chunk (the lazy minimum is 4 MiB) and one that ends mid-page. */
+Test(lazy, minor_mode_sizes_byte_exact, .timeout = 180)
+{
+	const size_t sizes[] = { 4 * MiB, 4 * MiB + 1, 6 * MiB - 1, 6 * MiB + 1, 10 * MiB + 4095 };
+
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		minor_round(sizes[i], false);
+}
+
+Test(lazy, minor_mode_1gib_byte_exact, .timeout = 300)
+{
+	minor_round(1024 * MiB, false);
+}
+
+Test(lazy, missing_mode_forced_by_env)
+{
+	minor_round(6 * MiB + 1, true);
+}
+
+Test(lazy, missing_mode_forced_by_setting)
+{
+	minor_round_opts(6 * MiB + 1, false, true);
+}
+
+/* A value kept after kray_shutdown() (its connection gone): in MINOR mode every page the
+ * reader had not had mapped would fault to nobody, so krayd maps what is in for it when the
+ * connection goes and poisons the rest: the chunks filled ahead of it read back right, a
+ * chunk never read is SIGBUS, and nothing blocks. */
+Test(lazy, value_kept_after_shutdown_reads_what_came, .timeout = 60)
+{
+	const size_t len = 64 * MiB;
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	char spill[160];
+	struct harness h;
+	kray_ref a, b;
+	kray_value v = { 0 };
+	volatile uint8_t x = 0;
+	kray *k;
+
+	if (!harness_have_uffd())
+		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
+	start(&h, spill, sizeof(spill), "96M", "auto");
+	k = harness_connect(h.sock);
+	create_pattern(k, len, 1600, &a);
+	create_pattern(k, len, 1601, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1);
+	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
+	cr_assert(harness_mapping_of(v.data).uffd_minor, "not mapped in MINOR mode");
+	/* Two chunks in order: the thread fills the next ones ahead, unmapped here. */
+	cr_assert_eq(((const uint8_t *)v.data)[0], pattern_byte(1600, 0), "byte 0 differs");
+	cr_assert_eq(((const uint8_t *)v.data)[2 * MiB], pattern_byte(1600, 2 * MiB),
+		     "byte 2M differs");
+	usleep(500000); /* (the fill-ahead: 8 chunks) */
+	harness_shutdown(k);
+	usleep(200000); /* (krayd learns the connection went) */
+	cr_assert_eq(((const uint8_t *)v.data)[4 * MiB + 4096], pattern_byte(1600, 4 * MiB + 4096),
+		     "a page filled ahead reads wrong after the shutdown");
+	sigaction(SIGBUS, &sa, &old);
+	if (!sigsetjmp(bus_jmp, 1))
+		x = ((const volatile uint8_t *)v.data)[len - 1];
+	sigaction(SIGBUS, &old, NULL);
+	cr_assert(bus_seen, "a page never read gave %u after the shutdown, not SIGBUS", x);
+	cr_assert(harness_krayd_alive(&h), "krayd exited");
+	harness_stop_krayd(&h);
+}
