@@ -88,6 +88,19 @@ static struct kray_stats wait_spilled(kray *k, uint64_t n)
 	return st;
 }
 
+/* *a: a len-byte pattern (seed) on disk alone: another object of other bytes spilled it,
+ * and is gone again, so that a get of a finds room (else it waits for the other's spill,
+ * eagerly). */
+static void spill_one(kray *k, size_t len, uint64_t seed, size_t other, kray_ref *a)
+{
+	kray_ref b;
+
+	create_pattern(k, len, seed, a);
+	create_pattern(k, other, seed + 1, &b); /* spills a */
+	wait_spilled(k, 1);
+	kray_release(k, &b, 1);
+}
+
 static struct kray_stats poll_freed(kray *k, int ms)
 {
 	int64_t end = harness_now_ms() + ms;
@@ -152,7 +165,7 @@ Test(lazy, one_byte_of_1gib_restores_a_few_mib, .timeout = 300)
 	char spill[160];
 	struct harness h;
 	struct kray_stats st0, st1, st2;
-	kray_ref a, b;
+	kray_ref a;
 	kray_value v = { 0 };
 	int64_t bad;
 	kray *k;
@@ -162,10 +175,7 @@ Test(lazy, one_byte_of_1gib_restores_a_few_mib, .timeout = 300)
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "1100M", "auto");
 	k = harness_connect(h.sock);
-	create_pattern(k, len, 1400, &a);
-	create_pattern(k, 100 * MiB, 1401, &b); /* spills a */
-	wait_spilled(k, 1);
-	kray_release(k, &b, 1); /* room for a again */
+	spill_one(k, len, 1400, 100 * MiB, &a);
 	st0 = harness_status(k);
 	rc = harness_get1(k, a, 60000, &v);
 	cr_assert_eq(rc, 0, "kray_get: %d %s", rc, kray_errmsg(k));
@@ -216,7 +226,7 @@ Test(lazy, truncated_spill_file_sigbus_in_the_reader, .timeout = 120)
 	char spill[160], file[512];
 	struct sigaction sa = { .sa_handler = on_bus }, old;
 	struct harness h;
-	kray_ref a, b;
+	kray_ref a;
 	kray_value v = { 0 };
 	volatile uint8_t x = 0;
 	kray *k;
@@ -226,10 +236,7 @@ Test(lazy, truncated_spill_file_sigbus_in_the_reader, .timeout = 120)
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "24M", "auto");
 	k = harness_connect(h.sock);
-	create_pattern(k, len, 1500, &a);
-	create_pattern(k, len, 1501, &b); /* spills a */
-	wait_spilled(k, 1);
-	kray_release(k, &b, 1); /* room for a (else the get waits for b's spill, eagerly) */
+	spill_one(k, len, 1500, len, &a);
 	cr_assert(only_file(spill, file, sizeof(file)), "want one spill file in %s", spill);
 	rc = harness_get1(k, a, 60000, &v);
 	cr_assert_eq(rc, 0, "kray_get: %d %s", rc, kray_errmsg(k));
@@ -337,7 +344,7 @@ Test(lazy, freed_while_a_reader_maps_it, .timeout = 120)
 	char spill[160];
 	struct harness h;
 	struct kray_stats st0, st1;
-	kray_ref a, b;
+	kray_ref a;
 	kray_value v = { 0 };
 	int64_t bad;
 	kray *k;
@@ -346,10 +353,7 @@ Test(lazy, freed_while_a_reader_maps_it, .timeout = 120)
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "100M", "auto");
 	k = harness_connect(h.sock);
-	create_pattern(k, len, 1900, &a);
-	create_pattern(k, len, 1901, &b); /* spills a */
-	wait_spilled(k, 1);
-	kray_release(k, &b, 1);
+	spill_one(k, len, 1900, len, &a);
 	st0 = harness_status(k);
 	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
 	cr_assert_eq(((const uint8_t *)v.data)[0], pattern_byte(1900, 0), "byte 0 differs");
@@ -391,7 +395,7 @@ Test(lazy, threads_side_by_side_see_whole_pages, .timeout = 120)
 	struct harness h;
 	struct side_by_side r[4];
 	pthread_t th[4];
-	kray_ref a, b;
+	kray_ref a;
 	kray_value v = { 0 };
 	kray *k;
 
@@ -402,10 +406,7 @@ Test(lazy, threads_side_by_side_see_whole_pages, .timeout = 120)
 	for (int round = 0; round < 4; round++) {
 		struct kray_stats st0, st1;
 
-		create_pattern(k, len, 2000, &a);
-		create_pattern(k, len, 2001, &b); /* spills a */
-		wait_spilled(k, 1);
-		kray_release(k, &b, 1);
+		spill_one(k, len, 2000, len, &a);
 		st0 = harness_status(k);
 		cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
 		st1 = harness_status(k);
@@ -543,17 +544,14 @@ static void head_first_round(const char *first)
 	struct side_by_side r[3];
 	pthread_t th[3];
 	struct kray_stats st0, st1;
-	kray_ref a, b;
+	kray_ref a;
 	kray_value v = { 0 };
 	int64_t bad;
 	kray *k;
 
 	start_first(&h, spill, sizeof(spill), "100M", "auto", first);
 	k = harness_connect(h.sock);
-	create_pattern(k, len, 2000, &a);
-	create_pattern(k, 64 * MiB, 2001, &b); /* spills a */
-	wait_spilled(k, 1);
-	kray_release(k, &b, 1);
+	spill_one(k, len, 2000, 64 * MiB, &a);
 	st0 = harness_status(k);
 	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
 	cr_assert_eq(v.len, len);
@@ -605,7 +603,7 @@ static void minor_round_opts(size_t len, bool env_off, bool setting_off)
 	struct harness_mapping m;
 	char spill[160], store[32];
 	struct harness h;
-	kray_ref a, b;
+	kray_ref a;
 	kray_value v = { 0 };
 	int64_t bad;
 	kray *k;
@@ -629,10 +627,7 @@ static void minor_round_opts(size_t len, bool env_off, bool setting_off)
 	if (env_off)
 		setenv("KRAY_LAZY_MINOR", "0", 1);
 	k = harness_connect(h.sock);
-	create_pattern(k, len, 2100 + len, &a);
-	create_pattern(k, len, 2101, &b); /* spills a */
-	wait_spilled(k, 1);
-	kray_release(k, &b, 1); /* room for a again */
+	spill_one(k, len, 2100 + len, len, &a);
 	c0 = harness_lazy_counts(k);
 	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
 	cr_assert(v.type == KRAY_BYTES && v.len == len, "type %d, %zu bytes", v.type, v.len);
@@ -703,7 +698,7 @@ Test(lazy, value_kept_after_shutdown_reads_what_came, .timeout = 60)
 	struct sigaction sa = { .sa_handler = on_bus }, old;
 	char spill[160];
 	struct harness h;
-	kray_ref a, b;
+	kray_ref a;
 	kray_value v = { 0 };
 	volatile uint8_t x = 0;
 	kray *k;
@@ -712,10 +707,7 @@ Test(lazy, value_kept_after_shutdown_reads_what_came, .timeout = 60)
 		cr_skip_test("userfaultfd is not allowed here: lazy restore is off");
 	start(&h, spill, sizeof(spill), "96M", "auto");
 	k = harness_connect(h.sock);
-	create_pattern(k, len, 1600, &a);
-	create_pattern(k, len, 1601, &b); /* spills a */
-	wait_spilled(k, 1);
-	kray_release(k, &b, 1);
+	spill_one(k, len, 1600, len, &a);
 	cr_assert_eq(harness_get1(k, a, 60000, &v), 0, "kray_get: %s", kray_errmsg(k));
 	cr_assert(harness_mapping_of(v.data).uffd_minor, "not mapped in MINOR mode");
 	/* Two chunks in order: the thread fills the next ones ahead, unmapped here. */
