@@ -167,6 +167,16 @@ def sync_cpu_per_call(call, n=20000):
     return out
 
 
+def warm_actor():
+    """After one task, an Actor whose worker takes fast calls (constructed, called 50
+    times)."""
+    kray.get(small_value.remote())
+    a = Actor.remote()
+    for _ in range(50):
+        kray.get(a.small_value.remote())
+    return a
+
+
 def sync_figures(sessions=3):
     """single_client_tasks_sync and 1_1_actor_calls_sync in alternating rounds of
     sessions private krayd sessions, with the CPU each side spends per call (/proc) and
@@ -176,10 +186,7 @@ def sync_figures(sessions=3):
     for _ in range(sessions):
         kray.init()
         try:
-            kray.get(small_value.remote())
-            a = Actor.remote()
-            for _ in range(50):  # its worker takes fast calls once constructed
-                kray.get(a.small_value.remote())
+            a = warm_actor()
             task = lambda: kray.get(small_value.remote())  # noqa: E731
             call = lambda: kray.get(a.small_value.remote())  # noqa: E731
             for _ in range(max(2, ROUNDS // 2)):
@@ -276,55 +283,51 @@ def sync_fastpath_figures(sessions=3):
     there."""
     rates = {"on": [], "off": [], "actor_on": [], "actor_off": [], "pingpong": []}
     calls = {}
+    for mode in alternating_sessions("KRAY_FASTPATH", sessions):
+        a = warm_actor()
+        for _ in range(max(2, ROUNDS // 2)):
+            rates[mode].append(timeit_once(lambda: kray.get(small_value.remote()), 1))
+            rates["actor_" + mode].append(
+                timeit_once(lambda: kray.get(a.small_value.remote()), 1))
+            rates["pingpong"].append(pingpong_once())
+        if mode not in calls:
+            calls[mode] = syscalls_per_call()
+            calls["actor_" + mode] = syscalls_per_call(
+                call=lambda: kray.get(a.small_value.remote()))
+    out = {m: (statistics.median(r), r) for m, r in rates.items()}
+    return out, calls
+
+
+def alternating_sessions(env, sessions):
+    """Private krayd sessions, the setting named by env "on" (unset) and "off" in turn,
+    sessions times each: yields the mode with kray initialized, and shuts it down."""
     for _ in range(sessions):
         for mode in ("on", "off"):
             if mode == "off":
-                os.environ["KRAY_FASTPATH"] = "off"
+                os.environ[env] = "off"
             kray.init()
             try:
-                kray.get(small_value.remote())
-                a = Actor.remote()
-                for _ in range(50):  # its worker takes fast calls once constructed
-                    kray.get(a.small_value.remote())
-                for _ in range(max(2, ROUNDS // 2)):
-                    rates[mode].append(timeit_once(lambda: kray.get(small_value.remote()), 1))
-                    rates["actor_" + mode].append(
-                        timeit_once(lambda: kray.get(a.small_value.remote()), 1))
-                    rates["pingpong"].append(pingpong_once())
-                if mode not in calls:
-                    calls[mode] = syscalls_per_call()
-                    calls["actor_" + mode] = syscalls_per_call(
-                        call=lambda: kray.get(a.small_value.remote()))
+                yield mode
             finally:
                 kray.shutdown()
-                os.environ.pop("KRAY_FASTPATH", None)
-    out = {m: (statistics.median(r), r) for m, r in rates.items()}
-    return out, calls
+                os.environ.pop(env, None)
 
 
 def actor_start_figures(sessions=3, starts=10):
     """Actor start in ms, with actor-adopt on and off in alternating private krayd
     sessions: {"on": (median, per-start), "off": ...}."""
     times = {"on": [], "off": []}
-    for _ in range(sessions):
-        for mode in ("on", "off"):
-            if mode == "off":
-                os.environ["KRAY_ACTOR_ADOPT"] = "off"
-            kray.init()
-            try:
-                kray.get(small_value.remote())
-                for i in range(starts + 1):  # the first warms up
-                    time.sleep(0.5)  # the pool (re)filled, its Python started
-                    t0 = time.perf_counter()
-                    a = Actor.remote()
-                    kray.get(a.small_value.remote())
-                    dt = (time.perf_counter() - t0) * 1e3
-                    kray.kill(a)
-                    if i:
-                        times[mode].append(dt)
-            finally:
-                kray.shutdown()
-                os.environ.pop("KRAY_ACTOR_ADOPT", None)
+    for mode in alternating_sessions("KRAY_ACTOR_ADOPT", sessions):
+        kray.get(small_value.remote())
+        for i in range(starts + 1):  # the first warms up
+            time.sleep(0.5)  # the pool (re)filled, its Python started
+            t0 = time.perf_counter()
+            a = Actor.remote()
+            kray.get(a.small_value.remote())
+            dt = (time.perf_counter() - t0) * 1e3
+            kray.kill(a)
+            if i:
+                times[mode].append(dt)
     return {m: (statistics.median(t), t) for m, t in times.items()}
 
 
@@ -383,7 +386,7 @@ def large_figures(thp):
             puts.append(timeit_once(lambda: kray.put(arr), gb))
         out["memcpy_gigabytes"] = statistics.median(floor), floor
         out["put_gigabytes"] = statistics.median(puts), puts
-        del dst
+        dst = None  # its 100 MiB freed before the 800 MiB object
         big = np.arange(800 * 2**20 // 8, dtype=np.int64)
         gb = big.nbytes / 1e9
         kray.get(read_twice.remote(kray.put(big)))  # warm-up: a worker, the code, the memory
