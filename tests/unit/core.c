@@ -77,9 +77,10 @@ static void handle_gone(struct krayd *k, const struct kray_oid *id)
 void core_setup(const char *const *flags)
 {
 	char sock[128];
+	/* No workers of its own: the scheduler's refill (sched_refill()) starts none. */
 	const char *argv[32] = { "krayd", "--socket",	sock, "--log-level", "error", "--pool-size",
-				 "0",	  "--num-cpus", "1" };
-	int argc = 9;
+				 "0",	  "--num-cpus", "1",  "--prestart",  "0" };
+	int argc = 11;
 
 	memset(&d, 0, sizeof(d));
 	memset(&probe, 0, sizeof(probe));
