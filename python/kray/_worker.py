@@ -13,6 +13,7 @@ A blob is (key, sys.path of the sender, cloudpickled function or class, name); w
 cache what they loaded by the blob's key.  Results are returned as (kind, pickle,
 buffers, refs) per return slot; a task that raises stores a RayTaskError in every slot.
 """
+import collections
 import inspect
 import os
 import pickle
@@ -30,7 +31,9 @@ from . import _serial
 from . import exceptions
 from ._serial import _PLAIN
 
-_loaded = {}  # a blob's key -> (function or class, namespace, name, runtime_env)
+# A blob's key -> (function or class, namespace, name, runtime_env).  Ordered: dropping a
+# plain dict's oldest entry (next(iter(d))) scans the holes earlier deletions left.
+_loaded = collections.OrderedDict()
 LOADED_MAX = 4096  # blobs kept; beyond it the oldest is forgotten (loaded again if used)
 # A blob's pickle starts with its key (kray/_remote.py _Blob._put): protocol 5, a frame,
 # a tuple's mark, then the key as 16 bytes.  Its key names it without unpickling it.
@@ -119,7 +122,7 @@ def _from_blob(pick, bufs, refs):
         entry = (obj, ns, getattr(obj, "__qualname__", getattr(obj, "__name__", "task")),
                  env)
         if len(_loaded) >= LOADED_MAX:
-            del _loaded[next(iter(_loaded))]
+            _loaded.popitem(last=False)
         _loaded[key] = entry
     return entry
 

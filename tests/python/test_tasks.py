@@ -236,7 +236,7 @@ def test_worker_finds_a_loaded_function_by_its_key(monkeypatch):
     real = _worker._serial.loads
     monkeypatch.setattr(_worker._serial, "loads",
                         lambda p, b, r: unpickled.append(1) or real(p, b, r))
-    monkeypatch.setattr(_worker, "_loaded", {})
+    monkeypatch.setattr(_worker, "_loaded", type(_worker._loaded)())
     monkeypatch.setattr(_worker, "LOADED_MAX", 2)
     blobs = [_blob_of(lambda x, i=i: x + i) for i in range(3)]
     fn = _worker._from_blob(blobs[0][1], [], [])[0]
