@@ -441,11 +441,9 @@ class RuntimeContext:
         except LookupError:
             raise RuntimeError("current_actor: krayd does not know this actor as "
                                "alive") from None
-        # Its methods from its class here (asking the actor itself, as get_actor() does,
-        # would wait on the call that asks).
-        fn = _worker.current_call()[1]
-        fn = getattr(fn, "fn", fn)  # a generator method's wrapper (kray/_generators.py)
-        cls = type(fn.__self__) if hasattr(fn, "__self__") else None
+        # Its methods from its class here (asking the actor itself would wait on the
+        # call that asks).
+        cls = _worker.current_class()
         if cls is None:
             return _remote.ActorHandle(ref, None, None)
         return _remote.ActorHandle(ref, _remote._methods(cls), cls.__name__)

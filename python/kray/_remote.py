@@ -577,11 +577,17 @@ def get_actor(name, namespace_=None):
     except LookupError:
         raise ValueError(f"Failed to look up actor with name '{name}' in namespace "
                          f"'{ns}'") from None
+    from . import _worker
+    # The actor itself, from inside one of its methods: its methods from its class here
+    # (asking it would wait on the call that asks).
+    if _worker.actor_id is not None and tuple(ref._fields()[:3]) == _worker.actor_id[:3]:
+        cls = _worker.current_class()
+        if cls is not None:
+            return ActorHandle(ref, _methods(cls), cls.__name__)
     h = ActorHandle(ref, None, None)
     # Its methods and their num_returns, from the actor itself (one round trip), as a
     # handle made by .remote() knows them.  A C actor does not answer, and an actor busy
     # for 2 s with a long method is not waited for: then any name goes.
-    from . import _worker
     try:
         out = _kray.get(_kray.submit(_labelled(PY_METHOD, _worker.METHODS_CALL),
                                      _call_args(_worker.METHODS_CALL.encode(), (), {}), 1,

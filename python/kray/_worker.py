@@ -66,6 +66,14 @@ def current_task_id():
 _named_calls = {}
 
 
+def current_class():
+    """The class of the actor whose method this thread runs, or None (a task, a C
+    actor, outside a call)."""
+    fn = current_call()[1]
+    fn = getattr(fn, "fn", fn)  # a generator method's wrapper (kray/_generators.py)
+    return type(fn.__self__) if hasattr(fn, "__self__") else None
+
+
 def current_call():
     """(name, function, mode) of the call this thread runs: its name as execute() has
     it (a task's qualname, "Class.method"), what runs, and 0 for a task, 2 for an actor

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """get_runtime_context(): job, task, actor and node ids."""
+import time
 
 
 def test_driver_context(ray_start):
@@ -105,6 +106,11 @@ def test_actor_name_and_handle(ray_start):
         def me(self):
             return ray.get_runtime_context().current_actor
 
+        def by_name(self):
+            t0 = time.monotonic()
+            h = ray.get_actor("rc-self")  # itself: its methods known without asking it
+            return h, time.monotonic() - t0
+
         def ping(self):
             return "pong"
 
@@ -124,6 +130,11 @@ def test_actor_name_and_handle(ray_start):
     assert h._ref.hex() == named._ref.hex()
     with pytest.raises(AttributeError):
         h.no_such_method  # its methods are known, as a handle from .remote()
+    h2, took = ray.get(named.by_name.remote())
+    assert took < 1.0, f"get_actor() of itself took {took:.2f} s"
+    assert h2._ref.hex() == named._ref.hex() and ray.get(h2.ping.remote()) == "pong"
+    with pytest.raises(AttributeError):
+        h2.no_such_method
     other = RcSelf.options(name="rc-self", namespace="rc-ns").remote()
     assert ray.get(other.name.remote()) == "rc-self"
     assert ray.get(other.me.remote())._ref.hex() == other._ref.hex()
