@@ -717,6 +717,8 @@ const char *actor_waits_for(struct krayd *d, const struct actor *a, char *buf, s
 		snprintf(buf, len, "krayd is stopping");
 	else if (a->state == A_PENDING)
 		snprintf(buf, len, "waiting for its worker process to be started");
+	else if (a->state == A_STARTING && a->w && a->w->conn) /* connected (or adopted) */
+		snprintf(buf, len, "running its constructor in worker process %d", (int)a->w->pid);
 	else if (a->state == A_STARTING)
 		snprintf(buf, len,
 			 "waiting for its worker process (pid %d) to start and run its "

@@ -305,3 +305,33 @@ def test_status_json(krayd_socket):
     bad = subprocess.run([os.path.join(BUILD, "bin", "kray"), "status", "--json", "extra"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_a_starting_actor_says_it_runs_its_constructor(ray_start):
+    """An actor whose constructor runs (in an adopted pool worker or a new one) says so,
+    with its worker's pid, until it is alive."""
+    import time
+    from kray.util.state import list_actors
+    kray = ray_start
+
+    @kray.remote
+    class StSlowStart:
+        def __init__(self):
+            time.sleep(1.5)
+
+        def pid(self):
+            import os
+            return os.getpid()
+
+    a = StSlowStart.remote()
+    deadline, reason = time.time() + 10, None
+    while time.time() < deadline:
+        rows = list_actors(detail=True, filters=[("class_name", "=", "StSlowStart")])
+        reason = rows[0]["pending_reason"] if rows else None
+        if reason and reason.startswith("running its constructor"):
+            break
+        time.sleep(0.02)
+    pid = kray.get(a.pid.remote())
+    assert reason == f"running its constructor in worker process {pid}", reason
+    assert list_actors(filters=[("class_name", "=", "StSlowStart")])[0]["state"] == "ALIVE"
+    kray.kill(a)
