@@ -323,7 +323,13 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 		size_t pg = (size_t)sysconf(_SC_PAGESIZE), reglen = (maplen + pg - 1) / pg * pg;
 		int r = kc_lazy_register(k, p, reglen);
 
-		if (!r)
+		/* The object's own memfd (MINOR mode) that became whole after krayd answered:
+		 * sealed against writes now, so the mapping may not be written (no VM_MAYWRITE)
+		 * and a userfaultfd refuses it.  It needs none: every page is there. */
+		if (r == -EPERM && (seals = fcntl(fd, F_GET_SEALS)) >= 0 &&
+		    (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+			r = 0;
+		else if (!r)
 			r = kc_lazy_announce(k, id, p, reglen);
 		if (r) {
 			munmap(p, maplen);
