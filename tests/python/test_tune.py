@@ -224,8 +224,11 @@ def test_interrupt_then_resume_skips_finished(tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     out = str(tmp_path)
+    # Ctrl-C's default in the driver: a test run started in the background by a shell
+    # without job control inherits SIGINT ignored, and Python then leaves it ignored.
     p = subprocess.Popen([sys.executable, str(script), out], env=python_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 60
         # Trials 0 and 1 are quick; 2 and 3 start next and sleep 3 s per step.
@@ -239,7 +242,6 @@ def test_interrupt_then_resume_skips_finished(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
-    # (What the driver said, should it ever finish in spite of the Ctrl-C: seen once.)
     assert p.returncode != 0 and "DONE" not in stdout, (p.returncode, stdout, stderr)
     assert "resume=True" in stderr, stderr
     state = json.load(open(os.path.join(out, "resumable", "experiment_state.json")))
