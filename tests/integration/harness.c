@@ -828,3 +828,14 @@ kray_ref harness_fast_counter(kray *k, const struct kray_actor_opts *o)
 	cr_assert_fail("no call to the actor went fast (the ring or the program)");
 	return a;
 }
+
+void harness_wait_gone(pid_t pid, const char *what)
+{
+	int64_t deadline = harness_now_ms() + 10000;
+
+	while (kill(pid, 0) == 0 || errno != ESRCH) {
+		cr_assert_lt(harness_now_ms(), deadline, "%s: pid %d still exists after 10 s", what,
+			     (int)pid);
+		usleep(5000);
+	}
+}

@@ -199,6 +199,10 @@ struct harness_lazy_counts {
 };
 struct harness_lazy_counts harness_lazy_counts(kray *k);
 
+/* Waits up to 10 s until process pid no longer exists (krayd reaped it: its death was
+ * handled); asserts, naming what. */
+void harness_wait_gone(pid_t pid, const char *what);
+
 /* Nodes the connected krayd's cluster view has ALIVE (kray_describe_nodes()). */
 int harness_count_alive(kray *k);
 

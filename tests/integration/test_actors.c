@@ -145,18 +145,6 @@ static void expect_drained(kray *k, const char *after)
 		       (unsigned long long)st.objects);
 }
 
-/* Waits until process pid no longer exists (krayd reaped it: its death was handled). */
-static void wait_gone(pid_t pid, const char *what)
-{
-	int64_t deadline = harness_now_ms() + 10000;
-
-	while (kill(pid, 0) == 0 || errno != ESRCH) {
-		cr_assert_lt(harness_now_ms(), deadline, "%s: pid %d still exists after 10 s", what,
-			     (int)pid);
-		usleep(5000);
-	}
-}
-
 static int wait_file(const char *path, int ms)
 {
 	int64_t deadline = harness_now_ms() + ms;
@@ -797,13 +785,13 @@ Test(actors, destructor, .timeout = 60)
 	close(fd);
 	cr_assert_eq(atoll(line), pid, "the destructor ran in pid %s, the actor was %lld", line,
 		     (long long)pid);
-	wait_gone((pid_t)pid, "the released actor");
+	harness_wait_gone((pid_t)pid, "the released actor");
 
 	arg = bytes_of(p2);
 	m = create(k, "Marker", &arg, 1, NULL);
 	pid = call_int(k, m, "pid", NULL, 0);
 	cr_assert_eq(kray_kill(k, m, 1), 0, "kray_kill: %s", kray_errmsg(k));
-	wait_gone((pid_t)pid, "the killed actor");
+	harness_wait_gone((pid_t)pid, "the killed actor");
 	call_err(k, m, "pid", NULL, 0, KRAY_ERR_ACTOR_DIED, "killed", NULL);
 	kray_release(k, &m, 1);
 	kray_flush(k);
@@ -855,7 +843,7 @@ Test(actors, sigkill_restart, .timeout = 60)
 	cr_assert_eq(call_int1(k, c, "incr", 5), 15);
 	pid = call_int(k, c, "pid", NULL, 0);
 	cr_assert_eq(kill((pid_t)pid, SIGKILL), 0, "kill: %s", strerror(errno));
-	wait_gone((pid_t)pid, "the actor's first process");
+	harness_wait_gone((pid_t)pid, "the actor's first process");
 	cr_assert_eq(call_int(k, c, "read", NULL, 0), 10, "state after the restart");
 	cr_assert_eq(call_int1(k, c, "incr", 1), 11);
 	pid2 = call_int(k, c, "pid", NULL, 0);
@@ -863,7 +851,7 @@ Test(actors, sigkill_restart, .timeout = 60)
 	cr_assert_eq(harness_status(k).tasks_retried, 0, "nothing was in flight to retry");
 
 	cr_assert_eq(kill((pid_t)pid2, SIGKILL), 0, "kill: %s", strerror(errno));
-	wait_gone((pid_t)pid2, "the actor's second process");
+	harness_wait_gone((pid_t)pid2, "the actor's second process");
 	call_err(k, c, "read", NULL, 0, KRAY_ERR_ACTOR_DIED, "no restarts left", "signal 9");
 	kray_release(k, &c, 1);
 	expect_drained(k, "releasing the dead actor");
@@ -952,7 +940,7 @@ Test(actors, kill, .timeout = 60)
 	pid = call_int(k, c, "pid", NULL, 0);
 	rc = kray_kill(k, c, 0);
 	cr_assert_eq(rc, 0, "kray_kill(no_restart 0): %d %s", rc, kray_errmsg(k));
-	wait_gone((pid_t)pid, "the killed process");
+	harness_wait_gone((pid_t)pid, "the killed process");
 	cr_assert_eq(call_int(k, c, "read", NULL, 0), 1, "state after a restarting kill");
 	cr_assert_neq(call_int(k, c, "pid", NULL, 0), pid, "not restarted");
 

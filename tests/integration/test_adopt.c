@@ -98,17 +98,6 @@ static void release(kray *k, kray_ref *a, size_t n)
 	kray_flush(k);
 }
 
-static void wait_gone(pid_t pid, const char *what)
-{
-	int64_t deadline = harness_now_ms() + 10000;
-
-	while (kill(pid, 0) == 0 || errno != ESRCH) {
-		cr_assert_lt(harness_now_ms(), deadline, "%s: pid %d still exists after 10 s", what,
-			     (int)pid);
-		usleep(5000);
-	}
-}
-
 /* Waits until krayd has started `want` workers in all (the pool's refill). */
 static struct kray_stats started(kray *k, uint64_t want)
 {
@@ -144,7 +133,7 @@ Test(adopt, actor_runs_in_the_pool_worker)
 	for (int i = 0; i < 20; i++)
 		cr_assert_neq(task_pid(k), actor, "a task ran in the actor's process");
 	release(k, &a, 1);
-	wait_gone((pid_t)actor, "the released actor's process");
+	harness_wait_gone((pid_t)actor, "the released actor's process");
 	cr_assert_eq(kill((pid_t)next, 0), 0, "the pool worker died with the actor");
 	cr_assert_eq(task_pid(k), next, "the pool worker does not take tasks any more");
 	harness_shutdown(k);
@@ -167,7 +156,7 @@ Test(adopt, off_starts_a_process)
 	cr_assert_neq(actor, pool, "actor-adopt off, yet the actor runs in the pool worker");
 	cr_assert_eq(task_pid(k), pool);
 	release(k, &a, 1);
-	wait_gone((pid_t)actor, "the released actor's process");
+	harness_wait_gone((pid_t)actor, "the released actor's process");
 	harness_shutdown(k);
 	harness_stop_krayd(&h);
 }
@@ -186,14 +175,14 @@ Test(adopt, kill_and_restart)
 	cr_assert_eq(incr(k, a, 1), 11);
 	p1 = harness_actor_int(k, a, "pid");
 	cr_assert_eq(kill((pid_t)p1, SIGKILL), 0);
-	wait_gone((pid_t)p1, "the actor's first process");
+	harness_wait_gone((pid_t)p1, "the actor's first process");
 	cr_assert_eq(harness_actor_int(k, a, "read"), 10, "state after the restart");
 	p2 = harness_actor_int(k, a, "pid");
 	cr_assert_neq(p2, p1);
 	pool = task_pid(k);
 	cr_assert_neq(pool, p2, "a task ran in the restarted actor's process");
 	cr_assert_eq(kray_kill(k, a, 1), 0, "kray_kill: %s", kray_errmsg(k));
-	wait_gone((pid_t)p2, "the killed actor's process");
+	harness_wait_gone((pid_t)p2, "the killed actor's process");
 	cr_assert_eq(kill((pid_t)pool, 0), 0, "the pool worker died with the actor");
 	for (int i = 0; i < 5; i++)
 		cr_assert_neq(task_pid(k), p2);
@@ -226,7 +215,7 @@ Test(adopt, more_actors_than_the_pool)
 	}
 	release(k, a, 6);
 	for (int i = 0; i < 6; i++)
-		wait_gone((pid_t)pid[i], "a released actor's process");
+		harness_wait_gone((pid_t)pid[i], "a released actor's process");
 	task_pid(k);
 	harness_shutdown(k);
 }
@@ -253,7 +242,7 @@ Test(adopt, pool_refills_after_actors_end)
 		     "workers were started while actors held every CPU");
 	release(k, a, 2);
 	for (int i = 0; i < 2; i++)
-		wait_gone((pid_t)pid[i], "a released actor's process");
+		harness_wait_gone((pid_t)pid[i], "a released actor's process");
 	started(k, before + 2);
 	for (int i = 0; i < 4; i++) {
 		int64_t t = task_pid(k);
@@ -288,7 +277,7 @@ Test(adopt, pool_kept_while_actors_hold_the_cpus)
 	cr_assert_eq(kill((pid_t)pool, 0), 0, "the idle pool worker was stopped");
 	release(k, a, 2);
 	for (int i = 0; i < 2; i++)
-		wait_gone((pid_t)actor[i], "a released actor's process");
+		harness_wait_gone((pid_t)actor[i], "a released actor's process");
 	cr_assert_eq(kill((pid_t)pool, 0), 0, "the idle pool worker was stopped");
 	for (int i = 0; i < 4; i++)
 		task_pid(k);
@@ -386,7 +375,7 @@ static void race(const char *ring)
 		killed[i] = mono_ns();
 		cr_assert_eq(kray_kill(k, a, 1), 0, "kray_kill: %s", kray_errmsg(k));
 		kray_release(k, &a, 1);
-		wait_gone((pid_t)pid[i], "a killed actor's process");
+		harness_wait_gone((pid_t)pid[i], "a killed actor's process");
 		usleep(20000); /* the refill connects; the driver claims workers meanwhile */
 	}
 	r->stop = 1;
