@@ -146,9 +146,14 @@ int kc_lazy_register(struct kray *k, void *addr, size_t len)
 int kc_lazy_announce(struct kray *k, const kray_ref *id, void *addr, size_t len)
 {
 	struct kray_msg_lazy_map m = { .addr = (uintptr_t)addr, .len = len };
+	const char *hold = getenv("KRAY_TEST_LAZY_ANNOUNCE_MS");
 	size_t off;
 	int r;
 
+	/* A test's hook: the announce held back, so that the object is whole (and krayd's lazy
+	 * state of it gone) before krayd hears of the mapping (test_cluster_lazy). */
+	if (hold)
+		usleep((useconds_t)atoi(hold) * 1000);
 	memcpy(&m.id, id, sizeof(m.id));
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_LAZY_MAP, 0, WIRE_FIXED(m));
 	r = kc_end(k, off);

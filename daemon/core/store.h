@@ -245,6 +245,11 @@ void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why);
 /* KRAY_MSG_LAZY_MAP: c mapped lazy object id (lz) at [addr, addr + len).  0 or -EINVAL. */
 int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
 		      uint64_t len);
+/* KRAY_MSG_LAZY_MAP of an object that is lazy no longer (whole: promoted or received to
+ * the end; or failed) by the time it came: a reader whose mapping takes minor faults gets
+ * its range mapped (whole) or poisoned (SIGBUS where it touches it), for no range of a lazy
+ * object resolves its faults any more.  Nothing waits for a MISSING-mode reader. */
+void store_lazy_mapped_late(struct conn *c, uint64_t addr, uint64_t len, bool whole);
 /* c dropped its last view of id. */
 void store_lazy_unmapped(struct conn *c, const struct kray_oid *id);
 void store_lazy_conn_gone(struct conn *c);

@@ -1075,6 +1075,33 @@ int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id
 	return 0;
 }
 
+void store_lazy_mapped_late(struct conn *c, uint64_t addr, uint64_t len, bool whole)
+{
+	struct lazyd *z = c->d->lazy;
+	struct lz_conn *lc = c->lazy;
+	unsigned keep = 0;
+
+	if (!z || !lc || !lc->minor || (addr & 4095) || !len)
+		return;
+	len = (len + 4095) & ~4095ull;
+	/* (only the loop marks lc dead and only the thread frees it: no lock for the ioctls) */
+	if (whole) {
+		lazy_resolve(lc, addr, len);
+	} else {
+		struct uffdio_poison p = { .range = { .start = addr, .len = len } };
+
+		if (ioctl(lc->uffd, UFFDIO_POISON, &p) && errno != EEXIST && errno != ESRCH)
+			log_warn_ratelimited("lazy get: cannot fail a reader of a lost object: %s",
+					     strerror(errno));
+	}
+	pthread_mutex_lock(&z->lock);
+	for (unsigned i = 0; i < lc->npending; i++) /* (those faults are resolved now) */
+		if (lc->pending[i] < addr || lc->pending[i] - addr >= len)
+			lc->pending[keep++] = lc->pending[i];
+	lc->npending = keep;
+	pthread_mutex_unlock(&z->lock);
+}
+
 void store_lazy_unmapped(struct conn *c, const struct kray_oid *id)
 {
 	struct lazyd *z = c->d->lazy;
