@@ -2,6 +2,8 @@
 """kray.rllib (issue 16): the seed's program (tune.run(PPOTrainer, ...)) solves
 CartPole-v0 with a fixed seed in a bounded number of iterations; the PPOTrainer API
 (DEFAULT_CONFIG, PPOConfig().build(), save/restore, compute_action); bad input."""
+import shutil
+
 import numpy as np
 import pytest
 
@@ -170,6 +172,7 @@ def test_parallel_sampling_is_reproducible_and_on_policy(ray):
     assert t._pending is None  # begun with weights that restore() replaced
     assert t.train()["timesteps_this_iter"] == 1000
     t.stop()
+    shutil.rmtree(t.logdir)  # (save() with no directory: the checkpoint went there)
 
     lin = torch_linear()
     g = torch.Generator().manual_seed(1)

@@ -99,6 +99,14 @@ def test_class_trainable_tuner_checkpoints(ray, tmp_path):
     t2.restore(path)
     assert t2.train() ["x"] == 8 and t2.iteration == 3
     assert "TERMINATED" in grid.table()
+    # A Trainable made without a logdir makes one only when asked, and stop() takes back
+    # the one it made (empty): none is left behind in the temporary directory.
+    t3 = Counter({"start": 0})
+    assert t3._logdir is None
+    d = t3.logdir
+    assert os.path.isdir(d)
+    t3.stop()
+    assert not os.path.exists(d)
 
 
 def test_asha_stops_bad_trials_early(ray, tmp_path):

@@ -65,7 +65,8 @@ class Trainable:
         self._episodes_total = None
         self._restored_iter = 0
         self._time_since_restore = 0.0
-        self._logdir = kwargs.get("logdir") or tempfile.mkdtemp(prefix="kray-trainable-")
+        self._logdir = kwargs.get("logdir")  # (made on first use when not given)
+        self._own_logdir = False
         self._trial_id = kwargs.get("trial_id", "default")
         self._trial_name = kwargs.get("trial_name", type(self).__name__)
         self.setup(dict(self.config))
@@ -104,6 +105,9 @@ class Trainable:
 
     @property
     def logdir(self):
+        if self._logdir is None:
+            self._logdir = tempfile.mkdtemp(prefix="kray-trainable-")
+            self._own_logdir = True
         return self._logdir
 
     @property
@@ -140,7 +144,7 @@ class Trainable:
 
     def save(self, checkpoint_dir=None):
         """Writes a checkpoint directory and returns its path."""
-        path = checkpoint_dir or os.path.join(self._logdir,
+        path = checkpoint_dir or os.path.join(self.logdir,
                                               f"checkpoint_{self._iteration:06d}")
         os.makedirs(path, exist_ok=True)
         out = self.save_checkpoint(path)
@@ -185,6 +189,11 @@ class Trainable:
 
     def stop(self):
         self.cleanup()
+        if self._own_logdir:  # the directory this made, when nothing was saved in it
+            try:
+                os.rmdir(self._logdir)
+            except OSError:
+                pass
 
 
 # ---- the session of a function trainable (one per trial actor) ----
