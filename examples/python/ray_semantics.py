@@ -6,6 +6,7 @@ call (which polls get_runtime_context().is_canceled() and cleans up).
     python3 examples/python/ray_semantics.py
 """
 import os
+import shutil
 import tempfile
 import time
 
@@ -26,6 +27,7 @@ def greet():
 
 
 print(ray.get(greet.remote()))
+shutil.rmtree(project)  # (the workers have their own copy of it)
 
 
 # Borrowed refs: the mailbox keeps the refs its callers put in their letters.
