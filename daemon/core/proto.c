@@ -594,15 +594,9 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		o = store_get(c->d, &m.id);
 		if (!o || !oidmap_get(&c->pins, &m.id))
 			return 0;
-		if (!o->lazy) { /* whole (promoted, received) or failed meanwhile */
-			if (o->type == KRAY_WT_FD && (m.len < o->size || m.len - o->size >= 4096))
-				return conn_fail(c, "lazy map of a range that does not fit",
-						 -EINVAL);
-			store_lazy_mapped_late(c, m.addr, m.len,
-					       o->type == KRAY_WT_FD && o->fd >= 0);
-			return 0;
-		}
-		if (store_lazy_mapped(c, o->lazy, &m.id, m.addr, m.len))
+		/* (whole, promoted or received, or failed meanwhile: late) */
+		if (o->lazy ? store_lazy_mapped(c, o->lazy, &m.id, m.addr, m.len) :
+			      store_lazy_mapped_late(c, o, &m.id, m.addr, m.len))
 			return conn_fail(c, "lazy map of a range that does not fit", -EINVAL);
 		return 0;
 	}

@@ -246,10 +246,12 @@ void store_lazy_net_fail(struct krayd *d, struct lazy *lz, const char *why);
 int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
 		      uint64_t len);
 /* KRAY_MSG_LAZY_MAP of an object that is lazy no longer (whole: promoted or received to
- * the end; or failed) by the time it came: a reader whose mapping takes minor faults gets
- * its range mapped (whole) or poisoned (SIGBUS where it touches it), for no range of a lazy
- * object resolves its faults any more.  Nothing waits for a MISSING-mode reader. */
-void store_lazy_mapped_late(struct conn *c, uint64_t addr, uint64_t len, bool whole);
+ * the end; or failed) by the time it came.  A reader whose mapping takes minor faults
+ * waits on them: its range is served as a whole lazy object's until it lets go (then the
+ * object is sealed for good), or poisoned (SIGBUS where it touches) when the object
+ * failed.  Nothing waits for a MISSING-mode reader.  0 or -EINVAL. */
+int store_lazy_mapped_late(struct conn *c, struct obj *o, const struct kray_oid *id, uint64_t addr,
+			   uint64_t len);
 /* c dropped its last view of id. */
 void store_lazy_unmapped(struct conn *c, const struct kray_oid *id);
 void store_lazy_conn_gone(struct conn *c);

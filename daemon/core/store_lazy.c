@@ -1075,16 +1075,40 @@ int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id
 	return 0;
 }
 
-void store_lazy_mapped_late(struct conn *c, uint64_t addr, uint64_t len, bool whole)
+int store_lazy_mapped_late(struct conn *c, struct obj *o, const struct kray_oid *id, uint64_t addr,
+			   uint64_t len)
 {
 	struct lazyd *z = c->d->lazy;
 	struct lz_conn *lc = c->lazy;
+	bool whole = o->type == KRAY_WT_FD && o->fd >= 0;
+	struct lz_range *rg = NULL;
+	struct lazy *lz = NULL;
 	unsigned keep = 0;
 
-	if (!z || !lc || !lc->minor || (addr & 4095) || !len)
-		return;
+	if (!z || !lc || !lc->minor)
+		return 0; /* (MISSING mode: its pages are all there, or its memfd was cut) */
+	if ((addr & 4095) || !len || (whole && (len < o->size || len - o->size >= 4096)))
+		return -EINVAL;
+	if (whole) { /* served as if it had come in time (sealed for good when it lets go) */
+		rg = calloc(1, sizeof(*rg));
+		lz = rg ? lazy_whole_minor(id, o->size, o->fd) : NULL;
+	}
+	if (lz) {
+		*rg = (struct lz_range){ .lz = lz, .id = *id, .base = addr, .len = len };
+		pthread_mutex_lock(&z->lock);
+		lz->next = z->all;
+		z->all = lz;
+		rg->next = lc->ranges;
+		lc->ranges = rg;
+		lz->nranges++;
+		pthread_mutex_unlock(&z->lock);
+		wake_thread(z); /* faults that came first are retried */
+		return 0;
+	}
+	free(rg);
+	/* Out of memory (mapped whole now), or lost: SIGBUS where the reader touches it.
+	 * (Only the loop marks lc dead and only the thread frees it: no lock for the ioctls.) */
 	len = (len + 4095) & ~4095ull;
-	/* (only the loop marks lc dead and only the thread frees it: no lock for the ioctls) */
 	if (whole) {
 		lazy_resolve(lc, addr, len);
 	} else {
@@ -1100,6 +1124,7 @@ void store_lazy_mapped_late(struct conn *c, uint64_t addr, uint64_t len, bool wh
 			lc->pending[keep++] = lc->pending[i];
 	lc->npending = keep;
 	pthread_mutex_unlock(&z->lock);
+	return 0;
 }
 
 void store_lazy_unmapped(struct conn *c, const struct kray_oid *id)

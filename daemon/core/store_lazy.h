@@ -94,6 +94,11 @@ struct lazyd {
 	uint64_t faults;
 };
 
+/* A whole MINOR-mode lazy object over (a dup of) objfd, detached, not linked: what a
+ * reader that announces its mapping after the object came whole is served by
+ * (store_lazy_mapped_late()); NULL when objfd cannot be one. */
+struct lazy *lazy_whole_minor(const struct kray_oid *id, uint64_t size, int objfd);
+
 static inline bool lazy_have(const struct lazy *lz, uint64_t page)
 {
 	return lz->have[page / 64] >> (page % 64) & 1;

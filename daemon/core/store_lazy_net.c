@@ -78,17 +78,17 @@ struct lazy *store_lazy_new_net(struct krayd *d, const struct kray_oid *id, uint
 	return lz;
 }
 
-struct lazy *store_lazy_new_net_minor(struct krayd *d, const struct kray_oid *id, uint64_t size,
-				      int objfd)
+/* A MINOR-mode lazy object of size bytes over (a dup of) objfd, none of its pages in, not
+ * linked; NULL when objfd cannot be one (hugetlb: minor faults there are hugetlbfs's, in
+ * huge pages: the MISSING path). */
+static struct lazy *minor_alloc(uint64_t size, int objfd)
 {
-	struct lazyd *z = d->lazy;
 	struct statfs fs;
 	struct stat st;
 	struct lazy *lz;
 
-	/* (hugetlb: minor faults there are hugetlbfs's, in huge pages: the MISSING path) */
-	if (!z || !z->minor || objfd < 0 || fstatfs(objfd, &fs) || fs.f_type == HUGETLBFS_MAGIC ||
-	    fstat(objfd, &st) || (uint64_t)st.st_size != size)
+	if (objfd < 0 || fstatfs(objfd, &fs) || fs.f_type == HUGETLBFS_MAGIC || fstat(objfd, &st) ||
+	    (uint64_t)st.st_size != size)
 		return NULL;
 	lz = calloc(1, sizeof(*lz));
 	if (!lz)
@@ -110,13 +110,39 @@ struct lazy *store_lazy_new_net_minor(struct krayd *d, const struct kray_oid *id
 		return NULL;
 	}
 	lz->ino = (uint64_t)st.st_ino;
-	lz->id = *id;
 	lz->net = true;
 	lz->minor = true;
+	return lz;
+}
+
+struct lazy *store_lazy_new_net_minor(struct krayd *d, const struct kray_oid *id, uint64_t size,
+				      int objfd)
+{
+	struct lazyd *z = d->lazy;
+	struct lazy *lz = z && z->minor ? minor_alloc(size, objfd) : NULL;
+
+	if (!lz)
+		return NULL;
+	lz->id = *id;
 	lazy_link(z, lz);
 	pthread_mutex_lock(&z->lock);
 	z->net_minor++;
 	pthread_mutex_unlock(&z->lock);
+	return lz;
+}
+
+struct lazy *lazy_whole_minor(const struct kray_oid *id, uint64_t size, int objfd)
+{
+	struct lazy *lz = minor_alloc(size, objfd);
+
+	if (!lz)
+		return NULL;
+	lz->id = *id;
+	memset(lz->chunk, CH_FILLED, lz->nchunks);
+	lz->nfilled = lz->nchunks;
+	for (uint64_t p = 0; p < (size + 4095) / 4096; p++)
+		lz->have[p / 64] |= 1ull << (p % 64);
+	lz->detached = true; /* freed (and the object sealed for good) once its readers go */
 	return lz;
 }
 

@@ -542,6 +542,30 @@ static int seals_at(const void *p)
 	return seals;
 }
 
+/* Whole, and its lazy reader gone: a later get maps the object's memfd, sealed for good
+ * (F_SEAL_FUTURE_WRITE while the reader mapped it, in MINOR mode), byte-exact. */
+static void expect_sealed_for_good(kray *k, kray_ref r, uint64_t size, int64_t seed)
+{
+	kray_value v = { 0 };
+	int64_t bad;
+	int seals, rc;
+
+	rc = harness_get1(k, r, 60000, &v);
+	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
+	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
+	seals = seals_at(v.data);
+	for (int i = 0; i < 100 && seals >= 0 && !(seals & F_SEAL_WRITE); i++) {
+		usleep(20000);
+		seals = seals_at(v.data);
+	}
+	cr_assert(seals >= 0 && (seals & F_SEAL_WRITE) && (seals & F_SEAL_SEAL),
+		  "%llu bytes: the object is not sealed for good (seals %#x)",
+		  (unsigned long long)size, seals);
+	bad = pattern_check(v.data, 0, size, (uint64_t)seed);
+	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
+	kray_value_clear(&v);
+}
+
 /* A lazy get of an object of size bytes from node 2, read whole in order, byte-exact; the
  * mapping is the object's own memfd registered for minor faults (minor) or a separate lazy
  * memfd in MISSING mode; node 1's store never counts a second copy (minor). */
@@ -593,23 +617,7 @@ static void lazy_read_whole(kray *k, uint64_t size, int64_t seed, bool minor)
 		cr_assert_geq(most, 2 * size, "%llu bytes: the second memfd not counted (%llu)",
 			      (unsigned long long)size, (unsigned long long)most);
 	kray_value_clear(&v);
-	/* Whole: a later get maps the object's memfd, sealed for good once the lazy reader
-	 * let go (F_SEAL_FUTURE_WRITE while it mapped it, in MINOR mode). */
-	rc = harness_get1(k, r, 60000, &v);
-	cr_assert_eq(rc, 0, "get again: %d %s", rc, kray_errmsg(k));
-	cr_assert(!lazily_mapped(v.data), "a get of a whole object was answered lazily");
-	int seals = seals_at(v.data);
-
-	for (int i = 0; i < 100 && seals >= 0 && !(seals & F_SEAL_WRITE); i++) {
-		usleep(20000);
-		seals = seals_at(v.data);
-	}
-	cr_assert(seals >= 0 && (seals & F_SEAL_WRITE) && (seals & F_SEAL_SEAL),
-		  "%llu bytes: the object is not sealed for good (seals %#x)",
-		  (unsigned long long)size, seals);
-	bad = pattern_check(v.data, 0, size, (uint64_t)seed);
-	cr_assert_eq(bad, -1, "again: byte %lld differs", (long long)bad);
-	kray_value_clear(&v);
+	expect_sealed_for_good(k, r, size, seed);
 	kray_release(k, &r, 1);
 	expect_clean(k);
 }
@@ -654,9 +662,10 @@ static void *read_all(void *arg)
 }
 
 /* The reader's announce of its mapping (KRAY_MSG_LAZY_MAP) held back until its object came
- * whole: krayd let go of the object's lazy state meanwhile, and the mapping (the object's
- * own memfd, registered for minor faults) is mapped for it when the announce comes late.
- * It once waited forever on its first touch (CI, test_cluster_refs.py, one run in ten). */
+ * whole: krayd let go of the object's lazy state meanwhile, and serves the mapping (the
+ * object's own memfd, registered for minor faults) as a whole lazy object's when the
+ * announce comes late, then seals the object for good when the reader lets go.  It once
+ * waited forever on its first touch (CI, test_cluster_refs.py, one run in ten). */
 Test(cluster_lazy, minor_mode_announce_after_the_object_is_whole)
 {
 	const char *const res[2] = { "n1:1", "n2:1" };
@@ -688,6 +697,7 @@ Test(cluster_lazy, minor_mode_announce_after_the_object_is_whole)
 	cr_assert_eq(rc, 0, "reading the object waits still after 30 s (its faults unresolved)");
 	cr_assert_eq((intptr_t)bad, -1, "byte %ld differs", (long)(intptr_t)bad);
 	kray_value_clear(&v);
+	expect_sealed_for_good(k, r, 64 * MiB, 5190);
 	kray_release(k, &r, 1);
 	expect_clean(k);
 	cr_assert(harness_krayd_alive(&node[0]) && harness_krayd_alive(&node[1]), "a krayd exited");
