@@ -1075,25 +1075,15 @@ int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id
 	return 0;
 }
 
-int store_lazy_mapped_late(struct conn *c, struct obj *o, const struct kray_oid *id, uint64_t addr,
-			   uint64_t len)
+int lazy_mapped_late(struct conn *c, struct lazy *lz, bool whole, const struct kray_oid *id,
+		     uint64_t addr, uint64_t len)
 {
 	struct lazyd *z = c->d->lazy;
 	struct lz_conn *lc = c->lazy;
-	bool whole = o->type == KRAY_WT_FD && o->fd >= 0;
-	struct lz_range *rg = NULL;
-	struct lazy *lz = NULL;
+	struct lz_range *rg = lz ? calloc(1, sizeof(*rg)) : NULL;
 	unsigned keep = 0;
 
-	if (!z || !lc || !lc->minor)
-		return 0; /* (MISSING mode: its pages are all there, or its memfd was cut) */
-	if ((addr & 4095) || !len || (whole && (len < o->size || len - o->size >= 4096)))
-		return -EINVAL;
-	if (whole) { /* served as if it had come in time (sealed for good when it lets go) */
-		rg = calloc(1, sizeof(*rg));
-		lz = rg ? lazy_whole_minor(id, o->size, o->fd) : NULL;
-	}
-	if (lz) {
+	if (rg) { /* served as if it had come in time (sealed for good when it lets go) */
 		*rg = (struct lz_range){ .lz = lz, .id = *id, .base = addr, .len = len };
 		pthread_mutex_lock(&z->lock);
 		lz->next = z->all;
@@ -1105,9 +1095,13 @@ int store_lazy_mapped_late(struct conn *c, struct obj *o, const struct kray_oid 
 		wake_thread(z); /* faults that came first are retried */
 		return 0;
 	}
-	free(rg);
-	/* Out of memory (mapped whole now), or lost: SIGBUS where the reader touches it.
-	 * (Only the loop marks lc dead and only the thread frees it: no lock for the ioctls.) */
+	if (lz) { /* out of memory: mapped whole now (and never sealed for good) */
+		pthread_mutex_lock(&z->lock);
+		lazy_free(z, lz);
+		pthread_mutex_unlock(&z->lock);
+	}
+	/* Mapped whole, or lost: SIGBUS where the reader touches it.  (Only the loop marks lc
+	 * dead and only the thread frees it: no lock for the ioctls.) */
 	len = (len + 4095) & ~4095ull;
 	if (whole) {
 		lazy_resolve(lc, addr, len);

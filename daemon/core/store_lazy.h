@@ -94,10 +94,10 @@ struct lazyd {
 	uint64_t faults;
 };
 
-/* A whole MINOR-mode lazy object over (a dup of) objfd, detached, not linked: what a
- * reader that announces its mapping after the object came whole is served by
- * (store_lazy_mapped_late()); NULL when objfd cannot be one. */
-struct lazy *lazy_whole_minor(const struct kray_oid *id, uint64_t size, int objfd);
+/* store_lazy_mapped_late()'s end: lz (whole, not linked yet) serves reader c's range from
+ * now on; without lz, the range is mapped at once (whole) or poisoned.  0. */
+int lazy_mapped_late(struct conn *c, struct lazy *lz, bool whole, const struct kray_oid *id,
+		     uint64_t addr, uint64_t len);
 
 static inline bool lazy_have(const struct lazy *lz, uint64_t page)
 {

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "core/krayd.h"
+#include "core/conn.h"
 #include "core/store.h"
 #include "core/log.h"
 #include "core/store_lazy.h"
@@ -131,19 +132,28 @@ struct lazy *store_lazy_new_net_minor(struct krayd *d, const struct kray_oid *id
 	return lz;
 }
 
-struct lazy *lazy_whole_minor(const struct kray_oid *id, uint64_t size, int objfd)
+int store_lazy_mapped_late(struct conn *c, struct obj *o, const struct kray_oid *id, uint64_t addr,
+			   uint64_t len)
 {
-	struct lazy *lz = minor_alloc(size, objfd);
+	bool whole = o->type == KRAY_WT_FD && o->fd >= 0;
+	struct lazy *lz;
 
-	if (!lz)
-		return NULL;
-	lz->id = *id;
-	memset(lz->chunk, CH_FILLED, lz->nchunks);
-	lz->nfilled = lz->nchunks;
-	for (uint64_t p = 0; p < (size + 4095) / 4096; p++)
-		lz->have[p / 64] |= 1ull << (p % 64);
-	lz->detached = true; /* freed (and the object sealed for good) once its readers go */
-	return lz;
+	if (!c->d->lazy || !store_conn_lazy_minor(c))
+		return 0; /* (MISSING mode: its pages are all there, or its memfd was cut) */
+	if ((addr & 4095) || !len || (whole && (len < o->size || len - o->size >= 4096)))
+		return -EINVAL;
+	/* A whole MINOR-mode lazy object over the object's memfd, detached: freed (and the
+	 * object sealed for good) once its reader lets go. */
+	lz = whole ? minor_alloc(o->size, o->fd) : NULL;
+	if (lz) {
+		lz->id = *id;
+		memset(lz->chunk, CH_FILLED, lz->nchunks);
+		lz->nfilled = lz->nchunks;
+		for (uint64_t p = 0; p < (o->size + 4095) / 4096; p++)
+			lz->have[p / 64] |= 1ull << (p % 64);
+		lz->detached = true;
+	}
+	return lazy_mapped_late(c, lz, whole, id, addr, len);
 }
 
 /* Whether srcfd is lz's own memfd (MINOR mode: the pages are in place).  Otherwise minor lz
