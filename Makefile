@@ -161,7 +161,7 @@ $(O)/tests/unit/test_conn: tests/unit/test_conn.c $(O)/pic/libclient/conn.o \
 # Unit tests of krayd's core modules link the core alone (tests/unit/core.h): the layers
 # make that possible (docs/ARCHITECTURE.md).
 CORE_OBJ   := $(filter $(O)/daemon/core/%,$(DAEMON_OBJ))
-UNIT_CORE  := $(addprefix $(O)/tests/unit/,test_store test_sched test_task)
+UNIT_CORE  := $(addprefix $(O)/tests/unit/,test_store test_sched test_task test_pool)
 $(UNIT_CORE): $(O)/tests/unit/%: tests/unit/%.c $(O)/tests/unit/core.o $(CORE_OBJ) $(COMMON_OBJ) \
 	      $(SKIPLOG_OBJ)
 	@mkdir -p $(dir $@)

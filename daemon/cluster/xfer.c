@@ -828,7 +828,7 @@ static void rx_failed(struct link *l, struct obj *o, int err)
 	int k = snprintf(msg, sizeof(msg), "writing an object from node %08x: %s", l->node,
 			 strerror(err));
 
-	o->writer = NULL;
+	store_writer_end(l->d, o);
 	rx_unmap(l);
 	store_abort_large(l->d, o);
 	store_seal_error(l->d, o, KRAY_WE_STORE_FULL, msg, (size_t)k);

@@ -695,7 +695,7 @@ void proto_conn_gone(struct conn *c)
 		if (o && o->writer == c) {
 			static const char msg[] = "its creator exited before sealing it";
 
-			o->writer = NULL;
+			store_writer_end(d, o);
 			store_drop_large(d, o);
 			o->type = KRAY_WT_NIL;
 			store_seal_error(d, o, KRAY_WE_OBJECT_LOST, msg, sizeof(msg) - 1);

@@ -40,7 +40,7 @@ int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size,
 	o->type = KRAY_WT_FD;
 	o->fd = fd;
 	o->size = size;
-	o->writer = c;
+	store_writer_begin(c, o);
 	d->st.store_bytes += size;
 	(*oidmap_upsert(&c->refs, id, &fresh))++;
 	store_ref(o);
@@ -64,7 +64,7 @@ int store_begin_large(struct conn *c, struct obj *o, uint64_t size)
 	o->type = KRAY_WT_FD;
 	o->fd = fd;
 	o->size = size;
-	o->writer = c;
+	store_writer_begin(c, o);
 	d->st.store_bytes += size;
 	return 0;
 }
@@ -78,7 +78,7 @@ void store_abort_large(struct krayd *d, struct obj *o)
 	o->fd = -1;
 	o->size = 0;
 	o->type = KRAY_WT_NIL;
-	o->writer = NULL;
+	store_writer_end(d, o);
 }
 
 int store_seal_large(struct conn *c, const struct kray_oid *id)
@@ -90,7 +90,7 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 
 	if (!o || o->writer != c || o->state != OBJ_PENDING)
 		return -ENOENT;
-	o->writer = NULL;
+	store_writer_end(d, o);
 	if (store_seal_fd(o->fd, o->lazy && store_lazy_in_place(o->lazy)) || fstat(o->fd, &st) ||
 	    (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",

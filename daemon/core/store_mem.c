@@ -318,6 +318,20 @@ int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
 	return fd;
 }
 
+void store_writer_begin(struct conn *c, struct obj *o)
+{
+	o->writer = c;
+	pool_writing(c->d->pool, true);
+}
+
+void store_writer_end(struct krayd *d, struct obj *o)
+{
+	if (!o->writer)
+		return;
+	o->writer = NULL;
+	pool_writing(d->pool, false);
+}
+
 /* o's waiters wake on the next drain (store.c's store_io_drain()), o held until then. */
 static void fire_later(struct krayd *d, struct obj *o)
 {
@@ -660,6 +674,7 @@ out:
 
 void store_drop_large(struct krayd *d, struct obj *o)
 {
+	store_writer_end(d, o);
 	store_unlazy(d, o); /* readers that map it lazily get the rest first */
 	if (o->io == IO_SPILL) {
 		spill_cancel(d, o, false);
