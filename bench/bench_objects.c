@@ -50,7 +50,9 @@
  * released (a difference is printed and sets "leaks" in the JSON).  Memory: at most about
  * 1.5 GiB at a time.
  *
- *	bench_objects [--quick] [--json FILE]
+ *	bench_objects [--quick] [--json FILE] [--pool-size SIZE]
+ *
+ * --pool-size: the default-pool krayd's pool-size (default: krayd's, 256M).
  */
 #include <kray/kray.h>
 #include <errno.h>
@@ -670,7 +672,7 @@ int main(int argc, char **argv)
 {
 	struct bench_opts o = { 0 };
 	char bin[PATH_MAX + 64];
-	static const char *const pooled_flags[] = { "--store-size", "2G", NULL };
+	const char *pooled_flags[] = { "--store-size", "2G", NULL, NULL, NULL };
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
 	static const char *const thpoff_flags[] = { "--thp", "off", NULL };
 	static const char *const huge_flags[] = { "--hugepages", "1", "--pool-size", "0", NULL };
@@ -682,8 +684,12 @@ int main(int argc, char **argv)
 
 	bench_init("bench_objects");
 	for (int i = 1; i < argc; i++) {
-		if (!bench_opt(argc, argv, &i, false, &o)) {
-			fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
+		if (!strcmp(argv[i], "--pool-size") && i + 1 < argc) {
+			pooled_flags[2] = "--pool-size";
+			pooled_flags[3] = argv[++i];
+		} else if (!bench_opt(argc, argv, &i, false, &o)) {
+			fprintf(stderr, "usage: %s [--quick] [--json FILE] [--pool-size SIZE]\n",
+				argv[0]);
 			return 2;
 		}
 	}
