@@ -84,7 +84,9 @@ def _check(opts, allowed, what):
     for k in ("num_cpus", "num_gpus"):
         v = opts.get(k)
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
-            raise ValueError(f"{k} must be a number >= 0")
+            raise ValueError(f"{k} must be a number >= 0: the resource option {k} only "
+                             "accepts None, 0 or a positive number (the quantity of "
+                             f"resource {k} cannot be negative)")
     t = opts.get("timeout_s")
     if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool) or
                           not 0 < t <= _TIMEOUT_MAX_S):
@@ -375,6 +377,12 @@ class RemoteFunction:
         _check(merged, _TASK_OPTIONS, "a remote function")
         return _Bound(self, merged)
 
+    def bind(self, *args, **kwargs):
+        """This function's call in a task graph (kray.dag.FunctionNode): run it with
+        .execute()."""
+        from .dag import FunctionNode
+        return FunctionNode(self, args, kwargs, self._options)
+
     def remote(self, *args, **kwargs):
         plain = self._plain
         if plain is None or group_context[0] is not None:
@@ -448,6 +456,14 @@ class _Bound:
         self._opts = opts
         self._res = _resources(opts, cpus=True) if isinstance(target, RemoteFunction) else None
 
+    def bind(self, *args, **kwargs):
+        """The call with these options in a task graph (kray.dag)."""
+        if isinstance(self._target, RemoteFunction):
+            from .dag import FunctionNode
+            return FunctionNode(self._target, args, kwargs, self._opts)
+        from .dag import ClassNode
+        return ClassNode(self._target, args, kwargs, self._opts)
+
     def remote(self, *args, **kwargs):
         if self._res is not None:
             return self._target._remote(args, kwargs, self._opts, self._res)
@@ -519,6 +535,12 @@ class ActorClass:
 
     def remote(self, *args, **kwargs):
         return self._remote(args, kwargs, self._options)
+
+    def bind(self, *args, **kwargs):
+        """The actor's creation in a task graph (kray.dag.ClassNode): bind its methods
+        with node.method.bind(...), run the graph with .execute()."""
+        from .dag import ClassNode
+        return ClassNode(self, args, kwargs, self._options)
 
     def _remote(self, args, kwargs, opts):
         _bind_check(self._sig, args, kwargs, self.__name__)
@@ -690,6 +712,10 @@ class ActorMethod:
         remember_actor_call(ref)
         return ref
 
+    def bind(self, *args, **kwargs):
+        """This call of the actor in a task graph (kray.dag.ClassMethodNode)."""
+        return _bind_method(self, args, kwargs, {})
+
     def _remote(self, args, kwargs, n, group=None, name=None):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
         # The worker's extra: the concurrency group named here (it overrides the
@@ -718,6 +744,21 @@ class _MethodBound:
 
     def remote(self, *args, **kwargs):
         return self._m._remote(args, kwargs, self._n, self._group, self._name)
+
+    def bind(self, *args, **kwargs):
+        opts = {k: v for k, v in (("num_returns", self._n), ("concurrency_group",
+                                                             self._group),
+                                  ("name", self._name)) if v is not None}
+        return _bind_method(self._m, args, kwargs, opts)
+
+
+def _bind_method(method, args, kwargs, opts):
+    """handle.method(.options(...)).bind(...): a ClassMethodNode on an actor that exists
+    (kray.dag)."""
+    from .dag import PARENT_CLASS_NODE_KEY, PREV_CLASS_METHOD_CALL_KEY, ClassMethodNode
+    return ClassMethodNode(method._name, args, kwargs, opts,
+                           {PARENT_CLASS_NODE_KEY: method._handle,
+                            PREV_CLASS_METHOD_CALL_KEY: None})
 
 
 class CFunction:
