@@ -20,7 +20,9 @@ import sys
 
 FIELDS = {"env_vars", "working_dir", "py_modules", "excludes", "config"}
 # Fields Ray installs from the network: kray's machines install with apt.
-_INSTALLERS = {"pip", "conda", "uv", "container", "image_uri", "java_jars"}
+_INSTALLERS = {"pip", "conda", "uv", "container", "image_uri", "java_jars", "docker", "mpi"}
+# Ray's bookkeeping fields, which change nothing here.
+_IGNORED = {"_ray_release", "_ray_commit", "_inject_current_ray"}
 MAX_ARCHIVE = 512 << 20  # bytes of one zipped directory
 
 # The environment the current code runs in (the job's in a driver, the call's in a worker).
@@ -51,30 +53,35 @@ class Packed:
 
 
 def validate(env):
+    """A runtime_env as given (a dict or a kray.runtime_env.RuntimeEnv) checked as Ray
+    checks it (RuntimeEnv's field checks), then for what kray can do; a plain dict."""
     if env is None:
         return None
-    if hasattr(env, "to_dict"):  # ray.runtime_env.RuntimeEnv
-        env = env.to_dict()
-    if not isinstance(env, dict):
-        raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}")
-    for k in env:
+    from .runtime_env import RuntimeEnv
+    if not isinstance(env, RuntimeEnv):
+        if hasattr(env, "to_dict"):
+            env = env.to_dict()
+        if not isinstance(env, dict):
+            raise TypeError(f"runtime_env must be a dict or a RuntimeEnv, got "
+                            f"{type(env).__name__}")
+        if not all(isinstance(k, str) for k in env):
+            raise TypeError("runtime_env's fields are named by strings")
+        env = RuntimeEnv(**env)
+    out = {}
+    for k, v in env.items():
         if k in _INSTALLERS:
             from .exceptions import RuntimeEnvSetupError
             raise RuntimeEnvSetupError(
                 f"runtime_env '{k}' is not supported by kray: it does not install packages "
                 "(install them on every node, e.g. with apt, or ship code with "
                 "'working_dir' or 'py_modules')")
+        if k in _IGNORED:
+            continue
         if k not in FIELDS:
             raise ValueError(f"unknown runtime_env field '{k}' (kray supports "
                              f"{', '.join(sorted(FIELDS))})")
-    ev = env.get("env_vars")
-    if ev is not None and (not isinstance(ev, dict) or not all(
-            isinstance(a, str) and isinstance(b, str) for a, b in ev.items())):
-        raise TypeError("runtime_env['env_vars'] must be a dict of str to str")
-    mods = env.get("py_modules")
-    if mods is not None and not isinstance(mods, (list, tuple)):
-        raise TypeError("runtime_env['py_modules'] must be a list")
-    return env
+        out[k] = dict(v) if k == "config" else v
+    return out
 
 
 def merge(parent, child):
