@@ -193,3 +193,50 @@ def test_module_is_rays_name():
     assert kray.runtime_env.RuntimeEnv is RuntimeEnv
     from kray.runtime_env.runtime_env import RuntimeEnvConfig as C
     assert C is RuntimeEnvConfig
+
+
+def _mark_setup():
+    os.environ["KRAY_HOOK_RAN"] = os.environ.get("KRAY_HOOK_RAN", "") + "x"
+
+
+def test_worker_process_setup_hook(ray_start, tmp_path):
+    ray = ray_start
+
+    @ray.remote
+    def read():
+        return os.environ.get("KRAY_HOOK_RAN"), \
+            ray.get_runtime_context().runtime_env.get("worker_process_setup_hook")
+
+    # A callable: run once per worker process, before the call.
+    env = RuntimeEnv(worker_process_setup_hook=_mark_setup)
+    for _ in range(3):
+        ran, shown = ray.get(read.options(runtime_env=env).remote())
+        assert ran == "x"  # once, though the worker ran several calls
+        assert shown.endswith("_mark_setup")
+
+    # "module.function", found on the environment's own path.
+    (tmp_path / "kray_hook_mod.py").write_text(
+        "import os\n"
+        "def setup():\n"
+        "    os.environ['KRAY_HOOK_MOD'] = 'module hook'\n"
+        "def broken():\n"
+        "    raise RuntimeError('no setup today')\n")
+
+    @ray.remote
+    class Reader:
+        def get(self):
+            return os.environ.get("KRAY_HOOK_MOD")
+
+    a = Reader.options(runtime_env={"working_dir": str(tmp_path),
+                                    "worker_process_setup_hook": "kray_hook_mod.setup"}
+                       ).remote()
+    assert ray.get(a.get.remote()) == "module hook"
+    ray.kill(a)
+
+    # A hook that fails fails the call, with the hook's error.
+    bad = {"working_dir": str(tmp_path), "worker_process_setup_hook": "kray_hook_mod.broken"}
+    with pytest.raises(ray.exceptions.RuntimeEnvSetupError, match="no setup today"):
+        ray.get(read.options(runtime_env=bad).remote())
+    with pytest.raises(TypeError, match="worker_process_setup_hook"):
+        read.options(runtime_env={"worker_process_setup_hook": 3}).remote()
+    assert ray.get(read.remote())[1] is None  # krayd and its workers still serve
