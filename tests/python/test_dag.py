@@ -378,3 +378,23 @@ def test_module_is_rays_name(ray_start):
     assert kray.dag is dag
     assert {"InputNode", "MultiOutputNode", "FunctionNode", "ClassNode",
             "ClassMethodNode", "DAGNode", "InputAttributeNode"} <= set(dag.__all__)
+
+
+def test_graph_walks_and_cached_refs(ray_start):
+    ray = ray_start
+    with InputNode() as inp:
+        a = double.bind(inp)
+        b = add.bind(a, 1)
+        dag = MultiOutputNode([b, a])
+    seen = []
+    b.traverse_and_apply(seen.append)  # the whole connected graph, once each
+    assert set(map(id, seen)) == {id(inp), id(a), id(b), id(dag)} and len(seen) == 4
+    swapped = dag.apply_functional([b, {"k": a}], lambda n: n is a, lambda n: "A")
+    assert swapped == [b, {"k": "A"}]
+
+    refs = dag.execute(2, _ray_cache_refs=True)
+    assert ray.get(refs) == [5, 4]
+    import asyncio
+    cache = asyncio.run(dag.get_object_refs_from_last_execute())
+    assert cache[inp.get_stable_uuid()] == 2
+    assert ray.get(cache[a.get_stable_uuid()]) == 4

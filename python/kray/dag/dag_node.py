@@ -27,7 +27,7 @@ def _walk(obj, found):
 def _replace(obj, results):
     """obj with each DAG node in it replaced by its result (results: stable id ->)."""
     if isinstance(obj, DAGNode):
-        return results[obj._stable_uuid]
+        return results.get(obj._stable_uuid, obj)
     if isinstance(obj, list):
         return [_replace(x, results) for x in obj]
     if isinstance(obj, tuple):
@@ -49,6 +49,11 @@ class DAGNode:
         self._bound_other_args_to_resolve = dict(other_args_to_resolve or {})
         self._stable_uuid = uuid.uuid4().hex
         self.cache_from_last_execute = {}
+        # The nodes this one uses, and those that use it (traverse_and_apply).
+        self._downstream_nodes = []
+        self._upstream_nodes = self._get_all_child_nodes()
+        for node in self._upstream_nodes:
+            node._downstream_nodes.append(self)
 
     # ---- what was bound ---------------------------------------------------------------
 
@@ -171,6 +176,35 @@ class DAGNode:
 
     def _copy_impl(self, new_args, new_kwargs, new_options, new_other_args_to_resolve):
         raise NotImplementedError
+
+    async def get_object_refs_from_last_execute(self):
+        """{stable id: result} of each node at the last execute(_ray_cache_refs=True)."""
+        return dict(self.cache_from_last_execute)
+
+    def traverse_and_apply(self, fn):
+        """fn applied once to each node connected to this one (users and used)."""
+        seen = set()
+        queue = [self]
+        while queue:
+            node = queue.pop(0)
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            fn(node)
+            queue.extend(n for n in (*node._downstream_nodes, *node._upstream_nodes)
+                         if id(n) not in seen)
+
+    def apply_functional(self, source_input_list, predictate_fn, apply_fn):
+        """source_input_list with each node in it (at the top or inside lists, tuples,
+        dicts) for which predictate_fn is true replaced by apply_fn(node); nothing is
+        copied or changed."""
+        found = []
+        _walk(source_input_list, found)
+        table = {}
+        for node in found:
+            if node._stable_uuid not in table and predictate_fn(node):
+                table[node._stable_uuid] = apply_fn(node)
+        return _replace(source_input_list, table)
 
     def experimental_compile(self, *args, **kwargs):
         raise NotImplementedError(

@@ -4,6 +4,10 @@ it (``inp[0]``, ``inp["key"]``, ``inp.key``); DAGInputData: several inputs as on
 from .dag_node import DAGNode
 
 IN_CONTEXT_MANAGER = "__in_context_manager__"
+# The node's own attributes: never parts of the input (while __init__ has not set them).
+_OWN = {"input_attribute_nodes", "input_type", "_bound_args", "_bound_kwargs",
+        "_bound_options", "_bound_other_args_to_resolve", "_stable_uuid",
+        "_downstream_nodes", "_upstream_nodes", "cache_from_last_execute"}
 
 
 class InputNode(DAGNode):
@@ -49,9 +53,7 @@ class InputNode(DAGNode):
         return False
 
     def __getattr__(self, key):
-        if key.startswith("__") or key in ("input_attribute_nodes", "_bound_args",
-                                           "_bound_kwargs", "_bound_options",
-                                           "_bound_other_args_to_resolve", "_stable_uuid"):
+        if key.startswith("__") or key in _OWN:
             raise AttributeError(key)  # not set yet (unpickling), or Python's protocols
         return self._attribute(key, "__getattr__")
 
