@@ -184,12 +184,13 @@ def _pack_blob(obj, env):
     key, the sender's sys.path, the object pickled, its name, the namespace and the
     runtime_env.  The key comes first: workers find a blob they loaded by it without
     unpickling it (kray/_worker.py _KEY_AT)."""
-    import cloudpickle
-    code = cloudpickle.dumps(obj, protocol=5)
+    # Refs the code captured (an actor handle in a closure) are the blob's first refs;
+    # the worker loads the code with the blob's refs (kray/_worker.py _from_blob).
+    code, refs = _serial.dumps_code(obj)
     name = getattr(obj, "__qualname__", repr(obj))
     paths = [p for p in sys.path if p and os.path.isdir(p)]
     key = os.urandom(16)
-    return (key,) + _serial.dumps((key, paths, code, name, namespace[0], env))
+    return (key,) + _serial.dumps((key, paths, code, name, namespace[0], env), refs)
 
 
 class _Blob:

@@ -398,3 +398,45 @@ def test_graph_walks_and_cached_refs(ray_start):
     cache = asyncio.run(dag.get_object_refs_from_last_execute())
     assert cache[inp.get_stable_uuid()] == 2
     assert ray.get(cache[a.get_stable_uuid()]) == 4
+
+
+def test_rays_task_dag_with_captured_counter(ray_start):
+    """Ray's test_basic_task_dag: tasks that reach an actor handle through their closure
+    (it travels as a ref of the function's blob)."""
+    ray = ray_start
+    ct = Counter.remote()
+
+    @ray.remote
+    def a():
+        ray.get(ct.inc.remote())
+        return 2
+
+    @ray.remote
+    def b(x):
+        ray.get(ct.inc.remote())
+        return x * 2
+
+    @ray.remote
+    def c(x):
+        ray.get(ct.inc.remote())
+        return x + 1
+
+    @ray.remote
+    def d(x, y):
+        ray.get(ct.inc.remote())
+        return x + y
+
+    a_ref = a.bind()
+    d_ref = d.bind(b.bind(a_ref), c.bind(a_ref))
+    d1_ref = d.bind(d_ref, d_ref)
+    dag = d.bind(d.bind(d1_ref, d_ref), d_ref)
+    assert ray.get(dag.execute()) == 28
+    assert ray.get(ct.get.remote()) == 7  # seven nodes, each run once
+
+    held = ray.put("captured")
+
+    @ray.remote
+    def read():
+        return ray.get(held)
+
+    assert ray.get(read.bind().execute()) == "captured"
