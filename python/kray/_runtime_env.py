@@ -199,6 +199,9 @@ def _pack_path(path, excludes, as_module):
         path = getattr(path, "__path__", [None])[0] or getattr(path, "__file__", None)
         if path is None:
             raise TypeError("py_modules entries are paths or imported modules")
+    if "://" in path:  # Ray's s3://, gs://, https://, gcs:// packages
+        raise ValueError(f"runtime_env: {path} is a URI: kray ships local directories, "
+                         ".zip files and modules, and downloads nothing (fetch it first)")
     path = os.path.abspath(os.path.expanduser(path))
     key = (_remote.session[0], path, tuple(excludes), as_module)
     p = _packed.get(key)

@@ -169,6 +169,8 @@ def test_unsupported_fields_refused_alike(ray_start):
         f.options(runtime_env=["env_vars"]).remote()
     with pytest.raises(ValueError, match="unknown runtime_env field 'no_such_field'"):
         f.options(runtime_env=RuntimeEnv(no_such_field=1)).remote()
+    with pytest.raises(ValueError, match="is a URI: kray ships local directories"):
+        f.options(runtime_env=RuntimeEnv(working_dir="s3://bucket/code.zip")).remote()
     assert ray.get(f.remote()) == 1  # krayd still serves
 
 
