@@ -110,6 +110,8 @@ def _check(opts, allowed, what):
     lt = opts.get("lifetime")
     if lt not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
+    if opts.get("runtime_env") is not None:  # Ray's checks of its fields, as Ray does here
+        _runtime_env.check(opts["runtime_env"])
 
 
 def _resources(opts, cpus=False):

@@ -112,21 +112,27 @@ class Packed:
         return f"kray://{self.sha[:16]}/{self.name}"
 
 
+def check(env):
+    """A runtime_env as given (a dict or a kray.runtime_env.RuntimeEnv) as a RuntimeEnv,
+    checked as Ray checks it (where Ray does: @remote, .options(), init)."""
+    from .runtime_env import RuntimeEnv
+    if isinstance(env, RuntimeEnv):
+        return env
+    if hasattr(env, "to_dict"):
+        env = env.to_dict()
+    if not isinstance(env, dict):
+        raise TypeError(f"runtime_env must be a dict or a RuntimeEnv, got "
+                        f"{type(env).__name__}")
+    if not all(isinstance(k, str) for k in env):
+        raise TypeError("runtime_env's fields are named by strings")
+    return RuntimeEnv(**env)
+
+
 def validate(env):
-    """A runtime_env as given (a dict or a kray.runtime_env.RuntimeEnv) checked as Ray
-    checks it (RuntimeEnv's field checks), then for what kray can do; a plain dict."""
+    """check(env), then what kray can do with it (where it is used); a plain dict."""
     if env is None:
         return None
-    from .runtime_env import RuntimeEnv
-    if not isinstance(env, RuntimeEnv):
-        if hasattr(env, "to_dict"):
-            env = env.to_dict()
-        if not isinstance(env, dict):
-            raise TypeError(f"runtime_env must be a dict or a RuntimeEnv, got "
-                            f"{type(env).__name__}")
-        if not all(isinstance(k, str) for k in env):
-            raise TypeError("runtime_env's fields are named by strings")
-        env = RuntimeEnv(**env)
+    env = check(env)
     out = {}
     for k, v in env.items():
         if k in _INSTALLERS:

@@ -174,6 +174,34 @@ def test_unsupported_fields_refused_alike(ray_start):
     assert ray.get(f.remote()) == 1  # krayd still serves
 
 
+def test_checked_where_ray_checks(ray_start):
+    ray = ray_start
+    # At the decorator and at .options(), as Ray parses a runtime_env there.
+    with pytest.raises(TypeError, match=r"must be of type Dict\[str, str\]"):
+        @ray.remote(runtime_env={"env_vars": {"A": 1}})
+        def f():
+            return 1
+    with pytest.raises(TypeError, match="`working_dir` must be a string"):
+        @ray.remote(runtime_env={"working_dir": 5})
+        class A:
+            pass
+
+    @ray.remote
+    def g():
+        return 1
+
+    with pytest.raises(TypeError, match="`py_modules` must be a list"):
+        g.options(runtime_env={"py_modules": "x"})
+
+    # An installer field is Ray's: accepted there, refused where kray would use it.
+    @ray.remote(runtime_env={"pip": ["requests"]})
+    def h():
+        return 1
+
+    with pytest.raises(ray.exceptions.RuntimeEnvSetupError):
+        h.remote()
+
+
 def test_init_with_runtime_env_object(fresh):
     ray = fresh
     ray.init(num_cpus=1, runtime_env=RuntimeEnv(env_vars={"KRAY_JOB_T": "job"},
