@@ -700,7 +700,7 @@ class ActorMethod:
             raise ValueError("concurrency_group must be a group name")
         _check({"num_returns": opts.get("num_returns")}, {"num_returns"}, "an actor method")
         return _MethodBound(self, opts.get("num_returns", self._num_returns), group,
-                            opts.get("name"))
+                            opts.get("name"), opts)
 
     def remote(self, *args, **kwargs):
         n = self._num_returns
@@ -739,20 +739,18 @@ class ActorMethod:
 
 
 class _MethodBound:
-    def __init__(self, m, n, group=None, name=None):
+    def __init__(self, m, n, group=None, name=None, given=None):
         self._m = m
         self._n = n
         self._group = group
         self._name = name
+        self._given = given or {}  # the options as given (a graph node's get_options())
 
     def remote(self, *args, **kwargs):
         return self._m._remote(args, kwargs, self._n, self._group, self._name)
 
     def bind(self, *args, **kwargs):
-        opts = {k: v for k, v in (("num_returns", self._n), ("concurrency_group",
-                                                             self._group),
-                                  ("name", self._name)) if v is not None}
-        return _bind_method(self._m, args, kwargs, opts)
+        return _bind_method(self._m, args, kwargs, dict(self._given))
 
 
 def _bind_method(method, args, kwargs, opts):

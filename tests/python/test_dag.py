@@ -180,7 +180,7 @@ def test_existing_actor_methods_bind(ray_start):
     assert ray.get(dag.execute(2)) == 7  # the same actor: state carries over
     assert dag.get_other_args_to_resolve()[PARENT_CLASS_NODE_KEY] == h
     node = h.get.options(name="read").bind()
-    assert node.get_options() == {"num_returns": 1, "name": "read"}
+    assert node.get_options() == {"name": "read"}
     assert ray.get(node.execute()) == 7
 
 
