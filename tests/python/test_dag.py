@@ -131,6 +131,24 @@ def test_num_returns_gives_a_list(ray_start):
     refs = pair.bind(4).execute()
     assert isinstance(refs, list) and ray.get(refs) == [4, -4]
 
+    @ray.remote
+    class Two:
+        @ray.method(num_returns=2)
+        def split(self, x):
+            return x, x + 1
+
+        def one(self):
+            return 1
+
+    t = Two.bind()
+    node = t.split.bind(1)
+    assert node.num_returns == 2 and t.one.bind().num_returns == 1
+    assert t.one.options(num_returns=1).bind().num_returns == 1
+    assert ray.get(node.execute()) == [1, 2]
+    h = Two.remote()
+    assert h.split.bind(5).num_returns == 2
+    assert ray.get(h.split.bind(5).execute()) == [5, 6]
+
 
 def test_actor_graph(ray_start):
     ray = ray_start

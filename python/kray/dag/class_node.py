@@ -103,6 +103,16 @@ class ClassMethodNode(DAGNode):
         return self._method_name
 
     @property
+    def num_returns(self):
+        """The call's num_returns: its options', else the method's own."""
+        n = self._bound_options.get("num_returns")
+        if n is not None:
+            return n
+        parent = self._parent_class_node
+        meta = parent._body._meta if isinstance(parent, ClassNode) else parent._meta
+        return meta[self._method_name][0] if meta and self._method_name in meta else 1
+
+    @property
     def is_class_method_call(self):
         return True
 
