@@ -34,8 +34,7 @@ class RuntimeEnvConfig(dict):
     def __init__(self, setup_timeout_seconds=DEFAULT_RUNTIME_ENV_TIMEOUT_SECONDS,
                  eager_install=True):
         super().__init__()
-        if not isinstance(setup_timeout_seconds, int) or \
-                isinstance(setup_timeout_seconds, bool):
+        if not isinstance(setup_timeout_seconds, int):
             raise TypeError("setup_timeout_seconds must be of type int, "
                             f"got: {type(setup_timeout_seconds)}")
         if setup_timeout_seconds <= 0 and setup_timeout_seconds != -1:
