@@ -7,6 +7,7 @@
 #   make test-python   the pytest suite (tests/python), part of `make test`
 #   make bench-python  bench/bench_python.py (Ray's microbenchmark names)
 #   make bench-rllib   bench/bench_rllib.py (PPO/ES parallel rollouts, Tune's overhead)
+#   make bench-dag     bench/bench_dag.py (kray.dag's execute() beside .remote() calls)
 
 PY_INC     := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 PY_EXT     := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
@@ -30,7 +31,7 @@ PY_CFLAGS  := $(filter-out -Wshadow,$(CFLAGS)) -I$(PY_INC) -fPIC -fvisibility=hi
 ALL_EXTRA  += $(PY_TARGETS)
 TEST_EXTRA += test-python
 
-.PHONY: python test-python bench-python bench-rllib install-python uninstall-python
+.PHONY: python test-python bench-python bench-rllib bench-dag install-python uninstall-python
 python: $(PY_TARGETS)
 
 $(PY_OUT)/_kray$(PY_EXT): $(PY_EXT_SRC) python/src/ext.h include/kray/kray.h $(LIBKRAY)
@@ -59,6 +60,9 @@ bench-python: $(PY_TARGETS) $(BINS) $(BENCHES)
 
 bench-rllib: $(PY_TARGETS) $(BINS)
 	@$(PY_TEST_ENV) $(PYTHON) bench/bench_rllib.py
+
+bench-dag: $(PY_TARGETS) $(BINS)
+	@$(PY_TEST_ENV) $(PYTHON) bench/bench_dag.py
 
 PY_INSTDIR := $(PREFIX)/lib/python$(PY_VER)/dist-packages/kray
 install: install-python

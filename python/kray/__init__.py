@@ -508,8 +508,10 @@ class RuntimeContext:
 
     @property
     def runtime_env(self):
-        """The runtime_env this code runs in (directories as kray:// names)."""
-        return _runtime_env.public(_runtime_env.current[0])
+        """The runtime_env this code runs in (directories as kray:// names), a
+        kray.runtime_env.RuntimeEnv as in Ray."""
+        from .runtime_env import RuntimeEnv
+        return RuntimeEnv(_validate=False, **_runtime_env.public(_runtime_env.current[0]))
 
     @property
     def was_current_actor_reconstructed(self):
@@ -636,7 +638,8 @@ def timeline(filename=None):
     return None
 
 
-_LIBRARIES = ("tune", "rllib", "util", "air", "actor", "remote_function", "runtime_context")
+_LIBRARIES = ("tune", "rllib", "util", "air", "actor", "remote_function", "runtime_context",
+              "runtime_env", "dag")
 
 
 def __getattr__(name):

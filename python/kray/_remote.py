@@ -84,7 +84,9 @@ def _check(opts, allowed, what):
     for k in ("num_cpus", "num_gpus"):
         v = opts.get(k)
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
-            raise ValueError(f"{k} must be a number >= 0")
+            raise ValueError(f"{k} must be a number >= 0: the resource option {k} only "
+                             "accepts None, 0 or a positive number (the quantity of "
+                             f"resource {k} cannot be negative)")
     t = opts.get("timeout_s")
     if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool) or
                           not 0 < t <= _TIMEOUT_MAX_S):
@@ -108,6 +110,8 @@ def _check(opts, allowed, what):
     lt = opts.get("lifetime")
     if lt not in (None, "detached", "non_detached"):
         raise ValueError("lifetime must be None, 'detached' or 'non_detached'")
+    if opts.get("runtime_env") is not None:  # Ray's checks of its fields, as Ray does here
+        _runtime_env.check(opts["runtime_env"])
 
 
 def _resources(opts, cpus=False):
@@ -182,12 +186,13 @@ def _pack_blob(obj, env):
     key, the sender's sys.path, the object pickled, its name, the namespace and the
     runtime_env.  The key comes first: workers find a blob they loaded by it without
     unpickling it (kray/_worker.py _KEY_AT)."""
-    import cloudpickle
-    code = cloudpickle.dumps(obj, protocol=5)
+    # Refs the code captured (an actor handle in a closure) are the blob's first refs;
+    # the worker loads the code with the blob's refs (kray/_worker.py _from_blob).
+    code, refs = _serial.dumps_code(obj)
     name = getattr(obj, "__qualname__", repr(obj))
     paths = [p for p in sys.path if p and os.path.isdir(p)]
     key = os.urandom(16)
-    return (key,) + _serial.dumps((key, paths, code, name, namespace[0], env))
+    return (key,) + _serial.dumps((key, paths, code, name, namespace[0], env), refs)
 
 
 class _Blob:
@@ -375,6 +380,12 @@ class RemoteFunction:
         _check(merged, _TASK_OPTIONS, "a remote function")
         return _Bound(self, merged)
 
+    def bind(self, *args, **kwargs):
+        """This function's call in a task graph (kray.dag.FunctionNode): run it with
+        .execute()."""
+        from .dag import FunctionNode
+        return FunctionNode(self, args, kwargs, self._options)
+
     def remote(self, *args, **kwargs):
         plain = self._plain
         if plain is None or group_context[0] is not None:
@@ -448,6 +459,14 @@ class _Bound:
         self._opts = opts
         self._res = _resources(opts, cpus=True) if isinstance(target, RemoteFunction) else None
 
+    def bind(self, *args, **kwargs):
+        """The call with these options in a task graph (kray.dag)."""
+        if isinstance(self._target, RemoteFunction):
+            from .dag import FunctionNode
+            return FunctionNode(self._target, args, kwargs, self._opts)
+        from .dag import ClassNode
+        return ClassNode(self._target, args, kwargs, self._opts)
+
     def remote(self, *args, **kwargs):
         if self._res is not None:
             return self._target._remote(args, kwargs, self._opts, self._res)
@@ -519,6 +538,12 @@ class ActorClass:
 
     def remote(self, *args, **kwargs):
         return self._remote(args, kwargs, self._options)
+
+    def bind(self, *args, **kwargs):
+        """The actor's creation in a task graph (kray.dag.ClassNode): bind its methods
+        with node.method.bind(...), run the graph with .execute()."""
+        from .dag import ClassNode
+        return ClassNode(self, args, kwargs, self._options)
 
     def _remote(self, args, kwargs, opts):
         _bind_check(self._sig, args, kwargs, self.__name__)
@@ -675,7 +700,7 @@ class ActorMethod:
             raise ValueError("concurrency_group must be a group name")
         _check({"num_returns": opts.get("num_returns")}, {"num_returns"}, "an actor method")
         return _MethodBound(self, opts.get("num_returns", self._num_returns), group,
-                            opts.get("name"))
+                            opts.get("name"), opts)
 
     def remote(self, *args, **kwargs):
         n = self._num_returns
@@ -689,6 +714,10 @@ class ActorMethod:
                            None, 0, False)[0]
         remember_actor_call(ref)
         return ref
+
+    def bind(self, *args, **kwargs):
+        """This call of the actor in a task graph (kray.dag.ClassMethodNode)."""
+        return _bind_method(self, args, kwargs, {})
 
     def _remote(self, args, kwargs, n, group=None, name=None):
         _bind_check(self._sig, args, kwargs, self._name, self._arity)
@@ -710,14 +739,27 @@ class ActorMethod:
 
 
 class _MethodBound:
-    def __init__(self, m, n, group=None, name=None):
+    def __init__(self, m, n, group=None, name=None, given=None):
         self._m = m
         self._n = n
         self._group = group
         self._name = name
+        self._given = given or {}  # the options as given (a graph node's get_options())
 
     def remote(self, *args, **kwargs):
         return self._m._remote(args, kwargs, self._n, self._group, self._name)
+
+    def bind(self, *args, **kwargs):
+        return _bind_method(self._m, args, kwargs, dict(self._given))
+
+
+def _bind_method(method, args, kwargs, opts):
+    """handle.method(.options(...)).bind(...): a ClassMethodNode on an actor that exists
+    (kray.dag)."""
+    from .dag import PARENT_CLASS_NODE_KEY, PREV_CLASS_METHOD_CALL_KEY, ClassMethodNode
+    return ClassMethodNode(method._name, args, kwargs, opts,
+                           {PARENT_CLASS_NODE_KEY: method._handle,
+                            PREV_CLASS_METHOD_CALL_KEY: None})
 
 
 class CFunction:

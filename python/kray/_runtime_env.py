@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""runtime_env (Ray's runtime environments) on kray: ``env_vars``, ``working_dir`` and
-``py_modules`` for a job (``init(runtime_env=...)``), a task or an actor.
+"""runtime_env (Ray's runtime environments) on kray: ``env_vars``, ``working_dir``,
+``py_modules`` and ``worker_process_setup_hook`` for a job (``init(runtime_env=...)``),
+a task or an actor, given as a dict or a kray.runtime_env.RuntimeEnv (whose checks both
+go through: validate()).
 
 The driver packs an environment once: variables as they are, each directory (or .zip)
 zipped into one object of the store.  The packed form (archives named by their hash)
@@ -18,9 +20,12 @@ import sys
 # unpacked: every worker imports this module, and those imports are a third of the
 # package's import time (a Python worker's first task pays it).
 
-FIELDS = {"env_vars", "working_dir", "py_modules", "excludes", "config"}
+FIELDS = {"env_vars", "working_dir", "py_modules", "excludes", "config",
+          "worker_process_setup_hook"}
 # Fields Ray installs from the network: kray's machines install with apt.
-_INSTALLERS = {"pip", "conda", "uv", "container", "image_uri", "java_jars"}
+_INSTALLERS = {"pip", "conda", "uv", "container", "image_uri", "java_jars", "docker"}
+# Ray's bookkeeping fields, which change nothing here.
+_IGNORED = {"_ray_release", "_ray_commit", "_inject_current_ray"}
 MAX_ARCHIVE = 512 << 20  # bytes of one zipped directory
 
 # The environment the current code runs in (the job's in a driver, the call's in a worker).
@@ -33,6 +38,63 @@ _packed = {}
 _refs = {}
 # sha -> the archive as the current call received it (a worker re-puts it for children).
 _items = {}
+
+
+class Hook:
+    """A worker_process_setup_hook as it travels: "module.function", or a callable
+    pickled (unpickled where it runs, once the driver's sys.path and the environment's
+    directories are in place), and its name; run once per worker process."""
+
+    __slots__ = ("name", "data")
+
+    def __init__(self, name, data):
+        self.name, self.data = name, data
+
+    def __reduce__(self):
+        return (Hook, (self.name, self.data))
+
+    def __repr__(self):
+        return self.name
+
+
+def _hook(h):
+    if isinstance(h, Hook):
+        return h
+    if isinstance(h, str):
+        return Hook(h, None)
+    import hashlib
+    import cloudpickle
+    data = cloudpickle.dumps(h, protocol=5)
+    # Named by what it does: the same function from two drivers is one hook.
+    sha = hashlib.sha256(data).hexdigest()[:16]
+    return Hook(f"{getattr(h, '__module__', '?')}.{getattr(h, '__qualname__', '?')}"
+                f"#{sha}", data)
+
+
+# The setup hooks this process ran (by name).
+_hooks_run = set()
+
+
+def _run_hook(h):
+    if h.name in _hooks_run:
+        return
+    from .exceptions import RuntimeEnvSetupError
+    try:
+        if h.data is not None:
+            import cloudpickle
+            fn = cloudpickle.loads(h.data)
+        else:
+            import importlib
+            mod, _, attr = h.name.rpartition(".")
+            if not mod:
+                raise ValueError(f"{h.name!r} is not 'module.function'")
+            fn = getattr(importlib.import_module(mod), attr)
+        fn()
+    except Exception as e:
+        raise RuntimeEnvSetupError(f"runtime_env's worker_process_setup_hook "
+                                   f"{h.name.split('#')[0]} failed: "
+                                   f"{type(e).__name__}: {e}") from e
+    _hooks_run.add(h.name)
 
 
 class Packed:
@@ -50,31 +112,42 @@ class Packed:
         return f"kray://{self.sha[:16]}/{self.name}"
 
 
-def validate(env):
-    if env is None:
-        return None
-    if hasattr(env, "to_dict"):  # ray.runtime_env.RuntimeEnv
+def check(env):
+    """A runtime_env as given (a dict or a kray.runtime_env.RuntimeEnv) as a RuntimeEnv,
+    checked as Ray checks it (where Ray does: @remote, .options(), init)."""
+    from .runtime_env import RuntimeEnv
+    if isinstance(env, RuntimeEnv):
+        return env
+    if hasattr(env, "to_dict"):
         env = env.to_dict()
     if not isinstance(env, dict):
-        raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}")
-    for k in env:
+        raise TypeError(f"runtime_env must be a dict or a RuntimeEnv, got "
+                        f"{type(env).__name__}")
+    if not all(isinstance(k, str) for k in env):
+        raise TypeError("runtime_env's fields are named by strings")
+    return RuntimeEnv(**env)
+
+
+def validate(env):
+    """check(env), then what kray can do with it (where it is used); a plain dict."""
+    if env is None:
+        return None
+    env = check(env)
+    out = {}
+    for k, v in env.items():
         if k in _INSTALLERS:
             from .exceptions import RuntimeEnvSetupError
             raise RuntimeEnvSetupError(
                 f"runtime_env '{k}' is not supported by kray: it does not install packages "
                 "(install them on every node, e.g. with apt, or ship code with "
                 "'working_dir' or 'py_modules')")
+        if k in _IGNORED:
+            continue
         if k not in FIELDS:
             raise ValueError(f"unknown runtime_env field '{k}' (kray supports "
                              f"{', '.join(sorted(FIELDS))})")
-    ev = env.get("env_vars")
-    if ev is not None and (not isinstance(ev, dict) or not all(
-            isinstance(a, str) and isinstance(b, str) for a, b in ev.items())):
-        raise TypeError("runtime_env['env_vars'] must be a dict of str to str")
-    mods = env.get("py_modules")
-    if mods is not None and not isinstance(mods, (list, tuple)):
-        raise TypeError("runtime_env['py_modules'] must be a list")
-    return env
+        out[k] = dict(v) if k == "config" else v
+    return out
 
 
 def merge(parent, child):
@@ -132,6 +205,9 @@ def _pack_path(path, excludes, as_module):
         path = getattr(path, "__path__", [None])[0] or getattr(path, "__file__", None)
         if path is None:
             raise TypeError("py_modules entries are paths or imported modules")
+    if "://" in path:  # Ray's s3://, gs://, https://, gcs:// packages
+        raise ValueError(f"runtime_env: {path} is a URI: kray ships local directories, "
+                         ".zip files and modules, and downloads nothing (fetch it first)")
     path = os.path.abspath(os.path.expanduser(path))
     key = (_remote.session[0], path, tuple(excludes), as_module)
     p = _packed.get(key)
@@ -199,6 +275,8 @@ def pack(env):
                              for m in mods]
     if env.get("config"):
         out["config"] = env["config"]
+    if env.get("worker_process_setup_hook") is not None:
+        out["worker_process_setup_hook"] = _hook(env["worker_process_setup_hook"])
     return out or None
 
 
@@ -209,7 +287,8 @@ def key(packed):
     ev = tuple(sorted(packed.get("env_vars", {}).items()))
     wd = packed.get("working_dir")
     mods = tuple(m.sha for m in packed.get("py_modules", ()))
-    return (ev, wd.sha if wd else None, mods)
+    hook = packed.get("worker_process_setup_hook")
+    return (ev, wd.sha if wd else None, mods, hook.name if hook else None)
 
 
 def public(packed):
@@ -221,6 +300,8 @@ def public(packed):
         out["working_dir"] = repr(out["working_dir"])
     if "py_modules" in out:
         out["py_modules"] = [repr(m) for m in out["py_modules"]]
+    if "worker_process_setup_hook" in out:  # its name, as Ray shows it
+        out["worker_process_setup_hook"] = out["worker_process_setup_hook"].name.split("#")[0]
     return out
 
 
@@ -276,31 +357,38 @@ class applied:
         p = self.packed
         self.prev_current = current[0]
         current[0] = p
+        self.saved_env, self.paths, self.cwd = {}, [], None
         if not p:
             return self
-        self.saved_env = {}
-        for k, v in p.get("env_vars", {}).items():
-            self.saved_env[k] = os.environ.get(k)
-            os.environ[k] = v
-        self.paths = [_unpacked(m) for m in p.get("py_modules", ())]
-        self.cwd = None
-        wd = p.get("working_dir")
-        if wd is not None:
-            d = _unpacked(wd)
-            self.cwd = os.getcwd()
-            os.chdir(d)
-            self.paths.insert(0, d)
-        for d in reversed(self.paths):
-            sys.path.insert(0, d)
+        try:
+            for k, v in p.get("env_vars", {}).items():
+                self.saved_env[k] = os.environ.get(k)
+                os.environ[k] = v
+            for m in p.get("py_modules", ()):
+                self.paths.append(_unpacked(m))
+            wd = p.get("working_dir")
+            if wd is not None:
+                d = _unpacked(wd)
+                self.cwd = os.getcwd()
+                os.chdir(d)
+                self.paths.insert(0, d)
+            for d in reversed(self.paths):
+                sys.path.insert(0, d)
+            hook = p.get("worker_process_setup_hook")
+            if hook is not None:  # once per process, with the environment in place
+                _run_hook(hook)
+        except BaseException:  # nothing of it stays applied (an actor's neither)
+            self._undo()
+            raise
         return self
 
     def __exit__(self, *exc):
-        if self.keep:
-            return False
+        if not self.keep:
+            self._undo()
+        return False
+
+    def _undo(self):
         current[0] = self.prev_current
-        p = self.packed
-        if not p:
-            return False
         for k, v in self.saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -313,4 +401,3 @@ class applied:
                 pass
         if self.cwd is not None:
             os.chdir(self.cwd)
-        return False

@@ -60,6 +60,19 @@ class ObjectRef(_kray.Ref):
 _kray.set_ref_type(ObjectRef)
 
 
+def dumps_code(obj):
+    """(cloudpickle of a function or class, the refs it captured): ObjectRefs and actor
+    handles in its closure or globals travel as refs of the object that holds it."""
+    import cloudpickle as cp
+    refs = []
+    prev = getattr(_tls, "refs", None)
+    _tls.refs = refs
+    try:
+        return cp.dumps(obj, protocol=5), refs
+    finally:
+        _tls.refs = prev
+
+
 def _rebuild_ref(i):
     return _tls.in_refs[i]
 
@@ -75,12 +88,14 @@ def _plain(v):
     return False
 
 
-def dumps(value):
-    """(pickle bytes, out-of-band buffers, refs) of a value."""
+def dumps(value, refs=None):
+    """(pickle bytes, out-of-band buffers, refs) of a value; refs: a list the value's
+    refs are appended to (numbered after those already there), else a new one."""
     if type(value) in _PLAIN:  # the common small result: no refs, no buffers
-        return pickle.dumps(value, 5), [], []
+        return pickle.dumps(value, 5), [], [] if refs is None else refs
     bufs = []
-    refs = []
+    if refs is None:
+        refs = []
     prev = getattr(_tls, "refs", None)
     _tls.refs = refs
     try:

@@ -356,7 +356,9 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             fn, _, name, env = entry
             if env:  # the task's runtime_env, for this call
                 n = _runtime_env.count(env)
-                env = _runtime_env.applied(env, args[len(args) - n:]).__enter__()
+                scope = _runtime_env.applied(env, args[len(args) - n:])
+                env = None  # applied once __enter__ returns (it undoes itself on error)
+                env = scope.__enter__()
         else:
             name = args[0][1].decode()
             if name == METHODS_CALL:

@@ -28,6 +28,11 @@ def test_actor_example():
     assert run_example("actors.py") == "[1, 1, 1, 1]"
 
 
+def test_dag_example():
+    """examples/python/dag.py: kray.dag's graph of two actors and three tasks."""
+    assert run_example("dag.py").splitlines() == ["23", "[23, 4]", "41"]
+
+
 def test_resources_example():
     out = run_example("resources.py").splitlines()
     assert out[0] == "cluster: {'CPU': 2.0, 'disk': 1.0}"

@@ -291,3 +291,35 @@ def test_argument_from_a_module_only_the_driver_imports(ray_start, tmp_path, mon
         return f()
 
     assert ray_start.get(call.remote(kray_argmod.seven)) == 7
+
+
+def test_captured_refs_and_handles(ray_start):
+    """Refs and actor handles a function or class captures travel with it (its blob
+    holds them), as in Ray."""
+    ray = ray_start
+    held = ray.put([1, 2, 3])
+
+    @ray.remote
+    class Box:
+        def __init__(self):
+            self.v = 0
+
+        def add(self, k):
+            self.v += k
+            return self.v
+
+    box = Box.remote()
+
+    @ray.remote
+    def use():
+        return sum(ray.get(held)) + ray.get(box.add.remote(10))
+
+    @ray.remote
+    class User:
+        def go(self):
+            return ray.get(box.add.remote(1)) + len(ray.get(held))
+
+    assert ray.get(use.remote()) == 16
+    assert ray.get(User.remote().go.remote()) == 14
+    del held  # the function's blob still holds the object
+    assert ray.get(use.remote()) == 6 + 21
