@@ -77,10 +77,48 @@ static struct am_family *fam_find(struct appmetrics *a, const char *name, uint8_
 	return NULL;
 }
 
+static const char *const suffixes[4][4] = {
+	[KRAY_METRIC_COUNTER] = { "_total" },
+	[KRAY_METRIC_GAUGE] = { "" },
+	[KRAY_METRIC_HISTOGRAM] = { "_bucket", "_sum", "_count" },
+};
+
+/* Another family whose series would carry a name of a new one (kind, name), as a gauge
+ * "x_count" and a histogram "x" would: Prometheus refuses a scrape where a name repeats.
+ * Each name the new one renders is split every way another family could render it. */
+static const struct am_family *clash(struct appmetrics *a, uint8_t kind, const char *name,
+				     size_t len)
+{
+	for (unsigned i = 0; i < 3 && suffixes[kind][i]; i++) {
+		char full[KRAY_METRIC_NAME_MAX + 8];
+		size_t n = len + strlen(suffixes[kind][i]);
+
+		memcpy(full, name, len);
+		memcpy(full + len, suffixes[kind][i], n - len);
+		for (uint8_t k = KRAY_METRIC_COUNTER; k <= KRAY_METRIC_HISTOGRAM; k++) {
+			for (unsigned j = 0; j < 3 && suffixes[k][j]; j++) {
+				size_t sl = strlen(suffixes[k][j]);
+				const struct am_family *f;
+
+				if (n <= sl || n - sl > KRAY_METRIC_NAME_MAX ||
+				    memcmp(full + n - sl, suffixes[k][j], sl))
+					continue;
+				f = fam_find(a, full, (uint8_t)(n - sl),
+					     fnv(2166136261u, full, n - sl));
+				if (f && f->kind == k)
+					return f;
+			}
+		}
+	}
+	return NULL;
+}
+
 /* The family named by w, made if new.  NULL with *ret_why set when it cannot be had. */
 static struct am_family *family(struct appmetrics *a, const struct wire_metric *w,
-				const char **ret_why, int *ret_code)
+				const char **ret_why, int *ret_code, char *buf, size_t size)
 {
+	const struct am_family *other;
+
 	uint32_t h = fnv(2166136261u, w->name, w->m.name_len);
 	struct am_family *f = fam_find(a, w->name, w->m.name_len, h);
 
@@ -105,6 +143,13 @@ static struct am_family *family(struct appmetrics *a, const struct wire_metric *
 			}
 		}
 		return f;
+	}
+	if ((other = clash(a, w->m.kind, w->name, w->m.name_len))) {
+		snprintf(buf, size, "would export a series under a name that metric '%s' exports",
+			 other->name);
+		*ret_why = buf;
+		*ret_code = -EEXIST;
+		return NULL;
 	}
 	if (a->nfam >= APPM_NAMES_MAX) {
 		*ret_why = "cannot be added: krayd keeps 1024 metric names at most";
@@ -186,7 +231,7 @@ int appmetric_on_frame(struct conn *c, const struct kray_frame_hdr *h, const uin
 	struct am_family *f;
 	struct am_series *s;
 	const char *why = NULL;
-	char text[256];
+	char text[512], buf[256];
 	int code = 0;
 
 	if (c->role != ROLE_DRIVER && c->role != ROLE_WORKER)
@@ -196,7 +241,7 @@ int appmetric_on_frame(struct conn *c, const struct kray_frame_hdr *h, const uin
 		return conn_fail(c, "malformed metric (see kray_wire.h's METRIC rules)", -EBADMSG);
 	if (!a && !(a = d->appm = calloc(1, sizeof(*a))))
 		return conn_fail(c, "out of memory for the metrics table", -ENOMEM);
-	f = family(a, &w, &why, &code);
+	f = family(a, &w, &why, &code, buf, sizeof(buf));
 	if (f && !(w.m.flags & KRAY_METRIC_DEFINE)) {
 		s = series(a, f, &w);
 		if (!s) {
@@ -216,7 +261,7 @@ int appmetric_on_frame(struct conn *c, const struct kray_frame_hdr *h, const uin
 			a->updates++;
 	}
 	if (why) {
-		snprintf(text, sizeof(text), "metric '%.*s' %s", (int)w.m.name_len, w.name, why);
+		snprintf(text, sizeof(text), "Metric '%.*s' %s", (int)w.m.name_len, w.name, why);
 		if (code == -EEXIST)
 			a->refused++;
 		else
@@ -332,10 +377,13 @@ static void render_family(struct kbuf *b, const struct am_family *f)
 		put_str(b, line ? "# TYPE ray_" : "# HELP ray_");
 		kbuf_put(b, f->name, f->name_len);
 		put_str(b, suffix);
-		if (line)
-			put_str(b, " "), put_str(b, type[f->kind]);
-		else if (f->help[0])
-			put_str(b, " "), put_escaped(b, f->help, strlen(f->help), false);
+		if (line) {
+			put_str(b, " ");
+			put_str(b, type[f->kind]);
+		} else if (f->help[0]) {
+			put_str(b, " ");
+			put_escaped(b, f->help, strlen(f->help), false);
+		}
 		kbuf_put(b, "\n", 1);
 	}
 	for (const struct am_series *s = f->series; s; s = s->next) {
