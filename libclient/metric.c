@@ -29,8 +29,9 @@ static int prepare(struct kray *k, const struct kray_metric *m, struct kray_msg_
 	if (!m)
 		return kc_fail(k, -EINVAL, "no metric");
 	if (m->type < KRAY_COUNTER || m->type > KRAY_HISTOGRAM)
-		return kc_fail(k, -EINVAL, "a metric's type is KRAY_COUNTER, KRAY_GAUGE or "
-					   "KRAY_HISTOGRAM");
+		return kc_fail(k, -EINVAL,
+			       "a metric's type is KRAY_COUNTER, KRAY_GAUGE or "
+			       "KRAY_HISTOGRAM");
 	name_len = m->name ? strlen(m->name) : 0;
 	if (!wire_metric_name_ok(m->name, name_len))
 		return kc_fail(k, -EINVAL,
@@ -49,7 +50,8 @@ static int prepare(struct kray *k, const struct kray_metric *m, struct kray_msg_
 			       "metric %s: a histogram has 1 to %d boundaries, other metrics none",
 			       m->name, KRAY_METRIC_BOUNDS_MAX);
 	for (size_t i = 0; i < m->nboundaries; i++)
-		if (!isfinite(m->boundaries[i]) || (i && !(m->boundaries[i] > m->boundaries[i - 1])))
+		if (!isfinite(m->boundaries[i]) ||
+		    (i && !(m->boundaries[i] > m->boundaries[i - 1])))
 			return kc_fail(k, -EINVAL,
 				       "metric %s: boundaries are finite and strictly ascending",
 				       m->name);
@@ -136,8 +138,8 @@ KRAY_EXPORT int kray_metric_record(kray *k, const struct kray_metric *m, double 
 	}
 	memcpy(&h.value, &value, sizeof(value));
 	off = k->out.len;
-	wire_put_metric(&k->out, 0, &h, m->name, m->description ? m->description : "", (const char *)tags.data,
-			m->boundaries, buckets);
+	wire_put_metric(&k->out, 0, &h, m->name, m->description ? m->description : "",
+			(const char *)tags.data, m->boundaries, buckets);
 	r = k->out.len > off ? 0 : kc_fail(k, -ENOMEM, "out of memory queuing a metric");
 out:
 	kbuf_free(&tags);

@@ -126,7 +126,7 @@ static struct am_family *family(struct appmetrics *a, const struct wire_metric *
 		if (f->kind != w->m.kind) {
 			*ret_why = f->kind == KRAY_METRIC_COUNTER ? "is a Counter already" :
 				   f->kind == KRAY_METRIC_GAUGE	  ? "is a Gauge already" :
-									    "is a Histogram already";
+								    "is a Histogram already";
 			*ret_code = -EEXIST;
 			return NULL;
 		}
@@ -262,10 +262,8 @@ int appmetric_on_frame(struct conn *c, const struct kray_frame_hdr *h, const uin
 	}
 	if (why) {
 		snprintf(text, sizeof(text), "Metric '%.*s' %s", (int)w.m.name_len, w.name, why);
-		if (code == -EEXIST)
-			a->refused++;
-		else
-			a->dropped++;
+		if (!(w.m.flags & KRAY_METRIC_DEFINE)) /* a declaration is answered instead */
+			*(code == -EEXIST ? &a->refused : &a->dropped) += 1;
 		if (!h->req)
 			log_warn_ratelimited("%s: update dropped", text);
 		answer(c, h->req, code, text);
@@ -310,10 +308,10 @@ static void put_escaped(struct kbuf *b, const char *s, size_t n, bool quote)
 	size_t from = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *e = s[i] == '\\'		? "\\\\" :
-				s[i] == '\n'		? "\\n" :
+		const char *e = s[i] == '\\'	     ? "\\\\" :
+				s[i] == '\n'	     ? "\\n" :
 				quote && s[i] == '"' ? "\\\"" :
-							 NULL;
+						       NULL;
 
 		if (!e)
 			continue;

@@ -580,13 +580,13 @@ static void chk_metric(const uint8_t *body, size_t len)
 	}
 	FUZZ_CHECK(!x.m.nbounds || total == x.m.count);
 	FUZZ_CHECK(len == sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len) +
-				  KRAY_PAD8((size_t)x.m.help_len) + KRAY_PAD8((size_t)x.m.tags_len) +
+				  KRAY_PAD8((size_t)x.m.help_len) +
+				  KRAY_PAD8((size_t)x.m.tags_len) +
 				  (x.m.nbounds ? (2u * x.m.nbounds + 1u) * 8u : 0));
 	/* The writer makes the same frame again. */
 	again_begin(&a, KRAY_MSG_METRIC);
 	a.b.len = a.off; /* wire_put_metric() writes its own header */
-	wire_put_metric(&a.b, 0x0123456789abcdefull, &x.m, x.name, x.help, x.tags, bounds,
-			buckets);
+	wire_put_metric(&a.b, 0x0123456789abcdefull, &x.m, x.name, x.help, x.tags, bounds, buckets);
 	p = again_end(&a, len);
 	FUZZ_CHECK(wire_dec_metric(p, len, &y) == 0);
 	FUZZ_CHECK(!memcmp(&x.m, &y.m, sizeof(x.m)));

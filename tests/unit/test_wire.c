@@ -272,7 +272,7 @@ enum dec_kind {
 static const char *const dec_names[D_COUNT] = {
 	"hello", "submit", "exec",   "result",	     "get",	 "get_reply",
 	"put",	 "refs",   "error",  "job",	     "hello_ok", "reject",
-	"stats", "wait",   "create", "create_reply", "seal",     "metric",
+	"stats", "wait",   "create", "create_reply", "seal",	 "metric",
 };
 
 /* Touches every byte a decoded value points at, so that sanitizers see overreads. */
@@ -1175,8 +1175,8 @@ Test(metric, roundtrip)
 }
 
 /* A counter or gauge frame: header, name, help and tags; value is a double's bits. */
-static void metric_frame(struct frame *f, uint8_t kind, uint8_t flags, double v,
-			 const char *name, const char *tags, size_t tags_len, uint8_t ntags)
+static void metric_frame(struct frame *f, uint8_t kind, uint8_t flags, double v, const char *name,
+			 const char *tags, size_t tags_len, uint8_t ntags)
 {
 	struct kray_msg_metric m = { .kind = kind,
 				     .flags = flags,
@@ -2300,8 +2300,8 @@ Test(hdr, fast_range)
 	}
 	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
 		if (t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
-		    t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END ||
-		    t == KRAY_MSG_LIST_WORKERS || t == KRAY_MSG_METRIC) /* the Python range's */
+		    t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END || t == KRAY_MSG_LIST_WORKERS ||
+		    t == KRAY_MSG_METRIC) /* the Python range's */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);
