@@ -71,10 +71,9 @@ Test(appmetrics, driver_and_task_merge)
 				       .tag_values = vals,
 				       .ntags = 2 };
 	const struct kray_metric g = { .type = KRAY_GAUGE, .name = "level" };
-	const struct kray_metric hist = { .type = KRAY_HISTOGRAM,
-					  .name = "latency_ms",
-					  .boundaries = bounds,
-					  .nboundaries = 3 };
+	const struct kray_metric hist = {
+		.type = KRAY_HISTOGRAM, .name = "latency_ms", .boundaries = bounds, .nboundaries = 3
+	};
 	const struct kray_metric tc = { .type = KRAY_COUNTER,
 					.name = "task_calls",
 					.description = "Calls of metric_inc.",
@@ -95,8 +94,7 @@ Test(appmetrics, driver_and_task_merge)
 	cr_assert_eq(kray_metric_record(k, &g, -7.25, NULL), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(kray_metric_record(k, &hist, 42, NULL), 0, "%s", kray_errmsg(k));
 	cr_assert_eq(kray_metric_record(k, &hist, 10, NULL), 0, "%s", kray_errmsg(k));
-	cr_assert_eq(kray_metric_record(k, &hist, 5000 + 1 + 9000, batch), 0, "%s",
-		     kray_errmsg(k));
+	cr_assert_eq(kray_metric_record(k, &hist, 5000 + 1 + 9000, batch), 0, "%s", kray_errmsg(k));
 	harness_expect_int(k, "metric_inc", &arg, 1, 5);
 	harness_expect_int(k, "metric_inc", &arg, 1, 5);
 	cr_assert_eq(kray_metric_record(k, &tc, 1, NULL), 0, "%s", kray_errmsg(k));
@@ -153,7 +151,11 @@ Test(appmetrics, libkray_checks)
 		{ { .type = KRAY_GAUGE, .name = "g", .tag_keys = us, .tag_values = v, .ntags = 1 },
 		  1,
 		  "tag __x" },
-		{ { .type = KRAY_GAUGE, .name = "g", .tag_keys = dup, .tag_values = v2, .ntags = 2 },
+		{ { .type = KRAY_GAUGE,
+		    .name = "g",
+		    .tag_keys = dup,
+		    .tag_values = v2,
+		    .ntags = 2 },
 		  1,
 		  "tag given twice" },
 		{ { .type = KRAY_GAUGE, .name = "g", .ntags = KRAY_METRIC_MAX_TAGS + 1 },
@@ -178,14 +180,12 @@ Test(appmetrics, one_type_per_name)
 	static const double b1[] = { 1, 2 }, b2[] = { 1, 3 };
 	const struct kray_metric g = { .type = KRAY_GAUGE, .name = "taken" };
 	const struct kray_metric c = { .type = KRAY_COUNTER, .name = "taken" };
-	const struct kray_metric h1 = { .type = KRAY_HISTOGRAM,
-					.name = "hist",
-					.boundaries = b1,
-					.nboundaries = 2 };
-	const struct kray_metric h2 = { .type = KRAY_HISTOGRAM,
-					.name = "hist",
-					.boundaries = b2,
-					.nboundaries = 2 };
+	const struct kray_metric h1 = {
+		.type = KRAY_HISTOGRAM, .name = "hist", .boundaries = b1, .nboundaries = 2
+	};
+	const struct kray_metric h2 = {
+		.type = KRAY_HISTOGRAM, .name = "hist", .boundaries = b2, .nboundaries = 2
+	};
 	const struct kray_metric clash = { .type = KRAY_GAUGE, .name = "hist_count" };
 	int port;
 	struct harness h = start(&port);
