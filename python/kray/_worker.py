@@ -238,6 +238,7 @@ def _run_pooled(fn, name, a, kw, nret, ctx, task_id, group):
             out = _results(name, fn(*a, **kw), nret)
         except BaseException as e:
             out = [_error(name, e)] * nret
+        _after_call()
         _kray._worker_done(ctx, out)
     _pools[group].submit(run)
 
@@ -333,6 +334,7 @@ def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
             out = [_error(name, e)] * nret
         finally:
             _running.pop(task_id, None)
+        _after_call()
         _kray._worker_done(ctx, out)
     _actor_loop.start(run, group)
 

@@ -238,3 +238,35 @@ def test_kray_own_metrics_count_updates(port):
     s = samples(scrape(port))
     assert s[("kray_app_metric_updates_total", frozenset())] >= 1
     assert s[("kray_app_metric_series", frozenset())] >= 1
+
+
+def test_series_name_clash_is_an_error(port):
+    Histogram("clash_x", boundaries=[1])
+    with pytest.raises(ValueError, match="exports"):
+        Gauge("clash_x_count")
+
+
+def test_async_and_threaded_actors(port):
+    @kray.remote
+    class Async:
+        async def hit(self):
+            Counter("async_hits").inc()
+            return 1
+
+    @kray.remote(max_concurrency=2)
+    class Threaded:
+        def hit(self):
+            Counter("threaded_hits").inc()
+            return 1
+
+    a = Async.remote()
+    assert kray.get([a.hit.remote() for _ in range(3)]) == [1, 1, 1]
+    t = Threaded.remote()
+    assert kray.get([t.hit.remote() for _ in range(3)]) == [1, 1, 1]
+    assert wait_for(port, "ray_async_hits_total", {}, 3) == 3
+    # A threaded actor's methods run on threads without the worker's connection: their
+    # updates go with a later call's result (the loop thread's).
+    kray.get(t.hit.remote())
+    kray.get(t.hit.remote())
+    got = wait_for(port, "ray_threaded_hits_total", {}, 5)
+    assert got is not None and got >= 4, got
