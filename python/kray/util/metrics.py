@@ -388,6 +388,9 @@ def _flush(flush=True):
     except (RuntimeError, ConnectionError):
         _merge_back(batch)
         return False
+    except Exception as e:  # noqa: BLE001 (a bug: say it, never fail the caller's record)
+        logger.warning("kray.util.metrics: %d updates dropped: %s", len(batch), e)
+        return False
     _last_send[0] = time.monotonic()
     return True
 
