@@ -186,7 +186,7 @@ class Metric:
             raise ValueError(f"Unrecognized tag key(s): {','.join(unknown)} (the metric's "
                              f"tag_keys are {self._tag_keys}).")
         for key, val in final_tags.items():
-            if len(val.encode()) > TAG_VALUE_MAX:
+            if len(val) > TAG_VALUE_MAX // 4 and len(val.encode()) > TAG_VALUE_MAX:
                 raise ValueError(f"Tag {key}'s value is over {TAG_VALUE_MAX} bytes.")
 
     def _record(self, value, tags=None):
@@ -398,8 +398,9 @@ def _flush(flush=True):
 def _after_record():
     """A driver's updates go from its reporting thread; a worker's with its call's result,
     or here once the interval has passed (a long call)."""
-    k = _kray()
-    if k.in_worker():
+    if _thread[0] is not None:
+        return  # a driver: its reporting thread sends
+    if _kray().in_worker():
         if time.monotonic() - _last_send[0] >= REPORT_INTERVAL_S:
             _flush(True)
         return
