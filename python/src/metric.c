@@ -5,6 +5,7 @@
  * (kray_metric_record()) on this thread's connection, all sent in one write.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ext.h"
@@ -79,13 +80,27 @@ static int record_of(PyObject *rec, struct kray_metric *m, const char **keys, co
 	return 0;
 }
 
+/* One record, converted (strings borrowed from the record, which the list keeps alive). */
+struct rec {
+	struct kray_metric m;
+	const char *keys[KRAY_METRIC_MAX_TAGS], *vals[KRAY_METRIC_MAX_TAGS];
+	double bounds[KRAY_METRIC_MAX_BOUNDARIES], value;
+	uint64_t buckets[KRAY_METRIC_MAX_BOUNDARIES + 1];
+	bool has_buckets;
+};
+#define CHUNK 64
+
 /* metric_send(records: list, flush: bool): queues one METRIC frame per record, then sends
  * them (flush) or leaves them to go with what this connection sends next (a worker's
- * result). */
+ * result).  The records are converted a chunk at a time with the GIL and queued without
+ * it: the lock may be held a long time by a get of the main thread, and the reporting
+ * thread must not stop the program's other threads while it waits for it. */
 static PyObject *api_metric_send(PyObject *self, PyObject *args)
 {
 	PyObject *records;
+	struct rec *recs;
 	int flush, r = 0;
+	Py_ssize_t n, done = 0;
 	kray *k;
 
 	(void)self;
@@ -94,24 +109,31 @@ static PyObject *api_metric_send(PyObject *self, PyObject *args)
 	k = ext_client();
 	if (!k)
 		return NULL;
-	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
-		const char *keys[KRAY_METRIC_MAX_TAGS], *vals[KRAY_METRIC_MAX_TAGS];
-		double bounds[KRAY_METRIC_MAX_BOUNDARIES], value;
-		uint64_t buckets[KRAY_METRIC_MAX_BOUNDARIES + 1];
-		struct kray_metric m = { 0 };
-		bool has_buckets;
+	recs = malloc(CHUNK * sizeof(*recs));
+	if (!recs)
+		return PyErr_NoMemory();
+	n = PyList_GET_SIZE(records);
+	while (!r && done < n) {
+		size_t m = 0;
 
-		if (record_of(PyList_GET_ITEM(records, i), &m, keys, vals, bounds, buckets, &value,
-			      &has_buckets))
-			return NULL;
-		LOCKED(r = kray_metric_record(k, &m, value, has_buckets ? buckets : NULL));
-		if (r)
-			return ext_fail(k, r, "metric");
+		for (; done < n && m < CHUNK; done++, m++) {
+			struct rec *x = &recs[m];
+
+			memset(&x->m, 0, sizeof(x->m));
+			if (record_of(PyList_GET_ITEM(records, done), &x->m, x->keys, x->vals,
+				      x->bounds, x->buckets, &x->value, &x->has_buckets)) {
+				free(recs);
+				return NULL;
+			}
+		}
+		BLOCKING(for (size_t i = 0; !r && i < m; i++) r =
+				 kray_metric_record(k, &recs[i].m, recs[i].value,
+						    recs[i].has_buckets ? recs[i].buckets : NULL);
+			 if (!r && flush && done == n) r = kray_flush(k));
 	}
-	if (flush)
-		BLOCKING(r = kray_flush(k));
+	free(recs);
 	if (r)
-		return ext_fail(k, r, "metric flush");
+		return ext_fail(k, r, "metric");
 	Py_RETURN_NONE;
 }
 

@@ -270,3 +270,39 @@ def test_async_and_threaded_actors(port):
     kray.get(t.hit.remote())
     got = wait_for(port, "ray_threaded_hits_total", {}, 5)
     assert got is not None and got >= 4, got
+
+
+def test_reporting_does_not_stall_other_threads(port, monkeypatch):
+    """The driver's reporting thread waits for the connection (held by a long get) without
+    the GIL: a thread of the program that records goes on meanwhile."""
+    import threading
+
+    @kray.remote
+    def slow():
+        time.sleep(2)
+        return 1
+
+    monkeypatch.setattr(metrics, "REPORT_INTERVAL_S", 0.1)
+    c = Counter("stall_ticks")
+    stop = threading.Event()
+    gaps = []
+
+    def ticker():
+        last = time.monotonic()
+        while not stop.is_set():
+            c.inc()
+            time.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ref = slow.remote()
+    time.sleep(0.3)  # the task runs; the get below holds the connection while it waits
+    t = threading.Thread(target=ticker)
+    t.start()
+    assert kray.get(ref) == 1
+    stop.set()
+    t.join()
+    assert gaps and max(gaps) < 0.5, max(gaps)
+    assert metrics._flush()
+    assert wait_for(port, "ray_stall_ticks_total", {}, float(len(gaps))) == len(gaps)
