@@ -306,3 +306,21 @@ def test_reporting_does_not_stall_other_threads(port, monkeypatch):
     assert gaps and max(gaps) < 0.5, max(gaps)
     assert metrics._flush()
     assert wait_for(port, "ray_stall_ticks_total", {}, float(len(gaps))) == len(gaps)
+
+
+def test_system_config_report_interval(monkeypatch):
+    """Ray's _system_config={"metrics_report_interval_ms": N} sets how often updates go."""
+    import warnings
+    from kray import _compat
+    monkeypatch.setattr(metrics, "REPORT_INTERVAL_S", metrics.REPORT_INTERVAL_S)
+    monkeypatch.setenv("KRAY_METRICS_REPORT_INTERVAL_MS", "1000")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing else in it: no "has no effect" warning
+        _compat.init_options({"_system_config": {"metrics_report_interval_ms": 250}})
+    assert metrics.REPORT_INTERVAL_S == 0.25
+    with pytest.warns(RuntimeWarning, match="no effect"):
+        _compat.init_options({"_system_config": {"metrics_report_interval_ms": 100,
+                                                 "object_timeout_milliseconds": 5}})
+    assert metrics.REPORT_INTERVAL_S == 0.1
+    with pytest.raises(ValueError, match="must be > 0"):
+        _compat.init_options({"_system_config": {"metrics_report_interval_ms": 0}})
