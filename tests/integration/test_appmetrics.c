@@ -11,11 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../common/wire.h"
 #include "harness.h"
+#include "netns.h"
 
-TestSuite(appmetrics, .fini = harness_cleanup, .timeout = 120);
+static void fini(void)
+{
+	harness_cleanup();
+	netns_cleanup_all();
+}
+
+TestSuite(appmetrics, .fini = fini, .timeout = 120);
 
 #define BODY_MAX (4 << 20)
 /* krayd's table limits (daemon/core/appmetric.h: APPM_NAMES_MAX, APPM_SERIES_MAX). */
@@ -302,4 +310,67 @@ Test(appmetrics, table_limits, .timeout = 240)
 	free(body);
 	harness_shutdown(k);
 	harness_expect_serving(&h, "a full metrics table");
+}
+
+/* A scrape of the endpoint on 127.0.0.1:port inside node i's namespace. */
+static char *scrape_in(const struct netns_cluster *net, int i, int port)
+{
+	int saved = netns_enter(net->ns[i]);
+	char *body;
+
+	cr_assert_geq(saved, 0, "netns_enter: %d", saved);
+	body = scrape(NULL, port);
+	netns_leave(saved);
+	return body;
+}
+
+/* Each node's krayd serves what its own processes record, as Ray's per-node agents: a
+ * task sent to node 2 counts there, the driver's counter on node 1 (the head). */
+Test(appmetrics, each_node_serves_its_own, .timeout = 180)
+{
+	static struct netns_cluster net;
+	static struct harness node[2];
+	static char token_file[256];
+	const char *const more[] = { "--metrics", "127.0.0.1:9464", NULL };
+	const struct kray_metric d = { .type = KRAY_COUNTER, .name = "driver_side" };
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	kray_value arg = { .type = KRAY_INT64, .i = 4 }, v;
+	char why[128], *body0 = NULL, *body1 = NULL;
+	int64_t t0;
+	kray_ref r;
+	kray *k;
+	int rc = netns_cluster_up(&net, 2, why, sizeof(why));
+
+	if (rc)
+		cr_skip_test("needs network namespaces: %s", why);
+	harness_start_node(&node[0], &net, 0, 2, 100, "n1:1", more, token_file, sizeof(token_file));
+	harness_start_node(&node[1], &net, 1, 2, 100, "n2:1", more, token_file, sizeof(token_file));
+	k = harness_connect(node[0].sock);
+	t0 = harness_now_ms();
+	while (harness_count_alive(k) < 2 && harness_now_ms() - t0 < 10000)
+		usleep(20000);
+	cr_assert_eq(harness_count_alive(k), 2, "node 2 did not join");
+	o.resources = "n2:1";
+	cr_assert_eq(kray_call(k, "metric_inc", &arg, 1, &o, &r), 0, "%s", kray_errmsg(k));
+	rc = harness_get1(k, r, 30000, &v);
+	cr_assert_eq(rc, 0, "metric_inc on node 2: %d", rc);
+	cr_assert_eq(v.type, KRAY_INT64);
+	kray_release(k, &r, 1);
+	cr_assert_eq(kray_metric_record(k, &d, 2, NULL), 0, "%s", kray_errmsg(k));
+	harness_status(k);
+	/* The worker's frame went with its result: wait until node 2's krayd has it. */
+	for (t0 = harness_now_ms();; usleep(50000)) {
+		free(body1);
+		body1 = scrape_in(&net, 1, 9464);
+		if (strstr(body1, "ray_task_calls_total") || harness_now_ms() - t0 > 10000)
+			break;
+	}
+	body0 = scrape_in(&net, 0, 9464);
+	expect_line(body1, "ray_task_calls_total{where=\"task\"} 4");
+	cr_assert(!strstr(body1, "ray_driver_side"), "node 2 serves node 1's driver");
+	expect_line(body0, "ray_driver_side_total 2");
+	cr_assert(!strstr(body0, "ray_task_calls"), "node 1 serves node 2's task");
+	free(body0);
+	free(body1);
+	harness_shutdown(k);
 }
