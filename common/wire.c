@@ -6,6 +6,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -589,6 +590,161 @@ int wire_dec_refs(const void *body, size_t len, struct wire_oids *ret)
 	if (wire_rd_fixed(&r, &m, sizeof(m)))
 		return -EBADMSG;
 	return dec_oids(&r, m.n, ret);
+}
+
+bool wire_metric_name_ok(const char *s, size_t n)
+{
+	if (!n || n > KRAY_METRIC_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+		      (i && c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+bool wire_metric_key_ok(const char *s, size_t n)
+{
+	if (!n || n > KRAY_METRIC_KEY_MAX || (n == 2 && !memcmp(s, "le", 2)) ||
+	    (n >= 2 && s[0] == '_' && s[1] == '_'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		      (i && c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+/* ntags pairs "key\0value\0" filling exactly len bytes, keys valid and strictly
+ * ascending (so one tag set has one spelling, and no key repeats). */
+static bool metric_tags_ok(const char *t, size_t len, unsigned ntags)
+{
+	const char *end = t + len, *prev = NULL;
+	size_t prev_len = 0;
+
+	for (unsigned i = 0; i < ntags; i++) {
+		const char *k = t, *kz = memchr(k, 0, (size_t)(end - k)), *v, *vz;
+		size_t kl;
+		int cmp;
+
+		if (!kz)
+			return false;
+		kl = (size_t)(kz - k);
+		v = kz + 1;
+		vz = v < end ? memchr(v, 0, (size_t)(end - v)) : NULL;
+		if (!vz || !wire_metric_key_ok(k, kl) || (size_t)(vz - v) > KRAY_METRIC_VALUE_MAX)
+			return false;
+		if (prev) {
+			cmp = memcmp(prev, k, prev_len < kl ? prev_len : kl);
+			if (cmp > 0 || (!cmp && prev_len >= kl))
+				return false;
+		}
+		prev = k;
+		prev_len = kl;
+		t = vz + 1;
+	}
+	return t == end;
+}
+
+double wire_metric_bound(const struct wire_metric *w, unsigned i)
+{
+	double d;
+
+	memcpy(&d, w->bounds + (size_t)i * sizeof(d), sizeof(d));
+	return d;
+}
+
+uint64_t wire_metric_bucket(const struct wire_metric *w, unsigned i)
+{
+	uint64_t n;
+
+	memcpy(&n, w->buckets + (size_t)i * sizeof(n), sizeof(n));
+	return n;
+}
+
+int wire_dec_metric(const void *body, size_t len, struct wire_metric *ret)
+{
+	struct wire_rd r;
+	struct wire_metric w = { 0 };
+	const void *name = NULL, *help = NULL, *tags = NULL, *bounds = NULL, *buckets = NULL;
+	bool define;
+	uint64_t total = 0;
+
+	wire_rd_init(&r, body, len);
+	if (wire_rd_fixed(&r, &w.m, sizeof(w.m)))
+		return -EBADMSG;
+	memcpy(&w.value, &w.m.value, sizeof(w.value));
+	define = w.m.flags & KRAY_METRIC_DEFINE;
+	if (w.m.kind < KRAY_METRIC_COUNTER || w.m.kind > KRAY_METRIC_HISTOGRAM ||
+	    (w.m.flags & ~KRAY_METRIC_DEFINE) || w.m.pad || w.m.pad2 || w.m.pad3 ||
+	    w.m.ntags > KRAY_METRIC_TAGS_MAX || w.m.help_len > KRAY_METRIC_HELP_MAX ||
+	    (w.m.kind == KRAY_METRIC_HISTOGRAM) != (w.m.nbounds != 0) ||
+	    w.m.nbounds > KRAY_METRIC_BOUNDS_MAX ||
+	    (w.m.kind != KRAY_METRIC_HISTOGRAM && w.m.count) ||
+	    (define && (w.m.value || w.m.count || w.m.ntags)))
+		return -EBADMSG;
+	if (!define && (w.m.kind == KRAY_METRIC_COUNTER	  ? !(w.value > 0 && w.value < INFINITY) :
+			w.m.kind == KRAY_METRIC_HISTOGRAM ? w.value != w.value :
+							    false))
+		return -EBADMSG; /* a counter goes up by a finite amount; a sum is not NaN */
+	if (wire_rd_bytes(&r, w.m.name_len, &name) || !wire_metric_name_ok(name, w.m.name_len) ||
+	    wire_rd_bytes(&r, w.m.help_len, &help) || memchr(help, 0, w.m.help_len) ||
+	    wire_rd_bytes(&r, w.m.tags_len, &tags) ||
+	    !metric_tags_ok(tags, w.m.tags_len, w.m.ntags))
+		return -EBADMSG;
+	w.name = name;
+	w.help = help;
+	w.tags = tags;
+	if (w.m.nbounds) {
+		if (wire_rd_bytes(&r, (size_t)w.m.nbounds * sizeof(double), &bounds) ||
+		    wire_rd_bytes(&r, ((size_t)w.m.nbounds + 1) * sizeof(uint64_t), &buckets))
+			return -EBADMSG;
+		w.bounds = bounds;
+		w.buckets = buckets;
+		for (unsigned i = 0; i < w.m.nbounds; i++) {
+			double b = wire_metric_bound(&w, i);
+
+			if (!(b > -INFINITY && b < INFINITY) ||
+			    (i && !(b > wire_metric_bound(&w, i - 1))))
+				return -EBADMSG; /* finite, strictly ascending */
+		}
+		for (unsigned i = 0; i <= w.m.nbounds; i++) {
+			uint64_t n = wire_metric_bucket(&w, i);
+
+			if (n > UINT64_MAX - total)
+				return -EBADMSG;
+			total += n;
+		}
+		if (total != w.m.count)
+			return -EBADMSG;
+	}
+	if (wire_rd_end(&r))
+		return -EBADMSG;
+	*ret = w;
+	return 0;
+}
+
+void wire_put_metric(struct kbuf *b, uint64_t req, const struct kray_msg_metric *m,
+		     const char *name, const char *help, const char *tags, const double *bounds,
+		     const uint64_t *buckets)
+{
+	size_t off = wire_begin(b, KRAY_MSG_METRIC, req);
+
+	kbuf_put(b, m, sizeof(*m));
+	wire_put_padded(b, name, m->name_len);
+	wire_put_padded(b, help, m->help_len);
+	wire_put_padded(b, tags, m->tags_len);
+	if (m->nbounds) {
+		kbuf_put(b, bounds, m->nbounds * sizeof(*bounds));
+		kbuf_put(b, buckets, (m->nbounds + 1u) * sizeof(*buckets));
+	}
+	wire_end(b, off);
 }
 
 static int dec_text(const void *body, size_t len, struct wire_text *ret, size_t max)

@@ -157,6 +157,18 @@ struct wire_fast_count {
 	const uint8_t *recs; /* m.nrec struct kray_fast_run, unaligned: memcpy each */
 };
 
+/* METRIC: pointers into the body (unaligned: the doubles and counts are read with
+ * wire_metric_bound() and wire_metric_bucket()). */
+struct wire_metric {
+	struct kray_msg_metric m;
+	double value; /* m.value's double */
+	const char *name; /* m.name_len bytes */
+	const char *help; /* m.help_len bytes */
+	const char *tags; /* m.tags_len bytes: m.ntags pairs "key\0value\0" */
+	const uint8_t *bounds; /* m.nbounds doubles */
+	const uint8_t *buckets; /* m.nbounds + 1 counts (histogram) */
+};
+
 struct wire_actor_reply {
 	struct kray_msg_actor_reply m;
 	const char *text; /* m.len bytes */
@@ -216,6 +228,20 @@ int wire_dec_fast_count(const void *body, size_t len, struct wire_fast_count *re
 /* Writes a FAST_COUNT frame to b (one function's counts). */
 void wire_put_fast_count(struct kbuf *b, const struct kray_msg_fast_count *m, const char *name,
 			 const struct kray_fast_run *recs);
+/* METRIC (kray_wire.h says the layout): -EBADMSG unless every rule there holds. */
+int wire_dec_metric(const void *body, size_t len, struct wire_metric *ret);
+double wire_metric_bound(const struct wire_metric *w, unsigned i);
+uint64_t wire_metric_bucket(const struct wire_metric *w, unsigned i);
+/* Whether s (n bytes) is a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, 1..KRAY_METRIC_NAME_MAX. */
+bool wire_metric_name_ok(const char *s, size_t n);
+/* Whether s (n bytes) may be a tag key: a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*,
+ * 1..KRAY_METRIC_KEY_MAX) that is not reserved ("le", and names starting with "__"). */
+bool wire_metric_key_ok(const char *s, size_t n);
+/* Writes a METRIC frame to b; the caller checked the parts (wire_dec_metric()'s rules).
+ * tags: m->tags_len bytes; bounds and buckets: histograms only (buckets NULL: zeros). */
+void wire_put_metric(struct kbuf *b, uint64_t req, const struct kray_msg_metric *m,
+		     const char *name, const char *help, const char *tags, const double *bounds,
+		     const uint64_t *buckets);
 int wire_dec_error(const void *body, size_t len, struct wire_text *ret);
 /* The same layout for a TEXT_REPLY that carries an export (TIMELINE): any length up to
  * KRAY_FRAME_MAX, where an error or a listing stops at 64 KiB. */

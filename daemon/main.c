@@ -28,6 +28,7 @@
 #include "core/pgroup.h"
 #include "core/timeout.h"
 #include "core/metrics.h"
+#include "core/appmetric.h"
 #include "core/timeline.h"
 #include "dashboard/dashboard.h"
 #include "core/log.h"
@@ -197,6 +198,7 @@ int main(int argc, char **argv)
 	bpf_unplug(&d);
 	loop_fini(&d);
 	metrics_fini(&d);
+	appmetric_fini(&d);
 	dashboard_fini(&d); /* after loop_fini(): its connections are gone */
 	cluster_fini(&d);
 	pgroup_fini(&d);

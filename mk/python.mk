@@ -17,7 +17,7 @@ PY_LIBDIR  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config
 
 PY_OUT     := $(O)/python/kray
 PY_EXT_SRC := python/src/module.c python/src/api.c python/src/value.c python/src/ref.c \
-	python/src/worker.c python/src/waiter.c
+	python/src/worker.c python/src/waiter.c python/src/metric.c
 # The package's modules, with its subpackages (kray.tune, kray.rllib, kray.util: issue 16).
 PY_MODS    := $(shell find python/kray -name '*.py' | sort)
 PY_TARGETS := $(PY_OUT)/_kray$(PY_EXT) $(PY_OUT)/libkray_python.so \

@@ -158,6 +158,7 @@ struct krayd {
 	struct kfast *fast; /* the BPF fast path (daemon/bpf.h); NULL: off */
 	struct cluster *cl; /* NULL: a single node (daemon/cluster/cluster.h) */
 	struct dashboard *dash; /* NULL: no dashboard (daemon/dashboard/dashboard.h) */
+	struct appmetrics *appm; /* application metrics (core/appmetric.c); NULL: none yet */
 };
 
 /* CLOCK_MONOTONIC in ns (loop.c). */

@@ -3,7 +3,8 @@
  * The Prometheus endpoint: a TCP listener (off unless `metrics = HOST:PORT` is set; use a
  * loopback address unless the network is trusted) served by the same io_uring loop.
  * `GET /metrics` (or `GET /`) gets the text exposition format (version 0.0.4) of krayd's
- * counters, another method 405 and another path 404, and the connection closes.  The
+ * counters and the application metrics of the node's processes (appmetric.c), another
+ * method 405 and another path 404, and the connection closes.  The
  * HTTP server and its limits (a request in frame-timeout-ms, a head of 8 KiB, 64
  * connections) are core/http.c's, shared with the dashboard.
  */
@@ -22,6 +23,7 @@
 #include "core/worker.h"
 #include "core/store.h"
 #include "core/metrics.h"
+#include "core/appmetric.h"
 #include "core/http.h"
 #include "core/log.h"
 
@@ -105,6 +107,7 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 #undef C
 #undef G
 	ext_render_metrics(d, b); /* the BPF scheduler metrics, when krayd runs them */
+	appmetric_render(d, b); /* the node's processes' own (kray.util.metrics) */
 }
 
 /* Whether the request's path is p (a query string after it is allowed). */

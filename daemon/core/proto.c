@@ -21,6 +21,7 @@
 #include "core/getreq.h"
 #include "core/sched.h"
 #include "core/proto.h"
+#include "core/appmetric.h"
 #include "core/log.h"
 #include "core/timeline.h"
 
@@ -648,6 +649,8 @@ int proto_handle(struct conn *c, const struct kray_frame_hdr *h, const uint8_t *
 		return 0;
 	case KRAY_MSG_YIELD:
 		return on_yield(c, body, h->len);
+	case KRAY_MSG_METRIC:
+		return appmetric_on_frame(c, h, body);
 	case KRAY_MSG_REJECT:
 		if (c->role != ROLE_WORKER)
 			return conn_fail(c, "reject from a non-worker", -EPROTO);

@@ -398,6 +398,53 @@ int kray_describe_objects(kray *k, char **ret_json);
 int kray_describe_workers(kray *k, char **ret_json);
 
 /*
+ * Application metrics (docs/observability.md; Python: kray.util.metrics), served by the
+ * node's krayd on its Prometheus endpoint (`metrics = HOST:PORT`) as ray_<name>:
+ * ray_<name>_total for a counter, ray_<name> for a gauge, ray_<name>_bucket{le=...},
+ * _sum and _count for a histogram.  A metric is its type, name ([a-zA-Z_:][a-zA-Z0-9_:]*,
+ * up to 128 bytes), description (up to 1024 bytes) and, for a histogram, its boundaries
+ * (1 to 64, finite, strictly ascending); a series is a metric with values for its tags
+ * (up to 16 pairs tag_keys[i] = tag_values[i], in any order; a key is a Prometheus label
+ * name, up to 64 bytes, not "le" nor starting with "__"; a value up to 256 bytes).
+ */
+#define KRAY_COUNTER 1
+#define KRAY_GAUGE 2
+#define KRAY_HISTOGRAM 3
+#define KRAY_METRIC_MAX_TAGS 16
+#define KRAY_METRIC_MAX_BOUNDARIES 64
+struct kray_metric {
+	int type; /* KRAY_COUNTER, KRAY_GAUGE or KRAY_HISTOGRAM */
+	const char *name;
+	const char *description; /* NULL: "" */
+	const double *boundaries; /* a histogram's; else NULL */
+	size_t nboundaries;
+	const char *const *tag_keys; /* ntags each; NULL when ntags is 0 */
+	const char *const *tag_values;
+	size_t ntags;
+};
+
+/*
+ * Records an update of the series m names: a counter goes up by value (> 0, finite), a
+ * gauge is set to value, a histogram observes value when buckets is NULL; with buckets
+ * (nboundaries + 1 counts, the last for values above every boundary), it adds those
+ * observations and value is their sum.  The frame is queued like kray_call()'s and sent
+ * with the next call that waits, or kray_flush(): a caller with many updates sums them
+ * first (as kray.util.metrics does, one frame per series per flush); krayd merges the
+ * node's processes (counters and histograms add; a gauge keeps the last value set).
+ * Returns 0, -EINVAL (kray_errmsg() says what is wrong), -ENOMEM or -EPIPE.  krayd drops
+ * (and counts in kray_app_metric_dropped_total / _refused_total) an update whose name has
+ * another type there, or that its table (1,024 names, 10,000 series) has no room for.
+ */
+int kray_metric_record(kray *k, const struct kray_metric *m, double value, const uint64_t *buckets);
+
+/*
+ * Declares a metric (its tags are not looked at) and waits for krayd's answer: 0, -EEXIST
+ * (the name has another type, or a histogram other boundaries, on this node; kray_errmsg()
+ * says which), -ENOSPC (krayd's table has no room for another name), -EINVAL or -EPIPE.
+ */
+int kray_metric_define(kray *k, const struct kray_metric *m);
+
+/*
  * The same listings as structs, for programs (the Python package's kray.nodes() uses
  * them).  krayd sends text (the lines above); libkray parses it, so lines it cannot parse
  * (a newer krayd's, say) are skipped rather than guessed at.  *ret is a malloc()ed array of

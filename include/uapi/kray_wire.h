@@ -97,6 +97,9 @@ enum kray_msg_type {
 				* forget what JOB told */
 	KRAY_MSG_LIST_WORKERS = 38, /* C->D  empty; TEXT_REPLY with the workers and drivers as
 				     * JSON (kray.util.state.list_workers) */
+	KRAY_MSG_METRIC = 39, /* C->D  kray_msg_metric + name, help, tags, bounds, buckets: an
+			       * application metric's update (kray.util.metrics); no reply,
+			       * unless req != 0: then TEXT_REPLY (code 0 or -errno + why) */
 	/* 40-47: the BPF fast path for synchronous calls (docs/fastpath.md).  FAST_EXEC and
 	 * FAST_RESULT travel only on fast connections, where krayd's BPF program steers them
 	 * and krayd never reads; a driver that gets its own FAST_EXEC back there was bounced
@@ -167,6 +170,7 @@ static inline int kray_msg_type_known(unsigned int t)
 	return (t >= KRAY_MSG_HELLO && t <= KRAY_MSG_GUARDS_REPLY) || t == KRAY_MSG_CANCEL ||
 	       t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
 	       t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END || t == KRAY_MSG_LIST_WORKERS ||
+	       t == KRAY_MSG_METRIC ||
 	       (t >= KRAY_MSG_FAST_TYPE_MIN && t <= KRAY_MSG_FAST_TYPE_MAX) ||
 	       (t >= KRAY_MSG_NODE_TYPE_MIN && t <= KRAY_MSG_NODE_TYPE_MAX) ||
 	       t == KRAY_MSG_KMOD_PIN ||
@@ -894,6 +898,50 @@ struct kray_msg_kv {
 	__u32 pad2;
 };
 _Static_assert(sizeof(struct kray_msg_kv) == 24, "kv is 24 bytes");
+
+/*
+ * Application metrics (kray.util.metrics, docs/observability.md).  A process sums its
+ * updates and sends, every flush, one METRIC frame per series (metric + tag set) that
+ * changed: a counter's increment, a gauge's last value, a histogram's new observations
+ * (per-bucket counts, not cumulative, their count and sum).  krayd merges the node's
+ * processes and serves the series on its Prometheus endpoint as ray_<name>.
+ *
+ * After the header: name (name_len bytes, [a-zA-Z_:][a-zA-Z0-9_:]*), help (help_len bytes,
+ * UTF-8), tags (tags_len bytes: ntags pairs "key\0value\0", keys in strictly ascending
+ * byte order, each a Prometheus label name not starting with "__" and not "le"), each
+ * padded to 8; then for a histogram nbounds boundaries (IEEE-754 doubles, finite, strictly
+ * ascending) and nbounds + 1 bucket counts (__u64; the last is the +Inf bucket) whose sum
+ * is count.  A frame with flags KRAY_METRIC_DEFINE carries no observation (value 0, count
+ * 0, buckets 0): it declares the metric and, with req != 0, asks whether krayd takes it.
+ */
+enum kray_metric_kind {
+	KRAY_METRIC_COUNTER = 1,
+	KRAY_METRIC_GAUGE = 2,
+	KRAY_METRIC_HISTOGRAM = 3,
+};
+#define KRAY_METRIC_DEFINE 0x1 /* flags: declare only */
+#define KRAY_METRIC_NAME_MAX 128 /* name bytes */
+#define KRAY_METRIC_HELP_MAX 1024 /* description bytes */
+#define KRAY_METRIC_TAGS_MAX 16 /* tag keys of a metric */
+#define KRAY_METRIC_KEY_MAX 64 /* bytes of a tag key */
+#define KRAY_METRIC_VALUE_MAX 256 /* bytes of a tag value */
+#define KRAY_METRIC_BOUNDS_MAX 64 /* histogram boundaries */
+struct kray_msg_metric {
+	__u8 kind; /* enum kray_metric_kind */
+	__u8 flags; /* KRAY_METRIC_DEFINE */
+	__u8 name_len; /* 1..KRAY_METRIC_NAME_MAX */
+	__u8 ntags; /* 0..KRAY_METRIC_TAGS_MAX */
+	__u8 nbounds; /* histogram: 1..KRAY_METRIC_BOUNDS_MAX; else 0 */
+	__u8 pad;
+	__u16 help_len; /* 0..KRAY_METRIC_HELP_MAX */
+	__u16 tags_len; /* the tag pairs' bytes */
+	__u16 pad2;
+	__u32 pad3;
+	__u64 value; /* a double's bits: counter increment (> 0, finite), gauge value (any),
+		      * histogram sum of the observations (not NaN) */
+	__u64 count; /* histogram: observations (the buckets' sum); else 0 */
+};
+_Static_assert(sizeof(struct kray_msg_metric) == 32, "metric is 32 bytes");
 
 #define KRAY_PAD8(n) (((n) + 7u) & ~7u)
 

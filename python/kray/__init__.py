@@ -172,8 +172,14 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
     return _InitContext(address=address or "private krayd", namespace=_remote.namespace[0])
 
 
+# Run by shutdown() before it disconnects (kray.util.metrics sends its last updates).
+before_shutdown_hooks = []
+
+
 def shutdown(_exiting_interpreter=False):
     """Disconnects; a private krayd stops with its workers and objects."""
+    for hook in before_shutdown_hooks:
+        hook()
     _kray.shutdown()
     _remote.session[0] += 1
     _runtime_env.current[0] = None

@@ -71,6 +71,18 @@ _NO_EFFECT = {
 }
 
 
+def _metrics_interval(ms):
+    import os
+    import sys
+    ms = int(ms)
+    if ms <= 0:
+        raise ValueError(f"metrics_report_interval_ms must be > 0, got {ms}")
+    os.environ["KRAY_METRICS_REPORT_INTERVAL_MS"] = str(ms)  # and the workers started later
+    mod = sys.modules.get("kray.util.metrics")
+    if mod is not None:
+        mod.REPORT_INTERVAL_S = ms / 1000.0
+
+
 def _is_default(value, defaults):
     return any(value is d or (type(value) is type(d) and value == d) for d in defaults)
 
@@ -94,6 +106,12 @@ def init_options(kwargs, job_config=None, logging_level=None):
             if value is not None:
                 out["metrics_port"] = int(value)
             continue
+        if name == "_system_config" and isinstance(value, dict) and \
+                "metrics_report_interval_ms" in value:
+            # Honoured: how often kray.util.metrics sends a driver's and a long call's
+            # updates (docs/observability.md); the rest means nothing here.
+            _metrics_interval(value["metrics_report_interval_ms"])
+            value = {k: v for k, v in value.items() if k != "metrics_report_interval_ms"}
         if name not in _NO_EFFECT:
             unknown.append(name)
             continue

@@ -44,6 +44,18 @@ actor_id = None  # (node, owner, seq, index) of the actor this worker hosts
 actor_name = None  # its (name, namespace) ("": none), once get_runtime_context() asked
 
 
+# Run at the end of each call, on its thread, while its connection is still the call's
+# (kray.util.metrics queues the call's updates to go with its result).
+after_call_hooks = []
+
+def _after_call():
+    for hook in after_call_hooks:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 (a hook never fails the call)
+            pass
+
+
 # The method a handle from get_actor() calls first: (class name, {method: num_returns}).
 METHODS_CALL = "__kray_methods__"
 
@@ -226,6 +238,7 @@ def _run_pooled(fn, name, a, kw, nret, ctx, task_id, group):
             out = _results(name, fn(*a, **kw), nret)
         except BaseException as e:
             out = [_error(name, e)] * nret
+        _after_call()
         _kray._worker_done(ctx, out)
     _pools[group].submit(run)
 
@@ -321,6 +334,7 @@ def _run_async(fn, name, a, kw, nret, ctx, task_id, group, dynamic):
             out = [_error(name, e)] * nret
         finally:
             _running.pop(task_id, None)
+        _after_call()
         _kray._worker_done(ctx, out)
     _actor_loop.start(run, group)
 
@@ -341,6 +355,7 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
             # get_current_placement_group() and the capture of its child tasks.
             _remote.group_context[0] = group
             obj = cls(*a, **kw)
+            _after_call()
             return (obj, None, _host(cls, max_concurrency, extra))
         except BaseException as e:  # the actor is dead: every call says why
             return (None, "".join(traceback.format_exception(type(e), e, e.__traceback__)),
@@ -403,6 +418,7 @@ def execute(mode, args, inst, nret, task_id, ctx=0, max_concurrency=1):
     except BaseException as e:
         return [_error(name, e)] * nret
     finally:
+        _after_call()
         _ctx.task_id = None
         _remote.group_context[0] = outer_group  # a task's was for that call only
         if env:

@@ -11,21 +11,6 @@
 
 #include "ext.h"
 
-/* Runs stmt under ext_mu with the GIL dropped: for calls that may wait on krayd. */
-#define BLOCKING(stmt)                                              \
-	do {                                                        \
-		Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&ext_mu); \
-		stmt;                                               \
-		pthread_mutex_unlock(&ext_mu);                      \
-		Py_END_ALLOW_THREADS                                \
-	} while (0)
-#define LOCKED(stmt)                           \
-	do {                                   \
-		pthread_mutex_lock(&ext_mu);   \
-		stmt;                          \
-		pthread_mutex_unlock(&ext_mu); \
-	} while (0)
-
 /*
  * The driver's flusher.  Ray sends a task when .remote() returns; libkray batches
  * submissions until something waits, which is what makes 1,000 submissions cost one

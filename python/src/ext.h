@@ -67,6 +67,20 @@ extern __thread kray_ctx *ext_ctx;
  * gets read the shared connection themselves. */
 extern __thread bool ext_loop_thread;
 
+/* Runs stmt under ext_mu with the GIL dropped: for calls that may wait on krayd. */
+#define BLOCKING(stmt)                                              \
+	do {                                                        \
+		Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&ext_mu); \
+		stmt;                                               \
+		pthread_mutex_unlock(&ext_mu);                      \
+		Py_END_ALLOW_THREADS                                \
+	} while (0)
+#define LOCKED(stmt)                           \
+	do {                                   \
+		pthread_mutex_lock(&ext_mu);   \
+		stmt;                          \
+		pthread_mutex_unlock(&ext_mu); \
+	} while (0)
 /* The connection this thread may use, or NULL with a Python exception set. */
 kray *ext_client(void);
 /* Sets a Python exception for a failed libkray call and returns NULL. */
@@ -119,5 +133,6 @@ int ext_wait_shared(kray *k, const kray_ref *refs, size_t n, size_t num_ready, i
 extern PyMethodDef ext_api_methods[];
 extern PyMethodDef ext_worker_methods[];
 extern PyMethodDef ext_waiter_methods[];
+extern PyMethodDef ext_metric_methods[];
 
 #endif

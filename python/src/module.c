@@ -54,7 +54,7 @@ PyMODINIT_FUNC PyInit__kray(void)
 	if (PyModule_AddObject(m, "Ref", (PyObject *)&ExtRefType) ||
 	    PyModule_AddObject(m, "Buffer", (PyObject *)&ExtBufferType) ||
 	    add_methods(m, ext_api_methods) || add_methods(m, ext_worker_methods) ||
-	    add_methods(m, ext_waiter_methods) ||
+	    add_methods(m, ext_waiter_methods) || add_methods(m, ext_metric_methods) ||
 	    PyModule_AddIntConstant(m, "ERR_TASK", KRAY_ERR_TASK) ||
 	    PyModule_AddIntConstant(m, "ERR_WORKER_DIED", KRAY_ERR_WORKER_DIED) ||
 	    PyModule_AddIntConstant(m, "ERR_UNKNOWN_FUNCTION", KRAY_ERR_UNKNOWN_FUNCTION) ||

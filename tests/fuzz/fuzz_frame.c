@@ -503,6 +503,105 @@ static void chk_fast_count(const uint8_t *body, size_t len)
 	again_free(&a);
 }
 
+/* A label name as kray_wire.h has it (not "le", not "__*"), written out again here. */
+static bool model_key(const char *k, size_t n)
+{
+	if (!n || n > KRAY_METRIC_KEY_MAX || (n == 2 && k[0] == 'l' && k[1] == 'e') ||
+	    (n >= 2 && k[0] == '_' && k[1] == '_'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') || k[i] == '_' ||
+		      (i && k[i] >= '0' && k[i] <= '9')))
+			return false;
+	return true;
+}
+
+static void chk_metric(const uint8_t *body, size_t len)
+{
+	struct wire_metric x, y;
+	struct again a;
+	const uint8_t *p;
+	const char *t, *prev = NULL;
+	size_t prev_len = 0;
+	double *bounds;
+	uint64_t *buckets, total = 0;
+
+	if (wire_dec_metric(body, len, &x))
+		return;
+	FUZZ_CHECK(x.m.kind >= KRAY_METRIC_COUNTER && x.m.kind <= KRAY_METRIC_HISTOGRAM);
+	FUZZ_CHECK(!(x.m.flags & ~KRAY_METRIC_DEFINE) && !x.m.pad && !x.m.pad2 && !x.m.pad3);
+	FUZZ_CHECK(x.m.name_len && x.m.name_len <= KRAY_METRIC_NAME_MAX);
+	for (unsigned i = 0; i < x.m.name_len; i++) {
+		char c = x.name[i];
+
+		FUZZ_CHECK((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+			   c == ':' || (i && c >= '0' && c <= '9'));
+	}
+	FUZZ_CHECK(x.m.help_len <= KRAY_METRIC_HELP_MAX);
+	FUZZ_CHECK(!x.m.help_len || !memchr(x.help, 0, x.m.help_len));
+	FUZZ_CHECK(x.m.ntags <= KRAY_METRIC_TAGS_MAX);
+	t = x.tags;
+	for (unsigned i = 0; i < x.m.ntags; i++) { /* pairs, keys ascending, all bytes used */
+		size_t kl = strnlen(t, (size_t)(x.tags + x.m.tags_len - t)), vl;
+
+		FUZZ_CHECK(t + kl < x.tags + x.m.tags_len && model_key(t, kl));
+		vl = strnlen(t + kl + 1, (size_t)(x.tags + x.m.tags_len - t - kl - 1));
+		FUZZ_CHECK(t + kl + 1 + vl < x.tags + x.m.tags_len && vl <= KRAY_METRIC_VALUE_MAX);
+		if (prev) {
+			int c = memcmp(prev, t, prev_len < kl ? prev_len : kl);
+
+			FUZZ_CHECK(c < 0 || (!c && prev_len < kl));
+		}
+		prev = t;
+		prev_len = kl;
+		t += kl + 1 + vl + 1;
+	}
+	FUZZ_CHECK(t == x.tags + x.m.tags_len);
+	if (x.m.flags & KRAY_METRIC_DEFINE)
+		FUZZ_CHECK(!x.m.value && !x.m.count && !x.m.ntags);
+	else if (x.m.kind == KRAY_METRIC_COUNTER)
+		FUZZ_CHECK(x.value > 0 && x.value - x.value == 0); /* finite */
+	else if (x.m.kind == KRAY_METRIC_HISTOGRAM)
+		FUZZ_CHECK(x.value == x.value);
+	FUZZ_CHECK((x.m.kind == KRAY_METRIC_HISTOGRAM) == (x.m.nbounds > 0));
+	FUZZ_CHECK(x.m.nbounds <= KRAY_METRIC_BOUNDS_MAX);
+	FUZZ_CHECK(x.m.kind == KRAY_METRIC_HISTOGRAM || !x.m.count);
+	bounds = malloc(x.m.nbounds * sizeof(*bounds) + 1);
+	buckets = malloc((x.m.nbounds + 1u) * sizeof(*buckets));
+	FUZZ_CHECK(bounds && buckets);
+	for (unsigned i = 0; i < x.m.nbounds; i++) {
+		bounds[i] = wire_metric_bound(&x, i);
+		FUZZ_CHECK(bounds[i] - bounds[i] == 0 && (!i || bounds[i] > bounds[i - 1]));
+	}
+	for (unsigned i = 0; x.m.nbounds && i <= x.m.nbounds; i++) {
+		buckets[i] = wire_metric_bucket(&x, i);
+		FUZZ_CHECK(buckets[i] <= UINT64_MAX - total);
+		total += buckets[i];
+	}
+	FUZZ_CHECK(!x.m.nbounds || total == x.m.count);
+	FUZZ_CHECK(len == sizeof(x.m) + KRAY_PAD8((size_t)x.m.name_len) +
+				  KRAY_PAD8((size_t)x.m.help_len) +
+				  KRAY_PAD8((size_t)x.m.tags_len) +
+				  (x.m.nbounds ? (2u * x.m.nbounds + 1u) * 8u : 0));
+	/* The writer makes the same frame again. */
+	again_begin(&a, KRAY_MSG_METRIC);
+	a.b.len = a.off; /* wire_put_metric() writes its own header */
+	wire_put_metric(&a.b, 0x0123456789abcdefull, &x.m, x.name, x.help, x.tags, bounds, buckets);
+	p = again_end(&a, len);
+	FUZZ_CHECK(wire_dec_metric(p, len, &y) == 0);
+	FUZZ_CHECK(!memcmp(&x.m, &y.m, sizeof(x.m)));
+	FUZZ_CHECK(same_bytes(x.name, y.name, x.m.name_len));
+	FUZZ_CHECK(same_bytes(x.help, y.help, x.m.help_len));
+	FUZZ_CHECK(same_bytes(x.tags, y.tags, x.m.tags_len));
+	for (unsigned i = 0; i < x.m.nbounds; i++) /* padding aside, the same numbers */
+		FUZZ_CHECK(!memcmp(y.bounds + i * 8, x.bounds + i * 8, 8));
+	for (unsigned i = 0; x.m.nbounds && i <= x.m.nbounds; i++)
+		FUZZ_CHECK(wire_metric_bucket(&y, i) == wire_metric_bucket(&x, i));
+	free(bounds);
+	free(buckets);
+	again_free(&a);
+}
+
 static void chk_actor_reply(const uint8_t *body, size_t len)
 {
 	struct wire_actor_reply x, y;
@@ -728,6 +827,7 @@ static const chk_fn by_type[KRAY_MSG_TYPE_MAX + 1] = {
 	[KRAY_MSG_TIMELINE] = chk_empty,
 	[KRAY_MSG_LIST_OBJECTS] = chk_empty,
 	[KRAY_MSG_LIST_WORKERS] = chk_empty,
+	[KRAY_MSG_METRIC] = chk_metric,
 	[KRAY_MSG_GUARDS] = chk_empty,
 	[KRAY_MSG_FWD_ACTOR] = chk_fwd_actor,
 	[KRAY_MSG_ACTOR_RECORD] = chk_actor_record,
@@ -744,7 +844,7 @@ static const chk_fn every[] = {
 	chk_empty,	  chk_hello_ok,	 chk_reject,	   chk_create,	      chk_create_reply,
 	chk_seal,	  chk_kill,	 chk_status_reply, chk_cancel,	      chk_fwd_task,
 	chk_yield,	  chk_fwd_actor, chk_actor_record, chk_actor_restart, chk_actor_locate,
-	chk_fast_count,	  chk_job_end,	 chk_obj_range,
+	chk_fast_count,	  chk_job_end,	 chk_obj_range,	   chk_metric,
 };
 
 /* What wire_check_hdr() promises in wire.h. */

@@ -258,6 +258,49 @@ static void frames(void)
 		done("list-workers");
 	}
 	{
+		/* METRIC: a counter with two tags, a gauge, a histogram, a declaration. */
+		static const char tags[] = "actor\0a\0route\0/x\0";
+		static const double bounds[] = { 10, 100, 1000 };
+		static const uint64_t buckets[] = { 1, 2, 0, 1 };
+		struct kray_msg_metric m = { .kind = KRAY_METRIC_COUNTER,
+					     .name_len = 12,
+					     .ntags = 2,
+					     .help_len = 9,
+					     .tags_len = sizeof(tags) - 1,
+					     .value = f64(2.5) };
+
+		fb = (struct kbuf){ 0 };
+		foff = 0;
+		wire_put_metric(&fb, 1000 + nframes, &m, "num_requests", "Requests.", tags, NULL,
+				NULL);
+		done("metric-counter");
+		m = (struct kray_msg_metric){ .kind = KRAY_METRIC_GAUGE,
+					      .name_len = 5,
+					      .value = f64(-3) };
+		fb = (struct kbuf){ 0 };
+		wire_put_metric(&fb, 0, &m, "level", "", "", NULL, NULL);
+		done("metric-gauge");
+		m = (struct kray_msg_metric){ .kind = KRAY_METRIC_HISTOGRAM,
+					      .name_len = 10,
+					      .nbounds = 3,
+					      .ntags = 1,
+					      .tags_len = 8,
+					      .value = f64(5089),
+					      .count = 4 };
+		fb = (struct kbuf){ 0 };
+		wire_put_metric(&fb, 0, &m, "latency_ms", "", "route\0/\0", bounds, buckets);
+		done("metric-histogram");
+		m = (struct kray_msg_metric){ .kind = KRAY_METRIC_HISTOGRAM,
+					      .flags = KRAY_METRIC_DEFINE,
+					      .name_len = 10,
+					      .nbounds = 3,
+					      .help_len = 8 };
+		fb = (struct kbuf){ 0 };
+		wire_put_metric(&fb, 1000 + nframes, &m, "latency_ms", "Latency.", "", bounds,
+				NULL);
+		done("metric-define");
+	}
+	{
 		fb = (struct kbuf){ 0 };
 		foff = fb.len;
 		wire_put_error_frame(&fb, 1000 + nframes, -EBADMSG, "malformed submit");

@@ -121,3 +121,12 @@ def test_placement_group_example():
         "group: CREATED", "shard 0 trained", "server: pong",
         "outside the group, while it holds the accels: waits",
         "after removal: shard 1 trained"]
+
+
+def test_metrics_example():
+    out = run_example_args("metrics.py").splitlines()
+    assert 'ray_num_requests_total{route="/api"} 3' in out, out
+    assert 'ray_num_requests_total{route="/"} 1' in out, out
+    assert 'ray_request_latency_ms_count{route="/api"} 3' in out, out
+    assert 'ray_request_latency_ms_bucket{route="/api",le="+Inf"} 3' in out, out
+    assert 'ray_queue_size{queue="work"} 3' in out, out

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -226,6 +227,26 @@ static void build_exec_fd(struct frame *f)
 }
 
 /* Every variable-body decoder behind one signature. */
+/* A histogram's update with two tags (keys ascending). */
+static const char metric_tags[] = "actor\0a\0route\0/x\0";
+static void build_metric(struct frame *f)
+{
+	static const double bounds[] = { 10, 100, 1000 };
+	static const uint64_t buckets[] = { 1, 2, 0, 1 };
+	double sum = 5089;
+	struct kray_msg_metric m = { .kind = KRAY_METRIC_HISTOGRAM,
+				     .name_len = 10,
+				     .ntags = 2,
+				     .nbounds = 3,
+				     .help_len = 8,
+				     .tags_len = sizeof(metric_tags) - 1,
+				     .count = 4 };
+
+	memcpy(&m.value, &sum, sizeof(sum));
+	wire_put_metric(&f->b, 0, &m, "latency_ms", "Latency.", metric_tags, bounds, buckets);
+	frame_done(f, 0);
+}
+
 enum dec_kind {
 	D_HELLO,
 	D_SUBMIT,
@@ -244,13 +265,14 @@ enum dec_kind {
 	D_CREATE,
 	D_CREATE_REPLY,
 	D_SEAL,
+	D_METRIC,
 	D_COUNT
 };
 
 static const char *const dec_names[D_COUNT] = {
 	"hello", "submit", "exec",   "result",	     "get",	 "get_reply",
 	"put",	 "refs",   "error",  "job",	     "hello_ok", "reject",
-	"stats", "wait",   "create", "create_reply", "seal",
+	"stats", "wait",   "create", "create_reply", "seal",	 "metric",
 };
 
 /* Touches every byte a decoded value points at, so that sanitizers see overreads. */
@@ -314,6 +336,7 @@ static int run_dec(enum dec_kind k, const void *body, size_t len)
 		struct kray_msg_create create;
 		struct kray_msg_create_reply create_reply;
 		struct kray_msg_seal seal;
+		struct wire_metric metric;
 	} u;
 	int rc;
 
@@ -396,6 +419,24 @@ static int run_dec(enum dec_kind k, const void *body, size_t len)
 		return wire_dec_fixed(body, len, &u.create_reply, sizeof(u.create_reply));
 	case D_SEAL:
 		return wire_dec_fixed(body, len, &u.seal, sizeof(u.seal));
+	case D_METRIC:
+		rc = wire_dec_metric(body, len, &u.metric);
+		if (!rc) {
+			uint64_t total = 0;
+
+			touch(u.metric.name, u.metric.m.name_len);
+			touch(u.metric.help, u.metric.m.help_len);
+			touch(u.metric.tags, u.metric.m.tags_len);
+			for (unsigned i = 0; i < u.metric.m.nbounds; i++)
+				if (i && !(wire_metric_bound(&u.metric, i) >
+					   wire_metric_bound(&u.metric, i - 1)))
+					return -1000;
+			for (unsigned i = 0; u.metric.m.nbounds && i <= u.metric.m.nbounds; i++)
+				total += wire_metric_bucket(&u.metric, i);
+			if (total != u.metric.m.count)
+				return -1000;
+		}
+		return rc;
 	default:
 		return -1000;
 	}
@@ -444,7 +485,8 @@ Test(hdr, gap_types_rejected)
 	 * the fast path's: not types. */
 	for (unsigned t = KRAY_MSG_PG + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
 		if (t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END || /* issue 14's; jobs' end */
-		    t == KRAY_MSG_LIST_WORKERS) /* the state API's */
+		    t == KRAY_MSG_LIST_WORKERS || /* the state API's */
+		    t == KRAY_MSG_METRIC) /* kray.util.metrics' */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "gap type %u accepted",
@@ -527,10 +569,11 @@ Test(hdr, unknown_type)
 	h.type = 0xffff;
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type 0xffff not -EBADMSG");
 	/* The node-to-node range (48-79) is known; the fast path's (40-47) ends right before
-	 * it, and the gap before that is not. */
+	 * it, and the Python range (32-39) is full up to it (39: METRIC). */
 	cr_assert_eq(KRAY_MSG_FAST_TYPE_MAX + 1, KRAY_MSG_NODE_TYPE_MIN, "fast range overlaps");
 	h.type = KRAY_MSG_FAST_TYPE_MIN - 1;
-	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type in the gap accepted");
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "METRIC (39) rejected");
+	cr_assert_eq(KRAY_MSG_GUARDS_REPLY + 1, KRAY_MSG_CANCEL, "no gap before the Python range");
 	/* No gap after the node range: the kmod range starts right after it. */
 	cr_assert_eq(KRAY_MSG_NODE_TYPE_MAX + 1, KRAY_MSG_KMOD_PIN, "node range overlaps kmod");
 	for (unsigned t = KRAY_MSG_NODE_TYPE_MIN; t <= KRAY_MSG_NODE_TYPE_MAX; t++) {
@@ -1080,8 +1123,7 @@ Test(roundtrip, get_actor_self)
 	cr_assert_eq(wire_dec_get_actor(&f.m, sizeof(f.m), &g), -EBADMSG);
 }
 
-/* LIST_WORKERS (38): an empty request, answered with an export-layout TEXT_REPLY; 39 stays
- * free. */
+/* LIST_WORKERS (38): an empty request, answered with an export-layout TEXT_REPLY. */
 Test(roundtrip, list_workers)
 {
 	struct kbuf b = { 0 };
@@ -1097,7 +1139,7 @@ Test(roundtrip, list_workers)
 	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "LIST_WORKERS is a known type");
 	cr_assert_eq(h.len, 0);
 	h.type = 39;
-	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "39 is not a type");
+	cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), 0, "39 is METRIC");
 	kbuf_free(&b);
 	b = (struct kbuf){ 0 };
 	WIRE_FRAME(&b, KRAY_MSG_TEXT_REPLY, 7, WIRE_FIXED(m), WIRE_PADDED(json, sizeof(json) - 1));
@@ -1106,6 +1148,176 @@ Test(roundtrip, list_workers)
 	cr_assert_eq(t.len, sizeof(json) - 1);
 	cr_assert_eq(memcmp(t.text, json, t.len), 0);
 	kbuf_free(&b);
+}
+
+/* METRIC (39): a histogram's update decodes to what was written. */
+Test(metric, roundtrip)
+{
+	struct frame f = { 0 };
+	struct wire_metric w;
+
+	build_metric(&f);
+	cr_assert_eq(f.h.type, KRAY_MSG_METRIC);
+	cr_assert_eq(KRAY_MSG_METRIC, 39);
+	cr_assert_eq(wire_dec_metric(f.body, f.len, &w), 0);
+	cr_assert_eq(w.m.kind, KRAY_METRIC_HISTOGRAM);
+	cr_assert_eq(w.m.name_len, 10);
+	cr_assert_eq(memcmp(w.name, "latency_ms", 10), 0);
+	cr_assert_eq(memcmp(w.help, "Latency.", 8), 0);
+	cr_assert_eq(w.m.tags_len, sizeof(metric_tags) - 1);
+	cr_assert_eq(memcmp(w.tags, metric_tags, w.m.tags_len), 0);
+	cr_assert_eq(w.value, 5089.0);
+	cr_assert_eq(w.m.count, 4);
+	cr_assert_eq(wire_metric_bound(&w, 2), 1000.0);
+	cr_assert_eq(wire_metric_bucket(&w, 1), 2);
+	cr_assert_eq(wire_metric_bucket(&w, 3), 1);
+	kbuf_free(&f.b);
+}
+
+/* A counter or gauge frame: header, name, help and tags; value is a double's bits. */
+static void metric_frame(struct frame *f, uint8_t kind, uint8_t flags, double v, const char *name,
+			 const char *tags, size_t tags_len, uint8_t ntags)
+{
+	struct kray_msg_metric m = { .kind = kind,
+				     .flags = flags,
+				     .name_len = (uint8_t)strlen(name),
+				     .ntags = ntags,
+				     .tags_len = (uint16_t)tags_len };
+
+	memcpy(&m.value, &v, sizeof(v));
+	*f = (struct frame){ 0 };
+	wire_put_metric(&f->b, 0, &m, name, "", tags, NULL, NULL);
+	frame_done(f, 0);
+}
+
+static int metric_rc(uint8_t kind, uint8_t flags, double v, const char *name, const char *tags,
+		     size_t tags_len, uint8_t ntags)
+{
+	struct frame f;
+	struct wire_metric w;
+	int rc;
+
+	metric_frame(&f, kind, flags, v, name, tags, tags_len, ntags);
+	rc = wire_dec_metric(f.body, f.len, &w);
+	kbuf_free(&f.b);
+	return rc;
+}
+
+#define T(s) s, sizeof(s) - 1
+/* Every rule kray_wire.h gives a METRIC frame. */
+Test(metric, malformed_rejected)
+{
+	const uint8_t C = KRAY_METRIC_COUNTER, G = KRAY_METRIC_GAUGE;
+	char longname[KRAY_METRIC_NAME_MAX + 2];
+	struct frame f;
+	struct wire_metric w;
+
+	cr_assert_eq(metric_rc(C, 0, 1, "ok", T("a\0x\0b\0y\0"), 2), 0);
+	cr_assert_eq(metric_rc(G, 0, -INFINITY, "g:1", T(""), 0), 0, "a gauge takes any value");
+	cr_assert_eq(metric_rc(G, 0, NAN, "g", T("a\0\0"), 1), 0, "an empty tag value is one");
+	cr_assert_eq(metric_rc(C, KRAY_METRIC_DEFINE, 0, "d", T(""), 0), 0);
+	/* values */
+	cr_assert_eq(metric_rc(C, 0, 0, "c", T(""), 0), -EBADMSG, "counter by 0");
+	cr_assert_eq(metric_rc(C, 0, -1, "c", T(""), 0), -EBADMSG, "counter down");
+	cr_assert_eq(metric_rc(C, 0, INFINITY, "c", T(""), 0), -EBADMSG, "counter by inf");
+	cr_assert_eq(metric_rc(C, 0, NAN, "c", T(""), 0), -EBADMSG, "counter by NaN");
+	cr_assert_eq(metric_rc(C, KRAY_METRIC_DEFINE, 1, "d", T(""), 0), -EBADMSG,
+		     "a declaration with a value");
+	cr_assert_eq(metric_rc(C, KRAY_METRIC_DEFINE, 0, "d", T("a\0x\0"), 1), -EBADMSG,
+		     "a declaration with tags");
+	cr_assert_eq(metric_rc(C, 0x2, 1, "c", T(""), 0), -EBADMSG, "unknown flag");
+	cr_assert_eq(metric_rc(0, 0, 1, "c", T(""), 0), -EBADMSG, "kind 0");
+	cr_assert_eq(metric_rc(4, 0, 1, "c", T(""), 0), -EBADMSG, "kind 4");
+	/* names */
+	cr_assert_eq(metric_rc(C, 0, 1, "", T(""), 0), -EBADMSG, "empty name");
+	cr_assert_eq(metric_rc(C, 0, 1, "1a", T(""), 0), -EBADMSG, "leading digit");
+	cr_assert_eq(metric_rc(C, 0, 1, "a-b", T(""), 0), -EBADMSG, "dash");
+	cr_assert_eq(metric_rc(C, 0, 1, "a b", T(""), 0), -EBADMSG, "space");
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	cr_assert_eq(metric_rc(C, 0, 1, longname, T(""), 0), -EBADMSG, "name too long");
+	/* tags */
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("b\0x\0a\0y\0"), 2), -EBADMSG, "keys descending");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("a\0x\0a\0y\0"), 2), -EBADMSG, "key repeated");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("ab\0x\0a\0y\0"), 2), -EBADMSG,
+		     "a prefix after its extension");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("le\0x\0"), 1), -EBADMSG, "le is reserved");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("__a\0x\0"), 1), -EBADMSG, "__ is reserved");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("a:b\0x\0"), 1), -EBADMSG, "colon in a key");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("\0x\0"), 1), -EBADMSG, "empty key");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("a\0x\0"), 2), -EBADMSG, "fewer pairs than ntags");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("a\0x\0b\0y\0"), 1), -EBADMSG, "bytes left over");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T("a\0x"), 1), -EBADMSG, "value not ended");
+	cr_assert_eq(metric_rc(C, 0, 1, "c", T(""), KRAY_METRIC_TAGS_MAX + 1), -EBADMSG,
+		     "too many tags");
+	/* a value over KRAY_METRIC_VALUE_MAX bytes */
+	{
+		char t[2 + KRAY_METRIC_VALUE_MAX + 2];
+
+		memcpy(t, "a", 2);
+		memset(t + 2, 'v', KRAY_METRIC_VALUE_MAX + 1);
+		t[sizeof(t) - 1] = 0;
+		cr_assert_eq(metric_rc(C, 0, 1, "c", t, sizeof(t), 1), -EBADMSG, "long value");
+		t[sizeof(t) - 2] = 0; /* KRAY_METRIC_VALUE_MAX bytes then: fine */
+		cr_assert_eq(metric_rc(C, 0, 1, "c", t, sizeof(t) - 1, 1), 0);
+	}
+	/* a counter with boundaries, a histogram without */
+	metric_frame(&f, C, 0, 1, "c", "", 0, 0);
+	((struct kray_msg_metric *)(void *)f.body)->nbounds = 1;
+	cr_assert_eq(wire_dec_metric(f.body, f.len, &w), -EBADMSG, "counter with bounds");
+	((struct kray_msg_metric *)(void *)f.body)->nbounds = 0;
+	((struct kray_msg_metric *)(void *)f.body)->kind = KRAY_METRIC_HISTOGRAM;
+	cr_assert_eq(wire_dec_metric(f.body, f.len, &w), -EBADMSG, "histogram without bounds");
+	((struct kray_msg_metric *)(void *)f.body)->kind = C;
+	((struct kray_msg_metric *)(void *)f.body)->pad = 1;
+	cr_assert_eq(wire_dec_metric(f.body, f.len, &w), -EBADMSG, "pad set");
+	kbuf_free(&f.b);
+}
+#undef T
+
+/* A histogram's boundaries are finite and ascending, its buckets add up to its count. */
+Test(metric, histogram_rules)
+{
+	struct frame f = { 0 };
+	struct wire_metric w;
+	struct kray_msg_metric *m;
+	uint8_t *p;
+	size_t bounds_at;
+	double d;
+	uint64_t n;
+
+	build_metric(&f);
+	p = (uint8_t *)f.body;
+	m = (struct kray_msg_metric *)(void *)p;
+	bounds_at = sizeof(*m) + KRAY_PAD8(10) + KRAY_PAD8(8) + KRAY_PAD8(m->tags_len);
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), 0);
+	m->count = 5;
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), -EBADMSG, "count is not the buckets' sum");
+	m->count = 4;
+	d = 5; /* 10, 5, 1000 */
+	memcpy(p + bounds_at + 8, &d, 8);
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), -EBADMSG, "descending bounds");
+	d = INFINITY;
+	memcpy(p + bounds_at + 16, &d, 8);
+	d = 100;
+	memcpy(p + bounds_at + 8, &d, 8);
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), -EBADMSG, "an infinite bound");
+	d = 1000;
+	memcpy(p + bounds_at + 16, &d, 8);
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), 0);
+	n = UINT64_MAX;
+	memcpy(p + bounds_at + 24, &n, 8);
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), -EBADMSG, "bucket counts overflow");
+	n = 1;
+	memcpy(p + bounds_at + 24, &n, 8);
+	d = NAN;
+	memcpy(&m->value, &d, 8);
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), -EBADMSG, "a NaN sum");
+	d = 5089;
+	memcpy(&m->value, &d, 8);
+	cr_assert_eq(wire_dec_metric(p, f.len - 8, &w), -EBADMSG, "short");
+	cr_assert_eq(wire_dec_metric(p, f.len, &w), 0);
+	kbuf_free(&f.b);
 }
 
 /* OBJ_RANGE (92, in the second node range): a fixed body whose range is not empty and ends
@@ -1166,7 +1378,7 @@ Test(roundtrip, fixed_bodies)
 /* ---- malformed bodies ---------------------------------------------------------------- */
 
 /* Builds every valid sample body: kinds[i] decodes frames[i]. */
-#define NSAMPLES 18
+#define NSAMPLES 19
 static void build_samples(struct frame *f, enum dec_kind *kinds)
 {
 	static struct kray_msg_hello_ok ok = { 1, 2, 3, 4 };
@@ -1205,6 +1417,7 @@ static void build_samples(struct frame *f, enum dec_kind *kinds)
 	kbuf_put(&f[i].b, &OID_B, sizeof(OID_B));
 	frame_done(&f[i], off), kinds[i++] = D_SEAL;
 	build_exec_fd(&f[i]), kinds[i++] = D_EXEC;
+	build_metric(&f[i]), kinds[i++] = D_METRIC;
 	cr_assert_eq(i, NSAMPLES, "sample count");
 }
 
@@ -2087,8 +2300,8 @@ Test(hdr, fast_range)
 	}
 	for (unsigned t = KRAY_MSG_CANCEL + 1; t < KRAY_MSG_FAST_TYPE_MIN; t++) {
 		if (t == KRAY_MSG_HOLD || t == KRAY_MSG_YIELD || t == KRAY_MSG_PG ||
-		    t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END ||
-		    t == KRAY_MSG_LIST_WORKERS) /* the Python range's */
+		    t == KRAY_MSG_LAZY_MAP || t == KRAY_MSG_JOB_END || t == KRAY_MSG_LIST_WORKERS ||
+		    t == KRAY_MSG_METRIC) /* the Python range's */
 			continue;
 		h.type = (uint16_t)t;
 		cr_assert_eq(wire_check_hdr(&h, KRAY_FRAME_MAX), -EBADMSG, "type %u accepted", t);

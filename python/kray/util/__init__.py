@@ -7,6 +7,8 @@
     joblib.register_ray  a joblib backend ("kray", also "ray"): scikit-learn's n_jobs on kray
 
     placement_group      bundles of resources reserved on a node or across the cluster
+    metrics              Counter, Gauge, Histogram (kray.util.metrics), served by krayd's
+                         Prometheus endpoint
 """
 from .actor_pool import ActorPool
 from .queue import Queue, Empty, Full
