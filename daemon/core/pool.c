@@ -10,12 +10,16 @@
  * size S, as long as the pool stays within its budget.  The loop thread never waits for
  * the filler: a take that finds nothing suitable makes a fresh memfd at once.
  *
- * Zeroing memory and a writer's copy into a new object both run at memory speed: side by
- * side on two cores each gets about half of it, and a 100 MiB put that finds a memfd ready
- * took 1.7-1.9x the memcpy floor while the filler refilled behind it.  So the filler steps
- * aside while objects are being written (between CREATE and SEAL: pool_writing()), for
- * POOL_YIELD_NS at most after writing began, so that a writer that holds its object long
- * (or writers that never all stop) cannot keep the pool empty.
+ * Zeroing memory and a writer's copy into a new object (a put, a transfer's receive) both
+ * run at memory speed or CPU speed: side by side on two cores each slowed the other (a
+ * 100 MiB put that found a memfd ready took 1.7-1.9x the memcpy floor while the filler
+ * refilled behind it; a 1 GiB transfer shared the receiver's CPUs with the refill of the
+ * memfd it took).  So the filler steps aside while objects are being written (between
+ * CREATE, or a transfer's first chunk, and the seal: pool_writing()), until a deadline
+ * that each writer sets from its size (POOL_YIELD_NS_PER_GB: 1 GB/s, the slowest writer
+ * worth waiting for; POOL_YIELD_MIN_NS at least, POOL_YIELD_MAX_NS at most from its
+ * start), so that a writer that holds its object long, or writers that never all stop,
+ * cannot keep the pool empty.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,7 +38,9 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 #define POOL_MAX 64
-#define POOL_YIELD_NS (50 * 1000000ll)
+#define POOL_YIELD_NS_PER_GB 1000000000ll
+#define POOL_YIELD_MIN_NS (50 * 1000000ll)
+#define POOL_YIELD_MAX_NS (2000 * 1000000ll)
 
 struct seg {
 	int fd;
@@ -53,7 +59,7 @@ struct pool {
 	bool stop;
 	bool huge; /* shmem THP: pages pre-faulted 2 MiB at a time (a writer maps them whole) */
 	unsigned writing; /* objects being written (pool_writing()) */
-	struct timespec writing_since; /* CLOCK_MONOTONIC: when writing last became nonzero */
+	int64_t yield_until; /* CLOCK_MONOTONIC ns: the filler steps aside until then */
 };
 
 static int fresh(uint64_t size)
@@ -81,20 +87,22 @@ static int fresh(uint64_t size)
  */
 #define POOL_SLICE (2ul << 20)
 
-/* Waits while objects are being written, up to POOL_YIELD_NS after writing began. */
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000ll + t.tv_nsec;
+}
+
+/* Waits while objects are being written, until the writers' deadline. */
 static void yield_to_writers(struct pool *pl)
 {
 	pthread_mutex_lock(&pl->lock);
-	while (pl->writing && !pl->stop) {
-		struct timespec until = pl->writing_since, now;
+	while (pl->writing && !pl->stop && mono_ns() < pl->yield_until) {
+		struct timespec until = { pl->yield_until / 1000000000,
+					  pl->yield_until % 1000000000 };
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		until.tv_nsec += POOL_YIELD_NS % 1000000000;
-		until.tv_sec += POOL_YIELD_NS / 1000000000 + until.tv_nsec / 1000000000;
-		until.tv_nsec %= 1000000000;
-		if (now.tv_sec > until.tv_sec ||
-		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
-			break;
 		pthread_cond_timedwait(&pl->cond, &pl->lock, &until);
 	}
 	pthread_mutex_unlock(&pl->lock);
@@ -205,15 +213,24 @@ int pool_take(struct pool *p, uint64_t size)
 	return fd >= 0 ? fd : fresh(size);
 }
 
-void pool_writing(struct pool *p, bool begins)
+void pool_writing(struct pool *p, bool begins, uint64_t size)
 {
+	int64_t now, ns;
+
 	if (!p || !p->budget)
 		return;
 	pthread_mutex_lock(&p->lock);
-	if (begins && !p->writing++)
-		clock_gettime(CLOCK_MONOTONIC, &p->writing_since);
-	else if (!begins && p->writing && !--p->writing)
+	if (begins) {
+		now = mono_ns();
+		ns = (int64_t)(size * (double)POOL_YIELD_NS_PER_GB / 1e9);
+		ns = ns < POOL_YIELD_MIN_NS ? POOL_YIELD_MIN_NS :
+		     ns > POOL_YIELD_MAX_NS ? POOL_YIELD_MAX_NS :
+					      ns;
+		if (!p->writing++ || p->yield_until < now + ns)
+			p->yield_until = now + ns;
+	} else if (p->writing && !--p->writing) {
 		pthread_cond_signal(&p->cond);
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 

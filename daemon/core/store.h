@@ -305,9 +305,9 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 struct pool *pool_start(uint64_t budget, bool huge);
 /* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
 int pool_take(struct pool *p, uint64_t size);
-/* An object begins (or ends: sealed, aborted) being written: the filler steps aside while
- * some are (pool.c). */
-void pool_writing(struct pool *p, bool begins);
+/* An object of size bytes begins (or ends: sealed, aborted) being written: the filler steps
+ * aside while some are, for a time their sizes set (pool.c). */
+void pool_writing(struct pool *p, bool begins, uint64_t size);
 uint64_t pool_bytes(struct pool *p);
 void pool_stop(struct pool *p);
 
