@@ -75,9 +75,24 @@ extern __thread bool ext_loop_thread;
 		pthread_mutex_unlock(&ext_mu);                      \
 		Py_END_ALLOW_THREADS                                \
 	} while (0)
+/*
+ * Takes ext_mu from a thread that holds the GIL.  While another thread holds ext_mu (a
+ * get that waits on krayd, its GIL dropped) the GIL is dropped for the wait too: a thread
+ * that blocked on ext_mu holding the GIL stopped every Python thread of the process until
+ * that get returned (a ref freed, a .remote() or a put on another thread).
+ */
+static inline void ext_lock(void)
+{
+	if (pthread_mutex_trylock(&ext_mu)) {
+		Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&ext_mu);
+		Py_END_ALLOW_THREADS
+	}
+}
+
+/* Runs stmt under ext_mu, the GIL held (dropped only while waiting for ext_mu). */
 #define LOCKED(stmt)                           \
 	do {                                   \
-		pthread_mutex_lock(&ext_mu);   \
+		ext_lock();                    \
 		stmt;                          \
 		pthread_mutex_unlock(&ext_mu); \
 	} while (0)

@@ -38,7 +38,7 @@ static void ref_dealloc(PyObject *self)
 
 	/* A ref from before the last kray.init() belongs to a connection that is gone. */
 	if (r->owned && r->session == ext.session) {
-		pthread_mutex_lock(&ext_mu);
+		ext_lock();
 		if (ext.in_worker)
 			defer_release(&r->id);
 		else if (ext.driver)
@@ -55,7 +55,7 @@ PyObject *ext_ref_new(const kray_ref *id, bool owned)
 
 	if (!r) {
 		if (owned) { /* nobody will hold it: give it back */
-			pthread_mutex_lock(&ext_mu);
+			ext_lock();
 			if (ext.in_worker)
 				defer_release(id);
 			else if (ext.driver)

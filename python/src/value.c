@@ -21,7 +21,7 @@ static void buffer_dealloc(PyObject *self)
 {
 	ExtBuffer *b = (ExtBuffer *)self;
 
-	pthread_mutex_lock(&ext_mu);
+	ext_lock();
 	kray_value_clear(&b->v); /* a view: unmapped, and krayd told (UNPIN) */
 	pthread_mutex_unlock(&ext_mu);
 	Py_TYPE(self)->tp_free(self);
@@ -69,7 +69,7 @@ static PyObject *buffer_wrap(kray_value *v)
 	ExtBuffer *b = PyObject_New(ExtBuffer, &ExtBufferType);
 
 	if (!b) {
-		pthread_mutex_lock(&ext_mu);
+		ext_lock();
 		kray_value_clear(v);
 		pthread_mutex_unlock(&ext_mu);
 		return NULL;
@@ -258,7 +258,7 @@ PyObject *ext_decode(kray_value *v, bool owned_refs)
 	default:
 		o = PyErr_Format(PyExc_ValueError, "unexpected value type %d", (int)v->type);
 	}
-	pthread_mutex_lock(&ext_mu);
+	ext_lock();
 	kray_value_clear(v);
 	pthread_mutex_unlock(&ext_mu);
 	return o;
@@ -302,7 +302,7 @@ PyObject *ext_decode_got(kray_value *v)
 	o = decode_plain(v->data, v->len, v->nrefs);
 	if (!o && !PyErr_Occurred())
 		return ext_decode(v, true);
-	pthread_mutex_lock(&ext_mu);
+	ext_lock();
 	kray_value_clear(v);
 	pthread_mutex_unlock(&ext_mu);
 	return o;

@@ -165,7 +165,7 @@ static void wait_for(struct gwait *w, size_t need, int64_t timeout_ms)
 /* Clears the values the caller did not take, then lets w go. */
 static void wait_end(struct gwait *w)
 {
-	pthread_mutex_lock(&ext_mu);
+	ext_lock();
 	for (size_t i = 0; i < w->n; i++)
 		if (w->status[i] <= 0)
 			kray_value_clear(&w->vals[i]);
@@ -321,7 +321,7 @@ static PyObject *api_take_async(PyObject *self, PyObject *unused)
 		if (!err && out && !(o = ext_decode(&it->val, true)))
 			Py_CLEAR(out);
 		if (err || !out) {
-			pthread_mutex_lock(&ext_mu);
+			ext_lock();
 			kray_value_clear(&it->val);
 			pthread_mutex_unlock(&ext_mu);
 		}

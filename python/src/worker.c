@@ -37,7 +37,7 @@ static PyObject *decode_arg(kray_value *a, kray *k)
 	if (k && a->nrefs && a->type != KRAY_ERROR) {
 		int r;
 
-		pthread_mutex_lock(&ext_mu);
+		ext_lock();
 		r = kray_hold(k, a->refs, a->nrefs);
 		pthread_mutex_unlock(&ext_mu);
 		own = !r;
@@ -79,12 +79,12 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	if (kind == 1) /* the error the function raised (kray/_worker.py _error) */
 		kray_ctx_raised(ctx);
 	if (!nrefs && k && (size_t)size > inline_max) {
-		pthread_mutex_lock(&ext_mu);
+		ext_lock();
 		r = kray_create(k, (size_t)size, &id, &p);
 		pthread_mutex_unlock(&ext_mu);
 		if (!r) {
 			ext_write(p, kind, pickle, bufs);
-			pthread_mutex_lock(&ext_mu);
+			ext_lock();
 			r = kray_seal(k, &id);
 			if (!r)
 				r = yield ? kray_yield_object(ctx, &id) :
@@ -107,7 +107,7 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	ext_write(p, kind, pickle, bufs);
 	kray_value v = KRAY_V_BYTES(p, (size_t)size);
 	if (yield) {
-		pthread_mutex_lock(&ext_mu);
+		ext_lock();
 		r = kray_yield(ctx, &v, refs, nrefs);
 		pthread_mutex_unlock(&ext_mu);
 	} else {
@@ -229,7 +229,7 @@ static int share(kray_ctx *ctx, int host)
 		PyErr_Format(PyExc_RuntimeError, "kray_ctx_host: %s", strerror(-r));
 		return -1;
 	}
-	pthread_mutex_lock(&ext_mu);
+	ext_lock();
 	ext.shared_k = kray_ctx_client(ctx);
 	note_worker_conn(ext.shared_k);
 	pthread_mutex_unlock(&ext_mu);
@@ -265,7 +265,7 @@ static PyObject *worker_call(PyObject *self, PyObject *args)
 	nret = kray_ctx_num_returns(ctx);
 	ext.in_worker = true;
 	ext_ctx = ctx;
-	pthread_mutex_lock(&ext_mu);
+	ext_lock();
 	if (k) {
 		note_worker_conn(k);
 		/* Results of earlier calls were sent before this EXEC was read: what they

@@ -323,3 +323,41 @@ def test_captured_refs_and_handles(ray_start):
     assert ray.get(User.remote().go.remote()) == 14
     del held  # the function's blob still holds the object
     assert ray.get(use.remote()) == 6 + 21
+
+
+def test_driver_threads_run_while_a_get_waits(ray_start):
+    """A get that waits keeps the driver's connection: another thread that frees refs or
+    puts meanwhile waits for it without holding the GIL, so the program's other threads
+    go on (they all stopped until the get returned)."""
+    import threading
+    ray = ray_start
+
+    @ray.remote
+    def slow(s):
+        time.sleep(s)
+        return 1
+
+    ray.get(slow.remote(0))
+    refs = [ray.put(i) for i in range(100)]
+    stop = threading.Event()
+    ticks = []
+
+    def counter():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.005)
+
+    def dropper():
+        time.sleep(0.2)
+        refs.clear()  # ObjectRefs freed while the main thread waits
+        assert ray.get(ray.put(5)) == 5
+
+    threads = [threading.Thread(target=counter), threading.Thread(target=dropper)]
+    for t in threads:
+        t.start()
+    assert ray.get(slow.remote(1.5), timeout=60) == 1
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 20 and max(gaps) < 0.8, f"longest gap {max(gaps):.2f} s"
