@@ -533,6 +533,39 @@ static PyObject *api_pack(PyObject *self, PyObject *args)
 	return out;
 }
 
+/*
+ * A driver's get or wait holds its connection (ext_mu) while it waits on krayd.  When the
+ * program has other Python threads, it waits in slices of WAIT_SLICE_MS, letting go of the
+ * connection between them, so that another thread's .remote(), put or get is held up for
+ * one slice, not for the whole wait (a slice that times out costs krayd a round trip).
+ */
+#define WAIT_SLICE_MS 20
+
+static bool other_threads(void)
+{
+	PyThreadState *me = PyThreadState_Get();
+
+	for (PyThreadState *t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(me)); t;
+	     t = PyThreadState_Next(t))
+		if (t != me)
+			return true;
+	return false;
+}
+
+/* The next slice of a wait with left ms to go (-1: forever): its length. */
+static long long slice_of(long long left)
+{
+	return left < 0 || left > WAIT_SLICE_MS ? WAIT_SLICE_MS : left;
+}
+
+/* Milliseconds left of left (-1: forever) after a slice that began at t0 (ns). */
+static long long left_after(long long left, int64_t t0)
+{
+	long long spent = (long long)((mono_ns() - t0) / 1000000);
+
+	return left < 0 ? -1 : left > spent ? left - spent : 0;
+}
+
 /* get(refs, timeout_ms) -> [decoded] (see ext_decode_got), or None on timeout. */
 static PyObject *api_get(PyObject *self, PyObject *args)
 {
@@ -555,11 +588,23 @@ static PyObject *api_get(PyObject *self, PyObject *args)
 	}
 	if (k == ext.driver)
 		sent_now();
-	if (k == ext.shared_k && !ext_loop_thread)
+	if (k == ext.shared_k && !ext_loop_thread) {
 		r = ext_get_shared(k, refs, n, timeout_ms, vals);
-	else
+	} else if (k == ext.driver && timeout_ms && other_threads()) {
+		long long left = timeout_ms;
+		int64_t t0;
+
+		do {
+			t0 = mono_ns();
+			BLOCKING(r = kray_get(k, refs, n, slice_of(left), vals));
+			left = left_after(left, t0);
+			if (r == -ETIMEDOUT && left && PyErr_CheckSignals())
+				r = -EINTR; /* (Ctrl-C between slices) */
+		} while (r == -ETIMEDOUT && left);
+	} else {
 		BLOCKING(if (ext.in_worker) ext_flush_pending(k);
 			 r = kray_get(k, refs, n, timeout_ms, vals));
+	}
 	free(refs);
 	if (r == -EINTR && PyErr_Occurred()) {
 		free(vals);
@@ -630,11 +675,24 @@ static PyObject *api_wait(PyObject *self, PyObject *args)
 	}
 	if (k == ext.driver)
 		sent_now();
-	if (k == ext.shared_k && !ext_loop_thread)
+	if (k == ext.shared_k && !ext_loop_thread) {
 		r = ext_wait_shared(k, refs, n, (size_t)num_ready, timeout_ms, ready);
-	else
+	} else if (k == ext.driver && timeout_ms && other_threads()) {
+		long long left = timeout_ms;
+		int64_t t0;
+
+		do {
+			t0 = mono_ns();
+			BLOCKING(r = kray_wait(k, refs, n, (size_t)num_ready, slice_of(left), ready,
+					       &got));
+			left = left_after(left, t0);
+			if (!r && got < (size_t)num_ready && left && PyErr_CheckSignals())
+				r = -EINTR;
+		} while (!r && got < (size_t)num_ready && left);
+	} else {
 		BLOCKING(if (ext.in_worker) ext_flush_pending(k);
 			 r = kray_wait(k, refs, n, (size_t)num_ready, timeout_ms, ready, &got));
+	}
 	free(refs);
 	if (r == -EINTR && PyErr_Occurred()) {
 		free(ready);

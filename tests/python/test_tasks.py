@@ -361,3 +361,40 @@ def test_driver_threads_run_while_a_get_waits(ray_start):
         t.join(timeout=60)
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     assert len(ticks) > 20 and max(gaps) < 0.8, f"longest gap {max(gaps):.2f} s"
+
+
+def test_driver_threads_submit_while_a_get_waits(ray_start, tmp_path):
+    """A thread's get waits for a task that waits for another thread's task: the second
+    thread submits while the first one's get waits (it waited for that get to return, so
+    the first task waited in vain)."""
+    import threading
+    ray = ray_start
+    flag = str(tmp_path / "flag")
+
+    @ray.remote
+    def wait_for(path):
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return os.path.exists(path)
+
+    @ray.remote
+    def make(path):
+        open(path, "w").close()
+        return True
+
+    out = {}
+
+    def first():
+        out["first"] = ray.get(wait_for.remote(flag), timeout=60)
+
+    def second():
+        time.sleep(0.3)
+        out["second"] = ray.get(make.remote(flag), timeout=60)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    assert out == {"first": True, "second": True}
