@@ -572,7 +572,7 @@ Test(bpf, top_once_shows_the_running_task)
 	cr_assert_not_null(bin, "KRAY_BIN is not set (run through make)");
 	cr_assert_eq(harness_start_krayd_opts(&h, 1, opts), 0);
 	k = harness_connect(h.sock);
-	r = harness_call1(k, "spin_wall_ms", &KRAY_V_INT(1500), 1);
+	r = harness_call1(k, "spin_wall_ms", &KRAY_V_INT(3000), 1);
 	cr_assert_eq(kray_flush(k), 0);
 	/* The worker is spinning before kray top samples (a loaded machine, or ASan, may take
 	 * longer than a fixed pause to start it). */
@@ -581,25 +581,30 @@ Test(bpf, top_once_shows_the_running_task)
 	sleep_ms(100);
 	snprintf(cmd, sizeof(cmd), "%s/kray top --socket %s --once --interval 300 2>&1", bin,
 		 h.sock);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	cr_assert_eq(pclose(p), 0, "kray top failed:\n%s", out);
-	cr_log_info("kray top --once:\n%s", out);
-
-	/* The worker's row: id 1, the task it runs, and most of a CPU. */
-	char *line = strstr(out, "spin_wall_ms");
 	unsigned id, pid;
 	char task[64];
-	double cpu;
+	double cpu = 0;
 
-	cr_assert_not_null(line, "no row shows the running task:\n%s", out);
-	while (line > out && line[-1] != '\n')
-		line--;
-	cr_assert_eq(sscanf(line, "%u %u %63s %lf", &id, &pid, task, &cpu), 4, "row: %.100s", line);
-	cr_assert_eq(id, 1);
-	/* Any share: on a loaded machine a spinning worker may get little of a CPU. */
+	/* Any share: on a loaded machine (ASan, other tests) a spinning worker may get none
+	 * of a CPU for 300 ms; it is sampled again then, while it still spins. */
+	for (int tries = 0; tries < 3 && cpu <= 1.0; tries++) {
+		char *line;
+
+		p = popen(cmd, "r");
+		cr_assert_not_null(p);
+		n = fread(out, 1, sizeof(out) - 1, p);
+		out[n] = 0;
+		cr_assert_eq(pclose(p), 0, "kray top failed:\n%s", out);
+		cr_log_info("kray top --once:\n%s", out);
+		/* The worker's row: id 1, the task it runs, and some CPU. */
+		line = strstr(out, "spin_wall_ms");
+		cr_assert_not_null(line, "no row shows the running task:\n%s", out);
+		while (line > out && line[-1] != '\n')
+			line--;
+		cr_assert_eq(sscanf(line, "%u %u %63s %lf", &id, &pid, task, &cpu), 4,
+			     "row: %.100s", line);
+		cr_assert_eq(id, 1);
+	}
 	cr_assert_gt(cpu, 1.0, "a spinning worker shows %.1f%% CPU", cpu);
 	cr_assert(strstr(out, "RQ p99") && strstr(out, "dispatch latency"), "%s", out);
 	cr_assert_eq(harness_get1(k, r, 30000, &v), 0);
