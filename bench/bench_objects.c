@@ -15,6 +15,9 @@
  *                                in bursts, against a krayd with the default pool
  *   ..._pool_hit                 the puts of those bursts that found a pre-faulted memfd
  *                                ready in krayd's pool
+ *   ..._one                      one put (and its release and a status round trip) with
+ *                                the pool ready and its filler idle: a program that puts
+ *                                a large object now and then
  *   ..._nopool                   the bursts against a krayd started with --pool-size 0
  *   ..._thp_off                  the bursts against a krayd with the default pool started
  *                                with --thp off (4 KiB pages: the figure before issue 14)
@@ -218,6 +221,7 @@ enum {
 	M_GET_CALLS,
 	M_PUT_GB,
 	M_PUT_GB_POOL_HIT,
+	M_PUT_GB_ONE,
 	M_PUT_GB_NOPOOL,
 	M_PUT_GB_THP_OFF,
 	M_PUT_GB_HUGE,
@@ -251,6 +255,8 @@ static struct metric m[M_COUNT] = {
 	[M_PUT_GB_POOL_HIT] = { "single_client_put_gigabytes_pool_hit",
 				"  same, puts that found a pool memfd", "GB/s", "%12.2f",
 				M_MEMCPY },
+	[M_PUT_GB_ONE] = { "single_client_put_gigabytes_one", "  one put, the pool ready and idle",
+			   "GB/s", "%12.2f", M_MEMCPY },
 	[M_PUT_GB_NOPOOL] = { "single_client_put_gigabytes_nopool", "  same, krayd --pool-size 0",
 			      "GB/s", "%12.2f", M_MEMCPY },
 	[M_PUT_GB_THP_OFF] = { "single_client_put_gigabytes_thp_off",
@@ -461,6 +467,29 @@ static double put_burst(kray *k, int via, double *hits, int *nhits)
 	return (double)burst * BIG_SIZE / (t - t0) / 1e9;
 }
 
+/* Waits until the pools of both pooled krayds are as full as they get (wait_pool()). */
+static void idle_pools(struct krayd *pooled, struct krayd *thpoff, uint64_t full)
+{
+	wait_pool(pooled->k, full, 0.5);
+	wait_pool(thpoff->k, full, 0.5);
+	wait_pool(pooled->k, full, 0.5); /* (it refills as well while the other one does) */
+}
+
+/* GB/s of one put, released, up to a status round trip: a program that puts a large
+ * object now and then, the pool ready and its filler idle. */
+static double put_one(kray *k)
+{
+	struct kray_stats st;
+	double t0 = bench_now();
+	kray_ref ref;
+
+	put_big(k, VIA_PUT, &ref);
+	if (kray_release(k, &ref, 1) < 0)
+		bench_die("kray_release", kray_errmsg(k));
+	status(k, &st);
+	return BIG_SIZE / (bench_now() - t0) / 1e9;
+}
+
 /* Puts one object, gets it back and compares every byte. */
 static void verify_big(kray *k, int via, const char *what)
 {
@@ -509,22 +538,25 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 	memcpy_sample();
 	memcpy_fresh_sample();
 
-	/* The floor and every burst start with the pool thread idle, so that it competes
-	 * with nothing measured. */
+	/* The floor and every burst start with both pool threads idle (the thp-off krayd's
+	 * too: its refill after its burst took memory bandwidth from the pooled bursts that
+	 * followed), so that they compete with nothing measured. */
 	for (int r = 0; r < rounds; r++) {
-		wait_pool(pooled->k, pool_full, 0.5);
+		idle_pools(pooled, thpoff, pool_full);
 		floor_s[0] = memcpy_sample();
 		fresh_s[0] = memcpy_fresh_sample();
 		m[M_PUT_GB_NOPOOL].r[r] = put_burst(nopool->k, VIA_PUT, NULL, NULL);
-		wait_pool(thpoff->k, pool_full, 0.5);
+		idle_pools(pooled, thpoff, pool_full);
 		m[M_PUT_GB_THP_OFF].r[r] = put_burst(thpoff->k, VIA_PUT, NULL, NULL);
-		wait_pool(pooled->k, pool_full, 0.5);
+		idle_pools(pooled, thpoff, pool_full);
 		if (huge)
 			m[M_PUT_GB_HUGE].r[r] = put_burst(huge->k, VIA_PUT, NULL, NULL);
 		nhits = 0;
 		m[M_PUT_GB].r[r] = put_burst(pooled->k, VIA_PUT, hits, &nhits);
 		m[M_PUT_GB_POOL_HIT].r[r] = bench_median_of(hits, nhits);
-		wait_pool(pooled->k, pool_full, 0.5);
+		idle_pools(pooled, thpoff, pool_full);
+		m[M_PUT_GB_ONE].r[r] = put_one(pooled->k);
+		idle_pools(pooled, thpoff, pool_full);
 		floor_s[1] = memcpy_sample();
 		fresh_s[1] = memcpy_fresh_sample();
 		m[M_CREATE_GB].r[r] = put_burst(pooled->k, VIA_CREATE, NULL, NULL);
@@ -610,6 +642,7 @@ static void json(FILE *f, void *arg)
 		fprintf(f, "\"%s\": %.3f, ", m[i].key, m[i].med);
 	fprintf(f,
 		"\"put_vs_memcpy\": %.3f, \"put_pool_hit_vs_memcpy\": %.3f, "
+		"\"put_one_vs_memcpy\": %.3f, "
 		"\"put_nopool_vs_memcpy\": %.3f, \"put_thp_off_vs_memcpy\": %.3f, "
 		"\"create_seal_vs_memcpy\": %.3f, "
 		"\"fresh_map_vs_memcpy\": %.3f, \"get_1gib_vs_1mib_first\": %.2f, "
@@ -618,11 +651,12 @@ static void json(FILE *f, void *arg)
 		"\"leaks\": %s, "
 		"\"phase_s\": {\"small\": %.2f, \"puts\": %.2f, \"gets\": %.2f}, "
 		"\"per_round\": {",
-		ratio(M_PUT_GB), ratio(M_PUT_GB_POOL_HIT), ratio(M_PUT_GB_NOPOOL),
-		ratio(M_PUT_GB_THP_OFF), ratio(M_CREATE_GB), ratio(M_MEMCPY_FRESH),
-		ratio(M_GET_1GIB_FIRST), ratio(M_GET_1GIB_CLEAR), BIG_SIZE, burst,
-		(unsigned long long)pool_full_mib, rounds, round_s, sysconf(_SC_NPROCESSORS_ONLN),
-		leaks ? "true" : "false", phase_s[0], phase_s[1], phase_s[2]);
+		ratio(M_PUT_GB), ratio(M_PUT_GB_POOL_HIT), ratio(M_PUT_GB_ONE),
+		ratio(M_PUT_GB_NOPOOL), ratio(M_PUT_GB_THP_OFF), ratio(M_CREATE_GB),
+		ratio(M_MEMCPY_FRESH), ratio(M_GET_1GIB_FIRST), ratio(M_GET_1GIB_CLEAR), BIG_SIZE,
+		burst, (unsigned long long)pool_full_mib, rounds, round_s,
+		sysconf(_SC_NPROCESSORS_ONLN), leaks ? "true" : "false", phase_s[0], phase_s[1],
+		phase_s[2]);
 	for (int i = 0; i < M_COUNT; i++) {
 		fprintf(f, "%s", i ? ", " : "");
 		bench_json_array(f, m[i].key, m[i].r, rounds);
