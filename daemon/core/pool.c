@@ -10,12 +10,11 @@
  * size S, as long as the pool stays within its budget.  The loop thread never waits for
  * the filler: a take that finds nothing suitable makes a fresh memfd at once.
  *
- * Zeroing memory and a writer's copy into a new object (a put, a transfer's receive) both
- * run at memory speed or CPU speed: side by side on two cores each slowed the other (a
- * 100 MiB put that found a memfd ready took 1.7-1.9x the memcpy floor while the filler
- * refilled behind it; a 1 GiB transfer shared the receiver's CPUs with the refill of the
- * memfd it took).  So the filler steps aside while objects are being written (between
- * CREATE, or a transfer's first chunk, and the seal: pool_writing()), until a deadline
+ * Zeroing memory and a writer's copy into a new object both run at memory speed: side by
+ * side on two cores each slows the other (a 100 MiB put that found a memfd ready copied
+ * 1.3-1.6x slower than the memcpy floor while the filler refilled the memfd it took).  So
+ * the filler steps aside while objects are being written (between CREATE, or a
+ * transfer's first chunk, and the seal: pool_write_begins/ends()), until a deadline
  * that each writer sets from its size (POOL_YIELD_NS_PER_GB: 1 GB/s, the slowest writer
  * worth waiting for; POOL_YIELD_MIN_NS at least, POOL_YIELD_MAX_NS at most from its
  * start), so that a writer that holds its object long, or writers that never all stop,
@@ -58,7 +57,7 @@ struct pool {
 	unsigned norders;
 	bool stop;
 	bool huge; /* shmem THP: pages pre-faulted 2 MiB at a time (a writer maps them whole) */
-	unsigned writing; /* objects being written (pool_writing()) */
+	unsigned writing; /* objects being written (pool_write_begins()) */
 	int64_t yield_until; /* CLOCK_MONOTONIC ns: the filler steps aside until then */
 };
 
@@ -87,19 +86,11 @@ static int fresh(uint64_t size)
  */
 #define POOL_SLICE (2ul << 20)
 
-static int64_t mono_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000ll + t.tv_nsec;
-}
-
 /* Waits while objects are being written, until the writers' deadline. */
 static void yield_to_writers(struct pool *pl)
 {
 	pthread_mutex_lock(&pl->lock);
-	while (pl->writing && !pl->stop && mono_ns() < pl->yield_until) {
+	while (pl->writing && !pl->stop && now_ns() < pl->yield_until) {
 		struct timespec until = { pl->yield_until / 1000000000,
 					  pl->yield_until % 1000000000 };
 
@@ -213,24 +204,30 @@ int pool_take(struct pool *p, uint64_t size)
 	return fd >= 0 ? fd : fresh(size);
 }
 
-void pool_writing(struct pool *p, bool begins, uint64_t size)
+void pool_write_begins(struct pool *p, uint64_t size)
 {
 	int64_t now, ns;
 
 	if (!p || !p->budget)
 		return;
+	now = now_ns();
+	ns = (int64_t)(size * (double)POOL_YIELD_NS_PER_GB / 1e9);
+	ns = ns < POOL_YIELD_MIN_NS ? POOL_YIELD_MIN_NS :
+	     ns > POOL_YIELD_MAX_NS ? POOL_YIELD_MAX_NS :
+				      ns;
 	pthread_mutex_lock(&p->lock);
-	if (begins) {
-		now = mono_ns();
-		ns = (int64_t)(size * (double)POOL_YIELD_NS_PER_GB / 1e9);
-		ns = ns < POOL_YIELD_MIN_NS ? POOL_YIELD_MIN_NS :
-		     ns > POOL_YIELD_MAX_NS ? POOL_YIELD_MAX_NS :
-					      ns;
-		if (!p->writing++ || p->yield_until < now + ns)
-			p->yield_until = now + ns;
-	} else if (p->writing && !--p->writing) {
+	if (!p->writing++ || p->yield_until < now + ns)
+		p->yield_until = now + ns;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool_write_ends(struct pool *p)
+{
+	if (!p || !p->budget)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (p->writing && !--p->writing)
 		pthread_cond_signal(&p->cond);
-	}
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -124,7 +124,7 @@ void store_room_wait(struct krayd *d, uint64_t size,
 /* Forgets every store_room_wait() of arg. */
 void store_room_cancel(struct krayd *d, void *arg);
 /* c writes o from now on, until it seals it or the write fails (store_writer_end()): the
- * pool's filler steps aside meanwhile (pool_writing()). */
+ * pool's filler steps aside meanwhile (pool_write_begins()). */
 void store_writer_begin(struct conn *c, struct obj *o);
 void store_writer_end(struct krayd *d, struct obj *o);
 /* A memfd of size bytes to write (restore: for a restore from disk), or -errno. */
@@ -305,9 +305,10 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 struct pool *pool_start(uint64_t budget, bool huge);
 /* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
 int pool_take(struct pool *p, uint64_t size);
-/* An object of size bytes begins (or ends: sealed, aborted) being written: the filler steps
+/* An object of size bytes begins (ends: sealed, aborted) being written: the filler steps
  * aside while some are, for a time their sizes set (pool.c). */
-void pool_writing(struct pool *p, bool begins, uint64_t size);
+void pool_write_begins(struct pool *p, uint64_t size);
+void pool_write_ends(struct pool *p);
 uint64_t pool_bytes(struct pool *p);
 void pool_stop(struct pool *p);
 

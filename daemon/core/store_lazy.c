@@ -1052,21 +1052,22 @@ int store_lazy_describe(struct krayd *d, char *buf, size_t len)
 			(double)ns / 1e6, (unsigned long long)si, (unsigned long long)sc);
 }
 
-int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
-		      uint64_t len)
+/* Reader c's range [addr, addr + len) of lz, from now on; lz linked first when link (a
+ * late reader's, store_lazy_mapped_late()).  0 or -ENOMEM. */
+static int add_range(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
+		     uint64_t len, bool link)
 {
 	struct lazyd *z = c->d->lazy;
-	struct lz_range *rg;
+	struct lz_range *rg = calloc(1, sizeof(*rg));
 
-	if (!z || !c->lazy)
-		return 0; /* (no userfaultfd: it never sent lazily) */
-	if (len < lz->size || len - lz->size >= 4096 || (addr & 4095))
-		return -EINVAL;
-	rg = calloc(1, sizeof(*rg));
 	if (!rg)
 		return -ENOMEM;
 	*rg = (struct lz_range){ .lz = lz, .id = *id, .base = addr, .len = len };
 	pthread_mutex_lock(&z->lock);
+	if (link) {
+		lz->next = z->all;
+		z->all = lz;
+	}
 	rg->next = c->lazy->ranges;
 	c->lazy->ranges = rg;
 	lz->nranges++;
@@ -1075,26 +1076,26 @@ int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id
 	return 0;
 }
 
+int store_lazy_mapped(struct conn *c, struct lazy *lz, const struct kray_oid *id, uint64_t addr,
+		      uint64_t len)
+{
+	if (!c->d->lazy || !c->lazy)
+		return 0; /* (no userfaultfd: it never sent lazily) */
+	if (len < lz->size || len - lz->size >= 4096 || (addr & 4095))
+		return -EINVAL;
+	return add_range(c, lz, id, addr, len, false);
+}
+
 int lazy_mapped_late(struct conn *c, struct lazy *lz, bool whole, const struct kray_oid *id,
 		     uint64_t addr, uint64_t len)
 {
 	struct lazyd *z = c->d->lazy;
 	struct lz_conn *lc = c->lazy;
-	struct lz_range *rg = lz ? calloc(1, sizeof(*rg)) : NULL;
 	unsigned keep = 0;
 
-	if (rg) { /* served as if it had come in time (sealed for good when it lets go) */
-		*rg = (struct lz_range){ .lz = lz, .id = *id, .base = addr, .len = len };
-		pthread_mutex_lock(&z->lock);
-		lz->next = z->all;
-		z->all = lz;
-		rg->next = lc->ranges;
-		lc->ranges = rg;
-		lz->nranges++;
-		pthread_mutex_unlock(&z->lock);
-		wake_thread(z); /* faults that came first are retried */
+	/* Served as if it had come in time (sealed for good when it lets go). */
+	if (lz && !add_range(c, lz, id, addr, len, true))
 		return 0;
-	}
 	if (lz) { /* out of memory: mapped whole now (and never sealed for good) */
 		pthread_mutex_lock(&z->lock);
 		lazy_free(z, lz);

@@ -321,7 +321,7 @@ int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
 void store_writer_begin(struct conn *c, struct obj *o)
 {
 	o->writer = c;
-	pool_writing(c->d->pool, true, o->size);
+	pool_write_begins(c->d->pool, o->size);
 }
 
 void store_writer_end(struct krayd *d, struct obj *o)
@@ -329,7 +329,7 @@ void store_writer_end(struct krayd *d, struct obj *o)
 	if (!o->writer)
 		return;
 	o->writer = NULL;
-	pool_writing(d->pool, false, o->size);
+	pool_write_ends(d->pool);
 }
 
 /* o's waiters wake on the next drain (store.c's store_io_drain()), o held until then. */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The pool of pre-faulted memfds (daemon/core/pool.c) alone: takes are refilled by its
- * thread, which steps aside while objects are being written (pool_writing()), for a time
- * their sizes set (1 GB/s, 50 ms to 2 s) and no longer.
+ * thread, which steps aside while objects are being written (pool_write_begins()), for a
+ * time their sizes set (1 GB/s, 50 ms to 2 s) and no longer.
  */
 #include <time.h>
 #include <unistd.h>
@@ -46,41 +46,35 @@ Test(pool, a_take_is_refilled_in_the_background)
 	pool_stop(p);
 }
 
-Test(pool, the_filler_steps_aside_while_an_object_is_written)
+/* While an object of size bytes is written, a take is not refilled (checked after wait_us,
+ * if that is still before aside_ms: the time size sets); once the writing ends it is. */
+static void aside_while_writing(uint64_t size, useconds_t wait_us, double aside_ms)
 {
 	struct pool *p = pool_start(4 * SIZE, false);
 	double t0 = now_ms();
 	int fd;
 
-	pool_writing(p, true, SIZE);
+	pool_write_begins(p, size);
 	fd = pool_take(p, SIZE);
 	cr_assert_geq(fd, 0);
-	usleep(20000);
-	/* (50 ms for a small object: only a check made before then counts) */
-	if (now_ms() - t0 < 45)
-		cr_assert_eq(pool_bytes(p), 0, "the pool refilled while an object was written");
-	pool_writing(p, false, SIZE);
+	usleep(wait_us);
+	if (now_ms() - t0 < aside_ms)
+		cr_assert_eq(pool_bytes(p), 0, "the pool refilled while %llu bytes were written",
+			     (unsigned long long)size);
+	pool_write_ends(p);
 	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "no refill once the writing ended");
 	close(fd);
 	pool_stop(p);
 }
 
+Test(pool, the_filler_steps_aside_while_an_object_is_written)
+{
+	aside_while_writing(SIZE, 20000, 45); /* a small object: 50 ms */
+}
+
 Test(pool, a_large_object_keeps_the_filler_aside_longer)
 {
-	struct pool *p = pool_start(4 * SIZE, false);
-	double t0 = now_ms();
-	int fd;
-
-	pool_writing(p, true, 1ull << 30); /* 1 GiB: about a second at 1 GB/s */
-	fd = pool_take(p, SIZE);
-	cr_assert_geq(fd, 0);
-	usleep(200000);
-	if (now_ms() - t0 < 900)
-		cr_assert_eq(pool_bytes(p), 0, "the pool refilled while 1 GiB was written");
-	pool_writing(p, false, 1ull << 30);
-	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "no refill once the writing ended");
-	close(fd);
-	pool_stop(p);
+	aside_while_writing(1ull << 30, 200000, 900); /* 1 GiB: about a second at 1 GB/s */
 }
 
 Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
@@ -88,12 +82,12 @@ Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
 	struct pool *p = pool_start(4 * SIZE, false);
 	int fd;
 
-	pool_writing(p, true, SIZE);
+	pool_write_begins(p, SIZE);
 	fd = pool_take(p, SIZE);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "the pool stayed empty behind a writer");
-	pool_writing(p, false, SIZE);
-	pool_writing(p, false, SIZE); /* (one end too many is ignored) */
+	pool_write_ends(p);
+	pool_write_ends(p); /* (one end too many is ignored) */
 	close(fd);
 	pool_stop(p);
 }
