@@ -41,8 +41,12 @@ struct xitem {
 	uint32_t in_pipe; /* spliced into the pipe, not yet into the socket */
 	uint8_t pad; /* zero bytes owed after the current chunk's payload */
 	uint8_t stage; /* the splice in flight: 1 memfd -> pipe (and its linked pipe ->
-			* socket), 2 pipe -> socket */
+			* socket), 2 pipe -> socket; or 3: a raw send from map */
 	int err; /* what the pair's first splice failed with, once its second is back */
+	const uint8_t *map; /* the object mapped read-only, its chunks sent from there (or
+			     * NULL: spliced) */
+	size_t map_len;
+	bool map_tried; /* map was chosen or refused already */
 	struct kbuf after; /* frames queued behind it (net_out()) */
 	struct xitem *next;
 };

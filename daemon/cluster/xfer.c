@@ -3,14 +3,24 @@
  * Objects sent from one node to another over a link.
  *
  * An inline value goes in one OBJ_PUSH frame.  A large object goes as an OBJ_PUSH header
- * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload never enters user space on the
- * sender: it is spliced from the sealed memfd into a pipe and from the pipe into the
- * socket, on the io_uring (a memfd cannot be spliced to a TCP socket directly;
- * KERNEL-FACTS.md), both splices linked in one submission per pipe-full (a whole chunk
- * where krayd may size the pipe so).  The chunks are produced as the socket drains
- * (xfer_refill() from the loop's send and splice completions), so a 1 GB object needs one
- * pipe, not 1 GB of buffer.  Where the kernel refuses the splice (a hugetlb memfd), the
- * payload is read into the output buffer instead, at most two chunks ahead.
+ * and then KRAY_CHUNK-sized OBJ_CHUNK frames whose payload goes straight from the sealed
+ * memfd, one of two ways (send_mapped()):
+ *  - an object no larger than a pool memfd (`pool-size`, which a cluster's nodes share)
+ *    is sent from a read-only mapping of it (on 2 MiB boundaries: huge pages map whole),
+ *    one io_uring send per chunk (conn_send_raw()): one copy, object to socket, as a
+ *    plain TCP stream's write() makes.  The receiver has pre-faulted memory for it.
+ *  - a larger one is spliced from the memfd into a pipe and from the pipe into the socket
+ *    (a memfd cannot be spliced to a TCP socket directly; KERNEL-FACTS.md), both splices
+ *    linked in one submission per pipe-full (a whole chunk where krayd may size the pipe
+ *    so).  A splice costs more CPU per byte than the copy (a pipe buffer and an skb
+ *    fragment per 4 KiB page) but allocates no memory, and a receiver that must clear
+ *    fresh memory for the object ran 3-6x slower beside a copying sender here: the
+ *    sender's socket buffers take the recently freed memory that the receiver's huge
+ *    pages would have had (docs/cluster.md, "Transfer speed").
+ * The chunks are produced as the socket drains (xfer_refill() from the loop's send and
+ * splice completions), so a 1 GB object needs no buffer of its own.  Where the object can
+ * be neither mapped nor spliced (a hugetlb memfd refuses the splice), the payload is read
+ * into the output buffer instead, at most two chunks ahead.
  * Frames queued for the link while an object streams wait behind it (xitem.after), so
  * the receiver sees every link's frames in the order they were queued and can write
  * chunks into one memfd at a time.  Only frames that name no object (heartbeats:
@@ -216,8 +226,13 @@ void xfer_push(struct link *l, struct obj *o, enum kray_push_why why)
 		xfer_refill(l->c);
 }
 
-static void item_free(struct krayd *d, struct xitem *x)
+/* Lets go of x (and of its mapping once no send from it is in flight on c). */
+static void item_free(struct conn *c, struct xitem *x)
 {
+	struct krayd *d = c->d;
+
+	if (x->map)
+		conn_unmap_at_free(c, (void *)x->map, x->map_len);
 	store_unpin(d, x->o);
 	store_unref(d, x->o);
 	kbuf_free(&x->after);
@@ -277,6 +292,30 @@ static bool have_pipe(struct link *l)
 	if (sz < 0)
 		sz = fcntl(l->pipe[1], F_SETPIPE_SZ, 1 << 20);
 	l->pipe_size = sz > 0 ? (unsigned)sz : 65536;
+	return true;
+}
+
+/* Whether x's chunks go from a mapping of the object (mapped here, once): when it is no
+ * larger than a pool memfd, which the receiver is taken to have ready. */
+static bool send_mapped(struct link *l, struct xitem *x)
+{
+	size_t len = (x->size + KRAY_HUGE_PAGE - 1) & ~(uint64_t)(KRAY_HUGE_PAGE - 1);
+	void *p;
+
+	if (x->map_tried)
+		return x->map;
+	x->map_tried = true;
+	if (x->size > l->d->cfg.pool_size)
+		return false;
+	p = kray_map_huge(x->o->fd, len, PROT_READ, 0, l->d->thp);
+	if (p == MAP_FAILED) {
+		log_warn_ratelimited("node %08x: mapping a %llu-byte object to send it: %s; "
+				     "splicing it instead",
+				     l->node, (unsigned long long)x->size, strerror(errno));
+		return false;
+	}
+	x->map = p;
+	x->map_len = len;
 	return true;
 }
 
@@ -346,6 +385,11 @@ void xfer_refill(struct conn *c)
 			/* The payload is the stream's next bytes: once all before it is sent. */
 			if (!conn_idle_out(c))
 				break;
+			if (x->map) {
+				x->stage = 3;
+				conn_send_raw(c, x->map + x->off, x->chunk_left);
+				return;
+			}
 			if (l->no_splice) {
 				r = copy_raw(c, x, x->chunk_left);
 				if (r)
@@ -378,7 +422,7 @@ void xfer_refill(struct conn *c)
 			uint32_t n = x->size - x->off > KRAY_CHUNK ? KRAY_CHUNK :
 								     (uint32_t)(x->size - x->off);
 
-			if (have_pipe(l)) {
+			if (send_mapped(l, x) || have_pipe(l)) {
 				put_chunk_header(c, x, n);
 			} else if ((r = put_chunk(c, x))) {
 				goto fail;
@@ -390,7 +434,7 @@ void xfer_refill(struct conn *c)
 		l->xhead = x->next;
 		if (!l->xhead)
 			l->xtail = NULL;
-		item_free(c->d, x);
+		item_free(c, x);
 		added = true;
 	}
 	if (added)
@@ -403,7 +447,8 @@ fail:
 
 /*
  * A splice of the link finished: a pair's first (memfd -> pipe: stage 1, its linked second
- * still to come), or a pair's second or a lone pipe -> socket (stage 2).  A first that
+ * still to come), or a pair's second or a lone pipe -> socket (stage 2); or a raw send
+ * from the object's mapping (stage 3).  A first that
  * moved less than asked cancels its second (-ECANCELED): what it moved goes on its own.
  * A first refused (a hugetlb memfd cannot be spliced) turns the link to copying.
  */
@@ -415,6 +460,21 @@ void xfer_spliced(struct conn *c, int res)
 
 	if (!x || !x->stage)
 		return;
+	if (x->stage == 3) {
+		x->stage = 0;
+		if (res <= 0) {
+			log_warn("node %08x: sending an object: %s", l->node,
+				 res ? strerror(-res) : "the socket took nothing");
+			conn_close(c, "an object could not be sent");
+			return;
+		}
+		x->off += (uint32_t)res;
+		x->chunk_left -= (uint32_t)res;
+		c->sent += (uint64_t)res;
+		xfer_refill(c);
+		conn_kick(c);
+		return;
+	}
 	if (x->stage == 1) {
 		if (res > 0) {
 			x->in_pipe += (uint32_t)res;
@@ -909,7 +969,7 @@ void xfer_link_gone(struct link *l)
 		struct xitem *x = l->xhead;
 
 		l->xhead = x->next;
-		item_free(d, x);
+		item_free(l->c, x);
 	}
 	l->xtail = NULL;
 	/* A splice in flight holds its own references to the files. */
@@ -918,8 +978,10 @@ void xfer_link_gone(struct link *l)
 		close(l->pipe[1]);
 		l->pipe[0] = l->pipe[1] = -1;
 	}
-	if (l->rx.map) /* (a receive into it may be in flight) */
+	if (l->rx.map) { /* (a receive into it may be in flight) */
+		conn_sink(l->c, NULL, 0, 0);
 		conn_unmap_at_free(l->c, l->rx.map, l->rx.map_len);
+	}
 	l->rx.map = NULL;
 	if (l->rx.active && !l->rx.discard) {
 		struct obj *o = store_get(d, &l->rx.id);

@@ -37,7 +37,7 @@ enum conn_role {
  * frame: a whole frame arrived (the loop parses them, at most frame_max bytes of body);
  * returns 0, or conn_fail()'s code to refuse it and close the connection.  recv: bytes
  * arrived in c->in, unparsed (instead of frame).  sent: some output went.  spliced,
- * connected: a conn_splice() or conn_connect() finished with res.  gone: it closed.
+ * connected: a conn_splice(), conn_send_raw() or conn_connect() finished with res.  gone: it closed.
  * head: a frame whose header has passed the checks, before frame: avail bytes of its body
  * are in (all of it or less); the kind may have the rest of the body go straight to memory
  * of its own instead of c->in (a node link receiving an object's chunk into the object):
@@ -62,6 +62,13 @@ struct conn_kind {
 
 /* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
  * the queue (a dup) and due with the frame at stream positions [start, end). */
+/* A mapping to let go of when its connection is freed (conn_unmap_at_free()). */
+struct unmap_later {
+	void *addr;
+	size_t len;
+	struct unmap_later *next;
+};
+
 struct fdq_ent {
 	int fd;
 	uint64_t start, end;
@@ -108,7 +115,7 @@ struct conn {
 	uint16_t fast_slot; /* drivers: its fast connection's slot + 1 (bpf_fast.c); 0 none */
 	int ops; /* io_uring operations in flight on fd */
 	bool recv_armed, send_armed, closed, dirty;
-	uint8_t splicing; /* node links: splices in flight (xfer.c); sends wait for them */
+	uint8_t splicing; /* node links: splices and raw sends in flight (xfer.c); sends wait */
 	bool close_when_sent; /* metrics: close once the reply is out */
 	const char *why; /* why its last frame was refused (conn_fail()), for the ERROR frame */
 	int64_t deadline; /* closed then (CLOCK_MONOTONIC ns) unless cleared; 0: none */
@@ -123,8 +130,7 @@ struct conn {
 	uint32_t skip; /* then this many bytes (the rest of the frame) are dropped */
 	uint32_t sink_head; /* the bytes of the frame before its sink (header included) */
 	bool recv_sink; /* the receive in flight writes to sink */
-	void *unmap; /* conn_unmap_at_free() */
-	size_t unmap_len;
+	struct unmap_later *unmap; /* conn_unmap_at_free() */
 	struct conn *next, *prev; /* d->conns */
 	struct conn *dirty_next; /* d->dirty list: has output to send */
 };
@@ -192,16 +198,22 @@ void conn_kick(struct conn *c);
  * c->kind->connected(). */
 void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t len, int timeout_ms);
 void conn_start_recv(struct conn *c);
-/* Nothing queued or in flight on c's output: the next bytes may come from a splice. */
+/* Nothing queued or in flight on c's output: the next bytes may come from a splice or a
+ * raw send. */
 bool conn_idle_out(const struct conn *c);
 /* From a kind's head(): the frame's next len bytes go to dst, which stays valid until
  * sunk() or, if c closes first, until conn_unmap_at_free() lets it go (a receive into it
  * may be in flight).  first (0: none): the first receive into it asks for at most this
  * much, for sinking() to see the first bytes before a large receive has all come. */
 void conn_sink(struct conn *c, void *dst, uint64_t len, uint32_t first);
-/* Unmaps [addr, addr + len) once no operation of c is in flight (when c is freed): for the
- * memory of a sink given up while c closes. */
+/* Unmaps [addr, addr + len) once no operation of c is in flight (at once, or when c is
+ * freed): for memory that a receive into a sink or a raw send may still be using while c
+ * closes.  (A sink in it is the caller's to drop: conn_sink(c, NULL, 0, 0).) */
 void conn_unmap_at_free(struct conn *c, void *addr, size_t len);
+/* Sends len bytes at p as the stream's next bytes, outside the frame buffers (an object's
+ * chunk from a mapping of its memfd); completes with c->kind->spliced(), as a splice into
+ * the socket does.  p must stay mapped until then (conn_unmap_at_free()). */
+void conn_send_raw(struct conn *c, const void *p, unsigned len);
 /* Splices len bytes from fd_in (at off_in; -1: a pipe) to fd_out (a pipe, or c's socket);
  * completes with c->kind->spliced(). */
 void conn_splice(struct conn *c, int fd_in, int64_t off_in, int fd_out, unsigned len);

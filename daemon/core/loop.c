@@ -37,8 +37,8 @@
 #include "core/conn.h"
 #include "core/log.h"
 
-/* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SPLICE (objects streamed from a
- * memfd, xfer.c); user_data 0 is a linked timeout whose completion needs nothing.
+/* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SPLICE (objects' chunks spliced
+ * from their memfd, or sent from a mapping of it: xfer.c); user_data 0 is a linked timeout whose completion needs nothing.
  * Connections and listeners come from calloc(), 16-byte aligned: four low bits are free. */
 enum op {
 	OP_ACCEPT = 1,
@@ -48,7 +48,7 @@ enum op {
 	OP_POLL = 5, /* a loop_watch's poll */
 	OP_EVENT = 6, /* the eventfd of krayd's spill thread (loop_on_event()) */
 	OP_CONNECT = 7,
-	OP_SPLICE = 8
+	OP_SPLICE = 8 /* conn_splice(), conn_send_raw() */
 };
 
 struct listener {
@@ -465,8 +465,13 @@ static void conn_free(struct conn *c)
 	d->loop.buf_bytes -= c->acct;
 	d->loop.freed_bytes += c->in.cap + c->out.cap + c->sending.cap;
 	close(c->fd);
-	if (c->unmap)
-		munmap(c->unmap, c->unmap_len);
+	while (c->unmap) {
+		struct unmap_later *u = c->unmap;
+
+		c->unmap = u->next;
+		munmap(u->addr, u->len);
+		free(u);
+	}
 	kbuf_free(&c->in);
 	kbuf_free(&c->out);
 	kbuf_free(&c->sending);
@@ -686,6 +691,17 @@ void conn_splice_through(struct conn *c, int fd_in, int64_t off_in, const int p[
 	c->ops++;
 }
 
+void conn_send_raw(struct conn *c, const void *p, unsigned len)
+{
+	struct io_uring_sqe *sqe = get_sqe(c->d);
+
+	/* MSG_WAITALL: io_uring retries a short send itself until all of it went. */
+	io_uring_prep_send(sqe, c->fd, p, len, MSG_NOSIGNAL | MSG_WAITALL);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SPLICE);
+	c->splicing++;
+	c->ops++;
+}
+
 void conn_sink(struct conn *c, void *dst, uint64_t len, uint32_t first)
 {
 	c->sink = dst;
@@ -695,16 +711,17 @@ void conn_sink(struct conn *c, void *dst, uint64_t len, uint32_t first)
 
 void conn_unmap_at_free(struct conn *c, void *addr, size_t len)
 {
-	c->sink = NULL;
-	c->sink_left = 0;
-	if (!c->recv_armed || !c->recv_sink) {
+	struct unmap_later *u;
+
+	if (!c->ops) {
 		munmap(addr, len);
 		return;
 	}
-	if (c->unmap)
-		munmap(c->unmap, c->unmap_len); /* (one sink at a time: cannot happen) */
-	c->unmap = addr;
-	c->unmap_len = len;
+	u = malloc(sizeof(*u));
+	if (!u)
+		abort();
+	*u = (struct unmap_later){ addr, len, c->unmap };
+	c->unmap = u;
 }
 
 void conn_start_recv(struct conn *c)

@@ -458,6 +458,72 @@ Test(cluster, node_killed_mid_transfer_object_rebuilt_whole, .timeout = 300)
 	kray_release(k, &r, 1);
 }
 
+/* Whether krayd pid maps an object's memfd read-only over at least len bytes (as a node
+ * sending it does; its pool's filler maps memfds writable). */
+static bool maps_an_object(pid_t pid, size_t len)
+{
+	char path[64], line[512];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		char perms[8];
+
+		found = strstr(line, "/memfd:kray-object") &&
+			sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+			!strcmp(perms, "r--s") && hi - lo >= len;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The node an object streams to killed mid-transfer: the sender (which sends the chunks
+ * of an object no larger than its pool's memfds from a mapping of it) lets go of that
+ * mapping, keeps the object whole and serves on.  Node 1's sending is slowed so that the
+ * kill lands mid-transfer. */
+Test(cluster, receiver_killed_mid_transfer_sender_lets_go, .timeout = 300)
+{
+	const size_t size = 200ul << 20;
+	kray *k = three_nodes(PER_NODE);
+	struct kray_call_opts o = KRAY_CALL_OPTS_DEFAULT;
+	int64_t t0;
+	kray_ref ref, r;
+	void *data;
+	uint64_t want;
+
+	if (netns_limit_rate(&net, 0, "400mbit"))
+		cr_skip_test("needs tc's tbf qdisc (iproute2)");
+	cr_assert_eq(kray_create(k, size, &ref, &data), 0, "create: %s", kray_errmsg(k));
+	pattern_fill(data, 0, size, 77);
+	want = checksum64(data, size);
+	cr_assert_eq(kray_seal(k, &ref), 0, "seal: %s", kray_errmsg(k));
+	kray_value arg = KRAY_V_REF(ref);
+
+	o.resources = "n2:1";
+	o.max_retries = 0;
+	cr_assert_eq(kray_call(k, "inspect_bytes", &arg, 1, &o, &r), 0, "%s", kray_errmsg(k));
+	kray_flush(k);
+	t0 = harness_now_ms();
+	while (!maps_an_object(node[0].pid, size) && harness_now_ms() - t0 < 60000)
+		usleep(1000);
+	cr_assert(maps_an_object(node[0].pid, size), "node 1 never mapped the object to send it");
+	kill(node[1].pid, SIGKILL);
+	t0 = harness_now_ms();
+	while (maps_an_object(node[0].pid, size) && harness_now_ms() - t0 < 30000)
+		usleep(10000);
+	cr_assert_not(maps_an_object(node[0].pid, size),
+		      "node 1 still maps the object 30 s after its receiver died");
+	cr_assert_eq((uint64_t)call_int(k, "inspect_bytes", &arg, 1, "n1:1"), want,
+		     "the object changed on node 1");
+	kray_release(k, &r, 1);
+	kray_release(k, &ref, 1);
+}
+
 /* A TCP connection to the head's node port from node 1's namespace. */
 static int dial_head(void)
 {
