@@ -37,10 +37,11 @@
  * last about a second each, after a warm-up, and end with a kray_status round trip so
  * that krayd has taken every put.  A large-put round times one burst of a few puts per
  * mode, each ended by a status round trip (the last seal is included).  Every burst and
- * floor sample starts with the pool thread idle and the pool as full as it gets (its
- * budget, 256 MiB by default, holds two 100 MiB memfds; it grows only when a create finds
- * it empty, so the warm-up empties it on purpose first); later puts of a burst take
- * memfds the pool thread is still pre-faulting, or fresh ones.  The memcpy floor is
+ * floor sample starts with the pool thread idle and the pool as full as it gets (256 MiB,
+ * pool-size, holds two 100 MiB memfds; a create that finds it empty grows it, up to
+ * pool-max, 1 GiB by default, so the warm-up's burst of creates makes it hold a burst);
+ * a put that finds none ready (--pool-size smaller than a burst, with pool-max as small)
+ * takes a fresh memfd.  The memcpy floor is
  * sampled between the bursts, so that noise on this machine hits both alike; the ratio
  * column is GB/s over the floor's GB/s.  The get latencies are compared with the 1 MiB
  * ones instead (1 GiB should cost about what 1 MiB does: the data is not touched).
@@ -53,9 +54,10 @@
  * released (a difference is printed and sets "leaks" in the JSON).  Memory: at most about
  * 1.5 GiB at a time.
  *
- *	bench_objects [--quick] [--json FILE] [--pool-size SIZE]
+ *	bench_objects [--quick] [--json FILE] [--pool-size SIZE] [--pool-max SIZE]
  *
- * --pool-size: the default-pool krayd's pool-size (default: krayd's, 256M).
+ * --pool-size, --pool-max: the default-pool krayd's (default: krayd's, 256M and 1G;
+ * --pool-max 256M: a pool that does not grow).
  */
 #include <kray/kray.h>
 #include <errno.h>
@@ -514,12 +516,12 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 	int nhits;
 
 	/*
-	 * Warm-up: creates in a row that find the pool empty make it grow to its budget (it
-	 * learns sizes from demand); what it then holds when idle is what every burst starts
-	 * with.  Then one burst each way, to fault the paths in.
+	 * Warm-up: a burst of creates in a row that find the pool empty make it grow to hold
+	 * a burst (it learns sizes from demand, up to pool-max); what it then holds when idle
+	 * is what every burst starts with.  Then one burst each way, to fault the paths in.
 	 */
-	for (int i = 0; i < 6; i++) {
-		kray *k = i < 3 ? pooled->k : thpoff->k;
+	for (int i = 0; i < 2 * burst; i++) {
+		kray *k = i < burst ? pooled->k : thpoff->k;
 		kray_ref ref;
 		void *p;
 
@@ -706,7 +708,8 @@ int main(int argc, char **argv)
 {
 	struct bench_opts o = { 0 };
 	char bin[PATH_MAX + 64];
-	const char *pooled_flags[] = { "--store-size", "2G", NULL, NULL, NULL };
+	const char *pooled_flags[] = { "--store-size", "2G", NULL, NULL, NULL, NULL, NULL };
+	int npooled = 2;
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
 	static const char *const thpoff_flags[] = { "--thp", "off", NULL };
 	static const char *const huge_flags[] = { "--hugepages", "1", "--pool-size", "0", NULL };
@@ -718,11 +721,14 @@ int main(int argc, char **argv)
 
 	bench_init("bench_objects");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--pool-size") && i + 1 < argc) {
-			pooled_flags[2] = "--pool-size";
-			pooled_flags[3] = argv[++i];
+		if ((!strcmp(argv[i], "--pool-size") || !strcmp(argv[i], "--pool-max")) &&
+		    i + 1 < argc && npooled < 6) {
+			pooled_flags[npooled++] = argv[i];
+			pooled_flags[npooled++] = argv[++i];
 		} else if (!bench_opt(argc, argv, &i, false, &o)) {
-			fprintf(stderr, "usage: %s [--quick] [--json FILE] [--pool-size SIZE]\n",
+			fprintf(stderr,
+				"usage: %s [--quick] [--json FILE] [--pool-size SIZE] "
+				"[--pool-max SIZE]\n",
 				argv[0]);
 			return 2;
 		}

@@ -48,6 +48,9 @@ static const struct key keys[] = {
 	  "(default on)" },
 	{ "pool-size", K_SIZE, offsetof(struct config, pool_size), 8, 0, 0,
 	  "pre-faulted memory kept ready for new objects (0: none)" },
+	{ "pool-max", K_SIZE, offsetof(struct config, pool_max), 8, 0, 0,
+	  "how far the pool grows when creates find it empty, back to pool-size after 30 s "
+	  "without (at most store-size)" },
 	INT("hugepages", hugepages, 0, 1,
 	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
 	{ "thp", K_AUTO, offsetof(struct config, thp), sizeof(int), 0, 0,
@@ -362,6 +365,7 @@ static void set_defaults(struct config *cfg)
 	cfg->store_size = 1ull << 30;
 	cfg->inline_max = 64 << 10;
 	cfg->pool_size = 256ull << 20;
+	cfg->pool_max = 1ull << 30;
 	cfg->log_level = LOG_INFO;
 	cfg->ready_fd = -1;
 	cfg->prestart = -1;

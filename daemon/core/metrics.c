@@ -83,6 +83,8 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	C("objects_freed_total", "Objects freed because nothing referenced them.",
 	  s->evicted_total);
 	G("pool_bytes", "Pre-faulted memory ready for new objects.", pool_bytes(d->pool));
+	G("pool_budget_bytes", "What the pool fills up to now (grown by bursts, pool-max).",
+	  pool_budget(d->pool));
 	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
 	C("actors_adopted_total",
 	  "Actors hosted by an idle pool worker instead of a process started for them.",

@@ -301,8 +301,9 @@ void store_abort_large(struct krayd *d, struct obj *o);
 int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 
 /* pool.c: pre-faulted memfds */
-/* huge: pre-fault in shmem transparent huge pages (MADV_HUGEPAGE). */
-struct pool *pool_start(uint64_t budget, bool huge);
+/* A pool of budget bytes (0: none), which grows up to max bytes while takes find it
+ * empty; huge: pre-fault in shmem transparent huge pages (MADV_HUGEPAGE). */
+struct pool *pool_start(uint64_t budget, uint64_t max, bool huge);
 /* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
 int pool_take(struct pool *p, uint64_t size);
 /* An object of size bytes begins (ends: sealed, aborted) being written: the filler steps
@@ -310,6 +311,10 @@ int pool_take(struct pool *p, uint64_t size);
 void pool_write_begins(struct pool *p, uint64_t size);
 void pool_write_ends(struct pool *p);
 uint64_t pool_bytes(struct pool *p);
+/* Its budget now: pool-size, or more while it has grown (at most pool-max). */
+uint64_t pool_budget(struct pool *p);
+/* The time without a miss after which it shrinks back (30 s; tests set less). */
+void pool_shrink_after(struct pool *p, int64_t ns);
 void pool_stop(struct pool *p);
 
 #endif

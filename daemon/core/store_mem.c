@@ -805,11 +805,12 @@ uint32_t store_huge_flags(struct krayd *d)
 
 int store_mem_init(struct krayd *d)
 {
+	uint64_t base = d->cfg.pool_size < d->cfg.store_size ? d->cfg.pool_size : d->cfg.store_size;
+	uint64_t max = d->cfg.pool_max < d->cfg.store_size ? d->cfg.pool_max : d->cfg.store_size;
+
 	d->st.store_capacity = d->cfg.store_size;
 	thp_init(d);
-	d->pool = pool_start(d->cfg.pool_size < d->cfg.store_size ? d->cfg.pool_size :
-								    d->cfg.store_size,
-			     d->thp);
+	d->pool = pool_start(base, max > base ? max : base, d->thp);
 	return d->pool ? 0 : -ENOMEM;
 }
 

@@ -2,7 +2,8 @@
 /*
  * The pool of pre-faulted memfds (daemon/core/pool.c) alone: takes are refilled by its
  * thread, which steps aside while objects are being written (pool_write_begins()), for a
- * time their sizes set (1 GB/s, 50 ms to 2 s) and no longer.
+ * time their sizes set (1 GB/s, 50 ms to 2 s) and no longer.  Takes that find it empty
+ * grow it up to its max; without such misses it shrinks back.
  */
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +34,7 @@ TestSuite(pool, .timeout = 30);
 
 Test(pool, a_take_is_refilled_in_the_background)
 {
-	struct pool *p = pool_start(4 * SIZE, false);
+	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
 	int fd = pool_take(p, SIZE); /* (none ready: a fresh one, and one ordered) */
 
 	cr_assert_geq(fd, 0);
@@ -50,7 +51,7 @@ Test(pool, a_take_is_refilled_in_the_background)
  * if that is still before aside_ms: the time size sets); once the writing ends it is. */
 static void aside_while_writing(uint64_t size, useconds_t wait_us, double aside_ms)
 {
-	struct pool *p = pool_start(4 * SIZE, false);
+	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
 	double t0 = now_ms();
 	int fd;
 
@@ -79,7 +80,7 @@ Test(pool, a_large_object_keeps_the_filler_aside_longer)
 
 Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
 {
-	struct pool *p = pool_start(4 * SIZE, false);
+	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
 	int fd;
 
 	pool_write_begins(p, SIZE);
@@ -89,5 +90,59 @@ Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
 	pool_write_ends(p);
 	pool_write_ends(p); /* (one end too many is ignored) */
 	close(fd);
+	pool_stop(p);
+}
+
+/* A burst of three takes while the filler is aside (an object being written): each finds
+ * the pool empty, and it grows to hold three, not past its max; the next burst finds all
+ * three ready.  Without misses it shrinks back to its base, letting the extra memfds go. */
+Test(pool, misses_grow_it_up_to_its_max_then_it_shrinks_back)
+{
+	struct pool *p = pool_start(SIZE, 3 * SIZE, false);
+	int fd[4];
+
+	pool_write_begins(p, SIZE);
+	for (int i = 0; i < 4; i++) {
+		fd[i] = pool_take(p, SIZE);
+		cr_assert_geq(fd[i], 0);
+	}
+	cr_assert_eq(pool_budget(p), 3 * SIZE, "budget %llu after 4 misses",
+		     (unsigned long long)pool_budget(p));
+	pool_write_ends(p);
+	cr_assert_eq(wait_bytes(p, 3 * SIZE, 10000), 3 * SIZE, "the grown pool did not fill");
+	for (int i = 0; i < 4; i++)
+		close(fd[i]);
+	for (int i = 0; i < 3; i++) {
+		fd[i] = pool_take(p, SIZE);
+		cr_assert_geq(fd[i], 0);
+	}
+	cr_assert_eq(pool_bytes(p), 0, "the burst did not take the three ready memfds");
+	cr_assert_eq(pool_budget(p), 3 * SIZE);
+	cr_assert_eq(wait_bytes(p, 3 * SIZE, 10000), 3 * SIZE, "no refill after the burst");
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+	pool_shrink_after(p, 100 * 1000000ll);
+	for (double t0 = now_ms(); pool_budget(p) > SIZE && now_ms() - t0 < 10000;)
+		usleep(1000);
+	cr_assert_eq(pool_budget(p), SIZE, "the pool did not shrink back");
+	cr_assert_eq(pool_bytes(p), SIZE, "%llu bytes ready after the shrink",
+		     (unsigned long long)pool_bytes(p));
+	pool_stop(p);
+}
+
+/* A pool whose max is its base does not grow. */
+Test(pool, no_growth_past_a_max_equal_to_its_base)
+{
+	struct pool *p = pool_start(SIZE, SIZE, false);
+	int fd;
+
+	pool_write_begins(p, SIZE);
+	for (int i = 0; i < 3; i++) {
+		fd = pool_take(p, SIZE);
+		cr_assert_geq(fd, 0);
+		close(fd);
+	}
+	cr_assert_eq(pool_budget(p), SIZE);
+	pool_write_ends(p);
 	pool_stop(p);
 }
