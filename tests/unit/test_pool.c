@@ -30,7 +30,7 @@ static uint64_t wait_bytes(struct pool *p, uint64_t want, double ms)
 	return pool_bytes(p);
 }
 
-TestSuite(pool, .timeout = 30);
+TestSuite(pool, .timeout = 60);
 
 Test(pool, a_take_is_refilled_in_the_background)
 {
@@ -47,11 +47,24 @@ Test(pool, a_take_is_refilled_in_the_background)
 	pool_stop(p);
 }
 
-/* While an object of size bytes is written, a take is not refilled (checked after wait_us,
- * if that is still before aside_ms: the time size sets); once the writing ends it is. */
-static void aside_while_writing(uint64_t size, useconds_t wait_us, double aside_ms)
+/* A pool holding one memfd ready, taken before: what a writer that finds one takes. */
+static struct pool *stocked(void)
 {
 	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
+	int fd = pool_take(p, SIZE);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "the pool did not refill");
+	return p;
+}
+
+/* While an object of size bytes is written into the memfd the pool had ready, its take is
+ * not refilled (checked after wait_us, if that is still before aside_ms: the time size
+ * sets); once the writing ends it is. */
+static void aside_while_writing(uint64_t size, useconds_t wait_us, double aside_ms)
+{
+	struct pool *p = stocked();
 	double t0 = now_ms();
 	int fd;
 
@@ -80,7 +93,7 @@ Test(pool, a_large_object_keeps_the_filler_aside_longer)
 
 Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
 {
-	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
+	struct pool *p = stocked();
 	int fd;
 
 	pool_write_begins(p, SIZE);
@@ -93,39 +106,54 @@ Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
 	pool_stop(p);
 }
 
-/* A burst of three takes while the filler is aside (an object being written): each finds
- * the pool empty, and it grows to hold three, not past its max; the next burst finds all
+/* A writer that finds the pool empty writes fresh memory anyway: the filler refills
+ * beside it rather than stepping aside. */
+Test(pool, the_filler_refills_beside_a_writer_that_found_nothing)
+{
+	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
+	int fd;
+
+	pool_write_begins(p, 1ull << 30); /* (1 s aside, were it to step aside) */
+	fd = pool_take(p, SIZE);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(wait_bytes(p, SIZE, 500), SIZE, "the filler stepped aside");
+	pool_write_ends(p);
+	close(fd);
+	pool_stop(p);
+}
+
+/* A burst of takes that find the pool empty (in microseconds, where filling one of these
+ * takes tens of ms): each grows it by its size, up to its max; the next burst finds all
  * three ready.  Without misses it shrinks back to its base, letting the extra memfds go. */
+#define BIG (128ull << 20)
 Test(pool, misses_grow_it_up_to_its_max_then_it_shrinks_back)
 {
-	struct pool *p = pool_start(SIZE, 3 * SIZE, false);
+	struct pool *p = pool_start(BIG, 3 * BIG, false);
 	int fd[4];
 
-	pool_write_begins(p, SIZE);
 	for (int i = 0; i < 4; i++) {
-		fd[i] = pool_take(p, SIZE);
+		fd[i] = pool_take(p, BIG);
 		cr_assert_geq(fd[i], 0);
 	}
-	cr_assert_eq(pool_budget(p), 3 * SIZE, "budget %llu after 4 misses",
+	cr_assert_eq(pool_budget(p), 3 * BIG, "budget %llu after 4 misses",
 		     (unsigned long long)pool_budget(p));
-	pool_write_ends(p);
-	cr_assert_eq(wait_bytes(p, 3 * SIZE, 10000), 3 * SIZE, "the grown pool did not fill");
+	cr_assert_eq(wait_bytes(p, 3 * BIG, 20000), 3 * BIG, "the grown pool did not fill");
 	for (int i = 0; i < 4; i++)
 		close(fd[i]);
 	for (int i = 0; i < 3; i++) {
-		fd[i] = pool_take(p, SIZE);
+		fd[i] = pool_take(p, BIG);
 		cr_assert_geq(fd[i], 0);
 	}
 	cr_assert_eq(pool_bytes(p), 0, "the burst did not take the three ready memfds");
-	cr_assert_eq(pool_budget(p), 3 * SIZE);
-	cr_assert_eq(wait_bytes(p, 3 * SIZE, 10000), 3 * SIZE, "no refill after the burst");
+	cr_assert_eq(pool_budget(p), 3 * BIG);
+	cr_assert_eq(wait_bytes(p, 3 * BIG, 20000), 3 * BIG, "no refill after the burst");
 	for (int i = 0; i < 3; i++)
 		close(fd[i]);
 	pool_shrink_after(p, 100 * 1000000ll);
-	for (double t0 = now_ms(); pool_budget(p) > SIZE && now_ms() - t0 < 10000;)
+	for (double t0 = now_ms(); pool_budget(p) > BIG && now_ms() - t0 < 10000;)
 		usleep(1000);
-	cr_assert_eq(pool_budget(p), SIZE, "the pool did not shrink back");
-	cr_assert_eq(pool_bytes(p), SIZE, "%llu bytes ready after the shrink",
+	cr_assert_eq(pool_budget(p), BIG, "the pool did not shrink back");
+	cr_assert_eq(pool_bytes(p), BIG, "%llu bytes ready after the shrink",
 		     (unsigned long long)pool_bytes(p));
 	pool_stop(p);
 }
