@@ -8,9 +8,9 @@
  *
  * What to fill is learned from demand: every take of size S asks for another memfd of
  * size S, as long as the pool stays within its budget.  The loop thread never waits for
- * the filler: a take that finds nothing suitable makes a fresh memfd at once, and grows
- * the budget by S (up to `pool-max`), so that a program that creates bursts of objects
- * finds its next burst ready (a burst of four 100 MiB puts ran at 0.56x the memcpy floor
+ * the filler: a take that finds nothing suitable makes a fresh memfd at once, and (S at
+ * most `pool-size`) grows the budget by S, up to `pool-max`, so that a program that
+ * creates bursts of objects finds its next burst ready (a burst of four 100 MiB puts ran at 0.56x the memcpy floor
  * with the 256 MiB budget, whose two memfds the first two puts took).  The budget goes
  * back to `pool-size`, and the memfds beyond it are let go, after POOL_SHRINK_NS without
  * such a miss: pre-faulted memory is not kept idle for good.
@@ -238,8 +238,9 @@ int pool_take(struct pool *p, uint64_t size)
 		fd = p->ready[best].fd;
 		p->bytes -= p->ready[best].size;
 		p->ready[best] = p->ready[--p->nready];
-	} else if (p->budget < p->max && size <= p->max) {
-		/* A miss: room for one more of this size next time. */
+	} else if (p->budget < p->max && size <= p->base) {
+		/* A miss: room for one more of this size next time (for objects up to the base
+		 * budget: a larger one is not worth keeping as much memory idle for). */
 		p->budget = p->budget + size < p->max ? p->budget + size : p->max;
 		p->missed = now_ns();
 	}

@@ -174,3 +174,18 @@ Test(pool, no_growth_past_a_max_equal_to_its_base)
 	pool_write_ends(p);
 	pool_stop(p);
 }
+
+/* Takes larger than its base do not grow it: not worth that much idle memory. */
+Test(pool, no_growth_for_objects_larger_than_its_base)
+{
+	struct pool *p = pool_start(SIZE, 8 * SIZE, false);
+
+	for (int i = 0; i < 3; i++) {
+		int fd = pool_take(p, 2 * SIZE);
+
+		cr_assert_geq(fd, 0);
+		close(fd);
+	}
+	cr_assert_eq(pool_budget(p), SIZE);
+	pool_stop(p);
+}
