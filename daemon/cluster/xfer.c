@@ -448,8 +448,8 @@ fail:
 /*
  * A splice of the link finished: a pair's first (memfd -> pipe: stage 1, its linked second
  * still to come), or a pair's second or a lone pipe -> socket (stage 2); or a raw send
- * from the object's mapping (stage 3).  A first that
- * moved less than asked cancels its second (-ECANCELED): what it moved goes on its own.
+ * from the object's mapping (stage 3).  A first that moved less than asked cancels its
+ * second (-ECANCELED): what it moved goes on its own.
  * A first refused (a hugetlb memfd cannot be spliced) turns the link to copying.
  */
 void xfer_spliced(struct conn *c, int res)

@@ -50,7 +50,7 @@ static const struct key keys[] = {
 	  "pre-faulted memory kept ready for new objects (0: none)" },
 	{ "pool-max", K_SIZE, offsetof(struct config, pool_max), 8, 0, 0,
 	  "how far the pool grows when creates (of objects up to pool-size) find it empty, "
-	  "back to pool-size after 30 s without (at most store-size)" },
+	  "back to pool-size after 30 s without a create (at most store-size)" },
 	INT("hugepages", hugepages, 0, 1,
 	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
 	{ "thp", K_AUTO, offsetof(struct config, thp), sizeof(int), 0, 0,

@@ -37,7 +37,8 @@ enum conn_role {
  * frame: a whole frame arrived (the loop parses them, at most frame_max bytes of body);
  * returns 0, or conn_fail()'s code to refuse it and close the connection.  recv: bytes
  * arrived in c->in, unparsed (instead of frame).  sent: some output went.  spliced,
- * connected: a conn_splice(), conn_send_raw() or conn_connect() finished with res.  gone: it closed.
+ * connected: a conn_splice(), conn_send_raw() or conn_connect() finished with res.
+ * gone: it closed.
  * head: a frame whose header has passed the checks, before frame: avail bytes of its body
  * are in (all of it or less); the kind may have the rest of the body go straight to memory
  * of its own instead of c->in (a node link receiving an object's chunk into the object):
@@ -60,8 +61,6 @@ struct conn_kind {
 	void (*gone)(struct conn *c);
 };
 
-/* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
- * the queue (a dup) and due with the frame at stream positions [start, end). */
 /* A mapping to let go of when its connection is freed (conn_unmap_at_free()). */
 struct unmap_later {
 	void *addr;
@@ -69,6 +68,8 @@ struct unmap_later {
 	struct unmap_later *next;
 };
 
+/* Descriptors queued to go out with a connection's frames (SCM_RIGHTS), each owned by
+ * the queue (a dup) and due with the frame at stream positions [start, end). */
 struct fdq_ent {
 	int fd;
 	uint64_t start, end;

@@ -38,7 +38,8 @@
 #include "core/log.h"
 
 /* Node links (daemon/cluster/net.c) use OP_CONNECT and OP_SPLICE (objects' chunks spliced
- * from their memfd, or sent from a mapping of it: xfer.c); user_data 0 is a linked timeout whose completion needs nothing.
+ * from their memfd, or sent from a mapping of it: xfer.c); user_data 0 is a linked timeout
+ * whose completion needs nothing.
  * Connections and listeners come from calloc(), 16-byte aligned: four low bits are free. */
 enum op {
 	OP_ACCEPT = 1,

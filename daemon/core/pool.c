@@ -10,10 +10,11 @@
  * size S, as long as the pool stays within its budget.  The loop thread never waits for
  * the filler: a take that finds nothing suitable makes a fresh memfd at once, and (S at
  * most `pool-size`) grows the budget by S, up to `pool-max`, so that a program that
- * creates bursts of objects finds its next burst ready (a burst of four 100 MiB puts ran at 0.56x the memcpy floor
- * with the 256 MiB budget, whose two memfds the first two puts took).  The budget goes
- * back to `pool-size`, and the memfds beyond it are let go, after POOL_SHRINK_NS without
- * such a miss: pre-faulted memory is not kept idle for good.
+ * creates bursts of objects finds its next burst ready (a burst of four 100 MiB puts ran
+ * at 0.56x the memcpy floor with the 256 MiB budget, whose two memfds the first two puts
+ * took).  The budget goes
+ * back to `pool-size`, and the memfds beyond it are let go, after POOL_SHRINK_NS without a
+ * take: pre-faulted memory is not kept idle for good.
  *
  * Zeroing memory and a writer's copy into a new object both run at memory speed: side by
  * side on two cores each slows the other (a 100 MiB put that found a memfd ready copied
@@ -59,7 +60,7 @@ struct pool {
 	pthread_t thread;
 	uint64_t budget, bytes, ordered; /* bytes ready, bytes asked for */
 	uint64_t base, max; /* the budget's floor (pool-size) and ceiling (pool-max) */
-	int64_t missed; /* CLOCK_MONOTONIC ns: the last take that grew the budget */
+	int64_t taken; /* CLOCK_MONOTONIC ns: the last take */
 	int64_t shrink_ns; /* back to base this long after it (POOL_SHRINK_NS) */
 	struct seg ready[POOL_MAX];
 	unsigned nready;
@@ -163,7 +164,7 @@ static void *filler(void *arg)
 
 		if (!p->norders) {
 			if (p->budget > p->base) {
-				int64_t at = p->missed + p->shrink_ns;
+				int64_t at = p->taken + p->shrink_ns;
 				struct timespec until = { at / 1000000000, at % 1000000000 };
 
 				if (now_ns() >= at)
@@ -242,8 +243,8 @@ int pool_take(struct pool *p, uint64_t size)
 		/* A miss: room for one more of this size next time (for objects up to the base
 		 * budget: a larger one is not worth keeping as much memory idle for). */
 		p->budget = p->budget + size < p->max ? p->budget + size : p->max;
-		p->missed = now_ns();
 	}
+	p->taken = now_ns();
 	/* Expect another of this size. */
 	if (p->bytes + p->ordered + size <= p->budget && p->norders < POOL_MAX) {
 		p->orders[p->norders++] = size;

@@ -313,7 +313,7 @@ void pool_write_ends(struct pool *p);
 uint64_t pool_bytes(struct pool *p);
 /* Its budget now: pool-size, or more while it has grown (at most pool-max). */
 uint64_t pool_budget(struct pool *p);
-/* The time without a miss after which it shrinks back (30 s; tests set less). */
+/* The time without a take after which it shrinks back (30 s; tests set less). */
 void pool_shrink_after(struct pool *p, int64_t ns);
 void pool_stop(struct pool *p);
 
