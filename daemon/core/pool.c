@@ -290,24 +290,25 @@ void pool_shrink_after(struct pool *p, int64_t ns)
 	pthread_mutex_unlock(&p->lock);
 }
 
-uint64_t pool_budget(struct pool *p)
+/* *v, a field of p, read under p's lock. */
+static uint64_t read_locked(struct pool *p, const uint64_t *v)
 {
 	uint64_t b;
 
 	pthread_mutex_lock(&p->lock);
-	b = p->budget;
+	b = *v;
 	pthread_mutex_unlock(&p->lock);
 	return b;
 }
 
+uint64_t pool_budget(struct pool *p)
+{
+	return read_locked(p, &p->budget);
+}
+
 uint64_t pool_bytes(struct pool *p)
 {
-	uint64_t b;
-
-	pthread_mutex_lock(&p->lock);
-	b = p->bytes;
-	pthread_mutex_unlock(&p->lock);
-	return b;
+	return read_locked(p, &p->bytes);
 }
 
 void pool_stop(struct pool *p)
