@@ -12,9 +12,8 @@
  * most `pool-size`) grows the budget by S, up to `pool-max`, so that a program that
  * creates bursts of objects finds its next burst ready (a burst of four 100 MiB puts ran
  * at 0.56x the memcpy floor with the 256 MiB budget, whose two memfds the first two puts
- * took).  The budget goes
- * back to `pool-size`, and the memfds beyond it are let go, after POOL_SHRINK_NS without a
- * take: pre-faulted memory is not kept idle for good.
+ * took).  The budget goes back to `pool-size`, and the memfds beyond it are let go, after
+ * POOL_SHRINK_NS without a take: pre-faulted memory is not kept idle for good.
  *
  * Zeroing memory and a writer's copy into a new object both run at memory speed: side by
  * side on two cores each slows the other (a 100 MiB put that found a memfd ready copied
@@ -100,8 +99,8 @@ static int fresh(uint64_t size)
 
 /* Waits while objects are being written, until the writers' deadline, unless the pool is
  * empty and the last take found it so: that writer faults fresh memory in anyway, and
- * refilling beside it is what lets the next one find a memfd (100 MiB Python puts back to back:
- * 0.59-0.66x the memcpy floor against 0.53-0.56x stepping aside always). */
+ * refilling beside it is what lets the next one find a memfd (100 MiB Python puts back to
+ * back: 0.59-0.66x the memcpy floor against 0.53-0.56x stepping aside always). */
 static void yield_to_writers(struct pool *pl)
 {
 	pthread_mutex_lock(&pl->lock);

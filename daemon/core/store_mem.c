@@ -810,7 +810,7 @@ int store_mem_init(struct krayd *d)
 
 	d->st.store_capacity = d->cfg.store_size;
 	thp_init(d);
-	d->pool = pool_start(base, max > base ? max : base, d->thp);
+	d->pool = pool_start(base, max, d->thp); /* (a max below base: no growth) */
 	return d->pool ? 0 : -ENOMEM;
 }
 
