@@ -42,8 +42,9 @@
  * pool-max, 1 GiB by default, so the warm-up's burst of creates makes it hold a burst);
  * a put that finds none ready (--pool-size smaller than a burst, with pool-max as small)
  * takes a fresh memfd.  The memcpy floor is sampled between the bursts, so that noise on
- * this machine hits both alike; the ratio column is GB/s over the floor's GB/s.  The get latencies are compared with the 1 MiB
- * ones instead (1 GiB should cost about what 1 MiB does: the data is not touched).
+ * this machine hits both alike; the ratio column is GB/s over the floor's GB/s.  The get
+ * latencies are compared with the 1 MiB ones instead (1 GiB should cost about what 1 MiB
+ * does: the data is not touched).
  *
  * The bench starts its own krayds (bench_krayd_start() in bench_common.c: $KRAY_KRAYD,
  * else ../bin/krayd next to this program, each on a private socket in a mkdtemp
