@@ -18,6 +18,11 @@
  *   ..._one                      one put (and its release and a status round trip) with
  *                                the pool ready and its filler idle: a program that puts
  *                                a large object now and then
+ *   ..._sustained                puts without pause for a round, each released after
+ *                                (Ray's single_client_put_gigabytes): the pool cannot
+ *                                refill between them; with pool-reuse (default) it takes
+ *                                the freed objects' memory back instead
+ *   ..._sustained_noreuse        the same against a krayd started with --pool-reuse off
  *   ..._nopool                   the bursts against a krayd started with --pool-size 0
  *   ..._thp_off                  the bursts against a krayd with the default pool started
  *                                with --thp off (4 KiB pages: the figure before issue 14)
@@ -227,6 +232,8 @@ enum {
 	M_PUT_GB_NOPOOL,
 	M_PUT_GB_THP_OFF,
 	M_PUT_GB_HUGE,
+	M_PUT_GB_SUSTAINED,
+	M_PUT_GB_SUSTAINED_NOREUSE,
 	M_CREATE_GB,
 	M_GET_1GIB_FIRST,
 	M_GET_1GIB_REPEAT,
@@ -266,6 +273,12 @@ static struct metric m[M_COUNT] = {
 			       M_MEMCPY },
 	[M_PUT_GB_HUGE] = { "single_client_put_gigabytes_hugepages", "  same, krayd --hugepages 1",
 			    "GB/s", "%12.2f", M_MEMCPY },
+	[M_PUT_GB_SUSTAINED] = { "single_client_put_gigabytes_sustained",
+				 "  puts without pause (pool-reuse on)", "GB/s", "%12.2f",
+				 M_MEMCPY },
+	[M_PUT_GB_SUSTAINED_NOREUSE] = { "single_client_put_gigabytes_sustained_noreuse",
+					 "  same, krayd --pool-reuse off", "GB/s", "%12.2f",
+					 M_MEMCPY },
 	[M_CREATE_GB] = { "create_seal_gigabytes", "kray_create+memcpy+kray_seal", "GB/s", "%12.2f",
 			  M_MEMCPY },
 	[M_GET_1GIB_FIRST] = { "get_1gib_first_us", "get 1 GiB, first (maps it)", "us", "%12.1f",
@@ -492,6 +505,27 @@ static double put_one(kray *k)
 	return BIG_SIZE / (bench_now() - t0) / 1e9;
 }
 
+/* GB/s of puts without pause, each released after, for a round (at least four puts), up
+ * to a status round trip: a program that puts as fast as it can, as Ray's
+ * single_client_put_gigabytes does; the pool never waits idle for it. */
+static double put_sustained(kray *k)
+{
+	struct kray_stats st;
+	double t0 = bench_now(), t;
+	int n = 0;
+	kray_ref ref;
+
+	do {
+		put_big(k, VIA_PUT, &ref);
+		if (kray_release(k, &ref, 1) < 0)
+			bench_die("kray_release", kray_errmsg(k));
+		n++;
+		t = bench_now() - t0;
+	} while (n < 4 || t < round_s);
+	status(k, &st);
+	return n * (double)BIG_SIZE / (bench_now() - t0) / 1e9;
+}
+
 /* Puts one object, gets it back and compares every byte. */
 static void verify_big(kray *k, int via, const char *what)
 {
@@ -509,7 +543,7 @@ static void verify_big(kray *k, int via, const char *what)
 }
 
 static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct krayd *huge,
-			    struct krayd *thpoff)
+			    struct krayd *thpoff, struct krayd *noreuse)
 {
 	double floor_s[2], fresh_s[2], hits[MAX_BURST];
 	uint64_t pool_full;
@@ -567,10 +601,20 @@ static void bench_put_bytes(struct krayd *pooled, struct krayd *nopool, struct k
 		m[M_MEMCPY].r[r] = bench_median_of(floor_s, 2);
 		m[M_MEMCPY_FRESH].r[r] = bench_median_of(fresh_s, 2);
 	}
+	/* Puts without pause, alternating between krayds that do and do not reuse the memory
+	 * of freed objects: the pool refills (zeroes) beside the puts, or takes their memory
+	 * back. */
+	put_sustained(noreuse->k);
+	for (int r = 0; r < rounds; r++) {
+		idle_pools(pooled, thpoff, pool_full);
+		m[M_PUT_GB_SUSTAINED].r[r] = put_sustained(pooled->k);
+		m[M_PUT_GB_SUSTAINED_NOREUSE].r[r] = put_sustained(noreuse->k);
+	}
 	pool_full_mib = pool_full >> 20;
 	verify_big(pooled->k, VIA_PUT, "kray_put 100 MiB, default pool");
 	verify_big(nopool->k, VIA_PUT, "kray_put 100 MiB, --pool-size 0");
 	verify_big(thpoff->k, VIA_PUT, "kray_put 100 MiB, --thp off");
+	verify_big(noreuse->k, VIA_PUT, "kray_put 100 MiB, --pool-reuse off");
 	if (huge)
 		verify_big(huge->k, VIA_PUT, "kray_put 100 MiB, --hugepages 1");
 	verify_big(pooled->k, VIA_CREATE, "kray_create 100 MiB");
@@ -715,8 +759,10 @@ int main(int argc, char **argv)
 	static const char *const nopool_flags[] = { "--pool-size", "0", NULL };
 	static const char *const thpoff_flags[] = { "--thp", "off", NULL };
 	static const char *const huge_flags[] = { "--hugepages", "1", "--pool-size", "0", NULL };
+	static const char *const noreuse_flags[] = { "--pool-reuse", "off", NULL };
 	struct krayd pooled = { .name = "default-pool" }, nopool = { .name = "pool-size-0" };
 	struct krayd huge = { .name = "hugepages" }, thpoff = { .name = "thp-off" };
+	struct krayd noreuse = { .name = "pool-reuse-off" };
 	int have_huge = reserved_hugepages() >= (long)(2 * BIG_SIZE / (2 << 20) + 2);
 	int leaks = 0;
 	double t;
@@ -758,6 +804,7 @@ int main(int argc, char **argv)
 	krayd_start(&pooled, bin, pooled_flags);
 	krayd_start(&nopool, bin, nopool_flags);
 	krayd_start(&thpoff, bin, thpoff_flags);
+	krayd_start(&noreuse, bin, noreuse_flags);
 	if (have_huge)
 		krayd_start(&huge, bin, huge_flags);
 
@@ -768,12 +815,14 @@ int main(int argc, char **argv)
 	phase_s[0] = bench_now() - t;
 
 	t = bench_now();
-	bench_put_bytes(&pooled, &nopool, have_huge ? &huge : NULL, &thpoff);
+	bench_put_bytes(&pooled, &nopool, have_huge ? &huge : NULL, &thpoff, &noreuse);
 	leaks |= leak_check(&pooled, "100 MiB puts");
 	leaks |= leak_check(&nopool, "100 MiB puts");
 	leaks |= leak_check(&thpoff, "100 MiB puts");
+	leaks |= leak_check(&noreuse, "100 MiB puts");
 	krayd_stop(&nopool);
 	krayd_stop(&thpoff);
+	krayd_stop(&noreuse);
 	if (have_huge) {
 		leaks |= leak_check(&huge, "100 MiB puts");
 		krayd_stop(&huge);

@@ -286,8 +286,10 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	 * now on (F_SEAL_FUTURE_WRITE), and F_SEAL_WRITE and F_SEAL_SEAL wait for their
 	 * mappings to go (krayd adds them then): FUTURE_WRITE|SHRINK|GROW with the seals still
 	 * open is krayd's seal in progress.  A memfd whose seals are closed without
-	 * F_SEAL_WRITE is refused. */
-	if (!lazy &&
+	 * F_SEAL_WRITE is refused.  A read-only open of a memfd is an object whose memory
+	 * krayd reuses once nobody holds it (pool-reuse): nothing can write, map it
+	 * writable, resize or seal it through this descriptor. */
+	if (!lazy && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY &&
 	    (seals < 0 || ((seals & ALL_SEALS) != ALL_SEALS &&
 			   ((seals & FUTURE_SEALS) != FUTURE_SEALS || (seals & F_SEAL_SEAL))))) {
 		*ret_why = "its memfd is not sealed";
@@ -510,8 +512,10 @@ static void objects_fini(struct kray *k)
 		struct view *vw = (struct view *)(uintptr_t)s->val;
 
 		if (vw->kind == MEM_VIEW) {
-			munmap(vw->addr, vw->maplen);
-			close(vw->fd);
+			if (vw->fd >= 0) { /* (not yet let go by kc_seal_refs()) */
+				munmap(vw->addr, vw->maplen);
+				close(vw->fd);
+			}
 		} else {
 			free(vw->addr);
 		}
@@ -675,17 +679,20 @@ int kc_seal_refs(struct kray *k, const kray_ref *ref, const kray_ref *refs, uint
 		free(vw);
 		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 	}
+	/* Let go first: krayd's seal (F_SEAL_WRITE, or a write lease) fails while the writer
+	 * still maps the memfd or holds its descriptor. */
+	if (vw->fd >= 0) {
+		munmap(vw->addr, vw->maplen);
+		close(vw->fd);
+		vw->fd = -1;
+	}
 	memcpy(&m.oid, ref, sizeof(m.oid));
 	/* The refs it contains follow: krayd keeps them alive with it. */
 	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SEAL, 0, WIRE_FIXED(m),
 			      WIRE_RAW(refs, (size_t)nrefs * sizeof(*refs)));
 	if (kc_end(k, off))
 		return -ENOMEM;
-	/* No writable mapping may remain, or krayd's F_SEAL_WRITE fails (the SEAL is only
-	 * queued yet). */
 	oidmap_del(&k->writing, oid(ref));
-	munmap(vw->addr, vw->maplen);
-	close(vw->fd);
 	free(vw);
 	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
 }

@@ -51,6 +51,10 @@ static const struct key keys[] = {
 	{ "pool-max", K_SIZE, offsetof(struct config, pool_max), 8, 0, 0,
 	  "how far the pool grows when creates (of objects up to pool-size) find it empty, "
 	  "back to pool-size after 30 s without a create (at most store-size)" },
+	{ "pool-reuse", K_BOOL, offsetof(struct config, pool_reuse), sizeof(bool), 0, 0,
+	  "on/off: the memory of a freed object (1M or more) goes back to the pool as it is, "
+	  "once nobody maps it, for the next object (not zeroed again; readers get a "
+	  "read-only descriptor rather than a write-sealed memfd; default on)" },
 	INT("hugepages", hugepages, 0, 1,
 	    "1: objects of 1M or more in huge pages (needs vm.nr_hugepages)"),
 	{ "thp", K_AUTO, offsetof(struct config, thp), sizeof(int), 0, 0,
@@ -366,6 +370,7 @@ static void set_defaults(struct config *cfg)
 	cfg->inline_max = 64 << 10;
 	cfg->pool_size = 256ull << 20;
 	cfg->pool_max = 1ull << 30;
+	cfg->pool_reuse = true;
 	cfg->log_level = LOG_INFO;
 	cfg->ready_fd = -1;
 	cfg->prestart = -1;

@@ -33,6 +33,7 @@ struct config {
 	bool spill_thread; /* spill and restore on store_io.c's thread (default), not the loop */
 	uint64_t pool_size; /* pre-faulted memory kept ready for new objects */
 	uint64_t pool_max; /* what the pool grows to when creates find it empty (pool.c) */
+	bool pool_reuse; /* freed objects' memory back to the pool (store_reuse.c) */
 	int hugepages; /* large objects in hugetlb memfds when huge pages are reserved */
 	int thp; /* 1 (auto): large objects in shmem transparent huge pages where allowed */
 	int lazy_restore; /* 1 (auto): a get of a spilled object maps it at once and its pages

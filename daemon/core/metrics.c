@@ -85,6 +85,9 @@ void metrics_render(struct krayd *d, struct kbuf *b)
 	G("pool_bytes", "Pre-faulted memory ready for new objects.", pool_bytes(d->pool));
 	G("pool_budget_bytes", "What the pool fills up to now (grown by bursts, pool-max).",
 	  pool_budget(d->pool));
+	C("pool_reused_bytes_total",
+	  "Bytes of freed objects' memory taken back by the pool for new objects (pool-reuse).",
+	  pool_given(d->pool));
 	C("frames_rejected_total", "Malformed frames refused.", s->frames_rejected);
 	C("actors_adopted_total",
 	  "Actors hosted by an idle pool worker instead of a process started for them.",

@@ -3,8 +3,8 @@
  * The pool of pre-faulted memfds.  On this VM a page fault costs 15-35 µs, so writing a
  * fresh memfd runs at a fraction of memcpy speed.  A filler thread keeps memfds whose
  * pages are already allocated and zeroed (written once through a mapping it then drops),
- * so a writer pays only for mapping them.  A sealed memfd can never be written again, so
- * each memfd serves one object: the pool refills, it does not recycle.
+ * so a writer pays only for mapping them.  A memfd sealed for good (F_SEAL_WRITE) serves
+ * one object: the pool refills.
  *
  * What to fill is learned from demand: every take of size S asks for another memfd of
  * size S, as long as the pool stays within its budget.  The loop thread never waits for
@@ -25,6 +25,10 @@
  * start), so that a writer that holds its object long, or writers that never all stop,
  * cannot keep the pool empty.  Nor does it while the pool is empty and the last take
  * found it so (a program that puts without pause).
+ *
+ * With pool-reuse, the memory of freed objects comes back (pool_give(), store_reuse.c) as
+ * it is, in place of a refill: a program that puts and frees objects of one size without
+ * pause finds its memory ready, not zeroed, as in Ray's store.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -58,6 +62,7 @@ struct pool {
 	pthread_cond_t cond;
 	pthread_t thread;
 	uint64_t budget, bytes, ordered; /* bytes ready, bytes asked for */
+	uint64_t given; /* bytes of freed objects taken back (pool_give()), ever */
 	uint64_t base, max; /* the budget's floor (pool-size) and ceiling (pool-max) */
 	int64_t taken; /* CLOCK_MONOTONIC ns: the last take */
 	int64_t shrink_ns; /* back to base this long after it (POOL_SHRINK_NS) */
@@ -186,7 +191,8 @@ static void *filler(void *arg)
 		p->ordered -= size;
 		if (fd < 0)
 			continue;
-		if (p->stop || p->nready == POOL_MAX) {
+		/* (Freed objects' memory may have filled it meanwhile: pool_give().) */
+		if (p->stop || p->nready == POOL_MAX || p->bytes + size > p->budget) {
 			close(fd);
 			continue;
 		}
@@ -254,6 +260,30 @@ int pool_take(struct pool *p, uint64_t size)
 	return fd >= 0 ? fd : fresh(size);
 }
 
+bool pool_give(struct pool *p, int fd, uint64_t size)
+{
+	bool kept = false;
+
+	if (!p->budget)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	if (!p->stop && p->nready < POOL_MAX && p->bytes + size <= p->budget) {
+		/* It stands in for a refill of about its size that has not begun. */
+		for (unsigned i = 0; i < p->norders; i++)
+			if (p->orders[i] <= size && size - p->orders[i] <= p->orders[i] / 4) {
+				p->ordered -= p->orders[i];
+				p->orders[i] = p->orders[--p->norders];
+				break;
+			}
+		p->ready[p->nready++] = (struct seg){ fd, size };
+		p->bytes += size;
+		p->given += size;
+		kept = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return kept;
+}
+
 void pool_write_begins(struct pool *p, uint64_t size)
 {
 	int64_t now, ns;
@@ -303,6 +333,11 @@ static uint64_t read_locked(struct pool *p, const uint64_t *v)
 uint64_t pool_budget(struct pool *p)
 {
 	return read_locked(p, &p->budget);
+}
+
+uint64_t pool_given(struct pool *p)
+{
+	return read_locked(p, &p->given);
 }
 
 uint64_t pool_bytes(struct pool *p)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/krayd.h"
 #include "core/conn.h"
@@ -293,7 +294,7 @@ static int on_seal(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-/* The reply to a CREATE: the memfd, or why not (status). */
+/* The reply to a CREATE: the writer's descriptor (fd, closed here), or why not (status). */
 static void create_reply(struct conn *c, uint64_t req, const struct kray_oid *oid, int status,
 			 int fd)
 {
@@ -312,6 +313,8 @@ static void create_reply(struct conn *c, uint64_t req, const struct kray_oid *oi
 		store_seal_error(d, o, KRAY_WE_INTERNAL, "create failed", 13);
 		store_conn_unref(c, oid);
 	}
+	if (fd >= 0)
+		close(fd); /* (the frame holds its own) */
 	conn_end_frame(c, off);
 	conn_flush_later(c);
 }

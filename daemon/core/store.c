@@ -36,6 +36,7 @@ struct obj *store_create(struct krayd *d, const struct kray_oid *id)
 	o->id = *id;
 	o->state = OBJ_PENDING;
 	o->fd = -1;
+	o->mem = -1;
 	*slot = (uint64_t)(uintptr_t)o;
 	d->st.objects++;
 	return o;

@@ -49,6 +49,8 @@ struct obj {
 	uint32_t refs;
 	uint32_t pins; /* views handed out and not yet dropped */
 	int fd;
+	int mem; /* pool-reuse: the memfd itself, kept to reuse its memory once nobody holds it;
+		  * fd is then a read-only open of it (store_reuse.c).  -1: fd is sealed */
 	bool spilled;
 	uint8_t io; /* enum obj_io */
 	int io_err; /* spilled: why its last restore failed (-errno; told to the next get) */
@@ -290,7 +292,20 @@ int store_spill_open(struct krayd *d);
 /* Lets go of it (after store_mem_fini() removed it). */
 void store_spill_close(struct krayd *d);
 
+/* store_reuse.c: memory reused in place (pool-reuse) */
+/* The descriptor to hand the writer of memfd (size bytes): a reopen of it, or a dup;
+ * -errno.  The caller closes it once sent. */
+int store_writer_fd(struct krayd *d, int memfd, uint64_t size);
+/* Seals written o for reuse: no writer holds it any more (EBUSY: one does), and from now on
+ * o->fd is a read-only open and o->mem the memfd.  0, -1 (errno), or 1: o is not to be
+ * reused (seal it for good: store_seal_fd()). */
+int store_seal_reuse(struct krayd *d, struct obj *o);
+/* Lets go of large o's memory (fd and mem -1 after): back to the pool when nobody holds it
+ * and it was sealed for reuse, closed otherwise. */
+void store_free_mem(struct krayd *d, struct obj *o);
+
 /* store_large.c: writing large objects */
+/* *ret_fd: the writer's descriptor, which the caller sends and closes. */
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
 /* Gives pending object o a memfd of size bytes that c writes (an object arriving from
@@ -306,6 +321,11 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 struct pool *pool_start(uint64_t budget, uint64_t max, bool huge);
 /* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
 int pool_take(struct pool *p, uint64_t size);
+/* Takes back fd (size bytes, the memory of a freed object, nobody else's any more) as a
+ * ready memfd if the budget has room (returns true; else the caller closes it). */
+bool pool_give(struct pool *p, int fd, uint64_t size);
+/* Bytes taken back so, ever (a counter). */
+uint64_t pool_given(struct pool *p);
 /* An object of size bytes begins (ends: sealed, aborted) being written: the filler steps
  * aside while some are, for a time their sizes set (pool.c). */
 void pool_write_begins(struct pool *p, uint64_t size);

@@ -3,8 +3,10 @@
  * Writing large objects.  A writer asks for an object (CREATE): krayd makes room, hands it
  * a memfd from the pool of pre-faulted memory (store_mem.c), and the writer maps it,
  * writes it and asks krayd to SEAL it.  krayd seals (F_SEAL_WRITE fails while any
- * writable mapping exists, so a sealed object is immutable) and publishes it.  Readers
- * get a dup of the fd and map it read-only; each view is a pin until the reader drops it.
+ * writable mapping exists, so a sealed object is immutable; with pool-reuse a write lease
+ * proves the same, and readers get a read-only open: store_reuse.c) and publishes it.
+ * Readers get a dup of the fd and map it read-only; each view is a pin until the reader
+ * drops it.
  * An object arriving from another node is written the same way (store_begin_large()),
  * and a task's large result may take over an object its worker made (store_move()).
  */
@@ -32,10 +34,14 @@ int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size,
 	fd = store_new_memfd(d, size, false);
 	if (fd < 0)
 		return fd;
-	o = store_create(d, id);
+	*ret_fd = store_writer_fd(d, fd, size);
+	o = *ret_fd >= 0 ? store_create(d, id) : NULL;
 	if (!o) {
+		r = *ret_fd >= 0 ? -EEXIST : *ret_fd;
+		if (*ret_fd >= 0)
+			close(*ret_fd);
 		close(fd);
-		return -EEXIST;
+		return r;
 	}
 	o->type = KRAY_WT_FD;
 	o->fd = fd;
@@ -44,7 +50,6 @@ int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size,
 	d->st.store_bytes += size;
 	(*oidmap_upsert(&c->refs, id, &fresh))++;
 	store_ref(o);
-	*ret_fd = fd;
 	return 0;
 }
 
@@ -87,17 +92,19 @@ int store_seal_large(struct conn *c, const struct kray_oid *id)
 	struct obj *o = store_get(d, id);
 	struct stat st;
 	char msg[128];
+	int r;
 
 	if (!o || o->writer != c || o->state != OBJ_PENDING)
 		return -ENOENT;
 	store_writer_end(d, o);
-	if (store_seal_fd(o->fd, o->lazy && store_lazy_in_place(o->lazy)) || fstat(o->fd, &st) ||
-	    (uint64_t)st.st_size < o->size) {
+	r = store_seal_reuse(d, o);
+	if (r > 0)
+		r = store_seal_fd(o->fd, o->lazy && store_lazy_in_place(o->lazy));
+	if (r || fstat(o->fd, &st) || (uint64_t)st.st_size < o->size) {
 		snprintf(msg, sizeof(msg), "object could not be sealed: %s",
 			 errno == EBUSY ? "its writer still maps it writable" : strerror(errno));
 		d->st.store_bytes -= o->size;
-		close(o->fd);
-		o->fd = -1;
+		store_free_mem(d, o);
 		o->type = KRAY_WT_NIL;
 		store_seal_error(d, o, KRAY_WE_INTERNAL, msg, strlen(msg));
 		return 0;
@@ -131,9 +138,10 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src)
 	}
 	dst->type = KRAY_WT_FD;
 	dst->fd = src->fd;
+	dst->mem = src->mem;
 	dst->size = src->size;
 	store_lru_del(d, src);
-	src->fd = -1;
+	src->fd = src->mem = -1;
 	src->size = 0;
 	src->type = KRAY_WT_NIL;
 	store_lru_add(d, dst);

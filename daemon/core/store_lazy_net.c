@@ -135,7 +135,8 @@ struct lazy *store_lazy_new_net_minor(struct krayd *d, const struct kray_oid *id
 int store_lazy_mapped_late(struct conn *c, struct obj *o, const struct kray_oid *id, uint64_t addr,
 			   uint64_t len)
 {
-	bool whole = o->type == KRAY_WT_FD && o->fd >= 0;
+	/* (Not one sealed for reuse: such a reader never had it lazily.) */
+	bool whole = o->type == KRAY_WT_FD && o->fd >= 0 && o->mem < 0;
 	struct lazy *lz;
 
 	if (!c->d->lazy || !store_conn_lazy_minor(c))

@@ -71,8 +71,7 @@ static void spill_path(struct krayd *d, const struct obj *o, uint32_t gen, char 
 static void spilled(struct krayd *d, struct obj *o, uint32_t gen)
 {
 	store_lru_del(d, o);
-	store_io_close(d, o->fd, o->size);
-	o->fd = -1;
+	store_free_mem(d, o);
 	o->spilled = true;
 	o->spill_gen = gen;
 	d->st.store_bytes -= o->size;
@@ -702,7 +701,7 @@ void store_drop_large(struct krayd *d, struct obj *o)
 	if (o->fd >= 0) {
 		ext_obj_withdraw(d, o, false); /* out of the table before its memory goes */
 		store_lru_del(d, o);
-		store_io_close(d, o->fd, o->size);
+		store_free_mem(d, o);
 		d->st.store_bytes -= o->size;
 	}
 	if (o->spilled) {
