@@ -338,7 +338,8 @@ static int load_file(struct config *cfg, const char *path)
 		key = trim(s);
 		val = trim(eq + 1);
 		k = find_key(key);
-		if (!k || !strcmp(key, "ready-fd")) {
+		/* (ready-fd is a flag only, however spelt: ready_fd too) */
+		if (!k || !strcmp(k->name, "ready-fd")) {
 			fprintf(stderr, "krayd: %s:%d: unknown key '%s'\n", path, lineno, key);
 			r = -EINVAL;
 			break;
