@@ -91,6 +91,7 @@ void core_setup(const char *const *flags)
 		argv[argc++] = *flags;
 	cr_assert_eq(config_load(&d.cfg, argc, (char **)argv), 0, "config");
 	d.node = 7;
+	d.kmod_fd = -1; /* (as kmod_init() leaves it without /dev/kray) */
 	d.client_kind = &proto_client;
 	d.handle_gone = handle_gone;
 	d.worker_lost = sched_worker_lost;

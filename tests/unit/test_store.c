@@ -175,6 +175,7 @@ Test(store, large_objects_are_written_sealed_published_and_withdrawn)
 	c = core_client();
 	cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
 	fill(fd, size, 5);
+	close(fd);
 	cr_assert_eq(store_seal_large(c, &id), 0);
 	o = store_get(&d, &id);
 	cr_assert_eq(o->state, OBJ_READY);
@@ -213,7 +214,160 @@ Test(store, a_writer_that_still_maps_it_writable_gets_an_error_object)
 	cr_assert(memmem(o->data, o->len, "writable", 8), "says why: %.*s", (int)o->len,
 		  (char *)o->data);
 	munmap(w, 1 << 20);
+	close(fd);
 	core_client_free(c);
+}
+
+/* pool-reuse (store_reuse.c): n objects of size written with seeds seed.. and sealed. */
+static void make_sealed(struct conn *c, uint32_t seq, unsigned n, size_t size, uint8_t seed)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct kray_oid id = oid(seq + i, KRAY_OID_PUT);
+		int fd = -1;
+
+		cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+		fill(fd, size, (uint8_t)(seed + i));
+		close(fd);
+		cr_assert_eq(store_seal_large(c, &id), 0);
+		cr_assert_eq(store_get(&d, &id)->type, KRAY_WT_FD);
+	}
+}
+
+static const char *const reuse_flags[] = { "--pool-size", "64M", NULL };
+
+Test(store, reuse_seals_with_a_read_only_open_and_takes_the_memory_back)
+{
+	struct kray_oid id = oid(20, KRAY_OID_PUT);
+	size_t size = 4u << 20;
+	struct conn *c;
+	struct obj *o;
+	void *p;
+	int fd = -1, mem;
+
+	core_setup((const char *const *)reuse_flags);
+	c = core_client();
+	cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+	cr_assert_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR, "the writer writes");
+	fill(fd, size, 3);
+	close(fd);
+	cr_assert_eq(store_seal_large(c, &id), 0);
+	o = store_get(&d, &id);
+	cr_assert_eq(o->type, KRAY_WT_FD);
+	cr_assert_geq(o->mem, 0, "sealed for reuse");
+	cr_assert_eq(fcntl(o->fd, F_GETFL) & O_ACCMODE, O_RDONLY, "readers get a read-only open");
+	cr_assert_eq(fcntl(o->fd, F_GET_SEALS) & F_SEAL_WRITE, 0);
+	/* Nothing a reader can do with it writes: */
+	cr_assert_eq(mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, o->fd, 0), MAP_FAILED);
+	cr_assert_eq(write(o->fd, "x", 1), -1);
+	cr_assert_eq(ftruncate(o->fd, 1), -1);
+	cr_assert_eq(fcntl(o->fd, F_ADD_SEALS, F_SEAL_WRITE), -1, "nor seal it for good");
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, o->fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(mprotect(p, size, PROT_READ | PROT_WRITE), -1);
+	munmap(p, size);
+	cr_assert(same(o->fd, size, 3));
+	mem = o->mem;
+	store_conn_unref(c, &id);
+	cr_assert_null(store_get(&d, &id));
+	cr_assert_eq(pool_given(d.pool), size, "its memory went back to the pool");
+	cr_assert_geq(pool_bytes(d.pool), size);
+	/* One of the next two creates of its size (the pool may hold a refill beside it) gets
+	 * that memory, as it was. */
+	for (uint32_t seq = 21; seq < 23 && mem >= 0; seq++) {
+		id = oid(seq, KRAY_OID_PUT);
+		cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+		o = store_get(&d, &id);
+		if (o->fd == mem) {
+			cr_assert(same(fd, size, 3), "not zeroed again");
+			mem = -1;
+		}
+		fill(fd, size, 9);
+		close(fd);
+		cr_assert_eq(store_seal_large(c, &id), 0);
+		cr_assert(same(o->fd, size, 9));
+	}
+	cr_assert_eq(mem, -1, "the memfd was not reused");
+	core_client_free(c);
+}
+
+Test(store, reuse_keeps_memory_that_a_reader_still_maps)
+{
+	struct kray_oid id = oid(30, KRAY_OID_PUT);
+	size_t size = 2u << 20;
+	struct conn *c;
+	struct obj *o;
+	uint8_t *p;
+	int fd;
+
+	core_setup((const char *const *)reuse_flags);
+	c = core_client();
+	make_sealed(c, 30, 1, size, 4);
+	o = store_get(&d, &id);
+	/* A reader that maps it and closed its descriptor, and unpinned (or never said). */
+	fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 3);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	close(fd);
+	store_conn_unref(c, &id);
+	cr_assert_null(store_get(&d, &id));
+	cr_assert_eq(pool_given(d.pool), 0, "a mapping holds it: not taken back");
+	/* New objects of its size never land in it. */
+	make_sealed(c, 31, 3, size, 40);
+	for (size_t i = 0; i < size; i++)
+		cr_assert_eq(p[i], (uint8_t)(4 + i * 7), "byte %zu of the mapped object changed", i);
+	munmap(p, size);
+	/* Once nobody maps them, freed objects go back. */
+	for (uint32_t s = 31; s < 34; s++)
+		store_conn_unref(c, &(struct kray_oid){ 7, 1, s, KRAY_OID_PUT });
+	cr_assert_eq(pool_given(d.pool), 3 * size);
+	core_client_free(c);
+}
+
+Test(store, reuse_refuses_a_writer_that_still_holds_its_descriptor)
+{
+	struct kray_oid id = oid(40, KRAY_OID_PUT);
+	struct conn *c;
+	struct obj *o;
+	int fd = -1;
+
+	core_setup((const char *const *)reuse_flags);
+	c = core_client();
+	cr_assert_eq(store_create_large(c, &id, 1 << 20, &fd), 0);
+	fill(fd, 1 << 20, 1);
+	cr_assert_eq(store_seal_large(c, &id), 0, "(fd still open: it could write on)");
+	o = store_get(&d, &id);
+	cr_assert_eq(o->type, KRAY_WT_ERROR, "never an object its writer can still change");
+	cr_assert(memmem(o->data, o->len, "writable", 8), "says why: %.*s", (int)o->len,
+		  (char *)o->data);
+	close(fd);
+	core_client_free(c);
+}
+
+static void expect_sealed_for_good(const char *const *flags, uint32_t seq, size_t size)
+{
+	struct kray_oid id = oid(seq, KRAY_OID_PUT);
+	struct conn *c;
+	struct obj *o;
+
+	core_setup(flags);
+	c = core_client();
+	make_sealed(c, seq, 1, size, 1);
+	o = store_get(&d, &id);
+	cr_assert_eq(o->mem, -1);
+	cr_assert_eq(fcntl(o->fd, F_GET_SEALS) & STORE_SEALS, STORE_SEALS);
+	core_client_free(c);
+}
+
+Test(store, reuse_off_seals_for_good)
+{
+	const char *flags[] = { "--pool-size", "64M", "--pool-reuse", "off", NULL };
+
+	expect_sealed_for_good(flags, 50, 4u << 20);
+}
+
+Test(store, reuse_leaves_objects_under_1m_sealed_for_good)
+{
+	expect_sealed_for_good((const char *const *)reuse_flags, 51, (1u << 20) - 1);
 }
 
 Test(store, a_full_store_spills_and_restores_byte_for_byte)
@@ -230,6 +384,7 @@ Test(store, a_full_store_spills_and_restores_byte_for_byte)
 	c = core_client();
 	cr_assert_eq(store_create_large(c, &a, size, &fd), 0);
 	fill(fd, size, 1);
+	close(fd);
 	cr_assert_eq(store_seal_large(c, &a), 0);
 	cr_assert_eq(store_create_large(c, &b, size, &fd), 0, "room is made by spilling a");
 	oa = store_get(&d, &a);
@@ -238,6 +393,7 @@ Test(store, a_full_store_spills_and_restores_byte_for_byte)
 	cr_assert_eq(d.st.objects_spilled, 1);
 	cr_assert_eq(stat(d.cfg.spill_dir, &st), 0, "the spill directory exists");
 	fill(fd, size, 2);
+	close(fd);
 	cr_assert_eq(store_seal_large(c, &b), 0);
 	cr_assert_eq(store_restore(&d, oa), 0, "b is spilled in turn");
 	ob = store_get(&d, &b);
