@@ -226,7 +226,7 @@ struct pool *pool_start(uint64_t budget, uint64_t max, bool huge)
 	return p;
 }
 
-int pool_take(struct pool *p, uint64_t size)
+int pool_take(struct pool *p, uint64_t size, bool back)
 {
 	int fd = -1;
 	unsigned best = POOL_MAX;
@@ -250,8 +250,10 @@ int pool_take(struct pool *p, uint64_t size)
 		p->budget = p->budget + size < p->max ? p->budget + size : p->max;
 	}
 	p->taken = now_ns();
-	/* Expect another of this size. */
-	if (p->bytes + p->ordered + size <= p->budget && p->norders < POOL_MAX) {
+	/* Expect another of this size, unless this memory comes back for it (a refill would
+	 * zero memory beside the writer's copy, only to be let go: bytes + size > budget). */
+	if (!(back && !p->last_missed) && p->bytes + p->ordered + size <= p->budget &&
+	    p->norders < POOL_MAX) {
 		p->orders[p->norders++] = size;
 		p->ordered += size;
 		pthread_cond_signal(&p->cond);

@@ -300,6 +300,9 @@ int store_writer_fd(struct krayd *d, int memfd, uint64_t size);
  * o->fd is a read-only open and o->mem the memfd.  0, -1 (errno), or 1: o is not to be
  * reused (seal it for good: store_seal_fd()). */
 int store_seal_reuse(struct krayd *d, struct obj *o);
+/* Whether a new object of size bytes written by a client or a node link is to be sealed
+ * for reuse (its memory comes back to the pool when it is freed). */
+bool store_reusable(struct krayd *d, uint64_t size);
 /* Lets go of large o's memory (fd and mem -1 after): back to the pool when nobody holds it
  * and it was sealed for reuse, closed otherwise. */
 void store_free_mem(struct krayd *d, struct obj *o);
@@ -319,8 +322,10 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 /* A pool of budget bytes (0: none), which grows up to max bytes while takes find it
  * empty; huge: pre-fault in shmem transparent huge pages (MADV_HUGEPAGE). */
 struct pool *pool_start(uint64_t budget, uint64_t max, bool huge);
-/* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno. */
-int pool_take(struct pool *p, uint64_t size);
+/* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno.  back: its
+ * memory is expected back when its object is freed (pool-reuse), so a take that finds a
+ * memfd ready orders no refill. */
+int pool_take(struct pool *p, uint64_t size, bool back);
 /* Takes back fd (size bytes, the memory of a freed object, nobody else's any more) as a
  * ready memfd if the budget has room (returns true; else the caller closes it). */
 bool pool_give(struct pool *p, int fd, uint64_t size);

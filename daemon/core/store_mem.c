@@ -305,7 +305,7 @@ int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
 				     "using normal pages",
 				     (unsigned long long)size);
 	}
-	fd = pool_take(d->pool, size);
+	fd = pool_take(d->pool, size, !restore && store_reusable(d, size));
 	if (fd < 0)
 		return fd;
 	if (ftruncate(fd, (off_t)size)) {

@@ -58,17 +58,16 @@ static int unshared(int memfd)
 	return r;
 }
 
-static bool reusable(struct krayd *d, const struct obj *o)
+bool store_reusable(struct krayd *d, uint64_t size)
 {
-	return d->cfg.pool_reuse && pool_budget(d->pool) && o->size >= REUSE_MIN &&
-	       d->kmod_fd < 0 && !o->lazy;
+	return d->cfg.pool_reuse && size >= REUSE_MIN && d->kmod_fd < 0 && pool_budget(d->pool);
 }
 
 int store_writer_fd(struct krayd *d, int memfd, uint64_t size)
 {
 	int fd = -1;
 
-	if (size >= REUSE_MIN && d->cfg.pool_reuse && pool_budget(d->pool))
+	if (store_reusable(d, size))
 		fd = reopen(memfd, O_RDWR);
 	if (fd < 0)
 		fd = fcntl(memfd, F_DUPFD_CLOEXEC, 3);
@@ -80,7 +79,7 @@ int store_seal_reuse(struct krayd *d, struct obj *o)
 	struct timespec ms = { 0, 1000000 };
 	int ro, r = -1;
 
-	if (!reusable(d, o))
+	if (!store_reusable(d, o->size) || o->lazy)
 		return 1;
 	for (int i = 0; i < SEAL_TRIES && !(r = unshared(o->fd)); i++)
 		nanosleep(&ms, NULL);

@@ -35,12 +35,12 @@ TestSuite(pool, .timeout = 60);
 Test(pool, a_take_is_refilled_in_the_background)
 {
 	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
-	int fd = pool_take(p, SIZE); /* (none ready: a fresh one, and one ordered) */
+	int fd = pool_take(p, SIZE, false); /* (none ready: a fresh one, and one ordered) */
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "the pool did not refill");
 	close(fd);
-	fd = pool_take(p, SIZE);
+	fd = pool_take(p, SIZE, false);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(pool_bytes(p), 0, "the ready memfd was not taken");
 	close(fd);
@@ -51,7 +51,7 @@ Test(pool, a_take_is_refilled_in_the_background)
 static struct pool *stocked(void)
 {
 	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
-	int fd = pool_take(p, SIZE);
+	int fd = pool_take(p, SIZE, false);
 
 	cr_assert_geq(fd, 0);
 	close(fd);
@@ -69,7 +69,7 @@ static void aside_while_writing(uint64_t size, useconds_t wait_us, double aside_
 	int fd;
 
 	pool_write_begins(p, size);
-	fd = pool_take(p, SIZE);
+	fd = pool_take(p, SIZE, false);
 	cr_assert_geq(fd, 0);
 	usleep(wait_us);
 	if (now_ms() - t0 < aside_ms)
@@ -97,7 +97,7 @@ Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
 	int fd;
 
 	pool_write_begins(p, SIZE);
-	fd = pool_take(p, SIZE);
+	fd = pool_take(p, SIZE, false);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "the pool stayed empty behind a writer");
 	pool_write_ends(p);
@@ -114,7 +114,7 @@ Test(pool, the_filler_refills_beside_a_writer_that_found_nothing)
 	int fd;
 
 	pool_write_begins(p, 1ull << 30); /* (1 s aside, were it to step aside) */
-	fd = pool_take(p, SIZE);
+	fd = pool_take(p, SIZE, false);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(wait_bytes(p, SIZE, 500), SIZE, "the filler stepped aside");
 	pool_write_ends(p);
@@ -132,7 +132,7 @@ Test(pool, misses_grow_it_up_to_its_max_then_it_shrinks_back)
 	int fd[4];
 
 	for (int i = 0; i < 4; i++) {
-		fd[i] = pool_take(p, BIG);
+		fd[i] = pool_take(p, BIG, false);
 		cr_assert_geq(fd[i], 0);
 	}
 	cr_assert_eq(pool_budget(p), 3 * BIG, "budget %llu after 4 misses",
@@ -141,7 +141,7 @@ Test(pool, misses_grow_it_up_to_its_max_then_it_shrinks_back)
 	for (int i = 0; i < 4; i++)
 		close(fd[i]);
 	for (int i = 0; i < 3; i++) {
-		fd[i] = pool_take(p, BIG);
+		fd[i] = pool_take(p, BIG, false);
 		cr_assert_geq(fd[i], 0);
 	}
 	cr_assert_eq(pool_bytes(p), 0, "the burst did not take the three ready memfds");
@@ -166,7 +166,7 @@ Test(pool, no_growth_past_a_max_equal_to_its_base)
 
 	pool_write_begins(p, SIZE);
 	for (int i = 0; i < 3; i++) {
-		fd = pool_take(p, SIZE);
+		fd = pool_take(p, SIZE, false);
 		cr_assert_geq(fd, 0);
 		close(fd);
 	}
@@ -181,7 +181,7 @@ Test(pool, no_growth_for_objects_larger_than_its_base)
 	struct pool *p = pool_start(SIZE, 8 * SIZE, false);
 
 	for (int i = 0; i < 3; i++) {
-		int fd = pool_take(p, 2 * SIZE);
+		int fd = pool_take(p, 2 * SIZE, false);
 
 		cr_assert_geq(fd, 0);
 		close(fd);

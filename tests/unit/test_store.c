@@ -314,7 +314,8 @@ Test(store, reuse_keeps_memory_that_a_reader_still_maps)
 	/* New objects of its size never land in it. */
 	make_sealed(c, 31, 3, size, 40);
 	for (size_t i = 0; i < size; i++)
-		cr_assert_eq(p[i], (uint8_t)(4 + i * 7), "byte %zu of the mapped object changed", i);
+		cr_assert_eq(p[i], (uint8_t)(4 + i * 7), "byte %zu of the mapped object changed",
+			     i);
 	munmap(p, size);
 	/* Once nobody maps them, freed objects go back. */
 	for (uint32_t s = 31; s < 34; s++)
