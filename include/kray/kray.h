@@ -237,7 +237,10 @@ int kray_hold(kray *k, const kray_ref *refs, size_t n);
  * Creates an object of size bytes to be written in place (no extra copy): *ret_data is
  * writable memory until kray_seal(), which publishes the object and unmaps it.  Objects
  * over the inline limit live in a memfd from the object store's pool of pre-faulted
- * memory, sealed (F_SEAL_WRITE|SHRINK|GROW|SEAL) before anyone else sees them.
+ * memory, sealed (F_SEAL_WRITE|SHRINK|GROW|SEAL) before anyone else sees them, or (1 MiB
+ * or more, krayd's pool-reuse) handed to readers as read-only descriptors, the memory
+ * reused once nobody holds it; either way immutable to every reader.  With pool-reuse
+ * the memory may hold an earlier object's bytes until written.
  * Returns 0, -ENOSPC (the store is full and nothing can be spilled: every object is
  * mapped, or the spill directory is full), -EINVAL or -EPIPE.
  */
