@@ -522,6 +522,36 @@ Test(objects, view_outlives_shutdown, .timeout = 60)
 	harness_stop_krayd(&h);
 }
 
+/* pool-reuse (docs/objects.md): a freed object whose memory a process still maps is never
+ * reused, while objects of its size are put, got byte-exact and freed (their memory reused)
+ * around it. */
+Test(objects, mapped_memory_is_never_reused, .timeout = 60)
+{
+	struct harness h;
+	kray_value v, w;
+	kray_ref r;
+	kray *k, *k2;
+
+	start_krayd(&h, NULL);
+	k = harness_connect(h.sock);
+	r = put_pattern(k, 4 * MiB, 71, NULL);
+	v = get_ok(k, r, "the object to keep mapped");
+	harness_shutdown(k); /* its refs and pins go: the object is freed, the view stays */
+	k2 = harness_connect(h.sock);
+	for (int i = 0; i < 8; i++) {
+		r = put_pattern(k2, 4 * MiB, 80 + i, NULL);
+		w = get_ok(k2, r, "a put beside the mapped one");
+		expect_pattern(&w, 4 * MiB, 80 + i, "a put beside the mapped one");
+		kray_value_clear(&w);
+		kray_release(k2, &r, 1);
+		expect_pattern(&v, 4 * MiB, 71, "the freed object a view still maps");
+	}
+	kray_value_clear(&v);
+	expect_all_freed(k2, "after the puts and the view");
+	harness_shutdown(k2);
+	harness_stop_krayd(&h);
+}
+
 /* A ref released by this process cannot be got any more, small or large, whether or not
  * a value still maps it (kray.h: KRAY_ERR_OBJECT_LOST, "never received, or released"). */
 Test(objects, get_after_release_refused, .timeout = 60)

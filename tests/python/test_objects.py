@@ -116,6 +116,25 @@ def test_numpy_100mb_round_trip_without_copy(ray_start):
     assert after["objects_pinned"] <= ray._kray.status()["objects_pinned"]
 
 
+def test_arrays_put_and_freed_back_to_back_keep_their_bytes(ray_start):
+    # pool-reuse (docs/objects.md): each freed array's memory is the next one's; a live
+    # array and the arrays got back stay exactly what was put.
+    ray = ray_start
+    keep = np.full(4 << 20, 7, dtype=np.uint8)
+    kept = ray.put(keep)
+    view = ray.get(kept)
+    for i in range(12):
+        a = np.full(4 << 20, i, dtype=np.uint8)
+        ref = ray.put(a)
+        assert np.array_equal(ray.get(ref), a)
+        del ref
+        assert (view == 7).all()
+    del kept
+    for i in range(4):  # the freed one stays readable through the view
+        ray.get(ray.put(np.full(4 << 20, 100 + i, dtype=np.uint8)))
+        assert (view == 7).all()
+
+
 def test_numpy_returned_by_task_lands_in_store_once(ray_start):
     ray = ray_start
 
