@@ -690,7 +690,8 @@ static void json(FILE *f, void *arg)
 		fprintf(f, "\"%s\": %.3f, ", m[i].key, m[i].med);
 	fprintf(f,
 		"\"put_vs_memcpy\": %.3f, \"put_pool_hit_vs_memcpy\": %.3f, "
-		"\"put_one_vs_memcpy\": %.3f, "
+		"\"put_one_vs_memcpy\": %.3f, \"put_sustained_vs_memcpy\": %.3f, "
+		"\"put_sustained_noreuse_vs_memcpy\": %.3f, "
 		"\"put_nopool_vs_memcpy\": %.3f, \"put_thp_off_vs_memcpy\": %.3f, "
 		"\"create_seal_vs_memcpy\": %.3f, "
 		"\"fresh_map_vs_memcpy\": %.3f, \"get_1gib_vs_1mib_first\": %.2f, "
@@ -700,6 +701,7 @@ static void json(FILE *f, void *arg)
 		"\"phase_s\": {\"small\": %.2f, \"puts\": %.2f, \"gets\": %.2f}, "
 		"\"per_round\": {",
 		ratio(M_PUT_GB), ratio(M_PUT_GB_POOL_HIT), ratio(M_PUT_GB_ONE),
+		ratio(M_PUT_GB_SUSTAINED), ratio(M_PUT_GB_SUSTAINED_NOREUSE),
 		ratio(M_PUT_GB_NOPOOL), ratio(M_PUT_GB_THP_OFF), ratio(M_CREATE_GB),
 		ratio(M_MEMCPY_FRESH), ratio(M_GET_1GIB_FIRST), ratio(M_GET_1GIB_CLEAR), BIG_SIZE,
 		burst, (unsigned long long)pool_full_mib, rounds, round_s,
