@@ -21,13 +21,15 @@
  *   reader let go, however it behaves) before its memory goes back to the pool.  Where the
  *   lease is refused the memory is let go as before.
  *
- * Objects with lazy readers and objects published in /dev/kray (which wants F_SEAL_WRITE)
- * are sealed for good, as are all objects where reuse is off.  A new object's memory then
+ * Objects with lazy readers, objects published in /dev/kray (which wants F_SEAL_WRITE) and
+ * objects in hugetlb memfds are sealed for good, as are all objects where reuse is off.  A new object's memory then
  * holds an old object's bytes until its writer writes it, as in Ray's store.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,9 +79,13 @@ int store_writer_fd(struct krayd *d, int memfd, uint64_t size)
 int store_seal_reuse(struct krayd *d, struct obj *o)
 {
 	struct timespec ms = { 0, 1000000 };
+	struct statfs fs;
 	int ro, r = -1;
 
-	if (!store_reusable(d, o->size) || o->lazy)
+	/* (A hugetlb memfd, hugepages = 1, is rounded up to whole pages and cannot be written
+	 * with write(2): not one for the pool.) */
+	if (!store_reusable(d, o->size) || o->lazy || fstatfs(o->fd, &fs) ||
+	    fs.f_type == HUGETLBFS_MAGIC)
 		return 1;
 	for (int i = 0; i < SEAL_TRIES && !(r = unshared(o->fd)); i++)
 		nanosleep(&ms, NULL);
