@@ -598,6 +598,7 @@ enum fake_mode {
 	FK_UNSEALED, /* no seals at all */
 	FK_NO_WRITE_SEAL, /* SHRINK | GROW | SEAL: its writer may still write */
 	FK_FUTURE_WRITE, /* FUTURE_WRITE instead of WRITE: an old mapping may still write */
+	FK_READ_ONLY, /* no seals, a read-only open: a good object (krayd's pool-reuse) */
 	FK_SIZE_BIGGER, /* sealed, but the announced size is twice the real one */
 	FK_SIZE_SMALLER, /* sealed, announced size half the real one */
 	FK_PIPE, /* not a memfd at all */
@@ -690,6 +691,16 @@ static int fk_get_reply(int c, const struct kray_frame_hdr *h, const uint8_t *bo
 		fd = fk_memfd(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL,
 			      FAKE_LEN);
 		break;
+	case FK_READ_ONLY: {
+		int rw = fk_memfd(0, FAKE_LEN);
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", rw);
+		fd = rw >= 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		if (rw >= 0)
+			close(rw);
+		break;
+	}
 	case FK_SIZE_BIGGER:
 		fd = fk_memfd(ALL_SEALS, FAKE_LEN);
 		announce = 2 * FAKE_LEN;
@@ -806,6 +817,7 @@ Test(objects, reader_checks_seals, .timeout = 60)
 		{ FK_UNSEALED, "an unsealed memfd", "seal" },
 		{ FK_NO_WRITE_SEAL, "a memfd without F_SEAL_WRITE", "seal" },
 		{ FK_FUTURE_WRITE, "a memfd with F_SEAL_FUTURE_WRITE, not F_SEAL_WRITE", "seal" },
+		{ FK_READ_ONLY, "a read-only open of an unsealed memfd (pool-reuse)", NULL },
 		{ FK_SIZE_BIGGER, "a sealed memfd half the announced size", "size" },
 		{ FK_SIZE_SMALLER, "a sealed memfd twice the announced size", "size" },
 		{ FK_PIPE, "a pipe instead of a memfd", NULL },
@@ -849,7 +861,7 @@ Test(objects, reader_checks_seals, .timeout = 60)
 
 		v = (kray_value){ 0 };
 		rc = harness_get1(k, r, 10000, &v);
-		if (cases[i].mode == FK_SEALED) {
+		if (cases[i].mode == FK_SEALED || cases[i].mode == FK_READ_ONLY) {
 			cr_assert_eq(rc, 0, "%s: kray_get: %d %s", cases[i].what, rc,
 				     kray_errmsg(k));
 			expect_pattern(&v, FAKE_LEN, FAKE_SEED, cases[i].what);
