@@ -289,9 +289,10 @@ struct view *kc_map_fd(struct kray *k, const kray_ref *id, int fd, uint64_t size
 	 * F_SEAL_WRITE is refused.  A read-only open of a memfd is an object whose memory
 	 * krayd reuses once nobody holds it (pool-reuse): nothing can write, map it
 	 * writable, resize or seal it through this descriptor. */
-	if (!lazy && (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY &&
+	if (!lazy &&
 	    (seals < 0 || ((seals & ALL_SEALS) != ALL_SEALS &&
-			   ((seals & FUTURE_SEALS) != FUTURE_SEALS || (seals & F_SEAL_SEAL))))) {
+			   ((seals & FUTURE_SEALS) != FUTURE_SEALS || (seals & F_SEAL_SEAL)))) &&
+	    (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY) {
 		*ret_why = "its memfd is not sealed";
 		return NULL;
 	}
