@@ -144,6 +144,8 @@ void conn_flush_later(struct conn *c);
 /* Adds fd (dup'ed) to the frame being built in c->out.  Returns 0 or -errno (-EMFILE,
  * or -E2BIG past KRAY_FDS_PER_MSG). */
 int conn_frame_fd(struct conn *c, int fd);
+/* The same with fd itself, which the frame then owns (on an error the caller still does). */
+int conn_frame_fd_take(struct conn *c, int fd);
 /* Ends the frame begun at out offset off: its length, its fd count, and its fds queued. */
 void conn_end_frame(struct conn *c, size_t off);
 void conn_close(struct conn *c, const char *why);

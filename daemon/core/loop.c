@@ -333,6 +333,14 @@ static uint64_t out_pos(const struct conn *c, size_t off)
 	return c->sent + kbuf_pending(&c->sending) + (off - c->out.off);
 }
 
+int conn_frame_fd_take(struct conn *c, int fd)
+{
+	if (c->frame_nfds == KRAY_FDS_PER_MSG)
+		return -E2BIG;
+	c->frame_fds[c->frame_nfds++] = fd;
+	return 0;
+}
+
 int conn_frame_fd(struct conn *c, int fd)
 {
 	int dup_fd;
@@ -342,8 +350,7 @@ int conn_frame_fd(struct conn *c, int fd)
 	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (dup_fd < 0)
 		return -errno;
-	c->frame_fds[c->frame_nfds++] = dup_fd;
-	return 0;
+	return conn_frame_fd_take(c, dup_fd);
 }
 
 void conn_end_frame(struct conn *c, size_t off)

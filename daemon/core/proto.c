@@ -294,7 +294,8 @@ static int on_seal(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-/* The reply to a CREATE: the writer's descriptor (fd, closed here), or why not (status). */
+/* The reply to a CREATE: the writer's descriptor (fd, which the frame takes), or why not
+ * (status). */
 static void create_reply(struct conn *c, uint64_t req, const struct kray_oid *oid, int status,
 			 int fd)
 {
@@ -304,17 +305,16 @@ static void create_reply(struct conn *c, uint64_t req, const struct kray_oid *oi
 
 	rep.flags = !rep.status && d->thp ? KRAY_CREATE_HUGE : 0;
 	off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_CREATE_REPLY, req, WIRE_FIXED(rep));
-	if (!rep.status && conn_frame_fd(c, fd)) {
-		/* Out of descriptors: undo, and say so. */
+	if (!rep.status && conn_frame_fd_take(c, fd)) {
+		/* Out of room for descriptors: undo, and say so. */
 		struct obj *o = store_get(d, oid);
 
+		close(fd);
 		rep.status = -EMFILE;
 		memcpy(c->out.data + off + sizeof(struct kray_frame_hdr), &rep, sizeof(rep));
 		store_seal_error(d, o, KRAY_WE_INTERNAL, "create failed", 13);
 		store_conn_unref(c, oid);
 	}
-	if (fd >= 0)
-		close(fd); /* (the frame holds its own) */
 	conn_end_frame(c, off);
 	conn_flush_later(c);
 }

@@ -106,6 +106,9 @@ void store_fini(struct krayd *d);
 /* Wakes what waits for o (store_wait()) and drops o if nobody holds it. */
 void store_fire(struct krayd *d, struct obj *o);
 
+/* Tries of a seal that finds its writer not yet gone (1 ms apart: store_seal_fd(),
+ * store_seal_reuse()). */
+#define STORE_SEAL_TRIES 5
 /* Every seal of a large object's memfd: immutable from then on. */
 #define STORE_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #ifndef F_SEAL_FUTURE_WRITE
@@ -308,7 +311,7 @@ bool store_reusable(struct krayd *d, uint64_t size);
 void store_free_mem(struct krayd *d, struct obj *o);
 
 /* store_large.c: writing large objects */
-/* *ret_fd: the writer's descriptor, which the caller sends and closes. */
+/* *ret_fd: the writer's descriptor, the caller's to send or close (-1 on an error). */
 int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
 /* Gives pending object o a memfd of size bytes that c writes (an object arriving from

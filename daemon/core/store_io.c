@@ -53,9 +53,8 @@ struct store_io {
  * page has extra references; a writer that unmapped just before its SEAL frame may still
  * have the unmap in flight in the kernel (seen once in a long soak), and a restore's fresh
  * pages were refused once too, so EBUSY is tried again, briefly, before the object fails:
- * at most SEAL_TRIES times 1 ms.  Returns 0 or -1 (errno).
+ * at most STORE_SEAL_TRIES times 1 ms.  Returns 0 or -1 (errno).
  */
-#define SEAL_TRIES 5
 
 int store_seal_fd(int fd, bool lazy_readers)
 {
@@ -68,7 +67,7 @@ int store_seal_fd(int fd, bool lazy_readers)
 		 * against any write from now on, and for good when they let go (store_lazy.c). */
 		if (errno == EBUSY && lazy_readers)
 			return fcntl(fd, F_ADD_SEALS, STORE_SEALS_FUTURE);
-		if (errno != EBUSY || i + 1 == SEAL_TRIES)
+		if (errno != EBUSY || i + 1 == STORE_SEAL_TRIES)
 			return -1;
 		nanosleep(&ms, NULL);
 	}

@@ -40,6 +40,7 @@ int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size,
 		r = *ret_fd >= 0 ? -EEXIST : *ret_fd;
 		if (*ret_fd >= 0)
 			close(*ret_fd);
+		*ret_fd = -1;
 		close(fd);
 		return r;
 	}

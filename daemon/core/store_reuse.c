@@ -22,8 +22,9 @@
  *   lease is refused the memory is let go as before.
  *
  * Objects with lazy readers, objects published in /dev/kray (which wants F_SEAL_WRITE) and
- * objects in hugetlb memfds are sealed for good, as are all objects where reuse is off.  A new object's memory then
- * holds an old object's bytes until its writer writes it, as in Ray's store.
+ * objects in hugetlb memfds are sealed for good, as are all objects where reuse is off.
+ * A new object's memory then holds an old object's bytes until its writer writes it, as
+ * in Ray's store.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +38,6 @@
 #include "core/store.h"
 
 #define REUSE_MIN (1ull << 20) /* below it zeroing costs less than the checks */
-#define SEAL_TRIES 5 /* as store_seal_fd(): a writer's close may still be on its way */
 
 static int reopen(int fd, int flags)
 {
@@ -87,7 +87,7 @@ int store_seal_reuse(struct krayd *d, struct obj *o)
 	if (!store_reusable(d, o->size) || o->lazy || fstatfs(o->fd, &fs) ||
 	    fs.f_type == HUGETLBFS_MAGIC)
 		return 1;
-	for (int i = 0; i < SEAL_TRIES && !(r = unshared(o->fd)); i++)
+	for (int i = 0; i < STORE_SEAL_TRIES && !(r = unshared(o->fd)); i++)
 		nanosleep(&ms, NULL);
 	if (r < 0)
 		return 1;
