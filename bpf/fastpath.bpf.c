@@ -221,6 +221,38 @@ static __always_inline int on_exec(struct __sk_buff *skb, const struct fast_head
 	return bpf_sk_redirect_map(skb, &fast_socks, KRAY_FAST_DRIVERS + (__u32)w, 0);
 }
 
+/*
+ * Gives back worker w, whose fast task has answered: FAST -> IDLE, or FAST_DAEMON -> DAEMON
+ * when krayd has sent it tasks meanwhile.  krayd moves the entry between those two at any
+ * time (FAST -> FAST_DAEMON when it passes the worker a task, FAST_DAEMON -> FAST once
+ * that task's result came: kfast_pass() and kfast_settle() in daemon/bpf/bpf_fast.c), so a
+ * swap that lost to krayd is tried again from the state it found.  (Two fixed swaps, one
+ * from FAST, then one from FAST_DAEMON, missed the entry when krayd moved it from
+ * FAST_DAEMON to FAST between them: the answer was dropped as a stray one, its driver
+ * waited for ever, and the worker stayed FAST.)  The worker sends this answer, so it
+ * cannot finish a task of krayd's meanwhile: krayd moves the entry at most twice
+ * (FAST_DAEMON -> FAST -> FAST_DAEMON), and GIVE_BACK_TRIES is more than enough.  1, or
+ * 0: it runs no fast task (a stray answer).
+ */
+#define GIVE_BACK_TRIES 8
+
+static __always_inline int give_back(struct kray_fast_worker *w)
+{
+	__u32 s = w->state;
+
+	for (int i = 0; i < GIVE_BACK_TRIES; i++) {
+		__u32 to = s == KRAY_FW_FAST ? KRAY_FW_IDLE : KRAY_FW_DAEMON, found;
+
+		if (s != KRAY_FW_FAST && s != KRAY_FW_FAST_DAEMON)
+			return 0;
+		found = __sync_val_compare_and_swap(&w->state, s, to);
+		if (found == s)
+			return 1;
+		s = found;
+	}
+	return 0;
+}
+
 static __always_inline int on_result(struct __sk_buff *skb, const struct fast_head *p,
 				     struct kray_fast_stats *st)
 {
@@ -234,13 +266,15 @@ static __always_inline int on_result(struct __sk_buff *skb, const struct fast_he
 	w = bpf_map_lookup_elem(&fast_workers, &slot);
 	if (!w || !w->token || w->token != p->f.token)
 		return -1;
-	/* Give the worker back before the result can reach the driver, so that the driver's
-	 * next call finds it idle.  krayd may have moved FAST to FAST_DAEMON meanwhile. */
-	if (__sync_val_compare_and_swap(&w->state, KRAY_FW_FAST, KRAY_FW_IDLE) != KRAY_FW_FAST &&
-	    __sync_val_compare_and_swap(&w->state, KRAY_FW_FAST_DAEMON, KRAY_FW_DAEMON) !=
-		    KRAY_FW_FAST_DAEMON)
-		return -1; /* it runs no fast task: a stray result */
+	/* The driver whose task this answers, read while the worker is still claimed for it:
+	 * once given back, another driver's call may claim it on another CPU and write its
+	 * own slot there before this one is read, and the answer would go to that driver,
+	 * which drops it as a stray (and this one waits for ever). */
 	driver = w->driver;
+	/* Give the worker back before the result can reach the driver, so that the driver's
+	 * next call finds it idle. */
+	if (!give_back(w))
+		return -1; /* it runs no fast task: a stray result */
 	if (driver >= KRAY_FAST_DRIVERS)
 		return -1;
 	if (bpf_skb_store_bytes(skb, TOKEN_OFF, &zero, sizeof(zero), 0))

@@ -459,13 +459,24 @@ int kc_ring_wait(struct kray *k, int timeout_ms)
 	}
 }
 
-/* Frees this worker's claim, as the program does when the answer passes. */
+/* Frees this worker's claim, as the program does when the answer passes (give_back() in
+ * bpf/fastpath.bpf.c): FAST -> IDLE, or FAST_DAEMON -> DAEMON.  krayd moves the entry
+ * between those two meanwhile (it passes the worker a task, or that task's result came),
+ * so a swap that lost to krayd is tried again from the state it found: two fixed swaps
+ * missed it when it moved from FAST_DAEMON to FAST between them, and left it FAST for
+ * good (never claimable again, a CPU slot krayd counted busy). */
 static void give_back(struct kray *k)
 {
-	uint32_t *s = &k->ring->fw[k->fast_slot].state;
+	uint32_t *s = &k->ring->fw[k->fast_slot].state, v = ld(s);
 
-	if (!cas(s, KRAY_FW_FAST, KRAY_FW_IDLE))
-		cas(s, KRAY_FW_FAST_DAEMON, KRAY_FW_DAEMON);
+	while (v == KRAY_FW_FAST || v == KRAY_FW_FAST_DAEMON) {
+		uint32_t to = v == KRAY_FW_FAST ? KRAY_FW_IDLE : KRAY_FW_DAEMON;
+
+		/* On failure v is what it found. */
+		if (__atomic_compare_exchange_n(s, &v, to, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			return;
+	}
 }
 
 /* Whether the FAST_EXEC frame (len bytes) is for this worker of entry e: an actor's
