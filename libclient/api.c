@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "client.h"
 
@@ -187,7 +188,6 @@ int kc_submit(struct kray *k, const kray_ref *actor, const char *fn, const kray_
 KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
 {
 	kray_ref id;
-	void *p;
 	int r;
 
 	if (k->broken)
@@ -197,11 +197,9 @@ KRAY_EXPORT int kray_put(struct kray *k, const kray_value *v, kray_ref *ret_ref)
 	if ((r = kc_check_value(k, v, false)))
 		return r;
 	if (v->type == KRAY_BYTES && v->len > k->inline_max) {
-		r = kc_create(k, v->len, &id, &p);
-		if (r)
-			return r;
-		memcpy(p, v->data, v->len);
-		r = kray_seal(k, &id);
+		struct iovec one = { (void *)v->data, v->len };
+
+		r = kc_put_large(k, &one, 1, NULL, 0, &id);
 	} else {
 		id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
 		r = kc_put_inline(k, &id, v, NULL, 0);
@@ -227,22 +225,46 @@ KRAY_EXPORT int kray_put_refs(struct kray *k, const kray_value *v, const kray_re
 		return r;
 	if (v->type == KRAY_BYTES && v->len > k->inline_max) {
 		/* A large object: its refs go with its seal. */
-		void *p;
+		struct iovec one = { (void *)v->data, v->len };
 
-		r = kc_create(k, v->len, &id, &p);
-		if (r)
-			return r;
-		memcpy(p, v->data, v->len);
-		r = kc_seal_refs(k, &id, refs, (uint16_t)nrefs);
-		if (!r)
-			*ret_ref = id;
-		return r;
+		return kc_put_large(k, &one, 1, refs, (uint16_t)nrefs, ret_ref);
 	}
 	id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
 	if ((r = kc_put_inline(k, &id, v, refs, (uint16_t)nrefs)))
 		return r;
 	*ret_ref = id;
 	return maybe_flush(k);
+}
+
+KRAY_EXPORT int kray_put_iov(struct kray *k, const struct iovec *iov, size_t n, kray_ref *ret_ref)
+{
+	size_t size = 0;
+	char *buf;
+	int r;
+
+	if (k->broken)
+		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
+	if ((n && !iov) || !ret_ref)
+		return kc_fail(k, -EINVAL, "kray_put_iov needs its pieces and ret_ref");
+	for (size_t i = 0; i < n; i++) {
+		if (iov[i].iov_len && !iov[i].iov_base)
+			return kc_fail(k, -EINVAL, "kray_put_iov: piece %zu has no bytes", i);
+		if (iov[i].iov_len > KRAY_OBJECT_MAX - size)
+			return kc_fail(k, -EFBIG, "objects are at most %llu bytes",
+				       (unsigned long long)KRAY_OBJECT_MAX);
+		size += iov[i].iov_len;
+	}
+	if (size > k->inline_max)
+		return kc_put_large(k, iov, n, NULL, 0, ret_ref);
+	/* Small: gathered, and sent inline. */
+	if (!(buf = malloc(size ? size : 1)))
+		return kc_fail(k, -ENOMEM, "out of memory putting an object");
+	for (size_t i = 0, at = 0; i < n; at += iov[i++].iov_len)
+		if (iov[i].iov_len)
+			memcpy(buf + at, iov[i].iov_base, iov[i].iov_len);
+	r = kray_put(k, &KRAY_V_BYTES(buf, size), ret_ref);
+	free(buf);
+	return r;
 }
 
 /* Queues one GET for refs that are not here yet; returns its request id, or 0 when out of

@@ -24,14 +24,10 @@
 static int store_large(kray_ctx *ctx, kray_value *dst, const void *data, size_t len,
 		       const kray_ref *refs, size_t nrefs)
 {
+	struct iovec one = { (void *)data, len };
 	kray_ref id;
-	void *p;
-	int r = kc_create(ctx->k, len, &id, &p);
+	int r = kc_put_large(ctx->k, &one, 1, refs, (uint16_t)nrefs, &id);
 
-	if (!r) {
-		memcpy(p, data, len);
-		r = kc_seal_refs(ctx->k, &id, refs, (uint16_t)nrefs);
-	}
 	if (r) {
 		/* The task fails with the store's reason, whatever the function does. */
 		ctx->store_err = r;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "kray/kray.h"
@@ -281,6 +282,11 @@ void kc_cache_drop(struct kray *k, const kray_ref *id);
 int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data);
 /* kray_seal() of an object that contains nrefs refs (held by this process). */
 int kc_seal_refs(struct kray *k, const kray_ref *ref, const kray_ref *refs, uint16_t nrefs);
+/* Stores the n pieces of iov, one after the other, as a new large object that contains
+ * nrefs refs: created, written (with pwritev(2) where krayd's memory allows) and sealed
+ * (create.c).  0 or -errno, with kc_fail()'s message. */
+int kc_put_large(struct kray *k, const struct iovec *iov, size_t n, const kray_ref *refs,
+		 uint16_t nrefs, kray_ref *ret_ref);
 
 /* kmod.c: /dev/kray, when the module is loaded (docs/kmod.md).  Its layer opens it after
  * the hello unless $KRAY_KMOD is 0 (without it, k->kmod_fd stays -1) and counts kc_hold(). */

@@ -14,9 +14,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <numa.h>
-#include <numaif.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +26,6 @@
 #include "client.h"
 #include "../common/hugemap.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 #define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -523,184 +517,6 @@ static void objects_fini(struct kray *k)
 		free(vw);
 	}
 	oidmap_free(&k->writing);
-}
-
-/* Prefers the NUMA node this thread runs on for pages the object does not have yet
- * (a no-op on one node; pooled pages are already placed by krayd). */
-static void bind_local(void *p, size_t size)
-{
-	static int nodes = -1;
-	unsigned long mask;
-	int node;
-
-	if (nodes < 0)
-		nodes = numa_available() < 0 ? 0 : numa_max_node() + 1;
-	if (nodes <= 1 || nodes > (int)(8 * sizeof(mask)))
-		return;
-	node = numa_node_of_cpu(sched_getcpu());
-	if (node < 0)
-		return;
-	mask = 1ul << node;
-	mbind(p, size, MPOL_PREFERRED, &mask, sizeof(mask) * 8, MPOL_MF_MOVE);
-}
-
-int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
-{
-	struct kray_msg_create m = { .size = size };
-	struct kray_msg_create_reply rep;
-	struct kray_frame_hdr h;
-	const uint8_t *body;
-	uint64_t req = ++k->next_req;
-	struct view *vw;
-	struct stat st;
-	size_t off, maplen;
-	int r, fd, *fds;
-	uint64_t *slot;
-	void *p;
-	bool fresh;
-
-	m.oid = (struct kray_oid){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
-	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_CREATE, req, WIRE_FIXED(m));
-	if ((r = kc_end(k, off)))
-		return r;
-	r = kc_wait(k, KRAY_MSG_CREATE_REPLY, req, &h, &body);
-	if (r)
-		return r;
-	if (wire_dec_fixed(body, h.len, &rep, sizeof(rep)) ||
-	    KRAY_FRAME_NFDS(h.flags) != (rep.status ? 0u : 1u)) {
-		kc_consume(k, &h);
-		k->broken = true;
-		return kc_fail(k, -EBADMSG, "malformed create reply from krayd");
-	}
-	if (rep.status) {
-		kc_consume(k, &h);
-		return kc_fail(k, rep.status, "cannot create an object of %zu bytes: %s", size,
-			       rep.status == -ENOSPC ? "the object store is full and nothing more "
-						       "can be spilled (every object is mapped, or "
-						       "the spill directory is full)" :
-			       rep.status == -EFBIG  ? "larger than the largest object (1 TiB)" :
-						       strerror(-rep.status));
-	}
-	fds = kc_frame_fds(k, &h);
-	fd = fds[0];
-	fds[0] = -1;
-	kc_consume(k, &h);
-	if (fstat(fd, &st) || (uint64_t)st.st_size < size) {
-		close(fd);
-		return kc_fail(k, -EBADMSG, "krayd sent a memfd smaller than the object");
-	}
-	maplen = (size_t)st.st_size; /* a hugetlb memfd is rounded up to whole pages */
-	/* In huge pages where krayd says so (its thp setting): the pool pre-faulted them, and
-	 * a 2 MiB-aligned mapping maps them whole. */
-	p = kray_map_huge(fd, maplen, PROT_READ | PROT_WRITE, 0, rep.flags & KRAY_CREATE_HUGE);
-	if (p == MAP_FAILED) {
-		r = -errno;
-		close(fd);
-		return kc_fail(k, r, "mmap of a new object: %s", strerror(-r));
-	}
-	bind_local(p, maplen);
-	/* One batched fault pass instead of a fault per page while the caller writes. */
-	madvise(p, maplen, MADV_POPULATE_WRITE);
-	slot = oidmap_upsert(&k->writing, &m.oid, &fresh);
-	vw = slot ? calloc(1, sizeof(*vw)) : NULL;
-	if (!vw) {
-		/* krayd drops the unsealed object when this connection closes. */
-		if (slot)
-			oidmap_del(&k->writing, &m.oid);
-		munmap(p, maplen);
-		close(fd);
-		return kc_fail(k, -ENOMEM, "out of memory creating an object");
-	}
-	*vw = (struct view){
-		.kind = MEM_VIEW, .k = k, .addr = p, .size = size, .maplen = maplen, .fd = fd
-	};
-	memcpy(&vw->id, &m.oid, sizeof(vw->id));
-	*slot = (uint64_t)(uintptr_t)vw;
-	*ret_ref = vw->id;
-	*ret_data = p;
-	kc_hold(k, ret_ref, 1);
-	return 0;
-}
-
-KRAY_EXPORT int kray_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
-{
-	if (k->broken)
-		return kc_fail(k, -EPIPE, "the connection to krayd is broken");
-	if (!ret_ref || !ret_data)
-		return kc_fail(k, -EINVAL, "kray_create needs ret_ref and ret_data");
-	if (size > KRAY_OBJECT_MAX)
-		return kc_fail(k, -EFBIG, "objects are at most %llu bytes",
-			       (unsigned long long)KRAY_OBJECT_MAX);
-	if (size <= k->inline_max) {
-		/* Small: a heap buffer, sent inline by kray_seal(). */
-		struct view *vw = calloc(1, sizeof(*vw));
-		uint64_t *slot = NULL;
-		bool fresh;
-
-		if (!vw || !(vw->addr = malloc(size ? size : 1)) ||
-		    !(slot = oidmap_upsert(
-			      &k->writing,
-			      oid(&(kray_ref){ k->node, k->client, k->next_seq + 1, KRAY_OID_PUT }),
-			      &fresh))) {
-			if (vw)
-				free(vw->addr);
-			free(vw);
-			return kc_fail(k, -ENOMEM, "out of memory creating an object");
-		}
-		vw->kind = MEM_HEAP;
-		vw->size = size;
-		vw->fd = -1;
-		vw->id = (kray_ref){ k->node, k->client, ++k->next_seq, KRAY_OID_PUT };
-		*slot = (uint64_t)(uintptr_t)vw;
-		*ret_ref = vw->id;
-		*ret_data = vw->addr;
-		return 0;
-	}
-	return kc_create(k, size, ret_ref, ret_data);
-}
-
-int kc_seal_refs(struct kray *k, const kray_ref *ref, const kray_ref *refs, uint16_t nrefs)
-{
-	uint64_t *slot = ref ? oidmap_get(&k->writing, oid(ref)) : NULL;
-	struct kray_msg_seal m;
-	struct view *vw;
-	size_t off;
-
-	if (!slot)
-		return kc_fail(k, -ENOENT, "kray_seal: not an object this process is creating");
-	vw = (struct view *)(uintptr_t)*slot;
-	/* Out of memory queuing the frame leaves the object being created: seal it again. */
-	if (vw->kind == MEM_HEAP) {
-		kray_value v = KRAY_V_BYTES(vw->addr, vw->size);
-
-		if (kc_put_inline(k, ref, &v, refs, nrefs))
-			return -ENOMEM;
-		oidmap_del(&k->writing, oid(ref));
-		free(vw->addr);
-		free(vw);
-		return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
-	}
-	/* Let go first: krayd's seal (F_SEAL_WRITE, or a write lease) fails while the writer
-	 * still maps the memfd or holds its descriptor. */
-	if (vw->fd >= 0) {
-		munmap(vw->addr, vw->maplen);
-		close(vw->fd);
-		vw->fd = -1;
-	}
-	memcpy(&m.oid, ref, sizeof(m.oid));
-	/* The refs it contains follow: krayd keeps them alive with it. */
-	off = WIRE_FRAME_OPEN(&k->out, KRAY_MSG_SEAL, 0, WIRE_FIXED(m),
-			      WIRE_RAW(refs, (size_t)nrefs * sizeof(*refs)));
-	if (kc_end(k, off))
-		return -ENOMEM;
-	oidmap_del(&k->writing, oid(ref));
-	free(vw);
-	return k->broken ? kc_fail(k, -EPIPE, "the connection to krayd is broken") : 0;
-}
-
-KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
-{
-	return kc_seal_refs(k, ref, NULL, 0);
 }
 
 const struct kc_layer kc_objects_layer = {

@@ -36,7 +36,6 @@ KRAY_EXPORT int kray_yield(kray_ctx *ctx, const kray_value *v, const kray_ref *r
 {
 	struct kray *k = ctx ? kray_ctx_client(ctx) : NULL;
 	kray_value big;
-	void *p;
 	int r;
 
 	if (!k || !v ||
@@ -48,10 +47,9 @@ KRAY_EXPORT int kray_yield(kray_ctx *ctx, const kray_value *v, const kray_ref *r
 	if (v->type == KRAY_BYTES && v->len > k->inline_max) {
 		if (nrefs)
 			return -EINVAL; /* values that contain refs must fit inline */
-		if ((r = kc_create(k, v->len, &big.ref, &p)))
-			return r;
-		memcpy(p, v->data, v->len);
-		if ((r = kray_seal(k, &big.ref)))
+		struct iovec one = { (void *)v->data, v->len };
+
+		if ((r = kc_put_large(k, &one, 1, NULL, 0, &big.ref)))
 			return r;
 		return kray_yield_object(ctx, &big.ref);
 	}

@@ -226,11 +226,13 @@ struct pool *pool_start(uint64_t budget, uint64_t max, bool huge)
 	return p;
 }
 
-int pool_take(struct pool *p, uint64_t size, bool back)
+int pool_take(struct pool *p, uint64_t size, bool back, bool *ret_ready)
 {
 	int fd = -1;
 	unsigned best = POOL_MAX;
 
+	if (ret_ready)
+		*ret_ready = false;
 	if (!p->budget)
 		return fresh(size);
 	pthread_mutex_lock(&p->lock);
@@ -259,6 +261,8 @@ int pool_take(struct pool *p, uint64_t size, bool back)
 		pthread_cond_signal(&p->cond);
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (ret_ready)
+		*ret_ready = fd >= 0;
 	return fd >= 0 ? fd : fresh(size);
 }
 

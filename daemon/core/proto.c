@@ -294,16 +294,17 @@ static int on_seal(struct conn *c, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
-/* The reply to a CREATE: the writer's descriptor (fd, which the frame takes), or why not
- * (status). */
+/* The reply to a CREATE: the writer's descriptor (fd, which the frame takes; filled: its
+ * pages exist), or why not (status). */
 static void create_reply(struct conn *c, uint64_t req, const struct kray_oid *oid, int status,
-			 int fd)
+			 int fd, bool filled)
 {
 	struct krayd *d = c->d;
 	struct kray_msg_create_reply rep = { .status = status };
 	size_t off;
 
-	rep.flags = !rep.status && d->thp ? KRAY_CREATE_HUGE : 0;
+	if (!rep.status)
+		rep.flags = (d->thp ? KRAY_CREATE_HUGE : 0) | (filled ? KRAY_CREATE_FILLED : 0);
 	off = WIRE_FRAME_OPEN(&c->out, KRAY_MSG_CREATE_REPLY, req, WIRE_FIXED(rep));
 	if (!rep.status && conn_frame_fd_take(c, fd)) {
 		/* Out of room for descriptors: undo, and say so. */
@@ -331,6 +332,7 @@ static void create_room(struct krayd *d, void *arg, int status)
 {
 	struct parked_create *p = arg;
 	struct conn *c = p->c;
+	bool filled = false;
 	int fd = -1;
 
 	(void)d;
@@ -338,12 +340,12 @@ static void create_room(struct krayd *d, void *arg, int status)
 		if (!status)
 			status = store_get(d, &p->oid) ?
 					 -EEXIST :
-					 store_create_large(c, &p->oid, p->size, &fd);
+					 store_create_large(c, &p->oid, p->size, &fd, &filled);
 		if (status == -EAGAIN) { /* taken meanwhile: wait again */
 			store_room_wait(d, p->size, create_room, p);
 			return;
 		}
-		create_reply(c, p->req, &p->oid, status, fd);
+		create_reply(c, p->req, &p->oid, status, fd, filled);
 	}
 	conn_put(c);
 	free(p);
@@ -353,6 +355,7 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 {
 	struct krayd *d = c->d;
 	struct kray_msg_create m;
+	bool filled = false;
 	int fd = -1, status;
 
 	if (wire_dec_fixed(body, len, &m, sizeof(m)))
@@ -363,7 +366,8 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 		return conn_fail(c, "create of an object small enough to be inline", -EINVAL);
 	if (store_get(d, &m.oid))
 		return conn_fail(c, "object id reused", -EEXIST);
-	status = m.size > KRAY_OBJECT_MAX ? -EFBIG : store_create_large(c, &m.oid, m.size, &fd);
+	status = m.size > KRAY_OBJECT_MAX ? -EFBIG :
+					    store_create_large(c, &m.oid, m.size, &fd, &filled);
 	if (status == -EAGAIN) {
 		struct parked_create *p = calloc(1, sizeof(*p));
 
@@ -374,7 +378,7 @@ static int on_create(struct conn *c, uint64_t req, const uint8_t *body, uint32_t
 		store_room_wait(d, m.size, create_room, p);
 		return 0;
 	}
-	create_reply(c, req, &m.oid, status, fd);
+	create_reply(c, req, &m.oid, status, fd, filled);
 	return 0;
 }
 

@@ -132,8 +132,9 @@ void store_room_cancel(struct krayd *d, void *arg);
  * pool's filler steps aside meanwhile (pool_write_begins()). */
 void store_writer_begin(struct conn *c, struct obj *o);
 void store_writer_end(struct krayd *d, struct obj *o);
-/* A memfd of size bytes to write (restore: for a restore from disk), or -errno. */
-int store_new_memfd(struct krayd *d, uint64_t size, bool restore);
+/* A memfd of size bytes to write (restore: for a restore from disk), or -errno.
+ * *ret_filled (where not NULL): every page of it exists (a pre-faulted one from the pool). */
+int store_new_memfd(struct krayd *d, uint64_t size, bool restore, bool *ret_filled);
 /* o (sealed, in memory) joins / leaves the spill order. */
 void store_lru_add(struct krayd *d, struct obj *o);
 void store_lru_del(struct krayd *d, struct obj *o);
@@ -311,8 +312,10 @@ bool store_reusable(struct krayd *d, uint64_t size);
 void store_free_mem(struct krayd *d, struct obj *o);
 
 /* store_large.c: writing large objects */
-/* *ret_fd: the writer's descriptor, the caller's to send or close (-1 on an error). */
-int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd);
+/* *ret_fd: the writer's descriptor, the caller's to send or close (-1 on an error);
+ * *ret_filled (where not NULL): every page of its memfd exists. */
+int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd,
+		       bool *ret_filled);
 int store_seal_large(struct conn *c, const struct kray_oid *id);
 /* Gives pending object o a memfd of size bytes that c writes (an object arriving from
  * another node), then store_seal_large().  Returns 0 or -errno (-ENOSPC, -EBUSY). */
@@ -325,10 +328,10 @@ int store_move(struct krayd *d, struct obj *dst, struct obj *src);
 /* A pool of budget bytes (0: none), which grows up to max bytes while takes find it
  * empty; huge: pre-fault in shmem transparent huge pages (MADV_HUGEPAGE). */
 struct pool *pool_start(uint64_t budget, uint64_t max, bool huge);
-/* A memfd of at least size bytes (pre-faulted if the pool had one), or -errno.  back: its
- * memory is expected back when its object is freed (pool-reuse), so a take that finds a
- * memfd ready orders no refill. */
-int pool_take(struct pool *p, uint64_t size, bool back);
+/* A memfd of at least size bytes (pre-faulted if the pool had one: *ret_ready, where not
+ * NULL), or -errno.  back: its memory is expected back when its object is freed
+ * (pool-reuse), so a take that finds a memfd ready orders no refill. */
+int pool_take(struct pool *p, uint64_t size, bool back, bool *ret_ready);
 /* Takes back fd (size bytes, the memory of a freed object, nobody else's any more) as a
  * ready memfd if the budget has room (returns true; else the caller closes it). */
 bool pool_give(struct pool *p, int fd, uint64_t size);

@@ -21,7 +21,8 @@
 #include "core/conn.h"
 #include "core/store.h"
 
-int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd)
+int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size, int *ret_fd,
+		       bool *ret_filled)
 {
 	struct krayd *d = c->d;
 	struct obj *o;
@@ -31,7 +32,7 @@ int store_create_large(struct conn *c, const struct kray_oid *id, uint64_t size,
 	r = store_make_room(d, size);
 	if (r)
 		return r;
-	fd = store_new_memfd(d, size, false);
+	fd = store_new_memfd(d, size, false, ret_filled);
 	if (fd < 0)
 		return fd;
 	*ret_fd = store_writer_fd(d, fd, size);
@@ -64,7 +65,7 @@ int store_begin_large(struct conn *c, struct obj *o, uint64_t size)
 	r = store_make_room(d, size);
 	if (r)
 		return r;
-	fd = store_new_memfd(d, size, false);
+	fd = store_new_memfd(d, size, false, NULL);
 	if (fd < 0)
 		return fd;
 	o->type = KRAY_WT_FD;

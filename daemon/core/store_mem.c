@@ -291,10 +291,12 @@ static void room_run(struct krayd *d)
  * memfd comes from the pool and has exactly size bytes.  A restore never uses hugetlb
  * (hugetlbfs cannot be written with write(2)).
  */
-int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
+int store_new_memfd(struct krayd *d, uint64_t size, bool restore, bool *ret_filled)
 {
 	int fd;
 
+	if (ret_filled)
+		*ret_filled = false;
 	if (d->cfg.hugepages && !restore && size >= HUGE_MIN) {
 		fd = memfd_create("kray-object", MFD_HUGETLB | MFD_ALLOW_SEALING | MFD_CLOEXEC);
 		if (fd >= 0 && !ftruncate(fd, (off_t)((size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1))))
@@ -305,7 +307,7 @@ int store_new_memfd(struct krayd *d, uint64_t size, bool restore)
 				     "using normal pages",
 				     (unsigned long long)size);
 	}
-	fd = pool_take(d->pool, size, !restore && store_reusable(d, size));
+	fd = pool_take(d->pool, size, !restore && store_reusable(d, size), ret_filled);
 	if (fd < 0)
 		return fd;
 	if (ftruncate(fd, (off_t)size)) {
@@ -510,7 +512,7 @@ static int restore_start(struct krayd *d, struct obj *o)
 {
 	char path[PATH_MAX + 64];
 	struct sio_job *j;
-	int fd = store_new_memfd(d, o->size, true);
+	int fd = store_new_memfd(d, o->size, true, NULL);
 
 	if (fd < 0)
 		return fd;
@@ -645,7 +647,7 @@ int store_restore(struct krayd *d, struct obj *o)
 		r = -errno;
 		goto out;
 	}
-	fd = store_new_memfd(d, o->size, true);
+	fd = store_new_memfd(d, o->size, true, NULL);
 	if (fd < 0) {
 		close(in);
 		r = fd;

@@ -199,6 +199,15 @@ int kray_call(kray *k, const char *fn, const kray_value *args, size_t nargs,
 int kray_put(kray *k, const kray_value *v, kray_ref *ret_ref);
 
 /*
+ * kray_put() of the bytes of n pieces laid end to end (a KRAY_BYTES object), without
+ * gathering them first: a large object is written from the pieces straight into the
+ * store's memory.  The Python wrapper puts a pickled value and its buffers this way.
+ * Returns as kray_put(), or -EFBIG when they add up to more than KRAY_OBJECT_MAX.
+ */
+struct iovec;
+int kray_put_iov(kray *k, const struct iovec *iov, size_t n, kray_ref *ret_ref);
+
+/*
  * Waits until all n objects exist and writes their values to ret_vals (each to be
  * released with kray_value_clear()).  timeout_ms < 0 waits forever.
  * Returns 0; -ETIMEDOUT when the timeout passed first (ret_vals untouched);

@@ -468,6 +468,9 @@ struct kray_msg_create_reply {
 	__u32 flags; /* KRAY_CREATE_*; 0 from a krayd older than them */
 };
 #define KRAY_CREATE_HUGE 1u /* map the memfd with MADV_HUGEPAGE (krayd's thp is on) */
+/* Every page of the memfd exists (pre-faulted by the pool, or an earlier object's):
+ * pwrite(2) fills it without allocating, faster than through a new mapping. */
+#define KRAY_CREATE_FILLED 2u
 _Static_assert(sizeof(struct kray_msg_create_reply) == 8, "create_reply is 8 bytes");
 
 struct kray_msg_seal {

@@ -448,11 +448,10 @@ static PyObject *api_kill(PyObject *self, PyObject *args)
 static PyObject *api_put(PyObject *self, PyObject *args)
 {
 	PyObject *pickle, *bufs, *reflist;
+	struct ext_pieces pc;
 	unsigned kind;
-	Py_ssize_t size;
 	kray_ref id, *refs = NULL;
 	size_t nrefs = 0;
-	void *p;
 	int r;
 	kray *k;
 
@@ -460,9 +459,12 @@ static PyObject *api_put(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "IO!O!O", &kind, &PyBytes_Type, &pickle, &PyList_Type, &bufs,
 			      &reflist))
 		return NULL;
-	if (!(k = ext_client()) || ext_layout(pickle, bufs, &size) ||
-	    ext_refs(reflist, &refs, &nrefs))
+	if (!(k = ext_client()) || ext_refs(reflist, &refs, &nrefs))
 		return NULL;
+	if (ext_pieces(kind, pickle, bufs, &pc)) {
+		free(refs);
+		return NULL;
+	}
 	if (nrefs) {
 		/* Values with refs are small (pickle refuses nothing; libkray refuses large
 		 * ones and kray/_serial.py then stores the body separately): refuse those
@@ -470,29 +472,27 @@ static PyObject *api_put(PyObject *self, PyObject *args)
 		struct kray_ids ids;
 		kray_value v;
 		void *tmp;
+		bool big;
 
 		kray_ids(k, &ids);
-		if ((size_t)size > ids.inline_max) {
+		big = pc.size > ids.inline_max;
+		if (big || !(tmp = malloc(pc.size))) {
+			ext_pieces_release(&pc);
 			free(refs);
-			return PyErr_Format(PyExc_ValueError, "a value with refs must fit inline");
+			return big ? PyErr_Format(PyExc_ValueError,
+						  "a value with refs must fit inline") :
+				     PyErr_NoMemory();
 		}
-		if (!(tmp = malloc((size_t)size))) {
-			free(refs);
-			return PyErr_NoMemory();
-		}
-		v = KRAY_V_BYTES(tmp, (size_t)size);
-		ext_write(tmp, kind, pickle, bufs);
+		v = KRAY_V_BYTES(tmp, pc.size);
+		ext_pieces_copy(&pc, tmp);
 		LOCKED(r = kray_put_refs(k, &v, refs, nrefs, &id));
 		free(tmp);
 	} else {
-		BLOCKING(r = kray_create(k, (size_t)size, &id, &p));
-		if (!r) {
-			/* The GIL is needed to read the buffers; the copy itself is one memcpy
-			 * per buffer. */
-			ext_write(p, kind, pickle, bufs);
-			LOCKED(r = kray_seal(k, &id));
-		}
+		/* Written from the buffers straight into the store (their exports keep them
+		 * in place), without the GIL. */
+		BLOCKING(r = kray_put_iov(k, pc.iov, pc.n, &id));
 	}
+	ext_pieces_release(&pc);
 	free(refs);
 	if (r)
 		return ext_fail(k, r, "put");
@@ -522,14 +522,16 @@ static PyObject *api_cancel(PyObject *self, PyObject *args)
 static PyObject *api_pack(PyObject *self, PyObject *args)
 {
 	PyObject *pickle, *bufs, *out;
+	struct ext_pieces pc;
 	unsigned kind;
-	Py_ssize_t size;
 
 	(void)self;
 	if (!PyArg_ParseTuple(args, "IO!O!", &kind, &PyBytes_Type, &pickle, &PyList_Type, &bufs) ||
-	    ext_layout(pickle, bufs, &size) || !(out = PyBytes_FromStringAndSize(NULL, size)))
+	    ext_pieces(kind, pickle, bufs, &pc))
 		return NULL;
-	ext_write(PyBytes_AS_STRING(out), kind, pickle, bufs);
+	if ((out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)pc.size)))
+		ext_pieces_copy(&pc, PyBytes_AS_STRING(out));
+	ext_pieces_release(&pc);
 	return out;
 }
 

@@ -19,6 +19,7 @@
 #include <Python.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #include <kray/kray.h>
 
@@ -130,9 +131,22 @@ PyObject *ext_decode_got(kray_value *v);
 /* The same for bytes (data, len) that buf (a bytes-like object) holds. */
 PyObject *ext_decode_bytes(PyObject *buf, const void *data, size_t len, const kray_ref *refs,
 			   size_t nrefs, bool owned_refs);
-/* The size of a Python value laid out (ext_layout), and the layout written into dst. */
-int ext_layout(PyObject *pickle, PyObject *bufs, Py_ssize_t *ret_size);
-void ext_write(void *dst, uint32_t kind, PyObject *pickle, PyObject *bufs);
+/* A Python value laid out (kind, a pickle and its out-of-band buffers) as the pieces of
+ * its bytes, for kray_put_iov() or ext_pieces_copy(): the header and its table of buffers,
+ * the pickle, and each buffer after its padding.  The buffers stay exported (their memory
+ * cannot move) until ext_pieces_release(). */
+struct ext_pieces {
+	struct iovec *iov;
+	size_t n;
+	size_t size; /* of the whole value */
+	Py_buffer *views;
+	Py_ssize_t nviews;
+	void *head;
+};
+/* 0, or -1 with a Python exception set (nothing to release). */
+int ext_pieces(uint32_t kind, PyObject *pickle, PyObject *bufs, struct ext_pieces *pc);
+void ext_pieces_copy(const struct ext_pieces *pc, void *dst);
+void ext_pieces_release(struct ext_pieces *pc);
 /* The refs of a Python list as an array (malloc'ed). */
 int ext_refs(PyObject *list, kray_ref **ret, size_t *ret_n);
 

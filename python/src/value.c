@@ -308,56 +308,77 @@ PyObject *ext_decode_got(kray_value *v)
 	return o;
 }
 
-int ext_layout(PyObject *pickle, PyObject *bufs, Py_ssize_t *ret_size)
-{
-	Py_ssize_t nb = PyList_Size(bufs), size;
+static const char zeros[PYV_ALIGN];
 
+void ext_pieces_release(struct ext_pieces *pc)
+{
+	for (Py_ssize_t i = 0; i < pc->nviews; i++)
+		PyBuffer_Release(&pc->views[i]);
+	PyMem_Free(pc->views);
+	PyMem_Free(pc->iov);
+	PyMem_Free(pc->head);
+	*pc = (struct ext_pieces){ 0 };
+}
+
+int ext_pieces(uint32_t kind, PyObject *pickle, PyObject *bufs, struct ext_pieces *pc)
+{
+	Py_ssize_t nb = PyList_Check(bufs) ? PyList_GET_SIZE(bufs) : -1;
+	size_t headlen = sizeof(struct pyv_hdr) + 16 * (size_t)(nb > 0 ? nb : 0);
+	struct pyv_hdr *h;
+	uint64_t *offs;
+
+	*pc = (struct ext_pieces){ 0 };
 	if (nb < 0 || !PyBytes_Check(pickle)) {
 		PyErr_SetString(PyExc_TypeError, "layout takes bytes and a list of buffers");
 		return -1;
 	}
-	size = (Py_ssize_t)sizeof(struct pyv_hdr) + 16 * nb + PyBytes_GET_SIZE(pickle);
-	for (Py_ssize_t i = 0; i < nb; i++) {
-		Py_buffer b;
-
-		if (PyObject_GetBuffer(PyList_GET_ITEM(bufs, i), &b, PyBUF_SIMPLE))
-			return -1;
-		size = (size + PYV_ALIGN - 1) & ~(Py_ssize_t)(PYV_ALIGN - 1);
-		size += b.len;
-		PyBuffer_Release(&b);
+	/* The header with its table of buffers, the pickle, then per buffer its padding and
+	 * its bytes. */
+	pc->head = PyMem_Malloc(headlen);
+	pc->iov = PyMem_Calloc(2 + 2 * (size_t)nb, sizeof(*pc->iov));
+	pc->views = PyMem_Calloc(nb ? (size_t)nb : 1, sizeof(*pc->views));
+	if (!pc->head || !pc->iov || !pc->views) {
+		ext_pieces_release(pc);
+		PyErr_NoMemory();
+		return -1;
 	}
-	*ret_size = size;
-	return 0;
-}
-
-void ext_write(void *dst, uint32_t kind, PyObject *pickle, PyObject *bufs)
-{
-	Py_ssize_t nb = PyList_GET_SIZE(bufs);
-	struct pyv_hdr *h = dst;
-	uint64_t *offs = (uint64_t *)(h + 1);
-	size_t off = sizeof(*h) + 16 * (size_t)nb;
-
+	h = pc->head;
+	offs = (uint64_t *)(h + 1);
 	*h = (struct pyv_hdr){ .magic = PYV_MAGIC,
 			       .kind = kind,
 			       .nbufs = (uint32_t)nb,
 			       .pickle_len = (uint64_t)PyBytes_GET_SIZE(pickle) };
-	memcpy((char *)dst + off, PyBytes_AS_STRING(pickle), (size_t)PyBytes_GET_SIZE(pickle));
-	off += (size_t)PyBytes_GET_SIZE(pickle);
+	pc->iov[pc->n++] = (struct iovec){ pc->head, headlen };
+	pc->iov[pc->n++] =
+		(struct iovec){ PyBytes_AS_STRING(pickle), (size_t)PyBytes_GET_SIZE(pickle) };
+	pc->size = headlen + (size_t)PyBytes_GET_SIZE(pickle);
 	for (Py_ssize_t i = 0; i < nb; i++) {
-		Py_buffer b;
+		Py_buffer *b = &pc->views[i];
+		size_t pad = (PYV_ALIGN - pc->size % PYV_ALIGN) % PYV_ALIGN;
 
-		off = (off + PYV_ALIGN - 1) & ~(size_t)(PYV_ALIGN - 1);
-		/* ext_layout() got each buffer already; a failure here would be a change in
-		 * between, which the GIL rules out. */
-		if (PyObject_GetBuffer(PyList_GET_ITEM(bufs, i), &b, PyBUF_SIMPLE)) {
-			PyErr_Clear();
-			b.len = 0;
-		} else {
-			memcpy((char *)dst + off, b.buf, (size_t)b.len);
-			PyBuffer_Release(&b);
+		if (PyObject_GetBuffer(PyList_GET_ITEM(bufs, i), b, PyBUF_SIMPLE)) {
+			ext_pieces_release(pc);
+			return -1;
 		}
-		offs[2 * i] = off;
-		offs[2 * i + 1] = (uint64_t)b.len;
-		off += (size_t)b.len;
+		pc->nviews++;
+		if (pad)
+			pc->iov[pc->n++] = (struct iovec){ (void *)zeros, pad };
+		pc->size += pad;
+		offs[2 * i] = pc->size;
+		offs[2 * i + 1] = (uint64_t)b->len;
+		pc->iov[pc->n++] = (struct iovec){ b->buf, (size_t)b->len };
+		pc->size += (size_t)b->len;
+	}
+	return 0;
+}
+
+void ext_pieces_copy(const struct ext_pieces *pc, void *dst)
+{
+	char *at = dst;
+
+	for (size_t i = 0; i < pc->n; i++) {
+		if (pc->iov[i].iov_len)
+			memcpy(at, pc->iov[i].iov_base, pc->iov[i].iov_len);
+		at += pc->iov[i].iov_len;
 	}
 }

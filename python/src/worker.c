@@ -65,32 +65,31 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 		      bool yield)
 {
 	PyObject *pickle, *bufs, *reflist;
+	struct ext_pieces pc;
 	unsigned kind;
-	Py_ssize_t size;
+	size_t size, nrefs = 0;
 	kray_ref *refs = NULL, id;
-	size_t nrefs = 0;
 	void *p;
 	int r;
 
 	if (!PyArg_ParseTuple(item, "IO!O!O", &kind, &PyBytes_Type, &pickle, &PyList_Type, &bufs,
 			      &reflist) ||
-	    ext_layout(pickle, bufs, &size) || ext_refs(reflist, &refs, &nrefs))
+	    ext_refs(reflist, &refs, &nrefs))
 		return -1;
+	if (ext_pieces(kind, pickle, bufs, &pc)) {
+		free(refs);
+		return -1;
+	}
+	size = pc.size;
 	if (kind == 1) /* the error the function raised (kray/_worker.py _error) */
 		kray_ctx_raised(ctx);
-	if (!nrefs && k && (size_t)size > inline_max) {
+	if (!nrefs && k && size > inline_max) {
 		ext_lock();
-		r = kray_create(k, (size_t)size, &id, &p);
+		r = kray_put_iov(k, pc.iov, pc.n, &id);
+		if (!r)
+			r = yield ? kray_yield_object(ctx, &id) : kray_return_object(ctx, i, &id);
 		pthread_mutex_unlock(&ext_mu);
-		if (!r) {
-			ext_write(p, kind, pickle, bufs);
-			ext_lock();
-			r = kray_seal(k, &id);
-			if (!r)
-				r = yield ? kray_yield_object(ctx, &id) :
-					    kray_return_object(ctx, i, &id);
-			pthread_mutex_unlock(&ext_mu);
-		}
+		ext_pieces_release(&pc);
 		free(refs);
 		if (r) {
 			ext_fail(k, r, "storing a result");
@@ -98,14 +97,16 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 		}
 		return 0;
 	}
-	p = malloc(size ? (size_t)size : 1);
+	p = malloc(size ? size : 1);
 	if (!p) {
+		ext_pieces_release(&pc);
 		free(refs);
 		PyErr_NoMemory();
 		return -1;
 	}
-	ext_write(p, kind, pickle, bufs);
-	kray_value v = KRAY_V_BYTES(p, (size_t)size);
+	ext_pieces_copy(&pc, p);
+	ext_pieces_release(&pc);
+	kray_value v = KRAY_V_BYTES(p, size);
 	if (yield) {
 		ext_lock();
 		r = kray_yield(ctx, &v, refs, nrefs);
@@ -117,7 +118,7 @@ static int set_return(kray_ctx *ctx, kray *k, uint32_t inline_max, unsigned i, P
 	free(refs);
 	if (r) {
 		PyErr_Format(PyExc_ValueError,
-			     "result %u (%zd bytes, %zu refs) cannot be returned: %s", i, size,
+			     "result %u (%zu bytes, %zu refs) cannot be returned: %s", i, size,
 			     nrefs,
 			     nrefs ? "values containing refs must fit inline" : strerror(-r));
 		return -1;

@@ -32,16 +32,23 @@ static uint64_t wait_bytes(struct pool *p, uint64_t want, double ms)
 
 TestSuite(pool, .timeout = 60);
 
+/* A take that found a memfd ready says so, and every page of that memfd exists (what
+ * KRAY_CREATE_FILLED tells a writer); a fresh one has none. */
 Test(pool, a_take_is_refilled_in_the_background)
 {
 	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
-	int fd = pool_take(p, SIZE, false); /* (none ready: a fresh one, and one ordered) */
+	bool ready = true;
+	int fd = pool_take(p, SIZE, false, &ready); /* (none ready: a fresh one, one ordered) */
 
 	cr_assert_geq(fd, 0);
+	cr_assert_not(ready, "a fresh memfd was said to be ready");
+	cr_assert_eq(lseek(fd, 0, SEEK_DATA), -1, "a fresh memfd has pages");
 	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "the pool did not refill");
 	close(fd);
-	fd = pool_take(p, SIZE, false);
+	fd = pool_take(p, SIZE, false, &ready);
 	cr_assert_geq(fd, 0);
+	cr_assert(ready, "the ready memfd was not said to be");
+	cr_assert_eq(lseek(fd, 0, SEEK_HOLE), (off_t)SIZE, "a ready memfd lacks pages");
 	cr_assert_eq(pool_bytes(p), 0, "the ready memfd was not taken");
 	close(fd);
 	pool_stop(p);
@@ -51,7 +58,7 @@ Test(pool, a_take_is_refilled_in_the_background)
 static struct pool *stocked(void)
 {
 	struct pool *p = pool_start(4 * SIZE, 4 * SIZE, false);
-	int fd = pool_take(p, SIZE, false);
+	int fd = pool_take(p, SIZE, false, NULL);
 
 	cr_assert_geq(fd, 0);
 	close(fd);
@@ -69,7 +76,7 @@ static void aside_while_writing(uint64_t size, useconds_t wait_us, double aside_
 	int fd;
 
 	pool_write_begins(p, size);
-	fd = pool_take(p, SIZE, false);
+	fd = pool_take(p, SIZE, false, NULL);
 	cr_assert_geq(fd, 0);
 	usleep(wait_us);
 	if (now_ms() - t0 < aside_ms)
@@ -97,7 +104,7 @@ Test(pool, a_writer_that_never_seals_does_not_keep_the_pool_empty)
 	int fd;
 
 	pool_write_begins(p, SIZE);
-	fd = pool_take(p, SIZE, false);
+	fd = pool_take(p, SIZE, false, NULL);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(wait_bytes(p, SIZE, 10000), SIZE, "the pool stayed empty behind a writer");
 	pool_write_ends(p);
@@ -114,7 +121,7 @@ Test(pool, the_filler_refills_beside_a_writer_that_found_nothing)
 	int fd;
 
 	pool_write_begins(p, 1ull << 30); /* (1 s aside, were it to step aside) */
-	fd = pool_take(p, SIZE, false);
+	fd = pool_take(p, SIZE, false, NULL);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(wait_bytes(p, SIZE, 500), SIZE, "the filler stepped aside");
 	pool_write_ends(p);
@@ -132,7 +139,7 @@ Test(pool, misses_grow_it_up_to_its_max_then_it_shrinks_back)
 	int fd[4];
 
 	for (int i = 0; i < 4; i++) {
-		fd[i] = pool_take(p, BIG, false);
+		fd[i] = pool_take(p, BIG, false, NULL);
 		cr_assert_geq(fd[i], 0);
 	}
 	cr_assert_eq(pool_budget(p), 3 * BIG, "budget %llu after 4 misses",
@@ -141,7 +148,7 @@ Test(pool, misses_grow_it_up_to_its_max_then_it_shrinks_back)
 	for (int i = 0; i < 4; i++)
 		close(fd[i]);
 	for (int i = 0; i < 3; i++) {
-		fd[i] = pool_take(p, BIG, false);
+		fd[i] = pool_take(p, BIG, false, NULL);
 		cr_assert_geq(fd[i], 0);
 	}
 	cr_assert_eq(pool_bytes(p), 0, "the burst did not take the three ready memfds");
@@ -166,7 +173,7 @@ Test(pool, no_growth_past_a_max_equal_to_its_base)
 
 	pool_write_begins(p, SIZE);
 	for (int i = 0; i < 3; i++) {
-		fd = pool_take(p, SIZE, false);
+		fd = pool_take(p, SIZE, false, NULL);
 		cr_assert_geq(fd, 0);
 		close(fd);
 	}
@@ -181,7 +188,7 @@ Test(pool, no_growth_for_objects_larger_than_its_base)
 	struct pool *p = pool_start(SIZE, 8 * SIZE, false);
 
 	for (int i = 0; i < 3; i++) {
-		int fd = pool_take(p, 2 * SIZE, false);
+		int fd = pool_take(p, 2 * SIZE, false, NULL);
 
 		cr_assert_geq(fd, 0);
 		close(fd);

@@ -173,7 +173,7 @@ Test(store, large_objects_are_written_sealed_published_and_withdrawn)
 
 	core_setup(NULL);
 	c = core_client();
-	cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+	cr_assert_eq(store_create_large(c, &id, size, &fd, NULL), 0);
 	fill(fd, size, 5);
 	close(fd);
 	cr_assert_eq(store_seal_large(c, &id), 0);
@@ -203,7 +203,7 @@ Test(store, a_writer_that_still_maps_it_writable_gets_an_error_object)
 
 	core_setup(NULL);
 	c = core_client();
-	cr_assert_eq(store_create_large(c, &id, 1 << 20, &fd), 0);
+	cr_assert_eq(store_create_large(c, &id, 1 << 20, &fd, NULL), 0);
 	w = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	cr_assert_neq(w, MAP_FAILED);
 	cr_assert_eq(store_seal_large(c, &id), 0);
@@ -225,7 +225,7 @@ static void make_sealed(struct conn *c, uint32_t seq, unsigned n, size_t size, u
 		struct kray_oid id = oid(seq + i, KRAY_OID_PUT);
 		int fd = -1;
 
-		cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+		cr_assert_eq(store_create_large(c, &id, size, &fd, NULL), 0);
 		fill(fd, size, (uint8_t)(seed + i));
 		close(fd);
 		cr_assert_eq(store_seal_large(c, &id), 0);
@@ -246,7 +246,7 @@ Test(store, reuse_seals_with_a_read_only_open_and_takes_the_memory_back)
 
 	core_setup((const char *const *)reuse_flags);
 	c = core_client();
-	cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+	cr_assert_eq(store_create_large(c, &id, size, &fd, NULL), 0);
 	cr_assert_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR, "the writer writes");
 	fill(fd, size, 3);
 	close(fd);
@@ -274,10 +274,14 @@ Test(store, reuse_seals_with_a_read_only_open_and_takes_the_memory_back)
 	/* One of the next two creates of its size (the pool may hold a refill beside it) gets
 	 * that memory, as it was. */
 	for (uint32_t seq = 21; seq < 23 && mem >= 0; seq++) {
+		bool filled = false;
+
 		id = oid(seq, KRAY_OID_PUT);
-		cr_assert_eq(store_create_large(c, &id, size, &fd), 0);
+		cr_assert_eq(store_create_large(c, &id, size, &fd, &filled), 0);
 		o = store_get(&d, &id);
 		if (o->fd == mem) {
+			/* (and the writer is told: KRAY_CREATE_FILLED) */
+			cr_assert(filled, "reused memory was not said to be filled");
 			cr_assert(same(fd, size, 3), "not zeroed again");
 			mem = -1;
 		}
@@ -333,7 +337,7 @@ Test(store, reuse_refuses_a_writer_that_still_holds_its_descriptor)
 
 	core_setup((const char *const *)reuse_flags);
 	c = core_client();
-	cr_assert_eq(store_create_large(c, &id, 1 << 20, &fd), 0);
+	cr_assert_eq(store_create_large(c, &id, 1 << 20, &fd, NULL), 0);
 	fill(fd, 1 << 20, 1);
 	cr_assert_eq(store_seal_large(c, &id), 0, "(fd still open: it could write on)");
 	o = store_get(&d, &id);
@@ -383,11 +387,11 @@ Test(store, a_full_store_spills_and_restores_byte_for_byte)
 
 	core_setup(flags);
 	c = core_client();
-	cr_assert_eq(store_create_large(c, &a, size, &fd), 0);
+	cr_assert_eq(store_create_large(c, &a, size, &fd, NULL), 0);
 	fill(fd, size, 1);
 	close(fd);
 	cr_assert_eq(store_seal_large(c, &a), 0);
-	cr_assert_eq(store_create_large(c, &b, size, &fd), 0, "room is made by spilling a");
+	cr_assert_eq(store_create_large(c, &b, size, &fd, NULL), 0, "room is made by spilling a");
 	oa = store_get(&d, &a);
 	cr_assert(oa->spilled);
 	cr_assert_eq(oa->fd, -1);
