@@ -148,9 +148,13 @@ int kc_create(struct kray *k, size_t size, kray_ref *ret_ref, void **ret_data)
 		close(fd);
 		return kc_fail(k, -ENOMEM, "out of memory creating an object");
 	}
-	*vw = (struct view){
-		.kind = MEM_VIEW, .k = k, .id = id, .addr = p, .size = size, .maplen = maplen, .fd = fd
-	};
+	*vw = (struct view){ .kind = MEM_VIEW,
+			     .k = k,
+			     .id = id,
+			     .addr = p,
+			     .size = size,
+			     .maplen = maplen,
+			     .fd = fd };
 	*slot = (uint64_t)(uintptr_t)vw;
 	*ret_ref = id;
 	*ret_data = p;
