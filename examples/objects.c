@@ -84,8 +84,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("kray_put_iov: %zu MiB in 2 pieces, %.2f GB/s (best of 5); read back as a view\n",
-	       mib,
-	       (double)v.len / dt / 1e9);
+	       mib, (double)v.len / dt / 1e9);
 	kray_value_clear(&v); /* unmaps the view */
 	kray_release(k, &ref, 1); /* the object is freed: nobody references it */
 

@@ -505,6 +505,27 @@ struct kray_stats harness_status(kray *k)
 	return st;
 }
 
+const char *harness_run_example(const char *address, const char *args, char *out, size_t len)
+{
+	const char *bin = getenv("KRAY_BIN");
+	char cmd[1024];
+	size_t n;
+	FILE *p;
+
+	cr_assert(bin, "KRAY_BIN is not set (run through make test-integration)");
+	if (address)
+		snprintf(cmd, sizeof(cmd), "KRAY_ADDRESS=%s %s/../examples/%s 2>&1", address, bin,
+			 args);
+	else
+		snprintf(cmd, sizeof(cmd), "env -u KRAY_ADDRESS %s/../examples/%s 2>&1", bin, args);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p, "popen(%s)", cmd);
+	n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	cr_assert_eq(pclose(p), 0, "examples/%s failed:\n%s", args, out);
+	return out;
+}
+
 /* ---- raw sockets ------------------------------------------------------------------------ */
 
 int harness_raw_connect(const char *sock, int rcv_timeout_s)

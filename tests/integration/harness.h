@@ -127,6 +127,11 @@ void harness_node_object_bytes(const char *sock, uint64_t *sent, uint64_t *recei
 /* kray_status(), asserting success. */
 struct kray_stats harness_status(kray *k);
 
+/* Runs build/examples/<args> (the program and its arguments) with address as KRAY_ADDRESS
+ * (NULL: none, so it starts a private krayd) and returns what it printed (stdout and
+ * stderr, at most len - 1 bytes, in out); fails the test when it does not exit 0. */
+const char *harness_run_example(const char *address, const char *args, char *out, size_t len);
+
 /* The name of an enum kray_errkind, for messages. */
 const char *harness_errkind(int err);
 

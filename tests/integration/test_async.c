@@ -218,18 +218,9 @@ Test(async, krayd_gone_fails_every_callback)
 /* The example a user would copy: examples/poll_loop.c. */
 Test(async, poll_loop_example)
 {
-	const char *bin = getenv("KRAY_BIN");
-	char cmd[1024], out[4096] = "";
-	size_t n;
-	FILE *p;
+	char out[4096];
 
-	cr_assert(bin, "KRAY_BIN is not set (run through make test-integration)");
-	snprintf(cmd, sizeof(cmd), "env -u KRAY_ADDRESS %s/../examples/poll_loop 500 2>&1", bin);
-	p = popen(cmd, "r");
-	cr_assert(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	cr_assert_eq(pclose(p), 0, "examples/poll_loop failed:\n%s", out);
+	harness_run_example(NULL, "poll_loop 500", out, sizeof(out));
 	cr_assert(strstr(out, "500 squares") && strstr(out, "(right)"), "%s", out);
 }
 

@@ -178,17 +178,9 @@ Test(cluster, seed_example_forced_to_each_node)
 		}
 	}
 	/* The example a user runs (examples/cluster.c) says the same. */
-	char cmd[512], out[4096];
-	size_t n;
-	FILE *p;
+	char out[4096];
 
-	snprintf(cmd, sizeof(cmd), "KRAY_ADDRESS=%s %s/../examples/cluster n1 n2 n3 2>&1",
-		 node[0].sock, getenv("KRAY_BIN"));
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	cr_assert_eq(pclose(p), 0, "examples/cluster failed:\n%s", out);
+	harness_run_example(node[0].sock, "cluster n1 n2 n3", out, sizeof(out));
 	for (int j = 1; j <= 3; j++) {
 		char want[64];
 

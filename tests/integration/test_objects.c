@@ -368,18 +368,9 @@ Test(objects, put_iov_bad_input, .timeout = 60)
 /* The example a user would copy: examples/objects.c. */
 Test(objects, objects_example, .timeout = 60)
 {
-	const char *bin = getenv("KRAY_BIN");
-	char cmd[1024], out[4096] = "";
-	size_t n;
-	FILE *p;
+	char out[4096];
 
-	cr_assert(bin, "KRAY_BIN is not set (run through make test-integration)");
-	snprintf(cmd, sizeof(cmd), "env -u KRAY_ADDRESS %s/../examples/objects 8 2>&1", bin);
-	p = popen(cmd, "r");
-	cr_assert(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	cr_assert_eq(pclose(p), 0, "examples/objects failed:\n%s", out);
+	harness_run_example(NULL, "objects 8", out, sizeof(out));
 	cr_assert(strstr(out, "8 MiB in 2 pieces") && strstr(out, "8 MiB written in place"), "%s",
 		  out);
 }
