@@ -298,9 +298,19 @@ int store_new_memfd(struct krayd *d, uint64_t size, bool restore, bool *ret_fill
 	if (ret_filled)
 		*ret_filled = false;
 	if (d->cfg.hugepages && !restore && size >= HUGE_MIN) {
+		uint64_t len = (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+		void *m = MAP_FAILED;
+
+		/* ftruncate() takes no huge page: a shared mapping reserves them for the file
+		 * (until it is freed), or fails when vm.nr_hugepages has too few left, and the
+		 * writer's mapping would have failed then. */
 		fd = memfd_create("kray-object", MFD_HUGETLB | MFD_ALLOW_SEALING | MFD_CLOEXEC);
-		if (fd >= 0 && !ftruncate(fd, (off_t)((size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1))))
+		if (fd >= 0 && !ftruncate(fd, (off_t)len))
+			m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+		if (m != MAP_FAILED) {
+			munmap(m, len);
 			return fd;
+		}
 		if (fd >= 0)
 			close(fd);
 		log_warn_ratelimited("no huge pages for a %llu-byte object (vm.nr_hugepages?): "
