@@ -317,7 +317,8 @@ int kc_put_large(struct kray *k, const struct iovec *iov, size_t n, const kray_r
 			return kc_fail(k, r, "mmap of a new object: %s", strerror(-r));
 		}
 		for (size_t i = 0, at = 0; i < n; at += iov[i++].iov_len)
-			memcpy((char *)p + at, iov[i].iov_base, iov[i].iov_len);
+			if (iov[i].iov_len) /* (an empty piece may have no base) */
+				memcpy((char *)p + at, iov[i].iov_base, iov[i].iov_len);
 		munmap(p, maplen);
 	}
 	close(fd);
