@@ -899,6 +899,10 @@ void sched_worker_lost(struct krayd *d, struct worker *w, const char *how, bool 
 	} else if (!d->stopping) {
 		tasks_lost(d, w, how, fast_ran);
 	} else {
+		/* Stopping: the worker is freed next, and loop_fini() still ends the actors whose
+		 * owners' connections it closes (actor_dead() looks at a->w). */
+		if (w->actor)
+			w->actor->w = NULL;
 		while (w->head) {
 			struct task *t = w->head;
 
