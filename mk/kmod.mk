@@ -52,8 +52,8 @@ test-kmod-asan:
 KMOD_SUITES ?= objects tasks actors limits
 KMOD_SUITES_FILTER ?= !(objects/spill_many_times_the_store)
 .PHONY: test-kmod-suites
-test-kmod-suites: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls $(O)/bench/bench_kmod \
-		  $(INTEG) $(FIXTURES)
+test-kmod-suites: $(BINS) $(KMOD_DRIVER) $(O)/examples/kmod_ls $(O)/examples/objects \
+		  $(O)/bench/bench_kmod $(INTEG) $(FIXTURES)
 	@echo "== tests/kmod/run-qemu.sh with the suites: $(KMOD_SUITES)"
 	@KRAY_KMOD_SUITES="$(KMOD_SUITES)" KRAY_KMOD_FILTER='$(KMOD_SUITES_FILTER)' \
 		KRAY_KMOD_TIMEOUT=$${KRAY_KMOD_TIMEOUT:-1200} tests/kmod/run-qemu.sh $(O)

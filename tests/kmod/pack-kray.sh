@@ -31,6 +31,11 @@ for s in ${KRAY_KMOD_SUITES:-}; do
 	bins+=("$BUILD/tests/integration/test_$s")
 	echo "$s" >>"$ROOT/kray/suites"
 done
+# The example test_objects runs (objects_example).
+if [ -n "${KRAY_KMOD_SUITES:-}" ] && [ -x "$BUILD/examples/objects" ]; then
+	cp "$BUILD/examples/objects" "$ROOT/kray/examples/"
+	bins+=("$BUILD/examples/objects")
+fi
 [ -n "${KRAY_KMOD_FILTER:-}" ] && echo "$KRAY_KMOD_FILTER" >"$ROOT/kray/filter"
 true
 for bin in "${bins[@]}"; do
