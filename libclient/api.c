@@ -259,9 +259,7 @@ KRAY_EXPORT int kray_put_iov(struct kray *k, const struct iovec *iov, size_t n, 
 	/* Small: gathered, and sent inline. */
 	if (!(buf = malloc(size ? size : 1)))
 		return kc_fail(k, -ENOMEM, "out of memory putting an object");
-	for (size_t i = 0, at = 0; i < n; at += iov[i++].iov_len)
-		if (iov[i].iov_len)
-			memcpy(buf + at, iov[i].iov_base, iov[i].iov_len);
+	kc_gather(buf, iov, n);
 	r = kray_put(k, &KRAY_V_BYTES(buf, size), ret_ref);
 	free(buf);
 	return r;

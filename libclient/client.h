@@ -287,6 +287,8 @@ int kc_seal_refs(struct kray *k, const kray_ref *ref, const kray_ref *refs, uint
  * (create.c).  0 or -errno, with kc_fail()'s message. */
 int kc_put_large(struct kray *k, const struct iovec *iov, size_t n, const kray_ref *refs,
 		 uint16_t nrefs, kray_ref *ret_ref);
+/* Copies the n pieces of iov one after the other into dst. */
+void kc_gather(void *dst, const struct iovec *iov, size_t n);
 
 /* kmod.c: /dev/kray, when the module is loaded (docs/kmod.md).  Its layer opens it after
  * the hello unless $KRAY_KMOD is 0 (without it, k->kmod_fd stays -1) and counts kc_hold(). */

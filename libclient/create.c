@@ -250,6 +250,13 @@ KRAY_EXPORT int kray_seal(struct kray *k, const kray_ref *ref)
 	return kc_seal_refs(k, ref, NULL, 0);
 }
 
+void kc_gather(void *dst, const struct iovec *iov, size_t n)
+{
+	for (size_t i = 0, at = 0; i < n; at += iov[i++].iov_len)
+		if (iov[i].iov_len) /* (an empty piece may have no base) */
+			memcpy((char *)dst + at, iov[i].iov_base, iov[i].iov_len);
+}
+
 /* Writes the n pieces of iov one after the other from the start of fd.  0 or -errno. */
 static int write_all(int fd, const struct iovec *iov, size_t n)
 {
@@ -316,9 +323,7 @@ int kc_put_large(struct kray *k, const struct iovec *iov, size_t n, const kray_r
 			close(fd);
 			return kc_fail(k, r, "mmap of a new object: %s", strerror(-r));
 		}
-		for (size_t i = 0, at = 0; i < n; at += iov[i++].iov_len)
-			if (iov[i].iov_len) /* (an empty piece may have no base) */
-				memcpy((char *)p + at, iov[i].iov_base, iov[i].iov_len);
+		kc_gather(p, iov, n);
 		munmap(p, maplen);
 	}
 	close(fd);
